@@ -1,0 +1,87 @@
+# cython: language_level=3
+"""Exposes the C layout of ext/records.pxd so tests can compare it with pipeline/records.py."""
+from pipeline._ext.records cimport TickRecord, SignalRecord, RingHeader
+
+cdef TickRecord _t
+cdef SignalRecord _s
+cdef RingHeader _h
+
+
+cdef inline Py_ssize_t _off(void *field, void *base):
+    return <char *>field - <char *>base
+
+
+def tick_layout():
+    """{field: offset} of TickRecord plus '__size__'."""
+    return {
+        "seq": _off(&_t.seq, &_t),
+        "symbol": _off(&_t.symbol, &_t),
+        "venue": _off(&_t.venue, &_t),
+        "flags": _off(&_t.flags, &_t),
+        "kind": _off(&_t.kind, &_t),
+        "side": _off(&_t.side, &_t),
+        "exch_ts": _off(&_t.exch_ts, &_t),
+        "local_ts": _off(&_t.local_ts, &_t),
+        "mono_ts": _off(&_t.mono_ts, &_t),
+        "price": _off(&_t.price, &_t),
+        "qty": _off(&_t.qty, &_t),
+        "id": _off(&_t.id, &_t),
+        "__size__": sizeof(TickRecord),
+    }
+
+
+def signal_layout():
+    """{field: offset} of SignalRecord plus '__size__'."""
+    return {
+        "epoch": _off(&_s.epoch, &_s),
+        "seq": _off(&_s.seq, &_s),
+        "trigger_seq": _off(&_s.trigger_seq, &_s),
+        "trigger_mono": _off(&_s.trigger_mono, &_s),
+        "created_mono": _off(&_s.created_mono, &_s),
+        "ttl_ns": _off(&_s.ttl_ns, &_s),
+        "qty": _off(&_s.qty, &_s),
+        "price": _off(&_s.price, &_s),
+        "strategy_id": _off(&_s.strategy_id, &_s),
+        "symbol": _off(&_s.symbol, &_s),
+        "venue": _off(&_s.venue, &_s),
+        "side": _off(&_s.side, &_s),
+        "order_type": _off(&_s.order_type, &_s),
+        "tif": _off(&_s.tif, &_s),
+        "version": _off(&_s.version, &_s),
+        "_pad": _off(&_s._pad, &_s),
+        "__size__": sizeof(SignalRecord),
+    }
+
+
+def ring_header_layout():
+    """{field: offset} of RingHeader plus '__size__'."""
+    return {
+        "magic": _off(&_h.magic, &_h),
+        "version": _off(&_h.version, &_h),
+        "record_size": _off(&_h.record_size, &_h),
+        "capacity": _off(&_h.capacity, &_h),
+        "owner_pid": _off(&_h.owner_pid, &_h),
+        "writer_pid": _off(&_h.writer_pid, &_h),
+        "epoch_ns": _off(&_h.epoch_ns, &_h),
+        "created_mono": _off(&_h.created_mono, &_h),
+        "_pad0": _off(&_h._pad0, &_h),
+        "cursor": _off(&_h.cursor, &_h),
+        "_pad1": _off(&_h._pad1, &_h),
+        "heartbeat_mono": _off(&_h.heartbeat_mono, &_h),
+        "writer_closed": _off(&_h.writer_closed, &_h),
+        "_pad2": _off(&_h._pad2, &_h),
+        "futex_word": _off(&_h.futex_word, &_h),
+        "waiters": _off(&_h.waiters, &_h),
+        "_pad3": _off(&_h._pad3, &_h),
+        "__size__": sizeof(RingHeader),
+    }
+
+
+def kind_values():
+    """The KIND_* constants of the .pxd by name (compared with records.Kind)."""
+    return {
+        "NONE": KIND_NONE, "TRADE": KIND_TRADE, "AGG_TRADE": KIND_AGG_TRADE,
+        "BID": KIND_BID, "ASK": KIND_ASK, "BOOK_BID": KIND_BOOK_BID, "BOOK_ASK": KIND_BOOK_ASK,
+        "BOOK_CLEAR": KIND_BOOK_CLEAR, "GAP": KIND_GAP, "RESYNC_START": KIND_RESYNC_START,
+        "RESYNC_DONE": KIND_RESYNC_DONE, "STALE": KIND_STALE, "HEARTBEAT": KIND_HEARTBEAT,
+    }

@@ -1,0 +1,300 @@
+# cython: language_level=3
+"""Tick bus kernels: publish with release stores, read with acquire loads, verify per-slot stamps.
+
+Protocol (Disruptor vocabulary: sequences grow forever, slot = seq & mask):
+
+  writer, per record s:
+    1. store slot.seq = SEQ_WRITING (relaxed), then a RELEASE fence: the mark is visible before
+       any body byte changes, so a reader that later sees the old stamp knows it read old bytes.
+    2. write the body.
+    3. store slot.seq = s with RELEASE: the body is visible before the stamp.
+    4. store header.cursor = s + 1 with SEQ_CST: publishes everything before it (release) and is
+       ordered before the load of `waiters` (Dekker pairing with blocking readers).
+    5. if waiters: bump futex_word and FUTEX_WAKE.
+
+  reader, for [next, cursor):
+    1. load cursor with ACQUIRE: every record below it was fully written (its stamps happened before).
+    2. copy the records (memcpy), then an ACQUIRE fence: the copy completes before step 3's loads.
+    3. re-load each slot's stamp: a record is valid iff the stamp and the copied seq both equal its
+       sequence. Overwrites hit the oldest slots first, so invalid records form a prefix: they are
+       counted as lost, a GAP record leads the batch, and the reader resumes at the oldest valid one.
+
+The pure-Python twin is pipeline/bus/ring_py.py; tests/parity checks both give identical results.
+"""
+cimport cython
+cimport numpy as cnp
+from libc.stdint cimport int64_t, uint32_t, uintptr_t
+from libc.string cimport memcpy, memmove, memset
+
+from pipeline._ext.records cimport (TickRecord, RingHeader, SEQ_WRITING, KIND_GAP, FLAG_SYNTHETIC)
+
+cnp.import_array()
+
+DEF HEADER_SIZE = 256
+DEF RECORD_SIZE = 64
+
+
+cdef inline TickRecord *_records_ptr(cnp.ndarray arr, int64_t *n) except NULL:
+    """Pointer to a C-contiguous array of 64-byte tick records (dtype checked by the caller)."""
+    if not cnp.PyArray_IS_C_CONTIGUOUS(arr) or arr.itemsize != RECORD_SIZE or arr.ndim != 1:
+        raise ValueError("expected a 1-D C-contiguous array of TICK_DTYPE records")
+    n[0] = arr.shape[0]
+    return <TickRecord *>cnp.PyArray_DATA(arr)
+
+
+cdef class RingCore:
+    """The mapped segment (header + records) and the writer's operations."""
+
+    def __cinit__(self, buf):
+        cdef unsigned char[::1] mv = buf
+        if mv.shape[0] < HEADER_SIZE:
+            raise ValueError("segment smaller than the ring header")
+        self._mv = mv
+        self.hdr = <RingHeader *>&mv[0]
+        self.recs = <TickRecord *>(&mv[0] + HEADER_SIZE)
+        self.capacity = self.hdr.capacity
+        if self.capacity <= 0 or (self.capacity & (self.capacity - 1)):
+            raise ValueError(f"bad capacity in ring header: {self.capacity}")
+        if mv.shape[0] < HEADER_SIZE + self.capacity * RECORD_SIZE:
+            raise ValueError("segment smaller than header + capacity records")
+        self.mask = self.capacity - 1
+        self.wseq = pl_load_acquire_i64(&self.hdr.cursor)
+
+    def release(self):
+        """Drop the buffer export so the SharedMemory can be closed. The core is unusable after."""
+        self.hdr = NULL
+        self.recs = NULL
+        self._mv = None
+
+    @property
+    def cursor(self):
+        """Next sequence to be published (acquire load)."""
+        return pl_load_acquire_i64(&self.hdr.cursor)
+
+    # ------------------------------------------------------------------ writer
+    def sync_writer(self):
+        """Take the writer's next sequence from the header (a new writer resumes the sequence)."""
+        self.wseq = pl_load_acquire_i64(&self.hdr.cursor)
+
+    @cython.boundscheck(False)
+    @cython.wraparound(False)
+    cdef int64_t _publish_one(self, int kind, int venue, uint32_t symbol, int side, int flags,
+                              int64_t exch_ts, int64_t local_ts, double price, double qty,
+                              int64_t id) noexcept nogil:
+        cdef int64_t s = self.wseq
+        cdef TickRecord *r = &self.recs[s & self.mask]
+        pl_store_relaxed_i64(&r.seq, SEQ_WRITING)
+        pl_fence_release()                      # WRITING mark before any body store
+        r.symbol = symbol
+        r.venue = <unsigned char>venue
+        r.flags = <unsigned char>flags
+        r.kind = <unsigned char>kind
+        r.side = <signed char>side
+        r.exch_ts = exch_ts
+        r.local_ts = local_ts
+        r.price = price
+        r.qty = qty
+        r.id = id
+        r.mono_ts = pl_mono_ns()
+        pl_store_release_i64(&r.seq, s)         # body before stamp
+        self._commit(s + 1)
+        return s
+
+    cdef void _commit(self, int64_t next_seq) noexcept nogil:
+        self.wseq = next_seq
+        # SEQ_CST: a release for the records, and ordered before the waiters load below so that a
+        # blocking reader either sees this cursor or is seen in `waiters` (never both missed).
+        pl_store_seqcst_i64(&self.hdr.cursor, next_seq)
+        if pl_load_seqcst_u32(&self.hdr.waiters) != 0:
+            pl_fetch_add_u32(&self.hdr.futex_word, 1)
+            pl_futex_wake_all(&self.hdr.futex_word)
+
+    def publish(self, int kind, int venue=0, uint32_t symbol=0, int side=0, int flags=0,
+                int64_t exch_ts=0, int64_t local_ts=0, double price=0.0, double qty=0.0,
+                int64_t id=0):
+        """Publish one record; returns its sequence. mono_ts is stamped here (CLOCK_MONOTONIC)."""
+        return self._publish_one(kind, venue, symbol, side, flags, exch_ts, local_ts, price, qty,
+                                 id)
+
+    @cython.boundscheck(False)
+    @cython.wraparound(False)
+    def publish_array(self, cnp.ndarray arr, bint stamp=True):
+        """Publish every record of a TICK_DTYPE array in order; returns the last sequence (or -1
+        for an empty array). `seq` is assigned here; `mono_ts` too unless stamp=False."""
+        cdef int64_t n = 0, i, s
+        cdef TickRecord *src = _records_ptr(arr, &n)
+        cdef TickRecord *r
+        cdef int64_t now
+        if n == 0:
+            return -1
+        with nogil:
+            now = pl_mono_ns()
+            s = self.wseq
+            for i in range(n):
+                r = &self.recs[(s + i) & self.mask]
+                pl_store_relaxed_i64(&r.seq, SEQ_WRITING)
+                pl_fence_release()              # WRITING mark before any body store
+                memcpy(<char *>r + 8, <char *>&src[i] + 8, RECORD_SIZE - 8)
+                if stamp:
+                    r.mono_ts = now
+                pl_store_release_i64(&r.seq, s + i)   # body before stamp
+                # Publish in chunks of at most half the ring so readers see progress on huge
+                # batches and a slot is never rewritten before its sequence was published.
+                if ((i + 1) & ((self.capacity >> 1) - 1)) == 0 and self.capacity > 1:
+                    self._commit(s + i + 1)
+            self._commit(s + n)
+        return s + n - 1
+
+    def heartbeat(self):
+        """Stamp the writer's heartbeat (CLOCK_MONOTONIC) in the header."""
+        pl_store_release_i64(&self.hdr.heartbeat_mono, pl_mono_ns())
+
+    def close_writer(self):
+        """Mark the writer closed and wake every blocked reader."""
+        pl_store_seqcst_i64(&self.hdr.writer_closed, 1)
+        pl_fetch_add_u32(&self.hdr.futex_word, 1)
+        pl_futex_wake_all(&self.hdr.futex_word)
+
+    @property
+    def writer_closed(self):
+        return pl_load_acquire_i64(&self.hdr.writer_closed) != 0
+
+    @property
+    def waiters(self):
+        return pl_load_seqcst_u32(&self.hdr.waiters)
+
+
+cdef class ReaderCore:
+    """One reader's position and counters over a RingCore."""
+
+    def __cinit__(self, RingCore ring, int64_t start_seq, int wait_kind=WAIT_SLEEPING,
+                  int64_t max_sleep_ns=100_000):
+        if wait_kind < WAIT_BUSY_SPIN or wait_kind > WAIT_BLOCKING:
+            raise ValueError(f"unknown wait strategy {wait_kind}")
+        if ring.hdr == NULL:
+            raise ValueError("ring core was released")
+        self.ring = ring
+        self.hdr = ring.hdr
+        self.recs = ring.recs
+        self.capacity = ring.capacity
+        self.mask = ring.mask
+        self.next_seq = start_seq
+        self.wait_kind = wait_kind
+        self.max_sleep_ns = max_sleep_ns
+
+    @cython.boundscheck(False)
+    @cython.wraparound(False)
+    cdef int64_t _poll(self, TickRecord *out, int64_t max_n) noexcept nogil:
+        cdef int64_t cursor = pl_load_acquire_i64(&self.hdr.cursor)  # records < cursor are complete
+        cdef int64_t first_lost = self.next_seq
+        cdef int64_t nxt = self.next_seq
+        cdef int64_t avail = cursor - nxt
+        cdef int64_t lost = 0, n, start, first, i, bad = -1, valid
+        cdef TickRecord *g
+        if avail <= 0 or max_n < 2:
+            return 0
+        if avail > self.capacity:                # lapped: the oldest still in the ring is next
+            lost = avail - self.capacity
+            nxt = cursor - self.capacity
+            avail = self.capacity
+        n = avail if avail < max_n - 1 else max_n - 1   # one slot kept for a GAP record
+        start = nxt & self.mask
+        first = n if n < self.capacity - start else self.capacity - start
+        memcpy(out, &self.recs[start], first * RECORD_SIZE)
+        if n > first:
+            memcpy(out + first, self.recs, (n - first) * RECORD_SIZE)
+        pl_fence_acquire()                       # copies complete before the stamps are re-read
+        for i in range(n):
+            if (pl_load_relaxed_i64(&self.recs[(nxt + i) & self.mask].seq) != nxt + i
+                    or out[i].seq != nxt + i):
+                bad = i
+        if bad >= 0:                             # overwritten while copying: a lost prefix
+            lost += bad + 1
+            self.overwritten += bad + 1
+        valid = n - (bad + 1)
+        self.next_seq = nxt + n
+        self.received += valid
+        if lost == 0:
+            return n
+        memmove(out + 1, out + bad + 1, valid * RECORD_SIZE)
+        g = &out[0]
+        memset(g, 0, RECORD_SIZE)
+        g.seq = first_lost
+        g.kind = KIND_GAP
+        g.flags = FLAG_SYNTHETIC
+        g.id = lost
+        g.mono_ts = pl_mono_ns()
+        self.lost += lost
+        self.gaps += 1
+        return valid + 1
+
+    def poll_into(self, cnp.ndarray out):
+        """Copy every new record (up to len(out) - 1, plus a leading GAP record if records were
+        lost) into `out`; returns how many were written."""
+        cdef int64_t cap = 0, n
+        cdef TickRecord *dst = _records_ptr(out, &cap)
+        with nogil:
+            n = self._poll(dst, cap)
+        return n
+
+    def available(self):
+        """Records published that this reader has not taken yet (may exceed capacity if lapped)."""
+        return pl_load_acquire_i64(&self.hdr.cursor) - self.next_seq
+
+    def seek(self, int64_t seq):
+        self.next_seq = seq
+
+    cdef bint _wait(self, int64_t timeout_ns) noexcept nogil:
+        cdef RingHeader *h = self.hdr
+        cdef int64_t nxt = self.next_seq
+        cdef int64_t deadline, now, sleep_ns = 1000
+        cdef uint32_t word
+        cdef int k
+        if pl_load_acquire_i64(&h.cursor) > nxt:
+            return True
+        deadline = pl_mono_ns() + timeout_ns
+        while True:
+            if self.wait_kind == WAIT_BLOCKING:
+                word = pl_load_acquire_u32(&h.futex_word)
+                if pl_load_acquire_i64(&h.cursor) > nxt:
+                    return True
+                pl_fetch_add_u32(&h.waiters, 1)
+                # SEQ_CST load after the SEQ_CST increment: pairs with the writer's cursor store.
+                if pl_load_seqcst_i64(&h.cursor) > nxt or pl_load_acquire_i64(&h.writer_closed):
+                    pl_fetch_sub_u32(&h.waiters, 1)
+                    return pl_load_acquire_i64(&h.cursor) > nxt
+                now = pl_mono_ns()
+                if now < deadline:
+                    pl_futex_wait(&h.futex_word, word, deadline - now)
+                pl_fetch_sub_u32(&h.waiters, 1)
+            else:
+                for k in range(64):
+                    if pl_load_acquire_i64(&h.cursor) > nxt:
+                        return True
+                    pl_cpu_relax()
+                if self.wait_kind == WAIT_YIELDING:
+                    pl_sched_yield()
+                elif self.wait_kind == WAIT_SLEEPING:
+                    pl_sleep_ns(sleep_ns)
+                    sleep_ns = sleep_ns * 2 if sleep_ns * 2 < self.max_sleep_ns else self.max_sleep_ns
+            if pl_load_acquire_i64(&h.cursor) > nxt:
+                return True
+            if pl_load_acquire_i64(&h.writer_closed) or pl_mono_ns() >= deadline:
+                return False
+
+    def wait(self, int64_t timeout_ns):
+        """Wait with this reader's strategy until a record past next_seq is published, the writer
+        closes, or timeout_ns passes. Returns True when data is available. Releases the GIL."""
+        cdef bint ok
+        with nogil:
+            ok = self._wait(timeout_ns)
+        return ok
+
+
+def mono_ns():
+    """CLOCK_MONOTONIC in ns, as the ring stamps it (equals time.perf_counter_ns() on Linux)."""
+    return pl_mono_ns()
+
+
+WAIT_KINDS = {"busy_spin": WAIT_BUSY_SPIN, "yielding": WAIT_YIELDING,
+              "sleeping": WAIT_SLEEPING, "blocking": WAIT_BLOCKING}

@@ -1,0 +1,443 @@
+"""The tick bus: a single-writer, many-reader broadcast ring of TICK_DTYPE records in shared memory.
+
+    ring = TickRing.create("pipeline-ticks", capacity=1 << 16)     # the owner (launcher)
+    w = TickRing.attach("pipeline-ticks").writer()                  # the collector
+    w.publish(Kind.TRADE, venue=..., symbol=..., price=..., qty=...)
+    r = TickRing.attach("pipeline-ticks").reader(wait="blocking")   # a strategy
+    while r.wait(timeout=1.0):
+        batch = r.poll()            # numpy copy of every new record, GAP first if any were lost
+
+The writer never waits for a reader. A reader that falls more than `capacity` behind is lapped: it
+receives a GAP record (id = records lost, exactly), its `lost` counter grows by the same amount, and
+it resumes at the oldest record still valid. The kernels live in ext/ring.pyx; `backend="python"`
+selects the pure-Python twin (pipeline/bus/ring_py.py) with identical behaviour.
+
+Segment lifecycle: the owner creates and finally unlinks (context manager or close()). Attaching
+never registers the segment with the attaching process's resource tracker (gh-82300), so a reader
+that exits cannot unlink the writer's segment. Pages are reserved at creation (posix_fallocate), so
+a /dev/shm without room fails then with RingSpaceError instead of SIGBUS mid-session. A segment
+left by a dead owner is detected and replaced by the next create.
+"""
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import sys
+import time
+from multiprocessing import resource_tracker, shared_memory
+from typing import Literal
+
+import numpy as np
+import psutil
+
+from pipeline import _native
+from pipeline.records import (RING_HEADER_DTYPE, RING_MAGIC, RING_VERSION, SEQ_WRITING,
+                              TICK_DTYPE)
+
+log = logging.getLogger(__name__)
+
+SHM_DIR = "/dev/shm"
+HEADER_SIZE = RING_HEADER_DTYPE.itemsize
+Backend = Literal["cython", "python"]
+WaitName = Literal["busy_spin", "yielding", "sleeping", "blocking"]
+
+# What each wait strategy costs (measured by scripts/bench_bus.py on the 2-core dev box).
+WAIT_COSTS = {
+    "busy_spin": "100% of one core at all times; wake-up ~0.1-0.5 us. Needs a core of its own.",
+    "yielding": "100% of a core when alone (sched_yield loop) but gives way to other runnable "
+                "threads; wake-up ~1-5 us.",
+    "sleeping": "near 0% idle; spins briefly, then sleeps 1 us doubling to max_sleep (100 us): "
+                "wake-up up to ~max_sleep + timer slack (~50-150 us).",
+    "blocking": "0% idle (futex on the header; the writer wakes only when a reader is parked); "
+                "wake-up ~5-50 us (scheduler).",
+}
+
+
+class RingError(RuntimeError):
+    """A tick ring cannot be created, attached or used as asked."""
+
+
+class RingExistsError(RingError):
+    """A live owner already holds a segment of that name."""
+
+
+class RingSpaceError(RingError):
+    """/dev/shm has no room for the segment."""
+
+
+class RingFormatError(RingError):
+    """The segment is not a tick ring of this version."""
+
+
+def _backend(name: Backend):
+    if name == "cython":
+        return _native.load("ring")
+    if name == "python":
+        from pipeline.bus import ring_py
+        return ring_py
+    raise ValueError(f"unknown ring backend {name!r} (cython or python)")
+
+
+def segment_size(capacity: int) -> int:
+    return HEADER_SIZE + capacity * TICK_DTYPE.itemsize
+
+
+def segment_path(name: str) -> str:
+    return os.path.join(SHM_DIR, name)
+
+
+def _open_shm(name: str, create: bool, size: int = 0) -> shared_memory.SharedMemory:
+    """Open or create a segment that no resource tracker will unlink behind our back."""
+    if sys.version_info >= (3, 13):
+        return shared_memory.SharedMemory(name, create=create, size=size, track=False)
+    shm = shared_memory.SharedMemory(name, create=create, size=size)
+    # gh-82300: before 3.13 every SharedMemory registers with the process's resource tracker,
+    # which unlinks it when that process exits, even for a mere attach. Ownership is explicit here.
+    resource_tracker.unregister(shm._name, "shared_memory")  # noqa: SLF001
+    return shm
+
+
+def _unlink_shm(shm: shared_memory.SharedMemory) -> None:
+    """Unlink a segment opened by _open_shm. Before 3.13, SharedMemory.unlink() also unregisters
+    the name from the resource tracker, which complains about a name it does not hold: register it
+    again first so the pair balances."""
+    if sys.version_info < (3, 13):
+        resource_tracker.register(shm._name, "shared_memory")  # noqa: SLF001
+    shm.unlink()
+
+
+def _pid_alive(pid: int, since_ns: int) -> bool:
+    """Is `pid` a live process that existed at `since_ns` (CLOCK_REALTIME)? A pid reused by a
+    process started later does not count."""
+    if pid <= 0:
+        return False
+    try:
+        p = psutil.Process(pid)
+        if p.status() == psutil.STATUS_ZOMBIE:
+            return False
+        return p.create_time() <= since_ns / 1e9 + 1.0
+    except psutil.Error:
+        return False
+
+
+def inspect(name: str) -> dict | None:
+    """The header of segment `name` as a dict (None if there is no such segment)."""
+    try:
+        shm = _open_shm(name, create=False)
+    except FileNotFoundError:
+        return None
+    try:
+        if shm.size < HEADER_SIZE:
+            return {"valid": False, "size": shm.size}
+        h = np.frombuffer(shm.buf, dtype=RING_HEADER_DTYPE, count=1)[0]
+        info = {k: int(h[k]) for k in ("magic", "version", "record_size", "capacity", "owner_pid",
+                                       "writer_pid", "epoch_ns", "cursor", "writer_closed")}
+        info["valid"] = info["magic"] == RING_MAGIC
+        info["size"] = shm.size
+        info["owner_alive"] = _pid_alive(info["owner_pid"], info["epoch_ns"])
+        del h
+        return info
+    finally:
+        shm.close()
+
+
+def unlink(name: str) -> bool:
+    """Remove segment `name` if it exists. Returns whether it existed."""
+    try:
+        shm = _open_shm(name, create=False)
+    except FileNotFoundError:
+        return False
+    shm.close()
+    try:
+        _unlink_shm(shm)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+class TickRing:
+    """A mapped tick ring: the owner's handle (create) or an attachment (attach)."""
+
+    def __init__(self, shm: shared_memory.SharedMemory, owner: bool, backend: Backend):
+        self._shm = shm
+        self.owner = owner
+        self.backend = backend
+        self._mod = _backend(backend)
+        self.core = self._mod.RingCore(shm.buf)
+        self.name = shm.name
+        self.capacity = int(self.core.capacity)
+        self._header = np.frombuffer(shm.buf, dtype=RING_HEADER_DTYPE, count=1)
+        self._closed = False
+        self._writer: RingWriter | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+    @classmethod
+    def create(cls, name: str, capacity: int, *, backend: Backend = "cython",
+               replace_stale: bool = True) -> "TickRing":
+        """Create segment `name` with `capacity` records (a power of two) and own it."""
+        if capacity < 2 or capacity & (capacity - 1):
+            raise ValueError(f"ring capacity must be a power of two >= 2, got {capacity}")
+        _backend(backend)                       # fail early (and clearly) if not built
+        size = segment_size(capacity)
+        st = os.statvfs(SHM_DIR)
+        free = st.f_bavail * st.f_frsize
+        if size > free:
+            raise RingSpaceError(
+                f"ring {name!r} needs {size:,} bytes but {SHM_DIR} has {free:,} free; "
+                f"lower the capacity or enlarge {SHM_DIR} (mount -o remount,size=...)")
+        try:
+            shm = _open_shm(name, create=True, size=size)
+        except FileExistsError:
+            info = inspect(name)
+            if info is not None and info.get("valid") and info["owner_alive"]:
+                raise RingExistsError(
+                    f"ring {name!r} is in use: its owner pid {info['owner_pid']} is alive") from None
+            if not replace_stale:
+                raise RingExistsError(f"a stale segment {name!r} exists (owner gone)") from None
+            log.warning("replacing stale segment %r left by dead owner (header: %s)", name, info)
+            unlink(name)
+            shm = _open_shm(name, create=True, size=size)
+        try:
+            os.posix_fallocate(shm._fd, 0, size)  # noqa: SLF001 — reserve every page now
+        except OSError as exc:
+            shm.close()
+            _unlink_shm(shm)
+            if exc.errno in (errno.ENOSPC, errno.ENOMEM, errno.EFBIG):
+                raise RingSpaceError(
+                    f"ring {name!r}: cannot reserve {size:,} bytes in {SHM_DIR}: "
+                    f"{os.strerror(exc.errno)}") from None
+            raise RingError(f"ring {name!r}: posix_fallocate failed: {exc}") from None
+        h = np.frombuffer(shm.buf, dtype=RING_HEADER_DTYPE, count=1)
+        h["version"] = RING_VERSION
+        h["record_size"] = TICK_DTYPE.itemsize
+        h["capacity"] = capacity
+        h["owner_pid"] = os.getpid()
+        h["epoch_ns"] = time.time_ns()
+        h["created_mono"] = time.perf_counter_ns()
+        h["cursor"] = 0
+        recs = np.frombuffer(shm.buf, dtype=TICK_DTYPE, count=capacity, offset=HEADER_SIZE)
+        recs["seq"] = SEQ_WRITING                # touches every page; no slot matches a sequence
+        h["magic"] = RING_MAGIC                  # last: a segment with magic is fully initialised
+        del h, recs
+        return cls(shm, owner=True, backend=backend)
+
+    @classmethod
+    def attach(cls, name: str, *, backend: Backend = "cython", timeout: float = 0.0) -> "TickRing":
+        """Attach to an existing ring, waiting up to `timeout` seconds for it to appear."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                shm = _open_shm(name, create=False)
+                if shm.size >= HEADER_SIZE and int(
+                        np.frombuffer(shm.buf, dtype="<u8", count=1)[0]) == RING_MAGIC:
+                    break
+                shm.close()
+                err: RingError = RingFormatError(f"segment {name!r} is not an initialised ring")
+            except FileNotFoundError:
+                err = RingError(f"no ring named {name!r} in {SHM_DIR}")
+            if time.monotonic() >= deadline:
+                raise err
+            time.sleep(0.01)
+        h = np.frombuffer(shm.buf, dtype=RING_HEADER_DTYPE, count=1)[0]
+        problems = []
+        if int(h["version"]) != RING_VERSION:
+            problems.append(f"version {int(h['version'])} != {RING_VERSION}")
+        if int(h["record_size"]) != TICK_DTYPE.itemsize:
+            problems.append(f"record size {int(h['record_size'])} != {TICK_DTYPE.itemsize}")
+        if shm.size < segment_size(int(h["capacity"])):
+            problems.append("segment smaller than its capacity")
+        del h
+        if problems:
+            shm.close()
+            raise RingFormatError(f"ring {name!r}: " + "; ".join(problems))
+        return cls(shm, owner=False, backend=backend)
+
+    def close(self) -> None:
+        """Unmap; the owner also unlinks the segment. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._writer is not None:
+            self._writer.close()
+        self.core.release()
+        self._header = None
+        try:
+            self._shm.close()
+        except BufferError:
+            # A reader still holds a view (e.g. an array from poll_into's buffer): the mapping
+            # lives until that view is dropped; the unlink below still removes the name.
+            log.debug("ring %r: buffer still exported at close", self.name)
+        if self.owner:
+            try:
+                _unlink_shm(self._shm)
+            except FileNotFoundError:
+                pass
+
+    def __enter__(self) -> "TickRing":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ state
+    def _h(self, field: str) -> int:
+        return int(self._header[0][field])
+
+    @property
+    def cursor(self) -> int:
+        return int(self.core.cursor)
+
+    @property
+    def owner_pid(self) -> int:
+        return self._h("owner_pid")
+
+    @property
+    def writer_pid(self) -> int:
+        return self._h("writer_pid")
+
+    @property
+    def epoch_ns(self) -> int:
+        return self._h("epoch_ns")
+
+    def heartbeat_age_ns(self) -> int | None:
+        """Nanoseconds since the writer's last heartbeat (None if it never beat)."""
+        hb = self._h("heartbeat_mono")
+        return None if hb == 0 else time.perf_counter_ns() - hb
+
+    @property
+    def writer_closed(self) -> bool:
+        return bool(self.core.writer_closed)
+
+    # ------------------------------------------------------------------ roles
+    def writer(self) -> "RingWriter":
+        """Become the ring's one writer. Fails if another live process is the writer."""
+        pid = self.writer_pid
+        me = os.getpid()
+        if pid not in (0, me) and _pid_alive(pid, self.epoch_ns) and not self.writer_closed:
+            raise RingError(f"ring {self.name!r} already has a live writer (pid {pid})")
+        self._header["writer_pid"] = me
+        self._header["writer_closed"] = 0
+        self.core.sync_writer()
+        self._writer = RingWriter(self)
+        return self._writer
+
+    def reader(self, wait: WaitName = "sleeping", max_batch: int = 4096,
+               start: Literal["next", "oldest"] | int = "next",
+               max_sleep_ns: int = 100_000) -> "RingReader":
+        """A reader starting at the next record to be published ("next"), the oldest still in the
+        ring ("oldest") or a given sequence."""
+        if start == "next":
+            seq = self.cursor
+        elif start == "oldest":
+            seq = max(0, self.cursor - self.capacity)
+        elif isinstance(start, int):
+            seq = start
+        else:
+            raise ValueError(f"start must be 'next', 'oldest' or a sequence, got {start!r}")
+        return RingReader(self, wait, max_batch, seq, max_sleep_ns)
+
+
+class RingWriter:
+    """The one writer of a ring. `publish` is the kernel's own method (no wrapper frame)."""
+
+    def __init__(self, ring: TickRing):
+        self.ring = ring
+        core = ring.core
+        self.publish = core.publish          # (kind, venue, symbol, side, flags, exch_ts,
+        self.heartbeat = core.heartbeat      #  local_ts, price, qty, id) -> seq
+        self._publish_array = core.publish_array
+        self._closed = False
+
+    def publish_array(self, arr: np.ndarray, stamp: bool = True) -> int:
+        """Publish every record of a TICK_DTYPE array in order; returns the last sequence."""
+        if arr.dtype != TICK_DTYPE:
+            raise TypeError(f"publish_array needs TICK_DTYPE records, got {arr.dtype}")
+        return self._publish_array(np.ascontiguousarray(arr), stamp)
+
+    @property
+    def next_seq(self) -> int:
+        return int(self.ring.core.cursor)
+
+    def close(self) -> None:
+        """Mark the writer closed (readers' waits return). Idempotent."""
+        if not self._closed and not self.ring._closed:  # noqa: SLF001
+            self.ring.core.close_writer()
+        self._closed = True
+
+
+class RingReader:
+    """A reader's cursor into a ring, with its wait strategy and loss accounting."""
+
+    def __init__(self, ring: TickRing, wait: WaitName, max_batch: int, start_seq: int,
+                 max_sleep_ns: int):
+        if wait not in WAIT_COSTS:
+            raise ValueError(f"unknown wait strategy {wait!r}; one of {', '.join(WAIT_COSTS)}")
+        if max_batch < 2:
+            raise ValueError("max_batch must be >= 2 (one slot is kept for a GAP record)")
+        self.ring = ring
+        self.wait_name = wait
+        self.max_batch = max_batch
+        self.core = ring._mod.ReaderCore(ring.core, start_seq, ring._mod.WAIT_KINDS[wait],  # noqa: SLF001
+                                         max_sleep_ns)
+        self.poll_into = self.core.poll_into
+
+    def poll(self, max_batch: int | None = None) -> np.ndarray:
+        """Every new record (up to max_batch, a GAP record first if any were lost) as a new array;
+        empty when there is nothing new."""
+        m = self.max_batch if max_batch is None else max_batch
+        avail = self.core.available()
+        if avail <= 0:
+            return np.empty(0, dtype=TICK_DTYPE)
+        out = np.empty(min(avail + 1, m), dtype=TICK_DTYPE)
+        n = self.core.poll_into(out)
+        return out[:n]
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait with this reader's strategy until new data (True), or the writer closed or the
+        timeout passed (False). Waits in slices of 100 ms so signals are handled promptly."""
+        deadline = None if timeout is None else time.perf_counter_ns() + int(timeout * 1e9)
+        while True:
+            slice_ns = 100_000_000
+            if deadline is not None:
+                slice_ns = min(slice_ns, deadline - time.perf_counter_ns())
+                if slice_ns <= 0:
+                    return self.core.available() > 0
+            if self.core.wait(slice_ns):
+                return True
+            if self.ring.writer_closed:
+                return self.core.available() > 0
+
+    def read(self, timeout: float | None = None) -> np.ndarray:
+        """wait() then poll()."""
+        self.wait(timeout)
+        return self.poll()
+
+    # counters
+    @property
+    def next_seq(self) -> int:
+        return int(self.core.next_seq)
+
+    @property
+    def received(self) -> int:
+        return int(self.core.received)
+
+    @property
+    def lost(self) -> int:
+        return int(self.core.lost)
+
+    @property
+    def gaps(self) -> int:
+        return int(self.core.gaps)
+
+    @property
+    def overwritten(self) -> int:
+        return int(self.core.overwritten)
+
+    def lag(self) -> int:
+        """Records published and not yet taken by this reader."""
+        return int(self.core.available())
+
+    def stats(self) -> dict:
+        return {"received": self.received, "lost": self.lost, "gaps": self.gaps,
+                "overwritten": self.overwritten, "next_seq": self.next_seq, "lag": self.lag()}

@@ -1,0 +1,182 @@
+"""The one schema: every record that crosses a process boundary is defined here.
+
+`TICK_DTYPE` is the 64-byte (one cache line) market-data record carried by the tick bus; the
+pipeline's own truth (GAP, RESYNC_START, RESYNC_DONE, STALE, HEARTBEAT) travels in the same record
+so strategies, risk and backtests see outages as data. `SIGNAL_DTYPE` is the fixed-size binary
+signal the strategy sends to the gateway over ZeroMQ.
+
+`ext/records.pxd` mirrors both as packed C structs; tests/unit/test_records.py checks that every
+field offset agrees. Change both together.
+
+Timestamps are int64 nanoseconds named by whose clock they come from:
+  exch_ts   the exchange's clock (event time), converted to ns
+  local_ts  CLOCK_REALTIME at socket read (time.time_ns())
+  mono_ts   CLOCK_MONOTONIC (time.perf_counter_ns()) written by the ring at publish; compares
+            across processes on one machine, never with the two above
+"""
+from __future__ import annotations
+
+from enum import IntEnum
+
+import numpy as np
+
+
+class Kind(IntEnum):
+    """Event kind of a tick record (uint8)."""
+
+    NONE = 0
+    # market data
+    TRADE = 1          # price, qty, side = aggressor side, id = trade id
+    AGG_TRADE = 2      # price, qty, side, id = aggregate trade id
+    BID = 3            # best bid (from bookTicker / bbo): price, qty, id = update id
+    ASK = 4            # best ask
+    BOOK_BID = 5       # depth level change on the bid side: price, qty (0 = remove), id = final update id
+    BOOK_ASK = 6       # depth level change on the ask side
+    BOOK_CLEAR = 7     # the consumer must drop its book for (venue, symbol): a snapshot follows
+    # the pipeline's own truth
+    GAP = 16           # records were lost: id = number lost (reader lapped or venue sequence break)
+    RESYNC_START = 17  # the book for (venue, symbol) is invalid from here until RESYNC_DONE
+    RESYNC_DONE = 18   # the book is valid again; id = snapshot lastUpdateId
+    STALE = 19         # no data from the feed for longer than the watchdog allows
+    HEARTBEAT = 20     # writer is alive; no market meaning
+
+
+MARKET_KINDS = frozenset({Kind.TRADE, Kind.AGG_TRADE, Kind.BID, Kind.ASK, Kind.BOOK_BID,
+                          Kind.BOOK_ASK, Kind.BOOK_CLEAR})
+CONTROL_KINDS = frozenset({Kind.GAP, Kind.RESYNC_START, Kind.RESYNC_DONE, Kind.STALE,
+                           Kind.HEARTBEAT})
+
+
+class Side(IntEnum):
+    """Side (int8). For trades: the aggressor. For book records: the book side."""
+
+    NONE = 0
+    BUY = 1
+    SELL = -1
+
+
+class Venue(IntEnum):
+    """Venue id (uint8)."""
+
+    NONE = 0
+    SIM = 1
+    BINANCE = 2
+    OKX = 3
+
+
+# Flags (uint8) on a tick record.
+FLAG_SNAPSHOT = 0x01     # part of a snapshot (book rebuild), not an incremental change
+FLAG_LAST_IN_MSG = 0x02  # last record produced from one venue message (a book update is complete)
+FLAG_SYNTHETIC = 0x04    # produced by the pipeline, not by the venue (GAP, STALE, ...)
+
+TICK_DTYPE = np.dtype(
+    [
+        ("seq", "<i8"),       # 0   ring sequence; also the slot stamp (-1 while being written)
+        ("symbol", "<u4"),    # 8   instrument id from the registry
+        ("venue", "u1"),      # 12  Venue
+        ("flags", "u1"),      # 13  FLAG_*
+        ("kind", "u1"),       # 14  Kind
+        ("side", "i1"),       # 15  Side
+        ("exch_ts", "<i8"),   # 16  exchange clock, ns (0 when the venue gives none)
+        ("local_ts", "<i8"),  # 24  CLOCK_REALTIME at socket read, ns
+        ("mono_ts", "<i8"),   # 32  CLOCK_MONOTONIC at ring publish, ns
+        ("price", "<f8"),     # 40
+        ("qty", "<f8"),       # 48
+        ("id", "<i8"),        # 56  trade id / update id / lost count (GAP)
+    ],
+    align=True,
+)
+assert TICK_DTYPE.itemsize == 64, TICK_DTYPE.itemsize
+assert TICK_DTYPE.alignment == 8
+
+# The seq value a slot holds while the writer is changing it (and before its first write).
+SEQ_WRITING = -1
+
+
+class OrderSide(IntEnum):
+    BUY = 1
+    SELL = -1
+
+
+class OrderType(IntEnum):
+    LIMIT = 1
+    MARKET = 2
+    LIMIT_MAKER = 3
+
+
+class TimeInForce(IntEnum):
+    NONE = 0   # MARKET orders carry none
+    GTC = 1
+    IOC = 2
+    FOK = 3
+
+
+SIGNAL_VERSION = 1
+
+SIGNAL_DTYPE = np.dtype(
+    [
+        ("epoch", "<i8"),         # 0   strategy process epoch (CLOCK_REALTIME ns at its start)
+        ("seq", "<i8"),           # 8   per-epoch sequence, from 1; (epoch, seq) is unique
+        ("trigger_seq", "<i8"),   # 16  ring sequence of the tick that triggered the signal
+        ("trigger_mono", "<i8"),  # 24  that tick's mono_ts (ring publish stamp)
+        ("created_mono", "<i8"),  # 32  CLOCK_MONOTONIC when the signal was made
+        ("ttl_ns", "<i8"),        # 40  the gateway rejects it after created_mono + ttl_ns
+        ("qty", "<f8"),           # 48  base-asset quantity (> 0)
+        ("price", "<f8"),         # 56  limit price (NaN for MARKET)
+        ("strategy_id", "<u4"),   # 64
+        ("symbol", "<u4"),        # 68  instrument id from the registry
+        ("venue", "u1"),          # 72  Venue
+        ("side", "i1"),           # 73  OrderSide
+        ("order_type", "u1"),     # 74  OrderType
+        ("tif", "u1"),            # 75  TimeInForce
+        ("version", "u1"),        # 76  SIGNAL_VERSION
+        ("_pad", "u1", (3,)),     # 77
+    ],
+    align=True,
+)
+assert SIGNAL_DTYPE.itemsize == 80, SIGNAL_DTYPE.itemsize
+
+
+def empty_ticks(n: int) -> np.ndarray:
+    """A zeroed array of n tick records."""
+    return np.zeros(n, dtype=TICK_DTYPE)
+
+
+def make_tick(kind: Kind, *, seq: int = 0, venue: int = 0, symbol: int = 0, side: int = 0,
+              flags: int = 0, exch_ts: int = 0, local_ts: int = 0, mono_ts: int = 0,
+              price: float = 0.0, qty: float = 0.0, id: int = 0) -> np.ndarray:
+    """One tick record as a 1-element array (cool path: tests, control records)."""
+    r = np.zeros(1, dtype=TICK_DTYPE)
+    r[0] = (seq, symbol, venue, flags, int(kind), side, exch_ts, local_ts, mono_ts, price, qty, id)
+    return r
+
+
+# ----------------------------------------------------------------------------- ring header
+# The shared-memory layout of a tick ring: this header, then `capacity` TICK_DTYPE records.
+# Hot words sit on their own cache lines (cursor: written by the writer on every publish and read
+# by every reader; futex/waiters: touched only by blocking readers).
+RING_MAGIC = int.from_bytes(b"PLRING01", "little")
+RING_VERSION = 1
+RING_HEADER_DTYPE = np.dtype(
+    [
+        ("magic", "<u8"),           # 0   RING_MAGIC
+        ("version", "<u4"),         # 8   RING_VERSION
+        ("record_size", "<u4"),     # 12  TICK_DTYPE.itemsize
+        ("capacity", "<i8"),        # 16  records, a power of two
+        ("owner_pid", "<i8"),       # 24  the process that created (and will unlink) the segment
+        ("writer_pid", "<i8"),      # 32  the one writer (0 = none yet)
+        ("epoch_ns", "<i8"),        # 40  CLOCK_REALTIME at creation
+        ("created_mono", "<i8"),    # 48  CLOCK_MONOTONIC at creation
+        ("_pad0", "<i8"),           # 56
+        ("cursor", "<i8"),          # 64  next sequence to publish (= records published)
+        ("_pad1", "<i8", (7,)),     # 72
+        ("heartbeat_mono", "<i8"),  # 128 writer's last heartbeat, CLOCK_MONOTONIC
+        ("writer_closed", "<i8"),   # 136 1 once the writer has closed
+        ("_pad2", "<i8", (6,)),     # 144
+        ("futex_word", "<u4"),      # 192 bumped by the writer when blocking readers wait
+        ("waiters", "<u4"),         # 196 blocking readers parked on futex_word
+        ("_pad3", "<u4", (14,)),    # 200
+    ],
+    align=True,
+)
+assert RING_HEADER_DTYPE.itemsize == 256, RING_HEADER_DTYPE.itemsize

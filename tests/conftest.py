@@ -1,0 +1,42 @@
+"""Shared fixtures. Tests own their resources: every shm segment a test makes has a unique name
+with the prefix below, and the session fails if one is left in /dev/shm afterwards."""
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+
+SHM_PREFIX = "pltest-"
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared"
+VECTORS = SHARED / "vectors"
+
+
+@pytest.fixture
+def shm_name():
+    """A unique segment name; the segment is unlinked after the test whatever happened."""
+    name = f"{SHM_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:10]}"
+    yield name
+    from pipeline.bus import ring
+    ring.unlink(name)
+
+
+@pytest.fixture
+def vectors() -> Path:
+    if not VECTORS.is_dir():
+        pytest.fail(f"test vectors not found at {VECTORS} (../shared beside the checkout)")
+    return VECTORS
+
+
+def pytest_sessionfinish(session, exitstatus):
+    left = [n for n in os.listdir("/dev/shm") if n.startswith(SHM_PREFIX)]
+    if left:
+        for n in left:
+            try:
+                os.unlink(os.path.join("/dev/shm", n))
+            except OSError:
+                pass
+        print(f"\nERROR: shared-memory segments left behind by tests: {left}")
+        session.exitstatus = 1

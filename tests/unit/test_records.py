@@ -1,0 +1,47 @@
+"""The one schema: numpy dtypes and ext/records.pxd agree field by field."""
+import numpy as np
+
+from pipeline import _native
+from pipeline.records import (RING_HEADER_DTYPE, SIGNAL_DTYPE, TICK_DTYPE, Kind, make_tick)
+
+layout = _native.load("records")
+
+
+def _offsets(dtype):
+    return {name: dtype.fields[name][1] for name in dtype.names}
+
+
+def test_tick_record_is_one_cache_line():
+    assert TICK_DTYPE.itemsize == 64
+    assert TICK_DTYPE.isalignedstruct
+
+
+def test_tick_offsets_match_pxd():
+    c = layout.tick_layout()
+    assert c.pop("__size__") == TICK_DTYPE.itemsize
+    assert c == _offsets(TICK_DTYPE)
+
+
+def test_signal_offsets_match_pxd():
+    c = layout.signal_layout()
+    assert c.pop("__size__") == SIGNAL_DTYPE.itemsize
+    assert c == _offsets(SIGNAL_DTYPE)
+
+
+def test_ring_header_offsets_match_pxd():
+    c = layout.ring_header_layout()
+    assert c.pop("__size__") == RING_HEADER_DTYPE.itemsize == 256
+    assert c == _offsets(RING_HEADER_DTYPE)
+    # hot words on their own cache lines
+    assert c["cursor"] % 64 == 0 and c["heartbeat_mono"] % 64 == 0 and c["futex_word"] % 64 == 0
+
+
+def test_kind_constants_match_pxd():
+    assert layout.kind_values() == {k.name: int(k) for k in Kind}
+
+
+def test_make_tick_round_trip():
+    r = make_tick(Kind.TRADE, seq=7, venue=2, symbol=3, side=-1, price=1.5, qty=2.0, id=99)
+    assert r.dtype == TICK_DTYPE and len(r) == 1
+    assert (int(r["seq"][0]), int(r["kind"][0]), int(r["side"][0]), int(r["id"][0])) == (7, 1, -1, 99)
+    assert np.isclose(r["price"][0], 1.5)
