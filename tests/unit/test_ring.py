@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from pipeline.bus import ring as ringmod
+from pipeline.bus import shm as shmmod
 from pipeline.bus.ring import (RingError, RingExistsError, RingFormatError, RingSpaceError,
                                TickRing)
 from pipeline.bus.probe import VerifyState, derived_records
@@ -145,7 +146,7 @@ def test_attach_missing_and_garbage(shm_name):
     with pytest.raises(RingError, match="no ring named"):
         TickRing.attach(shm_name)
     from multiprocessing import shared_memory
-    shm = ringmod._open_shm(shm_name, create=True, size=4096)
+    shm = shmmod.open_segment(shm_name, create=True, size=4096)
     try:
         with pytest.raises(RingFormatError, match="not an initialised ring"):
             TickRing.attach(shm_name)
