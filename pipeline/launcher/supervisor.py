@@ -1,10 +1,10 @@
 """Launch, pin, supervise and shut down the pipeline's roles.
 
 Start method: fork+exec of `python -m <role module> --config FILE` for every role (multiprocessing's
-"spawn" semantics: a fresh interpreter that inherits no sockets, ZMQ contexts or mappings). Between
-fork and exec the child (the launcher is single-threaded at that point) pins itself to its cores,
-applies nice / SCHED_FIFO, moves to its own process group (Ctrl-C reaches the launcher only, which
-then stops roles in order) and asks the kernel for SIGTERM if the launcher dies (no orphans).
+"spawn" semantics: a fresh interpreter that inherits no sockets, ZMQ contexts or mappings), through
+pipeline.launcher.child, which pins the process to its cores, applies nice / SCHED_FIFO and asks
+the kernel for SIGTERM if the launcher dies (no orphans) before exec'ing the role. Each role gets
+its own process group, so Ctrl-C reaches the launcher only, which then stops roles in order.
 
 Shutdown order (stop_order): collectors first (no new market data), then strategies (no new
 signals), then the gateway (drains, cancels or keeps orders per its config, flushes its journal),
@@ -16,7 +16,6 @@ block's halt word) at once → orderly shutdown, unless the role's restart polic
 """
 from __future__ import annotations
 
-import ctypes
 import json
 import logging
 import os
@@ -45,9 +44,6 @@ ROLE_MODULES = {
 DEFAULT_START = ("sim", "gateway", "strategy", "recorder", "collector", "command")
 DEFAULT_STOP = ("collector", "strategy", "gateway", "recorder", "command", "sim")
 
-_PR_SET_PDEATHSIG = 1
-_libc = ctypes.CDLL(None, use_errno=True)
-
 
 class LaunchError(RuntimeError):
     """The pipeline cannot start as configured."""
@@ -61,25 +57,6 @@ def _ordered(roles: dict[str, RoleSpec], explicit: list[str], ranks: tuple[str, 
             raise LaunchError(f"order names unknown roles: {sorted(unknown)}")
         return list(explicit) + sorted(missing)
     return sorted(roles, key=lambda n: (ranks.index(roles[n].kind), n))
-
-
-def _child_setup(spec: RoleSpec) -> None:
-    """Runs in the child between fork and exec. Only syscalls; messages go to the child's stderr."""
-    _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-    if spec.cores:
-        os.sched_setaffinity(0, spec.cores)
-    if spec.nice:
-        try:
-            os.nice(spec.nice)
-        except PermissionError:
-            os.write(2, f"launcher: nice {spec.nice} not permitted (needs CAP_SYS_NICE); "
-                        "running at normal priority\n".encode())
-    if spec.fifo_priority:
-        try:
-            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(spec.fifo_priority))
-        except PermissionError:
-            os.write(2, b"launcher: SCHED_FIFO not permitted (needs CAP_SYS_NICE or "
-                        b"RLIMIT_RTPRIO); running SCHED_OTHER\n")
 
 
 @dataclass
@@ -154,10 +131,14 @@ class Launcher:
         role.log_path = self.run_dir / f"{role.name}.log"
         logf = open(role.log_path, "ab")
         try:
+            placement = json.dumps({"launcher_pid": os.getpid(), "cores": role.spec.cores,
+                                    "nice": role.spec.nice,
+                                    "fifo_priority": role.spec.fifo_priority})
             role.proc = subprocess.Popen(
-                self._argv(role), env=self._env(role), stdin=subprocess.DEVNULL, stdout=logf,
-                stderr=subprocess.STDOUT, process_group=0,
-                preexec_fn=lambda: _child_setup(role.spec))  # noqa: PLW1509 — single-threaded here
+                [sys.executable, "-m", "pipeline.launcher.child", placement, "--",
+                 *self._argv(role)],
+                env=self._env(role), stdin=subprocess.DEVNULL, stdout=logf,
+                stderr=subprocess.STDOUT, process_group=0)
         except OSError as exc:
             raise LaunchError(f"role {role.name}: cannot start {self._argv(role)[0]}: {exc}") from None
         finally:
@@ -324,6 +305,12 @@ def run(cfg: PipelineConfig, config_path: str, *, duration: float | None = None,
     started = time.monotonic()
     try:
         launcher.create_segments()
+        if cfg.launcher.prometheus_port >= 0:
+            from pipeline.telemetry import metrics
+            port = metrics.serve(launcher.status, {r.slot: (r.name, r.spec.kind)
+                                                   for r in launcher.roles.values()},
+                                 cfg.launcher.prometheus_port)
+            print(f"  prometheus metrics on http://127.0.0.1:{port}/metrics", file=out)
         for name in launcher.start_order:
             if launcher.stop_reason:
                 break

@@ -65,7 +65,8 @@ def test_bounded_run_pins_counts_and_cleans_up(tmp_path, shm_name):
 
 
 def test_sigterm_stops_everything_in_order(tmp_path, shm_name):
-    cfg = write_config(tmp_path, shm_name, hb_role("a") + hb_role("b"))
+    cfg = write_config(tmp_path, shm_name, hb_role("a", cores="[1]") + hb_role("b"),
+                       'prometheus_port = 0')
     p = subprocess.Popen(LAUNCH + ["--config", str(cfg), "--summary-json",
                                    str(tmp_path / "s.json")], stdout=subprocess.PIPE, text=True)
     try:
@@ -74,6 +75,7 @@ def test_sigterm_stops_everything_in_order(tmp_path, shm_name):
                 break
         kids = children_of(p.pid)
         assert len(kids) >= 2
+        assert sorted(k.cpu_affinity() for k in kids) == [[0, 1], [1]]   # a pinned, b not
         t0 = time.monotonic()
         p.send_signal(signal.SIGTERM)
         p.wait(timeout=30)
