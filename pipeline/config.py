@@ -82,6 +82,7 @@ class RoleSpec:
     restart: Literal["never", "on-failure"] = "never"   # on-failure only where safe
     max_restarts: int = 3
     heartbeat_timeout: float = 5.0  # seconds without a heartbeat = stuck
+    ready: Literal["auto", "heartbeat", "started"] = "auto"  # auto: heartbeat, except commands
     ready_timeout: float = 20.0     # seconds to wait for its first heartbeat before the next role
     stop_timeout: float = 5.0       # SIGTERM → SIGKILL after this many seconds
     command: list[str] = field(default_factory=list)  # kind = "command": argv to exec

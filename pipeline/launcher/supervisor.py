@@ -149,7 +149,8 @@ class Launcher:
 
     def wait_ready(self, role: Role) -> None:
         """Wait for the role's first heartbeat (kind 'command' roles need not send one)."""
-        if role.spec.kind == "command":
+        ready = role.spec.ready
+        if ready == "started" or (ready == "auto" and role.spec.kind == "command"):
             return
         deadline = time.monotonic() + role.spec.ready_timeout
         slot = self.status.slots[role.slot]

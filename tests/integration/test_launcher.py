@@ -34,7 +34,8 @@ status_interval = 0.2
 def hb_role(name, extra="", cores="[]", **kw):
     args = ", ".join(f'"{a}"' for a in ROLE + ([extra] if extra else []))
     more = "\n".join(f"{k} = {v}" for k, v in kw.items())
-    return f"[roles.{name}]\nkind = \"command\"\ncommand = [{args}]\ncores = {cores}\n{more}\n"
+    return (f"[roles.{name}]\nkind = \"command\"\ncommand = [{args}]\ncores = {cores}\n"
+            f"ready = \"heartbeat\"\n{more}\n")
 
 
 def our_segments():
@@ -104,7 +105,18 @@ def test_dead_or_stuck_role_halts_and_stops(tmp_path, shm_name, how):
             if line.startswith("ticks"):
                 break
         if how == "killed":
-            victim = [k for k in children_of(p.pid) if "heartbeat_role" in " ".join(k.cmdline())][-1]
+            role_b = tmp_path / "run" / "b.log"
+            victim = None
+            deadline = time.monotonic() + 10
+            while victim is None and time.monotonic() < deadline:
+                for k in children_of(p.pid):
+                    try:
+                        if k.cmdline()[-1:] == [ROLE[1]] and k.name().startswith("python"):
+                            victim = k
+                    except psutil.Error:
+                        pass
+                time.sleep(0.05)
+            assert victim is not None and role_b.exists()
             victim.kill()
         p.wait(timeout=30)
     finally:
