@@ -1,7 +1,7 @@
 """Pytest fixtures for tests that need the exchange simulator as a real process.
 
-Use in a test module with `from tests.sim_fixtures import sim, sim_factory  # noqa: F401`
-(or `pytest_plugins = ["tests.sim_fixtures"]` in a conftest).
+Use in a test module with `from sim_fixtures import sim, sim_factory  # noqa: F401` (tests/ is on
+sys.path through tests/conftest.py).
 
 - `sim`: a simulator with defaults suitable for tests (fast pings, tape paused, high limits),
   started once per module.

@@ -186,14 +186,16 @@ class SyntheticTape(Tape):
             top_changed = False
             if r < 0.25:                       # a trade: 3 messages (trade, aggTrade, bookTicker)
                 is_buy = rnd() < 0.5
-                self._trade(book, tpl, is_buy, ms, out)
-                produced += 2
+                produced += 2 * self._trade(book, tpl, is_buy, ms, out)
                 top_changed = True
-            elif r < 0.35:                     # improve the spread if it is wide
+            elif r < 0.45:                     # improve the spread if it is wide
                 is_bid = rnd() < 0.5
-                if book.best_ask - book.best_bid > s.tick:
-                    p = book.best_bid + s.tick if is_bid else book.best_ask - s.tick
-                    book.set_level(is_bid, p, self._size(s))
+                gap = (book.best_ask - book.best_bid) // s.tick
+                if gap > 1:
+                    k = 1 + int(rnd() * rnd() * (gap - 1))     # mostly one tick, sometimes more
+                    p = book.best_bid + k * s.tick if is_bid else book.best_ask - k * s.tick
+                    book.set_level(is_bid, p, self._size(s) * 2)
+                    self._trim(book, is_bid)
                     top_changed = True
                 else:
                     k = 1 + int(rnd() * 3)
@@ -208,6 +210,7 @@ class SyntheticTape(Tape):
                     book.set_level(is_bid, p, 0)
                 else:
                     book.set_level(is_bid, p, self._size(s) * (1 + int(rnd() * 6)))
+                    self._trim(book, is_bid)
                 top_changed = k == 0
             if top_changed:
                 produced += 1
@@ -218,24 +221,36 @@ class SyntheticTape(Tape):
         return produced
 
     def _trade(self, book: Book, tpl: _SymbolTemplates, is_buy: bool, ms: int,
-               out: list[Message]) -> None:
+               out: list[Message]) -> int:
+        """One aggressor: usually part or all of the best level; now and then a sweep through
+        several levels (one trade per level, as Binance prints them) that moves the price."""
         s = book.spec
+        rng = self.rng
         side = book.asks if is_buy else book.bids
-        price = book.best_ask if is_buy else book.best_bid
-        avail = side.get(price, 0)
-        qty = self._size(s)
-        if qty >= avail or self.rng.random() < 0.1:
-            qty = avail
-            book.set_level(not is_buy, price, 0)
-            # keep the ladder deep: a new level at the far end
-            far = (max(side) + s.tick) if is_buy else (min(side) - s.tick)
-            if far > 0:
-                book.set_level(not is_buy, far, self._size(s) * 4)
-            if not side:   # never let a side empty out
-                book.set_level(not is_buy, price + (s.tick if is_buy else -s.tick), self._size(s))
-        else:
-            book.set_level(not is_buy, price, avail - qty)
-        self._publish_trade(book, tpl, price, qty, is_buy, ms, out)
+        sweep = 1 + int(rng.expovariate(0.2)) if rng.random() < 0.03 else 1
+        for i in range(sweep):
+            price = book.best_ask if is_buy else book.best_bid
+            avail = side.get(price, 0)
+            qty = self._size(s)
+            if i < sweep - 1 or qty >= avail or rng.random() < 0.1:
+                qty = avail
+                book.set_level(not is_buy, price, 0)
+                if len(side) < self.levels:      # keep the ladder deep: a level at the far end
+                    far = (max(side) + s.tick) if is_buy else (min(side) - s.tick)
+                    if far > 0:
+                        book.set_level(not is_buy, far, self._size(s) * 4)
+                if len(side) < 2:                # never let a side empty out
+                    book.set_level(not is_buy, price + (s.tick if is_buy else -s.tick), self._size(s))
+            else:
+                book.set_level(not is_buy, price, avail - qty)
+            self._publish_trade(book, tpl, price, qty, is_buy, ms, out)
+        return sweep
+
+    def _trim(self, book: Book, is_bid: bool) -> None:
+        """Drop the farthest level of a side that grew past 1.5 × levels."""
+        side = book.bids if is_bid else book.asks
+        if len(side) > self.levels * 3 // 2:
+            book.set_level(is_bid, min(side) if is_bid else max(side), 0)
 
 
 # ----------------------------------------------------------------------------- replay
