@@ -102,13 +102,13 @@ class Simulator:
 
     async def _on_shutdown(self, app: web.Application) -> None:
         """serverShutdown to every market-data client, then close every WebSocket."""
-        self.hub.broadcast_shutdown()
-        await asyncio.sleep(0.05)
-        for c in list(self.hub.conns.values()) + list(self.ws_api.conns.values()):
-            await c.close(1001, b"server shutdown")
         for t in self._tasks:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.hub.broadcast_shutdown()
+        conns = list(self.hub.conns.values()) + list(self.ws_api.conns.values())
+        await asyncio.gather(*(c.close(1001, b"server shutdown") for c in conns),
+                             return_exceptions=True)
 
     async def _scheduled(self, name: str, at_s: float, params: dict) -> None:
         await asyncio.sleep(at_s)

@@ -75,7 +75,11 @@ class WsConn:
         if tr is not None:
             tr.abort()
 
-    async def close(self, code: int = 1000, message: bytes = b"") -> None:
+    async def close(self, code: int = 1000, message: bytes = b"", drain_s: float = 1.0) -> None:
+        """Close with a close frame, after the frames already queued went out (up to drain_s)."""
+        deadline = time.monotonic() + drain_s
+        while self.q and not self.closed and time.monotonic() < deadline:
+            await asyncio.sleep(0.002)
         self.closed = True
         self.wake.set()
         try:
@@ -151,14 +155,14 @@ class WsConn:
     # ---------------------------------------------------------------- pings and lifetime
 
     async def _watchdog(self) -> None:
-        tick = max(0.01, min(self.ping_interval_s, self.pong_timeout_s) / 4)
+        tick = max(0.01, min(self.ping_interval_s, self.pong_timeout_s, self.max_lifetime_s) / 4)
         next_ping = time.monotonic() + self.ping_interval_s
         try:
             while not self.closed:
                 await asyncio.sleep(tick)
                 now = time.monotonic()
                 if now - self.created >= self.max_lifetime_s:
-                    log.info("%s %d: maximum lifetime %.0f s reached, closing", self.kind, self.id,
+                    log.info("%s %d: maximum lifetime %.1f s reached, closing", self.kind, self.id,
                              self.max_lifetime_s)
                     await self.close(1000, b"connection lifetime exceeded")
                     return
