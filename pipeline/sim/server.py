@@ -330,6 +330,7 @@ class Simulator:
                           "bestAsk": fmt8(b.best_ask), "lastPrice": fmt8(b.last_price),
                           "synced": b.synced} for s, b in self.books.items()},
             "tape": {"kind": self.cfg.tape, "paused": self.paused, "rate": self.rate,
+                     "done": bool(getattr(self.tape, "done", False)),
                      "generated": self.generated, "published": self.hub.published,
                      "streams": self.tape.stream_names()},
             "connections": {"md": len(self.hub.conns), "ws_api": len(self.ws_api.conns)},
