@@ -10,7 +10,7 @@ fractional recvWindow are accepted).
 from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
-from urllib.parse import parse_qsl
+from urllib.parse import unquote_plus
 
 from pipeline.sim import errors
 from pipeline.sim.errors import ApiError, err
@@ -35,12 +35,20 @@ def parse_params(query: bytes, body: bytes) -> dict[str, str]:
     them is -1101 (Binance rejects duplicate parameters)."""
     out: dict[str, str] = {}
     for raw, wins in ((body, False), (query, True)):
-        seen: set[str] = set()
+        if not raw:
+            continue
         try:
-            pairs = parse_qsl(raw.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
+            text = raw.decode("utf-8")
         except UnicodeDecodeError:
             raise ApiError(-1100, "Illegal characters found in a parameter.") from None
-        for k, v in pairs:
+        seen: set[str] = set()
+        plain = "%" not in text and "+" not in text        # the common case: nothing to unquote
+        for part in text.split("&"):
+            if not part:
+                continue
+            k, _, v = part.partition("=")
+            if not plain:
+                k, v = unquote_plus(k), unquote_plus(v)
             if k in seen:
                 raise ApiError(errors.DUPLICATE_PARAM[0], errors.DUPLICATE_PARAM[1] % k)
             seen.add(k)

@@ -9,6 +9,9 @@ Prices and quantities are int units of 1e-8 (see instruments.py).
 """
 from __future__ import annotations
 
+import heapq
+from typing import Iterator
+
 import orjson
 
 from pipeline.sim.instruments import InstrumentSpec, fmt8
@@ -123,6 +126,20 @@ class Book:
         if is_bid:
             return sorted(self.bids.items(), reverse=True)
         return sorted(self.asks.items())
+
+    def walk(self, is_bid: bool) -> Iterator[tuple[int, int]]:
+        """Levels best first, lazily: an order that takes two levels of a 5000-level replay book
+        does not sort the whole side."""
+        side = self.bids if is_bid else self.asks
+        if len(side) <= 64:
+            yield from sorted(side.items(), reverse=is_bid)
+            return
+        keys = [-p for p in side] if is_bid else list(side)
+        heapq.heapify(keys)
+        while keys:
+            k = heapq.heappop(keys)
+            p = -k if is_bid else k
+            yield p, side[p]
 
     def flush_diff(self, key: str, event_ms: int) -> bytes | None:
         """Encode and clear one accumulator as a depthUpdate payload (None if nothing changed)."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Callable
+from typing import Callable, Iterable
 
 from pipeline.sim import errors
 from pipeline.sim.accounts import Account, Order, Trade
@@ -124,14 +124,14 @@ class Engine:
         if cid in acct.by_client_id and acct.by_client_id[cid].is_open:
             raise err(errors.DUPLICATE_ORDER)
         is_buy = side == "BUY"
-        opp = book.levels(not is_buy)
-        if otype == "LIMIT_MAKER" and opp and (opp[0][0] <= price if is_buy else opp[0][0] >= price):
+        best = book.best_ask if is_buy else book.best_bid
+        if otype == "LIMIT_MAKER" and best and (best <= price if is_buy else best >= price):
             raise err(errors.WOULD_TAKE)
 
         # ---- what would fill now (taker), against the tape book
         plan: list[tuple[int, int]] = []
         if otype != "LIMIT_MAKER":
-            plan = self._plan(opp, is_buy, qty, quote_qty, price, s.step)
+            plan = self._plan(book.walk(not is_buy), is_buy, qty, quote_qty, price, s.step)
         if tif == "FOK" and sum(q for _, q in plan) < (qty or 0):
             plan = []
         # ---- balance check for the whole order
@@ -183,7 +183,7 @@ class Engine:
         return order, fills, resp_type
 
     @staticmethod
-    def _plan(levels: list[tuple[int, int]], is_buy: bool, qty: int | None, quote_qty: int | None,
+    def _plan(levels: Iterable[tuple[int, int]], is_buy: bool, qty: int | None, quote_qty: int | None,
               limit: int | None, step: int) -> list[tuple[int, int]]:
         plan = []
         left_qty = qty

@@ -63,6 +63,16 @@ class Tape:
         self.wanted: set[bytes] = set()            # stream names with at least one subscriber
         self.skip_depth: dict[str, int] = {}       # symbol → diffs to drop (fault: sequence gap)
         self._tpl = {s: _SymbolTemplates(s) for s in books}
+        self._fcache: dict[int, str] = {}          # int units → "123.45000000" (hot path)
+
+    def f8(self, units: int) -> str:
+        """fmt8 through a bounded cache: prices and sizes repeat a lot on a tape."""
+        v = self._fcache.get(units)
+        if v is None:
+            if len(self._fcache) > 200_000:
+                self._fcache.clear()
+            v = self._fcache[units] = fmt8(units)
+        return v
 
     def stream_names(self) -> list[str]:
         out = []
@@ -104,11 +114,13 @@ class Tape:
         book.last_price = price
         m = "false" if is_buy else "true"
         wanted = self.wanted
-        if tpl.s_trade in wanted:
-            out.append((tpl.s_trade, (tpl.trade % (ms, book.trade_id, fmt8(price), fmt8(qty), ms, m)).encode()))
-        if tpl.s_agg in wanted:
-            out.append((tpl.s_agg, (tpl.agg % (ms, book.agg_id, fmt8(price), fmt8(qty), book.trade_id,
-                                               book.trade_id, ms, m)).encode()))
+        if tpl.s_trade in wanted or tpl.s_agg in wanted:
+            fp, fq = self.f8(price), self.f8(qty)
+            if tpl.s_trade in wanted:
+                out.append((tpl.s_trade, (tpl.trade % (ms, book.trade_id, fp, fq, ms, m)).encode()))
+            if tpl.s_agg in wanted:
+                out.append((tpl.s_agg, (tpl.agg % (ms, book.agg_id, fp, fq, book.trade_id,
+                                                   book.trade_id, ms, m)).encode()))
         self.on_trade(book, price, qty, is_buy)
 
 
@@ -133,15 +145,25 @@ class SyntheticTape(Tape):
         self._symbols = list(books)
         self._burst_left = 0.0
         self._calm = True
+        self._qtab = {b.symbol: self._size_table(b.spec) for b in books.values()}
         for i, book in enumerate(books.values()):
             book.trade_id = 10_000_000 * (i + 1)
             book.agg_id = 1_000_000 * (i + 1)
             self._seed_book(book)
 
+    _QTAB = 4096
+
+    def _size_table(self, s: InstrumentSpec) -> list[int]:
+        """Log-normal trade sizes around the typical size, drawn once (the hot path indexes)."""
+        out = []
+        for _ in range(self._QTAB):
+            q = int(s.typical_qty * self.rng.lognormvariate(0.0, 1.0))
+            q -= q % s.step
+            out.append(max(q, s.step))
+        return out
+
     def _size(self, s: InstrumentSpec) -> int:
-        q = int(s.typical_qty * self.rng.lognormvariate(0.0, 1.0))
-        q -= q % s.step
-        return max(q, s.step)
+        return self._qtab[s.symbol][int(self.rng.random() * self._QTAB)]
 
     def _seed_book(self, book: Book) -> None:
         s = book.spec
@@ -215,9 +237,10 @@ class SyntheticTape(Tape):
             if top_changed:
                 produced += 1
                 if tpl.s_bbo in wanted:
+                    f8 = self.f8
                     out.append((tpl.s_bbo, (tpl.bbo % (
-                        book.update_id, fmt8(book.best_bid), fmt8(book.bids.get(book.best_bid, 0)),
-                        fmt8(book.best_ask), fmt8(book.asks.get(book.best_ask, 0)))).encode()))
+                        book.update_id, f8(book.best_bid), f8(book.bids.get(book.best_bid, 0)),
+                        f8(book.best_ask), f8(book.asks.get(book.best_ask, 0)))).encode()))
         return produced
 
     def _trade(self, book: Book, tpl: _SymbolTemplates, is_buy: bool, ms: int,
