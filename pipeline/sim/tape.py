@@ -346,6 +346,14 @@ class ReplayTape(Tape):
                 return
             log.info("replay: end of recording, starting over")
 
+    def flush_depth(self, key: str, event_ms: int, out: list[Message]) -> None:
+        """A replay publishes exactly the recorded depth diffs; nothing is synthesised."""
+        for book in self.books.values():
+            acc = book.accs[key]
+            acc.first_id = 0
+            acc.bids.clear()
+            acc.asks.clear()
+
     def peek_ts(self) -> int | None:
         """local_ts_ns of the next line, or None at the end."""
         if self._next is None:

@@ -251,3 +251,23 @@ def test_maximum_connection_lifetime(sim_factory):  # noqa: F811
         assert 0.4 <= time.monotonic() - t0 < 5
     finally:
         ws.close()
+
+
+@pytest.mark.parametrize("rate", [400, 4000])
+def test_tape_rate_is_the_configured_rate(sim_factory, rate):  # noqa: F811
+    """All trade/aggTrade/bookTicker streams of all symbols carry `rate` messages/s in total."""
+    s = sim_factory(rate=rate, bursts=False, paused=False)
+    names = "/".join(f"{sym}@{k}" for sym in ("btcusdt", "ethusdt", "solusdt")
+                     for k in ("trade", "aggTrade", "bookTicker"))
+    ws = websocket.create_connection(f"{s.ws_url}/ws/{names}", timeout=10)
+    try:
+        ws.recv()
+        t0 = time.monotonic()
+        n = 0
+        while time.monotonic() - t0 < 2.0:
+            ws.recv()
+            n += 1
+        got = n / (time.monotonic() - t0)
+        assert 0.7 * rate <= got <= 1.3 * rate, got
+    finally:
+        ws.close()
