@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Benchmark the exchange simulator: market-data rate to one websocket-client consumer, and REST
-order round trips with `requests`.
+"""Benchmark the exchange simulator: the sustained market-data rate one websocket-client consumer
+keeps up with, and REST order round trips with `requests`.
 
 Baselines measured in the same run: a bare aiohttp server (no simulator logic) sending a
 precomputed trade frame as fast as it can to the same websocket-client consumer, and answering a
@@ -88,29 +88,70 @@ def start_baseline(tmp: Path) -> tuple[subprocess.Popen, int]:
 
 # ----------------------------------------------------------------------------- measurements
 
-def ws_rate(url: str, seconds: float, warmup: float = 0.5) -> tuple[float, int]:
-    """Frames/s one websocket-client consumer receives (text frames, no UTF-8 validation)."""
+def connect(url: str):
     import websocket
 
-    ws = websocket.create_connection(url, timeout=10, skip_utf8_validation=True)
+    return websocket.create_connection(url, timeout=10, skip_utf8_validation=True)
+
+
+def ws_rate(url: str, seconds: float, warmup: float = 0.5) -> tuple[float, int]:
+    """Frames/s one websocket-client consumer receives (text frames, no UTF-8 validation)."""
+    ws = connect(url)
     try:
-        recv = ws.recv
-        t_end = time.perf_counter() + warmup
-        while time.perf_counter() < t_end:
-            recv()
-        n = 0
-        t0 = time.perf_counter()
-        t_end = t0 + seconds
-        while True:
-            for _ in range(1000):
-                recv()
-            n += 1000
-            now = time.perf_counter()
-            if now >= t_end:
-                break
-        return n / (now - t0), n
+        return _consume(ws, seconds, warmup)
     finally:
         ws.close()
+
+
+def _consume(ws, seconds: float, warmup: float) -> tuple[float, int]:
+    recv = ws.recv
+    t_end = time.perf_counter() + warmup
+    while time.perf_counter() < t_end:
+        recv()
+    n = 0
+    t0 = time.perf_counter()
+    t_end = t0 + seconds
+    while True:
+        for _ in range(500):
+            recv()
+        n += 500
+        now = time.perf_counter()
+        if now >= t_end:
+            break
+    return n / (now - t0), n
+
+
+def ws_sustained(sim, url: str, seconds: float, rates: list[int]) -> tuple[float, list[dict]]:
+    """The highest offered tape rate one consumer keeps up with: it receives >= 97 % of what is
+    offered and the server-side queue does not grow past a quarter second of data. Rates are
+    tried from high to low on one connection; the backlog drains between steps."""
+    import websocket
+
+    ws = connect(url)
+    steps = []
+    best = 0.0
+    try:
+        for rate in rates:
+            sim.tape(rate=rate, action="resume")
+            got, _ = _consume(ws, seconds, warmup=0.3)
+            queued = max((c["queued"] for c in sim.state()["md_conns"]), default=0)
+            ok = got >= 0.97 * rate and queued < rate / 4
+            steps.append({"offered": rate, "received_per_s": round(got), "queued": queued,
+                          "kept_up": ok})
+            sim.tape(action="pause")
+            ws.settimeout(0.3)
+            try:                                   # drain the backlog
+                while True:
+                    ws.recv()
+            except websocket.WebSocketTimeoutException:
+                pass
+            ws.settimeout(10)
+            if ok:
+                best = got
+                break
+    finally:
+        ws.close()
+    return best, steps
 
 
 def percentile(sorted_ns: list[int], p: float) -> int:
@@ -156,14 +197,14 @@ def main(argv: list[str] | None = None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="short run (about 15 s)")
     ap.add_argument("--json", type=Path, help="write the machine-readable result here")
-    ap.add_argument("--seconds", type=float, help="market-data measurement length")
+    ap.add_argument("--seconds", type=float, help="market-data measurement length per rate step")
     ap.add_argument("--orders", type=int, help="REST order round trips")
     ap.add_argument("--baseline-server", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.baseline_server:
         baseline_server(args.baseline_server)
         return 0
-    seconds = args.seconds or (3.0 if args.quick else 10.0)
+    seconds = args.seconds or (1.5 if args.quick else 4.0)
     n_orders = args.orders or (500 if args.quick else 3000)
 
     from pipeline.sim.testing import start_sim
@@ -179,12 +220,14 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             base_proc.terminate()
             base_proc.wait(10)
-        sim = start_sim(tmp, log_level="WARNING", rate=200_000, bursts=False,
-                        ws_send_queue=5_000_000, weight_limit_1m=10_000_000,
+        sim = start_sim(tmp, log_level="WARNING", rate=200_000, bursts=False, paused=True,
+                        ws_send_queue=2_000_000, weight_limit_1m=10_000_000,
                         order_limit_10s=10_000_000, order_limit_1d=100_000_000,
                         accounts=[{"balances": {"USDT": "100000000", "BTC": "10000"}}])
         try:
-            ws_per_s, n = ws_rate(f"{sim.ws_url}/ws/{streams}", seconds)
+            ws_per_s, steps = ws_sustained(sim, f"{sim.ws_url}/ws/{streams}", seconds,
+                                           [200_000, 160_000, 130_000, 115_000, 100_000, 90_000,
+                                            80_000, 65_000, 50_000, 35_000, 20_000])
             sim.tape(action="pause")
             time.sleep(0.3)
             rest = rest_orders(sim.rest_url, n_orders, sign=True)
@@ -196,6 +239,7 @@ def main(argv: list[str] | None = None) -> int:
         "cpu_count": os.cpu_count(),
         "results": {
             "ws_msgs_per_s": round(ws_per_s),
+            "ws_offered_rate_kept_up": next((x["offered"] for x in steps if x["kept_up"]), 0),
             "rest_orders_per_s": round(rest["per_s"], 1),
             "rest_order_p50_ns": rest["p50"],
             "rest_order_p90_ns": rest["p90"],
@@ -222,6 +266,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'REST order p99 (us)':<34}{r['rest_order_p99_ns'] / 1e3:>14,.0f}{b['raw_aiohttp_post_p99_ns'] / 1e3:>14,.0f}")
     print(f"targets: ws >= 100,000 msg/s: {'met' if r['ws_msgs_per_s'] >= 100_000 else 'MISSED'}; "
           f"REST p50 <= 1 ms: {'met' if r['rest_order_p50_ns'] <= 1_000_000 else 'MISSED'}")
+    for x in steps:
+        print(f"  ws step: offered {x['offered']:>7,}/s received {x['received_per_s']:>7,}/s "
+              f"queued {x['queued']:>7,} {'kept up' if x['kept_up'] else 'fell behind'}")
+    result["ws_steps"] = steps
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
     return 0

@@ -32,7 +32,7 @@ class Book:
     """Levels by price, best prices cached, diff accumulators for the depth streams."""
 
     __slots__ = ("spec", "symbol", "bids", "asks", "update_id", "best_bid", "best_ask", "accs",
-                 "last_price", "trade_id", "agg_id", "synced")
+                 "active", "last_price", "trade_id", "agg_id", "synced")
 
     def __init__(self, spec: InstrumentSpec, update_id: int = 1) -> None:
         self.spec = spec
@@ -43,6 +43,7 @@ class Book:
         self.best_bid = 0
         self.best_ask = 0
         self.accs: dict[str, DiffAccumulator] = {"100ms": DiffAccumulator(), "1000ms": DiffAccumulator()}
+        self.active: tuple[DiffAccumulator, ...] = ()   # accumulators of subscribed depth streams
         self.last_price = spec.start_price
         self.trade_id = 0
         self.agg_id = 0
@@ -69,15 +70,24 @@ class Book:
                     self.best_bid = max(side) if side else 0
             elif price == self.best_ask:
                 self.best_ask = min(side) if side else 0
-        for acc in self.accs.values():
+        for acc in self.active:
             if not acc.first_id:
                 acc.first_id = uid
             (acc.bids if is_bid else acc.asks)[price] = qty
 
+    def track(self, keys: set[str]) -> None:
+        """Keep diffs only for these depth streams ("100ms", "1000ms"); others are cleared."""
+        for key, acc in self.accs.items():
+            if key not in keys:
+                acc.first_id = 0
+                acc.bids.clear()
+                acc.asks.clear()
+        self.active = tuple(acc for key, acc in self.accs.items() if key in keys)
+
     def apply_diff(self, first_id: int, last_id: int, bids, asks) -> None:
         """Apply a recorded depthUpdate (replay): levels as [[price, qty], ...] decimal strings,
         already parsed to ints by the caller. The book's update id becomes `last_id`."""
-        for acc in self.accs.values():
+        for acc in self.active:
             if not acc.first_id:
                 acc.first_id = first_id
         for p, q in bids:
@@ -92,7 +102,7 @@ class Book:
             side[p] = q
         else:
             side.pop(p, None)
-        for acc in self.accs.values():
+        for acc in self.active:
             (acc.bids if is_bid else acc.asks)[p] = q
 
     def reset(self, update_id: int, bids, asks) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import collections
 import logging
 import time
-from typing import Any
+from typing import Any, Callable
 
 import orjson
 from aiohttp import WSMsgType, web
@@ -53,6 +53,7 @@ class Hub:
         self.max_streams = max_streams
         self._prefix: dict[bytes, bytes] = {}
         self.published = 0
+        self.on_change: Callable[[], None] = lambda: None   # subscriptions changed (the tape listens)
 
     # ---------------------------------------------------------------- subscriptions
 
@@ -64,6 +65,7 @@ class Hub:
             key = s.encode()
             self.subs.setdefault(key, []).append(c)
             self.wanted.add(key)
+        self.on_change()
 
     def unsubscribe(self, c: MdConn, streams: list[str]) -> None:
         for s in streams:
@@ -77,6 +79,7 @@ class Hub:
             if not lst:
                 self.subs.pop(key, None)
                 self.wanted.discard(key)
+        self.on_change()
 
     def remove(self, c: MdConn) -> None:
         self.unsubscribe(c, list(c.streams))

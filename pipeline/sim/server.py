@@ -60,6 +60,7 @@ class Simulator:
         self.req_faults = RequestFaults()
         self.hub = Hub(self.tape.wanted, incoming_per_s=cfg.ws_incoming_per_s,
                        max_streams=cfg.max_streams)
+        self.hub.on_change = self.tape.update_tracking
         self.rest = RestApi(self)
         self.ws_api = WsApi(self)
         self.rate = float(cfg.rate)
@@ -334,6 +335,8 @@ class Simulator:
                      "generated": self.generated, "published": self.hub.published,
                      "streams": self.tape.stream_names()},
             "connections": {"md": len(self.hub.conns), "ws_api": len(self.ws_api.conns)},
+            "md_conns": [{"id": c.id, "queued": len(c.q), "sent": c.sent, "streams": len(c.streams),
+                          "combined": c.combined} for c in self.hub.conns.values()],
             "faults": self.req_faults.state(),
             "rest_requests": self.rest.requests,
             "uptime_s": time.monotonic() - self.started,

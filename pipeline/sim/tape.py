@@ -74,6 +74,17 @@ class Tape:
             v = self._fcache[units] = fmt8(units)
         return v
 
+    def update_tracking(self) -> None:
+        """Called when subscriptions change: books keep diffs only for wanted depth streams."""
+        for sym, book in self.books.items():
+            tpl = self._tpl[sym]
+            keys = set()
+            if tpl.s_depth in self.wanted:
+                keys.add("100ms")
+            if tpl.s_depth1s in self.wanted:
+                keys.add("1000ms")
+            book.track(keys)
+
     def stream_names(self) -> list[str]:
         out = []
         for t in self._tpl.values():
@@ -191,56 +202,64 @@ class SyntheticTape(Tape):
     def generate(self, n: int, ms: int, out: list[Message]) -> int:
         """Advance the market until at least `n` messages were produced (whether or not anyone
         wants them); encoded messages for wanted streams are appended to `out`. Returns the
-        count produced."""
+        count produced. (The hot loop: locals, no helper calls on the common paths.)"""
         produced = 0
         rnd = self.rng.random
         syms = self._symbols
         nsym = len(syms)
         books = self.books
         tpls = self._tpl
+        qtabs = self._qtab
+        qn = self._QTAB
+        cap = self.levels * 3 // 2
         wanted = self.wanted
+        fc = self._fcache
+        f8 = self.f8
         while produced < n:
             sym = syms[int(rnd() * nsym)]
             book = books[sym]
-            tpl = tpls[sym]
-            s = book.spec
+            tick = book.spec.tick
             r = rnd()
             top_changed = False
             if r < 0.25:                       # a trade: 3 messages (trade, aggTrade, bookTicker)
-                is_buy = rnd() < 0.5
-                produced += 2 * self._trade(book, tpl, is_buy, ms, out)
+                produced += 2 * self._trade(book, tpls[sym], rnd() < 0.5, ms, out)
                 top_changed = True
             elif r < 0.45:                     # improve the spread if it is wide
                 is_bid = rnd() < 0.5
-                gap = (book.best_ask - book.best_bid) // s.tick
+                gap = (book.best_ask - book.best_bid) // tick
+                qty = qtabs[sym][int(rnd() * qn)] * 2
                 if gap > 1:
                     k = 1 + int(rnd() * rnd() * (gap - 1))     # mostly one tick, sometimes more
-                    p = book.best_bid + k * s.tick if is_bid else book.best_ask - k * s.tick
-                    book.set_level(is_bid, p, self._size(s) * 2)
-                    self._trim(book, is_bid)
+                    book.set_level(is_bid, book.best_bid + k * tick if is_bid
+                                   else book.best_ask - k * tick, qty)
+                    if len(book.bids if is_bid else book.asks) > cap:
+                        self._trim(book, is_bid)
                     top_changed = True
                 else:
                     k = 1 + int(rnd() * 3)
-                    p = book.best_bid - k * s.tick if is_bid else book.best_ask + k * s.tick
-                    book.set_level(is_bid, p, self._size(s) * 2)
+                    book.set_level(is_bid, book.best_bid - k * tick if is_bid
+                                   else book.best_ask + k * tick, qty)
             else:                              # resize (or cancel) a level near the top
                 is_bid = rnd() < 0.5
                 k = int(rnd() * rnd() * 10)
-                p = book.best_bid - k * s.tick if is_bid else book.best_ask + k * s.tick
+                p = book.best_bid - k * tick if is_bid else book.best_ask + k * tick
                 side = book.bids if is_bid else book.asks
-                if rnd() < 0.15 and len(side) > 5 and k > 0:
+                if k > 0 and rnd() < 0.15 and len(side) > 5:
                     book.set_level(is_bid, p, 0)
                 else:
-                    book.set_level(is_bid, p, self._size(s) * (1 + int(rnd() * 6)))
-                    self._trim(book, is_bid)
+                    book.set_level(is_bid, p, qtabs[sym][int(rnd() * qn)] * (1 + int(rnd() * 6)))
+                    if len(side) > cap:
+                        self._trim(book, is_bid)
                 top_changed = k == 0
             if top_changed:
                 produced += 1
+                tpl = tpls[sym]
                 if tpl.s_bbo in wanted:
-                    f8 = self.f8
+                    bb, ba = book.best_bid, book.best_ask
+                    bq, aq = book.bids.get(bb, 0), book.asks.get(ba, 0)
                     out.append((tpl.s_bbo, (tpl.bbo % (
-                        book.update_id, f8(book.best_bid), f8(book.bids.get(book.best_bid, 0)),
-                        f8(book.best_ask), f8(book.asks.get(book.best_ask, 0)))).encode()))
+                        book.update_id, fc.get(bb) or f8(bb), fc.get(bq) or f8(bq),
+                        fc.get(ba) or f8(ba), fc.get(aq) or f8(aq))).encode()))
         return produced
 
     def _trade(self, book: Book, tpl: _SymbolTemplates, is_buy: bool, ms: int,

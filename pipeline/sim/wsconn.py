@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 _ids = itertools.count(1)
 BATCH = 512                 # frames per transport.write
 HIGH_WATER = 1 << 20        # bytes in the transport buffer before the writer waits
+TURN_MAX = 1 << 16          # frames one writer sends before it yields the event loop
 
 
 class WsConn:
@@ -138,16 +139,19 @@ class WsConn:
                     self.silent_until = 0.0
                 if transport.is_closing():
                     break
-                n = min(len(q), BATCH)
-                if self.faulty:
-                    for _ in range(n):
-                        await self._send_spoiled(framer, q.popleft())
-                else:
-                    for _ in range(n):
-                        await framer.send_frame(q.popleft(), text)
-                transport.write(b"".join(sink.parts))
-                sink.parts.clear()
-                self.sent += n
+                turn = 0                       # drain everything queued, batch by batch
+                while q and turn < TURN_MAX and transport.get_write_buffer_size() <= HIGH_WATER:
+                    n = min(len(q), BATCH)
+                    if self.faulty:
+                        for _ in range(n):
+                            await self._send_spoiled(framer, q.popleft())
+                    else:
+                        for _ in range(n):
+                            await framer.send_frame(q.popleft(), text)
+                    transport.write(b"".join(sink.parts))
+                    sink.parts.clear()
+                    self.sent += n
+                    turn += n
                 if transport.get_write_buffer_size() > HIGH_WATER:
                     while (transport.get_write_buffer_size() > HIGH_WATER // 4
                            and not transport.is_closing() and not self.closed):

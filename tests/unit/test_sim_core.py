@@ -58,6 +58,7 @@ def test_account_repr_hides_secret():
 
 def test_book_diff_ids_cover_changes_and_snapshot_sits_inside():
     b = Book(spec("BTCUSDT"), update_id=100)
+    b.track({"100ms"})                       # as when someone subscribes to @depth@100ms
     b.set_level(True, parse8("100"), parse8("1"))
     b.set_level(False, parse8("101"), parse8("2"))
     snap = b.snapshot(10)
@@ -68,6 +69,7 @@ def test_book_diff_ids_cover_changes_and_snapshot_sits_inside():
     assert d["U"] <= snap["lastUpdateId"] + 1 <= d["u"]      # the documented straddle rule
     assert d["b"] == [["100.00000000", "0.00000000"]] and d["a"] == [["101.00000000", "2.00000000"]]
     assert b.flush_diff("100ms", 2) is None
+    assert b.flush_diff("1000ms", 2) is None          # not tracked: nobody subscribed
     b.set_level(False, parse8("102"), parse8("1"))
     d2 = orjson.loads(b.flush_diff("100ms", 3))
     assert d2["U"] == d["u"] + 1
