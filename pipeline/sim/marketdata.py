@@ -192,7 +192,7 @@ class Hub:
         if len(streams) > self.max_streams:
             return web.json_response({"code": -1, "msg": f"too many streams (max {self.max_streams})"},
                                      status=400)
-        ws = web.WebSocketResponse(autoping=False, compress=False, max_msg_size=1 << 16)
+        ws = web.WebSocketResponse(autoping=False, compress=False, max_msg_size=1 << 16, timeout=2.0)
         await ws.prepare(request)
         c = MdConn(ws, request, combined=combined, ping_interval_s=cfg.ping_interval_s,
                    pong_timeout_s=cfg.pong_timeout_s, max_lifetime_s=cfg.max_lifetime_s,

@@ -69,7 +69,7 @@ class WsApi:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         cfg = self.sim.cfg
-        ws = web.WebSocketResponse(autoping=False, compress=False, max_msg_size=1 << 16)
+        ws = web.WebSocketResponse(autoping=False, compress=False, max_msg_size=1 << 16, timeout=2.0)
         await ws.prepare(request)
         c = WsApiConn(ws, request, ping_interval_s=cfg.ping_interval_s,
                       pong_timeout_s=cfg.pong_timeout_s, max_lifetime_s=cfg.max_lifetime_s,

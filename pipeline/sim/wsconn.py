@@ -95,9 +95,11 @@ class WsConn:
 
     def push(self, frame: bytes) -> None:
         """Queue a text frame; a consumer too slow to keep up is disconnected."""
+        if self.closed:
+            return
         q = self.q
         q.append(frame)
-        if len(q) > self.max_queue and not self.closed:
+        if len(q) > self.max_queue:
             log.warning("%s %d (%s): %d frames queued, slow consumer disconnected", self.kind,
                         self.id, self.peer, len(q))
             q.clear()
