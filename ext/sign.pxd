@@ -41,8 +41,10 @@ cdef extern from "pl_crypto.h" nogil:
                          const unsigned char *tbs, size_t tbslen)
 
 cdef enum:
-    BUF_SIZE = 512            # one encoded + signed order; the longest possible is ~330 bytes
+    BUF_SIZE = 512            # one encoded + signed order; the longest possible is ~340 bytes
     NAME_MAX = 32             # percent-encoded symbol name
+    PREFIX_MAX = 160          # constant parameter prefix of one (symbol, side, type, tif)
+    N_COMBOS = 10             # 2 sides x (LIMIT GTC/IOC/FOK, MARKET, LIMIT_MAKER)
     MAX_SYMBOLS = 256
 
 # ---------------------------------------------------------------- SIGNING (pre-keyed HMAC-SHA256)
@@ -59,12 +61,17 @@ cdef class HmacSha256:
     cdef HmacKey key
 
 # ---------------------------------------------------------------- ENCODING (Binance query string)
-cdef struct SymbolName:
-    char name[NAME_MAX]
-    int name_len
-    int price_decimals, qty_decimals
-    bint configured
+cdef struct Prefix:
+    SHA256_CTX state          # HMAC inner state after ipad + text[:absorbed]
+    int len                   # bytes of text
+    int absorbed              # whole 64-byte blocks of text already hashed into state
+    char text[PREFIX_MAX]
 
+cdef struct SymbolEntry:
+    int price_decimals, qty_decimals
+    Prefix combos[N_COMBOS]   # index: (0 BUY / 1 SELL) * 5 + (tif-1 for LIMIT, 3 MARKET, 4 MAKER)
+
+cdef int combo_index(int side, int order_type, int tif) noexcept nogil
 cdef size_t put(char *dst, const char *src, size_t n) noexcept nogil
 cdef size_t put_int(char *dst, int64_t v) noexcept nogil
 cdef size_t put_hex(char *dst, uint64_t v) noexcept nogil
@@ -72,16 +79,18 @@ cdef size_t put_units(char *dst, int64_t units, int decimals) noexcept nogil
 
 cdef class BinanceSigner:
     cdef HmacKey key
-    cdef SymbolName names[MAX_SYMBOLS]
+    cdef SymbolEntry *syms[MAX_SYMBOLS]       # malloc'd per configured symbol
     cdef char buf[BUF_SIZE]
     cdef readonly int recv_window_ms
-    cdef char resp_type[8]
-    cdef int resp_len
+    cdef readonly bint recv_window_first
+    cdef readonly str resp_type
+    cdef char tail[48]                        # "&newOrderRespType=..&recvWindow=N" (doc layout)
+    cdef int tail_len
     cdef public int last_reason
 
     cdef size_t _encode(self, const CheckedOrder *o, const char *cid, size_t cid_len,
-                        int64_t timestamp_ms) noexcept nogil
-    cdef size_t _sign_append(self, size_t n) noexcept nogil
+                        int64_t timestamp_ms, const Prefix **pre) noexcept nogil
+    cdef size_t _sign_append(self, const Prefix *pre, size_t n) noexcept nogil
     cdef int _prepare(self, CheckedOrder *o, symbol_id, side, order_type, tif, qty_units,
                       price_units, bytes cid, timestamp_ms) except -1
 

@@ -15,9 +15,10 @@ checks identical bytes.
 cimport cython
 from cpython.bytes cimport PyBytes_FromStringAndSize
 from libc.string cimport memcpy, memset
+from libc.stdlib cimport calloc, free
 from libc.stdint cimport int64_t, uint64_t
 
-from pipeline._ext.risk cimport RiskEngine, CheckedOrder, R_UNKNOWN_SYMBOL
+from pipeline._ext.risk cimport RiskEngine, CheckedOrder, R_UNKNOWN_SYMBOL, R_BAD_MESSAGE
 
 DEF SIG_HEX = 64
 DEF SIG_PREFIX_LEN = 11       # "&signature="
@@ -123,19 +124,38 @@ cdef inline size_t put(char *dst, const char *src, size_t n) noexcept nogil:
     return n
 
 
+cdef const char *DIGITS2 = (b"00010203040506070809101112131415161718192021222324252627282930313233"
+                            b"34353637383940414243444546474849505152535455565758596061626364656667"
+                            b"6869707172737475767778798081828384858687888990919293949596979899")
+
+
+cdef inline int rev_digits(uint64_t u, char *end) noexcept nogil:
+    """Writes the decimal digits of u so that they end just before `end`; returns their count."""
+    cdef char *p = end
+    cdef uint64_t q
+    cdef unsigned int r
+    while u >= 100:
+        q = u // 100
+        r = <unsigned int>(u - q * 100)
+        p -= 2
+        p[0] = DIGITS2[2 * r]
+        p[1] = DIGITS2[2 * r + 1]
+        u = q
+    if u >= 10:
+        p -= 2
+        p[0] = DIGITS2[2 * u]
+        p[1] = DIGITS2[2 * u + 1]
+    else:
+        p -= 1
+        p[0] = <char>(48 + u)
+    return <int>(end - p)
+
+
 cdef size_t put_int(char *dst, int64_t v) noexcept nogil:
     """Decimal digits of v >= 0."""
     cdef char tmp[24]
-    cdef int n = 0, i
-    cdef uint64_t u = <uint64_t>v
-    while True:
-        tmp[n] = <char>(48 + u % 10)
-        n += 1
-        u //= 10
-        if u == 0:
-            break
-    for i in range(n):
-        dst[i] = tmp[n - 1 - i]
+    cdef int n = rev_digits(<uint64_t>v, tmp + 24)
+    memcpy(dst, tmp + 24 - n, n)
     return n
 
 
@@ -156,30 +176,54 @@ cdef size_t put_hex(char *dst, uint64_t v) noexcept nogil:
 
 cdef size_t put_units(char *dst, int64_t units, int decimals) noexcept nogil:
     """Exact decimal text of units * 10**-decimals: (5200000, 2) → "52000.00", (1, 0) → "1"."""
-    cdef char tmp[40]
-    cdef int n = 0, i, k = 0
-    cdef uint64_t u = <uint64_t>units
-    while u != 0 or n <= decimals:
-        tmp[n] = <char>(48 + u % 10)
-        n += 1
-        u //= 10
-    for i in range(n - 1, -1, -1):
-        if i == decimals - 1:
-            dst[k] = 46     # '.'
-            k += 1
-        dst[k] = tmp[i]
-        k += 1
-    return k
+    cdef char tmp[24]
+    cdef int c = rev_digits(<uint64_t>units, tmp + 24)
+    cdef const char *digits = tmp + 24 - c
+    cdef int k = 0, zeros
+    if decimals == 0:
+        memcpy(dst, digits, c)
+        return c
+    if c > decimals:
+        memcpy(dst, digits, c - decimals)
+        k = c - decimals
+        dst[k] = 46     # '.'
+        memcpy(dst + k + 1, digits + c - decimals, decimals)
+        return k + 1 + decimals
+    zeros = decimals - c
+    dst[0] = 48         # '0'
+    dst[1] = 46         # '.'
+    memset(dst + 2, 48, zeros)
+    memcpy(dst + 2 + zeros, digits, c)
+    return 2 + decimals
+
+
+cdef int combo_index(int side, int order_type, int tif) noexcept nogil:
+    cdef int k
+    if order_type == 1:
+        k = tif - 1
+    elif order_type == 2:
+        k = 3
+    else:
+        k = 4
+    return (0 if side == 1 else 5) + k
+
+
+cdef object _check_client_id = None
 
 
 cdef class BinanceSigner:
-    """Encodes Binance orders into a preallocated buffer and signs them (pre-keyed HMAC-SHA256)."""
+    """Encodes Binance orders into a preallocated buffer and signs them (pre-keyed HMAC-SHA256).
+    The constant parameter prefix of every (symbol, side, type, timeInForce) is built, and its whole
+    64-byte blocks hashed into a copy of the HMAC inner state, once in set_instrument()."""
 
     def __cinit__(self, *args, **kwargs):
-        memset(self.names, 0, sizeof(self.names))
+        memset(self.syms, 0, sizeof(self.syms))
         self.last_reason = 0
 
-    def __init__(self, secret, *, recv_window_ms=5000, resp_type=""):
+    def __init__(self, secret, *, recv_window_ms=5000, resp_type="", recv_window_first=True):
+        global _check_client_id
+        from pipeline.gateway.sign_py import check_client_id
+        _check_client_id = check_client_id
         if isinstance(recv_window_ms, bool) or not isinstance(recv_window_ms, int) \
                 or not 1 <= recv_window_ms <= 60000:
             raise ValueError(f"recv_window_ms must be 1..60000, got {recv_window_ms!r}")
@@ -189,12 +233,24 @@ cdef class BinanceSigner:
         cdef bytes kb = _key_bytes(secret, "secret")
         hmac_init(&self.key, kb, len(kb))
         self.recv_window_ms = recv_window_ms
-        rt = resp_type.encode("ascii")
-        self.resp_len = len(rt)
-        memcpy(self.resp_type, <char *>rt, self.resp_len)
+        self.resp_type = resp_type
+        self.recv_window_first = bool(recv_window_first)
+        tail = (b"&newOrderRespType=" + resp_type.encode("ascii") if resp_type else b"") \
+            + b"&recvWindow=%d" % recv_window_ms
+        self.tail_len = len(tail)
+        memcpy(self.tail, <char *>tail, self.tail_len)
+        for k in range(MAX_SYMBOLS):        # a re-init drops instruments keyed with the old key
+            if self.syms[k] != NULL:
+                OPENSSL_cleanse(self.syms[k], sizeof(SymbolEntry))
+                free(self.syms[k])
+                self.syms[k] = NULL
 
     def __dealloc__(self):
         OPENSSL_cleanse(&self.key, sizeof(HmacKey))
+        for k in range(MAX_SYMBOLS):
+            if self.syms[k] != NULL:
+                OPENSSL_cleanse(self.syms[k], sizeof(SymbolEntry))
+                free(self.syms[k])
 
     def __repr__(self):
         return f"<BinanceSigner secret=<redacted> recv_window_ms={self.recv_window_ms}>"
@@ -204,23 +260,34 @@ cdef class BinanceSigner:
     def __reduce__(self):
         raise TypeError("signers hold secrets and cannot be pickled")
 
-    @property
-    def resp_type_name(self):
-        return self.resp_type[:self.resp_len].decode("ascii")
-
     def set_instrument(self, rules):
         from pipeline.gateway.instruments import InstrumentRules
+        from pipeline.gateway.sign_py import order_prefix
         if not isinstance(rules, InstrumentRules):
             raise TypeError("set_instrument takes an InstrumentRules")
-        cdef bytes nm = rules.encoded_name
-        cdef SymbolName *s = &self.names[<int>rules.symbol_id]
-        if len(nm) > NAME_MAX:
-            raise ValueError("symbol name too long")
-        memcpy(s.name, <char *>nm, len(nm))
-        s.name_len = len(nm)
-        s.price_decimals = rules.price_decimals
-        s.qty_decimals = rules.qty_decimals
-        s.configured = True
+        cdef int sid = rules.symbol_id
+        cdef SymbolEntry *e = self.syms[sid]
+        cdef Prefix *p
+        cdef bytes text
+        if e == NULL:
+            e = <SymbolEntry *>calloc(1, sizeof(SymbolEntry))
+            if e == NULL:
+                raise MemoryError()
+            self.syms[sid] = e
+        e.price_decimals = rules.price_decimals
+        e.qty_decimals = rules.qty_decimals
+        for side in (1, -1):
+            for otype, tif in ((1, 1), (1, 2), (1, 3), (2, 0), (3, 0)):
+                text = order_prefix(rules.encoded_name, side, otype, tif, self.resp_type,
+                                    self.recv_window_ms, self.recv_window_first)
+                assert len(text) <= PREFIX_MAX
+                p = &e.combos[combo_index(side, otype, tif)]
+                memcpy(p.text, <char *>text, len(text))
+                p.len = len(text)
+                p.absorbed = (p.len // 64) * 64
+                memcpy(&p.state, &self.key.inner, sizeof(SHA256_CTX))
+                if p.absorbed:
+                    SHA256_Update(&p.state, p.text, p.absorbed)
 
     def sign(self, query):
         """hex(HMAC-SHA256(secret, query))."""
@@ -232,57 +299,47 @@ cdef class BinanceSigner:
         return hx[:64].decode("ascii")
 
     cdef size_t _encode(self, const CheckedOrder *o, const char *cid, size_t cid_len,
-                        int64_t timestamp_ms) noexcept nogil:
-        cdef const SymbolName *s = &self.names[o.symbol]
+                        int64_t timestamp_ms, const Prefix **pre) noexcept nogil:
+        cdef const SymbolEntry *e = self.syms[o.symbol]
+        cdef const Prefix *p = &e.combos[combo_index(o.side, o.order_type, o.tif)]
         cdef char *b = self.buf
         cdef size_t n = 0
-        n += put(b + n, "symbol=", 7)
-        n += put(b + n, s.name, s.name_len)
-        if o.side == 1:
-            n += put(b + n, "&side=BUY", 9)
-        else:
-            n += put(b + n, "&side=SELL", 10)
-        if o.order_type == 1:
-            n += put(b + n, "&type=LIMIT&timeInForce=", 24)
-            if o.tif == 1:
-                n += put(b + n, "GTC", 3)
-            elif o.tif == 2:
-                n += put(b + n, "IOC", 3)
-            else:
-                n += put(b + n, "FOK", 3)
-        elif o.order_type == 2:
-            n += put(b + n, "&type=MARKET", 12)
-        else:
-            n += put(b + n, "&type=LIMIT_MAKER", 17)
-        n += put(b + n, "&quantity=", 10)
-        n += put_units(b + n, o.qty_units, s.qty_decimals)
+        pre[0] = p
+        n += put(b + n, p.text, p.len)
+        n += put(b + n, "quantity=", 9)
+        n += put_units(b + n, o.qty_units, e.qty_decimals)
         if o.order_type != 2:
             n += put(b + n, "&price=", 7)
-            n += put_units(b + n, o.price_units, s.price_decimals)
+            n += put_units(b + n, o.price_units, e.price_decimals)
         if cid_len:
             n += put(b + n, "&newClientOrderId=", 18)
             n += put(b + n, cid, cid_len)
-        if self.resp_len:
-            n += put(b + n, "&newOrderRespType=", 18)
-            n += put(b + n, self.resp_type, self.resp_len)
-        n += put(b + n, "&recvWindow=", 12)
-        n += put_int(b + n, self.recv_window_ms)
+        if not self.recv_window_first:
+            n += put(b + n, self.tail, self.tail_len)
         n += put(b + n, "&timestamp=", 11)
         n += put_int(b + n, timestamp_ms)
         return n
 
-    cdef size_t _sign_append(self, size_t n) noexcept nogil:
+    cdef size_t _sign_append(self, const Prefix *pre, size_t n) noexcept nogil:
+        """HMAC from the prefix's pre-hashed inner state over the rest of the buffer, hex appended."""
+        cdef SHA256_CTX c
+        cdef unsigned char inner[32]
         cdef unsigned char mac[32]
-        hmac_sha256(&self.key, <unsigned char *>self.buf, n, mac)
+        memcpy(&c, &pre.state, sizeof(SHA256_CTX))
+        SHA256_Update(&c, self.buf + pre.absorbed, n - pre.absorbed)
+        SHA256_Final(inner, &c)
+        memcpy(&c, &self.key.outer, sizeof(SHA256_CTX))
+        SHA256_Update(&c, inner, 32)
+        SHA256_Final(mac, &c)
+        OPENSSL_cleanse(&c, sizeof(SHA256_CTX))
         memcpy(self.buf + n, b"&signature=", SIG_PREFIX_LEN)
         hex_encode(mac, 32, self.buf + n + SIG_PREFIX_LEN)
         return n + SIG_PREFIX_LEN + SIG_HEX
 
     cdef int _prepare(self, CheckedOrder *o, symbol_id, side, order_type, tif, qty_units,
                       price_units, bytes cid, timestamp_ms) except -1:
-        from pipeline.gateway.sign_py import check_client_id
         if not isinstance(symbol_id, int) or not 0 < symbol_id < MAX_SYMBOLS \
-                or not self.names[<int>symbol_id].configured:
+                or self.syms[<int>symbol_id] == NULL:
             raise ValueError(f"symbol id {symbol_id!r} has no instrument")
         if side not in (1, -1) or order_type not in (1, 2, 3):
             raise ValueError("bad side or order type")
@@ -290,11 +347,11 @@ cdef class BinanceSigner:
             raise ValueError("LIMIT needs timeInForce GTC, IOC or FOK")
         if qty_units <= 0 or (order_type != 2 and price_units <= 0) or timestamp_ms < 0:
             raise ValueError("quantity and price units must be > 0, timestamp >= 0")
-        check_client_id(cid)
+        _check_client_id(cid)
         o.symbol = symbol_id
         o.side = side
         o.order_type = order_type
-        o.tif = tif
+        o.tif = tif if order_type == 1 else 0
         o.qty_units = qty_units
         o.price_units = price_units
         return 0
@@ -303,40 +360,43 @@ cdef class BinanceSigner:
                timestamp_ms):
         """The unsigned query string."""
         cdef CheckedOrder o
+        cdef const Prefix *pre
         cdef bytes cid = _key_bytes(client_id, "client_id")
         self._prepare(&o, symbol_id, side, order_type, tif, qty_units, price_units, cid,
                       timestamp_ms)
-        cdef size_t n = self._encode(&o, cid, len(cid), timestamp_ms)
+        cdef size_t n = self._encode(&o, cid, len(cid), timestamp_ms, &pre)
         return PyBytes_FromStringAndSize(self.buf, n)
 
     def encode_sign(self, symbol_id, side, order_type, tif, qty_units, price_units, client_id,
                     timestamp_ms):
         """The query string with `&signature=<hex>` appended: the request body to send."""
         cdef CheckedOrder o
+        cdef const Prefix *pre
         cdef bytes cid = _key_bytes(client_id, "client_id")
         self._prepare(&o, symbol_id, side, order_type, tif, qty_units, price_units, cid,
                       timestamp_ms)
-        cdef size_t n = self._encode(&o, cid, len(cid), timestamp_ms)
-        n = self._sign_append(n)
+        cdef size_t n = self._encode(&o, cid, len(cid), timestamp_ms, &pre)
+        n = self._sign_append(pre, n)
         return PyBytes_FromStringAndSize(self.buf, n)
 
     def process(self, RiskEngine risk, msg, now_mono, int64_t timestamp_ms):
         """Risk check + encode + sign of one signal record. The signed body, or None on a reject
         with the reason in `last_reason` (nothing is encoded or signed then)."""
         cdef CheckedOrder o
+        cdef const Prefix *pre
         cdef char cid[40]
         cdef size_t k, n
         cdef int r = risk.check_buffer(msg, now_mono, &o)
         self.last_reason = r
         if r:
             return None
-        if not self.names[o.symbol].configured:
-            # the signer was not given this instrument: undo the open-order commit, reject
+        if self.syms[o.symbol] == NULL or timestamp_ms < 0:
+            # the signer cannot encode this order: undo the open-order commit, reject
             if o.side == 1:
                 risk.insts[o.symbol].open_buy -= o.qty_units
             else:
                 risk.insts[o.symbol].open_sell -= o.qty_units
-            self.last_reason = R_UNKNOWN_SYMBOL
+            self.last_reason = R_UNKNOWN_SYMBOL if self.syms[o.symbol] == NULL else R_BAD_MESSAGE
             return None
         cid[0] = 112    # 'p'
         cid[1] = 108    # 'l'
@@ -347,8 +407,8 @@ cdef class BinanceSigner:
         cid[k] = 46
         k += 1
         k += put_hex(cid + k, <uint64_t>o.seq)
-        n = self._encode(&o, cid, k, timestamp_ms)
-        n = self._sign_append(n)
+        n = self._encode(&o, cid, k, timestamp_ms, &pre)
+        n = self._sign_append(pre, n)
         return PyBytes_FromStringAndSize(self.buf, n)
 
 
