@@ -13,6 +13,8 @@ Exchange filters are checked on exact integer units (pipeline/gateway/instrument
 """
 cimport cython
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
+from cpython.long cimport PyLong_Check
+from cpython.number cimport PyNumber_Index
 from libc.math cimport floor, fabs
 from libc.stdlib cimport calloc, free
 from libc.string cimport memcpy, memset
@@ -332,7 +334,10 @@ cdef class RiskEngine:
         cdef Py_buffer view
         cdef int64_t now
         try:
-            now = now_mono
+            if PyLong_Check(now_mono):
+                now = now_mono
+            else:
+                now = PyNumber_Index(now_mono)      # ints only (numpy ints too), never floats
         except Exception:
             return R_BAD_MESSAGE
         try:

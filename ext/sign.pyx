@@ -219,6 +219,7 @@ cdef class BinanceSigner:
     def __cinit__(self, *args, **kwargs):
         memset(self.syms, 0, sizeof(self.syms))
         self.last_reason = 0
+        self.signed_count = 0
 
     def __init__(self, secret, *, recv_window_ms=5000, resp_type="", recv_window_first=True):
         global _check_client_id
@@ -332,6 +333,7 @@ cdef class BinanceSigner:
         SHA256_Update(&c, inner, 32)
         SHA256_Final(mac, &c)
         OPENSSL_cleanse(&c, sizeof(SHA256_CTX))
+        self.signed_count += 1
         memcpy(self.buf + n, b"&signature=", SIG_PREFIX_LEN)
         hex_encode(mac, 32, self.buf + n + SIG_PREFIX_LEN)
         return n + SIG_PREFIX_LEN + SIG_HEX

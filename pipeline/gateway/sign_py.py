@@ -130,6 +130,7 @@ class BinanceSigner:
         self.recv_window_first = bool(recv_window_first)
         self._names: dict[int, tuple[bytes, int, int]] = {}
         self.last_reason = 0
+        self.signed_count = 0          # orders signed (process / encode_sign)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} secret=<redacted> recv_window_ms={self.recv_window_ms}>"
@@ -182,6 +183,7 @@ class BinanceSigner:
         """The query string with `&signature=<hex>` appended: the request body to send."""
         q = self.encode(symbol_id, side, order_type, tif, qty_units, price_units, client_id,
                         timestamp_ms)
+        self.signed_count += 1
         return q + b"&signature=" + self._mac.hexdigest(q).encode("ascii")
 
     def process(self, risk, msg, now_mono: int, timestamp_ms: int) -> bytes | None:
