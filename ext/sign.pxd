@@ -42,7 +42,7 @@ cdef extern from "pl_crypto.h" nogil:
 
 cdef enum:
     BUF_SIZE = 512            # one encoded + signed order; the longest possible is ~340 bytes
-    NAME_MAX = 32             # percent-encoded symbol name
+    NAME_MAX = 64             # percent-encoded symbol name (instruments.MAX_NAME_BYTES)
     PREFIX_MAX = 160          # constant parameter prefix of one (symbol, side, type, tif)
     N_COMBOS = 10             # 2 sides x (LIMIT GTC/IOC/FOK, MARKET, LIMIT_MAKER)
     MAX_SYMBOLS = 256

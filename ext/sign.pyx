@@ -281,7 +281,8 @@ cdef class BinanceSigner:
             for otype, tif in ((1, 1), (1, 2), (1, 3), (2, 0), (3, 0)):
                 text = order_prefix(rules.encoded_name, side, otype, tif, self.resp_type,
                                     self.recv_window_ms, self.recv_window_first)
-                assert len(text) <= PREFIX_MAX
+                if len(text) > PREFIX_MAX:
+                    raise ValueError("order prefix too long for the encoder's buffer")
                 p = &e.combos[combo_index(side, otype, tif)]
                 memcpy(p.text, <char *>text, len(text))
                 p.len = len(text)

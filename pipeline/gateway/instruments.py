@@ -22,7 +22,7 @@ MAX_DECIMALS = 12
 # exactly representable in a double with a rounding tolerance far below one unit).
 MAX_UNITS = 10**13
 MAX_SYMBOL_ID = 255          # the kernels keep a fixed table of 256 instruments (id 0 = none)
-MAX_NAME_BYTES = 32          # percent-encoded symbol name
+MAX_NAME_BYTES = 64          # percent-encoded symbol name (6 fullwidth chars = 54)
 
 
 def _dec(value: Any, what: str) -> Decimal:
