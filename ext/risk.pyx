@@ -14,6 +14,7 @@ Exchange filters are checked on exact integer units (pipeline/gateway/instrument
 cimport cython
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
 from cpython.long cimport PyLong_Check
+from cpython.bytes cimport PyBytes_CheckExact, PyBytes_GET_SIZE, PyBytes_AS_STRING
 from cpython.number cimport PyNumber_Index
 from libc.math cimport floor, fabs
 from libc.stdlib cimport calloc, free
@@ -340,6 +341,11 @@ cdef class RiskEngine:
                 now = PyNumber_Index(now_mono)      # ints only (numpy ints too), never floats
         except Exception:
             return R_BAD_MESSAGE
+        if PyBytes_CheckExact(msg):             # what a ZeroMQ recv() gives: no buffer export
+            if PyBytes_GET_SIZE(msg) != SIGNAL_SIZE:
+                return R_BAD_MESSAGE
+            memcpy(&s, PyBytes_AS_STRING(msg), SIGNAL_SIZE)
+            return self._check(&s, now, out)
         try:
             PyObject_GetBuffer(msg, &view, PyBUF_SIMPLE)
         except Exception:

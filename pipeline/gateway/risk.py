@@ -22,7 +22,7 @@ _risk = _native.load("risk")
 RiskEngine = _risk.RiskEngine
 
 __all__ = ["RiskEngine", "Reason", "TradingState", "InstrumentRules", "make_signal",
-           "engine_kwargs", "engine_from_config"]
+           "engine_kwargs", "engine_from_config", "rules_for"]
 
 
 def make_signal(*, epoch: int, seq: int, symbol: int, venue: int, side: int, order_type: int,
@@ -52,3 +52,16 @@ def engine_from_config(cfg, engine_cls=None):
     """A risk engine (compiled by default) configured from a RiskConfig; instruments are added by
     the caller from exchangeInfo (InstrumentRules.from_binance) with cfg.limits_for(symbol)."""
     return (engine_cls or RiskEngine)(**engine_kwargs(cfg))
+
+
+def rules_for(cfg, *, venue, symbol_id: int, exchange_symbol) -> InstrumentRules:
+    """InstrumentRules for one symbol of the venue's exchangeInfo, with our limits from the
+    RiskConfig (KeyError if [risk.symbols."VENUE:SYMBOL"] is missing: the symbol is not tradable)."""
+    from pipeline.records import Venue
+    v = Venue[venue] if isinstance(venue, str) else Venue(venue)
+    name = exchange_symbol["symbol"]
+    lim = cfg.limits_for(v.name, name)
+    return InstrumentRules.from_binance(
+        exchange_symbol, symbol_id=symbol_id, venue=int(v), max_order_qty=lim.max_order_qty,
+        max_position_qty=lim.max_position_qty,
+        max_order_notional=float(cfg.order_notional_for(v.name, name)))
