@@ -58,7 +58,7 @@ cdef struct Instrument:
     int64_t min_price_units, max_price_units      # max 0 = none
     int64_t min_qty_units, max_qty_units
     int64_t min_notional_units, max_notional_units
-    bint notional_market
+    bint min_notional_market, max_notional_market   # filters also apply to MARKET orders
     int64_t max_order_qty_units, max_position_units
     double max_order_notional
     # live state, moved by check() (accepts) and the gateway (fills, cancels, reconcile, ticks)

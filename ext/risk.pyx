@@ -127,14 +127,15 @@ cdef int check_filters(const Instrument *inst, const CheckedOrder *o, double pri
     """Step 7 (exchange filters, exact integers) and step 8 (our order limits)."""
     cdef int64_t qu = o.qty_units, pu = o.price_units, npu
     cdef bint is_market = o.order_type == ORDER_MARKET
-    cdef bint apply_notional = True
+    cdef bint apply_min = True, apply_max = True
     cdef double notional
     if qu % inst.step_units != 0:
         return R_QTY_STEP
     if qu < inst.min_qty_units or (inst.max_qty_units and qu > inst.max_qty_units):
         return R_QTY_RANGE
     if is_market:
-        apply_notional = inst.notional_market
+        apply_min = inst.min_notional_market
+        apply_max = inst.max_notional_market
         npu = to_units(inst.ref, inst.price_scale)
         if npu == -1:
             return R_NO_REFERENCE
@@ -146,12 +147,11 @@ cdef int check_filters(const Instrument *inst, const CheckedOrder *o, double pri
         if pu < inst.min_price_units or (inst.max_price_units and pu > inst.max_price_units):
             return R_PRICE_RANGE
         npu = pu
-    if apply_notional:
-        # pu * qu >= M  <=>  pu >= ceil(M / qu);  pu * qu <= X  <=>  pu <= X // qu (exact, no overflow)
-        if inst.min_notional_units and npu < (inst.min_notional_units + qu - 1) // qu:
-            return R_MIN_NOTIONAL
-        if inst.max_notional_units and npu > inst.max_notional_units // qu:
-            return R_MAX_NOTIONAL
+    # pu * qu >= M  <=>  pu >= ceil(M / qu);  pu * qu <= X  <=>  pu <= X // qu (exact, no overflow)
+    if apply_min and inst.min_notional_units and npu < (inst.min_notional_units + qu - 1) // qu:
+        return R_MIN_NOTIONAL
+    if apply_max and inst.max_notional_units and npu > inst.max_notional_units // qu:
+        return R_MAX_NOTIONAL
     if qu > inst.max_order_qty_units:
         return R_MAX_ORDER_QTY
     notional = (inst.ref if is_market else price) * qty
@@ -237,7 +237,8 @@ cdef class RiskEngine:
         i.max_qty_units = rules.max_qty_units
         i.min_notional_units = rules.min_notional_units
         i.max_notional_units = rules.max_notional_units
-        i.notional_market = rules.notional_applies_to_market
+        i.min_notional_market = rules.notional_applies_to_market
+        i.max_notional_market = rules.max_notional_applies_to_market
         i.max_order_qty_units = rules.max_order_qty_units
         i.max_position_units = rules.max_position_units
         i.max_order_notional = rules.max_order_notional

@@ -65,7 +65,8 @@ class InstrumentRules:
     max_qty_units: int           # 0 = no maximum
     min_notional_units: int      # in units of 10**-(price_decimals + qty_decimals); 0 = none
     max_notional_units: int      # 0 = none
-    notional_applies_to_market: bool
+    notional_applies_to_market: bool   # minNotional also checks MARKET orders (at the reference)
+    max_notional_applies_to_market: bool  # maxNotional also checks MARKET orders
     max_order_qty_units: int     # our limit (>= 1)
     max_position_units: int      # our limit on |position| at worst case (>= 0)
     max_order_notional: float    # our limit, quote currency (> 0)
@@ -105,6 +106,7 @@ class InstrumentRules:
     def build(cls, *, symbol_id: int, venue: int, name: str, tick: Any, step: Any,
               min_price: Any = 0, max_price: Any = 0, min_qty: Any = 0, max_qty: Any = 0,
               min_notional: Any = 0, max_notional: Any = 0, notional_applies_to_market: bool = True,
+              max_notional_applies_to_market: bool = False,
               max_order_qty: Any, max_position_qty: Any, max_order_notional: float
               ) -> "InstrumentRules":
         """From decimal values (strings keep them exact: "0.01", not 0.01)."""
@@ -128,6 +130,7 @@ class InstrumentRules:
             min_notional_units=to_units(_dec(min_notional, "min_notional"), nd, ROUND_CEILING),
             max_notional_units=min(to_units(_dec(max_notional, "max_notional"), nd), 2**62 - 1),
             notional_applies_to_market=bool(notional_applies_to_market),
+            max_notional_applies_to_market=bool(max_notional_applies_to_market),
             max_order_qty_units=to_units(mo_q, qd),
             max_position_units=min(to_units(mp_q, qd), MAX_UNITS),
             max_order_notional=float(max_order_notional),
@@ -148,7 +151,8 @@ class InstrumentRules:
         if "NOTIONAL" in filters:
             n = filters["NOTIONAL"]
             kw.update(min_notional=n.get("minNotional", 0), max_notional=n.get("maxNotional", 0),
-                      notional_applies_to_market=bool(n.get("applyMinToMarket", True)))
+                      notional_applies_to_market=bool(n.get("applyMinToMarket", True)),
+                      max_notional_applies_to_market=bool(n.get("applyMaxToMarket", False)))
         elif "MIN_NOTIONAL" in filters:
             n = filters["MIN_NOTIONAL"]
             kw.update(min_notional=n["minNotional"],

@@ -269,9 +269,10 @@ class RiskEngine:
             return R.QTY_STEP
         if qu < rules.min_qty_units or (rules.max_qty_units and qu > rules.max_qty_units):
             return R.QTY_RANGE
-        apply_notional = True
+        apply_min = apply_max = True
         if is_market:
-            apply_notional = rules.notional_applies_to_market
+            apply_min = rules.notional_applies_to_market
+            apply_max = rules.max_notional_applies_to_market
             npu = to_units(ref, inst.price_scale)
             if npu == -1:                      # absurd reference: nothing sensible to price with
                 return R.NO_REFERENCE
@@ -283,12 +284,12 @@ class RiskEngine:
             if pu < rules.min_price_units or (rules.max_price_units and pu > rules.max_price_units):
                 return R.PRICE_RANGE
             npu = pu
-        if apply_notional:
-            # pu * qu >= M  <=>  pu >= ceil(M / qu);  pu * qu <= X  <=>  pu <= X // qu (exact)
-            if rules.min_notional_units and npu < (rules.min_notional_units + qu - 1) // qu:
-                return R.MIN_NOTIONAL
-            if rules.max_notional_units and npu > rules.max_notional_units // qu:
-                return R.MAX_NOTIONAL
+        # pu * qu >= M  <=>  pu >= ceil(M / qu);  pu * qu <= X  <=>  pu <= X // qu (exact)
+        if apply_min and rules.min_notional_units and \
+                npu < (rules.min_notional_units + qu - 1) // qu:
+            return R.MIN_NOTIONAL
+        if apply_max and rules.max_notional_units and npu > rules.max_notional_units // qu:
+            return R.MAX_NOTIONAL
         # 8. our order limits
         if qu > rules.max_order_qty_units:
             return R.MAX_ORDER_QTY

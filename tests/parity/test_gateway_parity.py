@@ -41,6 +41,7 @@ def instruments(draw, symbol_id):
         min_notional=draw(st.sampled_from(["0", "0", "0.001", "10"])),
         max_notional=draw(st.sampled_from(["0", "100", "1000000"])),
         notional_applies_to_market=draw(st.booleans()),
+        max_notional_applies_to_market=draw(st.booleans()),
         max_order_qty=dec(draw(st.integers(1, 10**5)) * step, qd),
         max_position_qty=dec(draw(st.integers(0, 10**6)) * step, qd),
         max_order_notional=draw(st.floats(1.0, 1e7)),

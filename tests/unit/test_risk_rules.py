@@ -325,3 +325,11 @@ def test_buffers_other_than_bytes(Engine):
     rec = np.frombuffer(sig(), dtype=SIGNAL_DTYPE).copy()
     assert e.check(rec, NOW) == R.ACCEPT                     # a 1-record numpy array
     assert e.check(memoryview(bytearray(sig())), NOW) == R.ACCEPT
+
+
+@pytest.mark.parametrize("flag,expected", [(False, R.ACCEPT), (True, R.MAX_NOTIONAL)])
+def test_market_orders_and_the_max_notional_filter(Engine, flag, expected):
+    rules = toy_rules(max_order_qty="5", max_order_notional=1e6,
+                      max_notional_applies_to_market=flag)
+    e = make(Engine, rules, ref={2: 100.0})
+    assert e.check(Sig()(symbol=2, order_type=2, qty=5.0), NOW) == expected     # 500 > 400
