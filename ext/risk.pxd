@@ -2,7 +2,7 @@
 # Pure-Python twin: pipeline/gateway/risk_py.py (same class, same methods, same decisions); the
 # order of the checks and every boundary rule are documented there.
 from libc.stdint cimport int8_t, uint8_t, int32_t, uint32_t, int64_t
-from pipeline._ext.records cimport SignalRecord
+from pipeline._ext.records cimport SignalRecord, TickRecord
 
 # ---------------------------------------------------------------- REASONS (pipeline.gateway.reasons.Reason)
 cdef enum:
@@ -64,7 +64,8 @@ cdef struct Instrument:
     # live state, moved by check() (accepts) and the gateway (fills, cancels, reconcile, ticks)
     int64_t pos, open_buy, open_sell              # qty units
     double ref
-    int64_t ref_mono
+    int64_t ref_mono                              # 0 = invalidated (GAP, RESYNC, STALE)
+    double bid, ask                               # best bid/ask seen by apply_ticks (0 = none)
 
 cdef struct DedupSlot:
     uint32_t strategy_id
@@ -113,4 +114,5 @@ cdef class RiskEngine:
     cdef int _dedup_check(self, uint32_t strategy_id, int64_t epoch, int64_t seq) noexcept nogil
     cdef int _exposure(self, const Instrument *inst, int side, int64_t qu) noexcept nogil
     cdef bint _take_token(self, int64_t now) noexcept nogil
+    cdef int64_t _apply_ticks(self, const TickRecord *t, int64_t n) noexcept nogil
     cdef int check_buffer(self, object msg, object now_mono, CheckedOrder *out) noexcept

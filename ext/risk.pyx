@@ -21,7 +21,9 @@ from libc.stdlib cimport calloc, free
 from libc.string cimport memcpy, memset
 from libc.stdint cimport int64_t, uint32_t
 
-from pipeline._ext.records cimport SignalRecord
+from pipeline._ext.records cimport (SignalRecord, TickRecord, KIND_TRADE, KIND_AGG_TRADE,
+                                    KIND_BID, KIND_ASK, KIND_BOOK_CLEAR, KIND_GAP,
+                                    KIND_RESYNC_START, KIND_STALE)
 
 DEF SIGNAL_SIZE = 80
 DEF SIGNAL_VERSION = 1
@@ -308,6 +310,70 @@ cdef class RiskEngine:
         cdef Instrument *i = self._inst(symbol_id)
         return i.open_buy / i.qty_scale, i.open_sell / i.qty_scale
 
+    def apply_ticks(self, ticks):
+        """Reference prices from a batch of tick records (TICK_DTYPE array or its bytes): the mid
+        of the best bid/ask once both are known, else the last trade; GAP (symbol 0: every
+        instrument), RESYNC_START, STALE and BOOK_CLEAR invalidate the reference's stamp (stale
+        until fresh data). Returns the number of records that applied."""
+        cdef Py_buffer view
+        cdef int64_t n, count
+        PyObject_GetBuffer(ticks, &view, PyBUF_SIMPLE)
+        try:
+            if view.len % sizeof(TickRecord):
+                raise ValueError("expected whole 64-byte tick records")
+            n = view.len // sizeof(TickRecord)
+            count = self._apply_ticks(<const TickRecord *>view.buf, n)
+        finally:
+            PyBuffer_Release(&view)
+        return count
+
+    cdef int64_t _apply_ticks(self, const TickRecord *t, int64_t n) noexcept nogil:
+        cdef int64_t k, count = 0
+        cdef int j
+        cdef const TickRecord *r
+        cdef Instrument *inst
+        cdef double inf = 1.0 / 0.0
+        for k in range(n):
+            r = &t[k]
+            if r.kind == KIND_GAP and r.symbol == 0:
+                for j in range(self.n_ids):
+                    inst = &self.insts[self.ids[j]]
+                    inst.ref_mono = 0
+                    inst.bid = 0.0
+                    inst.ask = 0.0
+                count += 1
+                continue
+            if r.symbol >= MAX_SYMBOLS:
+                continue
+            inst = &self.insts[r.symbol]
+            if not inst.configured or inst.venue != r.venue:
+                continue
+            if r.kind == KIND_BID or r.kind == KIND_ASK:
+                if not (r.price > 0.0 and r.price < inf):
+                    continue
+                if r.kind == KIND_BID:
+                    inst.bid = r.price
+                else:
+                    inst.ask = r.price
+                if inst.bid > 0.0 and inst.ask > 0.0:
+                    inst.ref = (inst.bid + inst.ask) / 2.0
+                    inst.ref_mono = r.mono_ts
+                count += 1
+            elif r.kind == KIND_TRADE or r.kind == KIND_AGG_TRADE:
+                if not (r.price > 0.0 and r.price < inf):
+                    continue
+                if not (inst.bid > 0.0 and inst.ask > 0.0):
+                    inst.ref = r.price
+                    inst.ref_mono = r.mono_ts
+                count += 1
+            elif r.kind == KIND_GAP or r.kind == KIND_RESYNC_START or r.kind == KIND_STALE \
+                    or r.kind == KIND_BOOK_CLEAR:
+                inst.ref_mono = 0
+                inst.bid = 0.0
+                inst.ask = 0.0
+                count += 1
+        return count
+
     def snapshot(self):
         """Every piece of mutable state, for parity tests (same tuple as the twin)."""
         cdef int64_t k = self.runaway_signals
@@ -322,7 +388,7 @@ cdef class RiskEngine:
             sid = self.ids[j]
             insts.append((sid, self.insts[sid].pos, self.insts[sid].open_buy,
                           self.insts[sid].open_sell, self.insts[sid].ref,
-                          self.insts[sid].ref_mono))
+                          self.insts[sid].ref_mono, self.insts[sid].bid, self.insts[sid].ask))
         return (self.state, self.tokens, self.throttle_last, run, dd, tuple(insts))
 
     # ------------------------------------------------------------------ ENTRY

@@ -42,9 +42,11 @@ import math
 import operator
 import struct
 
+import numpy as np
+
 from pipeline.gateway.instruments import MAX_SYMBOL_ID, MAX_UNITS, InstrumentRules
 from pipeline.gateway.reasons import Reason, TradingState
-from pipeline.records import SIGNAL_VERSION, OrderType
+from pipeline.records import SIGNAL_VERSION, TICK_DTYPE, Kind, OrderType
 
 SIGNAL_STRUCT = struct.Struct("<qqqqqqddIIBbBBB3x")   # SIGNAL_DTYPE, field for field
 assert SIGNAL_STRUCT.size == 80
@@ -79,7 +81,7 @@ def round_units(x: float, scale: float) -> int:
 
 class _Inst:
     __slots__ = ("rules", "price_scale", "qty_scale", "pos", "open_buy", "open_sell", "ref",
-                 "ref_mono")
+                 "ref_mono", "bid", "ask")
 
     def __init__(self, rules: InstrumentRules):
         self.rules = rules
@@ -87,7 +89,8 @@ class _Inst:
         self.qty_scale = POW10[rules.qty_decimals]
         self.pos = self.open_buy = self.open_sell = 0
         self.ref = 0.0
-        self.ref_mono = 0
+        self.ref_mono = 0                 # 0 = invalidated (GAP, RESYNC, STALE)
+        self.bid = self.ask = 0.0         # best bid/ask seen by apply_ticks (0 = none)
 
 
 class RiskEngine:
@@ -187,6 +190,52 @@ class RiskEngine:
         inst = self._inst(symbol_id)
         return inst.open_buy / inst.qty_scale, inst.open_sell / inst.qty_scale
 
+    def apply_ticks(self, ticks) -> int:
+        """Reference prices from a batch of tick records (TICK_DTYPE array or its bytes): the mid
+        of the best bid/ask once both are known, else the last trade; GAP (symbol 0: every
+        instrument), RESYNC_START, STALE and BOOK_CLEAR invalidate the reference's stamp (stale
+        until fresh data). Returns the number of records that applied."""
+        if isinstance(ticks, np.ndarray) and ticks.dtype == TICK_DTYPE:
+            arr = ticks
+        else:
+            mv = memoryview(ticks)
+            if mv.nbytes % TICK_DTYPE.itemsize:
+                raise ValueError("expected whole 64-byte tick records")
+            arr = np.frombuffer(mv.cast("B"), dtype=TICK_DTYPE)
+        count = 0
+        for kind, symbol, venue, price, mono in zip(arr["kind"].tolist(), arr["symbol"].tolist(),
+                                                    arr["venue"].tolist(), arr["price"].tolist(),
+                                                    arr["mono_ts"].tolist()):
+            if kind == Kind.GAP and symbol == 0:
+                for o in self._insts.values():
+                    o.ref_mono, o.bid, o.ask = 0, 0.0, 0.0
+                count += 1
+                continue
+            inst = self._insts.get(symbol)
+            if inst is None or inst.rules.venue != venue:
+                continue
+            if kind == Kind.BID or kind == Kind.ASK:
+                if not (0.0 < price < math.inf):
+                    continue
+                if kind == Kind.BID:
+                    inst.bid = price
+                else:
+                    inst.ask = price
+                if inst.bid > 0.0 and inst.ask > 0.0:
+                    inst.ref = (inst.bid + inst.ask) / 2.0
+                    inst.ref_mono = mono
+                count += 1
+            elif kind == Kind.TRADE or kind == Kind.AGG_TRADE:
+                if not (0.0 < price < math.inf):
+                    continue
+                if not (inst.bid > 0.0 and inst.ask > 0.0):
+                    inst.ref, inst.ref_mono = price, mono
+                count += 1
+            elif kind in (Kind.GAP, Kind.RESYNC_START, Kind.STALE, Kind.BOOK_CLEAR):
+                inst.ref_mono, inst.bid, inst.ask = 0, 0.0, 0.0
+                count += 1
+        return count
+
     def snapshot(self) -> tuple:
         """Every piece of mutable state, for parity tests."""
         run = tuple(self._run_times[(self._run_head + i) % self.runaway_signals]
@@ -195,7 +244,8 @@ class RiskEngine:
         return (self._state, self._tokens, self._throttle_last, run,
                 tuple(tuple(d) for d in self._dedup),
                 tuple((i, self._insts[i].pos, self._insts[i].open_buy, self._insts[i].open_sell,
-                       self._insts[i].ref, self._insts[i].ref_mono) for i in self._ids))
+                       self._insts[i].ref, self._insts[i].ref_mono, self._insts[i].bid,
+                       self._insts[i].ask) for i in self._ids))
 
     # ------------------------------------------------------------------ the entry point
     def check(self, msg, now_mono: int) -> int:

@@ -266,3 +266,32 @@ def test_collar_edges_follow_the_exact_rule_on_both_engines(ref_k, bps, sign, nu
                                        order_type=1, tif=1, qty=0.001, price=price,
                                        created_mono=10**12, ttl_ns=10**9), 10**12))
     assert got[0] == got[1] == (Reason.ACCEPT if exact_ok else Reason.PRICE_COLLAR)
+
+
+@SETTINGS
+@given(rows=st.lists(st.tuples(
+    st.sampled_from([1, 2, 3, 4, 5, 7, 16, 17, 18, 19, 20, 0, 99]), st.sampled_from([0, 1, 2, 9]),
+    st.sampled_from([BINANCE, BINANCE, 1, 3]),
+    st.floats(allow_nan=True, allow_infinity=True) | st.floats(1.0, 1e5),
+    st.integers(0, 2**62)), max_size=40), now=st.integers(1, 2**62))
+def test_apply_ticks_parity(rows, now):
+    import numpy as np
+    from pipeline.records import TICK_DTYPE
+    a = np.zeros(len(rows), dtype=TICK_DTYPE)
+    for i, (kind, symbol, venue, price, mono) in enumerate(rows):
+        a[i]["kind"], a[i]["symbol"], a[i]["venue"] = kind, symbol, venue
+        a[i]["price"], a[i]["mono_ts"] = price, mono
+    out = []
+    for Engine in (RiskEngine, risk_py.RiskEngine):
+        e = Engine(max_gross_notional=1e12, collar_bps=100.0, ref_stale_ns=10**9,
+                   throttle_orders=10, throttle_window_ns=10**9, runaway_signals=10,
+                   runaway_window_ns=10**9)
+        for sid in (1, 2):
+            e.set_instrument(InstrumentRules.build(
+                symbol_id=sid, venue=BINANCE, name="X", tick="0.01", step="0.001",
+                max_order_qty="10", max_position_qty="10", max_order_notional=1e9))
+        n = e.apply_ticks(a)
+        m = make_signal(epoch=1, seq=1, symbol=1, venue=BINANCE, side=1, order_type=1, tif=1,
+                        qty=0.5, price=100.0, created_mono=now, ttl_ns=10**9)
+        out.append((n, e.snapshot(), e.check(m, now)))
+    assert out[0] == out[1]

@@ -333,3 +333,42 @@ def test_market_orders_and_the_max_notional_filter(Engine, flag, expected):
                       max_notional_applies_to_market=flag)
     e = make(Engine, rules, ref={2: 100.0})
     assert e.check(Sig()(symbol=2, order_type=2, qty=5.0), NOW) == expected     # 500 > 400
+
+
+# ------------------------------------------------------------------ reference prices from ticks
+def _ticks(*rows):
+    import numpy as np
+    from pipeline.records import TICK_DTYPE
+    a = np.zeros(len(rows), dtype=TICK_DTYPE)
+    for i, (kind, symbol, venue, price, mono) in enumerate(rows):
+        a[i]["kind"], a[i]["symbol"], a[i]["venue"] = kind, symbol, venue
+        a[i]["price"], a[i]["mono_ts"] = price, mono
+    return a
+
+
+def test_apply_ticks_mid_then_trade_fallback_and_invalidation(Engine):
+    from pipeline.records import Kind
+    e = Engine(**LIMITS)
+    e.set_instrument(btc_rules())
+    e.set_instrument(eth_rules())
+    sig = Sig()
+    t = T0
+    n = e.apply_ticks(_ticks((Kind.TRADE, 1, BINANCE, 50_010.0, t),        # no BBO yet: last trade
+                             (Kind.BID, 9, BINANCE, 1.0, t),               # unknown symbol
+                             (Kind.BID, 1, 3, 1.0, t)))                    # other venue
+    assert n == 1 and e.snapshot()[5][0][4:6] == (50_010.0, T0)
+    e.apply_ticks(_ticks((Kind.BID, 1, BINANCE, 49_990.0, t + 1),
+                         (Kind.ASK, 1, BINANCE, 50_010.0, t + 2),
+                         (Kind.TRADE, 1, BINANCE, 60_000.0, t + 3),        # BBO known: ignored
+                         (Kind.ASK, 1, BINANCE, float("nan"), t + 4)))     # bad price: ignored
+    assert e.snapshot()[5][0][4:6] == (50_000.0, T0 + 2)
+    assert e.check(sig(price=50_500.0), NOW) == R.ACCEPT                  # collar around 50000
+    e.apply_ticks(_ticks((Kind.RESYNC_START, 1, BINANCE, 0.0, t + 5)))
+    assert e.check(sig(), NOW) == R.STALE_REFERENCE                       # until fresh data
+    e.apply_ticks(_ticks((Kind.BID, 1, BINANCE, 49_990.0, NOW), (Kind.ASK, 1, BINANCE, 50_010.0, NOW)))
+    assert e.check(sig(), NOW) == R.ACCEPT
+    e.apply_ticks(_ticks((Kind.GAP, 0, 0, 0.0, 0)).tobytes())             # ring GAP: everything
+    assert e.check(sig(), NOW) == R.STALE_REFERENCE
+    assert e.check(sig(symbol=3, price=2_500.0, qty=0.01), NOW) == R.NO_REFERENCE
+    with pytest.raises(ValueError):
+        e.apply_ticks(b"x" * 65)
