@@ -1,13 +1,18 @@
 """Decision codes of the pre-trade risk check, and the gateway's trading states.
 
 Mirrored in ext/risk.pxd (section REASONS / STATES); tests/unit/test_risk_rules.py checks that the
-compiled module reports the same numbers. Change both together. 0 is ACCEPT; every other value
-names the first rule that rejected the signal (the order of the checks is documented in
-pipeline/gateway/risk_py.py).
+compiled module reports the same numbers; change both together. TradingState is defined in
+pipeline/records.py (the launcher's status block carries it) and re-exported here. 0 is ACCEPT;
+every other value names the first rule that rejected the signal (the order of the checks is
+documented in pipeline/gateway/risk_py.py).
 """
 from __future__ import annotations
 
 from enum import IntEnum
+
+from pipeline.records import TradingState   # the one schema: ACTIVE / REDUCING / HALTED
+
+__all__ = ["Reason", "TradingState", "REASON_NAMES"]
 
 
 class Reason(IntEnum):
@@ -46,12 +51,6 @@ class Reason(IntEnum):
     GROSS_EXPOSURE = 27     # worst-case gross notional over all symbols beyond max_gross_notional
     THROTTLED = 28          # order-rate token bucket empty
     RUNAWAY = 29            # too many signals in the runaway window: state is now HALTED
-
-
-class TradingState(IntEnum):
-    ACTIVE = 0      # everything the limits allow
-    REDUCING = 1    # only orders that reduce the absolute position (open orders included)
-    HALTED = 2      # no new orders at all (cancels are the gateway's business, not the check's)
 
 
 REASON_NAMES = {int(r): r.name for r in Reason}
