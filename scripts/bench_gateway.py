@@ -226,10 +226,10 @@ def table(res: dict) -> str:
     lines = [f"{'metric':<36}{'p50 ns':>10}{'p99 ns':>10}", "-" * 56]
     lines += [f"{name:<36}{p50:>10.1f}{p99:>10.1f}" for name, p50, p99 in rows]
     lines += ["-" * 56,
-              f"python_over_cython {q['python_over_cython']}x   "
-              f"hmac_new_over_sign_only {q['hmac_new_over_sign_only']}x",
-              f"{r['orders']} orders, batches of {r['batch']} calls (per-call = batch mean; "
-              f"timer read p50 {r['timer_overhead_p50_ns']} ns), query {r['query_bytes']} B",
+              (f"python_over_cython {q['python_over_cython']}x   "
+               f"hmac_new_over_sign_only {q['hmac_new_over_sign_only']}x"),
+              (f"{r['orders']} orders, batches of {r['batch']} calls (per-call = batch mean; "
+               f"timer read p50 {r['timer_overhead_p50_ns']} ns), query {r['query_bytes']} B"),
               f"python {res['python']}, {res['cpu_count']} CPUs"]
     return "\n".join(lines)
 

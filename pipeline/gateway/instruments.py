@@ -13,9 +13,10 @@ NOTIONAL. Our own limits (max order quantity, max position, max order notional) 
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, InvalidOperation
-from typing import Any, Mapping
+from typing import Any
 
 MAX_DECIMALS = 12
 # Prices and quantities beyond this many units are "absurd" and rejected (keeps every unit value
@@ -108,7 +109,7 @@ class InstrumentRules:
               min_notional: Any = 0, max_notional: Any = 0, notional_applies_to_market: bool = True,
               max_notional_applies_to_market: bool = False,
               max_order_qty: Any, max_position_qty: Any, max_order_notional: float
-              ) -> "InstrumentRules":
+              ) -> InstrumentRules:
         """From decimal values (strings keep them exact: "0.01", not 0.01)."""
         tick_d, step_d = _dec(tick, "tick"), _dec(step, "step")
         if tick_d == 0 or step_d == 0:
@@ -139,7 +140,7 @@ class InstrumentRules:
     @classmethod
     def from_binance(cls, info: Mapping[str, Any], *, symbol_id: int, venue: int,
                      max_order_qty: Any, max_position_qty: Any, max_order_notional: float
-                     ) -> "InstrumentRules":
+                     ) -> InstrumentRules:
         """From one element of exchangeInfo["symbols"] plus our own limits."""
         filters = {f["filterType"]: f for f in info.get("filters", ())}
         pf, lot = filters.get("PRICE_FILTER"), filters.get("LOT_SIZE")

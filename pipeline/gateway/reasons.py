@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from enum import IntEnum
 
-from pipeline.records import TradingState   # the one schema: ACTIVE / REDUCING / HALTED
+from pipeline.records import TradingState  # the one schema: ACTIVE / REDUCING / HALTED
 
 __all__ = ["Reason", "TradingState", "REASON_NAMES"]
 

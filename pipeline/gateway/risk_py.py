@@ -294,7 +294,7 @@ class RiskEngine:
         is_market = otype == MARKET
         pu = 0
         if is_market:
-            if price == price:
+            if not math.isnan(price):
                 return R.BAD_PRICE
         else:
             if not (price > 0.0):

@@ -207,7 +207,7 @@ class BinanceSigner:
             self.last_reason = int(Reason.UNKNOWN_SYMBOL if symbol not in self._names
                                    else Reason.BAD_MESSAGE)
             return None
-        name, pd, qd = self._names[symbol]
+        _name, pd, qd = self._names[symbol]
         qu = to_units(qty, POW10[qd])
         pu = 0 if otype == 2 else to_units(price, POW10[pd])
         return self.encode_sign(symbol, side, otype, tif, qu, pu,

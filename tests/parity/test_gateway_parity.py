@@ -276,6 +276,7 @@ def test_collar_edges_follow_the_exact_rule_on_both_engines(ref_k, bps, sign, nu
     st.integers(0, 2**62)), max_size=40), now=st.integers(1, 2**62))
 def test_apply_ticks_parity(rows, now):
     import numpy as np
+
     from pipeline.records import TICK_DTYPE
     a = np.zeros(len(rows), dtype=TICK_DTYPE)
     for i, (kind, symbol, venue, price, mono) in enumerate(rows):

@@ -9,8 +9,7 @@ import pytest
 
 from pipeline.gateway.instruments import InstrumentRules
 from pipeline.gateway.reasons import Reason
-from tests.gateway_helpers import (BINANCE, LIMITS, NOW, SECRET, T0, Sig, btc_rules, engines,
-                                   signers)
+from tests.gateway_helpers import BINANCE, LIMITS, NOW, SECRET, T0, Sig, btc_rules, engines, signers
 
 PAIRS = list(zip(engines(), signers()))
 

@@ -8,8 +8,17 @@ import pytest
 
 from pipeline import _native
 from pipeline.gateway.reasons import Reason, TradingState
-from tests.gateway_helpers import (BINANCE, LIMITS, NOW, T0, Sig, btc_rules, engines, eth_rules,
-                                   toy_rules)
+from tests.gateway_helpers import (
+    BINANCE,
+    LIMITS,
+    NOW,
+    T0,
+    Sig,
+    btc_rules,
+    engines,
+    eth_rules,
+    toy_rules,
+)
 
 R = Reason
 
@@ -320,6 +329,7 @@ def test_malformed_clock_is_a_reason_code(Engine, now):
 
 def test_buffers_other_than_bytes(Engine):
     import numpy as np
+
     from pipeline.records import SIGNAL_DTYPE
     e, sig = make(Engine), Sig()
     rec = np.frombuffer(sig(), dtype=SIGNAL_DTYPE).copy()
@@ -338,6 +348,7 @@ def test_market_orders_and_the_max_notional_filter(Engine, flag, expected):
 # ------------------------------------------------------------------ reference prices from ticks
 def _ticks(*rows):
     import numpy as np
+
     from pipeline.records import TICK_DTYPE
     a = np.zeros(len(rows), dtype=TICK_DTYPE)
     for i, (kind, symbol, venue, price, mono) in enumerate(rows):
