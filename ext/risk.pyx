@@ -16,7 +16,7 @@ from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
 from cpython.long cimport PyLong_Check
 from cpython.bytes cimport PyBytes_CheckExact, PyBytes_GET_SIZE, PyBytes_AS_STRING
 from cpython.number cimport PyNumber_Index
-from libc.math cimport floor, fabs
+from libc.math cimport floor, fabs, INFINITY
 from libc.stdlib cimport calloc, free
 from libc.string cimport memcpy, memset
 from libc.stdint cimport int64_t, uint32_t
@@ -262,7 +262,7 @@ cdef class RiskEngine:
         if not isinstance(symbol_id, int) or not 0 < symbol_id < MAX_SYMBOLS:
             return False
         cdef Instrument *i = &self.insts[<int>symbol_id]
-        if not i.configured or not (price > 0.0 and price < float("inf")):
+        if not i.configured or not (price > 0.0 and price < INFINITY):
             return False
         i.ref = price
         i.ref_mono = mono_ns
@@ -332,7 +332,6 @@ cdef class RiskEngine:
         cdef int j
         cdef const TickRecord *r
         cdef Instrument *inst
-        cdef double inf = 1.0 / 0.0
         for k in range(n):
             r = &t[k]
             if r.kind == KIND_GAP and r.symbol == 0:
@@ -349,7 +348,7 @@ cdef class RiskEngine:
             if not inst.configured or inst.venue != r.venue:
                 continue
             if r.kind == KIND_BID or r.kind == KIND_ASK:
-                if not (r.price > 0.0 and r.price < inf):
+                if not (r.price > 0.0 and r.price < INFINITY):
                     continue
                 if r.kind == KIND_BID:
                     inst.bid = r.price
@@ -360,7 +359,7 @@ cdef class RiskEngine:
                     inst.ref_mono = r.mono_ts
                 count += 1
             elif r.kind == KIND_TRADE or r.kind == KIND_AGG_TRADE:
-                if not (r.price > 0.0 and r.price < inf):
+                if not (r.price > 0.0 and r.price < INFINITY):
                     continue
                 if not (inst.bid > 0.0 and inst.ask > 0.0):
                     inst.ref = r.price
