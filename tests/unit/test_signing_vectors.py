@@ -47,10 +47,9 @@ def test_binance_hmac_vectors(vectors, M, name, least):
 
 def test_binance_ws_api_unverified_examples_do_not_verify(vectors, M):
     bad = _load(vectors, "binance_ws_api_hmac_sha256.json")["doc_examples_that_do_not_verify"]
-    assert bad
+    assert len(bad) == 5
     for v in bad:
-        if v.get("key") and v.get("message") and v.get("expected"):
-            assert M.HmacSha256(_key(v)).hexdigest(_msg(v)) != v["expected"], v.get("id")
+        assert M.HmacSha256(_key(v)).hexdigest(_msg(v)) != v["expected"], v.get("id")
 
 
 def test_rfc4231(vectors, M):
