@@ -257,9 +257,9 @@ cdef class RiskEngine:
         return &self.insts[<int>symbol_id]
 
     def set_reference(self, symbol_id, double price, int64_t mono_ns):
-        """Live reference price and its CLOCK_MONOTONIC stamp; False (ignored) for an unknown symbol
-        or a price that is not finite and > 0."""
-        if not isinstance(symbol_id, int) or not 0 < symbol_id < MAX_SYMBOLS:
+        """Live reference price and its CLOCK_MONOTONIC stamp; False (ignored) for an unknown symbol,
+        a price that is not finite and > 0, or a negative stamp."""
+        if not isinstance(symbol_id, int) or not 0 < symbol_id < MAX_SYMBOLS or mono_ns < 0:
             return False
         cdef Instrument *i = &self.insts[<int>symbol_id]
         if not i.configured or not (price > 0.0 and price < INFINITY):
@@ -348,7 +348,7 @@ cdef class RiskEngine:
             if not inst.configured or inst.venue != r.venue:
                 continue
             if r.kind == KIND_BID or r.kind == KIND_ASK:
-                if not (r.price > 0.0 and r.price < INFINITY):
+                if not (r.price > 0.0 and r.price < INFINITY) or r.mono_ts < 0:
                     continue
                 if r.kind == KIND_BID:
                     inst.bid = r.price
@@ -359,7 +359,7 @@ cdef class RiskEngine:
                     inst.ref_mono = r.mono_ts
                 count += 1
             elif r.kind == KIND_TRADE or r.kind == KIND_AGG_TRADE:
-                if not (r.price > 0.0 and r.price < INFINITY):
+                if not (r.price > 0.0 and r.price < INFINITY) or r.mono_ts < 0:
                     continue
                 if not (inst.bid > 0.0 and inst.ask > 0.0):
                     inst.ref = r.price
@@ -429,6 +429,8 @@ cdef class RiskEngine:
         cdef Instrument *inst
         if s.version != SIGNAL_VERSION:
             return R_BAD_VERSION
+        if now <= 0:                            # CLOCK_MONOTONIC is > 0; keeps differences exact
+            return R_BAD_TIMESTAMP
         # 2. runaway guard, 3. halted
         if self._runaway(now):
             self.state = ST_HALTED

@@ -6,7 +6,8 @@ The entry point is `RiskEngine.check(msg, now_mono) -> int` (a `Reason`; 0 = ACC
 (time.perf_counter_ns()). Nothing raises out of check(): every malformed input is a reason code.
 
 Checks, in this order (the first failing one is the answer):
-  1. shape: an 80-byte buffer (BAD_MESSAGE), version == SIGNAL_VERSION (BAD_VERSION)
+  1. shape: an 80-byte buffer (BAD_MESSAGE), version == SIGNAL_VERSION (BAD_VERSION), a clock
+     now_mono > 0 (BAD_TIMESTAMP; so every difference of stamps below fits in int64)
   2. runaway guard: more than `runaway_signals` well-formed signals within `runaway_window_ns`
      (half-open window: a signal exactly runaway_window_ns after the K-th previous one does not
      count it) → state becomes HALTED, RUNAWAY
@@ -140,9 +141,9 @@ class RiskEngine:
 
     def set_reference(self, symbol_id: int, price: float, mono_ns: int) -> bool:
         """Live reference price (e.g. mid) and its CLOCK_MONOTONIC stamp. False (ignored) for an
-        unknown symbol or a price that is not finite and > 0."""
+        unknown symbol, a price that is not finite and > 0, or a negative stamp."""
         inst = self._insts.get(symbol_id)
-        if inst is None or not (price > 0.0 and price < math.inf):
+        if inst is None or not (price > 0.0 and price < math.inf) or mono_ns < 0:
             return False
         inst.ref = float(price)
         inst.ref_mono = int(mono_ns)
@@ -215,7 +216,7 @@ class RiskEngine:
             if inst is None or inst.rules.venue != venue:
                 continue
             if kind == Kind.BID or kind == Kind.ASK:
-                if not (0.0 < price < math.inf):
+                if not (0.0 < price < math.inf) or mono < 0:
                     continue
                 if kind == Kind.BID:
                     inst.bid = price
@@ -226,7 +227,7 @@ class RiskEngine:
                     inst.ref_mono = mono
                 count += 1
             elif kind == Kind.TRADE or kind == Kind.AGG_TRADE:
-                if not (0.0 < price < math.inf):
+                if not (0.0 < price < math.inf) or mono < 0:
                     continue
                 if not (inst.bid > 0.0 and inst.ask > 0.0):
                     inst.ref, inst.ref_mono = price, mono
@@ -259,6 +260,8 @@ class RiskEngine:
             return R.BAD_MESSAGE
         if version != SIGNAL_VERSION:
             return R.BAD_VERSION
+        if now <= 0:                       # CLOCK_MONOTONIC is > 0; keeps differences in int64
+            return R.BAD_TIMESTAMP
         # 2. runaway guard
         if self._runaway(now):
             self._state = TradingState.HALTED

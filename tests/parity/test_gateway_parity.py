@@ -173,10 +173,12 @@ def test_kernel_and_twin_agree_on_decisions_state_and_bytes(lim, data):
 
 
 @SETTINGS
-@given(lim=limits, data=st.lists(st.binary(min_size=0, max_size=100) | st.binary(min_size=80, max_size=80),
-                                 min_size=1, max_size=30),
-       now=st.integers(-(2**63), 2**63 - 1))
-def test_fuzzed_messages_give_only_reason_codes(lim, data, now):
+@given(lim=limits, data=st.lists(st.tuples(
+    st.binary(min_size=0, max_size=100) | st.binary(min_size=80, max_size=80)
+    | st.binary(min_size=80, max_size=80).map(lambda b: b[:76] + b"\x01" + b[77:]),  # version 1
+    st.integers(-(2**63), 2**63 - 1) | st.integers(1, 10**13)), min_size=1, max_size=30),
+    ref_mono=st.integers(-(2**63), 2**63 - 1))
+def test_fuzzed_messages_give_only_reason_codes(lim, data, ref_mono):
     engines = [RiskEngine(**lim), risk_py.RiskEngine(**lim)]
     rules = InstrumentRules.build(symbol_id=1, venue=BINANCE, name="BTCUSDT", tick="0.01",
                                   step="0.00001", max_order_qty="1", max_position_qty="2",
@@ -184,7 +186,8 @@ def test_fuzzed_messages_give_only_reason_codes(lim, data, now):
     for e in engines:
         e.set_instrument(rules)
         e.set_reference(1, 50_000.0, 0)
-    for msg in data:
+        e.set_reference(1, 50_000.0, ref_mono)      # ignored when negative
+    for msg, now in data:
         got = [e.check(msg, now) for e in engines]
         assert got[0] == got[1] and got[0] in REASONS
     assert engines[0].snapshot() == engines[1].snapshot()

@@ -327,6 +327,14 @@ def test_malformed_clock_is_a_reason_code(Engine, now):
     assert make(Engine).check(Sig()(), now) == R.BAD_MESSAGE
 
 
+@pytest.mark.parametrize("now", [0, -1, -(2**63)])
+def test_non_positive_clock_is_a_bad_timestamp(Engine, now):
+    e = make(Engine, runaway_signals=1)
+    assert e.check(Sig()(), now) == R.BAD_TIMESTAMP
+    assert e.check(Sig()(), now) == R.BAD_TIMESTAMP        # and never counts for the runaway guard
+    assert e.set_reference(1, 50_000.0, -1) is False
+
+
 def test_buffers_other_than_bytes(Engine):
     import numpy as np
 
