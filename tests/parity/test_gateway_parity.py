@@ -299,3 +299,21 @@ def test_apply_ticks_parity(rows, now):
                         qty=0.5, price=100.0, created_mono=now, ttl_ns=10**9)
         out.append((n, e.snapshot(), e.check(m, now)))
     assert out[0] == out[1]
+
+
+def test_twins_have_the_same_public_api():
+    import inspect
+
+    from pipeline import _native
+    sign = _native.load("sign")
+    pairs = [(RiskEngine, risk_py.RiskEngine), (BinanceSigner, sign_py.BinanceSigner),
+             (sign.HmacSha256, sign_py.HmacSha256), (sign.OkxSigner, sign_py.OkxSigner),
+             (sign.Ed25519Signer, sign_py.Ed25519Signer)]
+    for kernel, twin in pairs:
+        k = {n for n in dir(kernel) if not n.startswith("_")}
+        t = {n for n, v in inspect.getmembers(twin) if not n.startswith("_") and callable(v)}
+        assert t <= k, (kernel.__name__, t - k)           # every twin method exists in the kernel
+        kc = {n for n in k if callable(getattr(kernel, n, None))}
+        assert kc <= t | {"resp_type_name"}, (kernel.__name__, kc - t)
+    for fn in ("okx_prehash", "ed25519_verify"):
+        assert callable(getattr(sign, fn)) and callable(getattr(sign_py, fn))
