@@ -24,6 +24,7 @@ Ed25519Signer = sign_py.Ed25519Signer          # cryptography, cool path
 ed25519_verify = sign_py.ed25519_verify
 format_units = sign_py.format_units
 client_order_id = sign_py.client_order_id
+ws_api_payload = sign_py.ws_api_payload        # WS-API params → signature payload (cool path)
 
 __all__ = ["HmacSha256", "BinanceSigner", "OkxSigner", "okx_prehash", "Ed25519Signer",
-           "ed25519_verify", "format_units", "client_order_id"]
+           "ed25519_verify", "format_units", "client_order_id", "ws_api_payload"]
