@@ -254,7 +254,7 @@ class RiskEngine:
             (epoch, seq, _tseq, _tmono, created, ttl, qty, price, strategy_id, symbol, venue,
              side, otype, tif, version) = SIGNAL_STRUCT.unpack(msg)
             now = operator.index(now_mono)
-        except (TypeError, ValueError, struct.error, OverflowError):
+        except Exception:            # anything that is not an 80-byte buffer and an int clock
             return R.BAD_MESSAGE
         if not -(1 << 63) <= now < (1 << 63):
             return R.BAD_MESSAGE

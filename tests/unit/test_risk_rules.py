@@ -343,6 +343,8 @@ def test_buffers_other_than_bytes(Engine):
     rec = np.frombuffer(sig(), dtype=SIGNAL_DTYPE).copy()
     assert e.check(rec, NOW) == R.ACCEPT                     # a 1-record numpy array
     assert e.check(memoryview(bytearray(sig())), NOW) == R.ACCEPT
+    strided = np.frombuffer(sig() * 2, dtype=np.uint8)[::2]              # not contiguous
+    assert e.check(strided, NOW) == R.BAD_MESSAGE
 
 
 @pytest.mark.parametrize("flag,expected", [(False, R.ACCEPT), (True, R.MAX_NOTIONAL)])
