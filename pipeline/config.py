@@ -106,6 +106,7 @@ class StrategyConfig:
     linger_ms: int = 200               # PUSH LINGER: bounds shutdown with the gateway absent
     hello_every_s: float = 0.5         # READY handshake: HELLO resent this often until answered
     stats_every_s: float = 10.0        # log counters this often (0 = never)
+    exit_when_writer_closes: bool = False  # replays/tests: stop once the ring's writer closed
     instances: list[StrategyInstanceConfig] = field(
         default_factory=lambda: [StrategyInstanceConfig()])
 
