@@ -135,6 +135,7 @@ def sma_backtest(const double[:] price, const int64_t[:] ts, const uint8_t[:] re
     cdef double p, eq = capital, peak = capital, max_dd = 0.0, prev_eq = capital
     cdef int64_t peak_ts = ts[0], dd_dur = 0, exposure_ns = 0, prev_ts = ts[0], prev_unit = 0
     cdef int64_t bad_tick = -1
+    cdef bint underwater = False
     cdef int status = BT_OK
     if win == NULL or fills == NULL or queue == NULL:
         free(win); free(fills); free(queue)
@@ -219,9 +220,14 @@ def sma_backtest(const double[:] price, const int64_t[:] ts, const uint8_t[:] re
             prev_unit = b.unit
             prev_ts = tj
             if eq >= peak:
+                if underwater:                        # recovered: peak → this tick
+                    underwater = False
+                    if tj - peak_ts > dd_dur:
+                        dd_dur = tj - peak_ts
                 peak = eq
                 peak_ts = tj
             else:
+                underwater = True
                 if eq < peak * (1.0 + max_dd):
                     max_dd = eq / peak - 1.0
                 if tj - peak_ts > dd_dur:

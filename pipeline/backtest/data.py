@@ -152,6 +152,7 @@ def read_csv(path: str | Path) -> np.ndarray:
     path = str(path)
     with open(path, "r", encoding="utf-8", errors="replace") as f:
         first = f.readline().strip()
+        second = f.readline().strip()
     if not first:
         raise DataError(f"{path}: empty file")
     cells = [c.strip().lower() for c in first.split(",")]
@@ -166,6 +167,8 @@ def read_csv(path: str | Path) -> np.ndarray:
         im = _find(header, _MAKER, "is_buyer_maker", path)
         agg = "first_trade_id" in header or "agg_trade_id" in header
         skip = 1
+        if not second:
+            raise DataError(f"{path}: no trades (header only)")
     elif len(cells) == 7:
         ii, ip, iq, it, im, agg, skip = 0, 1, 2, 4, 5, False, 0
     elif len(cells) == 8:

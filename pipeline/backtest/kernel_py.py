@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from pipeline.backtest.metrics import max_drawdown
 from pipeline.strategy.sma import sma_cross_signals
 
 FILL_FIELDS = ("tick", "signal", "qty", "price", "fee")
@@ -88,12 +89,7 @@ def sma_backtest(price, ts, reset, fast, slow, price_increment, allow_short, fee
     eq = np.asarray(state_cash)[st] + np.asarray(state_qty)[st] * price
     if len(equity):
         equity[:] = eq
-    runmax = np.maximum.accumulate(np.concatenate(([float(capital)], eq)))[1:]
-    max_dd = min(0.0, float((eq / runmax - 1.0).min()))
-    at_peak = eq >= runmax
-    peak_idx = np.maximum.accumulate(np.where(at_peak, np.arange(n), -1))
-    peak_ts = np.where(peak_idx >= 0, ts[np.maximum(peak_idx, 0)], ts[0])
-    dd_dur = int((ts - peak_ts).max())
+    max_dd, dd_dur = max_drawdown(eq, ts, float(capital))
     units = np.asarray(state_unit)[st]
     exposure_ns = int(((ts[1:] - ts[:-1]) * (units[:-1] != 0)).sum())
     bounds = ts[0] + period_ns * np.arange(1, need + 1, dtype=np.int64)

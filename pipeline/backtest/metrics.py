@@ -70,9 +70,15 @@ def max_drawdown(equity: np.ndarray, ts: np.ndarray, start_equity: float) -> tup
     runmax = np.maximum.accumulate(np.concatenate(([float(start_equity)], eq)))[1:]
     dd = min(0.0, float((eq / runmax - 1.0).min()))
     at_peak = eq >= runmax
-    peak_idx = np.maximum.accumulate(np.where(at_peak, np.arange(len(eq)), -1))
-    peak_ts = np.where(peak_idx >= 0, ts[np.maximum(peak_idx, 0)], ts[0])
-    return dd, int((ts - peak_ts).max())
+    idx = np.arange(len(eq))
+    peak_idx = np.maximum.accumulate(np.where(at_peak, idx, -1))
+    prev_peak_idx = np.concatenate(([-1], peak_idx[:-1]))      # -1: the start (capital, ts[0])
+    prev_peak_ts = np.where(prev_peak_idx >= 0, ts[np.maximum(prev_peak_idx, 0)], ts[0])
+    prev_at_peak = np.concatenate(([True], at_peak[:-1]))
+    counted = ~at_peak | (at_peak & ~prev_at_peak)             # underwater, or the recovery tick
+    if not counted.any():
+        return dd, 0
+    return dd, int((ts - prev_peak_ts)[counted].max())
 
 
 def summarize(stats: dict, samples: np.ndarray, t0: int, t1: int, capital: float,
