@@ -3,7 +3,9 @@
 
 Per tick j (price p, time t, reset flag r):
   1. strategy: integer price q = rint(p / increment) - q0; if r, the windows restart empty; the
-     window sums Sf, Ss are updated in O(1) from a ring of the last `slow` prices; once the window
+     window sums Sf, Ss are updated in O(1) from a ring of the last `slow` prices (with time
+     bars, bar_ns > 0: the close of a bar, fed when the first trade of a later bar arrives; a
+     reset also drops the bar in progress); once the window
      is full the trend is sign(Sf*slow - Ss*fast); a change of a non-zero trend is a signal, queued
      to act at t + latency (exact rule: pipeline/strategy/sma.py).
   2. execution: every queued signal with exec_ts <= t fills at this tick, in order. A signal moves
@@ -91,7 +93,8 @@ cdef int _execute(Book *b, int64_t direction, double p, int64_t tick, int64_t si
 @cython.wraparound(False)
 @cython.initializedcheck(False)
 def sma_backtest(const double[:] price, const int64_t[:] ts, const uint8_t[:] reset,
-                 int64_t fast, int64_t slow, double price_increment, bint allow_short,
+                 int64_t fast, int64_t slow, double price_increment, int64_t bar_ns,
+                 bint allow_short,
                  double fee_rate, double slip_rate, int64_t latency_ns, bint fixed_size,
                  double size, double capital, int64_t period_ns, double[:] samples,
                  double[:] equity):
@@ -135,7 +138,8 @@ def sma_backtest(const double[:] price, const int64_t[:] ts, const uint8_t[:] re
     cdef double p, eq = capital, peak = capital, max_dd = 0.0, prev_eq = capital
     cdef int64_t peak_ts = ts[0], dd_dur = 0, exposure_ns = 0, prev_ts = ts[0], prev_unit = 0
     cdef int64_t bad_tick = -1
-    cdef bint underwater = False
+    cdef bint underwater = False, feed
+    cdef int64_t x, bar, cur_bar = 0, last_q = 0
     cdef int status = BT_OK
     if win == NULL or fills == NULL or queue == NULL:
         free(win); free(fills); free(queue)
@@ -155,49 +159,67 @@ def sma_backtest(const double[:] price, const int64_t[:] ts, const uint8_t[:] re
                 status = BT_RANGE
                 bad_tick = j
                 break
+            feed = True
+            x = d
+            if bar_ns > 0:                            # time bars: feed a bar's close when the
+                bar = tj // bar_ns                    # first trade of a later bar arrives
+                if tj < 0 and bar * bar_ns != tj:
+                    bar -= 1                          # floor, like Python's //
+                if j == 0 or (has_reset and reset[j]):
+                    cur_bar = bar
+                    last_q = d
+                    feed = False
+                elif bar > cur_bar:
+                    x = last_q
+                    cur_bar = bar
+                    last_q = d
+                else:
+                    last_q = d
+                    feed = False
             if has_reset and reset[j]:
                 count = 0
                 sf = 0
                 ss = 0
                 w = 0
-            if count >= slow:
-                ss -= win[w]
-            if count >= fast:
-                r = w - fast
-                if r < 0:
-                    r += slow
-                sf -= win[r]
-            win[w] = d
-            sf += d
-            ss += d
-            w += 1
-            if w == slow:
-                w = 0
-            count += 1
-            if count >= slow:
-                diff = sf * slow - ss * fast
-                t = (diff > 0) - (diff < 0)
-                if t != 0 and t != trend:
-                    if trend != 0:
-                        if q_tail == cap_q:           # grow the FIFO (compact first)
-                            if q_head > 0:
-                                for r in range(q_tail - q_head):
-                                    queue[r] = queue[q_head + r]
-                                q_tail -= q_head
-                                q_head = 0
-                            if q_tail == cap_q:
-                                grown = <Pending *>realloc(queue, <size_t>(cap_q * 2) * sizeof(Pending))
-                                if grown == NULL:
-                                    status = BT_NOMEM
-                                    break
-                                queue = grown
-                                cap_q *= 2
-                        queue[q_tail].exec_ts = tj + latency_ns
-                        queue[q_tail].signal = j
-                        queue[q_tail].direction = t
-                        q_tail += 1
-                        b.n_signals += 1
-                    trend = t
+            if feed:
+                if count >= slow:
+                    ss -= win[w]
+                if count >= fast:
+                    r = w - fast
+                    if r < 0:
+                        r += slow
+                    sf -= win[r]
+                win[w] = x
+                sf += x
+                ss += x
+                w += 1
+                if w == slow:
+                    w = 0
+                count += 1
+                if count >= slow:
+                    diff = sf * slow - ss * fast
+                    t = (diff > 0) - (diff < 0)
+                    if t != 0 and t != trend:
+                        if trend != 0:
+                            if q_tail == cap_q:           # grow the FIFO (compact first)
+                                if q_head > 0:
+                                    for r in range(q_tail - q_head):
+                                        queue[r] = queue[q_head + r]
+                                    q_tail -= q_head
+                                    q_head = 0
+                                if q_tail == cap_q:
+                                    grown = <Pending *>realloc(queue, <size_t>(cap_q * 2) * sizeof(Pending))
+                                    if grown == NULL:
+                                        status = BT_NOMEM
+                                        break
+                                    queue = grown
+                                    cap_q *= 2
+                            queue[q_tail].exec_ts = tj + latency_ns
+                            queue[q_tail].signal = j
+                            queue[q_tail].direction = t
+                            q_tail += 1
+                            b.n_signals += 1
+                        trend = t
             # ---- execution
             while q_head < q_tail and queue[q_head].exec_ts <= tj:
                 if _execute(&b, queue[q_head].direction, p, j, queue[q_head].signal,

@@ -56,6 +56,8 @@ def parse(argv):
     ap.add_argument("--strategy", default="sma", choices=["sma"])
     ap.add_argument("--fast", type=int, default=20, help="fast SMA window, trades (default 20)")
     ap.add_argument("--slow", type=int, default=100, help="slow SMA window, trades (default 100)")
+    ap.add_argument("--bar-ms", type=int, default=0,
+                    help="SMAs over time-bar closes of this many ms (default 0: every trade)")
     ap.add_argument("--sweep", nargs=2, metavar=("FASTS", "SLOWS"), type=windows,
                     help="sweep a grid instead of one run")
     ap.add_argument("--metric", default="sharpe", help="sweep: rank and heatmap by (sharpe)")
@@ -94,6 +96,8 @@ def main(argv=None) -> int:
     args = parse(argv)
     try:
         model = model_from(args)
+        if args.bar_ms < 0:
+            raise ValueError(f"--bar-ms must be >= 0, got {args.bar_ms}")
         if args.sweep:
             fasts, slows = args.sweep
             if not fasts or not slows:
@@ -141,11 +145,13 @@ def main(argv=None) -> int:
                 say(f"sweep {k}/{n} cells ({100 * k / n:.0f} %)", args.quiet)
         say(f"sweeping {cells} cells on {args.processes or 'all'} cores", args.quiet)
         res = sweep(m, fasts, slows, model, processes=args.processes,
-                    start_method=args.start_method, progress=progress)
+                    start_method=args.start_method, bar_ms=args.bar_ms,
+                    progress=progress)
         print(f"SMA sweep on {args.data}: {len(res.rows)} cells in {res.seconds:.2f} s "
               f"({res.processes} processes), ranked by {args.metric}")
         print(res.table(args.metric))
-        doc = {"data": args.data, "model": dataclasses.asdict(model), "fasts": res.fasts,
+        doc = {"data": args.data, "bar_ms": args.bar_ms, "model": dataclasses.asdict(model),
+               "fasts": res.fasts,
                "slows": res.slows, "metric": args.metric, "best": res.best(args.metric),
                "cells": res.rows, "seconds": res.seconds}
         if out:
@@ -160,12 +166,14 @@ def main(argv=None) -> int:
 
     say(f"running SMA({args.fast}, {args.slow})", args.quiet)
     t = time.perf_counter()
-    res = run_sma(m, args.fast, args.slow, model, keep_equity=bool(out), checked=True)
+    res = run_sma(m, args.fast, args.slow, model, keep_equity=bool(out), bar_ms=args.bar_ms,
+                  checked=True)
     dt = time.perf_counter() - t
     say(f"backtest done in {dt:.3f} s ({len(m) / max(dt, 1e-9) / 1e6:,.1f} M ticks/s)", args.quiet)
     table = R.text_table(res.metrics, f"SMA({args.fast}, {args.slow}) on {args.data}")
     print(table)
     doc = {"data": args.data, "strategy": "sma", "fast": args.fast, "slow": args.slow,
+           "bar_ms": args.bar_ms,
            "model": dataclasses.asdict(model), "metrics": res.metrics}
     if out:
         (out / "report.txt").write_text(table + "\n")

@@ -66,12 +66,15 @@ def check(fast: int, slow: int, model: BacktestConfig) -> None:
 
 
 def run_sma(m: Market, fast: int, slow: int, model: BacktestConfig | None = None, *,
-            keep_equity: bool = True, backend: str = "cython",
+            keep_equity: bool = True, backend: str = "cython", bar_ms: int = 0,
             checked: bool = False) -> Result:
-    """One backtest. `checked=True` skips the O(n) input checks (the caller ran them)."""
+    """One backtest. `bar_ms` > 0: SMAs over time-bar closes (pipeline/strategy/sma.py).
+    `checked=True` skips the O(n) input checks (the caller ran them)."""
     model = BacktestConfig() if model is None else model
     if not checked:
         check(fast, slow, model)
+        if bar_ms < 0:
+            raise ValueError(f"bar_ms must be >= 0, got {bar_ms}")
         check_price_range(m, fast, slow, model.price_increment)
     run = kernel(backend)
     fee_bps = model.fee_taker_bps if model.liquidity == "taker" else model.fee_maker_bps
@@ -79,7 +82,7 @@ def run_sma(m: Market, fast: int, slow: int, model: BacktestConfig | None = None
     samples = np.empty(n_samples(m, period_ns), dtype=np.float64)
     equity = np.empty(len(m), dtype=np.float64) if keep_equity else np.empty(0, np.float64)
     stats, fills = run(m.price, m.ts, m.reset, int(fast), int(slow), float(model.price_increment),
-                       model.mode == "long_short", fee_bps / 1e4,
+                       int(bar_ms) * 1_000_000, model.mode == "long_short", fee_bps / 1e4,
                        (model.slippage_bps + model.half_spread_bps) / 1e4,
                        int(round(model.latency_ms * 1e6)), model.sizing == "fixed",
                        float(model.fixed_qty if model.sizing == "fixed" else model.fraction),

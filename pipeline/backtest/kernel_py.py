@@ -14,8 +14,8 @@ from pipeline.strategy.sma import sma_cross_signals
 FILL_FIELDS = ("tick", "signal", "qty", "price", "fee")
 
 
-def sma_backtest(price, ts, reset, fast, slow, price_increment, allow_short, fee_rate, slip_rate,
-                 latency_ns, fixed_size, size, capital, period_ns, samples, equity):
+def sma_backtest(price, ts, reset, fast, slow, price_increment, bar_ns, allow_short, fee_rate,
+                 slip_rate, latency_ns, fixed_size, size, capital, period_ns, samples, equity):
     price = np.asarray(price, dtype=np.float64)
     ts = np.asarray(ts, dtype=np.int64)
     n = price.shape[0]
@@ -36,7 +36,8 @@ def sma_backtest(price, ts, reset, fast, slow, price_increment, allow_short, fee
         raise ValueError(f"samples needs {need + 1} elements, got {len(samples)}")
 
     at, dirs = sma_cross_signals(price, fast, slow, price_increment,
-                                 np.asarray(reset, dtype=bool) if len(reset) else None)
+                                 np.asarray(reset, dtype=bool) if len(reset) else None,
+                                 ts=ts, bar_ns=int(bar_ns))
     exec_at = np.searchsorted(ts, ts[at] + latency_ns, side="left")
     live = exec_at < n
 

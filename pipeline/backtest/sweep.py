@@ -25,16 +25,17 @@ log = logging.getLogger(__name__)
 _W: dict = {}
 
 
-def _init(price, ts, reset, source, model, backend) -> None:
+def _init(price, ts, reset, source, model, backend, bar_ms=0) -> None:
     _W["m"] = Market(price, ts, reset, source)
     _W["model"] = model
     _W["backend"] = backend
+    _W["bar_ms"] = bar_ms
 
 
 def _cell(fs: tuple[int, int]) -> tuple[int, int, dict]:
     f, s = fs
     r = run_sma(_W["m"], f, s, _W["model"], keep_equity=False, backend=_W["backend"],
-                checked=True)
+                bar_ms=_W["bar_ms"], checked=True)
     return f, s, r.metrics
 
 
@@ -77,13 +78,15 @@ class SweepResult:
 
 def sweep(m: Market, fasts: list[int], slows: list[int], model: BacktestConfig | None = None, *,
           processes: int | None = None, start_method: str = "spawn", backend: str = "cython",
-          progress: Callable[[int, int], None] | None = None) -> SweepResult:
+          bar_ms: int = 0, progress: Callable[[int, int], None] | None = None) -> SweepResult:
     """Run every cell with fast < slow. processes=None → all cores; 1 → in this process."""
     model = BacktestConfig() if model is None else model
     fasts = sorted(set(int(f) for f in fasts))
     slows = sorted(set(int(s) for s in slows))
     if not fasts or not slows:
         raise ValueError("sweep needs at least one fast and one slow window")
+    if bar_ms < 0:
+        raise ValueError(f"bar_ms must be >= 0, got {bar_ms}")
     if fasts[0] < 1:
         raise ValueError(f"SMA fast window must be >= 1, got {fasts[0]}")
     cells = [(f, s) for f in fasts for s in slows if f < s]
@@ -96,7 +99,7 @@ def sweep(m: Market, fasts: list[int], slows: list[int], model: BacktestConfig |
     t0 = time.perf_counter()
     rows = []
     if n_proc == 1:
-        _init(m.price, m.ts, m.reset, m.source, model, backend)
+        _init(m.price, m.ts, m.reset, m.source, model, backend, bar_ms)
         for k, c in enumerate(cells, 1):
             f, s, met = _cell(c)
             rows.append({"fast": f, "slow": s, **met})
@@ -105,7 +108,8 @@ def sweep(m: Market, fasts: list[int], slows: list[int], model: BacktestConfig |
     else:
         ctx = mp.get_context(start_method)
         with ctx.Pool(n_proc, initializer=_init,
-                      initargs=(m.price, m.ts, m.reset, m.source, model, backend)) as pool:
+                      initargs=(m.price, m.ts, m.reset, m.source, model, backend,
+                                bar_ms)) as pool:
             for k, (f, s, met) in enumerate(pool.imap_unordered(_cell, cells), 1):
                 rows.append({"fast": f, "slow": s, **met})
                 if progress:

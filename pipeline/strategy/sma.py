@@ -8,6 +8,12 @@ after start is adopted silently; every later change of trend is a signal: +1 (fa
 BUY) or -1 (below: SELL). After a GAP / STALE / RESYNC_START the windows restart empty (the trend
 is kept), so no signal is made until `slow` fresh trades have arrived.
 
+Time bars (bar_ms > 0): trades fall in bars [k*bar, (k+1)*bar) of their exchange time (local time
+when the venue gives none); the SMAs run over bar closes (last trade price of a bar). A bar's close
+is fed when the first trade of a later bar arrives (data-driven, no timers, so live and backtest
+agree); that trade is the signal's trigger. Empty bars are skipped. A gap drops the bar in
+progress and restarts the windows.
+
 Why integers: float SMAs from a running cumsum drift (the sum of 10 M BTC prices is ~6e11, whose
 ulp is ~1e-4) and a sum kept by add/subtract rounds differently from one taken by cumsum
 differences, so on flat stretches (fast == slow exactly) the two implementations would disagree on
@@ -34,9 +40,12 @@ class SmaParams:
     fast: int = 20                  # fast window, trades
     slow: int = 100                 # slow window, trades (> fast)
     price_increment: float = 1e-8   # price grid; prices are rounded to it
+    bar_ms: int = 0                 # 0: every trade is a point; > 0: SMAs of time-bar closes
 
     def __post_init__(self) -> None:
         check_windows(self.fast, self.slow)
+        if self.bar_ms < 0:
+            raise ValueError(f"bar_ms must be >= 0, got {self.bar_ms}")
         if not (self.price_increment > 0 and math.isfinite(self.price_increment)):
             raise ValueError(f"price_increment must be > 0, got {self.price_increment}")
 
@@ -132,16 +141,23 @@ class SmaCrossover(Strategy):
         super().__init__(params, **kw)
         self.core = SmaCore(self.params.fast, self.params.slow)
         self.bad_prices = 0
+        self.bar_ns = self.params.bar_ms * 1_000_000
+        self._bar: int | None = None     # current bar number (time bars)
+        self._bar_q = 0                  # its last price so far
 
     def on_gap(self, rec) -> None:
         super().on_gap(rec)
         self.core.reset()
+        self._bar = None
 
     def on_stale(self, rec) -> None:
         super().on_stale(rec)
         self.core.reset()
+        self._bar = None
 
     def on_trades(self, trades: np.ndarray) -> list[Signal]:
+        if self.bar_ns:
+            return self._on_trades_bars(trades)
         inc = self.params.price_increment
         update = self.core.update
         out: list[Signal] = []
@@ -160,12 +176,45 @@ class SmaCrossover(Strategy):
         return out
 
 
+    def _on_trades_bars(self, trades: np.ndarray) -> list[Signal]:
+        inc = self.params.price_increment
+        bar_ns = self.bar_ns
+        update = self.core.update
+        ts = np.where(trades["exch_ts"] != 0, trades["exch_ts"], trades["local_ts"])
+        out: list[Signal] = []
+        for p, t_ns, s, m in zip(trades["price"].tolist(), ts.tolist(), trades["seq"].tolist(),
+                                 trades["mono_ts"].tolist()):
+            try:
+                q = round(p / inc)
+            except (ValueError, OverflowError):
+                self.bad_prices += 1
+                continue
+            bar = t_ns // bar_ns
+            if self._bar is None:
+                self._bar, self._bar_q = bar, q
+                continue
+            if bar <= self._bar:
+                self._bar_q = q
+                continue
+            t = update(self._bar_q)              # the previous bar closed
+            self._bar, self._bar_q = bar, q
+            if t:
+                sig = self.target(t, s, m, p)
+                if sig is not None:
+                    out.append(sig)
+        return out
+
+
 def sma_cross_signals(prices: np.ndarray, fast: int, slow: int, price_increment: float = 1e-8,
-                      resets: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                      resets: np.ndarray | None = None, ts: np.ndarray | None = None,
+                      bar_ns: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """The same rule over a whole array: (indices, directions) of every crossover signal.
 
-    `resets[i]` True means the windows restart at trade i (a gap came just before it)."""
+    `resets[i]` True means the windows restart at trade i (a gap came just before it). With
+    `bar_ns` > 0 (and `ts`, sorted), the SMAs run over time-bar closes (see the module doc)."""
     check_windows(fast, slow)
+    if bar_ns > 0:
+        return _bar_signals(prices, fast, slow, price_increment, resets, ts, bar_ns)
     q = quantize(prices, price_increment)
     n = q.size
     if n == 0:
@@ -193,3 +242,31 @@ def sma_cross_signals(prices: np.ndarray, fast: int, slow: int, price_increment:
     at = valid[nz]
     ch = np.flatnonzero(t[1:] != t[:-1]) + 1
     return at[ch], t[ch]
+
+
+def _bar_signals(prices, fast, slow, price_increment, resets, ts, bar_ns):
+    p = np.asarray(prices, dtype=np.float64)
+    if ts is None or len(ts) != len(p):
+        raise ValueError("time bars need a timestamp per price")
+    quantize(p, price_increment)             # same errors as the per-trade rule
+    n = len(p)
+    if n == 0:
+        return np.empty(0, np.int64), np.empty(0, np.int8)
+    bar = np.asarray(ts, dtype=np.int64) // bar_ns
+    r = np.zeros(n, bool) if resets is None else np.asarray(resets, dtype=bool)
+    start = r.copy()
+    start[0] = True
+    new_bar = np.zeros(n, bool)
+    new_bar[1:] = bar[1:] > bar[:-1]
+    new_bar &= ~start                          # a segment's first trade only opens a bar
+    ev = np.flatnonzero(new_bar)               # trades that close the previous bar
+    if len(ev) == 0:
+        return np.empty(0, np.int64), np.empty(0, np.int8)
+    # an event restarts the windows if a reset happened since the previous event
+    seg = np.cumsum(start)
+    ev_seg = seg[ev]
+    ev_reset = np.empty(len(ev), bool)
+    ev_reset[0] = True
+    ev_reset[1:] = ev_seg[1:] != ev_seg[:-1]
+    at, d = sma_cross_signals(p[ev - 1], fast, slow, price_increment, ev_reset)
+    return ev[at], d

@@ -15,9 +15,11 @@ from pipeline.config import BacktestConfig
 pytestmark = pytest.mark.timeout(120)
 
 
-def plain_loop(price, ts, reset, fast, slow, inc, short, fee, slip, lat, fixed, size, capital):
+def plain_loop(price, ts, reset, fast, slow, inc, short, fee, slip, lat, fixed, size, capital,
+               bar_ns=0):
     """Per tick: exact integer SMAs (Python ints, deques), a FIFO of signals acting at the first
-    tick >= ts + latency, close-then-open fills with slippage and fees, equity = cash + qty*p."""
+    tick >= ts + latency, close-then-open fills with slippage and fees, equity = cash + qty*p.
+    With bar_ns, the SMA input is each time bar's last price, taken when a later bar starts."""
     wf, ws = deque(), deque()
     sf = ss = 0
     trend = 0
@@ -25,6 +27,7 @@ def plain_loop(price, ts, reset, fast, slow, inc, short, fee, slip, lat, fixed, 
     cash, qty, unit, open_eq = capital, 0.0, 0, capital
     trades = wins = 0
     eq_out = np.empty(len(price))
+    bar = bar_q = None
 
     def fill(dq, p):
         nonlocal cash
@@ -36,13 +39,25 @@ def plain_loop(price, ts, reset, fast, slow, inc, short, fee, slip, lat, fixed, 
         p, t = float(price[j]), int(ts[j])
         if reset is not None and reset[j]:
             wf.clear(); ws.clear(); sf = ss = 0
+            bar = None
         q = round(p / inc)
-        wf.append(q); ws.append(q); sf += q; ss += q
-        if len(wf) > fast:
-            sf -= wf.popleft()
-        if len(ws) > slow:
-            ss -= ws.popleft()
-        if len(ws) == slow:
+        point = q
+        if bar_ns:
+            b = t // bar_ns
+            if bar is None or b == bar:
+                point = None
+            else:
+                point = bar_q
+            if bar is None or b != bar:
+                bar = b
+            bar_q = q
+        if point is not None:
+            wf.append(point); ws.append(point); sf += point; ss += point
+            if len(wf) > fast:
+                sf -= wf.popleft()
+            if len(ws) > slow:
+                ss -= ws.popleft()
+        if point is not None and len(ws) == slow:
             d = sf * slow - ss * fast
             tr = (d > 0) - (d < 0)
             if tr and tr != trend:
@@ -82,21 +97,24 @@ def random_case(rng, n):
         fixed_qty=float(rng.uniform(0.1, 50)), period_s=float(rng.choice([0.01, 0.5, 60])),
         price_increment=0.01)
     fast = int(rng.integers(1, 15))
-    return market_from_arrays(price, ts, reset), fast, fast + int(rng.integers(1, 60)), model
+    bar_ms = int(rng.choice([0, 0, 2, 9]))
+    return (market_from_arrays(price, ts, reset), fast, fast + int(rng.integers(1, 60)), model,
+            bar_ms)
 
 
-@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.parametrize("seed", range(16))
 def test_engine_equals_plain_loop_and_twin(seed):
     rng = np.random.default_rng(100 + seed)
-    m, fast, slow, model = random_case(rng, int(rng.integers(2_000, 12_000)))
-    a = run_sma(m, fast, slow, model, backend="cython")
-    b = run_sma(m, fast, slow, model, backend="python")
+    m, fast, slow, model, bar_ms = random_case(rng, int(rng.integers(4_000, 12_000)))
+    a = run_sma(m, fast, slow, model, backend="cython", bar_ms=bar_ms)
+    b = run_sma(m, fast, slow, model, backend="python", bar_ms=bar_ms)
     eq, trades, wins = plain_loop(
         m.price, m.ts, m.reset, fast, slow, 0.01, model.mode == "long_short",
         model.fee_taker_bps / 1e4, (model.slippage_bps + model.half_spread_bps) / 1e4,
         int(round(model.latency_ms * 1e6)), model.sizing == "fixed",
-        model.fixed_qty if model.sizing == "fixed" else model.fraction, model.initial_capital)
-    assert a.stats["n_fills"] > 10
+        model.fixed_qty if model.sizing == "fixed" else model.fraction, model.initial_capital,
+        bar_ms * 1_000_000)
+    assert a.stats["n_fills"] > (2 if bar_ms else 10)
     np.testing.assert_allclose(a.equity, eq, rtol=0, atol=1e-9 * model.initial_capital)
     np.testing.assert_allclose(b.equity, eq, rtol=0, atol=1e-9 * model.initial_capital)
     assert (a.stats["trades"], a.stats["wins"]) == (trades, wins)

@@ -34,7 +34,8 @@ def vector_signals(recs: np.ndarray, params: SmaParams, allow_short: bool) -> li
     trades = np.flatnonzero(np.isin(recs["kind"], (Kind.TRADE, Kind.AGG_TRADE))
                             & (recs["symbol"] == SYM))
     at, d = sma_cross_signals(m.price, params.fast, params.slow, params.price_increment,
-                              m.reset if len(m.reset) else None)
+                              m.reset if len(m.reset) else None, ts=m.ts,
+                              bar_ns=params.bar_ms * 1_000_000)
     out, pos = [], 0
     for i, t in zip(at.tolist(), d.tolist()):
         tgt = t if (t > 0 or allow_short) else 0
@@ -52,7 +53,7 @@ def to_records(price: np.ndarray, rng, controls: float = 0.0, others: float = 0.
     r["venue"] = Venue.SIM
     r["symbol"] = SYM
     r["price"] = price
-    r["exch_ts"] = 1 + np.arange(n) * 1000
+    r["exch_ts"] = 1 + np.cumsum(rng.integers(0, 1_000_000, n))   # ~0.5 ms apart, ties
     r["mono_ts"] = 10 + np.arange(n)
     if others:
         r["symbol"][rng.random(n) < others] = OTHER
@@ -64,16 +65,17 @@ def to_records(price: np.ndarray, rng, controls: float = 0.0, others: float = 0.
     return r
 
 
+@pytest.mark.parametrize("bar_ms", [0, 3])
 @pytest.mark.parametrize("allow_short", [False, True])
-@pytest.mark.parametrize("seed", range(4))
-def test_parity_synthetic_with_gaps_and_ties(seed, allow_short):
+@pytest.mark.parametrize("seed", range(3))
+def test_parity_synthetic_with_gaps_and_ties(seed, allow_short, bar_ms):
     rng = np.random.default_rng(seed)
     n = 30_000
     steps = rng.choice([-1, 0, 0, 0, 1], n)             # long flat stretches: many exact ties
     price = np.round(1000 + np.cumsum(steps) * 0.25, 2)
     recs = to_records(price, rng, controls=0.002, others=0.2)
     params = SmaParams(fast=int(rng.integers(2, 15)), slow=int(rng.integers(16, 80)),
-                       price_increment=0.25)
+                       price_increment=0.25, bar_ms=bar_ms)
     live = live_signals(recs, params, allow_short, rng)
     assert len(live) > 50
     assert live == vector_signals(recs, params, allow_short)
@@ -84,17 +86,17 @@ def test_parity_synthetic_with_gaps_and_ties(seed, allow_short):
     ("binance_spot_ETHUSDT_trades_2024-08-08T235415Z_2024-08-09T000505Z.csv", 0.01),
     ("XRPETH-aggTrades-2019-10-11_2019-10-13.csv", 1e-8),
 ])
-@pytest.mark.parametrize("fast,slow", [(5, 20), (20, 100)])
-def test_parity_recorded(vectors, name, inc, fast, slow):
+@pytest.mark.parametrize("fast,slow,bar_ms", [(5, 20, 0), (20, 100, 0), (3, 10, 1000)])
+def test_parity_recorded(vectors, name, inc, fast, slow, bar_ms):
     recs = read_csv(vectors / "ticks" / name)
     recs["venue"] = Venue.SIM
     recs["symbol"] = SYM
     rng = np.random.default_rng(fast)
     gaps = rng.choice(len(recs), 3, replace=False)
     recs["kind"][gaps] = Kind.GAP                        # outages are data too
-    params = SmaParams(fast, slow, inc)
+    params = SmaParams(fast, slow, inc, bar_ms)
     live = live_signals(recs, params, True, rng)
-    assert len(live) > 10
+    assert len(live) > 5
     assert live == vector_signals(recs, params, True)
 
 

@@ -159,15 +159,15 @@ def _synthetic(n=20_000, seed=1):
     return market_from_arrays(p, np.arange(n, dtype=np.int64) * 50_000_000)
 
 
-@pytest.mark.parametrize("processes", [1, 2])
-def test_sweep_cells_equal_individual_runs(processes):
+@pytest.mark.parametrize("processes,bar_ms", [(1, 200), (2, 0)])
+def test_sweep_cells_equal_individual_runs(processes, bar_ms):
     m = _synthetic()
     model = BacktestConfig(fee_taker_bps=5, slippage_bps=1, price_increment=0.01, period_s=60)
-    res = sweep(m, [3, 10, 40], [20, 40, 80], model, processes=processes)
+    res = sweep(m, [3, 10, 40], [20, 40, 80], model, processes=processes, bar_ms=bar_ms)
     cells = {(r["fast"], r["slow"]): r for r in res.rows}
     assert set(cells) == {(3, 20), (3, 40), (3, 80), (10, 20), (10, 40), (10, 80), (40, 80)}
     for (f, s), row in cells.items():
-        one = run_sma(m, f, s, model).metrics
+        one = run_sma(m, f, s, model, bar_ms=bar_ms).metrics
         assert {k: row[k] for k in one} == one
     g = res.grid("total_return")
     assert np.isnan(g[2, 0]) and g[0, 0] == cells[(3, 20)]["total_return"]
