@@ -208,7 +208,8 @@ def sma_backtest(const double[:] price, const int64_t[:] ts, const uint8_t[:] re
                                     q_tail -= q_head
                                     q_head = 0
                                 if q_tail == cap_q:
-                                    grown = <Pending *>realloc(queue, <size_t>(cap_q * 2) * sizeof(Pending))
+                                    grown = <Pending *>realloc(
+                                        queue, <size_t>(cap_q * 2) * sizeof(Pending))
                                     if grown == NULL:
                                         status = BT_NOMEM
                                         break
@@ -264,8 +265,9 @@ def sma_backtest(const double[:] price, const int64_t[:] ts, const uint8_t[:] re
     if status != BT_OK:
         free(fills)
         if status == BT_RANGE:
+            d = abs(<int64_t>rint(price[bad_tick] / price_increment) - q0)
             raise ValueError(
-                f"tick {bad_tick}: price {price[bad_tick]} is {abs(<int64_t>rint(price[bad_tick] / price_increment) - q0)} "
+                f"tick {bad_tick}: price {price[bad_tick]} is {d} "
                 f"increments from the first price, beyond the exact int64 limit {limit} for "
                 f"windows {fast}/{slow}; use a coarser price_increment (now {price_increment})")
         raise MemoryError("backtest kernel: out of memory")

@@ -154,7 +154,7 @@ class BacktestConfig:
         if not self.price_increment > 0:
             raise ValueError(f"price_increment must be > 0, got {self.price_increment}")
 
-# ----------------------------------------------------------------------------- end strategy / backtest
+# ----------------------------------------------------------------------------- end (issue 6)
 
 
 @dataclass(frozen=True)

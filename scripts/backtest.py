@@ -64,7 +64,8 @@ def parse(argv):
     ap.add_argument("--processes", type=int, default=None, help="sweep workers (default: cores)")
     ap.add_argument("--start-method", default="spawn", choices=["spawn", "forkserver", "fork"])
     ap.add_argument("--config", help="TOML file whose [backtest] section gives the defaults")
-    ap.add_argument("--symbol", help="VENUE:SYMBOL (e.g. BINANCE:BTCUSDT) when records hold several")
+    ap.add_argument("--symbol",
+                    help="VENUE:SYMBOL (e.g. BINANCE:BTCUSDT) when records hold several")
     m = ap.add_argument_group("model (override [backtest])")
     m.add_argument("--fee-bps", type=float, dest="fee_taker_bps", help="taker fee, bps")
     m.add_argument("--maker-fee-bps", type=float, dest="fee_maker_bps", help="maker fee, bps")

@@ -175,7 +175,8 @@ def main(argv=None) -> int:
                  ("peak RSS / input", results["peak_rss_over_input"])]:
         print(f"{k:<34}{v:>18,.2f}")
     target_ok = results["ticks_per_s_10m"] >= 30e6 and results["peak_rss_over_input"] <= 3.0
-    print(f"targets (>= 30 M ticks/s at 10 M, peak <= 3x input): {'met' if target_ok else 'MISSED'}")
+    print("targets (>= 30 M ticks/s at 10 M, peak <= 3x input): "
+          + ("met" if target_ok else "MISSED"))
     if args.json:
         Path(args.json).write_text(json.dumps(doc, indent=1))
     return 0

@@ -52,16 +52,19 @@ class Market:
 
 
 def validate(price: np.ndarray, ts: np.ndarray, source: str) -> None:
-    """Empty, NaN / non-positive prices, unsorted timestamps → DataError naming the first bad row."""
+    """Empty input, NaN / non-positive prices, unsorted timestamps → DataError naming the first
+    bad row."""
     n = len(price)
     if n == 0:
-        raise DataError(f"{source}: no trades (empty input, or no trade records for the instrument)")
+        raise DataError(f"{source}: no trades (empty input, or no trade records for the "
+                        f"instrument)")
     if len(ts) != n:
         raise DataError(f"{source}: {len(ts)} timestamps for {n} prices")
     ok = np.isfinite(price)
     if not ok.all():
         i = int(np.flatnonzero(~ok)[0])
-        raise DataError(f"{source}: price at row {i} is {price[i]} (NaN/inf prices are not allowed)")
+        raise DataError(f"{source}: price at row {i} is {price[i]} "
+                        f"(NaN/inf prices are not allowed)")
     if not (price > 0).all():
         i = int(np.flatnonzero(price <= 0)[0])
         raise DataError(f"{source}: price at row {i} is {price[i]} (prices must be > 0)")
@@ -98,7 +101,8 @@ def market_from_records(recs: np.ndarray, symbol: int | None = None, venue: int 
     if len(idx):
         pairs = np.unique(recs["venue"][idx].astype(np.int64) << 32 | recs["symbol"][idx])
         if len(pairs) > 1:
-            names = ", ".join(f"venue {int(p) >> 32} symbol {int(p) & 0xFFFFFFFF}" for p in pairs[:5])
+            names = ", ".join(f"venue {int(p) >> 32} symbol {int(p) & 0xFFFFFFFF}"
+                              for p in pairs[:5])
             raise DataError(f"{source}: trades of {len(pairs)} instruments ({names}...); choose one "
                             f"with symbol= / --symbol")
     sel = recs[idx]
@@ -195,7 +199,8 @@ def read_csv(path: str | Path) -> np.ndarray:
     recs["id"] = it_[:, 0]
     recs["exch_ts"] = _to_ns(it_[:, 1])
     maker = np.char.lower(np.char.strip(mk.astype(str))) == "true"
-    recs["side"] = np.where(maker, int(Side.SELL), int(Side.BUY))   # buyer is maker → seller aggressed
+    # the buyer was the maker → the seller was the aggressor
+    recs["side"] = np.where(maker, int(Side.SELL), int(Side.BUY))
     return recs
 
 

@@ -15,8 +15,10 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         prog="python -m pipeline.strategy",
         description="Strategy process: read the tick ring, run the configured strategies, send "
-                    "signals over ZeroMQ PUSH to ipc://@<strategy.channel>. Stops on SIGTERM/SIGINT.")
-    ap.add_argument("--config", required=True, help="pipeline TOML file ([ring], [reader], [strategy])")
+                    "signals over ZeroMQ PUSH to ipc://@<strategy.channel>. "
+                    "Stops on SIGTERM/SIGINT.")
+    ap.add_argument("--config", required=True,
+                    help="pipeline TOML file ([ring], [reader], [strategy])")
     ap.add_argument("--stats-json", metavar="PATH", help="write the final counters here as JSON")
     ap.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     args = ap.parse_args(argv)

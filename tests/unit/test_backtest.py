@@ -209,3 +209,14 @@ def test_cli_errors_before_work_and_report(tmp_path):
     doc = json.loads((tmp_path / "rep" / "report.json").read_text())
     assert doc["metrics"]["ticks"] == 3_000 and "Sharpe" in p.stdout
     assert (tmp_path / "rep" / "equity.png").exists()
+
+
+def test_price_range_beyond_exact_limit_is_refused():
+    m = market_from_arrays([1.0, 1e7], [1, 2])
+    model = BacktestConfig(price_increment=1e-8)
+    with pytest.raises(DataError, match="too wide"):
+        run_sma(m, 1000, 2000, model)                       # checked up front
+    with pytest.raises(ValueError, match="beyond the exact int64 limit"):
+        run_sma(m, 1000, 2000, model, checked=True)         # and by the kernel itself
+    with pytest.raises(ValueError, match="too wide"):
+        run_sma(m, 1000, 2000, model, checked=True, backend="python")
