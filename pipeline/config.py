@@ -278,6 +278,96 @@ class RiskConfig:
 # --- end gateway risk ---------------------------------------------------------------------------
 
 
+# ----------------------------------------------------------------------------- strategy / backtest
+# (issue 6: pipeline/strategy, pipeline/backtest). Kept in one block.
+
+StrategyKind = Literal["sma"]
+
+
+@dataclass(frozen=True)
+class StrategyInstanceConfig:
+    """One strategy run by the strategy process ([[strategy.instances]])."""
+
+    kind: StrategyKind = "sma"      # which Strategy class (pipeline.strategy.STRATEGIES)
+    id: int = 1                     # strategy_id carried in every signal (uint32)
+    venue: str = "SIM"              # Venue name (registry)
+    symbol: str = "BTCUSDT"         # the venue's own symbol spelling (registry)
+    qty: float = 0.001              # order quantity per unit of position (base asset)
+    allow_short: bool = False       # False: long/flat; True: long/short (reversals trade 2x qty)
+    ttl_ms: int = 1000              # signal time-to-live; the gateway rejects it afterwards
+    params: dict[str, Any] = field(default_factory=lambda: {"fast": 20, "slow": 100})
+    # params are the strategy's own typed parameters, checked strictly by its Params dataclass
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.id < 2**32:
+            raise ValueError(f"id must fit in uint32, got {self.id}")
+        if not self.qty > 0:
+            raise ValueError(f"qty must be > 0, got {self.qty}")
+        if self.ttl_ms <= 0:
+            raise ValueError(f"ttl_ms must be > 0, got {self.ttl_ms}")
+
+
+@dataclass(frozen=True)
+class StrategyConfig:
+    """The strategy process ([strategy])."""
+
+    channel: str = "pipeline-signals"  # signal channel: ipc://@<channel> (+ .ctl for READY)
+    wait: WaitName | None = None       # ring wait strategy; None = use [reader].wait
+    sndhwm: int = 1000                 # PUSH high-water mark (signals queued towards the gateway)
+    linger_ms: int = 200               # PUSH LINGER: bounds shutdown with the gateway absent
+    hello_every_s: float = 0.5         # READY handshake: HELLO resent this often until answered
+    stats_every_s: float = 10.0        # log counters this often (0 = never)
+    exit_when_writer_closes: bool = False  # replays/tests: stop once the ring's writer closed
+    instances: list[StrategyInstanceConfig] = field(
+        default_factory=lambda: [StrategyInstanceConfig()])
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.linger_ms <= 2000:
+            raise ValueError(f"linger_ms must be within 0..2000, got {self.linger_ms}")
+        if self.sndhwm < 1:
+            raise ValueError(f"sndhwm must be >= 1, got {self.sndhwm}")
+        ids = [i.id for i in self.instances]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"strategy instance ids must be unique, got {ids}")
+
+
+@dataclass(frozen=True)
+class BacktestConfig:
+    """The execution model of the backtester ([backtest])."""
+
+    fee_maker_bps: float = 2.0         # fee on maker fills, bps of notional
+    fee_taker_bps: float = 10.0        # fee on taker fills, bps of notional
+    liquidity: Literal["taker", "maker"] = "taker"   # which fee the strategy's orders pay
+    slippage_bps: float = 1.0          # adverse price move per fill, bps
+    half_spread_bps: float = 0.0       # added to slippage: fills cross half a (constant) spread
+    latency_ms: float = 0.0            # a signal fills on the first tick >= its tick's ts + latency
+    mode: Literal["long_flat", "long_short"] = "long_flat"
+    sizing: Literal["fraction", "fixed"] = "fraction"
+    fraction: float = 1.0              # sizing=fraction: position notional / equity at entry
+    fixed_qty: float = 1.0             # sizing=fixed: position size in base units
+    initial_capital: float = 10_000.0  # quote currency
+    period_s: float = 60.0             # returns for Sharpe/Sortino are taken on this grid
+    price_increment: float = 1e-8      # prices are exact multiples of this (SMA sums are exact)
+
+    def __post_init__(self) -> None:
+        for k in ("fee_maker_bps", "fee_taker_bps", "slippage_bps", "half_spread_bps",
+                  "latency_ms"):
+            if getattr(self, k) < 0:
+                raise ValueError(f"{k} must be >= 0, got {getattr(self, k)}")
+        if not self.fraction > 0:
+            raise ValueError(f"fraction must be > 0, got {self.fraction}")
+        if not self.fixed_qty > 0:
+            raise ValueError(f"fixed_qty must be > 0, got {self.fixed_qty}")
+        if not self.initial_capital > 0:
+            raise ValueError(f"initial_capital must be > 0, got {self.initial_capital}")
+        if not self.period_s > 0:
+            raise ValueError(f"period_s must be > 0, got {self.period_s}")
+        if not self.price_increment > 0:
+            raise ValueError(f"price_increment must be > 0, got {self.price_increment}")
+
+# ----------------------------------------------------------------------------- end (issue 6)
+
+
 @dataclass(frozen=True)
 class PipelineConfig:
     """The whole file. Sections are optional; each has documented defaults."""
@@ -289,6 +379,8 @@ class PipelineConfig:
     roles: dict[str, RoleSpec] = field(default_factory=dict)
     sim: SimConfig = field(default_factory=SimConfig)
     risk: RiskConfig = field(default_factory=RiskConfig)
+    strategy: StrategyConfig = field(default_factory=StrategyConfig)     # issue 6
+    backtest: BacktestConfig = field(default_factory=BacktestConfig)     # issue 6
 
 
 # ----------------------------------------------------------------------------- loading
