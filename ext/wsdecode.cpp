@@ -10,11 +10,11 @@
             ]
         ],
         "depends": [
-            "/tmp/pip-build-env-epn7h92h/overlay/lib/python3.11/site-packages/numpy/_core/include/numpy/arrayobject.h",
-            "/tmp/pip-build-env-epn7h92h/overlay/lib/python3.11/site-packages/numpy/_core/include/numpy/arrayscalars.h",
-            "/tmp/pip-build-env-epn7h92h/overlay/lib/python3.11/site-packages/numpy/_core/include/numpy/ndarrayobject.h",
-            "/tmp/pip-build-env-epn7h92h/overlay/lib/python3.11/site-packages/numpy/_core/include/numpy/ndarraytypes.h",
-            "/tmp/pip-build-env-epn7h92h/overlay/lib/python3.11/site-packages/numpy/_core/include/numpy/ufuncobject.h"
+            "/tmp/pip-build-env-biym5shc/overlay/lib/python3.11/site-packages/numpy/_core/include/numpy/arrayobject.h",
+            "/tmp/pip-build-env-biym5shc/overlay/lib/python3.11/site-packages/numpy/_core/include/numpy/arrayscalars.h",
+            "/tmp/pip-build-env-biym5shc/overlay/lib/python3.11/site-packages/numpy/_core/include/numpy/ndarrayobject.h",
+            "/tmp/pip-build-env-biym5shc/overlay/lib/python3.11/site-packages/numpy/_core/include/numpy/ndarraytypes.h",
+            "/tmp/pip-build-env-biym5shc/overlay/lib/python3.11/site-packages/numpy/_core/include/numpy/ufuncobject.h"
         ],
         "extra_compile_args": [
             "-O3",
@@ -22,7 +22,7 @@
             "-Wno-unreachable-code"
         ],
         "include_dirs": [
-            "/tmp/pip-build-env-epn7h92h/overlay/lib/python3.11/site-packages/numpy/_core/include",
+            "/tmp/pip-build-env-biym5shc/overlay/lib/python3.11/site-packages/numpy/_core/include",
             "ext"
         ],
         "language": "c++",
@@ -2282,6 +2282,9 @@ struct __pyx_obj_8pipeline_4_ext_8wsdecode_WsDecoder {
   int reason;
   PyObject *message;
   PyObject *error;
+  int recording;
+  PyObject *rec;
+  int64_t unrecordable;
   int64_t frames;
   int64_t messages;
   int64_t bytes;
@@ -2407,6 +2410,7 @@ struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder {
   int (*_protocol)(struct __pyx_obj_8pipeline_4_ext_8wsdecode_WsDecoder *, PyObject *);
   void (*_make_room)(struct __pyx_obj_8pipeline_4_ext_8wsdecode_WsDecoder *, Py_ssize_t);
   PyObject *(*_slice)(struct __pyx_obj_8pipeline_4_ext_8wsdecode_WsDecoder *, Py_ssize_t, Py_ssize_t);
+  void (*_record)(struct __pyx_obj_8pipeline_4_ext_8wsdecode_WsDecoder *, PyObject *);
   Py_ssize_t (*_payload)(struct __pyx_obj_8pipeline_4_ext_8wsdecode_WsDecoder *, unsigned char const *, Py_ssize_t, Py_ssize_t);
   Py_ssize_t (*_extract)(struct __pyx_obj_8pipeline_4_ext_8wsdecode_WsDecoder *, unsigned char const *, Py_ssize_t, Py_ssize_t, struct __pyx_t_8pipeline_4_ext_7records_TickRecord *, Py_ssize_t, Py_ssize_t);
   Py_ssize_t (*_fields)(struct __pyx_obj_8pipeline_4_ext_8wsdecode_WsDecoder *, unsigned char const *, struct __pyx_t_8pipeline_4_ext_7records_TickRecord *, Py_ssize_t, Py_ssize_t);
@@ -3379,6 +3383,17 @@ static CYTHON_INLINE int __Pyx_PyList_Append(PyObject* list, PyObject* x);
 /* BufferIndexError.proto */
 static void __Pyx_RaiseBufferIndexError(int axis);
 
+/* BytesContains.proto */
+static CYTHON_INLINE int __Pyx_BytesContains(char character, PyObject* bytes, int eq);
+
+/* SliceObject.proto */
+#define __Pyx_PyObject_DelSlice(obj, cstart, cstop, py_start, py_stop, py_slice, has_cstart, has_cstop, wraparound)\
+    __Pyx_PyObject_SetSlice(obj, (PyObject*)NULL, cstart, cstop, py_start, py_stop, py_slice, has_cstart, has_cstop, wraparound)
+static CYTHON_INLINE int __Pyx_PyObject_SetSlice(
+        PyObject* obj, PyObject* value, Py_ssize_t cstart, Py_ssize_t cstop,
+        PyObject** py_start, PyObject** py_stop, PyObject** py_slice,
+        int has_cstart, int has_cstop, int wraparound);
+
 /* PyLongCompare.proto */
 static CYTHON_INLINE int __Pyx_PyLong_BoolNeObjC(PyObject *op1, PyObject *op2, long intval, long inplace);
 
@@ -4316,6 +4331,7 @@ static void __pyx_f_8pipeline_4_ext_8wsdecode_11SymbolState__set(struct __pyx_ob
 static void __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__make_room(struct __pyx_obj_8pipeline_4_ext_8wsdecode_WsDecoder *__pyx_v_self, Py_ssize_t __pyx_v_k); /* proto*/
 static int __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__protocol(struct __pyx_obj_8pipeline_4_ext_8wsdecode_WsDecoder *__pyx_v_self, PyObject *__pyx_v_why); /* proto*/
 static PyObject *__pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__slice(struct __pyx_obj_8pipeline_4_ext_8wsdecode_WsDecoder *__pyx_v_self, Py_ssize_t __pyx_v_s, Py_ssize_t __pyx_v_e); /* proto*/
+static void __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__record(struct __pyx_obj_8pipeline_4_ext_8wsdecode_WsDecoder *__pyx_v_self, PyObject *__pyx_v_payload); /* proto*/
 static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct __pyx_obj_8pipeline_4_ext_8wsdecode_WsDecoder *__pyx_v_self, unsigned char const *__pyx_v_b, Py_ssize_t __pyx_v_i, Py_ssize_t __pyx_v_end); /* proto*/
 static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct __pyx_obj_8pipeline_4_ext_8wsdecode_WsDecoder *__pyx_v_self, unsigned char const *__pyx_v_b, Py_ssize_t __pyx_v_s, Py_ssize_t __pyx_v_e, struct __pyx_t_8pipeline_4_ext_7records_TickRecord *__pyx_v_out, Py_ssize_t __pyx_v_n, Py_ssize_t __pyx_v_cap); /* proto*/
 static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __pyx_obj_8pipeline_4_ext_8wsdecode_WsDecoder *__pyx_v_self, unsigned char const *__pyx_v_b, int __pyx_v_key, int __pyx_v_kind, int __pyx_v_side, struct __pyx_t_8pipeline_4_ext_7records_TickRecord *__pyx_v_out, Py_ssize_t __pyx_v_n, Py_ssize_t __pyx_v_cap, int __pyx_v_sym, int64_t __pyx_v_exch, int64_t __pyx_v_u); /* proto*/
@@ -4518,13 +4534,14 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_5venue___get__
 static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_1n___get__(struct __pyx_obj_8pipeline_4_ext_8wsdecode_SymbolState *__pyx_v_self); /* proto */
 static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_24__reduce_cython__(CYTHON_UNUSED struct __pyx_obj_8pipeline_4_ext_8wsdecode_SymbolState *__pyx_v_self); /* proto */
 static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_26__setstate_cython__(CYTHON_UNUSED struct __pyx_obj_8pipeline_4_ext_8wsdecode_SymbolState *__pyx_v_self, CYTHON_UNUSED PyObject *__pyx_v___pyx_state); /* proto */
-static int __pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder___cinit__(struct __pyx_obj_8pipeline_4_ext_8wsdecode_WsDecoder *__pyx_v_self, struct __pyx_obj_8pipeline_4_ext_8wsdecode_SymbolState *__pyx_v_state, Py_ssize_t __pyx_v_max_message, int __pyx_v_hot, Py_ssize_t __pyx_v_read_size); /* proto */
+static int __pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder___cinit__(struct __pyx_obj_8pipeline_4_ext_8wsdecode_WsDecoder *__pyx_v_self, struct __pyx_obj_8pipeline_4_ext_8wsdecode_SymbolState *__pyx_v_state, Py_ssize_t __pyx_v_max_message, int __pyx_v_hot, int __pyx_v_recording, Py_ssize_t __pyx_v_read_size); /* proto */
 static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_2writable(struct __pyx_obj_8pipeline_4_ext_8wsdecode_WsDecoder *__pyx_v_self, Py_ssize_t __pyx_v_k); /* proto */
 static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_4commit(struct __pyx_obj_8pipeline_4_ext_8wsdecode_WsDecoder *__pyx_v_self, Py_ssize_t __pyx_v_nbytes, int64_t __pyx_v_local_ts); /* proto */
 static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_6feed(struct __pyx_obj_8pipeline_4_ext_8wsdecode_WsDecoder *__pyx_v_self, __Pyx_memviewslice __pyx_v_data, int64_t __pyx_v_local_ts); /* proto */
 static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_8pending(struct __pyx_obj_8pipeline_4_ext_8wsdecode_WsDecoder *__pyx_v_self); /* proto */
 static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_10counters(struct __pyx_obj_8pipeline_4_ext_8wsdecode_WsDecoder *__pyx_v_self); /* proto */
-static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct __pyx_obj_8pipeline_4_ext_8wsdecode_WsDecoder *__pyx_v_self, PyArrayObject *__pyx_v_out); /* proto */
+static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12take_recording(struct __pyx_obj_8pipeline_4_ext_8wsdecode_WsDecoder *__pyx_v_self); /* proto */
+static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct __pyx_obj_8pipeline_4_ext_8wsdecode_WsDecoder *__pyx_v_self, PyArrayObject *__pyx_v_out); /* proto */
 static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_5state___get__(struct __pyx_obj_8pipeline_4_ext_8wsdecode_WsDecoder *__pyx_v_self); /* proto */
 static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_5venue___get__(struct __pyx_obj_8pipeline_4_ext_8wsdecode_WsDecoder *__pyx_v_self); /* proto */
 static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_11max_message___get__(struct __pyx_obj_8pipeline_4_ext_8wsdecode_WsDecoder *__pyx_v_self); /* proto */
@@ -4535,6 +4552,9 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_5event___get__(st
 static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_6reason___get__(struct __pyx_obj_8pipeline_4_ext_8wsdecode_WsDecoder *__pyx_v_self); /* proto */
 static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_7message___get__(struct __pyx_obj_8pipeline_4_ext_8wsdecode_WsDecoder *__pyx_v_self); /* proto */
 static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_5error___get__(struct __pyx_obj_8pipeline_4_ext_8wsdecode_WsDecoder *__pyx_v_self); /* proto */
+static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_9recording___get__(struct __pyx_obj_8pipeline_4_ext_8wsdecode_WsDecoder *__pyx_v_self); /* proto */
+static int __pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_9recording_2__set__(struct __pyx_obj_8pipeline_4_ext_8wsdecode_WsDecoder *__pyx_v_self, PyObject *__pyx_v_value); /* proto */
+static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12unrecordable___get__(struct __pyx_obj_8pipeline_4_ext_8wsdecode_WsDecoder *__pyx_v_self); /* proto */
 static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_6frames___get__(struct __pyx_obj_8pipeline_4_ext_8wsdecode_WsDecoder *__pyx_v_self); /* proto */
 static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_8messages___get__(struct __pyx_obj_8pipeline_4_ext_8wsdecode_WsDecoder *__pyx_v_self); /* proto */
 static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_5bytes___get__(struct __pyx_obj_8pipeline_4_ext_8wsdecode_WsDecoder *__pyx_v_self); /* proto */
@@ -4547,8 +4567,8 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_15protocol_errors
 static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_5pings___get__(struct __pyx_obj_8pipeline_4_ext_8wsdecode_WsDecoder *__pyx_v_self); /* proto */
 static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_5pongs___get__(struct __pyx_obj_8pipeline_4_ext_8wsdecode_WsDecoder *__pyx_v_self); /* proto */
 static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_6closes___get__(struct __pyx_obj_8pipeline_4_ext_8wsdecode_WsDecoder *__pyx_v_self); /* proto */
-static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14__reduce_cython__(CYTHON_UNUSED struct __pyx_obj_8pipeline_4_ext_8wsdecode_WsDecoder *__pyx_v_self); /* proto */
-static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_16__setstate_cython__(CYTHON_UNUSED struct __pyx_obj_8pipeline_4_ext_8wsdecode_WsDecoder *__pyx_v_self, CYTHON_UNUSED PyObject *__pyx_v___pyx_state); /* proto */
+static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_16__reduce_cython__(CYTHON_UNUSED struct __pyx_obj_8pipeline_4_ext_8wsdecode_WsDecoder *__pyx_v_self); /* proto */
+static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_18__setstate_cython__(CYTHON_UNUSED struct __pyx_obj_8pipeline_4_ext_8wsdecode_WsDecoder *__pyx_v_self, CYTHON_UNUSED PyObject *__pyx_v___pyx_state); /* proto */
 static PyObject *__pyx_tp_new__initialisation_8pipeline_4_ext_8wsdecode_SymbolState(PyObject *o, 
 #if CYTHON_VECTORCALL_TPNEW
     PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames
@@ -4749,8 +4769,8 @@ namespace {
     __Pyx_CachedCFunction __pyx_umethod_PyDict_Type_values;
     PyObject *__pyx_slice[2];
     PyObject *__pyx_tuple[3];
-    PyObject *__pyx_codeobj_tab[20];
-    PyObject *__pyx_string_tab[233];
+    PyObject *__pyx_codeobj_tab[21];
+    PyObject *__pyx_string_tab[239];
     PyObject *__pyx_number_tab[9];
 /* #### Code section: module_state_contents ### */
 /* PyFrozenDict.module_state_decls */
@@ -4880,159 +4900,165 @@ static __pyx_mstatetype * const __pyx_mstate_global = &__pyx_mstate_global_stati
 #define __pyx_n_u_WsDecoder_decode __pyx_string_tab[77]
 #define __pyx_n_u_WsDecoder_feed __pyx_string_tab[78]
 #define __pyx_n_u_WsDecoder_pending __pyx_string_tab[79]
-#define __pyx_n_u_WsDecoder_writable __pyx_string_tab[80]
-#define __pyx_n_u_Pyx_PyDict_NextRef __pyx_string_tab[81]
-#define __pyx_n_u_annotate __pyx_string_tab[82]
-#define __pyx_n_u_class __pyx_string_tab[83]
-#define __pyx_n_u_class_getitem __pyx_string_tab[84]
-#define __pyx_n_u_dict __pyx_string_tab[85]
-#define __pyx_n_u_func __pyx_string_tab[86]
-#define __pyx_n_u_getstate __pyx_string_tab[87]
-#define __pyx_n_u_import __pyx_string_tab[88]
-#define __pyx_n_u_main __pyx_string_tab[89]
-#define __pyx_n_u_module __pyx_string_tab[90]
-#define __pyx_n_u_name_2 __pyx_string_tab[91]
-#define __pyx_n_u_new __pyx_string_tab[92]
-#define __pyx_n_u_pyx_checksum __pyx_string_tab[93]
-#define __pyx_n_u_pyx_state __pyx_string_tab[94]
-#define __pyx_n_u_pyx_type __pyx_string_tab[95]
-#define __pyx_n_u_pyx_unpickle_Enum __pyx_string_tab[96]
-#define __pyx_n_u_pyx_vtable __pyx_string_tab[97]
-#define __pyx_n_u_qualname __pyx_string_tab[98]
-#define __pyx_n_u_reduce __pyx_string_tab[99]
-#define __pyx_n_u_reduce_cython __pyx_string_tab[100]
-#define __pyx_n_u_reduce_ex __pyx_string_tab[101]
-#define __pyx_n_u_set_name __pyx_string_tab[102]
-#define __pyx_n_u_setstate __pyx_string_tab[103]
-#define __pyx_n_u_setstate_cython __pyx_string_tab[104]
-#define __pyx_n_u_test __pyx_string_tab[105]
-#define __pyx_n_u_check __pyx_string_tab[106]
-#define __pyx_n_u_is_coroutine __pyx_string_tab[107]
-#define __pyx_n_u_k_2 __pyx_string_tab[108]
-#define __pyx_n_u_a __pyx_string_tab[109]
-#define __pyx_n_u_abc __pyx_string_tab[110]
-#define __pyx_n_u_accept __pyx_string_tab[111]
-#define __pyx_n_u_allocate_buffer __pyx_string_tab[112]
-#define __pyx_n_u_apply_diff __pyx_string_tab[113]
-#define __pyx_n_u_asks __pyx_string_tab[114]
-#define __pyx_n_u_asyncio_coroutines __pyx_string_tab[115]
-#define __pyx_n_u_avail __pyx_string_tab[116]
-#define __pyx_n_u_b __pyx_string_tab[117]
-#define __pyx_n_u_b0 __pyx_string_tab[118]
-#define __pyx_n_u_b1 __pyx_string_tab[119]
-#define __pyx_n_u_base __pyx_string_tab[120]
-#define __pyx_n_u_bids __pyx_string_tab[121]
-#define __pyx_n_u_buf __pyx_string_tab[122]
-#define __pyx_n_u_bytes __pyx_string_tab[123]
-#define __pyx_n_u_c __pyx_string_tab[124]
-#define __pyx_n_u_cap __pyx_string_tab[125]
-#define __pyx_n_u_cline_in_traceback __pyx_string_tab[126]
-#define __pyx_n_u_closes __pyx_string_tab[127]
-#define __pyx_n_u_commit __pyx_string_tab[128]
-#define __pyx_n_u_count __pyx_string_tab[129]
-#define __pyx_n_u_counters __pyx_string_tab[130]
-#define __pyx_n_u_data __pyx_string_tab[131]
-#define __pyx_n_u_decode __pyx_string_tab[132]
-#define __pyx_n_u_default __pyx_string_tab[133]
-#define __pyx_n_u_deferred __pyx_string_tab[134]
-#define __pyx_n_u_depth_last __pyx_string_tab[135]
-#define __pyx_n_u_depth_synced __pyx_string_tab[136]
-#define __pyx_n_u_dtype_is_object __pyx_string_tab[137]
-#define __pyx_n_u_duplicates __pyx_string_tab[138]
-#define __pyx_n_u_e __pyx_string_tab[139]
-#define __pyx_n_u_encode __pyx_string_tab[140]
-#define __pyx_n_u_enumerate __pyx_string_tab[141]
-#define __pyx_n_u_error __pyx_string_tab[142]
-#define __pyx_n_u_feed __pyx_string_tab[143]
-#define __pyx_n_u_fin __pyx_string_tab[144]
-#define __pyx_n_u_flags __pyx_string_tab[145]
-#define __pyx_n_u_format __pyx_string_tab[146]
-#define __pyx_n_u_fortran __pyx_string_tab[147]
-#define __pyx_n_u_frames __pyx_string_tab[148]
-#define __pyx_n_u_hl __pyx_string_tab[149]
-#define __pyx_n_u_hot __pyx_string_tab[150]
-#define __pyx_n_u_hot_messages __pyx_string_tab[151]
-#define __pyx_n_u_id __pyx_string_tab[152]
-#define __pyx_n_u_index __pyx_string_tab[153]
-#define __pyx_n_u_it __pyx_string_tab[154]
-#define __pyx_n_u_items __pyx_string_tab[155]
-#define __pyx_n_u_itemsize __pyx_string_tab[156]
-#define __pyx_n_u_k __pyx_string_tab[157]
-#define __pyx_n_u_last_id __pyx_string_tab[158]
-#define __pyx_n_u_last_u __pyx_string_tab[159]
-#define __pyx_n_u_ln __pyx_string_tab[160]
-#define __pyx_n_u_load_book __pyx_string_tab[161]
-#define __pyx_n_u_local_ts __pyx_string_tab[162]
-#define __pyx_n_u_lookup __pyx_string_tab[163]
-#define __pyx_n_u_max __pyx_string_tab[164]
-#define __pyx_n_u_max_message __pyx_string_tab[165]
-#define __pyx_n_u_memview __pyx_string_tab[166]
-#define __pyx_n_u_messages __pyx_string_tab[167]
-#define __pyx_n_u_mode __pyx_string_tab[168]
-#define __pyx_n_u_n __pyx_string_tab[169]
-#define __pyx_n_u_name __pyx_string_tab[170]
-#define __pyx_n_u_nbytes __pyx_string_tab[171]
-#define __pyx_n_u_ndim __pyx_string_tab[172]
-#define __pyx_n_u_obj __pyx_string_tab[173]
-#define __pyx_n_u_off __pyx_string_tab[174]
-#define __pyx_n_u_op __pyx_string_tab[175]
-#define __pyx_n_u_out __pyx_string_tab[176]
-#define __pyx_n_u_outp __pyx_string_tab[177]
-#define __pyx_n_u_oversized __pyx_string_tab[178]
-#define __pyx_n_u_p __pyx_string_tab[179]
-#define __pyx_n_u_pack __pyx_string_tab[180]
-#define __pyx_n_u_pending __pyx_string_tab[181]
-#define __pyx_n_u_pings __pyx_string_tab[182]
-#define __pyx_n_u_pipeline__ext_wsdecode __pyx_string_tab[183]
-#define __pyx_n_u_pongs __pyx_string_tab[184]
-#define __pyx_n_u_pop __pyx_string_tab[185]
-#define __pyx_n_u_protocol_errors __pyx_string_tab[186]
-#define __pyx_n_u_q __pyx_string_tab[187]
-#define __pyx_n_u_r __pyx_string_tab[188]
-#define __pyx_n_u_read_size __pyx_string_tab[189]
-#define __pyx_n_u_records __pyx_string_tab[190]
-#define __pyx_n_u_register __pyx_string_tab[191]
-#define __pyx_n_u_rit __pyx_string_tab[192]
-#define __pyx_n_u_s __pyx_string_tab[193]
-#define __pyx_n_u_self __pyx_string_tab[194]
-#define __pyx_n_u_setdefault __pyx_string_tab[195]
-#define __pyx_n_u_shape __pyx_string_tab[196]
-#define __pyx_n_u_size __pyx_string_tab[197]
-#define __pyx_n_u_slot __pyx_string_tab[198]
-#define __pyx_n_u_start __pyx_string_tab[199]
-#define __pyx_n_u_state __pyx_string_tab[200]
-#define __pyx_n_u_step __pyx_string_tab[201]
-#define __pyx_n_u_stop __pyx_string_tab[202]
-#define __pyx_n_u_struct __pyx_string_tab[203]
-#define __pyx_n_u_sym __pyx_string_tab[204]
-#define __pyx_n_u_symbols __pyx_string_tab[205]
-#define __pyx_n_u_top __pyx_string_tab[206]
-#define __pyx_n_u_unpack __pyx_string_tab[207]
-#define __pyx_n_u_unsync __pyx_string_tab[208]
-#define __pyx_n_u_update __pyx_string_tab[209]
-#define __pyx_n_u_values __pyx_string_tab[210]
-#define __pyx_n_u_venue __pyx_string_tab[211]
-#define __pyx_n_u_writable __pyx_string_tab[212]
-#define __pyx_n_u_x __pyx_string_tab[213]
-#define __pyx_kp_b__5 __pyx_string_tab[214]
-#define __pyx_n_b_O __pyx_string_tab[215]
-#define __pyx_kp_b_iso88591_Q __pyx_string_tab[216]
-#define __pyx_kp_b_iso88591_A_4r_F_a_A __pyx_string_tab[217]
-#define __pyx_kp_b_iso88591_A_G1A_HAWA __pyx_string_tab[218]
-#define __pyx_kp_b_iso88591_A_G1A_t1D __pyx_string_tab[219]
-#define __pyx_kp_b_iso88591_A_G1A_t5_b_Cr __pyx_string_tab[220]
-#define __pyx_kp_b_iso88591_A_G1A_t81A __pyx_string_tab[221]
-#define __pyx_kp_b_iso88591_A_t5_e2T __pyx_string_tab[222]
-#define __pyx_kp_b_iso88591_A_t81F_Qa __pyx_string_tab[223]
-#define __pyx_kp_b_iso88591_A_i_4_4q_4z_9_Q_D_Q_T_A_XYd_D __pyx_string_tab[224]
-#define __pyx_kp_b_iso88591_A_7_Bc_U_G2T_AQ_HA_Ja_L __pyx_string_tab[225]
-#define __pyx_kp_b_iso88591_A_G1A_4t1_9_U_4wa_d_T_at5_4s_3b __pyx_string_tab[226]
-#define __pyx_kp_b_iso88591_A_G1A_CuA_Qe_Q_CuA_Qe_Q_HAWA_4y __pyx_string_tab[227]
-#define __pyx_kp_b_iso88591_A_G1A_E_fA_E_fA_CuA_Qe_Q_CuA_Qe __pyx_string_tab[228]
-#define __pyx_kp_b_iso88591_A_G1A_t81F_q __pyx_string_tab[229]
-#define __pyx_kp_b_iso88591_A_D_az_L_d_A_1Bb_1Bb_T_b_A_r_A_k __pyx_string_tab[230]
-#define __pyx_kp_b_iso88591_A_Kq_q_4uBd_2S_Qa_z_gQd_t5 __pyx_string_tab[231]
-#define __pyx_kp_b_iso88591_A_A_7_5_3fCr_CzQTTU_AQ_c_q_Qa_IQ __pyx_string_tab[232]
+#define __pyx_n_u_WsDecoder_take_recording __pyx_string_tab[80]
+#define __pyx_n_u_WsDecoder_writable __pyx_string_tab[81]
+#define __pyx_n_u_Pyx_PyDict_NextRef __pyx_string_tab[82]
+#define __pyx_n_u_annotate __pyx_string_tab[83]
+#define __pyx_n_u_class __pyx_string_tab[84]
+#define __pyx_n_u_class_getitem __pyx_string_tab[85]
+#define __pyx_n_u_dict __pyx_string_tab[86]
+#define __pyx_n_u_func __pyx_string_tab[87]
+#define __pyx_n_u_getstate __pyx_string_tab[88]
+#define __pyx_n_u_import __pyx_string_tab[89]
+#define __pyx_n_u_main __pyx_string_tab[90]
+#define __pyx_n_u_module __pyx_string_tab[91]
+#define __pyx_n_u_name_2 __pyx_string_tab[92]
+#define __pyx_n_u_new __pyx_string_tab[93]
+#define __pyx_n_u_pyx_checksum __pyx_string_tab[94]
+#define __pyx_n_u_pyx_state __pyx_string_tab[95]
+#define __pyx_n_u_pyx_type __pyx_string_tab[96]
+#define __pyx_n_u_pyx_unpickle_Enum __pyx_string_tab[97]
+#define __pyx_n_u_pyx_vtable __pyx_string_tab[98]
+#define __pyx_n_u_qualname __pyx_string_tab[99]
+#define __pyx_n_u_reduce __pyx_string_tab[100]
+#define __pyx_n_u_reduce_cython __pyx_string_tab[101]
+#define __pyx_n_u_reduce_ex __pyx_string_tab[102]
+#define __pyx_n_u_set_name __pyx_string_tab[103]
+#define __pyx_n_u_setstate __pyx_string_tab[104]
+#define __pyx_n_u_setstate_cython __pyx_string_tab[105]
+#define __pyx_n_u_test __pyx_string_tab[106]
+#define __pyx_n_u_check __pyx_string_tab[107]
+#define __pyx_n_u_is_coroutine __pyx_string_tab[108]
+#define __pyx_n_u_k_2 __pyx_string_tab[109]
+#define __pyx_n_u_a __pyx_string_tab[110]
+#define __pyx_n_u_abc __pyx_string_tab[111]
+#define __pyx_n_u_accept __pyx_string_tab[112]
+#define __pyx_n_u_allocate_buffer __pyx_string_tab[113]
+#define __pyx_n_u_apply_diff __pyx_string_tab[114]
+#define __pyx_n_u_asks __pyx_string_tab[115]
+#define __pyx_n_u_asyncio_coroutines __pyx_string_tab[116]
+#define __pyx_n_u_avail __pyx_string_tab[117]
+#define __pyx_n_u_b __pyx_string_tab[118]
+#define __pyx_n_u_b0 __pyx_string_tab[119]
+#define __pyx_n_u_b1 __pyx_string_tab[120]
+#define __pyx_n_u_base __pyx_string_tab[121]
+#define __pyx_n_u_bids __pyx_string_tab[122]
+#define __pyx_n_u_buf __pyx_string_tab[123]
+#define __pyx_n_u_bytes __pyx_string_tab[124]
+#define __pyx_n_u_c __pyx_string_tab[125]
+#define __pyx_n_u_cap __pyx_string_tab[126]
+#define __pyx_n_u_cline_in_traceback __pyx_string_tab[127]
+#define __pyx_n_u_closes __pyx_string_tab[128]
+#define __pyx_n_u_commit __pyx_string_tab[129]
+#define __pyx_n_u_count __pyx_string_tab[130]
+#define __pyx_n_u_counters __pyx_string_tab[131]
+#define __pyx_n_u_data __pyx_string_tab[132]
+#define __pyx_n_u_decode __pyx_string_tab[133]
+#define __pyx_n_u_default __pyx_string_tab[134]
+#define __pyx_n_u_deferred __pyx_string_tab[135]
+#define __pyx_n_u_depth_last __pyx_string_tab[136]
+#define __pyx_n_u_depth_synced __pyx_string_tab[137]
+#define __pyx_n_u_dtype_is_object __pyx_string_tab[138]
+#define __pyx_n_u_duplicates __pyx_string_tab[139]
+#define __pyx_n_u_e __pyx_string_tab[140]
+#define __pyx_n_u_encode __pyx_string_tab[141]
+#define __pyx_n_u_enumerate __pyx_string_tab[142]
+#define __pyx_n_u_error __pyx_string_tab[143]
+#define __pyx_n_u_feed __pyx_string_tab[144]
+#define __pyx_n_u_fin __pyx_string_tab[145]
+#define __pyx_n_u_flags __pyx_string_tab[146]
+#define __pyx_n_u_format __pyx_string_tab[147]
+#define __pyx_n_u_fortran __pyx_string_tab[148]
+#define __pyx_n_u_frames __pyx_string_tab[149]
+#define __pyx_n_u_hl __pyx_string_tab[150]
+#define __pyx_n_u_hot __pyx_string_tab[151]
+#define __pyx_n_u_hot_messages __pyx_string_tab[152]
+#define __pyx_n_u_id __pyx_string_tab[153]
+#define __pyx_n_u_index __pyx_string_tab[154]
+#define __pyx_n_u_it __pyx_string_tab[155]
+#define __pyx_n_u_items __pyx_string_tab[156]
+#define __pyx_n_u_itemsize __pyx_string_tab[157]
+#define __pyx_n_u_k __pyx_string_tab[158]
+#define __pyx_n_u_last_id __pyx_string_tab[159]
+#define __pyx_n_u_last_u __pyx_string_tab[160]
+#define __pyx_n_u_ln __pyx_string_tab[161]
+#define __pyx_n_u_load_book __pyx_string_tab[162]
+#define __pyx_n_u_local_ts __pyx_string_tab[163]
+#define __pyx_n_u_lookup __pyx_string_tab[164]
+#define __pyx_n_u_max __pyx_string_tab[165]
+#define __pyx_n_u_max_message __pyx_string_tab[166]
+#define __pyx_n_u_memview __pyx_string_tab[167]
+#define __pyx_n_u_messages __pyx_string_tab[168]
+#define __pyx_n_u_mode __pyx_string_tab[169]
+#define __pyx_n_u_n __pyx_string_tab[170]
+#define __pyx_n_u_name __pyx_string_tab[171]
+#define __pyx_n_u_nbytes __pyx_string_tab[172]
+#define __pyx_n_u_ndim __pyx_string_tab[173]
+#define __pyx_n_u_obj __pyx_string_tab[174]
+#define __pyx_n_u_off __pyx_string_tab[175]
+#define __pyx_n_u_op __pyx_string_tab[176]
+#define __pyx_n_u_out __pyx_string_tab[177]
+#define __pyx_n_u_outp __pyx_string_tab[178]
+#define __pyx_n_u_oversized __pyx_string_tab[179]
+#define __pyx_n_u_p __pyx_string_tab[180]
+#define __pyx_n_u_pack __pyx_string_tab[181]
+#define __pyx_n_u_pending __pyx_string_tab[182]
+#define __pyx_n_u_pings __pyx_string_tab[183]
+#define __pyx_n_u_pipeline__ext_wsdecode __pyx_string_tab[184]
+#define __pyx_n_u_pongs __pyx_string_tab[185]
+#define __pyx_n_u_pop __pyx_string_tab[186]
+#define __pyx_n_u_protocol_errors __pyx_string_tab[187]
+#define __pyx_n_u_q __pyx_string_tab[188]
+#define __pyx_n_u_r __pyx_string_tab[189]
+#define __pyx_n_u_read_size __pyx_string_tab[190]
+#define __pyx_n_u_recording __pyx_string_tab[191]
+#define __pyx_n_u_records __pyx_string_tab[192]
+#define __pyx_n_u_register __pyx_string_tab[193]
+#define __pyx_n_u_rit __pyx_string_tab[194]
+#define __pyx_n_u_s __pyx_string_tab[195]
+#define __pyx_n_u_self __pyx_string_tab[196]
+#define __pyx_n_u_setdefault __pyx_string_tab[197]
+#define __pyx_n_u_shape __pyx_string_tab[198]
+#define __pyx_n_u_size __pyx_string_tab[199]
+#define __pyx_n_u_slot __pyx_string_tab[200]
+#define __pyx_n_u_start __pyx_string_tab[201]
+#define __pyx_n_u_state __pyx_string_tab[202]
+#define __pyx_n_u_step __pyx_string_tab[203]
+#define __pyx_n_u_stop __pyx_string_tab[204]
+#define __pyx_n_u_struct __pyx_string_tab[205]
+#define __pyx_n_u_sym __pyx_string_tab[206]
+#define __pyx_n_u_symbols __pyx_string_tab[207]
+#define __pyx_n_u_take_recording __pyx_string_tab[208]
+#define __pyx_n_u_top __pyx_string_tab[209]
+#define __pyx_n_u_unpack __pyx_string_tab[210]
+#define __pyx_n_u_unsync __pyx_string_tab[211]
+#define __pyx_n_u_update __pyx_string_tab[212]
+#define __pyx_n_u_values __pyx_string_tab[213]
+#define __pyx_n_u_venue __pyx_string_tab[214]
+#define __pyx_n_u_writable __pyx_string_tab[215]
+#define __pyx_n_u_x __pyx_string_tab[216]
+#define __pyx_kp_b__5 __pyx_string_tab[217]
+#define __pyx_kp_b__6 __pyx_string_tab[218]
+#define __pyx_kp_b_d __pyx_string_tab[219]
+#define __pyx_n_b_O __pyx_string_tab[220]
+#define __pyx_kp_b_iso88591_Q __pyx_string_tab[221]
+#define __pyx_kp_b_iso88591_A_4r_F_a_A __pyx_string_tab[222]
+#define __pyx_kp_b_iso88591_A_G1A_HAWA __pyx_string_tab[223]
+#define __pyx_kp_b_iso88591_A_G1A_t1D __pyx_string_tab[224]
+#define __pyx_kp_b_iso88591_A_G1A_t5_b_Cr __pyx_string_tab[225]
+#define __pyx_kp_b_iso88591_A_G1A_t81A __pyx_string_tab[226]
+#define __pyx_kp_b_iso88591_A_t5_e2T __pyx_string_tab[227]
+#define __pyx_kp_b_iso88591_A_t81F_Qa __pyx_string_tab[228]
+#define __pyx_kp_b_iso88591_A_i_4_4q_4z_9_Q_D_Q_T_A_XYd_D __pyx_string_tab[229]
+#define __pyx_kp_b_iso88591_A_7_Bc_U_G2T_AQ_HA_Ja_L __pyx_string_tab[230]
+#define __pyx_kp_b_iso88591_A_G1A_4t1_9_U_4wa_d_T_at5_4s_3b __pyx_string_tab[231]
+#define __pyx_kp_b_iso88591_A_G1A_CuA_Qe_Q_CuA_Qe_Q_HAWA_4y __pyx_string_tab[232]
+#define __pyx_kp_b_iso88591_A_G1A_E_fA_E_fA_CuA_Qe_Q_CuA_Qe __pyx_string_tab[233]
+#define __pyx_kp_b_iso88591_A_G1A_t81F_q __pyx_string_tab[234]
+#define __pyx_kp_b_iso88591_A_e1D_D_A_q __pyx_string_tab[235]
+#define __pyx_kp_b_iso88591_A_D_az_L_d_A_1Bb_1Bb_T_b_A_r_A_k __pyx_string_tab[236]
+#define __pyx_kp_b_iso88591_A_Kq_q_4uBd_2S_Qa_z_gQd_t5 __pyx_string_tab[237]
+#define __pyx_kp_b_iso88591_A_A_7_5_3fCr_CzQTTU_AQ_c_q_Qa_IQ __pyx_string_tab[238]
 #define __pyx_int_0 __pyx_number_tab[0]
 #define __pyx_int_neg_1 __pyx_number_tab[1]
 #define __pyx_int_1 __pyx_number_tab[2]
@@ -5089,8 +5115,8 @@ static CYTHON_SMALL_CODE int __pyx_m_clear(PyObject *m) {
   Py_CLEAR(clear_module_state->__pyx_umethod_PyDict_Type_values.method);
   for (int i=0; i<2; ++i) { Py_CLEAR(clear_module_state->__pyx_slice[i]); }
   for (int i=0; i<3; ++i) { Py_CLEAR(clear_module_state->__pyx_tuple[i]); }
-  for (int i=0; i<20; ++i) { Py_CLEAR(clear_module_state->__pyx_codeobj_tab[i]); }
-  for (int i=0; i<233; ++i) { Py_CLEAR(clear_module_state->__pyx_string_tab[i]); }
+  for (int i=0; i<21; ++i) { Py_CLEAR(clear_module_state->__pyx_codeobj_tab[i]); }
+  for (int i=0; i<239; ++i) { Py_CLEAR(clear_module_state->__pyx_string_tab[i]); }
   for (int i=0; i<9; ++i) { Py_CLEAR(clear_module_state->__pyx_number_tab[i]); }
 /* #### Code section: module_state_clear_contents ### */
 /* CommonTypesMetaclass.module_state_clear */
@@ -5147,8 +5173,8 @@ static CYTHON_SMALL_CODE int __pyx_m_traverse(PyObject *m, visitproc visit, void
   Py_VISIT(traverse_module_state->__pyx_umethod_PyDict_Type_values.method);
   for (int i=0; i<2; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_slice[i]); }
   for (int i=0; i<3; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_tuple[i]); }
-  for (int i=0; i<20; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_codeobj_tab[i]); }
-  for (int i=0; i<233; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_string_tab[i]); }
+  for (int i=0; i<21; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_codeobj_tab[i]); }
+  for (int i=0; i<239; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_string_tab[i]); }
   for (int i=0; i<9; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_number_tab[i]); }
 /* #### Code section: module_state_traverse_contents ### */
 /* CommonTypesMetaclass.module_state_traverse */
@@ -28134,7 +28160,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_26__setstate_c
  *     """One connection's frame decoder (see the twin for the contract)."""
  * 
  *     def __cinit__(self, SymbolState state, Py_ssize_t max_message=1 << 20, bint hot=True,             # <<<<<<<<<<<<<<
- *                   Py_ssize_t read_size=1 << 16):
+ *                   bint recording=False, Py_ssize_t read_size=1 << 16):
  *         self.state = state
 */
 
@@ -28156,12 +28182,13 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   struct __pyx_obj_8pipeline_4_ext_8wsdecode_SymbolState *__pyx_v_state = 0;
   Py_ssize_t __pyx_v_max_message;
   int __pyx_v_hot;
+  int __pyx_v_recording;
   Py_ssize_t __pyx_v_read_size;
   #if !CYTHON_VECTORCALL_TPNEW
   CYTHON_UNUSED Py_ssize_t __pyx_nargs;
   #endif
   CYTHON_UNUSED PyObject *const *__pyx_kwvalues;
-  PyObject* values[4] = {0,0,0,0};
+  PyObject* values[5] = {0,0,0,0,0};
   int __pyx_lineno = 0;
   const char *__pyx_filename = NULL;
   int __pyx_clineno = 0;
@@ -28177,11 +28204,15 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   #endif
   __pyx_kwvalues = __Pyx_KwValues_FASTCALL_TPNEW(__pyx_args, __pyx_nargs);
   {
-    PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_state,&__pyx_mstate_global->__pyx_n_u_max_message,&__pyx_mstate_global->__pyx_n_u_hot,&__pyx_mstate_global->__pyx_n_u_read_size,0};
+    PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_state,&__pyx_mstate_global->__pyx_n_u_max_message,&__pyx_mstate_global->__pyx_n_u_hot,&__pyx_mstate_global->__pyx_n_u_recording,&__pyx_mstate_global->__pyx_n_u_read_size,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL_TPNEW(__pyx_kwds) : 0;
     if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 399, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
+        case  5:
+        values[4] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 4);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 399, __pyx_L3_error)
+        CYTHON_FALLTHROUGH;
         case  4:
         values[3] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 3);
         if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 399, __pyx_L3_error)
@@ -28204,10 +28235,14 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
       if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "__cinit__", 0) < (0)) __PYX_ERR(0, 399, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 1; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("__cinit__", 0, 1, 4, i); __PYX_ERR(0, 399, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("__cinit__", 0, 1, 5, i); __PYX_ERR(0, 399, __pyx_L3_error) }
       }
     } else {
       switch (__pyx_nargs) {
+        case  5:
+        values[4] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 4);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 399, __pyx_L3_error)
+        CYTHON_FALLTHROUGH;
         case  4:
         values[3] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 3);
         if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 399, __pyx_L3_error)
@@ -28239,14 +28274,27 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
       __pyx_v_hot = ((int)1);
     }
     if (values[3]) {
-      __pyx_v_read_size = __Pyx_PyIndex_AsSsize_t(values[3]); if (unlikely((__pyx_v_read_size == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 400, __pyx_L3_error)
+      __pyx_v_recording = __Pyx_PyObject_IsTrue(values[3]); if (unlikely((__pyx_v_recording == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 400, __pyx_L3_error)
+    } else {
+
+      /* "ext/wsdecode.pyx":400
+ * 
+ *     def __cinit__(self, SymbolState state, Py_ssize_t max_message=1 << 20, bint hot=True,
+ *                   bint recording=False, Py_ssize_t read_size=1 << 16):             # <<<<<<<<<<<<<<
+ *         self.state = state
+ *         self.recording = recording
+*/
+      __pyx_v_recording = ((int)0);
+    }
+    if (values[4]) {
+      __pyx_v_read_size = __Pyx_PyIndex_AsSsize_t(values[4]); if (unlikely((__pyx_v_read_size == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 400, __pyx_L3_error)
     } else {
       __pyx_v_read_size = ((Py_ssize_t)0x10000);
     }
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("__cinit__", 0, 1, 4, __pyx_nargs); __PYX_ERR(0, 399, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("__cinit__", 0, 1, 5, __pyx_nargs); __PYX_ERR(0, 399, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -28258,7 +28306,15 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   return -1;
   __pyx_L4_argument_unpacking_done:;
   if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_state), __pyx_mstate_global->__pyx_ptype_8pipeline_4_ext_8wsdecode_SymbolState, 1, "state", 0))) __PYX_ERR(0, 399, __pyx_L1_error)
-  __pyx_r = __pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder___cinit__(((struct __pyx_obj_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self), __pyx_v_state, __pyx_v_max_message, __pyx_v_hot, __pyx_v_read_size);
+  __pyx_r = __pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder___cinit__(((struct __pyx_obj_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self), __pyx_v_state, __pyx_v_max_message, __pyx_v_hot, __pyx_v_recording, __pyx_v_read_size);
+
+  /* "ext/wsdecode.pyx":399
+ *     """One connection's frame decoder (see the twin for the contract)."""
+ * 
+ *     def __cinit__(self, SymbolState state, Py_ssize_t max_message=1 << 20, bint hot=True,             # <<<<<<<<<<<<<<
+ *                   bint recording=False, Py_ssize_t read_size=1 << 16):
+ *         self.state = state
+*/
 
   /* function exit code */
   goto __pyx_L0;
@@ -28276,18 +28332,19 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
 
 
 
+
   __Pyx_RefNannyFinishContext();
   return __pyx_r;
 }
 
-static int __pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder___cinit__(struct __pyx_obj_8pipeline_4_ext_8wsdecode_WsDecoder *__pyx_v_self, struct __pyx_obj_8pipeline_4_ext_8wsdecode_SymbolState *__pyx_v_state, Py_ssize_t __pyx_v_max_message, int __pyx_v_hot, Py_ssize_t __pyx_v_read_size) {
+static int __pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder___cinit__(struct __pyx_obj_8pipeline_4_ext_8wsdecode_WsDecoder *__pyx_v_self, struct __pyx_obj_8pipeline_4_ext_8wsdecode_SymbolState *__pyx_v_state, Py_ssize_t __pyx_v_max_message, int __pyx_v_hot, int __pyx_v_recording, Py_ssize_t __pyx_v_read_size) {
   int __pyx_r;
   __Pyx_RefNannyDeclarations
-  int __pyx_t_1;
+  PyObject *__pyx_t_1 = NULL;
   PyObject *__pyx_t_2 = NULL;
-  PyObject *__pyx_t_3 = NULL;
-  PyObject *__pyx_t_4 = NULL;
-  size_t __pyx_t_5;
+  size_t __pyx_t_3;
+  int __pyx_t_4;
+  PyObject *__pyx_t_5 = NULL;
   int __pyx_lineno = 0;
   const char *__pyx_filename = NULL;
   int __pyx_clineno = 0;
@@ -28295,10 +28352,10 @@ static int __pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder___cinit__(struct __pyx_
 
   /* "ext/wsdecode.pyx":401
  *     def __cinit__(self, SymbolState state, Py_ssize_t max_message=1 << 20, bint hot=True,
- *                   Py_ssize_t read_size=1 << 16):
+ *                   bint recording=False, Py_ssize_t read_size=1 << 16):
  *         self.state = state             # <<<<<<<<<<<<<<
- *         self.venue = state.venue
- *         self.max_message = max_message
+ *         self.recording = recording
+ *         self.rec = bytearray()
 */
   __Pyx_INCREF((PyObject *)__pyx_v_state);
   __Pyx_GIVEREF((PyObject *)__pyx_v_state);
@@ -28306,18 +28363,48 @@ static int __pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder___cinit__(struct __pyx_
   __Pyx_DECREF_SET(__pyx_v_self->state, __pyx_v_state);
 
   /* "ext/wsdecode.pyx":402
- *                   Py_ssize_t read_size=1 << 16):
+ *                   bint recording=False, Py_ssize_t read_size=1 << 16):
  *         self.state = state
+ *         self.recording = recording             # <<<<<<<<<<<<<<
+ *         self.rec = bytearray()
+ *         self.venue = state.venue
+*/
+  __pyx_v_self->recording = __pyx_v_recording;
+
+  /* "ext/wsdecode.pyx":403
+ *         self.state = state
+ *         self.recording = recording
+ *         self.rec = bytearray()             # <<<<<<<<<<<<<<
+ *         self.venue = state.venue
+ *         self.max_message = max_message
+*/
+  __pyx_t_2 = NULL;
+  __pyx_t_3 = 1;
+  {
+    PyObject *__pyx_callargs[2] = {__pyx_t_2, NULL};
+    __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(&PyByteArray_Type), __pyx_callargs+__pyx_t_3, (1-__pyx_t_3) | (__pyx_t_3*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+    __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 403, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_1);
+  }
+  __Pyx_GIVEREF(__pyx_t_1);
+  __Pyx_GOTREF(__pyx_v_self->rec);
+  __Pyx_DECREF_SET(__pyx_v_self->rec, ((PyObject*)__pyx_t_1));
+  __pyx_t_1 = 0;
+
+  /* "ext/wsdecode.pyx":404
+ *         self.recording = recording
+ *         self.rec = bytearray()
  *         self.venue = state.venue             # <<<<<<<<<<<<<<
  *         self.max_message = max_message
  *         self.hot = hot
 */
-  __pyx_t_1 = __pyx_v_state->venue;
+  __pyx_t_4 = __pyx_v_state->venue;
 
-  __pyx_v_self->venue = __pyx_t_1;
+  __pyx_v_self->venue = __pyx_t_4;
 
-  /* "ext/wsdecode.pyx":403
- *         self.state = state
+  /* "ext/wsdecode.pyx":405
+ *         self.rec = bytearray()
  *         self.venue = state.venue
  *         self.max_message = max_message             # <<<<<<<<<<<<<<
  *         self.hot = hot
@@ -28325,7 +28412,7 @@ static int __pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder___cinit__(struct __pyx_
 */
   __pyx_v_self->max_message = __pyx_v_max_message;
 
-  /* "ext/wsdecode.pyx":404
+  /* "ext/wsdecode.pyx":406
  *         self.venue = state.venue
  *         self.max_message = max_message
  *         self.hot = hot             # <<<<<<<<<<<<<<
@@ -28334,7 +28421,7 @@ static int __pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder___cinit__(struct __pyx_
 */
   __pyx_v_self->hot = __pyx_v_hot;
 
-  /* "ext/wsdecode.pyx":405
+  /* "ext/wsdecode.pyx":407
  *         self.max_message = max_message
  *         self.hot = hot
  *         self.cap = max_message + 16 + 2 * read_size             # <<<<<<<<<<<<<<
@@ -28343,43 +28430,43 @@ static int __pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder___cinit__(struct __pyx_
 */
   __pyx_v_self->cap = ((__pyx_v_max_message + 16) + (2 * __pyx_v_read_size));
 
-  /* "ext/wsdecode.pyx":406
+  /* "ext/wsdecode.pyx":408
  *         self.hot = hot
  *         self.cap = max_message + 16 + 2 * read_size
  *         self.store = bytearray(self.cap)             # <<<<<<<<<<<<<<
  *         self.base = <unsigned char *>PyByteArray_AS_STRING(self.store)
  *         self.pos = self.end = 0
 */
-  __pyx_t_3 = NULL;
-  __pyx_t_4 = PyLong_FromSsize_t(__pyx_v_self->cap); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 406, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_4);
-  __pyx_t_5 = 1;
+  __pyx_t_2 = NULL;
+  __pyx_t_5 = PyLong_FromSsize_t(__pyx_v_self->cap); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 408, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_5);
+  __pyx_t_3 = 1;
   {
-    PyObject *__pyx_callargs[2] = {__pyx_t_3, __pyx_t_4};
-    __pyx_t_2 = __Pyx_PyObject_FastCall((PyObject*)(&PyByteArray_Type), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
-    __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-    if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 406, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_2);
+    PyObject *__pyx_callargs[2] = {__pyx_t_2, __pyx_t_5};
+    __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(&PyByteArray_Type), __pyx_callargs+__pyx_t_3, (2-__pyx_t_3) | (__pyx_t_3*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+    __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
+    __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 408, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_1);
   }
-  __Pyx_GIVEREF(__pyx_t_2);
+  __Pyx_GIVEREF(__pyx_t_1);
   __Pyx_GOTREF(__pyx_v_self->store);
-  __Pyx_DECREF_SET(__pyx_v_self->store, ((PyObject*)__pyx_t_2));
-  __pyx_t_2 = 0;
+  __Pyx_DECREF_SET(__pyx_v_self->store, ((PyObject*)__pyx_t_1));
+  __pyx_t_1 = 0;
 
-  /* "ext/wsdecode.pyx":407
+  /* "ext/wsdecode.pyx":409
  *         self.cap = max_message + 16 + 2 * read_size
  *         self.store = bytearray(self.cap)
  *         self.base = <unsigned char *>PyByteArray_AS_STRING(self.store)             # <<<<<<<<<<<<<<
  *         self.pos = self.end = 0
  *         self.skip = 0
 */
-  __pyx_t_2 = __pyx_v_self->store;
-  __Pyx_INCREF(__pyx_t_2);
-  __pyx_v_self->base = ((unsigned char *)PyByteArray_AS_STRING(__pyx_t_2));
-  __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
+  __pyx_t_1 = __pyx_v_self->store;
+  __Pyx_INCREF(__pyx_t_1);
+  __pyx_v_self->base = ((unsigned char *)PyByteArray_AS_STRING(__pyx_t_1));
+  __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
 
-  /* "ext/wsdecode.pyx":408
+  /* "ext/wsdecode.pyx":410
  *         self.store = bytearray(self.cap)
  *         self.base = <unsigned char *>PyByteArray_AS_STRING(self.store)
  *         self.pos = self.end = 0             # <<<<<<<<<<<<<<
@@ -28389,7 +28476,7 @@ static int __pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder___cinit__(struct __pyx_
   __pyx_v_self->pos = 0;
   __pyx_v_self->end = 0;
 
-  /* "ext/wsdecode.pyx":409
+  /* "ext/wsdecode.pyx":411
  *         self.base = <unsigned char *>PyByteArray_AS_STRING(self.store)
  *         self.pos = self.end = 0
  *         self.skip = 0             # <<<<<<<<<<<<<<
@@ -28398,7 +28485,7 @@ static int __pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder___cinit__(struct __pyx_
 */
   __pyx_v_self->skip = 0;
 
-  /* "ext/wsdecode.pyx":410
+  /* "ext/wsdecode.pyx":412
  *         self.pos = self.end = 0
  *         self.skip = 0
  *         self.frag = None             # <<<<<<<<<<<<<<
@@ -28410,7 +28497,7 @@ static int __pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder___cinit__(struct __pyx_
   __Pyx_GOTREF(__pyx_v_self->frag);
   __Pyx_DECREF_SET(__pyx_v_self->frag, Py_None);
 
-  /* "ext/wsdecode.pyx":411
+  /* "ext/wsdecode.pyx":413
  *         self.skip = 0
  *         self.frag = None
  *         self.event = C_EV_NONE             # <<<<<<<<<<<<<<
@@ -28419,7 +28506,7 @@ static int __pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder___cinit__(struct __pyx_
 */
   __pyx_v_self->event = __pyx_e_8pipeline_4_ext_8wsdecode_C_EV_NONE;
 
-  /* "ext/wsdecode.pyx":412
+  /* "ext/wsdecode.pyx":414
  *         self.frag = None
  *         self.event = C_EV_NONE
  *         self.reason = R_NONE             # <<<<<<<<<<<<<<
@@ -28428,7 +28515,7 @@ static int __pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder___cinit__(struct __pyx_
 */
   __pyx_v_self->reason = __pyx_e_8pipeline_4_ext_8wsdecode_R_NONE;
 
-  /* "ext/wsdecode.pyx":413
+  /* "ext/wsdecode.pyx":415
  *         self.event = C_EV_NONE
  *         self.reason = R_NONE
  *         self.message = b""             # <<<<<<<<<<<<<<
@@ -28440,7 +28527,7 @@ static int __pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder___cinit__(struct __pyx_
   __Pyx_GOTREF(__pyx_v_self->message);
   __Pyx_DECREF_SET(__pyx_v_self->message, __pyx_mstate_global->__pyx_kp_b__5);
 
-  /* "ext/wsdecode.pyx":414
+  /* "ext/wsdecode.pyx":416
  *         self.reason = R_NONE
  *         self.message = b""
  *         self.error = ""             # <<<<<<<<<<<<<<
@@ -28452,7 +28539,7 @@ static int __pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder___cinit__(struct __pyx_
   __Pyx_GOTREF(__pyx_v_self->error);
   __Pyx_DECREF_SET(__pyx_v_self->error, __pyx_mstate_global->__pyx_kp_u__5);
 
-  /* "ext/wsdecode.pyx":415
+  /* "ext/wsdecode.pyx":417
  *         self.message = b""
  *         self.error = ""
  *         self.ntouched = 0             # <<<<<<<<<<<<<<
@@ -28461,7 +28548,7 @@ static int __pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder___cinit__(struct __pyx_
 */
   __pyx_v_self->ntouched = 0;
 
-  /* "ext/wsdecode.pyx":416
+  /* "ext/wsdecode.pyx":418
  *         self.error = ""
  *         self.ntouched = 0
  *         memset(self.touched, 0, sizeof(self.touched))             # <<<<<<<<<<<<<<
@@ -28474,7 +28561,7 @@ static int __pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder___cinit__(struct __pyx_
  *     """One connection's frame decoder (see the twin for the contract)."""
  * 
  *     def __cinit__(self, SymbolState state, Py_ssize_t max_message=1 << 20, bint hot=True,             # <<<<<<<<<<<<<<
- *                   Py_ssize_t read_size=1 << 16):
+ *                   bint recording=False, Py_ssize_t read_size=1 << 16):
  *         self.state = state
 */
 
@@ -28482,9 +28569,9 @@ static int __pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder___cinit__(struct __pyx_
   __pyx_r = 0;
   goto __pyx_L0;
   __pyx_L1_error:;
+  __Pyx_XDECREF(__pyx_t_1);
   __Pyx_XDECREF(__pyx_t_2);
-  __Pyx_XDECREF(__pyx_t_3);
-  __Pyx_XDECREF(__pyx_t_4);
+  __Pyx_XDECREF(__pyx_t_5);
   __Pyx_AddTraceback("pipeline._ext.wsdecode.WsDecoder.__cinit__", __pyx_clineno, __pyx_lineno, __pyx_filename);
   __pyx_r = -1;
   __pyx_L0:;
@@ -28493,7 +28580,7 @@ static int __pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder___cinit__(struct __pyx_
   return __pyx_r;
 }
 
-/* "ext/wsdecode.pyx":419
+/* "ext/wsdecode.pyx":421
  * 
  *     # ------------------------------------------------------------------ input
  *     cdef void _make_room(self, Py_ssize_t k):             # <<<<<<<<<<<<<<
@@ -28505,7 +28592,7 @@ static void __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__make_room(struct __pyx
   int __pyx_t_1;
   int __pyx_t_2;
 
-  /* "ext/wsdecode.pyx":420
+  /* "ext/wsdecode.pyx":422
  *     # ------------------------------------------------------------------ input
  *     cdef void _make_room(self, Py_ssize_t k):
  *         if self.cap - self.end < k and self.pos > 0:             # <<<<<<<<<<<<<<
@@ -28531,7 +28618,7 @@ static void __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__make_room(struct __pyx
   if (__pyx_t_1) {
 
 
-    /* "ext/wsdecode.pyx":421
+    /* "ext/wsdecode.pyx":423
  *     cdef void _make_room(self, Py_ssize_t k):
  *         if self.cap - self.end < k and self.pos > 0:
  *             memmove(self.base, self.base + self.pos, self.end - self.pos)             # <<<<<<<<<<<<<<
@@ -28540,7 +28627,7 @@ static void __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__make_room(struct __pyx
 */
     (void)(memmove(__pyx_v_self->base, (__pyx_v_self->base + __pyx_v_self->pos), (__pyx_v_self->end - __pyx_v_self->pos)));
 
-    /* "ext/wsdecode.pyx":422
+    /* "ext/wsdecode.pyx":424
  *         if self.cap - self.end < k and self.pos > 0:
  *             memmove(self.base, self.base + self.pos, self.end - self.pos)
  *             self.end -= self.pos             # <<<<<<<<<<<<<<
@@ -28549,7 +28636,7 @@ static void __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__make_room(struct __pyx
 */
     __pyx_v_self->end = (__pyx_v_self->end - __pyx_v_self->pos);
 
-    /* "ext/wsdecode.pyx":423
+    /* "ext/wsdecode.pyx":425
  *             memmove(self.base, self.base + self.pos, self.end - self.pos)
  *             self.end -= self.pos
  *             self.pos = 0             # <<<<<<<<<<<<<<
@@ -28558,7 +28645,7 @@ static void __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__make_room(struct __pyx
 */
     __pyx_v_self->pos = 0;
 
-    /* "ext/wsdecode.pyx":420
+    /* "ext/wsdecode.pyx":422
  *     # ------------------------------------------------------------------ input
  *     cdef void _make_room(self, Py_ssize_t k):
  *         if self.cap - self.end < k and self.pos > 0:             # <<<<<<<<<<<<<<
@@ -28567,7 +28654,7 @@ static void __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__make_room(struct __pyx
 */
   }
 
-  /* "ext/wsdecode.pyx":419
+  /* "ext/wsdecode.pyx":421
  * 
  *     # ------------------------------------------------------------------ input
  *     cdef void _make_room(self, Py_ssize_t k):             # <<<<<<<<<<<<<<
@@ -28579,7 +28666,7 @@ static void __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__make_room(struct __pyx
 
 }
 
-/* "ext/wsdecode.pyx":425
+/* "ext/wsdecode.pyx":427
  *             self.pos = 0
  * 
  *     def writable(self, Py_ssize_t k):             # <<<<<<<<<<<<<<
@@ -28627,32 +28714,32 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_k,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 425, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 427, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 425, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 427, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "writable", 0) < (0)) __PYX_ERR(0, 425, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "writable", 0) < (0)) __PYX_ERR(0, 427, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 1; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("writable", 1, 1, 1, i); __PYX_ERR(0, 425, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("writable", 1, 1, 1, i); __PYX_ERR(0, 427, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 1)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 425, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 427, __pyx_L3_error)
     }
-    __pyx_v_k = __Pyx_PyIndex_AsSsize_t(values[0]); if (unlikely((__pyx_v_k == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 425, __pyx_L3_error)
+    __pyx_v_k = __Pyx_PyIndex_AsSsize_t(values[0]); if (unlikely((__pyx_v_k == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 427, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("writable", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 425, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("writable", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 427, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -28690,16 +28777,16 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_2writable(struct 
   __Pyx_RefNannySetupContext("writable", 0);
 
 
-  /* "ext/wsdecode.pyx":428
+  /* "ext/wsdecode.pyx":430
  *         """A writable view of up to k free bytes at the end of the buffer (recv_into it, then
  *         commit). The view is valid until the next writable/feed/decode call."""
  *         self._make_room(k)             # <<<<<<<<<<<<<<
  *         k = min(k, self.cap - self.end)
  *         if k <= 0:
 */
-  ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_make_room(__pyx_v_self, __pyx_v_k); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 428, __pyx_L1_error)
+  ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_make_room(__pyx_v_self, __pyx_v_k); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 430, __pyx_L1_error)
 
-  /* "ext/wsdecode.pyx":429
+  /* "ext/wsdecode.pyx":431
  *         commit). The view is valid until the next writable/feed/decode call."""
  *         self._make_room(k)
  *         k = min(k, self.cap - self.end)             # <<<<<<<<<<<<<<
@@ -28723,7 +28810,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_2writable(struct 
   __pyx_v_k = __pyx_t_3;
 
 
-  /* "ext/wsdecode.pyx":430
+  /* "ext/wsdecode.pyx":432
  *         self._make_room(k)
  *         k = min(k, self.cap - self.end)
  *         if k <= 0:             # <<<<<<<<<<<<<<
@@ -28735,7 +28822,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_2writable(struct 
   if (unlikely(__pyx_t_4)) {
 
 
-    /* "ext/wsdecode.pyx":431
+    /* "ext/wsdecode.pyx":433
  *         k = min(k, self.cap - self.end)
  *         if k <= 0:
  *             raise BufferError("decoder buffer full: decode() before reading more")             # <<<<<<<<<<<<<<
@@ -28748,14 +28835,14 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_2writable(struct 
       PyObject *__pyx_callargs[2] = {__pyx_t_6, __pyx_mstate_global->__pyx_kp_u_decoder_buffer_full_decode_befor};
       __pyx_t_5 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_BufferError)), __pyx_callargs+__pyx_t_7, (2-__pyx_t_7) | (__pyx_t_7*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
-      if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 431, __pyx_L1_error)
+      if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 433, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_5);
     }
     __Pyx_Raise(__pyx_t_5, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-    __PYX_ERR(0, 431, __pyx_L1_error)
+    __PYX_ERR(0, 433, __pyx_L1_error)
 
-    /* "ext/wsdecode.pyx":430
+    /* "ext/wsdecode.pyx":432
  *         self._make_room(k)
  *         k = min(k, self.cap - self.end)
  *         if k <= 0:             # <<<<<<<<<<<<<<
@@ -28764,16 +28851,16 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_2writable(struct 
 */
   }
 
-  /* "ext/wsdecode.pyx":432
+  /* "ext/wsdecode.pyx":434
  *         if k <= 0:
  *             raise BufferError("decoder buffer full: decode() before reading more")
  *         return memoryview(self.store)[self.end:self.end + k]             # <<<<<<<<<<<<<<
  * 
  *     def commit(self, Py_ssize_t nbytes, int64_t local_ts):
 */
-  __pyx_t_5 = PyMemoryView_FromObject(__pyx_v_self->store); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 432, __pyx_L1_error)
+  __pyx_t_5 = PyMemoryView_FromObject(__pyx_v_self->store); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 434, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
-  __pyx_t_6 = PySequence_GetSlice(__pyx_t_5, __pyx_v_self->end, (__pyx_v_self->end + __pyx_v_k)); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 432, __pyx_L1_error)
+  __pyx_t_6 = PySequence_GetSlice(__pyx_t_5, __pyx_v_self->end, (__pyx_v_self->end + __pyx_v_k)); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 434, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_6);
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
   {
@@ -28787,7 +28874,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_2writable(struct 
   __pyx_t_6 = 0;
   goto __pyx_L0;
 
-  /* "ext/wsdecode.pyx":425
+  /* "ext/wsdecode.pyx":427
  *             self.pos = 0
  * 
  *     def writable(self, Py_ssize_t k):             # <<<<<<<<<<<<<<
@@ -28808,7 +28895,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_2writable(struct 
   return __pyx_r;
 }
 
-/* "ext/wsdecode.pyx":434
+/* "ext/wsdecode.pyx":436
  *         return memoryview(self.store)[self.end:self.end + k]
  * 
  *     def commit(self, Py_ssize_t nbytes, int64_t local_ts):             # <<<<<<<<<<<<<<
@@ -28857,39 +28944,39 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_nbytes,&__pyx_mstate_global->__pyx_n_u_local_ts,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 434, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 436, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 434, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 436, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 434, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 436, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "commit", 0) < (0)) __PYX_ERR(0, 434, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "commit", 0) < (0)) __PYX_ERR(0, 436, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 2; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("commit", 1, 2, 2, i); __PYX_ERR(0, 434, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("commit", 1, 2, 2, i); __PYX_ERR(0, 436, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 2)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 434, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 436, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 434, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 436, __pyx_L3_error)
     }
-    __pyx_v_nbytes = __Pyx_PyIndex_AsSsize_t(values[0]); if (unlikely((__pyx_v_nbytes == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 434, __pyx_L3_error)
-    __pyx_v_local_ts = __Pyx_PyLong_As_int64_t(values[1]); if (unlikely((__pyx_v_local_ts == ((int64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 434, __pyx_L3_error)
+    __pyx_v_nbytes = __Pyx_PyIndex_AsSsize_t(values[0]); if (unlikely((__pyx_v_nbytes == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 436, __pyx_L3_error)
+    __pyx_v_local_ts = __Pyx_PyLong_As_int64_t(values[1]); if (unlikely((__pyx_v_local_ts == ((int64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 436, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("commit", 1, 2, 2, __pyx_nargs); __PYX_ERR(0, 434, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("commit", 1, 2, 2, __pyx_nargs); __PYX_ERR(0, 436, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -28925,7 +29012,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_4commit(struct __
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("commit", 0);
 
-  /* "ext/wsdecode.pyx":436
+  /* "ext/wsdecode.pyx":438
  *     def commit(self, Py_ssize_t nbytes, int64_t local_ts):
  *         """nbytes were written into the last writable() view at local_ts (CLOCK_REALTIME ns)."""
  *         if nbytes < 0 or self.end + nbytes > self.cap:             # <<<<<<<<<<<<<<
@@ -28951,7 +29038,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_4commit(struct __
   if (unlikely(__pyx_t_1)) {
 
 
-    /* "ext/wsdecode.pyx":437
+    /* "ext/wsdecode.pyx":439
  *         """nbytes were written into the last writable() view at local_ts (CLOCK_REALTIME ns)."""
  *         if nbytes < 0 or self.end + nbytes > self.cap:
  *             raise ValueError("commit beyond the buffer")             # <<<<<<<<<<<<<<
@@ -28964,14 +29051,14 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_4commit(struct __
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_commit_beyond_the_buffer};
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 437, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 439, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 437, __pyx_L1_error)
+    __PYX_ERR(0, 439, __pyx_L1_error)
 
-    /* "ext/wsdecode.pyx":436
+    /* "ext/wsdecode.pyx":438
  *     def commit(self, Py_ssize_t nbytes, int64_t local_ts):
  *         """nbytes were written into the last writable() view at local_ts (CLOCK_REALTIME ns)."""
  *         if nbytes < 0 or self.end + nbytes > self.cap:             # <<<<<<<<<<<<<<
@@ -28980,7 +29067,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_4commit(struct __
 */
   }
 
-  /* "ext/wsdecode.pyx":438
+  /* "ext/wsdecode.pyx":440
  *         if nbytes < 0 or self.end + nbytes > self.cap:
  *             raise ValueError("commit beyond the buffer")
  *         self.end += nbytes             # <<<<<<<<<<<<<<
@@ -28989,7 +29076,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_4commit(struct __
 */
   __pyx_v_self->end = (__pyx_v_self->end + __pyx_v_nbytes);
 
-  /* "ext/wsdecode.pyx":439
+  /* "ext/wsdecode.pyx":441
  *             raise ValueError("commit beyond the buffer")
  *         self.end += nbytes
  *         self.bytes += nbytes             # <<<<<<<<<<<<<<
@@ -28998,7 +29085,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_4commit(struct __
 */
   __pyx_v_self->bytes = (__pyx_v_self->bytes + __pyx_v_nbytes);
 
-  /* "ext/wsdecode.pyx":440
+  /* "ext/wsdecode.pyx":442
  *         self.end += nbytes
  *         self.bytes += nbytes
  *         self.local_ts = local_ts             # <<<<<<<<<<<<<<
@@ -29007,7 +29094,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_4commit(struct __
 */
   __pyx_v_self->local_ts = __pyx_v_local_ts;
 
-  /* "ext/wsdecode.pyx":434
+  /* "ext/wsdecode.pyx":436
  *         return memoryview(self.store)[self.end:self.end + k]
  * 
  *     def commit(self, Py_ssize_t nbytes, int64_t local_ts):             # <<<<<<<<<<<<<<
@@ -29029,7 +29116,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_4commit(struct __
   return __pyx_r;
 }
 
-/* "ext/wsdecode.pyx":442
+/* "ext/wsdecode.pyx":444
  *         self.local_ts = local_ts
  * 
  *     def feed(self, const unsigned char[::1] data, int64_t local_ts):             # <<<<<<<<<<<<<<
@@ -29078,39 +29165,39 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_data,&__pyx_mstate_global->__pyx_n_u_local_ts,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 442, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 444, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 442, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 444, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 442, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 444, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "feed", 0) < (0)) __PYX_ERR(0, 442, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "feed", 0) < (0)) __PYX_ERR(0, 444, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 2; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("feed", 1, 2, 2, i); __PYX_ERR(0, 442, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("feed", 1, 2, 2, i); __PYX_ERR(0, 444, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 2)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 442, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 444, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 442, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 444, __pyx_L3_error)
     }
-    __pyx_v_data = __Pyx_PyObject_to_MemoryviewSlice_dc_unsigned_char__const__(values[0], 0); if (unlikely(!__pyx_v_data.memview)) __PYX_ERR(0, 442, __pyx_L3_error)
-    __pyx_v_local_ts = __Pyx_PyLong_As_int64_t(values[1]); if (unlikely((__pyx_v_local_ts == ((int64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 442, __pyx_L3_error)
+    __pyx_v_data = __Pyx_PyObject_to_MemoryviewSlice_dc_unsigned_char__const__(values[0], 0); if (unlikely(!__pyx_v_data.memview)) __PYX_ERR(0, 444, __pyx_L3_error)
+    __pyx_v_local_ts = __Pyx_PyLong_As_int64_t(values[1]); if (unlikely((__pyx_v_local_ts == ((int64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 444, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("feed", 1, 2, 2, __pyx_nargs); __PYX_ERR(0, 442, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("feed", 1, 2, 2, __pyx_nargs); __PYX_ERR(0, 444, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -29154,7 +29241,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_6feed(struct __py
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("feed", 0);
 
-  /* "ext/wsdecode.pyx":444
+  /* "ext/wsdecode.pyx":446
  *     def feed(self, const unsigned char[::1] data, int64_t local_ts):
  *         """Append socket bytes (copying); see writable/commit for the zero-copy way."""
  *         cdef Py_ssize_t n = data.shape[0], off = 0, k             # <<<<<<<<<<<<<<
@@ -29164,7 +29251,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_6feed(struct __py
   __pyx_v_n = (__pyx_v_data.shape[0]);
   __pyx_v_off = 0;
 
-  /* "ext/wsdecode.pyx":445
+  /* "ext/wsdecode.pyx":447
  *         """Append socket bytes (copying); see writable/commit for the zero-copy way."""
  *         cdef Py_ssize_t n = data.shape[0], off = 0, k
  *         self.local_ts = local_ts             # <<<<<<<<<<<<<<
@@ -29173,7 +29260,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_6feed(struct __py
 */
   __pyx_v_self->local_ts = __pyx_v_local_ts;
 
-  /* "ext/wsdecode.pyx":446
+  /* "ext/wsdecode.pyx":448
  *         cdef Py_ssize_t n = data.shape[0], off = 0, k
  *         self.local_ts = local_ts
  *         while off < n:             # <<<<<<<<<<<<<<
@@ -29186,16 +29273,16 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_6feed(struct __py
 
     if (!__pyx_t_1) break;
 
-    /* "ext/wsdecode.pyx":447
+    /* "ext/wsdecode.pyx":449
  *         self.local_ts = local_ts
  *         while off < n:
  *             self._make_room(n - off)             # <<<<<<<<<<<<<<
  *             k = min(n - off, self.cap - self.end)
  *             if k <= 0:
 */
-    ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_make_room(__pyx_v_self, (__pyx_v_n - __pyx_v_off)); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 447, __pyx_L1_error)
+    ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_make_room(__pyx_v_self, (__pyx_v_n - __pyx_v_off)); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 449, __pyx_L1_error)
 
-    /* "ext/wsdecode.pyx":448
+    /* "ext/wsdecode.pyx":450
  *         while off < n:
  *             self._make_room(n - off)
  *             k = min(n - off, self.cap - self.end)             # <<<<<<<<<<<<<<
@@ -29219,7 +29306,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_6feed(struct __py
     __pyx_v_k = __pyx_t_4;
 
 
-    /* "ext/wsdecode.pyx":449
+    /* "ext/wsdecode.pyx":451
  *             self._make_room(n - off)
  *             k = min(n - off, self.cap - self.end)
  *             if k <= 0:             # <<<<<<<<<<<<<<
@@ -29231,7 +29318,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_6feed(struct __py
     if (unlikely(__pyx_t_1)) {
 
 
-      /* "ext/wsdecode.pyx":450
+      /* "ext/wsdecode.pyx":452
  *             k = min(n - off, self.cap - self.end)
  *             if k <= 0:
  *                 raise BufferError("decoder buffer full: decode() before feeding more")             # <<<<<<<<<<<<<<
@@ -29244,14 +29331,14 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_6feed(struct __py
         PyObject *__pyx_callargs[2] = {__pyx_t_6, __pyx_mstate_global->__pyx_kp_u_decoder_buffer_full_decode_befor_2};
         __pyx_t_5 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_BufferError)), __pyx_callargs+__pyx_t_7, (2-__pyx_t_7) | (__pyx_t_7*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
-        if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 450, __pyx_L1_error)
+        if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 452, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_5);
       }
       __Pyx_Raise(__pyx_t_5, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-      __PYX_ERR(0, 450, __pyx_L1_error)
+      __PYX_ERR(0, 452, __pyx_L1_error)
 
-      /* "ext/wsdecode.pyx":449
+      /* "ext/wsdecode.pyx":451
  *             self._make_room(n - off)
  *             k = min(n - off, self.cap - self.end)
  *             if k <= 0:             # <<<<<<<<<<<<<<
@@ -29260,7 +29347,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_6feed(struct __py
 */
     }
 
-    /* "ext/wsdecode.pyx":451
+    /* "ext/wsdecode.pyx":453
  *             if k <= 0:
  *                 raise BufferError("decoder buffer full: decode() before feeding more")
  *             memcpy(self.base + self.end, &data[off], k)             # <<<<<<<<<<<<<<
@@ -29275,11 +29362,11 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_6feed(struct __py
     } else if (unlikely(__pyx_t_8 >= __pyx_v_data.shape[0])) __pyx_t_9 = 0;
     if (unlikely(__pyx_t_9 != -1)) {
       __Pyx_RaiseBufferIndexError(__pyx_t_9);
-      __PYX_ERR(0, 451, __pyx_L1_error)
+      __PYX_ERR(0, 453, __pyx_L1_error)
     }
     (void)(memcpy((__pyx_v_self->base + __pyx_v_self->end), (&(*((unsigned char const  *) ( /* dim=0 */ ((char *) (((unsigned char const  *) __pyx_v_data.data) + __pyx_t_8)) )))), __pyx_v_k));
 
-    /* "ext/wsdecode.pyx":452
+    /* "ext/wsdecode.pyx":454
  *                 raise BufferError("decoder buffer full: decode() before feeding more")
  *             memcpy(self.base + self.end, &data[off], k)
  *             self.end += k             # <<<<<<<<<<<<<<
@@ -29288,7 +29375,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_6feed(struct __py
 */
     __pyx_v_self->end = (__pyx_v_self->end + __pyx_v_k);
 
-    /* "ext/wsdecode.pyx":453
+    /* "ext/wsdecode.pyx":455
  *             memcpy(self.base + self.end, &data[off], k)
  *             self.end += k
  *             off += k             # <<<<<<<<<<<<<<
@@ -29298,7 +29385,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_6feed(struct __py
     __pyx_v_off = (__pyx_v_off + __pyx_v_k);
   }
 
-  /* "ext/wsdecode.pyx":454
+  /* "ext/wsdecode.pyx":456
  *             self.end += k
  *             off += k
  *         self.bytes += n             # <<<<<<<<<<<<<<
@@ -29307,7 +29394,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_6feed(struct __py
 */
   __pyx_v_self->bytes = (__pyx_v_self->bytes + __pyx_v_n);
 
-  /* "ext/wsdecode.pyx":442
+  /* "ext/wsdecode.pyx":444
  *         self.local_ts = local_ts
  * 
  *     def feed(self, const unsigned char[::1] data, int64_t local_ts):             # <<<<<<<<<<<<<<
@@ -29332,7 +29419,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_6feed(struct __py
   return __pyx_r;
 }
 
-/* "ext/wsdecode.pyx":456
+/* "ext/wsdecode.pyx":458
  *         self.bytes += n
  * 
  *     def pending(self):             # <<<<<<<<<<<<<<
@@ -29392,14 +29479,14 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_8pending(struct _
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("pending", 0);
 
-  /* "ext/wsdecode.pyx":457
+  /* "ext/wsdecode.pyx":459
  * 
  *     def pending(self):
  *         return self.end - self.pos + self.skip             # <<<<<<<<<<<<<<
  * 
  *     def counters(self):
 */
-  __pyx_t_1 = PyLong_FromSsize_t(((__pyx_v_self->end - __pyx_v_self->pos) + __pyx_v_self->skip)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 457, __pyx_L1_error)
+  __pyx_t_1 = PyLong_FromSsize_t(((__pyx_v_self->end - __pyx_v_self->pos) + __pyx_v_self->skip)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 459, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   {
     PyObject *__pyx_temp;
@@ -29412,7 +29499,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_8pending(struct _
   __pyx_t_1 = 0;
   goto __pyx_L0;
 
-  /* "ext/wsdecode.pyx":456
+  /* "ext/wsdecode.pyx":458
  *         self.bytes += n
  * 
  *     def pending(self):             # <<<<<<<<<<<<<<
@@ -29431,7 +29518,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_8pending(struct _
   return __pyx_r;
 }
 
-/* "ext/wsdecode.pyx":459
+/* "ext/wsdecode.pyx":461
  *         return self.end - self.pos + self.skip
  * 
  *     def counters(self):             # <<<<<<<<<<<<<<
@@ -29492,94 +29579,94 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_10counters(struct
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("counters", 0);
 
-  /* "ext/wsdecode.pyx":460
+  /* "ext/wsdecode.pyx":462
  * 
  *     def counters(self):
  *         return {"frames": self.frames, "messages": self.messages, "bytes": self.bytes,             # <<<<<<<<<<<<<<
  *                 "records": self.records, "hot_messages": self.hot_messages,
  *                 "deferred": self.deferred, "duplicates": self.duplicates,
 */
-  __pyx_t_1 = __Pyx_PyDict_NewPresized(12); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 460, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyDict_NewPresized(12); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 462, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->frames); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 460, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->frames); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 462, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
-  if (PyDict_SetItem(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_frames, __pyx_t_2) < (0)) __PYX_ERR(0, 460, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_frames, __pyx_t_2) < (0)) __PYX_ERR(0, 462, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-  __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->messages); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 460, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->messages); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 462, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
-  if (PyDict_SetItem(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_messages, __pyx_t_2) < (0)) __PYX_ERR(0, 460, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_messages, __pyx_t_2) < (0)) __PYX_ERR(0, 462, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-  __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->bytes); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 460, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->bytes); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 462, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
-  if (PyDict_SetItem(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_bytes, __pyx_t_2) < (0)) __PYX_ERR(0, 460, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_bytes, __pyx_t_2) < (0)) __PYX_ERR(0, 462, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-  /* "ext/wsdecode.pyx":461
+  /* "ext/wsdecode.pyx":463
  *     def counters(self):
  *         return {"frames": self.frames, "messages": self.messages, "bytes": self.bytes,
  *                 "records": self.records, "hot_messages": self.hot_messages,             # <<<<<<<<<<<<<<
  *                 "deferred": self.deferred, "duplicates": self.duplicates,
  *                 "oversized": self.oversized, "protocol_errors": self.protocol_errors,
 */
-  __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->records); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 461, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->records); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 463, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
-  if (PyDict_SetItem(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_records, __pyx_t_2) < (0)) __PYX_ERR(0, 460, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_records, __pyx_t_2) < (0)) __PYX_ERR(0, 462, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-  __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->hot_messages); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 461, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->hot_messages); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 463, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
-  if (PyDict_SetItem(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_hot_messages, __pyx_t_2) < (0)) __PYX_ERR(0, 460, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_hot_messages, __pyx_t_2) < (0)) __PYX_ERR(0, 462, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-  /* "ext/wsdecode.pyx":462
+  /* "ext/wsdecode.pyx":464
  *         return {"frames": self.frames, "messages": self.messages, "bytes": self.bytes,
  *                 "records": self.records, "hot_messages": self.hot_messages,
  *                 "deferred": self.deferred, "duplicates": self.duplicates,             # <<<<<<<<<<<<<<
  *                 "oversized": self.oversized, "protocol_errors": self.protocol_errors,
  *                 "pings": self.pings, "pongs": self.pongs, "closes": self.closes}
 */
-  __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->deferred); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 462, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->deferred); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 464, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
-  if (PyDict_SetItem(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_deferred, __pyx_t_2) < (0)) __PYX_ERR(0, 460, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_deferred, __pyx_t_2) < (0)) __PYX_ERR(0, 462, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-  __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->duplicates); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 462, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->duplicates); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 464, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
-  if (PyDict_SetItem(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_duplicates, __pyx_t_2) < (0)) __PYX_ERR(0, 460, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_duplicates, __pyx_t_2) < (0)) __PYX_ERR(0, 462, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-  /* "ext/wsdecode.pyx":463
+  /* "ext/wsdecode.pyx":465
  *                 "records": self.records, "hot_messages": self.hot_messages,
  *                 "deferred": self.deferred, "duplicates": self.duplicates,
  *                 "oversized": self.oversized, "protocol_errors": self.protocol_errors,             # <<<<<<<<<<<<<<
  *                 "pings": self.pings, "pongs": self.pongs, "closes": self.closes}
  * 
 */
-  __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->oversized); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 463, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->oversized); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 465, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
-  if (PyDict_SetItem(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_oversized, __pyx_t_2) < (0)) __PYX_ERR(0, 460, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_oversized, __pyx_t_2) < (0)) __PYX_ERR(0, 462, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-  __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->protocol_errors); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 463, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->protocol_errors); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 465, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
-  if (PyDict_SetItem(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_protocol_errors, __pyx_t_2) < (0)) __PYX_ERR(0, 460, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_protocol_errors, __pyx_t_2) < (0)) __PYX_ERR(0, 462, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-  /* "ext/wsdecode.pyx":464
+  /* "ext/wsdecode.pyx":466
  *                 "deferred": self.deferred, "duplicates": self.duplicates,
  *                 "oversized": self.oversized, "protocol_errors": self.protocol_errors,
  *                 "pings": self.pings, "pongs": self.pongs, "closes": self.closes}             # <<<<<<<<<<<<<<
  * 
  *     cdef int _protocol(self, str why):
 */
-  __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->pings); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 464, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->pings); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 466, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
-  if (PyDict_SetItem(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_pings, __pyx_t_2) < (0)) __PYX_ERR(0, 460, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_pings, __pyx_t_2) < (0)) __PYX_ERR(0, 462, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-  __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->pongs); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 464, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->pongs); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 466, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
-  if (PyDict_SetItem(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_pongs, __pyx_t_2) < (0)) __PYX_ERR(0, 460, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_pongs, __pyx_t_2) < (0)) __PYX_ERR(0, 462, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-  __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->closes); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 464, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->closes); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 466, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
-  if (PyDict_SetItem(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_closes, __pyx_t_2) < (0)) __PYX_ERR(0, 460, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_closes, __pyx_t_2) < (0)) __PYX_ERR(0, 462, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
   {
     PyObject *__pyx_temp;
@@ -29592,7 +29679,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_10counters(struct
   __pyx_t_1 = 0;
   goto __pyx_L0;
 
-  /* "ext/wsdecode.pyx":459
+  /* "ext/wsdecode.pyx":461
  *         return self.end - self.pos + self.skip
  * 
  *     def counters(self):             # <<<<<<<<<<<<<<
@@ -29612,7 +29699,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_10counters(struct
   return __pyx_r;
 }
 
-/* "ext/wsdecode.pyx":466
+/* "ext/wsdecode.pyx":468
  *                 "pings": self.pings, "pongs": self.pongs, "closes": self.closes}
  * 
  *     cdef int _protocol(self, str why):             # <<<<<<<<<<<<<<
@@ -29625,7 +29712,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__protocol(struct __pyx_o
   __Pyx_RefNannyDeclarations
   __Pyx_RefNannySetupContext("_protocol", 0);
 
-  /* "ext/wsdecode.pyx":467
+  /* "ext/wsdecode.pyx":469
  * 
  *     cdef int _protocol(self, str why):
  *         self.failed = True             # <<<<<<<<<<<<<<
@@ -29634,7 +29721,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__protocol(struct __pyx_o
 */
   __pyx_v_self->failed = 1;
 
-  /* "ext/wsdecode.pyx":468
+  /* "ext/wsdecode.pyx":470
  *     cdef int _protocol(self, str why):
  *         self.failed = True
  *         self.protocol_errors += 1             # <<<<<<<<<<<<<<
@@ -29643,7 +29730,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__protocol(struct __pyx_o
 */
   __pyx_v_self->protocol_errors = (__pyx_v_self->protocol_errors + 1);
 
-  /* "ext/wsdecode.pyx":469
+  /* "ext/wsdecode.pyx":471
  *         self.failed = True
  *         self.protocol_errors += 1
  *         self.error = why             # <<<<<<<<<<<<<<
@@ -29655,7 +29742,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__protocol(struct __pyx_o
   __Pyx_GOTREF(__pyx_v_self->error);
   __Pyx_DECREF_SET(__pyx_v_self->error, __pyx_v_why);
 
-  /* "ext/wsdecode.pyx":470
+  /* "ext/wsdecode.pyx":472
  *         self.protocol_errors += 1
  *         self.error = why
  *         self.event = C_EV_PROTOCOL             # <<<<<<<<<<<<<<
@@ -29664,7 +29751,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__protocol(struct __pyx_o
 */
   __pyx_v_self->event = __pyx_e_8pipeline_4_ext_8wsdecode_C_EV_PROTOCOL;
 
-  /* "ext/wsdecode.pyx":471
+  /* "ext/wsdecode.pyx":473
  *         self.error = why
  *         self.event = C_EV_PROTOCOL
  *         return C_EV_PROTOCOL             # <<<<<<<<<<<<<<
@@ -29677,7 +29764,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__protocol(struct __pyx_o
   }
   goto __pyx_L0;
 
-  /* "ext/wsdecode.pyx":466
+  /* "ext/wsdecode.pyx":468
  *                 "pings": self.pings, "pongs": self.pongs, "closes": self.closes}
  * 
  *     cdef int _protocol(self, str why):             # <<<<<<<<<<<<<<
@@ -29692,7 +29779,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__protocol(struct __pyx_o
   return __pyx_r;
 }
 
-/* "ext/wsdecode.pyx":473
+/* "ext/wsdecode.pyx":475
  *         return C_EV_PROTOCOL
  * 
  *     cdef bytes _slice(self, Py_ssize_t s, Py_ssize_t e):             # <<<<<<<<<<<<<<
@@ -29709,14 +29796,14 @@ static PyObject *__pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__slice(struct __py
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("_slice", 0);
 
-  /* "ext/wsdecode.pyx":474
+  /* "ext/wsdecode.pyx":476
  * 
  *     cdef bytes _slice(self, Py_ssize_t s, Py_ssize_t e):
  *         return (<char *>self.base)[s:e]             # <<<<<<<<<<<<<<
  * 
- *     # ------------------------------------------------------------------ frames
+ *     cdef void _record(self, bytes payload):
 */
-  __pyx_t_1 = __Pyx_PyBytes_FromStringAndSize(((char *)__pyx_v_self->base) + __pyx_v_s, __pyx_v_e - __pyx_v_s); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 474, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyBytes_FromStringAndSize(((char *)__pyx_v_self->base) + __pyx_v_s, __pyx_v_e - __pyx_v_s); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 476, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   {
     PyObject *__pyx_temp;
@@ -29729,7 +29816,7 @@ static PyObject *__pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__slice(struct __py
   __pyx_t_1 = 0;
   goto __pyx_L0;
 
-  /* "ext/wsdecode.pyx":473
+  /* "ext/wsdecode.pyx":475
  *         return C_EV_PROTOCOL
  * 
  *     cdef bytes _slice(self, Py_ssize_t s, Py_ssize_t e):             # <<<<<<<<<<<<<<
@@ -29748,7 +29835,288 @@ static PyObject *__pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__slice(struct __py
   return __pyx_r;
 }
 
-/* "ext/wsdecode.pyx":477
+/* "ext/wsdecode.pyx":478
+ *         return (<char *>self.base)[s:e]
+ * 
+ *     cdef void _record(self, bytes payload):             # <<<<<<<<<<<<<<
+ *         if b"\n" in payload or b"\r" in payload:
+ *             self.unrecordable += 1
+*/
+
+static void __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__record(struct __pyx_obj_8pipeline_4_ext_8wsdecode_WsDecoder *__pyx_v_self, PyObject *__pyx_v_payload) {
+  __Pyx_RefNannyDeclarations
+  int __pyx_t_1;
+  int __pyx_t_2;
+  PyObject *__pyx_t_3 = NULL;
+  PyObject *__pyx_t_4 = NULL;
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  __Pyx_RefNannySetupContext("_record", 0);
+
+  /* "ext/wsdecode.pyx":479
+ * 
+ *     cdef void _record(self, bytes payload):
+ *         if b"\n" in payload or b"\r" in payload:             # <<<<<<<<<<<<<<
+ *             self.unrecordable += 1
+ *             return
+*/
+  if (unlikely(__pyx_v_payload == Py_None)) {
+    PyErr_SetString(PyExc_TypeError, "argument of type \047NoneType\047 is not iterable");
+    __PYX_ERR(0, 479, __pyx_L1_error)
+  }
+  __pyx_t_2 = (__Pyx_BytesContains('\n', __pyx_v_payload, Py_EQ)); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 479, __pyx_L1_error)
+  if (!__pyx_t_2) {
+
+  } else {
+
+    __pyx_t_1 = __pyx_t_2;
+
+    goto __pyx_L4_bool_binop_done;
+  }
+  if (unlikely(__pyx_v_payload == Py_None)) {
+    PyErr_SetString(PyExc_TypeError, "argument of type \047NoneType\047 is not iterable");
+    __PYX_ERR(0, 479, __pyx_L1_error)
+  }
+  __pyx_t_2 = (__Pyx_BytesContains('\r', __pyx_v_payload, Py_EQ)); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 479, __pyx_L1_error)
+
+  __pyx_t_1 = __pyx_t_2;
+
+  __pyx_L4_bool_binop_done:;
+  if (__pyx_t_1) {
+
+
+    /* "ext/wsdecode.pyx":480
+ *     cdef void _record(self, bytes payload):
+ *         if b"\n" in payload or b"\r" in payload:
+ *             self.unrecordable += 1             # <<<<<<<<<<<<<<
+ *             return
+ *         self.rec += b"%d " % self.local_ts
+*/
+    __pyx_v_self->unrecordable = (__pyx_v_self->unrecordable + 1);
+
+    /* "ext/wsdecode.pyx":481
+ *         if b"\n" in payload or b"\r" in payload:
+ *             self.unrecordable += 1
+ *             return             # <<<<<<<<<<<<<<
+ *         self.rec += b"%d " % self.local_ts
+ *         self.rec += payload
+*/
+    {
+    }
+    goto __pyx_L0;
+
+    /* "ext/wsdecode.pyx":479
+ * 
+ *     cdef void _record(self, bytes payload):
+ *         if b"\n" in payload or b"\r" in payload:             # <<<<<<<<<<<<<<
+ *             self.unrecordable += 1
+ *             return
+*/
+  }
+
+  /* "ext/wsdecode.pyx":482
+ *             self.unrecordable += 1
+ *             return
+ *         self.rec += b"%d " % self.local_ts             # <<<<<<<<<<<<<<
+ *         self.rec += payload
+ *         self.rec += b"\n"
+*/
+  __pyx_t_3 = __Pyx_PyLong_From_int64_t(__pyx_v_self->local_ts); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 482, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_3);
+  __pyx_t_4 = PyNumber_Remainder(__pyx_mstate_global->__pyx_kp_b_d, __pyx_t_3); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 482, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_4);
+  __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
+  __pyx_t_3 = PyNumber_InPlaceAdd(__pyx_v_self->rec, __pyx_t_4); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 482, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_3);
+  __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
+  __Pyx_GIVEREF(__pyx_t_3);
+  __Pyx_GOTREF(__pyx_v_self->rec);
+  __Pyx_DECREF_SET(__pyx_v_self->rec, ((PyObject*)__pyx_t_3));
+  __pyx_t_3 = 0;
+
+  /* "ext/wsdecode.pyx":483
+ *             return
+ *         self.rec += b"%d " % self.local_ts
+ *         self.rec += payload             # <<<<<<<<<<<<<<
+ *         self.rec += b"\n"
+ * 
+*/
+  __pyx_t_3 = PyNumber_InPlaceAdd(__pyx_v_self->rec, __pyx_v_payload); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 483, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_3);
+  __Pyx_GIVEREF(__pyx_t_3);
+  __Pyx_GOTREF(__pyx_v_self->rec);
+  __Pyx_DECREF_SET(__pyx_v_self->rec, ((PyObject*)__pyx_t_3));
+  __pyx_t_3 = 0;
+
+  /* "ext/wsdecode.pyx":484
+ *         self.rec += b"%d " % self.local_ts
+ *         self.rec += payload
+ *         self.rec += b"\n"             # <<<<<<<<<<<<<<
+ * 
+ *     def take_recording(self):
+*/
+  __pyx_t_3 = PyNumber_InPlaceAdd(__pyx_v_self->rec, __pyx_mstate_global->__pyx_kp_b__6); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 484, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_3);
+  __Pyx_GIVEREF(__pyx_t_3);
+  __Pyx_GOTREF(__pyx_v_self->rec);
+  __Pyx_DECREF_SET(__pyx_v_self->rec, ((PyObject*)__pyx_t_3));
+  __pyx_t_3 = 0;
+
+  /* "ext/wsdecode.pyx":478
+ *         return (<char *>self.base)[s:e]
+ * 
+ *     cdef void _record(self, bytes payload):             # <<<<<<<<<<<<<<
+ *         if b"\n" in payload or b"\r" in payload:
+ *             self.unrecordable += 1
+*/
+
+  /* function exit code */
+  goto __pyx_L0;
+  __pyx_L1_error:;
+  __Pyx_XDECREF(__pyx_t_3);
+  __Pyx_XDECREF(__pyx_t_4);
+  __Pyx_AddTraceback("pipeline._ext.wsdecode.WsDecoder._record", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __pyx_L0:;
+
+  __Pyx_RefNannyFinishContext();
+}
+
+/* "ext/wsdecode.pyx":486
+ *         self.rec += b"\n"
+ * 
+ *     def take_recording(self):             # <<<<<<<<<<<<<<
+ *         """The `<local_ts_ns> <raw>` lines of the text messages decoded since the last call."""
+ *         out = bytes(self.rec)
+*/
+
+/* Python wrapper */
+static PyObject *__pyx_pw_8pipeline_4_ext_8wsdecode_9WsDecoder_13take_recording(PyObject *__pyx_v_self, 
+#if CYTHON_VECTORCALL
+PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
+#else
+PyObject *__pyx_args, PyObject *__pyx_kwds
+#endif
+); /*proto*/
+PyDoc_STRVAR(__pyx_doc_8pipeline_4_ext_8wsdecode_9WsDecoder_12take_recording, "WsDecoder.take_recording(self)\n\nThe `<local_ts_ns> <raw>` lines of the text messages decoded since the last call.");
+static PyMethodDef __pyx_mdef_8pipeline_4_ext_8wsdecode_9WsDecoder_13take_recording = {"take_recording", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_8pipeline_4_ext_8wsdecode_9WsDecoder_13take_recording, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_8pipeline_4_ext_8wsdecode_9WsDecoder_12take_recording};
+static PyObject *__pyx_pw_8pipeline_4_ext_8wsdecode_9WsDecoder_13take_recording(PyObject *__pyx_v_self, 
+#if CYTHON_VECTORCALL
+PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
+#else
+PyObject *__pyx_args, PyObject *__pyx_kwds
+#endif
+) {
+  #if !CYTHON_VECTORCALL
+  CYTHON_UNUSED Py_ssize_t __pyx_nargs;
+  #endif
+  CYTHON_UNUSED PyObject *const *__pyx_kwvalues;
+  PyObject *__pyx_r = 0;
+  __Pyx_RefNannyDeclarations
+  __Pyx_RefNannySetupContext("take_recording (wrapper)", 0);
+  #if !CYTHON_VECTORCALL
+  #if CYTHON_ASSUME_SAFE_SIZE
+  __pyx_nargs = PyTuple_GET_SIZE(__pyx_args);
+  #else
+  __pyx_nargs = PyTuple_Size(__pyx_args); if (unlikely(__pyx_nargs < 0)) return NULL;
+  #endif
+  #endif
+  __pyx_kwvalues = __Pyx_KwValues_FASTCALL(__pyx_args, __pyx_nargs);
+  if (unlikely(__pyx_nargs > 0)) { __Pyx_RaiseArgtupleInvalid("take_recording", 1, 0, 0, __pyx_nargs); return NULL; }
+  const Py_ssize_t __pyx_kwds_len = unlikely(__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
+  if (unlikely(__pyx_kwds_len < 0)) return NULL;
+  if (unlikely(__pyx_kwds_len > 0)) {__Pyx_RejectKeywords("take_recording", __pyx_kwds); return NULL;}
+  __pyx_r = __pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12take_recording(((struct __pyx_obj_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self));
+
+  /* function exit code */
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12take_recording(struct __pyx_obj_8pipeline_4_ext_8wsdecode_WsDecoder *__pyx_v_self) {
+  PyObject *__pyx_v_out = NULL;
+  PyObject *__pyx_r = NULL;
+  __Pyx_RefNannyDeclarations
+  PyObject *__pyx_t_1 = NULL;
+  PyObject *__pyx_t_2 = NULL;
+  size_t __pyx_t_3;
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  __Pyx_RefNannySetupContext("take_recording", 0);
+
+  /* "ext/wsdecode.pyx":488
+ *     def take_recording(self):
+ *         """The `<local_ts_ns> <raw>` lines of the text messages decoded since the last call."""
+ *         out = bytes(self.rec)             # <<<<<<<<<<<<<<
+ *         del self.rec[:]
+ *         return out
+*/
+  __pyx_t_2 = NULL;
+  __pyx_t_3 = 1;
+  {
+    PyObject *__pyx_callargs[2] = {__pyx_t_2, __pyx_v_self->rec};
+    __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(&PyBytes_Type), __pyx_callargs+__pyx_t_3, (2-__pyx_t_3) | (__pyx_t_3*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+    __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 488, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_1);
+  }
+  __pyx_v_out = ((PyObject*)__pyx_t_1);
+  __pyx_t_1 = 0;
+
+  /* "ext/wsdecode.pyx":489
+ *         """The `<local_ts_ns> <raw>` lines of the text messages decoded since the last call."""
+ *         out = bytes(self.rec)
+ *         del self.rec[:]             # <<<<<<<<<<<<<<
+ *         return out
+ * 
+*/
+  if (unlikely(__pyx_v_self->rec == Py_None)) {
+    PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
+    __PYX_ERR(0, 489, __pyx_L1_error)
+  }
+  if (__Pyx_PyObject_DelSlice(__pyx_v_self->rec, 0, 0, NULL, NULL, NULL, 0, 0, 1) < (0)) __PYX_ERR(0, 489, __pyx_L1_error)
+
+  /* "ext/wsdecode.pyx":490
+ *         out = bytes(self.rec)
+ *         del self.rec[:]
+ *         return out             # <<<<<<<<<<<<<<
+ * 
+ *     # ------------------------------------------------------------------ frames
+*/
+  {
+    PyObject *__pyx_temp;
+    {
+      __pyx_temp = __pyx_r;
+      __Pyx_INCREF(__pyx_v_out);
+      __pyx_r = __pyx_v_out;
+    }
+    __Pyx_XDECREF(__pyx_temp);
+  }
+  goto __pyx_L0;
+
+  /* "ext/wsdecode.pyx":486
+ *         self.rec += b"\n"
+ * 
+ *     def take_recording(self):             # <<<<<<<<<<<<<<
+ *         """The `<local_ts_ns> <raw>` lines of the text messages decoded since the last call."""
+ *         out = bytes(self.rec)
+*/
+
+  /* function exit code */
+  __pyx_L1_error:;
+  __Pyx_XDECREF(__pyx_t_1);
+  __Pyx_XDECREF(__pyx_t_2);
+  __Pyx_AddTraceback("pipeline._ext.wsdecode.WsDecoder.take_recording", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __pyx_r = NULL;
+  __pyx_L0:;
+  __Pyx_XDECREF(__pyx_v_out);
+  __Pyx_XGIVEREF(__pyx_r);
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+/* "ext/wsdecode.pyx":493
  * 
  *     # ------------------------------------------------------------------ frames
  *     @cython.boundscheck(False)             # <<<<<<<<<<<<<<
@@ -29757,16 +30125,16 @@ static PyObject *__pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__slice(struct __py
 */
 
 /* Python wrapper */
-static PyObject *__pyx_pw_8pipeline_4_ext_8wsdecode_9WsDecoder_13decode(PyObject *__pyx_v_self, 
+static PyObject *__pyx_pw_8pipeline_4_ext_8wsdecode_9WsDecoder_15decode(PyObject *__pyx_v_self, 
 #if CYTHON_VECTORCALL
 PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
 #else
 PyObject *__pyx_args, PyObject *__pyx_kwds
 #endif
 ); /*proto*/
-PyDoc_STRVAR(__pyx_doc_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode, "WsDecoder.decode(self, ndarray out)\n\nFill out (TICK_DTYPE) from index 0; returns the record count. See the twin.");
-static PyMethodDef __pyx_mdef_8pipeline_4_ext_8wsdecode_9WsDecoder_13decode = {"decode", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_8pipeline_4_ext_8wsdecode_9WsDecoder_13decode, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode};
-static PyObject *__pyx_pw_8pipeline_4_ext_8wsdecode_9WsDecoder_13decode(PyObject *__pyx_v_self, 
+PyDoc_STRVAR(__pyx_doc_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode, "WsDecoder.decode(self, ndarray out)\n\nFill out (TICK_DTYPE) from index 0; returns the record count. See the twin.");
+static PyMethodDef __pyx_mdef_8pipeline_4_ext_8wsdecode_9WsDecoder_15decode = {"decode", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_8pipeline_4_ext_8wsdecode_9WsDecoder_15decode, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode};
+static PyObject *__pyx_pw_8pipeline_4_ext_8wsdecode_9WsDecoder_15decode(PyObject *__pyx_v_self, 
 #if CYTHON_VECTORCALL
 PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
 #else
@@ -29796,32 +30164,32 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_out,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 477, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 493, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 477, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 493, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "decode", 0) < (0)) __PYX_ERR(0, 477, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "decode", 0) < (0)) __PYX_ERR(0, 493, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 1; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("decode", 1, 1, 1, i); __PYX_ERR(0, 477, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("decode", 1, 1, 1, i); __PYX_ERR(0, 493, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 1)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 477, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 493, __pyx_L3_error)
     }
     __pyx_v_out = ((PyArrayObject *)values[0]);
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("decode", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 477, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("decode", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 493, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -29832,8 +30200,8 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   __Pyx_RefNannyFinishContext();
   return NULL;
   __pyx_L4_argument_unpacking_done:;
-  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_out), __pyx_mstate_global->__pyx_ptype_5numpy_ndarray, 1, "out", 0))) __PYX_ERR(0, 479, __pyx_L1_error)
-  __pyx_r = __pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(((struct __pyx_obj_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self), __pyx_v_out);
+  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_out), __pyx_mstate_global->__pyx_ptype_5numpy_ndarray, 1, "out", 0))) __PYX_ERR(0, 495, __pyx_L1_error)
+  __pyx_r = __pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(((struct __pyx_obj_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self), __pyx_v_out);
 
   /* function exit code */
   goto __pyx_L0;
@@ -29852,7 +30220,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   return __pyx_r;
 }
 
-static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct __pyx_obj_8pipeline_4_ext_8wsdecode_WsDecoder *__pyx_v_self, PyArrayObject *__pyx_v_out) {
+static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct __pyx_obj_8pipeline_4_ext_8wsdecode_WsDecoder *__pyx_v_self, PyArrayObject *__pyx_v_out) {
   Py_ssize_t __pyx_v_cap;
   Py_ssize_t __pyx_v_n;
   Py_ssize_t __pyx_v_avail;
@@ -29890,7 +30258,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("decode", 0);
 
-  /* "ext/wsdecode.pyx":481
+  /* "ext/wsdecode.pyx":497
  *     def decode(self, cnp.ndarray out):
  *         """Fill out (TICK_DTYPE) from index 0; returns the record count. See the twin."""
  *         cdef Py_ssize_t cap, n = 0, avail, p, hl, s, e, k             # <<<<<<<<<<<<<<
@@ -29899,7 +30267,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
 */
   __pyx_v_n = 0;
 
-  /* "ext/wsdecode.pyx":488
+  /* "ext/wsdecode.pyx":504
  *         cdef Py_ssize_t r
  *         cdef TickRecord *outp
  *         cdef const unsigned char *buf = self.base             # <<<<<<<<<<<<<<
@@ -29910,7 +30278,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
 
   __pyx_v_buf = __pyx_t_1;
 
-  /* "ext/wsdecode.pyx":489
+  /* "ext/wsdecode.pyx":505
  *         cdef TickRecord *outp
  *         cdef const unsigned char *buf = self.base
  *         if not cnp.PyArray_IS_C_CONTIGUOUS(out) or out.ndim != 1 or out.itemsize != RECORD_SIZE:             # <<<<<<<<<<<<<<
@@ -29937,9 +30305,9 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
 
     goto __pyx_L4_bool_binop_done;
   }
-  __pyx_t_4 = __Pyx_PyObject_GetAttrStr(((PyObject *)__pyx_v_out), __pyx_mstate_global->__pyx_n_u_itemsize); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 489, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyObject_GetAttrStr(((PyObject *)__pyx_v_out), __pyx_mstate_global->__pyx_n_u_itemsize); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 505, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  __pyx_t_3 = (__Pyx_PyLong_BoolNeObjC(__pyx_t_4, __pyx_mstate_global->__pyx_int_64, 64, 0)); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 489, __pyx_L1_error)
+  __pyx_t_3 = (__Pyx_PyLong_BoolNeObjC(__pyx_t_4, __pyx_mstate_global->__pyx_int_64, 64, 0)); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 505, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
   __pyx_t_2 = __pyx_t_3;
@@ -29948,7 +30316,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "ext/wsdecode.pyx":490
+    /* "ext/wsdecode.pyx":506
  *         cdef const unsigned char *buf = self.base
  *         if not cnp.PyArray_IS_C_CONTIGUOUS(out) or out.ndim != 1 or out.itemsize != RECORD_SIZE:
  *             raise ValueError("out must be a 1-D C-contiguous TICK_DTYPE array")             # <<<<<<<<<<<<<<
@@ -29961,14 +30329,14 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
       PyObject *__pyx_callargs[2] = {__pyx_t_5, __pyx_mstate_global->__pyx_kp_u_out_must_be_a_1_D_C_contiguous_T};
       __pyx_t_4 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_6, (2-__pyx_t_6) | (__pyx_t_6*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
-      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 490, __pyx_L1_error)
+      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 506, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
     }
     __Pyx_Raise(__pyx_t_4, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-    __PYX_ERR(0, 490, __pyx_L1_error)
+    __PYX_ERR(0, 506, __pyx_L1_error)
 
-    /* "ext/wsdecode.pyx":489
+    /* "ext/wsdecode.pyx":505
  *         cdef TickRecord *outp
  *         cdef const unsigned char *buf = self.base
  *         if not cnp.PyArray_IS_C_CONTIGUOUS(out) or out.ndim != 1 or out.itemsize != RECORD_SIZE:             # <<<<<<<<<<<<<<
@@ -29977,7 +30345,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
 */
   }
 
-  /* "ext/wsdecode.pyx":491
+  /* "ext/wsdecode.pyx":507
  *         if not cnp.PyArray_IS_C_CONTIGUOUS(out) or out.ndim != 1 or out.itemsize != RECORD_SIZE:
  *             raise ValueError("out must be a 1-D C-contiguous TICK_DTYPE array")
  *         cap = out.shape[0]             # <<<<<<<<<<<<<<
@@ -29986,7 +30354,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
 */
   __pyx_v_cap = (__pyx_f_5numpy_7ndarray_5shape___get__(__pyx_v_out)[0]);
 
-  /* "ext/wsdecode.pyx":492
+  /* "ext/wsdecode.pyx":508
  *             raise ValueError("out must be a 1-D C-contiguous TICK_DTYPE array")
  *         cap = out.shape[0]
  *         outp = <TickRecord *>cnp.PyArray_DATA(out)             # <<<<<<<<<<<<<<
@@ -29995,7 +30363,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
 */
   __pyx_v_outp = ((struct __pyx_t_8pipeline_4_ext_7records_TickRecord *)PyArray_DATA(__pyx_v_out));
 
-  /* "ext/wsdecode.pyx":493
+  /* "ext/wsdecode.pyx":509
  *         cap = out.shape[0]
  *         outp = <TickRecord *>cnp.PyArray_DATA(out)
  *         self.event = C_EV_NONE             # <<<<<<<<<<<<<<
@@ -30004,7 +30372,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
 */
   __pyx_v_self->event = __pyx_e_8pipeline_4_ext_8wsdecode_C_EV_NONE;
 
-  /* "ext/wsdecode.pyx":494
+  /* "ext/wsdecode.pyx":510
  *         outp = <TickRecord *>cnp.PyArray_DATA(out)
  *         self.event = C_EV_NONE
  *         self.reason = R_NONE             # <<<<<<<<<<<<<<
@@ -30013,7 +30381,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
 */
   __pyx_v_self->reason = __pyx_e_8pipeline_4_ext_8wsdecode_R_NONE;
 
-  /* "ext/wsdecode.pyx":495
+  /* "ext/wsdecode.pyx":511
  *         self.event = C_EV_NONE
  *         self.reason = R_NONE
  *         if self.failed:             # <<<<<<<<<<<<<<
@@ -30022,7 +30390,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
 */
   if (__pyx_v_self->failed) {
 
-    /* "ext/wsdecode.pyx":496
+    /* "ext/wsdecode.pyx":512
  *         self.reason = R_NONE
  *         if self.failed:
  *             self.event = C_EV_PROTOCOL             # <<<<<<<<<<<<<<
@@ -30031,7 +30399,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
 */
     __pyx_v_self->event = __pyx_e_8pipeline_4_ext_8wsdecode_C_EV_PROTOCOL;
 
-    /* "ext/wsdecode.pyx":497
+    /* "ext/wsdecode.pyx":513
  *         if self.failed:
  *             self.event = C_EV_PROTOCOL
  *             return 0             # <<<<<<<<<<<<<<
@@ -30049,7 +30417,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
     }
     goto __pyx_L0;
 
-    /* "ext/wsdecode.pyx":495
+    /* "ext/wsdecode.pyx":511
  *         self.event = C_EV_NONE
  *         self.reason = R_NONE
  *         if self.failed:             # <<<<<<<<<<<<<<
@@ -30058,7 +30426,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
 */
   }
 
-  /* "ext/wsdecode.pyx":498
+  /* "ext/wsdecode.pyx":514
  *             self.event = C_EV_PROTOCOL
  *             return 0
  *         while True:             # <<<<<<<<<<<<<<
@@ -30067,7 +30435,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
 */
   while (1) {
 
-    /* "ext/wsdecode.pyx":499
+    /* "ext/wsdecode.pyx":515
  *             return 0
  *         while True:
  *             avail = self.end - self.pos             # <<<<<<<<<<<<<<
@@ -30076,7 +30444,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
 */
     __pyx_v_avail = (__pyx_v_self->end - __pyx_v_self->pos);
 
-    /* "ext/wsdecode.pyx":500
+    /* "ext/wsdecode.pyx":516
  *         while True:
  *             avail = self.end - self.pos
  *             if self.skip:             # <<<<<<<<<<<<<<
@@ -30088,7 +30456,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
     if (__pyx_t_2) {
 
 
-      /* "ext/wsdecode.pyx":501
+      /* "ext/wsdecode.pyx":517
  *             avail = self.end - self.pos
  *             if self.skip:
  *                 k = min(<int64_t>avail, self.skip)             # <<<<<<<<<<<<<<
@@ -30112,7 +30480,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
       __pyx_v_k = __pyx_t_9;
 
 
-      /* "ext/wsdecode.pyx":502
+      /* "ext/wsdecode.pyx":518
  *             if self.skip:
  *                 k = min(<int64_t>avail, self.skip)
  *                 self.pos += k             # <<<<<<<<<<<<<<
@@ -30121,7 +30489,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
 */
       __pyx_v_self->pos = (__pyx_v_self->pos + __pyx_v_k);
 
-      /* "ext/wsdecode.pyx":503
+      /* "ext/wsdecode.pyx":519
  *                 k = min(<int64_t>avail, self.skip)
  *                 self.pos += k
  *                 self.skip -= k             # <<<<<<<<<<<<<<
@@ -30130,7 +30498,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
 */
       __pyx_v_self->skip = (__pyx_v_self->skip - __pyx_v_k);
 
-      /* "ext/wsdecode.pyx":504
+      /* "ext/wsdecode.pyx":520
  *                 self.pos += k
  *                 self.skip -= k
  *                 if self.skip:             # <<<<<<<<<<<<<<
@@ -30142,14 +30510,14 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
       if (__pyx_t_2) {
 
 
-        /* "ext/wsdecode.pyx":505
+        /* "ext/wsdecode.pyx":521
  *                 self.skip -= k
  *                 if self.skip:
  *                     return n             # <<<<<<<<<<<<<<
  *                 continue
  *             if avail < 2:
 */
-        __pyx_t_4 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 505, __pyx_L1_error)
+        __pyx_t_4 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 521, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_4);
         {
           PyObject *__pyx_temp;
@@ -30162,7 +30530,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
         __pyx_t_4 = 0;
         goto __pyx_L0;
 
-        /* "ext/wsdecode.pyx":504
+        /* "ext/wsdecode.pyx":520
  *                 self.pos += k
  *                 self.skip -= k
  *                 if self.skip:             # <<<<<<<<<<<<<<
@@ -30171,7 +30539,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
 */
       }
 
-      /* "ext/wsdecode.pyx":506
+      /* "ext/wsdecode.pyx":522
  *                 if self.skip:
  *                     return n
  *                 continue             # <<<<<<<<<<<<<<
@@ -30180,7 +30548,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
 */
       goto __pyx_L8_continue;
 
-      /* "ext/wsdecode.pyx":500
+      /* "ext/wsdecode.pyx":516
  *         while True:
  *             avail = self.end - self.pos
  *             if self.skip:             # <<<<<<<<<<<<<<
@@ -30189,7 +30557,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
 */
     }
 
-    /* "ext/wsdecode.pyx":507
+    /* "ext/wsdecode.pyx":523
  *                     return n
  *                 continue
  *             if avail < 2:             # <<<<<<<<<<<<<<
@@ -30201,14 +30569,14 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
     if (__pyx_t_2) {
 
 
-      /* "ext/wsdecode.pyx":508
+      /* "ext/wsdecode.pyx":524
  *                 continue
  *             if avail < 2:
  *                 return n             # <<<<<<<<<<<<<<
  *             p = self.pos
  *             b0 = buf[p]
 */
-      __pyx_t_4 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 508, __pyx_L1_error)
+      __pyx_t_4 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 524, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
       {
         PyObject *__pyx_temp;
@@ -30221,7 +30589,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
       __pyx_t_4 = 0;
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":507
+      /* "ext/wsdecode.pyx":523
  *                     return n
  *                 continue
  *             if avail < 2:             # <<<<<<<<<<<<<<
@@ -30230,7 +30598,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
 */
     }
 
-    /* "ext/wsdecode.pyx":509
+    /* "ext/wsdecode.pyx":525
  *             if avail < 2:
  *                 return n
  *             p = self.pos             # <<<<<<<<<<<<<<
@@ -30241,7 +30609,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
 
     __pyx_v_p = __pyx_t_10;
 
-    /* "ext/wsdecode.pyx":510
+    /* "ext/wsdecode.pyx":526
  *                 return n
  *             p = self.pos
  *             b0 = buf[p]             # <<<<<<<<<<<<<<
@@ -30250,7 +30618,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
 */
     __pyx_v_b0 = (__pyx_v_buf[__pyx_v_p]);
 
-    /* "ext/wsdecode.pyx":511
+    /* "ext/wsdecode.pyx":527
  *             p = self.pos
  *             b0 = buf[p]
  *             b1 = buf[p + 1]             # <<<<<<<<<<<<<<
@@ -30259,7 +30627,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
 */
     __pyx_v_b1 = (__pyx_v_buf[(__pyx_v_p + 1)]);
 
-    /* "ext/wsdecode.pyx":512
+    /* "ext/wsdecode.pyx":528
  *             b0 = buf[p]
  *             b1 = buf[p + 1]
  *             ln = b1 & 0x7F             # <<<<<<<<<<<<<<
@@ -30268,7 +30636,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
 */
     __pyx_v_ln = (__pyx_v_b1 & 0x7F);
 
-    /* "ext/wsdecode.pyx":513
+    /* "ext/wsdecode.pyx":529
  *             b1 = buf[p + 1]
  *             ln = b1 & 0x7F
  *             hl = 2             # <<<<<<<<<<<<<<
@@ -30277,7 +30645,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
 */
     __pyx_v_hl = 2;
 
-    /* "ext/wsdecode.pyx":514
+    /* "ext/wsdecode.pyx":530
  *             ln = b1 & 0x7F
  *             hl = 2
  *             if ln == 126:             # <<<<<<<<<<<<<<
@@ -30287,7 +30655,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
     switch (__pyx_v_ln) {
       case 0x7E:
 
-      /* "ext/wsdecode.pyx":515
+      /* "ext/wsdecode.pyx":531
  *             hl = 2
  *             if ln == 126:
  *                 hl = 4             # <<<<<<<<<<<<<<
@@ -30296,7 +30664,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
 */
       __pyx_v_hl = 4;
 
-      /* "ext/wsdecode.pyx":514
+      /* "ext/wsdecode.pyx":530
  *             ln = b1 & 0x7F
  *             hl = 2
  *             if ln == 126:             # <<<<<<<<<<<<<<
@@ -30306,7 +30674,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
       break;
       case 0x7F:
 
-      /* "ext/wsdecode.pyx":517
+      /* "ext/wsdecode.pyx":533
  *                 hl = 4
  *             elif ln == 127:
  *                 hl = 10             # <<<<<<<<<<<<<<
@@ -30315,7 +30683,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
 */
       __pyx_v_hl = 10;
 
-      /* "ext/wsdecode.pyx":516
+      /* "ext/wsdecode.pyx":532
  *             if ln == 126:
  *                 hl = 4
  *             elif ln == 127:             # <<<<<<<<<<<<<<
@@ -30326,7 +30694,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
       default: break;
     }
 
-    /* "ext/wsdecode.pyx":518
+    /* "ext/wsdecode.pyx":534
  *             elif ln == 127:
  *                 hl = 10
  *             if avail < hl:             # <<<<<<<<<<<<<<
@@ -30338,251 +30706,14 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
     if (__pyx_t_2) {
 
 
-      /* "ext/wsdecode.pyx":519
- *                 hl = 10
- *             if avail < hl:
- *                 return n             # <<<<<<<<<<<<<<
- *             if ln == 126:
- *                 ln = (<uint64_t>buf[p + 2] << 8) | buf[p + 3]
-*/
-      __pyx_t_4 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 519, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_4);
-      {
-        PyObject *__pyx_temp;
-        {
-          __pyx_temp = __pyx_r;
-          __pyx_r = __pyx_t_4;
-        }
-        __Pyx_XDECREF(__pyx_temp);
-      }
-      __pyx_t_4 = 0;
-      goto __pyx_L0;
-
-      /* "ext/wsdecode.pyx":518
- *             elif ln == 127:
- *                 hl = 10
- *             if avail < hl:             # <<<<<<<<<<<<<<
- *                 return n
- *             if ln == 126:
-*/
-    }
-
-    /* "ext/wsdecode.pyx":520
- *             if avail < hl:
- *                 return n
- *             if ln == 126:             # <<<<<<<<<<<<<<
- *                 ln = (<uint64_t>buf[p + 2] << 8) | buf[p + 3]
- *             elif ln == 127:
-*/
-    switch (__pyx_v_ln) {
-      case 0x7E:
-
-      /* "ext/wsdecode.pyx":521
- *                 return n
- *             if ln == 126:
- *                 ln = (<uint64_t>buf[p + 2] << 8) | buf[p + 3]             # <<<<<<<<<<<<<<
- *             elif ln == 127:
- *                 ln = 0
-*/
-      __pyx_v_ln = ((((uint64_t)(__pyx_v_buf[(__pyx_v_p + 2)])) << 8) | (__pyx_v_buf[(__pyx_v_p + 3)]));
-
-      /* "ext/wsdecode.pyx":520
- *             if avail < hl:
- *                 return n
- *             if ln == 126:             # <<<<<<<<<<<<<<
- *                 ln = (<uint64_t>buf[p + 2] << 8) | buf[p + 3]
- *             elif ln == 127:
-*/
-      break;
-      case 0x7F:
-
-      /* "ext/wsdecode.pyx":523
- *                 ln = (<uint64_t>buf[p + 2] << 8) | buf[p + 3]
- *             elif ln == 127:
- *                 ln = 0             # <<<<<<<<<<<<<<
- *                 for k in range(8):
- *                     ln = (ln << 8) | buf[p + 2 + k]
-*/
-      __pyx_v_ln = 0;
-
-      /* "ext/wsdecode.pyx":524
- *             elif ln == 127:
- *                 ln = 0
- *                 for k in range(8):             # <<<<<<<<<<<<<<
- *                     ln = (ln << 8) | buf[p + 2 + k]
- *                 if ln >> 63:
-*/
-      for (__pyx_t_10 = 0; __pyx_t_10 < 8; __pyx_t_10+=1) {
-        __pyx_v_k = __pyx_t_10;
-
-        /* "ext/wsdecode.pyx":525
- *                 ln = 0
- *                 for k in range(8):
- *                     ln = (ln << 8) | buf[p + 2 + k]             # <<<<<<<<<<<<<<
- *                 if ln >> 63:
- *                     self._protocol("frame length has the top bit set")
-*/
-        __pyx_v_ln = ((__pyx_v_ln << 8) | (__pyx_v_buf[((__pyx_v_p + 2) + __pyx_v_k)]));
-      }
-
-      /* "ext/wsdecode.pyx":526
- *                 for k in range(8):
- *                     ln = (ln << 8) | buf[p + 2 + k]
- *                 if ln >> 63:             # <<<<<<<<<<<<<<
- *                     self._protocol("frame length has the top bit set")
- *                     return n
-*/
-      __pyx_t_2 = ((__pyx_v_ln >> 63) != 0);
-
-      if (__pyx_t_2) {
-
-
-        /* "ext/wsdecode.pyx":527
- *                     ln = (ln << 8) | buf[p + 2 + k]
- *                 if ln >> 63:
- *                     self._protocol("frame length has the top bit set")             # <<<<<<<<<<<<<<
- *                     return n
- *             fin = (b0 & 0x80) != 0
-*/
-        ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_protocol(__pyx_v_self, __pyx_mstate_global->__pyx_kp_u_frame_length_has_the_top_bit_set); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 527, __pyx_L1_error)
-
-        /* "ext/wsdecode.pyx":528
- *                 if ln >> 63:
- *                     self._protocol("frame length has the top bit set")
- *                     return n             # <<<<<<<<<<<<<<
- *             fin = (b0 & 0x80) != 0
- *             op = b0 & 0x0F
-*/
-        __pyx_t_4 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 528, __pyx_L1_error)
-        __Pyx_GOTREF(__pyx_t_4);
-        {
-          PyObject *__pyx_temp;
-          {
-            __pyx_temp = __pyx_r;
-            __pyx_r = __pyx_t_4;
-          }
-          __Pyx_XDECREF(__pyx_temp);
-        }
-        __pyx_t_4 = 0;
-        goto __pyx_L0;
-
-        /* "ext/wsdecode.pyx":526
- *                 for k in range(8):
- *                     ln = (ln << 8) | buf[p + 2 + k]
- *                 if ln >> 63:             # <<<<<<<<<<<<<<
- *                     self._protocol("frame length has the top bit set")
- *                     return n
-*/
-      }
-
-      /* "ext/wsdecode.pyx":522
- *             if ln == 126:
- *                 ln = (<uint64_t>buf[p + 2] << 8) | buf[p + 3]
- *             elif ln == 127:             # <<<<<<<<<<<<<<
- *                 ln = 0
- *                 for k in range(8):
-*/
-      break;
-      default: break;
-    }
-
-    /* "ext/wsdecode.pyx":529
- *                     self._protocol("frame length has the top bit set")
- *                     return n
- *             fin = (b0 & 0x80) != 0             # <<<<<<<<<<<<<<
- *             op = b0 & 0x0F
- *             if b0 & 0x70:
-*/
-    __pyx_v_fin = ((__pyx_v_b0 & 0x80) != 0);
-
-    /* "ext/wsdecode.pyx":530
- *                     return n
- *             fin = (b0 & 0x80) != 0
- *             op = b0 & 0x0F             # <<<<<<<<<<<<<<
- *             if b0 & 0x70:
- *                 self._protocol("reserved bits set")
-*/
-    __pyx_v_op = (__pyx_v_b0 & 0x0F);
-
-    /* "ext/wsdecode.pyx":531
- *             fin = (b0 & 0x80) != 0
- *             op = b0 & 0x0F
- *             if b0 & 0x70:             # <<<<<<<<<<<<<<
- *                 self._protocol("reserved bits set")
- *                 return n
-*/
-    __pyx_t_2 = ((__pyx_v_b0 & 0x70) != 0);
-
-    if (__pyx_t_2) {
-
-
-      /* "ext/wsdecode.pyx":532
- *             op = b0 & 0x0F
- *             if b0 & 0x70:
- *                 self._protocol("reserved bits set")             # <<<<<<<<<<<<<<
- *                 return n
- *             if b1 & 0x80:
-*/
-      ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_protocol(__pyx_v_self, __pyx_mstate_global->__pyx_kp_u_reserved_bits_set); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 532, __pyx_L1_error)
-
-      /* "ext/wsdecode.pyx":533
- *             if b0 & 0x70:
- *                 self._protocol("reserved bits set")
- *                 return n             # <<<<<<<<<<<<<<
- *             if b1 & 0x80:
- *                 self._protocol("masked frame from the server")
-*/
-      __pyx_t_4 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 533, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_4);
-      {
-        PyObject *__pyx_temp;
-        {
-          __pyx_temp = __pyx_r;
-          __pyx_r = __pyx_t_4;
-        }
-        __Pyx_XDECREF(__pyx_temp);
-      }
-      __pyx_t_4 = 0;
-      goto __pyx_L0;
-
-      /* "ext/wsdecode.pyx":531
- *             fin = (b0 & 0x80) != 0
- *             op = b0 & 0x0F
- *             if b0 & 0x70:             # <<<<<<<<<<<<<<
- *                 self._protocol("reserved bits set")
- *                 return n
-*/
-    }
-
-    /* "ext/wsdecode.pyx":534
- *                 self._protocol("reserved bits set")
- *                 return n
- *             if b1 & 0x80:             # <<<<<<<<<<<<<<
- *                 self._protocol("masked frame from the server")
- *                 return n
-*/
-    __pyx_t_2 = ((__pyx_v_b1 & 0x80) != 0);
-
-    if (__pyx_t_2) {
-
-
       /* "ext/wsdecode.pyx":535
- *                 return n
- *             if b1 & 0x80:
- *                 self._protocol("masked frame from the server")             # <<<<<<<<<<<<<<
- *                 return n
- *             if op >= 8:
-*/
-      ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_protocol(__pyx_v_self, __pyx_mstate_global->__pyx_kp_u_masked_frame_from_the_server); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 535, __pyx_L1_error)
-
-      /* "ext/wsdecode.pyx":536
- *             if b1 & 0x80:
- *                 self._protocol("masked frame from the server")
+ *                 hl = 10
+ *             if avail < hl:
  *                 return n             # <<<<<<<<<<<<<<
- *             if op >= 8:
- *                 if op != 8 and op != 9 and op != 10:
+ *             if ln == 126:
+ *                 ln = (<uint64_t>buf[p + 2] << 8) | buf[p + 3]
 */
-      __pyx_t_4 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 536, __pyx_L1_error)
+      __pyx_t_4 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 535, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
       {
         PyObject *__pyx_temp;
@@ -30596,6 +30727,243 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
       goto __pyx_L0;
 
       /* "ext/wsdecode.pyx":534
+ *             elif ln == 127:
+ *                 hl = 10
+ *             if avail < hl:             # <<<<<<<<<<<<<<
+ *                 return n
+ *             if ln == 126:
+*/
+    }
+
+    /* "ext/wsdecode.pyx":536
+ *             if avail < hl:
+ *                 return n
+ *             if ln == 126:             # <<<<<<<<<<<<<<
+ *                 ln = (<uint64_t>buf[p + 2] << 8) | buf[p + 3]
+ *             elif ln == 127:
+*/
+    switch (__pyx_v_ln) {
+      case 0x7E:
+
+      /* "ext/wsdecode.pyx":537
+ *                 return n
+ *             if ln == 126:
+ *                 ln = (<uint64_t>buf[p + 2] << 8) | buf[p + 3]             # <<<<<<<<<<<<<<
+ *             elif ln == 127:
+ *                 ln = 0
+*/
+      __pyx_v_ln = ((((uint64_t)(__pyx_v_buf[(__pyx_v_p + 2)])) << 8) | (__pyx_v_buf[(__pyx_v_p + 3)]));
+
+      /* "ext/wsdecode.pyx":536
+ *             if avail < hl:
+ *                 return n
+ *             if ln == 126:             # <<<<<<<<<<<<<<
+ *                 ln = (<uint64_t>buf[p + 2] << 8) | buf[p + 3]
+ *             elif ln == 127:
+*/
+      break;
+      case 0x7F:
+
+      /* "ext/wsdecode.pyx":539
+ *                 ln = (<uint64_t>buf[p + 2] << 8) | buf[p + 3]
+ *             elif ln == 127:
+ *                 ln = 0             # <<<<<<<<<<<<<<
+ *                 for k in range(8):
+ *                     ln = (ln << 8) | buf[p + 2 + k]
+*/
+      __pyx_v_ln = 0;
+
+      /* "ext/wsdecode.pyx":540
+ *             elif ln == 127:
+ *                 ln = 0
+ *                 for k in range(8):             # <<<<<<<<<<<<<<
+ *                     ln = (ln << 8) | buf[p + 2 + k]
+ *                 if ln >> 63:
+*/
+      for (__pyx_t_10 = 0; __pyx_t_10 < 8; __pyx_t_10+=1) {
+        __pyx_v_k = __pyx_t_10;
+
+        /* "ext/wsdecode.pyx":541
+ *                 ln = 0
+ *                 for k in range(8):
+ *                     ln = (ln << 8) | buf[p + 2 + k]             # <<<<<<<<<<<<<<
+ *                 if ln >> 63:
+ *                     self._protocol("frame length has the top bit set")
+*/
+        __pyx_v_ln = ((__pyx_v_ln << 8) | (__pyx_v_buf[((__pyx_v_p + 2) + __pyx_v_k)]));
+      }
+
+      /* "ext/wsdecode.pyx":542
+ *                 for k in range(8):
+ *                     ln = (ln << 8) | buf[p + 2 + k]
+ *                 if ln >> 63:             # <<<<<<<<<<<<<<
+ *                     self._protocol("frame length has the top bit set")
+ *                     return n
+*/
+      __pyx_t_2 = ((__pyx_v_ln >> 63) != 0);
+
+      if (__pyx_t_2) {
+
+
+        /* "ext/wsdecode.pyx":543
+ *                     ln = (ln << 8) | buf[p + 2 + k]
+ *                 if ln >> 63:
+ *                     self._protocol("frame length has the top bit set")             # <<<<<<<<<<<<<<
+ *                     return n
+ *             fin = (b0 & 0x80) != 0
+*/
+        ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_protocol(__pyx_v_self, __pyx_mstate_global->__pyx_kp_u_frame_length_has_the_top_bit_set); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 543, __pyx_L1_error)
+
+        /* "ext/wsdecode.pyx":544
+ *                 if ln >> 63:
+ *                     self._protocol("frame length has the top bit set")
+ *                     return n             # <<<<<<<<<<<<<<
+ *             fin = (b0 & 0x80) != 0
+ *             op = b0 & 0x0F
+*/
+        __pyx_t_4 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 544, __pyx_L1_error)
+        __Pyx_GOTREF(__pyx_t_4);
+        {
+          PyObject *__pyx_temp;
+          {
+            __pyx_temp = __pyx_r;
+            __pyx_r = __pyx_t_4;
+          }
+          __Pyx_XDECREF(__pyx_temp);
+        }
+        __pyx_t_4 = 0;
+        goto __pyx_L0;
+
+        /* "ext/wsdecode.pyx":542
+ *                 for k in range(8):
+ *                     ln = (ln << 8) | buf[p + 2 + k]
+ *                 if ln >> 63:             # <<<<<<<<<<<<<<
+ *                     self._protocol("frame length has the top bit set")
+ *                     return n
+*/
+      }
+
+      /* "ext/wsdecode.pyx":538
+ *             if ln == 126:
+ *                 ln = (<uint64_t>buf[p + 2] << 8) | buf[p + 3]
+ *             elif ln == 127:             # <<<<<<<<<<<<<<
+ *                 ln = 0
+ *                 for k in range(8):
+*/
+      break;
+      default: break;
+    }
+
+    /* "ext/wsdecode.pyx":545
+ *                     self._protocol("frame length has the top bit set")
+ *                     return n
+ *             fin = (b0 & 0x80) != 0             # <<<<<<<<<<<<<<
+ *             op = b0 & 0x0F
+ *             if b0 & 0x70:
+*/
+    __pyx_v_fin = ((__pyx_v_b0 & 0x80) != 0);
+
+    /* "ext/wsdecode.pyx":546
+ *                     return n
+ *             fin = (b0 & 0x80) != 0
+ *             op = b0 & 0x0F             # <<<<<<<<<<<<<<
+ *             if b0 & 0x70:
+ *                 self._protocol("reserved bits set")
+*/
+    __pyx_v_op = (__pyx_v_b0 & 0x0F);
+
+    /* "ext/wsdecode.pyx":547
+ *             fin = (b0 & 0x80) != 0
+ *             op = b0 & 0x0F
+ *             if b0 & 0x70:             # <<<<<<<<<<<<<<
+ *                 self._protocol("reserved bits set")
+ *                 return n
+*/
+    __pyx_t_2 = ((__pyx_v_b0 & 0x70) != 0);
+
+    if (__pyx_t_2) {
+
+
+      /* "ext/wsdecode.pyx":548
+ *             op = b0 & 0x0F
+ *             if b0 & 0x70:
+ *                 self._protocol("reserved bits set")             # <<<<<<<<<<<<<<
+ *                 return n
+ *             if b1 & 0x80:
+*/
+      ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_protocol(__pyx_v_self, __pyx_mstate_global->__pyx_kp_u_reserved_bits_set); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 548, __pyx_L1_error)
+
+      /* "ext/wsdecode.pyx":549
+ *             if b0 & 0x70:
+ *                 self._protocol("reserved bits set")
+ *                 return n             # <<<<<<<<<<<<<<
+ *             if b1 & 0x80:
+ *                 self._protocol("masked frame from the server")
+*/
+      __pyx_t_4 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 549, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_4);
+      {
+        PyObject *__pyx_temp;
+        {
+          __pyx_temp = __pyx_r;
+          __pyx_r = __pyx_t_4;
+        }
+        __Pyx_XDECREF(__pyx_temp);
+      }
+      __pyx_t_4 = 0;
+      goto __pyx_L0;
+
+      /* "ext/wsdecode.pyx":547
+ *             fin = (b0 & 0x80) != 0
+ *             op = b0 & 0x0F
+ *             if b0 & 0x70:             # <<<<<<<<<<<<<<
+ *                 self._protocol("reserved bits set")
+ *                 return n
+*/
+    }
+
+    /* "ext/wsdecode.pyx":550
+ *                 self._protocol("reserved bits set")
+ *                 return n
+ *             if b1 & 0x80:             # <<<<<<<<<<<<<<
+ *                 self._protocol("masked frame from the server")
+ *                 return n
+*/
+    __pyx_t_2 = ((__pyx_v_b1 & 0x80) != 0);
+
+    if (__pyx_t_2) {
+
+
+      /* "ext/wsdecode.pyx":551
+ *                 return n
+ *             if b1 & 0x80:
+ *                 self._protocol("masked frame from the server")             # <<<<<<<<<<<<<<
+ *                 return n
+ *             if op >= 8:
+*/
+      ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_protocol(__pyx_v_self, __pyx_mstate_global->__pyx_kp_u_masked_frame_from_the_server); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 551, __pyx_L1_error)
+
+      /* "ext/wsdecode.pyx":552
+ *             if b1 & 0x80:
+ *                 self._protocol("masked frame from the server")
+ *                 return n             # <<<<<<<<<<<<<<
+ *             if op >= 8:
+ *                 if op != 8 and op != 9 and op != 10:
+*/
+      __pyx_t_4 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 552, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_4);
+      {
+        PyObject *__pyx_temp;
+        {
+          __pyx_temp = __pyx_r;
+          __pyx_r = __pyx_t_4;
+        }
+        __Pyx_XDECREF(__pyx_temp);
+      }
+      __pyx_t_4 = 0;
+      goto __pyx_L0;
+
+      /* "ext/wsdecode.pyx":550
  *                 self._protocol("reserved bits set")
  *                 return n
  *             if b1 & 0x80:             # <<<<<<<<<<<<<<
@@ -30604,7 +30972,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
 */
     }
 
-    /* "ext/wsdecode.pyx":537
+    /* "ext/wsdecode.pyx":553
  *                 self._protocol("masked frame from the server")
  *                 return n
  *             if op >= 8:             # <<<<<<<<<<<<<<
@@ -30616,7 +30984,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
     if (__pyx_t_2) {
 
 
-      /* "ext/wsdecode.pyx":538
+      /* "ext/wsdecode.pyx":554
  *                 return n
  *             if op >= 8:
  *                 if op != 8 and op != 9 and op != 10:             # <<<<<<<<<<<<<<
@@ -30636,29 +31004,29 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
       if (__pyx_t_2) {
 
 
-        /* "ext/wsdecode.pyx":539
+        /* "ext/wsdecode.pyx":555
  *             if op >= 8:
  *                 if op != 8 and op != 9 and op != 10:
  *                     self._protocol(f"unknown control opcode {op}")             # <<<<<<<<<<<<<<
  *                     return n
  *                 if not fin or ln > 125:
 */
-        __pyx_t_4 = __Pyx_PyUnicode_From_int(__pyx_v_op, 0, ' ', 'd'); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 539, __pyx_L1_error)
+        __pyx_t_4 = __Pyx_PyUnicode_From_int(__pyx_v_op, 0, ' ', 'd'); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 555, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_4);
-        __pyx_t_5 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_unknown_control_opcode, __pyx_t_4); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 539, __pyx_L1_error)
+        __pyx_t_5 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_unknown_control_opcode, __pyx_t_4); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 555, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_5);
         __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-        ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_protocol(__pyx_v_self, ((PyObject*)__pyx_t_5)); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 539, __pyx_L1_error)
+        ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_protocol(__pyx_v_self, ((PyObject*)__pyx_t_5)); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 555, __pyx_L1_error)
         __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
 
-        /* "ext/wsdecode.pyx":540
+        /* "ext/wsdecode.pyx":556
  *                 if op != 8 and op != 9 and op != 10:
  *                     self._protocol(f"unknown control opcode {op}")
  *                     return n             # <<<<<<<<<<<<<<
  *                 if not fin or ln > 125:
  *                     self._protocol("fragmented or oversized control frame")
 */
-        __pyx_t_5 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 540, __pyx_L1_error)
+        __pyx_t_5 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 556, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_5);
         {
           PyObject *__pyx_temp;
@@ -30671,7 +31039,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
         __pyx_t_5 = 0;
         goto __pyx_L0;
 
-        /* "ext/wsdecode.pyx":538
+        /* "ext/wsdecode.pyx":554
  *                 return n
  *             if op >= 8:
  *                 if op != 8 and op != 9 and op != 10:             # <<<<<<<<<<<<<<
@@ -30680,7 +31048,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
 */
       }
 
-      /* "ext/wsdecode.pyx":541
+      /* "ext/wsdecode.pyx":557
  *                     self._protocol(f"unknown control opcode {op}")
  *                     return n
  *                 if not fin or ln > 125:             # <<<<<<<<<<<<<<
@@ -30706,23 +31074,23 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
       if (__pyx_t_2) {
 
 
-        /* "ext/wsdecode.pyx":542
+        /* "ext/wsdecode.pyx":558
  *                     return n
  *                 if not fin or ln > 125:
  *                     self._protocol("fragmented or oversized control frame")             # <<<<<<<<<<<<<<
  *                     return n
  *             elif op != 0 and op != 1 and op != 2:
 */
-        ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_protocol(__pyx_v_self, __pyx_mstate_global->__pyx_kp_u_fragmented_or_oversized_control); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 542, __pyx_L1_error)
+        ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_protocol(__pyx_v_self, __pyx_mstate_global->__pyx_kp_u_fragmented_or_oversized_control); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 558, __pyx_L1_error)
 
-        /* "ext/wsdecode.pyx":543
+        /* "ext/wsdecode.pyx":559
  *                 if not fin or ln > 125:
  *                     self._protocol("fragmented or oversized control frame")
  *                     return n             # <<<<<<<<<<<<<<
  *             elif op != 0 and op != 1 and op != 2:
  *                 self._protocol(f"unknown data opcode {op}")
 */
-        __pyx_t_5 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 543, __pyx_L1_error)
+        __pyx_t_5 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 559, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_5);
         {
           PyObject *__pyx_temp;
@@ -30735,7 +31103,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
         __pyx_t_5 = 0;
         goto __pyx_L0;
 
-        /* "ext/wsdecode.pyx":541
+        /* "ext/wsdecode.pyx":557
  *                     self._protocol(f"unknown control opcode {op}")
  *                     return n
  *                 if not fin or ln > 125:             # <<<<<<<<<<<<<<
@@ -30744,7 +31112,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
 */
       }
 
-      /* "ext/wsdecode.pyx":537
+      /* "ext/wsdecode.pyx":553
  *                 self._protocol("masked frame from the server")
  *                 return n
  *             if op >= 8:             # <<<<<<<<<<<<<<
@@ -30754,7 +31122,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
       goto __pyx_L19;
     }
 
-    /* "ext/wsdecode.pyx":544
+    /* "ext/wsdecode.pyx":560
  *                     self._protocol("fragmented or oversized control frame")
  *                     return n
  *             elif op != 0 and op != 1 and op != 2:             # <<<<<<<<<<<<<<
@@ -30774,29 +31142,29 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
     if (__pyx_t_2) {
 
 
-      /* "ext/wsdecode.pyx":545
+      /* "ext/wsdecode.pyx":561
  *                     return n
  *             elif op != 0 and op != 1 and op != 2:
  *                 self._protocol(f"unknown data opcode {op}")             # <<<<<<<<<<<<<<
  *                 return n
  *             elif op == 0 and self.frag is None and not self.frag_discard:
 */
-      __pyx_t_5 = __Pyx_PyUnicode_From_int(__pyx_v_op, 0, ' ', 'd'); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 545, __pyx_L1_error)
+      __pyx_t_5 = __Pyx_PyUnicode_From_int(__pyx_v_op, 0, ' ', 'd'); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 561, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_5);
-      __pyx_t_4 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_unknown_data_opcode, __pyx_t_5); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 545, __pyx_L1_error)
+      __pyx_t_4 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_unknown_data_opcode, __pyx_t_5); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 561, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
       __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-      ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_protocol(__pyx_v_self, ((PyObject*)__pyx_t_4)); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 545, __pyx_L1_error)
+      ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_protocol(__pyx_v_self, ((PyObject*)__pyx_t_4)); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 561, __pyx_L1_error)
       __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
-      /* "ext/wsdecode.pyx":546
+      /* "ext/wsdecode.pyx":562
  *             elif op != 0 and op != 1 and op != 2:
  *                 self._protocol(f"unknown data opcode {op}")
  *                 return n             # <<<<<<<<<<<<<<
  *             elif op == 0 and self.frag is None and not self.frag_discard:
  *                 self._protocol("continuation frame without a message")
 */
-      __pyx_t_4 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 546, __pyx_L1_error)
+      __pyx_t_4 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 562, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
       {
         PyObject *__pyx_temp;
@@ -30809,7 +31177,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
       __pyx_t_4 = 0;
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":544
+      /* "ext/wsdecode.pyx":560
  *                     self._protocol("fragmented or oversized control frame")
  *                     return n
  *             elif op != 0 and op != 1 and op != 2:             # <<<<<<<<<<<<<<
@@ -30818,7 +31186,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
 */
     }
 
-    /* "ext/wsdecode.pyx":547
+    /* "ext/wsdecode.pyx":563
  *                 self._protocol(f"unknown data opcode {op}")
  *                 return n
  *             elif op == 0 and self.frag is None and not self.frag_discard:             # <<<<<<<<<<<<<<
@@ -30853,23 +31221,23 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
     if (__pyx_t_2) {
 
 
-      /* "ext/wsdecode.pyx":548
+      /* "ext/wsdecode.pyx":564
  *                 return n
  *             elif op == 0 and self.frag is None and not self.frag_discard:
  *                 self._protocol("continuation frame without a message")             # <<<<<<<<<<<<<<
  *                 return n
  *             elif op != 0 and (self.frag is not None or self.frag_discard):
 */
-      ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_protocol(__pyx_v_self, __pyx_mstate_global->__pyx_kp_u_continuation_frame_without_a_mes); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 548, __pyx_L1_error)
+      ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_protocol(__pyx_v_self, __pyx_mstate_global->__pyx_kp_u_continuation_frame_without_a_mes); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 564, __pyx_L1_error)
 
-      /* "ext/wsdecode.pyx":549
+      /* "ext/wsdecode.pyx":565
  *             elif op == 0 and self.frag is None and not self.frag_discard:
  *                 self._protocol("continuation frame without a message")
  *                 return n             # <<<<<<<<<<<<<<
  *             elif op != 0 and (self.frag is not None or self.frag_discard):
  *                 self._protocol("new message inside a fragmented one")
 */
-      __pyx_t_4 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 549, __pyx_L1_error)
+      __pyx_t_4 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 565, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
       {
         PyObject *__pyx_temp;
@@ -30882,7 +31250,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
       __pyx_t_4 = 0;
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":547
+      /* "ext/wsdecode.pyx":563
  *                 self._protocol(f"unknown data opcode {op}")
  *                 return n
  *             elif op == 0 and self.frag is None and not self.frag_discard:             # <<<<<<<<<<<<<<
@@ -30891,7 +31259,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
 */
     }
 
-    /* "ext/wsdecode.pyx":550
+    /* "ext/wsdecode.pyx":566
  *                 self._protocol("continuation frame without a message")
  *                 return n
  *             elif op != 0 and (self.frag is not None or self.frag_discard):             # <<<<<<<<<<<<<<
@@ -30923,23 +31291,23 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
     if (__pyx_t_2) {
 
 
-      /* "ext/wsdecode.pyx":551
+      /* "ext/wsdecode.pyx":567
  *                 return n
  *             elif op != 0 and (self.frag is not None or self.frag_discard):
  *                 self._protocol("new message inside a fragmented one")             # <<<<<<<<<<<<<<
  *                 return n
  *             if ln > <uint64_t>self.max_message and op < 8:
 */
-      ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_protocol(__pyx_v_self, __pyx_mstate_global->__pyx_kp_u_new_message_inside_a_fragmented); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 551, __pyx_L1_error)
+      ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_protocol(__pyx_v_self, __pyx_mstate_global->__pyx_kp_u_new_message_inside_a_fragmented); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 567, __pyx_L1_error)
 
-      /* "ext/wsdecode.pyx":552
+      /* "ext/wsdecode.pyx":568
  *             elif op != 0 and (self.frag is not None or self.frag_discard):
  *                 self._protocol("new message inside a fragmented one")
  *                 return n             # <<<<<<<<<<<<<<
  *             if ln > <uint64_t>self.max_message and op < 8:
  *                 self.frames += 1
 */
-      __pyx_t_4 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 552, __pyx_L1_error)
+      __pyx_t_4 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 568, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
       {
         PyObject *__pyx_temp;
@@ -30952,7 +31320,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
       __pyx_t_4 = 0;
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":550
+      /* "ext/wsdecode.pyx":566
  *                 self._protocol("continuation frame without a message")
  *                 return n
  *             elif op != 0 and (self.frag is not None or self.frag_discard):             # <<<<<<<<<<<<<<
@@ -30962,7 +31330,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
     }
     __pyx_L19:;
 
-    /* "ext/wsdecode.pyx":553
+    /* "ext/wsdecode.pyx":569
  *                 self._protocol("new message inside a fragmented one")
  *                 return n
  *             if ln > <uint64_t>self.max_message and op < 8:             # <<<<<<<<<<<<<<
@@ -30988,7 +31356,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
     if (__pyx_t_2) {
 
 
-      /* "ext/wsdecode.pyx":554
+      /* "ext/wsdecode.pyx":570
  *                 return n
  *             if ln > <uint64_t>self.max_message and op < 8:
  *                 self.frames += 1             # <<<<<<<<<<<<<<
@@ -30997,7 +31365,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
 */
       __pyx_v_self->frames = (__pyx_v_self->frames + 1);
 
-      /* "ext/wsdecode.pyx":555
+      /* "ext/wsdecode.pyx":571
  *             if ln > <uint64_t>self.max_message and op < 8:
  *                 self.frames += 1
  *                 self.oversized += 1             # <<<<<<<<<<<<<<
@@ -31006,7 +31374,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
 */
       __pyx_v_self->oversized = (__pyx_v_self->oversized + 1);
 
-      /* "ext/wsdecode.pyx":556
+      /* "ext/wsdecode.pyx":572
  *                 self.frames += 1
  *                 self.oversized += 1
  *                 self.pos = p + hl             # <<<<<<<<<<<<<<
@@ -31015,7 +31383,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
 */
       __pyx_v_self->pos = (__pyx_v_p + __pyx_v_hl);
 
-      /* "ext/wsdecode.pyx":557
+      /* "ext/wsdecode.pyx":573
  *                 self.oversized += 1
  *                 self.pos = p + hl
  *                 self.skip = <int64_t>ln             # <<<<<<<<<<<<<<
@@ -31024,7 +31392,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
 */
       __pyx_v_self->skip = ((int64_t)__pyx_v_ln);
 
-      /* "ext/wsdecode.pyx":558
+      /* "ext/wsdecode.pyx":574
  *                 self.pos = p + hl
  *                 self.skip = <int64_t>ln
  *                 k = min(<Py_ssize_t>SAMPLE_LEN, avail - hl)             # <<<<<<<<<<<<<<
@@ -31048,21 +31416,21 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
       __pyx_v_k = __pyx_t_12;
 
 
-      /* "ext/wsdecode.pyx":559
+      /* "ext/wsdecode.pyx":575
  *                 self.skip = <int64_t>ln
  *                 k = min(<Py_ssize_t>SAMPLE_LEN, avail - hl)
  *                 self.message = self._slice(self.pos, self.pos + k)             # <<<<<<<<<<<<<<
  *                 self.error = "oversized"
  *                 if op == 0 or not fin:
 */
-      __pyx_t_4 = ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_slice(__pyx_v_self, __pyx_v_self->pos, (__pyx_v_self->pos + __pyx_v_k)); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 559, __pyx_L1_error)
+      __pyx_t_4 = ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_slice(__pyx_v_self, __pyx_v_self->pos, (__pyx_v_self->pos + __pyx_v_k)); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 575, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
       __Pyx_GIVEREF(__pyx_t_4);
       __Pyx_GOTREF(__pyx_v_self->message);
       __Pyx_DECREF_SET(__pyx_v_self->message, ((PyObject*)__pyx_t_4));
       __pyx_t_4 = 0;
 
-      /* "ext/wsdecode.pyx":560
+      /* "ext/wsdecode.pyx":576
  *                 k = min(<Py_ssize_t>SAMPLE_LEN, avail - hl)
  *                 self.message = self._slice(self.pos, self.pos + k)
  *                 self.error = "oversized"             # <<<<<<<<<<<<<<
@@ -31074,7 +31442,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
       __Pyx_GOTREF(__pyx_v_self->error);
       __Pyx_DECREF_SET(__pyx_v_self->error, __pyx_mstate_global->__pyx_n_u_oversized);
 
-      /* "ext/wsdecode.pyx":561
+      /* "ext/wsdecode.pyx":577
  *                 self.message = self._slice(self.pos, self.pos + k)
  *                 self.error = "oversized"
  *                 if op == 0 or not fin:             # <<<<<<<<<<<<<<
@@ -31100,7 +31468,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
       if (__pyx_t_2) {
 
 
-        /* "ext/wsdecode.pyx":562
+        /* "ext/wsdecode.pyx":578
  *                 self.error = "oversized"
  *                 if op == 0 or not fin:
  *                     self.frag = None             # <<<<<<<<<<<<<<
@@ -31112,7 +31480,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
         __Pyx_GOTREF(__pyx_v_self->frag);
         __Pyx_DECREF_SET(__pyx_v_self->frag, Py_None);
 
-        /* "ext/wsdecode.pyx":563
+        /* "ext/wsdecode.pyx":579
  *                 if op == 0 or not fin:
  *                     self.frag = None
  *                     self.frag_discard = not fin             # <<<<<<<<<<<<<<
@@ -31121,7 +31489,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
 */
         __pyx_v_self->frag_discard = (!__pyx_v_fin);
 
-        /* "ext/wsdecode.pyx":561
+        /* "ext/wsdecode.pyx":577
  *                 self.message = self._slice(self.pos, self.pos + k)
  *                 self.error = "oversized"
  *                 if op == 0 or not fin:             # <<<<<<<<<<<<<<
@@ -31130,7 +31498,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
 */
       }
 
-      /* "ext/wsdecode.pyx":564
+      /* "ext/wsdecode.pyx":580
  *                     self.frag = None
  *                     self.frag_discard = not fin
  *                 self.event = C_EV_BAD             # <<<<<<<<<<<<<<
@@ -31139,14 +31507,14 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
 */
       __pyx_v_self->event = __pyx_e_8pipeline_4_ext_8wsdecode_C_EV_BAD;
 
-      /* "ext/wsdecode.pyx":565
+      /* "ext/wsdecode.pyx":581
  *                     self.frag_discard = not fin
  *                 self.event = C_EV_BAD
  *                 return n             # <<<<<<<<<<<<<<
  *             if <uint64_t>avail < hl + ln:
  *                 return n
 */
-      __pyx_t_4 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 565, __pyx_L1_error)
+      __pyx_t_4 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 581, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
       {
         PyObject *__pyx_temp;
@@ -31159,7 +31527,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
       __pyx_t_4 = 0;
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":553
+      /* "ext/wsdecode.pyx":569
  *                 self._protocol("new message inside a fragmented one")
  *                 return n
  *             if ln > <uint64_t>self.max_message and op < 8:             # <<<<<<<<<<<<<<
@@ -31168,7 +31536,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
 */
     }
 
-    /* "ext/wsdecode.pyx":566
+    /* "ext/wsdecode.pyx":582
  *                 self.event = C_EV_BAD
  *                 return n
  *             if <uint64_t>avail < hl + ln:             # <<<<<<<<<<<<<<
@@ -31180,189 +31548,12 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
     if (__pyx_t_2) {
 
 
-      /* "ext/wsdecode.pyx":567
- *                 return n
- *             if <uint64_t>avail < hl + ln:
- *                 return n             # <<<<<<<<<<<<<<
- *             s = p + hl
- *             e = s + <Py_ssize_t>ln
-*/
-      __pyx_t_4 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 567, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_4);
-      {
-        PyObject *__pyx_temp;
-        {
-          __pyx_temp = __pyx_r;
-          __pyx_r = __pyx_t_4;
-        }
-        __Pyx_XDECREF(__pyx_temp);
-      }
-      __pyx_t_4 = 0;
-      goto __pyx_L0;
-
-      /* "ext/wsdecode.pyx":566
- *                 self.event = C_EV_BAD
- *                 return n
- *             if <uint64_t>avail < hl + ln:             # <<<<<<<<<<<<<<
- *                 return n
- *             s = p + hl
-*/
-    }
-
-    /* "ext/wsdecode.pyx":568
- *             if <uint64_t>avail < hl + ln:
- *                 return n
- *             s = p + hl             # <<<<<<<<<<<<<<
- *             e = s + <Py_ssize_t>ln
- *             self.frames += 1
-*/
-    __pyx_v_s = (__pyx_v_p + __pyx_v_hl);
-
-    /* "ext/wsdecode.pyx":569
- *                 return n
- *             s = p + hl
- *             e = s + <Py_ssize_t>ln             # <<<<<<<<<<<<<<
- *             self.frames += 1
- *             if op >= 8:
-*/
-    __pyx_v_e = (__pyx_v_s + ((Py_ssize_t)__pyx_v_ln));
-
-    /* "ext/wsdecode.pyx":570
- *             s = p + hl
- *             e = s + <Py_ssize_t>ln
- *             self.frames += 1             # <<<<<<<<<<<<<<
- *             if op >= 8:
- *                 self.pos = e
-*/
-    __pyx_v_self->frames = (__pyx_v_self->frames + 1);
-
-    /* "ext/wsdecode.pyx":571
- *             e = s + <Py_ssize_t>ln
- *             self.frames += 1
- *             if op >= 8:             # <<<<<<<<<<<<<<
- *                 self.pos = e
- *                 self.message = self._slice(s, e)
-*/
-    __pyx_t_2 = (__pyx_v_op >= 8);
-
-    if (__pyx_t_2) {
-
-
-      /* "ext/wsdecode.pyx":572
- *             self.frames += 1
- *             if op >= 8:
- *                 self.pos = e             # <<<<<<<<<<<<<<
- *                 self.message = self._slice(s, e)
- *                 if op == 9:
-*/
-      __pyx_v_self->pos = __pyx_v_e;
-
-      /* "ext/wsdecode.pyx":573
- *             if op >= 8:
- *                 self.pos = e
- *                 self.message = self._slice(s, e)             # <<<<<<<<<<<<<<
- *                 if op == 9:
- *                     self.pings += 1
-*/
-      __pyx_t_4 = ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_slice(__pyx_v_self, __pyx_v_s, __pyx_v_e); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 573, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_4);
-      __Pyx_GIVEREF(__pyx_t_4);
-      __Pyx_GOTREF(__pyx_v_self->message);
-      __Pyx_DECREF_SET(__pyx_v_self->message, ((PyObject*)__pyx_t_4));
-      __pyx_t_4 = 0;
-
-      /* "ext/wsdecode.pyx":574
- *                 self.pos = e
- *                 self.message = self._slice(s, e)
- *                 if op == 9:             # <<<<<<<<<<<<<<
- *                     self.pings += 1
- *                     self.event = C_EV_PING
-*/
-      switch (__pyx_v_op) {
-        case 9:
-
-        /* "ext/wsdecode.pyx":575
- *                 self.message = self._slice(s, e)
- *                 if op == 9:
- *                     self.pings += 1             # <<<<<<<<<<<<<<
- *                     self.event = C_EV_PING
- *                 elif op == 10:
-*/
-        __pyx_v_self->pings = (__pyx_v_self->pings + 1);
-
-        /* "ext/wsdecode.pyx":576
- *                 if op == 9:
- *                     self.pings += 1
- *                     self.event = C_EV_PING             # <<<<<<<<<<<<<<
- *                 elif op == 10:
- *                     self.pongs += 1
-*/
-        __pyx_v_self->event = __pyx_e_8pipeline_4_ext_8wsdecode_C_EV_PING;
-
-        /* "ext/wsdecode.pyx":574
- *                 self.pos = e
- *                 self.message = self._slice(s, e)
- *                 if op == 9:             # <<<<<<<<<<<<<<
- *                     self.pings += 1
- *                     self.event = C_EV_PING
-*/
-        break;
-        case 10:
-
-        /* "ext/wsdecode.pyx":578
- *                     self.event = C_EV_PING
- *                 elif op == 10:
- *                     self.pongs += 1             # <<<<<<<<<<<<<<
- *                     self.event = C_EV_PONG
- *                 else:
-*/
-        __pyx_v_self->pongs = (__pyx_v_self->pongs + 1);
-
-        /* "ext/wsdecode.pyx":579
- *                 elif op == 10:
- *                     self.pongs += 1
- *                     self.event = C_EV_PONG             # <<<<<<<<<<<<<<
- *                 else:
- *                     self.closes += 1
-*/
-        __pyx_v_self->event = __pyx_e_8pipeline_4_ext_8wsdecode_C_EV_PONG;
-
-        /* "ext/wsdecode.pyx":577
- *                     self.pings += 1
- *                     self.event = C_EV_PING
- *                 elif op == 10:             # <<<<<<<<<<<<<<
- *                     self.pongs += 1
- *                     self.event = C_EV_PONG
-*/
-        break;
-        default:
-
-        /* "ext/wsdecode.pyx":581
- *                     self.event = C_EV_PONG
- *                 else:
- *                     self.closes += 1             # <<<<<<<<<<<<<<
- *                     self.event = C_EV_CLOSE
- *                 return n
-*/
-        __pyx_v_self->closes = (__pyx_v_self->closes + 1);
-
-        /* "ext/wsdecode.pyx":582
- *                 else:
- *                     self.closes += 1
- *                     self.event = C_EV_CLOSE             # <<<<<<<<<<<<<<
- *                 return n
- *             if op == 0 or not fin:
-*/
-        __pyx_v_self->event = __pyx_e_8pipeline_4_ext_8wsdecode_C_EV_CLOSE;
-        break;
-      }
-
       /* "ext/wsdecode.pyx":583
- *                     self.closes += 1
- *                     self.event = C_EV_CLOSE
+ *                 return n
+ *             if <uint64_t>avail < hl + ln:
  *                 return n             # <<<<<<<<<<<<<<
- *             if op == 0 or not fin:
- *                 self.pos = e
+ *             s = p + hl
+ *             e = s + <Py_ssize_t>ln
 */
       __pyx_t_4 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 583, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
@@ -31377,7 +31568,184 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
       __pyx_t_4 = 0;
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":571
+      /* "ext/wsdecode.pyx":582
+ *                 self.event = C_EV_BAD
+ *                 return n
+ *             if <uint64_t>avail < hl + ln:             # <<<<<<<<<<<<<<
+ *                 return n
+ *             s = p + hl
+*/
+    }
+
+    /* "ext/wsdecode.pyx":584
+ *             if <uint64_t>avail < hl + ln:
+ *                 return n
+ *             s = p + hl             # <<<<<<<<<<<<<<
+ *             e = s + <Py_ssize_t>ln
+ *             self.frames += 1
+*/
+    __pyx_v_s = (__pyx_v_p + __pyx_v_hl);
+
+    /* "ext/wsdecode.pyx":585
+ *                 return n
+ *             s = p + hl
+ *             e = s + <Py_ssize_t>ln             # <<<<<<<<<<<<<<
+ *             self.frames += 1
+ *             if op >= 8:
+*/
+    __pyx_v_e = (__pyx_v_s + ((Py_ssize_t)__pyx_v_ln));
+
+    /* "ext/wsdecode.pyx":586
+ *             s = p + hl
+ *             e = s + <Py_ssize_t>ln
+ *             self.frames += 1             # <<<<<<<<<<<<<<
+ *             if op >= 8:
+ *                 self.pos = e
+*/
+    __pyx_v_self->frames = (__pyx_v_self->frames + 1);
+
+    /* "ext/wsdecode.pyx":587
+ *             e = s + <Py_ssize_t>ln
+ *             self.frames += 1
+ *             if op >= 8:             # <<<<<<<<<<<<<<
+ *                 self.pos = e
+ *                 self.message = self._slice(s, e)
+*/
+    __pyx_t_2 = (__pyx_v_op >= 8);
+
+    if (__pyx_t_2) {
+
+
+      /* "ext/wsdecode.pyx":588
+ *             self.frames += 1
+ *             if op >= 8:
+ *                 self.pos = e             # <<<<<<<<<<<<<<
+ *                 self.message = self._slice(s, e)
+ *                 if op == 9:
+*/
+      __pyx_v_self->pos = __pyx_v_e;
+
+      /* "ext/wsdecode.pyx":589
+ *             if op >= 8:
+ *                 self.pos = e
+ *                 self.message = self._slice(s, e)             # <<<<<<<<<<<<<<
+ *                 if op == 9:
+ *                     self.pings += 1
+*/
+      __pyx_t_4 = ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_slice(__pyx_v_self, __pyx_v_s, __pyx_v_e); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 589, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_4);
+      __Pyx_GIVEREF(__pyx_t_4);
+      __Pyx_GOTREF(__pyx_v_self->message);
+      __Pyx_DECREF_SET(__pyx_v_self->message, ((PyObject*)__pyx_t_4));
+      __pyx_t_4 = 0;
+
+      /* "ext/wsdecode.pyx":590
+ *                 self.pos = e
+ *                 self.message = self._slice(s, e)
+ *                 if op == 9:             # <<<<<<<<<<<<<<
+ *                     self.pings += 1
+ *                     self.event = C_EV_PING
+*/
+      switch (__pyx_v_op) {
+        case 9:
+
+        /* "ext/wsdecode.pyx":591
+ *                 self.message = self._slice(s, e)
+ *                 if op == 9:
+ *                     self.pings += 1             # <<<<<<<<<<<<<<
+ *                     self.event = C_EV_PING
+ *                 elif op == 10:
+*/
+        __pyx_v_self->pings = (__pyx_v_self->pings + 1);
+
+        /* "ext/wsdecode.pyx":592
+ *                 if op == 9:
+ *                     self.pings += 1
+ *                     self.event = C_EV_PING             # <<<<<<<<<<<<<<
+ *                 elif op == 10:
+ *                     self.pongs += 1
+*/
+        __pyx_v_self->event = __pyx_e_8pipeline_4_ext_8wsdecode_C_EV_PING;
+
+        /* "ext/wsdecode.pyx":590
+ *                 self.pos = e
+ *                 self.message = self._slice(s, e)
+ *                 if op == 9:             # <<<<<<<<<<<<<<
+ *                     self.pings += 1
+ *                     self.event = C_EV_PING
+*/
+        break;
+        case 10:
+
+        /* "ext/wsdecode.pyx":594
+ *                     self.event = C_EV_PING
+ *                 elif op == 10:
+ *                     self.pongs += 1             # <<<<<<<<<<<<<<
+ *                     self.event = C_EV_PONG
+ *                 else:
+*/
+        __pyx_v_self->pongs = (__pyx_v_self->pongs + 1);
+
+        /* "ext/wsdecode.pyx":595
+ *                 elif op == 10:
+ *                     self.pongs += 1
+ *                     self.event = C_EV_PONG             # <<<<<<<<<<<<<<
+ *                 else:
+ *                     self.closes += 1
+*/
+        __pyx_v_self->event = __pyx_e_8pipeline_4_ext_8wsdecode_C_EV_PONG;
+
+        /* "ext/wsdecode.pyx":593
+ *                     self.pings += 1
+ *                     self.event = C_EV_PING
+ *                 elif op == 10:             # <<<<<<<<<<<<<<
+ *                     self.pongs += 1
+ *                     self.event = C_EV_PONG
+*/
+        break;
+        default:
+
+        /* "ext/wsdecode.pyx":597
+ *                     self.event = C_EV_PONG
+ *                 else:
+ *                     self.closes += 1             # <<<<<<<<<<<<<<
+ *                     self.event = C_EV_CLOSE
+ *                 return n
+*/
+        __pyx_v_self->closes = (__pyx_v_self->closes + 1);
+
+        /* "ext/wsdecode.pyx":598
+ *                 else:
+ *                     self.closes += 1
+ *                     self.event = C_EV_CLOSE             # <<<<<<<<<<<<<<
+ *                 return n
+ *             if op == 0 or not fin:
+*/
+        __pyx_v_self->event = __pyx_e_8pipeline_4_ext_8wsdecode_C_EV_CLOSE;
+        break;
+      }
+
+      /* "ext/wsdecode.pyx":599
+ *                     self.closes += 1
+ *                     self.event = C_EV_CLOSE
+ *                 return n             # <<<<<<<<<<<<<<
+ *             if op == 0 or not fin:
+ *                 self.pos = e
+*/
+      __pyx_t_4 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 599, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_4);
+      {
+        PyObject *__pyx_temp;
+        {
+          __pyx_temp = __pyx_r;
+          __pyx_r = __pyx_t_4;
+        }
+        __Pyx_XDECREF(__pyx_temp);
+      }
+      __pyx_t_4 = 0;
+      goto __pyx_L0;
+
+      /* "ext/wsdecode.pyx":587
  *             e = s + <Py_ssize_t>ln
  *             self.frames += 1
  *             if op >= 8:             # <<<<<<<<<<<<<<
@@ -31386,7 +31754,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
 */
     }
 
-    /* "ext/wsdecode.pyx":584
+    /* "ext/wsdecode.pyx":600
  *                     self.event = C_EV_CLOSE
  *                 return n
  *             if op == 0 or not fin:             # <<<<<<<<<<<<<<
@@ -31412,7 +31780,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
     if (__pyx_t_2) {
 
 
-      /* "ext/wsdecode.pyx":585
+      /* "ext/wsdecode.pyx":601
  *                 return n
  *             if op == 0 or not fin:
  *                 self.pos = e             # <<<<<<<<<<<<<<
@@ -31421,7 +31789,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
 */
       __pyx_v_self->pos = __pyx_v_e;
 
-      /* "ext/wsdecode.pyx":586
+      /* "ext/wsdecode.pyx":602
  *             if op == 0 or not fin:
  *                 self.pos = e
  *                 if self.frag_discard:             # <<<<<<<<<<<<<<
@@ -31430,7 +31798,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
 */
       if (__pyx_v_self->frag_discard) {
 
-        /* "ext/wsdecode.pyx":587
+        /* "ext/wsdecode.pyx":603
  *                 self.pos = e
  *                 if self.frag_discard:
  *                     if fin:             # <<<<<<<<<<<<<<
@@ -31439,7 +31807,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
 */
         if (__pyx_v_fin) {
 
-          /* "ext/wsdecode.pyx":588
+          /* "ext/wsdecode.pyx":604
  *                 if self.frag_discard:
  *                     if fin:
  *                         self.frag_discard = False             # <<<<<<<<<<<<<<
@@ -31448,7 +31816,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
 */
           __pyx_v_self->frag_discard = 0;
 
-          /* "ext/wsdecode.pyx":587
+          /* "ext/wsdecode.pyx":603
  *                 self.pos = e
  *                 if self.frag_discard:
  *                     if fin:             # <<<<<<<<<<<<<<
@@ -31457,7 +31825,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
 */
         }
 
-        /* "ext/wsdecode.pyx":589
+        /* "ext/wsdecode.pyx":605
  *                     if fin:
  *                         self.frag_discard = False
  *                     continue             # <<<<<<<<<<<<<<
@@ -31466,7 +31834,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
 */
         goto __pyx_L8_continue;
 
-        /* "ext/wsdecode.pyx":586
+        /* "ext/wsdecode.pyx":602
  *             if op == 0 or not fin:
  *                 self.pos = e
  *                 if self.frag_discard:             # <<<<<<<<<<<<<<
@@ -31475,7 +31843,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
 */
       }
 
-      /* "ext/wsdecode.pyx":590
+      /* "ext/wsdecode.pyx":606
  *                         self.frag_discard = False
  *                     continue
  *                 if op != 0:             # <<<<<<<<<<<<<<
@@ -31487,7 +31855,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
       if (__pyx_t_2) {
 
 
-        /* "ext/wsdecode.pyx":591
+        /* "ext/wsdecode.pyx":607
  *                     continue
  *                 if op != 0:
  *                     self.frag = bytearray()             # <<<<<<<<<<<<<<
@@ -31500,7 +31868,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
           PyObject *__pyx_callargs[2] = {__pyx_t_5, NULL};
           __pyx_t_4 = __Pyx_PyObject_FastCall((PyObject*)(&PyByteArray_Type), __pyx_callargs+__pyx_t_6, (1-__pyx_t_6) | (__pyx_t_6*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
           __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
-          if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 591, __pyx_L1_error)
+          if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 607, __pyx_L1_error)
           __Pyx_GOTREF(__pyx_t_4);
         }
         __Pyx_GIVEREF(__pyx_t_4);
@@ -31508,7 +31876,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
         __Pyx_DECREF_SET(__pyx_v_self->frag, __pyx_t_4);
         __pyx_t_4 = 0;
 
-        /* "ext/wsdecode.pyx":592
+        /* "ext/wsdecode.pyx":608
  *                 if op != 0:
  *                     self.frag = bytearray()
  *                     self.frag_opcode = op             # <<<<<<<<<<<<<<
@@ -31517,7 +31885,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
 */
         __pyx_v_self->frag_opcode = __pyx_v_op;
 
-        /* "ext/wsdecode.pyx":590
+        /* "ext/wsdecode.pyx":606
  *                         self.frag_discard = False
  *                     continue
  *                 if op != 0:             # <<<<<<<<<<<<<<
@@ -31526,16 +31894,16 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
 */
       }
 
-      /* "ext/wsdecode.pyx":593
+      /* "ext/wsdecode.pyx":609
  *                     self.frag = bytearray()
  *                     self.frag_opcode = op
  *                 self.frag += self._slice(s, e)             # <<<<<<<<<<<<<<
  *                 if len(self.frag) > self.max_message:
  *                     self.oversized += 1
 */
-      __pyx_t_4 = ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_slice(__pyx_v_self, __pyx_v_s, __pyx_v_e); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 593, __pyx_L1_error)
+      __pyx_t_4 = ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_slice(__pyx_v_self, __pyx_v_s, __pyx_v_e); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 609, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
-      __pyx_t_5 = PyNumber_InPlaceAdd(__pyx_v_self->frag, __pyx_t_4); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 593, __pyx_L1_error)
+      __pyx_t_5 = PyNumber_InPlaceAdd(__pyx_v_self->frag, __pyx_t_4); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 609, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_5);
       __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
       __Pyx_GIVEREF(__pyx_t_5);
@@ -31543,7 +31911,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
       __Pyx_DECREF_SET(__pyx_v_self->frag, __pyx_t_5);
       __pyx_t_5 = 0;
 
-      /* "ext/wsdecode.pyx":594
+      /* "ext/wsdecode.pyx":610
  *                     self.frag_opcode = op
  *                 self.frag += self._slice(s, e)
  *                 if len(self.frag) > self.max_message:             # <<<<<<<<<<<<<<
@@ -31552,7 +31920,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
 */
       __pyx_t_5 = __pyx_v_self->frag;
       __Pyx_INCREF(__pyx_t_5);
-      __pyx_t_12 = PyObject_Length(__pyx_t_5); if (unlikely(__pyx_t_12 == ((Py_ssize_t)-1))) __PYX_ERR(0, 594, __pyx_L1_error)
+      __pyx_t_12 = PyObject_Length(__pyx_t_5); if (unlikely(__pyx_t_12 == ((Py_ssize_t)-1))) __PYX_ERR(0, 610, __pyx_L1_error)
       __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
       __pyx_t_2 = (__pyx_t_12 > __pyx_v_self->max_message);
 
@@ -31560,7 +31928,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
       if (__pyx_t_2) {
 
 
-        /* "ext/wsdecode.pyx":595
+        /* "ext/wsdecode.pyx":611
  *                 self.frag += self._slice(s, e)
  *                 if len(self.frag) > self.max_message:
  *                     self.oversized += 1             # <<<<<<<<<<<<<<
@@ -31569,7 +31937,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
 */
         __pyx_v_self->oversized = (__pyx_v_self->oversized + 1);
 
-        /* "ext/wsdecode.pyx":596
+        /* "ext/wsdecode.pyx":612
  *                 if len(self.frag) > self.max_message:
  *                     self.oversized += 1
  *                     self.message = bytes(self.frag[:SAMPLE_LEN])             # <<<<<<<<<<<<<<
@@ -31577,7 +31945,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
  *                     self.frag_discard = not fin
 */
         __pyx_t_4 = NULL;
-        __pyx_t_13 = __Pyx_PyObject_GetSlice(__pyx_v_self->frag, 0, 0xC8, NULL, NULL, &__pyx_mstate_global->__pyx_slice[1], 0, 1, 0); if (unlikely(!__pyx_t_13)) __PYX_ERR(0, 596, __pyx_L1_error)
+        __pyx_t_13 = __Pyx_PyObject_GetSlice(__pyx_v_self->frag, 0, 0xC8, NULL, NULL, &__pyx_mstate_global->__pyx_slice[1], 0, 1, 0); if (unlikely(!__pyx_t_13)) __PYX_ERR(0, 612, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_13);
         __pyx_t_6 = 1;
         {
@@ -31585,7 +31953,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
           __pyx_t_5 = __Pyx_PyObject_FastCall((PyObject*)(&PyBytes_Type), __pyx_callargs+__pyx_t_6, (2-__pyx_t_6) | (__pyx_t_6*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
           __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
           __Pyx_DECREF(__pyx_t_13); __pyx_t_13 = 0;
-          if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 596, __pyx_L1_error)
+          if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 612, __pyx_L1_error)
           __Pyx_GOTREF(__pyx_t_5);
         }
         __Pyx_GIVEREF(__pyx_t_5);
@@ -31593,7 +31961,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
         __Pyx_DECREF_SET(__pyx_v_self->message, ((PyObject*)__pyx_t_5));
         __pyx_t_5 = 0;
 
-        /* "ext/wsdecode.pyx":597
+        /* "ext/wsdecode.pyx":613
  *                     self.oversized += 1
  *                     self.message = bytes(self.frag[:SAMPLE_LEN])
  *                     self.frag = None             # <<<<<<<<<<<<<<
@@ -31605,7 +31973,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
         __Pyx_GOTREF(__pyx_v_self->frag);
         __Pyx_DECREF_SET(__pyx_v_self->frag, Py_None);
 
-        /* "ext/wsdecode.pyx":598
+        /* "ext/wsdecode.pyx":614
  *                     self.message = bytes(self.frag[:SAMPLE_LEN])
  *                     self.frag = None
  *                     self.frag_discard = not fin             # <<<<<<<<<<<<<<
@@ -31614,7 +31982,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
 */
         __pyx_v_self->frag_discard = (!__pyx_v_fin);
 
-        /* "ext/wsdecode.pyx":599
+        /* "ext/wsdecode.pyx":615
  *                     self.frag = None
  *                     self.frag_discard = not fin
  *                     self.error = "oversized"             # <<<<<<<<<<<<<<
@@ -31626,7 +31994,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
         __Pyx_GOTREF(__pyx_v_self->error);
         __Pyx_DECREF_SET(__pyx_v_self->error, __pyx_mstate_global->__pyx_n_u_oversized);
 
-        /* "ext/wsdecode.pyx":600
+        /* "ext/wsdecode.pyx":616
  *                     self.frag_discard = not fin
  *                     self.error = "oversized"
  *                     self.event = C_EV_BAD             # <<<<<<<<<<<<<<
@@ -31635,14 +32003,14 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
 */
         __pyx_v_self->event = __pyx_e_8pipeline_4_ext_8wsdecode_C_EV_BAD;
 
-        /* "ext/wsdecode.pyx":601
+        /* "ext/wsdecode.pyx":617
  *                     self.error = "oversized"
  *                     self.event = C_EV_BAD
  *                     return n             # <<<<<<<<<<<<<<
  *                 if fin:
  *                     self.messages += 1
 */
-        __pyx_t_5 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 601, __pyx_L1_error)
+        __pyx_t_5 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 617, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_5);
         {
           PyObject *__pyx_temp;
@@ -31655,7 +32023,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
         __pyx_t_5 = 0;
         goto __pyx_L0;
 
-        /* "ext/wsdecode.pyx":594
+        /* "ext/wsdecode.pyx":610
  *                     self.frag_opcode = op
  *                 self.frag += self._slice(s, e)
  *                 if len(self.frag) > self.max_message:             # <<<<<<<<<<<<<<
@@ -31664,7 +32032,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
 */
       }
 
-      /* "ext/wsdecode.pyx":602
+      /* "ext/wsdecode.pyx":618
  *                     self.event = C_EV_BAD
  *                     return n
  *                 if fin:             # <<<<<<<<<<<<<<
@@ -31673,7 +32041,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
 */
       if (__pyx_v_fin) {
 
-        /* "ext/wsdecode.pyx":603
+        /* "ext/wsdecode.pyx":619
  *                     return n
  *                 if fin:
  *                     self.messages += 1             # <<<<<<<<<<<<<<
@@ -31682,21 +32050,21 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
 */
         __pyx_v_self->messages = (__pyx_v_self->messages + 1);
 
-        /* "ext/wsdecode.pyx":604
+        /* "ext/wsdecode.pyx":620
  *                 if fin:
  *                     self.messages += 1
  *                     self.deferred += 1             # <<<<<<<<<<<<<<
  *                     self.message = bytes(self.frag)
- *                     self.reason = R_BINARY if self.frag_opcode == 2 else R_FRAGMENTED
+ *                     if self.recording and self.frag_opcode == 1:
 */
         __pyx_v_self->deferred = (__pyx_v_self->deferred + 1);
 
-        /* "ext/wsdecode.pyx":605
+        /* "ext/wsdecode.pyx":621
  *                     self.messages += 1
  *                     self.deferred += 1
  *                     self.message = bytes(self.frag)             # <<<<<<<<<<<<<<
- *                     self.reason = R_BINARY if self.frag_opcode == 2 else R_FRAGMENTED
- *                     self.frag = None
+ *                     if self.recording and self.frag_opcode == 1:
+ *                         self._record(self.message)
 */
         __pyx_t_13 = NULL;
         __pyx_t_6 = 1;
@@ -31704,7 +32072,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
           PyObject *__pyx_callargs[2] = {__pyx_t_13, __pyx_v_self->frag};
           __pyx_t_5 = __Pyx_PyObject_FastCall((PyObject*)(&PyBytes_Type), __pyx_callargs+__pyx_t_6, (2-__pyx_t_6) | (__pyx_t_6*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
           __Pyx_XDECREF(__pyx_t_13); __pyx_t_13 = 0;
-          if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 605, __pyx_L1_error)
+          if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 621, __pyx_L1_error)
           __Pyx_GOTREF(__pyx_t_5);
         }
         __Pyx_GIVEREF(__pyx_t_5);
@@ -31712,9 +32080,52 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
         __Pyx_DECREF_SET(__pyx_v_self->message, ((PyObject*)__pyx_t_5));
         __pyx_t_5 = 0;
 
-        /* "ext/wsdecode.pyx":606
+        /* "ext/wsdecode.pyx":622
  *                     self.deferred += 1
  *                     self.message = bytes(self.frag)
+ *                     if self.recording and self.frag_opcode == 1:             # <<<<<<<<<<<<<<
+ *                         self._record(self.message)
+ *                     self.reason = R_BINARY if self.frag_opcode == 2 else R_FRAGMENTED
+*/
+        if (__pyx_v_self->recording) {
+        } else {
+
+          __pyx_t_2 = __pyx_v_self->recording;
+          goto __pyx_L47_bool_binop_done;
+        }
+        __pyx_t_3 = (__pyx_v_self->frag_opcode == 1);
+
+
+        __pyx_t_2 = __pyx_t_3;
+
+        __pyx_L47_bool_binop_done:;
+        if (__pyx_t_2) {
+
+
+          /* "ext/wsdecode.pyx":623
+ *                     self.message = bytes(self.frag)
+ *                     if self.recording and self.frag_opcode == 1:
+ *                         self._record(self.message)             # <<<<<<<<<<<<<<
+ *                     self.reason = R_BINARY if self.frag_opcode == 2 else R_FRAGMENTED
+ *                     self.frag = None
+*/
+          __pyx_t_5 = __pyx_v_self->message;
+          __Pyx_INCREF(__pyx_t_5);
+          ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_record(__pyx_v_self, ((PyObject*)__pyx_t_5)); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 623, __pyx_L1_error)
+          __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
+
+          /* "ext/wsdecode.pyx":622
+ *                     self.deferred += 1
+ *                     self.message = bytes(self.frag)
+ *                     if self.recording and self.frag_opcode == 1:             # <<<<<<<<<<<<<<
+ *                         self._record(self.message)
+ *                     self.reason = R_BINARY if self.frag_opcode == 2 else R_FRAGMENTED
+*/
+        }
+
+        /* "ext/wsdecode.pyx":624
+ *                     if self.recording and self.frag_opcode == 1:
+ *                         self._record(self.message)
  *                     self.reason = R_BINARY if self.frag_opcode == 2 else R_FRAGMENTED             # <<<<<<<<<<<<<<
  *                     self.frag = None
  *                     self.event = C_EV_MESSAGE
@@ -31731,8 +32142,8 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
 
         __pyx_v_self->reason = __pyx_t_14;
 
-        /* "ext/wsdecode.pyx":607
- *                     self.message = bytes(self.frag)
+        /* "ext/wsdecode.pyx":625
+ *                         self._record(self.message)
  *                     self.reason = R_BINARY if self.frag_opcode == 2 else R_FRAGMENTED
  *                     self.frag = None             # <<<<<<<<<<<<<<
  *                     self.event = C_EV_MESSAGE
@@ -31743,7 +32154,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
         __Pyx_GOTREF(__pyx_v_self->frag);
         __Pyx_DECREF_SET(__pyx_v_self->frag, Py_None);
 
-        /* "ext/wsdecode.pyx":608
+        /* "ext/wsdecode.pyx":626
  *                     self.reason = R_BINARY if self.frag_opcode == 2 else R_FRAGMENTED
  *                     self.frag = None
  *                     self.event = C_EV_MESSAGE             # <<<<<<<<<<<<<<
@@ -31752,14 +32163,14 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
 */
         __pyx_v_self->event = __pyx_e_8pipeline_4_ext_8wsdecode_C_EV_MESSAGE;
 
-        /* "ext/wsdecode.pyx":609
+        /* "ext/wsdecode.pyx":627
  *                     self.frag = None
  *                     self.event = C_EV_MESSAGE
  *                     return n             # <<<<<<<<<<<<<<
  *                 continue
  *             if op == 2:
 */
-        __pyx_t_5 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 609, __pyx_L1_error)
+        __pyx_t_5 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 627, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_5);
         {
           PyObject *__pyx_temp;
@@ -31772,7 +32183,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
         __pyx_t_5 = 0;
         goto __pyx_L0;
 
-        /* "ext/wsdecode.pyx":602
+        /* "ext/wsdecode.pyx":618
  *                     self.event = C_EV_BAD
  *                     return n
  *                 if fin:             # <<<<<<<<<<<<<<
@@ -31781,7 +32192,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
 */
       }
 
-      /* "ext/wsdecode.pyx":610
+      /* "ext/wsdecode.pyx":628
  *                     self.event = C_EV_MESSAGE
  *                     return n
  *                 continue             # <<<<<<<<<<<<<<
@@ -31790,7 +32201,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
 */
       goto __pyx_L8_continue;
 
-      /* "ext/wsdecode.pyx":584
+      /* "ext/wsdecode.pyx":600
  *                     self.event = C_EV_CLOSE
  *                 return n
  *             if op == 0 or not fin:             # <<<<<<<<<<<<<<
@@ -31799,7 +32210,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
 */
     }
 
-    /* "ext/wsdecode.pyx":611
+    /* "ext/wsdecode.pyx":629
  *                     return n
  *                 continue
  *             if op == 2:             # <<<<<<<<<<<<<<
@@ -31811,7 +32222,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
     if (__pyx_t_2) {
 
 
-      /* "ext/wsdecode.pyx":612
+      /* "ext/wsdecode.pyx":630
  *                 continue
  *             if op == 2:
  *                 self.pos = e             # <<<<<<<<<<<<<<
@@ -31820,7 +32231,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
 */
       __pyx_v_self->pos = __pyx_v_e;
 
-      /* "ext/wsdecode.pyx":613
+      /* "ext/wsdecode.pyx":631
  *             if op == 2:
  *                 self.pos = e
  *                 self.messages += 1             # <<<<<<<<<<<<<<
@@ -31829,7 +32240,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
 */
       __pyx_v_self->messages = (__pyx_v_self->messages + 1);
 
-      /* "ext/wsdecode.pyx":614
+      /* "ext/wsdecode.pyx":632
  *                 self.pos = e
  *                 self.messages += 1
  *                 self.deferred += 1             # <<<<<<<<<<<<<<
@@ -31838,21 +32249,21 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
 */
       __pyx_v_self->deferred = (__pyx_v_self->deferred + 1);
 
-      /* "ext/wsdecode.pyx":615
+      /* "ext/wsdecode.pyx":633
  *                 self.messages += 1
  *                 self.deferred += 1
  *                 self.message = self._slice(s, e)             # <<<<<<<<<<<<<<
  *                 self.reason = R_BINARY
  *                 self.event = C_EV_MESSAGE
 */
-      __pyx_t_5 = ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_slice(__pyx_v_self, __pyx_v_s, __pyx_v_e); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 615, __pyx_L1_error)
+      __pyx_t_5 = ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_slice(__pyx_v_self, __pyx_v_s, __pyx_v_e); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 633, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_5);
       __Pyx_GIVEREF(__pyx_t_5);
       __Pyx_GOTREF(__pyx_v_self->message);
       __Pyx_DECREF_SET(__pyx_v_self->message, ((PyObject*)__pyx_t_5));
       __pyx_t_5 = 0;
 
-      /* "ext/wsdecode.pyx":616
+      /* "ext/wsdecode.pyx":634
  *                 self.deferred += 1
  *                 self.message = self._slice(s, e)
  *                 self.reason = R_BINARY             # <<<<<<<<<<<<<<
@@ -31861,23 +32272,23 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
 */
       __pyx_v_self->reason = __pyx_e_8pipeline_4_ext_8wsdecode_R_BINARY;
 
-      /* "ext/wsdecode.pyx":617
+      /* "ext/wsdecode.pyx":635
  *                 self.message = self._slice(s, e)
  *                 self.reason = R_BINARY
  *                 self.event = C_EV_MESSAGE             # <<<<<<<<<<<<<<
  *                 return n
- *             if self.hot:
+ *             if self.recording:
 */
       __pyx_v_self->event = __pyx_e_8pipeline_4_ext_8wsdecode_C_EV_MESSAGE;
 
-      /* "ext/wsdecode.pyx":618
+      /* "ext/wsdecode.pyx":636
  *                 self.reason = R_BINARY
  *                 self.event = C_EV_MESSAGE
  *                 return n             # <<<<<<<<<<<<<<
- *             if self.hot:
- *                 r = self._extract(buf, s, e, outp, n, cap)
+ *             if self.recording:
+ *                 self._record(self._slice(s, e))
 */
-      __pyx_t_5 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 618, __pyx_L1_error)
+      __pyx_t_5 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 636, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_5);
       {
         PyObject *__pyx_temp;
@@ -31890,7 +32301,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
       __pyx_t_5 = 0;
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":611
+      /* "ext/wsdecode.pyx":629
  *                     return n
  *                 continue
  *             if op == 2:             # <<<<<<<<<<<<<<
@@ -31899,17 +32310,47 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
 */
     }
 
-    /* "ext/wsdecode.pyx":619
+    /* "ext/wsdecode.pyx":637
  *                 self.event = C_EV_MESSAGE
  *                 return n
+ *             if self.recording:             # <<<<<<<<<<<<<<
+ *                 self._record(self._slice(s, e))
+ *             if self.hot:
+*/
+    if (__pyx_v_self->recording) {
+
+      /* "ext/wsdecode.pyx":638
+ *                 return n
+ *             if self.recording:
+ *                 self._record(self._slice(s, e))             # <<<<<<<<<<<<<<
+ *             if self.hot:
+ *                 r = self._extract(buf, s, e, outp, n, cap)
+*/
+      __pyx_t_5 = ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_slice(__pyx_v_self, __pyx_v_s, __pyx_v_e); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 638, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_5);
+      ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_record(__pyx_v_self, ((PyObject*)__pyx_t_5)); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 638, __pyx_L1_error)
+      __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
+
+      /* "ext/wsdecode.pyx":637
+ *                 self.event = C_EV_MESSAGE
+ *                 return n
+ *             if self.recording:             # <<<<<<<<<<<<<<
+ *                 self._record(self._slice(s, e))
+ *             if self.hot:
+*/
+    }
+
+    /* "ext/wsdecode.pyx":639
+ *             if self.recording:
+ *                 self._record(self._slice(s, e))
  *             if self.hot:             # <<<<<<<<<<<<<<
  *                 r = self._extract(buf, s, e, outp, n, cap)
  *             else:
 */
     if (__pyx_v_self->hot) {
 
-      /* "ext/wsdecode.pyx":620
- *                 return n
+      /* "ext/wsdecode.pyx":640
+ *                 self._record(self._slice(s, e))
  *             if self.hot:
  *                 r = self._extract(buf, s, e, outp, n, cap)             # <<<<<<<<<<<<<<
  *             else:
@@ -31917,17 +32358,17 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
 */
       __pyx_v_r = ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_extract(__pyx_v_self, __pyx_v_buf, __pyx_v_s, __pyx_v_e, __pyx_v_outp, __pyx_v_n, __pyx_v_cap);
 
-      /* "ext/wsdecode.pyx":619
- *                 self.event = C_EV_MESSAGE
- *                 return n
+      /* "ext/wsdecode.pyx":639
+ *             if self.recording:
+ *                 self._record(self._slice(s, e))
  *             if self.hot:             # <<<<<<<<<<<<<<
  *                 r = self._extract(buf, s, e, outp, n, cap)
  *             else:
 */
-      goto __pyx_L47;
+      goto __pyx_L51;
     }
 
-    /* "ext/wsdecode.pyx":622
+    /* "ext/wsdecode.pyx":642
  *                 r = self._extract(buf, s, e, outp, n, cap)
  *             else:
  *                 r = -R_COLD             # <<<<<<<<<<<<<<
@@ -31937,9 +32378,9 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
     /*else*/ {
       __pyx_v_r = (-__pyx_e_8pipeline_4_ext_8wsdecode_R_COLD);
     }
-    __pyx_L47:;
+    __pyx_L51:;
 
-    /* "ext/wsdecode.pyx":623
+    /* "ext/wsdecode.pyx":643
  *             else:
  *                 r = -R_COLD
  *             if r >= 0:             # <<<<<<<<<<<<<<
@@ -31951,7 +32392,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
     if (__pyx_t_2) {
 
 
-      /* "ext/wsdecode.pyx":624
+      /* "ext/wsdecode.pyx":644
  *                 r = -R_COLD
  *             if r >= 0:
  *                 self.pos = e             # <<<<<<<<<<<<<<
@@ -31960,7 +32401,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
 */
       __pyx_v_self->pos = __pyx_v_e;
 
-      /* "ext/wsdecode.pyx":625
+      /* "ext/wsdecode.pyx":645
  *             if r >= 0:
  *                 self.pos = e
  *                 self.messages += 1             # <<<<<<<<<<<<<<
@@ -31969,7 +32410,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
 */
       __pyx_v_self->messages = (__pyx_v_self->messages + 1);
 
-      /* "ext/wsdecode.pyx":626
+      /* "ext/wsdecode.pyx":646
  *                 self.pos = e
  *                 self.messages += 1
  *                 self.hot_messages += 1             # <<<<<<<<<<<<<<
@@ -31978,7 +32419,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
 */
       __pyx_v_self->hot_messages = (__pyx_v_self->hot_messages + 1);
 
-      /* "ext/wsdecode.pyx":627
+      /* "ext/wsdecode.pyx":647
  *                 self.messages += 1
  *                 self.hot_messages += 1
  *                 self.records += r - n             # <<<<<<<<<<<<<<
@@ -31987,7 +32428,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
 */
       __pyx_v_self->records = (__pyx_v_self->records + (__pyx_v_r - __pyx_v_n));
 
-      /* "ext/wsdecode.pyx":628
+      /* "ext/wsdecode.pyx":648
  *                 self.hot_messages += 1
  *                 self.records += r - n
  *                 n = r             # <<<<<<<<<<<<<<
@@ -31996,7 +32437,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
 */
       __pyx_v_n = __pyx_v_r;
 
-      /* "ext/wsdecode.pyx":629
+      /* "ext/wsdecode.pyx":649
  *                 self.records += r - n
  *                 n = r
  *                 continue             # <<<<<<<<<<<<<<
@@ -32005,7 +32446,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
 */
       goto __pyx_L8_continue;
 
-      /* "ext/wsdecode.pyx":623
+      /* "ext/wsdecode.pyx":643
  *             else:
  *                 r = -R_COLD
  *             if r >= 0:             # <<<<<<<<<<<<<<
@@ -32014,7 +32455,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
 */
     }
 
-    /* "ext/wsdecode.pyx":630
+    /* "ext/wsdecode.pyx":650
  *                 n = r
  *                 continue
  *             if r == R_FULL:             # <<<<<<<<<<<<<<
@@ -32026,7 +32467,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
     if (__pyx_t_2) {
 
 
-      /* "ext/wsdecode.pyx":631
+      /* "ext/wsdecode.pyx":651
  *                 continue
  *             if r == R_FULL:
  *                 if n > 0:             # <<<<<<<<<<<<<<
@@ -32038,7 +32479,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
       if (__pyx_t_2) {
 
 
-        /* "ext/wsdecode.pyx":632
+        /* "ext/wsdecode.pyx":652
  *             if r == R_FULL:
  *                 if n > 0:
  *                     self.event = C_EV_FULL             # <<<<<<<<<<<<<<
@@ -32047,14 +32488,14 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
 */
         __pyx_v_self->event = __pyx_e_8pipeline_4_ext_8wsdecode_C_EV_FULL;
 
-        /* "ext/wsdecode.pyx":633
+        /* "ext/wsdecode.pyx":653
  *                 if n > 0:
  *                     self.event = C_EV_FULL
  *                     return n             # <<<<<<<<<<<<<<
  *                 r = -R_TOO_BIG
  *             self.pos = e
 */
-        __pyx_t_5 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 633, __pyx_L1_error)
+        __pyx_t_5 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 653, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_5);
         {
           PyObject *__pyx_temp;
@@ -32067,7 +32508,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
         __pyx_t_5 = 0;
         goto __pyx_L0;
 
-        /* "ext/wsdecode.pyx":631
+        /* "ext/wsdecode.pyx":651
  *                 continue
  *             if r == R_FULL:
  *                 if n > 0:             # <<<<<<<<<<<<<<
@@ -32076,7 +32517,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
 */
       }
 
-      /* "ext/wsdecode.pyx":634
+      /* "ext/wsdecode.pyx":654
  *                     self.event = C_EV_FULL
  *                     return n
  *                 r = -R_TOO_BIG             # <<<<<<<<<<<<<<
@@ -32085,7 +32526,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
 */
       __pyx_v_r = (-__pyx_e_8pipeline_4_ext_8wsdecode_R_TOO_BIG);
 
-      /* "ext/wsdecode.pyx":630
+      /* "ext/wsdecode.pyx":650
  *                 n = r
  *                 continue
  *             if r == R_FULL:             # <<<<<<<<<<<<<<
@@ -32094,7 +32535,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
 */
     }
 
-    /* "ext/wsdecode.pyx":635
+    /* "ext/wsdecode.pyx":655
  *                     return n
  *                 r = -R_TOO_BIG
  *             self.pos = e             # <<<<<<<<<<<<<<
@@ -32103,7 +32544,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
 */
     __pyx_v_self->pos = __pyx_v_e;
 
-    /* "ext/wsdecode.pyx":636
+    /* "ext/wsdecode.pyx":656
  *                 r = -R_TOO_BIG
  *             self.pos = e
  *             self.messages += 1             # <<<<<<<<<<<<<<
@@ -32112,7 +32553,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
 */
     __pyx_v_self->messages = (__pyx_v_self->messages + 1);
 
-    /* "ext/wsdecode.pyx":637
+    /* "ext/wsdecode.pyx":657
  *             self.pos = e
  *             self.messages += 1
  *             self.deferred += 1             # <<<<<<<<<<<<<<
@@ -32121,21 +32562,21 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
 */
     __pyx_v_self->deferred = (__pyx_v_self->deferred + 1);
 
-    /* "ext/wsdecode.pyx":638
+    /* "ext/wsdecode.pyx":658
  *             self.messages += 1
  *             self.deferred += 1
  *             self.message = self._slice(s, e)             # <<<<<<<<<<<<<<
  *             self.reason = <int>(-r)
  *             self.event = C_EV_MESSAGE
 */
-    __pyx_t_5 = ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_slice(__pyx_v_self, __pyx_v_s, __pyx_v_e); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 638, __pyx_L1_error)
+    __pyx_t_5 = ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_slice(__pyx_v_self, __pyx_v_s, __pyx_v_e); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 658, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
     __Pyx_GIVEREF(__pyx_t_5);
     __Pyx_GOTREF(__pyx_v_self->message);
     __Pyx_DECREF_SET(__pyx_v_self->message, ((PyObject*)__pyx_t_5));
     __pyx_t_5 = 0;
 
-    /* "ext/wsdecode.pyx":639
+    /* "ext/wsdecode.pyx":659
  *             self.deferred += 1
  *             self.message = self._slice(s, e)
  *             self.reason = <int>(-r)             # <<<<<<<<<<<<<<
@@ -32144,7 +32585,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
 */
     __pyx_v_self->reason = ((int)(-__pyx_v_r));
 
-    /* "ext/wsdecode.pyx":640
+    /* "ext/wsdecode.pyx":660
  *             self.message = self._slice(s, e)
  *             self.reason = <int>(-r)
  *             self.event = C_EV_MESSAGE             # <<<<<<<<<<<<<<
@@ -32153,14 +32594,14 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
 */
     __pyx_v_self->event = __pyx_e_8pipeline_4_ext_8wsdecode_C_EV_MESSAGE;
 
-    /* "ext/wsdecode.pyx":641
+    /* "ext/wsdecode.pyx":661
  *             self.reason = <int>(-r)
  *             self.event = C_EV_MESSAGE
  *             return n             # <<<<<<<<<<<<<<
  * 
  *     # ------------------------------------------------------------------ JSON
 */
-    __pyx_t_5 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 641, __pyx_L1_error)
+    __pyx_t_5 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 661, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
     {
       PyObject *__pyx_temp;
@@ -32175,7 +32616,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
     __pyx_L8_continue:;
   }
 
-  /* "ext/wsdecode.pyx":477
+  /* "ext/wsdecode.pyx":493
  * 
  *     # ------------------------------------------------------------------ frames
  *     @cython.boundscheck(False)             # <<<<<<<<<<<<<<
@@ -32214,7 +32655,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode(struct _
   return __pyx_r;
 }
 
-/* "ext/wsdecode.pyx":644
+/* "ext/wsdecode.pyx":664
  * 
  *     # ------------------------------------------------------------------ JSON
  *     cdef Py_ssize_t _payload(self, const unsigned char *b, Py_ssize_t i, Py_ssize_t end) noexcept:             # <<<<<<<<<<<<<<
@@ -32233,7 +32674,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
   int __pyx_t_2;
 
 
-  /* "ext/wsdecode.pyx":647
+  /* "ext/wsdecode.pyx":667
  *         cdef Py_ssize_t ks, ke, vs, ve
  *         cdef unsigned char k
  *         i = _ws(b, i + 1, end)             # <<<<<<<<<<<<<<
@@ -32242,7 +32683,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
 */
   __pyx_v_i = __pyx_f_8pipeline_4_ext_8wsdecode__ws(__pyx_v_b, (__pyx_v_i + 1), __pyx_v_end);
 
-  /* "ext/wsdecode.pyx":648
+  /* "ext/wsdecode.pyx":668
  *         cdef unsigned char k
  *         i = _ws(b, i + 1, end)
  *         if i < end and b[i] == 125:             # <<<<<<<<<<<<<<
@@ -32268,7 +32709,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
   if (__pyx_t_1) {
 
 
-    /* "ext/wsdecode.pyx":649
+    /* "ext/wsdecode.pyx":669
  *         i = _ws(b, i + 1, end)
  *         if i < end and b[i] == 125:
  *             return i + 1             # <<<<<<<<<<<<<<
@@ -32281,7 +32722,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
     }
     goto __pyx_L0;
 
-    /* "ext/wsdecode.pyx":648
+    /* "ext/wsdecode.pyx":668
  *         cdef unsigned char k
  *         i = _ws(b, i + 1, end)
  *         if i < end and b[i] == 125:             # <<<<<<<<<<<<<<
@@ -32290,7 +32731,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
 */
   }
 
-  /* "ext/wsdecode.pyx":650
+  /* "ext/wsdecode.pyx":670
  *         if i < end and b[i] == 125:
  *             return i + 1
  *         while True:             # <<<<<<<<<<<<<<
@@ -32299,7 +32740,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
 */
   while (1) {
 
-    /* "ext/wsdecode.pyx":651
+    /* "ext/wsdecode.pyx":671
  *             return i + 1
  *         while True:
  *             if i >= end or b[i] != 34:             # <<<<<<<<<<<<<<
@@ -32325,7 +32766,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
     if (__pyx_t_1) {
 
 
-      /* "ext/wsdecode.pyx":652
+      /* "ext/wsdecode.pyx":672
  *         while True:
  *             if i >= end or b[i] != 34:
  *                 return -R_SCAN             # <<<<<<<<<<<<<<
@@ -32338,7 +32779,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
       }
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":651
+      /* "ext/wsdecode.pyx":671
  *             return i + 1
  *         while True:
  *             if i >= end or b[i] != 34:             # <<<<<<<<<<<<<<
@@ -32347,7 +32788,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
 */
     }
 
-    /* "ext/wsdecode.pyx":653
+    /* "ext/wsdecode.pyx":673
  *             if i >= end or b[i] != 34:
  *                 return -R_SCAN
  *             ks = i + 1             # <<<<<<<<<<<<<<
@@ -32356,7 +32797,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
 */
     __pyx_v_ks = (__pyx_v_i + 1);
 
-    /* "ext/wsdecode.pyx":654
+    /* "ext/wsdecode.pyx":674
  *                 return -R_SCAN
  *             ks = i + 1
  *             i = _str(b, i, end)             # <<<<<<<<<<<<<<
@@ -32365,7 +32806,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
 */
     __pyx_v_i = __pyx_f_8pipeline_4_ext_8wsdecode__str(__pyx_v_b, __pyx_v_i, __pyx_v_end);
 
-    /* "ext/wsdecode.pyx":655
+    /* "ext/wsdecode.pyx":675
  *             ks = i + 1
  *             i = _str(b, i, end)
  *             if i < 0:             # <<<<<<<<<<<<<<
@@ -32377,7 +32818,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
     if (__pyx_t_1) {
 
 
-      /* "ext/wsdecode.pyx":656
+      /* "ext/wsdecode.pyx":676
  *             i = _str(b, i, end)
  *             if i < 0:
  *                 return -R_SCAN             # <<<<<<<<<<<<<<
@@ -32390,7 +32831,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
       }
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":655
+      /* "ext/wsdecode.pyx":675
  *             ks = i + 1
  *             i = _str(b, i, end)
  *             if i < 0:             # <<<<<<<<<<<<<<
@@ -32399,7 +32840,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
 */
     }
 
-    /* "ext/wsdecode.pyx":657
+    /* "ext/wsdecode.pyx":677
  *             if i < 0:
  *                 return -R_SCAN
  *             ke = i - 1             # <<<<<<<<<<<<<<
@@ -32408,7 +32849,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
 */
     __pyx_v_ke = (__pyx_v_i - 1);
 
-    /* "ext/wsdecode.pyx":658
+    /* "ext/wsdecode.pyx":678
  *                 return -R_SCAN
  *             ke = i - 1
  *             i = _ws(b, i, end)             # <<<<<<<<<<<<<<
@@ -32417,7 +32858,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
 */
     __pyx_v_i = __pyx_f_8pipeline_4_ext_8wsdecode__ws(__pyx_v_b, __pyx_v_i, __pyx_v_end);
 
-    /* "ext/wsdecode.pyx":659
+    /* "ext/wsdecode.pyx":679
  *             ke = i - 1
  *             i = _ws(b, i, end)
  *             if i >= end or b[i] != 58:             # <<<<<<<<<<<<<<
@@ -32443,7 +32884,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
     if (__pyx_t_1) {
 
 
-      /* "ext/wsdecode.pyx":660
+      /* "ext/wsdecode.pyx":680
  *             i = _ws(b, i, end)
  *             if i >= end or b[i] != 58:
  *                 return -R_SCAN             # <<<<<<<<<<<<<<
@@ -32456,7 +32897,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
       }
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":659
+      /* "ext/wsdecode.pyx":679
  *             ke = i - 1
  *             i = _ws(b, i, end)
  *             if i >= end or b[i] != 58:             # <<<<<<<<<<<<<<
@@ -32465,7 +32906,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
 */
     }
 
-    /* "ext/wsdecode.pyx":661
+    /* "ext/wsdecode.pyx":681
  *             if i >= end or b[i] != 58:
  *                 return -R_SCAN
  *             vs = _ws(b, i + 1, end)             # <<<<<<<<<<<<<<
@@ -32474,7 +32915,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
 */
     __pyx_v_vs = __pyx_f_8pipeline_4_ext_8wsdecode__ws(__pyx_v_b, (__pyx_v_i + 1), __pyx_v_end);
 
-    /* "ext/wsdecode.pyx":662
+    /* "ext/wsdecode.pyx":682
  *                 return -R_SCAN
  *             vs = _ws(b, i + 1, end)
  *             ve = _skip(b, vs, end, 2)             # <<<<<<<<<<<<<<
@@ -32483,7 +32924,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
 */
     __pyx_v_ve = __pyx_f_8pipeline_4_ext_8wsdecode__skip(__pyx_v_b, __pyx_v_vs, __pyx_v_end, 2);
 
-    /* "ext/wsdecode.pyx":663
+    /* "ext/wsdecode.pyx":683
  *             vs = _ws(b, i + 1, end)
  *             ve = _skip(b, vs, end, 2)
  *             if ve < 0:             # <<<<<<<<<<<<<<
@@ -32495,7 +32936,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
     if (__pyx_t_1) {
 
 
-      /* "ext/wsdecode.pyx":664
+      /* "ext/wsdecode.pyx":684
  *             ve = _skip(b, vs, end, 2)
  *             if ve < 0:
  *                 return -R_SCAN             # <<<<<<<<<<<<<<
@@ -32508,7 +32949,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
       }
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":663
+      /* "ext/wsdecode.pyx":683
  *             vs = _ws(b, i + 1, end)
  *             ve = _skip(b, vs, end, 2)
  *             if ve < 0:             # <<<<<<<<<<<<<<
@@ -32517,7 +32958,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
 */
     }
 
-    /* "ext/wsdecode.pyx":665
+    /* "ext/wsdecode.pyx":685
  *             if ve < 0:
  *                 return -R_SCAN
  *             if ke - ks == 1:             # <<<<<<<<<<<<<<
@@ -32529,7 +32970,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
     if (__pyx_t_1) {
 
 
-      /* "ext/wsdecode.pyx":666
+      /* "ext/wsdecode.pyx":686
  *                 return -R_SCAN
  *             if ke - ks == 1:
  *                 k = b[ks]             # <<<<<<<<<<<<<<
@@ -32538,7 +32979,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
 */
       __pyx_v_k = (__pyx_v_b[__pyx_v_ks]);
 
-      /* "ext/wsdecode.pyx":667
+      /* "ext/wsdecode.pyx":687
  *             if ke - ks == 1:
  *                 k = b[ks]
  *                 if self.touched[k]:             # <<<<<<<<<<<<<<
@@ -32550,7 +32991,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
       if (__pyx_t_1) {
 
 
-        /* "ext/wsdecode.pyx":668
+        /* "ext/wsdecode.pyx":688
  *                 k = b[ks]
  *                 if self.touched[k]:
  *                     return -R_SCAN             # <<<<<<<<<<<<<<
@@ -32563,7 +33004,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
         }
         goto __pyx_L0;
 
-        /* "ext/wsdecode.pyx":667
+        /* "ext/wsdecode.pyx":687
  *             if ke - ks == 1:
  *                 k = b[ks]
  *                 if self.touched[k]:             # <<<<<<<<<<<<<<
@@ -32572,7 +33013,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
 */
       }
 
-      /* "ext/wsdecode.pyx":669
+      /* "ext/wsdecode.pyx":689
  *                 if self.touched[k]:
  *                     return -R_SCAN
  *                 self.touched[k] = 1             # <<<<<<<<<<<<<<
@@ -32581,7 +33022,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
 */
       (__pyx_v_self->touched[__pyx_v_k]) = 1;
 
-      /* "ext/wsdecode.pyx":670
+      /* "ext/wsdecode.pyx":690
  *                     return -R_SCAN
  *                 self.touched[k] = 1
  *                 self.fs[k] = vs             # <<<<<<<<<<<<<<
@@ -32590,7 +33031,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
 */
       (__pyx_v_self->fs[__pyx_v_k]) = __pyx_v_vs;
 
-      /* "ext/wsdecode.pyx":671
+      /* "ext/wsdecode.pyx":691
  *                 self.touched[k] = 1
  *                 self.fs[k] = vs
  *                 self.fe[k] = ve             # <<<<<<<<<<<<<<
@@ -32599,7 +33040,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
 */
       (__pyx_v_self->fe[__pyx_v_k]) = __pyx_v_ve;
 
-      /* "ext/wsdecode.pyx":672
+      /* "ext/wsdecode.pyx":692
  *                 self.fs[k] = vs
  *                 self.fe[k] = ve
  *                 self.ntouched += 1             # <<<<<<<<<<<<<<
@@ -32608,7 +33049,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
 */
       __pyx_v_self->ntouched = (__pyx_v_self->ntouched + 1);
 
-      /* "ext/wsdecode.pyx":673
+      /* "ext/wsdecode.pyx":693
  *                 self.fe[k] = ve
  *                 self.ntouched += 1
  *                 if k == 101:             # <<<<<<<<<<<<<<
@@ -32620,7 +33061,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
       if (__pyx_t_1) {
 
 
-        /* "ext/wsdecode.pyx":674
+        /* "ext/wsdecode.pyx":694
  *                 self.ntouched += 1
  *                 if k == 101:
  *                     if not ((ve - vs == 7 and memcmp(b + vs, b'"trade"', 7) == 0)             # <<<<<<<<<<<<<<
@@ -32647,7 +33088,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
         }
         __pyx_L21_next_or:;
 
-        /* "ext/wsdecode.pyx":675
+        /* "ext/wsdecode.pyx":695
  *                 if k == 101:
  *                     if not ((ve - vs == 7 and memcmp(b + vs, b'"trade"', 7) == 0)
  *                             or (ve - vs == 10 and memcmp(b + vs, b'"aggTrade"', 10) == 0)             # <<<<<<<<<<<<<<
@@ -32674,7 +33115,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
         }
         __pyx_L23_next_or:;
 
-        /* "ext/wsdecode.pyx":676
+        /* "ext/wsdecode.pyx":696
  *                     if not ((ve - vs == 7 and memcmp(b + vs, b'"trade"', 7) == 0)
  *                             or (ve - vs == 10 and memcmp(b + vs, b'"aggTrade"', 10) == 0)
  *                             or (ve - vs == 13 and memcmp(b + vs, b'"depthUpdate"', 13) == 0)):             # <<<<<<<<<<<<<<
@@ -32698,7 +33139,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
 
         __pyx_L20_bool_binop_done:;
 
-        /* "ext/wsdecode.pyx":674
+        /* "ext/wsdecode.pyx":694
  *                 self.ntouched += 1
  *                 if k == 101:
  *                     if not ((ve - vs == 7 and memcmp(b + vs, b'"trade"', 7) == 0)             # <<<<<<<<<<<<<<
@@ -32711,7 +33152,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
         if (__pyx_t_2) {
 
 
-          /* "ext/wsdecode.pyx":677
+          /* "ext/wsdecode.pyx":697
  *                             or (ve - vs == 10 and memcmp(b + vs, b'"aggTrade"', 10) == 0)
  *                             or (ve - vs == 13 and memcmp(b + vs, b'"depthUpdate"', 13) == 0)):
  *                         return -R_NOT_HOT             # <<<<<<<<<<<<<<
@@ -32724,7 +33165,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
           }
           goto __pyx_L0;
 
-          /* "ext/wsdecode.pyx":674
+          /* "ext/wsdecode.pyx":694
  *                 self.ntouched += 1
  *                 if k == 101:
  *                     if not ((ve - vs == 7 and memcmp(b + vs, b'"trade"', 7) == 0)             # <<<<<<<<<<<<<<
@@ -32733,7 +33174,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
 */
         }
 
-        /* "ext/wsdecode.pyx":673
+        /* "ext/wsdecode.pyx":693
  *                 self.fe[k] = ve
  *                 self.ntouched += 1
  *                 if k == 101:             # <<<<<<<<<<<<<<
@@ -32742,7 +33183,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
 */
       }
 
-      /* "ext/wsdecode.pyx":665
+      /* "ext/wsdecode.pyx":685
  *             if ve < 0:
  *                 return -R_SCAN
  *             if ke - ks == 1:             # <<<<<<<<<<<<<<
@@ -32751,7 +33192,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
 */
     }
 
-    /* "ext/wsdecode.pyx":678
+    /* "ext/wsdecode.pyx":698
  *                             or (ve - vs == 13 and memcmp(b + vs, b'"depthUpdate"', 13) == 0)):
  *                         return -R_NOT_HOT
  *             i = _ws(b, ve, end)             # <<<<<<<<<<<<<<
@@ -32760,7 +33201,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
 */
     __pyx_v_i = __pyx_f_8pipeline_4_ext_8wsdecode__ws(__pyx_v_b, __pyx_v_ve, __pyx_v_end);
 
-    /* "ext/wsdecode.pyx":679
+    /* "ext/wsdecode.pyx":699
  *                         return -R_NOT_HOT
  *             i = _ws(b, ve, end)
  *             if i >= end:             # <<<<<<<<<<<<<<
@@ -32772,7 +33213,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
     if (__pyx_t_2) {
 
 
-      /* "ext/wsdecode.pyx":680
+      /* "ext/wsdecode.pyx":700
  *             i = _ws(b, ve, end)
  *             if i >= end:
  *                 return -R_SCAN             # <<<<<<<<<<<<<<
@@ -32785,7 +33226,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
       }
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":679
+      /* "ext/wsdecode.pyx":699
  *                         return -R_NOT_HOT
  *             i = _ws(b, ve, end)
  *             if i >= end:             # <<<<<<<<<<<<<<
@@ -32794,7 +33235,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
 */
     }
 
-    /* "ext/wsdecode.pyx":681
+    /* "ext/wsdecode.pyx":701
  *             if i >= end:
  *                 return -R_SCAN
  *             if b[i] == 125:             # <<<<<<<<<<<<<<
@@ -32806,7 +33247,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
     if (__pyx_t_2) {
 
 
-      /* "ext/wsdecode.pyx":682
+      /* "ext/wsdecode.pyx":702
  *                 return -R_SCAN
  *             if b[i] == 125:
  *                 return i + 1             # <<<<<<<<<<<<<<
@@ -32819,7 +33260,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
       }
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":681
+      /* "ext/wsdecode.pyx":701
  *             if i >= end:
  *                 return -R_SCAN
  *             if b[i] == 125:             # <<<<<<<<<<<<<<
@@ -32828,7 +33269,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
 */
     }
 
-    /* "ext/wsdecode.pyx":683
+    /* "ext/wsdecode.pyx":703
  *             if b[i] == 125:
  *                 return i + 1
  *             if b[i] != 44:             # <<<<<<<<<<<<<<
@@ -32840,7 +33281,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
     if (__pyx_t_2) {
 
 
-      /* "ext/wsdecode.pyx":684
+      /* "ext/wsdecode.pyx":704
  *                 return i + 1
  *             if b[i] != 44:
  *                 return -R_SCAN             # <<<<<<<<<<<<<<
@@ -32853,7 +33294,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
       }
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":683
+      /* "ext/wsdecode.pyx":703
  *             if b[i] == 125:
  *                 return i + 1
  *             if b[i] != 44:             # <<<<<<<<<<<<<<
@@ -32862,7 +33303,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
 */
     }
 
-    /* "ext/wsdecode.pyx":685
+    /* "ext/wsdecode.pyx":705
  *             if b[i] != 44:
  *                 return -R_SCAN
  *             i = _ws(b, i + 1, end)             # <<<<<<<<<<<<<<
@@ -32872,7 +33313,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
     __pyx_v_i = __pyx_f_8pipeline_4_ext_8wsdecode__ws(__pyx_v_b, (__pyx_v_i + 1), __pyx_v_end);
   }
 
-  /* "ext/wsdecode.pyx":644
+  /* "ext/wsdecode.pyx":664
  * 
  *     # ------------------------------------------------------------------ JSON
  *     cdef Py_ssize_t _payload(self, const unsigned char *b, Py_ssize_t i, Py_ssize_t end) noexcept:             # <<<<<<<<<<<<<<
@@ -32893,7 +33334,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
   return __pyx_r;
 }
 
-/* "ext/wsdecode.pyx":687
+/* "ext/wsdecode.pyx":707
  *             i = _ws(b, i + 1, end)
  * 
  *     cdef Py_ssize_t _extract(self, const unsigned char *b, Py_ssize_t s, Py_ssize_t e,             # <<<<<<<<<<<<<<
@@ -32911,7 +33352,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
   int __pyx_t_1;
   int __pyx_t_2;
 
-  /* "ext/wsdecode.pyx":690
+  /* "ext/wsdecode.pyx":710
  *                              TickRecord *out, Py_ssize_t n, Py_ssize_t cap) noexcept:
  *         cdef Py_ssize_t i, j, ks, r
  *         cdef bint have_data = False             # <<<<<<<<<<<<<<
@@ -32920,7 +33361,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
 */
   __pyx_v_have_data = 0;
 
-  /* "ext/wsdecode.pyx":692
+  /* "ext/wsdecode.pyx":712
  *         cdef bint have_data = False
  *         cdef int kk
  *         if self.ntouched:             # <<<<<<<<<<<<<<
@@ -32932,7 +33373,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
   if (__pyx_t_1) {
 
 
-    /* "ext/wsdecode.pyx":693
+    /* "ext/wsdecode.pyx":713
  *         cdef int kk
  *         if self.ntouched:
  *             memset(self.touched, 0, sizeof(self.touched))             # <<<<<<<<<<<<<<
@@ -32941,7 +33382,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
 */
     (void)(memset(__pyx_v_self->touched, 0, (sizeof(__pyx_v_self->touched))));
 
-    /* "ext/wsdecode.pyx":694
+    /* "ext/wsdecode.pyx":714
  *         if self.ntouched:
  *             memset(self.touched, 0, sizeof(self.touched))
  *             self.ntouched = 0             # <<<<<<<<<<<<<<
@@ -32950,7 +33391,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
 */
     __pyx_v_self->ntouched = 0;
 
-    /* "ext/wsdecode.pyx":692
+    /* "ext/wsdecode.pyx":712
  *         cdef bint have_data = False
  *         cdef int kk
  *         if self.ntouched:             # <<<<<<<<<<<<<<
@@ -32959,7 +33400,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
 */
   }
 
-  /* "ext/wsdecode.pyx":695
+  /* "ext/wsdecode.pyx":715
  *             memset(self.touched, 0, sizeof(self.touched))
  *             self.ntouched = 0
  *         i = _ws(b, s, e)             # <<<<<<<<<<<<<<
@@ -32968,7 +33409,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
 */
   __pyx_v_i = __pyx_f_8pipeline_4_ext_8wsdecode__ws(__pyx_v_b, __pyx_v_s, __pyx_v_e);
 
-  /* "ext/wsdecode.pyx":696
+  /* "ext/wsdecode.pyx":716
  *             self.ntouched = 0
  *         i = _ws(b, s, e)
  *         if i >= e or b[i] != 123:             # <<<<<<<<<<<<<<
@@ -32994,7 +33435,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
   if (__pyx_t_1) {
 
 
-    /* "ext/wsdecode.pyx":697
+    /* "ext/wsdecode.pyx":717
  *         i = _ws(b, s, e)
  *         if i >= e or b[i] != 123:
  *             return -R_SCAN             # <<<<<<<<<<<<<<
@@ -33007,7 +33448,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
     }
     goto __pyx_L0;
 
-    /* "ext/wsdecode.pyx":696
+    /* "ext/wsdecode.pyx":716
  *             self.ntouched = 0
  *         i = _ws(b, s, e)
  *         if i >= e or b[i] != 123:             # <<<<<<<<<<<<<<
@@ -33016,7 +33457,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
 */
   }
 
-  /* "ext/wsdecode.pyx":698
+  /* "ext/wsdecode.pyx":718
  *         if i >= e or b[i] != 123:
  *             return -R_SCAN
  *         j = _ws(b, i + 1, e)             # <<<<<<<<<<<<<<
@@ -33025,7 +33466,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
 */
   __pyx_v_j = __pyx_f_8pipeline_4_ext_8wsdecode__ws(__pyx_v_b, (__pyx_v_i + 1), __pyx_v_e);
 
-  /* "ext/wsdecode.pyx":699
+  /* "ext/wsdecode.pyx":719
  *             return -R_SCAN
  *         j = _ws(b, i + 1, e)
  *         if j < e and b[j] == 34 and ((j + 8 <= e and memcmp(b + j, b'"stream"', 8) == 0)             # <<<<<<<<<<<<<<
@@ -33053,7 +33494,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
     goto __pyx_L8_bool_binop_done;
   }
 
-  /* "ext/wsdecode.pyx":700
+  /* "ext/wsdecode.pyx":720
  *         j = _ws(b, i + 1, e)
  *         if j < e and b[j] == 34 and ((j + 8 <= e and memcmp(b + j, b'"stream"', 8) == 0)
  *                                      or (j + 6 <= e and memcmp(b + j, b'"data"', 6) == 0)):             # <<<<<<<<<<<<<<
@@ -33069,7 +33510,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
 
   }
 
-  /* "ext/wsdecode.pyx":699
+  /* "ext/wsdecode.pyx":719
  *             return -R_SCAN
  *         j = _ws(b, i + 1, e)
  *         if j < e and b[j] == 34 and ((j + 8 <= e and memcmp(b + j, b'"stream"', 8) == 0)             # <<<<<<<<<<<<<<
@@ -33088,7 +33529,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
   }
   __pyx_L11_next_or:;
 
-  /* "ext/wsdecode.pyx":700
+  /* "ext/wsdecode.pyx":720
  *         j = _ws(b, i + 1, e)
  *         if j < e and b[j] == 34 and ((j + 8 <= e and memcmp(b + j, b'"stream"', 8) == 0)
  *                                      or (j + 6 <= e and memcmp(b + j, b'"data"', 6) == 0)):             # <<<<<<<<<<<<<<
@@ -33112,7 +33553,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
 
   __pyx_L8_bool_binop_done:;
 
-  /* "ext/wsdecode.pyx":699
+  /* "ext/wsdecode.pyx":719
  *             return -R_SCAN
  *         j = _ws(b, i + 1, e)
  *         if j < e and b[j] == 34 and ((j + 8 <= e and memcmp(b + j, b'"stream"', 8) == 0)             # <<<<<<<<<<<<<<
@@ -33122,7 +33563,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
   if (__pyx_t_1) {
 
 
-    /* "ext/wsdecode.pyx":701
+    /* "ext/wsdecode.pyx":721
  *         if j < e and b[j] == 34 and ((j + 8 <= e and memcmp(b + j, b'"stream"', 8) == 0)
  *                                      or (j + 6 <= e and memcmp(b + j, b'"data"', 6) == 0)):
  *             i = j             # <<<<<<<<<<<<<<
@@ -33131,7 +33572,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
 */
     __pyx_v_i = __pyx_v_j;
 
-    /* "ext/wsdecode.pyx":702
+    /* "ext/wsdecode.pyx":722
  *                                      or (j + 6 <= e and memcmp(b + j, b'"data"', 6) == 0)):
  *             i = j
  *             while True:             # <<<<<<<<<<<<<<
@@ -33140,7 +33581,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
 */
     while (1) {
 
-      /* "ext/wsdecode.pyx":703
+      /* "ext/wsdecode.pyx":723
  *             i = j
  *             while True:
  *                 if i >= e or b[i] != 34:             # <<<<<<<<<<<<<<
@@ -33166,7 +33607,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
       if (__pyx_t_1) {
 
 
-        /* "ext/wsdecode.pyx":704
+        /* "ext/wsdecode.pyx":724
  *             while True:
  *                 if i >= e or b[i] != 34:
  *                     return -R_SCAN             # <<<<<<<<<<<<<<
@@ -33179,7 +33620,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
         }
         goto __pyx_L0;
 
-        /* "ext/wsdecode.pyx":703
+        /* "ext/wsdecode.pyx":723
  *             i = j
  *             while True:
  *                 if i >= e or b[i] != 34:             # <<<<<<<<<<<<<<
@@ -33188,7 +33629,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
 */
       }
 
-      /* "ext/wsdecode.pyx":705
+      /* "ext/wsdecode.pyx":725
  *                 if i >= e or b[i] != 34:
  *                     return -R_SCAN
  *                 ks = i             # <<<<<<<<<<<<<<
@@ -33197,7 +33638,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
 */
       __pyx_v_ks = __pyx_v_i;
 
-      /* "ext/wsdecode.pyx":706
+      /* "ext/wsdecode.pyx":726
  *                     return -R_SCAN
  *                 ks = i
  *                 i = _str(b, i, e)             # <<<<<<<<<<<<<<
@@ -33206,7 +33647,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
 */
       __pyx_v_i = __pyx_f_8pipeline_4_ext_8wsdecode__str(__pyx_v_b, __pyx_v_i, __pyx_v_e);
 
-      /* "ext/wsdecode.pyx":707
+      /* "ext/wsdecode.pyx":727
  *                 ks = i
  *                 i = _str(b, i, e)
  *                 if i < 0:             # <<<<<<<<<<<<<<
@@ -33218,7 +33659,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
       if (__pyx_t_1) {
 
 
-        /* "ext/wsdecode.pyx":708
+        /* "ext/wsdecode.pyx":728
  *                 i = _str(b, i, e)
  *                 if i < 0:
  *                     return -R_SCAN             # <<<<<<<<<<<<<<
@@ -33231,7 +33672,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
         }
         goto __pyx_L0;
 
-        /* "ext/wsdecode.pyx":707
+        /* "ext/wsdecode.pyx":727
  *                 ks = i
  *                 i = _str(b, i, e)
  *                 if i < 0:             # <<<<<<<<<<<<<<
@@ -33240,7 +33681,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
 */
       }
 
-      /* "ext/wsdecode.pyx":709
+      /* "ext/wsdecode.pyx":729
  *                 if i < 0:
  *                     return -R_SCAN
  *                 kk = 0             # <<<<<<<<<<<<<<
@@ -33249,7 +33690,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
 */
       __pyx_v_kk = 0;
 
-      /* "ext/wsdecode.pyx":710
+      /* "ext/wsdecode.pyx":730
  *                     return -R_SCAN
  *                 kk = 0
  *                 if i - ks == 8 and memcmp(b + ks, b'"stream"', 8) == 0:             # <<<<<<<<<<<<<<
@@ -33275,7 +33716,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
       if (__pyx_t_1) {
 
 
-        /* "ext/wsdecode.pyx":711
+        /* "ext/wsdecode.pyx":731
  *                 kk = 0
  *                 if i - ks == 8 and memcmp(b + ks, b'"stream"', 8) == 0:
  *                     kk = 1             # <<<<<<<<<<<<<<
@@ -33284,7 +33725,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
 */
         __pyx_v_kk = 1;
 
-        /* "ext/wsdecode.pyx":710
+        /* "ext/wsdecode.pyx":730
  *                     return -R_SCAN
  *                 kk = 0
  *                 if i - ks == 8 and memcmp(b + ks, b'"stream"', 8) == 0:             # <<<<<<<<<<<<<<
@@ -33294,7 +33735,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
         goto __pyx_L20;
       }
 
-      /* "ext/wsdecode.pyx":712
+      /* "ext/wsdecode.pyx":732
  *                 if i - ks == 8 and memcmp(b + ks, b'"stream"', 8) == 0:
  *                     kk = 1
  *                 elif i - ks == 6 and memcmp(b + ks, b'"data"', 6) == 0:             # <<<<<<<<<<<<<<
@@ -33320,7 +33761,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
       if (__pyx_t_1) {
 
 
-        /* "ext/wsdecode.pyx":713
+        /* "ext/wsdecode.pyx":733
  *                     kk = 1
  *                 elif i - ks == 6 and memcmp(b + ks, b'"data"', 6) == 0:
  *                     kk = 2             # <<<<<<<<<<<<<<
@@ -33329,7 +33770,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
 */
         __pyx_v_kk = 2;
 
-        /* "ext/wsdecode.pyx":712
+        /* "ext/wsdecode.pyx":732
  *                 if i - ks == 8 and memcmp(b + ks, b'"stream"', 8) == 0:
  *                     kk = 1
  *                 elif i - ks == 6 and memcmp(b + ks, b'"data"', 6) == 0:             # <<<<<<<<<<<<<<
@@ -33339,7 +33780,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
       }
       __pyx_L20:;
 
-      /* "ext/wsdecode.pyx":714
+      /* "ext/wsdecode.pyx":734
  *                 elif i - ks == 6 and memcmp(b + ks, b'"data"', 6) == 0:
  *                     kk = 2
  *                 i = _ws(b, i, e)             # <<<<<<<<<<<<<<
@@ -33348,7 +33789,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
 */
       __pyx_v_i = __pyx_f_8pipeline_4_ext_8wsdecode__ws(__pyx_v_b, __pyx_v_i, __pyx_v_e);
 
-      /* "ext/wsdecode.pyx":715
+      /* "ext/wsdecode.pyx":735
  *                     kk = 2
  *                 i = _ws(b, i, e)
  *                 if i >= e or b[i] != 58:             # <<<<<<<<<<<<<<
@@ -33374,7 +33815,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
       if (__pyx_t_1) {
 
 
-        /* "ext/wsdecode.pyx":716
+        /* "ext/wsdecode.pyx":736
  *                 i = _ws(b, i, e)
  *                 if i >= e or b[i] != 58:
  *                     return -R_SCAN             # <<<<<<<<<<<<<<
@@ -33387,7 +33828,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
         }
         goto __pyx_L0;
 
-        /* "ext/wsdecode.pyx":715
+        /* "ext/wsdecode.pyx":735
  *                     kk = 2
  *                 i = _ws(b, i, e)
  *                 if i >= e or b[i] != 58:             # <<<<<<<<<<<<<<
@@ -33396,7 +33837,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
 */
       }
 
-      /* "ext/wsdecode.pyx":717
+      /* "ext/wsdecode.pyx":737
  *                 if i >= e or b[i] != 58:
  *                     return -R_SCAN
  *                 i = _ws(b, i + 1, e)             # <<<<<<<<<<<<<<
@@ -33405,7 +33846,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
 */
       __pyx_v_i = __pyx_f_8pipeline_4_ext_8wsdecode__ws(__pyx_v_b, (__pyx_v_i + 1), __pyx_v_e);
 
-      /* "ext/wsdecode.pyx":718
+      /* "ext/wsdecode.pyx":738
  *                     return -R_SCAN
  *                 i = _ws(b, i + 1, e)
  *                 if kk == 1 and i < e and b[i] == 34:             # <<<<<<<<<<<<<<
@@ -33441,7 +33882,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
       if (__pyx_t_1) {
 
 
-        /* "ext/wsdecode.pyx":719
+        /* "ext/wsdecode.pyx":739
  *                 i = _ws(b, i + 1, e)
  *                 if kk == 1 and i < e and b[i] == 34:
  *                     i = _str(b, i, e)             # <<<<<<<<<<<<<<
@@ -33450,7 +33891,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
 */
         __pyx_v_i = __pyx_f_8pipeline_4_ext_8wsdecode__str(__pyx_v_b, __pyx_v_i, __pyx_v_e);
 
-        /* "ext/wsdecode.pyx":720
+        /* "ext/wsdecode.pyx":740
  *                 if kk == 1 and i < e and b[i] == 34:
  *                     i = _str(b, i, e)
  *                     if i < 0:             # <<<<<<<<<<<<<<
@@ -33462,7 +33903,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
         if (__pyx_t_1) {
 
 
-          /* "ext/wsdecode.pyx":721
+          /* "ext/wsdecode.pyx":741
  *                     i = _str(b, i, e)
  *                     if i < 0:
  *                         return -R_SCAN             # <<<<<<<<<<<<<<
@@ -33475,7 +33916,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
           }
           goto __pyx_L0;
 
-          /* "ext/wsdecode.pyx":720
+          /* "ext/wsdecode.pyx":740
  *                 if kk == 1 and i < e and b[i] == 34:
  *                     i = _str(b, i, e)
  *                     if i < 0:             # <<<<<<<<<<<<<<
@@ -33484,7 +33925,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
 */
         }
 
-        /* "ext/wsdecode.pyx":718
+        /* "ext/wsdecode.pyx":738
  *                     return -R_SCAN
  *                 i = _ws(b, i + 1, e)
  *                 if kk == 1 and i < e and b[i] == 34:             # <<<<<<<<<<<<<<
@@ -33494,7 +33935,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
         goto __pyx_L28;
       }
 
-      /* "ext/wsdecode.pyx":722
+      /* "ext/wsdecode.pyx":742
  *                     if i < 0:
  *                         return -R_SCAN
  *                 elif kk == 2 and not have_data and i < e and b[i] == 123:             # <<<<<<<<<<<<<<
@@ -33540,7 +33981,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
       if (__pyx_t_1) {
 
 
-        /* "ext/wsdecode.pyx":723
+        /* "ext/wsdecode.pyx":743
  *                         return -R_SCAN
  *                 elif kk == 2 and not have_data and i < e and b[i] == 123:
  *                     have_data = True             # <<<<<<<<<<<<<<
@@ -33549,7 +33990,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
 */
         __pyx_v_have_data = 1;
 
-        /* "ext/wsdecode.pyx":724
+        /* "ext/wsdecode.pyx":744
  *                 elif kk == 2 and not have_data and i < e and b[i] == 123:
  *                     have_data = True
  *                     i = self._payload(b, i, e)             # <<<<<<<<<<<<<<
@@ -33558,7 +33999,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
 */
         __pyx_v_i = ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_payload(__pyx_v_self, __pyx_v_b, __pyx_v_i, __pyx_v_e);
 
-        /* "ext/wsdecode.pyx":725
+        /* "ext/wsdecode.pyx":745
  *                     have_data = True
  *                     i = self._payload(b, i, e)
  *                     if i < 0:             # <<<<<<<<<<<<<<
@@ -33570,7 +34011,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
         if (__pyx_t_1) {
 
 
-          /* "ext/wsdecode.pyx":726
+          /* "ext/wsdecode.pyx":746
  *                     i = self._payload(b, i, e)
  *                     if i < 0:
  *                         return i             # <<<<<<<<<<<<<<
@@ -33583,7 +34024,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
           }
           goto __pyx_L0;
 
-          /* "ext/wsdecode.pyx":725
+          /* "ext/wsdecode.pyx":745
  *                     have_data = True
  *                     i = self._payload(b, i, e)
  *                     if i < 0:             # <<<<<<<<<<<<<<
@@ -33592,7 +34033,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
 */
         }
 
-        /* "ext/wsdecode.pyx":722
+        /* "ext/wsdecode.pyx":742
  *                     if i < 0:
  *                         return -R_SCAN
  *                 elif kk == 2 and not have_data and i < e and b[i] == 123:             # <<<<<<<<<<<<<<
@@ -33602,7 +34043,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
         goto __pyx_L28;
       }
 
-      /* "ext/wsdecode.pyx":728
+      /* "ext/wsdecode.pyx":748
  *                         return i
  *                 else:
  *                     return -R_NOT_HOT             # <<<<<<<<<<<<<<
@@ -33618,7 +34059,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
       }
       __pyx_L28:;
 
-      /* "ext/wsdecode.pyx":729
+      /* "ext/wsdecode.pyx":749
  *                 else:
  *                     return -R_NOT_HOT
  *                 i = _ws(b, i, e)             # <<<<<<<<<<<<<<
@@ -33627,7 +34068,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
 */
       __pyx_v_i = __pyx_f_8pipeline_4_ext_8wsdecode__ws(__pyx_v_b, __pyx_v_i, __pyx_v_e);
 
-      /* "ext/wsdecode.pyx":730
+      /* "ext/wsdecode.pyx":750
  *                     return -R_NOT_HOT
  *                 i = _ws(b, i, e)
  *                 if i >= e:             # <<<<<<<<<<<<<<
@@ -33639,7 +34080,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
       if (__pyx_t_1) {
 
 
-        /* "ext/wsdecode.pyx":731
+        /* "ext/wsdecode.pyx":751
  *                 i = _ws(b, i, e)
  *                 if i >= e:
  *                     return -R_SCAN             # <<<<<<<<<<<<<<
@@ -33652,7 +34093,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
         }
         goto __pyx_L0;
 
-        /* "ext/wsdecode.pyx":730
+        /* "ext/wsdecode.pyx":750
  *                     return -R_NOT_HOT
  *                 i = _ws(b, i, e)
  *                 if i >= e:             # <<<<<<<<<<<<<<
@@ -33661,7 +34102,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
 */
       }
 
-      /* "ext/wsdecode.pyx":732
+      /* "ext/wsdecode.pyx":752
  *                 if i >= e:
  *                     return -R_SCAN
  *                 if b[i] == 125:             # <<<<<<<<<<<<<<
@@ -33673,7 +34114,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
       if (__pyx_t_1) {
 
 
-        /* "ext/wsdecode.pyx":733
+        /* "ext/wsdecode.pyx":753
  *                     return -R_SCAN
  *                 if b[i] == 125:
  *                     i += 1             # <<<<<<<<<<<<<<
@@ -33682,7 +34123,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
 */
         __pyx_v_i = (__pyx_v_i + 1);
 
-        /* "ext/wsdecode.pyx":734
+        /* "ext/wsdecode.pyx":754
  *                 if b[i] == 125:
  *                     i += 1
  *                     break             # <<<<<<<<<<<<<<
@@ -33691,7 +34132,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
 */
         goto __pyx_L15_break;
 
-        /* "ext/wsdecode.pyx":732
+        /* "ext/wsdecode.pyx":752
  *                 if i >= e:
  *                     return -R_SCAN
  *                 if b[i] == 125:             # <<<<<<<<<<<<<<
@@ -33700,7 +34141,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
 */
       }
 
-      /* "ext/wsdecode.pyx":735
+      /* "ext/wsdecode.pyx":755
  *                     i += 1
  *                     break
  *                 if b[i] != 44:             # <<<<<<<<<<<<<<
@@ -33712,7 +34153,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
       if (__pyx_t_1) {
 
 
-        /* "ext/wsdecode.pyx":736
+        /* "ext/wsdecode.pyx":756
  *                     break
  *                 if b[i] != 44:
  *                     return -R_SCAN             # <<<<<<<<<<<<<<
@@ -33725,7 +34166,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
         }
         goto __pyx_L0;
 
-        /* "ext/wsdecode.pyx":735
+        /* "ext/wsdecode.pyx":755
  *                     i += 1
  *                     break
  *                 if b[i] != 44:             # <<<<<<<<<<<<<<
@@ -33734,7 +34175,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
 */
       }
 
-      /* "ext/wsdecode.pyx":737
+      /* "ext/wsdecode.pyx":757
  *                 if b[i] != 44:
  *                     return -R_SCAN
  *                 i = _ws(b, i + 1, e)             # <<<<<<<<<<<<<<
@@ -33745,7 +34186,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
     }
     __pyx_L15_break:;
 
-    /* "ext/wsdecode.pyx":738
+    /* "ext/wsdecode.pyx":758
  *                     return -R_SCAN
  *                 i = _ws(b, i + 1, e)
  *             if not have_data:             # <<<<<<<<<<<<<<
@@ -33757,7 +34198,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
     if (__pyx_t_1) {
 
 
-      /* "ext/wsdecode.pyx":739
+      /* "ext/wsdecode.pyx":759
  *                 i = _ws(b, i + 1, e)
  *             if not have_data:
  *                 return -R_NOT_HOT             # <<<<<<<<<<<<<<
@@ -33770,7 +34211,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
       }
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":738
+      /* "ext/wsdecode.pyx":758
  *                     return -R_SCAN
  *                 i = _ws(b, i + 1, e)
  *             if not have_data:             # <<<<<<<<<<<<<<
@@ -33779,7 +34220,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
 */
     }
 
-    /* "ext/wsdecode.pyx":699
+    /* "ext/wsdecode.pyx":719
  *             return -R_SCAN
  *         j = _ws(b, i + 1, e)
  *         if j < e and b[j] == 34 and ((j + 8 <= e and memcmp(b + j, b'"stream"', 8) == 0)             # <<<<<<<<<<<<<<
@@ -33789,7 +34230,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
     goto __pyx_L7;
   }
 
-  /* "ext/wsdecode.pyx":741
+  /* "ext/wsdecode.pyx":761
  *                 return -R_NOT_HOT
  *         else:
  *             i = self._payload(b, i, e)             # <<<<<<<<<<<<<<
@@ -33799,7 +34240,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
   /*else*/ {
     __pyx_v_i = ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_payload(__pyx_v_self, __pyx_v_b, __pyx_v_i, __pyx_v_e);
 
-    /* "ext/wsdecode.pyx":742
+    /* "ext/wsdecode.pyx":762
  *         else:
  *             i = self._payload(b, i, e)
  *             if i < 0:             # <<<<<<<<<<<<<<
@@ -33811,7 +34252,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
     if (__pyx_t_1) {
 
 
-      /* "ext/wsdecode.pyx":743
+      /* "ext/wsdecode.pyx":763
  *             i = self._payload(b, i, e)
  *             if i < 0:
  *                 return i             # <<<<<<<<<<<<<<
@@ -33824,7 +34265,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
       }
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":742
+      /* "ext/wsdecode.pyx":762
  *         else:
  *             i = self._payload(b, i, e)
  *             if i < 0:             # <<<<<<<<<<<<<<
@@ -33835,7 +34276,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
   }
   __pyx_L7:;
 
-  /* "ext/wsdecode.pyx":744
+  /* "ext/wsdecode.pyx":764
  *             if i < 0:
  *                 return i
  *         if _ws(b, i, e) != e:             # <<<<<<<<<<<<<<
@@ -33847,7 +34288,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
   if (__pyx_t_1) {
 
 
-    /* "ext/wsdecode.pyx":745
+    /* "ext/wsdecode.pyx":765
  *                 return i
  *         if _ws(b, i, e) != e:
  *             return -R_SCAN             # <<<<<<<<<<<<<<
@@ -33860,7 +34301,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
     }
     goto __pyx_L0;
 
-    /* "ext/wsdecode.pyx":744
+    /* "ext/wsdecode.pyx":764
  *             if i < 0:
  *                 return i
  *         if _ws(b, i, e) != e:             # <<<<<<<<<<<<<<
@@ -33869,7 +34310,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
 */
   }
 
-  /* "ext/wsdecode.pyx":746
+  /* "ext/wsdecode.pyx":766
  *         if _ws(b, i, e) != e:
  *             return -R_SCAN
  *         return self._fields(b, out, n, cap)             # <<<<<<<<<<<<<<
@@ -33882,7 +34323,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
   }
   goto __pyx_L0;
 
-  /* "ext/wsdecode.pyx":687
+  /* "ext/wsdecode.pyx":707
  *             i = _ws(b, i + 1, end)
  * 
  *     cdef Py_ssize_t _extract(self, const unsigned char *b, Py_ssize_t s, Py_ssize_t e,             # <<<<<<<<<<<<<<
@@ -33901,7 +34342,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
   return __pyx_r;
 }
 
-/* "ext/wsdecode.pyx":748
+/* "ext/wsdecode.pyx":768
  *         return self._fields(b, out, n, cap)
  * 
  *     cdef Py_ssize_t _levels(self, const unsigned char *b, int key, int kind, int side,             # <<<<<<<<<<<<<<
@@ -33925,7 +34366,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
   int64_t __pyx_t_3;
 
 
-  /* "ext/wsdecode.pyx":754
+  /* "ext/wsdecode.pyx":774
  *         cdef double p, q
  *         cdef TickRecord *r
  *         if not self.touched[key] or b[self.fs[key]] != 91:             # <<<<<<<<<<<<<<
@@ -33951,7 +34392,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
   if (__pyx_t_1) {
 
 
-    /* "ext/wsdecode.pyx":755
+    /* "ext/wsdecode.pyx":775
  *         cdef TickRecord *r
  *         if not self.touched[key] or b[self.fs[key]] != 91:
  *             return -R_SCAN             # <<<<<<<<<<<<<<
@@ -33964,7 +34405,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
     }
     goto __pyx_L0;
 
-    /* "ext/wsdecode.pyx":754
+    /* "ext/wsdecode.pyx":774
  *         cdef double p, q
  *         cdef TickRecord *r
  *         if not self.touched[key] or b[self.fs[key]] != 91:             # <<<<<<<<<<<<<<
@@ -33973,7 +34414,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
 */
   }
 
-  /* "ext/wsdecode.pyx":756
+  /* "ext/wsdecode.pyx":776
  *         if not self.touched[key] or b[self.fs[key]] != 91:
  *             return -R_SCAN
  *         i = _ws(b, self.fs[key] + 1, self.fe[key])             # <<<<<<<<<<<<<<
@@ -33982,7 +34423,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
 */
   __pyx_v_i = __pyx_f_8pipeline_4_ext_8wsdecode__ws(__pyx_v_b, ((__pyx_v_self->fs[__pyx_v_key]) + 1), (__pyx_v_self->fe[__pyx_v_key]));
 
-  /* "ext/wsdecode.pyx":757
+  /* "ext/wsdecode.pyx":777
  *             return -R_SCAN
  *         i = _ws(b, self.fs[key] + 1, self.fe[key])
  *         end = self.fe[key] - 1             # <<<<<<<<<<<<<<
@@ -33991,7 +34432,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
 */
   __pyx_v_end = ((__pyx_v_self->fe[__pyx_v_key]) - 1);
 
-  /* "ext/wsdecode.pyx":758
+  /* "ext/wsdecode.pyx":778
  *         i = _ws(b, self.fs[key] + 1, self.fe[key])
  *         end = self.fe[key] - 1
  *         if i == end:             # <<<<<<<<<<<<<<
@@ -34003,7 +34444,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
   if (__pyx_t_1) {
 
 
-    /* "ext/wsdecode.pyx":759
+    /* "ext/wsdecode.pyx":779
  *         end = self.fe[key] - 1
  *         if i == end:
  *             return n             # <<<<<<<<<<<<<<
@@ -34016,7 +34457,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
     }
     goto __pyx_L0;
 
-    /* "ext/wsdecode.pyx":758
+    /* "ext/wsdecode.pyx":778
  *         i = _ws(b, self.fs[key] + 1, self.fe[key])
  *         end = self.fe[key] - 1
  *         if i == end:             # <<<<<<<<<<<<<<
@@ -34025,7 +34466,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
 */
   }
 
-  /* "ext/wsdecode.pyx":760
+  /* "ext/wsdecode.pyx":780
  *         if i == end:
  *             return n
  *         while True:             # <<<<<<<<<<<<<<
@@ -34034,7 +34475,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
 */
   while (1) {
 
-    /* "ext/wsdecode.pyx":761
+    /* "ext/wsdecode.pyx":781
  *             return n
  *         while True:
  *             if b[i] != 91:             # <<<<<<<<<<<<<<
@@ -34046,7 +34487,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
     if (__pyx_t_1) {
 
 
-      /* "ext/wsdecode.pyx":762
+      /* "ext/wsdecode.pyx":782
  *         while True:
  *             if b[i] != 91:
  *                 return -R_SCAN             # <<<<<<<<<<<<<<
@@ -34059,7 +34500,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
       }
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":761
+      /* "ext/wsdecode.pyx":781
  *             return n
  *         while True:
  *             if b[i] != 91:             # <<<<<<<<<<<<<<
@@ -34068,7 +34509,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
 */
     }
 
-    /* "ext/wsdecode.pyx":763
+    /* "ext/wsdecode.pyx":783
  *             if b[i] != 91:
  *                 return -R_SCAN
  *             ps = _ws(b, i + 1, end)             # <<<<<<<<<<<<<<
@@ -34077,7 +34518,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
 */
     __pyx_v_ps = __pyx_f_8pipeline_4_ext_8wsdecode__ws(__pyx_v_b, (__pyx_v_i + 1), __pyx_v_end);
 
-    /* "ext/wsdecode.pyx":764
+    /* "ext/wsdecode.pyx":784
  *                 return -R_SCAN
  *             ps = _ws(b, i + 1, end)
  *             if ps >= end or b[ps] != 34:             # <<<<<<<<<<<<<<
@@ -34103,7 +34544,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
     if (__pyx_t_1) {
 
 
-      /* "ext/wsdecode.pyx":765
+      /* "ext/wsdecode.pyx":785
  *             ps = _ws(b, i + 1, end)
  *             if ps >= end or b[ps] != 34:
  *                 return -R_SCAN             # <<<<<<<<<<<<<<
@@ -34116,7 +34557,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
       }
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":764
+      /* "ext/wsdecode.pyx":784
  *                 return -R_SCAN
  *             ps = _ws(b, i + 1, end)
  *             if ps >= end or b[ps] != 34:             # <<<<<<<<<<<<<<
@@ -34125,7 +34566,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
 */
     }
 
-    /* "ext/wsdecode.pyx":766
+    /* "ext/wsdecode.pyx":786
  *             if ps >= end or b[ps] != 34:
  *                 return -R_SCAN
  *             pe = _str(b, ps, end)             # <<<<<<<<<<<<<<
@@ -34134,7 +34575,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
 */
     __pyx_v_pe = __pyx_f_8pipeline_4_ext_8wsdecode__str(__pyx_v_b, __pyx_v_ps, __pyx_v_end);
 
-    /* "ext/wsdecode.pyx":767
+    /* "ext/wsdecode.pyx":787
  *                 return -R_SCAN
  *             pe = _str(b, ps, end)
  *             if pe < 0:             # <<<<<<<<<<<<<<
@@ -34146,7 +34587,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
     if (__pyx_t_1) {
 
 
-      /* "ext/wsdecode.pyx":768
+      /* "ext/wsdecode.pyx":788
  *             pe = _str(b, ps, end)
  *             if pe < 0:
  *                 return -R_SCAN             # <<<<<<<<<<<<<<
@@ -34159,7 +34600,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
       }
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":767
+      /* "ext/wsdecode.pyx":787
  *                 return -R_SCAN
  *             pe = _str(b, ps, end)
  *             if pe < 0:             # <<<<<<<<<<<<<<
@@ -34168,7 +34609,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
 */
     }
 
-    /* "ext/wsdecode.pyx":769
+    /* "ext/wsdecode.pyx":789
  *             if pe < 0:
  *                 return -R_SCAN
  *             i = _ws(b, pe, end)             # <<<<<<<<<<<<<<
@@ -34177,7 +34618,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
 */
     __pyx_v_i = __pyx_f_8pipeline_4_ext_8wsdecode__ws(__pyx_v_b, __pyx_v_pe, __pyx_v_end);
 
-    /* "ext/wsdecode.pyx":770
+    /* "ext/wsdecode.pyx":790
  *                 return -R_SCAN
  *             i = _ws(b, pe, end)
  *             if i >= end or b[i] != 44:             # <<<<<<<<<<<<<<
@@ -34203,7 +34644,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
     if (__pyx_t_1) {
 
 
-      /* "ext/wsdecode.pyx":771
+      /* "ext/wsdecode.pyx":791
  *             i = _ws(b, pe, end)
  *             if i >= end or b[i] != 44:
  *                 return -R_SCAN             # <<<<<<<<<<<<<<
@@ -34216,7 +34657,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
       }
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":770
+      /* "ext/wsdecode.pyx":790
  *                 return -R_SCAN
  *             i = _ws(b, pe, end)
  *             if i >= end or b[i] != 44:             # <<<<<<<<<<<<<<
@@ -34225,7 +34666,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
 */
     }
 
-    /* "ext/wsdecode.pyx":772
+    /* "ext/wsdecode.pyx":792
  *             if i >= end or b[i] != 44:
  *                 return -R_SCAN
  *             qs = _ws(b, i + 1, end)             # <<<<<<<<<<<<<<
@@ -34234,7 +34675,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
 */
     __pyx_v_qs = __pyx_f_8pipeline_4_ext_8wsdecode__ws(__pyx_v_b, (__pyx_v_i + 1), __pyx_v_end);
 
-    /* "ext/wsdecode.pyx":773
+    /* "ext/wsdecode.pyx":793
  *                 return -R_SCAN
  *             qs = _ws(b, i + 1, end)
  *             if qs >= end or b[qs] != 34:             # <<<<<<<<<<<<<<
@@ -34260,7 +34701,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
     if (__pyx_t_1) {
 
 
-      /* "ext/wsdecode.pyx":774
+      /* "ext/wsdecode.pyx":794
  *             qs = _ws(b, i + 1, end)
  *             if qs >= end or b[qs] != 34:
  *                 return -R_SCAN             # <<<<<<<<<<<<<<
@@ -34273,7 +34714,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
       }
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":773
+      /* "ext/wsdecode.pyx":793
  *                 return -R_SCAN
  *             qs = _ws(b, i + 1, end)
  *             if qs >= end or b[qs] != 34:             # <<<<<<<<<<<<<<
@@ -34282,7 +34723,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
 */
     }
 
-    /* "ext/wsdecode.pyx":775
+    /* "ext/wsdecode.pyx":795
  *             if qs >= end or b[qs] != 34:
  *                 return -R_SCAN
  *             qe = _str(b, qs, end)             # <<<<<<<<<<<<<<
@@ -34291,7 +34732,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
 */
     __pyx_v_qe = __pyx_f_8pipeline_4_ext_8wsdecode__str(__pyx_v_b, __pyx_v_qs, __pyx_v_end);
 
-    /* "ext/wsdecode.pyx":776
+    /* "ext/wsdecode.pyx":796
  *                 return -R_SCAN
  *             qe = _str(b, qs, end)
  *             if qe < 0:             # <<<<<<<<<<<<<<
@@ -34303,7 +34744,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
     if (__pyx_t_1) {
 
 
-      /* "ext/wsdecode.pyx":777
+      /* "ext/wsdecode.pyx":797
  *             qe = _str(b, qs, end)
  *             if qe < 0:
  *                 return -R_SCAN             # <<<<<<<<<<<<<<
@@ -34316,7 +34757,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
       }
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":776
+      /* "ext/wsdecode.pyx":796
  *                 return -R_SCAN
  *             qe = _str(b, qs, end)
  *             if qe < 0:             # <<<<<<<<<<<<<<
@@ -34325,7 +34766,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
 */
     }
 
-    /* "ext/wsdecode.pyx":778
+    /* "ext/wsdecode.pyx":798
  *             if qe < 0:
  *                 return -R_SCAN
  *             i = _ws(b, qe, end)             # <<<<<<<<<<<<<<
@@ -34334,7 +34775,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
 */
     __pyx_v_i = __pyx_f_8pipeline_4_ext_8wsdecode__ws(__pyx_v_b, __pyx_v_qe, __pyx_v_end);
 
-    /* "ext/wsdecode.pyx":779
+    /* "ext/wsdecode.pyx":799
  *                 return -R_SCAN
  *             i = _ws(b, qe, end)
  *             if i >= end or b[i] != 93:             # <<<<<<<<<<<<<<
@@ -34360,7 +34801,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
     if (__pyx_t_1) {
 
 
-      /* "ext/wsdecode.pyx":780
+      /* "ext/wsdecode.pyx":800
  *             i = _ws(b, qe, end)
  *             if i >= end or b[i] != 93:
  *                 return -R_SCAN             # <<<<<<<<<<<<<<
@@ -34373,7 +34814,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
       }
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":779
+      /* "ext/wsdecode.pyx":799
  *                 return -R_SCAN
  *             i = _ws(b, qe, end)
  *             if i >= end or b[i] != 93:             # <<<<<<<<<<<<<<
@@ -34382,7 +34823,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
 */
     }
 
-    /* "ext/wsdecode.pyx":781
+    /* "ext/wsdecode.pyx":801
  *             if i >= end or b[i] != 93:
  *                 return -R_SCAN
  *             if not _dec(b, ps, pe, &p) or not _dec(b, qs, qe, &q):             # <<<<<<<<<<<<<<
@@ -34408,7 +34849,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
     if (__pyx_t_1) {
 
 
-      /* "ext/wsdecode.pyx":782
+      /* "ext/wsdecode.pyx":802
  *                 return -R_SCAN
  *             if not _dec(b, ps, pe, &p) or not _dec(b, qs, qe, &q):
  *                 return -R_SCAN             # <<<<<<<<<<<<<<
@@ -34421,7 +34862,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
       }
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":781
+      /* "ext/wsdecode.pyx":801
  *             if i >= end or b[i] != 93:
  *                 return -R_SCAN
  *             if not _dec(b, ps, pe, &p) or not _dec(b, qs, qe, &q):             # <<<<<<<<<<<<<<
@@ -34430,7 +34871,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
 */
     }
 
-    /* "ext/wsdecode.pyx":783
+    /* "ext/wsdecode.pyx":803
  *             if not _dec(b, ps, pe, &p) or not _dec(b, qs, qe, &q):
  *                 return -R_SCAN
  *             if n >= cap:             # <<<<<<<<<<<<<<
@@ -34442,7 +34883,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
     if (__pyx_t_1) {
 
 
-      /* "ext/wsdecode.pyx":784
+      /* "ext/wsdecode.pyx":804
  *                 return -R_SCAN
  *             if n >= cap:
  *                 return R_FULL             # <<<<<<<<<<<<<<
@@ -34455,7 +34896,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
       }
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":783
+      /* "ext/wsdecode.pyx":803
  *             if not _dec(b, ps, pe, &p) or not _dec(b, qs, qe, &q):
  *                 return -R_SCAN
  *             if n >= cap:             # <<<<<<<<<<<<<<
@@ -34464,7 +34905,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
 */
     }
 
-    /* "ext/wsdecode.pyx":785
+    /* "ext/wsdecode.pyx":805
  *             if n >= cap:
  *                 return R_FULL
  *             r = &out[n]             # <<<<<<<<<<<<<<
@@ -34473,7 +34914,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
 */
     __pyx_v_r = (&(__pyx_v_out[__pyx_v_n]));
 
-    /* "ext/wsdecode.pyx":786
+    /* "ext/wsdecode.pyx":806
  *                 return R_FULL
  *             r = &out[n]
  *             r.seq = 0             # <<<<<<<<<<<<<<
@@ -34482,7 +34923,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
 */
     __pyx_v_r->seq = 0;
 
-    /* "ext/wsdecode.pyx":787
+    /* "ext/wsdecode.pyx":807
  *             r = &out[n]
  *             r.seq = 0
  *             r.symbol = sym             # <<<<<<<<<<<<<<
@@ -34491,7 +34932,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
 */
     __pyx_v_r->symbol = __pyx_v_sym;
 
-    /* "ext/wsdecode.pyx":788
+    /* "ext/wsdecode.pyx":808
  *             r.seq = 0
  *             r.symbol = sym
  *             r.venue = <uint8_t>self.venue             # <<<<<<<<<<<<<<
@@ -34500,7 +34941,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
 */
     __pyx_v_r->venue = ((uint8_t)__pyx_v_self->venue);
 
-    /* "ext/wsdecode.pyx":789
+    /* "ext/wsdecode.pyx":809
  *             r.symbol = sym
  *             r.venue = <uint8_t>self.venue
  *             r.flags = 0             # <<<<<<<<<<<<<<
@@ -34509,7 +34950,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
 */
     __pyx_v_r->flags = 0;
 
-    /* "ext/wsdecode.pyx":790
+    /* "ext/wsdecode.pyx":810
  *             r.venue = <uint8_t>self.venue
  *             r.flags = 0
  *             r.kind = <uint8_t>kind             # <<<<<<<<<<<<<<
@@ -34518,7 +34959,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
 */
     __pyx_v_r->kind = ((uint8_t)__pyx_v_kind);
 
-    /* "ext/wsdecode.pyx":791
+    /* "ext/wsdecode.pyx":811
  *             r.flags = 0
  *             r.kind = <uint8_t>kind
  *             r.side = <signed char>side             # <<<<<<<<<<<<<<
@@ -34527,7 +34968,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
 */
     __pyx_v_r->side = ((signed char)__pyx_v_side);
 
-    /* "ext/wsdecode.pyx":792
+    /* "ext/wsdecode.pyx":812
  *             r.kind = <uint8_t>kind
  *             r.side = <signed char>side
  *             r.exch_ts = exch             # <<<<<<<<<<<<<<
@@ -34536,7 +34977,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
 */
     __pyx_v_r->exch_ts = __pyx_v_exch;
 
-    /* "ext/wsdecode.pyx":793
+    /* "ext/wsdecode.pyx":813
  *             r.side = <signed char>side
  *             r.exch_ts = exch
  *             r.local_ts = self.local_ts             # <<<<<<<<<<<<<<
@@ -34547,7 +34988,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
 
     __pyx_v_r->local_ts = __pyx_t_3;
 
-    /* "ext/wsdecode.pyx":794
+    /* "ext/wsdecode.pyx":814
  *             r.exch_ts = exch
  *             r.local_ts = self.local_ts
  *             r.mono_ts = 0             # <<<<<<<<<<<<<<
@@ -34556,7 +34997,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
 */
     __pyx_v_r->mono_ts = 0;
 
-    /* "ext/wsdecode.pyx":795
+    /* "ext/wsdecode.pyx":815
  *             r.local_ts = self.local_ts
  *             r.mono_ts = 0
  *             r.price = p             # <<<<<<<<<<<<<<
@@ -34565,7 +35006,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
 */
     __pyx_v_r->price = __pyx_v_p;
 
-    /* "ext/wsdecode.pyx":796
+    /* "ext/wsdecode.pyx":816
  *             r.mono_ts = 0
  *             r.price = p
  *             r.qty = q             # <<<<<<<<<<<<<<
@@ -34574,7 +35015,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
 */
     __pyx_v_r->qty = __pyx_v_q;
 
-    /* "ext/wsdecode.pyx":797
+    /* "ext/wsdecode.pyx":817
  *             r.price = p
  *             r.qty = q
  *             r.id = u             # <<<<<<<<<<<<<<
@@ -34583,7 +35024,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
 */
     __pyx_v_r->id = __pyx_v_u;
 
-    /* "ext/wsdecode.pyx":798
+    /* "ext/wsdecode.pyx":818
  *             r.qty = q
  *             r.id = u
  *             n += 1             # <<<<<<<<<<<<<<
@@ -34592,7 +35033,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
 */
     __pyx_v_n = (__pyx_v_n + 1);
 
-    /* "ext/wsdecode.pyx":799
+    /* "ext/wsdecode.pyx":819
  *             r.id = u
  *             n += 1
  *             i = _ws(b, i + 1, end)             # <<<<<<<<<<<<<<
@@ -34601,7 +35042,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
 */
     __pyx_v_i = __pyx_f_8pipeline_4_ext_8wsdecode__ws(__pyx_v_b, (__pyx_v_i + 1), __pyx_v_end);
 
-    /* "ext/wsdecode.pyx":800
+    /* "ext/wsdecode.pyx":820
  *             n += 1
  *             i = _ws(b, i + 1, end)
  *             if i == end:             # <<<<<<<<<<<<<<
@@ -34613,7 +35054,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
     if (__pyx_t_1) {
 
 
-      /* "ext/wsdecode.pyx":801
+      /* "ext/wsdecode.pyx":821
  *             i = _ws(b, i + 1, end)
  *             if i == end:
  *                 return n             # <<<<<<<<<<<<<<
@@ -34626,7 +35067,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
       }
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":800
+      /* "ext/wsdecode.pyx":820
  *             n += 1
  *             i = _ws(b, i + 1, end)
  *             if i == end:             # <<<<<<<<<<<<<<
@@ -34635,7 +35076,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
 */
     }
 
-    /* "ext/wsdecode.pyx":802
+    /* "ext/wsdecode.pyx":822
  *             if i == end:
  *                 return n
  *             if b[i] != 44:             # <<<<<<<<<<<<<<
@@ -34647,7 +35088,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
     if (__pyx_t_1) {
 
 
-      /* "ext/wsdecode.pyx":803
+      /* "ext/wsdecode.pyx":823
  *                 return n
  *             if b[i] != 44:
  *                 return -R_SCAN             # <<<<<<<<<<<<<<
@@ -34660,7 +35101,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
       }
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":802
+      /* "ext/wsdecode.pyx":822
  *             if i == end:
  *                 return n
  *             if b[i] != 44:             # <<<<<<<<<<<<<<
@@ -34669,7 +35110,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
 */
     }
 
-    /* "ext/wsdecode.pyx":804
+    /* "ext/wsdecode.pyx":824
  *             if b[i] != 44:
  *                 return -R_SCAN
  *             i = _ws(b, i + 1, end)             # <<<<<<<<<<<<<<
@@ -34679,7 +35120,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
     __pyx_v_i = __pyx_f_8pipeline_4_ext_8wsdecode__ws(__pyx_v_b, (__pyx_v_i + 1), __pyx_v_end);
   }
 
-  /* "ext/wsdecode.pyx":748
+  /* "ext/wsdecode.pyx":768
  *         return self._fields(b, out, n, cap)
  * 
  *     cdef Py_ssize_t _levels(self, const unsigned char *b, int key, int kind, int side,             # <<<<<<<<<<<<<<
@@ -34704,7 +35145,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
   return __pyx_r;
 }
 
-/* "ext/wsdecode.pyx":806
+/* "ext/wsdecode.pyx":826
  *             i = _ws(b, i + 1, end)
  * 
  *     cdef Py_ssize_t _fields(self, const unsigned char *b, TickRecord *out, Py_ssize_t n,             # <<<<<<<<<<<<<<
@@ -34752,7 +35193,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
   __Pyx_RefNannySetupContext("_fields", 0);
 
 
-  /* "ext/wsdecode.pyx":808
+  /* "ext/wsdecode.pyx":828
  *     cdef Py_ssize_t _fields(self, const unsigned char *b, TickRecord *out, Py_ssize_t n,
  *                             Py_ssize_t cap) noexcept:
  *         cdef SymbolState st = self.state             # <<<<<<<<<<<<<<
@@ -34764,7 +35205,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
   __pyx_v_st = ((struct __pyx_obj_8pipeline_4_ext_8wsdecode_SymbolState *)__pyx_t_1);
   __pyx_t_1 = 0;
 
-  /* "ext/wsdecode.pyx":811
+  /* "ext/wsdecode.pyx":831
  *         cdef int kind, sym, side, k
  *         cdef Py_ssize_t ss, n0
  *         cdef int64_t u = 0, U = 0, E = 0, tid = 0, exch             # <<<<<<<<<<<<<<
@@ -34776,7 +35217,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
   __pyx_v_E = 0;
   __pyx_v_tid = 0;
 
-  /* "ext/wsdecode.pyx":815
+  /* "ext/wsdecode.pyx":835
  *         cdef TickRecord *r
  *         cdef Py_ssize_t ms, me
  *         if not self.touched[101]:             # <<<<<<<<<<<<<<
@@ -34788,7 +35229,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
   if (__pyx_t_2) {
 
 
-    /* "ext/wsdecode.pyx":816
+    /* "ext/wsdecode.pyx":836
  *         cdef Py_ssize_t ms, me
  *         if not self.touched[101]:
  *             if not (self.touched[117] and self.touched[98] and self.touched[66]             # <<<<<<<<<<<<<<
@@ -34816,7 +35257,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
       goto __pyx_L5_bool_binop_done;
     }
 
-    /* "ext/wsdecode.pyx":817
+    /* "ext/wsdecode.pyx":837
  *         if not self.touched[101]:
  *             if not (self.touched[117] and self.touched[98] and self.touched[66]
  *                     and self.touched[97] and self.touched[65] and self.touched[115]):             # <<<<<<<<<<<<<<
@@ -34860,7 +35301,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 
     __pyx_L5_bool_binop_done:;
 
-    /* "ext/wsdecode.pyx":816
+    /* "ext/wsdecode.pyx":836
  *         cdef Py_ssize_t ms, me
  *         if not self.touched[101]:
  *             if not (self.touched[117] and self.touched[98] and self.touched[66]             # <<<<<<<<<<<<<<
@@ -34873,7 +35314,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
     if (__pyx_t_3) {
 
 
-      /* "ext/wsdecode.pyx":818
+      /* "ext/wsdecode.pyx":838
  *             if not (self.touched[117] and self.touched[98] and self.touched[66]
  *                     and self.touched[97] and self.touched[65] and self.touched[115]):
  *                 return -R_NOT_HOT             # <<<<<<<<<<<<<<
@@ -34886,7 +35327,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
       }
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":816
+      /* "ext/wsdecode.pyx":836
  *         cdef Py_ssize_t ms, me
  *         if not self.touched[101]:
  *             if not (self.touched[117] and self.touched[98] and self.touched[66]             # <<<<<<<<<<<<<<
@@ -34895,7 +35336,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 */
     }
 
-    /* "ext/wsdecode.pyx":819
+    /* "ext/wsdecode.pyx":839
  *                     and self.touched[97] and self.touched[65] and self.touched[115]):
  *                 return -R_NOT_HOT
  *             kind = 0             # <<<<<<<<<<<<<<
@@ -34904,7 +35345,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 */
     __pyx_v_kind = 0;
 
-    /* "ext/wsdecode.pyx":815
+    /* "ext/wsdecode.pyx":835
  *         cdef TickRecord *r
  *         cdef Py_ssize_t ms, me
  *         if not self.touched[101]:             # <<<<<<<<<<<<<<
@@ -34914,7 +35355,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
     goto __pyx_L3;
   }
 
-  /* "ext/wsdecode.pyx":821
+  /* "ext/wsdecode.pyx":841
  *             kind = 0
  *         else:
  *             k = self.fe[101] - self.fs[101]             # <<<<<<<<<<<<<<
@@ -34924,7 +35365,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
   /*else*/ {
     __pyx_v_k = ((__pyx_v_self->fe[0x65]) - (__pyx_v_self->fs[0x65]));
 
-    /* "ext/wsdecode.pyx":822
+    /* "ext/wsdecode.pyx":842
  *         else:
  *             k = self.fe[101] - self.fs[101]
  *             kind = 1 if k == 7 else (2 if k == 10 else 3)             # <<<<<<<<<<<<<<
@@ -34954,7 +35395,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
   }
   __pyx_L3:;
 
-  /* "ext/wsdecode.pyx":823
+  /* "ext/wsdecode.pyx":843
  *             k = self.fe[101] - self.fs[101]
  *             kind = 1 if k == 7 else (2 if k == 10 else 3)
  *         if not self.touched[115] or b[self.fs[115]] != 34:             # <<<<<<<<<<<<<<
@@ -34980,7 +35421,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
   if (__pyx_t_3) {
 
 
-    /* "ext/wsdecode.pyx":824
+    /* "ext/wsdecode.pyx":844
  *             kind = 1 if k == 7 else (2 if k == 10 else 3)
  *         if not self.touched[115] or b[self.fs[115]] != 34:
  *             return -R_SCAN             # <<<<<<<<<<<<<<
@@ -34993,7 +35434,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
     }
     goto __pyx_L0;
 
-    /* "ext/wsdecode.pyx":823
+    /* "ext/wsdecode.pyx":843
  *             k = self.fe[101] - self.fs[101]
  *             kind = 1 if k == 7 else (2 if k == 10 else 3)
  *         if not self.touched[115] or b[self.fs[115]] != 34:             # <<<<<<<<<<<<<<
@@ -35002,7 +35443,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 */
   }
 
-  /* "ext/wsdecode.pyx":825
+  /* "ext/wsdecode.pyx":845
  *         if not self.touched[115] or b[self.fs[115]] != 34:
  *             return -R_SCAN
  *         ss = self.fs[115]             # <<<<<<<<<<<<<<
@@ -35011,7 +35452,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 */
   __pyx_v_ss = (__pyx_v_self->fs[0x73]);
 
-  /* "ext/wsdecode.pyx":826
+  /* "ext/wsdecode.pyx":846
  *             return -R_SCAN
  *         ss = self.fs[115]
  *         sym = st._lookup(b + ss + 1, self.fe[115] - ss - 2)             # <<<<<<<<<<<<<<
@@ -35020,7 +35461,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 */
   __pyx_v_sym = ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_SymbolState *)__pyx_v_st->__pyx_vtab)->_lookup(__pyx_v_st, ((__pyx_v_b + __pyx_v_ss) + 1), (((__pyx_v_self->fe[0x73]) - __pyx_v_ss) - 2));
 
-  /* "ext/wsdecode.pyx":827
+  /* "ext/wsdecode.pyx":847
  *         ss = self.fs[115]
  *         sym = st._lookup(b + ss + 1, self.fe[115] - ss - 2)
  *         if sym < 0:             # <<<<<<<<<<<<<<
@@ -35032,7 +35473,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
   if (__pyx_t_3) {
 
 
-    /* "ext/wsdecode.pyx":828
+    /* "ext/wsdecode.pyx":848
  *         sym = st._lookup(b + ss + 1, self.fe[115] - ss - 2)
  *         if sym < 0:
  *             return -R_UNKNOWN_SYMBOL             # <<<<<<<<<<<<<<
@@ -35045,7 +35486,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
     }
     goto __pyx_L0;
 
-    /* "ext/wsdecode.pyx":827
+    /* "ext/wsdecode.pyx":847
  *         ss = self.fs[115]
  *         sym = st._lookup(b + ss + 1, self.fe[115] - ss - 2)
  *         if sym < 0:             # <<<<<<<<<<<<<<
@@ -35054,7 +35495,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 */
   }
 
-  /* "ext/wsdecode.pyx":829
+  /* "ext/wsdecode.pyx":849
  *         if sym < 0:
  *             return -R_UNKNOWN_SYMBOL
  *         if kind == 0:             # <<<<<<<<<<<<<<
@@ -35066,7 +35507,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
   if (__pyx_t_3) {
 
 
-    /* "ext/wsdecode.pyx":830
+    /* "ext/wsdecode.pyx":850
  *             return -R_UNKNOWN_SYMBOL
  *         if kind == 0:
  *             if not (_int(b, self.fs[117], self.fe[117], &u)             # <<<<<<<<<<<<<<
@@ -35084,7 +35525,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
       goto __pyx_L17_bool_binop_done;
     }
 
-    /* "ext/wsdecode.pyx":831
+    /* "ext/wsdecode.pyx":851
  *         if kind == 0:
  *             if not (_int(b, self.fs[117], self.fe[117], &u)
  *                     and _dec(b, self.fs[98], self.fe[98], &bp)             # <<<<<<<<<<<<<<
@@ -35102,7 +35543,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
       goto __pyx_L17_bool_binop_done;
     }
 
-    /* "ext/wsdecode.pyx":832
+    /* "ext/wsdecode.pyx":852
  *             if not (_int(b, self.fs[117], self.fe[117], &u)
  *                     and _dec(b, self.fs[98], self.fe[98], &bp)
  *                     and _dec(b, self.fs[66], self.fe[66], &bq)             # <<<<<<<<<<<<<<
@@ -35120,7 +35561,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
       goto __pyx_L17_bool_binop_done;
     }
 
-    /* "ext/wsdecode.pyx":833
+    /* "ext/wsdecode.pyx":853
  *                     and _dec(b, self.fs[98], self.fe[98], &bp)
  *                     and _dec(b, self.fs[66], self.fe[66], &bq)
  *                     and _dec(b, self.fs[97], self.fe[97], &ap)             # <<<<<<<<<<<<<<
@@ -35138,7 +35579,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
       goto __pyx_L17_bool_binop_done;
     }
 
-    /* "ext/wsdecode.pyx":834
+    /* "ext/wsdecode.pyx":854
  *                     and _dec(b, self.fs[66], self.fe[66], &bq)
  *                     and _dec(b, self.fs[97], self.fe[97], &ap)
  *                     and _dec(b, self.fs[65], self.fe[65], &aq)):             # <<<<<<<<<<<<<<
@@ -35152,7 +35593,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 
     __pyx_L17_bool_binop_done:;
 
-    /* "ext/wsdecode.pyx":830
+    /* "ext/wsdecode.pyx":850
  *             return -R_UNKNOWN_SYMBOL
  *         if kind == 0:
  *             if not (_int(b, self.fs[117], self.fe[117], &u)             # <<<<<<<<<<<<<<
@@ -35165,7 +35606,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
     if (__pyx_t_2) {
 
 
-      /* "ext/wsdecode.pyx":835
+      /* "ext/wsdecode.pyx":855
  *                     and _dec(b, self.fs[97], self.fe[97], &ap)
  *                     and _dec(b, self.fs[65], self.fe[65], &aq)):
  *                 return -R_SCAN             # <<<<<<<<<<<<<<
@@ -35178,7 +35619,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
       }
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":830
+      /* "ext/wsdecode.pyx":850
  *             return -R_UNKNOWN_SYMBOL
  *         if kind == 0:
  *             if not (_int(b, self.fs[117], self.fe[117], &u)             # <<<<<<<<<<<<<<
@@ -35187,7 +35628,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 */
     }
 
-    /* "ext/wsdecode.pyx":836
+    /* "ext/wsdecode.pyx":856
  *                     and _dec(b, self.fs[65], self.fe[65], &aq)):
  *                 return -R_SCAN
  *             if n + 2 > cap:             # <<<<<<<<<<<<<<
@@ -35199,7 +35640,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
     if (__pyx_t_2) {
 
 
-      /* "ext/wsdecode.pyx":837
+      /* "ext/wsdecode.pyx":857
  *                 return -R_SCAN
  *             if n + 2 > cap:
  *                 return R_FULL             # <<<<<<<<<<<<<<
@@ -35212,7 +35653,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
       }
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":836
+      /* "ext/wsdecode.pyx":856
  *                     and _dec(b, self.fs[65], self.fe[65], &aq)):
  *                 return -R_SCAN
  *             if n + 2 > cap:             # <<<<<<<<<<<<<<
@@ -35221,7 +35662,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 */
     }
 
-    /* "ext/wsdecode.pyx":838
+    /* "ext/wsdecode.pyx":858
  *             if n + 2 > cap:
  *                 return R_FULL
  *             if not st._accept(SLOT_BBO, sym, u):             # <<<<<<<<<<<<<<
@@ -35233,7 +35674,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
     if (__pyx_t_2) {
 
 
-      /* "ext/wsdecode.pyx":839
+      /* "ext/wsdecode.pyx":859
  *                 return R_FULL
  *             if not st._accept(SLOT_BBO, sym, u):
  *                 self.duplicates += 1             # <<<<<<<<<<<<<<
@@ -35242,7 +35683,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 */
       __pyx_v_self->duplicates = (__pyx_v_self->duplicates + 1);
 
-      /* "ext/wsdecode.pyx":840
+      /* "ext/wsdecode.pyx":860
  *             if not st._accept(SLOT_BBO, sym, u):
  *                 self.duplicates += 1
  *                 return n             # <<<<<<<<<<<<<<
@@ -35255,7 +35696,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
       }
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":838
+      /* "ext/wsdecode.pyx":858
  *             if n + 2 > cap:
  *                 return R_FULL
  *             if not st._accept(SLOT_BBO, sym, u):             # <<<<<<<<<<<<<<
@@ -35264,7 +35705,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 */
     }
 
-    /* "ext/wsdecode.pyx":841
+    /* "ext/wsdecode.pyx":861
  *                 self.duplicates += 1
  *                 return n
  *             r = &out[n]             # <<<<<<<<<<<<<<
@@ -35273,7 +35714,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 */
     __pyx_v_r = (&(__pyx_v_out[__pyx_v_n]));
 
-    /* "ext/wsdecode.pyx":842
+    /* "ext/wsdecode.pyx":862
  *                 return n
  *             r = &out[n]
  *             r.seq = 0; r.symbol = sym; r.venue = <uint8_t>self.venue; r.flags = 0             # <<<<<<<<<<<<<<
@@ -35285,7 +35726,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
     __pyx_v_r->venue = ((uint8_t)__pyx_v_self->venue);
     __pyx_v_r->flags = 0;
 
-    /* "ext/wsdecode.pyx":843
+    /* "ext/wsdecode.pyx":863
  *             r = &out[n]
  *             r.seq = 0; r.symbol = sym; r.venue = <uint8_t>self.venue; r.flags = 0
  *             r.kind = KIND_BID; r.side = 1; r.exch_ts = 0; r.local_ts = self.local_ts             # <<<<<<<<<<<<<<
@@ -35299,7 +35740,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 
     __pyx_v_r->local_ts = __pyx_t_6;
 
-    /* "ext/wsdecode.pyx":844
+    /* "ext/wsdecode.pyx":864
  *             r.seq = 0; r.symbol = sym; r.venue = <uint8_t>self.venue; r.flags = 0
  *             r.kind = KIND_BID; r.side = 1; r.exch_ts = 0; r.local_ts = self.local_ts
  *             r.mono_ts = 0; r.price = bp; r.qty = bq; r.id = u             # <<<<<<<<<<<<<<
@@ -35311,7 +35752,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
     __pyx_v_r->qty = __pyx_v_bq;
     __pyx_v_r->id = __pyx_v_u;
 
-    /* "ext/wsdecode.pyx":845
+    /* "ext/wsdecode.pyx":865
  *             r.kind = KIND_BID; r.side = 1; r.exch_ts = 0; r.local_ts = self.local_ts
  *             r.mono_ts = 0; r.price = bp; r.qty = bq; r.id = u
  *             r = &out[n + 1]             # <<<<<<<<<<<<<<
@@ -35320,7 +35761,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 */
     __pyx_v_r = (&(__pyx_v_out[(__pyx_v_n + 1)]));
 
-    /* "ext/wsdecode.pyx":846
+    /* "ext/wsdecode.pyx":866
  *             r.mono_ts = 0; r.price = bp; r.qty = bq; r.id = u
  *             r = &out[n + 1]
  *             r.seq = 0; r.symbol = sym; r.venue = <uint8_t>self.venue; r.flags = FLAG_LAST_IN_MSG             # <<<<<<<<<<<<<<
@@ -35332,7 +35773,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
     __pyx_v_r->venue = ((uint8_t)__pyx_v_self->venue);
     __pyx_v_r->flags = __pyx_e_8pipeline_4_ext_7records_FLAG_LAST_IN_MSG;
 
-    /* "ext/wsdecode.pyx":847
+    /* "ext/wsdecode.pyx":867
  *             r = &out[n + 1]
  *             r.seq = 0; r.symbol = sym; r.venue = <uint8_t>self.venue; r.flags = FLAG_LAST_IN_MSG
  *             r.kind = KIND_ASK; r.side = -1; r.exch_ts = 0; r.local_ts = self.local_ts             # <<<<<<<<<<<<<<
@@ -35346,7 +35787,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 
     __pyx_v_r->local_ts = __pyx_t_6;
 
-    /* "ext/wsdecode.pyx":848
+    /* "ext/wsdecode.pyx":868
  *             r.seq = 0; r.symbol = sym; r.venue = <uint8_t>self.venue; r.flags = FLAG_LAST_IN_MSG
  *             r.kind = KIND_ASK; r.side = -1; r.exch_ts = 0; r.local_ts = self.local_ts
  *             r.mono_ts = 0; r.price = ap; r.qty = aq; r.id = u             # <<<<<<<<<<<<<<
@@ -35358,7 +35799,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
     __pyx_v_r->qty = __pyx_v_aq;
     __pyx_v_r->id = __pyx_v_u;
 
-    /* "ext/wsdecode.pyx":849
+    /* "ext/wsdecode.pyx":869
  *             r.kind = KIND_ASK; r.side = -1; r.exch_ts = 0; r.local_ts = self.local_ts
  *             r.mono_ts = 0; r.price = ap; r.qty = aq; r.id = u
  *             return n + 2             # <<<<<<<<<<<<<<
@@ -35371,7 +35812,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
     }
     goto __pyx_L0;
 
-    /* "ext/wsdecode.pyx":829
+    /* "ext/wsdecode.pyx":849
  *         if sym < 0:
  *             return -R_UNKNOWN_SYMBOL
  *         if kind == 0:             # <<<<<<<<<<<<<<
@@ -35380,7 +35821,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 */
   }
 
-  /* "ext/wsdecode.pyx":850
+  /* "ext/wsdecode.pyx":870
  *             r.mono_ts = 0; r.price = ap; r.qty = aq; r.id = u
  *             return n + 2
  *         if not self.touched[69] or not _int(b, self.fs[69], self.fe[69], &E) or E > MAX_EVENT_MS:             # <<<<<<<<<<<<<<
@@ -35407,9 +35848,9 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 
     goto __pyx_L25_bool_binop_done;
   }
-  __pyx_t_1 = __Pyx_PyLong_From_int64_t(__pyx_v_E); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 850, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyLong_From_int64_t(__pyx_v_E); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 870, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_3 = __Pyx_PyObject_CompareBoolGt_int_int(__pyx_t_1, __pyx_mstate_global->__pyx_int_9000000000000, Py_GT); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 850, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyObject_CompareBoolGt_int_int(__pyx_t_1, __pyx_mstate_global->__pyx_int_9000000000000, Py_GT); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 870, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
 
   __pyx_t_2 = __pyx_t_3;
@@ -35418,7 +35859,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
   if (__pyx_t_2) {
 
 
-    /* "ext/wsdecode.pyx":851
+    /* "ext/wsdecode.pyx":871
  *             return n + 2
  *         if not self.touched[69] or not _int(b, self.fs[69], self.fe[69], &E) or E > MAX_EVENT_MS:
  *             return -R_SCAN             # <<<<<<<<<<<<<<
@@ -35431,7 +35872,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
     }
     goto __pyx_L0;
 
-    /* "ext/wsdecode.pyx":850
+    /* "ext/wsdecode.pyx":870
  *             r.mono_ts = 0; r.price = ap; r.qty = aq; r.id = u
  *             return n + 2
  *         if not self.touched[69] or not _int(b, self.fs[69], self.fe[69], &E) or E > MAX_EVENT_MS:             # <<<<<<<<<<<<<<
@@ -35440,7 +35881,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 */
   }
 
-  /* "ext/wsdecode.pyx":852
+  /* "ext/wsdecode.pyx":872
  *         if not self.touched[69] or not _int(b, self.fs[69], self.fe[69], &E) or E > MAX_EVENT_MS:
  *             return -R_SCAN
  *         exch = E * 1000000             # <<<<<<<<<<<<<<
@@ -35449,7 +35890,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 */
   __pyx_v_exch = (__pyx_v_E * 0xF4240);
 
-  /* "ext/wsdecode.pyx":853
+  /* "ext/wsdecode.pyx":873
  *             return -R_SCAN
  *         exch = E * 1000000
  *         if kind <= 2:             # <<<<<<<<<<<<<<
@@ -35461,7 +35902,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
   if (__pyx_t_2) {
 
 
-    /* "ext/wsdecode.pyx":854
+    /* "ext/wsdecode.pyx":874
  *         exch = E * 1000000
  *         if kind <= 2:
  *             k = 116 if kind == 1 else 97             # <<<<<<<<<<<<<<
@@ -35480,7 +35921,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 
     __pyx_v_k = __pyx_t_4;
 
-    /* "ext/wsdecode.pyx":855
+    /* "ext/wsdecode.pyx":875
  *         if kind <= 2:
  *             k = 116 if kind == 1 else 97
  *             if not (self.touched[k] and _int(b, self.fs[k], self.fe[k], &tid)             # <<<<<<<<<<<<<<
@@ -35498,7 +35939,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
       goto __pyx_L30_bool_binop_done;
     }
 
-    /* "ext/wsdecode.pyx":856
+    /* "ext/wsdecode.pyx":876
  *             k = 116 if kind == 1 else 97
  *             if not (self.touched[k] and _int(b, self.fs[k], self.fe[k], &tid)
  *                     and self.touched[112] and _dec(b, self.fs[112], self.fe[112], &p)             # <<<<<<<<<<<<<<
@@ -35526,7 +35967,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
       goto __pyx_L30_bool_binop_done;
     }
 
-    /* "ext/wsdecode.pyx":857
+    /* "ext/wsdecode.pyx":877
  *             if not (self.touched[k] and _int(b, self.fs[k], self.fe[k], &tid)
  *                     and self.touched[112] and _dec(b, self.fs[112], self.fe[112], &p)
  *                     and self.touched[113] and _dec(b, self.fs[113], self.fe[113], &q)             # <<<<<<<<<<<<<<
@@ -35554,7 +35995,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
       goto __pyx_L30_bool_binop_done;
     }
 
-    /* "ext/wsdecode.pyx":858
+    /* "ext/wsdecode.pyx":878
  *                     and self.touched[112] and _dec(b, self.fs[112], self.fe[112], &p)
  *                     and self.touched[113] and _dec(b, self.fs[113], self.fe[113], &q)
  *                     and self.touched[109]):             # <<<<<<<<<<<<<<
@@ -35578,7 +36019,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 
     __pyx_L30_bool_binop_done:;
 
-    /* "ext/wsdecode.pyx":855
+    /* "ext/wsdecode.pyx":875
  *         if kind <= 2:
  *             k = 116 if kind == 1 else 97
  *             if not (self.touched[k] and _int(b, self.fs[k], self.fe[k], &tid)             # <<<<<<<<<<<<<<
@@ -35591,7 +36032,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
     if (__pyx_t_3) {
 
 
-      /* "ext/wsdecode.pyx":859
+      /* "ext/wsdecode.pyx":879
  *                     and self.touched[113] and _dec(b, self.fs[113], self.fe[113], &q)
  *                     and self.touched[109]):
  *                 return -R_SCAN             # <<<<<<<<<<<<<<
@@ -35604,7 +36045,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
       }
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":855
+      /* "ext/wsdecode.pyx":875
  *         if kind <= 2:
  *             k = 116 if kind == 1 else 97
  *             if not (self.touched[k] and _int(b, self.fs[k], self.fe[k], &tid)             # <<<<<<<<<<<<<<
@@ -35613,7 +36054,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 */
     }
 
-    /* "ext/wsdecode.pyx":860
+    /* "ext/wsdecode.pyx":880
  *                     and self.touched[109]):
  *                 return -R_SCAN
  *             ms = self.fs[109]             # <<<<<<<<<<<<<<
@@ -35622,7 +36063,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 */
     __pyx_v_ms = (__pyx_v_self->fs[0x6D]);
 
-    /* "ext/wsdecode.pyx":861
+    /* "ext/wsdecode.pyx":881
  *                 return -R_SCAN
  *             ms = self.fs[109]
  *             me = self.fe[109]             # <<<<<<<<<<<<<<
@@ -35631,7 +36072,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 */
     __pyx_v_me = (__pyx_v_self->fe[0x6D]);
 
-    /* "ext/wsdecode.pyx":862
+    /* "ext/wsdecode.pyx":882
  *             ms = self.fs[109]
  *             me = self.fe[109]
  *             if me - ms == 4 and memcmp(b + ms, b"true", 4) == 0:             # <<<<<<<<<<<<<<
@@ -35657,7 +36098,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
     if (__pyx_t_3) {
 
 
-      /* "ext/wsdecode.pyx":863
+      /* "ext/wsdecode.pyx":883
  *             me = self.fe[109]
  *             if me - ms == 4 and memcmp(b + ms, b"true", 4) == 0:
  *                 side = -1             # <<<<<<<<<<<<<<
@@ -35666,7 +36107,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 */
       __pyx_v_side = -1;
 
-      /* "ext/wsdecode.pyx":862
+      /* "ext/wsdecode.pyx":882
  *             ms = self.fs[109]
  *             me = self.fe[109]
  *             if me - ms == 4 and memcmp(b + ms, b"true", 4) == 0:             # <<<<<<<<<<<<<<
@@ -35676,7 +36117,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
       goto __pyx_L37;
     }
 
-    /* "ext/wsdecode.pyx":864
+    /* "ext/wsdecode.pyx":884
  *             if me - ms == 4 and memcmp(b + ms, b"true", 4) == 0:
  *                 side = -1
  *             elif me - ms == 5 and memcmp(b + ms, b"false", 5) == 0:             # <<<<<<<<<<<<<<
@@ -35702,7 +36143,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
     if (__pyx_t_3) {
 
 
-      /* "ext/wsdecode.pyx":865
+      /* "ext/wsdecode.pyx":885
  *                 side = -1
  *             elif me - ms == 5 and memcmp(b + ms, b"false", 5) == 0:
  *                 side = 1             # <<<<<<<<<<<<<<
@@ -35711,7 +36152,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 */
       __pyx_v_side = 1;
 
-      /* "ext/wsdecode.pyx":864
+      /* "ext/wsdecode.pyx":884
  *             if me - ms == 4 and memcmp(b + ms, b"true", 4) == 0:
  *                 side = -1
  *             elif me - ms == 5 and memcmp(b + ms, b"false", 5) == 0:             # <<<<<<<<<<<<<<
@@ -35721,7 +36162,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
       goto __pyx_L37;
     }
 
-    /* "ext/wsdecode.pyx":867
+    /* "ext/wsdecode.pyx":887
  *                 side = 1
  *             else:
  *                 return -R_SCAN             # <<<<<<<<<<<<<<
@@ -35737,7 +36178,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
     }
     __pyx_L37:;
 
-    /* "ext/wsdecode.pyx":868
+    /* "ext/wsdecode.pyx":888
  *             else:
  *                 return -R_SCAN
  *             if n >= cap:             # <<<<<<<<<<<<<<
@@ -35749,7 +36190,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
     if (__pyx_t_3) {
 
 
-      /* "ext/wsdecode.pyx":869
+      /* "ext/wsdecode.pyx":889
  *                 return -R_SCAN
  *             if n >= cap:
  *                 return R_FULL             # <<<<<<<<<<<<<<
@@ -35762,7 +36203,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
       }
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":868
+      /* "ext/wsdecode.pyx":888
  *             else:
  *                 return -R_SCAN
  *             if n >= cap:             # <<<<<<<<<<<<<<
@@ -35771,7 +36212,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 */
     }
 
-    /* "ext/wsdecode.pyx":870
+    /* "ext/wsdecode.pyx":890
  *             if n >= cap:
  *                 return R_FULL
  *             if not st._accept(SLOT_TRADE if kind == 1 else SLOT_AGG, sym, tid):             # <<<<<<<<<<<<<<
@@ -35794,7 +36235,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
     if (__pyx_t_3) {
 
 
-      /* "ext/wsdecode.pyx":871
+      /* "ext/wsdecode.pyx":891
  *                 return R_FULL
  *             if not st._accept(SLOT_TRADE if kind == 1 else SLOT_AGG, sym, tid):
  *                 self.duplicates += 1             # <<<<<<<<<<<<<<
@@ -35803,7 +36244,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 */
       __pyx_v_self->duplicates = (__pyx_v_self->duplicates + 1);
 
-      /* "ext/wsdecode.pyx":872
+      /* "ext/wsdecode.pyx":892
  *             if not st._accept(SLOT_TRADE if kind == 1 else SLOT_AGG, sym, tid):
  *                 self.duplicates += 1
  *                 return n             # <<<<<<<<<<<<<<
@@ -35816,7 +36257,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
       }
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":870
+      /* "ext/wsdecode.pyx":890
  *             if n >= cap:
  *                 return R_FULL
  *             if not st._accept(SLOT_TRADE if kind == 1 else SLOT_AGG, sym, tid):             # <<<<<<<<<<<<<<
@@ -35825,7 +36266,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 */
     }
 
-    /* "ext/wsdecode.pyx":873
+    /* "ext/wsdecode.pyx":893
  *                 self.duplicates += 1
  *                 return n
  *             r = &out[n]             # <<<<<<<<<<<<<<
@@ -35834,7 +36275,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 */
     __pyx_v_r = (&(__pyx_v_out[__pyx_v_n]));
 
-    /* "ext/wsdecode.pyx":874
+    /* "ext/wsdecode.pyx":894
  *                 return n
  *             r = &out[n]
  *             r.seq = 0; r.symbol = sym; r.venue = <uint8_t>self.venue; r.flags = FLAG_LAST_IN_MSG             # <<<<<<<<<<<<<<
@@ -35846,7 +36287,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
     __pyx_v_r->venue = ((uint8_t)__pyx_v_self->venue);
     __pyx_v_r->flags = __pyx_e_8pipeline_4_ext_7records_FLAG_LAST_IN_MSG;
 
-    /* "ext/wsdecode.pyx":875
+    /* "ext/wsdecode.pyx":895
  *             r = &out[n]
  *             r.seq = 0; r.symbol = sym; r.venue = <uint8_t>self.venue; r.flags = FLAG_LAST_IN_MSG
  *             r.kind = <uint8_t>kind; r.side = <signed char>side; r.exch_ts = exch             # <<<<<<<<<<<<<<
@@ -35857,7 +36298,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
     __pyx_v_r->side = ((signed char)__pyx_v_side);
     __pyx_v_r->exch_ts = __pyx_v_exch;
 
-    /* "ext/wsdecode.pyx":876
+    /* "ext/wsdecode.pyx":896
  *             r.seq = 0; r.symbol = sym; r.venue = <uint8_t>self.venue; r.flags = FLAG_LAST_IN_MSG
  *             r.kind = <uint8_t>kind; r.side = <signed char>side; r.exch_ts = exch
  *             r.local_ts = self.local_ts; r.mono_ts = 0; r.price = p; r.qty = q; r.id = tid             # <<<<<<<<<<<<<<
@@ -35872,7 +36313,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
     __pyx_v_r->qty = __pyx_v_q;
     __pyx_v_r->id = __pyx_v_tid;
 
-    /* "ext/wsdecode.pyx":877
+    /* "ext/wsdecode.pyx":897
  *             r.kind = <uint8_t>kind; r.side = <signed char>side; r.exch_ts = exch
  *             r.local_ts = self.local_ts; r.mono_ts = 0; r.price = p; r.qty = q; r.id = tid
  *             return n + 1             # <<<<<<<<<<<<<<
@@ -35885,7 +36326,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
     }
     goto __pyx_L0;
 
-    /* "ext/wsdecode.pyx":853
+    /* "ext/wsdecode.pyx":873
  *             return -R_SCAN
  *         exch = E * 1000000
  *         if kind <= 2:             # <<<<<<<<<<<<<<
@@ -35894,7 +36335,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 */
   }
 
-  /* "ext/wsdecode.pyx":878
+  /* "ext/wsdecode.pyx":898
  *             r.local_ts = self.local_ts; r.mono_ts = 0; r.price = p; r.qty = q; r.id = tid
  *             return n + 1
  *         if not (self.touched[85] and _int(b, self.fs[85], self.fe[85], &U)             # <<<<<<<<<<<<<<
@@ -35912,7 +36353,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
     goto __pyx_L47_bool_binop_done;
   }
 
-  /* "ext/wsdecode.pyx":879
+  /* "ext/wsdecode.pyx":899
  *             return n + 1
  *         if not (self.touched[85] and _int(b, self.fs[85], self.fe[85], &U)
  *                 and self.touched[117] and _int(b, self.fs[117], self.fe[117], &u)) or U > u:             # <<<<<<<<<<<<<<
@@ -35946,7 +36387,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 
   __pyx_L47_bool_binop_done:;
 
-  /* "ext/wsdecode.pyx":878
+  /* "ext/wsdecode.pyx":898
  *             r.local_ts = self.local_ts; r.mono_ts = 0; r.price = p; r.qty = q; r.id = tid
  *             return n + 1
  *         if not (self.touched[85] and _int(b, self.fs[85], self.fe[85], &U)             # <<<<<<<<<<<<<<
@@ -35965,7 +36406,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
     goto __pyx_L45_bool_binop_done;
   }
 
-  /* "ext/wsdecode.pyx":879
+  /* "ext/wsdecode.pyx":899
  *             return n + 1
  *         if not (self.touched[85] and _int(b, self.fs[85], self.fe[85], &U)
  *                 and self.touched[117] and _int(b, self.fs[117], self.fe[117], &u)) or U > u:             # <<<<<<<<<<<<<<
@@ -35979,7 +36420,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 
   __pyx_L45_bool_binop_done:;
 
-  /* "ext/wsdecode.pyx":878
+  /* "ext/wsdecode.pyx":898
  *             r.local_ts = self.local_ts; r.mono_ts = 0; r.price = p; r.qty = q; r.id = tid
  *             return n + 1
  *         if not (self.touched[85] and _int(b, self.fs[85], self.fe[85], &U)             # <<<<<<<<<<<<<<
@@ -35989,7 +36430,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
   if (__pyx_t_3) {
 
 
-    /* "ext/wsdecode.pyx":880
+    /* "ext/wsdecode.pyx":900
  *         if not (self.touched[85] and _int(b, self.fs[85], self.fe[85], &U)
  *                 and self.touched[117] and _int(b, self.fs[117], self.fe[117], &u)) or U > u:
  *             return -R_SCAN             # <<<<<<<<<<<<<<
@@ -36002,7 +36443,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
     }
     goto __pyx_L0;
 
-    /* "ext/wsdecode.pyx":878
+    /* "ext/wsdecode.pyx":898
  *             r.local_ts = self.local_ts; r.mono_ts = 0; r.price = p; r.qty = q; r.id = tid
  *             return n + 1
  *         if not (self.touched[85] and _int(b, self.fs[85], self.fe[85], &U)             # <<<<<<<<<<<<<<
@@ -36011,7 +36452,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 */
   }
 
-  /* "ext/wsdecode.pyx":881
+  /* "ext/wsdecode.pyx":901
  *                 and self.touched[117] and _int(b, self.fs[117], self.fe[117], &u)) or U > u:
  *             return -R_SCAN
  *         if not st.synced_[sym]:             # <<<<<<<<<<<<<<
@@ -36023,7 +36464,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
   if (__pyx_t_3) {
 
 
-    /* "ext/wsdecode.pyx":882
+    /* "ext/wsdecode.pyx":902
  *             return -R_SCAN
  *         if not st.synced_[sym]:
  *             return -R_DEPTH_UNSYNCED             # <<<<<<<<<<<<<<
@@ -36036,7 +36477,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
     }
     goto __pyx_L0;
 
-    /* "ext/wsdecode.pyx":881
+    /* "ext/wsdecode.pyx":901
  *                 and self.touched[117] and _int(b, self.fs[117], self.fe[117], &u)) or U > u:
  *             return -R_SCAN
  *         if not st.synced_[sym]:             # <<<<<<<<<<<<<<
@@ -36045,7 +36486,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 */
   }
 
-  /* "ext/wsdecode.pyx":883
+  /* "ext/wsdecode.pyx":903
  *         if not st.synced_[sym]:
  *             return -R_DEPTH_UNSYNCED
  *         if U != st.last_u_[sym] + 1:             # <<<<<<<<<<<<<<
@@ -36057,7 +36498,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
   if (__pyx_t_3) {
 
 
-    /* "ext/wsdecode.pyx":884
+    /* "ext/wsdecode.pyx":904
  *             return -R_DEPTH_UNSYNCED
  *         if U != st.last_u_[sym] + 1:
  *             return -R_DEPTH_SEQ             # <<<<<<<<<<<<<<
@@ -36070,7 +36511,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
     }
     goto __pyx_L0;
 
-    /* "ext/wsdecode.pyx":883
+    /* "ext/wsdecode.pyx":903
  *         if not st.synced_[sym]:
  *             return -R_DEPTH_UNSYNCED
  *         if U != st.last_u_[sym] + 1:             # <<<<<<<<<<<<<<
@@ -36079,7 +36520,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 */
   }
 
-  /* "ext/wsdecode.pyx":885
+  /* "ext/wsdecode.pyx":905
  *         if U != st.last_u_[sym] + 1:
  *             return -R_DEPTH_SEQ
  *         n0 = n             # <<<<<<<<<<<<<<
@@ -36088,7 +36529,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 */
   __pyx_v_n0 = __pyx_v_n;
 
-  /* "ext/wsdecode.pyx":886
+  /* "ext/wsdecode.pyx":906
  *             return -R_DEPTH_SEQ
  *         n0 = n
  *         n = self._levels(b, 98, KIND_BOOK_BID, 1, out, n, cap, sym, exch, u)             # <<<<<<<<<<<<<<
@@ -36097,7 +36538,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 */
   __pyx_v_n = ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_levels(__pyx_v_self, __pyx_v_b, 98, __pyx_e_8pipeline_4_ext_8wsdecode_KIND_BOOK_BID, 1, __pyx_v_out, __pyx_v_n, __pyx_v_cap, __pyx_v_sym, __pyx_v_exch, __pyx_v_u);
 
-  /* "ext/wsdecode.pyx":887
+  /* "ext/wsdecode.pyx":907
  *         n0 = n
  *         n = self._levels(b, 98, KIND_BOOK_BID, 1, out, n, cap, sym, exch, u)
  *         if n < 0:             # <<<<<<<<<<<<<<
@@ -36109,7 +36550,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
   if (__pyx_t_3) {
 
 
-    /* "ext/wsdecode.pyx":888
+    /* "ext/wsdecode.pyx":908
  *         n = self._levels(b, 98, KIND_BOOK_BID, 1, out, n, cap, sym, exch, u)
  *         if n < 0:
  *             return n             # <<<<<<<<<<<<<<
@@ -36122,7 +36563,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
     }
     goto __pyx_L0;
 
-    /* "ext/wsdecode.pyx":887
+    /* "ext/wsdecode.pyx":907
  *         n0 = n
  *         n = self._levels(b, 98, KIND_BOOK_BID, 1, out, n, cap, sym, exch, u)
  *         if n < 0:             # <<<<<<<<<<<<<<
@@ -36131,7 +36572,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 */
   }
 
-  /* "ext/wsdecode.pyx":889
+  /* "ext/wsdecode.pyx":909
  *         if n < 0:
  *             return n
  *         n = self._levels(b, 97, KIND_BOOK_ASK, -1, out, n, cap, sym, exch, u)             # <<<<<<<<<<<<<<
@@ -36140,7 +36581,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 */
   __pyx_v_n = ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_levels(__pyx_v_self, __pyx_v_b, 97, __pyx_e_8pipeline_4_ext_8wsdecode_KIND_BOOK_ASK, -1, __pyx_v_out, __pyx_v_n, __pyx_v_cap, __pyx_v_sym, __pyx_v_exch, __pyx_v_u);
 
-  /* "ext/wsdecode.pyx":890
+  /* "ext/wsdecode.pyx":910
  *             return n
  *         n = self._levels(b, 97, KIND_BOOK_ASK, -1, out, n, cap, sym, exch, u)
  *         if n < 0:             # <<<<<<<<<<<<<<
@@ -36152,7 +36593,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
   if (__pyx_t_3) {
 
 
-    /* "ext/wsdecode.pyx":891
+    /* "ext/wsdecode.pyx":911
  *         n = self._levels(b, 97, KIND_BOOK_ASK, -1, out, n, cap, sym, exch, u)
  *         if n < 0:
  *             return n             # <<<<<<<<<<<<<<
@@ -36165,7 +36606,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
     }
     goto __pyx_L0;
 
-    /* "ext/wsdecode.pyx":890
+    /* "ext/wsdecode.pyx":910
  *             return n
  *         n = self._levels(b, 97, KIND_BOOK_ASK, -1, out, n, cap, sym, exch, u)
  *         if n < 0:             # <<<<<<<<<<<<<<
@@ -36174,7 +36615,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 */
   }
 
-  /* "ext/wsdecode.pyx":892
+  /* "ext/wsdecode.pyx":912
  *         if n < 0:
  *             return n
  *         for k in range(n0, n):             # <<<<<<<<<<<<<<
@@ -36188,7 +36629,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
   for (__pyx_t_4 = __pyx_v_n0; __pyx_t_4 < __pyx_t_10; __pyx_t_4+=1) {
     __pyx_v_k = __pyx_t_4;
 
-    /* "ext/wsdecode.pyx":893
+    /* "ext/wsdecode.pyx":913
  *             return n
  *         for k in range(n0, n):
  *             st._set(sym, out[k].kind, out[k].price, out[k].qty)             # <<<<<<<<<<<<<<
@@ -36199,7 +36640,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
   }
 
 
-  /* "ext/wsdecode.pyx":894
+  /* "ext/wsdecode.pyx":914
  *         for k in range(n0, n):
  *             st._set(sym, out[k].kind, out[k].price, out[k].qty)
  *         st.last_u_[sym] = u             # <<<<<<<<<<<<<<
@@ -36208,7 +36649,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 */
   (__pyx_v_st->last_u_[__pyx_v_sym]) = __pyx_v_u;
 
-  /* "ext/wsdecode.pyx":895
+  /* "ext/wsdecode.pyx":915
  *             st._set(sym, out[k].kind, out[k].price, out[k].qty)
  *         st.last_u_[sym] = u
  *         if st._crossed(sym):             # <<<<<<<<<<<<<<
@@ -36220,7 +36661,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
   if (__pyx_t_3) {
 
 
-    /* "ext/wsdecode.pyx":896
+    /* "ext/wsdecode.pyx":916
  *         st.last_u_[sym] = u
  *         if st._crossed(sym):
  *             st.synced_[sym] = 0             # <<<<<<<<<<<<<<
@@ -36229,7 +36670,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 */
     (__pyx_v_st->synced_[__pyx_v_sym]) = 0;
 
-    /* "ext/wsdecode.pyx":897
+    /* "ext/wsdecode.pyx":917
  *         if st._crossed(sym):
  *             st.synced_[sym] = 0
  *             return -R_CROSSED             # <<<<<<<<<<<<<<
@@ -36242,7 +36683,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
     }
     goto __pyx_L0;
 
-    /* "ext/wsdecode.pyx":895
+    /* "ext/wsdecode.pyx":915
  *             st._set(sym, out[k].kind, out[k].price, out[k].qty)
  *         st.last_u_[sym] = u
  *         if st._crossed(sym):             # <<<<<<<<<<<<<<
@@ -36251,7 +36692,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 */
   }
 
-  /* "ext/wsdecode.pyx":898
+  /* "ext/wsdecode.pyx":918
  *             st.synced_[sym] = 0
  *             return -R_CROSSED
  *         if n > n0:             # <<<<<<<<<<<<<<
@@ -36263,7 +36704,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
   if (__pyx_t_3) {
 
 
-    /* "ext/wsdecode.pyx":899
+    /* "ext/wsdecode.pyx":919
  *             return -R_CROSSED
  *         if n > n0:
  *             out[n - 1].flags = FLAG_LAST_IN_MSG             # <<<<<<<<<<<<<<
@@ -36271,7 +36712,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 */
     (__pyx_v_out[(__pyx_v_n - 1)]).flags = __pyx_e_8pipeline_4_ext_7records_FLAG_LAST_IN_MSG;
 
-    /* "ext/wsdecode.pyx":898
+    /* "ext/wsdecode.pyx":918
  *             st.synced_[sym] = 0
  *             return -R_CROSSED
  *         if n > n0:             # <<<<<<<<<<<<<<
@@ -36280,7 +36721,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 */
   }
 
-  /* "ext/wsdecode.pyx":900
+  /* "ext/wsdecode.pyx":920
  *         if n > n0:
  *             out[n - 1].flags = FLAG_LAST_IN_MSG
  *         return n             # <<<<<<<<<<<<<<
@@ -36291,7 +36732,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
   }
   goto __pyx_L0;
 
-  /* "ext/wsdecode.pyx":806
+  /* "ext/wsdecode.pyx":826
  *             i = _ws(b, i + 1, end)
  * 
  *     cdef Py_ssize_t _fields(self, const unsigned char *b, TickRecord *out, Py_ssize_t n,             # <<<<<<<<<<<<<<
@@ -36970,7 +37411,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_6reason___get__(s
  *     cdef readonly int event, reason
  *     cdef readonly bytes message             # <<<<<<<<<<<<<<
  *     cdef readonly str error
- *     # counters
+ *     cdef public bint recording               # keep text messages as `<local_ts> <raw>` lines
 */
 
 /* Python wrapper */
@@ -37036,8 +37477,8 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_7message___get__(
  *     cdef readonly int event, reason
  *     cdef readonly bytes message
  *     cdef readonly str error             # <<<<<<<<<<<<<<
- *     # counters
- *     cdef readonly int64_t frames, messages, bytes, records, hot_messages, deferred
+ *     cdef public bint recording               # keep text messages as `<local_ts> <raw>` lines
+ *     cdef bytearray rec
 */
 
 /* Python wrapper */
@@ -37099,8 +37540,232 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_5error___get__(st
   return __pyx_r;
 }
 
-/* "pipeline/_ext/wsdecode.pxd":51
+/* "pipeline/_ext/wsdecode.pxd":50
+ *     cdef readonly bytes message
  *     cdef readonly str error
+ *     cdef public bint recording               # keep text messages as `<local_ts> <raw>` lines             # <<<<<<<<<<<<<<
+ *     cdef bytearray rec
+ *     cdef readonly int64_t unrecordable
+*/
+
+/* Python wrapper */
+static PyObject *__pyx_pw_8pipeline_4_ext_8wsdecode_9WsDecoder_9recording_1__get__(PyObject *__pyx_v_self); /*proto*/
+static PyObject *__pyx_pw_8pipeline_4_ext_8wsdecode_9WsDecoder_9recording_1__get__(PyObject *__pyx_v_self) {
+  CYTHON_UNUSED PyObject *const *__pyx_kwvalues;
+  PyObject *__pyx_r = 0;
+  __Pyx_RefNannyDeclarations
+  __Pyx_RefNannySetupContext("__get__ (wrapper)", 0);
+  __pyx_kwvalues = __Pyx_KwValues_VARARGS(__pyx_args, __pyx_nargs);
+  __pyx_r = __pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_9recording___get__(((struct __pyx_obj_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self));
+
+  /* function exit code */
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_9recording___get__(struct __pyx_obj_8pipeline_4_ext_8wsdecode_WsDecoder *__pyx_v_self) {
+  PyObject *__pyx_r = NULL;
+  __Pyx_RefNannyDeclarations
+  PyObject *__pyx_t_1 = NULL;
+  PyObject *__pyx_t_2 = NULL;
+  PyObject *__pyx_t_3 = NULL;
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  __Pyx_RefNannySetupContext("__get__", 0);
+  {
+      __Pyx_PyCriticalSection __pyx_cs;
+      __pyx_t_1 = ((PyObject *)__pyx_v_self);
+      __Pyx_INCREF(__pyx_t_1);
+      __Pyx_PyCriticalSection_Begin(&__pyx_cs, (PyObject*)__pyx_t_1);
+      /*try:*/ {
+        __pyx_t_2 = __Pyx_PyBool_FromLong(__pyx_v_self->recording); if (unlikely(!__pyx_t_2)) __PYX_ERR(3, 50, __pyx_L4_error)
+        __Pyx_GOTREF(__pyx_t_2);
+        {
+          PyObject *__pyx_temp;
+          {
+            __pyx_temp = __pyx_r;
+            __pyx_r = __pyx_t_2;
+          }
+          __Pyx_XDECREF(__pyx_temp);
+        }
+        __pyx_t_2 = 0;
+        __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+        goto __pyx_L3_return;
+      }
+      /*finally:*/ {
+        __pyx_L3_return: {
+          __pyx_t_3 = __pyx_r;
+          __pyx_r = 0;
+          __Pyx_PyCriticalSection_End(&__pyx_cs);
+          __pyx_r = __pyx_t_3;
+          __pyx_t_3 = 0;
+          goto __pyx_L0;
+        }
+        __pyx_L4_error: {
+          __Pyx_PyCriticalSection_End(&__pyx_cs);
+          goto __pyx_L1_error;
+        }
+      }
+      __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+  }
+
+  /* function exit code */
+  __pyx_L1_error:;
+  __Pyx_XDECREF(__pyx_t_1);
+  __Pyx_XDECREF(__pyx_t_2);
+  __Pyx_AddTraceback("pipeline._ext.wsdecode.WsDecoder.recording.__get__", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __pyx_r = NULL;
+  __pyx_L0:;
+  __Pyx_XGIVEREF(__pyx_r);
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+/* Python wrapper */
+static int __pyx_pw_8pipeline_4_ext_8wsdecode_9WsDecoder_9recording_3__set__(PyObject *__pyx_v_self, PyObject *__pyx_v_value); /*proto*/
+static int __pyx_pw_8pipeline_4_ext_8wsdecode_9WsDecoder_9recording_3__set__(PyObject *__pyx_v_self, PyObject *__pyx_v_value) {
+  CYTHON_UNUSED PyObject *const *__pyx_kwvalues;
+  int __pyx_r;
+  __Pyx_RefNannyDeclarations
+  __Pyx_RefNannySetupContext("__set__ (wrapper)", 0);
+  __pyx_kwvalues = __Pyx_KwValues_VARARGS(__pyx_args, __pyx_nargs);
+  __pyx_r = __pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_9recording_2__set__(((struct __pyx_obj_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self), ((PyObject *)__pyx_v_value));
+
+  /* function exit code */
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+static int __pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_9recording_2__set__(struct __pyx_obj_8pipeline_4_ext_8wsdecode_WsDecoder *__pyx_v_self, PyObject *__pyx_v_value) {
+  int __pyx_r;
+  __Pyx_RefNannyDeclarations
+  PyObject *__pyx_t_1 = NULL;
+  int __pyx_t_2;
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  __Pyx_RefNannySetupContext("__set__", 0);
+  {
+      __Pyx_PyCriticalSection __pyx_cs;
+      __pyx_t_1 = ((PyObject *)__pyx_v_self);
+      __Pyx_INCREF(__pyx_t_1);
+      __Pyx_PyCriticalSection_Begin(&__pyx_cs, (PyObject*)__pyx_t_1);
+      /*try:*/ {
+        __pyx_t_2 = __Pyx_PyObject_IsTrue(__pyx_v_value); if (unlikely((__pyx_t_2 == (int)-1) && PyErr_Occurred())) __PYX_ERR(3, 50, __pyx_L4_error)
+        __pyx_v_self->recording = __pyx_t_2;
+      }
+      /*finally:*/ {
+        /*normal exit:*/{
+          __Pyx_PyCriticalSection_End(&__pyx_cs);
+          goto __pyx_L5;
+        }
+        __pyx_L4_error: {
+          __Pyx_PyCriticalSection_End(&__pyx_cs);
+          goto __pyx_L1_error;
+        }
+        __pyx_L5:;
+      }
+      __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+  }
+
+  /* function exit code */
+  __pyx_r = 0;
+  goto __pyx_L0;
+  __pyx_L1_error:;
+  __Pyx_XDECREF(__pyx_t_1);
+  __Pyx_AddTraceback("pipeline._ext.wsdecode.WsDecoder.recording.__set__", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __pyx_r = -1;
+  __pyx_L0:;
+
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+/* "pipeline/_ext/wsdecode.pxd":52
+ *     cdef public bint recording               # keep text messages as `<local_ts> <raw>` lines
+ *     cdef bytearray rec
+ *     cdef readonly int64_t unrecordable             # <<<<<<<<<<<<<<
+ *     # counters
+ *     cdef readonly int64_t frames, messages, bytes, records, hot_messages, deferred
+*/
+
+/* Python wrapper */
+static PyObject *__pyx_pw_8pipeline_4_ext_8wsdecode_9WsDecoder_12unrecordable_1__get__(PyObject *__pyx_v_self); /*proto*/
+static PyObject *__pyx_pw_8pipeline_4_ext_8wsdecode_9WsDecoder_12unrecordable_1__get__(PyObject *__pyx_v_self) {
+  CYTHON_UNUSED PyObject *const *__pyx_kwvalues;
+  PyObject *__pyx_r = 0;
+  __Pyx_RefNannyDeclarations
+  __Pyx_RefNannySetupContext("__get__ (wrapper)", 0);
+  __pyx_kwvalues = __Pyx_KwValues_VARARGS(__pyx_args, __pyx_nargs);
+  __pyx_r = __pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12unrecordable___get__(((struct __pyx_obj_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self));
+
+  /* function exit code */
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12unrecordable___get__(struct __pyx_obj_8pipeline_4_ext_8wsdecode_WsDecoder *__pyx_v_self) {
+  PyObject *__pyx_r = NULL;
+  __Pyx_RefNannyDeclarations
+  PyObject *__pyx_t_1 = NULL;
+  PyObject *__pyx_t_2 = NULL;
+  PyObject *__pyx_t_3 = NULL;
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  __Pyx_RefNannySetupContext("__get__", 0);
+  {
+      __Pyx_PyCriticalSection __pyx_cs;
+      __pyx_t_1 = ((PyObject *)__pyx_v_self);
+      __Pyx_INCREF(__pyx_t_1);
+      __Pyx_PyCriticalSection_Begin(&__pyx_cs, (PyObject*)__pyx_t_1);
+      /*try:*/ {
+        __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->unrecordable); if (unlikely(!__pyx_t_2)) __PYX_ERR(3, 52, __pyx_L4_error)
+        __Pyx_GOTREF(__pyx_t_2);
+        {
+          PyObject *__pyx_temp;
+          {
+            __pyx_temp = __pyx_r;
+            __pyx_r = __pyx_t_2;
+          }
+          __Pyx_XDECREF(__pyx_temp);
+        }
+        __pyx_t_2 = 0;
+        __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+        goto __pyx_L3_return;
+      }
+      /*finally:*/ {
+        __pyx_L3_return: {
+          __pyx_t_3 = __pyx_r;
+          __pyx_r = 0;
+          __Pyx_PyCriticalSection_End(&__pyx_cs);
+          __pyx_r = __pyx_t_3;
+          __pyx_t_3 = 0;
+          goto __pyx_L0;
+        }
+        __pyx_L4_error: {
+          __Pyx_PyCriticalSection_End(&__pyx_cs);
+          goto __pyx_L1_error;
+        }
+      }
+      __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+  }
+
+  /* function exit code */
+  __pyx_L1_error:;
+  __Pyx_XDECREF(__pyx_t_1);
+  __Pyx_XDECREF(__pyx_t_2);
+  __Pyx_AddTraceback("pipeline._ext.wsdecode.WsDecoder.unrecordable.__get__", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __pyx_r = NULL;
+  __pyx_L0:;
+  __Pyx_XGIVEREF(__pyx_r);
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+/* "pipeline/_ext/wsdecode.pxd":54
+ *     cdef readonly int64_t unrecordable
  *     # counters
  *     cdef readonly int64_t frames, messages, bytes, records, hot_messages, deferred             # <<<<<<<<<<<<<<
  *     cdef readonly int64_t duplicates, oversized, protocol_errors, pings, pongs, closes
@@ -37138,7 +37803,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_6frames___get__(s
       __Pyx_INCREF(__pyx_t_1);
       __Pyx_PyCriticalSection_Begin(&__pyx_cs, (PyObject*)__pyx_t_1);
       /*try:*/ {
-        __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->frames); if (unlikely(!__pyx_t_2)) __PYX_ERR(3, 51, __pyx_L4_error)
+        __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->frames); if (unlikely(!__pyx_t_2)) __PYX_ERR(3, 54, __pyx_L4_error)
         __Pyx_GOTREF(__pyx_t_2);
         {
           PyObject *__pyx_temp;
@@ -37212,7 +37877,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_8messages___get__
       __Pyx_INCREF(__pyx_t_1);
       __Pyx_PyCriticalSection_Begin(&__pyx_cs, (PyObject*)__pyx_t_1);
       /*try:*/ {
-        __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->messages); if (unlikely(!__pyx_t_2)) __PYX_ERR(3, 51, __pyx_L4_error)
+        __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->messages); if (unlikely(!__pyx_t_2)) __PYX_ERR(3, 54, __pyx_L4_error)
         __Pyx_GOTREF(__pyx_t_2);
         {
           PyObject *__pyx_temp;
@@ -37286,7 +37951,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_5bytes___get__(st
       __Pyx_INCREF(__pyx_t_1);
       __Pyx_PyCriticalSection_Begin(&__pyx_cs, (PyObject*)__pyx_t_1);
       /*try:*/ {
-        __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->bytes); if (unlikely(!__pyx_t_2)) __PYX_ERR(3, 51, __pyx_L4_error)
+        __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->bytes); if (unlikely(!__pyx_t_2)) __PYX_ERR(3, 54, __pyx_L4_error)
         __Pyx_GOTREF(__pyx_t_2);
         {
           PyObject *__pyx_temp;
@@ -37360,7 +38025,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_7records___get__(
       __Pyx_INCREF(__pyx_t_1);
       __Pyx_PyCriticalSection_Begin(&__pyx_cs, (PyObject*)__pyx_t_1);
       /*try:*/ {
-        __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->records); if (unlikely(!__pyx_t_2)) __PYX_ERR(3, 51, __pyx_L4_error)
+        __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->records); if (unlikely(!__pyx_t_2)) __PYX_ERR(3, 54, __pyx_L4_error)
         __Pyx_GOTREF(__pyx_t_2);
         {
           PyObject *__pyx_temp;
@@ -37434,7 +38099,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12hot_messages___
       __Pyx_INCREF(__pyx_t_1);
       __Pyx_PyCriticalSection_Begin(&__pyx_cs, (PyObject*)__pyx_t_1);
       /*try:*/ {
-        __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->hot_messages); if (unlikely(!__pyx_t_2)) __PYX_ERR(3, 51, __pyx_L4_error)
+        __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->hot_messages); if (unlikely(!__pyx_t_2)) __PYX_ERR(3, 54, __pyx_L4_error)
         __Pyx_GOTREF(__pyx_t_2);
         {
           PyObject *__pyx_temp;
@@ -37508,7 +38173,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_8deferred___get__
       __Pyx_INCREF(__pyx_t_1);
       __Pyx_PyCriticalSection_Begin(&__pyx_cs, (PyObject*)__pyx_t_1);
       /*try:*/ {
-        __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->deferred); if (unlikely(!__pyx_t_2)) __PYX_ERR(3, 51, __pyx_L4_error)
+        __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->deferred); if (unlikely(!__pyx_t_2)) __PYX_ERR(3, 54, __pyx_L4_error)
         __Pyx_GOTREF(__pyx_t_2);
         {
           PyObject *__pyx_temp;
@@ -37551,7 +38216,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_8deferred___get__
   return __pyx_r;
 }
 
-/* "pipeline/_ext/wsdecode.pxd":52
+/* "pipeline/_ext/wsdecode.pxd":55
  *     # counters
  *     cdef readonly int64_t frames, messages, bytes, records, hot_messages, deferred
  *     cdef readonly int64_t duplicates, oversized, protocol_errors, pings, pongs, closes             # <<<<<<<<<<<<<<
@@ -37590,7 +38255,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_10duplicates___ge
       __Pyx_INCREF(__pyx_t_1);
       __Pyx_PyCriticalSection_Begin(&__pyx_cs, (PyObject*)__pyx_t_1);
       /*try:*/ {
-        __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->duplicates); if (unlikely(!__pyx_t_2)) __PYX_ERR(3, 52, __pyx_L4_error)
+        __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->duplicates); if (unlikely(!__pyx_t_2)) __PYX_ERR(3, 55, __pyx_L4_error)
         __Pyx_GOTREF(__pyx_t_2);
         {
           PyObject *__pyx_temp;
@@ -37664,7 +38329,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_9oversized___get_
       __Pyx_INCREF(__pyx_t_1);
       __Pyx_PyCriticalSection_Begin(&__pyx_cs, (PyObject*)__pyx_t_1);
       /*try:*/ {
-        __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->oversized); if (unlikely(!__pyx_t_2)) __PYX_ERR(3, 52, __pyx_L4_error)
+        __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->oversized); if (unlikely(!__pyx_t_2)) __PYX_ERR(3, 55, __pyx_L4_error)
         __Pyx_GOTREF(__pyx_t_2);
         {
           PyObject *__pyx_temp;
@@ -37738,7 +38403,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_15protocol_errors
       __Pyx_INCREF(__pyx_t_1);
       __Pyx_PyCriticalSection_Begin(&__pyx_cs, (PyObject*)__pyx_t_1);
       /*try:*/ {
-        __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->protocol_errors); if (unlikely(!__pyx_t_2)) __PYX_ERR(3, 52, __pyx_L4_error)
+        __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->protocol_errors); if (unlikely(!__pyx_t_2)) __PYX_ERR(3, 55, __pyx_L4_error)
         __Pyx_GOTREF(__pyx_t_2);
         {
           PyObject *__pyx_temp;
@@ -37812,7 +38477,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_5pings___get__(st
       __Pyx_INCREF(__pyx_t_1);
       __Pyx_PyCriticalSection_Begin(&__pyx_cs, (PyObject*)__pyx_t_1);
       /*try:*/ {
-        __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->pings); if (unlikely(!__pyx_t_2)) __PYX_ERR(3, 52, __pyx_L4_error)
+        __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->pings); if (unlikely(!__pyx_t_2)) __PYX_ERR(3, 55, __pyx_L4_error)
         __Pyx_GOTREF(__pyx_t_2);
         {
           PyObject *__pyx_temp;
@@ -37886,7 +38551,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_5pongs___get__(st
       __Pyx_INCREF(__pyx_t_1);
       __Pyx_PyCriticalSection_Begin(&__pyx_cs, (PyObject*)__pyx_t_1);
       /*try:*/ {
-        __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->pongs); if (unlikely(!__pyx_t_2)) __PYX_ERR(3, 52, __pyx_L4_error)
+        __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->pongs); if (unlikely(!__pyx_t_2)) __PYX_ERR(3, 55, __pyx_L4_error)
         __Pyx_GOTREF(__pyx_t_2);
         {
           PyObject *__pyx_temp;
@@ -37960,7 +38625,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_6closes___get__(s
       __Pyx_INCREF(__pyx_t_1);
       __Pyx_PyCriticalSection_Begin(&__pyx_cs, (PyObject*)__pyx_t_1);
       /*try:*/ {
-        __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->closes); if (unlikely(!__pyx_t_2)) __PYX_ERR(3, 52, __pyx_L4_error)
+        __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->closes); if (unlikely(!__pyx_t_2)) __PYX_ERR(3, 55, __pyx_L4_error)
         __Pyx_GOTREF(__pyx_t_2);
         {
           PyObject *__pyx_temp;
@@ -38010,16 +38675,16 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_6closes___get__(s
 */
 
 /* Python wrapper */
-static PyObject *__pyx_pw_8pipeline_4_ext_8wsdecode_9WsDecoder_15__reduce_cython__(PyObject *__pyx_v_self, 
+static PyObject *__pyx_pw_8pipeline_4_ext_8wsdecode_9WsDecoder_17__reduce_cython__(PyObject *__pyx_v_self, 
 #if CYTHON_VECTORCALL
 PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
 #else
 PyObject *__pyx_args, PyObject *__pyx_kwds
 #endif
 ); /*proto*/
-PyDoc_STRVAR(__pyx_doc_8pipeline_4_ext_8wsdecode_9WsDecoder_14__reduce_cython__, "WsDecoder.__reduce_cython__(self)");
-static PyMethodDef __pyx_mdef_8pipeline_4_ext_8wsdecode_9WsDecoder_15__reduce_cython__ = {"__reduce_cython__", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_8pipeline_4_ext_8wsdecode_9WsDecoder_15__reduce_cython__, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_8pipeline_4_ext_8wsdecode_9WsDecoder_14__reduce_cython__};
-static PyObject *__pyx_pw_8pipeline_4_ext_8wsdecode_9WsDecoder_15__reduce_cython__(PyObject *__pyx_v_self, 
+PyDoc_STRVAR(__pyx_doc_8pipeline_4_ext_8wsdecode_9WsDecoder_16__reduce_cython__, "WsDecoder.__reduce_cython__(self)");
+static PyMethodDef __pyx_mdef_8pipeline_4_ext_8wsdecode_9WsDecoder_17__reduce_cython__ = {"__reduce_cython__", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_8pipeline_4_ext_8wsdecode_9WsDecoder_17__reduce_cython__, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_8pipeline_4_ext_8wsdecode_9WsDecoder_16__reduce_cython__};
+static PyObject *__pyx_pw_8pipeline_4_ext_8wsdecode_9WsDecoder_17__reduce_cython__(PyObject *__pyx_v_self, 
 #if CYTHON_VECTORCALL
 PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
 #else
@@ -38045,14 +38710,14 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   const Py_ssize_t __pyx_kwds_len = unlikely(__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
   if (unlikely(__pyx_kwds_len < 0)) return NULL;
   if (unlikely(__pyx_kwds_len > 0)) {__Pyx_RejectKeywords("__reduce_cython__", __pyx_kwds); return NULL;}
-  __pyx_r = __pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14__reduce_cython__(((struct __pyx_obj_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self));
+  __pyx_r = __pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_16__reduce_cython__(((struct __pyx_obj_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self));
 
   /* function exit code */
   __Pyx_RefNannyFinishContext();
   return __pyx_r;
 }
 
-static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14__reduce_cython__(CYTHON_UNUSED struct __pyx_obj_8pipeline_4_ext_8wsdecode_WsDecoder *__pyx_v_self) {
+static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_16__reduce_cython__(CYTHON_UNUSED struct __pyx_obj_8pipeline_4_ext_8wsdecode_WsDecoder *__pyx_v_self) {
   PyObject *__pyx_r = NULL;
   __Pyx_RefNannyDeclarations
   int __pyx_lineno = 0;
@@ -38092,16 +38757,16 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14__reduce_cython
 */
 
 /* Python wrapper */
-static PyObject *__pyx_pw_8pipeline_4_ext_8wsdecode_9WsDecoder_17__setstate_cython__(PyObject *__pyx_v_self, 
+static PyObject *__pyx_pw_8pipeline_4_ext_8wsdecode_9WsDecoder_19__setstate_cython__(PyObject *__pyx_v_self, 
 #if CYTHON_VECTORCALL
 PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
 #else
 PyObject *__pyx_args, PyObject *__pyx_kwds
 #endif
 ); /*proto*/
-PyDoc_STRVAR(__pyx_doc_8pipeline_4_ext_8wsdecode_9WsDecoder_16__setstate_cython__, "WsDecoder.__setstate_cython__(self, __pyx_state)");
-static PyMethodDef __pyx_mdef_8pipeline_4_ext_8wsdecode_9WsDecoder_17__setstate_cython__ = {"__setstate_cython__", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_8pipeline_4_ext_8wsdecode_9WsDecoder_17__setstate_cython__, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_8pipeline_4_ext_8wsdecode_9WsDecoder_16__setstate_cython__};
-static PyObject *__pyx_pw_8pipeline_4_ext_8wsdecode_9WsDecoder_17__setstate_cython__(PyObject *__pyx_v_self, 
+PyDoc_STRVAR(__pyx_doc_8pipeline_4_ext_8wsdecode_9WsDecoder_18__setstate_cython__, "WsDecoder.__setstate_cython__(self, __pyx_state)");
+static PyMethodDef __pyx_mdef_8pipeline_4_ext_8wsdecode_9WsDecoder_19__setstate_cython__ = {"__setstate_cython__", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_8pipeline_4_ext_8wsdecode_9WsDecoder_19__setstate_cython__, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_8pipeline_4_ext_8wsdecode_9WsDecoder_18__setstate_cython__};
+static PyObject *__pyx_pw_8pipeline_4_ext_8wsdecode_9WsDecoder_19__setstate_cython__(PyObject *__pyx_v_self, 
 #if CYTHON_VECTORCALL
 PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
 #else
@@ -38167,7 +38832,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   __Pyx_RefNannyFinishContext();
   return NULL;
   __pyx_L4_argument_unpacking_done:;
-  __pyx_r = __pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_16__setstate_cython__(((struct __pyx_obj_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self), __pyx_v___pyx_state);
+  __pyx_r = __pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_18__setstate_cython__(((struct __pyx_obj_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self), __pyx_v___pyx_state);
 
   /* function exit code */
   for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
@@ -38177,7 +38842,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   return __pyx_r;
 }
 
-static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_16__setstate_cython__(CYTHON_UNUSED struct __pyx_obj_8pipeline_4_ext_8wsdecode_WsDecoder *__pyx_v_self, CYTHON_UNUSED PyObject *__pyx_v___pyx_state) {
+static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_18__setstate_cython__(CYTHON_UNUSED struct __pyx_obj_8pipeline_4_ext_8wsdecode_WsDecoder *__pyx_v_self, CYTHON_UNUSED PyObject *__pyx_v___pyx_state) {
   PyObject *__pyx_r = NULL;
   __Pyx_RefNannyDeclarations
   int __pyx_lineno = 0;
@@ -38478,6 +39143,7 @@ static PyObject *__pyx_tp_new__initialisation_8pipeline_4_ext_8wsdecode_WsDecode
   p->frag = Py_None; Py_INCREF(Py_None);
   p->message = ((PyObject*)Py_None); Py_INCREF(Py_None);
   p->error = ((PyObject*)Py_None); Py_INCREF(Py_None);
+  p->rec = ((PyObject*)Py_None); Py_INCREF(Py_None);
   {
     int cinit_result = __pyx_pw_8pipeline_4_ext_8wsdecode_9WsDecoder_1__cinit__(o, 
 #if CYTHON_VECTORCALL_TPNEW
@@ -38545,6 +39211,7 @@ static void __pyx_tp_dealloc_8pipeline_4_ext_8wsdecode_WsDecoder(PyObject *o) {
   Py_CLEAR(p->frag);
   Py_CLEAR(p->message);
   Py_CLEAR(p->error);
+  Py_CLEAR(p->rec);
   PyTypeObject *tp = Py_TYPE(o);
   #if CYTHON_USE_TYPE_SLOTS
   (*tp->tp_free)(o);
@@ -38627,6 +39294,24 @@ static PyObject *__pyx_getprop_8pipeline_4_ext_8wsdecode_9WsDecoder_error(PyObje
   return __pyx_pw_8pipeline_4_ext_8wsdecode_9WsDecoder_5error_1__get__(o);
 }
 
+static PyObject *__pyx_getprop_8pipeline_4_ext_8wsdecode_9WsDecoder_recording(PyObject *o, CYTHON_UNUSED void *x) {
+  return __pyx_pw_8pipeline_4_ext_8wsdecode_9WsDecoder_9recording_1__get__(o);
+}
+
+static int __pyx_setprop_8pipeline_4_ext_8wsdecode_9WsDecoder_recording(PyObject *o, PyObject *v, CYTHON_UNUSED void *x) {
+  if (v) {
+    return __pyx_pw_8pipeline_4_ext_8wsdecode_9WsDecoder_9recording_3__set__(o, v);
+  }
+  else {
+    PyErr_SetString(PyExc_NotImplementedError, "__del__");
+    return -1;
+  }
+}
+
+static PyObject *__pyx_getprop_8pipeline_4_ext_8wsdecode_9WsDecoder_unrecordable(PyObject *o, CYTHON_UNUSED void *x) {
+  return __pyx_pw_8pipeline_4_ext_8wsdecode_9WsDecoder_12unrecordable_1__get__(o);
+}
+
 static PyObject *__pyx_getprop_8pipeline_4_ext_8wsdecode_9WsDecoder_frames(PyObject *o, CYTHON_UNUSED void *x) {
   return __pyx_pw_8pipeline_4_ext_8wsdecode_9WsDecoder_6frames_1__get__(o);
 }
@@ -38681,9 +39366,10 @@ static PyMethodDef __pyx_methods_8pipeline_4_ext_8wsdecode_WsDecoder[] = {
   {"feed", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_8pipeline_4_ext_8wsdecode_9WsDecoder_7feed, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_8pipeline_4_ext_8wsdecode_9WsDecoder_6feed},
   {"pending", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_8pipeline_4_ext_8wsdecode_9WsDecoder_9pending, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_8pipeline_4_ext_8wsdecode_9WsDecoder_8pending},
   {"counters", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_8pipeline_4_ext_8wsdecode_9WsDecoder_11counters, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_8pipeline_4_ext_8wsdecode_9WsDecoder_10counters},
-  {"decode", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_8pipeline_4_ext_8wsdecode_9WsDecoder_13decode, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_8pipeline_4_ext_8wsdecode_9WsDecoder_12decode},
-  {"__reduce_cython__", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_8pipeline_4_ext_8wsdecode_9WsDecoder_15__reduce_cython__, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_8pipeline_4_ext_8wsdecode_9WsDecoder_14__reduce_cython__},
-  {"__setstate_cython__", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_8pipeline_4_ext_8wsdecode_9WsDecoder_17__setstate_cython__, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_8pipeline_4_ext_8wsdecode_9WsDecoder_16__setstate_cython__},
+  {"take_recording", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_8pipeline_4_ext_8wsdecode_9WsDecoder_13take_recording, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_8pipeline_4_ext_8wsdecode_9WsDecoder_12take_recording},
+  {"decode", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_8pipeline_4_ext_8wsdecode_9WsDecoder_15decode, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode},
+  {"__reduce_cython__", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_8pipeline_4_ext_8wsdecode_9WsDecoder_17__reduce_cython__, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_8pipeline_4_ext_8wsdecode_9WsDecoder_16__reduce_cython__},
+  {"__setstate_cython__", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_8pipeline_4_ext_8wsdecode_9WsDecoder_19__setstate_cython__, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_8pipeline_4_ext_8wsdecode_9WsDecoder_18__setstate_cython__},
   {0, 0, 0, 0}
 };
 
@@ -38698,6 +39384,8 @@ static struct PyGetSetDef __pyx_getsets_8pipeline_4_ext_8wsdecode_WsDecoder[] = 
   {"reason", __pyx_getprop_8pipeline_4_ext_8wsdecode_9WsDecoder_reason, 0, 0, 0},
   {"message", __pyx_getprop_8pipeline_4_ext_8wsdecode_9WsDecoder_message, 0, 0, 0},
   {"error", __pyx_getprop_8pipeline_4_ext_8wsdecode_9WsDecoder_error, 0, 0, 0},
+  {"recording", __pyx_getprop_8pipeline_4_ext_8wsdecode_9WsDecoder_recording, __pyx_setprop_8pipeline_4_ext_8wsdecode_9WsDecoder_recording, PyDoc_STR("recording: \047bool\047"), 0},
+  {"unrecordable", __pyx_getprop_8pipeline_4_ext_8wsdecode_9WsDecoder_unrecordable, 0, 0, 0},
   {"frames", __pyx_getprop_8pipeline_4_ext_8wsdecode_9WsDecoder_frames, 0, 0, 0},
   {"messages", __pyx_getprop_8pipeline_4_ext_8wsdecode_9WsDecoder_messages, 0, 0, 0},
   {"bytes", __pyx_getprop_8pipeline_4_ext_8wsdecode_9WsDecoder_bytes, 0, 0, 0},
@@ -40024,6 +40712,7 @@ static int __Pyx_modinit_Exttype___pyx_obj_8pipeline_4_ext_8wsdecode_WsDecoder(_
   __pyx_vtable_8pipeline_4_ext_8wsdecode_WsDecoder._protocol = (int (*)(struct __pyx_obj_8pipeline_4_ext_8wsdecode_WsDecoder *, PyObject *))__pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__protocol;
   __pyx_vtable_8pipeline_4_ext_8wsdecode_WsDecoder._make_room = (void (*)(struct __pyx_obj_8pipeline_4_ext_8wsdecode_WsDecoder *, Py_ssize_t))__pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__make_room;
   __pyx_vtable_8pipeline_4_ext_8wsdecode_WsDecoder._slice = (PyObject *(*)(struct __pyx_obj_8pipeline_4_ext_8wsdecode_WsDecoder *, Py_ssize_t, Py_ssize_t))__pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__slice;
+  __pyx_vtable_8pipeline_4_ext_8wsdecode_WsDecoder._record = (void (*)(struct __pyx_obj_8pipeline_4_ext_8wsdecode_WsDecoder *, PyObject *))__pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__record;
   __pyx_vtable_8pipeline_4_ext_8wsdecode_WsDecoder._payload = (Py_ssize_t (*)(struct __pyx_obj_8pipeline_4_ext_8wsdecode_WsDecoder *, unsigned char const *, Py_ssize_t, Py_ssize_t))__pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload;
   __pyx_vtable_8pipeline_4_ext_8wsdecode_WsDecoder._extract = (Py_ssize_t (*)(struct __pyx_obj_8pipeline_4_ext_8wsdecode_WsDecoder *, unsigned char const *, Py_ssize_t, Py_ssize_t, struct __pyx_t_8pipeline_4_ext_7records_TickRecord *, Py_ssize_t, Py_ssize_t))__pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract;
   __pyx_vtable_8pipeline_4_ext_8wsdecode_WsDecoder._fields = (Py_ssize_t (*)(struct __pyx_obj_8pipeline_4_ext_8wsdecode_WsDecoder *, unsigned char const *, struct __pyx_t_8pipeline_4_ext_7records_TickRecord *, Py_ssize_t, Py_ssize_t))__pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields;
@@ -41501,94 +42190,109 @@ __Pyx_RefNannySetupContext("PyInit_wsdecode", 0);
   if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_setstate_cython, __pyx_t_16) < (0)) __PYX_ERR(1, 3, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_16); __pyx_t_16 = 0;
 
-  /* "ext/wsdecode.pyx":425
+  /* "ext/wsdecode.pyx":427
  *             self.pos = 0
  * 
  *     def writable(self, Py_ssize_t k):             # <<<<<<<<<<<<<<
  *         """A writable view of up to k free bytes at the end of the buffer (recv_into it, then
  *         commit). The view is valid until the next writable/feed/decode call."""
 */
-  __pyx_t_16 = __Pyx_CyFunction_New(&__pyx_mdef_8pipeline_4_ext_8wsdecode_9WsDecoder_3writable, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_WsDecoder_writable, NULL, __pyx_mstate_global->__pyx_n_u_pipeline__ext_wsdecode, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[12])); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 425, __pyx_L1_error)
+  __pyx_t_16 = __Pyx_CyFunction_New(&__pyx_mdef_8pipeline_4_ext_8wsdecode_9WsDecoder_3writable, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_WsDecoder_writable, NULL, __pyx_mstate_global->__pyx_n_u_pipeline__ext_wsdecode, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[12])); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 427, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_16);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_16);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8pipeline_4_ext_8wsdecode_WsDecoder, __pyx_mstate_global->__pyx_n_u_writable, __pyx_t_16) < (0)) __PYX_ERR(0, 425, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8pipeline_4_ext_8wsdecode_WsDecoder, __pyx_mstate_global->__pyx_n_u_writable, __pyx_t_16) < (0)) __PYX_ERR(0, 427, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_16); __pyx_t_16 = 0;
 
-  /* "ext/wsdecode.pyx":434
+  /* "ext/wsdecode.pyx":436
  *         return memoryview(self.store)[self.end:self.end + k]
  * 
  *     def commit(self, Py_ssize_t nbytes, int64_t local_ts):             # <<<<<<<<<<<<<<
  *         """nbytes were written into the last writable() view at local_ts (CLOCK_REALTIME ns)."""
  *         if nbytes < 0 or self.end + nbytes > self.cap:
 */
-  __pyx_t_16 = __Pyx_CyFunction_New(&__pyx_mdef_8pipeline_4_ext_8wsdecode_9WsDecoder_5commit, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_WsDecoder_commit, NULL, __pyx_mstate_global->__pyx_n_u_pipeline__ext_wsdecode, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[13])); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 434, __pyx_L1_error)
+  __pyx_t_16 = __Pyx_CyFunction_New(&__pyx_mdef_8pipeline_4_ext_8wsdecode_9WsDecoder_5commit, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_WsDecoder_commit, NULL, __pyx_mstate_global->__pyx_n_u_pipeline__ext_wsdecode, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[13])); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 436, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_16);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_16);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8pipeline_4_ext_8wsdecode_WsDecoder, __pyx_mstate_global->__pyx_n_u_commit, __pyx_t_16) < (0)) __PYX_ERR(0, 434, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8pipeline_4_ext_8wsdecode_WsDecoder, __pyx_mstate_global->__pyx_n_u_commit, __pyx_t_16) < (0)) __PYX_ERR(0, 436, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_16); __pyx_t_16 = 0;
 
-  /* "ext/wsdecode.pyx":442
+  /* "ext/wsdecode.pyx":444
  *         self.local_ts = local_ts
  * 
  *     def feed(self, const unsigned char[::1] data, int64_t local_ts):             # <<<<<<<<<<<<<<
  *         """Append socket bytes (copying); see writable/commit for the zero-copy way."""
  *         cdef Py_ssize_t n = data.shape[0], off = 0, k
 */
-  __pyx_t_16 = __Pyx_CyFunction_New(&__pyx_mdef_8pipeline_4_ext_8wsdecode_9WsDecoder_7feed, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_WsDecoder_feed, NULL, __pyx_mstate_global->__pyx_n_u_pipeline__ext_wsdecode, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[14])); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 442, __pyx_L1_error)
+  __pyx_t_16 = __Pyx_CyFunction_New(&__pyx_mdef_8pipeline_4_ext_8wsdecode_9WsDecoder_7feed, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_WsDecoder_feed, NULL, __pyx_mstate_global->__pyx_n_u_pipeline__ext_wsdecode, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[14])); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 444, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_16);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_16);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8pipeline_4_ext_8wsdecode_WsDecoder, __pyx_mstate_global->__pyx_n_u_feed, __pyx_t_16) < (0)) __PYX_ERR(0, 442, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8pipeline_4_ext_8wsdecode_WsDecoder, __pyx_mstate_global->__pyx_n_u_feed, __pyx_t_16) < (0)) __PYX_ERR(0, 444, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_16); __pyx_t_16 = 0;
 
-  /* "ext/wsdecode.pyx":456
+  /* "ext/wsdecode.pyx":458
  *         self.bytes += n
  * 
  *     def pending(self):             # <<<<<<<<<<<<<<
  *         return self.end - self.pos + self.skip
  * 
 */
-  __pyx_t_16 = __Pyx_CyFunction_New(&__pyx_mdef_8pipeline_4_ext_8wsdecode_9WsDecoder_9pending, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_WsDecoder_pending, NULL, __pyx_mstate_global->__pyx_n_u_pipeline__ext_wsdecode, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[15])); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 456, __pyx_L1_error)
+  __pyx_t_16 = __Pyx_CyFunction_New(&__pyx_mdef_8pipeline_4_ext_8wsdecode_9WsDecoder_9pending, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_WsDecoder_pending, NULL, __pyx_mstate_global->__pyx_n_u_pipeline__ext_wsdecode, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[15])); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 458, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_16);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_16);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8pipeline_4_ext_8wsdecode_WsDecoder, __pyx_mstate_global->__pyx_n_u_pending, __pyx_t_16) < (0)) __PYX_ERR(0, 456, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8pipeline_4_ext_8wsdecode_WsDecoder, __pyx_mstate_global->__pyx_n_u_pending, __pyx_t_16) < (0)) __PYX_ERR(0, 458, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_16); __pyx_t_16 = 0;
 
-  /* "ext/wsdecode.pyx":459
+  /* "ext/wsdecode.pyx":461
  *         return self.end - self.pos + self.skip
  * 
  *     def counters(self):             # <<<<<<<<<<<<<<
  *         return {"frames": self.frames, "messages": self.messages, "bytes": self.bytes,
  *                 "records": self.records, "hot_messages": self.hot_messages,
 */
-  __pyx_t_16 = __Pyx_CyFunction_New(&__pyx_mdef_8pipeline_4_ext_8wsdecode_9WsDecoder_11counters, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_WsDecoder_counters, NULL, __pyx_mstate_global->__pyx_n_u_pipeline__ext_wsdecode, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[16])); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 459, __pyx_L1_error)
+  __pyx_t_16 = __Pyx_CyFunction_New(&__pyx_mdef_8pipeline_4_ext_8wsdecode_9WsDecoder_11counters, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_WsDecoder_counters, NULL, __pyx_mstate_global->__pyx_n_u_pipeline__ext_wsdecode, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[16])); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 461, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_16);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_16);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8pipeline_4_ext_8wsdecode_WsDecoder, __pyx_mstate_global->__pyx_n_u_counters, __pyx_t_16) < (0)) __PYX_ERR(0, 459, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8pipeline_4_ext_8wsdecode_WsDecoder, __pyx_mstate_global->__pyx_n_u_counters, __pyx_t_16) < (0)) __PYX_ERR(0, 461, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_16); __pyx_t_16 = 0;
 
-  /* "ext/wsdecode.pyx":477
+  /* "ext/wsdecode.pyx":486
+ *         self.rec += b"\n"
+ * 
+ *     def take_recording(self):             # <<<<<<<<<<<<<<
+ *         """The `<local_ts_ns> <raw>` lines of the text messages decoded since the last call."""
+ *         out = bytes(self.rec)
+*/
+  __pyx_t_16 = __Pyx_CyFunction_New(&__pyx_mdef_8pipeline_4_ext_8wsdecode_9WsDecoder_13take_recording, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_WsDecoder_take_recording, NULL, __pyx_mstate_global->__pyx_n_u_pipeline__ext_wsdecode, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[17])); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 486, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_16);
+  #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
+  PyUnstable_Object_EnableDeferredRefcount(__pyx_t_16);
+  #endif
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8pipeline_4_ext_8wsdecode_WsDecoder, __pyx_mstate_global->__pyx_n_u_take_recording, __pyx_t_16) < (0)) __PYX_ERR(0, 486, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_16); __pyx_t_16 = 0;
+
+  /* "ext/wsdecode.pyx":493
  * 
  *     # ------------------------------------------------------------------ frames
  *     @cython.boundscheck(False)             # <<<<<<<<<<<<<<
  *     @cython.wraparound(False)
  *     def decode(self, cnp.ndarray out):
 */
-  __pyx_t_16 = __Pyx_CyFunction_New(&__pyx_mdef_8pipeline_4_ext_8wsdecode_9WsDecoder_13decode, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_WsDecoder_decode, NULL, __pyx_mstate_global->__pyx_n_u_pipeline__ext_wsdecode, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[17])); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 477, __pyx_L1_error)
+  __pyx_t_16 = __Pyx_CyFunction_New(&__pyx_mdef_8pipeline_4_ext_8wsdecode_9WsDecoder_15decode, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_WsDecoder_decode, NULL, __pyx_mstate_global->__pyx_n_u_pipeline__ext_wsdecode, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[18])); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 493, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_16);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_16);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8pipeline_4_ext_8wsdecode_WsDecoder, __pyx_mstate_global->__pyx_n_u_decode, __pyx_t_16) < (0)) __PYX_ERR(0, 477, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8pipeline_4_ext_8wsdecode_WsDecoder, __pyx_mstate_global->__pyx_n_u_decode, __pyx_t_16) < (0)) __PYX_ERR(0, 493, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_16); __pyx_t_16 = 0;
 
   /* "(tree fragment)":1
@@ -41596,7 +42300,7 @@ __Pyx_RefNannySetupContext("PyInit_wsdecode", 0);
  *     raise TypeError, "no default __reduce__ due to non-trivial __cinit__"
  * def __setstate_cython__(self, __pyx_state):
 */
-  __pyx_t_16 = __Pyx_CyFunction_New(&__pyx_mdef_8pipeline_4_ext_8wsdecode_9WsDecoder_15__reduce_cython__, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_WsDecoder___reduce_cython, NULL, __pyx_mstate_global->__pyx_n_u_pipeline__ext_wsdecode, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[18])); if (unlikely(!__pyx_t_16)) __PYX_ERR(1, 1, __pyx_L1_error)
+  __pyx_t_16 = __Pyx_CyFunction_New(&__pyx_mdef_8pipeline_4_ext_8wsdecode_9WsDecoder_17__reduce_cython__, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_WsDecoder___reduce_cython, NULL, __pyx_mstate_global->__pyx_n_u_pipeline__ext_wsdecode, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[19])); if (unlikely(!__pyx_t_16)) __PYX_ERR(1, 1, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_16);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_16);
@@ -41610,7 +42314,7 @@ __Pyx_RefNannySetupContext("PyInit_wsdecode", 0);
  * def __setstate_cython__(self, __pyx_state):             # <<<<<<<<<<<<<<
  *     raise TypeError, "no default __reduce__ due to non-trivial __cinit__"
 */
-  __pyx_t_16 = __Pyx_CyFunction_New(&__pyx_mdef_8pipeline_4_ext_8wsdecode_9WsDecoder_17__setstate_cython__, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_WsDecoder___setstate_cython, NULL, __pyx_mstate_global->__pyx_n_u_pipeline__ext_wsdecode, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[19])); if (unlikely(!__pyx_t_16)) __PYX_ERR(1, 3, __pyx_L1_error)
+  __pyx_t_16 = __Pyx_CyFunction_New(&__pyx_mdef_8pipeline_4_ext_8wsdecode_9WsDecoder_19__setstate_cython__, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_WsDecoder___setstate_cython, NULL, __pyx_mstate_global->__pyx_n_u_pipeline__ext_wsdecode, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[20])); if (unlikely(!__pyx_t_16)) __PYX_ERR(1, 3, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_16);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_16);
@@ -41756,14 +42460,14 @@ static int __Pyx_InitCachedConstants(__pyx_mstatetype *__pyx_mstate) {
   }
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[2]);
 
-  /* "ext/wsdecode.pyx":596
+  /* "ext/wsdecode.pyx":612
  *                 if len(self.frag) > self.max_message:
  *                     self.oversized += 1
  *                     self.message = bytes(self.frag[:SAMPLE_LEN])             # <<<<<<<<<<<<<<
  *                     self.frag = None
  *                     self.frag_discard = not fin
 */
-  __pyx_mstate_global->__pyx_slice[1] = PySlice_New(Py_None, __pyx_mstate_global->__pyx_int_200, Py_None); if (unlikely(!__pyx_mstate_global->__pyx_slice[1])) __PYX_ERR(0, 596, __pyx_L1_error)
+  __pyx_mstate_global->__pyx_slice[1] = PySlice_New(Py_None, __pyx_mstate_global->__pyx_int_200, Py_None); if (unlikely(!__pyx_mstate_global->__pyx_slice[1])) __PYX_ERR(0, 612, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_mstate_global->__pyx_slice[1]);
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_slice[1]);
   #if CYTHON_IMMORTAL_CONSTANTS
@@ -41826,38 +42530,38 @@ static int __Pyx_InitConstants(__pyx_mstatetype *__pyx_mstate) {
   int __pyx_clineno = 0;
   CYTHON_UNUSED_VAR(__pyx_mstate);
   {
-    const struct { const unsigned int length: 8; } str_length_index[] = {{0},{6},{8},{13},{15},{1},{2},{13},{15},{23},{25},{32},{20},{22},{1},{1},{37},{45},{22},{179},{8},{14},{15},{24},{36},{49},{49},{7},{6},{16},{37},{32},{2},{9},{28},{35},{50},{39},{34},{47},{17},{10},{12},{30},{37},{23},{20},{5},{6},{8},{7},{10},{7},{7},{7},{11},{8},{8},{11},{29},{31},{18},{18},{22},{22},{24},{19},{21},{18},{15},{18},{15},{9},{27},{29},{16},{18},{16},{14},{17},{18},{20},{12},{9},{17},{8},{8},{12},{10},{8},{10},{8},{7},{14},{11},{10},{19},{14},{12},{10},{17},{13},{12},{12},{19},{8},{6},{13},{2},{1},{3},{6},{15},{10},{4},{18},{5},{1},{2},{2},{4},{4},{3},{5},{1},{3},{18},{6},{6},{5},{8},{4},{6},{7},{8},{10},{12},{15},{10},{1},{6},{9},{5},{4},{3},{5},{6},{7},{6},{2},{3},{12},{2},{5},{2},{5},{8},{1},{7},{6},{2},{9},{8},{6},{3},{11},{7},{8},{4},{1},{4},{6},{4},{3},{3},{2},{3},{4},{9},{1},{4},{7},{5},{22},{5},{3},{15},{1},{1},{9},{7},{8},{3},{1},{4},{10},{5},{4},{4},{5},{5},{4},{4},{6},{3},{7},{3},{6},{6},{6},{6},{5},{8},{1}};
-    const struct { const unsigned int length: 11; } bytes_length_index[] = {{0},{1},{9},{30},{22},{26},{32},{22},{21},{19},{83},{57},{171},{102},{125},{26},{127},{73},{1421}};
+    const struct { const unsigned int length: 8; } str_length_index[] = {{0},{6},{8},{13},{15},{1},{2},{13},{15},{23},{25},{32},{20},{22},{1},{1},{37},{45},{22},{179},{8},{14},{15},{24},{36},{49},{49},{7},{6},{16},{37},{32},{2},{9},{28},{35},{50},{39},{34},{47},{17},{10},{12},{30},{37},{23},{20},{5},{6},{8},{7},{10},{7},{7},{7},{11},{8},{8},{11},{29},{31},{18},{18},{22},{22},{24},{19},{21},{18},{15},{18},{15},{9},{27},{29},{16},{18},{16},{14},{17},{24},{18},{20},{12},{9},{17},{8},{8},{12},{10},{8},{10},{8},{7},{14},{11},{10},{19},{14},{12},{10},{17},{13},{12},{12},{19},{8},{6},{13},{2},{1},{3},{6},{15},{10},{4},{18},{5},{1},{2},{2},{4},{4},{3},{5},{1},{3},{18},{6},{6},{5},{8},{4},{6},{7},{8},{10},{12},{15},{10},{1},{6},{9},{5},{4},{3},{5},{6},{7},{6},{2},{3},{12},{2},{5},{2},{5},{8},{1},{7},{6},{2},{9},{8},{6},{3},{11},{7},{8},{4},{1},{4},{6},{4},{3},{3},{2},{3},{4},{9},{1},{4},{7},{5},{22},{5},{3},{15},{1},{1},{9},{9},{7},{8},{3},{1},{4},{10},{5},{4},{4},{5},{5},{4},{4},{6},{3},{7},{14},{3},{6},{6},{6},{6},{5},{8},{1}};
+    const struct { const unsigned int length: 11; } bytes_length_index[] = {{0},{1},{3},{1},{9},{30},{22},{26},{32},{22},{21},{19},{83},{57},{171},{102},{125},{26},{27},{127},{73},{1473}};
     #ifndef CYTHON_COMPRESS_STRINGS
       #define CYTHON_COMPRESS_STRINGS 90
     #endif
-    #if (CYTHON_COMPRESS_STRINGS) == 1 /* compression: zlib (2523 bytes) */
-static const char cstring[] = "x\332\235V\315s\333\306\025\217l\307\221l9\026\365\341\270\215;\205l\047\262\023\213\215,\271I3\231\2444%;J\024\313\224\350\244\231\351\014f\t,)D \000a\001IT{\360\221G\034q\334#\216<\362\250\243\217:\362\230?!\177B\177o\027\374\222\334L\247\036\231\273xx\373>~\357\367\336\302`\221\361\331\261\341\327~\341V\364\265\341\307\221\341\327\215\220y\r\376 \n97\352!k4\271\027=,~i|i\254\024\213\253+F\255\025q\361\325\017\274\351\207\255\037\035~DG\276\262|/r\032\261\037\013\203y\266a;!Y</v\274\376\013\021\205\216\315\355\021e\303\017\177\367\375\270l\240\371\3657e\346y~d0!\234\206gD\276\021rf/\373\236\3332\232*\310C\004\271\351\0352\327\261\215\246o\363G\006?\016p\026\246\226\254%\362\273T\367\303\010i/=2\0320\325W\026{,\340pe\260cG\030/\374\210\033\321\036 +\267\242=\3373 \263\271\353\324x\310\"\016o\024\037\254\206\244\344\031/7^.\257}\261\246\242\r9\001,\014\021\327,\027\201rA\240\325b\307\215`=j\005\\\024\215\315\272\321\362c\303\343\210\013Y\004\320\033=\020\355q\317\020<\242\215\261\244rf\221\343{&\216;^c)\207\3119\344t\372\031s\005/2\3336\241\307k\014\311\264\2325\3375\220\226\345\273.i\372\236(\262\232e\371\315\246\023\0315\336\362\021*Y\257\305\365:\017U\355\274X9!\"4\271q\344 q\220\204\001Y!X\203\333\334\002\240a~\302\250\307\256\373\245\241\205\017\036\302$p\005\211\220\021\"\004\366\341\377v\200\n88\340\010Vs9\367\324\357q\364\227#\241\325\213A\353\270OO \206*\372\207<\024\316\t\247\014\275(D\262*j\035\272\313\275F\264g\3541\205$ \n\214\032\262\006\240\r\313\021\332\274\335db\037\307\365\211z\3507\225\256\340!,{`z\2365(!\300D\3000\032\200\307=\037\251\324Y\354F\206i\"\364\330\342\246i\330\261\252\210\347{\313 \310\241\303\\\274\265\034\317\211L\323\213\233A\253hZH\264\330\3049\207\205!k\031u\346\270\232\005N3\0005G\325\342&C\036\3475\250*\315XP\031\021\326\312\362\272Q^\036i\276\352f\371{s\275\372\363\313\rCy\010\271J\312&\014\004\2010dG\276\363\010\202X\301B^\230\353\372\026h\256\217\0336\213X\361-ou\307\020\345u\263\n(\355{\376\2217(\211\037P\361\214\276\230""\014\365e\245\335\362\346\346\306\217\346\323\322:~\313[\333\273\033X\237\275\332\332\302\362\303\306\356n\3519\t^l\277\240\345\345\346\213\347\264l\353eg\273\272]\336\336\332p]\047\020\216\330\345\0071\367,\276\253\262\331E\253\214n\213\203\362X\252\225Ms\374%\001B\333\267\277\266\366\270\265?*a\226\305\203hL\022\004n\313\264\235z}TjCk\317D?G\027\245\242\205h\355Q9\351\231\316\270\310g\266Y\363\375\375q\241\277\037\007\243\022\220{\3641\366\3108\215\352\342pj\377$\326u+\0166\027A\031}u\001\222\341K=@F\237ctD(\206\022\335\261\303g\232\010\303\247\200{\324\356C\301Q\350DD-\323|\331:\306\377u\214U\363\005\232\177\207\327M3\037}x\2136\242\3418\3344x\344D\274I\002\233\316\340_=\366,Z\033\375\370\361O\267\014\355\232\314\361\324\352\333\261\253\336\021\357\325\312\217h\301\220\321\365\026qS?\345VhK\203[\357b/p\254}X\330\360\372z\207y\n\246y\0203\267o\266?\025.`=\020\360cz\000\334\203P\304H\350\027\312`\232\270\215)\027\025\245\351\010\232\022\230\006\216\307\315}\206\361\256\311\331\357PS\017\336!?1\361\004#~8~qpR\260C\314\227Z\355\263\332J\215\t^sl\201s\352\342\267,\026X.Y\007r\2703-\\.\326\276\345\372\270\2434\021T\371\373\034\240\376\326\325\317\047#\026\036\"\325a/\214\362\337V\220\"\t\375Ib\307\201\353P\330\002\027\000\031\341\200W]\267\260\341\207D\243\272\343\325]\326\020\27080\030\363{\\\rp\261\347\356\371\000)2\363\261\215\231\215\317\006~\354(\222\010\375s\302\367\363FSK\354z\203&#\304\\3\022\272\301\232\354\030\177}[\370\262\240\317\212\276e\372\254\360\250^\236\002\t|n\"\003\277^\367\003 \212\277`p9\005\001\360\312)O\027\267\010\234\200\023\240E\224>*\366\257\267\300\247W~\020\204~\344\343\3066U\306\342 \244\313\321$K\270\355\375\320\026!o8\002P\243g\360\235\340\326\301\220\034j5\214I\023\031\020kBM\035(\007\002#\002\023:\266h\360\353\211O\"\320\030\301\351y\021\007\250\035\307\207P\314\305!p\347\375\256<\336~=\321\273r\255\375iRy]\352M^o\257\265\303d.y\226\336OYoz6\371$-\245\377\314\n\331\"\275\235n?OV\022\265\3716)%?\245\2451\351\315v\204\315z:)\047d\341""\302\233\047\351D\272\220\326\344\025Y\226av\361\375\027\351\212\266\247\225/!\002.\037\313\252V\355k<\223\367dE2\022\315$\327\240\343\310\177w\326:\377:}\370f\355\315Ao\346\303t-=9{\370\267\356|\267\322\233\271\223\256\313\353\331\327\372\341OiU\3369[\376\373\351\225\323Ro\346\017\351|\372\017\371sfw\036t?9]\1773\361\272\364+\322\377<\271\233<M,\274|%\357\312\347\331\343\254\332)\364\201\250\344\231\323\362]\302h\331J\325\301A&\004 P\350MR\004\257N\027O\327N\217\336@\363\375\266\235\334K\252@\200\245\221|\222]\316\3262\321Y\354\254vj\335\211\336\364\215\366Op[G\270\223\331U\304\264\330\233\276\331>H&z\223\237u\256t6\272\205\356\375n\035a\303\216\205\362\254\247\357\246\225\324\226\367\245\225\315g\273\235\211\316\\\347i\207\r\355\224\323cyH/\006vn\266E\2628\026\352t\273\334\216\261\231\236I\336M*\tO\277\311\356e\225\337\223\347E\327Y\266P\317\002)Mb\363\201\204\2479\312\033\356\316y\331H\n\311}\304t\361\341\377\366?\335^O\246\322B\2728\224\256\313\211\213\316\207\254\371H\2527D\210\253\222\311\023\024UWO\227\346\256\366w\035\272O\301Q\235\014\220\254\001\350\252\\\220\265\354JV\",\2519\300\236[\311\276,\310E\"\306b\262\226\034\246;\250\352_\321\047\3673\226\035v*9.9&\212-\257K\277]}g\352F\373\373\344 \325\241&\227q4\206C\033\226\200\351\343\366.*\005\223\237\242\270\214TN\220\343\375\264\001\306\333\331GY\324y\322\275\324E\021\177\233|g\352\256,\374\366\376;S\017U`D\334\263\331O\262\305\354I\34728U\357\226\273\341\351\334i\371\364\344\254R=\253\276\032a01\350V\036\303\331MC\336\310*\231\242\362fR\031\020\233\n|@ILQ\215U\022S\275\351yE<Ju\205\260 \236\317|\000SS\362\003\025\306\314|\362m\252\226Mx\232\231Cz\007\275\371\017S\250\025\350\300a\262\003\001\035!\323W\010\363\002\341\t\307\371f\047\t\311!=<E\034\330\250\203\002\275\003\203\013\370)\314\047e2B\373s&\007z\267\222_\344e\271\"\237\242n\227\263\325\314\352\314\002\024\326\t\273\263\335\2251\013\010uC\365$\342\374cz/\335\305\271\307r7\233\310f\321\372;Y\010\236 \217UL\204Bo\376vzM.\"w\225\3224\211k\351\325\324""\222\243\021S\020\304&X\376N\331\035\306\366_\304*d\355c\026\323K`\302\355\310H\205\335\367yv\357\253n\t3LcI\270F\351*\034\317R0cQ\251\344B\214/\235I5\233\313\312\331A\356\366\354\317O:\025\214\t\345{\240Y\225\267\244P\364Z\353D\300g<\304\\m\001$\3758{/\213;\345\267(\345\351}\007\245e\330\321C\r*\337\247\312\365\013\360\033\313\363\3641\310s\240i\262)+\232<\323r\253sux \222\237\203\306kh\242jw\241[;\235\030\241\223\206hU\365\013\322\306=\203\345\354\366\203>\371\224Z\036\317Iz+\r\345\0348\300\006\214\273\324\357s\332lQ\227\253\226\037)\003\005\2712\032\310*z\343\034\001h\231B\315\027n\247\227\323\225q\341\257X\256\353\242\220\312h\221w\022\241.\325\276\217\274;H\343\366\235\263;\217\220\302\374\302\230\257I9\225\251\315My\240\323\253\242\321&P\322\222\326c\240\301\347\270\246\3263\002\"}\037\251*\377O\2404\237\275\352\334\355\224.\342\224\207\326_rF\251\220o\240&\303\245o\247\242S|\204ki\271+N\227\336\024\206FGl\024\336\006\343\017\004\302`\031\003U\021\350|\325\324H\2411\003\273\230\331\002\223\377Gj\335_!,\351\216\317\047\3609\027g\363\037I\345xK^\002\"J\241\224\007\225\237\230K\036\253a1\026unv&yOS\344FZ\031Y\256\243\037\217p]\210l\221\036\257\245\037\323\247\315\350\\\374\017\006\004\216k";
-    PyObject *data = __Pyx_DecompressString(cstring, 2523, 1);
+    #if (CYTHON_COMPRESS_STRINGS) == 1 /* compression: zlib (2579 bytes) */
+static const char cstring[] = "x\332\235V\317s\333\306\025\216l\307\221l\331\026\365\303q\033w\n\331rd\047\026\033Yr\223\246\231\2644);J\024\313\224\350\244\231\351\014f\t,)D \000a\001IT{\360\221G\034q\304\021G\036y\324\321G\035y\314\237\220?\241\337\333\005IPr3\235zd\356\356\333\267o\337\373\336\367\336Bc\201\366\331\261\346\326\177\346F\360\265\346\206\201\34664\2379M\3760\3609\327\032>k\266\270\023<*~\251}\251\255\026\213k\253Z\275\035p\361\325\367\274\345\372\355\037,~DG\2762\\\047\260\232\241\033\n\2159\246fZ>Y</\266\234\301\206\010|\313\344fNYs\375\337\334\037\227\r5\277\376[\2319\216\033hL\010\253\351h\201\253\371\234\231+\256c\267\265\226t\362\020Nn:\207\314\266L\255\345\232\374\261\306\217=\234\205\251ec\231\356]n\270~\200\260\227\037kM\230\032(\213=\346q\\\245\261cKh/\335\200k\301\036 +\267\203=\327\321 3\271m\325\271\317\002\216\333\310?X\365I\311\321^m\274ZY\377b]z\353s\002Xh\"\254\0336\034\345\202@\253\207\226\035\300z\320\366\270(j\233\r\255\355\206\232\303\341\027\242\360\240\227?\020\354qG\023<\240\211\266,cf\201\345::\216[Ns9\203\311:\344t\3729\263\005/2\323\324\241\307\353\014\301\264[u\327\326\020\226\341\3326i\272\216(\262\272a\270\255\226\025hu\336v\341*Y\257\207\215\006\367e\356\234P^BDhq\355\310B\340 \t\003\262B\260&7\271\001@\375\354\204\326\010m\373KM\t\037>\202I\340\n\022!\"x\010\354\375\377\355\000%px\300\022\254ns\356\310\337\343\340OGB\251\027\275\366\361\200\236@\014Yt\017\271/\254\023N\021:\201\217`\245\327\312u\233;\315`O\333c\022I@\344iuD\r@\233\206%\224y\263\305\304>\216\253\023\r\337mI]\301}Xv\300\364,jPB\200\211\200!\357\200\303\035\027\2414Xh\007\232\256\303\365\320\340\272\256\231\241\314\210\343:+ \310\241\305l\354\032\226c\005\272\356\204-\257]\324\r\004Zl\341\234\305|\237\265\265\006\263l\305\002\253\345\201\232y\265\260\305\020\307y\r\312J+\024\224F\270\265\272R\321\312+\271\342\253m\226\277\323+\265\237^mh\362\006\237\313\240L\302@\020\010#vd3\207 \010%,t\013\263m\327\000\315\325q\315d\001+\276cWU\014Q^\025\253\200\322\276\343\0369\303\224\270\036%O\033""\210\311\320@V\332-onn\374\240?+U\360[\336\332\336\335\300\370\374\365\326\026\206\3577vwK/H\360r\373%\r\2576_\276\240a[\r;\333\265\355\362\366\326\206m[\236\260\304.?\010\271c\360]\031\315.J%?-\016\323c\310R\326\365\361M\002\204\246\357\3366\366\270\261\237\2270\303\340^0&\361<\273\255\233V\243\221\227\232\320\332\323Q\317\301E\251h\303[3/\047=\335\032\027\271\314\324\353\256\273?.t\367C//\001\271\363\313\320!\343\324\252\213\243\256\375\243\250\250R\034N.\202\222\337\272\000\311hS5\220\374:DE\370b$Q\025;ZSG\030\255<\356P\271\217\004\001\333\347\360\005t\037\227\037\371V@\224\323\365W\355c\374\257\240\335\352/\321\024vxC\327\263\226\210]\224\0275\315\321\244\311\003+\340-\022\230t\006\377\032\241c\320\330\034\304\205\177\252\224h\326b\226#G\327\014m\271G\365 G~D\003\232\217\342\201\010[j\225Y\241)5t5\013\035\3172\366aa\303\031\350\035f!\350\372A\310\354\201\331A\267\270\220\203\241\200\037\323\002i\030\272\"r\256_H\217\256\343\225\246X\244\227\272%\250{\240KX\016\327\367\031\332\276\"\355\240ru\325\220G\274E\047\024\214xc\271\305\341I\301\016\321w\352\365\317\352\253u&x\3352\005\316\311\017\002\303`\236a\223u \207\267\324\300\243c\354\033\266\213\267K\021D\322b\300\r\252{\305\212\254cb\340>B\035\325H\276.L\t)\202P\237*f\350\331\026\271-\3600\220\021\016x\3453\014\033\256O\364jXN\303fM\201\007\005\r3{\337ec\027{\366\236\013\220\002=k\347\350\345\370\234\340\307\226$\211P?\047|?+@9\204\2663,>B\314\326\003\241\n\257\305\216\3617\260\205/\016\372\334\030X\246\317\r\207\362\345H\220\300\363\026\"p\033\r\327\003\242\370\363\206\217\226\347\001\257\254\024\350A\027\236\345q\002\264\210\324\007\305\301\263\347\271\264\345z\236\357\006.^r]F,\016|z4u\2624,\0345\021>oZ\002\230\243x\360!a7@\225\014s\331\255\351\010B!\372\370\212CP\366\004z\010Zxh\320\313\240\236\0041^\226P\000\273\341\263j/\241\207\224r|7\205\\\034\"\035|P\254\307\327\036\230\332\366\233\211\376\225k\235O\243\352\233R\177\362zg\275\343Gs\321\363x)f\375\351\331\350\223\270\024\3773-\244\213\264;\335y\021\255Fr""\362MT\212~\214Kc\322[\235\000\223J<\231L$\205\013;O\343\211x!\256\047W\222r\342\247\027\367\277\210W\225=\245|\t\036\360\344IRS\252\003\215\347\311\375\244\2320\022\315D\327\240c%\377\356\256w\377u\372\350\355\372\333\203\376\314G\361z|r\366\350/\275\371^\265?s7\256$\327\323\257\325\342\017q-\271{\266\362\367\323+\247\245\376\314\357\342\371\370\037\311O\251\331}\330\373\344\264\362v\342M\351\027\204\377yt/z\026\031\330|\235\334K^\244O\322Z\2670\000\242\232EN\303\267\021\243a+\226\007\207\221\020\200@\241?I\036\274>]<]?=z\013\315\233\0353\272\037\325\200\000\213\203\344iz9]OEw\261\273\326\255\367&\372\3237:?\342\332\006\334\235L\257\302\247\305\376\364\255\316A4\321\237\374\254{\245\273\321+\364\226z\r\270\r;\006\322S\211\337\217\253\261\231,%F:\237\356v\047\272s\335g]6\262S\216\217\223C\332\030\332\271\325\021\321\342\230\253\323\235r\047\304dz&z?\252F<\376[z?\255\376\226<K\272\212\262\215|\026Hi\022\223\017\023\3344Gq\343\272s\267lD\205h\t>]\\\374\337\367Ow*\321T\\\210\027G\322J2q\361\362\021k\036$r\347f\207K\212N(\033W\224\222\334\"\256\\MXr\202|\253\304\252\254\335S\256\\\207\231g\240\257\212\023 \327\221\203Z\262\220\324\323+i\211`\246\272\001\261nG\373I!Y$\316,F\353\321a\274\203\204\377\031%\264\224\262\364\260[\315 \313\340\222DzS\372\365\352{S7:\337E\007\261\212\"\272\214\243!.4a\tp?\351\354\"\2110\371)\362\316H\345\004\341/\305M\024\203\231>H\203\356\323\336\245\036\362\373\353\344{S\367\222\302\2577\337\233z$\035#N\237\315~\222.\246O\273\227A\267F\257\334\363O\347N\313\247\047g\325\332Y\355u\216\334D\256\333\231\017g\267\264\344FZM%\3137\243\352\220\363\224\373\003\nb\212\322/\203\230\352O\317KNR\250\253\204\005\225\300\314\20705\225|(\335\230\231\217\276\211\345\260\211\233f\346\020\336A\177\376\243\030j\005:p\030\355@@G\3104\345e\272@x\342\342l\262\023\371t!-\236\301\017L\344A\201\262\202\301\005\374\024\346\2432\031\241\3719\223C\275\333\321\317\311\345d5y\206\274]N\327R\243;\013PX\327\357\315\366V\307,\300\325\rY\256\360\363\367\361\375x\027\347\236$""\273\351D:\213\256\260\223\372\340\t\342XC\263(\364\347\357\304\327\222E\304.C\232&q=\276\032\033I\336cr\202\330\004\313\337J\273#\337\376\213X\272\254\356\230Ec\023h~;I \335\036\334yv\377\253^\t\355MaI\270\006\361\032.\236%g\306\274\222\301\371\350l*\222Z:\227\226\323\203\354\332\263?>\355V\321A\344\335C\315Zr;\021\222^\353\335\000\370\214\273\230\251-\200\244\037\247\037\244a\267\374\016\245,\274o\241\264\002;\252\337A\345\273X^\375\022\374\306\360\"~\002\362\034(\232l&UE\236\351d\253{ut H>\007\215\327QD\265\336B\257~:\221\243\223\202hM\326\013\302\306\023\204\341\354\316\303\001\371\244Z\346\317I|;\366\2239p\200\r\031wiP\3474\331\242*\227%\237K\0039\271\232wd\r\265q\216\0004L!\347\013w\342\313\361\352\270\360\027\014\327URH%\237\344\235H\310\367vpGV\035\244q\347\356\331\335\307\010a~a\354\256\311d*\225\223[\311\201\n\257\206B\233@JKJ\217\201\006\237\343\005\253\244\004D|\023\241\312\373\237Bi>}\335\275\327-]\304)sm0d\214\222.\337@NF\303\300N\225\234\014\342\277\242\007-\245\255\336Z\217\301\341\370\233\244D\317\266\n\3771^\263\225\2368]~[\030]\230\263_x\027\304\337\023@\303a\014pI\256\363\031\225\355Fv\230\034\016#y\205\356\303\023 \360\220\374@\345\376\013\204%\325%\262\256}\356\352\263\371\007\211th+\271\004\024\245B)s6;1\027=\221\rf,\232\314\354L\364\201\242\325\215\270\232\033\256\243\206\217\360\304\210t\221\226\327\342\217\351K)\337K\377\003:\343\301l";
+    PyObject *data = __Pyx_DecompressString(cstring, 2579, 1);
     #define __Pyx_DecompressString_LZSS_UNUSED
     if (unlikely(!data)) __PYX_ERR(0, 1, __pyx_L1_error)
     const char* const bytes = __Pyx_PyBytes_AsString(data);
     #if !CYTHON_ASSUME_SAFE_MACROS
     if (likely(bytes)); else { Py_DECREF(data); __PYX_ERR(0, 1, __pyx_L1_error) }
     #endif
-    #elif (CYTHON_COMPRESS_STRINGS) > 0 && (CYTHON_COMPRESS_STRINGS) <= 90 /* compression: lzss (3391 bytes) */
-static const char cstring[] = "\377 at 0x o\377bject> o\377ut of ra\377nge(tree\377 fragmen\377t).: : 1\377..31 byt\377es<Memor\337yView/\001<c\377ontiguou\377s and di\331rN\001\007\rin\021\005st\337rided\"\010 o\233r \004\031><(\tA\006>\377?Cannot \377assign t\377o read-o_nly m\240\002v\242\000\377Invalid \377mode, ex\271p\356\000|\000\047c\047t\001\047\357fort\364\000\047, \371gH\000%\005shape\376\222\000 axis N\277ote th\260 C\277ython \021\000d\377eliberatyek\000\320\001cter!\001\377n PEP-48\3554\212\"re\335!s soubcl\246\000es\344!\277builti\260\000y\377pes. If ?you ne\224 \303\000\371p\316\000%\tthen wset\200\000e \047\357\002\377ation_ty\337ping\047\355$iv\376\242\000o False\337.add_\231 eb\377ad symbo{l \201 coll\355@\3769\000s.abcco\377mmit bey\371o\267@d\000 buff\233er\316Bnu`\002\205amOe wi\366\000\242`a\327 \377ssagedec\372\316 r+\004 full\033: \017\003()P\000\325 \302`\210\317\000\237\000\371 r\013#\275A(\006i\177sableen\001\002\337xt/wso\003.p\343yx\227\204\005\306`\273`oveOrsiz\323`\212\204\001r\352\000\337frame\000\002 l\377ength ha}s\274\"top b\363\000\336\316 gcisY\003dm\337asked\346\004fr\273om\350\"serW\000n\373ew\356\005 insi\337de a u\tne\373no\371\000fault\367 __\351\000uce_\357_ du\215Bnon\377-trivial\376\033\000cinit__\377numpy._c\337ore.m5\000ia\377rray fai\375l\200cimport\216\033\tuma\305\000\022\r\267\206\001m\363us\303A\224\0001-D \373C-\211\206\010TICK_\277DTYPE ]\002r\025e\320\002d\200!s\322a\224g\241d\315n\267  u\361\"\320\205\001al\277locate9\003 \037data.\013\020\254\205\003\376\206\001\372\333\206\003s\"\000known\r \213Eop\256aW\000\021\003E\001\375 \r\004ASCIIE\337V_BAD\003\000CL\367OSE\013\000FULL~\022\000MESSAG\r\001\367NON\024\001PING\366*\000PO\001\003ROTO\377COLEllip\377sisSeque\357nceS\361\204\002Sta\255t\000\010e.\226Fc\306\206\002_y_\035\010\032\000sets/\001}_\n\022check%\t\277accept\005\np\377ply_diff\372M\td#\000h_las-t\004\017sy\253\000d{\t$\001\373_i\005\013oad_bkooq\nl\r\000up\265\t\233to\002\nunY\001\247\212\001.\016\254\212\007WsD\266\206\003\000""\006\203/\017\t\360\202..\007\273\207\003\004\tunte\343rsP\007\241\207\003`\007fee\375dn\007pendin\275g\177\007writ\361\206\001_\357_Pyx\001\000Dic\377t_NextRe\367f__\364\210\004e___\371_\311\211\002\000\006_geti\227tem\026\001d0\001 \000f\027unc&\001g\313E4\000\317\205\003\336<\001main\003\002od\343ulM\002\364\204\001V\001new2]\001p~\000\353BsuT\000\n\001\372\223c_\025\001type_~\005\002unpick?\000\353En \005v\274\004__q\207ualO\005\216\207\005\360n\250\207\006e\275x\325\001set_\203\005s\374\260\010\211\204\016__test\334\207!\222\204\001_is\311\207\001ou\377tine_kaaSbc\227\204\003\270\206\005_\326\212\003a\227\204\006\337asksa\371aio\357.cor4\003sav\377ailbb0b1\377basebids\367buf\364\216\002ccap\363clZ\001\267 trac\377ebackclo7ses\304\213\003co\374@\000\002gers\245\207\001\237\213\003de\225\211\002>\004\000erred\202\205\007\220\205\003\342\372\204\003d\316\"\302\000\215\220\003dup{li\363\207\001seen\346\213\001\317enum\352\215\002A\000or\376\303afinflag\177sformat\301\216\004~\363\212\002shlhot\000\000\267_me\250\214\002si\344`d\227exi\240bs\246a\253\213\001k<\342\205\004\353\205\002ulnl\335\205\005\356\210\001\357l_ts\333\205\003max\034\000\000D\005mem\323\217\001R\005\323\217\001\365n\257\211\001n\231\221\002ndim\377objoffop\177outoutp\224\214\006\343pp\255 \354\204\004\265\216\001spi\373pe\315!._ext\375.\327\214\005pongsp\377opprotoc\267ol_\355\002sq\271 a\373d_\343\214\001recor\377dsregist\376\321 itsself\007set\344$\272\220\002\215\215\001\277\000\314\210\001yr\317\210\003*\000psto\001\000\177ructsym\224\217\003\346\017\001un\231\001\252\207\003upd\377atevalue\353sv\365 e\216\206\005xO\200\377\001\330\004\n\210+\220Q\377\200A\330\010\013\2104\210\377r\220\023\220F\230$\230\377a\330\014\022\220*\230A\277\230\\\250\021\250!\032\001\014\337\210G\2201\220$\000\014\210\177H\220A\220W\230A\t\n\367\017\210t\034\000D\230\010\240\367\001\240\021\t\0165\230\001\230\377\025\230b\240\004\240C\240;r\250\016\0178\2301J\003C\001\3675\230\002\177\000e\2402\240\361T%\003X\001""\036\001F\240#\240wQ\240a\250\001\020\220\n\243\000\377i\240|\2604\260{\300\377)\3104\310q\330\020\033\377\2304\230z\320)9\270\377\024\270Q\330\020\034\230D\357\240\013\250>\007\003\035\230T\377\240\034\320-@\300\004\300\377A\330\020\031\230\024\230X\377\240Y\250d\260(\270*\177\300D\310\001\200A\340\374\000\1777\220\"\220B\220c\032\000\377U\240\"\240G\2502\250wT\260\021\201%Q\330\010\365\002n\003\001J\220a\n\001L\2304\002\330\221&\275!\203 \330\010~\001U\300\277!\3004\300w\310\047\000\016\277\210d\220#\220T\377\000a\377\230t\2405\250\003\2504\377\250s\260!\2603\260b\177\270\001\330\014\r\210Wt\000\335f\254\000\010\250\006\221\000!\330\377\014\017\210q\220\001\330\010\3770\260\004\260E\270\021\270\367$\270f\264\000\010\016\210c\376\234@D\230\005\230Q\230d\377\240$\240c\250\024\250S\377\260\001\260\023\260B\260a>>\007C\230x\240v\025\001?\006o\017\210s\220\302@\340\010\272H\367C\210u\313@\014\020\220\005\377\220Q\220e\230?\250#!\250\336\002\000\025\356D\241cy\315@\227 \267\020\220\010\326@\027\240\302\000\023\217\2201\330\010\264\000\306!\240hE\177\220\021\220$\220f\230\263b\374\000\nG6\014\210D\220\t\230\267\021\230!\212D\220W\346@\001\234k\017\254g%\240q\335A\215a\006\217\240a\240z\322@\311@\273@\330\332\320 d\362@A\330\205 \013\230\2371\230B\230b\306\004\206`b\376\346 T\240\025\240b\250\004\345\250\037\000\017\230\205\002\273`\026\220k\367\240\021\240\243@\022\220!\220\3374\220v\230R\323@6\250\377\021\250$\250a\250v\260\331QI\001\225 \330\014\217\"\014\210\376\253`\200A\360\006\000\t\r\337\210K\220q\230\245\003\220\003\3528\000un\000dG\000\010\013\210\3672\210S\357@\014\022\220+\334\332@\333`\017\210z\341\000$\230\377g\240Q\240d\250%\250\177t\2605\270\002\270!F\000\377\010\000\t\"\240\021\360\016\347\000\t)\224\002\265\204\001\320\022*\277\250!\2505\260\003\321`f\377\270C\270r\300\023\300C\377\300z\320QT\320TU\364\267\204\010\276a\026}\004\320\017 \240\357\r\250Q\250\306\204\002I\220Q\304\320\204\006\204\207\001q\216!\343 \276\004\t\330\047\014\024\220\365a\347\0011""\234\204\001\344\204\001\273\020\027\314\000\t\240\027\233\"\020\347\024\220H\344@\004\000I\230Q\367\330\020\023\227 q\330\024\033\337\2301\330\020\021\315\204\001v\220OR\220q\330/\001\351!\004\370a_\021\220\023\220Av\000\014\003\003\277R\220r\230\021\330\010\002Bs\220a\005\0014\002s\220#\232\000{\020\025\237\000\021\024\220CA\001\216\010\001\014\017\210G\t\337\204\001#\002\026\377\220j\240\003\2401\240B\376\265@\003\2503\250c\260\022\377\2603\260a\260r\270\022\047\2701\3306\t\257\000E\217\206\002\245\000\337\032\230#\230S5\0002\240\377S\250\001\250\022\2502\250\337R\250r\260\021\304\0013\220\375c\224\000\024\030\230\n\240!\363\2401\315\003\330@3\220b\230\317\006\230c\240\246\t\344\205\001\"\220{A\330\211 J\230a\230\347\005\354\000\024\252\006\023\220`\001\022\2304\377\230s\240#\240R\240t\366\262\002\021\330n\003\320#<\270\347A\270Q\305$\324!t\2303\342v\000\022\211\001\211\n\232\"r\230\024\376\303\004T\250\023\250C\250q\376\207\004\320\0375\260Q\260a|\374#!\006T\240\026\240s\332b\3074\260t\235 \254\013J\004\025\230\377d\240&\250\007\250u\260\365C\022\020\014\360\003J\230d\240\247-\250t\316\210\004\213`K\374\001\024\357\220N\240!\214!G\2302\373\230R\014\003H\230I\240Q~\205b\230\014\240L\260\006\201\211\002\376,\002t\2407\250!\2504\377\250v\260T\270\025\270bg\300\001\330\305g\235#3\230\254\205\001\356\212@\010\240\001\235 \320\030(\324\365e\361b\027\340`\014\267\205\001\026\230Wr\240\023\201`a\351f\002\340\206\005z\005\001L\257\210\001\020\220\013\230\307\204\002\356\333d\024\220G\252\204\001\024\220K\235\230\203\0033\250a\361M\220A\t~\361@\025\030\230\003\2301\233D\n\016\004\340\241`\013\217C\037\001\345\204\003\222\204\003\027R\220s\320\215\002\020]\004\227\205\004\253\001\377\030\034\320\034,\250A\330{\024\025\340j\010\240\t\250\375B\373\017\240\275BI\230T\240\027\353\250\001\320@A\217\204\003a\220t\177\2307\240\"\240D\250\205!\357\230\016\240a\254a\013\2405\377\250\001\250\024\250U\260\"\355\260Q\000\030\230\232+\024\030\230\360\272\001\000\004\230\206\003\266""\212\001\024\030\230\r\320\221@\000\004\303\002B\003Q\377c,\250\377d\260-\270s\300\047\310\340\221\204\002\367#E\003\330\206\007\267-M\240\021\370\206\205\001\000\004\310*\024\220J\230a\340\324F\257D\316\207\002\343\207\001\336 \240%\240\337s\250#\250V\267\206\001\340\020\341\024\241\207\003\371\211\006\241F]\003\320\024%\376\315a\024\220L\240\002\240\"E\240\373\205\002A\360\207\004\315\220\001\255\"2\373\207\002\334\355\nP\004\020\220\007\263a\020\220\363\r\230\267\212\002\000\004\013\2304\230\177w\240a\240s\250!\233\213\001\007\n\230&\327\220\001\214\211\t";
-    PyObject *data = __Pyx_DecompressString_LZSS(cstring, 3391, 4981);
+    #elif (CYTHON_COMPRESS_STRINGS) > 0 && (CYTHON_COMPRESS_STRINGS) <= 90 /* compression: lzss (3473 bytes) */
+static const char cstring[] = "\377 at 0x o\377bject> o\377ut of ra\377nge(tree\377 fragmen\377t).: : 1\377..31 byt\377es<Memor\337yView/\001<c\377ontiguou\377s and di\331rN\001\007\rin\021\005st\337rided\"\010 o\233r \004\031><(\tA\006>\377?Cannot \377assign t\377o read-o_nly m\240\002v\242\000\377Invalid \377mode, ex\271p\356\000|\000\047c\047t\001\047\357fort\364\000\047, \371gH\000%\005shape\376\222\000 axis N\277ote th\260 C\277ython \021\000d\377eliberatyek\000\320\001cter!\001\377n PEP-48\3554\212\"re\335!s soubcl\246\000es\344!\277builti\260\000y\377pes. If ?you ne\224 \303\000\371p\316\000%\tthen wset\200\000e \047\357\002\377ation_ty\337ping\047\355$iv\376\242\000o False\337.add_\231 eb\377ad symbo{l \201 coll\355@\3769\000s.abcco\377mmit bey\371o\267@d\000 buff\233er\316Bnu`\002\205amOe wi\366\000\242`a\327 \377ssagedec\372\316 r+\004 full\033: \017\003()P\000\325 \302`\210\317\000\237\000\371 r\013#\275A(\006i\177sableen\001\002\337xt/wso\003.p\343yx\227\204\005\306`\273`oveOrsiz\323`\212\204\001r\352\000\337frame\000\002 l\377ength ha}s\274\"top b\363\000\336\316 gcisY\003dm\337asked\346\004fr\273om\350\"serW\000n\373ew\356\005 insi\337de a u\tne\373no\371\000fault\367 __\351\000uce_\357_ du\215Bnon\377-trivial\376\033\000cinit__\377numpy._c\337ore.m5\000ia\377rray fai\375l\200cimport\216\033\tuma\305\000\022\r\267\206\001m\363us\303A\224\0001-D \373C-\211\206\010TICK_\277DTYPE ]\002r\025e\320\002d\200!s\322a\224g\241d\315n\267  u\361\"\320\205\001al\277locate9\003 \037data.\013\020\254\205\003\376\206\001\372\333\206\003s\"\000known\r \213Eop\256aW\000\021\003E\001\375 \r\004ASCIIE\337V_BAD\003\000CL\367OSE\013\000FULL~\022\000MESSAG\r\001\367NON\024\001PING\366*\000PO\001\003ROTO\377COLEllip\377sisSeque\357nceS\361\204\002Sta\255t\000\010e.\226Fc\306\206\002_y_\035\010\032\000sets/\001}_\n\022check%\t\277accept\005\np\377ply_diff\372M\td#\000h_las-t\004\017sy\253\000d{\t$\001\373_i\005\013oad_bkooq\nl\r\000up\265\t\233to\002\nunY\001\247\212\001.\016\254\212\007WsD\266\206\003\000""\006\203/\017\t\360\202..\007\273\207\003\004\tunte\343rsP\007\241\207\003`\007fee\375dn\007pendin\375g\177\007take_r\357ecor\n\013wri}t\211\207\001__Pyx\001\000\377Dict_Nex\277tRef__\214\211\004e\317____\341\211\002\000\006_g\277etitem\026\001d\2740\001 \000func&\001g\360\343E4\000\347\205\003<\001main\036\003\002odulM\002\214\205\001V\001\227new]\001p~\000\203bs\321uT\000\n\001\253c_\025\001ty\367pe_\005\002unpi[ck?\000En \005v\274\004?__qualO\005\246\207\005\354\210\204\016\300\207\006ex\325\001set\345_\203\005s\260\010\241\204\016__t\347est\207!\252\204\001_is\376\341\207\001outine_\237kaabc\257\204\003\320\206\005_\372\356\212\003a\257\204\006asksa~\221\204\001io.cor4\003\377savailbb\3770b1baseb\277idsbuf\214\217\002c\237capclZ\001\267 t\377raceback\277closes\334\213\003c9o\224`\000\002ers\275\207\001\267\213\003\363de\255\211\002\004\000erre\021d\232\205\007\250\205\003\222\205\003d\316\"\302\000\245\220\003\337dupli\213\210\001se{en\376\213\001enum\202\216\002\366A\000or\333afinf\377lagsform\363at\331\216\004\213\213\002shlh\273ot\000\000_me\300\214\002s\275i\374`dexi\240bs\344\246a\303\213\001k\372\205\004\203\206\002ulnyl\365\205\005\206\211\001l_ts\363\205\003\347max\000\000D\005mem\250\353\217\001R\005\353\217\001n\307\211\001n\261\221\002n\377dimobjof\377fopoutou\033tp\254\214\006pp\255 \204\205\004\315\216\001\337spipe\315!._\357ext.\357\214\005pon\377gspoppro\277tocol_\355\002s\035q\271 ad_\373\214\001\260\205\006\274\205\003\177sregist\332 \377itsselfs\203et\355$\333\220\002\256\215\001\310\000\355\210\001r\274\360\210\003*\000psto\001\000r\277uctsym\265\217\003s>\211\206\013topun\260\001\331\207\003\377updateva_luesv\214@e\245\206\005\377x\n%d O\200\001\377\330\004\n\210+\220Q\200\377A\330\010\013\2104\210r\377\220\023\220F\230$\230a\377\330\014\022\220*\230A\230\337\\\250\021\250!\032\001\014\210\357G\2201\220$\000\014\210H\277\220A\220W\230A\t\n\017\373\210t\034\000D\230\010\240\001\373\240\021\t\0165\230\001\230\025\377\230b\240\004\240C\240r\235""\250\016\0178\2301J\003C\0015\373\230\002\177\000e\2402\240T\370%\003X\001\036\001F\240#\240Q\273\240a\250\001\020\220\n\243\000i\377\240|\2604\260{\300)\377\3104\310q\330\020\033\230\3774\230z\320)9\270\024\377\270Q\330\020\034\230D\240\367\013\250>\007\003\035\230T\240\377\034\320-@\300\004\300A\377\330\020\031\230\024\230X\240\377Y\250d\260(\270*\300\277D\310\001\200A\340\374\0007\277\220\"\220B\220c\032\000U\377\240\"\240G\2502\250T;\260\021\201%Q\330\010\365\002\003\0017J\220a\n\001L\2304\002\221&\354\275!\203 \330\010~\001U\300!\337\3004\300w\310\047\000\016\210\337d\220#\220T\377\000a\230\377t\2405\250\003\2504\250\377s\260!\2603\260b\270\277\001\330\014\r\210Wt\000f\356\254\000\010\250\006\221\000!\330\014\377\017\210q\220\001\330\0100\377\260\004\260E\270\021\270${\270f\264\000\010\016\210c\234@\377D\230\005\230Q\230d\240\377$\240c\250\024\250S\260\177\001\260\023\260B\260a>\007\237C\230x\240v\025\001?\006\017\267\210s\220\302@\340\010\272HC\373\210u\313@\014\020\220\005\220\377Q\220e\230?\250#\250\220\336\002\000\025\356D\241cy\315@\227 \020\333\220\010\326@\027\240\302\000\023\220\3071\330\010\264\000\306!\240hE\220?\021\220$\220f\230\263b\000\n\376G6\014\210D\220\t\230\021[\230!\212D\220W\346@\001k\017\356\254g%\240q\335A\016\210e\210\236\204\002\326 @\001\004\311\204\001\253\004\250a\006\217\240a\240z\355@\344@\326@\330\332\353 d\215`A\330\240 \013\230\2371\230B\230b\341\004\241`b\376\201@T\240\025\240b\250\004\345\250\037\000\017\263\205\002\326`\026\220k\367\240\021\240\276@\022\220!\220\3374\220v\230R\356@6\250\377\021\250$\250a\250v\260\331QI\001\260 \330\014\252\"\014\210\376\306`\200A\360\006\000\t\r\337\210K\220q\230\300\003\220\003\3528\000un\000dG\000\010\013\210\3672\210S\212`\014\022\220+\334\365@\366`\017\210z\374\000$\230\377g\240Q\240d\250%\250\177t\2605\270\002\270!F\000\377\010\000\t\"\240\021\360\016\347\000\t)\224\002\320\204\001\320\022*\277\250!\2505\260\003\354`f\377\270C\270r\300\023\300C\377\300z\320QT\320TU\364\322\204\010\331a""\026}\004\320\017 \240\357\r\250Q\250\341\204\002I\220Q\304\353\204\006\237\207\001q\216!\376 \276\004\t\330\047\014\024\220\220\204\001\347\0011\267\204\001\377\204\001\273\020\027\314\000\t\240\027\233\"\020\347\024\220H\377@\004\000I\230Q\367\330\020\023\227 q\330\024\033\337\2301\330\020\021\350\204\001v\220\217R\220q\330/\001\351!\224A\014\237\021\220\023\220Av\000\002\004R\337\220r\230\021\330\021\002B\220\271a\005\0014\002s\220#\232\000\020=\025\237\000\021\024\220CA\001\010\001\307\014\017\210G\t\372\204\001#\002\026\220\177j\240\003\2401\240B\265@\377\003\2503\250c\260\022\260\3773\260a\260r\270\022\270\2231\3306\t\257\000E\252\206\002\245\000\032\357\230#\230S5\0002\240S\377\250\001\250\022\2502\250R\357\250r\260\021\304\0013\220c\376\224\000\024\030\230\n\240!\240\3711\315\003\330@3\220b\230\006\347\230c\240\246\t\377\205\001\"\220A=\330\211 J\230a\230\347\005\000\024\366\252\006\023\220`\001\022\2304\230\177s\240#\240R\240t\262\002\373\021\330n\003\320#<\270As\270Q\305$\324!t\2303v\000q\022\211\001\211\n\232\"r\230\024\303\004\177T\250\023\250C\250q\207\004\177\320\0375\260Q\260a\374#\276!\006T\240\026\240s\332b4\343\260t\235 \254\013J\004\025\230d\377\240&\250\007\250u\260C\372\022\020\014\360\003J\230d\240-\323\250t\351\210\004\213`K\374\001\024\220\367N\240!\214!G\2302\230}R\014\003H\230I\240Q\205b?\230\014\240L\260\006\234\211\002,\002\377t\2407\250!\2504\250\377v\260T\270\025\270b\3003\001\330\305g\235#3\230\254\205\001\212@w\010\240\001\235 \320\030(\365e\352\361b\027\340`\014\267\205\001\026\230r+\240\023\201`a\351f\002\340\206\005\005\001=L\312\210\001\020\220\013\230\307\204\002\333d\367\024\220G\252\204\001\024\220K\230N\203\0033\250a\361M\220A\t\361@?\025\030\230\003\2301\233D\016\004\205\340\241`\013\217C\037\001\345\204\003\222\204\003R\213\220s\353\215\002\020]\004\227\205\004\253\001\030\377\034\320\034,\250A\330\024\275\025\340j\010\240\t\250\375B\017\375\240\275BI\230T\240\027\250\365\001\320@A\217\204\003a\220t\230\2777\240\"\240D\250""\205!\230\367\016\240a\254a\013\2405\250\377\001\250\024\250U\260\"\260vQ\000\030\230\232+\024\030\230\272\001x\000\004\230\206\003\321\212\001\024\030\230\r\221@\320\000\004\303\002B\003\364`\027f\000;\240\377d\250$\250m\2703\270\377a\330\030\034\230H\240A\374\263\216\001\233\204\003,\250d\260-\270\017s\300\047\310\255\204\002\223Ca\003\364\206\007\216\323-M\240\021\242\205\001\000\004\344*\024\017\220J\230a\360F\313D\352\207\002\335\207\002\322\375\010\014\213\220\002\352\205\001D\323\001\240%\277\240s\250#\250V\353\206\001\340\303\020\024\325\207\003\255\212\006\325Fu\003\320\024\375%\201\204\001\024\220L\240\002\240\213\"\240\257\206\002A\244\210\004\234\221\001\341\"2\270\257\210\002\241*P\004\020\220\007\347a\020\347\220\r\230\353\212\002\000\004\013\2304\377\230w\240a\240s\250!\016\317\213\001\n\230&\246\221\001\300\211\t";
+    PyObject *data = __Pyx_DecompressString_LZSS(cstring, 3473, 5111);
     #define __Pyx_DecompressString_UNUSED
     if (unlikely(!data)) __PYX_ERR(0, 1, __pyx_L1_error)
     const char* const bytes = __Pyx_PyBytes_AsString(data);
     #if !CYTHON_ASSUME_SAFE_MACROS
     if (likely(bytes)); else { Py_DECREF(data); __PYX_ERR(0, 1, __pyx_L1_error) }
     #endif
-    #else /* compression: none (4981 bytes) */
-static const char bytes[] = " at 0x object> out of range(tree fragment).: : 1..31 bytes<MemoryView of <contiguous and direct><contiguous and indirect><strided and direct or indirect><strided and direct><strided and indirect>>?Cannot assign to read-only memoryviewInvalid mode, expected \047c\047 or \047fortran\047, got Invalid shape in axis Note that Cython is deliberately stricter than PEP-484 and rejects subclasses of builtin types. If you need to pass subclasses then set the \047annotation_typing\047 directive to False.add_notebad symbol id collections.abccommit beyond the buffercontinuation frame without a messagedecoder buffer full: decode() before feeding moredecoder buffer full: decode() before reading moredisableenableext/wsdecode.pyxfragmented or oversized control frameframe length has the top bit setgcisenabledmasked frame from the servernew message inside a fragmented oneno default __reduce__ due to non-trivial __cinit__numpy._core.multiarray failed to importnumpy._core.umath failed to importout must be a 1-D C-contiguous TICK_DTYPE arrayreserved bits setsymbol id symbol name unable to allocate array data.unable to allocate shape and strides.unknown control opcode unknown data opcode ASCIIEV_BADEV_CLOSEEV_FULLEV_MESSAGEEV_NONEEV_PINGEV_PONGEV_PROTOCOLEllipsisSequenceSymbolStateSymbolState.__reduce_cython__SymbolState.__setstate_cython__SymbolState._checkSymbolState.acceptSymbolState.apply_diffSymbolState.depth_lastSymbolState.depth_syncedSymbolState.last_idSymbolState.load_bookSymbolState.lookupSymbolState.topSymbolState.unsyncView.MemoryViewWsDecoderWsDecoder.__reduce_cython__WsDecoder.__setstate_cython__WsDecoder.commitWsDecoder.countersWsDecoder.decodeWsDecoder.feedWsDecoder.pendingWsDecoder.writable__Pyx_PyDict_NextRef__annotate____class____class_getitem____dict____func____getstate____import____main____module____name____new____pyx_checksum__pyx_state__pyx_type__pyx_unpickle_Enum__pyx_vtable____qualname____reduce____reduce_cython____reduce_ex____set_name____setstate____setstate_cyt""hon____test___check_is_coroutine_kaabcacceptallocate_bufferapply_diffasksasyncio.coroutinesavailbb0b1basebidsbufbytesccapcline_in_tracebackclosescommitcountcountersdatadecodedefaultdeferreddepth_lastdepth_synceddtype_is_objectduplicateseencodeenumerateerrorfeedfinflagsformatfortranframeshlhothot_messagesidindexititemsitemsizeklast_idlast_ulnload_booklocal_tslookupmaxmax_messagememviewmessagesmodennamenbytesndimobjoffopoutoutpoversizedppackpendingpingspipeline._ext.wsdecodepongspopprotocol_errorsqrread_sizerecordsregisterritsselfsetdefaultshapesizeslotstartstatestepstopstructsymsymbolstopunpackunsyncupdatevaluesvenuewritablexO\200\001\330\004\n\210+\220Q\200A\330\010\013\2104\210r\220\023\220F\230$\230a\330\014\022\220*\230A\230\\\250\021\250!\200A\330\010\014\210G\2201\220A\330\010\014\210H\220A\220W\230A\200A\330\010\014\210G\2201\220A\330\010\017\210t\2201\220D\230\010\240\001\240\021\200A\330\010\014\210G\2201\220A\330\010\017\210t\2205\230\001\230\025\230b\240\004\240C\240r\250\021\200A\330\010\014\210G\2201\220A\330\010\017\210t\2208\2301\230A\200A\330\010\017\210t\2205\230\002\230$\230e\2402\240T\250\021\200A\330\010\017\210t\2208\2301\230F\240#\240Q\240a\200A\330\010\020\220\n\230$\230i\240|\2604\260{\300)\3104\310q\330\020\033\2304\230z\320)9\270\024\270Q\330\020\034\230D\240\013\250>\270\024\270Q\330\020\035\230T\240\034\320-@\300\004\300A\330\020\031\230\024\230X\240Y\250d\260(\270*\300D\310\001\200A\340\010\013\2107\220\"\220B\220c\230\024\230U\240\"\240G\2502\250T\260\021\330\014\022\220*\230A\230Q\330\010\014\210H\220A\330\010\014\210J\220a\330\010\014\210L\230\001\200A\340\010\014\210G\2201\220A\330\010\013\2104\210t\2201\330\0109\270\024\270U\300!\3004\300w\310a\330\010\016\210d\220#\220T\230\025\230a\230t\2405\250\003\2504\250s\260!\2603\260b\270\001\330\014\r\210W\220B\220f\230D\240\010\250\006\250d\260!\330\014\017\210q\220\001\330\0100\260\004\260E\270\021\270$\270f\300A\330\010\016\210c\220\023\220D\230\005\230Q\230d\240$\240c\250\024\250S\260""\001\260\023\260B\260a\330\014\r\210W\220B\220f\230C\230x\240v\250S\260\001\330\014\017\210q\220\001\330\010\017\210s\220!\200A\340\010\014\210G\2201\220A\330\010\014\210C\210u\220A\330\014\020\220\005\220Q\220e\230?\250#\250Q\330\010\014\210C\210u\220A\330\014\020\220\005\220Q\220e\230?\250#\250Q\330\010\014\210H\220A\220W\230A\330\010\013\2104\210y\230\001\230\021\330\014\020\220\010\230\001\230\027\240\001\330\014\023\2201\330\010\017\210q\200A\340\010\014\210G\2201\220A\330\010\014\210E\220\021\220$\220f\230A\330\010\014\210E\220\021\220$\220f\230A\330\010\014\210C\210u\220A\330\014\020\220\005\220Q\220e\230?\250#\250Q\330\010\014\210C\210u\220A\330\014\020\220\005\220Q\220e\230?\250#\250Q\330\010\014\210H\220A\220W\230A\330\010\014\210D\220\t\230\021\230!\330\010\014\210H\220A\220W\230D\240\001\330\010\017\210q\200A\340\010\014\210G\2201\220A\330\010\017\210t\2208\2301\230F\240%\240q\200A\340\010\034\230D\240\006\240a\240z\260\021\330\010\014\210L\230\001\330\010\016\210d\220\"\220A\330\014\020\220\013\2301\230B\230b\240\001\330\014\023\2201\220B\220b\230\005\230T\240\025\240b\250\004\250A\330\014\017\210r\220\023\220A\330\020\026\220k\240\021\240!\330\014\022\220!\2204\220v\230R\230t\2406\250\021\250$\250a\250v\260Q\330\014\020\220\010\230\001\330\014\023\2201\330\010\014\210J\220a\200A\360\006\000\t\r\210K\220q\230\001\330\010\017\210q\220\003\2204\220u\230B\230d\240!\330\010\013\2102\210S\220\001\330\014\022\220+\230Q\230a\330\010\017\210z\230\021\230$\230g\240Q\240d\250%\250t\2605\270\002\270!\200A\360\010\000\t\"\240\021\360\016\000\t)\250\004\250A\330\010\013\2107\320\022*\250!\2505\260\003\2603\260f\270C\270r\300\023\300C\300z\320QT\320TU\330\014\022\220*\230A\230Q\330\010\016\210c\220\026\220q\230\001\330\010\017\320\017 \240\r\250Q\250a\330\010\014\210I\220Q\330\010\014\210J\220a\330\010\013\2104\210q\330\014\020\220\t\230\021\330\014\023\2201\330\010\t\330\014\024\220D\230\005\230R\230t\2401\330\014\017\210t\2201\330\020\027\220q\230\t\240\027\250""\004\250A\330\020\024\220H\230A\330\020\024\220I\230Q\330\020\023\2204\220q\330\024\033\2301\330\020\021\330\014\017\210v\220R\220q\330\020\027\220q\330\014\020\220\004\220A\330\014\021\220\023\220A\220Q\330\014\021\220\023\220A\220R\220r\230\021\330\014\021\220\023\220B\220a\330\014\021\220\021\330\014\017\210s\220#\220Q\330\020\025\220Q\330\021\024\220C\220q\330\020\025\220Q\330\014\017\210v\220R\220q\330\020\027\220q\330\014\017\210s\220#\220Q\330\020\026\220j\240\003\2401\240B\240b\250\003\2503\250c\260\022\2603\260a\260r\270\022\2701\330\021\024\220C\220q\330\020\025\220Q\330\020\024\220E\230\025\230a\230q\330\024\032\230#\230S\240\003\2402\240S\250\001\250\022\2502\250R\250r\260\021\330\020\023\2203\220c\230\021\330\024\030\230\n\240!\2401\330\024\033\2301\330\014\023\2203\220b\230\006\230c\240\021\330\014\021\220\023\220B\220a\330\014\017\210s\220\"\220A\330\020\024\220J\230a\230q\330\020\027\220q\330\014\017\210s\220\"\220A\330\020\024\220J\230a\230q\330\020\027\220q\330\014\017\210s\220#\220Q\330\020\023\2203\220c\230\022\2304\230s\240#\240R\240t\2503\250c\260\021\330\024\030\230\n\240!\320#<\270A\270Q\330\024\033\2301\330\020\023\2204\220t\2303\230c\240\022\2401\330\024\030\230\n\240!\2401\330\024\033\2301\330\021\024\220C\220r\230\024\230S\240\003\2402\240T\250\023\250C\250q\330\020\024\220J\230a\320\0375\260Q\260a\330\020\027\220q\330\021\024\220C\220r\230\024\230T\240\026\240s\250%\250t\2604\260t\2701\330\020\024\220J\230a\230q\330\020\027\220q\330\021\024\220C\220r\230\025\230d\240&\250\007\250u\260C\260t\2701\330\020\024\220J\230a\230q\330\020\027\220q\330\014\017\210s\220\"\220J\230d\240-\250t\2603\260b\270\001\330\020\024\220K\230q\330\020\024\220N\240!\330\020\024\220G\2302\230R\230q\330\020\024\220H\230I\240Q\330\020\027\220q\230\014\240L\260\006\260b\270\001\330\020\024\220K\230t\2407\250!\2504\250v\260T\270\025\270b\300\001\330\020\024\220I\230Q\330\020\023\2203\220c\230\022\2303\230d\240!\330\024\030\230\010\240\001\330\024\030\320\030(\250""\004\250A\330\020\024\220I\230Q\330\020\027\220q\330\014\017\210z\230\026\230r\240\023\240B\240a\330\020\027\220q\330\014\020\220\002\220\"\220A\330\014\020\220\002\220\"\220L\240\001\330\014\020\220\013\2301\330\014\017\210s\220#\220Q\330\020\024\220G\2301\330\020\024\220K\230t\2407\250!\2503\250a\330\020\023\2203\220c\230\021\330\024\030\230\n\240!\330\024\030\230\t\240\021\330\025\030\230\003\2301\330\024\030\230\n\240!\330\024\030\230\t\240\021\340\024\030\230\013\2401\330\024\030\230\t\240\021\330\020\027\220q\330\014\017\210s\220#\220R\220s\230$\230a\330\020\024\220G\2301\330\020\023\2204\220q\330\024\027\220q\330\030\034\320\034,\250A\330\024\025\330\020\023\2203\220c\230\021\330\024\030\230\010\240\t\250\021\330\024\030\230\017\240q\330\020\024\220I\230T\240\027\250\001\250\023\250A\330\020\023\2203\220a\220t\2307\240\"\240D\250\001\330\024\030\230\016\240a\330\024\030\230\013\2405\250\001\250\024\250U\260\"\260A\330\024\030\230\010\240\001\330\024\030\320\030(\250\004\250A\330\024\030\230\t\240\021\330\024\030\230\t\240\021\330\024\033\2301\330\020\023\2201\330\024\030\230\r\240Q\330\024\030\230\r\240Q\330\024\030\230\013\2405\250\001\250\024\250Q\330\024\030\230\n\240,\250d\260-\270s\300\047\310\021\330\024\030\230\010\240\001\330\024\030\230\t\240\021\330\024\033\2301\330\020\021\330\014\017\210s\220#\220Q\330\020\024\220G\2301\330\020\024\220M\240\021\330\020\024\220M\240\021\330\020\024\220K\230t\2407\250!\2503\250a\330\020\024\220J\230a\330\020\024\220I\230Q\330\020\027\220q\330\014\017\210t\2201\330\020\024\220D\230\t\240\021\240%\240s\250#\250V\2603\260a\340\020\024\220A\220Q\330\014\017\210r\220\023\220A\330\020\024\220G\2301\330\020\024\220M\240\021\330\020\024\320\024%\240Q\330\020\024\220L\240\002\240\"\240A\330\020\024\220A\330\020\021\330\014\017\210r\220\023\220A\330\020\023\2202\220R\220q\330\024\030\230\t\240\021\330\024\033\2301\330\020\024\220A\220Q\330\014\020\220\007\220q\330\014\020\220\r\230Q\330\014\020\220\r\230Q\330\014\020\220\013""\2304\230w\240a\240s\250!\330\014\020\220\n\230&\240\001\240\021\330\014\020\220\t\230\021\330\014\023\2201";
+    #else /* compression: none (5111 bytes) */
+static const char bytes[] = " at 0x object> out of range(tree fragment).: : 1..31 bytes<MemoryView of <contiguous and direct><contiguous and indirect><strided and direct or indirect><strided and direct><strided and indirect>>?Cannot assign to read-only memoryviewInvalid mode, expected \047c\047 or \047fortran\047, got Invalid shape in axis Note that Cython is deliberately stricter than PEP-484 and rejects subclasses of builtin types. If you need to pass subclasses then set the \047annotation_typing\047 directive to False.add_notebad symbol id collections.abccommit beyond the buffercontinuation frame without a messagedecoder buffer full: decode() before feeding moredecoder buffer full: decode() before reading moredisableenableext/wsdecode.pyxfragmented or oversized control frameframe length has the top bit setgcisenabledmasked frame from the servernew message inside a fragmented oneno default __reduce__ due to non-trivial __cinit__numpy._core.multiarray failed to importnumpy._core.umath failed to importout must be a 1-D C-contiguous TICK_DTYPE arrayreserved bits setsymbol id symbol name unable to allocate array data.unable to allocate shape and strides.unknown control opcode unknown data opcode ASCIIEV_BADEV_CLOSEEV_FULLEV_MESSAGEEV_NONEEV_PINGEV_PONGEV_PROTOCOLEllipsisSequenceSymbolStateSymbolState.__reduce_cython__SymbolState.__setstate_cython__SymbolState._checkSymbolState.acceptSymbolState.apply_diffSymbolState.depth_lastSymbolState.depth_syncedSymbolState.last_idSymbolState.load_bookSymbolState.lookupSymbolState.topSymbolState.unsyncView.MemoryViewWsDecoderWsDecoder.__reduce_cython__WsDecoder.__setstate_cython__WsDecoder.commitWsDecoder.countersWsDecoder.decodeWsDecoder.feedWsDecoder.pendingWsDecoder.take_recordingWsDecoder.writable__Pyx_PyDict_NextRef__annotate____class____class_getitem____dict____func____getstate____import____main____module____name____new____pyx_checksum__pyx_state__pyx_type__pyx_unpickle_Enum__pyx_vtable____qualname____reduce____reduce_cython____reduce_ex____set_name____""setstate____setstate_cython____test___check_is_coroutine_kaabcacceptallocate_bufferapply_diffasksasyncio.coroutinesavailbb0b1basebidsbufbytesccapcline_in_tracebackclosescommitcountcountersdatadecodedefaultdeferreddepth_lastdepth_synceddtype_is_objectduplicateseencodeenumerateerrorfeedfinflagsformatfortranframeshlhothot_messagesidindexititemsitemsizeklast_idlast_ulnload_booklocal_tslookupmaxmax_messagememviewmessagesmodennamenbytesndimobjoffopoutoutpoversizedppackpendingpingspipeline._ext.wsdecodepongspopprotocol_errorsqrread_sizerecordingrecordsregisterritsselfsetdefaultshapesizeslotstartstatestepstopstructsymsymbolstake_recordingtopunpackunsyncupdatevaluesvenuewritablex\n%d O\200\001\330\004\n\210+\220Q\200A\330\010\013\2104\210r\220\023\220F\230$\230a\330\014\022\220*\230A\230\\\250\021\250!\200A\330\010\014\210G\2201\220A\330\010\014\210H\220A\220W\230A\200A\330\010\014\210G\2201\220A\330\010\017\210t\2201\220D\230\010\240\001\240\021\200A\330\010\014\210G\2201\220A\330\010\017\210t\2205\230\001\230\025\230b\240\004\240C\240r\250\021\200A\330\010\014\210G\2201\220A\330\010\017\210t\2208\2301\230A\200A\330\010\017\210t\2205\230\002\230$\230e\2402\240T\250\021\200A\330\010\017\210t\2208\2301\230F\240#\240Q\240a\200A\330\010\020\220\n\230$\230i\240|\2604\260{\300)\3104\310q\330\020\033\2304\230z\320)9\270\024\270Q\330\020\034\230D\240\013\250>\270\024\270Q\330\020\035\230T\240\034\320-@\300\004\300A\330\020\031\230\024\230X\240Y\250d\260(\270*\300D\310\001\200A\340\010\013\2107\220\"\220B\220c\230\024\230U\240\"\240G\2502\250T\260\021\330\014\022\220*\230A\230Q\330\010\014\210H\220A\330\010\014\210J\220a\330\010\014\210L\230\001\200A\340\010\014\210G\2201\220A\330\010\013\2104\210t\2201\330\0109\270\024\270U\300!\3004\300w\310a\330\010\016\210d\220#\220T\230\025\230a\230t\2405\250\003\2504\250s\260!\2603\260b\270\001\330\014\r\210W\220B\220f\230D\240\010\250\006\250d\260!\330\014\017\210q\220\001\330\0100\260\004\260E\270\021\270$\270f\300A\330\010\016\210c\220\023""\220D\230\005\230Q\230d\240$\240c\250\024\250S\260\001\260\023\260B\260a\330\014\r\210W\220B\220f\230C\230x\240v\250S\260\001\330\014\017\210q\220\001\330\010\017\210s\220!\200A\340\010\014\210G\2201\220A\330\010\014\210C\210u\220A\330\014\020\220\005\220Q\220e\230?\250#\250Q\330\010\014\210C\210u\220A\330\014\020\220\005\220Q\220e\230?\250#\250Q\330\010\014\210H\220A\220W\230A\330\010\013\2104\210y\230\001\230\021\330\014\020\220\010\230\001\230\027\240\001\330\014\023\2201\330\010\017\210q\200A\340\010\014\210G\2201\220A\330\010\014\210E\220\021\220$\220f\230A\330\010\014\210E\220\021\220$\220f\230A\330\010\014\210C\210u\220A\330\014\020\220\005\220Q\220e\230?\250#\250Q\330\010\014\210C\210u\220A\330\014\020\220\005\220Q\220e\230?\250#\250Q\330\010\014\210H\220A\220W\230A\330\010\014\210D\220\t\230\021\230!\330\010\014\210H\220A\220W\230D\240\001\330\010\017\210q\200A\340\010\014\210G\2201\220A\330\010\017\210t\2208\2301\230F\240%\240q\200A\340\010\016\210e\2201\220D\230\001\330\010\014\210D\220\004\220A\330\010\017\210q\200A\340\010\034\230D\240\006\240a\240z\260\021\330\010\014\210L\230\001\330\010\016\210d\220\"\220A\330\014\020\220\013\2301\230B\230b\240\001\330\014\023\2201\220B\220b\230\005\230T\240\025\240b\250\004\250A\330\014\017\210r\220\023\220A\330\020\026\220k\240\021\240!\330\014\022\220!\2204\220v\230R\230t\2406\250\021\250$\250a\250v\260Q\330\014\020\220\010\230\001\330\014\023\2201\330\010\014\210J\220a\200A\360\006\000\t\r\210K\220q\230\001\330\010\017\210q\220\003\2204\220u\230B\230d\240!\330\010\013\2102\210S\220\001\330\014\022\220+\230Q\230a\330\010\017\210z\230\021\230$\230g\240Q\240d\250%\250t\2605\270\002\270!\200A\360\010\000\t\"\240\021\360\016\000\t)\250\004\250A\330\010\013\2107\320\022*\250!\2505\260\003\2603\260f\270C\270r\300\023\300C\300z\320QT\320TU\330\014\022\220*\230A\230Q\330\010\016\210c\220\026\220q\230\001\330\010\017\320\017 \240\r\250Q\250a\330\010\014\210I\220Q\330\010\014\210J\220a\330\010\013\2104\210q\330\014\020\220""\t\230\021\330\014\023\2201\330\010\t\330\014\024\220D\230\005\230R\230t\2401\330\014\017\210t\2201\330\020\027\220q\230\t\240\027\250\004\250A\330\020\024\220H\230A\330\020\024\220I\230Q\330\020\023\2204\220q\330\024\033\2301\330\020\021\330\014\017\210v\220R\220q\330\020\027\220q\330\014\020\220\004\220A\330\014\021\220\023\220A\220Q\330\014\021\220\023\220A\220R\220r\230\021\330\014\021\220\023\220B\220a\330\014\021\220\021\330\014\017\210s\220#\220Q\330\020\025\220Q\330\021\024\220C\220q\330\020\025\220Q\330\014\017\210v\220R\220q\330\020\027\220q\330\014\017\210s\220#\220Q\330\020\026\220j\240\003\2401\240B\240b\250\003\2503\250c\260\022\2603\260a\260r\270\022\2701\330\021\024\220C\220q\330\020\025\220Q\330\020\024\220E\230\025\230a\230q\330\024\032\230#\230S\240\003\2402\240S\250\001\250\022\2502\250R\250r\260\021\330\020\023\2203\220c\230\021\330\024\030\230\n\240!\2401\330\024\033\2301\330\014\023\2203\220b\230\006\230c\240\021\330\014\021\220\023\220B\220a\330\014\017\210s\220\"\220A\330\020\024\220J\230a\230q\330\020\027\220q\330\014\017\210s\220\"\220A\330\020\024\220J\230a\230q\330\020\027\220q\330\014\017\210s\220#\220Q\330\020\023\2203\220c\230\022\2304\230s\240#\240R\240t\2503\250c\260\021\330\024\030\230\n\240!\320#<\270A\270Q\330\024\033\2301\330\020\023\2204\220t\2303\230c\240\022\2401\330\024\030\230\n\240!\2401\330\024\033\2301\330\021\024\220C\220r\230\024\230S\240\003\2402\240T\250\023\250C\250q\330\020\024\220J\230a\320\0375\260Q\260a\330\020\027\220q\330\021\024\220C\220r\230\024\230T\240\026\240s\250%\250t\2604\260t\2701\330\020\024\220J\230a\230q\330\020\027\220q\330\021\024\220C\220r\230\025\230d\240&\250\007\250u\260C\260t\2701\330\020\024\220J\230a\230q\330\020\027\220q\330\014\017\210s\220\"\220J\230d\240-\250t\2603\260b\270\001\330\020\024\220K\230q\330\020\024\220N\240!\330\020\024\220G\2302\230R\230q\330\020\024\220H\230I\240Q\330\020\027\220q\230\014\240L\260\006\260b\270\001\330\020\024\220K\230t\2407\250!\2504\250v\260T\270\025""\270b\300\001\330\020\024\220I\230Q\330\020\023\2203\220c\230\022\2303\230d\240!\330\024\030\230\010\240\001\330\024\030\320\030(\250\004\250A\330\020\024\220I\230Q\330\020\027\220q\330\014\017\210z\230\026\230r\240\023\240B\240a\330\020\027\220q\330\014\020\220\002\220\"\220A\330\014\020\220\002\220\"\220L\240\001\330\014\020\220\013\2301\330\014\017\210s\220#\220Q\330\020\024\220G\2301\330\020\024\220K\230t\2407\250!\2503\250a\330\020\023\2203\220c\230\021\330\024\030\230\n\240!\330\024\030\230\t\240\021\330\025\030\230\003\2301\330\024\030\230\n\240!\330\024\030\230\t\240\021\340\024\030\230\013\2401\330\024\030\230\t\240\021\330\020\027\220q\330\014\017\210s\220#\220R\220s\230$\230a\330\020\024\220G\2301\330\020\023\2204\220q\330\024\027\220q\330\030\034\320\034,\250A\330\024\025\330\020\023\2203\220c\230\021\330\024\030\230\010\240\t\250\021\330\024\030\230\017\240q\330\020\024\220I\230T\240\027\250\001\250\023\250A\330\020\023\2203\220a\220t\2307\240\"\240D\250\001\330\024\030\230\016\240a\330\024\030\230\013\2405\250\001\250\024\250U\260\"\260A\330\024\030\230\010\240\001\330\024\030\320\030(\250\004\250A\330\024\030\230\t\240\021\330\024\030\230\t\240\021\330\024\033\2301\330\020\023\2201\330\024\030\230\r\240Q\330\024\030\230\r\240Q\330\024\030\230\013\2405\250\001\250\024\250Q\330\024\027\220t\230;\240d\250$\250m\2703\270a\330\030\034\230H\240A\240T\250\021\330\024\030\230\n\240,\250d\260-\270s\300\047\310\021\330\024\030\230\010\240\001\330\024\030\230\t\240\021\330\024\033\2301\330\020\021\330\014\017\210s\220#\220Q\330\020\024\220G\2301\330\020\024\220M\240\021\330\020\024\220M\240\021\330\020\024\220K\230t\2407\250!\2503\250a\330\020\024\220J\230a\330\020\024\220I\230Q\330\020\027\220q\330\014\017\210t\2201\330\020\024\220H\230A\230T\240\027\250\001\250\023\250A\330\014\017\210t\2201\330\020\024\220D\230\t\240\021\240%\240s\250#\250V\2603\260a\340\020\024\220A\220Q\330\014\017\210r\220\023\220A\330\020\024\220G\2301\330\020\024\220M\240\021\330\020""\024\320\024%\240Q\330\020\024\220L\240\002\240\"\240A\330\020\024\220A\330\020\021\330\014\017\210r\220\023\220A\330\020\023\2202\220R\220q\330\024\030\230\t\240\021\330\024\033\2301\330\020\024\220A\220Q\330\014\020\220\007\220q\330\014\020\220\r\230Q\330\014\020\220\r\230Q\330\014\020\220\013\2304\230w\240a\240s\250!\330\014\020\220\n\230&\240\001\240\021\330\014\020\220\t\230\021\330\014\023\2201";
     PyObject *data = NULL;
     #define __Pyx_DecompressString_UNUSED
     #define __Pyx_DecompressString_LZSS_UNUSED
     #endif
     PyObject **stringtab = __pyx_mstate->__pyx_string_tab;
     Py_ssize_t pos = 0;
-    for (int i = 0; i < 214; i++) {
+    for (int i = 0; i < 217; i++) {
       Py_ssize_t bytes_length = str_length_index[i].length;
       PyObject *string = PyUnicode_DecodeUTF8(bytes + pos, bytes_length, NULL);
       if (likely(string) && i >= 47) PyUnicode_InternInPlace(&string);
@@ -41868,8 +42572,8 @@ static const char bytes[] = " at 0x object> out of range(tree fragment).: : 1..3
       stringtab[i] = string;
       pos += bytes_length;
     }
-    for (int i = 214; i < 233; i++) {
-      Py_ssize_t bytes_length = bytes_length_index[i-214].length;
+    for (int i = 217; i < 239; i++) {
+      Py_ssize_t bytes_length = bytes_length_index[i-217].length;
       PyObject *string = PyBytes_FromStringAndSize(bytes + pos, bytes_length);
       stringtab[i] = string;
       pos += bytes_length;
@@ -41879,15 +42583,15 @@ static const char bytes[] = " at 0x object> out of range(tree fragment).: : 1..3
       }
     }
     Py_XDECREF(data);
-    for (Py_ssize_t i = 0; i < 233; i++) {
+    for (Py_ssize_t i = 0; i < 239; i++) {
       if (unlikely(PyObject_Hash(stringtab[i]) == -1)) {
         __PYX_ERR(0, 1, __pyx_L1_error)
       }
     }
     #if CYTHON_IMMORTAL_CONSTANTS
     {
-      PyObject **table = stringtab + 214;
-      for (Py_ssize_t i=0; i<19; ++i) {
+      PyObject **table = stringtab + 217;
+      for (Py_ssize_t i=0; i<22; ++i) {
         #if PY_VERSION_HEX >= 0x030F0000
         PyUnstable_SetImmortal(table[i]);
         #elif CYTHON_COMPILING_IN_CPYTHON_FREETHREADING
@@ -42036,44 +42740,49 @@ static int __Pyx_CreateCodeObjects(__pyx_mstatetype *__pyx_mstate) {
     __pyx_mstate_global->__pyx_codeobj_tab[11] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tree_fragment, __pyx_mstate->__pyx_n_u_setstate_cython, __pyx_mstate->__pyx_kp_b_iso88591_Q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[11])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 2, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 425};
+    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 2, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 427};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_k};
     __pyx_mstate_global->__pyx_codeobj_tab[12] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_ext_wsdecode_pyx, __pyx_mstate->__pyx_n_u_writable, __pyx_mstate->__pyx_kp_b_iso88591_A_Kq_q_4uBd_2S_Qa_z_gQd_t5, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[12])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {3, 0, 0, 3, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 434};
+    const __Pyx_PyCode_New_function_description descr = {3, 0, 0, 3, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 436};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_nbytes, __pyx_mstate->__pyx_n_u_local_ts};
     __pyx_mstate_global->__pyx_codeobj_tab[13] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_ext_wsdecode_pyx, __pyx_mstate->__pyx_n_u_commit, __pyx_mstate->__pyx_kp_b_iso88591_A_7_Bc_U_G2T_AQ_HA_Ja_L, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[13])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {3, 0, 0, 6, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 442};
+    const __Pyx_PyCode_New_function_description descr = {3, 0, 0, 6, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 444};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_data, __pyx_mstate->__pyx_n_u_local_ts, __pyx_mstate->__pyx_n_u_n, __pyx_mstate->__pyx_n_u_off, __pyx_mstate->__pyx_n_u_k};
     __pyx_mstate_global->__pyx_codeobj_tab[14] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_ext_wsdecode_pyx, __pyx_mstate->__pyx_n_u_feed, __pyx_mstate->__pyx_kp_b_iso88591_A_D_az_L_d_A_1Bb_1Bb_T_b_A_r_A_k, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[14])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 1, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 456};
+    const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 1, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 458};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self};
     __pyx_mstate_global->__pyx_codeobj_tab[15] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_ext_wsdecode_pyx, __pyx_mstate->__pyx_n_u_pending, __pyx_mstate->__pyx_kp_b_iso88591_A_t5_e2T, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[15])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 1, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 459};
+    const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 1, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 461};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self};
     __pyx_mstate_global->__pyx_codeobj_tab[16] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_ext_wsdecode_pyx, __pyx_mstate->__pyx_n_u_counters, __pyx_mstate->__pyx_kp_b_iso88591_A_i_4_4q_4z_9_Q_D_Q_T_A_XYd_D, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[16])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 18, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 477};
+    const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 2, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 486};
+    PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_out};
+    __pyx_mstate_global->__pyx_codeobj_tab[17] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_ext_wsdecode_pyx, __pyx_mstate->__pyx_n_u_take_recording, __pyx_mstate->__pyx_kp_b_iso88591_A_e1D_D_A_q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[17])) goto bad;
+  }
+  {
+    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 18, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 493};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_out, __pyx_mstate->__pyx_n_u_cap, __pyx_mstate->__pyx_n_u_n, __pyx_mstate->__pyx_n_u_avail, __pyx_mstate->__pyx_n_u_p, __pyx_mstate->__pyx_n_u_hl, __pyx_mstate->__pyx_n_u_s, __pyx_mstate->__pyx_n_u_e, __pyx_mstate->__pyx_n_u_k, __pyx_mstate->__pyx_n_u_ln, __pyx_mstate->__pyx_n_u_b0, __pyx_mstate->__pyx_n_u_b1, __pyx_mstate->__pyx_n_u_op, __pyx_mstate->__pyx_n_u_fin, __pyx_mstate->__pyx_n_u_r, __pyx_mstate->__pyx_n_u_outp, __pyx_mstate->__pyx_n_u_buf};
-    __pyx_mstate_global->__pyx_codeobj_tab[17] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_ext_wsdecode_pyx, __pyx_mstate->__pyx_n_u_decode, __pyx_mstate->__pyx_kp_b_iso88591_A_A_7_5_3fCr_CzQTTU_AQ_c_q_Qa_IQ, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[17])) goto bad;
+    __pyx_mstate_global->__pyx_codeobj_tab[18] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_ext_wsdecode_pyx, __pyx_mstate->__pyx_n_u_decode, __pyx_mstate->__pyx_kp_b_iso88591_A_A_7_5_3fCr_CzQTTU_AQ_c_q_Qa_IQ, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[18])) goto bad;
   }
   {
     const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 1, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self};
-    __pyx_mstate_global->__pyx_codeobj_tab[18] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tree_fragment, __pyx_mstate->__pyx_n_u_reduce_cython, __pyx_mstate->__pyx_kp_b_iso88591_Q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[18])) goto bad;
+    __pyx_mstate_global->__pyx_codeobj_tab[19] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tree_fragment, __pyx_mstate->__pyx_n_u_reduce_cython, __pyx_mstate->__pyx_kp_b_iso88591_Q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[19])) goto bad;
   }
   {
     const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 2, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 3};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_pyx_state};
-    __pyx_mstate_global->__pyx_codeobj_tab[19] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tree_fragment, __pyx_mstate->__pyx_n_u_setstate_cython, __pyx_mstate->__pyx_kp_b_iso88591_Q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[19])) goto bad;
+    __pyx_mstate_global->__pyx_codeobj_tab[20] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tree_fragment, __pyx_mstate->__pyx_n_u_setstate_cython, __pyx_mstate->__pyx_kp_b_iso88591_Q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[20])) goto bad;
   }
   Py_DECREF(tuple_dedup_map);
   return 0;
@@ -46048,6 +46757,85 @@ static CYTHON_INLINE int __Pyx_PyList_Append(PyObject* list, PyObject* x) {
 static void __Pyx_RaiseBufferIndexError(int axis) {
   PyErr_Format(PyExc_IndexError,
      "Out of bounds on buffer access (axis %d)", axis);
+}
+
+/* BytesContains */
+static CYTHON_INLINE int __Pyx_BytesContains(char character, PyObject* bytes, int eq) {
+    const Py_ssize_t length = __Pyx_PyBytes_GET_SIZE(bytes);
+#if !CYTHON_ASSUME_SAFE_SIZE
+    if (unlikely(length == -1)) return -1;
+#endif
+    const char* char_start = __Pyx_PyBytes_AsString(bytes);
+#if !CYTHON_ASSUME_SAFE_MACROS
+    if (unlikely(!char_start)) return -1;
+#endif
+    int result = memchr(char_start, (unsigned char)character, (size_t)length) != NULL;
+    return (result == (eq == Py_EQ));
+}
+
+/* SliceObject */
+static CYTHON_INLINE int __Pyx_PyObject_SetSlice(PyObject* obj, PyObject* value,
+        Py_ssize_t cstart, Py_ssize_t cstop,
+        PyObject** _py_start, PyObject** _py_stop, PyObject** _py_slice,
+        int has_cstart, int has_cstop, CYTHON_UNUSED int wraparound) {
+#if CYTHON_USE_TYPE_SLOTS
+    PyMappingMethods* mp = Py_TYPE(obj)->tp_as_mapping;
+    if (likely(mp && mp->mp_ass_subscript))
+#else
+    if ((1))
+#endif
+    {
+        int result;
+        PyObject *py_slice, *py_start, *py_stop;
+        if (_py_slice) {
+            py_slice = *_py_slice;
+        } else {
+            PyObject* owned_start = NULL;
+            PyObject* owned_stop = NULL;
+            if (_py_start) {
+                py_start = *_py_start;
+            } else {
+                if (has_cstart) {
+                    owned_start = py_start = PyLong_FromSsize_t(cstart);
+                    if (unlikely(!py_start)) goto bad;
+                } else
+                    py_start = Py_None;
+            }
+            if (_py_stop) {
+                py_stop = *_py_stop;
+            } else {
+                if (has_cstop) {
+                    owned_stop = py_stop = PyLong_FromSsize_t(cstop);
+                    if (unlikely(!py_stop)) {
+                        Py_XDECREF(owned_start);
+                        goto bad;
+                    }
+                } else
+                    py_stop = Py_None;
+            }
+            py_slice = PySlice_New(py_start, py_stop, Py_None);
+            Py_XDECREF(owned_start);
+            Py_XDECREF(owned_stop);
+            if (unlikely(!py_slice)) goto bad;
+        }
+#if CYTHON_USE_TYPE_SLOTS
+        result = mp->mp_ass_subscript(obj, py_slice, value);
+#else
+        result = value ? PyObject_SetItem(obj, py_slice, value) : PyObject_DelItem(obj, py_slice);
+#endif
+        if (!_py_slice) {
+            Py_DECREF(py_slice);
+        }
+        return result;
+    } else {
+        __Pyx_RaiseTypeErrorWithObjectType(
+            (value) ?
+                "'" __Pyx_FMT_TYPENAME "' object does not support slice assignment" :
+                "'" __Pyx_FMT_TYPENAME "' object does not support slice deletion",
+            obj);
+    }
+bad:
+    return -1;
 }
 
 /* PyLongCompare */

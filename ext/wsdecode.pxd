@@ -47,6 +47,9 @@ cdef class WsDecoder:
     cdef readonly int event, reason
     cdef readonly bytes message
     cdef readonly str error
+    cdef public bint recording               # keep text messages as `<local_ts> <raw>` lines
+    cdef bytearray rec
+    cdef readonly int64_t unrecordable
     # counters
     cdef readonly int64_t frames, messages, bytes, records, hot_messages, deferred
     cdef readonly int64_t duplicates, oversized, protocol_errors, pings, pongs, closes
@@ -59,6 +62,7 @@ cdef class WsDecoder:
     cdef int _protocol(self, str why)
     cdef void _make_room(self, Py_ssize_t k)
     cdef bytes _slice(self, Py_ssize_t s, Py_ssize_t e)
+    cdef void _record(self, bytes payload)
     cdef Py_ssize_t _payload(self, const unsigned char *b, Py_ssize_t i, Py_ssize_t end) noexcept
     cdef Py_ssize_t _extract(self, const unsigned char *b, Py_ssize_t s, Py_ssize_t e,
                              TickRecord *out, Py_ssize_t n, Py_ssize_t cap) noexcept

@@ -397,8 +397,10 @@ cdef class WsDecoder:
     """One connection's frame decoder (see the twin for the contract)."""
 
     def __cinit__(self, SymbolState state, Py_ssize_t max_message=1 << 20, bint hot=True,
-                  Py_ssize_t read_size=1 << 16):
+                  bint recording=False, Py_ssize_t read_size=1 << 16):
         self.state = state
+        self.recording = recording
+        self.rec = bytearray()
         self.venue = state.venue
         self.max_message = max_message
         self.hot = hot
@@ -472,6 +474,20 @@ cdef class WsDecoder:
 
     cdef bytes _slice(self, Py_ssize_t s, Py_ssize_t e):
         return (<char *>self.base)[s:e]
+
+    cdef void _record(self, bytes payload):
+        if b"\n" in payload or b"\r" in payload:
+            self.unrecordable += 1
+            return
+        self.rec += b"%d " % self.local_ts
+        self.rec += payload
+        self.rec += b"\n"
+
+    def take_recording(self):
+        """The `<local_ts_ns> <raw>` lines of the text messages decoded since the last call."""
+        out = bytes(self.rec)
+        del self.rec[:]
+        return out
 
     # ------------------------------------------------------------------ frames
     @cython.boundscheck(False)
@@ -603,6 +619,8 @@ cdef class WsDecoder:
                     self.messages += 1
                     self.deferred += 1
                     self.message = bytes(self.frag)
+                    if self.recording and self.frag_opcode == 1:
+                        self._record(self.message)
                     self.reason = R_BINARY if self.frag_opcode == 2 else R_FRAGMENTED
                     self.frag = None
                     self.event = C_EV_MESSAGE
@@ -616,6 +634,8 @@ cdef class WsDecoder:
                 self.reason = R_BINARY
                 self.event = C_EV_MESSAGE
                 return n
+            if self.recording:
+                self._record(self._slice(s, e))
             if self.hot:
                 r = self._extract(buf, s, e, outp, n, cap)
             else:

@@ -134,8 +134,13 @@ def ws_frame(payload: bytes, opcode: int = 1, fin: bool = True, mask: bytes | No
 class WsDecoder:
     """One connection's frame decoder. See the module docstring."""
 
-    def __init__(self, state: SymbolState, max_message: int = 1 << 20, hot: bool = True):
+    def __init__(self, state: SymbolState, max_message: int = 1 << 20, hot: bool = True,
+                 recording: bool = False, read_size: int = 1 << 16):
         self.state = state
+        self.recording = recording
+        self.rec = bytearray()
+        self.unrecordable = 0
+        self._scratch = bytearray(read_size)
         self.venue = state.venue
         self.max_message = max_message
         self.hot = hot
@@ -163,6 +168,27 @@ class WsDecoder:
         self.buf += data
         self.bytes += len(data)
         self.local_ts = local_ts
+
+    def writable(self, k: int) -> memoryview:
+        """A writable view of up to k bytes (recv_into it, then commit)."""
+        if len(self._scratch) < k:
+            self._scratch = bytearray(k)
+        return memoryview(self._scratch)[:k]
+
+    def commit(self, nbytes: int, local_ts: int) -> None:
+        self.feed(self._scratch[:nbytes], local_ts)
+
+    def _record(self, payload: bytes) -> None:
+        if b"\n" in payload or b"\r" in payload:
+            self.unrecordable += 1
+            return
+        self.rec += b"%d " % self.local_ts + payload + b"\n"
+
+    def take_recording(self) -> bytes:
+        """The `<local_ts_ns> <raw>` lines of the text messages decoded since the last call."""
+        out = bytes(self.rec)
+        del self.rec[:]
+        return out
 
     def pending(self) -> int:
         """Bytes fed and not yet consumed (a partial frame at connection end is truncated)."""
@@ -295,6 +321,8 @@ class WsDecoder:
                     self.messages += 1
                     self.deferred += 1
                     self.message = bytes(self.frag)
+                    if self.recording and self.frag_opcode == 1:
+                        self._record(self.message)
                     self.reason = R_BINARY if self.frag_opcode == 2 else R_FRAGMENTED
                     self.frag = None
                     self.event = EV_MESSAGE
@@ -309,6 +337,8 @@ class WsDecoder:
                 self.event = EV_MESSAGE
                 return n
             # a complete text message
+            if self.recording:
+                self._record(bytes(buf[s:e]))
             r = self._extract(buf, s, e, out, n, cap) if self.hot else R_COLD
             if r >= 0:
                 self.pos = e

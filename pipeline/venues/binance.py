@@ -198,6 +198,7 @@ class DepthDiff:
     local_ts: int
     bids: list          # [(price, qty)], message order
     asks: list
+    venue: int = int(Venue.BINANCE)
 
     def records(self, flags: int = 0) -> np.ndarray:
         """BOOK_BID records then BOOK_ASK records; FLAG_LAST_IN_MSG on the last one."""
@@ -206,7 +207,7 @@ class DepthDiff:
         if nb + na == 0:
             return r
         r["symbol"] = self.symbol
-        r["venue"] = Venue.BINANCE
+        r["venue"] = self.venue
         r["exch_ts"] = self.exch_ts
         r["local_ts"] = self.local_ts
         r["id"] = self.last_id
@@ -315,7 +316,10 @@ def route(obj: Any, symbols: dict[bytes, int], local_ts: int) -> Routed:
             return Routed(control="ignored")
         return Routed(error="unknown_event", detail=str(e)[:64])
     except BadMessage as exc:
-        return Routed(error=str(exc.args[0]))
+        r = Routed(error=str(exc.args[0]))
+        if e == "depthUpdate" and isinstance(obj.get("s"), str):
+            r.extra["depth_symbol"] = obj["s"]      # its book can no longer be trusted
+        return r
 
 
 # ----------------------------------------------------------------------------- the adapter
@@ -361,8 +365,11 @@ class BinanceAdapter:
 
     def route(self, obj: Any, local_ts: int) -> Routed:
         r = route(obj, self._bsymbols, local_ts)
-        if r.records is not None and self.venue != int(Venue.BINANCE):
-            r.records["venue"] = self.venue
+        if self.venue != int(Venue.BINANCE):
+            if r.records is not None:
+                r.records["venue"] = self.venue
+            if r.depth is not None:
+                r.depth.venue = self.venue
         return r
 
     def snapshot_url(self, base_rest: str, symbol: str, limit: int = SNAPSHOT_LIMIT) -> str:
