@@ -10,11 +10,11 @@
             ]
         ],
         "depends": [
-            "/tmp/pip-build-env-biym5shc/overlay/lib/python3.11/site-packages/numpy/_core/include/numpy/arrayobject.h",
-            "/tmp/pip-build-env-biym5shc/overlay/lib/python3.11/site-packages/numpy/_core/include/numpy/arrayscalars.h",
-            "/tmp/pip-build-env-biym5shc/overlay/lib/python3.11/site-packages/numpy/_core/include/numpy/ndarrayobject.h",
-            "/tmp/pip-build-env-biym5shc/overlay/lib/python3.11/site-packages/numpy/_core/include/numpy/ndarraytypes.h",
-            "/tmp/pip-build-env-biym5shc/overlay/lib/python3.11/site-packages/numpy/_core/include/numpy/ufuncobject.h"
+            "/tmp/pip-build-env-nvhg3ext/overlay/lib/python3.11/site-packages/numpy/_core/include/numpy/arrayobject.h",
+            "/tmp/pip-build-env-nvhg3ext/overlay/lib/python3.11/site-packages/numpy/_core/include/numpy/arrayscalars.h",
+            "/tmp/pip-build-env-nvhg3ext/overlay/lib/python3.11/site-packages/numpy/_core/include/numpy/ndarrayobject.h",
+            "/tmp/pip-build-env-nvhg3ext/overlay/lib/python3.11/site-packages/numpy/_core/include/numpy/ndarraytypes.h",
+            "/tmp/pip-build-env-nvhg3ext/overlay/lib/python3.11/site-packages/numpy/_core/include/numpy/ufuncobject.h"
         ],
         "extra_compile_args": [
             "-O3",
@@ -22,7 +22,7 @@
             "-Wno-unreachable-code"
         ],
         "include_dirs": [
-            "/tmp/pip-build-env-biym5shc/overlay/lib/python3.11/site-packages/numpy/_core/include",
+            "/tmp/pip-build-env-nvhg3ext/overlay/lib/python3.11/site-packages/numpy/_core/include",
             "ext"
         ],
         "language": "c++",
@@ -2381,7 +2381,7 @@ struct __pyx_memoryviewslice_obj {
 
 
 
-/* "ext/wsdecode.pyx":245
+/* "ext/wsdecode.pyx":251
  * 
  * # ---------------------------------------------------------------- SymbolState
  * cdef class SymbolState:             # <<<<<<<<<<<<<<
@@ -2398,7 +2398,7 @@ struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_SymbolState {
 static struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_SymbolState *__pyx_vtabptr_8pipeline_4_ext_8wsdecode_SymbolState;
 
 
-/* "ext/wsdecode.pyx":396
+/* "ext/wsdecode.pyx":402
  * 
  * # ---------------------------------------------------------------- WsDecoder
  * cdef class WsDecoder:             # <<<<<<<<<<<<<<
@@ -3716,6 +3716,15 @@ static double __Pyx__PyObject_AsDouble(PyObject* obj);
      (value) == (error_value) :\
      (value) != (value))
 
+/* PyLongCompare.proto */
+static CYTHON_INLINE int __Pyx_PyLong_BoolEqObjC(PyObject *op1, PyObject *op2, long intval, long inplace);
+
+/* PyObjectCompare.proto */
+static CYTHON_INLINE int __Pyx_PyObject_CompareBoolGe_object_int(PyObject *op1, PyObject *op2, int pyop);
+
+/* PyObjectCompare.proto */
+static CYTHON_INLINE int __Pyx_PyObject_CompareBoolLe_object_int(PyObject *op1, PyObject *op2, int pyop);
+
 /* dict_setdefault.proto (used by FetchCommonType) */
 static CYTHON_INLINE PyObject *__Pyx_PyDict_SetDefault(PyObject *d, PyObject *key, PyObject *default_value);
 
@@ -4382,6 +4391,8 @@ static CYTHON_INLINE int __pyx_f_5numpy_import_array(void); /*proto*/
 
 /* Module declarations from "pipeline._ext.wsdecode" */
 static double __pyx_v_8pipeline_4_ext_8wsdecode_POW10[23];
+static uint8_t __pyx_v_8pipeline_4_ext_8wsdecode_STR_CLS[256];
+static uint8_t __pyx_v_8pipeline_4_ext_8wsdecode_NUM_CH[256];
 static PyObject *__pyx_collections_abc_Sequence = 0;
 static PyObject *generic = 0;
 static PyObject *strided = 0;
@@ -4771,7 +4782,7 @@ namespace {
     PyObject *__pyx_tuple[3];
     PyObject *__pyx_codeobj_tab[21];
     PyObject *__pyx_string_tab[239];
-    PyObject *__pyx_number_tab[9];
+    PyObject *__pyx_number_tab[20];
 /* #### Code section: module_state_contents ### */
 /* PyFrozenDict.module_state_decls */
 #if CYTHON_COMPILING_IN_LIMITED_API
@@ -5064,10 +5075,21 @@ static __pyx_mstatetype * const __pyx_mstate_global = &__pyx_mstate_global_stati
 #define __pyx_int_1 __pyx_number_tab[2]
 #define __pyx_int_8 __pyx_number_tab[3]
 #define __pyx_int_10 __pyx_number_tab[4]
-#define __pyx_int_64 __pyx_number_tab[5]
-#define __pyx_int_200 __pyx_number_tab[6]
-#define __pyx_int_136983863 __pyx_number_tab[7]
-#define __pyx_int_9000000000000 __pyx_number_tab[8]
+#define __pyx_int_32 __pyx_number_tab[5]
+#define __pyx_int_34 __pyx_number_tab[6]
+#define __pyx_int_43 __pyx_number_tab[7]
+#define __pyx_int_45 __pyx_number_tab[8]
+#define __pyx_int_46 __pyx_number_tab[9]
+#define __pyx_int_48 __pyx_number_tab[10]
+#define __pyx_int_57 __pyx_number_tab[11]
+#define __pyx_int_64 __pyx_number_tab[12]
+#define __pyx_int_69 __pyx_number_tab[13]
+#define __pyx_int_92 __pyx_number_tab[14]
+#define __pyx_int_101 __pyx_number_tab[15]
+#define __pyx_int_128 __pyx_number_tab[16]
+#define __pyx_int_200 __pyx_number_tab[17]
+#define __pyx_int_136983863 __pyx_number_tab[18]
+#define __pyx_int_9000000000000 __pyx_number_tab[19]
 /* #### Code section: module_state_clear ### */
 #if CYTHON_USE_MODULE_STATE
 static CYTHON_SMALL_CODE int __pyx_m_clear(PyObject *m) {
@@ -5117,7 +5139,7 @@ static CYTHON_SMALL_CODE int __pyx_m_clear(PyObject *m) {
   for (int i=0; i<3; ++i) { Py_CLEAR(clear_module_state->__pyx_tuple[i]); }
   for (int i=0; i<21; ++i) { Py_CLEAR(clear_module_state->__pyx_codeobj_tab[i]); }
   for (int i=0; i<239; ++i) { Py_CLEAR(clear_module_state->__pyx_string_tab[i]); }
-  for (int i=0; i<9; ++i) { Py_CLEAR(clear_module_state->__pyx_number_tab[i]); }
+  for (int i=0; i<20; ++i) { Py_CLEAR(clear_module_state->__pyx_number_tab[i]); }
 /* #### Code section: module_state_clear_contents ### */
 /* CommonTypesMetaclass.module_state_clear */
 Py_CLEAR(clear_module_state->__pyx_CommonTypesMetaclassType);
@@ -5175,7 +5197,7 @@ static CYTHON_SMALL_CODE int __pyx_m_traverse(PyObject *m, visitproc visit, void
   for (int i=0; i<3; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_tuple[i]); }
   for (int i=0; i<21; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_codeobj_tab[i]); }
   for (int i=0; i<239; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_string_tab[i]); }
-  for (int i=0; i<9; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_number_tab[i]); }
+  for (int i=0; i<20; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_number_tab[i]); }
 /* #### Code section: module_state_traverse_contents ### */
 /* CommonTypesMetaclass.module_state_traverse */
 Py_VISIT(traverse_module_state->__pyx_CommonTypesMetaclassType);
@@ -21239,7 +21261,7 @@ static CYTHON_INLINE NPY_DATETIMEUNIT __pyx_f_5numpy_get_datetime64_unit(PyObjec
   return __pyx_r;
 }
 
-/* "ext/wsdecode.pyx":71
+/* "ext/wsdecode.pyx":79
  * 
  * # ---------------------------------------------------------------- scanning helpers
  * cdef inline bint _isws(unsigned char c) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -21251,7 +21273,7 @@ static CYTHON_INLINE int __pyx_f_8pipeline_4_ext_8wsdecode__isws(unsigned char _
   int __pyx_r;
   int __pyx_t_1;
 
-  /* "ext/wsdecode.pyx":72
+  /* "ext/wsdecode.pyx":80
  * # ---------------------------------------------------------------- scanning helpers
  * cdef inline bint _isws(unsigned char c) noexcept nogil:
  *     return c == 32 or c == 9 or c == 10 or c == 13             # <<<<<<<<<<<<<<
@@ -21274,7 +21296,7 @@ static CYTHON_INLINE int __pyx_f_8pipeline_4_ext_8wsdecode__isws(unsigned char _
   }
   goto __pyx_L0;
 
-  /* "ext/wsdecode.pyx":71
+  /* "ext/wsdecode.pyx":79
  * 
  * # ---------------------------------------------------------------- scanning helpers
  * cdef inline bint _isws(unsigned char c) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -21287,7 +21309,7 @@ static CYTHON_INLINE int __pyx_f_8pipeline_4_ext_8wsdecode__isws(unsigned char _
   return __pyx_r;
 }
 
-/* "ext/wsdecode.pyx":75
+/* "ext/wsdecode.pyx":83
  * 
  * 
  * cdef inline Py_ssize_t _ws(const unsigned char *b, Py_ssize_t i, Py_ssize_t end) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -21301,7 +21323,7 @@ static CYTHON_INLINE Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__ws(unsigned c
   int __pyx_t_2;
 
 
-  /* "ext/wsdecode.pyx":76
+  /* "ext/wsdecode.pyx":84
  * 
  * cdef inline Py_ssize_t _ws(const unsigned char *b, Py_ssize_t i, Py_ssize_t end) noexcept nogil:
  *     while i < end and _isws(b[i]):             # <<<<<<<<<<<<<<
@@ -21328,7 +21350,7 @@ static CYTHON_INLINE Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__ws(unsigned c
 
     if (!__pyx_t_1) break;
 
-    /* "ext/wsdecode.pyx":77
+    /* "ext/wsdecode.pyx":85
  * cdef inline Py_ssize_t _ws(const unsigned char *b, Py_ssize_t i, Py_ssize_t end) noexcept nogil:
  *     while i < end and _isws(b[i]):
  *         i += 1             # <<<<<<<<<<<<<<
@@ -21338,7 +21360,7 @@ static CYTHON_INLINE Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__ws(unsigned c
     __pyx_v_i = (__pyx_v_i + 1);
   }
 
-  /* "ext/wsdecode.pyx":78
+  /* "ext/wsdecode.pyx":86
  *     while i < end and _isws(b[i]):
  *         i += 1
  *     return i             # <<<<<<<<<<<<<<
@@ -21351,7 +21373,7 @@ static CYTHON_INLINE Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__ws(unsigned c
   }
   goto __pyx_L0;
 
-  /* "ext/wsdecode.pyx":75
+  /* "ext/wsdecode.pyx":83
  * 
  * 
  * cdef inline Py_ssize_t _ws(const unsigned char *b, Py_ssize_t i, Py_ssize_t end) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -21365,36 +21387,36 @@ static CYTHON_INLINE Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__ws(unsigned c
   return __pyx_r;
 }
 
-/* "ext/wsdecode.pyx":81
+/* "ext/wsdecode.pyx":89
  * 
  * 
  * cdef inline Py_ssize_t _str(const unsigned char *b, Py_ssize_t i, Py_ssize_t end) noexcept nogil:             # <<<<<<<<<<<<<<
  *     cdef Py_ssize_t j = i + 1
- *     cdef unsigned char c
+ *     cdef uint8_t c
 */
 
 static CYTHON_INLINE Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__str(unsigned char const *__pyx_v_b, Py_ssize_t __pyx_v_i, Py_ssize_t __pyx_v_end) {
   Py_ssize_t __pyx_v_j;
-  unsigned char __pyx_v_c;
+  uint8_t __pyx_v_c;
   Py_ssize_t __pyx_r;
   int __pyx_t_1;
-  int __pyx_t_2;
+  Py_ssize_t __pyx_t_2;
 
-  /* "ext/wsdecode.pyx":82
+  /* "ext/wsdecode.pyx":90
  * 
  * cdef inline Py_ssize_t _str(const unsigned char *b, Py_ssize_t i, Py_ssize_t end) noexcept nogil:
  *     cdef Py_ssize_t j = i + 1             # <<<<<<<<<<<<<<
- *     cdef unsigned char c
+ *     cdef uint8_t c
  *     while j < end:
 */
   __pyx_v_j = (__pyx_v_i + 1);
 
-  /* "ext/wsdecode.pyx":84
+  /* "ext/wsdecode.pyx":92
  *     cdef Py_ssize_t j = i + 1
- *     cdef unsigned char c
+ *     cdef uint8_t c
  *     while j < end:             # <<<<<<<<<<<<<<
- *         c = b[j]
- *         if c == 34:
+ *         c = STR_CLS[b[j]]
+ *         if c:
 */
   while (1) {
     __pyx_t_1 = (__pyx_v_j < __pyx_v_end);
@@ -21402,110 +21424,61 @@ static CYTHON_INLINE Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__str(unsigned 
 
     if (!__pyx_t_1) break;
 
-    /* "ext/wsdecode.pyx":85
- *     cdef unsigned char c
+    /* "ext/wsdecode.pyx":93
+ *     cdef uint8_t c
  *     while j < end:
- *         c = b[j]             # <<<<<<<<<<<<<<
- *         if c == 34:
- *             return j + 1
+ *         c = STR_CLS[b[j]]             # <<<<<<<<<<<<<<
+ *         if c:
+ *             return j + 1 if c == 1 else -1
 */
-    __pyx_v_c = (__pyx_v_b[__pyx_v_j]);
+    __pyx_v_c = (__pyx_v_8pipeline_4_ext_8wsdecode_STR_CLS[(__pyx_v_b[__pyx_v_j])]);
 
-    /* "ext/wsdecode.pyx":86
+    /* "ext/wsdecode.pyx":94
  *     while j < end:
- *         c = b[j]
- *         if c == 34:             # <<<<<<<<<<<<<<
- *             return j + 1
- *         if c == 92 or c < 32 or c >= 128:
-*/
-    __pyx_t_1 = (__pyx_v_c == 34);
-
-    if (__pyx_t_1) {
-
-
-      /* "ext/wsdecode.pyx":87
- *         c = b[j]
- *         if c == 34:
- *             return j + 1             # <<<<<<<<<<<<<<
- *         if c == 92 or c < 32 or c >= 128:
- *             return -1
-*/
-      {
-
-        __pyx_r = (__pyx_v_j + 1);
-      }
-      goto __pyx_L0;
-
-      /* "ext/wsdecode.pyx":86
- *     while j < end:
- *         c = b[j]
- *         if c == 34:             # <<<<<<<<<<<<<<
- *             return j + 1
- *         if c == 92 or c < 32 or c >= 128:
-*/
-    }
-
-    /* "ext/wsdecode.pyx":88
- *         if c == 34:
- *             return j + 1
- *         if c == 92 or c < 32 or c >= 128:             # <<<<<<<<<<<<<<
- *             return -1
+ *         c = STR_CLS[b[j]]
+ *         if c:             # <<<<<<<<<<<<<<
+ *             return j + 1 if c == 1 else -1
  *         j += 1
 */
-    __pyx_t_2 = (__pyx_v_c == 92);
+    __pyx_t_1 = (__pyx_v_c != 0);
 
-    if (!__pyx_t_2) {
-
-    } else {
-
-      __pyx_t_1 = __pyx_t_2;
-
-      goto __pyx_L7_bool_binop_done;
-    }
-    __pyx_t_2 = (__pyx_v_c < 32);
-
-    if (!__pyx_t_2) {
-
-    } else {
-
-      __pyx_t_1 = __pyx_t_2;
-
-      goto __pyx_L7_bool_binop_done;
-    }
-    __pyx_t_2 = (__pyx_v_c >= 0x80);
-
-
-    __pyx_t_1 = __pyx_t_2;
-
-    __pyx_L7_bool_binop_done:;
     if (__pyx_t_1) {
 
 
-      /* "ext/wsdecode.pyx":89
- *             return j + 1
- *         if c == 92 or c < 32 or c >= 128:
- *             return -1             # <<<<<<<<<<<<<<
+      /* "ext/wsdecode.pyx":95
+ *         c = STR_CLS[b[j]]
+ *         if c:
+ *             return j + 1 if c == 1 else -1             # <<<<<<<<<<<<<<
  *         j += 1
  *     return -1
 */
-      {
+      __pyx_t_1 = (__pyx_v_c == 1);
 
-        __pyx_r = -1L;
+      if (__pyx_t_1) {
+
+        __pyx_t_2 = (__pyx_v_j + 1);
+      } else {
+
+        __pyx_t_2 = -1L;
+      }
+
+      {
+        __pyx_r = __pyx_t_2;
       }
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":88
- *         if c == 34:
- *             return j + 1
- *         if c == 92 or c < 32 or c >= 128:             # <<<<<<<<<<<<<<
- *             return -1
+      /* "ext/wsdecode.pyx":94
+ *     while j < end:
+ *         c = STR_CLS[b[j]]
+ *         if c:             # <<<<<<<<<<<<<<
+ *             return j + 1 if c == 1 else -1
  *         j += 1
 */
     }
 
-    /* "ext/wsdecode.pyx":90
- *         if c == 92 or c < 32 or c >= 128:
- *             return -1
+    /* "ext/wsdecode.pyx":96
+ *         if c:
+ *             return j + 1 if c == 1 else -1
  *         j += 1             # <<<<<<<<<<<<<<
  *     return -1
  * 
@@ -21513,8 +21486,8 @@ static CYTHON_INLINE Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__str(unsigned 
     __pyx_v_j = (__pyx_v_j + 1);
   }
 
-  /* "ext/wsdecode.pyx":91
- *             return -1
+  /* "ext/wsdecode.pyx":97
+ *             return j + 1 if c == 1 else -1
  *         j += 1
  *     return -1             # <<<<<<<<<<<<<<
  * 
@@ -21526,12 +21499,12 @@ static CYTHON_INLINE Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__str(unsigned 
   }
   goto __pyx_L0;
 
-  /* "ext/wsdecode.pyx":81
+  /* "ext/wsdecode.pyx":89
  * 
  * 
  * cdef inline Py_ssize_t _str(const unsigned char *b, Py_ssize_t i, Py_ssize_t end) noexcept nogil:             # <<<<<<<<<<<<<<
  *     cdef Py_ssize_t j = i + 1
- *     cdef unsigned char c
+ *     cdef uint8_t c
 */
 
   /* function exit code */
@@ -21541,64 +21514,35 @@ static CYTHON_INLINE Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__str(unsigned 
   return __pyx_r;
 }
 
-/* "ext/wsdecode.pyx":94
+/* "ext/wsdecode.pyx":100
  * 
  * 
  * cdef inline bint _isnumch(unsigned char c) noexcept nogil:             # <<<<<<<<<<<<<<
- *     return (48 <= c <= 57) or c == 45 or c == 43 or c == 46 or c == 101 or c == 69
+ *     return NUM_CH[c]
  * 
 */
 
 static CYTHON_INLINE int __pyx_f_8pipeline_4_ext_8wsdecode__isnumch(unsigned char __pyx_v_c) {
   int __pyx_r;
-  int __pyx_t_1;
-  int __pyx_t_2;
 
-  /* "ext/wsdecode.pyx":95
+  /* "ext/wsdecode.pyx":101
  * 
  * cdef inline bint _isnumch(unsigned char c) noexcept nogil:
- *     return (48 <= c <= 57) or c == 45 or c == 43 or c == 46 or c == 101 or c == 69             # <<<<<<<<<<<<<<
+ *     return NUM_CH[c]             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __pyx_t_2 = (48 <= __pyx_v_c);
-  if (__pyx_t_2) {
-    __pyx_t_2 = (__pyx_v_c <= 57);
-  }
-  if (!__pyx_t_2) {
-
-  } else {
-
-    __pyx_t_1 = __pyx_t_2;
-
-    goto __pyx_L3_bool_binop_done;
-  }
-  switch (__pyx_v_c) {
-    case 45:
-    case 43:
-    case 46:
-    case 0x65:
-    case 69:
-    __pyx_t_2 = 1;
-    break;
-    default:
-    __pyx_t_2 = 0;
-    break;
-  }
-
-  __pyx_t_1 = __pyx_t_2;
-
-  __pyx_L3_bool_binop_done:;
   {
-    __pyx_r = __pyx_t_1;
+
+    __pyx_r = (__pyx_v_8pipeline_4_ext_8wsdecode_NUM_CH[__pyx_v_c]);
   }
   goto __pyx_L0;
 
-  /* "ext/wsdecode.pyx":94
+  /* "ext/wsdecode.pyx":100
  * 
  * 
  * cdef inline bint _isnumch(unsigned char c) noexcept nogil:             # <<<<<<<<<<<<<<
- *     return (48 <= c <= 57) or c == 45 or c == 43 or c == 46 or c == 101 or c == 69
+ *     return NUM_CH[c]
  * 
 */
 
@@ -21607,7 +21551,7 @@ static CYTHON_INLINE int __pyx_f_8pipeline_4_ext_8wsdecode__isnumch(unsigned cha
   return __pyx_r;
 }
 
-/* "ext/wsdecode.pyx":98
+/* "ext/wsdecode.pyx":104
  * 
  * 
  * cdef inline bint _isdig(unsigned char c) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -21619,7 +21563,7 @@ static CYTHON_INLINE int __pyx_f_8pipeline_4_ext_8wsdecode__isdig(unsigned char 
   int __pyx_r;
   int __pyx_t_1;
 
-  /* "ext/wsdecode.pyx":99
+  /* "ext/wsdecode.pyx":105
  * 
  * cdef inline bint _isdig(unsigned char c) noexcept nogil:
  *     return 48 <= c <= 57             # <<<<<<<<<<<<<<
@@ -21635,7 +21579,7 @@ static CYTHON_INLINE int __pyx_f_8pipeline_4_ext_8wsdecode__isdig(unsigned char 
   }
   goto __pyx_L0;
 
-  /* "ext/wsdecode.pyx":98
+  /* "ext/wsdecode.pyx":104
  * 
  * 
  * cdef inline bint _isdig(unsigned char c) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -21648,7 +21592,7 @@ static CYTHON_INLINE int __pyx_f_8pipeline_4_ext_8wsdecode__isdig(unsigned char 
   return __pyx_r;
 }
 
-/* "ext/wsdecode.pyx":102
+/* "ext/wsdecode.pyx":108
  * 
  * 
  * cdef Py_ssize_t _num(const unsigned char *b, Py_ssize_t i, Py_ssize_t end) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -21663,7 +21607,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__num(unsigned char const *__
   int __pyx_t_1;
   int __pyx_t_2;
 
-  /* "ext/wsdecode.pyx":105
+  /* "ext/wsdecode.pyx":111
  *     """A JSON number token: the same grammar as the twin's regex, over the maximal run of
  *     number characters."""
  *     cdef Py_ssize_t j = i, k             # <<<<<<<<<<<<<<
@@ -21672,7 +21616,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__num(unsigned char const *__
 */
   __pyx_v_j = __pyx_v_i;
 
-  /* "ext/wsdecode.pyx":106
+  /* "ext/wsdecode.pyx":112
  *     number characters."""
  *     cdef Py_ssize_t j = i, k
  *     while j < end and _isnumch(b[j]):             # <<<<<<<<<<<<<<
@@ -21699,7 +21643,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__num(unsigned char const *__
 
     if (!__pyx_t_1) break;
 
-    /* "ext/wsdecode.pyx":107
+    /* "ext/wsdecode.pyx":113
  *     cdef Py_ssize_t j = i, k
  *     while j < end and _isnumch(b[j]):
  *         j += 1             # <<<<<<<<<<<<<<
@@ -21709,7 +21653,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__num(unsigned char const *__
     __pyx_v_j = (__pyx_v_j + 1);
   }
 
-  /* "ext/wsdecode.pyx":108
+  /* "ext/wsdecode.pyx":114
  *     while j < end and _isnumch(b[j]):
  *         j += 1
  *     if j == i:             # <<<<<<<<<<<<<<
@@ -21721,7 +21665,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__num(unsigned char const *__
   if (__pyx_t_1) {
 
 
-    /* "ext/wsdecode.pyx":109
+    /* "ext/wsdecode.pyx":115
  *         j += 1
  *     if j == i:
  *         return -1             # <<<<<<<<<<<<<<
@@ -21734,7 +21678,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__num(unsigned char const *__
     }
     goto __pyx_L0;
 
-    /* "ext/wsdecode.pyx":108
+    /* "ext/wsdecode.pyx":114
  *     while j < end and _isnumch(b[j]):
  *         j += 1
  *     if j == i:             # <<<<<<<<<<<<<<
@@ -21743,7 +21687,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__num(unsigned char const *__
 */
   }
 
-  /* "ext/wsdecode.pyx":110
+  /* "ext/wsdecode.pyx":116
  *     if j == i:
  *         return -1
  *     k = i             # <<<<<<<<<<<<<<
@@ -21752,7 +21696,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__num(unsigned char const *__
 */
   __pyx_v_k = __pyx_v_i;
 
-  /* "ext/wsdecode.pyx":111
+  /* "ext/wsdecode.pyx":117
  *         return -1
  *     k = i
  *     if b[k] == 45:             # <<<<<<<<<<<<<<
@@ -21764,7 +21708,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__num(unsigned char const *__
   if (__pyx_t_1) {
 
 
-    /* "ext/wsdecode.pyx":112
+    /* "ext/wsdecode.pyx":118
  *     k = i
  *     if b[k] == 45:
  *         k += 1             # <<<<<<<<<<<<<<
@@ -21773,7 +21717,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__num(unsigned char const *__
 */
     __pyx_v_k = (__pyx_v_k + 1);
 
-    /* "ext/wsdecode.pyx":111
+    /* "ext/wsdecode.pyx":117
  *         return -1
  *     k = i
  *     if b[k] == 45:             # <<<<<<<<<<<<<<
@@ -21782,7 +21726,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__num(unsigned char const *__
 */
   }
 
-  /* "ext/wsdecode.pyx":113
+  /* "ext/wsdecode.pyx":119
  *     if b[k] == 45:
  *         k += 1
  *     if k >= j or not _isdig(b[k]):             # <<<<<<<<<<<<<<
@@ -21808,7 +21752,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__num(unsigned char const *__
   if (__pyx_t_1) {
 
 
-    /* "ext/wsdecode.pyx":114
+    /* "ext/wsdecode.pyx":120
  *         k += 1
  *     if k >= j or not _isdig(b[k]):
  *         return -1             # <<<<<<<<<<<<<<
@@ -21821,7 +21765,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__num(unsigned char const *__
     }
     goto __pyx_L0;
 
-    /* "ext/wsdecode.pyx":113
+    /* "ext/wsdecode.pyx":119
  *     if b[k] == 45:
  *         k += 1
  *     if k >= j or not _isdig(b[k]):             # <<<<<<<<<<<<<<
@@ -21830,7 +21774,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__num(unsigned char const *__
 */
   }
 
-  /* "ext/wsdecode.pyx":115
+  /* "ext/wsdecode.pyx":121
  *     if k >= j or not _isdig(b[k]):
  *         return -1
  *     if b[k] == 48:             # <<<<<<<<<<<<<<
@@ -21842,7 +21786,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__num(unsigned char const *__
   if (__pyx_t_1) {
 
 
-    /* "ext/wsdecode.pyx":116
+    /* "ext/wsdecode.pyx":122
  *         return -1
  *     if b[k] == 48:
  *         k += 1             # <<<<<<<<<<<<<<
@@ -21851,7 +21795,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__num(unsigned char const *__
 */
     __pyx_v_k = (__pyx_v_k + 1);
 
-    /* "ext/wsdecode.pyx":115
+    /* "ext/wsdecode.pyx":121
  *     if k >= j or not _isdig(b[k]):
  *         return -1
  *     if b[k] == 48:             # <<<<<<<<<<<<<<
@@ -21861,7 +21805,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__num(unsigned char const *__
     goto __pyx_L12;
   }
 
-  /* "ext/wsdecode.pyx":118
+  /* "ext/wsdecode.pyx":124
  *         k += 1
  *     else:
  *         while k < j and _isdig(b[k]):             # <<<<<<<<<<<<<<
@@ -21889,7 +21833,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__num(unsigned char const *__
 
       if (!__pyx_t_1) break;
 
-      /* "ext/wsdecode.pyx":119
+      /* "ext/wsdecode.pyx":125
  *     else:
  *         while k < j and _isdig(b[k]):
  *             k += 1             # <<<<<<<<<<<<<<
@@ -21901,7 +21845,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__num(unsigned char const *__
   }
   __pyx_L12:;
 
-  /* "ext/wsdecode.pyx":120
+  /* "ext/wsdecode.pyx":126
  *         while k < j and _isdig(b[k]):
  *             k += 1
  *     if k < j and b[k] == 46:             # <<<<<<<<<<<<<<
@@ -21927,7 +21871,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__num(unsigned char const *__
   if (__pyx_t_1) {
 
 
-    /* "ext/wsdecode.pyx":121
+    /* "ext/wsdecode.pyx":127
  *             k += 1
  *     if k < j and b[k] == 46:
  *         k += 1             # <<<<<<<<<<<<<<
@@ -21936,7 +21880,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__num(unsigned char const *__
 */
     __pyx_v_k = (__pyx_v_k + 1);
 
-    /* "ext/wsdecode.pyx":122
+    /* "ext/wsdecode.pyx":128
  *     if k < j and b[k] == 46:
  *         k += 1
  *         if k >= j or not _isdig(b[k]):             # <<<<<<<<<<<<<<
@@ -21962,7 +21906,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__num(unsigned char const *__
     if (__pyx_t_1) {
 
 
-      /* "ext/wsdecode.pyx":123
+      /* "ext/wsdecode.pyx":129
  *         k += 1
  *         if k >= j or not _isdig(b[k]):
  *             return -1             # <<<<<<<<<<<<<<
@@ -21975,7 +21919,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__num(unsigned char const *__
       }
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":122
+      /* "ext/wsdecode.pyx":128
  *     if k < j and b[k] == 46:
  *         k += 1
  *         if k >= j or not _isdig(b[k]):             # <<<<<<<<<<<<<<
@@ -21984,7 +21928,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__num(unsigned char const *__
 */
     }
 
-    /* "ext/wsdecode.pyx":124
+    /* "ext/wsdecode.pyx":130
  *         if k >= j or not _isdig(b[k]):
  *             return -1
  *         while k < j and _isdig(b[k]):             # <<<<<<<<<<<<<<
@@ -22011,7 +21955,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__num(unsigned char const *__
 
       if (!__pyx_t_1) break;
 
-      /* "ext/wsdecode.pyx":125
+      /* "ext/wsdecode.pyx":131
  *             return -1
  *         while k < j and _isdig(b[k]):
  *             k += 1             # <<<<<<<<<<<<<<
@@ -22021,7 +21965,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__num(unsigned char const *__
       __pyx_v_k = (__pyx_v_k + 1);
     }
 
-    /* "ext/wsdecode.pyx":120
+    /* "ext/wsdecode.pyx":126
  *         while k < j and _isdig(b[k]):
  *             k += 1
  *     if k < j and b[k] == 46:             # <<<<<<<<<<<<<<
@@ -22030,7 +21974,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__num(unsigned char const *__
 */
   }
 
-  /* "ext/wsdecode.pyx":126
+  /* "ext/wsdecode.pyx":132
  *         while k < j and _isdig(b[k]):
  *             k += 1
  *     if k < j and (b[k] == 101 or b[k] == 69):             # <<<<<<<<<<<<<<
@@ -22066,7 +22010,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__num(unsigned char const *__
   if (__pyx_t_1) {
 
 
-    /* "ext/wsdecode.pyx":127
+    /* "ext/wsdecode.pyx":133
  *             k += 1
  *     if k < j and (b[k] == 101 or b[k] == 69):
  *         k += 1             # <<<<<<<<<<<<<<
@@ -22075,7 +22019,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__num(unsigned char const *__
 */
     __pyx_v_k = (__pyx_v_k + 1);
 
-    /* "ext/wsdecode.pyx":128
+    /* "ext/wsdecode.pyx":134
  *     if k < j and (b[k] == 101 or b[k] == 69):
  *         k += 1
  *         if k < j and (b[k] == 43 or b[k] == 45):             # <<<<<<<<<<<<<<
@@ -22111,7 +22055,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__num(unsigned char const *__
     if (__pyx_t_1) {
 
 
-      /* "ext/wsdecode.pyx":129
+      /* "ext/wsdecode.pyx":135
  *         k += 1
  *         if k < j and (b[k] == 43 or b[k] == 45):
  *             k += 1             # <<<<<<<<<<<<<<
@@ -22120,7 +22064,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__num(unsigned char const *__
 */
       __pyx_v_k = (__pyx_v_k + 1);
 
-      /* "ext/wsdecode.pyx":128
+      /* "ext/wsdecode.pyx":134
  *     if k < j and (b[k] == 101 or b[k] == 69):
  *         k += 1
  *         if k < j and (b[k] == 43 or b[k] == 45):             # <<<<<<<<<<<<<<
@@ -22129,7 +22073,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__num(unsigned char const *__
 */
     }
 
-    /* "ext/wsdecode.pyx":130
+    /* "ext/wsdecode.pyx":136
  *         if k < j and (b[k] == 43 or b[k] == 45):
  *             k += 1
  *         if k >= j or not _isdig(b[k]):             # <<<<<<<<<<<<<<
@@ -22155,7 +22099,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__num(unsigned char const *__
     if (__pyx_t_1) {
 
 
-      /* "ext/wsdecode.pyx":131
+      /* "ext/wsdecode.pyx":137
  *             k += 1
  *         if k >= j or not _isdig(b[k]):
  *             return -1             # <<<<<<<<<<<<<<
@@ -22168,7 +22112,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__num(unsigned char const *__
       }
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":130
+      /* "ext/wsdecode.pyx":136
  *         if k < j and (b[k] == 43 or b[k] == 45):
  *             k += 1
  *         if k >= j or not _isdig(b[k]):             # <<<<<<<<<<<<<<
@@ -22177,7 +22121,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__num(unsigned char const *__
 */
     }
 
-    /* "ext/wsdecode.pyx":132
+    /* "ext/wsdecode.pyx":138
  *         if k >= j or not _isdig(b[k]):
  *             return -1
  *         while k < j and _isdig(b[k]):             # <<<<<<<<<<<<<<
@@ -22204,7 +22148,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__num(unsigned char const *__
 
       if (!__pyx_t_1) break;
 
-      /* "ext/wsdecode.pyx":133
+      /* "ext/wsdecode.pyx":139
  *             return -1
  *         while k < j and _isdig(b[k]):
  *             k += 1             # <<<<<<<<<<<<<<
@@ -22214,7 +22158,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__num(unsigned char const *__
       __pyx_v_k = (__pyx_v_k + 1);
     }
 
-    /* "ext/wsdecode.pyx":126
+    /* "ext/wsdecode.pyx":132
  *         while k < j and _isdig(b[k]):
  *             k += 1
  *     if k < j and (b[k] == 101 or b[k] == 69):             # <<<<<<<<<<<<<<
@@ -22223,7 +22167,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__num(unsigned char const *__
 */
   }
 
-  /* "ext/wsdecode.pyx":134
+  /* "ext/wsdecode.pyx":140
  *         while k < j and _isdig(b[k]):
  *             k += 1
  *     if k != j:             # <<<<<<<<<<<<<<
@@ -22235,7 +22179,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__num(unsigned char const *__
   if (__pyx_t_1) {
 
 
-    /* "ext/wsdecode.pyx":135
+    /* "ext/wsdecode.pyx":141
  *             k += 1
  *     if k != j:
  *         return -1             # <<<<<<<<<<<<<<
@@ -22248,7 +22192,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__num(unsigned char const *__
     }
     goto __pyx_L0;
 
-    /* "ext/wsdecode.pyx":134
+    /* "ext/wsdecode.pyx":140
  *         while k < j and _isdig(b[k]):
  *             k += 1
  *     if k != j:             # <<<<<<<<<<<<<<
@@ -22257,7 +22201,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__num(unsigned char const *__
 */
   }
 
-  /* "ext/wsdecode.pyx":136
+  /* "ext/wsdecode.pyx":142
  *     if k != j:
  *         return -1
  *     return j             # <<<<<<<<<<<<<<
@@ -22270,7 +22214,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__num(unsigned char const *__
   }
   goto __pyx_L0;
 
-  /* "ext/wsdecode.pyx":102
+  /* "ext/wsdecode.pyx":108
  * 
  * 
  * cdef Py_ssize_t _num(const unsigned char *b, Py_ssize_t i, Py_ssize_t end) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -22285,7 +22229,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__num(unsigned char const *__
   return __pyx_r;
 }
 
-/* "ext/wsdecode.pyx":139
+/* "ext/wsdecode.pyx":145
  * 
  * 
  * cdef Py_ssize_t _skip(const unsigned char *b, Py_ssize_t i, Py_ssize_t end, int depth) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -22303,7 +22247,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__skip(unsigned char const *_
   Py_ssize_t __pyx_t_4;
 
 
-  /* "ext/wsdecode.pyx":141
+  /* "ext/wsdecode.pyx":147
  * cdef Py_ssize_t _skip(const unsigned char *b, Py_ssize_t i, Py_ssize_t end, int depth) noexcept nogil:
  *     cdef unsigned char c, close
  *     if i >= end or depth > MAX_DEPTH:             # <<<<<<<<<<<<<<
@@ -22329,7 +22273,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__skip(unsigned char const *_
   if (__pyx_t_1) {
 
 
-    /* "ext/wsdecode.pyx":142
+    /* "ext/wsdecode.pyx":148
  *     cdef unsigned char c, close
  *     if i >= end or depth > MAX_DEPTH:
  *         return -1             # <<<<<<<<<<<<<<
@@ -22342,7 +22286,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__skip(unsigned char const *_
     }
     goto __pyx_L0;
 
-    /* "ext/wsdecode.pyx":141
+    /* "ext/wsdecode.pyx":147
  * cdef Py_ssize_t _skip(const unsigned char *b, Py_ssize_t i, Py_ssize_t end, int depth) noexcept nogil:
  *     cdef unsigned char c, close
  *     if i >= end or depth > MAX_DEPTH:             # <<<<<<<<<<<<<<
@@ -22351,7 +22295,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__skip(unsigned char const *_
 */
   }
 
-  /* "ext/wsdecode.pyx":143
+  /* "ext/wsdecode.pyx":149
  *     if i >= end or depth > MAX_DEPTH:
  *         return -1
  *     c = b[i]             # <<<<<<<<<<<<<<
@@ -22360,7 +22304,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__skip(unsigned char const *_
 */
   __pyx_v_c = (__pyx_v_b[__pyx_v_i]);
 
-  /* "ext/wsdecode.pyx":144
+  /* "ext/wsdecode.pyx":150
  *         return -1
  *     c = b[i]
  *     if c == 34:             # <<<<<<<<<<<<<<
@@ -22372,7 +22316,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__skip(unsigned char const *_
   if (__pyx_t_1) {
 
 
-    /* "ext/wsdecode.pyx":145
+    /* "ext/wsdecode.pyx":151
  *     c = b[i]
  *     if c == 34:
  *         return _str(b, i, end)             # <<<<<<<<<<<<<<
@@ -22385,7 +22329,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__skip(unsigned char const *_
     }
     goto __pyx_L0;
 
-    /* "ext/wsdecode.pyx":144
+    /* "ext/wsdecode.pyx":150
  *         return -1
  *     c = b[i]
  *     if c == 34:             # <<<<<<<<<<<<<<
@@ -22394,7 +22338,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__skip(unsigned char const *_
 */
   }
 
-  /* "ext/wsdecode.pyx":146
+  /* "ext/wsdecode.pyx":152
  *     if c == 34:
  *         return _str(b, i, end)
  *     if c == 123 or c == 91:             # <<<<<<<<<<<<<<
@@ -22405,7 +22349,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__skip(unsigned char const *_
     case 0x7B:
     case 91:
 
-    /* "ext/wsdecode.pyx":147
+    /* "ext/wsdecode.pyx":153
  *         return _str(b, i, end)
  *     if c == 123 or c == 91:
  *         close = 125 if c == 123 else 93             # <<<<<<<<<<<<<<
@@ -22424,7 +22368,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__skip(unsigned char const *_
 
     __pyx_v_close = __pyx_t_3;
 
-    /* "ext/wsdecode.pyx":148
+    /* "ext/wsdecode.pyx":154
  *     if c == 123 or c == 91:
  *         close = 125 if c == 123 else 93
  *         i = _ws(b, i + 1, end)             # <<<<<<<<<<<<<<
@@ -22433,7 +22377,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__skip(unsigned char const *_
 */
     __pyx_v_i = __pyx_f_8pipeline_4_ext_8wsdecode__ws(__pyx_v_b, (__pyx_v_i + 1), __pyx_v_end);
 
-    /* "ext/wsdecode.pyx":149
+    /* "ext/wsdecode.pyx":155
  *         close = 125 if c == 123 else 93
  *         i = _ws(b, i + 1, end)
  *         if i < end and b[i] == close:             # <<<<<<<<<<<<<<
@@ -22459,7 +22403,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__skip(unsigned char const *_
     if (__pyx_t_1) {
 
 
-      /* "ext/wsdecode.pyx":150
+      /* "ext/wsdecode.pyx":156
  *         i = _ws(b, i + 1, end)
  *         if i < end and b[i] == close:
  *             return i + 1             # <<<<<<<<<<<<<<
@@ -22472,7 +22416,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__skip(unsigned char const *_
       }
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":149
+      /* "ext/wsdecode.pyx":155
  *         close = 125 if c == 123 else 93
  *         i = _ws(b, i + 1, end)
  *         if i < end and b[i] == close:             # <<<<<<<<<<<<<<
@@ -22481,7 +22425,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__skip(unsigned char const *_
 */
     }
 
-    /* "ext/wsdecode.pyx":151
+    /* "ext/wsdecode.pyx":157
  *         if i < end and b[i] == close:
  *             return i + 1
  *         while True:             # <<<<<<<<<<<<<<
@@ -22490,7 +22434,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__skip(unsigned char const *_
 */
     while (1) {
 
-      /* "ext/wsdecode.pyx":152
+      /* "ext/wsdecode.pyx":158
  *             return i + 1
  *         while True:
  *             if c == 123:             # <<<<<<<<<<<<<<
@@ -22502,7 +22446,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__skip(unsigned char const *_
       if (__pyx_t_1) {
 
 
-        /* "ext/wsdecode.pyx":153
+        /* "ext/wsdecode.pyx":159
  *         while True:
  *             if c == 123:
  *                 if i >= end or b[i] != 34:             # <<<<<<<<<<<<<<
@@ -22528,7 +22472,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__skip(unsigned char const *_
         if (__pyx_t_1) {
 
 
-          /* "ext/wsdecode.pyx":154
+          /* "ext/wsdecode.pyx":160
  *             if c == 123:
  *                 if i >= end or b[i] != 34:
  *                     return -1             # <<<<<<<<<<<<<<
@@ -22541,7 +22485,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__skip(unsigned char const *_
           }
           goto __pyx_L0;
 
-          /* "ext/wsdecode.pyx":153
+          /* "ext/wsdecode.pyx":159
  *         while True:
  *             if c == 123:
  *                 if i >= end or b[i] != 34:             # <<<<<<<<<<<<<<
@@ -22550,7 +22494,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__skip(unsigned char const *_
 */
         }
 
-        /* "ext/wsdecode.pyx":155
+        /* "ext/wsdecode.pyx":161
  *                 if i >= end or b[i] != 34:
  *                     return -1
  *                 i = _str(b, i, end)             # <<<<<<<<<<<<<<
@@ -22559,7 +22503,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__skip(unsigned char const *_
 */
         __pyx_v_i = __pyx_f_8pipeline_4_ext_8wsdecode__str(__pyx_v_b, __pyx_v_i, __pyx_v_end);
 
-        /* "ext/wsdecode.pyx":156
+        /* "ext/wsdecode.pyx":162
  *                     return -1
  *                 i = _str(b, i, end)
  *                 if i < 0:             # <<<<<<<<<<<<<<
@@ -22571,7 +22515,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__skip(unsigned char const *_
         if (__pyx_t_1) {
 
 
-          /* "ext/wsdecode.pyx":157
+          /* "ext/wsdecode.pyx":163
  *                 i = _str(b, i, end)
  *                 if i < 0:
  *                     return -1             # <<<<<<<<<<<<<<
@@ -22584,7 +22528,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__skip(unsigned char const *_
           }
           goto __pyx_L0;
 
-          /* "ext/wsdecode.pyx":156
+          /* "ext/wsdecode.pyx":162
  *                     return -1
  *                 i = _str(b, i, end)
  *                 if i < 0:             # <<<<<<<<<<<<<<
@@ -22593,7 +22537,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__skip(unsigned char const *_
 */
         }
 
-        /* "ext/wsdecode.pyx":158
+        /* "ext/wsdecode.pyx":164
  *                 if i < 0:
  *                     return -1
  *                 i = _ws(b, i, end)             # <<<<<<<<<<<<<<
@@ -22602,7 +22546,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__skip(unsigned char const *_
 */
         __pyx_v_i = __pyx_f_8pipeline_4_ext_8wsdecode__ws(__pyx_v_b, __pyx_v_i, __pyx_v_end);
 
-        /* "ext/wsdecode.pyx":159
+        /* "ext/wsdecode.pyx":165
  *                     return -1
  *                 i = _ws(b, i, end)
  *                 if i >= end or b[i] != 58:             # <<<<<<<<<<<<<<
@@ -22628,7 +22572,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__skip(unsigned char const *_
         if (__pyx_t_1) {
 
 
-          /* "ext/wsdecode.pyx":160
+          /* "ext/wsdecode.pyx":166
  *                 i = _ws(b, i, end)
  *                 if i >= end or b[i] != 58:
  *                     return -1             # <<<<<<<<<<<<<<
@@ -22641,7 +22585,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__skip(unsigned char const *_
           }
           goto __pyx_L0;
 
-          /* "ext/wsdecode.pyx":159
+          /* "ext/wsdecode.pyx":165
  *                     return -1
  *                 i = _ws(b, i, end)
  *                 if i >= end or b[i] != 58:             # <<<<<<<<<<<<<<
@@ -22650,7 +22594,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__skip(unsigned char const *_
 */
         }
 
-        /* "ext/wsdecode.pyx":161
+        /* "ext/wsdecode.pyx":167
  *                 if i >= end or b[i] != 58:
  *                     return -1
  *                 i = _ws(b, i + 1, end)             # <<<<<<<<<<<<<<
@@ -22659,7 +22603,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__skip(unsigned char const *_
 */
         __pyx_v_i = __pyx_f_8pipeline_4_ext_8wsdecode__ws(__pyx_v_b, (__pyx_v_i + 1), __pyx_v_end);
 
-        /* "ext/wsdecode.pyx":152
+        /* "ext/wsdecode.pyx":158
  *             return i + 1
  *         while True:
  *             if c == 123:             # <<<<<<<<<<<<<<
@@ -22668,7 +22612,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__skip(unsigned char const *_
 */
       }
 
-      /* "ext/wsdecode.pyx":162
+      /* "ext/wsdecode.pyx":168
  *                     return -1
  *                 i = _ws(b, i + 1, end)
  *             i = _skip(b, i, end, depth + 1)             # <<<<<<<<<<<<<<
@@ -22677,7 +22621,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__skip(unsigned char const *_
 */
       __pyx_v_i = __pyx_f_8pipeline_4_ext_8wsdecode__skip(__pyx_v_b, __pyx_v_i, __pyx_v_end, (__pyx_v_depth + 1));
 
-      /* "ext/wsdecode.pyx":163
+      /* "ext/wsdecode.pyx":169
  *                 i = _ws(b, i + 1, end)
  *             i = _skip(b, i, end, depth + 1)
  *             if i < 0:             # <<<<<<<<<<<<<<
@@ -22689,7 +22633,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__skip(unsigned char const *_
       if (__pyx_t_1) {
 
 
-        /* "ext/wsdecode.pyx":164
+        /* "ext/wsdecode.pyx":170
  *             i = _skip(b, i, end, depth + 1)
  *             if i < 0:
  *                 return -1             # <<<<<<<<<<<<<<
@@ -22702,7 +22646,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__skip(unsigned char const *_
         }
         goto __pyx_L0;
 
-        /* "ext/wsdecode.pyx":163
+        /* "ext/wsdecode.pyx":169
  *                 i = _ws(b, i + 1, end)
  *             i = _skip(b, i, end, depth + 1)
  *             if i < 0:             # <<<<<<<<<<<<<<
@@ -22711,7 +22655,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__skip(unsigned char const *_
 */
       }
 
-      /* "ext/wsdecode.pyx":165
+      /* "ext/wsdecode.pyx":171
  *             if i < 0:
  *                 return -1
  *             i = _ws(b, i, end)             # <<<<<<<<<<<<<<
@@ -22720,7 +22664,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__skip(unsigned char const *_
 */
       __pyx_v_i = __pyx_f_8pipeline_4_ext_8wsdecode__ws(__pyx_v_b, __pyx_v_i, __pyx_v_end);
 
-      /* "ext/wsdecode.pyx":166
+      /* "ext/wsdecode.pyx":172
  *                 return -1
  *             i = _ws(b, i, end)
  *             if i >= end:             # <<<<<<<<<<<<<<
@@ -22732,7 +22676,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__skip(unsigned char const *_
       if (__pyx_t_1) {
 
 
-        /* "ext/wsdecode.pyx":167
+        /* "ext/wsdecode.pyx":173
  *             i = _ws(b, i, end)
  *             if i >= end:
  *                 return -1             # <<<<<<<<<<<<<<
@@ -22745,7 +22689,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__skip(unsigned char const *_
         }
         goto __pyx_L0;
 
-        /* "ext/wsdecode.pyx":166
+        /* "ext/wsdecode.pyx":172
  *                 return -1
  *             i = _ws(b, i, end)
  *             if i >= end:             # <<<<<<<<<<<<<<
@@ -22754,7 +22698,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__skip(unsigned char const *_
 */
       }
 
-      /* "ext/wsdecode.pyx":168
+      /* "ext/wsdecode.pyx":174
  *             if i >= end:
  *                 return -1
  *             if b[i] == close:             # <<<<<<<<<<<<<<
@@ -22766,7 +22710,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__skip(unsigned char const *_
       if (__pyx_t_1) {
 
 
-        /* "ext/wsdecode.pyx":169
+        /* "ext/wsdecode.pyx":175
  *                 return -1
  *             if b[i] == close:
  *                 return i + 1             # <<<<<<<<<<<<<<
@@ -22779,7 +22723,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__skip(unsigned char const *_
         }
         goto __pyx_L0;
 
-        /* "ext/wsdecode.pyx":168
+        /* "ext/wsdecode.pyx":174
  *             if i >= end:
  *                 return -1
  *             if b[i] == close:             # <<<<<<<<<<<<<<
@@ -22788,7 +22732,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__skip(unsigned char const *_
 */
       }
 
-      /* "ext/wsdecode.pyx":170
+      /* "ext/wsdecode.pyx":176
  *             if b[i] == close:
  *                 return i + 1
  *             if b[i] != 44:             # <<<<<<<<<<<<<<
@@ -22800,7 +22744,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__skip(unsigned char const *_
       if (__pyx_t_1) {
 
 
-        /* "ext/wsdecode.pyx":171
+        /* "ext/wsdecode.pyx":177
  *                 return i + 1
  *             if b[i] != 44:
  *                 return -1             # <<<<<<<<<<<<<<
@@ -22813,7 +22757,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__skip(unsigned char const *_
         }
         goto __pyx_L0;
 
-        /* "ext/wsdecode.pyx":170
+        /* "ext/wsdecode.pyx":176
  *             if b[i] == close:
  *                 return i + 1
  *             if b[i] != 44:             # <<<<<<<<<<<<<<
@@ -22822,7 +22766,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__skip(unsigned char const *_
 */
       }
 
-      /* "ext/wsdecode.pyx":172
+      /* "ext/wsdecode.pyx":178
  *             if b[i] != 44:
  *                 return -1
  *             i = _ws(b, i + 1, end)             # <<<<<<<<<<<<<<
@@ -22832,7 +22776,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__skip(unsigned char const *_
       __pyx_v_i = __pyx_f_8pipeline_4_ext_8wsdecode__ws(__pyx_v_b, (__pyx_v_i + 1), __pyx_v_end);
     }
 
-    /* "ext/wsdecode.pyx":146
+    /* "ext/wsdecode.pyx":152
  *     if c == 34:
  *         return _str(b, i, end)
  *     if c == 123 or c == 91:             # <<<<<<<<<<<<<<
@@ -22843,7 +22787,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__skip(unsigned char const *_
     default: break;
   }
 
-  /* "ext/wsdecode.pyx":173
+  /* "ext/wsdecode.pyx":179
  *                 return -1
  *             i = _ws(b, i + 1, end)
  *     if c == 116:             # <<<<<<<<<<<<<<
@@ -22855,7 +22799,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__skip(unsigned char const *_
   if (__pyx_t_1) {
 
 
-    /* "ext/wsdecode.pyx":174
+    /* "ext/wsdecode.pyx":180
  *             i = _ws(b, i + 1, end)
  *     if c == 116:
  *         return i + 4 if i + 4 <= end and memcmp(b + i, b"true", 4) == 0 else -1             # <<<<<<<<<<<<<<
@@ -22891,7 +22835,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__skip(unsigned char const *_
     }
     goto __pyx_L0;
 
-    /* "ext/wsdecode.pyx":173
+    /* "ext/wsdecode.pyx":179
  *                 return -1
  *             i = _ws(b, i + 1, end)
  *     if c == 116:             # <<<<<<<<<<<<<<
@@ -22900,7 +22844,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__skip(unsigned char const *_
 */
   }
 
-  /* "ext/wsdecode.pyx":175
+  /* "ext/wsdecode.pyx":181
  *     if c == 116:
  *         return i + 4 if i + 4 <= end and memcmp(b + i, b"true", 4) == 0 else -1
  *     if c == 102:             # <<<<<<<<<<<<<<
@@ -22912,7 +22856,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__skip(unsigned char const *_
   if (__pyx_t_1) {
 
 
-    /* "ext/wsdecode.pyx":176
+    /* "ext/wsdecode.pyx":182
  *         return i + 4 if i + 4 <= end and memcmp(b + i, b"true", 4) == 0 else -1
  *     if c == 102:
  *         return i + 5 if i + 5 <= end and memcmp(b + i, b"false", 5) == 0 else -1             # <<<<<<<<<<<<<<
@@ -22948,7 +22892,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__skip(unsigned char const *_
     }
     goto __pyx_L0;
 
-    /* "ext/wsdecode.pyx":175
+    /* "ext/wsdecode.pyx":181
  *     if c == 116:
  *         return i + 4 if i + 4 <= end and memcmp(b + i, b"true", 4) == 0 else -1
  *     if c == 102:             # <<<<<<<<<<<<<<
@@ -22957,7 +22901,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__skip(unsigned char const *_
 */
   }
 
-  /* "ext/wsdecode.pyx":177
+  /* "ext/wsdecode.pyx":183
  *     if c == 102:
  *         return i + 5 if i + 5 <= end and memcmp(b + i, b"false", 5) == 0 else -1
  *     if c == 110:             # <<<<<<<<<<<<<<
@@ -22969,7 +22913,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__skip(unsigned char const *_
   if (__pyx_t_1) {
 
 
-    /* "ext/wsdecode.pyx":178
+    /* "ext/wsdecode.pyx":184
  *         return i + 5 if i + 5 <= end and memcmp(b + i, b"false", 5) == 0 else -1
  *     if c == 110:
  *         return i + 4 if i + 4 <= end and memcmp(b + i, b"null", 4) == 0 else -1             # <<<<<<<<<<<<<<
@@ -23005,7 +22949,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__skip(unsigned char const *_
     }
     goto __pyx_L0;
 
-    /* "ext/wsdecode.pyx":177
+    /* "ext/wsdecode.pyx":183
  *     if c == 102:
  *         return i + 5 if i + 5 <= end and memcmp(b + i, b"false", 5) == 0 else -1
  *     if c == 110:             # <<<<<<<<<<<<<<
@@ -23014,7 +22958,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__skip(unsigned char const *_
 */
   }
 
-  /* "ext/wsdecode.pyx":179
+  /* "ext/wsdecode.pyx":185
  *     if c == 110:
  *         return i + 4 if i + 4 <= end and memcmp(b + i, b"null", 4) == 0 else -1
  *     return _num(b, i, end)             # <<<<<<<<<<<<<<
@@ -23027,7 +22971,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__skip(unsigned char const *_
   }
   goto __pyx_L0;
 
-  /* "ext/wsdecode.pyx":139
+  /* "ext/wsdecode.pyx":145
  * 
  * 
  * cdef Py_ssize_t _skip(const unsigned char *b, Py_ssize_t i, Py_ssize_t end, int depth) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -23043,7 +22987,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__skip(unsigned char const *_
   return __pyx_r;
 }
 
-/* "ext/wsdecode.pyx":182
+/* "ext/wsdecode.pyx":188
  * 
  * 
  * cdef inline bint _int(const unsigned char *b, Py_ssize_t s, Py_ssize_t e, int64_t *out) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -23061,7 +23005,7 @@ static CYTHON_INLINE int __pyx_f_8pipeline_4_ext_8wsdecode__int(unsigned char co
   Py_ssize_t __pyx_t_4;
   Py_ssize_t __pyx_t_5;
 
-  /* "ext/wsdecode.pyx":184
+  /* "ext/wsdecode.pyx":190
  * cdef inline bint _int(const unsigned char *b, Py_ssize_t s, Py_ssize_t e, int64_t *out) noexcept nogil:
  *     """[0-9]{1,18} exactly."""
  *     cdef int64_t v = 0             # <<<<<<<<<<<<<<
@@ -23070,7 +23014,7 @@ static CYTHON_INLINE int __pyx_f_8pipeline_4_ext_8wsdecode__int(unsigned char co
 */
   __pyx_v_v = 0;
 
-  /* "ext/wsdecode.pyx":186
+  /* "ext/wsdecode.pyx":192
  *     cdef int64_t v = 0
  *     cdef Py_ssize_t i
  *     if s < 0 or e - s < 1 or e - s > 18:             # <<<<<<<<<<<<<<
@@ -23106,7 +23050,7 @@ static CYTHON_INLINE int __pyx_f_8pipeline_4_ext_8wsdecode__int(unsigned char co
   if (__pyx_t_1) {
 
 
-    /* "ext/wsdecode.pyx":187
+    /* "ext/wsdecode.pyx":193
  *     cdef Py_ssize_t i
  *     if s < 0 or e - s < 1 or e - s > 18:
  *         return False             # <<<<<<<<<<<<<<
@@ -23119,7 +23063,7 @@ static CYTHON_INLINE int __pyx_f_8pipeline_4_ext_8wsdecode__int(unsigned char co
     }
     goto __pyx_L0;
 
-    /* "ext/wsdecode.pyx":186
+    /* "ext/wsdecode.pyx":192
  *     cdef int64_t v = 0
  *     cdef Py_ssize_t i
  *     if s < 0 or e - s < 1 or e - s > 18:             # <<<<<<<<<<<<<<
@@ -23128,7 +23072,7 @@ static CYTHON_INLINE int __pyx_f_8pipeline_4_ext_8wsdecode__int(unsigned char co
 */
   }
 
-  /* "ext/wsdecode.pyx":188
+  /* "ext/wsdecode.pyx":194
  *     if s < 0 or e - s < 1 or e - s > 18:
  *         return False
  *     for i in range(s, e):             # <<<<<<<<<<<<<<
@@ -23142,7 +23086,7 @@ static CYTHON_INLINE int __pyx_f_8pipeline_4_ext_8wsdecode__int(unsigned char co
   for (__pyx_t_5 = __pyx_v_s; __pyx_t_5 < __pyx_t_4; __pyx_t_5+=1) {
     __pyx_v_i = __pyx_t_5;
 
-    /* "ext/wsdecode.pyx":189
+    /* "ext/wsdecode.pyx":195
  *         return False
  *     for i in range(s, e):
  *         if not _isdig(b[i]):             # <<<<<<<<<<<<<<
@@ -23154,7 +23098,7 @@ static CYTHON_INLINE int __pyx_f_8pipeline_4_ext_8wsdecode__int(unsigned char co
     if (__pyx_t_1) {
 
 
-      /* "ext/wsdecode.pyx":190
+      /* "ext/wsdecode.pyx":196
  *     for i in range(s, e):
  *         if not _isdig(b[i]):
  *             return False             # <<<<<<<<<<<<<<
@@ -23167,7 +23111,7 @@ static CYTHON_INLINE int __pyx_f_8pipeline_4_ext_8wsdecode__int(unsigned char co
       }
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":189
+      /* "ext/wsdecode.pyx":195
  *         return False
  *     for i in range(s, e):
  *         if not _isdig(b[i]):             # <<<<<<<<<<<<<<
@@ -23176,7 +23120,7 @@ static CYTHON_INLINE int __pyx_f_8pipeline_4_ext_8wsdecode__int(unsigned char co
 */
     }
 
-    /* "ext/wsdecode.pyx":191
+    /* "ext/wsdecode.pyx":197
  *         if not _isdig(b[i]):
  *             return False
  *         v = v * 10 + (b[i] - 48)             # <<<<<<<<<<<<<<
@@ -23187,7 +23131,7 @@ static CYTHON_INLINE int __pyx_f_8pipeline_4_ext_8wsdecode__int(unsigned char co
   }
 
 
-  /* "ext/wsdecode.pyx":192
+  /* "ext/wsdecode.pyx":198
  *             return False
  *         v = v * 10 + (b[i] - 48)
  *     out[0] = v             # <<<<<<<<<<<<<<
@@ -23196,7 +23140,7 @@ static CYTHON_INLINE int __pyx_f_8pipeline_4_ext_8wsdecode__int(unsigned char co
 */
   (__pyx_v_out[0]) = __pyx_v_v;
 
-  /* "ext/wsdecode.pyx":193
+  /* "ext/wsdecode.pyx":199
  *         v = v * 10 + (b[i] - 48)
  *     out[0] = v
  *     return True             # <<<<<<<<<<<<<<
@@ -23209,7 +23153,7 @@ static CYTHON_INLINE int __pyx_f_8pipeline_4_ext_8wsdecode__int(unsigned char co
   }
   goto __pyx_L0;
 
-  /* "ext/wsdecode.pyx":182
+  /* "ext/wsdecode.pyx":188
  * 
  * 
  * cdef inline bint _int(const unsigned char *b, Py_ssize_t s, Py_ssize_t e, int64_t *out) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -23224,7 +23168,7 @@ static CYTHON_INLINE int __pyx_f_8pipeline_4_ext_8wsdecode__int(unsigned char co
   return __pyx_r;
 }
 
-/* "ext/wsdecode.pyx":196
+/* "ext/wsdecode.pyx":202
  * 
  * 
  * cdef bint _dec(const unsigned char *b, Py_ssize_t s, Py_ssize_t e, double *out) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -23251,7 +23195,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode__dec(unsigned char const *__pyx_v_b
 
 
 
-  /* "ext/wsdecode.pyx":200
+  /* "ext/wsdecode.pyx":206
  *     path: an exact mantissa below 2^53 divided by an exact power of ten; strtod otherwise)."""
  *     cdef Py_ssize_t i, n
  *     cdef uint64_t m = 0             # <<<<<<<<<<<<<<
@@ -23260,7 +23204,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode__dec(unsigned char const *__pyx_v_b
 */
   __pyx_v_m = 0;
 
-  /* "ext/wsdecode.pyx":201
+  /* "ext/wsdecode.pyx":207
  *     cdef Py_ssize_t i, n
  *     cdef uint64_t m = 0
  *     cdef int nd = 0, fd = 0             # <<<<<<<<<<<<<<
@@ -23270,7 +23214,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode__dec(unsigned char const *__pyx_v_b
   __pyx_v_nd = 0;
   __pyx_v_fd = 0;
 
-  /* "ext/wsdecode.pyx":202
+  /* "ext/wsdecode.pyx":208
  *     cdef uint64_t m = 0
  *     cdef int nd = 0, fd = 0
  *     cdef bint dot = False, lead = True             # <<<<<<<<<<<<<<
@@ -23280,7 +23224,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode__dec(unsigned char const *__pyx_v_b
   __pyx_v_dot = 0;
   __pyx_v_lead = 1;
 
-  /* "ext/wsdecode.pyx":205
+  /* "ext/wsdecode.pyx":211
  *     cdef char tmp[48]
  *     cdef unsigned char c
  *     if s < 0 or b[s] != 34:             # <<<<<<<<<<<<<<
@@ -23306,7 +23250,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode__dec(unsigned char const *__pyx_v_b
   if (__pyx_t_1) {
 
 
-    /* "ext/wsdecode.pyx":206
+    /* "ext/wsdecode.pyx":212
  *     cdef unsigned char c
  *     if s < 0 or b[s] != 34:
  *         return False             # <<<<<<<<<<<<<<
@@ -23319,7 +23263,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode__dec(unsigned char const *__pyx_v_b
     }
     goto __pyx_L0;
 
-    /* "ext/wsdecode.pyx":205
+    /* "ext/wsdecode.pyx":211
  *     cdef char tmp[48]
  *     cdef unsigned char c
  *     if s < 0 or b[s] != 34:             # <<<<<<<<<<<<<<
@@ -23328,7 +23272,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode__dec(unsigned char const *__pyx_v_b
 */
   }
 
-  /* "ext/wsdecode.pyx":207
+  /* "ext/wsdecode.pyx":213
  *     if s < 0 or b[s] != 34:
  *         return False
  *     s += 1             # <<<<<<<<<<<<<<
@@ -23337,7 +23281,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode__dec(unsigned char const *__pyx_v_b
 */
   __pyx_v_s = (__pyx_v_s + 1);
 
-  /* "ext/wsdecode.pyx":208
+  /* "ext/wsdecode.pyx":214
  *         return False
  *     s += 1
  *     e -= 1             # <<<<<<<<<<<<<<
@@ -23346,7 +23290,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode__dec(unsigned char const *__pyx_v_b
 */
   __pyx_v_e = (__pyx_v_e - 1);
 
-  /* "ext/wsdecode.pyx":209
+  /* "ext/wsdecode.pyx":215
  *     s += 1
  *     e -= 1
  *     n = e - s             # <<<<<<<<<<<<<<
@@ -23355,7 +23299,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode__dec(unsigned char const *__pyx_v_b
 */
   __pyx_v_n = (__pyx_v_e - __pyx_v_s);
 
-  /* "ext/wsdecode.pyx":210
+  /* "ext/wsdecode.pyx":216
  *     e -= 1
  *     n = e - s
  *     if n < 1 or n > MAX_DEC_LEN or not _isdig(b[s]) or not _isdig(b[e - 1]):             # <<<<<<<<<<<<<<
@@ -23401,7 +23345,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode__dec(unsigned char const *__pyx_v_b
   if (__pyx_t_1) {
 
 
-    /* "ext/wsdecode.pyx":211
+    /* "ext/wsdecode.pyx":217
  *     n = e - s
  *     if n < 1 or n > MAX_DEC_LEN or not _isdig(b[s]) or not _isdig(b[e - 1]):
  *         return False             # <<<<<<<<<<<<<<
@@ -23414,7 +23358,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode__dec(unsigned char const *__pyx_v_b
     }
     goto __pyx_L0;
 
-    /* "ext/wsdecode.pyx":210
+    /* "ext/wsdecode.pyx":216
  *     e -= 1
  *     n = e - s
  *     if n < 1 or n > MAX_DEC_LEN or not _isdig(b[s]) or not _isdig(b[e - 1]):             # <<<<<<<<<<<<<<
@@ -23423,7 +23367,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode__dec(unsigned char const *__pyx_v_b
 */
   }
 
-  /* "ext/wsdecode.pyx":212
+  /* "ext/wsdecode.pyx":218
  *     if n < 1 or n > MAX_DEC_LEN or not _isdig(b[s]) or not _isdig(b[e - 1]):
  *         return False
  *     for i in range(s, e):             # <<<<<<<<<<<<<<
@@ -23437,7 +23381,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode__dec(unsigned char const *__pyx_v_b
   for (__pyx_t_5 = __pyx_v_s; __pyx_t_5 < __pyx_t_4; __pyx_t_5+=1) {
     __pyx_v_i = __pyx_t_5;
 
-    /* "ext/wsdecode.pyx":213
+    /* "ext/wsdecode.pyx":219
  *         return False
  *     for i in range(s, e):
  *         c = b[i]             # <<<<<<<<<<<<<<
@@ -23446,7 +23390,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode__dec(unsigned char const *__pyx_v_b
 */
     __pyx_v_c = (__pyx_v_b[__pyx_v_i]);
 
-    /* "ext/wsdecode.pyx":214
+    /* "ext/wsdecode.pyx":220
  *     for i in range(s, e):
  *         c = b[i]
  *         if _isdig(c):             # <<<<<<<<<<<<<<
@@ -23458,7 +23402,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode__dec(unsigned char const *__pyx_v_b
     if (__pyx_t_1) {
 
 
-      /* "ext/wsdecode.pyx":215
+      /* "ext/wsdecode.pyx":221
  *         c = b[i]
  *         if _isdig(c):
  *             if dot:             # <<<<<<<<<<<<<<
@@ -23467,7 +23411,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode__dec(unsigned char const *__pyx_v_b
 */
       if (__pyx_v_dot) {
 
-        /* "ext/wsdecode.pyx":216
+        /* "ext/wsdecode.pyx":222
  *         if _isdig(c):
  *             if dot:
  *                 fd += 1             # <<<<<<<<<<<<<<
@@ -23476,7 +23420,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode__dec(unsigned char const *__pyx_v_b
 */
         __pyx_v_fd = (__pyx_v_fd + 1);
 
-        /* "ext/wsdecode.pyx":215
+        /* "ext/wsdecode.pyx":221
  *         c = b[i]
  *         if _isdig(c):
  *             if dot:             # <<<<<<<<<<<<<<
@@ -23485,7 +23429,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode__dec(unsigned char const *__pyx_v_b
 */
       }
 
-      /* "ext/wsdecode.pyx":217
+      /* "ext/wsdecode.pyx":223
  *             if dot:
  *                 fd += 1
  *             if lead and c == 48:             # <<<<<<<<<<<<<<
@@ -23507,7 +23451,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode__dec(unsigned char const *__pyx_v_b
       if (__pyx_t_1) {
 
 
-        /* "ext/wsdecode.pyx":218
+        /* "ext/wsdecode.pyx":224
  *                 fd += 1
  *             if lead and c == 48:
  *                 continue             # <<<<<<<<<<<<<<
@@ -23516,7 +23460,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode__dec(unsigned char const *__pyx_v_b
 */
         goto __pyx_L11_continue;
 
-        /* "ext/wsdecode.pyx":217
+        /* "ext/wsdecode.pyx":223
  *             if dot:
  *                 fd += 1
  *             if lead and c == 48:             # <<<<<<<<<<<<<<
@@ -23525,7 +23469,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode__dec(unsigned char const *__pyx_v_b
 */
       }
 
-      /* "ext/wsdecode.pyx":219
+      /* "ext/wsdecode.pyx":225
  *             if lead and c == 48:
  *                 continue
  *             lead = False             # <<<<<<<<<<<<<<
@@ -23534,7 +23478,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode__dec(unsigned char const *__pyx_v_b
 */
       __pyx_v_lead = 0;
 
-      /* "ext/wsdecode.pyx":220
+      /* "ext/wsdecode.pyx":226
  *                 continue
  *             lead = False
  *             nd += 1             # <<<<<<<<<<<<<<
@@ -23543,7 +23487,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode__dec(unsigned char const *__pyx_v_b
 */
       __pyx_v_nd = (__pyx_v_nd + 1);
 
-      /* "ext/wsdecode.pyx":221
+      /* "ext/wsdecode.pyx":227
  *             lead = False
  *             nd += 1
  *             if nd <= 19:             # <<<<<<<<<<<<<<
@@ -23555,7 +23499,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode__dec(unsigned char const *__pyx_v_b
       if (__pyx_t_1) {
 
 
-        /* "ext/wsdecode.pyx":222
+        /* "ext/wsdecode.pyx":228
  *             nd += 1
  *             if nd <= 19:
  *                 m = m * 10 + (c - 48)             # <<<<<<<<<<<<<<
@@ -23564,7 +23508,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode__dec(unsigned char const *__pyx_v_b
 */
         __pyx_v_m = ((__pyx_v_m * 10) + (__pyx_v_c - 48));
 
-        /* "ext/wsdecode.pyx":221
+        /* "ext/wsdecode.pyx":227
  *             lead = False
  *             nd += 1
  *             if nd <= 19:             # <<<<<<<<<<<<<<
@@ -23573,7 +23517,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode__dec(unsigned char const *__pyx_v_b
 */
       }
 
-      /* "ext/wsdecode.pyx":214
+      /* "ext/wsdecode.pyx":220
  *     for i in range(s, e):
  *         c = b[i]
  *         if _isdig(c):             # <<<<<<<<<<<<<<
@@ -23583,7 +23527,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode__dec(unsigned char const *__pyx_v_b
       goto __pyx_L13;
     }
 
-    /* "ext/wsdecode.pyx":223
+    /* "ext/wsdecode.pyx":229
  *             if nd <= 19:
  *                 m = m * 10 + (c - 48)
  *         elif c == 46 and not dot:             # <<<<<<<<<<<<<<
@@ -23609,7 +23553,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode__dec(unsigned char const *__pyx_v_b
     if (__pyx_t_1) {
 
 
-      /* "ext/wsdecode.pyx":224
+      /* "ext/wsdecode.pyx":230
  *                 m = m * 10 + (c - 48)
  *         elif c == 46 and not dot:
  *             dot = True             # <<<<<<<<<<<<<<
@@ -23618,7 +23562,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode__dec(unsigned char const *__pyx_v_b
 */
       __pyx_v_dot = 1;
 
-      /* "ext/wsdecode.pyx":223
+      /* "ext/wsdecode.pyx":229
  *             if nd <= 19:
  *                 m = m * 10 + (c - 48)
  *         elif c == 46 and not dot:             # <<<<<<<<<<<<<<
@@ -23628,7 +23572,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode__dec(unsigned char const *__pyx_v_b
       goto __pyx_L13;
     }
 
-    /* "ext/wsdecode.pyx":226
+    /* "ext/wsdecode.pyx":232
  *             dot = True
  *         else:
  *             return False             # <<<<<<<<<<<<<<
@@ -23647,7 +23591,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode__dec(unsigned char const *__pyx_v_b
   }
 
 
-  /* "ext/wsdecode.pyx":227
+  /* "ext/wsdecode.pyx":233
  *         else:
  *             return False
  *     if nd <= 19 and m <= 9007199254740992ULL and fd <= 22:             # <<<<<<<<<<<<<<
@@ -23683,7 +23627,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode__dec(unsigned char const *__pyx_v_b
   if (__pyx_t_1) {
 
 
-    /* "ext/wsdecode.pyx":228
+    /* "ext/wsdecode.pyx":234
  *             return False
  *     if nd <= 19 and m <= 9007199254740992ULL and fd <= 22:
  *         out[0] = <double>m / POW10[fd]             # <<<<<<<<<<<<<<
@@ -23692,7 +23636,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode__dec(unsigned char const *__pyx_v_b
 */
     (__pyx_v_out[0]) = (((double)__pyx_v_m) / (__pyx_v_8pipeline_4_ext_8wsdecode_POW10[__pyx_v_fd]));
 
-    /* "ext/wsdecode.pyx":229
+    /* "ext/wsdecode.pyx":235
  *     if nd <= 19 and m <= 9007199254740992ULL and fd <= 22:
  *         out[0] = <double>m / POW10[fd]
  *         return True             # <<<<<<<<<<<<<<
@@ -23705,7 +23649,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode__dec(unsigned char const *__pyx_v_b
     }
     goto __pyx_L0;
 
-    /* "ext/wsdecode.pyx":227
+    /* "ext/wsdecode.pyx":233
  *         else:
  *             return False
  *     if nd <= 19 and m <= 9007199254740992ULL and fd <= 22:             # <<<<<<<<<<<<<<
@@ -23714,7 +23658,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode__dec(unsigned char const *__pyx_v_b
 */
   }
 
-  /* "ext/wsdecode.pyx":230
+  /* "ext/wsdecode.pyx":236
  *         out[0] = <double>m / POW10[fd]
  *         return True
  *     memcpy(tmp, b + s, n)             # <<<<<<<<<<<<<<
@@ -23723,7 +23667,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode__dec(unsigned char const *__pyx_v_b
 */
   (void)(memcpy(__pyx_v_tmp, (__pyx_v_b + __pyx_v_s), __pyx_v_n));
 
-  /* "ext/wsdecode.pyx":231
+  /* "ext/wsdecode.pyx":237
  *         return True
  *     memcpy(tmp, b + s, n)
  *     tmp[n] = 0             # <<<<<<<<<<<<<<
@@ -23732,7 +23676,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode__dec(unsigned char const *__pyx_v_b
 */
   (__pyx_v_tmp[__pyx_v_n]) = 0;
 
-  /* "ext/wsdecode.pyx":232
+  /* "ext/wsdecode.pyx":238
  *     memcpy(tmp, b + s, n)
  *     tmp[n] = 0
  *     out[0] = strtod(tmp, NULL)             # <<<<<<<<<<<<<<
@@ -23741,7 +23685,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode__dec(unsigned char const *__pyx_v_b
 */
   (__pyx_v_out[0]) = strtod(__pyx_v_tmp, NULL);
 
-  /* "ext/wsdecode.pyx":233
+  /* "ext/wsdecode.pyx":239
  *     tmp[n] = 0
  *     out[0] = strtod(tmp, NULL)
  *     return True             # <<<<<<<<<<<<<<
@@ -23754,7 +23698,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode__dec(unsigned char const *__pyx_v_b
   }
   goto __pyx_L0;
 
-  /* "ext/wsdecode.pyx":196
+  /* "ext/wsdecode.pyx":202
  * 
  * 
  * cdef bint _dec(const unsigned char *b, Py_ssize_t s, Py_ssize_t e, double *out) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -23778,7 +23722,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode__dec(unsigned char const *__pyx_v_b
   return __pyx_r;
 }
 
-/* "ext/wsdecode.pyx":236
+/* "ext/wsdecode.pyx":242
  * 
  * 
  * cdef inline uint64_t _hash(const unsigned char *p, Py_ssize_t n) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -23794,7 +23738,7 @@ static CYTHON_INLINE uint64_t __pyx_f_8pipeline_4_ext_8wsdecode__hash(unsigned c
   Py_ssize_t __pyx_t_2;
   Py_ssize_t __pyx_t_3;
 
-  /* "ext/wsdecode.pyx":237
+  /* "ext/wsdecode.pyx":243
  * 
  * cdef inline uint64_t _hash(const unsigned char *p, Py_ssize_t n) noexcept nogil:
  *     cdef uint64_t h = 1469598103934665603ULL             # <<<<<<<<<<<<<<
@@ -23803,7 +23747,7 @@ static CYTHON_INLINE uint64_t __pyx_f_8pipeline_4_ext_8wsdecode__hash(unsigned c
 */
   __pyx_v_h = 1469598103934665603ULL;
 
-  /* "ext/wsdecode.pyx":239
+  /* "ext/wsdecode.pyx":245
  *     cdef uint64_t h = 1469598103934665603ULL
  *     cdef Py_ssize_t i
  *     for i in range(n):             # <<<<<<<<<<<<<<
@@ -23817,7 +23761,7 @@ static CYTHON_INLINE uint64_t __pyx_f_8pipeline_4_ext_8wsdecode__hash(unsigned c
   for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
     __pyx_v_i = __pyx_t_3;
 
-    /* "ext/wsdecode.pyx":240
+    /* "ext/wsdecode.pyx":246
  *     cdef Py_ssize_t i
  *     for i in range(n):
  *         h = (h ^ p[i]) * 1099511628211ULL             # <<<<<<<<<<<<<<
@@ -23828,7 +23772,7 @@ static CYTHON_INLINE uint64_t __pyx_f_8pipeline_4_ext_8wsdecode__hash(unsigned c
   }
 
 
-  /* "ext/wsdecode.pyx":241
+  /* "ext/wsdecode.pyx":247
  *     for i in range(n):
  *         h = (h ^ p[i]) * 1099511628211ULL
  *     return h             # <<<<<<<<<<<<<<
@@ -23841,7 +23785,7 @@ static CYTHON_INLINE uint64_t __pyx_f_8pipeline_4_ext_8wsdecode__hash(unsigned c
   }
   goto __pyx_L0;
 
-  /* "ext/wsdecode.pyx":236
+  /* "ext/wsdecode.pyx":242
  * 
  * 
  * cdef inline uint64_t _hash(const unsigned char *p, Py_ssize_t n) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -23856,7 +23800,7 @@ static CYTHON_INLINE uint64_t __pyx_f_8pipeline_4_ext_8wsdecode__hash(unsigned c
   return __pyx_r;
 }
 
-/* "ext/wsdecode.pyx":248
+/* "ext/wsdecode.pyx":254
  *     """Per-symbol state shared by the decoders of one feed (see the twin)."""
  * 
  *     def __cinit__(self, dict symbols, int venue):             # <<<<<<<<<<<<<<
@@ -23903,39 +23847,39 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_symbols,&__pyx_mstate_global->__pyx_n_u_venue,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL_TPNEW(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 248, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 254, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 248, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 254, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 248, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 254, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "__cinit__", 0) < (0)) __PYX_ERR(0, 248, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "__cinit__", 0) < (0)) __PYX_ERR(0, 254, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 2; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("__cinit__", 1, 2, 2, i); __PYX_ERR(0, 248, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("__cinit__", 1, 2, 2, i); __PYX_ERR(0, 254, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 2)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 248, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 254, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 248, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 254, __pyx_L3_error)
     }
     __pyx_v_symbols = ((PyObject*)values[0]);
-    __pyx_v_venue = __Pyx_PyLong_As_int(values[1]); if (unlikely((__pyx_v_venue == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 248, __pyx_L3_error)
+    __pyx_v_venue = __Pyx_PyLong_As_int(values[1]); if (unlikely((__pyx_v_venue == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 254, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("__cinit__", 1, 2, 2, __pyx_nargs); __PYX_ERR(0, 248, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("__cinit__", 1, 2, 2, __pyx_nargs); __PYX_ERR(0, 254, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -23946,7 +23890,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   __Pyx_RefNannyFinishContext();
   return -1;
   __pyx_L4_argument_unpacking_done:;
-  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_symbols), (&PyDict_Type), 1, "symbols", 1))) __PYX_ERR(0, 248, __pyx_L1_error)
+  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_symbols), (&PyDict_Type), 1, "symbols", 1))) __PYX_ERR(0, 254, __pyx_L1_error)
   __pyx_r = __pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState___cinit__(((struct __pyx_obj_8pipeline_4_ext_8wsdecode_SymbolState *)__pyx_v_self), __pyx_v_symbols, __pyx_v_venue);
 
   /* function exit code */
@@ -23998,7 +23942,7 @@ static int __pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState___cinit__(struct __p
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__cinit__", 0);
 
-  /* "ext/wsdecode.pyx":249
+  /* "ext/wsdecode.pyx":255
  * 
  *     def __cinit__(self, dict symbols, int venue):
  *         cdef int64_t size = 16             # <<<<<<<<<<<<<<
@@ -24007,7 +23951,7 @@ static int __pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState___cinit__(struct __p
 */
   __pyx_v_size = 16;
 
-  /* "ext/wsdecode.pyx":252
+  /* "ext/wsdecode.pyx":258
  *         cdef int64_t h
  *         cdef bytes name
  *         self.venue = venue             # <<<<<<<<<<<<<<
@@ -24016,7 +23960,7 @@ static int __pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState___cinit__(struct __p
 */
   __pyx_v_self->venue = __pyx_v_venue;
 
-  /* "ext/wsdecode.pyx":253
+  /* "ext/wsdecode.pyx":259
  *         cdef bytes name
  *         self.venue = venue
  *         self.symbols = dict(symbols)             # <<<<<<<<<<<<<<
@@ -24025,16 +23969,16 @@ static int __pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState___cinit__(struct __p
 */
   if (unlikely(__pyx_v_symbols == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "\047NoneType\047 is not iterable");
-    __PYX_ERR(0, 253, __pyx_L1_error)
+    __PYX_ERR(0, 259, __pyx_L1_error)
   }
-  __pyx_t_1 = PyDict_Copy(__pyx_v_symbols); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 253, __pyx_L1_error)
+  __pyx_t_1 = PyDict_Copy(__pyx_v_symbols); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 259, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __Pyx_GIVEREF(__pyx_t_1);
   __Pyx_GOTREF(__pyx_v_self->symbols);
   __Pyx_DECREF_SET(__pyx_v_self->symbols, ((PyObject*)__pyx_t_1));
   __pyx_t_1 = 0;
 
-  /* "ext/wsdecode.pyx":254
+  /* "ext/wsdecode.pyx":260
  *         self.venue = venue
  *         self.symbols = dict(symbols)
  *         self.n = max(self.symbols.values(), default=0) + 1             # <<<<<<<<<<<<<<
@@ -24044,9 +23988,9 @@ static int __pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState___cinit__(struct __p
   __pyx_t_2 = NULL;
   if (unlikely(__pyx_v_self->symbols == Py_None)) {
     PyErr_Format(PyExc_AttributeError, "\047NoneType\047 object has no attribute \047%.30s\047", "values");
-    __PYX_ERR(0, 254, __pyx_L1_error)
+    __PYX_ERR(0, 260, __pyx_L1_error)
   }
-  __pyx_t_3 = __Pyx_PyDict_Values(__pyx_v_self->symbols); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 254, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyDict_Values(__pyx_v_self->symbols); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 260, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   #if CYTHON_VECTORCALL
   #endif
@@ -24055,13 +23999,13 @@ static int __pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState___cinit__(struct __p
     PyObject *__pyx_callargs[3] = {__pyx_t_2, __pyx_t_3, __pyx_mstate_global->__pyx_int_0};
     #if CYTHON_VECTORCALL
     __pyx_t_5 = __pyx_mstate_global->__pyx_tuple[2];
-    if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 254, __pyx_L1_error)
+    if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 260, __pyx_L1_error)
     __Pyx_INCREF(__pyx_t_5);
     #else
     {
       PyObject *__pyx_temp[1] = {__pyx_mstate_global->__pyx_n_u_default};
       __pyx_t_5 = __Pyx_MakeKwargDict(__pyx_temp, __pyx_callargs+2, 1);
-      if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 254, __pyx_L1_error)
+      if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 260, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_5);
     }
     #endif
@@ -24071,17 +24015,17 @@ static int __pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState___cinit__(struct __p
     #if CYTHON_VECTORCALL
     #endif
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 254, __pyx_L1_error)
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 260, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
   }
-  __pyx_t_5 = __Pyx_PyLong_AddObjC(__pyx_t_1, __pyx_mstate_global->__pyx_int_1, 1, 0, 0); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 254, __pyx_L1_error)
+  __pyx_t_5 = __Pyx_PyLong_AddObjC(__pyx_t_1, __pyx_mstate_global->__pyx_int_1, 1, 0, 0); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 260, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-  __pyx_t_6 = __Pyx_PyLong_As_int(__pyx_t_5); if (unlikely((__pyx_t_6 == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 254, __pyx_L1_error)
+  __pyx_t_6 = __Pyx_PyLong_As_int(__pyx_t_5); if (unlikely((__pyx_t_6 == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 260, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
   __pyx_v_self->n = __pyx_t_6;
 
-  /* "ext/wsdecode.pyx":255
+  /* "ext/wsdecode.pyx":261
  *         self.symbols = dict(symbols)
  *         self.n = max(self.symbols.values(), default=0) + 1
  *         while size < 4 * (len(self.symbols) + 1):             # <<<<<<<<<<<<<<
@@ -24093,9 +24037,9 @@ static int __pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState___cinit__(struct __p
     __Pyx_INCREF(__pyx_t_5);
     if (unlikely(__pyx_t_5 == Py_None)) {
       PyErr_SetString(PyExc_TypeError, "object of type \047NoneType\047 has no len()");
-      __PYX_ERR(0, 255, __pyx_L1_error)
+      __PYX_ERR(0, 261, __pyx_L1_error)
     }
-    __pyx_t_7 = PyDict_Size(__pyx_t_5); if (unlikely(__pyx_t_7 == ((Py_ssize_t)-1))) __PYX_ERR(0, 255, __pyx_L1_error)
+    __pyx_t_7 = PyDict_Size(__pyx_t_5); if (unlikely(__pyx_t_7 == ((Py_ssize_t)-1))) __PYX_ERR(0, 261, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
     __pyx_t_8 = (__pyx_v_size < (4 * (__pyx_t_7 + 1)));
 
@@ -24103,7 +24047,7 @@ static int __pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState___cinit__(struct __p
 
     if (!__pyx_t_8) break;
 
-    /* "ext/wsdecode.pyx":256
+    /* "ext/wsdecode.pyx":262
  *         self.n = max(self.symbols.values(), default=0) + 1
  *         while size < 4 * (len(self.symbols) + 1):
  *             size <<= 1             # <<<<<<<<<<<<<<
@@ -24113,7 +24057,7 @@ static int __pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState___cinit__(struct __p
     __pyx_v_size = (__pyx_v_size << 1);
   }
 
-  /* "ext/wsdecode.pyx":257
+  /* "ext/wsdecode.pyx":263
  *         while size < 4 * (len(self.symbols) + 1):
  *             size <<= 1
  *         self.tmask = size - 1             # <<<<<<<<<<<<<<
@@ -24122,7 +24066,7 @@ static int __pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState___cinit__(struct __p
 */
   __pyx_v_self->tmask = (__pyx_v_size - 1);
 
-  /* "ext/wsdecode.pyx":258
+  /* "ext/wsdecode.pyx":264
  *             size <<= 1
  *         self.tmask = size - 1
  *         self.table = <SymSlot *>PyMem_Malloc(size * sizeof(SymSlot))             # <<<<<<<<<<<<<<
@@ -24131,7 +24075,7 @@ static int __pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState___cinit__(struct __p
 */
   __pyx_v_self->table = ((struct __pyx_t_8pipeline_4_ext_8wsdecode_SymSlot *)PyMem_Malloc((__pyx_v_size * (sizeof(struct __pyx_t_8pipeline_4_ext_8wsdecode_SymSlot)))));
 
-  /* "ext/wsdecode.pyx":259
+  /* "ext/wsdecode.pyx":265
  *         self.tmask = size - 1
  *         self.table = <SymSlot *>PyMem_Malloc(size * sizeof(SymSlot))
  *         self.last = <int64_t *>PyMem_Malloc(3 * self.n * sizeof(int64_t))             # <<<<<<<<<<<<<<
@@ -24140,7 +24084,7 @@ static int __pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState___cinit__(struct __p
 */
   __pyx_v_self->last = ((int64_t *)PyMem_Malloc(((3 * __pyx_v_self->n) * (sizeof(int64_t)))));
 
-  /* "ext/wsdecode.pyx":260
+  /* "ext/wsdecode.pyx":266
  *         self.table = <SymSlot *>PyMem_Malloc(size * sizeof(SymSlot))
  *         self.last = <int64_t *>PyMem_Malloc(3 * self.n * sizeof(int64_t))
  *         self.synced_ = <uint8_t *>PyMem_Malloc(self.n)             # <<<<<<<<<<<<<<
@@ -24149,7 +24093,7 @@ static int __pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState___cinit__(struct __p
 */
   __pyx_v_self->synced_ = ((uint8_t *)PyMem_Malloc(__pyx_v_self->n));
 
-  /* "ext/wsdecode.pyx":261
+  /* "ext/wsdecode.pyx":267
  *         self.last = <int64_t *>PyMem_Malloc(3 * self.n * sizeof(int64_t))
  *         self.synced_ = <uint8_t *>PyMem_Malloc(self.n)
  *         self.last_u_ = <int64_t *>PyMem_Malloc(self.n * sizeof(int64_t))             # <<<<<<<<<<<<<<
@@ -24158,7 +24102,7 @@ static int __pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState___cinit__(struct __p
 */
   __pyx_v_self->last_u_ = ((int64_t *)PyMem_Malloc((__pyx_v_self->n * (sizeof(int64_t)))));
 
-  /* "ext/wsdecode.pyx":262
+  /* "ext/wsdecode.pyx":268
  *         self.synced_ = <uint8_t *>PyMem_Malloc(self.n)
  *         self.last_u_ = <int64_t *>PyMem_Malloc(self.n * sizeof(int64_t))
  *         if not self.table or not self.last or not self.synced_ or not self.last_u_:             # <<<<<<<<<<<<<<
@@ -24204,16 +24148,16 @@ static int __pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState___cinit__(struct __p
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "ext/wsdecode.pyx":263
+    /* "ext/wsdecode.pyx":269
  *         self.last_u_ = <int64_t *>PyMem_Malloc(self.n * sizeof(int64_t))
  *         if not self.table or not self.last or not self.synced_ or not self.last_u_:
  *             raise MemoryError()             # <<<<<<<<<<<<<<
  *         memset(self.table, 0, size * sizeof(SymSlot))
  *         memset(self.synced_, 0, self.n)
 */
-    PyErr_NoMemory(); __PYX_ERR(0, 263, __pyx_L1_error)
+    PyErr_NoMemory(); __PYX_ERR(0, 269, __pyx_L1_error)
 
-    /* "ext/wsdecode.pyx":262
+    /* "ext/wsdecode.pyx":268
  *         self.synced_ = <uint8_t *>PyMem_Malloc(self.n)
  *         self.last_u_ = <int64_t *>PyMem_Malloc(self.n * sizeof(int64_t))
  *         if not self.table or not self.last or not self.synced_ or not self.last_u_:             # <<<<<<<<<<<<<<
@@ -24222,7 +24166,7 @@ static int __pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState___cinit__(struct __p
 */
   }
 
-  /* "ext/wsdecode.pyx":264
+  /* "ext/wsdecode.pyx":270
  *         if not self.table or not self.last or not self.synced_ or not self.last_u_:
  *             raise MemoryError()
  *         memset(self.table, 0, size * sizeof(SymSlot))             # <<<<<<<<<<<<<<
@@ -24231,7 +24175,7 @@ static int __pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState___cinit__(struct __p
 */
   (void)(memset(__pyx_v_self->table, 0, (__pyx_v_size * (sizeof(struct __pyx_t_8pipeline_4_ext_8wsdecode_SymSlot)))));
 
-  /* "ext/wsdecode.pyx":265
+  /* "ext/wsdecode.pyx":271
  *             raise MemoryError()
  *         memset(self.table, 0, size * sizeof(SymSlot))
  *         memset(self.synced_, 0, self.n)             # <<<<<<<<<<<<<<
@@ -24240,7 +24184,7 @@ static int __pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState___cinit__(struct __p
 */
   (void)(memset(__pyx_v_self->synced_, 0, __pyx_v_self->n));
 
-  /* "ext/wsdecode.pyx":266
+  /* "ext/wsdecode.pyx":272
  *         memset(self.table, 0, size * sizeof(SymSlot))
  *         memset(self.synced_, 0, self.n)
  *         for h in range(3 * self.n):             # <<<<<<<<<<<<<<
@@ -24254,7 +24198,7 @@ static int __pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState___cinit__(struct __p
   for (__pyx_t_12 = 0; __pyx_t_12 < __pyx_t_11; __pyx_t_12+=1) {
     __pyx_v_h = __pyx_t_12;
 
-    /* "ext/wsdecode.pyx":267
+    /* "ext/wsdecode.pyx":273
  *         memset(self.synced_, 0, self.n)
  *         for h in range(3 * self.n):
  *             self.last[h] = -1             # <<<<<<<<<<<<<<
@@ -24265,7 +24209,7 @@ static int __pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState___cinit__(struct __p
   }
 
 
-  /* "ext/wsdecode.pyx":268
+  /* "ext/wsdecode.pyx":274
  *         for h in range(3 * self.n):
  *             self.last[h] = -1
  *         for h in range(self.n):             # <<<<<<<<<<<<<<
@@ -24279,7 +24223,7 @@ static int __pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState___cinit__(struct __p
   for (__pyx_t_12 = 0; __pyx_t_12 < __pyx_t_13; __pyx_t_12+=1) {
     __pyx_v_h = __pyx_t_12;
 
-    /* "ext/wsdecode.pyx":269
+    /* "ext/wsdecode.pyx":275
  *             self.last[h] = -1
  *         for h in range(self.n):
  *             self.last_u_[h] = -1             # <<<<<<<<<<<<<<
@@ -24290,7 +24234,7 @@ static int __pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState___cinit__(struct __p
   }
 
 
-  /* "ext/wsdecode.pyx":270
+  /* "ext/wsdecode.pyx":276
  *         for h in range(self.n):
  *             self.last_u_[h] = -1
  *         self.bids.resize(self.n)             # <<<<<<<<<<<<<<
@@ -24301,10 +24245,10 @@ static int __pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState___cinit__(struct __p
     __pyx_v_self->bids.resize(__pyx_v_self->n);
   } catch(...) {
     __Pyx_CppExn2PyErr();
-    __PYX_ERR(0, 270, __pyx_L1_error)
+    __PYX_ERR(0, 276, __pyx_L1_error)
   }
 
-  /* "ext/wsdecode.pyx":271
+  /* "ext/wsdecode.pyx":277
  *             self.last_u_[h] = -1
  *         self.bids.resize(self.n)
  *         self.asks.resize(self.n)             # <<<<<<<<<<<<<<
@@ -24315,10 +24259,10 @@ static int __pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState___cinit__(struct __p
     __pyx_v_self->asks.resize(__pyx_v_self->n);
   } catch(...) {
     __Pyx_CppExn2PyErr();
-    __PYX_ERR(0, 271, __pyx_L1_error)
+    __PYX_ERR(0, 277, __pyx_L1_error)
   }
 
-  /* "ext/wsdecode.pyx":272
+  /* "ext/wsdecode.pyx":278
  *         self.bids.resize(self.n)
  *         self.asks.resize(self.n)
  *         for name, sid in self.symbols.items():             # <<<<<<<<<<<<<<
@@ -24328,9 +24272,9 @@ static int __pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState___cinit__(struct __p
   __pyx_t_7 = 0;
   if (unlikely(__pyx_v_self->symbols == Py_None)) {
     PyErr_Format(PyExc_AttributeError, "\047NoneType\047 object has no attribute \047%.30s\047", "items");
-    __PYX_ERR(0, 272, __pyx_L1_error)
+    __PYX_ERR(0, 278, __pyx_L1_error)
   }
-  __pyx_t_1 = __Pyx_dict_iterator(__pyx_v_self->symbols, 1, __pyx_mstate_global->__pyx_n_u_items, (&__pyx_t_14), (&__pyx_t_6)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 272, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_dict_iterator(__pyx_v_self->symbols, 1, __pyx_mstate_global->__pyx_n_u_items, (&__pyx_t_14), (&__pyx_t_6)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 278, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __Pyx_XDECREF(__pyx_t_5);
   __pyx_t_5 = __pyx_t_1;
@@ -24338,16 +24282,16 @@ static int __pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState___cinit__(struct __p
   while (1) {
     __pyx_t_13 = __Pyx_dict_iter_next(__pyx_t_5, __pyx_t_14, &__pyx_t_7, &__pyx_t_1, &__pyx_t_3, NULL, __pyx_t_6);
     if (unlikely(__pyx_t_13 == 0)) break;
-    if (unlikely(__pyx_t_13 == -1)) __PYX_ERR(0, 272, __pyx_L1_error)
+    if (unlikely(__pyx_t_13 == -1)) __PYX_ERR(0, 278, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
     __Pyx_GOTREF(__pyx_t_3);
-    if (!(likely(PyBytes_CheckExact(__pyx_t_1))||((__pyx_t_1) == Py_None) || __Pyx_RaiseUnexpectedTypeError("bytes", __pyx_t_1))) __PYX_ERR(0, 272, __pyx_L1_error)
+    if (!(likely(PyBytes_CheckExact(__pyx_t_1))||((__pyx_t_1) == Py_None) || __Pyx_RaiseUnexpectedTypeError("bytes", __pyx_t_1))) __PYX_ERR(0, 278, __pyx_L1_error)
     __Pyx_XDECREF_SET(__pyx_v_name, ((PyObject*)__pyx_t_1));
     __pyx_t_1 = 0;
     __Pyx_XDECREF_SET(__pyx_v_sid, __pyx_t_3);
     __pyx_t_3 = 0;
 
-    /* "ext/wsdecode.pyx":273
+    /* "ext/wsdecode.pyx":279
  *         self.asks.resize(self.n)
  *         for name, sid in self.symbols.items():
  *             if not 0 < len(name) < 32:             # <<<<<<<<<<<<<<
@@ -24356,9 +24300,9 @@ static int __pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState___cinit__(struct __p
 */
     if (unlikely(__pyx_v_name == Py_None)) {
       PyErr_SetString(PyExc_TypeError, "object of type \047NoneType\047 has no len()");
-      __PYX_ERR(0, 273, __pyx_L1_error)
+      __PYX_ERR(0, 279, __pyx_L1_error)
     }
-    __pyx_t_15 = __Pyx_PyBytes_GET_SIZE(__pyx_v_name); if (unlikely(__pyx_t_15 == ((Py_ssize_t)-1))) __PYX_ERR(0, 273, __pyx_L1_error)
+    __pyx_t_15 = __Pyx_PyBytes_GET_SIZE(__pyx_v_name); if (unlikely(__pyx_t_15 == ((Py_ssize_t)-1))) __PYX_ERR(0, 279, __pyx_L1_error)
     __pyx_t_8 = (0 < __pyx_t_15);
     if (__pyx_t_8) {
       __pyx_t_8 = (__pyx_t_15 < 32);
@@ -24370,7 +24314,7 @@ static int __pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState___cinit__(struct __p
     if (unlikely(__pyx_t_9)) {
 
 
-      /* "ext/wsdecode.pyx":274
+      /* "ext/wsdecode.pyx":280
  *         for name, sid in self.symbols.items():
  *             if not 0 < len(name) < 32:
  *                 raise ValueError(f"symbol name {name!r}: 1..31 bytes")             # <<<<<<<<<<<<<<
@@ -24378,7 +24322,7 @@ static int __pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState___cinit__(struct __p
  *                 raise ValueError(f"bad symbol id {sid}")
 */
       __pyx_t_1 = NULL;
-      __pyx_t_2 = __Pyx_PyObject_FormatSimpleAndDecref(PyObject_Repr(__pyx_v_name), __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 274, __pyx_L1_error)
+      __pyx_t_2 = __Pyx_PyObject_FormatSimpleAndDecref(PyObject_Repr(__pyx_v_name), __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 280, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_2);
       __pyx_t_16[0] = __pyx_mstate_global->__pyx_kp_u_symbol_name;
       __pyx_t_16[1] = __pyx_t_2;
@@ -24392,7 +24336,7 @@ static int __pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState___cinit__(struct __p
       __pyx_t_13 |= __Pyx_PyUnicode_KIND_04(__pyx_t_16[1]);
       #endif
       __pyx_t_17 = __Pyx_PyUnicode_Join(__pyx_t_16, 3, __pyx_t_15, __pyx_t_13);
-      if (unlikely(!__pyx_t_17)) __PYX_ERR(0, 274, __pyx_L1_error)
+      if (unlikely(!__pyx_t_17)) __PYX_ERR(0, 280, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_17);
       __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
       __pyx_t_4 = 1;
@@ -24401,14 +24345,14 @@ static int __pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState___cinit__(struct __p
         __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_4, (2-__pyx_t_4) | (__pyx_t_4*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_1); __pyx_t_1 = 0;
         __Pyx_DECREF(__pyx_t_17); __pyx_t_17 = 0;
-        if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 274, __pyx_L1_error)
+        if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 280, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_3);
       }
       __Pyx_Raise(__pyx_t_3, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-      __PYX_ERR(0, 274, __pyx_L1_error)
+      __PYX_ERR(0, 280, __pyx_L1_error)
 
-      /* "ext/wsdecode.pyx":273
+      /* "ext/wsdecode.pyx":279
  *         self.asks.resize(self.n)
  *         for name, sid in self.symbols.items():
  *             if not 0 < len(name) < 32:             # <<<<<<<<<<<<<<
@@ -24417,18 +24361,18 @@ static int __pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState___cinit__(struct __p
 */
     }
 
-    /* "ext/wsdecode.pyx":275
+    /* "ext/wsdecode.pyx":281
  *             if not 0 < len(name) < 32:
  *                 raise ValueError(f"symbol name {name!r}: 1..31 bytes")
  *             if not 0 <= sid < self.n:             # <<<<<<<<<<<<<<
  *                 raise ValueError(f"bad symbol id {sid}")
  *             h = _hash(name, len(name)) & self.tmask
 */
-    __pyx_t_9 = __Pyx_PyObject_CompareBoolLe_int_object(__pyx_mstate_global->__pyx_int_0, __pyx_v_sid, Py_LE); if (unlikely((__pyx_t_9 < 0))) __PYX_ERR(0, 275, __pyx_L1_error)
+    __pyx_t_9 = __Pyx_PyObject_CompareBoolLe_int_object(__pyx_mstate_global->__pyx_int_0, __pyx_v_sid, Py_LE); if (unlikely((__pyx_t_9 < 0))) __PYX_ERR(0, 281, __pyx_L1_error)
     if (__pyx_t_9) {
-      __pyx_t_3 = __Pyx_PyLong_From_int(__pyx_v_self->n); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 275, __pyx_L1_error)
+      __pyx_t_3 = __Pyx_PyLong_From_int(__pyx_v_self->n); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 281, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
-      __pyx_t_9 = __Pyx_PyObject_CompareBoolLt_object_int(__pyx_v_sid, __pyx_t_3, Py_LT); if (unlikely((__pyx_t_9 < 0))) __PYX_ERR(0, 275, __pyx_L1_error)
+      __pyx_t_9 = __Pyx_PyObject_CompareBoolLt_object_int(__pyx_v_sid, __pyx_t_3, Py_LT); if (unlikely((__pyx_t_9 < 0))) __PYX_ERR(0, 281, __pyx_L1_error)
       __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
     }
     __pyx_t_8 = (!__pyx_t_9);
@@ -24437,7 +24381,7 @@ static int __pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState___cinit__(struct __p
     if (unlikely(__pyx_t_8)) {
 
 
-      /* "ext/wsdecode.pyx":276
+      /* "ext/wsdecode.pyx":282
  *                 raise ValueError(f"symbol name {name!r}: 1..31 bytes")
  *             if not 0 <= sid < self.n:
  *                 raise ValueError(f"bad symbol id {sid}")             # <<<<<<<<<<<<<<
@@ -24445,9 +24389,9 @@ static int __pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState___cinit__(struct __p
  *             while self.table[h].len:
 */
       __pyx_t_17 = NULL;
-      __pyx_t_1 = __Pyx_PyObject_FormatSimple(__pyx_v_sid, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 276, __pyx_L1_error)
+      __pyx_t_1 = __Pyx_PyObject_FormatSimple(__pyx_v_sid, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 282, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
-      __pyx_t_2 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_bad_symbol_id, __pyx_t_1); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 276, __pyx_L1_error)
+      __pyx_t_2 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_bad_symbol_id, __pyx_t_1); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 282, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_2);
       __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
       __pyx_t_4 = 1;
@@ -24456,14 +24400,14 @@ static int __pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState___cinit__(struct __p
         __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_4, (2-__pyx_t_4) | (__pyx_t_4*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_17); __pyx_t_17 = 0;
         __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-        if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 276, __pyx_L1_error)
+        if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 282, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_3);
       }
       __Pyx_Raise(__pyx_t_3, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-      __PYX_ERR(0, 276, __pyx_L1_error)
+      __PYX_ERR(0, 282, __pyx_L1_error)
 
-      /* "ext/wsdecode.pyx":275
+      /* "ext/wsdecode.pyx":281
  *             if not 0 < len(name) < 32:
  *                 raise ValueError(f"symbol name {name!r}: 1..31 bytes")
  *             if not 0 <= sid < self.n:             # <<<<<<<<<<<<<<
@@ -24472,7 +24416,7 @@ static int __pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState___cinit__(struct __p
 */
     }
 
-    /* "ext/wsdecode.pyx":277
+    /* "ext/wsdecode.pyx":283
  *             if not 0 <= sid < self.n:
  *                 raise ValueError(f"bad symbol id {sid}")
  *             h = _hash(name, len(name)) & self.tmask             # <<<<<<<<<<<<<<
@@ -24481,19 +24425,19 @@ static int __pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState___cinit__(struct __p
 */
     if (unlikely(__pyx_v_name == Py_None)) {
       PyErr_SetString(PyExc_TypeError, "expected bytes, NoneType found");
-      __PYX_ERR(0, 277, __pyx_L1_error)
+      __PYX_ERR(0, 283, __pyx_L1_error)
     }
-    __pyx_t_18 = __Pyx_PyBytes_AsUString(__pyx_v_name); if (unlikely((!__pyx_t_18) && PyErr_Occurred())) __PYX_ERR(0, 277, __pyx_L1_error)
+    __pyx_t_18 = __Pyx_PyBytes_AsUString(__pyx_v_name); if (unlikely((!__pyx_t_18) && PyErr_Occurred())) __PYX_ERR(0, 283, __pyx_L1_error)
     if (unlikely(__pyx_v_name == Py_None)) {
       PyErr_SetString(PyExc_TypeError, "object of type \047NoneType\047 has no len()");
-      __PYX_ERR(0, 277, __pyx_L1_error)
+      __PYX_ERR(0, 283, __pyx_L1_error)
     }
-    __pyx_t_15 = __Pyx_PyBytes_GET_SIZE(__pyx_v_name); if (unlikely(__pyx_t_15 == ((Py_ssize_t)-1))) __PYX_ERR(0, 277, __pyx_L1_error)
+    __pyx_t_15 = __Pyx_PyBytes_GET_SIZE(__pyx_v_name); if (unlikely(__pyx_t_15 == ((Py_ssize_t)-1))) __PYX_ERR(0, 283, __pyx_L1_error)
     __pyx_v_h = (__pyx_f_8pipeline_4_ext_8wsdecode__hash(__pyx_t_18, __pyx_t_15) & __pyx_v_self->tmask);
 
 
 
-    /* "ext/wsdecode.pyx":278
+    /* "ext/wsdecode.pyx":284
  *                 raise ValueError(f"bad symbol id {sid}")
  *             h = _hash(name, len(name)) & self.tmask
  *             while self.table[h].len:             # <<<<<<<<<<<<<<
@@ -24506,7 +24450,7 @@ static int __pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState___cinit__(struct __p
 
       if (!__pyx_t_8) break;
 
-      /* "ext/wsdecode.pyx":279
+      /* "ext/wsdecode.pyx":285
  *             h = _hash(name, len(name)) & self.tmask
  *             while self.table[h].len:
  *                 h = (h + 1) & self.tmask             # <<<<<<<<<<<<<<
@@ -24516,7 +24460,7 @@ static int __pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState___cinit__(struct __p
       __pyx_v_h = ((__pyx_v_h + 1) & __pyx_v_self->tmask);
     }
 
-    /* "ext/wsdecode.pyx":280
+    /* "ext/wsdecode.pyx":286
  *             while self.table[h].len:
  *                 h = (h + 1) & self.tmask
  *             memcpy(self.table[h].name, <const char *>name, len(name))             # <<<<<<<<<<<<<<
@@ -24525,19 +24469,19 @@ static int __pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState___cinit__(struct __p
 */
     if (unlikely(__pyx_v_name == Py_None)) {
       PyErr_SetString(PyExc_TypeError, "expected bytes, NoneType found");
-      __PYX_ERR(0, 280, __pyx_L1_error)
+      __PYX_ERR(0, 286, __pyx_L1_error)
     }
-    __pyx_t_19 = __Pyx_PyBytes_AsString(__pyx_v_name); if (unlikely((!__pyx_t_19) && PyErr_Occurred())) __PYX_ERR(0, 280, __pyx_L1_error)
+    __pyx_t_19 = __Pyx_PyBytes_AsString(__pyx_v_name); if (unlikely((!__pyx_t_19) && PyErr_Occurred())) __PYX_ERR(0, 286, __pyx_L1_error)
     if (unlikely(__pyx_v_name == Py_None)) {
       PyErr_SetString(PyExc_TypeError, "object of type \047NoneType\047 has no len()");
-      __PYX_ERR(0, 280, __pyx_L1_error)
+      __PYX_ERR(0, 286, __pyx_L1_error)
     }
-    __pyx_t_15 = __Pyx_PyBytes_GET_SIZE(__pyx_v_name); if (unlikely(__pyx_t_15 == ((Py_ssize_t)-1))) __PYX_ERR(0, 280, __pyx_L1_error)
+    __pyx_t_15 = __Pyx_PyBytes_GET_SIZE(__pyx_v_name); if (unlikely(__pyx_t_15 == ((Py_ssize_t)-1))) __PYX_ERR(0, 286, __pyx_L1_error)
     (void)(memcpy((__pyx_v_self->table[__pyx_v_h]).name, ((char const *)__pyx_t_19), __pyx_t_15));
 
 
 
-    /* "ext/wsdecode.pyx":281
+    /* "ext/wsdecode.pyx":287
  *                 h = (h + 1) & self.tmask
  *             memcpy(self.table[h].name, <const char *>name, len(name))
  *             self.table[h].len = len(name)             # <<<<<<<<<<<<<<
@@ -24546,24 +24490,24 @@ static int __pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState___cinit__(struct __p
 */
     if (unlikely(__pyx_v_name == Py_None)) {
       PyErr_SetString(PyExc_TypeError, "object of type \047NoneType\047 has no len()");
-      __PYX_ERR(0, 281, __pyx_L1_error)
+      __PYX_ERR(0, 287, __pyx_L1_error)
     }
-    __pyx_t_15 = __Pyx_PyBytes_GET_SIZE(__pyx_v_name); if (unlikely(__pyx_t_15 == ((Py_ssize_t)-1))) __PYX_ERR(0, 281, __pyx_L1_error)
+    __pyx_t_15 = __Pyx_PyBytes_GET_SIZE(__pyx_v_name); if (unlikely(__pyx_t_15 == ((Py_ssize_t)-1))) __PYX_ERR(0, 287, __pyx_L1_error)
     (__pyx_v_self->table[__pyx_v_h]).len = __pyx_t_15;
 
-    /* "ext/wsdecode.pyx":282
+    /* "ext/wsdecode.pyx":288
  *             memcpy(self.table[h].name, <const char *>name, len(name))
  *             self.table[h].len = len(name)
  *             self.table[h].id = sid             # <<<<<<<<<<<<<<
  * 
  *     def __dealloc__(self):
 */
-    __pyx_t_13 = __Pyx_PyLong_As_int(__pyx_v_sid); if (unlikely((__pyx_t_13 == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 282, __pyx_L1_error)
+    __pyx_t_13 = __Pyx_PyLong_As_int(__pyx_v_sid); if (unlikely((__pyx_t_13 == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 288, __pyx_L1_error)
     (__pyx_v_self->table[__pyx_v_h]).id = __pyx_t_13;
   }
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
 
-  /* "ext/wsdecode.pyx":248
+  /* "ext/wsdecode.pyx":254
  *     """Per-symbol state shared by the decoders of one feed (see the twin)."""
  * 
  *     def __cinit__(self, dict symbols, int venue):             # <<<<<<<<<<<<<<
@@ -24592,7 +24536,7 @@ static int __pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState___cinit__(struct __p
   return __pyx_r;
 }
 
-/* "ext/wsdecode.pyx":284
+/* "ext/wsdecode.pyx":290
  *             self.table[h].id = sid
  * 
  *     def __dealloc__(self):             # <<<<<<<<<<<<<<
@@ -24615,7 +24559,7 @@ static void __pyx_pw_8pipeline_4_ext_8wsdecode_11SymbolState_3__dealloc__(PyObje
 
 static void __pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_2__dealloc__(struct __pyx_obj_8pipeline_4_ext_8wsdecode_SymbolState *__pyx_v_self) {
 
-  /* "ext/wsdecode.pyx":285
+  /* "ext/wsdecode.pyx":291
  * 
  *     def __dealloc__(self):
  *         PyMem_Free(self.table)             # <<<<<<<<<<<<<<
@@ -24624,7 +24568,7 @@ static void __pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_2__dealloc__(struct
 */
   PyMem_Free(__pyx_v_self->table);
 
-  /* "ext/wsdecode.pyx":286
+  /* "ext/wsdecode.pyx":292
  *     def __dealloc__(self):
  *         PyMem_Free(self.table)
  *         PyMem_Free(self.last)             # <<<<<<<<<<<<<<
@@ -24633,7 +24577,7 @@ static void __pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_2__dealloc__(struct
 */
   PyMem_Free(__pyx_v_self->last);
 
-  /* "ext/wsdecode.pyx":287
+  /* "ext/wsdecode.pyx":293
  *         PyMem_Free(self.table)
  *         PyMem_Free(self.last)
  *         PyMem_Free(self.synced_)             # <<<<<<<<<<<<<<
@@ -24642,7 +24586,7 @@ static void __pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_2__dealloc__(struct
 */
   PyMem_Free(__pyx_v_self->synced_);
 
-  /* "ext/wsdecode.pyx":288
+  /* "ext/wsdecode.pyx":294
  *         PyMem_Free(self.last)
  *         PyMem_Free(self.synced_)
  *         PyMem_Free(self.last_u_)             # <<<<<<<<<<<<<<
@@ -24651,7 +24595,7 @@ static void __pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_2__dealloc__(struct
 */
   PyMem_Free(__pyx_v_self->last_u_);
 
-  /* "ext/wsdecode.pyx":284
+  /* "ext/wsdecode.pyx":290
  *             self.table[h].id = sid
  * 
  *     def __dealloc__(self):             # <<<<<<<<<<<<<<
@@ -24663,7 +24607,7 @@ static void __pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_2__dealloc__(struct
 
 }
 
-/* "ext/wsdecode.pyx":290
+/* "ext/wsdecode.pyx":296
  *         PyMem_Free(self.last_u_)
  * 
  *     cdef int _lookup(self, const unsigned char *p, Py_ssize_t n) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -24677,7 +24621,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode_11SymbolState__lookup(struct __pyx_
   int __pyx_t_1;
   int __pyx_t_2;
 
-  /* "ext/wsdecode.pyx":292
+  /* "ext/wsdecode.pyx":298
  *     cdef int _lookup(self, const unsigned char *p, Py_ssize_t n) noexcept nogil:
  *         cdef int64_t h
  *         if n <= 0 or n >= 32:             # <<<<<<<<<<<<<<
@@ -24703,7 +24647,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode_11SymbolState__lookup(struct __pyx_
   if (__pyx_t_1) {
 
 
-    /* "ext/wsdecode.pyx":293
+    /* "ext/wsdecode.pyx":299
  *         cdef int64_t h
  *         if n <= 0 or n >= 32:
  *             return -1             # <<<<<<<<<<<<<<
@@ -24716,7 +24660,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode_11SymbolState__lookup(struct __pyx_
     }
     goto __pyx_L0;
 
-    /* "ext/wsdecode.pyx":292
+    /* "ext/wsdecode.pyx":298
  *     cdef int _lookup(self, const unsigned char *p, Py_ssize_t n) noexcept nogil:
  *         cdef int64_t h
  *         if n <= 0 or n >= 32:             # <<<<<<<<<<<<<<
@@ -24725,7 +24669,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode_11SymbolState__lookup(struct __pyx_
 */
   }
 
-  /* "ext/wsdecode.pyx":294
+  /* "ext/wsdecode.pyx":300
  *         if n <= 0 or n >= 32:
  *             return -1
  *         h = _hash(p, n) & self.tmask             # <<<<<<<<<<<<<<
@@ -24734,7 +24678,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode_11SymbolState__lookup(struct __pyx_
 */
   __pyx_v_h = (__pyx_f_8pipeline_4_ext_8wsdecode__hash(__pyx_v_p, __pyx_v_n) & __pyx_v_self->tmask);
 
-  /* "ext/wsdecode.pyx":295
+  /* "ext/wsdecode.pyx":301
  *             return -1
  *         h = _hash(p, n) & self.tmask
  *         while self.table[h].len:             # <<<<<<<<<<<<<<
@@ -24747,7 +24691,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode_11SymbolState__lookup(struct __pyx_
 
     if (!__pyx_t_1) break;
 
-    /* "ext/wsdecode.pyx":296
+    /* "ext/wsdecode.pyx":302
  *         h = _hash(p, n) & self.tmask
  *         while self.table[h].len:
  *             if self.table[h].len == n and memcmp(self.table[h].name, p, n) == 0:             # <<<<<<<<<<<<<<
@@ -24773,7 +24717,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode_11SymbolState__lookup(struct __pyx_
     if (__pyx_t_1) {
 
 
-      /* "ext/wsdecode.pyx":297
+      /* "ext/wsdecode.pyx":303
  *         while self.table[h].len:
  *             if self.table[h].len == n and memcmp(self.table[h].name, p, n) == 0:
  *                 return self.table[h].id             # <<<<<<<<<<<<<<
@@ -24786,7 +24730,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode_11SymbolState__lookup(struct __pyx_
       }
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":296
+      /* "ext/wsdecode.pyx":302
  *         h = _hash(p, n) & self.tmask
  *         while self.table[h].len:
  *             if self.table[h].len == n and memcmp(self.table[h].name, p, n) == 0:             # <<<<<<<<<<<<<<
@@ -24795,7 +24739,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode_11SymbolState__lookup(struct __pyx_
 */
     }
 
-    /* "ext/wsdecode.pyx":298
+    /* "ext/wsdecode.pyx":304
  *             if self.table[h].len == n and memcmp(self.table[h].name, p, n) == 0:
  *                 return self.table[h].id
  *             h = (h + 1) & self.tmask             # <<<<<<<<<<<<<<
@@ -24805,7 +24749,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode_11SymbolState__lookup(struct __pyx_
     __pyx_v_h = ((__pyx_v_h + 1) & __pyx_v_self->tmask);
   }
 
-  /* "ext/wsdecode.pyx":299
+  /* "ext/wsdecode.pyx":305
  *                 return self.table[h].id
  *             h = (h + 1) & self.tmask
  *         return -1             # <<<<<<<<<<<<<<
@@ -24818,7 +24762,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode_11SymbolState__lookup(struct __pyx_
   }
   goto __pyx_L0;
 
-  /* "ext/wsdecode.pyx":290
+  /* "ext/wsdecode.pyx":296
  *         PyMem_Free(self.last_u_)
  * 
  *     cdef int _lookup(self, const unsigned char *p, Py_ssize_t n) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -24832,7 +24776,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode_11SymbolState__lookup(struct __pyx_
   return __pyx_r;
 }
 
-/* "ext/wsdecode.pyx":301
+/* "ext/wsdecode.pyx":307
  *         return -1
  * 
  *     cdef bint _accept(self, int slot, int sym, int64_t id) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -24845,7 +24789,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode_11SymbolState__accept(struct __pyx_
   int __pyx_r;
   int __pyx_t_1;
 
-  /* "ext/wsdecode.pyx":302
+  /* "ext/wsdecode.pyx":308
  * 
  *     cdef bint _accept(self, int slot, int sym, int64_t id) noexcept nogil:
  *         cdef int64_t *l = &self.last[slot * self.n + sym]             # <<<<<<<<<<<<<<
@@ -24854,7 +24798,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode_11SymbolState__accept(struct __pyx_
 */
   __pyx_v_l = (&(__pyx_v_self->last[((__pyx_v_slot * __pyx_v_self->n) + __pyx_v_sym)]));
 
-  /* "ext/wsdecode.pyx":303
+  /* "ext/wsdecode.pyx":309
  *     cdef bint _accept(self, int slot, int sym, int64_t id) noexcept nogil:
  *         cdef int64_t *l = &self.last[slot * self.n + sym]
  *         if id <= l[0]:             # <<<<<<<<<<<<<<
@@ -24866,7 +24810,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode_11SymbolState__accept(struct __pyx_
   if (__pyx_t_1) {
 
 
-    /* "ext/wsdecode.pyx":304
+    /* "ext/wsdecode.pyx":310
  *         cdef int64_t *l = &self.last[slot * self.n + sym]
  *         if id <= l[0]:
  *             return False             # <<<<<<<<<<<<<<
@@ -24879,7 +24823,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode_11SymbolState__accept(struct __pyx_
     }
     goto __pyx_L0;
 
-    /* "ext/wsdecode.pyx":303
+    /* "ext/wsdecode.pyx":309
  *     cdef bint _accept(self, int slot, int sym, int64_t id) noexcept nogil:
  *         cdef int64_t *l = &self.last[slot * self.n + sym]
  *         if id <= l[0]:             # <<<<<<<<<<<<<<
@@ -24888,7 +24832,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode_11SymbolState__accept(struct __pyx_
 */
   }
 
-  /* "ext/wsdecode.pyx":305
+  /* "ext/wsdecode.pyx":311
  *         if id <= l[0]:
  *             return False
  *         l[0] = id             # <<<<<<<<<<<<<<
@@ -24897,7 +24841,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode_11SymbolState__accept(struct __pyx_
 */
   (__pyx_v_l[0]) = __pyx_v_id;
 
-  /* "ext/wsdecode.pyx":306
+  /* "ext/wsdecode.pyx":312
  *             return False
  *         l[0] = id
  *         return True             # <<<<<<<<<<<<<<
@@ -24910,7 +24854,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode_11SymbolState__accept(struct __pyx_
   }
   goto __pyx_L0;
 
-  /* "ext/wsdecode.pyx":301
+  /* "ext/wsdecode.pyx":307
  *         return -1
  * 
  *     cdef bint _accept(self, int slot, int sym, int64_t id) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -24924,7 +24868,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode_11SymbolState__accept(struct __pyx_
   return __pyx_r;
 }
 
-/* "ext/wsdecode.pyx":308
+/* "ext/wsdecode.pyx":314
  *         return True
  * 
  *     cdef bint _crossed(self, int sym) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -24937,7 +24881,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode_11SymbolState__crossed(struct __pyx
   int __pyx_t_1;
   int __pyx_t_2;
 
-  /* "ext/wsdecode.pyx":309
+  /* "ext/wsdecode.pyx":315
  * 
  *     cdef bint _crossed(self, int sym) noexcept nogil:
  *         if self.bids[sym].empty() or self.asks[sym].empty():             # <<<<<<<<<<<<<<
@@ -24963,7 +24907,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode_11SymbolState__crossed(struct __pyx
   if (__pyx_t_1) {
 
 
-    /* "ext/wsdecode.pyx":310
+    /* "ext/wsdecode.pyx":316
  *     cdef bint _crossed(self, int sym) noexcept nogil:
  *         if self.bids[sym].empty() or self.asks[sym].empty():
  *             return False             # <<<<<<<<<<<<<<
@@ -24976,7 +24920,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode_11SymbolState__crossed(struct __pyx
     }
     goto __pyx_L0;
 
-    /* "ext/wsdecode.pyx":309
+    /* "ext/wsdecode.pyx":315
  * 
  *     cdef bint _crossed(self, int sym) noexcept nogil:
  *         if self.bids[sym].empty() or self.asks[sym].empty():             # <<<<<<<<<<<<<<
@@ -24985,7 +24929,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode_11SymbolState__crossed(struct __pyx
 */
   }
 
-  /* "ext/wsdecode.pyx":311
+  /* "ext/wsdecode.pyx":317
  *         if self.bids[sym].empty() or self.asks[sym].empty():
  *             return False
  *         return deref(self.bids[sym].rbegin()).first >= deref(self.asks[sym].begin()).first             # <<<<<<<<<<<<<<
@@ -24998,7 +24942,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode_11SymbolState__crossed(struct __pyx
   }
   goto __pyx_L0;
 
-  /* "ext/wsdecode.pyx":308
+  /* "ext/wsdecode.pyx":314
  *         return True
  * 
  *     cdef bint _crossed(self, int sym) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -25011,7 +24955,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode_11SymbolState__crossed(struct __pyx
   return __pyx_r;
 }
 
-/* "ext/wsdecode.pyx":313
+/* "ext/wsdecode.pyx":319
  *         return deref(self.bids[sym].rbegin()).first >= deref(self.asks[sym].begin()).first
  * 
  *     cdef void _set(self, int sym, int kind, double price, double qty) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -25022,7 +24966,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode_11SymbolState__crossed(struct __pyx
 static void __pyx_f_8pipeline_4_ext_8wsdecode_11SymbolState__set(struct __pyx_obj_8pipeline_4_ext_8wsdecode_SymbolState *__pyx_v_self, int __pyx_v_sym, int __pyx_v_kind, double __pyx_v_price, double __pyx_v_qty) {
   int __pyx_t_1;
 
-  /* "ext/wsdecode.pyx":314
+  /* "ext/wsdecode.pyx":320
  * 
  *     cdef void _set(self, int sym, int kind, double price, double qty) noexcept nogil:
  *         if kind == KIND_BOOK_BID:             # <<<<<<<<<<<<<<
@@ -25034,7 +24978,7 @@ static void __pyx_f_8pipeline_4_ext_8wsdecode_11SymbolState__set(struct __pyx_ob
   if (__pyx_t_1) {
 
 
-    /* "ext/wsdecode.pyx":315
+    /* "ext/wsdecode.pyx":321
  *     cdef void _set(self, int sym, int kind, double price, double qty) noexcept nogil:
  *         if kind == KIND_BOOK_BID:
  *             if qty > 0.0:             # <<<<<<<<<<<<<<
@@ -25046,7 +24990,7 @@ static void __pyx_f_8pipeline_4_ext_8wsdecode_11SymbolState__set(struct __pyx_ob
     if (__pyx_t_1) {
 
 
-      /* "ext/wsdecode.pyx":316
+      /* "ext/wsdecode.pyx":322
  *         if kind == KIND_BOOK_BID:
  *             if qty > 0.0:
  *                 self.bids[sym][price] = qty             # <<<<<<<<<<<<<<
@@ -25055,7 +24999,7 @@ static void __pyx_f_8pipeline_4_ext_8wsdecode_11SymbolState__set(struct __pyx_ob
 */
       ((__pyx_v_self->bids[__pyx_v_sym])[__pyx_v_price]) = __pyx_v_qty;
 
-      /* "ext/wsdecode.pyx":315
+      /* "ext/wsdecode.pyx":321
  *     cdef void _set(self, int sym, int kind, double price, double qty) noexcept nogil:
  *         if kind == KIND_BOOK_BID:
  *             if qty > 0.0:             # <<<<<<<<<<<<<<
@@ -25065,7 +25009,7 @@ static void __pyx_f_8pipeline_4_ext_8wsdecode_11SymbolState__set(struct __pyx_ob
       goto __pyx_L4;
     }
 
-    /* "ext/wsdecode.pyx":318
+    /* "ext/wsdecode.pyx":324
  *                 self.bids[sym][price] = qty
  *             else:
  *                 self.bids[sym].erase(price)             # <<<<<<<<<<<<<<
@@ -25077,7 +25021,7 @@ static void __pyx_f_8pipeline_4_ext_8wsdecode_11SymbolState__set(struct __pyx_ob
     }
     __pyx_L4:;
 
-    /* "ext/wsdecode.pyx":314
+    /* "ext/wsdecode.pyx":320
  * 
  *     cdef void _set(self, int sym, int kind, double price, double qty) noexcept nogil:
  *         if kind == KIND_BOOK_BID:             # <<<<<<<<<<<<<<
@@ -25087,7 +25031,7 @@ static void __pyx_f_8pipeline_4_ext_8wsdecode_11SymbolState__set(struct __pyx_ob
     goto __pyx_L3;
   }
 
-  /* "ext/wsdecode.pyx":320
+  /* "ext/wsdecode.pyx":326
  *                 self.bids[sym].erase(price)
  *         else:
  *             if qty > 0.0:             # <<<<<<<<<<<<<<
@@ -25100,7 +25044,7 @@ static void __pyx_f_8pipeline_4_ext_8wsdecode_11SymbolState__set(struct __pyx_ob
     if (__pyx_t_1) {
 
 
-      /* "ext/wsdecode.pyx":321
+      /* "ext/wsdecode.pyx":327
  *         else:
  *             if qty > 0.0:
  *                 self.asks[sym][price] = qty             # <<<<<<<<<<<<<<
@@ -25109,7 +25053,7 @@ static void __pyx_f_8pipeline_4_ext_8wsdecode_11SymbolState__set(struct __pyx_ob
 */
       ((__pyx_v_self->asks[__pyx_v_sym])[__pyx_v_price]) = __pyx_v_qty;
 
-      /* "ext/wsdecode.pyx":320
+      /* "ext/wsdecode.pyx":326
  *                 self.bids[sym].erase(price)
  *         else:
  *             if qty > 0.0:             # <<<<<<<<<<<<<<
@@ -25119,7 +25063,7 @@ static void __pyx_f_8pipeline_4_ext_8wsdecode_11SymbolState__set(struct __pyx_ob
       goto __pyx_L5;
     }
 
-    /* "ext/wsdecode.pyx":323
+    /* "ext/wsdecode.pyx":329
  *                 self.asks[sym][price] = qty
  *             else:
  *                 self.asks[sym].erase(price)             # <<<<<<<<<<<<<<
@@ -25133,7 +25077,7 @@ static void __pyx_f_8pipeline_4_ext_8wsdecode_11SymbolState__set(struct __pyx_ob
   }
   __pyx_L3:;
 
-  /* "ext/wsdecode.pyx":313
+  /* "ext/wsdecode.pyx":319
  *         return deref(self.bids[sym].rbegin()).first >= deref(self.asks[sym].begin()).first
  * 
  *     cdef void _set(self, int sym, int kind, double price, double qty) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -25144,7 +25088,7 @@ static void __pyx_f_8pipeline_4_ext_8wsdecode_11SymbolState__set(struct __pyx_ob
   /* function exit code */
 }
 
-/* "ext/wsdecode.pyx":325
+/* "ext/wsdecode.pyx":331
  *                 self.asks[sym].erase(price)
  * 
  *     def lookup(self, bytes name):             # <<<<<<<<<<<<<<
@@ -25192,32 +25136,32 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_name,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 325, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 331, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 325, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 331, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "lookup", 0) < (0)) __PYX_ERR(0, 325, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "lookup", 0) < (0)) __PYX_ERR(0, 331, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 1; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("lookup", 1, 1, 1, i); __PYX_ERR(0, 325, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("lookup", 1, 1, 1, i); __PYX_ERR(0, 331, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 1)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 325, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 331, __pyx_L3_error)
     }
     __pyx_v_name = ((PyObject*)values[0]);
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("lookup", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 325, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("lookup", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 331, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -25228,7 +25172,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   __Pyx_RefNannyFinishContext();
   return NULL;
   __pyx_L4_argument_unpacking_done:;
-  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_name), (&PyBytes_Type), 1, "name", 1))) __PYX_ERR(0, 325, __pyx_L1_error)
+  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_name), (&PyBytes_Type), 1, "name", 1))) __PYX_ERR(0, 331, __pyx_L1_error)
   __pyx_r = __pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_4lookup(((struct __pyx_obj_8pipeline_4_ext_8wsdecode_SymbolState *)__pyx_v_self), __pyx_v_name);
 
   /* function exit code */
@@ -25259,7 +25203,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_4lookup(struct
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("lookup", 0);
 
-  /* "ext/wsdecode.pyx":326
+  /* "ext/wsdecode.pyx":332
  * 
  *     def lookup(self, bytes name):
  *         return self._lookup(name, len(name))             # <<<<<<<<<<<<<<
@@ -25268,15 +25212,15 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_4lookup(struct
 */
   if (unlikely(__pyx_v_name == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "expected bytes, NoneType found");
-    __PYX_ERR(0, 326, __pyx_L1_error)
+    __PYX_ERR(0, 332, __pyx_L1_error)
   }
-  __pyx_t_1 = __Pyx_PyBytes_AsUString(__pyx_v_name); if (unlikely((!__pyx_t_1) && PyErr_Occurred())) __PYX_ERR(0, 326, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyBytes_AsUString(__pyx_v_name); if (unlikely((!__pyx_t_1) && PyErr_Occurred())) __PYX_ERR(0, 332, __pyx_L1_error)
   if (unlikely(__pyx_v_name == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "object of type \047NoneType\047 has no len()");
-    __PYX_ERR(0, 326, __pyx_L1_error)
+    __PYX_ERR(0, 332, __pyx_L1_error)
   }
-  __pyx_t_2 = __Pyx_PyBytes_GET_SIZE(__pyx_v_name); if (unlikely(__pyx_t_2 == ((Py_ssize_t)-1))) __PYX_ERR(0, 326, __pyx_L1_error)
-  __pyx_t_3 = __Pyx_PyLong_From_int(((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_SymbolState *)__pyx_v_self->__pyx_vtab)->_lookup(__pyx_v_self, __pyx_t_1, __pyx_t_2)); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 326, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyBytes_GET_SIZE(__pyx_v_name); if (unlikely(__pyx_t_2 == ((Py_ssize_t)-1))) __PYX_ERR(0, 332, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyLong_From_int(((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_SymbolState *)__pyx_v_self->__pyx_vtab)->_lookup(__pyx_v_self, __pyx_t_1, __pyx_t_2)); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 332, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
 
 
@@ -25291,7 +25235,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_4lookup(struct
   __pyx_t_3 = 0;
   goto __pyx_L0;
 
-  /* "ext/wsdecode.pyx":325
+  /* "ext/wsdecode.pyx":331
  *                 self.asks[sym].erase(price)
  * 
  *     def lookup(self, bytes name):             # <<<<<<<<<<<<<<
@@ -25310,7 +25254,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_4lookup(struct
   return __pyx_r;
 }
 
-/* "ext/wsdecode.pyx":328
+/* "ext/wsdecode.pyx":334
  *         return self._lookup(name, len(name))
  * 
  *     def accept(self, int slot, int sym, int64_t id):             # <<<<<<<<<<<<<<
@@ -25360,46 +25304,46 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_slot,&__pyx_mstate_global->__pyx_n_u_sym,&__pyx_mstate_global->__pyx_n_u_id,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 328, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 334, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  3:
         values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 328, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 334, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 328, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 334, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 328, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 334, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "accept", 0) < (0)) __PYX_ERR(0, 328, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "accept", 0) < (0)) __PYX_ERR(0, 334, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 3; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("accept", 1, 3, 3, i); __PYX_ERR(0, 328, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("accept", 1, 3, 3, i); __PYX_ERR(0, 334, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 3)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 328, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 334, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 328, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 334, __pyx_L3_error)
       values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 328, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 334, __pyx_L3_error)
     }
-    __pyx_v_slot = __Pyx_PyLong_As_int(values[0]); if (unlikely((__pyx_v_slot == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 328, __pyx_L3_error)
-    __pyx_v_sym = __Pyx_PyLong_As_int(values[1]); if (unlikely((__pyx_v_sym == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 328, __pyx_L3_error)
-    __pyx_v_id = __Pyx_PyLong_As_int64_t(values[2]); if (unlikely((__pyx_v_id == ((int64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 328, __pyx_L3_error)
+    __pyx_v_slot = __Pyx_PyLong_As_int(values[0]); if (unlikely((__pyx_v_slot == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 334, __pyx_L3_error)
+    __pyx_v_sym = __Pyx_PyLong_As_int(values[1]); if (unlikely((__pyx_v_sym == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 334, __pyx_L3_error)
+    __pyx_v_id = __Pyx_PyLong_As_int64_t(values[2]); if (unlikely((__pyx_v_id == ((int64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 334, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("accept", 1, 3, 3, __pyx_nargs); __PYX_ERR(0, 328, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("accept", 1, 3, 3, __pyx_nargs); __PYX_ERR(0, 334, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -25435,7 +25379,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_6accept(struct
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("accept", 0);
 
-  /* "ext/wsdecode.pyx":330
+  /* "ext/wsdecode.pyx":336
  *     def accept(self, int slot, int sym, int64_t id):
  *         """Duplicate filter: True (and remember) iff id is newer than the last one seen."""
  *         self._check(sym)             # <<<<<<<<<<<<<<
@@ -25444,7 +25388,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_6accept(struct
 */
   __pyx_t_2 = ((PyObject *)__pyx_v_self);
   __Pyx_INCREF(__pyx_t_2);
-  __pyx_t_3 = __Pyx_PyLong_From_int(__pyx_v_sym); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 330, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyLong_From_int(__pyx_v_sym); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 336, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   __pyx_t_4 = 0;
   {
@@ -25452,19 +25396,19 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_6accept(struct
     __pyx_t_1 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_check, __pyx_callargs+__pyx_t_4, (2-__pyx_t_4) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 330, __pyx_L1_error)
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 336, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
   }
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
 
-  /* "ext/wsdecode.pyx":331
+  /* "ext/wsdecode.pyx":337
  *         """Duplicate filter: True (and remember) iff id is newer than the last one seen."""
  *         self._check(sym)
  *         return self._accept(slot, sym, id)             # <<<<<<<<<<<<<<
  * 
  *     def last_id(self, int slot, int sym):
 */
-  __pyx_t_1 = __Pyx_PyBool_FromLong(((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_SymbolState *)__pyx_v_self->__pyx_vtab)->_accept(__pyx_v_self, __pyx_v_slot, __pyx_v_sym, __pyx_v_id)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 331, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyBool_FromLong(((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_SymbolState *)__pyx_v_self->__pyx_vtab)->_accept(__pyx_v_self, __pyx_v_slot, __pyx_v_sym, __pyx_v_id)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 337, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   {
     PyObject *__pyx_temp;
@@ -25477,7 +25421,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_6accept(struct
   __pyx_t_1 = 0;
   goto __pyx_L0;
 
-  /* "ext/wsdecode.pyx":328
+  /* "ext/wsdecode.pyx":334
  *         return self._lookup(name, len(name))
  * 
  *     def accept(self, int slot, int sym, int64_t id):             # <<<<<<<<<<<<<<
@@ -25498,7 +25442,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_6accept(struct
   return __pyx_r;
 }
 
-/* "ext/wsdecode.pyx":333
+/* "ext/wsdecode.pyx":339
  *         return self._accept(slot, sym, id)
  * 
  *     def last_id(self, int slot, int sym):             # <<<<<<<<<<<<<<
@@ -25547,39 +25491,39 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_slot,&__pyx_mstate_global->__pyx_n_u_sym,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 333, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 339, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 333, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 339, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 333, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 339, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "last_id", 0) < (0)) __PYX_ERR(0, 333, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "last_id", 0) < (0)) __PYX_ERR(0, 339, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 2; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("last_id", 1, 2, 2, i); __PYX_ERR(0, 333, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("last_id", 1, 2, 2, i); __PYX_ERR(0, 339, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 2)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 333, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 339, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 333, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 339, __pyx_L3_error)
     }
-    __pyx_v_slot = __Pyx_PyLong_As_int(values[0]); if (unlikely((__pyx_v_slot == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 333, __pyx_L3_error)
-    __pyx_v_sym = __Pyx_PyLong_As_int(values[1]); if (unlikely((__pyx_v_sym == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 333, __pyx_L3_error)
+    __pyx_v_slot = __Pyx_PyLong_As_int(values[0]); if (unlikely((__pyx_v_slot == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 339, __pyx_L3_error)
+    __pyx_v_sym = __Pyx_PyLong_As_int(values[1]); if (unlikely((__pyx_v_sym == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 339, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("last_id", 1, 2, 2, __pyx_nargs); __PYX_ERR(0, 333, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("last_id", 1, 2, 2, __pyx_nargs); __PYX_ERR(0, 339, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -25614,7 +25558,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_8last_id(struc
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("last_id", 0);
 
-  /* "ext/wsdecode.pyx":334
+  /* "ext/wsdecode.pyx":340
  * 
  *     def last_id(self, int slot, int sym):
  *         self._check(sym)             # <<<<<<<<<<<<<<
@@ -25623,7 +25567,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_8last_id(struc
 */
   __pyx_t_2 = ((PyObject *)__pyx_v_self);
   __Pyx_INCREF(__pyx_t_2);
-  __pyx_t_3 = __Pyx_PyLong_From_int(__pyx_v_sym); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 334, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyLong_From_int(__pyx_v_sym); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 340, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   __pyx_t_4 = 0;
   {
@@ -25631,19 +25575,19 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_8last_id(struc
     __pyx_t_1 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_check, __pyx_callargs+__pyx_t_4, (2-__pyx_t_4) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 334, __pyx_L1_error)
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 340, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
   }
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
 
-  /* "ext/wsdecode.pyx":335
+  /* "ext/wsdecode.pyx":341
  *     def last_id(self, int slot, int sym):
  *         self._check(sym)
  *         return self.last[slot * self.n + sym]             # <<<<<<<<<<<<<<
  * 
  *     def depth_synced(self, int sym):
 */
-  __pyx_t_1 = __Pyx_PyLong_From_int64_t((__pyx_v_self->last[((__pyx_v_slot * __pyx_v_self->n) + __pyx_v_sym)])); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 335, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyLong_From_int64_t((__pyx_v_self->last[((__pyx_v_slot * __pyx_v_self->n) + __pyx_v_sym)])); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 341, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   {
     PyObject *__pyx_temp;
@@ -25656,7 +25600,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_8last_id(struc
   __pyx_t_1 = 0;
   goto __pyx_L0;
 
-  /* "ext/wsdecode.pyx":333
+  /* "ext/wsdecode.pyx":339
  *         return self._accept(slot, sym, id)
  * 
  *     def last_id(self, int slot, int sym):             # <<<<<<<<<<<<<<
@@ -25677,7 +25621,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_8last_id(struc
   return __pyx_r;
 }
 
-/* "ext/wsdecode.pyx":337
+/* "ext/wsdecode.pyx":343
  *         return self.last[slot * self.n + sym]
  * 
  *     def depth_synced(self, int sym):             # <<<<<<<<<<<<<<
@@ -25725,32 +25669,32 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_sym,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 337, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 343, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 337, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 343, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "depth_synced", 0) < (0)) __PYX_ERR(0, 337, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "depth_synced", 0) < (0)) __PYX_ERR(0, 343, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 1; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("depth_synced", 1, 1, 1, i); __PYX_ERR(0, 337, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("depth_synced", 1, 1, 1, i); __PYX_ERR(0, 343, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 1)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 337, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 343, __pyx_L3_error)
     }
-    __pyx_v_sym = __Pyx_PyLong_As_int(values[0]); if (unlikely((__pyx_v_sym == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 337, __pyx_L3_error)
+    __pyx_v_sym = __Pyx_PyLong_As_int(values[0]); if (unlikely((__pyx_v_sym == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 343, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("depth_synced", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 337, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("depth_synced", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 343, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -25784,7 +25728,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_10depth_synced
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("depth_synced", 0);
 
-  /* "ext/wsdecode.pyx":338
+  /* "ext/wsdecode.pyx":344
  * 
  *     def depth_synced(self, int sym):
  *         self._check(sym)             # <<<<<<<<<<<<<<
@@ -25793,7 +25737,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_10depth_synced
 */
   __pyx_t_2 = ((PyObject *)__pyx_v_self);
   __Pyx_INCREF(__pyx_t_2);
-  __pyx_t_3 = __Pyx_PyLong_From_int(__pyx_v_sym); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 338, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyLong_From_int(__pyx_v_sym); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 344, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   __pyx_t_4 = 0;
   {
@@ -25801,19 +25745,19 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_10depth_synced
     __pyx_t_1 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_check, __pyx_callargs+__pyx_t_4, (2-__pyx_t_4) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 338, __pyx_L1_error)
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 344, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
   }
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
 
-  /* "ext/wsdecode.pyx":339
+  /* "ext/wsdecode.pyx":345
  *     def depth_synced(self, int sym):
  *         self._check(sym)
  *         return bool(self.synced_[sym])             # <<<<<<<<<<<<<<
  * 
  *     def depth_last(self, int sym):
 */
-  __pyx_t_1 = __Pyx_PyBool_FromLong((!(!((__pyx_v_self->synced_[__pyx_v_sym]) != 0)))); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 339, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyBool_FromLong((!(!((__pyx_v_self->synced_[__pyx_v_sym]) != 0)))); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 345, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   {
     PyObject *__pyx_temp;
@@ -25826,7 +25770,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_10depth_synced
   __pyx_t_1 = 0;
   goto __pyx_L0;
 
-  /* "ext/wsdecode.pyx":337
+  /* "ext/wsdecode.pyx":343
  *         return self.last[slot * self.n + sym]
  * 
  *     def depth_synced(self, int sym):             # <<<<<<<<<<<<<<
@@ -25847,7 +25791,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_10depth_synced
   return __pyx_r;
 }
 
-/* "ext/wsdecode.pyx":341
+/* "ext/wsdecode.pyx":347
  *         return bool(self.synced_[sym])
  * 
  *     def depth_last(self, int sym):             # <<<<<<<<<<<<<<
@@ -25895,32 +25839,32 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_sym,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 341, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 347, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 341, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 347, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "depth_last", 0) < (0)) __PYX_ERR(0, 341, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "depth_last", 0) < (0)) __PYX_ERR(0, 347, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 1; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("depth_last", 1, 1, 1, i); __PYX_ERR(0, 341, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("depth_last", 1, 1, 1, i); __PYX_ERR(0, 347, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 1)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 341, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 347, __pyx_L3_error)
     }
-    __pyx_v_sym = __Pyx_PyLong_As_int(values[0]); if (unlikely((__pyx_v_sym == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 341, __pyx_L3_error)
+    __pyx_v_sym = __Pyx_PyLong_As_int(values[0]); if (unlikely((__pyx_v_sym == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 347, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("depth_last", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 341, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("depth_last", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 347, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -25954,7 +25898,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_12depth_last(s
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("depth_last", 0);
 
-  /* "ext/wsdecode.pyx":342
+  /* "ext/wsdecode.pyx":348
  * 
  *     def depth_last(self, int sym):
  *         self._check(sym)             # <<<<<<<<<<<<<<
@@ -25963,7 +25907,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_12depth_last(s
 */
   __pyx_t_2 = ((PyObject *)__pyx_v_self);
   __Pyx_INCREF(__pyx_t_2);
-  __pyx_t_3 = __Pyx_PyLong_From_int(__pyx_v_sym); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 342, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyLong_From_int(__pyx_v_sym); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 348, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   __pyx_t_4 = 0;
   {
@@ -25971,19 +25915,19 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_12depth_last(s
     __pyx_t_1 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_check, __pyx_callargs+__pyx_t_4, (2-__pyx_t_4) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 342, __pyx_L1_error)
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 348, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
   }
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
 
-  /* "ext/wsdecode.pyx":343
+  /* "ext/wsdecode.pyx":349
  *     def depth_last(self, int sym):
  *         self._check(sym)
  *         return self.last_u_[sym]             # <<<<<<<<<<<<<<
  * 
  *     def unsync(self, int sym):
 */
-  __pyx_t_1 = __Pyx_PyLong_From_int64_t((__pyx_v_self->last_u_[__pyx_v_sym])); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 343, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyLong_From_int64_t((__pyx_v_self->last_u_[__pyx_v_sym])); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 349, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   {
     PyObject *__pyx_temp;
@@ -25996,7 +25940,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_12depth_last(s
   __pyx_t_1 = 0;
   goto __pyx_L0;
 
-  /* "ext/wsdecode.pyx":341
+  /* "ext/wsdecode.pyx":347
  *         return bool(self.synced_[sym])
  * 
  *     def depth_last(self, int sym):             # <<<<<<<<<<<<<<
@@ -26017,7 +25961,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_12depth_last(s
   return __pyx_r;
 }
 
-/* "ext/wsdecode.pyx":345
+/* "ext/wsdecode.pyx":351
  *         return self.last_u_[sym]
  * 
  *     def unsync(self, int sym):             # <<<<<<<<<<<<<<
@@ -26065,32 +26009,32 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_sym,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 345, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 351, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 345, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 351, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "unsync", 0) < (0)) __PYX_ERR(0, 345, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "unsync", 0) < (0)) __PYX_ERR(0, 351, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 1; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("unsync", 1, 1, 1, i); __PYX_ERR(0, 345, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("unsync", 1, 1, 1, i); __PYX_ERR(0, 351, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 1)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 345, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 351, __pyx_L3_error)
     }
-    __pyx_v_sym = __Pyx_PyLong_As_int(values[0]); if (unlikely((__pyx_v_sym == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 345, __pyx_L3_error)
+    __pyx_v_sym = __Pyx_PyLong_As_int(values[0]); if (unlikely((__pyx_v_sym == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 351, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("unsync", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 345, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("unsync", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 351, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -26124,7 +26068,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_14unsync(struc
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("unsync", 0);
 
-  /* "ext/wsdecode.pyx":346
+  /* "ext/wsdecode.pyx":352
  * 
  *     def unsync(self, int sym):
  *         self._check(sym)             # <<<<<<<<<<<<<<
@@ -26133,7 +26077,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_14unsync(struc
 */
   __pyx_t_2 = ((PyObject *)__pyx_v_self);
   __Pyx_INCREF(__pyx_t_2);
-  __pyx_t_3 = __Pyx_PyLong_From_int(__pyx_v_sym); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 346, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyLong_From_int(__pyx_v_sym); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 352, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   __pyx_t_4 = 0;
   {
@@ -26141,12 +26085,12 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_14unsync(struc
     __pyx_t_1 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_check, __pyx_callargs+__pyx_t_4, (2-__pyx_t_4) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 346, __pyx_L1_error)
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 352, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
   }
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
 
-  /* "ext/wsdecode.pyx":347
+  /* "ext/wsdecode.pyx":353
  *     def unsync(self, int sym):
  *         self._check(sym)
  *         self.synced_[sym] = 0             # <<<<<<<<<<<<<<
@@ -26155,7 +26099,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_14unsync(struc
 */
   (__pyx_v_self->synced_[__pyx_v_sym]) = 0;
 
-  /* "ext/wsdecode.pyx":345
+  /* "ext/wsdecode.pyx":351
  *         return self.last_u_[sym]
  * 
  *     def unsync(self, int sym):             # <<<<<<<<<<<<<<
@@ -26178,7 +26122,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_14unsync(struc
   return __pyx_r;
 }
 
-/* "ext/wsdecode.pyx":349
+/* "ext/wsdecode.pyx":355
  *         self.synced_[sym] = 0
  * 
  *     def _check(self, int sym):             # <<<<<<<<<<<<<<
@@ -26226,32 +26170,32 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_sym,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 349, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 355, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 349, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 355, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "_check", 0) < (0)) __PYX_ERR(0, 349, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "_check", 0) < (0)) __PYX_ERR(0, 355, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 1; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("_check", 1, 1, 1, i); __PYX_ERR(0, 349, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("_check", 1, 1, 1, i); __PYX_ERR(0, 355, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 1)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 349, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 355, __pyx_L3_error)
     }
-    __pyx_v_sym = __Pyx_PyLong_As_int(values[0]); if (unlikely((__pyx_v_sym == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 349, __pyx_L3_error)
+    __pyx_v_sym = __Pyx_PyLong_As_int(values[0]); if (unlikely((__pyx_v_sym == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 355, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("_check", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 349, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("_check", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 355, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -26291,7 +26235,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_16_check(struc
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("_check", 0);
 
-  /* "ext/wsdecode.pyx":350
+  /* "ext/wsdecode.pyx":356
  * 
  *     def _check(self, int sym):
  *         if not 0 <= sym < self.n:             # <<<<<<<<<<<<<<
@@ -26308,7 +26252,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_16_check(struc
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "ext/wsdecode.pyx":351
+    /* "ext/wsdecode.pyx":357
  *     def _check(self, int sym):
  *         if not 0 <= sym < self.n:
  *             raise IndexError(f"symbol id {sym} out of range")             # <<<<<<<<<<<<<<
@@ -26316,7 +26260,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_16_check(struc
  *     def load_book(self, int sym, int64_t last_u, bids, asks):
 */
     __pyx_t_4 = NULL;
-    __pyx_t_5 = __Pyx_PyUnicode_From_int(__pyx_v_sym, 0, ' ', 'd'); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 351, __pyx_L1_error)
+    __pyx_t_5 = __Pyx_PyUnicode_From_int(__pyx_v_sym, 0, ' ', 'd'); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 357, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
     __pyx_t_6[0] = __pyx_mstate_global->__pyx_kp_u_symbol_id;
     __pyx_t_6[1] = __pyx_t_5;
@@ -26327,7 +26271,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_16_check(struc
     #endif
     __pyx_t_8 = 0;
     __pyx_t_9 = __Pyx_PyUnicode_Join(__pyx_t_6, 3, __pyx_t_7, __pyx_t_8);
-    if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 351, __pyx_L1_error)
+    if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 357, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_9);
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
     __pyx_t_10 = 1;
@@ -26336,14 +26280,14 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_16_check(struc
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_IndexError)), __pyx_callargs+__pyx_t_10, (2-__pyx_t_10) | (__pyx_t_10*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
       __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 351, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 357, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 351, __pyx_L1_error)
+    __PYX_ERR(0, 357, __pyx_L1_error)
 
-    /* "ext/wsdecode.pyx":350
+    /* "ext/wsdecode.pyx":356
  * 
  *     def _check(self, int sym):
  *         if not 0 <= sym < self.n:             # <<<<<<<<<<<<<<
@@ -26352,7 +26296,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_16_check(struc
 */
   }
 
-  /* "ext/wsdecode.pyx":349
+  /* "ext/wsdecode.pyx":355
  *         self.synced_[sym] = 0
  * 
  *     def _check(self, int sym):             # <<<<<<<<<<<<<<
@@ -26376,7 +26320,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_16_check(struc
   return __pyx_r;
 }
 
-/* "ext/wsdecode.pyx":353
+/* "ext/wsdecode.pyx":359
  *             raise IndexError(f"symbol id {sym} out of range")
  * 
  *     def load_book(self, int sym, int64_t last_u, bids, asks):             # <<<<<<<<<<<<<<
@@ -26427,53 +26371,53 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_sym,&__pyx_mstate_global->__pyx_n_u_last_u,&__pyx_mstate_global->__pyx_n_u_bids,&__pyx_mstate_global->__pyx_n_u_asks,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 353, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 359, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  4:
         values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 353, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 359, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  3:
         values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 353, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 359, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 353, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 359, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 353, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 359, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "load_book", 0) < (0)) __PYX_ERR(0, 353, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "load_book", 0) < (0)) __PYX_ERR(0, 359, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 4; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("load_book", 1, 4, 4, i); __PYX_ERR(0, 353, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("load_book", 1, 4, 4, i); __PYX_ERR(0, 359, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 4)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 353, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 359, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 353, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 359, __pyx_L3_error)
       values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 353, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 359, __pyx_L3_error)
       values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 353, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 359, __pyx_L3_error)
     }
-    __pyx_v_sym = __Pyx_PyLong_As_int(values[0]); if (unlikely((__pyx_v_sym == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 353, __pyx_L3_error)
-    __pyx_v_last_u = __Pyx_PyLong_As_int64_t(values[1]); if (unlikely((__pyx_v_last_u == ((int64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 353, __pyx_L3_error)
+    __pyx_v_sym = __Pyx_PyLong_As_int(values[0]); if (unlikely((__pyx_v_sym == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 359, __pyx_L3_error)
+    __pyx_v_last_u = __Pyx_PyLong_As_int64_t(values[1]); if (unlikely((__pyx_v_last_u == ((int64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 359, __pyx_L3_error)
     __pyx_v_bids = values[2];
     __pyx_v_asks = values[3];
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("load_book", 1, 4, 4, __pyx_nargs); __PYX_ERR(0, 353, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("load_book", 1, 4, 4, __pyx_nargs); __PYX_ERR(0, 359, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -26518,7 +26462,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_18load_book(st
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("load_book", 0);
 
-  /* "ext/wsdecode.pyx":355
+  /* "ext/wsdecode.pyx":361
  *     def load_book(self, int sym, int64_t last_u, bids, asks):
  *         """Replace the book and mark it synced at last_u; returns crossed (then unsynced)."""
  *         self._check(sym)             # <<<<<<<<<<<<<<
@@ -26527,7 +26471,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_18load_book(st
 */
   __pyx_t_2 = ((PyObject *)__pyx_v_self);
   __Pyx_INCREF(__pyx_t_2);
-  __pyx_t_3 = __Pyx_PyLong_From_int(__pyx_v_sym); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 355, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyLong_From_int(__pyx_v_sym); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 361, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   __pyx_t_4 = 0;
   {
@@ -26535,12 +26479,12 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_18load_book(st
     __pyx_t_1 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_check, __pyx_callargs+__pyx_t_4, (2-__pyx_t_4) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 355, __pyx_L1_error)
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 361, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
   }
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
 
-  /* "ext/wsdecode.pyx":356
+  /* "ext/wsdecode.pyx":362
  *         """Replace the book and mark it synced at last_u; returns crossed (then unsynced)."""
  *         self._check(sym)
  *         self.bids[sym].clear()             # <<<<<<<<<<<<<<
@@ -26549,7 +26493,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_18load_book(st
 */
   (__pyx_v_self->bids[__pyx_v_sym]).clear();
 
-  /* "ext/wsdecode.pyx":357
+  /* "ext/wsdecode.pyx":363
  *         self._check(sym)
  *         self.bids[sym].clear()
  *         self.asks[sym].clear()             # <<<<<<<<<<<<<<
@@ -26558,7 +26502,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_18load_book(st
 */
   (__pyx_v_self->asks[__pyx_v_sym]).clear();
 
-  /* "ext/wsdecode.pyx":358
+  /* "ext/wsdecode.pyx":364
  *         self.bids[sym].clear()
  *         self.asks[sym].clear()
  *         for p, q in bids:             # <<<<<<<<<<<<<<
@@ -26570,9 +26514,9 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_18load_book(st
     __pyx_t_5 = 0;
     __pyx_t_6 = NULL;
   } else {
-    __pyx_t_5 = -1; __pyx_t_1 = PyObject_GetIter(__pyx_v_bids); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 358, __pyx_L1_error)
+    __pyx_t_5 = -1; __pyx_t_1 = PyObject_GetIter(__pyx_v_bids); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 364, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
-    __pyx_t_6 = (CYTHON_COMPILING_IN_LIMITED_API) ? PyIter_Next : __Pyx_PyObject_GetIterNextFunc(__pyx_t_1); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 358, __pyx_L1_error)
+    __pyx_t_6 = (CYTHON_COMPILING_IN_LIMITED_API) ? PyIter_Next : __Pyx_PyObject_GetIterNextFunc(__pyx_t_1); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 364, __pyx_L1_error)
   }
   for (;;) {
     if (likely(!__pyx_t_6)) {
@@ -26580,7 +26524,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_18load_book(st
         {
           Py_ssize_t __pyx_temp = __Pyx_PyList_GET_SIZE(__pyx_t_1);
           #if !CYTHON_ASSUME_SAFE_SIZE
-          if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 358, __pyx_L1_error)
+          if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 364, __pyx_L1_error)
           #endif
           if (__pyx_t_5 >= __pyx_temp) break;
         }
@@ -26590,7 +26534,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_18load_book(st
         {
           Py_ssize_t __pyx_temp = __Pyx_PyTuple_GET_SIZE(__pyx_t_1);
           #if !CYTHON_ASSUME_SAFE_SIZE
-          if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 358, __pyx_L1_error)
+          if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 364, __pyx_L1_error)
           #endif
           if (__pyx_t_5 >= __pyx_temp) break;
         }
@@ -26601,13 +26545,13 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_18load_book(st
         #endif
         ++__pyx_t_5;
       }
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 358, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 364, __pyx_L1_error)
     } else {
       __pyx_t_3 = __pyx_t_6(__pyx_t_1);
       if (unlikely(!__pyx_t_3)) {
         PyObject* exc_type = PyErr_Occurred();
         if (exc_type) {
-          if (unlikely(!__Pyx_PyErr_GivenExceptionMatches(exc_type, PyExc_StopIteration))) __PYX_ERR(0, 358, __pyx_L1_error)
+          if (unlikely(!__Pyx_PyErr_GivenExceptionMatches(exc_type, PyExc_StopIteration))) __PYX_ERR(0, 364, __pyx_L1_error)
           PyErr_Clear();
         }
         break;
@@ -26620,7 +26564,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_18load_book(st
       if (unlikely(size != 2)) {
         if (size > 2) __Pyx_RaiseTooManyValuesError(2);
         else if (size >= 0) __Pyx_RaiseNeedMoreValuesError(size);
-        __PYX_ERR(0, 358, __pyx_L1_error)
+        __PYX_ERR(0, 364, __pyx_L1_error)
       }
       #if CYTHON_ASSUME_SAFE_MACROS && !CYTHON_AVOID_BORROWED_REFS
       if (likely(PyTuple_CheckExact(sequence))) {
@@ -26630,22 +26574,22 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_18load_book(st
         __Pyx_INCREF(__pyx_t_7);
       } else {
         __pyx_t_2 = __Pyx_PyList_GET_ITEM_REF(sequence, 0, __Pyx_ReferenceSharing_SharedReference);
-        if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 358, __pyx_L1_error)
+        if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 364, __pyx_L1_error)
         __Pyx_XGOTREF(__pyx_t_2);
         __pyx_t_7 = __Pyx_PyList_GET_ITEM_REF(sequence, 1, __Pyx_ReferenceSharing_SharedReference);
-        if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 358, __pyx_L1_error)
+        if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 364, __pyx_L1_error)
         __Pyx_XGOTREF(__pyx_t_7);
       }
       #else
-      __pyx_t_2 = __Pyx_PySequence_ITEM(sequence, 0); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 358, __pyx_L1_error)
+      __pyx_t_2 = __Pyx_PySequence_ITEM(sequence, 0); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 364, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_2);
-      __pyx_t_7 = __Pyx_PySequence_ITEM(sequence, 1); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 358, __pyx_L1_error)
+      __pyx_t_7 = __Pyx_PySequence_ITEM(sequence, 1); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 364, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
       #endif
       __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
     } else {
       Py_ssize_t index = -1;
-      __pyx_t_8 = PyObject_GetIter(__pyx_t_3); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 358, __pyx_L1_error)
+      __pyx_t_8 = PyObject_GetIter(__pyx_t_3); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 364, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_8);
       __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
       __pyx_t_9 = (CYTHON_COMPILING_IN_LIMITED_API) ? PyIter_Next : __Pyx_PyObject_GetIterNextFunc(__pyx_t_8);
@@ -26653,7 +26597,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_18load_book(st
       __Pyx_GOTREF(__pyx_t_2);
       index = 1; __pyx_t_7 = __pyx_t_9(__pyx_t_8); if (unlikely(!__pyx_t_7)) goto __pyx_L5_unpacking_failed;
       __Pyx_GOTREF(__pyx_t_7);
-      if (__Pyx_IternextUnpackEndCheck(__pyx_t_9(__pyx_t_8), 2) < (0)) __PYX_ERR(0, 358, __pyx_L1_error)
+      if (__Pyx_IternextUnpackEndCheck(__pyx_t_9(__pyx_t_8), 2) < (0)) __PYX_ERR(0, 364, __pyx_L1_error)
       __pyx_t_9 = NULL;
       __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
       goto __pyx_L6_unpacking_done;
@@ -26661,7 +26605,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_18load_book(st
       __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
       __pyx_t_9 = NULL;
       if (__Pyx_IterFinish() == 0) __Pyx_RaiseNeedMoreValuesError(index);
-      __PYX_ERR(0, 358, __pyx_L1_error)
+      __PYX_ERR(0, 364, __pyx_L1_error)
       __pyx_L6_unpacking_done:;
     }
     __Pyx_XDECREF_SET(__pyx_v_p, __pyx_t_2);
@@ -26669,20 +26613,20 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_18load_book(st
     __Pyx_XDECREF_SET(__pyx_v_q, __pyx_t_7);
     __pyx_t_7 = 0;
 
-    /* "ext/wsdecode.pyx":359
+    /* "ext/wsdecode.pyx":365
  *         self.asks[sym].clear()
  *         for p, q in bids:
  *             self._set(sym, KIND_BOOK_BID, p, q)             # <<<<<<<<<<<<<<
  *         for p, q in asks:
  *             self._set(sym, KIND_BOOK_ASK, p, q)
 */
-    __pyx_t_10 = __Pyx_PyFloat_AsDouble(__pyx_v_p); if (unlikely((__pyx_t_10 == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 359, __pyx_L1_error)
-    __pyx_t_11 = __Pyx_PyFloat_AsDouble(__pyx_v_q); if (unlikely((__pyx_t_11 == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 359, __pyx_L1_error)
+    __pyx_t_10 = __Pyx_PyFloat_AsDouble(__pyx_v_p); if (unlikely((__pyx_t_10 == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 365, __pyx_L1_error)
+    __pyx_t_11 = __Pyx_PyFloat_AsDouble(__pyx_v_q); if (unlikely((__pyx_t_11 == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 365, __pyx_L1_error)
     ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_SymbolState *)__pyx_v_self->__pyx_vtab)->_set(__pyx_v_self, __pyx_v_sym, __pyx_e_8pipeline_4_ext_8wsdecode_KIND_BOOK_BID, __pyx_t_10, __pyx_t_11);
 
 
 
-    /* "ext/wsdecode.pyx":358
+    /* "ext/wsdecode.pyx":364
  *         self.bids[sym].clear()
  *         self.asks[sym].clear()
  *         for p, q in bids:             # <<<<<<<<<<<<<<
@@ -26692,7 +26636,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_18load_book(st
   }
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
 
-  /* "ext/wsdecode.pyx":360
+  /* "ext/wsdecode.pyx":366
  *         for p, q in bids:
  *             self._set(sym, KIND_BOOK_BID, p, q)
  *         for p, q in asks:             # <<<<<<<<<<<<<<
@@ -26704,9 +26648,9 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_18load_book(st
     __pyx_t_5 = 0;
     __pyx_t_6 = NULL;
   } else {
-    __pyx_t_5 = -1; __pyx_t_1 = PyObject_GetIter(__pyx_v_asks); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 360, __pyx_L1_error)
+    __pyx_t_5 = -1; __pyx_t_1 = PyObject_GetIter(__pyx_v_asks); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 366, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
-    __pyx_t_6 = (CYTHON_COMPILING_IN_LIMITED_API) ? PyIter_Next : __Pyx_PyObject_GetIterNextFunc(__pyx_t_1); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 360, __pyx_L1_error)
+    __pyx_t_6 = (CYTHON_COMPILING_IN_LIMITED_API) ? PyIter_Next : __Pyx_PyObject_GetIterNextFunc(__pyx_t_1); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 366, __pyx_L1_error)
   }
   for (;;) {
     if (likely(!__pyx_t_6)) {
@@ -26714,7 +26658,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_18load_book(st
         {
           Py_ssize_t __pyx_temp = __Pyx_PyList_GET_SIZE(__pyx_t_1);
           #if !CYTHON_ASSUME_SAFE_SIZE
-          if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 360, __pyx_L1_error)
+          if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 366, __pyx_L1_error)
           #endif
           if (__pyx_t_5 >= __pyx_temp) break;
         }
@@ -26724,7 +26668,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_18load_book(st
         {
           Py_ssize_t __pyx_temp = __Pyx_PyTuple_GET_SIZE(__pyx_t_1);
           #if !CYTHON_ASSUME_SAFE_SIZE
-          if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 360, __pyx_L1_error)
+          if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 366, __pyx_L1_error)
           #endif
           if (__pyx_t_5 >= __pyx_temp) break;
         }
@@ -26735,13 +26679,13 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_18load_book(st
         #endif
         ++__pyx_t_5;
       }
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 360, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 366, __pyx_L1_error)
     } else {
       __pyx_t_3 = __pyx_t_6(__pyx_t_1);
       if (unlikely(!__pyx_t_3)) {
         PyObject* exc_type = PyErr_Occurred();
         if (exc_type) {
-          if (unlikely(!__Pyx_PyErr_GivenExceptionMatches(exc_type, PyExc_StopIteration))) __PYX_ERR(0, 360, __pyx_L1_error)
+          if (unlikely(!__Pyx_PyErr_GivenExceptionMatches(exc_type, PyExc_StopIteration))) __PYX_ERR(0, 366, __pyx_L1_error)
           PyErr_Clear();
         }
         break;
@@ -26754,7 +26698,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_18load_book(st
       if (unlikely(size != 2)) {
         if (size > 2) __Pyx_RaiseTooManyValuesError(2);
         else if (size >= 0) __Pyx_RaiseNeedMoreValuesError(size);
-        __PYX_ERR(0, 360, __pyx_L1_error)
+        __PYX_ERR(0, 366, __pyx_L1_error)
       }
       #if CYTHON_ASSUME_SAFE_MACROS && !CYTHON_AVOID_BORROWED_REFS
       if (likely(PyTuple_CheckExact(sequence))) {
@@ -26764,22 +26708,22 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_18load_book(st
         __Pyx_INCREF(__pyx_t_2);
       } else {
         __pyx_t_7 = __Pyx_PyList_GET_ITEM_REF(sequence, 0, __Pyx_ReferenceSharing_SharedReference);
-        if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 360, __pyx_L1_error)
+        if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 366, __pyx_L1_error)
         __Pyx_XGOTREF(__pyx_t_7);
         __pyx_t_2 = __Pyx_PyList_GET_ITEM_REF(sequence, 1, __Pyx_ReferenceSharing_SharedReference);
-        if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 360, __pyx_L1_error)
+        if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 366, __pyx_L1_error)
         __Pyx_XGOTREF(__pyx_t_2);
       }
       #else
-      __pyx_t_7 = __Pyx_PySequence_ITEM(sequence, 0); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 360, __pyx_L1_error)
+      __pyx_t_7 = __Pyx_PySequence_ITEM(sequence, 0); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 366, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
-      __pyx_t_2 = __Pyx_PySequence_ITEM(sequence, 1); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 360, __pyx_L1_error)
+      __pyx_t_2 = __Pyx_PySequence_ITEM(sequence, 1); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 366, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_2);
       #endif
       __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
     } else {
       Py_ssize_t index = -1;
-      __pyx_t_8 = PyObject_GetIter(__pyx_t_3); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 360, __pyx_L1_error)
+      __pyx_t_8 = PyObject_GetIter(__pyx_t_3); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 366, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_8);
       __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
       __pyx_t_9 = (CYTHON_COMPILING_IN_LIMITED_API) ? PyIter_Next : __Pyx_PyObject_GetIterNextFunc(__pyx_t_8);
@@ -26787,7 +26731,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_18load_book(st
       __Pyx_GOTREF(__pyx_t_7);
       index = 1; __pyx_t_2 = __pyx_t_9(__pyx_t_8); if (unlikely(!__pyx_t_2)) goto __pyx_L10_unpacking_failed;
       __Pyx_GOTREF(__pyx_t_2);
-      if (__Pyx_IternextUnpackEndCheck(__pyx_t_9(__pyx_t_8), 2) < (0)) __PYX_ERR(0, 360, __pyx_L1_error)
+      if (__Pyx_IternextUnpackEndCheck(__pyx_t_9(__pyx_t_8), 2) < (0)) __PYX_ERR(0, 366, __pyx_L1_error)
       __pyx_t_9 = NULL;
       __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
       goto __pyx_L11_unpacking_done;
@@ -26795,7 +26739,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_18load_book(st
       __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
       __pyx_t_9 = NULL;
       if (__Pyx_IterFinish() == 0) __Pyx_RaiseNeedMoreValuesError(index);
-      __PYX_ERR(0, 360, __pyx_L1_error)
+      __PYX_ERR(0, 366, __pyx_L1_error)
       __pyx_L11_unpacking_done:;
     }
     __Pyx_XDECREF_SET(__pyx_v_p, __pyx_t_7);
@@ -26803,20 +26747,20 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_18load_book(st
     __Pyx_XDECREF_SET(__pyx_v_q, __pyx_t_2);
     __pyx_t_2 = 0;
 
-    /* "ext/wsdecode.pyx":361
+    /* "ext/wsdecode.pyx":367
  *             self._set(sym, KIND_BOOK_BID, p, q)
  *         for p, q in asks:
  *             self._set(sym, KIND_BOOK_ASK, p, q)             # <<<<<<<<<<<<<<
  *         self.last_u_[sym] = last_u
  *         c = self._crossed(sym)
 */
-    __pyx_t_11 = __Pyx_PyFloat_AsDouble(__pyx_v_p); if (unlikely((__pyx_t_11 == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 361, __pyx_L1_error)
-    __pyx_t_10 = __Pyx_PyFloat_AsDouble(__pyx_v_q); if (unlikely((__pyx_t_10 == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 361, __pyx_L1_error)
+    __pyx_t_11 = __Pyx_PyFloat_AsDouble(__pyx_v_p); if (unlikely((__pyx_t_11 == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 367, __pyx_L1_error)
+    __pyx_t_10 = __Pyx_PyFloat_AsDouble(__pyx_v_q); if (unlikely((__pyx_t_10 == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 367, __pyx_L1_error)
     ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_SymbolState *)__pyx_v_self->__pyx_vtab)->_set(__pyx_v_self, __pyx_v_sym, __pyx_e_8pipeline_4_ext_8wsdecode_KIND_BOOK_ASK, __pyx_t_11, __pyx_t_10);
 
 
 
-    /* "ext/wsdecode.pyx":360
+    /* "ext/wsdecode.pyx":366
  *         for p, q in bids:
  *             self._set(sym, KIND_BOOK_BID, p, q)
  *         for p, q in asks:             # <<<<<<<<<<<<<<
@@ -26826,7 +26770,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_18load_book(st
   }
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
 
-  /* "ext/wsdecode.pyx":362
+  /* "ext/wsdecode.pyx":368
  *         for p, q in asks:
  *             self._set(sym, KIND_BOOK_ASK, p, q)
  *         self.last_u_[sym] = last_u             # <<<<<<<<<<<<<<
@@ -26835,7 +26779,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_18load_book(st
 */
   (__pyx_v_self->last_u_[__pyx_v_sym]) = __pyx_v_last_u;
 
-  /* "ext/wsdecode.pyx":363
+  /* "ext/wsdecode.pyx":369
  *             self._set(sym, KIND_BOOK_ASK, p, q)
  *         self.last_u_[sym] = last_u
  *         c = self._crossed(sym)             # <<<<<<<<<<<<<<
@@ -26844,7 +26788,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_18load_book(st
 */
   __pyx_v_c = ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_SymbolState *)__pyx_v_self->__pyx_vtab)->_crossed(__pyx_v_self, __pyx_v_sym);
 
-  /* "ext/wsdecode.pyx":364
+  /* "ext/wsdecode.pyx":370
  *         self.last_u_[sym] = last_u
  *         c = self._crossed(sym)
  *         self.synced_[sym] = not c             # <<<<<<<<<<<<<<
@@ -26853,14 +26797,14 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_18load_book(st
 */
   (__pyx_v_self->synced_[__pyx_v_sym]) = (!__pyx_v_c);
 
-  /* "ext/wsdecode.pyx":365
+  /* "ext/wsdecode.pyx":371
  *         c = self._crossed(sym)
  *         self.synced_[sym] = not c
  *         return c             # <<<<<<<<<<<<<<
  * 
  *     def apply_diff(self, int sym, bids, asks, int64_t last_u):
 */
-  __pyx_t_1 = __Pyx_PyBool_FromLong(__pyx_v_c); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 365, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyBool_FromLong(__pyx_v_c); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 371, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   {
     PyObject *__pyx_temp;
@@ -26873,7 +26817,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_18load_book(st
   __pyx_t_1 = 0;
   goto __pyx_L0;
 
-  /* "ext/wsdecode.pyx":353
+  /* "ext/wsdecode.pyx":359
  *             raise IndexError(f"symbol id {sym} out of range")
  * 
  *     def load_book(self, int sym, int64_t last_u, bids, asks):             # <<<<<<<<<<<<<<
@@ -26899,7 +26843,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_18load_book(st
   return __pyx_r;
 }
 
-/* "ext/wsdecode.pyx":367
+/* "ext/wsdecode.pyx":373
  *         return c
  * 
  *     def apply_diff(self, int sym, bids, asks, int64_t last_u):             # <<<<<<<<<<<<<<
@@ -26950,53 +26894,53 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_sym,&__pyx_mstate_global->__pyx_n_u_bids,&__pyx_mstate_global->__pyx_n_u_asks,&__pyx_mstate_global->__pyx_n_u_last_u,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 367, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 373, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  4:
         values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 367, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 373, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  3:
         values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 367, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 373, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 367, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 373, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 367, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 373, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "apply_diff", 0) < (0)) __PYX_ERR(0, 367, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "apply_diff", 0) < (0)) __PYX_ERR(0, 373, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 4; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("apply_diff", 1, 4, 4, i); __PYX_ERR(0, 367, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("apply_diff", 1, 4, 4, i); __PYX_ERR(0, 373, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 4)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 367, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 373, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 367, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 373, __pyx_L3_error)
       values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 367, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 373, __pyx_L3_error)
       values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 367, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 373, __pyx_L3_error)
     }
-    __pyx_v_sym = __Pyx_PyLong_As_int(values[0]); if (unlikely((__pyx_v_sym == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 367, __pyx_L3_error)
+    __pyx_v_sym = __Pyx_PyLong_As_int(values[0]); if (unlikely((__pyx_v_sym == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 373, __pyx_L3_error)
     __pyx_v_bids = values[1];
     __pyx_v_asks = values[2];
-    __pyx_v_last_u = __Pyx_PyLong_As_int64_t(values[3]); if (unlikely((__pyx_v_last_u == ((int64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 367, __pyx_L3_error)
+    __pyx_v_last_u = __Pyx_PyLong_As_int64_t(values[3]); if (unlikely((__pyx_v_last_u == ((int64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 373, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("apply_diff", 1, 4, 4, __pyx_nargs); __PYX_ERR(0, 367, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("apply_diff", 1, 4, 4, __pyx_nargs); __PYX_ERR(0, 373, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -27041,7 +26985,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_20apply_diff(s
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("apply_diff", 0);
 
-  /* "ext/wsdecode.pyx":369
+  /* "ext/wsdecode.pyx":375
  *     def apply_diff(self, int sym, bids, asks, int64_t last_u):
  *         """Apply levels to the book; returns crossed (then the book is unsynced)."""
  *         self._check(sym)             # <<<<<<<<<<<<<<
@@ -27050,7 +26994,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_20apply_diff(s
 */
   __pyx_t_2 = ((PyObject *)__pyx_v_self);
   __Pyx_INCREF(__pyx_t_2);
-  __pyx_t_3 = __Pyx_PyLong_From_int(__pyx_v_sym); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 369, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyLong_From_int(__pyx_v_sym); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 375, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   __pyx_t_4 = 0;
   {
@@ -27058,12 +27002,12 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_20apply_diff(s
     __pyx_t_1 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_check, __pyx_callargs+__pyx_t_4, (2-__pyx_t_4) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 369, __pyx_L1_error)
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 375, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
   }
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
 
-  /* "ext/wsdecode.pyx":370
+  /* "ext/wsdecode.pyx":376
  *         """Apply levels to the book; returns crossed (then the book is unsynced)."""
  *         self._check(sym)
  *         for p, q in bids:             # <<<<<<<<<<<<<<
@@ -27075,9 +27019,9 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_20apply_diff(s
     __pyx_t_5 = 0;
     __pyx_t_6 = NULL;
   } else {
-    __pyx_t_5 = -1; __pyx_t_1 = PyObject_GetIter(__pyx_v_bids); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 370, __pyx_L1_error)
+    __pyx_t_5 = -1; __pyx_t_1 = PyObject_GetIter(__pyx_v_bids); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 376, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
-    __pyx_t_6 = (CYTHON_COMPILING_IN_LIMITED_API) ? PyIter_Next : __Pyx_PyObject_GetIterNextFunc(__pyx_t_1); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 370, __pyx_L1_error)
+    __pyx_t_6 = (CYTHON_COMPILING_IN_LIMITED_API) ? PyIter_Next : __Pyx_PyObject_GetIterNextFunc(__pyx_t_1); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 376, __pyx_L1_error)
   }
   for (;;) {
     if (likely(!__pyx_t_6)) {
@@ -27085,7 +27029,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_20apply_diff(s
         {
           Py_ssize_t __pyx_temp = __Pyx_PyList_GET_SIZE(__pyx_t_1);
           #if !CYTHON_ASSUME_SAFE_SIZE
-          if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 370, __pyx_L1_error)
+          if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 376, __pyx_L1_error)
           #endif
           if (__pyx_t_5 >= __pyx_temp) break;
         }
@@ -27095,7 +27039,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_20apply_diff(s
         {
           Py_ssize_t __pyx_temp = __Pyx_PyTuple_GET_SIZE(__pyx_t_1);
           #if !CYTHON_ASSUME_SAFE_SIZE
-          if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 370, __pyx_L1_error)
+          if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 376, __pyx_L1_error)
           #endif
           if (__pyx_t_5 >= __pyx_temp) break;
         }
@@ -27106,13 +27050,13 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_20apply_diff(s
         #endif
         ++__pyx_t_5;
       }
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 370, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 376, __pyx_L1_error)
     } else {
       __pyx_t_3 = __pyx_t_6(__pyx_t_1);
       if (unlikely(!__pyx_t_3)) {
         PyObject* exc_type = PyErr_Occurred();
         if (exc_type) {
-          if (unlikely(!__Pyx_PyErr_GivenExceptionMatches(exc_type, PyExc_StopIteration))) __PYX_ERR(0, 370, __pyx_L1_error)
+          if (unlikely(!__Pyx_PyErr_GivenExceptionMatches(exc_type, PyExc_StopIteration))) __PYX_ERR(0, 376, __pyx_L1_error)
           PyErr_Clear();
         }
         break;
@@ -27125,7 +27069,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_20apply_diff(s
       if (unlikely(size != 2)) {
         if (size > 2) __Pyx_RaiseTooManyValuesError(2);
         else if (size >= 0) __Pyx_RaiseNeedMoreValuesError(size);
-        __PYX_ERR(0, 370, __pyx_L1_error)
+        __PYX_ERR(0, 376, __pyx_L1_error)
       }
       #if CYTHON_ASSUME_SAFE_MACROS && !CYTHON_AVOID_BORROWED_REFS
       if (likely(PyTuple_CheckExact(sequence))) {
@@ -27135,22 +27079,22 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_20apply_diff(s
         __Pyx_INCREF(__pyx_t_7);
       } else {
         __pyx_t_2 = __Pyx_PyList_GET_ITEM_REF(sequence, 0, __Pyx_ReferenceSharing_SharedReference);
-        if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 370, __pyx_L1_error)
+        if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 376, __pyx_L1_error)
         __Pyx_XGOTREF(__pyx_t_2);
         __pyx_t_7 = __Pyx_PyList_GET_ITEM_REF(sequence, 1, __Pyx_ReferenceSharing_SharedReference);
-        if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 370, __pyx_L1_error)
+        if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 376, __pyx_L1_error)
         __Pyx_XGOTREF(__pyx_t_7);
       }
       #else
-      __pyx_t_2 = __Pyx_PySequence_ITEM(sequence, 0); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 370, __pyx_L1_error)
+      __pyx_t_2 = __Pyx_PySequence_ITEM(sequence, 0); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 376, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_2);
-      __pyx_t_7 = __Pyx_PySequence_ITEM(sequence, 1); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 370, __pyx_L1_error)
+      __pyx_t_7 = __Pyx_PySequence_ITEM(sequence, 1); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 376, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
       #endif
       __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
     } else {
       Py_ssize_t index = -1;
-      __pyx_t_8 = PyObject_GetIter(__pyx_t_3); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 370, __pyx_L1_error)
+      __pyx_t_8 = PyObject_GetIter(__pyx_t_3); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 376, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_8);
       __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
       __pyx_t_9 = (CYTHON_COMPILING_IN_LIMITED_API) ? PyIter_Next : __Pyx_PyObject_GetIterNextFunc(__pyx_t_8);
@@ -27158,7 +27102,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_20apply_diff(s
       __Pyx_GOTREF(__pyx_t_2);
       index = 1; __pyx_t_7 = __pyx_t_9(__pyx_t_8); if (unlikely(!__pyx_t_7)) goto __pyx_L5_unpacking_failed;
       __Pyx_GOTREF(__pyx_t_7);
-      if (__Pyx_IternextUnpackEndCheck(__pyx_t_9(__pyx_t_8), 2) < (0)) __PYX_ERR(0, 370, __pyx_L1_error)
+      if (__Pyx_IternextUnpackEndCheck(__pyx_t_9(__pyx_t_8), 2) < (0)) __PYX_ERR(0, 376, __pyx_L1_error)
       __pyx_t_9 = NULL;
       __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
       goto __pyx_L6_unpacking_done;
@@ -27166,7 +27110,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_20apply_diff(s
       __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
       __pyx_t_9 = NULL;
       if (__Pyx_IterFinish() == 0) __Pyx_RaiseNeedMoreValuesError(index);
-      __PYX_ERR(0, 370, __pyx_L1_error)
+      __PYX_ERR(0, 376, __pyx_L1_error)
       __pyx_L6_unpacking_done:;
     }
     __Pyx_XDECREF_SET(__pyx_v_p, __pyx_t_2);
@@ -27174,20 +27118,20 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_20apply_diff(s
     __Pyx_XDECREF_SET(__pyx_v_q, __pyx_t_7);
     __pyx_t_7 = 0;
 
-    /* "ext/wsdecode.pyx":371
+    /* "ext/wsdecode.pyx":377
  *         self._check(sym)
  *         for p, q in bids:
  *             self._set(sym, KIND_BOOK_BID, p, q)             # <<<<<<<<<<<<<<
  *         for p, q in asks:
  *             self._set(sym, KIND_BOOK_ASK, p, q)
 */
-    __pyx_t_10 = __Pyx_PyFloat_AsDouble(__pyx_v_p); if (unlikely((__pyx_t_10 == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 371, __pyx_L1_error)
-    __pyx_t_11 = __Pyx_PyFloat_AsDouble(__pyx_v_q); if (unlikely((__pyx_t_11 == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 371, __pyx_L1_error)
+    __pyx_t_10 = __Pyx_PyFloat_AsDouble(__pyx_v_p); if (unlikely((__pyx_t_10 == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 377, __pyx_L1_error)
+    __pyx_t_11 = __Pyx_PyFloat_AsDouble(__pyx_v_q); if (unlikely((__pyx_t_11 == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 377, __pyx_L1_error)
     ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_SymbolState *)__pyx_v_self->__pyx_vtab)->_set(__pyx_v_self, __pyx_v_sym, __pyx_e_8pipeline_4_ext_8wsdecode_KIND_BOOK_BID, __pyx_t_10, __pyx_t_11);
 
 
 
-    /* "ext/wsdecode.pyx":370
+    /* "ext/wsdecode.pyx":376
  *         """Apply levels to the book; returns crossed (then the book is unsynced)."""
  *         self._check(sym)
  *         for p, q in bids:             # <<<<<<<<<<<<<<
@@ -27197,7 +27141,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_20apply_diff(s
   }
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
 
-  /* "ext/wsdecode.pyx":372
+  /* "ext/wsdecode.pyx":378
  *         for p, q in bids:
  *             self._set(sym, KIND_BOOK_BID, p, q)
  *         for p, q in asks:             # <<<<<<<<<<<<<<
@@ -27209,9 +27153,9 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_20apply_diff(s
     __pyx_t_5 = 0;
     __pyx_t_6 = NULL;
   } else {
-    __pyx_t_5 = -1; __pyx_t_1 = PyObject_GetIter(__pyx_v_asks); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 372, __pyx_L1_error)
+    __pyx_t_5 = -1; __pyx_t_1 = PyObject_GetIter(__pyx_v_asks); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 378, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
-    __pyx_t_6 = (CYTHON_COMPILING_IN_LIMITED_API) ? PyIter_Next : __Pyx_PyObject_GetIterNextFunc(__pyx_t_1); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 372, __pyx_L1_error)
+    __pyx_t_6 = (CYTHON_COMPILING_IN_LIMITED_API) ? PyIter_Next : __Pyx_PyObject_GetIterNextFunc(__pyx_t_1); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 378, __pyx_L1_error)
   }
   for (;;) {
     if (likely(!__pyx_t_6)) {
@@ -27219,7 +27163,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_20apply_diff(s
         {
           Py_ssize_t __pyx_temp = __Pyx_PyList_GET_SIZE(__pyx_t_1);
           #if !CYTHON_ASSUME_SAFE_SIZE
-          if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 372, __pyx_L1_error)
+          if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 378, __pyx_L1_error)
           #endif
           if (__pyx_t_5 >= __pyx_temp) break;
         }
@@ -27229,7 +27173,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_20apply_diff(s
         {
           Py_ssize_t __pyx_temp = __Pyx_PyTuple_GET_SIZE(__pyx_t_1);
           #if !CYTHON_ASSUME_SAFE_SIZE
-          if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 372, __pyx_L1_error)
+          if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 378, __pyx_L1_error)
           #endif
           if (__pyx_t_5 >= __pyx_temp) break;
         }
@@ -27240,13 +27184,13 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_20apply_diff(s
         #endif
         ++__pyx_t_5;
       }
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 372, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 378, __pyx_L1_error)
     } else {
       __pyx_t_3 = __pyx_t_6(__pyx_t_1);
       if (unlikely(!__pyx_t_3)) {
         PyObject* exc_type = PyErr_Occurred();
         if (exc_type) {
-          if (unlikely(!__Pyx_PyErr_GivenExceptionMatches(exc_type, PyExc_StopIteration))) __PYX_ERR(0, 372, __pyx_L1_error)
+          if (unlikely(!__Pyx_PyErr_GivenExceptionMatches(exc_type, PyExc_StopIteration))) __PYX_ERR(0, 378, __pyx_L1_error)
           PyErr_Clear();
         }
         break;
@@ -27259,7 +27203,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_20apply_diff(s
       if (unlikely(size != 2)) {
         if (size > 2) __Pyx_RaiseTooManyValuesError(2);
         else if (size >= 0) __Pyx_RaiseNeedMoreValuesError(size);
-        __PYX_ERR(0, 372, __pyx_L1_error)
+        __PYX_ERR(0, 378, __pyx_L1_error)
       }
       #if CYTHON_ASSUME_SAFE_MACROS && !CYTHON_AVOID_BORROWED_REFS
       if (likely(PyTuple_CheckExact(sequence))) {
@@ -27269,22 +27213,22 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_20apply_diff(s
         __Pyx_INCREF(__pyx_t_2);
       } else {
         __pyx_t_7 = __Pyx_PyList_GET_ITEM_REF(sequence, 0, __Pyx_ReferenceSharing_SharedReference);
-        if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 372, __pyx_L1_error)
+        if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 378, __pyx_L1_error)
         __Pyx_XGOTREF(__pyx_t_7);
         __pyx_t_2 = __Pyx_PyList_GET_ITEM_REF(sequence, 1, __Pyx_ReferenceSharing_SharedReference);
-        if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 372, __pyx_L1_error)
+        if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 378, __pyx_L1_error)
         __Pyx_XGOTREF(__pyx_t_2);
       }
       #else
-      __pyx_t_7 = __Pyx_PySequence_ITEM(sequence, 0); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 372, __pyx_L1_error)
+      __pyx_t_7 = __Pyx_PySequence_ITEM(sequence, 0); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 378, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
-      __pyx_t_2 = __Pyx_PySequence_ITEM(sequence, 1); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 372, __pyx_L1_error)
+      __pyx_t_2 = __Pyx_PySequence_ITEM(sequence, 1); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 378, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_2);
       #endif
       __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
     } else {
       Py_ssize_t index = -1;
-      __pyx_t_8 = PyObject_GetIter(__pyx_t_3); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 372, __pyx_L1_error)
+      __pyx_t_8 = PyObject_GetIter(__pyx_t_3); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 378, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_8);
       __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
       __pyx_t_9 = (CYTHON_COMPILING_IN_LIMITED_API) ? PyIter_Next : __Pyx_PyObject_GetIterNextFunc(__pyx_t_8);
@@ -27292,7 +27236,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_20apply_diff(s
       __Pyx_GOTREF(__pyx_t_7);
       index = 1; __pyx_t_2 = __pyx_t_9(__pyx_t_8); if (unlikely(!__pyx_t_2)) goto __pyx_L10_unpacking_failed;
       __Pyx_GOTREF(__pyx_t_2);
-      if (__Pyx_IternextUnpackEndCheck(__pyx_t_9(__pyx_t_8), 2) < (0)) __PYX_ERR(0, 372, __pyx_L1_error)
+      if (__Pyx_IternextUnpackEndCheck(__pyx_t_9(__pyx_t_8), 2) < (0)) __PYX_ERR(0, 378, __pyx_L1_error)
       __pyx_t_9 = NULL;
       __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
       goto __pyx_L11_unpacking_done;
@@ -27300,7 +27244,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_20apply_diff(s
       __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
       __pyx_t_9 = NULL;
       if (__Pyx_IterFinish() == 0) __Pyx_RaiseNeedMoreValuesError(index);
-      __PYX_ERR(0, 372, __pyx_L1_error)
+      __PYX_ERR(0, 378, __pyx_L1_error)
       __pyx_L11_unpacking_done:;
     }
     __Pyx_XDECREF_SET(__pyx_v_p, __pyx_t_7);
@@ -27308,20 +27252,20 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_20apply_diff(s
     __Pyx_XDECREF_SET(__pyx_v_q, __pyx_t_2);
     __pyx_t_2 = 0;
 
-    /* "ext/wsdecode.pyx":373
+    /* "ext/wsdecode.pyx":379
  *             self._set(sym, KIND_BOOK_BID, p, q)
  *         for p, q in asks:
  *             self._set(sym, KIND_BOOK_ASK, p, q)             # <<<<<<<<<<<<<<
  *         self.last_u_[sym] = last_u
  *         if self._crossed(sym):
 */
-    __pyx_t_11 = __Pyx_PyFloat_AsDouble(__pyx_v_p); if (unlikely((__pyx_t_11 == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 373, __pyx_L1_error)
-    __pyx_t_10 = __Pyx_PyFloat_AsDouble(__pyx_v_q); if (unlikely((__pyx_t_10 == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 373, __pyx_L1_error)
+    __pyx_t_11 = __Pyx_PyFloat_AsDouble(__pyx_v_p); if (unlikely((__pyx_t_11 == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 379, __pyx_L1_error)
+    __pyx_t_10 = __Pyx_PyFloat_AsDouble(__pyx_v_q); if (unlikely((__pyx_t_10 == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 379, __pyx_L1_error)
     ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_SymbolState *)__pyx_v_self->__pyx_vtab)->_set(__pyx_v_self, __pyx_v_sym, __pyx_e_8pipeline_4_ext_8wsdecode_KIND_BOOK_ASK, __pyx_t_11, __pyx_t_10);
 
 
 
-    /* "ext/wsdecode.pyx":372
+    /* "ext/wsdecode.pyx":378
  *         for p, q in bids:
  *             self._set(sym, KIND_BOOK_BID, p, q)
  *         for p, q in asks:             # <<<<<<<<<<<<<<
@@ -27331,7 +27275,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_20apply_diff(s
   }
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
 
-  /* "ext/wsdecode.pyx":374
+  /* "ext/wsdecode.pyx":380
  *         for p, q in asks:
  *             self._set(sym, KIND_BOOK_ASK, p, q)
  *         self.last_u_[sym] = last_u             # <<<<<<<<<<<<<<
@@ -27340,7 +27284,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_20apply_diff(s
 */
   (__pyx_v_self->last_u_[__pyx_v_sym]) = __pyx_v_last_u;
 
-  /* "ext/wsdecode.pyx":375
+  /* "ext/wsdecode.pyx":381
  *             self._set(sym, KIND_BOOK_ASK, p, q)
  *         self.last_u_[sym] = last_u
  *         if self._crossed(sym):             # <<<<<<<<<<<<<<
@@ -27352,7 +27296,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_20apply_diff(s
   if (__pyx_t_12) {
 
 
-    /* "ext/wsdecode.pyx":376
+    /* "ext/wsdecode.pyx":382
  *         self.last_u_[sym] = last_u
  *         if self._crossed(sym):
  *             self.synced_[sym] = 0             # <<<<<<<<<<<<<<
@@ -27361,7 +27305,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_20apply_diff(s
 */
     (__pyx_v_self->synced_[__pyx_v_sym]) = 0;
 
-    /* "ext/wsdecode.pyx":377
+    /* "ext/wsdecode.pyx":383
  *         if self._crossed(sym):
  *             self.synced_[sym] = 0
  *             return True             # <<<<<<<<<<<<<<
@@ -27379,7 +27323,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_20apply_diff(s
     }
     goto __pyx_L0;
 
-    /* "ext/wsdecode.pyx":375
+    /* "ext/wsdecode.pyx":381
  *             self._set(sym, KIND_BOOK_ASK, p, q)
  *         self.last_u_[sym] = last_u
  *         if self._crossed(sym):             # <<<<<<<<<<<<<<
@@ -27388,7 +27332,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_20apply_diff(s
 */
   }
 
-  /* "ext/wsdecode.pyx":378
+  /* "ext/wsdecode.pyx":384
  *             self.synced_[sym] = 0
  *             return True
  *         return False             # <<<<<<<<<<<<<<
@@ -27406,7 +27350,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_20apply_diff(s
   }
   goto __pyx_L0;
 
-  /* "ext/wsdecode.pyx":367
+  /* "ext/wsdecode.pyx":373
  *         return c
  * 
  *     def apply_diff(self, int sym, bids, asks, int64_t last_u):             # <<<<<<<<<<<<<<
@@ -27431,7 +27375,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_20apply_diff(s
   return __pyx_r;
 }
 
-/* "ext/wsdecode.pyx":380
+/* "ext/wsdecode.pyx":386
  *         return False
  * 
  *     def top(self, int sym, int n):             # <<<<<<<<<<<<<<
@@ -27480,39 +27424,39 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_sym,&__pyx_mstate_global->__pyx_n_u_n,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 380, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 386, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 380, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 386, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 380, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 386, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "top", 0) < (0)) __PYX_ERR(0, 380, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "top", 0) < (0)) __PYX_ERR(0, 386, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 2; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("top", 1, 2, 2, i); __PYX_ERR(0, 380, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("top", 1, 2, 2, i); __PYX_ERR(0, 386, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 2)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 380, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 386, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 380, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 386, __pyx_L3_error)
     }
-    __pyx_v_sym = __Pyx_PyLong_As_int(values[0]); if (unlikely((__pyx_v_sym == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 380, __pyx_L3_error)
-    __pyx_v_n = __Pyx_PyLong_As_int(values[1]); if (unlikely((__pyx_v_n == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 380, __pyx_L3_error)
+    __pyx_v_sym = __Pyx_PyLong_As_int(values[0]); if (unlikely((__pyx_v_sym == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 386, __pyx_L3_error)
+    __pyx_v_n = __Pyx_PyLong_As_int(values[1]); if (unlikely((__pyx_v_n == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 386, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("top", 1, 2, 2, __pyx_nargs); __PYX_ERR(0, 380, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("top", 1, 2, 2, __pyx_nargs); __PYX_ERR(0, 386, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -27555,7 +27499,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_22top(struct _
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("top", 0);
 
-  /* "ext/wsdecode.pyx":382
+  /* "ext/wsdecode.pyx":388
  *     def top(self, int sym, int n):
  *         """The best n levels per side: bids descending, asks ascending."""
  *         self._check(sym)             # <<<<<<<<<<<<<<
@@ -27564,7 +27508,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_22top(struct _
 */
   __pyx_t_2 = ((PyObject *)__pyx_v_self);
   __Pyx_INCREF(__pyx_t_2);
-  __pyx_t_3 = __Pyx_PyLong_From_int(__pyx_v_sym); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 382, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyLong_From_int(__pyx_v_sym); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 388, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   __pyx_t_4 = 0;
   {
@@ -27572,28 +27516,28 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_22top(struct _
     __pyx_t_1 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_check, __pyx_callargs+__pyx_t_4, (2-__pyx_t_4) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 382, __pyx_L1_error)
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 388, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
   }
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
 
-  /* "ext/wsdecode.pyx":383
+  /* "ext/wsdecode.pyx":389
  *         """The best n levels per side: bids descending, asks ascending."""
  *         self._check(sym)
  *         b, a = [], []             # <<<<<<<<<<<<<<
  *         cdef cmap[double, double].reverse_iterator rit = self.bids[sym].rbegin()
  *         while rit != self.bids[sym].rend() and len(b) < n:
 */
-  __pyx_t_1 = PyList_New(0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 383, __pyx_L1_error)
+  __pyx_t_1 = PyList_New(0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 389, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_3 = PyList_New(0); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 383, __pyx_L1_error)
+  __pyx_t_3 = PyList_New(0); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 389, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   __pyx_v_b = ((PyObject*)__pyx_t_1);
   __pyx_t_1 = 0;
   __pyx_v_a = ((PyObject*)__pyx_t_3);
   __pyx_t_3 = 0;
 
-  /* "ext/wsdecode.pyx":384
+  /* "ext/wsdecode.pyx":390
  *         self._check(sym)
  *         b, a = [], []
  *         cdef cmap[double, double].reverse_iterator rit = self.bids[sym].rbegin()             # <<<<<<<<<<<<<<
@@ -27602,7 +27546,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_22top(struct _
 */
   __pyx_v_rit = (__pyx_v_self->bids[__pyx_v_sym]).rbegin();
 
-  /* "ext/wsdecode.pyx":385
+  /* "ext/wsdecode.pyx":391
  *         b, a = [], []
  *         cdef cmap[double, double].reverse_iterator rit = self.bids[sym].rbegin()
  *         while rit != self.bids[sym].rend() and len(b) < n:             # <<<<<<<<<<<<<<
@@ -27620,7 +27564,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_22top(struct _
 
       goto __pyx_L5_bool_binop_done;
     }
-    __pyx_t_7 = __Pyx_PyList_GET_SIZE(__pyx_v_b); if (unlikely(__pyx_t_7 == ((Py_ssize_t)-1))) __PYX_ERR(0, 385, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyList_GET_SIZE(__pyx_v_b); if (unlikely(__pyx_t_7 == ((Py_ssize_t)-1))) __PYX_ERR(0, 391, __pyx_L1_error)
     __pyx_t_6 = (__pyx_t_7 < __pyx_v_n);
 
 
@@ -27631,30 +27575,30 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_22top(struct _
 
     if (!__pyx_t_5) break;
 
-    /* "ext/wsdecode.pyx":386
+    /* "ext/wsdecode.pyx":392
  *         cdef cmap[double, double].reverse_iterator rit = self.bids[sym].rbegin()
  *         while rit != self.bids[sym].rend() and len(b) < n:
  *             b.append((deref(rit).first, deref(rit).second))             # <<<<<<<<<<<<<<
  *             inc(rit)
  *         cdef cmap[double, double].iterator it = self.asks[sym].begin()
 */
-    __pyx_t_3 = PyFloat_FromDouble((*__pyx_v_rit).first); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 386, __pyx_L1_error)
+    __pyx_t_3 = PyFloat_FromDouble((*__pyx_v_rit).first); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 392, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
-    __pyx_t_1 = PyFloat_FromDouble((*__pyx_v_rit).second); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 386, __pyx_L1_error)
+    __pyx_t_1 = PyFloat_FromDouble((*__pyx_v_rit).second); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 392, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
-    __pyx_t_2 = PyTuple_New(2); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 386, __pyx_L1_error)
+    __pyx_t_2 = PyTuple_New(2); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 392, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_2);
     __Pyx_GIVEREF(__pyx_t_3);
-    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_2, 0, __pyx_t_3) != (0)) __PYX_ERR(0, 386, __pyx_L1_error);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_2, 0, __pyx_t_3) != (0)) __PYX_ERR(0, 392, __pyx_L1_error);
     __Pyx_GIVEREF(__pyx_t_1);
-    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_2, 1, __pyx_t_1) != (0)) __PYX_ERR(0, 386, __pyx_L1_error);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_2, 1, __pyx_t_1) != (0)) __PYX_ERR(0, 392, __pyx_L1_error);
     __pyx_t_3 = 0;
     __pyx_t_1 = 0;
-    __pyx_t_8 = __Pyx_PyList_Append(__pyx_v_b, __pyx_t_2); if (unlikely(__pyx_t_8 == ((int)-1))) __PYX_ERR(0, 386, __pyx_L1_error)
+    __pyx_t_8 = __Pyx_PyList_Append(__pyx_v_b, __pyx_t_2); if (unlikely(__pyx_t_8 == ((int)-1))) __PYX_ERR(0, 392, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
 
-    /* "ext/wsdecode.pyx":387
+    /* "ext/wsdecode.pyx":393
  *         while rit != self.bids[sym].rend() and len(b) < n:
  *             b.append((deref(rit).first, deref(rit).second))
  *             inc(rit)             # <<<<<<<<<<<<<<
@@ -27664,7 +27608,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_22top(struct _
     (void)((++__pyx_v_rit));
   }
 
-  /* "ext/wsdecode.pyx":388
+  /* "ext/wsdecode.pyx":394
  *             b.append((deref(rit).first, deref(rit).second))
  *             inc(rit)
  *         cdef cmap[double, double].iterator it = self.asks[sym].begin()             # <<<<<<<<<<<<<<
@@ -27673,7 +27617,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_22top(struct _
 */
   __pyx_v_it = (__pyx_v_self->asks[__pyx_v_sym]).begin();
 
-  /* "ext/wsdecode.pyx":389
+  /* "ext/wsdecode.pyx":395
  *             inc(rit)
  *         cdef cmap[double, double].iterator it = self.asks[sym].begin()
  *         while it != self.asks[sym].end() and len(a) < n:             # <<<<<<<<<<<<<<
@@ -27691,7 +27635,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_22top(struct _
 
       goto __pyx_L9_bool_binop_done;
     }
-    __pyx_t_7 = __Pyx_PyList_GET_SIZE(__pyx_v_a); if (unlikely(__pyx_t_7 == ((Py_ssize_t)-1))) __PYX_ERR(0, 389, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyList_GET_SIZE(__pyx_v_a); if (unlikely(__pyx_t_7 == ((Py_ssize_t)-1))) __PYX_ERR(0, 395, __pyx_L1_error)
     __pyx_t_6 = (__pyx_t_7 < __pyx_v_n);
 
 
@@ -27702,30 +27646,30 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_22top(struct _
 
     if (!__pyx_t_5) break;
 
-    /* "ext/wsdecode.pyx":390
+    /* "ext/wsdecode.pyx":396
  *         cdef cmap[double, double].iterator it = self.asks[sym].begin()
  *         while it != self.asks[sym].end() and len(a) < n:
  *             a.append((deref(it).first, deref(it).second))             # <<<<<<<<<<<<<<
  *             inc(it)
  *         return b, a
 */
-    __pyx_t_2 = PyFloat_FromDouble((*__pyx_v_it).first); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 390, __pyx_L1_error)
+    __pyx_t_2 = PyFloat_FromDouble((*__pyx_v_it).first); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 396, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_2);
-    __pyx_t_1 = PyFloat_FromDouble((*__pyx_v_it).second); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 390, __pyx_L1_error)
+    __pyx_t_1 = PyFloat_FromDouble((*__pyx_v_it).second); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 396, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
-    __pyx_t_3 = PyTuple_New(2); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 390, __pyx_L1_error)
+    __pyx_t_3 = PyTuple_New(2); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 396, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
     __Pyx_GIVEREF(__pyx_t_2);
-    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_3, 0, __pyx_t_2) != (0)) __PYX_ERR(0, 390, __pyx_L1_error);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_3, 0, __pyx_t_2) != (0)) __PYX_ERR(0, 396, __pyx_L1_error);
     __Pyx_GIVEREF(__pyx_t_1);
-    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_3, 1, __pyx_t_1) != (0)) __PYX_ERR(0, 390, __pyx_L1_error);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_3, 1, __pyx_t_1) != (0)) __PYX_ERR(0, 396, __pyx_L1_error);
     __pyx_t_2 = 0;
     __pyx_t_1 = 0;
-    __pyx_t_8 = __Pyx_PyList_Append(__pyx_v_a, __pyx_t_3); if (unlikely(__pyx_t_8 == ((int)-1))) __PYX_ERR(0, 390, __pyx_L1_error)
+    __pyx_t_8 = __Pyx_PyList_Append(__pyx_v_a, __pyx_t_3); if (unlikely(__pyx_t_8 == ((int)-1))) __PYX_ERR(0, 396, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
 
-    /* "ext/wsdecode.pyx":391
+    /* "ext/wsdecode.pyx":397
  *         while it != self.asks[sym].end() and len(a) < n:
  *             a.append((deref(it).first, deref(it).second))
  *             inc(it)             # <<<<<<<<<<<<<<
@@ -27735,21 +27679,21 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_22top(struct _
     (void)((++__pyx_v_it));
   }
 
-  /* "ext/wsdecode.pyx":392
+  /* "ext/wsdecode.pyx":398
  *             a.append((deref(it).first, deref(it).second))
  *             inc(it)
  *         return b, a             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __pyx_t_3 = PyTuple_New(2); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 392, __pyx_L1_error)
+  __pyx_t_3 = PyTuple_New(2); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 398, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   __Pyx_INCREF(__pyx_v_b);
   __Pyx_GIVEREF(__pyx_v_b);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_3, 0, __pyx_v_b) != (0)) __PYX_ERR(0, 392, __pyx_L1_error);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_3, 0, __pyx_v_b) != (0)) __PYX_ERR(0, 398, __pyx_L1_error);
   __Pyx_INCREF(__pyx_v_a);
   __Pyx_GIVEREF(__pyx_v_a);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_3, 1, __pyx_v_a) != (0)) __PYX_ERR(0, 392, __pyx_L1_error);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_3, 1, __pyx_v_a) != (0)) __PYX_ERR(0, 398, __pyx_L1_error);
   {
     PyObject *__pyx_temp;
     {
@@ -27761,7 +27705,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_22top(struct _
   __pyx_t_3 = 0;
   goto __pyx_L0;
 
-  /* "ext/wsdecode.pyx":380
+  /* "ext/wsdecode.pyx":386
  *         return False
  * 
  *     def top(self, int sym, int n):             # <<<<<<<<<<<<<<
@@ -28156,7 +28100,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_26__setstate_c
   return __pyx_r;
 }
 
-/* "ext/wsdecode.pyx":399
+/* "ext/wsdecode.pyx":405
  *     """One connection's frame decoder (see the twin for the contract)."""
  * 
  *     def __cinit__(self, SymbolState state, Py_ssize_t max_message=1 << 20, bint hot=True,             # <<<<<<<<<<<<<<
@@ -28206,78 +28150,78 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_state,&__pyx_mstate_global->__pyx_n_u_max_message,&__pyx_mstate_global->__pyx_n_u_hot,&__pyx_mstate_global->__pyx_n_u_recording,&__pyx_mstate_global->__pyx_n_u_read_size,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL_TPNEW(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 399, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 405, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  5:
         values[4] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 4);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 399, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 405, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  4:
         values[3] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 399, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 405, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  3:
         values[2] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 399, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 405, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 399, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 405, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 399, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 405, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "__cinit__", 0) < (0)) __PYX_ERR(0, 399, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "__cinit__", 0) < (0)) __PYX_ERR(0, 405, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 1; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("__cinit__", 0, 1, 5, i); __PYX_ERR(0, 399, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("__cinit__", 0, 1, 5, i); __PYX_ERR(0, 405, __pyx_L3_error) }
       }
     } else {
       switch (__pyx_nargs) {
         case  5:
         values[4] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 4);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 399, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 405, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  4:
         values[3] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 399, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 405, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  3:
         values[2] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 399, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 405, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 399, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 405, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 399, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 405, __pyx_L3_error)
         break;
         default: goto __pyx_L5_argtuple_error;
       }
     }
     __pyx_v_state = ((struct __pyx_obj_8pipeline_4_ext_8wsdecode_SymbolState *)values[0]);
     if (values[1]) {
-      __pyx_v_max_message = __Pyx_PyIndex_AsSsize_t(values[1]); if (unlikely((__pyx_v_max_message == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 399, __pyx_L3_error)
+      __pyx_v_max_message = __Pyx_PyIndex_AsSsize_t(values[1]); if (unlikely((__pyx_v_max_message == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 405, __pyx_L3_error)
     } else {
       __pyx_v_max_message = ((Py_ssize_t)0x100000);
     }
     if (values[2]) {
-      __pyx_v_hot = __Pyx_PyObject_IsTrue(values[2]); if (unlikely((__pyx_v_hot == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 399, __pyx_L3_error)
+      __pyx_v_hot = __Pyx_PyObject_IsTrue(values[2]); if (unlikely((__pyx_v_hot == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 405, __pyx_L3_error)
     } else {
       __pyx_v_hot = ((int)1);
     }
     if (values[3]) {
-      __pyx_v_recording = __Pyx_PyObject_IsTrue(values[3]); if (unlikely((__pyx_v_recording == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 400, __pyx_L3_error)
+      __pyx_v_recording = __Pyx_PyObject_IsTrue(values[3]); if (unlikely((__pyx_v_recording == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 406, __pyx_L3_error)
     } else {
 
-      /* "ext/wsdecode.pyx":400
+      /* "ext/wsdecode.pyx":406
  * 
  *     def __cinit__(self, SymbolState state, Py_ssize_t max_message=1 << 20, bint hot=True,
  *                   bint recording=False, Py_ssize_t read_size=1 << 16):             # <<<<<<<<<<<<<<
@@ -28287,14 +28231,14 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
       __pyx_v_recording = ((int)0);
     }
     if (values[4]) {
-      __pyx_v_read_size = __Pyx_PyIndex_AsSsize_t(values[4]); if (unlikely((__pyx_v_read_size == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 400, __pyx_L3_error)
+      __pyx_v_read_size = __Pyx_PyIndex_AsSsize_t(values[4]); if (unlikely((__pyx_v_read_size == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 406, __pyx_L3_error)
     } else {
       __pyx_v_read_size = ((Py_ssize_t)0x10000);
     }
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("__cinit__", 0, 1, 5, __pyx_nargs); __PYX_ERR(0, 399, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("__cinit__", 0, 1, 5, __pyx_nargs); __PYX_ERR(0, 405, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -28305,10 +28249,10 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   __Pyx_RefNannyFinishContext();
   return -1;
   __pyx_L4_argument_unpacking_done:;
-  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_state), __pyx_mstate_global->__pyx_ptype_8pipeline_4_ext_8wsdecode_SymbolState, 1, "state", 0))) __PYX_ERR(0, 399, __pyx_L1_error)
+  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_state), __pyx_mstate_global->__pyx_ptype_8pipeline_4_ext_8wsdecode_SymbolState, 1, "state", 0))) __PYX_ERR(0, 405, __pyx_L1_error)
   __pyx_r = __pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder___cinit__(((struct __pyx_obj_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self), __pyx_v_state, __pyx_v_max_message, __pyx_v_hot, __pyx_v_recording, __pyx_v_read_size);
 
-  /* "ext/wsdecode.pyx":399
+  /* "ext/wsdecode.pyx":405
  *     """One connection's frame decoder (see the twin for the contract)."""
  * 
  *     def __cinit__(self, SymbolState state, Py_ssize_t max_message=1 << 20, bint hot=True,             # <<<<<<<<<<<<<<
@@ -28350,7 +28294,7 @@ static int __pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder___cinit__(struct __pyx_
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__cinit__", 0);
 
-  /* "ext/wsdecode.pyx":401
+  /* "ext/wsdecode.pyx":407
  *     def __cinit__(self, SymbolState state, Py_ssize_t max_message=1 << 20, bint hot=True,
  *                   bint recording=False, Py_ssize_t read_size=1 << 16):
  *         self.state = state             # <<<<<<<<<<<<<<
@@ -28362,7 +28306,7 @@ static int __pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder___cinit__(struct __pyx_
   __Pyx_GOTREF((PyObject *)__pyx_v_self->state);
   __Pyx_DECREF_SET(__pyx_v_self->state, __pyx_v_state);
 
-  /* "ext/wsdecode.pyx":402
+  /* "ext/wsdecode.pyx":408
  *                   bint recording=False, Py_ssize_t read_size=1 << 16):
  *         self.state = state
  *         self.recording = recording             # <<<<<<<<<<<<<<
@@ -28371,7 +28315,7 @@ static int __pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder___cinit__(struct __pyx_
 */
   __pyx_v_self->recording = __pyx_v_recording;
 
-  /* "ext/wsdecode.pyx":403
+  /* "ext/wsdecode.pyx":409
  *         self.state = state
  *         self.recording = recording
  *         self.rec = bytearray()             # <<<<<<<<<<<<<<
@@ -28384,7 +28328,7 @@ static int __pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder___cinit__(struct __pyx_
     PyObject *__pyx_callargs[2] = {__pyx_t_2, NULL};
     __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(&PyByteArray_Type), __pyx_callargs+__pyx_t_3, (1-__pyx_t_3) | (__pyx_t_3*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 403, __pyx_L1_error)
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 409, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
   }
   __Pyx_GIVEREF(__pyx_t_1);
@@ -28392,7 +28336,7 @@ static int __pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder___cinit__(struct __pyx_
   __Pyx_DECREF_SET(__pyx_v_self->rec, ((PyObject*)__pyx_t_1));
   __pyx_t_1 = 0;
 
-  /* "ext/wsdecode.pyx":404
+  /* "ext/wsdecode.pyx":410
  *         self.recording = recording
  *         self.rec = bytearray()
  *         self.venue = state.venue             # <<<<<<<<<<<<<<
@@ -28403,7 +28347,7 @@ static int __pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder___cinit__(struct __pyx_
 
   __pyx_v_self->venue = __pyx_t_4;
 
-  /* "ext/wsdecode.pyx":405
+  /* "ext/wsdecode.pyx":411
  *         self.rec = bytearray()
  *         self.venue = state.venue
  *         self.max_message = max_message             # <<<<<<<<<<<<<<
@@ -28412,7 +28356,7 @@ static int __pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder___cinit__(struct __pyx_
 */
   __pyx_v_self->max_message = __pyx_v_max_message;
 
-  /* "ext/wsdecode.pyx":406
+  /* "ext/wsdecode.pyx":412
  *         self.venue = state.venue
  *         self.max_message = max_message
  *         self.hot = hot             # <<<<<<<<<<<<<<
@@ -28421,7 +28365,7 @@ static int __pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder___cinit__(struct __pyx_
 */
   __pyx_v_self->hot = __pyx_v_hot;
 
-  /* "ext/wsdecode.pyx":407
+  /* "ext/wsdecode.pyx":413
  *         self.max_message = max_message
  *         self.hot = hot
  *         self.cap = max_message + 16 + 2 * read_size             # <<<<<<<<<<<<<<
@@ -28430,7 +28374,7 @@ static int __pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder___cinit__(struct __pyx_
 */
   __pyx_v_self->cap = ((__pyx_v_max_message + 16) + (2 * __pyx_v_read_size));
 
-  /* "ext/wsdecode.pyx":408
+  /* "ext/wsdecode.pyx":414
  *         self.hot = hot
  *         self.cap = max_message + 16 + 2 * read_size
  *         self.store = bytearray(self.cap)             # <<<<<<<<<<<<<<
@@ -28438,7 +28382,7 @@ static int __pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder___cinit__(struct __pyx_
  *         self.pos = self.end = 0
 */
   __pyx_t_2 = NULL;
-  __pyx_t_5 = PyLong_FromSsize_t(__pyx_v_self->cap); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 408, __pyx_L1_error)
+  __pyx_t_5 = PyLong_FromSsize_t(__pyx_v_self->cap); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 414, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   __pyx_t_3 = 1;
   {
@@ -28446,7 +28390,7 @@ static int __pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder___cinit__(struct __pyx_
     __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(&PyByteArray_Type), __pyx_callargs+__pyx_t_3, (2-__pyx_t_3) | (__pyx_t_3*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 408, __pyx_L1_error)
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 414, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
   }
   __Pyx_GIVEREF(__pyx_t_1);
@@ -28454,7 +28398,7 @@ static int __pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder___cinit__(struct __pyx_
   __Pyx_DECREF_SET(__pyx_v_self->store, ((PyObject*)__pyx_t_1));
   __pyx_t_1 = 0;
 
-  /* "ext/wsdecode.pyx":409
+  /* "ext/wsdecode.pyx":415
  *         self.cap = max_message + 16 + 2 * read_size
  *         self.store = bytearray(self.cap)
  *         self.base = <unsigned char *>PyByteArray_AS_STRING(self.store)             # <<<<<<<<<<<<<<
@@ -28466,7 +28410,7 @@ static int __pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder___cinit__(struct __pyx_
   __pyx_v_self->base = ((unsigned char *)PyByteArray_AS_STRING(__pyx_t_1));
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
 
-  /* "ext/wsdecode.pyx":410
+  /* "ext/wsdecode.pyx":416
  *         self.store = bytearray(self.cap)
  *         self.base = <unsigned char *>PyByteArray_AS_STRING(self.store)
  *         self.pos = self.end = 0             # <<<<<<<<<<<<<<
@@ -28476,7 +28420,7 @@ static int __pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder___cinit__(struct __pyx_
   __pyx_v_self->pos = 0;
   __pyx_v_self->end = 0;
 
-  /* "ext/wsdecode.pyx":411
+  /* "ext/wsdecode.pyx":417
  *         self.base = <unsigned char *>PyByteArray_AS_STRING(self.store)
  *         self.pos = self.end = 0
  *         self.skip = 0             # <<<<<<<<<<<<<<
@@ -28485,7 +28429,7 @@ static int __pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder___cinit__(struct __pyx_
 */
   __pyx_v_self->skip = 0;
 
-  /* "ext/wsdecode.pyx":412
+  /* "ext/wsdecode.pyx":418
  *         self.pos = self.end = 0
  *         self.skip = 0
  *         self.frag = None             # <<<<<<<<<<<<<<
@@ -28497,7 +28441,7 @@ static int __pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder___cinit__(struct __pyx_
   __Pyx_GOTREF(__pyx_v_self->frag);
   __Pyx_DECREF_SET(__pyx_v_self->frag, Py_None);
 
-  /* "ext/wsdecode.pyx":413
+  /* "ext/wsdecode.pyx":419
  *         self.skip = 0
  *         self.frag = None
  *         self.event = C_EV_NONE             # <<<<<<<<<<<<<<
@@ -28506,7 +28450,7 @@ static int __pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder___cinit__(struct __pyx_
 */
   __pyx_v_self->event = __pyx_e_8pipeline_4_ext_8wsdecode_C_EV_NONE;
 
-  /* "ext/wsdecode.pyx":414
+  /* "ext/wsdecode.pyx":420
  *         self.frag = None
  *         self.event = C_EV_NONE
  *         self.reason = R_NONE             # <<<<<<<<<<<<<<
@@ -28515,7 +28459,7 @@ static int __pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder___cinit__(struct __pyx_
 */
   __pyx_v_self->reason = __pyx_e_8pipeline_4_ext_8wsdecode_R_NONE;
 
-  /* "ext/wsdecode.pyx":415
+  /* "ext/wsdecode.pyx":421
  *         self.event = C_EV_NONE
  *         self.reason = R_NONE
  *         self.message = b""             # <<<<<<<<<<<<<<
@@ -28527,7 +28471,7 @@ static int __pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder___cinit__(struct __pyx_
   __Pyx_GOTREF(__pyx_v_self->message);
   __Pyx_DECREF_SET(__pyx_v_self->message, __pyx_mstate_global->__pyx_kp_b__5);
 
-  /* "ext/wsdecode.pyx":416
+  /* "ext/wsdecode.pyx":422
  *         self.reason = R_NONE
  *         self.message = b""
  *         self.error = ""             # <<<<<<<<<<<<<<
@@ -28539,7 +28483,7 @@ static int __pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder___cinit__(struct __pyx_
   __Pyx_GOTREF(__pyx_v_self->error);
   __Pyx_DECREF_SET(__pyx_v_self->error, __pyx_mstate_global->__pyx_kp_u__5);
 
-  /* "ext/wsdecode.pyx":417
+  /* "ext/wsdecode.pyx":423
  *         self.message = b""
  *         self.error = ""
  *         self.ntouched = 0             # <<<<<<<<<<<<<<
@@ -28548,7 +28492,7 @@ static int __pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder___cinit__(struct __pyx_
 */
   __pyx_v_self->ntouched = 0;
 
-  /* "ext/wsdecode.pyx":418
+  /* "ext/wsdecode.pyx":424
  *         self.error = ""
  *         self.ntouched = 0
  *         memset(self.touched, 0, sizeof(self.touched))             # <<<<<<<<<<<<<<
@@ -28557,7 +28501,7 @@ static int __pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder___cinit__(struct __pyx_
 */
   (void)(memset(__pyx_v_self->touched, 0, (sizeof(__pyx_v_self->touched))));
 
-  /* "ext/wsdecode.pyx":399
+  /* "ext/wsdecode.pyx":405
  *     """One connection's frame decoder (see the twin for the contract)."""
  * 
  *     def __cinit__(self, SymbolState state, Py_ssize_t max_message=1 << 20, bint hot=True,             # <<<<<<<<<<<<<<
@@ -28580,7 +28524,7 @@ static int __pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder___cinit__(struct __pyx_
   return __pyx_r;
 }
 
-/* "ext/wsdecode.pyx":421
+/* "ext/wsdecode.pyx":427
  * 
  *     # ------------------------------------------------------------------ input
  *     cdef void _make_room(self, Py_ssize_t k):             # <<<<<<<<<<<<<<
@@ -28592,7 +28536,7 @@ static void __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__make_room(struct __pyx
   int __pyx_t_1;
   int __pyx_t_2;
 
-  /* "ext/wsdecode.pyx":422
+  /* "ext/wsdecode.pyx":428
  *     # ------------------------------------------------------------------ input
  *     cdef void _make_room(self, Py_ssize_t k):
  *         if self.cap - self.end < k and self.pos > 0:             # <<<<<<<<<<<<<<
@@ -28618,7 +28562,7 @@ static void __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__make_room(struct __pyx
   if (__pyx_t_1) {
 
 
-    /* "ext/wsdecode.pyx":423
+    /* "ext/wsdecode.pyx":429
  *     cdef void _make_room(self, Py_ssize_t k):
  *         if self.cap - self.end < k and self.pos > 0:
  *             memmove(self.base, self.base + self.pos, self.end - self.pos)             # <<<<<<<<<<<<<<
@@ -28627,7 +28571,7 @@ static void __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__make_room(struct __pyx
 */
     (void)(memmove(__pyx_v_self->base, (__pyx_v_self->base + __pyx_v_self->pos), (__pyx_v_self->end - __pyx_v_self->pos)));
 
-    /* "ext/wsdecode.pyx":424
+    /* "ext/wsdecode.pyx":430
  *         if self.cap - self.end < k and self.pos > 0:
  *             memmove(self.base, self.base + self.pos, self.end - self.pos)
  *             self.end -= self.pos             # <<<<<<<<<<<<<<
@@ -28636,7 +28580,7 @@ static void __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__make_room(struct __pyx
 */
     __pyx_v_self->end = (__pyx_v_self->end - __pyx_v_self->pos);
 
-    /* "ext/wsdecode.pyx":425
+    /* "ext/wsdecode.pyx":431
  *             memmove(self.base, self.base + self.pos, self.end - self.pos)
  *             self.end -= self.pos
  *             self.pos = 0             # <<<<<<<<<<<<<<
@@ -28645,7 +28589,7 @@ static void __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__make_room(struct __pyx
 */
     __pyx_v_self->pos = 0;
 
-    /* "ext/wsdecode.pyx":422
+    /* "ext/wsdecode.pyx":428
  *     # ------------------------------------------------------------------ input
  *     cdef void _make_room(self, Py_ssize_t k):
  *         if self.cap - self.end < k and self.pos > 0:             # <<<<<<<<<<<<<<
@@ -28654,7 +28598,7 @@ static void __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__make_room(struct __pyx
 */
   }
 
-  /* "ext/wsdecode.pyx":421
+  /* "ext/wsdecode.pyx":427
  * 
  *     # ------------------------------------------------------------------ input
  *     cdef void _make_room(self, Py_ssize_t k):             # <<<<<<<<<<<<<<
@@ -28666,7 +28610,7 @@ static void __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__make_room(struct __pyx
 
 }
 
-/* "ext/wsdecode.pyx":427
+/* "ext/wsdecode.pyx":433
  *             self.pos = 0
  * 
  *     def writable(self, Py_ssize_t k):             # <<<<<<<<<<<<<<
@@ -28714,32 +28658,32 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_k,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 427, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 433, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 427, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 433, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "writable", 0) < (0)) __PYX_ERR(0, 427, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "writable", 0) < (0)) __PYX_ERR(0, 433, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 1; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("writable", 1, 1, 1, i); __PYX_ERR(0, 427, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("writable", 1, 1, 1, i); __PYX_ERR(0, 433, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 1)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 427, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 433, __pyx_L3_error)
     }
-    __pyx_v_k = __Pyx_PyIndex_AsSsize_t(values[0]); if (unlikely((__pyx_v_k == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 427, __pyx_L3_error)
+    __pyx_v_k = __Pyx_PyIndex_AsSsize_t(values[0]); if (unlikely((__pyx_v_k == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 433, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("writable", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 427, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("writable", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 433, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -28777,16 +28721,16 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_2writable(struct 
   __Pyx_RefNannySetupContext("writable", 0);
 
 
-  /* "ext/wsdecode.pyx":430
+  /* "ext/wsdecode.pyx":436
  *         """A writable view of up to k free bytes at the end of the buffer (recv_into it, then
  *         commit). The view is valid until the next writable/feed/decode call."""
  *         self._make_room(k)             # <<<<<<<<<<<<<<
  *         k = min(k, self.cap - self.end)
  *         if k <= 0:
 */
-  ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_make_room(__pyx_v_self, __pyx_v_k); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 430, __pyx_L1_error)
+  ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_make_room(__pyx_v_self, __pyx_v_k); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 436, __pyx_L1_error)
 
-  /* "ext/wsdecode.pyx":431
+  /* "ext/wsdecode.pyx":437
  *         commit). The view is valid until the next writable/feed/decode call."""
  *         self._make_room(k)
  *         k = min(k, self.cap - self.end)             # <<<<<<<<<<<<<<
@@ -28810,7 +28754,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_2writable(struct 
   __pyx_v_k = __pyx_t_3;
 
 
-  /* "ext/wsdecode.pyx":432
+  /* "ext/wsdecode.pyx":438
  *         self._make_room(k)
  *         k = min(k, self.cap - self.end)
  *         if k <= 0:             # <<<<<<<<<<<<<<
@@ -28822,7 +28766,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_2writable(struct 
   if (unlikely(__pyx_t_4)) {
 
 
-    /* "ext/wsdecode.pyx":433
+    /* "ext/wsdecode.pyx":439
  *         k = min(k, self.cap - self.end)
  *         if k <= 0:
  *             raise BufferError("decoder buffer full: decode() before reading more")             # <<<<<<<<<<<<<<
@@ -28835,14 +28779,14 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_2writable(struct 
       PyObject *__pyx_callargs[2] = {__pyx_t_6, __pyx_mstate_global->__pyx_kp_u_decoder_buffer_full_decode_befor};
       __pyx_t_5 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_BufferError)), __pyx_callargs+__pyx_t_7, (2-__pyx_t_7) | (__pyx_t_7*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
-      if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 433, __pyx_L1_error)
+      if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 439, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_5);
     }
     __Pyx_Raise(__pyx_t_5, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-    __PYX_ERR(0, 433, __pyx_L1_error)
+    __PYX_ERR(0, 439, __pyx_L1_error)
 
-    /* "ext/wsdecode.pyx":432
+    /* "ext/wsdecode.pyx":438
  *         self._make_room(k)
  *         k = min(k, self.cap - self.end)
  *         if k <= 0:             # <<<<<<<<<<<<<<
@@ -28851,16 +28795,16 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_2writable(struct 
 */
   }
 
-  /* "ext/wsdecode.pyx":434
+  /* "ext/wsdecode.pyx":440
  *         if k <= 0:
  *             raise BufferError("decoder buffer full: decode() before reading more")
  *         return memoryview(self.store)[self.end:self.end + k]             # <<<<<<<<<<<<<<
  * 
  *     def commit(self, Py_ssize_t nbytes, int64_t local_ts):
 */
-  __pyx_t_5 = PyMemoryView_FromObject(__pyx_v_self->store); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 434, __pyx_L1_error)
+  __pyx_t_5 = PyMemoryView_FromObject(__pyx_v_self->store); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 440, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
-  __pyx_t_6 = PySequence_GetSlice(__pyx_t_5, __pyx_v_self->end, (__pyx_v_self->end + __pyx_v_k)); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 434, __pyx_L1_error)
+  __pyx_t_6 = PySequence_GetSlice(__pyx_t_5, __pyx_v_self->end, (__pyx_v_self->end + __pyx_v_k)); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 440, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_6);
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
   {
@@ -28874,7 +28818,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_2writable(struct 
   __pyx_t_6 = 0;
   goto __pyx_L0;
 
-  /* "ext/wsdecode.pyx":427
+  /* "ext/wsdecode.pyx":433
  *             self.pos = 0
  * 
  *     def writable(self, Py_ssize_t k):             # <<<<<<<<<<<<<<
@@ -28895,7 +28839,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_2writable(struct 
   return __pyx_r;
 }
 
-/* "ext/wsdecode.pyx":436
+/* "ext/wsdecode.pyx":442
  *         return memoryview(self.store)[self.end:self.end + k]
  * 
  *     def commit(self, Py_ssize_t nbytes, int64_t local_ts):             # <<<<<<<<<<<<<<
@@ -28944,39 +28888,39 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_nbytes,&__pyx_mstate_global->__pyx_n_u_local_ts,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 436, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 442, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 436, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 442, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 436, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 442, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "commit", 0) < (0)) __PYX_ERR(0, 436, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "commit", 0) < (0)) __PYX_ERR(0, 442, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 2; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("commit", 1, 2, 2, i); __PYX_ERR(0, 436, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("commit", 1, 2, 2, i); __PYX_ERR(0, 442, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 2)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 436, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 442, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 436, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 442, __pyx_L3_error)
     }
-    __pyx_v_nbytes = __Pyx_PyIndex_AsSsize_t(values[0]); if (unlikely((__pyx_v_nbytes == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 436, __pyx_L3_error)
-    __pyx_v_local_ts = __Pyx_PyLong_As_int64_t(values[1]); if (unlikely((__pyx_v_local_ts == ((int64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 436, __pyx_L3_error)
+    __pyx_v_nbytes = __Pyx_PyIndex_AsSsize_t(values[0]); if (unlikely((__pyx_v_nbytes == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 442, __pyx_L3_error)
+    __pyx_v_local_ts = __Pyx_PyLong_As_int64_t(values[1]); if (unlikely((__pyx_v_local_ts == ((int64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 442, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("commit", 1, 2, 2, __pyx_nargs); __PYX_ERR(0, 436, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("commit", 1, 2, 2, __pyx_nargs); __PYX_ERR(0, 442, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -29012,7 +28956,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_4commit(struct __
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("commit", 0);
 
-  /* "ext/wsdecode.pyx":438
+  /* "ext/wsdecode.pyx":444
  *     def commit(self, Py_ssize_t nbytes, int64_t local_ts):
  *         """nbytes were written into the last writable() view at local_ts (CLOCK_REALTIME ns)."""
  *         if nbytes < 0 or self.end + nbytes > self.cap:             # <<<<<<<<<<<<<<
@@ -29038,7 +28982,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_4commit(struct __
   if (unlikely(__pyx_t_1)) {
 
 
-    /* "ext/wsdecode.pyx":439
+    /* "ext/wsdecode.pyx":445
  *         """nbytes were written into the last writable() view at local_ts (CLOCK_REALTIME ns)."""
  *         if nbytes < 0 or self.end + nbytes > self.cap:
  *             raise ValueError("commit beyond the buffer")             # <<<<<<<<<<<<<<
@@ -29051,14 +28995,14 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_4commit(struct __
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_commit_beyond_the_buffer};
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 439, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 445, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 439, __pyx_L1_error)
+    __PYX_ERR(0, 445, __pyx_L1_error)
 
-    /* "ext/wsdecode.pyx":438
+    /* "ext/wsdecode.pyx":444
  *     def commit(self, Py_ssize_t nbytes, int64_t local_ts):
  *         """nbytes were written into the last writable() view at local_ts (CLOCK_REALTIME ns)."""
  *         if nbytes < 0 or self.end + nbytes > self.cap:             # <<<<<<<<<<<<<<
@@ -29067,7 +29011,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_4commit(struct __
 */
   }
 
-  /* "ext/wsdecode.pyx":440
+  /* "ext/wsdecode.pyx":446
  *         if nbytes < 0 or self.end + nbytes > self.cap:
  *             raise ValueError("commit beyond the buffer")
  *         self.end += nbytes             # <<<<<<<<<<<<<<
@@ -29076,7 +29020,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_4commit(struct __
 */
   __pyx_v_self->end = (__pyx_v_self->end + __pyx_v_nbytes);
 
-  /* "ext/wsdecode.pyx":441
+  /* "ext/wsdecode.pyx":447
  *             raise ValueError("commit beyond the buffer")
  *         self.end += nbytes
  *         self.bytes += nbytes             # <<<<<<<<<<<<<<
@@ -29085,7 +29029,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_4commit(struct __
 */
   __pyx_v_self->bytes = (__pyx_v_self->bytes + __pyx_v_nbytes);
 
-  /* "ext/wsdecode.pyx":442
+  /* "ext/wsdecode.pyx":448
  *         self.end += nbytes
  *         self.bytes += nbytes
  *         self.local_ts = local_ts             # <<<<<<<<<<<<<<
@@ -29094,7 +29038,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_4commit(struct __
 */
   __pyx_v_self->local_ts = __pyx_v_local_ts;
 
-  /* "ext/wsdecode.pyx":436
+  /* "ext/wsdecode.pyx":442
  *         return memoryview(self.store)[self.end:self.end + k]
  * 
  *     def commit(self, Py_ssize_t nbytes, int64_t local_ts):             # <<<<<<<<<<<<<<
@@ -29116,7 +29060,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_4commit(struct __
   return __pyx_r;
 }
 
-/* "ext/wsdecode.pyx":444
+/* "ext/wsdecode.pyx":450
  *         self.local_ts = local_ts
  * 
  *     def feed(self, const unsigned char[::1] data, int64_t local_ts):             # <<<<<<<<<<<<<<
@@ -29165,39 +29109,39 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_data,&__pyx_mstate_global->__pyx_n_u_local_ts,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 444, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 450, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 444, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 450, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 444, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 450, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "feed", 0) < (0)) __PYX_ERR(0, 444, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "feed", 0) < (0)) __PYX_ERR(0, 450, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 2; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("feed", 1, 2, 2, i); __PYX_ERR(0, 444, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("feed", 1, 2, 2, i); __PYX_ERR(0, 450, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 2)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 444, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 450, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 444, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 450, __pyx_L3_error)
     }
-    __pyx_v_data = __Pyx_PyObject_to_MemoryviewSlice_dc_unsigned_char__const__(values[0], 0); if (unlikely(!__pyx_v_data.memview)) __PYX_ERR(0, 444, __pyx_L3_error)
-    __pyx_v_local_ts = __Pyx_PyLong_As_int64_t(values[1]); if (unlikely((__pyx_v_local_ts == ((int64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 444, __pyx_L3_error)
+    __pyx_v_data = __Pyx_PyObject_to_MemoryviewSlice_dc_unsigned_char__const__(values[0], 0); if (unlikely(!__pyx_v_data.memview)) __PYX_ERR(0, 450, __pyx_L3_error)
+    __pyx_v_local_ts = __Pyx_PyLong_As_int64_t(values[1]); if (unlikely((__pyx_v_local_ts == ((int64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 450, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("feed", 1, 2, 2, __pyx_nargs); __PYX_ERR(0, 444, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("feed", 1, 2, 2, __pyx_nargs); __PYX_ERR(0, 450, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -29241,7 +29185,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_6feed(struct __py
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("feed", 0);
 
-  /* "ext/wsdecode.pyx":446
+  /* "ext/wsdecode.pyx":452
  *     def feed(self, const unsigned char[::1] data, int64_t local_ts):
  *         """Append socket bytes (copying); see writable/commit for the zero-copy way."""
  *         cdef Py_ssize_t n = data.shape[0], off = 0, k             # <<<<<<<<<<<<<<
@@ -29251,7 +29195,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_6feed(struct __py
   __pyx_v_n = (__pyx_v_data.shape[0]);
   __pyx_v_off = 0;
 
-  /* "ext/wsdecode.pyx":447
+  /* "ext/wsdecode.pyx":453
  *         """Append socket bytes (copying); see writable/commit for the zero-copy way."""
  *         cdef Py_ssize_t n = data.shape[0], off = 0, k
  *         self.local_ts = local_ts             # <<<<<<<<<<<<<<
@@ -29260,7 +29204,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_6feed(struct __py
 */
   __pyx_v_self->local_ts = __pyx_v_local_ts;
 
-  /* "ext/wsdecode.pyx":448
+  /* "ext/wsdecode.pyx":454
  *         cdef Py_ssize_t n = data.shape[0], off = 0, k
  *         self.local_ts = local_ts
  *         while off < n:             # <<<<<<<<<<<<<<
@@ -29273,16 +29217,16 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_6feed(struct __py
 
     if (!__pyx_t_1) break;
 
-    /* "ext/wsdecode.pyx":449
+    /* "ext/wsdecode.pyx":455
  *         self.local_ts = local_ts
  *         while off < n:
  *             self._make_room(n - off)             # <<<<<<<<<<<<<<
  *             k = min(n - off, self.cap - self.end)
  *             if k <= 0:
 */
-    ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_make_room(__pyx_v_self, (__pyx_v_n - __pyx_v_off)); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 449, __pyx_L1_error)
+    ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_make_room(__pyx_v_self, (__pyx_v_n - __pyx_v_off)); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 455, __pyx_L1_error)
 
-    /* "ext/wsdecode.pyx":450
+    /* "ext/wsdecode.pyx":456
  *         while off < n:
  *             self._make_room(n - off)
  *             k = min(n - off, self.cap - self.end)             # <<<<<<<<<<<<<<
@@ -29306,7 +29250,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_6feed(struct __py
     __pyx_v_k = __pyx_t_4;
 
 
-    /* "ext/wsdecode.pyx":451
+    /* "ext/wsdecode.pyx":457
  *             self._make_room(n - off)
  *             k = min(n - off, self.cap - self.end)
  *             if k <= 0:             # <<<<<<<<<<<<<<
@@ -29318,7 +29262,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_6feed(struct __py
     if (unlikely(__pyx_t_1)) {
 
 
-      /* "ext/wsdecode.pyx":452
+      /* "ext/wsdecode.pyx":458
  *             k = min(n - off, self.cap - self.end)
  *             if k <= 0:
  *                 raise BufferError("decoder buffer full: decode() before feeding more")             # <<<<<<<<<<<<<<
@@ -29331,14 +29275,14 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_6feed(struct __py
         PyObject *__pyx_callargs[2] = {__pyx_t_6, __pyx_mstate_global->__pyx_kp_u_decoder_buffer_full_decode_befor_2};
         __pyx_t_5 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_BufferError)), __pyx_callargs+__pyx_t_7, (2-__pyx_t_7) | (__pyx_t_7*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
-        if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 452, __pyx_L1_error)
+        if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 458, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_5);
       }
       __Pyx_Raise(__pyx_t_5, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-      __PYX_ERR(0, 452, __pyx_L1_error)
+      __PYX_ERR(0, 458, __pyx_L1_error)
 
-      /* "ext/wsdecode.pyx":451
+      /* "ext/wsdecode.pyx":457
  *             self._make_room(n - off)
  *             k = min(n - off, self.cap - self.end)
  *             if k <= 0:             # <<<<<<<<<<<<<<
@@ -29347,7 +29291,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_6feed(struct __py
 */
     }
 
-    /* "ext/wsdecode.pyx":453
+    /* "ext/wsdecode.pyx":459
  *             if k <= 0:
  *                 raise BufferError("decoder buffer full: decode() before feeding more")
  *             memcpy(self.base + self.end, &data[off], k)             # <<<<<<<<<<<<<<
@@ -29362,11 +29306,11 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_6feed(struct __py
     } else if (unlikely(__pyx_t_8 >= __pyx_v_data.shape[0])) __pyx_t_9 = 0;
     if (unlikely(__pyx_t_9 != -1)) {
       __Pyx_RaiseBufferIndexError(__pyx_t_9);
-      __PYX_ERR(0, 453, __pyx_L1_error)
+      __PYX_ERR(0, 459, __pyx_L1_error)
     }
     (void)(memcpy((__pyx_v_self->base + __pyx_v_self->end), (&(*((unsigned char const  *) ( /* dim=0 */ ((char *) (((unsigned char const  *) __pyx_v_data.data) + __pyx_t_8)) )))), __pyx_v_k));
 
-    /* "ext/wsdecode.pyx":454
+    /* "ext/wsdecode.pyx":460
  *                 raise BufferError("decoder buffer full: decode() before feeding more")
  *             memcpy(self.base + self.end, &data[off], k)
  *             self.end += k             # <<<<<<<<<<<<<<
@@ -29375,7 +29319,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_6feed(struct __py
 */
     __pyx_v_self->end = (__pyx_v_self->end + __pyx_v_k);
 
-    /* "ext/wsdecode.pyx":455
+    /* "ext/wsdecode.pyx":461
  *             memcpy(self.base + self.end, &data[off], k)
  *             self.end += k
  *             off += k             # <<<<<<<<<<<<<<
@@ -29385,7 +29329,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_6feed(struct __py
     __pyx_v_off = (__pyx_v_off + __pyx_v_k);
   }
 
-  /* "ext/wsdecode.pyx":456
+  /* "ext/wsdecode.pyx":462
  *             self.end += k
  *             off += k
  *         self.bytes += n             # <<<<<<<<<<<<<<
@@ -29394,7 +29338,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_6feed(struct __py
 */
   __pyx_v_self->bytes = (__pyx_v_self->bytes + __pyx_v_n);
 
-  /* "ext/wsdecode.pyx":444
+  /* "ext/wsdecode.pyx":450
  *         self.local_ts = local_ts
  * 
  *     def feed(self, const unsigned char[::1] data, int64_t local_ts):             # <<<<<<<<<<<<<<
@@ -29419,7 +29363,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_6feed(struct __py
   return __pyx_r;
 }
 
-/* "ext/wsdecode.pyx":458
+/* "ext/wsdecode.pyx":464
  *         self.bytes += n
  * 
  *     def pending(self):             # <<<<<<<<<<<<<<
@@ -29479,14 +29423,14 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_8pending(struct _
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("pending", 0);
 
-  /* "ext/wsdecode.pyx":459
+  /* "ext/wsdecode.pyx":465
  * 
  *     def pending(self):
  *         return self.end - self.pos + self.skip             # <<<<<<<<<<<<<<
  * 
  *     def counters(self):
 */
-  __pyx_t_1 = PyLong_FromSsize_t(((__pyx_v_self->end - __pyx_v_self->pos) + __pyx_v_self->skip)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 459, __pyx_L1_error)
+  __pyx_t_1 = PyLong_FromSsize_t(((__pyx_v_self->end - __pyx_v_self->pos) + __pyx_v_self->skip)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 465, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   {
     PyObject *__pyx_temp;
@@ -29499,7 +29443,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_8pending(struct _
   __pyx_t_1 = 0;
   goto __pyx_L0;
 
-  /* "ext/wsdecode.pyx":458
+  /* "ext/wsdecode.pyx":464
  *         self.bytes += n
  * 
  *     def pending(self):             # <<<<<<<<<<<<<<
@@ -29518,7 +29462,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_8pending(struct _
   return __pyx_r;
 }
 
-/* "ext/wsdecode.pyx":461
+/* "ext/wsdecode.pyx":467
  *         return self.end - self.pos + self.skip
  * 
  *     def counters(self):             # <<<<<<<<<<<<<<
@@ -29579,94 +29523,94 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_10counters(struct
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("counters", 0);
 
-  /* "ext/wsdecode.pyx":462
+  /* "ext/wsdecode.pyx":468
  * 
  *     def counters(self):
  *         return {"frames": self.frames, "messages": self.messages, "bytes": self.bytes,             # <<<<<<<<<<<<<<
  *                 "records": self.records, "hot_messages": self.hot_messages,
  *                 "deferred": self.deferred, "duplicates": self.duplicates,
 */
-  __pyx_t_1 = __Pyx_PyDict_NewPresized(12); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 462, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyDict_NewPresized(12); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 468, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->frames); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 462, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->frames); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 468, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
-  if (PyDict_SetItem(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_frames, __pyx_t_2) < (0)) __PYX_ERR(0, 462, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_frames, __pyx_t_2) < (0)) __PYX_ERR(0, 468, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-  __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->messages); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 462, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->messages); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 468, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
-  if (PyDict_SetItem(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_messages, __pyx_t_2) < (0)) __PYX_ERR(0, 462, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_messages, __pyx_t_2) < (0)) __PYX_ERR(0, 468, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-  __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->bytes); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 462, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->bytes); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 468, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
-  if (PyDict_SetItem(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_bytes, __pyx_t_2) < (0)) __PYX_ERR(0, 462, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_bytes, __pyx_t_2) < (0)) __PYX_ERR(0, 468, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-  /* "ext/wsdecode.pyx":463
+  /* "ext/wsdecode.pyx":469
  *     def counters(self):
  *         return {"frames": self.frames, "messages": self.messages, "bytes": self.bytes,
  *                 "records": self.records, "hot_messages": self.hot_messages,             # <<<<<<<<<<<<<<
  *                 "deferred": self.deferred, "duplicates": self.duplicates,
  *                 "oversized": self.oversized, "protocol_errors": self.protocol_errors,
 */
-  __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->records); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 463, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->records); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 469, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
-  if (PyDict_SetItem(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_records, __pyx_t_2) < (0)) __PYX_ERR(0, 462, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_records, __pyx_t_2) < (0)) __PYX_ERR(0, 468, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-  __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->hot_messages); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 463, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->hot_messages); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 469, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
-  if (PyDict_SetItem(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_hot_messages, __pyx_t_2) < (0)) __PYX_ERR(0, 462, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_hot_messages, __pyx_t_2) < (0)) __PYX_ERR(0, 468, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-  /* "ext/wsdecode.pyx":464
+  /* "ext/wsdecode.pyx":470
  *         return {"frames": self.frames, "messages": self.messages, "bytes": self.bytes,
  *                 "records": self.records, "hot_messages": self.hot_messages,
  *                 "deferred": self.deferred, "duplicates": self.duplicates,             # <<<<<<<<<<<<<<
  *                 "oversized": self.oversized, "protocol_errors": self.protocol_errors,
  *                 "pings": self.pings, "pongs": self.pongs, "closes": self.closes}
 */
-  __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->deferred); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 464, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->deferred); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 470, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
-  if (PyDict_SetItem(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_deferred, __pyx_t_2) < (0)) __PYX_ERR(0, 462, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_deferred, __pyx_t_2) < (0)) __PYX_ERR(0, 468, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-  __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->duplicates); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 464, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->duplicates); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 470, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
-  if (PyDict_SetItem(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_duplicates, __pyx_t_2) < (0)) __PYX_ERR(0, 462, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_duplicates, __pyx_t_2) < (0)) __PYX_ERR(0, 468, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-  /* "ext/wsdecode.pyx":465
+  /* "ext/wsdecode.pyx":471
  *                 "records": self.records, "hot_messages": self.hot_messages,
  *                 "deferred": self.deferred, "duplicates": self.duplicates,
  *                 "oversized": self.oversized, "protocol_errors": self.protocol_errors,             # <<<<<<<<<<<<<<
  *                 "pings": self.pings, "pongs": self.pongs, "closes": self.closes}
  * 
 */
-  __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->oversized); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 465, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->oversized); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 471, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
-  if (PyDict_SetItem(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_oversized, __pyx_t_2) < (0)) __PYX_ERR(0, 462, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_oversized, __pyx_t_2) < (0)) __PYX_ERR(0, 468, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-  __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->protocol_errors); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 465, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->protocol_errors); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 471, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
-  if (PyDict_SetItem(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_protocol_errors, __pyx_t_2) < (0)) __PYX_ERR(0, 462, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_protocol_errors, __pyx_t_2) < (0)) __PYX_ERR(0, 468, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-  /* "ext/wsdecode.pyx":466
+  /* "ext/wsdecode.pyx":472
  *                 "deferred": self.deferred, "duplicates": self.duplicates,
  *                 "oversized": self.oversized, "protocol_errors": self.protocol_errors,
  *                 "pings": self.pings, "pongs": self.pongs, "closes": self.closes}             # <<<<<<<<<<<<<<
  * 
  *     cdef int _protocol(self, str why):
 */
-  __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->pings); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 466, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->pings); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 472, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
-  if (PyDict_SetItem(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_pings, __pyx_t_2) < (0)) __PYX_ERR(0, 462, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_pings, __pyx_t_2) < (0)) __PYX_ERR(0, 468, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-  __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->pongs); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 466, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->pongs); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 472, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
-  if (PyDict_SetItem(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_pongs, __pyx_t_2) < (0)) __PYX_ERR(0, 462, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_pongs, __pyx_t_2) < (0)) __PYX_ERR(0, 468, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-  __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->closes); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 466, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->closes); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 472, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
-  if (PyDict_SetItem(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_closes, __pyx_t_2) < (0)) __PYX_ERR(0, 462, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_closes, __pyx_t_2) < (0)) __PYX_ERR(0, 468, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
   {
     PyObject *__pyx_temp;
@@ -29679,7 +29623,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_10counters(struct
   __pyx_t_1 = 0;
   goto __pyx_L0;
 
-  /* "ext/wsdecode.pyx":461
+  /* "ext/wsdecode.pyx":467
  *         return self.end - self.pos + self.skip
  * 
  *     def counters(self):             # <<<<<<<<<<<<<<
@@ -29699,7 +29643,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_10counters(struct
   return __pyx_r;
 }
 
-/* "ext/wsdecode.pyx":468
+/* "ext/wsdecode.pyx":474
  *                 "pings": self.pings, "pongs": self.pongs, "closes": self.closes}
  * 
  *     cdef int _protocol(self, str why):             # <<<<<<<<<<<<<<
@@ -29712,7 +29656,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__protocol(struct __pyx_o
   __Pyx_RefNannyDeclarations
   __Pyx_RefNannySetupContext("_protocol", 0);
 
-  /* "ext/wsdecode.pyx":469
+  /* "ext/wsdecode.pyx":475
  * 
  *     cdef int _protocol(self, str why):
  *         self.failed = True             # <<<<<<<<<<<<<<
@@ -29721,7 +29665,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__protocol(struct __pyx_o
 */
   __pyx_v_self->failed = 1;
 
-  /* "ext/wsdecode.pyx":470
+  /* "ext/wsdecode.pyx":476
  *     cdef int _protocol(self, str why):
  *         self.failed = True
  *         self.protocol_errors += 1             # <<<<<<<<<<<<<<
@@ -29730,7 +29674,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__protocol(struct __pyx_o
 */
   __pyx_v_self->protocol_errors = (__pyx_v_self->protocol_errors + 1);
 
-  /* "ext/wsdecode.pyx":471
+  /* "ext/wsdecode.pyx":477
  *         self.failed = True
  *         self.protocol_errors += 1
  *         self.error = why             # <<<<<<<<<<<<<<
@@ -29742,7 +29686,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__protocol(struct __pyx_o
   __Pyx_GOTREF(__pyx_v_self->error);
   __Pyx_DECREF_SET(__pyx_v_self->error, __pyx_v_why);
 
-  /* "ext/wsdecode.pyx":472
+  /* "ext/wsdecode.pyx":478
  *         self.protocol_errors += 1
  *         self.error = why
  *         self.event = C_EV_PROTOCOL             # <<<<<<<<<<<<<<
@@ -29751,7 +29695,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__protocol(struct __pyx_o
 */
   __pyx_v_self->event = __pyx_e_8pipeline_4_ext_8wsdecode_C_EV_PROTOCOL;
 
-  /* "ext/wsdecode.pyx":473
+  /* "ext/wsdecode.pyx":479
  *         self.error = why
  *         self.event = C_EV_PROTOCOL
  *         return C_EV_PROTOCOL             # <<<<<<<<<<<<<<
@@ -29764,7 +29708,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__protocol(struct __pyx_o
   }
   goto __pyx_L0;
 
-  /* "ext/wsdecode.pyx":468
+  /* "ext/wsdecode.pyx":474
  *                 "pings": self.pings, "pongs": self.pongs, "closes": self.closes}
  * 
  *     cdef int _protocol(self, str why):             # <<<<<<<<<<<<<<
@@ -29779,7 +29723,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__protocol(struct __pyx_o
   return __pyx_r;
 }
 
-/* "ext/wsdecode.pyx":475
+/* "ext/wsdecode.pyx":481
  *         return C_EV_PROTOCOL
  * 
  *     cdef bytes _slice(self, Py_ssize_t s, Py_ssize_t e):             # <<<<<<<<<<<<<<
@@ -29796,14 +29740,14 @@ static PyObject *__pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__slice(struct __py
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("_slice", 0);
 
-  /* "ext/wsdecode.pyx":476
+  /* "ext/wsdecode.pyx":482
  * 
  *     cdef bytes _slice(self, Py_ssize_t s, Py_ssize_t e):
  *         return (<char *>self.base)[s:e]             # <<<<<<<<<<<<<<
  * 
  *     cdef void _record(self, bytes payload):
 */
-  __pyx_t_1 = __Pyx_PyBytes_FromStringAndSize(((char *)__pyx_v_self->base) + __pyx_v_s, __pyx_v_e - __pyx_v_s); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 476, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyBytes_FromStringAndSize(((char *)__pyx_v_self->base) + __pyx_v_s, __pyx_v_e - __pyx_v_s); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 482, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   {
     PyObject *__pyx_temp;
@@ -29816,7 +29760,7 @@ static PyObject *__pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__slice(struct __py
   __pyx_t_1 = 0;
   goto __pyx_L0;
 
-  /* "ext/wsdecode.pyx":475
+  /* "ext/wsdecode.pyx":481
  *         return C_EV_PROTOCOL
  * 
  *     cdef bytes _slice(self, Py_ssize_t s, Py_ssize_t e):             # <<<<<<<<<<<<<<
@@ -29835,7 +29779,7 @@ static PyObject *__pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__slice(struct __py
   return __pyx_r;
 }
 
-/* "ext/wsdecode.pyx":478
+/* "ext/wsdecode.pyx":484
  *         return (<char *>self.base)[s:e]
  * 
  *     cdef void _record(self, bytes payload):             # <<<<<<<<<<<<<<
@@ -29854,7 +29798,7 @@ static void __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__record(struct __pyx_ob
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("_record", 0);
 
-  /* "ext/wsdecode.pyx":479
+  /* "ext/wsdecode.pyx":485
  * 
  *     cdef void _record(self, bytes payload):
  *         if b"\n" in payload or b"\r" in payload:             # <<<<<<<<<<<<<<
@@ -29863,9 +29807,9 @@ static void __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__record(struct __pyx_ob
 */
   if (unlikely(__pyx_v_payload == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "argument of type \047NoneType\047 is not iterable");
-    __PYX_ERR(0, 479, __pyx_L1_error)
+    __PYX_ERR(0, 485, __pyx_L1_error)
   }
-  __pyx_t_2 = (__Pyx_BytesContains('\n', __pyx_v_payload, Py_EQ)); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 479, __pyx_L1_error)
+  __pyx_t_2 = (__Pyx_BytesContains('\n', __pyx_v_payload, Py_EQ)); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 485, __pyx_L1_error)
   if (!__pyx_t_2) {
 
   } else {
@@ -29876,9 +29820,9 @@ static void __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__record(struct __pyx_ob
   }
   if (unlikely(__pyx_v_payload == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "argument of type \047NoneType\047 is not iterable");
-    __PYX_ERR(0, 479, __pyx_L1_error)
+    __PYX_ERR(0, 485, __pyx_L1_error)
   }
-  __pyx_t_2 = (__Pyx_BytesContains('\r', __pyx_v_payload, Py_EQ)); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 479, __pyx_L1_error)
+  __pyx_t_2 = (__Pyx_BytesContains('\r', __pyx_v_payload, Py_EQ)); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 485, __pyx_L1_error)
 
   __pyx_t_1 = __pyx_t_2;
 
@@ -29886,7 +29830,7 @@ static void __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__record(struct __pyx_ob
   if (__pyx_t_1) {
 
 
-    /* "ext/wsdecode.pyx":480
+    /* "ext/wsdecode.pyx":486
  *     cdef void _record(self, bytes payload):
  *         if b"\n" in payload or b"\r" in payload:
  *             self.unrecordable += 1             # <<<<<<<<<<<<<<
@@ -29895,7 +29839,7 @@ static void __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__record(struct __pyx_ob
 */
     __pyx_v_self->unrecordable = (__pyx_v_self->unrecordable + 1);
 
-    /* "ext/wsdecode.pyx":481
+    /* "ext/wsdecode.pyx":487
  *         if b"\n" in payload or b"\r" in payload:
  *             self.unrecordable += 1
  *             return             # <<<<<<<<<<<<<<
@@ -29906,7 +29850,7 @@ static void __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__record(struct __pyx_ob
     }
     goto __pyx_L0;
 
-    /* "ext/wsdecode.pyx":479
+    /* "ext/wsdecode.pyx":485
  * 
  *     cdef void _record(self, bytes payload):
  *         if b"\n" in payload or b"\r" in payload:             # <<<<<<<<<<<<<<
@@ -29915,19 +29859,19 @@ static void __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__record(struct __pyx_ob
 */
   }
 
-  /* "ext/wsdecode.pyx":482
+  /* "ext/wsdecode.pyx":488
  *             self.unrecordable += 1
  *             return
  *         self.rec += b"%d " % self.local_ts             # <<<<<<<<<<<<<<
  *         self.rec += payload
  *         self.rec += b"\n"
 */
-  __pyx_t_3 = __Pyx_PyLong_From_int64_t(__pyx_v_self->local_ts); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 482, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyLong_From_int64_t(__pyx_v_self->local_ts); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 488, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
-  __pyx_t_4 = PyNumber_Remainder(__pyx_mstate_global->__pyx_kp_b_d, __pyx_t_3); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 482, __pyx_L1_error)
+  __pyx_t_4 = PyNumber_Remainder(__pyx_mstate_global->__pyx_kp_b_d, __pyx_t_3); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 488, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-  __pyx_t_3 = PyNumber_InPlaceAdd(__pyx_v_self->rec, __pyx_t_4); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 482, __pyx_L1_error)
+  __pyx_t_3 = PyNumber_InPlaceAdd(__pyx_v_self->rec, __pyx_t_4); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 488, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
   __Pyx_GIVEREF(__pyx_t_3);
@@ -29935,14 +29879,28 @@ static void __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__record(struct __pyx_ob
   __Pyx_DECREF_SET(__pyx_v_self->rec, ((PyObject*)__pyx_t_3));
   __pyx_t_3 = 0;
 
-  /* "ext/wsdecode.pyx":483
+  /* "ext/wsdecode.pyx":489
  *             return
  *         self.rec += b"%d " % self.local_ts
  *         self.rec += payload             # <<<<<<<<<<<<<<
  *         self.rec += b"\n"
  * 
 */
-  __pyx_t_3 = PyNumber_InPlaceAdd(__pyx_v_self->rec, __pyx_v_payload); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 483, __pyx_L1_error)
+  __pyx_t_3 = PyNumber_InPlaceAdd(__pyx_v_self->rec, __pyx_v_payload); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 489, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_3);
+  __Pyx_GIVEREF(__pyx_t_3);
+  __Pyx_GOTREF(__pyx_v_self->rec);
+  __Pyx_DECREF_SET(__pyx_v_self->rec, ((PyObject*)__pyx_t_3));
+  __pyx_t_3 = 0;
+
+  /* "ext/wsdecode.pyx":490
+ *         self.rec += b"%d " % self.local_ts
+ *         self.rec += payload
+ *         self.rec += b"\n"             # <<<<<<<<<<<<<<
+ * 
+ *     def take_recording(self):
+*/
+  __pyx_t_3 = PyNumber_InPlaceAdd(__pyx_v_self->rec, __pyx_mstate_global->__pyx_kp_b__6); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 490, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   __Pyx_GIVEREF(__pyx_t_3);
   __Pyx_GOTREF(__pyx_v_self->rec);
@@ -29950,20 +29908,6 @@ static void __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__record(struct __pyx_ob
   __pyx_t_3 = 0;
 
   /* "ext/wsdecode.pyx":484
- *         self.rec += b"%d " % self.local_ts
- *         self.rec += payload
- *         self.rec += b"\n"             # <<<<<<<<<<<<<<
- * 
- *     def take_recording(self):
-*/
-  __pyx_t_3 = PyNumber_InPlaceAdd(__pyx_v_self->rec, __pyx_mstate_global->__pyx_kp_b__6); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 484, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_3);
-  __Pyx_GIVEREF(__pyx_t_3);
-  __Pyx_GOTREF(__pyx_v_self->rec);
-  __Pyx_DECREF_SET(__pyx_v_self->rec, ((PyObject*)__pyx_t_3));
-  __pyx_t_3 = 0;
-
-  /* "ext/wsdecode.pyx":478
  *         return (<char *>self.base)[s:e]
  * 
  *     cdef void _record(self, bytes payload):             # <<<<<<<<<<<<<<
@@ -29982,7 +29926,7 @@ static void __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__record(struct __pyx_ob
   __Pyx_RefNannyFinishContext();
 }
 
-/* "ext/wsdecode.pyx":486
+/* "ext/wsdecode.pyx":492
  *         self.rec += b"\n"
  * 
  *     def take_recording(self):             # <<<<<<<<<<<<<<
@@ -30045,7 +29989,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12take_recording(
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("take_recording", 0);
 
-  /* "ext/wsdecode.pyx":488
+  /* "ext/wsdecode.pyx":494
  *     def take_recording(self):
  *         """The `<local_ts_ns> <raw>` lines of the text messages decoded since the last call."""
  *         out = bytes(self.rec)             # <<<<<<<<<<<<<<
@@ -30058,13 +30002,13 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12take_recording(
     PyObject *__pyx_callargs[2] = {__pyx_t_2, __pyx_v_self->rec};
     __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(&PyBytes_Type), __pyx_callargs+__pyx_t_3, (2-__pyx_t_3) | (__pyx_t_3*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 488, __pyx_L1_error)
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 494, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
   }
   __pyx_v_out = ((PyObject*)__pyx_t_1);
   __pyx_t_1 = 0;
 
-  /* "ext/wsdecode.pyx":489
+  /* "ext/wsdecode.pyx":495
  *         """The `<local_ts_ns> <raw>` lines of the text messages decoded since the last call."""
  *         out = bytes(self.rec)
  *         del self.rec[:]             # <<<<<<<<<<<<<<
@@ -30073,11 +30017,11 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12take_recording(
 */
   if (unlikely(__pyx_v_self->rec == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
-    __PYX_ERR(0, 489, __pyx_L1_error)
+    __PYX_ERR(0, 495, __pyx_L1_error)
   }
-  if (__Pyx_PyObject_DelSlice(__pyx_v_self->rec, 0, 0, NULL, NULL, NULL, 0, 0, 1) < (0)) __PYX_ERR(0, 489, __pyx_L1_error)
+  if (__Pyx_PyObject_DelSlice(__pyx_v_self->rec, 0, 0, NULL, NULL, NULL, 0, 0, 1) < (0)) __PYX_ERR(0, 495, __pyx_L1_error)
 
-  /* "ext/wsdecode.pyx":490
+  /* "ext/wsdecode.pyx":496
  *         out = bytes(self.rec)
  *         del self.rec[:]
  *         return out             # <<<<<<<<<<<<<<
@@ -30095,7 +30039,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12take_recording(
   }
   goto __pyx_L0;
 
-  /* "ext/wsdecode.pyx":486
+  /* "ext/wsdecode.pyx":492
  *         self.rec += b"\n"
  * 
  *     def take_recording(self):             # <<<<<<<<<<<<<<
@@ -30116,7 +30060,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12take_recording(
   return __pyx_r;
 }
 
-/* "ext/wsdecode.pyx":493
+/* "ext/wsdecode.pyx":499
  * 
  *     # ------------------------------------------------------------------ frames
  *     @cython.boundscheck(False)             # <<<<<<<<<<<<<<
@@ -30164,32 +30108,32 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_out,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 493, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 499, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 493, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 499, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "decode", 0) < (0)) __PYX_ERR(0, 493, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "decode", 0) < (0)) __PYX_ERR(0, 499, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 1; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("decode", 1, 1, 1, i); __PYX_ERR(0, 493, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("decode", 1, 1, 1, i); __PYX_ERR(0, 499, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 1)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 493, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 499, __pyx_L3_error)
     }
     __pyx_v_out = ((PyArrayObject *)values[0]);
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("decode", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 493, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("decode", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 499, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -30200,7 +30144,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   __Pyx_RefNannyFinishContext();
   return NULL;
   __pyx_L4_argument_unpacking_done:;
-  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_out), __pyx_mstate_global->__pyx_ptype_5numpy_ndarray, 1, "out", 0))) __PYX_ERR(0, 495, __pyx_L1_error)
+  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_out), __pyx_mstate_global->__pyx_ptype_5numpy_ndarray, 1, "out", 0))) __PYX_ERR(0, 501, __pyx_L1_error)
   __pyx_r = __pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(((struct __pyx_obj_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self), __pyx_v_out);
 
   /* function exit code */
@@ -30258,7 +30202,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("decode", 0);
 
-  /* "ext/wsdecode.pyx":497
+  /* "ext/wsdecode.pyx":503
  *     def decode(self, cnp.ndarray out):
  *         """Fill out (TICK_DTYPE) from index 0; returns the record count. See the twin."""
  *         cdef Py_ssize_t cap, n = 0, avail, p, hl, s, e, k             # <<<<<<<<<<<<<<
@@ -30267,7 +30211,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
   __pyx_v_n = 0;
 
-  /* "ext/wsdecode.pyx":504
+  /* "ext/wsdecode.pyx":510
  *         cdef Py_ssize_t r
  *         cdef TickRecord *outp
  *         cdef const unsigned char *buf = self.base             # <<<<<<<<<<<<<<
@@ -30278,7 +30222,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 
   __pyx_v_buf = __pyx_t_1;
 
-  /* "ext/wsdecode.pyx":505
+  /* "ext/wsdecode.pyx":511
  *         cdef TickRecord *outp
  *         cdef const unsigned char *buf = self.base
  *         if not cnp.PyArray_IS_C_CONTIGUOUS(out) or out.ndim != 1 or out.itemsize != RECORD_SIZE:             # <<<<<<<<<<<<<<
@@ -30305,9 +30249,9 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 
     goto __pyx_L4_bool_binop_done;
   }
-  __pyx_t_4 = __Pyx_PyObject_GetAttrStr(((PyObject *)__pyx_v_out), __pyx_mstate_global->__pyx_n_u_itemsize); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 505, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyObject_GetAttrStr(((PyObject *)__pyx_v_out), __pyx_mstate_global->__pyx_n_u_itemsize); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 511, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  __pyx_t_3 = (__Pyx_PyLong_BoolNeObjC(__pyx_t_4, __pyx_mstate_global->__pyx_int_64, 64, 0)); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 505, __pyx_L1_error)
+  __pyx_t_3 = (__Pyx_PyLong_BoolNeObjC(__pyx_t_4, __pyx_mstate_global->__pyx_int_64, 64, 0)); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 511, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
   __pyx_t_2 = __pyx_t_3;
@@ -30316,7 +30260,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "ext/wsdecode.pyx":506
+    /* "ext/wsdecode.pyx":512
  *         cdef const unsigned char *buf = self.base
  *         if not cnp.PyArray_IS_C_CONTIGUOUS(out) or out.ndim != 1 or out.itemsize != RECORD_SIZE:
  *             raise ValueError("out must be a 1-D C-contiguous TICK_DTYPE array")             # <<<<<<<<<<<<<<
@@ -30329,14 +30273,14 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
       PyObject *__pyx_callargs[2] = {__pyx_t_5, __pyx_mstate_global->__pyx_kp_u_out_must_be_a_1_D_C_contiguous_T};
       __pyx_t_4 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_6, (2-__pyx_t_6) | (__pyx_t_6*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
-      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 506, __pyx_L1_error)
+      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 512, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
     }
     __Pyx_Raise(__pyx_t_4, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-    __PYX_ERR(0, 506, __pyx_L1_error)
+    __PYX_ERR(0, 512, __pyx_L1_error)
 
-    /* "ext/wsdecode.pyx":505
+    /* "ext/wsdecode.pyx":511
  *         cdef TickRecord *outp
  *         cdef const unsigned char *buf = self.base
  *         if not cnp.PyArray_IS_C_CONTIGUOUS(out) or out.ndim != 1 or out.itemsize != RECORD_SIZE:             # <<<<<<<<<<<<<<
@@ -30345,7 +30289,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
   }
 
-  /* "ext/wsdecode.pyx":507
+  /* "ext/wsdecode.pyx":513
  *         if not cnp.PyArray_IS_C_CONTIGUOUS(out) or out.ndim != 1 or out.itemsize != RECORD_SIZE:
  *             raise ValueError("out must be a 1-D C-contiguous TICK_DTYPE array")
  *         cap = out.shape[0]             # <<<<<<<<<<<<<<
@@ -30354,7 +30298,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
   __pyx_v_cap = (__pyx_f_5numpy_7ndarray_5shape___get__(__pyx_v_out)[0]);
 
-  /* "ext/wsdecode.pyx":508
+  /* "ext/wsdecode.pyx":514
  *             raise ValueError("out must be a 1-D C-contiguous TICK_DTYPE array")
  *         cap = out.shape[0]
  *         outp = <TickRecord *>cnp.PyArray_DATA(out)             # <<<<<<<<<<<<<<
@@ -30363,7 +30307,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
   __pyx_v_outp = ((struct __pyx_t_8pipeline_4_ext_7records_TickRecord *)PyArray_DATA(__pyx_v_out));
 
-  /* "ext/wsdecode.pyx":509
+  /* "ext/wsdecode.pyx":515
  *         cap = out.shape[0]
  *         outp = <TickRecord *>cnp.PyArray_DATA(out)
  *         self.event = C_EV_NONE             # <<<<<<<<<<<<<<
@@ -30372,7 +30316,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
   __pyx_v_self->event = __pyx_e_8pipeline_4_ext_8wsdecode_C_EV_NONE;
 
-  /* "ext/wsdecode.pyx":510
+  /* "ext/wsdecode.pyx":516
  *         outp = <TickRecord *>cnp.PyArray_DATA(out)
  *         self.event = C_EV_NONE
  *         self.reason = R_NONE             # <<<<<<<<<<<<<<
@@ -30381,7 +30325,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
   __pyx_v_self->reason = __pyx_e_8pipeline_4_ext_8wsdecode_R_NONE;
 
-  /* "ext/wsdecode.pyx":511
+  /* "ext/wsdecode.pyx":517
  *         self.event = C_EV_NONE
  *         self.reason = R_NONE
  *         if self.failed:             # <<<<<<<<<<<<<<
@@ -30390,7 +30334,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
   if (__pyx_v_self->failed) {
 
-    /* "ext/wsdecode.pyx":512
+    /* "ext/wsdecode.pyx":518
  *         self.reason = R_NONE
  *         if self.failed:
  *             self.event = C_EV_PROTOCOL             # <<<<<<<<<<<<<<
@@ -30399,7 +30343,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
     __pyx_v_self->event = __pyx_e_8pipeline_4_ext_8wsdecode_C_EV_PROTOCOL;
 
-    /* "ext/wsdecode.pyx":513
+    /* "ext/wsdecode.pyx":519
  *         if self.failed:
  *             self.event = C_EV_PROTOCOL
  *             return 0             # <<<<<<<<<<<<<<
@@ -30417,7 +30361,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
     }
     goto __pyx_L0;
 
-    /* "ext/wsdecode.pyx":511
+    /* "ext/wsdecode.pyx":517
  *         self.event = C_EV_NONE
  *         self.reason = R_NONE
  *         if self.failed:             # <<<<<<<<<<<<<<
@@ -30426,7 +30370,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
   }
 
-  /* "ext/wsdecode.pyx":514
+  /* "ext/wsdecode.pyx":520
  *             self.event = C_EV_PROTOCOL
  *             return 0
  *         while True:             # <<<<<<<<<<<<<<
@@ -30435,7 +30379,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
   while (1) {
 
-    /* "ext/wsdecode.pyx":515
+    /* "ext/wsdecode.pyx":521
  *             return 0
  *         while True:
  *             avail = self.end - self.pos             # <<<<<<<<<<<<<<
@@ -30444,7 +30388,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
     __pyx_v_avail = (__pyx_v_self->end - __pyx_v_self->pos);
 
-    /* "ext/wsdecode.pyx":516
+    /* "ext/wsdecode.pyx":522
  *         while True:
  *             avail = self.end - self.pos
  *             if self.skip:             # <<<<<<<<<<<<<<
@@ -30456,7 +30400,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
     if (__pyx_t_2) {
 
 
-      /* "ext/wsdecode.pyx":517
+      /* "ext/wsdecode.pyx":523
  *             avail = self.end - self.pos
  *             if self.skip:
  *                 k = min(<int64_t>avail, self.skip)             # <<<<<<<<<<<<<<
@@ -30480,7 +30424,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
       __pyx_v_k = __pyx_t_9;
 
 
-      /* "ext/wsdecode.pyx":518
+      /* "ext/wsdecode.pyx":524
  *             if self.skip:
  *                 k = min(<int64_t>avail, self.skip)
  *                 self.pos += k             # <<<<<<<<<<<<<<
@@ -30489,7 +30433,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
       __pyx_v_self->pos = (__pyx_v_self->pos + __pyx_v_k);
 
-      /* "ext/wsdecode.pyx":519
+      /* "ext/wsdecode.pyx":525
  *                 k = min(<int64_t>avail, self.skip)
  *                 self.pos += k
  *                 self.skip -= k             # <<<<<<<<<<<<<<
@@ -30498,7 +30442,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
       __pyx_v_self->skip = (__pyx_v_self->skip - __pyx_v_k);
 
-      /* "ext/wsdecode.pyx":520
+      /* "ext/wsdecode.pyx":526
  *                 self.pos += k
  *                 self.skip -= k
  *                 if self.skip:             # <<<<<<<<<<<<<<
@@ -30510,14 +30454,14 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
       if (__pyx_t_2) {
 
 
-        /* "ext/wsdecode.pyx":521
+        /* "ext/wsdecode.pyx":527
  *                 self.skip -= k
  *                 if self.skip:
  *                     return n             # <<<<<<<<<<<<<<
  *                 continue
  *             if avail < 2:
 */
-        __pyx_t_4 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 521, __pyx_L1_error)
+        __pyx_t_4 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 527, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_4);
         {
           PyObject *__pyx_temp;
@@ -30530,7 +30474,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
         __pyx_t_4 = 0;
         goto __pyx_L0;
 
-        /* "ext/wsdecode.pyx":520
+        /* "ext/wsdecode.pyx":526
  *                 self.pos += k
  *                 self.skip -= k
  *                 if self.skip:             # <<<<<<<<<<<<<<
@@ -30539,7 +30483,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
       }
 
-      /* "ext/wsdecode.pyx":522
+      /* "ext/wsdecode.pyx":528
  *                 if self.skip:
  *                     return n
  *                 continue             # <<<<<<<<<<<<<<
@@ -30548,7 +30492,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
       goto __pyx_L8_continue;
 
-      /* "ext/wsdecode.pyx":516
+      /* "ext/wsdecode.pyx":522
  *         while True:
  *             avail = self.end - self.pos
  *             if self.skip:             # <<<<<<<<<<<<<<
@@ -30557,7 +30501,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
     }
 
-    /* "ext/wsdecode.pyx":523
+    /* "ext/wsdecode.pyx":529
  *                     return n
  *                 continue
  *             if avail < 2:             # <<<<<<<<<<<<<<
@@ -30569,14 +30513,14 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
     if (__pyx_t_2) {
 
 
-      /* "ext/wsdecode.pyx":524
+      /* "ext/wsdecode.pyx":530
  *                 continue
  *             if avail < 2:
  *                 return n             # <<<<<<<<<<<<<<
  *             p = self.pos
  *             b0 = buf[p]
 */
-      __pyx_t_4 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 524, __pyx_L1_error)
+      __pyx_t_4 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 530, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
       {
         PyObject *__pyx_temp;
@@ -30589,7 +30533,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
       __pyx_t_4 = 0;
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":523
+      /* "ext/wsdecode.pyx":529
  *                     return n
  *                 continue
  *             if avail < 2:             # <<<<<<<<<<<<<<
@@ -30598,7 +30542,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
     }
 
-    /* "ext/wsdecode.pyx":525
+    /* "ext/wsdecode.pyx":531
  *             if avail < 2:
  *                 return n
  *             p = self.pos             # <<<<<<<<<<<<<<
@@ -30609,7 +30553,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 
     __pyx_v_p = __pyx_t_10;
 
-    /* "ext/wsdecode.pyx":526
+    /* "ext/wsdecode.pyx":532
  *                 return n
  *             p = self.pos
  *             b0 = buf[p]             # <<<<<<<<<<<<<<
@@ -30618,7 +30562,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
     __pyx_v_b0 = (__pyx_v_buf[__pyx_v_p]);
 
-    /* "ext/wsdecode.pyx":527
+    /* "ext/wsdecode.pyx":533
  *             p = self.pos
  *             b0 = buf[p]
  *             b1 = buf[p + 1]             # <<<<<<<<<<<<<<
@@ -30627,7 +30571,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
     __pyx_v_b1 = (__pyx_v_buf[(__pyx_v_p + 1)]);
 
-    /* "ext/wsdecode.pyx":528
+    /* "ext/wsdecode.pyx":534
  *             b0 = buf[p]
  *             b1 = buf[p + 1]
  *             ln = b1 & 0x7F             # <<<<<<<<<<<<<<
@@ -30636,7 +30580,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
     __pyx_v_ln = (__pyx_v_b1 & 0x7F);
 
-    /* "ext/wsdecode.pyx":529
+    /* "ext/wsdecode.pyx":535
  *             b1 = buf[p + 1]
  *             ln = b1 & 0x7F
  *             hl = 2             # <<<<<<<<<<<<<<
@@ -30645,7 +30589,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
     __pyx_v_hl = 2;
 
-    /* "ext/wsdecode.pyx":530
+    /* "ext/wsdecode.pyx":536
  *             ln = b1 & 0x7F
  *             hl = 2
  *             if ln == 126:             # <<<<<<<<<<<<<<
@@ -30655,7 +30599,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
     switch (__pyx_v_ln) {
       case 0x7E:
 
-      /* "ext/wsdecode.pyx":531
+      /* "ext/wsdecode.pyx":537
  *             hl = 2
  *             if ln == 126:
  *                 hl = 4             # <<<<<<<<<<<<<<
@@ -30664,7 +30608,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
       __pyx_v_hl = 4;
 
-      /* "ext/wsdecode.pyx":530
+      /* "ext/wsdecode.pyx":536
  *             ln = b1 & 0x7F
  *             hl = 2
  *             if ln == 126:             # <<<<<<<<<<<<<<
@@ -30674,7 +30618,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
       break;
       case 0x7F:
 
-      /* "ext/wsdecode.pyx":533
+      /* "ext/wsdecode.pyx":539
  *                 hl = 4
  *             elif ln == 127:
  *                 hl = 10             # <<<<<<<<<<<<<<
@@ -30683,7 +30627,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
       __pyx_v_hl = 10;
 
-      /* "ext/wsdecode.pyx":532
+      /* "ext/wsdecode.pyx":538
  *             if ln == 126:
  *                 hl = 4
  *             elif ln == 127:             # <<<<<<<<<<<<<<
@@ -30694,7 +30638,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
       default: break;
     }
 
-    /* "ext/wsdecode.pyx":534
+    /* "ext/wsdecode.pyx":540
  *             elif ln == 127:
  *                 hl = 10
  *             if avail < hl:             # <<<<<<<<<<<<<<
@@ -30706,14 +30650,14 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
     if (__pyx_t_2) {
 
 
-      /* "ext/wsdecode.pyx":535
+      /* "ext/wsdecode.pyx":541
  *                 hl = 10
  *             if avail < hl:
  *                 return n             # <<<<<<<<<<<<<<
  *             if ln == 126:
  *                 ln = (<uint64_t>buf[p + 2] << 8) | buf[p + 3]
 */
-      __pyx_t_4 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 535, __pyx_L1_error)
+      __pyx_t_4 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 541, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
       {
         PyObject *__pyx_temp;
@@ -30726,7 +30670,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
       __pyx_t_4 = 0;
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":534
+      /* "ext/wsdecode.pyx":540
  *             elif ln == 127:
  *                 hl = 10
  *             if avail < hl:             # <<<<<<<<<<<<<<
@@ -30735,7 +30679,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
     }
 
-    /* "ext/wsdecode.pyx":536
+    /* "ext/wsdecode.pyx":542
  *             if avail < hl:
  *                 return n
  *             if ln == 126:             # <<<<<<<<<<<<<<
@@ -30745,7 +30689,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
     switch (__pyx_v_ln) {
       case 0x7E:
 
-      /* "ext/wsdecode.pyx":537
+      /* "ext/wsdecode.pyx":543
  *                 return n
  *             if ln == 126:
  *                 ln = (<uint64_t>buf[p + 2] << 8) | buf[p + 3]             # <<<<<<<<<<<<<<
@@ -30754,7 +30698,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
       __pyx_v_ln = ((((uint64_t)(__pyx_v_buf[(__pyx_v_p + 2)])) << 8) | (__pyx_v_buf[(__pyx_v_p + 3)]));
 
-      /* "ext/wsdecode.pyx":536
+      /* "ext/wsdecode.pyx":542
  *             if avail < hl:
  *                 return n
  *             if ln == 126:             # <<<<<<<<<<<<<<
@@ -30764,7 +30708,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
       break;
       case 0x7F:
 
-      /* "ext/wsdecode.pyx":539
+      /* "ext/wsdecode.pyx":545
  *                 ln = (<uint64_t>buf[p + 2] << 8) | buf[p + 3]
  *             elif ln == 127:
  *                 ln = 0             # <<<<<<<<<<<<<<
@@ -30773,7 +30717,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
       __pyx_v_ln = 0;
 
-      /* "ext/wsdecode.pyx":540
+      /* "ext/wsdecode.pyx":546
  *             elif ln == 127:
  *                 ln = 0
  *                 for k in range(8):             # <<<<<<<<<<<<<<
@@ -30783,7 +30727,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
       for (__pyx_t_10 = 0; __pyx_t_10 < 8; __pyx_t_10+=1) {
         __pyx_v_k = __pyx_t_10;
 
-        /* "ext/wsdecode.pyx":541
+        /* "ext/wsdecode.pyx":547
  *                 ln = 0
  *                 for k in range(8):
  *                     ln = (ln << 8) | buf[p + 2 + k]             # <<<<<<<<<<<<<<
@@ -30793,7 +30737,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
         __pyx_v_ln = ((__pyx_v_ln << 8) | (__pyx_v_buf[((__pyx_v_p + 2) + __pyx_v_k)]));
       }
 
-      /* "ext/wsdecode.pyx":542
+      /* "ext/wsdecode.pyx":548
  *                 for k in range(8):
  *                     ln = (ln << 8) | buf[p + 2 + k]
  *                 if ln >> 63:             # <<<<<<<<<<<<<<
@@ -30805,23 +30749,23 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
       if (__pyx_t_2) {
 
 
-        /* "ext/wsdecode.pyx":543
+        /* "ext/wsdecode.pyx":549
  *                     ln = (ln << 8) | buf[p + 2 + k]
  *                 if ln >> 63:
  *                     self._protocol("frame length has the top bit set")             # <<<<<<<<<<<<<<
  *                     return n
  *             fin = (b0 & 0x80) != 0
 */
-        ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_protocol(__pyx_v_self, __pyx_mstate_global->__pyx_kp_u_frame_length_has_the_top_bit_set); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 543, __pyx_L1_error)
+        ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_protocol(__pyx_v_self, __pyx_mstate_global->__pyx_kp_u_frame_length_has_the_top_bit_set); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 549, __pyx_L1_error)
 
-        /* "ext/wsdecode.pyx":544
+        /* "ext/wsdecode.pyx":550
  *                 if ln >> 63:
  *                     self._protocol("frame length has the top bit set")
  *                     return n             # <<<<<<<<<<<<<<
  *             fin = (b0 & 0x80) != 0
  *             op = b0 & 0x0F
 */
-        __pyx_t_4 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 544, __pyx_L1_error)
+        __pyx_t_4 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 550, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_4);
         {
           PyObject *__pyx_temp;
@@ -30834,7 +30778,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
         __pyx_t_4 = 0;
         goto __pyx_L0;
 
-        /* "ext/wsdecode.pyx":542
+        /* "ext/wsdecode.pyx":548
  *                 for k in range(8):
  *                     ln = (ln << 8) | buf[p + 2 + k]
  *                 if ln >> 63:             # <<<<<<<<<<<<<<
@@ -30843,7 +30787,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
       }
 
-      /* "ext/wsdecode.pyx":538
+      /* "ext/wsdecode.pyx":544
  *             if ln == 126:
  *                 ln = (<uint64_t>buf[p + 2] << 8) | buf[p + 3]
  *             elif ln == 127:             # <<<<<<<<<<<<<<
@@ -30854,7 +30798,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
       default: break;
     }
 
-    /* "ext/wsdecode.pyx":545
+    /* "ext/wsdecode.pyx":551
  *                     self._protocol("frame length has the top bit set")
  *                     return n
  *             fin = (b0 & 0x80) != 0             # <<<<<<<<<<<<<<
@@ -30863,7 +30807,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
     __pyx_v_fin = ((__pyx_v_b0 & 0x80) != 0);
 
-    /* "ext/wsdecode.pyx":546
+    /* "ext/wsdecode.pyx":552
  *                     return n
  *             fin = (b0 & 0x80) != 0
  *             op = b0 & 0x0F             # <<<<<<<<<<<<<<
@@ -30872,7 +30816,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
     __pyx_v_op = (__pyx_v_b0 & 0x0F);
 
-    /* "ext/wsdecode.pyx":547
+    /* "ext/wsdecode.pyx":553
  *             fin = (b0 & 0x80) != 0
  *             op = b0 & 0x0F
  *             if b0 & 0x70:             # <<<<<<<<<<<<<<
@@ -30884,23 +30828,23 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
     if (__pyx_t_2) {
 
 
-      /* "ext/wsdecode.pyx":548
+      /* "ext/wsdecode.pyx":554
  *             op = b0 & 0x0F
  *             if b0 & 0x70:
  *                 self._protocol("reserved bits set")             # <<<<<<<<<<<<<<
  *                 return n
  *             if b1 & 0x80:
 */
-      ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_protocol(__pyx_v_self, __pyx_mstate_global->__pyx_kp_u_reserved_bits_set); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 548, __pyx_L1_error)
+      ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_protocol(__pyx_v_self, __pyx_mstate_global->__pyx_kp_u_reserved_bits_set); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 554, __pyx_L1_error)
 
-      /* "ext/wsdecode.pyx":549
+      /* "ext/wsdecode.pyx":555
  *             if b0 & 0x70:
  *                 self._protocol("reserved bits set")
  *                 return n             # <<<<<<<<<<<<<<
  *             if b1 & 0x80:
  *                 self._protocol("masked frame from the server")
 */
-      __pyx_t_4 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 549, __pyx_L1_error)
+      __pyx_t_4 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 555, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
       {
         PyObject *__pyx_temp;
@@ -30913,7 +30857,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
       __pyx_t_4 = 0;
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":547
+      /* "ext/wsdecode.pyx":553
  *             fin = (b0 & 0x80) != 0
  *             op = b0 & 0x0F
  *             if b0 & 0x70:             # <<<<<<<<<<<<<<
@@ -30922,7 +30866,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
     }
 
-    /* "ext/wsdecode.pyx":550
+    /* "ext/wsdecode.pyx":556
  *                 self._protocol("reserved bits set")
  *                 return n
  *             if b1 & 0x80:             # <<<<<<<<<<<<<<
@@ -30934,23 +30878,23 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
     if (__pyx_t_2) {
 
 
-      /* "ext/wsdecode.pyx":551
+      /* "ext/wsdecode.pyx":557
  *                 return n
  *             if b1 & 0x80:
  *                 self._protocol("masked frame from the server")             # <<<<<<<<<<<<<<
  *                 return n
  *             if op >= 8:
 */
-      ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_protocol(__pyx_v_self, __pyx_mstate_global->__pyx_kp_u_masked_frame_from_the_server); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 551, __pyx_L1_error)
+      ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_protocol(__pyx_v_self, __pyx_mstate_global->__pyx_kp_u_masked_frame_from_the_server); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 557, __pyx_L1_error)
 
-      /* "ext/wsdecode.pyx":552
+      /* "ext/wsdecode.pyx":558
  *             if b1 & 0x80:
  *                 self._protocol("masked frame from the server")
  *                 return n             # <<<<<<<<<<<<<<
  *             if op >= 8:
  *                 if op != 8 and op != 9 and op != 10:
 */
-      __pyx_t_4 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 552, __pyx_L1_error)
+      __pyx_t_4 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 558, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
       {
         PyObject *__pyx_temp;
@@ -30963,7 +30907,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
       __pyx_t_4 = 0;
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":550
+      /* "ext/wsdecode.pyx":556
  *                 self._protocol("reserved bits set")
  *                 return n
  *             if b1 & 0x80:             # <<<<<<<<<<<<<<
@@ -30972,7 +30916,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
     }
 
-    /* "ext/wsdecode.pyx":553
+    /* "ext/wsdecode.pyx":559
  *                 self._protocol("masked frame from the server")
  *                 return n
  *             if op >= 8:             # <<<<<<<<<<<<<<
@@ -30984,7 +30928,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
     if (__pyx_t_2) {
 
 
-      /* "ext/wsdecode.pyx":554
+      /* "ext/wsdecode.pyx":560
  *                 return n
  *             if op >= 8:
  *                 if op != 8 and op != 9 and op != 10:             # <<<<<<<<<<<<<<
@@ -31004,29 +30948,29 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
       if (__pyx_t_2) {
 
 
-        /* "ext/wsdecode.pyx":555
+        /* "ext/wsdecode.pyx":561
  *             if op >= 8:
  *                 if op != 8 and op != 9 and op != 10:
  *                     self._protocol(f"unknown control opcode {op}")             # <<<<<<<<<<<<<<
  *                     return n
  *                 if not fin or ln > 125:
 */
-        __pyx_t_4 = __Pyx_PyUnicode_From_int(__pyx_v_op, 0, ' ', 'd'); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 555, __pyx_L1_error)
+        __pyx_t_4 = __Pyx_PyUnicode_From_int(__pyx_v_op, 0, ' ', 'd'); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 561, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_4);
-        __pyx_t_5 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_unknown_control_opcode, __pyx_t_4); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 555, __pyx_L1_error)
+        __pyx_t_5 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_unknown_control_opcode, __pyx_t_4); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 561, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_5);
         __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-        ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_protocol(__pyx_v_self, ((PyObject*)__pyx_t_5)); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 555, __pyx_L1_error)
+        ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_protocol(__pyx_v_self, ((PyObject*)__pyx_t_5)); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 561, __pyx_L1_error)
         __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
 
-        /* "ext/wsdecode.pyx":556
+        /* "ext/wsdecode.pyx":562
  *                 if op != 8 and op != 9 and op != 10:
  *                     self._protocol(f"unknown control opcode {op}")
  *                     return n             # <<<<<<<<<<<<<<
  *                 if not fin or ln > 125:
  *                     self._protocol("fragmented or oversized control frame")
 */
-        __pyx_t_5 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 556, __pyx_L1_error)
+        __pyx_t_5 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 562, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_5);
         {
           PyObject *__pyx_temp;
@@ -31039,7 +30983,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
         __pyx_t_5 = 0;
         goto __pyx_L0;
 
-        /* "ext/wsdecode.pyx":554
+        /* "ext/wsdecode.pyx":560
  *                 return n
  *             if op >= 8:
  *                 if op != 8 and op != 9 and op != 10:             # <<<<<<<<<<<<<<
@@ -31048,7 +30992,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
       }
 
-      /* "ext/wsdecode.pyx":557
+      /* "ext/wsdecode.pyx":563
  *                     self._protocol(f"unknown control opcode {op}")
  *                     return n
  *                 if not fin or ln > 125:             # <<<<<<<<<<<<<<
@@ -31074,23 +31018,23 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
       if (__pyx_t_2) {
 
 
-        /* "ext/wsdecode.pyx":558
+        /* "ext/wsdecode.pyx":564
  *                     return n
  *                 if not fin or ln > 125:
  *                     self._protocol("fragmented or oversized control frame")             # <<<<<<<<<<<<<<
  *                     return n
  *             elif op != 0 and op != 1 and op != 2:
 */
-        ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_protocol(__pyx_v_self, __pyx_mstate_global->__pyx_kp_u_fragmented_or_oversized_control); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 558, __pyx_L1_error)
+        ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_protocol(__pyx_v_self, __pyx_mstate_global->__pyx_kp_u_fragmented_or_oversized_control); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 564, __pyx_L1_error)
 
-        /* "ext/wsdecode.pyx":559
+        /* "ext/wsdecode.pyx":565
  *                 if not fin or ln > 125:
  *                     self._protocol("fragmented or oversized control frame")
  *                     return n             # <<<<<<<<<<<<<<
  *             elif op != 0 and op != 1 and op != 2:
  *                 self._protocol(f"unknown data opcode {op}")
 */
-        __pyx_t_5 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 559, __pyx_L1_error)
+        __pyx_t_5 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 565, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_5);
         {
           PyObject *__pyx_temp;
@@ -31103,7 +31047,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
         __pyx_t_5 = 0;
         goto __pyx_L0;
 
-        /* "ext/wsdecode.pyx":557
+        /* "ext/wsdecode.pyx":563
  *                     self._protocol(f"unknown control opcode {op}")
  *                     return n
  *                 if not fin or ln > 125:             # <<<<<<<<<<<<<<
@@ -31112,7 +31056,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
       }
 
-      /* "ext/wsdecode.pyx":553
+      /* "ext/wsdecode.pyx":559
  *                 self._protocol("masked frame from the server")
  *                 return n
  *             if op >= 8:             # <<<<<<<<<<<<<<
@@ -31122,7 +31066,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
       goto __pyx_L19;
     }
 
-    /* "ext/wsdecode.pyx":560
+    /* "ext/wsdecode.pyx":566
  *                     self._protocol("fragmented or oversized control frame")
  *                     return n
  *             elif op != 0 and op != 1 and op != 2:             # <<<<<<<<<<<<<<
@@ -31142,29 +31086,29 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
     if (__pyx_t_2) {
 
 
-      /* "ext/wsdecode.pyx":561
+      /* "ext/wsdecode.pyx":567
  *                     return n
  *             elif op != 0 and op != 1 and op != 2:
  *                 self._protocol(f"unknown data opcode {op}")             # <<<<<<<<<<<<<<
  *                 return n
  *             elif op == 0 and self.frag is None and not self.frag_discard:
 */
-      __pyx_t_5 = __Pyx_PyUnicode_From_int(__pyx_v_op, 0, ' ', 'd'); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 561, __pyx_L1_error)
+      __pyx_t_5 = __Pyx_PyUnicode_From_int(__pyx_v_op, 0, ' ', 'd'); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 567, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_5);
-      __pyx_t_4 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_unknown_data_opcode, __pyx_t_5); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 561, __pyx_L1_error)
+      __pyx_t_4 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_unknown_data_opcode, __pyx_t_5); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 567, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
       __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-      ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_protocol(__pyx_v_self, ((PyObject*)__pyx_t_4)); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 561, __pyx_L1_error)
+      ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_protocol(__pyx_v_self, ((PyObject*)__pyx_t_4)); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 567, __pyx_L1_error)
       __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
-      /* "ext/wsdecode.pyx":562
+      /* "ext/wsdecode.pyx":568
  *             elif op != 0 and op != 1 and op != 2:
  *                 self._protocol(f"unknown data opcode {op}")
  *                 return n             # <<<<<<<<<<<<<<
  *             elif op == 0 and self.frag is None and not self.frag_discard:
  *                 self._protocol("continuation frame without a message")
 */
-      __pyx_t_4 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 562, __pyx_L1_error)
+      __pyx_t_4 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 568, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
       {
         PyObject *__pyx_temp;
@@ -31177,7 +31121,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
       __pyx_t_4 = 0;
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":560
+      /* "ext/wsdecode.pyx":566
  *                     self._protocol("fragmented or oversized control frame")
  *                     return n
  *             elif op != 0 and op != 1 and op != 2:             # <<<<<<<<<<<<<<
@@ -31186,7 +31130,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
     }
 
-    /* "ext/wsdecode.pyx":563
+    /* "ext/wsdecode.pyx":569
  *                 self._protocol(f"unknown data opcode {op}")
  *                 return n
  *             elif op == 0 and self.frag is None and not self.frag_discard:             # <<<<<<<<<<<<<<
@@ -31221,23 +31165,23 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
     if (__pyx_t_2) {
 
 
-      /* "ext/wsdecode.pyx":564
+      /* "ext/wsdecode.pyx":570
  *                 return n
  *             elif op == 0 and self.frag is None and not self.frag_discard:
  *                 self._protocol("continuation frame without a message")             # <<<<<<<<<<<<<<
  *                 return n
  *             elif op != 0 and (self.frag is not None or self.frag_discard):
 */
-      ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_protocol(__pyx_v_self, __pyx_mstate_global->__pyx_kp_u_continuation_frame_without_a_mes); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 564, __pyx_L1_error)
+      ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_protocol(__pyx_v_self, __pyx_mstate_global->__pyx_kp_u_continuation_frame_without_a_mes); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 570, __pyx_L1_error)
 
-      /* "ext/wsdecode.pyx":565
+      /* "ext/wsdecode.pyx":571
  *             elif op == 0 and self.frag is None and not self.frag_discard:
  *                 self._protocol("continuation frame without a message")
  *                 return n             # <<<<<<<<<<<<<<
  *             elif op != 0 and (self.frag is not None or self.frag_discard):
  *                 self._protocol("new message inside a fragmented one")
 */
-      __pyx_t_4 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 565, __pyx_L1_error)
+      __pyx_t_4 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 571, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
       {
         PyObject *__pyx_temp;
@@ -31250,7 +31194,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
       __pyx_t_4 = 0;
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":563
+      /* "ext/wsdecode.pyx":569
  *                 self._protocol(f"unknown data opcode {op}")
  *                 return n
  *             elif op == 0 and self.frag is None and not self.frag_discard:             # <<<<<<<<<<<<<<
@@ -31259,7 +31203,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
     }
 
-    /* "ext/wsdecode.pyx":566
+    /* "ext/wsdecode.pyx":572
  *                 self._protocol("continuation frame without a message")
  *                 return n
  *             elif op != 0 and (self.frag is not None or self.frag_discard):             # <<<<<<<<<<<<<<
@@ -31291,23 +31235,23 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
     if (__pyx_t_2) {
 
 
-      /* "ext/wsdecode.pyx":567
+      /* "ext/wsdecode.pyx":573
  *                 return n
  *             elif op != 0 and (self.frag is not None or self.frag_discard):
  *                 self._protocol("new message inside a fragmented one")             # <<<<<<<<<<<<<<
  *                 return n
  *             if ln > <uint64_t>self.max_message and op < 8:
 */
-      ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_protocol(__pyx_v_self, __pyx_mstate_global->__pyx_kp_u_new_message_inside_a_fragmented); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 567, __pyx_L1_error)
+      ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_protocol(__pyx_v_self, __pyx_mstate_global->__pyx_kp_u_new_message_inside_a_fragmented); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 573, __pyx_L1_error)
 
-      /* "ext/wsdecode.pyx":568
+      /* "ext/wsdecode.pyx":574
  *             elif op != 0 and (self.frag is not None or self.frag_discard):
  *                 self._protocol("new message inside a fragmented one")
  *                 return n             # <<<<<<<<<<<<<<
  *             if ln > <uint64_t>self.max_message and op < 8:
  *                 self.frames += 1
 */
-      __pyx_t_4 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 568, __pyx_L1_error)
+      __pyx_t_4 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 574, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
       {
         PyObject *__pyx_temp;
@@ -31320,7 +31264,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
       __pyx_t_4 = 0;
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":566
+      /* "ext/wsdecode.pyx":572
  *                 self._protocol("continuation frame without a message")
  *                 return n
  *             elif op != 0 and (self.frag is not None or self.frag_discard):             # <<<<<<<<<<<<<<
@@ -31330,7 +31274,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
     }
     __pyx_L19:;
 
-    /* "ext/wsdecode.pyx":569
+    /* "ext/wsdecode.pyx":575
  *                 self._protocol("new message inside a fragmented one")
  *                 return n
  *             if ln > <uint64_t>self.max_message and op < 8:             # <<<<<<<<<<<<<<
@@ -31356,7 +31300,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
     if (__pyx_t_2) {
 
 
-      /* "ext/wsdecode.pyx":570
+      /* "ext/wsdecode.pyx":576
  *                 return n
  *             if ln > <uint64_t>self.max_message and op < 8:
  *                 self.frames += 1             # <<<<<<<<<<<<<<
@@ -31365,7 +31309,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
       __pyx_v_self->frames = (__pyx_v_self->frames + 1);
 
-      /* "ext/wsdecode.pyx":571
+      /* "ext/wsdecode.pyx":577
  *             if ln > <uint64_t>self.max_message and op < 8:
  *                 self.frames += 1
  *                 self.oversized += 1             # <<<<<<<<<<<<<<
@@ -31374,7 +31318,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
       __pyx_v_self->oversized = (__pyx_v_self->oversized + 1);
 
-      /* "ext/wsdecode.pyx":572
+      /* "ext/wsdecode.pyx":578
  *                 self.frames += 1
  *                 self.oversized += 1
  *                 self.pos = p + hl             # <<<<<<<<<<<<<<
@@ -31383,7 +31327,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
       __pyx_v_self->pos = (__pyx_v_p + __pyx_v_hl);
 
-      /* "ext/wsdecode.pyx":573
+      /* "ext/wsdecode.pyx":579
  *                 self.oversized += 1
  *                 self.pos = p + hl
  *                 self.skip = <int64_t>ln             # <<<<<<<<<<<<<<
@@ -31392,7 +31336,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
       __pyx_v_self->skip = ((int64_t)__pyx_v_ln);
 
-      /* "ext/wsdecode.pyx":574
+      /* "ext/wsdecode.pyx":580
  *                 self.pos = p + hl
  *                 self.skip = <int64_t>ln
  *                 k = min(<Py_ssize_t>SAMPLE_LEN, avail - hl)             # <<<<<<<<<<<<<<
@@ -31416,21 +31360,21 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
       __pyx_v_k = __pyx_t_12;
 
 
-      /* "ext/wsdecode.pyx":575
+      /* "ext/wsdecode.pyx":581
  *                 self.skip = <int64_t>ln
  *                 k = min(<Py_ssize_t>SAMPLE_LEN, avail - hl)
  *                 self.message = self._slice(self.pos, self.pos + k)             # <<<<<<<<<<<<<<
  *                 self.error = "oversized"
  *                 if op == 0 or not fin:
 */
-      __pyx_t_4 = ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_slice(__pyx_v_self, __pyx_v_self->pos, (__pyx_v_self->pos + __pyx_v_k)); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 575, __pyx_L1_error)
+      __pyx_t_4 = ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_slice(__pyx_v_self, __pyx_v_self->pos, (__pyx_v_self->pos + __pyx_v_k)); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 581, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
       __Pyx_GIVEREF(__pyx_t_4);
       __Pyx_GOTREF(__pyx_v_self->message);
       __Pyx_DECREF_SET(__pyx_v_self->message, ((PyObject*)__pyx_t_4));
       __pyx_t_4 = 0;
 
-      /* "ext/wsdecode.pyx":576
+      /* "ext/wsdecode.pyx":582
  *                 k = min(<Py_ssize_t>SAMPLE_LEN, avail - hl)
  *                 self.message = self._slice(self.pos, self.pos + k)
  *                 self.error = "oversized"             # <<<<<<<<<<<<<<
@@ -31442,7 +31386,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
       __Pyx_GOTREF(__pyx_v_self->error);
       __Pyx_DECREF_SET(__pyx_v_self->error, __pyx_mstate_global->__pyx_n_u_oversized);
 
-      /* "ext/wsdecode.pyx":577
+      /* "ext/wsdecode.pyx":583
  *                 self.message = self._slice(self.pos, self.pos + k)
  *                 self.error = "oversized"
  *                 if op == 0 or not fin:             # <<<<<<<<<<<<<<
@@ -31468,7 +31412,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
       if (__pyx_t_2) {
 
 
-        /* "ext/wsdecode.pyx":578
+        /* "ext/wsdecode.pyx":584
  *                 self.error = "oversized"
  *                 if op == 0 or not fin:
  *                     self.frag = None             # <<<<<<<<<<<<<<
@@ -31480,7 +31424,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
         __Pyx_GOTREF(__pyx_v_self->frag);
         __Pyx_DECREF_SET(__pyx_v_self->frag, Py_None);
 
-        /* "ext/wsdecode.pyx":579
+        /* "ext/wsdecode.pyx":585
  *                 if op == 0 or not fin:
  *                     self.frag = None
  *                     self.frag_discard = not fin             # <<<<<<<<<<<<<<
@@ -31489,7 +31433,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
         __pyx_v_self->frag_discard = (!__pyx_v_fin);
 
-        /* "ext/wsdecode.pyx":577
+        /* "ext/wsdecode.pyx":583
  *                 self.message = self._slice(self.pos, self.pos + k)
  *                 self.error = "oversized"
  *                 if op == 0 or not fin:             # <<<<<<<<<<<<<<
@@ -31498,7 +31442,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
       }
 
-      /* "ext/wsdecode.pyx":580
+      /* "ext/wsdecode.pyx":586
  *                     self.frag = None
  *                     self.frag_discard = not fin
  *                 self.event = C_EV_BAD             # <<<<<<<<<<<<<<
@@ -31507,14 +31451,14 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
       __pyx_v_self->event = __pyx_e_8pipeline_4_ext_8wsdecode_C_EV_BAD;
 
-      /* "ext/wsdecode.pyx":581
+      /* "ext/wsdecode.pyx":587
  *                     self.frag_discard = not fin
  *                 self.event = C_EV_BAD
  *                 return n             # <<<<<<<<<<<<<<
  *             if <uint64_t>avail < hl + ln:
  *                 return n
 */
-      __pyx_t_4 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 581, __pyx_L1_error)
+      __pyx_t_4 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 587, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
       {
         PyObject *__pyx_temp;
@@ -31527,7 +31471,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
       __pyx_t_4 = 0;
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":569
+      /* "ext/wsdecode.pyx":575
  *                 self._protocol("new message inside a fragmented one")
  *                 return n
  *             if ln > <uint64_t>self.max_message and op < 8:             # <<<<<<<<<<<<<<
@@ -31536,7 +31480,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
     }
 
-    /* "ext/wsdecode.pyx":582
+    /* "ext/wsdecode.pyx":588
  *                 self.event = C_EV_BAD
  *                 return n
  *             if <uint64_t>avail < hl + ln:             # <<<<<<<<<<<<<<
@@ -31548,14 +31492,14 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
     if (__pyx_t_2) {
 
 
-      /* "ext/wsdecode.pyx":583
+      /* "ext/wsdecode.pyx":589
  *                 return n
  *             if <uint64_t>avail < hl + ln:
  *                 return n             # <<<<<<<<<<<<<<
  *             s = p + hl
  *             e = s + <Py_ssize_t>ln
 */
-      __pyx_t_4 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 583, __pyx_L1_error)
+      __pyx_t_4 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 589, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
       {
         PyObject *__pyx_temp;
@@ -31568,7 +31512,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
       __pyx_t_4 = 0;
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":582
+      /* "ext/wsdecode.pyx":588
  *                 self.event = C_EV_BAD
  *                 return n
  *             if <uint64_t>avail < hl + ln:             # <<<<<<<<<<<<<<
@@ -31577,7 +31521,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
     }
 
-    /* "ext/wsdecode.pyx":584
+    /* "ext/wsdecode.pyx":590
  *             if <uint64_t>avail < hl + ln:
  *                 return n
  *             s = p + hl             # <<<<<<<<<<<<<<
@@ -31586,7 +31530,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
     __pyx_v_s = (__pyx_v_p + __pyx_v_hl);
 
-    /* "ext/wsdecode.pyx":585
+    /* "ext/wsdecode.pyx":591
  *                 return n
  *             s = p + hl
  *             e = s + <Py_ssize_t>ln             # <<<<<<<<<<<<<<
@@ -31595,7 +31539,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
     __pyx_v_e = (__pyx_v_s + ((Py_ssize_t)__pyx_v_ln));
 
-    /* "ext/wsdecode.pyx":586
+    /* "ext/wsdecode.pyx":592
  *             s = p + hl
  *             e = s + <Py_ssize_t>ln
  *             self.frames += 1             # <<<<<<<<<<<<<<
@@ -31604,7 +31548,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
     __pyx_v_self->frames = (__pyx_v_self->frames + 1);
 
-    /* "ext/wsdecode.pyx":587
+    /* "ext/wsdecode.pyx":593
  *             e = s + <Py_ssize_t>ln
  *             self.frames += 1
  *             if op >= 8:             # <<<<<<<<<<<<<<
@@ -31616,7 +31560,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
     if (__pyx_t_2) {
 
 
-      /* "ext/wsdecode.pyx":588
+      /* "ext/wsdecode.pyx":594
  *             self.frames += 1
  *             if op >= 8:
  *                 self.pos = e             # <<<<<<<<<<<<<<
@@ -31625,21 +31569,21 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
       __pyx_v_self->pos = __pyx_v_e;
 
-      /* "ext/wsdecode.pyx":589
+      /* "ext/wsdecode.pyx":595
  *             if op >= 8:
  *                 self.pos = e
  *                 self.message = self._slice(s, e)             # <<<<<<<<<<<<<<
  *                 if op == 9:
  *                     self.pings += 1
 */
-      __pyx_t_4 = ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_slice(__pyx_v_self, __pyx_v_s, __pyx_v_e); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 589, __pyx_L1_error)
+      __pyx_t_4 = ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_slice(__pyx_v_self, __pyx_v_s, __pyx_v_e); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 595, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
       __Pyx_GIVEREF(__pyx_t_4);
       __Pyx_GOTREF(__pyx_v_self->message);
       __Pyx_DECREF_SET(__pyx_v_self->message, ((PyObject*)__pyx_t_4));
       __pyx_t_4 = 0;
 
-      /* "ext/wsdecode.pyx":590
+      /* "ext/wsdecode.pyx":596
  *                 self.pos = e
  *                 self.message = self._slice(s, e)
  *                 if op == 9:             # <<<<<<<<<<<<<<
@@ -31649,7 +31593,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
       switch (__pyx_v_op) {
         case 9:
 
-        /* "ext/wsdecode.pyx":591
+        /* "ext/wsdecode.pyx":597
  *                 self.message = self._slice(s, e)
  *                 if op == 9:
  *                     self.pings += 1             # <<<<<<<<<<<<<<
@@ -31658,7 +31602,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
         __pyx_v_self->pings = (__pyx_v_self->pings + 1);
 
-        /* "ext/wsdecode.pyx":592
+        /* "ext/wsdecode.pyx":598
  *                 if op == 9:
  *                     self.pings += 1
  *                     self.event = C_EV_PING             # <<<<<<<<<<<<<<
@@ -31667,7 +31611,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
         __pyx_v_self->event = __pyx_e_8pipeline_4_ext_8wsdecode_C_EV_PING;
 
-        /* "ext/wsdecode.pyx":590
+        /* "ext/wsdecode.pyx":596
  *                 self.pos = e
  *                 self.message = self._slice(s, e)
  *                 if op == 9:             # <<<<<<<<<<<<<<
@@ -31677,7 +31621,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
         break;
         case 10:
 
-        /* "ext/wsdecode.pyx":594
+        /* "ext/wsdecode.pyx":600
  *                     self.event = C_EV_PING
  *                 elif op == 10:
  *                     self.pongs += 1             # <<<<<<<<<<<<<<
@@ -31686,7 +31630,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
         __pyx_v_self->pongs = (__pyx_v_self->pongs + 1);
 
-        /* "ext/wsdecode.pyx":595
+        /* "ext/wsdecode.pyx":601
  *                 elif op == 10:
  *                     self.pongs += 1
  *                     self.event = C_EV_PONG             # <<<<<<<<<<<<<<
@@ -31695,7 +31639,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
         __pyx_v_self->event = __pyx_e_8pipeline_4_ext_8wsdecode_C_EV_PONG;
 
-        /* "ext/wsdecode.pyx":593
+        /* "ext/wsdecode.pyx":599
  *                     self.pings += 1
  *                     self.event = C_EV_PING
  *                 elif op == 10:             # <<<<<<<<<<<<<<
@@ -31705,7 +31649,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
         break;
         default:
 
-        /* "ext/wsdecode.pyx":597
+        /* "ext/wsdecode.pyx":603
  *                     self.event = C_EV_PONG
  *                 else:
  *                     self.closes += 1             # <<<<<<<<<<<<<<
@@ -31714,7 +31658,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
         __pyx_v_self->closes = (__pyx_v_self->closes + 1);
 
-        /* "ext/wsdecode.pyx":598
+        /* "ext/wsdecode.pyx":604
  *                 else:
  *                     self.closes += 1
  *                     self.event = C_EV_CLOSE             # <<<<<<<<<<<<<<
@@ -31725,14 +31669,14 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
         break;
       }
 
-      /* "ext/wsdecode.pyx":599
+      /* "ext/wsdecode.pyx":605
  *                     self.closes += 1
  *                     self.event = C_EV_CLOSE
  *                 return n             # <<<<<<<<<<<<<<
  *             if op == 0 or not fin:
  *                 self.pos = e
 */
-      __pyx_t_4 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 599, __pyx_L1_error)
+      __pyx_t_4 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 605, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
       {
         PyObject *__pyx_temp;
@@ -31745,7 +31689,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
       __pyx_t_4 = 0;
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":587
+      /* "ext/wsdecode.pyx":593
  *             e = s + <Py_ssize_t>ln
  *             self.frames += 1
  *             if op >= 8:             # <<<<<<<<<<<<<<
@@ -31754,7 +31698,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
     }
 
-    /* "ext/wsdecode.pyx":600
+    /* "ext/wsdecode.pyx":606
  *                     self.event = C_EV_CLOSE
  *                 return n
  *             if op == 0 or not fin:             # <<<<<<<<<<<<<<
@@ -31780,7 +31724,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
     if (__pyx_t_2) {
 
 
-      /* "ext/wsdecode.pyx":601
+      /* "ext/wsdecode.pyx":607
  *                 return n
  *             if op == 0 or not fin:
  *                 self.pos = e             # <<<<<<<<<<<<<<
@@ -31789,7 +31733,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
       __pyx_v_self->pos = __pyx_v_e;
 
-      /* "ext/wsdecode.pyx":602
+      /* "ext/wsdecode.pyx":608
  *             if op == 0 or not fin:
  *                 self.pos = e
  *                 if self.frag_discard:             # <<<<<<<<<<<<<<
@@ -31798,7 +31742,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
       if (__pyx_v_self->frag_discard) {
 
-        /* "ext/wsdecode.pyx":603
+        /* "ext/wsdecode.pyx":609
  *                 self.pos = e
  *                 if self.frag_discard:
  *                     if fin:             # <<<<<<<<<<<<<<
@@ -31807,7 +31751,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
         if (__pyx_v_fin) {
 
-          /* "ext/wsdecode.pyx":604
+          /* "ext/wsdecode.pyx":610
  *                 if self.frag_discard:
  *                     if fin:
  *                         self.frag_discard = False             # <<<<<<<<<<<<<<
@@ -31816,7 +31760,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
           __pyx_v_self->frag_discard = 0;
 
-          /* "ext/wsdecode.pyx":603
+          /* "ext/wsdecode.pyx":609
  *                 self.pos = e
  *                 if self.frag_discard:
  *                     if fin:             # <<<<<<<<<<<<<<
@@ -31825,7 +31769,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
         }
 
-        /* "ext/wsdecode.pyx":605
+        /* "ext/wsdecode.pyx":611
  *                     if fin:
  *                         self.frag_discard = False
  *                     continue             # <<<<<<<<<<<<<<
@@ -31834,7 +31778,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
         goto __pyx_L8_continue;
 
-        /* "ext/wsdecode.pyx":602
+        /* "ext/wsdecode.pyx":608
  *             if op == 0 or not fin:
  *                 self.pos = e
  *                 if self.frag_discard:             # <<<<<<<<<<<<<<
@@ -31843,7 +31787,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
       }
 
-      /* "ext/wsdecode.pyx":606
+      /* "ext/wsdecode.pyx":612
  *                         self.frag_discard = False
  *                     continue
  *                 if op != 0:             # <<<<<<<<<<<<<<
@@ -31855,7 +31799,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
       if (__pyx_t_2) {
 
 
-        /* "ext/wsdecode.pyx":607
+        /* "ext/wsdecode.pyx":613
  *                     continue
  *                 if op != 0:
  *                     self.frag = bytearray()             # <<<<<<<<<<<<<<
@@ -31868,7 +31812,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
           PyObject *__pyx_callargs[2] = {__pyx_t_5, NULL};
           __pyx_t_4 = __Pyx_PyObject_FastCall((PyObject*)(&PyByteArray_Type), __pyx_callargs+__pyx_t_6, (1-__pyx_t_6) | (__pyx_t_6*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
           __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
-          if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 607, __pyx_L1_error)
+          if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 613, __pyx_L1_error)
           __Pyx_GOTREF(__pyx_t_4);
         }
         __Pyx_GIVEREF(__pyx_t_4);
@@ -31876,7 +31820,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
         __Pyx_DECREF_SET(__pyx_v_self->frag, __pyx_t_4);
         __pyx_t_4 = 0;
 
-        /* "ext/wsdecode.pyx":608
+        /* "ext/wsdecode.pyx":614
  *                 if op != 0:
  *                     self.frag = bytearray()
  *                     self.frag_opcode = op             # <<<<<<<<<<<<<<
@@ -31885,7 +31829,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
         __pyx_v_self->frag_opcode = __pyx_v_op;
 
-        /* "ext/wsdecode.pyx":606
+        /* "ext/wsdecode.pyx":612
  *                         self.frag_discard = False
  *                     continue
  *                 if op != 0:             # <<<<<<<<<<<<<<
@@ -31894,16 +31838,16 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
       }
 
-      /* "ext/wsdecode.pyx":609
+      /* "ext/wsdecode.pyx":615
  *                     self.frag = bytearray()
  *                     self.frag_opcode = op
  *                 self.frag += self._slice(s, e)             # <<<<<<<<<<<<<<
  *                 if len(self.frag) > self.max_message:
  *                     self.oversized += 1
 */
-      __pyx_t_4 = ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_slice(__pyx_v_self, __pyx_v_s, __pyx_v_e); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 609, __pyx_L1_error)
+      __pyx_t_4 = ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_slice(__pyx_v_self, __pyx_v_s, __pyx_v_e); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 615, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
-      __pyx_t_5 = PyNumber_InPlaceAdd(__pyx_v_self->frag, __pyx_t_4); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 609, __pyx_L1_error)
+      __pyx_t_5 = PyNumber_InPlaceAdd(__pyx_v_self->frag, __pyx_t_4); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 615, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_5);
       __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
       __Pyx_GIVEREF(__pyx_t_5);
@@ -31911,7 +31855,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
       __Pyx_DECREF_SET(__pyx_v_self->frag, __pyx_t_5);
       __pyx_t_5 = 0;
 
-      /* "ext/wsdecode.pyx":610
+      /* "ext/wsdecode.pyx":616
  *                     self.frag_opcode = op
  *                 self.frag += self._slice(s, e)
  *                 if len(self.frag) > self.max_message:             # <<<<<<<<<<<<<<
@@ -31920,7 +31864,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
       __pyx_t_5 = __pyx_v_self->frag;
       __Pyx_INCREF(__pyx_t_5);
-      __pyx_t_12 = PyObject_Length(__pyx_t_5); if (unlikely(__pyx_t_12 == ((Py_ssize_t)-1))) __PYX_ERR(0, 610, __pyx_L1_error)
+      __pyx_t_12 = PyObject_Length(__pyx_t_5); if (unlikely(__pyx_t_12 == ((Py_ssize_t)-1))) __PYX_ERR(0, 616, __pyx_L1_error)
       __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
       __pyx_t_2 = (__pyx_t_12 > __pyx_v_self->max_message);
 
@@ -31928,7 +31872,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
       if (__pyx_t_2) {
 
 
-        /* "ext/wsdecode.pyx":611
+        /* "ext/wsdecode.pyx":617
  *                 self.frag += self._slice(s, e)
  *                 if len(self.frag) > self.max_message:
  *                     self.oversized += 1             # <<<<<<<<<<<<<<
@@ -31937,7 +31881,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
         __pyx_v_self->oversized = (__pyx_v_self->oversized + 1);
 
-        /* "ext/wsdecode.pyx":612
+        /* "ext/wsdecode.pyx":618
  *                 if len(self.frag) > self.max_message:
  *                     self.oversized += 1
  *                     self.message = bytes(self.frag[:SAMPLE_LEN])             # <<<<<<<<<<<<<<
@@ -31945,7 +31889,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
  *                     self.frag_discard = not fin
 */
         __pyx_t_4 = NULL;
-        __pyx_t_13 = __Pyx_PyObject_GetSlice(__pyx_v_self->frag, 0, 0xC8, NULL, NULL, &__pyx_mstate_global->__pyx_slice[1], 0, 1, 0); if (unlikely(!__pyx_t_13)) __PYX_ERR(0, 612, __pyx_L1_error)
+        __pyx_t_13 = __Pyx_PyObject_GetSlice(__pyx_v_self->frag, 0, 0xC8, NULL, NULL, &__pyx_mstate_global->__pyx_slice[1], 0, 1, 0); if (unlikely(!__pyx_t_13)) __PYX_ERR(0, 618, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_13);
         __pyx_t_6 = 1;
         {
@@ -31953,7 +31897,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
           __pyx_t_5 = __Pyx_PyObject_FastCall((PyObject*)(&PyBytes_Type), __pyx_callargs+__pyx_t_6, (2-__pyx_t_6) | (__pyx_t_6*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
           __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
           __Pyx_DECREF(__pyx_t_13); __pyx_t_13 = 0;
-          if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 612, __pyx_L1_error)
+          if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 618, __pyx_L1_error)
           __Pyx_GOTREF(__pyx_t_5);
         }
         __Pyx_GIVEREF(__pyx_t_5);
@@ -31961,7 +31905,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
         __Pyx_DECREF_SET(__pyx_v_self->message, ((PyObject*)__pyx_t_5));
         __pyx_t_5 = 0;
 
-        /* "ext/wsdecode.pyx":613
+        /* "ext/wsdecode.pyx":619
  *                     self.oversized += 1
  *                     self.message = bytes(self.frag[:SAMPLE_LEN])
  *                     self.frag = None             # <<<<<<<<<<<<<<
@@ -31973,7 +31917,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
         __Pyx_GOTREF(__pyx_v_self->frag);
         __Pyx_DECREF_SET(__pyx_v_self->frag, Py_None);
 
-        /* "ext/wsdecode.pyx":614
+        /* "ext/wsdecode.pyx":620
  *                     self.message = bytes(self.frag[:SAMPLE_LEN])
  *                     self.frag = None
  *                     self.frag_discard = not fin             # <<<<<<<<<<<<<<
@@ -31982,7 +31926,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
         __pyx_v_self->frag_discard = (!__pyx_v_fin);
 
-        /* "ext/wsdecode.pyx":615
+        /* "ext/wsdecode.pyx":621
  *                     self.frag = None
  *                     self.frag_discard = not fin
  *                     self.error = "oversized"             # <<<<<<<<<<<<<<
@@ -31994,7 +31938,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
         __Pyx_GOTREF(__pyx_v_self->error);
         __Pyx_DECREF_SET(__pyx_v_self->error, __pyx_mstate_global->__pyx_n_u_oversized);
 
-        /* "ext/wsdecode.pyx":616
+        /* "ext/wsdecode.pyx":622
  *                     self.frag_discard = not fin
  *                     self.error = "oversized"
  *                     self.event = C_EV_BAD             # <<<<<<<<<<<<<<
@@ -32003,14 +31947,14 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
         __pyx_v_self->event = __pyx_e_8pipeline_4_ext_8wsdecode_C_EV_BAD;
 
-        /* "ext/wsdecode.pyx":617
+        /* "ext/wsdecode.pyx":623
  *                     self.error = "oversized"
  *                     self.event = C_EV_BAD
  *                     return n             # <<<<<<<<<<<<<<
  *                 if fin:
  *                     self.messages += 1
 */
-        __pyx_t_5 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 617, __pyx_L1_error)
+        __pyx_t_5 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 623, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_5);
         {
           PyObject *__pyx_temp;
@@ -32023,7 +31967,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
         __pyx_t_5 = 0;
         goto __pyx_L0;
 
-        /* "ext/wsdecode.pyx":610
+        /* "ext/wsdecode.pyx":616
  *                     self.frag_opcode = op
  *                 self.frag += self._slice(s, e)
  *                 if len(self.frag) > self.max_message:             # <<<<<<<<<<<<<<
@@ -32032,7 +31976,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
       }
 
-      /* "ext/wsdecode.pyx":618
+      /* "ext/wsdecode.pyx":624
  *                     self.event = C_EV_BAD
  *                     return n
  *                 if fin:             # <<<<<<<<<<<<<<
@@ -32041,7 +31985,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
       if (__pyx_v_fin) {
 
-        /* "ext/wsdecode.pyx":619
+        /* "ext/wsdecode.pyx":625
  *                     return n
  *                 if fin:
  *                     self.messages += 1             # <<<<<<<<<<<<<<
@@ -32050,7 +31994,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
         __pyx_v_self->messages = (__pyx_v_self->messages + 1);
 
-        /* "ext/wsdecode.pyx":620
+        /* "ext/wsdecode.pyx":626
  *                 if fin:
  *                     self.messages += 1
  *                     self.deferred += 1             # <<<<<<<<<<<<<<
@@ -32059,7 +32003,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
         __pyx_v_self->deferred = (__pyx_v_self->deferred + 1);
 
-        /* "ext/wsdecode.pyx":621
+        /* "ext/wsdecode.pyx":627
  *                     self.messages += 1
  *                     self.deferred += 1
  *                     self.message = bytes(self.frag)             # <<<<<<<<<<<<<<
@@ -32072,7 +32016,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
           PyObject *__pyx_callargs[2] = {__pyx_t_13, __pyx_v_self->frag};
           __pyx_t_5 = __Pyx_PyObject_FastCall((PyObject*)(&PyBytes_Type), __pyx_callargs+__pyx_t_6, (2-__pyx_t_6) | (__pyx_t_6*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
           __Pyx_XDECREF(__pyx_t_13); __pyx_t_13 = 0;
-          if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 621, __pyx_L1_error)
+          if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 627, __pyx_L1_error)
           __Pyx_GOTREF(__pyx_t_5);
         }
         __Pyx_GIVEREF(__pyx_t_5);
@@ -32080,7 +32024,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
         __Pyx_DECREF_SET(__pyx_v_self->message, ((PyObject*)__pyx_t_5));
         __pyx_t_5 = 0;
 
-        /* "ext/wsdecode.pyx":622
+        /* "ext/wsdecode.pyx":628
  *                     self.deferred += 1
  *                     self.message = bytes(self.frag)
  *                     if self.recording and self.frag_opcode == 1:             # <<<<<<<<<<<<<<
@@ -32102,7 +32046,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
         if (__pyx_t_2) {
 
 
-          /* "ext/wsdecode.pyx":623
+          /* "ext/wsdecode.pyx":629
  *                     self.message = bytes(self.frag)
  *                     if self.recording and self.frag_opcode == 1:
  *                         self._record(self.message)             # <<<<<<<<<<<<<<
@@ -32111,10 +32055,10 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
           __pyx_t_5 = __pyx_v_self->message;
           __Pyx_INCREF(__pyx_t_5);
-          ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_record(__pyx_v_self, ((PyObject*)__pyx_t_5)); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 623, __pyx_L1_error)
+          ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_record(__pyx_v_self, ((PyObject*)__pyx_t_5)); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 629, __pyx_L1_error)
           __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
 
-          /* "ext/wsdecode.pyx":622
+          /* "ext/wsdecode.pyx":628
  *                     self.deferred += 1
  *                     self.message = bytes(self.frag)
  *                     if self.recording and self.frag_opcode == 1:             # <<<<<<<<<<<<<<
@@ -32123,7 +32067,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
         }
 
-        /* "ext/wsdecode.pyx":624
+        /* "ext/wsdecode.pyx":630
  *                     if self.recording and self.frag_opcode == 1:
  *                         self._record(self.message)
  *                     self.reason = R_BINARY if self.frag_opcode == 2 else R_FRAGMENTED             # <<<<<<<<<<<<<<
@@ -32142,7 +32086,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 
         __pyx_v_self->reason = __pyx_t_14;
 
-        /* "ext/wsdecode.pyx":625
+        /* "ext/wsdecode.pyx":631
  *                         self._record(self.message)
  *                     self.reason = R_BINARY if self.frag_opcode == 2 else R_FRAGMENTED
  *                     self.frag = None             # <<<<<<<<<<<<<<
@@ -32154,7 +32098,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
         __Pyx_GOTREF(__pyx_v_self->frag);
         __Pyx_DECREF_SET(__pyx_v_self->frag, Py_None);
 
-        /* "ext/wsdecode.pyx":626
+        /* "ext/wsdecode.pyx":632
  *                     self.reason = R_BINARY if self.frag_opcode == 2 else R_FRAGMENTED
  *                     self.frag = None
  *                     self.event = C_EV_MESSAGE             # <<<<<<<<<<<<<<
@@ -32163,14 +32107,14 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
         __pyx_v_self->event = __pyx_e_8pipeline_4_ext_8wsdecode_C_EV_MESSAGE;
 
-        /* "ext/wsdecode.pyx":627
+        /* "ext/wsdecode.pyx":633
  *                     self.frag = None
  *                     self.event = C_EV_MESSAGE
  *                     return n             # <<<<<<<<<<<<<<
  *                 continue
  *             if op == 2:
 */
-        __pyx_t_5 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 627, __pyx_L1_error)
+        __pyx_t_5 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 633, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_5);
         {
           PyObject *__pyx_temp;
@@ -32183,7 +32127,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
         __pyx_t_5 = 0;
         goto __pyx_L0;
 
-        /* "ext/wsdecode.pyx":618
+        /* "ext/wsdecode.pyx":624
  *                     self.event = C_EV_BAD
  *                     return n
  *                 if fin:             # <<<<<<<<<<<<<<
@@ -32192,7 +32136,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
       }
 
-      /* "ext/wsdecode.pyx":628
+      /* "ext/wsdecode.pyx":634
  *                     self.event = C_EV_MESSAGE
  *                     return n
  *                 continue             # <<<<<<<<<<<<<<
@@ -32201,7 +32145,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
       goto __pyx_L8_continue;
 
-      /* "ext/wsdecode.pyx":600
+      /* "ext/wsdecode.pyx":606
  *                     self.event = C_EV_CLOSE
  *                 return n
  *             if op == 0 or not fin:             # <<<<<<<<<<<<<<
@@ -32210,7 +32154,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
     }
 
-    /* "ext/wsdecode.pyx":629
+    /* "ext/wsdecode.pyx":635
  *                     return n
  *                 continue
  *             if op == 2:             # <<<<<<<<<<<<<<
@@ -32222,7 +32166,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
     if (__pyx_t_2) {
 
 
-      /* "ext/wsdecode.pyx":630
+      /* "ext/wsdecode.pyx":636
  *                 continue
  *             if op == 2:
  *                 self.pos = e             # <<<<<<<<<<<<<<
@@ -32231,7 +32175,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
       __pyx_v_self->pos = __pyx_v_e;
 
-      /* "ext/wsdecode.pyx":631
+      /* "ext/wsdecode.pyx":637
  *             if op == 2:
  *                 self.pos = e
  *                 self.messages += 1             # <<<<<<<<<<<<<<
@@ -32240,7 +32184,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
       __pyx_v_self->messages = (__pyx_v_self->messages + 1);
 
-      /* "ext/wsdecode.pyx":632
+      /* "ext/wsdecode.pyx":638
  *                 self.pos = e
  *                 self.messages += 1
  *                 self.deferred += 1             # <<<<<<<<<<<<<<
@@ -32249,21 +32193,21 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
       __pyx_v_self->deferred = (__pyx_v_self->deferred + 1);
 
-      /* "ext/wsdecode.pyx":633
+      /* "ext/wsdecode.pyx":639
  *                 self.messages += 1
  *                 self.deferred += 1
  *                 self.message = self._slice(s, e)             # <<<<<<<<<<<<<<
  *                 self.reason = R_BINARY
  *                 self.event = C_EV_MESSAGE
 */
-      __pyx_t_5 = ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_slice(__pyx_v_self, __pyx_v_s, __pyx_v_e); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 633, __pyx_L1_error)
+      __pyx_t_5 = ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_slice(__pyx_v_self, __pyx_v_s, __pyx_v_e); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 639, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_5);
       __Pyx_GIVEREF(__pyx_t_5);
       __Pyx_GOTREF(__pyx_v_self->message);
       __Pyx_DECREF_SET(__pyx_v_self->message, ((PyObject*)__pyx_t_5));
       __pyx_t_5 = 0;
 
-      /* "ext/wsdecode.pyx":634
+      /* "ext/wsdecode.pyx":640
  *                 self.deferred += 1
  *                 self.message = self._slice(s, e)
  *                 self.reason = R_BINARY             # <<<<<<<<<<<<<<
@@ -32272,7 +32216,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
       __pyx_v_self->reason = __pyx_e_8pipeline_4_ext_8wsdecode_R_BINARY;
 
-      /* "ext/wsdecode.pyx":635
+      /* "ext/wsdecode.pyx":641
  *                 self.message = self._slice(s, e)
  *                 self.reason = R_BINARY
  *                 self.event = C_EV_MESSAGE             # <<<<<<<<<<<<<<
@@ -32281,14 +32225,14 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
       __pyx_v_self->event = __pyx_e_8pipeline_4_ext_8wsdecode_C_EV_MESSAGE;
 
-      /* "ext/wsdecode.pyx":636
+      /* "ext/wsdecode.pyx":642
  *                 self.reason = R_BINARY
  *                 self.event = C_EV_MESSAGE
  *                 return n             # <<<<<<<<<<<<<<
  *             if self.recording:
  *                 self._record(self._slice(s, e))
 */
-      __pyx_t_5 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 636, __pyx_L1_error)
+      __pyx_t_5 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 642, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_5);
       {
         PyObject *__pyx_temp;
@@ -32301,7 +32245,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
       __pyx_t_5 = 0;
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":629
+      /* "ext/wsdecode.pyx":635
  *                     return n
  *                 continue
  *             if op == 2:             # <<<<<<<<<<<<<<
@@ -32310,7 +32254,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
     }
 
-    /* "ext/wsdecode.pyx":637
+    /* "ext/wsdecode.pyx":643
  *                 self.event = C_EV_MESSAGE
  *                 return n
  *             if self.recording:             # <<<<<<<<<<<<<<
@@ -32319,19 +32263,19 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
     if (__pyx_v_self->recording) {
 
-      /* "ext/wsdecode.pyx":638
+      /* "ext/wsdecode.pyx":644
  *                 return n
  *             if self.recording:
  *                 self._record(self._slice(s, e))             # <<<<<<<<<<<<<<
  *             if self.hot:
  *                 r = self._extract(buf, s, e, outp, n, cap)
 */
-      __pyx_t_5 = ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_slice(__pyx_v_self, __pyx_v_s, __pyx_v_e); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 638, __pyx_L1_error)
+      __pyx_t_5 = ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_slice(__pyx_v_self, __pyx_v_s, __pyx_v_e); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 644, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_5);
-      ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_record(__pyx_v_self, ((PyObject*)__pyx_t_5)); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 638, __pyx_L1_error)
+      ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_record(__pyx_v_self, ((PyObject*)__pyx_t_5)); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 644, __pyx_L1_error)
       __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
 
-      /* "ext/wsdecode.pyx":637
+      /* "ext/wsdecode.pyx":643
  *                 self.event = C_EV_MESSAGE
  *                 return n
  *             if self.recording:             # <<<<<<<<<<<<<<
@@ -32340,7 +32284,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
     }
 
-    /* "ext/wsdecode.pyx":639
+    /* "ext/wsdecode.pyx":645
  *             if self.recording:
  *                 self._record(self._slice(s, e))
  *             if self.hot:             # <<<<<<<<<<<<<<
@@ -32349,7 +32293,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
     if (__pyx_v_self->hot) {
 
-      /* "ext/wsdecode.pyx":640
+      /* "ext/wsdecode.pyx":646
  *                 self._record(self._slice(s, e))
  *             if self.hot:
  *                 r = self._extract(buf, s, e, outp, n, cap)             # <<<<<<<<<<<<<<
@@ -32358,7 +32302,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
       __pyx_v_r = ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_extract(__pyx_v_self, __pyx_v_buf, __pyx_v_s, __pyx_v_e, __pyx_v_outp, __pyx_v_n, __pyx_v_cap);
 
-      /* "ext/wsdecode.pyx":639
+      /* "ext/wsdecode.pyx":645
  *             if self.recording:
  *                 self._record(self._slice(s, e))
  *             if self.hot:             # <<<<<<<<<<<<<<
@@ -32368,7 +32312,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
       goto __pyx_L51;
     }
 
-    /* "ext/wsdecode.pyx":642
+    /* "ext/wsdecode.pyx":648
  *                 r = self._extract(buf, s, e, outp, n, cap)
  *             else:
  *                 r = -R_COLD             # <<<<<<<<<<<<<<
@@ -32380,7 +32324,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
     }
     __pyx_L51:;
 
-    /* "ext/wsdecode.pyx":643
+    /* "ext/wsdecode.pyx":649
  *             else:
  *                 r = -R_COLD
  *             if r >= 0:             # <<<<<<<<<<<<<<
@@ -32392,7 +32336,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
     if (__pyx_t_2) {
 
 
-      /* "ext/wsdecode.pyx":644
+      /* "ext/wsdecode.pyx":650
  *                 r = -R_COLD
  *             if r >= 0:
  *                 self.pos = e             # <<<<<<<<<<<<<<
@@ -32401,7 +32345,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
       __pyx_v_self->pos = __pyx_v_e;
 
-      /* "ext/wsdecode.pyx":645
+      /* "ext/wsdecode.pyx":651
  *             if r >= 0:
  *                 self.pos = e
  *                 self.messages += 1             # <<<<<<<<<<<<<<
@@ -32410,7 +32354,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
       __pyx_v_self->messages = (__pyx_v_self->messages + 1);
 
-      /* "ext/wsdecode.pyx":646
+      /* "ext/wsdecode.pyx":652
  *                 self.pos = e
  *                 self.messages += 1
  *                 self.hot_messages += 1             # <<<<<<<<<<<<<<
@@ -32419,7 +32363,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
       __pyx_v_self->hot_messages = (__pyx_v_self->hot_messages + 1);
 
-      /* "ext/wsdecode.pyx":647
+      /* "ext/wsdecode.pyx":653
  *                 self.messages += 1
  *                 self.hot_messages += 1
  *                 self.records += r - n             # <<<<<<<<<<<<<<
@@ -32428,7 +32372,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
       __pyx_v_self->records = (__pyx_v_self->records + (__pyx_v_r - __pyx_v_n));
 
-      /* "ext/wsdecode.pyx":648
+      /* "ext/wsdecode.pyx":654
  *                 self.hot_messages += 1
  *                 self.records += r - n
  *                 n = r             # <<<<<<<<<<<<<<
@@ -32437,7 +32381,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
       __pyx_v_n = __pyx_v_r;
 
-      /* "ext/wsdecode.pyx":649
+      /* "ext/wsdecode.pyx":655
  *                 self.records += r - n
  *                 n = r
  *                 continue             # <<<<<<<<<<<<<<
@@ -32446,7 +32390,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
       goto __pyx_L8_continue;
 
-      /* "ext/wsdecode.pyx":643
+      /* "ext/wsdecode.pyx":649
  *             else:
  *                 r = -R_COLD
  *             if r >= 0:             # <<<<<<<<<<<<<<
@@ -32455,7 +32399,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
     }
 
-    /* "ext/wsdecode.pyx":650
+    /* "ext/wsdecode.pyx":656
  *                 n = r
  *                 continue
  *             if r == R_FULL:             # <<<<<<<<<<<<<<
@@ -32467,7 +32411,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
     if (__pyx_t_2) {
 
 
-      /* "ext/wsdecode.pyx":651
+      /* "ext/wsdecode.pyx":657
  *                 continue
  *             if r == R_FULL:
  *                 if n > 0:             # <<<<<<<<<<<<<<
@@ -32479,7 +32423,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
       if (__pyx_t_2) {
 
 
-        /* "ext/wsdecode.pyx":652
+        /* "ext/wsdecode.pyx":658
  *             if r == R_FULL:
  *                 if n > 0:
  *                     self.event = C_EV_FULL             # <<<<<<<<<<<<<<
@@ -32488,14 +32432,14 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
         __pyx_v_self->event = __pyx_e_8pipeline_4_ext_8wsdecode_C_EV_FULL;
 
-        /* "ext/wsdecode.pyx":653
+        /* "ext/wsdecode.pyx":659
  *                 if n > 0:
  *                     self.event = C_EV_FULL
  *                     return n             # <<<<<<<<<<<<<<
  *                 r = -R_TOO_BIG
  *             self.pos = e
 */
-        __pyx_t_5 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 653, __pyx_L1_error)
+        __pyx_t_5 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 659, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_5);
         {
           PyObject *__pyx_temp;
@@ -32508,7 +32452,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
         __pyx_t_5 = 0;
         goto __pyx_L0;
 
-        /* "ext/wsdecode.pyx":651
+        /* "ext/wsdecode.pyx":657
  *                 continue
  *             if r == R_FULL:
  *                 if n > 0:             # <<<<<<<<<<<<<<
@@ -32517,7 +32461,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
       }
 
-      /* "ext/wsdecode.pyx":654
+      /* "ext/wsdecode.pyx":660
  *                     self.event = C_EV_FULL
  *                     return n
  *                 r = -R_TOO_BIG             # <<<<<<<<<<<<<<
@@ -32526,7 +32470,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
       __pyx_v_r = (-__pyx_e_8pipeline_4_ext_8wsdecode_R_TOO_BIG);
 
-      /* "ext/wsdecode.pyx":650
+      /* "ext/wsdecode.pyx":656
  *                 n = r
  *                 continue
  *             if r == R_FULL:             # <<<<<<<<<<<<<<
@@ -32535,7 +32479,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
     }
 
-    /* "ext/wsdecode.pyx":655
+    /* "ext/wsdecode.pyx":661
  *                     return n
  *                 r = -R_TOO_BIG
  *             self.pos = e             # <<<<<<<<<<<<<<
@@ -32544,7 +32488,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
     __pyx_v_self->pos = __pyx_v_e;
 
-    /* "ext/wsdecode.pyx":656
+    /* "ext/wsdecode.pyx":662
  *                 r = -R_TOO_BIG
  *             self.pos = e
  *             self.messages += 1             # <<<<<<<<<<<<<<
@@ -32553,7 +32497,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
     __pyx_v_self->messages = (__pyx_v_self->messages + 1);
 
-    /* "ext/wsdecode.pyx":657
+    /* "ext/wsdecode.pyx":663
  *             self.pos = e
  *             self.messages += 1
  *             self.deferred += 1             # <<<<<<<<<<<<<<
@@ -32562,21 +32506,21 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
     __pyx_v_self->deferred = (__pyx_v_self->deferred + 1);
 
-    /* "ext/wsdecode.pyx":658
+    /* "ext/wsdecode.pyx":664
  *             self.messages += 1
  *             self.deferred += 1
  *             self.message = self._slice(s, e)             # <<<<<<<<<<<<<<
  *             self.reason = <int>(-r)
  *             self.event = C_EV_MESSAGE
 */
-    __pyx_t_5 = ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_slice(__pyx_v_self, __pyx_v_s, __pyx_v_e); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 658, __pyx_L1_error)
+    __pyx_t_5 = ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_slice(__pyx_v_self, __pyx_v_s, __pyx_v_e); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 664, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
     __Pyx_GIVEREF(__pyx_t_5);
     __Pyx_GOTREF(__pyx_v_self->message);
     __Pyx_DECREF_SET(__pyx_v_self->message, ((PyObject*)__pyx_t_5));
     __pyx_t_5 = 0;
 
-    /* "ext/wsdecode.pyx":659
+    /* "ext/wsdecode.pyx":665
  *             self.deferred += 1
  *             self.message = self._slice(s, e)
  *             self.reason = <int>(-r)             # <<<<<<<<<<<<<<
@@ -32585,7 +32529,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
     __pyx_v_self->reason = ((int)(-__pyx_v_r));
 
-    /* "ext/wsdecode.pyx":660
+    /* "ext/wsdecode.pyx":666
  *             self.message = self._slice(s, e)
  *             self.reason = <int>(-r)
  *             self.event = C_EV_MESSAGE             # <<<<<<<<<<<<<<
@@ -32594,14 +32538,14 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
     __pyx_v_self->event = __pyx_e_8pipeline_4_ext_8wsdecode_C_EV_MESSAGE;
 
-    /* "ext/wsdecode.pyx":661
+    /* "ext/wsdecode.pyx":667
  *             self.reason = <int>(-r)
  *             self.event = C_EV_MESSAGE
  *             return n             # <<<<<<<<<<<<<<
  * 
  *     # ------------------------------------------------------------------ JSON
 */
-    __pyx_t_5 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 661, __pyx_L1_error)
+    __pyx_t_5 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 667, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
     {
       PyObject *__pyx_temp;
@@ -32616,7 +32560,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
     __pyx_L8_continue:;
   }
 
-  /* "ext/wsdecode.pyx":493
+  /* "ext/wsdecode.pyx":499
  * 
  *     # ------------------------------------------------------------------ frames
  *     @cython.boundscheck(False)             # <<<<<<<<<<<<<<
@@ -32655,7 +32599,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
   return __pyx_r;
 }
 
-/* "ext/wsdecode.pyx":664
+/* "ext/wsdecode.pyx":670
  * 
  *     # ------------------------------------------------------------------ JSON
  *     cdef Py_ssize_t _payload(self, const unsigned char *b, Py_ssize_t i, Py_ssize_t end) noexcept:             # <<<<<<<<<<<<<<
@@ -32674,7 +32618,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
   int __pyx_t_2;
 
 
-  /* "ext/wsdecode.pyx":667
+  /* "ext/wsdecode.pyx":673
  *         cdef Py_ssize_t ks, ke, vs, ve
  *         cdef unsigned char k
  *         i = _ws(b, i + 1, end)             # <<<<<<<<<<<<<<
@@ -32683,7 +32627,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
 */
   __pyx_v_i = __pyx_f_8pipeline_4_ext_8wsdecode__ws(__pyx_v_b, (__pyx_v_i + 1), __pyx_v_end);
 
-  /* "ext/wsdecode.pyx":668
+  /* "ext/wsdecode.pyx":674
  *         cdef unsigned char k
  *         i = _ws(b, i + 1, end)
  *         if i < end and b[i] == 125:             # <<<<<<<<<<<<<<
@@ -32709,7 +32653,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
   if (__pyx_t_1) {
 
 
-    /* "ext/wsdecode.pyx":669
+    /* "ext/wsdecode.pyx":675
  *         i = _ws(b, i + 1, end)
  *         if i < end and b[i] == 125:
  *             return i + 1             # <<<<<<<<<<<<<<
@@ -32722,7 +32666,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
     }
     goto __pyx_L0;
 
-    /* "ext/wsdecode.pyx":668
+    /* "ext/wsdecode.pyx":674
  *         cdef unsigned char k
  *         i = _ws(b, i + 1, end)
  *         if i < end and b[i] == 125:             # <<<<<<<<<<<<<<
@@ -32731,7 +32675,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
 */
   }
 
-  /* "ext/wsdecode.pyx":670
+  /* "ext/wsdecode.pyx":676
  *         if i < end and b[i] == 125:
  *             return i + 1
  *         while True:             # <<<<<<<<<<<<<<
@@ -32740,7 +32684,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
 */
   while (1) {
 
-    /* "ext/wsdecode.pyx":671
+    /* "ext/wsdecode.pyx":677
  *             return i + 1
  *         while True:
  *             if i >= end or b[i] != 34:             # <<<<<<<<<<<<<<
@@ -32766,7 +32710,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
     if (__pyx_t_1) {
 
 
-      /* "ext/wsdecode.pyx":672
+      /* "ext/wsdecode.pyx":678
  *         while True:
  *             if i >= end or b[i] != 34:
  *                 return -R_SCAN             # <<<<<<<<<<<<<<
@@ -32779,7 +32723,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
       }
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":671
+      /* "ext/wsdecode.pyx":677
  *             return i + 1
  *         while True:
  *             if i >= end or b[i] != 34:             # <<<<<<<<<<<<<<
@@ -32788,7 +32732,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
 */
     }
 
-    /* "ext/wsdecode.pyx":673
+    /* "ext/wsdecode.pyx":679
  *             if i >= end or b[i] != 34:
  *                 return -R_SCAN
  *             ks = i + 1             # <<<<<<<<<<<<<<
@@ -32797,7 +32741,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
 */
     __pyx_v_ks = (__pyx_v_i + 1);
 
-    /* "ext/wsdecode.pyx":674
+    /* "ext/wsdecode.pyx":680
  *                 return -R_SCAN
  *             ks = i + 1
  *             i = _str(b, i, end)             # <<<<<<<<<<<<<<
@@ -32806,7 +32750,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
 */
     __pyx_v_i = __pyx_f_8pipeline_4_ext_8wsdecode__str(__pyx_v_b, __pyx_v_i, __pyx_v_end);
 
-    /* "ext/wsdecode.pyx":675
+    /* "ext/wsdecode.pyx":681
  *             ks = i + 1
  *             i = _str(b, i, end)
  *             if i < 0:             # <<<<<<<<<<<<<<
@@ -32818,7 +32762,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
     if (__pyx_t_1) {
 
 
-      /* "ext/wsdecode.pyx":676
+      /* "ext/wsdecode.pyx":682
  *             i = _str(b, i, end)
  *             if i < 0:
  *                 return -R_SCAN             # <<<<<<<<<<<<<<
@@ -32831,7 +32775,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
       }
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":675
+      /* "ext/wsdecode.pyx":681
  *             ks = i + 1
  *             i = _str(b, i, end)
  *             if i < 0:             # <<<<<<<<<<<<<<
@@ -32840,7 +32784,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
 */
     }
 
-    /* "ext/wsdecode.pyx":677
+    /* "ext/wsdecode.pyx":683
  *             if i < 0:
  *                 return -R_SCAN
  *             ke = i - 1             # <<<<<<<<<<<<<<
@@ -32849,7 +32793,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
 */
     __pyx_v_ke = (__pyx_v_i - 1);
 
-    /* "ext/wsdecode.pyx":678
+    /* "ext/wsdecode.pyx":684
  *                 return -R_SCAN
  *             ke = i - 1
  *             i = _ws(b, i, end)             # <<<<<<<<<<<<<<
@@ -32858,7 +32802,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
 */
     __pyx_v_i = __pyx_f_8pipeline_4_ext_8wsdecode__ws(__pyx_v_b, __pyx_v_i, __pyx_v_end);
 
-    /* "ext/wsdecode.pyx":679
+    /* "ext/wsdecode.pyx":685
  *             ke = i - 1
  *             i = _ws(b, i, end)
  *             if i >= end or b[i] != 58:             # <<<<<<<<<<<<<<
@@ -32884,7 +32828,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
     if (__pyx_t_1) {
 
 
-      /* "ext/wsdecode.pyx":680
+      /* "ext/wsdecode.pyx":686
  *             i = _ws(b, i, end)
  *             if i >= end or b[i] != 58:
  *                 return -R_SCAN             # <<<<<<<<<<<<<<
@@ -32897,7 +32841,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
       }
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":679
+      /* "ext/wsdecode.pyx":685
  *             ke = i - 1
  *             i = _ws(b, i, end)
  *             if i >= end or b[i] != 58:             # <<<<<<<<<<<<<<
@@ -32906,7 +32850,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
 */
     }
 
-    /* "ext/wsdecode.pyx":681
+    /* "ext/wsdecode.pyx":687
  *             if i >= end or b[i] != 58:
  *                 return -R_SCAN
  *             vs = _ws(b, i + 1, end)             # <<<<<<<<<<<<<<
@@ -32915,7 +32859,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
 */
     __pyx_v_vs = __pyx_f_8pipeline_4_ext_8wsdecode__ws(__pyx_v_b, (__pyx_v_i + 1), __pyx_v_end);
 
-    /* "ext/wsdecode.pyx":682
+    /* "ext/wsdecode.pyx":688
  *                 return -R_SCAN
  *             vs = _ws(b, i + 1, end)
  *             ve = _skip(b, vs, end, 2)             # <<<<<<<<<<<<<<
@@ -32924,7 +32868,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
 */
     __pyx_v_ve = __pyx_f_8pipeline_4_ext_8wsdecode__skip(__pyx_v_b, __pyx_v_vs, __pyx_v_end, 2);
 
-    /* "ext/wsdecode.pyx":683
+    /* "ext/wsdecode.pyx":689
  *             vs = _ws(b, i + 1, end)
  *             ve = _skip(b, vs, end, 2)
  *             if ve < 0:             # <<<<<<<<<<<<<<
@@ -32936,7 +32880,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
     if (__pyx_t_1) {
 
 
-      /* "ext/wsdecode.pyx":684
+      /* "ext/wsdecode.pyx":690
  *             ve = _skip(b, vs, end, 2)
  *             if ve < 0:
  *                 return -R_SCAN             # <<<<<<<<<<<<<<
@@ -32949,7 +32893,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
       }
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":683
+      /* "ext/wsdecode.pyx":689
  *             vs = _ws(b, i + 1, end)
  *             ve = _skip(b, vs, end, 2)
  *             if ve < 0:             # <<<<<<<<<<<<<<
@@ -32958,7 +32902,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
 */
     }
 
-    /* "ext/wsdecode.pyx":685
+    /* "ext/wsdecode.pyx":691
  *             if ve < 0:
  *                 return -R_SCAN
  *             if ke - ks == 1:             # <<<<<<<<<<<<<<
@@ -32970,7 +32914,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
     if (__pyx_t_1) {
 
 
-      /* "ext/wsdecode.pyx":686
+      /* "ext/wsdecode.pyx":692
  *                 return -R_SCAN
  *             if ke - ks == 1:
  *                 k = b[ks]             # <<<<<<<<<<<<<<
@@ -32979,7 +32923,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
 */
       __pyx_v_k = (__pyx_v_b[__pyx_v_ks]);
 
-      /* "ext/wsdecode.pyx":687
+      /* "ext/wsdecode.pyx":693
  *             if ke - ks == 1:
  *                 k = b[ks]
  *                 if self.touched[k]:             # <<<<<<<<<<<<<<
@@ -32991,7 +32935,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
       if (__pyx_t_1) {
 
 
-        /* "ext/wsdecode.pyx":688
+        /* "ext/wsdecode.pyx":694
  *                 k = b[ks]
  *                 if self.touched[k]:
  *                     return -R_SCAN             # <<<<<<<<<<<<<<
@@ -33004,7 +32948,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
         }
         goto __pyx_L0;
 
-        /* "ext/wsdecode.pyx":687
+        /* "ext/wsdecode.pyx":693
  *             if ke - ks == 1:
  *                 k = b[ks]
  *                 if self.touched[k]:             # <<<<<<<<<<<<<<
@@ -33013,7 +32957,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
 */
       }
 
-      /* "ext/wsdecode.pyx":689
+      /* "ext/wsdecode.pyx":695
  *                 if self.touched[k]:
  *                     return -R_SCAN
  *                 self.touched[k] = 1             # <<<<<<<<<<<<<<
@@ -33022,7 +32966,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
 */
       (__pyx_v_self->touched[__pyx_v_k]) = 1;
 
-      /* "ext/wsdecode.pyx":690
+      /* "ext/wsdecode.pyx":696
  *                     return -R_SCAN
  *                 self.touched[k] = 1
  *                 self.fs[k] = vs             # <<<<<<<<<<<<<<
@@ -33031,7 +32975,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
 */
       (__pyx_v_self->fs[__pyx_v_k]) = __pyx_v_vs;
 
-      /* "ext/wsdecode.pyx":691
+      /* "ext/wsdecode.pyx":697
  *                 self.touched[k] = 1
  *                 self.fs[k] = vs
  *                 self.fe[k] = ve             # <<<<<<<<<<<<<<
@@ -33040,7 +32984,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
 */
       (__pyx_v_self->fe[__pyx_v_k]) = __pyx_v_ve;
 
-      /* "ext/wsdecode.pyx":692
+      /* "ext/wsdecode.pyx":698
  *                 self.fs[k] = vs
  *                 self.fe[k] = ve
  *                 self.ntouched += 1             # <<<<<<<<<<<<<<
@@ -33049,7 +32993,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
 */
       __pyx_v_self->ntouched = (__pyx_v_self->ntouched + 1);
 
-      /* "ext/wsdecode.pyx":693
+      /* "ext/wsdecode.pyx":699
  *                 self.fe[k] = ve
  *                 self.ntouched += 1
  *                 if k == 101:             # <<<<<<<<<<<<<<
@@ -33061,7 +33005,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
       if (__pyx_t_1) {
 
 
-        /* "ext/wsdecode.pyx":694
+        /* "ext/wsdecode.pyx":700
  *                 self.ntouched += 1
  *                 if k == 101:
  *                     if not ((ve - vs == 7 and memcmp(b + vs, b'"trade"', 7) == 0)             # <<<<<<<<<<<<<<
@@ -33088,7 +33032,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
         }
         __pyx_L21_next_or:;
 
-        /* "ext/wsdecode.pyx":695
+        /* "ext/wsdecode.pyx":701
  *                 if k == 101:
  *                     if not ((ve - vs == 7 and memcmp(b + vs, b'"trade"', 7) == 0)
  *                             or (ve - vs == 10 and memcmp(b + vs, b'"aggTrade"', 10) == 0)             # <<<<<<<<<<<<<<
@@ -33115,7 +33059,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
         }
         __pyx_L23_next_or:;
 
-        /* "ext/wsdecode.pyx":696
+        /* "ext/wsdecode.pyx":702
  *                     if not ((ve - vs == 7 and memcmp(b + vs, b'"trade"', 7) == 0)
  *                             or (ve - vs == 10 and memcmp(b + vs, b'"aggTrade"', 10) == 0)
  *                             or (ve - vs == 13 and memcmp(b + vs, b'"depthUpdate"', 13) == 0)):             # <<<<<<<<<<<<<<
@@ -33139,7 +33083,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
 
         __pyx_L20_bool_binop_done:;
 
-        /* "ext/wsdecode.pyx":694
+        /* "ext/wsdecode.pyx":700
  *                 self.ntouched += 1
  *                 if k == 101:
  *                     if not ((ve - vs == 7 and memcmp(b + vs, b'"trade"', 7) == 0)             # <<<<<<<<<<<<<<
@@ -33152,7 +33096,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
         if (__pyx_t_2) {
 
 
-          /* "ext/wsdecode.pyx":697
+          /* "ext/wsdecode.pyx":703
  *                             or (ve - vs == 10 and memcmp(b + vs, b'"aggTrade"', 10) == 0)
  *                             or (ve - vs == 13 and memcmp(b + vs, b'"depthUpdate"', 13) == 0)):
  *                         return -R_NOT_HOT             # <<<<<<<<<<<<<<
@@ -33165,7 +33109,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
           }
           goto __pyx_L0;
 
-          /* "ext/wsdecode.pyx":694
+          /* "ext/wsdecode.pyx":700
  *                 self.ntouched += 1
  *                 if k == 101:
  *                     if not ((ve - vs == 7 and memcmp(b + vs, b'"trade"', 7) == 0)             # <<<<<<<<<<<<<<
@@ -33174,7 +33118,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
 */
         }
 
-        /* "ext/wsdecode.pyx":693
+        /* "ext/wsdecode.pyx":699
  *                 self.fe[k] = ve
  *                 self.ntouched += 1
  *                 if k == 101:             # <<<<<<<<<<<<<<
@@ -33183,7 +33127,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
 */
       }
 
-      /* "ext/wsdecode.pyx":685
+      /* "ext/wsdecode.pyx":691
  *             if ve < 0:
  *                 return -R_SCAN
  *             if ke - ks == 1:             # <<<<<<<<<<<<<<
@@ -33192,7 +33136,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
 */
     }
 
-    /* "ext/wsdecode.pyx":698
+    /* "ext/wsdecode.pyx":704
  *                             or (ve - vs == 13 and memcmp(b + vs, b'"depthUpdate"', 13) == 0)):
  *                         return -R_NOT_HOT
  *             i = _ws(b, ve, end)             # <<<<<<<<<<<<<<
@@ -33201,7 +33145,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
 */
     __pyx_v_i = __pyx_f_8pipeline_4_ext_8wsdecode__ws(__pyx_v_b, __pyx_v_ve, __pyx_v_end);
 
-    /* "ext/wsdecode.pyx":699
+    /* "ext/wsdecode.pyx":705
  *                         return -R_NOT_HOT
  *             i = _ws(b, ve, end)
  *             if i >= end:             # <<<<<<<<<<<<<<
@@ -33213,7 +33157,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
     if (__pyx_t_2) {
 
 
-      /* "ext/wsdecode.pyx":700
+      /* "ext/wsdecode.pyx":706
  *             i = _ws(b, ve, end)
  *             if i >= end:
  *                 return -R_SCAN             # <<<<<<<<<<<<<<
@@ -33226,7 +33170,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
       }
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":699
+      /* "ext/wsdecode.pyx":705
  *                         return -R_NOT_HOT
  *             i = _ws(b, ve, end)
  *             if i >= end:             # <<<<<<<<<<<<<<
@@ -33235,7 +33179,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
 */
     }
 
-    /* "ext/wsdecode.pyx":701
+    /* "ext/wsdecode.pyx":707
  *             if i >= end:
  *                 return -R_SCAN
  *             if b[i] == 125:             # <<<<<<<<<<<<<<
@@ -33247,7 +33191,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
     if (__pyx_t_2) {
 
 
-      /* "ext/wsdecode.pyx":702
+      /* "ext/wsdecode.pyx":708
  *                 return -R_SCAN
  *             if b[i] == 125:
  *                 return i + 1             # <<<<<<<<<<<<<<
@@ -33260,7 +33204,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
       }
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":701
+      /* "ext/wsdecode.pyx":707
  *             if i >= end:
  *                 return -R_SCAN
  *             if b[i] == 125:             # <<<<<<<<<<<<<<
@@ -33269,7 +33213,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
 */
     }
 
-    /* "ext/wsdecode.pyx":703
+    /* "ext/wsdecode.pyx":709
  *             if b[i] == 125:
  *                 return i + 1
  *             if b[i] != 44:             # <<<<<<<<<<<<<<
@@ -33281,7 +33225,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
     if (__pyx_t_2) {
 
 
-      /* "ext/wsdecode.pyx":704
+      /* "ext/wsdecode.pyx":710
  *                 return i + 1
  *             if b[i] != 44:
  *                 return -R_SCAN             # <<<<<<<<<<<<<<
@@ -33294,7 +33238,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
       }
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":703
+      /* "ext/wsdecode.pyx":709
  *             if b[i] == 125:
  *                 return i + 1
  *             if b[i] != 44:             # <<<<<<<<<<<<<<
@@ -33303,7 +33247,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
 */
     }
 
-    /* "ext/wsdecode.pyx":705
+    /* "ext/wsdecode.pyx":711
  *             if b[i] != 44:
  *                 return -R_SCAN
  *             i = _ws(b, i + 1, end)             # <<<<<<<<<<<<<<
@@ -33313,7 +33257,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
     __pyx_v_i = __pyx_f_8pipeline_4_ext_8wsdecode__ws(__pyx_v_b, (__pyx_v_i + 1), __pyx_v_end);
   }
 
-  /* "ext/wsdecode.pyx":664
+  /* "ext/wsdecode.pyx":670
  * 
  *     # ------------------------------------------------------------------ JSON
  *     cdef Py_ssize_t _payload(self, const unsigned char *b, Py_ssize_t i, Py_ssize_t end) noexcept:             # <<<<<<<<<<<<<<
@@ -33334,7 +33278,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
   return __pyx_r;
 }
 
-/* "ext/wsdecode.pyx":707
+/* "ext/wsdecode.pyx":713
  *             i = _ws(b, i + 1, end)
  * 
  *     cdef Py_ssize_t _extract(self, const unsigned char *b, Py_ssize_t s, Py_ssize_t e,             # <<<<<<<<<<<<<<
@@ -33352,7 +33296,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
   int __pyx_t_1;
   int __pyx_t_2;
 
-  /* "ext/wsdecode.pyx":710
+  /* "ext/wsdecode.pyx":716
  *                              TickRecord *out, Py_ssize_t n, Py_ssize_t cap) noexcept:
  *         cdef Py_ssize_t i, j, ks, r
  *         cdef bint have_data = False             # <<<<<<<<<<<<<<
@@ -33361,7 +33305,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
 */
   __pyx_v_have_data = 0;
 
-  /* "ext/wsdecode.pyx":712
+  /* "ext/wsdecode.pyx":718
  *         cdef bint have_data = False
  *         cdef int kk
  *         if self.ntouched:             # <<<<<<<<<<<<<<
@@ -33373,7 +33317,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
   if (__pyx_t_1) {
 
 
-    /* "ext/wsdecode.pyx":713
+    /* "ext/wsdecode.pyx":719
  *         cdef int kk
  *         if self.ntouched:
  *             memset(self.touched, 0, sizeof(self.touched))             # <<<<<<<<<<<<<<
@@ -33382,7 +33326,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
 */
     (void)(memset(__pyx_v_self->touched, 0, (sizeof(__pyx_v_self->touched))));
 
-    /* "ext/wsdecode.pyx":714
+    /* "ext/wsdecode.pyx":720
  *         if self.ntouched:
  *             memset(self.touched, 0, sizeof(self.touched))
  *             self.ntouched = 0             # <<<<<<<<<<<<<<
@@ -33391,7 +33335,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
 */
     __pyx_v_self->ntouched = 0;
 
-    /* "ext/wsdecode.pyx":712
+    /* "ext/wsdecode.pyx":718
  *         cdef bint have_data = False
  *         cdef int kk
  *         if self.ntouched:             # <<<<<<<<<<<<<<
@@ -33400,7 +33344,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
 */
   }
 
-  /* "ext/wsdecode.pyx":715
+  /* "ext/wsdecode.pyx":721
  *             memset(self.touched, 0, sizeof(self.touched))
  *             self.ntouched = 0
  *         i = _ws(b, s, e)             # <<<<<<<<<<<<<<
@@ -33409,7 +33353,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
 */
   __pyx_v_i = __pyx_f_8pipeline_4_ext_8wsdecode__ws(__pyx_v_b, __pyx_v_s, __pyx_v_e);
 
-  /* "ext/wsdecode.pyx":716
+  /* "ext/wsdecode.pyx":722
  *             self.ntouched = 0
  *         i = _ws(b, s, e)
  *         if i >= e or b[i] != 123:             # <<<<<<<<<<<<<<
@@ -33435,7 +33379,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
   if (__pyx_t_1) {
 
 
-    /* "ext/wsdecode.pyx":717
+    /* "ext/wsdecode.pyx":723
  *         i = _ws(b, s, e)
  *         if i >= e or b[i] != 123:
  *             return -R_SCAN             # <<<<<<<<<<<<<<
@@ -33448,7 +33392,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
     }
     goto __pyx_L0;
 
-    /* "ext/wsdecode.pyx":716
+    /* "ext/wsdecode.pyx":722
  *             self.ntouched = 0
  *         i = _ws(b, s, e)
  *         if i >= e or b[i] != 123:             # <<<<<<<<<<<<<<
@@ -33457,7 +33401,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
 */
   }
 
-  /* "ext/wsdecode.pyx":718
+  /* "ext/wsdecode.pyx":724
  *         if i >= e or b[i] != 123:
  *             return -R_SCAN
  *         j = _ws(b, i + 1, e)             # <<<<<<<<<<<<<<
@@ -33466,7 +33410,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
 */
   __pyx_v_j = __pyx_f_8pipeline_4_ext_8wsdecode__ws(__pyx_v_b, (__pyx_v_i + 1), __pyx_v_e);
 
-  /* "ext/wsdecode.pyx":719
+  /* "ext/wsdecode.pyx":725
  *             return -R_SCAN
  *         j = _ws(b, i + 1, e)
  *         if j < e and b[j] == 34 and ((j + 8 <= e and memcmp(b + j, b'"stream"', 8) == 0)             # <<<<<<<<<<<<<<
@@ -33494,7 +33438,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
     goto __pyx_L8_bool_binop_done;
   }
 
-  /* "ext/wsdecode.pyx":720
+  /* "ext/wsdecode.pyx":726
  *         j = _ws(b, i + 1, e)
  *         if j < e and b[j] == 34 and ((j + 8 <= e and memcmp(b + j, b'"stream"', 8) == 0)
  *                                      or (j + 6 <= e and memcmp(b + j, b'"data"', 6) == 0)):             # <<<<<<<<<<<<<<
@@ -33510,7 +33454,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
 
   }
 
-  /* "ext/wsdecode.pyx":719
+  /* "ext/wsdecode.pyx":725
  *             return -R_SCAN
  *         j = _ws(b, i + 1, e)
  *         if j < e and b[j] == 34 and ((j + 8 <= e and memcmp(b + j, b'"stream"', 8) == 0)             # <<<<<<<<<<<<<<
@@ -33529,7 +33473,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
   }
   __pyx_L11_next_or:;
 
-  /* "ext/wsdecode.pyx":720
+  /* "ext/wsdecode.pyx":726
  *         j = _ws(b, i + 1, e)
  *         if j < e and b[j] == 34 and ((j + 8 <= e and memcmp(b + j, b'"stream"', 8) == 0)
  *                                      or (j + 6 <= e and memcmp(b + j, b'"data"', 6) == 0)):             # <<<<<<<<<<<<<<
@@ -33553,7 +33497,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
 
   __pyx_L8_bool_binop_done:;
 
-  /* "ext/wsdecode.pyx":719
+  /* "ext/wsdecode.pyx":725
  *             return -R_SCAN
  *         j = _ws(b, i + 1, e)
  *         if j < e and b[j] == 34 and ((j + 8 <= e and memcmp(b + j, b'"stream"', 8) == 0)             # <<<<<<<<<<<<<<
@@ -33563,7 +33507,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
   if (__pyx_t_1) {
 
 
-    /* "ext/wsdecode.pyx":721
+    /* "ext/wsdecode.pyx":727
  *         if j < e and b[j] == 34 and ((j + 8 <= e and memcmp(b + j, b'"stream"', 8) == 0)
  *                                      or (j + 6 <= e and memcmp(b + j, b'"data"', 6) == 0)):
  *             i = j             # <<<<<<<<<<<<<<
@@ -33572,7 +33516,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
 */
     __pyx_v_i = __pyx_v_j;
 
-    /* "ext/wsdecode.pyx":722
+    /* "ext/wsdecode.pyx":728
  *                                      or (j + 6 <= e and memcmp(b + j, b'"data"', 6) == 0)):
  *             i = j
  *             while True:             # <<<<<<<<<<<<<<
@@ -33581,7 +33525,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
 */
     while (1) {
 
-      /* "ext/wsdecode.pyx":723
+      /* "ext/wsdecode.pyx":729
  *             i = j
  *             while True:
  *                 if i >= e or b[i] != 34:             # <<<<<<<<<<<<<<
@@ -33607,7 +33551,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
       if (__pyx_t_1) {
 
 
-        /* "ext/wsdecode.pyx":724
+        /* "ext/wsdecode.pyx":730
  *             while True:
  *                 if i >= e or b[i] != 34:
  *                     return -R_SCAN             # <<<<<<<<<<<<<<
@@ -33620,7 +33564,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
         }
         goto __pyx_L0;
 
-        /* "ext/wsdecode.pyx":723
+        /* "ext/wsdecode.pyx":729
  *             i = j
  *             while True:
  *                 if i >= e or b[i] != 34:             # <<<<<<<<<<<<<<
@@ -33629,7 +33573,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
 */
       }
 
-      /* "ext/wsdecode.pyx":725
+      /* "ext/wsdecode.pyx":731
  *                 if i >= e or b[i] != 34:
  *                     return -R_SCAN
  *                 ks = i             # <<<<<<<<<<<<<<
@@ -33638,7 +33582,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
 */
       __pyx_v_ks = __pyx_v_i;
 
-      /* "ext/wsdecode.pyx":726
+      /* "ext/wsdecode.pyx":732
  *                     return -R_SCAN
  *                 ks = i
  *                 i = _str(b, i, e)             # <<<<<<<<<<<<<<
@@ -33647,7 +33591,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
 */
       __pyx_v_i = __pyx_f_8pipeline_4_ext_8wsdecode__str(__pyx_v_b, __pyx_v_i, __pyx_v_e);
 
-      /* "ext/wsdecode.pyx":727
+      /* "ext/wsdecode.pyx":733
  *                 ks = i
  *                 i = _str(b, i, e)
  *                 if i < 0:             # <<<<<<<<<<<<<<
@@ -33659,7 +33603,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
       if (__pyx_t_1) {
 
 
-        /* "ext/wsdecode.pyx":728
+        /* "ext/wsdecode.pyx":734
  *                 i = _str(b, i, e)
  *                 if i < 0:
  *                     return -R_SCAN             # <<<<<<<<<<<<<<
@@ -33672,7 +33616,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
         }
         goto __pyx_L0;
 
-        /* "ext/wsdecode.pyx":727
+        /* "ext/wsdecode.pyx":733
  *                 ks = i
  *                 i = _str(b, i, e)
  *                 if i < 0:             # <<<<<<<<<<<<<<
@@ -33681,7 +33625,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
 */
       }
 
-      /* "ext/wsdecode.pyx":729
+      /* "ext/wsdecode.pyx":735
  *                 if i < 0:
  *                     return -R_SCAN
  *                 kk = 0             # <<<<<<<<<<<<<<
@@ -33690,7 +33634,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
 */
       __pyx_v_kk = 0;
 
-      /* "ext/wsdecode.pyx":730
+      /* "ext/wsdecode.pyx":736
  *                     return -R_SCAN
  *                 kk = 0
  *                 if i - ks == 8 and memcmp(b + ks, b'"stream"', 8) == 0:             # <<<<<<<<<<<<<<
@@ -33716,7 +33660,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
       if (__pyx_t_1) {
 
 
-        /* "ext/wsdecode.pyx":731
+        /* "ext/wsdecode.pyx":737
  *                 kk = 0
  *                 if i - ks == 8 and memcmp(b + ks, b'"stream"', 8) == 0:
  *                     kk = 1             # <<<<<<<<<<<<<<
@@ -33725,7 +33669,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
 */
         __pyx_v_kk = 1;
 
-        /* "ext/wsdecode.pyx":730
+        /* "ext/wsdecode.pyx":736
  *                     return -R_SCAN
  *                 kk = 0
  *                 if i - ks == 8 and memcmp(b + ks, b'"stream"', 8) == 0:             # <<<<<<<<<<<<<<
@@ -33735,7 +33679,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
         goto __pyx_L20;
       }
 
-      /* "ext/wsdecode.pyx":732
+      /* "ext/wsdecode.pyx":738
  *                 if i - ks == 8 and memcmp(b + ks, b'"stream"', 8) == 0:
  *                     kk = 1
  *                 elif i - ks == 6 and memcmp(b + ks, b'"data"', 6) == 0:             # <<<<<<<<<<<<<<
@@ -33761,7 +33705,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
       if (__pyx_t_1) {
 
 
-        /* "ext/wsdecode.pyx":733
+        /* "ext/wsdecode.pyx":739
  *                     kk = 1
  *                 elif i - ks == 6 and memcmp(b + ks, b'"data"', 6) == 0:
  *                     kk = 2             # <<<<<<<<<<<<<<
@@ -33770,7 +33714,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
 */
         __pyx_v_kk = 2;
 
-        /* "ext/wsdecode.pyx":732
+        /* "ext/wsdecode.pyx":738
  *                 if i - ks == 8 and memcmp(b + ks, b'"stream"', 8) == 0:
  *                     kk = 1
  *                 elif i - ks == 6 and memcmp(b + ks, b'"data"', 6) == 0:             # <<<<<<<<<<<<<<
@@ -33780,7 +33724,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
       }
       __pyx_L20:;
 
-      /* "ext/wsdecode.pyx":734
+      /* "ext/wsdecode.pyx":740
  *                 elif i - ks == 6 and memcmp(b + ks, b'"data"', 6) == 0:
  *                     kk = 2
  *                 i = _ws(b, i, e)             # <<<<<<<<<<<<<<
@@ -33789,7 +33733,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
 */
       __pyx_v_i = __pyx_f_8pipeline_4_ext_8wsdecode__ws(__pyx_v_b, __pyx_v_i, __pyx_v_e);
 
-      /* "ext/wsdecode.pyx":735
+      /* "ext/wsdecode.pyx":741
  *                     kk = 2
  *                 i = _ws(b, i, e)
  *                 if i >= e or b[i] != 58:             # <<<<<<<<<<<<<<
@@ -33815,7 +33759,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
       if (__pyx_t_1) {
 
 
-        /* "ext/wsdecode.pyx":736
+        /* "ext/wsdecode.pyx":742
  *                 i = _ws(b, i, e)
  *                 if i >= e or b[i] != 58:
  *                     return -R_SCAN             # <<<<<<<<<<<<<<
@@ -33828,7 +33772,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
         }
         goto __pyx_L0;
 
-        /* "ext/wsdecode.pyx":735
+        /* "ext/wsdecode.pyx":741
  *                     kk = 2
  *                 i = _ws(b, i, e)
  *                 if i >= e or b[i] != 58:             # <<<<<<<<<<<<<<
@@ -33837,7 +33781,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
 */
       }
 
-      /* "ext/wsdecode.pyx":737
+      /* "ext/wsdecode.pyx":743
  *                 if i >= e or b[i] != 58:
  *                     return -R_SCAN
  *                 i = _ws(b, i + 1, e)             # <<<<<<<<<<<<<<
@@ -33846,7 +33790,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
 */
       __pyx_v_i = __pyx_f_8pipeline_4_ext_8wsdecode__ws(__pyx_v_b, (__pyx_v_i + 1), __pyx_v_e);
 
-      /* "ext/wsdecode.pyx":738
+      /* "ext/wsdecode.pyx":744
  *                     return -R_SCAN
  *                 i = _ws(b, i + 1, e)
  *                 if kk == 1 and i < e and b[i] == 34:             # <<<<<<<<<<<<<<
@@ -33882,7 +33826,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
       if (__pyx_t_1) {
 
 
-        /* "ext/wsdecode.pyx":739
+        /* "ext/wsdecode.pyx":745
  *                 i = _ws(b, i + 1, e)
  *                 if kk == 1 and i < e and b[i] == 34:
  *                     i = _str(b, i, e)             # <<<<<<<<<<<<<<
@@ -33891,7 +33835,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
 */
         __pyx_v_i = __pyx_f_8pipeline_4_ext_8wsdecode__str(__pyx_v_b, __pyx_v_i, __pyx_v_e);
 
-        /* "ext/wsdecode.pyx":740
+        /* "ext/wsdecode.pyx":746
  *                 if kk == 1 and i < e and b[i] == 34:
  *                     i = _str(b, i, e)
  *                     if i < 0:             # <<<<<<<<<<<<<<
@@ -33903,7 +33847,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
         if (__pyx_t_1) {
 
 
-          /* "ext/wsdecode.pyx":741
+          /* "ext/wsdecode.pyx":747
  *                     i = _str(b, i, e)
  *                     if i < 0:
  *                         return -R_SCAN             # <<<<<<<<<<<<<<
@@ -33916,7 +33860,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
           }
           goto __pyx_L0;
 
-          /* "ext/wsdecode.pyx":740
+          /* "ext/wsdecode.pyx":746
  *                 if kk == 1 and i < e and b[i] == 34:
  *                     i = _str(b, i, e)
  *                     if i < 0:             # <<<<<<<<<<<<<<
@@ -33925,7 +33869,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
 */
         }
 
-        /* "ext/wsdecode.pyx":738
+        /* "ext/wsdecode.pyx":744
  *                     return -R_SCAN
  *                 i = _ws(b, i + 1, e)
  *                 if kk == 1 and i < e and b[i] == 34:             # <<<<<<<<<<<<<<
@@ -33935,7 +33879,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
         goto __pyx_L28;
       }
 
-      /* "ext/wsdecode.pyx":742
+      /* "ext/wsdecode.pyx":748
  *                     if i < 0:
  *                         return -R_SCAN
  *                 elif kk == 2 and not have_data and i < e and b[i] == 123:             # <<<<<<<<<<<<<<
@@ -33981,7 +33925,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
       if (__pyx_t_1) {
 
 
-        /* "ext/wsdecode.pyx":743
+        /* "ext/wsdecode.pyx":749
  *                         return -R_SCAN
  *                 elif kk == 2 and not have_data and i < e and b[i] == 123:
  *                     have_data = True             # <<<<<<<<<<<<<<
@@ -33990,7 +33934,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
 */
         __pyx_v_have_data = 1;
 
-        /* "ext/wsdecode.pyx":744
+        /* "ext/wsdecode.pyx":750
  *                 elif kk == 2 and not have_data and i < e and b[i] == 123:
  *                     have_data = True
  *                     i = self._payload(b, i, e)             # <<<<<<<<<<<<<<
@@ -33999,7 +33943,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
 */
         __pyx_v_i = ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_payload(__pyx_v_self, __pyx_v_b, __pyx_v_i, __pyx_v_e);
 
-        /* "ext/wsdecode.pyx":745
+        /* "ext/wsdecode.pyx":751
  *                     have_data = True
  *                     i = self._payload(b, i, e)
  *                     if i < 0:             # <<<<<<<<<<<<<<
@@ -34011,7 +33955,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
         if (__pyx_t_1) {
 
 
-          /* "ext/wsdecode.pyx":746
+          /* "ext/wsdecode.pyx":752
  *                     i = self._payload(b, i, e)
  *                     if i < 0:
  *                         return i             # <<<<<<<<<<<<<<
@@ -34024,7 +33968,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
           }
           goto __pyx_L0;
 
-          /* "ext/wsdecode.pyx":745
+          /* "ext/wsdecode.pyx":751
  *                     have_data = True
  *                     i = self._payload(b, i, e)
  *                     if i < 0:             # <<<<<<<<<<<<<<
@@ -34033,7 +33977,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
 */
         }
 
-        /* "ext/wsdecode.pyx":742
+        /* "ext/wsdecode.pyx":748
  *                     if i < 0:
  *                         return -R_SCAN
  *                 elif kk == 2 and not have_data and i < e and b[i] == 123:             # <<<<<<<<<<<<<<
@@ -34043,7 +33987,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
         goto __pyx_L28;
       }
 
-      /* "ext/wsdecode.pyx":748
+      /* "ext/wsdecode.pyx":754
  *                         return i
  *                 else:
  *                     return -R_NOT_HOT             # <<<<<<<<<<<<<<
@@ -34059,7 +34003,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
       }
       __pyx_L28:;
 
-      /* "ext/wsdecode.pyx":749
+      /* "ext/wsdecode.pyx":755
  *                 else:
  *                     return -R_NOT_HOT
  *                 i = _ws(b, i, e)             # <<<<<<<<<<<<<<
@@ -34068,7 +34012,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
 */
       __pyx_v_i = __pyx_f_8pipeline_4_ext_8wsdecode__ws(__pyx_v_b, __pyx_v_i, __pyx_v_e);
 
-      /* "ext/wsdecode.pyx":750
+      /* "ext/wsdecode.pyx":756
  *                     return -R_NOT_HOT
  *                 i = _ws(b, i, e)
  *                 if i >= e:             # <<<<<<<<<<<<<<
@@ -34080,7 +34024,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
       if (__pyx_t_1) {
 
 
-        /* "ext/wsdecode.pyx":751
+        /* "ext/wsdecode.pyx":757
  *                 i = _ws(b, i, e)
  *                 if i >= e:
  *                     return -R_SCAN             # <<<<<<<<<<<<<<
@@ -34093,7 +34037,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
         }
         goto __pyx_L0;
 
-        /* "ext/wsdecode.pyx":750
+        /* "ext/wsdecode.pyx":756
  *                     return -R_NOT_HOT
  *                 i = _ws(b, i, e)
  *                 if i >= e:             # <<<<<<<<<<<<<<
@@ -34102,7 +34046,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
 */
       }
 
-      /* "ext/wsdecode.pyx":752
+      /* "ext/wsdecode.pyx":758
  *                 if i >= e:
  *                     return -R_SCAN
  *                 if b[i] == 125:             # <<<<<<<<<<<<<<
@@ -34114,7 +34058,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
       if (__pyx_t_1) {
 
 
-        /* "ext/wsdecode.pyx":753
+        /* "ext/wsdecode.pyx":759
  *                     return -R_SCAN
  *                 if b[i] == 125:
  *                     i += 1             # <<<<<<<<<<<<<<
@@ -34123,7 +34067,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
 */
         __pyx_v_i = (__pyx_v_i + 1);
 
-        /* "ext/wsdecode.pyx":754
+        /* "ext/wsdecode.pyx":760
  *                 if b[i] == 125:
  *                     i += 1
  *                     break             # <<<<<<<<<<<<<<
@@ -34132,7 +34076,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
 */
         goto __pyx_L15_break;
 
-        /* "ext/wsdecode.pyx":752
+        /* "ext/wsdecode.pyx":758
  *                 if i >= e:
  *                     return -R_SCAN
  *                 if b[i] == 125:             # <<<<<<<<<<<<<<
@@ -34141,7 +34085,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
 */
       }
 
-      /* "ext/wsdecode.pyx":755
+      /* "ext/wsdecode.pyx":761
  *                     i += 1
  *                     break
  *                 if b[i] != 44:             # <<<<<<<<<<<<<<
@@ -34153,7 +34097,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
       if (__pyx_t_1) {
 
 
-        /* "ext/wsdecode.pyx":756
+        /* "ext/wsdecode.pyx":762
  *                     break
  *                 if b[i] != 44:
  *                     return -R_SCAN             # <<<<<<<<<<<<<<
@@ -34166,7 +34110,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
         }
         goto __pyx_L0;
 
-        /* "ext/wsdecode.pyx":755
+        /* "ext/wsdecode.pyx":761
  *                     i += 1
  *                     break
  *                 if b[i] != 44:             # <<<<<<<<<<<<<<
@@ -34175,7 +34119,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
 */
       }
 
-      /* "ext/wsdecode.pyx":757
+      /* "ext/wsdecode.pyx":763
  *                 if b[i] != 44:
  *                     return -R_SCAN
  *                 i = _ws(b, i + 1, e)             # <<<<<<<<<<<<<<
@@ -34186,7 +34130,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
     }
     __pyx_L15_break:;
 
-    /* "ext/wsdecode.pyx":758
+    /* "ext/wsdecode.pyx":764
  *                     return -R_SCAN
  *                 i = _ws(b, i + 1, e)
  *             if not have_data:             # <<<<<<<<<<<<<<
@@ -34198,7 +34142,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
     if (__pyx_t_1) {
 
 
-      /* "ext/wsdecode.pyx":759
+      /* "ext/wsdecode.pyx":765
  *                 i = _ws(b, i + 1, e)
  *             if not have_data:
  *                 return -R_NOT_HOT             # <<<<<<<<<<<<<<
@@ -34211,7 +34155,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
       }
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":758
+      /* "ext/wsdecode.pyx":764
  *                     return -R_SCAN
  *                 i = _ws(b, i + 1, e)
  *             if not have_data:             # <<<<<<<<<<<<<<
@@ -34220,7 +34164,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
 */
     }
 
-    /* "ext/wsdecode.pyx":719
+    /* "ext/wsdecode.pyx":725
  *             return -R_SCAN
  *         j = _ws(b, i + 1, e)
  *         if j < e and b[j] == 34 and ((j + 8 <= e and memcmp(b + j, b'"stream"', 8) == 0)             # <<<<<<<<<<<<<<
@@ -34230,7 +34174,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
     goto __pyx_L7;
   }
 
-  /* "ext/wsdecode.pyx":761
+  /* "ext/wsdecode.pyx":767
  *                 return -R_NOT_HOT
  *         else:
  *             i = self._payload(b, i, e)             # <<<<<<<<<<<<<<
@@ -34240,7 +34184,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
   /*else*/ {
     __pyx_v_i = ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_payload(__pyx_v_self, __pyx_v_b, __pyx_v_i, __pyx_v_e);
 
-    /* "ext/wsdecode.pyx":762
+    /* "ext/wsdecode.pyx":768
  *         else:
  *             i = self._payload(b, i, e)
  *             if i < 0:             # <<<<<<<<<<<<<<
@@ -34252,7 +34196,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
     if (__pyx_t_1) {
 
 
-      /* "ext/wsdecode.pyx":763
+      /* "ext/wsdecode.pyx":769
  *             i = self._payload(b, i, e)
  *             if i < 0:
  *                 return i             # <<<<<<<<<<<<<<
@@ -34265,7 +34209,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
       }
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":762
+      /* "ext/wsdecode.pyx":768
  *         else:
  *             i = self._payload(b, i, e)
  *             if i < 0:             # <<<<<<<<<<<<<<
@@ -34276,7 +34220,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
   }
   __pyx_L7:;
 
-  /* "ext/wsdecode.pyx":764
+  /* "ext/wsdecode.pyx":770
  *             if i < 0:
  *                 return i
  *         if _ws(b, i, e) != e:             # <<<<<<<<<<<<<<
@@ -34288,7 +34232,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
   if (__pyx_t_1) {
 
 
-    /* "ext/wsdecode.pyx":765
+    /* "ext/wsdecode.pyx":771
  *                 return i
  *         if _ws(b, i, e) != e:
  *             return -R_SCAN             # <<<<<<<<<<<<<<
@@ -34301,7 +34245,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
     }
     goto __pyx_L0;
 
-    /* "ext/wsdecode.pyx":764
+    /* "ext/wsdecode.pyx":770
  *             if i < 0:
  *                 return i
  *         if _ws(b, i, e) != e:             # <<<<<<<<<<<<<<
@@ -34310,7 +34254,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
 */
   }
 
-  /* "ext/wsdecode.pyx":766
+  /* "ext/wsdecode.pyx":772
  *         if _ws(b, i, e) != e:
  *             return -R_SCAN
  *         return self._fields(b, out, n, cap)             # <<<<<<<<<<<<<<
@@ -34323,7 +34267,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
   }
   goto __pyx_L0;
 
-  /* "ext/wsdecode.pyx":707
+  /* "ext/wsdecode.pyx":713
  *             i = _ws(b, i + 1, end)
  * 
  *     cdef Py_ssize_t _extract(self, const unsigned char *b, Py_ssize_t s, Py_ssize_t e,             # <<<<<<<<<<<<<<
@@ -34342,7 +34286,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
   return __pyx_r;
 }
 
-/* "ext/wsdecode.pyx":768
+/* "ext/wsdecode.pyx":774
  *         return self._fields(b, out, n, cap)
  * 
  *     cdef Py_ssize_t _levels(self, const unsigned char *b, int key, int kind, int side,             # <<<<<<<<<<<<<<
@@ -34366,7 +34310,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
   int64_t __pyx_t_3;
 
 
-  /* "ext/wsdecode.pyx":774
+  /* "ext/wsdecode.pyx":780
  *         cdef double p, q
  *         cdef TickRecord *r
  *         if not self.touched[key] or b[self.fs[key]] != 91:             # <<<<<<<<<<<<<<
@@ -34392,7 +34336,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
   if (__pyx_t_1) {
 
 
-    /* "ext/wsdecode.pyx":775
+    /* "ext/wsdecode.pyx":781
  *         cdef TickRecord *r
  *         if not self.touched[key] or b[self.fs[key]] != 91:
  *             return -R_SCAN             # <<<<<<<<<<<<<<
@@ -34405,7 +34349,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
     }
     goto __pyx_L0;
 
-    /* "ext/wsdecode.pyx":774
+    /* "ext/wsdecode.pyx":780
  *         cdef double p, q
  *         cdef TickRecord *r
  *         if not self.touched[key] or b[self.fs[key]] != 91:             # <<<<<<<<<<<<<<
@@ -34414,7 +34358,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
 */
   }
 
-  /* "ext/wsdecode.pyx":776
+  /* "ext/wsdecode.pyx":782
  *         if not self.touched[key] or b[self.fs[key]] != 91:
  *             return -R_SCAN
  *         i = _ws(b, self.fs[key] + 1, self.fe[key])             # <<<<<<<<<<<<<<
@@ -34423,7 +34367,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
 */
   __pyx_v_i = __pyx_f_8pipeline_4_ext_8wsdecode__ws(__pyx_v_b, ((__pyx_v_self->fs[__pyx_v_key]) + 1), (__pyx_v_self->fe[__pyx_v_key]));
 
-  /* "ext/wsdecode.pyx":777
+  /* "ext/wsdecode.pyx":783
  *             return -R_SCAN
  *         i = _ws(b, self.fs[key] + 1, self.fe[key])
  *         end = self.fe[key] - 1             # <<<<<<<<<<<<<<
@@ -34432,7 +34376,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
 */
   __pyx_v_end = ((__pyx_v_self->fe[__pyx_v_key]) - 1);
 
-  /* "ext/wsdecode.pyx":778
+  /* "ext/wsdecode.pyx":784
  *         i = _ws(b, self.fs[key] + 1, self.fe[key])
  *         end = self.fe[key] - 1
  *         if i == end:             # <<<<<<<<<<<<<<
@@ -34444,7 +34388,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
   if (__pyx_t_1) {
 
 
-    /* "ext/wsdecode.pyx":779
+    /* "ext/wsdecode.pyx":785
  *         end = self.fe[key] - 1
  *         if i == end:
  *             return n             # <<<<<<<<<<<<<<
@@ -34457,7 +34401,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
     }
     goto __pyx_L0;
 
-    /* "ext/wsdecode.pyx":778
+    /* "ext/wsdecode.pyx":784
  *         i = _ws(b, self.fs[key] + 1, self.fe[key])
  *         end = self.fe[key] - 1
  *         if i == end:             # <<<<<<<<<<<<<<
@@ -34466,7 +34410,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
 */
   }
 
-  /* "ext/wsdecode.pyx":780
+  /* "ext/wsdecode.pyx":786
  *         if i == end:
  *             return n
  *         while True:             # <<<<<<<<<<<<<<
@@ -34475,7 +34419,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
 */
   while (1) {
 
-    /* "ext/wsdecode.pyx":781
+    /* "ext/wsdecode.pyx":787
  *             return n
  *         while True:
  *             if b[i] != 91:             # <<<<<<<<<<<<<<
@@ -34487,7 +34431,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
     if (__pyx_t_1) {
 
 
-      /* "ext/wsdecode.pyx":782
+      /* "ext/wsdecode.pyx":788
  *         while True:
  *             if b[i] != 91:
  *                 return -R_SCAN             # <<<<<<<<<<<<<<
@@ -34500,7 +34444,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
       }
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":781
+      /* "ext/wsdecode.pyx":787
  *             return n
  *         while True:
  *             if b[i] != 91:             # <<<<<<<<<<<<<<
@@ -34509,7 +34453,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
 */
     }
 
-    /* "ext/wsdecode.pyx":783
+    /* "ext/wsdecode.pyx":789
  *             if b[i] != 91:
  *                 return -R_SCAN
  *             ps = _ws(b, i + 1, end)             # <<<<<<<<<<<<<<
@@ -34518,7 +34462,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
 */
     __pyx_v_ps = __pyx_f_8pipeline_4_ext_8wsdecode__ws(__pyx_v_b, (__pyx_v_i + 1), __pyx_v_end);
 
-    /* "ext/wsdecode.pyx":784
+    /* "ext/wsdecode.pyx":790
  *                 return -R_SCAN
  *             ps = _ws(b, i + 1, end)
  *             if ps >= end or b[ps] != 34:             # <<<<<<<<<<<<<<
@@ -34544,7 +34488,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
     if (__pyx_t_1) {
 
 
-      /* "ext/wsdecode.pyx":785
+      /* "ext/wsdecode.pyx":791
  *             ps = _ws(b, i + 1, end)
  *             if ps >= end or b[ps] != 34:
  *                 return -R_SCAN             # <<<<<<<<<<<<<<
@@ -34557,7 +34501,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
       }
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":784
+      /* "ext/wsdecode.pyx":790
  *                 return -R_SCAN
  *             ps = _ws(b, i + 1, end)
  *             if ps >= end or b[ps] != 34:             # <<<<<<<<<<<<<<
@@ -34566,7 +34510,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
 */
     }
 
-    /* "ext/wsdecode.pyx":786
+    /* "ext/wsdecode.pyx":792
  *             if ps >= end or b[ps] != 34:
  *                 return -R_SCAN
  *             pe = _str(b, ps, end)             # <<<<<<<<<<<<<<
@@ -34575,7 +34519,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
 */
     __pyx_v_pe = __pyx_f_8pipeline_4_ext_8wsdecode__str(__pyx_v_b, __pyx_v_ps, __pyx_v_end);
 
-    /* "ext/wsdecode.pyx":787
+    /* "ext/wsdecode.pyx":793
  *                 return -R_SCAN
  *             pe = _str(b, ps, end)
  *             if pe < 0:             # <<<<<<<<<<<<<<
@@ -34587,7 +34531,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
     if (__pyx_t_1) {
 
 
-      /* "ext/wsdecode.pyx":788
+      /* "ext/wsdecode.pyx":794
  *             pe = _str(b, ps, end)
  *             if pe < 0:
  *                 return -R_SCAN             # <<<<<<<<<<<<<<
@@ -34600,7 +34544,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
       }
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":787
+      /* "ext/wsdecode.pyx":793
  *                 return -R_SCAN
  *             pe = _str(b, ps, end)
  *             if pe < 0:             # <<<<<<<<<<<<<<
@@ -34609,7 +34553,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
 */
     }
 
-    /* "ext/wsdecode.pyx":789
+    /* "ext/wsdecode.pyx":795
  *             if pe < 0:
  *                 return -R_SCAN
  *             i = _ws(b, pe, end)             # <<<<<<<<<<<<<<
@@ -34618,7 +34562,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
 */
     __pyx_v_i = __pyx_f_8pipeline_4_ext_8wsdecode__ws(__pyx_v_b, __pyx_v_pe, __pyx_v_end);
 
-    /* "ext/wsdecode.pyx":790
+    /* "ext/wsdecode.pyx":796
  *                 return -R_SCAN
  *             i = _ws(b, pe, end)
  *             if i >= end or b[i] != 44:             # <<<<<<<<<<<<<<
@@ -34644,7 +34588,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
     if (__pyx_t_1) {
 
 
-      /* "ext/wsdecode.pyx":791
+      /* "ext/wsdecode.pyx":797
  *             i = _ws(b, pe, end)
  *             if i >= end or b[i] != 44:
  *                 return -R_SCAN             # <<<<<<<<<<<<<<
@@ -34657,7 +34601,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
       }
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":790
+      /* "ext/wsdecode.pyx":796
  *                 return -R_SCAN
  *             i = _ws(b, pe, end)
  *             if i >= end or b[i] != 44:             # <<<<<<<<<<<<<<
@@ -34666,7 +34610,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
 */
     }
 
-    /* "ext/wsdecode.pyx":792
+    /* "ext/wsdecode.pyx":798
  *             if i >= end or b[i] != 44:
  *                 return -R_SCAN
  *             qs = _ws(b, i + 1, end)             # <<<<<<<<<<<<<<
@@ -34675,7 +34619,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
 */
     __pyx_v_qs = __pyx_f_8pipeline_4_ext_8wsdecode__ws(__pyx_v_b, (__pyx_v_i + 1), __pyx_v_end);
 
-    /* "ext/wsdecode.pyx":793
+    /* "ext/wsdecode.pyx":799
  *                 return -R_SCAN
  *             qs = _ws(b, i + 1, end)
  *             if qs >= end or b[qs] != 34:             # <<<<<<<<<<<<<<
@@ -34701,7 +34645,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
     if (__pyx_t_1) {
 
 
-      /* "ext/wsdecode.pyx":794
+      /* "ext/wsdecode.pyx":800
  *             qs = _ws(b, i + 1, end)
  *             if qs >= end or b[qs] != 34:
  *                 return -R_SCAN             # <<<<<<<<<<<<<<
@@ -34714,7 +34658,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
       }
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":793
+      /* "ext/wsdecode.pyx":799
  *                 return -R_SCAN
  *             qs = _ws(b, i + 1, end)
  *             if qs >= end or b[qs] != 34:             # <<<<<<<<<<<<<<
@@ -34723,7 +34667,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
 */
     }
 
-    /* "ext/wsdecode.pyx":795
+    /* "ext/wsdecode.pyx":801
  *             if qs >= end or b[qs] != 34:
  *                 return -R_SCAN
  *             qe = _str(b, qs, end)             # <<<<<<<<<<<<<<
@@ -34732,7 +34676,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
 */
     __pyx_v_qe = __pyx_f_8pipeline_4_ext_8wsdecode__str(__pyx_v_b, __pyx_v_qs, __pyx_v_end);
 
-    /* "ext/wsdecode.pyx":796
+    /* "ext/wsdecode.pyx":802
  *                 return -R_SCAN
  *             qe = _str(b, qs, end)
  *             if qe < 0:             # <<<<<<<<<<<<<<
@@ -34744,7 +34688,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
     if (__pyx_t_1) {
 
 
-      /* "ext/wsdecode.pyx":797
+      /* "ext/wsdecode.pyx":803
  *             qe = _str(b, qs, end)
  *             if qe < 0:
  *                 return -R_SCAN             # <<<<<<<<<<<<<<
@@ -34757,7 +34701,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
       }
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":796
+      /* "ext/wsdecode.pyx":802
  *                 return -R_SCAN
  *             qe = _str(b, qs, end)
  *             if qe < 0:             # <<<<<<<<<<<<<<
@@ -34766,7 +34710,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
 */
     }
 
-    /* "ext/wsdecode.pyx":798
+    /* "ext/wsdecode.pyx":804
  *             if qe < 0:
  *                 return -R_SCAN
  *             i = _ws(b, qe, end)             # <<<<<<<<<<<<<<
@@ -34775,7 +34719,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
 */
     __pyx_v_i = __pyx_f_8pipeline_4_ext_8wsdecode__ws(__pyx_v_b, __pyx_v_qe, __pyx_v_end);
 
-    /* "ext/wsdecode.pyx":799
+    /* "ext/wsdecode.pyx":805
  *                 return -R_SCAN
  *             i = _ws(b, qe, end)
  *             if i >= end or b[i] != 93:             # <<<<<<<<<<<<<<
@@ -34801,7 +34745,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
     if (__pyx_t_1) {
 
 
-      /* "ext/wsdecode.pyx":800
+      /* "ext/wsdecode.pyx":806
  *             i = _ws(b, qe, end)
  *             if i >= end or b[i] != 93:
  *                 return -R_SCAN             # <<<<<<<<<<<<<<
@@ -34814,7 +34758,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
       }
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":799
+      /* "ext/wsdecode.pyx":805
  *                 return -R_SCAN
  *             i = _ws(b, qe, end)
  *             if i >= end or b[i] != 93:             # <<<<<<<<<<<<<<
@@ -34823,7 +34767,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
 */
     }
 
-    /* "ext/wsdecode.pyx":801
+    /* "ext/wsdecode.pyx":807
  *             if i >= end or b[i] != 93:
  *                 return -R_SCAN
  *             if not _dec(b, ps, pe, &p) or not _dec(b, qs, qe, &q):             # <<<<<<<<<<<<<<
@@ -34849,7 +34793,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
     if (__pyx_t_1) {
 
 
-      /* "ext/wsdecode.pyx":802
+      /* "ext/wsdecode.pyx":808
  *                 return -R_SCAN
  *             if not _dec(b, ps, pe, &p) or not _dec(b, qs, qe, &q):
  *                 return -R_SCAN             # <<<<<<<<<<<<<<
@@ -34862,7 +34806,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
       }
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":801
+      /* "ext/wsdecode.pyx":807
  *             if i >= end or b[i] != 93:
  *                 return -R_SCAN
  *             if not _dec(b, ps, pe, &p) or not _dec(b, qs, qe, &q):             # <<<<<<<<<<<<<<
@@ -34871,7 +34815,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
 */
     }
 
-    /* "ext/wsdecode.pyx":803
+    /* "ext/wsdecode.pyx":809
  *             if not _dec(b, ps, pe, &p) or not _dec(b, qs, qe, &q):
  *                 return -R_SCAN
  *             if n >= cap:             # <<<<<<<<<<<<<<
@@ -34883,7 +34827,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
     if (__pyx_t_1) {
 
 
-      /* "ext/wsdecode.pyx":804
+      /* "ext/wsdecode.pyx":810
  *                 return -R_SCAN
  *             if n >= cap:
  *                 return R_FULL             # <<<<<<<<<<<<<<
@@ -34896,7 +34840,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
       }
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":803
+      /* "ext/wsdecode.pyx":809
  *             if not _dec(b, ps, pe, &p) or not _dec(b, qs, qe, &q):
  *                 return -R_SCAN
  *             if n >= cap:             # <<<<<<<<<<<<<<
@@ -34905,7 +34849,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
 */
     }
 
-    /* "ext/wsdecode.pyx":805
+    /* "ext/wsdecode.pyx":811
  *             if n >= cap:
  *                 return R_FULL
  *             r = &out[n]             # <<<<<<<<<<<<<<
@@ -34914,7 +34858,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
 */
     __pyx_v_r = (&(__pyx_v_out[__pyx_v_n]));
 
-    /* "ext/wsdecode.pyx":806
+    /* "ext/wsdecode.pyx":812
  *                 return R_FULL
  *             r = &out[n]
  *             r.seq = 0             # <<<<<<<<<<<<<<
@@ -34923,7 +34867,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
 */
     __pyx_v_r->seq = 0;
 
-    /* "ext/wsdecode.pyx":807
+    /* "ext/wsdecode.pyx":813
  *             r = &out[n]
  *             r.seq = 0
  *             r.symbol = sym             # <<<<<<<<<<<<<<
@@ -34932,7 +34876,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
 */
     __pyx_v_r->symbol = __pyx_v_sym;
 
-    /* "ext/wsdecode.pyx":808
+    /* "ext/wsdecode.pyx":814
  *             r.seq = 0
  *             r.symbol = sym
  *             r.venue = <uint8_t>self.venue             # <<<<<<<<<<<<<<
@@ -34941,7 +34885,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
 */
     __pyx_v_r->venue = ((uint8_t)__pyx_v_self->venue);
 
-    /* "ext/wsdecode.pyx":809
+    /* "ext/wsdecode.pyx":815
  *             r.symbol = sym
  *             r.venue = <uint8_t>self.venue
  *             r.flags = 0             # <<<<<<<<<<<<<<
@@ -34950,7 +34894,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
 */
     __pyx_v_r->flags = 0;
 
-    /* "ext/wsdecode.pyx":810
+    /* "ext/wsdecode.pyx":816
  *             r.venue = <uint8_t>self.venue
  *             r.flags = 0
  *             r.kind = <uint8_t>kind             # <<<<<<<<<<<<<<
@@ -34959,7 +34903,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
 */
     __pyx_v_r->kind = ((uint8_t)__pyx_v_kind);
 
-    /* "ext/wsdecode.pyx":811
+    /* "ext/wsdecode.pyx":817
  *             r.flags = 0
  *             r.kind = <uint8_t>kind
  *             r.side = <signed char>side             # <<<<<<<<<<<<<<
@@ -34968,7 +34912,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
 */
     __pyx_v_r->side = ((signed char)__pyx_v_side);
 
-    /* "ext/wsdecode.pyx":812
+    /* "ext/wsdecode.pyx":818
  *             r.kind = <uint8_t>kind
  *             r.side = <signed char>side
  *             r.exch_ts = exch             # <<<<<<<<<<<<<<
@@ -34977,7 +34921,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
 */
     __pyx_v_r->exch_ts = __pyx_v_exch;
 
-    /* "ext/wsdecode.pyx":813
+    /* "ext/wsdecode.pyx":819
  *             r.side = <signed char>side
  *             r.exch_ts = exch
  *             r.local_ts = self.local_ts             # <<<<<<<<<<<<<<
@@ -34988,7 +34932,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
 
     __pyx_v_r->local_ts = __pyx_t_3;
 
-    /* "ext/wsdecode.pyx":814
+    /* "ext/wsdecode.pyx":820
  *             r.exch_ts = exch
  *             r.local_ts = self.local_ts
  *             r.mono_ts = 0             # <<<<<<<<<<<<<<
@@ -34997,7 +34941,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
 */
     __pyx_v_r->mono_ts = 0;
 
-    /* "ext/wsdecode.pyx":815
+    /* "ext/wsdecode.pyx":821
  *             r.local_ts = self.local_ts
  *             r.mono_ts = 0
  *             r.price = p             # <<<<<<<<<<<<<<
@@ -35006,7 +34950,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
 */
     __pyx_v_r->price = __pyx_v_p;
 
-    /* "ext/wsdecode.pyx":816
+    /* "ext/wsdecode.pyx":822
  *             r.mono_ts = 0
  *             r.price = p
  *             r.qty = q             # <<<<<<<<<<<<<<
@@ -35015,7 +34959,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
 */
     __pyx_v_r->qty = __pyx_v_q;
 
-    /* "ext/wsdecode.pyx":817
+    /* "ext/wsdecode.pyx":823
  *             r.price = p
  *             r.qty = q
  *             r.id = u             # <<<<<<<<<<<<<<
@@ -35024,7 +34968,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
 */
     __pyx_v_r->id = __pyx_v_u;
 
-    /* "ext/wsdecode.pyx":818
+    /* "ext/wsdecode.pyx":824
  *             r.qty = q
  *             r.id = u
  *             n += 1             # <<<<<<<<<<<<<<
@@ -35033,7 +34977,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
 */
     __pyx_v_n = (__pyx_v_n + 1);
 
-    /* "ext/wsdecode.pyx":819
+    /* "ext/wsdecode.pyx":825
  *             r.id = u
  *             n += 1
  *             i = _ws(b, i + 1, end)             # <<<<<<<<<<<<<<
@@ -35042,7 +34986,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
 */
     __pyx_v_i = __pyx_f_8pipeline_4_ext_8wsdecode__ws(__pyx_v_b, (__pyx_v_i + 1), __pyx_v_end);
 
-    /* "ext/wsdecode.pyx":820
+    /* "ext/wsdecode.pyx":826
  *             n += 1
  *             i = _ws(b, i + 1, end)
  *             if i == end:             # <<<<<<<<<<<<<<
@@ -35054,7 +34998,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
     if (__pyx_t_1) {
 
 
-      /* "ext/wsdecode.pyx":821
+      /* "ext/wsdecode.pyx":827
  *             i = _ws(b, i + 1, end)
  *             if i == end:
  *                 return n             # <<<<<<<<<<<<<<
@@ -35067,7 +35011,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
       }
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":820
+      /* "ext/wsdecode.pyx":826
  *             n += 1
  *             i = _ws(b, i + 1, end)
  *             if i == end:             # <<<<<<<<<<<<<<
@@ -35076,7 +35020,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
 */
     }
 
-    /* "ext/wsdecode.pyx":822
+    /* "ext/wsdecode.pyx":828
  *             if i == end:
  *                 return n
  *             if b[i] != 44:             # <<<<<<<<<<<<<<
@@ -35088,7 +35032,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
     if (__pyx_t_1) {
 
 
-      /* "ext/wsdecode.pyx":823
+      /* "ext/wsdecode.pyx":829
  *                 return n
  *             if b[i] != 44:
  *                 return -R_SCAN             # <<<<<<<<<<<<<<
@@ -35101,7 +35045,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
       }
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":822
+      /* "ext/wsdecode.pyx":828
  *             if i == end:
  *                 return n
  *             if b[i] != 44:             # <<<<<<<<<<<<<<
@@ -35110,7 +35054,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
 */
     }
 
-    /* "ext/wsdecode.pyx":824
+    /* "ext/wsdecode.pyx":830
  *             if b[i] != 44:
  *                 return -R_SCAN
  *             i = _ws(b, i + 1, end)             # <<<<<<<<<<<<<<
@@ -35120,7 +35064,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
     __pyx_v_i = __pyx_f_8pipeline_4_ext_8wsdecode__ws(__pyx_v_b, (__pyx_v_i + 1), __pyx_v_end);
   }
 
-  /* "ext/wsdecode.pyx":768
+  /* "ext/wsdecode.pyx":774
  *         return self._fields(b, out, n, cap)
  * 
  *     cdef Py_ssize_t _levels(self, const unsigned char *b, int key, int kind, int side,             # <<<<<<<<<<<<<<
@@ -35145,7 +35089,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
   return __pyx_r;
 }
 
-/* "ext/wsdecode.pyx":826
+/* "ext/wsdecode.pyx":832
  *             i = _ws(b, i + 1, end)
  * 
  *     cdef Py_ssize_t _fields(self, const unsigned char *b, TickRecord *out, Py_ssize_t n,             # <<<<<<<<<<<<<<
@@ -35193,7 +35137,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
   __Pyx_RefNannySetupContext("_fields", 0);
 
 
-  /* "ext/wsdecode.pyx":828
+  /* "ext/wsdecode.pyx":834
  *     cdef Py_ssize_t _fields(self, const unsigned char *b, TickRecord *out, Py_ssize_t n,
  *                             Py_ssize_t cap) noexcept:
  *         cdef SymbolState st = self.state             # <<<<<<<<<<<<<<
@@ -35205,7 +35149,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
   __pyx_v_st = ((struct __pyx_obj_8pipeline_4_ext_8wsdecode_SymbolState *)__pyx_t_1);
   __pyx_t_1 = 0;
 
-  /* "ext/wsdecode.pyx":831
+  /* "ext/wsdecode.pyx":837
  *         cdef int kind, sym, side, k
  *         cdef Py_ssize_t ss, n0
  *         cdef int64_t u = 0, U = 0, E = 0, tid = 0, exch             # <<<<<<<<<<<<<<
@@ -35217,7 +35161,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
   __pyx_v_E = 0;
   __pyx_v_tid = 0;
 
-  /* "ext/wsdecode.pyx":835
+  /* "ext/wsdecode.pyx":841
  *         cdef TickRecord *r
  *         cdef Py_ssize_t ms, me
  *         if not self.touched[101]:             # <<<<<<<<<<<<<<
@@ -35229,7 +35173,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
   if (__pyx_t_2) {
 
 
-    /* "ext/wsdecode.pyx":836
+    /* "ext/wsdecode.pyx":842
  *         cdef Py_ssize_t ms, me
  *         if not self.touched[101]:
  *             if not (self.touched[117] and self.touched[98] and self.touched[66]             # <<<<<<<<<<<<<<
@@ -35257,7 +35201,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
       goto __pyx_L5_bool_binop_done;
     }
 
-    /* "ext/wsdecode.pyx":837
+    /* "ext/wsdecode.pyx":843
  *         if not self.touched[101]:
  *             if not (self.touched[117] and self.touched[98] and self.touched[66]
  *                     and self.touched[97] and self.touched[65] and self.touched[115]):             # <<<<<<<<<<<<<<
@@ -35301,7 +35245,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 
     __pyx_L5_bool_binop_done:;
 
-    /* "ext/wsdecode.pyx":836
+    /* "ext/wsdecode.pyx":842
  *         cdef Py_ssize_t ms, me
  *         if not self.touched[101]:
  *             if not (self.touched[117] and self.touched[98] and self.touched[66]             # <<<<<<<<<<<<<<
@@ -35314,7 +35258,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
     if (__pyx_t_3) {
 
 
-      /* "ext/wsdecode.pyx":838
+      /* "ext/wsdecode.pyx":844
  *             if not (self.touched[117] and self.touched[98] and self.touched[66]
  *                     and self.touched[97] and self.touched[65] and self.touched[115]):
  *                 return -R_NOT_HOT             # <<<<<<<<<<<<<<
@@ -35327,7 +35271,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
       }
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":836
+      /* "ext/wsdecode.pyx":842
  *         cdef Py_ssize_t ms, me
  *         if not self.touched[101]:
  *             if not (self.touched[117] and self.touched[98] and self.touched[66]             # <<<<<<<<<<<<<<
@@ -35336,7 +35280,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 */
     }
 
-    /* "ext/wsdecode.pyx":839
+    /* "ext/wsdecode.pyx":845
  *                     and self.touched[97] and self.touched[65] and self.touched[115]):
  *                 return -R_NOT_HOT
  *             kind = 0             # <<<<<<<<<<<<<<
@@ -35345,7 +35289,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 */
     __pyx_v_kind = 0;
 
-    /* "ext/wsdecode.pyx":835
+    /* "ext/wsdecode.pyx":841
  *         cdef TickRecord *r
  *         cdef Py_ssize_t ms, me
  *         if not self.touched[101]:             # <<<<<<<<<<<<<<
@@ -35355,7 +35299,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
     goto __pyx_L3;
   }
 
-  /* "ext/wsdecode.pyx":841
+  /* "ext/wsdecode.pyx":847
  *             kind = 0
  *         else:
  *             k = self.fe[101] - self.fs[101]             # <<<<<<<<<<<<<<
@@ -35365,7 +35309,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
   /*else*/ {
     __pyx_v_k = ((__pyx_v_self->fe[0x65]) - (__pyx_v_self->fs[0x65]));
 
-    /* "ext/wsdecode.pyx":842
+    /* "ext/wsdecode.pyx":848
  *         else:
  *             k = self.fe[101] - self.fs[101]
  *             kind = 1 if k == 7 else (2 if k == 10 else 3)             # <<<<<<<<<<<<<<
@@ -35395,7 +35339,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
   }
   __pyx_L3:;
 
-  /* "ext/wsdecode.pyx":843
+  /* "ext/wsdecode.pyx":849
  *             k = self.fe[101] - self.fs[101]
  *             kind = 1 if k == 7 else (2 if k == 10 else 3)
  *         if not self.touched[115] or b[self.fs[115]] != 34:             # <<<<<<<<<<<<<<
@@ -35421,7 +35365,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
   if (__pyx_t_3) {
 
 
-    /* "ext/wsdecode.pyx":844
+    /* "ext/wsdecode.pyx":850
  *             kind = 1 if k == 7 else (2 if k == 10 else 3)
  *         if not self.touched[115] or b[self.fs[115]] != 34:
  *             return -R_SCAN             # <<<<<<<<<<<<<<
@@ -35434,7 +35378,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
     }
     goto __pyx_L0;
 
-    /* "ext/wsdecode.pyx":843
+    /* "ext/wsdecode.pyx":849
  *             k = self.fe[101] - self.fs[101]
  *             kind = 1 if k == 7 else (2 if k == 10 else 3)
  *         if not self.touched[115] or b[self.fs[115]] != 34:             # <<<<<<<<<<<<<<
@@ -35443,7 +35387,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 */
   }
 
-  /* "ext/wsdecode.pyx":845
+  /* "ext/wsdecode.pyx":851
  *         if not self.touched[115] or b[self.fs[115]] != 34:
  *             return -R_SCAN
  *         ss = self.fs[115]             # <<<<<<<<<<<<<<
@@ -35452,7 +35396,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 */
   __pyx_v_ss = (__pyx_v_self->fs[0x73]);
 
-  /* "ext/wsdecode.pyx":846
+  /* "ext/wsdecode.pyx":852
  *             return -R_SCAN
  *         ss = self.fs[115]
  *         sym = st._lookup(b + ss + 1, self.fe[115] - ss - 2)             # <<<<<<<<<<<<<<
@@ -35461,7 +35405,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 */
   __pyx_v_sym = ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_SymbolState *)__pyx_v_st->__pyx_vtab)->_lookup(__pyx_v_st, ((__pyx_v_b + __pyx_v_ss) + 1), (((__pyx_v_self->fe[0x73]) - __pyx_v_ss) - 2));
 
-  /* "ext/wsdecode.pyx":847
+  /* "ext/wsdecode.pyx":853
  *         ss = self.fs[115]
  *         sym = st._lookup(b + ss + 1, self.fe[115] - ss - 2)
  *         if sym < 0:             # <<<<<<<<<<<<<<
@@ -35473,7 +35417,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
   if (__pyx_t_3) {
 
 
-    /* "ext/wsdecode.pyx":848
+    /* "ext/wsdecode.pyx":854
  *         sym = st._lookup(b + ss + 1, self.fe[115] - ss - 2)
  *         if sym < 0:
  *             return -R_UNKNOWN_SYMBOL             # <<<<<<<<<<<<<<
@@ -35486,7 +35430,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
     }
     goto __pyx_L0;
 
-    /* "ext/wsdecode.pyx":847
+    /* "ext/wsdecode.pyx":853
  *         ss = self.fs[115]
  *         sym = st._lookup(b + ss + 1, self.fe[115] - ss - 2)
  *         if sym < 0:             # <<<<<<<<<<<<<<
@@ -35495,7 +35439,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 */
   }
 
-  /* "ext/wsdecode.pyx":849
+  /* "ext/wsdecode.pyx":855
  *         if sym < 0:
  *             return -R_UNKNOWN_SYMBOL
  *         if kind == 0:             # <<<<<<<<<<<<<<
@@ -35507,7 +35451,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
   if (__pyx_t_3) {
 
 
-    /* "ext/wsdecode.pyx":850
+    /* "ext/wsdecode.pyx":856
  *             return -R_UNKNOWN_SYMBOL
  *         if kind == 0:
  *             if not (_int(b, self.fs[117], self.fe[117], &u)             # <<<<<<<<<<<<<<
@@ -35525,7 +35469,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
       goto __pyx_L17_bool_binop_done;
     }
 
-    /* "ext/wsdecode.pyx":851
+    /* "ext/wsdecode.pyx":857
  *         if kind == 0:
  *             if not (_int(b, self.fs[117], self.fe[117], &u)
  *                     and _dec(b, self.fs[98], self.fe[98], &bp)             # <<<<<<<<<<<<<<
@@ -35543,7 +35487,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
       goto __pyx_L17_bool_binop_done;
     }
 
-    /* "ext/wsdecode.pyx":852
+    /* "ext/wsdecode.pyx":858
  *             if not (_int(b, self.fs[117], self.fe[117], &u)
  *                     and _dec(b, self.fs[98], self.fe[98], &bp)
  *                     and _dec(b, self.fs[66], self.fe[66], &bq)             # <<<<<<<<<<<<<<
@@ -35561,7 +35505,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
       goto __pyx_L17_bool_binop_done;
     }
 
-    /* "ext/wsdecode.pyx":853
+    /* "ext/wsdecode.pyx":859
  *                     and _dec(b, self.fs[98], self.fe[98], &bp)
  *                     and _dec(b, self.fs[66], self.fe[66], &bq)
  *                     and _dec(b, self.fs[97], self.fe[97], &ap)             # <<<<<<<<<<<<<<
@@ -35579,7 +35523,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
       goto __pyx_L17_bool_binop_done;
     }
 
-    /* "ext/wsdecode.pyx":854
+    /* "ext/wsdecode.pyx":860
  *                     and _dec(b, self.fs[66], self.fe[66], &bq)
  *                     and _dec(b, self.fs[97], self.fe[97], &ap)
  *                     and _dec(b, self.fs[65], self.fe[65], &aq)):             # <<<<<<<<<<<<<<
@@ -35593,7 +35537,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 
     __pyx_L17_bool_binop_done:;
 
-    /* "ext/wsdecode.pyx":850
+    /* "ext/wsdecode.pyx":856
  *             return -R_UNKNOWN_SYMBOL
  *         if kind == 0:
  *             if not (_int(b, self.fs[117], self.fe[117], &u)             # <<<<<<<<<<<<<<
@@ -35606,7 +35550,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
     if (__pyx_t_2) {
 
 
-      /* "ext/wsdecode.pyx":855
+      /* "ext/wsdecode.pyx":861
  *                     and _dec(b, self.fs[97], self.fe[97], &ap)
  *                     and _dec(b, self.fs[65], self.fe[65], &aq)):
  *                 return -R_SCAN             # <<<<<<<<<<<<<<
@@ -35619,7 +35563,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
       }
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":850
+      /* "ext/wsdecode.pyx":856
  *             return -R_UNKNOWN_SYMBOL
  *         if kind == 0:
  *             if not (_int(b, self.fs[117], self.fe[117], &u)             # <<<<<<<<<<<<<<
@@ -35628,7 +35572,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 */
     }
 
-    /* "ext/wsdecode.pyx":856
+    /* "ext/wsdecode.pyx":862
  *                     and _dec(b, self.fs[65], self.fe[65], &aq)):
  *                 return -R_SCAN
  *             if n + 2 > cap:             # <<<<<<<<<<<<<<
@@ -35640,7 +35584,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
     if (__pyx_t_2) {
 
 
-      /* "ext/wsdecode.pyx":857
+      /* "ext/wsdecode.pyx":863
  *                 return -R_SCAN
  *             if n + 2 > cap:
  *                 return R_FULL             # <<<<<<<<<<<<<<
@@ -35653,7 +35597,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
       }
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":856
+      /* "ext/wsdecode.pyx":862
  *                     and _dec(b, self.fs[65], self.fe[65], &aq)):
  *                 return -R_SCAN
  *             if n + 2 > cap:             # <<<<<<<<<<<<<<
@@ -35662,7 +35606,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 */
     }
 
-    /* "ext/wsdecode.pyx":858
+    /* "ext/wsdecode.pyx":864
  *             if n + 2 > cap:
  *                 return R_FULL
  *             if not st._accept(SLOT_BBO, sym, u):             # <<<<<<<<<<<<<<
@@ -35674,7 +35618,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
     if (__pyx_t_2) {
 
 
-      /* "ext/wsdecode.pyx":859
+      /* "ext/wsdecode.pyx":865
  *                 return R_FULL
  *             if not st._accept(SLOT_BBO, sym, u):
  *                 self.duplicates += 1             # <<<<<<<<<<<<<<
@@ -35683,7 +35627,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 */
       __pyx_v_self->duplicates = (__pyx_v_self->duplicates + 1);
 
-      /* "ext/wsdecode.pyx":860
+      /* "ext/wsdecode.pyx":866
  *             if not st._accept(SLOT_BBO, sym, u):
  *                 self.duplicates += 1
  *                 return n             # <<<<<<<<<<<<<<
@@ -35696,7 +35640,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
       }
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":858
+      /* "ext/wsdecode.pyx":864
  *             if n + 2 > cap:
  *                 return R_FULL
  *             if not st._accept(SLOT_BBO, sym, u):             # <<<<<<<<<<<<<<
@@ -35705,7 +35649,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 */
     }
 
-    /* "ext/wsdecode.pyx":861
+    /* "ext/wsdecode.pyx":867
  *                 self.duplicates += 1
  *                 return n
  *             r = &out[n]             # <<<<<<<<<<<<<<
@@ -35714,7 +35658,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 */
     __pyx_v_r = (&(__pyx_v_out[__pyx_v_n]));
 
-    /* "ext/wsdecode.pyx":862
+    /* "ext/wsdecode.pyx":868
  *                 return n
  *             r = &out[n]
  *             r.seq = 0; r.symbol = sym; r.venue = <uint8_t>self.venue; r.flags = 0             # <<<<<<<<<<<<<<
@@ -35726,7 +35670,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
     __pyx_v_r->venue = ((uint8_t)__pyx_v_self->venue);
     __pyx_v_r->flags = 0;
 
-    /* "ext/wsdecode.pyx":863
+    /* "ext/wsdecode.pyx":869
  *             r = &out[n]
  *             r.seq = 0; r.symbol = sym; r.venue = <uint8_t>self.venue; r.flags = 0
  *             r.kind = KIND_BID; r.side = 1; r.exch_ts = 0; r.local_ts = self.local_ts             # <<<<<<<<<<<<<<
@@ -35740,7 +35684,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 
     __pyx_v_r->local_ts = __pyx_t_6;
 
-    /* "ext/wsdecode.pyx":864
+    /* "ext/wsdecode.pyx":870
  *             r.seq = 0; r.symbol = sym; r.venue = <uint8_t>self.venue; r.flags = 0
  *             r.kind = KIND_BID; r.side = 1; r.exch_ts = 0; r.local_ts = self.local_ts
  *             r.mono_ts = 0; r.price = bp; r.qty = bq; r.id = u             # <<<<<<<<<<<<<<
@@ -35752,7 +35696,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
     __pyx_v_r->qty = __pyx_v_bq;
     __pyx_v_r->id = __pyx_v_u;
 
-    /* "ext/wsdecode.pyx":865
+    /* "ext/wsdecode.pyx":871
  *             r.kind = KIND_BID; r.side = 1; r.exch_ts = 0; r.local_ts = self.local_ts
  *             r.mono_ts = 0; r.price = bp; r.qty = bq; r.id = u
  *             r = &out[n + 1]             # <<<<<<<<<<<<<<
@@ -35761,7 +35705,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 */
     __pyx_v_r = (&(__pyx_v_out[(__pyx_v_n + 1)]));
 
-    /* "ext/wsdecode.pyx":866
+    /* "ext/wsdecode.pyx":872
  *             r.mono_ts = 0; r.price = bp; r.qty = bq; r.id = u
  *             r = &out[n + 1]
  *             r.seq = 0; r.symbol = sym; r.venue = <uint8_t>self.venue; r.flags = FLAG_LAST_IN_MSG             # <<<<<<<<<<<<<<
@@ -35773,7 +35717,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
     __pyx_v_r->venue = ((uint8_t)__pyx_v_self->venue);
     __pyx_v_r->flags = __pyx_e_8pipeline_4_ext_7records_FLAG_LAST_IN_MSG;
 
-    /* "ext/wsdecode.pyx":867
+    /* "ext/wsdecode.pyx":873
  *             r = &out[n + 1]
  *             r.seq = 0; r.symbol = sym; r.venue = <uint8_t>self.venue; r.flags = FLAG_LAST_IN_MSG
  *             r.kind = KIND_ASK; r.side = -1; r.exch_ts = 0; r.local_ts = self.local_ts             # <<<<<<<<<<<<<<
@@ -35787,7 +35731,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 
     __pyx_v_r->local_ts = __pyx_t_6;
 
-    /* "ext/wsdecode.pyx":868
+    /* "ext/wsdecode.pyx":874
  *             r.seq = 0; r.symbol = sym; r.venue = <uint8_t>self.venue; r.flags = FLAG_LAST_IN_MSG
  *             r.kind = KIND_ASK; r.side = -1; r.exch_ts = 0; r.local_ts = self.local_ts
  *             r.mono_ts = 0; r.price = ap; r.qty = aq; r.id = u             # <<<<<<<<<<<<<<
@@ -35799,7 +35743,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
     __pyx_v_r->qty = __pyx_v_aq;
     __pyx_v_r->id = __pyx_v_u;
 
-    /* "ext/wsdecode.pyx":869
+    /* "ext/wsdecode.pyx":875
  *             r.kind = KIND_ASK; r.side = -1; r.exch_ts = 0; r.local_ts = self.local_ts
  *             r.mono_ts = 0; r.price = ap; r.qty = aq; r.id = u
  *             return n + 2             # <<<<<<<<<<<<<<
@@ -35812,7 +35756,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
     }
     goto __pyx_L0;
 
-    /* "ext/wsdecode.pyx":849
+    /* "ext/wsdecode.pyx":855
  *         if sym < 0:
  *             return -R_UNKNOWN_SYMBOL
  *         if kind == 0:             # <<<<<<<<<<<<<<
@@ -35821,7 +35765,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 */
   }
 
-  /* "ext/wsdecode.pyx":870
+  /* "ext/wsdecode.pyx":876
  *             r.mono_ts = 0; r.price = ap; r.qty = aq; r.id = u
  *             return n + 2
  *         if not self.touched[69] or not _int(b, self.fs[69], self.fe[69], &E) or E > MAX_EVENT_MS:             # <<<<<<<<<<<<<<
@@ -35848,9 +35792,9 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 
     goto __pyx_L25_bool_binop_done;
   }
-  __pyx_t_1 = __Pyx_PyLong_From_int64_t(__pyx_v_E); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 870, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyLong_From_int64_t(__pyx_v_E); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 876, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_3 = __Pyx_PyObject_CompareBoolGt_int_int(__pyx_t_1, __pyx_mstate_global->__pyx_int_9000000000000, Py_GT); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 870, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyObject_CompareBoolGt_int_int(__pyx_t_1, __pyx_mstate_global->__pyx_int_9000000000000, Py_GT); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 876, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
 
   __pyx_t_2 = __pyx_t_3;
@@ -35859,7 +35803,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
   if (__pyx_t_2) {
 
 
-    /* "ext/wsdecode.pyx":871
+    /* "ext/wsdecode.pyx":877
  *             return n + 2
  *         if not self.touched[69] or not _int(b, self.fs[69], self.fe[69], &E) or E > MAX_EVENT_MS:
  *             return -R_SCAN             # <<<<<<<<<<<<<<
@@ -35872,7 +35816,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
     }
     goto __pyx_L0;
 
-    /* "ext/wsdecode.pyx":870
+    /* "ext/wsdecode.pyx":876
  *             r.mono_ts = 0; r.price = ap; r.qty = aq; r.id = u
  *             return n + 2
  *         if not self.touched[69] or not _int(b, self.fs[69], self.fe[69], &E) or E > MAX_EVENT_MS:             # <<<<<<<<<<<<<<
@@ -35881,7 +35825,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 */
   }
 
-  /* "ext/wsdecode.pyx":872
+  /* "ext/wsdecode.pyx":878
  *         if not self.touched[69] or not _int(b, self.fs[69], self.fe[69], &E) or E > MAX_EVENT_MS:
  *             return -R_SCAN
  *         exch = E * 1000000             # <<<<<<<<<<<<<<
@@ -35890,7 +35834,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 */
   __pyx_v_exch = (__pyx_v_E * 0xF4240);
 
-  /* "ext/wsdecode.pyx":873
+  /* "ext/wsdecode.pyx":879
  *             return -R_SCAN
  *         exch = E * 1000000
  *         if kind <= 2:             # <<<<<<<<<<<<<<
@@ -35902,7 +35846,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
   if (__pyx_t_2) {
 
 
-    /* "ext/wsdecode.pyx":874
+    /* "ext/wsdecode.pyx":880
  *         exch = E * 1000000
  *         if kind <= 2:
  *             k = 116 if kind == 1 else 97             # <<<<<<<<<<<<<<
@@ -35921,7 +35865,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 
     __pyx_v_k = __pyx_t_4;
 
-    /* "ext/wsdecode.pyx":875
+    /* "ext/wsdecode.pyx":881
  *         if kind <= 2:
  *             k = 116 if kind == 1 else 97
  *             if not (self.touched[k] and _int(b, self.fs[k], self.fe[k], &tid)             # <<<<<<<<<<<<<<
@@ -35939,7 +35883,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
       goto __pyx_L30_bool_binop_done;
     }
 
-    /* "ext/wsdecode.pyx":876
+    /* "ext/wsdecode.pyx":882
  *             k = 116 if kind == 1 else 97
  *             if not (self.touched[k] and _int(b, self.fs[k], self.fe[k], &tid)
  *                     and self.touched[112] and _dec(b, self.fs[112], self.fe[112], &p)             # <<<<<<<<<<<<<<
@@ -35967,7 +35911,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
       goto __pyx_L30_bool_binop_done;
     }
 
-    /* "ext/wsdecode.pyx":877
+    /* "ext/wsdecode.pyx":883
  *             if not (self.touched[k] and _int(b, self.fs[k], self.fe[k], &tid)
  *                     and self.touched[112] and _dec(b, self.fs[112], self.fe[112], &p)
  *                     and self.touched[113] and _dec(b, self.fs[113], self.fe[113], &q)             # <<<<<<<<<<<<<<
@@ -35995,7 +35939,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
       goto __pyx_L30_bool_binop_done;
     }
 
-    /* "ext/wsdecode.pyx":878
+    /* "ext/wsdecode.pyx":884
  *                     and self.touched[112] and _dec(b, self.fs[112], self.fe[112], &p)
  *                     and self.touched[113] and _dec(b, self.fs[113], self.fe[113], &q)
  *                     and self.touched[109]):             # <<<<<<<<<<<<<<
@@ -36019,7 +35963,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 
     __pyx_L30_bool_binop_done:;
 
-    /* "ext/wsdecode.pyx":875
+    /* "ext/wsdecode.pyx":881
  *         if kind <= 2:
  *             k = 116 if kind == 1 else 97
  *             if not (self.touched[k] and _int(b, self.fs[k], self.fe[k], &tid)             # <<<<<<<<<<<<<<
@@ -36032,7 +35976,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
     if (__pyx_t_3) {
 
 
-      /* "ext/wsdecode.pyx":879
+      /* "ext/wsdecode.pyx":885
  *                     and self.touched[113] and _dec(b, self.fs[113], self.fe[113], &q)
  *                     and self.touched[109]):
  *                 return -R_SCAN             # <<<<<<<<<<<<<<
@@ -36045,7 +35989,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
       }
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":875
+      /* "ext/wsdecode.pyx":881
  *         if kind <= 2:
  *             k = 116 if kind == 1 else 97
  *             if not (self.touched[k] and _int(b, self.fs[k], self.fe[k], &tid)             # <<<<<<<<<<<<<<
@@ -36054,7 +35998,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 */
     }
 
-    /* "ext/wsdecode.pyx":880
+    /* "ext/wsdecode.pyx":886
  *                     and self.touched[109]):
  *                 return -R_SCAN
  *             ms = self.fs[109]             # <<<<<<<<<<<<<<
@@ -36063,7 +36007,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 */
     __pyx_v_ms = (__pyx_v_self->fs[0x6D]);
 
-    /* "ext/wsdecode.pyx":881
+    /* "ext/wsdecode.pyx":887
  *                 return -R_SCAN
  *             ms = self.fs[109]
  *             me = self.fe[109]             # <<<<<<<<<<<<<<
@@ -36072,7 +36016,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 */
     __pyx_v_me = (__pyx_v_self->fe[0x6D]);
 
-    /* "ext/wsdecode.pyx":882
+    /* "ext/wsdecode.pyx":888
  *             ms = self.fs[109]
  *             me = self.fe[109]
  *             if me - ms == 4 and memcmp(b + ms, b"true", 4) == 0:             # <<<<<<<<<<<<<<
@@ -36098,7 +36042,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
     if (__pyx_t_3) {
 
 
-      /* "ext/wsdecode.pyx":883
+      /* "ext/wsdecode.pyx":889
  *             me = self.fe[109]
  *             if me - ms == 4 and memcmp(b + ms, b"true", 4) == 0:
  *                 side = -1             # <<<<<<<<<<<<<<
@@ -36107,7 +36051,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 */
       __pyx_v_side = -1;
 
-      /* "ext/wsdecode.pyx":882
+      /* "ext/wsdecode.pyx":888
  *             ms = self.fs[109]
  *             me = self.fe[109]
  *             if me - ms == 4 and memcmp(b + ms, b"true", 4) == 0:             # <<<<<<<<<<<<<<
@@ -36117,7 +36061,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
       goto __pyx_L37;
     }
 
-    /* "ext/wsdecode.pyx":884
+    /* "ext/wsdecode.pyx":890
  *             if me - ms == 4 and memcmp(b + ms, b"true", 4) == 0:
  *                 side = -1
  *             elif me - ms == 5 and memcmp(b + ms, b"false", 5) == 0:             # <<<<<<<<<<<<<<
@@ -36143,7 +36087,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
     if (__pyx_t_3) {
 
 
-      /* "ext/wsdecode.pyx":885
+      /* "ext/wsdecode.pyx":891
  *                 side = -1
  *             elif me - ms == 5 and memcmp(b + ms, b"false", 5) == 0:
  *                 side = 1             # <<<<<<<<<<<<<<
@@ -36152,7 +36096,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 */
       __pyx_v_side = 1;
 
-      /* "ext/wsdecode.pyx":884
+      /* "ext/wsdecode.pyx":890
  *             if me - ms == 4 and memcmp(b + ms, b"true", 4) == 0:
  *                 side = -1
  *             elif me - ms == 5 and memcmp(b + ms, b"false", 5) == 0:             # <<<<<<<<<<<<<<
@@ -36162,7 +36106,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
       goto __pyx_L37;
     }
 
-    /* "ext/wsdecode.pyx":887
+    /* "ext/wsdecode.pyx":893
  *                 side = 1
  *             else:
  *                 return -R_SCAN             # <<<<<<<<<<<<<<
@@ -36178,7 +36122,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
     }
     __pyx_L37:;
 
-    /* "ext/wsdecode.pyx":888
+    /* "ext/wsdecode.pyx":894
  *             else:
  *                 return -R_SCAN
  *             if n >= cap:             # <<<<<<<<<<<<<<
@@ -36190,7 +36134,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
     if (__pyx_t_3) {
 
 
-      /* "ext/wsdecode.pyx":889
+      /* "ext/wsdecode.pyx":895
  *                 return -R_SCAN
  *             if n >= cap:
  *                 return R_FULL             # <<<<<<<<<<<<<<
@@ -36203,7 +36147,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
       }
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":888
+      /* "ext/wsdecode.pyx":894
  *             else:
  *                 return -R_SCAN
  *             if n >= cap:             # <<<<<<<<<<<<<<
@@ -36212,7 +36156,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 */
     }
 
-    /* "ext/wsdecode.pyx":890
+    /* "ext/wsdecode.pyx":896
  *             if n >= cap:
  *                 return R_FULL
  *             if not st._accept(SLOT_TRADE if kind == 1 else SLOT_AGG, sym, tid):             # <<<<<<<<<<<<<<
@@ -36235,7 +36179,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
     if (__pyx_t_3) {
 
 
-      /* "ext/wsdecode.pyx":891
+      /* "ext/wsdecode.pyx":897
  *                 return R_FULL
  *             if not st._accept(SLOT_TRADE if kind == 1 else SLOT_AGG, sym, tid):
  *                 self.duplicates += 1             # <<<<<<<<<<<<<<
@@ -36244,7 +36188,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 */
       __pyx_v_self->duplicates = (__pyx_v_self->duplicates + 1);
 
-      /* "ext/wsdecode.pyx":892
+      /* "ext/wsdecode.pyx":898
  *             if not st._accept(SLOT_TRADE if kind == 1 else SLOT_AGG, sym, tid):
  *                 self.duplicates += 1
  *                 return n             # <<<<<<<<<<<<<<
@@ -36257,7 +36201,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
       }
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":890
+      /* "ext/wsdecode.pyx":896
  *             if n >= cap:
  *                 return R_FULL
  *             if not st._accept(SLOT_TRADE if kind == 1 else SLOT_AGG, sym, tid):             # <<<<<<<<<<<<<<
@@ -36266,7 +36210,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 */
     }
 
-    /* "ext/wsdecode.pyx":893
+    /* "ext/wsdecode.pyx":899
  *                 self.duplicates += 1
  *                 return n
  *             r = &out[n]             # <<<<<<<<<<<<<<
@@ -36275,7 +36219,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 */
     __pyx_v_r = (&(__pyx_v_out[__pyx_v_n]));
 
-    /* "ext/wsdecode.pyx":894
+    /* "ext/wsdecode.pyx":900
  *                 return n
  *             r = &out[n]
  *             r.seq = 0; r.symbol = sym; r.venue = <uint8_t>self.venue; r.flags = FLAG_LAST_IN_MSG             # <<<<<<<<<<<<<<
@@ -36287,7 +36231,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
     __pyx_v_r->venue = ((uint8_t)__pyx_v_self->venue);
     __pyx_v_r->flags = __pyx_e_8pipeline_4_ext_7records_FLAG_LAST_IN_MSG;
 
-    /* "ext/wsdecode.pyx":895
+    /* "ext/wsdecode.pyx":901
  *             r = &out[n]
  *             r.seq = 0; r.symbol = sym; r.venue = <uint8_t>self.venue; r.flags = FLAG_LAST_IN_MSG
  *             r.kind = <uint8_t>kind; r.side = <signed char>side; r.exch_ts = exch             # <<<<<<<<<<<<<<
@@ -36298,7 +36242,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
     __pyx_v_r->side = ((signed char)__pyx_v_side);
     __pyx_v_r->exch_ts = __pyx_v_exch;
 
-    /* "ext/wsdecode.pyx":896
+    /* "ext/wsdecode.pyx":902
  *             r.seq = 0; r.symbol = sym; r.venue = <uint8_t>self.venue; r.flags = FLAG_LAST_IN_MSG
  *             r.kind = <uint8_t>kind; r.side = <signed char>side; r.exch_ts = exch
  *             r.local_ts = self.local_ts; r.mono_ts = 0; r.price = p; r.qty = q; r.id = tid             # <<<<<<<<<<<<<<
@@ -36313,7 +36257,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
     __pyx_v_r->qty = __pyx_v_q;
     __pyx_v_r->id = __pyx_v_tid;
 
-    /* "ext/wsdecode.pyx":897
+    /* "ext/wsdecode.pyx":903
  *             r.kind = <uint8_t>kind; r.side = <signed char>side; r.exch_ts = exch
  *             r.local_ts = self.local_ts; r.mono_ts = 0; r.price = p; r.qty = q; r.id = tid
  *             return n + 1             # <<<<<<<<<<<<<<
@@ -36326,7 +36270,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
     }
     goto __pyx_L0;
 
-    /* "ext/wsdecode.pyx":873
+    /* "ext/wsdecode.pyx":879
  *             return -R_SCAN
  *         exch = E * 1000000
  *         if kind <= 2:             # <<<<<<<<<<<<<<
@@ -36335,7 +36279,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 */
   }
 
-  /* "ext/wsdecode.pyx":898
+  /* "ext/wsdecode.pyx":904
  *             r.local_ts = self.local_ts; r.mono_ts = 0; r.price = p; r.qty = q; r.id = tid
  *             return n + 1
  *         if not (self.touched[85] and _int(b, self.fs[85], self.fe[85], &U)             # <<<<<<<<<<<<<<
@@ -36353,7 +36297,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
     goto __pyx_L47_bool_binop_done;
   }
 
-  /* "ext/wsdecode.pyx":899
+  /* "ext/wsdecode.pyx":905
  *             return n + 1
  *         if not (self.touched[85] and _int(b, self.fs[85], self.fe[85], &U)
  *                 and self.touched[117] and _int(b, self.fs[117], self.fe[117], &u)) or U > u:             # <<<<<<<<<<<<<<
@@ -36387,7 +36331,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 
   __pyx_L47_bool_binop_done:;
 
-  /* "ext/wsdecode.pyx":898
+  /* "ext/wsdecode.pyx":904
  *             r.local_ts = self.local_ts; r.mono_ts = 0; r.price = p; r.qty = q; r.id = tid
  *             return n + 1
  *         if not (self.touched[85] and _int(b, self.fs[85], self.fe[85], &U)             # <<<<<<<<<<<<<<
@@ -36406,7 +36350,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
     goto __pyx_L45_bool_binop_done;
   }
 
-  /* "ext/wsdecode.pyx":899
+  /* "ext/wsdecode.pyx":905
  *             return n + 1
  *         if not (self.touched[85] and _int(b, self.fs[85], self.fe[85], &U)
  *                 and self.touched[117] and _int(b, self.fs[117], self.fe[117], &u)) or U > u:             # <<<<<<<<<<<<<<
@@ -36420,7 +36364,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 
   __pyx_L45_bool_binop_done:;
 
-  /* "ext/wsdecode.pyx":898
+  /* "ext/wsdecode.pyx":904
  *             r.local_ts = self.local_ts; r.mono_ts = 0; r.price = p; r.qty = q; r.id = tid
  *             return n + 1
  *         if not (self.touched[85] and _int(b, self.fs[85], self.fe[85], &U)             # <<<<<<<<<<<<<<
@@ -36430,7 +36374,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
   if (__pyx_t_3) {
 
 
-    /* "ext/wsdecode.pyx":900
+    /* "ext/wsdecode.pyx":906
  *         if not (self.touched[85] and _int(b, self.fs[85], self.fe[85], &U)
  *                 and self.touched[117] and _int(b, self.fs[117], self.fe[117], &u)) or U > u:
  *             return -R_SCAN             # <<<<<<<<<<<<<<
@@ -36443,7 +36387,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
     }
     goto __pyx_L0;
 
-    /* "ext/wsdecode.pyx":898
+    /* "ext/wsdecode.pyx":904
  *             r.local_ts = self.local_ts; r.mono_ts = 0; r.price = p; r.qty = q; r.id = tid
  *             return n + 1
  *         if not (self.touched[85] and _int(b, self.fs[85], self.fe[85], &U)             # <<<<<<<<<<<<<<
@@ -36452,7 +36396,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 */
   }
 
-  /* "ext/wsdecode.pyx":901
+  /* "ext/wsdecode.pyx":907
  *                 and self.touched[117] and _int(b, self.fs[117], self.fe[117], &u)) or U > u:
  *             return -R_SCAN
  *         if not st.synced_[sym]:             # <<<<<<<<<<<<<<
@@ -36464,7 +36408,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
   if (__pyx_t_3) {
 
 
-    /* "ext/wsdecode.pyx":902
+    /* "ext/wsdecode.pyx":908
  *             return -R_SCAN
  *         if not st.synced_[sym]:
  *             return -R_DEPTH_UNSYNCED             # <<<<<<<<<<<<<<
@@ -36477,7 +36421,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
     }
     goto __pyx_L0;
 
-    /* "ext/wsdecode.pyx":901
+    /* "ext/wsdecode.pyx":907
  *                 and self.touched[117] and _int(b, self.fs[117], self.fe[117], &u)) or U > u:
  *             return -R_SCAN
  *         if not st.synced_[sym]:             # <<<<<<<<<<<<<<
@@ -36486,7 +36430,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 */
   }
 
-  /* "ext/wsdecode.pyx":903
+  /* "ext/wsdecode.pyx":909
  *         if not st.synced_[sym]:
  *             return -R_DEPTH_UNSYNCED
  *         if U != st.last_u_[sym] + 1:             # <<<<<<<<<<<<<<
@@ -36498,7 +36442,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
   if (__pyx_t_3) {
 
 
-    /* "ext/wsdecode.pyx":904
+    /* "ext/wsdecode.pyx":910
  *             return -R_DEPTH_UNSYNCED
  *         if U != st.last_u_[sym] + 1:
  *             return -R_DEPTH_SEQ             # <<<<<<<<<<<<<<
@@ -36511,7 +36455,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
     }
     goto __pyx_L0;
 
-    /* "ext/wsdecode.pyx":903
+    /* "ext/wsdecode.pyx":909
  *         if not st.synced_[sym]:
  *             return -R_DEPTH_UNSYNCED
  *         if U != st.last_u_[sym] + 1:             # <<<<<<<<<<<<<<
@@ -36520,7 +36464,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 */
   }
 
-  /* "ext/wsdecode.pyx":905
+  /* "ext/wsdecode.pyx":911
  *         if U != st.last_u_[sym] + 1:
  *             return -R_DEPTH_SEQ
  *         n0 = n             # <<<<<<<<<<<<<<
@@ -36529,7 +36473,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 */
   __pyx_v_n0 = __pyx_v_n;
 
-  /* "ext/wsdecode.pyx":906
+  /* "ext/wsdecode.pyx":912
  *             return -R_DEPTH_SEQ
  *         n0 = n
  *         n = self._levels(b, 98, KIND_BOOK_BID, 1, out, n, cap, sym, exch, u)             # <<<<<<<<<<<<<<
@@ -36538,7 +36482,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 */
   __pyx_v_n = ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_levels(__pyx_v_self, __pyx_v_b, 98, __pyx_e_8pipeline_4_ext_8wsdecode_KIND_BOOK_BID, 1, __pyx_v_out, __pyx_v_n, __pyx_v_cap, __pyx_v_sym, __pyx_v_exch, __pyx_v_u);
 
-  /* "ext/wsdecode.pyx":907
+  /* "ext/wsdecode.pyx":913
  *         n0 = n
  *         n = self._levels(b, 98, KIND_BOOK_BID, 1, out, n, cap, sym, exch, u)
  *         if n < 0:             # <<<<<<<<<<<<<<
@@ -36550,7 +36494,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
   if (__pyx_t_3) {
 
 
-    /* "ext/wsdecode.pyx":908
+    /* "ext/wsdecode.pyx":914
  *         n = self._levels(b, 98, KIND_BOOK_BID, 1, out, n, cap, sym, exch, u)
  *         if n < 0:
  *             return n             # <<<<<<<<<<<<<<
@@ -36563,7 +36507,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
     }
     goto __pyx_L0;
 
-    /* "ext/wsdecode.pyx":907
+    /* "ext/wsdecode.pyx":913
  *         n0 = n
  *         n = self._levels(b, 98, KIND_BOOK_BID, 1, out, n, cap, sym, exch, u)
  *         if n < 0:             # <<<<<<<<<<<<<<
@@ -36572,7 +36516,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 */
   }
 
-  /* "ext/wsdecode.pyx":909
+  /* "ext/wsdecode.pyx":915
  *         if n < 0:
  *             return n
  *         n = self._levels(b, 97, KIND_BOOK_ASK, -1, out, n, cap, sym, exch, u)             # <<<<<<<<<<<<<<
@@ -36581,7 +36525,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 */
   __pyx_v_n = ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_levels(__pyx_v_self, __pyx_v_b, 97, __pyx_e_8pipeline_4_ext_8wsdecode_KIND_BOOK_ASK, -1, __pyx_v_out, __pyx_v_n, __pyx_v_cap, __pyx_v_sym, __pyx_v_exch, __pyx_v_u);
 
-  /* "ext/wsdecode.pyx":910
+  /* "ext/wsdecode.pyx":916
  *             return n
  *         n = self._levels(b, 97, KIND_BOOK_ASK, -1, out, n, cap, sym, exch, u)
  *         if n < 0:             # <<<<<<<<<<<<<<
@@ -36593,7 +36537,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
   if (__pyx_t_3) {
 
 
-    /* "ext/wsdecode.pyx":911
+    /* "ext/wsdecode.pyx":917
  *         n = self._levels(b, 97, KIND_BOOK_ASK, -1, out, n, cap, sym, exch, u)
  *         if n < 0:
  *             return n             # <<<<<<<<<<<<<<
@@ -36606,7 +36550,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
     }
     goto __pyx_L0;
 
-    /* "ext/wsdecode.pyx":910
+    /* "ext/wsdecode.pyx":916
  *             return n
  *         n = self._levels(b, 97, KIND_BOOK_ASK, -1, out, n, cap, sym, exch, u)
  *         if n < 0:             # <<<<<<<<<<<<<<
@@ -36615,7 +36559,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 */
   }
 
-  /* "ext/wsdecode.pyx":912
+  /* "ext/wsdecode.pyx":918
  *         if n < 0:
  *             return n
  *         for k in range(n0, n):             # <<<<<<<<<<<<<<
@@ -36629,7 +36573,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
   for (__pyx_t_4 = __pyx_v_n0; __pyx_t_4 < __pyx_t_10; __pyx_t_4+=1) {
     __pyx_v_k = __pyx_t_4;
 
-    /* "ext/wsdecode.pyx":913
+    /* "ext/wsdecode.pyx":919
  *             return n
  *         for k in range(n0, n):
  *             st._set(sym, out[k].kind, out[k].price, out[k].qty)             # <<<<<<<<<<<<<<
@@ -36640,7 +36584,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
   }
 
 
-  /* "ext/wsdecode.pyx":914
+  /* "ext/wsdecode.pyx":920
  *         for k in range(n0, n):
  *             st._set(sym, out[k].kind, out[k].price, out[k].qty)
  *         st.last_u_[sym] = u             # <<<<<<<<<<<<<<
@@ -36649,7 +36593,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 */
   (__pyx_v_st->last_u_[__pyx_v_sym]) = __pyx_v_u;
 
-  /* "ext/wsdecode.pyx":915
+  /* "ext/wsdecode.pyx":921
  *             st._set(sym, out[k].kind, out[k].price, out[k].qty)
  *         st.last_u_[sym] = u
  *         if st._crossed(sym):             # <<<<<<<<<<<<<<
@@ -36661,7 +36605,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
   if (__pyx_t_3) {
 
 
-    /* "ext/wsdecode.pyx":916
+    /* "ext/wsdecode.pyx":922
  *         st.last_u_[sym] = u
  *         if st._crossed(sym):
  *             st.synced_[sym] = 0             # <<<<<<<<<<<<<<
@@ -36670,7 +36614,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 */
     (__pyx_v_st->synced_[__pyx_v_sym]) = 0;
 
-    /* "ext/wsdecode.pyx":917
+    /* "ext/wsdecode.pyx":923
  *         if st._crossed(sym):
  *             st.synced_[sym] = 0
  *             return -R_CROSSED             # <<<<<<<<<<<<<<
@@ -36683,7 +36627,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
     }
     goto __pyx_L0;
 
-    /* "ext/wsdecode.pyx":915
+    /* "ext/wsdecode.pyx":921
  *             st._set(sym, out[k].kind, out[k].price, out[k].qty)
  *         st.last_u_[sym] = u
  *         if st._crossed(sym):             # <<<<<<<<<<<<<<
@@ -36692,7 +36636,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 */
   }
 
-  /* "ext/wsdecode.pyx":918
+  /* "ext/wsdecode.pyx":924
  *             st.synced_[sym] = 0
  *             return -R_CROSSED
  *         if n > n0:             # <<<<<<<<<<<<<<
@@ -36704,7 +36648,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
   if (__pyx_t_3) {
 
 
-    /* "ext/wsdecode.pyx":919
+    /* "ext/wsdecode.pyx":925
  *             return -R_CROSSED
  *         if n > n0:
  *             out[n - 1].flags = FLAG_LAST_IN_MSG             # <<<<<<<<<<<<<<
@@ -36712,7 +36656,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 */
     (__pyx_v_out[(__pyx_v_n - 1)]).flags = __pyx_e_8pipeline_4_ext_7records_FLAG_LAST_IN_MSG;
 
-    /* "ext/wsdecode.pyx":918
+    /* "ext/wsdecode.pyx":924
  *             st.synced_[sym] = 0
  *             return -R_CROSSED
  *         if n > n0:             # <<<<<<<<<<<<<<
@@ -36721,7 +36665,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 */
   }
 
-  /* "ext/wsdecode.pyx":920
+  /* "ext/wsdecode.pyx":926
  *         if n > n0:
  *             out[n - 1].flags = FLAG_LAST_IN_MSG
  *         return n             # <<<<<<<<<<<<<<
@@ -36732,7 +36676,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
   }
   goto __pyx_L0;
 
-  /* "ext/wsdecode.pyx":826
+  /* "ext/wsdecode.pyx":832
  *             i = _ws(b, i + 1, end)
  * 
  *     cdef Py_ssize_t _fields(self, const unsigned char *b, TickRecord *out, Py_ssize_t n,             # <<<<<<<<<<<<<<
@@ -40673,14 +40617,14 @@ static int __Pyx_modinit_Exttype___pyx_obj_8pipeline_4_ext_8wsdecode_SymbolState
   __pyx_vtable_8pipeline_4_ext_8wsdecode_SymbolState._crossed = (int (*)(struct __pyx_obj_8pipeline_4_ext_8wsdecode_SymbolState *, int))__pyx_f_8pipeline_4_ext_8wsdecode_11SymbolState__crossed;
   __pyx_vtable_8pipeline_4_ext_8wsdecode_SymbolState._set = (void (*)(struct __pyx_obj_8pipeline_4_ext_8wsdecode_SymbolState *, int, int, double, double))__pyx_f_8pipeline_4_ext_8wsdecode_11SymbolState__set;
   #if CYTHON_USE_TYPE_SPECS
-  __pyx_mstate->__pyx_ptype_8pipeline_4_ext_8wsdecode_SymbolState = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_8pipeline_4_ext_8wsdecode_SymbolState_spec, NULL); if (unlikely(!__pyx_mstate->__pyx_ptype_8pipeline_4_ext_8wsdecode_SymbolState)) __PYX_ERR(0, 245, __pyx_L1_error)
+  __pyx_mstate->__pyx_ptype_8pipeline_4_ext_8wsdecode_SymbolState = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_8pipeline_4_ext_8wsdecode_SymbolState_spec, NULL); if (unlikely(!__pyx_mstate->__pyx_ptype_8pipeline_4_ext_8wsdecode_SymbolState)) __PYX_ERR(0, 251, __pyx_L1_error)
   #else
   __pyx_mstate->__pyx_ptype_8pipeline_4_ext_8wsdecode_SymbolState = &__pyx_type_8pipeline_4_ext_8wsdecode_SymbolState;
   #endif
   #if !CYTHON_COMPILING_IN_LIMITED_API
   #endif
   #if !CYTHON_USE_TYPE_SPECS
-  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_ptype_8pipeline_4_ext_8wsdecode_SymbolState) < (0)) __PYX_ERR(0, 245, __pyx_L1_error)
+  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_ptype_8pipeline_4_ext_8wsdecode_SymbolState) < (0)) __PYX_ERR(0, 251, __pyx_L1_error)
   #endif
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount((PyObject*)__pyx_mstate->__pyx_ptype_8pipeline_4_ext_8wsdecode_SymbolState);
@@ -40690,9 +40634,9 @@ static int __Pyx_modinit_Exttype___pyx_obj_8pipeline_4_ext_8wsdecode_SymbolState
     __pyx_mstate->__pyx_ptype_8pipeline_4_ext_8wsdecode_SymbolState->tp_getattro = PyObject_GenericGetAttr;
   }
   #endif
-  if (__Pyx_SetVtable(__pyx_mstate->__pyx_ptype_8pipeline_4_ext_8wsdecode_SymbolState, __pyx_vtabptr_8pipeline_4_ext_8wsdecode_SymbolState) < (0)) __PYX_ERR(0, 245, __pyx_L1_error)
-  if (PyObject_SetAttr(__pyx_m, __pyx_mstate_global->__pyx_n_u_SymbolState, (PyObject *) __pyx_mstate->__pyx_ptype_8pipeline_4_ext_8wsdecode_SymbolState) < (0)) __PYX_ERR(0, 245, __pyx_L1_error)
-  if (__Pyx_setup_reduce((PyObject *) __pyx_mstate->__pyx_ptype_8pipeline_4_ext_8wsdecode_SymbolState) < (0)) __PYX_ERR(0, 245, __pyx_L1_error)
+  if (__Pyx_SetVtable(__pyx_mstate->__pyx_ptype_8pipeline_4_ext_8wsdecode_SymbolState, __pyx_vtabptr_8pipeline_4_ext_8wsdecode_SymbolState) < (0)) __PYX_ERR(0, 251, __pyx_L1_error)
+  if (PyObject_SetAttr(__pyx_m, __pyx_mstate_global->__pyx_n_u_SymbolState, (PyObject *) __pyx_mstate->__pyx_ptype_8pipeline_4_ext_8wsdecode_SymbolState) < (0)) __PYX_ERR(0, 251, __pyx_L1_error)
+  if (__Pyx_setup_reduce((PyObject *) __pyx_mstate->__pyx_ptype_8pipeline_4_ext_8wsdecode_SymbolState) < (0)) __PYX_ERR(0, 251, __pyx_L1_error)
   __Pyx_RefNannyFinishContext();
   return 0;
   __pyx_L1_error:;
@@ -40718,14 +40662,14 @@ static int __Pyx_modinit_Exttype___pyx_obj_8pipeline_4_ext_8wsdecode_WsDecoder(_
   __pyx_vtable_8pipeline_4_ext_8wsdecode_WsDecoder._fields = (Py_ssize_t (*)(struct __pyx_obj_8pipeline_4_ext_8wsdecode_WsDecoder *, unsigned char const *, struct __pyx_t_8pipeline_4_ext_7records_TickRecord *, Py_ssize_t, Py_ssize_t))__pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields;
   __pyx_vtable_8pipeline_4_ext_8wsdecode_WsDecoder._levels = (Py_ssize_t (*)(struct __pyx_obj_8pipeline_4_ext_8wsdecode_WsDecoder *, unsigned char const *, int, int, int, struct __pyx_t_8pipeline_4_ext_7records_TickRecord *, Py_ssize_t, Py_ssize_t, int, int64_t, int64_t))__pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels;
   #if CYTHON_USE_TYPE_SPECS
-  __pyx_mstate->__pyx_ptype_8pipeline_4_ext_8wsdecode_WsDecoder = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_8pipeline_4_ext_8wsdecode_WsDecoder_spec, NULL); if (unlikely(!__pyx_mstate->__pyx_ptype_8pipeline_4_ext_8wsdecode_WsDecoder)) __PYX_ERR(0, 396, __pyx_L1_error)
+  __pyx_mstate->__pyx_ptype_8pipeline_4_ext_8wsdecode_WsDecoder = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_8pipeline_4_ext_8wsdecode_WsDecoder_spec, NULL); if (unlikely(!__pyx_mstate->__pyx_ptype_8pipeline_4_ext_8wsdecode_WsDecoder)) __PYX_ERR(0, 402, __pyx_L1_error)
   #else
   __pyx_mstate->__pyx_ptype_8pipeline_4_ext_8wsdecode_WsDecoder = &__pyx_type_8pipeline_4_ext_8wsdecode_WsDecoder;
   #endif
   #if !CYTHON_COMPILING_IN_LIMITED_API
   #endif
   #if !CYTHON_USE_TYPE_SPECS
-  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_ptype_8pipeline_4_ext_8wsdecode_WsDecoder) < (0)) __PYX_ERR(0, 396, __pyx_L1_error)
+  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_ptype_8pipeline_4_ext_8wsdecode_WsDecoder) < (0)) __PYX_ERR(0, 402, __pyx_L1_error)
   #endif
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount((PyObject*)__pyx_mstate->__pyx_ptype_8pipeline_4_ext_8wsdecode_WsDecoder);
@@ -40735,9 +40679,9 @@ static int __Pyx_modinit_Exttype___pyx_obj_8pipeline_4_ext_8wsdecode_WsDecoder(_
     __pyx_mstate->__pyx_ptype_8pipeline_4_ext_8wsdecode_WsDecoder->tp_getattro = PyObject_GenericGetAttr;
   }
   #endif
-  if (__Pyx_SetVtable(__pyx_mstate->__pyx_ptype_8pipeline_4_ext_8wsdecode_WsDecoder, __pyx_vtabptr_8pipeline_4_ext_8wsdecode_WsDecoder) < (0)) __PYX_ERR(0, 396, __pyx_L1_error)
-  if (PyObject_SetAttr(__pyx_m, __pyx_mstate_global->__pyx_n_u_WsDecoder, (PyObject *) __pyx_mstate->__pyx_ptype_8pipeline_4_ext_8wsdecode_WsDecoder) < (0)) __PYX_ERR(0, 396, __pyx_L1_error)
-  if (__Pyx_setup_reduce((PyObject *) __pyx_mstate->__pyx_ptype_8pipeline_4_ext_8wsdecode_WsDecoder) < (0)) __PYX_ERR(0, 396, __pyx_L1_error)
+  if (__Pyx_SetVtable(__pyx_mstate->__pyx_ptype_8pipeline_4_ext_8wsdecode_WsDecoder, __pyx_vtabptr_8pipeline_4_ext_8wsdecode_WsDecoder) < (0)) __PYX_ERR(0, 402, __pyx_L1_error)
+  if (PyObject_SetAttr(__pyx_m, __pyx_mstate_global->__pyx_n_u_WsDecoder, (PyObject *) __pyx_mstate->__pyx_ptype_8pipeline_4_ext_8wsdecode_WsDecoder) < (0)) __PYX_ERR(0, 402, __pyx_L1_error)
+  if (__Pyx_setup_reduce((PyObject *) __pyx_mstate->__pyx_ptype_8pipeline_4_ext_8wsdecode_WsDecoder) < (0)) __PYX_ERR(0, 402, __pyx_L1_error)
   __Pyx_RefNannyFinishContext();
   return 0;
   __pyx_L1_error:;
@@ -41324,6 +41268,10 @@ static CYTHON_SMALL_CODE int __pyx_pymod_exec_wsdecode(PyObject *__pyx_pyinit_mo
   Py_ssize_t __pyx_t_19;
   double __pyx_t_20;
   Py_ssize_t __pyx_t_21;
+  uint8_t __pyx_t_22;
+  int __pyx_t_23;
+  uint8_t __pyx_t_24;
+  int __pyx_t_25;
   int __pyx_lineno = 0;
   const char *__pyx_filename = NULL;
   int __pyx_clineno = 0;
@@ -41995,7 +41943,7 @@ __Pyx_RefNannySetupContext("PyInit_wsdecode", 0);
  * for _k in range(23):
  *     POW10[_k] = float(10 ** _k)             # <<<<<<<<<<<<<<
  * 
- * 
+ * # byte classes: STR_CLS 0 = plain string byte, 1 = closing quote, 2 = not for the hot path
 */
     __Pyx_GetModuleGlobalName(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_k_2); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 67, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_4);
@@ -42013,154 +41961,323 @@ __Pyx_RefNannySetupContext("PyInit_wsdecode", 0);
 
   }
 
-  /* "ext/wsdecode.pyx":325
+  /* "ext/wsdecode.pyx":73
+ * cdef uint8_t STR_CLS[256]
+ * cdef uint8_t NUM_CH[256]
+ * for _k in range(256):             # <<<<<<<<<<<<<<
+ *     STR_CLS[_k] = 2 if (_k == 92 or _k < 32 or _k >= 128) else (1 if _k == 34 else 0)
+ *     NUM_CH[_k] = 1 if (48 <= _k <= 57 or _k in (45, 43, 46, 101, 69)) else 0
+*/
+  for (__pyx_t_19 = 0; __pyx_t_19 < 0x100; __pyx_t_19+=1) {
+    __pyx_t_16 = PyLong_FromSsize_t(__pyx_t_19); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 73, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_16);
+    if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_k_2, __pyx_t_16) < (0)) __PYX_ERR(0, 73, __pyx_L1_error)
+    __Pyx_DECREF(__pyx_t_16); __pyx_t_16 = 0;
+
+    /* "ext/wsdecode.pyx":74
+ * cdef uint8_t NUM_CH[256]
+ * for _k in range(256):
+ *     STR_CLS[_k] = 2 if (_k == 92 or _k < 32 or _k >= 128) else (1 if _k == 34 else 0)             # <<<<<<<<<<<<<<
+ *     NUM_CH[_k] = 1 if (48 <= _k <= 57 or _k in (45, 43, 46, 101, 69)) else 0
+ * 
+*/
+    __Pyx_GetModuleGlobalName(__pyx_t_16, __pyx_mstate_global->__pyx_n_u_k_2); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 74, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_16);
+    __pyx_t_23 = (__Pyx_PyLong_BoolEqObjC(__pyx_t_16, __pyx_mstate_global->__pyx_int_92, 92, 0)); if (unlikely((__pyx_t_23 < 0))) __PYX_ERR(0, 74, __pyx_L1_error)
+    __Pyx_DECREF(__pyx_t_16); __pyx_t_16 = 0;
+    if (!__pyx_t_23) {
+
+    } else {
+
+      __pyx_t_8 = __pyx_t_23;
+
+      goto __pyx_L41_bool_binop_done;
+    }
+    __Pyx_GetModuleGlobalName(__pyx_t_16, __pyx_mstate_global->__pyx_n_u_k_2); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 74, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_16);
+    __pyx_t_23 = __Pyx_PyObject_CompareBoolLt_object_int(__pyx_t_16, __pyx_mstate_global->__pyx_int_32, Py_LT); if (unlikely((__pyx_t_23 < 0))) __PYX_ERR(0, 74, __pyx_L1_error)
+    __Pyx_DECREF(__pyx_t_16); __pyx_t_16 = 0;
+    if (!__pyx_t_23) {
+
+    } else {
+
+      __pyx_t_8 = __pyx_t_23;
+
+      goto __pyx_L41_bool_binop_done;
+    }
+    __Pyx_GetModuleGlobalName(__pyx_t_16, __pyx_mstate_global->__pyx_n_u_k_2); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 74, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_16);
+    __pyx_t_23 = __Pyx_PyObject_CompareBoolGe_object_int(__pyx_t_16, __pyx_mstate_global->__pyx_int_128, Py_GE); if (unlikely((__pyx_t_23 < 0))) __PYX_ERR(0, 74, __pyx_L1_error)
+    __Pyx_DECREF(__pyx_t_16); __pyx_t_16 = 0;
+
+    __pyx_t_8 = __pyx_t_23;
+
+    __pyx_L41_bool_binop_done:;
+    if (__pyx_t_8) {
+
+      __pyx_t_22 = 2;
+    } else {
+      __Pyx_GetModuleGlobalName(__pyx_t_16, __pyx_mstate_global->__pyx_n_u_k_2); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 74, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_16);
+      __pyx_t_23 = (__Pyx_PyLong_BoolEqObjC(__pyx_t_16, __pyx_mstate_global->__pyx_int_34, 34, 0)); if (unlikely((__pyx_t_23 < 0))) __PYX_ERR(0, 74, __pyx_L1_error)
+      __Pyx_DECREF(__pyx_t_16); __pyx_t_16 = 0;
+      if (__pyx_t_23) {
+
+        __pyx_t_24 = 1;
+      } else {
+
+        __pyx_t_24 = 0;
+      }
+
+      __pyx_t_22 = __pyx_t_24;
+    }
+
+    __Pyx_GetModuleGlobalName(__pyx_t_16, __pyx_mstate_global->__pyx_n_u_k_2); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 74, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_16);
+    __pyx_t_21 = __Pyx_PyIndex_AsSsize_t(__pyx_t_16); if (unlikely((__pyx_t_21 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 74, __pyx_L1_error)
+    __Pyx_DECREF(__pyx_t_16); __pyx_t_16 = 0;
+    (__pyx_v_8pipeline_4_ext_8wsdecode_STR_CLS[__pyx_t_21]) = __pyx_t_22;
+
+
+
+    /* "ext/wsdecode.pyx":75
+ * for _k in range(256):
+ *     STR_CLS[_k] = 2 if (_k == 92 or _k < 32 or _k >= 128) else (1 if _k == 34 else 0)
+ *     NUM_CH[_k] = 1 if (48 <= _k <= 57 or _k in (45, 43, 46, 101, 69)) else 0             # <<<<<<<<<<<<<<
+ * 
+ * 
+*/
+    __Pyx_GetModuleGlobalName(__pyx_t_16, __pyx_mstate_global->__pyx_n_u_k_2); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 75, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_16);
+    __pyx_t_23 = __Pyx_PyObject_CompareBoolLe_int_object(__pyx_mstate_global->__pyx_int_48, __pyx_t_16, Py_LE); if (unlikely((__pyx_t_23 < 0))) __PYX_ERR(0, 75, __pyx_L1_error)
+    if (__pyx_t_23) {
+      __pyx_t_23 = __Pyx_PyObject_CompareBoolLe_object_int(__pyx_t_16, __pyx_mstate_global->__pyx_int_57, Py_LE); if (unlikely((__pyx_t_23 < 0))) __PYX_ERR(0, 75, __pyx_L1_error)
+    }
+    __Pyx_DECREF(__pyx_t_16); __pyx_t_16 = 0;
+    if (!__pyx_t_23) {
+
+    } else {
+
+      __pyx_t_8 = __pyx_t_23;
+
+      goto __pyx_L44_bool_binop_done;
+    }
+    __Pyx_GetModuleGlobalName(__pyx_t_16, __pyx_mstate_global->__pyx_n_u_k_2); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 75, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_16);
+    __pyx_t_25 = (__Pyx_PyLong_BoolEqObjC(__pyx_t_16, __pyx_mstate_global->__pyx_int_45, 45, 0)); if (unlikely((__pyx_t_25 < 0))) __PYX_ERR(0, 75, __pyx_L1_error)
+    if (!__pyx_t_25) {
+
+    } else {
+
+      __pyx_t_23 = __pyx_t_25;
+
+      goto __pyx_L46_bool_binop_done;
+    }
+    __pyx_t_25 = (__Pyx_PyLong_BoolEqObjC(__pyx_t_16, __pyx_mstate_global->__pyx_int_43, 43, 0)); if (unlikely((__pyx_t_25 < 0))) __PYX_ERR(0, 75, __pyx_L1_error)
+    if (!__pyx_t_25) {
+
+    } else {
+
+      __pyx_t_23 = __pyx_t_25;
+
+      goto __pyx_L46_bool_binop_done;
+    }
+    __pyx_t_25 = (__Pyx_PyLong_BoolEqObjC(__pyx_t_16, __pyx_mstate_global->__pyx_int_46, 46, 0)); if (unlikely((__pyx_t_25 < 0))) __PYX_ERR(0, 75, __pyx_L1_error)
+    if (!__pyx_t_25) {
+
+    } else {
+
+      __pyx_t_23 = __pyx_t_25;
+
+      goto __pyx_L46_bool_binop_done;
+    }
+    __pyx_t_25 = (__Pyx_PyLong_BoolEqObjC(__pyx_t_16, __pyx_mstate_global->__pyx_int_101, 0x65, 0)); if (unlikely((__pyx_t_25 < 0))) __PYX_ERR(0, 75, __pyx_L1_error)
+    if (!__pyx_t_25) {
+
+    } else {
+
+      __pyx_t_23 = __pyx_t_25;
+
+      goto __pyx_L46_bool_binop_done;
+    }
+    __pyx_t_25 = (__Pyx_PyLong_BoolEqObjC(__pyx_t_16, __pyx_mstate_global->__pyx_int_69, 69, 0)); if (unlikely((__pyx_t_25 < 0))) __PYX_ERR(0, 75, __pyx_L1_error)
+
+    __pyx_t_23 = __pyx_t_25;
+
+    __pyx_L46_bool_binop_done:;
+    __Pyx_DECREF(__pyx_t_16); __pyx_t_16 = 0;
+    __pyx_t_25 = __pyx_t_23;
+
+
+
+    __pyx_t_8 = __pyx_t_25;
+
+    __pyx_L44_bool_binop_done:;
+    if (__pyx_t_8) {
+
+      __pyx_t_22 = 1;
+    } else {
+
+      __pyx_t_22 = 0;
+    }
+
+    __Pyx_GetModuleGlobalName(__pyx_t_16, __pyx_mstate_global->__pyx_n_u_k_2); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 75, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_16);
+    __pyx_t_21 = __Pyx_PyIndex_AsSsize_t(__pyx_t_16); if (unlikely((__pyx_t_21 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 75, __pyx_L1_error)
+    __Pyx_DECREF(__pyx_t_16); __pyx_t_16 = 0;
+    (__pyx_v_8pipeline_4_ext_8wsdecode_NUM_CH[__pyx_t_21]) = __pyx_t_22;
+
+
+  }
+
+  /* "ext/wsdecode.pyx":331
  *                 self.asks[sym].erase(price)
  * 
  *     def lookup(self, bytes name):             # <<<<<<<<<<<<<<
  *         return self._lookup(name, len(name))
  * 
 */
-  __pyx_t_16 = __Pyx_CyFunction_New(&__pyx_mdef_8pipeline_4_ext_8wsdecode_11SymbolState_5lookup, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_SymbolState_lookup, NULL, __pyx_mstate_global->__pyx_n_u_pipeline__ext_wsdecode, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[0])); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 325, __pyx_L1_error)
+  __pyx_t_16 = __Pyx_CyFunction_New(&__pyx_mdef_8pipeline_4_ext_8wsdecode_11SymbolState_5lookup, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_SymbolState_lookup, NULL, __pyx_mstate_global->__pyx_n_u_pipeline__ext_wsdecode, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[0])); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 331, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_16);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_16);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8pipeline_4_ext_8wsdecode_SymbolState, __pyx_mstate_global->__pyx_n_u_lookup, __pyx_t_16) < (0)) __PYX_ERR(0, 325, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8pipeline_4_ext_8wsdecode_SymbolState, __pyx_mstate_global->__pyx_n_u_lookup, __pyx_t_16) < (0)) __PYX_ERR(0, 331, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_16); __pyx_t_16 = 0;
 
-  /* "ext/wsdecode.pyx":328
+  /* "ext/wsdecode.pyx":334
  *         return self._lookup(name, len(name))
  * 
  *     def accept(self, int slot, int sym, int64_t id):             # <<<<<<<<<<<<<<
  *         """Duplicate filter: True (and remember) iff id is newer than the last one seen."""
  *         self._check(sym)
 */
-  __pyx_t_16 = __Pyx_CyFunction_New(&__pyx_mdef_8pipeline_4_ext_8wsdecode_11SymbolState_7accept, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_SymbolState_accept, NULL, __pyx_mstate_global->__pyx_n_u_pipeline__ext_wsdecode, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[1])); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 328, __pyx_L1_error)
+  __pyx_t_16 = __Pyx_CyFunction_New(&__pyx_mdef_8pipeline_4_ext_8wsdecode_11SymbolState_7accept, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_SymbolState_accept, NULL, __pyx_mstate_global->__pyx_n_u_pipeline__ext_wsdecode, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[1])); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 334, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_16);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_16);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8pipeline_4_ext_8wsdecode_SymbolState, __pyx_mstate_global->__pyx_n_u_accept, __pyx_t_16) < (0)) __PYX_ERR(0, 328, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8pipeline_4_ext_8wsdecode_SymbolState, __pyx_mstate_global->__pyx_n_u_accept, __pyx_t_16) < (0)) __PYX_ERR(0, 334, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_16); __pyx_t_16 = 0;
 
-  /* "ext/wsdecode.pyx":333
+  /* "ext/wsdecode.pyx":339
  *         return self._accept(slot, sym, id)
  * 
  *     def last_id(self, int slot, int sym):             # <<<<<<<<<<<<<<
  *         self._check(sym)
  *         return self.last[slot * self.n + sym]
 */
-  __pyx_t_16 = __Pyx_CyFunction_New(&__pyx_mdef_8pipeline_4_ext_8wsdecode_11SymbolState_9last_id, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_SymbolState_last_id, NULL, __pyx_mstate_global->__pyx_n_u_pipeline__ext_wsdecode, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[2])); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 333, __pyx_L1_error)
+  __pyx_t_16 = __Pyx_CyFunction_New(&__pyx_mdef_8pipeline_4_ext_8wsdecode_11SymbolState_9last_id, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_SymbolState_last_id, NULL, __pyx_mstate_global->__pyx_n_u_pipeline__ext_wsdecode, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[2])); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 339, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_16);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_16);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8pipeline_4_ext_8wsdecode_SymbolState, __pyx_mstate_global->__pyx_n_u_last_id, __pyx_t_16) < (0)) __PYX_ERR(0, 333, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8pipeline_4_ext_8wsdecode_SymbolState, __pyx_mstate_global->__pyx_n_u_last_id, __pyx_t_16) < (0)) __PYX_ERR(0, 339, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_16); __pyx_t_16 = 0;
 
-  /* "ext/wsdecode.pyx":337
+  /* "ext/wsdecode.pyx":343
  *         return self.last[slot * self.n + sym]
  * 
  *     def depth_synced(self, int sym):             # <<<<<<<<<<<<<<
  *         self._check(sym)
  *         return bool(self.synced_[sym])
 */
-  __pyx_t_16 = __Pyx_CyFunction_New(&__pyx_mdef_8pipeline_4_ext_8wsdecode_11SymbolState_11depth_synced, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_SymbolState_depth_synced, NULL, __pyx_mstate_global->__pyx_n_u_pipeline__ext_wsdecode, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[3])); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 337, __pyx_L1_error)
+  __pyx_t_16 = __Pyx_CyFunction_New(&__pyx_mdef_8pipeline_4_ext_8wsdecode_11SymbolState_11depth_synced, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_SymbolState_depth_synced, NULL, __pyx_mstate_global->__pyx_n_u_pipeline__ext_wsdecode, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[3])); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 343, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_16);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_16);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8pipeline_4_ext_8wsdecode_SymbolState, __pyx_mstate_global->__pyx_n_u_depth_synced, __pyx_t_16) < (0)) __PYX_ERR(0, 337, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8pipeline_4_ext_8wsdecode_SymbolState, __pyx_mstate_global->__pyx_n_u_depth_synced, __pyx_t_16) < (0)) __PYX_ERR(0, 343, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_16); __pyx_t_16 = 0;
 
-  /* "ext/wsdecode.pyx":341
+  /* "ext/wsdecode.pyx":347
  *         return bool(self.synced_[sym])
  * 
  *     def depth_last(self, int sym):             # <<<<<<<<<<<<<<
  *         self._check(sym)
  *         return self.last_u_[sym]
 */
-  __pyx_t_16 = __Pyx_CyFunction_New(&__pyx_mdef_8pipeline_4_ext_8wsdecode_11SymbolState_13depth_last, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_SymbolState_depth_last, NULL, __pyx_mstate_global->__pyx_n_u_pipeline__ext_wsdecode, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[4])); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 341, __pyx_L1_error)
+  __pyx_t_16 = __Pyx_CyFunction_New(&__pyx_mdef_8pipeline_4_ext_8wsdecode_11SymbolState_13depth_last, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_SymbolState_depth_last, NULL, __pyx_mstate_global->__pyx_n_u_pipeline__ext_wsdecode, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[4])); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 347, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_16);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_16);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8pipeline_4_ext_8wsdecode_SymbolState, __pyx_mstate_global->__pyx_n_u_depth_last, __pyx_t_16) < (0)) __PYX_ERR(0, 341, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8pipeline_4_ext_8wsdecode_SymbolState, __pyx_mstate_global->__pyx_n_u_depth_last, __pyx_t_16) < (0)) __PYX_ERR(0, 347, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_16); __pyx_t_16 = 0;
 
-  /* "ext/wsdecode.pyx":345
+  /* "ext/wsdecode.pyx":351
  *         return self.last_u_[sym]
  * 
  *     def unsync(self, int sym):             # <<<<<<<<<<<<<<
  *         self._check(sym)
  *         self.synced_[sym] = 0
 */
-  __pyx_t_16 = __Pyx_CyFunction_New(&__pyx_mdef_8pipeline_4_ext_8wsdecode_11SymbolState_15unsync, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_SymbolState_unsync, NULL, __pyx_mstate_global->__pyx_n_u_pipeline__ext_wsdecode, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[5])); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 345, __pyx_L1_error)
+  __pyx_t_16 = __Pyx_CyFunction_New(&__pyx_mdef_8pipeline_4_ext_8wsdecode_11SymbolState_15unsync, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_SymbolState_unsync, NULL, __pyx_mstate_global->__pyx_n_u_pipeline__ext_wsdecode, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[5])); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 351, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_16);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_16);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8pipeline_4_ext_8wsdecode_SymbolState, __pyx_mstate_global->__pyx_n_u_unsync, __pyx_t_16) < (0)) __PYX_ERR(0, 345, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8pipeline_4_ext_8wsdecode_SymbolState, __pyx_mstate_global->__pyx_n_u_unsync, __pyx_t_16) < (0)) __PYX_ERR(0, 351, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_16); __pyx_t_16 = 0;
 
-  /* "ext/wsdecode.pyx":349
+  /* "ext/wsdecode.pyx":355
  *         self.synced_[sym] = 0
  * 
  *     def _check(self, int sym):             # <<<<<<<<<<<<<<
  *         if not 0 <= sym < self.n:
  *             raise IndexError(f"symbol id {sym} out of range")
 */
-  __pyx_t_16 = __Pyx_CyFunction_New(&__pyx_mdef_8pipeline_4_ext_8wsdecode_11SymbolState_17_check, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_SymbolState__check, NULL, __pyx_mstate_global->__pyx_n_u_pipeline__ext_wsdecode, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[6])); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 349, __pyx_L1_error)
+  __pyx_t_16 = __Pyx_CyFunction_New(&__pyx_mdef_8pipeline_4_ext_8wsdecode_11SymbolState_17_check, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_SymbolState__check, NULL, __pyx_mstate_global->__pyx_n_u_pipeline__ext_wsdecode, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[6])); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 355, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_16);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_16);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8pipeline_4_ext_8wsdecode_SymbolState, __pyx_mstate_global->__pyx_n_u_check, __pyx_t_16) < (0)) __PYX_ERR(0, 349, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8pipeline_4_ext_8wsdecode_SymbolState, __pyx_mstate_global->__pyx_n_u_check, __pyx_t_16) < (0)) __PYX_ERR(0, 355, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_16); __pyx_t_16 = 0;
 
-  /* "ext/wsdecode.pyx":353
+  /* "ext/wsdecode.pyx":359
  *             raise IndexError(f"symbol id {sym} out of range")
  * 
  *     def load_book(self, int sym, int64_t last_u, bids, asks):             # <<<<<<<<<<<<<<
  *         """Replace the book and mark it synced at last_u; returns crossed (then unsynced)."""
  *         self._check(sym)
 */
-  __pyx_t_16 = __Pyx_CyFunction_New(&__pyx_mdef_8pipeline_4_ext_8wsdecode_11SymbolState_19load_book, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_SymbolState_load_book, NULL, __pyx_mstate_global->__pyx_n_u_pipeline__ext_wsdecode, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[7])); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 353, __pyx_L1_error)
+  __pyx_t_16 = __Pyx_CyFunction_New(&__pyx_mdef_8pipeline_4_ext_8wsdecode_11SymbolState_19load_book, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_SymbolState_load_book, NULL, __pyx_mstate_global->__pyx_n_u_pipeline__ext_wsdecode, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[7])); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 359, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_16);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_16);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8pipeline_4_ext_8wsdecode_SymbolState, __pyx_mstate_global->__pyx_n_u_load_book, __pyx_t_16) < (0)) __PYX_ERR(0, 353, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8pipeline_4_ext_8wsdecode_SymbolState, __pyx_mstate_global->__pyx_n_u_load_book, __pyx_t_16) < (0)) __PYX_ERR(0, 359, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_16); __pyx_t_16 = 0;
 
-  /* "ext/wsdecode.pyx":367
+  /* "ext/wsdecode.pyx":373
  *         return c
  * 
  *     def apply_diff(self, int sym, bids, asks, int64_t last_u):             # <<<<<<<<<<<<<<
  *         """Apply levels to the book; returns crossed (then the book is unsynced)."""
  *         self._check(sym)
 */
-  __pyx_t_16 = __Pyx_CyFunction_New(&__pyx_mdef_8pipeline_4_ext_8wsdecode_11SymbolState_21apply_diff, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_SymbolState_apply_diff, NULL, __pyx_mstate_global->__pyx_n_u_pipeline__ext_wsdecode, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[8])); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 367, __pyx_L1_error)
+  __pyx_t_16 = __Pyx_CyFunction_New(&__pyx_mdef_8pipeline_4_ext_8wsdecode_11SymbolState_21apply_diff, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_SymbolState_apply_diff, NULL, __pyx_mstate_global->__pyx_n_u_pipeline__ext_wsdecode, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[8])); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 373, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_16);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_16);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8pipeline_4_ext_8wsdecode_SymbolState, __pyx_mstate_global->__pyx_n_u_apply_diff, __pyx_t_16) < (0)) __PYX_ERR(0, 367, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8pipeline_4_ext_8wsdecode_SymbolState, __pyx_mstate_global->__pyx_n_u_apply_diff, __pyx_t_16) < (0)) __PYX_ERR(0, 373, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_16); __pyx_t_16 = 0;
 
-  /* "ext/wsdecode.pyx":380
+  /* "ext/wsdecode.pyx":386
  *         return False
  * 
  *     def top(self, int sym, int n):             # <<<<<<<<<<<<<<
  *         """The best n levels per side: bids descending, asks ascending."""
  *         self._check(sym)
 */
-  __pyx_t_16 = __Pyx_CyFunction_New(&__pyx_mdef_8pipeline_4_ext_8wsdecode_11SymbolState_23top, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_SymbolState_top, NULL, __pyx_mstate_global->__pyx_n_u_pipeline__ext_wsdecode, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[9])); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 380, __pyx_L1_error)
+  __pyx_t_16 = __Pyx_CyFunction_New(&__pyx_mdef_8pipeline_4_ext_8wsdecode_11SymbolState_23top, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_SymbolState_top, NULL, __pyx_mstate_global->__pyx_n_u_pipeline__ext_wsdecode, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[9])); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 386, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_16);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_16);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8pipeline_4_ext_8wsdecode_SymbolState, __pyx_mstate_global->__pyx_n_u_top, __pyx_t_16) < (0)) __PYX_ERR(0, 380, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8pipeline_4_ext_8wsdecode_SymbolState, __pyx_mstate_global->__pyx_n_u_top, __pyx_t_16) < (0)) __PYX_ERR(0, 386, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_16); __pyx_t_16 = 0;
 
   /* "(tree fragment)":1
@@ -42190,109 +42307,109 @@ __Pyx_RefNannySetupContext("PyInit_wsdecode", 0);
   if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_setstate_cython, __pyx_t_16) < (0)) __PYX_ERR(1, 3, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_16); __pyx_t_16 = 0;
 
-  /* "ext/wsdecode.pyx":427
+  /* "ext/wsdecode.pyx":433
  *             self.pos = 0
  * 
  *     def writable(self, Py_ssize_t k):             # <<<<<<<<<<<<<<
  *         """A writable view of up to k free bytes at the end of the buffer (recv_into it, then
  *         commit). The view is valid until the next writable/feed/decode call."""
 */
-  __pyx_t_16 = __Pyx_CyFunction_New(&__pyx_mdef_8pipeline_4_ext_8wsdecode_9WsDecoder_3writable, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_WsDecoder_writable, NULL, __pyx_mstate_global->__pyx_n_u_pipeline__ext_wsdecode, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[12])); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 427, __pyx_L1_error)
+  __pyx_t_16 = __Pyx_CyFunction_New(&__pyx_mdef_8pipeline_4_ext_8wsdecode_9WsDecoder_3writable, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_WsDecoder_writable, NULL, __pyx_mstate_global->__pyx_n_u_pipeline__ext_wsdecode, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[12])); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 433, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_16);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_16);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8pipeline_4_ext_8wsdecode_WsDecoder, __pyx_mstate_global->__pyx_n_u_writable, __pyx_t_16) < (0)) __PYX_ERR(0, 427, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8pipeline_4_ext_8wsdecode_WsDecoder, __pyx_mstate_global->__pyx_n_u_writable, __pyx_t_16) < (0)) __PYX_ERR(0, 433, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_16); __pyx_t_16 = 0;
 
-  /* "ext/wsdecode.pyx":436
+  /* "ext/wsdecode.pyx":442
  *         return memoryview(self.store)[self.end:self.end + k]
  * 
  *     def commit(self, Py_ssize_t nbytes, int64_t local_ts):             # <<<<<<<<<<<<<<
  *         """nbytes were written into the last writable() view at local_ts (CLOCK_REALTIME ns)."""
  *         if nbytes < 0 or self.end + nbytes > self.cap:
 */
-  __pyx_t_16 = __Pyx_CyFunction_New(&__pyx_mdef_8pipeline_4_ext_8wsdecode_9WsDecoder_5commit, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_WsDecoder_commit, NULL, __pyx_mstate_global->__pyx_n_u_pipeline__ext_wsdecode, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[13])); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 436, __pyx_L1_error)
+  __pyx_t_16 = __Pyx_CyFunction_New(&__pyx_mdef_8pipeline_4_ext_8wsdecode_9WsDecoder_5commit, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_WsDecoder_commit, NULL, __pyx_mstate_global->__pyx_n_u_pipeline__ext_wsdecode, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[13])); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 442, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_16);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_16);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8pipeline_4_ext_8wsdecode_WsDecoder, __pyx_mstate_global->__pyx_n_u_commit, __pyx_t_16) < (0)) __PYX_ERR(0, 436, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8pipeline_4_ext_8wsdecode_WsDecoder, __pyx_mstate_global->__pyx_n_u_commit, __pyx_t_16) < (0)) __PYX_ERR(0, 442, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_16); __pyx_t_16 = 0;
 
-  /* "ext/wsdecode.pyx":444
+  /* "ext/wsdecode.pyx":450
  *         self.local_ts = local_ts
  * 
  *     def feed(self, const unsigned char[::1] data, int64_t local_ts):             # <<<<<<<<<<<<<<
  *         """Append socket bytes (copying); see writable/commit for the zero-copy way."""
  *         cdef Py_ssize_t n = data.shape[0], off = 0, k
 */
-  __pyx_t_16 = __Pyx_CyFunction_New(&__pyx_mdef_8pipeline_4_ext_8wsdecode_9WsDecoder_7feed, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_WsDecoder_feed, NULL, __pyx_mstate_global->__pyx_n_u_pipeline__ext_wsdecode, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[14])); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 444, __pyx_L1_error)
+  __pyx_t_16 = __Pyx_CyFunction_New(&__pyx_mdef_8pipeline_4_ext_8wsdecode_9WsDecoder_7feed, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_WsDecoder_feed, NULL, __pyx_mstate_global->__pyx_n_u_pipeline__ext_wsdecode, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[14])); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 450, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_16);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_16);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8pipeline_4_ext_8wsdecode_WsDecoder, __pyx_mstate_global->__pyx_n_u_feed, __pyx_t_16) < (0)) __PYX_ERR(0, 444, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8pipeline_4_ext_8wsdecode_WsDecoder, __pyx_mstate_global->__pyx_n_u_feed, __pyx_t_16) < (0)) __PYX_ERR(0, 450, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_16); __pyx_t_16 = 0;
 
-  /* "ext/wsdecode.pyx":458
+  /* "ext/wsdecode.pyx":464
  *         self.bytes += n
  * 
  *     def pending(self):             # <<<<<<<<<<<<<<
  *         return self.end - self.pos + self.skip
  * 
 */
-  __pyx_t_16 = __Pyx_CyFunction_New(&__pyx_mdef_8pipeline_4_ext_8wsdecode_9WsDecoder_9pending, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_WsDecoder_pending, NULL, __pyx_mstate_global->__pyx_n_u_pipeline__ext_wsdecode, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[15])); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 458, __pyx_L1_error)
+  __pyx_t_16 = __Pyx_CyFunction_New(&__pyx_mdef_8pipeline_4_ext_8wsdecode_9WsDecoder_9pending, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_WsDecoder_pending, NULL, __pyx_mstate_global->__pyx_n_u_pipeline__ext_wsdecode, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[15])); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 464, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_16);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_16);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8pipeline_4_ext_8wsdecode_WsDecoder, __pyx_mstate_global->__pyx_n_u_pending, __pyx_t_16) < (0)) __PYX_ERR(0, 458, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8pipeline_4_ext_8wsdecode_WsDecoder, __pyx_mstate_global->__pyx_n_u_pending, __pyx_t_16) < (0)) __PYX_ERR(0, 464, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_16); __pyx_t_16 = 0;
 
-  /* "ext/wsdecode.pyx":461
+  /* "ext/wsdecode.pyx":467
  *         return self.end - self.pos + self.skip
  * 
  *     def counters(self):             # <<<<<<<<<<<<<<
  *         return {"frames": self.frames, "messages": self.messages, "bytes": self.bytes,
  *                 "records": self.records, "hot_messages": self.hot_messages,
 */
-  __pyx_t_16 = __Pyx_CyFunction_New(&__pyx_mdef_8pipeline_4_ext_8wsdecode_9WsDecoder_11counters, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_WsDecoder_counters, NULL, __pyx_mstate_global->__pyx_n_u_pipeline__ext_wsdecode, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[16])); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 461, __pyx_L1_error)
+  __pyx_t_16 = __Pyx_CyFunction_New(&__pyx_mdef_8pipeline_4_ext_8wsdecode_9WsDecoder_11counters, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_WsDecoder_counters, NULL, __pyx_mstate_global->__pyx_n_u_pipeline__ext_wsdecode, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[16])); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 467, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_16);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_16);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8pipeline_4_ext_8wsdecode_WsDecoder, __pyx_mstate_global->__pyx_n_u_counters, __pyx_t_16) < (0)) __PYX_ERR(0, 461, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8pipeline_4_ext_8wsdecode_WsDecoder, __pyx_mstate_global->__pyx_n_u_counters, __pyx_t_16) < (0)) __PYX_ERR(0, 467, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_16); __pyx_t_16 = 0;
 
-  /* "ext/wsdecode.pyx":486
+  /* "ext/wsdecode.pyx":492
  *         self.rec += b"\n"
  * 
  *     def take_recording(self):             # <<<<<<<<<<<<<<
  *         """The `<local_ts_ns> <raw>` lines of the text messages decoded since the last call."""
  *         out = bytes(self.rec)
 */
-  __pyx_t_16 = __Pyx_CyFunction_New(&__pyx_mdef_8pipeline_4_ext_8wsdecode_9WsDecoder_13take_recording, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_WsDecoder_take_recording, NULL, __pyx_mstate_global->__pyx_n_u_pipeline__ext_wsdecode, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[17])); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 486, __pyx_L1_error)
+  __pyx_t_16 = __Pyx_CyFunction_New(&__pyx_mdef_8pipeline_4_ext_8wsdecode_9WsDecoder_13take_recording, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_WsDecoder_take_recording, NULL, __pyx_mstate_global->__pyx_n_u_pipeline__ext_wsdecode, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[17])); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 492, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_16);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_16);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8pipeline_4_ext_8wsdecode_WsDecoder, __pyx_mstate_global->__pyx_n_u_take_recording, __pyx_t_16) < (0)) __PYX_ERR(0, 486, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8pipeline_4_ext_8wsdecode_WsDecoder, __pyx_mstate_global->__pyx_n_u_take_recording, __pyx_t_16) < (0)) __PYX_ERR(0, 492, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_16); __pyx_t_16 = 0;
 
-  /* "ext/wsdecode.pyx":493
+  /* "ext/wsdecode.pyx":499
  * 
  *     # ------------------------------------------------------------------ frames
  *     @cython.boundscheck(False)             # <<<<<<<<<<<<<<
  *     @cython.wraparound(False)
  *     def decode(self, cnp.ndarray out):
 */
-  __pyx_t_16 = __Pyx_CyFunction_New(&__pyx_mdef_8pipeline_4_ext_8wsdecode_9WsDecoder_15decode, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_WsDecoder_decode, NULL, __pyx_mstate_global->__pyx_n_u_pipeline__ext_wsdecode, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[18])); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 493, __pyx_L1_error)
+  __pyx_t_16 = __Pyx_CyFunction_New(&__pyx_mdef_8pipeline_4_ext_8wsdecode_9WsDecoder_15decode, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_WsDecoder_decode, NULL, __pyx_mstate_global->__pyx_n_u_pipeline__ext_wsdecode, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[18])); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 499, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_16);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_16);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8pipeline_4_ext_8wsdecode_WsDecoder, __pyx_mstate_global->__pyx_n_u_decode, __pyx_t_16) < (0)) __PYX_ERR(0, 493, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8pipeline_4_ext_8wsdecode_WsDecoder, __pyx_mstate_global->__pyx_n_u_decode, __pyx_t_16) < (0)) __PYX_ERR(0, 499, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_16); __pyx_t_16 = 0;
 
   /* "(tree fragment)":1
@@ -42380,7 +42497,7 @@ static int __Pyx_InitCachedBuiltins(__pyx_mstatetype *__pyx_mstate) {
   const char *__pyx_filename = NULL;
   int __pyx_clineno = 0;
   CYTHON_UNUSED_VAR(__pyx_mstate);
-  __pyx_builtin_max = __Pyx_GetBuiltinName(__pyx_mstate->__pyx_n_u_max); if (!__pyx_builtin_max) __PYX_ERR(0, 254, __pyx_L1_error)
+  __pyx_builtin_max = __Pyx_GetBuiltinName(__pyx_mstate->__pyx_n_u_max); if (!__pyx_builtin_max) __PYX_ERR(0, 260, __pyx_L1_error)
   __pyx_builtin___import__ = __Pyx_GetBuiltinName(__pyx_mstate->__pyx_n_u_import); if (!__pyx_builtin___import__) __PYX_ERR(1, 119, __pyx_L1_error)
   __pyx_builtin_enumerate = __Pyx_GetBuiltinName(__pyx_mstate->__pyx_n_u_enumerate); if (!__pyx_builtin_enumerate) __PYX_ERR(1, 175, __pyx_L1_error)
   __pyx_builtin_Ellipsis = __Pyx_GetBuiltinName(__pyx_mstate->__pyx_n_u_Ellipsis); if (!__pyx_builtin_Ellipsis) __PYX_ERR(1, 436, __pyx_L1_error)
@@ -42446,7 +42563,7 @@ static int __Pyx_InitCachedConstants(__pyx_mstatetype *__pyx_mstate) {
   if (__Pyx_PyTuple_SET_ITEM(__pyx_mstate_global->__pyx_tuple[1], 0, __pyx_mstate_global->__pyx_slice[0]) != (0)) __PYX_ERR(1, 763, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[1]);
 
-  /* "ext/wsdecode.pyx":254
+  /* "ext/wsdecode.pyx":260
  *         self.venue = venue
  *         self.symbols = dict(symbols)
  *         self.n = max(self.symbols.values(), default=0) + 1             # <<<<<<<<<<<<<<
@@ -42455,19 +42572,19 @@ static int __Pyx_InitCachedConstants(__pyx_mstatetype *__pyx_mstate) {
 */
   {
     PyObject* __pyx_temp[1] = {__pyx_mstate_global->__pyx_n_u_default};
-    __pyx_mstate_global->__pyx_tuple[2] = __Pyx_PyTuple_FromArray(__pyx_temp, 1); if (unlikely(!__pyx_mstate_global->__pyx_tuple[2])) __PYX_ERR(0, 254, __pyx_L1_error)
+    __pyx_mstate_global->__pyx_tuple[2] = __Pyx_PyTuple_FromArray(__pyx_temp, 1); if (unlikely(!__pyx_mstate_global->__pyx_tuple[2])) __PYX_ERR(0, 260, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[2]);
   }
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[2]);
 
-  /* "ext/wsdecode.pyx":612
+  /* "ext/wsdecode.pyx":618
  *                 if len(self.frag) > self.max_message:
  *                     self.oversized += 1
  *                     self.message = bytes(self.frag[:SAMPLE_LEN])             # <<<<<<<<<<<<<<
  *                     self.frag = None
  *                     self.frag_discard = not fin
 */
-  __pyx_mstate_global->__pyx_slice[1] = PySlice_New(Py_None, __pyx_mstate_global->__pyx_int_200, Py_None); if (unlikely(!__pyx_mstate_global->__pyx_slice[1])) __PYX_ERR(0, 612, __pyx_L1_error)
+  __pyx_mstate_global->__pyx_slice[1] = PySlice_New(Py_None, __pyx_mstate_global->__pyx_int_200, Py_None); if (unlikely(!__pyx_mstate_global->__pyx_slice[1])) __PYX_ERR(0, 618, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_mstate_global->__pyx_slice[1]);
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_slice[1]);
   #if CYTHON_IMMORTAL_CONSTANTS
@@ -42614,19 +42731,19 @@ static const char bytes[] = " at 0x object> out of range(tree fragment).: : 1..3
   }
   {
     PyObject **numbertab = __pyx_mstate->__pyx_number_tab + 0;
-    int8_t const cint_constants_1[] = {0,-1,1,8,10,64};
-    int16_t const cint_constants_2[] = {200};
+    int8_t const cint_constants_1[] = {0,-1,1,8,10,32,34,43,45,46,48,57,64,69,92,101};
+    int16_t const cint_constants_2[] = {128,200};
     int32_t const cint_constants_4[] = {136983863L};
     int64_t const cint_constants_8[] = {9000000000000LL};
-    for (int i = 0; i < 9; i++) {
-      numbertab[i] = PyLong_FromLongLong((i < 6 ? cint_constants_1[i - 0] : (i < 7 ? cint_constants_2[i - 6] : (i < 8 ? cint_constants_4[i - 7] : cint_constants_8[i - 8]))));
+    for (int i = 0; i < 20; i++) {
+      numbertab[i] = PyLong_FromLongLong((i < 16 ? cint_constants_1[i - 0] : (i < 18 ? cint_constants_2[i - 16] : (i < 19 ? cint_constants_4[i - 18] : cint_constants_8[i - 19]))));
       if (unlikely(!numbertab[i])) __PYX_ERR(0, 1, __pyx_L1_error)
     }
   }
   #if CYTHON_IMMORTAL_CONSTANTS
   {
     PyObject **table = __pyx_mstate->__pyx_number_tab;
-    for (Py_ssize_t i=0; i<9; ++i) {
+    for (Py_ssize_t i=0; i<20; ++i) {
       #if PY_VERSION_HEX >= 0x030F0000
       PyUnstable_SetImmortal(table[i]);
       #elif CYTHON_COMPILING_IN_CPYTHON_FREETHREADING
@@ -42680,52 +42797,52 @@ static int __Pyx_CreateCodeObjects(__pyx_mstatetype *__pyx_mstate) {
   PyObject* tuple_dedup_map = PyDict_New();
   if (unlikely(!tuple_dedup_map)) return -1;
   {
-    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 2, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 325};
+    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 2, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 331};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_name};
     __pyx_mstate_global->__pyx_codeobj_tab[0] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_ext_wsdecode_pyx, __pyx_mstate->__pyx_n_u_lookup, __pyx_mstate->__pyx_kp_b_iso88591_A_t81F_Qa, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[0])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {4, 0, 0, 4, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 328};
+    const __Pyx_PyCode_New_function_description descr = {4, 0, 0, 4, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 334};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_slot, __pyx_mstate->__pyx_n_u_sym, __pyx_mstate->__pyx_n_u_id};
     __pyx_mstate_global->__pyx_codeobj_tab[1] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_ext_wsdecode_pyx, __pyx_mstate->__pyx_n_u_accept, __pyx_mstate->__pyx_kp_b_iso88591_A_G1A_t81F_q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[1])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {3, 0, 0, 3, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 333};
+    const __Pyx_PyCode_New_function_description descr = {3, 0, 0, 3, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 339};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_slot, __pyx_mstate->__pyx_n_u_sym};
     __pyx_mstate_global->__pyx_codeobj_tab[2] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_ext_wsdecode_pyx, __pyx_mstate->__pyx_n_u_last_id, __pyx_mstate->__pyx_kp_b_iso88591_A_G1A_t5_b_Cr, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[2])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 2, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 337};
+    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 2, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 343};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_sym};
     __pyx_mstate_global->__pyx_codeobj_tab[3] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_ext_wsdecode_pyx, __pyx_mstate->__pyx_n_u_depth_synced, __pyx_mstate->__pyx_kp_b_iso88591_A_G1A_t1D, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[3])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 2, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 341};
+    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 2, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 347};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_sym};
     __pyx_mstate_global->__pyx_codeobj_tab[4] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_ext_wsdecode_pyx, __pyx_mstate->__pyx_n_u_depth_last, __pyx_mstate->__pyx_kp_b_iso88591_A_G1A_t81A, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[4])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 2, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 345};
+    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 2, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 351};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_sym};
     __pyx_mstate_global->__pyx_codeobj_tab[5] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_ext_wsdecode_pyx, __pyx_mstate->__pyx_n_u_unsync, __pyx_mstate->__pyx_kp_b_iso88591_A_G1A_HAWA, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[5])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 2, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 349};
+    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 2, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 355};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_sym};
     __pyx_mstate_global->__pyx_codeobj_tab[6] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_ext_wsdecode_pyx, __pyx_mstate->__pyx_n_u_check, __pyx_mstate->__pyx_kp_b_iso88591_A_4r_F_a_A, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[6])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {5, 0, 0, 8, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 353};
+    const __Pyx_PyCode_New_function_description descr = {5, 0, 0, 8, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 359};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_sym, __pyx_mstate->__pyx_n_u_last_u, __pyx_mstate->__pyx_n_u_bids, __pyx_mstate->__pyx_n_u_asks, __pyx_mstate->__pyx_n_u_p, __pyx_mstate->__pyx_n_u_q, __pyx_mstate->__pyx_n_u_c};
     __pyx_mstate_global->__pyx_codeobj_tab[7] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_ext_wsdecode_pyx, __pyx_mstate->__pyx_n_u_load_book, __pyx_mstate->__pyx_kp_b_iso88591_A_G1A_E_fA_E_fA_CuA_Qe_Q_CuA_Qe, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[7])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {5, 0, 0, 7, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 367};
+    const __Pyx_PyCode_New_function_description descr = {5, 0, 0, 7, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 373};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_sym, __pyx_mstate->__pyx_n_u_bids, __pyx_mstate->__pyx_n_u_asks, __pyx_mstate->__pyx_n_u_last_u, __pyx_mstate->__pyx_n_u_p, __pyx_mstate->__pyx_n_u_q};
     __pyx_mstate_global->__pyx_codeobj_tab[8] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_ext_wsdecode_pyx, __pyx_mstate->__pyx_n_u_apply_diff, __pyx_mstate->__pyx_kp_b_iso88591_A_G1A_CuA_Qe_Q_CuA_Qe_Q_HAWA_4y, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[8])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {3, 0, 0, 7, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 380};
+    const __Pyx_PyCode_New_function_description descr = {3, 0, 0, 7, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 386};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_sym, __pyx_mstate->__pyx_n_u_n, __pyx_mstate->__pyx_n_u_b, __pyx_mstate->__pyx_n_u_a, __pyx_mstate->__pyx_n_u_rit, __pyx_mstate->__pyx_n_u_it};
     __pyx_mstate_global->__pyx_codeobj_tab[9] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_ext_wsdecode_pyx, __pyx_mstate->__pyx_n_u_top, __pyx_mstate->__pyx_kp_b_iso88591_A_G1A_4t1_9_U_4wa_d_T_at5_4s_3b, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[9])) goto bad;
   }
@@ -42740,37 +42857,37 @@ static int __Pyx_CreateCodeObjects(__pyx_mstatetype *__pyx_mstate) {
     __pyx_mstate_global->__pyx_codeobj_tab[11] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tree_fragment, __pyx_mstate->__pyx_n_u_setstate_cython, __pyx_mstate->__pyx_kp_b_iso88591_Q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[11])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 2, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 427};
+    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 2, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 433};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_k};
     __pyx_mstate_global->__pyx_codeobj_tab[12] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_ext_wsdecode_pyx, __pyx_mstate->__pyx_n_u_writable, __pyx_mstate->__pyx_kp_b_iso88591_A_Kq_q_4uBd_2S_Qa_z_gQd_t5, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[12])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {3, 0, 0, 3, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 436};
+    const __Pyx_PyCode_New_function_description descr = {3, 0, 0, 3, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 442};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_nbytes, __pyx_mstate->__pyx_n_u_local_ts};
     __pyx_mstate_global->__pyx_codeobj_tab[13] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_ext_wsdecode_pyx, __pyx_mstate->__pyx_n_u_commit, __pyx_mstate->__pyx_kp_b_iso88591_A_7_Bc_U_G2T_AQ_HA_Ja_L, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[13])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {3, 0, 0, 6, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 444};
+    const __Pyx_PyCode_New_function_description descr = {3, 0, 0, 6, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 450};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_data, __pyx_mstate->__pyx_n_u_local_ts, __pyx_mstate->__pyx_n_u_n, __pyx_mstate->__pyx_n_u_off, __pyx_mstate->__pyx_n_u_k};
     __pyx_mstate_global->__pyx_codeobj_tab[14] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_ext_wsdecode_pyx, __pyx_mstate->__pyx_n_u_feed, __pyx_mstate->__pyx_kp_b_iso88591_A_D_az_L_d_A_1Bb_1Bb_T_b_A_r_A_k, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[14])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 1, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 458};
+    const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 1, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 464};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self};
     __pyx_mstate_global->__pyx_codeobj_tab[15] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_ext_wsdecode_pyx, __pyx_mstate->__pyx_n_u_pending, __pyx_mstate->__pyx_kp_b_iso88591_A_t5_e2T, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[15])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 1, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 461};
+    const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 1, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 467};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self};
     __pyx_mstate_global->__pyx_codeobj_tab[16] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_ext_wsdecode_pyx, __pyx_mstate->__pyx_n_u_counters, __pyx_mstate->__pyx_kp_b_iso88591_A_i_4_4q_4z_9_Q_D_Q_T_A_XYd_D, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[16])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 2, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 486};
+    const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 2, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 492};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_out};
     __pyx_mstate_global->__pyx_codeobj_tab[17] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_ext_wsdecode_pyx, __pyx_mstate->__pyx_n_u_take_recording, __pyx_mstate->__pyx_kp_b_iso88591_A_e1D_D_A_q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[17])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 18, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 493};
+    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 18, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 499};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_out, __pyx_mstate->__pyx_n_u_cap, __pyx_mstate->__pyx_n_u_n, __pyx_mstate->__pyx_n_u_avail, __pyx_mstate->__pyx_n_u_p, __pyx_mstate->__pyx_n_u_hl, __pyx_mstate->__pyx_n_u_s, __pyx_mstate->__pyx_n_u_e, __pyx_mstate->__pyx_n_u_k, __pyx_mstate->__pyx_n_u_ln, __pyx_mstate->__pyx_n_u_b0, __pyx_mstate->__pyx_n_u_b1, __pyx_mstate->__pyx_n_u_op, __pyx_mstate->__pyx_n_u_fin, __pyx_mstate->__pyx_n_u_r, __pyx_mstate->__pyx_n_u_outp, __pyx_mstate->__pyx_n_u_buf};
     __pyx_mstate_global->__pyx_codeobj_tab[18] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_ext_wsdecode_pyx, __pyx_mstate->__pyx_n_u_decode, __pyx_mstate->__pyx_kp_b_iso88591_A_A_7_5_3fCr_CzQTTU_AQ_c_q_Qa_IQ, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[18])) goto bad;
   }
@@ -48121,6 +48238,344 @@ static double __Pyx__PyObject_AsDouble(PyObject* obj) {
     }
 bad:
     return (double)-1;
+}
+
+/* PyLongCompare */
+static CYTHON_INLINE int __Pyx_PyLong_BoolEqObjC(PyObject *op1, PyObject *op2, long intval, long inplace) {
+    CYTHON_MAYBE_UNUSED_VAR(intval);
+    CYTHON_UNUSED_VAR(inplace);
+    if (op1 == op2) {
+        return 1;
+    }
+    #if CYTHON_USE_PYLONG_INTERNALS
+    if (likely(PyLong_CheckExact(op1))) {
+        int unequal;
+        unsigned long uintval;
+        Py_ssize_t size = __Pyx_PyLong_DigitCount(op1);
+        const digit* digits = __Pyx_PyLong_Digits(op1);
+        if (intval == 0) {
+            return (__Pyx_PyLong_IsZero(op1) == 1);
+        } else if (intval < 0) {
+            if (__Pyx_PyLong_IsNonNeg(op1))
+                return 0;
+            intval = -intval;
+        } else {
+            if (__Pyx_PyLong_IsNeg(op1))
+                return 0;
+        }
+        uintval = (unsigned long) intval;
+#if PyLong_SHIFT * 4 < SIZEOF_LONG*8
+        if (uintval >> (PyLong_SHIFT * 4)) {
+            unequal = (size != 5) || (digits[0] != (uintval & (unsigned long) PyLong_MASK))
+                 | (digits[1] != ((uintval >> (1 * PyLong_SHIFT)) & (unsigned long) PyLong_MASK)) | (digits[2] != ((uintval >> (2 * PyLong_SHIFT)) & (unsigned long) PyLong_MASK)) | (digits[3] != ((uintval >> (3 * PyLong_SHIFT)) & (unsigned long) PyLong_MASK)) | (digits[4] != ((uintval >> (4 * PyLong_SHIFT)) & (unsigned long) PyLong_MASK));
+        } else
+#endif
+#if PyLong_SHIFT * 3 < SIZEOF_LONG*8
+        if (uintval >> (PyLong_SHIFT * 3)) {
+            unequal = (size != 4) || (digits[0] != (uintval & (unsigned long) PyLong_MASK))
+                 | (digits[1] != ((uintval >> (1 * PyLong_SHIFT)) & (unsigned long) PyLong_MASK)) | (digits[2] != ((uintval >> (2 * PyLong_SHIFT)) & (unsigned long) PyLong_MASK)) | (digits[3] != ((uintval >> (3 * PyLong_SHIFT)) & (unsigned long) PyLong_MASK));
+        } else
+#endif
+#if PyLong_SHIFT * 2 < SIZEOF_LONG*8
+        if (uintval >> (PyLong_SHIFT * 2)) {
+            unequal = (size != 3) || (digits[0] != (uintval & (unsigned long) PyLong_MASK))
+                 | (digits[1] != ((uintval >> (1 * PyLong_SHIFT)) & (unsigned long) PyLong_MASK)) | (digits[2] != ((uintval >> (2 * PyLong_SHIFT)) & (unsigned long) PyLong_MASK));
+        } else
+#endif
+#if PyLong_SHIFT * 1 < SIZEOF_LONG*8
+        if (uintval >> (PyLong_SHIFT * 1)) {
+            unequal = (size != 2) || (digits[0] != (uintval & (unsigned long) PyLong_MASK))
+                 | (digits[1] != ((uintval >> (1 * PyLong_SHIFT)) & (unsigned long) PyLong_MASK));
+        } else
+#endif
+            unequal = (size != 1) || (((unsigned long) digits[0]) != (uintval & (unsigned long) PyLong_MASK));
+        return (unequal == 0);
+    }
+    #endif
+    if (PyFloat_CheckExact(op1)) {
+        const long b = intval;
+        double a = __Pyx_PyFloat_AS_DOUBLE(op1);
+        return ((double)a == (double)b);
+    }
+    return __Pyx_PyObject_RichCompareBool(op1, op2, Py_EQ);
+}
+
+/* PyObjectCompare */
+#ifndef __Pyx_DEFINED_PyObject_CompareFloatIntBoolGe
+#define __Pyx_DEFINED_PyObject_CompareFloatIntBoolGe
+static int __Pyx_PyObject_CompareFloatIntBoolGe(PyObject *op1, PyObject *op2) {
+    double float_op1 = __Pyx_PyFloat_AS_DOUBLE(op1);
+    #if !CYTHON_ASSUME_SAFE_MACROS
+    if (unlikely(float_op1 == -1. && PyErr_Occurred())) return -1;
+    #endif
+    #if CYTHON_USE_PYLONG_INTERNALS
+    if (__Pyx_PyLong_IsCompact(op2)) {
+        Py_ssize_t iop2 = __Pyx_PyLong_CompactValue(op2);
+        if (float_op1 >= ((double)iop2)) goto __pyx_return_true; else goto __pyx_return_false;
+    }
+    if (unlikely(!__Pyx_isfinite(float_op1))) {
+        if (float_op1 >= 0.0) goto __pyx_return_true; else goto __pyx_return_false;
+    } else {
+        int sign2 = __Pyx_PyLong_Sign(op2);
+        if (float_op1 >= 0.) {
+            if (sign2 < 0) goto __pyx_return_true;
+            if (float_op1 < (double) (1L << PyLong_SHIFT)) goto __pyx_return_false;
+        } else {
+            if (sign2 > 0) goto __pyx_return_false;
+            if (float_op1 > -(double) (1L << PyLong_SHIFT)) goto __pyx_return_true;
+        }
+    }
+    #else
+    if (unlikely(!__Pyx_isfinite(float_op1))) {
+        if (float_op1 >= 0.0) goto __pyx_return_true; else goto __pyx_return_false;
+    } else {
+        int overflow2;
+        long iop2 = PyLong_AsLongAndOverflow(op2, &overflow2);
+        if (likely(!overflow2)) {
+            if ((long long) iop2 >= (1LL << 53)) {
+                overflow2 = 1;
+            } else if ((long long) iop2 <= - (1LL << 53)) {
+                overflow2 = -1;
+            } else {
+                if (float_op1 >= ((double) iop2)) goto __pyx_return_true; else goto __pyx_return_false;
+            }
+        }
+        if (overflow2 > 0) {
+            if (float_op1 < ((double) (1LL << 53))) goto __pyx_return_false;
+        } else {
+            if (float_op1 > - ((double) (1LL << 53))) goto __pyx_return_true;
+        }
+    }
+    #endif
+    return __Pyx_PyObject_RichCompareBool(op1, op2, Py_GE);
+__pyx_return_true:
+    return 1;
+__pyx_return_false:
+    return 0;
+}
+#endif
+#if CYTHON_USE_PYLONG_INTERNALS
+#ifndef __Pyx_DEFINED_PyObject_CompareIntIntBoolGe
+#define __Pyx_DEFINED_PyObject_CompareIntIntBoolGe
+static int __Pyx_PyObject_CompareIntIntBoolGe(PyObject *op1, PyObject *op2) {
+    Py_ssize_t cmp = __Pyx_PyLong_CompareSignAndSize(op1, op2);
+    if (cmp == 0) {
+        Py_ssize_t size = __Pyx_PyLong_DigitCount(op1);
+        if (size > 0) {
+            const digit* digits1 = __Pyx_PyLong_Digits(op1);
+            const digit* digits2 = __Pyx_PyLong_Digits(op2);
+            if (size == 1) {
+                cmp = (Py_ssize_t) digits1[0] - (Py_ssize_t) digits2[0];
+            } else if ((size == 2) && (8 * sizeof(Py_ssize_t) >= 2 * PyLong_SHIFT)) {
+                cmp = (Py_ssize_t) (((((size_t)digits1[1]) << PyLong_SHIFT) | (size_t)digits1[0])) - (Py_ssize_t) (((((size_t)digits2[1]) << PyLong_SHIFT) | (size_t)digits2[0]));
+            } else {
+                for (Py_ssize_t i=size-1; i >= 0 && !cmp; --i) {
+                    cmp = (Py_ssize_t) digits1[i] - (Py_ssize_t) digits2[i];
+                }
+            }
+        }
+        if (cmp == 0) return 1;
+        if (__Pyx_PyLong_IsNeg(op1)) cmp = -cmp;
+    }
+    return (cmp >= 0);
+}
+#endif
+#ifndef __Pyx_DEFINED_PyObject_CompareIntIntBoolGe
+#define __Pyx_DEFINED_PyObject_CompareIntIntBoolGe
+static CYTHON_INLINE PyObject* __Pyx_PyObject_CompareIntIntGe(PyObject *op1, PyObject *op2) {
+    int result = __Pyx_PyObject_CompareIntIntBoolGe(op1, op2);
+    if (unlikely(result == -1)) return NULL;
+    return __Pyx_NewRef(result ? Py_True : Py_False);
+}
+#endif
+#else
+#ifndef __Pyx_DEFINED_PyObject_CompareIntIntBoolGe
+#define __Pyx_DEFINED_PyObject_CompareIntIntBoolGe
+static int __Pyx_PyObject_CompareIntIntBoolGe(PyObject *op1, PyObject *op2) {
+    int overflow1, overflow2;
+    long long iop1 = PyLong_AsLongLongAndOverflow(op1, &overflow1);
+    long long iop2 = PyLong_AsLongLongAndOverflow(op2, &overflow2);
+    if (likely(!(overflow1 | overflow2))) {
+        if (iop1 >= iop2) goto __pyx_return_true; else goto __pyx_return_false;
+    } else if (overflow1 != overflow2) {
+        if (overflow1 >= overflow2) goto __pyx_return_true; else goto __pyx_return_false;
+    } else {
+        return __Pyx_PyObject_RichCompareBool(op1, op2, Py_GE);
+    }
+__pyx_return_true:
+    return 1;
+__pyx_return_false:
+    return 0;
+}
+#endif
+#endif
+static CYTHON_INLINE int __Pyx_PyObject_CompareBoolGe_object_int(PyObject *op1, PyObject *op2, int pyop) {
+    CYTHON_UNUSED_VAR(pyop);
+    if (unlikely(op2 == Py_None)) {
+        goto __pyx_richcmp;
+    }
+    if (op1 == op2) goto __pyx_return_true;
+    if (PyFloat_CheckExact(op1)) {
+        if (likely(op2 != Py_None)) {
+            return __Pyx_PyObject_CompareFloatIntBoolGe(op1, op2);
+        }
+        goto __pyx_richcmp;
+    }
+    if (likely(PyLong_CheckExact(op1))) {
+        if (op1 == op2) goto __pyx_return_true;
+        if (likely(op2 != Py_None)) {
+            return __Pyx_PyObject_CompareIntIntBoolGe(op1, op2);
+        }
+        goto __pyx_richcmp;
+    }
+    if ((0)) goto __pyx_richcmp;
+    if ((0)) goto __pyx_return_true;
+    if ((0)) goto __pyx_return_false;
+__pyx_richcmp:
+    return __Pyx_PyObject_RichCompareBool(op1, op2, Py_GE);
+__pyx_return_true:
+    return 1;
+__pyx_return_false:
+    return 0;
+}
+
+/* PyObjectCompare */
+#ifndef __Pyx_DEFINED_PyObject_CompareFloatIntBoolLe
+#define __Pyx_DEFINED_PyObject_CompareFloatIntBoolLe
+static int __Pyx_PyObject_CompareFloatIntBoolLe(PyObject *op1, PyObject *op2) {
+    double float_op1 = __Pyx_PyFloat_AS_DOUBLE(op1);
+    #if !CYTHON_ASSUME_SAFE_MACROS
+    if (unlikely(float_op1 == -1. && PyErr_Occurred())) return -1;
+    #endif
+    #if CYTHON_USE_PYLONG_INTERNALS
+    if (__Pyx_PyLong_IsCompact(op2)) {
+        Py_ssize_t iop2 = __Pyx_PyLong_CompactValue(op2);
+        if (float_op1 <= ((double)iop2)) goto __pyx_return_true; else goto __pyx_return_false;
+    }
+    if (unlikely(!__Pyx_isfinite(float_op1))) {
+        if (float_op1 <= 0.0) goto __pyx_return_true; else goto __pyx_return_false;
+    } else {
+        int sign2 = __Pyx_PyLong_Sign(op2);
+        if (float_op1 >= 0.) {
+            if (sign2 < 0) goto __pyx_return_false;
+            if (float_op1 < (double) (1L << PyLong_SHIFT)) goto __pyx_return_true;
+        } else {
+            if (sign2 > 0) goto __pyx_return_true;
+            if (float_op1 > -(double) (1L << PyLong_SHIFT)) goto __pyx_return_false;
+        }
+    }
+    #else
+    if (unlikely(!__Pyx_isfinite(float_op1))) {
+        if (float_op1 <= 0.0) goto __pyx_return_true; else goto __pyx_return_false;
+    } else {
+        int overflow2;
+        long iop2 = PyLong_AsLongAndOverflow(op2, &overflow2);
+        if (likely(!overflow2)) {
+            if ((long long) iop2 >= (1LL << 53)) {
+                overflow2 = 1;
+            } else if ((long long) iop2 <= - (1LL << 53)) {
+                overflow2 = -1;
+            } else {
+                if (float_op1 <= ((double) iop2)) goto __pyx_return_true; else goto __pyx_return_false;
+            }
+        }
+        if (overflow2 > 0) {
+            if (float_op1 < ((double) (1LL << 53))) goto __pyx_return_true;
+        } else {
+            if (float_op1 > - ((double) (1LL << 53))) goto __pyx_return_false;
+        }
+    }
+    #endif
+    return __Pyx_PyObject_RichCompareBool(op1, op2, Py_LE);
+__pyx_return_true:
+    return 1;
+__pyx_return_false:
+    return 0;
+}
+#endif
+#if CYTHON_USE_PYLONG_INTERNALS
+#ifndef __Pyx_DEFINED_PyObject_CompareIntIntBoolLe
+#define __Pyx_DEFINED_PyObject_CompareIntIntBoolLe
+static int __Pyx_PyObject_CompareIntIntBoolLe(PyObject *op1, PyObject *op2) {
+    Py_ssize_t cmp = __Pyx_PyLong_CompareSignAndSize(op1, op2);
+    if (cmp == 0) {
+        Py_ssize_t size = __Pyx_PyLong_DigitCount(op1);
+        if (size > 0) {
+            const digit* digits1 = __Pyx_PyLong_Digits(op1);
+            const digit* digits2 = __Pyx_PyLong_Digits(op2);
+            if (size == 1) {
+                cmp = (Py_ssize_t) digits1[0] - (Py_ssize_t) digits2[0];
+            } else if ((size == 2) && (8 * sizeof(Py_ssize_t) >= 2 * PyLong_SHIFT)) {
+                cmp = (Py_ssize_t) (((((size_t)digits1[1]) << PyLong_SHIFT) | (size_t)digits1[0])) - (Py_ssize_t) (((((size_t)digits2[1]) << PyLong_SHIFT) | (size_t)digits2[0]));
+            } else {
+                for (Py_ssize_t i=size-1; i >= 0 && !cmp; --i) {
+                    cmp = (Py_ssize_t) digits1[i] - (Py_ssize_t) digits2[i];
+                }
+            }
+        }
+        if (cmp == 0) return 1;
+        if (__Pyx_PyLong_IsNeg(op1)) cmp = -cmp;
+    }
+    return (cmp <= 0);
+}
+#endif
+#ifndef __Pyx_DEFINED_PyObject_CompareIntIntBoolLe
+#define __Pyx_DEFINED_PyObject_CompareIntIntBoolLe
+static CYTHON_INLINE PyObject* __Pyx_PyObject_CompareIntIntLe(PyObject *op1, PyObject *op2) {
+    int result = __Pyx_PyObject_CompareIntIntBoolLe(op1, op2);
+    if (unlikely(result == -1)) return NULL;
+    return __Pyx_NewRef(result ? Py_True : Py_False);
+}
+#endif
+#else
+#ifndef __Pyx_DEFINED_PyObject_CompareIntIntBoolLe
+#define __Pyx_DEFINED_PyObject_CompareIntIntBoolLe
+static int __Pyx_PyObject_CompareIntIntBoolLe(PyObject *op1, PyObject *op2) {
+    int overflow1, overflow2;
+    long long iop1 = PyLong_AsLongLongAndOverflow(op1, &overflow1);
+    long long iop2 = PyLong_AsLongLongAndOverflow(op2, &overflow2);
+    if (likely(!(overflow1 | overflow2))) {
+        if (iop1 <= iop2) goto __pyx_return_true; else goto __pyx_return_false;
+    } else if (overflow1 != overflow2) {
+        if (overflow1 <= overflow2) goto __pyx_return_true; else goto __pyx_return_false;
+    } else {
+        return __Pyx_PyObject_RichCompareBool(op1, op2, Py_LE);
+    }
+__pyx_return_true:
+    return 1;
+__pyx_return_false:
+    return 0;
+}
+#endif
+#endif
+static CYTHON_INLINE int __Pyx_PyObject_CompareBoolLe_object_int(PyObject *op1, PyObject *op2, int pyop) {
+    CYTHON_UNUSED_VAR(pyop);
+    if (unlikely(op2 == Py_None)) {
+        goto __pyx_richcmp;
+    }
+    if (op1 == op2) goto __pyx_return_true;
+    if (PyFloat_CheckExact(op1)) {
+        if (likely(op2 != Py_None)) {
+            return __Pyx_PyObject_CompareFloatIntBoolLe(op1, op2);
+        }
+        goto __pyx_richcmp;
+    }
+    if (likely(PyLong_CheckExact(op1))) {
+        if (op1 == op2) goto __pyx_return_true;
+        if (likely(op2 != Py_None)) {
+            return __Pyx_PyObject_CompareIntIntBoolLe(op1, op2);
+        }
+        goto __pyx_richcmp;
+    }
+    if ((0)) goto __pyx_richcmp;
+    if ((0)) goto __pyx_return_true;
+    if ((0)) goto __pyx_return_false;
+__pyx_richcmp:
+    return __Pyx_PyObject_RichCompareBool(op1, op2, Py_LE);
+__pyx_return_true:
+    return 1;
+__pyx_return_false:
+    return 0;
 }
 
 /* dict_setdefault (used by FetchCommonType) */

@@ -66,6 +66,14 @@ cdef double POW10[23]
 for _k in range(23):
     POW10[_k] = float(10 ** _k)
 
+# byte classes: STR_CLS 0 = plain string byte, 1 = closing quote, 2 = not for the hot path
+# (backslash, control, non-ASCII); NUM_CH 1 = may appear in a JSON number token
+cdef uint8_t STR_CLS[256]
+cdef uint8_t NUM_CH[256]
+for _k in range(256):
+    STR_CLS[_k] = 2 if (_k == 92 or _k < 32 or _k >= 128) else (1 if _k == 34 else 0)
+    NUM_CH[_k] = 1 if (48 <= _k <= 57 or _k in (45, 43, 46, 101, 69)) else 0
+
 
 # ---------------------------------------------------------------- scanning helpers
 cdef inline bint _isws(unsigned char c) noexcept nogil:
@@ -80,19 +88,17 @@ cdef inline Py_ssize_t _ws(const unsigned char *b, Py_ssize_t i, Py_ssize_t end)
 
 cdef inline Py_ssize_t _str(const unsigned char *b, Py_ssize_t i, Py_ssize_t end) noexcept nogil:
     cdef Py_ssize_t j = i + 1
-    cdef unsigned char c
+    cdef uint8_t c
     while j < end:
-        c = b[j]
-        if c == 34:
-            return j + 1
-        if c == 92 or c < 32 or c >= 128:
-            return -1
+        c = STR_CLS[b[j]]
+        if c:
+            return j + 1 if c == 1 else -1
         j += 1
     return -1
 
 
 cdef inline bint _isnumch(unsigned char c) noexcept nogil:
-    return (48 <= c <= 57) or c == 45 or c == 43 or c == 46 or c == 101 or c == 69
+    return NUM_CH[c]
 
 
 cdef inline bint _isdig(unsigned char c) noexcept nogil:
