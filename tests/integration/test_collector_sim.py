@@ -230,3 +230,22 @@ def test_server_pings_are_answered(run, sim):
     stats = r.stop()
     assert stats["pings"] >= 4 and stats["pongs"] >= 4
     assert stats["connects"] == 1 and stats.get("disconnects", 0) == 0
+
+
+def test_recorded_session_replays_to_the_same_records(run, sim, tmp_path):
+    from pipeline.collector.recorder import read_raw, replay
+    from pipeline.venues.binance import BinanceAdapter
+    from tests.collector_helpers import strip_ring
+    rec = tmp_path / "rec"
+    r = run(record_dir=str(rec))
+    assert all_synced(r.pump(15, until=all_synced))
+    sim.fault("skip_depth", count=1, symbol="ETHUSDT")
+    r.pump(2.0)
+    r.stop()
+    live = r.all()
+    live = live[live["kind"] != Kind.STALE]
+    files = sorted(rec.glob("raw-*.txt.gz"))
+    adapter = BinanceAdapter(IDS, int(Venue.SIM))
+    again = replay(read_raw(files), adapter, depth_symbols=list(IDS.values()), auto_start=False)
+    assert len(again) == len(live) and (live["kind"] == Kind.GAP).sum() == 1
+    assert strip_ring(live).tobytes() == again.tobytes()
