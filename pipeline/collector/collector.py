@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import select
+import ssl
 import time
 from collections import Counter, deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -149,13 +150,16 @@ class Collector:
                 self._connect(g)
         conns = [(g, c) for g in self.groups for c in (g.active, g.standby) if c is not None]
         if conns:
+            if any(isinstance(c.sock, ssl.SSLSocket) and c.sock.pending() for _, c in conns):
+                timeout = 0.0                   # TLS already holds decrypted bytes
             try:
                 ready, _, _ = select.select([c.sock for _, c in conns], [], [], timeout)
             except (OSError, ValueError):
                 ready = [c.sock for _, c in conns]
             rs = set(map(id, ready))
             for g, c in conns:
-                if id(c.sock) in rs:
+                if c.sock is not None and (id(c.sock) in rs or (isinstance(c.sock, ssl.SSLSocket)
+                                                                and c.sock.pending())):
                     self._service(g, c)
         else:
             time.sleep(timeout)

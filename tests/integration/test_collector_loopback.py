@@ -30,7 +30,7 @@ def test_records_reach_the_ring_and_the_recording_replays_bit_for_bit(vectors, t
                                                                        shm_name):
     raws = excerpt(vectors)
     blob = b"".join(ws_frame(r) for r in raws)
-    server, port = start_server(blob, hold=1.0, chunk=4096, max_conns=1)
+    server, port = start_server(blob, hold=0.3, chunk=4096, max_conns=1)
     ring = TickRing.create(shm_name, 1 << 16)
     reader = ring.reader(start="oldest", max_batch=1 << 16)
     cfg = {"ws_url": f"ws://127.0.0.1:{port}", "rest_url": f"http://127.0.0.1:{port}",
@@ -39,7 +39,7 @@ def test_records_reach_the_ring_and_the_recording_replays_bit_for_bit(vectors, t
            "backoff_max_s": 0.2, "stale_after_s": 5.0}
     stats_path = tmp_path / "stats.json"
     proc = mp.get_context("spawn").Process(target=run_from_dict,
-                                           args=(cfg, shm_name, 2.5, str(stats_path)))
+                                           args=(cfg, shm_name, 3.0, str(stats_path)))
     proc.start()
     proc.join(30)
     server.join(5)
