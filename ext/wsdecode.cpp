@@ -10,11 +10,11 @@
             ]
         ],
         "depends": [
-            "/tmp/pip-build-env-zeicex_v/overlay/lib/python3.11/site-packages/numpy/_core/include/numpy/arrayobject.h",
-            "/tmp/pip-build-env-zeicex_v/overlay/lib/python3.11/site-packages/numpy/_core/include/numpy/arrayscalars.h",
-            "/tmp/pip-build-env-zeicex_v/overlay/lib/python3.11/site-packages/numpy/_core/include/numpy/ndarrayobject.h",
-            "/tmp/pip-build-env-zeicex_v/overlay/lib/python3.11/site-packages/numpy/_core/include/numpy/ndarraytypes.h",
-            "/tmp/pip-build-env-zeicex_v/overlay/lib/python3.11/site-packages/numpy/_core/include/numpy/ufuncobject.h"
+            "/tmp/pip-build-env-zolqk2dr/overlay/lib/python3.11/site-packages/numpy/_core/include/numpy/arrayobject.h",
+            "/tmp/pip-build-env-zolqk2dr/overlay/lib/python3.11/site-packages/numpy/_core/include/numpy/arrayscalars.h",
+            "/tmp/pip-build-env-zolqk2dr/overlay/lib/python3.11/site-packages/numpy/_core/include/numpy/ndarrayobject.h",
+            "/tmp/pip-build-env-zolqk2dr/overlay/lib/python3.11/site-packages/numpy/_core/include/numpy/ndarraytypes.h",
+            "/tmp/pip-build-env-zolqk2dr/overlay/lib/python3.11/site-packages/numpy/_core/include/numpy/ufuncobject.h"
         ],
         "extra_compile_args": [
             "-O3",
@@ -22,7 +22,7 @@
             "-Wno-unreachable-code"
         ],
         "include_dirs": [
-            "/tmp/pip-build-env-zeicex_v/overlay/lib/python3.11/site-packages/numpy/_core/include",
+            "/tmp/pip-build-env-zolqk2dr/overlay/lib/python3.11/site-packages/numpy/_core/include",
             "ext"
         ],
         "language": "c++",
@@ -1583,6 +1583,7 @@ static const char* const __pyx_f[] = {
   "View.MemoryView",
   "numpy/__init__.cython-30.pxd",
   "pipeline/_ext/wsdecode.pxd",
+  "pipeline/_ext/symstate.pxd",
   "cpython/type.pxd",
 };
 /* #### Code section: utility_code_proto_before_types ### */
@@ -2027,7 +2028,7 @@ static CYTHON_INLINE __pyx_t_long_double_complex __pyx_t_long_double_complex_fro
 /* #### Code section: type_declarations ### */
 
 /*--- Type declarations ---*/
-struct __pyx_obj_8pipeline_4_ext_8wsdecode_SymbolState;
+struct __pyx_obj_8pipeline_4_ext_8symstate_SymbolState;
 struct __pyx_obj_8pipeline_4_ext_8wsdecode_WsDecoder;
 struct __pyx_array_obj;
 struct __pyx_MemviewEnum_obj;
@@ -2158,22 +2159,22 @@ struct __pyx_t_8pipeline_4_ext_7records_RingHeader {
   uint32_t waiters;
   uint32_t _pad3[14];
 };
-struct __pyx_t_8pipeline_4_ext_8wsdecode_SymSlot;
+struct __pyx_t_8pipeline_4_ext_8symstate_SymSlot;
 
-/* "pipeline/_ext/wsdecode.pxd":9
+/* "pipeline/_ext/symstate.pxd":8
  * 
  * # ---------------------------------------------------------------- SYMBOL TABLE
  * cdef struct SymSlot:             # <<<<<<<<<<<<<<
  *     char name[32]
  *     int len             # 0 = empty slot
 */
-struct __pyx_t_8pipeline_4_ext_8wsdecode_SymSlot {
+struct __pyx_t_8pipeline_4_ext_8symstate_SymSlot {
   char name[32];
   int len;
   int id;
 };
 
-/* "ext/wsdecode.pyx":29
+/* "ext/wsdecode.pyx":25
  * # events (same values as the twin)
  * EV_NONE, EV_FULL, EV_MESSAGE, EV_PING, EV_PONG, EV_CLOSE, EV_BAD, EV_PROTOCOL = range(8)
  * cdef enum:             # <<<<<<<<<<<<<<
@@ -2191,7 +2192,7 @@ enum  {
   __pyx_e_8pipeline_4_ext_8wsdecode_C_EV_PROTOCOL = 7
 };
 
-/* "ext/wsdecode.pyx":38
+/* "ext/wsdecode.pyx":34
  *     C_EV_BAD = 6
  *     C_EV_PROTOCOL = 7
  * cdef enum:             # <<<<<<<<<<<<<<
@@ -2213,7 +2214,7 @@ enum  {
   __pyx_e_8pipeline_4_ext_8wsdecode_R_FULL = -100L
 };
 
-/* "ext/wsdecode.pyx":51
+/* "ext/wsdecode.pyx":47
  *     R_COLD = 10
  *     R_FULL = -100
  * cdef enum:             # <<<<<<<<<<<<<<
@@ -2230,20 +2231,20 @@ enum  {
   __pyx_e_8pipeline_4_ext_8wsdecode_KIND_BOOK_ASK = 6
 };
 
-/* "pipeline/_ext/wsdecode.pxd":15
+/* "pipeline/_ext/symstate.pxd":14
  * 
  * # ---------------------------------------------------------------- SHARED STATE (per feed)
  * cdef class SymbolState:             # <<<<<<<<<<<<<<
  *     cdef readonly int venue
  *     cdef readonly int n                      # symbol ids 0..n-1
 */
-struct __pyx_obj_8pipeline_4_ext_8wsdecode_SymbolState {
+struct __pyx_obj_8pipeline_4_ext_8symstate_SymbolState {
   PyObject_HEAD
-  struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_SymbolState *__pyx_vtab;
+  struct __pyx_vtabstruct_8pipeline_4_ext_8symstate_SymbolState *__pyx_vtab;
   int venue;
   int n;
   PyObject *symbols;
-  struct __pyx_t_8pipeline_4_ext_8wsdecode_SymSlot *table;
+  struct __pyx_t_8pipeline_4_ext_8symstate_SymSlot *table;
   int64_t tmask;
   int64_t *last;
   uint8_t *synced_;
@@ -2253,7 +2254,7 @@ struct __pyx_obj_8pipeline_4_ext_8wsdecode_SymbolState {
 };
 
 
-/* "pipeline/_ext/wsdecode.pxd":33
+/* "pipeline/_ext/wsdecode.pxd":8
  * 
  * # ---------------------------------------------------------------- FRAME DECODER (per connection)
  * cdef class WsDecoder:             # <<<<<<<<<<<<<<
@@ -2263,7 +2264,7 @@ struct __pyx_obj_8pipeline_4_ext_8wsdecode_SymbolState {
 struct __pyx_obj_8pipeline_4_ext_8wsdecode_WsDecoder {
   PyObject_HEAD
   struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *__pyx_vtab;
-  struct __pyx_obj_8pipeline_4_ext_8wsdecode_SymbolState *state;
+  struct __pyx_obj_8pipeline_4_ext_8symstate_SymbolState *state;
   int venue;
   Py_ssize_t max_message;
   int hot;
@@ -2381,24 +2382,24 @@ struct __pyx_memoryviewslice_obj {
 
 
 
-/* "ext/wsdecode.pyx":251
+/* "pipeline/_ext/symstate.pxd":14
  * 
- * # ---------------------------------------------------------------- SymbolState
+ * # ---------------------------------------------------------------- SHARED STATE (per feed)
  * cdef class SymbolState:             # <<<<<<<<<<<<<<
- *     """Per-symbol state shared by the decoders of one feed (see the twin)."""
- * 
+ *     cdef readonly int venue
+ *     cdef readonly int n                      # symbol ids 0..n-1
 */
 
-struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_SymbolState {
-  int (*_lookup)(struct __pyx_obj_8pipeline_4_ext_8wsdecode_SymbolState *, unsigned char const *, Py_ssize_t);
-  int (*_accept)(struct __pyx_obj_8pipeline_4_ext_8wsdecode_SymbolState *, int, int, int64_t);
-  int (*_crossed)(struct __pyx_obj_8pipeline_4_ext_8wsdecode_SymbolState *, int);
-  void (*_set)(struct __pyx_obj_8pipeline_4_ext_8wsdecode_SymbolState *, int, int, double, double);
+struct __pyx_vtabstruct_8pipeline_4_ext_8symstate_SymbolState {
+  int (*_lookup)(struct __pyx_obj_8pipeline_4_ext_8symstate_SymbolState *, unsigned char const *, Py_ssize_t);
+  int (*_accept)(struct __pyx_obj_8pipeline_4_ext_8symstate_SymbolState *, int, int, int64_t);
+  int (*_crossed)(struct __pyx_obj_8pipeline_4_ext_8symstate_SymbolState *, int);
+  void (*_set)(struct __pyx_obj_8pipeline_4_ext_8symstate_SymbolState *, int, int, double, double);
 };
-static struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_SymbolState *__pyx_vtabptr_8pipeline_4_ext_8wsdecode_SymbolState;
+static struct __pyx_vtabstruct_8pipeline_4_ext_8symstate_SymbolState *__pyx_vtabptr_8pipeline_4_ext_8symstate_SymbolState;
 
 
-/* "ext/wsdecode.pyx":402
+/* "ext/wsdecode.pyx":239
  * 
  * # ---------------------------------------------------------------- WsDecoder
  * cdef class WsDecoder:             # <<<<<<<<<<<<<<
@@ -2543,95 +2544,6 @@ static struct __pyx_vtabstruct__memoryviewslice *__pyx_vtabptr__memoryviewslice;
 #define __Pyx_CLEAR(r)    do { PyObject* tmp = ((PyObject*)(r)); r = NULL; __Pyx_DECREF(tmp);} while(0)
 #define __Pyx_XCLEAR(r)   do { if((r) != NULL) {PyObject* tmp = ((PyObject*)(r)); r = NULL; __Pyx_DECREF(tmp);}} while(0)
 
-/* FastTypeChecks.proto (used by GivenExceptionMatches) */
-#if CYTHON_COMPILING_IN_CPYTHON
-#define __Pyx_TypeCheck(obj, type) __Pyx_IsSubtype(Py_TYPE(obj), (PyTypeObject *)type)
-#define __Pyx_TypeCheck2(obj, type1, type2) __Pyx_IsAnySubtype2(Py_TYPE(obj), (PyTypeObject *)type1, (PyTypeObject *)type2)
-static CYTHON_INLINE int __Pyx_IsSubtype(PyTypeObject *a, PyTypeObject *b);
-static CYTHON_INLINE int __Pyx_IsAnySubtype2(PyTypeObject *cls, PyTypeObject *a, PyTypeObject *b);
-#define __Pyx_PyAnySet_Check(obj)  __Pyx_TypeCheck2(obj, &PySet_Type, &PyFrozenSet_Type)
-#else
-#define __Pyx_TypeCheck(obj, type) PyObject_TypeCheck(obj, (PyTypeObject *)type)
-#define __Pyx_TypeCheck2(obj, type1, type2) (PyObject_TypeCheck(obj, (PyTypeObject *)type1) || PyObject_TypeCheck(obj, (PyTypeObject *)type2))
-#define __Pyx_PyAnySet_Check(obj)  PyAnySet_Check(obj)
-#endif
-
-/* PyThreadStateGet.proto (used by PyErrFetchRestore) */
-#if CYTHON_FAST_THREAD_STATE
-#define __Pyx_PyThreadState_declare  PyThreadState *__pyx_tstate;
-#define __Pyx_PyThreadState_assign  __pyx_tstate = __Pyx_PyThreadState_Current;
-#if PY_VERSION_HEX >= 0x030C00A6
-#define __Pyx_PyErr_Occurred()  (__pyx_tstate->current_exception != NULL)
-#define __Pyx_PyErr_CurrentExceptionType()  (__pyx_tstate->current_exception ? (PyObject*) Py_TYPE(__pyx_tstate->current_exception) : (PyObject*) NULL)
-#else
-#define __Pyx_PyErr_Occurred()  (__pyx_tstate->curexc_type != NULL)
-#define __Pyx_PyErr_CurrentExceptionType()  (__pyx_tstate->curexc_type)
-#endif
-#else
-#define __Pyx_PyThreadState_declare
-#define __Pyx_PyThreadState_assign
-#define __Pyx_PyErr_Occurred()  (PyErr_Occurred() != NULL)
-#define __Pyx_PyErr_CurrentExceptionType()  PyErr_Occurred()
-#endif
-
-/* PyErrFetchRestore.proto (used by GivenExceptionMatches) */
-#if CYTHON_FAST_THREAD_STATE
-#define __Pyx_PyErr_Clear() __Pyx_ErrRestore(NULL, NULL, NULL)
-#define __Pyx_ErrRestoreWithState(type, value, tb)  __Pyx_ErrRestoreInState(PyThreadState_GET(), type, value, tb)
-#define __Pyx_ErrFetchWithState(type, value, tb)    __Pyx_ErrFetchInState(PyThreadState_GET(), type, value, tb)
-#define __Pyx_ErrRestore(type, value, tb)  __Pyx_ErrRestoreInState(__pyx_tstate, type, value, tb)
-#define __Pyx_ErrFetch(type, value, tb)    __Pyx_ErrFetchInState(__pyx_tstate, type, value, tb)
-static CYTHON_INLINE void __Pyx_ErrRestoreInState(PyThreadState *tstate, PyObject *type, PyObject *value, PyObject *tb);
-static CYTHON_INLINE void __Pyx_ErrFetchInState(PyThreadState *tstate, PyObject **type, PyObject **value, PyObject **tb);
-#if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX < 0x030C00A6
-#define __Pyx_PyErr_SetNone(exc) (Py_INCREF(exc), __Pyx_ErrRestore((exc), NULL, NULL))
-#else
-#define __Pyx_PyErr_SetNone(exc) PyErr_SetNone(exc)
-#endif
-#else
-#define __Pyx_PyErr_Clear() PyErr_Clear()
-#define __Pyx_PyErr_SetNone(exc) PyErr_SetNone(exc)
-#define __Pyx_ErrRestoreWithState(type, value, tb)  PyErr_Restore(type, value, tb)
-#define __Pyx_ErrFetchWithState(type, value, tb)  PyErr_Fetch(type, value, tb)
-#define __Pyx_ErrRestoreInState(tstate, type, value, tb)  PyErr_Restore(type, value, tb)
-#define __Pyx_ErrFetchInState(tstate, type, value, tb)  PyErr_Fetch(type, value, tb)
-#define __Pyx_ErrRestore(type, value, tb)  PyErr_Restore(type, value, tb)
-#define __Pyx_ErrFetch(type, value, tb)  PyErr_Fetch(type, value, tb)
-#endif
-
-/* GivenExceptionMatches.proto (used by PyErrExceptionMatches) */
-#if CYTHON_COMPILING_IN_CPYTHON
-static CYTHON_INLINE int __Pyx_PyErr_GivenExceptionMatches(PyObject *err, PyObject *type);
-static CYTHON_INLINE int __Pyx_PyErr_GivenExceptionMatches2(PyObject *err, PyObject *type1, PyObject *type2);
-#else
-#define __Pyx_PyErr_GivenExceptionMatches(err, type) PyErr_GivenExceptionMatches(err, type)
-static CYTHON_INLINE int __Pyx_PyErr_GivenExceptionMatches2(PyObject *err, PyObject *type1, PyObject *type2) {
-    return PyErr_GivenExceptionMatches(err, type1) || PyErr_GivenExceptionMatches(err, type2);
-}
-#endif
-#define __Pyx_PyErr_ExceptionMatches2(err1, err2)  __Pyx_PyErr_GivenExceptionMatches2(__Pyx_PyErr_CurrentExceptionType(), err1, err2)
-
-/* PyErrExceptionMatches.proto (used by PyObjectGetAttrStrNoError) */
-#if CYTHON_FAST_THREAD_STATE
-#define __Pyx_PyErr_ExceptionMatches(err) __Pyx_PyErr_ExceptionMatchesInState(__pyx_tstate, err)
-static CYTHON_INLINE int __Pyx_PyErr_ExceptionMatchesInState(PyThreadState* tstate, PyObject* err);
-#else
-#define __Pyx_PyErr_ExceptionMatches(err)  PyErr_ExceptionMatches(err)
-#endif
-
-/* PyObjectGetAttrStr.proto (used by PyObjectGetAttrStrNoError) */
-#if CYTHON_USE_TYPE_SLOTS
-static CYTHON_INLINE PyObject* __Pyx_PyObject_GetAttrStr(PyObject* obj, PyObject* attr_name);
-#else
-#define __Pyx_PyObject_GetAttrStr(o,n) PyObject_GetAttr(o,n)
-#endif
-
-/* PyObjectGetAttrStrNoError.proto (used by GetBuiltinName) */
-static CYTHON_INLINE PyObject* __Pyx_PyObject_GetAttrStrNoError(PyObject* obj, PyObject* attr_name);
-
-/* GetBuiltinName.proto */
-static PyObject *__Pyx_GetBuiltinName(PyObject *name);
-
 /* CopyObjectArray.proto (used by TupleOrListFromArrayImpl) */
 #if CYTHON_COMPILING_IN_CPYTHON
 static CYTHON_INLINE void __Pyx_copy_object_array(PyObject *const *CYTHON_RESTRICT src, PyObject** CYTHON_RESTRICT dest, Py_ssize_t length);
@@ -2760,6 +2672,26 @@ typedef struct {
 static CYTHON_INLINE int __Pyx_IgnoreGivenException(PyObject *given_exception, PyObject *ignorable_exception);
 #define __Pyx_IgnoreException(ignorable_exception) __Pyx_IgnoreGivenException(NULL, ignorable_exception)
 
+/* FastTypeChecks.proto (used by UnpackUnboundCMethod_impl) */
+#if CYTHON_COMPILING_IN_CPYTHON
+#define __Pyx_TypeCheck(obj, type) __Pyx_IsSubtype(Py_TYPE(obj), (PyTypeObject *)type)
+#define __Pyx_TypeCheck2(obj, type1, type2) __Pyx_IsAnySubtype2(Py_TYPE(obj), (PyTypeObject *)type1, (PyTypeObject *)type2)
+static CYTHON_INLINE int __Pyx_IsSubtype(PyTypeObject *a, PyTypeObject *b);
+static CYTHON_INLINE int __Pyx_IsAnySubtype2(PyTypeObject *cls, PyTypeObject *a, PyTypeObject *b);
+#define __Pyx_PyAnySet_Check(obj)  __Pyx_TypeCheck2(obj, &PySet_Type, &PyFrozenSet_Type)
+#else
+#define __Pyx_TypeCheck(obj, type) PyObject_TypeCheck(obj, (PyTypeObject *)type)
+#define __Pyx_TypeCheck2(obj, type1, type2) (PyObject_TypeCheck(obj, (PyTypeObject *)type1) || PyObject_TypeCheck(obj, (PyTypeObject *)type2))
+#define __Pyx_PyAnySet_Check(obj)  PyAnySet_Check(obj)
+#endif
+
+/* PyObjectGetAttrStr.proto (used by UnpackUnboundCMethod_impl) */
+#if CYTHON_USE_TYPE_SLOTS
+static CYTHON_INLINE PyObject* __Pyx_PyObject_GetAttrStr(PyObject* obj, PyObject* attr_name);
+#else
+#define __Pyx_PyObject_GetAttrStr(o,n) PyObject_GetAttr(o,n)
+#endif
+
 /* UnpackUnboundCMethod_impl.export */
 static int __Pyx_TryUnpackUnboundCMethod(__Pyx_CachedCFunction* target);
 
@@ -2869,6 +2801,75 @@ static void __Pyx_ArgTypeError(PyObject *obj, PyTypeObject *type, const char *na
 
 /* ArgTypeTest.proto */
 static CYTHON_INLINE int __Pyx_ArgTypeTest(PyObject *obj, PyTypeObject *type, int none_allowed, const char *name, int exact);
+
+/* PyThreadStateGet.proto (used by PyErrFetchRestore) */
+#if CYTHON_FAST_THREAD_STATE
+#define __Pyx_PyThreadState_declare  PyThreadState *__pyx_tstate;
+#define __Pyx_PyThreadState_assign  __pyx_tstate = __Pyx_PyThreadState_Current;
+#if PY_VERSION_HEX >= 0x030C00A6
+#define __Pyx_PyErr_Occurred()  (__pyx_tstate->current_exception != NULL)
+#define __Pyx_PyErr_CurrentExceptionType()  (__pyx_tstate->current_exception ? (PyObject*) Py_TYPE(__pyx_tstate->current_exception) : (PyObject*) NULL)
+#else
+#define __Pyx_PyErr_Occurred()  (__pyx_tstate->curexc_type != NULL)
+#define __Pyx_PyErr_CurrentExceptionType()  (__pyx_tstate->curexc_type)
+#endif
+#else
+#define __Pyx_PyThreadState_declare
+#define __Pyx_PyThreadState_assign
+#define __Pyx_PyErr_Occurred()  (PyErr_Occurred() != NULL)
+#define __Pyx_PyErr_CurrentExceptionType()  PyErr_Occurred()
+#endif
+
+/* PyErrFetchRestore.proto (used by GivenExceptionMatches) */
+#if CYTHON_FAST_THREAD_STATE
+#define __Pyx_PyErr_Clear() __Pyx_ErrRestore(NULL, NULL, NULL)
+#define __Pyx_ErrRestoreWithState(type, value, tb)  __Pyx_ErrRestoreInState(PyThreadState_GET(), type, value, tb)
+#define __Pyx_ErrFetchWithState(type, value, tb)    __Pyx_ErrFetchInState(PyThreadState_GET(), type, value, tb)
+#define __Pyx_ErrRestore(type, value, tb)  __Pyx_ErrRestoreInState(__pyx_tstate, type, value, tb)
+#define __Pyx_ErrFetch(type, value, tb)    __Pyx_ErrFetchInState(__pyx_tstate, type, value, tb)
+static CYTHON_INLINE void __Pyx_ErrRestoreInState(PyThreadState *tstate, PyObject *type, PyObject *value, PyObject *tb);
+static CYTHON_INLINE void __Pyx_ErrFetchInState(PyThreadState *tstate, PyObject **type, PyObject **value, PyObject **tb);
+#if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX < 0x030C00A6
+#define __Pyx_PyErr_SetNone(exc) (Py_INCREF(exc), __Pyx_ErrRestore((exc), NULL, NULL))
+#else
+#define __Pyx_PyErr_SetNone(exc) PyErr_SetNone(exc)
+#endif
+#else
+#define __Pyx_PyErr_Clear() PyErr_Clear()
+#define __Pyx_PyErr_SetNone(exc) PyErr_SetNone(exc)
+#define __Pyx_ErrRestoreWithState(type, value, tb)  PyErr_Restore(type, value, tb)
+#define __Pyx_ErrFetchWithState(type, value, tb)  PyErr_Fetch(type, value, tb)
+#define __Pyx_ErrRestoreInState(tstate, type, value, tb)  PyErr_Restore(type, value, tb)
+#define __Pyx_ErrFetchInState(tstate, type, value, tb)  PyErr_Fetch(type, value, tb)
+#define __Pyx_ErrRestore(type, value, tb)  PyErr_Restore(type, value, tb)
+#define __Pyx_ErrFetch(type, value, tb)  PyErr_Fetch(type, value, tb)
+#endif
+
+/* GivenExceptionMatches.proto (used by PyErrExceptionMatches) */
+#if CYTHON_COMPILING_IN_CPYTHON
+static CYTHON_INLINE int __Pyx_PyErr_GivenExceptionMatches(PyObject *err, PyObject *type);
+static CYTHON_INLINE int __Pyx_PyErr_GivenExceptionMatches2(PyObject *err, PyObject *type1, PyObject *type2);
+#else
+#define __Pyx_PyErr_GivenExceptionMatches(err, type) PyErr_GivenExceptionMatches(err, type)
+static CYTHON_INLINE int __Pyx_PyErr_GivenExceptionMatches2(PyObject *err, PyObject *type1, PyObject *type2) {
+    return PyErr_GivenExceptionMatches(err, type1) || PyErr_GivenExceptionMatches(err, type2);
+}
+#endif
+#define __Pyx_PyErr_ExceptionMatches2(err1, err2)  __Pyx_PyErr_GivenExceptionMatches2(__Pyx_PyErr_CurrentExceptionType(), err1, err2)
+
+/* PyErrExceptionMatches.proto (used by PyObjectGetAttrStrNoError) */
+#if CYTHON_FAST_THREAD_STATE
+#define __Pyx_PyErr_ExceptionMatches(err) __Pyx_PyErr_ExceptionMatchesInState(__pyx_tstate, err)
+static CYTHON_INLINE int __Pyx_PyErr_ExceptionMatchesInState(PyThreadState* tstate, PyObject* err);
+#else
+#define __Pyx_PyErr_ExceptionMatches(err)  PyErr_ExceptionMatches(err)
+#endif
+
+/* PyObjectGetAttrStrNoError.proto (used by GetBuiltinName) */
+static CYTHON_INLINE PyObject* __Pyx_PyObject_GetAttrStrNoError(PyObject* obj, PyObject* attr_name);
+
+/* GetBuiltinName.proto */
+static PyObject *__Pyx_GetBuiltinName(PyObject *name);
 
 /* PyObjectFastCallMethod.proto */
 #if CYTHON_VECTORCALL
@@ -3314,69 +3315,6 @@ static CYTHON_INLINE long __Pyx_div_long(long, long, int b_is_constant);
 /* PyImportError_Check.proto */
 #define __Pyx_PyExc_ImportError_Check(obj)  __Pyx_TypeCheck(obj, PyExc_ImportError)
 
-/* PyLongBinop.proto */
-#if !CYTHON_COMPILING_IN_PYPY
-static CYTHON_INLINE PyObject* __Pyx_PyLong_AddObjC(PyObject *op1, PyObject *op2, long intval, int inplace, int zerodivision_check);
-#else
-#define __Pyx_PyLong_AddObjC(op1, op2, intval, inplace, zerodivision_check)\
-    (inplace ? PyNumber_InPlaceAdd(op1, op2) : PyNumber_Add(op1, op2))
-#endif
-
-/* PyObjectVectorcallKwds.proto */
-#if CYTHON_VECTORCALL
-#define __Pyx_Object_VectorcallKwds PyObject_Vectorcall
-CYTHON_UNUSED static int __Pyx_CheckVectorcallKwarg(PyObject *kwnames, Py_ssize_t i);
-#else
-#define __Pyx_Object_VectorcallKwds __Pyx_PyObject_FastCallDict
-CYTHON_UNUSED static PyObject *__Pyx_MakeKwargDict(PyObject **keys, PyObject **values, Py_ssize_t n);
-CYTHON_UNUSED static int __Pyx_CheckVectorcallKwarg(PyObject **kwnames, Py_ssize_t i);
-#endif
-
-/* IterFinish.proto (used by dict_iter_common) */
-static CYTHON_INLINE int __Pyx_IterFinish(void);
-
-/* PyObjectCallMethod0.proto (used by dict_iter_common) */
-static CYTHON_INLINE PyObject* __Pyx_PyObject_CallMethod0(PyObject* obj, PyObject* method_name);
-
-/* UnpackItemEndCheck.proto (used by UnpackTuple2) */
-static int __Pyx_IternextUnpackEndCheck(PyObject *retval, Py_ssize_t expected);
-
-/* UnpackTupleError.proto (used by UnpackTuple2) */
-static void __Pyx_UnpackTupleError(PyObject *, Py_ssize_t index);
-
-/* UnpackTuple2.proto (used by dict_iter_common) */
-static CYTHON_INLINE int __Pyx_unpack_tuple2(
-    PyObject* tuple, PyObject** value1, PyObject** value2, int is_tuple, int has_known_size, int decref_tuple);
-static CYTHON_INLINE int __Pyx_unpack_tuple2_exact(
-    PyObject* tuple, PyObject** value1, PyObject** value2, int decref_tuple);
-static int __Pyx_unpack_tuple2_generic(
-    PyObject* tuple, PyObject** value1, PyObject** value2, int has_known_size, int decref_tuple);
-
-/* dict_iter_common.proto (used by dict_iter) */
-static PyObject *__Pyx_dict_call_to_get_iterable(PyObject* iterable, PyObject* method_name);
-static CYTHON_INLINE int __Pyx_dict_iter_next(PyObject* dict_or_iter, Py_ssize_t orig_length, Py_ssize_t* ppos,
-                                              PyObject** pkey, PyObject** pvalue, PyObject** pitem, int is_dict);
-
-/* dict_iter.proto */
-static CYTHON_INLINE PyObject* __Pyx_dict_iterator(PyObject* dict, int is_dict, PyObject* method_name,
-                                                   Py_ssize_t* p_orig_length, int* p_is_dict);
-
-/* PyObjectCompare.proto */
-static CYTHON_INLINE int __Pyx_PyObject_CompareBoolLe_int_object(PyObject *op1, PyObject *op2, int pyop);
-
-/* PyObjectCompare.proto */
-static CYTHON_INLINE int __Pyx_PyObject_CompareBoolLt_object_int(PyObject *op1, PyObject *op2, int pyop);
-
-/* PyIndexError_Check.proto */
-#define __Pyx_PyExc_IndexError_Check(obj)  __Pyx_TypeCheck(obj, PyExc_IndexError)
-
-/* ListAppend.proto */
-#if CYTHON_USE_PYLIST_INTERNALS && CYTHON_ASSUME_SAFE_MACROS && CYTHON_ASSUME_SAFE_SIZE
-static CYTHON_INLINE int __Pyx_PyList_Append(PyObject* list, PyObject* x);
-#else
-#define __Pyx_PyList_Append(L,x) PyList_Append(L,x)
-#endif
-
 /* PyBufferError_Check.proto */
 #define __Pyx_PyExc_BufferError_Check(obj)  __Pyx_TypeCheck(obj, PyExc_BufferError)
 
@@ -3411,13 +3349,6 @@ static void __Pyx_WriteUnraisable(const char *name, int clineno,
                                   int lineno, const char *filename,
                                   int full_traceback, int nogil);
 
-/* DefaultPlacementNew.proto */
-#include <new>
-template<typename T>
-void __Pyx_default_placement_construct(T* x) {
-    new (static_cast<void*>(x)) T();
-}
-
 /* AllocateExtensionType.proto */
 static PyObject *__Pyx_AllocateExtensionType(PyTypeObject *t, int is_final);
 
@@ -3430,6 +3361,13 @@ static PyObject * __Pyx_CallTpnewAsVectorcall(__Pyx_tpnewvectorcallfunc f, PyTyp
 /* CallNewInitFromVectorcall.proto */
 #if CYTHON_VECTORCALL_TPNEW
 static PyObject *__Pyx_CallNewInitFromVectorcall(PyTypeObject *t, PyObject *const *args, size_t nargsf, PyObject *kwnames);
+#endif
+
+/* CallTypeTraverse.proto */
+#if !CYTHON_USE_TYPE_SPECS
+#define __Pyx_call_type_traverse(o, always_call, visit, arg) 0
+#else
+static int __Pyx_call_type_traverse(PyObject *o, int always_call, visitproc visit, void *arg);
 #endif
 
 /* DeallocKeepAlive.proto */
@@ -3446,18 +3384,21 @@ static PyObject *__Pyx_CallNewInitFromVectorcall(PyTypeObject *t, PyObject *cons
 #define __Pyx_DeallocKeepAliveEnd(o)   Py_SET_REFCNT(o, Py_REFCNT(o) - 1)
 #endif
 
-/* CallTypeTraverse.proto */
-#if !CYTHON_USE_TYPE_SPECS
-#define __Pyx_call_type_traverse(o, always_call, visit, arg) 0
-#else
-static int __Pyx_call_type_traverse(PyObject *o, int always_call, visitproc visit, void *arg);
-#endif
-
 /* CallSlotAsVectorcall.proto */
 #if CYTHON_VECTORCALL_TPNEW
 typedef int (*__Pyx_tpinitvectorcallfunc)(PyObject* o, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
 static int __Pyx_CallTpinitAsVectorcall(__Pyx_tpinitvectorcallfunc f, PyObject* o, PyObject *a, PyObject *k);
 #endif
+
+/* DefaultPlacementNew.proto */
+#include <new>
+template<typename T>
+void __Pyx_default_placement_construct(T* x) {
+    new (static_cast<void*>(x)) T();
+}
+
+/* PyObjectCallMethod0.proto (used by PyType_Ready) */
+static CYTHON_INLINE PyObject* __Pyx_PyObject_CallMethod0(PyObject* obj, PyObject* method_name);
 
 /* GetTypeDictOffset.proto (used by ValidateBasesTuple) */
 #if !CYTHON_USE_TYPE_SLOTS
@@ -3531,6 +3472,12 @@ static PyTypeObject *__Pyx_ImportType_3_3_1(PyObject* module, const char *module
 #if CYTHON_COMPILING_IN_PYPY && !defined(PyRange_Check)
   #define PyRange_Check(obj)  __Pyx_TypeCheck((obj), &PyRange_Type)
 #endif
+
+/* IterFinish.proto */
+static CYTHON_INLINE int __Pyx_IterFinish(void);
+
+/* UnpackItemEndCheck.proto */
+static int __Pyx_IternextUnpackEndCheck(PyObject *retval, Py_ssize_t expected);
 
 /* pybytes_as_double.proto (used by pyobject_as_double) */
 static double __Pyx_SlowPyString_AsDouble(PyObject *obj);
@@ -3720,7 +3667,13 @@ static double __Pyx__PyObject_AsDouble(PyObject* obj);
 static CYTHON_INLINE int __Pyx_PyLong_BoolEqObjC(PyObject *op1, PyObject *op2, long intval, long inplace);
 
 /* PyObjectCompare.proto */
+static CYTHON_INLINE int __Pyx_PyObject_CompareBoolLt_object_int(PyObject *op1, PyObject *op2, int pyop);
+
+/* PyObjectCompare.proto */
 static CYTHON_INLINE int __Pyx_PyObject_CompareBoolGe_object_int(PyObject *op1, PyObject *op2, int pyop);
+
+/* PyObjectCompare.proto */
+static CYTHON_INLINE int __Pyx_PyObject_CompareBoolLe_int_object(PyObject *op1, PyObject *op2, int pyop);
 
 /* PyObjectCompare.proto */
 static CYTHON_INLINE int __Pyx_PyObject_CompareBoolLe_object_int(PyObject *op1, PyObject *op2, int pyop);
@@ -3875,6 +3828,9 @@ static PyObject *__Pyx_CyFunction_New(PyMethodDef *ml,
                                       PyObject* code);
 static PyTypeObject *__Pyx_Get_CyFunction_Type(void);
 
+/* Globals.proto */
+static PyObject* __Pyx_Globals(void);
+
 /* CLineInTraceback.proto (used by AddTraceback) */
 #if CYTHON_CLINE_IN_TRACEBACK && CYTHON_CLINE_IN_TRACEBACK_RUNTIME
 static int __Pyx_CLineForTraceback(PyThreadState *tstate, int c_line);
@@ -3982,48 +3938,6 @@ static int __Pyx_ValidateAndInit_memviewslice(
 
 /* ObjectToMemviewSlice.proto */
 static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_dc_unsigned_char__const__(PyObject *, int writable_flag);
-
-/* CppExceptionConversion.proto */
-#ifndef __Pyx_CppExn2PyErr
-#include <new>
-#include <typeinfo>
-#include <stdexcept>
-#include <ios>
-static void __Pyx_CppExn2PyErr() {
-  try {
-    if (PyErr_Occurred())
-      ; // let the latest Python exn pass through and ignore the current one
-    else
-      throw;
-  } catch (const std::bad_alloc& exn) {
-    PyErr_SetString(PyExc_MemoryError, exn.what());
-  } catch (const std::bad_cast& exn) {
-    PyErr_SetString(PyExc_TypeError, exn.what());
-  } catch (const std::bad_typeid& exn) {
-    PyErr_SetString(PyExc_TypeError, exn.what());
-  } catch (const std::domain_error& exn) {
-    PyErr_SetString(PyExc_ValueError, exn.what());
-  } catch (const std::invalid_argument& exn) {
-    PyErr_SetString(PyExc_ValueError, exn.what());
-  } catch (const std::ios_base::failure& exn) {
-    PyErr_SetString(PyExc_IOError, exn.what());
-  } catch (const std::out_of_range& exn) {
-    PyErr_SetString(PyExc_IndexError, exn.what());
-  } catch (const std::overflow_error& exn) {
-    PyErr_SetString(PyExc_OverflowError, exn.what());
-  } catch (const std::range_error& exn) {
-    PyErr_SetString(PyExc_ArithmeticError, exn.what());
-  } catch (const std::underflow_error& exn) {
-    PyErr_SetString(PyExc_ArithmeticError, exn.what());
-  } catch (const std::exception& exn) {
-    PyErr_SetString(PyExc_RuntimeError, exn.what());
-  }
-  catch (...)
-  {
-    PyErr_SetString(PyExc_RuntimeError, "Unknown exception");
-  }
-}
-#endif
 
 /* RealImag.proto */
 #if CYTHON_CCOMPLEX
@@ -4169,10 +4083,17 @@ __pyx_memoryview_copy_new_contig(const __Pyx_memviewslice *from_mvs,
                                  int dtype_is_object);
 
 /* CIntFromPy.proto */
-static CYTHON_INLINE int __Pyx_PyLong_As_int(PyObject *);
-
-/* CIntFromPy.proto */
 static CYTHON_INLINE int64_t __Pyx_PyLong_As_int64_t(PyObject *);
+
+/* PyObjectVectorcallKwds.proto (used by PyObjectVectorcallMethodKwds) */
+#if CYTHON_VECTORCALL
+#define __Pyx_Object_VectorcallKwds PyObject_Vectorcall
+CYTHON_UNUSED static int __Pyx_CheckVectorcallKwarg(PyObject *kwnames, Py_ssize_t i);
+#else
+#define __Pyx_Object_VectorcallKwds __Pyx_PyObject_FastCallDict
+CYTHON_UNUSED static PyObject *__Pyx_MakeKwargDict(PyObject **keys, PyObject **values, Py_ssize_t n);
+CYTHON_UNUSED static int __Pyx_CheckVectorcallKwarg(PyObject **kwnames, Py_ssize_t i);
+#endif
 
 /* PyObjectVectorcallMethodKwds.proto (used by CIntToPy) */
 #if CYTHON_VECTORCALL
@@ -4182,16 +4103,16 @@ static PyObject *__Pyx_Object_VectorcallMethodKwds(PyObject *name, PyObject *con
 #endif
 
 /* CIntToPy.proto */
-static CYTHON_INLINE PyObject* __Pyx_PyLong_From_long(long value);
-
-/* CIntToPy.proto */
-static CYTHON_INLINE PyObject* __Pyx_PyLong_From_int(int value);
-
-/* CIntToPy.proto */
 static CYTHON_INLINE PyObject* __Pyx_PyLong_From_int64_t(int64_t value);
 
 /* CIntToPy.proto */
 static CYTHON_INLINE PyObject* __Pyx_PyLong_From_uint8_t(uint8_t value);
+
+/* CIntFromPy.proto */
+static CYTHON_INLINE int __Pyx_PyLong_As_int(PyObject *);
+
+/* CIntToPy.proto */
+static CYTHON_INLINE PyObject* __Pyx_PyLong_From_int(int value);
 
 /* PyObjectCallMethod1.proto (used by UpdateUnpickledDict) */
 static CYTHON_INLINE PyObject* __Pyx_PyObject_CallMethod1(PyObject* obj, PyObject* method_name, PyObject* arg);
@@ -4207,6 +4128,9 @@ static CYTHON_INLINE int __Pyx_CheckUnpickleChecksum(long checksum, long checksu
 
 /* CIntFromPy.proto */
 static CYTHON_INLINE long __Pyx_PyLong_As_long(PyObject *);
+
+/* CIntToPy.proto */
+static CYTHON_INLINE PyObject* __Pyx_PyLong_From_long(long value);
 
 /* CIntFromPy.proto */
 static CYTHON_INLINE char __Pyx_PyLong_As_char(PyObject *);
@@ -4333,10 +4257,6 @@ static CYTHON_INLINE npy_intp *__pyx_f_5numpy_7ndarray_5shape___get__(PyArrayObj
 static CYTHON_INLINE npy_intp *__pyx_f_5numpy_7ndarray_7strides___get__(PyArrayObject *__pyx_v_self); /* proto*/
 static CYTHON_INLINE npy_intp __pyx_f_5numpy_7ndarray_4size___get__(PyArrayObject *__pyx_v_self); /* proto*/
 static CYTHON_INLINE char *__pyx_f_5numpy_7ndarray_4data___get__(PyArrayObject *__pyx_v_self); /* proto*/
-static int __pyx_f_8pipeline_4_ext_8wsdecode_11SymbolState__lookup(struct __pyx_obj_8pipeline_4_ext_8wsdecode_SymbolState *__pyx_v_self, unsigned char const *__pyx_v_p, Py_ssize_t __pyx_v_n); /* proto*/
-static int __pyx_f_8pipeline_4_ext_8wsdecode_11SymbolState__accept(struct __pyx_obj_8pipeline_4_ext_8wsdecode_SymbolState *__pyx_v_self, int __pyx_v_slot, int __pyx_v_sym, int64_t __pyx_v_id); /* proto*/
-static int __pyx_f_8pipeline_4_ext_8wsdecode_11SymbolState__crossed(struct __pyx_obj_8pipeline_4_ext_8wsdecode_SymbolState *__pyx_v_self, int __pyx_v_sym); /* proto*/
-static void __pyx_f_8pipeline_4_ext_8wsdecode_11SymbolState__set(struct __pyx_obj_8pipeline_4_ext_8wsdecode_SymbolState *__pyx_v_self, int __pyx_v_sym, int __pyx_v_kind, double __pyx_v_price, double __pyx_v_qty); /* proto*/
 static void __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__make_room(struct __pyx_obj_8pipeline_4_ext_8wsdecode_WsDecoder *__pyx_v_self, Py_ssize_t __pyx_v_k); /* proto*/
 static int __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__protocol(struct __pyx_obj_8pipeline_4_ext_8wsdecode_WsDecoder *__pyx_v_self, PyObject *__pyx_v_why); /* proto*/
 static PyObject *__pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__slice(struct __pyx_obj_8pipeline_4_ext_8wsdecode_WsDecoder *__pyx_v_self, Py_ssize_t __pyx_v_s, Py_ssize_t __pyx_v_e); /* proto*/
@@ -4348,13 +4268,15 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 
 /* Module declarations from "libc.stdint" */
 
+/* Module declarations from "pipeline._ext.records" */
+
 /* Module declarations from "libcpp.utility" */
 
 /* Module declarations from "libcpp.map" */
 
 /* Module declarations from "libcpp.vector" */
 
-/* Module declarations from "pipeline._ext.records" */
+/* Module declarations from "pipeline._ext.symstate" */
 
 /* Module declarations from "cython.view" */
 
@@ -4383,11 +4305,7 @@ static CYTHON_INLINE int __pyx_f_5numpy_import_array(void); /*proto*/
 
 /* Module declarations from "cpython.bytearray" */
 
-/* Module declarations from "cpython.mem" */
-
 /* Module declarations from "libc.stdlib" */
-
-/* Module declarations from "libcpp.pair" */
 
 /* Module declarations from "pipeline._ext.wsdecode" */
 static double __pyx_v_8pipeline_4_ext_8wsdecode_POW10[23];
@@ -4410,7 +4328,6 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__num(unsigned char const *, 
 static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__skip(unsigned char const *, Py_ssize_t, Py_ssize_t, int); /*proto*/
 static CYTHON_INLINE int __pyx_f_8pipeline_4_ext_8wsdecode__int(unsigned char const *, Py_ssize_t, Py_ssize_t, int64_t *); /*proto*/
 static int __pyx_f_8pipeline_4_ext_8wsdecode__dec(unsigned char const *, Py_ssize_t, Py_ssize_t, double *); /*proto*/
-static CYTHON_INLINE uint64_t __pyx_f_8pipeline_4_ext_8wsdecode__hash(unsigned char const *, Py_ssize_t); /*proto*/
 static int __pyx_array_allocate_buffer(struct __pyx_array_obj *); /*proto*/
 static struct __pyx_array_obj *__pyx_array_new(PyObject *, Py_ssize_t, char *, char const *, char *); /*proto*/
 static PyObject *__pyx_memoryview_new(PyObject *, int, int, __Pyx_TypeInfo const *); /*proto*/
@@ -4457,7 +4374,6 @@ int __pyx_module_is_main_pipeline___ext__wsdecode = 0;
 
 /* Implementation of "pipeline._ext.wsdecode" */
 /* #### Code section: global_var ### */
-static PyObject *__pyx_builtin_max;
 static PyObject *__pyx_builtin___import__;
 static PyObject *__pyx_builtin_enumerate;
 static PyObject *__pyx_builtin_Ellipsis;
@@ -4485,7 +4401,7 @@ static const char __pyx_k_Empty_shape_tuple_for_cython_arr[] = "Empty shape tupl
 static const char __pyx_k_Indirect_dimensions_not_supporte[] = "Indirect dimensions not supported";
 static const char __pyx_k_Out_of_bounds_on_buffer_access_a[] = "Out of bounds on buffer access (axis %zd)";
 static const char __pyx_k_Unable_to_convert_item_to_object[] = "Unable to convert item to object";
-static const char __pyx_k_WebSocket_frame_decoder_and_Bina[] = "WebSocket frame decoder and Binance hot-field extractor: socket bytes \342\206\222 tick records.\n\nA transliteration of the pure-Python twin pipeline/collector/wsdecode_py.py, which documents the\nalgorithm (events, reasons, what the hot path accepts). The loop touches no Python object until it\nstops for an event; records are written straight into the caller\047s TICK_DTYPE array, a message\ncompletely or not at all. Depth books of synced symbols live here as C++ ordered maps so the\ncrossed-book check costs two iterator dereferences.\n";
+static const char __pyx_k_WebSocket_frame_decoder_and_Bina[] = "WebSocket frame decoder and Binance hot-field extractor: socket bytes \342\206\222 tick records.\n\nA transliteration of the pure-Python twin pipeline/collector/wsdecode_py.py, which documents the\nalgorithm (events, reasons, what the hot path accepts). The loop touches no Python object until it\nstops for an event; records are written straight into the caller\047s TICK_DTYPE array, a message\ncompletely or not at all. Per-symbol state (symbol table, duplicate filters, the depth books of\nsynced symbols) is the SymbolState of ext/symstate.pyx, shared by a feed\047s decoders.\n";
 static const char __pyx_k_got_differing_extents_in_dimensi[] = "got differing extents in dimension %d (got %zd and %zd)";
 /* #### Code section: decls ### */
 static int __pyx_array___pyx_pf_15View_dot_MemoryView_5array___cinit__(struct __pyx_array_obj *__pyx_v_self, PyObject *__pyx_v_shape, Py_ssize_t __pyx_v_itemsize, PyObject *__pyx_v_format, PyObject *__pyx_v_mode, int __pyx_v_allocate_buffer); /* proto */
@@ -4529,23 +4445,7 @@ static void __pyx_memoryviewslice___pyx_pf_15View_dot_MemoryView_16_memoryviewsl
 static PyObject *__pyx_pf___pyx_memoryviewslice___reduce_cython__(CYTHON_UNUSED struct __pyx_memoryviewslice_obj *__pyx_v_self); /* proto */
 static PyObject *__pyx_pf___pyx_memoryviewslice_2__setstate_cython__(CYTHON_UNUSED struct __pyx_memoryviewslice_obj *__pyx_v_self, CYTHON_UNUSED PyObject *__pyx_v___pyx_state); /* proto */
 static PyObject *__pyx_pf_15View_dot_MemoryView___pyx_unpickle_Enum(CYTHON_UNUSED PyObject *__pyx_self, PyObject *__pyx_v___pyx_type, long __pyx_v___pyx_checksum, PyObject *__pyx_v___pyx_state); /* proto */
-static int __pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState___cinit__(struct __pyx_obj_8pipeline_4_ext_8wsdecode_SymbolState *__pyx_v_self, PyObject *__pyx_v_symbols, int __pyx_v_venue); /* proto */
-static void __pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_2__dealloc__(struct __pyx_obj_8pipeline_4_ext_8wsdecode_SymbolState *__pyx_v_self); /* proto */
-static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_4lookup(struct __pyx_obj_8pipeline_4_ext_8wsdecode_SymbolState *__pyx_v_self, PyObject *__pyx_v_name); /* proto */
-static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_6accept(struct __pyx_obj_8pipeline_4_ext_8wsdecode_SymbolState *__pyx_v_self, int __pyx_v_slot, int __pyx_v_sym, int64_t __pyx_v_id); /* proto */
-static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_8last_id(struct __pyx_obj_8pipeline_4_ext_8wsdecode_SymbolState *__pyx_v_self, int __pyx_v_slot, int __pyx_v_sym); /* proto */
-static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_10depth_synced(struct __pyx_obj_8pipeline_4_ext_8wsdecode_SymbolState *__pyx_v_self, int __pyx_v_sym); /* proto */
-static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_12depth_last(struct __pyx_obj_8pipeline_4_ext_8wsdecode_SymbolState *__pyx_v_self, int __pyx_v_sym); /* proto */
-static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_14unsync(struct __pyx_obj_8pipeline_4_ext_8wsdecode_SymbolState *__pyx_v_self, int __pyx_v_sym); /* proto */
-static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_16_check(struct __pyx_obj_8pipeline_4_ext_8wsdecode_SymbolState *__pyx_v_self, int __pyx_v_sym); /* proto */
-static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_18load_book(struct __pyx_obj_8pipeline_4_ext_8wsdecode_SymbolState *__pyx_v_self, int __pyx_v_sym, int64_t __pyx_v_last_u, PyObject *__pyx_v_bids, PyObject *__pyx_v_asks); /* proto */
-static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_20apply_diff(struct __pyx_obj_8pipeline_4_ext_8wsdecode_SymbolState *__pyx_v_self, int __pyx_v_sym, PyObject *__pyx_v_bids, PyObject *__pyx_v_asks, int64_t __pyx_v_last_u); /* proto */
-static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_22top(struct __pyx_obj_8pipeline_4_ext_8wsdecode_SymbolState *__pyx_v_self, int __pyx_v_sym, int __pyx_v_n); /* proto */
-static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_5venue___get__(struct __pyx_obj_8pipeline_4_ext_8wsdecode_SymbolState *__pyx_v_self); /* proto */
-static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_1n___get__(struct __pyx_obj_8pipeline_4_ext_8wsdecode_SymbolState *__pyx_v_self); /* proto */
-static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_24__reduce_cython__(CYTHON_UNUSED struct __pyx_obj_8pipeline_4_ext_8wsdecode_SymbolState *__pyx_v_self); /* proto */
-static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_26__setstate_cython__(CYTHON_UNUSED struct __pyx_obj_8pipeline_4_ext_8wsdecode_SymbolState *__pyx_v_self, CYTHON_UNUSED PyObject *__pyx_v___pyx_state); /* proto */
-static int __pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder___cinit__(struct __pyx_obj_8pipeline_4_ext_8wsdecode_WsDecoder *__pyx_v_self, struct __pyx_obj_8pipeline_4_ext_8wsdecode_SymbolState *__pyx_v_state, Py_ssize_t __pyx_v_max_message, int __pyx_v_hot, int __pyx_v_recording, Py_ssize_t __pyx_v_read_size); /* proto */
+static int __pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder___cinit__(struct __pyx_obj_8pipeline_4_ext_8wsdecode_WsDecoder *__pyx_v_self, struct __pyx_obj_8pipeline_4_ext_8symstate_SymbolState *__pyx_v_state, Py_ssize_t __pyx_v_max_message, int __pyx_v_hot, int __pyx_v_recording, Py_ssize_t __pyx_v_read_size); /* proto */
 static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_2writable(struct __pyx_obj_8pipeline_4_ext_8wsdecode_WsDecoder *__pyx_v_self, Py_ssize_t __pyx_v_k); /* proto */
 static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_4commit(struct __pyx_obj_8pipeline_4_ext_8wsdecode_WsDecoder *__pyx_v_self, Py_ssize_t __pyx_v_nbytes, int64_t __pyx_v_local_ts); /* proto */
 static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_6feed(struct __pyx_obj_8pipeline_4_ext_8wsdecode_WsDecoder *__pyx_v_self, __Pyx_memviewslice __pyx_v_data, int64_t __pyx_v_local_ts); /* proto */
@@ -4580,29 +4480,6 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_5pongs___get__(st
 static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_6closes___get__(struct __pyx_obj_8pipeline_4_ext_8wsdecode_WsDecoder *__pyx_v_self); /* proto */
 static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_16__reduce_cython__(CYTHON_UNUSED struct __pyx_obj_8pipeline_4_ext_8wsdecode_WsDecoder *__pyx_v_self); /* proto */
 static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_18__setstate_cython__(CYTHON_UNUSED struct __pyx_obj_8pipeline_4_ext_8wsdecode_WsDecoder *__pyx_v_self, CYTHON_UNUSED PyObject *__pyx_v___pyx_state); /* proto */
-static PyObject *__pyx_tp_new__initialisation_8pipeline_4_ext_8wsdecode_SymbolState(PyObject *o, 
-#if CYTHON_VECTORCALL_TPNEW
-    PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames
-#else
-    PyObject *a, PyObject *k
-#endif
-); /*proto*/
-static PyObject *__pyx_tp_new_vectorcall_8pipeline_4_ext_8wsdecode_SymbolState(PyTypeObject *t, 
-#if CYTHON_VECTORCALL_TPNEW
-    PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames
-#else
-    PyObject *a, PyObject *k
-#endif
-); /*proto*/
-#if CYTHON_VECTORCALL_TPNEW
-static PyObject *__pyx_tp_new_8pipeline_4_ext_8wsdecode_SymbolState(PyTypeObject *t, PyObject *a, PyObject *k); /*proto*/
-#endif
-#if !CYTHON_VECTORCALL_TPNEW
-#define __pyx_tp_new_8pipeline_4_ext_8wsdecode_SymbolState __pyx_tp_new_vectorcall_8pipeline_4_ext_8wsdecode_SymbolState
-#endif
-#if CYTHON_VECTORCALL_TPNEW
-static PyObject *__pyx_tp_vectorcall_8pipeline_4_ext_8wsdecode_SymbolState(PyObject *t, PyObject *const *args, size_t nargsf, PyObject *kwnames); /*proto*/
-#endif
 static PyObject *__pyx_tp_new__initialisation_8pipeline_4_ext_8wsdecode_WsDecoder(PyObject *o, 
 #if CYTHON_VECTORCALL_TPNEW
     PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames
@@ -4747,6 +4624,7 @@ namespace {
     PyObject *__pyx_empty_tuple;
     PyObject *__pyx_empty_bytes;
     PyObject *__pyx_empty_unicode;
+    PyTypeObject *__pyx_ptype_8pipeline_4_ext_8symstate_SymbolState;
     PyTypeObject *__pyx_ptype_7cpython_4type_type;
     PyTypeObject *__pyx_ptype_5numpy_dtype;
     PyTypeObject *__pyx_ptype_5numpy_flatiter;
@@ -4763,13 +4641,11 @@ namespace {
     PyTypeObject *__pyx_ptype_5numpy_flexible;
     PyTypeObject *__pyx_ptype_5numpy_character;
     PyTypeObject *__pyx_ptype_5numpy_ufunc;
-    PyObject *__pyx_type_8pipeline_4_ext_8wsdecode_SymbolState;
     PyObject *__pyx_type_8pipeline_4_ext_8wsdecode_WsDecoder;
     PyObject *__pyx_type___pyx_array;
     PyObject *__pyx_type___pyx_MemviewEnum;
     PyObject *__pyx_type___pyx_memoryview;
     PyObject *__pyx_type___pyx_memoryviewslice;
-    PyTypeObject *__pyx_ptype_8pipeline_4_ext_8wsdecode_SymbolState;
     PyTypeObject *__pyx_ptype_8pipeline_4_ext_8wsdecode_WsDecoder;
     PyTypeObject *__pyx_array_type;
     PyTypeObject *__pyx_MemviewEnum_type;
@@ -4779,10 +4655,10 @@ namespace {
     __Pyx_CachedCFunction __pyx_umethod_PyDict_Type_pop;
     __Pyx_CachedCFunction __pyx_umethod_PyDict_Type_values;
     PyObject *__pyx_slice[2];
-    PyObject *__pyx_tuple[3];
-    PyObject *__pyx_codeobj_tab[21];
-    PyObject *__pyx_string_tab[239];
-    PyObject *__pyx_number_tab[20];
+    PyObject *__pyx_tuple[2];
+    PyObject *__pyx_codeobj_tab[9];
+    PyObject *__pyx_string_tab[188];
+    PyObject *__pyx_number_tab[19];
 /* #### Code section: module_state_contents ### */
 /* PyFrozenDict.module_state_decls */
 #if CYTHON_COMPILING_IN_LIMITED_API
@@ -4834,262 +4710,210 @@ static __pyx_mstatetype * const __pyx_mstate_global = &__pyx_mstate_global_stati
 #define __pyx_kp_u__5 __pyx_string_tab[0]
 #define __pyx_kp_u_at_0x __pyx_string_tab[1]
 #define __pyx_kp_u_object __pyx_string_tab[2]
-#define __pyx_kp_u_out_of_range __pyx_string_tab[3]
-#define __pyx_kp_u_tree_fragment __pyx_string_tab[4]
-#define __pyx_kp_u__3 __pyx_string_tab[5]
-#define __pyx_kp_u__2 __pyx_string_tab[6]
-#define __pyx_kp_u_1_31_bytes __pyx_string_tab[7]
-#define __pyx_kp_u_MemoryView_of __pyx_string_tab[8]
-#define __pyx_kp_u_contiguous_and_direct __pyx_string_tab[9]
-#define __pyx_kp_u_contiguous_and_indirect __pyx_string_tab[10]
-#define __pyx_kp_u_strided_and_direct_or_indirect __pyx_string_tab[11]
-#define __pyx_kp_u_strided_and_direct __pyx_string_tab[12]
-#define __pyx_kp_u_strided_and_indirect __pyx_string_tab[13]
-#define __pyx_kp_u__4 __pyx_string_tab[14]
-#define __pyx_kp_u_ __pyx_string_tab[15]
-#define __pyx_kp_u_Cannot_assign_to_read_only_memor __pyx_string_tab[16]
-#define __pyx_kp_u_Invalid_mode_expected_c_or_fortr __pyx_string_tab[17]
-#define __pyx_kp_u_Invalid_shape_in_axis __pyx_string_tab[18]
-#define __pyx_kp_u_Note_that_Cython_is_deliberately __pyx_string_tab[19]
-#define __pyx_kp_u_add_note __pyx_string_tab[20]
-#define __pyx_kp_u_bad_symbol_id __pyx_string_tab[21]
-#define __pyx_kp_u_collections_abc __pyx_string_tab[22]
-#define __pyx_kp_u_commit_beyond_the_buffer __pyx_string_tab[23]
-#define __pyx_kp_u_continuation_frame_without_a_mes __pyx_string_tab[24]
-#define __pyx_kp_u_decoder_buffer_full_decode_befor_2 __pyx_string_tab[25]
-#define __pyx_kp_u_decoder_buffer_full_decode_befor __pyx_string_tab[26]
-#define __pyx_kp_u_disable __pyx_string_tab[27]
-#define __pyx_kp_u_enable __pyx_string_tab[28]
-#define __pyx_kp_u_ext_wsdecode_pyx __pyx_string_tab[29]
-#define __pyx_kp_u_fragmented_or_oversized_control __pyx_string_tab[30]
-#define __pyx_kp_u_frame_length_has_the_top_bit_set __pyx_string_tab[31]
-#define __pyx_kp_u_gc __pyx_string_tab[32]
-#define __pyx_kp_u_isenabled __pyx_string_tab[33]
-#define __pyx_kp_u_masked_frame_from_the_server __pyx_string_tab[34]
-#define __pyx_kp_u_new_message_inside_a_fragmented __pyx_string_tab[35]
-#define __pyx_kp_u_no_default___reduce___due_to_non __pyx_string_tab[36]
-#define __pyx_kp_u_numpy__core_multiarray_failed_to __pyx_string_tab[37]
-#define __pyx_kp_u_numpy__core_umath_failed_to_impo __pyx_string_tab[38]
-#define __pyx_kp_u_out_must_be_a_1_D_C_contiguous_T __pyx_string_tab[39]
-#define __pyx_kp_u_reserved_bits_set __pyx_string_tab[40]
-#define __pyx_kp_u_symbol_id __pyx_string_tab[41]
-#define __pyx_kp_u_symbol_name __pyx_string_tab[42]
-#define __pyx_kp_u_unable_to_allocate_array_data __pyx_string_tab[43]
-#define __pyx_kp_u_unable_to_allocate_shape_and_str __pyx_string_tab[44]
-#define __pyx_kp_u_unknown_control_opcode __pyx_string_tab[45]
-#define __pyx_kp_u_unknown_data_opcode __pyx_string_tab[46]
-#define __pyx_n_u_ASCII __pyx_string_tab[47]
-#define __pyx_n_u_EV_BAD __pyx_string_tab[48]
-#define __pyx_n_u_EV_CLOSE __pyx_string_tab[49]
-#define __pyx_n_u_EV_FULL __pyx_string_tab[50]
-#define __pyx_n_u_EV_MESSAGE __pyx_string_tab[51]
-#define __pyx_n_u_EV_NONE __pyx_string_tab[52]
-#define __pyx_n_u_EV_PING __pyx_string_tab[53]
-#define __pyx_n_u_EV_PONG __pyx_string_tab[54]
-#define __pyx_n_u_EV_PROTOCOL __pyx_string_tab[55]
-#define __pyx_n_u_Ellipsis __pyx_string_tab[56]
-#define __pyx_n_u_Sequence __pyx_string_tab[57]
-#define __pyx_n_u_SymbolState __pyx_string_tab[58]
-#define __pyx_n_u_SymbolState___reduce_cython __pyx_string_tab[59]
-#define __pyx_n_u_SymbolState___setstate_cython __pyx_string_tab[60]
-#define __pyx_n_u_SymbolState__check __pyx_string_tab[61]
-#define __pyx_n_u_SymbolState_accept __pyx_string_tab[62]
-#define __pyx_n_u_SymbolState_apply_diff __pyx_string_tab[63]
-#define __pyx_n_u_SymbolState_depth_last __pyx_string_tab[64]
-#define __pyx_n_u_SymbolState_depth_synced __pyx_string_tab[65]
-#define __pyx_n_u_SymbolState_last_id __pyx_string_tab[66]
-#define __pyx_n_u_SymbolState_load_book __pyx_string_tab[67]
-#define __pyx_n_u_SymbolState_lookup __pyx_string_tab[68]
-#define __pyx_n_u_SymbolState_top __pyx_string_tab[69]
-#define __pyx_n_u_SymbolState_unsync __pyx_string_tab[70]
-#define __pyx_n_u_View_MemoryView __pyx_string_tab[71]
-#define __pyx_n_u_WsDecoder __pyx_string_tab[72]
-#define __pyx_n_u_WsDecoder___reduce_cython __pyx_string_tab[73]
-#define __pyx_n_u_WsDecoder___setstate_cython __pyx_string_tab[74]
-#define __pyx_n_u_WsDecoder_commit __pyx_string_tab[75]
-#define __pyx_n_u_WsDecoder_counters __pyx_string_tab[76]
-#define __pyx_n_u_WsDecoder_decode __pyx_string_tab[77]
-#define __pyx_n_u_WsDecoder_feed __pyx_string_tab[78]
-#define __pyx_n_u_WsDecoder_pending __pyx_string_tab[79]
-#define __pyx_n_u_WsDecoder_take_recording __pyx_string_tab[80]
-#define __pyx_n_u_WsDecoder_writable __pyx_string_tab[81]
-#define __pyx_n_u_Pyx_PyDict_NextRef __pyx_string_tab[82]
-#define __pyx_n_u_annotate __pyx_string_tab[83]
-#define __pyx_n_u_class __pyx_string_tab[84]
-#define __pyx_n_u_class_getitem __pyx_string_tab[85]
-#define __pyx_n_u_dict __pyx_string_tab[86]
-#define __pyx_n_u_func __pyx_string_tab[87]
-#define __pyx_n_u_getstate __pyx_string_tab[88]
-#define __pyx_n_u_import __pyx_string_tab[89]
-#define __pyx_n_u_main __pyx_string_tab[90]
-#define __pyx_n_u_module __pyx_string_tab[91]
-#define __pyx_n_u_name_2 __pyx_string_tab[92]
-#define __pyx_n_u_new __pyx_string_tab[93]
-#define __pyx_n_u_pyx_checksum __pyx_string_tab[94]
-#define __pyx_n_u_pyx_state __pyx_string_tab[95]
-#define __pyx_n_u_pyx_type __pyx_string_tab[96]
-#define __pyx_n_u_pyx_unpickle_Enum __pyx_string_tab[97]
-#define __pyx_n_u_pyx_vtable __pyx_string_tab[98]
-#define __pyx_n_u_qualname __pyx_string_tab[99]
-#define __pyx_n_u_reduce __pyx_string_tab[100]
-#define __pyx_n_u_reduce_cython __pyx_string_tab[101]
-#define __pyx_n_u_reduce_ex __pyx_string_tab[102]
-#define __pyx_n_u_set_name __pyx_string_tab[103]
-#define __pyx_n_u_setstate __pyx_string_tab[104]
-#define __pyx_n_u_setstate_cython __pyx_string_tab[105]
-#define __pyx_n_u_test __pyx_string_tab[106]
-#define __pyx_n_u_check __pyx_string_tab[107]
-#define __pyx_n_u_is_coroutine __pyx_string_tab[108]
-#define __pyx_n_u_k_2 __pyx_string_tab[109]
-#define __pyx_n_u_a __pyx_string_tab[110]
-#define __pyx_n_u_abc __pyx_string_tab[111]
-#define __pyx_n_u_accept __pyx_string_tab[112]
-#define __pyx_n_u_allocate_buffer __pyx_string_tab[113]
-#define __pyx_n_u_apply_diff __pyx_string_tab[114]
-#define __pyx_n_u_asks __pyx_string_tab[115]
-#define __pyx_n_u_asyncio_coroutines __pyx_string_tab[116]
-#define __pyx_n_u_avail __pyx_string_tab[117]
-#define __pyx_n_u_b __pyx_string_tab[118]
-#define __pyx_n_u_b0 __pyx_string_tab[119]
-#define __pyx_n_u_b1 __pyx_string_tab[120]
-#define __pyx_n_u_base __pyx_string_tab[121]
-#define __pyx_n_u_bids __pyx_string_tab[122]
-#define __pyx_n_u_buf __pyx_string_tab[123]
-#define __pyx_n_u_bytes __pyx_string_tab[124]
-#define __pyx_n_u_c __pyx_string_tab[125]
-#define __pyx_n_u_cap __pyx_string_tab[126]
-#define __pyx_n_u_cline_in_traceback __pyx_string_tab[127]
-#define __pyx_n_u_closes __pyx_string_tab[128]
-#define __pyx_n_u_commit __pyx_string_tab[129]
-#define __pyx_n_u_count __pyx_string_tab[130]
-#define __pyx_n_u_counters __pyx_string_tab[131]
-#define __pyx_n_u_data __pyx_string_tab[132]
-#define __pyx_n_u_decode __pyx_string_tab[133]
-#define __pyx_n_u_default __pyx_string_tab[134]
-#define __pyx_n_u_deferred __pyx_string_tab[135]
-#define __pyx_n_u_depth_last __pyx_string_tab[136]
-#define __pyx_n_u_depth_synced __pyx_string_tab[137]
-#define __pyx_n_u_dtype_is_object __pyx_string_tab[138]
-#define __pyx_n_u_duplicates __pyx_string_tab[139]
-#define __pyx_n_u_e __pyx_string_tab[140]
-#define __pyx_n_u_encode __pyx_string_tab[141]
-#define __pyx_n_u_enumerate __pyx_string_tab[142]
-#define __pyx_n_u_error __pyx_string_tab[143]
-#define __pyx_n_u_feed __pyx_string_tab[144]
-#define __pyx_n_u_fin __pyx_string_tab[145]
-#define __pyx_n_u_flags __pyx_string_tab[146]
-#define __pyx_n_u_format __pyx_string_tab[147]
-#define __pyx_n_u_fortran __pyx_string_tab[148]
-#define __pyx_n_u_frames __pyx_string_tab[149]
-#define __pyx_n_u_hl __pyx_string_tab[150]
-#define __pyx_n_u_hot __pyx_string_tab[151]
-#define __pyx_n_u_hot_messages __pyx_string_tab[152]
-#define __pyx_n_u_id __pyx_string_tab[153]
-#define __pyx_n_u_index __pyx_string_tab[154]
-#define __pyx_n_u_it __pyx_string_tab[155]
-#define __pyx_n_u_items __pyx_string_tab[156]
-#define __pyx_n_u_itemsize __pyx_string_tab[157]
-#define __pyx_n_u_k __pyx_string_tab[158]
-#define __pyx_n_u_last_id __pyx_string_tab[159]
-#define __pyx_n_u_last_u __pyx_string_tab[160]
-#define __pyx_n_u_ln __pyx_string_tab[161]
-#define __pyx_n_u_load_book __pyx_string_tab[162]
-#define __pyx_n_u_local_ts __pyx_string_tab[163]
-#define __pyx_n_u_lookup __pyx_string_tab[164]
-#define __pyx_n_u_max __pyx_string_tab[165]
-#define __pyx_n_u_max_message __pyx_string_tab[166]
-#define __pyx_n_u_memview __pyx_string_tab[167]
-#define __pyx_n_u_messages __pyx_string_tab[168]
-#define __pyx_n_u_mode __pyx_string_tab[169]
-#define __pyx_n_u_n __pyx_string_tab[170]
-#define __pyx_n_u_name __pyx_string_tab[171]
-#define __pyx_n_u_nbytes __pyx_string_tab[172]
-#define __pyx_n_u_ndim __pyx_string_tab[173]
-#define __pyx_n_u_obj __pyx_string_tab[174]
-#define __pyx_n_u_off __pyx_string_tab[175]
-#define __pyx_n_u_op __pyx_string_tab[176]
-#define __pyx_n_u_out __pyx_string_tab[177]
-#define __pyx_n_u_outp __pyx_string_tab[178]
-#define __pyx_n_u_oversized __pyx_string_tab[179]
-#define __pyx_n_u_p __pyx_string_tab[180]
-#define __pyx_n_u_pack __pyx_string_tab[181]
-#define __pyx_n_u_pending __pyx_string_tab[182]
-#define __pyx_n_u_pings __pyx_string_tab[183]
-#define __pyx_n_u_pipeline__ext_wsdecode __pyx_string_tab[184]
-#define __pyx_n_u_pongs __pyx_string_tab[185]
-#define __pyx_n_u_pop __pyx_string_tab[186]
-#define __pyx_n_u_protocol_errors __pyx_string_tab[187]
-#define __pyx_n_u_q __pyx_string_tab[188]
-#define __pyx_n_u_r __pyx_string_tab[189]
-#define __pyx_n_u_read_size __pyx_string_tab[190]
-#define __pyx_n_u_recording __pyx_string_tab[191]
-#define __pyx_n_u_records __pyx_string_tab[192]
-#define __pyx_n_u_register __pyx_string_tab[193]
-#define __pyx_n_u_rit __pyx_string_tab[194]
-#define __pyx_n_u_s __pyx_string_tab[195]
-#define __pyx_n_u_self __pyx_string_tab[196]
-#define __pyx_n_u_setdefault __pyx_string_tab[197]
-#define __pyx_n_u_shape __pyx_string_tab[198]
-#define __pyx_n_u_size __pyx_string_tab[199]
-#define __pyx_n_u_slot __pyx_string_tab[200]
-#define __pyx_n_u_start __pyx_string_tab[201]
-#define __pyx_n_u_state __pyx_string_tab[202]
-#define __pyx_n_u_step __pyx_string_tab[203]
-#define __pyx_n_u_stop __pyx_string_tab[204]
-#define __pyx_n_u_struct __pyx_string_tab[205]
-#define __pyx_n_u_sym __pyx_string_tab[206]
-#define __pyx_n_u_symbols __pyx_string_tab[207]
-#define __pyx_n_u_take_recording __pyx_string_tab[208]
-#define __pyx_n_u_top __pyx_string_tab[209]
-#define __pyx_n_u_unpack __pyx_string_tab[210]
-#define __pyx_n_u_unsync __pyx_string_tab[211]
-#define __pyx_n_u_update __pyx_string_tab[212]
-#define __pyx_n_u_values __pyx_string_tab[213]
-#define __pyx_n_u_venue __pyx_string_tab[214]
-#define __pyx_n_u_writable __pyx_string_tab[215]
-#define __pyx_n_u_x __pyx_string_tab[216]
-#define __pyx_kp_b__5 __pyx_string_tab[217]
-#define __pyx_kp_b__6 __pyx_string_tab[218]
-#define __pyx_kp_b_d __pyx_string_tab[219]
-#define __pyx_n_b_O __pyx_string_tab[220]
-#define __pyx_kp_b_iso88591_Q __pyx_string_tab[221]
-#define __pyx_kp_b_iso88591_A_4r_F_a_A __pyx_string_tab[222]
-#define __pyx_kp_b_iso88591_A_G1A_HAWA __pyx_string_tab[223]
-#define __pyx_kp_b_iso88591_A_G1A_t1D __pyx_string_tab[224]
-#define __pyx_kp_b_iso88591_A_G1A_t5_b_Cr __pyx_string_tab[225]
-#define __pyx_kp_b_iso88591_A_G1A_t81A __pyx_string_tab[226]
-#define __pyx_kp_b_iso88591_A_t5_e2T __pyx_string_tab[227]
-#define __pyx_kp_b_iso88591_A_t81F_Qa __pyx_string_tab[228]
-#define __pyx_kp_b_iso88591_A_i_4_4q_4z_9_Q_D_Q_T_A_XYd_D __pyx_string_tab[229]
-#define __pyx_kp_b_iso88591_A_7_Bc_U_G2T_AQ_HA_Ja_L __pyx_string_tab[230]
-#define __pyx_kp_b_iso88591_A_G1A_4t1_9_U_4wa_d_T_at5_4s_3b __pyx_string_tab[231]
-#define __pyx_kp_b_iso88591_A_G1A_CuA_Qe_Q_CuA_Qe_Q_HAWA_4y __pyx_string_tab[232]
-#define __pyx_kp_b_iso88591_A_G1A_E_fA_E_fA_CuA_Qe_Q_CuA_Qe __pyx_string_tab[233]
-#define __pyx_kp_b_iso88591_A_G1A_t81F_q __pyx_string_tab[234]
-#define __pyx_kp_b_iso88591_A_e1D_D_A_q __pyx_string_tab[235]
-#define __pyx_kp_b_iso88591_A_D_az_L_d_A_1Bb_1Bb_T_b_A_r_A_k __pyx_string_tab[236]
-#define __pyx_kp_b_iso88591_A_Kq_q_4uBd_2S_Qa_z_gQd_t5 __pyx_string_tab[237]
-#define __pyx_kp_b_iso88591_A_A_7_5_3fCr_CzQTTU_AQ_c_q_Qa_IQ __pyx_string_tab[238]
+#define __pyx_kp_u_tree_fragment __pyx_string_tab[3]
+#define __pyx_kp_u__3 __pyx_string_tab[4]
+#define __pyx_kp_u__2 __pyx_string_tab[5]
+#define __pyx_kp_u_MemoryView_of __pyx_string_tab[6]
+#define __pyx_kp_u_contiguous_and_direct __pyx_string_tab[7]
+#define __pyx_kp_u_contiguous_and_indirect __pyx_string_tab[8]
+#define __pyx_kp_u_strided_and_direct_or_indirect __pyx_string_tab[9]
+#define __pyx_kp_u_strided_and_direct __pyx_string_tab[10]
+#define __pyx_kp_u_strided_and_indirect __pyx_string_tab[11]
+#define __pyx_kp_u__4 __pyx_string_tab[12]
+#define __pyx_kp_u_ __pyx_string_tab[13]
+#define __pyx_kp_u_Cannot_assign_to_read_only_memor __pyx_string_tab[14]
+#define __pyx_kp_u_Invalid_mode_expected_c_or_fortr __pyx_string_tab[15]
+#define __pyx_kp_u_Invalid_shape_in_axis __pyx_string_tab[16]
+#define __pyx_kp_u_Note_that_Cython_is_deliberately __pyx_string_tab[17]
+#define __pyx_kp_u_add_note __pyx_string_tab[18]
+#define __pyx_kp_u_collections_abc __pyx_string_tab[19]
+#define __pyx_kp_u_commit_beyond_the_buffer __pyx_string_tab[20]
+#define __pyx_kp_u_continuation_frame_without_a_mes __pyx_string_tab[21]
+#define __pyx_kp_u_decoder_buffer_full_decode_befor_2 __pyx_string_tab[22]
+#define __pyx_kp_u_decoder_buffer_full_decode_befor __pyx_string_tab[23]
+#define __pyx_kp_u_disable __pyx_string_tab[24]
+#define __pyx_kp_u_enable __pyx_string_tab[25]
+#define __pyx_kp_u_ext_wsdecode_pyx __pyx_string_tab[26]
+#define __pyx_kp_u_fragmented_or_oversized_control __pyx_string_tab[27]
+#define __pyx_kp_u_frame_length_has_the_top_bit_set __pyx_string_tab[28]
+#define __pyx_kp_u_gc __pyx_string_tab[29]
+#define __pyx_kp_u_isenabled __pyx_string_tab[30]
+#define __pyx_kp_u_masked_frame_from_the_server __pyx_string_tab[31]
+#define __pyx_kp_u_new_message_inside_a_fragmented __pyx_string_tab[32]
+#define __pyx_kp_u_no_default___reduce___due_to_non __pyx_string_tab[33]
+#define __pyx_kp_u_numpy__core_multiarray_failed_to __pyx_string_tab[34]
+#define __pyx_kp_u_numpy__core_umath_failed_to_impo __pyx_string_tab[35]
+#define __pyx_kp_u_out_must_be_a_1_D_C_contiguous_T __pyx_string_tab[36]
+#define __pyx_kp_u_reserved_bits_set __pyx_string_tab[37]
+#define __pyx_kp_u_unable_to_allocate_array_data __pyx_string_tab[38]
+#define __pyx_kp_u_unable_to_allocate_shape_and_str __pyx_string_tab[39]
+#define __pyx_kp_u_unknown_control_opcode __pyx_string_tab[40]
+#define __pyx_kp_u_unknown_data_opcode __pyx_string_tab[41]
+#define __pyx_n_u_ASCII __pyx_string_tab[42]
+#define __pyx_n_u_EV_BAD __pyx_string_tab[43]
+#define __pyx_n_u_EV_CLOSE __pyx_string_tab[44]
+#define __pyx_n_u_EV_FULL __pyx_string_tab[45]
+#define __pyx_n_u_EV_MESSAGE __pyx_string_tab[46]
+#define __pyx_n_u_EV_NONE __pyx_string_tab[47]
+#define __pyx_n_u_EV_PING __pyx_string_tab[48]
+#define __pyx_n_u_EV_PONG __pyx_string_tab[49]
+#define __pyx_n_u_EV_PROTOCOL __pyx_string_tab[50]
+#define __pyx_n_u_Ellipsis __pyx_string_tab[51]
+#define __pyx_n_u_Sequence __pyx_string_tab[52]
+#define __pyx_n_u_SymbolState __pyx_string_tab[53]
+#define __pyx_n_u_View_MemoryView __pyx_string_tab[54]
+#define __pyx_n_u_WsDecoder __pyx_string_tab[55]
+#define __pyx_n_u_WsDecoder___reduce_cython __pyx_string_tab[56]
+#define __pyx_n_u_WsDecoder___setstate_cython __pyx_string_tab[57]
+#define __pyx_n_u_WsDecoder_commit __pyx_string_tab[58]
+#define __pyx_n_u_WsDecoder_counters __pyx_string_tab[59]
+#define __pyx_n_u_WsDecoder_decode __pyx_string_tab[60]
+#define __pyx_n_u_WsDecoder_feed __pyx_string_tab[61]
+#define __pyx_n_u_WsDecoder_pending __pyx_string_tab[62]
+#define __pyx_n_u_WsDecoder_take_recording __pyx_string_tab[63]
+#define __pyx_n_u_WsDecoder_writable __pyx_string_tab[64]
+#define __pyx_n_u_Pyx_PyDict_NextRef __pyx_string_tab[65]
+#define __pyx_n_u_annotate __pyx_string_tab[66]
+#define __pyx_n_u_class __pyx_string_tab[67]
+#define __pyx_n_u_class_getitem __pyx_string_tab[68]
+#define __pyx_n_u_dict __pyx_string_tab[69]
+#define __pyx_n_u_func __pyx_string_tab[70]
+#define __pyx_n_u_getstate __pyx_string_tab[71]
+#define __pyx_n_u_import __pyx_string_tab[72]
+#define __pyx_n_u_main __pyx_string_tab[73]
+#define __pyx_n_u_module __pyx_string_tab[74]
+#define __pyx_n_u_name_2 __pyx_string_tab[75]
+#define __pyx_n_u_new __pyx_string_tab[76]
+#define __pyx_n_u_pyx_checksum __pyx_string_tab[77]
+#define __pyx_n_u_pyx_state __pyx_string_tab[78]
+#define __pyx_n_u_pyx_type __pyx_string_tab[79]
+#define __pyx_n_u_pyx_unpickle_Enum __pyx_string_tab[80]
+#define __pyx_n_u_pyx_vtable __pyx_string_tab[81]
+#define __pyx_n_u_qualname __pyx_string_tab[82]
+#define __pyx_n_u_reduce __pyx_string_tab[83]
+#define __pyx_n_u_reduce_cython __pyx_string_tab[84]
+#define __pyx_n_u_reduce_ex __pyx_string_tab[85]
+#define __pyx_n_u_set_name __pyx_string_tab[86]
+#define __pyx_n_u_setstate __pyx_string_tab[87]
+#define __pyx_n_u_setstate_cython __pyx_string_tab[88]
+#define __pyx_n_u_test __pyx_string_tab[89]
+#define __pyx_n_u_is_coroutine __pyx_string_tab[90]
+#define __pyx_n_u_k_2 __pyx_string_tab[91]
+#define __pyx_n_u_abc __pyx_string_tab[92]
+#define __pyx_n_u_allocate_buffer __pyx_string_tab[93]
+#define __pyx_n_u_asyncio_coroutines __pyx_string_tab[94]
+#define __pyx_n_u_avail __pyx_string_tab[95]
+#define __pyx_n_u_b0 __pyx_string_tab[96]
+#define __pyx_n_u_b1 __pyx_string_tab[97]
+#define __pyx_n_u_base __pyx_string_tab[98]
+#define __pyx_n_u_buf __pyx_string_tab[99]
+#define __pyx_n_u_bytes __pyx_string_tab[100]
+#define __pyx_n_u_c __pyx_string_tab[101]
+#define __pyx_n_u_cap __pyx_string_tab[102]
+#define __pyx_n_u_cline_in_traceback __pyx_string_tab[103]
+#define __pyx_n_u_closes __pyx_string_tab[104]
+#define __pyx_n_u_commit __pyx_string_tab[105]
+#define __pyx_n_u_count __pyx_string_tab[106]
+#define __pyx_n_u_counters __pyx_string_tab[107]
+#define __pyx_n_u_data __pyx_string_tab[108]
+#define __pyx_n_u_decode __pyx_string_tab[109]
+#define __pyx_n_u_deferred __pyx_string_tab[110]
+#define __pyx_n_u_dtype_is_object __pyx_string_tab[111]
+#define __pyx_n_u_duplicates __pyx_string_tab[112]
+#define __pyx_n_u_e __pyx_string_tab[113]
+#define __pyx_n_u_encode __pyx_string_tab[114]
+#define __pyx_n_u_enumerate __pyx_string_tab[115]
+#define __pyx_n_u_error __pyx_string_tab[116]
+#define __pyx_n_u_feed __pyx_string_tab[117]
+#define __pyx_n_u_fin __pyx_string_tab[118]
+#define __pyx_n_u_flags __pyx_string_tab[119]
+#define __pyx_n_u_format __pyx_string_tab[120]
+#define __pyx_n_u_fortran __pyx_string_tab[121]
+#define __pyx_n_u_frames __pyx_string_tab[122]
+#define __pyx_n_u_hl __pyx_string_tab[123]
+#define __pyx_n_u_hot __pyx_string_tab[124]
+#define __pyx_n_u_hot_messages __pyx_string_tab[125]
+#define __pyx_n_u_id __pyx_string_tab[126]
+#define __pyx_n_u_index __pyx_string_tab[127]
+#define __pyx_n_u_items __pyx_string_tab[128]
+#define __pyx_n_u_itemsize __pyx_string_tab[129]
+#define __pyx_n_u_k __pyx_string_tab[130]
+#define __pyx_n_u_ln __pyx_string_tab[131]
+#define __pyx_n_u_local_ts __pyx_string_tab[132]
+#define __pyx_n_u_max_message __pyx_string_tab[133]
+#define __pyx_n_u_memview __pyx_string_tab[134]
+#define __pyx_n_u_messages __pyx_string_tab[135]
+#define __pyx_n_u_mode __pyx_string_tab[136]
+#define __pyx_n_u_n __pyx_string_tab[137]
+#define __pyx_n_u_name __pyx_string_tab[138]
+#define __pyx_n_u_nbytes __pyx_string_tab[139]
+#define __pyx_n_u_ndim __pyx_string_tab[140]
+#define __pyx_n_u_obj __pyx_string_tab[141]
+#define __pyx_n_u_off __pyx_string_tab[142]
+#define __pyx_n_u_op __pyx_string_tab[143]
+#define __pyx_n_u_out __pyx_string_tab[144]
+#define __pyx_n_u_outp __pyx_string_tab[145]
+#define __pyx_n_u_oversized __pyx_string_tab[146]
+#define __pyx_n_u_p __pyx_string_tab[147]
+#define __pyx_n_u_pack __pyx_string_tab[148]
+#define __pyx_n_u_pending __pyx_string_tab[149]
+#define __pyx_n_u_pings __pyx_string_tab[150]
+#define __pyx_n_u_pipeline__ext_wsdecode __pyx_string_tab[151]
+#define __pyx_n_u_pongs __pyx_string_tab[152]
+#define __pyx_n_u_pop __pyx_string_tab[153]
+#define __pyx_n_u_protocol_errors __pyx_string_tab[154]
+#define __pyx_n_u_r __pyx_string_tab[155]
+#define __pyx_n_u_read_size __pyx_string_tab[156]
+#define __pyx_n_u_recording __pyx_string_tab[157]
+#define __pyx_n_u_records __pyx_string_tab[158]
+#define __pyx_n_u_register __pyx_string_tab[159]
+#define __pyx_n_u_s __pyx_string_tab[160]
+#define __pyx_n_u_self __pyx_string_tab[161]
+#define __pyx_n_u_setdefault __pyx_string_tab[162]
+#define __pyx_n_u_shape __pyx_string_tab[163]
+#define __pyx_n_u_size __pyx_string_tab[164]
+#define __pyx_n_u_start __pyx_string_tab[165]
+#define __pyx_n_u_state __pyx_string_tab[166]
+#define __pyx_n_u_step __pyx_string_tab[167]
+#define __pyx_n_u_stop __pyx_string_tab[168]
+#define __pyx_n_u_struct __pyx_string_tab[169]
+#define __pyx_n_u_take_recording __pyx_string_tab[170]
+#define __pyx_n_u_unpack __pyx_string_tab[171]
+#define __pyx_n_u_update __pyx_string_tab[172]
+#define __pyx_n_u_values __pyx_string_tab[173]
+#define __pyx_n_u_writable __pyx_string_tab[174]
+#define __pyx_n_u_x __pyx_string_tab[175]
+#define __pyx_kp_b__5 __pyx_string_tab[176]
+#define __pyx_kp_b__6 __pyx_string_tab[177]
+#define __pyx_kp_b_d __pyx_string_tab[178]
+#define __pyx_n_b_O __pyx_string_tab[179]
+#define __pyx_kp_b_iso88591_Q __pyx_string_tab[180]
+#define __pyx_kp_b_iso88591_A_t5_e2T __pyx_string_tab[181]
+#define __pyx_kp_b_iso88591_A_i_4_4q_4z_9_Q_D_Q_T_A_XYd_D __pyx_string_tab[182]
+#define __pyx_kp_b_iso88591_A_7_Bc_U_G2T_AQ_HA_Ja_L __pyx_string_tab[183]
+#define __pyx_kp_b_iso88591_A_e1D_D_A_q __pyx_string_tab[184]
+#define __pyx_kp_b_iso88591_A_D_az_L_d_A_1Bb_1Bb_T_b_A_r_A_k __pyx_string_tab[185]
+#define __pyx_kp_b_iso88591_A_Kq_q_4uBd_2S_Qa_z_gQd_t5 __pyx_string_tab[186]
+#define __pyx_kp_b_iso88591_A_A_7_5_3fCr_CzQTTU_AQ_c_q_Qa_IQ __pyx_string_tab[187]
 #define __pyx_int_0 __pyx_number_tab[0]
 #define __pyx_int_neg_1 __pyx_number_tab[1]
-#define __pyx_int_1 __pyx_number_tab[2]
-#define __pyx_int_8 __pyx_number_tab[3]
-#define __pyx_int_10 __pyx_number_tab[4]
-#define __pyx_int_32 __pyx_number_tab[5]
-#define __pyx_int_34 __pyx_number_tab[6]
-#define __pyx_int_43 __pyx_number_tab[7]
-#define __pyx_int_45 __pyx_number_tab[8]
-#define __pyx_int_46 __pyx_number_tab[9]
-#define __pyx_int_48 __pyx_number_tab[10]
-#define __pyx_int_57 __pyx_number_tab[11]
-#define __pyx_int_64 __pyx_number_tab[12]
-#define __pyx_int_69 __pyx_number_tab[13]
-#define __pyx_int_92 __pyx_number_tab[14]
-#define __pyx_int_101 __pyx_number_tab[15]
-#define __pyx_int_128 __pyx_number_tab[16]
-#define __pyx_int_200 __pyx_number_tab[17]
-#define __pyx_int_136983863 __pyx_number_tab[18]
-#define __pyx_int_9000000000000 __pyx_number_tab[19]
+#define __pyx_int_8 __pyx_number_tab[2]
+#define __pyx_int_10 __pyx_number_tab[3]
+#define __pyx_int_32 __pyx_number_tab[4]
+#define __pyx_int_34 __pyx_number_tab[5]
+#define __pyx_int_43 __pyx_number_tab[6]
+#define __pyx_int_45 __pyx_number_tab[7]
+#define __pyx_int_46 __pyx_number_tab[8]
+#define __pyx_int_48 __pyx_number_tab[9]
+#define __pyx_int_57 __pyx_number_tab[10]
+#define __pyx_int_64 __pyx_number_tab[11]
+#define __pyx_int_69 __pyx_number_tab[12]
+#define __pyx_int_92 __pyx_number_tab[13]
+#define __pyx_int_101 __pyx_number_tab[14]
+#define __pyx_int_128 __pyx_number_tab[15]
+#define __pyx_int_200 __pyx_number_tab[16]
+#define __pyx_int_136983863 __pyx_number_tab[17]
+#define __pyx_int_9000000000000 __pyx_number_tab[18]
 /* #### Code section: module_state_clear ### */
 #if CYTHON_USE_MODULE_STATE
 static CYTHON_SMALL_CODE int __pyx_m_clear(PyObject *m) {
@@ -5104,6 +4928,7 @@ static CYTHON_SMALL_CODE int __pyx_m_clear(PyObject *m) {
   #if CYTHON_PEP489_MULTI_PHASE_INIT
   __Pyx_State_RemoveModule(NULL);
   #endif
+  Py_CLEAR(clear_module_state->__pyx_ptype_8pipeline_4_ext_8symstate_SymbolState);
   Py_CLEAR(clear_module_state->__pyx_ptype_7cpython_4type_type);
   Py_CLEAR(clear_module_state->__pyx_ptype_5numpy_dtype);
   Py_CLEAR(clear_module_state->__pyx_ptype_5numpy_flatiter);
@@ -5120,8 +4945,6 @@ static CYTHON_SMALL_CODE int __pyx_m_clear(PyObject *m) {
   Py_CLEAR(clear_module_state->__pyx_ptype_5numpy_flexible);
   Py_CLEAR(clear_module_state->__pyx_ptype_5numpy_character);
   Py_CLEAR(clear_module_state->__pyx_ptype_5numpy_ufunc);
-  Py_CLEAR(clear_module_state->__pyx_ptype_8pipeline_4_ext_8wsdecode_SymbolState);
-  Py_CLEAR(clear_module_state->__pyx_type_8pipeline_4_ext_8wsdecode_SymbolState);
   Py_CLEAR(clear_module_state->__pyx_ptype_8pipeline_4_ext_8wsdecode_WsDecoder);
   Py_CLEAR(clear_module_state->__pyx_type_8pipeline_4_ext_8wsdecode_WsDecoder);
   Py_CLEAR(clear_module_state->__pyx_array_type);
@@ -5136,10 +4959,10 @@ static CYTHON_SMALL_CODE int __pyx_m_clear(PyObject *m) {
   Py_CLEAR(clear_module_state->__pyx_umethod_PyDict_Type_pop.method);
   Py_CLEAR(clear_module_state->__pyx_umethod_PyDict_Type_values.method);
   for (int i=0; i<2; ++i) { Py_CLEAR(clear_module_state->__pyx_slice[i]); }
-  for (int i=0; i<3; ++i) { Py_CLEAR(clear_module_state->__pyx_tuple[i]); }
-  for (int i=0; i<21; ++i) { Py_CLEAR(clear_module_state->__pyx_codeobj_tab[i]); }
-  for (int i=0; i<239; ++i) { Py_CLEAR(clear_module_state->__pyx_string_tab[i]); }
-  for (int i=0; i<20; ++i) { Py_CLEAR(clear_module_state->__pyx_number_tab[i]); }
+  for (int i=0; i<2; ++i) { Py_CLEAR(clear_module_state->__pyx_tuple[i]); }
+  for (int i=0; i<9; ++i) { Py_CLEAR(clear_module_state->__pyx_codeobj_tab[i]); }
+  for (int i=0; i<188; ++i) { Py_CLEAR(clear_module_state->__pyx_string_tab[i]); }
+  for (int i=0; i<19; ++i) { Py_CLEAR(clear_module_state->__pyx_number_tab[i]); }
 /* #### Code section: module_state_clear_contents ### */
 /* CommonTypesMetaclass.module_state_clear */
 Py_CLEAR(clear_module_state->__pyx_CommonTypesMetaclassType);
@@ -5162,6 +4985,7 @@ static CYTHON_SMALL_CODE int __pyx_m_traverse(PyObject *m, visitproc visit, void
   __Pyx_VISIT_CONST(traverse_module_state->__pyx_empty_tuple);
   __Pyx_VISIT_CONST(traverse_module_state->__pyx_empty_bytes);
   __Pyx_VISIT_CONST(traverse_module_state->__pyx_empty_unicode);
+  Py_VISIT(traverse_module_state->__pyx_ptype_8pipeline_4_ext_8symstate_SymbolState);
   Py_VISIT(traverse_module_state->__pyx_ptype_7cpython_4type_type);
   Py_VISIT(traverse_module_state->__pyx_ptype_5numpy_dtype);
   Py_VISIT(traverse_module_state->__pyx_ptype_5numpy_flatiter);
@@ -5178,8 +5002,6 @@ static CYTHON_SMALL_CODE int __pyx_m_traverse(PyObject *m, visitproc visit, void
   Py_VISIT(traverse_module_state->__pyx_ptype_5numpy_flexible);
   Py_VISIT(traverse_module_state->__pyx_ptype_5numpy_character);
   Py_VISIT(traverse_module_state->__pyx_ptype_5numpy_ufunc);
-  Py_VISIT(traverse_module_state->__pyx_ptype_8pipeline_4_ext_8wsdecode_SymbolState);
-  Py_VISIT(traverse_module_state->__pyx_type_8pipeline_4_ext_8wsdecode_SymbolState);
   Py_VISIT(traverse_module_state->__pyx_ptype_8pipeline_4_ext_8wsdecode_WsDecoder);
   Py_VISIT(traverse_module_state->__pyx_type_8pipeline_4_ext_8wsdecode_WsDecoder);
   Py_VISIT(traverse_module_state->__pyx_array_type);
@@ -5194,10 +5016,10 @@ static CYTHON_SMALL_CODE int __pyx_m_traverse(PyObject *m, visitproc visit, void
   Py_VISIT(traverse_module_state->__pyx_umethod_PyDict_Type_pop.method);
   Py_VISIT(traverse_module_state->__pyx_umethod_PyDict_Type_values.method);
   for (int i=0; i<2; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_slice[i]); }
-  for (int i=0; i<3; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_tuple[i]); }
-  for (int i=0; i<21; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_codeobj_tab[i]); }
-  for (int i=0; i<239; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_string_tab[i]); }
-  for (int i=0; i<20; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_number_tab[i]); }
+  for (int i=0; i<2; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_tuple[i]); }
+  for (int i=0; i<9; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_codeobj_tab[i]); }
+  for (int i=0; i<188; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_string_tab[i]); }
+  for (int i=0; i<19; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_number_tab[i]); }
 /* #### Code section: module_state_traverse_contents ### */
 /* CommonTypesMetaclass.module_state_traverse */
 Py_VISIT(traverse_module_state->__pyx_CommonTypesMetaclassType);
@@ -21261,7 +21083,7 @@ static CYTHON_INLINE NPY_DATETIMEUNIT __pyx_f_5numpy_get_datetime64_unit(PyObjec
   return __pyx_r;
 }
 
-/* "ext/wsdecode.pyx":79
+/* "ext/wsdecode.pyx":75
  * 
  * # ---------------------------------------------------------------- scanning helpers
  * cdef inline bint _isws(unsigned char c) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -21273,7 +21095,7 @@ static CYTHON_INLINE int __pyx_f_8pipeline_4_ext_8wsdecode__isws(unsigned char _
   int __pyx_r;
   int __pyx_t_1;
 
-  /* "ext/wsdecode.pyx":80
+  /* "ext/wsdecode.pyx":76
  * # ---------------------------------------------------------------- scanning helpers
  * cdef inline bint _isws(unsigned char c) noexcept nogil:
  *     return c == 32 or c == 9 or c == 10 or c == 13             # <<<<<<<<<<<<<<
@@ -21296,7 +21118,7 @@ static CYTHON_INLINE int __pyx_f_8pipeline_4_ext_8wsdecode__isws(unsigned char _
   }
   goto __pyx_L0;
 
-  /* "ext/wsdecode.pyx":79
+  /* "ext/wsdecode.pyx":75
  * 
  * # ---------------------------------------------------------------- scanning helpers
  * cdef inline bint _isws(unsigned char c) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -21309,7 +21131,7 @@ static CYTHON_INLINE int __pyx_f_8pipeline_4_ext_8wsdecode__isws(unsigned char _
   return __pyx_r;
 }
 
-/* "ext/wsdecode.pyx":83
+/* "ext/wsdecode.pyx":79
  * 
  * 
  * cdef inline Py_ssize_t _ws(const unsigned char *b, Py_ssize_t i, Py_ssize_t end) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -21323,7 +21145,7 @@ static CYTHON_INLINE Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__ws(unsigned c
   int __pyx_t_2;
 
 
-  /* "ext/wsdecode.pyx":84
+  /* "ext/wsdecode.pyx":80
  * 
  * cdef inline Py_ssize_t _ws(const unsigned char *b, Py_ssize_t i, Py_ssize_t end) noexcept nogil:
  *     while i < end and _isws(b[i]):             # <<<<<<<<<<<<<<
@@ -21350,7 +21172,7 @@ static CYTHON_INLINE Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__ws(unsigned c
 
     if (!__pyx_t_1) break;
 
-    /* "ext/wsdecode.pyx":85
+    /* "ext/wsdecode.pyx":81
  * cdef inline Py_ssize_t _ws(const unsigned char *b, Py_ssize_t i, Py_ssize_t end) noexcept nogil:
  *     while i < end and _isws(b[i]):
  *         i += 1             # <<<<<<<<<<<<<<
@@ -21360,7 +21182,7 @@ static CYTHON_INLINE Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__ws(unsigned c
     __pyx_v_i = (__pyx_v_i + 1);
   }
 
-  /* "ext/wsdecode.pyx":86
+  /* "ext/wsdecode.pyx":82
  *     while i < end and _isws(b[i]):
  *         i += 1
  *     return i             # <<<<<<<<<<<<<<
@@ -21373,7 +21195,7 @@ static CYTHON_INLINE Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__ws(unsigned c
   }
   goto __pyx_L0;
 
-  /* "ext/wsdecode.pyx":83
+  /* "ext/wsdecode.pyx":79
  * 
  * 
  * cdef inline Py_ssize_t _ws(const unsigned char *b, Py_ssize_t i, Py_ssize_t end) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -21387,7 +21209,7 @@ static CYTHON_INLINE Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__ws(unsigned c
   return __pyx_r;
 }
 
-/* "ext/wsdecode.pyx":89
+/* "ext/wsdecode.pyx":85
  * 
  * 
  * cdef inline Py_ssize_t _str(const unsigned char *b, Py_ssize_t i, Py_ssize_t end) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -21402,7 +21224,7 @@ static CYTHON_INLINE Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__str(unsigned 
   int __pyx_t_1;
   Py_ssize_t __pyx_t_2;
 
-  /* "ext/wsdecode.pyx":90
+  /* "ext/wsdecode.pyx":86
  * 
  * cdef inline Py_ssize_t _str(const unsigned char *b, Py_ssize_t i, Py_ssize_t end) noexcept nogil:
  *     cdef Py_ssize_t j = i + 1             # <<<<<<<<<<<<<<
@@ -21411,7 +21233,7 @@ static CYTHON_INLINE Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__str(unsigned 
 */
   __pyx_v_j = (__pyx_v_i + 1);
 
-  /* "ext/wsdecode.pyx":92
+  /* "ext/wsdecode.pyx":88
  *     cdef Py_ssize_t j = i + 1
  *     cdef uint8_t c
  *     while j < end:             # <<<<<<<<<<<<<<
@@ -21424,7 +21246,7 @@ static CYTHON_INLINE Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__str(unsigned 
 
     if (!__pyx_t_1) break;
 
-    /* "ext/wsdecode.pyx":93
+    /* "ext/wsdecode.pyx":89
  *     cdef uint8_t c
  *     while j < end:
  *         c = STR_CLS[b[j]]             # <<<<<<<<<<<<<<
@@ -21433,7 +21255,7 @@ static CYTHON_INLINE Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__str(unsigned 
 */
     __pyx_v_c = (__pyx_v_8pipeline_4_ext_8wsdecode_STR_CLS[(__pyx_v_b[__pyx_v_j])]);
 
-    /* "ext/wsdecode.pyx":94
+    /* "ext/wsdecode.pyx":90
  *     while j < end:
  *         c = STR_CLS[b[j]]
  *         if c:             # <<<<<<<<<<<<<<
@@ -21445,7 +21267,7 @@ static CYTHON_INLINE Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__str(unsigned 
     if (__pyx_t_1) {
 
 
-      /* "ext/wsdecode.pyx":95
+      /* "ext/wsdecode.pyx":91
  *         c = STR_CLS[b[j]]
  *         if c:
  *             return j + 1 if c == 1 else -1             # <<<<<<<<<<<<<<
@@ -21467,7 +21289,7 @@ static CYTHON_INLINE Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__str(unsigned 
       }
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":94
+      /* "ext/wsdecode.pyx":90
  *     while j < end:
  *         c = STR_CLS[b[j]]
  *         if c:             # <<<<<<<<<<<<<<
@@ -21476,7 +21298,7 @@ static CYTHON_INLINE Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__str(unsigned 
 */
     }
 
-    /* "ext/wsdecode.pyx":96
+    /* "ext/wsdecode.pyx":92
  *         if c:
  *             return j + 1 if c == 1 else -1
  *         j += 1             # <<<<<<<<<<<<<<
@@ -21486,7 +21308,7 @@ static CYTHON_INLINE Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__str(unsigned 
     __pyx_v_j = (__pyx_v_j + 1);
   }
 
-  /* "ext/wsdecode.pyx":97
+  /* "ext/wsdecode.pyx":93
  *             return j + 1 if c == 1 else -1
  *         j += 1
  *     return -1             # <<<<<<<<<<<<<<
@@ -21499,7 +21321,7 @@ static CYTHON_INLINE Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__str(unsigned 
   }
   goto __pyx_L0;
 
-  /* "ext/wsdecode.pyx":89
+  /* "ext/wsdecode.pyx":85
  * 
  * 
  * cdef inline Py_ssize_t _str(const unsigned char *b, Py_ssize_t i, Py_ssize_t end) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -21514,7 +21336,7 @@ static CYTHON_INLINE Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__str(unsigned 
   return __pyx_r;
 }
 
-/* "ext/wsdecode.pyx":100
+/* "ext/wsdecode.pyx":96
  * 
  * 
  * cdef inline bint _isnumch(unsigned char c) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -21525,7 +21347,7 @@ static CYTHON_INLINE Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__str(unsigned 
 static CYTHON_INLINE int __pyx_f_8pipeline_4_ext_8wsdecode__isnumch(unsigned char __pyx_v_c) {
   int __pyx_r;
 
-  /* "ext/wsdecode.pyx":101
+  /* "ext/wsdecode.pyx":97
  * 
  * cdef inline bint _isnumch(unsigned char c) noexcept nogil:
  *     return NUM_CH[c]             # <<<<<<<<<<<<<<
@@ -21538,7 +21360,7 @@ static CYTHON_INLINE int __pyx_f_8pipeline_4_ext_8wsdecode__isnumch(unsigned cha
   }
   goto __pyx_L0;
 
-  /* "ext/wsdecode.pyx":100
+  /* "ext/wsdecode.pyx":96
  * 
  * 
  * cdef inline bint _isnumch(unsigned char c) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -21551,7 +21373,7 @@ static CYTHON_INLINE int __pyx_f_8pipeline_4_ext_8wsdecode__isnumch(unsigned cha
   return __pyx_r;
 }
 
-/* "ext/wsdecode.pyx":104
+/* "ext/wsdecode.pyx":100
  * 
  * 
  * cdef inline bint _isdig(unsigned char c) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -21563,7 +21385,7 @@ static CYTHON_INLINE int __pyx_f_8pipeline_4_ext_8wsdecode__isdig(unsigned char 
   int __pyx_r;
   int __pyx_t_1;
 
-  /* "ext/wsdecode.pyx":105
+  /* "ext/wsdecode.pyx":101
  * 
  * cdef inline bint _isdig(unsigned char c) noexcept nogil:
  *     return 48 <= c <= 57             # <<<<<<<<<<<<<<
@@ -21579,7 +21401,7 @@ static CYTHON_INLINE int __pyx_f_8pipeline_4_ext_8wsdecode__isdig(unsigned char 
   }
   goto __pyx_L0;
 
-  /* "ext/wsdecode.pyx":104
+  /* "ext/wsdecode.pyx":100
  * 
  * 
  * cdef inline bint _isdig(unsigned char c) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -21592,7 +21414,7 @@ static CYTHON_INLINE int __pyx_f_8pipeline_4_ext_8wsdecode__isdig(unsigned char 
   return __pyx_r;
 }
 
-/* "ext/wsdecode.pyx":108
+/* "ext/wsdecode.pyx":104
  * 
  * 
  * cdef Py_ssize_t _num(const unsigned char *b, Py_ssize_t i, Py_ssize_t end) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -21607,7 +21429,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__num(unsigned char const *__
   int __pyx_t_1;
   int __pyx_t_2;
 
-  /* "ext/wsdecode.pyx":111
+  /* "ext/wsdecode.pyx":107
  *     """A JSON number token: the same grammar as the twin's regex, over the maximal run of
  *     number characters."""
  *     cdef Py_ssize_t j = i, k             # <<<<<<<<<<<<<<
@@ -21616,7 +21438,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__num(unsigned char const *__
 */
   __pyx_v_j = __pyx_v_i;
 
-  /* "ext/wsdecode.pyx":112
+  /* "ext/wsdecode.pyx":108
  *     number characters."""
  *     cdef Py_ssize_t j = i, k
  *     while j < end and _isnumch(b[j]):             # <<<<<<<<<<<<<<
@@ -21643,7 +21465,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__num(unsigned char const *__
 
     if (!__pyx_t_1) break;
 
-    /* "ext/wsdecode.pyx":113
+    /* "ext/wsdecode.pyx":109
  *     cdef Py_ssize_t j = i, k
  *     while j < end and _isnumch(b[j]):
  *         j += 1             # <<<<<<<<<<<<<<
@@ -21653,7 +21475,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__num(unsigned char const *__
     __pyx_v_j = (__pyx_v_j + 1);
   }
 
-  /* "ext/wsdecode.pyx":114
+  /* "ext/wsdecode.pyx":110
  *     while j < end and _isnumch(b[j]):
  *         j += 1
  *     if j == i:             # <<<<<<<<<<<<<<
@@ -21665,7 +21487,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__num(unsigned char const *__
   if (__pyx_t_1) {
 
 
-    /* "ext/wsdecode.pyx":115
+    /* "ext/wsdecode.pyx":111
  *         j += 1
  *     if j == i:
  *         return -1             # <<<<<<<<<<<<<<
@@ -21678,7 +21500,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__num(unsigned char const *__
     }
     goto __pyx_L0;
 
-    /* "ext/wsdecode.pyx":114
+    /* "ext/wsdecode.pyx":110
  *     while j < end and _isnumch(b[j]):
  *         j += 1
  *     if j == i:             # <<<<<<<<<<<<<<
@@ -21687,7 +21509,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__num(unsigned char const *__
 */
   }
 
-  /* "ext/wsdecode.pyx":116
+  /* "ext/wsdecode.pyx":112
  *     if j == i:
  *         return -1
  *     k = i             # <<<<<<<<<<<<<<
@@ -21696,7 +21518,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__num(unsigned char const *__
 */
   __pyx_v_k = __pyx_v_i;
 
-  /* "ext/wsdecode.pyx":117
+  /* "ext/wsdecode.pyx":113
  *         return -1
  *     k = i
  *     if b[k] == 45:             # <<<<<<<<<<<<<<
@@ -21708,7 +21530,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__num(unsigned char const *__
   if (__pyx_t_1) {
 
 
-    /* "ext/wsdecode.pyx":118
+    /* "ext/wsdecode.pyx":114
  *     k = i
  *     if b[k] == 45:
  *         k += 1             # <<<<<<<<<<<<<<
@@ -21717,7 +21539,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__num(unsigned char const *__
 */
     __pyx_v_k = (__pyx_v_k + 1);
 
-    /* "ext/wsdecode.pyx":117
+    /* "ext/wsdecode.pyx":113
  *         return -1
  *     k = i
  *     if b[k] == 45:             # <<<<<<<<<<<<<<
@@ -21726,7 +21548,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__num(unsigned char const *__
 */
   }
 
-  /* "ext/wsdecode.pyx":119
+  /* "ext/wsdecode.pyx":115
  *     if b[k] == 45:
  *         k += 1
  *     if k >= j or not _isdig(b[k]):             # <<<<<<<<<<<<<<
@@ -21752,7 +21574,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__num(unsigned char const *__
   if (__pyx_t_1) {
 
 
-    /* "ext/wsdecode.pyx":120
+    /* "ext/wsdecode.pyx":116
  *         k += 1
  *     if k >= j or not _isdig(b[k]):
  *         return -1             # <<<<<<<<<<<<<<
@@ -21765,7 +21587,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__num(unsigned char const *__
     }
     goto __pyx_L0;
 
-    /* "ext/wsdecode.pyx":119
+    /* "ext/wsdecode.pyx":115
  *     if b[k] == 45:
  *         k += 1
  *     if k >= j or not _isdig(b[k]):             # <<<<<<<<<<<<<<
@@ -21774,7 +21596,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__num(unsigned char const *__
 */
   }
 
-  /* "ext/wsdecode.pyx":121
+  /* "ext/wsdecode.pyx":117
  *     if k >= j or not _isdig(b[k]):
  *         return -1
  *     if b[k] == 48:             # <<<<<<<<<<<<<<
@@ -21786,7 +21608,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__num(unsigned char const *__
   if (__pyx_t_1) {
 
 
-    /* "ext/wsdecode.pyx":122
+    /* "ext/wsdecode.pyx":118
  *         return -1
  *     if b[k] == 48:
  *         k += 1             # <<<<<<<<<<<<<<
@@ -21795,7 +21617,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__num(unsigned char const *__
 */
     __pyx_v_k = (__pyx_v_k + 1);
 
-    /* "ext/wsdecode.pyx":121
+    /* "ext/wsdecode.pyx":117
  *     if k >= j or not _isdig(b[k]):
  *         return -1
  *     if b[k] == 48:             # <<<<<<<<<<<<<<
@@ -21805,7 +21627,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__num(unsigned char const *__
     goto __pyx_L12;
   }
 
-  /* "ext/wsdecode.pyx":124
+  /* "ext/wsdecode.pyx":120
  *         k += 1
  *     else:
  *         while k < j and _isdig(b[k]):             # <<<<<<<<<<<<<<
@@ -21833,7 +21655,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__num(unsigned char const *__
 
       if (!__pyx_t_1) break;
 
-      /* "ext/wsdecode.pyx":125
+      /* "ext/wsdecode.pyx":121
  *     else:
  *         while k < j and _isdig(b[k]):
  *             k += 1             # <<<<<<<<<<<<<<
@@ -21845,7 +21667,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__num(unsigned char const *__
   }
   __pyx_L12:;
 
-  /* "ext/wsdecode.pyx":126
+  /* "ext/wsdecode.pyx":122
  *         while k < j and _isdig(b[k]):
  *             k += 1
  *     if k < j and b[k] == 46:             # <<<<<<<<<<<<<<
@@ -21871,7 +21693,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__num(unsigned char const *__
   if (__pyx_t_1) {
 
 
-    /* "ext/wsdecode.pyx":127
+    /* "ext/wsdecode.pyx":123
  *             k += 1
  *     if k < j and b[k] == 46:
  *         k += 1             # <<<<<<<<<<<<<<
@@ -21880,7 +21702,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__num(unsigned char const *__
 */
     __pyx_v_k = (__pyx_v_k + 1);
 
-    /* "ext/wsdecode.pyx":128
+    /* "ext/wsdecode.pyx":124
  *     if k < j and b[k] == 46:
  *         k += 1
  *         if k >= j or not _isdig(b[k]):             # <<<<<<<<<<<<<<
@@ -21906,7 +21728,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__num(unsigned char const *__
     if (__pyx_t_1) {
 
 
-      /* "ext/wsdecode.pyx":129
+      /* "ext/wsdecode.pyx":125
  *         k += 1
  *         if k >= j or not _isdig(b[k]):
  *             return -1             # <<<<<<<<<<<<<<
@@ -21919,7 +21741,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__num(unsigned char const *__
       }
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":128
+      /* "ext/wsdecode.pyx":124
  *     if k < j and b[k] == 46:
  *         k += 1
  *         if k >= j or not _isdig(b[k]):             # <<<<<<<<<<<<<<
@@ -21928,7 +21750,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__num(unsigned char const *__
 */
     }
 
-    /* "ext/wsdecode.pyx":130
+    /* "ext/wsdecode.pyx":126
  *         if k >= j or not _isdig(b[k]):
  *             return -1
  *         while k < j and _isdig(b[k]):             # <<<<<<<<<<<<<<
@@ -21955,7 +21777,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__num(unsigned char const *__
 
       if (!__pyx_t_1) break;
 
-      /* "ext/wsdecode.pyx":131
+      /* "ext/wsdecode.pyx":127
  *             return -1
  *         while k < j and _isdig(b[k]):
  *             k += 1             # <<<<<<<<<<<<<<
@@ -21965,7 +21787,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__num(unsigned char const *__
       __pyx_v_k = (__pyx_v_k + 1);
     }
 
-    /* "ext/wsdecode.pyx":126
+    /* "ext/wsdecode.pyx":122
  *         while k < j and _isdig(b[k]):
  *             k += 1
  *     if k < j and b[k] == 46:             # <<<<<<<<<<<<<<
@@ -21974,7 +21796,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__num(unsigned char const *__
 */
   }
 
-  /* "ext/wsdecode.pyx":132
+  /* "ext/wsdecode.pyx":128
  *         while k < j and _isdig(b[k]):
  *             k += 1
  *     if k < j and (b[k] == 101 or b[k] == 69):             # <<<<<<<<<<<<<<
@@ -22010,7 +21832,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__num(unsigned char const *__
   if (__pyx_t_1) {
 
 
-    /* "ext/wsdecode.pyx":133
+    /* "ext/wsdecode.pyx":129
  *             k += 1
  *     if k < j and (b[k] == 101 or b[k] == 69):
  *         k += 1             # <<<<<<<<<<<<<<
@@ -22019,7 +21841,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__num(unsigned char const *__
 */
     __pyx_v_k = (__pyx_v_k + 1);
 
-    /* "ext/wsdecode.pyx":134
+    /* "ext/wsdecode.pyx":130
  *     if k < j and (b[k] == 101 or b[k] == 69):
  *         k += 1
  *         if k < j and (b[k] == 43 or b[k] == 45):             # <<<<<<<<<<<<<<
@@ -22055,7 +21877,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__num(unsigned char const *__
     if (__pyx_t_1) {
 
 
-      /* "ext/wsdecode.pyx":135
+      /* "ext/wsdecode.pyx":131
  *         k += 1
  *         if k < j and (b[k] == 43 or b[k] == 45):
  *             k += 1             # <<<<<<<<<<<<<<
@@ -22064,7 +21886,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__num(unsigned char const *__
 */
       __pyx_v_k = (__pyx_v_k + 1);
 
-      /* "ext/wsdecode.pyx":134
+      /* "ext/wsdecode.pyx":130
  *     if k < j and (b[k] == 101 or b[k] == 69):
  *         k += 1
  *         if k < j and (b[k] == 43 or b[k] == 45):             # <<<<<<<<<<<<<<
@@ -22073,7 +21895,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__num(unsigned char const *__
 */
     }
 
-    /* "ext/wsdecode.pyx":136
+    /* "ext/wsdecode.pyx":132
  *         if k < j and (b[k] == 43 or b[k] == 45):
  *             k += 1
  *         if k >= j or not _isdig(b[k]):             # <<<<<<<<<<<<<<
@@ -22099,7 +21921,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__num(unsigned char const *__
     if (__pyx_t_1) {
 
 
-      /* "ext/wsdecode.pyx":137
+      /* "ext/wsdecode.pyx":133
  *             k += 1
  *         if k >= j or not _isdig(b[k]):
  *             return -1             # <<<<<<<<<<<<<<
@@ -22112,7 +21934,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__num(unsigned char const *__
       }
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":136
+      /* "ext/wsdecode.pyx":132
  *         if k < j and (b[k] == 43 or b[k] == 45):
  *             k += 1
  *         if k >= j or not _isdig(b[k]):             # <<<<<<<<<<<<<<
@@ -22121,7 +21943,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__num(unsigned char const *__
 */
     }
 
-    /* "ext/wsdecode.pyx":138
+    /* "ext/wsdecode.pyx":134
  *         if k >= j or not _isdig(b[k]):
  *             return -1
  *         while k < j and _isdig(b[k]):             # <<<<<<<<<<<<<<
@@ -22148,7 +21970,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__num(unsigned char const *__
 
       if (!__pyx_t_1) break;
 
-      /* "ext/wsdecode.pyx":139
+      /* "ext/wsdecode.pyx":135
  *             return -1
  *         while k < j and _isdig(b[k]):
  *             k += 1             # <<<<<<<<<<<<<<
@@ -22158,7 +21980,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__num(unsigned char const *__
       __pyx_v_k = (__pyx_v_k + 1);
     }
 
-    /* "ext/wsdecode.pyx":132
+    /* "ext/wsdecode.pyx":128
  *         while k < j and _isdig(b[k]):
  *             k += 1
  *     if k < j and (b[k] == 101 or b[k] == 69):             # <<<<<<<<<<<<<<
@@ -22167,7 +21989,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__num(unsigned char const *__
 */
   }
 
-  /* "ext/wsdecode.pyx":140
+  /* "ext/wsdecode.pyx":136
  *         while k < j and _isdig(b[k]):
  *             k += 1
  *     if k != j:             # <<<<<<<<<<<<<<
@@ -22179,7 +22001,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__num(unsigned char const *__
   if (__pyx_t_1) {
 
 
-    /* "ext/wsdecode.pyx":141
+    /* "ext/wsdecode.pyx":137
  *             k += 1
  *     if k != j:
  *         return -1             # <<<<<<<<<<<<<<
@@ -22192,7 +22014,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__num(unsigned char const *__
     }
     goto __pyx_L0;
 
-    /* "ext/wsdecode.pyx":140
+    /* "ext/wsdecode.pyx":136
  *         while k < j and _isdig(b[k]):
  *             k += 1
  *     if k != j:             # <<<<<<<<<<<<<<
@@ -22201,7 +22023,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__num(unsigned char const *__
 */
   }
 
-  /* "ext/wsdecode.pyx":142
+  /* "ext/wsdecode.pyx":138
  *     if k != j:
  *         return -1
  *     return j             # <<<<<<<<<<<<<<
@@ -22214,7 +22036,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__num(unsigned char const *__
   }
   goto __pyx_L0;
 
-  /* "ext/wsdecode.pyx":108
+  /* "ext/wsdecode.pyx":104
  * 
  * 
  * cdef Py_ssize_t _num(const unsigned char *b, Py_ssize_t i, Py_ssize_t end) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -22229,7 +22051,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__num(unsigned char const *__
   return __pyx_r;
 }
 
-/* "ext/wsdecode.pyx":145
+/* "ext/wsdecode.pyx":141
  * 
  * 
  * cdef Py_ssize_t _skip(const unsigned char *b, Py_ssize_t i, Py_ssize_t end, int depth) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -22247,7 +22069,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__skip(unsigned char const *_
   Py_ssize_t __pyx_t_4;
 
 
-  /* "ext/wsdecode.pyx":147
+  /* "ext/wsdecode.pyx":143
  * cdef Py_ssize_t _skip(const unsigned char *b, Py_ssize_t i, Py_ssize_t end, int depth) noexcept nogil:
  *     cdef unsigned char c, close
  *     if i >= end or depth > MAX_DEPTH:             # <<<<<<<<<<<<<<
@@ -22273,7 +22095,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__skip(unsigned char const *_
   if (__pyx_t_1) {
 
 
-    /* "ext/wsdecode.pyx":148
+    /* "ext/wsdecode.pyx":144
  *     cdef unsigned char c, close
  *     if i >= end or depth > MAX_DEPTH:
  *         return -1             # <<<<<<<<<<<<<<
@@ -22286,7 +22108,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__skip(unsigned char const *_
     }
     goto __pyx_L0;
 
-    /* "ext/wsdecode.pyx":147
+    /* "ext/wsdecode.pyx":143
  * cdef Py_ssize_t _skip(const unsigned char *b, Py_ssize_t i, Py_ssize_t end, int depth) noexcept nogil:
  *     cdef unsigned char c, close
  *     if i >= end or depth > MAX_DEPTH:             # <<<<<<<<<<<<<<
@@ -22295,7 +22117,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__skip(unsigned char const *_
 */
   }
 
-  /* "ext/wsdecode.pyx":149
+  /* "ext/wsdecode.pyx":145
  *     if i >= end or depth > MAX_DEPTH:
  *         return -1
  *     c = b[i]             # <<<<<<<<<<<<<<
@@ -22304,7 +22126,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__skip(unsigned char const *_
 */
   __pyx_v_c = (__pyx_v_b[__pyx_v_i]);
 
-  /* "ext/wsdecode.pyx":150
+  /* "ext/wsdecode.pyx":146
  *         return -1
  *     c = b[i]
  *     if c == 34:             # <<<<<<<<<<<<<<
@@ -22316,7 +22138,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__skip(unsigned char const *_
   if (__pyx_t_1) {
 
 
-    /* "ext/wsdecode.pyx":151
+    /* "ext/wsdecode.pyx":147
  *     c = b[i]
  *     if c == 34:
  *         return _str(b, i, end)             # <<<<<<<<<<<<<<
@@ -22329,7 +22151,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__skip(unsigned char const *_
     }
     goto __pyx_L0;
 
-    /* "ext/wsdecode.pyx":150
+    /* "ext/wsdecode.pyx":146
  *         return -1
  *     c = b[i]
  *     if c == 34:             # <<<<<<<<<<<<<<
@@ -22338,7 +22160,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__skip(unsigned char const *_
 */
   }
 
-  /* "ext/wsdecode.pyx":152
+  /* "ext/wsdecode.pyx":148
  *     if c == 34:
  *         return _str(b, i, end)
  *     if c == 123 or c == 91:             # <<<<<<<<<<<<<<
@@ -22349,7 +22171,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__skip(unsigned char const *_
     case 0x7B:
     case 91:
 
-    /* "ext/wsdecode.pyx":153
+    /* "ext/wsdecode.pyx":149
  *         return _str(b, i, end)
  *     if c == 123 or c == 91:
  *         close = 125 if c == 123 else 93             # <<<<<<<<<<<<<<
@@ -22368,7 +22190,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__skip(unsigned char const *_
 
     __pyx_v_close = __pyx_t_3;
 
-    /* "ext/wsdecode.pyx":154
+    /* "ext/wsdecode.pyx":150
  *     if c == 123 or c == 91:
  *         close = 125 if c == 123 else 93
  *         i = _ws(b, i + 1, end)             # <<<<<<<<<<<<<<
@@ -22377,7 +22199,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__skip(unsigned char const *_
 */
     __pyx_v_i = __pyx_f_8pipeline_4_ext_8wsdecode__ws(__pyx_v_b, (__pyx_v_i + 1), __pyx_v_end);
 
-    /* "ext/wsdecode.pyx":155
+    /* "ext/wsdecode.pyx":151
  *         close = 125 if c == 123 else 93
  *         i = _ws(b, i + 1, end)
  *         if i < end and b[i] == close:             # <<<<<<<<<<<<<<
@@ -22403,7 +22225,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__skip(unsigned char const *_
     if (__pyx_t_1) {
 
 
-      /* "ext/wsdecode.pyx":156
+      /* "ext/wsdecode.pyx":152
  *         i = _ws(b, i + 1, end)
  *         if i < end and b[i] == close:
  *             return i + 1             # <<<<<<<<<<<<<<
@@ -22416,7 +22238,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__skip(unsigned char const *_
       }
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":155
+      /* "ext/wsdecode.pyx":151
  *         close = 125 if c == 123 else 93
  *         i = _ws(b, i + 1, end)
  *         if i < end and b[i] == close:             # <<<<<<<<<<<<<<
@@ -22425,7 +22247,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__skip(unsigned char const *_
 */
     }
 
-    /* "ext/wsdecode.pyx":157
+    /* "ext/wsdecode.pyx":153
  *         if i < end and b[i] == close:
  *             return i + 1
  *         while True:             # <<<<<<<<<<<<<<
@@ -22434,7 +22256,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__skip(unsigned char const *_
 */
     while (1) {
 
-      /* "ext/wsdecode.pyx":158
+      /* "ext/wsdecode.pyx":154
  *             return i + 1
  *         while True:
  *             if c == 123:             # <<<<<<<<<<<<<<
@@ -22446,7 +22268,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__skip(unsigned char const *_
       if (__pyx_t_1) {
 
 
-        /* "ext/wsdecode.pyx":159
+        /* "ext/wsdecode.pyx":155
  *         while True:
  *             if c == 123:
  *                 if i >= end or b[i] != 34:             # <<<<<<<<<<<<<<
@@ -22472,7 +22294,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__skip(unsigned char const *_
         if (__pyx_t_1) {
 
 
-          /* "ext/wsdecode.pyx":160
+          /* "ext/wsdecode.pyx":156
  *             if c == 123:
  *                 if i >= end or b[i] != 34:
  *                     return -1             # <<<<<<<<<<<<<<
@@ -22485,7 +22307,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__skip(unsigned char const *_
           }
           goto __pyx_L0;
 
-          /* "ext/wsdecode.pyx":159
+          /* "ext/wsdecode.pyx":155
  *         while True:
  *             if c == 123:
  *                 if i >= end or b[i] != 34:             # <<<<<<<<<<<<<<
@@ -22494,7 +22316,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__skip(unsigned char const *_
 */
         }
 
-        /* "ext/wsdecode.pyx":161
+        /* "ext/wsdecode.pyx":157
  *                 if i >= end or b[i] != 34:
  *                     return -1
  *                 i = _str(b, i, end)             # <<<<<<<<<<<<<<
@@ -22503,7 +22325,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__skip(unsigned char const *_
 */
         __pyx_v_i = __pyx_f_8pipeline_4_ext_8wsdecode__str(__pyx_v_b, __pyx_v_i, __pyx_v_end);
 
-        /* "ext/wsdecode.pyx":162
+        /* "ext/wsdecode.pyx":158
  *                     return -1
  *                 i = _str(b, i, end)
  *                 if i < 0:             # <<<<<<<<<<<<<<
@@ -22515,7 +22337,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__skip(unsigned char const *_
         if (__pyx_t_1) {
 
 
-          /* "ext/wsdecode.pyx":163
+          /* "ext/wsdecode.pyx":159
  *                 i = _str(b, i, end)
  *                 if i < 0:
  *                     return -1             # <<<<<<<<<<<<<<
@@ -22528,7 +22350,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__skip(unsigned char const *_
           }
           goto __pyx_L0;
 
-          /* "ext/wsdecode.pyx":162
+          /* "ext/wsdecode.pyx":158
  *                     return -1
  *                 i = _str(b, i, end)
  *                 if i < 0:             # <<<<<<<<<<<<<<
@@ -22537,7 +22359,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__skip(unsigned char const *_
 */
         }
 
-        /* "ext/wsdecode.pyx":164
+        /* "ext/wsdecode.pyx":160
  *                 if i < 0:
  *                     return -1
  *                 i = _ws(b, i, end)             # <<<<<<<<<<<<<<
@@ -22546,7 +22368,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__skip(unsigned char const *_
 */
         __pyx_v_i = __pyx_f_8pipeline_4_ext_8wsdecode__ws(__pyx_v_b, __pyx_v_i, __pyx_v_end);
 
-        /* "ext/wsdecode.pyx":165
+        /* "ext/wsdecode.pyx":161
  *                     return -1
  *                 i = _ws(b, i, end)
  *                 if i >= end or b[i] != 58:             # <<<<<<<<<<<<<<
@@ -22572,7 +22394,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__skip(unsigned char const *_
         if (__pyx_t_1) {
 
 
-          /* "ext/wsdecode.pyx":166
+          /* "ext/wsdecode.pyx":162
  *                 i = _ws(b, i, end)
  *                 if i >= end or b[i] != 58:
  *                     return -1             # <<<<<<<<<<<<<<
@@ -22585,7 +22407,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__skip(unsigned char const *_
           }
           goto __pyx_L0;
 
-          /* "ext/wsdecode.pyx":165
+          /* "ext/wsdecode.pyx":161
  *                     return -1
  *                 i = _ws(b, i, end)
  *                 if i >= end or b[i] != 58:             # <<<<<<<<<<<<<<
@@ -22594,7 +22416,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__skip(unsigned char const *_
 */
         }
 
-        /* "ext/wsdecode.pyx":167
+        /* "ext/wsdecode.pyx":163
  *                 if i >= end or b[i] != 58:
  *                     return -1
  *                 i = _ws(b, i + 1, end)             # <<<<<<<<<<<<<<
@@ -22603,7 +22425,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__skip(unsigned char const *_
 */
         __pyx_v_i = __pyx_f_8pipeline_4_ext_8wsdecode__ws(__pyx_v_b, (__pyx_v_i + 1), __pyx_v_end);
 
-        /* "ext/wsdecode.pyx":158
+        /* "ext/wsdecode.pyx":154
  *             return i + 1
  *         while True:
  *             if c == 123:             # <<<<<<<<<<<<<<
@@ -22612,7 +22434,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__skip(unsigned char const *_
 */
       }
 
-      /* "ext/wsdecode.pyx":168
+      /* "ext/wsdecode.pyx":164
  *                     return -1
  *                 i = _ws(b, i + 1, end)
  *             i = _skip(b, i, end, depth + 1)             # <<<<<<<<<<<<<<
@@ -22621,7 +22443,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__skip(unsigned char const *_
 */
       __pyx_v_i = __pyx_f_8pipeline_4_ext_8wsdecode__skip(__pyx_v_b, __pyx_v_i, __pyx_v_end, (__pyx_v_depth + 1));
 
-      /* "ext/wsdecode.pyx":169
+      /* "ext/wsdecode.pyx":165
  *                 i = _ws(b, i + 1, end)
  *             i = _skip(b, i, end, depth + 1)
  *             if i < 0:             # <<<<<<<<<<<<<<
@@ -22633,7 +22455,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__skip(unsigned char const *_
       if (__pyx_t_1) {
 
 
-        /* "ext/wsdecode.pyx":170
+        /* "ext/wsdecode.pyx":166
  *             i = _skip(b, i, end, depth + 1)
  *             if i < 0:
  *                 return -1             # <<<<<<<<<<<<<<
@@ -22646,7 +22468,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__skip(unsigned char const *_
         }
         goto __pyx_L0;
 
-        /* "ext/wsdecode.pyx":169
+        /* "ext/wsdecode.pyx":165
  *                 i = _ws(b, i + 1, end)
  *             i = _skip(b, i, end, depth + 1)
  *             if i < 0:             # <<<<<<<<<<<<<<
@@ -22655,7 +22477,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__skip(unsigned char const *_
 */
       }
 
-      /* "ext/wsdecode.pyx":171
+      /* "ext/wsdecode.pyx":167
  *             if i < 0:
  *                 return -1
  *             i = _ws(b, i, end)             # <<<<<<<<<<<<<<
@@ -22664,7 +22486,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__skip(unsigned char const *_
 */
       __pyx_v_i = __pyx_f_8pipeline_4_ext_8wsdecode__ws(__pyx_v_b, __pyx_v_i, __pyx_v_end);
 
-      /* "ext/wsdecode.pyx":172
+      /* "ext/wsdecode.pyx":168
  *                 return -1
  *             i = _ws(b, i, end)
  *             if i >= end:             # <<<<<<<<<<<<<<
@@ -22676,7 +22498,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__skip(unsigned char const *_
       if (__pyx_t_1) {
 
 
-        /* "ext/wsdecode.pyx":173
+        /* "ext/wsdecode.pyx":169
  *             i = _ws(b, i, end)
  *             if i >= end:
  *                 return -1             # <<<<<<<<<<<<<<
@@ -22689,7 +22511,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__skip(unsigned char const *_
         }
         goto __pyx_L0;
 
-        /* "ext/wsdecode.pyx":172
+        /* "ext/wsdecode.pyx":168
  *                 return -1
  *             i = _ws(b, i, end)
  *             if i >= end:             # <<<<<<<<<<<<<<
@@ -22698,7 +22520,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__skip(unsigned char const *_
 */
       }
 
-      /* "ext/wsdecode.pyx":174
+      /* "ext/wsdecode.pyx":170
  *             if i >= end:
  *                 return -1
  *             if b[i] == close:             # <<<<<<<<<<<<<<
@@ -22710,7 +22532,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__skip(unsigned char const *_
       if (__pyx_t_1) {
 
 
-        /* "ext/wsdecode.pyx":175
+        /* "ext/wsdecode.pyx":171
  *                 return -1
  *             if b[i] == close:
  *                 return i + 1             # <<<<<<<<<<<<<<
@@ -22723,7 +22545,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__skip(unsigned char const *_
         }
         goto __pyx_L0;
 
-        /* "ext/wsdecode.pyx":174
+        /* "ext/wsdecode.pyx":170
  *             if i >= end:
  *                 return -1
  *             if b[i] == close:             # <<<<<<<<<<<<<<
@@ -22732,7 +22554,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__skip(unsigned char const *_
 */
       }
 
-      /* "ext/wsdecode.pyx":176
+      /* "ext/wsdecode.pyx":172
  *             if b[i] == close:
  *                 return i + 1
  *             if b[i] != 44:             # <<<<<<<<<<<<<<
@@ -22744,7 +22566,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__skip(unsigned char const *_
       if (__pyx_t_1) {
 
 
-        /* "ext/wsdecode.pyx":177
+        /* "ext/wsdecode.pyx":173
  *                 return i + 1
  *             if b[i] != 44:
  *                 return -1             # <<<<<<<<<<<<<<
@@ -22757,7 +22579,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__skip(unsigned char const *_
         }
         goto __pyx_L0;
 
-        /* "ext/wsdecode.pyx":176
+        /* "ext/wsdecode.pyx":172
  *             if b[i] == close:
  *                 return i + 1
  *             if b[i] != 44:             # <<<<<<<<<<<<<<
@@ -22766,7 +22588,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__skip(unsigned char const *_
 */
       }
 
-      /* "ext/wsdecode.pyx":178
+      /* "ext/wsdecode.pyx":174
  *             if b[i] != 44:
  *                 return -1
  *             i = _ws(b, i + 1, end)             # <<<<<<<<<<<<<<
@@ -22776,7 +22598,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__skip(unsigned char const *_
       __pyx_v_i = __pyx_f_8pipeline_4_ext_8wsdecode__ws(__pyx_v_b, (__pyx_v_i + 1), __pyx_v_end);
     }
 
-    /* "ext/wsdecode.pyx":152
+    /* "ext/wsdecode.pyx":148
  *     if c == 34:
  *         return _str(b, i, end)
  *     if c == 123 or c == 91:             # <<<<<<<<<<<<<<
@@ -22787,7 +22609,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__skip(unsigned char const *_
     default: break;
   }
 
-  /* "ext/wsdecode.pyx":179
+  /* "ext/wsdecode.pyx":175
  *                 return -1
  *             i = _ws(b, i + 1, end)
  *     if c == 116:             # <<<<<<<<<<<<<<
@@ -22799,7 +22621,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__skip(unsigned char const *_
   if (__pyx_t_1) {
 
 
-    /* "ext/wsdecode.pyx":180
+    /* "ext/wsdecode.pyx":176
  *             i = _ws(b, i + 1, end)
  *     if c == 116:
  *         return i + 4 if i + 4 <= end and memcmp(b + i, b"true", 4) == 0 else -1             # <<<<<<<<<<<<<<
@@ -22835,7 +22657,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__skip(unsigned char const *_
     }
     goto __pyx_L0;
 
-    /* "ext/wsdecode.pyx":179
+    /* "ext/wsdecode.pyx":175
  *                 return -1
  *             i = _ws(b, i + 1, end)
  *     if c == 116:             # <<<<<<<<<<<<<<
@@ -22844,7 +22666,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__skip(unsigned char const *_
 */
   }
 
-  /* "ext/wsdecode.pyx":181
+  /* "ext/wsdecode.pyx":177
  *     if c == 116:
  *         return i + 4 if i + 4 <= end and memcmp(b + i, b"true", 4) == 0 else -1
  *     if c == 102:             # <<<<<<<<<<<<<<
@@ -22856,7 +22678,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__skip(unsigned char const *_
   if (__pyx_t_1) {
 
 
-    /* "ext/wsdecode.pyx":182
+    /* "ext/wsdecode.pyx":178
  *         return i + 4 if i + 4 <= end and memcmp(b + i, b"true", 4) == 0 else -1
  *     if c == 102:
  *         return i + 5 if i + 5 <= end and memcmp(b + i, b"false", 5) == 0 else -1             # <<<<<<<<<<<<<<
@@ -22892,7 +22714,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__skip(unsigned char const *_
     }
     goto __pyx_L0;
 
-    /* "ext/wsdecode.pyx":181
+    /* "ext/wsdecode.pyx":177
  *     if c == 116:
  *         return i + 4 if i + 4 <= end and memcmp(b + i, b"true", 4) == 0 else -1
  *     if c == 102:             # <<<<<<<<<<<<<<
@@ -22901,7 +22723,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__skip(unsigned char const *_
 */
   }
 
-  /* "ext/wsdecode.pyx":183
+  /* "ext/wsdecode.pyx":179
  *     if c == 102:
  *         return i + 5 if i + 5 <= end and memcmp(b + i, b"false", 5) == 0 else -1
  *     if c == 110:             # <<<<<<<<<<<<<<
@@ -22913,7 +22735,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__skip(unsigned char const *_
   if (__pyx_t_1) {
 
 
-    /* "ext/wsdecode.pyx":184
+    /* "ext/wsdecode.pyx":180
  *         return i + 5 if i + 5 <= end and memcmp(b + i, b"false", 5) == 0 else -1
  *     if c == 110:
  *         return i + 4 if i + 4 <= end and memcmp(b + i, b"null", 4) == 0 else -1             # <<<<<<<<<<<<<<
@@ -22949,7 +22771,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__skip(unsigned char const *_
     }
     goto __pyx_L0;
 
-    /* "ext/wsdecode.pyx":183
+    /* "ext/wsdecode.pyx":179
  *     if c == 102:
  *         return i + 5 if i + 5 <= end and memcmp(b + i, b"false", 5) == 0 else -1
  *     if c == 110:             # <<<<<<<<<<<<<<
@@ -22958,7 +22780,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__skip(unsigned char const *_
 */
   }
 
-  /* "ext/wsdecode.pyx":185
+  /* "ext/wsdecode.pyx":181
  *     if c == 110:
  *         return i + 4 if i + 4 <= end and memcmp(b + i, b"null", 4) == 0 else -1
  *     return _num(b, i, end)             # <<<<<<<<<<<<<<
@@ -22971,7 +22793,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__skip(unsigned char const *_
   }
   goto __pyx_L0;
 
-  /* "ext/wsdecode.pyx":145
+  /* "ext/wsdecode.pyx":141
  * 
  * 
  * cdef Py_ssize_t _skip(const unsigned char *b, Py_ssize_t i, Py_ssize_t end, int depth) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -22987,7 +22809,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode__skip(unsigned char const *_
   return __pyx_r;
 }
 
-/* "ext/wsdecode.pyx":188
+/* "ext/wsdecode.pyx":184
  * 
  * 
  * cdef inline bint _int(const unsigned char *b, Py_ssize_t s, Py_ssize_t e, int64_t *out) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -23005,7 +22827,7 @@ static CYTHON_INLINE int __pyx_f_8pipeline_4_ext_8wsdecode__int(unsigned char co
   Py_ssize_t __pyx_t_4;
   Py_ssize_t __pyx_t_5;
 
-  /* "ext/wsdecode.pyx":190
+  /* "ext/wsdecode.pyx":186
  * cdef inline bint _int(const unsigned char *b, Py_ssize_t s, Py_ssize_t e, int64_t *out) noexcept nogil:
  *     """[0-9]{1,18} exactly."""
  *     cdef int64_t v = 0             # <<<<<<<<<<<<<<
@@ -23014,7 +22836,7 @@ static CYTHON_INLINE int __pyx_f_8pipeline_4_ext_8wsdecode__int(unsigned char co
 */
   __pyx_v_v = 0;
 
-  /* "ext/wsdecode.pyx":192
+  /* "ext/wsdecode.pyx":188
  *     cdef int64_t v = 0
  *     cdef Py_ssize_t i
  *     if s < 0 or e - s < 1 or e - s > 18:             # <<<<<<<<<<<<<<
@@ -23050,7 +22872,7 @@ static CYTHON_INLINE int __pyx_f_8pipeline_4_ext_8wsdecode__int(unsigned char co
   if (__pyx_t_1) {
 
 
-    /* "ext/wsdecode.pyx":193
+    /* "ext/wsdecode.pyx":189
  *     cdef Py_ssize_t i
  *     if s < 0 or e - s < 1 or e - s > 18:
  *         return False             # <<<<<<<<<<<<<<
@@ -23063,7 +22885,7 @@ static CYTHON_INLINE int __pyx_f_8pipeline_4_ext_8wsdecode__int(unsigned char co
     }
     goto __pyx_L0;
 
-    /* "ext/wsdecode.pyx":192
+    /* "ext/wsdecode.pyx":188
  *     cdef int64_t v = 0
  *     cdef Py_ssize_t i
  *     if s < 0 or e - s < 1 or e - s > 18:             # <<<<<<<<<<<<<<
@@ -23072,7 +22894,7 @@ static CYTHON_INLINE int __pyx_f_8pipeline_4_ext_8wsdecode__int(unsigned char co
 */
   }
 
-  /* "ext/wsdecode.pyx":194
+  /* "ext/wsdecode.pyx":190
  *     if s < 0 or e - s < 1 or e - s > 18:
  *         return False
  *     for i in range(s, e):             # <<<<<<<<<<<<<<
@@ -23086,7 +22908,7 @@ static CYTHON_INLINE int __pyx_f_8pipeline_4_ext_8wsdecode__int(unsigned char co
   for (__pyx_t_5 = __pyx_v_s; __pyx_t_5 < __pyx_t_4; __pyx_t_5+=1) {
     __pyx_v_i = __pyx_t_5;
 
-    /* "ext/wsdecode.pyx":195
+    /* "ext/wsdecode.pyx":191
  *         return False
  *     for i in range(s, e):
  *         if not _isdig(b[i]):             # <<<<<<<<<<<<<<
@@ -23098,7 +22920,7 @@ static CYTHON_INLINE int __pyx_f_8pipeline_4_ext_8wsdecode__int(unsigned char co
     if (__pyx_t_1) {
 
 
-      /* "ext/wsdecode.pyx":196
+      /* "ext/wsdecode.pyx":192
  *     for i in range(s, e):
  *         if not _isdig(b[i]):
  *             return False             # <<<<<<<<<<<<<<
@@ -23111,7 +22933,7 @@ static CYTHON_INLINE int __pyx_f_8pipeline_4_ext_8wsdecode__int(unsigned char co
       }
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":195
+      /* "ext/wsdecode.pyx":191
  *         return False
  *     for i in range(s, e):
  *         if not _isdig(b[i]):             # <<<<<<<<<<<<<<
@@ -23120,7 +22942,7 @@ static CYTHON_INLINE int __pyx_f_8pipeline_4_ext_8wsdecode__int(unsigned char co
 */
     }
 
-    /* "ext/wsdecode.pyx":197
+    /* "ext/wsdecode.pyx":193
  *         if not _isdig(b[i]):
  *             return False
  *         v = v * 10 + (b[i] - 48)             # <<<<<<<<<<<<<<
@@ -23131,7 +22953,7 @@ static CYTHON_INLINE int __pyx_f_8pipeline_4_ext_8wsdecode__int(unsigned char co
   }
 
 
-  /* "ext/wsdecode.pyx":198
+  /* "ext/wsdecode.pyx":194
  *             return False
  *         v = v * 10 + (b[i] - 48)
  *     out[0] = v             # <<<<<<<<<<<<<<
@@ -23140,7 +22962,7 @@ static CYTHON_INLINE int __pyx_f_8pipeline_4_ext_8wsdecode__int(unsigned char co
 */
   (__pyx_v_out[0]) = __pyx_v_v;
 
-  /* "ext/wsdecode.pyx":199
+  /* "ext/wsdecode.pyx":195
  *         v = v * 10 + (b[i] - 48)
  *     out[0] = v
  *     return True             # <<<<<<<<<<<<<<
@@ -23153,7 +22975,7 @@ static CYTHON_INLINE int __pyx_f_8pipeline_4_ext_8wsdecode__int(unsigned char co
   }
   goto __pyx_L0;
 
-  /* "ext/wsdecode.pyx":188
+  /* "ext/wsdecode.pyx":184
  * 
  * 
  * cdef inline bint _int(const unsigned char *b, Py_ssize_t s, Py_ssize_t e, int64_t *out) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -23168,7 +22990,7 @@ static CYTHON_INLINE int __pyx_f_8pipeline_4_ext_8wsdecode__int(unsigned char co
   return __pyx_r;
 }
 
-/* "ext/wsdecode.pyx":202
+/* "ext/wsdecode.pyx":198
  * 
  * 
  * cdef bint _dec(const unsigned char *b, Py_ssize_t s, Py_ssize_t e, double *out) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -23195,7 +23017,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode__dec(unsigned char const *__pyx_v_b
 
 
 
-  /* "ext/wsdecode.pyx":206
+  /* "ext/wsdecode.pyx":202
  *     path: an exact mantissa below 2^53 divided by an exact power of ten; strtod otherwise)."""
  *     cdef Py_ssize_t i, n
  *     cdef uint64_t m = 0             # <<<<<<<<<<<<<<
@@ -23204,7 +23026,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode__dec(unsigned char const *__pyx_v_b
 */
   __pyx_v_m = 0;
 
-  /* "ext/wsdecode.pyx":207
+  /* "ext/wsdecode.pyx":203
  *     cdef Py_ssize_t i, n
  *     cdef uint64_t m = 0
  *     cdef int nd = 0, fd = 0             # <<<<<<<<<<<<<<
@@ -23214,7 +23036,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode__dec(unsigned char const *__pyx_v_b
   __pyx_v_nd = 0;
   __pyx_v_fd = 0;
 
-  /* "ext/wsdecode.pyx":208
+  /* "ext/wsdecode.pyx":204
  *     cdef uint64_t m = 0
  *     cdef int nd = 0, fd = 0
  *     cdef bint dot = False, lead = True             # <<<<<<<<<<<<<<
@@ -23224,7 +23046,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode__dec(unsigned char const *__pyx_v_b
   __pyx_v_dot = 0;
   __pyx_v_lead = 1;
 
-  /* "ext/wsdecode.pyx":211
+  /* "ext/wsdecode.pyx":207
  *     cdef char tmp[48]
  *     cdef unsigned char c
  *     if s < 0 or b[s] != 34:             # <<<<<<<<<<<<<<
@@ -23250,7 +23072,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode__dec(unsigned char const *__pyx_v_b
   if (__pyx_t_1) {
 
 
-    /* "ext/wsdecode.pyx":212
+    /* "ext/wsdecode.pyx":208
  *     cdef unsigned char c
  *     if s < 0 or b[s] != 34:
  *         return False             # <<<<<<<<<<<<<<
@@ -23263,7 +23085,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode__dec(unsigned char const *__pyx_v_b
     }
     goto __pyx_L0;
 
-    /* "ext/wsdecode.pyx":211
+    /* "ext/wsdecode.pyx":207
  *     cdef char tmp[48]
  *     cdef unsigned char c
  *     if s < 0 or b[s] != 34:             # <<<<<<<<<<<<<<
@@ -23272,7 +23094,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode__dec(unsigned char const *__pyx_v_b
 */
   }
 
-  /* "ext/wsdecode.pyx":213
+  /* "ext/wsdecode.pyx":209
  *     if s < 0 or b[s] != 34:
  *         return False
  *     s += 1             # <<<<<<<<<<<<<<
@@ -23281,7 +23103,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode__dec(unsigned char const *__pyx_v_b
 */
   __pyx_v_s = (__pyx_v_s + 1);
 
-  /* "ext/wsdecode.pyx":214
+  /* "ext/wsdecode.pyx":210
  *         return False
  *     s += 1
  *     e -= 1             # <<<<<<<<<<<<<<
@@ -23290,7 +23112,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode__dec(unsigned char const *__pyx_v_b
 */
   __pyx_v_e = (__pyx_v_e - 1);
 
-  /* "ext/wsdecode.pyx":215
+  /* "ext/wsdecode.pyx":211
  *     s += 1
  *     e -= 1
  *     n = e - s             # <<<<<<<<<<<<<<
@@ -23299,7 +23121,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode__dec(unsigned char const *__pyx_v_b
 */
   __pyx_v_n = (__pyx_v_e - __pyx_v_s);
 
-  /* "ext/wsdecode.pyx":216
+  /* "ext/wsdecode.pyx":212
  *     e -= 1
  *     n = e - s
  *     if n < 1 or n > MAX_DEC_LEN or not _isdig(b[s]) or not _isdig(b[e - 1]):             # <<<<<<<<<<<<<<
@@ -23345,7 +23167,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode__dec(unsigned char const *__pyx_v_b
   if (__pyx_t_1) {
 
 
-    /* "ext/wsdecode.pyx":217
+    /* "ext/wsdecode.pyx":213
  *     n = e - s
  *     if n < 1 or n > MAX_DEC_LEN or not _isdig(b[s]) or not _isdig(b[e - 1]):
  *         return False             # <<<<<<<<<<<<<<
@@ -23358,7 +23180,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode__dec(unsigned char const *__pyx_v_b
     }
     goto __pyx_L0;
 
-    /* "ext/wsdecode.pyx":216
+    /* "ext/wsdecode.pyx":212
  *     e -= 1
  *     n = e - s
  *     if n < 1 or n > MAX_DEC_LEN or not _isdig(b[s]) or not _isdig(b[e - 1]):             # <<<<<<<<<<<<<<
@@ -23367,7 +23189,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode__dec(unsigned char const *__pyx_v_b
 */
   }
 
-  /* "ext/wsdecode.pyx":218
+  /* "ext/wsdecode.pyx":214
  *     if n < 1 or n > MAX_DEC_LEN or not _isdig(b[s]) or not _isdig(b[e - 1]):
  *         return False
  *     for i in range(s, e):             # <<<<<<<<<<<<<<
@@ -23381,7 +23203,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode__dec(unsigned char const *__pyx_v_b
   for (__pyx_t_5 = __pyx_v_s; __pyx_t_5 < __pyx_t_4; __pyx_t_5+=1) {
     __pyx_v_i = __pyx_t_5;
 
-    /* "ext/wsdecode.pyx":219
+    /* "ext/wsdecode.pyx":215
  *         return False
  *     for i in range(s, e):
  *         c = b[i]             # <<<<<<<<<<<<<<
@@ -23390,7 +23212,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode__dec(unsigned char const *__pyx_v_b
 */
     __pyx_v_c = (__pyx_v_b[__pyx_v_i]);
 
-    /* "ext/wsdecode.pyx":220
+    /* "ext/wsdecode.pyx":216
  *     for i in range(s, e):
  *         c = b[i]
  *         if _isdig(c):             # <<<<<<<<<<<<<<
@@ -23402,7 +23224,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode__dec(unsigned char const *__pyx_v_b
     if (__pyx_t_1) {
 
 
-      /* "ext/wsdecode.pyx":221
+      /* "ext/wsdecode.pyx":217
  *         c = b[i]
  *         if _isdig(c):
  *             if dot:             # <<<<<<<<<<<<<<
@@ -23411,7 +23233,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode__dec(unsigned char const *__pyx_v_b
 */
       if (__pyx_v_dot) {
 
-        /* "ext/wsdecode.pyx":222
+        /* "ext/wsdecode.pyx":218
  *         if _isdig(c):
  *             if dot:
  *                 fd += 1             # <<<<<<<<<<<<<<
@@ -23420,7 +23242,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode__dec(unsigned char const *__pyx_v_b
 */
         __pyx_v_fd = (__pyx_v_fd + 1);
 
-        /* "ext/wsdecode.pyx":221
+        /* "ext/wsdecode.pyx":217
  *         c = b[i]
  *         if _isdig(c):
  *             if dot:             # <<<<<<<<<<<<<<
@@ -23429,7 +23251,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode__dec(unsigned char const *__pyx_v_b
 */
       }
 
-      /* "ext/wsdecode.pyx":223
+      /* "ext/wsdecode.pyx":219
  *             if dot:
  *                 fd += 1
  *             if lead and c == 48:             # <<<<<<<<<<<<<<
@@ -23451,7 +23273,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode__dec(unsigned char const *__pyx_v_b
       if (__pyx_t_1) {
 
 
-        /* "ext/wsdecode.pyx":224
+        /* "ext/wsdecode.pyx":220
  *                 fd += 1
  *             if lead and c == 48:
  *                 continue             # <<<<<<<<<<<<<<
@@ -23460,7 +23282,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode__dec(unsigned char const *__pyx_v_b
 */
         goto __pyx_L11_continue;
 
-        /* "ext/wsdecode.pyx":223
+        /* "ext/wsdecode.pyx":219
  *             if dot:
  *                 fd += 1
  *             if lead and c == 48:             # <<<<<<<<<<<<<<
@@ -23469,7 +23291,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode__dec(unsigned char const *__pyx_v_b
 */
       }
 
-      /* "ext/wsdecode.pyx":225
+      /* "ext/wsdecode.pyx":221
  *             if lead and c == 48:
  *                 continue
  *             lead = False             # <<<<<<<<<<<<<<
@@ -23478,7 +23300,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode__dec(unsigned char const *__pyx_v_b
 */
       __pyx_v_lead = 0;
 
-      /* "ext/wsdecode.pyx":226
+      /* "ext/wsdecode.pyx":222
  *                 continue
  *             lead = False
  *             nd += 1             # <<<<<<<<<<<<<<
@@ -23487,7 +23309,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode__dec(unsigned char const *__pyx_v_b
 */
       __pyx_v_nd = (__pyx_v_nd + 1);
 
-      /* "ext/wsdecode.pyx":227
+      /* "ext/wsdecode.pyx":223
  *             lead = False
  *             nd += 1
  *             if nd <= 19:             # <<<<<<<<<<<<<<
@@ -23499,7 +23321,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode__dec(unsigned char const *__pyx_v_b
       if (__pyx_t_1) {
 
 
-        /* "ext/wsdecode.pyx":228
+        /* "ext/wsdecode.pyx":224
  *             nd += 1
  *             if nd <= 19:
  *                 m = m * 10 + (c - 48)             # <<<<<<<<<<<<<<
@@ -23508,7 +23330,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode__dec(unsigned char const *__pyx_v_b
 */
         __pyx_v_m = ((__pyx_v_m * 10) + (__pyx_v_c - 48));
 
-        /* "ext/wsdecode.pyx":227
+        /* "ext/wsdecode.pyx":223
  *             lead = False
  *             nd += 1
  *             if nd <= 19:             # <<<<<<<<<<<<<<
@@ -23517,7 +23339,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode__dec(unsigned char const *__pyx_v_b
 */
       }
 
-      /* "ext/wsdecode.pyx":220
+      /* "ext/wsdecode.pyx":216
  *     for i in range(s, e):
  *         c = b[i]
  *         if _isdig(c):             # <<<<<<<<<<<<<<
@@ -23527,7 +23349,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode__dec(unsigned char const *__pyx_v_b
       goto __pyx_L13;
     }
 
-    /* "ext/wsdecode.pyx":229
+    /* "ext/wsdecode.pyx":225
  *             if nd <= 19:
  *                 m = m * 10 + (c - 48)
  *         elif c == 46 and not dot:             # <<<<<<<<<<<<<<
@@ -23553,7 +23375,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode__dec(unsigned char const *__pyx_v_b
     if (__pyx_t_1) {
 
 
-      /* "ext/wsdecode.pyx":230
+      /* "ext/wsdecode.pyx":226
  *                 m = m * 10 + (c - 48)
  *         elif c == 46 and not dot:
  *             dot = True             # <<<<<<<<<<<<<<
@@ -23562,7 +23384,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode__dec(unsigned char const *__pyx_v_b
 */
       __pyx_v_dot = 1;
 
-      /* "ext/wsdecode.pyx":229
+      /* "ext/wsdecode.pyx":225
  *             if nd <= 19:
  *                 m = m * 10 + (c - 48)
  *         elif c == 46 and not dot:             # <<<<<<<<<<<<<<
@@ -23572,7 +23394,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode__dec(unsigned char const *__pyx_v_b
       goto __pyx_L13;
     }
 
-    /* "ext/wsdecode.pyx":232
+    /* "ext/wsdecode.pyx":228
  *             dot = True
  *         else:
  *             return False             # <<<<<<<<<<<<<<
@@ -23591,7 +23413,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode__dec(unsigned char const *__pyx_v_b
   }
 
 
-  /* "ext/wsdecode.pyx":233
+  /* "ext/wsdecode.pyx":229
  *         else:
  *             return False
  *     if nd <= 19 and m <= 9007199254740992ULL and fd <= 22:             # <<<<<<<<<<<<<<
@@ -23627,7 +23449,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode__dec(unsigned char const *__pyx_v_b
   if (__pyx_t_1) {
 
 
-    /* "ext/wsdecode.pyx":234
+    /* "ext/wsdecode.pyx":230
  *             return False
  *     if nd <= 19 and m <= 9007199254740992ULL and fd <= 22:
  *         out[0] = <double>m / POW10[fd]             # <<<<<<<<<<<<<<
@@ -23636,7 +23458,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode__dec(unsigned char const *__pyx_v_b
 */
     (__pyx_v_out[0]) = (((double)__pyx_v_m) / (__pyx_v_8pipeline_4_ext_8wsdecode_POW10[__pyx_v_fd]));
 
-    /* "ext/wsdecode.pyx":235
+    /* "ext/wsdecode.pyx":231
  *     if nd <= 19 and m <= 9007199254740992ULL and fd <= 22:
  *         out[0] = <double>m / POW10[fd]
  *         return True             # <<<<<<<<<<<<<<
@@ -23649,7 +23471,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode__dec(unsigned char const *__pyx_v_b
     }
     goto __pyx_L0;
 
-    /* "ext/wsdecode.pyx":233
+    /* "ext/wsdecode.pyx":229
  *         else:
  *             return False
  *     if nd <= 19 and m <= 9007199254740992ULL and fd <= 22:             # <<<<<<<<<<<<<<
@@ -23658,7 +23480,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode__dec(unsigned char const *__pyx_v_b
 */
   }
 
-  /* "ext/wsdecode.pyx":236
+  /* "ext/wsdecode.pyx":232
  *         out[0] = <double>m / POW10[fd]
  *         return True
  *     memcpy(tmp, b + s, n)             # <<<<<<<<<<<<<<
@@ -23667,7 +23489,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode__dec(unsigned char const *__pyx_v_b
 */
   (void)(memcpy(__pyx_v_tmp, (__pyx_v_b + __pyx_v_s), __pyx_v_n));
 
-  /* "ext/wsdecode.pyx":237
+  /* "ext/wsdecode.pyx":233
  *         return True
  *     memcpy(tmp, b + s, n)
  *     tmp[n] = 0             # <<<<<<<<<<<<<<
@@ -23676,7 +23498,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode__dec(unsigned char const *__pyx_v_b
 */
   (__pyx_v_tmp[__pyx_v_n]) = 0;
 
-  /* "ext/wsdecode.pyx":238
+  /* "ext/wsdecode.pyx":234
  *     memcpy(tmp, b + s, n)
  *     tmp[n] = 0
  *     out[0] = strtod(tmp, NULL)             # <<<<<<<<<<<<<<
@@ -23685,7 +23507,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode__dec(unsigned char const *__pyx_v_b
 */
   (__pyx_v_out[0]) = strtod(__pyx_v_tmp, NULL);
 
-  /* "ext/wsdecode.pyx":239
+  /* "ext/wsdecode.pyx":235
  *     tmp[n] = 0
  *     out[0] = strtod(tmp, NULL)
  *     return True             # <<<<<<<<<<<<<<
@@ -23698,7 +23520,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode__dec(unsigned char const *__pyx_v_b
   }
   goto __pyx_L0;
 
-  /* "ext/wsdecode.pyx":202
+  /* "ext/wsdecode.pyx":198
  * 
  * 
  * cdef bint _dec(const unsigned char *b, Py_ssize_t s, Py_ssize_t e, double *out) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -23723,4384 +23545,6 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode__dec(unsigned char const *__pyx_v_b
 }
 
 /* "ext/wsdecode.pyx":242
- * 
- * 
- * cdef inline uint64_t _hash(const unsigned char *p, Py_ssize_t n) noexcept nogil:             # <<<<<<<<<<<<<<
- *     cdef uint64_t h = 1469598103934665603ULL
- *     cdef Py_ssize_t i
-*/
-
-static CYTHON_INLINE uint64_t __pyx_f_8pipeline_4_ext_8wsdecode__hash(unsigned char const *__pyx_v_p, Py_ssize_t __pyx_v_n) {
-  uint64_t __pyx_v_h;
-  Py_ssize_t __pyx_v_i;
-  uint64_t __pyx_r;
-  Py_ssize_t __pyx_t_1;
-  Py_ssize_t __pyx_t_2;
-  Py_ssize_t __pyx_t_3;
-
-  /* "ext/wsdecode.pyx":243
- * 
- * cdef inline uint64_t _hash(const unsigned char *p, Py_ssize_t n) noexcept nogil:
- *     cdef uint64_t h = 1469598103934665603ULL             # <<<<<<<<<<<<<<
- *     cdef Py_ssize_t i
- *     for i in range(n):
-*/
-  __pyx_v_h = 1469598103934665603ULL;
-
-  /* "ext/wsdecode.pyx":245
- *     cdef uint64_t h = 1469598103934665603ULL
- *     cdef Py_ssize_t i
- *     for i in range(n):             # <<<<<<<<<<<<<<
- *         h = (h ^ p[i]) * 1099511628211ULL
- *     return h
-*/
-
-  __pyx_t_1 = __pyx_v_n;
-  __pyx_t_2 = __pyx_t_1;
-
-  for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
-    __pyx_v_i = __pyx_t_3;
-
-    /* "ext/wsdecode.pyx":246
- *     cdef Py_ssize_t i
- *     for i in range(n):
- *         h = (h ^ p[i]) * 1099511628211ULL             # <<<<<<<<<<<<<<
- *     return h
- * 
-*/
-    __pyx_v_h = ((__pyx_v_h ^ (__pyx_v_p[__pyx_v_i])) * 1099511628211ULL);
-  }
-
-
-  /* "ext/wsdecode.pyx":247
- *     for i in range(n):
- *         h = (h ^ p[i]) * 1099511628211ULL
- *     return h             # <<<<<<<<<<<<<<
- * 
- * 
-*/
-  {
-
-    __pyx_r = __pyx_v_h;
-  }
-  goto __pyx_L0;
-
-  /* "ext/wsdecode.pyx":242
- * 
- * 
- * cdef inline uint64_t _hash(const unsigned char *p, Py_ssize_t n) noexcept nogil:             # <<<<<<<<<<<<<<
- *     cdef uint64_t h = 1469598103934665603ULL
- *     cdef Py_ssize_t i
-*/
-
-  /* function exit code */
-  __pyx_L0:;
-
-
-  return __pyx_r;
-}
-
-/* "ext/wsdecode.pyx":254
- *     """Per-symbol state shared by the decoders of one feed (see the twin)."""
- * 
- *     def __cinit__(self, dict symbols, int venue):             # <<<<<<<<<<<<<<
- *         cdef int64_t size = 16
- *         cdef int64_t h
-*/
-
-/* Python wrapper */
-static int __pyx_pw_8pipeline_4_ext_8wsdecode_11SymbolState_1__cinit__(PyObject *__pyx_v_self, 
-#if CYTHON_VECTORCALL_TPNEW
-PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
-#else
-PyObject *__pyx_args, PyObject *__pyx_kwds
-#endif
-); /*proto*/
-static int __pyx_pw_8pipeline_4_ext_8wsdecode_11SymbolState_1__cinit__(PyObject *__pyx_v_self, 
-#if CYTHON_VECTORCALL_TPNEW
-PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
-#else
-PyObject *__pyx_args, PyObject *__pyx_kwds
-#endif
-) {
-  PyObject *__pyx_v_symbols = 0;
-  int __pyx_v_venue;
-  #if !CYTHON_VECTORCALL_TPNEW
-  CYTHON_UNUSED Py_ssize_t __pyx_nargs;
-  #endif
-  CYTHON_UNUSED PyObject *const *__pyx_kwvalues;
-  PyObject* values[2] = {0,0};
-  int __pyx_lineno = 0;
-  const char *__pyx_filename = NULL;
-  int __pyx_clineno = 0;
-  int __pyx_r;
-  __Pyx_RefNannyDeclarations
-  __Pyx_RefNannySetupContext("__cinit__ (wrapper)", 0);
-  #if !CYTHON_VECTORCALL_TPNEW
-  #if CYTHON_ASSUME_SAFE_SIZE
-  __pyx_nargs = PyTuple_GET_SIZE(__pyx_args);
-  #else
-  __pyx_nargs = PyTuple_Size(__pyx_args); if (unlikely(__pyx_nargs < 0)) return -1;
-  #endif
-  #endif
-  __pyx_kwvalues = __Pyx_KwValues_FASTCALL_TPNEW(__pyx_args, __pyx_nargs);
-  {
-    PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_symbols,&__pyx_mstate_global->__pyx_n_u_venue,0};
-    const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL_TPNEW(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 254, __pyx_L3_error)
-    if (__pyx_kwds_len > 0) {
-      switch (__pyx_nargs) {
-        case  2:
-        values[1] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 254, __pyx_L3_error)
-        CYTHON_FALLTHROUGH;
-        case  1:
-        values[0] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 254, __pyx_L3_error)
-        CYTHON_FALLTHROUGH;
-        case  0: break;
-        default: goto __pyx_L5_argtuple_error;
-      }
-      const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "__cinit__", 0) < (0)) __PYX_ERR(0, 254, __pyx_L3_error)
-      for (Py_ssize_t i = __pyx_nargs; i < 2; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("__cinit__", 1, 2, 2, i); __PYX_ERR(0, 254, __pyx_L3_error) }
-      }
-    } else if (unlikely(__pyx_nargs != 2)) {
-      goto __pyx_L5_argtuple_error;
-    } else {
-      values[0] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 254, __pyx_L3_error)
-      values[1] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 254, __pyx_L3_error)
-    }
-    __pyx_v_symbols = ((PyObject*)values[0]);
-    __pyx_v_venue = __Pyx_PyLong_As_int(values[1]); if (unlikely((__pyx_v_venue == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 254, __pyx_L3_error)
-  }
-  goto __pyx_L6_skip;
-  __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("__cinit__", 1, 2, 2, __pyx_nargs); __PYX_ERR(0, 254, __pyx_L3_error)
-  __pyx_L6_skip:;
-  goto __pyx_L4_argument_unpacking_done;
-  __pyx_L3_error:;
-  for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
-    Py_XDECREF(values[__pyx_temp]);
-  }
-  __Pyx_AddTraceback("pipeline._ext.wsdecode.SymbolState.__cinit__", __pyx_clineno, __pyx_lineno, __pyx_filename);
-  __Pyx_RefNannyFinishContext();
-  return -1;
-  __pyx_L4_argument_unpacking_done:;
-  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_symbols), (&PyDict_Type), 1, "symbols", 1))) __PYX_ERR(0, 254, __pyx_L1_error)
-  __pyx_r = __pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState___cinit__(((struct __pyx_obj_8pipeline_4_ext_8wsdecode_SymbolState *)__pyx_v_self), __pyx_v_symbols, __pyx_v_venue);
-
-  /* function exit code */
-  goto __pyx_L0;
-  __pyx_L1_error:;
-  __pyx_r = -1;
-  for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
-    Py_XDECREF(values[__pyx_temp]);
-  }
-  goto __pyx_L7_cleaned_up;
-  __pyx_L0:;
-  for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
-    Py_XDECREF(values[__pyx_temp]);
-  }
-  __pyx_L7_cleaned_up:;
-
-  __Pyx_RefNannyFinishContext();
-  return __pyx_r;
-}
-
-static int __pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState___cinit__(struct __pyx_obj_8pipeline_4_ext_8wsdecode_SymbolState *__pyx_v_self, PyObject *__pyx_v_symbols, int __pyx_v_venue) {
-  int64_t __pyx_v_size;
-  int64_t __pyx_v_h;
-  PyObject *__pyx_v_name = 0;
-  PyObject *__pyx_v_sid = NULL;
-  int __pyx_r;
-  __Pyx_RefNannyDeclarations
-  PyObject *__pyx_t_1 = NULL;
-  PyObject *__pyx_t_2 = NULL;
-  PyObject *__pyx_t_3 = NULL;
-  size_t __pyx_t_4;
-  PyObject *__pyx_t_5 = NULL;
-  int __pyx_t_6;
-  Py_ssize_t __pyx_t_7;
-  int __pyx_t_8;
-  int __pyx_t_9;
-  long __pyx_t_10;
-  long __pyx_t_11;
-  int64_t __pyx_t_12;
-  int __pyx_t_13;
-  Py_ssize_t __pyx_t_14;
-  Py_ssize_t __pyx_t_15;
-  PyObject *__pyx_t_16[3];
-  PyObject *__pyx_t_17 = NULL;
-  unsigned char const *__pyx_t_18;
-  char const *__pyx_t_19;
-  int __pyx_lineno = 0;
-  const char *__pyx_filename = NULL;
-  int __pyx_clineno = 0;
-  __Pyx_RefNannySetupContext("__cinit__", 0);
-
-  /* "ext/wsdecode.pyx":255
- * 
- *     def __cinit__(self, dict symbols, int venue):
- *         cdef int64_t size = 16             # <<<<<<<<<<<<<<
- *         cdef int64_t h
- *         cdef bytes name
-*/
-  __pyx_v_size = 16;
-
-  /* "ext/wsdecode.pyx":258
- *         cdef int64_t h
- *         cdef bytes name
- *         self.venue = venue             # <<<<<<<<<<<<<<
- *         self.symbols = dict(symbols)
- *         self.n = max(self.symbols.values(), default=0) + 1
-*/
-  __pyx_v_self->venue = __pyx_v_venue;
-
-  /* "ext/wsdecode.pyx":259
- *         cdef bytes name
- *         self.venue = venue
- *         self.symbols = dict(symbols)             # <<<<<<<<<<<<<<
- *         self.n = max(self.symbols.values(), default=0) + 1
- *         while size < 4 * (len(self.symbols) + 1):
-*/
-  if (unlikely(__pyx_v_symbols == Py_None)) {
-    PyErr_SetString(PyExc_TypeError, "\047NoneType\047 is not iterable");
-    __PYX_ERR(0, 259, __pyx_L1_error)
-  }
-  __pyx_t_1 = PyDict_Copy(__pyx_v_symbols); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 259, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_1);
-  __Pyx_GIVEREF(__pyx_t_1);
-  __Pyx_GOTREF(__pyx_v_self->symbols);
-  __Pyx_DECREF_SET(__pyx_v_self->symbols, ((PyObject*)__pyx_t_1));
-  __pyx_t_1 = 0;
-
-  /* "ext/wsdecode.pyx":260
- *         self.venue = venue
- *         self.symbols = dict(symbols)
- *         self.n = max(self.symbols.values(), default=0) + 1             # <<<<<<<<<<<<<<
- *         while size < 4 * (len(self.symbols) + 1):
- *             size <<= 1
-*/
-  __pyx_t_2 = NULL;
-  if (unlikely(__pyx_v_self->symbols == Py_None)) {
-    PyErr_Format(PyExc_AttributeError, "\047NoneType\047 object has no attribute \047%.30s\047", "values");
-    __PYX_ERR(0, 260, __pyx_L1_error)
-  }
-  __pyx_t_3 = __Pyx_PyDict_Values(__pyx_v_self->symbols); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 260, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_3);
-  #if CYTHON_VECTORCALL
-  #endif
-  __pyx_t_4 = 1;
-  {
-    PyObject *__pyx_callargs[3] = {__pyx_t_2, __pyx_t_3, __pyx_mstate_global->__pyx_int_0};
-    #if CYTHON_VECTORCALL
-    __pyx_t_5 = __pyx_mstate_global->__pyx_tuple[2];
-    if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 260, __pyx_L1_error)
-    __Pyx_INCREF(__pyx_t_5);
-    #else
-    {
-      PyObject *__pyx_temp[1] = {__pyx_mstate_global->__pyx_n_u_default};
-      __pyx_t_5 = __Pyx_MakeKwargDict(__pyx_temp, __pyx_callargs+2, 1);
-      if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 260, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_5);
-    }
-    #endif
-    __pyx_t_1 = __Pyx_Object_VectorcallKwds((PyObject*)__pyx_builtin_max, __pyx_callargs+__pyx_t_4, (2-__pyx_t_4) | (__pyx_t_4*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET), __pyx_t_5);
-    __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
-    __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    #if CYTHON_VECTORCALL
-    #endif
-    __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 260, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_1);
-  }
-  __pyx_t_5 = __Pyx_PyLong_AddObjC(__pyx_t_1, __pyx_mstate_global->__pyx_int_1, 1, 0, 0); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 260, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_5);
-  __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-  __pyx_t_6 = __Pyx_PyLong_As_int(__pyx_t_5); if (unlikely((__pyx_t_6 == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 260, __pyx_L1_error)
-  __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-  __pyx_v_self->n = __pyx_t_6;
-
-  /* "ext/wsdecode.pyx":261
- *         self.symbols = dict(symbols)
- *         self.n = max(self.symbols.values(), default=0) + 1
- *         while size < 4 * (len(self.symbols) + 1):             # <<<<<<<<<<<<<<
- *             size <<= 1
- *         self.tmask = size - 1
-*/
-  while (1) {
-    __pyx_t_5 = __pyx_v_self->symbols;
-    __Pyx_INCREF(__pyx_t_5);
-    if (unlikely(__pyx_t_5 == Py_None)) {
-      PyErr_SetString(PyExc_TypeError, "object of type \047NoneType\047 has no len()");
-      __PYX_ERR(0, 261, __pyx_L1_error)
-    }
-    __pyx_t_7 = PyDict_Size(__pyx_t_5); if (unlikely(__pyx_t_7 == ((Py_ssize_t)-1))) __PYX_ERR(0, 261, __pyx_L1_error)
-    __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-    __pyx_t_8 = (__pyx_v_size < (4 * (__pyx_t_7 + 1)));
-
-
-
-    if (!__pyx_t_8) break;
-
-    /* "ext/wsdecode.pyx":262
- *         self.n = max(self.symbols.values(), default=0) + 1
- *         while size < 4 * (len(self.symbols) + 1):
- *             size <<= 1             # <<<<<<<<<<<<<<
- *         self.tmask = size - 1
- *         self.table = <SymSlot *>PyMem_Malloc(size * sizeof(SymSlot))
-*/
-    __pyx_v_size = (__pyx_v_size << 1);
-  }
-
-  /* "ext/wsdecode.pyx":263
- *         while size < 4 * (len(self.symbols) + 1):
- *             size <<= 1
- *         self.tmask = size - 1             # <<<<<<<<<<<<<<
- *         self.table = <SymSlot *>PyMem_Malloc(size * sizeof(SymSlot))
- *         self.last = <int64_t *>PyMem_Malloc(3 * self.n * sizeof(int64_t))
-*/
-  __pyx_v_self->tmask = (__pyx_v_size - 1);
-
-  /* "ext/wsdecode.pyx":264
- *             size <<= 1
- *         self.tmask = size - 1
- *         self.table = <SymSlot *>PyMem_Malloc(size * sizeof(SymSlot))             # <<<<<<<<<<<<<<
- *         self.last = <int64_t *>PyMem_Malloc(3 * self.n * sizeof(int64_t))
- *         self.synced_ = <uint8_t *>PyMem_Malloc(self.n)
-*/
-  __pyx_v_self->table = ((struct __pyx_t_8pipeline_4_ext_8wsdecode_SymSlot *)PyMem_Malloc((__pyx_v_size * (sizeof(struct __pyx_t_8pipeline_4_ext_8wsdecode_SymSlot)))));
-
-  /* "ext/wsdecode.pyx":265
- *         self.tmask = size - 1
- *         self.table = <SymSlot *>PyMem_Malloc(size * sizeof(SymSlot))
- *         self.last = <int64_t *>PyMem_Malloc(3 * self.n * sizeof(int64_t))             # <<<<<<<<<<<<<<
- *         self.synced_ = <uint8_t *>PyMem_Malloc(self.n)
- *         self.last_u_ = <int64_t *>PyMem_Malloc(self.n * sizeof(int64_t))
-*/
-  __pyx_v_self->last = ((int64_t *)PyMem_Malloc(((3 * __pyx_v_self->n) * (sizeof(int64_t)))));
-
-  /* "ext/wsdecode.pyx":266
- *         self.table = <SymSlot *>PyMem_Malloc(size * sizeof(SymSlot))
- *         self.last = <int64_t *>PyMem_Malloc(3 * self.n * sizeof(int64_t))
- *         self.synced_ = <uint8_t *>PyMem_Malloc(self.n)             # <<<<<<<<<<<<<<
- *         self.last_u_ = <int64_t *>PyMem_Malloc(self.n * sizeof(int64_t))
- *         if not self.table or not self.last or not self.synced_ or not self.last_u_:
-*/
-  __pyx_v_self->synced_ = ((uint8_t *)PyMem_Malloc(__pyx_v_self->n));
-
-  /* "ext/wsdecode.pyx":267
- *         self.last = <int64_t *>PyMem_Malloc(3 * self.n * sizeof(int64_t))
- *         self.synced_ = <uint8_t *>PyMem_Malloc(self.n)
- *         self.last_u_ = <int64_t *>PyMem_Malloc(self.n * sizeof(int64_t))             # <<<<<<<<<<<<<<
- *         if not self.table or not self.last or not self.synced_ or not self.last_u_:
- *             raise MemoryError()
-*/
-  __pyx_v_self->last_u_ = ((int64_t *)PyMem_Malloc((__pyx_v_self->n * (sizeof(int64_t)))));
-
-  /* "ext/wsdecode.pyx":268
- *         self.synced_ = <uint8_t *>PyMem_Malloc(self.n)
- *         self.last_u_ = <int64_t *>PyMem_Malloc(self.n * sizeof(int64_t))
- *         if not self.table or not self.last or not self.synced_ or not self.last_u_:             # <<<<<<<<<<<<<<
- *             raise MemoryError()
- *         memset(self.table, 0, size * sizeof(SymSlot))
-*/
-  __pyx_t_9 = (!(__pyx_v_self->table != 0));
-
-  if (!__pyx_t_9) {
-
-  } else {
-
-    __pyx_t_8 = __pyx_t_9;
-
-    goto __pyx_L6_bool_binop_done;
-  }
-  __pyx_t_9 = (!(__pyx_v_self->last != 0));
-
-  if (!__pyx_t_9) {
-
-  } else {
-
-    __pyx_t_8 = __pyx_t_9;
-
-    goto __pyx_L6_bool_binop_done;
-  }
-  __pyx_t_9 = (!(__pyx_v_self->synced_ != 0));
-
-  if (!__pyx_t_9) {
-
-  } else {
-
-    __pyx_t_8 = __pyx_t_9;
-
-    goto __pyx_L6_bool_binop_done;
-  }
-  __pyx_t_9 = (!(__pyx_v_self->last_u_ != 0));
-
-
-  __pyx_t_8 = __pyx_t_9;
-
-  __pyx_L6_bool_binop_done:;
-  if (unlikely(__pyx_t_8)) {
-
-
-    /* "ext/wsdecode.pyx":269
- *         self.last_u_ = <int64_t *>PyMem_Malloc(self.n * sizeof(int64_t))
- *         if not self.table or not self.last or not self.synced_ or not self.last_u_:
- *             raise MemoryError()             # <<<<<<<<<<<<<<
- *         memset(self.table, 0, size * sizeof(SymSlot))
- *         memset(self.synced_, 0, self.n)
-*/
-    PyErr_NoMemory(); __PYX_ERR(0, 269, __pyx_L1_error)
-
-    /* "ext/wsdecode.pyx":268
- *         self.synced_ = <uint8_t *>PyMem_Malloc(self.n)
- *         self.last_u_ = <int64_t *>PyMem_Malloc(self.n * sizeof(int64_t))
- *         if not self.table or not self.last or not self.synced_ or not self.last_u_:             # <<<<<<<<<<<<<<
- *             raise MemoryError()
- *         memset(self.table, 0, size * sizeof(SymSlot))
-*/
-  }
-
-  /* "ext/wsdecode.pyx":270
- *         if not self.table or not self.last or not self.synced_ or not self.last_u_:
- *             raise MemoryError()
- *         memset(self.table, 0, size * sizeof(SymSlot))             # <<<<<<<<<<<<<<
- *         memset(self.synced_, 0, self.n)
- *         for h in range(3 * self.n):
-*/
-  (void)(memset(__pyx_v_self->table, 0, (__pyx_v_size * (sizeof(struct __pyx_t_8pipeline_4_ext_8wsdecode_SymSlot)))));
-
-  /* "ext/wsdecode.pyx":271
- *             raise MemoryError()
- *         memset(self.table, 0, size * sizeof(SymSlot))
- *         memset(self.synced_, 0, self.n)             # <<<<<<<<<<<<<<
- *         for h in range(3 * self.n):
- *             self.last[h] = -1
-*/
-  (void)(memset(__pyx_v_self->synced_, 0, __pyx_v_self->n));
-
-  /* "ext/wsdecode.pyx":272
- *         memset(self.table, 0, size * sizeof(SymSlot))
- *         memset(self.synced_, 0, self.n)
- *         for h in range(3 * self.n):             # <<<<<<<<<<<<<<
- *             self.last[h] = -1
- *         for h in range(self.n):
-*/
-
-  __pyx_t_10 = (3 * __pyx_v_self->n);
-  __pyx_t_11 = __pyx_t_10;
-
-  for (__pyx_t_12 = 0; __pyx_t_12 < __pyx_t_11; __pyx_t_12+=1) {
-    __pyx_v_h = __pyx_t_12;
-
-    /* "ext/wsdecode.pyx":273
- *         memset(self.synced_, 0, self.n)
- *         for h in range(3 * self.n):
- *             self.last[h] = -1             # <<<<<<<<<<<<<<
- *         for h in range(self.n):
- *             self.last_u_[h] = -1
-*/
-    (__pyx_v_self->last[__pyx_v_h]) = -1L;
-  }
-
-
-  /* "ext/wsdecode.pyx":274
- *         for h in range(3 * self.n):
- *             self.last[h] = -1
- *         for h in range(self.n):             # <<<<<<<<<<<<<<
- *             self.last_u_[h] = -1
- *         self.bids.resize(self.n)
-*/
-
-  __pyx_t_6 = __pyx_v_self->n;
-  __pyx_t_13 = __pyx_t_6;
-
-  for (__pyx_t_12 = 0; __pyx_t_12 < __pyx_t_13; __pyx_t_12+=1) {
-    __pyx_v_h = __pyx_t_12;
-
-    /* "ext/wsdecode.pyx":275
- *             self.last[h] = -1
- *         for h in range(self.n):
- *             self.last_u_[h] = -1             # <<<<<<<<<<<<<<
- *         self.bids.resize(self.n)
- *         self.asks.resize(self.n)
-*/
-    (__pyx_v_self->last_u_[__pyx_v_h]) = -1L;
-  }
-
-
-  /* "ext/wsdecode.pyx":276
- *         for h in range(self.n):
- *             self.last_u_[h] = -1
- *         self.bids.resize(self.n)             # <<<<<<<<<<<<<<
- *         self.asks.resize(self.n)
- *         for name, sid in self.symbols.items():
-*/
-  try {
-    __pyx_v_self->bids.resize(__pyx_v_self->n);
-  } catch(...) {
-    __Pyx_CppExn2PyErr();
-    __PYX_ERR(0, 276, __pyx_L1_error)
-  }
-
-  /* "ext/wsdecode.pyx":277
- *             self.last_u_[h] = -1
- *         self.bids.resize(self.n)
- *         self.asks.resize(self.n)             # <<<<<<<<<<<<<<
- *         for name, sid in self.symbols.items():
- *             if not 0 < len(name) < 32:
-*/
-  try {
-    __pyx_v_self->asks.resize(__pyx_v_self->n);
-  } catch(...) {
-    __Pyx_CppExn2PyErr();
-    __PYX_ERR(0, 277, __pyx_L1_error)
-  }
-
-  /* "ext/wsdecode.pyx":278
- *         self.bids.resize(self.n)
- *         self.asks.resize(self.n)
- *         for name, sid in self.symbols.items():             # <<<<<<<<<<<<<<
- *             if not 0 < len(name) < 32:
- *                 raise ValueError(f"symbol name {name!r}: 1..31 bytes")
-*/
-  __pyx_t_7 = 0;
-  if (unlikely(__pyx_v_self->symbols == Py_None)) {
-    PyErr_Format(PyExc_AttributeError, "\047NoneType\047 object has no attribute \047%.30s\047", "items");
-    __PYX_ERR(0, 278, __pyx_L1_error)
-  }
-  __pyx_t_1 = __Pyx_dict_iterator(__pyx_v_self->symbols, 1, __pyx_mstate_global->__pyx_n_u_items, (&__pyx_t_14), (&__pyx_t_6)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 278, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_1);
-  __Pyx_XDECREF(__pyx_t_5);
-  __pyx_t_5 = __pyx_t_1;
-  __pyx_t_1 = 0;
-  while (1) {
-    __pyx_t_13 = __Pyx_dict_iter_next(__pyx_t_5, __pyx_t_14, &__pyx_t_7, &__pyx_t_1, &__pyx_t_3, NULL, __pyx_t_6);
-    if (unlikely(__pyx_t_13 == 0)) break;
-    if (unlikely(__pyx_t_13 == -1)) __PYX_ERR(0, 278, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_1);
-    __Pyx_GOTREF(__pyx_t_3);
-    if (!(likely(PyBytes_CheckExact(__pyx_t_1))||((__pyx_t_1) == Py_None) || __Pyx_RaiseUnexpectedTypeError("bytes", __pyx_t_1))) __PYX_ERR(0, 278, __pyx_L1_error)
-    __Pyx_XDECREF_SET(__pyx_v_name, ((PyObject*)__pyx_t_1));
-    __pyx_t_1 = 0;
-    __Pyx_XDECREF_SET(__pyx_v_sid, __pyx_t_3);
-    __pyx_t_3 = 0;
-
-    /* "ext/wsdecode.pyx":279
- *         self.asks.resize(self.n)
- *         for name, sid in self.symbols.items():
- *             if not 0 < len(name) < 32:             # <<<<<<<<<<<<<<
- *                 raise ValueError(f"symbol name {name!r}: 1..31 bytes")
- *             if not 0 <= sid < self.n:
-*/
-    if (unlikely(__pyx_v_name == Py_None)) {
-      PyErr_SetString(PyExc_TypeError, "object of type \047NoneType\047 has no len()");
-      __PYX_ERR(0, 279, __pyx_L1_error)
-    }
-    __pyx_t_15 = __Pyx_PyBytes_GET_SIZE(__pyx_v_name); if (unlikely(__pyx_t_15 == ((Py_ssize_t)-1))) __PYX_ERR(0, 279, __pyx_L1_error)
-    __pyx_t_8 = (0 < __pyx_t_15);
-    if (__pyx_t_8) {
-      __pyx_t_8 = (__pyx_t_15 < 32);
-    }
-
-    __pyx_t_9 = (!__pyx_t_8);
-
-
-    if (unlikely(__pyx_t_9)) {
-
-
-      /* "ext/wsdecode.pyx":280
- *         for name, sid in self.symbols.items():
- *             if not 0 < len(name) < 32:
- *                 raise ValueError(f"symbol name {name!r}: 1..31 bytes")             # <<<<<<<<<<<<<<
- *             if not 0 <= sid < self.n:
- *                 raise ValueError(f"bad symbol id {sid}")
-*/
-      __pyx_t_1 = NULL;
-      __pyx_t_2 = __Pyx_PyObject_FormatSimpleAndDecref(PyObject_Repr(__pyx_v_name), __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 280, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_2);
-      __pyx_t_16[0] = __pyx_mstate_global->__pyx_kp_u_symbol_name;
-      __pyx_t_16[1] = __pyx_t_2;
-      __pyx_t_16[2] = __pyx_mstate_global->__pyx_kp_u_1_31_bytes;
-      __pyx_t_15 = 25;
-      #if __Pyx_PyUnicode_Join_CAN_USE_KIND_AND_LENGTH
-      __pyx_t_15 += __Pyx_PyUnicode_GET_LENGTH(__pyx_t_16[1]);
-      #endif
-      __pyx_t_13 = 0;
-      #if __Pyx_PyUnicode_Join_CAN_USE_KIND_AND_LENGTH
-      __pyx_t_13 |= __Pyx_PyUnicode_KIND_04(__pyx_t_16[1]);
-      #endif
-      __pyx_t_17 = __Pyx_PyUnicode_Join(__pyx_t_16, 3, __pyx_t_15, __pyx_t_13);
-      if (unlikely(!__pyx_t_17)) __PYX_ERR(0, 280, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_17);
-      __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-      __pyx_t_4 = 1;
-      {
-        PyObject *__pyx_callargs[2] = {__pyx_t_1, __pyx_t_17};
-        __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_4, (2-__pyx_t_4) | (__pyx_t_4*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
-        __Pyx_XDECREF(__pyx_t_1); __pyx_t_1 = 0;
-        __Pyx_DECREF(__pyx_t_17); __pyx_t_17 = 0;
-        if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 280, __pyx_L1_error)
-        __Pyx_GOTREF(__pyx_t_3);
-      }
-      __Pyx_Raise(__pyx_t_3, 0, 0, 0);
-      __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-      __PYX_ERR(0, 280, __pyx_L1_error)
-
-      /* "ext/wsdecode.pyx":279
- *         self.asks.resize(self.n)
- *         for name, sid in self.symbols.items():
- *             if not 0 < len(name) < 32:             # <<<<<<<<<<<<<<
- *                 raise ValueError(f"symbol name {name!r}: 1..31 bytes")
- *             if not 0 <= sid < self.n:
-*/
-    }
-
-    /* "ext/wsdecode.pyx":281
- *             if not 0 < len(name) < 32:
- *                 raise ValueError(f"symbol name {name!r}: 1..31 bytes")
- *             if not 0 <= sid < self.n:             # <<<<<<<<<<<<<<
- *                 raise ValueError(f"bad symbol id {sid}")
- *             h = _hash(name, len(name)) & self.tmask
-*/
-    __pyx_t_9 = __Pyx_PyObject_CompareBoolLe_int_object(__pyx_mstate_global->__pyx_int_0, __pyx_v_sid, Py_LE); if (unlikely((__pyx_t_9 < 0))) __PYX_ERR(0, 281, __pyx_L1_error)
-    if (__pyx_t_9) {
-      __pyx_t_3 = __Pyx_PyLong_From_int(__pyx_v_self->n); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 281, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_3);
-      __pyx_t_9 = __Pyx_PyObject_CompareBoolLt_object_int(__pyx_v_sid, __pyx_t_3, Py_LT); if (unlikely((__pyx_t_9 < 0))) __PYX_ERR(0, 281, __pyx_L1_error)
-      __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    }
-    __pyx_t_8 = (!__pyx_t_9);
-
-
-    if (unlikely(__pyx_t_8)) {
-
-
-      /* "ext/wsdecode.pyx":282
- *                 raise ValueError(f"symbol name {name!r}: 1..31 bytes")
- *             if not 0 <= sid < self.n:
- *                 raise ValueError(f"bad symbol id {sid}")             # <<<<<<<<<<<<<<
- *             h = _hash(name, len(name)) & self.tmask
- *             while self.table[h].len:
-*/
-      __pyx_t_17 = NULL;
-      __pyx_t_1 = __Pyx_PyObject_FormatSimple(__pyx_v_sid, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 282, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_1);
-      __pyx_t_2 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_bad_symbol_id, __pyx_t_1); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 282, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_2);
-      __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-      __pyx_t_4 = 1;
-      {
-        PyObject *__pyx_callargs[2] = {__pyx_t_17, __pyx_t_2};
-        __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_4, (2-__pyx_t_4) | (__pyx_t_4*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
-        __Pyx_XDECREF(__pyx_t_17); __pyx_t_17 = 0;
-        __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-        if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 282, __pyx_L1_error)
-        __Pyx_GOTREF(__pyx_t_3);
-      }
-      __Pyx_Raise(__pyx_t_3, 0, 0, 0);
-      __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-      __PYX_ERR(0, 282, __pyx_L1_error)
-
-      /* "ext/wsdecode.pyx":281
- *             if not 0 < len(name) < 32:
- *                 raise ValueError(f"symbol name {name!r}: 1..31 bytes")
- *             if not 0 <= sid < self.n:             # <<<<<<<<<<<<<<
- *                 raise ValueError(f"bad symbol id {sid}")
- *             h = _hash(name, len(name)) & self.tmask
-*/
-    }
-
-    /* "ext/wsdecode.pyx":283
- *             if not 0 <= sid < self.n:
- *                 raise ValueError(f"bad symbol id {sid}")
- *             h = _hash(name, len(name)) & self.tmask             # <<<<<<<<<<<<<<
- *             while self.table[h].len:
- *                 h = (h + 1) & self.tmask
-*/
-    if (unlikely(__pyx_v_name == Py_None)) {
-      PyErr_SetString(PyExc_TypeError, "expected bytes, NoneType found");
-      __PYX_ERR(0, 283, __pyx_L1_error)
-    }
-    __pyx_t_18 = __Pyx_PyBytes_AsUString(__pyx_v_name); if (unlikely((!__pyx_t_18) && PyErr_Occurred())) __PYX_ERR(0, 283, __pyx_L1_error)
-    if (unlikely(__pyx_v_name == Py_None)) {
-      PyErr_SetString(PyExc_TypeError, "object of type \047NoneType\047 has no len()");
-      __PYX_ERR(0, 283, __pyx_L1_error)
-    }
-    __pyx_t_15 = __Pyx_PyBytes_GET_SIZE(__pyx_v_name); if (unlikely(__pyx_t_15 == ((Py_ssize_t)-1))) __PYX_ERR(0, 283, __pyx_L1_error)
-    __pyx_v_h = (__pyx_f_8pipeline_4_ext_8wsdecode__hash(__pyx_t_18, __pyx_t_15) & __pyx_v_self->tmask);
-
-
-
-    /* "ext/wsdecode.pyx":284
- *                 raise ValueError(f"bad symbol id {sid}")
- *             h = _hash(name, len(name)) & self.tmask
- *             while self.table[h].len:             # <<<<<<<<<<<<<<
- *                 h = (h + 1) & self.tmask
- *             memcpy(self.table[h].name, <const char *>name, len(name))
-*/
-    while (1) {
-      __pyx_t_8 = ((__pyx_v_self->table[__pyx_v_h]).len != 0);
-
-
-      if (!__pyx_t_8) break;
-
-      /* "ext/wsdecode.pyx":285
- *             h = _hash(name, len(name)) & self.tmask
- *             while self.table[h].len:
- *                 h = (h + 1) & self.tmask             # <<<<<<<<<<<<<<
- *             memcpy(self.table[h].name, <const char *>name, len(name))
- *             self.table[h].len = len(name)
-*/
-      __pyx_v_h = ((__pyx_v_h + 1) & __pyx_v_self->tmask);
-    }
-
-    /* "ext/wsdecode.pyx":286
- *             while self.table[h].len:
- *                 h = (h + 1) & self.tmask
- *             memcpy(self.table[h].name, <const char *>name, len(name))             # <<<<<<<<<<<<<<
- *             self.table[h].len = len(name)
- *             self.table[h].id = sid
-*/
-    if (unlikely(__pyx_v_name == Py_None)) {
-      PyErr_SetString(PyExc_TypeError, "expected bytes, NoneType found");
-      __PYX_ERR(0, 286, __pyx_L1_error)
-    }
-    __pyx_t_19 = __Pyx_PyBytes_AsString(__pyx_v_name); if (unlikely((!__pyx_t_19) && PyErr_Occurred())) __PYX_ERR(0, 286, __pyx_L1_error)
-    if (unlikely(__pyx_v_name == Py_None)) {
-      PyErr_SetString(PyExc_TypeError, "object of type \047NoneType\047 has no len()");
-      __PYX_ERR(0, 286, __pyx_L1_error)
-    }
-    __pyx_t_15 = __Pyx_PyBytes_GET_SIZE(__pyx_v_name); if (unlikely(__pyx_t_15 == ((Py_ssize_t)-1))) __PYX_ERR(0, 286, __pyx_L1_error)
-    (void)(memcpy((__pyx_v_self->table[__pyx_v_h]).name, ((char const *)__pyx_t_19), __pyx_t_15));
-
-
-
-    /* "ext/wsdecode.pyx":287
- *                 h = (h + 1) & self.tmask
- *             memcpy(self.table[h].name, <const char *>name, len(name))
- *             self.table[h].len = len(name)             # <<<<<<<<<<<<<<
- *             self.table[h].id = sid
- * 
-*/
-    if (unlikely(__pyx_v_name == Py_None)) {
-      PyErr_SetString(PyExc_TypeError, "object of type \047NoneType\047 has no len()");
-      __PYX_ERR(0, 287, __pyx_L1_error)
-    }
-    __pyx_t_15 = __Pyx_PyBytes_GET_SIZE(__pyx_v_name); if (unlikely(__pyx_t_15 == ((Py_ssize_t)-1))) __PYX_ERR(0, 287, __pyx_L1_error)
-    (__pyx_v_self->table[__pyx_v_h]).len = __pyx_t_15;
-
-    /* "ext/wsdecode.pyx":288
- *             memcpy(self.table[h].name, <const char *>name, len(name))
- *             self.table[h].len = len(name)
- *             self.table[h].id = sid             # <<<<<<<<<<<<<<
- * 
- *     def __dealloc__(self):
-*/
-    __pyx_t_13 = __Pyx_PyLong_As_int(__pyx_v_sid); if (unlikely((__pyx_t_13 == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 288, __pyx_L1_error)
-    (__pyx_v_self->table[__pyx_v_h]).id = __pyx_t_13;
-  }
-  __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-
-  /* "ext/wsdecode.pyx":254
- *     """Per-symbol state shared by the decoders of one feed (see the twin)."""
- * 
- *     def __cinit__(self, dict symbols, int venue):             # <<<<<<<<<<<<<<
- *         cdef int64_t size = 16
- *         cdef int64_t h
-*/
-
-  /* function exit code */
-  __pyx_r = 0;
-  goto __pyx_L0;
-  __pyx_L1_error:;
-  __Pyx_XDECREF(__pyx_t_1);
-  __Pyx_XDECREF(__pyx_t_2);
-  __Pyx_XDECREF(__pyx_t_3);
-  __Pyx_XDECREF(__pyx_t_5);
-  __Pyx_XDECREF(__pyx_t_17);
-  __Pyx_AddTraceback("pipeline._ext.wsdecode.SymbolState.__cinit__", __pyx_clineno, __pyx_lineno, __pyx_filename);
-  __pyx_r = -1;
-  __pyx_L0:;
-
-
-  __Pyx_XDECREF(__pyx_v_name);
-  __Pyx_XDECREF(__pyx_v_sid);
-
-  __Pyx_RefNannyFinishContext();
-  return __pyx_r;
-}
-
-/* "ext/wsdecode.pyx":290
- *             self.table[h].id = sid
- * 
- *     def __dealloc__(self):             # <<<<<<<<<<<<<<
- *         PyMem_Free(self.table)
- *         PyMem_Free(self.last)
-*/
-
-/* Python wrapper */
-static void __pyx_pw_8pipeline_4_ext_8wsdecode_11SymbolState_3__dealloc__(PyObject *__pyx_v_self); /*proto*/
-static void __pyx_pw_8pipeline_4_ext_8wsdecode_11SymbolState_3__dealloc__(PyObject *__pyx_v_self) {
-  CYTHON_UNUSED PyObject *const *__pyx_kwvalues;
-  __Pyx_RefNannyDeclarations
-  __Pyx_RefNannySetupContext("__dealloc__ (wrapper)", 0);
-  __pyx_kwvalues = __Pyx_KwValues_VARARGS(__pyx_args, __pyx_nargs);
-  __pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_2__dealloc__(((struct __pyx_obj_8pipeline_4_ext_8wsdecode_SymbolState *)__pyx_v_self));
-
-  /* function exit code */
-  __Pyx_RefNannyFinishContext();
-}
-
-static void __pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_2__dealloc__(struct __pyx_obj_8pipeline_4_ext_8wsdecode_SymbolState *__pyx_v_self) {
-
-  /* "ext/wsdecode.pyx":291
- * 
- *     def __dealloc__(self):
- *         PyMem_Free(self.table)             # <<<<<<<<<<<<<<
- *         PyMem_Free(self.last)
- *         PyMem_Free(self.synced_)
-*/
-  PyMem_Free(__pyx_v_self->table);
-
-  /* "ext/wsdecode.pyx":292
- *     def __dealloc__(self):
- *         PyMem_Free(self.table)
- *         PyMem_Free(self.last)             # <<<<<<<<<<<<<<
- *         PyMem_Free(self.synced_)
- *         PyMem_Free(self.last_u_)
-*/
-  PyMem_Free(__pyx_v_self->last);
-
-  /* "ext/wsdecode.pyx":293
- *         PyMem_Free(self.table)
- *         PyMem_Free(self.last)
- *         PyMem_Free(self.synced_)             # <<<<<<<<<<<<<<
- *         PyMem_Free(self.last_u_)
- * 
-*/
-  PyMem_Free(__pyx_v_self->synced_);
-
-  /* "ext/wsdecode.pyx":294
- *         PyMem_Free(self.last)
- *         PyMem_Free(self.synced_)
- *         PyMem_Free(self.last_u_)             # <<<<<<<<<<<<<<
- * 
- *     cdef int _lookup(self, const unsigned char *p, Py_ssize_t n) noexcept nogil:
-*/
-  PyMem_Free(__pyx_v_self->last_u_);
-
-  /* "ext/wsdecode.pyx":290
- *             self.table[h].id = sid
- * 
- *     def __dealloc__(self):             # <<<<<<<<<<<<<<
- *         PyMem_Free(self.table)
- *         PyMem_Free(self.last)
-*/
-
-  /* function exit code */
-
-}
-
-/* "ext/wsdecode.pyx":296
- *         PyMem_Free(self.last_u_)
- * 
- *     cdef int _lookup(self, const unsigned char *p, Py_ssize_t n) noexcept nogil:             # <<<<<<<<<<<<<<
- *         cdef int64_t h
- *         if n <= 0 or n >= 32:
-*/
-
-static int __pyx_f_8pipeline_4_ext_8wsdecode_11SymbolState__lookup(struct __pyx_obj_8pipeline_4_ext_8wsdecode_SymbolState *__pyx_v_self, unsigned char const *__pyx_v_p, Py_ssize_t __pyx_v_n) {
-  int64_t __pyx_v_h;
-  int __pyx_r;
-  int __pyx_t_1;
-  int __pyx_t_2;
-
-  /* "ext/wsdecode.pyx":298
- *     cdef int _lookup(self, const unsigned char *p, Py_ssize_t n) noexcept nogil:
- *         cdef int64_t h
- *         if n <= 0 or n >= 32:             # <<<<<<<<<<<<<<
- *             return -1
- *         h = _hash(p, n) & self.tmask
-*/
-  __pyx_t_2 = (__pyx_v_n <= 0);
-
-  if (!__pyx_t_2) {
-
-  } else {
-
-    __pyx_t_1 = __pyx_t_2;
-
-    goto __pyx_L4_bool_binop_done;
-  }
-  __pyx_t_2 = (__pyx_v_n >= 32);
-
-
-  __pyx_t_1 = __pyx_t_2;
-
-  __pyx_L4_bool_binop_done:;
-  if (__pyx_t_1) {
-
-
-    /* "ext/wsdecode.pyx":299
- *         cdef int64_t h
- *         if n <= 0 or n >= 32:
- *             return -1             # <<<<<<<<<<<<<<
- *         h = _hash(p, n) & self.tmask
- *         while self.table[h].len:
-*/
-    {
-
-      __pyx_r = -1;
-    }
-    goto __pyx_L0;
-
-    /* "ext/wsdecode.pyx":298
- *     cdef int _lookup(self, const unsigned char *p, Py_ssize_t n) noexcept nogil:
- *         cdef int64_t h
- *         if n <= 0 or n >= 32:             # <<<<<<<<<<<<<<
- *             return -1
- *         h = _hash(p, n) & self.tmask
-*/
-  }
-
-  /* "ext/wsdecode.pyx":300
- *         if n <= 0 or n >= 32:
- *             return -1
- *         h = _hash(p, n) & self.tmask             # <<<<<<<<<<<<<<
- *         while self.table[h].len:
- *             if self.table[h].len == n and memcmp(self.table[h].name, p, n) == 0:
-*/
-  __pyx_v_h = (__pyx_f_8pipeline_4_ext_8wsdecode__hash(__pyx_v_p, __pyx_v_n) & __pyx_v_self->tmask);
-
-  /* "ext/wsdecode.pyx":301
- *             return -1
- *         h = _hash(p, n) & self.tmask
- *         while self.table[h].len:             # <<<<<<<<<<<<<<
- *             if self.table[h].len == n and memcmp(self.table[h].name, p, n) == 0:
- *                 return self.table[h].id
-*/
-  while (1) {
-    __pyx_t_1 = ((__pyx_v_self->table[__pyx_v_h]).len != 0);
-
-
-    if (!__pyx_t_1) break;
-
-    /* "ext/wsdecode.pyx":302
- *         h = _hash(p, n) & self.tmask
- *         while self.table[h].len:
- *             if self.table[h].len == n and memcmp(self.table[h].name, p, n) == 0:             # <<<<<<<<<<<<<<
- *                 return self.table[h].id
- *             h = (h + 1) & self.tmask
-*/
-    __pyx_t_2 = ((__pyx_v_self->table[__pyx_v_h]).len == __pyx_v_n);
-
-    if (__pyx_t_2) {
-
-    } else {
-
-      __pyx_t_1 = __pyx_t_2;
-
-      goto __pyx_L9_bool_binop_done;
-    }
-    __pyx_t_2 = (memcmp((__pyx_v_self->table[__pyx_v_h]).name, __pyx_v_p, __pyx_v_n) == 0);
-
-
-    __pyx_t_1 = __pyx_t_2;
-
-    __pyx_L9_bool_binop_done:;
-    if (__pyx_t_1) {
-
-
-      /* "ext/wsdecode.pyx":303
- *         while self.table[h].len:
- *             if self.table[h].len == n and memcmp(self.table[h].name, p, n) == 0:
- *                 return self.table[h].id             # <<<<<<<<<<<<<<
- *             h = (h + 1) & self.tmask
- *         return -1
-*/
-      {
-
-        __pyx_r = (__pyx_v_self->table[__pyx_v_h]).id;
-      }
-      goto __pyx_L0;
-
-      /* "ext/wsdecode.pyx":302
- *         h = _hash(p, n) & self.tmask
- *         while self.table[h].len:
- *             if self.table[h].len == n and memcmp(self.table[h].name, p, n) == 0:             # <<<<<<<<<<<<<<
- *                 return self.table[h].id
- *             h = (h + 1) & self.tmask
-*/
-    }
-
-    /* "ext/wsdecode.pyx":304
- *             if self.table[h].len == n and memcmp(self.table[h].name, p, n) == 0:
- *                 return self.table[h].id
- *             h = (h + 1) & self.tmask             # <<<<<<<<<<<<<<
- *         return -1
- * 
-*/
-    __pyx_v_h = ((__pyx_v_h + 1) & __pyx_v_self->tmask);
-  }
-
-  /* "ext/wsdecode.pyx":305
- *                 return self.table[h].id
- *             h = (h + 1) & self.tmask
- *         return -1             # <<<<<<<<<<<<<<
- * 
- *     cdef bint _accept(self, int slot, int sym, int64_t id) noexcept nogil:
-*/
-  {
-
-    __pyx_r = -1;
-  }
-  goto __pyx_L0;
-
-  /* "ext/wsdecode.pyx":296
- *         PyMem_Free(self.last_u_)
- * 
- *     cdef int _lookup(self, const unsigned char *p, Py_ssize_t n) noexcept nogil:             # <<<<<<<<<<<<<<
- *         cdef int64_t h
- *         if n <= 0 or n >= 32:
-*/
-
-  /* function exit code */
-  __pyx_L0:;
-
-  return __pyx_r;
-}
-
-/* "ext/wsdecode.pyx":307
- *         return -1
- * 
- *     cdef bint _accept(self, int slot, int sym, int64_t id) noexcept nogil:             # <<<<<<<<<<<<<<
- *         cdef int64_t *l = &self.last[slot * self.n + sym]
- *         if id <= l[0]:
-*/
-
-static int __pyx_f_8pipeline_4_ext_8wsdecode_11SymbolState__accept(struct __pyx_obj_8pipeline_4_ext_8wsdecode_SymbolState *__pyx_v_self, int __pyx_v_slot, int __pyx_v_sym, int64_t __pyx_v_id) {
-  int64_t *__pyx_v_l;
-  int __pyx_r;
-  int __pyx_t_1;
-
-  /* "ext/wsdecode.pyx":308
- * 
- *     cdef bint _accept(self, int slot, int sym, int64_t id) noexcept nogil:
- *         cdef int64_t *l = &self.last[slot * self.n + sym]             # <<<<<<<<<<<<<<
- *         if id <= l[0]:
- *             return False
-*/
-  __pyx_v_l = (&(__pyx_v_self->last[((__pyx_v_slot * __pyx_v_self->n) + __pyx_v_sym)]));
-
-  /* "ext/wsdecode.pyx":309
- *     cdef bint _accept(self, int slot, int sym, int64_t id) noexcept nogil:
- *         cdef int64_t *l = &self.last[slot * self.n + sym]
- *         if id <= l[0]:             # <<<<<<<<<<<<<<
- *             return False
- *         l[0] = id
-*/
-  __pyx_t_1 = (__pyx_v_id <= (__pyx_v_l[0]));
-
-  if (__pyx_t_1) {
-
-
-    /* "ext/wsdecode.pyx":310
- *         cdef int64_t *l = &self.last[slot * self.n + sym]
- *         if id <= l[0]:
- *             return False             # <<<<<<<<<<<<<<
- *         l[0] = id
- *         return True
-*/
-    {
-
-      __pyx_r = 0;
-    }
-    goto __pyx_L0;
-
-    /* "ext/wsdecode.pyx":309
- *     cdef bint _accept(self, int slot, int sym, int64_t id) noexcept nogil:
- *         cdef int64_t *l = &self.last[slot * self.n + sym]
- *         if id <= l[0]:             # <<<<<<<<<<<<<<
- *             return False
- *         l[0] = id
-*/
-  }
-
-  /* "ext/wsdecode.pyx":311
- *         if id <= l[0]:
- *             return False
- *         l[0] = id             # <<<<<<<<<<<<<<
- *         return True
- * 
-*/
-  (__pyx_v_l[0]) = __pyx_v_id;
-
-  /* "ext/wsdecode.pyx":312
- *             return False
- *         l[0] = id
- *         return True             # <<<<<<<<<<<<<<
- * 
- *     cdef bint _crossed(self, int sym) noexcept nogil:
-*/
-  {
-
-    __pyx_r = 1;
-  }
-  goto __pyx_L0;
-
-  /* "ext/wsdecode.pyx":307
- *         return -1
- * 
- *     cdef bint _accept(self, int slot, int sym, int64_t id) noexcept nogil:             # <<<<<<<<<<<<<<
- *         cdef int64_t *l = &self.last[slot * self.n + sym]
- *         if id <= l[0]:
-*/
-
-  /* function exit code */
-  __pyx_L0:;
-
-  return __pyx_r;
-}
-
-/* "ext/wsdecode.pyx":314
- *         return True
- * 
- *     cdef bint _crossed(self, int sym) noexcept nogil:             # <<<<<<<<<<<<<<
- *         if self.bids[sym].empty() or self.asks[sym].empty():
- *             return False
-*/
-
-static int __pyx_f_8pipeline_4_ext_8wsdecode_11SymbolState__crossed(struct __pyx_obj_8pipeline_4_ext_8wsdecode_SymbolState *__pyx_v_self, int __pyx_v_sym) {
-  int __pyx_r;
-  int __pyx_t_1;
-  int __pyx_t_2;
-
-  /* "ext/wsdecode.pyx":315
- * 
- *     cdef bint _crossed(self, int sym) noexcept nogil:
- *         if self.bids[sym].empty() or self.asks[sym].empty():             # <<<<<<<<<<<<<<
- *             return False
- *         return deref(self.bids[sym].rbegin()).first >= deref(self.asks[sym].begin()).first
-*/
-  __pyx_t_2 = (__pyx_v_self->bids[__pyx_v_sym]).empty();
-
-  if (!__pyx_t_2) {
-
-  } else {
-
-    __pyx_t_1 = __pyx_t_2;
-
-    goto __pyx_L4_bool_binop_done;
-  }
-  __pyx_t_2 = (__pyx_v_self->asks[__pyx_v_sym]).empty();
-
-
-  __pyx_t_1 = __pyx_t_2;
-
-  __pyx_L4_bool_binop_done:;
-  if (__pyx_t_1) {
-
-
-    /* "ext/wsdecode.pyx":316
- *     cdef bint _crossed(self, int sym) noexcept nogil:
- *         if self.bids[sym].empty() or self.asks[sym].empty():
- *             return False             # <<<<<<<<<<<<<<
- *         return deref(self.bids[sym].rbegin()).first >= deref(self.asks[sym].begin()).first
- * 
-*/
-    {
-
-      __pyx_r = 0;
-    }
-    goto __pyx_L0;
-
-    /* "ext/wsdecode.pyx":315
- * 
- *     cdef bint _crossed(self, int sym) noexcept nogil:
- *         if self.bids[sym].empty() or self.asks[sym].empty():             # <<<<<<<<<<<<<<
- *             return False
- *         return deref(self.bids[sym].rbegin()).first >= deref(self.asks[sym].begin()).first
-*/
-  }
-
-  /* "ext/wsdecode.pyx":317
- *         if self.bids[sym].empty() or self.asks[sym].empty():
- *             return False
- *         return deref(self.bids[sym].rbegin()).first >= deref(self.asks[sym].begin()).first             # <<<<<<<<<<<<<<
- * 
- *     cdef void _set(self, int sym, int kind, double price, double qty) noexcept nogil:
-*/
-  {
-
-    __pyx_r = ((*(__pyx_v_self->bids[__pyx_v_sym]).rbegin()).first >= (*(__pyx_v_self->asks[__pyx_v_sym]).begin()).first);
-  }
-  goto __pyx_L0;
-
-  /* "ext/wsdecode.pyx":314
- *         return True
- * 
- *     cdef bint _crossed(self, int sym) noexcept nogil:             # <<<<<<<<<<<<<<
- *         if self.bids[sym].empty() or self.asks[sym].empty():
- *             return False
-*/
-
-  /* function exit code */
-  __pyx_L0:;
-  return __pyx_r;
-}
-
-/* "ext/wsdecode.pyx":319
- *         return deref(self.bids[sym].rbegin()).first >= deref(self.asks[sym].begin()).first
- * 
- *     cdef void _set(self, int sym, int kind, double price, double qty) noexcept nogil:             # <<<<<<<<<<<<<<
- *         if kind == KIND_BOOK_BID:
- *             if qty > 0.0:
-*/
-
-static void __pyx_f_8pipeline_4_ext_8wsdecode_11SymbolState__set(struct __pyx_obj_8pipeline_4_ext_8wsdecode_SymbolState *__pyx_v_self, int __pyx_v_sym, int __pyx_v_kind, double __pyx_v_price, double __pyx_v_qty) {
-  int __pyx_t_1;
-
-  /* "ext/wsdecode.pyx":320
- * 
- *     cdef void _set(self, int sym, int kind, double price, double qty) noexcept nogil:
- *         if kind == KIND_BOOK_BID:             # <<<<<<<<<<<<<<
- *             if qty > 0.0:
- *                 self.bids[sym][price] = qty
-*/
-  __pyx_t_1 = (__pyx_v_kind == __pyx_e_8pipeline_4_ext_8wsdecode_KIND_BOOK_BID);
-
-  if (__pyx_t_1) {
-
-
-    /* "ext/wsdecode.pyx":321
- *     cdef void _set(self, int sym, int kind, double price, double qty) noexcept nogil:
- *         if kind == KIND_BOOK_BID:
- *             if qty > 0.0:             # <<<<<<<<<<<<<<
- *                 self.bids[sym][price] = qty
- *             else:
-*/
-    __pyx_t_1 = (__pyx_v_qty > 0.0);
-
-    if (__pyx_t_1) {
-
-
-      /* "ext/wsdecode.pyx":322
- *         if kind == KIND_BOOK_BID:
- *             if qty > 0.0:
- *                 self.bids[sym][price] = qty             # <<<<<<<<<<<<<<
- *             else:
- *                 self.bids[sym].erase(price)
-*/
-      ((__pyx_v_self->bids[__pyx_v_sym])[__pyx_v_price]) = __pyx_v_qty;
-
-      /* "ext/wsdecode.pyx":321
- *     cdef void _set(self, int sym, int kind, double price, double qty) noexcept nogil:
- *         if kind == KIND_BOOK_BID:
- *             if qty > 0.0:             # <<<<<<<<<<<<<<
- *                 self.bids[sym][price] = qty
- *             else:
-*/
-      goto __pyx_L4;
-    }
-
-    /* "ext/wsdecode.pyx":324
- *                 self.bids[sym][price] = qty
- *             else:
- *                 self.bids[sym].erase(price)             # <<<<<<<<<<<<<<
- *         else:
- *             if qty > 0.0:
-*/
-    /*else*/ {
-      (void)((__pyx_v_self->bids[__pyx_v_sym]).erase(__pyx_v_price));
-    }
-    __pyx_L4:;
-
-    /* "ext/wsdecode.pyx":320
- * 
- *     cdef void _set(self, int sym, int kind, double price, double qty) noexcept nogil:
- *         if kind == KIND_BOOK_BID:             # <<<<<<<<<<<<<<
- *             if qty > 0.0:
- *                 self.bids[sym][price] = qty
-*/
-    goto __pyx_L3;
-  }
-
-  /* "ext/wsdecode.pyx":326
- *                 self.bids[sym].erase(price)
- *         else:
- *             if qty > 0.0:             # <<<<<<<<<<<<<<
- *                 self.asks[sym][price] = qty
- *             else:
-*/
-  /*else*/ {
-    __pyx_t_1 = (__pyx_v_qty > 0.0);
-
-    if (__pyx_t_1) {
-
-
-      /* "ext/wsdecode.pyx":327
- *         else:
- *             if qty > 0.0:
- *                 self.asks[sym][price] = qty             # <<<<<<<<<<<<<<
- *             else:
- *                 self.asks[sym].erase(price)
-*/
-      ((__pyx_v_self->asks[__pyx_v_sym])[__pyx_v_price]) = __pyx_v_qty;
-
-      /* "ext/wsdecode.pyx":326
- *                 self.bids[sym].erase(price)
- *         else:
- *             if qty > 0.0:             # <<<<<<<<<<<<<<
- *                 self.asks[sym][price] = qty
- *             else:
-*/
-      goto __pyx_L5;
-    }
-
-    /* "ext/wsdecode.pyx":329
- *                 self.asks[sym][price] = qty
- *             else:
- *                 self.asks[sym].erase(price)             # <<<<<<<<<<<<<<
- * 
- *     def lookup(self, bytes name):
-*/
-    /*else*/ {
-      (void)((__pyx_v_self->asks[__pyx_v_sym]).erase(__pyx_v_price));
-    }
-    __pyx_L5:;
-  }
-  __pyx_L3:;
-
-  /* "ext/wsdecode.pyx":319
- *         return deref(self.bids[sym].rbegin()).first >= deref(self.asks[sym].begin()).first
- * 
- *     cdef void _set(self, int sym, int kind, double price, double qty) noexcept nogil:             # <<<<<<<<<<<<<<
- *         if kind == KIND_BOOK_BID:
- *             if qty > 0.0:
-*/
-
-  /* function exit code */
-}
-
-/* "ext/wsdecode.pyx":331
- *                 self.asks[sym].erase(price)
- * 
- *     def lookup(self, bytes name):             # <<<<<<<<<<<<<<
- *         return self._lookup(name, len(name))
- * 
-*/
-
-/* Python wrapper */
-static PyObject *__pyx_pw_8pipeline_4_ext_8wsdecode_11SymbolState_5lookup(PyObject *__pyx_v_self, 
-#if CYTHON_VECTORCALL
-PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
-#else
-PyObject *__pyx_args, PyObject *__pyx_kwds
-#endif
-); /*proto*/
-PyDoc_STRVAR(__pyx_doc_8pipeline_4_ext_8wsdecode_11SymbolState_4lookup, "SymbolState.lookup(self, bytes name)");
-static PyMethodDef __pyx_mdef_8pipeline_4_ext_8wsdecode_11SymbolState_5lookup = {"lookup", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_8pipeline_4_ext_8wsdecode_11SymbolState_5lookup, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_8pipeline_4_ext_8wsdecode_11SymbolState_4lookup};
-static PyObject *__pyx_pw_8pipeline_4_ext_8wsdecode_11SymbolState_5lookup(PyObject *__pyx_v_self, 
-#if CYTHON_VECTORCALL
-PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
-#else
-PyObject *__pyx_args, PyObject *__pyx_kwds
-#endif
-) {
-  PyObject *__pyx_v_name = 0;
-  #if !CYTHON_VECTORCALL
-  CYTHON_UNUSED Py_ssize_t __pyx_nargs;
-  #endif
-  CYTHON_UNUSED PyObject *const *__pyx_kwvalues;
-  PyObject* values[1] = {0};
-  int __pyx_lineno = 0;
-  const char *__pyx_filename = NULL;
-  int __pyx_clineno = 0;
-  PyObject *__pyx_r = 0;
-  __Pyx_RefNannyDeclarations
-  __Pyx_RefNannySetupContext("lookup (wrapper)", 0);
-  #if !CYTHON_VECTORCALL
-  #if CYTHON_ASSUME_SAFE_SIZE
-  __pyx_nargs = PyTuple_GET_SIZE(__pyx_args);
-  #else
-  __pyx_nargs = PyTuple_Size(__pyx_args); if (unlikely(__pyx_nargs < 0)) return NULL;
-  #endif
-  #endif
-  __pyx_kwvalues = __Pyx_KwValues_FASTCALL(__pyx_args, __pyx_nargs);
-  {
-    PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_name,0};
-    const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 331, __pyx_L3_error)
-    if (__pyx_kwds_len > 0) {
-      switch (__pyx_nargs) {
-        case  1:
-        values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 331, __pyx_L3_error)
-        CYTHON_FALLTHROUGH;
-        case  0: break;
-        default: goto __pyx_L5_argtuple_error;
-      }
-      const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "lookup", 0) < (0)) __PYX_ERR(0, 331, __pyx_L3_error)
-      for (Py_ssize_t i = __pyx_nargs; i < 1; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("lookup", 1, 1, 1, i); __PYX_ERR(0, 331, __pyx_L3_error) }
-      }
-    } else if (unlikely(__pyx_nargs != 1)) {
-      goto __pyx_L5_argtuple_error;
-    } else {
-      values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 331, __pyx_L3_error)
-    }
-    __pyx_v_name = ((PyObject*)values[0]);
-  }
-  goto __pyx_L6_skip;
-  __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("lookup", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 331, __pyx_L3_error)
-  __pyx_L6_skip:;
-  goto __pyx_L4_argument_unpacking_done;
-  __pyx_L3_error:;
-  for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
-    Py_XDECREF(values[__pyx_temp]);
-  }
-  __Pyx_AddTraceback("pipeline._ext.wsdecode.SymbolState.lookup", __pyx_clineno, __pyx_lineno, __pyx_filename);
-  __Pyx_RefNannyFinishContext();
-  return NULL;
-  __pyx_L4_argument_unpacking_done:;
-  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_name), (&PyBytes_Type), 1, "name", 1))) __PYX_ERR(0, 331, __pyx_L1_error)
-  __pyx_r = __pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_4lookup(((struct __pyx_obj_8pipeline_4_ext_8wsdecode_SymbolState *)__pyx_v_self), __pyx_v_name);
-
-  /* function exit code */
-  goto __pyx_L0;
-  __pyx_L1_error:;
-  __pyx_r = NULL;
-  for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
-    Py_XDECREF(values[__pyx_temp]);
-  }
-  goto __pyx_L7_cleaned_up;
-  __pyx_L0:;
-  for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
-    Py_XDECREF(values[__pyx_temp]);
-  }
-  __pyx_L7_cleaned_up:;
-  __Pyx_RefNannyFinishContext();
-  return __pyx_r;
-}
-
-static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_4lookup(struct __pyx_obj_8pipeline_4_ext_8wsdecode_SymbolState *__pyx_v_self, PyObject *__pyx_v_name) {
-  PyObject *__pyx_r = NULL;
-  __Pyx_RefNannyDeclarations
-  unsigned char const *__pyx_t_1;
-  Py_ssize_t __pyx_t_2;
-  PyObject *__pyx_t_3 = NULL;
-  int __pyx_lineno = 0;
-  const char *__pyx_filename = NULL;
-  int __pyx_clineno = 0;
-  __Pyx_RefNannySetupContext("lookup", 0);
-
-  /* "ext/wsdecode.pyx":332
- * 
- *     def lookup(self, bytes name):
- *         return self._lookup(name, len(name))             # <<<<<<<<<<<<<<
- * 
- *     def accept(self, int slot, int sym, int64_t id):
-*/
-  if (unlikely(__pyx_v_name == Py_None)) {
-    PyErr_SetString(PyExc_TypeError, "expected bytes, NoneType found");
-    __PYX_ERR(0, 332, __pyx_L1_error)
-  }
-  __pyx_t_1 = __Pyx_PyBytes_AsUString(__pyx_v_name); if (unlikely((!__pyx_t_1) && PyErr_Occurred())) __PYX_ERR(0, 332, __pyx_L1_error)
-  if (unlikely(__pyx_v_name == Py_None)) {
-    PyErr_SetString(PyExc_TypeError, "object of type \047NoneType\047 has no len()");
-    __PYX_ERR(0, 332, __pyx_L1_error)
-  }
-  __pyx_t_2 = __Pyx_PyBytes_GET_SIZE(__pyx_v_name); if (unlikely(__pyx_t_2 == ((Py_ssize_t)-1))) __PYX_ERR(0, 332, __pyx_L1_error)
-  __pyx_t_3 = __Pyx_PyLong_From_int(((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_SymbolState *)__pyx_v_self->__pyx_vtab)->_lookup(__pyx_v_self, __pyx_t_1, __pyx_t_2)); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 332, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_3);
-
-
-  {
-    PyObject *__pyx_temp;
-    {
-      __pyx_temp = __pyx_r;
-      __pyx_r = __pyx_t_3;
-    }
-    __Pyx_XDECREF(__pyx_temp);
-  }
-  __pyx_t_3 = 0;
-  goto __pyx_L0;
-
-  /* "ext/wsdecode.pyx":331
- *                 self.asks[sym].erase(price)
- * 
- *     def lookup(self, bytes name):             # <<<<<<<<<<<<<<
- *         return self._lookup(name, len(name))
- * 
-*/
-
-  /* function exit code */
-  __pyx_L1_error:;
-  __Pyx_XDECREF(__pyx_t_3);
-  __Pyx_AddTraceback("pipeline._ext.wsdecode.SymbolState.lookup", __pyx_clineno, __pyx_lineno, __pyx_filename);
-  __pyx_r = NULL;
-  __pyx_L0:;
-  __Pyx_XGIVEREF(__pyx_r);
-  __Pyx_RefNannyFinishContext();
-  return __pyx_r;
-}
-
-/* "ext/wsdecode.pyx":334
- *         return self._lookup(name, len(name))
- * 
- *     def accept(self, int slot, int sym, int64_t id):             # <<<<<<<<<<<<<<
- *         """Duplicate filter: True (and remember) iff id is newer than the last one seen."""
- *         self._check(sym)
-*/
-
-/* Python wrapper */
-static PyObject *__pyx_pw_8pipeline_4_ext_8wsdecode_11SymbolState_7accept(PyObject *__pyx_v_self, 
-#if CYTHON_VECTORCALL
-PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
-#else
-PyObject *__pyx_args, PyObject *__pyx_kwds
-#endif
-); /*proto*/
-PyDoc_STRVAR(__pyx_doc_8pipeline_4_ext_8wsdecode_11SymbolState_6accept, "SymbolState.accept(self, int slot, int sym, int64_t id)\n\nDuplicate filter: True (and remember) iff id is newer than the last one seen.");
-static PyMethodDef __pyx_mdef_8pipeline_4_ext_8wsdecode_11SymbolState_7accept = {"accept", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_8pipeline_4_ext_8wsdecode_11SymbolState_7accept, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_8pipeline_4_ext_8wsdecode_11SymbolState_6accept};
-static PyObject *__pyx_pw_8pipeline_4_ext_8wsdecode_11SymbolState_7accept(PyObject *__pyx_v_self, 
-#if CYTHON_VECTORCALL
-PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
-#else
-PyObject *__pyx_args, PyObject *__pyx_kwds
-#endif
-) {
-  int __pyx_v_slot;
-  int __pyx_v_sym;
-  int64_t __pyx_v_id;
-  #if !CYTHON_VECTORCALL
-  CYTHON_UNUSED Py_ssize_t __pyx_nargs;
-  #endif
-  CYTHON_UNUSED PyObject *const *__pyx_kwvalues;
-  PyObject* values[3] = {0,0,0};
-  int __pyx_lineno = 0;
-  const char *__pyx_filename = NULL;
-  int __pyx_clineno = 0;
-  PyObject *__pyx_r = 0;
-  __Pyx_RefNannyDeclarations
-  __Pyx_RefNannySetupContext("accept (wrapper)", 0);
-  #if !CYTHON_VECTORCALL
-  #if CYTHON_ASSUME_SAFE_SIZE
-  __pyx_nargs = PyTuple_GET_SIZE(__pyx_args);
-  #else
-  __pyx_nargs = PyTuple_Size(__pyx_args); if (unlikely(__pyx_nargs < 0)) return NULL;
-  #endif
-  #endif
-  __pyx_kwvalues = __Pyx_KwValues_FASTCALL(__pyx_args, __pyx_nargs);
-  {
-    PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_slot,&__pyx_mstate_global->__pyx_n_u_sym,&__pyx_mstate_global->__pyx_n_u_id,0};
-    const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 334, __pyx_L3_error)
-    if (__pyx_kwds_len > 0) {
-      switch (__pyx_nargs) {
-        case  3:
-        values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 334, __pyx_L3_error)
-        CYTHON_FALLTHROUGH;
-        case  2:
-        values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 334, __pyx_L3_error)
-        CYTHON_FALLTHROUGH;
-        case  1:
-        values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 334, __pyx_L3_error)
-        CYTHON_FALLTHROUGH;
-        case  0: break;
-        default: goto __pyx_L5_argtuple_error;
-      }
-      const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "accept", 0) < (0)) __PYX_ERR(0, 334, __pyx_L3_error)
-      for (Py_ssize_t i = __pyx_nargs; i < 3; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("accept", 1, 3, 3, i); __PYX_ERR(0, 334, __pyx_L3_error) }
-      }
-    } else if (unlikely(__pyx_nargs != 3)) {
-      goto __pyx_L5_argtuple_error;
-    } else {
-      values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 334, __pyx_L3_error)
-      values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 334, __pyx_L3_error)
-      values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 334, __pyx_L3_error)
-    }
-    __pyx_v_slot = __Pyx_PyLong_As_int(values[0]); if (unlikely((__pyx_v_slot == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 334, __pyx_L3_error)
-    __pyx_v_sym = __Pyx_PyLong_As_int(values[1]); if (unlikely((__pyx_v_sym == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 334, __pyx_L3_error)
-    __pyx_v_id = __Pyx_PyLong_As_int64_t(values[2]); if (unlikely((__pyx_v_id == ((int64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 334, __pyx_L3_error)
-  }
-  goto __pyx_L6_skip;
-  __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("accept", 1, 3, 3, __pyx_nargs); __PYX_ERR(0, 334, __pyx_L3_error)
-  __pyx_L6_skip:;
-  goto __pyx_L4_argument_unpacking_done;
-  __pyx_L3_error:;
-  for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
-    Py_XDECREF(values[__pyx_temp]);
-  }
-  __Pyx_AddTraceback("pipeline._ext.wsdecode.SymbolState.accept", __pyx_clineno, __pyx_lineno, __pyx_filename);
-  __Pyx_RefNannyFinishContext();
-  return NULL;
-  __pyx_L4_argument_unpacking_done:;
-  __pyx_r = __pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_6accept(((struct __pyx_obj_8pipeline_4_ext_8wsdecode_SymbolState *)__pyx_v_self), __pyx_v_slot, __pyx_v_sym, __pyx_v_id);
-
-  /* function exit code */
-  for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
-    Py_XDECREF(values[__pyx_temp]);
-  }
-
-
-
-  __Pyx_RefNannyFinishContext();
-  return __pyx_r;
-}
-
-static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_6accept(struct __pyx_obj_8pipeline_4_ext_8wsdecode_SymbolState *__pyx_v_self, int __pyx_v_slot, int __pyx_v_sym, int64_t __pyx_v_id) {
-  PyObject *__pyx_r = NULL;
-  __Pyx_RefNannyDeclarations
-  PyObject *__pyx_t_1 = NULL;
-  PyObject *__pyx_t_2 = NULL;
-  PyObject *__pyx_t_3 = NULL;
-  size_t __pyx_t_4;
-  int __pyx_lineno = 0;
-  const char *__pyx_filename = NULL;
-  int __pyx_clineno = 0;
-  __Pyx_RefNannySetupContext("accept", 0);
-
-  /* "ext/wsdecode.pyx":336
- *     def accept(self, int slot, int sym, int64_t id):
- *         """Duplicate filter: True (and remember) iff id is newer than the last one seen."""
- *         self._check(sym)             # <<<<<<<<<<<<<<
- *         return self._accept(slot, sym, id)
- * 
-*/
-  __pyx_t_2 = ((PyObject *)__pyx_v_self);
-  __Pyx_INCREF(__pyx_t_2);
-  __pyx_t_3 = __Pyx_PyLong_From_int(__pyx_v_sym); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 336, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_3);
-  __pyx_t_4 = 0;
-  {
-    PyObject *__pyx_callargs[2] = {__pyx_t_2, __pyx_t_3};
-    __pyx_t_1 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_check, __pyx_callargs+__pyx_t_4, (2-__pyx_t_4) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
-    __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
-    __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 336, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_1);
-  }
-  __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-
-  /* "ext/wsdecode.pyx":337
- *         """Duplicate filter: True (and remember) iff id is newer than the last one seen."""
- *         self._check(sym)
- *         return self._accept(slot, sym, id)             # <<<<<<<<<<<<<<
- * 
- *     def last_id(self, int slot, int sym):
-*/
-  __pyx_t_1 = __Pyx_PyBool_FromLong(((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_SymbolState *)__pyx_v_self->__pyx_vtab)->_accept(__pyx_v_self, __pyx_v_slot, __pyx_v_sym, __pyx_v_id)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 337, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_1);
-  {
-    PyObject *__pyx_temp;
-    {
-      __pyx_temp = __pyx_r;
-      __pyx_r = __pyx_t_1;
-    }
-    __Pyx_XDECREF(__pyx_temp);
-  }
-  __pyx_t_1 = 0;
-  goto __pyx_L0;
-
-  /* "ext/wsdecode.pyx":334
- *         return self._lookup(name, len(name))
- * 
- *     def accept(self, int slot, int sym, int64_t id):             # <<<<<<<<<<<<<<
- *         """Duplicate filter: True (and remember) iff id is newer than the last one seen."""
- *         self._check(sym)
-*/
-
-  /* function exit code */
-  __pyx_L1_error:;
-  __Pyx_XDECREF(__pyx_t_1);
-  __Pyx_XDECREF(__pyx_t_2);
-  __Pyx_XDECREF(__pyx_t_3);
-  __Pyx_AddTraceback("pipeline._ext.wsdecode.SymbolState.accept", __pyx_clineno, __pyx_lineno, __pyx_filename);
-  __pyx_r = NULL;
-  __pyx_L0:;
-  __Pyx_XGIVEREF(__pyx_r);
-  __Pyx_RefNannyFinishContext();
-  return __pyx_r;
-}
-
-/* "ext/wsdecode.pyx":339
- *         return self._accept(slot, sym, id)
- * 
- *     def last_id(self, int slot, int sym):             # <<<<<<<<<<<<<<
- *         self._check(sym)
- *         return self.last[slot * self.n + sym]
-*/
-
-/* Python wrapper */
-static PyObject *__pyx_pw_8pipeline_4_ext_8wsdecode_11SymbolState_9last_id(PyObject *__pyx_v_self, 
-#if CYTHON_VECTORCALL
-PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
-#else
-PyObject *__pyx_args, PyObject *__pyx_kwds
-#endif
-); /*proto*/
-PyDoc_STRVAR(__pyx_doc_8pipeline_4_ext_8wsdecode_11SymbolState_8last_id, "SymbolState.last_id(self, int slot, int sym)");
-static PyMethodDef __pyx_mdef_8pipeline_4_ext_8wsdecode_11SymbolState_9last_id = {"last_id", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_8pipeline_4_ext_8wsdecode_11SymbolState_9last_id, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_8pipeline_4_ext_8wsdecode_11SymbolState_8last_id};
-static PyObject *__pyx_pw_8pipeline_4_ext_8wsdecode_11SymbolState_9last_id(PyObject *__pyx_v_self, 
-#if CYTHON_VECTORCALL
-PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
-#else
-PyObject *__pyx_args, PyObject *__pyx_kwds
-#endif
-) {
-  int __pyx_v_slot;
-  int __pyx_v_sym;
-  #if !CYTHON_VECTORCALL
-  CYTHON_UNUSED Py_ssize_t __pyx_nargs;
-  #endif
-  CYTHON_UNUSED PyObject *const *__pyx_kwvalues;
-  PyObject* values[2] = {0,0};
-  int __pyx_lineno = 0;
-  const char *__pyx_filename = NULL;
-  int __pyx_clineno = 0;
-  PyObject *__pyx_r = 0;
-  __Pyx_RefNannyDeclarations
-  __Pyx_RefNannySetupContext("last_id (wrapper)", 0);
-  #if !CYTHON_VECTORCALL
-  #if CYTHON_ASSUME_SAFE_SIZE
-  __pyx_nargs = PyTuple_GET_SIZE(__pyx_args);
-  #else
-  __pyx_nargs = PyTuple_Size(__pyx_args); if (unlikely(__pyx_nargs < 0)) return NULL;
-  #endif
-  #endif
-  __pyx_kwvalues = __Pyx_KwValues_FASTCALL(__pyx_args, __pyx_nargs);
-  {
-    PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_slot,&__pyx_mstate_global->__pyx_n_u_sym,0};
-    const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 339, __pyx_L3_error)
-    if (__pyx_kwds_len > 0) {
-      switch (__pyx_nargs) {
-        case  2:
-        values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 339, __pyx_L3_error)
-        CYTHON_FALLTHROUGH;
-        case  1:
-        values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 339, __pyx_L3_error)
-        CYTHON_FALLTHROUGH;
-        case  0: break;
-        default: goto __pyx_L5_argtuple_error;
-      }
-      const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "last_id", 0) < (0)) __PYX_ERR(0, 339, __pyx_L3_error)
-      for (Py_ssize_t i = __pyx_nargs; i < 2; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("last_id", 1, 2, 2, i); __PYX_ERR(0, 339, __pyx_L3_error) }
-      }
-    } else if (unlikely(__pyx_nargs != 2)) {
-      goto __pyx_L5_argtuple_error;
-    } else {
-      values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 339, __pyx_L3_error)
-      values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 339, __pyx_L3_error)
-    }
-    __pyx_v_slot = __Pyx_PyLong_As_int(values[0]); if (unlikely((__pyx_v_slot == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 339, __pyx_L3_error)
-    __pyx_v_sym = __Pyx_PyLong_As_int(values[1]); if (unlikely((__pyx_v_sym == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 339, __pyx_L3_error)
-  }
-  goto __pyx_L6_skip;
-  __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("last_id", 1, 2, 2, __pyx_nargs); __PYX_ERR(0, 339, __pyx_L3_error)
-  __pyx_L6_skip:;
-  goto __pyx_L4_argument_unpacking_done;
-  __pyx_L3_error:;
-  for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
-    Py_XDECREF(values[__pyx_temp]);
-  }
-  __Pyx_AddTraceback("pipeline._ext.wsdecode.SymbolState.last_id", __pyx_clineno, __pyx_lineno, __pyx_filename);
-  __Pyx_RefNannyFinishContext();
-  return NULL;
-  __pyx_L4_argument_unpacking_done:;
-  __pyx_r = __pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_8last_id(((struct __pyx_obj_8pipeline_4_ext_8wsdecode_SymbolState *)__pyx_v_self), __pyx_v_slot, __pyx_v_sym);
-
-  /* function exit code */
-  for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
-    Py_XDECREF(values[__pyx_temp]);
-  }
-
-
-  __Pyx_RefNannyFinishContext();
-  return __pyx_r;
-}
-
-static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_8last_id(struct __pyx_obj_8pipeline_4_ext_8wsdecode_SymbolState *__pyx_v_self, int __pyx_v_slot, int __pyx_v_sym) {
-  PyObject *__pyx_r = NULL;
-  __Pyx_RefNannyDeclarations
-  PyObject *__pyx_t_1 = NULL;
-  PyObject *__pyx_t_2 = NULL;
-  PyObject *__pyx_t_3 = NULL;
-  size_t __pyx_t_4;
-  int __pyx_lineno = 0;
-  const char *__pyx_filename = NULL;
-  int __pyx_clineno = 0;
-  __Pyx_RefNannySetupContext("last_id", 0);
-
-  /* "ext/wsdecode.pyx":340
- * 
- *     def last_id(self, int slot, int sym):
- *         self._check(sym)             # <<<<<<<<<<<<<<
- *         return self.last[slot * self.n + sym]
- * 
-*/
-  __pyx_t_2 = ((PyObject *)__pyx_v_self);
-  __Pyx_INCREF(__pyx_t_2);
-  __pyx_t_3 = __Pyx_PyLong_From_int(__pyx_v_sym); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 340, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_3);
-  __pyx_t_4 = 0;
-  {
-    PyObject *__pyx_callargs[2] = {__pyx_t_2, __pyx_t_3};
-    __pyx_t_1 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_check, __pyx_callargs+__pyx_t_4, (2-__pyx_t_4) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
-    __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
-    __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 340, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_1);
-  }
-  __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-
-  /* "ext/wsdecode.pyx":341
- *     def last_id(self, int slot, int sym):
- *         self._check(sym)
- *         return self.last[slot * self.n + sym]             # <<<<<<<<<<<<<<
- * 
- *     def depth_synced(self, int sym):
-*/
-  __pyx_t_1 = __Pyx_PyLong_From_int64_t((__pyx_v_self->last[((__pyx_v_slot * __pyx_v_self->n) + __pyx_v_sym)])); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 341, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_1);
-  {
-    PyObject *__pyx_temp;
-    {
-      __pyx_temp = __pyx_r;
-      __pyx_r = __pyx_t_1;
-    }
-    __Pyx_XDECREF(__pyx_temp);
-  }
-  __pyx_t_1 = 0;
-  goto __pyx_L0;
-
-  /* "ext/wsdecode.pyx":339
- *         return self._accept(slot, sym, id)
- * 
- *     def last_id(self, int slot, int sym):             # <<<<<<<<<<<<<<
- *         self._check(sym)
- *         return self.last[slot * self.n + sym]
-*/
-
-  /* function exit code */
-  __pyx_L1_error:;
-  __Pyx_XDECREF(__pyx_t_1);
-  __Pyx_XDECREF(__pyx_t_2);
-  __Pyx_XDECREF(__pyx_t_3);
-  __Pyx_AddTraceback("pipeline._ext.wsdecode.SymbolState.last_id", __pyx_clineno, __pyx_lineno, __pyx_filename);
-  __pyx_r = NULL;
-  __pyx_L0:;
-  __Pyx_XGIVEREF(__pyx_r);
-  __Pyx_RefNannyFinishContext();
-  return __pyx_r;
-}
-
-/* "ext/wsdecode.pyx":343
- *         return self.last[slot * self.n + sym]
- * 
- *     def depth_synced(self, int sym):             # <<<<<<<<<<<<<<
- *         self._check(sym)
- *         return bool(self.synced_[sym])
-*/
-
-/* Python wrapper */
-static PyObject *__pyx_pw_8pipeline_4_ext_8wsdecode_11SymbolState_11depth_synced(PyObject *__pyx_v_self, 
-#if CYTHON_VECTORCALL
-PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
-#else
-PyObject *__pyx_args, PyObject *__pyx_kwds
-#endif
-); /*proto*/
-PyDoc_STRVAR(__pyx_doc_8pipeline_4_ext_8wsdecode_11SymbolState_10depth_synced, "SymbolState.depth_synced(self, int sym)");
-static PyMethodDef __pyx_mdef_8pipeline_4_ext_8wsdecode_11SymbolState_11depth_synced = {"depth_synced", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_8pipeline_4_ext_8wsdecode_11SymbolState_11depth_synced, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_8pipeline_4_ext_8wsdecode_11SymbolState_10depth_synced};
-static PyObject *__pyx_pw_8pipeline_4_ext_8wsdecode_11SymbolState_11depth_synced(PyObject *__pyx_v_self, 
-#if CYTHON_VECTORCALL
-PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
-#else
-PyObject *__pyx_args, PyObject *__pyx_kwds
-#endif
-) {
-  int __pyx_v_sym;
-  #if !CYTHON_VECTORCALL
-  CYTHON_UNUSED Py_ssize_t __pyx_nargs;
-  #endif
-  CYTHON_UNUSED PyObject *const *__pyx_kwvalues;
-  PyObject* values[1] = {0};
-  int __pyx_lineno = 0;
-  const char *__pyx_filename = NULL;
-  int __pyx_clineno = 0;
-  PyObject *__pyx_r = 0;
-  __Pyx_RefNannyDeclarations
-  __Pyx_RefNannySetupContext("depth_synced (wrapper)", 0);
-  #if !CYTHON_VECTORCALL
-  #if CYTHON_ASSUME_SAFE_SIZE
-  __pyx_nargs = PyTuple_GET_SIZE(__pyx_args);
-  #else
-  __pyx_nargs = PyTuple_Size(__pyx_args); if (unlikely(__pyx_nargs < 0)) return NULL;
-  #endif
-  #endif
-  __pyx_kwvalues = __Pyx_KwValues_FASTCALL(__pyx_args, __pyx_nargs);
-  {
-    PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_sym,0};
-    const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 343, __pyx_L3_error)
-    if (__pyx_kwds_len > 0) {
-      switch (__pyx_nargs) {
-        case  1:
-        values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 343, __pyx_L3_error)
-        CYTHON_FALLTHROUGH;
-        case  0: break;
-        default: goto __pyx_L5_argtuple_error;
-      }
-      const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "depth_synced", 0) < (0)) __PYX_ERR(0, 343, __pyx_L3_error)
-      for (Py_ssize_t i = __pyx_nargs; i < 1; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("depth_synced", 1, 1, 1, i); __PYX_ERR(0, 343, __pyx_L3_error) }
-      }
-    } else if (unlikely(__pyx_nargs != 1)) {
-      goto __pyx_L5_argtuple_error;
-    } else {
-      values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 343, __pyx_L3_error)
-    }
-    __pyx_v_sym = __Pyx_PyLong_As_int(values[0]); if (unlikely((__pyx_v_sym == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 343, __pyx_L3_error)
-  }
-  goto __pyx_L6_skip;
-  __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("depth_synced", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 343, __pyx_L3_error)
-  __pyx_L6_skip:;
-  goto __pyx_L4_argument_unpacking_done;
-  __pyx_L3_error:;
-  for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
-    Py_XDECREF(values[__pyx_temp]);
-  }
-  __Pyx_AddTraceback("pipeline._ext.wsdecode.SymbolState.depth_synced", __pyx_clineno, __pyx_lineno, __pyx_filename);
-  __Pyx_RefNannyFinishContext();
-  return NULL;
-  __pyx_L4_argument_unpacking_done:;
-  __pyx_r = __pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_10depth_synced(((struct __pyx_obj_8pipeline_4_ext_8wsdecode_SymbolState *)__pyx_v_self), __pyx_v_sym);
-
-  /* function exit code */
-  for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
-    Py_XDECREF(values[__pyx_temp]);
-  }
-
-  __Pyx_RefNannyFinishContext();
-  return __pyx_r;
-}
-
-static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_10depth_synced(struct __pyx_obj_8pipeline_4_ext_8wsdecode_SymbolState *__pyx_v_self, int __pyx_v_sym) {
-  PyObject *__pyx_r = NULL;
-  __Pyx_RefNannyDeclarations
-  PyObject *__pyx_t_1 = NULL;
-  PyObject *__pyx_t_2 = NULL;
-  PyObject *__pyx_t_3 = NULL;
-  size_t __pyx_t_4;
-  int __pyx_lineno = 0;
-  const char *__pyx_filename = NULL;
-  int __pyx_clineno = 0;
-  __Pyx_RefNannySetupContext("depth_synced", 0);
-
-  /* "ext/wsdecode.pyx":344
- * 
- *     def depth_synced(self, int sym):
- *         self._check(sym)             # <<<<<<<<<<<<<<
- *         return bool(self.synced_[sym])
- * 
-*/
-  __pyx_t_2 = ((PyObject *)__pyx_v_self);
-  __Pyx_INCREF(__pyx_t_2);
-  __pyx_t_3 = __Pyx_PyLong_From_int(__pyx_v_sym); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 344, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_3);
-  __pyx_t_4 = 0;
-  {
-    PyObject *__pyx_callargs[2] = {__pyx_t_2, __pyx_t_3};
-    __pyx_t_1 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_check, __pyx_callargs+__pyx_t_4, (2-__pyx_t_4) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
-    __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
-    __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 344, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_1);
-  }
-  __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-
-  /* "ext/wsdecode.pyx":345
- *     def depth_synced(self, int sym):
- *         self._check(sym)
- *         return bool(self.synced_[sym])             # <<<<<<<<<<<<<<
- * 
- *     def depth_last(self, int sym):
-*/
-  __pyx_t_1 = __Pyx_PyBool_FromLong((!(!((__pyx_v_self->synced_[__pyx_v_sym]) != 0)))); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 345, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_1);
-  {
-    PyObject *__pyx_temp;
-    {
-      __pyx_temp = __pyx_r;
-      __pyx_r = __pyx_t_1;
-    }
-    __Pyx_XDECREF(__pyx_temp);
-  }
-  __pyx_t_1 = 0;
-  goto __pyx_L0;
-
-  /* "ext/wsdecode.pyx":343
- *         return self.last[slot * self.n + sym]
- * 
- *     def depth_synced(self, int sym):             # <<<<<<<<<<<<<<
- *         self._check(sym)
- *         return bool(self.synced_[sym])
-*/
-
-  /* function exit code */
-  __pyx_L1_error:;
-  __Pyx_XDECREF(__pyx_t_1);
-  __Pyx_XDECREF(__pyx_t_2);
-  __Pyx_XDECREF(__pyx_t_3);
-  __Pyx_AddTraceback("pipeline._ext.wsdecode.SymbolState.depth_synced", __pyx_clineno, __pyx_lineno, __pyx_filename);
-  __pyx_r = NULL;
-  __pyx_L0:;
-  __Pyx_XGIVEREF(__pyx_r);
-  __Pyx_RefNannyFinishContext();
-  return __pyx_r;
-}
-
-/* "ext/wsdecode.pyx":347
- *         return bool(self.synced_[sym])
- * 
- *     def depth_last(self, int sym):             # <<<<<<<<<<<<<<
- *         self._check(sym)
- *         return self.last_u_[sym]
-*/
-
-/* Python wrapper */
-static PyObject *__pyx_pw_8pipeline_4_ext_8wsdecode_11SymbolState_13depth_last(PyObject *__pyx_v_self, 
-#if CYTHON_VECTORCALL
-PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
-#else
-PyObject *__pyx_args, PyObject *__pyx_kwds
-#endif
-); /*proto*/
-PyDoc_STRVAR(__pyx_doc_8pipeline_4_ext_8wsdecode_11SymbolState_12depth_last, "SymbolState.depth_last(self, int sym)");
-static PyMethodDef __pyx_mdef_8pipeline_4_ext_8wsdecode_11SymbolState_13depth_last = {"depth_last", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_8pipeline_4_ext_8wsdecode_11SymbolState_13depth_last, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_8pipeline_4_ext_8wsdecode_11SymbolState_12depth_last};
-static PyObject *__pyx_pw_8pipeline_4_ext_8wsdecode_11SymbolState_13depth_last(PyObject *__pyx_v_self, 
-#if CYTHON_VECTORCALL
-PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
-#else
-PyObject *__pyx_args, PyObject *__pyx_kwds
-#endif
-) {
-  int __pyx_v_sym;
-  #if !CYTHON_VECTORCALL
-  CYTHON_UNUSED Py_ssize_t __pyx_nargs;
-  #endif
-  CYTHON_UNUSED PyObject *const *__pyx_kwvalues;
-  PyObject* values[1] = {0};
-  int __pyx_lineno = 0;
-  const char *__pyx_filename = NULL;
-  int __pyx_clineno = 0;
-  PyObject *__pyx_r = 0;
-  __Pyx_RefNannyDeclarations
-  __Pyx_RefNannySetupContext("depth_last (wrapper)", 0);
-  #if !CYTHON_VECTORCALL
-  #if CYTHON_ASSUME_SAFE_SIZE
-  __pyx_nargs = PyTuple_GET_SIZE(__pyx_args);
-  #else
-  __pyx_nargs = PyTuple_Size(__pyx_args); if (unlikely(__pyx_nargs < 0)) return NULL;
-  #endif
-  #endif
-  __pyx_kwvalues = __Pyx_KwValues_FASTCALL(__pyx_args, __pyx_nargs);
-  {
-    PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_sym,0};
-    const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 347, __pyx_L3_error)
-    if (__pyx_kwds_len > 0) {
-      switch (__pyx_nargs) {
-        case  1:
-        values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 347, __pyx_L3_error)
-        CYTHON_FALLTHROUGH;
-        case  0: break;
-        default: goto __pyx_L5_argtuple_error;
-      }
-      const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "depth_last", 0) < (0)) __PYX_ERR(0, 347, __pyx_L3_error)
-      for (Py_ssize_t i = __pyx_nargs; i < 1; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("depth_last", 1, 1, 1, i); __PYX_ERR(0, 347, __pyx_L3_error) }
-      }
-    } else if (unlikely(__pyx_nargs != 1)) {
-      goto __pyx_L5_argtuple_error;
-    } else {
-      values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 347, __pyx_L3_error)
-    }
-    __pyx_v_sym = __Pyx_PyLong_As_int(values[0]); if (unlikely((__pyx_v_sym == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 347, __pyx_L3_error)
-  }
-  goto __pyx_L6_skip;
-  __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("depth_last", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 347, __pyx_L3_error)
-  __pyx_L6_skip:;
-  goto __pyx_L4_argument_unpacking_done;
-  __pyx_L3_error:;
-  for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
-    Py_XDECREF(values[__pyx_temp]);
-  }
-  __Pyx_AddTraceback("pipeline._ext.wsdecode.SymbolState.depth_last", __pyx_clineno, __pyx_lineno, __pyx_filename);
-  __Pyx_RefNannyFinishContext();
-  return NULL;
-  __pyx_L4_argument_unpacking_done:;
-  __pyx_r = __pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_12depth_last(((struct __pyx_obj_8pipeline_4_ext_8wsdecode_SymbolState *)__pyx_v_self), __pyx_v_sym);
-
-  /* function exit code */
-  for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
-    Py_XDECREF(values[__pyx_temp]);
-  }
-
-  __Pyx_RefNannyFinishContext();
-  return __pyx_r;
-}
-
-static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_12depth_last(struct __pyx_obj_8pipeline_4_ext_8wsdecode_SymbolState *__pyx_v_self, int __pyx_v_sym) {
-  PyObject *__pyx_r = NULL;
-  __Pyx_RefNannyDeclarations
-  PyObject *__pyx_t_1 = NULL;
-  PyObject *__pyx_t_2 = NULL;
-  PyObject *__pyx_t_3 = NULL;
-  size_t __pyx_t_4;
-  int __pyx_lineno = 0;
-  const char *__pyx_filename = NULL;
-  int __pyx_clineno = 0;
-  __Pyx_RefNannySetupContext("depth_last", 0);
-
-  /* "ext/wsdecode.pyx":348
- * 
- *     def depth_last(self, int sym):
- *         self._check(sym)             # <<<<<<<<<<<<<<
- *         return self.last_u_[sym]
- * 
-*/
-  __pyx_t_2 = ((PyObject *)__pyx_v_self);
-  __Pyx_INCREF(__pyx_t_2);
-  __pyx_t_3 = __Pyx_PyLong_From_int(__pyx_v_sym); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 348, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_3);
-  __pyx_t_4 = 0;
-  {
-    PyObject *__pyx_callargs[2] = {__pyx_t_2, __pyx_t_3};
-    __pyx_t_1 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_check, __pyx_callargs+__pyx_t_4, (2-__pyx_t_4) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
-    __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
-    __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 348, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_1);
-  }
-  __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-
-  /* "ext/wsdecode.pyx":349
- *     def depth_last(self, int sym):
- *         self._check(sym)
- *         return self.last_u_[sym]             # <<<<<<<<<<<<<<
- * 
- *     def unsync(self, int sym):
-*/
-  __pyx_t_1 = __Pyx_PyLong_From_int64_t((__pyx_v_self->last_u_[__pyx_v_sym])); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 349, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_1);
-  {
-    PyObject *__pyx_temp;
-    {
-      __pyx_temp = __pyx_r;
-      __pyx_r = __pyx_t_1;
-    }
-    __Pyx_XDECREF(__pyx_temp);
-  }
-  __pyx_t_1 = 0;
-  goto __pyx_L0;
-
-  /* "ext/wsdecode.pyx":347
- *         return bool(self.synced_[sym])
- * 
- *     def depth_last(self, int sym):             # <<<<<<<<<<<<<<
- *         self._check(sym)
- *         return self.last_u_[sym]
-*/
-
-  /* function exit code */
-  __pyx_L1_error:;
-  __Pyx_XDECREF(__pyx_t_1);
-  __Pyx_XDECREF(__pyx_t_2);
-  __Pyx_XDECREF(__pyx_t_3);
-  __Pyx_AddTraceback("pipeline._ext.wsdecode.SymbolState.depth_last", __pyx_clineno, __pyx_lineno, __pyx_filename);
-  __pyx_r = NULL;
-  __pyx_L0:;
-  __Pyx_XGIVEREF(__pyx_r);
-  __Pyx_RefNannyFinishContext();
-  return __pyx_r;
-}
-
-/* "ext/wsdecode.pyx":351
- *         return self.last_u_[sym]
- * 
- *     def unsync(self, int sym):             # <<<<<<<<<<<<<<
- *         self._check(sym)
- *         self.synced_[sym] = 0
-*/
-
-/* Python wrapper */
-static PyObject *__pyx_pw_8pipeline_4_ext_8wsdecode_11SymbolState_15unsync(PyObject *__pyx_v_self, 
-#if CYTHON_VECTORCALL
-PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
-#else
-PyObject *__pyx_args, PyObject *__pyx_kwds
-#endif
-); /*proto*/
-PyDoc_STRVAR(__pyx_doc_8pipeline_4_ext_8wsdecode_11SymbolState_14unsync, "SymbolState.unsync(self, int sym)");
-static PyMethodDef __pyx_mdef_8pipeline_4_ext_8wsdecode_11SymbolState_15unsync = {"unsync", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_8pipeline_4_ext_8wsdecode_11SymbolState_15unsync, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_8pipeline_4_ext_8wsdecode_11SymbolState_14unsync};
-static PyObject *__pyx_pw_8pipeline_4_ext_8wsdecode_11SymbolState_15unsync(PyObject *__pyx_v_self, 
-#if CYTHON_VECTORCALL
-PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
-#else
-PyObject *__pyx_args, PyObject *__pyx_kwds
-#endif
-) {
-  int __pyx_v_sym;
-  #if !CYTHON_VECTORCALL
-  CYTHON_UNUSED Py_ssize_t __pyx_nargs;
-  #endif
-  CYTHON_UNUSED PyObject *const *__pyx_kwvalues;
-  PyObject* values[1] = {0};
-  int __pyx_lineno = 0;
-  const char *__pyx_filename = NULL;
-  int __pyx_clineno = 0;
-  PyObject *__pyx_r = 0;
-  __Pyx_RefNannyDeclarations
-  __Pyx_RefNannySetupContext("unsync (wrapper)", 0);
-  #if !CYTHON_VECTORCALL
-  #if CYTHON_ASSUME_SAFE_SIZE
-  __pyx_nargs = PyTuple_GET_SIZE(__pyx_args);
-  #else
-  __pyx_nargs = PyTuple_Size(__pyx_args); if (unlikely(__pyx_nargs < 0)) return NULL;
-  #endif
-  #endif
-  __pyx_kwvalues = __Pyx_KwValues_FASTCALL(__pyx_args, __pyx_nargs);
-  {
-    PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_sym,0};
-    const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 351, __pyx_L3_error)
-    if (__pyx_kwds_len > 0) {
-      switch (__pyx_nargs) {
-        case  1:
-        values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 351, __pyx_L3_error)
-        CYTHON_FALLTHROUGH;
-        case  0: break;
-        default: goto __pyx_L5_argtuple_error;
-      }
-      const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "unsync", 0) < (0)) __PYX_ERR(0, 351, __pyx_L3_error)
-      for (Py_ssize_t i = __pyx_nargs; i < 1; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("unsync", 1, 1, 1, i); __PYX_ERR(0, 351, __pyx_L3_error) }
-      }
-    } else if (unlikely(__pyx_nargs != 1)) {
-      goto __pyx_L5_argtuple_error;
-    } else {
-      values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 351, __pyx_L3_error)
-    }
-    __pyx_v_sym = __Pyx_PyLong_As_int(values[0]); if (unlikely((__pyx_v_sym == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 351, __pyx_L3_error)
-  }
-  goto __pyx_L6_skip;
-  __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("unsync", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 351, __pyx_L3_error)
-  __pyx_L6_skip:;
-  goto __pyx_L4_argument_unpacking_done;
-  __pyx_L3_error:;
-  for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
-    Py_XDECREF(values[__pyx_temp]);
-  }
-  __Pyx_AddTraceback("pipeline._ext.wsdecode.SymbolState.unsync", __pyx_clineno, __pyx_lineno, __pyx_filename);
-  __Pyx_RefNannyFinishContext();
-  return NULL;
-  __pyx_L4_argument_unpacking_done:;
-  __pyx_r = __pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_14unsync(((struct __pyx_obj_8pipeline_4_ext_8wsdecode_SymbolState *)__pyx_v_self), __pyx_v_sym);
-
-  /* function exit code */
-  for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
-    Py_XDECREF(values[__pyx_temp]);
-  }
-
-  __Pyx_RefNannyFinishContext();
-  return __pyx_r;
-}
-
-static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_14unsync(struct __pyx_obj_8pipeline_4_ext_8wsdecode_SymbolState *__pyx_v_self, int __pyx_v_sym) {
-  PyObject *__pyx_r = NULL;
-  __Pyx_RefNannyDeclarations
-  PyObject *__pyx_t_1 = NULL;
-  PyObject *__pyx_t_2 = NULL;
-  PyObject *__pyx_t_3 = NULL;
-  size_t __pyx_t_4;
-  int __pyx_lineno = 0;
-  const char *__pyx_filename = NULL;
-  int __pyx_clineno = 0;
-  __Pyx_RefNannySetupContext("unsync", 0);
-
-  /* "ext/wsdecode.pyx":352
- * 
- *     def unsync(self, int sym):
- *         self._check(sym)             # <<<<<<<<<<<<<<
- *         self.synced_[sym] = 0
- * 
-*/
-  __pyx_t_2 = ((PyObject *)__pyx_v_self);
-  __Pyx_INCREF(__pyx_t_2);
-  __pyx_t_3 = __Pyx_PyLong_From_int(__pyx_v_sym); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 352, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_3);
-  __pyx_t_4 = 0;
-  {
-    PyObject *__pyx_callargs[2] = {__pyx_t_2, __pyx_t_3};
-    __pyx_t_1 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_check, __pyx_callargs+__pyx_t_4, (2-__pyx_t_4) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
-    __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
-    __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 352, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_1);
-  }
-  __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-
-  /* "ext/wsdecode.pyx":353
- *     def unsync(self, int sym):
- *         self._check(sym)
- *         self.synced_[sym] = 0             # <<<<<<<<<<<<<<
- * 
- *     def _check(self, int sym):
-*/
-  (__pyx_v_self->synced_[__pyx_v_sym]) = 0;
-
-  /* "ext/wsdecode.pyx":351
- *         return self.last_u_[sym]
- * 
- *     def unsync(self, int sym):             # <<<<<<<<<<<<<<
- *         self._check(sym)
- *         self.synced_[sym] = 0
-*/
-
-  /* function exit code */
-  __pyx_r = Py_None; __Pyx_INCREF(Py_None);
-  goto __pyx_L0;
-  __pyx_L1_error:;
-  __Pyx_XDECREF(__pyx_t_1);
-  __Pyx_XDECREF(__pyx_t_2);
-  __Pyx_XDECREF(__pyx_t_3);
-  __Pyx_AddTraceback("pipeline._ext.wsdecode.SymbolState.unsync", __pyx_clineno, __pyx_lineno, __pyx_filename);
-  __pyx_r = NULL;
-  __pyx_L0:;
-  __Pyx_XGIVEREF(__pyx_r);
-  __Pyx_RefNannyFinishContext();
-  return __pyx_r;
-}
-
-/* "ext/wsdecode.pyx":355
- *         self.synced_[sym] = 0
- * 
- *     def _check(self, int sym):             # <<<<<<<<<<<<<<
- *         if not 0 <= sym < self.n:
- *             raise IndexError(f"symbol id {sym} out of range")
-*/
-
-/* Python wrapper */
-static PyObject *__pyx_pw_8pipeline_4_ext_8wsdecode_11SymbolState_17_check(PyObject *__pyx_v_self, 
-#if CYTHON_VECTORCALL
-PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
-#else
-PyObject *__pyx_args, PyObject *__pyx_kwds
-#endif
-); /*proto*/
-PyDoc_STRVAR(__pyx_doc_8pipeline_4_ext_8wsdecode_11SymbolState_16_check, "SymbolState._check(self, int sym)");
-static PyMethodDef __pyx_mdef_8pipeline_4_ext_8wsdecode_11SymbolState_17_check = {"_check", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_8pipeline_4_ext_8wsdecode_11SymbolState_17_check, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_8pipeline_4_ext_8wsdecode_11SymbolState_16_check};
-static PyObject *__pyx_pw_8pipeline_4_ext_8wsdecode_11SymbolState_17_check(PyObject *__pyx_v_self, 
-#if CYTHON_VECTORCALL
-PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
-#else
-PyObject *__pyx_args, PyObject *__pyx_kwds
-#endif
-) {
-  int __pyx_v_sym;
-  #if !CYTHON_VECTORCALL
-  CYTHON_UNUSED Py_ssize_t __pyx_nargs;
-  #endif
-  CYTHON_UNUSED PyObject *const *__pyx_kwvalues;
-  PyObject* values[1] = {0};
-  int __pyx_lineno = 0;
-  const char *__pyx_filename = NULL;
-  int __pyx_clineno = 0;
-  PyObject *__pyx_r = 0;
-  __Pyx_RefNannyDeclarations
-  __Pyx_RefNannySetupContext("_check (wrapper)", 0);
-  #if !CYTHON_VECTORCALL
-  #if CYTHON_ASSUME_SAFE_SIZE
-  __pyx_nargs = PyTuple_GET_SIZE(__pyx_args);
-  #else
-  __pyx_nargs = PyTuple_Size(__pyx_args); if (unlikely(__pyx_nargs < 0)) return NULL;
-  #endif
-  #endif
-  __pyx_kwvalues = __Pyx_KwValues_FASTCALL(__pyx_args, __pyx_nargs);
-  {
-    PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_sym,0};
-    const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 355, __pyx_L3_error)
-    if (__pyx_kwds_len > 0) {
-      switch (__pyx_nargs) {
-        case  1:
-        values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 355, __pyx_L3_error)
-        CYTHON_FALLTHROUGH;
-        case  0: break;
-        default: goto __pyx_L5_argtuple_error;
-      }
-      const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "_check", 0) < (0)) __PYX_ERR(0, 355, __pyx_L3_error)
-      for (Py_ssize_t i = __pyx_nargs; i < 1; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("_check", 1, 1, 1, i); __PYX_ERR(0, 355, __pyx_L3_error) }
-      }
-    } else if (unlikely(__pyx_nargs != 1)) {
-      goto __pyx_L5_argtuple_error;
-    } else {
-      values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 355, __pyx_L3_error)
-    }
-    __pyx_v_sym = __Pyx_PyLong_As_int(values[0]); if (unlikely((__pyx_v_sym == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 355, __pyx_L3_error)
-  }
-  goto __pyx_L6_skip;
-  __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("_check", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 355, __pyx_L3_error)
-  __pyx_L6_skip:;
-  goto __pyx_L4_argument_unpacking_done;
-  __pyx_L3_error:;
-  for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
-    Py_XDECREF(values[__pyx_temp]);
-  }
-  __Pyx_AddTraceback("pipeline._ext.wsdecode.SymbolState._check", __pyx_clineno, __pyx_lineno, __pyx_filename);
-  __Pyx_RefNannyFinishContext();
-  return NULL;
-  __pyx_L4_argument_unpacking_done:;
-  __pyx_r = __pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_16_check(((struct __pyx_obj_8pipeline_4_ext_8wsdecode_SymbolState *)__pyx_v_self), __pyx_v_sym);
-
-  /* function exit code */
-  for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
-    Py_XDECREF(values[__pyx_temp]);
-  }
-
-  __Pyx_RefNannyFinishContext();
-  return __pyx_r;
-}
-
-static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_16_check(struct __pyx_obj_8pipeline_4_ext_8wsdecode_SymbolState *__pyx_v_self, int __pyx_v_sym) {
-  PyObject *__pyx_r = NULL;
-  __Pyx_RefNannyDeclarations
-  int __pyx_t_1;
-  int __pyx_t_2;
-  PyObject *__pyx_t_3 = NULL;
-  PyObject *__pyx_t_4 = NULL;
-  PyObject *__pyx_t_5 = NULL;
-  PyObject *__pyx_t_6[3];
-  Py_ssize_t __pyx_t_7;
-  int __pyx_t_8;
-  PyObject *__pyx_t_9 = NULL;
-  size_t __pyx_t_10;
-  int __pyx_lineno = 0;
-  const char *__pyx_filename = NULL;
-  int __pyx_clineno = 0;
-  __Pyx_RefNannySetupContext("_check", 0);
-
-  /* "ext/wsdecode.pyx":356
- * 
- *     def _check(self, int sym):
- *         if not 0 <= sym < self.n:             # <<<<<<<<<<<<<<
- *             raise IndexError(f"symbol id {sym} out of range")
- * 
-*/
-  __pyx_t_1 = (0 <= __pyx_v_sym);
-  if (__pyx_t_1) {
-    __pyx_t_1 = (__pyx_v_sym < __pyx_v_self->n);
-  }
-  __pyx_t_2 = (!__pyx_t_1);
-
-
-  if (unlikely(__pyx_t_2)) {
-
-
-    /* "ext/wsdecode.pyx":357
- *     def _check(self, int sym):
- *         if not 0 <= sym < self.n:
- *             raise IndexError(f"symbol id {sym} out of range")             # <<<<<<<<<<<<<<
- * 
- *     def load_book(self, int sym, int64_t last_u, bids, asks):
-*/
-    __pyx_t_4 = NULL;
-    __pyx_t_5 = __Pyx_PyUnicode_From_int(__pyx_v_sym, 0, ' ', 'd'); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 357, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_5);
-    __pyx_t_6[0] = __pyx_mstate_global->__pyx_kp_u_symbol_id;
-    __pyx_t_6[1] = __pyx_t_5;
-    __pyx_t_6[2] = __pyx_mstate_global->__pyx_kp_u_out_of_range;
-    __pyx_t_7 = 23;
-    #if __Pyx_PyUnicode_Join_CAN_USE_KIND_AND_LENGTH
-    __pyx_t_7 += __Pyx_PyUnicode_GET_LENGTH(__pyx_t_6[1]);
-    #endif
-    __pyx_t_8 = 0;
-    __pyx_t_9 = __Pyx_PyUnicode_Join(__pyx_t_6, 3, __pyx_t_7, __pyx_t_8);
-    if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 357, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_9);
-    __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-    __pyx_t_10 = 1;
-    {
-      PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_t_9};
-      __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_IndexError)), __pyx_callargs+__pyx_t_10, (2-__pyx_t_10) | (__pyx_t_10*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
-      __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 357, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_3);
-    }
-    __Pyx_Raise(__pyx_t_3, 0, 0, 0);
-    __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 357, __pyx_L1_error)
-
-    /* "ext/wsdecode.pyx":356
- * 
- *     def _check(self, int sym):
- *         if not 0 <= sym < self.n:             # <<<<<<<<<<<<<<
- *             raise IndexError(f"symbol id {sym} out of range")
- * 
-*/
-  }
-
-  /* "ext/wsdecode.pyx":355
- *         self.synced_[sym] = 0
- * 
- *     def _check(self, int sym):             # <<<<<<<<<<<<<<
- *         if not 0 <= sym < self.n:
- *             raise IndexError(f"symbol id {sym} out of range")
-*/
-
-  /* function exit code */
-  __pyx_r = Py_None; __Pyx_INCREF(Py_None);
-  goto __pyx_L0;
-  __pyx_L1_error:;
-  __Pyx_XDECREF(__pyx_t_3);
-  __Pyx_XDECREF(__pyx_t_4);
-  __Pyx_XDECREF(__pyx_t_5);
-  __Pyx_XDECREF(__pyx_t_9);
-  __Pyx_AddTraceback("pipeline._ext.wsdecode.SymbolState._check", __pyx_clineno, __pyx_lineno, __pyx_filename);
-  __pyx_r = NULL;
-  __pyx_L0:;
-  __Pyx_XGIVEREF(__pyx_r);
-  __Pyx_RefNannyFinishContext();
-  return __pyx_r;
-}
-
-/* "ext/wsdecode.pyx":359
- *             raise IndexError(f"symbol id {sym} out of range")
- * 
- *     def load_book(self, int sym, int64_t last_u, bids, asks):             # <<<<<<<<<<<<<<
- *         """Replace the book and mark it synced at last_u; returns crossed (then unsynced)."""
- *         self._check(sym)
-*/
-
-/* Python wrapper */
-static PyObject *__pyx_pw_8pipeline_4_ext_8wsdecode_11SymbolState_19load_book(PyObject *__pyx_v_self, 
-#if CYTHON_VECTORCALL
-PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
-#else
-PyObject *__pyx_args, PyObject *__pyx_kwds
-#endif
-); /*proto*/
-PyDoc_STRVAR(__pyx_doc_8pipeline_4_ext_8wsdecode_11SymbolState_18load_book, "SymbolState.load_book(self, int sym, int64_t last_u, bids, asks)\n\nReplace the book and mark it synced at last_u; returns crossed (then unsynced).");
-static PyMethodDef __pyx_mdef_8pipeline_4_ext_8wsdecode_11SymbolState_19load_book = {"load_book", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_8pipeline_4_ext_8wsdecode_11SymbolState_19load_book, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_8pipeline_4_ext_8wsdecode_11SymbolState_18load_book};
-static PyObject *__pyx_pw_8pipeline_4_ext_8wsdecode_11SymbolState_19load_book(PyObject *__pyx_v_self, 
-#if CYTHON_VECTORCALL
-PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
-#else
-PyObject *__pyx_args, PyObject *__pyx_kwds
-#endif
-) {
-  int __pyx_v_sym;
-  int64_t __pyx_v_last_u;
-  PyObject *__pyx_v_bids = 0;
-  PyObject *__pyx_v_asks = 0;
-  #if !CYTHON_VECTORCALL
-  CYTHON_UNUSED Py_ssize_t __pyx_nargs;
-  #endif
-  CYTHON_UNUSED PyObject *const *__pyx_kwvalues;
-  PyObject* values[4] = {0,0,0,0};
-  int __pyx_lineno = 0;
-  const char *__pyx_filename = NULL;
-  int __pyx_clineno = 0;
-  PyObject *__pyx_r = 0;
-  __Pyx_RefNannyDeclarations
-  __Pyx_RefNannySetupContext("load_book (wrapper)", 0);
-  #if !CYTHON_VECTORCALL
-  #if CYTHON_ASSUME_SAFE_SIZE
-  __pyx_nargs = PyTuple_GET_SIZE(__pyx_args);
-  #else
-  __pyx_nargs = PyTuple_Size(__pyx_args); if (unlikely(__pyx_nargs < 0)) return NULL;
-  #endif
-  #endif
-  __pyx_kwvalues = __Pyx_KwValues_FASTCALL(__pyx_args, __pyx_nargs);
-  {
-    PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_sym,&__pyx_mstate_global->__pyx_n_u_last_u,&__pyx_mstate_global->__pyx_n_u_bids,&__pyx_mstate_global->__pyx_n_u_asks,0};
-    const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 359, __pyx_L3_error)
-    if (__pyx_kwds_len > 0) {
-      switch (__pyx_nargs) {
-        case  4:
-        values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 359, __pyx_L3_error)
-        CYTHON_FALLTHROUGH;
-        case  3:
-        values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 359, __pyx_L3_error)
-        CYTHON_FALLTHROUGH;
-        case  2:
-        values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 359, __pyx_L3_error)
-        CYTHON_FALLTHROUGH;
-        case  1:
-        values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 359, __pyx_L3_error)
-        CYTHON_FALLTHROUGH;
-        case  0: break;
-        default: goto __pyx_L5_argtuple_error;
-      }
-      const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "load_book", 0) < (0)) __PYX_ERR(0, 359, __pyx_L3_error)
-      for (Py_ssize_t i = __pyx_nargs; i < 4; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("load_book", 1, 4, 4, i); __PYX_ERR(0, 359, __pyx_L3_error) }
-      }
-    } else if (unlikely(__pyx_nargs != 4)) {
-      goto __pyx_L5_argtuple_error;
-    } else {
-      values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 359, __pyx_L3_error)
-      values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 359, __pyx_L3_error)
-      values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 359, __pyx_L3_error)
-      values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 359, __pyx_L3_error)
-    }
-    __pyx_v_sym = __Pyx_PyLong_As_int(values[0]); if (unlikely((__pyx_v_sym == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 359, __pyx_L3_error)
-    __pyx_v_last_u = __Pyx_PyLong_As_int64_t(values[1]); if (unlikely((__pyx_v_last_u == ((int64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 359, __pyx_L3_error)
-    __pyx_v_bids = values[2];
-    __pyx_v_asks = values[3];
-  }
-  goto __pyx_L6_skip;
-  __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("load_book", 1, 4, 4, __pyx_nargs); __PYX_ERR(0, 359, __pyx_L3_error)
-  __pyx_L6_skip:;
-  goto __pyx_L4_argument_unpacking_done;
-  __pyx_L3_error:;
-  for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
-    Py_XDECREF(values[__pyx_temp]);
-  }
-  __Pyx_AddTraceback("pipeline._ext.wsdecode.SymbolState.load_book", __pyx_clineno, __pyx_lineno, __pyx_filename);
-  __Pyx_RefNannyFinishContext();
-  return NULL;
-  __pyx_L4_argument_unpacking_done:;
-  __pyx_r = __pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_18load_book(((struct __pyx_obj_8pipeline_4_ext_8wsdecode_SymbolState *)__pyx_v_self), __pyx_v_sym, __pyx_v_last_u, __pyx_v_bids, __pyx_v_asks);
-
-  /* function exit code */
-  for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
-    Py_XDECREF(values[__pyx_temp]);
-  }
-
-
-  __Pyx_RefNannyFinishContext();
-  return __pyx_r;
-}
-
-static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_18load_book(struct __pyx_obj_8pipeline_4_ext_8wsdecode_SymbolState *__pyx_v_self, int __pyx_v_sym, int64_t __pyx_v_last_u, PyObject *__pyx_v_bids, PyObject *__pyx_v_asks) {
-  PyObject *__pyx_v_p = NULL;
-  PyObject *__pyx_v_q = NULL;
-  int __pyx_v_c;
-  PyObject *__pyx_r = NULL;
-  __Pyx_RefNannyDeclarations
-  PyObject *__pyx_t_1 = NULL;
-  PyObject *__pyx_t_2 = NULL;
-  PyObject *__pyx_t_3 = NULL;
-  size_t __pyx_t_4;
-  Py_ssize_t __pyx_t_5;
-  PyObject *(*__pyx_t_6)(PyObject *);
-  PyObject *__pyx_t_7 = NULL;
-  PyObject *__pyx_t_8 = NULL;
-  PyObject *(*__pyx_t_9)(PyObject *);
-  double __pyx_t_10;
-  double __pyx_t_11;
-  int __pyx_lineno = 0;
-  const char *__pyx_filename = NULL;
-  int __pyx_clineno = 0;
-  __Pyx_RefNannySetupContext("load_book", 0);
-
-  /* "ext/wsdecode.pyx":361
- *     def load_book(self, int sym, int64_t last_u, bids, asks):
- *         """Replace the book and mark it synced at last_u; returns crossed (then unsynced)."""
- *         self._check(sym)             # <<<<<<<<<<<<<<
- *         self.bids[sym].clear()
- *         self.asks[sym].clear()
-*/
-  __pyx_t_2 = ((PyObject *)__pyx_v_self);
-  __Pyx_INCREF(__pyx_t_2);
-  __pyx_t_3 = __Pyx_PyLong_From_int(__pyx_v_sym); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 361, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_3);
-  __pyx_t_4 = 0;
-  {
-    PyObject *__pyx_callargs[2] = {__pyx_t_2, __pyx_t_3};
-    __pyx_t_1 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_check, __pyx_callargs+__pyx_t_4, (2-__pyx_t_4) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
-    __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
-    __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 361, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_1);
-  }
-  __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-
-  /* "ext/wsdecode.pyx":362
- *         """Replace the book and mark it synced at last_u; returns crossed (then unsynced)."""
- *         self._check(sym)
- *         self.bids[sym].clear()             # <<<<<<<<<<<<<<
- *         self.asks[sym].clear()
- *         for p, q in bids:
-*/
-  (__pyx_v_self->bids[__pyx_v_sym]).clear();
-
-  /* "ext/wsdecode.pyx":363
- *         self._check(sym)
- *         self.bids[sym].clear()
- *         self.asks[sym].clear()             # <<<<<<<<<<<<<<
- *         for p, q in bids:
- *             self._set(sym, KIND_BOOK_BID, p, q)
-*/
-  (__pyx_v_self->asks[__pyx_v_sym]).clear();
-
-  /* "ext/wsdecode.pyx":364
- *         self.bids[sym].clear()
- *         self.asks[sym].clear()
- *         for p, q in bids:             # <<<<<<<<<<<<<<
- *             self._set(sym, KIND_BOOK_BID, p, q)
- *         for p, q in asks:
-*/
-  if (likely(PyList_CheckExact(__pyx_v_bids)) || PyTuple_CheckExact(__pyx_v_bids)) {
-    __pyx_t_1 = __pyx_v_bids; __Pyx_INCREF(__pyx_t_1);
-    __pyx_t_5 = 0;
-    __pyx_t_6 = NULL;
-  } else {
-    __pyx_t_5 = -1; __pyx_t_1 = PyObject_GetIter(__pyx_v_bids); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 364, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_1);
-    __pyx_t_6 = (CYTHON_COMPILING_IN_LIMITED_API) ? PyIter_Next : __Pyx_PyObject_GetIterNextFunc(__pyx_t_1); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 364, __pyx_L1_error)
-  }
-  for (;;) {
-    if (likely(!__pyx_t_6)) {
-      if (likely(PyList_CheckExact(__pyx_t_1))) {
-        {
-          Py_ssize_t __pyx_temp = __Pyx_PyList_GET_SIZE(__pyx_t_1);
-          #if !CYTHON_ASSUME_SAFE_SIZE
-          if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 364, __pyx_L1_error)
-          #endif
-          if (__pyx_t_5 >= __pyx_temp) break;
-        }
-        __pyx_t_3 = __Pyx_PyList_GET_ITEM_REF(__pyx_t_1, __pyx_t_5, __Pyx_ReferenceSharing_OwnStrongReference);
-        ++__pyx_t_5;
-      } else {
-        {
-          Py_ssize_t __pyx_temp = __Pyx_PyTuple_GET_SIZE(__pyx_t_1);
-          #if !CYTHON_ASSUME_SAFE_SIZE
-          if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 364, __pyx_L1_error)
-          #endif
-          if (__pyx_t_5 >= __pyx_temp) break;
-        }
-        #if CYTHON_ASSUME_SAFE_MACROS && !CYTHON_AVOID_BORROWED_REFS
-        __pyx_t_3 = __Pyx_NewRef(PyTuple_GET_ITEM(__pyx_t_1, __pyx_t_5));
-        #else
-        __pyx_t_3 = __Pyx_PySequence_ITEM(__pyx_t_1, __pyx_t_5);
-        #endif
-        ++__pyx_t_5;
-      }
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 364, __pyx_L1_error)
-    } else {
-      __pyx_t_3 = __pyx_t_6(__pyx_t_1);
-      if (unlikely(!__pyx_t_3)) {
-        PyObject* exc_type = PyErr_Occurred();
-        if (exc_type) {
-          if (unlikely(!__Pyx_PyErr_GivenExceptionMatches(exc_type, PyExc_StopIteration))) __PYX_ERR(0, 364, __pyx_L1_error)
-          PyErr_Clear();
-        }
-        break;
-      }
-    }
-    __Pyx_GOTREF(__pyx_t_3);
-    if ((likely(PyTuple_CheckExact(__pyx_t_3))) || (PyList_CheckExact(__pyx_t_3))) {
-      PyObject* sequence = __pyx_t_3;
-      Py_ssize_t size = __Pyx_PySequence_SIZE(sequence);
-      if (unlikely(size != 2)) {
-        if (size > 2) __Pyx_RaiseTooManyValuesError(2);
-        else if (size >= 0) __Pyx_RaiseNeedMoreValuesError(size);
-        __PYX_ERR(0, 364, __pyx_L1_error)
-      }
-      #if CYTHON_ASSUME_SAFE_MACROS && !CYTHON_AVOID_BORROWED_REFS
-      if (likely(PyTuple_CheckExact(sequence))) {
-        __pyx_t_2 = PyTuple_GET_ITEM(sequence, 0);
-        __Pyx_INCREF(__pyx_t_2);
-        __pyx_t_7 = PyTuple_GET_ITEM(sequence, 1);
-        __Pyx_INCREF(__pyx_t_7);
-      } else {
-        __pyx_t_2 = __Pyx_PyList_GET_ITEM_REF(sequence, 0, __Pyx_ReferenceSharing_SharedReference);
-        if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 364, __pyx_L1_error)
-        __Pyx_XGOTREF(__pyx_t_2);
-        __pyx_t_7 = __Pyx_PyList_GET_ITEM_REF(sequence, 1, __Pyx_ReferenceSharing_SharedReference);
-        if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 364, __pyx_L1_error)
-        __Pyx_XGOTREF(__pyx_t_7);
-      }
-      #else
-      __pyx_t_2 = __Pyx_PySequence_ITEM(sequence, 0); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 364, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_2);
-      __pyx_t_7 = __Pyx_PySequence_ITEM(sequence, 1); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 364, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_7);
-      #endif
-      __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    } else {
-      Py_ssize_t index = -1;
-      __pyx_t_8 = PyObject_GetIter(__pyx_t_3); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 364, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_8);
-      __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-      __pyx_t_9 = (CYTHON_COMPILING_IN_LIMITED_API) ? PyIter_Next : __Pyx_PyObject_GetIterNextFunc(__pyx_t_8);
-      index = 0; __pyx_t_2 = __pyx_t_9(__pyx_t_8); if (unlikely(!__pyx_t_2)) goto __pyx_L5_unpacking_failed;
-      __Pyx_GOTREF(__pyx_t_2);
-      index = 1; __pyx_t_7 = __pyx_t_9(__pyx_t_8); if (unlikely(!__pyx_t_7)) goto __pyx_L5_unpacking_failed;
-      __Pyx_GOTREF(__pyx_t_7);
-      if (__Pyx_IternextUnpackEndCheck(__pyx_t_9(__pyx_t_8), 2) < (0)) __PYX_ERR(0, 364, __pyx_L1_error)
-      __pyx_t_9 = NULL;
-      __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-      goto __pyx_L6_unpacking_done;
-      __pyx_L5_unpacking_failed:;
-      __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-      __pyx_t_9 = NULL;
-      if (__Pyx_IterFinish() == 0) __Pyx_RaiseNeedMoreValuesError(index);
-      __PYX_ERR(0, 364, __pyx_L1_error)
-      __pyx_L6_unpacking_done:;
-    }
-    __Pyx_XDECREF_SET(__pyx_v_p, __pyx_t_2);
-    __pyx_t_2 = 0;
-    __Pyx_XDECREF_SET(__pyx_v_q, __pyx_t_7);
-    __pyx_t_7 = 0;
-
-    /* "ext/wsdecode.pyx":365
- *         self.asks[sym].clear()
- *         for p, q in bids:
- *             self._set(sym, KIND_BOOK_BID, p, q)             # <<<<<<<<<<<<<<
- *         for p, q in asks:
- *             self._set(sym, KIND_BOOK_ASK, p, q)
-*/
-    __pyx_t_10 = __Pyx_PyFloat_AsDouble(__pyx_v_p); if (unlikely((__pyx_t_10 == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 365, __pyx_L1_error)
-    __pyx_t_11 = __Pyx_PyFloat_AsDouble(__pyx_v_q); if (unlikely((__pyx_t_11 == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 365, __pyx_L1_error)
-    ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_SymbolState *)__pyx_v_self->__pyx_vtab)->_set(__pyx_v_self, __pyx_v_sym, __pyx_e_8pipeline_4_ext_8wsdecode_KIND_BOOK_BID, __pyx_t_10, __pyx_t_11);
-
-
-
-    /* "ext/wsdecode.pyx":364
- *         self.bids[sym].clear()
- *         self.asks[sym].clear()
- *         for p, q in bids:             # <<<<<<<<<<<<<<
- *             self._set(sym, KIND_BOOK_BID, p, q)
- *         for p, q in asks:
-*/
-  }
-  __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-
-  /* "ext/wsdecode.pyx":366
- *         for p, q in bids:
- *             self._set(sym, KIND_BOOK_BID, p, q)
- *         for p, q in asks:             # <<<<<<<<<<<<<<
- *             self._set(sym, KIND_BOOK_ASK, p, q)
- *         self.last_u_[sym] = last_u
-*/
-  if (likely(PyList_CheckExact(__pyx_v_asks)) || PyTuple_CheckExact(__pyx_v_asks)) {
-    __pyx_t_1 = __pyx_v_asks; __Pyx_INCREF(__pyx_t_1);
-    __pyx_t_5 = 0;
-    __pyx_t_6 = NULL;
-  } else {
-    __pyx_t_5 = -1; __pyx_t_1 = PyObject_GetIter(__pyx_v_asks); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 366, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_1);
-    __pyx_t_6 = (CYTHON_COMPILING_IN_LIMITED_API) ? PyIter_Next : __Pyx_PyObject_GetIterNextFunc(__pyx_t_1); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 366, __pyx_L1_error)
-  }
-  for (;;) {
-    if (likely(!__pyx_t_6)) {
-      if (likely(PyList_CheckExact(__pyx_t_1))) {
-        {
-          Py_ssize_t __pyx_temp = __Pyx_PyList_GET_SIZE(__pyx_t_1);
-          #if !CYTHON_ASSUME_SAFE_SIZE
-          if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 366, __pyx_L1_error)
-          #endif
-          if (__pyx_t_5 >= __pyx_temp) break;
-        }
-        __pyx_t_3 = __Pyx_PyList_GET_ITEM_REF(__pyx_t_1, __pyx_t_5, __Pyx_ReferenceSharing_OwnStrongReference);
-        ++__pyx_t_5;
-      } else {
-        {
-          Py_ssize_t __pyx_temp = __Pyx_PyTuple_GET_SIZE(__pyx_t_1);
-          #if !CYTHON_ASSUME_SAFE_SIZE
-          if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 366, __pyx_L1_error)
-          #endif
-          if (__pyx_t_5 >= __pyx_temp) break;
-        }
-        #if CYTHON_ASSUME_SAFE_MACROS && !CYTHON_AVOID_BORROWED_REFS
-        __pyx_t_3 = __Pyx_NewRef(PyTuple_GET_ITEM(__pyx_t_1, __pyx_t_5));
-        #else
-        __pyx_t_3 = __Pyx_PySequence_ITEM(__pyx_t_1, __pyx_t_5);
-        #endif
-        ++__pyx_t_5;
-      }
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 366, __pyx_L1_error)
-    } else {
-      __pyx_t_3 = __pyx_t_6(__pyx_t_1);
-      if (unlikely(!__pyx_t_3)) {
-        PyObject* exc_type = PyErr_Occurred();
-        if (exc_type) {
-          if (unlikely(!__Pyx_PyErr_GivenExceptionMatches(exc_type, PyExc_StopIteration))) __PYX_ERR(0, 366, __pyx_L1_error)
-          PyErr_Clear();
-        }
-        break;
-      }
-    }
-    __Pyx_GOTREF(__pyx_t_3);
-    if ((likely(PyTuple_CheckExact(__pyx_t_3))) || (PyList_CheckExact(__pyx_t_3))) {
-      PyObject* sequence = __pyx_t_3;
-      Py_ssize_t size = __Pyx_PySequence_SIZE(sequence);
-      if (unlikely(size != 2)) {
-        if (size > 2) __Pyx_RaiseTooManyValuesError(2);
-        else if (size >= 0) __Pyx_RaiseNeedMoreValuesError(size);
-        __PYX_ERR(0, 366, __pyx_L1_error)
-      }
-      #if CYTHON_ASSUME_SAFE_MACROS && !CYTHON_AVOID_BORROWED_REFS
-      if (likely(PyTuple_CheckExact(sequence))) {
-        __pyx_t_7 = PyTuple_GET_ITEM(sequence, 0);
-        __Pyx_INCREF(__pyx_t_7);
-        __pyx_t_2 = PyTuple_GET_ITEM(sequence, 1);
-        __Pyx_INCREF(__pyx_t_2);
-      } else {
-        __pyx_t_7 = __Pyx_PyList_GET_ITEM_REF(sequence, 0, __Pyx_ReferenceSharing_SharedReference);
-        if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 366, __pyx_L1_error)
-        __Pyx_XGOTREF(__pyx_t_7);
-        __pyx_t_2 = __Pyx_PyList_GET_ITEM_REF(sequence, 1, __Pyx_ReferenceSharing_SharedReference);
-        if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 366, __pyx_L1_error)
-        __Pyx_XGOTREF(__pyx_t_2);
-      }
-      #else
-      __pyx_t_7 = __Pyx_PySequence_ITEM(sequence, 0); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 366, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_7);
-      __pyx_t_2 = __Pyx_PySequence_ITEM(sequence, 1); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 366, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_2);
-      #endif
-      __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    } else {
-      Py_ssize_t index = -1;
-      __pyx_t_8 = PyObject_GetIter(__pyx_t_3); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 366, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_8);
-      __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-      __pyx_t_9 = (CYTHON_COMPILING_IN_LIMITED_API) ? PyIter_Next : __Pyx_PyObject_GetIterNextFunc(__pyx_t_8);
-      index = 0; __pyx_t_7 = __pyx_t_9(__pyx_t_8); if (unlikely(!__pyx_t_7)) goto __pyx_L10_unpacking_failed;
-      __Pyx_GOTREF(__pyx_t_7);
-      index = 1; __pyx_t_2 = __pyx_t_9(__pyx_t_8); if (unlikely(!__pyx_t_2)) goto __pyx_L10_unpacking_failed;
-      __Pyx_GOTREF(__pyx_t_2);
-      if (__Pyx_IternextUnpackEndCheck(__pyx_t_9(__pyx_t_8), 2) < (0)) __PYX_ERR(0, 366, __pyx_L1_error)
-      __pyx_t_9 = NULL;
-      __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-      goto __pyx_L11_unpacking_done;
-      __pyx_L10_unpacking_failed:;
-      __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-      __pyx_t_9 = NULL;
-      if (__Pyx_IterFinish() == 0) __Pyx_RaiseNeedMoreValuesError(index);
-      __PYX_ERR(0, 366, __pyx_L1_error)
-      __pyx_L11_unpacking_done:;
-    }
-    __Pyx_XDECREF_SET(__pyx_v_p, __pyx_t_7);
-    __pyx_t_7 = 0;
-    __Pyx_XDECREF_SET(__pyx_v_q, __pyx_t_2);
-    __pyx_t_2 = 0;
-
-    /* "ext/wsdecode.pyx":367
- *             self._set(sym, KIND_BOOK_BID, p, q)
- *         for p, q in asks:
- *             self._set(sym, KIND_BOOK_ASK, p, q)             # <<<<<<<<<<<<<<
- *         self.last_u_[sym] = last_u
- *         c = self._crossed(sym)
-*/
-    __pyx_t_11 = __Pyx_PyFloat_AsDouble(__pyx_v_p); if (unlikely((__pyx_t_11 == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 367, __pyx_L1_error)
-    __pyx_t_10 = __Pyx_PyFloat_AsDouble(__pyx_v_q); if (unlikely((__pyx_t_10 == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 367, __pyx_L1_error)
-    ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_SymbolState *)__pyx_v_self->__pyx_vtab)->_set(__pyx_v_self, __pyx_v_sym, __pyx_e_8pipeline_4_ext_8wsdecode_KIND_BOOK_ASK, __pyx_t_11, __pyx_t_10);
-
-
-
-    /* "ext/wsdecode.pyx":366
- *         for p, q in bids:
- *             self._set(sym, KIND_BOOK_BID, p, q)
- *         for p, q in asks:             # <<<<<<<<<<<<<<
- *             self._set(sym, KIND_BOOK_ASK, p, q)
- *         self.last_u_[sym] = last_u
-*/
-  }
-  __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-
-  /* "ext/wsdecode.pyx":368
- *         for p, q in asks:
- *             self._set(sym, KIND_BOOK_ASK, p, q)
- *         self.last_u_[sym] = last_u             # <<<<<<<<<<<<<<
- *         c = self._crossed(sym)
- *         self.synced_[sym] = not c
-*/
-  (__pyx_v_self->last_u_[__pyx_v_sym]) = __pyx_v_last_u;
-
-  /* "ext/wsdecode.pyx":369
- *             self._set(sym, KIND_BOOK_ASK, p, q)
- *         self.last_u_[sym] = last_u
- *         c = self._crossed(sym)             # <<<<<<<<<<<<<<
- *         self.synced_[sym] = not c
- *         return c
-*/
-  __pyx_v_c = ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_SymbolState *)__pyx_v_self->__pyx_vtab)->_crossed(__pyx_v_self, __pyx_v_sym);
-
-  /* "ext/wsdecode.pyx":370
- *         self.last_u_[sym] = last_u
- *         c = self._crossed(sym)
- *         self.synced_[sym] = not c             # <<<<<<<<<<<<<<
- *         return c
- * 
-*/
-  (__pyx_v_self->synced_[__pyx_v_sym]) = (!__pyx_v_c);
-
-  /* "ext/wsdecode.pyx":371
- *         c = self._crossed(sym)
- *         self.synced_[sym] = not c
- *         return c             # <<<<<<<<<<<<<<
- * 
- *     def apply_diff(self, int sym, bids, asks, int64_t last_u):
-*/
-  __pyx_t_1 = __Pyx_PyBool_FromLong(__pyx_v_c); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 371, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_1);
-  {
-    PyObject *__pyx_temp;
-    {
-      __pyx_temp = __pyx_r;
-      __pyx_r = __pyx_t_1;
-    }
-    __Pyx_XDECREF(__pyx_temp);
-  }
-  __pyx_t_1 = 0;
-  goto __pyx_L0;
-
-  /* "ext/wsdecode.pyx":359
- *             raise IndexError(f"symbol id {sym} out of range")
- * 
- *     def load_book(self, int sym, int64_t last_u, bids, asks):             # <<<<<<<<<<<<<<
- *         """Replace the book and mark it synced at last_u; returns crossed (then unsynced)."""
- *         self._check(sym)
-*/
-
-  /* function exit code */
-  __pyx_L1_error:;
-  __Pyx_XDECREF(__pyx_t_1);
-  __Pyx_XDECREF(__pyx_t_2);
-  __Pyx_XDECREF(__pyx_t_3);
-  __Pyx_XDECREF(__pyx_t_7);
-  __Pyx_XDECREF(__pyx_t_8);
-  __Pyx_AddTraceback("pipeline._ext.wsdecode.SymbolState.load_book", __pyx_clineno, __pyx_lineno, __pyx_filename);
-  __pyx_r = NULL;
-  __pyx_L0:;
-  __Pyx_XDECREF(__pyx_v_p);
-  __Pyx_XDECREF(__pyx_v_q);
-
-  __Pyx_XGIVEREF(__pyx_r);
-  __Pyx_RefNannyFinishContext();
-  return __pyx_r;
-}
-
-/* "ext/wsdecode.pyx":373
- *         return c
- * 
- *     def apply_diff(self, int sym, bids, asks, int64_t last_u):             # <<<<<<<<<<<<<<
- *         """Apply levels to the book; returns crossed (then the book is unsynced)."""
- *         self._check(sym)
-*/
-
-/* Python wrapper */
-static PyObject *__pyx_pw_8pipeline_4_ext_8wsdecode_11SymbolState_21apply_diff(PyObject *__pyx_v_self, 
-#if CYTHON_VECTORCALL
-PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
-#else
-PyObject *__pyx_args, PyObject *__pyx_kwds
-#endif
-); /*proto*/
-PyDoc_STRVAR(__pyx_doc_8pipeline_4_ext_8wsdecode_11SymbolState_20apply_diff, "SymbolState.apply_diff(self, int sym, bids, asks, int64_t last_u)\n\nApply levels to the book; returns crossed (then the book is unsynced).");
-static PyMethodDef __pyx_mdef_8pipeline_4_ext_8wsdecode_11SymbolState_21apply_diff = {"apply_diff", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_8pipeline_4_ext_8wsdecode_11SymbolState_21apply_diff, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_8pipeline_4_ext_8wsdecode_11SymbolState_20apply_diff};
-static PyObject *__pyx_pw_8pipeline_4_ext_8wsdecode_11SymbolState_21apply_diff(PyObject *__pyx_v_self, 
-#if CYTHON_VECTORCALL
-PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
-#else
-PyObject *__pyx_args, PyObject *__pyx_kwds
-#endif
-) {
-  int __pyx_v_sym;
-  PyObject *__pyx_v_bids = 0;
-  PyObject *__pyx_v_asks = 0;
-  int64_t __pyx_v_last_u;
-  #if !CYTHON_VECTORCALL
-  CYTHON_UNUSED Py_ssize_t __pyx_nargs;
-  #endif
-  CYTHON_UNUSED PyObject *const *__pyx_kwvalues;
-  PyObject* values[4] = {0,0,0,0};
-  int __pyx_lineno = 0;
-  const char *__pyx_filename = NULL;
-  int __pyx_clineno = 0;
-  PyObject *__pyx_r = 0;
-  __Pyx_RefNannyDeclarations
-  __Pyx_RefNannySetupContext("apply_diff (wrapper)", 0);
-  #if !CYTHON_VECTORCALL
-  #if CYTHON_ASSUME_SAFE_SIZE
-  __pyx_nargs = PyTuple_GET_SIZE(__pyx_args);
-  #else
-  __pyx_nargs = PyTuple_Size(__pyx_args); if (unlikely(__pyx_nargs < 0)) return NULL;
-  #endif
-  #endif
-  __pyx_kwvalues = __Pyx_KwValues_FASTCALL(__pyx_args, __pyx_nargs);
-  {
-    PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_sym,&__pyx_mstate_global->__pyx_n_u_bids,&__pyx_mstate_global->__pyx_n_u_asks,&__pyx_mstate_global->__pyx_n_u_last_u,0};
-    const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 373, __pyx_L3_error)
-    if (__pyx_kwds_len > 0) {
-      switch (__pyx_nargs) {
-        case  4:
-        values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 373, __pyx_L3_error)
-        CYTHON_FALLTHROUGH;
-        case  3:
-        values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 373, __pyx_L3_error)
-        CYTHON_FALLTHROUGH;
-        case  2:
-        values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 373, __pyx_L3_error)
-        CYTHON_FALLTHROUGH;
-        case  1:
-        values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 373, __pyx_L3_error)
-        CYTHON_FALLTHROUGH;
-        case  0: break;
-        default: goto __pyx_L5_argtuple_error;
-      }
-      const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "apply_diff", 0) < (0)) __PYX_ERR(0, 373, __pyx_L3_error)
-      for (Py_ssize_t i = __pyx_nargs; i < 4; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("apply_diff", 1, 4, 4, i); __PYX_ERR(0, 373, __pyx_L3_error) }
-      }
-    } else if (unlikely(__pyx_nargs != 4)) {
-      goto __pyx_L5_argtuple_error;
-    } else {
-      values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 373, __pyx_L3_error)
-      values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 373, __pyx_L3_error)
-      values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 373, __pyx_L3_error)
-      values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 373, __pyx_L3_error)
-    }
-    __pyx_v_sym = __Pyx_PyLong_As_int(values[0]); if (unlikely((__pyx_v_sym == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 373, __pyx_L3_error)
-    __pyx_v_bids = values[1];
-    __pyx_v_asks = values[2];
-    __pyx_v_last_u = __Pyx_PyLong_As_int64_t(values[3]); if (unlikely((__pyx_v_last_u == ((int64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 373, __pyx_L3_error)
-  }
-  goto __pyx_L6_skip;
-  __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("apply_diff", 1, 4, 4, __pyx_nargs); __PYX_ERR(0, 373, __pyx_L3_error)
-  __pyx_L6_skip:;
-  goto __pyx_L4_argument_unpacking_done;
-  __pyx_L3_error:;
-  for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
-    Py_XDECREF(values[__pyx_temp]);
-  }
-  __Pyx_AddTraceback("pipeline._ext.wsdecode.SymbolState.apply_diff", __pyx_clineno, __pyx_lineno, __pyx_filename);
-  __Pyx_RefNannyFinishContext();
-  return NULL;
-  __pyx_L4_argument_unpacking_done:;
-  __pyx_r = __pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_20apply_diff(((struct __pyx_obj_8pipeline_4_ext_8wsdecode_SymbolState *)__pyx_v_self), __pyx_v_sym, __pyx_v_bids, __pyx_v_asks, __pyx_v_last_u);
-
-  /* function exit code */
-  for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
-    Py_XDECREF(values[__pyx_temp]);
-  }
-
-
-  __Pyx_RefNannyFinishContext();
-  return __pyx_r;
-}
-
-static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_20apply_diff(struct __pyx_obj_8pipeline_4_ext_8wsdecode_SymbolState *__pyx_v_self, int __pyx_v_sym, PyObject *__pyx_v_bids, PyObject *__pyx_v_asks, int64_t __pyx_v_last_u) {
-  PyObject *__pyx_v_p = NULL;
-  PyObject *__pyx_v_q = NULL;
-  PyObject *__pyx_r = NULL;
-  __Pyx_RefNannyDeclarations
-  PyObject *__pyx_t_1 = NULL;
-  PyObject *__pyx_t_2 = NULL;
-  PyObject *__pyx_t_3 = NULL;
-  size_t __pyx_t_4;
-  Py_ssize_t __pyx_t_5;
-  PyObject *(*__pyx_t_6)(PyObject *);
-  PyObject *__pyx_t_7 = NULL;
-  PyObject *__pyx_t_8 = NULL;
-  PyObject *(*__pyx_t_9)(PyObject *);
-  double __pyx_t_10;
-  double __pyx_t_11;
-  int __pyx_t_12;
-  int __pyx_lineno = 0;
-  const char *__pyx_filename = NULL;
-  int __pyx_clineno = 0;
-  __Pyx_RefNannySetupContext("apply_diff", 0);
-
-  /* "ext/wsdecode.pyx":375
- *     def apply_diff(self, int sym, bids, asks, int64_t last_u):
- *         """Apply levels to the book; returns crossed (then the book is unsynced)."""
- *         self._check(sym)             # <<<<<<<<<<<<<<
- *         for p, q in bids:
- *             self._set(sym, KIND_BOOK_BID, p, q)
-*/
-  __pyx_t_2 = ((PyObject *)__pyx_v_self);
-  __Pyx_INCREF(__pyx_t_2);
-  __pyx_t_3 = __Pyx_PyLong_From_int(__pyx_v_sym); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 375, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_3);
-  __pyx_t_4 = 0;
-  {
-    PyObject *__pyx_callargs[2] = {__pyx_t_2, __pyx_t_3};
-    __pyx_t_1 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_check, __pyx_callargs+__pyx_t_4, (2-__pyx_t_4) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
-    __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
-    __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 375, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_1);
-  }
-  __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-
-  /* "ext/wsdecode.pyx":376
- *         """Apply levels to the book; returns crossed (then the book is unsynced)."""
- *         self._check(sym)
- *         for p, q in bids:             # <<<<<<<<<<<<<<
- *             self._set(sym, KIND_BOOK_BID, p, q)
- *         for p, q in asks:
-*/
-  if (likely(PyList_CheckExact(__pyx_v_bids)) || PyTuple_CheckExact(__pyx_v_bids)) {
-    __pyx_t_1 = __pyx_v_bids; __Pyx_INCREF(__pyx_t_1);
-    __pyx_t_5 = 0;
-    __pyx_t_6 = NULL;
-  } else {
-    __pyx_t_5 = -1; __pyx_t_1 = PyObject_GetIter(__pyx_v_bids); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 376, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_1);
-    __pyx_t_6 = (CYTHON_COMPILING_IN_LIMITED_API) ? PyIter_Next : __Pyx_PyObject_GetIterNextFunc(__pyx_t_1); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 376, __pyx_L1_error)
-  }
-  for (;;) {
-    if (likely(!__pyx_t_6)) {
-      if (likely(PyList_CheckExact(__pyx_t_1))) {
-        {
-          Py_ssize_t __pyx_temp = __Pyx_PyList_GET_SIZE(__pyx_t_1);
-          #if !CYTHON_ASSUME_SAFE_SIZE
-          if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 376, __pyx_L1_error)
-          #endif
-          if (__pyx_t_5 >= __pyx_temp) break;
-        }
-        __pyx_t_3 = __Pyx_PyList_GET_ITEM_REF(__pyx_t_1, __pyx_t_5, __Pyx_ReferenceSharing_OwnStrongReference);
-        ++__pyx_t_5;
-      } else {
-        {
-          Py_ssize_t __pyx_temp = __Pyx_PyTuple_GET_SIZE(__pyx_t_1);
-          #if !CYTHON_ASSUME_SAFE_SIZE
-          if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 376, __pyx_L1_error)
-          #endif
-          if (__pyx_t_5 >= __pyx_temp) break;
-        }
-        #if CYTHON_ASSUME_SAFE_MACROS && !CYTHON_AVOID_BORROWED_REFS
-        __pyx_t_3 = __Pyx_NewRef(PyTuple_GET_ITEM(__pyx_t_1, __pyx_t_5));
-        #else
-        __pyx_t_3 = __Pyx_PySequence_ITEM(__pyx_t_1, __pyx_t_5);
-        #endif
-        ++__pyx_t_5;
-      }
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 376, __pyx_L1_error)
-    } else {
-      __pyx_t_3 = __pyx_t_6(__pyx_t_1);
-      if (unlikely(!__pyx_t_3)) {
-        PyObject* exc_type = PyErr_Occurred();
-        if (exc_type) {
-          if (unlikely(!__Pyx_PyErr_GivenExceptionMatches(exc_type, PyExc_StopIteration))) __PYX_ERR(0, 376, __pyx_L1_error)
-          PyErr_Clear();
-        }
-        break;
-      }
-    }
-    __Pyx_GOTREF(__pyx_t_3);
-    if ((likely(PyTuple_CheckExact(__pyx_t_3))) || (PyList_CheckExact(__pyx_t_3))) {
-      PyObject* sequence = __pyx_t_3;
-      Py_ssize_t size = __Pyx_PySequence_SIZE(sequence);
-      if (unlikely(size != 2)) {
-        if (size > 2) __Pyx_RaiseTooManyValuesError(2);
-        else if (size >= 0) __Pyx_RaiseNeedMoreValuesError(size);
-        __PYX_ERR(0, 376, __pyx_L1_error)
-      }
-      #if CYTHON_ASSUME_SAFE_MACROS && !CYTHON_AVOID_BORROWED_REFS
-      if (likely(PyTuple_CheckExact(sequence))) {
-        __pyx_t_2 = PyTuple_GET_ITEM(sequence, 0);
-        __Pyx_INCREF(__pyx_t_2);
-        __pyx_t_7 = PyTuple_GET_ITEM(sequence, 1);
-        __Pyx_INCREF(__pyx_t_7);
-      } else {
-        __pyx_t_2 = __Pyx_PyList_GET_ITEM_REF(sequence, 0, __Pyx_ReferenceSharing_SharedReference);
-        if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 376, __pyx_L1_error)
-        __Pyx_XGOTREF(__pyx_t_2);
-        __pyx_t_7 = __Pyx_PyList_GET_ITEM_REF(sequence, 1, __Pyx_ReferenceSharing_SharedReference);
-        if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 376, __pyx_L1_error)
-        __Pyx_XGOTREF(__pyx_t_7);
-      }
-      #else
-      __pyx_t_2 = __Pyx_PySequence_ITEM(sequence, 0); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 376, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_2);
-      __pyx_t_7 = __Pyx_PySequence_ITEM(sequence, 1); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 376, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_7);
-      #endif
-      __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    } else {
-      Py_ssize_t index = -1;
-      __pyx_t_8 = PyObject_GetIter(__pyx_t_3); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 376, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_8);
-      __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-      __pyx_t_9 = (CYTHON_COMPILING_IN_LIMITED_API) ? PyIter_Next : __Pyx_PyObject_GetIterNextFunc(__pyx_t_8);
-      index = 0; __pyx_t_2 = __pyx_t_9(__pyx_t_8); if (unlikely(!__pyx_t_2)) goto __pyx_L5_unpacking_failed;
-      __Pyx_GOTREF(__pyx_t_2);
-      index = 1; __pyx_t_7 = __pyx_t_9(__pyx_t_8); if (unlikely(!__pyx_t_7)) goto __pyx_L5_unpacking_failed;
-      __Pyx_GOTREF(__pyx_t_7);
-      if (__Pyx_IternextUnpackEndCheck(__pyx_t_9(__pyx_t_8), 2) < (0)) __PYX_ERR(0, 376, __pyx_L1_error)
-      __pyx_t_9 = NULL;
-      __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-      goto __pyx_L6_unpacking_done;
-      __pyx_L5_unpacking_failed:;
-      __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-      __pyx_t_9 = NULL;
-      if (__Pyx_IterFinish() == 0) __Pyx_RaiseNeedMoreValuesError(index);
-      __PYX_ERR(0, 376, __pyx_L1_error)
-      __pyx_L6_unpacking_done:;
-    }
-    __Pyx_XDECREF_SET(__pyx_v_p, __pyx_t_2);
-    __pyx_t_2 = 0;
-    __Pyx_XDECREF_SET(__pyx_v_q, __pyx_t_7);
-    __pyx_t_7 = 0;
-
-    /* "ext/wsdecode.pyx":377
- *         self._check(sym)
- *         for p, q in bids:
- *             self._set(sym, KIND_BOOK_BID, p, q)             # <<<<<<<<<<<<<<
- *         for p, q in asks:
- *             self._set(sym, KIND_BOOK_ASK, p, q)
-*/
-    __pyx_t_10 = __Pyx_PyFloat_AsDouble(__pyx_v_p); if (unlikely((__pyx_t_10 == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 377, __pyx_L1_error)
-    __pyx_t_11 = __Pyx_PyFloat_AsDouble(__pyx_v_q); if (unlikely((__pyx_t_11 == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 377, __pyx_L1_error)
-    ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_SymbolState *)__pyx_v_self->__pyx_vtab)->_set(__pyx_v_self, __pyx_v_sym, __pyx_e_8pipeline_4_ext_8wsdecode_KIND_BOOK_BID, __pyx_t_10, __pyx_t_11);
-
-
-
-    /* "ext/wsdecode.pyx":376
- *         """Apply levels to the book; returns crossed (then the book is unsynced)."""
- *         self._check(sym)
- *         for p, q in bids:             # <<<<<<<<<<<<<<
- *             self._set(sym, KIND_BOOK_BID, p, q)
- *         for p, q in asks:
-*/
-  }
-  __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-
-  /* "ext/wsdecode.pyx":378
- *         for p, q in bids:
- *             self._set(sym, KIND_BOOK_BID, p, q)
- *         for p, q in asks:             # <<<<<<<<<<<<<<
- *             self._set(sym, KIND_BOOK_ASK, p, q)
- *         self.last_u_[sym] = last_u
-*/
-  if (likely(PyList_CheckExact(__pyx_v_asks)) || PyTuple_CheckExact(__pyx_v_asks)) {
-    __pyx_t_1 = __pyx_v_asks; __Pyx_INCREF(__pyx_t_1);
-    __pyx_t_5 = 0;
-    __pyx_t_6 = NULL;
-  } else {
-    __pyx_t_5 = -1; __pyx_t_1 = PyObject_GetIter(__pyx_v_asks); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 378, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_1);
-    __pyx_t_6 = (CYTHON_COMPILING_IN_LIMITED_API) ? PyIter_Next : __Pyx_PyObject_GetIterNextFunc(__pyx_t_1); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 378, __pyx_L1_error)
-  }
-  for (;;) {
-    if (likely(!__pyx_t_6)) {
-      if (likely(PyList_CheckExact(__pyx_t_1))) {
-        {
-          Py_ssize_t __pyx_temp = __Pyx_PyList_GET_SIZE(__pyx_t_1);
-          #if !CYTHON_ASSUME_SAFE_SIZE
-          if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 378, __pyx_L1_error)
-          #endif
-          if (__pyx_t_5 >= __pyx_temp) break;
-        }
-        __pyx_t_3 = __Pyx_PyList_GET_ITEM_REF(__pyx_t_1, __pyx_t_5, __Pyx_ReferenceSharing_OwnStrongReference);
-        ++__pyx_t_5;
-      } else {
-        {
-          Py_ssize_t __pyx_temp = __Pyx_PyTuple_GET_SIZE(__pyx_t_1);
-          #if !CYTHON_ASSUME_SAFE_SIZE
-          if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 378, __pyx_L1_error)
-          #endif
-          if (__pyx_t_5 >= __pyx_temp) break;
-        }
-        #if CYTHON_ASSUME_SAFE_MACROS && !CYTHON_AVOID_BORROWED_REFS
-        __pyx_t_3 = __Pyx_NewRef(PyTuple_GET_ITEM(__pyx_t_1, __pyx_t_5));
-        #else
-        __pyx_t_3 = __Pyx_PySequence_ITEM(__pyx_t_1, __pyx_t_5);
-        #endif
-        ++__pyx_t_5;
-      }
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 378, __pyx_L1_error)
-    } else {
-      __pyx_t_3 = __pyx_t_6(__pyx_t_1);
-      if (unlikely(!__pyx_t_3)) {
-        PyObject* exc_type = PyErr_Occurred();
-        if (exc_type) {
-          if (unlikely(!__Pyx_PyErr_GivenExceptionMatches(exc_type, PyExc_StopIteration))) __PYX_ERR(0, 378, __pyx_L1_error)
-          PyErr_Clear();
-        }
-        break;
-      }
-    }
-    __Pyx_GOTREF(__pyx_t_3);
-    if ((likely(PyTuple_CheckExact(__pyx_t_3))) || (PyList_CheckExact(__pyx_t_3))) {
-      PyObject* sequence = __pyx_t_3;
-      Py_ssize_t size = __Pyx_PySequence_SIZE(sequence);
-      if (unlikely(size != 2)) {
-        if (size > 2) __Pyx_RaiseTooManyValuesError(2);
-        else if (size >= 0) __Pyx_RaiseNeedMoreValuesError(size);
-        __PYX_ERR(0, 378, __pyx_L1_error)
-      }
-      #if CYTHON_ASSUME_SAFE_MACROS && !CYTHON_AVOID_BORROWED_REFS
-      if (likely(PyTuple_CheckExact(sequence))) {
-        __pyx_t_7 = PyTuple_GET_ITEM(sequence, 0);
-        __Pyx_INCREF(__pyx_t_7);
-        __pyx_t_2 = PyTuple_GET_ITEM(sequence, 1);
-        __Pyx_INCREF(__pyx_t_2);
-      } else {
-        __pyx_t_7 = __Pyx_PyList_GET_ITEM_REF(sequence, 0, __Pyx_ReferenceSharing_SharedReference);
-        if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 378, __pyx_L1_error)
-        __Pyx_XGOTREF(__pyx_t_7);
-        __pyx_t_2 = __Pyx_PyList_GET_ITEM_REF(sequence, 1, __Pyx_ReferenceSharing_SharedReference);
-        if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 378, __pyx_L1_error)
-        __Pyx_XGOTREF(__pyx_t_2);
-      }
-      #else
-      __pyx_t_7 = __Pyx_PySequence_ITEM(sequence, 0); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 378, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_7);
-      __pyx_t_2 = __Pyx_PySequence_ITEM(sequence, 1); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 378, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_2);
-      #endif
-      __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    } else {
-      Py_ssize_t index = -1;
-      __pyx_t_8 = PyObject_GetIter(__pyx_t_3); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 378, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_8);
-      __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-      __pyx_t_9 = (CYTHON_COMPILING_IN_LIMITED_API) ? PyIter_Next : __Pyx_PyObject_GetIterNextFunc(__pyx_t_8);
-      index = 0; __pyx_t_7 = __pyx_t_9(__pyx_t_8); if (unlikely(!__pyx_t_7)) goto __pyx_L10_unpacking_failed;
-      __Pyx_GOTREF(__pyx_t_7);
-      index = 1; __pyx_t_2 = __pyx_t_9(__pyx_t_8); if (unlikely(!__pyx_t_2)) goto __pyx_L10_unpacking_failed;
-      __Pyx_GOTREF(__pyx_t_2);
-      if (__Pyx_IternextUnpackEndCheck(__pyx_t_9(__pyx_t_8), 2) < (0)) __PYX_ERR(0, 378, __pyx_L1_error)
-      __pyx_t_9 = NULL;
-      __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-      goto __pyx_L11_unpacking_done;
-      __pyx_L10_unpacking_failed:;
-      __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-      __pyx_t_9 = NULL;
-      if (__Pyx_IterFinish() == 0) __Pyx_RaiseNeedMoreValuesError(index);
-      __PYX_ERR(0, 378, __pyx_L1_error)
-      __pyx_L11_unpacking_done:;
-    }
-    __Pyx_XDECREF_SET(__pyx_v_p, __pyx_t_7);
-    __pyx_t_7 = 0;
-    __Pyx_XDECREF_SET(__pyx_v_q, __pyx_t_2);
-    __pyx_t_2 = 0;
-
-    /* "ext/wsdecode.pyx":379
- *             self._set(sym, KIND_BOOK_BID, p, q)
- *         for p, q in asks:
- *             self._set(sym, KIND_BOOK_ASK, p, q)             # <<<<<<<<<<<<<<
- *         self.last_u_[sym] = last_u
- *         if self._crossed(sym):
-*/
-    __pyx_t_11 = __Pyx_PyFloat_AsDouble(__pyx_v_p); if (unlikely((__pyx_t_11 == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 379, __pyx_L1_error)
-    __pyx_t_10 = __Pyx_PyFloat_AsDouble(__pyx_v_q); if (unlikely((__pyx_t_10 == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 379, __pyx_L1_error)
-    ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_SymbolState *)__pyx_v_self->__pyx_vtab)->_set(__pyx_v_self, __pyx_v_sym, __pyx_e_8pipeline_4_ext_8wsdecode_KIND_BOOK_ASK, __pyx_t_11, __pyx_t_10);
-
-
-
-    /* "ext/wsdecode.pyx":378
- *         for p, q in bids:
- *             self._set(sym, KIND_BOOK_BID, p, q)
- *         for p, q in asks:             # <<<<<<<<<<<<<<
- *             self._set(sym, KIND_BOOK_ASK, p, q)
- *         self.last_u_[sym] = last_u
-*/
-  }
-  __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-
-  /* "ext/wsdecode.pyx":380
- *         for p, q in asks:
- *             self._set(sym, KIND_BOOK_ASK, p, q)
- *         self.last_u_[sym] = last_u             # <<<<<<<<<<<<<<
- *         if self._crossed(sym):
- *             self.synced_[sym] = 0
-*/
-  (__pyx_v_self->last_u_[__pyx_v_sym]) = __pyx_v_last_u;
-
-  /* "ext/wsdecode.pyx":381
- *             self._set(sym, KIND_BOOK_ASK, p, q)
- *         self.last_u_[sym] = last_u
- *         if self._crossed(sym):             # <<<<<<<<<<<<<<
- *             self.synced_[sym] = 0
- *             return True
-*/
-  __pyx_t_12 = ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_SymbolState *)__pyx_v_self->__pyx_vtab)->_crossed(__pyx_v_self, __pyx_v_sym);
-
-  if (__pyx_t_12) {
-
-
-    /* "ext/wsdecode.pyx":382
- *         self.last_u_[sym] = last_u
- *         if self._crossed(sym):
- *             self.synced_[sym] = 0             # <<<<<<<<<<<<<<
- *             return True
- *         return False
-*/
-    (__pyx_v_self->synced_[__pyx_v_sym]) = 0;
-
-    /* "ext/wsdecode.pyx":383
- *         if self._crossed(sym):
- *             self.synced_[sym] = 0
- *             return True             # <<<<<<<<<<<<<<
- *         return False
- * 
-*/
-    {
-      PyObject *__pyx_temp;
-      {
-        __pyx_temp = __pyx_r;
-        __Pyx_INCREF(Py_True);
-        __pyx_r = Py_True;
-      }
-      __Pyx_XDECREF(__pyx_temp);
-    }
-    goto __pyx_L0;
-
-    /* "ext/wsdecode.pyx":381
- *             self._set(sym, KIND_BOOK_ASK, p, q)
- *         self.last_u_[sym] = last_u
- *         if self._crossed(sym):             # <<<<<<<<<<<<<<
- *             self.synced_[sym] = 0
- *             return True
-*/
-  }
-
-  /* "ext/wsdecode.pyx":384
- *             self.synced_[sym] = 0
- *             return True
- *         return False             # <<<<<<<<<<<<<<
- * 
- *     def top(self, int sym, int n):
-*/
-  {
-    PyObject *__pyx_temp;
-    {
-      __pyx_temp = __pyx_r;
-      __Pyx_INCREF(Py_False);
-      __pyx_r = Py_False;
-    }
-    __Pyx_XDECREF(__pyx_temp);
-  }
-  goto __pyx_L0;
-
-  /* "ext/wsdecode.pyx":373
- *         return c
- * 
- *     def apply_diff(self, int sym, bids, asks, int64_t last_u):             # <<<<<<<<<<<<<<
- *         """Apply levels to the book; returns crossed (then the book is unsynced)."""
- *         self._check(sym)
-*/
-
-  /* function exit code */
-  __pyx_L1_error:;
-  __Pyx_XDECREF(__pyx_t_1);
-  __Pyx_XDECREF(__pyx_t_2);
-  __Pyx_XDECREF(__pyx_t_3);
-  __Pyx_XDECREF(__pyx_t_7);
-  __Pyx_XDECREF(__pyx_t_8);
-  __Pyx_AddTraceback("pipeline._ext.wsdecode.SymbolState.apply_diff", __pyx_clineno, __pyx_lineno, __pyx_filename);
-  __pyx_r = NULL;
-  __pyx_L0:;
-  __Pyx_XDECREF(__pyx_v_p);
-  __Pyx_XDECREF(__pyx_v_q);
-  __Pyx_XGIVEREF(__pyx_r);
-  __Pyx_RefNannyFinishContext();
-  return __pyx_r;
-}
-
-/* "ext/wsdecode.pyx":386
- *         return False
- * 
- *     def top(self, int sym, int n):             # <<<<<<<<<<<<<<
- *         """The best n levels per side: bids descending, asks ascending."""
- *         self._check(sym)
-*/
-
-/* Python wrapper */
-static PyObject *__pyx_pw_8pipeline_4_ext_8wsdecode_11SymbolState_23top(PyObject *__pyx_v_self, 
-#if CYTHON_VECTORCALL
-PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
-#else
-PyObject *__pyx_args, PyObject *__pyx_kwds
-#endif
-); /*proto*/
-PyDoc_STRVAR(__pyx_doc_8pipeline_4_ext_8wsdecode_11SymbolState_22top, "SymbolState.top(self, int sym, int n)\n\nThe best n levels per side: bids descending, asks ascending.");
-static PyMethodDef __pyx_mdef_8pipeline_4_ext_8wsdecode_11SymbolState_23top = {"top", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_8pipeline_4_ext_8wsdecode_11SymbolState_23top, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_8pipeline_4_ext_8wsdecode_11SymbolState_22top};
-static PyObject *__pyx_pw_8pipeline_4_ext_8wsdecode_11SymbolState_23top(PyObject *__pyx_v_self, 
-#if CYTHON_VECTORCALL
-PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
-#else
-PyObject *__pyx_args, PyObject *__pyx_kwds
-#endif
-) {
-  int __pyx_v_sym;
-  int __pyx_v_n;
-  #if !CYTHON_VECTORCALL
-  CYTHON_UNUSED Py_ssize_t __pyx_nargs;
-  #endif
-  CYTHON_UNUSED PyObject *const *__pyx_kwvalues;
-  PyObject* values[2] = {0,0};
-  int __pyx_lineno = 0;
-  const char *__pyx_filename = NULL;
-  int __pyx_clineno = 0;
-  PyObject *__pyx_r = 0;
-  __Pyx_RefNannyDeclarations
-  __Pyx_RefNannySetupContext("top (wrapper)", 0);
-  #if !CYTHON_VECTORCALL
-  #if CYTHON_ASSUME_SAFE_SIZE
-  __pyx_nargs = PyTuple_GET_SIZE(__pyx_args);
-  #else
-  __pyx_nargs = PyTuple_Size(__pyx_args); if (unlikely(__pyx_nargs < 0)) return NULL;
-  #endif
-  #endif
-  __pyx_kwvalues = __Pyx_KwValues_FASTCALL(__pyx_args, __pyx_nargs);
-  {
-    PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_sym,&__pyx_mstate_global->__pyx_n_u_n,0};
-    const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 386, __pyx_L3_error)
-    if (__pyx_kwds_len > 0) {
-      switch (__pyx_nargs) {
-        case  2:
-        values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 386, __pyx_L3_error)
-        CYTHON_FALLTHROUGH;
-        case  1:
-        values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 386, __pyx_L3_error)
-        CYTHON_FALLTHROUGH;
-        case  0: break;
-        default: goto __pyx_L5_argtuple_error;
-      }
-      const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "top", 0) < (0)) __PYX_ERR(0, 386, __pyx_L3_error)
-      for (Py_ssize_t i = __pyx_nargs; i < 2; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("top", 1, 2, 2, i); __PYX_ERR(0, 386, __pyx_L3_error) }
-      }
-    } else if (unlikely(__pyx_nargs != 2)) {
-      goto __pyx_L5_argtuple_error;
-    } else {
-      values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 386, __pyx_L3_error)
-      values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 386, __pyx_L3_error)
-    }
-    __pyx_v_sym = __Pyx_PyLong_As_int(values[0]); if (unlikely((__pyx_v_sym == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 386, __pyx_L3_error)
-    __pyx_v_n = __Pyx_PyLong_As_int(values[1]); if (unlikely((__pyx_v_n == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 386, __pyx_L3_error)
-  }
-  goto __pyx_L6_skip;
-  __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("top", 1, 2, 2, __pyx_nargs); __PYX_ERR(0, 386, __pyx_L3_error)
-  __pyx_L6_skip:;
-  goto __pyx_L4_argument_unpacking_done;
-  __pyx_L3_error:;
-  for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
-    Py_XDECREF(values[__pyx_temp]);
-  }
-  __Pyx_AddTraceback("pipeline._ext.wsdecode.SymbolState.top", __pyx_clineno, __pyx_lineno, __pyx_filename);
-  __Pyx_RefNannyFinishContext();
-  return NULL;
-  __pyx_L4_argument_unpacking_done:;
-  __pyx_r = __pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_22top(((struct __pyx_obj_8pipeline_4_ext_8wsdecode_SymbolState *)__pyx_v_self), __pyx_v_sym, __pyx_v_n);
-
-  /* function exit code */
-  for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
-    Py_XDECREF(values[__pyx_temp]);
-  }
-
-
-  __Pyx_RefNannyFinishContext();
-  return __pyx_r;
-}
-
-static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_22top(struct __pyx_obj_8pipeline_4_ext_8wsdecode_SymbolState *__pyx_v_self, int __pyx_v_sym, int __pyx_v_n) {
-  PyObject *__pyx_v_b = NULL;
-  PyObject *__pyx_v_a = NULL;
-  std::map<double,double> ::reverse_iterator __pyx_v_rit;
-  std::map<double,double> ::iterator __pyx_v_it;
-  PyObject *__pyx_r = NULL;
-  __Pyx_RefNannyDeclarations
-  PyObject *__pyx_t_1 = NULL;
-  PyObject *__pyx_t_2 = NULL;
-  PyObject *__pyx_t_3 = NULL;
-  size_t __pyx_t_4;
-  int __pyx_t_5;
-  int __pyx_t_6;
-  Py_ssize_t __pyx_t_7;
-  int __pyx_t_8;
-  int __pyx_lineno = 0;
-  const char *__pyx_filename = NULL;
-  int __pyx_clineno = 0;
-  __Pyx_RefNannySetupContext("top", 0);
-
-  /* "ext/wsdecode.pyx":388
- *     def top(self, int sym, int n):
- *         """The best n levels per side: bids descending, asks ascending."""
- *         self._check(sym)             # <<<<<<<<<<<<<<
- *         b, a = [], []
- *         cdef cmap[double, double].reverse_iterator rit = self.bids[sym].rbegin()
-*/
-  __pyx_t_2 = ((PyObject *)__pyx_v_self);
-  __Pyx_INCREF(__pyx_t_2);
-  __pyx_t_3 = __Pyx_PyLong_From_int(__pyx_v_sym); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 388, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_3);
-  __pyx_t_4 = 0;
-  {
-    PyObject *__pyx_callargs[2] = {__pyx_t_2, __pyx_t_3};
-    __pyx_t_1 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_check, __pyx_callargs+__pyx_t_4, (2-__pyx_t_4) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
-    __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
-    __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 388, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_1);
-  }
-  __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-
-  /* "ext/wsdecode.pyx":389
- *         """The best n levels per side: bids descending, asks ascending."""
- *         self._check(sym)
- *         b, a = [], []             # <<<<<<<<<<<<<<
- *         cdef cmap[double, double].reverse_iterator rit = self.bids[sym].rbegin()
- *         while rit != self.bids[sym].rend() and len(b) < n:
-*/
-  __pyx_t_1 = PyList_New(0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 389, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_3 = PyList_New(0); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 389, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_3);
-  __pyx_v_b = ((PyObject*)__pyx_t_1);
-  __pyx_t_1 = 0;
-  __pyx_v_a = ((PyObject*)__pyx_t_3);
-  __pyx_t_3 = 0;
-
-  /* "ext/wsdecode.pyx":390
- *         self._check(sym)
- *         b, a = [], []
- *         cdef cmap[double, double].reverse_iterator rit = self.bids[sym].rbegin()             # <<<<<<<<<<<<<<
- *         while rit != self.bids[sym].rend() and len(b) < n:
- *             b.append((deref(rit).first, deref(rit).second))
-*/
-  __pyx_v_rit = (__pyx_v_self->bids[__pyx_v_sym]).rbegin();
-
-  /* "ext/wsdecode.pyx":391
- *         b, a = [], []
- *         cdef cmap[double, double].reverse_iterator rit = self.bids[sym].rbegin()
- *         while rit != self.bids[sym].rend() and len(b) < n:             # <<<<<<<<<<<<<<
- *             b.append((deref(rit).first, deref(rit).second))
- *             inc(rit)
-*/
-  while (1) {
-    __pyx_t_6 = (__pyx_v_rit != (__pyx_v_self->bids[__pyx_v_sym]).rend());
-
-    if (__pyx_t_6) {
-
-    } else {
-
-      __pyx_t_5 = __pyx_t_6;
-
-      goto __pyx_L5_bool_binop_done;
-    }
-    __pyx_t_7 = __Pyx_PyList_GET_SIZE(__pyx_v_b); if (unlikely(__pyx_t_7 == ((Py_ssize_t)-1))) __PYX_ERR(0, 391, __pyx_L1_error)
-    __pyx_t_6 = (__pyx_t_7 < __pyx_v_n);
-
-
-
-    __pyx_t_5 = __pyx_t_6;
-
-    __pyx_L5_bool_binop_done:;
-
-    if (!__pyx_t_5) break;
-
-    /* "ext/wsdecode.pyx":392
- *         cdef cmap[double, double].reverse_iterator rit = self.bids[sym].rbegin()
- *         while rit != self.bids[sym].rend() and len(b) < n:
- *             b.append((deref(rit).first, deref(rit).second))             # <<<<<<<<<<<<<<
- *             inc(rit)
- *         cdef cmap[double, double].iterator it = self.asks[sym].begin()
-*/
-    __pyx_t_3 = PyFloat_FromDouble((*__pyx_v_rit).first); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 392, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_3);
-    __pyx_t_1 = PyFloat_FromDouble((*__pyx_v_rit).second); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 392, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_1);
-    __pyx_t_2 = PyTuple_New(2); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 392, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_2);
-    __Pyx_GIVEREF(__pyx_t_3);
-    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_2, 0, __pyx_t_3) != (0)) __PYX_ERR(0, 392, __pyx_L1_error);
-    __Pyx_GIVEREF(__pyx_t_1);
-    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_2, 1, __pyx_t_1) != (0)) __PYX_ERR(0, 392, __pyx_L1_error);
-    __pyx_t_3 = 0;
-    __pyx_t_1 = 0;
-    __pyx_t_8 = __Pyx_PyList_Append(__pyx_v_b, __pyx_t_2); if (unlikely(__pyx_t_8 == ((int)-1))) __PYX_ERR(0, 392, __pyx_L1_error)
-    __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-
-
-    /* "ext/wsdecode.pyx":393
- *         while rit != self.bids[sym].rend() and len(b) < n:
- *             b.append((deref(rit).first, deref(rit).second))
- *             inc(rit)             # <<<<<<<<<<<<<<
- *         cdef cmap[double, double].iterator it = self.asks[sym].begin()
- *         while it != self.asks[sym].end() and len(a) < n:
-*/
-    (void)((++__pyx_v_rit));
-  }
-
-  /* "ext/wsdecode.pyx":394
- *             b.append((deref(rit).first, deref(rit).second))
- *             inc(rit)
- *         cdef cmap[double, double].iterator it = self.asks[sym].begin()             # <<<<<<<<<<<<<<
- *         while it != self.asks[sym].end() and len(a) < n:
- *             a.append((deref(it).first, deref(it).second))
-*/
-  __pyx_v_it = (__pyx_v_self->asks[__pyx_v_sym]).begin();
-
-  /* "ext/wsdecode.pyx":395
- *             inc(rit)
- *         cdef cmap[double, double].iterator it = self.asks[sym].begin()
- *         while it != self.asks[sym].end() and len(a) < n:             # <<<<<<<<<<<<<<
- *             a.append((deref(it).first, deref(it).second))
- *             inc(it)
-*/
-  while (1) {
-    __pyx_t_6 = (__pyx_v_it != (__pyx_v_self->asks[__pyx_v_sym]).end());
-
-    if (__pyx_t_6) {
-
-    } else {
-
-      __pyx_t_5 = __pyx_t_6;
-
-      goto __pyx_L9_bool_binop_done;
-    }
-    __pyx_t_7 = __Pyx_PyList_GET_SIZE(__pyx_v_a); if (unlikely(__pyx_t_7 == ((Py_ssize_t)-1))) __PYX_ERR(0, 395, __pyx_L1_error)
-    __pyx_t_6 = (__pyx_t_7 < __pyx_v_n);
-
-
-
-    __pyx_t_5 = __pyx_t_6;
-
-    __pyx_L9_bool_binop_done:;
-
-    if (!__pyx_t_5) break;
-
-    /* "ext/wsdecode.pyx":396
- *         cdef cmap[double, double].iterator it = self.asks[sym].begin()
- *         while it != self.asks[sym].end() and len(a) < n:
- *             a.append((deref(it).first, deref(it).second))             # <<<<<<<<<<<<<<
- *             inc(it)
- *         return b, a
-*/
-    __pyx_t_2 = PyFloat_FromDouble((*__pyx_v_it).first); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 396, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_2);
-    __pyx_t_1 = PyFloat_FromDouble((*__pyx_v_it).second); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 396, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_1);
-    __pyx_t_3 = PyTuple_New(2); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 396, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_3);
-    __Pyx_GIVEREF(__pyx_t_2);
-    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_3, 0, __pyx_t_2) != (0)) __PYX_ERR(0, 396, __pyx_L1_error);
-    __Pyx_GIVEREF(__pyx_t_1);
-    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_3, 1, __pyx_t_1) != (0)) __PYX_ERR(0, 396, __pyx_L1_error);
-    __pyx_t_2 = 0;
-    __pyx_t_1 = 0;
-    __pyx_t_8 = __Pyx_PyList_Append(__pyx_v_a, __pyx_t_3); if (unlikely(__pyx_t_8 == ((int)-1))) __PYX_ERR(0, 396, __pyx_L1_error)
-    __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-
-
-    /* "ext/wsdecode.pyx":397
- *         while it != self.asks[sym].end() and len(a) < n:
- *             a.append((deref(it).first, deref(it).second))
- *             inc(it)             # <<<<<<<<<<<<<<
- *         return b, a
- * 
-*/
-    (void)((++__pyx_v_it));
-  }
-
-  /* "ext/wsdecode.pyx":398
- *             a.append((deref(it).first, deref(it).second))
- *             inc(it)
- *         return b, a             # <<<<<<<<<<<<<<
- * 
- * 
-*/
-  __pyx_t_3 = PyTuple_New(2); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 398, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_3);
-  __Pyx_INCREF(__pyx_v_b);
-  __Pyx_GIVEREF(__pyx_v_b);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_3, 0, __pyx_v_b) != (0)) __PYX_ERR(0, 398, __pyx_L1_error);
-  __Pyx_INCREF(__pyx_v_a);
-  __Pyx_GIVEREF(__pyx_v_a);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_3, 1, __pyx_v_a) != (0)) __PYX_ERR(0, 398, __pyx_L1_error);
-  {
-    PyObject *__pyx_temp;
-    {
-      __pyx_temp = __pyx_r;
-      __pyx_r = __pyx_t_3;
-    }
-    __Pyx_XDECREF(__pyx_temp);
-  }
-  __pyx_t_3 = 0;
-  goto __pyx_L0;
-
-  /* "ext/wsdecode.pyx":386
- *         return False
- * 
- *     def top(self, int sym, int n):             # <<<<<<<<<<<<<<
- *         """The best n levels per side: bids descending, asks ascending."""
- *         self._check(sym)
-*/
-
-  /* function exit code */
-  __pyx_L1_error:;
-  __Pyx_XDECREF(__pyx_t_1);
-  __Pyx_XDECREF(__pyx_t_2);
-  __Pyx_XDECREF(__pyx_t_3);
-  __Pyx_AddTraceback("pipeline._ext.wsdecode.SymbolState.top", __pyx_clineno, __pyx_lineno, __pyx_filename);
-  __pyx_r = NULL;
-  __pyx_L0:;
-  __Pyx_XDECREF(__pyx_v_b);
-  __Pyx_XDECREF(__pyx_v_a);
-
-
-  __Pyx_XGIVEREF(__pyx_r);
-  __Pyx_RefNannyFinishContext();
-  return __pyx_r;
-}
-
-/* "pipeline/_ext/wsdecode.pxd":16
- * # ---------------------------------------------------------------- SHARED STATE (per feed)
- * cdef class SymbolState:
- *     cdef readonly int venue             # <<<<<<<<<<<<<<
- *     cdef readonly int n                      # symbol ids 0..n-1
- *     cdef dict symbols
-*/
-
-/* Python wrapper */
-static PyObject *__pyx_pw_8pipeline_4_ext_8wsdecode_11SymbolState_5venue_1__get__(PyObject *__pyx_v_self); /*proto*/
-static PyObject *__pyx_pw_8pipeline_4_ext_8wsdecode_11SymbolState_5venue_1__get__(PyObject *__pyx_v_self) {
-  CYTHON_UNUSED PyObject *const *__pyx_kwvalues;
-  PyObject *__pyx_r = 0;
-  __Pyx_RefNannyDeclarations
-  __Pyx_RefNannySetupContext("__get__ (wrapper)", 0);
-  __pyx_kwvalues = __Pyx_KwValues_VARARGS(__pyx_args, __pyx_nargs);
-  __pyx_r = __pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_5venue___get__(((struct __pyx_obj_8pipeline_4_ext_8wsdecode_SymbolState *)__pyx_v_self));
-
-  /* function exit code */
-  __Pyx_RefNannyFinishContext();
-  return __pyx_r;
-}
-
-static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_5venue___get__(struct __pyx_obj_8pipeline_4_ext_8wsdecode_SymbolState *__pyx_v_self) {
-  PyObject *__pyx_r = NULL;
-  __Pyx_RefNannyDeclarations
-  PyObject *__pyx_t_1 = NULL;
-  PyObject *__pyx_t_2 = NULL;
-  PyObject *__pyx_t_3 = NULL;
-  int __pyx_lineno = 0;
-  const char *__pyx_filename = NULL;
-  int __pyx_clineno = 0;
-  __Pyx_RefNannySetupContext("__get__", 0);
-  {
-      __Pyx_PyCriticalSection __pyx_cs;
-      __pyx_t_1 = ((PyObject *)__pyx_v_self);
-      __Pyx_INCREF(__pyx_t_1);
-      __Pyx_PyCriticalSection_Begin(&__pyx_cs, (PyObject*)__pyx_t_1);
-      /*try:*/ {
-        __pyx_t_2 = __Pyx_PyLong_From_int(__pyx_v_self->venue); if (unlikely(!__pyx_t_2)) __PYX_ERR(3, 16, __pyx_L4_error)
-        __Pyx_GOTREF(__pyx_t_2);
-        {
-          PyObject *__pyx_temp;
-          {
-            __pyx_temp = __pyx_r;
-            __pyx_r = __pyx_t_2;
-          }
-          __Pyx_XDECREF(__pyx_temp);
-        }
-        __pyx_t_2 = 0;
-        __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-        goto __pyx_L3_return;
-      }
-      /*finally:*/ {
-        __pyx_L3_return: {
-          __pyx_t_3 = __pyx_r;
-          __pyx_r = 0;
-          __Pyx_PyCriticalSection_End(&__pyx_cs);
-          __pyx_r = __pyx_t_3;
-          __pyx_t_3 = 0;
-          goto __pyx_L0;
-        }
-        __pyx_L4_error: {
-          __Pyx_PyCriticalSection_End(&__pyx_cs);
-          goto __pyx_L1_error;
-        }
-      }
-      __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-  }
-
-  /* function exit code */
-  __pyx_L1_error:;
-  __Pyx_XDECREF(__pyx_t_1);
-  __Pyx_XDECREF(__pyx_t_2);
-  __Pyx_AddTraceback("pipeline._ext.wsdecode.SymbolState.venue.__get__", __pyx_clineno, __pyx_lineno, __pyx_filename);
-  __pyx_r = NULL;
-  __pyx_L0:;
-  __Pyx_XGIVEREF(__pyx_r);
-  __Pyx_RefNannyFinishContext();
-  return __pyx_r;
-}
-
-/* "pipeline/_ext/wsdecode.pxd":17
- * cdef class SymbolState:
- *     cdef readonly int venue
- *     cdef readonly int n                      # symbol ids 0..n-1             # <<<<<<<<<<<<<<
- *     cdef dict symbols
- *     cdef SymSlot *table
-*/
-
-/* Python wrapper */
-static PyObject *__pyx_pw_8pipeline_4_ext_8wsdecode_11SymbolState_1n_1__get__(PyObject *__pyx_v_self); /*proto*/
-static PyObject *__pyx_pw_8pipeline_4_ext_8wsdecode_11SymbolState_1n_1__get__(PyObject *__pyx_v_self) {
-  CYTHON_UNUSED PyObject *const *__pyx_kwvalues;
-  PyObject *__pyx_r = 0;
-  __Pyx_RefNannyDeclarations
-  __Pyx_RefNannySetupContext("__get__ (wrapper)", 0);
-  __pyx_kwvalues = __Pyx_KwValues_VARARGS(__pyx_args, __pyx_nargs);
-  __pyx_r = __pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_1n___get__(((struct __pyx_obj_8pipeline_4_ext_8wsdecode_SymbolState *)__pyx_v_self));
-
-  /* function exit code */
-  __Pyx_RefNannyFinishContext();
-  return __pyx_r;
-}
-
-static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_1n___get__(struct __pyx_obj_8pipeline_4_ext_8wsdecode_SymbolState *__pyx_v_self) {
-  PyObject *__pyx_r = NULL;
-  __Pyx_RefNannyDeclarations
-  PyObject *__pyx_t_1 = NULL;
-  PyObject *__pyx_t_2 = NULL;
-  PyObject *__pyx_t_3 = NULL;
-  int __pyx_lineno = 0;
-  const char *__pyx_filename = NULL;
-  int __pyx_clineno = 0;
-  __Pyx_RefNannySetupContext("__get__", 0);
-  {
-      __Pyx_PyCriticalSection __pyx_cs;
-      __pyx_t_1 = ((PyObject *)__pyx_v_self);
-      __Pyx_INCREF(__pyx_t_1);
-      __Pyx_PyCriticalSection_Begin(&__pyx_cs, (PyObject*)__pyx_t_1);
-      /*try:*/ {
-        __pyx_t_2 = __Pyx_PyLong_From_int(__pyx_v_self->n); if (unlikely(!__pyx_t_2)) __PYX_ERR(3, 17, __pyx_L4_error)
-        __Pyx_GOTREF(__pyx_t_2);
-        {
-          PyObject *__pyx_temp;
-          {
-            __pyx_temp = __pyx_r;
-            __pyx_r = __pyx_t_2;
-          }
-          __Pyx_XDECREF(__pyx_temp);
-        }
-        __pyx_t_2 = 0;
-        __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-        goto __pyx_L3_return;
-      }
-      /*finally:*/ {
-        __pyx_L3_return: {
-          __pyx_t_3 = __pyx_r;
-          __pyx_r = 0;
-          __Pyx_PyCriticalSection_End(&__pyx_cs);
-          __pyx_r = __pyx_t_3;
-          __pyx_t_3 = 0;
-          goto __pyx_L0;
-        }
-        __pyx_L4_error: {
-          __Pyx_PyCriticalSection_End(&__pyx_cs);
-          goto __pyx_L1_error;
-        }
-      }
-      __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-  }
-
-  /* function exit code */
-  __pyx_L1_error:;
-  __Pyx_XDECREF(__pyx_t_1);
-  __Pyx_XDECREF(__pyx_t_2);
-  __Pyx_AddTraceback("pipeline._ext.wsdecode.SymbolState.n.__get__", __pyx_clineno, __pyx_lineno, __pyx_filename);
-  __pyx_r = NULL;
-  __pyx_L0:;
-  __Pyx_XGIVEREF(__pyx_r);
-  __Pyx_RefNannyFinishContext();
-  return __pyx_r;
-}
-
-/* "(tree fragment)":1
- * def __reduce_cython__(self):             # <<<<<<<<<<<<<<
- *     raise TypeError, "no default __reduce__ due to non-trivial __cinit__"
- * def __setstate_cython__(self, __pyx_state):
-*/
-
-/* Python wrapper */
-static PyObject *__pyx_pw_8pipeline_4_ext_8wsdecode_11SymbolState_25__reduce_cython__(PyObject *__pyx_v_self, 
-#if CYTHON_VECTORCALL
-PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
-#else
-PyObject *__pyx_args, PyObject *__pyx_kwds
-#endif
-); /*proto*/
-PyDoc_STRVAR(__pyx_doc_8pipeline_4_ext_8wsdecode_11SymbolState_24__reduce_cython__, "SymbolState.__reduce_cython__(self)");
-static PyMethodDef __pyx_mdef_8pipeline_4_ext_8wsdecode_11SymbolState_25__reduce_cython__ = {"__reduce_cython__", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_8pipeline_4_ext_8wsdecode_11SymbolState_25__reduce_cython__, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_8pipeline_4_ext_8wsdecode_11SymbolState_24__reduce_cython__};
-static PyObject *__pyx_pw_8pipeline_4_ext_8wsdecode_11SymbolState_25__reduce_cython__(PyObject *__pyx_v_self, 
-#if CYTHON_VECTORCALL
-PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
-#else
-PyObject *__pyx_args, PyObject *__pyx_kwds
-#endif
-) {
-  #if !CYTHON_VECTORCALL
-  CYTHON_UNUSED Py_ssize_t __pyx_nargs;
-  #endif
-  CYTHON_UNUSED PyObject *const *__pyx_kwvalues;
-  PyObject *__pyx_r = 0;
-  __Pyx_RefNannyDeclarations
-  __Pyx_RefNannySetupContext("__reduce_cython__ (wrapper)", 0);
-  #if !CYTHON_VECTORCALL
-  #if CYTHON_ASSUME_SAFE_SIZE
-  __pyx_nargs = PyTuple_GET_SIZE(__pyx_args);
-  #else
-  __pyx_nargs = PyTuple_Size(__pyx_args); if (unlikely(__pyx_nargs < 0)) return NULL;
-  #endif
-  #endif
-  __pyx_kwvalues = __Pyx_KwValues_FASTCALL(__pyx_args, __pyx_nargs);
-  if (unlikely(__pyx_nargs > 0)) { __Pyx_RaiseArgtupleInvalid("__reduce_cython__", 1, 0, 0, __pyx_nargs); return NULL; }
-  const Py_ssize_t __pyx_kwds_len = unlikely(__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-  if (unlikely(__pyx_kwds_len < 0)) return NULL;
-  if (unlikely(__pyx_kwds_len > 0)) {__Pyx_RejectKeywords("__reduce_cython__", __pyx_kwds); return NULL;}
-  __pyx_r = __pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_24__reduce_cython__(((struct __pyx_obj_8pipeline_4_ext_8wsdecode_SymbolState *)__pyx_v_self));
-
-  /* function exit code */
-  __Pyx_RefNannyFinishContext();
-  return __pyx_r;
-}
-
-static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_24__reduce_cython__(CYTHON_UNUSED struct __pyx_obj_8pipeline_4_ext_8wsdecode_SymbolState *__pyx_v_self) {
-  PyObject *__pyx_r = NULL;
-  __Pyx_RefNannyDeclarations
-  int __pyx_lineno = 0;
-  const char *__pyx_filename = NULL;
-  int __pyx_clineno = 0;
-  __Pyx_RefNannySetupContext("__reduce_cython__", 0);
-
-  /* "(tree fragment)":2
- * def __reduce_cython__(self):
- *     raise TypeError, "no default __reduce__ due to non-trivial __cinit__"             # <<<<<<<<<<<<<<
- * def __setstate_cython__(self, __pyx_state):
- *     raise TypeError, "no default __reduce__ due to non-trivial __cinit__"
-*/
-  __Pyx_Raise(((PyObject *)(((PyTypeObject*)PyExc_TypeError))), __pyx_mstate_global->__pyx_kp_u_no_default___reduce___due_to_non, 0, 0);
-  __PYX_ERR(1, 2, __pyx_L1_error)
-
-  /* "(tree fragment)":1
- * def __reduce_cython__(self):             # <<<<<<<<<<<<<<
- *     raise TypeError, "no default __reduce__ due to non-trivial __cinit__"
- * def __setstate_cython__(self, __pyx_state):
-*/
-
-  /* function exit code */
-  __pyx_L1_error:;
-  __Pyx_AddTraceback("pipeline._ext.wsdecode.SymbolState.__reduce_cython__", __pyx_clineno, __pyx_lineno, __pyx_filename);
-  __pyx_r = NULL;
-  __Pyx_XGIVEREF(__pyx_r);
-  __Pyx_RefNannyFinishContext();
-  return __pyx_r;
-}
-
-/* "(tree fragment)":3
- * def __reduce_cython__(self):
- *     raise TypeError, "no default __reduce__ due to non-trivial __cinit__"
- * def __setstate_cython__(self, __pyx_state):             # <<<<<<<<<<<<<<
- *     raise TypeError, "no default __reduce__ due to non-trivial __cinit__"
-*/
-
-/* Python wrapper */
-static PyObject *__pyx_pw_8pipeline_4_ext_8wsdecode_11SymbolState_27__setstate_cython__(PyObject *__pyx_v_self, 
-#if CYTHON_VECTORCALL
-PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
-#else
-PyObject *__pyx_args, PyObject *__pyx_kwds
-#endif
-); /*proto*/
-PyDoc_STRVAR(__pyx_doc_8pipeline_4_ext_8wsdecode_11SymbolState_26__setstate_cython__, "SymbolState.__setstate_cython__(self, __pyx_state)");
-static PyMethodDef __pyx_mdef_8pipeline_4_ext_8wsdecode_11SymbolState_27__setstate_cython__ = {"__setstate_cython__", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_8pipeline_4_ext_8wsdecode_11SymbolState_27__setstate_cython__, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_8pipeline_4_ext_8wsdecode_11SymbolState_26__setstate_cython__};
-static PyObject *__pyx_pw_8pipeline_4_ext_8wsdecode_11SymbolState_27__setstate_cython__(PyObject *__pyx_v_self, 
-#if CYTHON_VECTORCALL
-PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
-#else
-PyObject *__pyx_args, PyObject *__pyx_kwds
-#endif
-) {
-  CYTHON_UNUSED PyObject *__pyx_v___pyx_state = 0;
-  #if !CYTHON_VECTORCALL
-  CYTHON_UNUSED Py_ssize_t __pyx_nargs;
-  #endif
-  CYTHON_UNUSED PyObject *const *__pyx_kwvalues;
-  PyObject* values[1] = {0};
-  int __pyx_lineno = 0;
-  const char *__pyx_filename = NULL;
-  int __pyx_clineno = 0;
-  PyObject *__pyx_r = 0;
-  __Pyx_RefNannyDeclarations
-  __Pyx_RefNannySetupContext("__setstate_cython__ (wrapper)", 0);
-  #if !CYTHON_VECTORCALL
-  #if CYTHON_ASSUME_SAFE_SIZE
-  __pyx_nargs = PyTuple_GET_SIZE(__pyx_args);
-  #else
-  __pyx_nargs = PyTuple_Size(__pyx_args); if (unlikely(__pyx_nargs < 0)) return NULL;
-  #endif
-  #endif
-  __pyx_kwvalues = __Pyx_KwValues_FASTCALL(__pyx_args, __pyx_nargs);
-  {
-    PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_pyx_state,0};
-    const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(1, 3, __pyx_L3_error)
-    if (__pyx_kwds_len > 0) {
-      switch (__pyx_nargs) {
-        case  1:
-        values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(1, 3, __pyx_L3_error)
-        CYTHON_FALLTHROUGH;
-        case  0: break;
-        default: goto __pyx_L5_argtuple_error;
-      }
-      const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "__setstate_cython__", 0) < (0)) __PYX_ERR(1, 3, __pyx_L3_error)
-      for (Py_ssize_t i = __pyx_nargs; i < 1; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("__setstate_cython__", 1, 1, 1, i); __PYX_ERR(1, 3, __pyx_L3_error) }
-      }
-    } else if (unlikely(__pyx_nargs != 1)) {
-      goto __pyx_L5_argtuple_error;
-    } else {
-      values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(1, 3, __pyx_L3_error)
-    }
-    __pyx_v___pyx_state = values[0];
-  }
-  goto __pyx_L6_skip;
-  __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("__setstate_cython__", 1, 1, 1, __pyx_nargs); __PYX_ERR(1, 3, __pyx_L3_error)
-  __pyx_L6_skip:;
-  goto __pyx_L4_argument_unpacking_done;
-  __pyx_L3_error:;
-  for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
-    Py_XDECREF(values[__pyx_temp]);
-  }
-  __Pyx_AddTraceback("pipeline._ext.wsdecode.SymbolState.__setstate_cython__", __pyx_clineno, __pyx_lineno, __pyx_filename);
-  __Pyx_RefNannyFinishContext();
-  return NULL;
-  __pyx_L4_argument_unpacking_done:;
-  __pyx_r = __pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_26__setstate_cython__(((struct __pyx_obj_8pipeline_4_ext_8wsdecode_SymbolState *)__pyx_v_self), __pyx_v___pyx_state);
-
-  /* function exit code */
-  for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
-    Py_XDECREF(values[__pyx_temp]);
-  }
-  __Pyx_RefNannyFinishContext();
-  return __pyx_r;
-}
-
-static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_11SymbolState_26__setstate_cython__(CYTHON_UNUSED struct __pyx_obj_8pipeline_4_ext_8wsdecode_SymbolState *__pyx_v_self, CYTHON_UNUSED PyObject *__pyx_v___pyx_state) {
-  PyObject *__pyx_r = NULL;
-  __Pyx_RefNannyDeclarations
-  int __pyx_lineno = 0;
-  const char *__pyx_filename = NULL;
-  int __pyx_clineno = 0;
-  __Pyx_RefNannySetupContext("__setstate_cython__", 0);
-
-  /* "(tree fragment)":4
- *     raise TypeError, "no default __reduce__ due to non-trivial __cinit__"
- * def __setstate_cython__(self, __pyx_state):
- *     raise TypeError, "no default __reduce__ due to non-trivial __cinit__"             # <<<<<<<<<<<<<<
-*/
-  __Pyx_Raise(((PyObject *)(((PyTypeObject*)PyExc_TypeError))), __pyx_mstate_global->__pyx_kp_u_no_default___reduce___due_to_non, 0, 0);
-  __PYX_ERR(1, 4, __pyx_L1_error)
-
-  /* "(tree fragment)":3
- * def __reduce_cython__(self):
- *     raise TypeError, "no default __reduce__ due to non-trivial __cinit__"
- * def __setstate_cython__(self, __pyx_state):             # <<<<<<<<<<<<<<
- *     raise TypeError, "no default __reduce__ due to non-trivial __cinit__"
-*/
-
-  /* function exit code */
-  __pyx_L1_error:;
-  __Pyx_AddTraceback("pipeline._ext.wsdecode.SymbolState.__setstate_cython__", __pyx_clineno, __pyx_lineno, __pyx_filename);
-  __pyx_r = NULL;
-  __Pyx_XGIVEREF(__pyx_r);
-  __Pyx_RefNannyFinishContext();
-  return __pyx_r;
-}
-
-/* "ext/wsdecode.pyx":405
  *     """One connection's frame decoder (see the twin for the contract)."""
  * 
  *     def __cinit__(self, SymbolState state, Py_ssize_t max_message=1 << 20, bint hot=True,             # <<<<<<<<<<<<<<
@@ -28123,7 +23567,7 @@ PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
 PyObject *__pyx_args, PyObject *__pyx_kwds
 #endif
 ) {
-  struct __pyx_obj_8pipeline_4_ext_8wsdecode_SymbolState *__pyx_v_state = 0;
+  struct __pyx_obj_8pipeline_4_ext_8symstate_SymbolState *__pyx_v_state = 0;
   Py_ssize_t __pyx_v_max_message;
   int __pyx_v_hot;
   int __pyx_v_recording;
@@ -28150,78 +23594,78 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_state,&__pyx_mstate_global->__pyx_n_u_max_message,&__pyx_mstate_global->__pyx_n_u_hot,&__pyx_mstate_global->__pyx_n_u_recording,&__pyx_mstate_global->__pyx_n_u_read_size,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL_TPNEW(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 405, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 242, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  5:
         values[4] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 4);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 405, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 242, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  4:
         values[3] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 405, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 242, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  3:
         values[2] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 405, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 242, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 405, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 242, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 405, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 242, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "__cinit__", 0) < (0)) __PYX_ERR(0, 405, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "__cinit__", 0) < (0)) __PYX_ERR(0, 242, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 1; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("__cinit__", 0, 1, 5, i); __PYX_ERR(0, 405, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("__cinit__", 0, 1, 5, i); __PYX_ERR(0, 242, __pyx_L3_error) }
       }
     } else {
       switch (__pyx_nargs) {
         case  5:
         values[4] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 4);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 405, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 242, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  4:
         values[3] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 405, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 242, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  3:
         values[2] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 405, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 242, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 405, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 242, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 405, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 242, __pyx_L3_error)
         break;
         default: goto __pyx_L5_argtuple_error;
       }
     }
-    __pyx_v_state = ((struct __pyx_obj_8pipeline_4_ext_8wsdecode_SymbolState *)values[0]);
+    __pyx_v_state = ((struct __pyx_obj_8pipeline_4_ext_8symstate_SymbolState *)values[0]);
     if (values[1]) {
-      __pyx_v_max_message = __Pyx_PyIndex_AsSsize_t(values[1]); if (unlikely((__pyx_v_max_message == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 405, __pyx_L3_error)
+      __pyx_v_max_message = __Pyx_PyIndex_AsSsize_t(values[1]); if (unlikely((__pyx_v_max_message == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 242, __pyx_L3_error)
     } else {
       __pyx_v_max_message = ((Py_ssize_t)0x100000);
     }
     if (values[2]) {
-      __pyx_v_hot = __Pyx_PyObject_IsTrue(values[2]); if (unlikely((__pyx_v_hot == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 405, __pyx_L3_error)
+      __pyx_v_hot = __Pyx_PyObject_IsTrue(values[2]); if (unlikely((__pyx_v_hot == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 242, __pyx_L3_error)
     } else {
       __pyx_v_hot = ((int)1);
     }
     if (values[3]) {
-      __pyx_v_recording = __Pyx_PyObject_IsTrue(values[3]); if (unlikely((__pyx_v_recording == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 406, __pyx_L3_error)
+      __pyx_v_recording = __Pyx_PyObject_IsTrue(values[3]); if (unlikely((__pyx_v_recording == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 243, __pyx_L3_error)
     } else {
 
-      /* "ext/wsdecode.pyx":406
+      /* "ext/wsdecode.pyx":243
  * 
  *     def __cinit__(self, SymbolState state, Py_ssize_t max_message=1 << 20, bint hot=True,
  *                   bint recording=False, Py_ssize_t read_size=1 << 16):             # <<<<<<<<<<<<<<
@@ -28231,14 +23675,14 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
       __pyx_v_recording = ((int)0);
     }
     if (values[4]) {
-      __pyx_v_read_size = __Pyx_PyIndex_AsSsize_t(values[4]); if (unlikely((__pyx_v_read_size == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 406, __pyx_L3_error)
+      __pyx_v_read_size = __Pyx_PyIndex_AsSsize_t(values[4]); if (unlikely((__pyx_v_read_size == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 243, __pyx_L3_error)
     } else {
       __pyx_v_read_size = ((Py_ssize_t)0x10000);
     }
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("__cinit__", 0, 1, 5, __pyx_nargs); __PYX_ERR(0, 405, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("__cinit__", 0, 1, 5, __pyx_nargs); __PYX_ERR(0, 242, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -28249,10 +23693,10 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   __Pyx_RefNannyFinishContext();
   return -1;
   __pyx_L4_argument_unpacking_done:;
-  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_state), __pyx_mstate_global->__pyx_ptype_8pipeline_4_ext_8wsdecode_SymbolState, 1, "state", 0))) __PYX_ERR(0, 405, __pyx_L1_error)
+  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_state), __pyx_mstate_global->__pyx_ptype_8pipeline_4_ext_8symstate_SymbolState, 1, "state", 0))) __PYX_ERR(0, 242, __pyx_L1_error)
   __pyx_r = __pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder___cinit__(((struct __pyx_obj_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self), __pyx_v_state, __pyx_v_max_message, __pyx_v_hot, __pyx_v_recording, __pyx_v_read_size);
 
-  /* "ext/wsdecode.pyx":405
+  /* "ext/wsdecode.pyx":242
  *     """One connection's frame decoder (see the twin for the contract)."""
  * 
  *     def __cinit__(self, SymbolState state, Py_ssize_t max_message=1 << 20, bint hot=True,             # <<<<<<<<<<<<<<
@@ -28281,7 +23725,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   return __pyx_r;
 }
 
-static int __pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder___cinit__(struct __pyx_obj_8pipeline_4_ext_8wsdecode_WsDecoder *__pyx_v_self, struct __pyx_obj_8pipeline_4_ext_8wsdecode_SymbolState *__pyx_v_state, Py_ssize_t __pyx_v_max_message, int __pyx_v_hot, int __pyx_v_recording, Py_ssize_t __pyx_v_read_size) {
+static int __pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder___cinit__(struct __pyx_obj_8pipeline_4_ext_8wsdecode_WsDecoder *__pyx_v_self, struct __pyx_obj_8pipeline_4_ext_8symstate_SymbolState *__pyx_v_state, Py_ssize_t __pyx_v_max_message, int __pyx_v_hot, int __pyx_v_recording, Py_ssize_t __pyx_v_read_size) {
   int __pyx_r;
   __Pyx_RefNannyDeclarations
   PyObject *__pyx_t_1 = NULL;
@@ -28294,7 +23738,7 @@ static int __pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder___cinit__(struct __pyx_
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__cinit__", 0);
 
-  /* "ext/wsdecode.pyx":407
+  /* "ext/wsdecode.pyx":244
  *     def __cinit__(self, SymbolState state, Py_ssize_t max_message=1 << 20, bint hot=True,
  *                   bint recording=False, Py_ssize_t read_size=1 << 16):
  *         self.state = state             # <<<<<<<<<<<<<<
@@ -28306,7 +23750,7 @@ static int __pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder___cinit__(struct __pyx_
   __Pyx_GOTREF((PyObject *)__pyx_v_self->state);
   __Pyx_DECREF_SET(__pyx_v_self->state, __pyx_v_state);
 
-  /* "ext/wsdecode.pyx":408
+  /* "ext/wsdecode.pyx":245
  *                   bint recording=False, Py_ssize_t read_size=1 << 16):
  *         self.state = state
  *         self.recording = recording             # <<<<<<<<<<<<<<
@@ -28315,7 +23759,7 @@ static int __pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder___cinit__(struct __pyx_
 */
   __pyx_v_self->recording = __pyx_v_recording;
 
-  /* "ext/wsdecode.pyx":409
+  /* "ext/wsdecode.pyx":246
  *         self.state = state
  *         self.recording = recording
  *         self.rec = bytearray()             # <<<<<<<<<<<<<<
@@ -28328,7 +23772,7 @@ static int __pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder___cinit__(struct __pyx_
     PyObject *__pyx_callargs[2] = {__pyx_t_2, NULL};
     __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(&PyByteArray_Type), __pyx_callargs+__pyx_t_3, (1-__pyx_t_3) | (__pyx_t_3*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 409, __pyx_L1_error)
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 246, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
   }
   __Pyx_GIVEREF(__pyx_t_1);
@@ -28336,7 +23780,7 @@ static int __pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder___cinit__(struct __pyx_
   __Pyx_DECREF_SET(__pyx_v_self->rec, ((PyObject*)__pyx_t_1));
   __pyx_t_1 = 0;
 
-  /* "ext/wsdecode.pyx":410
+  /* "ext/wsdecode.pyx":247
  *         self.recording = recording
  *         self.rec = bytearray()
  *         self.venue = state.venue             # <<<<<<<<<<<<<<
@@ -28347,7 +23791,7 @@ static int __pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder___cinit__(struct __pyx_
 
   __pyx_v_self->venue = __pyx_t_4;
 
-  /* "ext/wsdecode.pyx":411
+  /* "ext/wsdecode.pyx":248
  *         self.rec = bytearray()
  *         self.venue = state.venue
  *         self.max_message = max_message             # <<<<<<<<<<<<<<
@@ -28356,7 +23800,7 @@ static int __pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder___cinit__(struct __pyx_
 */
   __pyx_v_self->max_message = __pyx_v_max_message;
 
-  /* "ext/wsdecode.pyx":412
+  /* "ext/wsdecode.pyx":249
  *         self.venue = state.venue
  *         self.max_message = max_message
  *         self.hot = hot             # <<<<<<<<<<<<<<
@@ -28365,7 +23809,7 @@ static int __pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder___cinit__(struct __pyx_
 */
   __pyx_v_self->hot = __pyx_v_hot;
 
-  /* "ext/wsdecode.pyx":413
+  /* "ext/wsdecode.pyx":250
  *         self.max_message = max_message
  *         self.hot = hot
  *         self.cap = max_message + 16 + 2 * read_size             # <<<<<<<<<<<<<<
@@ -28374,7 +23818,7 @@ static int __pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder___cinit__(struct __pyx_
 */
   __pyx_v_self->cap = ((__pyx_v_max_message + 16) + (2 * __pyx_v_read_size));
 
-  /* "ext/wsdecode.pyx":414
+  /* "ext/wsdecode.pyx":251
  *         self.hot = hot
  *         self.cap = max_message + 16 + 2 * read_size
  *         self.store = bytearray(self.cap)             # <<<<<<<<<<<<<<
@@ -28382,7 +23826,7 @@ static int __pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder___cinit__(struct __pyx_
  *         self.pos = self.end = 0
 */
   __pyx_t_2 = NULL;
-  __pyx_t_5 = PyLong_FromSsize_t(__pyx_v_self->cap); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 414, __pyx_L1_error)
+  __pyx_t_5 = PyLong_FromSsize_t(__pyx_v_self->cap); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 251, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   __pyx_t_3 = 1;
   {
@@ -28390,7 +23834,7 @@ static int __pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder___cinit__(struct __pyx_
     __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(&PyByteArray_Type), __pyx_callargs+__pyx_t_3, (2-__pyx_t_3) | (__pyx_t_3*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 414, __pyx_L1_error)
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 251, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
   }
   __Pyx_GIVEREF(__pyx_t_1);
@@ -28398,7 +23842,7 @@ static int __pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder___cinit__(struct __pyx_
   __Pyx_DECREF_SET(__pyx_v_self->store, ((PyObject*)__pyx_t_1));
   __pyx_t_1 = 0;
 
-  /* "ext/wsdecode.pyx":415
+  /* "ext/wsdecode.pyx":252
  *         self.cap = max_message + 16 + 2 * read_size
  *         self.store = bytearray(self.cap)
  *         self.base = <unsigned char *>PyByteArray_AS_STRING(self.store)             # <<<<<<<<<<<<<<
@@ -28410,7 +23854,7 @@ static int __pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder___cinit__(struct __pyx_
   __pyx_v_self->base = ((unsigned char *)PyByteArray_AS_STRING(__pyx_t_1));
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
 
-  /* "ext/wsdecode.pyx":416
+  /* "ext/wsdecode.pyx":253
  *         self.store = bytearray(self.cap)
  *         self.base = <unsigned char *>PyByteArray_AS_STRING(self.store)
  *         self.pos = self.end = 0             # <<<<<<<<<<<<<<
@@ -28420,7 +23864,7 @@ static int __pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder___cinit__(struct __pyx_
   __pyx_v_self->pos = 0;
   __pyx_v_self->end = 0;
 
-  /* "ext/wsdecode.pyx":417
+  /* "ext/wsdecode.pyx":254
  *         self.base = <unsigned char *>PyByteArray_AS_STRING(self.store)
  *         self.pos = self.end = 0
  *         self.skip = 0             # <<<<<<<<<<<<<<
@@ -28429,7 +23873,7 @@ static int __pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder___cinit__(struct __pyx_
 */
   __pyx_v_self->skip = 0;
 
-  /* "ext/wsdecode.pyx":418
+  /* "ext/wsdecode.pyx":255
  *         self.pos = self.end = 0
  *         self.skip = 0
  *         self.frag = None             # <<<<<<<<<<<<<<
@@ -28441,7 +23885,7 @@ static int __pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder___cinit__(struct __pyx_
   __Pyx_GOTREF(__pyx_v_self->frag);
   __Pyx_DECREF_SET(__pyx_v_self->frag, Py_None);
 
-  /* "ext/wsdecode.pyx":419
+  /* "ext/wsdecode.pyx":256
  *         self.skip = 0
  *         self.frag = None
  *         self.event = C_EV_NONE             # <<<<<<<<<<<<<<
@@ -28450,7 +23894,7 @@ static int __pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder___cinit__(struct __pyx_
 */
   __pyx_v_self->event = __pyx_e_8pipeline_4_ext_8wsdecode_C_EV_NONE;
 
-  /* "ext/wsdecode.pyx":420
+  /* "ext/wsdecode.pyx":257
  *         self.frag = None
  *         self.event = C_EV_NONE
  *         self.reason = R_NONE             # <<<<<<<<<<<<<<
@@ -28459,7 +23903,7 @@ static int __pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder___cinit__(struct __pyx_
 */
   __pyx_v_self->reason = __pyx_e_8pipeline_4_ext_8wsdecode_R_NONE;
 
-  /* "ext/wsdecode.pyx":421
+  /* "ext/wsdecode.pyx":258
  *         self.event = C_EV_NONE
  *         self.reason = R_NONE
  *         self.message = b""             # <<<<<<<<<<<<<<
@@ -28471,7 +23915,7 @@ static int __pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder___cinit__(struct __pyx_
   __Pyx_GOTREF(__pyx_v_self->message);
   __Pyx_DECREF_SET(__pyx_v_self->message, __pyx_mstate_global->__pyx_kp_b__5);
 
-  /* "ext/wsdecode.pyx":422
+  /* "ext/wsdecode.pyx":259
  *         self.reason = R_NONE
  *         self.message = b""
  *         self.error = ""             # <<<<<<<<<<<<<<
@@ -28483,7 +23927,7 @@ static int __pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder___cinit__(struct __pyx_
   __Pyx_GOTREF(__pyx_v_self->error);
   __Pyx_DECREF_SET(__pyx_v_self->error, __pyx_mstate_global->__pyx_kp_u__5);
 
-  /* "ext/wsdecode.pyx":423
+  /* "ext/wsdecode.pyx":260
  *         self.message = b""
  *         self.error = ""
  *         self.ntouched = 0             # <<<<<<<<<<<<<<
@@ -28492,7 +23936,7 @@ static int __pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder___cinit__(struct __pyx_
 */
   __pyx_v_self->ntouched = 0;
 
-  /* "ext/wsdecode.pyx":424
+  /* "ext/wsdecode.pyx":261
  *         self.error = ""
  *         self.ntouched = 0
  *         memset(self.touched, 0, sizeof(self.touched))             # <<<<<<<<<<<<<<
@@ -28501,7 +23945,7 @@ static int __pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder___cinit__(struct __pyx_
 */
   (void)(memset(__pyx_v_self->touched, 0, (sizeof(__pyx_v_self->touched))));
 
-  /* "ext/wsdecode.pyx":405
+  /* "ext/wsdecode.pyx":242
  *     """One connection's frame decoder (see the twin for the contract)."""
  * 
  *     def __cinit__(self, SymbolState state, Py_ssize_t max_message=1 << 20, bint hot=True,             # <<<<<<<<<<<<<<
@@ -28524,7 +23968,7 @@ static int __pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder___cinit__(struct __pyx_
   return __pyx_r;
 }
 
-/* "ext/wsdecode.pyx":427
+/* "ext/wsdecode.pyx":264
  * 
  *     # ------------------------------------------------------------------ input
  *     cdef void _make_room(self, Py_ssize_t k):             # <<<<<<<<<<<<<<
@@ -28536,7 +23980,7 @@ static void __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__make_room(struct __pyx
   int __pyx_t_1;
   int __pyx_t_2;
 
-  /* "ext/wsdecode.pyx":428
+  /* "ext/wsdecode.pyx":265
  *     # ------------------------------------------------------------------ input
  *     cdef void _make_room(self, Py_ssize_t k):
  *         if self.cap - self.end < k and self.pos > 0:             # <<<<<<<<<<<<<<
@@ -28562,7 +24006,7 @@ static void __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__make_room(struct __pyx
   if (__pyx_t_1) {
 
 
-    /* "ext/wsdecode.pyx":429
+    /* "ext/wsdecode.pyx":266
  *     cdef void _make_room(self, Py_ssize_t k):
  *         if self.cap - self.end < k and self.pos > 0:
  *             memmove(self.base, self.base + self.pos, self.end - self.pos)             # <<<<<<<<<<<<<<
@@ -28571,7 +24015,7 @@ static void __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__make_room(struct __pyx
 */
     (void)(memmove(__pyx_v_self->base, (__pyx_v_self->base + __pyx_v_self->pos), (__pyx_v_self->end - __pyx_v_self->pos)));
 
-    /* "ext/wsdecode.pyx":430
+    /* "ext/wsdecode.pyx":267
  *         if self.cap - self.end < k and self.pos > 0:
  *             memmove(self.base, self.base + self.pos, self.end - self.pos)
  *             self.end -= self.pos             # <<<<<<<<<<<<<<
@@ -28580,7 +24024,7 @@ static void __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__make_room(struct __pyx
 */
     __pyx_v_self->end = (__pyx_v_self->end - __pyx_v_self->pos);
 
-    /* "ext/wsdecode.pyx":431
+    /* "ext/wsdecode.pyx":268
  *             memmove(self.base, self.base + self.pos, self.end - self.pos)
  *             self.end -= self.pos
  *             self.pos = 0             # <<<<<<<<<<<<<<
@@ -28589,7 +24033,7 @@ static void __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__make_room(struct __pyx
 */
     __pyx_v_self->pos = 0;
 
-    /* "ext/wsdecode.pyx":428
+    /* "ext/wsdecode.pyx":265
  *     # ------------------------------------------------------------------ input
  *     cdef void _make_room(self, Py_ssize_t k):
  *         if self.cap - self.end < k and self.pos > 0:             # <<<<<<<<<<<<<<
@@ -28598,7 +24042,7 @@ static void __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__make_room(struct __pyx
 */
   }
 
-  /* "ext/wsdecode.pyx":427
+  /* "ext/wsdecode.pyx":264
  * 
  *     # ------------------------------------------------------------------ input
  *     cdef void _make_room(self, Py_ssize_t k):             # <<<<<<<<<<<<<<
@@ -28610,7 +24054,7 @@ static void __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__make_room(struct __pyx
 
 }
 
-/* "ext/wsdecode.pyx":433
+/* "ext/wsdecode.pyx":270
  *             self.pos = 0
  * 
  *     def writable(self, Py_ssize_t k):             # <<<<<<<<<<<<<<
@@ -28658,32 +24102,32 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_k,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 433, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 270, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 433, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 270, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "writable", 0) < (0)) __PYX_ERR(0, 433, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "writable", 0) < (0)) __PYX_ERR(0, 270, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 1; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("writable", 1, 1, 1, i); __PYX_ERR(0, 433, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("writable", 1, 1, 1, i); __PYX_ERR(0, 270, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 1)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 433, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 270, __pyx_L3_error)
     }
-    __pyx_v_k = __Pyx_PyIndex_AsSsize_t(values[0]); if (unlikely((__pyx_v_k == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 433, __pyx_L3_error)
+    __pyx_v_k = __Pyx_PyIndex_AsSsize_t(values[0]); if (unlikely((__pyx_v_k == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 270, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("writable", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 433, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("writable", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 270, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -28721,16 +24165,16 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_2writable(struct 
   __Pyx_RefNannySetupContext("writable", 0);
 
 
-  /* "ext/wsdecode.pyx":436
+  /* "ext/wsdecode.pyx":273
  *         """A writable view of up to k free bytes at the end of the buffer (recv_into it, then
  *         commit). The view is valid until the next writable/feed/decode call."""
  *         self._make_room(k)             # <<<<<<<<<<<<<<
  *         k = min(k, self.cap - self.end)
  *         if k <= 0:
 */
-  ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_make_room(__pyx_v_self, __pyx_v_k); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 436, __pyx_L1_error)
+  ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_make_room(__pyx_v_self, __pyx_v_k); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 273, __pyx_L1_error)
 
-  /* "ext/wsdecode.pyx":437
+  /* "ext/wsdecode.pyx":274
  *         commit). The view is valid until the next writable/feed/decode call."""
  *         self._make_room(k)
  *         k = min(k, self.cap - self.end)             # <<<<<<<<<<<<<<
@@ -28754,7 +24198,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_2writable(struct 
   __pyx_v_k = __pyx_t_3;
 
 
-  /* "ext/wsdecode.pyx":438
+  /* "ext/wsdecode.pyx":275
  *         self._make_room(k)
  *         k = min(k, self.cap - self.end)
  *         if k <= 0:             # <<<<<<<<<<<<<<
@@ -28766,7 +24210,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_2writable(struct 
   if (unlikely(__pyx_t_4)) {
 
 
-    /* "ext/wsdecode.pyx":439
+    /* "ext/wsdecode.pyx":276
  *         k = min(k, self.cap - self.end)
  *         if k <= 0:
  *             raise BufferError("decoder buffer full: decode() before reading more")             # <<<<<<<<<<<<<<
@@ -28779,14 +24223,14 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_2writable(struct 
       PyObject *__pyx_callargs[2] = {__pyx_t_6, __pyx_mstate_global->__pyx_kp_u_decoder_buffer_full_decode_befor};
       __pyx_t_5 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_BufferError)), __pyx_callargs+__pyx_t_7, (2-__pyx_t_7) | (__pyx_t_7*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
-      if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 439, __pyx_L1_error)
+      if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 276, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_5);
     }
     __Pyx_Raise(__pyx_t_5, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-    __PYX_ERR(0, 439, __pyx_L1_error)
+    __PYX_ERR(0, 276, __pyx_L1_error)
 
-    /* "ext/wsdecode.pyx":438
+    /* "ext/wsdecode.pyx":275
  *         self._make_room(k)
  *         k = min(k, self.cap - self.end)
  *         if k <= 0:             # <<<<<<<<<<<<<<
@@ -28795,16 +24239,16 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_2writable(struct 
 */
   }
 
-  /* "ext/wsdecode.pyx":440
+  /* "ext/wsdecode.pyx":277
  *         if k <= 0:
  *             raise BufferError("decoder buffer full: decode() before reading more")
  *         return memoryview(self.store)[self.end:self.end + k]             # <<<<<<<<<<<<<<
  * 
  *     def commit(self, Py_ssize_t nbytes, int64_t local_ts):
 */
-  __pyx_t_5 = PyMemoryView_FromObject(__pyx_v_self->store); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 440, __pyx_L1_error)
+  __pyx_t_5 = PyMemoryView_FromObject(__pyx_v_self->store); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 277, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
-  __pyx_t_6 = PySequence_GetSlice(__pyx_t_5, __pyx_v_self->end, (__pyx_v_self->end + __pyx_v_k)); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 440, __pyx_L1_error)
+  __pyx_t_6 = PySequence_GetSlice(__pyx_t_5, __pyx_v_self->end, (__pyx_v_self->end + __pyx_v_k)); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 277, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_6);
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
   {
@@ -28818,7 +24262,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_2writable(struct 
   __pyx_t_6 = 0;
   goto __pyx_L0;
 
-  /* "ext/wsdecode.pyx":433
+  /* "ext/wsdecode.pyx":270
  *             self.pos = 0
  * 
  *     def writable(self, Py_ssize_t k):             # <<<<<<<<<<<<<<
@@ -28839,7 +24283,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_2writable(struct 
   return __pyx_r;
 }
 
-/* "ext/wsdecode.pyx":442
+/* "ext/wsdecode.pyx":279
  *         return memoryview(self.store)[self.end:self.end + k]
  * 
  *     def commit(self, Py_ssize_t nbytes, int64_t local_ts):             # <<<<<<<<<<<<<<
@@ -28888,39 +24332,39 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_nbytes,&__pyx_mstate_global->__pyx_n_u_local_ts,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 442, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 279, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 442, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 279, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 442, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 279, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "commit", 0) < (0)) __PYX_ERR(0, 442, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "commit", 0) < (0)) __PYX_ERR(0, 279, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 2; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("commit", 1, 2, 2, i); __PYX_ERR(0, 442, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("commit", 1, 2, 2, i); __PYX_ERR(0, 279, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 2)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 442, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 279, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 442, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 279, __pyx_L3_error)
     }
-    __pyx_v_nbytes = __Pyx_PyIndex_AsSsize_t(values[0]); if (unlikely((__pyx_v_nbytes == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 442, __pyx_L3_error)
-    __pyx_v_local_ts = __Pyx_PyLong_As_int64_t(values[1]); if (unlikely((__pyx_v_local_ts == ((int64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 442, __pyx_L3_error)
+    __pyx_v_nbytes = __Pyx_PyIndex_AsSsize_t(values[0]); if (unlikely((__pyx_v_nbytes == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 279, __pyx_L3_error)
+    __pyx_v_local_ts = __Pyx_PyLong_As_int64_t(values[1]); if (unlikely((__pyx_v_local_ts == ((int64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 279, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("commit", 1, 2, 2, __pyx_nargs); __PYX_ERR(0, 442, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("commit", 1, 2, 2, __pyx_nargs); __PYX_ERR(0, 279, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -28956,7 +24400,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_4commit(struct __
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("commit", 0);
 
-  /* "ext/wsdecode.pyx":444
+  /* "ext/wsdecode.pyx":281
  *     def commit(self, Py_ssize_t nbytes, int64_t local_ts):
  *         """nbytes were written into the last writable() view at local_ts (CLOCK_REALTIME ns)."""
  *         if nbytes < 0 or self.end + nbytes > self.cap:             # <<<<<<<<<<<<<<
@@ -28982,7 +24426,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_4commit(struct __
   if (unlikely(__pyx_t_1)) {
 
 
-    /* "ext/wsdecode.pyx":445
+    /* "ext/wsdecode.pyx":282
  *         """nbytes were written into the last writable() view at local_ts (CLOCK_REALTIME ns)."""
  *         if nbytes < 0 or self.end + nbytes > self.cap:
  *             raise ValueError("commit beyond the buffer")             # <<<<<<<<<<<<<<
@@ -28995,14 +24439,14 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_4commit(struct __
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_commit_beyond_the_buffer};
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 445, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 282, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 445, __pyx_L1_error)
+    __PYX_ERR(0, 282, __pyx_L1_error)
 
-    /* "ext/wsdecode.pyx":444
+    /* "ext/wsdecode.pyx":281
  *     def commit(self, Py_ssize_t nbytes, int64_t local_ts):
  *         """nbytes were written into the last writable() view at local_ts (CLOCK_REALTIME ns)."""
  *         if nbytes < 0 or self.end + nbytes > self.cap:             # <<<<<<<<<<<<<<
@@ -29011,7 +24455,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_4commit(struct __
 */
   }
 
-  /* "ext/wsdecode.pyx":446
+  /* "ext/wsdecode.pyx":283
  *         if nbytes < 0 or self.end + nbytes > self.cap:
  *             raise ValueError("commit beyond the buffer")
  *         self.end += nbytes             # <<<<<<<<<<<<<<
@@ -29020,7 +24464,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_4commit(struct __
 */
   __pyx_v_self->end = (__pyx_v_self->end + __pyx_v_nbytes);
 
-  /* "ext/wsdecode.pyx":447
+  /* "ext/wsdecode.pyx":284
  *             raise ValueError("commit beyond the buffer")
  *         self.end += nbytes
  *         self.bytes += nbytes             # <<<<<<<<<<<<<<
@@ -29029,7 +24473,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_4commit(struct __
 */
   __pyx_v_self->bytes = (__pyx_v_self->bytes + __pyx_v_nbytes);
 
-  /* "ext/wsdecode.pyx":448
+  /* "ext/wsdecode.pyx":285
  *         self.end += nbytes
  *         self.bytes += nbytes
  *         self.local_ts = local_ts             # <<<<<<<<<<<<<<
@@ -29038,7 +24482,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_4commit(struct __
 */
   __pyx_v_self->local_ts = __pyx_v_local_ts;
 
-  /* "ext/wsdecode.pyx":442
+  /* "ext/wsdecode.pyx":279
  *         return memoryview(self.store)[self.end:self.end + k]
  * 
  *     def commit(self, Py_ssize_t nbytes, int64_t local_ts):             # <<<<<<<<<<<<<<
@@ -29060,7 +24504,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_4commit(struct __
   return __pyx_r;
 }
 
-/* "ext/wsdecode.pyx":450
+/* "ext/wsdecode.pyx":287
  *         self.local_ts = local_ts
  * 
  *     def feed(self, const unsigned char[::1] data, int64_t local_ts):             # <<<<<<<<<<<<<<
@@ -29109,39 +24553,39 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_data,&__pyx_mstate_global->__pyx_n_u_local_ts,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 450, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 287, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 450, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 287, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 450, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 287, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "feed", 0) < (0)) __PYX_ERR(0, 450, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "feed", 0) < (0)) __PYX_ERR(0, 287, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 2; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("feed", 1, 2, 2, i); __PYX_ERR(0, 450, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("feed", 1, 2, 2, i); __PYX_ERR(0, 287, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 2)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 450, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 287, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 450, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 287, __pyx_L3_error)
     }
-    __pyx_v_data = __Pyx_PyObject_to_MemoryviewSlice_dc_unsigned_char__const__(values[0], 0); if (unlikely(!__pyx_v_data.memview)) __PYX_ERR(0, 450, __pyx_L3_error)
-    __pyx_v_local_ts = __Pyx_PyLong_As_int64_t(values[1]); if (unlikely((__pyx_v_local_ts == ((int64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 450, __pyx_L3_error)
+    __pyx_v_data = __Pyx_PyObject_to_MemoryviewSlice_dc_unsigned_char__const__(values[0], 0); if (unlikely(!__pyx_v_data.memview)) __PYX_ERR(0, 287, __pyx_L3_error)
+    __pyx_v_local_ts = __Pyx_PyLong_As_int64_t(values[1]); if (unlikely((__pyx_v_local_ts == ((int64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 287, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("feed", 1, 2, 2, __pyx_nargs); __PYX_ERR(0, 450, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("feed", 1, 2, 2, __pyx_nargs); __PYX_ERR(0, 287, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -29185,7 +24629,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_6feed(struct __py
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("feed", 0);
 
-  /* "ext/wsdecode.pyx":452
+  /* "ext/wsdecode.pyx":289
  *     def feed(self, const unsigned char[::1] data, int64_t local_ts):
  *         """Append socket bytes (copying); see writable/commit for the zero-copy way."""
  *         cdef Py_ssize_t n = data.shape[0], off = 0, k             # <<<<<<<<<<<<<<
@@ -29195,7 +24639,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_6feed(struct __py
   __pyx_v_n = (__pyx_v_data.shape[0]);
   __pyx_v_off = 0;
 
-  /* "ext/wsdecode.pyx":453
+  /* "ext/wsdecode.pyx":290
  *         """Append socket bytes (copying); see writable/commit for the zero-copy way."""
  *         cdef Py_ssize_t n = data.shape[0], off = 0, k
  *         self.local_ts = local_ts             # <<<<<<<<<<<<<<
@@ -29204,7 +24648,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_6feed(struct __py
 */
   __pyx_v_self->local_ts = __pyx_v_local_ts;
 
-  /* "ext/wsdecode.pyx":454
+  /* "ext/wsdecode.pyx":291
  *         cdef Py_ssize_t n = data.shape[0], off = 0, k
  *         self.local_ts = local_ts
  *         while off < n:             # <<<<<<<<<<<<<<
@@ -29217,16 +24661,16 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_6feed(struct __py
 
     if (!__pyx_t_1) break;
 
-    /* "ext/wsdecode.pyx":455
+    /* "ext/wsdecode.pyx":292
  *         self.local_ts = local_ts
  *         while off < n:
  *             self._make_room(n - off)             # <<<<<<<<<<<<<<
  *             k = min(n - off, self.cap - self.end)
  *             if k <= 0:
 */
-    ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_make_room(__pyx_v_self, (__pyx_v_n - __pyx_v_off)); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 455, __pyx_L1_error)
+    ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_make_room(__pyx_v_self, (__pyx_v_n - __pyx_v_off)); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 292, __pyx_L1_error)
 
-    /* "ext/wsdecode.pyx":456
+    /* "ext/wsdecode.pyx":293
  *         while off < n:
  *             self._make_room(n - off)
  *             k = min(n - off, self.cap - self.end)             # <<<<<<<<<<<<<<
@@ -29250,7 +24694,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_6feed(struct __py
     __pyx_v_k = __pyx_t_4;
 
 
-    /* "ext/wsdecode.pyx":457
+    /* "ext/wsdecode.pyx":294
  *             self._make_room(n - off)
  *             k = min(n - off, self.cap - self.end)
  *             if k <= 0:             # <<<<<<<<<<<<<<
@@ -29262,7 +24706,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_6feed(struct __py
     if (unlikely(__pyx_t_1)) {
 
 
-      /* "ext/wsdecode.pyx":458
+      /* "ext/wsdecode.pyx":295
  *             k = min(n - off, self.cap - self.end)
  *             if k <= 0:
  *                 raise BufferError("decoder buffer full: decode() before feeding more")             # <<<<<<<<<<<<<<
@@ -29275,14 +24719,14 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_6feed(struct __py
         PyObject *__pyx_callargs[2] = {__pyx_t_6, __pyx_mstate_global->__pyx_kp_u_decoder_buffer_full_decode_befor_2};
         __pyx_t_5 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_BufferError)), __pyx_callargs+__pyx_t_7, (2-__pyx_t_7) | (__pyx_t_7*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
-        if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 458, __pyx_L1_error)
+        if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 295, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_5);
       }
       __Pyx_Raise(__pyx_t_5, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-      __PYX_ERR(0, 458, __pyx_L1_error)
+      __PYX_ERR(0, 295, __pyx_L1_error)
 
-      /* "ext/wsdecode.pyx":457
+      /* "ext/wsdecode.pyx":294
  *             self._make_room(n - off)
  *             k = min(n - off, self.cap - self.end)
  *             if k <= 0:             # <<<<<<<<<<<<<<
@@ -29291,7 +24735,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_6feed(struct __py
 */
     }
 
-    /* "ext/wsdecode.pyx":459
+    /* "ext/wsdecode.pyx":296
  *             if k <= 0:
  *                 raise BufferError("decoder buffer full: decode() before feeding more")
  *             memcpy(self.base + self.end, &data[off], k)             # <<<<<<<<<<<<<<
@@ -29306,11 +24750,11 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_6feed(struct __py
     } else if (unlikely(__pyx_t_8 >= __pyx_v_data.shape[0])) __pyx_t_9 = 0;
     if (unlikely(__pyx_t_9 != -1)) {
       __Pyx_RaiseBufferIndexError(__pyx_t_9);
-      __PYX_ERR(0, 459, __pyx_L1_error)
+      __PYX_ERR(0, 296, __pyx_L1_error)
     }
     (void)(memcpy((__pyx_v_self->base + __pyx_v_self->end), (&(*((unsigned char const  *) ( /* dim=0 */ ((char *) (((unsigned char const  *) __pyx_v_data.data) + __pyx_t_8)) )))), __pyx_v_k));
 
-    /* "ext/wsdecode.pyx":460
+    /* "ext/wsdecode.pyx":297
  *                 raise BufferError("decoder buffer full: decode() before feeding more")
  *             memcpy(self.base + self.end, &data[off], k)
  *             self.end += k             # <<<<<<<<<<<<<<
@@ -29319,7 +24763,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_6feed(struct __py
 */
     __pyx_v_self->end = (__pyx_v_self->end + __pyx_v_k);
 
-    /* "ext/wsdecode.pyx":461
+    /* "ext/wsdecode.pyx":298
  *             memcpy(self.base + self.end, &data[off], k)
  *             self.end += k
  *             off += k             # <<<<<<<<<<<<<<
@@ -29329,7 +24773,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_6feed(struct __py
     __pyx_v_off = (__pyx_v_off + __pyx_v_k);
   }
 
-  /* "ext/wsdecode.pyx":462
+  /* "ext/wsdecode.pyx":299
  *             self.end += k
  *             off += k
  *         self.bytes += n             # <<<<<<<<<<<<<<
@@ -29338,7 +24782,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_6feed(struct __py
 */
   __pyx_v_self->bytes = (__pyx_v_self->bytes + __pyx_v_n);
 
-  /* "ext/wsdecode.pyx":450
+  /* "ext/wsdecode.pyx":287
  *         self.local_ts = local_ts
  * 
  *     def feed(self, const unsigned char[::1] data, int64_t local_ts):             # <<<<<<<<<<<<<<
@@ -29363,7 +24807,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_6feed(struct __py
   return __pyx_r;
 }
 
-/* "ext/wsdecode.pyx":464
+/* "ext/wsdecode.pyx":301
  *         self.bytes += n
  * 
  *     def pending(self):             # <<<<<<<<<<<<<<
@@ -29423,14 +24867,14 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_8pending(struct _
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("pending", 0);
 
-  /* "ext/wsdecode.pyx":465
+  /* "ext/wsdecode.pyx":302
  * 
  *     def pending(self):
  *         return self.end - self.pos + self.skip             # <<<<<<<<<<<<<<
  * 
  *     def counters(self):
 */
-  __pyx_t_1 = PyLong_FromSsize_t(((__pyx_v_self->end - __pyx_v_self->pos) + __pyx_v_self->skip)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 465, __pyx_L1_error)
+  __pyx_t_1 = PyLong_FromSsize_t(((__pyx_v_self->end - __pyx_v_self->pos) + __pyx_v_self->skip)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 302, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   {
     PyObject *__pyx_temp;
@@ -29443,7 +24887,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_8pending(struct _
   __pyx_t_1 = 0;
   goto __pyx_L0;
 
-  /* "ext/wsdecode.pyx":464
+  /* "ext/wsdecode.pyx":301
  *         self.bytes += n
  * 
  *     def pending(self):             # <<<<<<<<<<<<<<
@@ -29462,7 +24906,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_8pending(struct _
   return __pyx_r;
 }
 
-/* "ext/wsdecode.pyx":467
+/* "ext/wsdecode.pyx":304
  *         return self.end - self.pos + self.skip
  * 
  *     def counters(self):             # <<<<<<<<<<<<<<
@@ -29523,94 +24967,94 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_10counters(struct
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("counters", 0);
 
-  /* "ext/wsdecode.pyx":468
+  /* "ext/wsdecode.pyx":305
  * 
  *     def counters(self):
  *         return {"frames": self.frames, "messages": self.messages, "bytes": self.bytes,             # <<<<<<<<<<<<<<
  *                 "records": self.records, "hot_messages": self.hot_messages,
  *                 "deferred": self.deferred, "duplicates": self.duplicates,
 */
-  __pyx_t_1 = __Pyx_PyDict_NewPresized(12); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 468, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyDict_NewPresized(12); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 305, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->frames); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 468, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->frames); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 305, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
-  if (PyDict_SetItem(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_frames, __pyx_t_2) < (0)) __PYX_ERR(0, 468, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_frames, __pyx_t_2) < (0)) __PYX_ERR(0, 305, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-  __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->messages); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 468, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->messages); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 305, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
-  if (PyDict_SetItem(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_messages, __pyx_t_2) < (0)) __PYX_ERR(0, 468, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_messages, __pyx_t_2) < (0)) __PYX_ERR(0, 305, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-  __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->bytes); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 468, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->bytes); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 305, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
-  if (PyDict_SetItem(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_bytes, __pyx_t_2) < (0)) __PYX_ERR(0, 468, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_bytes, __pyx_t_2) < (0)) __PYX_ERR(0, 305, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-  /* "ext/wsdecode.pyx":469
+  /* "ext/wsdecode.pyx":306
  *     def counters(self):
  *         return {"frames": self.frames, "messages": self.messages, "bytes": self.bytes,
  *                 "records": self.records, "hot_messages": self.hot_messages,             # <<<<<<<<<<<<<<
  *                 "deferred": self.deferred, "duplicates": self.duplicates,
  *                 "oversized": self.oversized, "protocol_errors": self.protocol_errors,
 */
-  __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->records); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 469, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->records); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 306, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
-  if (PyDict_SetItem(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_records, __pyx_t_2) < (0)) __PYX_ERR(0, 468, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_records, __pyx_t_2) < (0)) __PYX_ERR(0, 305, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-  __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->hot_messages); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 469, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->hot_messages); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 306, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
-  if (PyDict_SetItem(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_hot_messages, __pyx_t_2) < (0)) __PYX_ERR(0, 468, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_hot_messages, __pyx_t_2) < (0)) __PYX_ERR(0, 305, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-  /* "ext/wsdecode.pyx":470
+  /* "ext/wsdecode.pyx":307
  *         return {"frames": self.frames, "messages": self.messages, "bytes": self.bytes,
  *                 "records": self.records, "hot_messages": self.hot_messages,
  *                 "deferred": self.deferred, "duplicates": self.duplicates,             # <<<<<<<<<<<<<<
  *                 "oversized": self.oversized, "protocol_errors": self.protocol_errors,
  *                 "pings": self.pings, "pongs": self.pongs, "closes": self.closes}
 */
-  __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->deferred); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 470, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->deferred); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 307, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
-  if (PyDict_SetItem(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_deferred, __pyx_t_2) < (0)) __PYX_ERR(0, 468, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_deferred, __pyx_t_2) < (0)) __PYX_ERR(0, 305, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-  __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->duplicates); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 470, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->duplicates); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 307, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
-  if (PyDict_SetItem(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_duplicates, __pyx_t_2) < (0)) __PYX_ERR(0, 468, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_duplicates, __pyx_t_2) < (0)) __PYX_ERR(0, 305, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-  /* "ext/wsdecode.pyx":471
+  /* "ext/wsdecode.pyx":308
  *                 "records": self.records, "hot_messages": self.hot_messages,
  *                 "deferred": self.deferred, "duplicates": self.duplicates,
  *                 "oversized": self.oversized, "protocol_errors": self.protocol_errors,             # <<<<<<<<<<<<<<
  *                 "pings": self.pings, "pongs": self.pongs, "closes": self.closes}
  * 
 */
-  __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->oversized); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 471, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->oversized); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 308, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
-  if (PyDict_SetItem(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_oversized, __pyx_t_2) < (0)) __PYX_ERR(0, 468, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_oversized, __pyx_t_2) < (0)) __PYX_ERR(0, 305, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-  __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->protocol_errors); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 471, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->protocol_errors); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 308, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
-  if (PyDict_SetItem(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_protocol_errors, __pyx_t_2) < (0)) __PYX_ERR(0, 468, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_protocol_errors, __pyx_t_2) < (0)) __PYX_ERR(0, 305, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-  /* "ext/wsdecode.pyx":472
+  /* "ext/wsdecode.pyx":309
  *                 "deferred": self.deferred, "duplicates": self.duplicates,
  *                 "oversized": self.oversized, "protocol_errors": self.protocol_errors,
  *                 "pings": self.pings, "pongs": self.pongs, "closes": self.closes}             # <<<<<<<<<<<<<<
  * 
  *     cdef int _protocol(self, str why):
 */
-  __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->pings); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 472, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->pings); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 309, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
-  if (PyDict_SetItem(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_pings, __pyx_t_2) < (0)) __PYX_ERR(0, 468, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_pings, __pyx_t_2) < (0)) __PYX_ERR(0, 305, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-  __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->pongs); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 472, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->pongs); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 309, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
-  if (PyDict_SetItem(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_pongs, __pyx_t_2) < (0)) __PYX_ERR(0, 468, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_pongs, __pyx_t_2) < (0)) __PYX_ERR(0, 305, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-  __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->closes); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 472, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->closes); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 309, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
-  if (PyDict_SetItem(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_closes, __pyx_t_2) < (0)) __PYX_ERR(0, 468, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_closes, __pyx_t_2) < (0)) __PYX_ERR(0, 305, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
   {
     PyObject *__pyx_temp;
@@ -29623,7 +25067,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_10counters(struct
   __pyx_t_1 = 0;
   goto __pyx_L0;
 
-  /* "ext/wsdecode.pyx":467
+  /* "ext/wsdecode.pyx":304
  *         return self.end - self.pos + self.skip
  * 
  *     def counters(self):             # <<<<<<<<<<<<<<
@@ -29643,7 +25087,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_10counters(struct
   return __pyx_r;
 }
 
-/* "ext/wsdecode.pyx":474
+/* "ext/wsdecode.pyx":311
  *                 "pings": self.pings, "pongs": self.pongs, "closes": self.closes}
  * 
  *     cdef int _protocol(self, str why):             # <<<<<<<<<<<<<<
@@ -29656,7 +25100,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__protocol(struct __pyx_o
   __Pyx_RefNannyDeclarations
   __Pyx_RefNannySetupContext("_protocol", 0);
 
-  /* "ext/wsdecode.pyx":475
+  /* "ext/wsdecode.pyx":312
  * 
  *     cdef int _protocol(self, str why):
  *         self.failed = True             # <<<<<<<<<<<<<<
@@ -29665,7 +25109,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__protocol(struct __pyx_o
 */
   __pyx_v_self->failed = 1;
 
-  /* "ext/wsdecode.pyx":476
+  /* "ext/wsdecode.pyx":313
  *     cdef int _protocol(self, str why):
  *         self.failed = True
  *         self.protocol_errors += 1             # <<<<<<<<<<<<<<
@@ -29674,7 +25118,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__protocol(struct __pyx_o
 */
   __pyx_v_self->protocol_errors = (__pyx_v_self->protocol_errors + 1);
 
-  /* "ext/wsdecode.pyx":477
+  /* "ext/wsdecode.pyx":314
  *         self.failed = True
  *         self.protocol_errors += 1
  *         self.error = why             # <<<<<<<<<<<<<<
@@ -29686,7 +25130,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__protocol(struct __pyx_o
   __Pyx_GOTREF(__pyx_v_self->error);
   __Pyx_DECREF_SET(__pyx_v_self->error, __pyx_v_why);
 
-  /* "ext/wsdecode.pyx":478
+  /* "ext/wsdecode.pyx":315
  *         self.protocol_errors += 1
  *         self.error = why
  *         self.event = C_EV_PROTOCOL             # <<<<<<<<<<<<<<
@@ -29695,7 +25139,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__protocol(struct __pyx_o
 */
   __pyx_v_self->event = __pyx_e_8pipeline_4_ext_8wsdecode_C_EV_PROTOCOL;
 
-  /* "ext/wsdecode.pyx":479
+  /* "ext/wsdecode.pyx":316
  *         self.error = why
  *         self.event = C_EV_PROTOCOL
  *         return C_EV_PROTOCOL             # <<<<<<<<<<<<<<
@@ -29708,7 +25152,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__protocol(struct __pyx_o
   }
   goto __pyx_L0;
 
-  /* "ext/wsdecode.pyx":474
+  /* "ext/wsdecode.pyx":311
  *                 "pings": self.pings, "pongs": self.pongs, "closes": self.closes}
  * 
  *     cdef int _protocol(self, str why):             # <<<<<<<<<<<<<<
@@ -29723,7 +25167,7 @@ static int __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__protocol(struct __pyx_o
   return __pyx_r;
 }
 
-/* "ext/wsdecode.pyx":481
+/* "ext/wsdecode.pyx":318
  *         return C_EV_PROTOCOL
  * 
  *     cdef bytes _slice(self, Py_ssize_t s, Py_ssize_t e):             # <<<<<<<<<<<<<<
@@ -29740,14 +25184,14 @@ static PyObject *__pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__slice(struct __py
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("_slice", 0);
 
-  /* "ext/wsdecode.pyx":482
+  /* "ext/wsdecode.pyx":319
  * 
  *     cdef bytes _slice(self, Py_ssize_t s, Py_ssize_t e):
  *         return (<char *>self.base)[s:e]             # <<<<<<<<<<<<<<
  * 
  *     cdef void _record(self, bytes payload):
 */
-  __pyx_t_1 = __Pyx_PyBytes_FromStringAndSize(((char *)__pyx_v_self->base) + __pyx_v_s, __pyx_v_e - __pyx_v_s); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 482, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyBytes_FromStringAndSize(((char *)__pyx_v_self->base) + __pyx_v_s, __pyx_v_e - __pyx_v_s); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 319, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   {
     PyObject *__pyx_temp;
@@ -29760,7 +25204,7 @@ static PyObject *__pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__slice(struct __py
   __pyx_t_1 = 0;
   goto __pyx_L0;
 
-  /* "ext/wsdecode.pyx":481
+  /* "ext/wsdecode.pyx":318
  *         return C_EV_PROTOCOL
  * 
  *     cdef bytes _slice(self, Py_ssize_t s, Py_ssize_t e):             # <<<<<<<<<<<<<<
@@ -29779,7 +25223,7 @@ static PyObject *__pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__slice(struct __py
   return __pyx_r;
 }
 
-/* "ext/wsdecode.pyx":484
+/* "ext/wsdecode.pyx":321
  *         return (<char *>self.base)[s:e]
  * 
  *     cdef void _record(self, bytes payload):             # <<<<<<<<<<<<<<
@@ -29798,7 +25242,7 @@ static void __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__record(struct __pyx_ob
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("_record", 0);
 
-  /* "ext/wsdecode.pyx":485
+  /* "ext/wsdecode.pyx":322
  * 
  *     cdef void _record(self, bytes payload):
  *         if b"\n" in payload or b"\r" in payload:             # <<<<<<<<<<<<<<
@@ -29807,9 +25251,9 @@ static void __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__record(struct __pyx_ob
 */
   if (unlikely(__pyx_v_payload == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "argument of type \047NoneType\047 is not iterable");
-    __PYX_ERR(0, 485, __pyx_L1_error)
+    __PYX_ERR(0, 322, __pyx_L1_error)
   }
-  __pyx_t_2 = (__Pyx_BytesContains('\n', __pyx_v_payload, Py_EQ)); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 485, __pyx_L1_error)
+  __pyx_t_2 = (__Pyx_BytesContains('\n', __pyx_v_payload, Py_EQ)); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 322, __pyx_L1_error)
   if (!__pyx_t_2) {
 
   } else {
@@ -29820,9 +25264,9 @@ static void __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__record(struct __pyx_ob
   }
   if (unlikely(__pyx_v_payload == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "argument of type \047NoneType\047 is not iterable");
-    __PYX_ERR(0, 485, __pyx_L1_error)
+    __PYX_ERR(0, 322, __pyx_L1_error)
   }
-  __pyx_t_2 = (__Pyx_BytesContains('\r', __pyx_v_payload, Py_EQ)); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 485, __pyx_L1_error)
+  __pyx_t_2 = (__Pyx_BytesContains('\r', __pyx_v_payload, Py_EQ)); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 322, __pyx_L1_error)
 
   __pyx_t_1 = __pyx_t_2;
 
@@ -29830,7 +25274,7 @@ static void __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__record(struct __pyx_ob
   if (__pyx_t_1) {
 
 
-    /* "ext/wsdecode.pyx":486
+    /* "ext/wsdecode.pyx":323
  *     cdef void _record(self, bytes payload):
  *         if b"\n" in payload or b"\r" in payload:
  *             self.unrecordable += 1             # <<<<<<<<<<<<<<
@@ -29839,7 +25283,7 @@ static void __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__record(struct __pyx_ob
 */
     __pyx_v_self->unrecordable = (__pyx_v_self->unrecordable + 1);
 
-    /* "ext/wsdecode.pyx":487
+    /* "ext/wsdecode.pyx":324
  *         if b"\n" in payload or b"\r" in payload:
  *             self.unrecordable += 1
  *             return             # <<<<<<<<<<<<<<
@@ -29850,7 +25294,7 @@ static void __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__record(struct __pyx_ob
     }
     goto __pyx_L0;
 
-    /* "ext/wsdecode.pyx":485
+    /* "ext/wsdecode.pyx":322
  * 
  *     cdef void _record(self, bytes payload):
  *         if b"\n" in payload or b"\r" in payload:             # <<<<<<<<<<<<<<
@@ -29859,19 +25303,19 @@ static void __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__record(struct __pyx_ob
 */
   }
 
-  /* "ext/wsdecode.pyx":488
+  /* "ext/wsdecode.pyx":325
  *             self.unrecordable += 1
  *             return
  *         self.rec += b"%d " % self.local_ts             # <<<<<<<<<<<<<<
  *         self.rec += payload
  *         self.rec += b"\n"
 */
-  __pyx_t_3 = __Pyx_PyLong_From_int64_t(__pyx_v_self->local_ts); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 488, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyLong_From_int64_t(__pyx_v_self->local_ts); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 325, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
-  __pyx_t_4 = PyNumber_Remainder(__pyx_mstate_global->__pyx_kp_b_d, __pyx_t_3); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 488, __pyx_L1_error)
+  __pyx_t_4 = PyNumber_Remainder(__pyx_mstate_global->__pyx_kp_b_d, __pyx_t_3); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 325, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-  __pyx_t_3 = PyNumber_InPlaceAdd(__pyx_v_self->rec, __pyx_t_4); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 488, __pyx_L1_error)
+  __pyx_t_3 = PyNumber_InPlaceAdd(__pyx_v_self->rec, __pyx_t_4); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 325, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
   __Pyx_GIVEREF(__pyx_t_3);
@@ -29879,35 +25323,35 @@ static void __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__record(struct __pyx_ob
   __Pyx_DECREF_SET(__pyx_v_self->rec, ((PyObject*)__pyx_t_3));
   __pyx_t_3 = 0;
 
-  /* "ext/wsdecode.pyx":489
+  /* "ext/wsdecode.pyx":326
  *             return
  *         self.rec += b"%d " % self.local_ts
  *         self.rec += payload             # <<<<<<<<<<<<<<
  *         self.rec += b"\n"
  * 
 */
-  __pyx_t_3 = PyNumber_InPlaceAdd(__pyx_v_self->rec, __pyx_v_payload); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 489, __pyx_L1_error)
+  __pyx_t_3 = PyNumber_InPlaceAdd(__pyx_v_self->rec, __pyx_v_payload); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 326, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   __Pyx_GIVEREF(__pyx_t_3);
   __Pyx_GOTREF(__pyx_v_self->rec);
   __Pyx_DECREF_SET(__pyx_v_self->rec, ((PyObject*)__pyx_t_3));
   __pyx_t_3 = 0;
 
-  /* "ext/wsdecode.pyx":490
+  /* "ext/wsdecode.pyx":327
  *         self.rec += b"%d " % self.local_ts
  *         self.rec += payload
  *         self.rec += b"\n"             # <<<<<<<<<<<<<<
  * 
  *     def take_recording(self):
 */
-  __pyx_t_3 = PyNumber_InPlaceAdd(__pyx_v_self->rec, __pyx_mstate_global->__pyx_kp_b__6); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 490, __pyx_L1_error)
+  __pyx_t_3 = PyNumber_InPlaceAdd(__pyx_v_self->rec, __pyx_mstate_global->__pyx_kp_b__6); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 327, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   __Pyx_GIVEREF(__pyx_t_3);
   __Pyx_GOTREF(__pyx_v_self->rec);
   __Pyx_DECREF_SET(__pyx_v_self->rec, ((PyObject*)__pyx_t_3));
   __pyx_t_3 = 0;
 
-  /* "ext/wsdecode.pyx":484
+  /* "ext/wsdecode.pyx":321
  *         return (<char *>self.base)[s:e]
  * 
  *     cdef void _record(self, bytes payload):             # <<<<<<<<<<<<<<
@@ -29926,7 +25370,7 @@ static void __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__record(struct __pyx_ob
   __Pyx_RefNannyFinishContext();
 }
 
-/* "ext/wsdecode.pyx":492
+/* "ext/wsdecode.pyx":329
  *         self.rec += b"\n"
  * 
  *     def take_recording(self):             # <<<<<<<<<<<<<<
@@ -29989,7 +25433,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12take_recording(
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("take_recording", 0);
 
-  /* "ext/wsdecode.pyx":494
+  /* "ext/wsdecode.pyx":331
  *     def take_recording(self):
  *         """The `<local_ts_ns> <raw>` lines of the text messages decoded since the last call."""
  *         out = bytes(self.rec)             # <<<<<<<<<<<<<<
@@ -30002,13 +25446,13 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12take_recording(
     PyObject *__pyx_callargs[2] = {__pyx_t_2, __pyx_v_self->rec};
     __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(&PyBytes_Type), __pyx_callargs+__pyx_t_3, (2-__pyx_t_3) | (__pyx_t_3*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 494, __pyx_L1_error)
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 331, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
   }
   __pyx_v_out = ((PyObject*)__pyx_t_1);
   __pyx_t_1 = 0;
 
-  /* "ext/wsdecode.pyx":495
+  /* "ext/wsdecode.pyx":332
  *         """The `<local_ts_ns> <raw>` lines of the text messages decoded since the last call."""
  *         out = bytes(self.rec)
  *         del self.rec[:]             # <<<<<<<<<<<<<<
@@ -30017,11 +25461,11 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12take_recording(
 */
   if (unlikely(__pyx_v_self->rec == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
-    __PYX_ERR(0, 495, __pyx_L1_error)
+    __PYX_ERR(0, 332, __pyx_L1_error)
   }
-  if (__Pyx_PyObject_DelSlice(__pyx_v_self->rec, 0, 0, NULL, NULL, NULL, 0, 0, 1) < (0)) __PYX_ERR(0, 495, __pyx_L1_error)
+  if (__Pyx_PyObject_DelSlice(__pyx_v_self->rec, 0, 0, NULL, NULL, NULL, 0, 0, 1) < (0)) __PYX_ERR(0, 332, __pyx_L1_error)
 
-  /* "ext/wsdecode.pyx":496
+  /* "ext/wsdecode.pyx":333
  *         out = bytes(self.rec)
  *         del self.rec[:]
  *         return out             # <<<<<<<<<<<<<<
@@ -30039,7 +25483,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12take_recording(
   }
   goto __pyx_L0;
 
-  /* "ext/wsdecode.pyx":492
+  /* "ext/wsdecode.pyx":329
  *         self.rec += b"\n"
  * 
  *     def take_recording(self):             # <<<<<<<<<<<<<<
@@ -30060,7 +25504,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12take_recording(
   return __pyx_r;
 }
 
-/* "ext/wsdecode.pyx":499
+/* "ext/wsdecode.pyx":336
  * 
  *     # ------------------------------------------------------------------ frames
  *     @cython.boundscheck(False)             # <<<<<<<<<<<<<<
@@ -30108,32 +25552,32 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_out,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 499, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 336, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 499, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 336, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "decode", 0) < (0)) __PYX_ERR(0, 499, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "decode", 0) < (0)) __PYX_ERR(0, 336, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 1; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("decode", 1, 1, 1, i); __PYX_ERR(0, 499, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("decode", 1, 1, 1, i); __PYX_ERR(0, 336, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 1)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 499, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 336, __pyx_L3_error)
     }
     __pyx_v_out = ((PyArrayObject *)values[0]);
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("decode", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 499, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("decode", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 336, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -30144,7 +25588,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   __Pyx_RefNannyFinishContext();
   return NULL;
   __pyx_L4_argument_unpacking_done:;
-  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_out), __pyx_mstate_global->__pyx_ptype_5numpy_ndarray, 1, "out", 0))) __PYX_ERR(0, 501, __pyx_L1_error)
+  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_out), __pyx_mstate_global->__pyx_ptype_5numpy_ndarray, 1, "out", 0))) __PYX_ERR(0, 338, __pyx_L1_error)
   __pyx_r = __pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(((struct __pyx_obj_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self), __pyx_v_out);
 
   /* function exit code */
@@ -30202,7 +25646,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("decode", 0);
 
-  /* "ext/wsdecode.pyx":503
+  /* "ext/wsdecode.pyx":340
  *     def decode(self, cnp.ndarray out):
  *         """Fill out (TICK_DTYPE) from index 0; returns the record count. See the twin."""
  *         cdef Py_ssize_t cap, n = 0, avail, p, hl, s, e, k             # <<<<<<<<<<<<<<
@@ -30211,7 +25655,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
   __pyx_v_n = 0;
 
-  /* "ext/wsdecode.pyx":510
+  /* "ext/wsdecode.pyx":347
  *         cdef Py_ssize_t r
  *         cdef TickRecord *outp
  *         cdef const unsigned char *buf = self.base             # <<<<<<<<<<<<<<
@@ -30222,7 +25666,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 
   __pyx_v_buf = __pyx_t_1;
 
-  /* "ext/wsdecode.pyx":511
+  /* "ext/wsdecode.pyx":348
  *         cdef TickRecord *outp
  *         cdef const unsigned char *buf = self.base
  *         if not cnp.PyArray_IS_C_CONTIGUOUS(out) or out.ndim != 1 or out.itemsize != RECORD_SIZE:             # <<<<<<<<<<<<<<
@@ -30249,9 +25693,9 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 
     goto __pyx_L4_bool_binop_done;
   }
-  __pyx_t_4 = __Pyx_PyObject_GetAttrStr(((PyObject *)__pyx_v_out), __pyx_mstate_global->__pyx_n_u_itemsize); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 511, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyObject_GetAttrStr(((PyObject *)__pyx_v_out), __pyx_mstate_global->__pyx_n_u_itemsize); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 348, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  __pyx_t_3 = (__Pyx_PyLong_BoolNeObjC(__pyx_t_4, __pyx_mstate_global->__pyx_int_64, 64, 0)); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 511, __pyx_L1_error)
+  __pyx_t_3 = (__Pyx_PyLong_BoolNeObjC(__pyx_t_4, __pyx_mstate_global->__pyx_int_64, 64, 0)); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 348, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
   __pyx_t_2 = __pyx_t_3;
@@ -30260,7 +25704,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "ext/wsdecode.pyx":512
+    /* "ext/wsdecode.pyx":349
  *         cdef const unsigned char *buf = self.base
  *         if not cnp.PyArray_IS_C_CONTIGUOUS(out) or out.ndim != 1 or out.itemsize != RECORD_SIZE:
  *             raise ValueError("out must be a 1-D C-contiguous TICK_DTYPE array")             # <<<<<<<<<<<<<<
@@ -30273,14 +25717,14 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
       PyObject *__pyx_callargs[2] = {__pyx_t_5, __pyx_mstate_global->__pyx_kp_u_out_must_be_a_1_D_C_contiguous_T};
       __pyx_t_4 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_6, (2-__pyx_t_6) | (__pyx_t_6*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
-      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 512, __pyx_L1_error)
+      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 349, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
     }
     __Pyx_Raise(__pyx_t_4, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-    __PYX_ERR(0, 512, __pyx_L1_error)
+    __PYX_ERR(0, 349, __pyx_L1_error)
 
-    /* "ext/wsdecode.pyx":511
+    /* "ext/wsdecode.pyx":348
  *         cdef TickRecord *outp
  *         cdef const unsigned char *buf = self.base
  *         if not cnp.PyArray_IS_C_CONTIGUOUS(out) or out.ndim != 1 or out.itemsize != RECORD_SIZE:             # <<<<<<<<<<<<<<
@@ -30289,7 +25733,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
   }
 
-  /* "ext/wsdecode.pyx":513
+  /* "ext/wsdecode.pyx":350
  *         if not cnp.PyArray_IS_C_CONTIGUOUS(out) or out.ndim != 1 or out.itemsize != RECORD_SIZE:
  *             raise ValueError("out must be a 1-D C-contiguous TICK_DTYPE array")
  *         cap = out.shape[0]             # <<<<<<<<<<<<<<
@@ -30298,7 +25742,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
   __pyx_v_cap = (__pyx_f_5numpy_7ndarray_5shape___get__(__pyx_v_out)[0]);
 
-  /* "ext/wsdecode.pyx":514
+  /* "ext/wsdecode.pyx":351
  *             raise ValueError("out must be a 1-D C-contiguous TICK_DTYPE array")
  *         cap = out.shape[0]
  *         outp = <TickRecord *>cnp.PyArray_DATA(out)             # <<<<<<<<<<<<<<
@@ -30307,7 +25751,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
   __pyx_v_outp = ((struct __pyx_t_8pipeline_4_ext_7records_TickRecord *)PyArray_DATA(__pyx_v_out));
 
-  /* "ext/wsdecode.pyx":515
+  /* "ext/wsdecode.pyx":352
  *         cap = out.shape[0]
  *         outp = <TickRecord *>cnp.PyArray_DATA(out)
  *         self.event = C_EV_NONE             # <<<<<<<<<<<<<<
@@ -30316,7 +25760,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
   __pyx_v_self->event = __pyx_e_8pipeline_4_ext_8wsdecode_C_EV_NONE;
 
-  /* "ext/wsdecode.pyx":516
+  /* "ext/wsdecode.pyx":353
  *         outp = <TickRecord *>cnp.PyArray_DATA(out)
  *         self.event = C_EV_NONE
  *         self.reason = R_NONE             # <<<<<<<<<<<<<<
@@ -30325,7 +25769,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
   __pyx_v_self->reason = __pyx_e_8pipeline_4_ext_8wsdecode_R_NONE;
 
-  /* "ext/wsdecode.pyx":517
+  /* "ext/wsdecode.pyx":354
  *         self.event = C_EV_NONE
  *         self.reason = R_NONE
  *         if self.failed:             # <<<<<<<<<<<<<<
@@ -30334,7 +25778,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
   if (__pyx_v_self->failed) {
 
-    /* "ext/wsdecode.pyx":518
+    /* "ext/wsdecode.pyx":355
  *         self.reason = R_NONE
  *         if self.failed:
  *             self.event = C_EV_PROTOCOL             # <<<<<<<<<<<<<<
@@ -30343,7 +25787,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
     __pyx_v_self->event = __pyx_e_8pipeline_4_ext_8wsdecode_C_EV_PROTOCOL;
 
-    /* "ext/wsdecode.pyx":519
+    /* "ext/wsdecode.pyx":356
  *         if self.failed:
  *             self.event = C_EV_PROTOCOL
  *             return 0             # <<<<<<<<<<<<<<
@@ -30361,7 +25805,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
     }
     goto __pyx_L0;
 
-    /* "ext/wsdecode.pyx":517
+    /* "ext/wsdecode.pyx":354
  *         self.event = C_EV_NONE
  *         self.reason = R_NONE
  *         if self.failed:             # <<<<<<<<<<<<<<
@@ -30370,7 +25814,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
   }
 
-  /* "ext/wsdecode.pyx":520
+  /* "ext/wsdecode.pyx":357
  *             self.event = C_EV_PROTOCOL
  *             return 0
  *         while True:             # <<<<<<<<<<<<<<
@@ -30379,7 +25823,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
   while (1) {
 
-    /* "ext/wsdecode.pyx":521
+    /* "ext/wsdecode.pyx":358
  *             return 0
  *         while True:
  *             avail = self.end - self.pos             # <<<<<<<<<<<<<<
@@ -30388,7 +25832,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
     __pyx_v_avail = (__pyx_v_self->end - __pyx_v_self->pos);
 
-    /* "ext/wsdecode.pyx":522
+    /* "ext/wsdecode.pyx":359
  *         while True:
  *             avail = self.end - self.pos
  *             if self.skip:             # <<<<<<<<<<<<<<
@@ -30400,7 +25844,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
     if (__pyx_t_2) {
 
 
-      /* "ext/wsdecode.pyx":523
+      /* "ext/wsdecode.pyx":360
  *             avail = self.end - self.pos
  *             if self.skip:
  *                 k = min(<int64_t>avail, self.skip)             # <<<<<<<<<<<<<<
@@ -30424,7 +25868,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
       __pyx_v_k = __pyx_t_9;
 
 
-      /* "ext/wsdecode.pyx":524
+      /* "ext/wsdecode.pyx":361
  *             if self.skip:
  *                 k = min(<int64_t>avail, self.skip)
  *                 self.pos += k             # <<<<<<<<<<<<<<
@@ -30433,7 +25877,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
       __pyx_v_self->pos = (__pyx_v_self->pos + __pyx_v_k);
 
-      /* "ext/wsdecode.pyx":525
+      /* "ext/wsdecode.pyx":362
  *                 k = min(<int64_t>avail, self.skip)
  *                 self.pos += k
  *                 self.skip -= k             # <<<<<<<<<<<<<<
@@ -30442,7 +25886,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
       __pyx_v_self->skip = (__pyx_v_self->skip - __pyx_v_k);
 
-      /* "ext/wsdecode.pyx":526
+      /* "ext/wsdecode.pyx":363
  *                 self.pos += k
  *                 self.skip -= k
  *                 if self.skip:             # <<<<<<<<<<<<<<
@@ -30454,14 +25898,14 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
       if (__pyx_t_2) {
 
 
-        /* "ext/wsdecode.pyx":527
+        /* "ext/wsdecode.pyx":364
  *                 self.skip -= k
  *                 if self.skip:
  *                     return n             # <<<<<<<<<<<<<<
  *                 continue
  *             if avail < 2:
 */
-        __pyx_t_4 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 527, __pyx_L1_error)
+        __pyx_t_4 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 364, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_4);
         {
           PyObject *__pyx_temp;
@@ -30474,7 +25918,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
         __pyx_t_4 = 0;
         goto __pyx_L0;
 
-        /* "ext/wsdecode.pyx":526
+        /* "ext/wsdecode.pyx":363
  *                 self.pos += k
  *                 self.skip -= k
  *                 if self.skip:             # <<<<<<<<<<<<<<
@@ -30483,7 +25927,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
       }
 
-      /* "ext/wsdecode.pyx":528
+      /* "ext/wsdecode.pyx":365
  *                 if self.skip:
  *                     return n
  *                 continue             # <<<<<<<<<<<<<<
@@ -30492,7 +25936,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
       goto __pyx_L8_continue;
 
-      /* "ext/wsdecode.pyx":522
+      /* "ext/wsdecode.pyx":359
  *         while True:
  *             avail = self.end - self.pos
  *             if self.skip:             # <<<<<<<<<<<<<<
@@ -30501,7 +25945,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
     }
 
-    /* "ext/wsdecode.pyx":529
+    /* "ext/wsdecode.pyx":366
  *                     return n
  *                 continue
  *             if avail < 2:             # <<<<<<<<<<<<<<
@@ -30513,14 +25957,14 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
     if (__pyx_t_2) {
 
 
-      /* "ext/wsdecode.pyx":530
+      /* "ext/wsdecode.pyx":367
  *                 continue
  *             if avail < 2:
  *                 return n             # <<<<<<<<<<<<<<
  *             p = self.pos
  *             b0 = buf[p]
 */
-      __pyx_t_4 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 530, __pyx_L1_error)
+      __pyx_t_4 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 367, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
       {
         PyObject *__pyx_temp;
@@ -30533,7 +25977,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
       __pyx_t_4 = 0;
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":529
+      /* "ext/wsdecode.pyx":366
  *                     return n
  *                 continue
  *             if avail < 2:             # <<<<<<<<<<<<<<
@@ -30542,7 +25986,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
     }
 
-    /* "ext/wsdecode.pyx":531
+    /* "ext/wsdecode.pyx":368
  *             if avail < 2:
  *                 return n
  *             p = self.pos             # <<<<<<<<<<<<<<
@@ -30553,7 +25997,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 
     __pyx_v_p = __pyx_t_10;
 
-    /* "ext/wsdecode.pyx":532
+    /* "ext/wsdecode.pyx":369
  *                 return n
  *             p = self.pos
  *             b0 = buf[p]             # <<<<<<<<<<<<<<
@@ -30562,7 +26006,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
     __pyx_v_b0 = (__pyx_v_buf[__pyx_v_p]);
 
-    /* "ext/wsdecode.pyx":533
+    /* "ext/wsdecode.pyx":370
  *             p = self.pos
  *             b0 = buf[p]
  *             b1 = buf[p + 1]             # <<<<<<<<<<<<<<
@@ -30571,7 +26015,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
     __pyx_v_b1 = (__pyx_v_buf[(__pyx_v_p + 1)]);
 
-    /* "ext/wsdecode.pyx":534
+    /* "ext/wsdecode.pyx":371
  *             b0 = buf[p]
  *             b1 = buf[p + 1]
  *             ln = b1 & 0x7F             # <<<<<<<<<<<<<<
@@ -30580,7 +26024,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
     __pyx_v_ln = (__pyx_v_b1 & 0x7F);
 
-    /* "ext/wsdecode.pyx":535
+    /* "ext/wsdecode.pyx":372
  *             b1 = buf[p + 1]
  *             ln = b1 & 0x7F
  *             hl = 2             # <<<<<<<<<<<<<<
@@ -30589,7 +26033,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
     __pyx_v_hl = 2;
 
-    /* "ext/wsdecode.pyx":536
+    /* "ext/wsdecode.pyx":373
  *             ln = b1 & 0x7F
  *             hl = 2
  *             if ln == 126:             # <<<<<<<<<<<<<<
@@ -30599,7 +26043,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
     switch (__pyx_v_ln) {
       case 0x7E:
 
-      /* "ext/wsdecode.pyx":537
+      /* "ext/wsdecode.pyx":374
  *             hl = 2
  *             if ln == 126:
  *                 hl = 4             # <<<<<<<<<<<<<<
@@ -30608,7 +26052,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
       __pyx_v_hl = 4;
 
-      /* "ext/wsdecode.pyx":536
+      /* "ext/wsdecode.pyx":373
  *             ln = b1 & 0x7F
  *             hl = 2
  *             if ln == 126:             # <<<<<<<<<<<<<<
@@ -30618,7 +26062,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
       break;
       case 0x7F:
 
-      /* "ext/wsdecode.pyx":539
+      /* "ext/wsdecode.pyx":376
  *                 hl = 4
  *             elif ln == 127:
  *                 hl = 10             # <<<<<<<<<<<<<<
@@ -30627,7 +26071,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
       __pyx_v_hl = 10;
 
-      /* "ext/wsdecode.pyx":538
+      /* "ext/wsdecode.pyx":375
  *             if ln == 126:
  *                 hl = 4
  *             elif ln == 127:             # <<<<<<<<<<<<<<
@@ -30638,7 +26082,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
       default: break;
     }
 
-    /* "ext/wsdecode.pyx":540
+    /* "ext/wsdecode.pyx":377
  *             elif ln == 127:
  *                 hl = 10
  *             if avail < hl:             # <<<<<<<<<<<<<<
@@ -30650,14 +26094,14 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
     if (__pyx_t_2) {
 
 
-      /* "ext/wsdecode.pyx":541
+      /* "ext/wsdecode.pyx":378
  *                 hl = 10
  *             if avail < hl:
  *                 return n             # <<<<<<<<<<<<<<
  *             if ln == 126:
  *                 ln = (<uint64_t>buf[p + 2] << 8) | buf[p + 3]
 */
-      __pyx_t_4 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 541, __pyx_L1_error)
+      __pyx_t_4 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 378, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
       {
         PyObject *__pyx_temp;
@@ -30670,7 +26114,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
       __pyx_t_4 = 0;
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":540
+      /* "ext/wsdecode.pyx":377
  *             elif ln == 127:
  *                 hl = 10
  *             if avail < hl:             # <<<<<<<<<<<<<<
@@ -30679,7 +26123,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
     }
 
-    /* "ext/wsdecode.pyx":542
+    /* "ext/wsdecode.pyx":379
  *             if avail < hl:
  *                 return n
  *             if ln == 126:             # <<<<<<<<<<<<<<
@@ -30689,7 +26133,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
     switch (__pyx_v_ln) {
       case 0x7E:
 
-      /* "ext/wsdecode.pyx":543
+      /* "ext/wsdecode.pyx":380
  *                 return n
  *             if ln == 126:
  *                 ln = (<uint64_t>buf[p + 2] << 8) | buf[p + 3]             # <<<<<<<<<<<<<<
@@ -30698,7 +26142,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
       __pyx_v_ln = ((((uint64_t)(__pyx_v_buf[(__pyx_v_p + 2)])) << 8) | (__pyx_v_buf[(__pyx_v_p + 3)]));
 
-      /* "ext/wsdecode.pyx":542
+      /* "ext/wsdecode.pyx":379
  *             if avail < hl:
  *                 return n
  *             if ln == 126:             # <<<<<<<<<<<<<<
@@ -30708,7 +26152,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
       break;
       case 0x7F:
 
-      /* "ext/wsdecode.pyx":545
+      /* "ext/wsdecode.pyx":382
  *                 ln = (<uint64_t>buf[p + 2] << 8) | buf[p + 3]
  *             elif ln == 127:
  *                 ln = 0             # <<<<<<<<<<<<<<
@@ -30717,7 +26161,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
       __pyx_v_ln = 0;
 
-      /* "ext/wsdecode.pyx":546
+      /* "ext/wsdecode.pyx":383
  *             elif ln == 127:
  *                 ln = 0
  *                 for k in range(8):             # <<<<<<<<<<<<<<
@@ -30727,7 +26171,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
       for (__pyx_t_10 = 0; __pyx_t_10 < 8; __pyx_t_10+=1) {
         __pyx_v_k = __pyx_t_10;
 
-        /* "ext/wsdecode.pyx":547
+        /* "ext/wsdecode.pyx":384
  *                 ln = 0
  *                 for k in range(8):
  *                     ln = (ln << 8) | buf[p + 2 + k]             # <<<<<<<<<<<<<<
@@ -30737,7 +26181,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
         __pyx_v_ln = ((__pyx_v_ln << 8) | (__pyx_v_buf[((__pyx_v_p + 2) + __pyx_v_k)]));
       }
 
-      /* "ext/wsdecode.pyx":548
+      /* "ext/wsdecode.pyx":385
  *                 for k in range(8):
  *                     ln = (ln << 8) | buf[p + 2 + k]
  *                 if ln >> 63:             # <<<<<<<<<<<<<<
@@ -30749,23 +26193,23 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
       if (__pyx_t_2) {
 
 
-        /* "ext/wsdecode.pyx":549
+        /* "ext/wsdecode.pyx":386
  *                     ln = (ln << 8) | buf[p + 2 + k]
  *                 if ln >> 63:
  *                     self._protocol("frame length has the top bit set")             # <<<<<<<<<<<<<<
  *                     return n
  *             fin = (b0 & 0x80) != 0
 */
-        ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_protocol(__pyx_v_self, __pyx_mstate_global->__pyx_kp_u_frame_length_has_the_top_bit_set); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 549, __pyx_L1_error)
+        ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_protocol(__pyx_v_self, __pyx_mstate_global->__pyx_kp_u_frame_length_has_the_top_bit_set); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 386, __pyx_L1_error)
 
-        /* "ext/wsdecode.pyx":550
+        /* "ext/wsdecode.pyx":387
  *                 if ln >> 63:
  *                     self._protocol("frame length has the top bit set")
  *                     return n             # <<<<<<<<<<<<<<
  *             fin = (b0 & 0x80) != 0
  *             op = b0 & 0x0F
 */
-        __pyx_t_4 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 550, __pyx_L1_error)
+        __pyx_t_4 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 387, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_4);
         {
           PyObject *__pyx_temp;
@@ -30778,7 +26222,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
         __pyx_t_4 = 0;
         goto __pyx_L0;
 
-        /* "ext/wsdecode.pyx":548
+        /* "ext/wsdecode.pyx":385
  *                 for k in range(8):
  *                     ln = (ln << 8) | buf[p + 2 + k]
  *                 if ln >> 63:             # <<<<<<<<<<<<<<
@@ -30787,7 +26231,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
       }
 
-      /* "ext/wsdecode.pyx":544
+      /* "ext/wsdecode.pyx":381
  *             if ln == 126:
  *                 ln = (<uint64_t>buf[p + 2] << 8) | buf[p + 3]
  *             elif ln == 127:             # <<<<<<<<<<<<<<
@@ -30798,7 +26242,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
       default: break;
     }
 
-    /* "ext/wsdecode.pyx":551
+    /* "ext/wsdecode.pyx":388
  *                     self._protocol("frame length has the top bit set")
  *                     return n
  *             fin = (b0 & 0x80) != 0             # <<<<<<<<<<<<<<
@@ -30807,7 +26251,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
     __pyx_v_fin = ((__pyx_v_b0 & 0x80) != 0);
 
-    /* "ext/wsdecode.pyx":552
+    /* "ext/wsdecode.pyx":389
  *                     return n
  *             fin = (b0 & 0x80) != 0
  *             op = b0 & 0x0F             # <<<<<<<<<<<<<<
@@ -30816,7 +26260,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
     __pyx_v_op = (__pyx_v_b0 & 0x0F);
 
-    /* "ext/wsdecode.pyx":553
+    /* "ext/wsdecode.pyx":390
  *             fin = (b0 & 0x80) != 0
  *             op = b0 & 0x0F
  *             if b0 & 0x70:             # <<<<<<<<<<<<<<
@@ -30828,23 +26272,23 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
     if (__pyx_t_2) {
 
 
-      /* "ext/wsdecode.pyx":554
+      /* "ext/wsdecode.pyx":391
  *             op = b0 & 0x0F
  *             if b0 & 0x70:
  *                 self._protocol("reserved bits set")             # <<<<<<<<<<<<<<
  *                 return n
  *             if b1 & 0x80:
 */
-      ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_protocol(__pyx_v_self, __pyx_mstate_global->__pyx_kp_u_reserved_bits_set); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 554, __pyx_L1_error)
+      ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_protocol(__pyx_v_self, __pyx_mstate_global->__pyx_kp_u_reserved_bits_set); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 391, __pyx_L1_error)
 
-      /* "ext/wsdecode.pyx":555
+      /* "ext/wsdecode.pyx":392
  *             if b0 & 0x70:
  *                 self._protocol("reserved bits set")
  *                 return n             # <<<<<<<<<<<<<<
  *             if b1 & 0x80:
  *                 self._protocol("masked frame from the server")
 */
-      __pyx_t_4 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 555, __pyx_L1_error)
+      __pyx_t_4 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 392, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
       {
         PyObject *__pyx_temp;
@@ -30857,7 +26301,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
       __pyx_t_4 = 0;
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":553
+      /* "ext/wsdecode.pyx":390
  *             fin = (b0 & 0x80) != 0
  *             op = b0 & 0x0F
  *             if b0 & 0x70:             # <<<<<<<<<<<<<<
@@ -30866,7 +26310,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
     }
 
-    /* "ext/wsdecode.pyx":556
+    /* "ext/wsdecode.pyx":393
  *                 self._protocol("reserved bits set")
  *                 return n
  *             if b1 & 0x80:             # <<<<<<<<<<<<<<
@@ -30878,23 +26322,23 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
     if (__pyx_t_2) {
 
 
-      /* "ext/wsdecode.pyx":557
+      /* "ext/wsdecode.pyx":394
  *                 return n
  *             if b1 & 0x80:
  *                 self._protocol("masked frame from the server")             # <<<<<<<<<<<<<<
  *                 return n
  *             if op >= 8:
 */
-      ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_protocol(__pyx_v_self, __pyx_mstate_global->__pyx_kp_u_masked_frame_from_the_server); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 557, __pyx_L1_error)
+      ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_protocol(__pyx_v_self, __pyx_mstate_global->__pyx_kp_u_masked_frame_from_the_server); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 394, __pyx_L1_error)
 
-      /* "ext/wsdecode.pyx":558
+      /* "ext/wsdecode.pyx":395
  *             if b1 & 0x80:
  *                 self._protocol("masked frame from the server")
  *                 return n             # <<<<<<<<<<<<<<
  *             if op >= 8:
  *                 if op != 8 and op != 9 and op != 10:
 */
-      __pyx_t_4 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 558, __pyx_L1_error)
+      __pyx_t_4 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 395, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
       {
         PyObject *__pyx_temp;
@@ -30907,7 +26351,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
       __pyx_t_4 = 0;
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":556
+      /* "ext/wsdecode.pyx":393
  *                 self._protocol("reserved bits set")
  *                 return n
  *             if b1 & 0x80:             # <<<<<<<<<<<<<<
@@ -30916,7 +26360,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
     }
 
-    /* "ext/wsdecode.pyx":559
+    /* "ext/wsdecode.pyx":396
  *                 self._protocol("masked frame from the server")
  *                 return n
  *             if op >= 8:             # <<<<<<<<<<<<<<
@@ -30928,7 +26372,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
     if (__pyx_t_2) {
 
 
-      /* "ext/wsdecode.pyx":560
+      /* "ext/wsdecode.pyx":397
  *                 return n
  *             if op >= 8:
  *                 if op != 8 and op != 9 and op != 10:             # <<<<<<<<<<<<<<
@@ -30948,29 +26392,29 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
       if (__pyx_t_2) {
 
 
-        /* "ext/wsdecode.pyx":561
+        /* "ext/wsdecode.pyx":398
  *             if op >= 8:
  *                 if op != 8 and op != 9 and op != 10:
  *                     self._protocol(f"unknown control opcode {op}")             # <<<<<<<<<<<<<<
  *                     return n
  *                 if not fin or ln > 125:
 */
-        __pyx_t_4 = __Pyx_PyUnicode_From_int(__pyx_v_op, 0, ' ', 'd'); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 561, __pyx_L1_error)
+        __pyx_t_4 = __Pyx_PyUnicode_From_int(__pyx_v_op, 0, ' ', 'd'); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 398, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_4);
-        __pyx_t_5 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_unknown_control_opcode, __pyx_t_4); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 561, __pyx_L1_error)
+        __pyx_t_5 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_unknown_control_opcode, __pyx_t_4); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 398, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_5);
         __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-        ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_protocol(__pyx_v_self, ((PyObject*)__pyx_t_5)); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 561, __pyx_L1_error)
+        ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_protocol(__pyx_v_self, ((PyObject*)__pyx_t_5)); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 398, __pyx_L1_error)
         __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
 
-        /* "ext/wsdecode.pyx":562
+        /* "ext/wsdecode.pyx":399
  *                 if op != 8 and op != 9 and op != 10:
  *                     self._protocol(f"unknown control opcode {op}")
  *                     return n             # <<<<<<<<<<<<<<
  *                 if not fin or ln > 125:
  *                     self._protocol("fragmented or oversized control frame")
 */
-        __pyx_t_5 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 562, __pyx_L1_error)
+        __pyx_t_5 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 399, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_5);
         {
           PyObject *__pyx_temp;
@@ -30983,7 +26427,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
         __pyx_t_5 = 0;
         goto __pyx_L0;
 
-        /* "ext/wsdecode.pyx":560
+        /* "ext/wsdecode.pyx":397
  *                 return n
  *             if op >= 8:
  *                 if op != 8 and op != 9 and op != 10:             # <<<<<<<<<<<<<<
@@ -30992,7 +26436,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
       }
 
-      /* "ext/wsdecode.pyx":563
+      /* "ext/wsdecode.pyx":400
  *                     self._protocol(f"unknown control opcode {op}")
  *                     return n
  *                 if not fin or ln > 125:             # <<<<<<<<<<<<<<
@@ -31018,23 +26462,23 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
       if (__pyx_t_2) {
 
 
-        /* "ext/wsdecode.pyx":564
+        /* "ext/wsdecode.pyx":401
  *                     return n
  *                 if not fin or ln > 125:
  *                     self._protocol("fragmented or oversized control frame")             # <<<<<<<<<<<<<<
  *                     return n
  *             elif op != 0 and op != 1 and op != 2:
 */
-        ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_protocol(__pyx_v_self, __pyx_mstate_global->__pyx_kp_u_fragmented_or_oversized_control); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 564, __pyx_L1_error)
+        ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_protocol(__pyx_v_self, __pyx_mstate_global->__pyx_kp_u_fragmented_or_oversized_control); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 401, __pyx_L1_error)
 
-        /* "ext/wsdecode.pyx":565
+        /* "ext/wsdecode.pyx":402
  *                 if not fin or ln > 125:
  *                     self._protocol("fragmented or oversized control frame")
  *                     return n             # <<<<<<<<<<<<<<
  *             elif op != 0 and op != 1 and op != 2:
  *                 self._protocol(f"unknown data opcode {op}")
 */
-        __pyx_t_5 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 565, __pyx_L1_error)
+        __pyx_t_5 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 402, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_5);
         {
           PyObject *__pyx_temp;
@@ -31047,7 +26491,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
         __pyx_t_5 = 0;
         goto __pyx_L0;
 
-        /* "ext/wsdecode.pyx":563
+        /* "ext/wsdecode.pyx":400
  *                     self._protocol(f"unknown control opcode {op}")
  *                     return n
  *                 if not fin or ln > 125:             # <<<<<<<<<<<<<<
@@ -31056,7 +26500,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
       }
 
-      /* "ext/wsdecode.pyx":559
+      /* "ext/wsdecode.pyx":396
  *                 self._protocol("masked frame from the server")
  *                 return n
  *             if op >= 8:             # <<<<<<<<<<<<<<
@@ -31066,7 +26510,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
       goto __pyx_L19;
     }
 
-    /* "ext/wsdecode.pyx":566
+    /* "ext/wsdecode.pyx":403
  *                     self._protocol("fragmented or oversized control frame")
  *                     return n
  *             elif op != 0 and op != 1 and op != 2:             # <<<<<<<<<<<<<<
@@ -31086,29 +26530,29 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
     if (__pyx_t_2) {
 
 
-      /* "ext/wsdecode.pyx":567
+      /* "ext/wsdecode.pyx":404
  *                     return n
  *             elif op != 0 and op != 1 and op != 2:
  *                 self._protocol(f"unknown data opcode {op}")             # <<<<<<<<<<<<<<
  *                 return n
  *             elif op == 0 and self.frag is None and not self.frag_discard:
 */
-      __pyx_t_5 = __Pyx_PyUnicode_From_int(__pyx_v_op, 0, ' ', 'd'); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 567, __pyx_L1_error)
+      __pyx_t_5 = __Pyx_PyUnicode_From_int(__pyx_v_op, 0, ' ', 'd'); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 404, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_5);
-      __pyx_t_4 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_unknown_data_opcode, __pyx_t_5); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 567, __pyx_L1_error)
+      __pyx_t_4 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_unknown_data_opcode, __pyx_t_5); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 404, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
       __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-      ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_protocol(__pyx_v_self, ((PyObject*)__pyx_t_4)); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 567, __pyx_L1_error)
+      ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_protocol(__pyx_v_self, ((PyObject*)__pyx_t_4)); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 404, __pyx_L1_error)
       __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
-      /* "ext/wsdecode.pyx":568
+      /* "ext/wsdecode.pyx":405
  *             elif op != 0 and op != 1 and op != 2:
  *                 self._protocol(f"unknown data opcode {op}")
  *                 return n             # <<<<<<<<<<<<<<
  *             elif op == 0 and self.frag is None and not self.frag_discard:
  *                 self._protocol("continuation frame without a message")
 */
-      __pyx_t_4 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 568, __pyx_L1_error)
+      __pyx_t_4 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 405, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
       {
         PyObject *__pyx_temp;
@@ -31121,7 +26565,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
       __pyx_t_4 = 0;
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":566
+      /* "ext/wsdecode.pyx":403
  *                     self._protocol("fragmented or oversized control frame")
  *                     return n
  *             elif op != 0 and op != 1 and op != 2:             # <<<<<<<<<<<<<<
@@ -31130,7 +26574,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
     }
 
-    /* "ext/wsdecode.pyx":569
+    /* "ext/wsdecode.pyx":406
  *                 self._protocol(f"unknown data opcode {op}")
  *                 return n
  *             elif op == 0 and self.frag is None and not self.frag_discard:             # <<<<<<<<<<<<<<
@@ -31165,23 +26609,23 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
     if (__pyx_t_2) {
 
 
-      /* "ext/wsdecode.pyx":570
+      /* "ext/wsdecode.pyx":407
  *                 return n
  *             elif op == 0 and self.frag is None and not self.frag_discard:
  *                 self._protocol("continuation frame without a message")             # <<<<<<<<<<<<<<
  *                 return n
  *             elif op != 0 and (self.frag is not None or self.frag_discard):
 */
-      ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_protocol(__pyx_v_self, __pyx_mstate_global->__pyx_kp_u_continuation_frame_without_a_mes); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 570, __pyx_L1_error)
+      ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_protocol(__pyx_v_self, __pyx_mstate_global->__pyx_kp_u_continuation_frame_without_a_mes); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 407, __pyx_L1_error)
 
-      /* "ext/wsdecode.pyx":571
+      /* "ext/wsdecode.pyx":408
  *             elif op == 0 and self.frag is None and not self.frag_discard:
  *                 self._protocol("continuation frame without a message")
  *                 return n             # <<<<<<<<<<<<<<
  *             elif op != 0 and (self.frag is not None or self.frag_discard):
  *                 self._protocol("new message inside a fragmented one")
 */
-      __pyx_t_4 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 571, __pyx_L1_error)
+      __pyx_t_4 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 408, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
       {
         PyObject *__pyx_temp;
@@ -31194,7 +26638,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
       __pyx_t_4 = 0;
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":569
+      /* "ext/wsdecode.pyx":406
  *                 self._protocol(f"unknown data opcode {op}")
  *                 return n
  *             elif op == 0 and self.frag is None and not self.frag_discard:             # <<<<<<<<<<<<<<
@@ -31203,7 +26647,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
     }
 
-    /* "ext/wsdecode.pyx":572
+    /* "ext/wsdecode.pyx":409
  *                 self._protocol("continuation frame without a message")
  *                 return n
  *             elif op != 0 and (self.frag is not None or self.frag_discard):             # <<<<<<<<<<<<<<
@@ -31235,23 +26679,23 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
     if (__pyx_t_2) {
 
 
-      /* "ext/wsdecode.pyx":573
+      /* "ext/wsdecode.pyx":410
  *                 return n
  *             elif op != 0 and (self.frag is not None or self.frag_discard):
  *                 self._protocol("new message inside a fragmented one")             # <<<<<<<<<<<<<<
  *                 return n
  *             if ln > <uint64_t>self.max_message and op < 8:
 */
-      ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_protocol(__pyx_v_self, __pyx_mstate_global->__pyx_kp_u_new_message_inside_a_fragmented); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 573, __pyx_L1_error)
+      ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_protocol(__pyx_v_self, __pyx_mstate_global->__pyx_kp_u_new_message_inside_a_fragmented); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 410, __pyx_L1_error)
 
-      /* "ext/wsdecode.pyx":574
+      /* "ext/wsdecode.pyx":411
  *             elif op != 0 and (self.frag is not None or self.frag_discard):
  *                 self._protocol("new message inside a fragmented one")
  *                 return n             # <<<<<<<<<<<<<<
  *             if ln > <uint64_t>self.max_message and op < 8:
  *                 self.frames += 1
 */
-      __pyx_t_4 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 574, __pyx_L1_error)
+      __pyx_t_4 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 411, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
       {
         PyObject *__pyx_temp;
@@ -31264,7 +26708,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
       __pyx_t_4 = 0;
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":572
+      /* "ext/wsdecode.pyx":409
  *                 self._protocol("continuation frame without a message")
  *                 return n
  *             elif op != 0 and (self.frag is not None or self.frag_discard):             # <<<<<<<<<<<<<<
@@ -31274,7 +26718,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
     }
     __pyx_L19:;
 
-    /* "ext/wsdecode.pyx":575
+    /* "ext/wsdecode.pyx":412
  *                 self._protocol("new message inside a fragmented one")
  *                 return n
  *             if ln > <uint64_t>self.max_message and op < 8:             # <<<<<<<<<<<<<<
@@ -31300,7 +26744,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
     if (__pyx_t_2) {
 
 
-      /* "ext/wsdecode.pyx":576
+      /* "ext/wsdecode.pyx":413
  *                 return n
  *             if ln > <uint64_t>self.max_message and op < 8:
  *                 self.frames += 1             # <<<<<<<<<<<<<<
@@ -31309,7 +26753,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
       __pyx_v_self->frames = (__pyx_v_self->frames + 1);
 
-      /* "ext/wsdecode.pyx":577
+      /* "ext/wsdecode.pyx":414
  *             if ln > <uint64_t>self.max_message and op < 8:
  *                 self.frames += 1
  *                 self.oversized += 1             # <<<<<<<<<<<<<<
@@ -31318,7 +26762,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
       __pyx_v_self->oversized = (__pyx_v_self->oversized + 1);
 
-      /* "ext/wsdecode.pyx":578
+      /* "ext/wsdecode.pyx":415
  *                 self.frames += 1
  *                 self.oversized += 1
  *                 self.pos = p + hl             # <<<<<<<<<<<<<<
@@ -31327,7 +26771,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
       __pyx_v_self->pos = (__pyx_v_p + __pyx_v_hl);
 
-      /* "ext/wsdecode.pyx":579
+      /* "ext/wsdecode.pyx":416
  *                 self.oversized += 1
  *                 self.pos = p + hl
  *                 self.skip = <int64_t>ln             # <<<<<<<<<<<<<<
@@ -31336,7 +26780,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
       __pyx_v_self->skip = ((int64_t)__pyx_v_ln);
 
-      /* "ext/wsdecode.pyx":580
+      /* "ext/wsdecode.pyx":417
  *                 self.pos = p + hl
  *                 self.skip = <int64_t>ln
  *                 k = min(<Py_ssize_t>SAMPLE_LEN, avail - hl)             # <<<<<<<<<<<<<<
@@ -31360,21 +26804,21 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
       __pyx_v_k = __pyx_t_12;
 
 
-      /* "ext/wsdecode.pyx":581
+      /* "ext/wsdecode.pyx":418
  *                 self.skip = <int64_t>ln
  *                 k = min(<Py_ssize_t>SAMPLE_LEN, avail - hl)
  *                 self.message = self._slice(self.pos, self.pos + k)             # <<<<<<<<<<<<<<
  *                 self.error = "oversized"
  *                 if op == 0 or not fin:
 */
-      __pyx_t_4 = ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_slice(__pyx_v_self, __pyx_v_self->pos, (__pyx_v_self->pos + __pyx_v_k)); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 581, __pyx_L1_error)
+      __pyx_t_4 = ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_slice(__pyx_v_self, __pyx_v_self->pos, (__pyx_v_self->pos + __pyx_v_k)); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 418, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
       __Pyx_GIVEREF(__pyx_t_4);
       __Pyx_GOTREF(__pyx_v_self->message);
       __Pyx_DECREF_SET(__pyx_v_self->message, ((PyObject*)__pyx_t_4));
       __pyx_t_4 = 0;
 
-      /* "ext/wsdecode.pyx":582
+      /* "ext/wsdecode.pyx":419
  *                 k = min(<Py_ssize_t>SAMPLE_LEN, avail - hl)
  *                 self.message = self._slice(self.pos, self.pos + k)
  *                 self.error = "oversized"             # <<<<<<<<<<<<<<
@@ -31386,7 +26830,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
       __Pyx_GOTREF(__pyx_v_self->error);
       __Pyx_DECREF_SET(__pyx_v_self->error, __pyx_mstate_global->__pyx_n_u_oversized);
 
-      /* "ext/wsdecode.pyx":583
+      /* "ext/wsdecode.pyx":420
  *                 self.message = self._slice(self.pos, self.pos + k)
  *                 self.error = "oversized"
  *                 if op == 0 or not fin:             # <<<<<<<<<<<<<<
@@ -31412,7 +26856,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
       if (__pyx_t_2) {
 
 
-        /* "ext/wsdecode.pyx":584
+        /* "ext/wsdecode.pyx":421
  *                 self.error = "oversized"
  *                 if op == 0 or not fin:
  *                     self.frag = None             # <<<<<<<<<<<<<<
@@ -31424,7 +26868,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
         __Pyx_GOTREF(__pyx_v_self->frag);
         __Pyx_DECREF_SET(__pyx_v_self->frag, Py_None);
 
-        /* "ext/wsdecode.pyx":585
+        /* "ext/wsdecode.pyx":422
  *                 if op == 0 or not fin:
  *                     self.frag = None
  *                     self.frag_discard = not fin             # <<<<<<<<<<<<<<
@@ -31433,7 +26877,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
         __pyx_v_self->frag_discard = (!__pyx_v_fin);
 
-        /* "ext/wsdecode.pyx":583
+        /* "ext/wsdecode.pyx":420
  *                 self.message = self._slice(self.pos, self.pos + k)
  *                 self.error = "oversized"
  *                 if op == 0 or not fin:             # <<<<<<<<<<<<<<
@@ -31442,7 +26886,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
       }
 
-      /* "ext/wsdecode.pyx":586
+      /* "ext/wsdecode.pyx":423
  *                     self.frag = None
  *                     self.frag_discard = not fin
  *                 self.event = C_EV_BAD             # <<<<<<<<<<<<<<
@@ -31451,14 +26895,14 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
       __pyx_v_self->event = __pyx_e_8pipeline_4_ext_8wsdecode_C_EV_BAD;
 
-      /* "ext/wsdecode.pyx":587
+      /* "ext/wsdecode.pyx":424
  *                     self.frag_discard = not fin
  *                 self.event = C_EV_BAD
  *                 return n             # <<<<<<<<<<<<<<
  *             if <uint64_t>avail < hl + ln:
  *                 return n
 */
-      __pyx_t_4 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 587, __pyx_L1_error)
+      __pyx_t_4 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 424, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
       {
         PyObject *__pyx_temp;
@@ -31471,7 +26915,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
       __pyx_t_4 = 0;
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":575
+      /* "ext/wsdecode.pyx":412
  *                 self._protocol("new message inside a fragmented one")
  *                 return n
  *             if ln > <uint64_t>self.max_message and op < 8:             # <<<<<<<<<<<<<<
@@ -31480,7 +26924,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
     }
 
-    /* "ext/wsdecode.pyx":588
+    /* "ext/wsdecode.pyx":425
  *                 self.event = C_EV_BAD
  *                 return n
  *             if <uint64_t>avail < hl + ln:             # <<<<<<<<<<<<<<
@@ -31492,14 +26936,14 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
     if (__pyx_t_2) {
 
 
-      /* "ext/wsdecode.pyx":589
+      /* "ext/wsdecode.pyx":426
  *                 return n
  *             if <uint64_t>avail < hl + ln:
  *                 return n             # <<<<<<<<<<<<<<
  *             s = p + hl
  *             e = s + <Py_ssize_t>ln
 */
-      __pyx_t_4 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 589, __pyx_L1_error)
+      __pyx_t_4 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 426, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
       {
         PyObject *__pyx_temp;
@@ -31512,7 +26956,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
       __pyx_t_4 = 0;
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":588
+      /* "ext/wsdecode.pyx":425
  *                 self.event = C_EV_BAD
  *                 return n
  *             if <uint64_t>avail < hl + ln:             # <<<<<<<<<<<<<<
@@ -31521,7 +26965,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
     }
 
-    /* "ext/wsdecode.pyx":590
+    /* "ext/wsdecode.pyx":427
  *             if <uint64_t>avail < hl + ln:
  *                 return n
  *             s = p + hl             # <<<<<<<<<<<<<<
@@ -31530,7 +26974,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
     __pyx_v_s = (__pyx_v_p + __pyx_v_hl);
 
-    /* "ext/wsdecode.pyx":591
+    /* "ext/wsdecode.pyx":428
  *                 return n
  *             s = p + hl
  *             e = s + <Py_ssize_t>ln             # <<<<<<<<<<<<<<
@@ -31539,7 +26983,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
     __pyx_v_e = (__pyx_v_s + ((Py_ssize_t)__pyx_v_ln));
 
-    /* "ext/wsdecode.pyx":592
+    /* "ext/wsdecode.pyx":429
  *             s = p + hl
  *             e = s + <Py_ssize_t>ln
  *             self.frames += 1             # <<<<<<<<<<<<<<
@@ -31548,7 +26992,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
     __pyx_v_self->frames = (__pyx_v_self->frames + 1);
 
-    /* "ext/wsdecode.pyx":593
+    /* "ext/wsdecode.pyx":430
  *             e = s + <Py_ssize_t>ln
  *             self.frames += 1
  *             if op >= 8:             # <<<<<<<<<<<<<<
@@ -31560,7 +27004,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
     if (__pyx_t_2) {
 
 
-      /* "ext/wsdecode.pyx":594
+      /* "ext/wsdecode.pyx":431
  *             self.frames += 1
  *             if op >= 8:
  *                 self.pos = e             # <<<<<<<<<<<<<<
@@ -31569,21 +27013,21 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
       __pyx_v_self->pos = __pyx_v_e;
 
-      /* "ext/wsdecode.pyx":595
+      /* "ext/wsdecode.pyx":432
  *             if op >= 8:
  *                 self.pos = e
  *                 self.message = self._slice(s, e)             # <<<<<<<<<<<<<<
  *                 if op == 9:
  *                     self.pings += 1
 */
-      __pyx_t_4 = ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_slice(__pyx_v_self, __pyx_v_s, __pyx_v_e); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 595, __pyx_L1_error)
+      __pyx_t_4 = ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_slice(__pyx_v_self, __pyx_v_s, __pyx_v_e); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 432, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
       __Pyx_GIVEREF(__pyx_t_4);
       __Pyx_GOTREF(__pyx_v_self->message);
       __Pyx_DECREF_SET(__pyx_v_self->message, ((PyObject*)__pyx_t_4));
       __pyx_t_4 = 0;
 
-      /* "ext/wsdecode.pyx":596
+      /* "ext/wsdecode.pyx":433
  *                 self.pos = e
  *                 self.message = self._slice(s, e)
  *                 if op == 9:             # <<<<<<<<<<<<<<
@@ -31593,7 +27037,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
       switch (__pyx_v_op) {
         case 9:
 
-        /* "ext/wsdecode.pyx":597
+        /* "ext/wsdecode.pyx":434
  *                 self.message = self._slice(s, e)
  *                 if op == 9:
  *                     self.pings += 1             # <<<<<<<<<<<<<<
@@ -31602,7 +27046,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
         __pyx_v_self->pings = (__pyx_v_self->pings + 1);
 
-        /* "ext/wsdecode.pyx":598
+        /* "ext/wsdecode.pyx":435
  *                 if op == 9:
  *                     self.pings += 1
  *                     self.event = C_EV_PING             # <<<<<<<<<<<<<<
@@ -31611,7 +27055,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
         __pyx_v_self->event = __pyx_e_8pipeline_4_ext_8wsdecode_C_EV_PING;
 
-        /* "ext/wsdecode.pyx":596
+        /* "ext/wsdecode.pyx":433
  *                 self.pos = e
  *                 self.message = self._slice(s, e)
  *                 if op == 9:             # <<<<<<<<<<<<<<
@@ -31621,7 +27065,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
         break;
         case 10:
 
-        /* "ext/wsdecode.pyx":600
+        /* "ext/wsdecode.pyx":437
  *                     self.event = C_EV_PING
  *                 elif op == 10:
  *                     self.pongs += 1             # <<<<<<<<<<<<<<
@@ -31630,7 +27074,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
         __pyx_v_self->pongs = (__pyx_v_self->pongs + 1);
 
-        /* "ext/wsdecode.pyx":601
+        /* "ext/wsdecode.pyx":438
  *                 elif op == 10:
  *                     self.pongs += 1
  *                     self.event = C_EV_PONG             # <<<<<<<<<<<<<<
@@ -31639,7 +27083,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
         __pyx_v_self->event = __pyx_e_8pipeline_4_ext_8wsdecode_C_EV_PONG;
 
-        /* "ext/wsdecode.pyx":599
+        /* "ext/wsdecode.pyx":436
  *                     self.pings += 1
  *                     self.event = C_EV_PING
  *                 elif op == 10:             # <<<<<<<<<<<<<<
@@ -31649,7 +27093,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
         break;
         default:
 
-        /* "ext/wsdecode.pyx":603
+        /* "ext/wsdecode.pyx":440
  *                     self.event = C_EV_PONG
  *                 else:
  *                     self.closes += 1             # <<<<<<<<<<<<<<
@@ -31658,7 +27102,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
         __pyx_v_self->closes = (__pyx_v_self->closes + 1);
 
-        /* "ext/wsdecode.pyx":604
+        /* "ext/wsdecode.pyx":441
  *                 else:
  *                     self.closes += 1
  *                     self.event = C_EV_CLOSE             # <<<<<<<<<<<<<<
@@ -31669,14 +27113,14 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
         break;
       }
 
-      /* "ext/wsdecode.pyx":605
+      /* "ext/wsdecode.pyx":442
  *                     self.closes += 1
  *                     self.event = C_EV_CLOSE
  *                 return n             # <<<<<<<<<<<<<<
  *             if op == 0 or not fin:
  *                 self.pos = e
 */
-      __pyx_t_4 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 605, __pyx_L1_error)
+      __pyx_t_4 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 442, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
       {
         PyObject *__pyx_temp;
@@ -31689,7 +27133,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
       __pyx_t_4 = 0;
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":593
+      /* "ext/wsdecode.pyx":430
  *             e = s + <Py_ssize_t>ln
  *             self.frames += 1
  *             if op >= 8:             # <<<<<<<<<<<<<<
@@ -31698,7 +27142,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
     }
 
-    /* "ext/wsdecode.pyx":606
+    /* "ext/wsdecode.pyx":443
  *                     self.event = C_EV_CLOSE
  *                 return n
  *             if op == 0 or not fin:             # <<<<<<<<<<<<<<
@@ -31724,7 +27168,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
     if (__pyx_t_2) {
 
 
-      /* "ext/wsdecode.pyx":607
+      /* "ext/wsdecode.pyx":444
  *                 return n
  *             if op == 0 or not fin:
  *                 self.pos = e             # <<<<<<<<<<<<<<
@@ -31733,7 +27177,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
       __pyx_v_self->pos = __pyx_v_e;
 
-      /* "ext/wsdecode.pyx":608
+      /* "ext/wsdecode.pyx":445
  *             if op == 0 or not fin:
  *                 self.pos = e
  *                 if self.frag_discard:             # <<<<<<<<<<<<<<
@@ -31742,7 +27186,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
       if (__pyx_v_self->frag_discard) {
 
-        /* "ext/wsdecode.pyx":609
+        /* "ext/wsdecode.pyx":446
  *                 self.pos = e
  *                 if self.frag_discard:
  *                     if fin:             # <<<<<<<<<<<<<<
@@ -31751,7 +27195,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
         if (__pyx_v_fin) {
 
-          /* "ext/wsdecode.pyx":610
+          /* "ext/wsdecode.pyx":447
  *                 if self.frag_discard:
  *                     if fin:
  *                         self.frag_discard = False             # <<<<<<<<<<<<<<
@@ -31760,7 +27204,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
           __pyx_v_self->frag_discard = 0;
 
-          /* "ext/wsdecode.pyx":609
+          /* "ext/wsdecode.pyx":446
  *                 self.pos = e
  *                 if self.frag_discard:
  *                     if fin:             # <<<<<<<<<<<<<<
@@ -31769,7 +27213,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
         }
 
-        /* "ext/wsdecode.pyx":611
+        /* "ext/wsdecode.pyx":448
  *                     if fin:
  *                         self.frag_discard = False
  *                     continue             # <<<<<<<<<<<<<<
@@ -31778,7 +27222,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
         goto __pyx_L8_continue;
 
-        /* "ext/wsdecode.pyx":608
+        /* "ext/wsdecode.pyx":445
  *             if op == 0 or not fin:
  *                 self.pos = e
  *                 if self.frag_discard:             # <<<<<<<<<<<<<<
@@ -31787,7 +27231,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
       }
 
-      /* "ext/wsdecode.pyx":612
+      /* "ext/wsdecode.pyx":449
  *                         self.frag_discard = False
  *                     continue
  *                 if op != 0:             # <<<<<<<<<<<<<<
@@ -31799,7 +27243,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
       if (__pyx_t_2) {
 
 
-        /* "ext/wsdecode.pyx":613
+        /* "ext/wsdecode.pyx":450
  *                     continue
  *                 if op != 0:
  *                     self.frag = bytearray()             # <<<<<<<<<<<<<<
@@ -31812,7 +27256,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
           PyObject *__pyx_callargs[2] = {__pyx_t_5, NULL};
           __pyx_t_4 = __Pyx_PyObject_FastCall((PyObject*)(&PyByteArray_Type), __pyx_callargs+__pyx_t_6, (1-__pyx_t_6) | (__pyx_t_6*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
           __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
-          if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 613, __pyx_L1_error)
+          if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 450, __pyx_L1_error)
           __Pyx_GOTREF(__pyx_t_4);
         }
         __Pyx_GIVEREF(__pyx_t_4);
@@ -31820,7 +27264,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
         __Pyx_DECREF_SET(__pyx_v_self->frag, __pyx_t_4);
         __pyx_t_4 = 0;
 
-        /* "ext/wsdecode.pyx":614
+        /* "ext/wsdecode.pyx":451
  *                 if op != 0:
  *                     self.frag = bytearray()
  *                     self.frag_opcode = op             # <<<<<<<<<<<<<<
@@ -31829,7 +27273,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
         __pyx_v_self->frag_opcode = __pyx_v_op;
 
-        /* "ext/wsdecode.pyx":612
+        /* "ext/wsdecode.pyx":449
  *                         self.frag_discard = False
  *                     continue
  *                 if op != 0:             # <<<<<<<<<<<<<<
@@ -31838,16 +27282,16 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
       }
 
-      /* "ext/wsdecode.pyx":615
+      /* "ext/wsdecode.pyx":452
  *                     self.frag = bytearray()
  *                     self.frag_opcode = op
  *                 self.frag += self._slice(s, e)             # <<<<<<<<<<<<<<
  *                 if len(self.frag) > self.max_message:
  *                     self.oversized += 1
 */
-      __pyx_t_4 = ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_slice(__pyx_v_self, __pyx_v_s, __pyx_v_e); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 615, __pyx_L1_error)
+      __pyx_t_4 = ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_slice(__pyx_v_self, __pyx_v_s, __pyx_v_e); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 452, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
-      __pyx_t_5 = PyNumber_InPlaceAdd(__pyx_v_self->frag, __pyx_t_4); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 615, __pyx_L1_error)
+      __pyx_t_5 = PyNumber_InPlaceAdd(__pyx_v_self->frag, __pyx_t_4); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 452, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_5);
       __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
       __Pyx_GIVEREF(__pyx_t_5);
@@ -31855,7 +27299,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
       __Pyx_DECREF_SET(__pyx_v_self->frag, __pyx_t_5);
       __pyx_t_5 = 0;
 
-      /* "ext/wsdecode.pyx":616
+      /* "ext/wsdecode.pyx":453
  *                     self.frag_opcode = op
  *                 self.frag += self._slice(s, e)
  *                 if len(self.frag) > self.max_message:             # <<<<<<<<<<<<<<
@@ -31864,7 +27308,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
       __pyx_t_5 = __pyx_v_self->frag;
       __Pyx_INCREF(__pyx_t_5);
-      __pyx_t_12 = PyObject_Length(__pyx_t_5); if (unlikely(__pyx_t_12 == ((Py_ssize_t)-1))) __PYX_ERR(0, 616, __pyx_L1_error)
+      __pyx_t_12 = PyObject_Length(__pyx_t_5); if (unlikely(__pyx_t_12 == ((Py_ssize_t)-1))) __PYX_ERR(0, 453, __pyx_L1_error)
       __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
       __pyx_t_2 = (__pyx_t_12 > __pyx_v_self->max_message);
 
@@ -31872,7 +27316,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
       if (__pyx_t_2) {
 
 
-        /* "ext/wsdecode.pyx":617
+        /* "ext/wsdecode.pyx":454
  *                 self.frag += self._slice(s, e)
  *                 if len(self.frag) > self.max_message:
  *                     self.oversized += 1             # <<<<<<<<<<<<<<
@@ -31881,7 +27325,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
         __pyx_v_self->oversized = (__pyx_v_self->oversized + 1);
 
-        /* "ext/wsdecode.pyx":618
+        /* "ext/wsdecode.pyx":455
  *                 if len(self.frag) > self.max_message:
  *                     self.oversized += 1
  *                     self.message = bytes(self.frag[:SAMPLE_LEN])             # <<<<<<<<<<<<<<
@@ -31889,7 +27333,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
  *                     self.frag_discard = not fin
 */
         __pyx_t_4 = NULL;
-        __pyx_t_13 = __Pyx_PyObject_GetSlice(__pyx_v_self->frag, 0, 0xC8, NULL, NULL, &__pyx_mstate_global->__pyx_slice[1], 0, 1, 0); if (unlikely(!__pyx_t_13)) __PYX_ERR(0, 618, __pyx_L1_error)
+        __pyx_t_13 = __Pyx_PyObject_GetSlice(__pyx_v_self->frag, 0, 0xC8, NULL, NULL, &__pyx_mstate_global->__pyx_slice[1], 0, 1, 0); if (unlikely(!__pyx_t_13)) __PYX_ERR(0, 455, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_13);
         __pyx_t_6 = 1;
         {
@@ -31897,7 +27341,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
           __pyx_t_5 = __Pyx_PyObject_FastCall((PyObject*)(&PyBytes_Type), __pyx_callargs+__pyx_t_6, (2-__pyx_t_6) | (__pyx_t_6*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
           __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
           __Pyx_DECREF(__pyx_t_13); __pyx_t_13 = 0;
-          if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 618, __pyx_L1_error)
+          if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 455, __pyx_L1_error)
           __Pyx_GOTREF(__pyx_t_5);
         }
         __Pyx_GIVEREF(__pyx_t_5);
@@ -31905,7 +27349,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
         __Pyx_DECREF_SET(__pyx_v_self->message, ((PyObject*)__pyx_t_5));
         __pyx_t_5 = 0;
 
-        /* "ext/wsdecode.pyx":619
+        /* "ext/wsdecode.pyx":456
  *                     self.oversized += 1
  *                     self.message = bytes(self.frag[:SAMPLE_LEN])
  *                     self.frag = None             # <<<<<<<<<<<<<<
@@ -31917,7 +27361,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
         __Pyx_GOTREF(__pyx_v_self->frag);
         __Pyx_DECREF_SET(__pyx_v_self->frag, Py_None);
 
-        /* "ext/wsdecode.pyx":620
+        /* "ext/wsdecode.pyx":457
  *                     self.message = bytes(self.frag[:SAMPLE_LEN])
  *                     self.frag = None
  *                     self.frag_discard = not fin             # <<<<<<<<<<<<<<
@@ -31926,7 +27370,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
         __pyx_v_self->frag_discard = (!__pyx_v_fin);
 
-        /* "ext/wsdecode.pyx":621
+        /* "ext/wsdecode.pyx":458
  *                     self.frag = None
  *                     self.frag_discard = not fin
  *                     self.error = "oversized"             # <<<<<<<<<<<<<<
@@ -31938,7 +27382,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
         __Pyx_GOTREF(__pyx_v_self->error);
         __Pyx_DECREF_SET(__pyx_v_self->error, __pyx_mstate_global->__pyx_n_u_oversized);
 
-        /* "ext/wsdecode.pyx":622
+        /* "ext/wsdecode.pyx":459
  *                     self.frag_discard = not fin
  *                     self.error = "oversized"
  *                     self.event = C_EV_BAD             # <<<<<<<<<<<<<<
@@ -31947,14 +27391,14 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
         __pyx_v_self->event = __pyx_e_8pipeline_4_ext_8wsdecode_C_EV_BAD;
 
-        /* "ext/wsdecode.pyx":623
+        /* "ext/wsdecode.pyx":460
  *                     self.error = "oversized"
  *                     self.event = C_EV_BAD
  *                     return n             # <<<<<<<<<<<<<<
  *                 if fin:
  *                     self.messages += 1
 */
-        __pyx_t_5 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 623, __pyx_L1_error)
+        __pyx_t_5 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 460, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_5);
         {
           PyObject *__pyx_temp;
@@ -31967,7 +27411,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
         __pyx_t_5 = 0;
         goto __pyx_L0;
 
-        /* "ext/wsdecode.pyx":616
+        /* "ext/wsdecode.pyx":453
  *                     self.frag_opcode = op
  *                 self.frag += self._slice(s, e)
  *                 if len(self.frag) > self.max_message:             # <<<<<<<<<<<<<<
@@ -31976,7 +27420,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
       }
 
-      /* "ext/wsdecode.pyx":624
+      /* "ext/wsdecode.pyx":461
  *                     self.event = C_EV_BAD
  *                     return n
  *                 if fin:             # <<<<<<<<<<<<<<
@@ -31985,7 +27429,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
       if (__pyx_v_fin) {
 
-        /* "ext/wsdecode.pyx":625
+        /* "ext/wsdecode.pyx":462
  *                     return n
  *                 if fin:
  *                     self.messages += 1             # <<<<<<<<<<<<<<
@@ -31994,7 +27438,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
         __pyx_v_self->messages = (__pyx_v_self->messages + 1);
 
-        /* "ext/wsdecode.pyx":626
+        /* "ext/wsdecode.pyx":463
  *                 if fin:
  *                     self.messages += 1
  *                     self.deferred += 1             # <<<<<<<<<<<<<<
@@ -32003,7 +27447,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
         __pyx_v_self->deferred = (__pyx_v_self->deferred + 1);
 
-        /* "ext/wsdecode.pyx":627
+        /* "ext/wsdecode.pyx":464
  *                     self.messages += 1
  *                     self.deferred += 1
  *                     self.message = bytes(self.frag)             # <<<<<<<<<<<<<<
@@ -32016,7 +27460,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
           PyObject *__pyx_callargs[2] = {__pyx_t_13, __pyx_v_self->frag};
           __pyx_t_5 = __Pyx_PyObject_FastCall((PyObject*)(&PyBytes_Type), __pyx_callargs+__pyx_t_6, (2-__pyx_t_6) | (__pyx_t_6*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
           __Pyx_XDECREF(__pyx_t_13); __pyx_t_13 = 0;
-          if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 627, __pyx_L1_error)
+          if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 464, __pyx_L1_error)
           __Pyx_GOTREF(__pyx_t_5);
         }
         __Pyx_GIVEREF(__pyx_t_5);
@@ -32024,7 +27468,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
         __Pyx_DECREF_SET(__pyx_v_self->message, ((PyObject*)__pyx_t_5));
         __pyx_t_5 = 0;
 
-        /* "ext/wsdecode.pyx":628
+        /* "ext/wsdecode.pyx":465
  *                     self.deferred += 1
  *                     self.message = bytes(self.frag)
  *                     if self.recording and self.frag_opcode == 1:             # <<<<<<<<<<<<<<
@@ -32046,7 +27490,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
         if (__pyx_t_2) {
 
 
-          /* "ext/wsdecode.pyx":629
+          /* "ext/wsdecode.pyx":466
  *                     self.message = bytes(self.frag)
  *                     if self.recording and self.frag_opcode == 1:
  *                         self._record(self.message)             # <<<<<<<<<<<<<<
@@ -32055,10 +27499,10 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
           __pyx_t_5 = __pyx_v_self->message;
           __Pyx_INCREF(__pyx_t_5);
-          ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_record(__pyx_v_self, ((PyObject*)__pyx_t_5)); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 629, __pyx_L1_error)
+          ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_record(__pyx_v_self, ((PyObject*)__pyx_t_5)); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 466, __pyx_L1_error)
           __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
 
-          /* "ext/wsdecode.pyx":628
+          /* "ext/wsdecode.pyx":465
  *                     self.deferred += 1
  *                     self.message = bytes(self.frag)
  *                     if self.recording and self.frag_opcode == 1:             # <<<<<<<<<<<<<<
@@ -32067,7 +27511,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
         }
 
-        /* "ext/wsdecode.pyx":630
+        /* "ext/wsdecode.pyx":467
  *                     if self.recording and self.frag_opcode == 1:
  *                         self._record(self.message)
  *                     self.reason = R_BINARY if self.frag_opcode == 2 else R_FRAGMENTED             # <<<<<<<<<<<<<<
@@ -32086,7 +27530,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 
         __pyx_v_self->reason = __pyx_t_14;
 
-        /* "ext/wsdecode.pyx":631
+        /* "ext/wsdecode.pyx":468
  *                         self._record(self.message)
  *                     self.reason = R_BINARY if self.frag_opcode == 2 else R_FRAGMENTED
  *                     self.frag = None             # <<<<<<<<<<<<<<
@@ -32098,7 +27542,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
         __Pyx_GOTREF(__pyx_v_self->frag);
         __Pyx_DECREF_SET(__pyx_v_self->frag, Py_None);
 
-        /* "ext/wsdecode.pyx":632
+        /* "ext/wsdecode.pyx":469
  *                     self.reason = R_BINARY if self.frag_opcode == 2 else R_FRAGMENTED
  *                     self.frag = None
  *                     self.event = C_EV_MESSAGE             # <<<<<<<<<<<<<<
@@ -32107,14 +27551,14 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
         __pyx_v_self->event = __pyx_e_8pipeline_4_ext_8wsdecode_C_EV_MESSAGE;
 
-        /* "ext/wsdecode.pyx":633
+        /* "ext/wsdecode.pyx":470
  *                     self.frag = None
  *                     self.event = C_EV_MESSAGE
  *                     return n             # <<<<<<<<<<<<<<
  *                 continue
  *             if op == 2:
 */
-        __pyx_t_5 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 633, __pyx_L1_error)
+        __pyx_t_5 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 470, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_5);
         {
           PyObject *__pyx_temp;
@@ -32127,7 +27571,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
         __pyx_t_5 = 0;
         goto __pyx_L0;
 
-        /* "ext/wsdecode.pyx":624
+        /* "ext/wsdecode.pyx":461
  *                     self.event = C_EV_BAD
  *                     return n
  *                 if fin:             # <<<<<<<<<<<<<<
@@ -32136,7 +27580,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
       }
 
-      /* "ext/wsdecode.pyx":634
+      /* "ext/wsdecode.pyx":471
  *                     self.event = C_EV_MESSAGE
  *                     return n
  *                 continue             # <<<<<<<<<<<<<<
@@ -32145,7 +27589,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
       goto __pyx_L8_continue;
 
-      /* "ext/wsdecode.pyx":606
+      /* "ext/wsdecode.pyx":443
  *                     self.event = C_EV_CLOSE
  *                 return n
  *             if op == 0 or not fin:             # <<<<<<<<<<<<<<
@@ -32154,7 +27598,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
     }
 
-    /* "ext/wsdecode.pyx":635
+    /* "ext/wsdecode.pyx":472
  *                     return n
  *                 continue
  *             if op == 2:             # <<<<<<<<<<<<<<
@@ -32166,7 +27610,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
     if (__pyx_t_2) {
 
 
-      /* "ext/wsdecode.pyx":636
+      /* "ext/wsdecode.pyx":473
  *                 continue
  *             if op == 2:
  *                 self.pos = e             # <<<<<<<<<<<<<<
@@ -32175,7 +27619,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
       __pyx_v_self->pos = __pyx_v_e;
 
-      /* "ext/wsdecode.pyx":637
+      /* "ext/wsdecode.pyx":474
  *             if op == 2:
  *                 self.pos = e
  *                 self.messages += 1             # <<<<<<<<<<<<<<
@@ -32184,7 +27628,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
       __pyx_v_self->messages = (__pyx_v_self->messages + 1);
 
-      /* "ext/wsdecode.pyx":638
+      /* "ext/wsdecode.pyx":475
  *                 self.pos = e
  *                 self.messages += 1
  *                 self.deferred += 1             # <<<<<<<<<<<<<<
@@ -32193,21 +27637,21 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
       __pyx_v_self->deferred = (__pyx_v_self->deferred + 1);
 
-      /* "ext/wsdecode.pyx":639
+      /* "ext/wsdecode.pyx":476
  *                 self.messages += 1
  *                 self.deferred += 1
  *                 self.message = self._slice(s, e)             # <<<<<<<<<<<<<<
  *                 self.reason = R_BINARY
  *                 self.event = C_EV_MESSAGE
 */
-      __pyx_t_5 = ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_slice(__pyx_v_self, __pyx_v_s, __pyx_v_e); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 639, __pyx_L1_error)
+      __pyx_t_5 = ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_slice(__pyx_v_self, __pyx_v_s, __pyx_v_e); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 476, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_5);
       __Pyx_GIVEREF(__pyx_t_5);
       __Pyx_GOTREF(__pyx_v_self->message);
       __Pyx_DECREF_SET(__pyx_v_self->message, ((PyObject*)__pyx_t_5));
       __pyx_t_5 = 0;
 
-      /* "ext/wsdecode.pyx":640
+      /* "ext/wsdecode.pyx":477
  *                 self.deferred += 1
  *                 self.message = self._slice(s, e)
  *                 self.reason = R_BINARY             # <<<<<<<<<<<<<<
@@ -32216,7 +27660,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
       __pyx_v_self->reason = __pyx_e_8pipeline_4_ext_8wsdecode_R_BINARY;
 
-      /* "ext/wsdecode.pyx":641
+      /* "ext/wsdecode.pyx":478
  *                 self.message = self._slice(s, e)
  *                 self.reason = R_BINARY
  *                 self.event = C_EV_MESSAGE             # <<<<<<<<<<<<<<
@@ -32225,14 +27669,14 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
       __pyx_v_self->event = __pyx_e_8pipeline_4_ext_8wsdecode_C_EV_MESSAGE;
 
-      /* "ext/wsdecode.pyx":642
+      /* "ext/wsdecode.pyx":479
  *                 self.reason = R_BINARY
  *                 self.event = C_EV_MESSAGE
  *                 return n             # <<<<<<<<<<<<<<
  *             if self.recording:
  *                 self._record(self._slice(s, e))
 */
-      __pyx_t_5 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 642, __pyx_L1_error)
+      __pyx_t_5 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 479, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_5);
       {
         PyObject *__pyx_temp;
@@ -32245,7 +27689,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
       __pyx_t_5 = 0;
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":635
+      /* "ext/wsdecode.pyx":472
  *                     return n
  *                 continue
  *             if op == 2:             # <<<<<<<<<<<<<<
@@ -32254,7 +27698,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
     }
 
-    /* "ext/wsdecode.pyx":643
+    /* "ext/wsdecode.pyx":480
  *                 self.event = C_EV_MESSAGE
  *                 return n
  *             if self.recording:             # <<<<<<<<<<<<<<
@@ -32263,19 +27707,19 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
     if (__pyx_v_self->recording) {
 
-      /* "ext/wsdecode.pyx":644
+      /* "ext/wsdecode.pyx":481
  *                 return n
  *             if self.recording:
  *                 self._record(self._slice(s, e))             # <<<<<<<<<<<<<<
  *             if self.hot:
  *                 r = self._extract(buf, s, e, outp, n, cap)
 */
-      __pyx_t_5 = ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_slice(__pyx_v_self, __pyx_v_s, __pyx_v_e); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 644, __pyx_L1_error)
+      __pyx_t_5 = ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_slice(__pyx_v_self, __pyx_v_s, __pyx_v_e); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 481, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_5);
-      ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_record(__pyx_v_self, ((PyObject*)__pyx_t_5)); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 644, __pyx_L1_error)
+      ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_record(__pyx_v_self, ((PyObject*)__pyx_t_5)); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 481, __pyx_L1_error)
       __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
 
-      /* "ext/wsdecode.pyx":643
+      /* "ext/wsdecode.pyx":480
  *                 self.event = C_EV_MESSAGE
  *                 return n
  *             if self.recording:             # <<<<<<<<<<<<<<
@@ -32284,7 +27728,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
     }
 
-    /* "ext/wsdecode.pyx":645
+    /* "ext/wsdecode.pyx":482
  *             if self.recording:
  *                 self._record(self._slice(s, e))
  *             if self.hot:             # <<<<<<<<<<<<<<
@@ -32293,7 +27737,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
     if (__pyx_v_self->hot) {
 
-      /* "ext/wsdecode.pyx":646
+      /* "ext/wsdecode.pyx":483
  *                 self._record(self._slice(s, e))
  *             if self.hot:
  *                 r = self._extract(buf, s, e, outp, n, cap)             # <<<<<<<<<<<<<<
@@ -32302,7 +27746,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
       __pyx_v_r = ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_extract(__pyx_v_self, __pyx_v_buf, __pyx_v_s, __pyx_v_e, __pyx_v_outp, __pyx_v_n, __pyx_v_cap);
 
-      /* "ext/wsdecode.pyx":645
+      /* "ext/wsdecode.pyx":482
  *             if self.recording:
  *                 self._record(self._slice(s, e))
  *             if self.hot:             # <<<<<<<<<<<<<<
@@ -32312,7 +27756,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
       goto __pyx_L51;
     }
 
-    /* "ext/wsdecode.pyx":648
+    /* "ext/wsdecode.pyx":485
  *                 r = self._extract(buf, s, e, outp, n, cap)
  *             else:
  *                 r = -R_COLD             # <<<<<<<<<<<<<<
@@ -32324,7 +27768,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
     }
     __pyx_L51:;
 
-    /* "ext/wsdecode.pyx":649
+    /* "ext/wsdecode.pyx":486
  *             else:
  *                 r = -R_COLD
  *             if r >= 0:             # <<<<<<<<<<<<<<
@@ -32336,7 +27780,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
     if (__pyx_t_2) {
 
 
-      /* "ext/wsdecode.pyx":650
+      /* "ext/wsdecode.pyx":487
  *                 r = -R_COLD
  *             if r >= 0:
  *                 self.pos = e             # <<<<<<<<<<<<<<
@@ -32345,7 +27789,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
       __pyx_v_self->pos = __pyx_v_e;
 
-      /* "ext/wsdecode.pyx":651
+      /* "ext/wsdecode.pyx":488
  *             if r >= 0:
  *                 self.pos = e
  *                 self.messages += 1             # <<<<<<<<<<<<<<
@@ -32354,7 +27798,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
       __pyx_v_self->messages = (__pyx_v_self->messages + 1);
 
-      /* "ext/wsdecode.pyx":652
+      /* "ext/wsdecode.pyx":489
  *                 self.pos = e
  *                 self.messages += 1
  *                 self.hot_messages += 1             # <<<<<<<<<<<<<<
@@ -32363,7 +27807,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
       __pyx_v_self->hot_messages = (__pyx_v_self->hot_messages + 1);
 
-      /* "ext/wsdecode.pyx":653
+      /* "ext/wsdecode.pyx":490
  *                 self.messages += 1
  *                 self.hot_messages += 1
  *                 self.records += r - n             # <<<<<<<<<<<<<<
@@ -32372,7 +27816,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
       __pyx_v_self->records = (__pyx_v_self->records + (__pyx_v_r - __pyx_v_n));
 
-      /* "ext/wsdecode.pyx":654
+      /* "ext/wsdecode.pyx":491
  *                 self.hot_messages += 1
  *                 self.records += r - n
  *                 n = r             # <<<<<<<<<<<<<<
@@ -32381,7 +27825,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
       __pyx_v_n = __pyx_v_r;
 
-      /* "ext/wsdecode.pyx":655
+      /* "ext/wsdecode.pyx":492
  *                 self.records += r - n
  *                 n = r
  *                 continue             # <<<<<<<<<<<<<<
@@ -32390,7 +27834,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
       goto __pyx_L8_continue;
 
-      /* "ext/wsdecode.pyx":649
+      /* "ext/wsdecode.pyx":486
  *             else:
  *                 r = -R_COLD
  *             if r >= 0:             # <<<<<<<<<<<<<<
@@ -32399,7 +27843,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
     }
 
-    /* "ext/wsdecode.pyx":656
+    /* "ext/wsdecode.pyx":493
  *                 n = r
  *                 continue
  *             if r == R_FULL:             # <<<<<<<<<<<<<<
@@ -32411,7 +27855,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
     if (__pyx_t_2) {
 
 
-      /* "ext/wsdecode.pyx":657
+      /* "ext/wsdecode.pyx":494
  *                 continue
  *             if r == R_FULL:
  *                 if n > 0:             # <<<<<<<<<<<<<<
@@ -32423,7 +27867,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
       if (__pyx_t_2) {
 
 
-        /* "ext/wsdecode.pyx":658
+        /* "ext/wsdecode.pyx":495
  *             if r == R_FULL:
  *                 if n > 0:
  *                     self.event = C_EV_FULL             # <<<<<<<<<<<<<<
@@ -32432,14 +27876,14 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
         __pyx_v_self->event = __pyx_e_8pipeline_4_ext_8wsdecode_C_EV_FULL;
 
-        /* "ext/wsdecode.pyx":659
+        /* "ext/wsdecode.pyx":496
  *                 if n > 0:
  *                     self.event = C_EV_FULL
  *                     return n             # <<<<<<<<<<<<<<
  *                 r = -R_TOO_BIG
  *             self.pos = e
 */
-        __pyx_t_5 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 659, __pyx_L1_error)
+        __pyx_t_5 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 496, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_5);
         {
           PyObject *__pyx_temp;
@@ -32452,7 +27896,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
         __pyx_t_5 = 0;
         goto __pyx_L0;
 
-        /* "ext/wsdecode.pyx":657
+        /* "ext/wsdecode.pyx":494
  *                 continue
  *             if r == R_FULL:
  *                 if n > 0:             # <<<<<<<<<<<<<<
@@ -32461,7 +27905,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
       }
 
-      /* "ext/wsdecode.pyx":660
+      /* "ext/wsdecode.pyx":497
  *                     self.event = C_EV_FULL
  *                     return n
  *                 r = -R_TOO_BIG             # <<<<<<<<<<<<<<
@@ -32470,7 +27914,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
       __pyx_v_r = (-__pyx_e_8pipeline_4_ext_8wsdecode_R_TOO_BIG);
 
-      /* "ext/wsdecode.pyx":656
+      /* "ext/wsdecode.pyx":493
  *                 n = r
  *                 continue
  *             if r == R_FULL:             # <<<<<<<<<<<<<<
@@ -32479,7 +27923,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
     }
 
-    /* "ext/wsdecode.pyx":661
+    /* "ext/wsdecode.pyx":498
  *                     return n
  *                 r = -R_TOO_BIG
  *             self.pos = e             # <<<<<<<<<<<<<<
@@ -32488,7 +27932,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
     __pyx_v_self->pos = __pyx_v_e;
 
-    /* "ext/wsdecode.pyx":662
+    /* "ext/wsdecode.pyx":499
  *                 r = -R_TOO_BIG
  *             self.pos = e
  *             self.messages += 1             # <<<<<<<<<<<<<<
@@ -32497,7 +27941,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
     __pyx_v_self->messages = (__pyx_v_self->messages + 1);
 
-    /* "ext/wsdecode.pyx":663
+    /* "ext/wsdecode.pyx":500
  *             self.pos = e
  *             self.messages += 1
  *             self.deferred += 1             # <<<<<<<<<<<<<<
@@ -32506,21 +27950,21 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
     __pyx_v_self->deferred = (__pyx_v_self->deferred + 1);
 
-    /* "ext/wsdecode.pyx":664
+    /* "ext/wsdecode.pyx":501
  *             self.messages += 1
  *             self.deferred += 1
  *             self.message = self._slice(s, e)             # <<<<<<<<<<<<<<
  *             self.reason = <int>(-r)
  *             self.event = C_EV_MESSAGE
 */
-    __pyx_t_5 = ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_slice(__pyx_v_self, __pyx_v_s, __pyx_v_e); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 664, __pyx_L1_error)
+    __pyx_t_5 = ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_slice(__pyx_v_self, __pyx_v_s, __pyx_v_e); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 501, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
     __Pyx_GIVEREF(__pyx_t_5);
     __Pyx_GOTREF(__pyx_v_self->message);
     __Pyx_DECREF_SET(__pyx_v_self->message, ((PyObject*)__pyx_t_5));
     __pyx_t_5 = 0;
 
-    /* "ext/wsdecode.pyx":665
+    /* "ext/wsdecode.pyx":502
  *             self.deferred += 1
  *             self.message = self._slice(s, e)
  *             self.reason = <int>(-r)             # <<<<<<<<<<<<<<
@@ -32529,7 +27973,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
     __pyx_v_self->reason = ((int)(-__pyx_v_r));
 
-    /* "ext/wsdecode.pyx":666
+    /* "ext/wsdecode.pyx":503
  *             self.message = self._slice(s, e)
  *             self.reason = <int>(-r)
  *             self.event = C_EV_MESSAGE             # <<<<<<<<<<<<<<
@@ -32538,14 +27982,14 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
 */
     __pyx_v_self->event = __pyx_e_8pipeline_4_ext_8wsdecode_C_EV_MESSAGE;
 
-    /* "ext/wsdecode.pyx":667
+    /* "ext/wsdecode.pyx":504
  *             self.reason = <int>(-r)
  *             self.event = C_EV_MESSAGE
  *             return n             # <<<<<<<<<<<<<<
  * 
  *     # ------------------------------------------------------------------ JSON
 */
-    __pyx_t_5 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 667, __pyx_L1_error)
+    __pyx_t_5 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 504, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
     {
       PyObject *__pyx_temp;
@@ -32560,7 +28004,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
     __pyx_L8_continue:;
   }
 
-  /* "ext/wsdecode.pyx":499
+  /* "ext/wsdecode.pyx":336
  * 
  *     # ------------------------------------------------------------------ frames
  *     @cython.boundscheck(False)             # <<<<<<<<<<<<<<
@@ -32599,7 +28043,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_14decode(struct _
   return __pyx_r;
 }
 
-/* "ext/wsdecode.pyx":670
+/* "ext/wsdecode.pyx":507
  * 
  *     # ------------------------------------------------------------------ JSON
  *     cdef Py_ssize_t _payload(self, const unsigned char *b, Py_ssize_t i, Py_ssize_t end) noexcept:             # <<<<<<<<<<<<<<
@@ -32618,7 +28062,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
   int __pyx_t_2;
 
 
-  /* "ext/wsdecode.pyx":673
+  /* "ext/wsdecode.pyx":510
  *         cdef Py_ssize_t ks, ke, vs, ve
  *         cdef unsigned char k
  *         i = _ws(b, i + 1, end)             # <<<<<<<<<<<<<<
@@ -32627,7 +28071,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
 */
   __pyx_v_i = __pyx_f_8pipeline_4_ext_8wsdecode__ws(__pyx_v_b, (__pyx_v_i + 1), __pyx_v_end);
 
-  /* "ext/wsdecode.pyx":674
+  /* "ext/wsdecode.pyx":511
  *         cdef unsigned char k
  *         i = _ws(b, i + 1, end)
  *         if i < end and b[i] == 125:             # <<<<<<<<<<<<<<
@@ -32653,7 +28097,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
   if (__pyx_t_1) {
 
 
-    /* "ext/wsdecode.pyx":675
+    /* "ext/wsdecode.pyx":512
  *         i = _ws(b, i + 1, end)
  *         if i < end and b[i] == 125:
  *             return i + 1             # <<<<<<<<<<<<<<
@@ -32666,7 +28110,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
     }
     goto __pyx_L0;
 
-    /* "ext/wsdecode.pyx":674
+    /* "ext/wsdecode.pyx":511
  *         cdef unsigned char k
  *         i = _ws(b, i + 1, end)
  *         if i < end and b[i] == 125:             # <<<<<<<<<<<<<<
@@ -32675,7 +28119,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
 */
   }
 
-  /* "ext/wsdecode.pyx":676
+  /* "ext/wsdecode.pyx":513
  *         if i < end and b[i] == 125:
  *             return i + 1
  *         while True:             # <<<<<<<<<<<<<<
@@ -32684,7 +28128,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
 */
   while (1) {
 
-    /* "ext/wsdecode.pyx":677
+    /* "ext/wsdecode.pyx":514
  *             return i + 1
  *         while True:
  *             if i >= end or b[i] != 34:             # <<<<<<<<<<<<<<
@@ -32710,7 +28154,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
     if (__pyx_t_1) {
 
 
-      /* "ext/wsdecode.pyx":678
+      /* "ext/wsdecode.pyx":515
  *         while True:
  *             if i >= end or b[i] != 34:
  *                 return -R_SCAN             # <<<<<<<<<<<<<<
@@ -32723,7 +28167,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
       }
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":677
+      /* "ext/wsdecode.pyx":514
  *             return i + 1
  *         while True:
  *             if i >= end or b[i] != 34:             # <<<<<<<<<<<<<<
@@ -32732,7 +28176,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
 */
     }
 
-    /* "ext/wsdecode.pyx":679
+    /* "ext/wsdecode.pyx":516
  *             if i >= end or b[i] != 34:
  *                 return -R_SCAN
  *             ks = i + 1             # <<<<<<<<<<<<<<
@@ -32741,7 +28185,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
 */
     __pyx_v_ks = (__pyx_v_i + 1);
 
-    /* "ext/wsdecode.pyx":680
+    /* "ext/wsdecode.pyx":517
  *                 return -R_SCAN
  *             ks = i + 1
  *             i = _str(b, i, end)             # <<<<<<<<<<<<<<
@@ -32750,7 +28194,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
 */
     __pyx_v_i = __pyx_f_8pipeline_4_ext_8wsdecode__str(__pyx_v_b, __pyx_v_i, __pyx_v_end);
 
-    /* "ext/wsdecode.pyx":681
+    /* "ext/wsdecode.pyx":518
  *             ks = i + 1
  *             i = _str(b, i, end)
  *             if i < 0:             # <<<<<<<<<<<<<<
@@ -32762,7 +28206,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
     if (__pyx_t_1) {
 
 
-      /* "ext/wsdecode.pyx":682
+      /* "ext/wsdecode.pyx":519
  *             i = _str(b, i, end)
  *             if i < 0:
  *                 return -R_SCAN             # <<<<<<<<<<<<<<
@@ -32775,7 +28219,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
       }
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":681
+      /* "ext/wsdecode.pyx":518
  *             ks = i + 1
  *             i = _str(b, i, end)
  *             if i < 0:             # <<<<<<<<<<<<<<
@@ -32784,7 +28228,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
 */
     }
 
-    /* "ext/wsdecode.pyx":683
+    /* "ext/wsdecode.pyx":520
  *             if i < 0:
  *                 return -R_SCAN
  *             ke = i - 1             # <<<<<<<<<<<<<<
@@ -32793,7 +28237,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
 */
     __pyx_v_ke = (__pyx_v_i - 1);
 
-    /* "ext/wsdecode.pyx":684
+    /* "ext/wsdecode.pyx":521
  *                 return -R_SCAN
  *             ke = i - 1
  *             i = _ws(b, i, end)             # <<<<<<<<<<<<<<
@@ -32802,7 +28246,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
 */
     __pyx_v_i = __pyx_f_8pipeline_4_ext_8wsdecode__ws(__pyx_v_b, __pyx_v_i, __pyx_v_end);
 
-    /* "ext/wsdecode.pyx":685
+    /* "ext/wsdecode.pyx":522
  *             ke = i - 1
  *             i = _ws(b, i, end)
  *             if i >= end or b[i] != 58:             # <<<<<<<<<<<<<<
@@ -32828,7 +28272,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
     if (__pyx_t_1) {
 
 
-      /* "ext/wsdecode.pyx":686
+      /* "ext/wsdecode.pyx":523
  *             i = _ws(b, i, end)
  *             if i >= end or b[i] != 58:
  *                 return -R_SCAN             # <<<<<<<<<<<<<<
@@ -32841,7 +28285,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
       }
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":685
+      /* "ext/wsdecode.pyx":522
  *             ke = i - 1
  *             i = _ws(b, i, end)
  *             if i >= end or b[i] != 58:             # <<<<<<<<<<<<<<
@@ -32850,7 +28294,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
 */
     }
 
-    /* "ext/wsdecode.pyx":687
+    /* "ext/wsdecode.pyx":524
  *             if i >= end or b[i] != 58:
  *                 return -R_SCAN
  *             vs = _ws(b, i + 1, end)             # <<<<<<<<<<<<<<
@@ -32859,7 +28303,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
 */
     __pyx_v_vs = __pyx_f_8pipeline_4_ext_8wsdecode__ws(__pyx_v_b, (__pyx_v_i + 1), __pyx_v_end);
 
-    /* "ext/wsdecode.pyx":688
+    /* "ext/wsdecode.pyx":525
  *                 return -R_SCAN
  *             vs = _ws(b, i + 1, end)
  *             ve = _skip(b, vs, end, 2)             # <<<<<<<<<<<<<<
@@ -32868,7 +28312,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
 */
     __pyx_v_ve = __pyx_f_8pipeline_4_ext_8wsdecode__skip(__pyx_v_b, __pyx_v_vs, __pyx_v_end, 2);
 
-    /* "ext/wsdecode.pyx":689
+    /* "ext/wsdecode.pyx":526
  *             vs = _ws(b, i + 1, end)
  *             ve = _skip(b, vs, end, 2)
  *             if ve < 0:             # <<<<<<<<<<<<<<
@@ -32880,7 +28324,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
     if (__pyx_t_1) {
 
 
-      /* "ext/wsdecode.pyx":690
+      /* "ext/wsdecode.pyx":527
  *             ve = _skip(b, vs, end, 2)
  *             if ve < 0:
  *                 return -R_SCAN             # <<<<<<<<<<<<<<
@@ -32893,7 +28337,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
       }
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":689
+      /* "ext/wsdecode.pyx":526
  *             vs = _ws(b, i + 1, end)
  *             ve = _skip(b, vs, end, 2)
  *             if ve < 0:             # <<<<<<<<<<<<<<
@@ -32902,7 +28346,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
 */
     }
 
-    /* "ext/wsdecode.pyx":691
+    /* "ext/wsdecode.pyx":528
  *             if ve < 0:
  *                 return -R_SCAN
  *             if ke - ks == 1:             # <<<<<<<<<<<<<<
@@ -32914,7 +28358,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
     if (__pyx_t_1) {
 
 
-      /* "ext/wsdecode.pyx":692
+      /* "ext/wsdecode.pyx":529
  *                 return -R_SCAN
  *             if ke - ks == 1:
  *                 k = b[ks]             # <<<<<<<<<<<<<<
@@ -32923,7 +28367,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
 */
       __pyx_v_k = (__pyx_v_b[__pyx_v_ks]);
 
-      /* "ext/wsdecode.pyx":693
+      /* "ext/wsdecode.pyx":530
  *             if ke - ks == 1:
  *                 k = b[ks]
  *                 if self.touched[k]:             # <<<<<<<<<<<<<<
@@ -32935,7 +28379,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
       if (__pyx_t_1) {
 
 
-        /* "ext/wsdecode.pyx":694
+        /* "ext/wsdecode.pyx":531
  *                 k = b[ks]
  *                 if self.touched[k]:
  *                     return -R_SCAN             # <<<<<<<<<<<<<<
@@ -32948,7 +28392,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
         }
         goto __pyx_L0;
 
-        /* "ext/wsdecode.pyx":693
+        /* "ext/wsdecode.pyx":530
  *             if ke - ks == 1:
  *                 k = b[ks]
  *                 if self.touched[k]:             # <<<<<<<<<<<<<<
@@ -32957,7 +28401,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
 */
       }
 
-      /* "ext/wsdecode.pyx":695
+      /* "ext/wsdecode.pyx":532
  *                 if self.touched[k]:
  *                     return -R_SCAN
  *                 self.touched[k] = 1             # <<<<<<<<<<<<<<
@@ -32966,7 +28410,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
 */
       (__pyx_v_self->touched[__pyx_v_k]) = 1;
 
-      /* "ext/wsdecode.pyx":696
+      /* "ext/wsdecode.pyx":533
  *                     return -R_SCAN
  *                 self.touched[k] = 1
  *                 self.fs[k] = vs             # <<<<<<<<<<<<<<
@@ -32975,7 +28419,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
 */
       (__pyx_v_self->fs[__pyx_v_k]) = __pyx_v_vs;
 
-      /* "ext/wsdecode.pyx":697
+      /* "ext/wsdecode.pyx":534
  *                 self.touched[k] = 1
  *                 self.fs[k] = vs
  *                 self.fe[k] = ve             # <<<<<<<<<<<<<<
@@ -32984,7 +28428,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
 */
       (__pyx_v_self->fe[__pyx_v_k]) = __pyx_v_ve;
 
-      /* "ext/wsdecode.pyx":698
+      /* "ext/wsdecode.pyx":535
  *                 self.fs[k] = vs
  *                 self.fe[k] = ve
  *                 self.ntouched += 1             # <<<<<<<<<<<<<<
@@ -32993,7 +28437,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
 */
       __pyx_v_self->ntouched = (__pyx_v_self->ntouched + 1);
 
-      /* "ext/wsdecode.pyx":699
+      /* "ext/wsdecode.pyx":536
  *                 self.fe[k] = ve
  *                 self.ntouched += 1
  *                 if k == 101:             # <<<<<<<<<<<<<<
@@ -33005,7 +28449,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
       if (__pyx_t_1) {
 
 
-        /* "ext/wsdecode.pyx":700
+        /* "ext/wsdecode.pyx":537
  *                 self.ntouched += 1
  *                 if k == 101:
  *                     if not ((ve - vs == 7 and memcmp(b + vs, b'"trade"', 7) == 0)             # <<<<<<<<<<<<<<
@@ -33032,7 +28476,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
         }
         __pyx_L21_next_or:;
 
-        /* "ext/wsdecode.pyx":701
+        /* "ext/wsdecode.pyx":538
  *                 if k == 101:
  *                     if not ((ve - vs == 7 and memcmp(b + vs, b'"trade"', 7) == 0)
  *                             or (ve - vs == 10 and memcmp(b + vs, b'"aggTrade"', 10) == 0)             # <<<<<<<<<<<<<<
@@ -33059,7 +28503,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
         }
         __pyx_L23_next_or:;
 
-        /* "ext/wsdecode.pyx":702
+        /* "ext/wsdecode.pyx":539
  *                     if not ((ve - vs == 7 and memcmp(b + vs, b'"trade"', 7) == 0)
  *                             or (ve - vs == 10 and memcmp(b + vs, b'"aggTrade"', 10) == 0)
  *                             or (ve - vs == 13 and memcmp(b + vs, b'"depthUpdate"', 13) == 0)):             # <<<<<<<<<<<<<<
@@ -33083,7 +28527,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
 
         __pyx_L20_bool_binop_done:;
 
-        /* "ext/wsdecode.pyx":700
+        /* "ext/wsdecode.pyx":537
  *                 self.ntouched += 1
  *                 if k == 101:
  *                     if not ((ve - vs == 7 and memcmp(b + vs, b'"trade"', 7) == 0)             # <<<<<<<<<<<<<<
@@ -33096,7 +28540,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
         if (__pyx_t_2) {
 
 
-          /* "ext/wsdecode.pyx":703
+          /* "ext/wsdecode.pyx":540
  *                             or (ve - vs == 10 and memcmp(b + vs, b'"aggTrade"', 10) == 0)
  *                             or (ve - vs == 13 and memcmp(b + vs, b'"depthUpdate"', 13) == 0)):
  *                         return -R_NOT_HOT             # <<<<<<<<<<<<<<
@@ -33109,7 +28553,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
           }
           goto __pyx_L0;
 
-          /* "ext/wsdecode.pyx":700
+          /* "ext/wsdecode.pyx":537
  *                 self.ntouched += 1
  *                 if k == 101:
  *                     if not ((ve - vs == 7 and memcmp(b + vs, b'"trade"', 7) == 0)             # <<<<<<<<<<<<<<
@@ -33118,7 +28562,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
 */
         }
 
-        /* "ext/wsdecode.pyx":699
+        /* "ext/wsdecode.pyx":536
  *                 self.fe[k] = ve
  *                 self.ntouched += 1
  *                 if k == 101:             # <<<<<<<<<<<<<<
@@ -33127,7 +28571,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
 */
       }
 
-      /* "ext/wsdecode.pyx":691
+      /* "ext/wsdecode.pyx":528
  *             if ve < 0:
  *                 return -R_SCAN
  *             if ke - ks == 1:             # <<<<<<<<<<<<<<
@@ -33136,7 +28580,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
 */
     }
 
-    /* "ext/wsdecode.pyx":704
+    /* "ext/wsdecode.pyx":541
  *                             or (ve - vs == 13 and memcmp(b + vs, b'"depthUpdate"', 13) == 0)):
  *                         return -R_NOT_HOT
  *             i = _ws(b, ve, end)             # <<<<<<<<<<<<<<
@@ -33145,7 +28589,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
 */
     __pyx_v_i = __pyx_f_8pipeline_4_ext_8wsdecode__ws(__pyx_v_b, __pyx_v_ve, __pyx_v_end);
 
-    /* "ext/wsdecode.pyx":705
+    /* "ext/wsdecode.pyx":542
  *                         return -R_NOT_HOT
  *             i = _ws(b, ve, end)
  *             if i >= end:             # <<<<<<<<<<<<<<
@@ -33157,7 +28601,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
     if (__pyx_t_2) {
 
 
-      /* "ext/wsdecode.pyx":706
+      /* "ext/wsdecode.pyx":543
  *             i = _ws(b, ve, end)
  *             if i >= end:
  *                 return -R_SCAN             # <<<<<<<<<<<<<<
@@ -33170,7 +28614,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
       }
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":705
+      /* "ext/wsdecode.pyx":542
  *                         return -R_NOT_HOT
  *             i = _ws(b, ve, end)
  *             if i >= end:             # <<<<<<<<<<<<<<
@@ -33179,7 +28623,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
 */
     }
 
-    /* "ext/wsdecode.pyx":707
+    /* "ext/wsdecode.pyx":544
  *             if i >= end:
  *                 return -R_SCAN
  *             if b[i] == 125:             # <<<<<<<<<<<<<<
@@ -33191,7 +28635,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
     if (__pyx_t_2) {
 
 
-      /* "ext/wsdecode.pyx":708
+      /* "ext/wsdecode.pyx":545
  *                 return -R_SCAN
  *             if b[i] == 125:
  *                 return i + 1             # <<<<<<<<<<<<<<
@@ -33204,7 +28648,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
       }
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":707
+      /* "ext/wsdecode.pyx":544
  *             if i >= end:
  *                 return -R_SCAN
  *             if b[i] == 125:             # <<<<<<<<<<<<<<
@@ -33213,7 +28657,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
 */
     }
 
-    /* "ext/wsdecode.pyx":709
+    /* "ext/wsdecode.pyx":546
  *             if b[i] == 125:
  *                 return i + 1
  *             if b[i] != 44:             # <<<<<<<<<<<<<<
@@ -33225,7 +28669,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
     if (__pyx_t_2) {
 
 
-      /* "ext/wsdecode.pyx":710
+      /* "ext/wsdecode.pyx":547
  *                 return i + 1
  *             if b[i] != 44:
  *                 return -R_SCAN             # <<<<<<<<<<<<<<
@@ -33238,7 +28682,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
       }
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":709
+      /* "ext/wsdecode.pyx":546
  *             if b[i] == 125:
  *                 return i + 1
  *             if b[i] != 44:             # <<<<<<<<<<<<<<
@@ -33247,7 +28691,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
 */
     }
 
-    /* "ext/wsdecode.pyx":711
+    /* "ext/wsdecode.pyx":548
  *             if b[i] != 44:
  *                 return -R_SCAN
  *             i = _ws(b, i + 1, end)             # <<<<<<<<<<<<<<
@@ -33257,7 +28701,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
     __pyx_v_i = __pyx_f_8pipeline_4_ext_8wsdecode__ws(__pyx_v_b, (__pyx_v_i + 1), __pyx_v_end);
   }
 
-  /* "ext/wsdecode.pyx":670
+  /* "ext/wsdecode.pyx":507
  * 
  *     # ------------------------------------------------------------------ JSON
  *     cdef Py_ssize_t _payload(self, const unsigned char *b, Py_ssize_t i, Py_ssize_t end) noexcept:             # <<<<<<<<<<<<<<
@@ -33278,7 +28722,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__payload(struct _
   return __pyx_r;
 }
 
-/* "ext/wsdecode.pyx":713
+/* "ext/wsdecode.pyx":550
  *             i = _ws(b, i + 1, end)
  * 
  *     cdef Py_ssize_t _extract(self, const unsigned char *b, Py_ssize_t s, Py_ssize_t e,             # <<<<<<<<<<<<<<
@@ -33296,7 +28740,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
   int __pyx_t_1;
   int __pyx_t_2;
 
-  /* "ext/wsdecode.pyx":716
+  /* "ext/wsdecode.pyx":553
  *                              TickRecord *out, Py_ssize_t n, Py_ssize_t cap) noexcept:
  *         cdef Py_ssize_t i, j, ks, r
  *         cdef bint have_data = False             # <<<<<<<<<<<<<<
@@ -33305,7 +28749,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
 */
   __pyx_v_have_data = 0;
 
-  /* "ext/wsdecode.pyx":718
+  /* "ext/wsdecode.pyx":555
  *         cdef bint have_data = False
  *         cdef int kk
  *         if self.ntouched:             # <<<<<<<<<<<<<<
@@ -33317,7 +28761,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
   if (__pyx_t_1) {
 
 
-    /* "ext/wsdecode.pyx":719
+    /* "ext/wsdecode.pyx":556
  *         cdef int kk
  *         if self.ntouched:
  *             memset(self.touched, 0, sizeof(self.touched))             # <<<<<<<<<<<<<<
@@ -33326,7 +28770,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
 */
     (void)(memset(__pyx_v_self->touched, 0, (sizeof(__pyx_v_self->touched))));
 
-    /* "ext/wsdecode.pyx":720
+    /* "ext/wsdecode.pyx":557
  *         if self.ntouched:
  *             memset(self.touched, 0, sizeof(self.touched))
  *             self.ntouched = 0             # <<<<<<<<<<<<<<
@@ -33335,7 +28779,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
 */
     __pyx_v_self->ntouched = 0;
 
-    /* "ext/wsdecode.pyx":718
+    /* "ext/wsdecode.pyx":555
  *         cdef bint have_data = False
  *         cdef int kk
  *         if self.ntouched:             # <<<<<<<<<<<<<<
@@ -33344,7 +28788,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
 */
   }
 
-  /* "ext/wsdecode.pyx":721
+  /* "ext/wsdecode.pyx":558
  *             memset(self.touched, 0, sizeof(self.touched))
  *             self.ntouched = 0
  *         i = _ws(b, s, e)             # <<<<<<<<<<<<<<
@@ -33353,7 +28797,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
 */
   __pyx_v_i = __pyx_f_8pipeline_4_ext_8wsdecode__ws(__pyx_v_b, __pyx_v_s, __pyx_v_e);
 
-  /* "ext/wsdecode.pyx":722
+  /* "ext/wsdecode.pyx":559
  *             self.ntouched = 0
  *         i = _ws(b, s, e)
  *         if i >= e or b[i] != 123:             # <<<<<<<<<<<<<<
@@ -33379,7 +28823,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
   if (__pyx_t_1) {
 
 
-    /* "ext/wsdecode.pyx":723
+    /* "ext/wsdecode.pyx":560
  *         i = _ws(b, s, e)
  *         if i >= e or b[i] != 123:
  *             return -R_SCAN             # <<<<<<<<<<<<<<
@@ -33392,7 +28836,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
     }
     goto __pyx_L0;
 
-    /* "ext/wsdecode.pyx":722
+    /* "ext/wsdecode.pyx":559
  *             self.ntouched = 0
  *         i = _ws(b, s, e)
  *         if i >= e or b[i] != 123:             # <<<<<<<<<<<<<<
@@ -33401,7 +28845,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
 */
   }
 
-  /* "ext/wsdecode.pyx":724
+  /* "ext/wsdecode.pyx":561
  *         if i >= e or b[i] != 123:
  *             return -R_SCAN
  *         j = _ws(b, i + 1, e)             # <<<<<<<<<<<<<<
@@ -33410,7 +28854,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
 */
   __pyx_v_j = __pyx_f_8pipeline_4_ext_8wsdecode__ws(__pyx_v_b, (__pyx_v_i + 1), __pyx_v_e);
 
-  /* "ext/wsdecode.pyx":725
+  /* "ext/wsdecode.pyx":562
  *             return -R_SCAN
  *         j = _ws(b, i + 1, e)
  *         if j < e and b[j] == 34 and ((j + 8 <= e and memcmp(b + j, b'"stream"', 8) == 0)             # <<<<<<<<<<<<<<
@@ -33438,7 +28882,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
     goto __pyx_L8_bool_binop_done;
   }
 
-  /* "ext/wsdecode.pyx":726
+  /* "ext/wsdecode.pyx":563
  *         j = _ws(b, i + 1, e)
  *         if j < e and b[j] == 34 and ((j + 8 <= e and memcmp(b + j, b'"stream"', 8) == 0)
  *                                      or (j + 6 <= e and memcmp(b + j, b'"data"', 6) == 0)):             # <<<<<<<<<<<<<<
@@ -33454,7 +28898,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
 
   }
 
-  /* "ext/wsdecode.pyx":725
+  /* "ext/wsdecode.pyx":562
  *             return -R_SCAN
  *         j = _ws(b, i + 1, e)
  *         if j < e and b[j] == 34 and ((j + 8 <= e and memcmp(b + j, b'"stream"', 8) == 0)             # <<<<<<<<<<<<<<
@@ -33473,7 +28917,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
   }
   __pyx_L11_next_or:;
 
-  /* "ext/wsdecode.pyx":726
+  /* "ext/wsdecode.pyx":563
  *         j = _ws(b, i + 1, e)
  *         if j < e and b[j] == 34 and ((j + 8 <= e and memcmp(b + j, b'"stream"', 8) == 0)
  *                                      or (j + 6 <= e and memcmp(b + j, b'"data"', 6) == 0)):             # <<<<<<<<<<<<<<
@@ -33497,7 +28941,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
 
   __pyx_L8_bool_binop_done:;
 
-  /* "ext/wsdecode.pyx":725
+  /* "ext/wsdecode.pyx":562
  *             return -R_SCAN
  *         j = _ws(b, i + 1, e)
  *         if j < e and b[j] == 34 and ((j + 8 <= e and memcmp(b + j, b'"stream"', 8) == 0)             # <<<<<<<<<<<<<<
@@ -33507,7 +28951,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
   if (__pyx_t_1) {
 
 
-    /* "ext/wsdecode.pyx":727
+    /* "ext/wsdecode.pyx":564
  *         if j < e and b[j] == 34 and ((j + 8 <= e and memcmp(b + j, b'"stream"', 8) == 0)
  *                                      or (j + 6 <= e and memcmp(b + j, b'"data"', 6) == 0)):
  *             i = j             # <<<<<<<<<<<<<<
@@ -33516,7 +28960,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
 */
     __pyx_v_i = __pyx_v_j;
 
-    /* "ext/wsdecode.pyx":728
+    /* "ext/wsdecode.pyx":565
  *                                      or (j + 6 <= e and memcmp(b + j, b'"data"', 6) == 0)):
  *             i = j
  *             while True:             # <<<<<<<<<<<<<<
@@ -33525,7 +28969,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
 */
     while (1) {
 
-      /* "ext/wsdecode.pyx":729
+      /* "ext/wsdecode.pyx":566
  *             i = j
  *             while True:
  *                 if i >= e or b[i] != 34:             # <<<<<<<<<<<<<<
@@ -33551,7 +28995,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
       if (__pyx_t_1) {
 
 
-        /* "ext/wsdecode.pyx":730
+        /* "ext/wsdecode.pyx":567
  *             while True:
  *                 if i >= e or b[i] != 34:
  *                     return -R_SCAN             # <<<<<<<<<<<<<<
@@ -33564,7 +29008,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
         }
         goto __pyx_L0;
 
-        /* "ext/wsdecode.pyx":729
+        /* "ext/wsdecode.pyx":566
  *             i = j
  *             while True:
  *                 if i >= e or b[i] != 34:             # <<<<<<<<<<<<<<
@@ -33573,7 +29017,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
 */
       }
 
-      /* "ext/wsdecode.pyx":731
+      /* "ext/wsdecode.pyx":568
  *                 if i >= e or b[i] != 34:
  *                     return -R_SCAN
  *                 ks = i             # <<<<<<<<<<<<<<
@@ -33582,7 +29026,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
 */
       __pyx_v_ks = __pyx_v_i;
 
-      /* "ext/wsdecode.pyx":732
+      /* "ext/wsdecode.pyx":569
  *                     return -R_SCAN
  *                 ks = i
  *                 i = _str(b, i, e)             # <<<<<<<<<<<<<<
@@ -33591,7 +29035,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
 */
       __pyx_v_i = __pyx_f_8pipeline_4_ext_8wsdecode__str(__pyx_v_b, __pyx_v_i, __pyx_v_e);
 
-      /* "ext/wsdecode.pyx":733
+      /* "ext/wsdecode.pyx":570
  *                 ks = i
  *                 i = _str(b, i, e)
  *                 if i < 0:             # <<<<<<<<<<<<<<
@@ -33603,7 +29047,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
       if (__pyx_t_1) {
 
 
-        /* "ext/wsdecode.pyx":734
+        /* "ext/wsdecode.pyx":571
  *                 i = _str(b, i, e)
  *                 if i < 0:
  *                     return -R_SCAN             # <<<<<<<<<<<<<<
@@ -33616,7 +29060,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
         }
         goto __pyx_L0;
 
-        /* "ext/wsdecode.pyx":733
+        /* "ext/wsdecode.pyx":570
  *                 ks = i
  *                 i = _str(b, i, e)
  *                 if i < 0:             # <<<<<<<<<<<<<<
@@ -33625,7 +29069,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
 */
       }
 
-      /* "ext/wsdecode.pyx":735
+      /* "ext/wsdecode.pyx":572
  *                 if i < 0:
  *                     return -R_SCAN
  *                 kk = 0             # <<<<<<<<<<<<<<
@@ -33634,7 +29078,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
 */
       __pyx_v_kk = 0;
 
-      /* "ext/wsdecode.pyx":736
+      /* "ext/wsdecode.pyx":573
  *                     return -R_SCAN
  *                 kk = 0
  *                 if i - ks == 8 and memcmp(b + ks, b'"stream"', 8) == 0:             # <<<<<<<<<<<<<<
@@ -33660,7 +29104,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
       if (__pyx_t_1) {
 
 
-        /* "ext/wsdecode.pyx":737
+        /* "ext/wsdecode.pyx":574
  *                 kk = 0
  *                 if i - ks == 8 and memcmp(b + ks, b'"stream"', 8) == 0:
  *                     kk = 1             # <<<<<<<<<<<<<<
@@ -33669,7 +29113,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
 */
         __pyx_v_kk = 1;
 
-        /* "ext/wsdecode.pyx":736
+        /* "ext/wsdecode.pyx":573
  *                     return -R_SCAN
  *                 kk = 0
  *                 if i - ks == 8 and memcmp(b + ks, b'"stream"', 8) == 0:             # <<<<<<<<<<<<<<
@@ -33679,7 +29123,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
         goto __pyx_L20;
       }
 
-      /* "ext/wsdecode.pyx":738
+      /* "ext/wsdecode.pyx":575
  *                 if i - ks == 8 and memcmp(b + ks, b'"stream"', 8) == 0:
  *                     kk = 1
  *                 elif i - ks == 6 and memcmp(b + ks, b'"data"', 6) == 0:             # <<<<<<<<<<<<<<
@@ -33705,7 +29149,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
       if (__pyx_t_1) {
 
 
-        /* "ext/wsdecode.pyx":739
+        /* "ext/wsdecode.pyx":576
  *                     kk = 1
  *                 elif i - ks == 6 and memcmp(b + ks, b'"data"', 6) == 0:
  *                     kk = 2             # <<<<<<<<<<<<<<
@@ -33714,7 +29158,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
 */
         __pyx_v_kk = 2;
 
-        /* "ext/wsdecode.pyx":738
+        /* "ext/wsdecode.pyx":575
  *                 if i - ks == 8 and memcmp(b + ks, b'"stream"', 8) == 0:
  *                     kk = 1
  *                 elif i - ks == 6 and memcmp(b + ks, b'"data"', 6) == 0:             # <<<<<<<<<<<<<<
@@ -33724,7 +29168,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
       }
       __pyx_L20:;
 
-      /* "ext/wsdecode.pyx":740
+      /* "ext/wsdecode.pyx":577
  *                 elif i - ks == 6 and memcmp(b + ks, b'"data"', 6) == 0:
  *                     kk = 2
  *                 i = _ws(b, i, e)             # <<<<<<<<<<<<<<
@@ -33733,7 +29177,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
 */
       __pyx_v_i = __pyx_f_8pipeline_4_ext_8wsdecode__ws(__pyx_v_b, __pyx_v_i, __pyx_v_e);
 
-      /* "ext/wsdecode.pyx":741
+      /* "ext/wsdecode.pyx":578
  *                     kk = 2
  *                 i = _ws(b, i, e)
  *                 if i >= e or b[i] != 58:             # <<<<<<<<<<<<<<
@@ -33759,7 +29203,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
       if (__pyx_t_1) {
 
 
-        /* "ext/wsdecode.pyx":742
+        /* "ext/wsdecode.pyx":579
  *                 i = _ws(b, i, e)
  *                 if i >= e or b[i] != 58:
  *                     return -R_SCAN             # <<<<<<<<<<<<<<
@@ -33772,7 +29216,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
         }
         goto __pyx_L0;
 
-        /* "ext/wsdecode.pyx":741
+        /* "ext/wsdecode.pyx":578
  *                     kk = 2
  *                 i = _ws(b, i, e)
  *                 if i >= e or b[i] != 58:             # <<<<<<<<<<<<<<
@@ -33781,7 +29225,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
 */
       }
 
-      /* "ext/wsdecode.pyx":743
+      /* "ext/wsdecode.pyx":580
  *                 if i >= e or b[i] != 58:
  *                     return -R_SCAN
  *                 i = _ws(b, i + 1, e)             # <<<<<<<<<<<<<<
@@ -33790,7 +29234,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
 */
       __pyx_v_i = __pyx_f_8pipeline_4_ext_8wsdecode__ws(__pyx_v_b, (__pyx_v_i + 1), __pyx_v_e);
 
-      /* "ext/wsdecode.pyx":744
+      /* "ext/wsdecode.pyx":581
  *                     return -R_SCAN
  *                 i = _ws(b, i + 1, e)
  *                 if kk == 1 and i < e and b[i] == 34:             # <<<<<<<<<<<<<<
@@ -33826,7 +29270,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
       if (__pyx_t_1) {
 
 
-        /* "ext/wsdecode.pyx":745
+        /* "ext/wsdecode.pyx":582
  *                 i = _ws(b, i + 1, e)
  *                 if kk == 1 and i < e and b[i] == 34:
  *                     i = _str(b, i, e)             # <<<<<<<<<<<<<<
@@ -33835,7 +29279,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
 */
         __pyx_v_i = __pyx_f_8pipeline_4_ext_8wsdecode__str(__pyx_v_b, __pyx_v_i, __pyx_v_e);
 
-        /* "ext/wsdecode.pyx":746
+        /* "ext/wsdecode.pyx":583
  *                 if kk == 1 and i < e and b[i] == 34:
  *                     i = _str(b, i, e)
  *                     if i < 0:             # <<<<<<<<<<<<<<
@@ -33847,7 +29291,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
         if (__pyx_t_1) {
 
 
-          /* "ext/wsdecode.pyx":747
+          /* "ext/wsdecode.pyx":584
  *                     i = _str(b, i, e)
  *                     if i < 0:
  *                         return -R_SCAN             # <<<<<<<<<<<<<<
@@ -33860,7 +29304,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
           }
           goto __pyx_L0;
 
-          /* "ext/wsdecode.pyx":746
+          /* "ext/wsdecode.pyx":583
  *                 if kk == 1 and i < e and b[i] == 34:
  *                     i = _str(b, i, e)
  *                     if i < 0:             # <<<<<<<<<<<<<<
@@ -33869,7 +29313,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
 */
         }
 
-        /* "ext/wsdecode.pyx":744
+        /* "ext/wsdecode.pyx":581
  *                     return -R_SCAN
  *                 i = _ws(b, i + 1, e)
  *                 if kk == 1 and i < e and b[i] == 34:             # <<<<<<<<<<<<<<
@@ -33879,7 +29323,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
         goto __pyx_L28;
       }
 
-      /* "ext/wsdecode.pyx":748
+      /* "ext/wsdecode.pyx":585
  *                     if i < 0:
  *                         return -R_SCAN
  *                 elif kk == 2 and not have_data and i < e and b[i] == 123:             # <<<<<<<<<<<<<<
@@ -33925,7 +29369,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
       if (__pyx_t_1) {
 
 
-        /* "ext/wsdecode.pyx":749
+        /* "ext/wsdecode.pyx":586
  *                         return -R_SCAN
  *                 elif kk == 2 and not have_data and i < e and b[i] == 123:
  *                     have_data = True             # <<<<<<<<<<<<<<
@@ -33934,7 +29378,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
 */
         __pyx_v_have_data = 1;
 
-        /* "ext/wsdecode.pyx":750
+        /* "ext/wsdecode.pyx":587
  *                 elif kk == 2 and not have_data and i < e and b[i] == 123:
  *                     have_data = True
  *                     i = self._payload(b, i, e)             # <<<<<<<<<<<<<<
@@ -33943,7 +29387,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
 */
         __pyx_v_i = ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_payload(__pyx_v_self, __pyx_v_b, __pyx_v_i, __pyx_v_e);
 
-        /* "ext/wsdecode.pyx":751
+        /* "ext/wsdecode.pyx":588
  *                     have_data = True
  *                     i = self._payload(b, i, e)
  *                     if i < 0:             # <<<<<<<<<<<<<<
@@ -33955,7 +29399,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
         if (__pyx_t_1) {
 
 
-          /* "ext/wsdecode.pyx":752
+          /* "ext/wsdecode.pyx":589
  *                     i = self._payload(b, i, e)
  *                     if i < 0:
  *                         return i             # <<<<<<<<<<<<<<
@@ -33968,7 +29412,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
           }
           goto __pyx_L0;
 
-          /* "ext/wsdecode.pyx":751
+          /* "ext/wsdecode.pyx":588
  *                     have_data = True
  *                     i = self._payload(b, i, e)
  *                     if i < 0:             # <<<<<<<<<<<<<<
@@ -33977,7 +29421,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
 */
         }
 
-        /* "ext/wsdecode.pyx":748
+        /* "ext/wsdecode.pyx":585
  *                     if i < 0:
  *                         return -R_SCAN
  *                 elif kk == 2 and not have_data and i < e and b[i] == 123:             # <<<<<<<<<<<<<<
@@ -33987,7 +29431,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
         goto __pyx_L28;
       }
 
-      /* "ext/wsdecode.pyx":754
+      /* "ext/wsdecode.pyx":591
  *                         return i
  *                 else:
  *                     return -R_NOT_HOT             # <<<<<<<<<<<<<<
@@ -34003,7 +29447,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
       }
       __pyx_L28:;
 
-      /* "ext/wsdecode.pyx":755
+      /* "ext/wsdecode.pyx":592
  *                 else:
  *                     return -R_NOT_HOT
  *                 i = _ws(b, i, e)             # <<<<<<<<<<<<<<
@@ -34012,7 +29456,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
 */
       __pyx_v_i = __pyx_f_8pipeline_4_ext_8wsdecode__ws(__pyx_v_b, __pyx_v_i, __pyx_v_e);
 
-      /* "ext/wsdecode.pyx":756
+      /* "ext/wsdecode.pyx":593
  *                     return -R_NOT_HOT
  *                 i = _ws(b, i, e)
  *                 if i >= e:             # <<<<<<<<<<<<<<
@@ -34024,7 +29468,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
       if (__pyx_t_1) {
 
 
-        /* "ext/wsdecode.pyx":757
+        /* "ext/wsdecode.pyx":594
  *                 i = _ws(b, i, e)
  *                 if i >= e:
  *                     return -R_SCAN             # <<<<<<<<<<<<<<
@@ -34037,7 +29481,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
         }
         goto __pyx_L0;
 
-        /* "ext/wsdecode.pyx":756
+        /* "ext/wsdecode.pyx":593
  *                     return -R_NOT_HOT
  *                 i = _ws(b, i, e)
  *                 if i >= e:             # <<<<<<<<<<<<<<
@@ -34046,7 +29490,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
 */
       }
 
-      /* "ext/wsdecode.pyx":758
+      /* "ext/wsdecode.pyx":595
  *                 if i >= e:
  *                     return -R_SCAN
  *                 if b[i] == 125:             # <<<<<<<<<<<<<<
@@ -34058,7 +29502,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
       if (__pyx_t_1) {
 
 
-        /* "ext/wsdecode.pyx":759
+        /* "ext/wsdecode.pyx":596
  *                     return -R_SCAN
  *                 if b[i] == 125:
  *                     i += 1             # <<<<<<<<<<<<<<
@@ -34067,7 +29511,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
 */
         __pyx_v_i = (__pyx_v_i + 1);
 
-        /* "ext/wsdecode.pyx":760
+        /* "ext/wsdecode.pyx":597
  *                 if b[i] == 125:
  *                     i += 1
  *                     break             # <<<<<<<<<<<<<<
@@ -34076,7 +29520,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
 */
         goto __pyx_L15_break;
 
-        /* "ext/wsdecode.pyx":758
+        /* "ext/wsdecode.pyx":595
  *                 if i >= e:
  *                     return -R_SCAN
  *                 if b[i] == 125:             # <<<<<<<<<<<<<<
@@ -34085,7 +29529,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
 */
       }
 
-      /* "ext/wsdecode.pyx":761
+      /* "ext/wsdecode.pyx":598
  *                     i += 1
  *                     break
  *                 if b[i] != 44:             # <<<<<<<<<<<<<<
@@ -34097,7 +29541,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
       if (__pyx_t_1) {
 
 
-        /* "ext/wsdecode.pyx":762
+        /* "ext/wsdecode.pyx":599
  *                     break
  *                 if b[i] != 44:
  *                     return -R_SCAN             # <<<<<<<<<<<<<<
@@ -34110,7 +29554,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
         }
         goto __pyx_L0;
 
-        /* "ext/wsdecode.pyx":761
+        /* "ext/wsdecode.pyx":598
  *                     i += 1
  *                     break
  *                 if b[i] != 44:             # <<<<<<<<<<<<<<
@@ -34119,7 +29563,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
 */
       }
 
-      /* "ext/wsdecode.pyx":763
+      /* "ext/wsdecode.pyx":600
  *                 if b[i] != 44:
  *                     return -R_SCAN
  *                 i = _ws(b, i + 1, e)             # <<<<<<<<<<<<<<
@@ -34130,7 +29574,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
     }
     __pyx_L15_break:;
 
-    /* "ext/wsdecode.pyx":764
+    /* "ext/wsdecode.pyx":601
  *                     return -R_SCAN
  *                 i = _ws(b, i + 1, e)
  *             if not have_data:             # <<<<<<<<<<<<<<
@@ -34142,7 +29586,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
     if (__pyx_t_1) {
 
 
-      /* "ext/wsdecode.pyx":765
+      /* "ext/wsdecode.pyx":602
  *                 i = _ws(b, i + 1, e)
  *             if not have_data:
  *                 return -R_NOT_HOT             # <<<<<<<<<<<<<<
@@ -34155,7 +29599,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
       }
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":764
+      /* "ext/wsdecode.pyx":601
  *                     return -R_SCAN
  *                 i = _ws(b, i + 1, e)
  *             if not have_data:             # <<<<<<<<<<<<<<
@@ -34164,7 +29608,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
 */
     }
 
-    /* "ext/wsdecode.pyx":725
+    /* "ext/wsdecode.pyx":562
  *             return -R_SCAN
  *         j = _ws(b, i + 1, e)
  *         if j < e and b[j] == 34 and ((j + 8 <= e and memcmp(b + j, b'"stream"', 8) == 0)             # <<<<<<<<<<<<<<
@@ -34174,7 +29618,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
     goto __pyx_L7;
   }
 
-  /* "ext/wsdecode.pyx":767
+  /* "ext/wsdecode.pyx":604
  *                 return -R_NOT_HOT
  *         else:
  *             i = self._payload(b, i, e)             # <<<<<<<<<<<<<<
@@ -34184,7 +29628,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
   /*else*/ {
     __pyx_v_i = ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_payload(__pyx_v_self, __pyx_v_b, __pyx_v_i, __pyx_v_e);
 
-    /* "ext/wsdecode.pyx":768
+    /* "ext/wsdecode.pyx":605
  *         else:
  *             i = self._payload(b, i, e)
  *             if i < 0:             # <<<<<<<<<<<<<<
@@ -34196,7 +29640,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
     if (__pyx_t_1) {
 
 
-      /* "ext/wsdecode.pyx":769
+      /* "ext/wsdecode.pyx":606
  *             i = self._payload(b, i, e)
  *             if i < 0:
  *                 return i             # <<<<<<<<<<<<<<
@@ -34209,7 +29653,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
       }
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":768
+      /* "ext/wsdecode.pyx":605
  *         else:
  *             i = self._payload(b, i, e)
  *             if i < 0:             # <<<<<<<<<<<<<<
@@ -34220,7 +29664,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
   }
   __pyx_L7:;
 
-  /* "ext/wsdecode.pyx":770
+  /* "ext/wsdecode.pyx":607
  *             if i < 0:
  *                 return i
  *         if _ws(b, i, e) != e:             # <<<<<<<<<<<<<<
@@ -34232,7 +29676,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
   if (__pyx_t_1) {
 
 
-    /* "ext/wsdecode.pyx":771
+    /* "ext/wsdecode.pyx":608
  *                 return i
  *         if _ws(b, i, e) != e:
  *             return -R_SCAN             # <<<<<<<<<<<<<<
@@ -34245,7 +29689,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
     }
     goto __pyx_L0;
 
-    /* "ext/wsdecode.pyx":770
+    /* "ext/wsdecode.pyx":607
  *             if i < 0:
  *                 return i
  *         if _ws(b, i, e) != e:             # <<<<<<<<<<<<<<
@@ -34254,7 +29698,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
 */
   }
 
-  /* "ext/wsdecode.pyx":772
+  /* "ext/wsdecode.pyx":609
  *         if _ws(b, i, e) != e:
  *             return -R_SCAN
  *         return self._fields(b, out, n, cap)             # <<<<<<<<<<<<<<
@@ -34267,7 +29711,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
   }
   goto __pyx_L0;
 
-  /* "ext/wsdecode.pyx":713
+  /* "ext/wsdecode.pyx":550
  *             i = _ws(b, i + 1, end)
  * 
  *     cdef Py_ssize_t _extract(self, const unsigned char *b, Py_ssize_t s, Py_ssize_t e,             # <<<<<<<<<<<<<<
@@ -34286,7 +29730,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__extract(struct _
   return __pyx_r;
 }
 
-/* "ext/wsdecode.pyx":774
+/* "ext/wsdecode.pyx":611
  *         return self._fields(b, out, n, cap)
  * 
  *     cdef Py_ssize_t _levels(self, const unsigned char *b, int key, int kind, int side,             # <<<<<<<<<<<<<<
@@ -34310,7 +29754,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
   int64_t __pyx_t_3;
 
 
-  /* "ext/wsdecode.pyx":780
+  /* "ext/wsdecode.pyx":617
  *         cdef double p, q
  *         cdef TickRecord *r
  *         if not self.touched[key] or b[self.fs[key]] != 91:             # <<<<<<<<<<<<<<
@@ -34336,7 +29780,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
   if (__pyx_t_1) {
 
 
-    /* "ext/wsdecode.pyx":781
+    /* "ext/wsdecode.pyx":618
  *         cdef TickRecord *r
  *         if not self.touched[key] or b[self.fs[key]] != 91:
  *             return -R_SCAN             # <<<<<<<<<<<<<<
@@ -34349,7 +29793,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
     }
     goto __pyx_L0;
 
-    /* "ext/wsdecode.pyx":780
+    /* "ext/wsdecode.pyx":617
  *         cdef double p, q
  *         cdef TickRecord *r
  *         if not self.touched[key] or b[self.fs[key]] != 91:             # <<<<<<<<<<<<<<
@@ -34358,7 +29802,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
 */
   }
 
-  /* "ext/wsdecode.pyx":782
+  /* "ext/wsdecode.pyx":619
  *         if not self.touched[key] or b[self.fs[key]] != 91:
  *             return -R_SCAN
  *         i = _ws(b, self.fs[key] + 1, self.fe[key])             # <<<<<<<<<<<<<<
@@ -34367,7 +29811,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
 */
   __pyx_v_i = __pyx_f_8pipeline_4_ext_8wsdecode__ws(__pyx_v_b, ((__pyx_v_self->fs[__pyx_v_key]) + 1), (__pyx_v_self->fe[__pyx_v_key]));
 
-  /* "ext/wsdecode.pyx":783
+  /* "ext/wsdecode.pyx":620
  *             return -R_SCAN
  *         i = _ws(b, self.fs[key] + 1, self.fe[key])
  *         end = self.fe[key] - 1             # <<<<<<<<<<<<<<
@@ -34376,7 +29820,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
 */
   __pyx_v_end = ((__pyx_v_self->fe[__pyx_v_key]) - 1);
 
-  /* "ext/wsdecode.pyx":784
+  /* "ext/wsdecode.pyx":621
  *         i = _ws(b, self.fs[key] + 1, self.fe[key])
  *         end = self.fe[key] - 1
  *         if i == end:             # <<<<<<<<<<<<<<
@@ -34388,7 +29832,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
   if (__pyx_t_1) {
 
 
-    /* "ext/wsdecode.pyx":785
+    /* "ext/wsdecode.pyx":622
  *         end = self.fe[key] - 1
  *         if i == end:
  *             return n             # <<<<<<<<<<<<<<
@@ -34401,7 +29845,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
     }
     goto __pyx_L0;
 
-    /* "ext/wsdecode.pyx":784
+    /* "ext/wsdecode.pyx":621
  *         i = _ws(b, self.fs[key] + 1, self.fe[key])
  *         end = self.fe[key] - 1
  *         if i == end:             # <<<<<<<<<<<<<<
@@ -34410,7 +29854,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
 */
   }
 
-  /* "ext/wsdecode.pyx":786
+  /* "ext/wsdecode.pyx":623
  *         if i == end:
  *             return n
  *         while True:             # <<<<<<<<<<<<<<
@@ -34419,7 +29863,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
 */
   while (1) {
 
-    /* "ext/wsdecode.pyx":787
+    /* "ext/wsdecode.pyx":624
  *             return n
  *         while True:
  *             if b[i] != 91:             # <<<<<<<<<<<<<<
@@ -34431,7 +29875,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
     if (__pyx_t_1) {
 
 
-      /* "ext/wsdecode.pyx":788
+      /* "ext/wsdecode.pyx":625
  *         while True:
  *             if b[i] != 91:
  *                 return -R_SCAN             # <<<<<<<<<<<<<<
@@ -34444,7 +29888,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
       }
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":787
+      /* "ext/wsdecode.pyx":624
  *             return n
  *         while True:
  *             if b[i] != 91:             # <<<<<<<<<<<<<<
@@ -34453,7 +29897,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
 */
     }
 
-    /* "ext/wsdecode.pyx":789
+    /* "ext/wsdecode.pyx":626
  *             if b[i] != 91:
  *                 return -R_SCAN
  *             ps = _ws(b, i + 1, end)             # <<<<<<<<<<<<<<
@@ -34462,7 +29906,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
 */
     __pyx_v_ps = __pyx_f_8pipeline_4_ext_8wsdecode__ws(__pyx_v_b, (__pyx_v_i + 1), __pyx_v_end);
 
-    /* "ext/wsdecode.pyx":790
+    /* "ext/wsdecode.pyx":627
  *                 return -R_SCAN
  *             ps = _ws(b, i + 1, end)
  *             if ps >= end or b[ps] != 34:             # <<<<<<<<<<<<<<
@@ -34488,7 +29932,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
     if (__pyx_t_1) {
 
 
-      /* "ext/wsdecode.pyx":791
+      /* "ext/wsdecode.pyx":628
  *             ps = _ws(b, i + 1, end)
  *             if ps >= end or b[ps] != 34:
  *                 return -R_SCAN             # <<<<<<<<<<<<<<
@@ -34501,7 +29945,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
       }
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":790
+      /* "ext/wsdecode.pyx":627
  *                 return -R_SCAN
  *             ps = _ws(b, i + 1, end)
  *             if ps >= end or b[ps] != 34:             # <<<<<<<<<<<<<<
@@ -34510,7 +29954,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
 */
     }
 
-    /* "ext/wsdecode.pyx":792
+    /* "ext/wsdecode.pyx":629
  *             if ps >= end or b[ps] != 34:
  *                 return -R_SCAN
  *             pe = _str(b, ps, end)             # <<<<<<<<<<<<<<
@@ -34519,7 +29963,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
 */
     __pyx_v_pe = __pyx_f_8pipeline_4_ext_8wsdecode__str(__pyx_v_b, __pyx_v_ps, __pyx_v_end);
 
-    /* "ext/wsdecode.pyx":793
+    /* "ext/wsdecode.pyx":630
  *                 return -R_SCAN
  *             pe = _str(b, ps, end)
  *             if pe < 0:             # <<<<<<<<<<<<<<
@@ -34531,7 +29975,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
     if (__pyx_t_1) {
 
 
-      /* "ext/wsdecode.pyx":794
+      /* "ext/wsdecode.pyx":631
  *             pe = _str(b, ps, end)
  *             if pe < 0:
  *                 return -R_SCAN             # <<<<<<<<<<<<<<
@@ -34544,7 +29988,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
       }
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":793
+      /* "ext/wsdecode.pyx":630
  *                 return -R_SCAN
  *             pe = _str(b, ps, end)
  *             if pe < 0:             # <<<<<<<<<<<<<<
@@ -34553,7 +29997,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
 */
     }
 
-    /* "ext/wsdecode.pyx":795
+    /* "ext/wsdecode.pyx":632
  *             if pe < 0:
  *                 return -R_SCAN
  *             i = _ws(b, pe, end)             # <<<<<<<<<<<<<<
@@ -34562,7 +30006,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
 */
     __pyx_v_i = __pyx_f_8pipeline_4_ext_8wsdecode__ws(__pyx_v_b, __pyx_v_pe, __pyx_v_end);
 
-    /* "ext/wsdecode.pyx":796
+    /* "ext/wsdecode.pyx":633
  *                 return -R_SCAN
  *             i = _ws(b, pe, end)
  *             if i >= end or b[i] != 44:             # <<<<<<<<<<<<<<
@@ -34588,7 +30032,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
     if (__pyx_t_1) {
 
 
-      /* "ext/wsdecode.pyx":797
+      /* "ext/wsdecode.pyx":634
  *             i = _ws(b, pe, end)
  *             if i >= end or b[i] != 44:
  *                 return -R_SCAN             # <<<<<<<<<<<<<<
@@ -34601,7 +30045,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
       }
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":796
+      /* "ext/wsdecode.pyx":633
  *                 return -R_SCAN
  *             i = _ws(b, pe, end)
  *             if i >= end or b[i] != 44:             # <<<<<<<<<<<<<<
@@ -34610,7 +30054,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
 */
     }
 
-    /* "ext/wsdecode.pyx":798
+    /* "ext/wsdecode.pyx":635
  *             if i >= end or b[i] != 44:
  *                 return -R_SCAN
  *             qs = _ws(b, i + 1, end)             # <<<<<<<<<<<<<<
@@ -34619,7 +30063,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
 */
     __pyx_v_qs = __pyx_f_8pipeline_4_ext_8wsdecode__ws(__pyx_v_b, (__pyx_v_i + 1), __pyx_v_end);
 
-    /* "ext/wsdecode.pyx":799
+    /* "ext/wsdecode.pyx":636
  *                 return -R_SCAN
  *             qs = _ws(b, i + 1, end)
  *             if qs >= end or b[qs] != 34:             # <<<<<<<<<<<<<<
@@ -34645,7 +30089,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
     if (__pyx_t_1) {
 
 
-      /* "ext/wsdecode.pyx":800
+      /* "ext/wsdecode.pyx":637
  *             qs = _ws(b, i + 1, end)
  *             if qs >= end or b[qs] != 34:
  *                 return -R_SCAN             # <<<<<<<<<<<<<<
@@ -34658,7 +30102,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
       }
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":799
+      /* "ext/wsdecode.pyx":636
  *                 return -R_SCAN
  *             qs = _ws(b, i + 1, end)
  *             if qs >= end or b[qs] != 34:             # <<<<<<<<<<<<<<
@@ -34667,7 +30111,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
 */
     }
 
-    /* "ext/wsdecode.pyx":801
+    /* "ext/wsdecode.pyx":638
  *             if qs >= end or b[qs] != 34:
  *                 return -R_SCAN
  *             qe = _str(b, qs, end)             # <<<<<<<<<<<<<<
@@ -34676,7 +30120,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
 */
     __pyx_v_qe = __pyx_f_8pipeline_4_ext_8wsdecode__str(__pyx_v_b, __pyx_v_qs, __pyx_v_end);
 
-    /* "ext/wsdecode.pyx":802
+    /* "ext/wsdecode.pyx":639
  *                 return -R_SCAN
  *             qe = _str(b, qs, end)
  *             if qe < 0:             # <<<<<<<<<<<<<<
@@ -34688,7 +30132,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
     if (__pyx_t_1) {
 
 
-      /* "ext/wsdecode.pyx":803
+      /* "ext/wsdecode.pyx":640
  *             qe = _str(b, qs, end)
  *             if qe < 0:
  *                 return -R_SCAN             # <<<<<<<<<<<<<<
@@ -34701,7 +30145,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
       }
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":802
+      /* "ext/wsdecode.pyx":639
  *                 return -R_SCAN
  *             qe = _str(b, qs, end)
  *             if qe < 0:             # <<<<<<<<<<<<<<
@@ -34710,7 +30154,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
 */
     }
 
-    /* "ext/wsdecode.pyx":804
+    /* "ext/wsdecode.pyx":641
  *             if qe < 0:
  *                 return -R_SCAN
  *             i = _ws(b, qe, end)             # <<<<<<<<<<<<<<
@@ -34719,7 +30163,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
 */
     __pyx_v_i = __pyx_f_8pipeline_4_ext_8wsdecode__ws(__pyx_v_b, __pyx_v_qe, __pyx_v_end);
 
-    /* "ext/wsdecode.pyx":805
+    /* "ext/wsdecode.pyx":642
  *                 return -R_SCAN
  *             i = _ws(b, qe, end)
  *             if i >= end or b[i] != 93:             # <<<<<<<<<<<<<<
@@ -34745,7 +30189,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
     if (__pyx_t_1) {
 
 
-      /* "ext/wsdecode.pyx":806
+      /* "ext/wsdecode.pyx":643
  *             i = _ws(b, qe, end)
  *             if i >= end or b[i] != 93:
  *                 return -R_SCAN             # <<<<<<<<<<<<<<
@@ -34758,7 +30202,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
       }
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":805
+      /* "ext/wsdecode.pyx":642
  *                 return -R_SCAN
  *             i = _ws(b, qe, end)
  *             if i >= end or b[i] != 93:             # <<<<<<<<<<<<<<
@@ -34767,7 +30211,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
 */
     }
 
-    /* "ext/wsdecode.pyx":807
+    /* "ext/wsdecode.pyx":644
  *             if i >= end or b[i] != 93:
  *                 return -R_SCAN
  *             if not _dec(b, ps, pe, &p) or not _dec(b, qs, qe, &q):             # <<<<<<<<<<<<<<
@@ -34793,7 +30237,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
     if (__pyx_t_1) {
 
 
-      /* "ext/wsdecode.pyx":808
+      /* "ext/wsdecode.pyx":645
  *                 return -R_SCAN
  *             if not _dec(b, ps, pe, &p) or not _dec(b, qs, qe, &q):
  *                 return -R_SCAN             # <<<<<<<<<<<<<<
@@ -34806,7 +30250,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
       }
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":807
+      /* "ext/wsdecode.pyx":644
  *             if i >= end or b[i] != 93:
  *                 return -R_SCAN
  *             if not _dec(b, ps, pe, &p) or not _dec(b, qs, qe, &q):             # <<<<<<<<<<<<<<
@@ -34815,7 +30259,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
 */
     }
 
-    /* "ext/wsdecode.pyx":809
+    /* "ext/wsdecode.pyx":646
  *             if not _dec(b, ps, pe, &p) or not _dec(b, qs, qe, &q):
  *                 return -R_SCAN
  *             if n >= cap:             # <<<<<<<<<<<<<<
@@ -34827,7 +30271,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
     if (__pyx_t_1) {
 
 
-      /* "ext/wsdecode.pyx":810
+      /* "ext/wsdecode.pyx":647
  *                 return -R_SCAN
  *             if n >= cap:
  *                 return R_FULL             # <<<<<<<<<<<<<<
@@ -34840,7 +30284,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
       }
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":809
+      /* "ext/wsdecode.pyx":646
  *             if not _dec(b, ps, pe, &p) or not _dec(b, qs, qe, &q):
  *                 return -R_SCAN
  *             if n >= cap:             # <<<<<<<<<<<<<<
@@ -34849,7 +30293,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
 */
     }
 
-    /* "ext/wsdecode.pyx":811
+    /* "ext/wsdecode.pyx":648
  *             if n >= cap:
  *                 return R_FULL
  *             r = &out[n]             # <<<<<<<<<<<<<<
@@ -34858,7 +30302,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
 */
     __pyx_v_r = (&(__pyx_v_out[__pyx_v_n]));
 
-    /* "ext/wsdecode.pyx":812
+    /* "ext/wsdecode.pyx":649
  *                 return R_FULL
  *             r = &out[n]
  *             r.seq = 0             # <<<<<<<<<<<<<<
@@ -34867,7 +30311,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
 */
     __pyx_v_r->seq = 0;
 
-    /* "ext/wsdecode.pyx":813
+    /* "ext/wsdecode.pyx":650
  *             r = &out[n]
  *             r.seq = 0
  *             r.symbol = sym             # <<<<<<<<<<<<<<
@@ -34876,7 +30320,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
 */
     __pyx_v_r->symbol = __pyx_v_sym;
 
-    /* "ext/wsdecode.pyx":814
+    /* "ext/wsdecode.pyx":651
  *             r.seq = 0
  *             r.symbol = sym
  *             r.venue = <uint8_t>self.venue             # <<<<<<<<<<<<<<
@@ -34885,7 +30329,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
 */
     __pyx_v_r->venue = ((uint8_t)__pyx_v_self->venue);
 
-    /* "ext/wsdecode.pyx":815
+    /* "ext/wsdecode.pyx":652
  *             r.symbol = sym
  *             r.venue = <uint8_t>self.venue
  *             r.flags = 0             # <<<<<<<<<<<<<<
@@ -34894,7 +30338,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
 */
     __pyx_v_r->flags = 0;
 
-    /* "ext/wsdecode.pyx":816
+    /* "ext/wsdecode.pyx":653
  *             r.venue = <uint8_t>self.venue
  *             r.flags = 0
  *             r.kind = <uint8_t>kind             # <<<<<<<<<<<<<<
@@ -34903,7 +30347,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
 */
     __pyx_v_r->kind = ((uint8_t)__pyx_v_kind);
 
-    /* "ext/wsdecode.pyx":817
+    /* "ext/wsdecode.pyx":654
  *             r.flags = 0
  *             r.kind = <uint8_t>kind
  *             r.side = <signed char>side             # <<<<<<<<<<<<<<
@@ -34912,7 +30356,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
 */
     __pyx_v_r->side = ((signed char)__pyx_v_side);
 
-    /* "ext/wsdecode.pyx":818
+    /* "ext/wsdecode.pyx":655
  *             r.kind = <uint8_t>kind
  *             r.side = <signed char>side
  *             r.exch_ts = exch             # <<<<<<<<<<<<<<
@@ -34921,7 +30365,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
 */
     __pyx_v_r->exch_ts = __pyx_v_exch;
 
-    /* "ext/wsdecode.pyx":819
+    /* "ext/wsdecode.pyx":656
  *             r.side = <signed char>side
  *             r.exch_ts = exch
  *             r.local_ts = self.local_ts             # <<<<<<<<<<<<<<
@@ -34932,7 +30376,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
 
     __pyx_v_r->local_ts = __pyx_t_3;
 
-    /* "ext/wsdecode.pyx":820
+    /* "ext/wsdecode.pyx":657
  *             r.exch_ts = exch
  *             r.local_ts = self.local_ts
  *             r.mono_ts = 0             # <<<<<<<<<<<<<<
@@ -34941,7 +30385,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
 */
     __pyx_v_r->mono_ts = 0;
 
-    /* "ext/wsdecode.pyx":821
+    /* "ext/wsdecode.pyx":658
  *             r.local_ts = self.local_ts
  *             r.mono_ts = 0
  *             r.price = p             # <<<<<<<<<<<<<<
@@ -34950,7 +30394,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
 */
     __pyx_v_r->price = __pyx_v_p;
 
-    /* "ext/wsdecode.pyx":822
+    /* "ext/wsdecode.pyx":659
  *             r.mono_ts = 0
  *             r.price = p
  *             r.qty = q             # <<<<<<<<<<<<<<
@@ -34959,7 +30403,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
 */
     __pyx_v_r->qty = __pyx_v_q;
 
-    /* "ext/wsdecode.pyx":823
+    /* "ext/wsdecode.pyx":660
  *             r.price = p
  *             r.qty = q
  *             r.id = u             # <<<<<<<<<<<<<<
@@ -34968,7 +30412,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
 */
     __pyx_v_r->id = __pyx_v_u;
 
-    /* "ext/wsdecode.pyx":824
+    /* "ext/wsdecode.pyx":661
  *             r.qty = q
  *             r.id = u
  *             n += 1             # <<<<<<<<<<<<<<
@@ -34977,7 +30421,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
 */
     __pyx_v_n = (__pyx_v_n + 1);
 
-    /* "ext/wsdecode.pyx":825
+    /* "ext/wsdecode.pyx":662
  *             r.id = u
  *             n += 1
  *             i = _ws(b, i + 1, end)             # <<<<<<<<<<<<<<
@@ -34986,7 +30430,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
 */
     __pyx_v_i = __pyx_f_8pipeline_4_ext_8wsdecode__ws(__pyx_v_b, (__pyx_v_i + 1), __pyx_v_end);
 
-    /* "ext/wsdecode.pyx":826
+    /* "ext/wsdecode.pyx":663
  *             n += 1
  *             i = _ws(b, i + 1, end)
  *             if i == end:             # <<<<<<<<<<<<<<
@@ -34998,7 +30442,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
     if (__pyx_t_1) {
 
 
-      /* "ext/wsdecode.pyx":827
+      /* "ext/wsdecode.pyx":664
  *             i = _ws(b, i + 1, end)
  *             if i == end:
  *                 return n             # <<<<<<<<<<<<<<
@@ -35011,7 +30455,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
       }
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":826
+      /* "ext/wsdecode.pyx":663
  *             n += 1
  *             i = _ws(b, i + 1, end)
  *             if i == end:             # <<<<<<<<<<<<<<
@@ -35020,7 +30464,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
 */
     }
 
-    /* "ext/wsdecode.pyx":828
+    /* "ext/wsdecode.pyx":665
  *             if i == end:
  *                 return n
  *             if b[i] != 44:             # <<<<<<<<<<<<<<
@@ -35032,7 +30476,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
     if (__pyx_t_1) {
 
 
-      /* "ext/wsdecode.pyx":829
+      /* "ext/wsdecode.pyx":666
  *                 return n
  *             if b[i] != 44:
  *                 return -R_SCAN             # <<<<<<<<<<<<<<
@@ -35045,7 +30489,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
       }
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":828
+      /* "ext/wsdecode.pyx":665
  *             if i == end:
  *                 return n
  *             if b[i] != 44:             # <<<<<<<<<<<<<<
@@ -35054,7 +30498,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
 */
     }
 
-    /* "ext/wsdecode.pyx":830
+    /* "ext/wsdecode.pyx":667
  *             if b[i] != 44:
  *                 return -R_SCAN
  *             i = _ws(b, i + 1, end)             # <<<<<<<<<<<<<<
@@ -35064,7 +30508,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
     __pyx_v_i = __pyx_f_8pipeline_4_ext_8wsdecode__ws(__pyx_v_b, (__pyx_v_i + 1), __pyx_v_end);
   }
 
-  /* "ext/wsdecode.pyx":774
+  /* "ext/wsdecode.pyx":611
  *         return self._fields(b, out, n, cap)
  * 
  *     cdef Py_ssize_t _levels(self, const unsigned char *b, int key, int kind, int side,             # <<<<<<<<<<<<<<
@@ -35089,7 +30533,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
   return __pyx_r;
 }
 
-/* "ext/wsdecode.pyx":832
+/* "ext/wsdecode.pyx":669
  *             i = _ws(b, i + 1, end)
  * 
  *     cdef Py_ssize_t _fields(self, const unsigned char *b, TickRecord *out, Py_ssize_t n,             # <<<<<<<<<<<<<<
@@ -35098,7 +30542,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels(struct __
 */
 
 static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __pyx_obj_8pipeline_4_ext_8wsdecode_WsDecoder *__pyx_v_self, unsigned char const *__pyx_v_b, struct __pyx_t_8pipeline_4_ext_7records_TickRecord *__pyx_v_out, Py_ssize_t __pyx_v_n, Py_ssize_t __pyx_v_cap) {
-  struct __pyx_obj_8pipeline_4_ext_8wsdecode_SymbolState *__pyx_v_st = 0;
+  struct __pyx_obj_8pipeline_4_ext_8symstate_SymbolState *__pyx_v_st = 0;
   int __pyx_v_kind;
   int __pyx_v_sym;
   int __pyx_v_side;
@@ -35137,7 +30581,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
   __Pyx_RefNannySetupContext("_fields", 0);
 
 
-  /* "ext/wsdecode.pyx":834
+  /* "ext/wsdecode.pyx":671
  *     cdef Py_ssize_t _fields(self, const unsigned char *b, TickRecord *out, Py_ssize_t n,
  *                             Py_ssize_t cap) noexcept:
  *         cdef SymbolState st = self.state             # <<<<<<<<<<<<<<
@@ -35146,10 +30590,10 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 */
   __pyx_t_1 = ((PyObject *)__pyx_v_self->state);
   __Pyx_INCREF(__pyx_t_1);
-  __pyx_v_st = ((struct __pyx_obj_8pipeline_4_ext_8wsdecode_SymbolState *)__pyx_t_1);
+  __pyx_v_st = ((struct __pyx_obj_8pipeline_4_ext_8symstate_SymbolState *)__pyx_t_1);
   __pyx_t_1 = 0;
 
-  /* "ext/wsdecode.pyx":837
+  /* "ext/wsdecode.pyx":674
  *         cdef int kind, sym, side, k
  *         cdef Py_ssize_t ss, n0
  *         cdef int64_t u = 0, U = 0, E = 0, tid = 0, exch             # <<<<<<<<<<<<<<
@@ -35161,7 +30605,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
   __pyx_v_E = 0;
   __pyx_v_tid = 0;
 
-  /* "ext/wsdecode.pyx":841
+  /* "ext/wsdecode.pyx":678
  *         cdef TickRecord *r
  *         cdef Py_ssize_t ms, me
  *         if not self.touched[101]:             # <<<<<<<<<<<<<<
@@ -35173,7 +30617,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
   if (__pyx_t_2) {
 
 
-    /* "ext/wsdecode.pyx":842
+    /* "ext/wsdecode.pyx":679
  *         cdef Py_ssize_t ms, me
  *         if not self.touched[101]:
  *             if not (self.touched[117] and self.touched[98] and self.touched[66]             # <<<<<<<<<<<<<<
@@ -35201,7 +30645,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
       goto __pyx_L5_bool_binop_done;
     }
 
-    /* "ext/wsdecode.pyx":843
+    /* "ext/wsdecode.pyx":680
  *         if not self.touched[101]:
  *             if not (self.touched[117] and self.touched[98] and self.touched[66]
  *                     and self.touched[97] and self.touched[65] and self.touched[115]):             # <<<<<<<<<<<<<<
@@ -35245,7 +30689,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 
     __pyx_L5_bool_binop_done:;
 
-    /* "ext/wsdecode.pyx":842
+    /* "ext/wsdecode.pyx":679
  *         cdef Py_ssize_t ms, me
  *         if not self.touched[101]:
  *             if not (self.touched[117] and self.touched[98] and self.touched[66]             # <<<<<<<<<<<<<<
@@ -35258,7 +30702,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
     if (__pyx_t_3) {
 
 
-      /* "ext/wsdecode.pyx":844
+      /* "ext/wsdecode.pyx":681
  *             if not (self.touched[117] and self.touched[98] and self.touched[66]
  *                     and self.touched[97] and self.touched[65] and self.touched[115]):
  *                 return -R_NOT_HOT             # <<<<<<<<<<<<<<
@@ -35271,7 +30715,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
       }
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":842
+      /* "ext/wsdecode.pyx":679
  *         cdef Py_ssize_t ms, me
  *         if not self.touched[101]:
  *             if not (self.touched[117] and self.touched[98] and self.touched[66]             # <<<<<<<<<<<<<<
@@ -35280,7 +30724,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 */
     }
 
-    /* "ext/wsdecode.pyx":845
+    /* "ext/wsdecode.pyx":682
  *                     and self.touched[97] and self.touched[65] and self.touched[115]):
  *                 return -R_NOT_HOT
  *             kind = 0             # <<<<<<<<<<<<<<
@@ -35289,7 +30733,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 */
     __pyx_v_kind = 0;
 
-    /* "ext/wsdecode.pyx":841
+    /* "ext/wsdecode.pyx":678
  *         cdef TickRecord *r
  *         cdef Py_ssize_t ms, me
  *         if not self.touched[101]:             # <<<<<<<<<<<<<<
@@ -35299,7 +30743,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
     goto __pyx_L3;
   }
 
-  /* "ext/wsdecode.pyx":847
+  /* "ext/wsdecode.pyx":684
  *             kind = 0
  *         else:
  *             k = self.fe[101] - self.fs[101]             # <<<<<<<<<<<<<<
@@ -35309,7 +30753,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
   /*else*/ {
     __pyx_v_k = ((__pyx_v_self->fe[0x65]) - (__pyx_v_self->fs[0x65]));
 
-    /* "ext/wsdecode.pyx":848
+    /* "ext/wsdecode.pyx":685
  *         else:
  *             k = self.fe[101] - self.fs[101]
  *             kind = 1 if k == 7 else (2 if k == 10 else 3)             # <<<<<<<<<<<<<<
@@ -35339,7 +30783,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
   }
   __pyx_L3:;
 
-  /* "ext/wsdecode.pyx":849
+  /* "ext/wsdecode.pyx":686
  *             k = self.fe[101] - self.fs[101]
  *             kind = 1 if k == 7 else (2 if k == 10 else 3)
  *         if not self.touched[115] or b[self.fs[115]] != 34:             # <<<<<<<<<<<<<<
@@ -35365,7 +30809,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
   if (__pyx_t_3) {
 
 
-    /* "ext/wsdecode.pyx":850
+    /* "ext/wsdecode.pyx":687
  *             kind = 1 if k == 7 else (2 if k == 10 else 3)
  *         if not self.touched[115] or b[self.fs[115]] != 34:
  *             return -R_SCAN             # <<<<<<<<<<<<<<
@@ -35378,7 +30822,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
     }
     goto __pyx_L0;
 
-    /* "ext/wsdecode.pyx":849
+    /* "ext/wsdecode.pyx":686
  *             k = self.fe[101] - self.fs[101]
  *             kind = 1 if k == 7 else (2 if k == 10 else 3)
  *         if not self.touched[115] or b[self.fs[115]] != 34:             # <<<<<<<<<<<<<<
@@ -35387,7 +30831,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 */
   }
 
-  /* "ext/wsdecode.pyx":851
+  /* "ext/wsdecode.pyx":688
  *         if not self.touched[115] or b[self.fs[115]] != 34:
  *             return -R_SCAN
  *         ss = self.fs[115]             # <<<<<<<<<<<<<<
@@ -35396,16 +30840,16 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 */
   __pyx_v_ss = (__pyx_v_self->fs[0x73]);
 
-  /* "ext/wsdecode.pyx":852
+  /* "ext/wsdecode.pyx":689
  *             return -R_SCAN
  *         ss = self.fs[115]
  *         sym = st._lookup(b + ss + 1, self.fe[115] - ss - 2)             # <<<<<<<<<<<<<<
  *         if sym < 0:
  *             return -R_UNKNOWN_SYMBOL
 */
-  __pyx_v_sym = ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_SymbolState *)__pyx_v_st->__pyx_vtab)->_lookup(__pyx_v_st, ((__pyx_v_b + __pyx_v_ss) + 1), (((__pyx_v_self->fe[0x73]) - __pyx_v_ss) - 2));
+  __pyx_v_sym = ((struct __pyx_vtabstruct_8pipeline_4_ext_8symstate_SymbolState *)__pyx_v_st->__pyx_vtab)->_lookup(__pyx_v_st, ((__pyx_v_b + __pyx_v_ss) + 1), (((__pyx_v_self->fe[0x73]) - __pyx_v_ss) - 2));
 
-  /* "ext/wsdecode.pyx":853
+  /* "ext/wsdecode.pyx":690
  *         ss = self.fs[115]
  *         sym = st._lookup(b + ss + 1, self.fe[115] - ss - 2)
  *         if sym < 0:             # <<<<<<<<<<<<<<
@@ -35417,7 +30861,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
   if (__pyx_t_3) {
 
 
-    /* "ext/wsdecode.pyx":854
+    /* "ext/wsdecode.pyx":691
  *         sym = st._lookup(b + ss + 1, self.fe[115] - ss - 2)
  *         if sym < 0:
  *             return -R_UNKNOWN_SYMBOL             # <<<<<<<<<<<<<<
@@ -35430,7 +30874,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
     }
     goto __pyx_L0;
 
-    /* "ext/wsdecode.pyx":853
+    /* "ext/wsdecode.pyx":690
  *         ss = self.fs[115]
  *         sym = st._lookup(b + ss + 1, self.fe[115] - ss - 2)
  *         if sym < 0:             # <<<<<<<<<<<<<<
@@ -35439,7 +30883,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 */
   }
 
-  /* "ext/wsdecode.pyx":855
+  /* "ext/wsdecode.pyx":692
  *         if sym < 0:
  *             return -R_UNKNOWN_SYMBOL
  *         if kind == 0:             # <<<<<<<<<<<<<<
@@ -35451,7 +30895,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
   if (__pyx_t_3) {
 
 
-    /* "ext/wsdecode.pyx":856
+    /* "ext/wsdecode.pyx":693
  *             return -R_UNKNOWN_SYMBOL
  *         if kind == 0:
  *             if not (_int(b, self.fs[117], self.fe[117], &u)             # <<<<<<<<<<<<<<
@@ -35469,7 +30913,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
       goto __pyx_L17_bool_binop_done;
     }
 
-    /* "ext/wsdecode.pyx":857
+    /* "ext/wsdecode.pyx":694
  *         if kind == 0:
  *             if not (_int(b, self.fs[117], self.fe[117], &u)
  *                     and _dec(b, self.fs[98], self.fe[98], &bp)             # <<<<<<<<<<<<<<
@@ -35487,7 +30931,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
       goto __pyx_L17_bool_binop_done;
     }
 
-    /* "ext/wsdecode.pyx":858
+    /* "ext/wsdecode.pyx":695
  *             if not (_int(b, self.fs[117], self.fe[117], &u)
  *                     and _dec(b, self.fs[98], self.fe[98], &bp)
  *                     and _dec(b, self.fs[66], self.fe[66], &bq)             # <<<<<<<<<<<<<<
@@ -35505,7 +30949,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
       goto __pyx_L17_bool_binop_done;
     }
 
-    /* "ext/wsdecode.pyx":859
+    /* "ext/wsdecode.pyx":696
  *                     and _dec(b, self.fs[98], self.fe[98], &bp)
  *                     and _dec(b, self.fs[66], self.fe[66], &bq)
  *                     and _dec(b, self.fs[97], self.fe[97], &ap)             # <<<<<<<<<<<<<<
@@ -35523,7 +30967,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
       goto __pyx_L17_bool_binop_done;
     }
 
-    /* "ext/wsdecode.pyx":860
+    /* "ext/wsdecode.pyx":697
  *                     and _dec(b, self.fs[66], self.fe[66], &bq)
  *                     and _dec(b, self.fs[97], self.fe[97], &ap)
  *                     and _dec(b, self.fs[65], self.fe[65], &aq)):             # <<<<<<<<<<<<<<
@@ -35537,7 +30981,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 
     __pyx_L17_bool_binop_done:;
 
-    /* "ext/wsdecode.pyx":856
+    /* "ext/wsdecode.pyx":693
  *             return -R_UNKNOWN_SYMBOL
  *         if kind == 0:
  *             if not (_int(b, self.fs[117], self.fe[117], &u)             # <<<<<<<<<<<<<<
@@ -35550,7 +30994,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
     if (__pyx_t_2) {
 
 
-      /* "ext/wsdecode.pyx":861
+      /* "ext/wsdecode.pyx":698
  *                     and _dec(b, self.fs[97], self.fe[97], &ap)
  *                     and _dec(b, self.fs[65], self.fe[65], &aq)):
  *                 return -R_SCAN             # <<<<<<<<<<<<<<
@@ -35563,7 +31007,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
       }
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":856
+      /* "ext/wsdecode.pyx":693
  *             return -R_UNKNOWN_SYMBOL
  *         if kind == 0:
  *             if not (_int(b, self.fs[117], self.fe[117], &u)             # <<<<<<<<<<<<<<
@@ -35572,7 +31016,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 */
     }
 
-    /* "ext/wsdecode.pyx":862
+    /* "ext/wsdecode.pyx":699
  *                     and _dec(b, self.fs[65], self.fe[65], &aq)):
  *                 return -R_SCAN
  *             if n + 2 > cap:             # <<<<<<<<<<<<<<
@@ -35584,7 +31028,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
     if (__pyx_t_2) {
 
 
-      /* "ext/wsdecode.pyx":863
+      /* "ext/wsdecode.pyx":700
  *                 return -R_SCAN
  *             if n + 2 > cap:
  *                 return R_FULL             # <<<<<<<<<<<<<<
@@ -35597,7 +31041,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
       }
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":862
+      /* "ext/wsdecode.pyx":699
  *                     and _dec(b, self.fs[65], self.fe[65], &aq)):
  *                 return -R_SCAN
  *             if n + 2 > cap:             # <<<<<<<<<<<<<<
@@ -35606,19 +31050,19 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 */
     }
 
-    /* "ext/wsdecode.pyx":864
+    /* "ext/wsdecode.pyx":701
  *             if n + 2 > cap:
  *                 return R_FULL
  *             if not st._accept(SLOT_BBO, sym, u):             # <<<<<<<<<<<<<<
  *                 self.duplicates += 1
  *                 return n
 */
-    __pyx_t_2 = (!((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_SymbolState *)__pyx_v_st->__pyx_vtab)->_accept(__pyx_v_st, __pyx_e_8pipeline_4_ext_8wsdecode_SLOT_BBO, __pyx_v_sym, __pyx_v_u));
+    __pyx_t_2 = (!((struct __pyx_vtabstruct_8pipeline_4_ext_8symstate_SymbolState *)__pyx_v_st->__pyx_vtab)->_accept(__pyx_v_st, __pyx_e_8pipeline_4_ext_8wsdecode_SLOT_BBO, __pyx_v_sym, __pyx_v_u));
 
     if (__pyx_t_2) {
 
 
-      /* "ext/wsdecode.pyx":865
+      /* "ext/wsdecode.pyx":702
  *                 return R_FULL
  *             if not st._accept(SLOT_BBO, sym, u):
  *                 self.duplicates += 1             # <<<<<<<<<<<<<<
@@ -35627,7 +31071,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 */
       __pyx_v_self->duplicates = (__pyx_v_self->duplicates + 1);
 
-      /* "ext/wsdecode.pyx":866
+      /* "ext/wsdecode.pyx":703
  *             if not st._accept(SLOT_BBO, sym, u):
  *                 self.duplicates += 1
  *                 return n             # <<<<<<<<<<<<<<
@@ -35640,7 +31084,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
       }
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":864
+      /* "ext/wsdecode.pyx":701
  *             if n + 2 > cap:
  *                 return R_FULL
  *             if not st._accept(SLOT_BBO, sym, u):             # <<<<<<<<<<<<<<
@@ -35649,7 +31093,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 */
     }
 
-    /* "ext/wsdecode.pyx":867
+    /* "ext/wsdecode.pyx":704
  *                 self.duplicates += 1
  *                 return n
  *             r = &out[n]             # <<<<<<<<<<<<<<
@@ -35658,7 +31102,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 */
     __pyx_v_r = (&(__pyx_v_out[__pyx_v_n]));
 
-    /* "ext/wsdecode.pyx":868
+    /* "ext/wsdecode.pyx":705
  *                 return n
  *             r = &out[n]
  *             r.seq = 0; r.symbol = sym; r.venue = <uint8_t>self.venue; r.flags = 0             # <<<<<<<<<<<<<<
@@ -35670,7 +31114,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
     __pyx_v_r->venue = ((uint8_t)__pyx_v_self->venue);
     __pyx_v_r->flags = 0;
 
-    /* "ext/wsdecode.pyx":869
+    /* "ext/wsdecode.pyx":706
  *             r = &out[n]
  *             r.seq = 0; r.symbol = sym; r.venue = <uint8_t>self.venue; r.flags = 0
  *             r.kind = KIND_BID; r.side = 1; r.exch_ts = 0; r.local_ts = self.local_ts             # <<<<<<<<<<<<<<
@@ -35684,7 +31128,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 
     __pyx_v_r->local_ts = __pyx_t_6;
 
-    /* "ext/wsdecode.pyx":870
+    /* "ext/wsdecode.pyx":707
  *             r.seq = 0; r.symbol = sym; r.venue = <uint8_t>self.venue; r.flags = 0
  *             r.kind = KIND_BID; r.side = 1; r.exch_ts = 0; r.local_ts = self.local_ts
  *             r.mono_ts = 0; r.price = bp; r.qty = bq; r.id = u             # <<<<<<<<<<<<<<
@@ -35696,7 +31140,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
     __pyx_v_r->qty = __pyx_v_bq;
     __pyx_v_r->id = __pyx_v_u;
 
-    /* "ext/wsdecode.pyx":871
+    /* "ext/wsdecode.pyx":708
  *             r.kind = KIND_BID; r.side = 1; r.exch_ts = 0; r.local_ts = self.local_ts
  *             r.mono_ts = 0; r.price = bp; r.qty = bq; r.id = u
  *             r = &out[n + 1]             # <<<<<<<<<<<<<<
@@ -35705,7 +31149,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 */
     __pyx_v_r = (&(__pyx_v_out[(__pyx_v_n + 1)]));
 
-    /* "ext/wsdecode.pyx":872
+    /* "ext/wsdecode.pyx":709
  *             r.mono_ts = 0; r.price = bp; r.qty = bq; r.id = u
  *             r = &out[n + 1]
  *             r.seq = 0; r.symbol = sym; r.venue = <uint8_t>self.venue; r.flags = FLAG_LAST_IN_MSG             # <<<<<<<<<<<<<<
@@ -35717,7 +31161,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
     __pyx_v_r->venue = ((uint8_t)__pyx_v_self->venue);
     __pyx_v_r->flags = __pyx_e_8pipeline_4_ext_7records_FLAG_LAST_IN_MSG;
 
-    /* "ext/wsdecode.pyx":873
+    /* "ext/wsdecode.pyx":710
  *             r = &out[n + 1]
  *             r.seq = 0; r.symbol = sym; r.venue = <uint8_t>self.venue; r.flags = FLAG_LAST_IN_MSG
  *             r.kind = KIND_ASK; r.side = -1; r.exch_ts = 0; r.local_ts = self.local_ts             # <<<<<<<<<<<<<<
@@ -35731,7 +31175,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 
     __pyx_v_r->local_ts = __pyx_t_6;
 
-    /* "ext/wsdecode.pyx":874
+    /* "ext/wsdecode.pyx":711
  *             r.seq = 0; r.symbol = sym; r.venue = <uint8_t>self.venue; r.flags = FLAG_LAST_IN_MSG
  *             r.kind = KIND_ASK; r.side = -1; r.exch_ts = 0; r.local_ts = self.local_ts
  *             r.mono_ts = 0; r.price = ap; r.qty = aq; r.id = u             # <<<<<<<<<<<<<<
@@ -35743,7 +31187,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
     __pyx_v_r->qty = __pyx_v_aq;
     __pyx_v_r->id = __pyx_v_u;
 
-    /* "ext/wsdecode.pyx":875
+    /* "ext/wsdecode.pyx":712
  *             r.kind = KIND_ASK; r.side = -1; r.exch_ts = 0; r.local_ts = self.local_ts
  *             r.mono_ts = 0; r.price = ap; r.qty = aq; r.id = u
  *             return n + 2             # <<<<<<<<<<<<<<
@@ -35756,7 +31200,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
     }
     goto __pyx_L0;
 
-    /* "ext/wsdecode.pyx":855
+    /* "ext/wsdecode.pyx":692
  *         if sym < 0:
  *             return -R_UNKNOWN_SYMBOL
  *         if kind == 0:             # <<<<<<<<<<<<<<
@@ -35765,7 +31209,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 */
   }
 
-  /* "ext/wsdecode.pyx":876
+  /* "ext/wsdecode.pyx":713
  *             r.mono_ts = 0; r.price = ap; r.qty = aq; r.id = u
  *             return n + 2
  *         if not self.touched[69] or not _int(b, self.fs[69], self.fe[69], &E) or E > MAX_EVENT_MS:             # <<<<<<<<<<<<<<
@@ -35792,9 +31236,9 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 
     goto __pyx_L25_bool_binop_done;
   }
-  __pyx_t_1 = __Pyx_PyLong_From_int64_t(__pyx_v_E); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 876, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyLong_From_int64_t(__pyx_v_E); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 713, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_3 = __Pyx_PyObject_CompareBoolGt_int_int(__pyx_t_1, __pyx_mstate_global->__pyx_int_9000000000000, Py_GT); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 876, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyObject_CompareBoolGt_int_int(__pyx_t_1, __pyx_mstate_global->__pyx_int_9000000000000, Py_GT); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 713, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
 
   __pyx_t_2 = __pyx_t_3;
@@ -35803,7 +31247,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
   if (__pyx_t_2) {
 
 
-    /* "ext/wsdecode.pyx":877
+    /* "ext/wsdecode.pyx":714
  *             return n + 2
  *         if not self.touched[69] or not _int(b, self.fs[69], self.fe[69], &E) or E > MAX_EVENT_MS:
  *             return -R_SCAN             # <<<<<<<<<<<<<<
@@ -35816,7 +31260,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
     }
     goto __pyx_L0;
 
-    /* "ext/wsdecode.pyx":876
+    /* "ext/wsdecode.pyx":713
  *             r.mono_ts = 0; r.price = ap; r.qty = aq; r.id = u
  *             return n + 2
  *         if not self.touched[69] or not _int(b, self.fs[69], self.fe[69], &E) or E > MAX_EVENT_MS:             # <<<<<<<<<<<<<<
@@ -35825,7 +31269,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 */
   }
 
-  /* "ext/wsdecode.pyx":878
+  /* "ext/wsdecode.pyx":715
  *         if not self.touched[69] or not _int(b, self.fs[69], self.fe[69], &E) or E > MAX_EVENT_MS:
  *             return -R_SCAN
  *         exch = E * 1000000             # <<<<<<<<<<<<<<
@@ -35834,7 +31278,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 */
   __pyx_v_exch = (__pyx_v_E * 0xF4240);
 
-  /* "ext/wsdecode.pyx":879
+  /* "ext/wsdecode.pyx":716
  *             return -R_SCAN
  *         exch = E * 1000000
  *         if kind <= 2:             # <<<<<<<<<<<<<<
@@ -35846,7 +31290,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
   if (__pyx_t_2) {
 
 
-    /* "ext/wsdecode.pyx":880
+    /* "ext/wsdecode.pyx":717
  *         exch = E * 1000000
  *         if kind <= 2:
  *             k = 116 if kind == 1 else 97             # <<<<<<<<<<<<<<
@@ -35865,7 +31309,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 
     __pyx_v_k = __pyx_t_4;
 
-    /* "ext/wsdecode.pyx":881
+    /* "ext/wsdecode.pyx":718
  *         if kind <= 2:
  *             k = 116 if kind == 1 else 97
  *             if not (self.touched[k] and _int(b, self.fs[k], self.fe[k], &tid)             # <<<<<<<<<<<<<<
@@ -35883,7 +31327,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
       goto __pyx_L30_bool_binop_done;
     }
 
-    /* "ext/wsdecode.pyx":882
+    /* "ext/wsdecode.pyx":719
  *             k = 116 if kind == 1 else 97
  *             if not (self.touched[k] and _int(b, self.fs[k], self.fe[k], &tid)
  *                     and self.touched[112] and _dec(b, self.fs[112], self.fe[112], &p)             # <<<<<<<<<<<<<<
@@ -35911,7 +31355,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
       goto __pyx_L30_bool_binop_done;
     }
 
-    /* "ext/wsdecode.pyx":883
+    /* "ext/wsdecode.pyx":720
  *             if not (self.touched[k] and _int(b, self.fs[k], self.fe[k], &tid)
  *                     and self.touched[112] and _dec(b, self.fs[112], self.fe[112], &p)
  *                     and self.touched[113] and _dec(b, self.fs[113], self.fe[113], &q)             # <<<<<<<<<<<<<<
@@ -35939,7 +31383,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
       goto __pyx_L30_bool_binop_done;
     }
 
-    /* "ext/wsdecode.pyx":884
+    /* "ext/wsdecode.pyx":721
  *                     and self.touched[112] and _dec(b, self.fs[112], self.fe[112], &p)
  *                     and self.touched[113] and _dec(b, self.fs[113], self.fe[113], &q)
  *                     and self.touched[109]):             # <<<<<<<<<<<<<<
@@ -35963,7 +31407,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 
     __pyx_L30_bool_binop_done:;
 
-    /* "ext/wsdecode.pyx":881
+    /* "ext/wsdecode.pyx":718
  *         if kind <= 2:
  *             k = 116 if kind == 1 else 97
  *             if not (self.touched[k] and _int(b, self.fs[k], self.fe[k], &tid)             # <<<<<<<<<<<<<<
@@ -35976,7 +31420,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
     if (__pyx_t_3) {
 
 
-      /* "ext/wsdecode.pyx":885
+      /* "ext/wsdecode.pyx":722
  *                     and self.touched[113] and _dec(b, self.fs[113], self.fe[113], &q)
  *                     and self.touched[109]):
  *                 return -R_SCAN             # <<<<<<<<<<<<<<
@@ -35989,7 +31433,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
       }
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":881
+      /* "ext/wsdecode.pyx":718
  *         if kind <= 2:
  *             k = 116 if kind == 1 else 97
  *             if not (self.touched[k] and _int(b, self.fs[k], self.fe[k], &tid)             # <<<<<<<<<<<<<<
@@ -35998,7 +31442,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 */
     }
 
-    /* "ext/wsdecode.pyx":886
+    /* "ext/wsdecode.pyx":723
  *                     and self.touched[109]):
  *                 return -R_SCAN
  *             ms = self.fs[109]             # <<<<<<<<<<<<<<
@@ -36007,7 +31451,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 */
     __pyx_v_ms = (__pyx_v_self->fs[0x6D]);
 
-    /* "ext/wsdecode.pyx":887
+    /* "ext/wsdecode.pyx":724
  *                 return -R_SCAN
  *             ms = self.fs[109]
  *             me = self.fe[109]             # <<<<<<<<<<<<<<
@@ -36016,7 +31460,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 */
     __pyx_v_me = (__pyx_v_self->fe[0x6D]);
 
-    /* "ext/wsdecode.pyx":888
+    /* "ext/wsdecode.pyx":725
  *             ms = self.fs[109]
  *             me = self.fe[109]
  *             if me - ms == 4 and memcmp(b + ms, b"true", 4) == 0:             # <<<<<<<<<<<<<<
@@ -36042,7 +31486,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
     if (__pyx_t_3) {
 
 
-      /* "ext/wsdecode.pyx":889
+      /* "ext/wsdecode.pyx":726
  *             me = self.fe[109]
  *             if me - ms == 4 and memcmp(b + ms, b"true", 4) == 0:
  *                 side = -1             # <<<<<<<<<<<<<<
@@ -36051,7 +31495,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 */
       __pyx_v_side = -1;
 
-      /* "ext/wsdecode.pyx":888
+      /* "ext/wsdecode.pyx":725
  *             ms = self.fs[109]
  *             me = self.fe[109]
  *             if me - ms == 4 and memcmp(b + ms, b"true", 4) == 0:             # <<<<<<<<<<<<<<
@@ -36061,7 +31505,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
       goto __pyx_L37;
     }
 
-    /* "ext/wsdecode.pyx":890
+    /* "ext/wsdecode.pyx":727
  *             if me - ms == 4 and memcmp(b + ms, b"true", 4) == 0:
  *                 side = -1
  *             elif me - ms == 5 and memcmp(b + ms, b"false", 5) == 0:             # <<<<<<<<<<<<<<
@@ -36087,7 +31531,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
     if (__pyx_t_3) {
 
 
-      /* "ext/wsdecode.pyx":891
+      /* "ext/wsdecode.pyx":728
  *                 side = -1
  *             elif me - ms == 5 and memcmp(b + ms, b"false", 5) == 0:
  *                 side = 1             # <<<<<<<<<<<<<<
@@ -36096,7 +31540,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 */
       __pyx_v_side = 1;
 
-      /* "ext/wsdecode.pyx":890
+      /* "ext/wsdecode.pyx":727
  *             if me - ms == 4 and memcmp(b + ms, b"true", 4) == 0:
  *                 side = -1
  *             elif me - ms == 5 and memcmp(b + ms, b"false", 5) == 0:             # <<<<<<<<<<<<<<
@@ -36106,7 +31550,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
       goto __pyx_L37;
     }
 
-    /* "ext/wsdecode.pyx":893
+    /* "ext/wsdecode.pyx":730
  *                 side = 1
  *             else:
  *                 return -R_SCAN             # <<<<<<<<<<<<<<
@@ -36122,7 +31566,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
     }
     __pyx_L37:;
 
-    /* "ext/wsdecode.pyx":894
+    /* "ext/wsdecode.pyx":731
  *             else:
  *                 return -R_SCAN
  *             if n >= cap:             # <<<<<<<<<<<<<<
@@ -36134,7 +31578,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
     if (__pyx_t_3) {
 
 
-      /* "ext/wsdecode.pyx":895
+      /* "ext/wsdecode.pyx":732
  *                 return -R_SCAN
  *             if n >= cap:
  *                 return R_FULL             # <<<<<<<<<<<<<<
@@ -36147,7 +31591,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
       }
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":894
+      /* "ext/wsdecode.pyx":731
  *             else:
  *                 return -R_SCAN
  *             if n >= cap:             # <<<<<<<<<<<<<<
@@ -36156,7 +31600,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 */
     }
 
-    /* "ext/wsdecode.pyx":896
+    /* "ext/wsdecode.pyx":733
  *             if n >= cap:
  *                 return R_FULL
  *             if not st._accept(SLOT_TRADE if kind == 1 else SLOT_AGG, sym, tid):             # <<<<<<<<<<<<<<
@@ -36173,13 +31617,13 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
       __pyx_t_7 = __pyx_e_8pipeline_4_ext_8wsdecode_SLOT_AGG;
     }
 
-    __pyx_t_3 = (!((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_SymbolState *)__pyx_v_st->__pyx_vtab)->_accept(__pyx_v_st, __pyx_t_7, __pyx_v_sym, __pyx_v_tid));
+    __pyx_t_3 = (!((struct __pyx_vtabstruct_8pipeline_4_ext_8symstate_SymbolState *)__pyx_v_st->__pyx_vtab)->_accept(__pyx_v_st, __pyx_t_7, __pyx_v_sym, __pyx_v_tid));
 
 
     if (__pyx_t_3) {
 
 
-      /* "ext/wsdecode.pyx":897
+      /* "ext/wsdecode.pyx":734
  *                 return R_FULL
  *             if not st._accept(SLOT_TRADE if kind == 1 else SLOT_AGG, sym, tid):
  *                 self.duplicates += 1             # <<<<<<<<<<<<<<
@@ -36188,7 +31632,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 */
       __pyx_v_self->duplicates = (__pyx_v_self->duplicates + 1);
 
-      /* "ext/wsdecode.pyx":898
+      /* "ext/wsdecode.pyx":735
  *             if not st._accept(SLOT_TRADE if kind == 1 else SLOT_AGG, sym, tid):
  *                 self.duplicates += 1
  *                 return n             # <<<<<<<<<<<<<<
@@ -36201,7 +31645,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
       }
       goto __pyx_L0;
 
-      /* "ext/wsdecode.pyx":896
+      /* "ext/wsdecode.pyx":733
  *             if n >= cap:
  *                 return R_FULL
  *             if not st._accept(SLOT_TRADE if kind == 1 else SLOT_AGG, sym, tid):             # <<<<<<<<<<<<<<
@@ -36210,7 +31654,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 */
     }
 
-    /* "ext/wsdecode.pyx":899
+    /* "ext/wsdecode.pyx":736
  *                 self.duplicates += 1
  *                 return n
  *             r = &out[n]             # <<<<<<<<<<<<<<
@@ -36219,7 +31663,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 */
     __pyx_v_r = (&(__pyx_v_out[__pyx_v_n]));
 
-    /* "ext/wsdecode.pyx":900
+    /* "ext/wsdecode.pyx":737
  *                 return n
  *             r = &out[n]
  *             r.seq = 0; r.symbol = sym; r.venue = <uint8_t>self.venue; r.flags = FLAG_LAST_IN_MSG             # <<<<<<<<<<<<<<
@@ -36231,7 +31675,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
     __pyx_v_r->venue = ((uint8_t)__pyx_v_self->venue);
     __pyx_v_r->flags = __pyx_e_8pipeline_4_ext_7records_FLAG_LAST_IN_MSG;
 
-    /* "ext/wsdecode.pyx":901
+    /* "ext/wsdecode.pyx":738
  *             r = &out[n]
  *             r.seq = 0; r.symbol = sym; r.venue = <uint8_t>self.venue; r.flags = FLAG_LAST_IN_MSG
  *             r.kind = <uint8_t>kind; r.side = <signed char>side; r.exch_ts = exch             # <<<<<<<<<<<<<<
@@ -36242,7 +31686,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
     __pyx_v_r->side = ((signed char)__pyx_v_side);
     __pyx_v_r->exch_ts = __pyx_v_exch;
 
-    /* "ext/wsdecode.pyx":902
+    /* "ext/wsdecode.pyx":739
  *             r.seq = 0; r.symbol = sym; r.venue = <uint8_t>self.venue; r.flags = FLAG_LAST_IN_MSG
  *             r.kind = <uint8_t>kind; r.side = <signed char>side; r.exch_ts = exch
  *             r.local_ts = self.local_ts; r.mono_ts = 0; r.price = p; r.qty = q; r.id = tid             # <<<<<<<<<<<<<<
@@ -36257,7 +31701,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
     __pyx_v_r->qty = __pyx_v_q;
     __pyx_v_r->id = __pyx_v_tid;
 
-    /* "ext/wsdecode.pyx":903
+    /* "ext/wsdecode.pyx":740
  *             r.kind = <uint8_t>kind; r.side = <signed char>side; r.exch_ts = exch
  *             r.local_ts = self.local_ts; r.mono_ts = 0; r.price = p; r.qty = q; r.id = tid
  *             return n + 1             # <<<<<<<<<<<<<<
@@ -36270,7 +31714,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
     }
     goto __pyx_L0;
 
-    /* "ext/wsdecode.pyx":879
+    /* "ext/wsdecode.pyx":716
  *             return -R_SCAN
  *         exch = E * 1000000
  *         if kind <= 2:             # <<<<<<<<<<<<<<
@@ -36279,7 +31723,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 */
   }
 
-  /* "ext/wsdecode.pyx":904
+  /* "ext/wsdecode.pyx":741
  *             r.local_ts = self.local_ts; r.mono_ts = 0; r.price = p; r.qty = q; r.id = tid
  *             return n + 1
  *         if not (self.touched[85] and _int(b, self.fs[85], self.fe[85], &U)             # <<<<<<<<<<<<<<
@@ -36297,7 +31741,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
     goto __pyx_L47_bool_binop_done;
   }
 
-  /* "ext/wsdecode.pyx":905
+  /* "ext/wsdecode.pyx":742
  *             return n + 1
  *         if not (self.touched[85] and _int(b, self.fs[85], self.fe[85], &U)
  *                 and self.touched[117] and _int(b, self.fs[117], self.fe[117], &u)) or U > u:             # <<<<<<<<<<<<<<
@@ -36331,7 +31775,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 
   __pyx_L47_bool_binop_done:;
 
-  /* "ext/wsdecode.pyx":904
+  /* "ext/wsdecode.pyx":741
  *             r.local_ts = self.local_ts; r.mono_ts = 0; r.price = p; r.qty = q; r.id = tid
  *             return n + 1
  *         if not (self.touched[85] and _int(b, self.fs[85], self.fe[85], &U)             # <<<<<<<<<<<<<<
@@ -36350,7 +31794,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
     goto __pyx_L45_bool_binop_done;
   }
 
-  /* "ext/wsdecode.pyx":905
+  /* "ext/wsdecode.pyx":742
  *             return n + 1
  *         if not (self.touched[85] and _int(b, self.fs[85], self.fe[85], &U)
  *                 and self.touched[117] and _int(b, self.fs[117], self.fe[117], &u)) or U > u:             # <<<<<<<<<<<<<<
@@ -36364,7 +31808,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 
   __pyx_L45_bool_binop_done:;
 
-  /* "ext/wsdecode.pyx":904
+  /* "ext/wsdecode.pyx":741
  *             r.local_ts = self.local_ts; r.mono_ts = 0; r.price = p; r.qty = q; r.id = tid
  *             return n + 1
  *         if not (self.touched[85] and _int(b, self.fs[85], self.fe[85], &U)             # <<<<<<<<<<<<<<
@@ -36374,7 +31818,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
   if (__pyx_t_3) {
 
 
-    /* "ext/wsdecode.pyx":906
+    /* "ext/wsdecode.pyx":743
  *         if not (self.touched[85] and _int(b, self.fs[85], self.fe[85], &U)
  *                 and self.touched[117] and _int(b, self.fs[117], self.fe[117], &u)) or U > u:
  *             return -R_SCAN             # <<<<<<<<<<<<<<
@@ -36387,7 +31831,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
     }
     goto __pyx_L0;
 
-    /* "ext/wsdecode.pyx":904
+    /* "ext/wsdecode.pyx":741
  *             r.local_ts = self.local_ts; r.mono_ts = 0; r.price = p; r.qty = q; r.id = tid
  *             return n + 1
  *         if not (self.touched[85] and _int(b, self.fs[85], self.fe[85], &U)             # <<<<<<<<<<<<<<
@@ -36396,7 +31840,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 */
   }
 
-  /* "ext/wsdecode.pyx":907
+  /* "ext/wsdecode.pyx":744
  *                 and self.touched[117] and _int(b, self.fs[117], self.fe[117], &u)) or U > u:
  *             return -R_SCAN
  *         if not st.synced_[sym]:             # <<<<<<<<<<<<<<
@@ -36408,7 +31852,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
   if (__pyx_t_3) {
 
 
-    /* "ext/wsdecode.pyx":908
+    /* "ext/wsdecode.pyx":745
  *             return -R_SCAN
  *         if not st.synced_[sym]:
  *             return -R_DEPTH_UNSYNCED             # <<<<<<<<<<<<<<
@@ -36421,7 +31865,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
     }
     goto __pyx_L0;
 
-    /* "ext/wsdecode.pyx":907
+    /* "ext/wsdecode.pyx":744
  *                 and self.touched[117] and _int(b, self.fs[117], self.fe[117], &u)) or U > u:
  *             return -R_SCAN
  *         if not st.synced_[sym]:             # <<<<<<<<<<<<<<
@@ -36430,7 +31874,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 */
   }
 
-  /* "ext/wsdecode.pyx":909
+  /* "ext/wsdecode.pyx":746
  *         if not st.synced_[sym]:
  *             return -R_DEPTH_UNSYNCED
  *         if U != st.last_u_[sym] + 1:             # <<<<<<<<<<<<<<
@@ -36442,7 +31886,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
   if (__pyx_t_3) {
 
 
-    /* "ext/wsdecode.pyx":910
+    /* "ext/wsdecode.pyx":747
  *             return -R_DEPTH_UNSYNCED
  *         if U != st.last_u_[sym] + 1:
  *             return -R_DEPTH_SEQ             # <<<<<<<<<<<<<<
@@ -36455,7 +31899,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
     }
     goto __pyx_L0;
 
-    /* "ext/wsdecode.pyx":909
+    /* "ext/wsdecode.pyx":746
  *         if not st.synced_[sym]:
  *             return -R_DEPTH_UNSYNCED
  *         if U != st.last_u_[sym] + 1:             # <<<<<<<<<<<<<<
@@ -36464,7 +31908,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 */
   }
 
-  /* "ext/wsdecode.pyx":911
+  /* "ext/wsdecode.pyx":748
  *         if U != st.last_u_[sym] + 1:
  *             return -R_DEPTH_SEQ
  *         n0 = n             # <<<<<<<<<<<<<<
@@ -36473,7 +31917,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 */
   __pyx_v_n0 = __pyx_v_n;
 
-  /* "ext/wsdecode.pyx":912
+  /* "ext/wsdecode.pyx":749
  *             return -R_DEPTH_SEQ
  *         n0 = n
  *         n = self._levels(b, 98, KIND_BOOK_BID, 1, out, n, cap, sym, exch, u)             # <<<<<<<<<<<<<<
@@ -36482,7 +31926,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 */
   __pyx_v_n = ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_levels(__pyx_v_self, __pyx_v_b, 98, __pyx_e_8pipeline_4_ext_8wsdecode_KIND_BOOK_BID, 1, __pyx_v_out, __pyx_v_n, __pyx_v_cap, __pyx_v_sym, __pyx_v_exch, __pyx_v_u);
 
-  /* "ext/wsdecode.pyx":913
+  /* "ext/wsdecode.pyx":750
  *         n0 = n
  *         n = self._levels(b, 98, KIND_BOOK_BID, 1, out, n, cap, sym, exch, u)
  *         if n < 0:             # <<<<<<<<<<<<<<
@@ -36494,7 +31938,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
   if (__pyx_t_3) {
 
 
-    /* "ext/wsdecode.pyx":914
+    /* "ext/wsdecode.pyx":751
  *         n = self._levels(b, 98, KIND_BOOK_BID, 1, out, n, cap, sym, exch, u)
  *         if n < 0:
  *             return n             # <<<<<<<<<<<<<<
@@ -36507,7 +31951,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
     }
     goto __pyx_L0;
 
-    /* "ext/wsdecode.pyx":913
+    /* "ext/wsdecode.pyx":750
  *         n0 = n
  *         n = self._levels(b, 98, KIND_BOOK_BID, 1, out, n, cap, sym, exch, u)
  *         if n < 0:             # <<<<<<<<<<<<<<
@@ -36516,7 +31960,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 */
   }
 
-  /* "ext/wsdecode.pyx":915
+  /* "ext/wsdecode.pyx":752
  *         if n < 0:
  *             return n
  *         n = self._levels(b, 97, KIND_BOOK_ASK, -1, out, n, cap, sym, exch, u)             # <<<<<<<<<<<<<<
@@ -36525,7 +31969,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 */
   __pyx_v_n = ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder *)__pyx_v_self->__pyx_vtab)->_levels(__pyx_v_self, __pyx_v_b, 97, __pyx_e_8pipeline_4_ext_8wsdecode_KIND_BOOK_ASK, -1, __pyx_v_out, __pyx_v_n, __pyx_v_cap, __pyx_v_sym, __pyx_v_exch, __pyx_v_u);
 
-  /* "ext/wsdecode.pyx":916
+  /* "ext/wsdecode.pyx":753
  *             return n
  *         n = self._levels(b, 97, KIND_BOOK_ASK, -1, out, n, cap, sym, exch, u)
  *         if n < 0:             # <<<<<<<<<<<<<<
@@ -36537,7 +31981,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
   if (__pyx_t_3) {
 
 
-    /* "ext/wsdecode.pyx":917
+    /* "ext/wsdecode.pyx":754
  *         n = self._levels(b, 97, KIND_BOOK_ASK, -1, out, n, cap, sym, exch, u)
  *         if n < 0:
  *             return n             # <<<<<<<<<<<<<<
@@ -36550,7 +31994,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
     }
     goto __pyx_L0;
 
-    /* "ext/wsdecode.pyx":916
+    /* "ext/wsdecode.pyx":753
  *             return n
  *         n = self._levels(b, 97, KIND_BOOK_ASK, -1, out, n, cap, sym, exch, u)
  *         if n < 0:             # <<<<<<<<<<<<<<
@@ -36559,7 +32003,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 */
   }
 
-  /* "ext/wsdecode.pyx":918
+  /* "ext/wsdecode.pyx":755
  *         if n < 0:
  *             return n
  *         for k in range(n0, n):             # <<<<<<<<<<<<<<
@@ -36573,18 +32017,18 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
   for (__pyx_t_4 = __pyx_v_n0; __pyx_t_4 < __pyx_t_10; __pyx_t_4+=1) {
     __pyx_v_k = __pyx_t_4;
 
-    /* "ext/wsdecode.pyx":919
+    /* "ext/wsdecode.pyx":756
  *             return n
  *         for k in range(n0, n):
  *             st._set(sym, out[k].kind, out[k].price, out[k].qty)             # <<<<<<<<<<<<<<
  *         st.last_u_[sym] = u
  *         if st._crossed(sym):
 */
-    ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_SymbolState *)__pyx_v_st->__pyx_vtab)->_set(__pyx_v_st, __pyx_v_sym, (__pyx_v_out[__pyx_v_k]).kind, (__pyx_v_out[__pyx_v_k]).price, (__pyx_v_out[__pyx_v_k]).qty);
+    ((struct __pyx_vtabstruct_8pipeline_4_ext_8symstate_SymbolState *)__pyx_v_st->__pyx_vtab)->_set(__pyx_v_st, __pyx_v_sym, (__pyx_v_out[__pyx_v_k]).kind, (__pyx_v_out[__pyx_v_k]).price, (__pyx_v_out[__pyx_v_k]).qty);
   }
 
 
-  /* "ext/wsdecode.pyx":920
+  /* "ext/wsdecode.pyx":757
  *         for k in range(n0, n):
  *             st._set(sym, out[k].kind, out[k].price, out[k].qty)
  *         st.last_u_[sym] = u             # <<<<<<<<<<<<<<
@@ -36593,19 +32037,19 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 */
   (__pyx_v_st->last_u_[__pyx_v_sym]) = __pyx_v_u;
 
-  /* "ext/wsdecode.pyx":921
+  /* "ext/wsdecode.pyx":758
  *             st._set(sym, out[k].kind, out[k].price, out[k].qty)
  *         st.last_u_[sym] = u
  *         if st._crossed(sym):             # <<<<<<<<<<<<<<
  *             st.synced_[sym] = 0
  *             return -R_CROSSED
 */
-  __pyx_t_3 = ((struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_SymbolState *)__pyx_v_st->__pyx_vtab)->_crossed(__pyx_v_st, __pyx_v_sym);
+  __pyx_t_3 = ((struct __pyx_vtabstruct_8pipeline_4_ext_8symstate_SymbolState *)__pyx_v_st->__pyx_vtab)->_crossed(__pyx_v_st, __pyx_v_sym);
 
   if (__pyx_t_3) {
 
 
-    /* "ext/wsdecode.pyx":922
+    /* "ext/wsdecode.pyx":759
  *         st.last_u_[sym] = u
  *         if st._crossed(sym):
  *             st.synced_[sym] = 0             # <<<<<<<<<<<<<<
@@ -36614,7 +32058,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 */
     (__pyx_v_st->synced_[__pyx_v_sym]) = 0;
 
-    /* "ext/wsdecode.pyx":923
+    /* "ext/wsdecode.pyx":760
  *         if st._crossed(sym):
  *             st.synced_[sym] = 0
  *             return -R_CROSSED             # <<<<<<<<<<<<<<
@@ -36627,7 +32071,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
     }
     goto __pyx_L0;
 
-    /* "ext/wsdecode.pyx":921
+    /* "ext/wsdecode.pyx":758
  *             st._set(sym, out[k].kind, out[k].price, out[k].qty)
  *         st.last_u_[sym] = u
  *         if st._crossed(sym):             # <<<<<<<<<<<<<<
@@ -36636,7 +32080,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 */
   }
 
-  /* "ext/wsdecode.pyx":924
+  /* "ext/wsdecode.pyx":761
  *             st.synced_[sym] = 0
  *             return -R_CROSSED
  *         if n > n0:             # <<<<<<<<<<<<<<
@@ -36648,15 +32092,16 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
   if (__pyx_t_3) {
 
 
-    /* "ext/wsdecode.pyx":925
+    /* "ext/wsdecode.pyx":762
  *             return -R_CROSSED
  *         if n > n0:
  *             out[n - 1].flags = FLAG_LAST_IN_MSG             # <<<<<<<<<<<<<<
  *         return n
+ * 
 */
     (__pyx_v_out[(__pyx_v_n - 1)]).flags = __pyx_e_8pipeline_4_ext_7records_FLAG_LAST_IN_MSG;
 
-    /* "ext/wsdecode.pyx":924
+    /* "ext/wsdecode.pyx":761
  *             st.synced_[sym] = 0
  *             return -R_CROSSED
  *         if n > n0:             # <<<<<<<<<<<<<<
@@ -36665,10 +32110,12 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
 */
   }
 
-  /* "ext/wsdecode.pyx":926
+  /* "ext/wsdecode.pyx":763
  *         if n > n0:
  *             out[n - 1].flags = FLAG_LAST_IN_MSG
  *         return n             # <<<<<<<<<<<<<<
+ * 
+ * 
 */
   {
 
@@ -36676,7 +32123,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
   }
   goto __pyx_L0;
 
-  /* "ext/wsdecode.pyx":832
+  /* "ext/wsdecode.pyx":669
  *             i = _ws(b, i + 1, end)
  * 
  *     cdef Py_ssize_t _fields(self, const unsigned char *b, TickRecord *out, Py_ssize_t n,             # <<<<<<<<<<<<<<
@@ -36717,7 +32164,7 @@ static Py_ssize_t __pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields(struct __
   return __pyx_r;
 }
 
-/* "pipeline/_ext/wsdecode.pxd":34
+/* "pipeline/_ext/wsdecode.pxd":9
  * # ---------------------------------------------------------------- FRAME DECODER (per connection)
  * cdef class WsDecoder:
  *     cdef readonly SymbolState state             # <<<<<<<<<<<<<<
@@ -36784,7 +32231,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_5state___get__(st
   return __pyx_r;
 }
 
-/* "pipeline/_ext/wsdecode.pxd":35
+/* "pipeline/_ext/wsdecode.pxd":10
  * cdef class WsDecoder:
  *     cdef readonly SymbolState state
  *     cdef readonly int venue             # <<<<<<<<<<<<<<
@@ -36823,7 +32270,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_5venue___get__(st
       __Pyx_INCREF(__pyx_t_1);
       __Pyx_PyCriticalSection_Begin(&__pyx_cs, (PyObject*)__pyx_t_1);
       /*try:*/ {
-        __pyx_t_2 = __Pyx_PyLong_From_int(__pyx_v_self->venue); if (unlikely(!__pyx_t_2)) __PYX_ERR(3, 35, __pyx_L4_error)
+        __pyx_t_2 = __Pyx_PyLong_From_int(__pyx_v_self->venue); if (unlikely(!__pyx_t_2)) __PYX_ERR(3, 10, __pyx_L4_error)
         __Pyx_GOTREF(__pyx_t_2);
         {
           PyObject *__pyx_temp;
@@ -36866,7 +32313,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_5venue___get__(st
   return __pyx_r;
 }
 
-/* "pipeline/_ext/wsdecode.pxd":36
+/* "pipeline/_ext/wsdecode.pxd":11
  *     cdef readonly SymbolState state
  *     cdef readonly int venue
  *     cdef readonly Py_ssize_t max_message             # <<<<<<<<<<<<<<
@@ -36905,7 +32352,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_11max_message___g
       __Pyx_INCREF(__pyx_t_1);
       __Pyx_PyCriticalSection_Begin(&__pyx_cs, (PyObject*)__pyx_t_1);
       /*try:*/ {
-        __pyx_t_2 = PyLong_FromSsize_t(__pyx_v_self->max_message); if (unlikely(!__pyx_t_2)) __PYX_ERR(3, 36, __pyx_L4_error)
+        __pyx_t_2 = PyLong_FromSsize_t(__pyx_v_self->max_message); if (unlikely(!__pyx_t_2)) __PYX_ERR(3, 11, __pyx_L4_error)
         __Pyx_GOTREF(__pyx_t_2);
         {
           PyObject *__pyx_temp;
@@ -36948,7 +32395,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_11max_message___g
   return __pyx_r;
 }
 
-/* "pipeline/_ext/wsdecode.pxd":37
+/* "pipeline/_ext/wsdecode.pxd":12
  *     cdef readonly int venue
  *     cdef readonly Py_ssize_t max_message
  *     cdef readonly bint hot             # <<<<<<<<<<<<<<
@@ -36987,7 +32434,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_3hot___get__(stru
       __Pyx_INCREF(__pyx_t_1);
       __Pyx_PyCriticalSection_Begin(&__pyx_cs, (PyObject*)__pyx_t_1);
       /*try:*/ {
-        __pyx_t_2 = __Pyx_PyBool_FromLong(__pyx_v_self->hot); if (unlikely(!__pyx_t_2)) __PYX_ERR(3, 37, __pyx_L4_error)
+        __pyx_t_2 = __Pyx_PyBool_FromLong(__pyx_v_self->hot); if (unlikely(!__pyx_t_2)) __PYX_ERR(3, 12, __pyx_L4_error)
         __Pyx_GOTREF(__pyx_t_2);
         {
           PyObject *__pyx_temp;
@@ -37030,7 +32477,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_3hot___get__(stru
   return __pyx_r;
 }
 
-/* "pipeline/_ext/wsdecode.pxd":42
+/* "pipeline/_ext/wsdecode.pxd":17
  *     cdef Py_ssize_t cap, pos, end
  *     cdef int64_t skip
  *     cdef readonly int64_t local_ts             # <<<<<<<<<<<<<<
@@ -37069,7 +32516,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_8local_ts___get__
       __Pyx_INCREF(__pyx_t_1);
       __Pyx_PyCriticalSection_Begin(&__pyx_cs, (PyObject*)__pyx_t_1);
       /*try:*/ {
-        __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->local_ts); if (unlikely(!__pyx_t_2)) __PYX_ERR(3, 42, __pyx_L4_error)
+        __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->local_ts); if (unlikely(!__pyx_t_2)) __PYX_ERR(3, 17, __pyx_L4_error)
         __Pyx_GOTREF(__pyx_t_2);
         {
           PyObject *__pyx_temp;
@@ -37112,7 +32559,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_8local_ts___get__
   return __pyx_r;
 }
 
-/* "pipeline/_ext/wsdecode.pxd":46
+/* "pipeline/_ext/wsdecode.pxd":21
  *     cdef bint frag_discard
  *     cdef int frag_opcode
  *     cdef readonly bint failed             # <<<<<<<<<<<<<<
@@ -37151,7 +32598,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_6failed___get__(s
       __Pyx_INCREF(__pyx_t_1);
       __Pyx_PyCriticalSection_Begin(&__pyx_cs, (PyObject*)__pyx_t_1);
       /*try:*/ {
-        __pyx_t_2 = __Pyx_PyBool_FromLong(__pyx_v_self->failed); if (unlikely(!__pyx_t_2)) __PYX_ERR(3, 46, __pyx_L4_error)
+        __pyx_t_2 = __Pyx_PyBool_FromLong(__pyx_v_self->failed); if (unlikely(!__pyx_t_2)) __PYX_ERR(3, 21, __pyx_L4_error)
         __Pyx_GOTREF(__pyx_t_2);
         {
           PyObject *__pyx_temp;
@@ -37194,7 +32641,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_6failed___get__(s
   return __pyx_r;
 }
 
-/* "pipeline/_ext/wsdecode.pxd":47
+/* "pipeline/_ext/wsdecode.pxd":22
  *     cdef int frag_opcode
  *     cdef readonly bint failed
  *     cdef readonly int event, reason             # <<<<<<<<<<<<<<
@@ -37233,7 +32680,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_5event___get__(st
       __Pyx_INCREF(__pyx_t_1);
       __Pyx_PyCriticalSection_Begin(&__pyx_cs, (PyObject*)__pyx_t_1);
       /*try:*/ {
-        __pyx_t_2 = __Pyx_PyLong_From_int(__pyx_v_self->event); if (unlikely(!__pyx_t_2)) __PYX_ERR(3, 47, __pyx_L4_error)
+        __pyx_t_2 = __Pyx_PyLong_From_int(__pyx_v_self->event); if (unlikely(!__pyx_t_2)) __PYX_ERR(3, 22, __pyx_L4_error)
         __Pyx_GOTREF(__pyx_t_2);
         {
           PyObject *__pyx_temp;
@@ -37307,7 +32754,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_6reason___get__(s
       __Pyx_INCREF(__pyx_t_1);
       __Pyx_PyCriticalSection_Begin(&__pyx_cs, (PyObject*)__pyx_t_1);
       /*try:*/ {
-        __pyx_t_2 = __Pyx_PyLong_From_int(__pyx_v_self->reason); if (unlikely(!__pyx_t_2)) __PYX_ERR(3, 47, __pyx_L4_error)
+        __pyx_t_2 = __Pyx_PyLong_From_int(__pyx_v_self->reason); if (unlikely(!__pyx_t_2)) __PYX_ERR(3, 22, __pyx_L4_error)
         __Pyx_GOTREF(__pyx_t_2);
         {
           PyObject *__pyx_temp;
@@ -37350,7 +32797,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_6reason___get__(s
   return __pyx_r;
 }
 
-/* "pipeline/_ext/wsdecode.pxd":48
+/* "pipeline/_ext/wsdecode.pxd":23
  *     cdef readonly bint failed
  *     cdef readonly int event, reason
  *     cdef readonly bytes message             # <<<<<<<<<<<<<<
@@ -37417,7 +32864,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_7message___get__(
   return __pyx_r;
 }
 
-/* "pipeline/_ext/wsdecode.pxd":49
+/* "pipeline/_ext/wsdecode.pxd":24
  *     cdef readonly int event, reason
  *     cdef readonly bytes message
  *     cdef readonly str error             # <<<<<<<<<<<<<<
@@ -37484,7 +32931,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_5error___get__(st
   return __pyx_r;
 }
 
-/* "pipeline/_ext/wsdecode.pxd":50
+/* "pipeline/_ext/wsdecode.pxd":25
  *     cdef readonly bytes message
  *     cdef readonly str error
  *     cdef public bint recording               # keep text messages as `<local_ts> <raw>` lines             # <<<<<<<<<<<<<<
@@ -37523,7 +32970,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_9recording___get_
       __Pyx_INCREF(__pyx_t_1);
       __Pyx_PyCriticalSection_Begin(&__pyx_cs, (PyObject*)__pyx_t_1);
       /*try:*/ {
-        __pyx_t_2 = __Pyx_PyBool_FromLong(__pyx_v_self->recording); if (unlikely(!__pyx_t_2)) __PYX_ERR(3, 50, __pyx_L4_error)
+        __pyx_t_2 = __Pyx_PyBool_FromLong(__pyx_v_self->recording); if (unlikely(!__pyx_t_2)) __PYX_ERR(3, 25, __pyx_L4_error)
         __Pyx_GOTREF(__pyx_t_2);
         {
           PyObject *__pyx_temp;
@@ -37596,7 +33043,7 @@ static int __pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_9recording_2__set__(str
       __Pyx_INCREF(__pyx_t_1);
       __Pyx_PyCriticalSection_Begin(&__pyx_cs, (PyObject*)__pyx_t_1);
       /*try:*/ {
-        __pyx_t_2 = __Pyx_PyObject_IsTrue(__pyx_v_value); if (unlikely((__pyx_t_2 == (int)-1) && PyErr_Occurred())) __PYX_ERR(3, 50, __pyx_L4_error)
+        __pyx_t_2 = __Pyx_PyObject_IsTrue(__pyx_v_value); if (unlikely((__pyx_t_2 == (int)-1) && PyErr_Occurred())) __PYX_ERR(3, 25, __pyx_L4_error)
         __pyx_v_self->recording = __pyx_t_2;
       }
       /*finally:*/ {
@@ -37626,7 +33073,7 @@ static int __pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_9recording_2__set__(str
   return __pyx_r;
 }
 
-/* "pipeline/_ext/wsdecode.pxd":52
+/* "pipeline/_ext/wsdecode.pxd":27
  *     cdef public bint recording               # keep text messages as `<local_ts> <raw>` lines
  *     cdef bytearray rec
  *     cdef readonly int64_t unrecordable             # <<<<<<<<<<<<<<
@@ -37665,7 +33112,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12unrecordable___
       __Pyx_INCREF(__pyx_t_1);
       __Pyx_PyCriticalSection_Begin(&__pyx_cs, (PyObject*)__pyx_t_1);
       /*try:*/ {
-        __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->unrecordable); if (unlikely(!__pyx_t_2)) __PYX_ERR(3, 52, __pyx_L4_error)
+        __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->unrecordable); if (unlikely(!__pyx_t_2)) __PYX_ERR(3, 27, __pyx_L4_error)
         __Pyx_GOTREF(__pyx_t_2);
         {
           PyObject *__pyx_temp;
@@ -37708,7 +33155,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12unrecordable___
   return __pyx_r;
 }
 
-/* "pipeline/_ext/wsdecode.pxd":54
+/* "pipeline/_ext/wsdecode.pxd":29
  *     cdef readonly int64_t unrecordable
  *     # counters
  *     cdef readonly int64_t frames, messages, bytes, records, hot_messages, deferred             # <<<<<<<<<<<<<<
@@ -37747,7 +33194,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_6frames___get__(s
       __Pyx_INCREF(__pyx_t_1);
       __Pyx_PyCriticalSection_Begin(&__pyx_cs, (PyObject*)__pyx_t_1);
       /*try:*/ {
-        __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->frames); if (unlikely(!__pyx_t_2)) __PYX_ERR(3, 54, __pyx_L4_error)
+        __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->frames); if (unlikely(!__pyx_t_2)) __PYX_ERR(3, 29, __pyx_L4_error)
         __Pyx_GOTREF(__pyx_t_2);
         {
           PyObject *__pyx_temp;
@@ -37821,7 +33268,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_8messages___get__
       __Pyx_INCREF(__pyx_t_1);
       __Pyx_PyCriticalSection_Begin(&__pyx_cs, (PyObject*)__pyx_t_1);
       /*try:*/ {
-        __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->messages); if (unlikely(!__pyx_t_2)) __PYX_ERR(3, 54, __pyx_L4_error)
+        __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->messages); if (unlikely(!__pyx_t_2)) __PYX_ERR(3, 29, __pyx_L4_error)
         __Pyx_GOTREF(__pyx_t_2);
         {
           PyObject *__pyx_temp;
@@ -37895,7 +33342,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_5bytes___get__(st
       __Pyx_INCREF(__pyx_t_1);
       __Pyx_PyCriticalSection_Begin(&__pyx_cs, (PyObject*)__pyx_t_1);
       /*try:*/ {
-        __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->bytes); if (unlikely(!__pyx_t_2)) __PYX_ERR(3, 54, __pyx_L4_error)
+        __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->bytes); if (unlikely(!__pyx_t_2)) __PYX_ERR(3, 29, __pyx_L4_error)
         __Pyx_GOTREF(__pyx_t_2);
         {
           PyObject *__pyx_temp;
@@ -37969,7 +33416,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_7records___get__(
       __Pyx_INCREF(__pyx_t_1);
       __Pyx_PyCriticalSection_Begin(&__pyx_cs, (PyObject*)__pyx_t_1);
       /*try:*/ {
-        __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->records); if (unlikely(!__pyx_t_2)) __PYX_ERR(3, 54, __pyx_L4_error)
+        __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->records); if (unlikely(!__pyx_t_2)) __PYX_ERR(3, 29, __pyx_L4_error)
         __Pyx_GOTREF(__pyx_t_2);
         {
           PyObject *__pyx_temp;
@@ -38043,7 +33490,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_12hot_messages___
       __Pyx_INCREF(__pyx_t_1);
       __Pyx_PyCriticalSection_Begin(&__pyx_cs, (PyObject*)__pyx_t_1);
       /*try:*/ {
-        __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->hot_messages); if (unlikely(!__pyx_t_2)) __PYX_ERR(3, 54, __pyx_L4_error)
+        __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->hot_messages); if (unlikely(!__pyx_t_2)) __PYX_ERR(3, 29, __pyx_L4_error)
         __Pyx_GOTREF(__pyx_t_2);
         {
           PyObject *__pyx_temp;
@@ -38117,7 +33564,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_8deferred___get__
       __Pyx_INCREF(__pyx_t_1);
       __Pyx_PyCriticalSection_Begin(&__pyx_cs, (PyObject*)__pyx_t_1);
       /*try:*/ {
-        __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->deferred); if (unlikely(!__pyx_t_2)) __PYX_ERR(3, 54, __pyx_L4_error)
+        __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->deferred); if (unlikely(!__pyx_t_2)) __PYX_ERR(3, 29, __pyx_L4_error)
         __Pyx_GOTREF(__pyx_t_2);
         {
           PyObject *__pyx_temp;
@@ -38160,7 +33607,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_8deferred___get__
   return __pyx_r;
 }
 
-/* "pipeline/_ext/wsdecode.pxd":55
+/* "pipeline/_ext/wsdecode.pxd":30
  *     # counters
  *     cdef readonly int64_t frames, messages, bytes, records, hot_messages, deferred
  *     cdef readonly int64_t duplicates, oversized, protocol_errors, pings, pongs, closes             # <<<<<<<<<<<<<<
@@ -38199,7 +33646,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_10duplicates___ge
       __Pyx_INCREF(__pyx_t_1);
       __Pyx_PyCriticalSection_Begin(&__pyx_cs, (PyObject*)__pyx_t_1);
       /*try:*/ {
-        __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->duplicates); if (unlikely(!__pyx_t_2)) __PYX_ERR(3, 55, __pyx_L4_error)
+        __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->duplicates); if (unlikely(!__pyx_t_2)) __PYX_ERR(3, 30, __pyx_L4_error)
         __Pyx_GOTREF(__pyx_t_2);
         {
           PyObject *__pyx_temp;
@@ -38273,7 +33720,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_9oversized___get_
       __Pyx_INCREF(__pyx_t_1);
       __Pyx_PyCriticalSection_Begin(&__pyx_cs, (PyObject*)__pyx_t_1);
       /*try:*/ {
-        __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->oversized); if (unlikely(!__pyx_t_2)) __PYX_ERR(3, 55, __pyx_L4_error)
+        __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->oversized); if (unlikely(!__pyx_t_2)) __PYX_ERR(3, 30, __pyx_L4_error)
         __Pyx_GOTREF(__pyx_t_2);
         {
           PyObject *__pyx_temp;
@@ -38347,7 +33794,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_15protocol_errors
       __Pyx_INCREF(__pyx_t_1);
       __Pyx_PyCriticalSection_Begin(&__pyx_cs, (PyObject*)__pyx_t_1);
       /*try:*/ {
-        __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->protocol_errors); if (unlikely(!__pyx_t_2)) __PYX_ERR(3, 55, __pyx_L4_error)
+        __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->protocol_errors); if (unlikely(!__pyx_t_2)) __PYX_ERR(3, 30, __pyx_L4_error)
         __Pyx_GOTREF(__pyx_t_2);
         {
           PyObject *__pyx_temp;
@@ -38421,7 +33868,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_5pings___get__(st
       __Pyx_INCREF(__pyx_t_1);
       __Pyx_PyCriticalSection_Begin(&__pyx_cs, (PyObject*)__pyx_t_1);
       /*try:*/ {
-        __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->pings); if (unlikely(!__pyx_t_2)) __PYX_ERR(3, 55, __pyx_L4_error)
+        __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->pings); if (unlikely(!__pyx_t_2)) __PYX_ERR(3, 30, __pyx_L4_error)
         __Pyx_GOTREF(__pyx_t_2);
         {
           PyObject *__pyx_temp;
@@ -38495,7 +33942,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_5pongs___get__(st
       __Pyx_INCREF(__pyx_t_1);
       __Pyx_PyCriticalSection_Begin(&__pyx_cs, (PyObject*)__pyx_t_1);
       /*try:*/ {
-        __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->pongs); if (unlikely(!__pyx_t_2)) __PYX_ERR(3, 55, __pyx_L4_error)
+        __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->pongs); if (unlikely(!__pyx_t_2)) __PYX_ERR(3, 30, __pyx_L4_error)
         __Pyx_GOTREF(__pyx_t_2);
         {
           PyObject *__pyx_temp;
@@ -38569,7 +34016,7 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_6closes___get__(s
       __Pyx_INCREF(__pyx_t_1);
       __Pyx_PyCriticalSection_Begin(&__pyx_cs, (PyObject*)__pyx_t_1);
       /*try:*/ {
-        __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->closes); if (unlikely(!__pyx_t_2)) __PYX_ERR(3, 55, __pyx_L4_error)
+        __pyx_t_2 = __Pyx_PyLong_From_int64_t(__pyx_v_self->closes); if (unlikely(!__pyx_t_2)) __PYX_ERR(3, 30, __pyx_L4_error)
         __Pyx_GOTREF(__pyx_t_2);
         {
           PyObject *__pyx_temp;
@@ -38818,259 +34265,6 @@ static PyObject *__pyx_pf_8pipeline_4_ext_8wsdecode_9WsDecoder_18__setstate_cyth
   return __pyx_r;
 }
 /* #### Code section: module_exttypes ### */
-static struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_SymbolState __pyx_vtable_8pipeline_4_ext_8wsdecode_SymbolState;
-
-static PyObject *__pyx_tp_new__initialisation_8pipeline_4_ext_8wsdecode_SymbolState(PyObject *o, 
-#if CYTHON_VECTORCALL_TPNEW
-    PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames
-#else
-    PyObject *a, PyObject *k
-#endif
-) {
-  struct __pyx_obj_8pipeline_4_ext_8wsdecode_SymbolState *p = ((struct __pyx_obj_8pipeline_4_ext_8wsdecode_SymbolState *)o);
-  p->__pyx_vtab = __pyx_vtabptr_8pipeline_4_ext_8wsdecode_SymbolState;
-  __Pyx_default_placement_construct(&(p->bids));
-  __Pyx_default_placement_construct(&(p->asks));
-  p->symbols = ((PyObject*)Py_None); Py_INCREF(Py_None);
-  {
-    int cinit_result = __pyx_pw_8pipeline_4_ext_8wsdecode_11SymbolState_1__cinit__(o, 
-#if CYTHON_VECTORCALL_TPNEW
-    args, nargs, kwnames
-#else
-    a, k
-#endif
-);
-    if (unlikely(cinit_result)) goto bad;
-  }
-  return o;
-  bad:
-  Py_DECREF(o); o = 0;
-  return NULL;
-}
-
-static PyObject *__pyx_tp_new_vectorcall_8pipeline_4_ext_8wsdecode_SymbolState(PyTypeObject *t, 
-#if CYTHON_VECTORCALL_TPNEW
-    PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames
-#else
-    PyObject *a, PyObject *k
-#endif
-) {
-  PyObject *o;
-  o = __Pyx_AllocateExtensionType(t, 0);
-  if (unlikely(!o)) return 0;
-  return __pyx_tp_new__initialisation_8pipeline_4_ext_8wsdecode_SymbolState(o, 
-#if CYTHON_VECTORCALL_TPNEW
-    args, nargs, kwnames
-#else
-    a, k
-#endif
-);
-}
-
-#if CYTHON_VECTORCALL_TPNEW
-static PyObject *__pyx_tp_new_8pipeline_4_ext_8wsdecode_SymbolState(PyTypeObject *t, PyObject *a, PyObject *k) {
-  return __Pyx_CallTpnewAsVectorcall(__pyx_tp_new_vectorcall_8pipeline_4_ext_8wsdecode_SymbolState, t, a, k);
-}
-#endif
-
-#if CYTHON_VECTORCALL_TPNEW
-static PyObject *__pyx_tp_vectorcall_8pipeline_4_ext_8wsdecode_SymbolState(PyObject *t, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
-  if (unlikely((PyTypeObject*)t != __pyx_mstate_global->__pyx_ptype_8pipeline_4_ext_8wsdecode_SymbolState || __Pyx_PyType_HasFeature((PyTypeObject*)t, Py_TPFLAGS_IS_ABSTRACT))) {
-    return __Pyx_CallNewInitFromVectorcall((PyTypeObject*)t, args, nargsf, kwnames);
-  }
-  Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
-  PyObject *o = __pyx_tp_new_vectorcall_8pipeline_4_ext_8wsdecode_SymbolState((PyTypeObject*)t, args, nargs, kwnames);
-  return o;
-}
-#endif
-
-static void __pyx_tp_dealloc_8pipeline_4_ext_8wsdecode_SymbolState(PyObject *o) {
-  struct __pyx_obj_8pipeline_4_ext_8wsdecode_SymbolState *p = (struct __pyx_obj_8pipeline_4_ext_8wsdecode_SymbolState *)o;
-  #if CYTHON_USE_TP_FINALIZE
-  if (unlikely(__Pyx_PyObject_GetSlot(o, tp_finalize, destructor)) && !__Pyx_PyObject_GC_IsFinalized(o)) {
-    if (__Pyx_PyObject_GetSlot(o, tp_dealloc, destructor) == __pyx_tp_dealloc_8pipeline_4_ext_8wsdecode_SymbolState) {
-      if (PyObject_CallFinalizerFromDealloc(o)) return;
-    }
-  }
-  #endif
-  PyObject_GC_UnTrack(o);
-  {
-    PyObject *etype, *eval, *etb;
-    __Pyx_PyErr_FetchException(&etype, &eval, &etb);
-    __Pyx_DeallocKeepAliveBegin(o);
-    __pyx_pw_8pipeline_4_ext_8wsdecode_11SymbolState_3__dealloc__(o);
-    __Pyx_DeallocKeepAliveEnd(o);
-    __Pyx_PyErr_RestoreException(etype, eval, etb);
-  }
-  __Pyx_call_destructor(p->bids);
-  __Pyx_call_destructor(p->asks);
-  Py_CLEAR(p->symbols);
-  PyTypeObject *tp = Py_TYPE(o);
-  #if CYTHON_USE_TYPE_SLOTS
-  (*tp->tp_free)(o);
-  #else
-  {
-    freefunc tp_free = (freefunc)PyType_GetSlot(tp, Py_tp_free);
-    if (tp_free) tp_free(o);
-  }
-  #endif
-  #if CYTHON_USE_TYPE_SPECS
-  Py_DECREF(tp);
-  #endif
-}
-
-static int __pyx_tp_traverse_8pipeline_4_ext_8wsdecode_SymbolState(PyObject *o, visitproc v, void *a) {
-  int e;
-  struct __pyx_obj_8pipeline_4_ext_8wsdecode_SymbolState *p = (struct __pyx_obj_8pipeline_4_ext_8wsdecode_SymbolState *)o;
-  {
-    e = __Pyx_call_type_traverse(o, 1, v, a);
-    if (e) return e;
-  }
-  if (p->symbols) {
-    e = (*v)(p->symbols, a); if (e) return e;
-  }
-  return 0;
-}
-
-static int __pyx_tp_clear_8pipeline_4_ext_8wsdecode_SymbolState(PyObject *o) {
-  PyObject* tmp;
-  struct __pyx_obj_8pipeline_4_ext_8wsdecode_SymbolState *p = (struct __pyx_obj_8pipeline_4_ext_8wsdecode_SymbolState *)o;
-  tmp = ((PyObject*)p->symbols);
-  p->symbols = ((PyObject*)Py_None); Py_INCREF(Py_None);
-  Py_XDECREF(tmp);
-  return 0;
-}
-
-static PyObject *__pyx_getprop_8pipeline_4_ext_8wsdecode_11SymbolState_venue(PyObject *o, CYTHON_UNUSED void *x) {
-  return __pyx_pw_8pipeline_4_ext_8wsdecode_11SymbolState_5venue_1__get__(o);
-}
-
-static PyObject *__pyx_getprop_8pipeline_4_ext_8wsdecode_11SymbolState_n(PyObject *o, CYTHON_UNUSED void *x) {
-  return __pyx_pw_8pipeline_4_ext_8wsdecode_11SymbolState_1n_1__get__(o);
-}
-
-static PyMethodDef __pyx_methods_8pipeline_4_ext_8wsdecode_SymbolState[] = {
-  {"lookup", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_8pipeline_4_ext_8wsdecode_11SymbolState_5lookup, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_8pipeline_4_ext_8wsdecode_11SymbolState_4lookup},
-  {"accept", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_8pipeline_4_ext_8wsdecode_11SymbolState_7accept, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_8pipeline_4_ext_8wsdecode_11SymbolState_6accept},
-  {"last_id", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_8pipeline_4_ext_8wsdecode_11SymbolState_9last_id, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_8pipeline_4_ext_8wsdecode_11SymbolState_8last_id},
-  {"depth_synced", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_8pipeline_4_ext_8wsdecode_11SymbolState_11depth_synced, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_8pipeline_4_ext_8wsdecode_11SymbolState_10depth_synced},
-  {"depth_last", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_8pipeline_4_ext_8wsdecode_11SymbolState_13depth_last, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_8pipeline_4_ext_8wsdecode_11SymbolState_12depth_last},
-  {"unsync", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_8pipeline_4_ext_8wsdecode_11SymbolState_15unsync, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_8pipeline_4_ext_8wsdecode_11SymbolState_14unsync},
-  {"_check", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_8pipeline_4_ext_8wsdecode_11SymbolState_17_check, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_8pipeline_4_ext_8wsdecode_11SymbolState_16_check},
-  {"load_book", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_8pipeline_4_ext_8wsdecode_11SymbolState_19load_book, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_8pipeline_4_ext_8wsdecode_11SymbolState_18load_book},
-  {"apply_diff", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_8pipeline_4_ext_8wsdecode_11SymbolState_21apply_diff, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_8pipeline_4_ext_8wsdecode_11SymbolState_20apply_diff},
-  {"top", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_8pipeline_4_ext_8wsdecode_11SymbolState_23top, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_8pipeline_4_ext_8wsdecode_11SymbolState_22top},
-  {"__reduce_cython__", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_8pipeline_4_ext_8wsdecode_11SymbolState_25__reduce_cython__, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_8pipeline_4_ext_8wsdecode_11SymbolState_24__reduce_cython__},
-  {"__setstate_cython__", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_8pipeline_4_ext_8wsdecode_11SymbolState_27__setstate_cython__, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_8pipeline_4_ext_8wsdecode_11SymbolState_26__setstate_cython__},
-  {0, 0, 0, 0}
-};
-
-static struct PyGetSetDef __pyx_getsets_8pipeline_4_ext_8wsdecode_SymbolState[] = {
-  {"venue", __pyx_getprop_8pipeline_4_ext_8wsdecode_11SymbolState_venue, 0, 0, 0},
-  {"n", __pyx_getprop_8pipeline_4_ext_8wsdecode_11SymbolState_n, 0, 0, 0},
-  {0, 0, 0, 0, 0}
-};
-#if CYTHON_USE_TYPE_SPECS
-static PyType_Slot __pyx_type_8pipeline_4_ext_8wsdecode_SymbolState_slots[] = {
-  {Py_tp_dealloc, (void *)__pyx_tp_dealloc_8pipeline_4_ext_8wsdecode_SymbolState},
-  {Py_tp_doc, (void *)PyDoc_STR("Per-symbol state shared by the decoders of one feed (see the twin).")},
-  {Py_tp_traverse, (void *)__pyx_tp_traverse_8pipeline_4_ext_8wsdecode_SymbolState},
-  {Py_tp_clear, (void *)__pyx_tp_clear_8pipeline_4_ext_8wsdecode_SymbolState},
-  {Py_tp_methods, (void *)__pyx_methods_8pipeline_4_ext_8wsdecode_SymbolState},
-  {Py_tp_getset, (void *)__pyx_getsets_8pipeline_4_ext_8wsdecode_SymbolState},
-  {Py_tp_new, (void *)__pyx_tp_new_8pipeline_4_ext_8wsdecode_SymbolState},
-  #if (!CYTHON_COMPILING_IN_PYPY || PYPY_VERSION_NUM >= 0x07030800) && (!CYTHON_COMPILING_IN_LIMITED_API || __PYX_LIMITED_VERSION_HEX >= 0x030E0000)
-  #if CYTHON_VECTORCALL_TPNEW
-  {Py_tp_vectorcall, (void *)__pyx_tp_vectorcall_8pipeline_4_ext_8wsdecode_SymbolState},
-  #endif
-  #endif
-  {0, 0},
-};
-static PyType_Spec __pyx_type_8pipeline_4_ext_8wsdecode_SymbolState_spec = {
-  "pipeline._ext.wsdecode.SymbolState",
-  sizeof(struct __pyx_obj_8pipeline_4_ext_8wsdecode_SymbolState),
-  0,
-  Py_TPFLAGS_DEFAULT|Py_TPFLAGS_HAVE_VERSION_TAG|Py_TPFLAGS_BASETYPE|Py_TPFLAGS_HAVE_GC,
-  __pyx_type_8pipeline_4_ext_8wsdecode_SymbolState_slots,
-};
-#else
-
-static PyTypeObject __pyx_type_8pipeline_4_ext_8wsdecode_SymbolState = {
-  PyVarObject_HEAD_INIT(0, 0)
-  "pipeline._ext.wsdecode.""SymbolState", /*tp_name*/
-  sizeof(struct __pyx_obj_8pipeline_4_ext_8wsdecode_SymbolState), /*tp_basicsize*/
-  0, /*tp_itemsize*/
-  __pyx_tp_dealloc_8pipeline_4_ext_8wsdecode_SymbolState, /*tp_dealloc*/
-  0, /*tp_vectorcall_offset*/
-  0, /*tp_getattr*/
-  0, /*tp_setattr*/
-  0, /*tp_as_async*/
-  0, /*tp_repr*/
-  0, /*tp_as_number*/
-  0, /*tp_as_sequence*/
-  0, /*tp_as_mapping*/
-  0, /*tp_hash*/
-  0, /*tp_call*/
-  0, /*tp_str*/
-  0, /*tp_getattro*/
-  0, /*tp_setattro*/
-  0, /*tp_as_buffer*/
-  Py_TPFLAGS_DEFAULT|Py_TPFLAGS_HAVE_VERSION_TAG|Py_TPFLAGS_BASETYPE|Py_TPFLAGS_HAVE_GC, /*tp_flags*/
-  PyDoc_STR("Per-symbol state shared by the decoders of one feed (see the twin)."), /*tp_doc*/
-  __pyx_tp_traverse_8pipeline_4_ext_8wsdecode_SymbolState, /*tp_traverse*/
-  __pyx_tp_clear_8pipeline_4_ext_8wsdecode_SymbolState, /*tp_clear*/
-  0, /*tp_richcompare*/
-  0, /*tp_weaklistoffset*/
-  0, /*tp_iter*/
-  0, /*tp_iternext*/
-  __pyx_methods_8pipeline_4_ext_8wsdecode_SymbolState, /*tp_methods*/
-  0, /*tp_members*/
-  __pyx_getsets_8pipeline_4_ext_8wsdecode_SymbolState, /*tp_getset*/
-  0, /*tp_base*/
-  0, /*tp_dict*/
-  0, /*tp_descr_get*/
-  0, /*tp_descr_set*/
-  #if !CYTHON_USE_TYPE_SPECS
-  0, /*tp_dictoffset*/
-  #endif
-  0, /*tp_init*/
-  0, /*tp_alloc*/
-  __pyx_tp_new_8pipeline_4_ext_8wsdecode_SymbolState, /*tp_new*/
-  0, /*tp_free*/
-  0, /*tp_is_gc*/
-  0, /*tp_bases*/
-  0, /*tp_mro*/
-  0, /*tp_cache*/
-  0, /*tp_subclasses*/
-  0, /*tp_weaklist*/
-  0, /*tp_del*/
-  0, /*tp_version_tag*/
-  #if CYTHON_USE_TP_FINALIZE
-  0, /*tp_finalize*/
-  #else
-  NULL, /*tp_finalize*/
-  #endif
-  #if (!CYTHON_COMPILING_IN_PYPY || PYPY_VERSION_NUM >= 0x07030800) && (!CYTHON_COMPILING_IN_LIMITED_API || __PYX_LIMITED_VERSION_HEX >= 0x030E0000)
-  #if CYTHON_VECTORCALL_TPNEW
-  __pyx_tp_vectorcall_8pipeline_4_ext_8wsdecode_SymbolState, /*tp_vectorcall*/
-  #else
-  NULL, /*tp_vectorcall*/
-  #endif
-  #endif
-  #if __PYX_NEED_TP_PRINT_SLOT == 1
-  0, /*tp_print*/
-  #endif
-  #if PY_VERSION_HEX >= 0x030C0000
-  0, /*tp_watched*/
-  #endif
-  #if PY_VERSION_HEX >= 0x030d00A4
-  0, /*tp_versions_used*/
-  #endif
-  #if CYTHON_COMPILING_IN_PYPY && PY_VERSION_HEX < 0x030a0000
-  0, /*tp_pypy_flags*/
-  #endif
-};
-#endif
 static struct __pyx_vtabstruct_8pipeline_4_ext_8wsdecode_WsDecoder __pyx_vtable_8pipeline_4_ext_8wsdecode_WsDecoder;
 
 static PyObject *__pyx_tp_new__initialisation_8pipeline_4_ext_8wsdecode_WsDecoder(PyObject *o, 
@@ -39082,7 +34276,7 @@ static PyObject *__pyx_tp_new__initialisation_8pipeline_4_ext_8wsdecode_WsDecode
 ) {
   struct __pyx_obj_8pipeline_4_ext_8wsdecode_WsDecoder *p = ((struct __pyx_obj_8pipeline_4_ext_8wsdecode_WsDecoder *)o);
   p->__pyx_vtab = __pyx_vtabptr_8pipeline_4_ext_8wsdecode_WsDecoder;
-  p->state = ((struct __pyx_obj_8pipeline_4_ext_8wsdecode_SymbolState *)Py_None); Py_INCREF(Py_None);
+  p->state = ((struct __pyx_obj_8pipeline_4_ext_8symstate_SymbolState *)Py_None); Py_INCREF(Py_None);
   p->store = ((PyObject*)Py_None); Py_INCREF(Py_None);
   p->frag = Py_None; Py_INCREF(Py_None);
   p->message = ((PyObject*)Py_None); Py_INCREF(Py_None);
@@ -39190,7 +34384,7 @@ static int __pyx_tp_clear_8pipeline_4_ext_8wsdecode_WsDecoder(PyObject *o) {
   PyObject* tmp;
   struct __pyx_obj_8pipeline_4_ext_8wsdecode_WsDecoder *p = (struct __pyx_obj_8pipeline_4_ext_8wsdecode_WsDecoder *)o;
   tmp = ((PyObject*)p->state);
-  p->state = ((struct __pyx_obj_8pipeline_4_ext_8wsdecode_SymbolState *)Py_None); Py_INCREF(Py_None);
+  p->state = ((struct __pyx_obj_8pipeline_4_ext_8symstate_SymbolState *)Py_None); Py_INCREF(Py_None);
   Py_XDECREF(tmp);
   tmp = ((PyObject*)p->frag);
   p->frag = Py_None; Py_INCREF(Py_None);
@@ -40558,7 +35752,6 @@ static CYTHON_SMALL_CODE int __Pyx_InitConstants(__pyx_mstatetype *__pyx_mstate)
 static CYTHON_SMALL_CODE int __Pyx_modinit_Global_init_code(__pyx_mstatetype *__pyx_mstate); /*proto*/
 static CYTHON_SMALL_CODE int __Pyx_modinit_Variable_export_code(__pyx_mstatetype *__pyx_mstate); /*proto*/
 static CYTHON_SMALL_CODE int __Pyx_modinit_Function_export_code(__pyx_mstatetype *__pyx_mstate); /*proto*/
-static CYTHON_SMALL_CODE int __Pyx_modinit_Exttype___pyx_obj_8pipeline_4_ext_8wsdecode_SymbolState(__pyx_mstatetype *__pyx_mstate); /*proto*/
 static CYTHON_SMALL_CODE int __Pyx_modinit_Exttype___pyx_obj_8pipeline_4_ext_8wsdecode_WsDecoder(__pyx_mstatetype *__pyx_mstate); /*proto*/
 static CYTHON_SMALL_CODE int __Pyx_modinit_Exttype___pyx_array_obj(__pyx_mstatetype *__pyx_mstate); /*proto*/
 static CYTHON_SMALL_CODE int __Pyx_modinit_Exttype___pyx_MemviewEnum_obj(__pyx_mstatetype *__pyx_mstate); /*proto*/
@@ -40603,47 +35796,6 @@ static int __Pyx_modinit_Function_export_code(__pyx_mstatetype *__pyx_mstate) {
   return 0;
 }
 
-static int __Pyx_modinit_Exttype___pyx_obj_8pipeline_4_ext_8wsdecode_SymbolState(__pyx_mstatetype *__pyx_mstate) {
-  __Pyx_RefNannyDeclarations
-  int __pyx_lineno = 0;
-  const char *__pyx_filename = NULL;
-  int __pyx_clineno = 0;
-  CYTHON_UNUSED_VAR(__pyx_mstate);
-  __Pyx_RefNannySetupContext("__Pyx_modinit_Exttype___pyx_obj_8pipeline_4_ext_8wsdecode_SymbolState", 0);
-  /*--- Exttype __pyx_obj_8pipeline_4_ext_8wsdecode_SymbolState ---*/
-  __pyx_vtabptr_8pipeline_4_ext_8wsdecode_SymbolState = &__pyx_vtable_8pipeline_4_ext_8wsdecode_SymbolState;
-  __pyx_vtable_8pipeline_4_ext_8wsdecode_SymbolState._lookup = (int (*)(struct __pyx_obj_8pipeline_4_ext_8wsdecode_SymbolState *, unsigned char const *, Py_ssize_t))__pyx_f_8pipeline_4_ext_8wsdecode_11SymbolState__lookup;
-  __pyx_vtable_8pipeline_4_ext_8wsdecode_SymbolState._accept = (int (*)(struct __pyx_obj_8pipeline_4_ext_8wsdecode_SymbolState *, int, int, int64_t))__pyx_f_8pipeline_4_ext_8wsdecode_11SymbolState__accept;
-  __pyx_vtable_8pipeline_4_ext_8wsdecode_SymbolState._crossed = (int (*)(struct __pyx_obj_8pipeline_4_ext_8wsdecode_SymbolState *, int))__pyx_f_8pipeline_4_ext_8wsdecode_11SymbolState__crossed;
-  __pyx_vtable_8pipeline_4_ext_8wsdecode_SymbolState._set = (void (*)(struct __pyx_obj_8pipeline_4_ext_8wsdecode_SymbolState *, int, int, double, double))__pyx_f_8pipeline_4_ext_8wsdecode_11SymbolState__set;
-  #if CYTHON_USE_TYPE_SPECS
-  __pyx_mstate->__pyx_ptype_8pipeline_4_ext_8wsdecode_SymbolState = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_8pipeline_4_ext_8wsdecode_SymbolState_spec, NULL); if (unlikely(!__pyx_mstate->__pyx_ptype_8pipeline_4_ext_8wsdecode_SymbolState)) __PYX_ERR(0, 251, __pyx_L1_error)
-  #else
-  __pyx_mstate->__pyx_ptype_8pipeline_4_ext_8wsdecode_SymbolState = &__pyx_type_8pipeline_4_ext_8wsdecode_SymbolState;
-  #endif
-  #if !CYTHON_COMPILING_IN_LIMITED_API
-  #endif
-  #if !CYTHON_USE_TYPE_SPECS
-  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_ptype_8pipeline_4_ext_8wsdecode_SymbolState) < (0)) __PYX_ERR(0, 251, __pyx_L1_error)
-  #endif
-  #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
-  PyUnstable_Object_EnableDeferredRefcount((PyObject*)__pyx_mstate->__pyx_ptype_8pipeline_4_ext_8wsdecode_SymbolState);
-  #endif
-  #if !CYTHON_COMPILING_IN_LIMITED_API
-  if ((CYTHON_USE_TYPE_SLOTS && CYTHON_USE_PYTYPE_LOOKUP) && likely(!__pyx_mstate->__pyx_ptype_8pipeline_4_ext_8wsdecode_SymbolState->tp_dictoffset && __pyx_mstate->__pyx_ptype_8pipeline_4_ext_8wsdecode_SymbolState->tp_getattro == PyObject_GenericGetAttr)) {
-    __pyx_mstate->__pyx_ptype_8pipeline_4_ext_8wsdecode_SymbolState->tp_getattro = PyObject_GenericGetAttr;
-  }
-  #endif
-  if (__Pyx_SetVtable(__pyx_mstate->__pyx_ptype_8pipeline_4_ext_8wsdecode_SymbolState, __pyx_vtabptr_8pipeline_4_ext_8wsdecode_SymbolState) < (0)) __PYX_ERR(0, 251, __pyx_L1_error)
-  if (PyObject_SetAttr(__pyx_m, __pyx_mstate_global->__pyx_n_u_SymbolState, (PyObject *) __pyx_mstate->__pyx_ptype_8pipeline_4_ext_8wsdecode_SymbolState) < (0)) __PYX_ERR(0, 251, __pyx_L1_error)
-  if (__Pyx_setup_reduce((PyObject *) __pyx_mstate->__pyx_ptype_8pipeline_4_ext_8wsdecode_SymbolState) < (0)) __PYX_ERR(0, 251, __pyx_L1_error)
-  __Pyx_RefNannyFinishContext();
-  return 0;
-  __pyx_L1_error:;
-  __Pyx_RefNannyFinishContext();
-  return -1;
-}
-
 static int __Pyx_modinit_Exttype___pyx_obj_8pipeline_4_ext_8wsdecode_WsDecoder(__pyx_mstatetype *__pyx_mstate) {
   __Pyx_RefNannyDeclarations
   int __pyx_lineno = 0;
@@ -40662,14 +35814,14 @@ static int __Pyx_modinit_Exttype___pyx_obj_8pipeline_4_ext_8wsdecode_WsDecoder(_
   __pyx_vtable_8pipeline_4_ext_8wsdecode_WsDecoder._fields = (Py_ssize_t (*)(struct __pyx_obj_8pipeline_4_ext_8wsdecode_WsDecoder *, unsigned char const *, struct __pyx_t_8pipeline_4_ext_7records_TickRecord *, Py_ssize_t, Py_ssize_t))__pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__fields;
   __pyx_vtable_8pipeline_4_ext_8wsdecode_WsDecoder._levels = (Py_ssize_t (*)(struct __pyx_obj_8pipeline_4_ext_8wsdecode_WsDecoder *, unsigned char const *, int, int, int, struct __pyx_t_8pipeline_4_ext_7records_TickRecord *, Py_ssize_t, Py_ssize_t, int, int64_t, int64_t))__pyx_f_8pipeline_4_ext_8wsdecode_9WsDecoder__levels;
   #if CYTHON_USE_TYPE_SPECS
-  __pyx_mstate->__pyx_ptype_8pipeline_4_ext_8wsdecode_WsDecoder = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_8pipeline_4_ext_8wsdecode_WsDecoder_spec, NULL); if (unlikely(!__pyx_mstate->__pyx_ptype_8pipeline_4_ext_8wsdecode_WsDecoder)) __PYX_ERR(0, 402, __pyx_L1_error)
+  __pyx_mstate->__pyx_ptype_8pipeline_4_ext_8wsdecode_WsDecoder = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_8pipeline_4_ext_8wsdecode_WsDecoder_spec, NULL); if (unlikely(!__pyx_mstate->__pyx_ptype_8pipeline_4_ext_8wsdecode_WsDecoder)) __PYX_ERR(0, 239, __pyx_L1_error)
   #else
   __pyx_mstate->__pyx_ptype_8pipeline_4_ext_8wsdecode_WsDecoder = &__pyx_type_8pipeline_4_ext_8wsdecode_WsDecoder;
   #endif
   #if !CYTHON_COMPILING_IN_LIMITED_API
   #endif
   #if !CYTHON_USE_TYPE_SPECS
-  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_ptype_8pipeline_4_ext_8wsdecode_WsDecoder) < (0)) __PYX_ERR(0, 402, __pyx_L1_error)
+  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_ptype_8pipeline_4_ext_8wsdecode_WsDecoder) < (0)) __PYX_ERR(0, 239, __pyx_L1_error)
   #endif
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount((PyObject*)__pyx_mstate->__pyx_ptype_8pipeline_4_ext_8wsdecode_WsDecoder);
@@ -40679,9 +35831,9 @@ static int __Pyx_modinit_Exttype___pyx_obj_8pipeline_4_ext_8wsdecode_WsDecoder(_
     __pyx_mstate->__pyx_ptype_8pipeline_4_ext_8wsdecode_WsDecoder->tp_getattro = PyObject_GenericGetAttr;
   }
   #endif
-  if (__Pyx_SetVtable(__pyx_mstate->__pyx_ptype_8pipeline_4_ext_8wsdecode_WsDecoder, __pyx_vtabptr_8pipeline_4_ext_8wsdecode_WsDecoder) < (0)) __PYX_ERR(0, 402, __pyx_L1_error)
-  if (PyObject_SetAttr(__pyx_m, __pyx_mstate_global->__pyx_n_u_WsDecoder, (PyObject *) __pyx_mstate->__pyx_ptype_8pipeline_4_ext_8wsdecode_WsDecoder) < (0)) __PYX_ERR(0, 402, __pyx_L1_error)
-  if (__Pyx_setup_reduce((PyObject *) __pyx_mstate->__pyx_ptype_8pipeline_4_ext_8wsdecode_WsDecoder) < (0)) __PYX_ERR(0, 402, __pyx_L1_error)
+  if (__Pyx_SetVtable(__pyx_mstate->__pyx_ptype_8pipeline_4_ext_8wsdecode_WsDecoder, __pyx_vtabptr_8pipeline_4_ext_8wsdecode_WsDecoder) < (0)) __PYX_ERR(0, 239, __pyx_L1_error)
+  if (PyObject_SetAttr(__pyx_m, __pyx_mstate_global->__pyx_n_u_WsDecoder, (PyObject *) __pyx_mstate->__pyx_ptype_8pipeline_4_ext_8wsdecode_WsDecoder) < (0)) __PYX_ERR(0, 239, __pyx_L1_error)
+  if (__Pyx_setup_reduce((PyObject *) __pyx_mstate->__pyx_ptype_8pipeline_4_ext_8wsdecode_WsDecoder) < (0)) __PYX_ERR(0, 239, __pyx_L1_error)
   __Pyx_RefNannyFinishContext();
   return 0;
   __pyx_L1_error:;
@@ -40882,7 +36034,20 @@ static int __Pyx_modinit_Type_import_code(__pyx_mstatetype *__pyx_mstate) {
   CYTHON_UNUSED_VAR(__pyx_mstate);
   __Pyx_RefNannySetupContext("__Pyx_modinit_Type_import_code", 0);
   /*--- Type import code ---*/
-  __pyx_t_1 = PyImport_ImportModule(__Pyx_BUILTIN_MODULE_NAME); if (unlikely(!__pyx_t_1)) __PYX_ERR(4, 9, __pyx_L1_error)
+  __pyx_t_1 = PyImport_ImportModule("pipeline._ext.symstate"); if (unlikely(!__pyx_t_1)) __PYX_ERR(4, 14, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_1);
+  __pyx_mstate->__pyx_ptype_8pipeline_4_ext_8symstate_SymbolState = __Pyx_ImportType_3_3_1(__pyx_t_1, "pipeline._ext.symstate", "SymbolState",
+  #if defined(PYPY_VERSION_NUM) && PYPY_VERSION_NUM < 0x050B0000
+  sizeof(struct __pyx_obj_8pipeline_4_ext_8symstate_SymbolState), __PYX_GET_STRUCT_ALIGNMENT_3_3_1(struct __pyx_obj_8pipeline_4_ext_8symstate_SymbolState),
+  #elif CYTHON_COMPILING_IN_LIMITED_API
+  sizeof(struct __pyx_obj_8pipeline_4_ext_8symstate_SymbolState), __PYX_GET_STRUCT_ALIGNMENT_3_3_1(struct __pyx_obj_8pipeline_4_ext_8symstate_SymbolState),
+  #else
+  sizeof(struct __pyx_obj_8pipeline_4_ext_8symstate_SymbolState), __PYX_GET_STRUCT_ALIGNMENT_3_3_1(struct __pyx_obj_8pipeline_4_ext_8symstate_SymbolState),
+  #endif
+  __Pyx_ImportType_CheckSize_Warn_3_3_1); if (!__pyx_mstate->__pyx_ptype_8pipeline_4_ext_8symstate_SymbolState) __PYX_ERR(4, 14, __pyx_L1_error)
+  if (unlikely(__Pyx_GetVtable(__pyx_mstate->__pyx_ptype_8pipeline_4_ext_8symstate_SymbolState, (void**)&__pyx_vtabptr_8pipeline_4_ext_8symstate_SymbolState) != 1)) __PYX_ERR(4, 14, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+  __pyx_t_1 = PyImport_ImportModule(__Pyx_BUILTIN_MODULE_NAME); if (unlikely(!__pyx_t_1)) __PYX_ERR(5, 9, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __pyx_mstate->__pyx_ptype_7cpython_4type_type = __Pyx_ImportType_3_3_1(__pyx_t_1, __Pyx_BUILTIN_MODULE_NAME, "type",
   #if defined(PYPY_VERSION_NUM) && PYPY_VERSION_NUM < 0x050B0000
@@ -40892,7 +36057,7 @@ static int __Pyx_modinit_Type_import_code(__pyx_mstatetype *__pyx_mstate) {
   #else
   sizeof(PyHeapTypeObject), __PYX_GET_STRUCT_ALIGNMENT_3_3_1(PyHeapTypeObject),
   #endif
-  __Pyx_ImportType_CheckSize_Warn_3_3_1); if (!__pyx_mstate->__pyx_ptype_7cpython_4type_type) __PYX_ERR(4, 9, __pyx_L1_error)
+  __Pyx_ImportType_CheckSize_Warn_3_3_1); if (!__pyx_mstate->__pyx_ptype_7cpython_4type_type) __PYX_ERR(5, 9, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   __pyx_t_1 = PyImport_ImportModule("numpy"); if (unlikely(!__pyx_t_1)) __PYX_ERR(2, 229, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
@@ -41355,7 +36520,6 @@ __Pyx_RefNannySetupContext("PyInit_wsdecode", 0);
   (void)__Pyx_modinit_Variable_export_code(__pyx_mstate);
   (void)__Pyx_modinit_Function_export_code(__pyx_mstate);
   /*--- Type init code ---*/
-  if (unlikely((__Pyx_modinit_Exttype___pyx_obj_8pipeline_4_ext_8wsdecode_SymbolState(__pyx_mstate) < 0))) __PYX_ERR(0, 1, __pyx_L1_error)
   if (unlikely((__Pyx_modinit_Exttype___pyx_obj_8pipeline_4_ext_8wsdecode_WsDecoder(__pyx_mstate) < 0))) __PYX_ERR(0, 1, __pyx_L1_error)
   if (unlikely((__Pyx_modinit_Exttype___pyx_array_obj(__pyx_mstate) < 0))) __PYX_ERR(0, 1, __pyx_L1_error)
   if (unlikely((__Pyx_modinit_Exttype___pyx_MemviewEnum_obj(__pyx_mstate) < 0))) __PYX_ERR(0, 1, __pyx_L1_error)
@@ -41859,17 +37023,17 @@ __Pyx_RefNannySetupContext("PyInit_wsdecode", 0);
   if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_pyx_unpickle_Enum, __pyx_t_4) < (0)) __PYX_ERR(1, 4, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
-  /* "ext/wsdecode.pyx":25
- * from pipeline._ext.records cimport TickRecord, FLAG_LAST_IN_MSG
+  /* "ext/wsdecode.pyx":21
+ * from pipeline._ext.symstate cimport SymbolState
  * 
  * cnp.import_array()             # <<<<<<<<<<<<<<
  * 
  * # events (same values as the twin)
 */
-  __pyx_t_9 = __pyx_f_5numpy_import_array(); if (unlikely(__pyx_t_9 == ((int)-1))) __PYX_ERR(0, 25, __pyx_L1_error)
+  __pyx_t_9 = __pyx_f_5numpy_import_array(); if (unlikely(__pyx_t_9 == ((int)-1))) __PYX_ERR(0, 21, __pyx_L1_error)
 
 
-  /* "ext/wsdecode.pyx":28
+  /* "ext/wsdecode.pyx":24
  * 
  * # events (same values as the twin)
  * EV_NONE, EV_FULL, EV_MESSAGE, EV_PING, EV_PONG, EV_CLOSE, EV_BAD, EV_PROTOCOL = range(8)             # <<<<<<<<<<<<<<
@@ -41882,13 +37046,13 @@ __Pyx_RefNannySetupContext("PyInit_wsdecode", 0);
     PyObject *__pyx_callargs[2] = {__pyx_t_5, __pyx_mstate_global->__pyx_int_8};
     __pyx_t_4 = __Pyx_PyObject_FastCall((PyObject*)(&PyRange_Type), __pyx_callargs+__pyx_t_6, (2-__pyx_t_6) | (__pyx_t_6*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
-    if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 28, __pyx_L1_error)
+    if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 24, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_4);
   }
   {
     Py_ssize_t index = -1;
     PyObject** temps[8] = {&__pyx_t_5,&__pyx_t_10,&__pyx_t_11,&__pyx_t_12,&__pyx_t_13,&__pyx_t_14,&__pyx_t_15,&__pyx_t_16};
-    __pyx_t_17 = PyObject_GetIter(__pyx_t_4); if (unlikely(!__pyx_t_17)) __PYX_ERR(0, 28, __pyx_L1_error)
+    __pyx_t_17 = PyObject_GetIter(__pyx_t_4); if (unlikely(!__pyx_t_17)) __PYX_ERR(0, 24, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_17);
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
     __pyx_t_18 = (CYTHON_COMPILING_IN_LIMITED_API) ? PyIter_Next : __Pyx_PyObject_GetIterNextFunc(__pyx_t_17);
@@ -41897,7 +37061,7 @@ __Pyx_RefNannySetupContext("PyInit_wsdecode", 0);
       __Pyx_GOTREF(item);
       *(temps[index]) = item;
     }
-    if (__Pyx_IternextUnpackEndCheck(__pyx_t_18(__pyx_t_17), 8) < (0)) __PYX_ERR(0, 28, __pyx_L1_error)
+    if (__Pyx_IternextUnpackEndCheck(__pyx_t_18(__pyx_t_17), 8) < (0)) __PYX_ERR(0, 24, __pyx_L1_error)
     __pyx_t_18 = NULL;
     __Pyx_DECREF(__pyx_t_17); __pyx_t_17 = 0;
     goto __pyx_L36_unpacking_done;
@@ -41905,27 +37069,27 @@ __Pyx_RefNannySetupContext("PyInit_wsdecode", 0);
     __Pyx_DECREF(__pyx_t_17); __pyx_t_17 = 0;
     __pyx_t_18 = NULL;
     if (__Pyx_IterFinish() == 0) __Pyx_RaiseNeedMoreValuesError(index);
-    __PYX_ERR(0, 28, __pyx_L1_error)
+    __PYX_ERR(0, 24, __pyx_L1_error)
     __pyx_L36_unpacking_done:;
   }
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_EV_NONE, __pyx_t_5) < (0)) __PYX_ERR(0, 28, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_EV_NONE, __pyx_t_5) < (0)) __PYX_ERR(0, 24, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_EV_FULL, __pyx_t_10) < (0)) __PYX_ERR(0, 28, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_EV_FULL, __pyx_t_10) < (0)) __PYX_ERR(0, 24, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_EV_MESSAGE, __pyx_t_11) < (0)) __PYX_ERR(0, 28, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_EV_MESSAGE, __pyx_t_11) < (0)) __PYX_ERR(0, 24, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_EV_PING, __pyx_t_12) < (0)) __PYX_ERR(0, 28, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_EV_PING, __pyx_t_12) < (0)) __PYX_ERR(0, 24, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_EV_PONG, __pyx_t_13) < (0)) __PYX_ERR(0, 28, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_EV_PONG, __pyx_t_13) < (0)) __PYX_ERR(0, 24, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_13); __pyx_t_13 = 0;
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_EV_CLOSE, __pyx_t_14) < (0)) __PYX_ERR(0, 28, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_EV_CLOSE, __pyx_t_14) < (0)) __PYX_ERR(0, 24, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_14); __pyx_t_14 = 0;
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_EV_BAD, __pyx_t_15) < (0)) __PYX_ERR(0, 28, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_EV_BAD, __pyx_t_15) < (0)) __PYX_ERR(0, 24, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_15); __pyx_t_15 = 0;
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_EV_PROTOCOL, __pyx_t_16) < (0)) __PYX_ERR(0, 28, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_EV_PROTOCOL, __pyx_t_16) < (0)) __PYX_ERR(0, 24, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_16); __pyx_t_16 = 0;
 
-  /* "ext/wsdecode.pyx":66
+  /* "ext/wsdecode.pyx":62
  * 
  * cdef double POW10[23]
  * for _k in range(23):             # <<<<<<<<<<<<<<
@@ -41933,35 +37097,35 @@ __Pyx_RefNannySetupContext("PyInit_wsdecode", 0);
  * 
 */
   for (__pyx_t_19 = 0; __pyx_t_19 < 23; __pyx_t_19+=1) {
-    __pyx_t_4 = PyLong_FromSsize_t(__pyx_t_19); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 66, __pyx_L1_error)
+    __pyx_t_4 = PyLong_FromSsize_t(__pyx_t_19); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 62, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_4);
-    if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_k_2, __pyx_t_4) < (0)) __PYX_ERR(0, 66, __pyx_L1_error)
+    if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_k_2, __pyx_t_4) < (0)) __PYX_ERR(0, 62, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
-    /* "ext/wsdecode.pyx":67
+    /* "ext/wsdecode.pyx":63
  * cdef double POW10[23]
  * for _k in range(23):
  *     POW10[_k] = float(10 ** _k)             # <<<<<<<<<<<<<<
  * 
  * # byte classes: STR_CLS 0 = plain string byte, 1 = closing quote, 2 = not for the hot path
 */
-    __Pyx_GetModuleGlobalName(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_k_2); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 67, __pyx_L1_error)
+    __Pyx_GetModuleGlobalName(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_k_2); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 63, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_4);
-    __pyx_t_16 = PyNumber_Power(__pyx_mstate_global->__pyx_int_10, __pyx_t_4, Py_None); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 67, __pyx_L1_error)
+    __pyx_t_16 = PyNumber_Power(__pyx_mstate_global->__pyx_int_10, __pyx_t_4, Py_None); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 63, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_16);
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-    __pyx_t_20 = __Pyx_PyObject_AsDouble(__pyx_t_16); if (unlikely(__PYX_CHECK_FLOAT_EXCEPTION(__pyx_t_20, ((double)((double)-1))) && PyErr_Occurred())) __PYX_ERR(0, 67, __pyx_L1_error)
+    __pyx_t_20 = __Pyx_PyObject_AsDouble(__pyx_t_16); if (unlikely(__PYX_CHECK_FLOAT_EXCEPTION(__pyx_t_20, ((double)((double)-1))) && PyErr_Occurred())) __PYX_ERR(0, 63, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_16); __pyx_t_16 = 0;
-    __Pyx_GetModuleGlobalName(__pyx_t_16, __pyx_mstate_global->__pyx_n_u_k_2); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 67, __pyx_L1_error)
+    __Pyx_GetModuleGlobalName(__pyx_t_16, __pyx_mstate_global->__pyx_n_u_k_2); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 63, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_16);
-    __pyx_t_21 = __Pyx_PyIndex_AsSsize_t(__pyx_t_16); if (unlikely((__pyx_t_21 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 67, __pyx_L1_error)
+    __pyx_t_21 = __Pyx_PyIndex_AsSsize_t(__pyx_t_16); if (unlikely((__pyx_t_21 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 63, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_16); __pyx_t_16 = 0;
     (__pyx_v_8pipeline_4_ext_8wsdecode_POW10[__pyx_t_21]) = __pyx_t_20;
 
 
   }
 
-  /* "ext/wsdecode.pyx":73
+  /* "ext/wsdecode.pyx":69
  * cdef uint8_t STR_CLS[256]
  * cdef uint8_t NUM_CH[256]
  * for _k in range(256):             # <<<<<<<<<<<<<<
@@ -41969,21 +37133,21 @@ __Pyx_RefNannySetupContext("PyInit_wsdecode", 0);
  *     NUM_CH[_k] = 1 if (48 <= _k <= 57 or _k in (45, 43, 46, 101, 69)) else 0
 */
   for (__pyx_t_19 = 0; __pyx_t_19 < 0x100; __pyx_t_19+=1) {
-    __pyx_t_16 = PyLong_FromSsize_t(__pyx_t_19); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 73, __pyx_L1_error)
+    __pyx_t_16 = PyLong_FromSsize_t(__pyx_t_19); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 69, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_16);
-    if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_k_2, __pyx_t_16) < (0)) __PYX_ERR(0, 73, __pyx_L1_error)
+    if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_k_2, __pyx_t_16) < (0)) __PYX_ERR(0, 69, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_16); __pyx_t_16 = 0;
 
-    /* "ext/wsdecode.pyx":74
+    /* "ext/wsdecode.pyx":70
  * cdef uint8_t NUM_CH[256]
  * for _k in range(256):
  *     STR_CLS[_k] = 2 if (_k == 92 or _k < 32 or _k >= 128) else (1 if _k == 34 else 0)             # <<<<<<<<<<<<<<
  *     NUM_CH[_k] = 1 if (48 <= _k <= 57 or _k in (45, 43, 46, 101, 69)) else 0
  * 
 */
-    __Pyx_GetModuleGlobalName(__pyx_t_16, __pyx_mstate_global->__pyx_n_u_k_2); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 74, __pyx_L1_error)
+    __Pyx_GetModuleGlobalName(__pyx_t_16, __pyx_mstate_global->__pyx_n_u_k_2); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 70, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_16);
-    __pyx_t_23 = (__Pyx_PyLong_BoolEqObjC(__pyx_t_16, __pyx_mstate_global->__pyx_int_92, 92, 0)); if (unlikely((__pyx_t_23 < 0))) __PYX_ERR(0, 74, __pyx_L1_error)
+    __pyx_t_23 = (__Pyx_PyLong_BoolEqObjC(__pyx_t_16, __pyx_mstate_global->__pyx_int_92, 92, 0)); if (unlikely((__pyx_t_23 < 0))) __PYX_ERR(0, 70, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_16); __pyx_t_16 = 0;
     if (!__pyx_t_23) {
 
@@ -41993,9 +37157,9 @@ __Pyx_RefNannySetupContext("PyInit_wsdecode", 0);
 
       goto __pyx_L41_bool_binop_done;
     }
-    __Pyx_GetModuleGlobalName(__pyx_t_16, __pyx_mstate_global->__pyx_n_u_k_2); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 74, __pyx_L1_error)
+    __Pyx_GetModuleGlobalName(__pyx_t_16, __pyx_mstate_global->__pyx_n_u_k_2); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 70, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_16);
-    __pyx_t_23 = __Pyx_PyObject_CompareBoolLt_object_int(__pyx_t_16, __pyx_mstate_global->__pyx_int_32, Py_LT); if (unlikely((__pyx_t_23 < 0))) __PYX_ERR(0, 74, __pyx_L1_error)
+    __pyx_t_23 = __Pyx_PyObject_CompareBoolLt_object_int(__pyx_t_16, __pyx_mstate_global->__pyx_int_32, Py_LT); if (unlikely((__pyx_t_23 < 0))) __PYX_ERR(0, 70, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_16); __pyx_t_16 = 0;
     if (!__pyx_t_23) {
 
@@ -42005,9 +37169,9 @@ __Pyx_RefNannySetupContext("PyInit_wsdecode", 0);
 
       goto __pyx_L41_bool_binop_done;
     }
-    __Pyx_GetModuleGlobalName(__pyx_t_16, __pyx_mstate_global->__pyx_n_u_k_2); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 74, __pyx_L1_error)
+    __Pyx_GetModuleGlobalName(__pyx_t_16, __pyx_mstate_global->__pyx_n_u_k_2); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 70, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_16);
-    __pyx_t_23 = __Pyx_PyObject_CompareBoolGe_object_int(__pyx_t_16, __pyx_mstate_global->__pyx_int_128, Py_GE); if (unlikely((__pyx_t_23 < 0))) __PYX_ERR(0, 74, __pyx_L1_error)
+    __pyx_t_23 = __Pyx_PyObject_CompareBoolGe_object_int(__pyx_t_16, __pyx_mstate_global->__pyx_int_128, Py_GE); if (unlikely((__pyx_t_23 < 0))) __PYX_ERR(0, 70, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_16); __pyx_t_16 = 0;
 
     __pyx_t_8 = __pyx_t_23;
@@ -42017,9 +37181,9 @@ __Pyx_RefNannySetupContext("PyInit_wsdecode", 0);
 
       __pyx_t_22 = 2;
     } else {
-      __Pyx_GetModuleGlobalName(__pyx_t_16, __pyx_mstate_global->__pyx_n_u_k_2); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 74, __pyx_L1_error)
+      __Pyx_GetModuleGlobalName(__pyx_t_16, __pyx_mstate_global->__pyx_n_u_k_2); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 70, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_16);
-      __pyx_t_23 = (__Pyx_PyLong_BoolEqObjC(__pyx_t_16, __pyx_mstate_global->__pyx_int_34, 34, 0)); if (unlikely((__pyx_t_23 < 0))) __PYX_ERR(0, 74, __pyx_L1_error)
+      __pyx_t_23 = (__Pyx_PyLong_BoolEqObjC(__pyx_t_16, __pyx_mstate_global->__pyx_int_34, 34, 0)); if (unlikely((__pyx_t_23 < 0))) __PYX_ERR(0, 70, __pyx_L1_error)
       __Pyx_DECREF(__pyx_t_16); __pyx_t_16 = 0;
       if (__pyx_t_23) {
 
@@ -42032,26 +37196,26 @@ __Pyx_RefNannySetupContext("PyInit_wsdecode", 0);
       __pyx_t_22 = __pyx_t_24;
     }
 
-    __Pyx_GetModuleGlobalName(__pyx_t_16, __pyx_mstate_global->__pyx_n_u_k_2); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 74, __pyx_L1_error)
+    __Pyx_GetModuleGlobalName(__pyx_t_16, __pyx_mstate_global->__pyx_n_u_k_2); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 70, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_16);
-    __pyx_t_21 = __Pyx_PyIndex_AsSsize_t(__pyx_t_16); if (unlikely((__pyx_t_21 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 74, __pyx_L1_error)
+    __pyx_t_21 = __Pyx_PyIndex_AsSsize_t(__pyx_t_16); if (unlikely((__pyx_t_21 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 70, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_16); __pyx_t_16 = 0;
     (__pyx_v_8pipeline_4_ext_8wsdecode_STR_CLS[__pyx_t_21]) = __pyx_t_22;
 
 
 
-    /* "ext/wsdecode.pyx":75
+    /* "ext/wsdecode.pyx":71
  * for _k in range(256):
  *     STR_CLS[_k] = 2 if (_k == 92 or _k < 32 or _k >= 128) else (1 if _k == 34 else 0)
  *     NUM_CH[_k] = 1 if (48 <= _k <= 57 or _k in (45, 43, 46, 101, 69)) else 0             # <<<<<<<<<<<<<<
  * 
  * 
 */
-    __Pyx_GetModuleGlobalName(__pyx_t_16, __pyx_mstate_global->__pyx_n_u_k_2); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 75, __pyx_L1_error)
+    __Pyx_GetModuleGlobalName(__pyx_t_16, __pyx_mstate_global->__pyx_n_u_k_2); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 71, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_16);
-    __pyx_t_23 = __Pyx_PyObject_CompareBoolLe_int_object(__pyx_mstate_global->__pyx_int_48, __pyx_t_16, Py_LE); if (unlikely((__pyx_t_23 < 0))) __PYX_ERR(0, 75, __pyx_L1_error)
+    __pyx_t_23 = __Pyx_PyObject_CompareBoolLe_int_object(__pyx_mstate_global->__pyx_int_48, __pyx_t_16, Py_LE); if (unlikely((__pyx_t_23 < 0))) __PYX_ERR(0, 71, __pyx_L1_error)
     if (__pyx_t_23) {
-      __pyx_t_23 = __Pyx_PyObject_CompareBoolLe_object_int(__pyx_t_16, __pyx_mstate_global->__pyx_int_57, Py_LE); if (unlikely((__pyx_t_23 < 0))) __PYX_ERR(0, 75, __pyx_L1_error)
+      __pyx_t_23 = __Pyx_PyObject_CompareBoolLe_object_int(__pyx_t_16, __pyx_mstate_global->__pyx_int_57, Py_LE); if (unlikely((__pyx_t_23 < 0))) __PYX_ERR(0, 71, __pyx_L1_error)
     }
     __Pyx_DECREF(__pyx_t_16); __pyx_t_16 = 0;
     if (!__pyx_t_23) {
@@ -42062,9 +37226,9 @@ __Pyx_RefNannySetupContext("PyInit_wsdecode", 0);
 
       goto __pyx_L44_bool_binop_done;
     }
-    __Pyx_GetModuleGlobalName(__pyx_t_16, __pyx_mstate_global->__pyx_n_u_k_2); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 75, __pyx_L1_error)
+    __Pyx_GetModuleGlobalName(__pyx_t_16, __pyx_mstate_global->__pyx_n_u_k_2); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 71, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_16);
-    __pyx_t_25 = (__Pyx_PyLong_BoolEqObjC(__pyx_t_16, __pyx_mstate_global->__pyx_int_45, 45, 0)); if (unlikely((__pyx_t_25 < 0))) __PYX_ERR(0, 75, __pyx_L1_error)
+    __pyx_t_25 = (__Pyx_PyLong_BoolEqObjC(__pyx_t_16, __pyx_mstate_global->__pyx_int_45, 45, 0)); if (unlikely((__pyx_t_25 < 0))) __PYX_ERR(0, 71, __pyx_L1_error)
     if (!__pyx_t_25) {
 
     } else {
@@ -42073,7 +37237,7 @@ __Pyx_RefNannySetupContext("PyInit_wsdecode", 0);
 
       goto __pyx_L46_bool_binop_done;
     }
-    __pyx_t_25 = (__Pyx_PyLong_BoolEqObjC(__pyx_t_16, __pyx_mstate_global->__pyx_int_43, 43, 0)); if (unlikely((__pyx_t_25 < 0))) __PYX_ERR(0, 75, __pyx_L1_error)
+    __pyx_t_25 = (__Pyx_PyLong_BoolEqObjC(__pyx_t_16, __pyx_mstate_global->__pyx_int_43, 43, 0)); if (unlikely((__pyx_t_25 < 0))) __PYX_ERR(0, 71, __pyx_L1_error)
     if (!__pyx_t_25) {
 
     } else {
@@ -42082,7 +37246,7 @@ __Pyx_RefNannySetupContext("PyInit_wsdecode", 0);
 
       goto __pyx_L46_bool_binop_done;
     }
-    __pyx_t_25 = (__Pyx_PyLong_BoolEqObjC(__pyx_t_16, __pyx_mstate_global->__pyx_int_46, 46, 0)); if (unlikely((__pyx_t_25 < 0))) __PYX_ERR(0, 75, __pyx_L1_error)
+    __pyx_t_25 = (__Pyx_PyLong_BoolEqObjC(__pyx_t_16, __pyx_mstate_global->__pyx_int_46, 46, 0)); if (unlikely((__pyx_t_25 < 0))) __PYX_ERR(0, 71, __pyx_L1_error)
     if (!__pyx_t_25) {
 
     } else {
@@ -42091,7 +37255,7 @@ __Pyx_RefNannySetupContext("PyInit_wsdecode", 0);
 
       goto __pyx_L46_bool_binop_done;
     }
-    __pyx_t_25 = (__Pyx_PyLong_BoolEqObjC(__pyx_t_16, __pyx_mstate_global->__pyx_int_101, 0x65, 0)); if (unlikely((__pyx_t_25 < 0))) __PYX_ERR(0, 75, __pyx_L1_error)
+    __pyx_t_25 = (__Pyx_PyLong_BoolEqObjC(__pyx_t_16, __pyx_mstate_global->__pyx_int_101, 0x65, 0)); if (unlikely((__pyx_t_25 < 0))) __PYX_ERR(0, 71, __pyx_L1_error)
     if (!__pyx_t_25) {
 
     } else {
@@ -42100,7 +37264,7 @@ __Pyx_RefNannySetupContext("PyInit_wsdecode", 0);
 
       goto __pyx_L46_bool_binop_done;
     }
-    __pyx_t_25 = (__Pyx_PyLong_BoolEqObjC(__pyx_t_16, __pyx_mstate_global->__pyx_int_69, 69, 0)); if (unlikely((__pyx_t_25 < 0))) __PYX_ERR(0, 75, __pyx_L1_error)
+    __pyx_t_25 = (__Pyx_PyLong_BoolEqObjC(__pyx_t_16, __pyx_mstate_global->__pyx_int_69, 69, 0)); if (unlikely((__pyx_t_25 < 0))) __PYX_ERR(0, 71, __pyx_L1_error)
 
     __pyx_t_23 = __pyx_t_25;
 
@@ -42121,295 +37285,118 @@ __Pyx_RefNannySetupContext("PyInit_wsdecode", 0);
       __pyx_t_22 = 0;
     }
 
-    __Pyx_GetModuleGlobalName(__pyx_t_16, __pyx_mstate_global->__pyx_n_u_k_2); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 75, __pyx_L1_error)
+    __Pyx_GetModuleGlobalName(__pyx_t_16, __pyx_mstate_global->__pyx_n_u_k_2); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 71, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_16);
-    __pyx_t_21 = __Pyx_PyIndex_AsSsize_t(__pyx_t_16); if (unlikely((__pyx_t_21 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 75, __pyx_L1_error)
+    __pyx_t_21 = __Pyx_PyIndex_AsSsize_t(__pyx_t_16); if (unlikely((__pyx_t_21 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 71, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_16); __pyx_t_16 = 0;
     (__pyx_v_8pipeline_4_ext_8wsdecode_NUM_CH[__pyx_t_21]) = __pyx_t_22;
 
 
   }
 
-  /* "ext/wsdecode.pyx":331
- *                 self.asks[sym].erase(price)
- * 
- *     def lookup(self, bytes name):             # <<<<<<<<<<<<<<
- *         return self._lookup(name, len(name))
- * 
-*/
-  __pyx_t_16 = __Pyx_CyFunction_New(&__pyx_mdef_8pipeline_4_ext_8wsdecode_11SymbolState_5lookup, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_SymbolState_lookup, NULL, __pyx_mstate_global->__pyx_n_u_pipeline__ext_wsdecode, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[0])); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 331, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_16);
-  #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
-  PyUnstable_Object_EnableDeferredRefcount(__pyx_t_16);
-  #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8pipeline_4_ext_8wsdecode_SymbolState, __pyx_mstate_global->__pyx_n_u_lookup, __pyx_t_16) < (0)) __PYX_ERR(0, 331, __pyx_L1_error)
-  __Pyx_DECREF(__pyx_t_16); __pyx_t_16 = 0;
-
-  /* "ext/wsdecode.pyx":334
- *         return self._lookup(name, len(name))
- * 
- *     def accept(self, int slot, int sym, int64_t id):             # <<<<<<<<<<<<<<
- *         """Duplicate filter: True (and remember) iff id is newer than the last one seen."""
- *         self._check(sym)
-*/
-  __pyx_t_16 = __Pyx_CyFunction_New(&__pyx_mdef_8pipeline_4_ext_8wsdecode_11SymbolState_7accept, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_SymbolState_accept, NULL, __pyx_mstate_global->__pyx_n_u_pipeline__ext_wsdecode, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[1])); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 334, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_16);
-  #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
-  PyUnstable_Object_EnableDeferredRefcount(__pyx_t_16);
-  #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8pipeline_4_ext_8wsdecode_SymbolState, __pyx_mstate_global->__pyx_n_u_accept, __pyx_t_16) < (0)) __PYX_ERR(0, 334, __pyx_L1_error)
-  __Pyx_DECREF(__pyx_t_16); __pyx_t_16 = 0;
-
-  /* "ext/wsdecode.pyx":339
- *         return self._accept(slot, sym, id)
- * 
- *     def last_id(self, int slot, int sym):             # <<<<<<<<<<<<<<
- *         self._check(sym)
- *         return self.last[slot * self.n + sym]
-*/
-  __pyx_t_16 = __Pyx_CyFunction_New(&__pyx_mdef_8pipeline_4_ext_8wsdecode_11SymbolState_9last_id, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_SymbolState_last_id, NULL, __pyx_mstate_global->__pyx_n_u_pipeline__ext_wsdecode, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[2])); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 339, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_16);
-  #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
-  PyUnstable_Object_EnableDeferredRefcount(__pyx_t_16);
-  #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8pipeline_4_ext_8wsdecode_SymbolState, __pyx_mstate_global->__pyx_n_u_last_id, __pyx_t_16) < (0)) __PYX_ERR(0, 339, __pyx_L1_error)
-  __Pyx_DECREF(__pyx_t_16); __pyx_t_16 = 0;
-
-  /* "ext/wsdecode.pyx":343
- *         return self.last[slot * self.n + sym]
- * 
- *     def depth_synced(self, int sym):             # <<<<<<<<<<<<<<
- *         self._check(sym)
- *         return bool(self.synced_[sym])
-*/
-  __pyx_t_16 = __Pyx_CyFunction_New(&__pyx_mdef_8pipeline_4_ext_8wsdecode_11SymbolState_11depth_synced, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_SymbolState_depth_synced, NULL, __pyx_mstate_global->__pyx_n_u_pipeline__ext_wsdecode, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[3])); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 343, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_16);
-  #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
-  PyUnstable_Object_EnableDeferredRefcount(__pyx_t_16);
-  #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8pipeline_4_ext_8wsdecode_SymbolState, __pyx_mstate_global->__pyx_n_u_depth_synced, __pyx_t_16) < (0)) __PYX_ERR(0, 343, __pyx_L1_error)
-  __Pyx_DECREF(__pyx_t_16); __pyx_t_16 = 0;
-
-  /* "ext/wsdecode.pyx":347
- *         return bool(self.synced_[sym])
- * 
- *     def depth_last(self, int sym):             # <<<<<<<<<<<<<<
- *         self._check(sym)
- *         return self.last_u_[sym]
-*/
-  __pyx_t_16 = __Pyx_CyFunction_New(&__pyx_mdef_8pipeline_4_ext_8wsdecode_11SymbolState_13depth_last, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_SymbolState_depth_last, NULL, __pyx_mstate_global->__pyx_n_u_pipeline__ext_wsdecode, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[4])); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 347, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_16);
-  #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
-  PyUnstable_Object_EnableDeferredRefcount(__pyx_t_16);
-  #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8pipeline_4_ext_8wsdecode_SymbolState, __pyx_mstate_global->__pyx_n_u_depth_last, __pyx_t_16) < (0)) __PYX_ERR(0, 347, __pyx_L1_error)
-  __Pyx_DECREF(__pyx_t_16); __pyx_t_16 = 0;
-
-  /* "ext/wsdecode.pyx":351
- *         return self.last_u_[sym]
- * 
- *     def unsync(self, int sym):             # <<<<<<<<<<<<<<
- *         self._check(sym)
- *         self.synced_[sym] = 0
-*/
-  __pyx_t_16 = __Pyx_CyFunction_New(&__pyx_mdef_8pipeline_4_ext_8wsdecode_11SymbolState_15unsync, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_SymbolState_unsync, NULL, __pyx_mstate_global->__pyx_n_u_pipeline__ext_wsdecode, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[5])); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 351, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_16);
-  #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
-  PyUnstable_Object_EnableDeferredRefcount(__pyx_t_16);
-  #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8pipeline_4_ext_8wsdecode_SymbolState, __pyx_mstate_global->__pyx_n_u_unsync, __pyx_t_16) < (0)) __PYX_ERR(0, 351, __pyx_L1_error)
-  __Pyx_DECREF(__pyx_t_16); __pyx_t_16 = 0;
-
-  /* "ext/wsdecode.pyx":355
- *         self.synced_[sym] = 0
- * 
- *     def _check(self, int sym):             # <<<<<<<<<<<<<<
- *         if not 0 <= sym < self.n:
- *             raise IndexError(f"symbol id {sym} out of range")
-*/
-  __pyx_t_16 = __Pyx_CyFunction_New(&__pyx_mdef_8pipeline_4_ext_8wsdecode_11SymbolState_17_check, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_SymbolState__check, NULL, __pyx_mstate_global->__pyx_n_u_pipeline__ext_wsdecode, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[6])); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 355, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_16);
-  #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
-  PyUnstable_Object_EnableDeferredRefcount(__pyx_t_16);
-  #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8pipeline_4_ext_8wsdecode_SymbolState, __pyx_mstate_global->__pyx_n_u_check, __pyx_t_16) < (0)) __PYX_ERR(0, 355, __pyx_L1_error)
-  __Pyx_DECREF(__pyx_t_16); __pyx_t_16 = 0;
-
-  /* "ext/wsdecode.pyx":359
- *             raise IndexError(f"symbol id {sym} out of range")
- * 
- *     def load_book(self, int sym, int64_t last_u, bids, asks):             # <<<<<<<<<<<<<<
- *         """Replace the book and mark it synced at last_u; returns crossed (then unsynced)."""
- *         self._check(sym)
-*/
-  __pyx_t_16 = __Pyx_CyFunction_New(&__pyx_mdef_8pipeline_4_ext_8wsdecode_11SymbolState_19load_book, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_SymbolState_load_book, NULL, __pyx_mstate_global->__pyx_n_u_pipeline__ext_wsdecode, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[7])); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 359, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_16);
-  #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
-  PyUnstable_Object_EnableDeferredRefcount(__pyx_t_16);
-  #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8pipeline_4_ext_8wsdecode_SymbolState, __pyx_mstate_global->__pyx_n_u_load_book, __pyx_t_16) < (0)) __PYX_ERR(0, 359, __pyx_L1_error)
-  __Pyx_DECREF(__pyx_t_16); __pyx_t_16 = 0;
-
-  /* "ext/wsdecode.pyx":373
- *         return c
- * 
- *     def apply_diff(self, int sym, bids, asks, int64_t last_u):             # <<<<<<<<<<<<<<
- *         """Apply levels to the book; returns crossed (then the book is unsynced)."""
- *         self._check(sym)
-*/
-  __pyx_t_16 = __Pyx_CyFunction_New(&__pyx_mdef_8pipeline_4_ext_8wsdecode_11SymbolState_21apply_diff, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_SymbolState_apply_diff, NULL, __pyx_mstate_global->__pyx_n_u_pipeline__ext_wsdecode, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[8])); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 373, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_16);
-  #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
-  PyUnstable_Object_EnableDeferredRefcount(__pyx_t_16);
-  #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8pipeline_4_ext_8wsdecode_SymbolState, __pyx_mstate_global->__pyx_n_u_apply_diff, __pyx_t_16) < (0)) __PYX_ERR(0, 373, __pyx_L1_error)
-  __Pyx_DECREF(__pyx_t_16); __pyx_t_16 = 0;
-
-  /* "ext/wsdecode.pyx":386
- *         return False
- * 
- *     def top(self, int sym, int n):             # <<<<<<<<<<<<<<
- *         """The best n levels per side: bids descending, asks ascending."""
- *         self._check(sym)
-*/
-  __pyx_t_16 = __Pyx_CyFunction_New(&__pyx_mdef_8pipeline_4_ext_8wsdecode_11SymbolState_23top, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_SymbolState_top, NULL, __pyx_mstate_global->__pyx_n_u_pipeline__ext_wsdecode, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[9])); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 386, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_16);
-  #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
-  PyUnstable_Object_EnableDeferredRefcount(__pyx_t_16);
-  #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8pipeline_4_ext_8wsdecode_SymbolState, __pyx_mstate_global->__pyx_n_u_top, __pyx_t_16) < (0)) __PYX_ERR(0, 386, __pyx_L1_error)
-  __Pyx_DECREF(__pyx_t_16); __pyx_t_16 = 0;
-
-  /* "(tree fragment)":1
- * def __reduce_cython__(self):             # <<<<<<<<<<<<<<
- *     raise TypeError, "no default __reduce__ due to non-trivial __cinit__"
- * def __setstate_cython__(self, __pyx_state):
-*/
-  __pyx_t_16 = __Pyx_CyFunction_New(&__pyx_mdef_8pipeline_4_ext_8wsdecode_11SymbolState_25__reduce_cython__, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_SymbolState___reduce_cython, NULL, __pyx_mstate_global->__pyx_n_u_pipeline__ext_wsdecode, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[10])); if (unlikely(!__pyx_t_16)) __PYX_ERR(1, 1, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_16);
-  #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
-  PyUnstable_Object_EnableDeferredRefcount(__pyx_t_16);
-  #endif
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_reduce_cython, __pyx_t_16) < (0)) __PYX_ERR(1, 1, __pyx_L1_error)
-  __Pyx_DECREF(__pyx_t_16); __pyx_t_16 = 0;
-
-  /* "(tree fragment)":3
- * def __reduce_cython__(self):
- *     raise TypeError, "no default __reduce__ due to non-trivial __cinit__"
- * def __setstate_cython__(self, __pyx_state):             # <<<<<<<<<<<<<<
- *     raise TypeError, "no default __reduce__ due to non-trivial __cinit__"
-*/
-  __pyx_t_16 = __Pyx_CyFunction_New(&__pyx_mdef_8pipeline_4_ext_8wsdecode_11SymbolState_27__setstate_cython__, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_SymbolState___setstate_cython, NULL, __pyx_mstate_global->__pyx_n_u_pipeline__ext_wsdecode, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[11])); if (unlikely(!__pyx_t_16)) __PYX_ERR(1, 3, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_16);
-  #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
-  PyUnstable_Object_EnableDeferredRefcount(__pyx_t_16);
-  #endif
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_setstate_cython, __pyx_t_16) < (0)) __PYX_ERR(1, 3, __pyx_L1_error)
-  __Pyx_DECREF(__pyx_t_16); __pyx_t_16 = 0;
-
-  /* "ext/wsdecode.pyx":433
+  /* "ext/wsdecode.pyx":270
  *             self.pos = 0
  * 
  *     def writable(self, Py_ssize_t k):             # <<<<<<<<<<<<<<
  *         """A writable view of up to k free bytes at the end of the buffer (recv_into it, then
  *         commit). The view is valid until the next writable/feed/decode call."""
 */
-  __pyx_t_16 = __Pyx_CyFunction_New(&__pyx_mdef_8pipeline_4_ext_8wsdecode_9WsDecoder_3writable, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_WsDecoder_writable, NULL, __pyx_mstate_global->__pyx_n_u_pipeline__ext_wsdecode, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[12])); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 433, __pyx_L1_error)
+  __pyx_t_16 = __Pyx_CyFunction_New(&__pyx_mdef_8pipeline_4_ext_8wsdecode_9WsDecoder_3writable, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_WsDecoder_writable, NULL, __pyx_mstate_global->__pyx_n_u_pipeline__ext_wsdecode, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[0])); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 270, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_16);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_16);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8pipeline_4_ext_8wsdecode_WsDecoder, __pyx_mstate_global->__pyx_n_u_writable, __pyx_t_16) < (0)) __PYX_ERR(0, 433, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8pipeline_4_ext_8wsdecode_WsDecoder, __pyx_mstate_global->__pyx_n_u_writable, __pyx_t_16) < (0)) __PYX_ERR(0, 270, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_16); __pyx_t_16 = 0;
 
-  /* "ext/wsdecode.pyx":442
+  /* "ext/wsdecode.pyx":279
  *         return memoryview(self.store)[self.end:self.end + k]
  * 
  *     def commit(self, Py_ssize_t nbytes, int64_t local_ts):             # <<<<<<<<<<<<<<
  *         """nbytes were written into the last writable() view at local_ts (CLOCK_REALTIME ns)."""
  *         if nbytes < 0 or self.end + nbytes > self.cap:
 */
-  __pyx_t_16 = __Pyx_CyFunction_New(&__pyx_mdef_8pipeline_4_ext_8wsdecode_9WsDecoder_5commit, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_WsDecoder_commit, NULL, __pyx_mstate_global->__pyx_n_u_pipeline__ext_wsdecode, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[13])); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 442, __pyx_L1_error)
+  __pyx_t_16 = __Pyx_CyFunction_New(&__pyx_mdef_8pipeline_4_ext_8wsdecode_9WsDecoder_5commit, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_WsDecoder_commit, NULL, __pyx_mstate_global->__pyx_n_u_pipeline__ext_wsdecode, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[1])); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 279, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_16);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_16);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8pipeline_4_ext_8wsdecode_WsDecoder, __pyx_mstate_global->__pyx_n_u_commit, __pyx_t_16) < (0)) __PYX_ERR(0, 442, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8pipeline_4_ext_8wsdecode_WsDecoder, __pyx_mstate_global->__pyx_n_u_commit, __pyx_t_16) < (0)) __PYX_ERR(0, 279, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_16); __pyx_t_16 = 0;
 
-  /* "ext/wsdecode.pyx":450
+  /* "ext/wsdecode.pyx":287
  *         self.local_ts = local_ts
  * 
  *     def feed(self, const unsigned char[::1] data, int64_t local_ts):             # <<<<<<<<<<<<<<
  *         """Append socket bytes (copying); see writable/commit for the zero-copy way."""
  *         cdef Py_ssize_t n = data.shape[0], off = 0, k
 */
-  __pyx_t_16 = __Pyx_CyFunction_New(&__pyx_mdef_8pipeline_4_ext_8wsdecode_9WsDecoder_7feed, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_WsDecoder_feed, NULL, __pyx_mstate_global->__pyx_n_u_pipeline__ext_wsdecode, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[14])); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 450, __pyx_L1_error)
+  __pyx_t_16 = __Pyx_CyFunction_New(&__pyx_mdef_8pipeline_4_ext_8wsdecode_9WsDecoder_7feed, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_WsDecoder_feed, NULL, __pyx_mstate_global->__pyx_n_u_pipeline__ext_wsdecode, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[2])); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 287, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_16);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_16);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8pipeline_4_ext_8wsdecode_WsDecoder, __pyx_mstate_global->__pyx_n_u_feed, __pyx_t_16) < (0)) __PYX_ERR(0, 450, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8pipeline_4_ext_8wsdecode_WsDecoder, __pyx_mstate_global->__pyx_n_u_feed, __pyx_t_16) < (0)) __PYX_ERR(0, 287, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_16); __pyx_t_16 = 0;
 
-  /* "ext/wsdecode.pyx":464
+  /* "ext/wsdecode.pyx":301
  *         self.bytes += n
  * 
  *     def pending(self):             # <<<<<<<<<<<<<<
  *         return self.end - self.pos + self.skip
  * 
 */
-  __pyx_t_16 = __Pyx_CyFunction_New(&__pyx_mdef_8pipeline_4_ext_8wsdecode_9WsDecoder_9pending, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_WsDecoder_pending, NULL, __pyx_mstate_global->__pyx_n_u_pipeline__ext_wsdecode, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[15])); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 464, __pyx_L1_error)
+  __pyx_t_16 = __Pyx_CyFunction_New(&__pyx_mdef_8pipeline_4_ext_8wsdecode_9WsDecoder_9pending, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_WsDecoder_pending, NULL, __pyx_mstate_global->__pyx_n_u_pipeline__ext_wsdecode, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[3])); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 301, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_16);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_16);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8pipeline_4_ext_8wsdecode_WsDecoder, __pyx_mstate_global->__pyx_n_u_pending, __pyx_t_16) < (0)) __PYX_ERR(0, 464, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8pipeline_4_ext_8wsdecode_WsDecoder, __pyx_mstate_global->__pyx_n_u_pending, __pyx_t_16) < (0)) __PYX_ERR(0, 301, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_16); __pyx_t_16 = 0;
 
-  /* "ext/wsdecode.pyx":467
+  /* "ext/wsdecode.pyx":304
  *         return self.end - self.pos + self.skip
  * 
  *     def counters(self):             # <<<<<<<<<<<<<<
  *         return {"frames": self.frames, "messages": self.messages, "bytes": self.bytes,
  *                 "records": self.records, "hot_messages": self.hot_messages,
 */
-  __pyx_t_16 = __Pyx_CyFunction_New(&__pyx_mdef_8pipeline_4_ext_8wsdecode_9WsDecoder_11counters, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_WsDecoder_counters, NULL, __pyx_mstate_global->__pyx_n_u_pipeline__ext_wsdecode, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[16])); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 467, __pyx_L1_error)
+  __pyx_t_16 = __Pyx_CyFunction_New(&__pyx_mdef_8pipeline_4_ext_8wsdecode_9WsDecoder_11counters, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_WsDecoder_counters, NULL, __pyx_mstate_global->__pyx_n_u_pipeline__ext_wsdecode, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[4])); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 304, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_16);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_16);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8pipeline_4_ext_8wsdecode_WsDecoder, __pyx_mstate_global->__pyx_n_u_counters, __pyx_t_16) < (0)) __PYX_ERR(0, 467, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8pipeline_4_ext_8wsdecode_WsDecoder, __pyx_mstate_global->__pyx_n_u_counters, __pyx_t_16) < (0)) __PYX_ERR(0, 304, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_16); __pyx_t_16 = 0;
 
-  /* "ext/wsdecode.pyx":492
+  /* "ext/wsdecode.pyx":329
  *         self.rec += b"\n"
  * 
  *     def take_recording(self):             # <<<<<<<<<<<<<<
  *         """The `<local_ts_ns> <raw>` lines of the text messages decoded since the last call."""
  *         out = bytes(self.rec)
 */
-  __pyx_t_16 = __Pyx_CyFunction_New(&__pyx_mdef_8pipeline_4_ext_8wsdecode_9WsDecoder_13take_recording, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_WsDecoder_take_recording, NULL, __pyx_mstate_global->__pyx_n_u_pipeline__ext_wsdecode, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[17])); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 492, __pyx_L1_error)
+  __pyx_t_16 = __Pyx_CyFunction_New(&__pyx_mdef_8pipeline_4_ext_8wsdecode_9WsDecoder_13take_recording, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_WsDecoder_take_recording, NULL, __pyx_mstate_global->__pyx_n_u_pipeline__ext_wsdecode, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[5])); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 329, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_16);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_16);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8pipeline_4_ext_8wsdecode_WsDecoder, __pyx_mstate_global->__pyx_n_u_take_recording, __pyx_t_16) < (0)) __PYX_ERR(0, 492, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8pipeline_4_ext_8wsdecode_WsDecoder, __pyx_mstate_global->__pyx_n_u_take_recording, __pyx_t_16) < (0)) __PYX_ERR(0, 329, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_16); __pyx_t_16 = 0;
 
-  /* "ext/wsdecode.pyx":499
+  /* "ext/wsdecode.pyx":336
  * 
  *     # ------------------------------------------------------------------ frames
  *     @cython.boundscheck(False)             # <<<<<<<<<<<<<<
  *     @cython.wraparound(False)
  *     def decode(self, cnp.ndarray out):
 */
-  __pyx_t_16 = __Pyx_CyFunction_New(&__pyx_mdef_8pipeline_4_ext_8wsdecode_9WsDecoder_15decode, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_WsDecoder_decode, NULL, __pyx_mstate_global->__pyx_n_u_pipeline__ext_wsdecode, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[18])); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 499, __pyx_L1_error)
+  __pyx_t_16 = __Pyx_CyFunction_New(&__pyx_mdef_8pipeline_4_ext_8wsdecode_9WsDecoder_15decode, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_WsDecoder_decode, NULL, __pyx_mstate_global->__pyx_n_u_pipeline__ext_wsdecode, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[6])); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 336, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_16);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_16);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8pipeline_4_ext_8wsdecode_WsDecoder, __pyx_mstate_global->__pyx_n_u_decode, __pyx_t_16) < (0)) __PYX_ERR(0, 499, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8pipeline_4_ext_8wsdecode_WsDecoder, __pyx_mstate_global->__pyx_n_u_decode, __pyx_t_16) < (0)) __PYX_ERR(0, 336, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_16); __pyx_t_16 = 0;
 
   /* "(tree fragment)":1
@@ -42417,7 +37404,7 @@ __Pyx_RefNannySetupContext("PyInit_wsdecode", 0);
  *     raise TypeError, "no default __reduce__ due to non-trivial __cinit__"
  * def __setstate_cython__(self, __pyx_state):
 */
-  __pyx_t_16 = __Pyx_CyFunction_New(&__pyx_mdef_8pipeline_4_ext_8wsdecode_9WsDecoder_17__reduce_cython__, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_WsDecoder___reduce_cython, NULL, __pyx_mstate_global->__pyx_n_u_pipeline__ext_wsdecode, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[19])); if (unlikely(!__pyx_t_16)) __PYX_ERR(1, 1, __pyx_L1_error)
+  __pyx_t_16 = __Pyx_CyFunction_New(&__pyx_mdef_8pipeline_4_ext_8wsdecode_9WsDecoder_17__reduce_cython__, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_WsDecoder___reduce_cython, NULL, __pyx_mstate_global->__pyx_n_u_pipeline__ext_wsdecode, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[7])); if (unlikely(!__pyx_t_16)) __PYX_ERR(1, 1, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_16);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_16);
@@ -42431,12 +37418,22 @@ __Pyx_RefNannySetupContext("PyInit_wsdecode", 0);
  * def __setstate_cython__(self, __pyx_state):             # <<<<<<<<<<<<<<
  *     raise TypeError, "no default __reduce__ due to non-trivial __cinit__"
 */
-  __pyx_t_16 = __Pyx_CyFunction_New(&__pyx_mdef_8pipeline_4_ext_8wsdecode_9WsDecoder_19__setstate_cython__, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_WsDecoder___setstate_cython, NULL, __pyx_mstate_global->__pyx_n_u_pipeline__ext_wsdecode, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[20])); if (unlikely(!__pyx_t_16)) __PYX_ERR(1, 3, __pyx_L1_error)
+  __pyx_t_16 = __Pyx_CyFunction_New(&__pyx_mdef_8pipeline_4_ext_8wsdecode_9WsDecoder_19__setstate_cython__, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_WsDecoder___setstate_cython, NULL, __pyx_mstate_global->__pyx_n_u_pipeline__ext_wsdecode, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[8])); if (unlikely(!__pyx_t_16)) __PYX_ERR(1, 3, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_16);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_16);
   #endif
   if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_setstate_cython, __pyx_t_16) < (0)) __PYX_ERR(1, 3, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_16); __pyx_t_16 = 0;
+
+  /* "ext/wsdecode.pyx":767
+ * 
+ * # The twin's module has both classes; so does this one (the cdef class lives in symstate).
+ * globals()["SymbolState"] = SymbolState             # <<<<<<<<<<<<<<
+*/
+  __pyx_t_16 = __Pyx_Globals(); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 767, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_16);
+  if (unlikely((PyObject_SetItem(__pyx_t_16, __pyx_mstate_global->__pyx_n_u_SymbolState, ((PyObject *)__pyx_mstate_global->__pyx_ptype_8pipeline_4_ext_8symstate_SymbolState)) < 0))) __PYX_ERR(0, 767, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_16); __pyx_t_16 = 0;
 
   /* "ext/wsdecode.pyx":1
@@ -42497,7 +37494,6 @@ static int __Pyx_InitCachedBuiltins(__pyx_mstatetype *__pyx_mstate) {
   const char *__pyx_filename = NULL;
   int __pyx_clineno = 0;
   CYTHON_UNUSED_VAR(__pyx_mstate);
-  __pyx_builtin_max = __Pyx_GetBuiltinName(__pyx_mstate->__pyx_n_u_max); if (!__pyx_builtin_max) __PYX_ERR(0, 260, __pyx_L1_error)
   __pyx_builtin___import__ = __Pyx_GetBuiltinName(__pyx_mstate->__pyx_n_u_import); if (!__pyx_builtin___import__) __PYX_ERR(1, 119, __pyx_L1_error)
   __pyx_builtin_enumerate = __Pyx_GetBuiltinName(__pyx_mstate->__pyx_n_u_enumerate); if (!__pyx_builtin_enumerate) __PYX_ERR(1, 175, __pyx_L1_error)
   __pyx_builtin_Ellipsis = __Pyx_GetBuiltinName(__pyx_mstate->__pyx_n_u_Ellipsis); if (!__pyx_builtin_Ellipsis) __PYX_ERR(1, 436, __pyx_L1_error)
@@ -42563,34 +37559,20 @@ static int __Pyx_InitCachedConstants(__pyx_mstatetype *__pyx_mstate) {
   if (__Pyx_PyTuple_SET_ITEM(__pyx_mstate_global->__pyx_tuple[1], 0, __pyx_mstate_global->__pyx_slice[0]) != (0)) __PYX_ERR(1, 763, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[1]);
 
-  /* "ext/wsdecode.pyx":260
- *         self.venue = venue
- *         self.symbols = dict(symbols)
- *         self.n = max(self.symbols.values(), default=0) + 1             # <<<<<<<<<<<<<<
- *         while size < 4 * (len(self.symbols) + 1):
- *             size <<= 1
-*/
-  {
-    PyObject* __pyx_temp[1] = {__pyx_mstate_global->__pyx_n_u_default};
-    __pyx_mstate_global->__pyx_tuple[2] = __Pyx_PyTuple_FromArray(__pyx_temp, 1); if (unlikely(!__pyx_mstate_global->__pyx_tuple[2])) __PYX_ERR(0, 260, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[2]);
-  }
-  __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[2]);
-
-  /* "ext/wsdecode.pyx":618
+  /* "ext/wsdecode.pyx":455
  *                 if len(self.frag) > self.max_message:
  *                     self.oversized += 1
  *                     self.message = bytes(self.frag[:SAMPLE_LEN])             # <<<<<<<<<<<<<<
  *                     self.frag = None
  *                     self.frag_discard = not fin
 */
-  __pyx_mstate_global->__pyx_slice[1] = PySlice_New(Py_None, __pyx_mstate_global->__pyx_int_200, Py_None); if (unlikely(!__pyx_mstate_global->__pyx_slice[1])) __PYX_ERR(0, 618, __pyx_L1_error)
+  __pyx_mstate_global->__pyx_slice[1] = PySlice_New(Py_None, __pyx_mstate_global->__pyx_int_200, Py_None); if (unlikely(!__pyx_mstate_global->__pyx_slice[1])) __PYX_ERR(0, 455, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_mstate_global->__pyx_slice[1]);
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_slice[1]);
   #if CYTHON_IMMORTAL_CONSTANTS
   {
     PyObject **table = __pyx_mstate->__pyx_tuple;
-    for (Py_ssize_t i=0; i<3; ++i) {
+    for (Py_ssize_t i=0; i<2; ++i) {
       #if PY_VERSION_HEX >= 0x030F0000
       PyUnstable_SetImmortal(table[i]);
       #elif CYTHON_COMPILING_IN_CPYTHON_FREETHREADING
@@ -42647,41 +37629,41 @@ static int __Pyx_InitConstants(__pyx_mstatetype *__pyx_mstate) {
   int __pyx_clineno = 0;
   CYTHON_UNUSED_VAR(__pyx_mstate);
   {
-    const struct { const unsigned int length: 8; } str_length_index[] = {{0},{6},{8},{13},{15},{1},{2},{13},{15},{23},{25},{32},{20},{22},{1},{1},{37},{45},{22},{179},{8},{14},{15},{24},{36},{49},{49},{7},{6},{16},{37},{32},{2},{9},{28},{35},{50},{39},{34},{47},{17},{10},{12},{30},{37},{23},{20},{5},{6},{8},{7},{10},{7},{7},{7},{11},{8},{8},{11},{29},{31},{18},{18},{22},{22},{24},{19},{21},{18},{15},{18},{15},{9},{27},{29},{16},{18},{16},{14},{17},{24},{18},{20},{12},{9},{17},{8},{8},{12},{10},{8},{10},{8},{7},{14},{11},{10},{19},{14},{12},{10},{17},{13},{12},{12},{19},{8},{6},{13},{2},{1},{3},{6},{15},{10},{4},{18},{5},{1},{2},{2},{4},{4},{3},{5},{1},{3},{18},{6},{6},{5},{8},{4},{6},{7},{8},{10},{12},{15},{10},{1},{6},{9},{5},{4},{3},{5},{6},{7},{6},{2},{3},{12},{2},{5},{2},{5},{8},{1},{7},{6},{2},{9},{8},{6},{3},{11},{7},{8},{4},{1},{4},{6},{4},{3},{3},{2},{3},{4},{9},{1},{4},{7},{5},{22},{5},{3},{15},{1},{1},{9},{9},{7},{8},{3},{1},{4},{10},{5},{4},{4},{5},{5},{4},{4},{6},{3},{7},{14},{3},{6},{6},{6},{6},{5},{8},{1}};
-    const struct { const unsigned int length: 11; } bytes_length_index[] = {{0},{1},{3},{1},{9},{30},{22},{26},{32},{22},{21},{19},{83},{57},{171},{102},{125},{26},{27},{127},{73},{1473}};
+    const struct { const unsigned int length: 8; } str_length_index[] = {{0},{6},{8},{15},{1},{2},{15},{23},{25},{32},{20},{22},{1},{1},{37},{45},{22},{179},{8},{15},{24},{36},{49},{49},{7},{6},{16},{37},{32},{2},{9},{28},{35},{50},{39},{34},{47},{17},{30},{37},{23},{20},{5},{6},{8},{7},{10},{7},{7},{7},{11},{8},{8},{11},{15},{9},{27},{29},{16},{18},{16},{14},{17},{24},{18},{20},{12},{9},{17},{8},{8},{12},{10},{8},{10},{8},{7},{14},{11},{10},{19},{14},{12},{10},{17},{13},{12},{12},{19},{8},{13},{2},{3},{15},{18},{5},{2},{2},{4},{3},{5},{1},{3},{18},{6},{6},{5},{8},{4},{6},{8},{15},{10},{1},{6},{9},{5},{4},{3},{5},{6},{7},{6},{2},{3},{12},{2},{5},{5},{8},{1},{2},{8},{11},{7},{8},{4},{1},{4},{6},{4},{3},{3},{2},{3},{4},{9},{1},{4},{7},{5},{22},{5},{3},{15},{1},{9},{9},{7},{8},{1},{4},{10},{5},{4},{5},{5},{4},{4},{6},{14},{6},{6},{6},{8},{1}};
+    const struct { const unsigned int length: 11; } bytes_length_index[] = {{0},{1},{3},{1},{9},{21},{83},{57},{27},{127},{73},{1473}};
     #ifndef CYTHON_COMPRESS_STRINGS
       #define CYTHON_COMPRESS_STRINGS 90
     #endif
-    #if (CYTHON_COMPRESS_STRINGS) == 1 /* compression: zlib (2579 bytes) */
-static const char cstring[] = "x\332\235V\317s\333\306\025\216l\307\221l\331\026\365\303q\033w\n\331rd\047\026\033Yr\223\246\231\2644);J\024\313\224\350\244\231\351\014f\t,)D \000a\001IT{\360\221G\034q\304\021G\036y\324\321G\035y\314\237\220?\241\337\333\005IPr3\235zd\356\356\333\267o\337\373\336\367\336Bc\201\366\331\261\346\326\177\346F\360\265\346\206\201\34664\2379M\3760\3609\327\032>k\266\270\023<*~\251}\251\255\026\213k\253Z\275\035p\361\325\367\274\345\372\355\037,~DG\2762\\\047\260\232\241\033\n\2159\246fZ>Y</\266\234\301\206\010|\313\344fNYs\375\337\334\037\227\r5\277\376[\2319\216\033hL\010\253\351h\201\253\371\234\231+\256c\267\265\226t\362\020Nn:\207\314\266L\255\345\232\374\261\306\217=\234\205\251ec\231\356]n\270~\200\260\227\037kM\230\032(\213=\346q\\\245\261cKh/\335\200k\301\036 +\267\203=\327\321 3\271m\325\271\317\002\216\333\310?X\365I\311\321^m\274ZY\377b]z\353s\002Xh\"\254\0336\034\345\202@\253\207\226\035\300z\320\366\270(j\233\r\255\355\206\232\303\341\027\242\360\240\227?\020\354qG\023<\240\211\266,cf\201\345::\216[Ns9\203\311:\344t\3729\263\005/2\323\324\241\307\353\014\301\264[u\327\326\020\226\341\3326i\272\216(\262\272a\270\255\226\025hu\336v\341*Y\257\207\215\006\367e\356\234P^BDhq\355\310B\340 \t\003\262B\260&7\271\001@\375\354\204\326\010m\373KM\t\037>\202I\340\n\022!\"x\010\354\375\377\355\000%px\300\022\254ns\356\310\337\343\340OGB\251\027\275\366\361\200\236@\014Yt\017\271/\254\023N\021:\201\217`\245\327\312u\233;\315`O\333c\022I@\344iuD\r@\233\206%\224y\263\305\304>\216\253\023\r\337mI]\301}Xv\300\364,jPB\200\211\200!\357\200\303\035\027\2414Xh\007\232\256\303\365\320\340\272\256\231\241\314\210\343:+ \310\241\305l\354\032\226c\005\272\356\204-\257]\324\r\004Zl\341\234\305|\237\265\265\006\263l\305\002\253\345\201\232y\265\260\305\020\307y\r\312J+\024\224F\270\265\272R\321\312+\271\342\253m\226\277\323+\265\237^mh\362\006\237\313\240L\302@\020\010#vd3\207 \010%,t\013\263m\327\000\315\325q\315d\001+\276cWU\014Q^\025\253\200\322\276\343\0369\303\224\270\036%O\033""\210\311\320@V\332-onn\374\240?+U\360[\336\332\336\335\300\370\374\365\326\026\206\3577vwK/H\360r\373%\r\2576_\276\240a[\r;\333\265\355\362\366\326\206m[\236\260\304.?\010\271c\360]\031\315.J%?-\016\323c\310R\326\365\361M\002\204\246\357\3366\366\270\261\237\2270\303\340^0&\361<\273\255\233V\243\221\227\232\320\332\323Q\317\301E\251h\303[3/\047=\335\032\027\271\314\324\353\256\273?.t\367C//\001\271\363\313\320!\343\324\252\213\243\256\375\243\250\250R\034N.\202\222\337\272\000\311hS5\220\374:DE\370b$Q\025;ZSG\030\255<\356P\271\217\004\001\333\347\360\005t\037\227\037\371V@\224\323\365W\355c\374\257\240\335\352/\321\024vxC\327\263\226\210]\224\0275\315\321\244\311\003+\340-\022\230t\006\377\032\241c\320\330\034\304\205\177\252\224h\326b\226#G\327\014m\271G\365 G~D\003\232\217\342\201\010[j\225Y\241)5t5\013\035\3172\366aa\303\031\350\035f!\350\372A\310\354\201\331A\267\270\220\203\241\200\037\323\002i\030\272\"r\256_H\217\256\343\225\246X\244\227\272%\250{\240KX\016\327\367\031\332\276\"\355\240ru\325\220G\274E\047\024\214xc\271\305\341I\301\016\321w\352\365\317\352\253u&x\3352\005\316\311\017\002\303`\236a\223u \207\267\324\300\243c\354\033\266\213\267K\021D\322b\300\r\252{\305\212\254cb\340>B\035\325H\276.L\t)\202P\237*f\350\331\026\271-\3600\220\021\016x\3453\014\033\256O\364jXN\303fM\201\007\005\r3{\337ec\027{\366\236\013\220\002=k\347\350\345\370\234\340\307\226$\211P?\047|?+@9\204\2663,>B\314\326\003\241\n\257\305\216\3617\260\205/\016\372\334\030X\246\317\r\207\362\345H\220\300\363\026\"p\033\r\327\003\242\370\363\206\217\226\347\001\257\254\024\350A\027\236\345q\002\264\210\324\007\305\301\263\347\271\264\345z\236\357\006.^r]F,\016|z4u\2624,\0345\021>oZ\002\230\243x\360!a7@\225\014s\331\255\351\010B!\372\370\212CP\366\004z\010Zxh\320\313\240\236\0041^\226P\000\273\341\263j/\241\207\224r|7\205\\\034\"\035|P\254\307\327\036\230\332\366\233\211\376\225k\235O\243\352\233R\177\362zg\275\343Gs\321\363x)f\375\351\331\350\223\270\024\3773-\244\213\264;\335y\021\255Fr""\362MT\212~\214Kc\322[\235\000\223J<\231L$\205\013;O\343\211x!\256\047W\222r\342\247\027\367\277\210W\225=\245|\t\036\360\344IRS\252\003\215\347\311\375\244\2320\022\315D\327\240c%\377\356\256w\377u\372\350\355\372\333\203\376\314G\361z|r\366\350/\275\371^\265?s7\256$\327\323\257\325\342\017q-\271{\266\362\367\323+\247\245\376\314\357\342\371\370\037\311O\251\331}\330\373\344\264\362v\342M\351\027\204\377yt/z\026\031\330|\235\334K^\244O\322Z\2670\000\242\232EN\303\267\021\243a+\226\007\207\221\020\200@\241?I\036\274>]<]?=z\013\315\233\0353\272\037\325\200\000\213\203\344iz9]OEw\261\273\326\255\367&\372\3237:?\342\332\006\334\235L\257\302\247\305\376\364\255\316A4\321\237\374\254{\245\273\321+\364\226z\r\270\r;\006\322S\211\337\217\253\261\231,%F:\237\356v\047\272s\335g]6\262S\216\217\223C\332\030\332\271\325\021\321\342\230\253\323\235r\047\304dz&z?\252F<\376[z?\255\376\226<K\272\212\262\215|\026Hi\022\223\017\023\3344Gq\343\272s\267lD\205h\t>]\\\374\337\367Ow*\321T\\\210\027G\322J2q\361\362\021k\036$r\347f\207K\212N(\033W\224\222\334\"\256\\MXr\202|\253\304\252\254\335S\256\\\207\231g\240\257\212\023 \327\221\203Z\262\220\324\323+i\211`\246\272\001\261nG\373I!Y$\316,F\353\321a\274\203\204\377\031%\264\224\262\364\260[\315 \313\340\222DzS\372\365\352{S7:\337E\007\261\212\"\272\214\243!.4a\tp?\351\354\"\2110\371)\362\316H\345\004\341/\305M\024\203\231>H\203\356\323\336\245\036\362\373\353\344{S\367\222\302\2577\337\233z$\035#N\237\315~\222.\246O\273\227A\267F\257\334\363O\347N\313\247\047g\325\332Y\355u\216\334D\256\333\231\017g\267\264\344FZM%\3137\243\352\220\363\224\373\003\nb\212\322/\203\230\352O\317KNR\250\253\204\005\225\300\314\20705\225|(\335\230\231\217\276\211\345\260\211\233f\346\020\336A\177\376\243\030j\005:p\030\355@@G\3104\345e\272@x\342\342l\262\023\371t!-\236\301\017L\344A\201\262\202\301\005\374\024\346\2432\031\241\3719\223C\275\333\321\317\311\345d5y\206\274]N\327R\243;\013PX\327\357\315\366V\307,\300\325\rY\256\360\363\367\361\375x\027\347\236$""\273\351D:\213\256\260\223\372\340\t\342XC\263(\364\347\357\304\327\222E\304.C\232&q=\276\032\033I\336cr\202\330\004\313\337J\273#\337\376\213X\272\254\356\230Ec\023h~;I \335\036\334yv\377\253^\t\355MaI\270\006\361\032.\236%g\306\274\222\301\371\350l*\222Z:\227\226\323\203\354\332\263?>\355V\321A\344\335C\315Zr;\021\222^\353\335\000\370\214\273\230\251-\200\244\037\247\037\244a\267\374\016\245,\274o\241\264\002;\252\337A\345\273X^\375\022\374\306\360\"~\002\362\034(\232l&UE\236\351d\253{ut H>\007\215\327QD\265\336B\257~:\221\243\223\202hM\326\013\302\306\023\204\341\354\316\303\001\371\244Z\346\317I|;\366\2239p\200\r\031wiP\3474\331\242*\227%\237K\0039\271\232wd\r\265q\216\0004L!\347\013w\342\313\361\352\270\360\027\014\327URH%\237\344\235H\310\367vpGV\035\244q\347\356\331\335\307\010a~a\354\256\311d*\225\223[\311\201\n\257\206B\233@JKJ\217\201\006\237\343\005\253\244\004D|\023\241\312\373\237Bi>}\335\275\327-]\304)sm0d\214\222.\337@NF\303\300N\225\234\014\342\277\242\007-\245\255\336Z\217\301\341\370\233\244D\317\266\n\3771^\263\225\2368]~[\030]\230\263_x\027\304\337\023@\303a\014pI\256\363\031\225\355Fv\230\034\016#y\205\356\303\023 \360\220\374@\345\376\013\204%\325%\262\256}\356\352\263\371\007\211th+\271\004\024\245B)s6;1\027=\221\rf,\232\314\354L\364\201\242\325\215\270\232\033\256\243\206\217\360\304\210t\221\226\327\342\217\351K)\337K\377\003:\343\301l";
-    PyObject *data = __Pyx_DecompressString(cstring, 2579, 1);
+    #if (CYTHON_COMPRESS_STRINGS) == 1 /* compression: zlib (2194 bytes) */
+static const char cstring[] = "x\332\215UMw\023\311\025\305\300066 \3312C2\344\244\315\307\030\030\254\214?\010\311\204C\"\313\0360\030\033\331\202dV}J\335%\271\307\255\356vW\267m9Y\260\364\262\227\265\354e/\265\324\322K\226^j\311O\230\2370\367U\267>lHN|@U]\365\352\325}\367\335\367Jc\201\366\303\241\346\326~\341F\360\374A\340s\256\325}\326hr\047xX\374Q{\366\2067]\277\365\336\342\007\232[\327\236\031\256\023X\215\320\r\205\306\034S3-\237\316\235_\266\234\336\206\010|\313\344\346\220\261\346\372\377s\377\354Z\337\362\371\337\313\314q\334@cBX\rG\013\\\315\347\314\234s\035\273\2455\025\310}\200\\s\366\231m\231Z\3235\371c\215\037z8\013W\263\306,\335;[w\375\300g\316\354c\255\001W=c\261\303<\216\2534vh\tm\303\r\270\026\354\200\230r+\330q\035\rk&\267\255\032\367Y\300q\033\341\203W\237\214\034\355\355\352\333\271\245\277,)\264>\047\032\205&\302\232a\003(\027DZ-\264\354\000\336\203\226\307EQ[\253k-7\324\034\016\\\210\302\203\335\360\201`\207;\232\340\001M\264Y\0253\013,\327\321q\334r\032\263\031M\326>\247\323?1[\360\"3M\035v\334pm\233\366\\G\024Y\3150\334f\323\n\264\032o\271\000G\376ja\275\316}\225-\047Tn)\333M\256\035X\0105\004\273\340R\010\326\340&\234\231\2101=\241\325C\333\376QK\027\037<\204K0\t\245 \006`\002\333\376\377w\200R\326?`\tV\2639w\324\357a\360\247\003\221\232\027\275\326aO\203\340\010ys\367\271/\254#|\020t\337\265S\324)t\233;\215`G\333a\212;\220\342i5D\r\n\033\206%R\367f\223\211]\034OO\324}\267\251l\005\367\341\331\201\266\263\250!\002\001\355\201\206a\000\016w\\\204Rg\241\035h\272\016\350\241\301u]3C\225\003\307u\346 \211}\213\331\3305,\307\nt\335\t\233^\253\250\033\010\264\330\3049\213\371>kiuf\331i\336\255\246\0071\016\233\205M\2068\316[PV\232\241\2404\002\326\374\334\212V\236\033*\267\352Z\371\265\276R\375\371\355\252\246n\360\271\n\312$\016\004\221\020*\002\310\037\263m\327\200\204SC\315d\001+~a7\255\006\222sZ\210\002F\273\216{\340\364\311w=J\223\326[&G\275\265\322vymm\365\275\276\\Z\301oy}s{\025\343O\357\326\3271\274Y\335\336.\275\240\205\215\315\r\032\336\256m\274\240a3\035\2666\253""\233\345\315\365U\333\266<a\211m\276\027r\307\340\333\255f\315\265\267Q\006\234\372Pq\320\222\376)VR\325\365\047\305~z\014U\274\272>\274\005:\004\271\371\302fZ+\303\337!\222\357\213\301J*\316\3017\211\177\360\345q\207\224=X\010\330.\007\026d\366\354\372\201o\005\304\271\256\277m\035\342\377\nz\211\276\001\375o\361\272\256g\365\216](\211:\302`\322\340\201\025\360&-\230t\006\177\365\3201hl\364\342\302_\252\032\2325\231\345\250\3215C[\3559P\277\032\371\001\r\2503\335\330\341\306\256\010\233\351W\346\205\246\324\255\322Y\350x\226\261\013\017\253N\317n?\013A\327\367Bf\367\334\366\n\343\263\034\364\027\370!} \r}(b\010\372g\351\321\365\200\013\212\305\022T\"(\005\313\341\372.Z[O\255z\332n\230h9\206\345\026\373F\202\355\243\216j?\324\346kLp\030\325Zpe\030\3143l\362\001f\360\020\030\274\306\214]\303v\321xS\001\250\264\367rO\302N\263\216\342\347>b0\025+@\223>\230f\350\331\026\301\020hcd\307\301\220z&`\355\372\244\220\272\345\324m\326\020h\177(\357\354\375QmH\354\330;.\342\014\364\254\371\240\363\340\271\343\207\224e\221\376\034\361]\333\241Hm=\020Mv\3303\305\203G\257]\357 \275v\0161\352\2500\241\304&\000\272\365\272\353\201\016\374\363\372\035\324\363\020q&VzO\204gy\234()\"9A\261\327\203=\227\266\\\317\363\335\300\305\263\242\253\200\204O\r\\\047G}e\247\023\341\363\206%\2104\301\355:\022\231\265K\325L\310\036\211\365\323\354\302\312\023\350\322\350.\241\021\234-\023H\r\360B\017\314s\274\315!\027\275r9\274z\337\3246?\214t/_=\376>\252|(uGo\034\007\321\023yQ\336\223<^\210\253I\236\026s\321U,X\361\177\332K\355\177\237<\374\270\364q\257\233\373V.\311\243\323\207\177\355\024:\225n\356\266\\\211\307\223\347\351\307\037d5\276}:\367\217\223\313\047\245n\356w\262 \377\025\377\234\230\355\007\235G\047+\037G>\224>\215\216\037?\215\356D\313\221\201\315w\361\235\370E\262\220T\333\371\356\304d\364H\226d\245;:q\3742*\321\360*b4\254Ku\360\3721\217\346\243\0259Bk+\321\345H\201\336\243-\302p%f\361\021\374\244\007\27207qO\251;\221\213\306\345\274\\\226\265x\244;1\005\027\313QM~\005\240\323q-""\271\234\300\342\306\261\037M\3014w3\332\215\363\361\014a\231\211\226\242}\271%\203\370\317I>\271\227\260d\277]!g\2432u\223\001\374P\372\365\312\205\261k\307\257\243=\272\025\200\242K8\032\342B\023\236\020\356\302\361v4B.\277\227\025\311\310\344H\346\301j#\256\304fr?\t\332O:\027;3p4za\354N\234\377\365\372\205\261\207\n\030qu:\371(\231I\236\264/\265\027\333\365N\271\343\237L\235\224O\216N+\325\323\352\273!\322\256\037\033\321\315\014\303\351\r-\276\226T\022\305\336ZT\351s9~\274t\274GA\214\311|\026\304Xw\242\000R\277R\241\316\023\027\001\226s\337\300\325X\374\215\202\221+D/\245\032\326pSn\n\341\355u\013\337J\230\345\351\300~\264\205\005:B\256)/\023y\342\023\027g\223\255\310\247\013\351c\03180Q\007Et\0276\271i\374\344\013Q\231\234\320\374\234\313\276\335\315\350\227\370R<\037/#o\227\222\305\304hO\202\024\326\366;\223\235\3713\036\000uUNK&\201\363\367\362\256\334\306\271\205x;\031I&\241\266\255\304\207N\020\307\"D\230\357\026n\311\253\361\014bW!M\320rM^\221F<\214\230@\220\232\340\371\225\362;\300\366_\226\025\344\364\216I\024\214\210\357\306[q\240`\367\356<\275\373\254SB\331\244\\\022\257\201\\\304\305\223\004\346\014*\025\234\217\212I#\251&SI9\331\313\256=\375\343\223v\245\315\322\273\373\226\325\370f,\224\274\226\332\001\3709\01313\233\206H\277K\276N\302v\371\013FYx\257`4\007?\213\355Zg\204L^Ku\365\006\364\215\341\205\\\200x\366R\231\254\305\225T<\023\361z\373\312\340@\020?\205\214\227PD\325\316t\247v22$\247\224\242EU/\010{\024uZ\270uz\353AO|\312,\303s$oJ?\236\202\006X_q\027{uN\223u\252rU\362Ci \220\363\303@\026Q\033\347\004@\303\030r>}K^\222\363g\027?a\030O\223B&\303I\336\212\004j\231\365\357\310\252\203,n\335>\275\375\030!\024\246\317\3345\032\217%jr#\336K\303\253\242\320F\220\322Rj\307 \203\247\350\214+\t\021!\257#Tu\377\023\030\025\222w\355;\355\322\347<e\320zC\246(\005\371\032r2\030z~*\0042\220\177C\017\272\2274;\213\035\006\300\362e\\\242\336\237\206\377\030\235{\256#Nf?\346\007\027\016\371\317\177\211\3427DP\1778C\270\022\327\371\214\252v\243:\314\020\017\203""\365\025\272/\276\017)\337M\336S\271\177\302b)\355\022Y\327>w\365i\341~\254\000\255\307\027\301\2422(e`\263\023S\321\202j0g\242\311\334\346\242\257SY]\223\225\241a\0345|\200\047F$3\364yU~\027\217P\207\030\364\322\337\000\226\0060\375";
+    PyObject *data = __Pyx_DecompressString(cstring, 2194, 1);
     #define __Pyx_DecompressString_LZSS_UNUSED
     if (unlikely(!data)) __PYX_ERR(0, 1, __pyx_L1_error)
     const char* const bytes = __Pyx_PyBytes_AsString(data);
     #if !CYTHON_ASSUME_SAFE_MACROS
     if (likely(bytes)); else { Py_DECREF(data); __PYX_ERR(0, 1, __pyx_L1_error) }
     #endif
-    #elif (CYTHON_COMPRESS_STRINGS) > 0 && (CYTHON_COMPRESS_STRINGS) <= 90 /* compression: lzss (3473 bytes) */
-static const char cstring[] = "\377 at 0x o\377bject> o\377ut of ra\377nge(tree\377 fragmen\377t).: : 1\377..31 byt\377es<Memor\337yView/\001<c\377ontiguou\377s and di\331rN\001\007\rin\021\005st\337rided\"\010 o\233r \004\031><(\tA\006>\377?Cannot \377assign t\377o read-o_nly m\240\002v\242\000\377Invalid \377mode, ex\271p\356\000|\000\047c\047t\001\047\357fort\364\000\047, \371gH\000%\005shape\376\222\000 axis N\277ote th\260 C\277ython \021\000d\377eliberatyek\000\320\001cter!\001\377n PEP-48\3554\212\"re\335!s soubcl\246\000es\344!\277builti\260\000y\377pes. If ?you ne\224 \303\000\371p\316\000%\tthen wset\200\000e \047\357\002\377ation_ty\337ping\047\355$iv\376\242\000o False\337.add_\231 eb\377ad symbo{l \201 coll\355@\3769\000s.abcco\377mmit bey\371o\267@d\000 buff\233er\316Bnu`\002\205amOe wi\366\000\242`a\327 \377ssagedec\372\316 r+\004 full\033: \017\003()P\000\325 \302`\210\317\000\237\000\371 r\013#\275A(\006i\177sableen\001\002\337xt/wso\003.p\343yx\227\204\005\306`\273`oveOrsiz\323`\212\204\001r\352\000\337frame\000\002 l\377ength ha}s\274\"top b\363\000\336\316 gcisY\003dm\337asked\346\004fr\273om\350\"serW\000n\373ew\356\005 insi\337de a u\tne\373no\371\000fault\367 __\351\000uce_\357_ du\215Bnon\377-trivial\376\033\000cinit__\377numpy._c\337ore.m5\000ia\377rray fai\375l\200cimport\216\033\tuma\305\000\022\r\267\206\001m\363us\303A\224\0001-D \373C-\211\206\010TICK_\277DTYPE ]\002r\025e\320\002d\200!s\322a\224g\241d\315n\267  u\361\"\320\205\001al\277locate9\003 \037data.\013\020\254\205\003\376\206\001\372\333\206\003s\"\000known\r \213Eop\256aW\000\021\003E\001\375 \r\004ASCIIE\337V_BAD\003\000CL\367OSE\013\000FULL~\022\000MESSAG\r\001\367NON\024\001PING\366*\000PO\001\003ROTO\377COLEllip\377sisSeque\357nceS\361\204\002Sta\255t\000\010e.\226Fc\306\206\002_y_\035\010\032\000sets/\001}_\n\022check%\t\277accept\005\np\377ply_diff\372M\td#\000h_las-t\004\017sy\253\000d{\t$\001\373_i\005\013oad_bkooq\nl\r\000up\265\t\233to\002\nunY\001\247\212\001.\016\254\212\007WsD\266\206\003\000""\006\203/\017\t\360\202..\007\273\207\003\004\tunte\343rsP\007\241\207\003`\007fee\375dn\007pendin\375g\177\007take_r\357ecor\n\013wri}t\211\207\001__Pyx\001\000\377Dict_Nex\277tRef__\214\211\004e\317____\341\211\002\000\006_g\277etitem\026\001d\2740\001 \000func&\001g\360\343E4\000\347\205\003<\001main\036\003\002odulM\002\214\205\001V\001\227new]\001p~\000\203bs\321uT\000\n\001\253c_\025\001ty\367pe_\005\002unpi[ck?\000En \005v\274\004?__qualO\005\246\207\005\354\210\204\016\300\207\006ex\325\001set\345_\203\005s\260\010\241\204\016__t\347est\207!\252\204\001_is\376\341\207\001outine_\237kaabc\257\204\003\320\206\005_\372\356\212\003a\257\204\006asksa~\221\204\001io.cor4\003\377savailbb\3770b1baseb\277idsbuf\214\217\002c\237capclZ\001\267 t\377raceback\277closes\334\213\003c9o\224`\000\002ers\275\207\001\267\213\003\363de\255\211\002\004\000erre\021d\232\205\007\250\205\003\222\205\003d\316\"\302\000\245\220\003\337dupli\213\210\001se{en\376\213\001enum\202\216\002\366A\000or\333afinf\377lagsform\363at\331\216\004\213\213\002shlh\273ot\000\000_me\300\214\002s\275i\374`dexi\240bs\344\246a\303\213\001k\372\205\004\203\206\002ulnyl\365\205\005\206\211\001l_ts\363\205\003\347max\000\000D\005mem\250\353\217\001R\005\353\217\001n\307\211\001n\261\221\002n\377dimobjof\377fopoutou\033tp\254\214\006pp\255 \204\205\004\315\216\001\337spipe\315!._\357ext.\357\214\005pon\377gspoppro\277tocol_\355\002s\035q\271 ad_\373\214\001\260\205\006\274\205\003\177sregist\332 \377itsselfs\203et\355$\333\220\002\256\215\001\310\000\355\210\001r\274\360\210\003*\000psto\001\000r\277uctsym\265\217\003s>\211\206\013topun\260\001\331\207\003\377updateva_luesv\214@e\245\206\005\377x\n%d O\200\001\377\330\004\n\210+\220Q\200\377A\330\010\013\2104\210r\377\220\023\220F\230$\230a\377\330\014\022\220*\230A\230\337\\\250\021\250!\032\001\014\210\357G\2201\220$\000\014\210H\277\220A\220W\230A\t\n\017\373\210t\034\000D\230\010\240\001\373\240\021\t\0165\230\001\230\025\377\230b\240\004\240C\240r\235""\250\016\0178\2301J\003C\0015\373\230\002\177\000e\2402\240T\370%\003X\001\036\001F\240#\240Q\273\240a\250\001\020\220\n\243\000i\377\240|\2604\260{\300)\377\3104\310q\330\020\033\230\3774\230z\320)9\270\024\377\270Q\330\020\034\230D\240\367\013\250>\007\003\035\230T\240\377\034\320-@\300\004\300A\377\330\020\031\230\024\230X\240\377Y\250d\260(\270*\300\277D\310\001\200A\340\374\0007\277\220\"\220B\220c\032\000U\377\240\"\240G\2502\250T;\260\021\201%Q\330\010\365\002\003\0017J\220a\n\001L\2304\002\221&\354\275!\203 \330\010~\001U\300!\337\3004\300w\310\047\000\016\210\337d\220#\220T\377\000a\230\377t\2405\250\003\2504\250\377s\260!\2603\260b\270\277\001\330\014\r\210Wt\000f\356\254\000\010\250\006\221\000!\330\014\377\017\210q\220\001\330\0100\377\260\004\260E\270\021\270${\270f\264\000\010\016\210c\234@\377D\230\005\230Q\230d\240\377$\240c\250\024\250S\260\177\001\260\023\260B\260a>\007\237C\230x\240v\025\001?\006\017\267\210s\220\302@\340\010\272HC\373\210u\313@\014\020\220\005\220\377Q\220e\230?\250#\250\220\336\002\000\025\356D\241cy\315@\227 \020\333\220\010\326@\027\240\302\000\023\220\3071\330\010\264\000\306!\240hE\220?\021\220$\220f\230\263b\000\n\376G6\014\210D\220\t\230\021[\230!\212D\220W\346@\001k\017\356\254g%\240q\335A\016\210e\210\236\204\002\326 @\001\004\311\204\001\253\004\250a\006\217\240a\240z\355@\344@\326@\330\332\353 d\215`A\330\240 \013\230\2371\230B\230b\341\004\241`b\376\201@T\240\025\240b\250\004\345\250\037\000\017\263\205\002\326`\026\220k\367\240\021\240\276@\022\220!\220\3374\220v\230R\356@6\250\377\021\250$\250a\250v\260\331QI\001\260 \330\014\252\"\014\210\376\306`\200A\360\006\000\t\r\337\210K\220q\230\300\003\220\003\3528\000un\000dG\000\010\013\210\3672\210S\212`\014\022\220+\334\365@\366`\017\210z\374\000$\230\377g\240Q\240d\250%\250\177t\2605\270\002\270!F\000\377\010\000\t\"\240\021\360\016\347\000\t)\224\002\320\204\001\320\022*\277\250!\2505\260\003\354`f\377\270C\270r\300\023\300C\377\300z\320QT\320TU\364\322\204\010\331a""\026}\004\320\017 \240\357\r\250Q\250\341\204\002I\220Q\304\353\204\006\237\207\001q\216!\376 \276\004\t\330\047\014\024\220\220\204\001\347\0011\267\204\001\377\204\001\273\020\027\314\000\t\240\027\233\"\020\347\024\220H\377@\004\000I\230Q\367\330\020\023\227 q\330\024\033\337\2301\330\020\021\350\204\001v\220\217R\220q\330/\001\351!\224A\014\237\021\220\023\220Av\000\002\004R\337\220r\230\021\330\021\002B\220\271a\005\0014\002s\220#\232\000\020=\025\237\000\021\024\220CA\001\010\001\307\014\017\210G\t\372\204\001#\002\026\220\177j\240\003\2401\240B\265@\377\003\2503\250c\260\022\260\3773\260a\260r\270\022\270\2231\3306\t\257\000E\252\206\002\245\000\032\357\230#\230S5\0002\240S\377\250\001\250\022\2502\250R\357\250r\260\021\304\0013\220c\376\224\000\024\030\230\n\240!\240\3711\315\003\330@3\220b\230\006\347\230c\240\246\t\377\205\001\"\220A=\330\211 J\230a\230\347\005\000\024\366\252\006\023\220`\001\022\2304\230\177s\240#\240R\240t\262\002\373\021\330n\003\320#<\270As\270Q\305$\324!t\2303v\000q\022\211\001\211\n\232\"r\230\024\303\004\177T\250\023\250C\250q\207\004\177\320\0375\260Q\260a\374#\276!\006T\240\026\240s\332b4\343\260t\235 \254\013J\004\025\230d\377\240&\250\007\250u\260C\372\022\020\014\360\003J\230d\240-\323\250t\351\210\004\213`K\374\001\024\220\367N\240!\214!G\2302\230}R\014\003H\230I\240Q\205b?\230\014\240L\260\006\234\211\002,\002\377t\2407\250!\2504\250\377v\260T\270\025\270b\3003\001\330\305g\235#3\230\254\205\001\212@w\010\240\001\235 \320\030(\365e\352\361b\027\340`\014\267\205\001\026\230r+\240\023\201`a\351f\002\340\206\005\005\001=L\312\210\001\020\220\013\230\307\204\002\333d\367\024\220G\252\204\001\024\220K\230N\203\0033\250a\361M\220A\t\361@?\025\030\230\003\2301\233D\016\004\205\340\241`\013\217C\037\001\345\204\003\222\204\003R\213\220s\353\215\002\020]\004\227\205\004\253\001\030\377\034\320\034,\250A\330\024\275\025\340j\010\240\t\250\375B\017\375\240\275BI\230T\240\027\250\365\001\320@A\217\204\003a\220t\230\2777\240\"\240D\250""\205!\230\367\016\240a\254a\013\2405\250\377\001\250\024\250U\260\"\260vQ\000\030\230\232+\024\030\230\272\001x\000\004\230\206\003\321\212\001\024\030\230\r\221@\320\000\004\303\002B\003\364`\027f\000;\240\377d\250$\250m\2703\270\377a\330\030\034\230H\240A\374\263\216\001\233\204\003,\250d\260-\270\017s\300\047\310\255\204\002\223Ca\003\364\206\007\216\323-M\240\021\242\205\001\000\004\344*\024\017\220J\230a\360F\313D\352\207\002\335\207\002\322\375\010\014\213\220\002\352\205\001D\323\001\240%\277\240s\250#\250V\353\206\001\340\303\020\024\325\207\003\255\212\006\325Fu\003\320\024\375%\201\204\001\024\220L\240\002\240\213\"\240\257\206\002A\244\210\004\234\221\001\341\"2\270\257\210\002\241*P\004\020\220\007\347a\020\347\220\r\230\353\212\002\000\004\013\2304\377\230w\240a\240s\250!\016\317\213\001\n\230&\246\221\001\300\211\t";
-    PyObject *data = __Pyx_DecompressString_LZSS(cstring, 3473, 5111);
+    #elif (CYTHON_COMPRESS_STRINGS) > 0 && (CYTHON_COMPRESS_STRINGS) <= 90 /* compression: lzss (2929 bytes) */
+static const char cstring[] = "\377 at 0x o\377bject>(t\377ree frag\377ment).: \377<MemoryV\377iew of <\377contiguo\377us and d\263ir4\001\007\rin\021\005s\277trided\"\010 7or \004\031><(\tA\006\377>?Cannot\377 assign \377to read-\277only m\240\002v\376\242\000Invalid\377 mode, esxp\324\000|\000\047c\047t\001\377\047fortran\317\047, gH\000%\005sh\367ape\222\000 axi\377s Note t\375h\226 Cython\375 \021\000delibe\317ratek\000\320\001ct\373er!\001n PEPo-484\212\"re\303!\177s subcl\246\000\373es\261!built\375i\260\000ypes. \377If you n\311e\224 \303\000p\316\000%\tth\277en set\200\000e\373 \047\357\002ation\377_typing\047\366\355$iv\242\000o Fa\377lse.add_>\231 ecoll\305@+\000\377s.abccom\377mit beyo\374\251@V\000 buffe\315r\300BnuR\002\352Ame\227 wi\350\000u\333 \311 s_sagedJ\000d\341\000\376,\003 full: \006\017\003()P\000\307 \247`\301\000\221\000\342\353 r\013#\257A(\006isa\337bleen\001\002xt\367/wso\003.pyx\370\374e\270`\255`overssiz\305`\374arol\260\003\367fra\270\000leng\277th has\256\"t\317op b\363\000\300 gc\373isY\003dmask{ed\346\004from\332\"wserW\000new\356\005\377 inside {a u\tneno\371\000\377fault __\376\351\000uce__ d\375u\377\"non-tr\337ivial\033\000ci\377nit__num\377py._core\373.m5\000iarra\277y fail\362Ci\337mport\033\tum\351a\305\000\022\ro\223@mus\374\303A\224\0001-D C-\376\373\205\010TICK_DToYPE ]\002re\320\002\225d\200!s\304au\333\"\254\205\001a\177llocate#\003? data.\013\020\210\205\003\364\332\206\001\267\206\003s\"\000know{n \365%opco\242 \323un\021\003E\001 \r\004AS\377CIIEV_BA}D\003\000CLOSE\013\000\357FULL\022\000MESwSAG\r\001NON\024\001oPING*\000PO\001\003\377ROTOCOLE\377llipsisS\377equenceS\377ymbolSta\353te\204\210\001.\211\210\007WsD\324\241\204\003\000\006.\226Fc\270\206\002__^\017\tsetsC\001_\013\017|\246\205\003>\007count\363`xP\007\214\205\003`\007feedn\007\177pending\177\007\217take\250`\376@\n\013w\367rit\364\204\001__Py\375x\001\000Dict_N\377extRef__l\351\206\004\333`__\276\207\002__\001\005\177getitem\r\001yd0\001\027\000func\035\001\341g\320\005+\000\322c3\001m""ai\275n\003\002odulM\002n[am\002\003ewT\001p~\000\177checksuT\000\364\n\001\230#_\025\001type\375_\005\002unpick\326?\000En \005v\274\004__\017qualO\005\221\205\005\363.\253\205\006{ex\314\001set_\203\005\371s\260\010\216N__tes\365t\321\001s\306\205\001outi\177ne_kabc\304\204\005\375_\314\210\003asynci\337o.cor\037\003sa\377vailb0b1\377basebufb\375yH\000ccapcl\374@\001\227 traceb\377ackclose\301s\247\211\003\362B\364E\236\205\001\202\211\003de\177ferredd\221\"\367is_\253\215\003dupl\275i\317\205\001seen\220\205\001egnum\242\213\002+\000or\236a\377finflags?format\371\213\004\264\210\002\277shlhot\000\000_\333me\356\211\002si\277`de\365x\342As\000\002izek\373ln\262\206\001l_tsm;ax#\005mem\352\214\0011\005\352\352\214\001n\331An\342\002ndi\377mobjoffo\377poutoutp\306\271\211\006pp\357\000\246\204\004\314\213\001sp\367ipe\217!._ex\373t.\374\211\005pongs\377popproto\257col_\314\002s\201 a\233d_\207\212\001re\323\204\004\003\003s\337regis\255\205\001se\037lfset\257 \253\211\001\326\215\002\236\267\212\001star\367\205\003#\000p\367sto\001\000ruct\370\231\205\013\350`\216@updat\177evalues\247\205\005\377x\n%d O\200\001\377\330\004\n\210+\220Q\200\377A\330\010\017\210t\2205\377\230\002\230$\230e\2402\357\240T\250\021\021\001\020\220\n\376\016\000i\240|\2604\260{\377\300)\3104\310q\330\020\377\033\2304\230z\320)9\377\270\024\270Q\330\020\034\230\337D\240\013\250>\007\003\035\230\377T\240\034\320-@\300\004\377\300A\330\020\031\230\024\230\377X\240Y\250d\260(\270\377*\300D\310\001\200A\340\377\010\013\2107\220\"\220B\373\220c\032\000U\240\"\240G\377\2502\250T\260\021\330\014\377\022\220*\230A\230Q\330\337\010\014\210H\220\216\000\014\210\267J\220a\n\001L\2304\002\016\377\210e\2201\220D\230\001\356\036\001D\220\004 \001\017\210q|P\001\200\001\006\240a\240zE\000|<\000.\000\330\010\016\210de\000\377A\330\014\020\220\013\2301\377\230B\230b\240\001\330\014}\023@\000B\220b\230\005\246\000\277\025\240b\250\004\250\037\000\017\357\210r\220\023p\000\020\026\220\337k\240\021\240!\210""\001!\220\3774\220v\230R\230t\240\3776\250\021\250$\250a\2507v\260QI\001\010\230A\003\244\001\376\236\000\200A\360\006\000\t\r\317\210K\220q\226\001\216\000\220\003\3128\000un\000dG\000\354\0002\210\373S\220w\000\022\220+\230Q}\230\316\000\017\210z\230\021\344 \377g\240Q\240d\250%\250\177t\2605\270\002\270!F\000\377\010\000\t\"\240\021\360\016\347\000\t)\224\002\250!\320\022*\377\250!\2505\260\003\2603\377\260f\270C\270r\300\023\377\300C\300z\320QT\320\373TU\252(\016\210c\220\026\376}\004\320\017 \240\r\250Q]\250\271\"I\220Q\244\004\330\371 w4\210q\216!\t\230\021\207\"\277\330\010\t\330\014\024\322 \005\356\346\0021\330\014\203a1\330\020\335\027\314\000\t\240\027\233\"\020\024w\220H\230\314@\024\220I\234@\373\020\023\227 q\330\024\033\230\374$\000\264@\017\210v\220R\2201q.\002\351!\224A\014\021\314!v\000N\002\004R\220rm\001\022\001B\321@\334\034\0004\002s\220#\232\000\020\025\236\237\000\021\024\220CA\001\010\001\014\366E\013\017\210!\004\026\220j\240\337\003\2401\240B\265@\003\250\3373\250c\260\022\222 a\260?r\270\022\2701\3306\t\257\000\277E\230\025\230a\230\245\000\032\357\230#\230S5\0002\240S\357\250\001\250\022\353`R\250r\334\355`\305\0003\220c\205 \024\030?\230\n\240!\2401\315\003\237`\3753\235`\006\230c\240\021\330\351\014\251\006\201\001\"\237a\024\220J\230S\002\236!\252!s\220\000\024\326\002\023\375\220`\001\022\2304\230s\240\337#\240R\240t\262\002\021\330\376n\003\320#<\270A\270Q\\\305$\324!t\2303v\000\022\211\001\334\211\n\232\"r\230\024\303\004T\250\177\023\250C\250q\330\020\211\002\177\320\0375\260Q\260a\374#\276!\006T\240\026\240s\332b4\313\260t\235 \020\255\nJ\004\025\230\377d\240&\250\007\250u\260\325C\022\020\014\360\003J\"\000-\250\335t\376`b\270\001p\001K\230\356v\002N\240!~\001G\2302\373\230R\014\003H\230I\240Q~\267c\014\240L\260\006\260(\006\377t\2407\250!\2504\250\377v\260T\270\025\270b\300\250C\002\310d\235#3\210\000!\225!\010;\240\001\235 \320\030(\365e\361b\365\027\340`\014\267\205\001\026\230r\240\225\023\201`a\351f\002\340\206\005\005\001L""p\342\206\001\356\206\002\230C\335b\024\220G\252\204\001o\024\220K\230\203\0033\250\254 \350\227C\205E\220A\t\361@\025\030\230\247\003\2301\233D\016\004\340\241`\013\370\217C\037\001\362G#\220R\220so\230$\230a\203#1\330\226\205\005\376\253\001\030\034\320\034,\250A\357\330\024\025\330\341i\010\240\t\355\250\375B\017\240\275BI\230T\257\240\027\250\001\320@A\"\003a\377\220t\2307\240\"\240D\275\250\205!\230\016\240a\254a\013\377\2405\250\001\250\024\250U\357\260\"\260A\226/\024\030\230X\272\001\000\004\230\206\003\023\220\303\002\r\221@G\024\030\230\000\004@\005\364`\027f\000\377;\240d\250$\250m\270\3773\270a\330\030\034\230H\363\240A\370\212\001\233\204\003,\250d\260\177-\270s\300\047\310\021\217Gpa\003\364\206\007\276\206\004\332&M\240\021\224\204\001 \000\004\344*\267\205\002\261\204\001\306It\242\000\334\207\003\360\375\010\377\207\005\227\210\001\222@\240%\240s\357\250#\250V\353\206\001\340\020\024\343\220A\327\207\001\255\212\006l\014\320\024%\376\201\204\001\024\220L\240\002\240\"\235\240\264\210\002A\330\020\246\210\002\341\212\004\023\343\2202\257\210\002\241*P\004\020\220\007\236\347a\020\220\r\230\353\212\002\000\004\013\377\2304\230w\240a\240s\373\250!\317\213\001\n\230&\240\001\006\236\207\001\020\220\304\211\005";
+    PyObject *data = __Pyx_DecompressString_LZSS(cstring, 2929, 4093);
     #define __Pyx_DecompressString_UNUSED
     if (unlikely(!data)) __PYX_ERR(0, 1, __pyx_L1_error)
     const char* const bytes = __Pyx_PyBytes_AsString(data);
     #if !CYTHON_ASSUME_SAFE_MACROS
     if (likely(bytes)); else { Py_DECREF(data); __PYX_ERR(0, 1, __pyx_L1_error) }
     #endif
-    #else /* compression: none (5111 bytes) */
-static const char bytes[] = " at 0x object> out of range(tree fragment).: : 1..31 bytes<MemoryView of <contiguous and direct><contiguous and indirect><strided and direct or indirect><strided and direct><strided and indirect>>?Cannot assign to read-only memoryviewInvalid mode, expected \047c\047 or \047fortran\047, got Invalid shape in axis Note that Cython is deliberately stricter than PEP-484 and rejects subclasses of builtin types. If you need to pass subclasses then set the \047annotation_typing\047 directive to False.add_notebad symbol id collections.abccommit beyond the buffercontinuation frame without a messagedecoder buffer full: decode() before feeding moredecoder buffer full: decode() before reading moredisableenableext/wsdecode.pyxfragmented or oversized control frameframe length has the top bit setgcisenabledmasked frame from the servernew message inside a fragmented oneno default __reduce__ due to non-trivial __cinit__numpy._core.multiarray failed to importnumpy._core.umath failed to importout must be a 1-D C-contiguous TICK_DTYPE arrayreserved bits setsymbol id symbol name unable to allocate array data.unable to allocate shape and strides.unknown control opcode unknown data opcode ASCIIEV_BADEV_CLOSEEV_FULLEV_MESSAGEEV_NONEEV_PINGEV_PONGEV_PROTOCOLEllipsisSequenceSymbolStateSymbolState.__reduce_cython__SymbolState.__setstate_cython__SymbolState._checkSymbolState.acceptSymbolState.apply_diffSymbolState.depth_lastSymbolState.depth_syncedSymbolState.last_idSymbolState.load_bookSymbolState.lookupSymbolState.topSymbolState.unsyncView.MemoryViewWsDecoderWsDecoder.__reduce_cython__WsDecoder.__setstate_cython__WsDecoder.commitWsDecoder.countersWsDecoder.decodeWsDecoder.feedWsDecoder.pendingWsDecoder.take_recordingWsDecoder.writable__Pyx_PyDict_NextRef__annotate____class____class_getitem____dict____func____getstate____import____main____module____name____new____pyx_checksum__pyx_state__pyx_type__pyx_unpickle_Enum__pyx_vtable____qualname____reduce____reduce_cython____reduce_ex____set_name____""setstate____setstate_cython____test___check_is_coroutine_kaabcacceptallocate_bufferapply_diffasksasyncio.coroutinesavailbb0b1basebidsbufbytesccapcline_in_tracebackclosescommitcountcountersdatadecodedefaultdeferreddepth_lastdepth_synceddtype_is_objectduplicateseencodeenumerateerrorfeedfinflagsformatfortranframeshlhothot_messagesidindexititemsitemsizeklast_idlast_ulnload_booklocal_tslookupmaxmax_messagememviewmessagesmodennamenbytesndimobjoffopoutoutpoversizedppackpendingpingspipeline._ext.wsdecodepongspopprotocol_errorsqrread_sizerecordingrecordsregisterritsselfsetdefaultshapesizeslotstartstatestepstopstructsymsymbolstake_recordingtopunpackunsyncupdatevaluesvenuewritablex\n%d O\200\001\330\004\n\210+\220Q\200A\330\010\013\2104\210r\220\023\220F\230$\230a\330\014\022\220*\230A\230\\\250\021\250!\200A\330\010\014\210G\2201\220A\330\010\014\210H\220A\220W\230A\200A\330\010\014\210G\2201\220A\330\010\017\210t\2201\220D\230\010\240\001\240\021\200A\330\010\014\210G\2201\220A\330\010\017\210t\2205\230\001\230\025\230b\240\004\240C\240r\250\021\200A\330\010\014\210G\2201\220A\330\010\017\210t\2208\2301\230A\200A\330\010\017\210t\2205\230\002\230$\230e\2402\240T\250\021\200A\330\010\017\210t\2208\2301\230F\240#\240Q\240a\200A\330\010\020\220\n\230$\230i\240|\2604\260{\300)\3104\310q\330\020\033\2304\230z\320)9\270\024\270Q\330\020\034\230D\240\013\250>\270\024\270Q\330\020\035\230T\240\034\320-@\300\004\300A\330\020\031\230\024\230X\240Y\250d\260(\270*\300D\310\001\200A\340\010\013\2107\220\"\220B\220c\230\024\230U\240\"\240G\2502\250T\260\021\330\014\022\220*\230A\230Q\330\010\014\210H\220A\330\010\014\210J\220a\330\010\014\210L\230\001\200A\340\010\014\210G\2201\220A\330\010\013\2104\210t\2201\330\0109\270\024\270U\300!\3004\300w\310a\330\010\016\210d\220#\220T\230\025\230a\230t\2405\250\003\2504\250s\260!\2603\260b\270\001\330\014\r\210W\220B\220f\230D\240\010\250\006\250d\260!\330\014\017\210q\220\001\330\0100\260\004\260E\270\021\270$\270f\300A\330\010\016\210c\220\023""\220D\230\005\230Q\230d\240$\240c\250\024\250S\260\001\260\023\260B\260a\330\014\r\210W\220B\220f\230C\230x\240v\250S\260\001\330\014\017\210q\220\001\330\010\017\210s\220!\200A\340\010\014\210G\2201\220A\330\010\014\210C\210u\220A\330\014\020\220\005\220Q\220e\230?\250#\250Q\330\010\014\210C\210u\220A\330\014\020\220\005\220Q\220e\230?\250#\250Q\330\010\014\210H\220A\220W\230A\330\010\013\2104\210y\230\001\230\021\330\014\020\220\010\230\001\230\027\240\001\330\014\023\2201\330\010\017\210q\200A\340\010\014\210G\2201\220A\330\010\014\210E\220\021\220$\220f\230A\330\010\014\210E\220\021\220$\220f\230A\330\010\014\210C\210u\220A\330\014\020\220\005\220Q\220e\230?\250#\250Q\330\010\014\210C\210u\220A\330\014\020\220\005\220Q\220e\230?\250#\250Q\330\010\014\210H\220A\220W\230A\330\010\014\210D\220\t\230\021\230!\330\010\014\210H\220A\220W\230D\240\001\330\010\017\210q\200A\340\010\014\210G\2201\220A\330\010\017\210t\2208\2301\230F\240%\240q\200A\340\010\016\210e\2201\220D\230\001\330\010\014\210D\220\004\220A\330\010\017\210q\200A\340\010\034\230D\240\006\240a\240z\260\021\330\010\014\210L\230\001\330\010\016\210d\220\"\220A\330\014\020\220\013\2301\230B\230b\240\001\330\014\023\2201\220B\220b\230\005\230T\240\025\240b\250\004\250A\330\014\017\210r\220\023\220A\330\020\026\220k\240\021\240!\330\014\022\220!\2204\220v\230R\230t\2406\250\021\250$\250a\250v\260Q\330\014\020\220\010\230\001\330\014\023\2201\330\010\014\210J\220a\200A\360\006\000\t\r\210K\220q\230\001\330\010\017\210q\220\003\2204\220u\230B\230d\240!\330\010\013\2102\210S\220\001\330\014\022\220+\230Q\230a\330\010\017\210z\230\021\230$\230g\240Q\240d\250%\250t\2605\270\002\270!\200A\360\010\000\t\"\240\021\360\016\000\t)\250\004\250A\330\010\013\2107\320\022*\250!\2505\260\003\2603\260f\270C\270r\300\023\300C\300z\320QT\320TU\330\014\022\220*\230A\230Q\330\010\016\210c\220\026\220q\230\001\330\010\017\320\017 \240\r\250Q\250a\330\010\014\210I\220Q\330\010\014\210J\220a\330\010\013\2104\210q\330\014\020\220""\t\230\021\330\014\023\2201\330\010\t\330\014\024\220D\230\005\230R\230t\2401\330\014\017\210t\2201\330\020\027\220q\230\t\240\027\250\004\250A\330\020\024\220H\230A\330\020\024\220I\230Q\330\020\023\2204\220q\330\024\033\2301\330\020\021\330\014\017\210v\220R\220q\330\020\027\220q\330\014\020\220\004\220A\330\014\021\220\023\220A\220Q\330\014\021\220\023\220A\220R\220r\230\021\330\014\021\220\023\220B\220a\330\014\021\220\021\330\014\017\210s\220#\220Q\330\020\025\220Q\330\021\024\220C\220q\330\020\025\220Q\330\014\017\210v\220R\220q\330\020\027\220q\330\014\017\210s\220#\220Q\330\020\026\220j\240\003\2401\240B\240b\250\003\2503\250c\260\022\2603\260a\260r\270\022\2701\330\021\024\220C\220q\330\020\025\220Q\330\020\024\220E\230\025\230a\230q\330\024\032\230#\230S\240\003\2402\240S\250\001\250\022\2502\250R\250r\260\021\330\020\023\2203\220c\230\021\330\024\030\230\n\240!\2401\330\024\033\2301\330\014\023\2203\220b\230\006\230c\240\021\330\014\021\220\023\220B\220a\330\014\017\210s\220\"\220A\330\020\024\220J\230a\230q\330\020\027\220q\330\014\017\210s\220\"\220A\330\020\024\220J\230a\230q\330\020\027\220q\330\014\017\210s\220#\220Q\330\020\023\2203\220c\230\022\2304\230s\240#\240R\240t\2503\250c\260\021\330\024\030\230\n\240!\320#<\270A\270Q\330\024\033\2301\330\020\023\2204\220t\2303\230c\240\022\2401\330\024\030\230\n\240!\2401\330\024\033\2301\330\021\024\220C\220r\230\024\230S\240\003\2402\240T\250\023\250C\250q\330\020\024\220J\230a\320\0375\260Q\260a\330\020\027\220q\330\021\024\220C\220r\230\024\230T\240\026\240s\250%\250t\2604\260t\2701\330\020\024\220J\230a\230q\330\020\027\220q\330\021\024\220C\220r\230\025\230d\240&\250\007\250u\260C\260t\2701\330\020\024\220J\230a\230q\330\020\027\220q\330\014\017\210s\220\"\220J\230d\240-\250t\2603\260b\270\001\330\020\024\220K\230q\330\020\024\220N\240!\330\020\024\220G\2302\230R\230q\330\020\024\220H\230I\240Q\330\020\027\220q\230\014\240L\260\006\260b\270\001\330\020\024\220K\230t\2407\250!\2504\250v\260T\270\025""\270b\300\001\330\020\024\220I\230Q\330\020\023\2203\220c\230\022\2303\230d\240!\330\024\030\230\010\240\001\330\024\030\320\030(\250\004\250A\330\020\024\220I\230Q\330\020\027\220q\330\014\017\210z\230\026\230r\240\023\240B\240a\330\020\027\220q\330\014\020\220\002\220\"\220A\330\014\020\220\002\220\"\220L\240\001\330\014\020\220\013\2301\330\014\017\210s\220#\220Q\330\020\024\220G\2301\330\020\024\220K\230t\2407\250!\2503\250a\330\020\023\2203\220c\230\021\330\024\030\230\n\240!\330\024\030\230\t\240\021\330\025\030\230\003\2301\330\024\030\230\n\240!\330\024\030\230\t\240\021\340\024\030\230\013\2401\330\024\030\230\t\240\021\330\020\027\220q\330\014\017\210s\220#\220R\220s\230$\230a\330\020\024\220G\2301\330\020\023\2204\220q\330\024\027\220q\330\030\034\320\034,\250A\330\024\025\330\020\023\2203\220c\230\021\330\024\030\230\010\240\t\250\021\330\024\030\230\017\240q\330\020\024\220I\230T\240\027\250\001\250\023\250A\330\020\023\2203\220a\220t\2307\240\"\240D\250\001\330\024\030\230\016\240a\330\024\030\230\013\2405\250\001\250\024\250U\260\"\260A\330\024\030\230\010\240\001\330\024\030\320\030(\250\004\250A\330\024\030\230\t\240\021\330\024\030\230\t\240\021\330\024\033\2301\330\020\023\2201\330\024\030\230\r\240Q\330\024\030\230\r\240Q\330\024\030\230\013\2405\250\001\250\024\250Q\330\024\027\220t\230;\240d\250$\250m\2703\270a\330\030\034\230H\240A\240T\250\021\330\024\030\230\n\240,\250d\260-\270s\300\047\310\021\330\024\030\230\010\240\001\330\024\030\230\t\240\021\330\024\033\2301\330\020\021\330\014\017\210s\220#\220Q\330\020\024\220G\2301\330\020\024\220M\240\021\330\020\024\220M\240\021\330\020\024\220K\230t\2407\250!\2503\250a\330\020\024\220J\230a\330\020\024\220I\230Q\330\020\027\220q\330\014\017\210t\2201\330\020\024\220H\230A\230T\240\027\250\001\250\023\250A\330\014\017\210t\2201\330\020\024\220D\230\t\240\021\240%\240s\250#\250V\2603\260a\340\020\024\220A\220Q\330\014\017\210r\220\023\220A\330\020\024\220G\2301\330\020\024\220M\240\021\330\020""\024\320\024%\240Q\330\020\024\220L\240\002\240\"\240A\330\020\024\220A\330\020\021\330\014\017\210r\220\023\220A\330\020\023\2202\220R\220q\330\024\030\230\t\240\021\330\024\033\2301\330\020\024\220A\220Q\330\014\020\220\007\220q\330\014\020\220\r\230Q\330\014\020\220\r\230Q\330\014\020\220\013\2304\230w\240a\240s\250!\330\014\020\220\n\230&\240\001\240\021\330\014\020\220\t\230\021\330\014\023\2201";
+    #else /* compression: none (4093 bytes) */
+static const char bytes[] = " at 0x object>(tree fragment).: <MemoryView of <contiguous and direct><contiguous and indirect><strided and direct or indirect><strided and direct><strided and indirect>>?Cannot assign to read-only memoryviewInvalid mode, expected \047c\047 or \047fortran\047, got Invalid shape in axis Note that Cython is deliberately stricter than PEP-484 and rejects subclasses of builtin types. If you need to pass subclasses then set the \047annotation_typing\047 directive to False.add_notecollections.abccommit beyond the buffercontinuation frame without a messagedecoder buffer full: decode() before feeding moredecoder buffer full: decode() before reading moredisableenableext/wsdecode.pyxfragmented or oversized control frameframe length has the top bit setgcisenabledmasked frame from the servernew message inside a fragmented oneno default __reduce__ due to non-trivial __cinit__numpy._core.multiarray failed to importnumpy._core.umath failed to importout must be a 1-D C-contiguous TICK_DTYPE arrayreserved bits setunable to allocate array data.unable to allocate shape and strides.unknown control opcode unknown data opcode ASCIIEV_BADEV_CLOSEEV_FULLEV_MESSAGEEV_NONEEV_PINGEV_PONGEV_PROTOCOLEllipsisSequenceSymbolStateView.MemoryViewWsDecoderWsDecoder.__reduce_cython__WsDecoder.__setstate_cython__WsDecoder.commitWsDecoder.countersWsDecoder.decodeWsDecoder.feedWsDecoder.pendingWsDecoder.take_recordingWsDecoder.writable__Pyx_PyDict_NextRef__annotate____class____class_getitem____dict____func____getstate____import____main____module____name____new____pyx_checksum__pyx_state__pyx_type__pyx_unpickle_Enum__pyx_vtable____qualname____reduce____reduce_cython____reduce_ex____set_name____setstate____setstate_cython____test___is_coroutine_kabcallocate_bufferasyncio.coroutinesavailb0b1basebufbytesccapcline_in_tracebackclosescommitcountcountersdatadecodedeferreddtype_is_objectduplicateseencodeenumerateerrorfeedfinflagsformatfortranframeshlhothot_messagesidindexitemsitemsizeklnlocal_tsmax_messagememview""messagesmodennamenbytesndimobjoffopoutoutpoversizedppackpendingpingspipeline._ext.wsdecodepongspopprotocol_errorsrread_sizerecordingrecordsregistersselfsetdefaultshapesizestartstatestepstopstructtake_recordingunpackupdatevalueswritablex\n%d O\200\001\330\004\n\210+\220Q\200A\330\010\017\210t\2205\230\002\230$\230e\2402\240T\250\021\200A\330\010\020\220\n\230$\230i\240|\2604\260{\300)\3104\310q\330\020\033\2304\230z\320)9\270\024\270Q\330\020\034\230D\240\013\250>\270\024\270Q\330\020\035\230T\240\034\320-@\300\004\300A\330\020\031\230\024\230X\240Y\250d\260(\270*\300D\310\001\200A\340\010\013\2107\220\"\220B\220c\230\024\230U\240\"\240G\2502\250T\260\021\330\014\022\220*\230A\230Q\330\010\014\210H\220A\330\010\014\210J\220a\330\010\014\210L\230\001\200A\340\010\016\210e\2201\220D\230\001\330\010\014\210D\220\004\220A\330\010\017\210q\200A\340\010\034\230D\240\006\240a\240z\260\021\330\010\014\210L\230\001\330\010\016\210d\220\"\220A\330\014\020\220\013\2301\230B\230b\240\001\330\014\023\2201\220B\220b\230\005\230T\240\025\240b\250\004\250A\330\014\017\210r\220\023\220A\330\020\026\220k\240\021\240!\330\014\022\220!\2204\220v\230R\230t\2406\250\021\250$\250a\250v\260Q\330\014\020\220\010\230\001\330\014\023\2201\330\010\014\210J\220a\200A\360\006\000\t\r\210K\220q\230\001\330\010\017\210q\220\003\2204\220u\230B\230d\240!\330\010\013\2102\210S\220\001\330\014\022\220+\230Q\230a\330\010\017\210z\230\021\230$\230g\240Q\240d\250%\250t\2605\270\002\270!\200A\360\010\000\t\"\240\021\360\016\000\t)\250\004\250A\330\010\013\2107\320\022*\250!\2505\260\003\2603\260f\270C\270r\300\023\300C\300z\320QT\320TU\330\014\022\220*\230A\230Q\330\010\016\210c\220\026\220q\230\001\330\010\017\320\017 \240\r\250Q\250a\330\010\014\210I\220Q\330\010\014\210J\220a\330\010\013\2104\210q\330\014\020\220\t\230\021\330\014\023\2201\330\010\t\330\014\024\220D\230\005\230R\230t\2401\330\014\017\210t\2201\330\020\027\220q\230\t\240\027\250\004\250A\330\020\024\220H\230A\330\020\024\220I\230Q\330""\020\023\2204\220q\330\024\033\2301\330\020\021\330\014\017\210v\220R\220q\330\020\027\220q\330\014\020\220\004\220A\330\014\021\220\023\220A\220Q\330\014\021\220\023\220A\220R\220r\230\021\330\014\021\220\023\220B\220a\330\014\021\220\021\330\014\017\210s\220#\220Q\330\020\025\220Q\330\021\024\220C\220q\330\020\025\220Q\330\014\017\210v\220R\220q\330\020\027\220q\330\014\017\210s\220#\220Q\330\020\026\220j\240\003\2401\240B\240b\250\003\2503\250c\260\022\2603\260a\260r\270\022\2701\330\021\024\220C\220q\330\020\025\220Q\330\020\024\220E\230\025\230a\230q\330\024\032\230#\230S\240\003\2402\240S\250\001\250\022\2502\250R\250r\260\021\330\020\023\2203\220c\230\021\330\024\030\230\n\240!\2401\330\024\033\2301\330\014\023\2203\220b\230\006\230c\240\021\330\014\021\220\023\220B\220a\330\014\017\210s\220\"\220A\330\020\024\220J\230a\230q\330\020\027\220q\330\014\017\210s\220\"\220A\330\020\024\220J\230a\230q\330\020\027\220q\330\014\017\210s\220#\220Q\330\020\023\2203\220c\230\022\2304\230s\240#\240R\240t\2503\250c\260\021\330\024\030\230\n\240!\320#<\270A\270Q\330\024\033\2301\330\020\023\2204\220t\2303\230c\240\022\2401\330\024\030\230\n\240!\2401\330\024\033\2301\330\021\024\220C\220r\230\024\230S\240\003\2402\240T\250\023\250C\250q\330\020\024\220J\230a\320\0375\260Q\260a\330\020\027\220q\330\021\024\220C\220r\230\024\230T\240\026\240s\250%\250t\2604\260t\2701\330\020\024\220J\230a\230q\330\020\027\220q\330\021\024\220C\220r\230\025\230d\240&\250\007\250u\260C\260t\2701\330\020\024\220J\230a\230q\330\020\027\220q\330\014\017\210s\220\"\220J\230d\240-\250t\2603\260b\270\001\330\020\024\220K\230q\330\020\024\220N\240!\330\020\024\220G\2302\230R\230q\330\020\024\220H\230I\240Q\330\020\027\220q\230\014\240L\260\006\260b\270\001\330\020\024\220K\230t\2407\250!\2504\250v\260T\270\025\270b\300\001\330\020\024\220I\230Q\330\020\023\2203\220c\230\022\2303\230d\240!\330\024\030\230\010\240\001\330\024\030\320\030(\250\004\250A\330\020\024\220I\230Q\330\020\027\220q\330\014\017""\210z\230\026\230r\240\023\240B\240a\330\020\027\220q\330\014\020\220\002\220\"\220A\330\014\020\220\002\220\"\220L\240\001\330\014\020\220\013\2301\330\014\017\210s\220#\220Q\330\020\024\220G\2301\330\020\024\220K\230t\2407\250!\2503\250a\330\020\023\2203\220c\230\021\330\024\030\230\n\240!\330\024\030\230\t\240\021\330\025\030\230\003\2301\330\024\030\230\n\240!\330\024\030\230\t\240\021\340\024\030\230\013\2401\330\024\030\230\t\240\021\330\020\027\220q\330\014\017\210s\220#\220R\220s\230$\230a\330\020\024\220G\2301\330\020\023\2204\220q\330\024\027\220q\330\030\034\320\034,\250A\330\024\025\330\020\023\2203\220c\230\021\330\024\030\230\010\240\t\250\021\330\024\030\230\017\240q\330\020\024\220I\230T\240\027\250\001\250\023\250A\330\020\023\2203\220a\220t\2307\240\"\240D\250\001\330\024\030\230\016\240a\330\024\030\230\013\2405\250\001\250\024\250U\260\"\260A\330\024\030\230\010\240\001\330\024\030\320\030(\250\004\250A\330\024\030\230\t\240\021\330\024\030\230\t\240\021\330\024\033\2301\330\020\023\2201\330\024\030\230\r\240Q\330\024\030\230\r\240Q\330\024\030\230\013\2405\250\001\250\024\250Q\330\024\027\220t\230;\240d\250$\250m\2703\270a\330\030\034\230H\240A\240T\250\021\330\024\030\230\n\240,\250d\260-\270s\300\047\310\021\330\024\030\230\010\240\001\330\024\030\230\t\240\021\330\024\033\2301\330\020\021\330\014\017\210s\220#\220Q\330\020\024\220G\2301\330\020\024\220M\240\021\330\020\024\220M\240\021\330\020\024\220K\230t\2407\250!\2503\250a\330\020\024\220J\230a\330\020\024\220I\230Q\330\020\027\220q\330\014\017\210t\2201\330\020\024\220H\230A\230T\240\027\250\001\250\023\250A\330\014\017\210t\2201\330\020\024\220D\230\t\240\021\240%\240s\250#\250V\2603\260a\340\020\024\220A\220Q\330\014\017\210r\220\023\220A\330\020\024\220G\2301\330\020\024\220M\240\021\330\020\024\320\024%\240Q\330\020\024\220L\240\002\240\"\240A\330\020\024\220A\330\020\021\330\014\017\210r\220\023\220A\330\020\023\2202\220R\220q\330\024\030\230\t\240\021\330\024\033\2301\330\020\024""\220A\220Q\330\014\020\220\007\220q\330\014\020\220\r\230Q\330\014\020\220\r\230Q\330\014\020\220\013\2304\230w\240a\240s\250!\330\014\020\220\n\230&\240\001\240\021\330\014\020\220\t\230\021\330\014\023\2201";
     PyObject *data = NULL;
     #define __Pyx_DecompressString_UNUSED
     #define __Pyx_DecompressString_LZSS_UNUSED
     #endif
     PyObject **stringtab = __pyx_mstate->__pyx_string_tab;
     Py_ssize_t pos = 0;
-    for (int i = 0; i < 217; i++) {
+    for (int i = 0; i < 176; i++) {
       Py_ssize_t bytes_length = str_length_index[i].length;
       PyObject *string = PyUnicode_DecodeUTF8(bytes + pos, bytes_length, NULL);
-      if (likely(string) && i >= 47) PyUnicode_InternInPlace(&string);
+      if (likely(string) && i >= 42) PyUnicode_InternInPlace(&string);
       if (unlikely(!string)) {
         Py_XDECREF(data);
         __PYX_ERR(0, 1, __pyx_L1_error)
@@ -42689,8 +37671,8 @@ static const char bytes[] = " at 0x object> out of range(tree fragment).: : 1..3
       stringtab[i] = string;
       pos += bytes_length;
     }
-    for (int i = 217; i < 239; i++) {
-      Py_ssize_t bytes_length = bytes_length_index[i-217].length;
+    for (int i = 176; i < 188; i++) {
+      Py_ssize_t bytes_length = bytes_length_index[i-176].length;
       PyObject *string = PyBytes_FromStringAndSize(bytes + pos, bytes_length);
       stringtab[i] = string;
       pos += bytes_length;
@@ -42700,15 +37682,15 @@ static const char bytes[] = " at 0x object> out of range(tree fragment).: : 1..3
       }
     }
     Py_XDECREF(data);
-    for (Py_ssize_t i = 0; i < 239; i++) {
+    for (Py_ssize_t i = 0; i < 188; i++) {
       if (unlikely(PyObject_Hash(stringtab[i]) == -1)) {
         __PYX_ERR(0, 1, __pyx_L1_error)
       }
     }
     #if CYTHON_IMMORTAL_CONSTANTS
     {
-      PyObject **table = stringtab + 217;
-      for (Py_ssize_t i=0; i<22; ++i) {
+      PyObject **table = stringtab + 176;
+      for (Py_ssize_t i=0; i<12; ++i) {
         #if PY_VERSION_HEX >= 0x030F0000
         PyUnstable_SetImmortal(table[i]);
         #elif CYTHON_COMPILING_IN_CPYTHON_FREETHREADING
@@ -42731,19 +37713,19 @@ static const char bytes[] = " at 0x object> out of range(tree fragment).: : 1..3
   }
   {
     PyObject **numbertab = __pyx_mstate->__pyx_number_tab + 0;
-    int8_t const cint_constants_1[] = {0,-1,1,8,10,32,34,43,45,46,48,57,64,69,92,101};
+    int8_t const cint_constants_1[] = {0,-1,8,10,32,34,43,45,46,48,57,64,69,92,101};
     int16_t const cint_constants_2[] = {128,200};
     int32_t const cint_constants_4[] = {136983863L};
     int64_t const cint_constants_8[] = {9000000000000LL};
-    for (int i = 0; i < 20; i++) {
-      numbertab[i] = PyLong_FromLongLong((i < 16 ? cint_constants_1[i - 0] : (i < 18 ? cint_constants_2[i - 16] : (i < 19 ? cint_constants_4[i - 18] : cint_constants_8[i - 19]))));
+    for (int i = 0; i < 19; i++) {
+      numbertab[i] = PyLong_FromLongLong((i < 15 ? cint_constants_1[i - 0] : (i < 17 ? cint_constants_2[i - 15] : (i < 18 ? cint_constants_4[i - 17] : cint_constants_8[i - 18]))));
       if (unlikely(!numbertab[i])) __PYX_ERR(0, 1, __pyx_L1_error)
     }
   }
   #if CYTHON_IMMORTAL_CONSTANTS
   {
     PyObject **table = __pyx_mstate->__pyx_number_tab;
-    for (Py_ssize_t i=0; i<20; ++i) {
+    for (Py_ssize_t i=0; i<19; ++i) {
       #if PY_VERSION_HEX >= 0x030F0000
       PyUnstable_SetImmortal(table[i]);
       #elif CYTHON_COMPILING_IN_CPYTHON_FREETHREADING
@@ -42772,7 +37754,7 @@ static const char bytes[] = " at 0x object> out of range(tree fragment).: : 1..3
 namespace {
 #endif
 typedef struct {
-    unsigned int argcount : 3;
+    unsigned int argcount : 2;
     unsigned int num_posonly_args : 1;
     unsigned int num_kwonly_args : 1;
     unsigned int nlocals : 5;
@@ -42797,109 +37779,49 @@ static int __Pyx_CreateCodeObjects(__pyx_mstatetype *__pyx_mstate) {
   PyObject* tuple_dedup_map = PyDict_New();
   if (unlikely(!tuple_dedup_map)) return -1;
   {
-    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 2, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 331};
-    PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_name};
-    __pyx_mstate_global->__pyx_codeobj_tab[0] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_ext_wsdecode_pyx, __pyx_mstate->__pyx_n_u_lookup, __pyx_mstate->__pyx_kp_b_iso88591_A_t81F_Qa, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[0])) goto bad;
-  }
-  {
-    const __Pyx_PyCode_New_function_description descr = {4, 0, 0, 4, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 334};
-    PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_slot, __pyx_mstate->__pyx_n_u_sym, __pyx_mstate->__pyx_n_u_id};
-    __pyx_mstate_global->__pyx_codeobj_tab[1] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_ext_wsdecode_pyx, __pyx_mstate->__pyx_n_u_accept, __pyx_mstate->__pyx_kp_b_iso88591_A_G1A_t81F_q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[1])) goto bad;
-  }
-  {
-    const __Pyx_PyCode_New_function_description descr = {3, 0, 0, 3, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 339};
-    PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_slot, __pyx_mstate->__pyx_n_u_sym};
-    __pyx_mstate_global->__pyx_codeobj_tab[2] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_ext_wsdecode_pyx, __pyx_mstate->__pyx_n_u_last_id, __pyx_mstate->__pyx_kp_b_iso88591_A_G1A_t5_b_Cr, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[2])) goto bad;
-  }
-  {
-    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 2, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 343};
-    PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_sym};
-    __pyx_mstate_global->__pyx_codeobj_tab[3] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_ext_wsdecode_pyx, __pyx_mstate->__pyx_n_u_depth_synced, __pyx_mstate->__pyx_kp_b_iso88591_A_G1A_t1D, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[3])) goto bad;
-  }
-  {
-    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 2, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 347};
-    PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_sym};
-    __pyx_mstate_global->__pyx_codeobj_tab[4] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_ext_wsdecode_pyx, __pyx_mstate->__pyx_n_u_depth_last, __pyx_mstate->__pyx_kp_b_iso88591_A_G1A_t81A, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[4])) goto bad;
-  }
-  {
-    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 2, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 351};
-    PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_sym};
-    __pyx_mstate_global->__pyx_codeobj_tab[5] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_ext_wsdecode_pyx, __pyx_mstate->__pyx_n_u_unsync, __pyx_mstate->__pyx_kp_b_iso88591_A_G1A_HAWA, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[5])) goto bad;
-  }
-  {
-    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 2, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 355};
-    PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_sym};
-    __pyx_mstate_global->__pyx_codeobj_tab[6] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_ext_wsdecode_pyx, __pyx_mstate->__pyx_n_u_check, __pyx_mstate->__pyx_kp_b_iso88591_A_4r_F_a_A, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[6])) goto bad;
-  }
-  {
-    const __Pyx_PyCode_New_function_description descr = {5, 0, 0, 8, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 359};
-    PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_sym, __pyx_mstate->__pyx_n_u_last_u, __pyx_mstate->__pyx_n_u_bids, __pyx_mstate->__pyx_n_u_asks, __pyx_mstate->__pyx_n_u_p, __pyx_mstate->__pyx_n_u_q, __pyx_mstate->__pyx_n_u_c};
-    __pyx_mstate_global->__pyx_codeobj_tab[7] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_ext_wsdecode_pyx, __pyx_mstate->__pyx_n_u_load_book, __pyx_mstate->__pyx_kp_b_iso88591_A_G1A_E_fA_E_fA_CuA_Qe_Q_CuA_Qe, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[7])) goto bad;
-  }
-  {
-    const __Pyx_PyCode_New_function_description descr = {5, 0, 0, 7, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 373};
-    PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_sym, __pyx_mstate->__pyx_n_u_bids, __pyx_mstate->__pyx_n_u_asks, __pyx_mstate->__pyx_n_u_last_u, __pyx_mstate->__pyx_n_u_p, __pyx_mstate->__pyx_n_u_q};
-    __pyx_mstate_global->__pyx_codeobj_tab[8] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_ext_wsdecode_pyx, __pyx_mstate->__pyx_n_u_apply_diff, __pyx_mstate->__pyx_kp_b_iso88591_A_G1A_CuA_Qe_Q_CuA_Qe_Q_HAWA_4y, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[8])) goto bad;
-  }
-  {
-    const __Pyx_PyCode_New_function_description descr = {3, 0, 0, 7, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 386};
-    PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_sym, __pyx_mstate->__pyx_n_u_n, __pyx_mstate->__pyx_n_u_b, __pyx_mstate->__pyx_n_u_a, __pyx_mstate->__pyx_n_u_rit, __pyx_mstate->__pyx_n_u_it};
-    __pyx_mstate_global->__pyx_codeobj_tab[9] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_ext_wsdecode_pyx, __pyx_mstate->__pyx_n_u_top, __pyx_mstate->__pyx_kp_b_iso88591_A_G1A_4t1_9_U_4wa_d_T_at5_4s_3b, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[9])) goto bad;
-  }
-  {
-    const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 1, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1};
-    PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self};
-    __pyx_mstate_global->__pyx_codeobj_tab[10] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tree_fragment, __pyx_mstate->__pyx_n_u_reduce_cython, __pyx_mstate->__pyx_kp_b_iso88591_Q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[10])) goto bad;
-  }
-  {
-    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 2, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 3};
-    PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_pyx_state};
-    __pyx_mstate_global->__pyx_codeobj_tab[11] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tree_fragment, __pyx_mstate->__pyx_n_u_setstate_cython, __pyx_mstate->__pyx_kp_b_iso88591_Q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[11])) goto bad;
-  }
-  {
-    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 2, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 433};
+    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 2, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 270};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_k};
-    __pyx_mstate_global->__pyx_codeobj_tab[12] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_ext_wsdecode_pyx, __pyx_mstate->__pyx_n_u_writable, __pyx_mstate->__pyx_kp_b_iso88591_A_Kq_q_4uBd_2S_Qa_z_gQd_t5, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[12])) goto bad;
+    __pyx_mstate_global->__pyx_codeobj_tab[0] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_ext_wsdecode_pyx, __pyx_mstate->__pyx_n_u_writable, __pyx_mstate->__pyx_kp_b_iso88591_A_Kq_q_4uBd_2S_Qa_z_gQd_t5, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[0])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {3, 0, 0, 3, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 442};
+    const __Pyx_PyCode_New_function_description descr = {3, 0, 0, 3, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 279};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_nbytes, __pyx_mstate->__pyx_n_u_local_ts};
-    __pyx_mstate_global->__pyx_codeobj_tab[13] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_ext_wsdecode_pyx, __pyx_mstate->__pyx_n_u_commit, __pyx_mstate->__pyx_kp_b_iso88591_A_7_Bc_U_G2T_AQ_HA_Ja_L, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[13])) goto bad;
+    __pyx_mstate_global->__pyx_codeobj_tab[1] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_ext_wsdecode_pyx, __pyx_mstate->__pyx_n_u_commit, __pyx_mstate->__pyx_kp_b_iso88591_A_7_Bc_U_G2T_AQ_HA_Ja_L, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[1])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {3, 0, 0, 6, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 450};
+    const __Pyx_PyCode_New_function_description descr = {3, 0, 0, 6, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 287};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_data, __pyx_mstate->__pyx_n_u_local_ts, __pyx_mstate->__pyx_n_u_n, __pyx_mstate->__pyx_n_u_off, __pyx_mstate->__pyx_n_u_k};
-    __pyx_mstate_global->__pyx_codeobj_tab[14] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_ext_wsdecode_pyx, __pyx_mstate->__pyx_n_u_feed, __pyx_mstate->__pyx_kp_b_iso88591_A_D_az_L_d_A_1Bb_1Bb_T_b_A_r_A_k, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[14])) goto bad;
+    __pyx_mstate_global->__pyx_codeobj_tab[2] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_ext_wsdecode_pyx, __pyx_mstate->__pyx_n_u_feed, __pyx_mstate->__pyx_kp_b_iso88591_A_D_az_L_d_A_1Bb_1Bb_T_b_A_r_A_k, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[2])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 1, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 464};
+    const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 1, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 301};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self};
-    __pyx_mstate_global->__pyx_codeobj_tab[15] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_ext_wsdecode_pyx, __pyx_mstate->__pyx_n_u_pending, __pyx_mstate->__pyx_kp_b_iso88591_A_t5_e2T, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[15])) goto bad;
+    __pyx_mstate_global->__pyx_codeobj_tab[3] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_ext_wsdecode_pyx, __pyx_mstate->__pyx_n_u_pending, __pyx_mstate->__pyx_kp_b_iso88591_A_t5_e2T, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[3])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 1, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 467};
+    const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 1, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 304};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self};
-    __pyx_mstate_global->__pyx_codeobj_tab[16] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_ext_wsdecode_pyx, __pyx_mstate->__pyx_n_u_counters, __pyx_mstate->__pyx_kp_b_iso88591_A_i_4_4q_4z_9_Q_D_Q_T_A_XYd_D, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[16])) goto bad;
+    __pyx_mstate_global->__pyx_codeobj_tab[4] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_ext_wsdecode_pyx, __pyx_mstate->__pyx_n_u_counters, __pyx_mstate->__pyx_kp_b_iso88591_A_i_4_4q_4z_9_Q_D_Q_T_A_XYd_D, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[4])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 2, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 492};
+    const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 2, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 329};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_out};
-    __pyx_mstate_global->__pyx_codeobj_tab[17] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_ext_wsdecode_pyx, __pyx_mstate->__pyx_n_u_take_recording, __pyx_mstate->__pyx_kp_b_iso88591_A_e1D_D_A_q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[17])) goto bad;
+    __pyx_mstate_global->__pyx_codeobj_tab[5] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_ext_wsdecode_pyx, __pyx_mstate->__pyx_n_u_take_recording, __pyx_mstate->__pyx_kp_b_iso88591_A_e1D_D_A_q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[5])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 18, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 499};
+    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 18, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 336};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_out, __pyx_mstate->__pyx_n_u_cap, __pyx_mstate->__pyx_n_u_n, __pyx_mstate->__pyx_n_u_avail, __pyx_mstate->__pyx_n_u_p, __pyx_mstate->__pyx_n_u_hl, __pyx_mstate->__pyx_n_u_s, __pyx_mstate->__pyx_n_u_e, __pyx_mstate->__pyx_n_u_k, __pyx_mstate->__pyx_n_u_ln, __pyx_mstate->__pyx_n_u_b0, __pyx_mstate->__pyx_n_u_b1, __pyx_mstate->__pyx_n_u_op, __pyx_mstate->__pyx_n_u_fin, __pyx_mstate->__pyx_n_u_r, __pyx_mstate->__pyx_n_u_outp, __pyx_mstate->__pyx_n_u_buf};
-    __pyx_mstate_global->__pyx_codeobj_tab[18] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_ext_wsdecode_pyx, __pyx_mstate->__pyx_n_u_decode, __pyx_mstate->__pyx_kp_b_iso88591_A_A_7_5_3fCr_CzQTTU_AQ_c_q_Qa_IQ, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[18])) goto bad;
+    __pyx_mstate_global->__pyx_codeobj_tab[6] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_ext_wsdecode_pyx, __pyx_mstate->__pyx_n_u_decode, __pyx_mstate->__pyx_kp_b_iso88591_A_A_7_5_3fCr_CzQTTU_AQ_c_q_Qa_IQ, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[6])) goto bad;
   }
   {
     const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 1, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self};
-    __pyx_mstate_global->__pyx_codeobj_tab[19] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tree_fragment, __pyx_mstate->__pyx_n_u_reduce_cython, __pyx_mstate->__pyx_kp_b_iso88591_Q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[19])) goto bad;
+    __pyx_mstate_global->__pyx_codeobj_tab[7] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tree_fragment, __pyx_mstate->__pyx_n_u_reduce_cython, __pyx_mstate->__pyx_kp_b_iso88591_Q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[7])) goto bad;
   }
   {
     const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 2, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 3};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_pyx_state};
-    __pyx_mstate_global->__pyx_codeobj_tab[20] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tree_fragment, __pyx_mstate->__pyx_n_u_setstate_cython, __pyx_mstate->__pyx_kp_b_iso88591_Q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[20])) goto bad;
+    __pyx_mstate_global->__pyx_codeobj_tab[8] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tree_fragment, __pyx_mstate->__pyx_n_u_setstate_cython, __pyx_mstate->__pyx_kp_b_iso88591_Q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[8])) goto bad;
   }
   Py_DECREF(tuple_dedup_map);
   return 0;
@@ -43017,246 +37939,6 @@ end:
     return (__Pyx_RefNannyAPIStruct *)r;
 }
 #endif
-
-/* FastTypeChecks (used by GivenExceptionMatches) */
-#if CYTHON_COMPILING_IN_CPYTHON
-static int __Pyx_InBases(PyTypeObject *a, PyTypeObject *b) {
-    while (a) {
-        a = __Pyx_PyType_GetSlot(a, tp_base, PyTypeObject*);
-        if (a == b)
-            return 1;
-    }
-    return b == &PyBaseObject_Type;
-}
-static CYTHON_INLINE int __Pyx_IsSubtype(PyTypeObject *a, PyTypeObject *b) {
-    PyObject *mro;
-    if (a == b) return 1;
-    mro = a->tp_mro;
-    if (likely(mro)) {
-        Py_ssize_t i, n;
-        n = PyTuple_GET_SIZE(mro);
-        for (i = 0; i < n; i++) {
-            if (PyTuple_GET_ITEM(mro, i) == (PyObject *)b)
-                return 1;
-        }
-        return 0;
-    }
-    return __Pyx_InBases(a, b);
-}
-static CYTHON_INLINE int __Pyx_IsAnySubtype2(PyTypeObject *cls, PyTypeObject *a, PyTypeObject *b) {
-    PyObject *mro;
-    if (cls == a || cls == b) return 1;
-    mro = cls->tp_mro;
-    if (likely(mro)) {
-        Py_ssize_t i, n;
-        n = PyTuple_GET_SIZE(mro);
-        for (i = 0; i < n; i++) {
-            PyObject *base = PyTuple_GET_ITEM(mro, i);
-            if (base == (PyObject *)a || base == (PyObject *)b)
-                return 1;
-        }
-        return 0;
-    }
-    return __Pyx_InBases(cls, a) || __Pyx_InBases(cls, b);
-}
-#endif
-
-/* PyErrFetchRestore (used by GivenExceptionMatches) */
-#if CYTHON_FAST_THREAD_STATE
-static CYTHON_INLINE void __Pyx_ErrRestoreInState(PyThreadState *tstate, PyObject *type, PyObject *value, PyObject *tb) {
-#if PY_VERSION_HEX >= 0x030C00A6
-    PyObject *tmp_value;
-    assert(type == NULL || (value != NULL && type == (PyObject*) Py_TYPE(value)));
-    if (value) {
-        #if CYTHON_COMPILING_IN_CPYTHON
-        if (unlikely(((PyBaseExceptionObject*) value)->traceback != tb))
-        #endif
-            PyException_SetTraceback(value, tb);
-    }
-    tmp_value = tstate->current_exception;
-    tstate->current_exception = value;
-    Py_XDECREF(tmp_value);
-    Py_XDECREF(type);
-    Py_XDECREF(tb);
-#else
-    PyObject *tmp_type, *tmp_value, *tmp_tb;
-    tmp_type = tstate->curexc_type;
-    tmp_value = tstate->curexc_value;
-    tmp_tb = tstate->curexc_traceback;
-    tstate->curexc_type = type;
-    tstate->curexc_value = value;
-    tstate->curexc_traceback = tb;
-    Py_XDECREF(tmp_type);
-    Py_XDECREF(tmp_value);
-    Py_XDECREF(tmp_tb);
-#endif
-}
-static CYTHON_INLINE void __Pyx_ErrFetchInState(PyThreadState *tstate, PyObject **type, PyObject **value, PyObject **tb) {
-#if PY_VERSION_HEX >= 0x030C00A6
-    PyObject* exc_value;
-    exc_value = tstate->current_exception;
-    tstate->current_exception = 0;
-    *value = exc_value;
-    *type = NULL;
-    *tb = NULL;
-    if (exc_value) {
-        *type = (PyObject*) Py_TYPE(exc_value);
-        Py_INCREF(*type);
-        #if CYTHON_COMPILING_IN_CPYTHON
-        *tb = ((PyBaseExceptionObject*) exc_value)->traceback;
-        Py_XINCREF(*tb);
-        #else
-        *tb = PyException_GetTraceback(exc_value);
-        #endif
-    }
-#else
-    *type = tstate->curexc_type;
-    *value = tstate->curexc_value;
-    *tb = tstate->curexc_traceback;
-    tstate->curexc_type = 0;
-    tstate->curexc_value = 0;
-    tstate->curexc_traceback = 0;
-#endif
-}
-#endif
-
-/* GivenExceptionMatches (used by PyErrExceptionMatches) */
-#if CYTHON_COMPILING_IN_CPYTHON
-static CYTHON_INLINE int __Pyx_inner_PyErr_GivenExceptionMatches2(PyObject *err, PyObject* exc_type1, PyObject *exc_type2) {
-    if (exc_type1) {
-        return __Pyx_IsAnySubtype2((PyTypeObject*)err, (PyTypeObject*)exc_type1, (PyTypeObject*)exc_type2);
-    } else {
-        return __Pyx_IsSubtype((PyTypeObject*)err, (PyTypeObject*)exc_type2);
-    }
-}
-static int __Pyx_PyErr_GivenExceptionMatchesTuple(PyObject *exc_type, PyObject *tuple) {
-    Py_ssize_t i, n;
-    assert(PyExceptionClass_Check(exc_type));
-    n = PyTuple_GET_SIZE(tuple);
-    for (i=0; i<n; i++) {
-        if (exc_type == PyTuple_GET_ITEM(tuple, i)) return 1;
-    }
-    for (i=0; i<n; i++) {
-        PyObject *t = PyTuple_GET_ITEM(tuple, i);
-        if (likely(PyExceptionClass_Check(t))) {
-            if (__Pyx_inner_PyErr_GivenExceptionMatches2(exc_type, NULL, t)) return 1;
-        } else {
-        }
-    }
-    return 0;
-}
-static CYTHON_INLINE int __Pyx_PyErr_GivenExceptionMatches(PyObject *err, PyObject* exc_type) {
-    if (likely(err == exc_type)) return 1;
-    if (likely(PyExceptionClass_Check(err))) {
-        if (likely(PyExceptionClass_Check(exc_type))) {
-            return __Pyx_inner_PyErr_GivenExceptionMatches2(err, NULL, exc_type);
-        } else if (likely(PyTuple_Check(exc_type))) {
-            return __Pyx_PyErr_GivenExceptionMatchesTuple(err, exc_type);
-        } else {
-        }
-    }
-    return PyErr_GivenExceptionMatches(err, exc_type);
-}
-static CYTHON_INLINE int __Pyx_PyErr_GivenExceptionMatches2(PyObject *err, PyObject *exc_type1, PyObject *exc_type2) {
-    assert(PyExceptionClass_Check(exc_type1));
-    assert(PyExceptionClass_Check(exc_type2));
-    if (likely(err == exc_type1 || err == exc_type2)) return 1;
-    if (likely(PyExceptionClass_Check(err))) {
-        return __Pyx_inner_PyErr_GivenExceptionMatches2(err, exc_type1, exc_type2);
-    }
-    return (PyErr_GivenExceptionMatches(err, exc_type1) || PyErr_GivenExceptionMatches(err, exc_type2));
-}
-#endif
-
-/* PyErrExceptionMatches (used by PyObjectGetAttrStrNoError) */
-#if CYTHON_FAST_THREAD_STATE
-static int __Pyx_PyErr_ExceptionMatchesTuple(PyObject *exc_type, PyObject *tuple) {
-    Py_ssize_t i, n;
-    n = PyTuple_GET_SIZE(tuple);
-    for (i=0; i<n; i++) {
-        if (exc_type == PyTuple_GET_ITEM(tuple, i)) return 1;
-    }
-    for (i=0; i<n; i++) {
-        if (__Pyx_PyErr_GivenExceptionMatches(exc_type, PyTuple_GET_ITEM(tuple, i))) return 1;
-    }
-    return 0;
-}
-static CYTHON_INLINE int __Pyx_PyErr_ExceptionMatchesInState(PyThreadState* tstate, PyObject* err) {
-    int result;
-    PyObject *exc_type;
-#if PY_VERSION_HEX >= 0x030C00A6
-    PyObject *current_exception = tstate->current_exception;
-    if (unlikely(!current_exception)) return 0;
-    exc_type = (PyObject*) Py_TYPE(current_exception);
-    if (exc_type == err) return 1;
-#else
-    exc_type = tstate->curexc_type;
-    if (exc_type == err) return 1;
-    if (unlikely(!exc_type)) return 0;
-#endif
-    #if CYTHON_AVOID_BORROWED_REFS
-    Py_INCREF(exc_type);
-    #endif
-    if (unlikely(PyTuple_Check(err))) {
-        result = __Pyx_PyErr_ExceptionMatchesTuple(exc_type, err);
-    } else {
-        result = __Pyx_PyErr_GivenExceptionMatches(exc_type, err);
-    }
-    #if CYTHON_AVOID_BORROWED_REFS
-    Py_DECREF(exc_type);
-    #endif
-    return result;
-}
-#endif
-
-/* PyObjectGetAttrStr (used by PyObjectGetAttrStrNoError) */
-#if CYTHON_USE_TYPE_SLOTS
-static CYTHON_INLINE PyObject* __Pyx_PyObject_GetAttrStr(PyObject* obj, PyObject* attr_name) {
-    PyTypeObject* tp = Py_TYPE(obj);
-    if (likely(tp->tp_getattro))
-        return tp->tp_getattro(obj, attr_name);
-    return PyObject_GetAttr(obj, attr_name);
-}
-#endif
-
-/* PyObjectGetAttrStrNoError (used by GetBuiltinName) */
-#if __PYX_LIMITED_VERSION_HEX < 0x030d0000
-static void __Pyx_PyObject_GetAttrStr_ClearAttributeError(void) {
-    __Pyx_PyThreadState_declare
-    __Pyx_PyThreadState_assign
-    if (likely(__Pyx_PyErr_ExceptionMatches(PyExc_AttributeError)))
-        __Pyx_PyErr_Clear();
-}
-#endif
-static CYTHON_INLINE PyObject* __Pyx_PyObject_GetAttrStrNoError(PyObject* obj, PyObject* attr_name) {
-    PyObject *result;
-#if __PYX_LIMITED_VERSION_HEX >= 0x030d0000
-    (void) PyObject_GetOptionalAttr(obj, attr_name, &result);
-    return result;
-#else
-#if CYTHON_COMPILING_IN_CPYTHON && CYTHON_USE_TYPE_SLOTS
-    PyTypeObject* tp = Py_TYPE(obj);
-    if (likely(tp->tp_getattro == PyObject_GenericGetAttr)) {
-        return _PyObject_GenericGetAttrWithDict(obj, attr_name, NULL, 1);
-    }
-#endif
-    result = __Pyx_PyObject_GetAttrStr(obj, attr_name);
-    if (unlikely(!result)) {
-        __Pyx_PyObject_GetAttrStr_ClearAttributeError();
-    }
-    return result;
-#endif
-}
-
-/* GetBuiltinName */
-static PyObject *__Pyx_GetBuiltinName(PyObject *name) {
-    PyObject* result = __Pyx_PyObject_GetAttrStrNoError(__pyx_mstate_global->__pyx_b, name);
-    if (unlikely(!result) && !PyErr_Occurred()) {
-        PyErr_Format(PyExc_NameError,
-            "name '%U' is not defined", name);
-    }
-    return result;
-}
 
 /* CopyObjectArray (used by TupleOrListFromArrayImpl) */
 #if CYTHON_COMPILING_IN_CPYTHON
@@ -43536,6 +38218,59 @@ static CYTHON_INLINE int __Pyx_IgnoreGivenException(PyObject *given_exception, P
     }
     return 0;
 }
+
+/* FastTypeChecks (used by UnpackUnboundCMethod_impl) */
+#if CYTHON_COMPILING_IN_CPYTHON
+static int __Pyx_InBases(PyTypeObject *a, PyTypeObject *b) {
+    while (a) {
+        a = __Pyx_PyType_GetSlot(a, tp_base, PyTypeObject*);
+        if (a == b)
+            return 1;
+    }
+    return b == &PyBaseObject_Type;
+}
+static CYTHON_INLINE int __Pyx_IsSubtype(PyTypeObject *a, PyTypeObject *b) {
+    PyObject *mro;
+    if (a == b) return 1;
+    mro = a->tp_mro;
+    if (likely(mro)) {
+        Py_ssize_t i, n;
+        n = PyTuple_GET_SIZE(mro);
+        for (i = 0; i < n; i++) {
+            if (PyTuple_GET_ITEM(mro, i) == (PyObject *)b)
+                return 1;
+        }
+        return 0;
+    }
+    return __Pyx_InBases(a, b);
+}
+static CYTHON_INLINE int __Pyx_IsAnySubtype2(PyTypeObject *cls, PyTypeObject *a, PyTypeObject *b) {
+    PyObject *mro;
+    if (cls == a || cls == b) return 1;
+    mro = cls->tp_mro;
+    if (likely(mro)) {
+        Py_ssize_t i, n;
+        n = PyTuple_GET_SIZE(mro);
+        for (i = 0; i < n; i++) {
+            PyObject *base = PyTuple_GET_ITEM(mro, i);
+            if (base == (PyObject *)a || base == (PyObject *)b)
+                return 1;
+        }
+        return 0;
+    }
+    return __Pyx_InBases(cls, a) || __Pyx_InBases(cls, b);
+}
+#endif
+
+/* PyObjectGetAttrStr (used by UnpackUnboundCMethod_impl) */
+#if CYTHON_USE_TYPE_SLOTS
+static CYTHON_INLINE PyObject* __Pyx_PyObject_GetAttrStr(PyObject* obj, PyObject* attr_name) {
+    PyTypeObject* tp = Py_TYPE(obj);
+    if (likely(tp->tp_getattro))
+        return tp->tp_getattro(obj, attr_name);
+    return PyObject_GetAttr(obj, attr_name);
+}
+#endif
 
 /* UnpackUnboundCMethod_impl (used by UnpackUnboundCMethod) */
 #if CYTHON_COMPILING_IN_LIMITED_API && __PYX_LIMITED_VERSION_HEX < 0x030C0000
@@ -44254,6 +38989,193 @@ static CYTHON_INLINE int __Pyx_ArgTypeTest(PyObject *obj, PyTypeObject *type, in
         return 1;
     __Pyx_ArgTypeError(obj, type, name, exact);
     return 0;
+}
+
+/* PyErrFetchRestore (used by GivenExceptionMatches) */
+#if CYTHON_FAST_THREAD_STATE
+static CYTHON_INLINE void __Pyx_ErrRestoreInState(PyThreadState *tstate, PyObject *type, PyObject *value, PyObject *tb) {
+#if PY_VERSION_HEX >= 0x030C00A6
+    PyObject *tmp_value;
+    assert(type == NULL || (value != NULL && type == (PyObject*) Py_TYPE(value)));
+    if (value) {
+        #if CYTHON_COMPILING_IN_CPYTHON
+        if (unlikely(((PyBaseExceptionObject*) value)->traceback != tb))
+        #endif
+            PyException_SetTraceback(value, tb);
+    }
+    tmp_value = tstate->current_exception;
+    tstate->current_exception = value;
+    Py_XDECREF(tmp_value);
+    Py_XDECREF(type);
+    Py_XDECREF(tb);
+#else
+    PyObject *tmp_type, *tmp_value, *tmp_tb;
+    tmp_type = tstate->curexc_type;
+    tmp_value = tstate->curexc_value;
+    tmp_tb = tstate->curexc_traceback;
+    tstate->curexc_type = type;
+    tstate->curexc_value = value;
+    tstate->curexc_traceback = tb;
+    Py_XDECREF(tmp_type);
+    Py_XDECREF(tmp_value);
+    Py_XDECREF(tmp_tb);
+#endif
+}
+static CYTHON_INLINE void __Pyx_ErrFetchInState(PyThreadState *tstate, PyObject **type, PyObject **value, PyObject **tb) {
+#if PY_VERSION_HEX >= 0x030C00A6
+    PyObject* exc_value;
+    exc_value = tstate->current_exception;
+    tstate->current_exception = 0;
+    *value = exc_value;
+    *type = NULL;
+    *tb = NULL;
+    if (exc_value) {
+        *type = (PyObject*) Py_TYPE(exc_value);
+        Py_INCREF(*type);
+        #if CYTHON_COMPILING_IN_CPYTHON
+        *tb = ((PyBaseExceptionObject*) exc_value)->traceback;
+        Py_XINCREF(*tb);
+        #else
+        *tb = PyException_GetTraceback(exc_value);
+        #endif
+    }
+#else
+    *type = tstate->curexc_type;
+    *value = tstate->curexc_value;
+    *tb = tstate->curexc_traceback;
+    tstate->curexc_type = 0;
+    tstate->curexc_value = 0;
+    tstate->curexc_traceback = 0;
+#endif
+}
+#endif
+
+/* GivenExceptionMatches (used by PyErrExceptionMatches) */
+#if CYTHON_COMPILING_IN_CPYTHON
+static CYTHON_INLINE int __Pyx_inner_PyErr_GivenExceptionMatches2(PyObject *err, PyObject* exc_type1, PyObject *exc_type2) {
+    if (exc_type1) {
+        return __Pyx_IsAnySubtype2((PyTypeObject*)err, (PyTypeObject*)exc_type1, (PyTypeObject*)exc_type2);
+    } else {
+        return __Pyx_IsSubtype((PyTypeObject*)err, (PyTypeObject*)exc_type2);
+    }
+}
+static int __Pyx_PyErr_GivenExceptionMatchesTuple(PyObject *exc_type, PyObject *tuple) {
+    Py_ssize_t i, n;
+    assert(PyExceptionClass_Check(exc_type));
+    n = PyTuple_GET_SIZE(tuple);
+    for (i=0; i<n; i++) {
+        if (exc_type == PyTuple_GET_ITEM(tuple, i)) return 1;
+    }
+    for (i=0; i<n; i++) {
+        PyObject *t = PyTuple_GET_ITEM(tuple, i);
+        if (likely(PyExceptionClass_Check(t))) {
+            if (__Pyx_inner_PyErr_GivenExceptionMatches2(exc_type, NULL, t)) return 1;
+        } else {
+        }
+    }
+    return 0;
+}
+static CYTHON_INLINE int __Pyx_PyErr_GivenExceptionMatches(PyObject *err, PyObject* exc_type) {
+    if (likely(err == exc_type)) return 1;
+    if (likely(PyExceptionClass_Check(err))) {
+        if (likely(PyExceptionClass_Check(exc_type))) {
+            return __Pyx_inner_PyErr_GivenExceptionMatches2(err, NULL, exc_type);
+        } else if (likely(PyTuple_Check(exc_type))) {
+            return __Pyx_PyErr_GivenExceptionMatchesTuple(err, exc_type);
+        } else {
+        }
+    }
+    return PyErr_GivenExceptionMatches(err, exc_type);
+}
+static CYTHON_INLINE int __Pyx_PyErr_GivenExceptionMatches2(PyObject *err, PyObject *exc_type1, PyObject *exc_type2) {
+    assert(PyExceptionClass_Check(exc_type1));
+    assert(PyExceptionClass_Check(exc_type2));
+    if (likely(err == exc_type1 || err == exc_type2)) return 1;
+    if (likely(PyExceptionClass_Check(err))) {
+        return __Pyx_inner_PyErr_GivenExceptionMatches2(err, exc_type1, exc_type2);
+    }
+    return (PyErr_GivenExceptionMatches(err, exc_type1) || PyErr_GivenExceptionMatches(err, exc_type2));
+}
+#endif
+
+/* PyErrExceptionMatches (used by PyObjectGetAttrStrNoError) */
+#if CYTHON_FAST_THREAD_STATE
+static int __Pyx_PyErr_ExceptionMatchesTuple(PyObject *exc_type, PyObject *tuple) {
+    Py_ssize_t i, n;
+    n = PyTuple_GET_SIZE(tuple);
+    for (i=0; i<n; i++) {
+        if (exc_type == PyTuple_GET_ITEM(tuple, i)) return 1;
+    }
+    for (i=0; i<n; i++) {
+        if (__Pyx_PyErr_GivenExceptionMatches(exc_type, PyTuple_GET_ITEM(tuple, i))) return 1;
+    }
+    return 0;
+}
+static CYTHON_INLINE int __Pyx_PyErr_ExceptionMatchesInState(PyThreadState* tstate, PyObject* err) {
+    int result;
+    PyObject *exc_type;
+#if PY_VERSION_HEX >= 0x030C00A6
+    PyObject *current_exception = tstate->current_exception;
+    if (unlikely(!current_exception)) return 0;
+    exc_type = (PyObject*) Py_TYPE(current_exception);
+    if (exc_type == err) return 1;
+#else
+    exc_type = tstate->curexc_type;
+    if (exc_type == err) return 1;
+    if (unlikely(!exc_type)) return 0;
+#endif
+    #if CYTHON_AVOID_BORROWED_REFS
+    Py_INCREF(exc_type);
+    #endif
+    if (unlikely(PyTuple_Check(err))) {
+        result = __Pyx_PyErr_ExceptionMatchesTuple(exc_type, err);
+    } else {
+        result = __Pyx_PyErr_GivenExceptionMatches(exc_type, err);
+    }
+    #if CYTHON_AVOID_BORROWED_REFS
+    Py_DECREF(exc_type);
+    #endif
+    return result;
+}
+#endif
+
+/* PyObjectGetAttrStrNoError (used by GetBuiltinName) */
+#if __PYX_LIMITED_VERSION_HEX < 0x030d0000
+static void __Pyx_PyObject_GetAttrStr_ClearAttributeError(void) {
+    __Pyx_PyThreadState_declare
+    __Pyx_PyThreadState_assign
+    if (likely(__Pyx_PyErr_ExceptionMatches(PyExc_AttributeError)))
+        __Pyx_PyErr_Clear();
+}
+#endif
+static CYTHON_INLINE PyObject* __Pyx_PyObject_GetAttrStrNoError(PyObject* obj, PyObject* attr_name) {
+    PyObject *result;
+#if __PYX_LIMITED_VERSION_HEX >= 0x030d0000
+    (void) PyObject_GetOptionalAttr(obj, attr_name, &result);
+    return result;
+#else
+#if CYTHON_COMPILING_IN_CPYTHON && CYTHON_USE_TYPE_SLOTS
+    PyTypeObject* tp = Py_TYPE(obj);
+    if (likely(tp->tp_getattro == PyObject_GenericGetAttr)) {
+        return _PyObject_GenericGetAttrWithDict(obj, attr_name, NULL, 1);
+    }
+#endif
+    result = __Pyx_PyObject_GetAttrStr(obj, attr_name);
+    if (unlikely(!result)) {
+        __Pyx_PyObject_GetAttrStr_ClearAttributeError();
+    }
+    return result;
+#endif
+}
+
+/* GetBuiltinName */
+static PyObject *__Pyx_GetBuiltinName(PyObject *name) {
+    PyObject* result = __Pyx_PyObject_GetAttrStrNoError(__pyx_mstate_global->__pyx_b, name);
+    if (unlikely(!result) && !PyErr_Occurred()) {
+        PyErr_Format(PyExc_NameError,
+            "name '%U' is not defined", name);
+    }
+    return result;
 }
 
 /* PyObjectFastCallMethod */
@@ -46188,688 +41110,6 @@ static CYTHON_INLINE long __Pyx_div_long(long a, long b, int b_is_constant) {
     return q - adapt_python;
 }
 
-/* PyLongBinop */
-#if !CYTHON_COMPILING_IN_PYPY
-static PyObject* __Pyx_Fallback___Pyx_PyLong_AddObjC(PyObject *op1, PyObject *op2, int inplace) {
-    return (inplace ? PyNumber_InPlaceAdd : PyNumber_Add)(op1, op2);
-}
-#if CYTHON_USE_PYLONG_INTERNALS
-static PyObject* __Pyx_Unpacked___Pyx_PyLong_AddObjC(PyObject *op1, PyObject *op2, long intval, int inplace, int zerodivision_check) {
-    CYTHON_MAYBE_UNUSED_VAR(inplace);
-    CYTHON_UNUSED_VAR(zerodivision_check);
-    const long b = intval;
-    long a;
-    const PY_LONG_LONG llb = intval;
-    PY_LONG_LONG lla;
-    if (unlikely(__Pyx_PyLong_IsZero(op1))) {
-        return __Pyx_NewRef(op2);
-    }
-    const int is_positive = __Pyx_PyLong_IsPos(op1);
-    const digit* digits = __Pyx_PyLong_Digits(op1);
-    const Py_ssize_t size = __Pyx_PyLong_DigitCount(op1);
-    if (likely(size == 1)) {
-        a = (long) digits[0];
-        if (!is_positive) a *= -1;
-    } else {
-        if (size == 2 && 8 * sizeof(long) - 1 > 2 * PyLong_SHIFT) {
-            a = (long) (((((unsigned long)digits[1]) << PyLong_SHIFT) | (unsigned long)digits[0]));
-            if (!is_positive) a *= -1;
-            goto calculate_long;
-        } else if (size == 2 && 8 * sizeof(PY_LONG_LONG) - 1 > 2 * PyLong_SHIFT) {
-            lla = (PY_LONG_LONG) (((((unsigned PY_LONG_LONG)digits[1]) << PyLong_SHIFT) | (unsigned PY_LONG_LONG)digits[0]));
-            if (!is_positive) lla *= -1;
-            goto calculate_long_long;
-        } else
-        if (size == 3 && 8 * sizeof(long) - 1 > 3 * PyLong_SHIFT) {
-            a = (long) (((((((unsigned long)digits[2]) << PyLong_SHIFT) | (unsigned long)digits[1]) << PyLong_SHIFT) | (unsigned long)digits[0]));
-            if (!is_positive) a *= -1;
-            goto calculate_long;
-        } else if (size == 3 && 8 * sizeof(PY_LONG_LONG) - 1 > 3 * PyLong_SHIFT) {
-            lla = (PY_LONG_LONG) (((((((unsigned PY_LONG_LONG)digits[2]) << PyLong_SHIFT) | (unsigned PY_LONG_LONG)digits[1]) << PyLong_SHIFT) | (unsigned PY_LONG_LONG)digits[0]));
-            if (!is_positive) lla *= -1;
-            goto calculate_long_long;
-        } else
-        if (size == 4 && 8 * sizeof(long) - 1 > 4 * PyLong_SHIFT) {
-            a = (long) (((((((((unsigned long)digits[3]) << PyLong_SHIFT) | (unsigned long)digits[2]) << PyLong_SHIFT) | (unsigned long)digits[1]) << PyLong_SHIFT) | (unsigned long)digits[0]));
-            if (!is_positive) a *= -1;
-            goto calculate_long;
-        } else if (size == 4 && 8 * sizeof(PY_LONG_LONG) - 1 > 4 * PyLong_SHIFT) {
-            lla = (PY_LONG_LONG) (((((((((unsigned PY_LONG_LONG)digits[3]) << PyLong_SHIFT) | (unsigned PY_LONG_LONG)digits[2]) << PyLong_SHIFT) | (unsigned PY_LONG_LONG)digits[1]) << PyLong_SHIFT) | (unsigned PY_LONG_LONG)digits[0]));
-            if (!is_positive) lla *= -1;
-            goto calculate_long_long;
-        } else
-        {}
-        return PyLong_Type.tp_as_number->nb_add(op1, op2);
-    }
-    calculate_long:
-        {
-            long x;
-            x = a + b;
-            return PyLong_FromLong(x);
-        }
-    calculate_long_long:
-        {
-            PY_LONG_LONG llx;
-            llx = lla + llb;
-            return PyLong_FromLongLong(llx);
-        }
-    
-}
-#endif
-static PyObject* __Pyx_Float___Pyx_PyLong_AddObjC(PyObject *float_val, long intval, int zerodivision_check) {
-    CYTHON_UNUSED_VAR(zerodivision_check);
-    const long b = intval;
-    double a = __Pyx_PyFloat_AS_DOUBLE(float_val);
-        double result;
-        
-        result = ((double)a) + (double)b;
-        return PyFloat_FromDouble(result);
-}
-static CYTHON_INLINE PyObject* __Pyx_PyLong_AddObjC(PyObject *op1, PyObject *op2, long intval, int inplace, int zerodivision_check) {
-    CYTHON_MAYBE_UNUSED_VAR(intval);
-    CYTHON_UNUSED_VAR(zerodivision_check);
-    #if CYTHON_USE_PYLONG_INTERNALS
-    if (likely(PyLong_CheckExact(op1))) {
-        return __Pyx_Unpacked___Pyx_PyLong_AddObjC(op1, op2, intval, inplace, zerodivision_check);
-    }
-    #endif
-    if (PyFloat_CheckExact(op1)) {
-        return __Pyx_Float___Pyx_PyLong_AddObjC(op1, intval, zerodivision_check);
-    }
-    return __Pyx_Fallback___Pyx_PyLong_AddObjC(op1, op2, inplace);
-}
-#endif
-
-/* PyObjectVectorcallKwds */
-#if CYTHON_VECTORCALL
-CYTHON_UNUSED static int __Pyx_CheckVectorcallKwarg(PyObject *kwnames, Py_ssize_t i) {
-    PyObject *key = __Pyx_PyTuple_GET_ITEM(kwnames, i);
-#if !CYTHON_ASSUME_SAFE_MACROS
-    if (unlikely(!key)) return -1;
-#endif
-    if (unlikely(!PyUnicode_Check(key))) {
-        PyErr_SetString(PyExc_TypeError, "keywords must be strings");
-        return -1;
-    }
-    return 0;
-}
-#else
-CYTHON_UNUSED static PyObject *__Pyx_MakeKwargDict(PyObject **keys, PyObject **values, Py_ssize_t n) {
-    PyObject *out = PyDict_New();
-    if (unlikely(!out)) return NULL;
-    for (Py_ssize_t i=0; i<n; ++i) {
-        if (unlikely(PyDict_SetItem(out, keys[i], values[i]) < 0)) {
-            Py_DECREF(out);
-            return NULL;
-        }
-    }
-    return out;
-}
-CYTHON_UNUSED static int __Pyx_CheckVectorcallKwarg(PyObject **kwnames, Py_ssize_t i) {
-    PyObject *key = kwnames[i];
-    if (unlikely(!PyUnicode_Check(key))) {
-        PyErr_SetString(PyExc_TypeError, "keywords must be strings");
-        return -1;
-    }
-    return 0;
-}
-#endif
-
-/* IterFinish (used by dict_iter_common) */
-static CYTHON_INLINE int __Pyx_IterFinish(void) {
-    PyObject* exc_type;
-    __Pyx_PyThreadState_declare
-    __Pyx_PyThreadState_assign
-    exc_type = __Pyx_PyErr_CurrentExceptionType();
-    if (unlikely(exc_type)) {
-        if (unlikely(!__Pyx_PyErr_GivenExceptionMatches(exc_type, PyExc_StopIteration)))
-            return -1;
-        __Pyx_PyErr_Clear();
-        return 0;
-    }
-    return 0;
-}
-
-/* PyObjectCallMethod0 (used by dict_iter_common) */
-static CYTHON_INLINE PyObject* __Pyx_PyObject_CallMethod0(PyObject* obj, PyObject* method_name) {
-#if CYTHON_VECTORCALL && (__PYX_LIMITED_VERSION_HEX >= 0x030C0000 || !CYTHON_COMPILING_IN_LIMITED_API)
-    return PyObject_VectorcallMethod(method_name, &obj, 1 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
-#elif CYTHON_COMPILING_IN_LIMITED_API
-    return PyObject_CallMethodObjArgs(obj, method_name, NULL);
-#else
-    return PyObject_CallMethodNoArgs(obj, method_name);
-#endif
-}
-
-/* UnpackItemEndCheck (used by UnpackTuple2) */
-static int __Pyx_IternextUnpackEndCheck(PyObject *retval, Py_ssize_t expected) {
-    if (unlikely(retval)) {
-        Py_DECREF(retval);
-        __Pyx_RaiseTooManyValuesError(expected);
-        return -1;
-    }
-    return __Pyx_IterFinish();
-}
-
-/* UnpackTupleError (used by UnpackTuple2) */
-static void __Pyx_UnpackTupleError(PyObject *t, Py_ssize_t index) {
-    if (t == Py_None) {
-      __Pyx_RaiseNoneNotIterableError();
-    } else {
-      Py_ssize_t size = __Pyx_PyTuple_GET_SIZE(t);
- #if !CYTHON_ASSUME_SAFE_SIZE
-      if (unlikely(size < 0)) return;
- #endif
-      if (size < index) {
-        __Pyx_RaiseNeedMoreValuesError(size);
-      } else {
-        __Pyx_RaiseTooManyValuesError(index);
-      }
-    }
-}
-
-/* UnpackTuple2 (used by dict_iter_common) */
-static CYTHON_INLINE int __Pyx_unpack_tuple2(
-        PyObject* tuple, PyObject** value1, PyObject** value2, int is_tuple, int has_known_size, int decref_tuple) {
-    if (likely(is_tuple || PyTuple_Check(tuple))) {
-        Py_ssize_t size;
-        if (has_known_size) {
-            return __Pyx_unpack_tuple2_exact(tuple, value1, value2, decref_tuple);
-        }
-        size = __Pyx_PyTuple_GET_SIZE(tuple);
-        if (likely(size == 2)) {
-            return __Pyx_unpack_tuple2_exact(tuple, value1, value2, decref_tuple);
-        }
-        if (size >= 0) {
-            __Pyx_UnpackTupleError(tuple, 2);
-        }
-        return -1;
-    } else {
-        return __Pyx_unpack_tuple2_generic(tuple, value1, value2, has_known_size, decref_tuple);
-    }
-}
-static CYTHON_INLINE int __Pyx_unpack_tuple2_exact(
-        PyObject* tuple, PyObject** pvalue1, PyObject** pvalue2, int decref_tuple) {
-    PyObject *value1 = NULL, *value2 = NULL;
-#if CYTHON_AVOID_BORROWED_REFS || !CYTHON_ASSUME_SAFE_MACROS
-    value1 = __Pyx_PySequence_ITEM(tuple, 0);  if (unlikely(!value1)) goto bad;
-    value2 = __Pyx_PySequence_ITEM(tuple, 1);  if (unlikely(!value2)) goto bad;
-#else
-    value1 = PyTuple_GET_ITEM(tuple, 0);  Py_INCREF(value1);
-    value2 = PyTuple_GET_ITEM(tuple, 1);  Py_INCREF(value2);
-#endif
-    if (decref_tuple) {
-        Py_DECREF(tuple);
-    }
-    *pvalue1 = value1;
-    *pvalue2 = value2;
-    return 0;
-#if CYTHON_AVOID_BORROWED_REFS || !CYTHON_ASSUME_SAFE_MACROS
-bad:
-    Py_XDECREF(value1);
-    Py_XDECREF(value2);
-    if (decref_tuple) { Py_XDECREF(tuple); }
-    return -1;
-#endif
-}
-static int __Pyx_unpack_tuple2_generic(PyObject* tuple, PyObject** pvalue1, PyObject** pvalue2,
-                                       int has_known_size, int decref_tuple) {
-    Py_ssize_t index;
-    PyObject *value1 = NULL, *value2 = NULL, *iter = NULL;
-    iternextfunc iternext;
-    iter = PyObject_GetIter(tuple);
-    if (unlikely(!iter)) goto bad;
-    if (decref_tuple) { Py_DECREF(tuple); tuple = NULL; }
-    iternext = __Pyx_PyObject_GetIterNextFunc(iter);
-    value1 = iternext(iter); if (unlikely(!value1)) { index = 0; goto unpacking_failed; }
-    value2 = iternext(iter); if (unlikely(!value2)) { index = 1; goto unpacking_failed; }
-    if (!has_known_size && unlikely(__Pyx_IternextUnpackEndCheck(iternext(iter), 2))) goto bad;
-    Py_DECREF(iter);
-    *pvalue1 = value1;
-    *pvalue2 = value2;
-    return 0;
-unpacking_failed:
-    if (!has_known_size && __Pyx_IterFinish() == 0)
-        __Pyx_RaiseNeedMoreValuesError(index);
-bad:
-    Py_XDECREF(iter);
-    Py_XDECREF(value1);
-    Py_XDECREF(value2);
-    if (decref_tuple) { Py_XDECREF(tuple); }
-    return -1;
-}
-
-/* dict_iter_common (used by dict_iter) */
-static PyObject *__Pyx_dict_call_to_get_iterable(PyObject* iterable, PyObject* method_name) {
-    PyObject* iter;
-    iterable = __Pyx_PyObject_CallMethod0(iterable, method_name);
-    if (!iterable)
-        return NULL;
-#if !CYTHON_AVOID_BORROWED_REFS
-    if (PyTuple_CheckExact(iterable) || PyList_CheckExact(iterable))
-        return iterable;
-#endif
-    iter = PyObject_GetIter(iterable);
-    Py_DECREF(iterable);
-    return iter;
-}
-#if !CYTHON_AVOID_BORROWED_REFS
-static CYTHON_INLINE int __Pyx_dict_iter_next_source_is_dict(
-        PyObject* iter_obj, CYTHON_NCP_UNUSED Py_ssize_t orig_length, CYTHON_NCP_UNUSED Py_ssize_t* ppos,
-        PyObject** pkey, PyObject** pvalue, PyObject** pitem) {
-    PyObject *key, *value;
-    if (unlikely(orig_length != PyDict_Size(iter_obj))) {
-        PyErr_SetString(PyExc_RuntimeError, "dictionary changed size during iteration");
-        return -1;
-    }
-    if (unlikely(!PyDict_Next(iter_obj, ppos, &key, &value))) {
-        return 0;
-    }
-    if (pitem) {
-        PyObject* tuple = PyTuple_New(2);
-        if (unlikely(!tuple)) {
-            return -1;
-        }
-        Py_INCREF(key);
-        Py_INCREF(value);
-        #if CYTHON_ASSUME_SAFE_MACROS
-        PyTuple_SET_ITEM(tuple, 0, key);
-        PyTuple_SET_ITEM(tuple, 1, value);
-        #else
-        if (unlikely(PyTuple_SetItem(tuple, 0, key) < 0)) {
-            Py_DECREF(value);
-            Py_DECREF(tuple);
-            return -1;
-        }
-        if (unlikely(PyTuple_SetItem(tuple, 1, value) < 0)) {
-            Py_DECREF(tuple);
-            return -1;
-        }
-        #endif
-        *pitem = tuple;
-    } else {
-        if (pkey) {
-            Py_INCREF(key);
-            *pkey = key;
-        }
-        if (pvalue) {
-            Py_INCREF(value);
-            *pvalue = value;
-        }
-    }
-    return 1;
-}
-#endif
-static CYTHON_INLINE int __Pyx_dict_iter_next(
-        PyObject* iter_obj, CYTHON_NCP_UNUSED Py_ssize_t orig_length, CYTHON_NCP_UNUSED Py_ssize_t* ppos,
-        PyObject** pkey, PyObject** pvalue, PyObject** pitem, int source_is_dict) {
-    PyObject* next_item;
-#if !CYTHON_AVOID_BORROWED_REFS
-    if (source_is_dict) {
-        int result;
-#if PY_VERSION_HEX >= 0x030d0000 && !CYTHON_COMPILING_IN_LIMITED_API
-        Py_BEGIN_CRITICAL_SECTION(iter_obj);
-#endif
-        result = __Pyx_dict_iter_next_source_is_dict(iter_obj, orig_length, ppos, pkey, pvalue, pitem);
-#if PY_VERSION_HEX >= 0x030d0000 && !CYTHON_COMPILING_IN_LIMITED_API
-        Py_END_CRITICAL_SECTION();
-#endif
-        return result;
-    } else if (PyTuple_CheckExact(iter_obj)) {
-        Py_ssize_t pos = *ppos;
-        Py_ssize_t tuple_size = __Pyx_PyTuple_GET_SIZE(iter_obj);
-        #if !CYTHON_ASSUME_SAFE_SIZE
-        if (unlikely(tuple_size < 0)) return -1;
-        #endif
-        if (unlikely(pos >= tuple_size)) return 0;
-        *ppos = pos + 1;
-        #if CYTHON_ASSUME_SAFE_MACROS
-        next_item = PyTuple_GET_ITEM(iter_obj, pos);
-        #else
-        next_item = PyTuple_GetItem(iter_obj, pos);
-        if (unlikely(!next_item)) return -1;
-        #endif
-        Py_INCREF(next_item);
-    } else if (PyList_CheckExact(iter_obj)) {
-        Py_ssize_t pos = *ppos;
-        Py_ssize_t list_size = __Pyx_PyList_GET_SIZE(iter_obj);
-        #if !CYTHON_ASSUME_SAFE_SIZE
-        if (unlikely(list_size < 0)) return -1;
-        #endif
-        if (unlikely(pos >= list_size)) return 0;
-        *ppos = pos + 1;
-        next_item = __Pyx_PyList_GET_ITEM_REF(iter_obj, pos, __Pyx_ReferenceSharing_OwnStrongReference);
-        if (unlikely(!next_item)) return -1;
-    } else
-#endif
-    {
-        next_item = PyIter_Next(iter_obj);
-        if (unlikely(!next_item)) {
-            return __Pyx_IterFinish();
-        }
-    }
-    if (pitem) {
-        *pitem = next_item;
-    } else if (pkey && pvalue) {
-        if (__Pyx_unpack_tuple2(next_item, pkey, pvalue, source_is_dict, source_is_dict, 1))
-            return -1;
-    } else if (pkey) {
-        *pkey = next_item;
-    } else {
-        *pvalue = next_item;
-    }
-    return 1;
-}
-
-/* dict_iter */
-static CYTHON_INLINE PyObject* __Pyx_dict_iterator(PyObject* iterable, int is_dict, PyObject* method_name,
-                                                   Py_ssize_t* p_orig_length, int* p_source_is_dict) {
-    is_dict = is_dict || likely(__Pyx_PyAnyDict_CheckExact(iterable));
-    *p_source_is_dict = is_dict;
-#if !CYTHON_AVOID_BORROWED_REFS
-    if (is_dict) {
-        *p_orig_length = PyDict_Size(iterable);
-        Py_INCREF(iterable);
-        return iterable;
-    }
-#endif
-    *p_orig_length = 0;
-    if (method_name) {
-        return __Pyx_dict_call_to_get_iterable(iterable, method_name);
-    } else {
-        return PyObject_GetIter(iterable);
-    }
-}
-
-/* PyObjectCompare */
-#ifndef __Pyx_DEFINED_PyObject_CompareIntFloatBoolLe
-#define __Pyx_DEFINED_PyObject_CompareIntFloatBoolLe
-static int __Pyx_PyObject_CompareIntFloatBoolLe(PyObject *op1, PyObject *op2) {
-    double float_op2 = __Pyx_PyFloat_AS_DOUBLE(op2);
-    #if !CYTHON_ASSUME_SAFE_MACROS
-    if (unlikely(float_op2 == -1. && PyErr_Occurred())) return -1;
-    #endif
-    #if CYTHON_USE_PYLONG_INTERNALS
-    if (__Pyx_PyLong_IsCompact(op1)) {
-        Py_ssize_t iop1 = __Pyx_PyLong_CompactValue(op1);
-        if (((double)iop1) <= float_op2) goto __pyx_return_true; else goto __pyx_return_false;
-    }
-    if (unlikely(!__Pyx_isfinite(float_op2))) {
-        if (0.0 <= float_op2) goto __pyx_return_true; else goto __pyx_return_false;
-    } else {
-        int sign1 = __Pyx_PyLong_Sign(op1);
-        if (float_op2 >= 0.) {
-            if (sign1 < 0) goto __pyx_return_true;
-            if (float_op2 < (double) (1L << PyLong_SHIFT)) goto __pyx_return_false;
-        } else {
-            if (sign1 > 0) goto __pyx_return_false;
-            if (float_op2 > -(double) (1L << PyLong_SHIFT)) goto __pyx_return_true;
-        }
-    }
-    #else
-    if (unlikely(!__Pyx_isfinite(float_op2))) {
-        if (0.0 <= float_op2) goto __pyx_return_true; else goto __pyx_return_false;
-    } else {
-        int overflow1;
-        long iop1 = PyLong_AsLongAndOverflow(op1, &overflow1);
-        if (likely(!overflow1)) {
-            if ((long long) iop1 >= (1LL << 53)) {
-                overflow1 = 1;
-            } else if ((long long) iop1 <= - (1LL << 53)) {
-                overflow1 = -1;
-            } else {
-                if (((double) iop1) <= float_op2) goto __pyx_return_true; else goto __pyx_return_false;
-            }
-        }
-        if (overflow1 < 0) {
-            if (float_op2 > ((double) (1LL << 53))) goto __pyx_return_true;
-        } else {
-            if (float_op2 < - ((double) (1LL << 53))) goto __pyx_return_false;
-        }
-    }
-    #endif
-    return __Pyx_PyObject_RichCompareBool(op1, op2, Py_LE);
-__pyx_return_true:
-    return 1;
-__pyx_return_false:
-    return 0;
-}
-#endif
-#if CYTHON_USE_PYLONG_INTERNALS
-#ifndef __Pyx_DEFINED_PyObject_CompareIntIntBoolLe
-#define __Pyx_DEFINED_PyObject_CompareIntIntBoolLe
-static int __Pyx_PyObject_CompareIntIntBoolLe(PyObject *op1, PyObject *op2) {
-    Py_ssize_t cmp = __Pyx_PyLong_CompareSignAndSize(op1, op2);
-    if (cmp == 0) {
-        Py_ssize_t size = __Pyx_PyLong_DigitCount(op1);
-        if (size > 0) {
-            const digit* digits1 = __Pyx_PyLong_Digits(op1);
-            const digit* digits2 = __Pyx_PyLong_Digits(op2);
-            if (size == 1) {
-                cmp = (Py_ssize_t) digits1[0] - (Py_ssize_t) digits2[0];
-            } else if ((size == 2) && (8 * sizeof(Py_ssize_t) >= 2 * PyLong_SHIFT)) {
-                cmp = (Py_ssize_t) (((((size_t)digits1[1]) << PyLong_SHIFT) | (size_t)digits1[0])) - (Py_ssize_t) (((((size_t)digits2[1]) << PyLong_SHIFT) | (size_t)digits2[0]));
-            } else {
-                for (Py_ssize_t i=size-1; i >= 0 && !cmp; --i) {
-                    cmp = (Py_ssize_t) digits1[i] - (Py_ssize_t) digits2[i];
-                }
-            }
-        }
-        if (cmp == 0) return 1;
-        if (__Pyx_PyLong_IsNeg(op1)) cmp = -cmp;
-    }
-    return (cmp <= 0);
-}
-#endif
-#ifndef __Pyx_DEFINED_PyObject_CompareIntIntBoolLe
-#define __Pyx_DEFINED_PyObject_CompareIntIntBoolLe
-static CYTHON_INLINE PyObject* __Pyx_PyObject_CompareIntIntLe(PyObject *op1, PyObject *op2) {
-    int result = __Pyx_PyObject_CompareIntIntBoolLe(op1, op2);
-    if (unlikely(result == -1)) return NULL;
-    return __Pyx_NewRef(result ? Py_True : Py_False);
-}
-#endif
-#else
-#ifndef __Pyx_DEFINED_PyObject_CompareIntIntBoolLe
-#define __Pyx_DEFINED_PyObject_CompareIntIntBoolLe
-static int __Pyx_PyObject_CompareIntIntBoolLe(PyObject *op1, PyObject *op2) {
-    int overflow1, overflow2;
-    long long iop1 = PyLong_AsLongLongAndOverflow(op1, &overflow1);
-    long long iop2 = PyLong_AsLongLongAndOverflow(op2, &overflow2);
-    if (likely(!(overflow1 | overflow2))) {
-        if (iop1 <= iop2) goto __pyx_return_true; else goto __pyx_return_false;
-    } else if (overflow1 != overflow2) {
-        if (overflow1 <= overflow2) goto __pyx_return_true; else goto __pyx_return_false;
-    } else {
-        return __Pyx_PyObject_RichCompareBool(op1, op2, Py_LE);
-    }
-__pyx_return_true:
-    return 1;
-__pyx_return_false:
-    return 0;
-}
-#endif
-#endif
-static CYTHON_INLINE int __Pyx_PyObject_CompareBoolLe_int_object(PyObject *op1, PyObject *op2, int pyop) {
-    CYTHON_UNUSED_VAR(pyop);
-    if (unlikely(op1 == Py_None)) {
-        goto __pyx_richcmp;
-    }
-    if (op1 == op2) goto __pyx_return_true;
-    if (likely(op1 != Py_None)) {
-        if (op1 == op2) goto __pyx_return_true;
-        if (likely(PyLong_CheckExact(op2))) {
-            return __Pyx_PyObject_CompareIntIntBoolLe(op1, op2);
-        }
-        if (PyFloat_CheckExact(op2)) {
-            return __Pyx_PyObject_CompareIntFloatBoolLe(op1, op2);
-        }
-        goto __pyx_richcmp;
-    }
-    if ((0)) goto __pyx_richcmp;
-    if ((0)) goto __pyx_return_true;
-    if ((0)) goto __pyx_return_false;
-__pyx_richcmp:
-    return __Pyx_PyObject_RichCompareBool(op1, op2, Py_LE);
-__pyx_return_true:
-    return 1;
-__pyx_return_false:
-    return 0;
-}
-
-/* PyObjectCompare */
-#ifndef __Pyx_DEFINED_PyObject_CompareFloatIntBoolLt
-#define __Pyx_DEFINED_PyObject_CompareFloatIntBoolLt
-static int __Pyx_PyObject_CompareFloatIntBoolLt(PyObject *op1, PyObject *op2) {
-    double float_op1 = __Pyx_PyFloat_AS_DOUBLE(op1);
-    #if !CYTHON_ASSUME_SAFE_MACROS
-    if (unlikely(float_op1 == -1. && PyErr_Occurred())) return -1;
-    #endif
-    #if CYTHON_USE_PYLONG_INTERNALS
-    if (__Pyx_PyLong_IsCompact(op2)) {
-        Py_ssize_t iop2 = __Pyx_PyLong_CompactValue(op2);
-        if (float_op1 < ((double)iop2)) goto __pyx_return_true; else goto __pyx_return_false;
-    }
-    if (unlikely(!__Pyx_isfinite(float_op1))) {
-        if (float_op1 < 0.0) goto __pyx_return_true; else goto __pyx_return_false;
-    } else {
-        int sign2 = __Pyx_PyLong_Sign(op2);
-        if (float_op1 >= 0.) {
-            if (sign2 < 0) goto __pyx_return_false;
-            if (float_op1 < (double) (1L << PyLong_SHIFT)) goto __pyx_return_true;
-        } else {
-            if (sign2 > 0) goto __pyx_return_true;
-            if (float_op1 > -(double) (1L << PyLong_SHIFT)) goto __pyx_return_false;
-        }
-    }
-    #else
-    if (unlikely(!__Pyx_isfinite(float_op1))) {
-        if (float_op1 < 0.0) goto __pyx_return_true; else goto __pyx_return_false;
-    } else {
-        int overflow2;
-        long iop2 = PyLong_AsLongAndOverflow(op2, &overflow2);
-        if (likely(!overflow2)) {
-            if ((long long) iop2 >= (1LL << 53)) {
-                overflow2 = 1;
-            } else if ((long long) iop2 <= - (1LL << 53)) {
-                overflow2 = -1;
-            } else {
-                if (float_op1 < ((double) iop2)) goto __pyx_return_true; else goto __pyx_return_false;
-            }
-        }
-        if (overflow2 > 0) {
-            if (float_op1 < ((double) (1LL << 53))) goto __pyx_return_true;
-        } else {
-            if (float_op1 > - ((double) (1LL << 53))) goto __pyx_return_false;
-        }
-    }
-    #endif
-    return __Pyx_PyObject_RichCompareBool(op1, op2, Py_LT);
-__pyx_return_true:
-    return 1;
-__pyx_return_false:
-    return 0;
-}
-#endif
-#if CYTHON_USE_PYLONG_INTERNALS
-#ifndef __Pyx_DEFINED_PyObject_CompareIntIntBoolLt
-#define __Pyx_DEFINED_PyObject_CompareIntIntBoolLt
-static int __Pyx_PyObject_CompareIntIntBoolLt(PyObject *op1, PyObject *op2) {
-    Py_ssize_t cmp = __Pyx_PyLong_CompareSignAndSize(op1, op2);
-    if (cmp == 0) {
-        Py_ssize_t size = __Pyx_PyLong_DigitCount(op1);
-        if (size > 0) {
-            const digit* digits1 = __Pyx_PyLong_Digits(op1);
-            const digit* digits2 = __Pyx_PyLong_Digits(op2);
-            if (size == 1) {
-                cmp = (Py_ssize_t) digits1[0] - (Py_ssize_t) digits2[0];
-            } else if ((size == 2) && (8 * sizeof(Py_ssize_t) >= 2 * PyLong_SHIFT)) {
-                cmp = (Py_ssize_t) (((((size_t)digits1[1]) << PyLong_SHIFT) | (size_t)digits1[0])) - (Py_ssize_t) (((((size_t)digits2[1]) << PyLong_SHIFT) | (size_t)digits2[0]));
-            } else {
-                for (Py_ssize_t i=size-1; i >= 0 && !cmp; --i) {
-                    cmp = (Py_ssize_t) digits1[i] - (Py_ssize_t) digits2[i];
-                }
-            }
-        }
-        if (cmp == 0) return 0;
-        if (__Pyx_PyLong_IsNeg(op1)) cmp = -cmp;
-    }
-    return (cmp < 0);
-}
-#endif
-#ifndef __Pyx_DEFINED_PyObject_CompareIntIntBoolLt
-#define __Pyx_DEFINED_PyObject_CompareIntIntBoolLt
-static CYTHON_INLINE PyObject* __Pyx_PyObject_CompareIntIntLt(PyObject *op1, PyObject *op2) {
-    int result = __Pyx_PyObject_CompareIntIntBoolLt(op1, op2);
-    if (unlikely(result == -1)) return NULL;
-    return __Pyx_NewRef(result ? Py_True : Py_False);
-}
-#endif
-#else
-#ifndef __Pyx_DEFINED_PyObject_CompareIntIntBoolLt
-#define __Pyx_DEFINED_PyObject_CompareIntIntBoolLt
-static int __Pyx_PyObject_CompareIntIntBoolLt(PyObject *op1, PyObject *op2) {
-    int overflow1, overflow2;
-    long long iop1 = PyLong_AsLongLongAndOverflow(op1, &overflow1);
-    long long iop2 = PyLong_AsLongLongAndOverflow(op2, &overflow2);
-    if (likely(!(overflow1 | overflow2))) {
-        if (iop1 < iop2) goto __pyx_return_true; else goto __pyx_return_false;
-    } else if (overflow1 != overflow2) {
-        if (overflow1 < overflow2) goto __pyx_return_true; else goto __pyx_return_false;
-    } else {
-        return __Pyx_PyObject_RichCompareBool(op1, op2, Py_LT);
-    }
-__pyx_return_true:
-    return 1;
-__pyx_return_false:
-    return 0;
-}
-#endif
-#endif
-static CYTHON_INLINE int __Pyx_PyObject_CompareBoolLt_object_int(PyObject *op1, PyObject *op2, int pyop) {
-    CYTHON_UNUSED_VAR(pyop);
-    if (unlikely(op2 == Py_None)) {
-        goto __pyx_richcmp;
-    }
-    if (op1 == op2) goto __pyx_return_false;
-    if (PyFloat_CheckExact(op1)) {
-        if (likely(op2 != Py_None)) {
-            return __Pyx_PyObject_CompareFloatIntBoolLt(op1, op2);
-        }
-        goto __pyx_richcmp;
-    }
-    if (likely(PyLong_CheckExact(op1))) {
-        if (op1 == op2) goto __pyx_return_false;
-        if (likely(op2 != Py_None)) {
-            return __Pyx_PyObject_CompareIntIntBoolLt(op1, op2);
-        }
-        goto __pyx_richcmp;
-    }
-    if ((0)) goto __pyx_richcmp;
-    if ((0)) goto __pyx_return_true;
-    if ((0)) goto __pyx_return_false;
-__pyx_richcmp:
-    return __Pyx_PyObject_RichCompareBool(op1, op2, Py_LT);
-__pyx_return_true:
-    return 1;
-__pyx_return_false:
-    return 0;
-}
-
-/* ListAppend */
-#if CYTHON_USE_PYLIST_INTERNALS && CYTHON_ASSUME_SAFE_MACROS && CYTHON_ASSUME_SAFE_SIZE
-static CYTHON_INLINE int __Pyx_PyList_Append(PyObject* list, PyObject* x) {
-    PyListObject* L = (PyListObject*) list;
-    Py_ssize_t len = Py_SIZE(list);
-    if (likely(L->allocated > len) & likely(len > (L->allocated >> 1))) {
-        Py_INCREF(x);
-        __Pyx__ListComp_AppendAndDecref(list, len, x);
-        return 0;
-    }
-    return PyList_Append(list, x);
-}
-#endif
-
 /* BufferIndexError */
 static void __Pyx_RaiseBufferIndexError(int axis) {
   PyErr_Format(PyExc_IndexError,
@@ -47446,6 +41686,17 @@ static int __Pyx_CallTpinitAsVectorcall(__Pyx_tpinitvectorcallfunc f, PyObject* 
     return result;
 }
 #endif
+
+/* PyObjectCallMethod0 (used by PyType_Ready) */
+static CYTHON_INLINE PyObject* __Pyx_PyObject_CallMethod0(PyObject* obj, PyObject* method_name) {
+#if CYTHON_VECTORCALL && (__PYX_LIMITED_VERSION_HEX >= 0x030C0000 || !CYTHON_COMPILING_IN_LIMITED_API)
+    return PyObject_VectorcallMethod(method_name, &obj, 1 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+#elif CYTHON_COMPILING_IN_LIMITED_API
+    return PyObject_CallMethodObjArgs(obj, method_name, NULL);
+#else
+    return PyObject_CallMethodNoArgs(obj, method_name);
+#endif
+}
 
 /* GetTypeDictOffset (used by ValidateBasesTuple) */
 #if !CYTHON_USE_TYPE_SLOTS
@@ -48086,6 +42337,31 @@ bad:
 }
 #endif
 
+/* IterFinish */
+static CYTHON_INLINE int __Pyx_IterFinish(void) {
+    PyObject* exc_type;
+    __Pyx_PyThreadState_declare
+    __Pyx_PyThreadState_assign
+    exc_type = __Pyx_PyErr_CurrentExceptionType();
+    if (unlikely(exc_type)) {
+        if (unlikely(!__Pyx_PyErr_GivenExceptionMatches(exc_type, PyExc_StopIteration)))
+            return -1;
+        __Pyx_PyErr_Clear();
+        return 0;
+    }
+    return 0;
+}
+
+/* UnpackItemEndCheck */
+static int __Pyx_IternextUnpackEndCheck(PyObject *retval, Py_ssize_t expected) {
+    if (unlikely(retval)) {
+        Py_DECREF(retval);
+        __Pyx_RaiseTooManyValuesError(expected);
+        return -1;
+    }
+    return __Pyx_IterFinish();
+}
+
 /* pybytes_as_double (used by pyobject_as_double) */
 static double __Pyx_SlowPyString_AsDouble(PyObject *obj) {
     PyObject *float_value = PyFloat_FromString(obj);
@@ -48301,6 +42577,145 @@ static CYTHON_INLINE int __Pyx_PyLong_BoolEqObjC(PyObject *op1, PyObject *op2, l
 }
 
 /* PyObjectCompare */
+#ifndef __Pyx_DEFINED_PyObject_CompareFloatIntBoolLt
+#define __Pyx_DEFINED_PyObject_CompareFloatIntBoolLt
+static int __Pyx_PyObject_CompareFloatIntBoolLt(PyObject *op1, PyObject *op2) {
+    double float_op1 = __Pyx_PyFloat_AS_DOUBLE(op1);
+    #if !CYTHON_ASSUME_SAFE_MACROS
+    if (unlikely(float_op1 == -1. && PyErr_Occurred())) return -1;
+    #endif
+    #if CYTHON_USE_PYLONG_INTERNALS
+    if (__Pyx_PyLong_IsCompact(op2)) {
+        Py_ssize_t iop2 = __Pyx_PyLong_CompactValue(op2);
+        if (float_op1 < ((double)iop2)) goto __pyx_return_true; else goto __pyx_return_false;
+    }
+    if (unlikely(!__Pyx_isfinite(float_op1))) {
+        if (float_op1 < 0.0) goto __pyx_return_true; else goto __pyx_return_false;
+    } else {
+        int sign2 = __Pyx_PyLong_Sign(op2);
+        if (float_op1 >= 0.) {
+            if (sign2 < 0) goto __pyx_return_false;
+            if (float_op1 < (double) (1L << PyLong_SHIFT)) goto __pyx_return_true;
+        } else {
+            if (sign2 > 0) goto __pyx_return_true;
+            if (float_op1 > -(double) (1L << PyLong_SHIFT)) goto __pyx_return_false;
+        }
+    }
+    #else
+    if (unlikely(!__Pyx_isfinite(float_op1))) {
+        if (float_op1 < 0.0) goto __pyx_return_true; else goto __pyx_return_false;
+    } else {
+        int overflow2;
+        long iop2 = PyLong_AsLongAndOverflow(op2, &overflow2);
+        if (likely(!overflow2)) {
+            if ((long long) iop2 >= (1LL << 53)) {
+                overflow2 = 1;
+            } else if ((long long) iop2 <= - (1LL << 53)) {
+                overflow2 = -1;
+            } else {
+                if (float_op1 < ((double) iop2)) goto __pyx_return_true; else goto __pyx_return_false;
+            }
+        }
+        if (overflow2 > 0) {
+            if (float_op1 < ((double) (1LL << 53))) goto __pyx_return_true;
+        } else {
+            if (float_op1 > - ((double) (1LL << 53))) goto __pyx_return_false;
+        }
+    }
+    #endif
+    return __Pyx_PyObject_RichCompareBool(op1, op2, Py_LT);
+__pyx_return_true:
+    return 1;
+__pyx_return_false:
+    return 0;
+}
+#endif
+#if CYTHON_USE_PYLONG_INTERNALS
+#ifndef __Pyx_DEFINED_PyObject_CompareIntIntBoolLt
+#define __Pyx_DEFINED_PyObject_CompareIntIntBoolLt
+static int __Pyx_PyObject_CompareIntIntBoolLt(PyObject *op1, PyObject *op2) {
+    Py_ssize_t cmp = __Pyx_PyLong_CompareSignAndSize(op1, op2);
+    if (cmp == 0) {
+        Py_ssize_t size = __Pyx_PyLong_DigitCount(op1);
+        if (size > 0) {
+            const digit* digits1 = __Pyx_PyLong_Digits(op1);
+            const digit* digits2 = __Pyx_PyLong_Digits(op2);
+            if (size == 1) {
+                cmp = (Py_ssize_t) digits1[0] - (Py_ssize_t) digits2[0];
+            } else if ((size == 2) && (8 * sizeof(Py_ssize_t) >= 2 * PyLong_SHIFT)) {
+                cmp = (Py_ssize_t) (((((size_t)digits1[1]) << PyLong_SHIFT) | (size_t)digits1[0])) - (Py_ssize_t) (((((size_t)digits2[1]) << PyLong_SHIFT) | (size_t)digits2[0]));
+            } else {
+                for (Py_ssize_t i=size-1; i >= 0 && !cmp; --i) {
+                    cmp = (Py_ssize_t) digits1[i] - (Py_ssize_t) digits2[i];
+                }
+            }
+        }
+        if (cmp == 0) return 0;
+        if (__Pyx_PyLong_IsNeg(op1)) cmp = -cmp;
+    }
+    return (cmp < 0);
+}
+#endif
+#ifndef __Pyx_DEFINED_PyObject_CompareIntIntBoolLt
+#define __Pyx_DEFINED_PyObject_CompareIntIntBoolLt
+static CYTHON_INLINE PyObject* __Pyx_PyObject_CompareIntIntLt(PyObject *op1, PyObject *op2) {
+    int result = __Pyx_PyObject_CompareIntIntBoolLt(op1, op2);
+    if (unlikely(result == -1)) return NULL;
+    return __Pyx_NewRef(result ? Py_True : Py_False);
+}
+#endif
+#else
+#ifndef __Pyx_DEFINED_PyObject_CompareIntIntBoolLt
+#define __Pyx_DEFINED_PyObject_CompareIntIntBoolLt
+static int __Pyx_PyObject_CompareIntIntBoolLt(PyObject *op1, PyObject *op2) {
+    int overflow1, overflow2;
+    long long iop1 = PyLong_AsLongLongAndOverflow(op1, &overflow1);
+    long long iop2 = PyLong_AsLongLongAndOverflow(op2, &overflow2);
+    if (likely(!(overflow1 | overflow2))) {
+        if (iop1 < iop2) goto __pyx_return_true; else goto __pyx_return_false;
+    } else if (overflow1 != overflow2) {
+        if (overflow1 < overflow2) goto __pyx_return_true; else goto __pyx_return_false;
+    } else {
+        return __Pyx_PyObject_RichCompareBool(op1, op2, Py_LT);
+    }
+__pyx_return_true:
+    return 1;
+__pyx_return_false:
+    return 0;
+}
+#endif
+#endif
+static CYTHON_INLINE int __Pyx_PyObject_CompareBoolLt_object_int(PyObject *op1, PyObject *op2, int pyop) {
+    CYTHON_UNUSED_VAR(pyop);
+    if (unlikely(op2 == Py_None)) {
+        goto __pyx_richcmp;
+    }
+    if (op1 == op2) goto __pyx_return_false;
+    if (PyFloat_CheckExact(op1)) {
+        if (likely(op2 != Py_None)) {
+            return __Pyx_PyObject_CompareFloatIntBoolLt(op1, op2);
+        }
+        goto __pyx_richcmp;
+    }
+    if (likely(PyLong_CheckExact(op1))) {
+        if (op1 == op2) goto __pyx_return_false;
+        if (likely(op2 != Py_None)) {
+            return __Pyx_PyObject_CompareIntIntBoolLt(op1, op2);
+        }
+        goto __pyx_richcmp;
+    }
+    if ((0)) goto __pyx_richcmp;
+    if ((0)) goto __pyx_return_true;
+    if ((0)) goto __pyx_return_false;
+__pyx_richcmp:
+    return __Pyx_PyObject_RichCompareBool(op1, op2, Py_LT);
+__pyx_return_true:
+    return 1;
+__pyx_return_false:
+    return 0;
+}
+
+/* PyObjectCompare */
 #ifndef __Pyx_DEFINED_PyObject_CompareFloatIntBoolGe
 #define __Pyx_DEFINED_PyObject_CompareFloatIntBoolGe
 static int __Pyx_PyObject_CompareFloatIntBoolGe(PyObject *op1, PyObject *op2) {
@@ -48433,6 +42848,142 @@ static CYTHON_INLINE int __Pyx_PyObject_CompareBoolGe_object_int(PyObject *op1, 
     if ((0)) goto __pyx_return_false;
 __pyx_richcmp:
     return __Pyx_PyObject_RichCompareBool(op1, op2, Py_GE);
+__pyx_return_true:
+    return 1;
+__pyx_return_false:
+    return 0;
+}
+
+/* PyObjectCompare */
+#ifndef __Pyx_DEFINED_PyObject_CompareIntFloatBoolLe
+#define __Pyx_DEFINED_PyObject_CompareIntFloatBoolLe
+static int __Pyx_PyObject_CompareIntFloatBoolLe(PyObject *op1, PyObject *op2) {
+    double float_op2 = __Pyx_PyFloat_AS_DOUBLE(op2);
+    #if !CYTHON_ASSUME_SAFE_MACROS
+    if (unlikely(float_op2 == -1. && PyErr_Occurred())) return -1;
+    #endif
+    #if CYTHON_USE_PYLONG_INTERNALS
+    if (__Pyx_PyLong_IsCompact(op1)) {
+        Py_ssize_t iop1 = __Pyx_PyLong_CompactValue(op1);
+        if (((double)iop1) <= float_op2) goto __pyx_return_true; else goto __pyx_return_false;
+    }
+    if (unlikely(!__Pyx_isfinite(float_op2))) {
+        if (0.0 <= float_op2) goto __pyx_return_true; else goto __pyx_return_false;
+    } else {
+        int sign1 = __Pyx_PyLong_Sign(op1);
+        if (float_op2 >= 0.) {
+            if (sign1 < 0) goto __pyx_return_true;
+            if (float_op2 < (double) (1L << PyLong_SHIFT)) goto __pyx_return_false;
+        } else {
+            if (sign1 > 0) goto __pyx_return_false;
+            if (float_op2 > -(double) (1L << PyLong_SHIFT)) goto __pyx_return_true;
+        }
+    }
+    #else
+    if (unlikely(!__Pyx_isfinite(float_op2))) {
+        if (0.0 <= float_op2) goto __pyx_return_true; else goto __pyx_return_false;
+    } else {
+        int overflow1;
+        long iop1 = PyLong_AsLongAndOverflow(op1, &overflow1);
+        if (likely(!overflow1)) {
+            if ((long long) iop1 >= (1LL << 53)) {
+                overflow1 = 1;
+            } else if ((long long) iop1 <= - (1LL << 53)) {
+                overflow1 = -1;
+            } else {
+                if (((double) iop1) <= float_op2) goto __pyx_return_true; else goto __pyx_return_false;
+            }
+        }
+        if (overflow1 < 0) {
+            if (float_op2 > ((double) (1LL << 53))) goto __pyx_return_true;
+        } else {
+            if (float_op2 < - ((double) (1LL << 53))) goto __pyx_return_false;
+        }
+    }
+    #endif
+    return __Pyx_PyObject_RichCompareBool(op1, op2, Py_LE);
+__pyx_return_true:
+    return 1;
+__pyx_return_false:
+    return 0;
+}
+#endif
+#if CYTHON_USE_PYLONG_INTERNALS
+#ifndef __Pyx_DEFINED_PyObject_CompareIntIntBoolLe
+#define __Pyx_DEFINED_PyObject_CompareIntIntBoolLe
+static int __Pyx_PyObject_CompareIntIntBoolLe(PyObject *op1, PyObject *op2) {
+    Py_ssize_t cmp = __Pyx_PyLong_CompareSignAndSize(op1, op2);
+    if (cmp == 0) {
+        Py_ssize_t size = __Pyx_PyLong_DigitCount(op1);
+        if (size > 0) {
+            const digit* digits1 = __Pyx_PyLong_Digits(op1);
+            const digit* digits2 = __Pyx_PyLong_Digits(op2);
+            if (size == 1) {
+                cmp = (Py_ssize_t) digits1[0] - (Py_ssize_t) digits2[0];
+            } else if ((size == 2) && (8 * sizeof(Py_ssize_t) >= 2 * PyLong_SHIFT)) {
+                cmp = (Py_ssize_t) (((((size_t)digits1[1]) << PyLong_SHIFT) | (size_t)digits1[0])) - (Py_ssize_t) (((((size_t)digits2[1]) << PyLong_SHIFT) | (size_t)digits2[0]));
+            } else {
+                for (Py_ssize_t i=size-1; i >= 0 && !cmp; --i) {
+                    cmp = (Py_ssize_t) digits1[i] - (Py_ssize_t) digits2[i];
+                }
+            }
+        }
+        if (cmp == 0) return 1;
+        if (__Pyx_PyLong_IsNeg(op1)) cmp = -cmp;
+    }
+    return (cmp <= 0);
+}
+#endif
+#ifndef __Pyx_DEFINED_PyObject_CompareIntIntBoolLe
+#define __Pyx_DEFINED_PyObject_CompareIntIntBoolLe
+static CYTHON_INLINE PyObject* __Pyx_PyObject_CompareIntIntLe(PyObject *op1, PyObject *op2) {
+    int result = __Pyx_PyObject_CompareIntIntBoolLe(op1, op2);
+    if (unlikely(result == -1)) return NULL;
+    return __Pyx_NewRef(result ? Py_True : Py_False);
+}
+#endif
+#else
+#ifndef __Pyx_DEFINED_PyObject_CompareIntIntBoolLe
+#define __Pyx_DEFINED_PyObject_CompareIntIntBoolLe
+static int __Pyx_PyObject_CompareIntIntBoolLe(PyObject *op1, PyObject *op2) {
+    int overflow1, overflow2;
+    long long iop1 = PyLong_AsLongLongAndOverflow(op1, &overflow1);
+    long long iop2 = PyLong_AsLongLongAndOverflow(op2, &overflow2);
+    if (likely(!(overflow1 | overflow2))) {
+        if (iop1 <= iop2) goto __pyx_return_true; else goto __pyx_return_false;
+    } else if (overflow1 != overflow2) {
+        if (overflow1 <= overflow2) goto __pyx_return_true; else goto __pyx_return_false;
+    } else {
+        return __Pyx_PyObject_RichCompareBool(op1, op2, Py_LE);
+    }
+__pyx_return_true:
+    return 1;
+__pyx_return_false:
+    return 0;
+}
+#endif
+#endif
+static CYTHON_INLINE int __Pyx_PyObject_CompareBoolLe_int_object(PyObject *op1, PyObject *op2, int pyop) {
+    CYTHON_UNUSED_VAR(pyop);
+    if (unlikely(op1 == Py_None)) {
+        goto __pyx_richcmp;
+    }
+    if (op1 == op2) goto __pyx_return_true;
+    if (likely(op1 != Py_None)) {
+        if (op1 == op2) goto __pyx_return_true;
+        if (likely(PyLong_CheckExact(op2))) {
+            return __Pyx_PyObject_CompareIntIntBoolLe(op1, op2);
+        }
+        if (PyFloat_CheckExact(op2)) {
+            return __Pyx_PyObject_CompareIntFloatBoolLe(op1, op2);
+        }
+        goto __pyx_richcmp;
+    }
+    if ((0)) goto __pyx_richcmp;
+    if ((0)) goto __pyx_return_true;
+    if ((0)) goto __pyx_return_false;
+__pyx_richcmp:
+    return __Pyx_PyObject_RichCompareBool(op1, op2, Py_LE);
 __pyx_return_true:
     return 1;
 __pyx_return_false:
@@ -50062,6 +44613,11 @@ static PyTypeObject *__Pyx_Get_CyFunction_Type(void) {
     PyTypeObject *tp = __pyx_mstate_global->__pyx_CyFunctionType;
     Py_INCREF((PyObject*)tp);
     return tp;
+}
+
+/* Globals */
+static PyObject* __Pyx_Globals(void) {
+    return __Pyx_NewRef(__pyx_mstate_global->__pyx_d);
 }
 
 /* CLineInTraceback (used by AddTraceback) */
@@ -51957,307 +46513,6 @@ no_fail:
 }
 
 /* CIntFromPy */
-static int __Pyx_LargePyLong___Pyx_PyLong_As_int(PyObject *x);
-static int __Pyx_raise_neg_overflow___Pyx_PyLong_As_int(void) {
-    const char* type_name = "int";
-    PyErr_Format(PyExc_OverflowError,
-        "can't convert negative value to %.200s", type_name);
-    return (int) -1;
-}
-static int __Pyx_raise_overflow___Pyx_PyLong_As_int(void) {
-    const char* type_name = "int";
-    PyErr_Format(PyExc_OverflowError,
-        "value too large to convert to %.200s", type_name);
-    return (int) -1;
-}
-static CYTHON_INLINE int __Pyx_PyULong___Pyx_PyLong_As_int(PyObject *x) {
-    const int is_unsigned = 1;
-#if CYTHON_USE_PYLONG_INTERNALS
-    {
-        const digit* digits = __Pyx_PyLong_Digits(x);
-        const Py_ssize_t size = __Pyx_PyLong_DigitCount(x);
-        if (size == 2 && (8 * sizeof(int) > 1 * PyLong_SHIFT)) {
-            if ((8 * sizeof(unsigned long) > 2 * PyLong_SHIFT)) {
-                __PYX_VERIFY_RETURN_INT(int, unsigned long, (((((unsigned long)digits[1]) << PyLong_SHIFT) | (unsigned long)digits[0])))
-            } else if ((8 * sizeof(int) >= 2 * PyLong_SHIFT)) {
-                return (int) (((((int)digits[1]) << PyLong_SHIFT) | (int)digits[0]));
-            }
-        } else
-        if (size == 3 && (8 * sizeof(int) > 2 * PyLong_SHIFT)) {
-            if ((8 * sizeof(unsigned long) > 3 * PyLong_SHIFT)) {
-                __PYX_VERIFY_RETURN_INT(int, unsigned long, (((((((unsigned long)digits[2]) << PyLong_SHIFT) | (unsigned long)digits[1]) << PyLong_SHIFT) | (unsigned long)digits[0])))
-            } else if ((8 * sizeof(int) >= 3 * PyLong_SHIFT)) {
-                return (int) (((((((int)digits[2]) << PyLong_SHIFT) | (int)digits[1]) << PyLong_SHIFT) | (int)digits[0]));
-            }
-        } else
-        if (size == 4 && (8 * sizeof(int) > 3 * PyLong_SHIFT)) {
-            if ((8 * sizeof(unsigned long) > 4 * PyLong_SHIFT)) {
-                __PYX_VERIFY_RETURN_INT(int, unsigned long, (((((((((unsigned long)digits[3]) << PyLong_SHIFT) | (unsigned long)digits[2]) << PyLong_SHIFT) | (unsigned long)digits[1]) << PyLong_SHIFT) | (unsigned long)digits[0])))
-            } else if ((8 * sizeof(int) >= 4 * PyLong_SHIFT)) {
-                return (int) (((((((((int)digits[3]) << PyLong_SHIFT) | (int)digits[2]) << PyLong_SHIFT) | (int)digits[1]) << PyLong_SHIFT) | (int)digits[0]));
-            }
-        } else
-        {}
-    }
-#elif CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX < 0x030C00A7
-    if (unlikely(Py_SIZE(x) < 0)) {
-        goto raise_neg_overflow;
-    }
-#else
-    {
-        int result = PyObject_RichCompareBool(x, Py_False, Py_LT);
-        if (unlikely(result < 0))
-            return (int) -1;
-        if (unlikely(result == 1))
-            goto raise_neg_overflow;
-    }
-#endif
-    if ((sizeof(int) <= sizeof(unsigned long))) {
-        __PYX_VERIFY_RETURN_INT_EXC(int, unsigned long, PyLong_AsUnsignedLong(x))
-    } else if ((sizeof(int) <= sizeof(unsigned PY_LONG_LONG))) {
-        __PYX_VERIFY_RETURN_INT_EXC(int, unsigned PY_LONG_LONG, PyLong_AsUnsignedLongLong(x))
-    }
-    return __Pyx_LargePyLong___Pyx_PyLong_As_int(x);
-raise_neg_overflow:
-    return __Pyx_raise_neg_overflow___Pyx_PyLong_As_int();
-raise_overflow:
-    return __Pyx_raise_overflow___Pyx_PyLong_As_int();
-}
-static CYTHON_INLINE int __Pyx_PySLong___Pyx_PyLong_As_int(PyObject *x) {
-    const int is_unsigned = 0;
-#if CYTHON_USE_PYLONG_INTERNALS
-    if (__Pyx_PyLong_IsNeg(x)) {
-        const Py_ssize_t size = __Pyx_PyLong_DigitCount(x);
-        const digit* digits = __Pyx_PyLong_Digits(x);
-        if (size == 2 && (8 * sizeof(int) > 1 * PyLong_SHIFT)) {
-            if ((8 * sizeof(long) > 2 * PyLong_SHIFT)) {
-                long ival = - (long) (((((unsigned long)digits[1]) << PyLong_SHIFT) | (unsigned long)digits[0]));
-                __PYX_VERIFY_RETURN_INT(int, long, ival)
-            } else if ((8 * sizeof(int) - 1 > 2 * PyLong_SHIFT)) {
-                return (int) (((int) -1) * (((((int)digits[1]) << PyLong_SHIFT) | (int)digits[0])));
-            }
-        } else
-        if (size == 3 && (8 * sizeof(int) > 2 * PyLong_SHIFT)) {
-            if ((8 * sizeof(long) > 3 * PyLong_SHIFT)) {
-                long ival = - (long) (((((((unsigned long)digits[2]) << PyLong_SHIFT) | (unsigned long)digits[1]) << PyLong_SHIFT) | (unsigned long)digits[0]));
-                __PYX_VERIFY_RETURN_INT(int, long, ival)
-            } else if ((8 * sizeof(int) - 1 > 3 * PyLong_SHIFT)) {
-                return (int) (((int) -1) * (((((((int)digits[2]) << PyLong_SHIFT) | (int)digits[1]) << PyLong_SHIFT) | (int)digits[0])));
-            }
-        } else
-        if (size == 4 && (8 * sizeof(int) > 3 * PyLong_SHIFT)) {
-            if ((8 * sizeof(long) > 4 * PyLong_SHIFT)) {
-                long ival = - (long) (((((((((unsigned long)digits[3]) << PyLong_SHIFT) | (unsigned long)digits[2]) << PyLong_SHIFT) | (unsigned long)digits[1]) << PyLong_SHIFT) | (unsigned long)digits[0]));
-                __PYX_VERIFY_RETURN_INT(int, long, ival)
-            } else if ((8 * sizeof(int) - 1 > 4 * PyLong_SHIFT)) {
-                return (int) (((int) -1) * (((((((((int)digits[3]) << PyLong_SHIFT) | (int)digits[2]) << PyLong_SHIFT) | (int)digits[1]) << PyLong_SHIFT) | (int)digits[0])));
-            }
-        } else
-        {}
-    } else {
-        const Py_ssize_t size = __Pyx_PyLong_DigitCount(x);
-        const digit* digits = __Pyx_PyLong_Digits(x);
-        if (size == 2 && (8 * sizeof(int) > 1 * PyLong_SHIFT)) {
-            if ((8 * sizeof(long) > 2 * PyLong_SHIFT)) {
-                __PYX_VERIFY_RETURN_INT(int, unsigned long, (((((unsigned long)digits[1]) << PyLong_SHIFT) | (unsigned long)digits[0])))
-            } else if ((8 * sizeof(int) - 1 > 2 * PyLong_SHIFT)) {
-                return (int) (((((int)digits[1]) << PyLong_SHIFT) | (int)digits[0]));
-            }
-        } else
-        if (size == 3 && (8 * sizeof(int) > 2 * PyLong_SHIFT)) {
-            if ((8 * sizeof(long) > 3 * PyLong_SHIFT)) {
-                __PYX_VERIFY_RETURN_INT(int, unsigned long, (((((((unsigned long)digits[2]) << PyLong_SHIFT) | (unsigned long)digits[1]) << PyLong_SHIFT) | (unsigned long)digits[0])))
-            } else if ((8 * sizeof(int) - 1 > 3 * PyLong_SHIFT)) {
-                return (int) (((((((int)digits[2]) << PyLong_SHIFT) | (int)digits[1]) << PyLong_SHIFT) | (int)digits[0]));
-            }
-        } else
-        if (size == 4 && (8 * sizeof(int) > 3 * PyLong_SHIFT)) {
-            if ((8 * sizeof(long) > 4 * PyLong_SHIFT)) {
-                __PYX_VERIFY_RETURN_INT(int, unsigned long, (((((((((unsigned long)digits[3]) << PyLong_SHIFT) | (unsigned long)digits[2]) << PyLong_SHIFT) | (unsigned long)digits[1]) << PyLong_SHIFT) | (unsigned long)digits[0])))
-            } else if ((8 * sizeof(int) - 1 > 4 * PyLong_SHIFT)) {
-                return (int) (((((((((int)digits[3]) << PyLong_SHIFT) | (int)digits[2]) << PyLong_SHIFT) | (int)digits[1]) << PyLong_SHIFT) | (int)digits[0]));
-            }
-        } else
-        {}
-    }
-#endif
-    #if __PYX_LIMITED_VERSION_HEX >= 0x030d0000
-    if ((sizeof(int) <= sizeof(int)) && (sizeof(int) < sizeof(long))) {
-        __PYX_VERIFY_RETURN_INT_EXC(int, int, PyLong_AsInt(x))
-    } else
-    #endif
-    if ((sizeof(int) <= sizeof(long))) {
-        __PYX_VERIFY_RETURN_INT_EXC(int, long, PyLong_AsLong(x))
-    } else if ((sizeof(int) <= sizeof(PY_LONG_LONG))) {
-        __PYX_VERIFY_RETURN_INT_EXC(int, PY_LONG_LONG, PyLong_AsLongLong(x))
-    }
-    return __Pyx_LargePyLong___Pyx_PyLong_As_int(x);
-raise_neg_overflow:
-    return __Pyx_raise_neg_overflow___Pyx_PyLong_As_int();
-raise_overflow:
-    return __Pyx_raise_overflow___Pyx_PyLong_As_int();
-}
-static int __Pyx_LargePyLong___Pyx_PyLong_As_int(PyObject *x) {
-#ifdef __Pyx_HAS_GCC_DIAGNOSTIC
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wconversion"
-#endif
-    const int neg_one = (int) -1, const_zero = (int) 0;
-#ifdef __Pyx_HAS_GCC_DIAGNOSTIC
-#pragma GCC diagnostic pop
-#endif
-    const int is_unsigned = neg_one > const_zero;
-    int val;
-    int ret = -1;
-#if PY_VERSION_HEX >= 0x030d00A6 && !CYTHON_COMPILING_IN_LIMITED_API
-    Py_ssize_t bytes_copied = PyLong_AsNativeBytes(
-        x, &val, sizeof(val), Py_ASNATIVEBYTES_NATIVE_ENDIAN | (is_unsigned ? Py_ASNATIVEBYTES_UNSIGNED_BUFFER | Py_ASNATIVEBYTES_REJECT_NEGATIVE : 0));
-    if (unlikely(bytes_copied == -1)) {
-    } else if (unlikely(bytes_copied > (Py_ssize_t) sizeof(val))) {
-        goto raise_overflow;
-    } else {
-        ret = 0;
-    }
-#elif PY_VERSION_HEX < 0x030d0000 && !(CYTHON_COMPILING_IN_PYPY || CYTHON_COMPILING_IN_LIMITED_API) || defined(_PyLong_AsByteArray)
-    int one = 1; int is_little = (int)*(unsigned char *)&one;
-    unsigned char *bytes = (unsigned char *)&val;
-    ret = _PyLong_AsByteArray((PyLongObject *)x,
-                                bytes, sizeof(val),
-                                is_little, !is_unsigned);
-    if ((0)) goto raise_overflow;
-#else
-    PyObject *v;
-    PyObject *stepval = NULL, *mask = NULL, *shift = NULL;
-    int bits, remaining_bits, is_negative = 0;
-    int chunk_size = (sizeof(long) < 8) ? 30 : 62;
-    if (likely(PyLong_CheckExact(x))) {
-        v = __Pyx_NewRef(x);
-    } else {
-        v = PyNumber_Long(x);
-        if (unlikely(!v)) return (int) -1;
-        assert(PyLong_CheckExact(v));
-    }
-    {
-        int result = PyObject_RichCompareBool(v, Py_False, Py_LT);
-        if (unlikely(result < 0)) {
-            Py_DECREF(v);
-            return (int) -1;
-        }
-        is_negative = result == 1;
-    }
-    if (is_unsigned && unlikely(is_negative)) {
-        Py_DECREF(v);
-        PyErr_SetString(PyExc_OverflowError,
-            "can't convert negative value to int");
-        return (int) -1;
-    } else if (is_negative) {
-        stepval = PyNumber_Invert(v);
-        Py_DECREF(v);
-        if (unlikely(!stepval))
-            return (int) -1;
-    } else {
-        stepval = v;
-    }
-    v = NULL;
-    val = (int) 0;
-    mask = PyLong_FromLong((1L << chunk_size) - 1); if (unlikely(!mask)) goto done;
-    shift = PyLong_FromLong(chunk_size); if (unlikely(!shift)) goto done;
-    for (bits = 0; bits < (int) sizeof(int) * 8 - chunk_size; bits += chunk_size) {
-        PyObject *tmp, *digit;
-        long idigit;
-        digit = PyNumber_And(stepval, mask);
-        if (unlikely(!digit)) goto done;
-        idigit = PyLong_AsLong(digit);
-        Py_DECREF(digit);
-        if (unlikely(idigit < 0)) goto done;
-        val |= ((int) idigit) << bits;
-        tmp = PyNumber_Rshift(stepval, shift);
-        if (unlikely(!tmp)) goto done;
-        Py_DECREF(stepval); stepval = tmp;
-    }
-    Py_DECREF(shift); shift = NULL;
-    Py_DECREF(mask); mask = NULL;
-    {
-        long idigit = PyLong_AsLong(stepval);
-        if (unlikely(idigit < 0)) goto done;
-        remaining_bits = ((int) sizeof(int) * 8) - bits - (is_unsigned ? 0 : 1);
-        if (unlikely(idigit >= (1L << remaining_bits)))
-            goto raise_overflow;
-        val |= ((int) idigit) << bits;
-    }
-    if (!is_unsigned) {
-        if (unlikely(val & (((int) 1) << (sizeof(int) * 8 - 1))))
-            goto raise_overflow;
-        if (is_negative)
-            val = ~val;
-    }
-    ret = 0;
-done:
-    Py_XDECREF(shift);
-    Py_XDECREF(mask);
-    Py_XDECREF(stepval);
-#endif
-    if (unlikely(ret))
-        return (int) -1;
-    return val;
-raise_overflow:
-    return __Pyx_raise_overflow___Pyx_PyLong_As_int();
-}
-static CYTHON_INLINE int __Pyx_PyLong___Pyx_PyLong_As_int(PyObject *x) {
-#ifdef __Pyx_HAS_GCC_DIAGNOSTIC
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wconversion"
-#endif
-    const int neg_one = (int) -1, const_zero = (int) 0;
-#ifdef __Pyx_HAS_GCC_DIAGNOSTIC
-#pragma GCC diagnostic pop
-#endif
-    const int is_unsigned = neg_one > const_zero;
-    if (is_unsigned) {
-        #if CYTHON_USE_PYLONG_INTERNALS
-        if (unlikely(__Pyx_PyLong_IsNeg(x))) {
-            goto raise_neg_overflow;
-        } else if (__Pyx_PyLong_IsCompact(x)) {
-            __PYX_VERIFY_RETURN_INT(int, __Pyx_compact_upylong, __Pyx_PyLong_CompactValueUnsigned(x))
-        } else
-        #endif
-        {
-            return __Pyx_PyULong___Pyx_PyLong_As_int(x);
-        }
-    } else {
-        #if CYTHON_USE_PYLONG_INTERNALS
-        if (__Pyx_PyLong_IsCompact(x)) {
-            __PYX_VERIFY_RETURN_INT(int, __Pyx_compact_pylong, __Pyx_PyLong_CompactValue(x))
-        } else
-        #endif
-        {
-            return __Pyx_PySLong___Pyx_PyLong_As_int(x);
-        }
-    }
-#if CYTHON_USE_PYLONG_INTERNALS
-raise_neg_overflow:
-    return __Pyx_raise_neg_overflow___Pyx_PyLong_As_int();
-raise_overflow:
-    return __Pyx_raise_overflow___Pyx_PyLong_As_int();
-#endif
-}
-static int __Pyx_NonPyLong___Pyx_PyLong_As_int(PyObject *x) {
-    int val;
-    PyObject *tmp = __Pyx_PyNumber_Long(x);
-    if (!tmp) return (int) -1;
-    val = __Pyx_PyLong_As_int(tmp);
-    Py_DECREF(tmp);
-    return val;
-}
-static CYTHON_INLINE int __Pyx_PyLong_As_int(PyObject *x) {
-    if (likely(PyLong_Check(x))) {
-        return __Pyx_PyLong___Pyx_PyLong_As_int(x);
-    } else {
-        return __Pyx_NonPyLong___Pyx_PyLong_As_int(x);
-    }
-}
-
-/* CIntFromPy */
 static int64_t __Pyx_LargePyLong___Pyx_PyLong_As_int64_t(PyObject *x);
 static int64_t __Pyx_raise_neg_overflow___Pyx_PyLong_As_int64_t(void) {
     const char* type_name = "int64_t";
@@ -52558,6 +46813,41 @@ static CYTHON_INLINE int64_t __Pyx_PyLong_As_int64_t(PyObject *x) {
     }
 }
 
+/* PyObjectVectorcallKwds (used by PyObjectVectorcallMethodKwds) */
+#if CYTHON_VECTORCALL
+CYTHON_UNUSED static int __Pyx_CheckVectorcallKwarg(PyObject *kwnames, Py_ssize_t i) {
+    PyObject *key = __Pyx_PyTuple_GET_ITEM(kwnames, i);
+#if !CYTHON_ASSUME_SAFE_MACROS
+    if (unlikely(!key)) return -1;
+#endif
+    if (unlikely(!PyUnicode_Check(key))) {
+        PyErr_SetString(PyExc_TypeError, "keywords must be strings");
+        return -1;
+    }
+    return 0;
+}
+#else
+CYTHON_UNUSED static PyObject *__Pyx_MakeKwargDict(PyObject **keys, PyObject **values, Py_ssize_t n) {
+    PyObject *out = PyDict_New();
+    if (unlikely(!out)) return NULL;
+    for (Py_ssize_t i=0; i<n; ++i) {
+        if (unlikely(PyDict_SetItem(out, keys[i], values[i]) < 0)) {
+            Py_DECREF(out);
+            return NULL;
+        }
+    }
+    return out;
+}
+CYTHON_UNUSED static int __Pyx_CheckVectorcallKwarg(PyObject **kwnames, Py_ssize_t i) {
+    PyObject *key = kwnames[i];
+    if (unlikely(!PyUnicode_Check(key))) {
+        PyErr_SetString(PyExc_TypeError, "keywords must be strings");
+        return -1;
+    }
+    return 0;
+}
+#endif
+
 /* PyObjectVectorcallMethodKwds (used by CIntToPy) */
 #if !CYTHON_VECTORCALL
 static PyObject *__Pyx_Object_VectorcallMethodKwds(PyObject *name, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
@@ -52570,164 +46860,6 @@ static PyObject *__Pyx_Object_VectorcallMethodKwds(PyObject *name, PyObject *con
     return result;
 }
 #endif
-
-/* CIntToPy */
-static CYTHON_INLINE PyObject* __Pyx_PyLong_From_long(long value) {
-#ifdef __Pyx_HAS_GCC_DIAGNOSTIC
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wconversion"
-#endif
-    const long neg_one = (long) -1, const_zero = (long) 0;
-#ifdef __Pyx_HAS_GCC_DIAGNOSTIC
-#pragma GCC diagnostic pop
-#endif
-    const int is_unsigned = neg_one > const_zero;
-    if (is_unsigned) {
-        if (sizeof(long) < sizeof(long)) {
-            return PyLong_FromLong((long) value);
-        } else if (sizeof(long) <= sizeof(unsigned long)) {
-            return PyLong_FromUnsignedLong((unsigned long) value);
-#if !CYTHON_COMPILING_IN_PYPY
-        } else if (sizeof(long) <= sizeof(unsigned PY_LONG_LONG)) {
-            return PyLong_FromUnsignedLongLong((unsigned PY_LONG_LONG) value);
-#endif
-        }
-    } else {
-        if (sizeof(long) <= sizeof(long)) {
-            return PyLong_FromLong((long) value);
-        } else if (sizeof(long) <= sizeof(PY_LONG_LONG)) {
-            return PyLong_FromLongLong((PY_LONG_LONG) value);
-        }
-    }
-    {
-        unsigned char *bytes = (unsigned char *)&value;
-#if !CYTHON_COMPILING_IN_LIMITED_API && PY_VERSION_HEX >= 0x030d00A4
-        if (is_unsigned) {
-            return PyLong_FromUnsignedNativeBytes(bytes, sizeof(value), -1);
-        } else {
-            return PyLong_FromNativeBytes(bytes, sizeof(value), -1);
-        }
-#elif !CYTHON_COMPILING_IN_LIMITED_API && PY_VERSION_HEX < 0x030d0000
-        int one = 1; int little = (int)*(unsigned char *)&one;
-        return _PyLong_FromByteArray(bytes, sizeof(long),
-                                     little, !is_unsigned);
-#else
-        int one = 1; int little = (int)*(unsigned char *)&one;
-        PyObject *result = NULL, *kwds = NULL;
-        PyObject *py_bytes = NULL, *order_str = NULL, *from_bytes_str = NULL;;
-        py_bytes = PyBytes_FromStringAndSize((char*)bytes, sizeof(long));
-        if (!py_bytes) goto limited_bad;
-        from_bytes_str = PyUnicode_FromStringAndSize("from_bytes", 10);
-        if (!from_bytes_str) goto limited_bad;
-        order_str = PyUnicode_FromString(little ? "little" : "big");
-        if (!order_str) goto limited_bad;
-        {
-            PyObject *args[] = { (PyObject*)&PyLong_Type, py_bytes, order_str, Py_True };
-            if (!is_unsigned) {
-                PyObject *signed_str = PyUnicode_FromStringAndSize("signed", 6);
-                if (!signed_str) goto limited_bad;
-#if CYTHON_VECTORCALL
-                kwds = PyTuple_Pack(1, signed_str);
-#else
-                {
-                    PyObject *keys[] = {signed_str};
-                    PyObject *values[] = {Py_True};
-                    kwds = __Pyx_MakeKwargDict(keys, values, 1);
-                }
-#endif
-                Py_DECREF(signed_str);
-                if (unlikely(!kwds)) goto limited_bad;
-            }
-            result = __Pyx_Object_VectorcallMethodKwds(from_bytes_str, args, 3 | __Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET, kwds);
-        }
-        limited_bad:
-        Py_XDECREF(kwds);
-        Py_XDECREF(order_str);
-        Py_XDECREF(py_bytes);
-        Py_XDECREF(from_bytes_str);
-        return result;
-#endif
-    }
-}
-
-/* CIntToPy */
-static CYTHON_INLINE PyObject* __Pyx_PyLong_From_int(int value) {
-#ifdef __Pyx_HAS_GCC_DIAGNOSTIC
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wconversion"
-#endif
-    const int neg_one = (int) -1, const_zero = (int) 0;
-#ifdef __Pyx_HAS_GCC_DIAGNOSTIC
-#pragma GCC diagnostic pop
-#endif
-    const int is_unsigned = neg_one > const_zero;
-    if (is_unsigned) {
-        if (sizeof(int) < sizeof(long)) {
-            return PyLong_FromLong((long) value);
-        } else if (sizeof(int) <= sizeof(unsigned long)) {
-            return PyLong_FromUnsignedLong((unsigned long) value);
-#if !CYTHON_COMPILING_IN_PYPY
-        } else if (sizeof(int) <= sizeof(unsigned PY_LONG_LONG)) {
-            return PyLong_FromUnsignedLongLong((unsigned PY_LONG_LONG) value);
-#endif
-        }
-    } else {
-        if (sizeof(int) <= sizeof(long)) {
-            return PyLong_FromLong((long) value);
-        } else if (sizeof(int) <= sizeof(PY_LONG_LONG)) {
-            return PyLong_FromLongLong((PY_LONG_LONG) value);
-        }
-    }
-    {
-        unsigned char *bytes = (unsigned char *)&value;
-#if !CYTHON_COMPILING_IN_LIMITED_API && PY_VERSION_HEX >= 0x030d00A4
-        if (is_unsigned) {
-            return PyLong_FromUnsignedNativeBytes(bytes, sizeof(value), -1);
-        } else {
-            return PyLong_FromNativeBytes(bytes, sizeof(value), -1);
-        }
-#elif !CYTHON_COMPILING_IN_LIMITED_API && PY_VERSION_HEX < 0x030d0000
-        int one = 1; int little = (int)*(unsigned char *)&one;
-        return _PyLong_FromByteArray(bytes, sizeof(int),
-                                     little, !is_unsigned);
-#else
-        int one = 1; int little = (int)*(unsigned char *)&one;
-        PyObject *result = NULL, *kwds = NULL;
-        PyObject *py_bytes = NULL, *order_str = NULL, *from_bytes_str = NULL;;
-        py_bytes = PyBytes_FromStringAndSize((char*)bytes, sizeof(int));
-        if (!py_bytes) goto limited_bad;
-        from_bytes_str = PyUnicode_FromStringAndSize("from_bytes", 10);
-        if (!from_bytes_str) goto limited_bad;
-        order_str = PyUnicode_FromString(little ? "little" : "big");
-        if (!order_str) goto limited_bad;
-        {
-            PyObject *args[] = { (PyObject*)&PyLong_Type, py_bytes, order_str, Py_True };
-            if (!is_unsigned) {
-                PyObject *signed_str = PyUnicode_FromStringAndSize("signed", 6);
-                if (!signed_str) goto limited_bad;
-#if CYTHON_VECTORCALL
-                kwds = PyTuple_Pack(1, signed_str);
-#else
-                {
-                    PyObject *keys[] = {signed_str};
-                    PyObject *values[] = {Py_True};
-                    kwds = __Pyx_MakeKwargDict(keys, values, 1);
-                }
-#endif
-                Py_DECREF(signed_str);
-                if (unlikely(!kwds)) goto limited_bad;
-            }
-            result = __Pyx_Object_VectorcallMethodKwds(from_bytes_str, args, 3 | __Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET, kwds);
-        }
-        limited_bad:
-        Py_XDECREF(kwds);
-        Py_XDECREF(order_str);
-        Py_XDECREF(py_bytes);
-        Py_XDECREF(from_bytes_str);
-        return result;
-#endif
-    }
-}
 
 /* CIntToPy */
 static CYTHON_INLINE PyObject* __Pyx_PyLong_From_int64_t(int64_t value) {
@@ -52853,6 +46985,386 @@ static CYTHON_INLINE PyObject* __Pyx_PyLong_From_uint8_t(uint8_t value) {
         PyObject *result = NULL, *kwds = NULL;
         PyObject *py_bytes = NULL, *order_str = NULL, *from_bytes_str = NULL;;
         py_bytes = PyBytes_FromStringAndSize((char*)bytes, sizeof(uint8_t));
+        if (!py_bytes) goto limited_bad;
+        from_bytes_str = PyUnicode_FromStringAndSize("from_bytes", 10);
+        if (!from_bytes_str) goto limited_bad;
+        order_str = PyUnicode_FromString(little ? "little" : "big");
+        if (!order_str) goto limited_bad;
+        {
+            PyObject *args[] = { (PyObject*)&PyLong_Type, py_bytes, order_str, Py_True };
+            if (!is_unsigned) {
+                PyObject *signed_str = PyUnicode_FromStringAndSize("signed", 6);
+                if (!signed_str) goto limited_bad;
+#if CYTHON_VECTORCALL
+                kwds = PyTuple_Pack(1, signed_str);
+#else
+                {
+                    PyObject *keys[] = {signed_str};
+                    PyObject *values[] = {Py_True};
+                    kwds = __Pyx_MakeKwargDict(keys, values, 1);
+                }
+#endif
+                Py_DECREF(signed_str);
+                if (unlikely(!kwds)) goto limited_bad;
+            }
+            result = __Pyx_Object_VectorcallMethodKwds(from_bytes_str, args, 3 | __Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET, kwds);
+        }
+        limited_bad:
+        Py_XDECREF(kwds);
+        Py_XDECREF(order_str);
+        Py_XDECREF(py_bytes);
+        Py_XDECREF(from_bytes_str);
+        return result;
+#endif
+    }
+}
+
+/* CIntFromPy */
+static int __Pyx_LargePyLong___Pyx_PyLong_As_int(PyObject *x);
+static int __Pyx_raise_neg_overflow___Pyx_PyLong_As_int(void) {
+    const char* type_name = "int";
+    PyErr_Format(PyExc_OverflowError,
+        "can't convert negative value to %.200s", type_name);
+    return (int) -1;
+}
+static int __Pyx_raise_overflow___Pyx_PyLong_As_int(void) {
+    const char* type_name = "int";
+    PyErr_Format(PyExc_OverflowError,
+        "value too large to convert to %.200s", type_name);
+    return (int) -1;
+}
+static CYTHON_INLINE int __Pyx_PyULong___Pyx_PyLong_As_int(PyObject *x) {
+    const int is_unsigned = 1;
+#if CYTHON_USE_PYLONG_INTERNALS
+    {
+        const digit* digits = __Pyx_PyLong_Digits(x);
+        const Py_ssize_t size = __Pyx_PyLong_DigitCount(x);
+        if (size == 2 && (8 * sizeof(int) > 1 * PyLong_SHIFT)) {
+            if ((8 * sizeof(unsigned long) > 2 * PyLong_SHIFT)) {
+                __PYX_VERIFY_RETURN_INT(int, unsigned long, (((((unsigned long)digits[1]) << PyLong_SHIFT) | (unsigned long)digits[0])))
+            } else if ((8 * sizeof(int) >= 2 * PyLong_SHIFT)) {
+                return (int) (((((int)digits[1]) << PyLong_SHIFT) | (int)digits[0]));
+            }
+        } else
+        if (size == 3 && (8 * sizeof(int) > 2 * PyLong_SHIFT)) {
+            if ((8 * sizeof(unsigned long) > 3 * PyLong_SHIFT)) {
+                __PYX_VERIFY_RETURN_INT(int, unsigned long, (((((((unsigned long)digits[2]) << PyLong_SHIFT) | (unsigned long)digits[1]) << PyLong_SHIFT) | (unsigned long)digits[0])))
+            } else if ((8 * sizeof(int) >= 3 * PyLong_SHIFT)) {
+                return (int) (((((((int)digits[2]) << PyLong_SHIFT) | (int)digits[1]) << PyLong_SHIFT) | (int)digits[0]));
+            }
+        } else
+        if (size == 4 && (8 * sizeof(int) > 3 * PyLong_SHIFT)) {
+            if ((8 * sizeof(unsigned long) > 4 * PyLong_SHIFT)) {
+                __PYX_VERIFY_RETURN_INT(int, unsigned long, (((((((((unsigned long)digits[3]) << PyLong_SHIFT) | (unsigned long)digits[2]) << PyLong_SHIFT) | (unsigned long)digits[1]) << PyLong_SHIFT) | (unsigned long)digits[0])))
+            } else if ((8 * sizeof(int) >= 4 * PyLong_SHIFT)) {
+                return (int) (((((((((int)digits[3]) << PyLong_SHIFT) | (int)digits[2]) << PyLong_SHIFT) | (int)digits[1]) << PyLong_SHIFT) | (int)digits[0]));
+            }
+        } else
+        {}
+    }
+#elif CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX < 0x030C00A7
+    if (unlikely(Py_SIZE(x) < 0)) {
+        goto raise_neg_overflow;
+    }
+#else
+    {
+        int result = PyObject_RichCompareBool(x, Py_False, Py_LT);
+        if (unlikely(result < 0))
+            return (int) -1;
+        if (unlikely(result == 1))
+            goto raise_neg_overflow;
+    }
+#endif
+    if ((sizeof(int) <= sizeof(unsigned long))) {
+        __PYX_VERIFY_RETURN_INT_EXC(int, unsigned long, PyLong_AsUnsignedLong(x))
+    } else if ((sizeof(int) <= sizeof(unsigned PY_LONG_LONG))) {
+        __PYX_VERIFY_RETURN_INT_EXC(int, unsigned PY_LONG_LONG, PyLong_AsUnsignedLongLong(x))
+    }
+    return __Pyx_LargePyLong___Pyx_PyLong_As_int(x);
+raise_neg_overflow:
+    return __Pyx_raise_neg_overflow___Pyx_PyLong_As_int();
+raise_overflow:
+    return __Pyx_raise_overflow___Pyx_PyLong_As_int();
+}
+static CYTHON_INLINE int __Pyx_PySLong___Pyx_PyLong_As_int(PyObject *x) {
+    const int is_unsigned = 0;
+#if CYTHON_USE_PYLONG_INTERNALS
+    if (__Pyx_PyLong_IsNeg(x)) {
+        const Py_ssize_t size = __Pyx_PyLong_DigitCount(x);
+        const digit* digits = __Pyx_PyLong_Digits(x);
+        if (size == 2 && (8 * sizeof(int) > 1 * PyLong_SHIFT)) {
+            if ((8 * sizeof(long) > 2 * PyLong_SHIFT)) {
+                long ival = - (long) (((((unsigned long)digits[1]) << PyLong_SHIFT) | (unsigned long)digits[0]));
+                __PYX_VERIFY_RETURN_INT(int, long, ival)
+            } else if ((8 * sizeof(int) - 1 > 2 * PyLong_SHIFT)) {
+                return (int) (((int) -1) * (((((int)digits[1]) << PyLong_SHIFT) | (int)digits[0])));
+            }
+        } else
+        if (size == 3 && (8 * sizeof(int) > 2 * PyLong_SHIFT)) {
+            if ((8 * sizeof(long) > 3 * PyLong_SHIFT)) {
+                long ival = - (long) (((((((unsigned long)digits[2]) << PyLong_SHIFT) | (unsigned long)digits[1]) << PyLong_SHIFT) | (unsigned long)digits[0]));
+                __PYX_VERIFY_RETURN_INT(int, long, ival)
+            } else if ((8 * sizeof(int) - 1 > 3 * PyLong_SHIFT)) {
+                return (int) (((int) -1) * (((((((int)digits[2]) << PyLong_SHIFT) | (int)digits[1]) << PyLong_SHIFT) | (int)digits[0])));
+            }
+        } else
+        if (size == 4 && (8 * sizeof(int) > 3 * PyLong_SHIFT)) {
+            if ((8 * sizeof(long) > 4 * PyLong_SHIFT)) {
+                long ival = - (long) (((((((((unsigned long)digits[3]) << PyLong_SHIFT) | (unsigned long)digits[2]) << PyLong_SHIFT) | (unsigned long)digits[1]) << PyLong_SHIFT) | (unsigned long)digits[0]));
+                __PYX_VERIFY_RETURN_INT(int, long, ival)
+            } else if ((8 * sizeof(int) - 1 > 4 * PyLong_SHIFT)) {
+                return (int) (((int) -1) * (((((((((int)digits[3]) << PyLong_SHIFT) | (int)digits[2]) << PyLong_SHIFT) | (int)digits[1]) << PyLong_SHIFT) | (int)digits[0])));
+            }
+        } else
+        {}
+    } else {
+        const Py_ssize_t size = __Pyx_PyLong_DigitCount(x);
+        const digit* digits = __Pyx_PyLong_Digits(x);
+        if (size == 2 && (8 * sizeof(int) > 1 * PyLong_SHIFT)) {
+            if ((8 * sizeof(long) > 2 * PyLong_SHIFT)) {
+                __PYX_VERIFY_RETURN_INT(int, unsigned long, (((((unsigned long)digits[1]) << PyLong_SHIFT) | (unsigned long)digits[0])))
+            } else if ((8 * sizeof(int) - 1 > 2 * PyLong_SHIFT)) {
+                return (int) (((((int)digits[1]) << PyLong_SHIFT) | (int)digits[0]));
+            }
+        } else
+        if (size == 3 && (8 * sizeof(int) > 2 * PyLong_SHIFT)) {
+            if ((8 * sizeof(long) > 3 * PyLong_SHIFT)) {
+                __PYX_VERIFY_RETURN_INT(int, unsigned long, (((((((unsigned long)digits[2]) << PyLong_SHIFT) | (unsigned long)digits[1]) << PyLong_SHIFT) | (unsigned long)digits[0])))
+            } else if ((8 * sizeof(int) - 1 > 3 * PyLong_SHIFT)) {
+                return (int) (((((((int)digits[2]) << PyLong_SHIFT) | (int)digits[1]) << PyLong_SHIFT) | (int)digits[0]));
+            }
+        } else
+        if (size == 4 && (8 * sizeof(int) > 3 * PyLong_SHIFT)) {
+            if ((8 * sizeof(long) > 4 * PyLong_SHIFT)) {
+                __PYX_VERIFY_RETURN_INT(int, unsigned long, (((((((((unsigned long)digits[3]) << PyLong_SHIFT) | (unsigned long)digits[2]) << PyLong_SHIFT) | (unsigned long)digits[1]) << PyLong_SHIFT) | (unsigned long)digits[0])))
+            } else if ((8 * sizeof(int) - 1 > 4 * PyLong_SHIFT)) {
+                return (int) (((((((((int)digits[3]) << PyLong_SHIFT) | (int)digits[2]) << PyLong_SHIFT) | (int)digits[1]) << PyLong_SHIFT) | (int)digits[0]));
+            }
+        } else
+        {}
+    }
+#endif
+    #if __PYX_LIMITED_VERSION_HEX >= 0x030d0000
+    if ((sizeof(int) <= sizeof(int)) && (sizeof(int) < sizeof(long))) {
+        __PYX_VERIFY_RETURN_INT_EXC(int, int, PyLong_AsInt(x))
+    } else
+    #endif
+    if ((sizeof(int) <= sizeof(long))) {
+        __PYX_VERIFY_RETURN_INT_EXC(int, long, PyLong_AsLong(x))
+    } else if ((sizeof(int) <= sizeof(PY_LONG_LONG))) {
+        __PYX_VERIFY_RETURN_INT_EXC(int, PY_LONG_LONG, PyLong_AsLongLong(x))
+    }
+    return __Pyx_LargePyLong___Pyx_PyLong_As_int(x);
+raise_neg_overflow:
+    return __Pyx_raise_neg_overflow___Pyx_PyLong_As_int();
+raise_overflow:
+    return __Pyx_raise_overflow___Pyx_PyLong_As_int();
+}
+static int __Pyx_LargePyLong___Pyx_PyLong_As_int(PyObject *x) {
+#ifdef __Pyx_HAS_GCC_DIAGNOSTIC
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wconversion"
+#endif
+    const int neg_one = (int) -1, const_zero = (int) 0;
+#ifdef __Pyx_HAS_GCC_DIAGNOSTIC
+#pragma GCC diagnostic pop
+#endif
+    const int is_unsigned = neg_one > const_zero;
+    int val;
+    int ret = -1;
+#if PY_VERSION_HEX >= 0x030d00A6 && !CYTHON_COMPILING_IN_LIMITED_API
+    Py_ssize_t bytes_copied = PyLong_AsNativeBytes(
+        x, &val, sizeof(val), Py_ASNATIVEBYTES_NATIVE_ENDIAN | (is_unsigned ? Py_ASNATIVEBYTES_UNSIGNED_BUFFER | Py_ASNATIVEBYTES_REJECT_NEGATIVE : 0));
+    if (unlikely(bytes_copied == -1)) {
+    } else if (unlikely(bytes_copied > (Py_ssize_t) sizeof(val))) {
+        goto raise_overflow;
+    } else {
+        ret = 0;
+    }
+#elif PY_VERSION_HEX < 0x030d0000 && !(CYTHON_COMPILING_IN_PYPY || CYTHON_COMPILING_IN_LIMITED_API) || defined(_PyLong_AsByteArray)
+    int one = 1; int is_little = (int)*(unsigned char *)&one;
+    unsigned char *bytes = (unsigned char *)&val;
+    ret = _PyLong_AsByteArray((PyLongObject *)x,
+                                bytes, sizeof(val),
+                                is_little, !is_unsigned);
+    if ((0)) goto raise_overflow;
+#else
+    PyObject *v;
+    PyObject *stepval = NULL, *mask = NULL, *shift = NULL;
+    int bits, remaining_bits, is_negative = 0;
+    int chunk_size = (sizeof(long) < 8) ? 30 : 62;
+    if (likely(PyLong_CheckExact(x))) {
+        v = __Pyx_NewRef(x);
+    } else {
+        v = PyNumber_Long(x);
+        if (unlikely(!v)) return (int) -1;
+        assert(PyLong_CheckExact(v));
+    }
+    {
+        int result = PyObject_RichCompareBool(v, Py_False, Py_LT);
+        if (unlikely(result < 0)) {
+            Py_DECREF(v);
+            return (int) -1;
+        }
+        is_negative = result == 1;
+    }
+    if (is_unsigned && unlikely(is_negative)) {
+        Py_DECREF(v);
+        PyErr_SetString(PyExc_OverflowError,
+            "can't convert negative value to int");
+        return (int) -1;
+    } else if (is_negative) {
+        stepval = PyNumber_Invert(v);
+        Py_DECREF(v);
+        if (unlikely(!stepval))
+            return (int) -1;
+    } else {
+        stepval = v;
+    }
+    v = NULL;
+    val = (int) 0;
+    mask = PyLong_FromLong((1L << chunk_size) - 1); if (unlikely(!mask)) goto done;
+    shift = PyLong_FromLong(chunk_size); if (unlikely(!shift)) goto done;
+    for (bits = 0; bits < (int) sizeof(int) * 8 - chunk_size; bits += chunk_size) {
+        PyObject *tmp, *digit;
+        long idigit;
+        digit = PyNumber_And(stepval, mask);
+        if (unlikely(!digit)) goto done;
+        idigit = PyLong_AsLong(digit);
+        Py_DECREF(digit);
+        if (unlikely(idigit < 0)) goto done;
+        val |= ((int) idigit) << bits;
+        tmp = PyNumber_Rshift(stepval, shift);
+        if (unlikely(!tmp)) goto done;
+        Py_DECREF(stepval); stepval = tmp;
+    }
+    Py_DECREF(shift); shift = NULL;
+    Py_DECREF(mask); mask = NULL;
+    {
+        long idigit = PyLong_AsLong(stepval);
+        if (unlikely(idigit < 0)) goto done;
+        remaining_bits = ((int) sizeof(int) * 8) - bits - (is_unsigned ? 0 : 1);
+        if (unlikely(idigit >= (1L << remaining_bits)))
+            goto raise_overflow;
+        val |= ((int) idigit) << bits;
+    }
+    if (!is_unsigned) {
+        if (unlikely(val & (((int) 1) << (sizeof(int) * 8 - 1))))
+            goto raise_overflow;
+        if (is_negative)
+            val = ~val;
+    }
+    ret = 0;
+done:
+    Py_XDECREF(shift);
+    Py_XDECREF(mask);
+    Py_XDECREF(stepval);
+#endif
+    if (unlikely(ret))
+        return (int) -1;
+    return val;
+raise_overflow:
+    return __Pyx_raise_overflow___Pyx_PyLong_As_int();
+}
+static CYTHON_INLINE int __Pyx_PyLong___Pyx_PyLong_As_int(PyObject *x) {
+#ifdef __Pyx_HAS_GCC_DIAGNOSTIC
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wconversion"
+#endif
+    const int neg_one = (int) -1, const_zero = (int) 0;
+#ifdef __Pyx_HAS_GCC_DIAGNOSTIC
+#pragma GCC diagnostic pop
+#endif
+    const int is_unsigned = neg_one > const_zero;
+    if (is_unsigned) {
+        #if CYTHON_USE_PYLONG_INTERNALS
+        if (unlikely(__Pyx_PyLong_IsNeg(x))) {
+            goto raise_neg_overflow;
+        } else if (__Pyx_PyLong_IsCompact(x)) {
+            __PYX_VERIFY_RETURN_INT(int, __Pyx_compact_upylong, __Pyx_PyLong_CompactValueUnsigned(x))
+        } else
+        #endif
+        {
+            return __Pyx_PyULong___Pyx_PyLong_As_int(x);
+        }
+    } else {
+        #if CYTHON_USE_PYLONG_INTERNALS
+        if (__Pyx_PyLong_IsCompact(x)) {
+            __PYX_VERIFY_RETURN_INT(int, __Pyx_compact_pylong, __Pyx_PyLong_CompactValue(x))
+        } else
+        #endif
+        {
+            return __Pyx_PySLong___Pyx_PyLong_As_int(x);
+        }
+    }
+#if CYTHON_USE_PYLONG_INTERNALS
+raise_neg_overflow:
+    return __Pyx_raise_neg_overflow___Pyx_PyLong_As_int();
+raise_overflow:
+    return __Pyx_raise_overflow___Pyx_PyLong_As_int();
+#endif
+}
+static int __Pyx_NonPyLong___Pyx_PyLong_As_int(PyObject *x) {
+    int val;
+    PyObject *tmp = __Pyx_PyNumber_Long(x);
+    if (!tmp) return (int) -1;
+    val = __Pyx_PyLong_As_int(tmp);
+    Py_DECREF(tmp);
+    return val;
+}
+static CYTHON_INLINE int __Pyx_PyLong_As_int(PyObject *x) {
+    if (likely(PyLong_Check(x))) {
+        return __Pyx_PyLong___Pyx_PyLong_As_int(x);
+    } else {
+        return __Pyx_NonPyLong___Pyx_PyLong_As_int(x);
+    }
+}
+
+/* CIntToPy */
+static CYTHON_INLINE PyObject* __Pyx_PyLong_From_int(int value) {
+#ifdef __Pyx_HAS_GCC_DIAGNOSTIC
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wconversion"
+#endif
+    const int neg_one = (int) -1, const_zero = (int) 0;
+#ifdef __Pyx_HAS_GCC_DIAGNOSTIC
+#pragma GCC diagnostic pop
+#endif
+    const int is_unsigned = neg_one > const_zero;
+    if (is_unsigned) {
+        if (sizeof(int) < sizeof(long)) {
+            return PyLong_FromLong((long) value);
+        } else if (sizeof(int) <= sizeof(unsigned long)) {
+            return PyLong_FromUnsignedLong((unsigned long) value);
+#if !CYTHON_COMPILING_IN_PYPY
+        } else if (sizeof(int) <= sizeof(unsigned PY_LONG_LONG)) {
+            return PyLong_FromUnsignedLongLong((unsigned PY_LONG_LONG) value);
+#endif
+        }
+    } else {
+        if (sizeof(int) <= sizeof(long)) {
+            return PyLong_FromLong((long) value);
+        } else if (sizeof(int) <= sizeof(PY_LONG_LONG)) {
+            return PyLong_FromLongLong((PY_LONG_LONG) value);
+        }
+    }
+    {
+        unsigned char *bytes = (unsigned char *)&value;
+#if !CYTHON_COMPILING_IN_LIMITED_API && PY_VERSION_HEX >= 0x030d00A4
+        if (is_unsigned) {
+            return PyLong_FromUnsignedNativeBytes(bytes, sizeof(value), -1);
+        } else {
+            return PyLong_FromNativeBytes(bytes, sizeof(value), -1);
+        }
+#elif !CYTHON_COMPILING_IN_LIMITED_API && PY_VERSION_HEX < 0x030d0000
+        int one = 1; int little = (int)*(unsigned char *)&one;
+        return _PyLong_FromByteArray(bytes, sizeof(int),
+                                     little, !is_unsigned);
+#else
+        int one = 1; int little = (int)*(unsigned char *)&one;
+        PyObject *result = NULL, *kwds = NULL;
+        PyObject *py_bytes = NULL, *order_str = NULL, *from_bytes_str = NULL;;
+        py_bytes = PyBytes_FromStringAndSize((char*)bytes, sizeof(int));
         if (!py_bytes) goto limited_bad;
         from_bytes_str = PyUnicode_FromStringAndSize("from_bytes", 10);
         if (!from_bytes_str) goto limited_bad;
@@ -53279,6 +47791,85 @@ static CYTHON_INLINE long __Pyx_PyLong_As_long(PyObject *x) {
         return __Pyx_PyLong___Pyx_PyLong_As_long(x);
     } else {
         return __Pyx_NonPyLong___Pyx_PyLong_As_long(x);
+    }
+}
+
+/* CIntToPy */
+static CYTHON_INLINE PyObject* __Pyx_PyLong_From_long(long value) {
+#ifdef __Pyx_HAS_GCC_DIAGNOSTIC
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wconversion"
+#endif
+    const long neg_one = (long) -1, const_zero = (long) 0;
+#ifdef __Pyx_HAS_GCC_DIAGNOSTIC
+#pragma GCC diagnostic pop
+#endif
+    const int is_unsigned = neg_one > const_zero;
+    if (is_unsigned) {
+        if (sizeof(long) < sizeof(long)) {
+            return PyLong_FromLong((long) value);
+        } else if (sizeof(long) <= sizeof(unsigned long)) {
+            return PyLong_FromUnsignedLong((unsigned long) value);
+#if !CYTHON_COMPILING_IN_PYPY
+        } else if (sizeof(long) <= sizeof(unsigned PY_LONG_LONG)) {
+            return PyLong_FromUnsignedLongLong((unsigned PY_LONG_LONG) value);
+#endif
+        }
+    } else {
+        if (sizeof(long) <= sizeof(long)) {
+            return PyLong_FromLong((long) value);
+        } else if (sizeof(long) <= sizeof(PY_LONG_LONG)) {
+            return PyLong_FromLongLong((PY_LONG_LONG) value);
+        }
+    }
+    {
+        unsigned char *bytes = (unsigned char *)&value;
+#if !CYTHON_COMPILING_IN_LIMITED_API && PY_VERSION_HEX >= 0x030d00A4
+        if (is_unsigned) {
+            return PyLong_FromUnsignedNativeBytes(bytes, sizeof(value), -1);
+        } else {
+            return PyLong_FromNativeBytes(bytes, sizeof(value), -1);
+        }
+#elif !CYTHON_COMPILING_IN_LIMITED_API && PY_VERSION_HEX < 0x030d0000
+        int one = 1; int little = (int)*(unsigned char *)&one;
+        return _PyLong_FromByteArray(bytes, sizeof(long),
+                                     little, !is_unsigned);
+#else
+        int one = 1; int little = (int)*(unsigned char *)&one;
+        PyObject *result = NULL, *kwds = NULL;
+        PyObject *py_bytes = NULL, *order_str = NULL, *from_bytes_str = NULL;;
+        py_bytes = PyBytes_FromStringAndSize((char*)bytes, sizeof(long));
+        if (!py_bytes) goto limited_bad;
+        from_bytes_str = PyUnicode_FromStringAndSize("from_bytes", 10);
+        if (!from_bytes_str) goto limited_bad;
+        order_str = PyUnicode_FromString(little ? "little" : "big");
+        if (!order_str) goto limited_bad;
+        {
+            PyObject *args[] = { (PyObject*)&PyLong_Type, py_bytes, order_str, Py_True };
+            if (!is_unsigned) {
+                PyObject *signed_str = PyUnicode_FromStringAndSize("signed", 6);
+                if (!signed_str) goto limited_bad;
+#if CYTHON_VECTORCALL
+                kwds = PyTuple_Pack(1, signed_str);
+#else
+                {
+                    PyObject *keys[] = {signed_str};
+                    PyObject *values[] = {Py_True};
+                    kwds = __Pyx_MakeKwargDict(keys, values, 1);
+                }
+#endif
+                Py_DECREF(signed_str);
+                if (unlikely(!kwds)) goto limited_bad;
+            }
+            result = __Pyx_Object_VectorcallMethodKwds(from_bytes_str, args, 3 | __Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET, kwds);
+        }
+        limited_bad:
+        Py_XDECREF(kwds);
+        Py_XDECREF(order_str);
+        Py_XDECREF(py_bytes);
+        Py_XDECREF(from_bytes_str);
+        return result;
+#endif
     }
 }
 
