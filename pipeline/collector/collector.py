@@ -42,6 +42,7 @@ from pipeline.records import FLAG_SYNTHETIC, TICK_DTYPE, Kind, Venue
 from pipeline.registry import DEFAULT, SymbolRegistry
 
 log = logging.getLogger(__name__)
+SNAPSHOT_MIN_INTERVAL_S = 0.25
 
 
 def make_adapter(cfg: CollectorConfig, registry: SymbolRegistry):
@@ -108,6 +109,7 @@ class Collector:
         self._closed = False
         self._started = False
         self._last_hb = 0.0
+        self._pinged: dict[int, float] = {}
 
     # ------------------------------------------------------------------ lifecycle
     def stop(self) -> None:
@@ -216,6 +218,7 @@ class Collector:
         log.warning("feed stale (%s)", why)
 
     def _forget(self, c: WsConnection) -> None:
+        self._pinged.pop(id(c), None)
         c.close()
         self.feed.drop_decoder(c.decoder)
         self.outq.pop(id(c), None)
@@ -295,7 +298,7 @@ class Collector:
                     self.counters["pongs"] += 1
                 else:
                     c.send_text(payload)
-                    self.counters["subscribes"] += 1
+                    self.counters["sent_text"] += 1
             except ConnectionClosed:
                 return
 
@@ -361,8 +364,13 @@ class Collector:
             if g.standby is not None and now - g.standby_since >= self.cfg.overlap_s:
                 self._switch(g)
             for c in (g.active, g.standby):
-                if c is not None:
-                    self._flush_out(c)
+                if c is None:
+                    continue
+                if (self.rules.keepalive == "client_text_ping" and self.rules.client_ping_s > 0
+                        and now - self._pinged.get(id(c), c.opened_at) >= self.rules.client_ping_s):
+                    self._pinged[id(c)] = now
+                    self._send(c, "text", "ping")     # e.g. OKX: text "ping" → "pong"
+                self._flush_out(c)
         if self.heartbeat is not None and now - self._last_hb >= self.cfg.heartbeat_s:
             self._last_hb = now
             self.heartbeat()
@@ -381,6 +389,8 @@ class Collector:
                 self.feed.fetch_wanted.add(sid)
                 continue
             self.counters["snapshot_requests"] += 1
+            # REST weight: at most one depth request per symbol per SNAPSHOT_MIN_INTERVAL_S
+            self.fetch_not_before[sid] = now + SNAPSHOT_MIN_INTERVAL_S
             self.fetches[self.pool.submit(self._fetch, sid)] = sid
         for fut in [f for f in self.fetches if f.done()]:
             sid = self.fetches.pop(fut)
