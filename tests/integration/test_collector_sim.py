@@ -249,3 +249,52 @@ def test_recorded_session_replays_to_the_same_records(run, sim, tmp_path):
     again = replay(read_raw(files), adapter, depth_symbols=list(IDS.values()), auto_start=False)
     assert len(again) == len(live) and (live["kind"] == Kind.GAP).sum() == 1
     assert strip_ring(live).tobytes() == again.tobytes()
+
+
+def test_spoiled_frames_are_counted_and_never_published(run, sim):
+    r = run()
+    assert all_synced(r.pump(15, until=all_synced))
+    n0 = len(r.all())
+    sim.fault("duplicate", count=20)
+    sim.fault("malformed", count=3)
+    sim.fault("truncated", count=3)
+    r.pump(2.0)
+    sim.tape(action="pause")
+    time.sleep(0.3)
+    r.pump(0.5)
+    stats = r.stop()
+    recs = r.all()
+    assert stats["errors"].get("malformed_json", 0) + stats["errors"].get("non_utf8", 0) >= 6
+    assert stats["feed_dec_duplicates"] + stats.get("feed_duplicates", 0) \
+        + stats.get("feed_book_duplicate", 0) >= 1
+    for s in SYMS:
+        t = kinds(recs, Kind.TRADE, s)["id"]
+        assert (np.diff(t) > 0).all(), "a duplicate trade was published"
+        b = kinds(recs, Kind.BID, s)["id"]
+        assert (np.diff(b) > 0).all()
+    # a lost (truncated) depth update shows as a gap and a resync, never as a wrong book
+    rb = BookRebuilder()
+    rb.apply(recs)
+    books = sim.state()["books"]
+    for s in SYMS:
+        if rb.valid(Venue.SIM, IDS[s]):
+            b = rb.book(Venue.SIM, IDS[s])
+            assert (b.best_bid, b.best_ask) == (float(books[s]["bestBid"]),
+                                                float(books[s]["bestAsk"]))
+    assert len(recs) > n0
+
+
+def test_connection_lifetime_switches_before_the_server_ends_it(tmp_path, shm_name):
+    with sim_testing.start_sim(tmp_path, symbols=SYMS, rate=400.0, max_lifetime_s=4.0) as s:
+        r = Run(tmp_path, shm_name, s, lifetime_s=4.0, lifetime_margin_s=2.0, overlap_s=0.3)
+        try:
+            assert all_synced(r.pump(15, until=all_synced))
+            r.pump(3.0)
+        finally:
+            stats = r.stop()
+    recs = r.all()
+    assert stats.get("switch_lifetime", 0) >= 1 and stats["switches"] >= 1
+    assert not (recs["kind"] == Kind.STALE).any() and not (recs["kind"] == Kind.GAP).any()
+    for sym in SYMS:
+        t = kinds(recs, Kind.TRADE, sym)["id"]
+        assert len(t) > 5 and (np.diff(t) == 1).all()
