@@ -67,6 +67,49 @@ class BusDemoConfig:
     reader_waits: list[WaitName] = field(default_factory=lambda: ["yielding", "blocking"])
 
 
+# --- collector (issue 4) -------------------------------------------------------------------
+@dataclass(frozen=True)
+class CollectorConfig:
+    """The market-data collector: one venue feed, its connections, book sync and recording."""
+
+    venue: Literal["binance"] = "binance"           # the venue adapter (pipeline/venues/)
+    venue_id: Literal["BINANCE", "SIM"] = "BINANCE"  # registry venue of the instruments
+    ws_url: str = "wss://stream.binance.com:9443"    # WebSocket base (the simulator: ws://127.0.0.1:N)
+    rest_url: str = "https://api.binance.com"        # REST base for depth snapshots
+    symbols: list[str] = field(default_factory=lambda: ["BTCUSDT", "ETHUSDT"])
+    channels: list[str] = field(default_factory=lambda: ["trade", "bookTicker", "depth@100ms"])
+    backend: Literal["cython", "python"] = "cython"  # frame decoder kernel or its Python twin
+    max_message: int = 1 << 20        # bytes; a bigger frame is dropped and counted (oversized)
+    read_size: int = 1 << 16          # bytes per recv_into
+    stale_after_s: float = 10.0       # no data for this long → STALE record + reconnect
+    connect_timeout_s: float = 5.0
+    backoff_initial_s: float = 0.1    # reconnect back-off: initial * 2^n, capped, with jitter
+    backoff_max_s: float = 10.0
+    backoff_jitter: float = 0.5       # delay scaled by a random factor in [1 - jitter, 1]
+    lifetime_s: float = 0.0           # 0 = the venue's limit (Binance 24 h)
+    lifetime_margin_s: float = 600.0  # replace a connection this long before its lifetime ends
+    overlap_s: float = 1.0            # make-before-break: both connections open this long
+    drain_timeout_s: float = 2.0      # wait this long for the old connection's close frame
+    url_streams_max: int = 200        # streams in the connect URL; the rest via paced SUBSCRIBE
+    snapshot_limit: int = 1000        # REST depth levels
+    snapshot_timeout_s: float = 5.0
+    heartbeat_s: float = 1.0          # ring writer heartbeat period
+    record_dir: str = ""              # raw + record recording directory ("" = off)
+    record_rotate_mb: float = 256.0   # start a new raw file after this many MB ...
+    record_rotate_s: float = 3600.0   # ... or this many seconds
+    record_segment_records: int = 1 << 20  # records per .npy segment
+
+    def __post_init__(self) -> None:
+        if not self.symbols:
+            raise ValueError("symbols must not be empty")
+        if self.stale_after_s <= 0 or self.backoff_initial_s <= 0:
+            raise ValueError("stale_after_s and backoff_initial_s must be > 0")
+        if self.backoff_max_s < self.backoff_initial_s:
+            raise ValueError("backoff_max_s must be >= backoff_initial_s")
+        if not 0 <= self.backoff_jitter < 1:
+            raise ValueError("backoff_jitter must be in [0, 1)")
+        if self.max_message < 1024:
+            raise ValueError("max_message must be >= 1024")
 RoleKind = Literal["sim", "collector", "strategy", "gateway", "recorder", "command"]
 
 
@@ -375,6 +418,7 @@ class PipelineConfig:
     ring: RingConfig = field(default_factory=RingConfig)
     reader: ReaderConfig = field(default_factory=ReaderConfig)
     bus_demo: BusDemoConfig = field(default_factory=BusDemoConfig)
+    collector: CollectorConfig = field(default_factory=CollectorConfig)
     launcher: LauncherConfig = field(default_factory=LauncherConfig)
     roles: dict[str, RoleSpec] = field(default_factory=dict)
     sim: SimConfig = field(default_factory=SimConfig)
