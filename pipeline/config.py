@@ -67,6 +67,99 @@ class BusDemoConfig:
     reader_waits: list[WaitName] = field(default_factory=lambda: ["yielding", "blocking"])
 
 
+# ----------------------------------------------------------------------------- gateway
+# The execution gateway (issue 8, pipeline/gateway/). One contiguous block: GatewayRiskConfig,
+# GatewayConfig; `PipelineConfig.gateway` holds it. Secrets are never config keys: the gateway reads
+# them from the environment or a 0600 file (pipeline/gateway/secrets.py).
+
+
+@dataclass(frozen=True)
+class GatewayRiskConfig:
+    """Limits handed to the pre-trade risk engine ([gateway.risk]); names follow the engine's."""
+
+    max_gross_notional: float = 50_000.0   # worst-case gross notional over all symbols (quote)
+    collar_bps: float = 500.0              # limit price at most this far from the reference
+    ref_stale_ms: int = 60_000             # older reference prices reject risk-increasing orders
+    throttle_orders: int = 1000            # order-rate token bucket: N orders ...
+    throttle_window_ms: int = 1000         # ... per window
+    runaway_signals: int = 2000            # more signals than this per window → HALTED
+    runaway_window_ms: int = 1000
+    start_state: Literal["ACTIVE", "REDUCING", "HALTED"] = "ACTIVE"
+    max_order_qty: str = "1"               # per instrument, base units (decimal string)
+    max_position_qty: str = "5"            # per instrument, |position| at worst case
+    max_order_notional: float = 100_000.0  # per order, quote currency
+    max_loss: float = 10_000.0             # realized + unrealized PnL below -max_loss → HALTED
+    max_consecutive_rejects: int = 10      # exchange rejects in a row → HALTED
+
+    def __post_init__(self) -> None:
+        for k in ("max_gross_notional", "collar_bps", "max_order_notional", "max_loss"):
+            if not getattr(self, k) > 0:
+                raise ValueError(f"{k} must be > 0, got {getattr(self, k)}")
+        for k in ("ref_stale_ms", "throttle_orders", "throttle_window_ms", "runaway_signals",
+                  "runaway_window_ms", "max_consecutive_rejects"):
+            if getattr(self, k) < 1:
+                raise ValueError(f"{k} must be >= 1, got {getattr(self, k)}")
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    """The execution gateway process ([gateway])."""
+
+    venue: str = "SIM"                     # Venue name of the registry (SIM / BINANCE)
+    symbols: list[str] = field(default_factory=lambda: ["BTCUSDT"])   # venue spelling
+    channel: str = "pipeline-signals"      # signal channel: PULL on ipc://@<channel> (+ .ctl)
+    rest_url: str = "https://api.binance.com"
+    ws_api_url: str = "wss://ws-api.binance.com:443/ws-api/v3"
+    transport: Literal["rest", "ws_api"] = "rest"   # how orders go out
+    user_stream: bool = True               # userDataStream.subscribe over the WS-API for fills
+    api_key_env: str = "PIPELINE_API_KEY"  # environment variable holding the API key
+    api_secret_env: str = "PIPELINE_API_SECRET"
+    credentials_file: str = ""             # or a 0600 file with api_key=... / api_secret=... lines
+    state_dir: str = "gateway-state"       # journal, status.json, pid/lock, default kill file
+    kill_file: str = ""                    # its existence → HALTED ("" = <state_dir>/KILL)
+    journal_fsync: Literal["always", "interval", "never"] = "interval"
+    journal_fsync_ms: int = 200            # interval policy: fsync at most this often
+    connect_timeout_s: float = 1.0         # every HTTP request and WebSocket connect
+    request_timeout_s: float = 2.0         # reading a response; past it the outcome is UNKNOWN
+    recv_window_ms: int = 5000
+    clock_samples: int = 5                 # /api/v3/time samples per sync (median, >= 3)
+    clock_resync_s: float = 60.0           # periodic resync
+    max_clock_offset_ms: float = 1000.0    # |offset| beyond this on `skew_strikes` syncs → HALTED
+    skew_strikes: int = 3
+    unknown_poll_ms: int = 100             # first poll of an UNKNOWN order, doubling ...
+    unknown_poll_max_ms: int = 2000        # ... up to this
+    unknown_max_polls: int = 6             # "does not exist" this many times → LOST
+    weight_limit_1m: int = 6000            # the venue's limits (slow down before them)
+    order_limit_10s: int = 50
+    slowdown_fraction: float = 0.8         # above this share of a limit: pace requests
+    stop_fraction: float = 0.95            # above this share: no new orders until the window ends
+    reference: Literal["rest", "ring", "none"] = "rest"   # where collar reference prices come from
+    reference_poll_ms: int = 1000          # rest: GET /api/v3/depth per symbol this often
+    on_shutdown: Literal["cancel", "keep"] = "cancel"   # open orders at SIGTERM
+    drain_s: float = 2.0                   # SIGTERM: wait this long for UNKNOWN orders to resolve
+    status_every_ms: int = 200             # status.json refresh
+    poll_ms: int = 5                       # idle wait of the main loop
+    recent_trades: int = 100               # reconcile: myTrades per symbol to look at
+    risk: GatewayRiskConfig = field(default_factory=GatewayRiskConfig)
+
+    def __post_init__(self) -> None:
+        if not self.symbols:
+            raise ValueError("symbols must not be empty")
+        if self.clock_samples < 3:
+            raise ValueError(f"clock_samples must be >= 3, got {self.clock_samples}")
+        for k in ("connect_timeout_s", "request_timeout_s", "clock_resync_s"):
+            if not getattr(self, k) > 0:
+                raise ValueError(f"{k} must be > 0 (timeouts everywhere), got {getattr(self, k)}")
+        if not 1 <= self.recv_window_ms <= 60000:
+            raise ValueError(f"recv_window_ms must be 1..60000, got {self.recv_window_ms}")
+        if not 0 < self.slowdown_fraction <= self.stop_fraction <= 1:
+            raise ValueError("need 0 < slowdown_fraction <= stop_fraction <= 1")
+        if self.unknown_max_polls < 1 or self.unknown_poll_ms < 1 or self.skew_strikes < 1:
+            raise ValueError("unknown_max_polls, unknown_poll_ms and skew_strikes must be >= 1")
+
+# ----------------------------------------------------------------------------- end gateway
+
+
 @dataclass(frozen=True)
 class PipelineConfig:
     """The whole file. Sections are optional; each has documented defaults."""
@@ -74,6 +167,7 @@ class PipelineConfig:
     ring: RingConfig = field(default_factory=RingConfig)
     reader: ReaderConfig = field(default_factory=ReaderConfig)
     bus_demo: BusDemoConfig = field(default_factory=BusDemoConfig)
+    gateway: GatewayConfig = field(default_factory=GatewayConfig)        # issue 8
 
 
 # ----------------------------------------------------------------------------- loading
