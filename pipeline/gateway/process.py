@@ -373,6 +373,10 @@ class Gateway:
                 self.halt("runaway signal rate")
             return
         stamps = {"recv": t_recv, "risk": t_risk}
+        self.journal.write("signal", decision="accept", cid=cid, strategy=sig.strategy_id,
+                           epoch=sig.epoch, seq=sig.seq, symbol=sig.symbol, side=sig.side,
+                           qty=sig.qty, trigger_mono=sig.trigger_mono,
+                           created_mono=sig.created_mono, recv_mono=t_recv)
         try:
             order = self.ex.new_order(sig, stamps)
         except ClientIdReused:
@@ -387,10 +391,6 @@ class Gateway:
             return
         stamps["signed"] = time.perf_counter_ns()
         self.accepted += 1
-        self.journal.write("signal", decision="accept", cid=cid, strategy=sig.strategy_id,
-                           epoch=sig.epoch, seq=sig.seq, symbol=sig.symbol, side=sig.side,
-                           qty=sig.qty, trigger_mono=sig.trigger_mono,
-                           created_mono=sig.created_mono, recv_mono=t_recv)
         self.ex.submit(order, body)
 
     # ================================================================== references
