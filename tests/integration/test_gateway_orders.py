@@ -102,8 +102,12 @@ def test_1021_resyncs_and_retries_once_with_the_same_client_id(sim, gw_factory):
     assert len(_order_ids(sim)) == 1
 
 
-def test_5xx_with_the_order_created_resolves_as_filled_without_a_duplicate(sim, gw_factory):
-    gw = gw_factory(reference_poll_ms=60_000).start()
+@pytest.mark.parametrize("user_stream", [False, True], ids=["query", "stream"])
+def test_5xx_with_the_order_created_resolves_as_filled_without_a_duplicate(sim, gw_factory,
+                                                                          user_stream):
+    # without the user stream only the status query can resolve it; with it, whichever comes
+    # first does, and the other copy of each fill is a duplicate
+    gw = gw_factory(reference_poll_ms=60_000, user_stream=user_stream).start()
     with StrategySide(gw.channel) as st:
         sim.fault("http_5xx", count=1)
         sig = st.send(side=BUY, qty=0.003)
@@ -114,7 +118,8 @@ def test_5xx_with_the_order_created_resolves_as_filled_without_a_duplicate(sim, 
     assert len(_requests_for(j, cid)) == 1            # never resubmitted
     states = _states(j, cid)
     assert states[0] == "UNKNOWN" and states[-1] == "FILLED", states
-    assert any(r["k"] == "query" and r.get("cid") == cid for r in j)
+    if not user_stream:
+        assert any(r["k"] == "query" and r.get("cid") == cid for r in j)
     assert len(_order_ids(sim)) == 1
     assert s["positions"]["BTCUSDT"]["qty"] == pytest.approx(0.003)
     assert sum(float(f["qty"]) for f in acct(sim)["fills"]) == pytest.approx(0.003)
