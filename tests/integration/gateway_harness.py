@@ -23,6 +23,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+import pytest
+
 from pipeline.records import OrderSide, OrderType, TimeInForce, Venue
 from pipeline.registry import DEFAULT as REGISTRY
 
@@ -241,15 +243,34 @@ class StrategySide:
         self.close()
 
 
+@pytest.fixture
+def sim(tmp_path):
+    from pipeline.sim.testing import start_sim
+    s = start_sim(tmp_path, **SIM_DEFAULTS)
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def gw_factory(tmp_path, sim):
+    made: list[GatewayProc] = []
+
+    def make(**kw) -> GatewayProc:
+        g = GatewayProc(tmp_path, kw.pop("sim", sim), **kw)
+        made.append(g)
+        return g
+
+    yield make
+    for g in made:
+        g.stop()
+
+
+def acct(sim) -> dict:
+    return next(iter(sim.state()["accounts"].values()))
+
+
 def cid_of(sig) -> str:
     return f"pl{sig.strategy_id:x}.{sig.epoch:x}.{sig.seq:x}"
-
-
-def sim_orders(sim, cid: str | None = None) -> list[dict]:
-    """Every order the simulator holds for the test account (open and closed) via GET order."""
-    st = sim.state()
-    acct = next(iter(st["accounts"].values()))
-    return acct
 
 
 BUY, SELL = int(OrderSide.BUY), int(OrderSide.SELL)

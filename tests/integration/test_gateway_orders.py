@@ -8,36 +8,11 @@ pytest.importorskip("pipeline.gateway.risk", reason="risk kernel (issue 7) not m
 pytest.importorskip("pipeline.gateway.signing", reason="signing kernel (issue 7) not merged yet")
 pytest.importorskip("pipeline.sim.testing", reason="simulator (issue 3) not merged yet")
 
-from pipeline.sim.testing import start_sim  # noqa: E402
-from tests.integration.gateway_harness import (BUY, SELL, SIM_DEFAULTS, GatewayProc,  # noqa: E402
-                                               StrategySide, cid_of)
+from tests.integration.gateway_harness import (BUY, SELL, StrategySide, acct,  # noqa: E402
+                                               cid_of, gw_factory, sim)
 
 pytestmark = pytest.mark.timeout(60)
-
-
-@pytest.fixture
-def sim(tmp_path):
-    s = start_sim(tmp_path, **SIM_DEFAULTS)
-    yield s
-    s.stop()
-
-
-@pytest.fixture
-def gw_factory(tmp_path, sim):
-    made: list[GatewayProc] = []
-
-    def make(**kw) -> GatewayProc:
-        g = GatewayProc(tmp_path, kw.pop("sim", sim), **kw)
-        made.append(g)
-        return g
-
-    yield make
-    for g in made:
-        g.stop()
-
-
-def acct(sim) -> dict:
-    return next(iter(sim.state()["accounts"].values()))
+__all__ = ["sim", "gw_factory"]   # fixtures
 
 
 def test_signal_becomes_order_fill_position_and_journal(sim, gw_factory):
