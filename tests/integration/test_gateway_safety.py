@@ -114,7 +114,7 @@ def test_sigkill_with_open_order_and_pending_fill_rebuilds_and_reconciles(sim, g
         gw.wait(lambda s: len(s["open_orders"]) == 1 and s["open_orders"][0]["state"] == "ACK")
         gw.kill()                                                     # SIGKILL
         # while it is down the resting order fills on the venue
-        out = sim.trade("BTCUSDT", f"{px:.2f}", "0.002", side="SELL")
+        out = sim.trade("BTCUSDT", f"{px - 0.01:.2f}", "0.002", side="SELL")   # trades through
         assert out["fills"] >= 1
         gw.start()
         s = gw.status()
