@@ -130,7 +130,8 @@ def test_sigkill_with_open_order_and_pending_fill_rebuilds_and_reconciles(sim, g
         btc = float(a["balances"]["BTC"]["free"]) + float(a["balances"]["BTC"]["locked"]) - 1.0
         assert s["positions"]["BTCUSDT"]["qty"] == pytest.approx(btc) == pytest.approx(0.006)
         assert cid_of(resting) not in [o["cid"] for o in s["open_orders"]]
-        # the first new order after the restart comes after the reconciliation
+    # the first new order after the restart comes after the reconciliation
+    with StrategySide(gw.channel) as st:
         st.send(side=SELL, qty=0.001)
         s = gw.wait(lambda s: s["orders"].get("FILLED") == 3)
         j = gw.journal()
@@ -145,7 +146,7 @@ def test_unknown_exchange_orders_are_reported(sim, gw_factory):
     from pipeline.sim.testing import signed_query
     import requests
     q = signed_query({"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC",
-                      "quantity": "0.001", "price": "1000.00", "newClientOrderId": "manual-1"})
+                      "quantity": "0.01", "price": "1000.00", "newClientOrderId": "manual-1"})
     from pipeline.sim.testing import SIM_TEST_API_KEY
     r = requests.post(sim.rest_url + "/api/v3/order", data=q, timeout=5,
                       headers={"X-MBX-APIKEY": SIM_TEST_API_KEY,
@@ -170,10 +171,7 @@ def test_canary_credentials_never_leak_through_any_error_path(tmp_path):
     sim = start_sim(tmp_path, accounts=accounts, **SIM_DEFAULTS)
     gw = GatewayProc(tmp_path, sim, api_key=CANARY_KEY, api_secret=CANARY_SECRET,
                      risk={"max_consecutive_rejects": 50}, recv_window_ms=400,
-                     request_timeout_s=0.3, unknown_max_polls=2, log_level_debug=None) \
-        if False else GatewayProc(tmp_path, sim, api_key=CANARY_KEY, api_secret=CANARY_SECRET,
-                                  risk={"max_consecutive_rejects": 50}, recv_window_ms=400,
-                                  request_timeout_s=0.3, unknown_max_polls=2)
+                     request_timeout_s=0.3, unknown_max_polls=2, reference_poll_ms=60_000)
     ready_frames: list[bytes] = []
     try:
         gw.start()
@@ -192,22 +190,26 @@ def test_canary_credentials_never_leak_through_any_error_path(tmp_path):
         with StrategySide(gw.channel) as st:
             ref = gw.status()["refs"]["BTCUSDT"]
             st.send(side=BUY, qty=0.001)                               # plain success
+            gw.wait(lambda s: s["orders"].get("FILLED") == 1)
             sim.fault("force_1021", count=2)                           # -1021, retry, -1021
             st.send(side=BUY, qty=0.001)
+            gw.wait(lambda s: s["orders"].get("REJECTED") == 1)
             sim.fault("http_5xx", count=1)                             # unknown → resolved
             st.send(side=BUY, qty=0.001)
+            gw.wait(lambda s: s["orders"].get("FILLED") == 2)
             sim.fault("delay", ms=900, count=1)                        # timeout → LOST
             st.send(side=BUY, qty=0.001)
             gw.wait(lambda s: s["orders"].get("LOST") == 1, timeout=15)
             st.limit(SELL, 0.9, round(ref * 1.02, 2))                  # rests
+            gw.wait(lambda s: len(s["open_orders"]) == 1)
             st.limit(SELL, 0.9, round(ref * 1.02, 2))                  # -2010
-            gw.wait(lambda s: s["counts"].get("rejects", 0) >= 2)
+            gw.wait(lambda s: s["orders"].get("REJECTED") == 2)
             sim.fault("force_418", seconds=2)                          # 418 → HALTED
             st.send(side=BUY, qty=0.001)
             gw.wait(lambda s: s["trading"] == "HALTED")
             for _ in range(3):
                 st.send(side=BUY, qty=0.001)                           # rejected: HALTED
-            time.sleep(0.3)
+            gw.wait(lambda s: s["rejects"].get("HALTED") == 3)
             payloads = list(st.raw_sent)
     finally:
         rc = gw.stop()
