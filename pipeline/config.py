@@ -158,6 +158,49 @@ class GatewayConfig:
             raise ValueError("unknown_max_polls, unknown_poll_ms and skew_strikes must be >= 1")
 
 # ----------------------------------------------------------------------------- end gateway
+RoleKind = Literal["sim", "collector", "strategy", "gateway", "recorder", "command"]
+
+
+@dataclass(frozen=True)
+class RoleSpec:
+    """One process the launcher starts: [roles.<name>]."""
+
+    kind: RoleKind                 # which role; "command" runs `command` (tools, tests)
+    cores: list[int] = field(default_factory=list)   # CPUs to pin to; [] = not pinned
+    wait: WaitName = "blocking"    # ring wait strategy for roles that read the ring
+    nice: int = 0                  # added niceness (negative needs CAP_SYS_NICE)
+    fifo_priority: int = 0         # SCHED_FIFO priority 1..99; 0 = normal scheduling
+    restart: Literal["never", "on-failure"] = "never"   # on-failure only where safe
+    max_restarts: int = 3
+    heartbeat_timeout: float = 5.0  # seconds without a heartbeat = stuck
+    ready: Literal["auto", "heartbeat", "started"] = "auto"  # auto: heartbeat, except commands
+    ready_timeout: float = 20.0     # seconds to wait for its first heartbeat before the next role
+    stop_timeout: float = 5.0       # SIGTERM → SIGKILL after this many seconds
+    command: list[str] = field(default_factory=list)  # kind = "command": argv to exec
+    args: list[str] = field(default_factory=list)     # extra CLI args for the role's main
+
+    def __post_init__(self) -> None:
+        if self.kind == "command" and not self.command:
+            raise ValueError("a role of kind 'command' needs a command")
+        if not 0 <= self.fifo_priority <= 99:
+            raise ValueError(f"fifo_priority must be 0..99, got {self.fifo_priority}")
+        if any(c < 0 for c in self.cores):
+            raise ValueError(f"cores must be CPU numbers >= 0, got {self.cores}")
+
+
+@dataclass(frozen=True)
+class LauncherConfig:
+    """The launcher: [launcher]."""
+
+    run_id: str = "pipeline"        # prefix of this run's shm segments
+    start_order: list[str] = field(default_factory=list)  # [] = sim, gateway, strategy, recorder, collector
+    stop_order: list[str] = field(default_factory=list)   # [] = collector, strategy, gateway, recorder, sim
+    status_interval: float = 1.0    # seconds between status lines (0 = none)
+    shutdown_timeout: float = 20.0  # whole ordered shutdown budget, seconds
+    halt_on_role_death: bool = True  # a dead or stuck role → gateway HALTED → orderly shutdown
+    prometheus_port: int = -1       # -1 = off, 0 = any free port, on 127.0.0.1 only
+    duration: float = 0.0           # seconds to run (0 = until SIGINT/SIGTERM)
+    run_dir: str = "run"            # role logs, summaries and latency histograms go here
 
 
 @dataclass(frozen=True)
@@ -168,6 +211,8 @@ class PipelineConfig:
     reader: ReaderConfig = field(default_factory=ReaderConfig)
     bus_demo: BusDemoConfig = field(default_factory=BusDemoConfig)
     gateway: GatewayConfig = field(default_factory=GatewayConfig)        # issue 8
+    launcher: LauncherConfig = field(default_factory=LauncherConfig)
+    roles: dict[str, RoleSpec] = field(default_factory=dict)
 
 
 # ----------------------------------------------------------------------------- loading

@@ -12,9 +12,10 @@ receives a GAP record (id = records lost, exactly), its `lost` counter grows by 
 it resumes at the oldest record still valid. The kernels live in ext/ring.pyx; `backend="python"`
 selects the pure-Python twin (pipeline/bus/ring_py.py) with identical behaviour.
 
-Segment lifecycle: the owner creates and finally unlinks (context manager or close()). Attaching
-never registers the segment with the attaching process's resource tracker (gh-82300), so a reader
-that exits cannot unlink the writer's segment. Pages are reserved at creation (posix_fallocate), so
+Segment lifecycle: the owner creates and finally unlinks (context manager or close()). Segments
+are POSIX shared memory (/dev/shm/<name>, what multiprocessing.shared_memory opens) mapped without
+any resource tracker (gh-82300; see pipeline/bus/shm.py), so a reader that exits cannot unlink the
+writer's segment. Pages are reserved at creation (posix_fallocate), so
 a /dev/shm without room fails then with RingSpaceError instead of SIGBUS mid-session. A segment
 left by a dead owner is detected and replaced by the next create.
 """
@@ -23,7 +24,6 @@ from __future__ import annotations
 import logging
 import os
 import time
-from multiprocessing import shared_memory
 from typing import Literal
 
 import numpy as np
@@ -112,7 +112,7 @@ unlink = shm.unlink
 class TickRing:
     """A mapped tick ring: the owner's handle (create) or an attachment (attach)."""
 
-    def __init__(self, seg: shared_memory.SharedMemory, owner: bool, backend: Backend):
+    def __init__(self, seg: shm.Segment, owner: bool, backend: Backend):
         self._shm = seg
         self.owner = owner
         self.backend = backend
