@@ -60,7 +60,9 @@ class Execution:
         self.book = Book()
         self.consecutive_rejects = 0
         self.counts: dict[str, int] = {}
-        self.latency: list[tuple[int, int, int, int, int]] = []   # recv, risk, signed, written, resp
+        # per order: (recv, risk done, signed, written, response, signal created, trigger tick)
+        self.latency: list[tuple[int, int, int, int, int, int, int]] = []
+        self.latency_trimmed = 0          # entries dropped from the front of `latency`
         self.foreign: dict[tuple[str, int], dict] = {}   # exchange orders that are not ours
 
     def count(self, what: str, n: int = 1) -> None:
@@ -256,9 +258,11 @@ class Execution:
         s = order.stamps
         if "written" in s and reply.done_mono:
             self.latency.append((s.get("recv", 0), s.get("risk", 0), s.get("signed", 0),
-                                 s["written"], s["response"]))
+                                 s["written"], s["response"], s.get("created", 0),
+                                 s.get("trigger", 0)))
             if len(self.latency) > 100_000:
                 del self.latency[:50_000]
+                self.latency_trimmed += 50_000
         return reply
 
     def _journal_reply(self, order: Order, reply: Reply) -> None:

@@ -92,6 +92,13 @@ class Gateway:
     def start(self) -> None:
         self.phase = "STARTING"
         cfg = self.cfg
+        from pipeline.records import RoleState
+        from pipeline.telemetry.latency import HopRecorder
+        from pipeline.telemetry.status import RoleStatus
+        self.role = RoleStatus.from_env()            # the launcher's slot, or private memory
+        self.role.set_state(RoleState.STARTING)
+        self.hops = HopRecorder(("signal_to_gateway", "gateway_risk", "gateway_sign",
+                                 "gateway_write", "gateway_response", "tick_to_order"))
         harden = harden_process()
         self.paths["dir"].mkdir(parents=True, exist_ok=True, mode=0o700)
         self._lock()
@@ -200,6 +207,7 @@ class Gateway:
             self.cancel_pending = True
         self.phase = "RUNNING"
         self._next = {"status": 0, "refs": 0, "kill": 0}
+        self.role.set_state(RoleState.RUNNING)
         self.write_status()
         if self.ready_file:
             tmp = Path(self.ready_file + ".tmp")
@@ -292,6 +300,12 @@ class Gateway:
 
     def _housekeeping(self) -> None:
         ex = self.ex
+        role = self.role
+        role.heartbeat()
+        if role.halt_requested and self.trading != "HALTED":
+            self.halt("launcher requested HALT (a role died or stalled)")
+        if role.shutdown_requested:
+            self.stop_requested = True
         if self.stream is not None:
             q = self.stream.events
             while True:
@@ -314,6 +328,8 @@ class Gateway:
         if now >= self._next["status"]:
             self._next["status"] = now + self.cfg.status_every_ms * 1_000_000
             pnl = ex.book.pnl(self.refs)
+            self._record_hops()
+            self._publish_role(pnl)
             if pnl < -self.cfg.risk.max_loss and self.trading != "HALTED":
                 self.halt(f"loss limit: PnL {pnl:.2f} below -{self.cfg.risk.max_loss}")
             self.write_status()
@@ -372,7 +388,8 @@ class Gateway:
             if reason == Reason.RUNAWAY:
                 self.halt("runaway signal rate")
             return
-        stamps = {"recv": t_recv, "risk": t_risk}
+        stamps = {"recv": t_recv, "risk": t_risk, "created": sig.created_mono,
+                  "trigger": sig.trigger_mono}
         self.journal.write("signal", decision="accept", cid=cid, strategy=sig.strategy_id,
                            epoch=sig.epoch, seq=sig.seq, symbol=sig.symbol, side=sig.side,
                            qty=sig.qty, trigger_mono=sig.trigger_mono,
@@ -392,6 +409,36 @@ class Gateway:
         stamps["signed"] = time.perf_counter_ns()
         self.accepted += 1
         self.ex.submit(order, body)
+
+    # ================================================================== telemetry
+    def _record_hops(self) -> None:
+        """Move per-order stamps into the hop histograms (off the order path)."""
+        ex = self.ex
+        total = ex.latency_trimmed + len(ex.latency)
+        done = max(0, getattr(self, "_hops_done", 0) - ex.latency_trimmed)
+        lat = ex.latency
+        rec = self.hops.record
+        for (recv, risk, signed, written, resp, created, trigger) in lat[done:]:
+            if created and recv >= created:
+                rec("signal_to_gateway", recv - created)
+            rec("gateway_risk", risk - recv)
+            rec("gateway_sign", signed - risk)
+            rec("gateway_write", written - signed)
+            rec("gateway_response", resp - written)
+            if trigger and written > trigger:
+                rec("tick_to_order", written - trigger)
+        self._hops_done = total
+
+    def _publish_role(self, pnl: float) -> None:
+        from pipeline.records import TradingState
+        ex = self.ex
+        w = [x[3] - x[0] for x in ex.latency[-2000:]]
+        self.role.set(signals=self.intake.received, orders=self.accepted, fills=len(ex.book.seen),
+                      rejects=sum(self.rejects.values()) + ex.counts.get("rejects", 0),
+                      errors=self.internal_errors + self.intake.malformed,
+                      pnl=pnl, open_orders=len(ex.table.open_orders()),
+                      hop_p50_ns=_pct(w, 50), hop_p99_ns=_pct(w, 99))
+        self.role.set_trading_state(TradingState[self.trading])
 
     # ================================================================== references
     def _poll_references(self, force: bool = False) -> None:
@@ -419,8 +466,8 @@ class Gateway:
     # ================================================================== status
     def status(self) -> dict[str, Any]:
         ex = self.ex
-        lat = [w - r for (r, _k, _s, w, _a) in ex.latency[-10000:] if w and r] if ex else []
-        rtt = [a - w for (_r, _k, _s, w, a) in ex.latency[-10000:] if w and a] if ex else []
+        lat = [x[3] - x[0] for x in ex.latency[-10000:] if x[3] and x[0]] if ex else []
+        rtt = [x[4] - x[3] for x in ex.latency[-10000:] if x[3] and x[4]] if ex else []
         by_state: dict[str, int] = {}
         for o in (ex.table.by_cid.values() if ex else ()):
             by_state[o.state.value] = by_state.get(o.state.value, 0) + 1
@@ -483,6 +530,19 @@ class Gateway:
         return 0
 
     def close(self) -> None:
+        role = getattr(self, "role", None)
+        if role is not None and self.ex is not None:
+            from pipeline.records import RoleState
+            from pipeline.telemetry.latency import run_dir_recorder_path
+            try:
+                self._record_hops()
+                self._publish_role(self.ex.book.pnl(self.refs))
+                path = run_dir_recorder_path(role.role)
+                if path is not None:
+                    self.hops.dump(path)
+            except (OSError, ValueError) as exc:
+                log.warning("telemetry at exit: %s", exc)
+            role.set_state(RoleState.FAILED if self.phase == "FAILED" else RoleState.STOPPED)
         if self.stream is not None:
             self.stream.stop()
         if self.ws is not None:
