@@ -75,7 +75,9 @@ class BusDemoConfig:
 
 @dataclass(frozen=True)
 class GatewayRiskConfig:
-    """Limits handed to the pre-trade risk engine ([gateway.risk]); names follow the engine's."""
+    """[gateway.risk]: the gateway's own automatic-HALT limits (max_loss, max_consecutive_rejects).
+    The engine limits below are a fallback used only while the config has no issue-7 [risk]
+    section (pipeline.config.RiskConfig); when it has one, that section rules the risk engine."""
 
     max_gross_notional: float = 50_000.0   # worst-case gross notional over all symbols (quote)
     collar_bps: float = 500.0              # limit price at most this far from the reference

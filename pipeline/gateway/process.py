@@ -113,13 +113,15 @@ class Gateway:
         self.intake = Intake(cfg.channel)            # binds now: a second gateway fails here
         self.journal.write("start", pid=os.getpid(), transport=cfg.transport, venue=cfg.venue)
 
-        from pipeline.gateway.risk import InstrumentRules, engine_from_config
+        from pipeline.gateway import risk as riskmod
         from pipeline.gateway.signing import BinanceSigner
         from pipeline.records import Venue
         from pipeline.registry import DEFAULT as registry
 
         venue = Venue[cfg.venue]
-        self.risk = engine_from_config(cfg.risk)
+        # issue 7's [risk] section when the config has one, else the limits of [gateway.risk]
+        self.risk_cfg = getattr(self.root_cfg, "risk", None)
+        self.risk = riskmod.engine_from_config(self.risk_cfg or cfg.risk)
         self.signer = BinanceSigner(creds.api_secret.reveal(), recv_window_ms=cfg.recv_window_ms,
                                     resp_type="FULL")
         sign = self.signer.sign
@@ -156,10 +158,15 @@ class Gateway:
             if sym not in infos:
                 raise GatewayError(f"symbol {sym} is not listed by the venue")
             sid = registry.id(venue, sym)
-            rules = InstrumentRules.from_binance(
-                infos[sym], symbol_id=sid, venue=int(venue), max_order_qty=cfg.risk.max_order_qty,
-                max_position_qty=cfg.risk.max_position_qty,
-                max_order_notional=cfg.risk.max_order_notional)
+            if self.risk_cfg is not None:
+                rules = riskmod.rules_for(self.risk_cfg, venue=venue, symbol_id=sid,
+                                          exchange_symbol=infos[sym])
+            else:
+                rules = riskmod.InstrumentRules.from_binance(
+                    infos[sym], symbol_id=sid, venue=int(venue),
+                    max_order_qty=cfg.risk.max_order_qty,
+                    max_position_qty=cfg.risk.max_position_qty,
+                    max_order_notional=cfg.risk.max_order_notional)
             self.risk.set_instrument(rules)
             self.signer.set_instrument(rules)
             self.rules[sid] = rules
@@ -185,7 +192,7 @@ class Gateway:
         # rebuild from the journal, then the trading state
         rb = rebuild(read_journal(self.paths["journal"]), self.ex, self.intake)
         log.info("journal rebuilt: %s", rb)
-        state = rb["trading"] or cfg.risk.start_state
+        state = rb["trading"] or (self.risk_cfg or cfg.risk).start_state
         self._set_trading(state, "restored from journal" if rb["trading"] else "configured start")
         if self.paths["kill"].exists():
             self._set_trading("HALTED", f"kill file {self.paths['kill']} present at start")

@@ -46,9 +46,25 @@ def _toml(v: Any) -> str:
     raise TypeError(type(v))
 
 
+GATEWAY_ONLY = ("max_loss", "max_consecutive_rejects")
+
+
 def gateway_toml(gw: dict[str, Any], risk: dict[str, Any]) -> str:
+    """[gateway] + [gateway.risk]; with issue 7's [risk] section in the schema, the engine limits
+    go there (per instrument under [risk.symbols."SIM:<symbol>"])."""
+    from pipeline.config import PipelineConfig
     lines = ["[gateway]"] + [f"{k} = {_toml(v)}" for k, v in gw.items()]
-    lines += ["", "[gateway.risk]"] + [f"{k} = {_toml(v)}" for k, v in risk.items()]
+    if hasattr(PipelineConfig(), "risk"):
+        mine = {k: v for k, v in risk.items() if k in GATEWAY_ONLY}
+        lines += ["", "[gateway.risk]"] + [f"{k} = {_toml(v)}" for k, v in mine.items()]
+        per_sym = ("max_order_qty", "max_position_qty")
+        top = {k: v for k, v in risk.items() if k not in GATEWAY_ONLY and k not in per_sym}
+        lines += ["", "[risk]"] + [f"{k} = {_toml(v)}" for k, v in top.items()]
+        for sym in gw.get("symbols", ["BTCUSDT"]):
+            lines += ["", f'[risk.symbols."SIM:{sym}"]']
+            lines += [f"{k} = {float(risk[k])!r}" for k in per_sym]
+    else:
+        lines += ["", "[gateway.risk]"] + [f"{k} = {_toml(v)}" for k, v in risk.items()]
     return "\n".join(lines) + "\n"
 
 
@@ -73,7 +89,8 @@ class GatewayProc:
                    unknown_poll_max_ms=400, drain_s=1.0)
         cfg.update(overrides)
         rk = dict(max_order_qty="1", max_position_qty="5", max_gross_notional=1e6,
-                  max_order_notional=1e6, collar_bps=500.0)
+                  max_order_notional=1e6, collar_bps=500.0, ref_stale_ms=60_000,
+                  throttle_orders=1000, runaway_signals=2000)
         rk.update(risk or {})
         self.config_path = self.tmp / f"gateway-{GatewayProc._n}.toml"
         self.config_path.write_text(gateway_toml(cfg, rk))
