@@ -98,7 +98,8 @@ class Gateway:
         self.role = RoleStatus.from_env()            # the launcher's slot, or private memory
         self.role.set_state(RoleState.STARTING)
         self.hops = HopRecorder(("signal_to_gateway", "gateway_risk", "gateway_sign",
-                                 "gateway_write", "gateway_response", "tick_to_order"))
+                                 "gateway_write", "gateway_response", "tick_to_order",
+                                 "intake_to_wire"))
         harden = harden_process()
         self.paths["dir"].mkdir(parents=True, exist_ok=True, mode=0o700)
         self._lock()
@@ -432,6 +433,7 @@ class Gateway:
             rec("gateway_sign", signed - risk)
             rec("gateway_write", written - signed)
             rec("gateway_response", resp - written)
+            rec("intake_to_wire", written - recv)
             if trigger and written > trigger:
                 rec("tick_to_order", written - trigger)
         self._hops_done = total
