@@ -70,6 +70,7 @@ def run(orders: int, window: int, journal_fsync: str, transport: str) -> dict:
     run_dir.mkdir()
     gw = GatewayProc(tmp, sim, journal_fsync=journal_fsync, transport=transport,
                      reference_poll_ms=1000, status_every_ms=100,
+                     weight_limit_1m=10_000_000, order_limit_10s=10_000_000,
                      env={"PIPELINE_RUN_DIR": str(run_dir), "PIPELINE_ROLE": "gateway"},
                      risk={"throttle_orders": 1_000_000, "runaway_signals": 4096,
                            "max_order_qty": "1", "max_position_qty": "5"})

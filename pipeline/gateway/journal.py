@@ -18,8 +18,9 @@ Record kinds (`k`), each with `t` (CLOCK_REALTIME ns) and `m` (CLOCK_MONOTONIC n
 Nothing secret goes in: request bodies are journalled with `&signature=` removed, and every line
 passes the Redactor (key, secret, any 64-hex run) before it is written, as a second line of defence.
 
-fsync policy: "always" (fsync after every record), "interval" (at most every `fsync_ms`, and at
-flush/close), "never" (the OS decides). A line is always written with one os.write of the whole
+fsync policy: "always" (fsync after every record), "interval" (`maybe_sync()`, called by the
+gateway's loop between signals, syncs at most every `fsync_ms`; flush/close sync), "never" (the OS
+decides). A line is always written with one os.write of the whole
 line (O_APPEND), so a SIGKILL leaves at most one torn last line, which `read` skips (counted).
 """
 from __future__ import annotations
@@ -69,8 +70,7 @@ class Journal:
         if self.policy == "always":
             os.fsync(self.fd)
             self._dirty = False
-        elif self.policy == "interval":
-            self.maybe_sync()
+        # "interval": the owner's loop calls maybe_sync() (never an fsync on the order path)
 
     def maybe_sync(self) -> None:
         if self._dirty and self.policy == "interval":
