@@ -229,10 +229,12 @@ class Execution:
             params = dict(parse_qsl(q, keep_blank_values=True))
             self.journal.write("request", cid=order.cid, via="ws_api", method="order.place",
                                body=q, attempt=order.attempts)
+            self.journal.commit()                  # write-ahead: on disk before it goes out
             return self.ws.request("order.place", params, fresh_timestamp=False)
         self.journal.write("request", cid=order.cid, via="rest", method="POST",
                            path="/api/v3/order", body=strip_signature(body),
                            attempt=order.attempts)
+        self.journal.commit()                      # write-ahead: on disk before it goes out
         return self.rest.send("POST", "/api/v3/order", body=body)
 
     def submit(self, order: Order, body: bytes) -> Reply:

@@ -16,9 +16,15 @@ Record kinds (`k`), each with `t` (CLOCK_REALTIME ns) and `m` (CLOCK_MONOTONIC n
     stop       clean shutdown
 
 Nothing secret goes in: request bodies are journalled with `&signature=` removed, and every line
-passes the Redactor (key, secret, any 64-hex run) before it is written, as a second line of defence.
+passes the Redactor's fast scrub (key and secret values, signature fields) before it is written,
+as a second line of defence.
 
-fsync policy: "always" (fsync after every record), "interval" (`maybe_sync()`, called by the
+Records are buffered and written by `commit()` with one os.write: the gateway commits right
+before it writes a request to the venue (write-ahead: the order and the request are on disk before
+any byte goes out), after each signal, and on every loop turn.
+
+fsync policy: "always" (fsync at every commit: before each request goes out, after each signal,
+on every loop turn that wrote something), "interval" (`maybe_sync()`, called by the
 gateway's loop between signals, syncs at most every `fsync_ms`; flush/close sync), "never" (the OS
 decides). A line is always written with one os.write of the whole
 line (O_APPEND), so a SIGKILL leaves at most one torn last line, which `read` skips (counted).
@@ -57,15 +63,28 @@ class Journal:
         self.redact = redact
         self.records = 0
         self.closed = False
+        self._buf: list[bytes] = []
 
     def write(self, kind: str, **fields: Any) -> None:
+        """Buffer one record (see commit)."""
         rec = {"k": kind, "t": time.time_ns(), "m": time.perf_counter_ns(), **fields}
         line = orjson.dumps(rec, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS,
                             default=str)
         if self.redact is not None:
             line = self.redact(line.decode()).encode()
-        os.write(self.fd, line + b"\n")
+        self._buf.append(line)
         self.records += 1
+
+    def commit(self) -> None:
+        """Write the buffered records (one os.write, O_APPEND); fsync under "always"."""
+        if not self._buf or self.closed:
+            return
+        data = b"\n".join(self._buf) + b"\n"
+        self._buf.clear()
+        view = memoryview(data)
+        while view:
+            n = os.write(self.fd, view)
+            view = view[n:]
         self._dirty = True
         if self.policy == "always":
             os.fsync(self.fd)
@@ -73,6 +92,7 @@ class Journal:
         # "interval": the owner's loop calls maybe_sync() (never an fsync on the order path)
 
     def maybe_sync(self) -> None:
+        self.commit()
         if self._dirty and self.policy == "interval":
             now = time.perf_counter_ns()
             if now - self._last_sync >= self.fsync_ns:
@@ -81,7 +101,8 @@ class Journal:
                 self._dirty = False
 
     def flush(self) -> None:
-        """fsync whatever was written (any policy but never: then it is the OS's business)."""
+        """Commit, then fsync (any policy but never: then it is the OS's business)."""
+        self.commit()
         if self._dirty and self.policy != "never" and not self.closed:
             os.fsync(self.fd)
             self._dirty = False
@@ -90,6 +111,7 @@ class Journal:
     def close(self) -> None:
         if self.closed:
             return
+        self.commit()
         if self.policy != "never":
             self.flush()
         os.close(self.fd)

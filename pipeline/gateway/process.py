@@ -110,7 +110,7 @@ class Gateway:
         log.info("gateway starting: pid %d, venue %s, transport %s, credentials from %s, %s",
                  os.getpid(), cfg.venue, cfg.transport, creds.source, harden)
         self.journal = Journal(self.paths["journal"], fsync=cfg.journal_fsync,
-                               fsync_ms=cfg.journal_fsync_ms, redact=self.redact)
+                               fsync_ms=cfg.journal_fsync_ms, redact=self.redact.fast)
         self.intake = Intake(cfg.channel)            # binds now: a second gateway fails here
         self.journal.write("start", pid=os.getpid(), transport=cfg.transport, venue=cfg.venue)
 
@@ -216,6 +216,7 @@ class Gateway:
         self.phase = "RUNNING"
         self._next = {"status": 0, "refs": 0, "kill": 0}
         self.role.set_state(RoleState.RUNNING)
+        self.journal.commit()
         self.write_status()
         if self.ready_file:
             tmp = Path(self.ready_file + ".tmp")
@@ -246,6 +247,7 @@ class Gateway:
         if state == "HALTED":
             self.halt_reason = why
         self.journal.write("trading", state=state, frm=old, why=why)
+        self.journal.commit()
         (log.error if state == "HALTED" else log.info)("trading %s → %s: %s", old, state, why)
 
     def halt(self, why: str) -> None:
@@ -276,6 +278,7 @@ class Gateway:
                     if raw is None:
                         break
                     self._guarded(self.handle_signal, raw)
+                    self.journal.commit()
                     if self.kill_requested:
                         break
             self._housekeeping()

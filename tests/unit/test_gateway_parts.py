@@ -240,7 +240,9 @@ def test_journal_interval_policy_syncs_at_most_every_interval(tmp_path):
     j = Journal(tmp_path / "j", fsync="interval", fsync_ms=10_000)
     j.write("a")
     j.write("b")
-    assert j._dirty                                         # not yet synced
+    assert not (tmp_path / "j").read_bytes()                # buffered until a commit
+    j.commit()
+    assert j._dirty                                         # written, not yet synced
     j.flush()
     assert not j._dirty
     j.close()
