@@ -205,6 +205,99 @@ class LauncherConfig:
     run_dir: str = "run"            # role logs, summaries and latency histograms go here
 
 
+# ----------------------------------------------------------------------------- simulator
+# The embedded Binance-compatible exchange (pipeline/sim/). One contiguous block: SimAccountConfig,
+# SimFaultConfig, SimConfig; `PipelineConfig.sim` holds it.
+
+# Binance's documented HMAC test key pair (rest-api.md "SIGNED Endpoint Examples"): a public test
+# vector, accepted by the simulator only. Real keys never go in a config file.
+SIM_TEST_API_KEY = "vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A"
+SIM_TEST_SECRET = "NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j"
+
+
+@dataclass(frozen=True)
+class SimAccountConfig:
+    """One simulated account: an API key, its HMAC secret and starting balances (decimal strings)."""
+
+    api_key: str = SIM_TEST_API_KEY
+    secret: str = SIM_TEST_SECRET
+    balances: dict[str, str] = field(
+        default_factory=lambda: {"USDT": "100000", "BTC": "1", "ETH": "10", "SOL": "100"})
+
+    def __post_init__(self) -> None:
+        if not self.api_key or not self.secret:
+            raise ValueError("api_key and secret must be non-empty")
+
+    def __repr__(self) -> str:  # never print a secret, even a test one
+        return f"SimAccountConfig(api_key={self.api_key[:6]}..., secret=<redacted>, balances={self.balances})"
+
+
+@dataclass(frozen=True)
+class SimFaultConfig:
+    """A fault injected `at_s` seconds after the simulator starts (same names as POST /_sim/fault)."""
+
+    fault: str = ""
+    at_s: float = 0.0
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    """The exchange simulator. Binds loopback only unless allow_remote is set."""
+
+    host: str = "127.0.0.1"            # interface to bind; non-loopback needs allow_remote = true
+    port: int = 0                      # 0 = an ephemeral port (reported in the ready file)
+    allow_remote: bool = False
+    seed: int = 1                      # synthetic tape and ids are reproducible for one seed
+    tape: Literal["synthetic", "replay"] = "synthetic"
+    symbols: list[str] = field(default_factory=lambda: ["BTCUSDT", "ETHUSDT", "SOLUSDT"])
+    rate: float = 1000.0               # synthetic market-data messages/s over all streams (1..200000)
+    bursts: bool = True                # synthetic arrival bursts (the mean rate stays `rate`)
+    paused: bool = False               # start with the tape paused (tests resume it or cue trades)
+    depth_levels: int = 50             # synthetic book levels per side
+    replay_files: list[str] = field(default_factory=list)  # `<local_ts_ns> <raw json>` lines, .gz ok
+    replay_speed: float = 1.0          # 1 = original pace, 10 = ten times faster, 0 = unthrottled
+    replay_loop: bool = False          # start over at the end of the recording
+    replay_rebase_time: bool = True    # shift E/T so the recording looks live
+    ping_interval_s: float = 20.0      # server ping period on every WebSocket
+    pong_timeout_s: float = 60.0       # close a client that has not answered a ping in this time
+    max_lifetime_s: float = 86400.0    # close any WebSocket after this long (Binance: 24 h)
+    ws_incoming_per_s: int = 5         # incoming messages/s per market-data connection (Binance: 5)
+    max_streams: int = 1024            # streams per market-data connection
+    ws_send_queue: int = 100_000       # frames queued per slow consumer before it is dropped
+    weight_limit_1m: int = 6000        # REQUEST_WEIGHT per minute per IP
+    order_limit_10s: int = 50          # ORDERS per 10 s per account
+    order_limit_1d: int = 160_000      # ORDERS per day per account
+    ban_s: float = 120.0               # 418 ban length for a client that keeps going after a 429
+    commission_rate: float = 0.0       # taker and maker, charged in the asset received
+    accounts: list[SimAccountConfig] = field(default_factory=lambda: [SimAccountConfig()])
+    faults: list[SimFaultConfig] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"port must be 0..65535, got {self.port}")
+        if self.host not in ("127.0.0.1", "localhost", "::1") and not self.allow_remote:
+            raise ValueError(f"host {self.host!r} is not loopback; set allow_remote = true to bind it")
+        if not 1 <= self.rate <= 200_000:
+            raise ValueError(f"rate must be 1..200000 messages/s, got {self.rate}")
+        if self.replay_speed < 0:
+            raise ValueError(f"replay_speed must be >= 0, got {self.replay_speed}")
+        if self.tape == "replay" and not self.replay_files:
+            raise ValueError("tape = 'replay' needs replay_files")
+        if not self.symbols:
+            raise ValueError("symbols must not be empty")
+        for name in ("ping_interval_s", "pong_timeout_s", "max_lifetime_s"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be > 0")
+        if self.ws_incoming_per_s < 1 or self.max_streams < 1 or self.depth_levels < 5:
+            raise ValueError("ws_incoming_per_s and max_streams must be >= 1, depth_levels >= 5")
+        if not 0 <= self.commission_rate < 0.1:
+            raise ValueError(f"commission_rate must be in [0, 0.1), got {self.commission_rate}")
+        keys = [a.api_key for a in self.accounts]
+        if len(set(keys)) != len(keys):
+            raise ValueError("two accounts share an api_key")
+
+
 @dataclass(frozen=True)
 class PipelineConfig:
     """The whole file. Sections are optional; each has documented defaults."""
@@ -215,6 +308,7 @@ class PipelineConfig:
     gateway: GatewayConfig = field(default_factory=GatewayConfig)        # issue 8
     launcher: LauncherConfig = field(default_factory=LauncherConfig)
     roles: dict[str, RoleSpec] = field(default_factory=dict)
+    sim: SimConfig = field(default_factory=SimConfig)
 
 
 # ----------------------------------------------------------------------------- loading

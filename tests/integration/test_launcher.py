@@ -22,7 +22,7 @@ def write_config(tmp_path, shm_name, roles: str, launcher: str = "") -> Path:
 name = "{shm_name}"
 capacity = 1024
 [launcher]
-run_id = "pltest-run"
+run_id = "{shm_name}-run"
 run_dir = "{tmp_path / 'run'}"
 status_interval = 0.2
 {launcher}
@@ -38,8 +38,8 @@ def hb_role(name, extra="", cores="[]", **kw):
             f"ready = \"heartbeat\"\n{more}\n")
 
 
-def our_segments():
-    return [n for n in os.listdir("/dev/shm") if n.startswith("pltest")]
+def our_segments(prefix):
+    return [n for n in os.listdir("/dev/shm") if n.startswith(prefix)]
 
 
 def children_of(pid):
@@ -60,7 +60,7 @@ def test_bounded_run_pins_counts_and_cleans_up(tmp_path, shm_name):
     assert s["roles"]["a"]["exit_code"] == 0 and s["roles"]["b"]["exit_code"] == 0
     assert s["roles"]["a"]["ticks"] > 10
     assert "ticks" in r.stdout and "preflight" in r.stdout
-    assert not our_segments()
+    assert not our_segments(shm_name)
     started = [e for e in s["events"] if e["event"] == "started"]
     assert {e["cores"] for e in started} == {"0", "1"}
 
@@ -90,7 +90,7 @@ def test_sigterm_stops_everything_in_order(tmp_path, shm_name):
     stops = [e["role"] for e in s["events"] if e["event"] == "stopped"]
     assert sorted(stops) == ["a", "b"]
     assert not any(k.is_running() and k.status() != psutil.STATUS_ZOMBIE for k in kids)
-    assert not our_segments()
+    assert not our_segments(shm_name)
 
 
 @pytest.mark.parametrize("how", ["killed", "stuck"])
@@ -126,7 +126,7 @@ def test_dead_or_stuck_role_halts_and_stops(tmp_path, shm_name, how):
     s = json.loads((tmp_path / "s.json").read_text())
     assert s["halted"]
     assert ("killed by signal 9" if how == "killed" else "stuck") in s["stop_reason"]
-    assert not our_segments()
+    assert not our_segments(shm_name)
 
 
 def test_heartbeat_stuck_requires_heartbeats(tmp_path, shm_name):
@@ -151,7 +151,7 @@ def test_bad_config_fails_before_anything_starts(tmp_path, shm_name, body, needl
     r = subprocess.run(LAUNCH + ["--config", str(p)], capture_output=True, text=True, timeout=30)
     assert r.returncode == 2
     assert needle in r.stderr and "bad.toml" in r.stderr
-    assert not our_segments()
+    assert not our_segments(shm_name)
 
 
 def test_killed_launcher_leaves_no_orphans(tmp_path, shm_name):
@@ -167,5 +167,5 @@ def test_killed_launcher_leaves_no_orphans(tmp_path, shm_name):
     assert not alive
     # its segments are left (the owner was SIGKILLed); the next create replaces them
     from pipeline.bus import shm
-    for n in our_segments():
+    for n in our_segments(shm_name):
         shm.unlink(n)
