@@ -72,7 +72,7 @@ class GatewayProc:
     def __init__(self, tmp: Path, sim, *, state_dir: Path | None = None, channel: str | None = None,
                  api_key: str | None = None, api_secret: str | None = None,
                  env: dict[str, str] | None = None, risk: dict[str, Any] | None = None,
-                 **overrides: Any):
+                 extra_toml: str = "", **overrides: Any):
         from pipeline.sim.testing import SIM_TEST_API_KEY, SIM_TEST_SECRET
         GatewayProc._n += 1
         self.tmp = Path(tmp)
@@ -91,7 +91,7 @@ class GatewayProc:
                   throttle_orders=1000, runaway_signals=2000)
         rk.update(risk or {})
         self.config_path = self.tmp / f"gateway-{GatewayProc._n}.toml"
-        self.config_path.write_text(gateway_toml(cfg, rk))
+        self.config_path.write_text(gateway_toml(cfg, rk) + extra_toml)
         self.env = dict(os.environ)
         self.env["PIPELINE_API_KEY"] = api_key or SIM_TEST_API_KEY
         self.env["PIPELINE_API_SECRET"] = api_secret or SIM_TEST_SECRET

@@ -192,3 +192,32 @@ def test_repeated_rejects_halt_and_cancel_open_orders(sim, gw_factory):
         s = gw.wait(lambda s: s["trading"] == "HALTED" and not s["open_orders"])
     assert "consecutive order rejects" in s["halt_reason"]
     assert acct(sim)["open_orders"] == []
+
+
+def test_ring_reference_prices_drive_the_collar(sim, gw_factory, shm_name):
+    from pipeline.bus.ring import TickRing
+    from pipeline.records import Kind, Venue, make_tick
+    from tests.integration.gateway_harness import BTC
+    ring = TickRing.create(shm_name, 1024)
+    w = ring.writer()
+    try:
+        def bbo(bid: float, ask: float) -> None:
+            w.publish_array(make_tick(Kind.BID, venue=int(Venue.SIM), symbol=BTC, price=bid,
+                                      qty=1.0))
+            w.publish_array(make_tick(Kind.ASK, venue=int(Venue.SIM), symbol=BTC, price=ask,
+                                      qty=1.0))
+        bbo(61000.00, 61000.02)
+        gw = gw_factory(reference="ring", extra_toml=f'\n[ring]\nname = "{shm_name}"\n',
+                        risk={"collar_bps": 100.0}).start()
+        assert gw.status()["refs"]["BTCUSDT"] == pytest.approx(61000.01)
+        with StrategySide(gw.channel) as st:
+            st.limit(BUY, 0.001, 55000.00)              # 9.8 % below the ring's mid: collar
+            gw.wait(lambda s: s["rejects"].get("PRICE_COLLAR") == 1)
+            bbo(55100.00, 55100.02)                      # the market moves; the ring says so
+            gw.wait(lambda s: abs(s["refs"].get("BTCUSDT", 0) - 55100.01) < 1e-6)
+            st.limit(BUY, 0.001, 55000.00)              # now within 100 bps: accepted, rests
+            s = gw.wait(lambda s: len(s["open_orders"]) == 1)
+        assert s["open_orders"][0]["state"] == "ACK"
+    finally:
+        w.close()
+        ring.close()
