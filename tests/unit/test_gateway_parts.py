@@ -247,3 +247,26 @@ def test_journal_interval_policy_syncs_at_most_every_interval(tmp_path):
     assert not j._dirty
     j.close()
     assert [r["k"] for r in read(tmp_path / "j")] == ["a", "b"]
+
+
+# ------------------------------------------------------------------ config
+def test_gateway_config_example_documents_every_key_and_is_strict(tmp_path):
+    import dataclasses as dc
+
+    from pipeline.config import ConfigError, GatewayConfig, GatewayRiskConfig, load, loads
+    from tests.conftest import REPO
+    text = (REPO / "configs" / "gateway.toml").read_text()
+    cfg = load(REPO / "configs" / "gateway.toml")
+    # the example shows the defaults (but points at a local simulator)
+    assert dc.replace(cfg.gateway, rest_url=GatewayConfig.rest_url,
+                      ws_api_url=GatewayConfig.ws_api_url) == GatewayConfig()
+    for f in dc.fields(GatewayConfig):
+        assert f"\n{f.name} = " in text or f.name == "risk", f.name
+    for f in dc.fields(GatewayRiskConfig):
+        assert f"\n{f.name} = " in text, f.name
+    with pytest.raises(ConfigError, match="gateway.request_timeout"):
+        loads("[gateway]\nrequest_timeout = 1.0\n")
+    with pytest.raises(ConfigError, match="timeouts everywhere"):
+        loads("[gateway]\nrequest_timeout_s = 0\n")
+    with pytest.raises(ConfigError, match="clock_samples"):
+        loads("[gateway]\nclock_samples = 2\n")
