@@ -69,38 +69,25 @@ class BusDemoConfig:
 
 # ----------------------------------------------------------------------------- gateway
 # The execution gateway (issue 8, pipeline/gateway/). One contiguous block: GatewayRiskConfig,
-# GatewayConfig; `PipelineConfig.gateway` holds it. Secrets are never config keys: the gateway reads
-# them from the environment or a 0600 file (pipeline/gateway/secrets.py).
+# GatewayConfig; `PipelineConfig.gateway` holds it. Pre-trade limits and recvWindow are [risk]'s.
+# Secrets are never config keys: the gateway reads them from the environment or a 0600 file
+# (pipeline/gateway/secrets.py).
 
 
 @dataclass(frozen=True)
 class GatewayRiskConfig:
-    """[gateway.risk]: the gateway's own automatic-HALT limits (max_loss, max_consecutive_rejects).
-    The engine limits below are a fallback used only while the config has no issue-7 [risk]
-    section (pipeline.config.RiskConfig); when it has one, that section rules the risk engine."""
+    """[gateway.risk]: the gateway's own automatic-HALT limits. The pre-trade limits of the risk
+    engine (and recvWindow) are the [risk] section's (RiskConfig, issue 7)."""
 
-    max_gross_notional: float = 50_000.0   # worst-case gross notional over all symbols (quote)
-    collar_bps: float = 500.0              # limit price at most this far from the reference
-    ref_stale_ms: int = 60_000             # older reference prices reject risk-increasing orders
-    throttle_orders: int = 1000            # order-rate token bucket: N orders ...
-    throttle_window_ms: int = 1000         # ... per window
-    runaway_signals: int = 2000            # more signals than this per window → HALTED
-    runaway_window_ms: int = 1000
-    start_state: Literal["ACTIVE", "REDUCING", "HALTED"] = "ACTIVE"
-    max_order_qty: str = "1"               # per instrument, base units (decimal string)
-    max_position_qty: str = "5"            # per instrument, |position| at worst case
-    max_order_notional: float = 100_000.0  # per order, quote currency
     max_loss: float = 10_000.0             # realized + unrealized PnL below -max_loss → HALTED
     max_consecutive_rejects: int = 10      # exchange rejects in a row → HALTED
 
     def __post_init__(self) -> None:
-        for k in ("max_gross_notional", "collar_bps", "max_order_notional", "max_loss"):
-            if not getattr(self, k) > 0:
-                raise ValueError(f"{k} must be > 0, got {getattr(self, k)}")
-        for k in ("ref_stale_ms", "throttle_orders", "throttle_window_ms", "runaway_signals",
-                  "runaway_window_ms", "max_consecutive_rejects"):
-            if getattr(self, k) < 1:
-                raise ValueError(f"{k} must be >= 1, got {getattr(self, k)}")
+        if not self.max_loss > 0:
+            raise ValueError(f"max_loss must be > 0, got {self.max_loss}")
+        if self.max_consecutive_rejects < 1:
+            raise ValueError(f"max_consecutive_rejects must be >= 1, got "
+                             f"{self.max_consecutive_rejects}")
 
 
 @dataclass(frozen=True)
@@ -123,7 +110,6 @@ class GatewayConfig:
     journal_fsync_ms: int = 200            # interval policy: fsync at most this often
     connect_timeout_s: float = 1.0         # every HTTP request and WebSocket connect
     request_timeout_s: float = 2.0         # reading a response; past it the outcome is UNKNOWN
-    recv_window_ms: int = 5000
     clock_samples: int = 5                 # /api/v3/time samples per sync (median, >= 3)
     clock_resync_s: float = 60.0           # periodic resync
     max_clock_offset_ms: float = 1000.0    # |offset| beyond this on `skew_strikes` syncs → HALTED
@@ -152,8 +138,6 @@ class GatewayConfig:
         for k in ("connect_timeout_s", "request_timeout_s", "clock_resync_s"):
             if not getattr(self, k) > 0:
                 raise ValueError(f"{k} must be > 0 (timeouts everywhere), got {getattr(self, k)}")
-        if not 1 <= self.recv_window_ms <= 60000:
-            raise ValueError(f"recv_window_ms must be 1..60000, got {self.recv_window_ms}")
         if not 0 < self.slowdown_fraction <= self.stop_fraction <= 1:
             raise ValueError("need 0 < slowdown_fraction <= stop_fraction <= 1")
         if self.unknown_max_polls < 1 or self.unknown_poll_ms < 1 or self.skew_strikes < 1:

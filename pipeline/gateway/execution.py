@@ -46,8 +46,10 @@ def fnum(x: Any, default: float = 0.0) -> float:
 
 class Execution:
     def __init__(self, *, cfg, journal: Journal, risk, signer, rules: dict[int, Any],
-                 rest: RestClient, ws=None, clock, halt: Callable[[str], None]):
+                 rest: RestClient, ws=None, clock, halt: Callable[[str], None],
+                 recv_window_ms: int = 5000):
         self.cfg = cfg
+        self.recv_window_ms = recv_window_ms
         self.journal = journal
         self.risk = risk
         self.signer = signer
@@ -324,7 +326,7 @@ class Execution:
         if r.outcome is Outcome.REJECTED and r.code == -2013:
             order.polls += 1
             past_window = self.clock.timestamp_ms() > getattr(order, "ts_ms", 0) + \
-                self.cfg.recv_window_ms + RECV_WINDOW_MARGIN_MS
+                self.recv_window_ms + RECV_WINDOW_MARGIN_MS
             if order.polls >= self.cfg.unknown_max_polls and past_window:
                 self.count("lost")
                 self.set_state(order, OrderState.LOST,

@@ -120,10 +120,10 @@ class Gateway:
         from pipeline.registry import DEFAULT as registry
 
         venue = Venue[cfg.venue]
-        # issue 7's [risk] section when the config has one, else the limits of [gateway.risk]
-        self.risk_cfg = getattr(self.root_cfg, "risk", None)
-        self.risk = riskmod.engine_from_config(self.risk_cfg or cfg.risk)
-        self.signer = BinanceSigner(creds.api_secret.reveal(), recv_window_ms=cfg.recv_window_ms,
+        self.risk_cfg = self.root_cfg.risk           # issue 7's [risk]: limits and recvWindow
+        self.recv_window_ms = self.risk_cfg.recv_window_ms
+        self.risk = riskmod.engine_from_config(self.risk_cfg)
+        self.signer = BinanceSigner(creds.api_secret.reveal(), recv_window_ms=self.recv_window_ms,
                                     resp_type="FULL")
         sign = self.signer.sign
         from urllib.parse import urlsplit
@@ -138,7 +138,7 @@ class Gateway:
                                lambda q: sign(q), self.gate,
                                connect_timeout_s=cfg.connect_timeout_s,
                                read_timeout_s=cfg.request_timeout_s,
-                               recv_window_ms=cfg.recv_window_ms,
+                               recv_window_ms=self.recv_window_ms,
                                timestamp_ms=self.clock.timestamp_ms, redact=self.redact)
         if not self.clock.sync():
             raise GatewayError(f"cannot measure the venue clock at {cfg.rest_url} (GET "
@@ -159,15 +159,13 @@ class Gateway:
             if sym not in infos:
                 raise GatewayError(f"symbol {sym} is not listed by the venue")
             sid = registry.id(venue, sym)
-            if self.risk_cfg is not None:
+            try:
                 rules = riskmod.rules_for(self.risk_cfg, venue=venue, symbol_id=sid,
                                           exchange_symbol=infos[sym])
-            else:
-                rules = riskmod.InstrumentRules.from_binance(
-                    infos[sym], symbol_id=sid, venue=int(venue),
-                    max_order_qty=cfg.risk.max_order_qty,
-                    max_position_qty=cfg.risk.max_position_qty,
-                    max_order_notional=cfg.risk.max_order_notional)
+            except KeyError as exc:
+                raise GatewayError(f"{sym}: {exc.args[0]}") from None
+            except ValueError as exc:
+                raise GatewayError(f"{sym}: cannot build its trading rules: {exc}") from None
             self.risk.set_instrument(rules)
             self.signer.set_instrument(rules)
             self.rules[sid] = rules
@@ -176,7 +174,7 @@ class Gateway:
         if cfg.transport == "ws_api" or cfg.user_stream:
             from pipeline.gateway.ws_api import UserStream, WsApiClient, WsSigner
             wss = WsSigner(creds.api_key.reveal(), sign, self.clock.timestamp_ms,
-                           cfg.recv_window_ms)
+                           self.recv_window_ms)
             if cfg.transport == "ws_api":
                 self.ws = WsApiClient(cfg.ws_api_url, wss, self.gate,
                                       connect_timeout_s=cfg.connect_timeout_s,
@@ -189,11 +187,11 @@ class Gateway:
 
         self.ex = Execution(cfg=cfg, journal=self.journal, risk=self.risk, signer=self.signer,
                             rules=self.rules, rest=self.rest, ws=self.ws, clock=self.clock,
-                            halt=self.halt)
+                            halt=self.halt, recv_window_ms=self.recv_window_ms)
         # rebuild from the journal, then the trading state
         rb = rebuild(read_journal(self.paths["journal"]), self.ex, self.intake)
         log.info("journal rebuilt: %s", rb)
-        state = rb["trading"] or (self.risk_cfg or cfg.risk).start_state
+        state = rb["trading"] or self.risk_cfg.start_state
         self._set_trading(state, "restored from journal" if rb["trading"] else "configured start")
         if self.paths["kill"].exists():
             self._set_trading("HALTED", f"kill file {self.paths['kill']} present at start")

@@ -45,24 +45,22 @@ def _toml(v: Any) -> str:
 
 
 GATEWAY_ONLY = ("max_loss", "max_consecutive_rejects")
+PER_SYMBOL = ("max_order_qty", "max_position_qty")
 
 
 def gateway_toml(gw: dict[str, Any], risk: dict[str, Any]) -> str:
-    """[gateway] + [gateway.risk]; with issue 7's [risk] section in the schema, the engine limits
-    go there (per instrument under [risk.symbols."SIM:<symbol>"])."""
-    from pipeline.config import PipelineConfig
+    """[gateway], [gateway.risk] (max_loss, max_consecutive_rejects), [risk] (the risk engine's
+    limits, recv_window_ms) and [risk.symbols."<venue>:<symbol>"] (max_order_qty,
+    max_position_qty) from flat dicts."""
     lines = ["[gateway]"] + [f"{k} = {_toml(v)}" for k, v in gw.items()]
-    if hasattr(PipelineConfig(), "risk"):
-        mine = {k: v for k, v in risk.items() if k in GATEWAY_ONLY}
-        lines += ["", "[gateway.risk]"] + [f"{k} = {_toml(v)}" for k, v in mine.items()]
-        per_sym = ("max_order_qty", "max_position_qty")
-        top = {k: v for k, v in risk.items() if k not in GATEWAY_ONLY and k not in per_sym}
-        lines += ["", "[risk]"] + [f"{k} = {_toml(v)}" for k, v in top.items()]
-        for sym in gw.get("symbols", ["BTCUSDT"]):
-            lines += ["", f'[risk.symbols."SIM:{sym}"]']
-            lines += [f"{k} = {float(risk[k])!r}" for k in per_sym]
-    else:
-        lines += ["", "[gateway.risk]"] + [f"{k} = {_toml(v)}" for k, v in risk.items()]
+    mine = {k: v for k, v in risk.items() if k in GATEWAY_ONLY}
+    lines += ["", "[gateway.risk]"] + [f"{k} = {_toml(v)}" for k, v in mine.items()]
+    top = {k: v for k, v in risk.items() if k not in GATEWAY_ONLY and k not in PER_SYMBOL}
+    lines += ["", "[risk]"] + [f"{k} = {_toml(v)}" for k, v in top.items()]
+    venue = gw.get("venue", "SIM")
+    for sym in gw.get("symbols", ["BTCUSDT"]):
+        lines += ["", f'[risk.symbols."{venue}:{sym}"]']
+        lines += [f"{k} = {float(risk[k])!r}" for k in PER_SYMBOL]
     return "\n".join(lines) + "\n"
 
 
@@ -86,7 +84,7 @@ class GatewayProc:
                    reference_poll_ms=500, status_every_ms=50, unknown_poll_ms=50,
                    unknown_poll_max_ms=400, drain_s=1.0)
         cfg.update(overrides)
-        rk = dict(max_order_qty="1", max_position_qty="5", max_gross_notional=1e6,
+        rk = dict(max_order_qty=1.0, max_position_qty=5.0, max_gross_notional=1e6,
                   max_order_notional=1e6, collar_bps=500.0, ref_stale_ms=60_000,
                   throttle_orders=1000, runaway_signals=2000)
         rk.update(risk or {})

@@ -103,7 +103,7 @@ def test_5xx_with_the_order_created_resolves_as_filled_without_a_duplicate(sim, 
 def test_never_created_resolves_as_lost_after_the_polls_without_a_new_order(sim, gw_factory):
     # the order request is held by the venue past its recvWindow (so the venue refuses it with
     # -1021 when it finally looks at it); we time out first and see an unknown outcome
-    gw = gw_factory(reference_poll_ms=60_000, recv_window_ms=400, request_timeout_s=0.3,
+    gw = gw_factory(reference_poll_ms=60_000, risk={"recv_window_ms": 400}, request_timeout_s=0.3,
                     unknown_max_polls=4).start()
     with StrategySide(gw.channel) as st:
         sim.fault("delay", ms=1200, count=1)

@@ -170,7 +170,7 @@ def test_canary_credentials_never_leak_through_any_error_path(tmp_path):
                  "balances": {"USDT": "100000", "BTC": "1"}}]
     sim = start_sim(tmp_path, accounts=accounts, **SIM_DEFAULTS)
     gw = GatewayProc(tmp_path, sim, api_key=CANARY_KEY, api_secret=CANARY_SECRET,
-                     risk={"max_consecutive_rejects": 50}, recv_window_ms=400,
+                     risk={"max_consecutive_rejects": 50, "recv_window_ms": 400},
                      request_timeout_s=0.3, unknown_max_polls=2, reference_poll_ms=60_000)
     ready_frames: list[bytes] = []
     try:
