@@ -144,6 +144,51 @@ class GatewayConfig:
             raise ValueError("unknown_max_polls, unknown_poll_ms and skew_strikes must be >= 1")
 
 # ----------------------------------------------------------------------------- end gateway
+
+
+# --- collector (issue 4) -------------------------------------------------------------------
+@dataclass(frozen=True)
+class CollectorConfig:
+    """The market-data collector: one venue feed, its connections, book sync and recording."""
+
+    venue: Literal["binance"] = "binance"           # the venue adapter (pipeline/venues/)
+    venue_id: Literal["BINANCE", "SIM"] = "BINANCE"  # registry venue of the instruments
+    ws_url: str = "wss://stream.binance.com:9443"    # WebSocket base (the simulator: ws://127.0.0.1:N)
+    rest_url: str = "https://api.binance.com"        # REST base for depth snapshots
+    symbols: list[str] = field(default_factory=lambda: ["BTCUSDT", "ETHUSDT"])
+    channels: list[str] = field(default_factory=lambda: ["trade", "bookTicker", "depth@100ms"])
+    backend: Literal["cython", "python"] = "cython"  # frame decoder kernel or its Python twin
+    max_message: int = 1 << 20        # bytes; a bigger frame is dropped and counted (oversized)
+    read_size: int = 1 << 16          # bytes per recv_into
+    stale_after_s: float = 10.0       # no data for this long → STALE record + reconnect
+    connect_timeout_s: float = 5.0
+    backoff_initial_s: float = 0.1    # reconnect back-off: initial * 2^n, capped, with jitter
+    backoff_max_s: float = 10.0
+    backoff_jitter: float = 0.5       # delay scaled by a random factor in [1 - jitter, 1]
+    lifetime_s: float = 0.0           # 0 = the venue's limit (Binance 24 h)
+    lifetime_margin_s: float = 600.0  # replace a connection this long before its lifetime ends
+    overlap_s: float = 1.0            # make-before-break: both connections open this long
+    drain_timeout_s: float = 2.0      # wait this long for the old connection's close frame
+    url_streams_max: int = 200        # streams in the connect URL; the rest via paced SUBSCRIBE
+    snapshot_limit: int = 1000        # REST depth levels
+    snapshot_timeout_s: float = 5.0
+    heartbeat_s: float = 1.0          # ring writer heartbeat period
+    record_dir: str = ""              # raw + record recording directory ("" = off)
+    record_rotate_mb: float = 256.0   # start a new raw file after this many MB ...
+    record_rotate_s: float = 3600.0   # ... or this many seconds
+    record_segment_records: int = 1 << 20  # records per .npy segment
+
+    def __post_init__(self) -> None:
+        if not self.symbols:
+            raise ValueError("symbols must not be empty")
+        if self.stale_after_s <= 0 or self.backoff_initial_s <= 0:
+            raise ValueError("stale_after_s and backoff_initial_s must be > 0")
+        if self.backoff_max_s < self.backoff_initial_s:
+            raise ValueError("backoff_max_s must be >= backoff_initial_s")
+        if not 0 <= self.backoff_jitter < 1:
+            raise ValueError("backoff_jitter must be in [0, 1)")
+        if self.max_message < 1024:
+            raise ValueError("max_message must be >= 1024")
 RoleKind = Literal["sim", "collector", "strategy", "gateway", "recorder", "command"]
 
 
@@ -355,6 +400,96 @@ class RiskConfig:
 # --- end gateway risk ---------------------------------------------------------------------------
 
 
+# ----------------------------------------------------------------------------- strategy / backtest
+# (issue 6: pipeline/strategy, pipeline/backtest). Kept in one block.
+
+StrategyKind = Literal["sma"]
+
+
+@dataclass(frozen=True)
+class StrategyInstanceConfig:
+    """One strategy run by the strategy process ([[strategy.instances]])."""
+
+    kind: StrategyKind = "sma"      # which Strategy class (pipeline.strategy.STRATEGIES)
+    id: int = 1                     # strategy_id carried in every signal (uint32)
+    venue: str = "SIM"              # Venue name (registry)
+    symbol: str = "BTCUSDT"         # the venue's own symbol spelling (registry)
+    qty: float = 0.001              # order quantity per unit of position (base asset)
+    allow_short: bool = False       # False: long/flat; True: long/short (reversals trade 2x qty)
+    ttl_ms: int = 1000              # signal time-to-live; the gateway rejects it afterwards
+    params: dict[str, Any] = field(default_factory=lambda: {"fast": 20, "slow": 100})
+    # params are the strategy's own typed parameters, checked strictly by its Params dataclass
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.id < 2**32:
+            raise ValueError(f"id must fit in uint32, got {self.id}")
+        if not self.qty > 0:
+            raise ValueError(f"qty must be > 0, got {self.qty}")
+        if self.ttl_ms <= 0:
+            raise ValueError(f"ttl_ms must be > 0, got {self.ttl_ms}")
+
+
+@dataclass(frozen=True)
+class StrategyConfig:
+    """The strategy process ([strategy])."""
+
+    channel: str = "pipeline-signals"  # signal channel: ipc://@<channel> (+ .ctl for READY)
+    wait: WaitName | None = None       # ring wait strategy; None = use [reader].wait
+    sndhwm: int = 1000                 # PUSH high-water mark (signals queued towards the gateway)
+    linger_ms: int = 200               # PUSH LINGER: bounds shutdown with the gateway absent
+    hello_every_s: float = 0.5         # READY handshake: HELLO resent this often until answered
+    stats_every_s: float = 10.0        # log counters this often (0 = never)
+    exit_when_writer_closes: bool = False  # replays/tests: stop once the ring's writer closed
+    instances: list[StrategyInstanceConfig] = field(
+        default_factory=lambda: [StrategyInstanceConfig()])
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.linger_ms <= 2000:
+            raise ValueError(f"linger_ms must be within 0..2000, got {self.linger_ms}")
+        if self.sndhwm < 1:
+            raise ValueError(f"sndhwm must be >= 1, got {self.sndhwm}")
+        ids = [i.id for i in self.instances]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"strategy instance ids must be unique, got {ids}")
+
+
+@dataclass(frozen=True)
+class BacktestConfig:
+    """The execution model of the backtester ([backtest])."""
+
+    fee_maker_bps: float = 2.0         # fee on maker fills, bps of notional
+    fee_taker_bps: float = 10.0        # fee on taker fills, bps of notional
+    liquidity: Literal["taker", "maker"] = "taker"   # which fee the strategy's orders pay
+    slippage_bps: float = 1.0          # adverse price move per fill, bps
+    half_spread_bps: float = 0.0       # added to slippage: fills cross half a (constant) spread
+    latency_ms: float = 0.0            # a signal fills on the first tick >= its tick's ts + latency
+    mode: Literal["long_flat", "long_short"] = "long_flat"
+    sizing: Literal["fraction", "fixed"] = "fraction"
+    fraction: float = 1.0              # sizing=fraction: position notional / equity at entry
+    fixed_qty: float = 1.0             # sizing=fixed: position size in base units
+    initial_capital: float = 10_000.0  # quote currency
+    period_s: float = 60.0             # returns for Sharpe/Sortino are taken on this grid
+    price_increment: float = 1e-8      # prices are exact multiples of this (SMA sums are exact)
+
+    def __post_init__(self) -> None:
+        for k in ("fee_maker_bps", "fee_taker_bps", "slippage_bps", "half_spread_bps",
+                  "latency_ms"):
+            if getattr(self, k) < 0:
+                raise ValueError(f"{k} must be >= 0, got {getattr(self, k)}")
+        if not self.fraction > 0:
+            raise ValueError(f"fraction must be > 0, got {self.fraction}")
+        if not self.fixed_qty > 0:
+            raise ValueError(f"fixed_qty must be > 0, got {self.fixed_qty}")
+        if not self.initial_capital > 0:
+            raise ValueError(f"initial_capital must be > 0, got {self.initial_capital}")
+        if not self.period_s > 0:
+            raise ValueError(f"period_s must be > 0, got {self.period_s}")
+        if not self.price_increment > 0:
+            raise ValueError(f"price_increment must be > 0, got {self.price_increment}")
+
+# ----------------------------------------------------------------------------- end (issue 6)
+
+
 @dataclass(frozen=True)
 class PipelineConfig:
     """The whole file. Sections are optional; each has documented defaults."""
@@ -363,10 +498,13 @@ class PipelineConfig:
     reader: ReaderConfig = field(default_factory=ReaderConfig)
     bus_demo: BusDemoConfig = field(default_factory=BusDemoConfig)
     gateway: GatewayConfig = field(default_factory=GatewayConfig)        # issue 8
+    collector: CollectorConfig = field(default_factory=CollectorConfig)
     launcher: LauncherConfig = field(default_factory=LauncherConfig)
     roles: dict[str, RoleSpec] = field(default_factory=dict)
     sim: SimConfig = field(default_factory=SimConfig)
     risk: RiskConfig = field(default_factory=RiskConfig)
+    strategy: StrategyConfig = field(default_factory=StrategyConfig)     # issue 6
+    backtest: BacktestConfig = field(default_factory=BacktestConfig)     # issue 6
 
 
 # ----------------------------------------------------------------------------- loading
