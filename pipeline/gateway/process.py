@@ -27,6 +27,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import shutil
 import signal
 import time
 from pathlib import Path
@@ -620,6 +621,10 @@ class Gateway:
             self.phase = "STOPPED"
             try:
                 self.write_status()
+                run_dir = os.environ.get("PIPELINE_RUN_DIR")
+                if run_dir and role is not None:     # the launcher folds it into its summary
+                    shutil.copyfile(self.paths["status"],
+                                    os.path.join(run_dir, f"{role.role}.summary.json"))
             except (OSError, AttributeError):
                 pass
             self.journal.close()
