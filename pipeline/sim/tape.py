@@ -360,8 +360,11 @@ class ReplayTape(Tape):
         while True:
             iters = [((ts, i, f, raw) for ts, raw in read_recording(f))
                      for i, f in enumerate(self.files)]
-            yield from heapq.merge(*iters)
-            if not self.loop:
+            lines = 0
+            for item in heapq.merge(*iters):
+                lines += 1
+                yield item
+            if not self.loop or not lines:
                 return
             log.info("replay: end of recording, starting over")
 
