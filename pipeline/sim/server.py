@@ -149,6 +149,8 @@ class Simulator:
                     else:
                         assert isinstance(tape, ReplayTape)
                         replay_t0 = self._replay(tape, now, ms, replay_t0, out)
+                elif replay_t0 is not None:
+                    replay_t0 += dt          # a paused replay's clock stops too
                 if now >= next_100:
                     next_100 = now + 0.1
                     tape.flush_depth("100ms", ms, out)
