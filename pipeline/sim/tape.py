@@ -270,10 +270,11 @@ class SyntheticTape(Tape):
         rng = self.rng
         side = book.asks if is_buy else book.bids
         sweep = 1 + int(rng.expovariate(0.2)) if rng.random() < 0.03 else 1
+        qtab = self._qtab[book.symbol]
         for i in range(sweep):
             price = book.best_ask if is_buy else book.best_bid
             avail = side.get(price, 0)
-            qty = self._size(s)
+            qty = qtab[int(rng.random() * self._QTAB)]
             if i < sweep - 1 or qty >= avail or rng.random() < 0.1:
                 qty = avail
                 book.set_level(not is_buy, price, 0)
