@@ -280,7 +280,6 @@ def main(argv: list[str] | None = None) -> int:
               f"queued {x['queued']:>7,} cpu/msg sim {x['sim_cpu_ns_per_msg']:>6,} ns "
               f"consumer {x['consumer_cpu_ns_per_msg']:>6,} ns "
               f"{'kept up' if x['kept_up'] else 'fell behind'}")
-    result["ws_steps"] = steps
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
     return 0
