@@ -20,7 +20,7 @@ from typing import Callable, Iterable
 from pipeline.sim import errors
 from pipeline.sim.accounts import Account, Order, Trade
 from pipeline.sim.book import Book
-from pipeline.sim.errors import ApiError, err
+from pipeline.sim.errors import err
 from pipeline.sim.instruments import DecimalError, E8, fmt8, mul8, parse8
 
 log = logging.getLogger(__name__)

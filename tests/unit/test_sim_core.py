@@ -8,7 +8,7 @@ import json
 
 import orjson
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from pipeline.config import SIM_TEST_SECRET, SimAccountConfig, SimConfig, ConfigError, loads
