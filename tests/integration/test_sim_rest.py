@@ -8,6 +8,7 @@ import json
 import time
 import urllib.parse
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 import requests
@@ -25,9 +26,12 @@ H = {"X-MBX-APIKEY": SIM_TEST_API_KEY}
 
 # ----------------------------------------------------------------------------- OpenAPI
 
+VECTORS = Path(__file__).resolve().parents[2].parent / "shared" / "vectors"
+
+
 @pytest.fixture(scope="module")
 def spec_dict():
-    from conftest import VECTORS   # module scope: the `vectors` fixture is per test
+    # module scope (one YAML parse): the `vectors` fixture is per test, so the path is here
     if not VECTORS.is_dir():
         pytest.fail(f"test vectors not found at {VECTORS}")
     with (VECTORS / "binance" / "spot_api.yaml").open() as f:
