@@ -54,8 +54,8 @@ def test_silence_keeps_tcp_open_and_resumes(sim_factory):  # noqa: F811
     s = sim_factory(paused=False, rate=2000, bursts=False)
     ws = websocket.create_connection(f"{s.ws_url}/ws/btcusdt@bookTicker", timeout=10)
     ws.recv()
-    s.fault("silence", seconds=2.0)
-    ws.settimeout(0.7)
+    s.fault("silence", seconds=1.5)
+    ws.settimeout(0.6)
     drained = 0
     with pytest.raises(websocket.WebSocketTimeoutException):
         while True:                 # frames already on the wire, then nothing
