@@ -10,7 +10,7 @@ import pytest
 import requests
 import websocket
 
-from pipeline.sim.testing import SIM_TEST_API_KEY, sign, signed_query
+from pipeline.sim.testing import SIM_TEST_API_KEY, signed_query, ws_signed_params
 from sim_fixtures import sim  # noqa: F401
 
 pytestmark = pytest.mark.timeout(60)
@@ -18,11 +18,7 @@ H = {"X-MBX-APIKEY": SIM_TEST_API_KEY}
 
 
 def ws_sign(params: dict) -> dict:
-    p = {**params, "apiKey": SIM_TEST_API_KEY}
-    p.setdefault("timestamp", int(time.time() * 1000))
-    payload = "&".join(f"{k}={p[k]}" for k in sorted(p))
-    p["signature"] = sign(payload)
-    return p
+    return ws_signed_params(params)
 
 
 class Api:
