@@ -144,9 +144,9 @@ class Simulator:
                         if budget > self.rate * 0.25 + MAX_BATCH:   # fell behind: do not catch up
                             budget = float(MAX_BATCH)
                         n = int(min(budget, MAX_BATCH))
-                        # generate in rounds of >= 1 ms of tape (fewer, larger batches: the
+                        # generate in rounds of >= 2 ms of tape (fewer, larger batches: the
                         # per-batch costs - wake-ups, one socket write per connection - amortise)
-                        if n > 0 and n >= min(128.0, self.rate * 0.001):
+                        if n > 0 and n >= min(256.0, self.rate * 0.002):
                             budget -= tape.generate(n, ms, out)
                     else:
                         assert isinstance(tape, ReplayTape)
