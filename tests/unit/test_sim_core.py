@@ -335,3 +335,19 @@ def test_replay_of_an_empty_file_ends(tmp_path):
     t = ReplayTape([str(f)], loop=True)
     f.write_text("")                        # emptied after the symbol scan: must not spin
     assert t.peek_ts() is None and t.done
+
+
+def test_resting_orders_fill_best_price_then_time_first():
+    eng, book, acct, _ = _engine()
+    ids = []
+    for price in ("99.50", "99.60", "99.60", "99.40"):
+        o, _, _ = eng.place(acct, {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT",
+                                   "timeInForce": "GTC", "quantity": "1", "price": price})
+        ids.append(o.order_id)
+    eng.on_tape_trade(book, parse8("99.45"), parse8("2.5"), False)
+    filled = {o.order_id: o.executed for o in acct.orders.values()}
+    # 99.60 (older), 99.60 (newer), then 99.50 partly; 99.40 is not traded through
+    assert [filled[i] for i in ids] == [parse8("0.5"), parse8("1"), parse8("1"), 0]
+    assert [o.order_id for _, _, _, o in eng.resting_buy["BTCUSDT"]] == [ids[0], ids[3]]
+    eng.cancel(acct, {"symbol": "BTCUSDT", "orderId": str(ids[3])})
+    assert [o.order_id for _, _, _, o in eng.resting_buy["BTCUSDT"]] == [ids[0]]
