@@ -246,8 +246,16 @@ class SyntheticTape(Tape):
                 side = book.bids if is_bid else book.asks
                 if k > 0 and rnd() < 0.15 and len(side) > 5:
                     book.set_level(is_bid, p, 0)
-                else:
-                    book.set_level(is_bid, p, qtabs[sym][int(rnd() * qn)] * (1 + int(rnd() * 6)))
+                else:                          # the most common change, inlined set_level
+                    q = qtabs[sym][int(rnd() * qn)] * (1 + int(rnd() * 6))
+                    book.update_id += 1
+                    side[p] = q
+                    if book.active:
+                        uid = book.update_id
+                        for acc in book.active:
+                            if not acc.first_id:
+                                acc.first_id = uid
+                            (acc.bids if is_bid else acc.asks)[p] = q
                     if len(side) > cap:
                         self._trim(book, is_bid)
                 top_changed = k == 0
