@@ -79,7 +79,7 @@ def test_delay_holds_responses(sim_factory):  # noqa: F811
     t0 = time.monotonic()
     requests.get(f"{s.rest_url}/api/v3/time", timeout=10)
     fast = time.monotonic() - t0
-    assert slow >= 0.4 and fast < 0.3
+    assert slow >= 0.4 and fast < slow - 0.25     # only the first response was held
 
 
 def test_5xx_still_creates_the_order(sim_factory):  # noqa: F811
