@@ -111,6 +111,9 @@ class StrategyConfig:
         default_factory=lambda: [StrategyInstanceConfig()])
 
     def __post_init__(self) -> None:
+        if not self.channel or "/" in self.channel or "@" in self.channel or ":" in self.channel:
+            raise ValueError(f"channel must be a plain name (it becomes ipc://@<channel>), "
+                             f"got {self.channel!r}")
         if not 0 <= self.linger_ms <= 2000:
             raise ValueError(f"linger_ms must be within 0..2000, got {self.linger_ms}")
         if self.sndhwm < 1:
