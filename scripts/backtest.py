@@ -20,7 +20,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pipeline import config as cfgmod  # noqa: E402
 from pipeline.backtest import data as D  # noqa: E402
-from pipeline.backtest import report as R  # noqa: E402
 from pipeline.backtest.engine import check, run_sma  # noqa: E402
 from pipeline.backtest.sweep import sweep  # noqa: E402
 from pipeline.records import Venue  # noqa: E402
@@ -95,6 +94,8 @@ def model_from(args) -> cfgmod.BacktestConfig:
 
 def main(argv=None) -> int:
     args = parse(argv)
+    # imported here, not at the top: sweep workers (spawn) re-import this file and need no plots
+    from pipeline.backtest import report as R
     try:
         model = model_from(args)
         if args.bar_ms < 0:
