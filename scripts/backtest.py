@@ -71,6 +71,8 @@ def parse(argv):
     m.add_argument("--liquidity", choices=["taker", "maker"])
     m.add_argument("--slippage-bps", type=float, dest="slippage_bps")
     m.add_argument("--half-spread-bps", type=float, dest="half_spread_bps")
+    m.add_argument("--spread", choices=["constant", "quotes"],
+                   help="half-spread: constant (--half-spread-bps) or from BID/ASK records")
     m.add_argument("--latency-ms", type=float, dest="latency_ms")
     m.add_argument("--mode", choices=["long_flat", "long_short"])
     m.add_argument("--sizing", choices=["fraction", "fixed"])

@@ -15,7 +15,8 @@ FILL_FIELDS = ("tick", "signal", "qty", "price", "fee")
 
 
 def sma_backtest(price, ts, reset, fast, slow, price_increment, bar_ns, allow_short, fee_rate,
-                 slip_rate, latency_ns, fixed_size, size, capital, period_ns, samples, equity):
+                 slip_rate, half_spread, latency_ns, fixed_size, size, capital, period_ns, samples,
+                 equity):
     price = np.asarray(price, dtype=np.float64)
     ts = np.asarray(ts, dtype=np.int64)
     n = price.shape[0]
@@ -23,6 +24,8 @@ def sma_backtest(price, ts, reset, fast, slow, price_increment, bar_ns, allow_sh
         raise ValueError(f"ts has {ts.shape[0]} elements, price {n}")
     if len(reset) not in (0, n):
         raise ValueError(f"reset has {len(reset)} elements, price {n}")
+    if len(half_spread) not in (0, n):
+        raise ValueError(f"half_spread has {len(half_spread)} elements, price {n}")
     if len(equity) not in (0, n):
         raise ValueError(f"equity has {len(equity)} elements, price {n}")
     if n == 0:
@@ -48,9 +51,12 @@ def sma_backtest(price, ts, reset, fast, slow, price_increment, bar_ns, allow_sh
     fills = {k: [] for k in FILL_FIELDS}
     state_tick, state_cash, state_qty, state_unit = [-1], [cash], [qty], [0]
 
+    hs = np.asarray(half_spread, dtype=np.float64)
+
     def leg(dq: float, p: float, j: int, s: int) -> None:
         nonlocal cash, turnover, fees
-        pf = p * (1.0 + slip_rate) if dq > 0 else p * (1.0 - slip_rate)
+        sr = slip_rate + float(hs[j]) if len(hs) else slip_rate
+        pf = p * (1.0 + sr) if dq > 0 else p * (1.0 - sr)
         fee = abs(dq) * pf * fee_rate
         cash -= dq * pf
         cash -= fee

@@ -2,6 +2,7 @@
 independent plain per-tick loop written here from the documented model. Equity agrees to 1e-9."""
 from __future__ import annotations
 
+import dataclasses
 from collections import deque
 
 import numpy as np
@@ -16,7 +17,7 @@ pytestmark = pytest.mark.timeout(120)
 
 
 def plain_loop(price, ts, reset, fast, slow, inc, short, fee, slip, lat, fixed, size, capital,
-               bar_ns=0):
+               bar_ns=0, hs=None):
     """Per tick: exact integer SMAs (Python ints, deques), a FIFO of signals acting at the first
     tick >= ts + latency, close-then-open fills with slippage and fees, equity = cash + qty*p.
     With bar_ns, the SMA input is each time bar's last price, taken when a later bar starts."""
@@ -31,7 +32,8 @@ def plain_loop(price, ts, reset, fast, slow, inc, short, fee, slip, lat, fixed, 
 
     def fill(dq, p):
         nonlocal cash
-        pf = p * (1.0 + slip) if dq > 0 else p * (1.0 - slip)
+        s = slip + (float(hs[j]) if hs is not None else 0.0)
+        pf = p * (1.0 + s) if dq > 0 else p * (1.0 - s)
         cash -= dq * pf
         cash -= abs(dq) * pf * fee
 
@@ -98,8 +100,11 @@ def random_case(rng, n):
         price_increment=0.01)
     fast = int(rng.integers(1, 15))
     bar_ms = int(rng.choice([0, 0, 2, 9]))
-    return (market_from_arrays(price, ts, reset), fast, fast + int(rng.integers(1, 60)), model,
-            bar_ms)
+    m = market_from_arrays(price, ts, reset)
+    if rng.random() < 0.5:                                  # per-tick half-spread from quotes
+        m.half_spread = rng.uniform(0, 5e-4, n)
+        model = dataclasses.replace(model, spread="quotes")
+    return m, fast, fast + int(rng.integers(1, 60)), model, bar_ms
 
 
 @pytest.mark.parametrize("seed", range(16))
@@ -110,10 +115,11 @@ def test_engine_equals_plain_loop_and_twin(seed):
     b = run_sma(m, fast, slow, model, backend="python", bar_ms=bar_ms)
     eq, trades, wins = plain_loop(
         m.price, m.ts, m.reset, fast, slow, 0.01, model.mode == "long_short",
-        model.fee_taker_bps / 1e4, (model.slippage_bps + model.half_spread_bps) / 1e4,
+        model.fee_taker_bps / 1e4,
+        (model.slippage_bps + (model.half_spread_bps if model.spread == "constant" else 0)) / 1e4,
         int(round(model.latency_ms * 1e6)), model.sizing == "fixed",
         model.fixed_qty if model.sizing == "fixed" else model.fraction, model.initial_capital,
-        bar_ms * 1_000_000)
+        bar_ms * 1_000_000, m.half_spread if model.spread == "quotes" else None)
     assert a.stats["n_fills"] > (2 if bar_ms else 10)
     np.testing.assert_allclose(a.equity, eq, rtol=0, atol=1e-9 * model.initial_capital)
     np.testing.assert_allclose(b.equity, eq, rtol=0, atol=1e-9 * model.initial_capital)
