@@ -106,8 +106,8 @@ def market_from_records(recs: np.ndarray, symbol: int | None = None, venue: int 
         if len(pairs) > 1:
             names = ", ".join(f"venue {int(p) >> 32} symbol {int(p) & 0xFFFFFFFF}"
                               for p in pairs[:5])
-            raise DataError(f"{source}: trades of {len(pairs)} instruments ({names}...); choose one "
-                            f"with symbol= / --symbol")
+            raise DataError(f"{source}: trades of {len(pairs)} instruments ({names}...); "
+                            f"choose one with symbol= / --symbol")
     sel = recs[idx]
     exch = sel["exch_ts"]
     ts = exch if len(sel) and (exch != 0).all() else sel["local_ts"]

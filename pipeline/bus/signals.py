@@ -171,10 +171,6 @@ class SignalSender:
     def dropped(self) -> int:
         return self.dropped_hwm + self.dropped_expired + self.dropped_pending
 
-    def next_number(self) -> tuple[int, int]:
-        self.seq += 1
-        return self.epoch, self.seq
-
     def service(self, now_mono: int | None = None) -> bool:
         """Drive the handshake (non-blocking): send HELLO when due, take READY, flush the
         buffered signals once the data pipe accepts them. Returns ready."""

@@ -40,7 +40,9 @@ def plain_loop(price, ts, reset, fast, slow, inc, short, fee, slip, lat, fixed, 
     for j in range(len(price)):
         p, t = float(price[j]), int(ts[j])
         if reset is not None and reset[j]:
-            wf.clear(); ws.clear(); sf = ss = 0
+            wf.clear()
+            ws.clear()
+            sf = ss = 0
             bar = None
         q = round(p / inc)
         point = q
@@ -54,7 +56,10 @@ def plain_loop(price, ts, reset, fast, slow, inc, short, fee, slip, lat, fixed, 
                 bar = b
             bar_q = q
         if point is not None:
-            wf.append(point); ws.append(point); sf += point; ss += point
+            wf.append(point)
+            ws.append(point)
+            sf += point
+            ss += point
             if len(wf) > fast:
                 sf -= wf.popleft()
             if len(ws) > slow:
