@@ -13,7 +13,7 @@ the live one (pipeline/strategy/sma.py). Model (BacktestConfig):
             sells at p*(1-s), p = the trade price of the tick it fills at; the half-spread is
             half_spread_bps (spread="constant") or, with spread="quotes", (ask-bid)/(ask+bid) of
             the latest BID/ASK records before that tick (record inputs that carry quotes)
-  latency   a signal made at tick i fills at the first tick j with ts[j] >= ts[i] + latency
+  latency   a signal made at tick i fills at the first tick j >= i with ts[j] >= ts[i] + latency
             (latency 0: at tick i itself)
   sizing    fraction: the position's quantity is fraction x equity / p at entry; fixed: fixed_qty
   mode      long_flat: up → long, down → flat; long_short: down → short (a reversal is a close

@@ -41,7 +41,9 @@ def sma_backtest(price, ts, reset, fast, slow, price_increment, bar_ns, allow_sh
     at, dirs = sma_cross_signals(price, fast, slow, price_increment,
                                  np.asarray(reset, dtype=bool) if len(reset) else None,
                                  ts=ts, bar_ns=int(bar_ns))
-    exec_at = np.searchsorted(ts, ts[at] + latency_ns, side="left")
+    # the first tick at or after the signal's own tick with ts >= its ts + latency (equal
+    # timestamps: never a tick before the signal)
+    exec_at = np.maximum(np.searchsorted(ts, ts[at] + latency_ns, side="left"), at)
     live = exec_at < n
 
     # ---- the account, stepped per signal
