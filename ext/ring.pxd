@@ -62,3 +62,4 @@ cdef class ReaderCore:
 
     cdef int64_t _poll(self, TickRecord *out, int64_t max_n) noexcept nogil
     cdef bint _wait(self, int64_t timeout_ns) noexcept nogil
+    cdef int _check_open(self) except -1

@@ -113,6 +113,8 @@ cdef class RingCore:
                 int64_t exch_ts=0, int64_t local_ts=0, double price=0.0, double qty=0.0,
                 int64_t id=0):
         """Publish one record; returns its sequence. mono_ts is stamped here (CLOCK_MONOTONIC)."""
+        if self.hdr == NULL:
+            raise ValueError("the ring was closed")
         return self._publish_one(kind, venue, symbol, side, flags, exch_ts, local_ts, price, qty,
                                  id)
 
@@ -125,6 +127,8 @@ cdef class RingCore:
         cdef TickRecord *src = _records_ptr(arr, &n)
         cdef TickRecord *r
         cdef int64_t now
+        if self.hdr == NULL:
+            raise ValueError("the ring was closed")
         if n == 0:
             return -1
         with nogil:
@@ -233,12 +237,19 @@ cdef class ReaderCore:
         lost) into `out`; returns how many were written."""
         cdef int64_t cap = 0, n
         cdef TickRecord *dst = _records_ptr(out, &cap)
+        self._check_open()
         with nogil:
             n = self._poll(dst, cap)
         return n
 
+    cdef int _check_open(self) except -1:
+        if self.ring.hdr == NULL:              # the mapping is gone: never touch it
+            raise ValueError("the ring was closed")
+        return 0
+
     def available(self):
         """Records published that this reader has not taken yet (may exceed capacity if lapped)."""
+        self._check_open()
         return pl_load_acquire_i64(&self.hdr.cursor) - self.next_seq
 
     def seek(self, int64_t seq):
@@ -286,6 +297,7 @@ cdef class ReaderCore:
         """Wait with this reader's strategy until a record past next_seq is published, the writer
         closes, or timeout_ns passes. Returns True when data is available. Releases the GIL."""
         cdef bint ok
+        self._check_open()
         with nogil:
             ok = self._wait(timeout_ns)
         return ok

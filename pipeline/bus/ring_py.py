@@ -77,6 +77,8 @@ class RingCore:
 
     def publish(self, kind, venue=0, symbol=0, side=0, flags=0, exch_ts=0, local_ts=0,
                 price=0.0, qty=0.0, id=0) -> int:
+        if self.recs is None:
+            raise ValueError("the ring was closed")
         s = self.wseq
         slot = s & self.mask
         self.seqs[slot] = SEQ_WRITING                 # mark first
@@ -94,6 +96,8 @@ class RingCore:
             _futex_wake(self._futex_addr)
 
     def publish_array(self, arr: np.ndarray, stamp: bool = True) -> int:
+        if self.recs is None:
+            raise ValueError("the ring was closed")
         if arr.ndim != 1 or arr.dtype.itemsize != 64 or not arr.flags.c_contiguous:
             raise ValueError("expected a 1-D C-contiguous array of TICK_DTYPE records")
         n = len(arr)
@@ -148,7 +152,12 @@ class ReaderCore:
         self.max_sleep_ns = max_sleep_ns
         self.received = self.lost = self.gaps = self.overwritten = 0
 
+    def _check_open(self) -> None:
+        if self.ring.recs is None:
+            raise ValueError("the ring was closed")
+
     def poll_into(self, out: np.ndarray) -> int:
+        self._check_open()
         ring = self.ring
         max_n = len(out)
         cursor = ring.cursor
@@ -188,12 +197,14 @@ class ReaderCore:
         return valid + 1
 
     def available(self) -> int:
+        self._check_open()
         return self.ring.cursor - self.next_seq
 
     def seek(self, seq: int) -> None:
         self.next_seq = int(seq)
 
     def wait(self, timeout_ns: int) -> bool:
+        self._check_open()
         ring = self.ring
         nxt = self.next_seq
         h64, h32 = ring._h64, ring._h32

@@ -1,0 +1,144 @@
+"""The tick bus across real processes and real shared memory."""
+import multiprocessing as mp
+import os
+import signal
+import time
+
+import numpy as np
+import pytest
+
+from pipeline.bus import probe
+from pipeline.bus import ring as ringmod
+from pipeline.bus.ring import TickRing
+from pipeline.records import TICK_DTYPE, Kind
+
+CTX = mp.get_context("spawn")
+
+
+def _publish(w, first, n):
+    w.publish_array(probe.derived_records(first, n))
+
+
+@pytest.mark.parametrize("readers", [
+    [dict(name="spin", wait="busy_spin", core=1)],
+    [dict(name="spin", wait="busy_spin", core=1),
+     dict(name="blocking-slow", wait="blocking", core=0, slow_ns=300_000),
+     dict(name="sleeping", wait="sleeping", core=0, max_batch=256)],
+], ids=["1-reader", "3-readers"])
+def test_stress_ten_million_records(shm_name, readers):
+    """Disruptor-style: 10 M derived records as fast as the writer can; every reader checks every
+    record; nothing torn, and every record a reader did not see is in its lost count."""
+    total = 10_000_000
+    out = probe.run(shm_name, 1 << 14, readers, total=total, batch=1024, writer_core=0,
+                    timeout=240)
+    assert out["writer"]["published"] == total
+    assert len(out["readers"]) == len(readers)
+    for r in out["readers"]:
+        v, c = r["verify"], r["reader_counters"]
+        assert v["violations"] == 0, r
+        assert v["lost_unreported"] == 0, r
+        assert v["received"] + v["lost_reported"] == total, r
+        assert c["received"] == v["received"] and c["lost"] == v["lost_reported"], r
+    assert not os.path.exists(ringmod.segment_path(shm_name))
+
+
+def _stoppable_reader(name, progress, results):
+    ring = TickRing.attach(name, timeout=5)
+    r = ring.reader(wait="blocking", start=0, max_batch=1 << 16)
+    got = []
+    while True:
+        if not r.wait(timeout=0.05):
+            if ring.writer_closed and r.lag() <= 0:
+                break
+            continue
+        b = r.poll()
+        got.append(b.copy())
+        progress.put(r.next_seq)
+    results.put(np.concatenate(got) if got else np.empty(0, TICK_DTYPE))
+    del r
+    ring.close()
+
+
+def test_sigstopped_reader_sees_exact_gap_then_correct_records(shm_name):
+    cap = 1024
+    with TickRing.create(shm_name, cap) as ring:
+        w = ring.writer()
+        progress, results = CTX.Queue(), CTX.Queue()
+        p = CTX.Process(target=_stoppable_reader, args=(shm_name, progress, results), daemon=True)
+        p.start()
+        try:
+            _publish(w, 0, 10)
+            while progress.get(timeout=20) < 10:
+                pass
+            os.kill(p.pid, signal.SIGSTOP)
+            _publish(w, 10, cap + 50)          # laps the stopped reader by 50
+            os.kill(p.pid, signal.SIGCONT)
+            w.close()
+            got = results.get(timeout=20)
+            p.join(10)
+        finally:
+            if p.is_alive():
+                p.kill()
+        assert p.exitcode == 0
+        assert list(got["seq"][:10]) == list(range(10))
+        gap = got[10]
+        assert gap["kind"] == Kind.GAP and gap["id"] == 50 and gap["seq"] == 10
+        rest = got[11:]
+        assert list(rest["seq"]) == list(range(60, 10 + cap + 50))
+        vs = probe.VerifyState()
+        vs.check(got)
+        assert vs.violations == 0 and vs.lost_unreported == 0 and vs.lost_reported == 50
+
+
+def _attach_and_exit(name, mode, ready):
+    ring = TickRing.attach(name, timeout=5)
+    r = ring.reader(start=0)
+    r.poll()
+    ready.set()
+    if mode == "kill":
+        time.sleep(60)                     # SIGKILLed by the test
+    del r
+    ring.close()
+
+
+def test_attachers_exiting_or_killed_leave_segment_alive(shm_name):
+    with TickRing.create(shm_name, 64) as ring:
+        w = ring.writer()
+        _publish(w, 0, 5)
+        for mode in ("exit", "kill"):
+            ready = CTX.Event()
+            p = CTX.Process(target=_attach_and_exit, args=(shm_name, mode, ready), daemon=True)
+            p.start()
+            assert ready.wait(20)
+            if mode == "kill":
+                p.kill()
+            p.join(20)
+            assert os.path.exists(ringmod.segment_path(shm_name)), mode
+        # the owner still writes and reads
+        r = ring.reader(start=0)
+        _publish(w, 5, 5)
+        assert list(r.poll()["seq"]) == list(range(10))
+    assert not os.path.exists(ringmod.segment_path(shm_name))
+
+
+def _owner_then_die(name, ready):
+    TickRing.create(name, 64)
+    ready.set()
+    time.sleep(60)
+
+
+def test_segment_of_killed_owner_is_replaced(shm_name, caplog):
+    ready = CTX.Event()
+    p = CTX.Process(target=_owner_then_die, args=(shm_name, ready), daemon=True)
+    p.start()
+    assert ready.wait(20)
+    p.kill()
+    p.join(20)
+    assert os.path.exists(ringmod.segment_path(shm_name))       # left behind
+    info = ringmod.inspect(shm_name)
+    assert info["valid"] and not info["owner_alive"]
+    with caplog.at_level("WARNING"):
+        with TickRing.create(shm_name, 128) as ring:
+            assert ring.capacity == 128 and ring.owner_pid == os.getpid()
+    assert "stale" in caplog.text
+    assert not os.path.exists(ringmod.segment_path(shm_name))
