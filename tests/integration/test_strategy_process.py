@@ -28,17 +28,6 @@ REPO = HERE.parent.parent
 FAST, SLOW, INC = 5, 20, 0.01
 
 
-@pytest.fixture
-def ring_name():
-    """A unique ring name, unlinked after the test. Not the shared `shm_name` prefix: until every
-    branch has the pid-scoped sweep in conftest.py, a parallel session in another worktree unlinks
-    any "pltest-" segment when it finishes, which would pull the ring from under this test."""
-    from pipeline.bus import ring
-    name = f"plstrat-{os.getpid()}-{uuid.uuid4().hex[:10]}"
-    yield name
-    ring.unlink(name)
-
-
 def make_ticks(n: int, seed: int, gap_at: int | None = None) -> np.ndarray:
     rng = np.random.default_rng(seed)
     sym = REG.id(Venue.SIM, "BTCUSDT")
@@ -135,21 +124,21 @@ def wait_line(stream, needle: str, timeout: float) -> list[str]:
     raise AssertionError(f"never saw {needle!r}; stderr so far:\n{''.join(seen)}")
 
 
-def test_end_to_end_signals_exact(tmp_path, ring_name):
+def test_end_to_end_signals_exact(tmp_path, shm_name):
     channel = f"pltest-sig-{uuid.uuid4().hex[:8]}"
     recs = make_ticks(6000, seed=3, gap_at=3000)
     exp = expected(recs)
     assert len(exp) > 20
     np.save(tmp_path / "ticks.npy", recs)
-    with TickRing.create(ring_name, 1 << 16) as ring, SignalReceiver(channel) as rx:
-        proc = spawn_strategy(write_config(tmp_path, ring_name, channel, True), tmp_path / "s.json")
+    with TickRing.create(shm_name, 1 << 16) as ring, SignalReceiver(channel) as rx:
+        proc = spawn_strategy(write_config(tmp_path, shm_name, channel, True), tmp_path / "s.json")
         try:
             deadline = time.monotonic() + 20
             while 7 not in rx.hellos:                  # HELLO ⇒ the strategy's reader exists
                 assert proc.poll() is None, proc.stderr.read()
                 assert time.monotonic() < deadline, "no HELLO from the strategy process"
                 rx.recv(timeout=0.05)
-            writer = spawn_writer(ring_name, tmp_path / "ticks.npy")
+            writer = spawn_writer(shm_name, tmp_path / "ticks.npy")
             writer.stdin.write("go\n")
             writer.stdin.flush()
             got = []
@@ -179,16 +168,16 @@ def test_end_to_end_signals_exact(tmp_path, ring_name):
     assert stats["strategies"][0]["gaps"] == 1
 
 
-def test_sigterm_without_gateway_exits_within_2s(tmp_path, ring_name):
+def test_sigterm_without_gateway_exits_within_2s(tmp_path, shm_name):
     channel = f"pltest-sig-{uuid.uuid4().hex[:8]}"
     recs = make_ticks(3000, seed=5)
     np.save(tmp_path / "ticks.npy", recs)
-    with TickRing.create(ring_name, 1 << 16):
-        cfg = write_config(tmp_path, ring_name, channel, False)
+    with TickRing.create(shm_name, 1 << 16):
+        cfg = write_config(tmp_path, shm_name, channel, False)
         proc = spawn_strategy(cfg, tmp_path / "s.json")
         try:
             wait_line(proc.stderr, "strategy process running", 20)
-            writer = spawn_writer(ring_name, tmp_path / "ticks.npy")
+            writer = spawn_writer(shm_name, tmp_path / "ticks.npy")
             writer.stdin.write("go\n")
             writer.stdin.flush()
             assert writer.wait(timeout=20) == 0
