@@ -16,7 +16,7 @@
             "-Wno-unreachable-code"
         ],
         "include_dirs": [
-            "/tmp/pip-build-env-dj21zosn/overlay/lib/python3.11/site-packages/numpy/_core/include",
+            "/tmp/pip-build-env-feifayy5/overlay/lib/python3.11/site-packages/numpy/_core/include",
             "ext"
         ],
         "language": "c++",
