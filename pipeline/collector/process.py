@@ -1,7 +1,12 @@
 """The collector as an OS process: attach the tick ring as its one writer, run, report.
 
-    python -m pipeline.collector --config pipeline.toml --ring pipeline-ticks [--seconds N]
+    python -m pipeline.collector --config pipeline.toml [--ring NAME] [--seconds N]
         [--stats stats.json] [--record-dir DIR]
+
+The ring defaults to the config's [ring].name (how the launcher starts the role). Under the
+launcher the role's status slot (PIPELINE_STATUS_*) gets heartbeats, `ticks` (records published)
+and `errors` (bad input counted by the feed); a shutdown or halt request in the status block stops
+the collector like SIGTERM does.
 
 SIGTERM/SIGINT only request a stop; the loop then closes connections, flushes recordings, marks
 the writer closed and writes the stats file (counters of messages, bytes, malformed frames, gaps,
@@ -36,12 +41,25 @@ def run(cfg: CollectorConfig, ring_name: str, seconds: float | None = None,
         raw = RawRecorder(cfg.record_dir, stem=f"{cfg.venue}-{time.strftime('%Y%m%dT%H%M%S')}",
                           rotate_bytes=int(cfg.record_rotate_mb * (1 << 20)),
                           rotate_s=cfg.record_rotate_s)
+    from pipeline.records import RoleState
+    from pipeline.telemetry.status import RoleStatus
+    status = RoleStatus.from_env()
+
+    def heartbeat() -> None:
+        writer.heartbeat()
+        status.heartbeat()
+        status.set(ticks=int(ring.cursor), errors=sum(col.feed.errors().values()))
+        if status.shutdown_requested or status.halt_requested:
+            col.stop()
+
     col = Collector(cfg, writer.publish_array, raw_sink=raw.write if raw else None,
-                    heartbeat=writer.heartbeat)
+                    heartbeat=heartbeat)
+    status.set_state(RoleState.RUNNING)
     prev = {s: signal.signal(s, lambda *_: col.stop()) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
         col.run(seconds)
     finally:
+        status.set_state(RoleState.STOPPING)
         col.close()
         stats = col.stats()
         stats["errors"] = col.feed.errors()
@@ -53,6 +71,8 @@ def run(cfg: CollectorConfig, ring_name: str, seconds: float | None = None,
         ring.close()
         for s, h in prev.items():
             signal.signal(s, h)
+        status.set_state(RoleState.STOPPED)
+        status.close()
         if stats_path:
             tmp = Path(stats_path).with_suffix(".tmp")
             tmp.write_text(json.dumps(stats, indent=1, sort_keys=True))
@@ -72,7 +92,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m pipeline.collector", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", help="pipeline TOML file ([collector] section); defaults if absent")
-    ap.add_argument("--ring", required=True, help="tick ring (shm segment) to write")
+    ap.add_argument("--ring", help="tick ring (shm segment) to write (default: [ring].name)")
     ap.add_argument("--seconds", type=float, default=None, help="run this long (default: forever)")
     ap.add_argument("--stats", help="write counters here as JSON at exit")
     ap.add_argument("--record-dir", help="override [collector].record_dir")
@@ -80,8 +100,9 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     logging.basicConfig(level=args.log_level,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    cfg = config_mod.load(args.config).collector if args.config else CollectorConfig()
+    full = config_mod.load(args.config) if args.config else config_mod.PipelineConfig()
+    cfg = full.collector
     if args.record_dir:
         cfg = replace(cfg, record_dir=args.record_dir)
-    run(cfg, args.ring, args.seconds, args.stats)
+    run(cfg, args.ring or full.ring.name, args.seconds, args.stats)
     return 0
