@@ -56,7 +56,7 @@ wait = "sleeping"
 """)
     summary = tmp_path / "summary.json"
     r = subprocess.run([sys.executable, str(REPO / "scripts/launch.py"), "--config", str(cfg),
-                        "--duration", "5", "--summary-json", str(summary)],
+                        "--duration", "3.5", "--summary-json", str(summary)],
                        capture_output=True, text=True, timeout=80, cwd=REPO)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     s = json.loads(summary.read_text())
