@@ -299,3 +299,14 @@ def test_connection_lifetime_switches_before_the_server_ends_it(tmp_path, shm_na
     for sym in SYMS:
         t = kinds(recs, Kind.TRADE, sym)["id"]
         assert len(t) > 5 and (np.diff(t) == 1).all()
+
+
+def test_streams_beyond_the_url_are_subscribed_by_paced_messages(run, sim):
+    r = run(url_streams_max=1)
+    recs = r.pump(15, until=lambda a: all_synced(a) and len(kinds(a, Kind.BID, "ETHUSDT")) > 0)
+    assert all_synced(recs)
+    for s in SYMS:
+        assert len(kinds(recs, Kind.BID, s)) > 0
+    stats = r.stop()
+    assert stats["sent_text"] >= 1 and stats["feed_control_ack"] >= 1
+    assert stats["errors"] == {}
