@@ -183,7 +183,14 @@ class Collector:
     def _url(self, g: _Group) -> str:
         return self.adapter.connect_url(self.cfg.ws_url, g.streams[:self.cfg.url_streams_max])
 
+    def _beat(self) -> None:
+        """Heartbeat now (before and during the steps that block: handshake, drain)."""
+        if self.heartbeat is not None:
+            self._last_hb = self.mono()
+            self.heartbeat()
+
     def _open(self, g: _Group) -> WsConnection | None:
+        self._beat()
         dec = self.feed.decoder()
         c = WsConnection(self._url(g), dec, connect_timeout=self.cfg.connect_timeout_s,
                          read_size=self.cfg.read_size, clock_wall=self.wall_ns,
@@ -191,10 +198,12 @@ class Collector:
         try:
             c.open()
         except Exception as exc:      # noqa: BLE001 — any handshake failure means "retry later"
+            self._beat()
             self.counters["connect_failures"] += 1
             self.feed.drop_decoder(dec)
             log.warning("connect %s failed: %s", c.url, exc)
             return None
+        self._beat()
         self.counters["connects"] += 1
         self.limiters[id(c)] = RateLimiter(self.rules.max_outgoing_per_s)
         q = self.outq[id(c)] = deque()
@@ -339,6 +348,8 @@ class Collector:
         old.send_close()
         m = K
         while not old.closed and self.mono() < deadline:
+            if self.mono() - self._last_hb >= self.cfg.heartbeat_s:
+                self._beat()
             if new.readable(0):
                 try:
                     new.read()
@@ -384,9 +395,8 @@ class Collector:
                     self._pinged[id(c)] = now
                     self._send(c, "text", "ping")     # e.g. OKX: text "ping" → "pong"
                 self._flush_out(c)
-        if self.heartbeat is not None and now - self._last_hb >= self.cfg.heartbeat_s:
-            self._last_hb = now
-            self.heartbeat()
+        if now - self._last_hb >= self.cfg.heartbeat_s:
+            self._beat()
 
     # ------------------------------------------------------------------ snapshots
     def _fetch(self, sid: int) -> tuple[bytes, int]:
