@@ -67,6 +67,85 @@ class BusDemoConfig:
     reader_waits: list[WaitName] = field(default_factory=lambda: ["yielding", "blocking"])
 
 
+# ----------------------------------------------------------------------------- gateway
+# The execution gateway (issue 8, pipeline/gateway/). One contiguous block: GatewayRiskConfig,
+# GatewayConfig; `PipelineConfig.gateway` holds it. Pre-trade limits and recvWindow are [risk]'s.
+# Secrets are never config keys: the gateway reads them from the environment or a 0600 file
+# (pipeline/gateway/secrets.py).
+
+
+@dataclass(frozen=True)
+class GatewayRiskConfig:
+    """[gateway.risk]: the gateway's own automatic-HALT limits. The pre-trade limits of the risk
+    engine (and recvWindow) are the [risk] section's (RiskConfig, issue 7)."""
+
+    max_loss: float = 10_000.0             # realized + unrealized PnL below -max_loss → HALTED
+    max_consecutive_rejects: int = 10      # exchange rejects in a row → HALTED
+
+    def __post_init__(self) -> None:
+        if not self.max_loss > 0:
+            raise ValueError(f"max_loss must be > 0, got {self.max_loss}")
+        if self.max_consecutive_rejects < 1:
+            raise ValueError(f"max_consecutive_rejects must be >= 1, got "
+                             f"{self.max_consecutive_rejects}")
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    """The execution gateway process ([gateway])."""
+
+    venue: str = "SIM"                     # Venue name of the registry (SIM / BINANCE)
+    symbols: list[str] = field(default_factory=lambda: ["BTCUSDT"])   # venue spelling
+    channel: str = "pipeline-signals"      # signal channel: PULL on ipc://@<channel> (+ .ctl)
+    rest_url: str = "https://api.binance.com"
+    ws_api_url: str = "wss://ws-api.binance.com:443/ws-api/v3"
+    transport: Literal["rest", "ws_api"] = "rest"   # how orders go out
+    user_stream: bool = True               # userDataStream.subscribe over the WS-API for fills
+    api_key_env: str = "PIPELINE_API_KEY"  # environment variable holding the API key
+    api_secret_env: str = "PIPELINE_API_SECRET"
+    credentials_file: str = ""             # or a 0600 file with api_key=... / api_secret=... lines
+    state_dir: str = "gateway-state"       # journal, status.json, pid/lock, default kill file
+    kill_file: str = ""                    # its existence → HALTED ("" = <state_dir>/KILL)
+    journal_fsync: Literal["always", "interval", "never"] = "interval"
+    journal_fsync_ms: int = 200            # interval policy: fsync at most this often
+    connect_timeout_s: float = 1.0         # every HTTP request and WebSocket connect
+    request_timeout_s: float = 2.0         # reading a response; past it the outcome is UNKNOWN
+    clock_samples: int = 5                 # /api/v3/time samples per sync (median, >= 3)
+    clock_resync_s: float = 60.0           # periodic resync
+    max_clock_offset_ms: float = 1000.0    # |offset| beyond this on `skew_strikes` syncs → HALTED
+    skew_strikes: int = 3
+    unknown_poll_ms: int = 100             # first poll of an UNKNOWN order, doubling ...
+    unknown_poll_max_ms: int = 2000        # ... up to this
+    unknown_max_polls: int = 6             # "does not exist" this many times → LOST
+    weight_limit_1m: int = 6000            # the venue's limits (slow down before them)
+    order_limit_10s: int = 50
+    slowdown_fraction: float = 0.8         # above this share of a limit: pace requests
+    stop_fraction: float = 0.95            # above this share: no new orders until the window ends
+    reference: Literal["rest", "ring", "none"] = "rest"   # where collar reference prices come from
+    reference_poll_ms: int = 1000          # rest: GET /api/v3/depth per symbol this often
+    on_shutdown: Literal["cancel", "keep"] = "cancel"   # open orders at SIGTERM
+    drain_s: float = 2.0                   # SIGTERM: wait this long for UNKNOWN orders to resolve
+    status_every_ms: int = 200             # status.json refresh
+    poll_ms: int = 5                       # idle wait of the main loop
+    recent_trades: int = 100               # reconcile: myTrades per symbol to look at
+    risk: GatewayRiskConfig = field(default_factory=GatewayRiskConfig)
+
+    def __post_init__(self) -> None:
+        if not self.symbols:
+            raise ValueError("symbols must not be empty")
+        if self.clock_samples < 3:
+            raise ValueError(f"clock_samples must be >= 3, got {self.clock_samples}")
+        for k in ("connect_timeout_s", "request_timeout_s", "clock_resync_s"):
+            if not getattr(self, k) > 0:
+                raise ValueError(f"{k} must be > 0 (timeouts everywhere), got {getattr(self, k)}")
+        if not 0 < self.slowdown_fraction <= self.stop_fraction <= 1:
+            raise ValueError("need 0 < slowdown_fraction <= stop_fraction <= 1")
+        if self.unknown_max_polls < 1 or self.unknown_poll_ms < 1 or self.skew_strikes < 1:
+            raise ValueError("unknown_max_polls, unknown_poll_ms and skew_strikes must be >= 1")
+
+# ----------------------------------------------------------------------------- end gateway
+
+
 # --- collector (issue 4) -------------------------------------------------------------------
 @dataclass(frozen=True)
 class CollectorConfig:
@@ -248,6 +327,169 @@ class SimConfig:
             raise ValueError("two accounts share an api_key")
 
 
+# --- gateway risk (issue 7): one contiguous block --------------------------------------------
+TradingStateName = Literal["ACTIVE", "REDUCING", "HALTED"]
+_VENUE_NAMES = ("SIM", "BINANCE", "OKX")
+
+
+@dataclass(frozen=True)
+class RiskSymbolLimits:
+    """Our own limits for one instrument, [risk.symbols."BINANCE:BTCUSDT"]. Quantities are in the
+    base asset and read as decimals (0.1 stays exactly 0.1). The venue's filters (tick, step,
+    min/max quantity, min notional) come from its exchangeInfo at start, not from here."""
+
+    max_order_qty: float                    # largest single order (base asset), > 0
+    max_position_qty: float                 # |position| at worst case with open orders, >= 0
+    max_order_notional: float | None = None  # quote currency; None = [risk].max_order_notional
+
+    def __post_init__(self) -> None:
+        if not 0 < self.max_order_qty < float("inf"):
+            raise ValueError(f"max_order_qty must be > 0, got {self.max_order_qty}")
+        if not 0 <= self.max_position_qty < float("inf"):
+            raise ValueError(f"max_position_qty must be >= 0, got {self.max_position_qty}")
+        if self.max_order_notional is not None and not 0 < self.max_order_notional < float("inf"):
+            raise ValueError(f"max_order_notional must be > 0, got {self.max_order_notional}")
+
+
+@dataclass(frozen=True)
+class RiskConfig:
+    """Pre-trade risk of the gateway (ext/risk.pyx; rules in pipeline/gateway/risk_py.py)."""
+
+    max_order_notional: float = 1_000.0    # quote currency per order, unless a symbol overrides it
+    max_gross_notional: float = 10_000.0   # Σ worst-case |position incl. open orders| × reference
+    collar_bps: float = 50.0               # limit price within ref ± ref*bps/10000 (inclusive)
+    ref_stale_ms: int = 2_000              # older reference price → risk-increasing orders rejected
+    throttle_orders: int = 10              # token bucket: this many orders ...
+    throttle_window_ms: int = 1_000        # ... per this window (refilled continuously)
+    runaway_signals: int = 50              # more signals than this ...
+    runaway_window_ms: int = 1_000         # ... within this window → HALTED
+    recv_window_ms: int = 5_000            # Binance recvWindow sent with every order (1..60000)
+    start_state: TradingStateName = "ACTIVE"
+    # per instrument, keyed "VENUE:SYMBOL" (venue's spelling); an instrument without an entry
+    # cannot be traded
+    symbols: dict[str, RiskSymbolLimits] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in ("max_order_notional", "max_gross_notional", "collar_bps"):
+            v = getattr(self, name)
+            if not 0 < v < float("inf"):
+                raise ValueError(f"{name} must be a finite number > 0, got {v}")
+        for name, hi in (("ref_stale_ms", 1_000_000), ("throttle_orders", 1_000_000),
+                         ("throttle_window_ms", 1_000_000), ("runaway_signals", 4096),
+                         ("runaway_window_ms", 1_000_000), ("recv_window_ms", 60_000)):
+            v = getattr(self, name)
+            if not 1 <= v <= hi:
+                raise ValueError(f"{name} must be in 1..{hi}, got {v}")
+        for key in self.symbols:
+            venue, _, sym = key.partition(":")
+            if venue not in _VENUE_NAMES or not sym:
+                raise ValueError(f"symbols key must be 'VENUE:SYMBOL' with VENUE one of "
+                                 f"{', '.join(_VENUE_NAMES)}, got {key!r}")
+
+    def limits_for(self, venue: str, symbol: str) -> RiskSymbolLimits:
+        """The limits of one instrument; KeyError naming the missing [risk.symbols] entry."""
+        key = f"{venue.upper()}:{symbol.upper()}"
+        try:
+            return self.symbols[key]
+        except KeyError:
+            raise KeyError(f"no [risk.symbols.\"{key}\"] limits: {key} cannot be traded") from None
+
+    def order_notional_for(self, venue: str, symbol: str) -> float:
+        lim = self.limits_for(venue, symbol)
+        return self.max_order_notional if lim.max_order_notional is None else lim.max_order_notional
+# --- end gateway risk ---------------------------------------------------------------------------
+
+
+# ----------------------------------------------------------------------------- strategy / backtest
+# (issue 6: pipeline/strategy, pipeline/backtest). Kept in one block.
+
+StrategyKind = Literal["sma"]
+
+
+@dataclass(frozen=True)
+class StrategyInstanceConfig:
+    """One strategy run by the strategy process ([[strategy.instances]])."""
+
+    kind: StrategyKind = "sma"      # which Strategy class (pipeline.strategy.STRATEGIES)
+    id: int = 1                     # strategy_id carried in every signal (uint32)
+    venue: str = "SIM"              # Venue name (registry)
+    symbol: str = "BTCUSDT"         # the venue's own symbol spelling (registry)
+    qty: float = 0.001              # order quantity per unit of position (base asset)
+    allow_short: bool = False       # False: long/flat; True: long/short (reversals trade 2x qty)
+    ttl_ms: int = 1000              # signal time-to-live; the gateway rejects it afterwards
+    params: dict[str, Any] = field(default_factory=lambda: {"fast": 20, "slow": 100})
+    # params are the strategy's own typed parameters, checked strictly by its Params dataclass
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.id < 2**32:
+            raise ValueError(f"id must fit in uint32, got {self.id}")
+        if not self.qty > 0:
+            raise ValueError(f"qty must be > 0, got {self.qty}")
+        if self.ttl_ms <= 0:
+            raise ValueError(f"ttl_ms must be > 0, got {self.ttl_ms}")
+
+
+@dataclass(frozen=True)
+class StrategyConfig:
+    """The strategy process ([strategy])."""
+
+    channel: str = "pipeline-signals"  # signal channel: ipc://@<channel> (+ .ctl for READY)
+    wait: WaitName | None = None       # ring wait strategy; None = use [reader].wait
+    sndhwm: int = 1000                 # PUSH high-water mark (signals queued towards the gateway)
+    linger_ms: int = 200               # PUSH LINGER: bounds shutdown with the gateway absent
+    hello_every_s: float = 0.5         # READY handshake: HELLO resent this often until answered
+    stats_every_s: float = 10.0        # log counters this often (0 = never)
+    exit_when_writer_closes: bool = False  # replays/tests: stop once the ring's writer closed
+    instances: list[StrategyInstanceConfig] = field(
+        default_factory=lambda: [StrategyInstanceConfig()])
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.linger_ms <= 2000:
+            raise ValueError(f"linger_ms must be within 0..2000, got {self.linger_ms}")
+        if self.sndhwm < 1:
+            raise ValueError(f"sndhwm must be >= 1, got {self.sndhwm}")
+        ids = [i.id for i in self.instances]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"strategy instance ids must be unique, got {ids}")
+
+
+@dataclass(frozen=True)
+class BacktestConfig:
+    """The execution model of the backtester ([backtest])."""
+
+    fee_maker_bps: float = 2.0         # fee on maker fills, bps of notional
+    fee_taker_bps: float = 10.0        # fee on taker fills, bps of notional
+    liquidity: Literal["taker", "maker"] = "taker"   # which fee the strategy's orders pay
+    slippage_bps: float = 1.0          # adverse price move per fill, bps
+    half_spread_bps: float = 0.0       # added to slippage: fills cross half a (constant) spread
+    latency_ms: float = 0.0            # a signal fills on the first tick >= its tick's ts + latency
+    mode: Literal["long_flat", "long_short"] = "long_flat"
+    sizing: Literal["fraction", "fixed"] = "fraction"
+    fraction: float = 1.0              # sizing=fraction: position notional / equity at entry
+    fixed_qty: float = 1.0             # sizing=fixed: position size in base units
+    initial_capital: float = 10_000.0  # quote currency
+    period_s: float = 60.0             # returns for Sharpe/Sortino are taken on this grid
+    price_increment: float = 1e-8      # prices are exact multiples of this (SMA sums are exact)
+
+    def __post_init__(self) -> None:
+        for k in ("fee_maker_bps", "fee_taker_bps", "slippage_bps", "half_spread_bps",
+                  "latency_ms"):
+            if getattr(self, k) < 0:
+                raise ValueError(f"{k} must be >= 0, got {getattr(self, k)}")
+        if not self.fraction > 0:
+            raise ValueError(f"fraction must be > 0, got {self.fraction}")
+        if not self.fixed_qty > 0:
+            raise ValueError(f"fixed_qty must be > 0, got {self.fixed_qty}")
+        if not self.initial_capital > 0:
+            raise ValueError(f"initial_capital must be > 0, got {self.initial_capital}")
+        if not self.period_s > 0:
+            raise ValueError(f"period_s must be > 0, got {self.period_s}")
+        if not self.price_increment > 0:
+            raise ValueError(f"price_increment must be > 0, got {self.price_increment}")
+
+# ----------------------------------------------------------------------------- end (issue 6)
+
+
 @dataclass(frozen=True)
 class PipelineConfig:
     """The whole file. Sections are optional; each has documented defaults."""
@@ -255,10 +497,14 @@ class PipelineConfig:
     ring: RingConfig = field(default_factory=RingConfig)
     reader: ReaderConfig = field(default_factory=ReaderConfig)
     bus_demo: BusDemoConfig = field(default_factory=BusDemoConfig)
+    gateway: GatewayConfig = field(default_factory=GatewayConfig)        # issue 8
     collector: CollectorConfig = field(default_factory=CollectorConfig)
     launcher: LauncherConfig = field(default_factory=LauncherConfig)
     roles: dict[str, RoleSpec] = field(default_factory=dict)
     sim: SimConfig = field(default_factory=SimConfig)
+    risk: RiskConfig = field(default_factory=RiskConfig)
+    strategy: StrategyConfig = field(default_factory=StrategyConfig)     # issue 6
+    backtest: BacktestConfig = field(default_factory=BacktestConfig)     # issue 6
 
 
 # ----------------------------------------------------------------------------- loading

@@ -40,7 +40,9 @@ def vectors() -> Path:
 
 
 def pytest_sessionfinish(session, exitstatus):
-    left = [n for n in os.listdir("/dev/shm") if n.startswith(SHM_PREFIX)]
+    # Only this session's segments (names carry our pid): other worktrees run tests in parallel.
+    mine = f"{SHM_PREFIX}{os.getpid()}-"
+    left = [n for n in os.listdir("/dev/shm") if n.startswith(mine)]
     if left:
         for n in left:
             try:

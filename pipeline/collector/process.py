@@ -1,12 +1,7 @@
 """The collector as an OS process: attach the tick ring as its one writer, run, report.
 
-    python -m pipeline.collector --config pipeline.toml [--ring NAME] [--seconds N]
+    python -m pipeline.collector --config pipeline.toml --ring pipeline-ticks [--seconds N]
         [--stats stats.json] [--record-dir DIR]
-
-The ring defaults to the config's [ring].name (how the launcher starts the role). Under the
-launcher the role's status slot (PIPELINE_STATUS_*) gets heartbeats, `ticks` (records published)
-and `errors` (bad input counted by the feed); a shutdown or halt request in the status block stops
-the collector like SIGTERM does.
 
 SIGTERM/SIGINT only request a stop; the loop then closes connections, flushes recordings, marks
 the writer closed and writes the stats file (counters of messages, bytes, malformed frames, gaps,
@@ -34,6 +29,8 @@ def run(cfg: CollectorConfig, ring_name: str, seconds: float | None = None,
     from pipeline.collector.collector import Collector
     from pipeline.collector.recorder import RawRecorder
 
+    from pipeline.telemetry.role import RoleTelemetry
+    tel = RoleTelemetry("collector")
     ring = TickRing.attach(ring_name, timeout=attach_timeout)
     writer = ring.writer()
     raw = None
@@ -41,25 +38,19 @@ def run(cfg: CollectorConfig, ring_name: str, seconds: float | None = None,
         raw = RawRecorder(cfg.record_dir, stem=f"{cfg.venue}-{time.strftime('%Y%m%dT%H%M%S')}",
                           rotate_bytes=int(cfg.record_rotate_mb * (1 << 20)),
                           rotate_s=cfg.record_rotate_s)
-    from pipeline.records import RoleState
-    from pipeline.telemetry.status import RoleStatus
-    status = RoleStatus.from_env()
-
     def heartbeat() -> None:
         writer.heartbeat()
-        status.heartbeat()
-        status.set(ticks=int(ring.cursor), errors=sum(col.feed.errors().values()))
-        if status.shutdown_requested or status.halt_requested:
-            col.stop()
+        tel.beat(ticks=int(ring.cursor), errors=sum(col.feed.errors().values()))
+        if tel.halt_requested or tel.status.shutdown_requested:
+            col.stop()          # same as SIGTERM: close connections, flush, report
 
     col = Collector(cfg, writer.publish_array, raw_sink=raw.write if raw else None,
                     heartbeat=heartbeat)
-    status.set_state(RoleState.RUNNING)
+    tel.running()
     prev = {s: signal.signal(s, lambda *_: col.stop()) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
         col.run(seconds)
     finally:
-        status.set_state(RoleState.STOPPING)
         col.close()
         stats = col.stats()
         stats["errors"] = col.feed.errors()
@@ -67,12 +58,11 @@ def run(cfg: CollectorConfig, ring_name: str, seconds: float | None = None,
         if raw is not None:
             raw.close()
             stats["raw_files"] = [str(p) for p in raw.files]
+        tel.close(ticks=int(ring.cursor), errors=sum(stats["errors"].values()))
         writer.close()
         ring.close()
         for s, h in prev.items():
             signal.signal(s, h)
-        status.set_state(RoleState.STOPPED)
-        status.close()
         if stats_path:
             tmp = Path(stats_path).with_suffix(".tmp")
             tmp.write_text(json.dumps(stats, indent=1, sort_keys=True))
@@ -100,7 +90,11 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     logging.basicConfig(level=args.log_level,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    full = config_mod.load(args.config) if args.config else config_mod.PipelineConfig()
+    try:
+        full = config_mod.load(args.config) if args.config else config_mod.PipelineConfig()
+    except config_mod.ConfigError as exc:
+        log.error("%s", exc)
+        return 2
     cfg = full.collector
     if args.record_dir:
         cfg = replace(cfg, record_dir=args.record_dir)

@@ -187,40 +187,37 @@ def run_recorder(ring_name: str, out: str | Path, records_per_segment: int = 1 <
     import signal
 
     from pipeline.bus.ring import TickRing
-    from pipeline.records import RoleState
-    from pipeline.telemetry.status import RoleStatus
+    from pipeline.telemetry.role import RoleTelemetry
 
-    status = RoleStatus.from_env()
+    tel = RoleTelemetry("recorder")
     stop = []
     prev = {s: signal.signal(s, lambda *_: stop.append(1)) for s in (signal.SIGTERM, signal.SIGINT)}
     ring = TickRing.attach(ring_name, timeout=10.0)
     reader = ring.reader(wait=wait, start="next", max_batch=1 << 16)
     seg = NpySegmentWriter(out, records_per_segment)
-    status.set_state(RoleState.RUNNING)
+    tel.running()
     end = None if seconds is None else time.monotonic() + seconds
     try:
         while not stop and (end is None or time.monotonic() < end):
-            if status.shutdown_requested or status.halt_requested:
+            if tel.status.shutdown_requested:
                 break
             reader.wait(0.2)
             batch = reader.poll()
             if len(batch):
                 seg.append(batch)
-            status.heartbeat()
-            status.set(ticks=seg.records, dropped=reader.lost)
+            tel.beat(ticks=seg.records, dropped=reader.lost)
         batch = reader.poll()
         while len(batch):
             seg.append(batch)
             batch = reader.poll()
     finally:
-        status.set_state(RoleState.STOPPING)
         seg.close()
+        lost = reader.lost
         reader = None
         ring.close()
         for s, h in prev.items():
             signal.signal(s, h)
-        status.set_state(RoleState.STOPPED)
-        status.close()
+        tel.close(ticks=seg.records, dropped=lost)
     return seg.records
 
 
