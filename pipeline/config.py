@@ -128,6 +128,7 @@ class GatewayConfig:
     status_every_ms: int = 200             # status.json refresh
     poll_ms: int = 5                       # idle wait of the main loop
     recent_trades: int = 100               # reconcile: myTrades per symbol to look at
+    open_order_audit_s: float = 5.0        # no user stream (off or down): query open orders this often
     risk: GatewayRiskConfig = field(default_factory=GatewayRiskConfig)
 
     def __post_init__(self) -> None:
@@ -135,7 +136,8 @@ class GatewayConfig:
             raise ValueError("symbols must not be empty")
         if self.clock_samples < 3:
             raise ValueError(f"clock_samples must be >= 3, got {self.clock_samples}")
-        for k in ("connect_timeout_s", "request_timeout_s", "clock_resync_s"):
+        for k in ("connect_timeout_s", "request_timeout_s", "clock_resync_s",
+                  "open_order_audit_s"):
             if not getattr(self, k) > 0:
                 raise ValueError(f"{k} must be > 0 (timeouts everywhere), got {getattr(self, k)}")
         if not 0 < self.slowdown_fraction <= self.stop_fraction <= 1:

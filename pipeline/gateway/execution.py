@@ -378,6 +378,43 @@ class Execution:
                 self.halt(f"HTTP 418 from the venue: {r.msg}")
         return n
 
+    def audit(self, orders: list[Order], why: str) -> int:
+        """Ask the venue for each order's status (and its trades when it filled more than we
+        know): after a user-stream gap, or periodically while there is no stream."""
+        n = 0
+        for o in orders:
+            if not o.is_open or o.state is OrderState.UNKNOWN:
+                continue            # UNKNOWN orders have their own back-off
+            r = self.rest.signed("GET", "/api/v3/order",
+                                 {"symbol": o.symbol, "origClientOrderId": o.cid})
+            self.journal.write("query", cid=o.cid, why=why, **r.summary())
+            if r.outcome is Outcome.OK and isinstance(r.data, dict):
+                n += 1
+                executed = fnum(r.data.get("executedQty"))
+                if executed > o.filled + 1e-12:
+                    self.fetch_trades(o.symbol, order_id=int(fnum(r.data.get("orderId"), -1)))
+                self.apply_status(o, r.data, why)
+            elif r.outcome is Outcome.BANNED:
+                self.halt(f"HTTP 418 from the venue: {r.msg}")
+                break
+        self.count("audits")
+        return n
+
+    def cancel_ours(self, why: str) -> int:
+        """Cancel each of our open orders by client id (shutdown: other orders are left alone)."""
+        n = 0
+        for o in self.table.open_orders():
+            if o.state is OrderState.UNKNOWN:
+                continue
+            r = self.rest.signed("DELETE", "/api/v3/order",
+                                 {"symbol": o.symbol, "origClientOrderId": o.cid},
+                                 timeout=(self.cfg.connect_timeout_s, 0.8))
+            self.journal.write("cancel", cid=o.cid, why=why, **r.summary())
+            if r.outcome is Outcome.OK and isinstance(r.data, dict):
+                self.apply_status(o, r.data, "cancel")
+                n += 1
+        return n
+
     def open_symbols(self) -> list[str]:
         return sorted({o.symbol for o in self.table.open_orders()})
 

@@ -25,6 +25,7 @@ only set flags.
 from __future__ import annotations
 
 import fcntl
+import gc
 import logging
 import os
 import signal
@@ -216,9 +217,13 @@ class Gateway:
         if self.trading == "HALTED":
             self.cancel_pending = True
         self.phase = "RUNNING"
-        self._next = {"status": 0, "refs": 0, "kill": 0}
+        self._next = {"status": 0, "refs": 0, "kill": 0,
+                      "audit": time.perf_counter_ns() + int(cfg.open_order_audit_s * 1e9)}
+        self._stream_seen = self.stream.connects if self.stream is not None else 0
         self.role.set_state(RoleState.RUNNING)
         self.journal.commit()
+        gc.collect()
+        gc.freeze()          # start-up objects leave the collector's generations (shorter pauses)
         self.write_status()
         if self.ready_file:
             tmp = Path(self.ready_file + ".tmp")
@@ -329,6 +334,7 @@ class Gateway:
                 self._guarded(ex.on_event, ev)
         self._guarded(ex.resolve_due)
         now = time.perf_counter_ns()
+        self._guarded(self._audit, now)
         if self.cancel_pending and now - self._last_cancel_try > 200_000_000:
             self._guarded(self._cancel_open, "retry cancel")
         if self.clock.due():
@@ -425,6 +431,23 @@ class Gateway:
         self.accepted += 1
         self.ex.submit(order, body)
 
+    def _audit(self, now: int) -> None:
+        """No fill may hide in a user-stream gap: after the stream (re)subscribes, and every
+        open_order_audit_s while it is down or disabled, query our open orders."""
+        st = self.stream
+        if st is not None and st.subscribed.is_set():
+            if st.connects != self._stream_seen:
+                first = self._stream_seen == 0
+                self._stream_seen = st.connects
+                if not first and self.ex.table.open_orders():
+                    log.warning("user stream reconnected: auditing open orders")
+                    self.ex.audit(self.ex.table.open_orders(), "stream gap")
+            return
+        if now >= self._next["audit"]:
+            self._next["audit"] = now + int(self.cfg.open_order_audit_s * 1e9)
+            if self.ex.table.open_orders():
+                self.ex.audit(self.ex.table.open_orders(), "no user stream")
+
     # ================================================================== telemetry
     def _record_hops(self) -> None:
         """Move per-order stamps into the hop histograms (off the order path)."""
@@ -445,15 +468,21 @@ class Gateway:
                 rec("tick_to_order", written - trigger)
         self._hops_done = total
 
+    def _hop(self, name: str) -> dict:
+        hops = getattr(self, "hops", None)
+        if hops is None or name not in hops.hist or not hops.hist[name].get_total_count():
+            return {}
+        return hops.summary(name)
+
     def _publish_role(self, pnl: float) -> None:
         from pipeline.records import TradingState
         ex = self.ex
-        w = [x[3] - x[0] for x in ex.latency[-2000:]]
+        w = self._hop("intake_to_wire")
         self.role.set(signals=self.intake.received, orders=self.accepted, fills=len(ex.book.seen),
                       rejects=sum(self.rejects.values()) + ex.counts.get("rejects", 0),
                       errors=self.internal_errors + self.intake.malformed,
                       pnl=pnl, open_orders=len(ex.table.open_orders()),
-                      hop_p50_ns=_pct(w, 50), hop_p99_ns=_pct(w, 99))
+                      hop_p50_ns=w.get("p50", 0), hop_p99_ns=w.get("p99", 0))
         self.role.set_trading_state(TradingState[self.trading])
 
     # ================================================================== references
@@ -524,8 +553,8 @@ class Gateway:
     # ================================================================== status
     def status(self) -> dict[str, Any]:
         ex = self.ex
-        lat = [x[3] - x[0] for x in ex.latency[-10000:] if x[3] and x[0]] if ex else []
-        rtt = [x[4] - x[3] for x in ex.latency[-10000:] if x[3] and x[4]] if ex else []
+        lat = self._hop("intake_to_wire")
+        rtt = self._hop("gateway_response")
         by_state: dict[str, int] = {}
         for o in (ex.table.by_cid.values() if ex else ()):
             by_state[o.state.value] = by_state.get(o.state.value, 0) + 1
@@ -550,8 +579,9 @@ class Gateway:
             "stream": self.stream.snapshot() if self.stream else None,
             "requests": self.rest.requests if self.rest else 0,
             "reconcile": {k: v for k, v in self.reconcile_report.items() if k != "balances"},
-            "latency": {"intake_to_wire_p50_ns": _pct(lat, 50), "intake_to_wire_p99_ns":
-                        _pct(lat, 99), "rtt_p50_ns": _pct(rtt, 50), "n": len(lat)},
+            "latency": {"intake_to_wire_p50_ns": lat.get("p50", 0),
+                        "intake_to_wire_p99_ns": lat.get("p99", 0),
+                        "rtt_p50_ns": rtt.get("p50", 0), "n": lat.get("count", 0)},
         }
 
     def write_status(self) -> None:
@@ -574,8 +604,8 @@ class Gateway:
                 self._housekeeping()
                 time.sleep(0.02)
             if self.cfg.on_shutdown == "cancel" and ex.table.open_orders():
-                ex.cancel_all(sorted(set(self.cfg.symbols) | set(ex.open_symbols())),
-                              "shutdown")
+                n = ex.cancel_ours("shutdown")
+                log.info("shutdown: %d open order(s) cancelled", n)
             time.sleep(0.05)
             if self.stream is not None:
                 while True:
@@ -629,13 +659,6 @@ class Gateway:
             finally:
                 os.close(self._lock_fd)
                 self._lock_fd = -1
-
-
-def _pct(xs: list[int], p: float) -> int:
-    if not xs:
-        return 0
-    s = sorted(xs)
-    return int(s[min(len(s) - 1, int(len(s) * p / 100))])
 
 
 def _read_pid(path: Path) -> int:
