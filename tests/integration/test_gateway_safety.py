@@ -243,7 +243,7 @@ def test_refuses_a_group_or_world_readable_key_file(sim, gw_factory, tmp_path):
     assert CANARY_SECRET not in err and CANARY_KEY not in err
     # with 0600 it starts (the simulator does not know this key: reconcile reports errors)
     f.chmod(0o600)
-    gw2 = gw_factory(credentials_file=str(f))
+    gw2 = gw_factory(credentials_file=str(f), user_stream=False)
     gw2.start()
     assert gw2.status()["phase"] == "RUNNING"
     assert CANARY_SECRET not in gw2.stderr() and CANARY_KEY not in gw2.stderr()
