@@ -129,6 +129,7 @@ class GatewayConfig:
     poll_ms: int = 5                       # idle wait of the main loop
     recent_trades: int = 100               # reconcile: myTrades per symbol to look at
     open_order_audit_s: float = 5.0        # no user stream (off or down): query open orders this often
+    start_timeout_s: float = 30.0          # start: keep trying to reach the venue this long
     risk: GatewayRiskConfig = field(default_factory=GatewayRiskConfig)
 
     def __post_init__(self) -> None:
@@ -137,7 +138,7 @@ class GatewayConfig:
         if self.clock_samples < 3:
             raise ValueError(f"clock_samples must be >= 3, got {self.clock_samples}")
         for k in ("connect_timeout_s", "request_timeout_s", "clock_resync_s",
-                  "open_order_audit_s"):
+                  "open_order_audit_s", "start_timeout_s"):
             if not getattr(self, k) > 0:
                 raise ValueError(f"{k} must be > 0 (timeouts everywhere), got {getattr(self, k)}")
         if not 0 < self.slowdown_fraction <= self.stop_fraction <= 1:

@@ -141,9 +141,14 @@ class Gateway:
                                read_timeout_s=cfg.request_timeout_s,
                                recv_window_ms=self.recv_window_ms,
                                timestamp_ms=self.clock.timestamp_ms, redact=self.redact)
-        if not self.clock.sync():
-            raise GatewayError(f"cannot measure the venue clock at {cfg.rest_url} (GET "
-                               f"/api/v3/time failed); is the venue reachable?")
+        deadline = time.monotonic() + cfg.start_timeout_s
+        while not self.clock.sync():              # the venue may still be starting
+            if time.monotonic() >= deadline or self.stop_requested:
+                raise GatewayError(f"cannot measure the venue clock at {cfg.rest_url} (GET "
+                                   f"/api/v3/time failed for {cfg.start_timeout_s:g} s); is the "
+                                   f"venue reachable?")
+            self.role.heartbeat()
+            time.sleep(0.2)
         self.journal.write("clock", why="start", **self.clock.snapshot())
         if self.clock.skewed:
             self.halt_reason = "clock skew at start"
@@ -272,10 +277,13 @@ class Gateway:
             self.cancel_pending = False
 
     # ================================================================== the loop
-    def run(self) -> int:
+    def install_signal_handlers(self) -> None:
+        """SIGTERM/SIGINT → stop (drain), SIGUSR1 → kill switch; handlers only set flags."""
         signal.signal(signal.SIGTERM, self._on_term)
         signal.signal(signal.SIGINT, self._on_term)
         signal.signal(signal.SIGUSR1, self._on_kill)
+
+    def run(self) -> int:
         poll_ms = self.cfg.poll_ms
         while not self.stop_requested:
             self._check_kill()
@@ -686,6 +694,7 @@ def gateway_running(gcfg) -> int:
 def run_gateway(cfg, *, ready_file: str | None = None, environ: dict | None = None) -> int:
     """Start and run a gateway until SIGTERM; the launcher's entry point. Returns an exit code."""
     gw = Gateway(cfg, ready_file=ready_file, environ=environ)
+    gw.install_signal_handlers()
     try:
         gw.start()
     except Exception:
