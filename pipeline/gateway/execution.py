@@ -270,9 +270,12 @@ class Execution:
         return reply
 
     def _journal_reply(self, order: Order, reply: Reply) -> None:
+        st = order.stamps       # CLOCK_MONOTONIC ns: recv, risk, signed (+ this attempt's I/O)
         self.journal.write("response", cid=order.cid, attempt=order.attempts,
-                           latency_ns=(reply.done_mono - reply.written_mono)
-                           if reply.written_mono else 0, **reply.summary())
+                           stamps={"recv": st.get("recv", 0), "risk": st.get("risk", 0),
+                                   "signed": st.get("signed", 0),
+                                   "written": reply.written_mono, "response": reply.done_mono},
+                           **reply.summary())
 
     def _act(self, order: Order, reply: Reply) -> None:
         o = reply.outcome

@@ -39,6 +39,9 @@ def test_signal_becomes_order_fill_position_and_journal(sim, gw_factory):
     assert steps.index("signal") < steps.index("order") < steps.index("request") < \
         steps.index("response") < steps.index("fill")
     assert ("state", "FILLED") in kinds
+    resp = next(r for r in j if r["k"] == "response" and r["cid"] == cid)
+    st = resp["stamps"]                       # the per-order latency stamps, in order
+    assert 0 < st["recv"] <= st["risk"] <= st["signed"] <= st["written"] < st["response"]
     req = next(r for r in j if r["k"] == "request" and r["cid"] == cid)
     assert "signature" not in req["body"] and f"newClientOrderId={cid}" in req["body"]
     assert gw.stop() == 0
@@ -56,8 +59,9 @@ def _order_ids(sim) -> set:
     return {f["orderId"] for f in acct(sim)["fills"]}
 
 
-def test_1021_resyncs_and_retries_once_with_the_same_client_id(sim, gw_factory):
-    gw = gw_factory(reference_poll_ms=60_000).start()
+@pytest.mark.parametrize("transport", ["rest", "ws_api"])
+def test_1021_resyncs_and_retries_once_with_the_same_client_id(sim, gw_factory, transport):
+    gw = gw_factory(reference_poll_ms=60_000, transport=transport).start()
     with StrategySide(gw.channel) as st:
         sim.fault("force_1021", count=1)
         sig = st.send(side=BUY, qty=0.001)
@@ -77,12 +81,15 @@ def test_1021_resyncs_and_retries_once_with_the_same_client_id(sim, gw_factory):
     assert len(_order_ids(sim)) == 1
 
 
-@pytest.mark.parametrize("user_stream", [False, True], ids=["query", "stream"])
+@pytest.mark.parametrize("user_stream,transport", [(False, "rest"), (True, "rest"),
+                                                    (False, "ws_api")],
+                         ids=["query", "stream", "ws_api"])
 def test_5xx_with_the_order_created_resolves_as_filled_without_a_duplicate(sim, gw_factory,
-                                                                          user_stream):
+                                                                          user_stream, transport):
     # without the user stream only the status query can resolve it; with it, whichever comes
     # first does, and the other copy of each fill is a duplicate
-    gw = gw_factory(reference_poll_ms=60_000, user_stream=user_stream).start()
+    gw = gw_factory(reference_poll_ms=60_000, user_stream=user_stream,
+                    transport=transport).start()
     with StrategySide(gw.channel) as st:
         sim.fault("http_5xx", count=1)
         sig = st.send(side=BUY, qty=0.003)
