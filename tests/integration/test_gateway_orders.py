@@ -228,3 +228,44 @@ def test_ring_reference_prices_drive_the_collar(sim, gw_factory, shm_name):
     finally:
         w.close()
         ring.close()
+
+
+def test_risk_checks_see_positions_and_open_orders_as_they_change(sim, gw_factory):
+    gw = gw_factory(risk={"max_position_qty": 0.003}).start()
+    with StrategySide(gw.channel) as st:
+        st.send(side=BUY, qty=0.002)                    # position 0.002
+        gw.wait(lambda s: s["orders"].get("FILLED") == 1)
+        st.send(side=BUY, qty=0.002)                    # would be 0.004 > 0.003
+        gw.wait(lambda s: s["rejects"].get("POSITION_LIMIT") == 1)
+        ref = gw.status()["refs"]["BTCUSDT"]
+        st.limit(SELL, 0.002, round(ref * 1.02, 2))    # rests: worst case now 0.002 - 0.002
+        gw.wait(lambda s: len(s["open_orders"]) == 1)
+        st.send(side=BUY, qty=0.001)                    # 0.003 at worst: allowed
+        s = gw.wait(lambda s: s["orders"].get("FILLED") == 2)
+    assert s["positions"]["BTCUSDT"]["qty"] == pytest.approx(0.003)
+
+
+@pytest.mark.parametrize("cause", ["clock_skew", "runaway", "loss_limit"])
+def test_automatic_halt(sim, gw_factory, cause):
+    kw: dict = {}
+    if cause == "clock_skew":
+        kw = dict(skew_strikes=1)
+    elif cause == "runaway":
+        kw = dict(risk={"runaway_signals": 5, "runaway_window_ms": 10_000})
+    else:
+        kw = dict(risk={"max_loss": 1e-6})
+    gw = gw_factory(reference_poll_ms=60_000, **kw).start()
+    with StrategySide(gw.channel) as st:
+        if cause == "clock_skew":
+            sim.fault("force_1021", count=2)            # -1021 survives the resync
+            st.send(side=BUY, qty=0.001)
+        elif cause == "runaway":
+            for _ in range(7):
+                st.send(side=BUY, qty=0.001)
+        else:
+            st.send(side=BUY, qty=0.001)                # bought at the ask: marked at the mid
+        s = gw.wait(lambda s: s["trading"] == "HALTED", what=cause)
+    want = {"clock_skew": "clock skew", "runaway": "runaway", "loss_limit": "loss limit"}[cause]
+    assert want in s["halt_reason"]
+    if cause == "runaway":
+        assert s["rejects"].get("RUNAWAY") == 1 and s["orders"].get("FILLED", 0) <= 5
