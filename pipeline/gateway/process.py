@@ -106,6 +106,10 @@ class Gateway:
         self._lock()
         creds = load_credentials(key_env=cfg.api_key_env, secret_env=cfg.api_secret_env,
                                  file=cfg.credentials_file, environ=self.environ)
+        if self.environ is None and not cfg.credentials_file:
+            # children (if any) must not inherit them; the values live on in Secret objects only
+            os.environ.pop(cfg.api_key_env, None)
+            os.environ.pop(cfg.api_secret_env, None)
         self.redact = Redactor(creds.api_key, creds.api_secret)
         install_log_redaction(self.redact)
         log.info("gateway starting: pid %d, venue %s, transport %s, credentials from %s, %s",
