@@ -24,12 +24,49 @@ from urllib.parse import urlencode, urlsplit
 import orjson
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from pipeline.gateway.ratelimit import HostBlocked, HostGate, retry_after_s
 
 log = logging.getLogger(__name__)
 
 UNKNOWN_CODES = frozenset({-1006, -1007})   # "unexpected response", "timeout ... status unknown"
+
+
+# CLOCK_MONOTONIC when the last request's bytes were handed to the kernel (urllib3's
+# HTTPConnection.request returns after sendall of headers and body). Only the gateway's main
+# thread uses the REST session, so one slot is enough.
+_WIRE = [0]
+
+
+class _StampedHTTPConnection(HTTPConnection):
+    def request(self, *args: Any, **kw: Any) -> None:
+        super().request(*args, **kw)
+        _WIRE[0] = time.perf_counter_ns()
+
+
+class _StampedHTTPSConnection(HTTPSConnection):
+    def request(self, *args: Any, **kw: Any) -> None:
+        super().request(*args, **kw)
+        _WIRE[0] = time.perf_counter_ns()
+
+
+class _StampedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _StampedHTTPConnection
+
+
+class _StampedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _StampedHTTPSConnection
+
+
+class StampingAdapter(HTTPAdapter):
+    """An HTTPAdapter whose connections stamp the moment a request is written to the socket."""
+
+    def init_poolmanager(self, *args: Any, **kw: Any) -> None:
+        super().init_poolmanager(*args, **kw)
+        self.poolmanager.pool_classes_by_scheme = {"http": _StampedHTTPPool,
+                                                   "https": _StampedHTTPSPool}
 
 
 class Outcome(str, Enum):
@@ -93,7 +130,7 @@ class RestClient:
         # no proxy/.netrc lookups from the environment on every request (they cost ~0.5 ms each
         # and a venue connection must not silently go through a proxy picked up from the env)
         self.session.trust_env = False
-        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=2, max_retries=0)
+        adapter = StampingAdapter(pool_connections=1, pool_maxsize=2, max_retries=0)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         self.session.headers.update({"X-MBX-APIKEY": api_key,
@@ -121,18 +158,20 @@ class RestClient:
             return Reply(Outcome.NOT_SENT, msg=str(exc))
         url = self.base + path + (("?" + query) if query else "")
         self.requests += 1
-        written = time.perf_counter_ns()
+        handed = time.perf_counter_ns()
+        _WIRE[0] = 0
         try:
             r = self.session.request(method, url, data=body or None,
                                      timeout=timeout or self.timeout, allow_redirects=False)
         except requests.exceptions.ConnectTimeout as exc:
             # the TCP connection never opened: nothing was written
             return Reply(Outcome.NOT_SENT, msg=self.redact(f"connect timeout: {exc}"),
-                         written_mono=written, done_mono=time.perf_counter_ns())
+                         written_mono=_WIRE[0] or handed, done_mono=time.perf_counter_ns())
         except requests.RequestException as exc:
             return Reply(Outcome.UNKNOWN, msg=self.redact(f"{type(exc).__name__}: {exc}"),
-                         written_mono=written, done_mono=time.perf_counter_ns())
+                         written_mono=_WIRE[0] or handed, done_mono=time.perf_counter_ns())
         done = time.perf_counter_ns()
+        written = _WIRE[0] or handed
         headers = dict(r.headers)
         self.gate.observe_headers(headers)
         try:
