@@ -34,22 +34,26 @@ log = logging.getLogger(__name__)
 UNKNOWN_CODES = frozenset({-1006, -1007})   # "unexpected response", "timeout ... status unknown"
 
 
-# CLOCK_MONOTONIC when the last request's bytes were handed to the kernel (urllib3's
-# HTTPConnection.request returns after sendall of headers and body). Only the gateway's main
-# thread uses the REST session, so one slot is enough.
+# CLOCK_MONOTONIC when the last request's first byte was handed to the kernel: the connection's
+# first send() (http.client sends the header block, then the body). Stamping after sendall would
+# add the kernel's loopback delivery and whatever the scheduler runs meanwhile (the peer, on a
+# shared core) - the venue's time, not ours. Only the gateway's main thread uses the REST session,
+# so one slot is enough.
 _WIRE = [0]
 
 
 class _StampedHTTPConnection(HTTPConnection):
-    def request(self, *args: Any, **kw: Any) -> None:
-        super().request(*args, **kw)
-        _WIRE[0] = time.perf_counter_ns()
+    def send(self, data: Any) -> None:
+        if not _WIRE[0]:
+            _WIRE[0] = time.perf_counter_ns()
+        super().send(data)
 
 
 class _StampedHTTPSConnection(HTTPSConnection):
-    def request(self, *args: Any, **kw: Any) -> None:
-        super().request(*args, **kw)
-        _WIRE[0] = time.perf_counter_ns()
+    def send(self, data: Any) -> None:
+        if not _WIRE[0]:
+            _WIRE[0] = time.perf_counter_ns()
+        super().send(data)
 
 
 class _StampedHTTPPool(HTTPConnectionPool):

@@ -107,10 +107,10 @@ class WsApiClient:
         p = self.signer.signed(params, fresh_timestamp) if signed else params
         frame = orjson.dumps({"id": rid, "method": method, "params": p})
         self.requests += 1
-        written = 0
+        text = frame.decode()
+        written = time.perf_counter_ns()              # the frame goes to the kernel now
         try:
-            ws.send(frame.decode())
-            written = time.perf_counter_ns()          # the frame is in the kernel's hands
+            ws.send(text)
             deadline = time.monotonic() + self.read_timeout_s
             while True:
                 ws.settimeout(max(0.001, deadline - time.monotonic()))
@@ -123,7 +123,6 @@ class WsApiClient:
                     break
         except (websocket.WebSocketException, OSError) as exc:
             self.close()
-            written = written or time.perf_counter_ns()
             return Reply(Outcome.UNKNOWN, msg=self.redact(f"ws-api {method}: "
                                                           f"{type(exc).__name__}: {exc}"),
                          written_mono=written, done_mono=time.perf_counter_ns())
