@@ -137,6 +137,8 @@ class RestClient:
         adapter = StampingAdapter(pool_connections=1, pool_maxsize=2, max_retries=0)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
+        self.adapter = adapter
+        self._templates: dict[str, requests.PreparedRequest] = {}
         self.session.headers.update({"X-MBX-APIKEY": api_key,
                                      "Content-Type": "application/x-www-form-urlencoded"})
         self._sign = sign
@@ -165,8 +167,11 @@ class RestClient:
         handed = time.perf_counter_ns()
         _WIRE[0] = 0
         try:
-            r = self.session.request(method, url, data=body or None,
-                                     timeout=timeout or self.timeout, allow_redirects=False)
+            if method == "POST" and body and not query:
+                r = self._post_fast(url, body, timeout or self.timeout)
+            else:
+                r = self.session.request(method, url, data=body or None,
+                                         timeout=timeout or self.timeout, allow_redirects=False)
         except requests.exceptions.ConnectTimeout as exc:
             # the TCP connection never opened: nothing was written
             return Reply(Outcome.NOT_SENT, msg=self.redact(f"connect timeout: {exc}"),
@@ -190,6 +195,19 @@ class RestClient:
         if outcome is Outcome.UNKNOWN and not msg:
             msg = f"HTTP {r.status_code}"
         return Reply(outcome, r.status_code, code, self.redact(msg), data, headers, written, done)
+
+    def _post_fast(self, url: str, body: bytes, timeout) -> requests.Response:
+        """The order path: a copy of a request prepared once per URL (the session's headers), sent
+        through the session's own keep-alive adapter. Skips Session.request's per-call merging of
+        settings, cookies and hooks (~150 µs here); same connection pool, same timeouts."""
+        t = self._templates.get(url)
+        if t is None:
+            t = self._templates[url] = self.session.prepare_request(
+                requests.Request("POST", url, data=b"-"))
+        p = t.copy()
+        p.body = body
+        p.headers["Content-Length"] = str(len(body))
+        return self.adapter.send(p, timeout=timeout)
 
     # ---------------------------------------------------------------- helpers
     def signed_query(self, params: dict[str, Any]) -> str:
