@@ -28,6 +28,7 @@ import fcntl
 import gc
 import logging
 import os
+import shutil
 import signal
 import time
 from pathlib import Path
@@ -334,8 +335,8 @@ class Gateway:
         role.heartbeat()
         if role.halt_requested and self.trading != "HALTED":
             self.halt("launcher requested HALT (a role died or stalled)")
-        if role.shutdown_requested:
-            self.stop_requested = True
+        # The launcher's shutdown flag is not a stop request: the launcher stops the roles in
+        # order (collectors, strategies, then this gateway with SIGTERM), so intake drains last.
         if self.stream is not None:
             q = self.stream.events
             while True:
@@ -662,6 +663,10 @@ class Gateway:
             self.phase = "STOPPED"
             try:
                 self.write_status()
+                run_dir = os.environ.get("PIPELINE_RUN_DIR")
+                if run_dir and role is not None:     # the launcher folds it into its summary
+                    shutil.copyfile(self.paths["status"],
+                                    os.path.join(run_dir, f"{role.role}.summary.json"))
             except (OSError, AttributeError):
                 pass
             self.journal.close()
