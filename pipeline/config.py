@@ -81,6 +81,7 @@ class GatewayRiskConfig:
 
     max_loss: float = 10_000.0             # realized + unrealized PnL below -max_loss → HALTED
     max_consecutive_rejects: int = 10      # exchange rejects in a row → HALTED
+    reduce_at_loss: float = 0.0            # PnL below -reduce_at_loss → REDUCING (0 = off)
 
     def __post_init__(self) -> None:
         if not self.max_loss > 0:
@@ -88,6 +89,8 @@ class GatewayRiskConfig:
         if self.max_consecutive_rejects < 1:
             raise ValueError(f"max_consecutive_rejects must be >= 1, got "
                              f"{self.max_consecutive_rejects}")
+        if not 0 <= self.reduce_at_loss <= self.max_loss:
+            raise ValueError(f"reduce_at_loss must be in 0..max_loss, got {self.reduce_at_loss}")
 
 
 @dataclass(frozen=True)

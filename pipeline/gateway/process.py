@@ -15,7 +15,8 @@ Main loop (single thread; the user-data stream has its own reader thread feeding
     periodic clock resync, reference prices, loss limit, status file, journal fsync
 
 Trading state: ACTIVE / REDUCING / HALTED, journalled; the last journalled state is restored at
-start (HALTED persists until `python -m pipeline.gateway reset`). Automatic HALTED on: repeated
+start (HALTED persists until `python -m pipeline.gateway reset`). REDUCING (only risk-reducing
+orders) on `python -m pipeline.gateway reduce` (SIGUSR2) or PnL below -reduce_at_loss. Automatic HALTED on: repeated
 rejects, runaway signal rate (the risk engine trips it), loss limit, clock skew, HTTP 418.
 
 Shutdown (SIGTERM/SIGINT): stop intake, drain (resolve UNKNOWN orders for up to drain_s), cancel
@@ -75,6 +76,7 @@ class Gateway:
         self.halt_reason = ""
         self.stop_requested = False
         self.kill_requested = False
+        self.reduce_requested = False
         self.cancel_pending = False
         self._last_cancel_try = 0
         self.rejects: dict[str, int] = {}
@@ -283,10 +285,12 @@ class Gateway:
 
     # ================================================================== the loop
     def install_signal_handlers(self) -> None:
-        """SIGTERM/SIGINT → stop (drain), SIGUSR1 → kill switch; handlers only set flags."""
+        """SIGTERM/SIGINT → stop (drain), SIGUSR1 → kill switch, SIGUSR2 → REDUCING; handlers
+        only set flags."""
         signal.signal(signal.SIGTERM, self._on_term)
         signal.signal(signal.SIGINT, self._on_term)
         signal.signal(signal.SIGUSR1, self._on_kill)
+        signal.signal(signal.SIGUSR2, self._on_reduce)
 
     def run(self) -> int:
         poll_ms = self.cfg.poll_ms
@@ -307,6 +311,9 @@ class Gateway:
     def _on_term(self, signum, frame) -> None:
         self.stop_requested = True
 
+    def _on_reduce(self, signum, frame) -> None:
+        self.reduce_requested = True
+
     def _on_kill(self, signum, frame) -> None:
         self.kill_requested = True
 
@@ -316,6 +323,11 @@ class Gateway:
             self._next["kill"] = now + 20_000_000
             if self.paths["kill"].exists() and (self.trading != "HALTED" or self.cancel_pending):
                 self.kill_requested = True
+        if self.reduce_requested:
+            self.reduce_requested = False
+            if self.trading == "ACTIVE":
+                self._set_trading("REDUCING", "operator: reduce only")
+                self.write_status()
         if self.kill_requested:
             self.kill_requested = False
             log.error("KILL SWITCH: halting and cancelling every open order")
@@ -364,8 +376,12 @@ class Gateway:
             pnl = ex.book.pnl(self.refs)
             self._record_hops()
             self._publish_role(pnl)
-            if pnl < -self.cfg.risk.max_loss and self.trading != "HALTED":
-                self.halt(f"loss limit: PnL {pnl:.2f} below -{self.cfg.risk.max_loss}")
+            rk = self.cfg.risk
+            if pnl < -rk.max_loss and self.trading != "HALTED":
+                self.halt(f"loss limit: PnL {pnl:.2f} below -{rk.max_loss}")
+            elif rk.reduce_at_loss and pnl < -rk.reduce_at_loss and self.trading == "ACTIVE":
+                self._set_trading("REDUCING", f"soft loss limit: PnL {pnl:.2f} below "
+                                              f"-{rk.reduce_at_loss}")
             self.write_status()
         self.journal.maybe_sync()
 

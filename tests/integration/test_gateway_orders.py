@@ -269,3 +269,22 @@ def test_automatic_halt(sim, gw_factory, cause):
     assert want in s["halt_reason"]
     if cause == "runaway":
         assert s["rejects"].get("RUNAWAY") == 1 and s["orders"].get("FILLED", 0) <= 5
+
+
+@pytest.mark.parametrize("how", ["cli", "soft_loss"])
+def test_reducing_accepts_only_risk_reducing_orders(sim, gw_factory, how):
+    gw = gw_factory(reference_poll_ms=60_000,
+                    risk={"reduce_at_loss": 1e-6} if how == "soft_loss" else {}).start()
+    with StrategySide(gw.channel) as st:
+        st.send(side=BUY, qty=0.002)                    # long 0.002 (bought at the ask)
+        gw.wait(lambda s: s["orders"].get("FILLED") == 1)
+        if how == "cli":
+            r = gw.cli("reduce")
+            assert r.returncode == 0, r.stderr
+        s = gw.wait(lambda s: s["trading"] == "REDUCING")
+        st.send(side=BUY, qty=0.001)                    # increases: refused
+        gw.wait(lambda s: s["rejects"].get("REDUCE_ONLY") == 1)
+        st.send(side=SELL, qty=0.001)                   # reduces: goes through
+        s = gw.wait(lambda s: s["orders"].get("FILLED") == 2)
+    assert s["positions"]["BTCUSDT"]["qty"] == pytest.approx(0.001)
+    assert s["trading"] == "REDUCING"
