@@ -210,11 +210,15 @@ class Gateway:
             self._set_trading("HALTED", f"kill file {self.paths['kill']} present at start")
         if self.halt_reason and self.trading != "HALTED":
             self._set_trading("HALTED", self.halt_reason)
-        self.ring = None
-        if cfg.reference == "ring":
-            self._attach_ring()
-            self._read_ring()
-        self._poll_references(force=True)
+        from pipeline.gateway.references import ReferenceError, References
+        try:
+            self.references = References(source=cfg.reference, risk=self.risk, rules=self.rules,
+                                         rest=self.rest, ring_name=self.root_cfg.ring.name,
+                                         poll_ms=cfg.reference_poll_ms)
+        except ReferenceError as exc:
+            raise GatewayError(str(exc)) from None
+        self.refs = self.references.refs
+        self.references.update(force=True)
         if self.stream is not None:
             self.stream.start()
             if not self.stream.subscribed.wait(3.0):
@@ -229,7 +233,7 @@ class Gateway:
         if self.trading == "HALTED":
             self.cancel_pending = True
         self.phase = "RUNNING"
-        self._next = {"status": 0, "refs": 0, "kill": 0,
+        self._next = {"status": 0, "kill": 0,
                       "audit": time.perf_counter_ns() + int(cfg.open_order_audit_s * 1e9)}
         self._stream_seen = self.stream.connects if self.stream is not None else 0
         self.role.set_state(RoleState.RUNNING)
@@ -367,10 +371,7 @@ class Gateway:
             self.journal.write("clock", why="periodic", **self.clock.snapshot())
             if self.clock.skewed:
                 self.halt(f"clock skew: offset {self.clock.offset_ns / 1e6:.1f} ms")
-        if self.ring is not None:
-            self._guarded(self._read_ring)
-        if now >= self._next["refs"]:
-            self._guarded(self._poll_references)
+        self._guarded(self.references.update, now)
         if now >= self._next["status"]:
             self._next["status"] = now + self.cfg.status_every_ms * 1_000_000
             pnl = ex.book.pnl(self.refs)
@@ -515,70 +516,6 @@ class Gateway:
         self.role.set_trading_state(TradingState[self.trading])
 
     # ================================================================== references
-    def _attach_ring(self) -> None:
-        from pipeline.bus.ring import TickRing
-        name = self.root_cfg.ring.name
-        try:
-            self.ring = TickRing.attach(name, timeout=2.0)
-        except Exception as exc:  # noqa: BLE001 - any attach failure is a clear start error
-            raise GatewayError(f"reference = 'ring': cannot attach tick ring {name!r}: {exc}") \
-                from None
-        self.ring_reader = self.ring.reader(wait="sleeping", start="oldest")
-        self._bbo: dict[int, list[float]] = {sid: [0.0, 0.0] for sid in self.rules}
-
-    def _read_ring(self) -> None:
-        """Reference prices from the tick ring: the risk engine's own apply_ticks when it has it
-        (GAP/STALE/RESYNC invalidate), and the mid of the latest bid/ask for PnL."""
-        import numpy as np
-
-        from pipeline.records import Kind
-        batch = self.ring_reader.poll()
-        if not len(batch):
-            return
-        apply = getattr(self.risk, "apply_ticks", None)
-        now = time.perf_counter_ns()
-        for sid, bbo in self._bbo.items():
-            sel = batch[batch["symbol"] == sid]
-            if not len(sel):
-                continue
-            for k, i in ((Kind.BID, 0), (Kind.ASK, 1)):
-                px = sel["price"][sel["kind"] == int(k)]
-                if len(px):
-                    bbo[i] = float(px[-1])
-            if bbo[0] > 0 and bbo[1] > 0:
-                mid = (bbo[0] + bbo[1]) / 2
-            else:
-                trades = sel["price"][np.isin(sel["kind"], (int(Kind.TRADE), int(Kind.AGG_TRADE)))]
-                mid = float(trades[-1]) if len(trades) else 0.0
-            if mid > 0:
-                self.refs[self.rules[sid].name] = mid
-                if apply is None:
-                    self.risk.set_reference(sid, mid, now)
-        if apply is not None:
-            apply(batch)
-
-    def _poll_references(self, force: bool = False) -> None:
-        now = time.perf_counter_ns()
-        self._next_refs(now)
-        if self.cfg.reference != "rest":
-            return
-        for sym, sid in self.symbol_ids.items():
-            r = self.rest.public("/api/v3/depth", {"symbol": sym, "limit": 5})
-            if r.outcome is not Outcome.OK or not isinstance(r.data, dict):
-                continue
-            try:
-                bid = float(r.data["bids"][0][0])
-                ask = float(r.data["asks"][0][0])
-            except (KeyError, IndexError, TypeError, ValueError):
-                continue
-            mid = (bid + ask) / 2
-            self.refs[sym] = mid
-            self.risk.set_reference(sid, mid, time.perf_counter_ns())
-
-    def _next_refs(self, now: int) -> None:
-        if hasattr(self, "_next"):
-            self._next["refs"] = now + self.cfg.reference_poll_ms * 1_000_000
-
     # ================================================================== status
     def status(self) -> dict[str, Any]:
         ex = self.ex
@@ -666,10 +603,8 @@ class Gateway:
             self.ws.close()
         if self.rest is not None:
             self.rest.close()
-        if getattr(self, "ring", None) is not None:
-            self.ring_reader = None
-            self.ring.close()
-            self.ring = None
+        if getattr(self, "references", None) is not None:
+            self.references.close()
         if self.intake is not None:
             self.intake.close()
         if self.journal is not None and not self.journal.closed:
