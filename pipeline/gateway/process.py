@@ -210,12 +210,12 @@ class Gateway:
             self._set_trading("HALTED", f"kill file {self.paths['kill']} present at start")
         if self.halt_reason and self.trading != "HALTED":
             self._set_trading("HALTED", self.halt_reason)
-        from pipeline.gateway.references import ReferenceError, References
+        from pipeline.gateway.references import ReferenceSourceError, References
         try:
             self.references = References(source=cfg.reference, risk=self.risk, rules=self.rules,
                                          rest=self.rest, ring_name=self.root_cfg.ring.name,
                                          poll_ms=cfg.reference_poll_ms)
-        except ReferenceError as exc:
+        except ReferenceSourceError as exc:
             raise GatewayError(str(exc)) from None
         self.refs = self.references.refs
         self.references.update(force=True)

@@ -17,7 +17,7 @@ from pipeline.gateway.rest import Outcome
 from pipeline.records import Kind
 
 
-class ReferenceError(RuntimeError):
+class ReferenceSourceError(RuntimeError):
     """The configured reference source cannot be used."""
 
 
@@ -40,7 +40,7 @@ class References:
             try:
                 self.ring = TickRing.attach(ring_name, timeout=2.0)
             except Exception as exc:  # noqa: BLE001 - any attach failure is a clear start error
-                raise ReferenceError(f"reference = 'ring': cannot attach tick ring "
+                raise ReferenceSourceError(f"reference = 'ring': cannot attach tick ring "
                                      f"{ring_name!r}: {exc}") from None
             self.reader = self.ring.reader(wait="sleeping", start="oldest")
 
