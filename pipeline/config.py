@@ -131,7 +131,7 @@ class GatewayConfig:
     status_every_ms: int = 200             # status.json refresh
     poll_ms: int = 5                       # idle wait of the main loop
     recent_trades: int = 100               # reconcile: myTrades per symbol to look at
-    open_order_audit_s: float = 5.0        # no user stream (off or down): query open orders this often
+    open_order_audit_s: float = 5.0        # no user stream (off/down): query open orders this often
     start_timeout_s: float = 30.0          # start: keep trying to reach the venue this long
     risk: GatewayRiskConfig = field(default_factory=GatewayRiskConfig)
 

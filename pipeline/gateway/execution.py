@@ -152,7 +152,8 @@ class Execution:
         for fl in data.get("fills") or ():
             self.fill(order, symbol=order.symbol, trade_id=int(fl.get("tradeId", -1)),
                       side=order.side, qty=fnum(fl.get("qty")), price=fnum(fl.get("price")),
-                      commission=fnum(fl.get("commission")), asset=str(fl.get("commissionAsset", "")),
+                      commission=fnum(fl.get("commission")),
+                      asset=str(fl.get("commissionAsset", "")),
                       source=source)
         status = data.get("status")
         new = om.VENUE_STATUS.get(status) if isinstance(status, str) else None

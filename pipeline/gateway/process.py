@@ -16,12 +16,13 @@ Main loop (single thread; the user-data stream has its own reader thread feeding
 
 Trading state: ACTIVE / REDUCING / HALTED, journalled; the last journalled state is restored at
 start (HALTED persists until `python -m pipeline.gateway reset`). REDUCING (only risk-reducing
-orders) on `python -m pipeline.gateway reduce` (SIGUSR2) or PnL below -reduce_at_loss. Automatic HALTED on: repeated
-rejects, runaway signal rate (the risk engine trips it), loss limit, clock skew, HTTP 418.
+orders) on `python -m pipeline.gateway reduce` (SIGUSR2) or PnL below -reduce_at_loss.
+Automatic HALTED on: repeated rejects, runaway signal rate (the risk engine trips it), loss limit,
+clock skew, HTTP 418, the launcher's halt word.
 
 Shutdown (SIGTERM/SIGINT): stop intake, drain (resolve UNKNOWN orders for up to drain_s), cancel
-or keep open orders per config, stop the stream, flush and close the journal. Signal handlers
-only set flags.
+our open orders or keep them per config, stop the stream, flush and close the journal. Signal
+handlers only set flags.
 """
 from __future__ import annotations
 

@@ -228,6 +228,7 @@ class RestClient:
         t0 = time.time_ns()
         r = self.public("/api/v3/time")
         t1 = time.time_ns()
-        if r.outcome is not Outcome.OK or not isinstance(r.data, dict) or "serverTime" not in r.data:
+        if r.outcome is not Outcome.OK or not isinstance(r.data, dict) \
+                or "serverTime" not in r.data:
             return None
         return t0, int(r.data["serverTime"]), t1
