@@ -53,4 +53,4 @@ annotate: $(PY)
 	@echo "annotated HTML written next to each ext/*.pyx"
 
 clean:
-	rm -rf build $(VENV) *.egg-info ext/*.c ext/*.html pipeline/_ext/*.so demo-out
+	rm -rf build $(VENV) *.egg-info ext/*.c ext/*.cpp ext/*.html pipeline/_ext/*.so demo-out
