@@ -72,7 +72,7 @@ cdef struct RingHeader:
     int64_t writer_pid      # 32
     int64_t epoch_ns        # 40
     int64_t created_mono    # 48
-    int64_t _pad0           # 56
+    int64_t writer_start_ns # 56
     int64_t cursor          # 64   own cache line
     int64_t _pad1[7]        # 72
     int64_t heartbeat_mono  # 128

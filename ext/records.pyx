@@ -64,7 +64,7 @@ def ring_header_layout():
         "writer_pid": _off(&_h.writer_pid, &_h),
         "epoch_ns": _off(&_h.epoch_ns, &_h),
         "created_mono": _off(&_h.created_mono, &_h),
-        "_pad0": _off(&_h._pad0, &_h),
+        "writer_start_ns": _off(&_h.writer_start_ns, &_h),
         "cursor": _off(&_h.cursor, &_h),
         "_pad1": _off(&_h._pad1, &_h),
         "heartbeat_mono": _off(&_h.heartbeat_mono, &_h),

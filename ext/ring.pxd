@@ -41,6 +41,7 @@ cdef class RingCore:
     cdef int64_t mask
     cdef int64_t wseq               # writer's next sequence (writer-local copy of the cursor)
 
+    cdef int _check_open(self) except -1
     cdef int64_t _publish_one(self, int kind, int venue, uint32_t symbol, int side, int flags,
                               int64_t exch_ts, int64_t local_ts, double price, double qty,
                               int64_t id) noexcept nogil

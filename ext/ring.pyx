@@ -26,6 +26,12 @@ cimport numpy as cnp
 from libc.stdint cimport int64_t, uint32_t, uintptr_t
 from libc.string cimport memcpy, memmove, memset
 
+cdef extern from *:
+    bint __atomic_compare_exchange_n(int64_t *ptr, int64_t *expected, int64_t desired, bint weak,
+                                     int success_memorder, int failure_memorder) nogil
+    void __atomic_store_n(uint32_t *ptr, uint32_t val, int memorder) nogil
+    int __ATOMIC_SEQ_CST
+
 from pipeline._ext.records cimport (TickRecord, RingHeader, SEQ_WRITING, KIND_GAP, FLAG_SYNTHETIC)
 
 cnp.import_array()
@@ -66,15 +72,32 @@ cdef class RingCore:
         self.recs = NULL
         self._mv = None
 
+    cdef int _check_open(self) except -1:
+        if self.hdr == NULL:                   # released: the mapping may be gone
+            raise ValueError("the ring was closed")
+        return 0
+
     @property
     def cursor(self):
         """Next sequence to be published (acquire load)."""
+        self._check_open()
         return pl_load_acquire_i64(&self.hdr.cursor)
 
     # ------------------------------------------------------------------ writer
     def sync_writer(self):
-        """Take the writer's next sequence from the header (a new writer resumes the sequence)."""
+        """Take the writer's next sequence from the header (a new writer resumes the sequence)
+        and forget parked readers a dead process may have left counted (a live one re-parks
+        within its wait slice)."""
+        self._check_open()
         self.wseq = pl_load_acquire_i64(&self.hdr.cursor)
+        __atomic_store_n(&self.hdr.waiters, 0, __ATOMIC_SEQ_CST)
+
+    def claim_writer(self, int64_t expected_pid, int64_t pid):
+        """Compare-and-swap the header's writer pid: True if it was `expected_pid` and is now
+        `pid` (two processes racing to become the writer: exactly one wins)."""
+        self._check_open()
+        return __atomic_compare_exchange_n(&self.hdr.writer_pid, &expected_pid, pid, False,
+                                           __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)
 
     @cython.boundscheck(False)
     @cython.wraparound(False)
@@ -151,20 +174,24 @@ cdef class RingCore:
 
     def heartbeat(self):
         """Stamp the writer's heartbeat (CLOCK_MONOTONIC) in the header."""
+        self._check_open()
         pl_store_release_i64(&self.hdr.heartbeat_mono, pl_mono_ns())
 
     def close_writer(self):
         """Mark the writer closed and wake every blocked reader."""
+        self._check_open()
         pl_store_seqcst_i64(&self.hdr.writer_closed, 1)
         pl_fetch_add_u32(&self.hdr.futex_word, 1)
         pl_futex_wake_all(&self.hdr.futex_word)
 
     @property
     def writer_closed(self):
+        self._check_open()
         return pl_load_acquire_i64(&self.hdr.writer_closed) != 0
 
     @property
     def waiters(self):
+        self._check_open()
         return pl_load_seqcst_u32(&self.hdr.waiters)
 
 

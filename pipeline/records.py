@@ -167,7 +167,7 @@ RING_HEADER_DTYPE = np.dtype(
         ("writer_pid", "<i8"),      # 32  the one writer (0 = none yet)
         ("epoch_ns", "<i8"),        # 40  CLOCK_REALTIME at creation
         ("created_mono", "<i8"),    # 48  CLOCK_MONOTONIC at creation
-        ("_pad0", "<i8"),           # 56
+        ("writer_start_ns", "<i8"), # 56  the writer process's start time (CLOCK_REALTIME ns)
         ("cursor", "<i8"),          # 64  next sequence to publish (= records published)
         ("_pad1", "<i8", (7,)),     # 72
         ("heartbeat_mono", "<i8"),  # 128 writer's last heartbeat, CLOCK_MONOTONIC

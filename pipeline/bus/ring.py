@@ -27,6 +27,7 @@ import time
 from typing import Literal
 
 import numpy as np
+import psutil
 
 from pipeline import _native
 from pipeline.bus import shm
@@ -257,11 +258,16 @@ class TickRing:
     # ------------------------------------------------------------------ roles
     def writer(self) -> "RingWriter":
         """Become the ring's one writer. Fails if another live process is the writer."""
-        pid = self.writer_pid
         me = os.getpid()
-        if pid not in (0, me) and shm.pid_alive(pid, self.epoch_ns) and not self.writer_closed:
-            raise RingError(f"ring {self.name!r} already has a live writer (pid {pid})")
-        self._header["writer_pid"] = me
+        pid = self.writer_pid
+        if pid not in (0, me):
+            started = self._h("writer_start_ns")
+            if shm.pid_alive(pid, started) and not self.writer_closed:
+                raise RingError(f"ring {self.name!r} already has a live writer (pid {pid})")
+        if not self.core.claim_writer(pid, me):       # another process won the race
+            raise RingError(f"ring {self.name!r}: another process became the writer "
+                            f"(pid {self.writer_pid})")
+        self._header["writer_start_ns"] = int(psutil.Process(me).create_time() * 1e9)
         self._header["writer_closed"] = 0
         self.core.sync_writer()
         self._writer = RingWriter(self)

@@ -4,7 +4,9 @@ Readable reference for the protocol (see the docstring of ext/ring.pyx) and the 
 tests compare against. Loads and stores are plain numpy reads and writes of aligned 8-byte words,
 which x86-64 performs atomically and in program order (TSO); the Cython kernel states the orderings
 explicitly with C11 atomics. The blocking wait uses the same shared futex through ctypes, so a
-Python reader and a Cython writer (or the reverse) interoperate on one segment.
+Python reader and a Cython writer (or the reverse) interoperate on one segment. Its `waiters`
+counter is updated without atomic read-modify-write: use the twin's blocking wait from one
+reader process at a time (the Cython kernel has no such limit).
 """
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ _CURSOR = _OFF["cursor"] // 8
 _HEARTBEAT = _OFF["heartbeat_mono"] // 8
 _CLOSED = _OFF["writer_closed"] // 8
 _CAPACITY = _OFF["capacity"] // 8
+_WRITER_PID = _OFF["writer_pid"] // 8
 _FUTEX = _OFF["futex_word"] // 4
 _WAITERS = _OFF["waiters"] // 4
 
@@ -67,13 +70,29 @@ class RingCore:
     def release(self) -> None:
         self._h64 = self._h32 = self.recs = self.seqs = None
 
+    def _check_open(self) -> None:
+        if self._h64 is None:
+            raise ValueError("the ring was closed")
+
     @property
     def cursor(self) -> int:
+        self._check_open()
         return int(self._h64[_CURSOR])
 
     # ------------------------------------------------------------------ writer
     def sync_writer(self) -> None:
+        self._check_open()
         self.wseq = int(self._h64[_CURSOR])
+        self._h32[_WAITERS] = 0
+
+    def claim_writer(self, expected_pid: int, pid: int) -> bool:
+        """Compare-and-swap of the writer pid. Not atomic across processes in this twin (the
+        kernel's is): the twin serves single-writer parity tests."""
+        self._check_open()
+        if int(self._h64[_WRITER_PID]) != expected_pid:
+            return False
+        self._h64[_WRITER_PID] = pid
+        return True
 
     def publish(self, kind, venue=0, symbol=0, side=0, flags=0, exch_ts=0, local_ts=0,
                 price=0.0, qty=0.0, id=0) -> int:
@@ -121,19 +140,23 @@ class RingCore:
         return s + n - 1
 
     def heartbeat(self) -> None:
+        self._check_open()
         self._h64[_HEARTBEAT] = time.perf_counter_ns()
 
     def close_writer(self) -> None:
+        self._check_open()
         self._h64[_CLOSED] = 1
         self._h32[_FUTEX] += np.uint32(1)
         _futex_wake(self._futex_addr)
 
     @property
     def writer_closed(self) -> bool:
+        self._check_open()
         return bool(self._h64[_CLOSED])
 
     @property
     def waiters(self) -> int:
+        self._check_open()
         return int(self._h32[_WAITERS])
 
 

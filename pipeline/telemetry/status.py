@@ -71,7 +71,10 @@ class StatusBlock:
             return
         self._closed = True
         self.header = self.slots = None
-        self._seg.close()
+        try:
+            self._seg.close()
+        except BufferError:      # a snapshot still holds a view: unmapped when it is dropped
+            pass
         if self.owner:
             try:
                 shm.unlink_segment(self._seg)

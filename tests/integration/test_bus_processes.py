@@ -142,3 +142,33 @@ def test_segment_of_killed_owner_is_replaced(shm_name, caplog):
             assert ring.capacity == 128 and ring.owner_pid == os.getpid()
     assert "stale" in caplog.text
     assert not os.path.exists(ringmod.segment_path(shm_name))
+
+
+def _be_writer(name, ready, done):
+    ring = TickRing.attach(name, timeout=5)
+    w = ring.writer()
+    w.publish(int(Kind.TRADE), price=1.0)
+    ready.set()
+    done.wait(30)
+    ring.close()
+
+
+def test_second_writer_refused_while_the_first_lives(shm_name):
+    """The writer started long after the ring (as under the launcher) is still seen as alive."""
+    with TickRing.create(shm_name, 64) as ring:
+        time.sleep(1.2)                          # the ring's epoch is now well in the past
+        ready, done = CTX.Event(), CTX.Event()
+        p = CTX.Process(target=_be_writer, args=(shm_name, ready, done), daemon=True)
+        p.start()
+        try:
+            assert ready.wait(20)
+            other = TickRing.attach(shm_name)
+            with pytest.raises(ringmod.RingError, match="live writer"):
+                other.writer()
+            other.close()
+        finally:
+            done.set()
+            p.join(10)
+        assert ring.writer_pid == p.pid
+        ring.writer()                            # its writer exited: the role can be taken over
+        assert ring.writer_pid == os.getpid()

@@ -236,3 +236,22 @@ def test_reader_counters_stay_readable_after_close(shm_name, backend):
     ring.close()
     assert r.stats() == {"received": 3, "lost": 0, "gaps": 0, "overwritten": 0, "next_seq": 3,
                          "lag": None}
+
+
+def test_every_core_method_after_close_is_an_error(shm_name, backend):
+    ring = TickRing.create(shm_name, 16, backend=backend)
+    w = ring.writer()
+    core = ring.core
+    ring.close()
+    for call in (lambda: core.cursor, core.heartbeat, core.close_writer, lambda: core.waiters,
+                 lambda: core.writer_closed, core.sync_writer, lambda: core.claim_writer(0, 1)):
+        with pytest.raises(ValueError, match="closed"):
+            call()
+    w.close()          # idempotent after the ring closed
+
+
+def test_new_writer_forgets_waiters_left_by_a_dead_reader(shm_name, backend):
+    with TickRing.create(shm_name, 16, backend=backend) as ring:
+        ring._header["waiters"] = 3              # as a SIGKILLed parked reader would leave it
+        ring.writer()
+        assert ring.core.waiters == 0
