@@ -138,9 +138,12 @@ def validate_placement(roles: dict, source: str = "config") -> list[str]:
         if bad:
             raise ValueError(f"{source}: roles.{name}.cores: CPU {bad[0]} does not exist or is not "
                              f"usable here (usable: {sorted(usable)})")
+    def cpus(spec) -> set[int]:          # [] = not pinned = may run on any usable CPU
+        return set(spec.cores) if spec.cores else usable
+
     for name, spec in roles.items():
-        if spec.wait in SPINNING and spec.cores and spec.kind in ("strategy", "gateway"):
-            sharing = [o for o, s in roles.items() if o != name and set(s.cores) & set(spec.cores)]
+        if spec.wait in SPINNING and spec.kind in ("strategy", "gateway"):
+            sharing = [o for o, s in roles.items() if o != name and cpus(s) & cpus(spec)]
             if sharing:
                 warnings.append(f"roles.{name} spins ({spec.wait}) on cores {spec.cores} shared "
                                 f"with {', '.join(sharing)}: they will starve each other")

@@ -16,6 +16,7 @@ block's halt word) at once → orderly shutdown, unless the role's restart polic
 """
 from __future__ import annotations
 
+import ctypes
 import json
 import logging
 import os
@@ -45,6 +46,25 @@ ROLE_MODULES = {
 }
 DEFAULT_START = ("sim", "gateway", "strategy", "recorder", "collector", "command")
 DEFAULT_STOP = ("collector", "strategy", "gateway", "recorder", "command", "sim")
+
+
+def _signal_group(proc: subprocess.Popen, sig: int) -> None:
+    """Signal a role's whole process group (the role leads its own group), so anything the role
+    started goes too. A group that is already gone is fine."""
+    try:
+        os.killpg(proc.pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _no_dumps() -> None:
+    """PR_SET_DUMPABLE=0: other processes of this user (the roles included) cannot read this
+    process's memory or /proc/<pid>/environ, where the gateway's secrets may sit if the trader
+    exported them before starting the launcher."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(4, 0, 0, 0, 0)   # PR_SET_DUMPABLE
+    except (OSError, AttributeError):
+        log.warning("cannot set PR_SET_DUMPABLE=0 on the launcher")
 
 
 class LaunchError(RuntimeError):
@@ -145,8 +165,9 @@ class Launcher:
         if role.spec.kind != "gateway":           # secrets live only in the gateway
             for name in self.secret_env_names():
                 env.pop(name, None)
-        env[st.ENV_SEGMENT] = self.status.name
-        env[st.ENV_SLOT] = str(role.slot)
+        if self.status is not None:
+            env[st.ENV_SEGMENT] = self.status.name
+            env[st.ENV_SLOT] = str(role.slot)
         env[st.ENV_ROLE] = role.name
         env["PIPELINE_RUN_DIR"] = str(self.run_dir.resolve())
         env["PIPELINE_WAIT"] = role.spec.wait
@@ -237,8 +258,8 @@ class Launcher:
             r.exit_reason = problem
             self._event("role-failed", role=r.name, problem=problem)
             if r.spec.restart == "on-failure" and r.restarts < r.spec.max_restarts:
-                if r.alive:
-                    r.proc.kill()
+                _signal_group(r.proc, signal.SIGKILL)
+                if r.proc.poll() is None:
                     r.proc.wait(5)
                 r.restarts += 1
                 self.start_role(r)
@@ -280,19 +301,20 @@ class Launcher:
             if not r.alive:
                 continue
             self.status.slots[r.slot]["state"] = int(RoleState.STOPPING)
-            r.proc.send_signal(signal.SIGTERM)
+            _signal_group(r.proc, signal.SIGTERM)
             timeout = max(0.1, min(r.spec.stop_timeout, budget_end - time.monotonic()))
             try:
                 r.proc.wait(timeout)
                 self._event("stopped", role=name, code=r.proc.returncode)
             except subprocess.TimeoutExpired:
-                r.proc.kill()
+                _signal_group(r.proc, signal.SIGKILL)
                 r.proc.wait(5)
                 self._event("killed", role=name, after_s=timeout)
-        for r in self.roles.values():           # anything restarted meanwhile
-            if r.alive:
-                r.proc.kill()
-                r.proc.wait(5)
+        for r in self.roles.values():
+            if r.proc is not None:              # anything restarted meanwhile, and whatever a
+                _signal_group(r.proc, signal.SIGKILL)   # role started in its process group
+                if r.proc.poll() is None:
+                    r.proc.wait(5)
 
     def close_segments(self) -> None:
         for ring in self.rings:
@@ -357,6 +379,7 @@ def run(cfg: PipelineConfig, config_path: str, *, duration: float | None = None,
     """Start everything, supervise until SIGINT/SIGTERM, the duration, or a failure; stop in
     order; return (and optionally write) the summary."""
     launcher = Launcher(cfg, config_path)
+    _no_dumps()
     duration = cfg.launcher.duration if duration is None else duration
     pre = preflight.report()
     _say(out, "preflight:")

@@ -159,18 +159,59 @@ def test_bad_config_fails_before_anything_starts(tmp_path, shm_name, body, needl
 
 
 def test_gateway_secrets_reach_the_gateway_only(tmp_path, shm_name):
-    """With the secrets in the launcher's environment, only the gateway role inherits them."""
-    dump = ("import os,sys,time; open(sys.argv[1],'w').write(repr(sorted(k for k in os.environ "
-            "if k.startswith('PLTEST_SECRET')))); time.sleep(30)")
-    roles = (f'[roles.other]\nkind = "command"\ncommand = ["{sys.executable}", "-c", "{dump}", '
-             f'"{tmp_path / "other.env"}"]\n')
+    """With the secrets in the launcher's environment, only a gateway role inherits them."""
+    dump = ("import os,sys; from pipeline.telemetry.status import RoleStatus; "
+            "from pipeline.records import RoleState; "
+            "open(sys.argv[1],'w').write(repr(sorted(k for k in os.environ "
+            "if k.startswith('PLTEST_SECRET')))); s = RoleStatus.from_env(); "
+            "s.set_state(RoleState.RUNNING); import time; time.sleep(30)")
+    roles = (f'[roles.other]\nkind = "command"\nready = "heartbeat"\ncommand = '
+             f'["{sys.executable}", "-c", "{dump}", "{tmp_path / "other.env"}"]\n')
     cfg = write_config(tmp_path, shm_name, roles,
                        '[gateway]\napi_key_env = "PLTEST_SECRET_K"\napi_secret_env = "PLTEST_SECRET_S"')
     env = dict(os.environ, PLTEST_SECRET_K="canary-key", PLTEST_SECRET_S="canary-secret")
-    r = subprocess.run(LAUNCH + ["--config", str(cfg), "--duration", "1.0"], env=env,
+    r = subprocess.run(LAUNCH + ["--config", str(cfg), "--duration", "0.5"], env=env,
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "other.env").read_text() == "[]"
+    # and the gateway role's environment is the one place they go
+    from pipeline import config
+    from pipeline.launcher.supervisor import Launcher
+    os.environ.update(PLTEST_SECRET_K="k", PLTEST_SECRET_S="s")
+    try:
+        cfg2 = config.loads(cfg.read_text() + '[roles.gw]\nkind = "gateway"\n')
+        launcher = Launcher(cfg2, str(cfg))
+        gw_env = launcher._env(launcher.roles["gw"])
+        other_env = launcher._env(launcher.roles["other"])
+    finally:
+        del os.environ["PLTEST_SECRET_K"], os.environ["PLTEST_SECRET_S"]
+    assert gw_env["PLTEST_SECRET_K"] == "k" and gw_env["PLTEST_SECRET_S"] == "s"
+    assert "PLTEST_SECRET_K" not in other_env and "PLTEST_SECRET_S" not in other_env
+
+
+def test_processes_a_role_started_are_stopped_with_it(tmp_path, shm_name):
+    marker = f"{shm_name}-child"
+    roles = ('[roles.sh]\nkind = "command"\ncommand = ["bash", "-c", '
+             f'"exec -a {marker} sleep 300 & wait"]\n')
+    cfg = write_config(tmp_path, shm_name, roles)
+    r = subprocess.run(LAUNCH + ["--config", str(cfg), "--duration", "1.0"], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    left = [p for p in psutil.process_iter(["cmdline"]) if marker in " ".join(p.info["cmdline"] or [])]
+    for p in left:
+        p.kill()
+    assert not left
+
+
+def test_spinning_role_sharing_any_core_is_warned():
+    from pipeline import config
+    from pipeline.launcher.preflight import validate_placement
+    cfg = config.loads('[roles.s]\nkind = "strategy"\nwait = "busy_spin"\ncores = [0]\n'
+                       '[roles.x]\nkind = "sim"\n')               # x unpinned: may run on core 0
+    assert any("roles.s spins" in w for w in validate_placement(cfg.roles))
+    cfg = config.loads('[roles.s]\nkind = "strategy"\nwait = "busy_spin"\ncores = [1]\n'
+                       '[roles.x]\nkind = "sim"\ncores = [0]\n')
+    assert validate_placement(cfg.roles) == []
 
 
 def test_killed_launcher_leaves_no_orphans(tmp_path, shm_name):
