@@ -103,7 +103,7 @@ class Gateway:
         self.role = RoleStatus.from_env()            # the launcher's slot, or private memory
         self.role.set_state(RoleState.STARTING)
         self.hops = HopRecorder(("signal_to_gateway", "gateway_risk", "gateway_sign",
-                                 "gateway_write", "gateway_response", "tick_to_order",
+                                 "gateway_write", "gateway_response", "tick_to_order", "tick_to_wire",
                                  "intake_to_wire"))
         harden = harden_process()
         self.paths["dir"].mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -495,8 +495,10 @@ class Gateway:
             rec("gateway_write", written - signed)
             rec("gateway_response", resp - written)
             rec("intake_to_wire", written - recv)
+            if trigger and signed > trigger:
+                rec("tick_to_order", signed - trigger)      # the "tick → signed order"
             if trigger and written > trigger:
-                rec("tick_to_order", written - trigger)
+                rec("tick_to_wire", written - trigger)
         self._hops_done = total
 
     def _hop(self, name: str) -> dict:

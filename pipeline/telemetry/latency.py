@@ -28,7 +28,8 @@ HOPS = {
     "gateway_sign": "gateway: risk done → request encoded and signed",
     "gateway_write": "gateway: signed → request written to the socket",
     "gateway_response": "gateway: request written → response parsed",
-    "tick_to_order": "end to end: trigger tick's ring publish → signed order request written",
+    "tick_to_order": "end to end: trigger tick's ring publish → order request signed",
+    "tick_to_wire": "end to end: trigger tick's ring publish → signed request written to the socket",
 }
 
 
