@@ -461,3 +461,17 @@ def trade_records(objs: Iterable[dict], symbols: dict[str, int], local_ts: int) 
     """Many trades messages → one array (tests, replay)."""
     parts = [parse_trades(o, symbols, local_ts) for o in objs]
     return np.concatenate(parts) if parts else _records(0)
+
+
+# ----------------------------------------------------------------------------- hot path
+def trade_decoder(symbols: dict[str, int], backend: str = "cython"):
+    """The fast `trades` frame decoder: pipeline._ext.okxdecode (Cython, compiled from
+    ext/okxdecode.pyx) or its pure-Python twin pipeline.venues.okxdecode_py. Frames it reports as
+    ST_NOT_TRADES (and any it cannot decode) take the cool path: orjson + route_data."""
+    if backend == "python":
+        from pipeline.venues import okxdecode_py
+        return okxdecode_py.TradeDecoder(symbols)
+    if backend != "cython":
+        raise ValueError(f"backend must be 'cython' or 'python', got {backend!r}")
+    from pipeline import _native
+    return _native.load("okxdecode").TradeDecoder(symbols)
