@@ -11,7 +11,11 @@ Sequence rules (OKX v5 docs, ../shared/vectors/okx/ws_books.json):
     nothing;
   * prevSeqId != last seqId → gap: GAP + RESYNC_START, the book is dropped and updates are
     buffered until a snapshot arrives (a WebSocket snapshot or REST /api/v5/market/books);
-  * seqId < prevSeqId → the venue reset its sequence (maintenance): resync the same way;
+  * seqId < prevSeqId → the venue reset its sequence (maintenance): resync the same way; the
+    updates buffered before it belong to the old sequence and are dropped;
+  * an update already applied (its (seqId, prevSeqId) pair is among the last 256 applied: a
+    duplicate, e.g. while two connections overlap) or, right after a REST snapshot, one with
+    seqId <= the snapshot's (already contained) is counted and ignored;
   * messages without seqId (the 2022 recording) are applied in arrival order; then the checksum
     is the only integrity check.
 Checksum: when non-zero, CRC32 (zlib.crc32, as a signed 32-bit int) of the top 25 bids and asks
@@ -40,6 +44,8 @@ from pipeline.venues.okx import CHECKSUM_LEVELS, BookMsg
 log = logging.getLogger(__name__)
 
 MAX_BUFFERED = 10_000   # updates kept while waiting for a snapshot; beyond: the oldest are dropped
+MAX_BRIDGE_STALE = 100  # updates older than a REST snapshot tolerated right after it
+RECENT = 256            # (seqId, prevSeqId) pairs remembered to recognise duplicates
 
 
 def checksum_string(bids, asks, depth: int = CHECKSUM_LEVELS) -> str:
@@ -115,7 +121,7 @@ class SyncStats:
     crossed: int = 0
     resyncs: int = 0
     buffered_dropped: int = 0
-    stale_snapshots: int = 0
+    duplicates: int = 0
     extra: dict = field(default_factory=dict)
 
 
@@ -132,7 +138,9 @@ class OkxBookSync:
         self.last_seq: int | None = None
         self._bridge = False            # the next update may straddle the snapshot's seqId
         self._bridge_ts = 0             # snapshot without seqId: drop updates older than this
+        self._bridge_stale = 0          # updates older than the REST snapshot seen since it
         self.buffer: deque[BookMsg] = deque(maxlen=MAX_BUFFERED)
+        self._recent: dict[tuple[int, int | None], None] = {}   # (seqId, prevSeqId) applied
         self.stats = SyncStats()
 
     # ------------------------------------------------------------------ input
@@ -141,6 +149,8 @@ class OkxBookSync:
         if m.snapshot:
             return self._snapshot(m)
         if not self.live:
+            if m.seq_id is not None and m.prev_seq_id is not None and m.seq_id < m.prev_seq_id:
+                self.buffer.clear()      # a new sequence epoch: what came before cannot bridge
             if len(self.buffer) == self.buffer.maxlen:
                 self.stats.buffered_dropped += 1
             self.buffer.append(m)
@@ -162,6 +172,7 @@ class OkxBookSync:
         self.need_snapshot = True
         self.last_seq = None
         self.buffer.clear()
+        self._recent.clear()
         recs = _control(self, (Kind.GAP, Kind.RESYNC_START), exch_ts, local_ts, lost)
         self.resyncing = True
         return recs
@@ -188,6 +199,7 @@ class OkxBookSync:
         self.need_snapshot = False
         self.last_seq = m.seq_id
         self._bridge = m.rest
+        self._bridge_stale = 0
         self._bridge_ts = m.exch_ts if m.rest and m.seq_id is None else 0
         pending = list(self.buffer)
         self.buffer.clear()
@@ -215,7 +227,19 @@ class OkxBookSync:
                 return self._fail(f"seqId reset {m.prev_seq_id} -> {m.seq_id}", m)
             if self.last_seq is not None:
                 if self._bridge and m.seq_id <= self.last_seq:
-                    return _empty()                           # already in the snapshot
+                    # in flight behind the REST snapshot. A heartbeat cannot be (no update for
+                    # ~60 s means the snapshot is at its seqId), and only a few updates can be:
+                    # more means a missed reset or a broken snapshot.
+                    self._bridge_stale += 1
+                    if (m.heartbeat and m.seq_id < self.last_seq) or \
+                            self._bridge_stale > MAX_BRIDGE_STALE:
+                        self.stats.gaps += 1
+                        return self._fail("stale updates after the snapshot", m)
+                    self.stats.duplicates += 1
+                    return _empty()
+                if (m.seq_id, m.prev_seq_id) in self._recent:
+                    self.stats.duplicates += 1                # already applied
+                    return _empty()
                 ok = (m.prev_seq_id <= self.last_seq < m.seq_id) if self._bridge \
                     else m.prev_seq_id == self.last_seq
                 if not ok:
@@ -239,6 +263,9 @@ class OkxBookSync:
             self.stats.updates += 1
         if m.seq_id is not None:
             self.last_seq = m.seq_id
+            self._recent[(m.seq_id, m.prev_seq_id)] = None
+            if len(self._recent) > RECENT:
+                del self._recent[next(iter(self._recent))]
         self._bridge = False
         self._bridge_ts = 0
         return self._level_records(m, 0)
