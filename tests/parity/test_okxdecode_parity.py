@@ -143,7 +143,7 @@ def mutated(draw):
     return bytes(b)
 
 
-@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.one_of(mutated(), st.binary(max_size=80)), min_size=1, max_size=8),
        st.integers(0, 12))
 def test_fuzzed_frames_agree_and_only_count(frames, cap):
@@ -157,7 +157,7 @@ def test_fuzzed_frames_agree_and_only_count(frames, cap):
             assert out[:w].tobytes() == want.tobytes()
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=120, deadline=None)
 @given(st.lists(st.fixed_dictionaries({
     "tradeId": st.integers(0, 10**18 - 1).map(str),
     "px": st.from_regex(r"[0-9]{1,25}(\.[0-9]{1,25})?", fullmatch=True).filter(lambda s: len(s) <= 40),

@@ -146,7 +146,7 @@ def _mutations():
         "data": st.one_of(st.lists(item, max_size=3), json_val)})
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_mutations())
 def test_fuzzed_messages_only_raise_badmessage(m):
     try:
@@ -160,7 +160,7 @@ def test_fuzzed_messages_only_raise_badmessage(m):
         assert all(isinstance(b, okx.BookMsg) for b in out)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(json_val)
 def test_fuzzed_events_classify_without_crash(v):
     t = okx.classify(v)
