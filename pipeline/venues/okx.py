@@ -14,7 +14,8 @@ Wire facts (../shared/vectors/okx/*.json; OKX API v5 docs, 2026 crawl):
   tickers   {"arg":{"channel":"tickers","instId":"BTC-USD-220527"},"data":[{"instType":"FUTURES",
              "instId":"BTC-USD-220527","last":"30218.8","lastSz":"1","askPx":"30220.1","askSz":"3",
              "bidPx":"30210.4","bidSz":"4",...,"ts":"1652459223003"}]}
-            → BID then ASK from bidPx/bidSz, askPx/askSz, id 0
+            → BID then ASK from bidPx/bidSz, askPx/askSz, id = ts in ms (tickers carry no update
+              id; at most one push per 100 ms, so ts grows per instrument)
   books     {"arg":{"channel":"books","instId":"BTC-USDT"},"action":"snapshot"|"update","data":[
              {"asks":[["8476.98","415","0","13"],...],"bids":[...],"ts":"1597026383085",
              "checksum":-855196043,"prevSeqId":-1,"seqId":123456}]}
@@ -346,7 +347,7 @@ def parse_bbo(obj: dict, symbols: dict[str, int], local_ts: int) -> np.ndarray:
 
 
 def parse_tickers(obj: dict, symbols: dict[str, int], local_ts: int) -> np.ndarray:
-    """tickers push → BID + ASK per data item (id 0).
+    """tickers push → BID + ASK per data item (id = ts in ms).
 
     {"arg":{"channel":"tickers","instId":"BTC-USD-220527"},"data":[{"instType":"FUTURES",
     "instId":"BTC-USD-220527","last":"30218.8","lastSz":"1","askPx":"30220.1","askSz":"3",
@@ -358,7 +359,8 @@ def parse_tickers(obj: dict, symbols: dict[str, int], local_ts: int) -> np.ndarr
     for d in _data(obj):
         bid = (dec(d.get("bidPx"), "px"), dec(d.get("bidSz"), "sz"))
         ask = (dec(d.get("askPx"), "px"), dec(d.get("askSz"), "sz"))
-        out.append(_bid_ask(sid, ts_ns(d.get("ts")), bid, ask, 0, local_ts))
+        ts = ts_ns(d.get("ts"))
+        out.append(_bid_ask(sid, ts, bid, ask, ts // 1_000_000, local_ts))
     return out[0] if len(out) == 1 else np.concatenate(out)
 
 

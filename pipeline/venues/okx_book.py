@@ -15,7 +15,8 @@ Sequence rules (OKX v5 docs, ../shared/vectors/okx/ws_books.json):
     updates buffered before it belong to the old sequence and are dropped;
   * an update already applied (its (seqId, prevSeqId) pair is among the last 256 applied: a
     duplicate, e.g. while two connections overlap) or, right after a REST snapshot, one with
-    seqId <= the snapshot's (already contained) is counted and ignored;
+    seqId <= the snapshot's (already contained) is counted and ignored; so is a snapshot of a
+    seqId already applied (a second connection's, during make-before-break);
   * messages without seqId (the 2022 recording) are applied in arrival order; then the checksum
     is the only integrity check.
 Checksum: when non-zero, CRC32 (zlib.crc32, as a signed 32-bit int) of the top 25 bids and asks
@@ -122,6 +123,7 @@ class SyncStats:
     resyncs: int = 0
     buffered_dropped: int = 0
     duplicates: int = 0
+    snapshots_unused: int = 0
     extra: dict = field(default_factory=dict)
 
 
@@ -141,6 +143,7 @@ class OkxBookSync:
         self._bridge_stale = 0          # updates older than the REST snapshot seen since it
         self.buffer: deque[BookMsg] = deque(maxlen=MAX_BUFFERED)
         self._recent: dict[tuple[int, int | None], None] = {}   # (seqId, prevSeqId) applied
+        self._recent_seq: dict[int, None] = {}                   # their seqIds
         self.stats = SyncStats()
 
     # ------------------------------------------------------------------ input
@@ -173,12 +176,19 @@ class OkxBookSync:
         self.last_seq = None
         self.buffer.clear()
         self._recent.clear()
+        self._recent_seq.clear()
         recs = _control(self, (Kind.GAP, Kind.RESYNC_START), exch_ts, local_ts, lost)
         self.resyncing = True
         return recs
 
     # ------------------------------------------------------------------ internals
     def _snapshot(self, m: BookMsg) -> np.ndarray:
+        if (self.live and m.seq_id is not None and m.seq_id >= 0
+                and (m.seq_id == self.last_seq or m.seq_id in self._recent_seq)):
+            # a book we already had (a second connection's snapshot during make-before-break):
+            # we are at or past it, and its following updates are duplicates
+            self.stats.snapshots_unused += 1
+            return _empty()
         self.stats.snapshots += 1
         self.book.clear()
         self.book.apply(m.bids, m.asks)
@@ -264,8 +274,11 @@ class OkxBookSync:
         if m.seq_id is not None:
             self.last_seq = m.seq_id
             self._recent[(m.seq_id, m.prev_seq_id)] = None
+            self._recent_seq[m.seq_id] = None
             if len(self._recent) > RECENT:
                 del self._recent[next(iter(self._recent))]
+            if len(self._recent_seq) > RECENT:
+                del self._recent_seq[next(iter(self._recent_seq))]
         self._bridge = False
         self._bridge_ts = 0
         return self._level_records(m, 0)

@@ -162,3 +162,16 @@ def test_book_top_and_crc():
     assert len(bids) == 25 and bids[0] == ("100", "1") and asks[-1] == ("103", "2")
     assert b.checksum() == crc32_signed(checksum_string(bids, asks))
     assert isinstance(np.int32(b.checksum()), np.int32)
+
+
+def test_second_connection_snapshot_and_duplicates_are_ignored():
+    """make-before-break: the new connection's snapshot (older than where we are) and its
+    updates that we already applied publish nothing; the chain then continues."""
+    s = live(10)
+    s.on_message(msg("update", [("100.45", "1")], [], 12, 10))
+    s.on_message(msg("update", [("100.44", "1")], [], 13, 12))
+    assert len(s.on_message(msg("snapshot", SNAP_B, SNAP_A, 12, -1))) == 0
+    assert len(s.on_message(msg("update", [("100.44", "1")], [], 13, 12))) == 0
+    assert s.stats.snapshots_unused == 1 and s.stats.duplicates == 1 and s.live
+    assert len(s.on_message(msg("update", [("100.43", "1")], [], 14, 13))) == 1
+    assert s.stats.resyncs == 0 and 100.45 in s.book.bids
