@@ -163,7 +163,11 @@ class OkxBookSync:
         return self._update(m)
 
     def on_snapshot(self, m: BookMsg) -> np.ndarray:
-        """A REST snapshot (parse_rest_books) → records (snapshot, RESYNC_DONE, bridged updates)."""
+        """A REST snapshot (parse_rest_books) → records (snapshot, RESYNC_DONE, bridged updates).
+        Ignored when the book is live already (a WebSocket snapshot came first)."""
+        if self.live:
+            self.stats.snapshots_unused += 1
+            return _empty()
         return self._snapshot(m)
 
     def start_resync(self, reason: str, lost: int = 0, exch_ts: int = 0, local_ts: int = 0) -> np.ndarray:
