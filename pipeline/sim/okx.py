@@ -117,7 +117,10 @@ class OkxVenue:
         lo = sym.lower()
         key = {"trades": f"{lo}@trade", "bbo-tbt": f"{lo}@bookTicker",
                "books": f"{lo}@depth@100ms"}[channel].encode()
-        self.sim.tape.wanted.add(key)
+        tape = self.sim.tape
+        if key not in tape.wanted:
+            tape.wanted.add(key)
+            tape.update_tracking()          # books keep diffs only for wanted depth streams
 
     def _shadow(self, sym: str) -> Shadow:
         sh = self.shadows.get(sym)

@@ -11,8 +11,9 @@ Sequence rules (OKX v5 docs, ../shared/vectors/okx/ws_books.json):
     nothing;
   * prevSeqId != last seqId → gap: GAP + RESYNC_START, the book is dropped and updates are
     buffered until a snapshot arrives (a WebSocket snapshot or REST /api/v5/market/books);
-  * seqId < prevSeqId → the venue reset its sequence (maintenance): resync the same way; the
-    updates buffered before it belong to the old sequence and are dropped;
+  * seqId < prevSeqId → the venue reset its sequence (maintenance): resync the same way;
+    buffered updates before a reset or a hole in their chain are dropped (no snapshot can bridge
+    to them);
   * an update already applied (its (seqId, prevSeqId) pair is among the last 256 applied: a
     duplicate, e.g. while two connections overlap) or, right after a REST snapshot, one with
     seqId <= the snapshot's (already contained) is counted and ignored; so is a snapshot of a
@@ -24,8 +25,8 @@ interleaved "bidPx:bidSz:askPx:askSz:..." using the exact strings received. 0 me
 (OKX fixed it to 0 in 2026) and is never a failure. A mismatch resyncs.
 
 Records: a snapshot publishes BOOK_CLEAR (FLAG_SNAPSHOT), then every level as BOOK_BID / BOOK_ASK
-(FLAG_SNAPSHOT), FLAG_LAST_IN_MSG on the last; after a resync RESYNC_DONE (id = snapshot seqId)
-follows. An update publishes its level changes (qty 0 = remove), id = seqId, FLAG_LAST_IN_MSG on
+(FLAG_SNAPSHOT), FLAG_LAST_IN_MSG on the last, then RESYNC_DONE (id = snapshot seqId): a consumer's
+book is valid from there (pipeline.collector.book.BookRebuilder). An update publishes its level changes (qty 0 = remove), id = seqId, FLAG_LAST_IN_MSG on
 the last. GAP (FLAG_SYNTHETIC, id = seqIds skipped when known) and RESYNC_START mark a break.
 """
 from __future__ import annotations
@@ -152,8 +153,15 @@ class OkxBookSync:
         if m.snapshot:
             return self._snapshot(m)
         if not self.live:
-            if m.seq_id is not None and m.prev_seq_id is not None and m.seq_id < m.prev_seq_id:
-                self.buffer.clear()      # a new sequence epoch: what came before cannot bridge
+            if m.seq_id is not None and m.prev_seq_id is not None and self.buffer:
+                last = self.buffer[-1]
+                if (m.seq_id, m.prev_seq_id) == (last.seq_id, last.prev_seq_id):
+                    self.stats.duplicates += 1
+                    return _empty()
+                if m.seq_id < m.prev_seq_id or m.prev_seq_id != last.seq_id:
+                    # a new sequence epoch, or a hole in the buffered chain: no snapshot can
+                    # bridge to what came before, so it is dropped
+                    self.buffer.clear()
             if len(self.buffer) == self.buffer.maxlen:
                 self.stats.buffered_dropped += 1
             self.buffer.append(m)
@@ -204,14 +212,17 @@ class OkxBookSync:
         if self.book.crossed():
             self.stats.crossed += 1
             return self._fail("crossed snapshot", m)
-        parts = [self._snapshot_records(m)]
-        if self.resyncing:
-            parts.append(_control(self, (Kind.RESYNC_DONE,), m.exch_ts, m.local_ts,
-                                  m.seq_id if m.seq_id is not None else 0))
-            self.resyncing = False
+        # RESYNC_DONE after every snapshot: BOOK_CLEAR invalidates a consumer's book
+        # (pipeline.collector.book.BookRebuilder) until it sees RESYNC_DONE
+        parts = [self._snapshot_records(m),
+                 _control(self, (Kind.RESYNC_DONE,), m.exch_ts, m.local_ts,
+                          m.seq_id if m.seq_id is not None else 0)]
+        self.resyncing = False
         self.live = True
         self.need_snapshot = False
         self.last_seq = m.seq_id
+        if m.seq_id is not None:
+            self._recent_seq[m.seq_id] = None
         self._bridge = m.rest
         self._bridge_stale = 0
         self._bridge_ts = m.exch_ts if m.rest and m.seq_id is None else 0

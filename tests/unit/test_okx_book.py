@@ -39,8 +39,10 @@ SNAP_A = [("100.6", "3"), ("100.7", "4")]
 def live(seq=10):
     s = OkxBookSync(14)
     r = s.on_message(msg("snapshot", SNAP_B, SNAP_A, seq, -1))
-    assert kinds(r) == [Kind.BOOK_CLEAR] + [Kind.BOOK_BID] * 2 + [Kind.BOOK_ASK] * 2
-    assert (r["flags"] & FLAG_SNAPSHOT).all() and r[-1]["flags"] & FLAG_LAST_IN_MSG
+    assert kinds(r) == [Kind.BOOK_CLEAR] + [Kind.BOOK_BID] * 2 + [Kind.BOOK_ASK] * 2 + \
+        [Kind.RESYNC_DONE]
+    assert (r["flags"][:-1] & FLAG_SNAPSHOT).all() and r[-2]["flags"] & FLAG_LAST_IN_MSG
+    assert r[-1]["id"] == seq and r[-1]["flags"] == FLAG_SYNTHETIC
     assert s.live and s.last_seq == seq
     return s
 
@@ -144,7 +146,7 @@ def test_update_before_any_snapshot_asks_for_one():
     assert len(s.on_message(msg("update", [("1", "1")], [], 5, 4))) == 0
     assert s.need_snapshot and not s.live
     r = s.on_snapshot(rest(SNAP_B, SNAP_A, seq=4))
-    assert s.live and s.last_seq == 5 and Kind.RESYNC_DONE not in kinds(r)
+    assert s.live and s.last_seq == 5 and kinds(r)[-2:] == [Kind.RESYNC_DONE, Kind.BOOK_BID]
 
 
 def test_rest_snapshot_without_seqid_bridges_by_ts():
@@ -175,3 +177,12 @@ def test_second_connection_snapshot_and_duplicates_are_ignored():
     assert s.stats.snapshots_unused == 1 and s.stats.duplicates == 1 and s.live
     assert len(s.on_message(msg("update", [("100.43", "1")], [], 14, 13))) == 1
     assert s.stats.resyncs == 0 and 100.45 in s.book.bids
+
+
+def test_second_connection_snapshot_at_the_first_snapshot_seq_is_ignored():
+    s = live(10)
+    s.on_message(msg("update", [("100.45", "1")], [], 12, 10))
+    assert len(s.on_message(msg("snapshot", SNAP_B, SNAP_A, 10, -1))) == 0
+    assert len(s.on_message(msg("update", [("100.45", "1")], [], 12, 10))) == 0
+    assert len(s.on_message(msg("update", [("100.44", "1")], [], 13, 12))) == 1
+    assert s.stats.resyncs == 0 and s.stats.snapshots_unused == 1
