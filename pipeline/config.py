@@ -67,6 +67,350 @@ class BusDemoConfig:
     reader_waits: list[WaitName] = field(default_factory=lambda: ["yielding", "blocking"])
 
 
+# --- collector (issue 4) -------------------------------------------------------------------
+@dataclass(frozen=True)
+class CollectorConfig:
+    """The market-data collector: one venue feed, its connections, book sync and recording."""
+
+    venue: Literal["binance"] = "binance"           # the venue adapter (pipeline/venues/)
+    venue_id: Literal["BINANCE", "SIM"] = "BINANCE"  # registry venue of the instruments
+    ws_url: str = "wss://stream.binance.com:9443"    # WebSocket base (the simulator: ws://127.0.0.1:N)
+    rest_url: str = "https://api.binance.com"        # REST base for depth snapshots
+    symbols: list[str] = field(default_factory=lambda: ["BTCUSDT", "ETHUSDT"])
+    channels: list[str] = field(default_factory=lambda: ["trade", "bookTicker", "depth@100ms"])
+    backend: Literal["cython", "python"] = "cython"  # frame decoder kernel or its Python twin
+    max_message: int = 1 << 20        # bytes; a bigger frame is dropped and counted (oversized)
+    read_size: int = 1 << 16          # bytes per recv_into
+    stale_after_s: float = 10.0       # no data for this long → STALE record + reconnect
+    connect_timeout_s: float = 5.0
+    backoff_initial_s: float = 0.1    # reconnect back-off: initial * 2^n, capped, with jitter
+    backoff_max_s: float = 10.0
+    backoff_jitter: float = 0.5       # delay scaled by a random factor in [1 - jitter, 1]
+    lifetime_s: float = 0.0           # 0 = the venue's limit (Binance 24 h)
+    lifetime_margin_s: float = 600.0  # replace a connection this long before its lifetime ends
+    overlap_s: float = 1.0            # make-before-break: both connections open this long
+    drain_timeout_s: float = 2.0      # wait this long for the old connection's close frame
+    url_streams_max: int = 200        # streams in the connect URL; the rest via paced SUBSCRIBE
+    snapshot_limit: int = 1000        # REST depth levels
+    snapshot_timeout_s: float = 5.0
+    heartbeat_s: float = 1.0          # ring writer heartbeat period
+    record_dir: str = ""              # raw + record recording directory ("" = off)
+    record_rotate_mb: float = 256.0   # start a new raw file after this many MB ...
+    record_rotate_s: float = 3600.0   # ... or this many seconds
+    record_segment_records: int = 1 << 20  # records per .npy segment
+
+    def __post_init__(self) -> None:
+        if not self.symbols:
+            raise ValueError("symbols must not be empty")
+        if self.stale_after_s <= 0 or self.backoff_initial_s <= 0:
+            raise ValueError("stale_after_s and backoff_initial_s must be > 0")
+        if self.backoff_max_s < self.backoff_initial_s:
+            raise ValueError("backoff_max_s must be >= backoff_initial_s")
+        if not 0 <= self.backoff_jitter < 1:
+            raise ValueError("backoff_jitter must be in [0, 1)")
+        if self.max_message < 1024:
+            raise ValueError("max_message must be >= 1024")
+RoleKind = Literal["sim", "collector", "strategy", "gateway", "recorder", "command"]
+
+
+@dataclass(frozen=True)
+class RoleSpec:
+    """One process the launcher starts: [roles.<name>]."""
+
+    kind: RoleKind                 # which role; "command" runs `command` (tools, tests)
+    cores: list[int] = field(default_factory=list)   # CPUs to pin to; [] = not pinned
+    wait: WaitName = "blocking"    # ring wait strategy for roles that read the ring
+    nice: int = 0                  # added niceness (negative needs CAP_SYS_NICE)
+    fifo_priority: int = 0         # SCHED_FIFO priority 1..99; 0 = normal scheduling
+    restart: Literal["never", "on-failure"] = "never"   # on-failure only where safe
+    max_restarts: int = 3
+    heartbeat_timeout: float = 5.0  # seconds without a heartbeat = stuck
+    ready: Literal["auto", "heartbeat", "started"] = "auto"  # auto: heartbeat, except commands
+    ready_timeout: float = 20.0     # seconds to wait for its first heartbeat before the next role
+    stop_timeout: float = 5.0       # SIGTERM → SIGKILL after this many seconds
+    command: list[str] = field(default_factory=list)  # kind = "command": argv to exec
+    args: list[str] = field(default_factory=list)     # extra CLI args for the role's main
+
+    def __post_init__(self) -> None:
+        if self.kind == "command" and not self.command:
+            raise ValueError("a role of kind 'command' needs a command")
+        if not 0 <= self.fifo_priority <= 99:
+            raise ValueError(f"fifo_priority must be 0..99, got {self.fifo_priority}")
+        if any(c < 0 for c in self.cores):
+            raise ValueError(f"cores must be CPU numbers >= 0, got {self.cores}")
+
+
+@dataclass(frozen=True)
+class LauncherConfig:
+    """The launcher: [launcher]."""
+
+    run_id: str = "pipeline"        # prefix of this run's shm segments
+    start_order: list[str] = field(default_factory=list)  # [] = sim, gateway, strategy, recorder, collector
+    stop_order: list[str] = field(default_factory=list)   # [] = collector, strategy, gateway, recorder, sim
+    status_interval: float = 1.0    # seconds between status lines (0 = none)
+    shutdown_timeout: float = 20.0  # whole ordered shutdown budget, seconds
+    halt_on_role_death: bool = True  # a dead or stuck role → gateway HALTED → orderly shutdown
+    prometheus_port: int = -1       # -1 = off, 0 = any free port, on 127.0.0.1 only
+    duration: float = 0.0           # seconds to run (0 = until SIGINT/SIGTERM)
+    run_dir: str = "run"            # role logs, summaries and latency histograms go here
+
+
+# ----------------------------------------------------------------------------- simulator
+# The embedded Binance-compatible exchange (pipeline/sim/). One contiguous block: SimAccountConfig,
+# SimFaultConfig, SimConfig; `PipelineConfig.sim` holds it.
+
+# Binance's documented HMAC test key pair (rest-api.md "SIGNED Endpoint Examples"): a public test
+# vector, accepted by the simulator only. Real keys never go in a config file.
+SIM_TEST_API_KEY = "vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A"
+SIM_TEST_SECRET = "NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j"
+
+
+@dataclass(frozen=True)
+class SimAccountConfig:
+    """One simulated account: an API key, its HMAC secret and starting balances (decimal strings)."""
+
+    api_key: str = SIM_TEST_API_KEY
+    secret: str = SIM_TEST_SECRET
+    balances: dict[str, str] = field(
+        default_factory=lambda: {"USDT": "100000", "BTC": "1", "ETH": "10", "SOL": "100"})
+
+    def __post_init__(self) -> None:
+        if not self.api_key or not self.secret:
+            raise ValueError("api_key and secret must be non-empty")
+
+    def __repr__(self) -> str:  # never print a secret, even a test one
+        return f"SimAccountConfig(api_key={self.api_key[:6]}..., secret=<redacted>, balances={self.balances})"
+
+
+@dataclass(frozen=True)
+class SimFaultConfig:
+    """A fault injected `at_s` seconds after the simulator starts (same names as POST /_sim/fault)."""
+
+    fault: str = ""
+    at_s: float = 0.0
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    """The exchange simulator. Binds loopback only unless allow_remote is set."""
+
+    host: str = "127.0.0.1"            # interface to bind; non-loopback needs allow_remote = true
+    port: int = 0                      # 0 = an ephemeral port (reported in the ready file)
+    allow_remote: bool = False
+    seed: int = 1                      # synthetic tape and ids are reproducible for one seed
+    tape: Literal["synthetic", "replay"] = "synthetic"
+    symbols: list[str] = field(default_factory=lambda: ["BTCUSDT", "ETHUSDT", "SOLUSDT"])
+    rate: float = 1000.0               # synthetic market-data messages/s over all streams (1..200000)
+    bursts: bool = True                # synthetic arrival bursts (the mean rate stays `rate`)
+    paused: bool = False               # start with the tape paused (tests resume it or cue trades)
+    depth_levels: int = 50             # synthetic book levels per side
+    replay_files: list[str] = field(default_factory=list)  # `<local_ts_ns> <raw json>` lines, .gz ok
+    replay_speed: float = 1.0          # 1 = original pace, 10 = ten times faster, 0 = unthrottled
+    replay_loop: bool = False          # start over at the end of the recording
+    replay_rebase_time: bool = True    # shift E/T so the recording looks live
+    ping_interval_s: float = 20.0      # server ping period on every WebSocket
+    pong_timeout_s: float = 60.0       # close a client that has not answered a ping in this time
+    max_lifetime_s: float = 86400.0    # close any WebSocket after this long (Binance: 24 h)
+    ws_incoming_per_s: int = 5         # incoming messages/s per market-data connection (Binance: 5)
+    max_streams: int = 1024            # streams per market-data connection
+    ws_send_queue: int = 100_000       # frames queued per slow consumer before it is dropped
+    weight_limit_1m: int = 6000        # REQUEST_WEIGHT per minute per IP
+    order_limit_10s: int = 50          # ORDERS per 10 s per account
+    order_limit_1d: int = 160_000      # ORDERS per day per account
+    ban_s: float = 120.0               # 418 ban length for a client that keeps going after a 429
+    commission_rate: float = 0.0       # taker and maker, charged in the asset received
+    accounts: list[SimAccountConfig] = field(default_factory=lambda: [SimAccountConfig()])
+    faults: list[SimFaultConfig] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"port must be 0..65535, got {self.port}")
+        if self.host not in ("127.0.0.1", "localhost", "::1") and not self.allow_remote:
+            raise ValueError(f"host {self.host!r} is not loopback; set allow_remote = true to bind it")
+        if not 1 <= self.rate <= 200_000:
+            raise ValueError(f"rate must be 1..200000 messages/s, got {self.rate}")
+        if self.replay_speed < 0:
+            raise ValueError(f"replay_speed must be >= 0, got {self.replay_speed}")
+        if self.tape == "replay" and not self.replay_files:
+            raise ValueError("tape = 'replay' needs replay_files")
+        if not self.symbols:
+            raise ValueError("symbols must not be empty")
+        for name in ("ping_interval_s", "pong_timeout_s", "max_lifetime_s"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be > 0")
+        if self.ws_incoming_per_s < 1 or self.max_streams < 1 or self.depth_levels < 5:
+            raise ValueError("ws_incoming_per_s and max_streams must be >= 1, depth_levels >= 5")
+        if not 0 <= self.commission_rate < 0.1:
+            raise ValueError(f"commission_rate must be in [0, 0.1), got {self.commission_rate}")
+        keys = [a.api_key for a in self.accounts]
+        if len(set(keys)) != len(keys):
+            raise ValueError("two accounts share an api_key")
+
+
+# --- gateway risk (issue 7): one contiguous block --------------------------------------------
+TradingStateName = Literal["ACTIVE", "REDUCING", "HALTED"]
+_VENUE_NAMES = ("SIM", "BINANCE", "OKX")
+
+
+@dataclass(frozen=True)
+class RiskSymbolLimits:
+    """Our own limits for one instrument, [risk.symbols."BINANCE:BTCUSDT"]. Quantities are in the
+    base asset and read as decimals (0.1 stays exactly 0.1). The venue's filters (tick, step,
+    min/max quantity, min notional) come from its exchangeInfo at start, not from here."""
+
+    max_order_qty: float                    # largest single order (base asset), > 0
+    max_position_qty: float                 # |position| at worst case with open orders, >= 0
+    max_order_notional: float | None = None  # quote currency; None = [risk].max_order_notional
+
+    def __post_init__(self) -> None:
+        if not 0 < self.max_order_qty < float("inf"):
+            raise ValueError(f"max_order_qty must be > 0, got {self.max_order_qty}")
+        if not 0 <= self.max_position_qty < float("inf"):
+            raise ValueError(f"max_position_qty must be >= 0, got {self.max_position_qty}")
+        if self.max_order_notional is not None and not 0 < self.max_order_notional < float("inf"):
+            raise ValueError(f"max_order_notional must be > 0, got {self.max_order_notional}")
+
+
+@dataclass(frozen=True)
+class RiskConfig:
+    """Pre-trade risk of the gateway (ext/risk.pyx; rules in pipeline/gateway/risk_py.py)."""
+
+    max_order_notional: float = 1_000.0    # quote currency per order, unless a symbol overrides it
+    max_gross_notional: float = 10_000.0   # Σ worst-case |position incl. open orders| × reference
+    collar_bps: float = 50.0               # limit price within ref ± ref*bps/10000 (inclusive)
+    ref_stale_ms: int = 2_000              # older reference price → risk-increasing orders rejected
+    throttle_orders: int = 10              # token bucket: this many orders ...
+    throttle_window_ms: int = 1_000        # ... per this window (refilled continuously)
+    runaway_signals: int = 50              # more signals than this ...
+    runaway_window_ms: int = 1_000         # ... within this window → HALTED
+    recv_window_ms: int = 5_000            # Binance recvWindow sent with every order (1..60000)
+    start_state: TradingStateName = "ACTIVE"
+    # per instrument, keyed "VENUE:SYMBOL" (venue's spelling); an instrument without an entry
+    # cannot be traded
+    symbols: dict[str, RiskSymbolLimits] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in ("max_order_notional", "max_gross_notional", "collar_bps"):
+            v = getattr(self, name)
+            if not 0 < v < float("inf"):
+                raise ValueError(f"{name} must be a finite number > 0, got {v}")
+        for name, hi in (("ref_stale_ms", 1_000_000), ("throttle_orders", 1_000_000),
+                         ("throttle_window_ms", 1_000_000), ("runaway_signals", 4096),
+                         ("runaway_window_ms", 1_000_000), ("recv_window_ms", 60_000)):
+            v = getattr(self, name)
+            if not 1 <= v <= hi:
+                raise ValueError(f"{name} must be in 1..{hi}, got {v}")
+        for key in self.symbols:
+            venue, _, sym = key.partition(":")
+            if venue not in _VENUE_NAMES or not sym:
+                raise ValueError(f"symbols key must be 'VENUE:SYMBOL' with VENUE one of "
+                                 f"{', '.join(_VENUE_NAMES)}, got {key!r}")
+
+    def limits_for(self, venue: str, symbol: str) -> RiskSymbolLimits:
+        """The limits of one instrument; KeyError naming the missing [risk.symbols] entry."""
+        key = f"{venue.upper()}:{symbol.upper()}"
+        try:
+            return self.symbols[key]
+        except KeyError:
+            raise KeyError(f"no [risk.symbols.\"{key}\"] limits: {key} cannot be traded") from None
+
+    def order_notional_for(self, venue: str, symbol: str) -> float:
+        lim = self.limits_for(venue, symbol)
+        return self.max_order_notional if lim.max_order_notional is None else lim.max_order_notional
+# --- end gateway risk ---------------------------------------------------------------------------
+
+
+# ----------------------------------------------------------------------------- strategy / backtest
+# (issue 6: pipeline/strategy, pipeline/backtest). Kept in one block.
+
+StrategyKind = Literal["sma"]
+
+
+@dataclass(frozen=True)
+class StrategyInstanceConfig:
+    """One strategy run by the strategy process ([[strategy.instances]])."""
+
+    kind: StrategyKind = "sma"      # which Strategy class (pipeline.strategy.STRATEGIES)
+    id: int = 1                     # strategy_id carried in every signal (uint32)
+    venue: str = "SIM"              # Venue name (registry)
+    symbol: str = "BTCUSDT"         # the venue's own symbol spelling (registry)
+    qty: float = 0.001              # order quantity per unit of position (base asset)
+    allow_short: bool = False       # False: long/flat; True: long/short (reversals trade 2x qty)
+    ttl_ms: int = 1000              # signal time-to-live; the gateway rejects it afterwards
+    params: dict[str, Any] = field(default_factory=lambda: {"fast": 20, "slow": 100})
+    # params are the strategy's own typed parameters, checked strictly by its Params dataclass
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.id < 2**32:
+            raise ValueError(f"id must fit in uint32, got {self.id}")
+        if not self.qty > 0:
+            raise ValueError(f"qty must be > 0, got {self.qty}")
+        if self.ttl_ms <= 0:
+            raise ValueError(f"ttl_ms must be > 0, got {self.ttl_ms}")
+
+
+@dataclass(frozen=True)
+class StrategyConfig:
+    """The strategy process ([strategy])."""
+
+    channel: str = "pipeline-signals"  # signal channel: ipc://@<channel> (+ .ctl for READY)
+    wait: WaitName | None = None       # ring wait strategy; None = use [reader].wait
+    sndhwm: int = 1000                 # PUSH high-water mark (signals queued towards the gateway)
+    linger_ms: int = 200               # PUSH LINGER: bounds shutdown with the gateway absent
+    hello_every_s: float = 0.5         # READY handshake: HELLO resent this often until answered
+    stats_every_s: float = 10.0        # log counters this often (0 = never)
+    exit_when_writer_closes: bool = False  # replays/tests: stop once the ring's writer closed
+    instances: list[StrategyInstanceConfig] = field(
+        default_factory=lambda: [StrategyInstanceConfig()])
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.linger_ms <= 2000:
+            raise ValueError(f"linger_ms must be within 0..2000, got {self.linger_ms}")
+        if self.sndhwm < 1:
+            raise ValueError(f"sndhwm must be >= 1, got {self.sndhwm}")
+        ids = [i.id for i in self.instances]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"strategy instance ids must be unique, got {ids}")
+
+
+@dataclass(frozen=True)
+class BacktestConfig:
+    """The execution model of the backtester ([backtest])."""
+
+    fee_maker_bps: float = 2.0         # fee on maker fills, bps of notional
+    fee_taker_bps: float = 10.0        # fee on taker fills, bps of notional
+    liquidity: Literal["taker", "maker"] = "taker"   # which fee the strategy's orders pay
+    slippage_bps: float = 1.0          # adverse price move per fill, bps
+    half_spread_bps: float = 0.0       # added to slippage: fills cross half a (constant) spread
+    latency_ms: float = 0.0            # a signal fills on the first tick >= its tick's ts + latency
+    mode: Literal["long_flat", "long_short"] = "long_flat"
+    sizing: Literal["fraction", "fixed"] = "fraction"
+    fraction: float = 1.0              # sizing=fraction: position notional / equity at entry
+    fixed_qty: float = 1.0             # sizing=fixed: position size in base units
+    initial_capital: float = 10_000.0  # quote currency
+    period_s: float = 60.0             # returns for Sharpe/Sortino are taken on this grid
+    price_increment: float = 1e-8      # prices are exact multiples of this (SMA sums are exact)
+
+    def __post_init__(self) -> None:
+        for k in ("fee_maker_bps", "fee_taker_bps", "slippage_bps", "half_spread_bps",
+                  "latency_ms"):
+            if getattr(self, k) < 0:
+                raise ValueError(f"{k} must be >= 0, got {getattr(self, k)}")
+        if not self.fraction > 0:
+            raise ValueError(f"fraction must be > 0, got {self.fraction}")
+        if not self.fixed_qty > 0:
+            raise ValueError(f"fixed_qty must be > 0, got {self.fixed_qty}")
+        if not self.initial_capital > 0:
+            raise ValueError(f"initial_capital must be > 0, got {self.initial_capital}")
+        if not self.period_s > 0:
+            raise ValueError(f"period_s must be > 0, got {self.period_s}")
+        if not self.price_increment > 0:
+            raise ValueError(f"price_increment must be > 0, got {self.price_increment}")
+
+# ----------------------------------------------------------------------------- end (issue 6)
+
+
 @dataclass(frozen=True)
 class PipelineConfig:
     """The whole file. Sections are optional; each has documented defaults."""
@@ -74,6 +418,13 @@ class PipelineConfig:
     ring: RingConfig = field(default_factory=RingConfig)
     reader: ReaderConfig = field(default_factory=ReaderConfig)
     bus_demo: BusDemoConfig = field(default_factory=BusDemoConfig)
+    collector: CollectorConfig = field(default_factory=CollectorConfig)
+    launcher: LauncherConfig = field(default_factory=LauncherConfig)
+    roles: dict[str, RoleSpec] = field(default_factory=dict)
+    sim: SimConfig = field(default_factory=SimConfig)
+    risk: RiskConfig = field(default_factory=RiskConfig)
+    strategy: StrategyConfig = field(default_factory=StrategyConfig)     # issue 6
+    backtest: BacktestConfig = field(default_factory=BacktestConfig)     # issue 6
 
 
 # ----------------------------------------------------------------------------- loading

@@ -180,3 +180,62 @@ RING_HEADER_DTYPE = np.dtype(
     align=True,
 )
 assert RING_HEADER_DTYPE.itemsize == 256, RING_HEADER_DTYPE.itemsize
+
+
+# ----------------------------------------------------------------------------- role status
+# The launcher's status block in shared memory: a header, then one 128-byte slot per role. Each
+# role writes only its own slot (heartbeat, counters, hop latency); the launcher reads them for
+# supervision, the status line, the summary and the Prometheus endpoint.
+class RoleState(IntEnum):
+    EMPTY = 0
+    STARTING = 1
+    RUNNING = 2
+    STOPPING = 3
+    STOPPED = 4
+    FAILED = 5
+
+
+class TradingState(IntEnum):
+    """The gateway's trading state (mirrored in ext/risk.pxd by the risk kernel)."""
+    ACTIVE = 0
+    REDUCING = 1
+    HALTED = 2
+
+
+STATUS_MAGIC = int.from_bytes(b"PLSTAT01", "little")
+STATUS_HEADER_DTYPE = np.dtype(
+    [
+        ("magic", "<u8"),          # 0
+        ("nslots", "<i8"),         # 8
+        ("owner_pid", "<i8"),      # 16
+        ("epoch_ns", "<i8"),       # 24  CLOCK_REALTIME at creation
+        ("halt", "<i8"),           # 32  launcher → gateway: go HALTED now (1)
+        ("shutdown", "<i8"),       # 40  launcher → all: orderly shutdown in progress (1)
+        ("_pad", "<i8", (2,)),     # 48
+    ],
+    align=True,
+)
+assert STATUS_HEADER_DTYPE.itemsize == 64
+
+ROLE_STATUS_DTYPE = np.dtype(
+    [
+        ("pid", "<i8"),             # 0
+        ("state", "<i8"),           # 8   RoleState
+        ("heartbeat_mono", "<i8"),  # 16  CLOCK_MONOTONIC of the role's last heartbeat
+        ("started_mono", "<i8"),    # 24
+        ("ticks", "<i8"),           # 32  records published (collector) or read (strategy)
+        ("signals", "<i8"),         # 40  signals sent (strategy) or received (gateway)
+        ("orders", "<i8"),          # 48  orders sent
+        ("fills", "<i8"),           # 56  fills received
+        ("rejects", "<i8"),         # 64  risk or venue rejects
+        ("errors", "<i8"),          # 72  malformed input, failed requests, ...
+        ("dropped", "<i8"),         # 80  signals dropped at a full socket, records lost, ...
+        ("pnl", "<f8"),             # 88  realized + unrealized, quote currency (gateway)
+        ("hop_p50_ns", "<i8"),      # 96  the role's main hop latency (see docs/telemetry)
+        ("hop_p99_ns", "<i8"),      # 104
+        ("trading_state", "<i8"),   # 112 TradingState (gateway)
+        ("open_orders", "<i8"),     # 120 (gateway)
+    ],
+    align=True,
+)
+assert ROLE_STATUS_DTYPE.itemsize == 128

@@ -3,21 +3,30 @@ with the prefix below, and the session fails if one is left in /dev/shm afterwar
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 from pathlib import Path
 
 import pytest
 
-SHM_PREFIX = "pltest-"
+# Shared fixture modules (e.g. sim_fixtures) import as top-level names from tests/.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+# Segments of this test session (other sessions, e.g. in other checkouts, use other prefixes).
+SHM_PREFIX = f"pltest-{os.getpid()}-"
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
 VECTORS = SHARED / "vectors"
 
 
+def unique_shm_name() -> str:
+    return f"{SHM_PREFIX}{uuid.uuid4().hex[:10]}"
+
+
 @pytest.fixture
 def shm_name():
     """A unique segment name; the segment is unlinked after the test whatever happened."""
-    name = f"{SHM_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:10]}"
+    name = unique_shm_name()
     yield name
     from pipeline.bus import ring
     ring.unlink(name)
@@ -31,7 +40,9 @@ def vectors() -> Path:
 
 
 def pytest_sessionfinish(session, exitstatus):
-    left = [n for n in os.listdir("/dev/shm") if n.startswith(SHM_PREFIX)]
+    # Only this session's segments (names carry our pid): other worktrees run tests in parallel.
+    mine = f"{SHM_PREFIX}{os.getpid()}-"
+    left = [n for n in os.listdir("/dev/shm") if n.startswith(mine)]
     if left:
         for n in left:
             try:

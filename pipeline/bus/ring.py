@@ -12,32 +12,30 @@ receives a GAP record (id = records lost, exactly), its `lost` counter grows by 
 it resumes at the oldest record still valid. The kernels live in ext/ring.pyx; `backend="python"`
 selects the pure-Python twin (pipeline/bus/ring_py.py) with identical behaviour.
 
-Segment lifecycle: the owner creates and finally unlinks (context manager or close()). Attaching
-never registers the segment with the attaching process's resource tracker (gh-82300), so a reader
-that exits cannot unlink the writer's segment. Pages are reserved at creation (posix_fallocate), so
+Segment lifecycle: the owner creates and finally unlinks (context manager or close()). Segments
+are POSIX shared memory (/dev/shm/<name>, what multiprocessing.shared_memory opens) mapped without
+any resource tracker (gh-82300; see pipeline/bus/shm.py), so a reader that exits cannot unlink the
+writer's segment. Pages are reserved at creation (posix_fallocate), so
 a /dev/shm without room fails then with RingSpaceError instead of SIGBUS mid-session. A segment
 left by a dead owner is detected and replaced by the next create.
 """
 from __future__ import annotations
 
-import errno
 import logging
 import os
-import sys
 import time
-from multiprocessing import resource_tracker, shared_memory
 from typing import Literal
 
 import numpy as np
-import psutil
 
 from pipeline import _native
+from pipeline.bus import shm
+from pipeline.bus.shm import SHM_DIR
 from pipeline.records import (RING_HEADER_DTYPE, RING_MAGIC, RING_VERSION, SEQ_WRITING,
                               TICK_DTYPE)
 
 log = logging.getLogger(__name__)
 
-SHM_DIR = "/dev/shm"
 HEADER_SIZE = RING_HEADER_DTYPE.itemsize
 Backend = Literal["cython", "python"]
 WaitName = Literal["busy_spin", "yielding", "sleeping", "blocking"]
@@ -62,7 +60,7 @@ class RingExistsError(RingError):
     """A live owner already holds a segment of that name."""
 
 
-class RingSpaceError(RingError):
+class RingSpaceError(RingError, shm.SegmentSpaceError):
     """/dev/shm has no room for the segment."""
 
 
@@ -84,90 +82,45 @@ def segment_size(capacity: int) -> int:
 
 
 def segment_path(name: str) -> str:
-    return os.path.join(SHM_DIR, name)
-
-
-def _open_shm(name: str, create: bool, size: int = 0) -> shared_memory.SharedMemory:
-    """Open or create a segment that no resource tracker will unlink behind our back."""
-    if sys.version_info >= (3, 13):
-        return shared_memory.SharedMemory(name, create=create, size=size, track=False)
-    shm = shared_memory.SharedMemory(name, create=create, size=size)
-    # gh-82300: before 3.13 every SharedMemory registers with the process's resource tracker,
-    # which unlinks it when that process exits, even for a mere attach. Ownership is explicit here.
-    resource_tracker.unregister(shm._name, "shared_memory")  # noqa: SLF001
-    return shm
-
-
-def _unlink_shm(shm: shared_memory.SharedMemory) -> None:
-    """Unlink a segment opened by _open_shm. Before 3.13, SharedMemory.unlink() also unregisters
-    the name from the resource tracker, which complains about a name it does not hold: register it
-    again first so the pair balances."""
-    if sys.version_info < (3, 13):
-        resource_tracker.register(shm._name, "shared_memory")  # noqa: SLF001
-    shm.unlink()
-
-
-def _pid_alive(pid: int, since_ns: int) -> bool:
-    """Is `pid` a live process that existed at `since_ns` (CLOCK_REALTIME)? A pid reused by a
-    process started later does not count."""
-    if pid <= 0:
-        return False
-    try:
-        p = psutil.Process(pid)
-        if p.status() == psutil.STATUS_ZOMBIE:
-            return False
-        return p.create_time() <= since_ns / 1e9 + 1.0
-    except psutil.Error:
-        return False
+    return shm.segment_path(name)
 
 
 def inspect(name: str) -> dict | None:
     """The header of segment `name` as a dict (None if there is no such segment)."""
     try:
-        shm = _open_shm(name, create=False)
+        seg = shm.open_segment(name, create=False)
     except FileNotFoundError:
         return None
     try:
-        if shm.size < HEADER_SIZE:
-            return {"valid": False, "size": shm.size}
-        h = np.frombuffer(shm.buf, dtype=RING_HEADER_DTYPE, count=1)[0]
+        if seg.size < HEADER_SIZE:
+            return {"valid": False, "size": seg.size}
+        h = np.frombuffer(seg.buf, dtype=RING_HEADER_DTYPE, count=1)[0]
         info = {k: int(h[k]) for k in ("magic", "version", "record_size", "capacity", "owner_pid",
                                        "writer_pid", "epoch_ns", "cursor", "writer_closed")}
         info["valid"] = info["magic"] == RING_MAGIC
-        info["size"] = shm.size
-        info["owner_alive"] = _pid_alive(info["owner_pid"], info["epoch_ns"])
+        info["size"] = seg.size
+        info["owner_alive"] = shm.pid_alive(info["owner_pid"], info["epoch_ns"])
         del h
         return info
     finally:
-        shm.close()
+        seg.close()
 
 
-def unlink(name: str) -> bool:
-    """Remove segment `name` if it exists. Returns whether it existed."""
-    try:
-        shm = _open_shm(name, create=False)
-    except FileNotFoundError:
-        return False
-    shm.close()
-    try:
-        _unlink_shm(shm)
-    except FileNotFoundError:
-        return False
-    return True
+unlink = shm.unlink
 
 
 class TickRing:
     """A mapped tick ring: the owner's handle (create) or an attachment (attach)."""
 
-    def __init__(self, shm: shared_memory.SharedMemory, owner: bool, backend: Backend):
-        self._shm = shm
+    def __init__(self, seg: shm.Segment, owner: bool, backend: Backend):
+        self._shm = seg
         self.owner = owner
         self.backend = backend
         self._mod = _backend(backend)
-        self.core = self._mod.RingCore(shm.buf)
-        self.name = shm.name
+        self.core = self._mod.RingCore(seg.buf)
+        self.name = seg.name
         self.capacity = int(self.core.capacity)
-        self._header = np.frombuffer(shm.buf, dtype=RING_HEADER_DTYPE, count=1)
+        self._header = np.frombuffer(seg.buf, dtype=RING_HEADER_DTYPE, count=1)
         self._closed = False
         self._writer: RingWriter | None = None
 
@@ -180,14 +133,12 @@ class TickRing:
             raise ValueError(f"ring capacity must be a power of two >= 2, got {capacity}")
         _backend(backend)                       # fail early (and clearly) if not built
         size = segment_size(capacity)
-        st = os.statvfs(SHM_DIR)
-        free = st.f_bavail * st.f_frsize
-        if size > free:
-            raise RingSpaceError(
-                f"ring {name!r} needs {size:,} bytes but {SHM_DIR} has {free:,} free; "
-                f"lower the capacity or enlarge {SHM_DIR} (mount -o remount,size=...)")
         try:
-            shm = _open_shm(name, create=True, size=size)
+            shm.check_free_space(name, size)
+        except shm.SegmentSpaceError as exc:
+            raise RingSpaceError(f"ring {exc}") from None
+        try:
+            seg = shm.open_segment(name, create=True, size=size)
         except FileExistsError:
             info = inspect(name)
             if info is not None and info.get("valid") and info["owner_alive"]:
@@ -196,19 +147,13 @@ class TickRing:
             if not replace_stale:
                 raise RingExistsError(f"a stale segment {name!r} exists (owner gone)") from None
             log.warning("replacing stale segment %r left by dead owner (header: %s)", name, info)
-            unlink(name)
-            shm = _open_shm(name, create=True, size=size)
+            shm.unlink(name)
+            seg = shm.open_segment(name, create=True, size=size)
         try:
-            os.posix_fallocate(shm._fd, 0, size)  # noqa: SLF001 — reserve every page now
-        except OSError as exc:
-            shm.close()
-            _unlink_shm(shm)
-            if exc.errno in (errno.ENOSPC, errno.ENOMEM, errno.EFBIG):
-                raise RingSpaceError(
-                    f"ring {name!r}: cannot reserve {size:,} bytes in {SHM_DIR}: "
-                    f"{os.strerror(exc.errno)}") from None
-            raise RingError(f"ring {name!r}: posix_fallocate failed: {exc}") from None
-        h = np.frombuffer(shm.buf, dtype=RING_HEADER_DTYPE, count=1)
+            shm.reserve(seg, size)                  # every page now, not SIGBUS later
+        except shm.SegmentSpaceError as exc:
+            raise RingSpaceError(f"ring {exc}") from None
+        h = np.frombuffer(seg.buf, dtype=RING_HEADER_DTYPE, count=1)
         h["version"] = RING_VERSION
         h["record_size"] = TICK_DTYPE.itemsize
         h["capacity"] = capacity
@@ -216,11 +161,11 @@ class TickRing:
         h["epoch_ns"] = time.time_ns()
         h["created_mono"] = time.perf_counter_ns()
         h["cursor"] = 0
-        recs = np.frombuffer(shm.buf, dtype=TICK_DTYPE, count=capacity, offset=HEADER_SIZE)
+        recs = np.frombuffer(seg.buf, dtype=TICK_DTYPE, count=capacity, offset=HEADER_SIZE)
         recs["seq"] = SEQ_WRITING                # touches every page; no slot matches a sequence
         h["magic"] = RING_MAGIC                  # last: a segment with magic is fully initialised
         del h, recs
-        return cls(shm, owner=True, backend=backend)
+        return cls(seg, owner=True, backend=backend)
 
     @classmethod
     def attach(cls, name: str, *, backend: Backend = "cython", timeout: float = 0.0) -> "TickRing":
@@ -228,30 +173,30 @@ class TickRing:
         deadline = time.monotonic() + timeout
         while True:
             try:
-                shm = _open_shm(name, create=False)
-                if shm.size >= HEADER_SIZE and int(
-                        np.frombuffer(shm.buf, dtype="<u8", count=1)[0]) == RING_MAGIC:
+                seg = shm.open_segment(name, create=False)
+                if seg.size >= HEADER_SIZE and int(
+                        np.frombuffer(seg.buf, dtype="<u8", count=1)[0]) == RING_MAGIC:
                     break
-                shm.close()
+                seg.close()
                 err: RingError = RingFormatError(f"segment {name!r} is not an initialised ring")
             except FileNotFoundError:
                 err = RingError(f"no ring named {name!r} in {SHM_DIR}")
             if time.monotonic() >= deadline:
                 raise err
             time.sleep(0.01)
-        h = np.frombuffer(shm.buf, dtype=RING_HEADER_DTYPE, count=1)[0]
+        h = np.frombuffer(seg.buf, dtype=RING_HEADER_DTYPE, count=1)[0]
         problems = []
         if int(h["version"]) != RING_VERSION:
             problems.append(f"version {int(h['version'])} != {RING_VERSION}")
         if int(h["record_size"]) != TICK_DTYPE.itemsize:
             problems.append(f"record size {int(h['record_size'])} != {TICK_DTYPE.itemsize}")
-        if shm.size < segment_size(int(h["capacity"])):
+        if seg.size < segment_size(int(h["capacity"])):
             problems.append("segment smaller than its capacity")
         del h
         if problems:
-            shm.close()
+            seg.close()
             raise RingFormatError(f"ring {name!r}: " + "; ".join(problems))
-        return cls(shm, owner=False, backend=backend)
+        return cls(seg, owner=False, backend=backend)
 
     def close(self) -> None:
         """Unmap; the owner also unlinks the segment. Idempotent."""
@@ -270,7 +215,7 @@ class TickRing:
             log.debug("ring %r: buffer still exported at close", self.name)
         if self.owner:
             try:
-                _unlink_shm(self._shm)
+                shm.unlink_segment(self._shm)
             except FileNotFoundError:
                 pass
 
@@ -314,7 +259,7 @@ class TickRing:
         """Become the ring's one writer. Fails if another live process is the writer."""
         pid = self.writer_pid
         me = os.getpid()
-        if pid not in (0, me) and _pid_alive(pid, self.epoch_ns) and not self.writer_closed:
+        if pid not in (0, me) and shm.pid_alive(pid, self.epoch_ns) and not self.writer_closed:
             raise RingError(f"ring {self.name!r} already has a live writer (pid {pid})")
         self._header["writer_pid"] = me
         self._header["writer_closed"] = 0

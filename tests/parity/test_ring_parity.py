@@ -27,9 +27,9 @@ def _same(a, b):
 @settings(max_examples=60, deadline=None)
 @given(cap_log2=st.integers(1, 5), script=ops)
 def test_same_records_and_counts(cap_log2, script):
-    import uuid
+    from conftest import unique_shm_name
     cap = 1 << cap_log2
-    rings = [TickRing.create(f"pltest-par-{uuid.uuid4().hex[:8]}-{b}", cap, backend=b)
+    rings = [TickRing.create(f"{unique_shm_name()}-{b}", cap, backend=b)
              for b in ("cython", "python")]
     try:
         writers = [r.writer() for r in rings]

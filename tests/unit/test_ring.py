@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from pipeline.bus import ring as ringmod
+from pipeline.bus import shm as shmmod
 from pipeline.bus.ring import (RingError, RingExistsError, RingFormatError, RingSpaceError,
                                TickRing)
 from pipeline.bus.probe import VerifyState, derived_records
@@ -144,8 +145,7 @@ def test_create_refuses_live_owner(shm_name):
 def test_attach_missing_and_garbage(shm_name):
     with pytest.raises(RingError, match="no ring named"):
         TickRing.attach(shm_name)
-    from multiprocessing import shared_memory
-    shm = ringmod._open_shm(shm_name, create=True, size=4096)
+    shm = shmmod.open_segment(shm_name, create=True, size=4096)
     try:
         with pytest.raises(RingFormatError, match="not an initialised ring"):
             TickRing.attach(shm_name)
@@ -154,7 +154,20 @@ def test_attach_missing_and_garbage(shm_name):
             assert ring.capacity == 16
     finally:
         shm.close()
-    assert isinstance(shm, shared_memory.SharedMemory)
+
+
+def test_segment_is_the_object_multiprocessing_shared_memory_opens(shm_name):
+    import sys
+    from multiprocessing import resource_tracker, shared_memory
+    with TickRing.create(shm_name, 16) as ring:
+        ring.writer().publish(int(Kind.TRADE), price=1.0)
+        other = shared_memory.SharedMemory(shm_name)
+        if sys.version_info < (3, 13):   # attaching registers it (gh-82300): undo that
+            resource_tracker.unregister(other._name, "shared_memory")
+        cursor = np.frombuffer(other.buf, dtype="<i8", count=9)[8]
+        assert cursor == 1 and other.size == ringmod.segment_size(16)
+        del cursor
+        other.close()
 
 
 def test_no_room_in_dev_shm_fails_at_creation(shm_name):

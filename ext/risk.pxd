@@ -1,0 +1,118 @@
+# Table of contents of ext/risk.pyx — the gateway's pre-trade risk check.
+# Pure-Python twin: pipeline/gateway/risk_py.py (same class, same methods, same decisions); the
+# order of the checks and every boundary rule are documented there.
+from libc.stdint cimport int8_t, uint8_t, int32_t, uint32_t, int64_t
+from pipeline._ext.records cimport SignalRecord, TickRecord
+
+# ---------------------------------------------------------------- REASONS (pipeline.gateway.reasons.Reason)
+cdef enum:
+    R_ACCEPT = 0
+    R_BAD_MESSAGE = 1
+    R_BAD_VERSION = 2
+    R_BAD_ID = 3
+    R_BAD_TIMESTAMP = 4
+    R_UNKNOWN_SYMBOL = 5
+    R_BAD_SIDE = 6
+    R_BAD_ORDER_TYPE = 7
+    R_BAD_TIF = 8
+    R_BAD_QTY = 9
+    R_BAD_PRICE = 10
+    R_EXPIRED = 11
+    R_DUPLICATE = 12
+    R_HALTED = 13
+    R_REDUCE_ONLY = 14
+    R_PRICE_TICK = 15
+    R_PRICE_RANGE = 16
+    R_QTY_STEP = 17
+    R_QTY_RANGE = 18
+    R_MIN_NOTIONAL = 19
+    R_MAX_NOTIONAL = 20
+    R_MAX_ORDER_QTY = 21
+    R_MAX_ORDER_NOTIONAL = 22
+    R_NO_REFERENCE = 23
+    R_STALE_REFERENCE = 24
+    R_PRICE_COLLAR = 25
+    R_POSITION_LIMIT = 26
+    R_GROSS_EXPOSURE = 27
+    R_THROTTLED = 28
+    R_RUNAWAY = 29
+
+# ---------------------------------------------------------------- STATES (reasons.TradingState)
+cdef enum:
+    ST_ACTIVE = 0
+    ST_REDUCING = 1
+    ST_HALTED = 2
+
+cdef enum:
+    MAX_SYMBOLS = 256           # instrument table (id 0 = none)
+    MAX_STRATEGIES = 16         # duplicate filter slots
+    MAX_RUNAWAY_SIGNALS = 4096
+
+# ---------------------------------------------------------------- STRUCTS
+cdef struct Instrument:
+    bint configured
+    uint8_t venue
+    int32_t price_decimals, qty_decimals
+    double price_scale, qty_scale                 # 10**decimals, exact
+    int64_t tick_units, step_units
+    int64_t min_price_units, max_price_units      # max 0 = none
+    int64_t min_qty_units, max_qty_units
+    int64_t min_notional_units, max_notional_units
+    bint min_notional_market, max_notional_market   # filters also apply to MARKET orders
+    int64_t max_order_qty_units, max_position_units
+    double max_order_notional
+    # live state, moved by check() (accepts) and the gateway (fills, cancels, reconcile, ticks)
+    int64_t pos, open_buy, open_sell              # qty units
+    double ref
+    int64_t ref_mono                              # 0 = invalidated (GAP, RESYNC, STALE)
+    double bid, ask                               # best bid/ask seen by apply_ticks (0 = none)
+
+cdef struct DedupSlot:
+    uint32_t strategy_id
+    int64_t epoch, seq
+
+# What a successful check hands to the encoder: exact integer units (no float re-rounding).
+cdef struct CheckedOrder:
+    const Instrument *inst
+    uint32_t symbol
+    int side, order_type, tif
+    int64_t qty_units, price_units
+    int64_t strategy_id, epoch, seq
+
+# ---------------------------------------------------------------- CHECKS (pure, noexcept nogil)
+cdef int64_t to_units(double x, double scale) noexcept nogil       # -1 absurd/NaN, -2 off precision
+cdef int64_t round_units(double x, double scale) noexcept nogil
+cdef int check_fields(const SignalRecord *s, int64_t now, const Instrument *inst,
+                      CheckedOrder *out) noexcept nogil
+cdef int check_filters(const Instrument *inst, const CheckedOrder *o, double price,
+                       double qty) noexcept nogil
+cdef bint is_reducing(const Instrument *inst, int side, int64_t qu) noexcept nogil
+cdef int check_collar(double price, double ref, double collar_bps) noexcept nogil
+
+# ---------------------------------------------------------------- ENGINE (STATE + ENTRY)
+cdef class RiskEngine:
+    cdef Instrument insts[MAX_SYMBOLS]
+    cdef int32_t ids[MAX_SYMBOLS]                 # configured symbol ids, ascending
+    cdef int n_ids
+    cdef readonly int state
+    # limits
+    cdef readonly double max_gross_notional, collar_bps
+    cdef readonly int64_t ref_stale_ns, throttle_orders, throttle_window_ns
+    cdef readonly int64_t runaway_signals, runaway_window_ns
+    # throttle (token bucket, integer: one token = throttle_window_ns units)
+    cdef int64_t tokens, throttle_last
+    # runaway guard: the last `runaway_signals` signal times (ring)
+    cdef int64_t *run_times
+    cdef int64_t run_head, run_count
+    # duplicate filter
+    cdef DedupSlot dedup[MAX_STRATEGIES]
+    cdef int n_dedup
+
+    cdef Instrument *_inst(self, symbol_id) except NULL
+    cdef int _check(self, const SignalRecord *s, int64_t now, CheckedOrder *out) noexcept nogil
+    cdef bint _runaway(self, int64_t now) noexcept nogil
+    cdef int _dedup_check(self, uint32_t strategy_id, int64_t epoch, int64_t seq) noexcept nogil
+    cdef int _exposure(self, const Instrument *inst, int side, int64_t qu) noexcept nogil
+    cdef bint _take_token(self, int64_t now) noexcept nogil
+    cdef int64_t _apply_ticks(self, const TickRecord *t, int64_t n) noexcept nogil
+    cdef int check_buffer(self, object msg, object now_mono, CheckedOrder *out) noexcept

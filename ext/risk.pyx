@@ -1,0 +1,565 @@
+# cython: language_level=3
+# distutils: extra_compile_args = -ffp-contract=off
+"""Pre-trade risk check: small noexcept nogil checks over C structs behind one entry point.
+
+`RiskEngine.check(msg, now_mono) -> int` takes one 80-byte SIGNAL_DTYPE record and CLOCK_MONOTONIC
+ns and returns a reason code (0 = ACCEPT, see pipeline/gateway/reasons.py). The order of the checks
+and every boundary rule are documented in the pure-Python twin, pipeline/gateway/risk_py.py, which
+this file mirrors statement for statement; tests/parity checks identical decisions and state.
+
+Float rules: every float expression is written in the same order as the twin and compiled with
+-ffp-contract=off (no fused multiply-add), so binary64 results are identical to Python's.
+Exchange filters are checked on exact integer units (pipeline/gateway/instruments.py).
+"""
+cimport cython
+from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
+from cpython.long cimport PyLong_Check
+from cpython.bytes cimport PyBytes_CheckExact, PyBytes_GET_SIZE, PyBytes_AS_STRING
+from cpython.number cimport PyNumber_Index
+from libc.math cimport floor, fabs, INFINITY
+from libc.stdlib cimport calloc, free
+from libc.string cimport memcpy, memset
+from libc.stdint cimport int64_t, uint32_t
+
+from pipeline._ext.records cimport (SignalRecord, TickRecord, KIND_TRADE, KIND_AGG_TRADE,
+                                    KIND_BID, KIND_ASK, KIND_BOOK_CLEAR, KIND_GAP,
+                                    KIND_RESYNC_START, KIND_STALE)
+
+DEF SIGNAL_SIZE = 80
+DEF SIGNAL_VERSION = 1
+DEF MAX_STRATEGY_ID = 1 << 16
+DEF MAX_UNITS_F = 1e13
+DEF ORDER_LIMIT = 1
+DEF ORDER_MARKET = 2
+DEF ORDER_LIMIT_MAKER = 3
+
+cdef int64_t MAX_SEQ = (<int64_t>1) << 40   # keeps newClientOrderId within 36 characters
+cdef double POW10[19]
+for _i in range(19):
+    POW10[_i] = float(10 ** _i)
+
+REASON_CODES = {
+    "ACCEPT": R_ACCEPT, "BAD_MESSAGE": R_BAD_MESSAGE, "BAD_VERSION": R_BAD_VERSION,
+    "BAD_ID": R_BAD_ID, "BAD_TIMESTAMP": R_BAD_TIMESTAMP, "UNKNOWN_SYMBOL": R_UNKNOWN_SYMBOL,
+    "BAD_SIDE": R_BAD_SIDE, "BAD_ORDER_TYPE": R_BAD_ORDER_TYPE, "BAD_TIF": R_BAD_TIF,
+    "BAD_QTY": R_BAD_QTY, "BAD_PRICE": R_BAD_PRICE, "EXPIRED": R_EXPIRED,
+    "DUPLICATE": R_DUPLICATE, "HALTED": R_HALTED, "REDUCE_ONLY": R_REDUCE_ONLY,
+    "PRICE_TICK": R_PRICE_TICK, "PRICE_RANGE": R_PRICE_RANGE, "QTY_STEP": R_QTY_STEP,
+    "QTY_RANGE": R_QTY_RANGE, "MIN_NOTIONAL": R_MIN_NOTIONAL, "MAX_NOTIONAL": R_MAX_NOTIONAL,
+    "MAX_ORDER_QTY": R_MAX_ORDER_QTY, "MAX_ORDER_NOTIONAL": R_MAX_ORDER_NOTIONAL,
+    "NO_REFERENCE": R_NO_REFERENCE, "STALE_REFERENCE": R_STALE_REFERENCE,
+    "PRICE_COLLAR": R_PRICE_COLLAR, "POSITION_LIMIT": R_POSITION_LIMIT,
+    "GROSS_EXPOSURE": R_GROSS_EXPOSURE, "THROTTLED": R_THROTTLED, "RUNAWAY": R_RUNAWAY,
+}
+STATE_CODES = {"ACTIVE": ST_ACTIVE, "REDUCING": ST_REDUCING, "HALTED": ST_HALTED}
+LIMITS = {"MAX_SYMBOLS": MAX_SYMBOLS, "MAX_STRATEGIES": MAX_STRATEGIES,
+          "MAX_RUNAWAY_SIGNALS": MAX_RUNAWAY_SIGNALS}
+
+
+# ====================================================================== CHECKS
+cdef inline int64_t i64max(int64_t a, int64_t b) noexcept nogil:
+    return a if a > b else b
+
+cdef inline int64_t i64abs(int64_t a) noexcept nogil:
+    return -a if a < 0 else a
+
+
+cdef int64_t to_units(double x, double scale) noexcept nogil:
+    """round(x*scale) when on the precision grid; -1 absurd or NaN; -2 finer than the precision."""
+    cdef double y = x * scale
+    if not y <= MAX_UNITS_F:
+        return -1
+    cdef double n = floor(y + 0.5)
+    if fabs(y - n) > 1e-9 + y * 1e-15:
+        return -2
+    return <int64_t>n
+
+
+cdef int64_t round_units(double x, double scale) noexcept nogil:
+    return <int64_t>floor(x * scale + 0.5)
+
+
+cdef int check_fields(const SignalRecord *s, int64_t now, const Instrument *inst,
+                      CheckedOrder *out) noexcept nogil:
+    """Step 4 (fields) of the twin's check(): ids, timestamps, side/type/tif, qty, price."""
+    cdef int otype = s.order_type
+    cdef int64_t qu, pu = 0
+    if s.side != 1 and s.side != -1:
+        return R_BAD_SIDE
+    if otype != ORDER_LIMIT and otype != ORDER_MARKET and otype != ORDER_LIMIT_MAKER:
+        return R_BAD_ORDER_TYPE
+    if otype == ORDER_LIMIT:
+        if s.tif < 1 or s.tif > 3:
+            return R_BAD_TIF
+    elif s.tif != 0:
+        return R_BAD_TIF
+    if not (s.qty > 0.0):
+        return R_BAD_QTY
+    qu = to_units(s.qty, inst.qty_scale)
+    if qu == -1 or qu == 0:
+        return R_BAD_QTY
+    if qu == -2:
+        return R_QTY_STEP
+    if otype == ORDER_MARKET:
+        if s.price == s.price:
+            return R_BAD_PRICE
+    else:
+        if not (s.price > 0.0):
+            return R_BAD_PRICE
+        pu = to_units(s.price, inst.price_scale)
+        if pu == -1 or pu == 0:
+            return R_BAD_PRICE
+        if pu == -2:
+            return R_PRICE_TICK
+    out.inst = inst
+    out.symbol = s.symbol
+    out.side = s.side
+    out.order_type = otype
+    out.tif = s.tif
+    out.qty_units = qu
+    out.price_units = pu
+    out.strategy_id = s.strategy_id
+    out.epoch = s.epoch
+    out.seq = s.seq
+    return R_ACCEPT
+
+
+cdef int check_filters(const Instrument *inst, const CheckedOrder *o, double price,
+                       double qty) noexcept nogil:
+    """Step 7 (exchange filters, exact integers) and step 8 (our order limits)."""
+    cdef int64_t qu = o.qty_units, pu = o.price_units, npu
+    cdef bint is_market = o.order_type == ORDER_MARKET
+    cdef bint apply_min = True, apply_max = True
+    cdef double notional
+    if qu % inst.step_units != 0:
+        return R_QTY_STEP
+    if qu < inst.min_qty_units or (inst.max_qty_units and qu > inst.max_qty_units):
+        return R_QTY_RANGE
+    if is_market:
+        apply_min = inst.min_notional_market
+        apply_max = inst.max_notional_market
+        npu = to_units(inst.ref, inst.price_scale)
+        if npu == -1:
+            return R_NO_REFERENCE
+        if npu == -2:
+            npu = round_units(inst.ref, inst.price_scale)
+    else:
+        if pu % inst.tick_units != 0:
+            return R_PRICE_TICK
+        if pu < inst.min_price_units or (inst.max_price_units and pu > inst.max_price_units):
+            return R_PRICE_RANGE
+        npu = pu
+    # pu * qu >= M  <=>  pu >= ceil(M / qu);  pu * qu <= X  <=>  pu <= X // qu (exact, no overflow)
+    if apply_min and inst.min_notional_units and npu < (inst.min_notional_units + qu - 1) // qu:
+        return R_MIN_NOTIONAL
+    if apply_max and inst.max_notional_units and npu > inst.max_notional_units // qu:
+        return R_MAX_NOTIONAL
+    if qu > inst.max_order_qty_units:
+        return R_MAX_ORDER_QTY
+    notional = (inst.ref if is_market else price) * qty
+    if notional > inst.max_order_notional:
+        return R_MAX_ORDER_NOTIONAL
+    return R_ACCEPT
+
+
+cdef bint is_reducing(const Instrument *inst, int side, int64_t qu) noexcept nogil:
+    if side == 1:
+        return inst.pos < 0 and inst.open_buy + qu <= -inst.pos
+    return inst.pos > 0 and inst.open_sell + qu <= inst.pos
+
+
+cdef int check_collar(double price, double ref, double collar_bps) noexcept nogil:
+    """Inclusive boundary: a price exactly collar_bps away from ref is accepted."""
+    if fabs(price - ref) > ref * collar_bps / 10000.0:
+        return R_PRICE_COLLAR
+    return R_ACCEPT
+
+
+# ====================================================================== ENGINE
+cdef class RiskEngine:
+    """State of the gateway's risk (instruments, positions, open orders, reference prices, trading
+    state, throttle, runaway guard, duplicate filter) and the one entry point, check()."""
+
+    def __cinit__(self, *args, **kwargs):
+        memset(self.insts, 0, sizeof(self.insts))
+        memset(self.dedup, 0, sizeof(self.dedup))
+        self.run_times = NULL
+
+    def __init__(self, *, max_gross_notional, collar_bps, ref_stale_ns, throttle_orders,
+                 throttle_window_ns, runaway_signals, runaway_window_ns, state=ST_ACTIVE):
+        from pipeline.gateway.risk_py import _validate_limits
+        _validate_limits(max_gross_notional, collar_bps, ref_stale_ns, throttle_orders,
+                         throttle_window_ns, runaway_signals, runaway_window_ns, state)
+        self.max_gross_notional = float(max_gross_notional)
+        self.collar_bps = float(collar_bps)
+        self.ref_stale_ns = ref_stale_ns
+        self.throttle_orders = throttle_orders
+        self.throttle_window_ns = throttle_window_ns
+        self.runaway_signals = runaway_signals
+        self.runaway_window_ns = runaway_window_ns
+        self.state = int(state)
+        self.tokens = self.throttle_orders * self.throttle_window_ns
+        self.throttle_last = 0
+        free(self.run_times)
+        self.run_times = <int64_t *>calloc(runaway_signals, sizeof(int64_t))
+        if self.run_times == NULL:
+            raise MemoryError()
+        self.run_head = 0
+        self.run_count = 0
+        self.n_dedup = 0
+        self.n_ids = 0
+
+    def __dealloc__(self):
+        free(self.run_times)
+
+    # ------------------------------------------------------------------ state (gateway side)
+    def set_state(self, state):
+        if int(state) not in (0, 1, 2):
+            raise ValueError(f"trading state must be 0, 1 or 2, got {state!r}")
+        self.state = int(state)
+
+    def set_instrument(self, rules):
+        from pipeline.gateway.instruments import InstrumentRules
+        if not isinstance(rules, InstrumentRules):
+            raise TypeError("set_instrument takes an InstrumentRules")
+        cdef int sid = rules.symbol_id
+        cdef Instrument *i = &self.insts[sid]
+        memset(i, 0, sizeof(Instrument))
+        i.configured = True
+        i.venue = rules.venue
+        i.price_decimals = rules.price_decimals
+        i.qty_decimals = rules.qty_decimals
+        i.price_scale = POW10[i.price_decimals]
+        i.qty_scale = POW10[i.qty_decimals]
+        i.tick_units = rules.tick_units
+        i.step_units = rules.step_units
+        i.min_price_units = rules.min_price_units
+        i.max_price_units = rules.max_price_units
+        i.min_qty_units = rules.min_qty_units
+        i.max_qty_units = rules.max_qty_units
+        i.min_notional_units = rules.min_notional_units
+        i.max_notional_units = rules.max_notional_units
+        i.min_notional_market = rules.notional_applies_to_market
+        i.max_notional_market = rules.max_notional_applies_to_market
+        i.max_order_qty_units = rules.max_order_qty_units
+        i.max_position_units = rules.max_position_units
+        i.max_order_notional = rules.max_order_notional
+        self.n_ids = 0
+        for k in range(1, MAX_SYMBOLS):
+            if self.insts[k].configured:
+                self.ids[self.n_ids] = k
+                self.n_ids += 1
+
+    cdef Instrument *_inst(self, symbol_id) except NULL:
+        if not isinstance(symbol_id, int) or not 0 < symbol_id < MAX_SYMBOLS \
+                or not self.insts[<int>symbol_id].configured:
+            raise ValueError(f"symbol id {symbol_id!r} is not configured")
+        return &self.insts[<int>symbol_id]
+
+    def set_reference(self, symbol_id, double price, int64_t mono_ns):
+        """Live reference price and its CLOCK_MONOTONIC stamp; False (ignored) for an unknown symbol,
+        a price that is not finite and > 0, or a negative stamp."""
+        if not isinstance(symbol_id, int) or not 0 < symbol_id < MAX_SYMBOLS or mono_ns < 0:
+            return False
+        cdef Instrument *i = &self.insts[<int>symbol_id]
+        if not i.configured or not (price > 0.0 and price < INFINITY):
+            return False
+        i.ref = price
+        i.ref_mono = mono_ns
+        return True
+
+    def set_position(self, symbol_id, qty):
+        cdef Instrument *i = self._inst(symbol_id)
+        i.pos = _qty_units(qty, i.qty_scale, True)
+
+    def set_open_orders(self, symbol_id, buy_qty, sell_qty):
+        cdef Instrument *i = self._inst(symbol_id)
+        b = _qty_units(buy_qty, i.qty_scale, False)
+        s = _qty_units(sell_qty, i.qty_scale, False)
+        i.open_buy, i.open_sell = b, s
+
+    def release_open(self, symbol_id, side, qty):
+        """An order ended unfilled (cancelled, expired, rejected by the venue) for `qty`."""
+        cdef Instrument *i = self._inst(symbol_id)
+        cdef int64_t u = _qty_units(qty, i.qty_scale, False)
+        if side == 1:
+            i.open_buy = i64max(0, i.open_buy - u)
+        elif side == -1:
+            i.open_sell = i64max(0, i.open_sell - u)
+        else:
+            raise ValueError(f"side must be 1 or -1, got {side!r}")
+
+    def apply_fill(self, symbol_id, side, qty):
+        """`qty` of an open order was filled: it leaves the open orders and moves the position."""
+        cdef Instrument *i = self._inst(symbol_id)
+        cdef int64_t u = _qty_units(qty, i.qty_scale, False)
+        if side == 1:
+            i.open_buy = i64max(0, i.open_buy - u)
+            i.pos += u
+        elif side == -1:
+            i.open_sell = i64max(0, i.open_sell - u)
+            i.pos -= u
+        else:
+            raise ValueError(f"side must be 1 or -1, got {side!r}")
+
+    def position(self, symbol_id):
+        cdef Instrument *i = self._inst(symbol_id)
+        return i.pos / i.qty_scale
+
+    def open_orders(self, symbol_id):
+        cdef Instrument *i = self._inst(symbol_id)
+        return i.open_buy / i.qty_scale, i.open_sell / i.qty_scale
+
+    def apply_ticks(self, ticks):
+        """Reference prices from a batch of tick records (TICK_DTYPE array or its bytes): the mid
+        of the best bid/ask once both are known, else the last trade; GAP (symbol 0: every
+        instrument), RESYNC_START, STALE and BOOK_CLEAR invalidate the reference's stamp (stale
+        until fresh data). Returns the number of records that applied."""
+        cdef Py_buffer view
+        cdef int64_t n, count
+        PyObject_GetBuffer(ticks, &view, PyBUF_SIMPLE)
+        try:
+            if view.len % sizeof(TickRecord):
+                raise ValueError("expected whole 64-byte tick records")
+            n = view.len // sizeof(TickRecord)
+            count = self._apply_ticks(<const TickRecord *>view.buf, n)
+        finally:
+            PyBuffer_Release(&view)
+        return count
+
+    cdef int64_t _apply_ticks(self, const TickRecord *t, int64_t n) noexcept nogil:
+        cdef int64_t k, count = 0
+        cdef int j
+        cdef const TickRecord *r
+        cdef Instrument *inst
+        for k in range(n):
+            r = &t[k]
+            if r.kind == KIND_GAP and r.symbol == 0:
+                for j in range(self.n_ids):
+                    inst = &self.insts[self.ids[j]]
+                    inst.ref_mono = 0
+                    inst.bid = 0.0
+                    inst.ask = 0.0
+                count += 1
+                continue
+            if r.symbol >= MAX_SYMBOLS:
+                continue
+            inst = &self.insts[r.symbol]
+            if not inst.configured or inst.venue != r.venue:
+                continue
+            if r.kind == KIND_BID or r.kind == KIND_ASK:
+                if not (r.price > 0.0 and r.price < INFINITY) or r.mono_ts < 0:
+                    continue
+                if r.kind == KIND_BID:
+                    inst.bid = r.price
+                else:
+                    inst.ask = r.price
+                if inst.bid > 0.0 and inst.ask > 0.0:
+                    inst.ref = (inst.bid + inst.ask) / 2.0
+                    inst.ref_mono = r.mono_ts
+                count += 1
+            elif r.kind == KIND_TRADE or r.kind == KIND_AGG_TRADE:
+                if not (r.price > 0.0 and r.price < INFINITY) or r.mono_ts < 0:
+                    continue
+                if not (inst.bid > 0.0 and inst.ask > 0.0):
+                    inst.ref = r.price
+                    inst.ref_mono = r.mono_ts
+                count += 1
+            elif r.kind == KIND_GAP or r.kind == KIND_RESYNC_START or r.kind == KIND_STALE \
+                    or r.kind == KIND_BOOK_CLEAR:
+                inst.ref_mono = 0
+                inst.bid = 0.0
+                inst.ask = 0.0
+                count += 1
+        return count
+
+    def snapshot(self):
+        """Every piece of mutable state, for parity tests (same tuple as the twin)."""
+        cdef int64_t k = self.runaway_signals
+        if self.run_count >= k:
+            run = tuple(self.run_times[(self.run_head + j) % k] for j in range(k))
+        else:
+            run = tuple(self.run_times[j] for j in range(self.run_count))
+        dd = tuple((self.dedup[j].strategy_id, self.dedup[j].epoch, self.dedup[j].seq)
+                   for j in range(self.n_dedup))
+        insts = []
+        for j in range(self.n_ids):
+            sid = self.ids[j]
+            insts.append((sid, self.insts[sid].pos, self.insts[sid].open_buy,
+                          self.insts[sid].open_sell, self.insts[sid].ref,
+                          self.insts[sid].ref_mono, self.insts[sid].bid, self.insts[sid].ask))
+        return (self.state, self.tokens, self.throttle_last, run, dd, tuple(insts))
+
+    # ------------------------------------------------------------------ ENTRY
+    def check(self, msg, now_mono):
+        """One SIGNAL_DTYPE record (80 bytes) → reason code (0 = ACCEPT). Never raises."""
+        cdef CheckedOrder out
+        return self.check_buffer(msg, now_mono, &out)
+
+    cdef int check_buffer(self, object msg, object now_mono, CheckedOrder *out) noexcept:
+        cdef SignalRecord s
+        cdef Py_buffer view
+        cdef int64_t now
+        try:
+            if PyLong_Check(now_mono):
+                now = now_mono
+            else:
+                now = PyNumber_Index(now_mono)      # ints only (numpy ints too), never floats
+        except Exception:
+            return R_BAD_MESSAGE
+        if PyBytes_CheckExact(msg):             # what a ZeroMQ recv() gives: no buffer export
+            if PyBytes_GET_SIZE(msg) != SIGNAL_SIZE:
+                return R_BAD_MESSAGE
+            memcpy(&s, PyBytes_AS_STRING(msg), SIGNAL_SIZE)
+            return self._check(&s, now, out)
+        try:
+            PyObject_GetBuffer(msg, &view, PyBUF_SIMPLE)
+        except Exception:
+            return R_BAD_MESSAGE
+        if view.len != SIGNAL_SIZE:
+            PyBuffer_Release(&view)
+            return R_BAD_MESSAGE
+        memcpy(&s, view.buf, SIGNAL_SIZE)
+        PyBuffer_Release(&view)
+        return self._check(&s, now, out)
+
+    @cython.cdivision(True)
+    cdef int _check(self, const SignalRecord *s, int64_t now, CheckedOrder *out) noexcept nogil:
+        cdef int r
+        cdef Instrument *inst
+        if s.version != SIGNAL_VERSION:
+            return R_BAD_VERSION
+        if now <= 0:                            # CLOCK_MONOTONIC is > 0; keeps differences exact
+            return R_BAD_TIMESTAMP
+        # 2. runaway guard, 3. halted
+        if self._runaway(now):
+            self.state = ST_HALTED
+            return R_RUNAWAY
+        if self.state == ST_HALTED:
+            return R_HALTED
+        # 4. fields
+        if s.epoch <= 0 or s.seq <= 0 or s.seq >= MAX_SEQ or s.strategy_id >= MAX_STRATEGY_ID:
+            return R_BAD_ID
+        if s.ttl_ns <= 0 or s.created_mono <= 0 or s.created_mono > now:
+            return R_BAD_TIMESTAMP
+        if s.symbol >= MAX_SYMBOLS:
+            return R_UNKNOWN_SYMBOL
+        inst = &self.insts[s.symbol]
+        if not inst.configured or inst.venue != s.venue:
+            return R_UNKNOWN_SYMBOL
+        r = check_fields(s, now, inst, out)
+        if r:
+            return r
+        # 5. TTL (now >= created here, so no overflow)
+        if now - s.created_mono > s.ttl_ns:
+            return R_EXPIRED
+        # 6. duplicates
+        r = self._dedup_check(s.strategy_id, s.epoch, s.seq)
+        if r:
+            return r
+        # 7. reference exists; exchange filters; 8. our order limits
+        if inst.ref <= 0.0:
+            return R_NO_REFERENCE
+        r = check_filters(inst, out, s.price, s.qty)
+        if r:
+            return r
+        # 9. market data freshness and the collar
+        cdef bint reducing = is_reducing(inst, out.side, out.qty_units)
+        if not reducing and now - inst.ref_mono > self.ref_stale_ns:
+            return R_STALE_REFERENCE
+        if out.order_type != ORDER_MARKET:
+            r = check_collar(s.price, inst.ref, self.collar_bps)
+            if r:
+                return r
+        # 10. reduce-only state
+        if self.state == ST_REDUCING and not reducing:
+            return R_REDUCE_ONLY
+        # 11. worst-case position and gross exposure
+        r = self._exposure(inst, out.side, out.qty_units)
+        if r:
+            return r
+        # 12. throttle
+        if not self._take_token(now):
+            return R_THROTTLED
+        # 13. accept: the order is open now
+        if out.side == 1:
+            inst.open_buy += out.qty_units
+        else:
+            inst.open_sell += out.qty_units
+        return R_ACCEPT
+
+    cdef int _exposure(self, const Instrument *inst, int side, int64_t qu) noexcept nogil:
+        cdef int64_t pos = inst.pos, long_w, short_w, w
+        cdef double gross = 0.0
+        cdef const Instrument *o
+        cdef int j
+        if side == 1:
+            long_w = pos + inst.open_buy + qu
+            short_w = pos - inst.open_sell
+            if long_w > inst.max_position_units:
+                return R_POSITION_LIMIT
+        else:
+            long_w = pos + inst.open_buy
+            short_w = pos - inst.open_sell - qu
+            if -short_w > inst.max_position_units:
+                return R_POSITION_LIMIT
+        for j in range(self.n_ids):
+            o = &self.insts[self.ids[j]]
+            if o == inst:
+                w = i64max(i64abs(long_w), i64abs(short_w))
+            else:
+                w = i64max(i64abs(o.pos + o.open_buy), i64abs(o.pos - o.open_sell))
+            gross += <double>w / o.qty_scale * o.ref
+        if gross > self.max_gross_notional:
+            return R_GROSS_EXPOSURE
+        return R_ACCEPT
+
+    cdef bint _runaway(self, int64_t now) noexcept nogil:
+        cdef int64_t k = self.runaway_signals
+        cdef bint tripped = (self.run_count >= k
+                             and now - self.run_times[self.run_head] < self.runaway_window_ns)
+        self.run_times[self.run_head] = now
+        self.run_head = (self.run_head + 1) % k
+        if self.run_count < k:
+            self.run_count += 1
+        return tripped
+
+    cdef int _dedup_check(self, uint32_t strategy_id, int64_t epoch, int64_t seq) noexcept nogil:
+        cdef int j
+        for j in range(self.n_dedup):
+            if self.dedup[j].strategy_id == strategy_id:
+                if epoch < self.dedup[j].epoch or (epoch == self.dedup[j].epoch
+                                                   and seq <= self.dedup[j].seq):
+                    return R_DUPLICATE
+                self.dedup[j].epoch = epoch
+                self.dedup[j].seq = seq
+                return R_ACCEPT
+        if self.n_dedup >= MAX_STRATEGIES:
+            return R_BAD_ID
+        self.dedup[self.n_dedup].strategy_id = strategy_id
+        self.dedup[self.n_dedup].epoch = epoch
+        self.dedup[self.n_dedup].seq = seq
+        self.n_dedup += 1
+        return R_ACCEPT
+
+    cdef bint _take_token(self, int64_t now) noexcept nogil:
+        cdef int64_t w = self.throttle_window_ns
+        cdef int64_t elapsed = now - self.throttle_last
+        cdef int64_t cap = self.throttle_orders * w
+        if elapsed < 0:
+            elapsed = 0
+        elif elapsed > w:
+            elapsed = w
+        self.tokens = self.tokens + elapsed * self.throttle_orders
+        if self.tokens > cap:
+            self.tokens = cap
+        self.throttle_last = now
+        if self.tokens < w:
+            return False
+        self.tokens -= w
+        return True
+
+
+cdef int64_t _qty_units(object x, double scale, bint signed) except? -1:
+    from pipeline.gateway.risk_py import _qty_units as py_qty_units
+    return py_qty_units(x, scale, signed)

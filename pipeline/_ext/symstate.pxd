@@ -1,0 +1,1 @@
+../../ext/symstate.pxd

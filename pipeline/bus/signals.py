@@ -1,0 +1,352 @@
+"""Signals on the wire: the fixed-size binary codec and the ZeroMQ sockets that carry them.
+
+A signal is one SIGNAL_DTYPE record (80 bytes, pipeline/records.py) sent as one ZeroMQ frame.
+`encode`/`decode` turn a `Signal` (a NamedTuple with the record's fields, in order) into those 80
+bytes and back; `decode` checks the size and the version byte and raises `SignalFormatError`
+naming what is wrong.
+
+Sockets (Linux abstract namespace, so nothing is left in the filesystem and a second bind fails
+instead of silently stealing the stream):
+
+    data     ipc://@<name>        strategy PUSH (connect)  →  gateway PULL (bind)
+    control  ipc://@<name>.ctl    strategy DEALER (connect) ↔ gateway ROUTER (bind)
+
+READY handshake. The strategy sends HELLO on the control socket (resent every `hello_every_s`
+until answered); the gateway answers each HELLO with READY carrying the same epoch. Until READY
+arrives the sender keeps signals in a small bounded buffer (`pending_max`); on READY it flushes the
+ones still within their TTL, in order, and drops the expired ones (counted). After READY, `send`
+is one non-blocking `zmq.NOBLOCK` send: if the pipe is full (SNDHWM) or no gateway is connected
+(IMMEDIATE is set, so nothing queues towards an absent peer) the signal is dropped and counted.
+The market-data loop never blocks on the gateway. LINGER is explicit (default 200 ms), so closing
+with the gateway absent takes at most that long.
+
+Control frames are 16 bytes: 4-byte tag (b"HELO" / b"REDY"), 4 bytes strategy id, 8 bytes epoch.
+
+Signals are numbered by (epoch, seq): epoch is CLOCK_REALTIME ns at the sender's creation, seq
+counts from 1 within the epoch, so a restarted strategy never reuses a number. The gateway rejects
+duplicates and stale signals (created_mono + ttl_ns in the past); `SignalReceiver` only receives.
+"""
+from __future__ import annotations
+
+import collections
+import logging
+import struct
+import time
+from typing import NamedTuple
+
+import numpy as np
+import zmq
+
+from pipeline.records import SIGNAL_DTYPE, SIGNAL_VERSION
+
+log = logging.getLogger(__name__)
+
+SIGNAL_SIZE = SIGNAL_DTYPE.itemsize
+# Little-endian, same order and offsets as SIGNAL_DTYPE (checked by a test and at import).
+_STRUCT = struct.Struct("<qqqqqqddIIBbBBB3x")
+assert _STRUCT.size == SIGNAL_SIZE, (_STRUCT.size, SIGNAL_SIZE)
+
+_CTL = struct.Struct("<4sIq")
+HELLO = b"HELO"
+READY = b"REDY"
+
+
+class SignalFormatError(ValueError):
+    """Bytes that are not a signal record of this version."""
+
+
+class SignalBindError(RuntimeError):
+    """The gateway's endpoint is already bound (another gateway is running)."""
+
+
+class Signal(NamedTuple):
+    """One signal; the fields of SIGNAL_DTYPE in order (without padding)."""
+
+    epoch: int = 0           # sender epoch (CLOCK_REALTIME ns at its start)
+    seq: int = 0             # per-epoch sequence from 1
+    trigger_seq: int = -1    # ring sequence of the triggering tick
+    trigger_mono: int = 0    # that tick's mono_ts
+    created_mono: int = 0    # CLOCK_MONOTONIC when made
+    ttl_ns: int = 0          # valid until created_mono + ttl_ns
+    qty: float = 0.0
+    price: float = float("nan")  # NaN for MARKET
+    strategy_id: int = 0
+    symbol: int = 0
+    venue: int = 0
+    side: int = 0            # OrderSide: 1 buy, -1 sell
+    order_type: int = 2      # OrderType (MARKET)
+    tif: int = 0             # TimeInForce
+    version: int = SIGNAL_VERSION
+
+    def expired(self, now_mono: int) -> bool:
+        return now_mono > self.created_mono + self.ttl_ns
+
+
+def encode(sig: Signal) -> bytes:
+    """The 80 bytes of one signal record."""
+    try:
+        return _STRUCT.pack(*sig)
+    except struct.error as exc:
+        raise SignalFormatError(f"cannot encode signal {sig!r}: {exc}") from None
+
+
+def decode(buf: bytes | memoryview) -> Signal:
+    """One signal from its 80 bytes; SignalFormatError on a wrong size or version."""
+    n = len(buf)
+    if n != SIGNAL_SIZE:
+        raise SignalFormatError(f"signal frame is {n} bytes, expected {SIGNAL_SIZE}")
+    sig = Signal._make(_STRUCT.unpack(buf))
+    if sig.version != SIGNAL_VERSION:
+        raise SignalFormatError(
+            f"signal version {sig.version} is not supported (this build speaks {SIGNAL_VERSION})")
+    return sig
+
+
+def to_array(signals: list[Signal]) -> np.ndarray:
+    """Signals as a SIGNAL_DTYPE array (same bytes as their encodings, concatenated)."""
+    return np.frombuffer(b"".join(encode(s) for s in signals), dtype=SIGNAL_DTYPE).copy()
+
+
+def from_array(arr: np.ndarray) -> list[Signal]:
+    if arr.dtype != SIGNAL_DTYPE:
+        raise SignalFormatError(f"expected SIGNAL_DTYPE records, got {arr.dtype}")
+    raw = np.ascontiguousarray(arr).tobytes()
+    return [decode(raw[i:i + SIGNAL_SIZE]) for i in range(0, len(raw), SIGNAL_SIZE)]
+
+
+def endpoints(name: str) -> tuple[str, str]:
+    """(data, control) endpoints for a signal channel name in the abstract namespace."""
+    if not name or "/" in name or name.startswith("@") or "://" in name:
+        raise ValueError(f"signal channel name must be a plain name (no '/', '@', scheme), "
+                         f"got {name!r}")
+    return f"ipc://@{name}", f"ipc://@{name}.ctl"
+
+
+# ----------------------------------------------------------------------------- strategy side
+
+
+class SignalSender:
+    """The strategy's end: PUSH for signals, DEALER for the READY handshake. Never blocks.
+
+    Counters: sent, dropped_hwm (pipe full or no gateway), dropped_expired (TTL ran out while
+    waiting for READY), dropped_pending (pre-READY buffer full)."""
+
+    def __init__(self, name: str, *, strategy_id: int = 0, epoch: int | None = None,
+                 sndhwm: int = 1000, linger_ms: int = 200, hello_every_s: float = 0.5,
+                 pending_max: int = 1024, ctx: zmq.Context | None = None):
+        if linger_ms < 0 or linger_ms > 2000:
+            raise ValueError(f"linger_ms must be within 0..2000 (shutdown bound), got {linger_ms}")
+        if sndhwm < 1:
+            raise ValueError(f"sndhwm must be >= 1, got {sndhwm}")
+        self.data_ep, self.ctl_ep = endpoints(name)
+        self.strategy_id = int(strategy_id)
+        self.epoch = time.time_ns() if epoch is None else int(epoch)
+        self._own_ctx = ctx is None
+        self.ctx = zmq.Context() if ctx is None else ctx
+        self.push = self.ctx.socket(zmq.PUSH)
+        self.push.setsockopt(zmq.SNDHWM, sndhwm)
+        self.push.setsockopt(zmq.LINGER, linger_ms)
+        self.push.setsockopt(zmq.IMMEDIATE, 1)   # never queue towards an absent gateway
+        self.push.connect(self.data_ep)
+        self.ctl = self.ctx.socket(zmq.DEALER)
+        self.ctl.setsockopt(zmq.LINGER, 0)
+        self.ctl.setsockopt(zmq.SNDHWM, 4)
+        self.ctl.connect(self.ctl_ep)
+        self.hello_every_ns = int(hello_every_s * 1e9)
+        self._last_hello = 0
+        self.ready = False
+        self._pending: collections.deque[Signal] = collections.deque()
+        self.pending_max = pending_max
+        self.seq = 0
+        self.sent = 0
+        self.dropped_hwm = 0
+        self.dropped_expired = 0
+        self.dropped_pending = 0
+        self._closed = False
+
+    @property
+    def dropped(self) -> int:
+        return self.dropped_hwm + self.dropped_expired + self.dropped_pending
+
+    def next_number(self) -> tuple[int, int]:
+        self.seq += 1
+        return self.epoch, self.seq
+
+    def service(self, now_mono: int | None = None) -> bool:
+        """Drive the handshake (non-blocking): send HELLO when due, take READY. Returns ready."""
+        if self.ready:
+            return True
+        now = time.perf_counter_ns() if now_mono is None else now_mono
+        while True:
+            try:
+                frame = self.ctl.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                break
+            if len(frame) == _CTL.size:
+                tag, _sid, epoch = _CTL.unpack(frame)
+                if tag == READY and epoch == self.epoch:
+                    self.ready = True
+                    log.info("signal channel %s: gateway READY (epoch %d)", self.data_ep, epoch)
+                    self._flush(now)
+                    return True
+            log.warning("signal channel %s: unexpected control frame %r", self.ctl_ep, frame[:16])
+        if now - self._last_hello >= self.hello_every_ns:
+            self._last_hello = now
+            try:
+                self.ctl.send(_CTL.pack(HELLO, self.strategy_id, self.epoch), zmq.NOBLOCK)
+            except zmq.Again:
+                pass
+        return False
+
+    def _flush(self, now: int) -> None:
+        while self._pending:
+            sig = self._pending.popleft()
+            if sig.expired(now):
+                self.dropped_expired += 1
+            else:
+                self._send(sig)
+
+    def _send(self, sig: Signal) -> bool:
+        try:
+            self.push.send(_STRUCT.pack(*sig), zmq.NOBLOCK)
+        except zmq.Again:
+            self.dropped_hwm += 1
+            return False
+        self.sent += 1
+        return True
+
+    def send(self, sig: Signal) -> bool:
+        """Number and send one signal without blocking. Returns True if handed to ZeroMQ (or
+        buffered until READY), False if dropped."""
+        self.seq += 1
+        sig = sig._replace(epoch=self.epoch, seq=self.seq)
+        if self.ready:
+            return self._send(sig)
+        if len(self._pending) >= self.pending_max:
+            self.dropped_pending += 1
+            return False
+        self._pending.append(sig)
+        return True
+
+    def stats(self) -> dict:
+        return {"sent": self.sent, "dropped": self.dropped, "dropped_hwm": self.dropped_hwm,
+                "dropped_expired": self.dropped_expired, "dropped_pending": self.dropped_pending,
+                "pending": len(self._pending), "ready": self.ready, "epoch": self.epoch,
+                "seq": self.seq}
+
+    def close(self) -> None:
+        """Close both sockets (LINGER bounds the wait); idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self.dropped_pending += len(self._pending)
+        self._pending.clear()
+        self.push.close()
+        self.ctl.close()
+        if self._own_ctx:
+            self.ctx.term()
+
+    def __enter__(self) -> "SignalSender":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+# ----------------------------------------------------------------------------- gateway side
+
+
+class SignalReceiver:
+    """The gateway's end: binds PULL (signals) and ROUTER (handshake) in the abstract namespace.
+    A second receiver on the same name fails with SignalBindError."""
+
+    def __init__(self, name: str, *, rcvhwm: int = 10000, ctx: zmq.Context | None = None):
+        self.data_ep, self.ctl_ep = endpoints(name)
+        self._own_ctx = ctx is None
+        self.ctx = zmq.Context() if ctx is None else ctx
+        self.pull = self.ctx.socket(zmq.PULL)
+        self.pull.setsockopt(zmq.LINGER, 0)
+        self.pull.setsockopt(zmq.RCVHWM, rcvhwm)
+        self.router = self.ctx.socket(zmq.ROUTER)
+        self.router.setsockopt(zmq.LINGER, 0)
+        try:
+            self.pull.bind(self.data_ep)
+            self.router.bind(self.ctl_ep)
+        except zmq.ZMQError as exc:
+            self.pull.close()
+            self.router.close()
+            if self._own_ctx:
+                self.ctx.term()
+            if exc.errno == zmq.EADDRINUSE:
+                raise SignalBindError(
+                    f"signal endpoint {self.data_ep} is already bound by another process "
+                    f"(is a second gateway running?)") from None
+            raise SignalBindError(f"cannot bind {self.data_ep}: {exc}") from None
+        self.poller = zmq.Poller()
+        self.poller.register(self.pull, zmq.POLLIN)
+        self.poller.register(self.router, zmq.POLLIN)
+        self.hellos: dict[int, int] = {}   # strategy id -> epoch of the latest HELLO answered
+        self.received = 0
+        self.malformed = 0
+        self._closed = False
+
+    def service(self) -> int:
+        """Answer every pending HELLO with READY (non-blocking). Returns how many were answered."""
+        n = 0
+        while True:
+            try:
+                ident, frame = self.router.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return n
+            except ValueError:
+                continue
+            if len(frame) != _CTL.size or frame[:4] != HELLO:
+                log.warning("signal control: ignoring frame %r", frame[:16])
+                continue
+            _tag, sid, epoch = _CTL.unpack(frame)
+            self.hellos[sid] = epoch
+            try:
+                self.router.send_multipart([ident, _CTL.pack(READY, sid, epoch)], zmq.NOBLOCK)
+                n += 1
+            except zmq.ZMQError:
+                pass
+
+    def recv(self, timeout: float | None = None) -> Signal | None:
+        """The next signal within `timeout` seconds (None = wait), answering HELLOs meanwhile.
+        Returns None on timeout. Malformed frames are counted and logged, never raised."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            try:
+                buf = self.pull.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                buf = None
+            if buf is not None:
+                try:
+                    sig = decode(buf)
+                except SignalFormatError as exc:
+                    self.malformed += 1
+                    log.warning("signal dropped: %s", exc)
+                    continue
+                self.received += 1
+                return sig
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return None
+            events = dict(self.poller.poll(None if left is None else max(1, int(left * 1000))))
+            if self.router in events:
+                self.service()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self.pull.close()
+        self.router.close()
+        if self._own_ctx:
+            self.ctx.term()
+
+    def __enter__(self) -> "SignalReceiver":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,0 +1,1 @@
+"""The feed process: WebSocket connections, the frame decoder, book sync, recording and replay."""

@@ -1,0 +1,5 @@
+import sys
+
+from pipeline.collector.process import main
+
+sys.exit(main())

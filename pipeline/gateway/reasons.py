@@ -1,0 +1,56 @@
+"""Decision codes of the pre-trade risk check, and the gateway's trading states.
+
+Mirrored in ext/risk.pxd (section REASONS / STATES); tests/unit/test_risk_rules.py checks that the
+compiled module reports the same numbers; change both together. TradingState is defined in
+pipeline/records.py (the launcher's status block carries it) and re-exported here. 0 is ACCEPT;
+every other value names the first rule that rejected the signal (the order of the checks is
+documented in pipeline/gateway/risk_py.py).
+"""
+from __future__ import annotations
+
+from enum import IntEnum
+
+from pipeline.records import TradingState  # the one schema: ACTIVE / REDUCING / HALTED
+
+__all__ = ["Reason", "TradingState", "REASON_NAMES"]
+
+
+class Reason(IntEnum):
+    ACCEPT = 0
+    # the message itself
+    BAD_MESSAGE = 1         # not an 80-byte SIGNAL_DTYPE record (or not a buffer at all)
+    BAD_VERSION = 2         # record version != SIGNAL_VERSION
+    BAD_ID = 3              # epoch <= 0, seq <= 0 or >= 2**40, strategy_id >= 2**16
+    BAD_TIMESTAMP = 4       # created_mono <= 0 or in the future, ttl_ns <= 0
+    UNKNOWN_SYMBOL = 5      # symbol id not configured, or configured for another venue
+    BAD_SIDE = 6
+    BAD_ORDER_TYPE = 7
+    BAD_TIF = 8             # LIMIT needs GTC/IOC/FOK; MARKET and LIMIT_MAKER carry NONE
+    BAD_QTY = 9             # NaN, ±inf, <= 0, or absurd (beyond 1e13 units of the step precision)
+    BAD_PRICE = 10          # LIMIT: NaN, ±inf, <= 0 or absurd; MARKET: anything but NaN
+    # signal hygiene
+    EXPIRED = 11            # now_mono > created_mono + ttl_ns
+    DUPLICATE = 12          # (epoch, seq) already seen for this strategy, or an older epoch
+    # trading state
+    HALTED = 13             # trading state HALTED: no new orders
+    REDUCE_ONLY = 14        # trading state REDUCING and the order would not reduce the position
+    # exchange filters (exchangeInfo)
+    PRICE_TICK = 15         # price not a multiple of tickSize (or finer than its precision)
+    PRICE_RANGE = 16        # outside [minPrice, maxPrice]
+    QTY_STEP = 17           # quantity not a multiple of stepSize
+    QTY_RANGE = 18          # outside [minQty, maxQty]
+    MIN_NOTIONAL = 19       # price * quantity < minNotional
+    MAX_NOTIONAL = 20       # price * quantity > maxNotional (NOTIONAL filter)
+    # our own limits
+    MAX_ORDER_QTY = 21
+    MAX_ORDER_NOTIONAL = 22
+    NO_REFERENCE = 23       # no reference price yet for the symbol
+    STALE_REFERENCE = 24    # reference older than ref_stale_ns and the order increases risk
+    PRICE_COLLAR = 25       # |price - ref| > ref * collar_bps / 10000
+    POSITION_LIMIT = 26     # worst-case position (open orders included) beyond max_position
+    GROSS_EXPOSURE = 27     # worst-case gross notional over all symbols beyond max_gross_notional
+    THROTTLED = 28          # order-rate token bucket empty
+    RUNAWAY = 29            # too many signals in the runaway window: state is now HALTED
+
+
+REASON_NAMES = {int(r): r.name for r in Reason}

@@ -1,0 +1,456 @@
+"""Pure-Python twin of ext/risk.pyx: the pre-trade risk check, readable, with the same signature
+and the same decisions bit for bit (tests/parity feeds both random signals, limits and states).
+
+The entry point is `RiskEngine.check(msg, now_mono) -> int` (a `Reason`; 0 = ACCEPT). `msg` is one
+80-byte SIGNAL_DTYPE record as received from the strategy; `now_mono` is CLOCK_MONOTONIC ns
+(time.perf_counter_ns()). Nothing raises out of check(): every malformed input is a reason code.
+
+Checks, in this order (the first failing one is the answer):
+  1. shape: an 80-byte buffer (BAD_MESSAGE), version == SIGNAL_VERSION (BAD_VERSION), a clock
+     now_mono > 0 (BAD_TIMESTAMP; so every difference of stamps below fits in int64)
+  2. runaway guard: more than `runaway_signals` well-formed signals within `runaway_window_ns`
+     (half-open window: a signal exactly runaway_window_ns after the K-th previous one does not
+     count it) → state becomes HALTED, RUNAWAY
+  3. state HALTED → HALTED
+  4. fields: ids (BAD_ID), created/ttl (BAD_TIMESTAMP), symbol configured for that venue
+     (UNKNOWN_SYMBOL), side, type, timeInForce, quantity, price (NaN/±inf/<=0/absurd → BAD_*)
+  5. TTL: now_mono - created_mono > ttl_ns → EXPIRED (exactly ttl_ns old is still valid)
+  6. duplicates: per strategy a high-water mark (epoch, seq); an older epoch or seq <= mark is
+     DUPLICATE. The mark moves for every signal that gets here (ZeroMQ PUSH/PULL keeps order).
+  7. a reference price must exist (NO_REFERENCE); exchange filters on integer units: QTY_STEP,
+     QTY_RANGE, PRICE_TICK, PRICE_RANGE, MIN_NOTIONAL, MAX_NOTIONAL (MARKET: reference price,
+     when the filter applies to market orders)
+  8. our order limits: MAX_ORDER_QTY, MAX_ORDER_NOTIONAL (limit price, or reference for MARKET)
+  9. market data: a reference older than ref_stale_ns (age > ref_stale_ns) rejects risk-increasing
+     orders (STALE_REFERENCE). Price collar, inclusive boundary, computed in binary64 exactly as
+     `abs(price - ref) > ref * collar_bps / 10000.0` → PRICE_COLLAR (LIMIT and LIMIT_MAKER).
+ 10. state REDUCING: only reducing orders (REDUCE_ONLY)
+ 11. worst case with open orders: BUY → pos + open_buy + qty <= max_position,
+     SELL → -(pos - open_sell - qty) <= max_position (POSITION_LIMIT); gross worst-case notional
+     Σ_i max(|pos+open_buy|, |pos-open_sell|) / 10**qty_decimals * ref_i over all instruments in
+     id order <= max_gross_notional (GROSS_EXPOSURE)
+ 12. throttle: token bucket of `throttle_orders` tokens refilled over `throttle_window_ns`,
+     integer arithmetic (a token is throttle_window_ns units) → THROTTLED
+ 13. ACCEPT: the order's quantity is added to the open orders of its side (the gateway releases it
+     with release_open()/apply_fill() when the venue answers).
+
+An order is *reducing* when it is opposite to the position and, together with the open orders on
+its side, cannot take the position through zero: BUY: pos < 0 and open_buy + qty <= -pos.
+"""
+from __future__ import annotations
+
+import math
+import operator
+import struct
+
+import numpy as np
+
+from pipeline.gateway.instruments import MAX_SYMBOL_ID, MAX_UNITS, InstrumentRules
+from pipeline.gateway.reasons import Reason, TradingState
+from pipeline.records import SIGNAL_VERSION, TICK_DTYPE, Kind, OrderType
+
+SIGNAL_STRUCT = struct.Struct("<qqqqqqddIIBbBBB3x")   # SIGNAL_DTYPE, field for field
+assert SIGNAL_STRUCT.size == 80
+
+MAX_STRATEGIES = 16          # strategies the duplicate filter tracks at once
+MAX_RUNAWAY_SIGNALS = 4096
+MAX_SEQ = 1 << 40            # keeps newClientOrderId within Binance's 36 characters
+MAX_STRATEGY_ID = 1 << 16
+MAX_UNITS_F = float(MAX_UNITS)
+POW10 = tuple(float(10**i) for i in range(19))   # exact doubles, as in ext/risk.pyx
+
+LIMIT, MARKET, LIMIT_MAKER = int(OrderType.LIMIT), int(OrderType.MARKET), int(OrderType.LIMIT_MAKER)
+R = Reason
+
+
+def to_units(x: float, scale: float) -> int:
+    """round(x * scale) if x*scale is within the absurd bound and lies on an integer (up to binary64
+    representation error); -1 if absurd or NaN, -2 if finer than the precision. x > 0 assumed."""
+    y = x * scale
+    if not y <= MAX_UNITS_F:
+        return -1
+    n = math.floor(y + 0.5)
+    if abs(y - n) > 1e-9 + y * 1e-15:
+        return -2
+    return n
+
+
+def round_units(x: float, scale: float) -> int:
+    """Nearest integer units (positions and fills: no precision check). x finite, |x| bounded."""
+    return math.floor(x * scale + 0.5)
+
+
+class _Inst:
+    __slots__ = ("rules", "price_scale", "qty_scale", "pos", "open_buy", "open_sell", "ref",
+                 "ref_mono", "bid", "ask")
+
+    def __init__(self, rules: InstrumentRules):
+        self.rules = rules
+        self.price_scale = POW10[rules.price_decimals]
+        self.qty_scale = POW10[rules.qty_decimals]
+        self.pos = self.open_buy = self.open_sell = 0
+        self.ref = 0.0
+        self.ref_mono = 0                 # 0 = invalidated (GAP, RESYNC, STALE)
+        self.bid = self.ask = 0.0         # best bid/ask seen by apply_ticks (0 = none)
+
+
+class RiskEngine:
+    def __init__(self, *, max_gross_notional: float, collar_bps: float, ref_stale_ns: int,
+                 throttle_orders: int, throttle_window_ns: int, runaway_signals: int,
+                 runaway_window_ns: int, state: int = TradingState.ACTIVE):
+        _validate_limits(max_gross_notional, collar_bps, ref_stale_ns, throttle_orders,
+                         throttle_window_ns, runaway_signals, runaway_window_ns, state)
+        self.max_gross_notional = float(max_gross_notional)
+        self.collar_bps = float(collar_bps)
+        self.ref_stale_ns = int(ref_stale_ns)
+        self.throttle_orders = int(throttle_orders)
+        self.throttle_window_ns = int(throttle_window_ns)
+        self.runaway_signals = int(runaway_signals)
+        self.runaway_window_ns = int(runaway_window_ns)
+        self._state = int(state)
+        self._insts: dict[int, _Inst] = {}
+        self._ids: list[int] = []                     # configured ids, ascending
+        self._tokens = self.throttle_orders * self.throttle_window_ns   # bucket starts full
+        self._throttle_last = 0
+        self._run_times = [0] * self.runaway_signals
+        self._run_head = 0
+        self._run_count = 0
+        self._dedup: list[list[int]] = []             # [strategy_id, epoch, seq]
+
+    # ------------------------------------------------------------------ state (gateway side)
+    @property
+    def state(self) -> int:
+        return self._state
+
+    def set_state(self, state: int) -> None:
+        if int(state) not in (0, 1, 2):
+            raise ValueError(f"trading state must be 0, 1 or 2, got {state!r}")
+        self._state = int(state)
+
+    def set_instrument(self, rules: InstrumentRules) -> None:
+        if not isinstance(rules, InstrumentRules):
+            raise TypeError("set_instrument takes an InstrumentRules")
+        self._insts[rules.symbol_id] = _Inst(rules)
+        self._ids = sorted(self._insts)
+
+    def _inst(self, symbol_id: int) -> _Inst:
+        inst = self._insts.get(symbol_id) if isinstance(symbol_id, int) else None
+        if inst is None:
+            raise ValueError(f"symbol id {symbol_id!r} is not configured")
+        return inst
+
+    def set_reference(self, symbol_id: int, price: float, mono_ns: int) -> bool:
+        """Live reference price (e.g. mid) and its CLOCK_MONOTONIC stamp. False (ignored) for an
+        unknown symbol, a price that is not finite and > 0, or a negative stamp."""
+        inst = self._insts.get(symbol_id)
+        if inst is None or not (price > 0.0 and price < math.inf) or mono_ns < 0:
+            return False
+        inst.ref = float(price)
+        inst.ref_mono = int(mono_ns)
+        return True
+
+    def set_position(self, symbol_id: int, qty: float) -> None:
+        inst = self._inst(symbol_id)
+        inst.pos = _qty_units(qty, inst.qty_scale, signed=True)
+
+    def set_open_orders(self, symbol_id: int, buy_qty: float, sell_qty: float) -> None:
+        inst = self._inst(symbol_id)
+        b = _qty_units(buy_qty, inst.qty_scale)
+        s = _qty_units(sell_qty, inst.qty_scale)
+        inst.open_buy, inst.open_sell = b, s
+
+    def release_open(self, symbol_id: int, side: int, qty: float) -> None:
+        """An order ended unfilled (cancelled, expired, rejected by the venue) for `qty`."""
+        inst = self._inst(symbol_id)
+        u = _qty_units(qty, inst.qty_scale)
+        if side == 1:
+            inst.open_buy = max(0, inst.open_buy - u)
+        elif side == -1:
+            inst.open_sell = max(0, inst.open_sell - u)
+        else:
+            raise ValueError(f"side must be 1 or -1, got {side!r}")
+
+    def apply_fill(self, symbol_id: int, side: int, qty: float) -> None:
+        """`qty` of an open order was filled: it leaves the open orders and moves the position."""
+        inst = self._inst(symbol_id)
+        u = _qty_units(qty, inst.qty_scale)
+        if side == 1:
+            inst.open_buy = max(0, inst.open_buy - u)
+            inst.pos += u
+        elif side == -1:
+            inst.open_sell = max(0, inst.open_sell - u)
+            inst.pos -= u
+        else:
+            raise ValueError(f"side must be 1 or -1, got {side!r}")
+
+    def position(self, symbol_id: int) -> float:
+        inst = self._inst(symbol_id)
+        return inst.pos / inst.qty_scale
+
+    def open_orders(self, symbol_id: int) -> tuple[float, float]:
+        inst = self._inst(symbol_id)
+        return inst.open_buy / inst.qty_scale, inst.open_sell / inst.qty_scale
+
+    def apply_ticks(self, ticks) -> int:
+        """Reference prices from a batch of tick records (TICK_DTYPE array or its bytes): the mid
+        of the best bid/ask once both are known, else the last trade; GAP (symbol 0: every
+        instrument), RESYNC_START, STALE and BOOK_CLEAR invalidate the reference's stamp (stale
+        until fresh data). Returns the number of records that applied."""
+        if isinstance(ticks, np.ndarray) and ticks.dtype == TICK_DTYPE:
+            arr = ticks
+        else:
+            mv = memoryview(ticks)
+            if mv.nbytes % TICK_DTYPE.itemsize:
+                raise ValueError("expected whole 64-byte tick records")
+            arr = np.frombuffer(mv.cast("B"), dtype=TICK_DTYPE)
+        count = 0
+        for kind, symbol, venue, price, mono in zip(arr["kind"].tolist(), arr["symbol"].tolist(),
+                                                    arr["venue"].tolist(), arr["price"].tolist(),
+                                                    arr["mono_ts"].tolist()):
+            if kind == Kind.GAP and symbol == 0:
+                for o in self._insts.values():
+                    o.ref_mono, o.bid, o.ask = 0, 0.0, 0.0
+                count += 1
+                continue
+            inst = self._insts.get(symbol)
+            if inst is None or inst.rules.venue != venue:
+                continue
+            if kind == Kind.BID or kind == Kind.ASK:
+                if not (0.0 < price < math.inf) or mono < 0:
+                    continue
+                if kind == Kind.BID:
+                    inst.bid = price
+                else:
+                    inst.ask = price
+                if inst.bid > 0.0 and inst.ask > 0.0:
+                    inst.ref = (inst.bid + inst.ask) / 2.0
+                    inst.ref_mono = mono
+                count += 1
+            elif kind == Kind.TRADE or kind == Kind.AGG_TRADE:
+                if not (0.0 < price < math.inf) or mono < 0:
+                    continue
+                if not (inst.bid > 0.0 and inst.ask > 0.0):
+                    inst.ref, inst.ref_mono = price, mono
+                count += 1
+            elif kind in (Kind.GAP, Kind.RESYNC_START, Kind.STALE, Kind.BOOK_CLEAR):
+                inst.ref_mono, inst.bid, inst.ask = 0, 0.0, 0.0
+                count += 1
+        return count
+
+    def snapshot(self) -> tuple:
+        """Every piece of mutable state, for parity tests."""
+        run = tuple(self._run_times[(self._run_head + i) % self.runaway_signals]
+                    for i in range(self.runaway_signals)) if self._run_count >= self.runaway_signals \
+            else tuple(self._run_times[:self._run_count])
+        return (self._state, self._tokens, self._throttle_last, run,
+                tuple(tuple(d) for d in self._dedup),
+                tuple((i, self._insts[i].pos, self._insts[i].open_buy, self._insts[i].open_sell,
+                       self._insts[i].ref, self._insts[i].ref_mono, self._insts[i].bid,
+                       self._insts[i].ask) for i in self._ids))
+
+    # ------------------------------------------------------------------ the entry point
+    def check(self, msg, now_mono: int) -> int:
+        try:
+            (epoch, seq, _tseq, _tmono, created, ttl, qty, price, strategy_id, symbol, venue,
+             side, otype, tif, version) = SIGNAL_STRUCT.unpack(msg)
+            now = operator.index(now_mono)
+        except Exception:            # anything that is not an 80-byte buffer and an int clock
+            return R.BAD_MESSAGE
+        if not -(1 << 63) <= now < (1 << 63):
+            return R.BAD_MESSAGE
+        if version != SIGNAL_VERSION:
+            return R.BAD_VERSION
+        if now <= 0:                       # CLOCK_MONOTONIC is > 0; keeps differences in int64
+            return R.BAD_TIMESTAMP
+        # 2. runaway guard
+        if self._runaway(now):
+            self._state = TradingState.HALTED
+            return R.RUNAWAY
+        # 3. halted
+        if self._state == TradingState.HALTED:
+            return R.HALTED
+        # 4. fields
+        if epoch <= 0 or seq <= 0 or seq >= MAX_SEQ or strategy_id >= MAX_STRATEGY_ID:
+            return R.BAD_ID
+        if ttl <= 0 or created <= 0 or created > now:
+            return R.BAD_TIMESTAMP
+        inst = self._insts.get(symbol) if symbol <= MAX_SYMBOL_ID else None
+        if inst is None or inst.rules.venue != venue:
+            return R.UNKNOWN_SYMBOL
+        rules = inst.rules
+        if side != 1 and side != -1:
+            return R.BAD_SIDE
+        if otype != LIMIT and otype != MARKET and otype != LIMIT_MAKER:
+            return R.BAD_ORDER_TYPE
+        if otype == LIMIT:
+            if tif < 1 or tif > 3:
+                return R.BAD_TIF
+        elif tif != 0:
+            return R.BAD_TIF
+        if not (qty > 0.0):
+            return R.BAD_QTY
+        qu = to_units(qty, inst.qty_scale)
+        if qu == -1 or qu == 0:
+            return R.BAD_QTY
+        if qu == -2:
+            return R.QTY_STEP
+        is_market = otype == MARKET
+        pu = 0
+        if is_market:
+            if not math.isnan(price):
+                return R.BAD_PRICE
+        else:
+            if not (price > 0.0):
+                return R.BAD_PRICE
+            pu = to_units(price, inst.price_scale)
+            if pu == -1 or pu == 0:
+                return R.BAD_PRICE
+            if pu == -2:
+                return R.PRICE_TICK
+        # 5. TTL
+        if now - created > ttl:
+            return R.EXPIRED
+        # 6. duplicates
+        r = self._dedup_check(strategy_id, epoch, seq)
+        if r:
+            return r
+        # 7. reference exists; exchange filters
+        ref = inst.ref
+        if ref <= 0.0:
+            return R.NO_REFERENCE
+        if qu % rules.step_units != 0:
+            return R.QTY_STEP
+        if qu < rules.min_qty_units or (rules.max_qty_units and qu > rules.max_qty_units):
+            return R.QTY_RANGE
+        apply_min = apply_max = True
+        if is_market:
+            apply_min = rules.notional_applies_to_market
+            apply_max = rules.max_notional_applies_to_market
+            npu = to_units(ref, inst.price_scale)
+            if npu == -1:                      # absurd reference: nothing sensible to price with
+                return R.NO_REFERENCE
+            if npu == -2:                      # reference off the price grid: round it
+                npu = round_units(ref, inst.price_scale)
+        else:
+            if pu % rules.tick_units != 0:
+                return R.PRICE_TICK
+            if pu < rules.min_price_units or (rules.max_price_units and pu > rules.max_price_units):
+                return R.PRICE_RANGE
+            npu = pu
+        # pu * qu >= M  <=>  pu >= ceil(M / qu);  pu * qu <= X  <=>  pu <= X // qu (exact)
+        if apply_min and rules.min_notional_units and \
+                npu < (rules.min_notional_units + qu - 1) // qu:
+            return R.MIN_NOTIONAL
+        if apply_max and rules.max_notional_units and npu > rules.max_notional_units // qu:
+            return R.MAX_NOTIONAL
+        # 8. our order limits
+        if qu > rules.max_order_qty_units:
+            return R.MAX_ORDER_QTY
+        notional = (ref if is_market else price) * qty
+        if notional > rules.max_order_notional:
+            return R.MAX_ORDER_NOTIONAL
+        # 9. market data freshness and the collar
+        pos, ob, os_ = inst.pos, inst.open_buy, inst.open_sell
+        if side == 1:
+            reducing = pos < 0 and ob + qu <= -pos
+        else:
+            reducing = pos > 0 and os_ + qu <= pos
+        if not reducing and now - inst.ref_mono > self.ref_stale_ns:
+            return R.STALE_REFERENCE
+        if not is_market and abs(price - ref) > ref * self.collar_bps / 10000.0:
+            return R.PRICE_COLLAR
+        # 10. reduce-only state
+        if self._state == TradingState.REDUCING and not reducing:
+            return R.REDUCE_ONLY
+        # 11. worst-case position and gross exposure
+        if side == 1:
+            long_w, short_w = pos + ob + qu, pos - os_
+            if long_w > rules.max_position_units:
+                return R.POSITION_LIMIT
+        else:
+            long_w, short_w = pos + ob, pos - os_ - qu
+            if -short_w > rules.max_position_units:
+                return R.POSITION_LIMIT
+        gross = 0.0
+        for i in self._ids:
+            o = self._insts[i]
+            if o is inst:
+                w = max(abs(long_w), abs(short_w))
+            else:
+                w = max(abs(o.pos + o.open_buy), abs(o.pos - o.open_sell))
+            gross += w / o.qty_scale * o.ref
+        if gross > self.max_gross_notional:
+            return R.GROSS_EXPOSURE
+        # 12. throttle
+        if not self._take_token(now):
+            return R.THROTTLED
+        # 13. accept: the order is open now
+        if side == 1:
+            inst.open_buy = ob + qu
+        else:
+            inst.open_sell = os_ + qu
+        return R.ACCEPT
+
+    # ------------------------------------------------------------------ helpers
+    def _runaway(self, now: int) -> bool:
+        k = self.runaway_signals
+        tripped = self._run_count >= k and now - self._run_times[self._run_head] < \
+            self.runaway_window_ns
+        self._run_times[self._run_head] = now
+        self._run_head = (self._run_head + 1) % k
+        if self._run_count < k:
+            self._run_count += 1
+        return tripped
+
+    def _dedup_check(self, strategy_id: int, epoch: int, seq: int) -> int:
+        for d in self._dedup:
+            if d[0] == strategy_id:
+                if epoch < d[1] or (epoch == d[1] and seq <= d[2]):
+                    return R.DUPLICATE
+                d[1], d[2] = epoch, seq
+                return 0
+        if len(self._dedup) >= MAX_STRATEGIES:
+            return R.BAD_ID
+        self._dedup.append([strategy_id, epoch, seq])
+        return 0
+
+    def _take_token(self, now: int) -> bool:
+        w = self.throttle_window_ns
+        elapsed = now - self._throttle_last
+        if elapsed < 0:
+            elapsed = 0
+        elif elapsed > w:
+            elapsed = w
+        self._tokens = min(self.throttle_orders * w, self._tokens + elapsed * self.throttle_orders)
+        self._throttle_last = now
+        if self._tokens < w:
+            return False
+        self._tokens -= w
+        return True
+
+
+def _qty_units(x: float, scale: float, signed: bool = False) -> int:
+    """Quantity → nearest units for the gateway's updates; ValueError if not finite, negative
+    (unless signed) or beyond MAX_UNITS."""
+    x = float(x)
+    lo = -MAX_UNITS_F if signed else 0.0
+    if not lo <= x * scale <= MAX_UNITS_F:
+        raise ValueError(f"quantity must be finite, {'bounded' if signed else '>= 0'}: {x!r}")
+    return round_units(x, scale)
+
+
+def _validate_limits(max_gross_notional, collar_bps, ref_stale_ns, throttle_orders,
+                     throttle_window_ns, runaway_signals, runaway_window_ns, state) -> None:
+    """Shared by both engines: bad limits are a ValueError at construction (cool path)."""
+    for name, v in (("max_gross_notional", max_gross_notional), ("collar_bps", collar_bps)):
+        if not (isinstance(v, (int, float)) and 0 < v < math.inf):
+            raise ValueError(f"{name} must be a finite number > 0, got {v!r}")
+    for name, v, hi in (("ref_stale_ns", ref_stale_ns, 10**12),
+                        ("throttle_orders", throttle_orders, 10**6),
+                        ("throttle_window_ns", throttle_window_ns, 10**12),
+                        ("runaway_signals", runaway_signals, MAX_RUNAWAY_SIGNALS),
+                        ("runaway_window_ns", runaway_window_ns, 10**12)):
+        if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= hi:
+            raise ValueError(f"{name} must be an integer in 1..{hi}, got {v!r}")
+    if int(state) not in (0, 1, 2):
+        raise ValueError(f"state must be 0, 1 or 2, got {state!r}")

@@ -1,0 +1,352 @@
+"""Launch, pin, supervise and shut down the pipeline's roles.
+
+Start method: fork+exec of `python -m <role module> --config FILE` for every role (multiprocessing's
+"spawn" semantics: a fresh interpreter that inherits no sockets, ZMQ contexts or mappings), through
+pipeline.launcher.child, which pins the process to its cores, applies nice / SCHED_FIFO and asks
+the kernel for SIGTERM if the launcher dies (no orphans) before exec'ing the role. Each role gets
+its own process group, so Ctrl-C reaches the launcher only, which then stops roles in order.
+
+Shutdown order (stop_order): collectors first (no new market data), then strategies (no new
+signals), then the gateway (drains, cancels or keeps orders per its config, flushes its journal),
+the recorder, and the simulator last. Each gets SIGTERM, then SIGKILL after its stop_timeout. The
+launcher then unlinks every segment it created.
+
+Any role that dies or stops heartbeating → the gateway is told to HALT (SIGUSR1 and the status
+block's halt word) at once → orderly shutdown, unless the role's restart policy says otherwise.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pipeline.bus.ring import TickRing
+from pipeline.config import PipelineConfig, RoleSpec
+from pipeline.launcher import preflight
+from pipeline.records import RoleState, TradingState
+from pipeline.telemetry import status as st
+
+log = logging.getLogger("pipeline.launcher")
+
+ROLE_MODULES = {
+    "sim": "pipeline.sim",
+    "collector": "pipeline.collector",
+    "strategy": "pipeline.strategy",
+    "gateway": "pipeline.gateway",
+    "recorder": "pipeline.collector.recorder",
+}
+DEFAULT_START = ("sim", "gateway", "strategy", "recorder", "collector", "command")
+DEFAULT_STOP = ("collector", "strategy", "gateway", "recorder", "command", "sim")
+
+
+class LaunchError(RuntimeError):
+    """The pipeline cannot start as configured."""
+
+
+def _ordered(roles: dict[str, RoleSpec], explicit: list[str], ranks: tuple[str, ...]) -> list[str]:
+    if explicit:
+        missing = set(roles) - set(explicit)
+        unknown = set(explicit) - set(roles)
+        if unknown:
+            raise LaunchError(f"order names unknown roles: {sorted(unknown)}")
+        return list(explicit) + sorted(missing)
+    return sorted(roles, key=lambda n: (ranks.index(roles[n].kind), n))
+
+
+@dataclass
+class Role:
+    name: str
+    spec: RoleSpec
+    slot: int
+    proc: subprocess.Popen | None = None
+    restarts: int = 0
+    exit_reason: str = ""
+    log_path: Path | None = None
+    started_at: float = 0.0
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+
+@dataclass
+class Launcher:
+    cfg: PipelineConfig
+    config_path: str
+    roles: dict[str, Role] = field(default_factory=dict)
+    rings: list[TickRing] = field(default_factory=list)
+    status: st.StatusBlock | None = None
+    stop_reason: str = ""
+    halted_at: float | None = None
+    events: list[dict] = field(default_factory=list)
+
+    # ------------------------------------------------------------------ setup
+    def __post_init__(self) -> None:
+        self.run_dir = Path(self.cfg.launcher.run_dir)
+        if not self.cfg.roles:
+            raise LaunchError(f"{self.config_path}: no [roles.*] to launch")
+        self.placement_warnings = preflight.validate_placement(self.cfg.roles, self.config_path)
+        self.start_order = _ordered(self.cfg.roles, self.cfg.launcher.start_order, DEFAULT_START)
+        self.stop_order = _ordered(self.cfg.roles, self.cfg.launcher.stop_order, DEFAULT_STOP)
+        for i, name in enumerate(self.start_order):
+            self.roles[name] = Role(name, self.cfg.roles[name], i)
+        self.segment_prefix = f"{self.cfg.launcher.run_id}-{os.getpid()}"
+
+    def _event(self, kind: str, **kw) -> None:
+        e = {"t": time.monotonic(), "event": kind, **kw}
+        self.events.append(e)
+        log.info("%s %s", kind, " ".join(f"{k}={v}" for k, v in kw.items()))
+
+    def create_segments(self) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.status = st.StatusBlock.create(f"{self.segment_prefix}-status", len(self.roles))
+        self.rings.append(TickRing.create(self.cfg.ring.name, self.cfg.ring.capacity))
+
+    def _env(self, role: Role) -> dict[str, str]:
+        env = dict(os.environ)
+        env[st.ENV_SEGMENT] = self.status.name
+        env[st.ENV_SLOT] = str(role.slot)
+        env[st.ENV_ROLE] = role.name
+        env["PIPELINE_RUN_DIR"] = str(self.run_dir.resolve())
+        env["PIPELINE_WAIT"] = role.spec.wait
+        env["PYTHONUNBUFFERED"] = "1"
+        return env
+
+    def _argv(self, role: Role) -> list[str]:
+        if role.spec.kind == "command":
+            return list(role.spec.command)
+        return [sys.executable, "-m", ROLE_MODULES[role.spec.kind], "--config",
+                str(Path(self.config_path).resolve()), *role.spec.args]
+
+    def start_role(self, role: Role) -> None:
+        slot = self.status.slots[role.slot]
+        slot["state"] = int(RoleState.STARTING)
+        slot["heartbeat_mono"] = 0
+        role.log_path = self.run_dir / f"{role.name}.log"
+        logf = open(role.log_path, "ab")
+        try:
+            placement = json.dumps({"launcher_pid": os.getpid(), "cores": role.spec.cores,
+                                    "nice": role.spec.nice,
+                                    "fifo_priority": role.spec.fifo_priority})
+            role.proc = subprocess.Popen(
+                [sys.executable, "-m", "pipeline.launcher.child", placement, "--",
+                 *self._argv(role)],
+                env=self._env(role), stdin=subprocess.DEVNULL, stdout=logf,
+                stderr=subprocess.STDOUT, process_group=0)
+        except OSError as exc:
+            raise LaunchError(f"role {role.name}: cannot start {self._argv(role)[0]}: {exc}") from None
+        finally:
+            logf.close()
+        role.started_at = time.monotonic()
+        self._event("started", role=role.name, pid=role.proc.pid,
+                    cores=",".join(map(str, role.spec.cores)) or "any")
+
+    def wait_ready(self, role: Role) -> None:
+        """Wait for the role's first heartbeat (kind 'command' roles need not send one)."""
+        ready = role.spec.ready
+        if ready == "started" or (ready == "auto" and role.spec.kind == "command"):
+            return
+        deadline = time.monotonic() + role.spec.ready_timeout
+        slot = self.status.slots[role.slot]
+        while time.monotonic() < deadline:
+            if int(slot["heartbeat_mono"]) > 0 and int(slot["state"]) == RoleState.RUNNING:
+                return
+            if not role.alive:
+                raise LaunchError(f"role {role.name} exited during start (code "
+                                  f"{role.proc.returncode}); see {role.log_path}")
+            if self.stop_reason:
+                return
+            time.sleep(0.02)
+        raise LaunchError(f"role {role.name} did not become ready within "
+                          f"{role.spec.ready_timeout:g} s; see {role.log_path}")
+
+    # ------------------------------------------------------------------ supervision
+    def request_stop(self, reason: str) -> None:
+        if not self.stop_reason:
+            self.stop_reason = reason
+
+    def halt_gateway(self, why: str) -> None:
+        if self.halted_at is not None:
+            return
+        self.halted_at = time.monotonic()
+        self.status.request_halt()
+        for r in self.roles.values():
+            if r.spec.kind == "gateway" and r.alive:
+                os.kill(r.proc.pid, signal.SIGUSR1)
+        self._event("halt", why=why)
+
+    def check_roles(self) -> None:
+        now_ns = time.perf_counter_ns()
+        for r in self.roles.values():
+            if r.proc is None:
+                continue
+            code = r.proc.poll()
+            problem = ""
+            if code is not None and not self.stop_reason:
+                problem = f"exited with code {code}" if code >= 0 else f"killed by signal {-code}"
+                if r.spec.kind == "command" and code == 0:
+                    problem = ""
+                    r.exit_reason = "finished"
+            elif code is None:
+                hb = int(self.status.slots[r.slot]["heartbeat_mono"])
+                if hb and (now_ns - hb) > r.spec.heartbeat_timeout * 1e9:
+                    problem = f"stuck: no heartbeat for {(now_ns - hb) / 1e9:.1f} s"
+            if not problem:
+                continue
+            r.exit_reason = problem
+            self._event("role-failed", role=r.name, problem=problem)
+            if r.spec.restart == "on-failure" and r.restarts < r.spec.max_restarts:
+                if r.alive:
+                    r.proc.kill()
+                    r.proc.wait(5)
+                r.restarts += 1
+                self.start_role(r)
+                continue
+            if self.cfg.launcher.halt_on_role_death:
+                self.halt_gateway(f"{r.name} {problem}")
+                self.request_stop(f"role {r.name} {problem}")
+
+    def status_line(self, prev: dict) -> str:
+        snap = self.status.snapshot()
+        now = time.monotonic()
+        parts = []
+        ticks = sum(int(snap[r.slot]["ticks"]) for r in self.roles.values()
+                    if r.spec.kind == "collector")
+        dt = now - prev.get("t", now) or 1.0
+        rate = (ticks - prev.get("ticks", ticks)) / dt if prev else 0.0
+        prev.update(t=now, ticks=ticks)
+        parts.append(f"ticks {ticks:,} ({rate:,.0f}/s)")
+        for kind, label, fld in (("strategy", "signals", "signals"), ("gateway", "orders", "orders"),
+                                 ("gateway", "fills", "fills")):
+            v = sum(int(snap[r.slot][fld]) for r in self.roles.values() if r.spec.kind == kind)
+            parts.append(f"{label} {v:,}")
+        for r in self.roles.values():
+            s = snap[r.slot]
+            if r.spec.kind == "gateway":
+                parts.append(f"pnl {float(s['pnl']):,.2f}")
+                parts.append(TradingState(int(s["trading_state"])).name)
+        hops = [f"{r.name} p99 {int(snap[r.slot]['hop_p99_ns']) / 1000:,.0f}us"
+                for r in self.roles.values() if int(snap[r.slot]["hop_p99_ns"])]
+        return " | ".join(parts + hops)
+
+    # ------------------------------------------------------------------ shutdown
+    def shutdown(self) -> None:
+        if self.status is not None:
+            self.status.request_shutdown()
+        budget_end = time.monotonic() + self.cfg.launcher.shutdown_timeout
+        for name in self.stop_order:
+            r = self.roles[name]
+            if not r.alive:
+                continue
+            self.status.slots[r.slot]["state"] = int(RoleState.STOPPING)
+            r.proc.send_signal(signal.SIGTERM)
+            timeout = max(0.1, min(r.spec.stop_timeout, budget_end - time.monotonic()))
+            try:
+                r.proc.wait(timeout)
+                self._event("stopped", role=name, code=r.proc.returncode)
+            except subprocess.TimeoutExpired:
+                r.proc.kill()
+                r.proc.wait(5)
+                self._event("killed", role=name, after_s=timeout)
+        for r in self.roles.values():           # anything restarted meanwhile
+            if r.alive:
+                r.proc.kill()
+                r.proc.wait(5)
+
+    def close_segments(self) -> None:
+        for ring in self.rings:
+            ring.close()
+        self.rings.clear()
+
+    # ------------------------------------------------------------------ summary
+    def summary(self, started: float) -> dict:
+        snap = self.status.snapshot() if self.status is not None else None
+        roles = {}
+        for r in self.roles.values():
+            d = {"kind": r.spec.kind, "pid": r.proc.pid if r.proc else None,
+                 "exit_code": r.proc.returncode if r.proc else None,
+                 "restarts": r.restarts, "problem": r.exit_reason}
+            if snap is not None:
+                s = snap[r.slot]
+                d.update({k: int(s[k]) for k in st.COUNTERS})
+                d["pnl"] = float(s["pnl"])
+                d["hop_p50_ns"], d["hop_p99_ns"] = int(s["hop_p50_ns"]), int(s["hop_p99_ns"])
+            extra = self.run_dir / f"{r.name}.summary.json"
+            if extra.exists():
+                try:
+                    d["report"] = json.loads(extra.read_text())
+                except ValueError as exc:
+                    d["report_error"] = str(exc)
+            roles[r.name] = d
+        return {"seconds": time.monotonic() - started, "stop_reason": self.stop_reason,
+                "halted": self.halted_at is not None, "roles": roles,
+                "events": [{k: v for k, v in e.items() if k != "t"} for e in self.events]}
+
+
+def run(cfg: PipelineConfig, config_path: str, *, duration: float | None = None,
+        summary_json: str | None = None, out=sys.stdout) -> dict:
+    """Start everything, supervise until SIGINT/SIGTERM, the duration, or a failure; stop in
+    order; return (and optionally write) the summary."""
+    launcher = Launcher(cfg, config_path)
+    duration = cfg.launcher.duration if duration is None else duration
+    pre = preflight.report()
+    print("preflight:", file=out)
+    for line in pre.lines():
+        print(line, file=out)
+    for w in launcher.placement_warnings:
+        print(f"  WARNING: {w}", file=out)
+    old = {s: signal.signal(s, lambda signum, _f: launcher.request_stop(
+        signal.Signals(signum).name)) for s in (signal.SIGINT, signal.SIGTERM)}
+    started = time.monotonic()
+    try:
+        launcher.create_segments()
+        if cfg.launcher.prometheus_port >= 0:
+            from pipeline.telemetry import metrics
+            port = metrics.serve(launcher.status, {r.slot: (r.name, r.spec.kind)
+                                                   for r in launcher.roles.values()},
+                                 cfg.launcher.prometheus_port)
+            print(f"  prometheus metrics on http://127.0.0.1:{port}/metrics", file=out)
+        for name in launcher.start_order:
+            if launcher.stop_reason:
+                break
+            role = launcher.roles[name]
+            launcher.start_role(role)
+            launcher.wait_ready(role)
+            if role.spec.kind != "command":
+                print(f"  {name} ready (pid {role.proc.pid})", file=out, flush=True)
+        launcher.roles_started = time.monotonic()
+        prev: dict = {}
+        next_status = time.monotonic() + cfg.launcher.status_interval
+        while not launcher.stop_reason:
+            launcher.check_roles()
+            now = time.monotonic()
+            if duration and now - launcher.roles_started >= duration:
+                launcher.request_stop("duration")
+            if cfg.launcher.status_interval and now >= next_status:
+                print(launcher.status_line(prev), file=out, flush=True)
+                next_status = now + cfg.launcher.status_interval
+            time.sleep(0.02)
+    except LaunchError as exc:
+        launcher.request_stop(f"launch error: {exc}")
+        print(f"error: {exc}", file=sys.stderr)
+    finally:
+        print(f"stopping ({launcher.stop_reason})", file=out, flush=True)
+        try:
+            launcher.shutdown()
+            summary = launcher.summary(started)
+        finally:
+            launcher.close_segments()
+            if launcher.status is not None:
+                launcher.status.close()
+            for s, h in old.items():
+                signal.signal(s, h)
+    if summary_json:
+        Path(summary_json).parent.mkdir(parents=True, exist_ok=True)
+        Path(summary_json).write_text(json.dumps(summary, indent=2, default=str))
+    return summary

@@ -1,0 +1,100 @@
+"""python -m pipeline.sim --config FILE [--host 127.0.0.1] [--port 0] [--ready-file PATH]
+
+Runs the exchange simulator until SIGTERM / SIGINT. When it listens, it logs and (with
+--ready-file) atomically writes {"port", "rest_url", "ws_url"} as JSON.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from aiohttp import web
+
+from pipeline.config import ConfigError, SimConfig, load
+
+log = logging.getLogger("pipeline.sim")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(prog="python -m pipeline.sim",
+                                 description="Binance-compatible exchange simulator on loopback.")
+    ap.add_argument("--config", type=Path, help="pipeline TOML file; its [sim] section is used "
+                    "(defaults without one)")
+    ap.add_argument("--host", help="interface to bind (default: [sim].host = 127.0.0.1)")
+    ap.add_argument("--port", type=int, help="port (default: [sim].port; 0 = ephemeral)")
+    ap.add_argument("--allow-remote", action="store_true",
+                    help="allow a non-loopback --host (off by default)")
+    ap.add_argument("--ready-file", type=Path, help="write {port, rest_url, ws_url} here when listening")
+    ap.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+    return ap.parse_args(argv)
+
+
+def write_ready(path: Path, info: dict) -> None:
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps(info))
+    os.replace(tmp, path)
+
+
+async def serve(cfg: SimConfig, ready_file: Path | None) -> None:
+    from pipeline.sim.server import Simulator
+
+    sim = Simulator(cfg)
+    runner = web.AppRunner(sim.app(), handle_signals=False, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, cfg.host, cfg.port, backlog=512, reuse_address=True)
+    await site.start()
+    port = runner.addresses[0][1]
+    host = "127.0.0.1" if cfg.host in ("127.0.0.1", "localhost") else cfg.host
+    info = {"port": port, "rest_url": f"http://{host}:{port}", "ws_url": f"ws://{host}:{port}",
+            "pid": os.getpid()}
+    if ready_file is not None:
+        write_ready(ready_file, info)
+    log.info("simulator listening: %s", json.dumps(info))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("simulator: stop requested, shutting down")
+    await runner.cleanup()
+    log.info("simulator: stopped")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        cfg = load(args.config).sim if args.config else SimConfig()
+        over = {}
+        if args.host is not None:
+            over["host"] = args.host
+        if args.port is not None:
+            over["port"] = args.port
+        if args.allow_remote:
+            over["allow_remote"] = True
+        if over:
+            cfg = replace(cfg, **over)
+    except (ConfigError, ValueError) as exc:
+        log.error("%s", exc)
+        return 2
+    try:
+        asyncio.run(serve(cfg, args.ready_file))
+    except OSError as exc:
+        log.error("cannot serve: %s", exc)
+        return 1
+    except (FileNotFoundError, KeyError) as exc:
+        log.error("%s", exc)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

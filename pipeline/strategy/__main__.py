@@ -1,0 +1,40 @@
+"""python -m pipeline.strategy --config FILE: run the strategy process (see process.py)."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+from pipeline import config
+from pipeline.bus.ring import RingError
+from pipeline.strategy.process import run
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        prog="python -m pipeline.strategy",
+        description="Strategy process: read the tick ring, run the configured strategies, send "
+                    "signals over ZeroMQ PUSH to ipc://@<strategy.channel>. "
+                    "Stops on SIGTERM/SIGINT.")
+    ap.add_argument("--config", required=True,
+                    help="pipeline TOML file ([ring], [reader], [strategy])")
+    ap.add_argument("--stats-json", metavar="PATH", help="write the final counters here as JSON")
+    ap.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(process)d %(name)s %(levelname)s %(message)s")
+    try:
+        cfg = config.load(args.config)
+        stats = run(cfg, source=args.config)
+    except (config.ConfigError, RingError, ValueError, KeyError) as exc:
+        logging.getLogger("pipeline.strategy").error("%s", exc)
+        return 2
+    if args.stats_json:
+        with open(args.stats_json, "w") as f:
+            json.dump(stats, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

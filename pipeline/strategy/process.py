@@ -1,0 +1,176 @@
+"""The strategy process: tick ring → strategies → signals over ZeroMQ PUSH.
+
+    python -m pipeline.strategy --config configs/demo.toml [--stats-json PATH]
+
+or, from the launcher, `run(cfg)` in a child process (create nothing before the fork: the ring
+attachment and the ZeroMQ context are made inside `run`).
+
+States: NEW → RUNNING → STOPPING → STOPPED. Startup order: attach the ring (waiting up to
+`attach_timeout`), create the reader at the ring's cursor, start the strategies, then open the
+signal sockets; the first HELLO therefore proves the reader exists. The loop:
+
+    service the READY handshake (non-blocking)
+    wait for ticks with the configured wait strategy, in slices of <= 100 ms
+    poll a batch into a preallocated buffer, run every strategy on it, send its signals (NOBLOCK)
+
+Nothing in the loop waits on the gateway: signals before READY are buffered (bounded, TTL-checked),
+after READY a full pipe or an absent gateway drops the signal and counts it. A SIGTERM / SIGINT
+only requests a stop; the loop notices within one wait slice (≤ 100 ms), stops the strategies and
+closes the sockets (LINGER ≤ `linger_ms`), so the process exits well within 2 s with no gateway.
+Shutdown order: strategies.stop → sender.close → ring.close.
+"""
+from __future__ import annotations
+
+import enum
+import logging
+import signal
+import time
+from typing import Callable
+
+import numpy as np
+
+from pipeline.bus.ring import TickRing
+from pipeline.bus.signals import SignalSender
+from pipeline.config import PipelineConfig
+from pipeline.records import TICK_DTYPE
+from pipeline.registry import DEFAULT as DEFAULT_REGISTRY
+from pipeline.registry import SymbolRegistry
+from pipeline.strategy import STRATEGIES
+from pipeline.strategy.base import Strategy
+
+log = logging.getLogger(__name__)
+
+
+class State(enum.Enum):
+    NEW = "new"
+    RUNNING = "running"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+
+
+def build_strategies(cfg: PipelineConfig, registry: SymbolRegistry = DEFAULT_REGISTRY,
+                     source: str = "<config>") -> list[Strategy]:
+    """One Strategy per [[strategy.instances]] entry (params checked strictly)."""
+    out = []
+    for inst in cfg.strategy.instances:
+        cls = STRATEGIES[inst.kind]
+        out.append(cls.from_config(inst, registry=registry, source=source))
+    return out
+
+
+class StrategyProcess:
+    """The strategy role as a component. `run()` blocks until stopped; `request_stop()` is safe
+    from a signal handler."""
+
+    def __init__(self, cfg: PipelineConfig, *, source: str = "<config>",
+                 registry: SymbolRegistry = DEFAULT_REGISTRY, attach_timeout: float = 10.0):
+        self.cfg = cfg
+        self.source = source
+        self.strategies = build_strategies(cfg, registry, source)   # config errors before I/O
+        self.attach_timeout = attach_timeout
+        self.state = State.NEW
+        self._stop = False
+        self.ticks = 0
+        self.batches = 0
+        self.signals = 0
+        self.sender: SignalSender | None = None
+        self.reader = None
+        self._reader_stats: dict = {}
+        self.exit_reason = ""
+
+    def request_stop(self, *_args) -> None:
+        self._stop = True
+
+    def install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGTERM, self.request_stop)
+        signal.signal(signal.SIGINT, self.request_stop)
+
+    def stats(self) -> dict:
+        s = {"state": self.state.value, "ticks": self.ticks, "batches": self.batches,
+             "signals": self.signals, "exit_reason": self.exit_reason}
+        if self.sender is not None:
+            s.update(self.sender.stats())
+        rs = self.reader.stats() if self.reader is not None else self._reader_stats
+        s.update({f"ring_{k}": v for k, v in rs.items()})
+        s["strategies"] = [st.describe() for st in self.strategies]
+        return s
+
+    def run(self, on_running: Callable[["StrategyProcess"], None] | None = None) -> dict:
+        if self.state is not State.NEW:
+            raise RuntimeError(f"StrategyProcess.run() called in state {self.state.value}")
+        scfg = self.cfg.strategy
+        wait = scfg.wait or self.cfg.reader.wait
+        ring = TickRing.attach(self.cfg.ring.name, timeout=self.attach_timeout)
+        try:
+            reader = self.reader = ring.reader(wait=wait, max_batch=self.cfg.reader.max_batch)
+            buf = np.empty(self.cfg.reader.max_batch, dtype=TICK_DTYPE)
+            for st in self.strategies:
+                st.start()
+            sender = self.sender = SignalSender(
+                scfg.channel, strategy_id=self.strategies[0].strategy_id if self.strategies else 0,
+                sndhwm=scfg.sndhwm, linger_ms=scfg.linger_ms, hello_every_s=scfg.hello_every_s)
+            self.state = State.RUNNING
+            log.info("strategy process running: ring %r (wait=%s), channel %s, %d strategies",
+                     ring.name, wait, sender.data_ep, len(self.strategies))
+            if on_running is not None:
+                on_running(self)
+            self._loop(ring, reader, sender, buf)
+        finally:
+            self.state = State.STOPPING
+            for st in self.strategies:
+                try:
+                    st.stop()
+                except Exception:  # noqa: BLE001 — one strategy's failure must not block shutdown
+                    log.exception("strategy %s: on_stop failed", st.strategy_id)
+            if self.sender is not None:
+                self.sender.close()
+            if self.reader is not None:      # counters read now: the reader dies with the mapping
+                self._reader_stats = self.reader.stats()
+                self.reader = None
+            ring.close()
+            self.state = State.STOPPED
+        stats = self.stats()
+        log.info("strategy process stopped (%s): %s", self.exit_reason,
+                 {k: v for k, v in stats.items() if k != "strategies"})
+        return stats
+
+    def _loop(self, ring: TickRing, reader, sender: SignalSender, buf: np.ndarray) -> None:
+        scfg = self.cfg.strategy
+        poll_into = reader.poll_into
+        strategies = self.strategies
+        send = sender.send
+        stats_every = int(scfg.stats_every_s * 1e9)
+        next_stats = time.perf_counter_ns() + stats_every
+        exit_on_close = scfg.exit_when_writer_closes
+        while not self._stop:
+            sender.service()
+            if reader.wait(0.1):
+                n = poll_into(buf)
+                if n == 0:
+                    continue
+                batch = buf[:n]       # a view of the reused buffer: strategies must not keep it
+                self.ticks += n
+                self.batches += 1
+                for st in strategies:
+                    for sig in st.on_ticks(batch):
+                        self.signals += 1
+                        send(sig)
+            elif ring.writer_closed:
+                if exit_on_close and reader.lag() == 0:
+                    self.exit_reason = "writer closed"
+                    return
+                time.sleep(0.01)      # nothing will come; do not spin on a closed ring
+            if stats_every and time.perf_counter_ns() >= next_stats:
+                next_stats += stats_every
+                log.info("strategy stats: %s",
+                         {k: v for k, v in self.stats().items() if k != "strategies"})
+        self.exit_reason = "stop requested"
+
+
+def run(cfg: PipelineConfig, source: str = "<config>", install_signals: bool = True) -> dict:
+    """Run the strategy role in this process until SIGTERM/SIGINT; returns the final counters.
+    The launcher calls this in its child process."""
+    proc = StrategyProcess(cfg, source=source)
+    if install_signals:
+        proc.install_signal_handlers()
+    return proc.run()

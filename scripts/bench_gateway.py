@@ -1,0 +1,268 @@
+#!/usr/bin/env python3
+"""Benchmark the gateway's hot path: risk check + encode + sign of a realistic LIMIT order.
+
+Measures, in one run and on one machine:
+  risk_sign     BinanceSigner.process(risk, signal, now, ts): the compiled risk check, the Binance
+                query string encoding and the pre-keyed OpenSSL HMAC-SHA256 (ext/risk.pyx,
+                ext/sign.pyx), returning the signed request body
+  sign_only     BinanceSigner.sign(query): the pre-keyed HMAC of the same query alone, from the
+                key's ipad state over all of the query (process() starts from the per-instrument
+                pre-hashed prefix instead, one SHA-256 block less), returning the hex str
+  baselines     hmac.new(secret, query, sha256).hexdigest() alone, and the pure-Python twin of the
+                whole path (pipeline/gateway/risk_py.py + sign_py.py)
+
+Per-call latency in the tens of nanoseconds is below what a perf_counter_ns() pair can resolve
+(each read costs tens of ns), so each sample is the mean of a batch of consecutive calls
+(--batch, default 32); p50/p99 are over those batch means. The single-call p50 (timer overhead
+included) is reported too. GC is off while timing.
+
+    python scripts/bench_gateway.py [--quick] [--json PATH]
+
+Run benchmarks under `flock /tmp/bench.lock ...` on shared machines. A later `--e2e` mode (signal
+over ZeroMQ through the gateway process) belongs to the gateway-process issue: see MODES below.
+"""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")      # numpy's BLAS threads must not spin
+
+import argparse  # noqa: E402
+import gc  # noqa: E402
+import hashlib  # noqa: E402
+import hmac  # noqa: E402
+import json  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from pipeline.gateway import risk_py, sign_py  # noqa: E402
+from pipeline.gateway.instruments import InstrumentRules  # noqa: E402
+from pipeline.gateway.risk import RiskEngine, make_signal  # noqa: E402
+from pipeline.gateway.signing import BinanceSigner  # noqa: E402
+from pipeline.records import Venue  # noqa: E402
+
+SECRET = b"NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j"   # Binance doc key
+EPOCH = 1_732_500_000_123_456_789         # a strategy epoch (CLOCK_REALTIME ns at its start)
+T0 = 10**12
+TS_MS = 1_732_500_000_000
+# BTCUSDT as in the recorded exchangeInfo; limits generous enough that every benchmark order is
+# accepted (accepted orders stay open: the position and gross limits must not fill up)
+RULES = InstrumentRules.build(
+    symbol_id=1, venue=int(Venue.BINANCE), name="BTCUSDT", tick="0.01", min_price="0.01",
+    max_price="1000000", step="0.00001", min_qty="0.00001", max_qty="9000", min_notional="10",
+    max_order_qty="1", max_position_qty="10000000", max_order_notional=100_000.0)
+LIMITS = dict(max_gross_notional=1e15, collar_bps=50.0, ref_stale_ns=10**12,
+              throttle_orders=1_000_000, throttle_window_ns=1_000_000, runaway_signals=4096,
+              runaway_window_ns=1)
+
+
+def pct(sorted_vals: list[float], q: float) -> float:
+    """Nearest-rank percentile of an ascending list."""
+    i = min(len(sorted_vals) - 1, max(0, int(round(q * (len(sorted_vals) - 1)))))
+    return sorted_vals[i]
+
+
+def signals(n: int) -> tuple[list[bytes], list[int]]:
+    """n distinct realistic LIMIT signals (BUY/SELL alternating around the reference) and their
+    receive clocks, 1 µs apart."""
+    msgs, nows = [], []
+    for i in range(n):
+        now = T0 + 1_000 * (i + 1)
+        side = 1 if i % 2 else -1
+        msgs.append(make_signal(epoch=EPOCH, seq=i + 1, symbol=1, venue=int(Venue.BINANCE),
+                                side=side, order_type=1, tif=1, qty=0.01,
+                                price=50_000.0 - side * 12.34, created_mono=now - 20_000,
+                                ttl_ns=5_000_000_000, strategy_id=3))
+        nows.append(now)
+    return msgs, nows
+
+
+def make_path(Engine, Signer):
+    risk = Engine(**LIMITS)
+    risk.set_instrument(RULES)
+    risk.set_reference(1, 50_000.0, T0)
+    signer = Signer(SECRET, recv_window_ms=5000)
+    signer.set_instrument(RULES)
+    return risk, signer
+
+
+def time_batches(fn, n_batches: int, batch: int) -> list[float]:
+    """fn(k) runs calls k*batch .. (k+1)*batch-1; returns the per-call mean of every batch, ns."""
+    clock = time.perf_counter_ns
+    out = []
+    for k in range(n_batches):
+        t = clock()
+        fn(k)
+        out.append((clock() - t) / batch)
+    out.sort()
+    return out
+
+
+def bench(args) -> dict:
+    batch = args.batch
+    n = args.iterations
+    n_batches = max(1, n // batch)
+    n = n_batches * batch
+    msgs, nows = signals(n + batch)
+
+    # ---- the compiled path: risk + encode + sign
+    def runner(risk, signer, msgs=msgs, nows=nows):
+        process = signer.process
+
+        def run(k):
+            lo = k * batch
+            for i in range(lo, lo + batch):
+                process(risk, msgs[i], nows[i], TS_MS)
+        return run
+
+    risk, signer = make_path(RiskEngine, BinanceSigner)
+    body = signer.process(risk, msgs[n], nows[n], TS_MS)    # the sample order (and a warm-up)
+    if body is None:
+        raise SystemExit(f"benchmark order rejected: reason {signer.last_reason}")
+    runner(*make_path(RiskEngine, BinanceSigner))(0)          # warm-up on throwaway state
+    risk, signer = make_path(RiskEngine, BinanceSigner)       # fresh state for the timed run
+    gc.disable()
+    try:
+        rs = time_batches(runner(risk, signer), n_batches, batch)
+    finally:
+        gc.enable()
+    if signer.last_reason != 0 or signer.signed_count != n:
+        raise SystemExit(f"not every benchmark order was accepted: {signer.signed_count}/{n}, "
+                         f"last reason {signer.last_reason}")
+
+    # ---- single calls (timer overhead included), for comparison
+    risk1, signer1 = make_path(RiskEngine, BinanceSigner)
+    p1 = signer1.process
+    clock = time.perf_counter_ns
+    single = []
+    gc.disable()
+    try:
+        for i in range(min(n, 20_000)):
+            t = clock()
+            p1(risk1, msgs[i], nows[i], TS_MS)
+            single.append(clock() - t)
+        timer = []
+        for _ in range(20_000):
+            t = clock()
+            timer.append(clock() - t)
+    finally:
+        gc.enable()
+    single.sort()
+    timer.sort()
+
+    # ---- sign only: the pre-keyed HMAC of the same query
+    query = body.rpartition(b"&signature=")[0]
+    sign = signer.sign
+
+    def run_sign(k):
+        for _ in range(batch):
+            sign(query)
+
+    # ---- baselines: hmac.new alone; the pure-Python twin of the whole path
+    def run_hmac(k, new=hmac.new, sha=hashlib.sha256):
+        for _ in range(batch):
+            new(SECRET, query, sha).hexdigest()
+
+    py_risk, py_signer = make_path(risk_py.RiskEngine, sign_py.BinanceSigner)
+    py_body = py_signer.process(py_risk, msgs[n], nows[n], TS_MS)
+    if py_body != body:
+        raise SystemExit("the Python twin's signed body differs from the kernel's")
+    py_risk, py_signer = make_path(risk_py.RiskEngine, sign_py.BinanceSigner)
+    py_batches = max(1, n_batches // 20)
+    run_py = runner(py_risk, py_signer)
+
+    gc.disable()
+    try:
+        so = time_batches(run_sign, n_batches, batch)
+        hn = time_batches(run_hmac, n_batches, batch)
+        pp = time_batches(run_py, py_batches, batch)
+    finally:
+        gc.enable()
+
+    results = {
+        "risk_sign_p50_ns": round(pct(rs, 0.50), 1),
+        "risk_sign_p90_ns": round(pct(rs, 0.90), 1),
+        "risk_sign_p99_ns": round(pct(rs, 0.99), 1),
+        "risk_sign_max_ns": round(rs[-1], 1),
+        "risk_sign_single_call_p50_ns": pct(single, 0.50),
+        "risk_sign_single_call_p99_ns": pct(single, 0.99),
+        "timer_overhead_p50_ns": pct(timer, 0.50),
+        "sign_only_p50_ns": round(pct(so, 0.50), 1),
+        "sign_only_p99_ns": round(pct(so, 0.99), 1),
+        "orders": n,
+        "batch": batch,
+        "query_bytes": len(query),
+    }
+    baselines = {
+        "hmac_new_p50_ns": round(pct(hn, 0.50), 1),
+        "hmac_new_p99_ns": round(pct(hn, 0.99), 1),
+        "python_path_p50_ns": round(pct(pp, 0.50), 1),
+        "python_path_p99_ns": round(pct(pp, 0.99), 1),
+    }
+    ratios = {
+        "python_over_cython": round(baselines["python_path_p50_ns"] / results["risk_sign_p50_ns"], 2),
+        "hmac_new_over_sign_only": round(baselines["hmac_new_p50_ns"] / results["sign_only_p50_ns"], 2),
+    }
+    return {"name": "bench_gateway", "python": sys.version.split()[0],
+            "cpu_count": os.cpu_count(), "results": results, "baselines": baselines,
+            "ratios": ratios, "_body": body.decode()}
+
+
+# A later issue adds "e2e" (strategy → ZeroMQ → gateway process → signed request).
+MODES = {"kernel": bench}
+
+
+def table(res: dict) -> str:
+    r, b, q = res["results"], res["baselines"], res["ratios"]
+    rows = [
+        ("risk + encode + sign (Cython)", r["risk_sign_p50_ns"], r["risk_sign_p99_ns"]),
+        ("  single call, timer included", r["risk_sign_single_call_p50_ns"],
+         r["risk_sign_single_call_p99_ns"]),
+        ("sign only (pre-keyed HMAC, whole query)", r["sign_only_p50_ns"], r["sign_only_p99_ns"]),
+        ("baseline hmac.new().hexdigest()", b["hmac_new_p50_ns"], b["hmac_new_p99_ns"]),
+        ("baseline Python twin, whole path", b["python_path_p50_ns"], b["python_path_p99_ns"]),
+    ]
+    lines = [f"{'metric':<42}{'p50 ns':>10}{'p99 ns':>10}", "-" * 62]
+    lines += [f"{name:<42}{p50:>10.1f}{p99:>10.1f}" for name, p50, p99 in rows]
+    lines += ["-" * 62,
+              (f"python_over_cython {q['python_over_cython']}x   "
+               f"hmac_new_over_sign_only {q['hmac_new_over_sign_only']}x"),
+              (f"{r['orders']} orders, batches of {r['batch']} calls (per-call = batch mean; "
+               f"timer read p50 {r['timer_overhead_p50_ns']} ns), query {r['query_bytes']} B"),
+              f"python {res['python']}, {res['cpu_count']} CPUs"]
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 epilog="Target: risk + encode + sign p50 <= 400 ns.")
+    ap.add_argument("--quick", action="store_true", help="fewer iterations (a smoke run)")
+    ap.add_argument("--json", metavar="PATH", help="also write the results as one JSON object")
+    ap.add_argument("--iterations", type=int, default=None,
+                    help="orders to time (default 400000, --quick 40000)")
+    ap.add_argument("--batch", type=int, default=32, help="calls per timed sample (default 32)")
+    ap.add_argument("--cpu", type=int, default=None, help="pin this process to one CPU")
+    ap.add_argument("--show-body", action="store_true", help="print the signed sample request")
+    args = ap.parse_args(argv)
+    if args.iterations is None:
+        args.iterations = 40_000 if args.quick else 400_000
+    if args.iterations < args.batch or args.batch < 1:
+        ap.error("--iterations must be >= --batch >= 1")
+    if args.cpu is not None:
+        os.sched_setaffinity(0, {args.cpu})
+    res = MODES["kernel"](args)
+    body = res.pop("_body")
+    print(table(res))
+    if args.show_body:
+        print(body)
+    if args.json:
+        Path(args.json).write_text(json.dumps(res, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

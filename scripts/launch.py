@@ -1,0 +1,56 @@
+#!/usr/bin/env python3
+"""Start the whole pipeline from one TOML config: every role its own pinned process, supervised,
+stopped in order on SIGINT/SIGTERM, a failure, or after --duration.
+
+    python scripts/launch.py --config configs/demo.toml [--duration 30] [--summary-json PATH]
+    python scripts/launch.py --config configs/demo.toml --preflight   # report the box and exit
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from pipeline import config as cfgmod  # noqa: E402
+from pipeline.launcher import preflight, supervisor  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--config", required=True, help="pipeline TOML config")
+    ap.add_argument("--duration", type=float, help="seconds to run (default: [launcher].duration; "
+                    "0 = until Ctrl-C)")
+    ap.add_argument("--summary-json", metavar="PATH", help="write the run summary as JSON")
+    ap.add_argument("--preflight", action="store_true", help="print the preflight report and exit")
+    ap.add_argument("-v", "--verbose", action="store_true", help="log launcher events")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        cfg = cfgmod.load(args.config)
+        warnings = preflight.validate_placement(cfg.roles, args.config)
+    except (cfgmod.ConfigError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.preflight:
+        for line in preflight.report().lines():
+            print(line)
+        for w in warnings:
+            print(f"  WARNING: {w}")
+        return 0
+    try:
+        summary = supervisor.run(cfg, args.config, duration=args.duration,
+                                 summary_json=args.summary_json)
+    except supervisor.LaunchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps({k: v for k, v in summary.items() if k != "events"}, indent=2, default=str))
+    failed = summary["stop_reason"] not in ("duration", "SIGINT", "SIGTERM")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,300 @@
+"""The collector against the exchange simulator over real WebSockets, in separate processes:
+the simulator (its own subprocess), the collector (a spawned process writing the tick ring) and
+this test (a ring reader)."""
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import time
+
+import numpy as np
+import pytest
+
+sim_testing = pytest.importorskip("pipeline.sim.testing",
+                                  reason="simulator (pipeline.sim) not merged yet")
+
+from pipeline.bus.ring import TickRing  # noqa: E402
+from pipeline.collector.book import BookRebuilder  # noqa: E402
+from pipeline.collector.process import run_from_dict  # noqa: E402
+from pipeline.records import FLAG_SNAPSHOT, TICK_DTYPE, Kind, Venue  # noqa: E402
+from pipeline.registry import DEFAULT  # noqa: E402
+
+pytestmark = pytest.mark.timeout(60)
+SYMS = ["BTCUSDT", "ETHUSDT"]
+IDS = {s: DEFAULT.id(Venue.SIM, s) for s in SYMS}
+
+
+class Run:
+    """A collector process writing ring `name`, and this process's reader of it."""
+
+    def __init__(self, tmp_path, shm_name, sim, **over):
+        self.ring = TickRing.create(shm_name, 1 << 18)
+        self.reader = self.ring.reader(wait="sleeping", start="oldest", max_batch=1 << 16)
+        self.stats_path = tmp_path / f"stats-{time.monotonic_ns()}.json"
+        cfg = {"venue_id": "SIM", "ws_url": sim.ws_url, "rest_url": sim.rest_url,
+               "symbols": SYMS, "channels": ["trade", "bookTicker", "depth@100ms"],
+               "stale_after_s": 2.0, "backoff_initial_s": 0.05, "backoff_max_s": 0.5,
+               "overlap_s": 0.3, "snapshot_limit": 1000}
+        cfg.update(over)
+        self.proc = mp.get_context("spawn").Process(
+            target=run_from_dict, args=(cfg, shm_name, 50.0, str(self.stats_path)), daemon=True)
+        self.proc.start()
+        self.records: list[np.ndarray] = []
+
+    def pump(self, seconds: float, until=None) -> np.ndarray:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            b = self.reader.poll()
+            if len(b):
+                self.records.append(b)
+                if until is not None and until(self.all()):
+                    break
+            else:
+                time.sleep(0.01)
+        return self.all()
+
+    def all(self) -> np.ndarray:
+        return np.concatenate(self.records) if self.records else np.zeros(0, TICK_DTYPE)
+
+    def stop(self) -> dict:
+        if self.proc.is_alive():
+            self.proc.terminate()
+        self.proc.join(15)
+        self.pump(0.05)
+        stats = json.loads(self.stats_path.read_text()) if self.stats_path.exists() else {}
+        self.reader = None
+        self.ring.close()
+        return stats
+
+
+@pytest.fixture
+def sim(tmp_path):
+    s = sim_testing.start_sim(tmp_path, symbols=SYMS + ["SOLUSDT"], rate=400.0,
+                              ping_interval_s=0.4, pong_timeout_s=2.0)
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def run(tmp_path, shm_name, sim):
+    runs = []
+
+    def start(**over):
+        r = Run(tmp_path, shm_name, sim, **over)
+        runs.append(r)
+        return r
+    yield start
+    for r in runs:
+        if r.proc.is_alive():
+            r.stop()
+
+
+def synced(recs, sym) -> bool:
+    return bool(((recs["kind"] == Kind.RESYNC_DONE) & (recs["symbol"] == IDS[sym])).any())
+
+
+def all_synced(recs) -> bool:
+    return len(recs) > 0 and all(synced(recs, s) for s in SYMS)
+
+
+def kinds(recs, kind, sym=None):
+    m = recs["kind"] == kind
+    if sym is not None:
+        m &= recs["symbol"] == IDS[sym]
+    return recs[m]
+
+
+def test_ticks_arrive_and_books_match_the_exchange(run, sim):
+    r = run()
+    recs = r.pump(15, until=all_synced)
+    assert all_synced(recs)
+    recs = r.pump(1.0)
+    for s in SYMS:
+        assert len(kinds(recs, Kind.TRADE, s)) + len(kinds(recs, Kind.BID, s)) > 0
+    sim.tape(action="pause")
+    time.sleep(0.5)
+    recs = r.pump(0.5)
+    rb = BookRebuilder()
+    rb.apply(recs)
+    books = sim.state()["books"]
+    for s in SYMS:
+        assert rb.valid(Venue.SIM, IDS[s])
+        b = rb.book(Venue.SIM, IDS[s])
+        assert not b.crossed()
+        assert b.best_bid == float(books[s]["bestBid"]) and b.best_ask == float(books[s]["bestAsk"])
+        assert rb.last_id[(int(Venue.SIM), IDS[s])] == books[s]["lastUpdateId"]
+    stats = r.stop()
+    assert stats["connects"] == 1 and stats.get("feed_book_gap", 0) == 0
+    assert stats["errors"] == {}
+
+
+def test_depth_gap_resyncs_to_a_correct_book(run, sim):
+    r = run()
+    assert all_synced(r.pump(15, until=all_synced))
+    n0 = len(r.all())
+    sim.fault("skip_depth", count=1, symbol="BTCUSDT")
+
+    def resynced(recs):
+        tail = recs[n0:]
+        return len(kinds(tail, Kind.RESYNC_DONE, "BTCUSDT")) > 0
+    recs = r.pump(15, until=resynced)
+    tail = recs[n0:]
+    gap = kinds(tail, Kind.GAP, "BTCUSDT")
+    assert len(gap) == 1 and gap["id"][0] >= 1
+    order = [int(k) for k in tail["kind"][tail["symbol"] == IDS["BTCUSDT"]]
+             if k in (Kind.GAP, Kind.RESYNC_START, Kind.BOOK_CLEAR, Kind.RESYNC_DONE)]
+    assert order == [Kind.GAP, Kind.RESYNC_START, Kind.BOOK_CLEAR, Kind.RESYNC_DONE]
+    # nothing of the gapped book is published between RESYNC_START and the snapshot
+    i0 = np.flatnonzero((tail["kind"] == Kind.RESYNC_START) & (tail["symbol"] == IDS["BTCUSDT"]))[0]
+    i1 = np.flatnonzero((tail["kind"] == Kind.BOOK_CLEAR) & (tail["symbol"] == IDS["BTCUSDT"]))[0]
+    between = tail[i0:i1]
+    assert not ((between["symbol"] == IDS["BTCUSDT"])
+                & np.isin(between["kind"], [Kind.BOOK_BID, Kind.BOOK_ASK])).any()
+    sim.tape(action="pause")
+    time.sleep(0.5)
+    recs = r.pump(0.5)
+    rb = BookRebuilder()
+    rb.apply(recs)
+    book = sim.state()["books"]["BTCUSDT"]
+    b = rb.book(Venue.SIM, IDS["BTCUSDT"])
+    assert rb.valid(Venue.SIM, IDS["BTCUSDT"])
+    assert (b.best_bid, b.best_ask) == (float(book["bestBid"]), float(book["bestAsk"]))
+    stats = r.stop()
+    assert stats["feed_book_gap"] == 1
+
+
+def test_dropped_connection_reconnects_within_backoff_and_is_stale_meanwhile(run, sim):
+    r = run()
+    assert all_synced(r.pump(15, until=all_synced))
+    n0 = len(r.all())
+    t0 = time.monotonic()
+    sim.fault("drop", target="md")
+
+    def back(recs):
+        tail = recs[n0:]
+        st = np.flatnonzero(tail["kind"] == Kind.STALE)
+        return len(st) and (np.isin(tail["kind"][st[0]:], [Kind.TRADE, Kind.BID])).any()
+    recs = r.pump(10, until=back)
+    took = time.monotonic() - t0
+    tail = recs[n0:]
+    st = np.flatnonzero(tail["kind"] == Kind.STALE)
+    assert len(st) >= 1, "no STALE record after the drop"
+    assert set(tail["symbol"][st]) == set(IDS.values())
+    assert back(recs)
+    assert took < 3.0          # back-off budget 0.05..0.5 s plus connect and first data
+    stats = r.stop()
+    assert stats["connects"] >= 2 and stats["disconnects"] >= 1
+
+
+def test_silent_connection_goes_stale_and_reconnects(run, sim):
+    r = run(stale_after_s=0.8)
+    assert all_synced(r.pump(15, until=all_synced))
+    n0 = len(r.all())
+    sim.fault("silence", seconds=2.0, target="md")
+    recs = r.pump(10, until=lambda a: (a[n0:]["kind"] == Kind.STALE).any()
+                  and np.isin(a[n0:]["kind"][np.flatnonzero(a[n0:]["kind"] == Kind.STALE)[0]:],
+                              [Kind.TRADE, Kind.BID]).any())
+    tail = recs[n0:]
+    assert (tail["kind"] == Kind.STALE).any()
+    stats = r.stop()
+    assert stats["watchdog"] >= 1 and stats["connects"] >= 2
+
+
+def test_server_shutdown_switches_connection_without_losing_a_message(run, sim):
+    r = run(overlap_s=0.3)
+    assert all_synced(r.pump(15, until=all_synced))
+    r.pump(1.0)
+    # The simulator closes every market-data connection when the grace period ends, even ones
+    # opened after the notice; the window below ends before that.
+    sim.fault("server_shutdown", grace_s=6.0)
+    recs = r.pump(2.5)
+    stats = r.stop()
+    recs = r.all()
+    assert stats["switches"] >= 1 and stats.get("switch_shutdown", 0) >= 1
+    assert not (recs["kind"] == Kind.STALE).any()
+    assert not (recs["kind"] == Kind.GAP).any()
+    for s in SYMS:
+        t = kinds(recs, Kind.TRADE, s)["id"]
+        assert len(t) > 5
+        assert (np.diff(t) == 1).all(), "trade ids must be contiguous across the switch"
+        # depth: every published diff continues the previous one (no gap, no duplicate)
+        d = recs[(recs["symbol"] == IDS[s]) & np.isin(recs["kind"], [Kind.BOOK_BID, Kind.BOOK_ASK])
+                 & ((recs["flags"] & FLAG_SNAPSHOT) == 0)]
+        assert (np.diff(d["id"]) >= 0).all()
+    assert stats.get("feed_book_gap", 0) == 0
+
+
+def test_server_pings_are_answered(run, sim):
+    r = run()
+    r.pump(3.0)
+    stats = r.stop()
+    assert stats["pings"] >= 4 and stats["pongs"] >= 4
+    assert stats["connects"] == 1 and stats.get("disconnects", 0) == 0
+
+
+def test_recorded_session_replays_to_the_same_records(run, sim, tmp_path):
+    from pipeline.collector.recorder import read_raw, replay
+    from pipeline.venues.binance import BinanceAdapter
+    from tests.collector_helpers import strip_ring
+    rec = tmp_path / "rec"
+    r = run(record_dir=str(rec))
+    assert all_synced(r.pump(15, until=all_synced))
+    sim.fault("skip_depth", count=1, symbol="ETHUSDT")
+    r.pump(2.0)
+    r.stop()
+    live = r.all()
+    live = live[live["kind"] != Kind.STALE]
+    files = sorted(rec.glob("raw-*.txt.gz"))
+    adapter = BinanceAdapter(IDS, int(Venue.SIM))
+    again = replay(read_raw(files), adapter, depth_symbols=list(IDS.values()), auto_start=False)
+    assert len(again) == len(live) and (live["kind"] == Kind.GAP).sum() == 1
+    assert strip_ring(live).tobytes() == again.tobytes()
+
+
+def test_spoiled_frames_are_counted_and_never_published(run, sim):
+    r = run()
+    assert all_synced(r.pump(15, until=all_synced))
+    n0 = len(r.all())
+    sim.fault("duplicate", count=20)
+    sim.fault("malformed", count=3)
+    sim.fault("truncated", count=3)
+    r.pump(2.0)
+    sim.tape(action="pause")
+    time.sleep(0.3)
+    r.pump(0.5)
+    stats = r.stop()
+    recs = r.all()
+    assert stats["errors"].get("malformed_json", 0) + stats["errors"].get("non_utf8", 0) >= 6
+    assert stats["feed_dec_duplicates"] + stats.get("feed_duplicates", 0) \
+        + stats.get("feed_book_duplicate", 0) >= 1
+    for s in SYMS:
+        t = kinds(recs, Kind.TRADE, s)["id"]
+        assert (np.diff(t) > 0).all(), "a duplicate trade was published"
+        b = kinds(recs, Kind.BID, s)["id"]
+        assert (np.diff(b) > 0).all()
+    # a lost (truncated) depth update shows as a gap and a resync, never as a wrong book
+    rb = BookRebuilder()
+    rb.apply(recs)
+    books = sim.state()["books"]
+    for s in SYMS:
+        if rb.valid(Venue.SIM, IDS[s]):
+            b = rb.book(Venue.SIM, IDS[s])
+            assert (b.best_bid, b.best_ask) == (float(books[s]["bestBid"]),
+                                                float(books[s]["bestAsk"]))
+    assert len(recs) > n0
+
+
+def test_connection_lifetime_switches_before_the_server_ends_it(tmp_path, shm_name):
+    with sim_testing.start_sim(tmp_path, symbols=SYMS, rate=400.0, max_lifetime_s=4.0) as s:
+        r = Run(tmp_path, shm_name, s, lifetime_s=4.0, lifetime_margin_s=2.0, overlap_s=0.3)
+        try:
+            assert all_synced(r.pump(15, until=all_synced))
+            r.pump(3.0)
+        finally:
+            stats = r.stop()
+    recs = r.all()
+    assert stats.get("switch_lifetime", 0) >= 1 and stats["switches"] >= 1
+    assert not (recs["kind"] == Kind.STALE).any() and not (recs["kind"] == Kind.GAP).any()
+    for sym in SYMS:
+        t = kinds(recs, Kind.TRADE, sym)["id"]
+        assert len(t) > 5 and (np.diff(t) == 1).all()

@@ -1,0 +1,127 @@
+"""The fused hot path (BinanceSigner.process): risk → encode → sign, nothing signed on a reject;
+and InstrumentRules built from exchangeInfo filters."""
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+import pytest
+
+from pipeline.gateway.instruments import InstrumentRules
+from pipeline.gateway.reasons import Reason
+from tests.gateway_helpers import BINANCE, LIMITS, NOW, SECRET, T0, Sig, btc_rules, engines, signers
+
+PAIRS = list(zip(engines(), signers()))
+
+
+@pytest.fixture(params=PAIRS, ids=["cython", "python"])
+def path(request):
+    Engine, Signer = request.param
+    e = Engine(**LIMITS)
+    e.set_instrument(btc_rules())
+    e.set_reference(1, 50_000.0, T0)
+    s = Signer(SECRET)
+    s.set_instrument(btc_rules())
+    return e, s
+
+
+def test_accept_gives_the_signed_body(path):
+    e, s = path
+    body = s.process(e, Sig()(seq=42, strategy_id=7, side=-1, qty=0.25, price=50_012.5), NOW,
+                     1_700_000_000_123)
+    assert s.last_reason == Reason.ACCEPT and s.signed_count == 1
+    q, _, sig = body.partition(b"&signature=")
+    assert q == (b"symbol=BTCUSDT&side=SELL&type=LIMIT&timeInForce=GTC&recvWindow=5000"
+                 b"&quantity=0.25000&price=50012.50&newClientOrderId=pl7.17979cfe362a0000.2a"
+                 b"&timestamp=1700000000123")
+    assert sig.decode() == hmac.new(SECRET.encode(), q, hashlib.sha256).hexdigest()
+    assert len(b"pl7.17979cfe362a0000.2a") <= 36
+
+
+def test_market_order_body(path):
+    e, s = path
+    body = s.process(e, Sig()(order_type=2, qty=0.001), NOW, 1)
+    assert b"&type=MARKET&recvWindow=5000&quantity=0.00100&newClientOrderId=" in body
+    assert b"price=" not in body and b"timeInForce" not in body
+
+
+@pytest.mark.parametrize("over,reason", [(dict(price=60_000.0), Reason.PRICE_COLLAR),
+                                         (dict(qty=float("nan")), Reason.BAD_QTY),
+                                         (dict(symbol=5), Reason.UNKNOWN_SYMBOL)])
+def test_reject_signs_nothing(path, over, reason):
+    e, s = path
+    before = e.snapshot()
+    assert s.process(e, Sig()(**over), NOW, 1) is None
+    assert s.last_reason == reason and s.signed_count == 0
+    assert e.snapshot()[5] == before[5]            # no open order was added
+
+
+def test_malformed_message_through_the_path(path):
+    e, s = path
+    assert s.process(e, b"\x00" * 12, NOW, 1) is None
+    assert s.last_reason == Reason.BAD_MESSAGE and s.signed_count == 0
+
+
+def test_signer_without_the_instrument_rolls_back_the_open_order():
+    for Engine, Signer in PAIRS:
+        e = Engine(**LIMITS)
+        e.set_instrument(btc_rules())
+        e.set_reference(1, 50_000.0, T0)
+        s = Signer(SECRET)                          # no set_instrument
+        assert s.process(e, Sig()(), NOW, 1) is None
+        assert s.last_reason == Reason.UNKNOWN_SYMBOL
+        assert e.open_orders(1) == (0.0, 0.0)
+        s.set_instrument(btc_rules())
+        assert s.process(e, Sig()(seq=99), NOW, -1) is None        # negative timestamp
+        assert s.last_reason == Reason.BAD_MESSAGE and e.open_orders(1) == (0.0, 0.0)
+
+
+def test_encode_rejects_bad_arguments():
+    for _, Signer in PAIRS:
+        s = Signer(SECRET)
+        s.set_instrument(btc_rules())
+        for args in ((2, 1, 1, 1, 1, 1, b"", 0), (1, 0, 1, 1, 1, 1, b"", 0),
+                     (1, 1, 1, 0, 1, 1, b"", 0), (1, 1, 1, 1, 0, 1, b"", 0),
+                     (1, 1, 1, 1, 1, 1, b"bad id!", 0), (1, 1, 1, 1, 1, 1, b"x" * 37, 0)):
+            with pytest.raises(ValueError):
+                s.encode_sign(*args)
+        with pytest.raises(ValueError):
+            Signer(SECRET, recv_window_ms=0)
+        with pytest.raises(ValueError):
+            Signer(SECRET, resp_type="MAYBE")
+
+
+# ------------------------------------------------------------------ InstrumentRules
+def test_notional_filter_and_missing_filters():
+    info = {"symbol": "BTCUSDT", "filters": [
+        {"filterType": "PRICE_FILTER", "minPrice": "0.01", "maxPrice": "0", "tickSize": "0.01"},
+        {"filterType": "LOT_SIZE", "minQty": "0.00001", "maxQty": "9000", "stepSize": "0.00001"},
+        {"filterType": "NOTIONAL", "minNotional": "5.0", "applyMinToMarket": False,
+         "maxNotional": "10000.00", "applyMaxToMarket": False, "avgPriceMins": 5}]}
+    r = InstrumentRules.from_binance(info, symbol_id=4, venue=BINANCE, max_order_qty="1",
+                                     max_position_qty="1", max_order_notional=100.0)
+    assert (r.min_notional_units, r.max_notional_units, r.max_price_units) == \
+        (5 * 10**7, 10_000 * 10**7, 0)
+    assert r.notional_applies_to_market is False
+    with pytest.raises(ValueError, match="PRICE_FILTER"):
+        InstrumentRules.from_binance({"symbol": "X", "filters": []}, symbol_id=4, venue=BINANCE,
+                                     max_order_qty="1", max_position_qty="1",
+                                     max_order_notional=1.0)
+
+
+@pytest.mark.parametrize("over", [dict(symbol_id=0), dict(symbol_id=256), dict(tick="0"),
+                                  dict(step="-1"), dict(tick="abc"), dict(max_order_qty="0"),
+                                  dict(max_order_notional=float("nan")), dict(name=""),
+                                  dict(tick="0.0000000000001")])
+def test_bad_instrument_rules(over):
+    kw = dict(symbol_id=1, venue=BINANCE, name="BTCUSDT", tick="0.01", step="0.001",
+              max_order_qty="1", max_position_qty="1", max_order_notional=1.0)
+    kw.update(over)
+    with pytest.raises(ValueError):
+        InstrumentRules.build(**kw)
+
+
+def test_longest_client_order_id_fits_binance():
+    from pipeline.gateway.sign_py import check_client_id, client_order_id
+    cid = client_order_id(2**16 - 1, 2**63 - 1, 2**40 - 1)    # the risk check's bounds
+    assert len(cid) == 34 and check_client_id(cid) == cid

@@ -1,0 +1,27 @@
+import numpy as np
+
+from pipeline.telemetry import latency
+
+
+def test_recorder_percentiles_and_file_round_trip(tmp_path):
+    r = latency.HopRecorder(["a"])
+    r.record_many("a", np.arange(1, 10_001))          # 1..10,000 ns
+    r.record("b", 5_000)
+    s = r.summary("a")
+    assert s["count"] == 10_000
+    assert abs(s["p50"] - 5_000) <= 5 and abs(s["p99"] - 9_900) <= 10 and s["max"] >= 10_000
+    r.dump(tmp_path / "x.hdr.json")
+    r2 = latency.HopRecorder()
+    r2.record("a", 20_000)
+    r2.dump(tmp_path / "y.hdr.json")
+    merged = latency.load([tmp_path / "x.hdr.json", tmp_path / "y.hdr.json"])
+    assert merged["a"].get_total_count() == 10_001
+    assert merged["b"].get_total_count() == 1
+    assert latency.summarize(merged["a"])["max"] >= 20_000
+
+
+def test_out_of_range_values_are_clamped_not_lost():
+    r = latency.HopRecorder()
+    r.record("x", -5)
+    r.record("x", 10**15)
+    assert r.summary("x")["count"] == 2

@@ -1,0 +1,135 @@
+"""Strategy base and SMA live behaviour: typed params from config (strict), hooks, GAP / STALE /
+RESYNC_START suspend and restart the windows, other instruments and kinds are ignored, long/flat
+vs long/short order quantities, signal stamps."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pipeline import config
+from pipeline.clock import TestClock
+from pipeline.records import TICK_DTYPE, Kind, Venue
+from pipeline.registry import DEFAULT as REG
+from pipeline.strategy import STRATEGIES
+from pipeline.strategy.base import Strategy
+from pipeline.strategy.process import build_strategies
+from pipeline.strategy.sma import SmaCrossover, SmaParams
+
+SYM = REG.id(Venue.SIM, "BTCUSDT")
+
+
+def recs(prices, kind=Kind.TRADE, symbol=SYM, start_seq=0):
+    r = np.zeros(len(prices), TICK_DTYPE)
+    r["seq"] = np.arange(start_seq, start_seq + len(prices))
+    r["kind"] = kind
+    r["venue"] = Venue.SIM
+    r["symbol"] = symbol
+    r["price"] = prices
+    r["mono_ts"] = 1000 + r["seq"]
+    return r
+
+
+def ctl(kind, symbol=0, seq=0):
+    r = recs([0.0], kind=kind, symbol=symbol, start_seq=seq)
+    r["venue"] = 0 if symbol == 0 else Venue.SIM
+    return r
+
+
+def sma(**kw):
+    clock = TestClock(mono_ns=5_000)
+    s = SmaCrossover(SmaParams(1, 2, 1.0), venue=int(Venue.SIM), symbol=SYM, qty=0.5,
+                     ttl_ns=777, clock=clock, **kw)
+    s.start()
+    return s
+
+
+def test_params_from_config_are_typed_and_strict(tmp_path):
+    cfg = config.loads('[[strategy.instances]]\nid = 3\nsymbol = "ETHUSDT"\n'
+                       'params = { fast = 5, slow = 9, price_increment = 0.5 }\n')
+    (s,) = build_strategies(cfg)
+    assert isinstance(s, SmaCrossover) and s.params == SmaParams(5, 9, 0.5)
+    assert s.symbol == REG.id(Venue.SIM, "ETHUSDT") and s.strategy_id == 3
+    bad = [('params = { fast = 5, slow = 9, fats = 1 }', "unknown key.*fats"),
+           ('params = { fast = "5", slow = 9 }', "fast.*must be an integer"),
+           ('params = { fast = 9, slow = 5 }', "fast=9 >= slow=5"),
+           ('venue = "NOPE"', "unknown venue 'NOPE'")]
+    for line, msg in bad:
+        cfg = config.loads(f"[[strategy.instances]]\n{line}\n", source="x.toml")
+        with pytest.raises(config.ConfigError, match=msg):
+            build_strategies(cfg, source="x.toml")
+    with pytest.raises(KeyError, match="unknown instrument"):
+        build_strategies(config.loads('[[strategy.instances]]\nsymbol = "DOGEUSDT"\n'))
+    assert STRATEGIES["sma"] is SmaCrossover
+
+
+def test_signals_carry_trigger_and_stamps_long_flat():
+    s = sma()
+    out = s.on_ticks(recs([10, 9, 10, 12, 11, 13]))
+    # trend: j1 down (adopted silently), j2 up → BUY, j4 down → SELL (to flat), j5 up → BUY
+    assert [(x.trigger_seq, x.side, x.qty) for x in out] == [(2, 1, 0.5), (4, -1, 0.5),
+                                                             (5, 1, 0.5)]
+    x = out[0]
+    assert (x.trigger_mono, x.created_mono, x.ttl_ns, x.strategy_id, x.symbol, x.venue) == \
+        (1002, 5_000, 777, 0, SYM, int(Venue.SIM))
+    assert np.isnan(x.price) and x.order_type == 2 and (x.epoch, x.seq) == (0, 0)
+
+
+def test_long_short_reverses_with_double_quantity():
+    s = sma(allow_short=True)
+    out = s.on_ticks(recs([10, 9, 10, 12, 11, 13]))
+    assert [(x.side, x.qty) for x in out] == [(1, 0.5), (-1, 1.0), (1, 1.0)]
+
+
+def test_other_instruments_and_kinds_are_ignored():
+    s = sma()
+    batch = np.concatenate([recs([10, 9]), recs([50, 1, 50], symbol=SYM + 1),
+                            recs([100, 1], kind=Kind.BID), ctl(Kind.HEARTBEAT),
+                            ctl(Kind.RESYNC_DONE), recs([10])])
+    assert [x.side for x in s.on_ticks(batch)] == [1]
+    assert s.gaps == 0 and not s.suspended
+
+
+@pytest.mark.parametrize("kind", [Kind.GAP, Kind.STALE, Kind.RESYNC_START])
+def test_gap_suspends_and_restarts_windows(kind):
+    s = sma()
+    assert s.on_ticks(recs([10, 9])) == []                 # trend down adopted
+    assert s.on_ticks(ctl(kind)) == [] and s.suspended
+    # the first fresh trade only refills the window: no signal from it, even though 20 > 9
+    assert s.on_ticks(recs([20], start_seq=10)) == [] and not s.suspended
+    out = s.on_ticks(recs([21], start_seq=11))             # window full again: up → BUY
+    assert [(x.trigger_seq, x.side) for x in out] == [(11, 1)]
+    assert (s.gaps, s.stales) == ((0, 1) if kind == Kind.STALE else (1, 0))
+
+
+def test_gap_for_another_instrument_is_ignored():
+    s = sma()
+    s.on_ticks(recs([10, 9]))
+    s.on_ticks(ctl(Kind.GAP, symbol=SYM + 1))
+    assert not s.suspended and s.gaps == 0
+    assert [x.side for x in s.on_ticks(recs([20]))] == [1]
+
+
+def test_hooks_run_once_and_nan_prices_never_signal():
+    calls = []
+
+    class Hooked(Strategy):
+        def on_start(self):
+            calls.append("start")
+
+        def on_stop(self):
+            calls.append("stop")
+
+        def on_trades(self, trades):
+            calls.append(len(trades))
+            return []
+
+    h = Hooked(symbol=SYM, venue=int(Venue.SIM))
+    h.start(); h.start()
+    h.on_ticks(recs([1, 2, 3]))
+    h.on_ticks(recs([]))
+    h.stop(); h.stop()
+    assert calls == ["start", 3, "stop"]
+    s = sma()
+    assert s.on_ticks(recs([10, 9, np.nan, np.inf])) == [] and s.bad_prices == 2
+    with pytest.raises(TypeError, match="needs SmaParams"):
+        SmaCrossover(object())
