@@ -12,14 +12,12 @@ import numpy as np
 import pytest
 import requests
 
-sim_testing = pytest.importorskip("pipeline.sim.testing", reason="simulator not merged yet")
-pytest.importorskip("pipeline.collector.process", reason="collector not merged yet")
-
-from pipeline.bus.ring import TickRing  # noqa: E402
-from pipeline.collector.process import run_from_dict  # noqa: E402
-from pipeline.records import FLAG_LAST_IN_MSG, TICK_DTYPE, Kind, Venue  # noqa: E402
-from pipeline.registry import DEFAULT  # noqa: E402
-from pipeline.venues import okx  # noqa: E402
+from pipeline.bus.ring import TickRing
+from pipeline.collector.process import run_from_dict
+from pipeline.records import FLAG_LAST_IN_MSG, TICK_DTYPE, Kind, Venue
+from pipeline.registry import DEFAULT
+from pipeline.sim import testing as sim_testing
+from pipeline.venues import okx
 
 pytestmark = pytest.mark.timeout(60)
 INST = "BTC-USDT"

@@ -13,11 +13,10 @@ import websocket
 
 from pipeline.records import Kind
 from pipeline.registry import DEFAULT
+from pipeline.sim.testing import start_sim
 from pipeline.venues import okx
 from pipeline.venues.okx_book import OkxBookSync
 
-# The simulator (issue 3) is developed on its own branch; until it is merged these tests cannot run.
-start_sim = pytest.importorskip("pipeline.sim.testing", reason="simulator not merged yet").start_sim
 pytestmark = pytest.mark.timeout(60)
 SYMS = okx.symbols_from_registry(DEFAULT)
 INST = "BTC-USDT"
