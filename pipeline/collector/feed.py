@@ -174,7 +174,13 @@ class Feed:
             if n >= 0:
                 self.counters["fast_messages"] += 1
                 if n:
-                    self.sink(self.fast_out[:n])
+                    recs = self.fast_out[:n]
+                    slot = _SLOTS.get(int(recs["kind"][0]))
+                    if slot is not None and not self.state.accept(slot, int(recs["symbol"][-1]),
+                                                                  int(recs["id"][-1])):
+                        self.counters["duplicates"] += 1    # e.g. both connections of a switch
+                        return False
+                    self.sink(recs)
                 return False
         try:
             obj = orjson.loads(payload)

@@ -116,6 +116,9 @@ class OkxAdapter:
         return self._names[symbol_id]
 
     def streams(self, symbols: Sequence[str], channels: Sequence[str]) -> list[str]:
+        if okx.BBO_TBT in channels and okx.TICKERS in channels:
+            raise ValueError("bbo-tbt and tickers both publish BID/ASK (with different ids); "
+                             "subscribe one of them")
         return [f"{a['channel']}:{a['instId']}"
                 for a in okx.subscribe_args([s.upper() for s in symbols], channels)]
 
