@@ -213,3 +213,5 @@ def test_notice_64008_switches_connection_before_the_close(run, sim):
     stats = r.stop()
     assert stats.get("switch_shutdown") == 1 and stats.get("switches") == 1
     assert len(of(recs, Kind.STALE)) == 0 and len(of(recs, Kind.GAP)) == 0
+    trades = of(recs, Kind.TRADE)
+    assert len(trades) and (np.diff(trades["id"]) > 0).all()     # none published twice

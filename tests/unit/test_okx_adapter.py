@@ -97,3 +97,49 @@ def test_feed_replays_the_recording(adapter, vectors):
     trade_raw = [r for r, _ in _received(vectors) if b'"channel":"trades"' in r and b'"data"' in r]
     feed.cool(trade_raw[-1], 0, 1)
     assert len(out) == n and feed.counters["duplicates"] == 1
+
+
+SAMPLES = [
+    b'{"arg":{"channel":"trades","instId":"BTC-USDT"},"data":[{"instId":"BTC-USDT","tradeId":"7",'
+    b'"px":"1.5","sz":"2","side":"sell","ts":"1"}]}',
+    b'{"arg":{"channel":"books","instId":"BTC-USDT"},"action":"update","data":[{"asks":[["2","1",'
+    b'"0","1"]],"bids":[["1","1","0","1"]],"ts":"1","checksum":0,"prevSeqId":1,"seqId":2}]}',
+    b'{"arg":{"channel":"bbo-tbt","instId":"BTC-USDT"},"data":[{"asks":[["2","1","0","1"]],'
+    b'"bids":[["1","1","0","1"]],"ts":"1","seqId":3}]}',
+    b'{"event":"notice","code":"64008","msg":"x"}', b"pong",
+]
+
+
+def _mutate(data, draw_ops):
+    b = bytearray(data)
+    for op, i, x in draw_ops:
+        if not b:
+            break
+        i %= len(b)
+        if op == 0:
+            b[i] = x
+        elif op == 1:
+            del b[i:i + 1 + x % 8]
+        else:
+            b[i:i] = bytes([x]) * (1 + x % 3)
+    return bytes(b)
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(SAMPLES),
+                          st.lists(st.tuples(st.integers(0, 2), st.integers(0, 10**6),
+                                             st.integers(0, 255)), max_size=4)),
+                min_size=1, max_size=6))
+def test_fuzzed_frames_through_the_feed_are_only_counted(frames):
+    out: list[np.ndarray] = []
+    a = OkxAdapter(SYMS)
+    feed = Feed(a, lambda r: out.append(r.copy()), depth_symbols=[SYMS["BTC-USDT"]],
+                backend="python")
+    for sample, ops in frames:
+        feed.cool(_mutate(sample, ops), 1, 1)     # must not raise
+    for r in out:
+        assert r.dtype == TICK_DTYPE and len(r) and (r["venue"] == Venue.OKX).all()
+        assert np.isfinite(r["price"]).all()
