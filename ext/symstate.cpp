@@ -16,7 +16,7 @@
             "-Wno-unreachable-code"
         ],
         "include_dirs": [
-            "/tmp/pip-build-env-zolqk2dr/overlay/lib/python3.11/site-packages/numpy/_core/include",
+            "/tmp/pip-build-env-3carvpq5/overlay/lib/python3.11/site-packages/numpy/_core/include",
             "ext"
         ],
         "language": "c++",

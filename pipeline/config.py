@@ -67,6 +67,85 @@ class BusDemoConfig:
     reader_waits: list[WaitName] = field(default_factory=lambda: ["yielding", "blocking"])
 
 
+# ----------------------------------------------------------------------------- gateway
+# The execution gateway (issue 8, pipeline/gateway/). One contiguous block: GatewayRiskConfig,
+# GatewayConfig; `PipelineConfig.gateway` holds it. Pre-trade limits and recvWindow are [risk]'s.
+# Secrets are never config keys: the gateway reads them from the environment or a 0600 file
+# (pipeline/gateway/secrets.py).
+
+
+@dataclass(frozen=True)
+class GatewayRiskConfig:
+    """[gateway.risk]: the gateway's own automatic-HALT limits. The pre-trade limits of the risk
+    engine (and recvWindow) are the [risk] section's (RiskConfig, issue 7)."""
+
+    max_loss: float = 10_000.0             # realized + unrealized PnL below -max_loss → HALTED
+    max_consecutive_rejects: int = 10      # exchange rejects in a row → HALTED
+
+    def __post_init__(self) -> None:
+        if not self.max_loss > 0:
+            raise ValueError(f"max_loss must be > 0, got {self.max_loss}")
+        if self.max_consecutive_rejects < 1:
+            raise ValueError(f"max_consecutive_rejects must be >= 1, got "
+                             f"{self.max_consecutive_rejects}")
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    """The execution gateway process ([gateway])."""
+
+    venue: str = "SIM"                     # Venue name of the registry (SIM / BINANCE)
+    symbols: list[str] = field(default_factory=lambda: ["BTCUSDT"])   # venue spelling
+    channel: str = "pipeline-signals"      # signal channel: PULL on ipc://@<channel> (+ .ctl)
+    rest_url: str = "https://api.binance.com"
+    ws_api_url: str = "wss://ws-api.binance.com:443/ws-api/v3"
+    transport: Literal["rest", "ws_api"] = "rest"   # how orders go out
+    user_stream: bool = True               # userDataStream.subscribe over the WS-API for fills
+    api_key_env: str = "PIPELINE_API_KEY"  # environment variable holding the API key
+    api_secret_env: str = "PIPELINE_API_SECRET"
+    credentials_file: str = ""             # or a 0600 file with api_key=... / api_secret=... lines
+    state_dir: str = "gateway-state"       # journal, status.json, pid/lock, default kill file
+    kill_file: str = ""                    # its existence → HALTED ("" = <state_dir>/KILL)
+    journal_fsync: Literal["always", "interval", "never"] = "interval"
+    journal_fsync_ms: int = 200            # interval policy: fsync at most this often
+    connect_timeout_s: float = 1.0         # every HTTP request and WebSocket connect
+    request_timeout_s: float = 2.0         # reading a response; past it the outcome is UNKNOWN
+    clock_samples: int = 5                 # /api/v3/time samples per sync (median, >= 3)
+    clock_resync_s: float = 60.0           # periodic resync
+    max_clock_offset_ms: float = 1000.0    # |offset| beyond this on `skew_strikes` syncs → HALTED
+    skew_strikes: int = 3
+    unknown_poll_ms: int = 100             # first poll of an UNKNOWN order, doubling ...
+    unknown_poll_max_ms: int = 2000        # ... up to this
+    unknown_max_polls: int = 6             # "does not exist" this many times → LOST
+    weight_limit_1m: int = 6000            # the venue's limits (slow down before them)
+    order_limit_10s: int = 50
+    slowdown_fraction: float = 0.8         # above this share of a limit: pace requests
+    stop_fraction: float = 0.95            # above this share: no new orders until the window ends
+    reference: Literal["rest", "ring", "none"] = "rest"   # where collar reference prices come from
+    reference_poll_ms: int = 1000          # rest: GET /api/v3/depth per symbol this often
+    on_shutdown: Literal["cancel", "keep"] = "cancel"   # open orders at SIGTERM
+    drain_s: float = 2.0                   # SIGTERM: wait this long for UNKNOWN orders to resolve
+    status_every_ms: int = 200             # status.json refresh
+    poll_ms: int = 5                       # idle wait of the main loop
+    recent_trades: int = 100               # reconcile: myTrades per symbol to look at
+    risk: GatewayRiskConfig = field(default_factory=GatewayRiskConfig)
+
+    def __post_init__(self) -> None:
+        if not self.symbols:
+            raise ValueError("symbols must not be empty")
+        if self.clock_samples < 3:
+            raise ValueError(f"clock_samples must be >= 3, got {self.clock_samples}")
+        for k in ("connect_timeout_s", "request_timeout_s", "clock_resync_s"):
+            if not getattr(self, k) > 0:
+                raise ValueError(f"{k} must be > 0 (timeouts everywhere), got {getattr(self, k)}")
+        if not 0 < self.slowdown_fraction <= self.stop_fraction <= 1:
+            raise ValueError("need 0 < slowdown_fraction <= stop_fraction <= 1")
+        if self.unknown_max_polls < 1 or self.unknown_poll_ms < 1 or self.skew_strikes < 1:
+            raise ValueError("unknown_max_polls, unknown_poll_ms and skew_strikes must be >= 1")
+
+# ----------------------------------------------------------------------------- end gateway
+
+
 # --- collector (issue 4) -------------------------------------------------------------------
 @dataclass(frozen=True)
 class CollectorConfig:
@@ -418,6 +497,7 @@ class PipelineConfig:
     ring: RingConfig = field(default_factory=RingConfig)
     reader: ReaderConfig = field(default_factory=ReaderConfig)
     bus_demo: BusDemoConfig = field(default_factory=BusDemoConfig)
+    gateway: GatewayConfig = field(default_factory=GatewayConfig)        # issue 8
     collector: CollectorConfig = field(default_factory=CollectorConfig)
     launcher: LauncherConfig = field(default_factory=LauncherConfig)
     roles: dict[str, RoleSpec] = field(default_factory=dict)

@@ -18,8 +18,11 @@ included) is reported too. GC is off while timing.
 
     python scripts/bench_gateway.py [--quick] [--json PATH]
 
-Run benchmarks under `flock /tmp/bench.lock ...` on shared machines. A later `--e2e` mode (signal
-over ZeroMQ through the gateway process) belongs to the gateway-process issue: see MODES below.
+    python scripts/bench_gateway.py --e2e [--quick] [--orders N] [--transport rest|ws_api] [--json PATH]
+                  the gateway process end to end against the simulator (see "--e2e" below):
+                  results.e2e_orders_per_s, results.intake_to_wire_p50_ns / _p99_ns
+
+Run benchmarks under `flock /tmp/bench.lock ...` on shared machines.
 """
 from __future__ import annotations
 
@@ -33,6 +36,7 @@ import hashlib  # noqa: E402
 import hmac  # noqa: E402
 import json  # noqa: E402
 import sys  # noqa: E402
+import tempfile  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -211,8 +215,134 @@ def bench(args) -> dict:
             "ratios": ratios, "_body": body.decode()}
 
 
-# A later issue adds "e2e" (strategy → ZeroMQ → gateway process → signed request).
-MODES = {"kernel": bench}
+
+# ====================================================================== --e2e (issue 8)
+# A real gateway process (python -m pipeline.gateway) against the simulator over real sockets:
+# a strategy-side PUSH socket sends MARKET signals (alternating BUY/SELL, the position stays flat),
+# closed loop with at most --window signals ahead of the gateway's accepted count. Results:
+#   e2e_orders_per_s            orders filled per second, sustained
+#   intake_to_wire_p50/p99_ns   the gateway's signal received → request written (its own hop
+#                               histograms, HdrHistogram over CLOCK_MONOTONIC)
+# Baseline in the same run: a plain loop that signs (hmac.new) and POSTs the same orders with one
+# requests.Session, no gateway: baselines.direct_rest_orders_per_s; ratios.e2e_over_direct.
+
+def _direct_baseline(sim, n: int) -> float:
+    import requests
+
+    from pipeline.sim.testing import SIM_TEST_API_KEY, SIM_TEST_SECRET
+    s = requests.Session()
+    s.headers.update({"X-MBX-APIKEY": SIM_TEST_API_KEY,
+                      "Content-Type": "application/x-www-form-urlencoded"})
+    key = SIM_TEST_SECRET.encode()
+    url = sim.rest_url + "/api/v3/order"
+    t0 = time.perf_counter()
+    for i in range(n):
+        side = "BUY" if i % 2 == 0 else "SELL"
+        q = (f"symbol=BTCUSDT&side={side}&type=MARKET&quantity=0.00100&newClientOrderId=base{i}"
+             f"&newOrderRespType=FULL&recvWindow=5000&timestamp={time.time_ns() // 1_000_000}")
+        body = q + "&signature=" + hmac.new(key, q.encode(), hashlib.sha256).hexdigest()
+        r = s.post(url, data=body, timeout=5)
+        if r.status_code != 200:
+            raise RuntimeError(f"baseline order failed: {r.status_code} {r.text[:200]}")
+    dt = time.perf_counter() - t0
+    s.close()
+    return n / dt
+
+
+def run_e2e(orders: int, window: int, journal_fsync: str, transport: str) -> dict:
+    from pipeline.gateway.testing import BUY, SELL, SIM_DEFAULTS, GatewayProc, StrategySide
+    from pipeline.sim.testing import start_sim
+    from pipeline.telemetry.latency import load, summarize
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-gw-"))
+    sim = start_sim(tmp, **{**SIM_DEFAULTS, "weight_limit_1m": 10_000_000,
+                            "order_limit_10s": 10_000_000, "order_limit_1d": 100_000_000},
+                    log_level="WARNING")
+    run_dir = tmp / "run"
+    run_dir.mkdir()
+    gw = GatewayProc(tmp, sim, journal_fsync=journal_fsync, transport=transport,
+                     reference_poll_ms=1000, status_every_ms=100,
+                     weight_limit_1m=10_000_000, order_limit_10s=10_000_000,
+                     env={"PIPELINE_RUN_DIR": str(run_dir), "PIPELINE_ROLE": "gateway"},
+                     risk={"throttle_orders": 1_000_000, "runaway_signals": 4096,
+                           "max_order_qty": 1.0, "max_position_qty": 5.0})
+    try:
+        gw.start()
+        with StrategySide(gw.channel) as st:
+            # warm-up (connections, caches)
+            for i in range(20):
+                st.send(side=BUY if i % 2 == 0 else SELL, qty=0.001, ttl_ms=30_000)
+            gw.wait(lambda s: s["accepted"] >= 20, timeout=30)
+            base = gw.status()["accepted"]
+            t0 = time.perf_counter()
+            sent = 0
+            accepted = 0
+            while sent < orders:
+                while sent < orders and sent - accepted < window:
+                    st.send(side=BUY if sent % 2 == 0 else SELL, qty=0.001, ttl_ms=30_000)
+                    sent += 1
+                time.sleep(0.0005)
+                s = gw.status()
+                accepted = s["accepted"] - base
+                if s["trading"] != "ACTIVE":
+                    raise RuntimeError(f"gateway left ACTIVE: {s['halt_reason']}")
+            s = gw.wait(lambda s: s["orders"].get("FILLED", 0) >= orders + 20, timeout=60)
+            dt = time.perf_counter() - t0
+            rejects = s["rejects"]
+        rc = gw.stop()
+        if rc != 0:
+            raise RuntimeError(f"gateway exit code {rc}: {gw.stderr()[-2000:]}")
+        hist = load([run_dir / "gateway.hdr.json"])
+        baseline = _direct_baseline(sim, min(orders, 1000))
+    finally:
+        gw.kill()
+        sim.stop()
+    i2w = summarize(hist["intake_to_wire"])
+    return {
+        "orders": orders, "seconds": dt, "rejects": rejects,
+        "results": {
+            "e2e_orders_per_s": orders / dt,
+            "intake_to_wire_p50_ns": i2w["p50"], "intake_to_wire_p99_ns": i2w["p99"],
+            "intake_to_wire_p999_ns": i2w["p999"], "intake_to_wire_max_ns": i2w["max"],
+            "signal_to_gateway_p50_ns": summarize(hist["signal_to_gateway"])["p50"],
+            "gateway_risk_p50_ns": summarize(hist["gateway_risk"])["p50"],
+            "gateway_sign_p50_ns": summarize(hist["gateway_sign"])["p50"],
+            "gateway_response_p50_ns": summarize(hist["gateway_response"])["p50"],
+        },
+        "baselines": {"direct_rest_orders_per_s": baseline},
+    }
+
+
+
+def bench_e2e(args) -> dict:
+    import platform
+    n = args.orders or (300 if args.quick else 3000)
+    out = run_e2e(n, args.window, args.journal_fsync, args.transport)
+    r, b = out["results"], out["baselines"]
+    return {"name": "bench_gateway_e2e", "python": platform.python_version(),
+            "cpu_count": os.cpu_count(),
+            "config": {"orders": n, "window": args.window, "journal_fsync": args.journal_fsync,
+                       "transport": args.transport, "seconds": round(out["seconds"], 3),
+                       "rejects": out["rejects"]},
+            "results": r, "baselines": b,
+            "ratios": {"e2e_over_direct": round(r["e2e_orders_per_s"]
+                                                / b["direct_rest_orders_per_s"], 3)}}
+
+
+def table_e2e(res: dict) -> str:
+    c, r, b, q = res["config"], res["results"], res["baselines"], res["ratios"]
+    lines = [f"gateway end to end ({c['transport']}, journal fsync {c['journal_fsync']}): "
+             f"{c['orders']} orders in {c['seconds']:.2f} s, rejects {c['rejects'] or 'none'}",
+             f"{'metric':<42}{'value':>14}", "-" * 56]
+    lines += [f"{k:<42}{v:>14,.0f}" for k, v in r.items()]
+    lines += ["-" * 56, f"{'baseline direct_rest_orders_per_s':<42}"
+              f"{b['direct_rest_orders_per_s']:>14,.0f}",
+              f"ratio e2e_over_direct {q['e2e_over_direct']}",
+              f"python {res['python']}, {res['cpu_count']} CPUs"]
+    return "\n".join(lines)
+
+
+MODES = {"kernel": bench, "e2e": bench_e2e}
 
 
 def table(res: dict) -> str:
@@ -247,7 +377,21 @@ def main(argv=None) -> int:
     ap.add_argument("--batch", type=int, default=32, help="calls per timed sample (default 32)")
     ap.add_argument("--cpu", type=int, default=None, help="pin this process to one CPU")
     ap.add_argument("--show-body", action="store_true", help="print the signed sample request")
+    e2e = ap.add_argument_group("--e2e: the gateway process against the simulator (issue 8)")
+    e2e.add_argument("--e2e", action="store_true",
+                     help="end to end: signals over ZeroMQ → gateway process → simulator → fills")
+    e2e.add_argument("--orders", type=int, default=None, help="orders (default 3000, --quick 300)")
+    e2e.add_argument("--window", type=int, default=64,
+                     help="signals allowed ahead of the gateway (default 64)")
+    e2e.add_argument("--journal-fsync", default="interval", choices=("always", "interval", "never"))
+    e2e.add_argument("--transport", default="rest", choices=("rest", "ws_api"))
     args = ap.parse_args(argv)
+    if args.e2e:
+        res = MODES["e2e"](args)
+        print(table_e2e(res))
+        if args.json:
+            Path(args.json).write_text(json.dumps(res, indent=2) + "\n")
+        return 0
     if args.iterations is None:
         args.iterations = 40_000 if args.quick else 400_000
     if args.iterations < args.batch or args.batch < 1:

@@ -29,6 +29,8 @@ def run(cfg: CollectorConfig, ring_name: str, seconds: float | None = None,
     from pipeline.collector.collector import Collector
     from pipeline.collector.recorder import RawRecorder
 
+    from pipeline.telemetry.role import RoleTelemetry
+    tel = RoleTelemetry("collector")
     ring = TickRing.attach(ring_name, timeout=attach_timeout)
     writer = ring.writer()
     raw = None
@@ -36,8 +38,13 @@ def run(cfg: CollectorConfig, ring_name: str, seconds: float | None = None,
         raw = RawRecorder(cfg.record_dir, stem=f"{cfg.venue}-{time.strftime('%Y%m%dT%H%M%S')}",
                           rotate_bytes=int(cfg.record_rotate_mb * (1 << 20)),
                           rotate_s=cfg.record_rotate_s)
+    def heartbeat() -> None:
+        writer.heartbeat()
+        tel.beat(ticks=int(ring.cursor), errors=sum(col.feed.errors().values()))
+
     col = Collector(cfg, writer.publish_array, raw_sink=raw.write if raw else None,
-                    heartbeat=writer.heartbeat)
+                    heartbeat=heartbeat)
+    tel.running()
     prev = {s: signal.signal(s, lambda *_: col.stop()) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
         col.run(seconds)
@@ -49,6 +56,7 @@ def run(cfg: CollectorConfig, ring_name: str, seconds: float | None = None,
         if raw is not None:
             raw.close()
             stats["raw_files"] = [str(p) for p in raw.files]
+        tel.close(ticks=int(ring.cursor), errors=sum(stats["errors"].values()))
         writer.close()
         ring.close()
         for s, h in prev.items():
@@ -72,7 +80,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m pipeline.collector", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", help="pipeline TOML file ([collector] section); defaults if absent")
-    ap.add_argument("--ring", required=True, help="tick ring (shm segment) to write")
+    ap.add_argument("--ring", help="tick ring (shm segment) to write (default: [ring].name)")
     ap.add_argument("--seconds", type=float, default=None, help="run this long (default: forever)")
     ap.add_argument("--stats", help="write counters here as JSON at exit")
     ap.add_argument("--record-dir", help="override [collector].record_dir")
@@ -80,8 +88,13 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     logging.basicConfig(level=args.log_level,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    cfg = config_mod.load(args.config).collector if args.config else CollectorConfig()
+    try:
+        full = config_mod.load(args.config) if args.config else config_mod.PipelineConfig()
+    except config_mod.ConfigError as exc:
+        log.error("%s", exc)
+        return 2
+    cfg = full.collector
     if args.record_dir:
         cfg = replace(cfg, record_dir=args.record_dir)
-    run(cfg, args.ring, args.seconds, args.stats)
+    run(cfg, args.ring or full.ring.name, args.seconds, args.stats)
     return 0

@@ -30,6 +30,7 @@ from pipeline.bus.ring import TickRing
 from pipeline.config import PipelineConfig, RoleSpec
 from pipeline.launcher import preflight
 from pipeline.records import RoleState, TradingState
+from pipeline.telemetry import latency
 from pipeline.telemetry import status as st
 
 log = logging.getLogger("pipeline.launcher")
@@ -285,8 +286,30 @@ class Launcher:
                     d["report_error"] = str(exc)
             roles[r.name] = d
         return {"seconds": time.monotonic() - started, "stop_reason": self.stop_reason,
-                "halted": self.halted_at is not None, "roles": roles,
+                "halted": self.halted_at is not None, "totals": self._totals(roles),
+                "hops": {hop: latency.summarize(h) for hop, h in self.hop_histograms().items()},
+                "roles": roles,
                 "events": [{k: v for k, v in e.items() if k != "t"} for e in self.events]}
+
+    def hop_histograms(self) -> dict:
+        return latency.load(sorted(self.run_dir.glob("*.hdr.json")))
+
+    @staticmethod
+    def _totals(roles: dict) -> dict:
+        def total(kind, field):
+            return sum(r.get(field, 0) for r in roles.values() if r["kind"] == kind)
+        t = {"ticks": total("collector", "ticks"), "signals": total("strategy", "signals"),
+             "orders": total("gateway", "orders"), "fills": total("gateway", "fills"),
+             "rejects": total("gateway", "rejects"),
+             "pnl": sum(r.get("pnl", 0.0) for r in roles.values() if r["kind"] == "gateway")}
+        by_state: dict[str, int] = {}
+        for r in roles.values():
+            rep = r.get("report") or {}
+            for state, n in (rep.get("orders") or {}).items():
+                by_state[state] = by_state.get(state, 0) + int(n)
+        if by_state:
+            t["orders_by_state"] = by_state
+        return t
 
 
 def run(cfg: PipelineConfig, config_path: str, *, duration: float | None = None,

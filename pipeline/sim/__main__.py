@@ -57,13 +57,28 @@ async def serve(cfg: SimConfig, ready_file: Path | None) -> None:
     if ready_file is not None:
         write_ready(ready_file, info)
     log.info("simulator listening: %s", json.dumps(info))
+    run_dir = os.environ.get("PIPELINE_RUN_DIR")
+    if run_dir:                              # under the launcher: others may read where we are
+        write_ready(Path(run_dir) / "sim.ready.json", info)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    from pipeline.telemetry.role import RoleTelemetry
+    tel = RoleTelemetry("sim")
+    tel.running()
+
+    async def heartbeats() -> None:
+        while True:
+            tel.beat()
+            await asyncio.sleep(0.2)
+
+    hb = asyncio.create_task(heartbeats())
     await stop.wait()
     log.info("simulator: stop requested, shutting down")
+    hb.cancel()
     await runner.cleanup()
+    tel.close()
     log.info("simulator: stopped")
 
 

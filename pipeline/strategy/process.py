@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import os
 import signal
 import time
 from typing import Callable
@@ -37,6 +38,7 @@ from pipeline.registry import DEFAULT as DEFAULT_REGISTRY
 from pipeline.registry import SymbolRegistry
 from pipeline.strategy import STRATEGIES
 from pipeline.strategy.base import Strategy
+from pipeline.telemetry.role import RoleTelemetry
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +101,9 @@ class StrategyProcess:
         if self.state is not State.NEW:
             raise RuntimeError(f"StrategyProcess.run() called in state {self.state.value}")
         scfg = self.cfg.strategy
-        wait = scfg.wait or self.cfg.reader.wait
+        # Under the launcher, the role's placement (roles.<name>.wait) decides the wait strategy.
+        wait = os.environ.get("PIPELINE_WAIT") or scfg.wait or self.cfg.reader.wait
+        self.tel = RoleTelemetry("strategy", main_hop="ring_to_strategy")
         ring = TickRing.attach(self.cfg.ring.name, timeout=self.attach_timeout)
         try:
             reader = self.reader = ring.reader(wait=wait, max_batch=self.cfg.reader.max_batch)
@@ -112,6 +116,7 @@ class StrategyProcess:
             self.state = State.RUNNING
             log.info("strategy process running: ring %r (wait=%s), channel %s, %d strategies",
                      ring.name, wait, sender.data_ep, len(self.strategies))
+            self.tel.running()
             if on_running is not None:
                 on_running(self)
             self._loop(ring, reader, sender, buf)
@@ -129,6 +134,8 @@ class StrategyProcess:
                 self.reader = None
             ring.close()
             self.state = State.STOPPED
+            self.tel.close(ticks=self.ticks, signals=self.signals,
+                           dropped=self.sender.stats().get("dropped", 0) if self.sender else 0)
         stats = self.stats()
         log.info("strategy process stopped (%s): %s", self.exit_reason,
                  {k: v for k, v in stats.items() if k != "strategies"})
@@ -142,13 +149,19 @@ class StrategyProcess:
         stats_every = int(scfg.stats_every_s * 1e9)
         next_stats = time.perf_counter_ns() + stats_every
         exit_on_close = scfg.exit_when_writer_closes
+        tel = self.tel
+        record_hop = tel.hops.hist["ring_to_strategy"].record_value
+        perf = time.perf_counter_ns
         while not self._stop:
             sender.service()
+            tel.beat(ticks=self.ticks, signals=self.signals)
             if reader.wait(0.1):
                 n = poll_into(buf)
                 if n == 0:
                     continue
+                t_read = perf()
                 batch = buf[:n]       # a view of the reused buffer: strategies must not keep it
+                record_hop(max(1, t_read - int(batch["mono_ts"][-1])))
                 self.ticks += n
                 self.batches += 1
                 for st in strategies:

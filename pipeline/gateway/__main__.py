@@ -1,0 +1,89 @@
+"""`python -m pipeline.gateway --config FILE` runs the execution gateway.
+
+Commands (default: run):
+    run     start the gateway (binds the signal channel, reconciles, trades until SIGTERM)
+    kill    the kill switch: create the kill file and SIGUSR1 the running gateway → HALTED and
+            every open order cancelled within 1 s; HALTED persists across restarts
+    reset   leave HALTED (only while the gateway is stopped): remove the kill file and journal
+            an operator reset; the next start is ACTIVE
+    status  print the running gateway's status.json
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+
+from pipeline.config import ConfigError, load
+
+
+def _args(argv: list[str] | None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(prog="python -m pipeline.gateway", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("command", nargs="?", default="run", choices=("run", "kill", "reset", "status"))
+    ap.add_argument("--config", required=True, help="the pipeline TOML file ([gateway] section)")
+    ap.add_argument("--ready-file", default=None, help="run: write this JSON file once trading")
+    ap.add_argument("--log-level", default="INFO")
+    return ap.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = _args(argv)
+    logging.basicConfig(level=a.log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log = logging.getLogger("pipeline.gateway")
+    try:
+        cfg = load(a.config)
+    except ConfigError as exc:
+        log.error("%s", exc)
+        return 2
+    from pipeline.gateway.process import gateway_running, state_paths
+    paths = state_paths(cfg.gateway)
+    if a.command == "kill":
+        paths["dir"].mkdir(parents=True, exist_ok=True, mode=0o700)
+        paths["kill"].touch()
+        pid = gateway_running(cfg.gateway)
+        if pid > 0:
+            os.kill(pid, signal.SIGUSR1)
+            log.warning("kill switch: SIGUSR1 sent to gateway pid %d; kill file %s", pid,
+                        paths["kill"])
+        else:
+            log.warning("kill switch: no gateway running; kill file %s makes the next start "
+                        "HALTED", paths["kill"])
+        return 0
+    if a.command == "reset":
+        pid = gateway_running(cfg.gateway)
+        if pid:
+            log.error("reset: the gateway (pid %d) is running; stop it first", pid)
+            return 1
+        paths["kill"].unlink(missing_ok=True)
+        from pipeline.gateway.journal import Journal
+        j = Journal(paths["journal"], fsync="always")
+        j.write("trading", state="ACTIVE", frm="HALTED", why="operator reset")
+        j.close()
+        log.warning("reset: kill file removed, trading state ACTIVE journalled")
+        return 0
+    if a.command == "status":
+        try:
+            sys.stdout.write(paths["status"].read_text() + "\n")
+        except FileNotFoundError:
+            log.error("no status file at %s", paths["status"])
+            return 1
+        return 0
+    from pipeline.gateway.intake import IntakeBindError
+    from pipeline.gateway.process import GatewayError, run_gateway
+    from pipeline.gateway.secrets import CredentialError
+    try:
+        return run_gateway(cfg, ready_file=a.ready_file)
+    except (GatewayError, IntakeBindError, CredentialError) as exc:
+        log.error("gateway cannot start: %s", exc)
+        return 3
+    except Exception:  # noqa: BLE001 - log (redacted) and exit non-zero
+        log.exception("gateway failed")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

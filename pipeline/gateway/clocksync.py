@@ -1,0 +1,89 @@
+"""The venue's clock as seen from here: offset = server time - local wall time, measured as the
+median over >= 3 samples of `serverTime - (t_send + t_recv) / 2` from GET /api/v3/time.
+
+`timestamp_ms()` is what every signed request carries: local wall time + offset. The gateway
+resyncs at start, every `resync_s`, and on a -1021. An |offset| beyond `max_offset_ms` on
+`strikes` consecutive syncs is a persistent skew: `skewed` becomes True and the gateway HALTs
+(our clock, or the venue's, cannot be trusted to put orders inside the recvWindow).
+"""
+from __future__ import annotations
+
+import logging
+import statistics
+import time
+from typing import Callable
+
+log = logging.getLogger(__name__)
+
+Sample = Callable[[], "tuple[int, int, int] | None"]
+
+
+class ClockSync:
+    def __init__(self, sample: Sample, *, samples: int = 5, resync_s: float = 60.0,
+                 max_offset_ms: float = 1000.0, strikes: int = 3,
+                 wall_ns: Callable[[], int] = time.time_ns,
+                 mono_ns: Callable[[], int] = time.perf_counter_ns):
+        if samples < 3:
+            raise ValueError("clock sync needs at least 3 samples")
+        self._sample = sample
+        self.samples = samples
+        self.resync_ns = int(resync_s * 1e9)
+        self.max_offset_ns = int(max_offset_ms * 1e6)
+        self.strikes_limit = strikes
+        self.wall_ns = wall_ns
+        self.mono_ns = mono_ns
+        self.offset_ns = 0
+        self.rtt_ns = 0
+        self.synced = False
+        self.strikes = 0
+        self.syncs = 0
+        self.failures = 0
+        self.last_sync_mono = 0
+
+    @property
+    def skewed(self) -> bool:
+        return self.strikes >= self.strikes_limit
+
+    def timestamp_ms(self) -> int:
+        return (self.wall_ns() + self.offset_ns) // 1_000_000
+
+    def due(self) -> bool:
+        return self.mono_ns() - self.last_sync_mono >= self.resync_ns
+
+    def sync(self) -> bool:
+        """Take the samples; True if at least 3 answered and the offset was updated."""
+        offs, rtts = [], []
+        for _ in range(self.samples):
+            s = self._sample()
+            if s is None:
+                continue
+            t0, server_ms, t1 = s
+            offs.append(server_ms * 1_000_000 - (t0 + t1) // 2)
+            rtts.append(t1 - t0)
+        self.last_sync_mono = self.mono_ns()
+        if len(offs) < 3:
+            self.failures += 1
+            log.warning("clock sync: only %d of %d samples answered; offset kept at %.3f ms",
+                        len(offs), self.samples, self.offset_ns / 1e6)
+            return False
+        self.offset_ns = int(statistics.median(offs))
+        self.rtt_ns = int(statistics.median(rtts))
+        self.synced = True
+        self.syncs += 1
+        if abs(self.offset_ns) > self.max_offset_ns:
+            self.strikes += 1
+            log.warning("clock sync: offset %.1f ms beyond the %.1f ms limit (strike %d of %d)",
+                        self.offset_ns / 1e6, self.max_offset_ns / 1e6, self.strikes,
+                        self.strikes_limit)
+        else:
+            self.strikes = 0
+        return True
+
+    def strike(self) -> None:
+        """A -1021 that survived a resync counts as evidence of skew."""
+        self.strikes += 1
+
+    def snapshot(self) -> dict:
+        return {"offset_ms": self.offset_ns / 1e6, "rtt_ms": self.rtt_ns / 1e6,
+                "synced": self.synced, "syncs": self.syncs, "failures": self.failures,
+                "strikes": self.strikes, "skewed": self.skewed}

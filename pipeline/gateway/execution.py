@@ -1,0 +1,396 @@
+"""Order execution: from an accepted signal to a final order state, fills and positions.
+
+`Execution` owns the order table, the fill book and the venue conversation for orders:
+
+- `submit()` writes one order (REST POST /api/v3/order or WS-API order.place) and acts on the
+  classified answer: OK → ACK/FILLED (+ fills from the FULL response); -1021 → clock resync and
+  exactly one retry with a fresh timestamp and the same client order id; 429/418/other rejects →
+  REJECTED (418 also HALTs); timeout / 5xx / -1006 / -1007 → UNKNOWN.
+- `resolve_due()` queries UNKNOWN orders by origClientOrderId with doubling back-off. Found → its
+  venue status and its trades (GET myTrades?orderId). "Does not exist" `max_polls` times AND past
+  the request's recvWindow (the venue can no longer accept it) → LOST. Nothing is resubmitted.
+- `on_event()` applies user-data stream executionReports; `apply_status()` any order JSON.
+- Every fill goes through `fill()`: deduplicated by (symbol, trade id), it moves the order, the
+  position, and the risk engine's open orders and position (so the next check sees it).
+- Open quantity is handed back to the risk engine exactly once, when an order ends unfilled
+  (`_release`): venue-executed quantity stays reserved until its fills arrive.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import time
+from typing import Any, Callable
+from urllib.parse import parse_qsl
+
+from pipeline.gateway import orders as om
+from pipeline.gateway.journal import Journal, strip_signature
+from pipeline.gateway.orders import Order, OrderState, OrderTable, transition
+from pipeline.gateway.positions import Book, Fill
+from pipeline.gateway.rest import Outcome, Reply, RestClient
+
+log = logging.getLogger(__name__)
+
+SIDE = {1: "BUY", -1: "SELL"}
+SIDE_OF = {"BUY": 1, "SELL": -1}
+RECV_WINDOW_MARGIN_MS = 1000
+
+
+def fnum(x: Any, default: float = 0.0) -> float:
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return default
+    return v if math.isfinite(v) else default
+
+
+class Execution:
+    def __init__(self, *, cfg, journal: Journal, risk, signer, rules: dict[int, Any],
+                 rest: RestClient, ws=None, clock, halt: Callable[[str], None],
+                 recv_window_ms: int = 5000):
+        self.cfg = cfg
+        self.recv_window_ms = recv_window_ms
+        self.journal = journal
+        self.risk = risk
+        self.signer = signer
+        self.rules = rules                  # symbol id -> InstrumentRules
+        self.rest = rest
+        self.ws = ws                        # WsApiClient when transport = ws_api
+        self.clock = clock
+        self.halt = halt
+        self.table = OrderTable()
+        self.book = Book()
+        self.consecutive_rejects = 0
+        self.counts: dict[str, int] = {}
+        # per order: (recv, risk done, signed, written, response, signal created, trigger tick)
+        self.latency: list[tuple[int, int, int, int, int, int, int]] = []
+        self.latency_trimmed = 0          # entries dropped from the front of `latency`
+        self.foreign: dict[tuple[str, int], dict] = {}   # exchange orders that are not ours
+
+    def count(self, what: str, n: int = 1) -> None:
+        self.counts[what] = self.counts.get(what, 0) + n
+
+    # ------------------------------------------------------------------ state changes
+    def set_state(self, order: Order, new: OrderState, why: str = "", **extra: Any) -> None:
+        old = order.state
+        try:
+            changed = transition(order, new, why)
+        except om.IllegalTransition as exc:
+            self.count("illegal_transitions")
+            log.warning("%s", exc)
+            return
+        if changed:
+            self.journal.write("state", cid=order.cid, frm=old.value, to=new.value, why=why,
+                               order_id=order.order_id, filled=order.filled, **extra)
+            if new in om.TERMINAL and new is not OrderState.FILLED:
+                self._release(order)
+
+    def _release(self, order: Order, executed: float | None = None) -> None:
+        if order.released:
+            return
+        order.released = True
+        done = order.filled if executed is None else max(order.filled, executed)
+        rest = order.qty - done
+        if rest > 0:
+            try:
+                self.risk.release_open(order.symbol_id, order.side, rest)
+            except ValueError as exc:
+                log.warning("risk release for %s: %s", order.cid, exc)
+
+    # ------------------------------------------------------------------ fills
+    def fill(self, order: Order | None, *, symbol: str, trade_id: int, side: int, qty: float,
+             price: float, commission: float = 0.0, asset: str = "", source: str,
+             order_id: int = -1) -> bool:
+        if not (qty > 0 and price > 0):
+            self.count("bad_fills")
+            return False
+        if order is None:
+            # a trade of an order that is not ours: reported (once per trade), never applied to
+            # our positions
+            key = (symbol, int(trade_id))
+            if key not in self.book.seen:
+                self.book.seen.add(key)
+                self.count("foreign_fills")
+                self.journal.write("foreign_fill", symbol=symbol, trade_id=int(trade_id),
+                                   order_id=order_id, side=side, qty=qty, price=price,
+                                   source=source)
+                log.warning("fill %s/%d of order %d is not ours (reported, not applied)", symbol,
+                            trade_id, order_id)
+            return False
+        f = Fill(symbol, int(trade_id), order.cid, order.order_id, side, qty, price, commission,
+                 asset, source)
+        if not self.book.apply(f):
+            self.count("duplicate_fills")
+            return False
+        self.journal.write("fill", **f.to_json())
+        try:
+            self.risk.apply_fill(order.symbol_id, side, qty)
+        except ValueError as exc:
+            log.warning("risk fill update %s: %s", symbol, exc)
+        order.filled += qty
+        order.notional += qty * price
+        if order.filled >= order.qty - 1e-12:
+            self.set_state(order, OrderState.FILLED, "filled")
+        elif order.state is not OrderState.FILLED:
+            self.set_state(order, OrderState.PARTIALLY_FILLED, "partial fill")
+        return True
+
+    def _symbol_id(self, symbol: str) -> int:
+        for sid, r in self.rules.items():
+            if r.name == symbol:
+                return sid
+        return 0
+
+    # ------------------------------------------------------------------ venue order JSON
+    def apply_status(self, order: Order, data: dict, source: str) -> None:
+        """An order as the venue reports it (POST/GET/DELETE /api/v3/order, openOrders, WS-API)."""
+        try:
+            oid = int(data.get("orderId", -1))
+        except (TypeError, ValueError):
+            oid = -1
+        self.table.set_order_id(order, oid)
+        for fl in data.get("fills") or ():
+            self.fill(order, symbol=order.symbol, trade_id=int(fl.get("tradeId", -1)),
+                      side=order.side, qty=fnum(fl.get("qty")), price=fnum(fl.get("price")),
+                      commission=fnum(fl.get("commission")), asset=str(fl.get("commissionAsset", "")),
+                      source=source)
+        status = data.get("status")
+        new = om.VENUE_STATUS.get(status) if isinstance(status, str) else None
+        if new is None:
+            if order.state in (OrderState.NEW, OrderState.UNKNOWN) and oid >= 0:
+                new = OrderState.ACK      # newOrderRespType=ACK: accepted, no status
+            else:
+                return
+        executed = fnum(data.get("executedQty"), order.filled)
+        if new in om.TERMINAL and new is not OrderState.FILLED:
+            self._release(order, executed)
+        if new is OrderState.PARTIALLY_FILLED and order.state is OrderState.PARTIALLY_FILLED:
+            return
+        self.set_state(order, new, f"venue {status} ({source})", executed=executed)
+
+    def on_event(self, ev: dict) -> None:
+        """One user-data stream event."""
+        if ev.get("e") != "executionReport":
+            self.count(f"stream_{ev.get('e', 'unknown')}")
+            return
+        symbol = str(ev.get("s", ""))
+        cid = str(ev.get("C") or ev.get("c") or "")
+        order = self.table.get(cid)
+        if order is None:
+            try:
+                order = self.table.by_order_id(symbol, int(ev.get("i", -1)))
+            except (TypeError, ValueError):
+                order = None
+        if ev.get("x") == "TRADE":
+            try:
+                tid = int(ev.get("t", -1))
+            except (TypeError, ValueError):
+                tid = -1
+            self.fill(order, symbol=symbol, trade_id=tid, side=SIDE_OF.get(ev.get("S"), 0),
+                      qty=fnum(ev.get("l")), price=fnum(ev.get("L")), commission=fnum(ev.get("n")),
+                      asset=str(ev.get("N") or ""), source="stream",
+                      order_id=int(fnum(ev.get("i"), -1)))
+        if order is None:
+            key = (symbol, int(fnum(ev.get("i"), -1)))
+            if key not in self.foreign:
+                self.foreign[key] = {"symbol": symbol, "orderId": key[1], "clientOrderId": cid,
+                                     "status": ev.get("X")}
+                self.journal.write("foreign_order", symbol=symbol, order_id=key[1], cid=cid,
+                                   status=ev.get("X"), source="stream")
+                log.warning("user stream: order %s/%s (%s) is not ours", symbol, key[1], cid)
+            return
+        self.apply_status(order, {"orderId": ev.get("i"), "status": ev.get("X"),
+                                  "executedQty": ev.get("z")}, "stream")
+
+    # ------------------------------------------------------------------ placing
+    def new_order(self, sig, stamps: dict[str, int]) -> Order:
+        cid = f"pl{sig.strategy_id:x}.{sig.epoch:x}.{sig.seq:x}"
+        rules = self.rules[sig.symbol]
+        order = Order(cid=cid, symbol=rules.name, symbol_id=sig.symbol, side=sig.side,
+                      order_type=sig.order_type, tif=sig.tif, qty=sig.qty, price=sig.price,
+                      stamps=stamps)
+        self.table.add(order)
+        self.journal.write("order", cid=cid, symbol=order.symbol, side=order.side,
+                           order_type=order.order_type, tif=order.tif, qty=order.qty,
+                           price=None if order.price != order.price else order.price,
+                           strategy=sig.strategy_id, epoch=sig.epoch, seq=sig.seq)
+        return order
+
+    def encode(self, order: Order, timestamp_ms: int) -> bytes:
+        r = self.rules[order.symbol_id]
+        qu = round(order.qty * 10 ** r.qty_decimals)
+        pu = 0 if order.order_type == 2 else round(order.price * 10 ** r.price_decimals)
+        return self.signer.encode_sign(order.symbol_id, order.side, order.order_type, order.tif,
+                                       qu, pu, order.cid.encode(), timestamp_ms)
+
+    def _write(self, order: Order, body: bytes) -> Reply:
+        order.attempts += 1
+        order.ts_ms = _ts_of(body)
+        if self.ws is not None:
+            q = strip_signature(body)
+            params = dict(parse_qsl(q, keep_blank_values=True))
+            self.journal.write("request", cid=order.cid, via="ws_api", method="order.place",
+                               body=q, attempt=order.attempts)
+            self.journal.commit()                  # write-ahead: on disk before it goes out
+            return self.ws.request("order.place", params, fresh_timestamp=False)
+        self.journal.write("request", cid=order.cid, via="rest", method="POST",
+                           path="/api/v3/order", body=strip_signature(body),
+                           attempt=order.attempts)
+        self.journal.commit()                      # write-ahead: on disk before it goes out
+        return self.rest.send("POST", "/api/v3/order", body=body)
+
+    def submit(self, order: Order, body: bytes) -> Reply:
+        """Write the order and act on the answer (one -1021 retry)."""
+        reply = self._write(order, body)
+        order.stamps["written"] = reply.written_mono
+        order.stamps["response"] = reply.done_mono
+        self._journal_reply(order, reply)
+        if reply.outcome is Outcome.REJECTED and reply.code == -1021 and order.attempts == 1:
+            self.count("retries_1021")
+            log.warning("order %s: -1021 (%s); resyncing the clock and retrying once",
+                        order.cid, reply.msg)
+            self.clock.sync()
+            self.journal.write("clock", why="-1021", **self.clock.snapshot())
+            body = self.encode(order, self.clock.timestamp_ms())
+            reply = self._write(order, body)
+            self._journal_reply(order, reply)
+            if reply.outcome is Outcome.REJECTED and reply.code == -1021:
+                self.clock.strike()
+                if self.clock.skewed:
+                    self.halt("clock skew: -1021 persists after resync")
+        self._act(order, reply)
+        s = order.stamps
+        if "written" in s and reply.done_mono:
+            self.latency.append((s.get("recv", 0), s.get("risk", 0), s.get("signed", 0),
+                                 s["written"], s["response"], s.get("created", 0),
+                                 s.get("trigger", 0)))
+            if len(self.latency) > 100_000:
+                del self.latency[:50_000]
+                self.latency_trimmed += 50_000
+        return reply
+
+    def _journal_reply(self, order: Order, reply: Reply) -> None:
+        self.journal.write("response", cid=order.cid, attempt=order.attempts,
+                           latency_ns=(reply.done_mono - reply.written_mono)
+                           if reply.written_mono else 0, **reply.summary())
+
+    def _act(self, order: Order, reply: Reply) -> None:
+        o = reply.outcome
+        if o is Outcome.OK and isinstance(reply.data, dict):
+            self.consecutive_rejects = 0
+            self.apply_status(order, reply.data, "response")
+            if order.state is OrderState.NEW:
+                self.set_state(order, OrderState.ACK, "accepted")
+            return
+        if o is Outcome.UNKNOWN or (o is Outcome.OK):
+            self.count("unknown_outcomes")
+            order.polls = 0
+            order.next_poll_mono = time.perf_counter_ns() + self.cfg.unknown_poll_ms * 1_000_000
+            self.set_state(order, OrderState.UNKNOWN, f"outcome unknown: {reply.msg}")
+            return
+        if o is Outcome.NOT_SENT:
+            self.count("not_sent")
+            self.set_state(order, OrderState.REJECTED, f"not sent: {reply.msg}")
+            return
+        self.count("rejects")
+        self.set_state(order, OrderState.REJECTED, f"{reply.status} {reply.code} {reply.msg}")
+        if o is Outcome.BANNED:
+            self.halt(f"HTTP 418 from the venue: {reply.msg}")
+            return
+        if o is Outcome.RATE_LIMITED:
+            return
+        self.consecutive_rejects += 1
+        if self.consecutive_rejects >= self.cfg.risk.max_consecutive_rejects:
+            self.halt(f"{self.consecutive_rejects} consecutive order rejects")
+
+    # ------------------------------------------------------------------ UNKNOWN resolution
+    def resolve_due(self, now_mono: int | None = None) -> int:
+        now = time.perf_counter_ns() if now_mono is None else now_mono
+        n = 0
+        for order in self.table.unknown():
+            if order.next_poll_mono <= now:
+                self.resolve(order)
+                n += 1
+        return n
+
+    def resolve(self, order: Order) -> None:
+        r = self.rest.signed("GET", "/api/v3/order",
+                             {"symbol": order.symbol, "origClientOrderId": order.cid})
+        self.journal.write("query", cid=order.cid, poll=order.polls + 1, **r.summary())
+        delay = min(self.cfg.unknown_poll_max_ms, self.cfg.unknown_poll_ms * 2 ** order.polls)
+        if r.outcome is Outcome.OK and isinstance(r.data, dict):
+            self.apply_status(order, r.data, "query")
+            if fnum(r.data.get("executedQty")) > order.filled:
+                self.fetch_trades(order.symbol, order_id=order.order_id)
+            return
+        if r.outcome is Outcome.REJECTED and r.code == -2013:
+            order.polls += 1
+            past_window = self.clock.timestamp_ms() > getattr(order, "ts_ms", 0) + \
+                self.recv_window_ms + RECV_WINDOW_MARGIN_MS
+            if order.polls >= self.cfg.unknown_max_polls and past_window:
+                self.count("lost")
+                self.set_state(order, OrderState.LOST,
+                               f"venue does not know it after {order.polls} polls")
+                return
+        elif r.outcome is Outcome.BANNED:
+            self.halt(f"HTTP 418 from the venue: {r.msg}")
+        order.next_poll_mono = time.perf_counter_ns() + delay * 1_000_000
+
+    def fetch_trades(self, symbol: str, *, order_id: int = -1, limit: int = 100) -> int:
+        params: dict[str, Any] = {"symbol": symbol, "limit": limit}
+        if order_id >= 0:
+            params["orderId"] = order_id
+        r = self.rest.signed("GET", "/api/v3/myTrades", params)
+        if r.outcome is not Outcome.OK or not isinstance(r.data, list):
+            self.journal.write("query", what="myTrades", symbol=symbol, **r.summary())
+            return -1
+        new = 0
+        for t in r.data:
+            if not isinstance(t, dict):
+                continue
+            oid = int(fnum(t.get("orderId"), -1))
+            order = self.table.by_order_id(symbol, oid)
+            if self.fill(order, symbol=symbol, trade_id=int(fnum(t.get("id"), -1)),
+                         side=1 if t.get("isBuyer") else -1, qty=fnum(t.get("qty")),
+                         price=fnum(t.get("price")), commission=fnum(t.get("commission")),
+                         asset=str(t.get("commissionAsset", "")), source="query", order_id=oid):
+                new += 1
+        return new
+
+    # ------------------------------------------------------------------ cancelling
+    def cancel_all(self, symbols: list[str], why: str) -> int:
+        """DELETE /api/v3/openOrders for every symbol; returns the orders the venue cancelled."""
+        n = 0
+        for sym in symbols:
+            r = self.rest.signed("DELETE", "/api/v3/openOrders", {"symbol": sym},
+                                 timeout=(self.cfg.connect_timeout_s, 0.8))
+            self.journal.write("cancel_all", symbol=sym, why=why, **r.summary())
+            if r.outcome is Outcome.OK and isinstance(r.data, list):
+                for item in r.data:
+                    if not isinstance(item, dict):
+                        continue
+                    cid = str(item.get("origClientOrderId") or item.get("clientOrderId") or "")
+                    order = self.table.get(cid)
+                    if order is not None:
+                        self.apply_status(order, item, "cancel")
+                    n += 1
+            elif r.outcome is Outcome.BANNED:
+                self.halt(f"HTTP 418 from the venue: {r.msg}")
+        return n
+
+    def open_symbols(self) -> list[str]:
+        return sorted({o.symbol for o in self.table.open_orders()})
+
+
+def _ts_of(body: bytes) -> int:
+    i = body.rfind(b"timestamp=")
+    if i < 0:
+        return 0
+    j = i + 10
+    k = j
+    while k < len(body) and 48 <= body[k] <= 57:
+        k += 1
+    try:
+        return int(body[j:k])
+    except ValueError:
+        return 0

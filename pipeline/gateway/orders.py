@@ -1,0 +1,163 @@
+"""Orders: the state machine and the idempotency table of our own client order ids.
+
+    NEW ──► ACK ──► PARTIALLY_FILLED ──► FILLED
+     │       │            │
+     │       └────────────┴──► CANCELED / EXPIRED
+     ├──► REJECTED                 (the venue said no)
+     └──► UNKNOWN ──► (any of the above, from a status query or the user stream) / LOST
+
+NEW: created locally, request being written. ACK: the venue accepted it. UNKNOWN: the request
+may or may not have reached the matching engine (timeout, 5xx, -1006, -1007); the order counts as
+exposure as if filled until a status query resolves it; it is never resubmitted. LOST: an UNKNOWN
+order the venue still does not know after the configured polls (it never got there).
+
+A client order id is ours forever: `OrderTable.add` refuses an id it has seen, whatever the state
+of the first order (Binance itself only refuses a reused id while the first order is open, so a
+reuse after a fill would trade twice).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+
+class OrderState(str, Enum):
+    NEW = "NEW"
+    ACK = "ACK"
+    PARTIALLY_FILLED = "PARTIALLY_FILLED"
+    FILLED = "FILLED"
+    CANCELED = "CANCELED"
+    REJECTED = "REJECTED"
+    EXPIRED = "EXPIRED"
+    UNKNOWN = "UNKNOWN"
+    LOST = "LOST"
+
+
+TERMINAL = frozenset({OrderState.FILLED, OrderState.CANCELED, OrderState.REJECTED,
+                      OrderState.EXPIRED, OrderState.LOST})
+OPEN = frozenset({OrderState.NEW, OrderState.ACK, OrderState.PARTIALLY_FILLED, OrderState.UNKNOWN})
+
+# Allowed transitions (a venue report may skip steps: NEW → FILLED for a market order).
+_ALLOWED: dict[OrderState, frozenset[OrderState]] = {
+    OrderState.NEW: frozenset(OrderState) - {OrderState.NEW},
+    OrderState.UNKNOWN: frozenset(OrderState) - {OrderState.NEW, OrderState.UNKNOWN},
+    OrderState.ACK: frozenset({OrderState.PARTIALLY_FILLED, OrderState.FILLED, OrderState.CANCELED,
+                               OrderState.EXPIRED, OrderState.REJECTED}),
+    OrderState.PARTIALLY_FILLED: frozenset({OrderState.PARTIALLY_FILLED, OrderState.FILLED,
+                                            OrderState.CANCELED, OrderState.EXPIRED}),
+}
+
+# Binance order status → ours.
+VENUE_STATUS = {
+    "NEW": OrderState.ACK, "PENDING_NEW": OrderState.ACK,
+    "PARTIALLY_FILLED": OrderState.PARTIALLY_FILLED, "FILLED": OrderState.FILLED,
+    "CANCELED": OrderState.CANCELED, "PENDING_CANCEL": OrderState.ACK,
+    "REJECTED": OrderState.REJECTED, "EXPIRED": OrderState.EXPIRED,
+    "EXPIRED_IN_MATCH": OrderState.EXPIRED,
+}
+
+
+class IllegalTransition(ValueError):
+    pass
+
+
+class ClientIdReused(ValueError):
+    pass
+
+
+@dataclass
+class Order:
+    cid: str
+    symbol: str                # venue spelling
+    symbol_id: int
+    side: int                  # 1 buy, -1 sell
+    order_type: int
+    tif: int
+    qty: float
+    price: float               # NaN for MARKET
+    state: OrderState = OrderState.NEW
+    order_id: int = -1         # the venue's id once known
+    filled: float = 0.0
+    notional: float = 0.0      # Σ fill qty * price
+    released: bool = False     # the unfilled rest was handed back to the risk engine
+    polls: int = 0             # UNKNOWN: status queries answered "does not exist"
+    next_poll_mono: int = 0
+    attempts: int = 0          # requests written for this order (1, or 2 after a -1021 retry)
+    ts_ms: int = 0             # the timestamp parameter of the latest request (recvWindow base)
+    stamps: dict[str, int] = field(default_factory=dict)   # latency stamps, CLOCK_MONOTONIC ns
+    why: str = ""
+
+    @property
+    def is_open(self) -> bool:
+        return self.state in OPEN
+
+    @property
+    def remaining(self) -> float:
+        return max(0.0, self.qty - self.filled)
+
+    @property
+    def avg_price(self) -> float:
+        return self.notional / self.filled if self.filled > 0 else 0.0
+
+    def to_json(self) -> dict:
+        return {"cid": self.cid, "symbol": self.symbol, "symbol_id": self.symbol_id,
+                "side": self.side, "order_type": self.order_type, "tif": self.tif, "qty": self.qty,
+                "price": None if self.price != self.price else self.price,
+                "state": self.state.value, "order_id": self.order_id, "filled": self.filled,
+                "avg_price": self.avg_price, "attempts": self.attempts, "why": self.why}
+
+
+class OrderTable:
+    """Every order of ours by client id (the idempotency table) and by venue order id."""
+
+    def __init__(self) -> None:
+        self.by_cid: dict[str, Order] = {}
+        self.by_oid: dict[tuple[str, int], Order] = {}
+
+    def __contains__(self, cid: str) -> bool:
+        return cid in self.by_cid
+
+    def __len__(self) -> int:
+        return len(self.by_cid)
+
+    def get(self, cid: str) -> Order | None:
+        return self.by_cid.get(cid)
+
+    def by_order_id(self, symbol: str, order_id: int) -> Order | None:
+        return self.by_oid.get((symbol, order_id))
+
+    def add(self, order: Order) -> Order:
+        if order.cid in self.by_cid:
+            raise ClientIdReused(f"client order id {order.cid} was already used "
+                                 f"(state {self.by_cid[order.cid].state.value})")
+        self.by_cid[order.cid] = order
+        if order.order_id >= 0:
+            self.by_oid[(order.symbol, order.order_id)] = order
+        return order
+
+    def set_order_id(self, order: Order, order_id: int) -> None:
+        if order_id >= 0 and order.order_id != order_id:
+            order.order_id = int(order_id)
+            self.by_oid[(order.symbol, order.order_id)] = order
+
+    def open_orders(self) -> list[Order]:
+        return [o for o in self.by_cid.values() if o.is_open]
+
+    def unknown(self) -> list[Order]:
+        return [o for o in self.by_cid.values() if o.state is OrderState.UNKNOWN]
+
+
+def transition(order: Order, new: OrderState, why: str = "") -> bool:
+    """Move `order` to `new`. Returns False (no change) for a repeat of the current state or a
+    stale report for a terminal order; raises IllegalTransition for a move the machine forbids."""
+    old = order.state
+    if new is old and new is not OrderState.PARTIALLY_FILLED:
+        return False
+    if old in TERMINAL:
+        return False          # late report (e.g. a user-stream event after the status query)
+    if new not in _ALLOWED[old]:
+        raise IllegalTransition(f"order {order.cid}: {old.value} → {new.value} is not allowed")
+    order.state = new
+    if why:
+        order.why = why
+    return new is not old

@@ -1,0 +1,680 @@
+"""The gateway process: one component with explicit phases, one main loop, one helper thread.
+
+Phases: INIT → STARTING (lock, credentials, journal, bind, venue, rebuild, reconcile) → RUNNING →
+STOPPING → STOPPED. The signal channel is bound early (a second gateway fails fast) but HELLOs are
+answered with READY only once reconciliation is done, so no signal is taken before the state is
+known.
+
+Main loop (single thread; the user-data stream has its own reader thread feeding a queue):
+    kill switch (SIGUSR1 flag, kill file) → HALTED + cancel every open order
+    intake: wait up to poll_ms for signals/HELLOs, then handle each signal synchronously:
+        decode → client-id reuse → TTL/duplicate/gap → trading state → rate budget →
+        risk check (stamp) → encode + sign (stamp) → write (stamp) → answer (stamp) → act
+    user-stream events → fills, order states
+    UNKNOWN orders due for a status query
+    periodic clock resync, reference prices, loss limit, status file, journal fsync
+
+Trading state: ACTIVE / REDUCING / HALTED, journalled; the last journalled state is restored at
+start (HALTED persists until `python -m pipeline.gateway reset`). Automatic HALTED on: repeated
+rejects, runaway signal rate (the risk engine trips it), loss limit, clock skew, HTTP 418.
+
+Shutdown (SIGTERM/SIGINT): stop intake, drain (resolve UNKNOWN orders for up to drain_s), cancel
+or keep open orders per config, stop the stream, flush and close the journal. Signal handlers
+only set flags.
+"""
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import shutil
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from pipeline.gateway.clocksync import ClockSync
+from pipeline.gateway.execution import Execution
+from pipeline.gateway.intake import Intake
+from pipeline.gateway.journal import Journal, read as read_journal
+from pipeline.gateway.orders import ClientIdReused, OrderState
+from pipeline.gateway.ratelimit import HostGate
+from pipeline.gateway.reconcile import rebuild, reconcile
+from pipeline.gateway.rest import Outcome, RestClient
+from pipeline.gateway.secrets import (Redactor, harden_process, install_log_redaction,
+                                      load_credentials)
+
+log = logging.getLogger("pipeline.gateway")
+
+STATES = ("ACTIVE", "REDUCING", "HALTED")
+
+
+class GatewayError(RuntimeError):
+    """The gateway cannot start (the message says why)."""
+
+
+def state_paths(gcfg) -> dict[str, Path]:
+    d = Path(gcfg.state_dir)
+    return {"dir": d, "journal": d / "journal.jsonl", "status": d / "status.json",
+            "lock": d / "gateway.lock", "pid": d / "gateway.pid",
+            "kill": Path(gcfg.kill_file) if gcfg.kill_file else d / "KILL"}
+
+
+class Gateway:
+    def __init__(self, cfg, *, ready_file: str | None = None, environ: dict | None = None):
+        self.root_cfg = cfg
+        self.cfg = cfg.gateway
+        self.paths = state_paths(self.cfg)
+        self.ready_file = ready_file
+        self.environ = environ
+        self.phase = "INIT"
+        self.trading = "ACTIVE"
+        self.halt_reason = ""
+        self.stop_requested = False
+        self.kill_requested = False
+        self.cancel_pending = False
+        self._last_cancel_try = 0
+        self.rejects: dict[str, int] = {}
+        self.accepted = 0
+        self.refs: dict[str, float] = {}
+        self.reconcile_report: dict[str, Any] = {}
+        self.internal_errors = 0
+        self._lock_fd = -1
+        self.intake = None
+        self.journal: Journal | None = None
+        self.stream = None
+        self.ws = None
+        self.rest = None
+        self.ex: Execution | None = None
+
+    # ================================================================== start
+    def start(self) -> None:
+        self.phase = "STARTING"
+        cfg = self.cfg
+        from pipeline.records import RoleState
+        from pipeline.telemetry.latency import HopRecorder
+        from pipeline.telemetry.status import RoleStatus
+        self.role = RoleStatus.from_env()            # the launcher's slot, or private memory
+        self.role.set_state(RoleState.STARTING)
+        self.hops = HopRecorder(("signal_to_gateway", "gateway_risk", "gateway_sign",
+                                 "gateway_write", "gateway_response", "tick_to_order",
+                                 "intake_to_wire"))
+        harden = harden_process()
+        self.paths["dir"].mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._lock()
+        creds = load_credentials(key_env=cfg.api_key_env, secret_env=cfg.api_secret_env,
+                                 file=cfg.credentials_file, environ=self.environ)
+        self.redact = Redactor(creds.api_key, creds.api_secret)
+        install_log_redaction(self.redact)
+        log.info("gateway starting: pid %d, venue %s, transport %s, credentials from %s, %s",
+                 os.getpid(), cfg.venue, cfg.transport, creds.source, harden)
+        self.journal = Journal(self.paths["journal"], fsync=cfg.journal_fsync,
+                               fsync_ms=cfg.journal_fsync_ms, redact=self.redact.fast)
+        self.intake = Intake(cfg.channel)            # binds now: a second gateway fails here
+        self.journal.write("start", pid=os.getpid(), transport=cfg.transport, venue=cfg.venue)
+
+        from pipeline.gateway import risk as riskmod
+        from pipeline.gateway.signing import BinanceSigner
+        from pipeline.records import Venue
+        from pipeline.registry import DEFAULT as registry
+
+        venue = Venue[cfg.venue]
+        self.risk_cfg = self.root_cfg.risk           # issue 7's [risk]: limits and recvWindow
+        self.recv_window_ms = self.risk_cfg.recv_window_ms
+        self.risk = riskmod.engine_from_config(self.risk_cfg)
+        self.signer = BinanceSigner(creds.api_secret.reveal(), recv_window_ms=self.recv_window_ms,
+                                    resp_type="FULL")
+        sign = self.signer.sign
+        from urllib.parse import urlsplit
+        self.gate = HostGate(urlsplit(cfg.rest_url).netloc, weight_limit_1m=cfg.weight_limit_1m,
+                             order_limit_10s=cfg.order_limit_10s,
+                             slowdown_fraction=cfg.slowdown_fraction,
+                             stop_fraction=cfg.stop_fraction)
+        self.clock = ClockSync(lambda: self.rest.server_time(), samples=cfg.clock_samples,
+                               resync_s=cfg.clock_resync_s,
+                               max_offset_ms=cfg.max_clock_offset_ms, strikes=cfg.skew_strikes)
+        self.rest = RestClient(cfg.rest_url, creds.api_key.reveal(),
+                               lambda q: sign(q), self.gate,
+                               connect_timeout_s=cfg.connect_timeout_s,
+                               read_timeout_s=cfg.request_timeout_s,
+                               recv_window_ms=self.recv_window_ms,
+                               timestamp_ms=self.clock.timestamp_ms, redact=self.redact)
+        if not self.clock.sync():
+            raise GatewayError(f"cannot measure the venue clock at {cfg.rest_url} (GET "
+                               f"/api/v3/time failed); is the venue reachable?")
+        self.journal.write("clock", why="start", **self.clock.snapshot())
+        if self.clock.skewed:
+            self.halt_reason = "clock skew at start"
+
+        # instruments from exchangeInfo
+        r = self.rest.public("/api/v3/exchangeInfo",
+                             {"symbols": orjson.dumps(list(cfg.symbols)).decode()})
+        if r.outcome is not Outcome.OK or not isinstance(r.data, dict):
+            raise GatewayError(f"exchangeInfo failed: {r.outcome.value} {r.status} {r.msg}")
+        infos = {s["symbol"]: s for s in r.data.get("symbols", ()) if isinstance(s, dict)}
+        self.rules: dict[int, Any] = {}
+        self.symbol_ids: dict[str, int] = {}
+        for sym in cfg.symbols:
+            if sym not in infos:
+                raise GatewayError(f"symbol {sym} is not listed by the venue")
+            sid = registry.id(venue, sym)
+            try:
+                rules = riskmod.rules_for(self.risk_cfg, venue=venue, symbol_id=sid,
+                                          exchange_symbol=infos[sym])
+            except KeyError as exc:
+                raise GatewayError(f"{sym}: {exc.args[0]}") from None
+            except ValueError as exc:
+                raise GatewayError(f"{sym}: cannot build its trading rules: {exc}") from None
+            self.risk.set_instrument(rules)
+            self.signer.set_instrument(rules)
+            self.rules[sid] = rules
+            self.symbol_ids[sym] = sid
+
+        if cfg.transport == "ws_api" or cfg.user_stream:
+            from pipeline.gateway.ws_api import UserStream, WsApiClient, WsSigner
+            wss = WsSigner(creds.api_key.reveal(), sign, self.clock.timestamp_ms,
+                           self.recv_window_ms)
+            if cfg.transport == "ws_api":
+                self.ws = WsApiClient(cfg.ws_api_url, wss, self.gate,
+                                      connect_timeout_s=cfg.connect_timeout_s,
+                                      read_timeout_s=cfg.request_timeout_s, redact=self.redact)
+            if cfg.user_stream:
+                self.stream = UserStream(cfg.ws_api_url, wss,
+                                         connect_timeout_s=cfg.connect_timeout_s,
+                                         redact=self.redact)
+        del creds
+
+        self.ex = Execution(cfg=cfg, journal=self.journal, risk=self.risk, signer=self.signer,
+                            rules=self.rules, rest=self.rest, ws=self.ws, clock=self.clock,
+                            halt=self.halt, recv_window_ms=self.recv_window_ms)
+        # rebuild from the journal, then the trading state
+        rb = rebuild(read_journal(self.paths["journal"]), self.ex, self.intake)
+        log.info("journal rebuilt: %s", rb)
+        state = rb["trading"] or self.risk_cfg.start_state
+        self._set_trading(state, "restored from journal" if rb["trading"] else "configured start")
+        if self.paths["kill"].exists():
+            self._set_trading("HALTED", f"kill file {self.paths['kill']} present at start")
+        if self.halt_reason and self.trading != "HALTED":
+            self._set_trading("HALTED", self.halt_reason)
+        self.ring = None
+        if cfg.reference == "ring":
+            self._attach_ring()
+            self._read_ring()
+        self._poll_references(force=True)
+        if self.stream is not None:
+            self.stream.start()
+            if not self.stream.subscribed.wait(3.0):
+                log.warning("user stream not subscribed after 3 s; fills come from responses "
+                            "and queries until it is")
+        self.reconcile_report = reconcile(self.ex, list(cfg.symbols), cfg.recent_trades)
+        log.info("reconciled with the venue: %d checked, %d resolved, %d still unknown, "
+                 "%d new fills, %d unknown exchange orders", self.reconcile_report["checked"],
+                 self.reconcile_report["resolved"], self.reconcile_report["still_unknown"],
+                 self.reconcile_report["new_fills"],
+                 len(self.reconcile_report["unknown_exchange_orders"]))
+        if self.trading == "HALTED":
+            self.cancel_pending = True
+        self.phase = "RUNNING"
+        self._next = {"status": 0, "refs": 0, "kill": 0}
+        self.role.set_state(RoleState.RUNNING)
+        self.journal.commit()
+        self.write_status()
+        if self.ready_file:
+            tmp = Path(self.ready_file + ".tmp")
+            tmp.write_bytes(orjson.dumps({"pid": os.getpid(), "trading": self.trading}))
+            os.replace(tmp, self.ready_file)
+
+    def _lock(self) -> None:
+        fd = os.open(self.paths["lock"], os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            pid = _read_pid(self.paths["pid"])
+            raise GatewayError(f"another gateway (pid {pid}) holds state dir "
+                               f"{self.paths['dir']}") from None
+        self._lock_fd = fd
+        self.paths["pid"].write_text(str(os.getpid()))
+
+    # ================================================================== trading state
+    def _set_trading(self, state: str, why: str) -> None:
+        if state not in STATES:
+            raise ValueError(f"trading state must be one of {STATES}, got {state!r}")
+        if state == self.trading and self.journal is not None and self.phase == "RUNNING":
+            return
+        old = self.trading
+        self.trading = state
+        self.risk.set_state(STATES.index(state))
+        if state == "HALTED":
+            self.halt_reason = why
+        self.journal.write("trading", state=state, frm=old, why=why)
+        self.journal.commit()
+        (log.error if state == "HALTED" else log.info)("trading %s → %s: %s", old, state, why)
+
+    def halt(self, why: str) -> None:
+        """HALTED now, and every open order cancelled (idempotent)."""
+        if self.trading != "HALTED":
+            self._set_trading("HALTED", why)
+        self.cancel_pending = True
+        self._cancel_open(why)
+
+    def _cancel_open(self, why: str) -> None:
+        self._last_cancel_try = time.perf_counter_ns()
+        syms = sorted(set(self.cfg.symbols) | set(self.ex.open_symbols()))
+        self.ex.cancel_all(syms, why)
+        if not any(o.state is not OrderState.UNKNOWN for o in self.ex.table.open_orders()):
+            self.cancel_pending = False
+
+    # ================================================================== the loop
+    def run(self) -> int:
+        signal.signal(signal.SIGTERM, self._on_term)
+        signal.signal(signal.SIGINT, self._on_term)
+        signal.signal(signal.SIGUSR1, self._on_kill)
+        poll_ms = self.cfg.poll_ms
+        while not self.stop_requested:
+            self._check_kill()
+            if self.intake.wait(poll_ms):
+                for _ in range(256):
+                    raw = self.intake.recv_raw()
+                    if raw is None:
+                        break
+                    self._guarded(self.handle_signal, raw)
+                    self.journal.commit()
+                    if self.kill_requested:
+                        break
+            self._housekeeping()
+        return self.shutdown()
+
+    def _on_term(self, signum, frame) -> None:
+        self.stop_requested = True
+
+    def _on_kill(self, signum, frame) -> None:
+        self.kill_requested = True
+
+    def _check_kill(self) -> None:
+        now = time.perf_counter_ns()
+        if not self.kill_requested and now >= self._next["kill"]:
+            self._next["kill"] = now + 20_000_000
+            if self.paths["kill"].exists() and (self.trading != "HALTED" or self.cancel_pending):
+                self.kill_requested = True
+        if self.kill_requested:
+            self.kill_requested = False
+            log.error("KILL SWITCH: halting and cancelling every open order")
+            self.halt("kill switch")
+            self.write_status()
+
+    def _guarded(self, fn, *args) -> None:
+        try:
+            fn(*args)
+        except Exception:  # noqa: BLE001 - one bad signal or event must not stop the gateway
+            self.internal_errors += 1
+            log.exception("gateway: internal error in %s (counted; continuing)", fn.__name__)
+
+    def _housekeeping(self) -> None:
+        ex = self.ex
+        role = self.role
+        role.heartbeat()
+        if role.halt_requested and self.trading != "HALTED":
+            self.halt("launcher requested HALT (a role died or stalled)")
+        if role.shutdown_requested:
+            self.stop_requested = True
+        if self.stream is not None:
+            q = self.stream.events
+            while True:
+                try:
+                    ev = q.get_nowait()
+                except Exception:  # noqa: BLE001 - queue.Empty
+                    break
+                self._guarded(ex.on_event, ev)
+        self._guarded(ex.resolve_due)
+        now = time.perf_counter_ns()
+        if self.cancel_pending and now - self._last_cancel_try > 200_000_000:
+            self._guarded(self._cancel_open, "retry cancel")
+        if self.clock.due():
+            self.clock.sync()
+            self.journal.write("clock", why="periodic", **self.clock.snapshot())
+            if self.clock.skewed:
+                self.halt(f"clock skew: offset {self.clock.offset_ns / 1e6:.1f} ms")
+        if self.ring is not None:
+            self._guarded(self._read_ring)
+        if now >= self._next["refs"]:
+            self._guarded(self._poll_references)
+        if now >= self._next["status"]:
+            self._next["status"] = now + self.cfg.status_every_ms * 1_000_000
+            pnl = ex.book.pnl(self.refs)
+            self._record_hops()
+            self._publish_role(pnl)
+            if pnl < -self.cfg.risk.max_loss and self.trading != "HALTED":
+                self.halt(f"loss limit: PnL {pnl:.2f} below -{self.cfg.risk.max_loss}")
+            self.write_status()
+        self.journal.maybe_sync()
+
+    # ================================================================== one signal
+    def reject(self, sig, reason: str, **extra: Any) -> None:
+        self.rejects[reason] = self.rejects.get(reason, 0) + 1
+        rec = {"decision": "reject", "reason": reason, **extra}
+        if sig is not None:
+            rec.update(strategy=sig.strategy_id, epoch=sig.epoch, seq=sig.seq, symbol=sig.symbol,
+                       side=sig.side, qty=sig.qty)
+        self.journal.write("signal", **rec)
+
+    def handle_signal(self, raw: bytes) -> None:
+        t_recv = time.perf_counter_ns()
+        sig = self.intake.decode(raw)
+        if sig is None:
+            self.reject(None, "MALFORMED", size=len(raw))
+            return
+        cid = f"pl{sig.strategy_id:x}.{sig.epoch:x}.{sig.seq:x}"
+        if cid in self.ex.table:
+            self.reject(sig, "CLIENT_ID_REUSED", cid=cid)
+            return
+        v = self.intake.judge(sig, t_recv)
+        if v.gap:
+            self.journal.write("gap", strategy=sig.strategy_id, epoch=sig.epoch, seq=sig.seq,
+                               missing=v.gap)
+        if not v.ok:
+            self.reject(sig, v.reason)
+            return
+        if self.trading == "HALTED":
+            self.reject(sig, "HALTED")
+            return
+        if self.gate.blocked_until > time.time():
+            self.reject(sig, "HOST_CLOSED")
+            return
+        wait_s, closed = self.gate.order_wait_s()
+        if closed:
+            self.reject(sig, "RATE_BUDGET")
+            return
+        if wait_s > 0:
+            left_s = (sig.created_mono + sig.ttl_ns - time.perf_counter_ns()) / 1e9
+            if wait_s >= left_s:
+                self.reject(sig, "RATE_BUDGET")
+                return
+            self.ex.count("paced")
+            time.sleep(wait_s)
+        now = time.perf_counter_ns()
+        reason = self.risk.check(raw, now)
+        t_risk = time.perf_counter_ns()
+        if reason:
+            from pipeline.gateway.reasons import Reason
+            name = Reason(reason).name
+            self.reject(sig, name)
+            if reason == Reason.RUNAWAY:
+                self.halt("runaway signal rate")
+            return
+        stamps = {"recv": t_recv, "risk": t_risk, "created": sig.created_mono,
+                  "trigger": sig.trigger_mono}
+        self.journal.write("signal", decision="accept", cid=cid, strategy=sig.strategy_id,
+                           epoch=sig.epoch, seq=sig.seq, symbol=sig.symbol, side=sig.side,
+                           qty=sig.qty, trigger_mono=sig.trigger_mono,
+                           created_mono=sig.created_mono, recv_mono=t_recv)
+        try:
+            order = self.ex.new_order(sig, stamps)
+        except ClientIdReused:
+            self.risk.release_open(sig.symbol, sig.side, sig.qty)
+            self.reject(sig, "CLIENT_ID_REUSED", cid=cid)
+            return
+        try:
+            body = self.ex.encode(order, self.clock.timestamp_ms())
+        except (ValueError, TypeError) as exc:
+            self.ex.set_state(order, OrderState.REJECTED, f"encode: {exc}")
+            self.reject(sig, "ENCODE", cid=cid)
+            return
+        stamps["signed"] = time.perf_counter_ns()
+        self.accepted += 1
+        self.ex.submit(order, body)
+
+    # ================================================================== telemetry
+    def _record_hops(self) -> None:
+        """Move per-order stamps into the hop histograms (off the order path)."""
+        ex = self.ex
+        total = ex.latency_trimmed + len(ex.latency)
+        done = max(0, getattr(self, "_hops_done", 0) - ex.latency_trimmed)
+        lat = ex.latency
+        rec = self.hops.record
+        for (recv, risk, signed, written, resp, created, trigger) in lat[done:]:
+            if created and recv >= created:
+                rec("signal_to_gateway", recv - created)
+            rec("gateway_risk", risk - recv)
+            rec("gateway_sign", signed - risk)
+            rec("gateway_write", written - signed)
+            rec("gateway_response", resp - written)
+            rec("intake_to_wire", written - recv)
+            if trigger and written > trigger:
+                rec("tick_to_order", written - trigger)
+        self._hops_done = total
+
+    def _publish_role(self, pnl: float) -> None:
+        from pipeline.records import TradingState
+        ex = self.ex
+        w = [x[3] - x[0] for x in ex.latency[-2000:]]
+        self.role.set(signals=self.intake.received, orders=self.accepted, fills=len(ex.book.seen),
+                      rejects=sum(self.rejects.values()) + ex.counts.get("rejects", 0),
+                      errors=self.internal_errors + self.intake.malformed,
+                      pnl=pnl, open_orders=len(ex.table.open_orders()),
+                      hop_p50_ns=_pct(w, 50), hop_p99_ns=_pct(w, 99))
+        self.role.set_trading_state(TradingState[self.trading])
+
+    # ================================================================== references
+    def _attach_ring(self) -> None:
+        from pipeline.bus.ring import TickRing
+        name = self.root_cfg.ring.name
+        try:
+            self.ring = TickRing.attach(name, timeout=2.0)
+        except Exception as exc:  # noqa: BLE001 - any attach failure is a clear start error
+            raise GatewayError(f"reference = 'ring': cannot attach tick ring {name!r}: {exc}") \
+                from None
+        self.ring_reader = self.ring.reader(wait="sleeping", start="oldest")
+        self._bbo: dict[int, list[float]] = {sid: [0.0, 0.0] for sid in self.rules}
+
+    def _read_ring(self) -> None:
+        """Reference prices from the tick ring: the risk engine's own apply_ticks when it has it
+        (GAP/STALE/RESYNC invalidate), and the mid of the latest bid/ask for PnL."""
+        import numpy as np
+
+        from pipeline.records import Kind
+        batch = self.ring_reader.poll()
+        if not len(batch):
+            return
+        apply = getattr(self.risk, "apply_ticks", None)
+        now = time.perf_counter_ns()
+        for sid, bbo in self._bbo.items():
+            sel = batch[batch["symbol"] == sid]
+            if not len(sel):
+                continue
+            for k, i in ((Kind.BID, 0), (Kind.ASK, 1)):
+                px = sel["price"][sel["kind"] == int(k)]
+                if len(px):
+                    bbo[i] = float(px[-1])
+            if bbo[0] > 0 and bbo[1] > 0:
+                mid = (bbo[0] + bbo[1]) / 2
+            else:
+                trades = sel["price"][np.isin(sel["kind"], (int(Kind.TRADE), int(Kind.AGG_TRADE)))]
+                mid = float(trades[-1]) if len(trades) else 0.0
+            if mid > 0:
+                self.refs[self.rules[sid].name] = mid
+                if apply is None:
+                    self.risk.set_reference(sid, mid, now)
+        if apply is not None:
+            apply(batch)
+
+    def _poll_references(self, force: bool = False) -> None:
+        now = time.perf_counter_ns()
+        self._next_refs(now)
+        if self.cfg.reference != "rest":
+            return
+        for sym, sid in self.symbol_ids.items():
+            r = self.rest.public("/api/v3/depth", {"symbol": sym, "limit": 5})
+            if r.outcome is not Outcome.OK or not isinstance(r.data, dict):
+                continue
+            try:
+                bid = float(r.data["bids"][0][0])
+                ask = float(r.data["asks"][0][0])
+            except (KeyError, IndexError, TypeError, ValueError):
+                continue
+            mid = (bid + ask) / 2
+            self.refs[sym] = mid
+            self.risk.set_reference(sid, mid, time.perf_counter_ns())
+
+    def _next_refs(self, now: int) -> None:
+        if hasattr(self, "_next"):
+            self._next["refs"] = now + self.cfg.reference_poll_ms * 1_000_000
+
+    # ================================================================== status
+    def status(self) -> dict[str, Any]:
+        ex = self.ex
+        lat = [x[3] - x[0] for x in ex.latency[-10000:] if x[3] and x[0]] if ex else []
+        rtt = [x[4] - x[3] for x in ex.latency[-10000:] if x[3] and x[4]] if ex else []
+        by_state: dict[str, int] = {}
+        for o in (ex.table.by_cid.values() if ex else ()):
+            by_state[o.state.value] = by_state.get(o.state.value, 0) + 1
+        return {
+            "phase": self.phase, "pid": os.getpid(), "trading": self.trading,
+            "halt_reason": self.halt_reason if self.trading == "HALTED" else "",
+            "accepted": self.accepted, "rejects": self.rejects,
+            "internal_errors": self.internal_errors,
+            "orders": by_state,
+            "open_orders": [o.to_json() for o in ex.table.open_orders()] if ex else [],
+            "positions": {s: p.to_json(self.refs.get(s, 0.0))
+                          for s, p in ex.book.positions.items()} if ex else {},
+            "pnl": ex.book.pnl(self.refs) if ex else 0.0,
+            "refs": self.refs,
+            "fills": len(ex.book.seen) if ex else 0,
+            "duplicate_fills": ex.book.duplicates if ex else 0,
+            "counts": ex.counts if ex else {},
+            "foreign_orders": list(ex.foreign.values()) if ex else [],
+            "intake": self.intake.snapshot() if self.intake else {},
+            "gate": self.gate.snapshot() if hasattr(self, "gate") else {},
+            "clock": self.clock.snapshot() if hasattr(self, "clock") else {},
+            "stream": self.stream.snapshot() if self.stream else None,
+            "requests": self.rest.requests if self.rest else 0,
+            "reconcile": {k: v for k, v in self.reconcile_report.items() if k != "balances"},
+            "latency": {"intake_to_wire_p50_ns": _pct(lat, 50), "intake_to_wire_p99_ns":
+                        _pct(lat, 99), "rtt_p50_ns": _pct(rtt, 50), "n": len(lat)},
+        }
+
+    def write_status(self) -> None:
+        p = self.paths["status"]
+        tmp = p.with_suffix(".tmp")
+        data = orjson.dumps(self.status(), option=orjson.OPT_NON_STR_KEYS, default=str)
+        tmp.write_bytes(self.redact.bytes(data).encode() if hasattr(self, "redact") else data)
+        os.replace(tmp, p)
+
+    # ================================================================== shutdown
+    def shutdown(self) -> int:
+        self.phase = "STOPPING"
+        log.info("gateway stopping: intake closed, draining")
+        if self.intake is not None:
+            self.intake.close()
+        ex = self.ex
+        if ex is not None:
+            deadline = time.monotonic() + self.cfg.drain_s
+            while ex.table.unknown() and time.monotonic() < deadline:
+                self._housekeeping()
+                time.sleep(0.02)
+            if self.cfg.on_shutdown == "cancel" and ex.table.open_orders():
+                ex.cancel_all(sorted(set(self.cfg.symbols) | set(ex.open_symbols())),
+                              "shutdown")
+            time.sleep(0.05)
+            if self.stream is not None:
+                while True:
+                    try:
+                        ev = self.stream.events.get_nowait()
+                    except Exception:  # noqa: BLE001 - queue.Empty
+                        break
+                    self._guarded(ex.on_event, ev)
+        self.close()
+        return 0
+
+    def close(self) -> None:
+        role = getattr(self, "role", None)
+        if role is not None and self.ex is not None:
+            from pipeline.records import RoleState
+            from pipeline.telemetry.latency import run_dir_recorder_path
+            try:
+                self._record_hops()
+                self._publish_role(self.ex.book.pnl(self.refs))
+                path = run_dir_recorder_path(role.role)
+                if path is not None:
+                    self.hops.dump(path)
+            except (OSError, ValueError) as exc:
+                log.warning("telemetry at exit: %s", exc)
+            role.set_state(RoleState.FAILED if self.phase == "FAILED" else RoleState.STOPPED)
+        if self.stream is not None:
+            self.stream.stop()
+        if self.ws is not None:
+            self.ws.close()
+        if self.rest is not None:
+            self.rest.close()
+        if getattr(self, "ring", None) is not None:
+            self.ring_reader = None
+            self.ring.close()
+            self.ring = None
+        if self.intake is not None:
+            self.intake.close()
+        if self.journal is not None and not self.journal.closed:
+            if self.phase == "STOPPING":
+                self.journal.write("stop", open_orders=[o.cid for o in self.ex.table.open_orders()]
+                                   if self.ex else [])
+            self.phase = "STOPPED"
+            try:
+                self.write_status()
+                run_dir = os.environ.get("PIPELINE_RUN_DIR")
+                if run_dir and role is not None:     # the launcher folds it into its summary
+                    shutil.copyfile(self.paths["status"],
+                                    os.path.join(run_dir, f"{role.role}.summary.json"))
+            except (OSError, AttributeError):
+                pass
+            self.journal.close()
+        if self._lock_fd >= 0:
+            try:
+                self.paths["pid"].unlink(missing_ok=True)
+            finally:
+                os.close(self._lock_fd)
+                self._lock_fd = -1
+
+
+def _pct(xs: list[int], p: float) -> int:
+    if not xs:
+        return 0
+    s = sorted(xs)
+    return int(s[min(len(s) - 1, int(len(s) * p / 100))])
+
+
+def _read_pid(path: Path) -> int:
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return 0
+
+
+def gateway_running(gcfg) -> int:
+    """The pid of the gateway holding this state dir, or 0."""
+    paths = state_paths(gcfg)
+    if not paths["lock"].exists():
+        return 0
+    fd = os.open(paths["lock"], os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return _read_pid(paths["pid"]) or -1
+    finally:
+        os.close(fd)
+    return 0
+
+
+def run_gateway(cfg, *, ready_file: str | None = None, environ: dict | None = None) -> int:
+    """Start and run a gateway until SIGTERM; the launcher's entry point. Returns an exit code."""
+    gw = Gateway(cfg, ready_file=ready_file, environ=environ)
+    try:
+        gw.start()
+    except Exception:
+        gw.phase = "FAILED"
+        gw.close()
+        raise
+    return gw.run()
+
+
+__all__ = ["Gateway", "GatewayError", "run_gateway", "gateway_running", "state_paths"]

@@ -1,0 +1,128 @@
+"""The venue's rate limits as the gateway sees them, per host.
+
+- Every response's `X-MBX-USED-WEIGHT-<n><unit>` and `X-MBX-ORDER-COUNT-<n><unit>` headers (and a
+  WS-API response's `rateLimits`) update the used counts. Above `slowdown_fraction` of a limit the
+  gateway paces requests (`pace_s`), above `stop_fraction` it sends no new order until the window
+  ends (Binance windows are aligned to the interval).
+- A 429 closes the host until its Retry-After has passed: nothing at all is sent to it meanwhile
+  (continuing after a 429 is what earns a 418 ban). A 418 closes it as well and HALTs trading
+  (the caller's business).
+"""
+from __future__ import annotations
+
+import re
+import time
+from typing import Mapping
+
+_HDR = re.compile(r"^x-mbx-(used-weight|order-count)-(\d+)([smhd])$", re.I)
+_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+class HostBlocked(RuntimeError):
+    """Nothing may be sent to this host until `until_wall_s` (after a 429 / 418)."""
+
+    def __init__(self, host: str, until_wall_s: float, status: int):
+        super().__init__(f"{host}: closed after HTTP {status} until "
+                         f"{max(0.0, until_wall_s - time.time()):.1f} s from now")
+        self.until_wall_s = until_wall_s
+        self.status = status
+
+
+class HostGate:
+    def __init__(self, host: str, *, weight_limit_1m: int, order_limit_10s: int,
+                 slowdown_fraction: float = 0.8, stop_fraction: float = 0.95, clock=time.time):
+        self.host = host
+        self.limits = {("weight", 60): weight_limit_1m, ("orders", 10): order_limit_10s}
+        self.slow = slowdown_fraction
+        self.stop = stop_fraction
+        self.clock = clock
+        self.used: dict[tuple[str, int], tuple[int, int]] = {}   # (kind, secs) → (count, window)
+        self.blocked_until = 0.0
+        self.blocked_status = 0
+        self.blocks = 0           # 429/418 seen
+        self.refused = 0          # requests not sent because the host was closed
+
+    # ---------------------------------------------------------------- learning
+    def observe_headers(self, headers: Mapping[str, str]) -> None:
+        now = self.clock()
+        for k, v in headers.items():
+            m = _HDR.match(k)
+            if not m:
+                continue
+            try:
+                n = int(v)
+            except ValueError:
+                continue
+            kind = "weight" if m.group(1).lower() == "used-weight" else "orders"
+            secs = int(m.group(2)) * _UNIT_S[m.group(3).lower()]
+            self.used[(kind, secs)] = (n, int(now // secs))
+
+    def observe_ws_limits(self, limits: list) -> None:
+        now = self.clock()
+        for lim in limits or ():
+            try:
+                kind = {"REQUEST_WEIGHT": "weight", "ORDERS": "orders"}[lim["rateLimitType"]]
+                secs = int(lim["intervalNum"]) * {"SECOND": 1, "MINUTE": 60, "HOUR": 3600,
+                                                  "DAY": 86400}[lim["interval"]]
+                self.used[(kind, secs)] = (int(lim["count"]), int(now // secs))
+            except (KeyError, TypeError, ValueError):
+                continue
+
+    def block(self, status: int, retry_after_s: float) -> None:
+        until = self.clock() + max(1.0, float(retry_after_s))
+        if until > self.blocked_until:
+            self.blocked_until = until
+        self.blocked_status = status
+        self.blocks += 1
+
+    # ---------------------------------------------------------------- asking
+    def check_open(self) -> None:
+        """Raise HostBlocked while the host is closed (after a 429/418)."""
+        if self.clock() < self.blocked_until:
+            self.refused += 1
+            raise HostBlocked(self.host, self.blocked_until, self.blocked_status)
+
+    def _share(self, kind: str, secs: int) -> tuple[float, float]:
+        """(share of the limit used in the current window, seconds until it ends)."""
+        limit = self.limits.get((kind, secs))
+        got = self.used.get((kind, secs))
+        now = self.clock()
+        if not limit or got is None or got[1] != int(now // secs):
+            return 0.0, 0.0
+        return got[0] / limit, (got[1] + 1) * secs - now
+
+    def order_wait_s(self) -> tuple[float, bool]:
+        """(seconds to pace before the next order, True if no order may go this window)."""
+        worst_pace = 0.0
+        for key in (("weight", 60), ("orders", 10)):
+            share, left = self._share(*key)
+            if share >= self.stop:
+                return left, True
+            if share >= self.slow:
+                # spread what is left of the budget evenly over what is left of the window
+                limit = self.limits[key]
+                budget = max(1.0, (self.stop - share) * limit)
+                worst_pace = max(worst_pace, left / budget)
+        return worst_pace, False
+
+    def snapshot(self) -> dict:
+        return {"host": self.host, "blocked_for_s": max(0.0, self.blocked_until - self.clock()),
+                "blocked_status": self.blocked_status, "blocks": self.blocks,
+                "refused": self.refused,
+                "used": {f"{k}_{s}s": v[0] for (k, s), v in self.used.items()}}
+
+
+def retry_after_s(headers: Mapping[str, str], body: dict | None = None, default: float = 60.0
+                  ) -> float:
+    """Retry-After in seconds from the header (or a WS-API error's data.retryAfter, ms epoch)."""
+    v = headers.get("Retry-After") if headers else None
+    if v is not None:
+        try:
+            return max(1.0, float(v))
+        except ValueError:
+            pass
+    try:
+        ra = body["data"]["retryAfter"]      # type: ignore[index]
+        return max(1.0, ra / 1000.0 - time.time())
+    except (KeyError, TypeError):
+        return default

@@ -1,0 +1,226 @@
+"""The Binance WebSocket API (`/ws-api/v3`): order.place / order.cancel as an alternative order
+transport, and the user-data stream (userDataStream.subscribe.signature) for executionReports.
+
+Requests are `{"id", "method", "params"}`; signed params carry apiKey, timestamp and a signature
+over all params but `signature`, sorted by name, joined `k=v` with `&`. Answers are
+`{"id", "status", "result" | "error", "rateLimits"}` and are classified like REST answers
+(rest.classify). A request that times out leaves the connection in an unknown state: the
+outcome is UNKNOWN and the connection is dropped (a late answer is never matched to a new
+request).
+
+`UserStream` runs in its own thread (the only one besides the main loop): it connects, subscribes,
+and puts every event (`executionReport`, `outboundAccountPosition`, ...) on a queue the main loop
+drains; it reconnects with back-off and counts what happened. It never touches order state.
+"""
+from __future__ import annotations
+
+import itertools
+import logging
+import queue
+import threading
+import time
+from typing import Any, Callable
+
+import orjson
+import websocket
+
+from pipeline.gateway.ratelimit import HostBlocked, HostGate, retry_after_s
+from pipeline.gateway.rest import Outcome, Reply, classify
+
+log = logging.getLogger(__name__)
+
+
+def ws_payload(params: dict[str, Any]) -> bytes:
+    def s(v: Any) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        return str(v)
+    return "&".join(f"{k}={s(params[k])}" for k in sorted(params) if k != "signature").encode()
+
+
+class WsSigner:
+    """Signs WS-API params (HMAC-SHA256 hex via the gateway's pre-keyed signer)."""
+
+    def __init__(self, api_key: str, sign: Callable[[bytes], str],
+                 timestamp_ms: Callable[[], int], recv_window_ms: int):
+        self._key = api_key
+        self._sign = sign
+        self.timestamp_ms = timestamp_ms
+        self.recv_window_ms = recv_window_ms
+
+    def __repr__(self) -> str:
+        return "<WsSigner key=<redacted>>"
+
+    def signed(self, params: dict[str, Any], fresh_timestamp: bool = True) -> dict[str, Any]:
+        p = dict(params)
+        p["apiKey"] = self._key
+        if fresh_timestamp or "timestamp" not in p:
+            p["timestamp"] = self.timestamp_ms()
+        p.setdefault("recvWindow", self.recv_window_ms)
+        p["signature"] = self._sign(ws_payload(p))
+        return p
+
+
+class WsApiClient:
+    """Synchronous request/response over one WS-API connection (main thread only)."""
+
+    def __init__(self, url: str, signer: WsSigner, gate: HostGate, *, connect_timeout_s: float,
+                 read_timeout_s: float, redact: Callable[[str], str]):
+        self.url = url
+        self.signer = signer
+        self.gate = gate
+        self.connect_timeout_s = connect_timeout_s
+        self.read_timeout_s = read_timeout_s
+        self.redact = redact
+        self.ws: websocket.WebSocket | None = None
+        self._ids = itertools.count(1)
+        self.requests = 0
+        self.reconnects = 0
+
+    def _conn(self) -> websocket.WebSocket:
+        if self.ws is None:
+            self.ws = websocket.create_connection(self.url, timeout=self.connect_timeout_s,
+                                                  enable_multithread=False)
+            self.ws.settimeout(self.read_timeout_s)
+            self.reconnects += 1
+        return self.ws
+
+    def close(self) -> None:
+        if self.ws is not None:
+            try:
+                self.ws.close(timeout=0.2)
+            except (websocket.WebSocketException, OSError):
+                pass
+            self.ws = None
+
+    def request(self, method: str, params: dict[str, Any], *, signed: bool = True,
+                fresh_timestamp: bool = True) -> Reply:
+        try:
+            self.gate.check_open()
+        except HostBlocked as exc:
+            return Reply(Outcome.NOT_SENT, msg=str(exc))
+        try:
+            ws = self._conn()
+        except (websocket.WebSocketException, OSError) as exc:
+            return Reply(Outcome.NOT_SENT, msg=self.redact(f"ws-api connect: {exc}"))
+        rid = next(self._ids)
+        p = self.signer.signed(params, fresh_timestamp) if signed else params
+        frame = orjson.dumps({"id": rid, "method": method, "params": p})
+        self.requests += 1
+        written = time.perf_counter_ns()
+        try:
+            ws.send(frame.decode())
+            deadline = time.monotonic() + self.read_timeout_s
+            while True:
+                ws.settimeout(max(0.001, deadline - time.monotonic()))
+                raw = ws.recv()
+                try:
+                    msg = orjson.loads(raw)
+                except orjson.JSONDecodeError:
+                    continue
+                if isinstance(msg, dict) and msg.get("id") == rid:
+                    break
+        except (websocket.WebSocketException, OSError) as exc:
+            self.close()
+            return Reply(Outcome.UNKNOWN, msg=self.redact(f"ws-api {method}: "
+                                                          f"{type(exc).__name__}: {exc}"),
+                         written_mono=written, done_mono=time.perf_counter_ns())
+        done = time.perf_counter_ns()
+        status = int(msg.get("status") or 0)
+        self.gate.observe_ws_limits(msg.get("rateLimits") or [])
+        err = msg.get("error")
+        outcome, code, text = classify(status, err if isinstance(err, dict) else None)
+        if outcome in (Outcome.RATE_LIMITED, Outcome.BANNED):
+            self.gate.block(status, retry_after_s({}, err if isinstance(err, dict) else None))
+        return Reply(outcome, status, code, self.redact(text), msg.get("result"), {}, written, done)
+
+
+class UserStream(threading.Thread):
+    """The user-data stream in a thread: events onto `events` (a queue of dicts)."""
+
+    def __init__(self, url: str, signer: WsSigner, *, connect_timeout_s: float,
+                 redact: Callable[[str], str], backoff_max_s: float = 5.0):
+        super().__init__(name="user-stream", daemon=True)
+        self.url = url
+        self.signer = signer
+        self.connect_timeout_s = connect_timeout_s
+        self.redact = redact
+        self.backoff_max_s = backoff_max_s
+        self.events: queue.SimpleQueue[dict] = queue.SimpleQueue()
+        self.stop_event = threading.Event()
+        self.subscribed = threading.Event()
+        self.connects = 0
+        self.errors = 0
+        self.received = 0
+        self.malformed = 0
+        self.ws: websocket.WebSocket | None = None
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        ws = self.ws
+        if ws is not None:
+            try:
+                ws.abort()
+            except (websocket.WebSocketException, OSError, AttributeError):
+                pass
+
+    def run(self) -> None:
+        backoff = 0.1
+        while not self.stop_event.is_set():
+            try:
+                self._session()
+                backoff = 0.1
+            except (websocket.WebSocketException, OSError, ValueError) as exc:
+                self.errors += 1
+                if not self.stop_event.is_set():
+                    log.warning("user stream: %s; reconnecting in %.1f s",
+                                self.redact(f"{type(exc).__name__}: {exc}"), backoff)
+            finally:
+                self.subscribed.clear()
+                if self.ws is not None:
+                    try:
+                        self.ws.close(timeout=0.1)
+                    except (websocket.WebSocketException, OSError):
+                        pass
+                    self.ws = None
+            if self.stop_event.wait(backoff):
+                return
+            backoff = min(self.backoff_max_s, backoff * 2)
+
+    def _session(self) -> None:
+        ws = websocket.create_connection(self.url, timeout=self.connect_timeout_s)
+        self.ws = ws
+        self.connects += 1
+        ws.send(orjson.dumps({"id": "uds", "method": "userDataStream.subscribe.signature",
+                              "params": self.signer.signed({})}).decode())
+        ws.settimeout(0.5)
+        while not self.stop_event.is_set():
+            try:
+                raw = ws.recv()
+            except websocket.WebSocketTimeoutException:
+                continue
+            if not raw:
+                raise websocket.WebSocketConnectionClosedException("closed by the venue")
+            try:
+                msg = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                self.malformed += 1
+                continue
+            if not isinstance(msg, dict):
+                self.malformed += 1
+                continue
+            if msg.get("id") == "uds":
+                if msg.get("status") == 200:
+                    self.subscribed.set()
+                    log.info("user stream: subscribed (%s)", msg.get("result"))
+                else:
+                    raise ValueError(f"userDataStream.subscribe failed: {msg.get('error')}")
+                continue
+            ev = msg.get("event")
+            if isinstance(ev, dict):
+                self.received += 1
+                self.events.put(ev)
+
+    def snapshot(self) -> dict:
+        return {"subscribed": self.subscribed.is_set(), "connects": self.connects,
+                "errors": self.errors, "received": self.received, "malformed": self.malformed}

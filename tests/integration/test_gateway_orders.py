@@ -1,0 +1,223 @@
+"""The gateway as its own process against the simulator over real sockets: the order path."""
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("pipeline.bus.signals", reason="signal codec (issue 6) not merged yet")
+pytest.importorskip("pipeline.gateway.risk", reason="risk kernel (issue 7) not merged yet")
+pytest.importorskip("pipeline.gateway.signing", reason="signing kernel (issue 7) not merged yet")
+pytest.importorskip("pipeline.sim.testing", reason="simulator (issue 3) not merged yet")
+
+from tests.integration.gateway_harness import (BUY, SELL, StrategySide, acct,  # noqa: E402
+                                               cid_of, gw_factory, sim)
+
+pytestmark = pytest.mark.timeout(60)
+__all__ = ["sim", "gw_factory"]   # fixtures
+
+
+def test_signal_becomes_order_fill_position_and_journal(sim, gw_factory):
+    gw = gw_factory().start()
+    with StrategySide(gw.channel) as st:
+        sig = st.send(side=BUY, qty=0.002)
+        s = gw.wait(lambda s: s["fills"] >= 1 and not s["open_orders"], what="one fill")
+    cid = cid_of(sig)
+    pos = s["positions"]["BTCUSDT"]
+    assert pos["qty"] == pytest.approx(0.002)
+    assert pos["avg_price"] > 0
+    # the simulator agrees: one order with our id, filled, and fills for 0.002 BTC
+    a = acct(sim)
+    fills = a["fills"]
+    assert sum(float(f["qty"]) for f in fills) == pytest.approx(0.002)
+    assert float(a["balances"]["BTC"]["free"]) == pytest.approx(1.002)
+    # the journal shows each step, in order
+    j = gw.journal()
+    kinds = [(r["k"], r.get("to") or r.get("decision") or "") for r in j
+             if r.get("cid") == cid or (r["k"] == "signal" and r.get("seq") == sig.seq)]
+    steps = [k for k, _ in kinds]
+    for want in ("signal", "order", "request", "response", "fill", "state"):
+        assert want in steps, (want, kinds)
+    assert steps.index("signal") < steps.index("order") < steps.index("request") < \
+        steps.index("response") < steps.index("fill")
+    assert ("state", "FILLED") in kinds
+    req = next(r for r in j if r["k"] == "request" and r["cid"] == cid)
+    assert "signature" not in req["body"] and f"newClientOrderId={cid}" in req["body"]
+    assert gw.stop() == 0
+
+
+def _requests_for(j: list[dict], cid: str) -> list[dict]:
+    return [r for r in j if r["k"] == "request" and r.get("cid") == cid]
+
+
+def _states(j: list[dict], cid: str) -> list[str]:
+    return [r["to"] for r in j if r["k"] == "state" and r.get("cid") == cid]
+
+
+def _order_ids(sim) -> set:
+    return {f["orderId"] for f in acct(sim)["fills"]}
+
+
+def test_1021_resyncs_and_retries_once_with_the_same_client_id(sim, gw_factory):
+    gw = gw_factory(reference_poll_ms=60_000).start()
+    with StrategySide(gw.channel) as st:
+        sim.fault("force_1021", count=1)
+        sig = st.send(side=BUY, qty=0.001)
+        gw.wait(lambda s: s["orders"].get("FILLED") == 1, what="filled after the retry")
+    cid = cid_of(sig)
+    j = gw.journal()
+    reqs = _requests_for(j, cid)
+    assert [r["attempt"] for r in reqs] == [1, 2]
+    assert all(f"newClientOrderId={cid}&" in r["body"] for r in reqs)
+    ts = [int(r["body"].rsplit("timestamp=", 1)[1].split("&")[0]) for r in reqs]
+    assert ts[1] >= ts[0]
+    resp = [r for r in j if r["k"] == "response" and r.get("cid") == cid]
+    assert resp[0].get("code") == -1021 and resp[1]["outcome"] == "OK"
+    # a clock resync happened between the two attempts
+    clock = [r for r in j if r["k"] == "clock" and r.get("why") == "-1021"]
+    assert len(clock) == 1 and reqs[0]["m"] < clock[0]["m"] < reqs[1]["m"]
+    assert len(_order_ids(sim)) == 1
+
+
+@pytest.mark.parametrize("user_stream", [False, True], ids=["query", "stream"])
+def test_5xx_with_the_order_created_resolves_as_filled_without_a_duplicate(sim, gw_factory,
+                                                                          user_stream):
+    # without the user stream only the status query can resolve it; with it, whichever comes
+    # first does, and the other copy of each fill is a duplicate
+    gw = gw_factory(reference_poll_ms=60_000, user_stream=user_stream).start()
+    with StrategySide(gw.channel) as st:
+        sim.fault("http_5xx", count=1)
+        sig = st.send(side=BUY, qty=0.003)
+        s = gw.wait(lambda s: s["orders"].get("FILLED") == 1 and s["fills"] >= 1,
+                    what="UNKNOWN resolved as filled")
+    cid = cid_of(sig)
+    j = gw.journal()
+    assert len(_requests_for(j, cid)) == 1            # never resubmitted
+    states = _states(j, cid)
+    assert states[0] == "UNKNOWN" and states[-1] == "FILLED", states
+    if not user_stream:
+        assert any(r["k"] == "query" and r.get("cid") == cid for r in j)
+    assert len(_order_ids(sim)) == 1
+    assert s["positions"]["BTCUSDT"]["qty"] == pytest.approx(0.003)
+    assert sum(float(f["qty"]) for f in acct(sim)["fills"]) == pytest.approx(0.003)
+
+
+def test_never_created_resolves_as_lost_after_the_polls_without_a_new_order(sim, gw_factory):
+    # the order request is held by the venue past its recvWindow (so the venue refuses it with
+    # -1021 when it finally looks at it); we time out first and see an unknown outcome
+    gw = gw_factory(reference_poll_ms=60_000, risk={"recv_window_ms": 400}, request_timeout_s=0.3,
+                    unknown_max_polls=4).start()
+    with StrategySide(gw.channel) as st:
+        sim.fault("delay", ms=1200, count=1)
+        sig = st.send(side=BUY, qty=0.001)
+        s = gw.wait(lambda s: s["orders"].get("LOST") == 1, timeout=15, what="LOST")
+    cid = cid_of(sig)
+    j = gw.journal()
+    assert len(_requests_for(j, cid)) == 1
+    states = _states(j, cid)
+    assert states == ["UNKNOWN", "LOST"], states
+    polls = [r for r in j if r["k"] == "query" and r.get("cid") == cid]
+    assert len(polls) >= 4 and all(p.get("code") == -2013 for p in polls)
+    a = acct(sim)
+    assert a["fills"] == [] and a["open_orders"] == []
+    assert s["positions"].get("BTCUSDT", {}).get("qty", 0) == 0
+    # the exposure it held was released: a new order goes through
+    with StrategySide(gw.channel, epoch=None) as st2:
+        st2.send(side=BUY, qty=0.001)
+        gw.wait(lambda s: s["orders"].get("FILLED") == 1, what="next order filled")
+
+
+def test_reusing_a_client_order_id_after_a_fill_is_blocked_locally(sim, gw_factory, tmp_path):
+    gw = gw_factory().start()
+    with StrategySide(gw.channel) as st:
+        sig = st.send(side=BUY, qty=0.001)
+        gw.wait(lambda s: s["orders"].get("FILLED") == 1)
+        st.resend(sig)
+        gw.wait(lambda s: s["rejects"].get("CLIENT_ID_REUSED") == 1)
+        # and after a restart (the idempotency table is rebuilt from the journal)
+        assert gw.stop() == 0
+        gw.start()
+        st.resend(sig)
+        gw.wait(lambda s: s["rejects"].get("CLIENT_ID_REUSED") == 1, what="blocked after restart")
+    assert len(acct(sim)["fills"]) == 1
+    assert len(_requests_for(gw.journal(), cid_of(sig))) == 1
+
+
+def test_ttl_duplicate_and_gap_are_rejected_and_counted(sim, gw_factory):
+    gw = gw_factory().start()
+    with StrategySide(gw.channel, strategy_id=7) as st:
+        st.resend(st.make(seq=5, side=BUY, qty=0.001))                 # gap of 4 before seq 5
+        stale = st.make(seq=6, side=BUY, qty=0.001, ttl_ms=1)
+        stale = stale._replace(created_mono=stale.created_mono - 50_000_000)
+        st.resend(stale)                                               # expired
+        st.resend(st.make(seq=3, side=BUY, qty=0.001))                 # older than the mark
+        st.tx.push.send(b"\x00" * 7)                                   # not a signal at all
+        s = gw.wait(lambda s: s["rejects"].get("DUPLICATE") == 1 and
+                    s["rejects"].get("EXPIRED") == 1 and s["rejects"].get("MALFORMED") == 1)
+    assert s["intake"]["gaps"] == 4 and s["intake"]["gap_events"] == 1
+    assert s["orders"].get("FILLED") == 1 and s["internal_errors"] == 0
+    j = gw.journal()
+    assert any(r["k"] == "gap" and r["missing"] == 4 for r in j)
+    reasons = {r.get("reason") for r in j if r["k"] == "signal"}
+    assert {"DUPLICATE", "EXPIRED", "MALFORMED"} <= reasons
+
+
+def test_second_gateway_on_the_same_channel_fails_clearly(sim, gw_factory):
+    gw = gw_factory().start()
+    gw2 = gw_factory(channel=gw.channel)
+    p = gw2.spawn()
+    assert p.wait(20) == 3
+    assert "already bound" in gw2.stderr() and "second gateway" in gw2.stderr()
+    assert gw.status()["phase"] == "RUNNING"
+
+
+def test_ws_api_transport_places_orders(sim, gw_factory):
+    gw = gw_factory(transport="ws_api").start()
+    with StrategySide(gw.channel) as st:
+        sig = st.send(side=BUY, qty=0.002)
+        s = gw.wait(lambda s: s["orders"].get("FILLED") == 1 and s["fills"] >= 1)
+    req = _requests_for(gw.journal(), cid_of(sig))
+    assert len(req) == 1 and req[0]["via"] == "ws_api"
+    assert s["positions"]["BTCUSDT"]["qty"] == pytest.approx(0.002)
+    assert len(_order_ids(sim)) == 1
+
+
+def test_repeated_rejects_halt_and_cancel_open_orders(sim, gw_factory):
+    gw = gw_factory(risk={"max_consecutive_rejects": 2}).start()
+    ref = gw.status()["refs"]["BTCUSDT"]
+    high = round(ref * 1.02, 2)
+    with StrategySide(gw.channel) as st:
+        st.limit(SELL, 0.9, high)                       # rests, locks 0.9 of our 1 BTC
+        gw.wait(lambda s: len(s["open_orders"]) == 1 and s["open_orders"][0]["state"] == "ACK")
+        st.limit(SELL, 0.9, high)                       # -2010 insufficient balance
+        st.limit(SELL, 0.9, high)                       # again → HALTED
+        s = gw.wait(lambda s: s["trading"] == "HALTED" and not s["open_orders"])
+    assert "consecutive order rejects" in s["halt_reason"]
+    assert acct(sim)["open_orders"] == []
+
+
+def test_ring_reference_prices_drive_the_collar(sim, gw_factory, shm_name):
+    from pipeline.bus.ring import TickRing
+    from pipeline.records import Kind, Venue, make_tick
+    from tests.integration.gateway_harness import BTC
+    ring = TickRing.create(shm_name, 1024)
+    w = ring.writer()
+    try:
+        def bbo(bid: float, ask: float) -> None:
+            w.publish_array(make_tick(Kind.BID, venue=int(Venue.SIM), symbol=BTC, price=bid,
+                                      qty=1.0))
+            w.publish_array(make_tick(Kind.ASK, venue=int(Venue.SIM), symbol=BTC, price=ask,
+                                      qty=1.0))
+        bbo(61000.00, 61000.02)
+        gw = gw_factory(reference="ring", extra_toml=f'\n[ring]\nname = "{shm_name}"\n',
+                        risk={"collar_bps": 100.0}).start()
+        assert gw.status()["refs"]["BTCUSDT"] == pytest.approx(61000.01)
+        with StrategySide(gw.channel) as st:
+            st.limit(BUY, 0.001, 55000.00)              # 9.8 % below the ring's mid: collar
+            gw.wait(lambda s: s["rejects"].get("PRICE_COLLAR") == 1)
+            bbo(55100.00, 55100.02)                      # the market moves; the ring says so
+            gw.wait(lambda s: abs(s["refs"].get("BTCUSDT", 0) - 55100.01) < 1e-6)
+            st.limit(BUY, 0.001, 55000.00)              # now within 100 bps: accepted, rests
+            s = gw.wait(lambda s: len(s["open_orders"]) == 1)
+        assert s["open_orders"][0]["state"] == "ACK"
+    finally:
+        w.close()
+        ring.close()

@@ -1,0 +1,248 @@
+"""The gateway as its own process against the simulator: rate limits, kill switch, crash
+recovery, secrets."""
+from __future__ import annotations
+
+import os
+import re
+import signal
+import time
+
+import pytest
+
+pytest.importorskip("pipeline.bus.signals", reason="signal codec (issue 6) not merged yet")
+pytest.importorskip("pipeline.gateway.risk", reason="risk kernel (issue 7) not merged yet")
+pytest.importorskip("pipeline.gateway.signing", reason="signing kernel (issue 7) not merged yet")
+pytest.importorskip("pipeline.sim.testing", reason="simulator (issue 3) not merged yet")
+
+from pipeline.sim.testing import start_sim  # noqa: E402
+from tests.integration.gateway_harness import (BUY, SELL, SIM_DEFAULTS, GatewayProc,  # noqa: E402
+                                               StrategySide, acct, cid_of, gw_factory, sim)
+
+pytestmark = pytest.mark.timeout(60)
+__all__ = ["sim", "gw_factory"]   # fixtures
+
+
+def rest_requests(sim) -> int:
+    return sim.state()["rest_requests"]
+
+
+def test_429_closes_the_host_until_retry_after_and_418_halts(sim, gw_factory):
+    gw = gw_factory(reference_poll_ms=200).start()
+    with StrategySide(gw.channel) as st:
+        sim.fault("force_429", count=1)                 # the simulator answers Retry-After: 10
+        st.send(side=BUY, qty=0.001)
+        s = gw.wait(lambda s: s["gate"]["blocked_status"] == 429)
+        assert 8.0 < s["gate"]["blocked_for_s"] <= 10.0
+        n0 = rest_requests(sim)
+        # signals meanwhile are refused locally; reference polls and queries are held back
+        st.send(side=BUY, qty=0.001)
+        gw.wait(lambda s: s["rejects"].get("HOST_CLOSED") == 1)
+        gw.wait(lambda s: s["gate"]["blocked_for_s"] < 0.3, timeout=12, what="window nearly over")
+        assert rest_requests(sim) == n0, "a request reached the venue inside the Retry-After window"
+        # after Retry-After: trading resumes (a request inside the window would have earned a 418)
+        gw.wait(lambda s: s["gate"]["blocked_for_s"] == 0)
+        time.sleep(0.05)
+        st.send(side=BUY, qty=0.001)
+        s = gw.wait(lambda s: s["orders"].get("FILLED") == 1)
+        assert s["trading"] == "ACTIVE" and rest_requests(sim) > n0
+        # a 418 halts
+        sim.fault("force_418", seconds=3)
+        st.send(side=BUY, qty=0.001)
+        s = gw.wait(lambda s: s["trading"] == "HALTED")
+    assert "418" in s["halt_reason"]
+
+
+def _rest_limit_buys(gw, st, n: int) -> list:
+    ref = gw.status()["refs"]["BTCUSDT"]
+    low = round(ref * 0.98, 2)
+    sigs = [st.limit(BUY, 0.001, low) for _ in range(n)]
+    gw.wait(lambda s: len(s["open_orders"]) == n and
+            all(o["state"] == "ACK" for o in s["open_orders"]), what="resting orders")
+    return sigs
+
+
+@pytest.mark.parametrize("how", ["cli", "sigusr1", "file"])
+def test_kill_switch_cancels_everything_within_a_second_and_halted_persists(sim, gw_factory, how):
+    gw = gw_factory().start()
+    with StrategySide(gw.channel) as st:
+        _rest_limit_buys(gw, st, 3)
+        assert len(acct(sim)["open_orders"]) == 3
+        t0 = time.monotonic()
+        if how == "cli":
+            r = gw.cli("kill")
+            assert r.returncode == 0, r.stderr
+        elif how == "sigusr1":
+            gw.proc.send_signal(signal.SIGUSR1)
+        else:
+            (gw.state_dir / "KILL").touch()
+        while acct(sim)["open_orders"] and time.monotonic() - t0 < 3:
+            time.sleep(0.01)
+        took = time.monotonic() - t0
+        assert acct(sim)["open_orders"] == [] and took < 1.0, took
+        s = gw.wait(lambda s: s["trading"] == "HALTED" and not s["open_orders"])
+        assert "kill switch" in s["halt_reason"]
+        st.send(side=BUY, qty=0.001)
+        gw.wait(lambda s: s["rejects"].get("HALTED") == 1)
+    # restart: still HALTED
+    assert gw.stop() == 0
+    if how == "sigusr1":
+        assert not (gw.state_dir / "KILL").exists()      # persisted by the journal alone
+    gw.start()
+    assert gw.status()["trading"] == "HALTED"
+    assert gw.stop() == 0
+    # an explicit reset (gateway stopped) → ACTIVE
+    r = gw.cli("reset")
+    assert r.returncode == 0, r.stderr
+    gw.start()
+    assert gw.status()["trading"] == "ACTIVE"
+
+
+def test_reset_refuses_while_running(sim, gw_factory):
+    gw = gw_factory().start()
+    r = gw.cli("reset")
+    assert r.returncode == 1 and "running" in r.stderr
+
+
+def test_sigkill_with_open_order_and_pending_fill_rebuilds_and_reconciles(sim, gw_factory):
+    gw = gw_factory().start()
+    with StrategySide(gw.channel) as st:
+        st.send(side=BUY, qty=0.004)                                  # filled now
+        gw.wait(lambda s: s["orders"].get("FILLED") == 1)
+        ref = gw.status()["refs"]["BTCUSDT"]
+        px = round(ref * 0.99, 2)
+        resting = st.limit(BUY, 0.002, px)
+        gw.wait(lambda s: len(s["open_orders"]) == 1 and s["open_orders"][0]["state"] == "ACK")
+        gw.kill()                                                     # SIGKILL
+        # while it is down the resting order fills on the venue
+        out = sim.trade("BTCUSDT", f"{px - 0.01:.2f}", "0.002", side="SELL")   # trades through
+        assert out["fills"] >= 1
+        gw.start()
+        s = gw.status()
+        # rebuilt (the filled order, its fill) and reconciled (the fill it missed) before READY
+        assert s["orders"] == {"FILLED": 2}, s["orders"]
+        assert s["reconcile"]["resolved"] == 1 and s["reconcile"]["new_fills"] >= 1
+        j = gw.journal()
+        starts = [i for i, r in enumerate(j) if r["k"] == "start"]
+        rec = next(i for i, r in enumerate(j) if r["k"] == "reconcile" and i > starts[-1])
+        assert not any(r["k"] in ("order", "request") for r in j[starts[-1]:rec])
+        # local positions equal the simulator's
+        a = acct(sim)
+        btc = float(a["balances"]["BTC"]["free"]) + float(a["balances"]["BTC"]["locked"]) - 1.0
+        assert s["positions"]["BTCUSDT"]["qty"] == pytest.approx(btc) == pytest.approx(0.006)
+        assert cid_of(resting) not in [o["cid"] for o in s["open_orders"]]
+    # the first new order after the restart comes after the reconciliation
+    with StrategySide(gw.channel) as st:
+        st.send(side=SELL, qty=0.001)
+        s = gw.wait(lambda s: s["orders"].get("FILLED") == 3)
+        j = gw.journal()
+        first_new = next(i for i, r in enumerate(j) if r["k"] == "order" and i > starts[-1])
+        assert first_new > rec
+    a = acct(sim)
+    btc = float(a["balances"]["BTC"]["free"]) + float(a["balances"]["BTC"]["locked"]) - 1.0
+    assert s["positions"]["BTCUSDT"]["qty"] == pytest.approx(btc) == pytest.approx(0.005)
+
+
+def test_unknown_exchange_orders_are_reported(sim, gw_factory):
+    from pipeline.sim.testing import signed_query
+    import requests
+    q = signed_query({"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC",
+                      "quantity": "0.01", "price": "1000.00", "newClientOrderId": "manual-1"})
+    from pipeline.sim.testing import SIM_TEST_API_KEY
+    r = requests.post(sim.rest_url + "/api/v3/order", data=q, timeout=5,
+                      headers={"X-MBX-APIKEY": SIM_TEST_API_KEY,
+                               "Content-Type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 200, r.text
+    gw = gw_factory().start()
+    s = gw.status()
+    assert [o["clientOrderId"] for o in s["foreign_orders"]] == ["manual-1"]
+    assert "manual-1" in gw.stderr()
+    rec = next(r for r in gw.journal() if r["k"] == "reconcile")
+    assert rec["unknown_exchange_orders"][0]["clientOrderId"] == "manual-1"
+
+
+CANARY_KEY = "CanaryKey0123456789abcdefghijklmnopqrstuvwxyzCANARYKEYxyz987654"
+CANARY_SECRET = "CanarySecret9876543210zyxwvutsrqponmlkjihgfedcbaSECRETsecret1234"
+
+
+def test_canary_credentials_never_leak_through_any_error_path(tmp_path):
+    import zmq
+    accounts = [{"api_key": CANARY_KEY, "secret": CANARY_SECRET,
+                 "balances": {"USDT": "100000", "BTC": "1"}}]
+    sim = start_sim(tmp_path, accounts=accounts, **SIM_DEFAULTS)
+    gw = GatewayProc(tmp_path, sim, api_key=CANARY_KEY, api_secret=CANARY_SECRET,
+                     risk={"max_consecutive_rejects": 50, "recv_window_ms": 400},
+                     request_timeout_s=0.3, unknown_max_polls=2, reference_poll_ms=60_000)
+    ready_frames: list[bytes] = []
+    try:
+        gw.start()
+        # the core size limit of the running gateway is 0
+        limits = open(f"/proc/{gw.proc.pid}/limits").read()
+        core = next(line for line in limits.splitlines() if line.startswith("Max core file size"))
+        assert core.split()[4:6] == ["0", "0"], core
+        ctx = zmq.Context.instance()
+        dealer = ctx.socket(zmq.DEALER)
+        dealer.setsockopt(zmq.LINGER, 0)
+        dealer.connect(f"ipc://@{gw.channel}.ctl")
+        dealer.send(b"HELO" + (9).to_bytes(4, "little") + (123).to_bytes(8, "little"))
+        if dealer.poll(5000):
+            ready_frames.append(dealer.recv())
+        dealer.close()
+        with StrategySide(gw.channel) as st:
+            ref = gw.status()["refs"]["BTCUSDT"]
+            st.send(side=BUY, qty=0.001)                               # plain success
+            gw.wait(lambda s: s["orders"].get("FILLED") == 1)
+            sim.fault("force_1021", count=2)                           # -1021, retry, -1021
+            st.send(side=BUY, qty=0.001)
+            gw.wait(lambda s: s["orders"].get("REJECTED") == 1)
+            sim.fault("http_5xx", count=1)                             # unknown → resolved
+            st.send(side=BUY, qty=0.001)
+            gw.wait(lambda s: s["orders"].get("FILLED") == 2)
+            sim.fault("delay", ms=900, count=1)                        # timeout → LOST
+            st.send(side=BUY, qty=0.001)
+            gw.wait(lambda s: s["orders"].get("LOST") == 1, timeout=15)
+            st.limit(SELL, 0.9, round(ref * 1.02, 2))                  # rests
+            gw.wait(lambda s: len(s["open_orders"]) == 1)
+            st.limit(SELL, 0.9, round(ref * 1.02, 2))                  # -2010
+            gw.wait(lambda s: s["orders"].get("REJECTED") == 2)
+            sim.fault("force_418", seconds=2)                          # 418 → HALTED
+            st.send(side=BUY, qty=0.001)
+            gw.wait(lambda s: s["trading"] == "HALTED")
+            for _ in range(3):
+                st.send(side=BUY, qty=0.001)                           # rejected: HALTED
+            gw.wait(lambda s: s["rejects"].get("HALTED") == 3)
+            payloads = list(st.raw_sent)
+    finally:
+        rc = gw.stop()
+        sim.stop()
+    assert rc == 0
+    assert ready_frames and ready_frames[0][:4] == b"REDY"
+    texts = {"stderr": gw.stderr(), "stdout": gw.stdout(), "journal": gw.journal_text(),
+             "status": (gw.state_dir / "status.json").read_text()}
+    assert "-1021" in texts["journal"] and "UNKNOWN" in texts["journal"] and "418" in texts["journal"]
+    for where, text in texts.items():
+        assert CANARY_SECRET not in text, where
+        assert CANARY_KEY not in text, where
+        assert CANARY_KEY[:24] not in text and CANARY_SECRET[:24] not in text, where
+        assert not re.search(r"[0-9a-fA-F]{64}", text), f"a signature-like hex run in {where}"
+    for frame in ready_frames + payloads:
+        assert CANARY_KEY.encode() not in frame and CANARY_SECRET.encode() not in frame
+    # and the files it wrote are private
+    assert os.stat(gw.state_dir / "journal.jsonl").st_mode & 0o077 == 0
+
+
+def test_refuses_a_group_or_world_readable_key_file(sim, gw_factory, tmp_path):
+    f = tmp_path / "creds"
+    f.write_text(f"api_key={CANARY_KEY}\napi_secret={CANARY_SECRET}\n")
+    f.chmod(0o644)
+    gw = gw_factory(credentials_file=str(f))
+    p = gw.spawn()
+    assert p.wait(20) == 3
+    err = gw.stderr()
+    assert "0644" in err and "refusing" in err
+    assert CANARY_SECRET not in err and CANARY_KEY not in err
+    # with 0600 it starts (the simulator does not know this key: reconcile reports errors)
+    f.chmod(0o600)
+    gw2 = gw_factory(credentials_file=str(f))
+    gw2.start()
+    assert gw2.status()["phase"] == "RUNNING"
+    assert CANARY_SECRET not in gw2.stderr() and CANARY_KEY not in gw2.stderr()
