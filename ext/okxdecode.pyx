@@ -8,7 +8,8 @@ The fast path accepts exactly the compact form OKX sends:
 where each data item is a flat object whose members are "key":"string" or "key":scalar
 (a run of [0-9A-Za-z.+-] that is a JSON number, true, false or null); strings are printable
 ASCII without escapes. Keys used: px, sz (plain decimals), tradeId, ts (decimal integer strings),
-side ("buy"/"sell"); others (instId, count, source, seqId, ...) are skipped; the last duplicate wins.
+side ("buy"/"sell"); others (instId, count, source, seqId, ...) are skipped; the last duplicate
+wins.
 A frame that does not start with the prefix is ST_NOT_TRADES (the caller routes it on the cool
 path); anything else that deviates gets a status code, counted, and writes no record: the
 records of a frame are written to `out` but only become part of the result once the whole frame
@@ -164,7 +165,7 @@ cdef inline bint _scalar_char(char c) noexcept nogil:
 
 
 cdef class TradeDecoder:
-    """Decodes batches of frames; counts every status. `symbols` maps instId → record symbol id."""
+    """Decodes batches of frames and counts every status. `symbols`: instId → record symbol id."""
 
     def __cinit__(self, dict symbols, int venue=VENUE_OKX):
         cdef bytes b
@@ -194,7 +195,7 @@ cdef class TradeDecoder:
 
     @property
     def errors(self):
-        """Frames that were trades pushes but could not be decoded (not_trades and out_full excluded)."""
+        """Trades frames that could not be decoded (not_trades and out_full are not errors)."""
         return sum(self.counts[i] for i in range(ST_MALFORMED, N_STATUS)
                    if i != ST_OUT_FULL)
 
@@ -369,7 +370,7 @@ cdef class TradeDecoder:
         if status is not None:
             if status.dtype.itemsize != 1 or status.shape[0] < nf or \
                     not cnp.PyArray_IS_C_CONTIGUOUS(status):
-                raise ValueError("status must be a C-contiguous int8 array with one entry per frame")
+                raise ValueError("status must be a C-contiguous int8 array, one entry per frame")
             stp = <signed char *>cnp.PyArray_DATA(status)
         recs = <TickRecord *>cnp.PyArray_DATA(out)
         for k in range(nf):

@@ -157,7 +157,8 @@ def okx_messages(n: int) -> list[bytes]:
     for i in range(n):
         inst = "BTC-USDT" if i % 3 else "ETH-USDT"
         out.append((OKX_TEMPLATE % (inst, inst, 130639474 + i, f"{px[i]:.1f}",
-                                    f"{sz[i]:.8f}".rstrip("0").rstrip("."), "buy" if i & 1 else "sell",
+                                    f"{sz[i]:.8f}".rstrip("0").rstrip("."),
+                                    "buy" if i & 1 else "sell",
                                     ts + i, 1 + (i % 3), 1234 + i)).encode())
     return out
 

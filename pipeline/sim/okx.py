@@ -95,7 +95,8 @@ class OkxVenue:
     def __init__(self, sim: Any) -> None:
         self.sim = sim
         self.books = sim.books                      # Binance symbol → pipeline.sim.book.Book
-        self.inst: dict[str, str] = {s: f"{b.spec.base}-{b.spec.quote}" for s, b in self.books.items()}
+        self.inst: dict[str, str] = {s: f"{b.spec.base}-{b.spec.quote}"
+                                     for s, b in self.books.items()}
         self.sym: dict[str, str] = {v: k for k, v in self.inst.items()}
         self.conns: dict[int, OkxConn] = {}
         self.subs: dict[tuple[str, str], list[OkxConn]] = {}
@@ -157,13 +158,15 @@ class OkxVenue:
                 self._book_update(sym, inst, orjson.loads(payload))
             elif stream == "trade" and ("trades", inst) in self.subs:
                 d = orjson.loads(payload)
-                self._send(("trades", inst), {"arg": {"channel": "trades", "instId": inst}, "data": [
-                    {"instId": inst, "tradeId": str(d["t"]), "px": d["p"], "sz": d["q"],
-                     "side": "sell" if d["m"] else "buy", "ts": str(d["T"])}]})
+                self._send(("trades", inst), {
+                    "arg": {"channel": "trades", "instId": inst},
+                    "data": [{"instId": inst, "tradeId": str(d["t"]), "px": d["p"], "sz": d["q"],
+                              "side": "sell" if d["m"] else "buy", "ts": str(d["T"])}]})
             elif stream == "bookTicker" and ("bbo-tbt", inst) in self.subs:
                 d = orjson.loads(payload)
                 sh = self.shadows.get(sym)
-                self._send(("bbo-tbt", inst), {"arg": {"channel": "bbo-tbt", "instId": inst}, "data": [
+                self._send(("bbo-tbt", inst), {
+                    "arg": {"channel": "bbo-tbt", "instId": inst}, "data": [
                     {"asks": [[d["a"], d["A"], "0", "1"]], "bids": [[d["b"], d["B"], "0", "1"]],
                      "ts": str(int(time.time() * 1000)),
                      "seqId": d["u"] + (sh.off if sh else SEQ_BASE)}]})

@@ -36,6 +36,7 @@ caller; a message either yields all its records or none.
 """
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from enum import Enum
@@ -85,7 +86,8 @@ _INT = re.compile(r"[0-9]+\Z")
 
 
 class BadMessage(ValueError):
-    """A message of a known type whose fields are missing or malformed. args[0] is the error kind."""
+    """A message of a known type whose fields are missing or malformed; args[0] is the error
+    kind."""
 
 
 class MsgType(Enum):
@@ -157,13 +159,15 @@ def parse_event(obj: Any) -> Event:
         arg = {}
     code = obj.get("code", "")
     return Event(t, code=str(code) if isinstance(code, (str, int)) else "",
-                 msg=str(obj.get("msg", ""))[:500], channel=str(arg.get("channel", obj.get("channel", ""))),
+                 msg=str(obj.get("msg", ""))[:500],
+                 channel=str(arg.get("channel", obj.get("channel", ""))),
                  inst_id=str(arg.get("instId", "")), conn_id=str(obj.get("connId", "")),
                  id=str(obj.get("id", "")))
 
 
 # ----------------------------------------------------------------------------- requests
-def subscribe_args(inst_ids: Sequence[str], channels: Sequence[str] = DEFAULT_CHANNELS) -> list[dict]:
+def subscribe_args(inst_ids: Sequence[str],
+                   channels: Sequence[str] = DEFAULT_CHANNELS) -> list[dict]:
     """[{"channel": c, "instId": i}, ...] for every channel × instrument."""
     for c in channels:
         if c not in CHANNELS:
@@ -174,8 +178,6 @@ def subscribe_args(inst_ids: Sequence[str], channels: Sequence[str] = DEFAULT_CH
 def op_messages(op: str, args: Sequence[dict], first_id: int = 1) -> list[str]:
     """JSON texts of subscribe/unsubscribe requests, split so that each stays under
     MAX_SUBSCRIBE_BYTES. Each carries an id (alphanumeric, ≤ 32 chars) echoed by the acks."""
-    import json
-
     if op not in ("subscribe", "unsubscribe"):
         raise ValueError(f"op must be subscribe or unsubscribe, got {op!r}")
     out: list[str] = []
@@ -194,8 +196,6 @@ def op_messages(op: str, args: Sequence[dict], first_id: int = 1) -> list[str]:
 
 
 def _op(op: str, args: list[dict], id: int) -> str:
-    import json
-
     return json.dumps({"id": str(id), "op": op, "args": args}, separators=(",", ":"))
 
 

@@ -44,6 +44,9 @@ class BookMsgs(list):
         self.symbol = items[0].symbol
 
 
+CONTROLS = {okx.MsgType.SUBSCRIBE: "ack", okx.MsgType.UNSUBSCRIBE: "unsubscribed",
+            okx.MsgType.NOTICE: "notice", okx.MsgType.PONG: "pong",
+            okx.MsgType.CONN_COUNT: "conn_count"}
 _STAT_EVENTS = ("gaps", "seq_resets", "checksum_failures", "crossed", "duplicates", "heartbeats",
                 "snapshots_unused", "buffered_dropped")
 
@@ -178,9 +181,7 @@ class OkxAdapter:
             return Routed(error="conn_count_error", detail=str(obj)[:200])
         if ev.reconnect:
             return Routed(control="shutdown", detail=ev.msg)
-        return Routed(control={okx.MsgType.SUBSCRIBE: "ack", okx.MsgType.UNSUBSCRIBE: "unsubscribed",
-                               okx.MsgType.NOTICE: "notice", okx.MsgType.PONG: "pong",
-                               okx.MsgType.CONN_COUNT: "conn_count"}[t],
+        return Routed(control=CONTROLS[t],
                       extra={"channel": ev.channel, "instId": ev.inst_id, "id": ev.id})
 
     # ------------------------------------------------------------------ books

@@ -26,7 +26,8 @@ interleaved "bidPx:bidSz:askPx:askSz:..." using the exact strings received. 0 me
 
 Records: a snapshot publishes BOOK_CLEAR (FLAG_SNAPSHOT), then every level as BOOK_BID / BOOK_ASK
 (FLAG_SNAPSHOT), FLAG_LAST_IN_MSG on the last, then RESYNC_DONE (id = snapshot seqId): a consumer's
-book is valid from there (pipeline.collector.book.BookRebuilder). An update publishes its level changes (qty 0 = remove), id = seqId, FLAG_LAST_IN_MSG on
+book is valid from there (pipeline.collector.book.BookRebuilder). An update publishes its level
+changes (qty 0 = remove), id = seqId, FLAG_LAST_IN_MSG on
 the last. GAP (FLAG_SYNTHETIC, id = seqIds skipped when known) and RESYNC_START mark a break.
 """
 from __future__ import annotations
@@ -178,7 +179,8 @@ class OkxBookSync:
             return _empty()
         return self._snapshot(m)
 
-    def start_resync(self, reason: str, lost: int = 0, exch_ts: int = 0, local_ts: int = 0) -> np.ndarray:
+    def start_resync(self, reason: str, lost: int = 0, exch_ts: int = 0,
+                     local_ts: int = 0) -> np.ndarray:
         """Drop the book: GAP + RESYNC_START, then wait for a snapshot."""
         self.stats.resyncs += 1
         log.info("okx book %d resync: %s", self.symbol, reason)

@@ -26,7 +26,8 @@ PREFIX = b'{"arg":{"channel":"trades","instId":"'
 MID = b'},"data":['
 _DIGITS = frozenset(b"0123456789")
 _SCALAR = frozenset(b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.+-")
-_JSON_SCALAR = re.compile(rb"(?:true|false|null|-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?)\Z")
+_JSON_SCALAR = re.compile(
+    rb"(?:true|false|null|-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?)\Z")
 Q, BS, COLON, COMMA, LBRACE, RBRACE, RBRACKET = b'"\\:,{}]'
 
 
@@ -217,7 +218,7 @@ class TradeDecoder:
         self._check_out(out, start)
         if status is not None and (status.dtype.itemsize != 1 or status.shape[0] < len(frames)
                                    or not status.flags.c_contiguous):
-            raise ValueError("status must be a C-contiguous int8 array with one entry per frame")
+            raise ValueError("status must be a C-contiguous int8 array, one entry per frame")
         pos = start
         for k, f in enumerate(frames):
             rows: list = []

@@ -1,7 +1,7 @@
 """The collector with the OKX adapter against the simulator's OKX endpoint, in separate processes
 over real WebSockets: ticks in the ring, a seq gap → GAP/RESYNC and a correct book, a seqId reset
-→ resync without a crash, checksums 0 on every frame, idle → text ping/pong, silence → STALE and
-reconnect, notice 64008 → proactive switch to a new connection."""
+→ resync without a crash, checksums 0 on every frame, idle → text ping/pong, silence → STALE
+and reconnect, notice 64008 → proactive switch to a new connection."""
 from __future__ import annotations
 
 import json
@@ -195,7 +195,8 @@ def test_silence_goes_stale_and_reconnects(run, sim):
     r = run()
     r.pump(10, until=synced)
     sim.fault("okx_silence", seconds=3)
-    recs = r.pump(10, until=lambda x: len(of(x, Kind.STALE)) > 0 and len(of(x, Kind.RESYNC_DONE)) >= 2)
+    recs = r.pump(10, until=lambda x: len(of(x, Kind.STALE)) > 0
+                  and len(of(x, Kind.RESYNC_DONE)) >= 2)
     assert len(of(recs, Kind.STALE)) >= 1
     stale_at = np.flatnonzero((recs["kind"] == Kind.STALE) & (recs["symbol"] == SID))[0]
     assert len(of(recs[stale_at:], Kind.RESYNC_DONE)) >= 1       # a new connection, a new book

@@ -96,7 +96,8 @@ class Client:
 
 def rest_book(sim, inst=INST):
     d = requests.get(okx.books_snapshot_url(sim.rest_url, inst), timeout=5).json()["data"][0]
-    return d["seqId"], {float(p): s for p, s, *_ in d["bids"]}, {float(p): s for p, s, *_ in d["asks"]}
+    return (d["seqId"], {float(p): s for p, s, *_ in d["bids"]},
+            {float(p): s for p, s, *_ in d["asks"]})
 
 
 def settle(c: Client, sim) -> None:

@@ -92,7 +92,8 @@ def test_numbers_match_python_float():
 
 
 def test_statuses_are_counted():
-    base = b'{"arg":{"channel":"trades","instId":"BTC-USDT"},"data":[{"tradeId":"1","px":"1","sz":"1","side":"buy","ts":"1"}]}'
+    base = (b'{"arg":{"channel":"trades","instId":"BTC-USDT"},"data":[{"tradeId":"1","px":"1",'
+            b'"sz":"1","side":"buy","ts":"1"}]}')
     bad = {
         base.replace(b"BTC-USDT", b"DOGE-USD"): "unknown_symbol",
         base.replace(b'"px":"1"', b'"px":"1e3"'): "bad_number",
@@ -160,7 +161,8 @@ def test_fuzzed_frames_agree_and_only_count(frames, cap):
 @settings(max_examples=120, deadline=None)
 @given(st.lists(st.fixed_dictionaries({
     "tradeId": st.integers(0, 10**18 - 1).map(str),
-    "px": st.from_regex(r"[0-9]{1,25}(\.[0-9]{1,25})?", fullmatch=True).filter(lambda s: len(s) <= 40),
+    "px": st.from_regex(r"[0-9]{1,25}(\.[0-9]{1,25})?", fullmatch=True).filter(
+        lambda s: len(s) <= 40),
     "sz": st.from_regex(r"[0-9]{1,12}(\.[0-9]{1,12})?", fullmatch=True),
     "side": st.sampled_from(["buy", "sell"]),
     "ts": st.integers(0, 9_000_000_000_000).map(str)}), min_size=1, max_size=5),

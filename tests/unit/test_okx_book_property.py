@@ -1,6 +1,6 @@
 """OKX book sync under random faults (hypothesis): whenever the sync says its book is live, the book
-equals the venue's true book at the sync's seqId, after a final heartbeat it is the latest book, and a consumer rebuilding from the published records
-has the same book. Faults: dropped updates (gap), seqId resets, heartbeats, checksums (0 or real),
+equals the venue's true book at the sync's seqId, after a final heartbeat it is the latest book,
+and a consumer rebuilding from the published records has the same book. Faults: dropped updates (gap), seqId resets, heartbeats, checksums (0 or real),
 duplicated updates, snapshots on demand."""
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ def venue_script(seed: int, n: int, with_checksum: bool):
     """The venue's truth: a list of (seqId, prevSeqId, bids, asks, book copy after, checksum)."""
     rng = random.Random(seed)
     truth = OkxBook()
-    truth.apply([(f"{100 - i}", "1") for i in range(1, 6)], [(f"{100 + i}", "1") for i in range(1, 6)])
+    truth.apply([(f"{100 - i}", "1") for i in range(1, 6)],
+                [(f"{100 + i}", "1") for i in range(1, 6)])
     seq = rng.randint(10**7, 2 * 10**7)
     low = seq
     snap0 = (seq, {k: v for k, v in truth.bids.items()}, {k: v for k, v in truth.asks.items()})
@@ -42,7 +43,8 @@ def venue_script(seed: int, n: int, with_checksum: bool):
         else:       # reset (maintenance): below every seqId used so far, as OKX restarts low
             seq = low = low - rng.randint(1000, 5000)
         steps.append((seq, prev, tuple(bids), tuple(asks),
-                      (dict(truth.bids), dict(truth.asks), truth.checksum() if with_checksum else 0)))
+                      (dict(truth.bids), dict(truth.asks),
+                       truth.checksum() if with_checksum else 0)))
     return snap0, steps
 
 

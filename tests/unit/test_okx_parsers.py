@@ -39,7 +39,8 @@ def test_bbo_doc_sample(vectors):
     syms = {"BCH-USDT-SWAP": 99}
     r = okx.route_data(ex, syms, 1)
     assert list(r["kind"]) == [Kind.BID, Kind.ASK]
-    assert (r[0]["price"], r[0]["qty"], r[1]["price"], r[1]["qty"]) == (111.05, 57745, 111.06, 55154)
+    assert (r[0]["price"], r[0]["qty"]) == (111.05, 57745)
+    assert (r[1]["price"], r[1]["qty"]) == (111.06, 55154)
     assert list(r["id"]) == [363996337] * 2 and list(r["symbol"]) == [99, 99]
     assert list(r["flags"]) == [0, FLAG_LAST_IN_MSG]
 
