@@ -184,7 +184,7 @@ def test_seq_reset_resyncs_without_crash(run, sim):
 def test_idle_connection_pings_and_gets_pong(run, sim):
     sim.tape(action="pause")
     r = run(stale_after_s=1.0)
-    r.pump(3.5)
+    r.pump(2.2)
     stats = r.stop()
     assert stats.get("keepalive_pings", 0) >= 2
     assert stats.get("feed_keepalive_replies", 0) >= 2
@@ -208,7 +208,7 @@ def test_notice_64008_switches_connection_before_the_close(run, sim):
     r = run()
     r.pump(10, until=synced)
     sim.fault("okx_notice")
-    r.pump(3)
+    r.pump(1.5)
     book_matches_venue(r, sim)
     recs = r.all()
     stats = r.stop()

@@ -144,7 +144,7 @@ def mutated(draw):
     return bytes(b)
 
 
-@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.one_of(mutated(), st.binary(max_size=80)), min_size=1, max_size=8),
        st.integers(0, 12))
 def test_fuzzed_frames_agree_and_only_count(frames, cap):

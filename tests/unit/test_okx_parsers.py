@@ -147,7 +147,7 @@ def _mutations():
         "data": st.one_of(st.lists(item, max_size=3), json_val)})
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_mutations())
 def test_fuzzed_messages_only_raise_badmessage(m):
     try:
