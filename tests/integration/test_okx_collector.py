@@ -184,6 +184,7 @@ def test_seq_reset_resyncs_without_crash(run, sim):
 def test_idle_connection_pings_and_gets_pong(run, sim):
     sim.tape(action="pause")
     r = run(stale_after_s=1.0)
+    r.pump(15, until=synced)        # connected and subscribed (the snapshot comes at once)
     r.pump(2.2)
     stats = r.stop()
     assert stats.get("keepalive_pings", 0) >= 2
