@@ -95,10 +95,13 @@ cdef int _execute(Book *b, int64_t direction, double p, int64_t tick, int64_t si
 def sma_backtest(const double[:] price, const int64_t[:] ts, const uint8_t[:] reset,
                  int64_t fast, int64_t slow, double price_increment, int64_t bar_ns,
                  bint allow_short,
-                 double fee_rate, double slip_rate, int64_t latency_ns, bint fixed_size,
+                 double fee_rate, double slip_rate, const double[:] half_spread,
+                 int64_t latency_ns, bint fixed_size,
                  double size, double capital, int64_t period_ns, double[:] samples,
                  double[:] equity):
-    """Run the backtest. `reset` and `equity` may be empty (no resets / no curve). `samples` has
+    """Run the backtest. `reset`, `half_spread` and `equity` may be empty (no resets / only
+    the constant slip_rate / no curve); half_spread[j] (a fraction) adds to slip_rate for fills at
+    tick j. `samples` has
     room for the equity on the period grid: samples[0] = capital, samples[k] = equity after the
     last tick with ts <= ts[0] + k*period_ns. Returns (stats dict, fills dict of arrays)."""
     cdef int64_t n = price.shape[0]
@@ -106,6 +109,8 @@ def sma_backtest(const double[:] price, const int64_t[:] ts, const uint8_t[:] re
         raise ValueError(f"ts has {ts.shape[0]} elements, price {n}")
     if reset.shape[0] not in (0, n):
         raise ValueError(f"reset has {reset.shape[0]} elements, price {n}")
+    if half_spread.shape[0] not in (0, n):
+        raise ValueError(f"half_spread has {half_spread.shape[0]} elements, price {n}")
     if equity.shape[0] not in (0, n):
         raise ValueError(f"equity has {equity.shape[0]} elements, price {n}")
     if n == 0:
@@ -123,6 +128,8 @@ def sma_backtest(const double[:] price, const int64_t[:] ts, const uint8_t[:] re
     cdef int64_t limit = (<int64_t>1 << 61) // (fast * slow)
     cdef bint has_reset = reset.shape[0] == n
     cdef bint has_equity = equity.shape[0] == n
+    cdef bint has_hs = half_spread.shape[0] == n
+    cdef double slip_j
     cdef int64_t *win = <int64_t *>malloc(<size_t>slow * sizeof(int64_t))
     cdef int64_t cap_fills = 1024, n_fills = 0
     cdef Fill *fills = <Fill *>malloc(<size_t>cap_fills * sizeof(Fill))
@@ -222,9 +229,10 @@ def sma_backtest(const double[:] price, const int64_t[:] ts, const uint8_t[:] re
                             b.n_signals += 1
                         trend = t
             # ---- execution
+            slip_j = slip_rate + half_spread[j] if has_hs else slip_rate
             while q_head < q_tail and queue[q_head].exec_ts <= tj:
                 if _execute(&b, queue[q_head].direction, p, j, queue[q_head].signal,
-                            allow_short, fee_rate, slip_rate, fixed_size, size,
+                            allow_short, fee_rate, slip_j, fixed_size, size,
                             &fills, &n_fills, &cap_fills) != BT_OK:
                     status = BT_NOMEM
                     break

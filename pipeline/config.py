@@ -444,6 +444,9 @@ class StrategyConfig:
         default_factory=lambda: [StrategyInstanceConfig()])
 
     def __post_init__(self) -> None:
+        if not self.channel or "/" in self.channel or "@" in self.channel or ":" in self.channel:
+            raise ValueError(f"channel must be a plain name (it becomes ipc://@<channel>), "
+                             f"got {self.channel!r}")
         if not 0 <= self.linger_ms <= 2000:
             raise ValueError(f"linger_ms must be within 0..2000, got {self.linger_ms}")
         if self.sndhwm < 1:
@@ -461,7 +464,10 @@ class BacktestConfig:
     fee_taker_bps: float = 10.0        # fee on taker fills, bps of notional
     liquidity: Literal["taker", "maker"] = "taker"   # which fee the strategy's orders pay
     slippage_bps: float = 1.0          # adverse price move per fill, bps
-    half_spread_bps: float = 0.0       # added to slippage: fills cross half a (constant) spread
+    spread: Literal["constant", "quotes"] = "constant"
+    # constant: fills also cross half_spread_bps; quotes: they cross the half-spread of the latest
+    # BID/ASK records before the trade (record inputs only; 0 before the first quote)
+    half_spread_bps: float = 0.0       # spread = constant: added to slippage_bps
     latency_ms: float = 0.0            # a signal fills on the first tick >= its tick's ts + latency
     mode: Literal["long_flat", "long_short"] = "long_flat"
     sizing: Literal["fraction", "fixed"] = "fraction"

@@ -20,7 +20,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pipeline import config as cfgmod  # noqa: E402
 from pipeline.backtest import data as D  # noqa: E402
-from pipeline.backtest import report as R  # noqa: E402
 from pipeline.backtest.engine import check, run_sma  # noqa: E402
 from pipeline.backtest.sweep import sweep  # noqa: E402
 from pipeline.records import Venue  # noqa: E402
@@ -72,6 +71,8 @@ def parse(argv):
     m.add_argument("--liquidity", choices=["taker", "maker"])
     m.add_argument("--slippage-bps", type=float, dest="slippage_bps")
     m.add_argument("--half-spread-bps", type=float, dest="half_spread_bps")
+    m.add_argument("--spread", choices=["constant", "quotes"],
+                   help="half-spread: constant (--half-spread-bps) or from BID/ASK records")
     m.add_argument("--latency-ms", type=float, dest="latency_ms")
     m.add_argument("--mode", choices=["long_flat", "long_short"])
     m.add_argument("--sizing", choices=["fraction", "fixed"])
@@ -95,6 +96,8 @@ def model_from(args) -> cfgmod.BacktestConfig:
 
 def main(argv=None) -> int:
     args = parse(argv)
+    # imported here, not at the top: sweep workers (spawn) re-import this file and need no plots
+    from pipeline.backtest import report as R
     try:
         model = model_from(args)
         if args.bar_ms < 0:

@@ -149,7 +149,7 @@ def main(argv=None) -> int:
             baselines["naive_numpy_ticks_per_s"] = n / dn
             dt2 = best_of(lambda: run_sma(m, FAST, SLOW, mdl, backend="python"), max(1, reps // 2))
             baselines["numpy_twin_ticks_per_s"] = n / dt2
-        del m, price, ts
+        m = price = ts = None                                # free before the next size
 
     results.update(rss_results)
     ratios = {"ours_over_naive": results["ticks_per_s_10m"] / baselines["naive_numpy_ticks_per_s"],

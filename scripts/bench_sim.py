@@ -165,36 +165,51 @@ def percentile(sorted_ns: list[int], p: float) -> int:
     return sorted_ns[min(len(sorted_ns) - 1, int(round(p / 100 * (len(sorted_ns) - 1))))]
 
 
-def rest_orders(base: str, n: int, sign: bool) -> dict:
-    """n order round trips on one keep-alive session: signed MARKET orders alternating BUY/SELL
-    (each one fills), or POSTs to the baseline server."""
+def rest_orders(sim_base: str, base_base: str, n: int, chunk: int = 50) -> tuple[dict, dict]:
+    """n order round trips each, on one keep-alive requests.Session per server, interleaved in
+    chunks so that the simulator and the baseline see the same machine load. Simulator: signed
+    MARKET orders alternating BUY/SELL (each one fills, RESULT response). Baseline: a POST that
+    returns a fixed JSON body."""
     import requests
 
     from pipeline.sim.testing import SIM_TEST_API_KEY, sign as hmac_sign
 
-    s = requests.Session()
-    s.headers["X-MBX-APIKEY"] = SIM_TEST_API_KEY
-    lat = []
-    for i in range(n + 50):
-        if sign:
-            q = urllib.parse.urlencode({"symbol": "BTCUSDT", "side": "BUY" if i % 2 else "SELL",
-                                        "type": "MARKET", "quantity": "0.00010",
-                                        "newOrderRespType": "RESULT",
-                                        "timestamp": int(time.time() * 1000)})
-            url = f"{base}/api/v3/order?{q}&signature={hmac_sign(q)}"
-        else:
-            url = f"{base}/order"
-        t0 = time.perf_counter_ns()
-        r = s.post(url)
-        dt = time.perf_counter_ns() - t0
-        if r.status_code != 200:
-            raise RuntimeError(f"order {i}: {r.status_code} {r.text}")
-        if i >= 50:              # warm-up excluded
-            lat.append(dt)
-    total = sum(lat)
-    lat.sort()
-    return {"per_s": len(lat) / (total / 1e9), "p50": percentile(lat, 50), "p90": percentile(lat, 90),
-            "p99": percentile(lat, 99), "max": lat[-1]}
+    sessions = {}
+    for name in ("sim", "base"):
+        sess = requests.Session()
+        sess.headers["X-MBX-APIKEY"] = SIM_TEST_API_KEY
+        sessions[name] = sess
+    lat: dict[str, list[int]] = {"sim": [], "base": []}
+    i = 0
+    warm = 50
+    while len(lat["sim"]) < n:
+        for name in ("sim", "base"):
+            sess = sessions[name]
+            for _ in range(chunk):
+                i += 1
+                if name == "sim":
+                    q = urllib.parse.urlencode({
+                        "symbol": "BTCUSDT", "side": "BUY" if i % 2 else "SELL", "type": "MARKET",
+                        "quantity": "0.00010", "newOrderRespType": "RESULT",
+                        "timestamp": int(time.time() * 1000)})
+                    url = f"{sim_base}/api/v3/order?{q}&signature={hmac_sign(q)}"
+                else:
+                    url = f"{base_base}/order"
+                t0 = time.perf_counter_ns()
+                r = sess.post(url)
+                dt = time.perf_counter_ns() - t0
+                if r.status_code != 200:
+                    raise RuntimeError(f"{name} order {i}: {r.status_code} {r.text}")
+                if warm > 0:
+                    warm -= 1
+                else:
+                    lat[name].append(dt)
+    out = []
+    for name in ("sim", "base"):
+        v = sorted(lat[name])
+        out.append({"per_s": len(v) / (sum(v) / 1e9), "p50": percentile(v, 50),
+                    "p90": percentile(v, 90), "p99": percentile(v, 99), "max": v[-1]})
+    return out[0], out[1]
 
 
 # ----------------------------------------------------------------------------- main
@@ -221,25 +236,22 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-sim-") as tmpd:
         tmp = Path(tmpd)
         base_proc, base_port = start_baseline(tmp)
-        try:
-            base_ws, _ = ws_rate(f"ws://127.0.0.1:{base_port}/ws", seconds)
-            base_rest = rest_orders(f"http://127.0.0.1:{base_port}", n_orders, sign=False)
-        finally:
-            base_proc.terminate()
-            base_proc.wait(10)
         sim = start_sim(tmp, log_level="WARNING", rate=200_000, bursts=False, paused=True,
                         ws_send_queue=2_000_000, weight_limit_1m=10_000_000,
                         order_limit_10s=10_000_000, order_limit_1d=100_000_000,
                         accounts=[{"balances": {"USDT": "100000000", "BTC": "10000"}}])
         try:
+            rest, base_rest = rest_orders(sim.rest_url, f"http://127.0.0.1:{base_port}", n_orders)
+            base_ws_1, _ = ws_rate(f"ws://127.0.0.1:{base_port}/ws", seconds)
             ws_per_s, steps = ws_sustained(sim, f"{sim.ws_url}/ws/{streams}", seconds,
                                            [200_000, 160_000, 130_000, 115_000, 100_000, 90_000,
                                             80_000, 65_000, 50_000, 35_000, 20_000])
-            sim.tape(action="pause")
-            time.sleep(0.3)
-            rest = rest_orders(sim.rest_url, n_orders, sign=True)
+            base_ws_2, _ = ws_rate(f"ws://127.0.0.1:{base_port}/ws", seconds)
+            base_ws = (base_ws_1 + base_ws_2) / 2     # before and after: same load as the steps
         finally:
             sim.stop()
+            base_proc.terminate()
+            base_proc.wait(10)
     result = {
         "name": "bench_sim",
         "python": platform.python_version(),
@@ -280,7 +292,6 @@ def main(argv: list[str] | None = None) -> int:
               f"queued {x['queued']:>7,} cpu/msg sim {x['sim_cpu_ns_per_msg']:>6,} ns "
               f"consumer {x['consumer_cpu_ns_per_msg']:>6,} ns "
               f"{'kept up' if x['kept_up'] else 'fell behind'}")
-    result["ws_steps"] = steps
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
     return 0

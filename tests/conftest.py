@@ -40,9 +40,9 @@ def vectors() -> Path:
 
 
 def pytest_sessionfinish(session, exitstatus):
-    # Only this session's segments (names carry our pid): other worktrees run tests in parallel.
-    mine = f"{SHM_PREFIX}{os.getpid()}-"
-    left = [n for n in os.listdir("/dev/shm") if n.startswith(mine)]
+    # Only this session's segments (SHM_PREFIX carries our pid): other checkouts run tests in
+    # parallel. (SHM_PREFIX already holds the pid; adding it again matched nothing.)
+    left = [n for n in os.listdir("/dev/shm") if n.startswith(SHM_PREFIX)]
     if left:
         for n in left:
             try:

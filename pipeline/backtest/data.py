@@ -25,6 +25,7 @@ import numpy as np
 from pipeline.records import TICK_DTYPE, Kind, Side
 
 TRADE_KINDS = (int(Kind.TRADE), int(Kind.AGG_TRADE))
+QUOTE_KINDS = (int(Kind.BID), int(Kind.ASK))
 RESET_KINDS = (int(Kind.GAP), int(Kind.STALE), int(Kind.RESYNC_START))
 
 
@@ -39,6 +40,8 @@ class Market:
     reset: np.ndarray               # uint8 per trade, or empty (no resets)
     source: str = "<array>"
     info: dict = field(default_factory=dict)
+    # per trade: (ask - bid) / (ask + bid) of the latest quotes before it (empty: no quotes)
+    half_spread: np.ndarray = field(default_factory=lambda: np.empty(0, np.float64))
 
     def __len__(self) -> int:
         return int(self.price.shape[0])
@@ -103,8 +106,8 @@ def market_from_records(recs: np.ndarray, symbol: int | None = None, venue: int 
         if len(pairs) > 1:
             names = ", ".join(f"venue {int(p) >> 32} symbol {int(p) & 0xFFFFFFFF}"
                               for p in pairs[:5])
-            raise DataError(f"{source}: trades of {len(pairs)} instruments ({names}...); choose one "
-                            f"with symbol= / --symbol")
+            raise DataError(f"{source}: trades of {len(pairs)} instruments ({names}...); "
+                            f"choose one with symbol= / --symbol")
     sel = recs[idx]
     exch = sel["exch_ts"]
     ts = exch if len(sel) and (exch != 0).all() else sel["local_ts"]
@@ -119,7 +122,32 @@ def market_from_records(recs: np.ndarray, symbol: int | None = None, venue: int 
         reset[nxt] = 1
     m = market_from_arrays(sel["price"], ts, reset if reset.any() else None, source)
     m.info = {"records": int(len(recs)), "trades": int(len(idx)), "resets": int(reset.sum())}
+    if len(idx):
+        hs, unquoted = _half_spread(recs, idx)
+        if hs is not None:
+            m.half_spread = hs
+            m.info["trades_before_first_quote"] = unquoted
     return m
+
+
+def _half_spread(recs: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray | None, int]:
+    """Per trade at record index idx[i]: (ask - bid) / (ask + bid) of the latest BID and ASK of
+    the trades' instrument before it; 0 where either is missing or the book is crossed."""
+    sym, ven = recs["symbol"][idx[0]], recs["venue"][idx[0]]
+    same = (recs["symbol"] == sym) & (recs["venue"] == ven)
+    bids = np.flatnonzero(same & (recs["kind"] == int(Kind.BID)))
+    asks = np.flatnonzero(same & (recs["kind"] == int(Kind.ASK)))
+    if len(bids) == 0 or len(asks) == 0:
+        return None, len(idx)
+    lb = np.searchsorted(bids, idx, side="right") - 1
+    la = np.searchsorted(asks, idx, side="right") - 1
+    ok = (lb >= 0) & (la >= 0)
+    bid = recs["price"][bids[np.maximum(lb, 0)]]
+    ask = recs["price"][asks[np.maximum(la, 0)]]
+    ok &= (bid > 0) & (ask > bid) & np.isfinite(bid) & np.isfinite(ask)
+    hs = np.zeros(len(idx), np.float64)
+    hs[ok] = (ask[ok] - bid[ok]) / (ask[ok] + bid[ok])
+    return hs, int((~((lb >= 0) & (la >= 0))).sum())
 
 
 # ----------------------------------------------------------------------------- files

@@ -9,9 +9,11 @@ numpy twin, pipeline/backtest/kernel_py.py, with identical results). The strateg
 the live one (pipeline/strategy/sma.py). Model (BacktestConfig):
 
   fees      taker or maker bps on each fill's notional (`liquidity` picks which)
-  slippage  every fill pays (slippage_bps + half_spread_bps) against it: buys at p*(1+s),
-            sells at p*(1-s), p = the trade price of the tick it fills at
-  latency   a signal made at tick i fills at the first tick j with ts[j] >= ts[i] + latency
+  slippage  every fill pays s = slippage_bps + the half-spread against it: buys at p*(1+s),
+            sells at p*(1-s), p = the trade price of the tick it fills at; the half-spread is
+            half_spread_bps (spread="constant") or, with spread="quotes", (ask-bid)/(ask+bid) of
+            the latest BID/ASK records before that tick (record inputs that carry quotes)
+  latency   a signal made at tick i fills at the first tick j >= i with ts[j] >= ts[i] + latency
             (latency 0: at tick i itself)
   sizing    fraction: the position's quantity is fraction x equity / p at entry; fixed: fixed_qty
   mode      long_flat: up → long, down → flat; long_short: down → short (a reversal is a close
@@ -79,11 +81,18 @@ def run_sma(m: Market, fast: int, slow: int, model: BacktestConfig | None = None
     run = kernel(backend)
     fee_bps = model.fee_taker_bps if model.liquidity == "taker" else model.fee_maker_bps
     period_ns = max(1, int(round(model.period_s * 1e9)))
+    if model.spread == "quotes":
+        if len(m.half_spread) != len(m):
+            raise ValueError(f"{m.source}: spread='quotes' needs BID/ASK records of the "
+                             f"instrument in the input; it has none")
+        hs, const_hs = m.half_spread, 0.0
+    else:
+        hs, const_hs = np.empty(0, np.float64), model.half_spread_bps
     samples = np.empty(n_samples(m, period_ns), dtype=np.float64)
     equity = np.empty(len(m), dtype=np.float64) if keep_equity else np.empty(0, np.float64)
     stats, fills = run(m.price, m.ts, m.reset, int(fast), int(slow), float(model.price_increment),
                        int(bar_ms) * 1_000_000, model.mode == "long_short", fee_bps / 1e4,
-                       (model.slippage_bps + model.half_spread_bps) / 1e4,
+                       (model.slippage_bps + const_hs) / 1e4, hs,
                        int(round(model.latency_ms * 1e6)), model.sizing == "fixed",
                        float(model.fixed_qty if model.sizing == "fixed" else model.fraction),
                        float(model.initial_capital), period_ns, samples, equity)

@@ -15,7 +15,8 @@ FILL_FIELDS = ("tick", "signal", "qty", "price", "fee")
 
 
 def sma_backtest(price, ts, reset, fast, slow, price_increment, bar_ns, allow_short, fee_rate,
-                 slip_rate, latency_ns, fixed_size, size, capital, period_ns, samples, equity):
+                 slip_rate, half_spread, latency_ns, fixed_size, size, capital, period_ns, samples,
+                 equity):
     price = np.asarray(price, dtype=np.float64)
     ts = np.asarray(ts, dtype=np.int64)
     n = price.shape[0]
@@ -23,6 +24,8 @@ def sma_backtest(price, ts, reset, fast, slow, price_increment, bar_ns, allow_sh
         raise ValueError(f"ts has {ts.shape[0]} elements, price {n}")
     if len(reset) not in (0, n):
         raise ValueError(f"reset has {len(reset)} elements, price {n}")
+    if len(half_spread) not in (0, n):
+        raise ValueError(f"half_spread has {len(half_spread)} elements, price {n}")
     if len(equity) not in (0, n):
         raise ValueError(f"equity has {len(equity)} elements, price {n}")
     if n == 0:
@@ -38,7 +41,9 @@ def sma_backtest(price, ts, reset, fast, slow, price_increment, bar_ns, allow_sh
     at, dirs = sma_cross_signals(price, fast, slow, price_increment,
                                  np.asarray(reset, dtype=bool) if len(reset) else None,
                                  ts=ts, bar_ns=int(bar_ns))
-    exec_at = np.searchsorted(ts, ts[at] + latency_ns, side="left")
+    # the first tick at or after the signal's own tick with ts >= its ts + latency (equal
+    # timestamps: never a tick before the signal)
+    exec_at = np.maximum(np.searchsorted(ts, ts[at] + latency_ns, side="left"), at)
     live = exec_at < n
 
     # ---- the account, stepped per signal
@@ -48,9 +53,12 @@ def sma_backtest(price, ts, reset, fast, slow, price_increment, bar_ns, allow_sh
     fills = {k: [] for k in FILL_FIELDS}
     state_tick, state_cash, state_qty, state_unit = [-1], [cash], [qty], [0]
 
+    hs = np.asarray(half_spread, dtype=np.float64)
+
     def leg(dq: float, p: float, j: int, s: int) -> None:
         nonlocal cash, turnover, fees
-        pf = p * (1.0 + slip_rate) if dq > 0 else p * (1.0 - slip_rate)
+        sr = slip_rate + float(hs[j]) if len(hs) else slip_rate
+        pf = p * (1.0 + sr) if dq > 0 else p * (1.0 - sr)
         fee = abs(dq) * pf * fee_rate
         cash -= dq * pf
         cash -= fee

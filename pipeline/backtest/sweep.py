@@ -25,8 +25,10 @@ log = logging.getLogger(__name__)
 _W: dict = {}
 
 
-def _init(price, ts, reset, source, model, backend, bar_ms=0) -> None:
+def _init(price, ts, reset, source, model, backend, bar_ms=0, half_spread=None) -> None:
     _W["m"] = Market(price, ts, reset, source)
+    if half_spread is not None:
+        _W["m"].half_spread = half_spread
     _W["model"] = model
     _W["backend"] = backend
     _W["bar_ms"] = bar_ms
@@ -92,6 +94,8 @@ def sweep(m: Market, fasts: list[int], slows: list[int], model: BacktestConfig |
     cells = [(f, s) for f in fasts for s in slows if f < s]
     if not cells:
         raise ValueError(f"no cell of the grid has fast < slow (fast {fasts}, slow {slows})")
+    if model.spread == "quotes" and len(m.half_spread) != len(m):
+        raise ValueError(f"{m.source}: spread='quotes' needs BID/ASK records of the instrument")
     worst = max(cells, key=lambda c: c[0] * c[1])
     check_price_range(m, worst[0], worst[1], model.price_increment)
     n_proc = processes or os.cpu_count() or 1
@@ -99,7 +103,7 @@ def sweep(m: Market, fasts: list[int], slows: list[int], model: BacktestConfig |
     t0 = time.perf_counter()
     rows = []
     if n_proc == 1:
-        _init(m.price, m.ts, m.reset, m.source, model, backend, bar_ms)
+        _init(m.price, m.ts, m.reset, m.source, model, backend, bar_ms, m.half_spread)
         for k, c in enumerate(cells, 1):
             f, s, met = _cell(c)
             rows.append({"fast": f, "slow": s, **met})
@@ -109,7 +113,7 @@ def sweep(m: Market, fasts: list[int], slows: list[int], model: BacktestConfig |
         ctx = mp.get_context(start_method)
         with ctx.Pool(n_proc, initializer=_init,
                       initargs=(m.price, m.ts, m.reset, m.source, model, backend,
-                                bar_ms)) as pool:
+                                bar_ms, m.half_spread)) as pool:
             for k, (f, s, met) in enumerate(pool.imap_unordered(_cell, cells), 1):
                 rows.append({"fast": f, "slow": s, **met})
                 if progress:

@@ -1,1 +1,2 @@
-"""The tick bus (shared-memory ring) and, later, the signal codec and ZeroMQ sockets."""
+"""The tick bus (shared-memory ring: ring.py, twin ring_py.py) and the signal codec and ZeroMQ
+sockets (signals.py)."""

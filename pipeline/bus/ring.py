@@ -384,5 +384,7 @@ class RingReader:
         return int(self.core.available())
 
     def stats(self) -> dict:
+        """Counters; `lag` is None once the ring is closed (the counters stay readable)."""
         return {"received": self.received, "lost": self.lost, "gaps": self.gaps,
-                "overwritten": self.overwritten, "next_seq": self.next_seq, "lag": self.lag()}
+                "overwritten": self.overwritten, "next_seq": self.next_seq,
+                "lag": None if self.ring._closed else self.lag()}  # noqa: SLF001

@@ -14,7 +14,9 @@ instead of silently stealing the stream):
 READY handshake. The strategy sends HELLO on the control socket (resent every `hello_every_s`
 until answered); the gateway answers each HELLO with READY carrying the same epoch. Until READY
 arrives the sender keeps signals in a small bounded buffer (`pending_max`); on READY it flushes the
-ones still within their TTL, in order, and drops the expired ones (counted). After READY, `send`
+ones still within their TTL, in order, and drops the expired ones (counted). The PUSH connection
+may complete a little after the control one (each reconnects on its own timer), so until the data
+pipe has accepted a message (or reports POLLOUT) the buffer is kept, not dropped. After that, `send`
 is one non-blocking `zmq.NOBLOCK` send: if the pipe is full (SNDHWM) or no gateway is connected
 (IMMEDIATE is set, so nothing queues towards an absent peer) the signal is dropped and counted.
 The market-data loop never blocks on the gateway. LINGER is explicit (default 200 ms), so closing
@@ -154,7 +156,8 @@ class SignalSender:
         self.ctl.connect(self.ctl_ep)
         self.hello_every_ns = int(hello_every_s * 1e9)
         self._last_hello = 0
-        self.ready = False
+        self.ready = False          # READY received and the data pipe proven (a send went through)
+        self.got_ready = False      # READY received; the PUSH connection may still be completing
         self._pending: collections.deque[Signal] = collections.deque()
         self.pending_max = pending_max
         self.seq = 0
@@ -168,16 +171,13 @@ class SignalSender:
     def dropped(self) -> int:
         return self.dropped_hwm + self.dropped_expired + self.dropped_pending
 
-    def next_number(self) -> tuple[int, int]:
-        self.seq += 1
-        return self.epoch, self.seq
-
     def service(self, now_mono: int | None = None) -> bool:
-        """Drive the handshake (non-blocking): send HELLO when due, take READY. Returns ready."""
+        """Drive the handshake (non-blocking): send HELLO when due, take READY, flush the
+        buffered signals once the data pipe accepts them. Returns ready."""
         if self.ready:
             return True
         now = time.perf_counter_ns() if now_mono is None else now_mono
-        while True:
+        while not self.got_ready:
             try:
                 frame = self.ctl.recv(zmq.NOBLOCK)
             except zmq.Again:
@@ -185,11 +185,12 @@ class SignalSender:
             if len(frame) == _CTL.size:
                 tag, _sid, epoch = _CTL.unpack(frame)
                 if tag == READY and epoch == self.epoch:
-                    self.ready = True
+                    self.got_ready = True
                     log.info("signal channel %s: gateway READY (epoch %d)", self.data_ep, epoch)
-                    self._flush(now)
-                    return True
+                    break
             log.warning("signal channel %s: unexpected control frame %r", self.ctl_ep, frame[:16])
+        if self.got_ready:
+            return self._flush(now)
         if now - self._last_hello >= self.hello_every_ns:
             self._last_hello = now
             try:
@@ -198,13 +199,33 @@ class SignalSender:
                 pass
         return False
 
-    def _flush(self, now: int) -> None:
+    def _flush(self, now: int) -> bool:
+        """After READY: send the buffered signals in order. The PUSH connection can complete a
+        little after the control one (IMMEDIATE refuses sends until it has), so a refused send
+        keeps the rest buffered for the next call instead of dropping them. Ready once a send
+        has gone through and the buffer is empty."""
+        sent_any = False
         while self._pending:
-            sig = self._pending.popleft()
+            sig = self._pending[0]
             if sig.expired(now):
+                self._pending.popleft()
                 self.dropped_expired += 1
-            else:
-                self._send(sig)
+                continue
+            try:
+                self.push.send(_STRUCT.pack(*sig), zmq.NOBLOCK)
+            except zmq.Again:
+                return False
+            self._pending.popleft()
+            self.sent += 1
+            sent_any = True
+        if sent_any or self._probe():
+            self.ready = True
+        return self.ready
+
+    def _probe(self) -> bool:
+        """Nothing was buffered: is the data pipe attached? (zero-length frames are never sent;
+        ask the socket whether it can take a message now)."""
+        return bool(self.push.getsockopt(zmq.EVENTS) & zmq.POLLOUT)
 
     def _send(self, sig: Signal) -> bool:
         try:
@@ -217,7 +238,7 @@ class SignalSender:
 
     def send(self, sig: Signal) -> bool:
         """Number and send one signal without blocking. Returns True if handed to ZeroMQ (or
-        buffered until READY), False if dropped."""
+        buffered until the gateway is READY), False if dropped."""
         self.seq += 1
         sig = sig._replace(epoch=self.epoch, seq=self.seq)
         if self.ready:
@@ -226,12 +247,15 @@ class SignalSender:
             self.dropped_pending += 1
             return False
         self._pending.append(sig)
+        if self.got_ready:
+            self._flush(time.perf_counter_ns())
         return True
 
     def stats(self) -> dict:
         return {"sent": self.sent, "dropped": self.dropped, "dropped_hwm": self.dropped_hwm,
                 "dropped_expired": self.dropped_expired, "dropped_pending": self.dropped_pending,
-                "pending": len(self._pending), "ready": self.ready, "epoch": self.epoch,
+                "pending": len(self._pending), "ready": self.ready,
+                "got_ready": self.got_ready, "epoch": self.epoch,
                 "seq": self.seq}
 
     def close(self) -> None:

@@ -27,6 +27,7 @@ import importlib
 import logging
 import select
 import ssl
+import threading
 import time
 from collections import Counter, deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -60,6 +61,14 @@ def make_adapter(cfg: CollectorConfig, registry: SymbolRegistry):
         raise ValueError(f"no adapter for venue {cfg.venue!r}")
     module, name = ADAPTERS[cfg.venue]
     return getattr(importlib.import_module(module), name)(syms, int(venue))
+
+
+class RateLimited(Exception):
+    """The venue's REST API said 429/418: no request before `wait_s` seconds."""
+
+    def __init__(self, wait_s: float, msg: str):
+        super().__init__(msg)
+        self.wait_s = wait_s
 
 
 class _Group:
@@ -111,7 +120,8 @@ class Collector:
         self.outq: dict[int, deque] = {}          # id(conn) → queued (kind, payload)
         self.limiters: dict[int, RateLimiter] = {}
         self.pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="snapshot")
-        self.http = requests.Session()
+        self._tls = threading.local()          # one requests.Session per snapshot thread
+        self._sessions: list[requests.Session] = []
         self.fetches: dict[Future, int] = {}
         self.fetch_not_before: dict[int, float] = {}
         self._stop = False
@@ -141,7 +151,8 @@ class Collector:
                     self.feed.drop_decoder(c.decoder)
             g.active = g.standby = None
         self.pool.shutdown(wait=False, cancel_futures=True)
-        self.http.close()
+        for sess in self._sessions:
+            sess.close()
 
     def __enter__(self) -> "Collector":
         return self
@@ -189,7 +200,14 @@ class Collector:
         """Streams that ride in the connect URL (the venue may take none: all subscribed)."""
         return self.cfg.url_streams_max if self.adapter.url_streams else 0
 
+    def _beat(self) -> None:
+        """Heartbeat now (before and during the steps that block: handshake, drain)."""
+        if self.heartbeat is not None:
+            self._last_hb = self.mono()
+            self.heartbeat()
+
     def _open(self, g: _Group) -> WsConnection | None:
+        self._beat()
         dec = self.feed.decoder()
         c = WsConnection(self._url(g), dec, connect_timeout=self.cfg.connect_timeout_s,
                          read_size=self.cfg.read_size, clock_wall=self.wall_ns,
@@ -197,10 +215,12 @@ class Collector:
         try:
             c.open()
         except Exception as exc:      # noqa: BLE001 — any handshake failure means "retry later"
+            self._beat()
             self.counters["connect_failures"] += 1
             self.feed.drop_decoder(dec)
             log.warning("connect %s failed: %s", c.url, exc)
             return None
+        self._beat()
         self.counters["connects"] += 1
         self.limiters[id(c)] = RateLimiter(self.rules.max_outgoing_per_s)
         q = self.outq[id(c)] = deque()
@@ -216,6 +236,8 @@ class Collector:
             return
         g.active = c
         g.got_data = False
+        if self.counters["connects"] > len(self.groups):
+            self.counters["reconnects"] += 1
         log.info("connected: %s", c.url[:120])
 
     def _stale(self, g: _Group, why: str) -> None:
@@ -343,6 +365,8 @@ class Collector:
         old.send_close()
         m = K
         while not old.closed and self.mono() < deadline:
+            if self.mono() - self._last_hb >= self.cfg.heartbeat_s:
+                self._beat()
             if new.readable(0):
                 try:
                     new.read()
@@ -389,14 +413,23 @@ class Collector:
                     self.counters["keepalive_pings"] += 1
                     self._send(c, "text", self.adapter.keepalive_ping)   # e.g. OKX "ping"→"pong"
                 self._flush_out(c)
-        if self.heartbeat is not None and now - self._last_hb >= self.cfg.heartbeat_s:
-            self._last_hb = now
-            self.heartbeat()
+        if now - self._last_hb >= self.cfg.heartbeat_s:
+            self._beat()
 
     # ------------------------------------------------------------------ snapshots
     def _fetch(self, sid: int) -> tuple[bytes, int]:
+        sess = getattr(self._tls, "session", None)
+        if sess is None:
+            sess = self._tls.session = requests.Session()
+            self._sessions.append(sess)
         url = self.adapter.snapshot_url(self.cfg.rest_url, self.names[sid], self.cfg.snapshot_limit)
-        r = self.http.get(url, timeout=self.cfg.snapshot_timeout_s)
+        r = sess.get(url, timeout=self.cfg.snapshot_timeout_s)
+        if r.status_code in (418, 429):
+            try:
+                wait = float(r.headers.get("Retry-After", "5"))
+            except ValueError:
+                wait = 5.0
+            raise RateLimited(wait, f"HTTP {r.status_code}: {r.text[:120]}")
         r.raise_for_status()
         return r.content, self.wall_ns()
 
@@ -414,6 +447,13 @@ class Collector:
             sid = self.fetches.pop(fut)
             try:
                 raw, ts = fut.result()
+            except RateLimited as exc:           # 429/418: wait as the venue says
+                self.counters["snapshot_rate_limited"] += 1
+                until = self.mono() + exc.wait_s
+                for k in self.names:
+                    self.fetch_not_before[k] = max(self.fetch_not_before.get(k, 0.0), until)
+                self.feed.snapshot_failed(sid, str(exc))
+                continue
             except Exception as exc:  # noqa: BLE001 — HTTP/network: retry after a pause
                 self.fetch_not_before[sid] = self.mono() + 1.0
                 self.feed.snapshot_failed(sid, str(exc)[:200])

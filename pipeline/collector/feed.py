@@ -192,7 +192,11 @@ class Feed:
                 return False
             self.error("malformed_json", payload)
             return False
-        r: Routed = self.adapter.route(obj, local_ts)
+        try:
+            r: Routed = self.adapter.route(obj, local_ts)
+        except Exception as exc:  # noqa: BLE001 — a parser bug must not stop the feed
+            self.error("parser_exception", b"%s: %s" % (type(exc).__name__.encode(), payload))
+            return False
         if r.error is not None:
             self.error(r.error, payload)
             ds = r.extra.get("depth_symbol")

@@ -41,6 +41,8 @@ def run(cfg: CollectorConfig, ring_name: str, seconds: float | None = None,
     def heartbeat() -> None:
         writer.heartbeat()
         tel.beat(ticks=int(ring.cursor), errors=sum(col.feed.errors().values()))
+        if tel.halt_requested or tel.status.shutdown_requested:
+            col.stop()          # same as SIGTERM: close connections, flush, report
 
     col = Collector(cfg, writer.publish_array, raw_sink=raw.write if raw else None,
                     heartbeat=heartbeat)

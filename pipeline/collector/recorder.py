@@ -7,6 +7,10 @@ makes the same records, bit for bit (except seq and mono_ts, which the ring stam
 
 Records: TICK_DTYPE arrays in .npy segments (ticks-<n>.npy, written to a temporary name and
 renamed when complete) that the backtester loads with np.load.
+
+As a role (the launcher's "recorder"): read the tick ring and write its records to segments.
+
+    python -m pipeline.collector.recorder --config pipeline.toml [--out DIR] [--seconds N]
 """
 from __future__ import annotations
 
@@ -173,3 +177,76 @@ def replay(lines: Iterable[tuple[int, bytes]], adapter, *, depth_symbols=(),
     if feed_out is not None:
         feed_out.append(feed)
     return np.concatenate(chunks) if chunks else np.zeros(0, dtype=TICK_DTYPE)
+
+
+# ----------------------------------------------------------------------------- recorder role
+def run_recorder(ring_name: str, out: str | Path, records_per_segment: int = 1 << 20,
+                 seconds: float | None = None, wait: str = "sleeping") -> int:
+    """Copy every record of the ring into .npy segments until stopped; returns records written.
+    A lapped reader's GAP records are kept: the file shows the loss like the ring did."""
+    import signal
+
+    from pipeline.bus.ring import TickRing
+    from pipeline.telemetry.role import RoleTelemetry
+
+    tel = RoleTelemetry("recorder")
+    stop = []
+    prev = {s: signal.signal(s, lambda *_: stop.append(1)) for s in (signal.SIGTERM, signal.SIGINT)}
+    ring = TickRing.attach(ring_name, timeout=10.0)
+    reader = ring.reader(wait=wait, start="next", max_batch=1 << 16)
+    seg = NpySegmentWriter(out, records_per_segment)
+    tel.running()
+    end = None if seconds is None else time.monotonic() + seconds
+    try:
+        while not stop and (end is None or time.monotonic() < end):
+            if tel.status.shutdown_requested:
+                break
+            reader.wait(0.2)
+            batch = reader.poll()
+            if len(batch):
+                seg.append(batch)
+            tel.beat(ticks=seg.records, dropped=reader.lost)
+        batch = reader.poll()
+        while len(batch):
+            seg.append(batch)
+            batch = reader.poll()
+    finally:
+        seg.close()
+        lost = reader.lost
+        reader = None
+        ring.close()
+        for s, h in prev.items():
+            signal.signal(s, h)
+        tel.close(ticks=seg.records, dropped=lost)
+    return seg.records
+
+
+def main(argv=None) -> int:
+    import argparse
+    import logging
+
+    from pipeline import config as config_mod
+
+    ap = argparse.ArgumentParser(prog="python -m pipeline.collector.recorder",
+                                 description="Record the tick ring into .npy segments.")
+    ap.add_argument("--config", help="pipeline TOML ([ring], [collector].record_dir)")
+    ap.add_argument("--ring", help="ring name (default: [ring].name)")
+    ap.add_argument("--out", help="directory (default: [collector].record_dir, else "
+                                  "$PIPELINE_RUN_DIR/ticks, else ./ticks)")
+    ap.add_argument("--seconds", type=float, default=None)
+    ap.add_argument("--log-level", default="INFO")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=args.log_level,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    cfg = config_mod.load(args.config) if args.config else config_mod.PipelineConfig()
+    out = args.out or cfg.collector.record_dir or os.path.join(
+        os.environ.get("PIPELINE_RUN_DIR", "."), "ticks")
+    wait = os.environ.get("PIPELINE_WAIT", cfg.reader.wait)
+    run_recorder(args.ring or cfg.ring.name, out, cfg.collector.record_segment_records,
+                 args.seconds, wait)
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+    sys.exit(main())

@@ -318,8 +318,8 @@ class Gateway:
         role.heartbeat()
         if role.halt_requested and self.trading != "HALTED":
             self.halt("launcher requested HALT (a role died or stalled)")
-        if role.shutdown_requested:
-            self.stop_requested = True
+        # The launcher's shutdown flag is not a stop request: the launcher stops the roles in
+        # order (collectors, strategies, then this gateway with SIGTERM), so intake drains last.
         if self.stream is not None:
             q = self.stream.events
             while True:

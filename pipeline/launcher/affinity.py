@@ -109,3 +109,37 @@ def apply_to_toml(text: str, placement: Placement) -> str:
         out.append(line)
     flush_missing(current)
     return "".join(out)
+
+
+def set_keys(text: str, values: dict[tuple[str, str], str]) -> str:
+    """Set `key = value` (value already TOML-encoded) inside table [section] for each
+    (section, key); adds the key at the end of the table, or the table at the end, if missing."""
+    lines = text.splitlines(keepends=True)
+    out: list[str] = []
+    current = None
+    done: set[tuple[str, str]] = set()
+
+    def add_missing(section):
+        for (sec, key), v in values.items():
+            if sec == section and (sec, key) not in done:
+                out.append(f"{key} = {v}\n")
+                done.add((sec, key))
+
+    for line in lines:
+        m = re.match(r"\s*\[([^\[\]]+)\]\s*(#.*)?$", line)
+        if m or re.match(r"\s*\[\[", line):
+            add_missing(current)
+            current = m.group(1).strip() if m else None
+            out.append(line)
+            continue
+        km = re.match(r"(\s*)([A-Za-z0-9_]+)\s*=", line)
+        if km and (current, km.group(2)) in values:
+            line = f"{km.group(1)}{km.group(2)} = {values[(current, km.group(2))]}\n"
+            done.add((current, km.group(2)))
+        out.append(line)
+    add_missing(current)
+    for (sec, key), v in values.items():
+        if (sec, key) not in done:
+            out.append(f"\n[{sec}]\n{key} = {v}\n")
+            done.add((sec, key))
+    return "".join(out)

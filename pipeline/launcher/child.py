@@ -30,14 +30,14 @@ def main() -> None:
         try:
             os.nice(spec["nice"])
         except PermissionError:
-            print(f"launcher: nice {spec['nice']} not permitted (needs CAP_SYS_NICE); running "
-                  "at normal priority", file=sys.stderr)
+            sys.stderr.write(f"launcher: nice {spec['nice']} not permitted (needs CAP_SYS_NICE); "
+                             "running at normal priority\n")
     if spec.get("fifo_priority"):
         try:
             os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(spec["fifo_priority"]))
         except PermissionError:
-            print("launcher: SCHED_FIFO not permitted (needs CAP_SYS_NICE or RLIMIT_RTPRIO); "
-                  "running SCHED_OTHER", file=sys.stderr)
+            sys.stderr.write("launcher: SCHED_FIFO not permitted (needs CAP_SYS_NICE or "
+                             "RLIMIT_RTPRIO); running SCHED_OTHER\n")
     sys.stderr.flush()
     os.execvp(argv[0], argv)
 

@@ -312,6 +312,12 @@ class Launcher:
         return t
 
 
+def _say(out, line: str) -> None:
+    """The launcher's console output (status lines, preflight): the run's user interface."""
+    out.write(line + "\n")
+    out.flush()
+
+
 def run(cfg: PipelineConfig, config_path: str, *, duration: float | None = None,
         summary_json: str | None = None, out=sys.stdout) -> dict:
     """Start everything, supervise until SIGINT/SIGTERM, the duration, or a failure; stop in
@@ -319,11 +325,11 @@ def run(cfg: PipelineConfig, config_path: str, *, duration: float | None = None,
     launcher = Launcher(cfg, config_path)
     duration = cfg.launcher.duration if duration is None else duration
     pre = preflight.report()
-    print("preflight:", file=out)
+    _say(out, "preflight:")
     for line in pre.lines():
-        print(line, file=out)
+        _say(out, line)
     for w in launcher.placement_warnings:
-        print(f"  WARNING: {w}", file=out)
+        _say(out, f"  WARNING: {w}")
     old = {s: signal.signal(s, lambda signum, _f: launcher.request_stop(
         signal.Signals(signum).name)) for s in (signal.SIGINT, signal.SIGTERM)}
     started = time.monotonic()
@@ -334,7 +340,7 @@ def run(cfg: PipelineConfig, config_path: str, *, duration: float | None = None,
             port = metrics.serve(launcher.status, {r.slot: (r.name, r.spec.kind)
                                                    for r in launcher.roles.values()},
                                  cfg.launcher.prometheus_port)
-            print(f"  prometheus metrics on http://127.0.0.1:{port}/metrics", file=out)
+            _say(out, f"  prometheus metrics on http://127.0.0.1:{port}/metrics")
         for name in launcher.start_order:
             if launcher.stop_reason:
                 break
@@ -342,7 +348,7 @@ def run(cfg: PipelineConfig, config_path: str, *, duration: float | None = None,
             launcher.start_role(role)
             launcher.wait_ready(role)
             if role.spec.kind != "command":
-                print(f"  {name} ready (pid {role.proc.pid})", file=out, flush=True)
+                _say(out, f"  {name} ready (pid {role.proc.pid})")
         launcher.roles_started = time.monotonic()
         prev: dict = {}
         next_status = time.monotonic() + cfg.launcher.status_interval
@@ -352,14 +358,14 @@ def run(cfg: PipelineConfig, config_path: str, *, duration: float | None = None,
             if duration and now - launcher.roles_started >= duration:
                 launcher.request_stop("duration")
             if cfg.launcher.status_interval and now >= next_status:
-                print(launcher.status_line(prev), file=out, flush=True)
+                _say(out, launcher.status_line(prev))
                 next_status = now + cfg.launcher.status_interval
             time.sleep(0.02)
     except LaunchError as exc:
         launcher.request_stop(f"launch error: {exc}")
-        print(f"error: {exc}", file=sys.stderr)
+        _say(sys.stderr, f"error: {exc}")
     finally:
-        print(f"stopping ({launcher.stop_reason})", file=out, flush=True)
+        _say(out, f"stopping ({launcher.stop_reason})")
         try:
             launcher.shutdown()
             summary = launcher.summary(started)

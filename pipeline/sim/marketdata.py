@@ -88,23 +88,31 @@ class Hub:
     # ---------------------------------------------------------------- fan-out
 
     def publish(self, msgs: list[tuple[bytes, bytes]]) -> None:
+        """Append each message to its subscribers' queues (the combined wrapping is built once
+        per message), then wake each touched connection once."""
         subs = self.subs
         prefix = self._prefix
+        touched: set[MdConn] = set()
         for name, payload in msgs:
             conns = subs.get(name)
             if not conns:
                 continue
             wrapped = None
             for c in conns:
+                if c.closed:
+                    continue
                 if c.combined:
                     if wrapped is None:
                         p = prefix.get(name)
                         if p is None:
                             p = prefix[name] = b'{"stream":"' + name + b'","data":'
                         wrapped = p + payload + b"}"
-                    c.push(wrapped)
+                    c.q.append(wrapped)
                 else:
-                    c.push(payload)
+                    c.q.append(payload)
+            touched.update(conns)
+        for c in touched:
+            c.pushed()
         self.published += len(msgs)
 
     def broadcast_shutdown(self) -> None:

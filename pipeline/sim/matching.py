@@ -13,6 +13,7 @@ account's user-data listeners. All amounts are int units of 1e-8.
 """
 from __future__ import annotations
 
+import bisect
 import logging
 import time
 from typing import Callable, Iterable
@@ -20,7 +21,7 @@ from typing import Callable, Iterable
 from pipeline.sim import errors
 from pipeline.sim.accounts import Account, Order, Trade
 from pipeline.sim.book import Book
-from pipeline.sim.errors import ApiError, err
+from pipeline.sim.errors import err
 from pipeline.sim.instruments import DecimalError, E8, fmt8, mul8, parse8
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,11 @@ class Engine:
         self.next_order_id = 1
         self.next_trade_id = {s: 900_000_000 + i * 10_000_000 for i, s in enumerate(books)}
         self.next_exec_id = 1
-        self.resting: dict[str, list[tuple[Account, Order]]] = {s: [] for s in books}
+        # resting GTC orders per symbol, best first: BUYs by (-price, seq), SELLs by (price, seq);
+        # a tape trade only looks at the front of the book it trades through
+        self.resting_buy: dict[str, list[tuple[int, int, Account, Order]]] = {s: [] for s in books}
+        self.resting_sell: dict[str, list[tuple[int, int, Account, Order]]] = {s: [] for s in books}
+        self._seq = 0
         self.fills = 0
 
     # ------------------------------------------------------------------ place
@@ -171,7 +176,11 @@ class Engine:
                 acct.lock(base, remaining)
                 changed.add(base)
             order.working_ms = now
-            self.resting[symbol].append((acct, order))
+            self._seq += 1
+            if is_buy:
+                bisect.insort(self.resting_buy[symbol], (-order.price, self._seq, acct, order))
+            else:
+                bisect.insort(self.resting_sell[symbol], (order.price, self._seq, acct, order))
         elif order.status != "FILLED":
             order.status = "EXPIRED"
             order.update_ms = now
@@ -250,32 +259,35 @@ class Engine:
     # ------------------------------------------------------------------ tape trades
 
     def on_tape_trade(self, book: Book, price: int, qty: int, aggressor_is_buy: bool) -> None:
-        """Resting orders the tape trades through fill at their own price (up to `qty`)."""
-        rest = self.resting.get(book.symbol)
-        if not rest:
+        """Resting orders the tape trades through fill at their own price, best price first then
+        time, sharing the tape trade's size."""
+        sym = book.symbol
+        buys = self.resting_buy.get(sym)
+        sells = self.resting_sell.get(sym)
+        through_buys = bool(buys) and -buys[0][0] > price
+        through_sells = bool(sells) and sells[0][0] < price
+        if not (through_buys or through_sells):
             return
         now = self.clock_ms()
         left = qty
         touched: dict[int, tuple[Account, set[str]]] = {}
-        for acct, order in rest:
-            if left <= 0:
-                break
-            if not order.is_open:
+        for lst, is_buy, go in ((buys, True, through_buys), (sells, False, through_sells)):
+            if not go:
                 continue
-            through = price < order.price if order.side == "BUY" else price > order.price
-            if not through:
-                continue
-            q = min(order.qty - order.executed, left)
-            if q <= 0:
-                continue
-            left -= q
-            changed = touched.setdefault(id(acct), (acct, set()))[1]
-            self._fill(acct, order, order.price, q, True, now, changed)
-            if order.status == "FILLED" and order.locked:   # rounding remainder of the lock
-                asset = book.spec.quote if order.side == "BUY" else book.spec.base
-                acct.unlock(asset, order.locked)
-                order.locked = 0
-        self.resting[book.symbol] = [(a, o) for a, o in rest if o.is_open]
+            done = 0
+            for key, _, acct, order in lst:
+                if left <= 0 or not (price < order.price if is_buy else price > order.price):
+                    break
+                q = min(order.qty - order.executed, left)
+                left -= q
+                changed = touched.setdefault(id(acct), (acct, set()))[1]
+                self._fill(acct, order, order.price, q, True, now, changed)
+                if order.status == "FILLED":
+                    done += 1
+                    if order.locked:                         # rounding remainder of the lock
+                        acct.unlock(book.spec.quote if is_buy else book.spec.base, order.locked)
+                        order.locked = 0
+            del lst[:done]                                   # filled orders are a prefix
         for acct, changed in touched.values():
             self._position(acct, changed, now)
 
@@ -338,7 +350,8 @@ class Engine:
         order.status = "CANCELED"
         order.update_ms = now
         order.cancel_client_id = cancel_cid or f"simcancel{order.order_id:015d}"
-        self.resting[order.symbol] = [(a, o) for a, o in self.resting[order.symbol] if o is not order]
+        lst = (self.resting_buy if order.side == "BUY" else self.resting_sell)[order.symbol]
+        lst[:] = [e for e in lst if e[3] is not order]
         self._report(acct, order, "CANCELED", now)
         self._position(acct, {asset}, now)
 

@@ -147,11 +147,15 @@ class Simulator:
                         if budget > self.rate * 0.25 + MAX_BATCH:   # fell behind: do not catch up
                             budget = float(MAX_BATCH)
                         n = int(min(budget, MAX_BATCH))
-                        if n > 0:
+                        # generate in rounds of >= 2 ms of tape (fewer, larger batches: the
+                        # per-batch costs - wake-ups, one socket write per connection - amortise)
+                        if n > 0 and n >= min(256.0, self.rate * 0.002):
                             budget -= tape.generate(n, ms, out)
                     else:
                         assert isinstance(tape, ReplayTape)
                         replay_t0 = self._replay(tape, now, ms, replay_t0, out)
+                elif replay_t0 is not None:
+                    replay_t0 += dt          # a paused replay's clock stops too
                 if now >= next_100:
                     next_100 = now + 0.1
                     tape.flush_depth("100ms", ms, out)
@@ -176,7 +180,7 @@ class Simulator:
     def _idle_sleep(self) -> float:
         if self.paused or isinstance(self.tape, ReplayTape):
             return 0.002
-        return min(0.01, max(0.0005, 1.0 / self.rate))
+        return min(0.01, max(0.001, 1.0 / self.rate))
 
     def _replay(self, tape: ReplayTape, now: float, ms: int, t0: float | None,
                 out: list[Message]) -> float | None:

@@ -246,8 +246,16 @@ class SyntheticTape(Tape):
                 side = book.bids if is_bid else book.asks
                 if k > 0 and rnd() < 0.15 and len(side) > 5:
                     book.set_level(is_bid, p, 0)
-                else:
-                    book.set_level(is_bid, p, qtabs[sym][int(rnd() * qn)] * (1 + int(rnd() * 6)))
+                else:                          # the most common change, inlined set_level
+                    q = qtabs[sym][int(rnd() * qn)] * (1 + int(rnd() * 6))
+                    book.update_id += 1
+                    side[p] = q
+                    if book.active:
+                        uid = book.update_id
+                        for acc in book.active:
+                            if not acc.first_id:
+                                acc.first_id = uid
+                            (acc.bids if is_bid else acc.asks)[p] = q
                     if len(side) > cap:
                         self._trim(book, is_bid)
                 top_changed = k == 0
@@ -270,10 +278,11 @@ class SyntheticTape(Tape):
         rng = self.rng
         side = book.asks if is_buy else book.bids
         sweep = 1 + int(rng.expovariate(0.2)) if rng.random() < 0.03 else 1
+        qtab = self._qtab[book.symbol]
         for i in range(sweep):
             price = book.best_ask if is_buy else book.best_bid
             avail = side.get(price, 0)
-            qty = self._size(s)
+            qty = qtab[int(rng.random() * self._QTAB)]
             if i < sweep - 1 or qty >= avail or rng.random() < 0.1:
                 qty = avail
                 book.set_level(not is_buy, price, 0)
@@ -360,8 +369,11 @@ class ReplayTape(Tape):
         while True:
             iters = [((ts, i, f, raw) for ts, raw in read_recording(f))
                      for i, f in enumerate(self.files)]
-            yield from heapq.merge(*iters)
-            if not self.loop:
+            lines = 0
+            for item in heapq.merge(*iters):
+                lines += 1
+                yield item
+            if not self.loop or not lines:
                 return
             log.info("replay: end of recording, starting over")
 

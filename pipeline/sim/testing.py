@@ -27,7 +27,8 @@ from typing import Any
 
 from pipeline.config import SIM_TEST_API_KEY, SIM_TEST_SECRET
 
-__all__ = ["SimProcess", "start_sim", "sign", "SIM_TEST_API_KEY", "SIM_TEST_SECRET"]
+__all__ = ["SimProcess", "start_sim", "sign", "signed_query", "ws_signed_params", "sim_toml",
+           "SIM_TEST_API_KEY", "SIM_TEST_SECRET"]
 
 
 def _toml_value(v: Any) -> str:
@@ -170,3 +171,15 @@ def signed_query(params: dict[str, Any], secret: str = SIM_TEST_SECRET) -> str:
     p.setdefault("timestamp", int(time.time() * 1000))
     q = urllib.parse.urlencode(p)
     return q + "&signature=" + sign(q, secret)
+
+
+def ws_signed_params(params: dict[str, Any], api_key: str = SIM_TEST_API_KEY,
+                     secret: str = SIM_TEST_SECRET) -> dict[str, Any]:
+    """WebSocket API params with apiKey, timestamp (if absent) and the HMAC signature over the
+    params sorted by name (web-socket-api.md "SIGNED request security")."""
+    p = {**params, "apiKey": api_key}
+    p.setdefault("timestamp", int(time.time() * 1000))
+    payload = "&".join(f"{k}={'true' if v is True else 'false' if v is False else v}"
+                       for k, v in sorted(p.items()))
+    p["signature"] = sign(payload, secret)
+    return p

@@ -94,12 +94,17 @@ class WsConn:
     # ---------------------------------------------------------------- outbound
 
     def push(self, frame: bytes) -> None:
-        """Queue a text frame; a consumer too slow to keep up is disconnected."""
+        """Queue a text frame and wake the writer."""
         if self.closed:
             return
+        self.q.append(frame)
+        self.pushed()
+
+    def pushed(self) -> None:
+        """After frames were appended to `q` (the hub appends a batch directly): wake the
+        writer; a consumer too slow to keep up is disconnected."""
         q = self.q
-        q.append(frame)
-        if len(q) > self.max_queue:
+        if len(q) > self.max_queue and not self.closed:
             log.warning("%s %d (%s): %d frames queued, slow consumer disconnected", self.kind,
                         self.id, self.peer, len(q))
             q.clear()
@@ -230,16 +235,12 @@ class WsConn:
 
 
 class _Collect:
-    """A write sink for WebSocketWriter: frames are collected, then written in one go."""
+    """A write sink for WebSocketWriter: frames are collected, then written in one go.
+    (`write` is the list's append and `is_closing` the transport's: no Python frame per call.)"""
 
-    __slots__ = ("transport", "parts")
+    __slots__ = ("parts", "write", "is_closing")
 
     def __init__(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport
         self.parts: list[bytes] = []
-
-    def write(self, data: bytes) -> None:
-        self.parts.append(data)
-
-    def is_closing(self) -> bool:
-        return self.transport.is_closing()
+        self.write = self.parts.append
+        self.is_closing = transport.is_closing

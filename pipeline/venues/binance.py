@@ -305,7 +305,9 @@ def route(obj: Any, symbols: dict[bytes, int], local_ts: int) -> Routed:
             if "code" in obj and "msg" in obj:
                 return Routed(error="venue_error", detail=str(obj.get("msg"))[:200])
             return Routed(error="unknown_message")
-        parser = ROUTES.get(e) if isinstance(e, str) else None
+        if not isinstance(e, str):
+            return Routed(error="bad_event_type")
+        parser = ROUTES.get(e)
         if parser is parse_depth:
             return Routed(depth=parse_depth(obj, symbols, local_ts))
         if parser is not None:

@@ -203,11 +203,11 @@ def test_silent_connection_goes_stale_and_reconnects(run, sim):
 def test_server_shutdown_switches_connection_without_losing_a_message(run, sim):
     r = run(overlap_s=0.3)
     assert all_synced(r.pump(15, until=all_synced))
-    r.pump(1.0)
+    r.pump(0.4)
     # The simulator closes every market-data connection when the grace period ends, even ones
     # opened after the notice; the window below ends before that.
     sim.fault("server_shutdown", grace_s=6.0)
-    recs = r.pump(2.5)
+    recs = r.pump(1.5)
     stats = r.stop()
     recs = r.all()
     assert stats["switches"] >= 1 and stats.get("switch_shutdown", 0) >= 1
@@ -240,7 +240,8 @@ def test_recorded_session_replays_to_the_same_records(run, sim, tmp_path):
     r = run(record_dir=str(rec))
     assert all_synced(r.pump(15, until=all_synced))
     sim.fault("skip_depth", count=1, symbol="ETHUSDT")
-    r.pump(2.0)
+    r.pump(1.2, until=lambda a: synced(a[np.flatnonzero(a["kind"] == Kind.GAP)[0]:], "ETHUSDT")
+           if (a["kind"] == Kind.GAP).any() else False)
     r.stop()
     live = r.all()
     live = live[live["kind"] != Kind.STALE]
@@ -258,7 +259,7 @@ def test_spoiled_frames_are_counted_and_never_published(run, sim):
     sim.fault("duplicate", count=20)
     sim.fault("malformed", count=3)
     sim.fault("truncated", count=3)
-    r.pump(2.0)
+    r.pump(1.2)
     sim.tape(action="pause")
     time.sleep(0.3)
     r.pump(0.5)
@@ -285,11 +286,11 @@ def test_spoiled_frames_are_counted_and_never_published(run, sim):
 
 
 def test_connection_lifetime_switches_before_the_server_ends_it(tmp_path, shm_name):
-    with sim_testing.start_sim(tmp_path, symbols=SYMS, rate=400.0, max_lifetime_s=4.0) as s:
-        r = Run(tmp_path, shm_name, s, lifetime_s=4.0, lifetime_margin_s=2.0, overlap_s=0.3)
+    with sim_testing.start_sim(tmp_path, symbols=SYMS, rate=400.0, max_lifetime_s=3.0) as s:
+        r = Run(tmp_path, shm_name, s, lifetime_s=3.0, lifetime_margin_s=1.8, overlap_s=0.2)
         try:
             assert all_synced(r.pump(15, until=all_synced))
-            r.pump(3.0)
+            r.pump(2.0)
         finally:
             stats = r.stop()
     recs = r.all()
@@ -298,3 +299,14 @@ def test_connection_lifetime_switches_before_the_server_ends_it(tmp_path, shm_na
     for sym in SYMS:
         t = kinds(recs, Kind.TRADE, sym)["id"]
         assert len(t) > 5 and (np.diff(t) == 1).all()
+
+
+def test_streams_beyond_the_url_are_subscribed_by_paced_messages(run, sim):
+    r = run(url_streams_max=1)
+    recs = r.pump(15, until=lambda a: all_synced(a) and len(kinds(a, Kind.BID, "ETHUSDT")) > 0)
+    assert all_synced(recs)
+    for s in SYMS:
+        assert len(kinds(recs, Kind.BID, s)) > 0
+    stats = r.stop()
+    assert stats["sent_text"] >= 1 and stats["feed_control_ack"] >= 1
+    assert stats["errors"] == {}

@@ -54,8 +54,8 @@ def test_silence_keeps_tcp_open_and_resumes(sim_factory):  # noqa: F811
     s = sim_factory(paused=False, rate=2000, bursts=False)
     ws = websocket.create_connection(f"{s.ws_url}/ws/btcusdt@bookTicker", timeout=10)
     ws.recv()
-    s.fault("silence", seconds=2.0)
-    ws.settimeout(0.7)
+    s.fault("silence", seconds=1.5)
+    ws.settimeout(0.6)
     drained = 0
     with pytest.raises(websocket.WebSocketTimeoutException):
         while True:                 # frames already on the wire, then nothing
@@ -79,7 +79,7 @@ def test_delay_holds_responses(sim_factory):  # noqa: F811
     t0 = time.monotonic()
     requests.get(f"{s.rest_url}/api/v3/time", timeout=10)
     fast = time.monotonic() - t0
-    assert slow >= 0.4 and fast < 0.3
+    assert slow >= 0.4 and fast < slow - 0.25     # only the first response was held
 
 
 def test_5xx_still_creates_the_order(sim_factory):  # noqa: F811

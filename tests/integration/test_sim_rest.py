@@ -8,6 +8,7 @@ import json
 import time
 import urllib.parse
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 import requests
@@ -25,9 +26,12 @@ H = {"X-MBX-APIKEY": SIM_TEST_API_KEY}
 
 # ----------------------------------------------------------------------------- OpenAPI
 
+VECTORS = Path(__file__).resolve().parents[2].parent / "shared" / "vectors"
+
+
 @pytest.fixture(scope="module")
 def spec_dict():
-    from conftest import VECTORS   # module scope: the `vectors` fixture is per test
+    # module scope (one YAML parse): the `vectors` fixture is per test, so the path is here
     if not VECTORS.is_dir():
         pytest.fail(f"test vectors not found at {VECTORS}")
     with (VECTORS / "binance" / "spot_api.yaml").open() as f:
@@ -318,3 +322,23 @@ def test_order_count_limit(sim_factory):  # noqa: F811
         pytest.skip("10 s order window rolled over mid-test")
     assert counts[3][0] == 429 and r.json()["code"] == -1015
     assert [c[1] for c in counts[:3]] == ["1", "2", "3"]
+
+
+def test_balances_are_per_api_key(sim_factory):  # noqa: F811
+    from pipeline.config import SIM_TEST_SECRET
+    k2, s2 = "second-test-key", "second-test-secret"
+    s = sim_factory(accounts=[{"balances": {"USDT": "1000"}},
+                              {"api_key": k2, "secret": s2, "balances": {"USDT": "50", "BTC": "2"}}])
+    r = requests.post(f"{s.rest_url}/api/v3/order?" + signed_query(
+        {"symbol": "BTCUSDT", "side": "SELL", "type": "MARKET", "quantity": "0.5"}, secret=s2),
+        headers={"X-MBX-APIKEY": k2}, timeout=5)
+    assert r.status_code == 200 and r.json()["status"] == "FILLED", r.text
+    # the first key's secret does not sign for the second key
+    r = requests.get(f"{s.rest_url}/api/v3/account?" + signed_query({}, secret=SIM_TEST_SECRET),
+                     headers={"X-MBX-APIKEY": k2}, timeout=5)
+    assert r.json()["code"] == -1022
+    st = s.state()["accounts"]
+    assert st[k2]["balances"]["BTC"]["free"] == "1.50000000"
+    assert float(st[k2]["balances"]["USDT"]["free"]) > 50
+    assert st[SIM_TEST_API_KEY]["balances"] == {"USDT": {"free": "1000.00000000", "locked": "0.00000000"}}
+    assert st[SIM_TEST_API_KEY]["fills"] == [] and len(st[k2]["fills"]) >= 1

@@ -10,7 +10,7 @@ import pytest
 import requests
 import websocket
 
-from pipeline.sim.testing import SIM_TEST_API_KEY, sign, signed_query
+from pipeline.sim.testing import SIM_TEST_API_KEY, signed_query, ws_signed_params
 from sim_fixtures import sim  # noqa: F401
 
 pytestmark = pytest.mark.timeout(60)
@@ -18,11 +18,7 @@ H = {"X-MBX-APIKEY": SIM_TEST_API_KEY}
 
 
 def ws_sign(params: dict) -> dict:
-    p = {**params, "apiKey": SIM_TEST_API_KEY}
-    p.setdefault("timestamp", int(time.time() * 1000))
-    payload = "&".join(f"{k}={p[k]}" for k in sorted(p))
-    p["signature"] = sign(payload)
-    return p
+    return ws_signed_params(params)
 
 
 class Api:
@@ -165,3 +161,36 @@ def test_session_logon_lets_requests_skip_signatures(api):
     assert r["status"] == 200 and r["result"] == {}
     assert api.call("no.such.method")["status"] == 400
     assert api.call("ping")["result"] == {}
+
+
+def test_ioc_remainder_expires_and_fok_without_liquidity_expires(sim, api):  # noqa: F811
+    _logon_and_subscribe(api)
+    depth = requests.get(f"{sim.rest_url}/api/v3/depth", params={"symbol": "ETHUSDT", "limit": 5},
+                         timeout=5).json()
+    best_ask, best_qty = Decimal(depth["asks"][0][0]), Decimal(depth["asks"][0][1])
+    qty = (best_qty + Decimal("0.5")).quantize(Decimal("0.0001"))
+    r = api.call("order.place", ws_sign({"symbol": "ETHUSDT", "side": "BUY", "type": "LIMIT",
+                                         "timeInForce": "IOC", "quantity": str(qty),
+                                         "price": str(best_ask)}))
+    assert r["status"] == 200 and r["result"]["status"] == "EXPIRED", r
+    assert Decimal(r["result"]["executedQty"]) == best_qty
+    r = api.call("order.place", ws_sign({"symbol": "ETHUSDT", "side": "BUY", "type": "LIMIT",
+                                         "timeInForce": "FOK", "quantity": str(qty),
+                                         "price": str(best_ask)}))
+    assert r["result"]["status"] == "EXPIRED" and r["result"]["executedQty"] == "0.00000000"
+    assert r["result"]["fills"] == []
+    kinds = [(e["event"].get("x"), e["event"].get("X")) for e in api.events
+             if e["event"]["e"] == "executionReport"]
+    assert kinds == [("NEW", "NEW"), ("TRADE", "PARTIALLY_FILLED"),
+                     ("EXPIRED", "EXPIRED"), ("NEW", "NEW"), ("EXPIRED", "EXPIRED")]
+
+
+def test_ws_api_5xx_fault_still_places(sim, api):  # noqa: F811
+    sim.fault("http_5xx", count=1, status=503)
+    r = api.call("order.place", ws_sign({"symbol": "SOLUSDT", "side": "BUY", "type": "LIMIT",
+                                         "timeInForce": "GTC", "quantity": "1.000",
+                                         "price": "90.00", "newClientOrderId": "ws-5xx"}))
+    assert r["status"] == 503 and r["error"]["code"] == -1007
+    st = api.call("order.status", ws_sign({"symbol": "SOLUSDT", "origClientOrderId": "ws-5xx"}))
+    assert st["status"] == 200 and st["result"]["status"] == "NEW"
+    api.call("order.cancel", ws_sign({"symbol": "SOLUSDT", "origClientOrderId": "ws-5xx"}))

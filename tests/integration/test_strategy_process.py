@@ -173,7 +173,8 @@ def test_sigterm_without_gateway_exits_within_2s(tmp_path, shm_name):
     recs = make_ticks(3000, seed=5)
     np.save(tmp_path / "ticks.npy", recs)
     with TickRing.create(shm_name, 1 << 16):
-        proc = spawn_strategy(write_config(tmp_path, shm_name, channel, False), tmp_path / "s.json")
+        cfg = write_config(tmp_path, shm_name, channel, False)
+        proc = spawn_strategy(cfg, tmp_path / "s.json")
         try:
             wait_line(proc.stderr, "strategy process running", 20)
             writer = spawn_writer(shm_name, tmp_path / "ticks.npy")

@@ -100,9 +100,10 @@ def check_books(recs, states, final_books):
 
 
 # ----------------------------------------------------------------------------- 2024 sessions
-@pytest.mark.parametrize("sym", ["BTCUSDT", "ETHUSDT"])
-def test_hftbacktest_2024_session(vectors, sym):
-    files = [vectors / REC / f"hftbacktest_spot/{sym.lower()}_2024080{d}.gz" for d in (8, 9)]
+@pytest.mark.parametrize("sym,days", [("BTCUSDT", (8, 9)), ("ETHUSDT", (8,))])
+def test_hftbacktest_2024_session(vectors, sym, days):
+    """BTCUSDT across both files (the sync continues over the file boundary); ETHUSDT day 1."""
+    files = [vectors / REC / f"hftbacktest_spot/{sym.lower()}_2024080{d}.gz" for d in days]
     lines = [ln for f in files for ln in gz_lines(f)]
     sid = BINANCE[sym]
     feeds = []
@@ -114,6 +115,8 @@ def test_hftbacktest_2024_session(vectors, sym):
     csvp = vectors / f"ticks/binance_spot_{sym}_trades_2024-08-08T235415Z_2024-08-09T000505Z.csv"
     with open(csvp) as f:
         rows = list(csv.DictReader(f))
+    last_ts = lines[-1][0]
+    rows = [r for r in rows if int(r["local_recv_ts_ns"]) <= last_ts]
     t = recs[recs["kind"] == Kind.TRADE]
     assert len(t) == len(rows)
     assert (t["id"] == np.array([int(r["trade_id"]) for r in rows])).all()
@@ -130,8 +133,8 @@ def test_hftbacktest_2024_session(vectors, sym):
     ws = [(ts, raw) for ts, raw in lines if not raw.startswith(b'{"lastUpdateId"')]
     states, final = reference_states(ws, snaps[:1])
     seen = check_books(recs, states, final)
-    # every update id of the reference (with levels) was matched by a published message
-    assert len(seen[sid]) > 5000
+    # every update id of the reference was matched by a published message
+    assert seen[sid] == set(states[sid]) and len(seen[sid]) > 3000
     # the straddling diff was applied first (no false gap at the start)
     first = recs[(recs["kind"] == Kind.BOOK_BID) | (recs["kind"] == Kind.BOOK_ASK)]
     first = first[(first["flags"] & FLAG_SNAPSHOT) == 0][0]
@@ -187,4 +190,4 @@ def test_cryptofeed_2021_session_with_four_snapshots(vectors):
     assert len(bbo) == sum(1 for _, r in lines if b"@bookTicker" in r)
     states, final = reference_states(lines, [(ts, s, o) for ts, s, o in snaps])
     seen = check_books(recs, states, final)
-    assert all(len(v) > 1 for v in seen.values())
+    assert all(seen[s] == set(states[s]) and len(seen[s]) > 1 for s in depth_syms)

@@ -220,3 +220,26 @@ def test_price_range_beyond_exact_limit_is_refused():
         run_sma(m, 1000, 2000, model, checked=True)         # and by the kernel itself
     with pytest.raises(ValueError, match="too wide"):
         run_sma(m, 1000, 2000, model, checked=True, backend="python")
+
+
+def test_half_spread_from_quotes():
+    r = np.zeros(7, TICK_DTYPE)
+    r["symbol"] = 1
+    r["kind"] = [Kind.TRADE, Kind.BID, Kind.ASK, Kind.TRADE, Kind.ASK, Kind.TRADE, Kind.TRADE]
+    r["price"] = [100.0, 99.0, 101.0, 100.0, 103.0, 102.0, 101.0]
+    r["exch_ts"] = np.arange(7) + 1
+    r["symbol"][6] = 2                                      # another instrument's trade
+    m = market_from_records(r, symbol=1)
+    # no quotes before trade 0; then bid 99 / ask 101; then bid 99 / ask 103
+    np.testing.assert_allclose(m.half_spread, [0.0, 2 / 200, 4 / 202])
+    assert m.info["trades_before_first_quote"] == 1
+    plain = market_from_arrays(m.price, m.ts)
+    with pytest.raises(ValueError, match="needs BID/ASK records"):
+        run_sma(plain, 1, 2, BacktestConfig(spread="quotes", price_increment=1.0))
+    # a constant spread equal to the quoted one gives the same fills
+    m2 = market_from_arrays([10.0, 9.0, 10.0, 12.0, 11.0, 13.0], np.arange(6) * S)
+    m2.half_spread = np.full(6, 0.002)
+    a = run_sma(m2, 1, 2, BacktestConfig(spread="quotes", slippage_bps=1, price_increment=1.0))
+    b = run_sma(m2, 1, 2, BacktestConfig(half_spread_bps=20, slippage_bps=1, price_increment=1.0))
+    np.testing.assert_allclose(a.fills["price"], b.fills["price"], rtol=1e-15)
+    np.testing.assert_allclose(a.fills["price"], [10 * 1.0021, 11 * (1 - 0.0021), 13 * 1.0021])

@@ -226,3 +226,13 @@ def test_use_after_close_is_an_error_not_a_crash(shm_name, backend):
     with pytest.raises(ValueError, match="closed"):
         publish(int(Kind.TRADE))
     ring.close()   # idempotent
+
+
+def test_reader_counters_stay_readable_after_close(shm_name, backend):
+    ring = TickRing.create(shm_name, 16, backend=backend)
+    r = ring.reader(start=0)
+    publish_derived(ring.writer(), 0, 3)
+    r.poll()
+    ring.close()
+    assert r.stats() == {"received": 3, "lost": 0, "gaps": 0, "overwritten": 0, "next_seq": 3,
+                         "lag": None}

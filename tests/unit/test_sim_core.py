@@ -8,7 +8,7 @@ import json
 
 import orjson
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from pipeline.config import SIM_TEST_SECRET, SimAccountConfig, SimConfig, ConfigError, loads
@@ -305,3 +305,49 @@ def test_rate_limiter_429_then_418():
     with pytest.raises(ApiError) as e:
         lim.check_order("k")
     assert e.value.code == -1015 and e.value.status == 429
+
+
+# ----------------------------------------------------------------------------- replay reader
+
+def test_replay_reader_skips_bad_lines_and_loops(tmp_path):
+    from pipeline.sim.tape import ReplayTape
+    f = tmp_path / "rec.txt"
+    trade = ('{"stream":"btcusdt@trade","data":{"e":"trade","E":1000,"s":"BTCUSDT","t":1,'
+             '"p":"100.00000000","q":"1.00000000","T":1000,"m":true,"M":true}}')
+    f.write_text(f"1000 {trade}\nnot-a-number {{}}\n2000 {{not json\n3000 {trade}\n")
+    seen = []
+    t = ReplayTape([str(f)], on_trade=lambda b, p, q, buy: seen.append((p, q, buy)), loop=True,
+                   rebase_time=False)
+    t.wanted.add(b"btcusdt@trade")
+    out = []
+    for _ in range(6):                     # 3 good-or-bad lines per pass, looping
+        t.step(0, out)
+    assert [n for n, _ in out] == [b"btcusdt@trade"] * 4
+    assert out[0][1] == trade[trade.index('"data":') + 7:-1].encode()
+    assert seen[0] == (parse8("100"), parse8("1"), False)
+    assert not t.done
+
+
+def test_replay_of_an_empty_file_ends(tmp_path):
+    from pipeline.sim.tape import ReplayTape
+    f = tmp_path / "rec.txt"
+    f.write_text('1 {"stream":"btcusdt@trade","data":{"e":"trade","s":"BTCUSDT"}}\n')
+    t = ReplayTape([str(f)], loop=True)
+    f.write_text("")                        # emptied after the symbol scan: must not spin
+    assert t.peek_ts() is None and t.done
+
+
+def test_resting_orders_fill_best_price_then_time_first():
+    eng, book, acct, _ = _engine()
+    ids = []
+    for price in ("99.50", "99.60", "99.60", "99.40"):
+        o, _, _ = eng.place(acct, {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT",
+                                   "timeInForce": "GTC", "quantity": "1", "price": price})
+        ids.append(o.order_id)
+    eng.on_tape_trade(book, parse8("99.45"), parse8("2.5"), False)
+    filled = {o.order_id: o.executed for o in acct.orders.values()}
+    # 99.60 (older), 99.60 (newer), then 99.50 partly; 99.40 is not traded through
+    assert [filled[i] for i in ids] == [parse8("0.5"), parse8("1"), parse8("1"), 0]
+    assert [o.order_id for _, _, _, o in eng.resting_buy["BTCUSDT"]] == [ids[0], ids[3]]
+    eng.cancel(acct, {"symbol": "BTCUSDT", "orderId": str(ids[3])})
+    assert [o.order_id for _, _, _, o in eng.resting_buy["BTCUSDT"]] == [ids[0]]

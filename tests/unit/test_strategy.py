@@ -124,12 +124,25 @@ def test_hooks_run_once_and_nan_prices_never_signal():
             return []
 
     h = Hooked(symbol=SYM, venue=int(Venue.SIM))
-    h.start(); h.start()
+    h.start()
+    h.start()
     h.on_ticks(recs([1, 2, 3]))
     h.on_ticks(recs([]))
-    h.stop(); h.stop()
+    h.stop()
+    h.stop()
     assert calls == ["start", 3, "stop"]
     s = sma()
     assert s.on_ticks(recs([10, 9, np.nan, np.inf])) == [] and s.bad_prices == 2
     with pytest.raises(TypeError, match="needs SmaParams"):
         SmaCrossover(object())
+
+
+def test_strategy_config_checks():
+    for text, msg in [('[strategy]\nchannel = "ipc://@x"\n', "plain name"),
+                      ('[strategy]\nlinger_ms = 5000\n', "linger_ms"),
+                      ('[[strategy.instances]]\nid = 1\n[[strategy.instances]]\nid = 1\n',
+                       "unique"),
+                      ('[[strategy.instances]]\nqty = 0\n', "qty"),
+                      ('[backtest]\nfee_taker_bps = -1\n', "fee_taker_bps")]:
+        with pytest.raises(config.ConfigError, match=msg):
+            config.loads(text)

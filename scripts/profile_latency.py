@@ -1,0 +1,124 @@
+#!/usr/bin/env python3
+"""Profile the pipeline's latency hop by hop, and compare placements in one run.
+
+Runs the pipeline from a config (the demo by default) for --seconds under each variant:
+  tuned             the config as written (pinned cores, its wait strategies)
+  pinned_blocking   the same cores, every waiting role blocking
+  unpinned_blocking nothing pinned, every waiting role blocking (the baseline)
+and reports p50 / p90 / p99 / p99.9 / max for every hop and tick → signed order end to end, as a
+table, JSON (--json) and a PNG of per-hop CDFs (--png). Or reads the histograms a finished run
+left in its run directory (--from-run DIR).
+
+    python scripts/profile_latency.py [--config configs/demo.toml] [--seconds 20] [--json PATH]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from pipeline import config as cfgmod  # noqa: E402
+from pipeline.launcher import affinity, profile  # noqa: E402
+from pipeline.telemetry import latency, plots  # noqa: E402
+
+VARIANTS = ("tuned", "pinned_blocking", "unpinned_blocking")
+
+
+def placement_for(variant: str, cfg) -> affinity.Placement | None:
+    roles = profile.roles_of(cfg)
+    if variant == "tuned":
+        return None
+    if variant == "unpinned_blocking":
+        return affinity.unpinned(roles)
+    cores = {n: (s.cores[0] if s.cores else None) for n, s in cfg.roles.items()}
+    return affinity.Placement(cores, {n: "blocking" for n, k in roles.items()
+                                      if k in affinity.WAITING_KINDS})
+
+
+def table(runs: dict[str, dict]) -> str:
+    hops = [h for h in latency.HOPS if any(h in r for r in runs.values())]
+    hops += sorted({h for r in runs.values() for h in r} - set(hops))
+    lines = [f"{'hop':<20}{'variant':<19}{'count':>8}" + "".join(
+        f"{c:>11}" for c in ("p50", "p90", "p99", "p99.9", "max"))]
+    for hop in hops:
+        for label, hists in runs.items():
+            h = hists.get(hop)
+            if h is None or not h.get_total_count():
+                continue
+            s = latency.summarize(h)
+            lines.append(f"{hop:<20}{label:<19}{s['count']:>8,}" + "".join(
+                f"{s[k] / 1000:>9.1f}us" for k in ("p50", "p90", "p99", "p999", "max")))
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--config", default="configs/demo.toml", help="pipeline config to run")
+    ap.add_argument("--seconds", type=float, default=20.0, help="run time per variant")
+    ap.add_argument("--variants", default=",".join(VARIANTS),
+                    help=f"comma-separated, from {', '.join(VARIANTS)}")
+    ap.add_argument("--from-run", metavar="DIR", help="only report the *.hdr.json files in DIR")
+    ap.add_argument("--quick", action="store_true", help="short runs (8 s each)")
+    ap.add_argument("--json", metavar="PATH", help="write the figures as JSON")
+    ap.add_argument("--png", metavar="PATH", help="write per-hop CDFs as PNG")
+    args = ap.parse_args(argv)
+    if args.from_run:
+        runs = {"run": latency.load(sorted(Path(args.from_run).glob("*.hdr.json")))}
+        if not runs["run"]:
+            print(f"error: no *.hdr.json in {args.from_run}", file=sys.stderr)
+            return 2
+    else:
+        try:
+            cfg = cfgmod.load(args.config)
+        except cfgmod.ConfigError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        if cfg.gateway.credentials_file and not Path(cfg.gateway.credentials_file).exists():
+            print(f"error: {cfg.gateway.credentials_file} is missing: `make demo-out/sim-keys` "
+                  "writes the simulator's test keys there (0600)", file=sys.stderr)
+            return 2
+        seconds = 8.0 if args.quick else args.seconds
+        runs = {}
+        for v in [v.strip() for v in args.variants.split(",") if v.strip()]:
+            if v not in VARIANTS:
+                print(f"error: unknown variant {v!r}", file=sys.stderr)
+                return 2
+            print(f"running {v} for {seconds:g} s ...", flush=True)
+            r = profile.run_variant(args.config, v, placement_for(v, cfg), seconds)
+            if r.summary["stop_reason"] != "duration":
+                print(f"  warning: {v} stopped early: {r.summary['stop_reason']}")
+            runs[v] = r.hists
+    print(table(runs))
+    first = next(iter(runs))
+    results, baselines, ratios = {}, {}, {}
+    for hop, h in runs[first].items():
+        s = latency.summarize(h)
+        results[f"{hop}_p50_ns"], results[f"{hop}_p99_ns"] = s["p50"], s["p99"]
+        results[f"{hop}_count"] = s["count"]
+    for label, hists in runs.items():
+        if label != first and "tick_to_order" in hists:
+            s = latency.summarize(hists["tick_to_order"])
+            baselines[f"{label}_tick_to_order_p50_ns"] = s["p50"]
+            baselines[f"{label}_tick_to_order_p99_ns"] = s["p99"]
+    tuned_p99 = results.get("tick_to_order_p99_ns")
+    base_p99 = baselines.get("unpinned_blocking_tick_to_order_p99_ns")
+    if tuned_p99 and base_p99:
+        ratios["baseline_over_tuned_p99"] = base_p99 / tuned_p99
+    if args.png:
+        print(f"plot: {plots.hop_cdfs(runs, args.png, 'hop latency by placement')}")
+    if args.json:
+        out = {"name": "profile_latency", "python": platform.python_version(),
+               "cpu_count": os.cpu_count(), "results": results, "baselines": baselines,
+               "ratios": ratios}
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(out, indent=2))
+        print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
