@@ -349,8 +349,8 @@ cdef class TradeDecoder:
 
     @cython.boundscheck(False)
     @cython.wraparound(False)
-    def decode(self, list frames, int64_t local_ts, cnp.ndarray out, Py_ssize_t start=0,
-               cnp.ndarray status=None):
+    def decode(self, list frames not None, int64_t local_ts, cnp.ndarray out not None,
+               Py_ssize_t start=0, cnp.ndarray status=None):
         """Decode `frames` (bytes) into `out` (TICK_DTYPE) from index `start`.
 
         Returns (next free index in out, frames consumed). Decoding stops early only when `out`
@@ -390,7 +390,8 @@ cdef class TradeDecoder:
             self.records += w
         return pos, nf
 
-    def decode_one(self, bytes frame, int64_t local_ts, cnp.ndarray out, Py_ssize_t start=0):
+    def decode_one(self, bytes frame not None, int64_t local_ts, cnp.ndarray out not None,
+                   Py_ssize_t start=0):
         """One frame → (status, records written at out[start:])."""
         cdef int64_t w = 0
         cdef int st

@@ -205,6 +205,8 @@ class TradeDecoder:
         return ST_OK
 
     def _check_out(self, out: np.ndarray, start: int) -> None:
+        if not isinstance(out, np.ndarray):
+            raise TypeError("out must be a numpy array")
         if out.ndim != 1 or out.itemsize != 64 or not out.flags.c_contiguous:
             raise ValueError("out must be a 1-D C-contiguous TICK_DTYPE array")
         if not 0 <= start <= out.shape[0]:
@@ -239,6 +241,8 @@ class TradeDecoder:
         return pos, len(frames)
 
     def decode_one(self, frame: bytes, local_ts: int, out: np.ndarray, start: int = 0):
+        if not isinstance(frame, bytes):
+            raise TypeError("frame must be bytes")
         self._check_out(out, start)
         rows: list = []
         st = self._decode_one(frame, local_ts, rows, out.shape[0] - start)

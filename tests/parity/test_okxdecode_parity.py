@@ -181,3 +181,9 @@ def test_bad_arguments_are_errors():
             dec.decode([], 0, np.zeros(3, dtype=np.int64))
         with pytest.raises(ValueError):
             type(dec)({"X" * 40: 1})
+        with pytest.raises(TypeError):
+            dec.decode_one(None, 0, np.zeros(3, dtype=TICK_DTYPE))
+        with pytest.raises(TypeError):
+            dec.decode_one(b"x", 0, None)
+        with pytest.raises(TypeError):
+            dec.decode(None, 0, np.zeros(3, dtype=TICK_DTYPE))
