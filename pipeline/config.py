@@ -81,6 +81,7 @@ class GatewayRiskConfig:
 
     max_loss: float = 10_000.0             # realized + unrealized PnL below -max_loss → HALTED
     max_consecutive_rejects: int = 10      # exchange rejects in a row → HALTED
+    reduce_at_loss: float = 0.0            # PnL below -reduce_at_loss → REDUCING (0 = off)
 
     def __post_init__(self) -> None:
         if not self.max_loss > 0:
@@ -88,6 +89,8 @@ class GatewayRiskConfig:
         if self.max_consecutive_rejects < 1:
             raise ValueError(f"max_consecutive_rejects must be >= 1, got "
                              f"{self.max_consecutive_rejects}")
+        if not 0 <= self.reduce_at_loss <= self.max_loss:
+            raise ValueError(f"reduce_at_loss must be in 0..max_loss, got {self.reduce_at_loss}")
 
 
 @dataclass(frozen=True)
@@ -128,6 +131,8 @@ class GatewayConfig:
     status_every_ms: int = 200             # status.json refresh
     poll_ms: int = 5                       # idle wait of the main loop
     recent_trades: int = 100               # reconcile: myTrades per symbol to look at
+    open_order_audit_s: float = 5.0        # no user stream (off/down): query open orders this often
+    start_timeout_s: float = 30.0          # start: keep trying to reach the venue this long
     risk: GatewayRiskConfig = field(default_factory=GatewayRiskConfig)
 
     def __post_init__(self) -> None:
@@ -135,7 +140,8 @@ class GatewayConfig:
             raise ValueError("symbols must not be empty")
         if self.clock_samples < 3:
             raise ValueError(f"clock_samples must be >= 3, got {self.clock_samples}")
-        for k in ("connect_timeout_s", "request_timeout_s", "clock_resync_s"):
+        for k in ("connect_timeout_s", "request_timeout_s", "clock_resync_s",
+                  "open_order_audit_s", "start_timeout_s"):
             if not getattr(self, k) > 0:
                 raise ValueError(f"{k} must be > 0 (timeouts everywhere), got {getattr(self, k)}")
         if not 0 < self.slowdown_fraction <= self.stop_fraction <= 1:

@@ -281,7 +281,7 @@ def run_e2e(orders: int, window: int, journal_fsync: str, transport: str) -> dic
                 while sent < orders and sent - accepted < window:
                     st.send(side=BUY if sent % 2 == 0 else SELL, qty=0.001, ttl_ms=30_000)
                     sent += 1
-                time.sleep(0.0005)
+                time.sleep(0.005)      # a light driver: the cores are the gateway's and the venue's
                 s = gw.status()
                 accepted = s["accepted"] - base
                 if s["trading"] != "ACTIVE":

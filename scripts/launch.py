@@ -53,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = cfgmod.load(args.config)
         warnings = preflight.validate_placement(cfg.roles, args.config)
-    except (cfgmod.ConfigError, ValueError) as exc:
+        supervisor.Launcher(cfg, args.config)       # every check that needs no process
+    except (cfgmod.ConfigError, ValueError, supervisor.LaunchError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.preflight:

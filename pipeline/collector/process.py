@@ -19,6 +19,7 @@ from pathlib import Path
 
 from pipeline import config as config_mod
 from pipeline.config import CollectorConfig
+from pipeline.records import FLAG_SNAPSHOT, FLAG_SYNTHETIC
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,7 @@ def run(cfg: CollectorConfig, ring_name: str, seconds: float | None = None,
     from pipeline.collector.recorder import RawRecorder
 
     from pipeline.telemetry.role import RoleTelemetry
-    tel = RoleTelemetry("collector")
+    tel = RoleTelemetry("collector", main_hop="socket_to_ring")
     ring = TickRing.attach(ring_name, timeout=attach_timeout)
     writer = ring.writer()
     raw = None
@@ -38,13 +39,29 @@ def run(cfg: CollectorConfig, ring_name: str, seconds: float | None = None,
         raw = RawRecorder(cfg.record_dir, stem=f"{cfg.venue}-{time.strftime('%Y%m%dT%H%M%S')}",
                           rotate_bytes=int(cfg.record_rotate_mb * (1 << 20)),
                           rotate_s=cfg.record_rotate_s)
+    # socket_to_ring: records carry local_ts = CLOCK_REALTIME at the socket read; the hop ends
+    # when publish_array returns (CLOCK_MONOTONIC), so the realtime stamp is mapped to monotonic
+    # through an offset refreshed at every heartbeat.
+    clock = {"offset": time.time_ns() - time.perf_counter_ns()}
+    record_hop = tel.hops.hist["socket_to_ring"].record_value
+    publish_array = writer.publish_array
+
+    def publish(arr) -> None:
+        publish_array(arr)
+        last = arr[-1]
+        if last["local_ts"] > 0 and not last["flags"] & (FLAG_SNAPSHOT | FLAG_SYNTHETIC):
+            hop = time.perf_counter_ns() - (int(last["local_ts"]) - clock["offset"])
+            if 0 < hop < 60_000_000_000:
+                record_hop(hop)
+
     def heartbeat() -> None:
+        clock["offset"] = time.time_ns() - time.perf_counter_ns()
         writer.heartbeat()
         tel.beat(ticks=int(ring.cursor), errors=sum(col.feed.errors().values()))
         if tel.halt_requested or tel.status.shutdown_requested:
             col.stop()          # same as SIGTERM: close connections, flush, report
 
-    col = Collector(cfg, writer.publish_array, raw_sink=raw.write if raw else None,
+    col = Collector(cfg, publish, raw_sink=raw.write if raw else None,
                     heartbeat=heartbeat)
     tel.running()
     prev = {s: signal.signal(s, lambda *_: col.stop()) for s in (signal.SIGTERM, signal.SIGINT)}

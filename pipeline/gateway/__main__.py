@@ -4,8 +4,10 @@ Commands (default: run):
     run     start the gateway (binds the signal channel, reconciles, trades until SIGTERM)
     kill    the kill switch: create the kill file and SIGUSR1 the running gateway → HALTED and
             every open order cancelled within 1 s; HALTED persists across restarts
-    reset   leave HALTED (only while the gateway is stopped): remove the kill file and journal
-            an operator reset; the next start is ACTIVE
+    reduce  SIGUSR2 the running gateway → REDUCING (only risk-reducing orders; journalled, so it
+            persists across restarts too)
+    reset   leave HALTED or REDUCING (only while the gateway is stopped): remove the kill file and
+            journal an operator reset; the next start is ACTIVE
     status  print the running gateway's status.json
 """
 from __future__ import annotations
@@ -22,7 +24,8 @@ from pipeline.config import ConfigError, load
 def _args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m pipeline.gateway", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("command", nargs="?", default="run", choices=("run", "kill", "reset", "status"))
+    ap.add_argument("command", nargs="?", default="run", choices=("run", "kill", "reduce", "reset",
+                                                                  "status"))
     ap.add_argument("--config", required=True, help="the pipeline TOML file ([gateway] section)")
     ap.add_argument("--ready-file", default=None, help="run: write this JSON file once trading")
     ap.add_argument("--log-level", default="INFO")
@@ -53,6 +56,14 @@ def main(argv: list[str] | None = None) -> int:
             log.warning("kill switch: no gateway running; kill file %s makes the next start "
                         "HALTED", paths["kill"])
         return 0
+    if a.command == "reduce":
+        pid = gateway_running(cfg.gateway)
+        if pid <= 0:
+            log.error("reduce: no gateway running on state dir %s", paths["dir"])
+            return 1
+        os.kill(pid, signal.SIGUSR2)
+        log.warning("reduce: SIGUSR2 sent to gateway pid %d (trading → REDUCING)", pid)
+        return 0
     if a.command == "reset":
         pid = gateway_running(cfg.gateway)
         if pid:
@@ -61,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         paths["kill"].unlink(missing_ok=True)
         from pipeline.gateway.journal import Journal
         j = Journal(paths["journal"], fsync="always")
-        j.write("trading", state="ACTIVE", frm="HALTED", why="operator reset")
+        j.write("trading", state="ACTIVE", frm="HALTED/REDUCING", why="operator reset")
         j.close()
         log.warning("reset: kill file removed, trading state ACTIVE journalled")
         return 0

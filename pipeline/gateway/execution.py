@@ -152,7 +152,8 @@ class Execution:
         for fl in data.get("fills") or ():
             self.fill(order, symbol=order.symbol, trade_id=int(fl.get("tradeId", -1)),
                       side=order.side, qty=fnum(fl.get("qty")), price=fnum(fl.get("price")),
-                      commission=fnum(fl.get("commission")), asset=str(fl.get("commissionAsset", "")),
+                      commission=fnum(fl.get("commission")),
+                      asset=str(fl.get("commissionAsset", "")),
                       source=source)
         status = data.get("status")
         new = om.VENUE_STATUS.get(status) if isinstance(status, str) else None
@@ -270,9 +271,12 @@ class Execution:
         return reply
 
     def _journal_reply(self, order: Order, reply: Reply) -> None:
+        st = order.stamps       # CLOCK_MONOTONIC ns: recv, risk, signed (+ this attempt's I/O)
         self.journal.write("response", cid=order.cid, attempt=order.attempts,
-                           latency_ns=(reply.done_mono - reply.written_mono)
-                           if reply.written_mono else 0, **reply.summary())
+                           stamps={"recv": st.get("recv", 0), "risk": st.get("risk", 0),
+                                   "signed": st.get("signed", 0),
+                                   "written": reply.written_mono, "response": reply.done_mono},
+                           **reply.summary())
 
     def _act(self, order: Order, reply: Reply) -> None:
         o = reply.outcome
@@ -376,6 +380,43 @@ class Execution:
                     n += 1
             elif r.outcome is Outcome.BANNED:
                 self.halt(f"HTTP 418 from the venue: {r.msg}")
+        return n
+
+    def audit(self, orders: list[Order], why: str) -> int:
+        """Ask the venue for each order's status (and its trades when it filled more than we
+        know): after a user-stream gap, or periodically while there is no stream."""
+        n = 0
+        for o in orders:
+            if not o.is_open or o.state is OrderState.UNKNOWN:
+                continue            # UNKNOWN orders have their own back-off
+            r = self.rest.signed("GET", "/api/v3/order",
+                                 {"symbol": o.symbol, "origClientOrderId": o.cid})
+            self.journal.write("query", cid=o.cid, why=why, **r.summary())
+            if r.outcome is Outcome.OK and isinstance(r.data, dict):
+                n += 1
+                executed = fnum(r.data.get("executedQty"))
+                if executed > o.filled + 1e-12:
+                    self.fetch_trades(o.symbol, order_id=int(fnum(r.data.get("orderId"), -1)))
+                self.apply_status(o, r.data, why)
+            elif r.outcome is Outcome.BANNED:
+                self.halt(f"HTTP 418 from the venue: {r.msg}")
+                break
+        self.count("audits")
+        return n
+
+    def cancel_ours(self, why: str) -> int:
+        """Cancel each of our open orders by client id (shutdown: other orders are left alone)."""
+        n = 0
+        for o in self.table.open_orders():
+            if o.state is OrderState.UNKNOWN:
+                continue
+            r = self.rest.signed("DELETE", "/api/v3/order",
+                                 {"symbol": o.symbol, "origClientOrderId": o.cid},
+                                 timeout=(self.cfg.connect_timeout_s, 0.8))
+            self.journal.write("cancel", cid=o.cid, why=why, **r.summary())
+            if r.outcome is Outcome.OK and isinstance(r.data, dict):
+                self.apply_status(o, r.data, "cancel")
+                n += 1
         return n
 
     def open_symbols(self) -> list[str]:

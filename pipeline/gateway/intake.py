@@ -60,7 +60,7 @@ class Intake:
         self.closed = False
 
     def wait(self, timeout_ms: int) -> bool:
-        """Block up to timeout_ms for a signal or a HELLO; answers HELLOs. True if a signal waits."""
+        """Block up to timeout_ms for a signal or a HELLO; answers HELLOs. True: a signal waits."""
         events = dict(self.poller.poll(timeout_ms))
         if self.rx.router in events:
             n = self.rx.service()

@@ -119,7 +119,7 @@ class Journal:
 
 
 def read(path: str | Path) -> Iterator[dict]:
-    """Every well-formed record of a journal, in order. A torn or corrupt line is logged, skipped."""
+    """Every well-formed record of a journal, in order (a torn or corrupt line: logged, skipped)."""
     p = Path(path)
     if not p.exists():
         return

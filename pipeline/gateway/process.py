@@ -15,16 +15,19 @@ Main loop (single thread; the user-data stream has its own reader thread feeding
     periodic clock resync, reference prices, loss limit, status file, journal fsync
 
 Trading state: ACTIVE / REDUCING / HALTED, journalled; the last journalled state is restored at
-start (HALTED persists until `python -m pipeline.gateway reset`). Automatic HALTED on: repeated
-rejects, runaway signal rate (the risk engine trips it), loss limit, clock skew, HTTP 418.
+start (HALTED persists until `python -m pipeline.gateway reset`). REDUCING (only risk-reducing
+orders) on `python -m pipeline.gateway reduce` (SIGUSR2) or PnL below -reduce_at_loss.
+Automatic HALTED on: repeated rejects, runaway signal rate (the risk engine trips it), loss limit,
+clock skew, HTTP 418, the launcher's halt word.
 
 Shutdown (SIGTERM/SIGINT): stop intake, drain (resolve UNKNOWN orders for up to drain_s), cancel
-or keep open orders per config, stop the stream, flush and close the journal. Signal handlers
-only set flags.
+our open orders or keep them per config, stop the stream, flush and close the journal. Signal
+handlers only set flags.
 """
 from __future__ import annotations
 
 import fcntl
+import gc
 import logging
 import os
 import shutil
@@ -74,6 +77,7 @@ class Gateway:
         self.halt_reason = ""
         self.stop_requested = False
         self.kill_requested = False
+        self.reduce_requested = False
         self.cancel_pending = False
         self._last_cancel_try = 0
         self.rejects: dict[str, int] = {}
@@ -106,6 +110,10 @@ class Gateway:
         self._lock()
         creds = load_credentials(key_env=cfg.api_key_env, secret_env=cfg.api_secret_env,
                                  file=cfg.credentials_file, environ=self.environ)
+        if self.environ is None and not cfg.credentials_file:
+            # children (if any) must not inherit them; the values live on in Secret objects only
+            os.environ.pop(cfg.api_key_env, None)
+            os.environ.pop(cfg.api_secret_env, None)
         self.redact = Redactor(creds.api_key, creds.api_secret)
         install_log_redaction(self.redact)
         log.info("gateway starting: pid %d, venue %s, transport %s, credentials from %s, %s",
@@ -141,9 +149,14 @@ class Gateway:
                                read_timeout_s=cfg.request_timeout_s,
                                recv_window_ms=self.recv_window_ms,
                                timestamp_ms=self.clock.timestamp_ms, redact=self.redact)
-        if not self.clock.sync():
-            raise GatewayError(f"cannot measure the venue clock at {cfg.rest_url} (GET "
-                               f"/api/v3/time failed); is the venue reachable?")
+        deadline = time.monotonic() + cfg.start_timeout_s
+        while not self.clock.sync():              # the venue may still be starting
+            if time.monotonic() >= deadline or self.stop_requested:
+                raise GatewayError(f"cannot measure the venue clock at {cfg.rest_url} (GET "
+                                   f"/api/v3/time failed for {cfg.start_timeout_s:g} s); is the "
+                                   f"venue reachable?")
+            self.role.heartbeat()
+            time.sleep(0.2)
         self.journal.write("clock", why="start", **self.clock.snapshot())
         if self.clock.skewed:
             self.halt_reason = "clock skew at start"
@@ -198,11 +211,15 @@ class Gateway:
             self._set_trading("HALTED", f"kill file {self.paths['kill']} present at start")
         if self.halt_reason and self.trading != "HALTED":
             self._set_trading("HALTED", self.halt_reason)
-        self.ring = None
-        if cfg.reference == "ring":
-            self._attach_ring()
-            self._read_ring()
-        self._poll_references(force=True)
+        from pipeline.gateway.references import ReferenceSourceError, References
+        try:
+            self.references = References(source=cfg.reference, risk=self.risk, rules=self.rules,
+                                         rest=self.rest, ring_name=self.root_cfg.ring.name,
+                                         poll_ms=cfg.reference_poll_ms)
+        except ReferenceSourceError as exc:
+            raise GatewayError(str(exc)) from None
+        self.refs = self.references.refs
+        self.references.update(force=True)
         if self.stream is not None:
             self.stream.start()
             if not self.stream.subscribed.wait(3.0):
@@ -217,9 +234,13 @@ class Gateway:
         if self.trading == "HALTED":
             self.cancel_pending = True
         self.phase = "RUNNING"
-        self._next = {"status": 0, "refs": 0, "kill": 0}
+        self._next = {"status": 0, "kill": 0,
+                      "audit": time.perf_counter_ns() + int(cfg.open_order_audit_s * 1e9)}
+        self._stream_seen = self.stream.connects if self.stream is not None else 0
         self.role.set_state(RoleState.RUNNING)
         self.journal.commit()
+        gc.collect()
+        gc.freeze()          # start-up objects leave the collector's generations (shorter pauses)
         self.write_status()
         if self.ready_file:
             tmp = Path(self.ready_file + ".tmp")
@@ -268,10 +289,15 @@ class Gateway:
             self.cancel_pending = False
 
     # ================================================================== the loop
-    def run(self) -> int:
+    def install_signal_handlers(self) -> None:
+        """SIGTERM/SIGINT → stop (drain), SIGUSR1 → kill switch, SIGUSR2 → REDUCING; handlers
+        only set flags."""
         signal.signal(signal.SIGTERM, self._on_term)
         signal.signal(signal.SIGINT, self._on_term)
         signal.signal(signal.SIGUSR1, self._on_kill)
+        signal.signal(signal.SIGUSR2, self._on_reduce)
+
+    def run(self) -> int:
         poll_ms = self.cfg.poll_ms
         while not self.stop_requested:
             self._check_kill()
@@ -290,6 +316,9 @@ class Gateway:
     def _on_term(self, signum, frame) -> None:
         self.stop_requested = True
 
+    def _on_reduce(self, signum, frame) -> None:
+        self.reduce_requested = True
+
     def _on_kill(self, signum, frame) -> None:
         self.kill_requested = True
 
@@ -299,6 +328,11 @@ class Gateway:
             self._next["kill"] = now + 20_000_000
             if self.paths["kill"].exists() and (self.trading != "HALTED" or self.cancel_pending):
                 self.kill_requested = True
+        if self.reduce_requested:
+            self.reduce_requested = False
+            if self.trading == "ACTIVE":
+                self._set_trading("REDUCING", "operator: reduce only")
+                self.write_status()
         if self.kill_requested:
             self.kill_requested = False
             log.error("KILL SWITCH: halting and cancelling every open order")
@@ -330,6 +364,7 @@ class Gateway:
                 self._guarded(ex.on_event, ev)
         self._guarded(ex.resolve_due)
         now = time.perf_counter_ns()
+        self._guarded(self._audit, now)
         if self.cancel_pending and now - self._last_cancel_try > 200_000_000:
             self._guarded(self._cancel_open, "retry cancel")
         if self.clock.due():
@@ -337,17 +372,18 @@ class Gateway:
             self.journal.write("clock", why="periodic", **self.clock.snapshot())
             if self.clock.skewed:
                 self.halt(f"clock skew: offset {self.clock.offset_ns / 1e6:.1f} ms")
-        if self.ring is not None:
-            self._guarded(self._read_ring)
-        if now >= self._next["refs"]:
-            self._guarded(self._poll_references)
+        self._guarded(self.references.update, now)
         if now >= self._next["status"]:
             self._next["status"] = now + self.cfg.status_every_ms * 1_000_000
             pnl = ex.book.pnl(self.refs)
             self._record_hops()
             self._publish_role(pnl)
-            if pnl < -self.cfg.risk.max_loss and self.trading != "HALTED":
-                self.halt(f"loss limit: PnL {pnl:.2f} below -{self.cfg.risk.max_loss}")
+            rk = self.cfg.risk
+            if pnl < -rk.max_loss and self.trading != "HALTED":
+                self.halt(f"loss limit: PnL {pnl:.2f} below -{rk.max_loss}")
+            elif rk.reduce_at_loss and pnl < -rk.reduce_at_loss and self.trading == "ACTIVE":
+                self._set_trading("REDUCING", f"soft loss limit: PnL {pnl:.2f} below "
+                                              f"-{rk.reduce_at_loss}")
             self.write_status()
         self.journal.maybe_sync()
 
@@ -426,6 +462,23 @@ class Gateway:
         self.accepted += 1
         self.ex.submit(order, body)
 
+    def _audit(self, now: int) -> None:
+        """No fill may hide in a user-stream gap: after the stream (re)subscribes, and every
+        open_order_audit_s while it is down or disabled, query our open orders."""
+        st = self.stream
+        if st is not None and st.subscribed.is_set():
+            if st.connects != self._stream_seen:
+                first = self._stream_seen == 0
+                self._stream_seen = st.connects
+                if not first and self.ex.table.open_orders():
+                    log.warning("user stream reconnected: auditing open orders")
+                    self.ex.audit(self.ex.table.open_orders(), "stream gap")
+            return
+        if now >= self._next["audit"]:
+            self._next["audit"] = now + int(self.cfg.open_order_audit_s * 1e9)
+            if self.ex.table.open_orders():
+                self.ex.audit(self.ex.table.open_orders(), "no user stream")
+
     # ================================================================== telemetry
     def _record_hops(self) -> None:
         """Move per-order stamps into the hop histograms (off the order path)."""
@@ -446,87 +499,29 @@ class Gateway:
                 rec("tick_to_order", written - trigger)
         self._hops_done = total
 
+    def _hop(self, name: str) -> dict:
+        hops = getattr(self, "hops", None)
+        if hops is None or name not in hops.hist or not hops.hist[name].get_total_count():
+            return {}
+        return hops.summary(name)
+
     def _publish_role(self, pnl: float) -> None:
         from pipeline.records import TradingState
         ex = self.ex
-        w = [x[3] - x[0] for x in ex.latency[-2000:]]
+        w = self._hop("intake_to_wire")
         self.role.set(signals=self.intake.received, orders=self.accepted, fills=len(ex.book.seen),
                       rejects=sum(self.rejects.values()) + ex.counts.get("rejects", 0),
                       errors=self.internal_errors + self.intake.malformed,
                       pnl=pnl, open_orders=len(ex.table.open_orders()),
-                      hop_p50_ns=_pct(w, 50), hop_p99_ns=_pct(w, 99))
+                      hop_p50_ns=w.get("p50", 0), hop_p99_ns=w.get("p99", 0))
         self.role.set_trading_state(TradingState[self.trading])
 
     # ================================================================== references
-    def _attach_ring(self) -> None:
-        from pipeline.bus.ring import TickRing
-        name = self.root_cfg.ring.name
-        try:
-            self.ring = TickRing.attach(name, timeout=2.0)
-        except Exception as exc:  # noqa: BLE001 - any attach failure is a clear start error
-            raise GatewayError(f"reference = 'ring': cannot attach tick ring {name!r}: {exc}") \
-                from None
-        self.ring_reader = self.ring.reader(wait="sleeping", start="oldest")
-        self._bbo: dict[int, list[float]] = {sid: [0.0, 0.0] for sid in self.rules}
-
-    def _read_ring(self) -> None:
-        """Reference prices from the tick ring: the risk engine's own apply_ticks when it has it
-        (GAP/STALE/RESYNC invalidate), and the mid of the latest bid/ask for PnL."""
-        import numpy as np
-
-        from pipeline.records import Kind
-        batch = self.ring_reader.poll()
-        if not len(batch):
-            return
-        apply = getattr(self.risk, "apply_ticks", None)
-        now = time.perf_counter_ns()
-        for sid, bbo in self._bbo.items():
-            sel = batch[batch["symbol"] == sid]
-            if not len(sel):
-                continue
-            for k, i in ((Kind.BID, 0), (Kind.ASK, 1)):
-                px = sel["price"][sel["kind"] == int(k)]
-                if len(px):
-                    bbo[i] = float(px[-1])
-            if bbo[0] > 0 and bbo[1] > 0:
-                mid = (bbo[0] + bbo[1]) / 2
-            else:
-                trades = sel["price"][np.isin(sel["kind"], (int(Kind.TRADE), int(Kind.AGG_TRADE)))]
-                mid = float(trades[-1]) if len(trades) else 0.0
-            if mid > 0:
-                self.refs[self.rules[sid].name] = mid
-                if apply is None:
-                    self.risk.set_reference(sid, mid, now)
-        if apply is not None:
-            apply(batch)
-
-    def _poll_references(self, force: bool = False) -> None:
-        now = time.perf_counter_ns()
-        self._next_refs(now)
-        if self.cfg.reference != "rest":
-            return
-        for sym, sid in self.symbol_ids.items():
-            r = self.rest.public("/api/v3/depth", {"symbol": sym, "limit": 5})
-            if r.outcome is not Outcome.OK or not isinstance(r.data, dict):
-                continue
-            try:
-                bid = float(r.data["bids"][0][0])
-                ask = float(r.data["asks"][0][0])
-            except (KeyError, IndexError, TypeError, ValueError):
-                continue
-            mid = (bid + ask) / 2
-            self.refs[sym] = mid
-            self.risk.set_reference(sid, mid, time.perf_counter_ns())
-
-    def _next_refs(self, now: int) -> None:
-        if hasattr(self, "_next"):
-            self._next["refs"] = now + self.cfg.reference_poll_ms * 1_000_000
-
     # ================================================================== status
     def status(self) -> dict[str, Any]:
         ex = self.ex
-        lat = [x[3] - x[0] for x in ex.latency[-10000:] if x[3] and x[0]] if ex else []
-        rtt = [x[4] - x[3] for x in ex.latency[-10000:] if x[3] and x[4]] if ex else []
+        lat = self._hop("intake_to_wire")
+        rtt = self._hop("gateway_response")
         by_state: dict[str, int] = {}
         for o in (ex.table.by_cid.values() if ex else ()):
             by_state[o.state.value] = by_state.get(o.state.value, 0) + 1
@@ -551,8 +546,9 @@ class Gateway:
             "stream": self.stream.snapshot() if self.stream else None,
             "requests": self.rest.requests if self.rest else 0,
             "reconcile": {k: v for k, v in self.reconcile_report.items() if k != "balances"},
-            "latency": {"intake_to_wire_p50_ns": _pct(lat, 50), "intake_to_wire_p99_ns":
-                        _pct(lat, 99), "rtt_p50_ns": _pct(rtt, 50), "n": len(lat)},
+            "latency": {"intake_to_wire_p50_ns": lat.get("p50", 0),
+                        "intake_to_wire_p99_ns": lat.get("p99", 0),
+                        "rtt_p50_ns": rtt.get("p50", 0), "n": lat.get("count", 0)},
         }
 
     def write_status(self) -> None:
@@ -575,8 +571,8 @@ class Gateway:
                 self._housekeeping()
                 time.sleep(0.02)
             if self.cfg.on_shutdown == "cancel" and ex.table.open_orders():
-                ex.cancel_all(sorted(set(self.cfg.symbols) | set(ex.open_symbols())),
-                              "shutdown")
+                n = ex.cancel_ours("shutdown")
+                log.info("shutdown: %d open order(s) cancelled", n)
             time.sleep(0.05)
             if self.stream is not None:
                 while True:
@@ -608,10 +604,8 @@ class Gateway:
             self.ws.close()
         if self.rest is not None:
             self.rest.close()
-        if getattr(self, "ring", None) is not None:
-            self.ring_reader = None
-            self.ring.close()
-            self.ring = None
+        if getattr(self, "references", None) is not None:
+            self.references.close()
         if self.intake is not None:
             self.intake.close()
         if self.journal is not None and not self.journal.closed:
@@ -634,13 +628,6 @@ class Gateway:
             finally:
                 os.close(self._lock_fd)
                 self._lock_fd = -1
-
-
-def _pct(xs: list[int], p: float) -> int:
-    if not xs:
-        return 0
-    s = sorted(xs)
-    return int(s[min(len(s) - 1, int(len(s) * p / 100))])
 
 
 def _read_pid(path: Path) -> int:
@@ -668,6 +655,7 @@ def gateway_running(gcfg) -> int:
 def run_gateway(cfg, *, ready_file: str | None = None, environ: dict | None = None) -> int:
     """Start and run a gateway until SIGTERM; the launcher's entry point. Returns an exit code."""
     gw = Gateway(cfg, ready_file=ready_file, environ=environ)
+    gw.install_signal_handlers()
     try:
         gw.start()
     except Exception:

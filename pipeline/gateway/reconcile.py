@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Iterable
 
-from pipeline.gateway.orders import OPEN, TERMINAL, Order, OrderState
+from pipeline.gateway.orders import TERMINAL, Order, OrderState
 from pipeline.gateway.positions import Fill
 from pipeline.gateway.rest import Outcome
 
@@ -168,4 +168,4 @@ def reconcile(ex, symbols: list[str], recent_trades: int = 100) -> dict[str, Any
     return report
 
 
-__all__ = ["rebuild", "reconcile", "sync_risk", "OPEN"]
+__all__ = ["rebuild", "reconcile", "sync_risk"]

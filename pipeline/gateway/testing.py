@@ -44,7 +44,7 @@ def _toml(v: Any) -> str:
     raise TypeError(type(v))
 
 
-GATEWAY_ONLY = ("max_loss", "max_consecutive_rejects")
+GATEWAY_ONLY = ("max_loss", "max_consecutive_rejects", "reduce_at_loss")
 PER_SYMBOL = ("max_order_qty", "max_position_qty")
 
 

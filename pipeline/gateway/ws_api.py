@@ -107,9 +107,10 @@ class WsApiClient:
         p = self.signer.signed(params, fresh_timestamp) if signed else params
         frame = orjson.dumps({"id": rid, "method": method, "params": p})
         self.requests += 1
-        written = time.perf_counter_ns()
+        text = frame.decode()
+        written = time.perf_counter_ns()              # the frame goes to the kernel now
         try:
-            ws.send(frame.decode())
+            ws.send(text)
             deadline = time.monotonic() + self.read_timeout_s
             while True:
                 ws.settimeout(max(0.001, deadline - time.monotonic()))

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -93,11 +94,16 @@ class Launcher:
         if not self.cfg.roles:
             raise LaunchError(f"{self.config_path}: no [roles.*] to launch")
         self.placement_warnings = preflight.validate_placement(self.cfg.roles, self.config_path)
+        for name, spec in self.cfg.roles.items():
+            if spec.kind == "command" and spec.command and not shutil.which(spec.command[0]):
+                raise LaunchError(f"{self.config_path}: roles.{name}.command: "
+                                  f"{spec.command[0]!r} not found")
         self.start_order = _ordered(self.cfg.roles, self.cfg.launcher.start_order, DEFAULT_START)
         self.stop_order = _ordered(self.cfg.roles, self.cfg.launcher.stop_order, DEFAULT_STOP)
         for i, name in enumerate(self.start_order):
             self.roles[name] = Role(name, self.cfg.roles[name], i)
         self.segment_prefix = f"{self.cfg.launcher.run_id}-{os.getpid()}"
+        self.check_credentials()
 
     def _event(self, kind: str, **kw) -> None:
         e = {"t": time.monotonic(), "event": kind, **kw}
@@ -109,8 +115,36 @@ class Launcher:
         self.status = st.StatusBlock.create(f"{self.segment_prefix}-status", len(self.roles))
         self.rings.append(TickRing.create(self.cfg.ring.name, self.cfg.ring.capacity))
 
+    def secret_env_names(self) -> set[str]:
+        g = self.cfg.gateway
+        return {g.api_key_env, g.api_secret_env} - {""}
+
+    def check_credentials(self) -> None:
+        """A gateway role needs its credentials: fail before anything starts, without reading
+        the secret itself (the launcher never holds it)."""
+        if not any(r.spec.kind == "gateway" for r in self.roles.values()):
+            return
+        g = self.cfg.gateway
+        if g.credentials_file:
+            path = Path(g.credentials_file)
+            if not path.is_file():
+                raise LaunchError(f"{self.config_path}: gateway.credentials_file {path} does not "
+                                  "exist (a 0600 file of api_key=... / api_secret=... lines)")
+            if path.stat().st_mode & 0o077:
+                raise LaunchError(f"{self.config_path}: gateway.credentials_file {path} is group- "
+                                  f"or world-accessible (mode {path.stat().st_mode & 0o777:o}); "
+                                  "chmod 600 it")
+            return
+        missing = [n for n in (g.api_key_env, g.api_secret_env) if not os.environ.get(n)]
+        if missing:
+            raise LaunchError(f"{self.config_path}: the gateway's credentials are missing: set "
+                              f"{' and '.join(missing)} or gateway.credentials_file")
+
     def _env(self, role: Role) -> dict[str, str]:
         env = dict(os.environ)
+        if role.spec.kind != "gateway":           # secrets live only in the gateway
+            for name in self.secret_env_names():
+                env.pop(name, None)
         env[st.ENV_SEGMENT] = self.status.name
         env[st.ENV_SLOT] = str(role.slot)
         env[st.ENV_ROLE] = role.name

@@ -39,6 +39,9 @@ def test_signal_becomes_order_fill_position_and_journal(sim, gw_factory):
     assert steps.index("signal") < steps.index("order") < steps.index("request") < \
         steps.index("response") < steps.index("fill")
     assert ("state", "FILLED") in kinds
+    resp = next(r for r in j if r["k"] == "response" and r["cid"] == cid)
+    st = resp["stamps"]                       # the per-order latency stamps, in order
+    assert 0 < st["recv"] <= st["risk"] <= st["signed"] <= st["written"] < st["response"]
     req = next(r for r in j if r["k"] == "request" and r["cid"] == cid)
     assert "signature" not in req["body"] and f"newClientOrderId={cid}" in req["body"]
     assert gw.stop() == 0
@@ -56,8 +59,9 @@ def _order_ids(sim) -> set:
     return {f["orderId"] for f in acct(sim)["fills"]}
 
 
-def test_1021_resyncs_and_retries_once_with_the_same_client_id(sim, gw_factory):
-    gw = gw_factory(reference_poll_ms=60_000).start()
+@pytest.mark.parametrize("transport", ["rest", "ws_api"])
+def test_1021_resyncs_and_retries_once_with_the_same_client_id(sim, gw_factory, transport):
+    gw = gw_factory(reference_poll_ms=60_000, transport=transport).start()
     with StrategySide(gw.channel) as st:
         sim.fault("force_1021", count=1)
         sig = st.send(side=BUY, qty=0.001)
@@ -77,12 +81,15 @@ def test_1021_resyncs_and_retries_once_with_the_same_client_id(sim, gw_factory):
     assert len(_order_ids(sim)) == 1
 
 
-@pytest.mark.parametrize("user_stream", [False, True], ids=["query", "stream"])
+@pytest.mark.parametrize("user_stream,transport", [(False, "rest"), (True, "rest"),
+                                                    (False, "ws_api")],
+                         ids=["query", "stream", "ws_api"])
 def test_5xx_with_the_order_created_resolves_as_filled_without_a_duplicate(sim, gw_factory,
-                                                                          user_stream):
+                                                                          user_stream, transport):
     # without the user stream only the status query can resolve it; with it, whichever comes
     # first does, and the other copy of each fill is a duplicate
-    gw = gw_factory(reference_poll_ms=60_000, user_stream=user_stream).start()
+    gw = gw_factory(reference_poll_ms=60_000, user_stream=user_stream,
+                    transport=transport).start()
     with StrategySide(gw.channel) as st:
         sim.fault("http_5xx", count=1)
         sig = st.send(side=BUY, qty=0.003)
@@ -221,3 +228,63 @@ def test_ring_reference_prices_drive_the_collar(sim, gw_factory, shm_name):
     finally:
         w.close()
         ring.close()
+
+
+def test_risk_checks_see_positions_and_open_orders_as_they_change(sim, gw_factory):
+    gw = gw_factory(risk={"max_position_qty": 0.003}).start()
+    with StrategySide(gw.channel) as st:
+        st.send(side=BUY, qty=0.002)                    # position 0.002
+        gw.wait(lambda s: s["orders"].get("FILLED") == 1)
+        st.send(side=BUY, qty=0.002)                    # would be 0.004 > 0.003
+        gw.wait(lambda s: s["rejects"].get("POSITION_LIMIT") == 1)
+        ref = gw.status()["refs"]["BTCUSDT"]
+        st.limit(SELL, 0.002, round(ref * 1.02, 2))    # rests: worst case now 0.002 - 0.002
+        gw.wait(lambda s: len(s["open_orders"]) == 1)
+        st.send(side=BUY, qty=0.001)                    # 0.003 at worst: allowed
+        s = gw.wait(lambda s: s["orders"].get("FILLED") == 2)
+    assert s["positions"]["BTCUSDT"]["qty"] == pytest.approx(0.003)
+
+
+@pytest.mark.parametrize("cause", ["clock_skew", "runaway", "loss_limit"])
+def test_automatic_halt(sim, gw_factory, cause):
+    kw: dict = {}
+    if cause == "clock_skew":
+        kw = dict(skew_strikes=1)
+    elif cause == "runaway":
+        kw = dict(risk={"runaway_signals": 5, "runaway_window_ms": 10_000})
+    else:
+        kw = dict(risk={"max_loss": 1e-6})
+    gw = gw_factory(reference_poll_ms=60_000, **kw).start()
+    with StrategySide(gw.channel) as st:
+        if cause == "clock_skew":
+            sim.fault("force_1021", count=2)            # -1021 survives the resync
+            st.send(side=BUY, qty=0.001)
+        elif cause == "runaway":
+            for _ in range(7):
+                st.send(side=BUY, qty=0.001)
+        else:
+            st.send(side=BUY, qty=0.001)                # bought at the ask: marked at the mid
+        s = gw.wait(lambda s: s["trading"] == "HALTED", what=cause)
+    want = {"clock_skew": "clock skew", "runaway": "runaway", "loss_limit": "loss limit"}[cause]
+    assert want in s["halt_reason"]
+    if cause == "runaway":
+        assert s["rejects"].get("RUNAWAY") == 1 and s["orders"].get("FILLED", 0) <= 5
+
+
+@pytest.mark.parametrize("how", ["cli", "soft_loss"])
+def test_reducing_accepts_only_risk_reducing_orders(sim, gw_factory, how):
+    gw = gw_factory(reference_poll_ms=60_000,
+                    risk={"reduce_at_loss": 1e-6} if how == "soft_loss" else {}).start()
+    with StrategySide(gw.channel) as st:
+        st.send(side=BUY, qty=0.002)                    # long 0.002 (bought at the ask)
+        gw.wait(lambda s: s["orders"].get("FILLED") == 1)
+        if how == "cli":
+            r = gw.cli("reduce")
+            assert r.returncode == 0, r.stderr
+        s = gw.wait(lambda s: s["trading"] == "REDUCING")
+        st.send(side=BUY, qty=0.001)                    # increases: refused
+        gw.wait(lambda s: s["rejects"].get("REDUCE_ONLY") == 1)
+        st.send(side=SELL, qty=0.001)                   # reduces: goes through
+        s = gw.wait(lambda s: s["orders"].get("FILLED") == 2)
+    assert s["positions"]["BTCUSDT"]["qty"] == pytest.approx(0.001)
+    assert s["trading"] == "REDUCING"

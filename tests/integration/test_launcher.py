@@ -144,6 +144,10 @@ def test_heartbeat_stuck_requires_heartbeats(tmp_path, shm_name):
     ('[roles.a]\nkind = "collectr"\n', "roles.a.kind"),
     ('[roles.a]\nkind = "command"\n', "needs a command"),
     ('[launcher]\nduration = "x"\n', "launcher.duration"),
+    ('[roles.g]\nkind = "gateway"\n[gateway]\napi_key_env = "PLTEST_NO_SUCH_KEY"\n',
+     "PLTEST_NO_SUCH_KEY"),
+    ('[roles.g]\nkind = "gateway"\n[gateway]\ncredentials_file = "/nonexistent/keys"\n',
+     "does not exist"),
 ])
 def test_bad_config_fails_before_anything_starts(tmp_path, shm_name, body, needle):
     p = tmp_path / "bad.toml"
@@ -152,6 +156,21 @@ def test_bad_config_fails_before_anything_starts(tmp_path, shm_name, body, needl
     assert r.returncode == 2
     assert needle in r.stderr and "bad.toml" in r.stderr
     assert not our_segments(shm_name)
+
+
+def test_gateway_secrets_reach_the_gateway_only(tmp_path, shm_name):
+    """With the secrets in the launcher's environment, only the gateway role inherits them."""
+    dump = ("import os,sys,time; open(sys.argv[1],'w').write(repr(sorted(k for k in os.environ "
+            "if k.startswith('PLTEST_SECRET')))); time.sleep(30)")
+    roles = (f'[roles.other]\nkind = "command"\ncommand = ["{sys.executable}", "-c", "{dump}", '
+             f'"{tmp_path / "other.env"}"]\n')
+    cfg = write_config(tmp_path, shm_name, roles,
+                       '[gateway]\napi_key_env = "PLTEST_SECRET_K"\napi_secret_env = "PLTEST_SECRET_S"')
+    env = dict(os.environ, PLTEST_SECRET_K="canary-key", PLTEST_SECRET_S="canary-secret")
+    r = subprocess.run(LAUNCH + ["--config", str(cfg), "--duration", "1.0"], env=env,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "other.env").read_text() == "[]"
 
 
 def test_killed_launcher_leaves_no_orphans(tmp_path, shm_name):

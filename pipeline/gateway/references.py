@@ -1,0 +1,103 @@
+"""Reference prices for the risk engine's collar and for marking positions.
+
+Two sources: "rest" polls GET /api/v3/depth (limit 5) per symbol every reference_poll_ms and takes
+the mid; "ring" reads the tick ring the collector writes (the risk engine's own apply_ticks when it
+has it: GAP/STALE/RESYNC records invalidate its reference, so a stale book rejects risk-increasing
+orders), and keeps the mid of the latest bid/ask per symbol for PnL. "none": no reference (every
+order is rejected NO_REFERENCE by the engine; only useful for tests of the intake).
+"""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from pipeline.gateway.rest import Outcome
+from pipeline.records import Kind
+
+
+class ReferenceSourceError(RuntimeError):
+    """The configured reference source cannot be used."""
+
+
+class References:
+    def __init__(self, *, source: str, risk, rules: dict[int, Any], rest, ring_name: str,
+                 poll_ms: int):
+        self.source = source
+        self.risk = risk
+        self.rules = rules
+        self.rest = rest
+        self.ring_name = ring_name
+        self.poll_ns = poll_ms * 1_000_000
+        self.next_poll = 0
+        self.refs: dict[str, float] = {}          # symbol → mid (for PnL and the status)
+        self.ring = None
+        self.reader = None
+        self._bbo: dict[int, list[float]] = {sid: [0.0, 0.0] for sid in rules}
+        if source == "ring":
+            from pipeline.bus.ring import TickRing
+            try:
+                self.ring = TickRing.attach(ring_name, timeout=2.0)
+            except Exception as exc:  # noqa: BLE001 - any attach failure is a clear start error
+                raise ReferenceSourceError(f"reference = 'ring': cannot attach tick ring "
+                                     f"{ring_name!r}: {exc}") from None
+            self.reader = self.ring.reader(wait="sleeping", start="oldest")
+
+    def update(self, now: int | None = None, force: bool = False) -> None:
+        """Called every loop turn: drains the ring, or polls REST when due."""
+        if self.reader is not None:
+            self.read_ring()
+            return
+        if self.source != "rest":
+            return
+        now = time.perf_counter_ns() if now is None else now
+        if force or now >= self.next_poll:
+            self.next_poll = now + self.poll_ns
+            self.poll_rest()
+
+    def read_ring(self) -> None:
+        batch = self.reader.poll()
+        if not len(batch):
+            return
+        apply = getattr(self.risk, "apply_ticks", None)
+        now = time.perf_counter_ns()
+        for sid, bbo in self._bbo.items():
+            sel = batch[batch["symbol"] == sid]
+            if not len(sel):
+                continue
+            for k, i in ((Kind.BID, 0), (Kind.ASK, 1)):
+                px = sel["price"][sel["kind"] == int(k)]
+                if len(px):
+                    bbo[i] = float(px[-1])
+            if bbo[0] > 0 and bbo[1] > 0:
+                mid = (bbo[0] + bbo[1]) / 2
+            else:
+                trades = sel["price"][np.isin(sel["kind"], (int(Kind.TRADE), int(Kind.AGG_TRADE)))]
+                mid = float(trades[-1]) if len(trades) else 0.0
+            if mid > 0:
+                self.refs[self.rules[sid].name] = mid
+                if apply is None:
+                    self.risk.set_reference(sid, mid, now)
+        if apply is not None:
+            apply(batch)
+
+    def poll_rest(self) -> None:
+        for sid, rules in self.rules.items():
+            r = self.rest.public("/api/v3/depth", {"symbol": rules.name, "limit": 5})
+            if r.outcome is not Outcome.OK or not isinstance(r.data, dict):
+                continue
+            try:
+                bid = float(r.data["bids"][0][0])
+                ask = float(r.data["asks"][0][0])
+            except (KeyError, IndexError, TypeError, ValueError):
+                continue
+            mid = (bid + ask) / 2
+            self.refs[rules.name] = mid
+            self.risk.set_reference(sid, mid, time.perf_counter_ns())
+
+    def close(self) -> None:
+        self.reader = None
+        if self.ring is not None:
+            self.ring.close()
+            self.ring = None
