@@ -157,8 +157,8 @@ class GatewayConfig:
 class CollectorConfig:
     """The market-data collector: one venue feed, its connections, book sync and recording."""
 
-    venue: Literal["binance"] = "binance"           # the venue adapter (pipeline/venues/)
-    venue_id: Literal["BINANCE", "SIM"] = "BINANCE"  # registry venue of the instruments
+    venue: Literal["binance", "okx"] = "binance"    # the venue adapter (pipeline/venues/)
+    venue_id: Literal["BINANCE", "OKX", "SIM"] = "BINANCE"  # registry venue of the instruments
     ws_url: str = "wss://stream.binance.com:9443"    # WebSocket base (the simulator: ws://127.0.0.1:N)
     rest_url: str = "https://api.binance.com"        # REST base for depth snapshots
     symbols: list[str] = field(default_factory=lambda: ["BTCUSDT", "ETHUSDT"])

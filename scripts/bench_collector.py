@@ -6,6 +6,9 @@
 (b) socket: frames per second into the tick ring from a real loopback WebSocket (a pre-framed
     stream served by another process), read in batches by WsConnection + the frame decoder.
     Baseline in the same run: a websocket-client recv() loop over the same stream.
+(c) OKX trade decode: `trades` push messages → tick records with the OKX kernel
+    (pipeline._ext.okxdecode), batches of 512 messages, one core. Baselines in the same run:
+    msgspec typed decode + numpy store, orjson + numpy store; records cross-checked.
 
     flock /tmp/bench.lock .venv/bin/python scripts/bench_collector.py --quick --json out.json
 """
@@ -30,6 +33,7 @@ from pipeline.collector.connection import ConnectionClosed, WsConnection  # noqa
 from pipeline.collector.loopback import start_server  # noqa: E402
 from pipeline.collector.wsdecode_py import ws_frame  # noqa: E402
 from pipeline.records import TICK_DTYPE, Kind, Side, Venue  # noqa: E402
+from pipeline.venues import okx  # noqa: E402
 
 SYMS = {b"BTCUSDT": 1, b"ETHUSDT": 2}
 TEMPLATE = ('{"stream":"btcusdt@trade","data":{"e":"trade","E":%d,"s":"BTCUSDT","t":%d,'
@@ -116,6 +120,98 @@ def bench_decode(msgs: list[bytes], reps: int) -> dict:
             "msgspec_msgs_per_s": n / t_msgspec}
 
 
+# ----------------------------------------------------------------------------- (c) OKX decode
+OKX_SYMS = {"BTC-USDT": 1, "ETH-USDT": 2}
+OKX_TEMPLATE = ('{"arg":{"channel":"trades","instId":"%s"},"data":[{"instId":"%s","tradeId":"%d",'
+                '"px":"%s","sz":"%s","side":"%s","ts":"%d","count":"%d","source":"0","seqId":%d}]}')
+
+
+class OkxTrade(msgspec.Struct):
+    instId: str
+    tradeId: str
+    px: str
+    sz: str
+    side: str
+    ts: str
+    count: str = "1"
+    source: str = "0"
+    seqId: int = 0
+
+
+class OkxArg(msgspec.Struct):
+    channel: str
+    instId: str
+
+
+class OkxTrades(msgspec.Struct):
+    arg: OkxArg
+    data: list[OkxTrade]
+
+
+def okx_messages(n: int) -> list[bytes]:
+    rng = np.random.default_rng(11)
+    px = 61837.6 + np.cumsum(rng.integers(-3, 4, n)) * 0.1
+    sz = rng.integers(1, 50_000_000, n) / 1e8
+    ts = 1723161255343
+    out = []
+    for i in range(n):
+        inst = "BTC-USDT" if i % 3 else "ETH-USDT"
+        out.append((OKX_TEMPLATE % (inst, inst, 130639474 + i, f"{px[i]:.1f}",
+                                    f"{sz[i]:.8f}".rstrip("0").rstrip("."),
+                                    "buy" if i & 1 else "sell",
+                                    ts + i, 1 + (i % 3), 1234 + i)).encode())
+    return out
+
+
+def bench_okx_decode(msgs: list[bytes], reps: int, batch: int = 512) -> dict:
+    """The kernel over batches of `batch` messages vs msgspec / orjson + numpy store."""
+    n = len(msgs)
+    batches = [msgs[i:i + batch] for i in range(0, n, batch)]
+    out = np.zeros(4 * batch, dtype=TICK_DTYPE)
+    dec = okx.trade_decoder(OKX_SYMS, "cython")
+
+    def ours():
+        got = 0
+        for b in batches:
+            pos, _ = dec.decode(b, 1, out)
+            got += pos
+        assert got == n, (got, n)
+
+    store = np.zeros(n, dtype=TICK_DTYPE)
+    venue = int(Venue.OKX)
+    mdec = msgspec.json.Decoder(OkxTrades)
+
+    def with_msgspec():
+        decode = mdec.decode
+        for i, m in enumerate(msgs):
+            msg = decode(m)
+            sid = OKX_SYMS[msg.arg.instId]
+            for d in msg.data:
+                store[i] = (0, sid, venue, 2, 1, 1 if d.side == "buy" else -1,
+                            int(d.ts) * 1_000_000, 1, 0, float(d.px), float(d.sz), int(d.tradeId))
+
+    def with_orjson():
+        loads = orjson.loads
+        for i, m in enumerate(msgs):
+            msg = loads(m)
+            sid = OKX_SYMS[msg["arg"]["instId"]]
+            for d in msg["data"]:
+                store[i] = (0, sid, venue, 2, 1, 1 if d["side"] == "buy" else -1,
+                            int(d["ts"]) * 1_000_000, 1, 0, float(d["px"]), float(d["sz"]),
+                            int(d["tradeId"]))
+
+    t_ours = best_of(ours, reps)
+    t_ms = best_of(with_msgspec, max(1, reps // 2))
+    # the kernel's records equal the baseline's (same run, same messages)
+    check = np.zeros(n, dtype=TICK_DTYPE)
+    pos, _ = okx.trade_decoder(OKX_SYMS).decode(msgs, 1, check)
+    assert pos == n and check.tobytes() == store.tobytes(), "kernel and msgspec records differ"
+    t_oj = best_of(with_orjson, max(1, reps // 2))
+    return {"okx_decode_msgs_per_s": n / t_ours, "okx_msgspec_msgs_per_s": n / t_ms,
+            "okx_orjson_msgs_per_s": n / t_oj, "okx_decode_errors": dec.errors}
+
+
+
 # ----------------------------------------------------------------------------- (b) socket
 def bench_socket(msgs: list[bytes], repeat: int = 1) -> dict:
     from pipeline.bus.ring import TickRing
@@ -184,27 +280,35 @@ def main(argv=None) -> int:
     reps = 3 if args.quick else 7
     msgs = messages(max(n, 1_000_000 if not args.quick else 300_000))
     dec = bench_decode(msgs[:n], reps)
+    okd = bench_okx_decode(okx_messages(n), reps)
     sock = bench_socket(msgs)
     result = {
         "name": "collector",
         "python": platform.python_version(),
         "cpu_count": os.cpu_count(),
         "results": {"decode_msgs_per_s": dec["decode_msgs_per_s"],
-                    "frames_to_ring_per_s": sock["frames_to_ring_per_s"]},
+                    "frames_to_ring_per_s": sock["frames_to_ring_per_s"],
+                    "okx_decode_msgs_per_s": okd["okx_decode_msgs_per_s"]},
         "baselines": {"msgspec_msgs_per_s": dec["msgspec_msgs_per_s"],
                       "orjson_msgs_per_s": dec["orjson_msgs_per_s"],
-                      "ws_client_recv_per_s": sock["ws_client_recv_per_s"]},
+                      "ws_client_recv_per_s": sock["ws_client_recv_per_s"],
+                      "okx_msgspec_msgs_per_s": okd["okx_msgspec_msgs_per_s"],
+                      "okx_orjson_msgs_per_s": okd["okx_orjson_msgs_per_s"]},
     }
     result["ratios"] = {
         "decode_over_msgspec": dec["decode_msgs_per_s"] / dec["msgspec_msgs_per_s"],
         "decode_over_orjson": dec["decode_msgs_per_s"] / dec["orjson_msgs_per_s"],
         "frames_over_ws_client": sock["frames_to_ring_per_s"] / sock["ws_client_recv_per_s"],
+        "okx_decode_over_msgspec": okd["okx_decode_msgs_per_s"] / okd["okx_msgspec_msgs_per_s"],
     }
     rows = [("decode (Cython) msgs/s", result["results"]["decode_msgs_per_s"]),
             ("  baseline msgspec typed + numpy", dec["msgspec_msgs_per_s"]),
             ("  baseline orjson + numpy", dec["orjson_msgs_per_s"]),
             ("frames -> ring (loopback WS) /s", result["results"]["frames_to_ring_per_s"]),
-            ("  baseline websocket-client recv() /s", sock["ws_client_recv_per_s"])]
+            ("  baseline websocket-client recv() /s", sock["ws_client_recv_per_s"]),
+            ("OKX trade decode (Cython) msgs/s", okd["okx_decode_msgs_per_s"]),
+            ("  baseline msgspec typed + numpy", okd["okx_msgspec_msgs_per_s"]),
+            ("  baseline orjson + numpy", okd["okx_orjson_msgs_per_s"])]
     sys.stdout.write(f"collector benchmark (python {result['python']}, "
                      f"{result['cpu_count']} cpus)\n")
     for k, v in rows:

@@ -23,6 +23,7 @@ snapshot pool and flushes recordings. Both idempotent.
 """
 from __future__ import annotations
 
+import importlib
 import logging
 import select
 import ssl
@@ -46,13 +47,20 @@ log = logging.getLogger(__name__)
 SNAPSHOT_MIN_INTERVAL_S = 0.25
 
 
+# [collector].venue → the adapter class (module, name): the one place venues are listed.
+ADAPTERS = {
+    "binance": ("pipeline.venues.binance", "BinanceAdapter"),
+    "okx": ("pipeline.venues.okx_adapter", "OkxAdapter"),
+}
+
+
 def make_adapter(cfg: CollectorConfig, registry: SymbolRegistry):
     venue = Venue[cfg.venue_id]
     syms = {s.upper(): registry.id(venue, s) for s in cfg.symbols}
-    if cfg.venue == "binance":
-        from pipeline.venues.binance import BinanceAdapter
-        return BinanceAdapter(syms, int(venue))
-    raise ValueError(f"no adapter for venue {cfg.venue!r}")
+    if cfg.venue not in ADAPTERS:
+        raise ValueError(f"no adapter for venue {cfg.venue!r}")
+    module, name = ADAPTERS[cfg.venue]
+    return getattr(importlib.import_module(module), name)(syms, int(venue))
 
 
 class RateLimited(Exception):
@@ -92,7 +100,8 @@ class Collector:
         self.heartbeat = heartbeat
         names = [s.upper() for s in cfg.symbols]
         ids = {s: self.adapter.decoder_symbols()[s.encode()] for s in names}
-        depth = [ids[s] for s in names] if any(c.startswith("depth") for c in cfg.channels) else []
+        depth = ([ids[s] for s in names]
+                 if any(self.adapter.is_depth_channel(c) for c in cfg.channels) else [])
         self.feed = Feed(self.adapter, sink, depth_symbols=depth, backend=cfg.backend,
                          max_message=cfg.max_message, raw_sink=raw_sink)
         self.names = {i: s for s, i in ids.items()}
@@ -101,8 +110,8 @@ class Collector:
         self.groups: list[_Group] = []
         for i in range(0, len(streams), per):
             chunk = streams[i:i + per]
-            gsyms = sorted({ids[s] for s in names
-                            if any(st.startswith(s.lower() + "@") for st in chunk)})
+            in_chunk = {self.adapter.stream_symbol(st).upper() for st in chunk}
+            gsyms = sorted({ids[s] for s in names if s in in_chunk})
             self.groups.append(_Group(chunk, gsyms, Backoff(cfg.backoff_initial_s,
                                                             cfg.backoff_max_s,
                                                             cfg.backoff_jitter)))
@@ -120,6 +129,10 @@ class Collector:
         self._started = False
         self._last_hb = 0.0
         self._pinged: dict[int, float] = {}
+        # client keep-alive: ping after this long without a byte in or a ping out; at most half
+        # the stale window, so the reply lands before the watchdog fires (no reply → it fires)
+        self.ping_idle_s = min(self.rules.client_ping_s or cfg.stale_after_s,
+                               cfg.stale_after_s / 2)
 
     # ------------------------------------------------------------------ lifecycle
     def stop(self) -> None:
@@ -181,7 +194,11 @@ class Collector:
 
     # ------------------------------------------------------------------ connections
     def _url(self, g: _Group) -> str:
-        return self.adapter.connect_url(self.cfg.ws_url, g.streams[:self.cfg.url_streams_max])
+        return self.adapter.connect_url(self.cfg.ws_url, g.streams[:self._url_streams()])
+
+    def _url_streams(self) -> int:
+        """Streams that ride in the connect URL (the venue may take none: all subscribed)."""
+        return self.cfg.url_streams_max if self.adapter.url_streams else 0
 
     def _beat(self) -> None:
         """Heartbeat now (before and during the steps that block: handshake, drain)."""
@@ -207,7 +224,7 @@ class Collector:
         self.counters["connects"] += 1
         self.limiters[id(c)] = RateLimiter(self.rules.max_outgoing_per_s)
         q = self.outq[id(c)] = deque()
-        rest = g.streams[self.cfg.url_streams_max:]
+        rest = g.streams[self._url_streams():]
         for msg in self.adapter.subscribe_messages(rest) if rest else ():
             q.append(("text", msg))
         return c
@@ -390,10 +407,11 @@ class Collector:
             for c in (g.active, g.standby):
                 if c is None:
                     continue
-                if (self.rules.keepalive == "client_text_ping" and self.rules.client_ping_s > 0
-                        and now - self._pinged.get(id(c), c.opened_at) >= self.rules.client_ping_s):
+                if (self.rules.keepalive == "client_text_ping"
+                        and now - max(self._pinged.get(id(c), 0.0), c.last_rx) >= self.ping_idle_s):
                     self._pinged[id(c)] = now
-                    self._send(c, "text", "ping")     # e.g. OKX: text "ping" → "pong"
+                    self.counters["keepalive_pings"] += 1
+                    self._send(c, "text", self.adapter.keepalive_ping)   # e.g. OKX "ping"→"pong"
                 self._flush_out(c)
         if now - self._last_hb >= self.cfg.heartbeat_s:
             self._beat()

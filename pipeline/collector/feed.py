@@ -59,6 +59,11 @@ class Feed:
         self.counters: Counter = Counter()
         self.samples: dict[str, bytes] = {}
         self.decoders: list = []
+        # optional adapter hooks: the keep-alive reply frame (counted, not JSON), and a kernel
+        # for whole messages tried before the JSON cool path (records written, or -1: not mine)
+        self.keepalive_reply = getattr(adapter, "keepalive_reply", None)
+        self.fast_decode = getattr(adapter, "fast_decode", None)
+        self.fast_out = np.zeros(1024, dtype=TICK_DTYPE)
 
     # ------------------------------------------------------------------ setup
     def decoder(self, hot: bool = True):
@@ -161,6 +166,22 @@ class Feed:
         if reason == m.R_BINARY:
             self.error("binary_frame", payload)
             return False
+        if payload == self.keepalive_reply:
+            self.counters["keepalive_replies"] += 1
+            return False
+        if self.fast_decode is not None:
+            n = self.fast_decode(payload, local_ts, self.fast_out)
+            if n >= 0:
+                self.counters["fast_messages"] += 1
+                if n:
+                    recs = self.fast_out[:n]
+                    slot = _SLOTS.get(int(recs["kind"][0]))
+                    if slot is not None and not self.state.accept(slot, int(recs["symbol"][-1]),
+                                                                  int(recs["id"][-1])):
+                        self.counters["duplicates"] += 1    # e.g. both connections of a switch
+                        return False
+                    self.sink(recs)
+                return False
         try:
             obj = orjson.loads(payload)
         except orjson.JSONDecodeError:

@@ -28,6 +28,7 @@ from pipeline.sim.accounts import Account, RateLimiter
 from pipeline.sim.faults import FaultError, RequestFaults
 from pipeline.sim.instruments import RATE_LIMITS_JSON, DecimalError, fmt8, parse8
 from pipeline.sim.marketdata import Hub
+from pipeline.sim.okx import OkxVenue
 from pipeline.sim.matching import Engine
 from pipeline.sim.rest import RestApi
 from pipeline.sim.tape import Message, ReplayTape, SyntheticTape, Tape
@@ -63,6 +64,7 @@ class Simulator:
         self.hub.on_change = self.tape.update_tracking
         self.rest = RestApi(self)
         self.ws_api = WsApi(self)
+        self.okx = OkxVenue(self)      # OKX v5 public endpoint, same tape (pipeline/sim/okx.py)
         self.rate = float(cfg.rate)
         self.paused = cfg.paused
         self.started = time.monotonic()
@@ -79,6 +81,7 @@ class Simulator:
     def app(self) -> web.Application:
         app = web.Application(client_max_size=1 << 20)
         self.rest.add_routes(app)
+        self.okx.add_routes(app)
         r = app.router
         r.add_get("/ws", self._md)
         r.add_get("/ws/{streams:.*}", self._md)
@@ -162,6 +165,7 @@ class Simulator:
                 if out:
                     self.generated += len(out)
                     hub.publish(out)
+                    self.okx.publish(out)
                     out.clear()
                     await asyncio.sleep(0)
                 else:
@@ -197,6 +201,11 @@ class Simulator:
     # ------------------------------------------------------------------ faults
 
     async def apply_fault(self, name: str, params: dict[str, Any]) -> dict:
+        if name.startswith("okx_"):
+            try:
+                return await self.okx.fault(name, params)
+            except ValueError as exc:
+                raise FaultError(str(exc)) from None
         params = faultmod.validate(name, params)
         log.warning("fault %s %s", name, params)
         target = params.get("target", "all")
@@ -315,6 +324,7 @@ class Simulator:
         fills_before = self.engine.fills
         self.tape.inject_trade(sym, price, qty, side == "BUY", time.time_ns() // 1_000_000, out)
         self.hub.publish(out)
+        self.okx.publish(out)
         return web.json_response({"ok": True, "fills": self.engine.fills - fills_before})
 
     async def _state(self, request: web.Request) -> web.Response:
@@ -339,6 +349,7 @@ class Simulator:
                      "generated": self.generated, "published": self.hub.published,
                      "streams": self.tape.stream_names()},
             "connections": {"md": len(self.hub.conns), "ws_api": len(self.ws_api.conns)},
+            "okx": self.okx.state(),
             "md_conns": [{"id": c.id, "queued": len(c.q), "sent": c.sent, "streams": len(c.streams),
                           "combined": c.combined} for c in self.hub.conns.values()],
             "faults": self.req_faults.state(),

@@ -342,8 +342,18 @@ class BinanceAdapter:
     def symbol_name(self, symbol_id: int) -> str:
         return self._names[symbol_id]
 
+    url_streams = True
+
     def streams(self, symbols: Sequence[str], channels: Sequence[str]) -> list[str]:
         return [stream_name(s, c) for c in channels for s in symbols]
+
+    @staticmethod
+    def stream_symbol(stream: str) -> str:
+        return stream.partition("@")[0].upper()
+
+    @staticmethod
+    def is_depth_channel(channel: str) -> bool:
+        return channel.startswith("depth")
 
     def connect_url(self, base_ws: str, streams: Sequence[str]) -> str:
         if len(streams) > self.rules.max_streams_per_conn:
