@@ -490,8 +490,8 @@ class Gateway:
             return
         try:
             body = self.ex.encode(order, self.clock.timestamp_ms())
-        except (ValueError, TypeError) as exc:
-            self.ex.set_state(order, OrderState.REJECTED, f"encode: {exc}")
+        except Exception as exc:  # noqa: BLE001 - nothing signed or sent: REJECTED, released
+            self.ex.set_state(order, OrderState.REJECTED, f"encode: {type(exc).__name__}: {exc}")
             self.reject(sig, "ENCODE", cid=cid)
             return
         stamps["signed"] = time.perf_counter_ns()

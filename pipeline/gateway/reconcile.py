@@ -92,7 +92,7 @@ def rebuild(records: Iterable[dict], ex, intake=None) -> dict[str, Any]:
                 marks += 1
             elif k == "trading":
                 trading = rec.get("state")
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             ex.count("journal_bad_records")
             log.warning("journal record %d (%s) not understood: %s", n, k, exc)
     ex.book.duplicates = 0

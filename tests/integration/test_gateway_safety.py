@@ -61,6 +61,17 @@ def _rest_limit_buys(gw, st, n: int) -> list:
     return sigs
 
 
+def _journal_until(gw, start: int, pred, timeout: float = 5.0) -> list[dict]:
+    """The journal's records from index `start` on, once one of them satisfies `pred` (the
+    gateway commits on its own schedule)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        j = gw.journal()[start:]
+        if any(pred(r) for r in j) or time.monotonic() > deadline:
+            return j
+        time.sleep(0.01)
+
+
 @pytest.mark.parametrize("how", ["cli", "sigusr1", "file"])
 def test_kill_switch_cancels_everything_within_a_second_and_halted_persists(sim, gw_factory, how):
     """Timed from the gateway's own records, not from this process's polling: the kill request
@@ -86,7 +97,7 @@ def test_kill_switch_cancels_everything_within_a_second_and_halted_persists(sim,
         s = gw.wait(lambda s: s["trading"] == "HALTED" and not s["open_orders"])
         assert "kill switch" in s["halt_reason"] and s["orders"].get("CANCELED") == 3
         assert acct(sim)["open_orders"] == []
-        j = gw.journal()[n0:]
+        j = _journal_until(gw, n0, lambda r: r["k"] == "cancel_all" and r["outcome"] == "OK")
         halt = next(r for r in j if r["k"] == "trading" and r["state"] == "HALTED")
         if how == "cli":
             kill_wall = (gw.state_dir / "KILL").stat().st_mtime_ns
@@ -289,6 +300,39 @@ def test_sigterm_cancels_our_orders_only_and_flushes(sim, gw_factory):
     j = gw.journal()
     assert j[-1]["k"] == "stop" and j[-1]["open_orders"] == []
     assert sum(1 for r in j if r["k"] == "cancel" and r["outcome"] == "OK") == 2
+
+
+def test_sigterm_cancels_an_order_whose_outcome_is_still_unknown(sim, gw_factory):
+    # the venue takes the order but answers 503 (-1007): UNKNOWN; no stream, no poll before the
+    # stop - at shutdown it is still UNKNOWN, and resting on the venue
+    gw = gw_factory(user_stream=False, unknown_poll_ms=60_000, unknown_poll_max_ms=60_000,
+                    drain_s=0.2).start()
+    with StrategySide(gw.channel) as st:
+        ref = gw.status()["refs"]["BTCUSDT"]
+        sim.fault("http_5xx", count=1)
+        sig = st.limit(BUY, 0.001, round(ref * 0.98, 2))
+        s = gw.wait(lambda s: s["orders"].get("UNKNOWN") == 1)
+    assert [o["clientOrderId"] for o in acct(sim)["open_orders"]] == [cid_of(sig)]
+    assert s["open_orders"][0]["state"] == "UNKNOWN"
+    assert gw.stop() == 0
+    assert acct(sim)["open_orders"] == []
+    cancels = [r for r in gw.journal() if r["k"] == "cancel"]
+    assert [(r["cid"], r["outcome"]) for r in cancels] == [(cid_of(sig), "OK")]
+
+
+def test_a_torn_last_line_does_not_swallow_the_next_sessions_first_record(sim, gw_factory):
+    gw = gw_factory().start()
+    assert gw.stop() == 0
+    path = gw.state_dir / "journal.jsonl"
+    with open(path, "ab") as f:
+        f.write(b'{"k":"fill","symbol":"BTCUSDT","trade_id":4')     # a write cut short
+    gw.start()
+    s = gw.status()
+    assert s["journal"]["torn_at_open"] == 1 and s["journal"]["torn_read"] == 1
+    j = gw.journal()
+    assert [r["k"] for r in j].count("start") == 2                  # the new session's first
+    assert path.read_bytes().count(b'"trade_id":4\n{"k":"start"') == 1
+    assert gw.stop() == 0
 
 
 def test_fills_are_found_without_a_user_stream(sim, gw_factory):
