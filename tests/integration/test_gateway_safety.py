@@ -124,6 +124,48 @@ def test_kill_switch_cancels_everything_within_a_second_and_halted_persists(sim,
     assert gw.status()["trading"] == "ACTIVE"
 
 
+def test_a_full_disk_refuses_orders_but_the_kill_switch_still_cancels(sim, gw_factory):
+    """The journal's file cannot grow (RLIMIT_FSIZE of the running gateway set to its size: every
+    append fails with EFBIG, as on a full disk): a new order is not sent (its write-ahead record
+    cannot be written), the gateway keeps running, the kill switch still cancels everything, and
+    once the disk has room again the records it kept are written."""
+    import resource
+    gw = gw_factory()
+    journal = gw.state_dir / "journal.jsonl"
+    gw.state_dir.mkdir(mode=0o700)
+    # an older journal, so the limit is well above status.json and the log (they must still be
+    # written): records of a kind the rebuild ignores
+    journal.write_bytes(b'{"k":"note","t":0,"m":0,"pad":"%s"}\n' % (b"x" * 200) * 150)
+    journal.chmod(0o600)
+    gw.start()
+    with StrategySide(gw.channel) as st:
+        _rest_limit_buys(gw, st, 2)
+        time.sleep(0.1)                                   # let the loop settle its commits
+        full = journal.stat().st_size
+        assert full > 4 * max(len(gw.stderr()), (gw.state_dir / "status.json").stat().st_size)
+        _, hard = resource.prlimit(gw.proc.pid, resource.RLIMIT_FSIZE)
+        resource.prlimit(gw.proc.pid, resource.RLIMIT_FSIZE, (full, hard))
+        try:
+            st.send(side=BUY, qty=0.001)
+            s = gw.wait(lambda s: s["orders"].get("REJECTED") == 1)
+            assert s["counts"].get("journal_write_failed") == 1
+            assert s["journal"]["write_errors"] >= 1 and s["journal"]["pending"] >= 1
+            assert len(acct(sim)["open_orders"]) == 2      # nothing new went out
+            gw.proc.send_signal(signal.SIGUSR1)
+            s = gw.wait(lambda s: s["trading"] == "HALTED" and not s["open_orders"])
+            assert acct(sim)["open_orders"] == [] and gw.proc.poll() is None
+            assert journal.stat().st_size == full         # nothing written meanwhile
+        finally:
+            resource.prlimit(gw.proc.pid, resource.RLIMIT_FSIZE, (hard, hard))
+        s = gw.wait(lambda s: s["journal"]["pending"] == 0, what="the kept records written")
+    assert gw.stop() == 0
+    j = gw.journal()
+    assert any(r["k"] == "response" and "journal write failed" in r.get("msg", "") for r in j)
+    assert any(r["k"] == "trading" and r["state"] == "HALTED" for r in j)
+    gw.start()
+    assert gw.status()["trading"] == "HALTED"
+
+
 def test_reset_refuses_while_running(sim, gw_factory):
     gw = gw_factory().start()
     r = gw.cli("reset")
