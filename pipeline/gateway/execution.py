@@ -283,9 +283,12 @@ class Execution:
 
     def submit(self, order: Order, body: bytes) -> Reply:
         """Write the order and act on the answer (one -1021 retry)."""
-        self.heartbeat()
+        ws = self.ws is not None        # REST calls stamp the heartbeat themselves (on_io)
+        if ws:
+            self.heartbeat()
         reply = self._write(order, body)
-        self.heartbeat()
+        if ws:
+            self.heartbeat()
         order.stamps["written"] = reply.written_mono
         order.stamps["response"] = reply.done_mono
         self._journal_reply(order, reply)
@@ -300,7 +303,8 @@ class Execution:
             self.journal.write("clock", why="-1021", **self.clock.snapshot())
             body = self.encode(order, self.clock.timestamp_ms())
             reply = self._write(order, body)
-            self.heartbeat()
+            if ws:
+                self.heartbeat()
             self._journal_reply(order, reply)
             if reply.outcome is Outcome.REJECTED and reply.code == -1021:
                 self.clock.strike()

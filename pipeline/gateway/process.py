@@ -14,6 +14,12 @@ Main loop (single thread; the user-data stream has its own reader thread feeding
     UNKNOWN orders due for a status query
     periodic clock resync, reference prices, loss limit, status file, journal fsync
 
+Nothing on the loop sleeps or blocks for long: rate pacing refuses a signal that comes too soon
+(RATE_BUDGET) instead of sleeping, every REST call stamps the launcher's heartbeat before and
+after, clock syncs are bounded in time, and the kill switch is also checked between the signals
+of a batch. A journal that cannot write (full disk) is counted and retried; it never stops the
+loop, and never stops the kill switch (the cancel goes out before the journal is written).
+
 Trading state: ACTIVE / REDUCING / HALTED, journalled; the last journalled state is restored at
 start (HALTED persists until `python -m pipeline.gateway reset`). REDUCING (only risk-reducing
 orders) on `python -m pipeline.gateway reduce` (SIGUSR2) or PnL below -reduce_at_loss.
