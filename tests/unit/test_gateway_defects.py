@@ -486,3 +486,37 @@ def test_ring_reference_prices_must_be_finite_and_positive():
     refs._bbo[SID] = [0.0, 0.0]                             # no book: the last trade would do
     refs.read_ring()
     assert refs.refs == {SYM: 100.0} and refs.bad == 3
+
+
+def test_the_kill_file_is_seen_between_the_signals_of_a_batch(tmp_path):
+    rest = FakeRest()
+    rest.on("DELETE", "/api/v3/openOrders", ok([]))
+    ex = make_ex(tmp_path, rest)
+    gw = _gateway(tmp_path, ex)
+    gw.paths["kill"] = tmp_path / "KILL"
+    gw._next = {"status": 0, "kill": 0, "audit": 0}
+    gw.cfg.poll_ms = 1
+    seen: list[str] = []
+    raws = [b"1", b"2", b"3"]
+
+    class Intake:
+        def wait(self, ms):
+            return True
+
+        def recv_raw(self):
+            return raws.pop(0) if raws else None
+
+    def handle(raw):
+        seen.append(gw.trading)
+        gw.paths["kill"].touch()                 # the operator pulls the switch mid-batch
+        gw._next["kill"] = 0                     # (the 20 ms file-poll spacing has passed)
+
+    def housekeeping():
+        gw.stop_requested = True
+
+    gw.intake = Intake()
+    gw.handle_signal, gw._housekeeping = handle, housekeeping
+    gw.write_status, gw.shutdown = (lambda: None), (lambda: 0)
+    assert gw.run() == 0
+    assert seen == ["ACTIVE", "HALTED", "HALTED"]
+    assert ("DELETE", "/api/v3/openOrders", {"symbol": SYM}) in rest.calls
