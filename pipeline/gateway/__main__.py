@@ -73,7 +73,10 @@ def main(argv: list[str] | None = None) -> int:
         from pipeline.gateway.journal import Journal
         j = Journal(paths["journal"], fsync="always")
         j.write("trading", state="ACTIVE", frm="HALTED/REDUCING", why="operator reset")
-        j.close()
+        try:
+            j.flush()                 # close() is best effort; the reset must be on disk
+        finally:
+            j.close()
         log.warning("reset: kill file removed, trading state ACTIVE journalled")
         return 0
     if a.command == "status":

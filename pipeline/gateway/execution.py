@@ -11,7 +11,14 @@
   the request's recvWindow (the venue can no longer accept it) → LOST. Nothing is resubmitted.
 - `on_event()` applies user-data stream executionReports; `apply_status()` any order JSON.
 - Every fill goes through `fill()`: deduplicated by (symbol, trade id), it moves the order, the
-  position, and the risk engine's open orders and position (so the next check sees it).
+  position, and the risk engine's open orders and position (so the next check sees it). A fill
+  with a side other than ±1 or a negative trade id is counted (`bad_fill_events`) and logged
+  before anything is marked seen, so a later good copy still counts. Trades of orders that are
+  not ours are remembered in `foreign_seen` (reported once), never in the book's dedup set: if
+  the order turns out to be ours later (its venue id was not known yet), its fill still applies.
+- A journal that cannot write the write-ahead record means nothing is sent (REJECTED, reservation
+  released); an unexpected error while the request may be on the wire makes the order UNKNOWN
+  (exposure kept until resolved).
 - Open quantity is handed back to the risk engine exactly once, when an order ends unfilled
   (`_release`): venue-executed quantity stays reserved until its fills arrive.
 """
@@ -24,7 +31,7 @@ from typing import Any, Callable
 from urllib.parse import parse_qsl
 
 from pipeline.gateway import orders as om
-from pipeline.gateway.journal import Journal, strip_signature
+from pipeline.gateway.journal import Journal, JournalWriteError, strip_signature
 from pipeline.gateway.orders import Order, OrderState, OrderTable, transition
 from pipeline.gateway.positions import Book, Fill
 from pipeline.gateway.rest import Outcome, Reply, RestClient
@@ -34,6 +41,7 @@ log = logging.getLogger(__name__)
 SIDE = {1: "BUY", -1: "SELL"}
 SIDE_OF = {"BUY": 1, "SELL": -1}
 RECV_WINDOW_MARGIN_MS = 1000
+RETRY_SYNC_BUDGET_S = 0.5     # the clock resync before a -1021 retry gets at most this long
 
 
 def fnum(x: Any, default: float = 0.0) -> float:
@@ -47,7 +55,7 @@ def fnum(x: Any, default: float = 0.0) -> float:
 class Execution:
     def __init__(self, *, cfg, journal: Journal, risk, signer, rules: dict[int, Any],
                  rest: RestClient, ws=None, clock, halt: Callable[[str], None],
-                 recv_window_ms: int = 5000):
+                 recv_window_ms: int = 5000, heartbeat: Callable[[], None] | None = None):
         self.cfg = cfg
         self.recv_window_ms = recv_window_ms
         self.journal = journal
@@ -58,6 +66,7 @@ class Execution:
         self.ws = ws                        # WsApiClient when transport = ws_api
         self.clock = clock
         self.halt = halt
+        self.heartbeat = heartbeat or (lambda: None)    # the launcher's liveness stamp
         self.table = OrderTable()
         self.book = Book()
         self.consecutive_rejects = 0
@@ -66,6 +75,7 @@ class Execution:
         self.latency: list[tuple[int, int, int, int, int, int, int]] = []
         self.latency_trimmed = 0          # entries dropped from the front of `latency`
         self.foreign: dict[tuple[str, int], dict] = {}   # exchange orders that are not ours
+        self.foreign_seen: set[tuple[str, int]] = set()  # trades reported as not ours
 
     def count(self, what: str, n: int = 1) -> None:
         self.counts[what] = self.counts.get(what, 0) + n
@@ -101,15 +111,24 @@ class Execution:
     def fill(self, order: Order | None, *, symbol: str, trade_id: int, side: int, qty: float,
              price: float, commission: float = 0.0, asset: str = "", source: str,
              order_id: int = -1) -> bool:
-        if not (qty > 0 and price > 0):
+        if not (qty > 0 and price > 0 and math.isfinite(qty) and math.isfinite(price)):
             self.count("bad_fills")
             return False
+        if side not in (1, -1) or not isinstance(trade_id, int) or trade_id < 0:
+            # nothing is marked seen: a good copy of this trade (query, stream, response) still
+            # counts when it comes
+            self.count("bad_fill_events")
+            log.warning("fill event %s/%r (order %s, %s) has side %r / trade id %r: not applied",
+                        symbol, trade_id, order.cid if order is not None else order_id, source,
+                        side, trade_id)
+            return False
         if order is None:
-            # a trade of an order that is not ours: reported (once per trade), never applied to
-            # our positions
-            key = (symbol, int(trade_id))
-            if key not in self.book.seen:
-                self.book.seen.add(key)
+            # a trade of an order that is not ours (or not yet known to be ours: its venue id
+            # may arrive later): reported once per trade, never applied to our positions and
+            # never put in the book's dedup set
+            key = (symbol, trade_id)
+            if key not in self.foreign_seen and key not in self.book.seen:
+                self.foreign_seen.add(key)
                 self.count("foreign_fills")
                 self.journal.write("foreign_fill", symbol=symbol, trade_id=int(trade_id),
                                    order_id=order_id, side=side, qty=qty, price=price,
@@ -122,6 +141,7 @@ class Execution:
         if not self.book.apply(f):
             self.count("duplicate_fills")
             return False
+        self.foreign_seen.discard((symbol, trade_id))
         self.journal.write("fill", **f.to_json())
         try:
             self.risk.apply_fill(order.symbol_id, side, qty)
@@ -150,7 +170,7 @@ class Execution:
             oid = -1
         self.table.set_order_id(order, oid)
         for fl in data.get("fills") or ():
-            self.fill(order, symbol=order.symbol, trade_id=int(fl.get("tradeId", -1)),
+            self.fill(order, symbol=order.symbol, trade_id=int(fnum(fl.get("tradeId"), -1)),
                       side=order.side, qty=fnum(fl.get("qty")), price=fnum(fl.get("price")),
                       commission=fnum(fl.get("commission")),
                       asset=str(fl.get("commissionAsset", "")),
@@ -184,10 +204,11 @@ class Execution:
                 order = None
         if ev.get("x") == "TRADE":
             try:
-                tid = int(ev.get("t", -1))
-            except (TypeError, ValueError):
-                tid = -1
-            self.fill(order, symbol=symbol, trade_id=tid, side=SIDE_OF.get(ev.get("S"), 0),
+                tid = int(ev["t"])
+            except (KeyError, TypeError, ValueError):
+                tid = -1                            # refused by fill() (counted, logged)
+            side = order.side if order is not None else SIDE_OF.get(ev.get("S"), 0)
+            self.fill(order, symbol=symbol, trade_id=tid, side=side,
                       qty=fnum(ev.get("l")), price=fnum(ev.get("L")), commission=fnum(ev.get("n")),
                       asset=str(ev.get("N") or ""), source="stream",
                       order_id=int(fnum(ev.get("i"), -1)))
@@ -225,24 +246,49 @@ class Execution:
                                        qu, pu, order.cid.encode(), timestamp_ms)
 
     def _write(self, order: Order, body: bytes) -> Reply:
+        """Journal the request (write-ahead) and send it. Never raises: a journal that cannot
+        write → NOT_SENT (nothing went out); any other error → NOT_SENT before the send call,
+        UNKNOWN once the request may have been handed to the transport."""
         order.attempts += 1
         order.ts_ms = _ts_of(body)
-        if self.ws is not None:
-            q = strip_signature(body)
-            params = dict(parse_qsl(q, keep_blank_values=True))
-            self.journal.write("request", cid=order.cid, via="ws_api", method="order.place",
-                               body=q, attempt=order.attempts)
+        try:
+            if self.ws is not None:
+                q = strip_signature(body)
+                params = dict(parse_qsl(q, keep_blank_values=True))
+                self.journal.write("request", cid=order.cid, via="ws_api", method="order.place",
+                                   body=q, attempt=order.attempts)
+            else:
+                self.journal.write("request", cid=order.cid, via="rest", method="POST",
+                                   path="/api/v3/order", body=strip_signature(body),
+                                   attempt=order.attempts)
             self.journal.commit()                  # write-ahead: on disk before it goes out
-            return self.ws.request("order.place", params, fresh_timestamp=False)
-        self.journal.write("request", cid=order.cid, via="rest", method="POST",
-                           path="/api/v3/order", body=strip_signature(body),
-                           attempt=order.attempts)
-        self.journal.commit()                      # write-ahead: on disk before it goes out
-        return self.rest.send("POST", "/api/v3/order", body=body)
+        except JournalWriteError as exc:
+            self.count("journal_write_failed")
+            return Reply(Outcome.NOT_SENT, msg=f"journal write failed, not sent: {exc}")
+        except Exception as exc:  # noqa: BLE001 - nothing was sent; the order must not hang
+            self.count("internal_errors")
+            log.exception("order %s: error before sending", order.cid)
+            return Reply(Outcome.NOT_SENT, msg=f"internal error before sending: "
+                                               f"{type(exc).__name__}")
+        try:
+            if self.ws is not None:
+                return self.ws.request("order.place", params, fresh_timestamp=False)
+            return self.rest.send("POST", "/api/v3/order", body=body)
+        except Exception as exc:  # noqa: BLE001 - the request may be out: find out, never resend
+            self.count("internal_errors")
+            log.exception("order %s: error while sending; outcome unknown", order.cid)
+            return Reply(Outcome.UNKNOWN, msg=f"internal error while sending: "
+                                              f"{type(exc).__name__}",
+                         done_mono=time.perf_counter_ns())
 
     def submit(self, order: Order, body: bytes) -> Reply:
         """Write the order and act on the answer (one -1021 retry)."""
+        ws = self.ws is not None        # REST calls stamp the heartbeat themselves (on_io)
+        if ws:
+            self.heartbeat()
         reply = self._write(order, body)
+        if ws:
+            self.heartbeat()
         order.stamps["written"] = reply.written_mono
         order.stamps["response"] = reply.done_mono
         self._journal_reply(order, reply)
@@ -250,10 +296,15 @@ class Execution:
             self.count("retries_1021")
             log.warning("order %s: -1021 (%s); resyncing the clock and retrying once",
                         order.cid, reply.msg)
-            self.clock.sync()
+            # bounded: a slow /time must not stall the loop (the launcher's heartbeat, the kill
+            # switch); if the resync fails in time the retry still goes with a fresh timestamp
+            self.clock.sync(deadline_s=RETRY_SYNC_BUDGET_S)
+            self.heartbeat()
             self.journal.write("clock", why="-1021", **self.clock.snapshot())
             body = self.encode(order, self.clock.timestamp_ms())
             reply = self._write(order, body)
+            if ws:
+                self.heartbeat()
             self._journal_reply(order, reply)
             if reply.outcome is Outcome.REJECTED and reply.code == -1021:
                 self.clock.strike()
@@ -286,7 +337,7 @@ class Execution:
             if order.state is OrderState.NEW:
                 self.set_state(order, OrderState.ACK, "accepted")
             return
-        if o is Outcome.UNKNOWN or (o is Outcome.OK):
+        if o is Outcome.UNKNOWN or o is Outcome.OK:
             self.count("unknown_outcomes")
             order.polls = 0
             order.next_poll_mono = time.perf_counter_ns() + self.cfg.unknown_poll_ms * 1_000_000
@@ -313,6 +364,7 @@ class Execution:
         n = 0
         for order in self.table.unknown():
             if order.next_poll_mono <= now:
+                self.heartbeat()
                 self.resolve(order)
                 n += 1
         return n
@@ -354,8 +406,13 @@ class Execution:
                 continue
             oid = int(fnum(t.get("orderId"), -1))
             order = self.table.by_order_id(symbol, oid)
+            if order is not None:
+                side = order.side
+            else:
+                buyer = t.get("isBuyer")
+                side = 1 if buyer is True else -1 if buyer is False else 0
             if self.fill(order, symbol=symbol, trade_id=int(fnum(t.get("id"), -1)),
-                         side=1 if t.get("isBuyer") else -1, qty=fnum(t.get("qty")),
+                         side=side, qty=fnum(t.get("qty")),
                          price=fnum(t.get("price")), commission=fnum(t.get("commission")),
                          asset=str(t.get("commissionAsset", "")), source="query", order_id=oid):
                 new += 1
@@ -366,6 +423,7 @@ class Execution:
         """DELETE /api/v3/openOrders for every symbol; returns the orders the venue cancelled."""
         n = 0
         for sym in symbols:
+            self.heartbeat()
             r = self.rest.signed("DELETE", "/api/v3/openOrders", {"symbol": sym},
                                  timeout=(self.cfg.connect_timeout_s, 0.8))
             self.journal.write("cancel_all", symbol=sym, why=why, **r.summary())
@@ -389,15 +447,19 @@ class Execution:
         for o in orders:
             if not o.is_open or o.state is OrderState.UNKNOWN:
                 continue            # UNKNOWN orders have their own back-off
+            self.heartbeat()
             r = self.rest.signed("GET", "/api/v3/order",
                                  {"symbol": o.symbol, "origClientOrderId": o.cid})
             self.journal.write("query", cid=o.cid, why=why, **r.summary())
             if r.outcome is Outcome.OK and isinstance(r.data, dict):
                 n += 1
                 executed = fnum(r.data.get("executedQty"))
-                if executed > o.filled + 1e-12:
-                    self.fetch_trades(o.symbol, order_id=int(fnum(r.data.get("orderId"), -1)))
+                known = o.filled
+                # the status first: it sets the venue order id, so fetch_trades recognises the
+                # order's trades as ours (else they would be reported as foreign)
                 self.apply_status(o, r.data, why)
+                if executed > known + 1e-12:
+                    self.fetch_trades(o.symbol, order_id=o.order_id)
             elif r.outcome is Outcome.BANNED:
                 self.halt(f"HTTP 418 from the venue: {r.msg}")
                 break
@@ -405,11 +467,12 @@ class Execution:
         return n
 
     def cancel_ours(self, why: str) -> int:
-        """Cancel each of our open orders by client id (shutdown: other orders are left alone)."""
+        """Cancel each of our open orders by client id (shutdown: other orders are left alone).
+        UNKNOWN orders too: one may be resting on the venue (if it never got there the venue
+        answers -2011, which changes nothing here)."""
         n = 0
         for o in self.table.open_orders():
-            if o.state is OrderState.UNKNOWN:
-                continue
+            self.heartbeat()
             r = self.rest.signed("DELETE", "/api/v3/order",
                                  {"symbol": o.symbol, "origClientOrderId": o.cid},
                                  timeout=(self.cfg.connect_timeout_s, 0.8))

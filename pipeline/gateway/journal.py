@@ -27,7 +27,15 @@ fsync policy: "always" (fsync at every commit: before each request goes out, aft
 on every loop turn that wrote something), "interval" (`maybe_sync()`, called by the
 gateway's loop between signals, syncs at most every `fsync_ms`; flush/close sync), "never" (the OS
 decides). A line is always written with one os.write of the whole
-line (O_APPEND), so a SIGKILL leaves at most one torn last line, which `read` skips (counted).
+line (O_APPEND), so a SIGKILL leaves at most one torn last line, which `read` skips (logged).
+Opening a journal whose last byte is not a newline (a torn last line) first writes a newline, so
+the torn line stays one bad line and cannot swallow the next session's first record
+(`torn_at_open`).
+
+A failed write (ENOSPC, EIO) loses nothing: `commit()` keeps every unwritten byte buffered, counts
+the failure (`write_errors`), logs it, and raises `JournalWriteError`; the next commit retries
+from the first unwritten byte. Callers on the order path treat the error as "the write-ahead
+record is not on disk": nothing is sent.
 """
 from __future__ import annotations
 
@@ -40,6 +48,13 @@ from typing import Any, Callable, Iterator
 import orjson
 
 log = logging.getLogger(__name__)
+
+
+class JournalWriteError(OSError):
+    """The journal could not write its buffered records (they stay buffered for the next try)."""
+
+
+LOG_EVERY_NS = 1_000_000_000        # write-failure log lines at most once a second
 
 
 def strip_signature(body: bytes | str) -> str:
@@ -55,7 +70,7 @@ class Journal:
             raise ValueError(f"fsync must be always, interval or never, got {fsync!r}")
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
         self.policy = fsync
         self.fsync_ns = fsync_ms * 1_000_000
         self._last_sync = time.perf_counter_ns()
@@ -64,6 +79,26 @@ class Journal:
         self.records = 0
         self.closed = False
         self._buf: list[bytes] = []
+        self._pending = b""          # bytes of an earlier commit that are not on disk yet
+        self.write_errors = 0
+        self.sync_errors = 0
+        self._last_error_log = 0
+        self.torn_at_open = 0
+        try:
+            self._close_torn_line()
+        except BaseException:
+            os.close(self.fd)
+            raise
+
+    def _close_torn_line(self) -> None:
+        """A last line without its newline (torn by a crash or a full disk) is ended here, so
+        the next record starts on a line of its own (the torn line is skipped on reading)."""
+        size = os.fstat(self.fd).st_size
+        if size and os.pread(self.fd, 1, size - 1) != b"\n":
+            self.torn_at_open = 1
+            log.warning("journal %s: the last line is incomplete (torn write); ending it so it "
+                        "stays one skipped line", self.path)
+            os.write(self.fd, b"\n")
 
     def write(self, kind: str, **fields: Any) -> None:
         """Buffer one record (see commit)."""
@@ -75,51 +110,86 @@ class Journal:
         self._buf.append(line)
         self.records += 1
 
+    @property
+    def pending(self) -> int:
+        """Records or bytes waiting to be written (0 when everything is on disk)."""
+        return len(self._buf) + (1 if self._pending else 0)
+
     def commit(self) -> None:
-        """Write the buffered records (one os.write, O_APPEND); fsync under "always"."""
-        if not self._buf or self.closed:
+        """Write the buffered records (one os.write, O_APPEND); fsync under "always".
+
+        On a write error the unwritten bytes stay buffered (nothing is lost, the next commit
+        retries them first) and JournalWriteError is raised."""
+        if self.closed or not (self._buf or self._pending):
             return
-        data = b"\n".join(self._buf) + b"\n"
-        self._buf.clear()
+        if self._buf:
+            data = self._pending + b"\n".join(self._buf) + b"\n"
+            self._buf.clear()
+        else:
+            data = self._pending
+        self._pending = data
         view = memoryview(data)
-        while view:
-            n = os.write(self.fd, view)
-            view = view[n:]
+        done = 0
+        try:
+            while done < len(data):
+                done += os.write(self.fd, view[done:])
+        except OSError as exc:
+            self._pending = data[done:]     # a partial write: the rest follows it next time
+            self.write_errors += 1
+            now = time.perf_counter_ns()
+            if now - self._last_error_log >= LOG_EVERY_NS:
+                self._last_error_log = now
+                log.error("journal %s: write failed (%s); %d bytes kept for the next try "
+                          "(%d write errors so far)", self.path, exc, len(self._pending),
+                          self.write_errors)
+            raise JournalWriteError(exc.errno, f"journal write failed: {exc.strerror}") from exc
+        self._pending = b""
         self._dirty = True
         if self.policy == "always":
-            os.fsync(self.fd)
-            self._dirty = False
+            self._fsync()
         # "interval": the owner's loop calls maybe_sync() (never an fsync on the order path)
+
+    def _fsync(self) -> None:
+        try:
+            os.fsync(self.fd)
+        except OSError as exc:
+            self.sync_errors += 1
+            log.error("journal %s: fsync failed (%s; %d so far)", self.path, exc,
+                      self.sync_errors)
+            raise JournalWriteError(exc.errno, f"journal fsync failed: {exc.strerror}") from exc
+        self._dirty = False
 
     def maybe_sync(self) -> None:
         self.commit()
         if self._dirty and self.policy == "interval":
             now = time.perf_counter_ns()
             if now - self._last_sync >= self.fsync_ns:
-                os.fsync(self.fd)
                 self._last_sync = now
-                self._dirty = False
+                self._fsync()
 
     def flush(self) -> None:
         """Commit, then fsync (any policy but never: then it is the OS's business)."""
         self.commit()
         if self._dirty and self.policy != "never" and not self.closed:
-            os.fsync(self.fd)
-            self._dirty = False
             self._last_sync = time.perf_counter_ns()
+            self._fsync()
 
     def close(self) -> None:
+        """Flush (best effort: a failing disk is logged, the file is closed anyway)."""
         if self.closed:
             return
-        self.commit()
-        if self.policy != "never":
+        try:
             self.flush()
+        except JournalWriteError as exc:
+            log.error("journal %s: closing with %d unwritten record(s)/byte run(s) (%s)",
+                      self.path, self.pending, exc)
         os.close(self.fd)
         self.closed = True
 
 
-def read(path: str | Path) -> Iterator[dict]:
-    """Every well-formed record of a journal, in order (a torn or corrupt line: logged, skipped)."""
+def read(path: str | Path, stats: dict[str, int] | None = None) -> Iterator[dict]:
+    """Every well-formed record of a journal, in order (a torn or corrupt line: logged, skipped,
+    counted in `stats["torn"]` when a dict is given)."""
     p = Path(path)
     if not p.exists():
         return
@@ -130,6 +200,8 @@ def read(path: str | Path) -> Iterator[dict]:
             try:
                 rec = orjson.loads(line)
             except orjson.JSONDecodeError:
+                if stats is not None:
+                    stats["torn"] = stats.get("torn", 0) + 1
                 log.warning("journal %s: line %d is not a complete record (torn write?); skipped",
                             p, n)
                 continue

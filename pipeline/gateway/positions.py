@@ -11,6 +11,7 @@ zero realizes the closed part and opens the rest at the fill price. Commissions 
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 
@@ -95,7 +96,13 @@ class Book:
         return (symbol, int(trade_id)) not in self.seen
 
     def apply(self, fill: Fill) -> bool:
-        """True if the fill was new (and applied), False for a duplicate."""
+        """True if the fill was new (and applied), False for a duplicate. A malformed fill
+        (side not ±1, negative trade id, quantity or price not finite and > 0) raises ValueError
+        before anything is marked seen."""
+        if fill.side not in (1, -1) or int(fill.trade_id) < 0 or not (
+                0 < fill.qty < math.inf and 0 < fill.price < math.inf):
+            raise ValueError(f"malformed fill {fill.symbol}/{fill.trade_id}: side {fill.side}, "
+                             f"qty {fill.qty}, price {fill.price}")
         key = (fill.symbol, int(fill.trade_id))
         if key in self.seen:
             self.duplicates += 1

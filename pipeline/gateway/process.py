@@ -14,6 +14,12 @@ Main loop (single thread; the user-data stream has its own reader thread feeding
     UNKNOWN orders due for a status query
     periodic clock resync, reference prices, loss limit, status file, journal fsync
 
+Nothing on the loop sleeps or blocks for long: rate pacing refuses a signal that comes too soon
+(RATE_BUDGET) instead of sleeping, every REST call stamps the launcher's heartbeat before and
+after, clock syncs are bounded in time, and the kill switch is also checked between the signals
+of a batch. A journal that cannot write (full disk) is counted and retried; it never stops the
+loop, and never stops the kill switch (the cancel goes out before the journal is written).
+
 Trading state: ACTIVE / REDUCING / HALTED, journalled; the last journalled state is restored at
 start (HALTED persists until `python -m pipeline.gateway reset`). REDUCING (only risk-reducing
 orders) on `python -m pipeline.gateway reduce` (SIGUSR2) or PnL below -reduce_at_loss.
@@ -41,7 +47,7 @@ import orjson
 from pipeline.gateway.clocksync import ClockSync
 from pipeline.gateway.execution import Execution
 from pipeline.gateway.intake import Intake
-from pipeline.gateway.journal import Journal, read as read_journal
+from pipeline.gateway.journal import Journal, JournalWriteError, read as read_journal
 from pipeline.gateway.orders import ClientIdReused, OrderState
 from pipeline.gateway.ratelimit import HostGate
 from pipeline.gateway.reconcile import rebuild, reconcile
@@ -52,6 +58,7 @@ from pipeline.gateway.secrets import (Redactor, harden_process, install_log_reda
 log = logging.getLogger("pipeline.gateway")
 
 STATES = ("ACTIVE", "REDUCING", "HALTED")
+CLOCK_SYNC_BUDGET_S = 1.0      # a clock sync never blocks the loop longer than this
 
 
 class GatewayError(RuntimeError):
@@ -80,6 +87,7 @@ class Gateway:
         self.reduce_requested = False
         self.cancel_pending = False
         self._last_cancel_try = 0
+        self._next_order_mono = 0      # rate pacing: no order before this (CLOCK_MONOTONIC ns)
         self.rejects: dict[str, int] = {}
         self.accepted = 0
         self.refs: dict[str, float] = {}
@@ -142,13 +150,16 @@ class Gateway:
                              stop_fraction=cfg.stop_fraction)
         self.clock = ClockSync(lambda: self.rest.server_time(), samples=cfg.clock_samples,
                                resync_s=cfg.clock_resync_s,
-                               max_offset_ms=cfg.max_clock_offset_ms, strikes=cfg.skew_strikes)
+                               max_offset_ms=cfg.max_clock_offset_ms, strikes=cfg.skew_strikes,
+                               timed_sample=lambda t: self.rest.server_time(timeout_s=t),
+                               deadline_s=CLOCK_SYNC_BUDGET_S)
         self.rest = RestClient(cfg.rest_url, creds.api_key.reveal(),
                                lambda q: sign(q), self.gate,
                                connect_timeout_s=cfg.connect_timeout_s,
                                read_timeout_s=cfg.request_timeout_s,
                                recv_window_ms=self.recv_window_ms,
                                timestamp_ms=self.clock.timestamp_ms, redact=self.redact)
+        self.rest.on_io = self.role.heartbeat       # before and after every REST call
         deadline = time.monotonic() + cfg.start_timeout_s
         while not self.clock.sync():              # the venue may still be starting
             if time.monotonic() >= deadline or self.stop_requested:
@@ -201,9 +212,11 @@ class Gateway:
 
         self.ex = Execution(cfg=cfg, journal=self.journal, risk=self.risk, signer=self.signer,
                             rules=self.rules, rest=self.rest, ws=self.ws, clock=self.clock,
-                            halt=self.halt, recv_window_ms=self.recv_window_ms)
+                            halt=self.halt, recv_window_ms=self.recv_window_ms,
+                            heartbeat=self.role.heartbeat)
         # rebuild from the journal, then the trading state
-        rb = rebuild(read_journal(self.paths["journal"]), self.ex, self.intake)
+        self.journal_read: dict[str, int] = {}
+        rb = rebuild(read_journal(self.paths["journal"], self.journal_read), self.ex, self.intake)
         log.info("journal rebuilt: %s", rb)
         state = rb["trading"] or self.risk_cfg.start_state
         self._set_trading(state, "restored from journal" if rb["trading"] else "configured start")
@@ -222,7 +235,10 @@ class Gateway:
         self.references.update(force=True)
         if self.stream is not None:
             self.stream.start()
-            if not self.stream.subscribed.wait(3.0):
+            until = time.monotonic() + 3.0
+            while not self.stream.subscribed.wait(0.2) and time.monotonic() < until:
+                self.role.heartbeat()
+            if not self.stream.subscribed.is_set():
                 log.warning("user stream not subscribed after 3 s; fills come from responses "
                             "and queries until it is")
         self.reconcile_report = reconcile(self.ex, list(cfg.symbols), cfg.recent_trades)
@@ -260,7 +276,7 @@ class Gateway:
         self.paths["pid"].write_text(str(os.getpid()))
 
     # ================================================================== trading state
-    def _set_trading(self, state: str, why: str) -> None:
+    def _set_trading(self, state: str, why: str, commit: bool = True) -> None:
         if state not in STATES:
             raise ValueError(f"trading state must be one of {STATES}, got {state!r}")
         if state == self.trading and self.journal is not None and self.phase == "RUNNING":
@@ -271,15 +287,30 @@ class Gateway:
         if state == "HALTED":
             self.halt_reason = why
         self.journal.write("trading", state=state, frm=old, why=why)
-        self.journal.commit()
         (log.error if state == "HALTED" else log.info)("trading %s → %s: %s", old, state, why)
+        if commit:
+            self._commit()
+
+    def _commit(self) -> bool:
+        """Commit the journal, best effort: a full or failing disk is counted and logged by the
+        journal (the records stay buffered for the next try) and must not stop the loop."""
+        try:
+            self.journal.commit()
+            return True
+        except JournalWriteError:
+            return False
 
     def halt(self, why: str) -> None:
-        """HALTED now, and every open order cancelled (idempotent)."""
+        """HALTED now, and every open order cancelled (idempotent). The cancel goes out first;
+        the journal follows, best effort (the kill switch must work on a full disk). The
+        trading record is buffered before the cancel, so its "m" is the moment of the halt."""
         if self.trading != "HALTED":
-            self._set_trading("HALTED", why)
+            self._set_trading("HALTED", why, commit=False)
         self.cancel_pending = True
-        self._cancel_open(why)
+        try:
+            self._cancel_open(why)
+        finally:
+            self._commit()
 
     def _cancel_open(self, why: str) -> None:
         self._last_cancel_try = time.perf_counter_ns()
@@ -300,17 +331,19 @@ class Gateway:
     def run(self) -> int:
         poll_ms = self.cfg.poll_ms
         while not self.stop_requested:
-            self._check_kill()
+            self._guarded(self._check_kill)
             if self.intake.wait(poll_ms):
                 for _ in range(256):
                     raw = self.intake.recv_raw()
                     if raw is None:
                         break
                     self._guarded(self.handle_signal, raw)
-                    self.journal.commit()
-                    if self.kill_requested:
-                        break
-            self._housekeeping()
+                    self._commit()
+                    if self.kill_requested or time.perf_counter_ns() >= self._next["kill"]:
+                        # between two signals of a batch: the kill switch does not wait for
+                        # the batch (signals after it are rejected HALTED)
+                        self._guarded(self._check_kill)
+            self._guarded(self._housekeeping)
         return self.shutdown()
 
     def _on_term(self, signum, frame) -> None:
@@ -332,12 +365,12 @@ class Gateway:
             self.reduce_requested = False
             if self.trading == "ACTIVE":
                 self._set_trading("REDUCING", "operator: reduce only")
-                self.write_status()
+                self._guarded(self.write_status)
         if self.kill_requested:
             self.kill_requested = False
             log.error("KILL SWITCH: halting and cancelling every open order")
             self.halt("kill switch")
-            self.write_status()
+            self._guarded(self.write_status)
 
     def _guarded(self, fn, *args) -> None:
         try:
@@ -368,10 +401,7 @@ class Gateway:
         if self.cancel_pending and now - self._last_cancel_try > 200_000_000:
             self._guarded(self._cancel_open, "retry cancel")
         if self.clock.due():
-            self.clock.sync()
-            self.journal.write("clock", why="periodic", **self.clock.snapshot())
-            if self.clock.skewed:
-                self.halt(f"clock skew: offset {self.clock.offset_ns / 1e6:.1f} ms")
+            self._guarded(self._periodic_sync)
         self._guarded(self.references.update, now)
         if now >= self._next["status"]:
             self._next["status"] = now + self.cfg.status_every_ms * 1_000_000
@@ -384,8 +414,18 @@ class Gateway:
             elif rk.reduce_at_loss and pnl < -rk.reduce_at_loss and self.trading == "ACTIVE":
                 self._set_trading("REDUCING", f"soft loss limit: PnL {pnl:.2f} below "
                                               f"-{rk.reduce_at_loss}")
-            self.write_status()
-        self.journal.maybe_sync()
+            self._guarded(self.write_status)
+        try:
+            self.journal.maybe_sync()
+        except JournalWriteError:
+            pass                    # counted and logged by the journal; retried next turn
+
+    def _periodic_sync(self) -> None:
+        self.clock.sync()           # bounded by CLOCK_SYNC_BUDGET_S
+        self.role.heartbeat()
+        self.journal.write("clock", why="periodic", **self.clock.snapshot())
+        if self.clock.skewed:
+            self.halt(f"clock skew: offset {self.clock.offset_ns / 1e6:.1f} ms")
 
     # ================================================================== one signal
     def reject(self, sig, reason: str, **extra: Any) -> None:
@@ -423,14 +463,16 @@ class Gateway:
         if closed:
             self.reject(sig, "RATE_BUDGET")
             return
-        if wait_s > 0:
-            left_s = (sig.created_mono + sig.ttl_ns - time.perf_counter_ns()) / 1e9
-            if wait_s >= left_s:
-                self.reject(sig, "RATE_BUDGET")
-                return
-            self.ex.count("paced")
-            time.sleep(wait_s)
         now = time.perf_counter_ns()
+        if wait_s > 0:
+            # pacing without blocking the loop (heartbeat, kill switch, fills): at most one
+            # order every wait_s; a signal that comes sooner is refused, never slept on
+            if now < self._next_order_mono:
+                self.ex.count("paced")
+                self.reject(sig, "RATE_BUDGET", paced_ms=round((self._next_order_mono - now)
+                                                               / 1e6, 3))
+                return
+        pace_ns = int(wait_s * 1e9)
         reason = self.risk.check(raw, now)
         t_risk = time.perf_counter_ns()
         if reason:
@@ -454,11 +496,13 @@ class Gateway:
             return
         try:
             body = self.ex.encode(order, self.clock.timestamp_ms())
-        except (ValueError, TypeError) as exc:
-            self.ex.set_state(order, OrderState.REJECTED, f"encode: {exc}")
+        except Exception as exc:  # noqa: BLE001 - nothing signed or sent: REJECTED, released
+            self.ex.set_state(order, OrderState.REJECTED, f"encode: {type(exc).__name__}: {exc}")
             self.reject(sig, "ENCODE", cid=cid)
             return
         stamps["signed"] = time.perf_counter_ns()
+        if pace_ns:
+            self._next_order_mono = stamps["signed"] + pace_ns
         self.accepted += 1
         self.ex.submit(order, body)
 
@@ -541,6 +585,13 @@ class Gateway:
             "fills": len(ex.book.seen) if ex else 0,
             "duplicate_fills": ex.book.duplicates if ex else 0,
             "counts": ex.counts if ex else {},
+            "bad_reference": getattr(getattr(self, "references", None), "bad", 0),
+            "journal": {"write_errors": self.journal.write_errors,
+                        "sync_errors": self.journal.sync_errors,
+                        "pending": self.journal.pending,
+                        "torn_at_open": self.journal.torn_at_open,
+                        "torn_read": getattr(self, "journal_read", {}).get("torn", 0)}
+            if self.journal else {},
             "foreign_orders": list(ex.foreign.values()) if ex else [],
             "intake": self.intake.snapshot() if self.intake else {},
             "gate": self.gate.snapshot() if hasattr(self, "gate") else {},
@@ -570,10 +621,10 @@ class Gateway:
         if ex is not None:
             deadline = time.monotonic() + self.cfg.drain_s
             while ex.table.unknown() and time.monotonic() < deadline:
-                self._housekeeping()
+                self._guarded(self._housekeeping)
                 time.sleep(0.02)
             if self.cfg.on_shutdown == "cancel" and ex.table.open_orders():
-                n = ex.cancel_ours("shutdown")
+                n = ex.cancel_ours("shutdown")      # UNKNOWN ones too (-2011 is harmless)
                 log.info("shutdown: %d open order(s) cancelled", n)
             time.sleep(0.05)
             if self.stream is not None:

@@ -8,7 +8,9 @@ highest (epoch, seq). It returns the last trading state (HALTED persists across 
 `reconcile(execution, symbols)` then asks the venue:
   1. every order we think is open (NEW, ACK, PARTIALLY_FILLED, UNKNOWN), by origClientOrderId:
      its status now (a NEW order that was being written when we died is UNKNOWN until this
-     answers; "does not exist" keeps it UNKNOWN for the normal resolution back-off);
+     answers; "does not exist" keeps it UNKNOWN for the normal resolution back-off); when the
+     venue executed more than we know, its trades (myTrades?orderId=, after the status set the
+     venue order id, so they are recognised as ours);
   2. recent trades per symbol (myTrades): fills we missed while down, deduplicated by trade id;
      trades of orders that are not ours are reported;
   3. all open orders: any the exchange knows and we do not is reported (journal + log + status);
@@ -20,6 +22,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Iterable
 
+from pipeline.gateway.execution import fnum as _fnum
 from pipeline.gateway.orders import TERMINAL, Order, OrderState
 from pipeline.gateway.positions import Fill
 from pipeline.gateway.rest import Outcome
@@ -75,7 +78,11 @@ def rebuild(records: Iterable[dict], ex, intake=None) -> dict[str, Any]:
                         o.filled += f.qty
                         o.notional += f.qty * f.price
             elif k == "foreign_fill":
-                ex.book.seen.add((rec["symbol"], int(rec["trade_id"])))
+                # reported once, but never in the book's dedup set: if the trade turns out to be
+                # ours (its order's venue id was not known then), its fill must still apply
+                key = (rec["symbol"], int(rec["trade_id"]))
+                if key not in ex.book.seen:
+                    ex.foreign_seen.add(key)
             elif k == "foreign_order":
                 ex.foreign[(rec["symbol"], int(rec["order_id"]))] = {
                     "symbol": rec["symbol"], "orderId": int(rec["order_id"]),
@@ -85,7 +92,7 @@ def rebuild(records: Iterable[dict], ex, intake=None) -> dict[str, Any]:
                 marks += 1
             elif k == "trading":
                 trading = rec.get("state")
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             ex.count("journal_bad_records")
             log.warning("journal record %d (%s) not understood: %s", n, k, exc)
     ex.book.duplicates = 0
@@ -120,7 +127,12 @@ def reconcile(ex, symbols: list[str], recent_trades: int = 100) -> dict[str, Any
         r = ex.rest.signed("GET", "/api/v3/order", {"symbol": o.symbol, "origClientOrderId": o.cid})
         ex.journal.write("query", cid=o.cid, why="reconcile", **r.summary())
         if r.outcome is Outcome.OK and isinstance(r.data, dict):
-            ex.apply_status(o, r.data, "reconcile")
+            known = o.filled
+            ex.apply_status(o, r.data, "reconcile")     # sets the venue order id first
+            if _fnum(r.data.get("executedQty")) > known + 1e-12:
+                n = ex.fetch_trades(o.symbol, order_id=o.order_id)
+                if n > 0:
+                    report["new_fills"] += n
             if o.state is not before:
                 report["resolved"] += 1
             continue

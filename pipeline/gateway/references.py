@@ -8,6 +8,8 @@ order is rejected NO_REFERENCE by the engine; only useful for tests of the intak
 """
 from __future__ import annotations
 
+import logging
+import math
 import time
 from typing import Any
 
@@ -15,6 +17,13 @@ import numpy as np
 
 from pipeline.gateway.rest import Outcome
 from pipeline.records import Kind
+
+log = logging.getLogger(__name__)
+LOG_EVERY_NS = 5_000_000_000        # a bad-reference warning at most every 5 s
+
+
+def good_price(x: float) -> bool:
+    return math.isfinite(x) and x > 0
 
 
 class ReferenceSourceError(RuntimeError):
@@ -35,6 +44,8 @@ class References:
         self.ring = None
         self.reader = None
         self._bbo: dict[int, list[float]] = {sid: [0.0, 0.0] for sid in rules}
+        self.bad = 0                              # NaN / inf / <= 0 prices skipped
+        self._last_bad_log = 0
         if source == "ring":
             from pipeline.bus.ring import TickRing
             try:
@@ -69,16 +80,22 @@ class References:
             for k, i in ((Kind.BID, 0), (Kind.ASK, 1)):
                 px = sel["price"][sel["kind"] == int(k)]
                 if len(px):
-                    bbo[i] = float(px[-1])
+                    p = float(px[-1])
+                    if good_price(p):
+                        bbo[i] = p
+                    else:
+                        self._bad(sid, f"{k.name} {p}")
             if bbo[0] > 0 and bbo[1] > 0:
                 mid = (bbo[0] + bbo[1]) / 2
             else:
                 trades = sel["price"][np.isin(sel["kind"], (int(Kind.TRADE), int(Kind.AGG_TRADE)))]
                 mid = float(trades[-1]) if len(trades) else 0.0
-            if mid > 0:
+            if good_price(mid):
                 self.refs[self.rules[sid].name] = mid
                 if apply is None:
                     self.risk.set_reference(sid, mid, now)
+            elif mid != 0.0:
+                self._bad(sid, f"mid {mid}")
         if apply is not None:
             apply(batch)
 
@@ -93,8 +110,20 @@ class References:
             except (KeyError, IndexError, TypeError, ValueError):
                 continue
             mid = (bid + ask) / 2
+            if not (good_price(bid) and good_price(ask) and good_price(mid)):
+                self._bad(sid, f"bid {bid} ask {ask}")
+                continue
             self.refs[rules.name] = mid
             self.risk.set_reference(sid, mid, time.perf_counter_ns())
+
+    def _bad(self, sid: int, what: str) -> None:
+        """A non-finite or non-positive price: counted, logged (rate-limited), skipped."""
+        self.bad += 1
+        now = time.perf_counter_ns()
+        if now - self._last_bad_log >= LOG_EVERY_NS:
+            self._last_bad_log = now
+            log.warning("bad_reference: %s %s skipped (%d so far)",
+                        self.rules[sid].name, what, self.bad)
 
     def close(self) -> None:
         self.reader = None

@@ -148,6 +148,9 @@ class RestClient:
         self.timestamp_ms = timestamp_ms
         self.redact = redact
         self.requests = 0
+        # called right before and right after every request (the gateway stamps the launcher's
+        # heartbeat there, so a slow venue never makes the gateway look stuck)
+        self.on_io: Callable[[], None] | None = None
 
     def __repr__(self) -> str:
         return f"<RestClient {self.base} key=<redacted>>"
@@ -158,6 +161,17 @@ class RestClient:
     # ---------------------------------------------------------------- the one send path
     def send(self, method: str, path: str, *, body: bytes = b"", query: str = "",
              timeout: tuple[float, float] | None = None) -> Reply:
+        on_io = self.on_io
+        if on_io is None:
+            return self._send(method, path, body, query, timeout)
+        on_io()
+        try:
+            return self._send(method, path, body, query, timeout)
+        finally:
+            on_io()
+
+    def _send(self, method: str, path: str, body: bytes, query: str,
+              timeout: tuple[float, float] | None) -> Reply:
         try:
             self.gate.check_open()
         except HostBlocked as exc:
@@ -223,10 +237,14 @@ class RestClient:
     def public(self, path: str, params: dict[str, Any] | None = None, **kw: Any) -> Reply:
         return self.send("GET", path, query=urlencode(params or {}), **kw)
 
-    def server_time(self) -> tuple[int, int, int] | None:
-        """(local wall ns before, server ms, local wall ns after) of one GET /api/v3/time."""
+    def server_time(self, timeout_s: float | None = None) -> tuple[int, int, int] | None:
+        """(local wall ns before, server ms, local wall ns after) of one GET /api/v3/time
+        (`timeout_s` caps both the connect and the read timeout)."""
+        kw: dict[str, Any] = {}
+        if timeout_s is not None:
+            kw["timeout"] = (min(self.timeout[0], timeout_s), min(self.timeout[1], timeout_s))
         t0 = time.time_ns()
-        r = self.public("/api/v3/time")
+        r = self.public("/api/v3/time", **kw)
         t1 = time.time_ns()
         if r.outcome is not Outcome.OK or not isinstance(r.data, dict) \
                 or "serverTime" not in r.data:
