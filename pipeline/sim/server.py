@@ -351,7 +351,10 @@ class Simulator:
             "connections": {"md": len(self.hub.conns), "ws_api": len(self.ws_api.conns)},
             "okx": self.okx.state(),
             "md_conns": [{"id": c.id, "queued": len(c.q), "sent": c.sent, "streams": len(c.streams),
-                          "combined": c.combined} for c in self.hub.conns.values()],
+                          "combined": c.combined, "pings_sent": c.pings_sent,
+                          "pongs_matched": c.pongs_matched,
+                          "spoil_pending": c.malformed + c.truncated + c.duplicate}
+                         for c in self.hub.conns.values()],
             "faults": self.req_faults.state(),
             "rest_requests": self.rest.requests,
             "uptime_s": time.monotonic() - self.started,

@@ -52,6 +52,8 @@ class WsConn:
         self.duplicate = 0
         self.faulty = False
         self.sent = 0
+        self.pings_sent = 0         # server pings sent (for tests: /_sim/state md_conns)
+        self.pongs_matched = 0      # pongs that carried the outstanding ping's payload
         self._tasks: list[asyncio.Task] = []
 
     # ---------------------------------------------------------------- lifecycle
@@ -217,6 +219,7 @@ class WsConn:
                         self.ping_payload = payload
                         self.ping_sent_at = now
                     await self.ws.ping(payload)
+                    self.pings_sent += 1
         except (ConnectionError, RuntimeError) as exc:
             log.debug("%s %d: watchdog stopped: %s", self.kind, self.id, exc)
             self.closed = True
@@ -226,6 +229,7 @@ class WsConn:
     def on_pong(self, payload: bytes) -> None:
         if self.ping_payload is not None and payload == self.ping_payload:
             self.ping_payload = None
+            self.pongs_matched += 1
 
     async def answer_ping(self, payload: bytes) -> None:
         try:

@@ -102,6 +102,47 @@ def test_ready_handshake_buffers_then_flushes_in_order():
             assert (g.seq, g.qty) == (4, 5.0)
 
 
+def test_ready_before_the_data_pipe_connects_keeps_the_buffer():
+    """The race behind the once-flaky handshake test, made deterministic: READY arrives on the
+    control socket while the data endpoint is not bound yet (each socket reconnects on its own
+    timer, so under load the PUSH pipe can attach well after READY). The buffered signals must
+    stay buffered - not be sent into nothing and counted as dropped - until the pipe attaches."""
+    import zmq
+    name = chan()
+    data_ep, ctl_ep = S.endpoints(name)
+    ctx = zmq.Context()
+    router = ctx.socket(zmq.ROUTER)
+    router.setsockopt(zmq.LINGER, 0)
+    router.bind(ctl_ep)
+    pull = ctx.socket(zmq.PULL)
+    pull.setsockopt(zmq.LINGER, 0)
+    try:
+        with S.SignalSender(name, strategy_id=7, hello_every_s=0.01) as tx:
+            assert tx.send(S.Signal(created_mono=time.perf_counter_ns(), ttl_ns=10**11, qty=1.0))
+            deadline = time.monotonic() + 10
+            while not tx.got_ready:                 # answer HELLO with READY; no PULL bound
+                assert not tx.service()
+                if router.poll(5):
+                    ident, frame = router.recv_multipart()
+                    router.send_multipart([ident, S._CTL.pack(S.READY, 7, tx.epoch)])
+                assert time.monotonic() < deadline, "no HELLO reached the control socket"
+            for _ in range(5):
+                assert not tx.service()
+            tx.send(S.Signal(created_mono=time.perf_counter_ns(), ttl_ns=10**11, qty=2.0))
+            assert tx.sent == 0 and tx.dropped == 0 and tx.stats()["pending"] == 2
+            pull.bind(data_ep)
+            while not tx.service():
+                assert time.monotonic() < deadline, "the data pipe never attached"
+                time.sleep(0.005)
+            got = [S.decode(pull.recv()) for _ in range(2) if pull.poll(5000)]
+            assert [(g.seq, g.qty) for g in got] == [(1, 1.0), (2, 2.0)]
+            assert tx.sent == 2 and tx.dropped == 0
+    finally:
+        router.close()
+        pull.close()
+        ctx.term()
+
+
 def test_pending_buffer_is_bounded_and_full_pipe_drops_without_blocking():
     name = chan()
     with S.SignalSender(name, pending_max=3) as tx:
