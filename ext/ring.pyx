@@ -29,7 +29,6 @@ from libc.string cimport memcpy, memmove, memset
 cdef extern from *:
     bint __atomic_compare_exchange_n(int64_t *ptr, int64_t *expected, int64_t desired, bint weak,
                                      int success_memorder, int failure_memorder) nogil
-    void __atomic_store_n(uint32_t *ptr, uint32_t val, int memorder) nogil
     int __ATOMIC_SEQ_CST
 
 from pipeline._ext.records cimport (TickRecord, RingHeader, SEQ_WRITING, KIND_GAP, FLAG_SYNTHETIC)
@@ -85,12 +84,13 @@ cdef class RingCore:
 
     # ------------------------------------------------------------------ writer
     def sync_writer(self):
-        """Take the writer's next sequence from the header (a new writer resumes the sequence)
-        and forget parked readers a dead process may have left counted (a live one re-parks
-        within its wait slice)."""
+        """Take the writer's next sequence from the header (a new writer resumes the sequence).
+        `waiters` is left alone: readers may be parked already (resetting it would underflow
+        their decrement and lose every later wake-up). A reader SIGKILLed while parked leaves it
+        counted: the writer then makes one needless FUTEX_WAKE per publish until the ring is
+        recreated — a cost, never a lost wake-up."""
         self._check_open()
         self.wseq = pl_load_acquire_i64(&self.hdr.cursor)
-        __atomic_store_n(&self.hdr.waiters, 0, __ATOMIC_SEQ_CST)
 
     def claim_writer(self, int64_t expected_pid, int64_t pid):
         """Compare-and-swap the header's writer pid: True if it was `expected_pid` and is now

@@ -83,7 +83,6 @@ class RingCore:
     def sync_writer(self) -> None:
         self._check_open()
         self.wseq = int(self._h64[_CURSOR])
-        self._h32[_WAITERS] = 0
 
     def claim_writer(self, expected_pid: int, pid: int) -> bool:
         """Compare-and-swap of the writer pid. Not atomic across processes in this twin (the

@@ -250,8 +250,24 @@ def test_every_core_method_after_close_is_an_error(shm_name, backend):
     w.close()          # idempotent after the ring closed
 
 
-def test_new_writer_forgets_waiters_left_by_a_dead_reader(shm_name, backend):
-    with TickRing.create(shm_name, 16, backend=backend) as ring:
-        ring._header["waiters"] = 3              # as a SIGKILLed parked reader would leave it
-        ring.writer()
+def test_writer_started_after_a_parked_reader_still_wakes_it(shm_name):
+    """A reader parks (blocking wait) before the writer exists; the writer must wake it."""
+    import threading
+    import time
+    with TickRing.create(shm_name, 16) as ring:
+        r = ring.reader(wait="blocking", start=0)
+        woke = []
+        t = threading.Thread(target=lambda: woke.append((r.core.wait(5_000_000_000),
+                                                          time.perf_counter())))
+        t.start()
+        deadline = time.monotonic() + 5
+        while ring.core.waiters == 0 and time.monotonic() < deadline:
+            time.sleep(0.001)
+        assert ring.core.waiters == 1
+        w = ring.writer()                       # the collector starts after the strategy
+        t0 = time.perf_counter()
+        publish_derived(w, 0, 1)
+        t.join(5)
+        assert woke and woke[0][0] is True
+        assert woke[0][1] - t0 < 1.0            # woken by the writer, not by the 5 s timeout
         assert ring.core.waiters == 0
