@@ -32,7 +32,7 @@ from pipeline._ext import wsdecode as C  # noqa: E402
 from pipeline.collector.connection import ConnectionClosed, WsConnection  # noqa: E402
 from pipeline.collector.loopback import start_server  # noqa: E402
 from pipeline.collector.wsdecode_py import ws_frame  # noqa: E402
-from pipeline.records import TICK_DTYPE, Kind, Side, Venue  # noqa: E402
+from pipeline.records import TICK_DTYPE, Venue  # noqa: E402
 from pipeline.venues import okx  # noqa: E402
 
 SYMS = {b"BTCUSDT": 1, b"ETHUSDT": 2}

@@ -8,7 +8,6 @@ stopped in order on SIGINT/SIGTERM, a failure, or after --duration.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from pathlib import Path

@@ -3,7 +3,6 @@ reach the ring, the raw recording replays to the very same records, and a closed
 marked STALE and retried."""
 import json
 import multiprocessing as mp
-import time
 
 import numpy as np
 import pytest

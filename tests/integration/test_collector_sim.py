@@ -10,8 +10,6 @@ instead of relying on a tight deadline), and the collector's stale watchdog is 1
 test is about it."""
 from __future__ import annotations
 
-import json
-import multiprocessing as mp
 import time
 
 import numpy as np
@@ -20,10 +18,9 @@ import pytest
 sim_testing = pytest.importorskip("pipeline.sim.testing",
                                   reason="simulator (pipeline.sim) not merged yet")
 
-from pipeline.bus.ring import TickRing  # noqa: E402
+from collector_fixtures import CollectorRun
 from pipeline.collector.book import BookRebuilder  # noqa: E402
-from pipeline.collector.process import run_from_dict  # noqa: E402
-from pipeline.records import FLAG_SNAPSHOT, TICK_DTYPE, Kind, Venue  # noqa: E402
+from pipeline.records import FLAG_SNAPSHOT, Kind, Venue  # noqa: E402
 from pipeline.registry import DEFAULT  # noqa: E402
 
 pytestmark = pytest.mark.timeout(60)
@@ -31,47 +28,14 @@ SYMS = ["BTCUSDT", "ETHUSDT"]
 IDS = {s: DEFAULT.id(Venue.SIM, s) for s in SYMS}
 
 
-class Run:
+class Run(CollectorRun):
     """A collector process writing ring `name`, and this process's reader of it."""
 
     def __init__(self, tmp_path, shm_name, sim, **over):
-        self.ring = TickRing.create(shm_name, 1 << 18)
-        self.reader = self.ring.reader(wait="sleeping", start="oldest", max_batch=1 << 16)
-        self.stats_path = tmp_path / f"stats-{time.monotonic_ns()}.json"
         cfg = {"venue_id": "SIM", "ws_url": sim.ws_url, "rest_url": sim.rest_url,
                "symbols": SYMS, "channels": ["trade", "bookTicker", "depth@100ms"],
-               "stale_after_s": 10.0, "backoff_initial_s": 0.05, "backoff_max_s": 0.5,
-               "overlap_s": 0.3, "snapshot_limit": 1000}
-        cfg.update(over)
-        self.proc = mp.get_context("spawn").Process(
-            target=run_from_dict, args=(cfg, shm_name, 50.0, str(self.stats_path)), daemon=True)
-        self.proc.start()
-        self.records: list[np.ndarray] = []
-
-    def pump(self, seconds: float, until=None) -> np.ndarray:
-        end = time.monotonic() + seconds
-        while time.monotonic() < end:
-            b = self.reader.poll()
-            if len(b):
-                self.records.append(b)
-                if until is not None and until(self.all()):
-                    break
-            else:
-                time.sleep(0.01)
-        return self.all()
-
-    def all(self) -> np.ndarray:
-        return np.concatenate(self.records) if self.records else np.zeros(0, TICK_DTYPE)
-
-    def stop(self) -> dict:
-        if self.proc.is_alive():
-            self.proc.terminate()
-        self.proc.join(15)
-        self.pump(0.05)
-        stats = json.loads(self.stats_path.read_text()) if self.stats_path.exists() else {}
-        self.reader = None
-        self.ring.close()
-        return stats
+               "stale_after_s": 10.0, "snapshot_limit": 1000}
+        super().__init__(tmp_path, shm_name, {**cfg, **over})
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import psutil
-import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 LAUNCH = [sys.executable, str(REPO / "scripts" / "launch.py")]

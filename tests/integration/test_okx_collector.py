@@ -4,17 +4,13 @@ over real WebSockets: ticks in the ring, a seq gap → GAP/RESYNC and a correct 
 and reconnect, notice 64008 → proactive switch to a new connection."""
 from __future__ import annotations
 
-import json
-import multiprocessing as mp
-import time
 
 import numpy as np
 import pytest
 import requests
 
-from pipeline.bus.ring import TickRing
-from pipeline.collector.process import run_from_dict
-from pipeline.records import FLAG_LAST_IN_MSG, TICK_DTYPE, Kind, Venue
+from collector_fixtures import CollectorRun
+from pipeline.records import FLAG_LAST_IN_MSG, Kind, Venue
 from pipeline.registry import DEFAULT
 from pipeline.sim import testing as sim_testing
 from pipeline.venues import okx
@@ -24,47 +20,14 @@ INST = "BTC-USDT"
 SID = DEFAULT.id(Venue.OKX, INST)
 
 
-class Run:
+class Run(CollectorRun):
     """A collector process (venue okx) writing ring `name`, and this process's reader of it."""
 
     def __init__(self, tmp_path, shm_name, sim, **over):
-        self.ring = TickRing.create(shm_name, 1 << 18)
-        self.reader = self.ring.reader(wait="sleeping", start="oldest", max_batch=1 << 16)
-        self.stats_path = tmp_path / f"stats-{time.monotonic_ns()}.json"
         cfg = {"venue": "okx", "venue_id": "OKX", "ws_url": sim.ws_url, "rest_url": sim.rest_url,
                "symbols": [INST], "channels": ["trades", "bbo-tbt", "books"],
-               "stale_after_s": 2.0, "backoff_initial_s": 0.05, "backoff_max_s": 0.5,
-               "overlap_s": 0.3, "snapshot_limit": 400}
-        cfg.update(over)
-        self.proc = mp.get_context("spawn").Process(
-            target=run_from_dict, args=(cfg, shm_name, 50.0, str(self.stats_path)), daemon=True)
-        self.proc.start()
-        self.records: list[np.ndarray] = []
-
-    def pump(self, seconds: float, until=None) -> np.ndarray:
-        end = time.monotonic() + seconds
-        while time.monotonic() < end:
-            b = self.reader.poll()
-            if len(b):
-                self.records.append(b)
-                if until is not None and until(self.all()):
-                    break
-            else:
-                time.sleep(0.01)
-        return self.all()
-
-    def all(self) -> np.ndarray:
-        return np.concatenate(self.records) if self.records else np.zeros(0, TICK_DTYPE)
-
-    def stop(self) -> dict:
-        if self.proc.is_alive():
-            self.proc.terminate()
-        self.proc.join(15)
-        self.pump(0.05)
-        stats = json.loads(self.stats_path.read_text()) if self.stats_path.exists() else {}
-        self.reader = None
-        self.ring.close()
-        return stats
+               "stale_after_s": 2.0, "snapshot_limit": 400}
+        super().__init__(tmp_path, shm_name, {**cfg, **over})
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ import numpy as np
 import orjson
 import pytest
 
-from pipeline.collector import wsdecode_py as K
 from pipeline.collector.feed import Feed
 from pipeline.records import TICK_DTYPE, Kind, Venue
 from pipeline.registry import DEFAULT

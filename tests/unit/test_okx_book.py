@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from pipeline.records import FLAG_LAST_IN_MSG, FLAG_SNAPSHOT, FLAG_SYNTHETIC, Kind
-from pipeline.venues.okx import BookMsg, parse_books, parse_rest_books
+from pipeline.venues.okx import parse_books, parse_rest_books
 from pipeline.venues.okx_book import OkxBook, OkxBookSync, checksum_string, crc32_signed
 
 SYM = {"BTC-USDT": 14}
