@@ -23,6 +23,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+import tomlkit
+
 from pipeline.records import OrderSide, OrderType, TimeInForce, Venue
 from pipeline.registry import DEFAULT as REGISTRY
 
@@ -30,18 +32,6 @@ REPO = Path(__file__).resolve().parents[2]   # the checkout (cwd of the subproce
 SIM_DEFAULTS = dict(rate=200, paused=True, ping_interval_s=20.0, pong_timeout_s=60.0,
                     weight_limit_1m=100_000, order_limit_10s=10_000)
 BTC = REGISTRY.id(Venue.SIM, "BTCUSDT")
-
-
-def _toml(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (int, float)):
-        return repr(v)
-    if isinstance(v, str):
-        return json.dumps(v)
-    if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(_toml(x) for x in v) + "]"
-    raise TypeError(type(v))
 
 
 GATEWAY_ONLY = ("max_loss", "max_consecutive_rejects", "reduce_at_loss")
@@ -52,16 +42,12 @@ def gateway_toml(gw: dict[str, Any], risk: dict[str, Any]) -> str:
     """[gateway], [gateway.risk] (max_loss, max_consecutive_rejects), [risk] (the risk engine's
     limits, recv_window_ms) and [risk.symbols."<venue>:<symbol>"] (max_order_qty,
     max_position_qty) from flat dicts."""
-    lines = ["[gateway]"] + [f"{k} = {_toml(v)}" for k, v in gw.items()]
     mine = {k: v for k, v in risk.items() if k in GATEWAY_ONLY}
-    lines += ["", "[gateway.risk]"] + [f"{k} = {_toml(v)}" for k, v in mine.items()]
     top = {k: v for k, v in risk.items() if k not in GATEWAY_ONLY and k not in PER_SYMBOL}
-    lines += ["", "[risk]"] + [f"{k} = {_toml(v)}" for k, v in top.items()]
     venue = gw.get("venue", "SIM")
-    for sym in gw.get("symbols", ["BTCUSDT"]):
-        lines += ["", f'[risk.symbols."{venue}:{sym}"]']
-        lines += [f"{k} = {float(risk[k])!r}" for k in PER_SYMBOL]
-    return "\n".join(lines) + "\n"
+    top["symbols"] = {f"{venue}:{sym}": {k: float(risk[k]) for k in PER_SYMBOL}
+                      for sym in gw.get("symbols", ["BTCUSDT"])}
+    return tomlkit.dumps({"gateway": {**gw, "risk": mine}, "risk": top})
 
 
 class GatewayProc:

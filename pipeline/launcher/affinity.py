@@ -8,8 +8,9 @@ enumerated once.
 from __future__ import annotations
 
 import itertools
-import re
 from dataclasses import dataclass
+
+import tomlkit
 
 # Roles whose wait strategy matters (they read the ring or the signal socket in a loop).
 WAITING_KINDS = ("strategy",)
@@ -61,10 +62,6 @@ def enumerate_placements(roles: dict[str, str], cores: list[int], limit: int = 0
     return out[:limit] if limit else out
 
 
-def _cores(c: int | None) -> str:
-    return "[]" if c is None else f"[{c}]"
-
-
 def unpinned(roles: dict[str, str], wait: str = "blocking") -> Placement:
     """The baseline: nothing pinned, every waiting role blocking."""
     return Placement({n: None for n in roles}, {n: wait for n, k in roles.items()
@@ -72,74 +69,28 @@ def unpinned(roles: dict[str, str], wait: str = "blocking") -> Placement:
 
 
 def apply_to_toml(text: str, placement: Placement) -> str:
-    """Rewrite `cores = [...]` and `wait = "..."` inside each [roles.<name>] table of a TOML
-    document, keeping everything else (comments included) as it is."""
-    lines = text.splitlines(keepends=True)
-    out = []
-    current = None
-    seen: dict[str, set] = {}
-
-    def flush_missing(role):
-        if role is None or role not in placement.cores:
-            return
-        missing = []
-        if "cores" not in seen.get(role, set()):
-            missing.append(f"cores = {_cores(placement.cores[role])}\n")
-        if role in placement.waits and "wait" not in seen.get(role, set()):
-            missing.append(f'wait = "{placement.waits[role]}"\n')
-        out.extend(missing)
-
-    for line in lines:
-        m = re.match(r"\s*\[(.+?)\]\s*(#.*)?$", line)
-        if m:
-            flush_missing(current)
-            name = m.group(1).strip()
-            current = name[len("roles."):] if name.startswith("roles.") else None
-            out.append(line)
+    """Set `cores` and `wait` in each [roles.<name>] table of a TOML document, keeping everything
+    else (comments included) as it is."""
+    doc = tomlkit.parse(text)
+    roles = doc.get("roles", {})
+    for name, core in placement.cores.items():
+        if name not in roles:
             continue
-        if current in placement.cores:
-            km = re.match(r"(\s*)(cores|wait)\s*=", line)
-            if km:
-                key = km.group(2)
-                seen.setdefault(current, set()).add(key)
-                if key == "cores":
-                    line = f"{km.group(1)}cores = {_cores(placement.cores[current])}\n"
-                elif current in placement.waits:
-                    line = f'{km.group(1)}wait = "{placement.waits[current]}"\n'
-        out.append(line)
-    flush_missing(current)
-    return "".join(out)
+        roles[name]["cores"] = [] if core is None else [core]
+        if name in placement.waits:
+            roles[name]["wait"] = placement.waits[name]
+    return tomlkit.dumps(doc)
 
 
-def set_keys(text: str, values: dict[tuple[str, str], str]) -> str:
-    """Set `key = value` (value already TOML-encoded) inside table [section] for each
-    (section, key); adds the key at the end of the table, or the table at the end, if missing."""
-    lines = text.splitlines(keepends=True)
-    out: list[str] = []
-    current = None
-    done: set[tuple[str, str]] = set()
-
-    def add_missing(section):
-        for (sec, key), v in values.items():
-            if sec == section and (sec, key) not in done:
-                out.append(f"{key} = {v}\n")
-                done.add((sec, key))
-
-    for line in lines:
-        m = re.match(r"\s*\[([^\[\]]+)\]\s*(#.*)?$", line)
-        if m or re.match(r"\s*\[\[", line):
-            add_missing(current)
-            current = m.group(1).strip() if m else None
-            out.append(line)
-            continue
-        km = re.match(r"(\s*)([A-Za-z0-9_]+)\s*=", line)
-        if km and (current, km.group(2)) in values:
-            line = f"{km.group(1)}{km.group(2)} = {values[(current, km.group(2))]}\n"
-            done.add((current, km.group(2)))
-        out.append(line)
-    add_missing(current)
-    for (sec, key), v in values.items():
-        if (sec, key) not in done:
-            out.append(f"\n[{sec}]\n{key} = {v}\n")
-            done.add((sec, key))
-    return "".join(out)
+def set_keys(text: str, values: dict[tuple[str, str], object]) -> str:
+    """Set `key = value` inside table [section] for each (section, key), creating the table if
+    it is missing; comments and everything else stay."""
+    doc = tomlkit.parse(text)
+    for (section, key), value in values.items():
+        table = doc
+        for part in section.split("."):
+            if part not in table:
+                table[part] = tomlkit.table()
+            table = table[part]
+        table[key] = value
+    return tomlkit.dumps(doc)

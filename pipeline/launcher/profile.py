@@ -7,7 +7,6 @@ see each other's journals or histograms.
 from __future__ import annotations
 
 import io
-import json
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,13 +52,12 @@ def run_variant(config_path: str | Path, label: str, placement: affinity.Placeme
     work = Path(workdir or tempfile.mkdtemp(prefix=f"profile-{label}-"))
     work.mkdir(parents=True, exist_ok=True)
     base = cfgmod.loads(text, source=str(config_path))
-    sets = {("launcher", "run_dir"): json.dumps(str(work / "run")),
-            ("launcher", "status_interval"): "0.0"}
+    sets: dict = {("launcher", "run_dir"): str(work / "run"), ("launcher", "status_interval"): 0.0}
     if "gateway" in {s.kind for s in base.roles.values()}:
-        sets[("gateway", "state_dir")] = json.dumps(str(work / "gateway-state"))
+        sets[("gateway", "state_dir")] = str(work / "gateway-state")
         cred = base.gateway.credentials_file
         if cred:   # relative paths are the config's user's cwd; keep them absolute
-            sets[("gateway", "credentials_file")] = json.dumps(str(Path(cred).resolve()))
+            sets[("gateway", "credentials_file")] = str(Path(cred).resolve())
     text = affinity.set_keys(text, sets)
     variant = work / "config.toml"
     variant.write_text(text)

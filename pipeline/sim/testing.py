@@ -25,38 +25,17 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import tomlkit
+
 from pipeline.config import SIM_TEST_API_KEY, SIM_TEST_SECRET
 
 __all__ = ["SimProcess", "start_sim", "sign", "signed_query", "ws_signed_params", "sim_toml",
            "SIM_TEST_API_KEY", "SIM_TEST_SECRET"]
 
 
-def _toml_value(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (int, float)):
-        return repr(v)
-    if isinstance(v, str):
-        return json.dumps(v)
-    if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
-    if isinstance(v, dict):
-        return "{" + ", ".join(f"{json.dumps(str(k))} = {_toml_value(x)}" for k, x in v.items()) + "}"
-    raise TypeError(f"cannot write {type(v).__name__} to TOML: {v!r}")
-
-
 def sim_toml(**overrides: Any) -> str:
     """A [sim] section with `overrides`; lists of tables (accounts, faults) as [[sim.x]]."""
-    lines = ["[sim]"]
-    tables: list[str] = []
-    for k, v in overrides.items():
-        if isinstance(v, list) and v and all(isinstance(x, dict) for x in v):
-            for item in v:
-                tables.append(f"[[sim.{k}]]")
-                tables += [f"{ik} = {_toml_value(iv)}" for ik, iv in item.items()]
-        else:
-            lines.append(f"{k} = {_toml_value(v)}")
-    return "\n".join(lines + tables) + "\n"
+    return tomlkit.dumps({"sim": overrides})
 
 
 def sign(query: str | bytes, secret: str = SIM_TEST_SECRET) -> str:
