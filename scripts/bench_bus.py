@@ -55,6 +55,19 @@ def _paced_send(send, rate: int, seconds: float) -> int:
     return i
 
 
+def _receive_latencies(recv) -> list[int]:
+    """Receive stamped payloads until the empty end marker; arrival - stamp for each, ns."""
+    lat = []
+    perf = time.perf_counter_ns
+    unpack = PAYLOAD.unpack
+    while True:
+        m = recv()
+        t = perf()
+        if not m:
+            return lat
+        lat.append(t - unpack(m)[0])
+
+
 def _zmq_sender(endpoint, core, rate, seconds, ready):
     import zmq
     probe.pin(core)
@@ -79,15 +92,7 @@ def _zmq_receiver(endpoint, core, ready, results):
     s.setsockopt(zmq.LINGER, 0)
     s.bind(endpoint)
     ready.set()
-    lat = []
-    perf = time.perf_counter_ns
-    unpack = PAYLOAD.unpack
-    while True:
-        m = s.recv()
-        t = perf()
-        if not m:
-            break
-        lat.append(t - unpack(m)[0])
+    lat = _receive_latencies(s.recv)
     s.close()
     ctx.term()
     results.put(lat)
@@ -103,16 +108,7 @@ def _pipe_sender(conn, core, rate, seconds, ready):
 def _pipe_receiver(conn, core, ready, results):
     probe.pin(core)
     ready.set()
-    lat = []
-    perf = time.perf_counter_ns
-    unpack = PAYLOAD.unpack
-    while True:
-        m = conn.recv_bytes()
-        t = perf()
-        if not m:
-            break
-        lat.append(t - unpack(m)[0])
-    results.put(lat)
+    results.put(_receive_latencies(conn.recv_bytes))
 
 
 def run_baseline(kind: str, rate: int, seconds: float, wcore, rcore) -> list[int]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import multiprocessing as mp
 import time
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -53,3 +54,18 @@ class CollectorRun:
         self.reader = None
         self.ring.close()
         return stats
+
+
+@contextmanager
+def collector_runs(make):
+    """Yield start(**over) → make(**over), stopping every run still alive afterwards."""
+    runs = []
+
+    def start(**over):
+        r = make(**over)
+        runs.append(r)
+        return r
+    yield start
+    for r in runs:
+        if r.proc.is_alive():
+            r.stop()

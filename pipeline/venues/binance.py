@@ -119,6 +119,24 @@ def _records(n: int) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- parsers
+def _trade_record(d: dict, symbols: dict[bytes, int], local_ts: int, kind: Kind, id_key: str,
+                  id_name: str) -> np.ndarray:
+    """The one record of a trade or aggTrade message (they differ in kind and id field)."""
+    r = _records(1)
+    r0 = r[0]
+    r0["symbol"] = symbol_id(symbols, d.get("s"))
+    r0["venue"] = Venue.BINANCE
+    r0["kind"] = kind
+    r0["flags"] = FLAG_LAST_IN_MSG
+    r0["exch_ts"] = event_ns(d.get("E"))
+    r0["side"] = aggressor(d.get("m"))
+    r0["id"] = uint(d.get(id_key), id_name)
+    r0["price"] = dec(d.get("p"), "price")
+    r0["qty"] = dec(d.get("q"), "qty")
+    r0["local_ts"] = local_ts
+    return r
+
+
 def parse_trade(d: dict, symbols: dict[bytes, int], local_ts: int) -> np.ndarray:
     """<symbol>@trade → one TRADE record.
 
@@ -126,19 +144,7 @@ def parse_trade(d: dict, symbols: dict[bytes, int], local_ts: int) -> np.ndarray
      "q":"0.02000000","T":1723161255342,"m":true,"M":true}
     (recorded 2024-08-08, hftbacktest examples/spot/btcusdt_20240808.gz)
     """
-    r = _records(1)
-    r0 = r[0]
-    r0["symbol"] = symbol_id(symbols, d.get("s"))
-    r0["venue"] = Venue.BINANCE
-    r0["kind"] = Kind.TRADE
-    r0["flags"] = FLAG_LAST_IN_MSG
-    r0["exch_ts"] = event_ns(d.get("E"))
-    r0["side"] = aggressor(d.get("m"))
-    r0["id"] = uint(d.get("t"), "trade_id")
-    r0["price"] = dec(d.get("p"), "price")
-    r0["qty"] = dec(d.get("q"), "qty")
-    r0["local_ts"] = local_ts
-    return r
+    return _trade_record(d, symbols, local_ts, Kind.TRADE, "t", "trade_id")
 
 
 def parse_agg_trade(d: dict, symbols: dict[bytes, int], local_ts: int) -> np.ndarray:
@@ -148,19 +154,7 @@ def parse_agg_trade(d: dict, symbols: dict[bytes, int], local_ts: int) -> np.nda
      "q":"58.00000000","f":19862790,"l":19862790,"T":1633998523963,"m":false,"M":true}
     (recorded 2021-10-12, cryptofeed sample_data/BINANCE.ws.1.0)
     """
-    r = _records(1)
-    r0 = r[0]
-    r0["symbol"] = symbol_id(symbols, d.get("s"))
-    r0["venue"] = Venue.BINANCE
-    r0["kind"] = Kind.AGG_TRADE
-    r0["flags"] = FLAG_LAST_IN_MSG
-    r0["exch_ts"] = event_ns(d.get("E"))
-    r0["side"] = aggressor(d.get("m"))
-    r0["id"] = uint(d.get("a"), "agg_id")
-    r0["price"] = dec(d.get("p"), "price")
-    r0["qty"] = dec(d.get("q"), "qty")
-    r0["local_ts"] = local_ts
-    return r
+    return _trade_record(d, symbols, local_ts, Kind.AGG_TRADE, "a", "agg_id")
 
 
 def parse_book_ticker(d: dict, symbols: dict[bytes, int], local_ts: int) -> np.ndarray:

@@ -18,7 +18,7 @@ import pytest
 sim_testing = pytest.importorskip("pipeline.sim.testing",
                                   reason="simulator (pipeline.sim) not merged yet")
 
-from collector_fixtures import CollectorRun
+from collector_fixtures import CollectorRun, collector_runs
 from pipeline.collector.book import BookRebuilder  # noqa: E402
 from pipeline.records import FLAG_SNAPSHOT, Kind, Venue  # noqa: E402
 from pipeline.registry import DEFAULT  # noqa: E402
@@ -48,16 +48,8 @@ def sim(tmp_path):
 
 @pytest.fixture
 def run(tmp_path, shm_name, sim):
-    runs = []
-
-    def start(**over):
-        r = Run(tmp_path, shm_name, sim, **over)
-        runs.append(r)
-        return r
-    yield start
-    for r in runs:
-        if r.proc.is_alive():
-            r.stop()
+    with collector_runs(lambda **over: Run(tmp_path, shm_name, sim, **over)) as start:
+        yield start
 
 
 def wait_until(r: Run, cond, timeout: float, what: str) -> np.ndarray:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import requests
 
-from collector_fixtures import CollectorRun
+from collector_fixtures import CollectorRun, collector_runs
 from pipeline.records import FLAG_LAST_IN_MSG, Kind, Venue
 from pipeline.registry import DEFAULT
 from pipeline.sim import testing as sim_testing
@@ -47,16 +47,8 @@ def sim(sim_proc):
 
 @pytest.fixture
 def run(tmp_path, shm_name, sim):
-    runs = []
-
-    def start(**over):
-        r = Run(tmp_path, shm_name, sim, **over)
-        runs.append(r)
-        return r
-    yield start
-    for r in runs:
-        if r.proc.is_alive():
-            r.stop()
+    with collector_runs(lambda **over: Run(tmp_path, shm_name, sim, **over)) as start:
+        yield start
 
 
 def of(recs, kind):
