@@ -1,4 +1,5 @@
-# Table of contents of ext/ring.pyx — the tick bus kernels (one writer, many readers, broadcast).
+# Table of contents of ext/ring.pyx — the ring kernels (one writer, many readers, broadcast) for
+# any record type that starts with its int64 seq stamp: tick records, signal slots.
 # Pure-Python twin: pipeline/bus/ring_py.py (same classes, same methods, same results).
 from libc.stdint cimport int64_t, uint32_t
 from pipeline._ext.records cimport TickRecord, RingHeader
@@ -36,10 +37,15 @@ cdef enum:
 cdef class RingCore:
     cdef object _mv                 # memoryview of the segment, kept alive while mapped
     cdef RingHeader *hdr
-    cdef TickRecord *recs
+    cdef unsigned char *base        # first record slot
+    cdef readonly int64_t stride    # record size in bytes (header.record_size)
+    cdef readonly bint ticks        # records are TickRecords (mono_ts stamping, GAP records)
     cdef readonly int64_t capacity
     cdef int64_t mask
     cdef int64_t wseq               # writer's next sequence (writer-local copy of the cursor)
+
+    cdef inline unsigned char *_slot(self, int64_t seq) noexcept nogil:
+        return self.base + (seq & self.mask) * self.stride
 
     cdef int _check_open(self) except -1
     cdef int64_t _publish_one(self, int kind, int venue, uint32_t symbol, int side, int flags,
@@ -51,7 +57,9 @@ cdef class RingCore:
 cdef class ReaderCore:
     cdef RingCore ring                  # keeps the mapping alive
     cdef RingHeader *hdr
-    cdef TickRecord *recs
+    cdef unsigned char *base
+    cdef int64_t stride
+    cdef bint ticks
     cdef int64_t capacity, mask
     cdef readonly int64_t next_seq      # next sequence this reader expects
     cdef readonly int64_t received      # records delivered (GAP records not counted)
@@ -61,6 +69,6 @@ cdef class ReaderCore:
     cdef readonly int wait_kind
     cdef readonly int64_t max_sleep_ns  # cap of the sleeping back-off
 
-    cdef int64_t _poll(self, TickRecord *out, int64_t max_n) noexcept nogil
+    cdef int64_t _poll(self, unsigned char *out, int64_t max_n) noexcept nogil
     cdef bint _wait(self, int64_t timeout_ns) noexcept nogil
     cdef int _check_open(self) except -1

@@ -1,5 +1,10 @@
 # cython: language_level=3
-"""Tick bus kernels: publish with release stores, read with acquire loads, verify per-slot stamps.
+"""Ring kernels: publish with release stores, read with acquire loads, verify per-slot stamps.
+
+One kernel for every record type whose first 8 bytes are its int64 sequence stamp: 64-byte tick
+records (the tick bus) and 128-byte signal slots (the strategy → gateway signal ring). The stride
+comes from the header's record_size. Tick rings also get mono_ts stamped at publish and a GAP
+record leading a lapped batch; other record types report loss through the counters only.
 
 Protocol (Disruptor vocabulary: sequences grow forever, slot = seq & mask):
 
@@ -36,15 +41,15 @@ from pipeline._ext.records cimport (TickRecord, RingHeader, SEQ_WRITING, KIND_GA
 cnp.import_array()
 
 DEF HEADER_SIZE = 256
-DEF RECORD_SIZE = 64
+DEF TICK_SIZE = 64
 
 
-cdef inline TickRecord *_records_ptr(cnp.ndarray arr, int64_t *n) except NULL:
-    """Pointer to a C-contiguous array of 64-byte tick records (dtype checked by the caller)."""
-    if not cnp.PyArray_IS_C_CONTIGUOUS(arr) or arr.itemsize != RECORD_SIZE or arr.ndim != 1:
-        raise ValueError("expected a 1-D C-contiguous array of TICK_DTYPE records")
+cdef inline unsigned char *_records_ptr(cnp.ndarray arr, int64_t stride, int64_t *n) except NULL:
+    """Pointer to a C-contiguous array of this ring's records (dtype checked by the caller)."""
+    if not cnp.PyArray_IS_C_CONTIGUOUS(arr) or arr.itemsize != stride or arr.ndim != 1:
+        raise ValueError(f"expected a 1-D C-contiguous array of {stride}-byte ring records")
     n[0] = arr.shape[0]
-    return <TickRecord *>cnp.PyArray_DATA(arr)
+    return <unsigned char *>cnp.PyArray_DATA(arr)
 
 
 cdef class RingCore:
@@ -56,11 +61,15 @@ cdef class RingCore:
             raise ValueError("segment smaller than the ring header")
         self._mv = mv
         self.hdr = <RingHeader *>&mv[0]
-        self.recs = <TickRecord *>(&mv[0] + HEADER_SIZE)
+        self.base = &mv[0] + HEADER_SIZE
+        self.stride = self.hdr.record_size
+        if self.stride < 8 or self.stride % 8:
+            raise ValueError(f"bad record size in ring header: {self.stride}")
+        self.ticks = self.stride == TICK_SIZE
         self.capacity = self.hdr.capacity
         if self.capacity <= 0 or (self.capacity & (self.capacity - 1)):
             raise ValueError(f"bad capacity in ring header: {self.capacity}")
-        if mv.shape[0] < HEADER_SIZE + self.capacity * RECORD_SIZE:
+        if mv.shape[0] < HEADER_SIZE + self.capacity * self.stride:
             raise ValueError("segment smaller than header + capacity records")
         self.mask = self.capacity - 1
         self.wseq = pl_load_acquire_i64(&self.hdr.cursor)
@@ -68,7 +77,7 @@ cdef class RingCore:
     def release(self):
         """Drop the buffer export so the SharedMemory can be closed. The core is unusable after."""
         self.hdr = NULL
-        self.recs = NULL
+        self.base = NULL
         self._mv = None
 
     cdef int _check_open(self) except -1:
@@ -105,7 +114,7 @@ cdef class RingCore:
                               int64_t exch_ts, int64_t local_ts, double price, double qty,
                               int64_t id) noexcept nogil:
         cdef int64_t s = self.wseq
-        cdef TickRecord *r = &self.recs[s & self.mask]
+        cdef TickRecord *r = <TickRecord *>self._slot(s)
         pl_store_relaxed_i64(&r.seq, SEQ_WRITING)
         pl_fence_release()                      # WRITING mark before any body store
         r.symbol = symbol
@@ -135,21 +144,48 @@ cdef class RingCore:
     def publish(self, int kind, int venue=0, uint32_t symbol=0, int side=0, int flags=0,
                 int64_t exch_ts=0, int64_t local_ts=0, double price=0.0, double qty=0.0,
                 int64_t id=0):
-        """Publish one record; returns its sequence. mono_ts is stamped here (CLOCK_MONOTONIC)."""
+        """Publish one tick record; returns its sequence. mono_ts is stamped here (CLOCK_MONOTONIC)."""
         if self.hdr == NULL:
             raise ValueError("the ring was closed")
+        if not self.ticks:
+            raise TypeError("publish() writes tick records; this ring carries other records")
         return self._publish_one(kind, venue, symbol, side, flags, exch_ts, local_ts, price, qty,
                                  id)
+
+    def publish_bytes(self, const unsigned char[::1] body not None):
+        """Publish one record whose body (everything after the seq stamp) is `body`, at most
+        record_size - 8 bytes (the rest of the slot is zeroed); returns its sequence. The path of
+        a signal ring: the 80 encoded signal bytes go in as they are, no numpy on the way."""
+        cdef Py_ssize_t n = body.shape[0]
+        cdef int64_t s
+        cdef unsigned char *r
+        if self.hdr == NULL:
+            raise ValueError("the ring was closed")
+        if n > self.stride - 8:
+            raise ValueError(f"record body of {n} bytes does not fit a {self.stride}-byte slot")
+        with nogil:
+            s = self.wseq
+            r = self._slot(s)
+            pl_store_relaxed_i64(<int64_t *>r, SEQ_WRITING)
+            pl_fence_release()                  # WRITING mark before any body store
+            if n:
+                memcpy(r + 8, &body[0], n)
+            memset(r + 8 + n, 0, self.stride - 8 - n)
+            pl_store_release_i64(<int64_t *>r, s)    # body before stamp
+            self._commit(s + 1)
+        return s
 
     @cython.boundscheck(False)
     @cython.wraparound(False)
     def publish_array(self, cnp.ndarray arr, bint stamp=True):
-        """Publish every record of a TICK_DTYPE array in order; returns the last sequence (or -1
-        for an empty array). `seq` is assigned here; `mono_ts` too unless stamp=False."""
+        """Publish every record of an array of this ring's records in order; returns the last
+        sequence (or -1 for an empty array). `seq` is assigned here; on a tick ring `mono_ts` too
+        unless stamp=False."""
         cdef int64_t n = 0, i, s
-        cdef TickRecord *src = _records_ptr(arr, &n)
-        cdef TickRecord *r
+        cdef unsigned char *src = _records_ptr(arr, self.stride, &n) if self.hdr != NULL else NULL
+        cdef unsigned char *r
         cdef int64_t now
+        cdef bint stamp_mono = stamp and self.ticks
         if self.hdr == NULL:
             raise ValueError("the ring was closed")
         if n == 0:
@@ -158,13 +194,13 @@ cdef class RingCore:
             now = pl_mono_ns()
             s = self.wseq
             for i in range(n):
-                r = &self.recs[(s + i) & self.mask]
-                pl_store_relaxed_i64(&r.seq, SEQ_WRITING)
+                r = self._slot(s + i)
+                pl_store_relaxed_i64(<int64_t *>r, SEQ_WRITING)
                 pl_fence_release()              # WRITING mark before any body store
-                memcpy(<char *>r + 8, <char *>&src[i] + 8, RECORD_SIZE - 8)
-                if stamp:
-                    r.mono_ts = now
-                pl_store_release_i64(&r.seq, s + i)   # body before stamp
+                memcpy(r + 8, src + i * self.stride + 8, self.stride - 8)
+                if stamp_mono:
+                    (<TickRecord *>r).mono_ts = now
+                pl_store_release_i64(<int64_t *>r, s + i)   # body before stamp
                 # Publish in chunks of at most half the ring so readers see progress on huge
                 # batches and a slot is never rewritten before its sequence was published.
                 if ((i + 1) & ((self.capacity >> 1) - 1)) == 0 and self.capacity > 1:
@@ -206,7 +242,9 @@ cdef class ReaderCore:
             raise ValueError("ring core was released")
         self.ring = ring
         self.hdr = ring.hdr
-        self.recs = ring.recs
+        self.base = ring.base
+        self.stride = ring.stride
+        self.ticks = ring.ticks
         self.capacity = ring.capacity
         self.mask = ring.mask
         self.next_seq = start_seq
@@ -215,29 +253,31 @@ cdef class ReaderCore:
 
     @cython.boundscheck(False)
     @cython.wraparound(False)
-    cdef int64_t _poll(self, TickRecord *out, int64_t max_n) noexcept nogil:
+    cdef int64_t _poll(self, unsigned char *out, int64_t max_n) noexcept nogil:
         cdef int64_t cursor = pl_load_acquire_i64(&self.hdr.cursor)  # records < cursor are complete
         cdef int64_t first_lost = self.next_seq
         cdef int64_t nxt = self.next_seq
         cdef int64_t avail = cursor - nxt
         cdef int64_t lost = 0, n, start, first, i, bad = -1, valid
+        cdef int64_t stride = self.stride
+        cdef int64_t keep = 1 if self.ticks else 0   # tick rings keep one slot for a GAP record
         cdef TickRecord *g
-        if avail <= 0 or max_n < 2:
+        if avail <= 0 or max_n < 1 + keep:
             return 0
         if avail > self.capacity:                # lapped: the oldest still in the ring is next
             lost = avail - self.capacity
             nxt = cursor - self.capacity
             avail = self.capacity
-        n = avail if avail < max_n - 1 else max_n - 1   # one slot kept for a GAP record
+        n = avail if avail < max_n - keep else max_n - keep
         start = nxt & self.mask
         first = n if n < self.capacity - start else self.capacity - start
-        memcpy(out, &self.recs[start], first * RECORD_SIZE)
+        memcpy(out, self.base + start * stride, first * stride)
         if n > first:
-            memcpy(out + first, self.recs, (n - first) * RECORD_SIZE)
+            memcpy(out + first * stride, self.base, (n - first) * stride)
         pl_fence_acquire()                       # copies complete before the stamps are re-read
         for i in range(n):
-            if (pl_load_relaxed_i64(&self.recs[(nxt + i) & self.mask].seq) != nxt + i
-                    or out[i].seq != nxt + i):
+            if (pl_load_relaxed_i64(<int64_t *>self.ring._slot(nxt + i)) != nxt + i
+                    or (<int64_t *>(out + i * stride))[0] != nxt + i):
                 bad = i
         if bad >= 0:                             # overwritten while copying: a lost prefix
             lost += bad + 1
@@ -247,24 +287,28 @@ cdef class ReaderCore:
         self.received += valid
         if lost == 0:
             return n
-        memmove(out + 1, out + bad + 1, valid * RECORD_SIZE)
-        g = &out[0]
-        memset(g, 0, RECORD_SIZE)
+        self.lost += lost
+        self.gaps += 1
+        if not self.ticks:                       # no GAP record type: the valid records only
+            memmove(out, out + (bad + 1) * stride, valid * stride)
+            return valid
+        memmove(out + stride, out + (bad + 1) * stride, valid * stride)
+        g = <TickRecord *>out
+        memset(g, 0, TICK_SIZE)
         g.seq = first_lost
         g.kind = KIND_GAP
         g.flags = FLAG_SYNTHETIC
         g.id = lost
         g.mono_ts = pl_mono_ns()
-        self.lost += lost
-        self.gaps += 1
         return valid + 1
 
     def poll_into(self, cnp.ndarray out):
-        """Copy every new record (up to len(out) - 1, plus a leading GAP record if records were
-        lost) into `out`; returns how many were written."""
+        """Copy every new record into `out`; returns how many were written. Tick rings: up to
+        len(out) - 1, plus a leading GAP record if records were lost. Other rings: up to len(out);
+        lost records are only counted (`lost`, `gaps`)."""
         cdef int64_t cap = 0, n
-        cdef TickRecord *dst = _records_ptr(out, &cap)
         self._check_open()
+        cdef unsigned char *dst = _records_ptr(out, self.stride, &cap)
         with nogil:
             n = self._poll(dst, cap)
         return n

@@ -130,6 +130,11 @@ class GatewayConfig:
     drain_s: float = 2.0                   # SIGTERM: wait this long for UNKNOWN orders to resolve
     status_every_ms: int = 200             # status.json refresh
     poll_ms: int = 5                       # idle wait of the main loop
+    signal_ring: int = 1024                # shared-memory signal ring slots (a power of two; the
+                                           # strategy's hot path, ZeroMQ stays for the handshake
+                                           # and extra senders); 0 = signals over ZeroMQ only
+    wait: WaitName = "blocking"            # how the loop waits on the ring (roles.<name>.wait
+                                           # overrides); busy_spin only on a core of its own
     recent_trades: int = 100               # reconcile: myTrades per symbol to look at
     open_order_audit_s: float = 5.0        # no user stream (off/down): query open orders this often
     start_timeout_s: float = 30.0          # start: keep trying to reach the venue this long
@@ -148,6 +153,8 @@ class GatewayConfig:
             raise ValueError("need 0 < slowdown_fraction <= stop_fraction <= 1")
         if self.unknown_max_polls < 1 or self.unknown_poll_ms < 1 or self.skew_strikes < 1:
             raise ValueError("unknown_max_polls, unknown_poll_ms and skew_strikes must be >= 1")
+        if self.signal_ring and (self.signal_ring < 2 or self.signal_ring & (self.signal_ring - 1)):
+            raise ValueError(f"signal_ring must be 0 or a power of two >= 2, got {self.signal_ring}")
 
 # ----------------------------------------------------------------------------- end gateway
 

@@ -136,6 +136,19 @@ SIGNAL_DTYPE = np.dtype(
 )
 assert SIGNAL_DTYPE.itemsize == 80, SIGNAL_DTYPE.itemsize
 
+# A signal as it travels in a signal ring (strategy → gateway over shared memory, the hot-path
+# alternative to the ZeroMQ frame): the ring's slot stamp first, then the 80 signal bytes exactly as
+# encoded for ZeroMQ, padded to two cache lines. Every ring record type starts with its int64 seq.
+SIGNAL_SLOT_DTYPE = np.dtype(
+    [
+        ("seq", "<i8"),           # 0   ring sequence; the slot stamp (-1 while being written)
+        ("signal", SIGNAL_DTYPE), # 8   the signal record (pipeline.bus.signals.encode)
+        ("_pad", "u1", (40,)),    # 88
+    ],
+    align=True,
+)
+assert SIGNAL_SLOT_DTYPE.itemsize == 128, SIGNAL_SLOT_DTYPE.itemsize
+
 
 def empty_ticks(n: int) -> np.ndarray:
     """A zeroed array of n tick records."""
@@ -152,7 +165,8 @@ def make_tick(kind: Kind, *, seq: int = 0, venue: int = 0, symbol: int = 0, side
 
 
 # ----------------------------------------------------------------------------- ring header
-# The shared-memory layout of a tick ring: this header, then `capacity` TICK_DTYPE records.
+# The shared-memory layout of a ring: this header, then `capacity` records of `record_size` bytes
+# (TICK_DTYPE for the tick bus, SIGNAL_SLOT_DTYPE for a signal ring; see RING_RECORD_DTYPES).
 # Hot words sit on their own cache lines (cursor: written by the writer on every publish and read
 # by every reader; futex/waiters: touched only by blocking readers).
 RING_MAGIC = int.from_bytes(b"PLRING01", "little")
@@ -161,7 +175,7 @@ RING_HEADER_DTYPE = np.dtype(
     [
         ("magic", "<u8"),           # 0   RING_MAGIC
         ("version", "<u4"),         # 8   RING_VERSION
-        ("record_size", "<u4"),     # 12  TICK_DTYPE.itemsize
+        ("record_size", "<u4"),     # 12  itemsize of the record type (RING_RECORD_DTYPES)
         ("capacity", "<i8"),        # 16  records, a power of two
         ("owner_pid", "<i8"),       # 24  the process that created (and will unlink) the segment
         ("writer_pid", "<i8"),      # 32  the one writer (0 = none yet)
@@ -180,6 +194,9 @@ RING_HEADER_DTYPE = np.dtype(
     align=True,
 )
 assert RING_HEADER_DTYPE.itemsize == 256, RING_HEADER_DTYPE.itemsize
+
+# The record types a ring can carry, by record_size (each starts with its int64 seq stamp).
+RING_RECORD_DTYPES = {TICK_DTYPE.itemsize: TICK_DTYPE, SIGNAL_SLOT_DTYPE.itemsize: SIGNAL_SLOT_DTYPE}
 
 
 # ----------------------------------------------------------------------------- role status

@@ -1,4 +1,6 @@
 """The tick bus: a single-writer, many-reader broadcast ring of TICK_DTYPE records in shared memory.
+The same ring carries signals from a strategy to the gateway (`SignalRing`, SIGNAL_SLOT_DTYPE
+records: the hot-path alternative to the ZeroMQ frame, see pipeline/bus/signals.py).
 
     ring = TickRing.create("pipeline-ticks", capacity=1 << 16)     # the owner (launcher)
     w = TickRing.attach("pipeline-ticks").writer()                  # the collector
@@ -33,7 +35,7 @@ from pipeline import _native
 from pipeline.bus import shm
 from pipeline.bus.shm import SHM_DIR
 from pipeline.records import (RING_HEADER_DTYPE, RING_MAGIC, RING_VERSION, SEQ_WRITING,
-                              TICK_DTYPE)
+                              SIGNAL_SLOT_DTYPE, TICK_DTYPE)
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +80,8 @@ def _backend(name: Backend):
     raise ValueError(f"unknown ring backend {name!r} (cython or python)")
 
 
-def segment_size(capacity: int) -> int:
-    return HEADER_SIZE + capacity * TICK_DTYPE.itemsize
+def segment_size(capacity: int, dtype: np.dtype = TICK_DTYPE) -> int:
+    return HEADER_SIZE + capacity * dtype.itemsize
 
 
 def segment_path(name: str) -> str:
@@ -110,8 +112,12 @@ def inspect(name: str) -> dict | None:
 unlink = shm.unlink
 
 
-class TickRing:
-    """A mapped tick ring: the owner's handle (create) or an attachment (attach)."""
+class Ring:
+    """A mapped ring of `RECORD_DTYPE` records: the owner's handle (create) or an attachment
+    (attach). Use a subclass: TickRing (the tick bus) or SignalRing (strategy → gateway)."""
+
+    RECORD_DTYPE: np.dtype = TICK_DTYPE
+    RECORD_NAME = "TICK_DTYPE"
 
     def __init__(self, seg: shm.Segment, owner: bool, backend: Backend):
         self._shm = seg
@@ -121,6 +127,7 @@ class TickRing:
         self.core = self._mod.RingCore(seg.buf)
         self.name = seg.name
         self.capacity = int(self.core.capacity)
+        self.dtype = self.RECORD_DTYPE
         self._header = np.frombuffer(seg.buf, dtype=RING_HEADER_DTYPE, count=1)
         self._closed = False
         self._writer: RingWriter | None = None
@@ -128,12 +135,13 @@ class TickRing:
     # ------------------------------------------------------------------ lifecycle
     @classmethod
     def create(cls, name: str, capacity: int, *, backend: Backend = "cython",
-               replace_stale: bool = True) -> "TickRing":
+               replace_stale: bool = True) -> "Ring":
         """Create segment `name` with `capacity` records (a power of two) and own it."""
         if capacity < 2 or capacity & (capacity - 1):
             raise ValueError(f"ring capacity must be a power of two >= 2, got {capacity}")
         _backend(backend)                       # fail early (and clearly) if not built
-        size = segment_size(capacity)
+        dtype = cls.RECORD_DTYPE
+        size = segment_size(capacity, dtype)
         try:
             shm.check_free_space(name, size)
         except shm.SegmentSpaceError as exc:
@@ -156,20 +164,20 @@ class TickRing:
             raise RingSpaceError(f"ring {exc}") from None
         h = np.frombuffer(seg.buf, dtype=RING_HEADER_DTYPE, count=1)
         h["version"] = RING_VERSION
-        h["record_size"] = TICK_DTYPE.itemsize
+        h["record_size"] = dtype.itemsize
         h["capacity"] = capacity
         h["owner_pid"] = os.getpid()
         h["epoch_ns"] = time.time_ns()
         h["created_mono"] = time.perf_counter_ns()
         h["cursor"] = 0
-        recs = np.frombuffer(seg.buf, dtype=TICK_DTYPE, count=capacity, offset=HEADER_SIZE)
+        recs = np.frombuffer(seg.buf, dtype=dtype, count=capacity, offset=HEADER_SIZE)
         recs["seq"] = SEQ_WRITING                # touches every page; no slot matches a sequence
         h["magic"] = RING_MAGIC                  # last: a segment with magic is fully initialised
         del h, recs
         return cls(seg, owner=True, backend=backend)
 
     @classmethod
-    def attach(cls, name: str, *, backend: Backend = "cython", timeout: float = 0.0) -> "TickRing":
+    def attach(cls, name: str, *, backend: Backend = "cython", timeout: float = 0.0) -> "Ring":
         """Attach to an existing ring, waiting up to `timeout` seconds for it to appear."""
         deadline = time.monotonic() + timeout
         while True:
@@ -189,9 +197,10 @@ class TickRing:
         problems = []
         if int(h["version"]) != RING_VERSION:
             problems.append(f"version {int(h['version'])} != {RING_VERSION}")
-        if int(h["record_size"]) != TICK_DTYPE.itemsize:
-            problems.append(f"record size {int(h['record_size'])} != {TICK_DTYPE.itemsize}")
-        if seg.size < segment_size(int(h["capacity"])):
+        if int(h["record_size"]) != cls.RECORD_DTYPE.itemsize:
+            problems.append(f"record size {int(h['record_size'])} != {cls.RECORD_DTYPE.itemsize} "
+                            f"(not a {cls.__name__})")
+        if seg.size < segment_size(int(h["capacity"]), cls.RECORD_DTYPE):
             problems.append("segment smaller than its capacity")
         del h
         if problems:
@@ -220,7 +229,7 @@ class TickRing:
             except FileNotFoundError:
                 pass
 
-    def __enter__(self) -> "TickRing":
+    def __enter__(self) -> "Ring":
         return self
 
     def __exit__(self, *exc) -> None:
@@ -292,18 +301,21 @@ class TickRing:
 class RingWriter:
     """The one writer of a ring. `publish` is the kernel's own method (no wrapper frame)."""
 
-    def __init__(self, ring: TickRing):
+    def __init__(self, ring: Ring):
         self.ring = ring
         core = ring.core
         self.publish = core.publish          # (kind, venue, symbol, side, flags, exch_ts,
         self.heartbeat = core.heartbeat      #  local_ts, price, qty, id) -> seq
+        self.publish_bytes = core.publish_bytes   # (body) -> seq; the rest of the slot zeroed
         self._publish_array = core.publish_array
         self._closed = False
 
     def publish_array(self, arr: np.ndarray, stamp: bool = True) -> int:
-        """Publish every record of a TICK_DTYPE array in order; returns the last sequence."""
-        if arr.dtype != TICK_DTYPE:
-            raise TypeError(f"publish_array needs TICK_DTYPE records, got {arr.dtype}")
+        """Publish every record of an array of the ring's records in order; returns the last
+        sequence."""
+        if arr.dtype != self.ring.dtype:
+            raise TypeError(f"publish_array needs {self.ring.RECORD_NAME} records, "
+                            f"got {arr.dtype}")
         return self._publish_array(np.ascontiguousarray(arr), stamp)
 
     @property
@@ -320,12 +332,12 @@ class RingWriter:
 class RingReader:
     """A reader's cursor into a ring, with its wait strategy and loss accounting."""
 
-    def __init__(self, ring: TickRing, wait: WaitName, max_batch: int, start_seq: int,
+    def __init__(self, ring: Ring, wait: WaitName, max_batch: int, start_seq: int,
                  max_sleep_ns: int):
         if wait not in WAIT_COSTS:
             raise ValueError(f"unknown wait strategy {wait!r}; one of {', '.join(WAIT_COSTS)}")
         if max_batch < 2:
-            raise ValueError("max_batch must be >= 2 (one slot is kept for a GAP record)")
+            raise ValueError("max_batch must be >= 2 (a tick ring keeps one slot for a GAP record)")
         self.ring = ring
         self.wait_name = wait
         self.max_batch = max_batch
@@ -334,13 +346,14 @@ class RingReader:
         self.poll_into = self.core.poll_into
 
     def poll(self, max_batch: int | None = None) -> np.ndarray:
-        """Every new record (up to max_batch, a GAP record first if any were lost) as a new array;
-        empty when there is nothing new."""
+        """Every new record (up to max_batch; on a tick ring a GAP record first if any were lost) as
+        a new array; empty when there is nothing new."""
         m = self.max_batch if max_batch is None else max_batch
         avail = self.core.available()
+        dtype = self.ring.dtype
         if avail <= 0:
-            return np.empty(0, dtype=TICK_DTYPE)
-        out = np.empty(min(avail + 1, m), dtype=TICK_DTYPE)
+            return np.empty(0, dtype=dtype)
+        out = np.empty(min(avail + 1, m), dtype=dtype)
         n = self.core.poll_into(out)
         return out[:n]
 
@@ -394,3 +407,19 @@ class RingReader:
         return {"received": self.received, "lost": self.lost, "gaps": self.gaps,
                 "overwritten": self.overwritten, "next_seq": self.next_seq,
                 "lag": None if self.ring._closed else self.lag()}  # noqa: SLF001
+
+
+class TickRing(Ring):
+    """The tick bus: TICK_DTYPE records, mono_ts stamped at publish, GAP records when lapped."""
+
+    RECORD_DTYPE = TICK_DTYPE
+
+
+class SignalRing(Ring):
+    """Strategy → gateway signals: SIGNAL_SLOT_DTYPE records (seq stamp + the 80 signal bytes).
+    The gateway creates (owns) it and reads; one strategy process attaches and writes with
+    `RingWriter.publish_bytes(encode(signal))`. A lapped reader loses the oldest signals, counted
+    in `lost` (and seen by the gateway as a gap in the signals' own sequence)."""
+
+    RECORD_DTYPE = SIGNAL_SLOT_DTYPE
+    RECORD_NAME = "SIGNAL_SLOT_DTYPE"

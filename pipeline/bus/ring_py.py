@@ -16,7 +16,8 @@ import time
 
 import numpy as np
 
-from pipeline.records import RING_HEADER_DTYPE, SEQ_WRITING, TICK_DTYPE, FLAG_SYNTHETIC, Kind
+from pipeline.records import (FLAG_SYNTHETIC, RING_HEADER_DTYPE, RING_RECORD_DTYPES, SEQ_WRITING,
+                              TICK_DTYPE, Kind)
 
 WAIT_BUSY_SPIN, WAIT_YIELDING, WAIT_SLEEPING, WAIT_BLOCKING = 0, 1, 2, 3
 WAIT_KINDS = {"busy_spin": WAIT_BUSY_SPIN, "yielding": WAIT_YIELDING,
@@ -30,6 +31,7 @@ _HEARTBEAT = _OFF["heartbeat_mono"] // 8
 _CLOSED = _OFF["writer_closed"] // 8
 _CAPACITY = _OFF["capacity"] // 8
 _WRITER_PID = _OFF["writer_pid"] // 8
+_RECORD_SIZE = _OFF["record_size"] // 4
 _FUTEX = _OFF["futex_word"] // 4
 _WAITERS = _OFF["waiters"] // 4
 
@@ -55,20 +57,29 @@ class RingCore:
             raise ValueError("segment smaller than the ring header")
         self._h64 = np.frombuffer(mv, dtype="<i8", count=HEADER_SIZE // 8)
         self._h32 = np.frombuffer(mv, dtype="<u4", count=HEADER_SIZE // 4)
+        self.stride = int(self._h32[_RECORD_SIZE])
+        if self.stride < 8 or self.stride % 8:
+            raise ValueError(f"bad record size in ring header: {self.stride}")
+        # the twin views records through their dtype; the kernel needs only the stride
+        self.dtype = RING_RECORD_DTYPES.get(self.stride) or np.dtype(
+            [("seq", "<i8"), ("body", "u1", (self.stride - 8,))])
+        self.ticks = self.dtype == TICK_DTYPE
         self.capacity = int(self._h64[_CAPACITY])
         cap = self.capacity
         if cap <= 0 or cap & (cap - 1):
             raise ValueError(f"bad capacity in ring header: {cap}")
-        if mv.nbytes < HEADER_SIZE + cap * TICK_DTYPE.itemsize:
+        if mv.nbytes < HEADER_SIZE + cap * self.stride:
             raise ValueError("segment smaller than header + capacity records")
         self.mask = cap - 1
-        self.recs = np.frombuffer(mv, dtype=TICK_DTYPE, count=cap, offset=HEADER_SIZE)
+        self.recs = np.frombuffer(mv, dtype=self.dtype, count=cap, offset=HEADER_SIZE)
+        self._bytes = np.frombuffer(mv, dtype=np.uint8, count=cap * self.stride,
+                                    offset=HEADER_SIZE).reshape(cap, self.stride)
         self.seqs = self.recs["seq"]
         self._futex_addr = self._h32.__array_interface__["data"][0] + _FUTEX * 4
         self.wseq = int(self._h64[_CURSOR])
 
     def release(self) -> None:
-        self._h64 = self._h32 = self.recs = self.seqs = None
+        self._h64 = self._h32 = self.recs = self.seqs = self._bytes = None
 
     def _check_open(self) -> None:
         if self._h64 is None:
@@ -97,6 +108,8 @@ class RingCore:
                 price=0.0, qty=0.0, id=0) -> int:
         if self.recs is None:
             raise ValueError("the ring was closed")
+        if not self.ticks:
+            raise TypeError("publish() writes tick records; this ring carries other records")
         s = self.wseq
         slot = s & self.mask
         self.seqs[slot] = SEQ_WRITING                 # mark first
@@ -113,11 +126,29 @@ class RingCore:
             self._h32[_FUTEX] += np.uint32(1)
             _futex_wake(self._futex_addr)
 
+    def publish_bytes(self, body) -> int:
+        if self.recs is None:
+            raise ValueError("the ring was closed")
+        body = bytes(body)
+        n = len(body)
+        if n > self.stride - 8:
+            raise ValueError(f"record body of {n} bytes does not fit a {self.stride}-byte slot")
+        s = self.wseq
+        slot = s & self.mask
+        self.seqs[slot] = SEQ_WRITING                 # mark first
+        row = self._bytes[slot]
+        row[8:8 + n] = np.frombuffer(body, dtype=np.uint8)
+        row[8 + n:] = 0
+        self.seqs[slot] = s                           # stamp last
+        self._commit(s + 1)
+        return s
+
     def publish_array(self, arr: np.ndarray, stamp: bool = True) -> int:
         if self.recs is None:
             raise ValueError("the ring was closed")
-        if arr.ndim != 1 or arr.dtype.itemsize != 64 or not arr.flags.c_contiguous:
-            raise ValueError("expected a 1-D C-contiguous array of TICK_DTYPE records")
+        if arr.ndim != 1 or arr.dtype.itemsize != self.stride or not arr.flags.c_contiguous:
+            raise ValueError(f"expected a 1-D C-contiguous array of {self.stride}-byte ring "
+                             f"records")
         n = len(arr)
         if n == 0:
             return -1
@@ -129,9 +160,9 @@ class RingCore:
             seqs = np.arange(s + lo, s + hi, dtype=np.int64)
             slots = seqs & self.mask
             self.seqs[slots] = SEQ_WRITING
-            body = arr[lo:hi].copy()
+            body = arr[lo:hi].view(self.dtype).copy()
             body["seq"] = SEQ_WRITING
-            if stamp:
+            if stamp and self.ticks:
                 body["mono_ts"] = now
             self.recs[slots] = body
             self.seqs[slots] = seqs
@@ -181,18 +212,23 @@ class ReaderCore:
     def poll_into(self, out: np.ndarray) -> int:
         self._check_open()
         ring = self.ring
+        if out.ndim != 1 or out.dtype.itemsize != ring.stride or not out.flags.c_contiguous:
+            raise ValueError(f"expected a 1-D C-contiguous array of {ring.stride}-byte ring "
+                             f"records")
+        out = out.view(ring.dtype)
+        keep = 1 if ring.ticks else 0                 # tick rings keep one slot for a GAP record
         max_n = len(out)
         cursor = ring.cursor
         first_lost = nxt = self.next_seq
         avail = cursor - nxt
-        if avail <= 0 or max_n < 2:
+        if avail <= 0 or max_n < 1 + keep:
             return 0
         lost = 0
         if avail > ring.capacity:                     # lapped
             lost = avail - ring.capacity
             nxt = cursor - ring.capacity
             avail = ring.capacity
-        n = min(avail, max_n - 1)                     # one slot kept for a GAP record
+        n = min(avail, max_n - keep)
         expect = np.arange(nxt, nxt + n, dtype=np.int64)
         slots = expect & ring.mask
         out[:n] = ring.recs[slots]                    # copy ...
@@ -207,6 +243,11 @@ class ReaderCore:
         self.received += valid
         if lost == 0:
             return n
+        self.lost += lost
+        self.gaps += 1
+        if not ring.ticks:                            # no GAP record type: the valid ones only
+            out[:valid] = out[bad + 1:n].copy()
+            return valid
         out[1:valid + 1] = out[bad + 1:n].copy()
         out[0] = np.zeros(1, dtype=TICK_DTYPE)[0]
         out[0]["seq"] = first_lost
@@ -214,8 +255,6 @@ class ReaderCore:
         out[0]["flags"] = FLAG_SYNTHETIC
         out[0]["id"] = lost
         out[0]["mono_ts"] = time.perf_counter_ns()
-        self.lost += lost
-        self.gaps += 1
         return valid + 1
 
     def available(self) -> int:

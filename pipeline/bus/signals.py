@@ -22,7 +22,20 @@ is one non-blocking `zmq.NOBLOCK` send: if the pipe is full (SNDHWM) or no gatew
 The market-data loop never blocks on the gateway. LINGER is explicit (default 200 ms), so closing
 with the gateway absent takes at most that long.
 
-Control frames are 16 bytes: 4-byte tag (b"HELO" / b"REDY"), 4 bytes strategy id, 8 bytes epoch.
+Control frames are 16 bytes: 4-byte tag (b"HELO" / b"REDY" / b"REDS"), 4 bytes strategy id,
+8 bytes epoch.
+
+Signal ring (the hot path). A ZeroMQ hop wakes an idle receiver through its I/O thread: tens to
+hundreds of microseconds on a small box. So a gateway made with `ring_capacity > 0` also creates a
+`SignalRing` (pipeline/bus/ring.py: the tick ring's kernel with 128-byte slots holding these same
+80 bytes) named `ring_name(name)`, before it answers any HELLO, and answers with REDS instead of
+REDY. A sender that gets REDS attaches to the ring and claims its one writer slot; from then on
+`send` is one `publish_bytes` into shared memory and the gateway waits on the ring (spinning or on
+its futex). Only one sender can hold the ring: a second strategy process (claim refused) keeps
+using the PUSH socket, which the gateway still reads. If the ring's owner dies (a restarted
+gateway makes a new ring), the sender notices within `hello_every_s`, drops the old mapping and
+handshakes again. A ring never refuses a signal: a gateway lapped by more than the capacity loses
+the oldest, counted by its reader and seen as a gap in the (epoch, seq) numbering.
 
 Signals are numbered by (epoch, seq): epoch is CLOCK_REALTIME ns at the sender's creation, seq
 counts from 1 within the epoch, so a restarted strategy never reuses a number. The gateway rejects
@@ -39,6 +52,8 @@ from typing import NamedTuple
 import numpy as np
 import zmq
 
+from pipeline.bus import shm
+from pipeline.bus.ring import RingError, SignalRing
 from pipeline.records import SIGNAL_DTYPE, SIGNAL_VERSION
 
 log = logging.getLogger(__name__)
@@ -50,7 +65,8 @@ assert _STRUCT.size == SIGNAL_SIZE, (_STRUCT.size, SIGNAL_SIZE)
 
 _CTL = struct.Struct("<4sIq")
 HELLO = b"HELO"
-READY = b"REDY"
+READY = b"REDY"          # ready; signals over ZeroMQ
+READY_RING = b"REDS"     # ready; signals over the shared-memory ring ring_name(channel)
 
 
 class SignalFormatError(ValueError):
@@ -124,14 +140,21 @@ def endpoints(name: str) -> tuple[str, str]:
     return f"ipc://@{name}", f"ipc://@{name}.ctl"
 
 
+def ring_name(name: str) -> str:
+    """The shared-memory segment of a channel's signal ring (/dev/shm/<name>.sig)."""
+    endpoints(name)                      # same naming rules
+    return f"{name}.sig"
+
+
 # ----------------------------------------------------------------------------- strategy side
 
 
 class SignalSender:
     """The strategy's end: PUSH for signals, DEALER for the READY handshake. Never blocks.
 
-    Counters: sent, dropped_hwm (pipe full or no gateway), dropped_expired (TTL ran out while
-    waiting for READY), dropped_pending (pre-READY buffer full)."""
+    Counters: sent, sent_ring (of which through the signal ring), dropped_hwm (pipe full or no
+    gateway), dropped_expired (TTL ran out while waiting for READY), dropped_pending (pre-READY
+    buffer full), ring_detached (the ring's gateway went away)."""
 
     def __init__(self, name: str, *, strategy_id: int = 0, epoch: int | None = None,
                  sndhwm: int = 1000, linger_ms: int = 200, hello_every_s: float = 0.5,
@@ -165,6 +188,13 @@ class SignalSender:
         self.dropped_hwm = 0
         self.dropped_expired = 0
         self.dropped_pending = 0
+        self.sent_ring = 0
+        self.ring_detached = 0
+        self.ring_refused = ""      # why the ring offered by the gateway is not used ("" = n/a)
+        self._ring_name = ring_name(name)
+        self._ring: SignalRing | None = None
+        self._publish = None        # the ring writer's publish_bytes while attached
+        self._next_ring_check = 0
         self._closed = False
 
     @property
@@ -175,6 +205,12 @@ class SignalSender:
         """Drive the handshake (non-blocking): send HELLO when due, take READY, flush the
         buffered signals once the data pipe accepts them. Returns ready."""
         if self.ready:
+            if self._ring is not None:
+                now = time.perf_counter_ns() if now_mono is None else now_mono
+                if now >= self._next_ring_check:
+                    self._next_ring_check = now + self.hello_every_ns
+                    self._check_ring()
+                return self.ready
             return True
         now = time.perf_counter_ns() if now_mono is None else now_mono
         while not self.got_ready:
@@ -184,9 +220,11 @@ class SignalSender:
                 break
             if len(frame) == _CTL.size:
                 tag, _sid, epoch = _CTL.unpack(frame)
-                if tag == READY and epoch == self.epoch:
+                if tag in (READY, READY_RING) and epoch == self.epoch:
                     self.got_ready = True
                     log.info("signal channel %s: gateway READY (epoch %d)", self.data_ep, epoch)
+                    if tag == READY_RING:
+                        self._attach_ring()
                     break
             log.warning("signal channel %s: unexpected control frame %r", self.ctl_ep, frame[:16])
         if self.got_ready:
@@ -198,6 +236,47 @@ class SignalSender:
             except zmq.Again:
                 pass
         return False
+
+    def _attach_ring(self) -> None:
+        """Attach to the gateway's signal ring and become its writer; on any refusal keep ZeroMQ
+        (logged once, kept in `ring_refused`)."""
+        try:
+            ring = SignalRing.attach(self._ring_name)
+        except RingError as exc:
+            self.ring_refused = str(exc)
+            log.warning("signal channel %s: ring not usable, staying on ZeroMQ: %s",
+                        self.data_ep, exc)
+            return
+        try:
+            w = ring.writer()
+        except RingError as exc:          # another strategy process holds it
+            ring.close()
+            self.ring_refused = str(exc)
+            log.warning("signal channel %s: %s; this sender stays on ZeroMQ", self.data_ep, exc)
+            return
+        self._ring = ring
+        self._publish = w.publish_bytes
+        self.ring_refused = ""
+        self._next_ring_check = time.perf_counter_ns() + self.hello_every_ns
+        log.info("signal channel %s: signals go through shared-memory ring %r", self.data_ep,
+                 ring.name)
+
+    def _detach_ring(self) -> None:
+        ring, self._ring, self._publish = self._ring, None, None
+        if ring is not None:
+            ring.close()              # marks the writer closed: the gateway stops waiting on it
+
+    def _check_ring(self) -> None:
+        """The ring's owner (the gateway) must still be alive; if not, detach and handshake again
+        (a restarted gateway offers a new ring)."""
+        ring = self._ring
+        if ring is not None and not shm.pid_alive(ring.owner_pid, ring.epoch_ns):
+            log.warning("signal channel %s: the gateway owning ring %r is gone; handshaking "
+                        "again", self.data_ep, ring.name)
+            self._detach_ring()
+            self.ring_detached += 1
+            self.ready = self.got_ready = False
+            self._last_hello = 0
 
     def _flush(self, now: int) -> bool:
         """After READY: send the buffered signals in order. The PUSH connection can complete a
@@ -211,14 +290,18 @@ class SignalSender:
                 self._pending.popleft()
                 self.dropped_expired += 1
                 continue
-            try:
-                self.push.send(_STRUCT.pack(*sig), zmq.NOBLOCK)
-            except zmq.Again:
-                return False
+            if self._publish is not None:
+                self._publish(_STRUCT.pack(*sig))
+                self.sent_ring += 1
+            else:
+                try:
+                    self.push.send(_STRUCT.pack(*sig), zmq.NOBLOCK)
+                except zmq.Again:
+                    return False
             self._pending.popleft()
             self.sent += 1
             sent_any = True
-        if sent_any or self._probe():
+        if sent_any or self._publish is not None or self._probe():
             self.ready = True
         return self.ready
 
@@ -228,6 +311,11 @@ class SignalSender:
         return bool(self.push.getsockopt(zmq.EVENTS) & zmq.POLLOUT)
 
     def _send(self, sig: Signal) -> bool:
+        if self._publish is not None:
+            self._publish(_STRUCT.pack(*sig))
+            self.sent += 1
+            self.sent_ring += 1
+            return True
         try:
             self.push.send(_STRUCT.pack(*sig), zmq.NOBLOCK)
         except zmq.Again:
@@ -256,7 +344,8 @@ class SignalSender:
                 "dropped_expired": self.dropped_expired, "dropped_pending": self.dropped_pending,
                 "pending": len(self._pending), "ready": self.ready,
                 "got_ready": self.got_ready, "epoch": self.epoch,
-                "seq": self.seq}
+                "seq": self.seq, "sent_ring": self.sent_ring, "ring": self._ring is not None,
+                "ring_detached": self.ring_detached}
 
     def close(self) -> None:
         """Close both sockets (LINGER bounds the wait); idempotent."""
@@ -265,6 +354,7 @@ class SignalSender:
         self._closed = True
         self.dropped_pending += len(self._pending)
         self._pending.clear()
+        self._detach_ring()
         self.push.close()
         self.ctl.close()
         if self._own_ctx:
@@ -282,9 +372,14 @@ class SignalSender:
 
 class SignalReceiver:
     """The gateway's end: binds PULL (signals) and ROUTER (handshake) in the abstract namespace.
-    A second receiver on the same name fails with SignalBindError."""
+    A second receiver on the same name fails with SignalBindError.
 
-    def __init__(self, name: str, *, rcvhwm: int = 10000, ctx: zmq.Context | None = None):
+    With `ring_capacity` > 0 it also owns the channel's SignalRing (created after the binds, so
+    the bind decides which gateway owns the channel; unlinked at close) and waits on it with
+    `ring_wait` (a ring wait strategy: busy_spin on a core of its own, else blocking)."""
+
+    def __init__(self, name: str, *, rcvhwm: int = 10000, ctx: zmq.Context | None = None,
+                 ring_capacity: int = 0, ring_wait: str = "blocking"):
         self.data_ep, self.ctl_ep = endpoints(name)
         self._own_ctx = ctx is None
         self.ctx = zmq.Context() if ctx is None else ctx
@@ -312,7 +407,27 @@ class SignalReceiver:
         self.hellos: dict[int, int] = {}   # strategy id -> epoch of the latest HELLO answered
         self.received = 0
         self.malformed = 0
+        self.received_ring = 0
         self._closed = False
+        self.ring: SignalRing | None = None
+        self._reader = None
+        self._n = self._i = 0
+        if ring_capacity:
+            try:
+                ring = SignalRing.create(ring_name(name), ring_capacity)
+            except (RingError, ValueError) as exc:
+                self.close()
+                raise SignalBindError(f"signal ring for {self.data_ep}: {exc}") from None
+            self.ring = ring
+            try:
+                self._reader = ring.reader(wait=ring_wait, max_batch=64)
+            except ValueError:
+                self.close()
+                raise
+            self._slots = np.zeros(64, dtype=self.ring.dtype)
+            self._slot_mv = memoryview(self._slots.view(np.uint8))
+            self._stride = self.ring.dtype.itemsize
+        self._ready_tag = READY_RING if self.ring is not None else READY
 
     def service(self) -> int:
         """Answer every pending HELLO with READY (non-blocking). Returns how many were answered."""
@@ -330,20 +445,63 @@ class SignalReceiver:
             _tag, sid, epoch = _CTL.unpack(frame)
             self.hellos[sid] = epoch
             try:
-                self.router.send_multipart([ident, _CTL.pack(READY, sid, epoch)], zmq.NOBLOCK)
+                self.router.send_multipart([ident, _CTL.pack(self._ready_tag, sid, epoch)],
+                                           zmq.NOBLOCK)
                 n += 1
             except zmq.ZMQError:
                 pass
+
+    def wait(self, timeout_ms: int) -> bool:
+        """Wait up to timeout_ms for a signal on the ring or the PULL socket, answering HELLOs.
+        True: `recv_raw` has one. With a ring (and a writer on it) the wait is the ring's (spin
+        or futex) after one non-blocking look at the sockets, so a ZeroMQ-only sender is seen
+        within one wait (timeout_ms)."""
+        if self._i < self._n:
+            return True
+        ring = self.ring
+        on_ring = ring is not None and not ring.writer_closed
+        if on_ring and self._reader.lag() > 0:
+            return True
+        events = dict(self.poller.poll(0 if on_ring else timeout_ms))
+        if self.router in events:
+            n = self.service()
+            if n:
+                log.info("signal channel %s: answered %d HELLO(s) with %s", self.data_ep, n,
+                         self._ready_tag.decode())
+        if self.pull in events:
+            return True
+        if on_ring:
+            return self._reader.wait(timeout_ms / 1000.0)
+        return False
+
+    def recv_raw(self) -> bytes | None:
+        """The next signal's 80 bytes (ring first, then the PULL socket), without waiting; None
+        if there is none. Not decoded: the gateway's risk kernel reads the raw record."""
+        if self._i >= self._n and self._reader is not None and self._reader.lag() > 0:
+            self._n = self._reader.poll_into(self._slots)
+            self._i = 0
+        if self._i < self._n:
+            off = self._i * self._stride + 8
+            self._i += 1
+            self.received_ring += 1
+            return bytes(self._slot_mv[off:off + SIGNAL_SIZE])
+        try:
+            return self.pull.recv(zmq.NOBLOCK, copy=True)
+        except zmq.Again:
+            return None
+
+    def ring_stats(self) -> dict:
+        if self._reader is None:
+            return {}
+        return {"ring_received": self.received_ring, "ring_lost": self._reader.lost,
+                "ring_writer": self.ring.writer_pid if self.ring is not None else 0}
 
     def recv(self, timeout: float | None = None) -> Signal | None:
         """The next signal within `timeout` seconds (None = wait), answering HELLOs meanwhile.
         Returns None on timeout. Malformed frames are counted and logged, never raised."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            try:
-                buf = self.pull.recv(zmq.NOBLOCK)
-            except zmq.Again:
-                buf = None
+            buf = self.recv_raw()
             if buf is not None:
                 try:
                     sig = decode(buf)
@@ -356,14 +514,15 @@ class SignalReceiver:
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
                 return None
-            events = dict(self.poller.poll(None if left is None else max(1, int(left * 1000))))
-            if self.router in events:
-                self.service()
+            self.wait(100 if left is None else max(1, min(100, int(left * 1000))))
 
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
+        self._reader = None
+        if self.ring is not None:
+            self.ring.close()           # the owner: unlinks the segment
         self.pull.close()
         self.router.close()
         if self._own_ctx:

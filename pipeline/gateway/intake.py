@@ -4,7 +4,9 @@ hygiene checks that come before risk: malformed frames, stale signals (TTL), dup
 
 The channel binds PULL on `ipc://@<channel>` and ROUTER on `ipc://@<channel>.ctl` (Linux abstract
 namespace): a second gateway on the same channel fails to bind and stops with a clear error
-(`IntakeBindError`). HELLOs are answered with READY on every poll.
+(`IntakeBindError`). HELLOs are answered with READY on every poll. With `ring_capacity` > 0 (the
+gateway's `signal_ring`) the intake also owns the channel's shared-memory signal ring and waits on
+it with the role's wait strategy; the strategy switches to it on READY (pipeline.bus.signals).
 
 Per strategy the intake keeps the highest (epoch, seq) seen: an older epoch or a seq at or below
 the mark is a duplicate; a seq more than one above the mark is a gap (counted, logged, journalled);
@@ -16,8 +18,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from typing import Any
-
-import zmq
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,8 @@ class Verdict:
 
 
 class Intake:
-    def __init__(self, channel: str, *, rcvhwm: int = 10000):
+    def __init__(self, channel: str, *, rcvhwm: int = 10000, ring_capacity: int = 0,
+                 ring_wait: str = "blocking"):
         try:
             from pipeline.bus import signals
         except ImportError as exc:   # the codec is issue 6's; say what is missing
@@ -43,13 +44,13 @@ class Intake:
         self.signals = signals
         self.size = signals.SIGNAL_SIZE
         try:
-            self.rx = signals.SignalReceiver(channel, rcvhwm=rcvhwm)
+            self.rx = signals.SignalReceiver(channel, rcvhwm=rcvhwm, ring_capacity=ring_capacity,
+                                             ring_wait=ring_wait)
         except signals.SignalBindError as exc:
             raise IntakeBindError(f"signal channel {channel!r}: {exc}") from None
-        self.pull = self.rx.pull
-        self.poller = zmq.Poller()
-        self.poller.register(self.rx.pull, zmq.POLLIN)
-        self.poller.register(self.rx.router, zmq.POLLIN)
+        self.ring_wait = ring_wait if ring_capacity else ""
+        self.wait = self.rx.wait            # (timeout_ms) -> True when a signal waits
+        self.recv_raw = self.rx.recv_raw    # () -> 80 bytes or None, ring first
         self.marks: dict[int, tuple[int, int]] = {}     # strategy id -> (epoch, seq)
         self.received = 0
         self.malformed = 0
@@ -58,21 +59,6 @@ class Intake:
         self.gaps = 0
         self.gap_events = 0
         self.closed = False
-
-    def wait(self, timeout_ms: int) -> bool:
-        """Block up to timeout_ms for a signal or a HELLO; answers HELLOs. True: a signal waits."""
-        events = dict(self.poller.poll(timeout_ms))
-        if self.rx.router in events:
-            n = self.rx.service()
-            if n:
-                log.info("intake: answered %d HELLO(s) with READY", n)
-        return self.rx.pull in events
-
-    def recv_raw(self) -> bytes | None:
-        try:
-            return self.pull.recv(zmq.NOBLOCK, copy=True)
-        except zmq.Again:
-            return None
 
     def decode(self, raw: bytes) -> Any | None:
         try:
@@ -121,4 +107,5 @@ class Intake:
     def snapshot(self) -> dict:
         return {"received": self.received, "malformed": self.malformed, "expired": self.expired,
                 "duplicates": self.duplicates, "gaps": self.gaps, "gap_events": self.gap_events,
-                "ready_answered": len(self.rx.hellos)}
+                "ready_answered": len(self.rx.hellos), "ring_wait": self.ring_wait,
+                **self.rx.ring_stats()}

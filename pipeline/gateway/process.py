@@ -128,7 +128,9 @@ class Gateway:
                  os.getpid(), cfg.venue, cfg.transport, creds.source, harden)
         self.journal = Journal(self.paths["journal"], fsync=cfg.journal_fsync,
                                fsync_ms=cfg.journal_fsync_ms, redact=self.redact.fast)
-        self.intake = Intake(cfg.channel)            # binds now: a second gateway fails here
+        # binds now: a second gateway fails here. Under the launcher the role's wait wins.
+        self.intake = Intake(cfg.channel, ring_capacity=cfg.signal_ring,
+                             ring_wait=os.environ.get("PIPELINE_WAIT") or cfg.wait)
         self.journal.write("start", pid=os.getpid(), transport=cfg.transport, venue=cfg.venue)
 
         from pipeline.gateway import risk as riskmod

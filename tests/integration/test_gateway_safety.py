@@ -3,6 +3,7 @@ recovery, secrets."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 import re
 import signal
 import time
@@ -280,11 +281,14 @@ def test_canary_credentials_never_leak_through_any_error_path(tmp_path):
                 st.send(side=BUY, qty=0.001)                           # rejected: HALTED
             gw.wait(lambda s: s["rejects"].get("HALTED") == 3)
             payloads = list(st.raw_sent)
+            # the shared-memory signal ring the signals went through holds no secret either
+            ring_path = Path("/dev/shm") / f"{gw.channel}.sig"
+            payloads.append(ring_path.read_bytes())
     finally:
         rc = gw.stop()
         sim.stop()
     assert rc == 0
-    assert ready_frames and ready_frames[0][:4] == b"REDY"
+    assert ready_frames and ready_frames[0][:4] == b"REDS"      # READY, ring offered
     texts = {"stderr": gw.stderr(), "stdout": gw.stdout(), "journal": gw.journal_text(),
              "status": (gw.state_dir / "status.json").read_text()}
     for seen in ("-1021", "UNKNOWN", "LOST", "418", "-2010"):
