@@ -396,6 +396,34 @@ cdef class RiskEngine:
         cdef CheckedOrder out
         return self.check_buffer(msg, now_mono, &out)
 
+    def probe(self, msg, now_mono):
+        """check() without effect: the same path and the same answer, then every state change
+        undone (runaway times, duplicate marks, throttle tokens, open quantity, HALTED by a
+        runaway). The gateway runs it on a dummy signal between rare real ones, so the kernel's
+        code and data are in cache when a real signal comes."""
+        cdef CheckedOrder out
+        cdef int st = self.state, nd = self.n_dedup, r
+        cdef int64_t tok = self.tokens, tl = self.throttle_last
+        cdef int64_t rh = self.run_head, rc = self.run_count
+        cdef int64_t rt = self.run_times[self.run_head]
+        cdef DedupSlot dd[MAX_STRATEGIES]
+        cdef Instrument *inst
+        memcpy(dd, self.dedup, nd * sizeof(DedupSlot))
+        out.inst = NULL
+        r = self.check_buffer(msg, now_mono, &out)
+        if r == R_ACCEPT:
+            inst = &self.insts[out.symbol]
+            if out.side == 1:
+                inst.open_buy -= out.qty_units
+            else:
+                inst.open_sell -= out.qty_units
+        self.state, self.tokens, self.throttle_last = st, tok, tl
+        self.run_head, self.run_count = rh, rc
+        self.run_times[rh] = rt
+        memcpy(self.dedup, dd, nd * sizeof(DedupSlot))
+        self.n_dedup = nd
+        return r
+
     cdef int check_buffer(self, object msg, object now_mono, CheckedOrder *out) noexcept:
         cdef SignalRecord s
         cdef Py_buffer view

@@ -135,6 +135,9 @@ class GatewayConfig:
                                            # and extra senders); 0 = signals over ZeroMQ only
     wait: WaitName = "blocking"            # how the loop waits on the ring (roles.<name>.wait
                                            # overrides); busy_spin only on a core of its own
+    warm_ms: float = 1.0                   # idle: run the signal path dry (decode, risk probe,
+                                           # sign; nothing sent or changed) this often, so a rare
+                                           # signal finds it in cache; 0 = off
     recent_trades: int = 100               # reconcile: myTrades per symbol to look at
     open_order_audit_s: float = 5.0        # no user stream (off/down): query open orders this often
     start_timeout_s: float = 30.0          # start: keep trying to reach the venue this long
@@ -153,6 +156,8 @@ class GatewayConfig:
             raise ValueError("need 0 < slowdown_fraction <= stop_fraction <= 1")
         if self.unknown_max_polls < 1 or self.unknown_poll_ms < 1 or self.skew_strikes < 1:
             raise ValueError("unknown_max_polls, unknown_poll_ms and skew_strikes must be >= 1")
+        if self.warm_ms < 0:
+            raise ValueError(f"warm_ms must be >= 0, got {self.warm_ms}")
         if self.signal_ring and (self.signal_ring < 2 or self.signal_ring & (self.signal_ring - 1)):
             raise ValueError(f"signal_ring must be 0 or a power of two >= 2, got {self.signal_ring}")
 

@@ -43,7 +43,7 @@ def run(cfg: CollectorConfig, ring_name: str, seconds: float | None = None,
     # when publish_array returns (CLOCK_MONOTONIC), so the realtime stamp is mapped to monotonic
     # through an offset refreshed at every heartbeat.
     clock = {"offset": time.time_ns() - time.perf_counter_ns()}
-    record_hop = tel.hops.hist["socket_to_ring"].record_value
+    record_hop = tel.hops.recorder("socket_to_ring")
     publish_array = writer.publish_array
 
     def publish(arr) -> None:

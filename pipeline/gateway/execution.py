@@ -239,11 +239,18 @@ class Execution:
         return order
 
     def encode(self, order: Order, timestamp_ms: int) -> bytes:
-        r = self.rules[order.symbol_id]
-        qu = round(order.qty * 10 ** r.qty_decimals)
-        pu = 0 if order.order_type == 2 else round(order.price * 10 ** r.price_decimals)
-        return self.signer.encode_sign(order.symbol_id, order.side, order.order_type, order.tif,
-                                       qu, pu, order.cid.encode(), timestamp_ms)
+        return self.encode_fields(order.symbol_id, order.side, order.order_type, order.tif,
+                                  order.qty, order.price, order.cid, timestamp_ms)
+
+    def encode_fields(self, symbol_id: int, side: int, order_type: int, tif: int, qty: float,
+                      price: float, cid: str, timestamp_ms: int) -> bytes:
+        """The signed request body of a new order (no state touched: the hot path signs first
+        and journals after, and the idle loop runs it to keep it warm)."""
+        r = self.rules[symbol_id]
+        qu = round(qty * 10 ** r.qty_decimals)
+        pu = 0 if order_type == 2 else round(price * 10 ** r.price_decimals)
+        return self.signer.encode_sign(symbol_id, side, order_type, tif, qu, pu, cid.encode(),
+                                       timestamp_ms)
 
     def _write(self, order: Order, body: bytes) -> Reply:
         """Journal the request (write-ahead) and send it. Never raises: a journal that cannot

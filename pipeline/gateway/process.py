@@ -65,6 +65,10 @@ class GatewayError(RuntimeError):
     """The gateway cannot start (the message says why)."""
 
 
+# The strategy id of the gateway's dry-run signal (`_warm`); never sent, never journalled.
+WARM_STRATEGY_ID = 0xFFFF
+
+
 def state_paths(gcfg) -> dict[str, Path]:
     d = Path(gcfg.state_dir)
     return {"dir": d, "journal": d / "journal.jsonl", "status": d / "status.json",
@@ -331,10 +335,14 @@ class Gateway:
         signal.signal(signal.SIGUSR2, self._on_reduce)
 
     def run(self) -> int:
-        poll_ms = self.cfg.poll_ms
+        warm_ms = self.cfg.warm_ms
+        poll_ms = min(self.cfg.poll_ms, warm_ms) if warm_ms else self.cfg.poll_ms
         while not self.stop_requested:
             self._guarded(self._check_kill)
-            if self.intake.wait(poll_ms):
+            if not self.intake.wait(poll_ms):
+                if warm_ms:
+                    self._guarded(self._warm)
+            else:
                 for _ in range(256):
                     raw = self.intake.recv_raw()
                     if raw is None:
@@ -429,6 +437,33 @@ class Gateway:
         if self.clock.skewed:
             self.halt(f"clock skew: offset {self.clock.offset_ns / 1e6:.1f} ms")
 
+    # ================================================================== keeping warm
+    def _warm_signal(self, now: int) -> bytes:
+        """A valid MARKET buy of the smallest size for the first configured symbol."""
+        from pipeline.bus.signals import Signal, encode
+        sid = min(self.ex.rules)
+        r = self.ex.rules[sid]
+        qty = max(r.min_qty_units, r.step_units) / 10 ** r.qty_decimals
+        return encode(Signal(epoch=1, seq=1, trigger_seq=0, trigger_mono=now, created_mono=now,
+                             ttl_ns=1_000_000_000, qty=qty, strategy_id=WARM_STRATEGY_ID,
+                             symbol=sid, venue=r.venue, side=1, order_type=2, tif=0))
+
+    def _warm(self) -> None:
+        """The signal path, dry: decode, client id, gate, risk probe (every change undone), encode
+        and sign. Nothing is sent, journalled or counted. On a box whose caches go cold between
+        rare signals (measured: a signal 200 ms after the last one decodes 4-5x slower than one
+        1 ms after), this keeps the real signal's path in cache."""
+        now = time.perf_counter_ns()
+        raw = self._warm_signal(now)
+        sig = self.intake.signals.decode(raw)
+        cid = f"pl{sig.strategy_id:x}.{sig.epoch:x}.{sig.seq:x}"
+        if cid in self.ex.table or self.trading == "HALTED" or self.gate.blocked_until > 0:
+            pass                      # the same reads as the real path; no branch taken matters
+        self.gate.order_wait_s()
+        self.risk.probe(raw, now)
+        self.ex.encode_fields(sig.symbol, sig.side, sig.order_type, sig.tif, sig.qty, sig.price,
+                              cid, self.clock.timestamp_ms())
+
     # ================================================================== one signal
     def reject(self, sig, reason: str, **extra: Any) -> None:
         self.rejects[reason] = self.rejects.get(reason, 0) + 1
@@ -484,6 +519,15 @@ class Gateway:
             if reason == Reason.RUNAWAY:
                 self.halt("runaway signal rate")
             return
+        # Sign first (nothing is sent yet), then the write-ahead records: the journal, the order
+        # object and the request record all still come before the request goes out (submit).
+        body = encode_error = None
+        try:
+            body = self.ex.encode_fields(sig.symbol, sig.side, sig.order_type, sig.tif, sig.qty,
+                                         sig.price, cid, self.clock.timestamp_ms())
+        except Exception as exc:  # noqa: BLE001 - nothing signed or sent: REJECTED, released
+            encode_error = exc
+        t_signed = time.perf_counter_ns()
         stamps = {"recv": t_recv, "risk": t_risk, "created": sig.created_mono,
                   "trigger": sig.trigger_mono}
         self.journal.write("signal", decision="accept", cid=cid, strategy=sig.strategy_id,
@@ -496,13 +540,12 @@ class Gateway:
             self.risk.release_open(sig.symbol, sig.side, sig.qty)
             self.reject(sig, "CLIENT_ID_REUSED", cid=cid)
             return
-        try:
-            body = self.ex.encode(order, self.clock.timestamp_ms())
-        except Exception as exc:  # noqa: BLE001 - nothing signed or sent: REJECTED, released
+        if encode_error is not None:
+            exc = encode_error
             self.ex.set_state(order, OrderState.REJECTED, f"encode: {type(exc).__name__}: {exc}")
             self.reject(sig, "ENCODE", cid=cid)
             return
-        stamps["signed"] = time.perf_counter_ns()
+        stamps["signed"] = t_signed
         if pace_ns:
             self._next_order_mono = stamps["signed"] + pace_ns
         self.accepted += 1
@@ -548,10 +591,10 @@ class Gateway:
         self._hops_done = total
 
     def _hop(self, name: str) -> dict:
+        """Live quantiles of a hop (the last RECENT orders): the main loop calls this several
+        times a second, so never an HdrHistogram percentile walk (milliseconds)."""
         hops = getattr(self, "hops", None)
-        if hops is None or name not in hops.hist or not hops.hist[name].get_total_count():
-            return {}
-        return hops.summary(name)
+        return hops.live(name) if hops is not None else {}
 
     def _publish_role(self, pnl: float) -> None:
         from pipeline.records import TradingState

@@ -248,6 +248,19 @@ class RiskEngine:
                        self._insts[i].ref, self._insts[i].ref_mono, self._insts[i].bid,
                        self._insts[i].ask) for i in self._ids))
 
+    def probe(self, msg, now_mono: int) -> int:
+        """check() without effect (the kernel's probe): same answer, every state change undone."""
+        saved = (self._state, self._tokens, self._throttle_last, list(self._run_times),
+                 self._run_head, self._run_count, [list(d) for d in self._dedup],
+                 {i: (o.open_buy, o.open_sell) for i, o in self._insts.items()})
+        try:
+            return self.check(msg, now_mono)
+        finally:
+            (self._state, self._tokens, self._throttle_last, self._run_times, self._run_head,
+             self._run_count, self._dedup, opens) = saved
+            for i, (b, s) in opens.items():
+                self._insts[i].open_buy, self._insts[i].open_sell = b, s
+
     # ------------------------------------------------------------------ the entry point
     def check(self, msg, now_mono: int) -> int:
         try:

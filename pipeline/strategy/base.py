@@ -38,6 +38,8 @@ TRADE_KINDS = (int(Kind.TRADE), int(Kind.AGG_TRADE))
 GAP_KINDS = (int(Kind.GAP), int(Kind.RESYNC_START))
 STALE_KINDS = (int(Kind.STALE),)
 CONTROL_MIN = int(Kind.GAP)   # kinds >= this are the pipeline's own records
+TRADE_SET = frozenset(TRADE_KINDS)
+SMALL_BATCH = 32              # on_ticks: batches up to this size take the plain-Python pass
 
 
 @dataclass(frozen=True)
@@ -127,9 +129,17 @@ class Strategy:
         return (batch["symbol"] == self.symbol) & (batch["venue"] == self.venue)
 
     def on_ticks(self, batch: np.ndarray) -> list[Signal]:
-        """Every record of a batch, in ring order. Returns the signals to send."""
-        if len(batch) == 0:
+        """Every record of a batch, in ring order. Returns the signals to send.
+
+        Live batches are mostly a few records: below SMALL_BATCH one pass over plain Python lists
+        (~3 us) replaces the masks and np.isin of the vectorized pass (~27 us for 3 records, more
+        with cold caches); both hand on_trades the same sub-arrays and call the hooks in the
+        same order (tests/unit/test_strategy.py compares them)."""
+        n = len(batch)
+        if n == 0:
             return []
+        if n <= SMALL_BATCH:
+            return self._on_ticks_small(batch)
         kind = batch["kind"]
         ctl = kind >= CONTROL_MIN
         if not ctl.any():
@@ -156,6 +166,33 @@ class Strategy:
         sel = mine[start:] & np.isin(seg["kind"], TRADE_KINDS)
         if sel.any():
             out += self._run(seg[sel])
+        return out
+
+    def _on_ticks_small(self, batch: np.ndarray) -> list[Signal]:
+        kinds = batch["kind"].tolist()
+        sym, ven = self.symbol, self.venue
+        if sym:
+            syms = batch["symbol"].tolist()
+            vens = batch["venue"].tolist()
+        out: list[Signal] = []
+        pending: list[int] = []           # my trades since the last control record that counts
+        for i, k in enumerate(kinds):
+            if k >= CONTROL_MIN:
+                if sym and syms[i] != 0 and not (syms[i] == sym and vens[i] == ven):
+                    continue                  # another instrument's control record
+                if pending:
+                    out += self._run(batch[pending])
+                    pending = []
+                if k in GAP_KINDS:
+                    self.gaps += 1
+                    self.on_gap(batch[i])
+                elif k in STALE_KINDS:
+                    self.stales += 1
+                    self.on_stale(batch[i])
+            elif k in TRADE_SET and (not sym or (syms[i] == sym and vens[i] == ven)):
+                pending.append(i)
+        if pending:
+            out += self._run(batch[pending])
         return out
 
     def _run(self, trades: np.ndarray) -> list[Signal]:

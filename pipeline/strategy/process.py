@@ -10,12 +10,13 @@ States: NEW → RUNNING → STOPPING → STOPPED. Startup order: attach the ring
 signal sockets; the first HELLO therefore proves the reader exists. The loop:
 
     service the READY handshake (non-blocking)
-    wait for ticks with the configured wait strategy, in slices of <= 100 ms
+    wait for ticks with the configured wait strategy, in slices of 5 ms
     poll a batch into a preallocated buffer, run every strategy on it, send its signals (NOBLOCK)
+    keep the rare signal path warm (SignalSender.warm, at most every 1 ms)
 
 Nothing in the loop waits on the gateway: signals before READY are buffered (bounded, TTL-checked),
 after READY a full pipe or an absent gateway drops the signal and counts it. A SIGTERM / SIGINT
-only requests a stop; the loop notices within one wait slice (≤ 100 ms), stops the strategies and
+only requests a stop; the loop notices within one wait slice (≤ 5 ms), stops the strategies and
 closes the sockets (LINGER ≤ `linger_ms`), so the process exits well within 2 s with no gateway.
 Shutdown order: strategies.stop → sender.close → ring.close.
 """
@@ -41,6 +42,9 @@ from pipeline.strategy.base import Strategy
 from pipeline.telemetry.role import RoleTelemetry
 
 log = logging.getLogger(__name__)
+
+WAIT_SLICE_S = 0.005         # one wait; the loop then beats, services the handshake and warms
+WARM_EVERY_NS = 1_000_000    # run the signal send path dry at most this often (SignalSender.warm)
 
 
 class State(enum.Enum):
@@ -150,12 +154,15 @@ class StrategyProcess:
         next_stats = time.perf_counter_ns() + stats_every
         exit_on_close = scfg.exit_when_writer_closes
         tel = self.tel
-        record_hop = tel.hops.hist["ring_to_strategy"].record_value
+        record_hop = tel.hops.recorder("ring_to_strategy")
         perf = time.perf_counter_ns
+        warm = sender.warm
+        warm_ns = WARM_EVERY_NS
+        next_warm = 0
         while not self._stop:
             sender.service()
             tel.beat(ticks=self.ticks, signals=self.signals)
-            if reader.wait(0.1):
+            if reader.wait(WAIT_SLICE_S):
                 n = poll_into(buf)
                 if n == 0:
                     continue
@@ -168,11 +175,16 @@ class StrategyProcess:
                     for sig in st.on_ticks(batch):
                         self.signals += 1
                         send(sig)
+                if t_read >= next_warm:       # signals are rare: keep their path in cache
+                    next_warm = t_read + warm_ns
+                    warm()
             elif ring.writer_closed:
                 if exit_on_close and reader.lag() == 0:
                     self.exit_reason = "writer closed"
                     return
                 time.sleep(0.01)      # nothing will come; do not spin on a closed ring
+            else:
+                warm()
             if stats_every and time.perf_counter_ns() >= next_stats:
                 next_stats += stats_every
                 log.info("strategy stats: %s",

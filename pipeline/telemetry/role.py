@@ -45,11 +45,10 @@ class RoleTelemetry:
         self._next = now + self.every_ns
         if counters:
             self.status.set(**counters)
-        if self.main_hop and self.main_hop in self.hops.hist:
-            h = self.hops.hist[self.main_hop]
-            if h.get_total_count():
-                self.status.set(hop_p50_ns=h.get_value_at_percentile(50),
-                                hop_p99_ns=h.get_value_at_percentile(99))
+        if self.main_hop:
+            live = self.hops.live(self.main_hop)        # never an HdrHistogram query here
+            if live:
+                self.status.set(hop_p50_ns=live["p50"], hop_p99_ns=live["p99"])
         self.status.heartbeat()
 
     @property
