@@ -87,6 +87,7 @@ cdef class BinanceSigner:
     cdef char tail[48]                        # "&newOrderRespType=..&recvWindow=N" (doc layout)
     cdef int tail_len
     cdef public int last_reason
+    cdef readonly int64_t risk_done_ns        # process(): CLOCK_MONOTONIC when the risk check ended
     cdef readonly int64_t signed_count        # orders signed (process / encode_sign)
 
     cdef size_t _encode(self, const CheckedOrder *o, const char *cid, size_t cid_len,

@@ -17,6 +17,7 @@ from cpython.bytes cimport PyBytes_FromStringAndSize
 from libc.string cimport memcpy, memset
 from libc.stdlib cimport calloc, free
 from libc.stdint cimport int64_t, uint64_t
+from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 
 from pipeline._ext.risk cimport RiskEngine, CheckedOrder, R_UNKNOWN_SYMBOL, R_BAD_MESSAGE
 
@@ -219,6 +220,7 @@ cdef class BinanceSigner:
     def __cinit__(self, *args, **kwargs):
         memset(self.syms, 0, sizeof(self.syms))
         self.last_reason = 0
+        self.risk_done_ns = 0
         self.signed_count = 0
 
     def __init__(self, secret, *, recv_window_ms=5000, resp_type="", recv_window_first=True):
@@ -390,6 +392,9 @@ cdef class BinanceSigner:
         cdef char cid[40]
         cdef size_t k, n
         cdef int r = risk.check_buffer(msg, now_mono, &o)
+        cdef timespec ts
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        self.risk_done_ns = ts.tv_sec * 1_000_000_000 + ts.tv_nsec
         self.last_reason = r
         if r:
             return None

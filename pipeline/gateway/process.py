@@ -50,6 +50,7 @@ from pipeline.gateway.intake import Intake
 from pipeline.gateway.journal import Journal, JournalWriteError, read as read_journal
 from pipeline.gateway.orders import ClientIdReused, OrderState
 from pipeline.gateway.ratelimit import HostGate
+from pipeline.gateway.reasons import Reason
 from pipeline.gateway.reconcile import rebuild, reconcile
 from pipeline.gateway.rest import Outcome, RestClient
 from pipeline.gateway.secrets import (Redactor, harden_process, install_log_redaction,
@@ -475,59 +476,61 @@ class Gateway:
 
     def handle_signal(self, raw: bytes) -> None:
         t_recv = time.perf_counter_ns()
+        # The hot path is one compiled call: every risk check, then encode + sign (nothing is
+        # signed on a risk reject). The rest is bookkeeping after the "signed" stamp, and all of
+        # the write-ahead records still come before the request goes out (submit). Whatever
+        # refuses the order after signing releases its open quantity; the signed bytes are
+        # dropped, never sent.
+        body = encode_error = None
+        try:
+            body = self.signer.process(self.risk, raw, t_recv, self.clock.timestamp_ms())
+        except Exception as exc:  # noqa: BLE001 - nothing signed or sent
+            encode_error = exc
+        t_signed = time.perf_counter_ns()
+        t_risk = self.signer.risk_done_ns or t_signed
+        reason = self.signer.last_reason if encode_error is None else 0
         sig = self.intake.decode(raw)
-        if sig is None:
+        if sig is None:                       # the kernel refused it too (BAD_MESSAGE/VERSION)
             self.reject(None, "MALFORMED", size=len(raw))
             return
         cid = f"pl{sig.strategy_id:x}.{sig.epoch:x}.{sig.seq:x}"
+        refusal, extra = "", {}
         if cid in self.ex.table:
-            self.reject(sig, "CLIENT_ID_REUSED", cid=cid)
-            return
-        v = self.intake.judge(sig, t_recv)
-        if v.gap:
-            self.journal.write("gap", strategy=sig.strategy_id, epoch=sig.epoch, seq=sig.seq,
-                               missing=v.gap)
-        if not v.ok:
-            self.reject(sig, v.reason)
-            return
-        if self.trading == "HALTED":
-            self.reject(sig, "HALTED")
-            return
-        if self.gate.blocked_until > time.time():
-            self.reject(sig, "HOST_CLOSED")
-            return
-        wait_s, closed = self.gate.order_wait_s()
-        if closed:
-            self.reject(sig, "RATE_BUDGET")
-            return
-        now = time.perf_counter_ns()
-        if wait_s > 0:
-            # pacing without blocking the loop (heartbeat, kill switch, fills): at most one
-            # order every wait_s; a signal that comes sooner is refused, never slept on
-            if now < self._next_order_mono:
+            refusal, extra = "CLIENT_ID_REUSED", {"cid": cid}
+        else:
+            v = self.intake.judge(sig, t_recv)
+            if v.gap:
+                self.journal.write("gap", strategy=sig.strategy_id, epoch=sig.epoch,
+                                   seq=sig.seq, missing=v.gap)
+            if not v.ok:
+                refusal = v.reason
+            elif self.trading == "HALTED":
+                refusal = "HALTED"
+            elif reason == Reason.RUNAWAY:    # the kernel just went HALTED on this one
+                refusal = "RUNAWAY"
+            elif self.gate.blocked_until > time.time():
+                refusal = "HOST_CLOSED"
+        pace_ns = 0
+        if not refusal:
+            wait_s, closed = self.gate.order_wait_s()
+            if closed:
+                refusal = "RATE_BUDGET"
+            elif wait_s > 0 and t_signed < self._next_order_mono:
+                # pacing without blocking the loop (heartbeat, kill switch, fills): at most one
+                # order every wait_s; a signal that comes sooner is refused, never slept on
                 self.ex.count("paced")
-                self.reject(sig, "RATE_BUDGET", paced_ms=round((self._next_order_mono - now)
-                                                               / 1e6, 3))
-                return
-        pace_ns = int(wait_s * 1e9)
-        reason = self.risk.check(raw, now)
-        t_risk = time.perf_counter_ns()
-        if reason:
-            from pipeline.gateway.reasons import Reason
-            name = Reason(reason).name
-            self.reject(sig, name)
+                refusal = "RATE_BUDGET"
+                extra = {"paced_ms": round((self._next_order_mono - t_signed) / 1e6, 3)}
+            pace_ns = int(wait_s * 1e9)
+        if not refusal and encode_error is None and body is None:
+            refusal = Reason(reason).name     # the kernel's reject
+        if refusal:
+            if body is not None:              # signed but refused: undo the kernel's commit
+                self.risk.release_open(sig.symbol, sig.side, sig.qty)
+            self.reject(sig, refusal, **extra)
             if reason == Reason.RUNAWAY:
                 self.halt("runaway signal rate")
             return
-        # Sign first (nothing is sent yet), then the write-ahead records: the journal, the order
-        # object and the request record all still come before the request goes out (submit).
-        body = encode_error = None
-        try:
-            body = self.ex.encode_fields(sig.symbol, sig.side, sig.order_type, sig.tif, sig.qty,
-                                         sig.price, cid, self.clock.timestamp_ms())
-        except Exception as exc:  # noqa: BLE001 - nothing signed or sent: REJECTED, released
-            encode_error = exc
-        t_signed = time.perf_counter_ns()
         stamps = {"recv": t_recv, "risk": t_risk, "created": sig.created_mono,
                   "trigger": sig.trigger_mono}
         self.journal.write("signal", decision="accept", cid=cid, strategy=sig.strategy_id,
@@ -537,7 +540,8 @@ class Gateway:
         try:
             order = self.ex.new_order(sig, stamps)
         except ClientIdReused:
-            self.risk.release_open(sig.symbol, sig.side, sig.qty)
+            if body is not None:
+                self.risk.release_open(sig.symbol, sig.side, sig.qty)
             self.reject(sig, "CLIENT_ID_REUSED", cid=cid)
             return
         if encode_error is not None:

@@ -30,6 +30,7 @@ import base64
 import hashlib
 import hmac
 import operator
+import time
 from typing import Any
 
 from pipeline.gateway.instruments import MAX_SYMBOL_ID, InstrumentRules
@@ -130,6 +131,7 @@ class BinanceSigner:
         self.recv_window_first = bool(recv_window_first)
         self._names: dict[int, tuple[bytes, int, int]] = {}
         self.last_reason = 0
+        self.risk_done_ns = 0          # process(): CLOCK_MONOTONIC when the risk check ended
         self.signed_count = 0          # orders signed (process / encode_sign)
 
     def __repr__(self) -> str:
@@ -194,6 +196,7 @@ class BinanceSigner:
         if not -(1 << 63) <= timestamp_ms < (1 << 63):
             raise OverflowError("timestamp_ms out of int64 range")
         r = risk.check(msg, now_mono)
+        self.risk_done_ns = time.perf_counter_ns()
         self.last_reason = r
         if r:
             return None

@@ -402,7 +402,15 @@ def test_rate_pacing_refuses_instead_of_sleeping(tmp_path, monkeypatch):
     class Risk(FakeRisk):
         def check(self, raw, now):
             return 0
-    gw.intake, gw.risk = Intake(), Risk()
+
+    class Signer:                       # the fused risk + encode + sign call of the kernel
+        last_reason = risk_done_ns = 0
+
+        def process(self, risk, raw, now, ts_ms):
+            self.last_reason = risk.check(raw, now)
+            return None if self.last_reason else ex.encode_fields(
+                SID, 1, 2, 0, 0.001, math.nan, f"pl1.1.{raw.decode()}", ts_ms)
+    gw.intake, gw.risk, gw.signer = Intake(), Risk(), Signer()
     gw.clock = ex.clock
     gw.gate = SimpleNamespace(blocked_until=0.0, order_wait_s=lambda: (0.5, False))
     t0 = time.perf_counter()
@@ -495,7 +503,7 @@ def test_the_kill_file_is_seen_between_the_signals_of_a_batch(tmp_path):
     gw = _gateway(tmp_path, ex)
     gw.paths["kill"] = tmp_path / "KILL"
     gw._next = {"status": 0, "kill": 0, "audit": 0}
-    gw.cfg.poll_ms = 1
+    gw.cfg.poll_ms, gw.cfg.warm_ms = 1, 0.0
     seen: list[str] = []
     raws = [b"1", b"2", b"3"]
 
