@@ -111,6 +111,10 @@ def inspect(name: str) -> dict | None:
 
 unlink = shm.unlink
 
+# Rings this process writes to through an open RingWriter: a second writer in the same process
+# (two senders on one signal ring) is refused like one in another process.
+_LIVE_WRITERS: set[str] = set()
+
 
 class Ring:
     """A mapped ring of `RECORD_DTYPE` records: the owner's handle (create) or an attachment
@@ -269,6 +273,8 @@ class Ring:
         """Become the ring's one writer. Fails if another live process is the writer."""
         me = os.getpid()
         pid = self.writer_pid
+        if pid == me and self.name in _LIVE_WRITERS and not self.writer_closed:
+            raise RingError(f"ring {self.name!r} already has a live writer (in this process)")
         if pid not in (0, me):
             started = self._h("writer_start_ns")
             if shm.pid_alive(pid, started) and not self.writer_closed:
@@ -280,6 +286,7 @@ class Ring:
         self._header["writer_closed"] = 0
         self.core.sync_writer()
         self._writer = RingWriter(self)
+        _LIVE_WRITERS.add(self.name)
         return self._writer
 
     def reader(self, wait: WaitName = "sleeping", max_batch: int = 4096,
@@ -326,6 +333,8 @@ class RingWriter:
         """Mark the writer closed (readers' waits return). Idempotent."""
         if not self._closed and not self.ring._closed:  # noqa: SLF001
             self.ring.core.close_writer()
+        if not self._closed:
+            _LIVE_WRITERS.discard(self.ring.name)
         self._closed = True
 
 

@@ -314,11 +314,6 @@ class SignalSender:
         return bool(self.push.getsockopt(zmq.EVENTS) & zmq.POLLOUT)
 
     def _send(self, sig: Signal) -> bool:
-        if self._publish is not None:
-            self._publish(_STRUCT.pack(*sig))
-            self.sent += 1
-            self.sent_ring += 1
-            return True
         try:
             self.push.send(_STRUCT.pack(*sig), zmq.NOBLOCK)
         except zmq.Again:
@@ -331,6 +326,12 @@ class SignalSender:
         """Number and send one signal without blocking. Returns True if handed to ZeroMQ (or
         buffered until the gateway is READY), False if dropped."""
         self.seq += 1
+        if self._publish is not None and self.ready:
+            # the hot path: numbered while packed (no NamedTuple._replace), one shared-memory write
+            self._publish(_STRUCT.pack(self.epoch, self.seq, *sig[2:]))
+            self.sent += 1
+            self.sent_ring += 1
+            return True
         sig = sig._replace(epoch=self.epoch, seq=self.seq)
         if self.ready:
             return self._send(sig)
@@ -345,7 +346,7 @@ class SignalSender:
     def warm(self) -> None:
         """Run the send path dry (number a signal, pack it; nothing sent or counted), so a rare
         real signal finds it in cache. The strategy calls it between signals."""
-        _STRUCT.pack(*_WARM_SIGNAL._replace(epoch=self.epoch, seq=self.seq + 1))
+        _STRUCT.pack(self.epoch, self.seq + 1, *_WARM_SIGNAL[2:])
 
     def stats(self) -> dict:
         return {"sent": self.sent, "dropped": self.dropped, "dropped_hwm": self.dropped_hwm,
@@ -433,6 +434,7 @@ class SignalReceiver:
             except ValueError:
                 self.close()
                 raise
+            self._ring_wait = self._reader.core.wait
             self._slots = np.zeros(64, dtype=self.ring.dtype)
             self._slot_mv = memoryview(self._slots.view(np.uint8))
             self._stride = self.ring.dtype.itemsize
@@ -480,7 +482,7 @@ class SignalReceiver:
         if self.pull in events:
             return True
         if on_ring:
-            return self._reader.wait(timeout_ms / 1000.0)
+            return self._ring_wait(int(timeout_ms * 1_000_000))   # the kernel's wait, nogil
         return False
 
     def recv_raw(self) -> bytes | None:

@@ -100,6 +100,7 @@ class Gateway:
         self.internal_errors = 0
         self._lock_fd = -1
         self.intake = None
+        self.warm_runs = 0               # dry runs of the signal path (_warm)
         self.journal: Journal | None = None
         self.stream = None
         self.ws = None
@@ -464,6 +465,7 @@ class Gateway:
         self.risk.probe(raw, now)
         self.ex.encode_fields(sig.symbol, sig.side, sig.order_type, sig.tif, sig.qty, sig.price,
                               cid, self.clock.timestamp_ms())
+        self.warm_runs += 1
 
     # ================================================================== one signal
     def reject(self, sig, reason: str, **extra: Any) -> None:
@@ -624,6 +626,7 @@ class Gateway:
             "phase": self.phase, "pid": os.getpid(), "trading": self.trading,
             "halt_reason": self.halt_reason if self.trading == "HALTED" else "",
             "accepted": self.accepted, "rejects": self.rejects,
+            "warm_runs": getattr(self, "warm_runs", 0),
             "internal_errors": self.internal_errors,
             "orders": by_state,
             "open_orders": [o.to_json() for o in ex.table.open_orders()] if ex else [],

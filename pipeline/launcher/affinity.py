@@ -12,8 +12,9 @@ from dataclasses import dataclass
 
 import tomlkit
 
-# Roles whose wait strategy matters (they read the ring or the signal socket in a loop).
-WAITING_KINDS = ("strategy",)
+# Roles whose wait strategy matters (they wait on a ring in a loop: the strategy on the tick ring,
+# the gateway on the signal ring).
+WAITING_KINDS = ("strategy", "gateway")
 
 
 @dataclass(frozen=True)

@@ -320,6 +320,20 @@ class Launcher:
         for ring in self.rings:
             ring.close()
         self.rings.clear()
+        self._unlink_orphan_signal_ring()
+
+    def _unlink_orphan_signal_ring(self) -> None:
+        """The gateway owns its signal ring and unlinks it at exit; a gateway that was killed
+        leaves it behind. Remove it once its owner is gone (never a live gateway's)."""
+        if not any(r.spec.kind == "gateway" for r in self.roles.values()):
+            return
+        from pipeline.bus import ring as ringmod
+        from pipeline.bus.signals import ring_name
+        name = ring_name(self.cfg.gateway.channel)
+        info = ringmod.inspect(name)
+        if info is not None and not info.get("owner_alive"):
+            ringmod.unlink(name)
+            self._event("orphan_segment_removed", segment=name, owner=info.get("owner_pid"))
 
     # ------------------------------------------------------------------ summary
     def summary(self, started: float) -> dict:

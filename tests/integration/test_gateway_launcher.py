@@ -60,3 +60,43 @@ max_position_qty = 0.05
     assert status["phase"] == "STOPPED" and status["trading"] == "ACTIVE"
     log = (tmp_path / "run" / "gateway.log").read_text()
     assert "reconciled with the venue" in log and SIM_TEST_SECRET not in log
+
+
+def _own_signal_ring_and_exit(name: str) -> None:
+    from pipeline.bus.ring import SignalRing
+    ring = SignalRing.create(name, 8)
+    ring._shm.close()                 # noqa: SLF001 - exit without unlinking, as a killed gateway
+    import os
+    os._exit(0)
+
+
+def test_the_launcher_removes_a_killed_gateways_signal_ring_only(tmp_path, monkeypatch):
+    import multiprocessing as mp
+
+    from conftest import unique_shm_name
+    from pipeline import config
+    from pipeline.bus import ring as ringmod
+    from pipeline.bus.ring import SignalRing
+    from pipeline.bus.signals import ring_name
+    from pipeline.launcher.supervisor import Launcher
+    channel = unique_shm_name()
+    cfg = config.loads(f'[roles.gateway]\nkind = "gateway"\n[gateway]\nchannel = "{channel}"\n'
+                       f'[launcher]\nrun_dir = "{tmp_path}"\n')
+    monkeypatch.setenv("PIPELINE_API_KEY", "k")
+    monkeypatch.setenv("PIPELINE_API_SECRET", "s")
+    launcher = Launcher(cfg, "test.toml")
+    name = ring_name(channel)
+    live = SignalRing.create(name, 8)                    # a live gateway's ring stays
+    try:
+        launcher.close_segments()
+        assert ringmod.inspect(name) is not None
+    finally:
+        live.close()
+    p = mp.get_context("spawn").Process(target=_own_signal_ring_and_exit, args=(name,))
+    p.start()
+    p.join(20)
+    info = ringmod.inspect(name)
+    assert info is not None and not info["owner_alive"]   # left behind by a dead owner
+    launcher.close_segments()
+    assert ringmod.inspect(name) is None
+    assert any(e["event"] == "orphan_segment_removed" for e in launcher.events)

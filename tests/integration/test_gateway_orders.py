@@ -288,3 +288,20 @@ def test_reducing_accepts_only_risk_reducing_orders(sim, gw_factory, how):
         s = gw.wait(lambda s: s["orders"].get("FILLED") == 2)
     assert s["positions"]["BTCUSDT"]["qty"] == pytest.approx(0.001)
     assert s["trading"] == "REDUCING"
+
+
+def test_idle_warming_runs_the_signal_path_and_changes_nothing(sim, gw_factory):
+    """Between signals the gateway runs the signal path dry about every warm_ms: nothing sent,
+    journalled or counted, no risk state moved — with a runaway guard of 3 signals a minute, the
+    hundreds of dry runs before the first real signal must not trip it."""
+    gw = gw_factory(reference_poll_ms=60_000,
+                    risk={"runaway_signals": 3, "runaway_window_ms": 60_000}).start()
+    s = gw.wait(lambda s: s["warm_runs"] >= 200, what="dry runs")
+    assert s["trading"] == "ACTIVE" and not s["rejects"] and not s["orders"]
+    assert s["intake"]["received"] == 0 and s["accepted"] == 0
+    with StrategySide(gw.channel) as st:
+        st.send(side=BUY, qty=0.001)
+        s = gw.wait(lambda s: s["orders"].get("FILLED") == 1)
+    assert s["trading"] == "ACTIVE" and not s["rejects"]
+    journal = gw.journal_text()
+    assert journal.count('"decision":"accept"') == 1 and "pl" + "ffff." not in journal

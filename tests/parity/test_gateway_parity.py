@@ -317,3 +317,38 @@ def test_twins_have_the_same_public_api():
         assert kc <= t | {"resp_type_name"}, (kernel.__name__, kc - t)
     for fn in ("okx_prehash", "ed25519_verify"):
         assert callable(getattr(sign, fn)) and callable(getattr(sign_py, fn))
+
+
+def _run_with_probes(Engine, Signer, lim, rules, refs, ops):
+    """Like _run, but every signal is first probed: the probe must answer what the real check
+    then answers, and leave every piece of state as it found it."""
+    e = Engine(**lim)
+    s = Signer(SECRET, resp_type="RESULT")
+    for r in rules:
+        e.set_instrument(r)
+        s.set_instrument(r)
+    for sid, ref in refs:
+        e.set_reference(sid, ref, 10**12)
+    probes = []
+    for op in ops:
+        if op[0] == "sig":
+            before = e.snapshot()
+            probed = e.probe(op[1], op[2])
+            assert e.snapshot() == before                  # no effect at all
+            s.process(e, op[1], op[2], 1_700_000_000_000 + op[2] // 10**6)
+            assert probed == s.last_reason                 # the same answer as the real check
+            probes.append(probed)
+        elif op[0] == "ref":
+            e.set_reference(op[1], op[2], op[3])
+        elif op[0] == "state":
+            e.set_state(op[1])
+    return probes
+
+
+@SETTINGS
+@given(lim=limits, data=st.data())
+def test_probe_answers_like_check_and_changes_nothing_on_both_engines(lim, data):
+    rules, refs, ops = data.draw(scenario(lim["collar_bps"]))
+    a = _run_with_probes(RiskEngine, BinanceSigner, lim, rules, refs, ops)
+    b = _run_with_probes(risk_py.RiskEngine, sign_py.BinanceSigner, lim, rules, refs, ops)
+    assert a == b

@@ -25,3 +25,22 @@ def test_out_of_range_values_are_clamped_not_lost():
     r.record("x", -5)
     r.record("x", 10**15)
     assert r.summary("x")["count"] == 2
+
+
+def test_live_quantiles_come_from_the_recent_window():
+    from pipeline.telemetry.latency import RECENT, HopRecorder
+    h = HopRecorder(["a"])
+    assert h.live("a") == {} and h.live("missing") == {}
+    for v in range(1, 101):
+        h.record("a", v * 1000)
+    live = h.live("a")
+    assert (live["count"], live["window"], live["p50"], live["p99"], live["max"]) == \
+        (100, 100, 50_000, 99_000, 100_000)
+    for _ in range(RECENT):                      # the window moves on: old values leave it
+        h.record("a", 7)
+    live = h.live("a")
+    assert live["window"] == RECENT and live["p99"] == 7 and live["max"] == 7
+    assert h.hist["a"].get_total_count() == 100 + RECENT     # the HdrHistogram keeps them all
+    rec = h.recorder("b")
+    rec(5)
+    assert h.live("b")["p50"] == 5 and h.hist["b"].get_total_count() == 1

@@ -146,3 +146,59 @@ def test_strategy_config_checks():
                       ('[backtest]\nfee_taker_bps = -1\n', "fee_taker_bps")]:
         with pytest.raises(config.ConfigError, match=msg):
             config.loads(text)
+
+
+class _Recorder(SmaCrossover):
+    """SMA that also logs every hook call, to compare the two dispatch passes."""
+
+    def __init__(self, *a, **kw):
+        super().__init__(*a, **kw)
+        self.calls: list = []
+
+    def on_trades(self, trades):
+        self.calls.append(("trades", trades["seq"].tolist()))
+        return super().on_trades(trades)
+
+    def on_gap(self, rec):
+        self.calls.append(("gap", int(rec["seq"])))
+        super().on_gap(rec)
+
+    def on_stale(self, rec):
+        self.calls.append(("stale", int(rec["seq"])))
+        super().on_stale(rec)
+
+
+def _random_batch(rng, n, start):
+    kinds = rng.choice([Kind.TRADE, Kind.AGG_TRADE, Kind.BID, Kind.BOOK_ASK, Kind.GAP,
+                        Kind.STALE, Kind.RESYNC_START, Kind.RESYNC_DONE, Kind.HEARTBEAT],
+                       size=n, p=[.4, .1, .1, .1, .06, .06, .06, .06, .06])
+    r = recs(rng.integers(90, 110, size=n).astype(float), start_seq=start)
+    r["kind"] = kinds
+    r["symbol"] = rng.choice([SYM, SYM, SYM, SYM + 1, 0], size=n)
+    r["venue"] = np.where(r["symbol"] == 0, 0, Venue.SIM)
+    return r
+
+
+@pytest.mark.parametrize("symbol", [SYM, 0])
+def test_small_batch_pass_equals_the_vectorized_pass(monkeypatch, symbol):
+    """Batches up to SMALL_BATCH go through plain-Python lists; the result (signals, hook calls
+    and their order) must be exactly the vectorized pass's."""
+    from pipeline.strategy import base
+    rng = np.random.default_rng(11)
+    batches, seq = [], 0
+    for _ in range(300):
+        n = int(rng.integers(1, base.SMALL_BATCH + 1))
+        batches.append(_random_batch(rng, n, seq))
+        seq += n
+
+    def run(small_batch: int):
+        monkeypatch.setattr(base, "SMALL_BATCH", small_batch)
+        s = _Recorder(SmaParams(2, 5, 1.0), venue=int(Venue.SIM), symbol=symbol, qty=1.0,
+                      clock=TestClock(mono_ns=1), allow_short=True)
+        s.start()
+        sigs = [x for b in batches for x in s.on_ticks(b)]
+        return [(x.trigger_seq, x.side) for x in sigs], s.calls, s.gaps, s.stales
+
+    small, vector = run(base.SMALL_BATCH), run(0)
+    assert small == vector
+    assert small[0] and small[2] and small[3]          # signals, gaps and stales all happened
