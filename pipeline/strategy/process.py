@@ -157,24 +157,27 @@ class StrategyProcess:
         record_hop = tel.hops.recorder("ring_to_strategy")
         perf = time.perf_counter_ns
         warm = sender.warm
+        core_wait = reader.core.wait
+        slice_ns = int(WAIT_SLICE_S * 1e9)
         warm_ns = WARM_EVERY_NS
         next_warm = 0
         while not self._stop:
             sender.service()
             tel.beat(ticks=self.ticks, signals=self.signals)
-            if reader.wait(WAIT_SLICE_S):
+            if core_wait(slice_ns):   # the kernel's wait (nogil), no Python wrapper
                 n = poll_into(buf)
                 if n == 0:
                     continue
                 t_read = perf()
                 batch = buf[:n]       # a view of the reused buffer: strategies must not keep it
-                record_hop(max(1, t_read - int(batch["mono_ts"][-1])))
-                self.ticks += n
-                self.batches += 1
                 for st in strategies:
                     for sig in st.on_ticks(batch):
                         self.signals += 1
                         send(sig)
+                # bookkeeping after the signals are out (an HdrHistogram record is Python code)
+                record_hop(max(1, t_read - int(batch["mono_ts"][-1])))
+                self.ticks += n
+                self.batches += 1
                 if t_read >= next_warm:       # signals are rare: keep their path in cache
                     next_warm = t_read + warm_ns
                     warm()
