@@ -458,6 +458,8 @@ class StrategyConfig:
     hello_every_s: float = 0.5         # READY handshake: HELLO resent this often until answered
     stats_every_s: float = 10.0        # log counters this often (0 = never)
     exit_when_writer_closes: bool = False  # replays/tests: stop once the ring's writer closed
+    compiled: bool = True              # strategies with a compiled hot path use it (the SMA:
+                                       # ext/smalive.pyx); false = the Python path everywhere
     instances: list[StrategyInstanceConfig] = field(
         default_factory=lambda: [StrategyInstanceConfig()])
 

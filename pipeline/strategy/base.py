@@ -110,6 +110,13 @@ class Strategy:
         """Trade records of this strategy's instrument, in order. Return signals."""
         raise NotImplementedError
 
+    def compiled(self):
+        """A compiled equivalent of on_ticks for the strategy process's hot path, or None.
+        When not None it is `fn(batch, out) -> n`: it runs the batch (same rule, same hooks'
+        effects) and writes n SIGNAL_DTYPE records into `out` (numbered later by the sender).
+        The process then uses only it for this strategy; on_ticks stays the reference (twin)."""
+        return None
+
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
         if not self._started:

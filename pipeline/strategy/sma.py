@@ -30,9 +30,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from pipeline.bus.signals import Signal
+from pipeline.clock import LIVE
 from pipeline.strategy.base import Strategy
 
 EXACT_LIMIT = 1 << 61
+Q_LIMIT = 1 << 62        # live path: |price / price_increment| at or beyond this is a bad price
 
 
 @dataclass(frozen=True)
@@ -145,6 +147,28 @@ class SmaCrossover(Strategy):
         self._bar: int | None = None     # current bar number (time bars)
         self._bar_q = 0                  # its last price so far
 
+    def compiled(self):
+        """ext/smalive.pyx for the plain SMA (per-trade points, live clock); None for time bars,
+        subclasses (their hooks are Python) or a test clock (created_mono comes from C)."""
+        if type(self) is not SmaCrossover or self.bar_ns or self.clock is not LIVE:
+            return None
+        from pipeline import _native
+        p = self.params
+        kernel = self.kernel = _native.load("smalive").SmaLive(
+            p.fast, p.slow, p.price_increment, symbol=self.symbol, venue=self.venue,
+            strategy_id=self.strategy_id, qty=self.qty, allow_short=self.allow_short,
+            ttl_ns=self.ttl_ns)
+        run = kernel.process
+
+        def on_batch(batch: np.ndarray, out: np.ndarray) -> int:
+            n = run(batch, out)
+            # mirror the kernel's state where describe() and the hooks' users look for it
+            self.position, self.suspended = kernel.position, kernel.suspended
+            self.gaps, self.stales, self.bad_prices = kernel.gaps, kernel.stales, \
+                kernel.bad_prices
+            return n
+        return on_batch
+
     def on_gap(self, rec) -> None:
         super().on_gap(rec)
         self.core.reset()
@@ -166,6 +190,9 @@ class SmaCrossover(Strategy):
             try:
                 q = round(p / inc)
             except (ValueError, OverflowError):     # NaN / inf: never a signal
+                self.bad_prices += 1
+                continue
+            if not -Q_LIMIT < q < Q_LIMIT:          # absurd: beyond the kernel's int64 units
                 self.bad_prices += 1
                 continue
             t = update(q)

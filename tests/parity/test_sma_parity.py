@@ -129,3 +129,65 @@ def test_vectorized_rejects_bad_input():
         sma_cross_signals(np.array([1.0, 1e6]), 1000, 2000, 1e-8)
     with pytest.raises(ValueError, match="must be >= 1"):
         SmaParams(fast=0, slow=3)
+
+
+def _compiled_vs_python(recs: np.ndarray, params: SmaParams, allow_short: bool, symbol: int,
+                        rng) -> None:
+    """ext/smalive.pyx against its twin, the Python path, over the same random batch splits:
+    every signal field (created_mono aside: it is each path's own clock) and the end state."""
+    from pipeline.records import SIGNAL_DTYPE
+    from pipeline.bus.signals import from_array
+    kw = dict(venue=int(Venue.SIM), symbol=symbol, qty=0.25, allow_short=allow_short,
+              strategy_id=4, ttl_ns=123)
+    py, c = SmaCrossover(params, **kw), SmaCrossover(params, **kw)
+    py.start()
+    c.start()
+    fast = c.compiled()
+    assert fast is not None
+    out = np.zeros(800, dtype=SIGNAL_DTYPE)
+    got_py, got_c = [], []
+    i = 0
+    while i < len(recs):
+        k = int(rng.integers(1, 700))
+        got_py += py.on_ticks(recs[i:i + k])
+        n = fast(np.ascontiguousarray(recs[i:i + k]), out)
+        got_c += from_array(out[:n])
+        i += k
+
+    def key(s):
+        return s._replace(created_mono=0, price=0.0 if np.isnan(s.price) else s.price)
+    assert [key(s) for s in got_c] == [key(s) for s in got_py]
+    assert all(np.isnan(s.price) and s.created_mono > 0 for s in got_c)
+    assert (c.position, c.suspended, c.gaps, c.stales, c.bad_prices) == \
+        (py.position, py.suspended, py.gaps, py.stales, py.bad_prices)
+    assert (c.kernel.trend, c.kernel.count) == (py.core.trend, py.core.count)
+    return got_py
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("allow_short", [False, True])
+def test_compiled_live_kernel_equals_the_python_path(seed, allow_short):
+    rng = np.random.default_rng(seed)
+    price = np.round(100 + np.cumsum(rng.integers(-2, 3, 30_000)) * 0.5, 1)
+    recs = to_records(price, rng, controls=0.003, others=0.2)
+    bad = rng.choice(len(recs), 20, replace=False)      # NaN, inf, absurd: bad prices
+    recs["price"][bad[:7]] = np.nan
+    recs["price"][bad[7:14]] = np.inf
+    recs["price"][bad[14:]] = 1e30
+    recs["kind"][rng.choice(len(recs), 30, replace=False)] = Kind.STALE
+    params = SmaParams(fast=3, slow=8, price_increment=0.5)
+    sigs = _compiled_vs_python(recs, params, allow_short, SYM, rng)
+    assert len(sigs) > 50
+    _compiled_vs_python(recs, params, allow_short, 0, rng)    # a strategy on every instrument
+
+
+def test_compiled_kernel_is_used_only_where_it_is_the_same_strategy():
+    from pipeline.clock import TestClock
+    p = SmaParams(2, 5, 1.0)
+    assert SmaCrossover(p).compiled() is not None
+    assert SmaCrossover(SmaParams(2, 5, 1.0, bar_ms=100)).compiled() is None   # time bars
+    assert SmaCrossover(p, clock=TestClock()).compiled() is None             # a test clock
+
+    class Sub(SmaCrossover):                      # its hooks are Python: no kernel
+        pass
+    assert Sub(p).compiled() is None
