@@ -434,6 +434,7 @@ class SignalReceiver:
         self._closed = False
         self.ring: SignalRing | None = None
         self._reader = None
+        self._poll = None
         self._ring_lost: int | None = None
         self._n = self._i = 0
         if ring_capacity:
@@ -449,6 +450,7 @@ class SignalReceiver:
                 self.close()
                 raise
             self._ring_wait = self._reader.core.wait
+            self._poll = self._reader.core.poll_into
             self._slots = np.zeros(64, dtype=self.ring.dtype)
             self._slot_mv = memoryview(self._slots.view(np.uint8))
             self._stride = self.ring.dtype.itemsize
@@ -502,8 +504,8 @@ class SignalReceiver:
     def recv_raw(self) -> bytes | None:
         """The next signal's 80 bytes (ring first, then the PULL socket), without waiting; None
         if there is none. Not decoded: the gateway's risk kernel reads the raw record."""
-        if self._i >= self._n and self._reader is not None and self._reader.lag() > 0:
-            self._n = self._reader.poll_into(self._slots)
+        if self._i >= self._n and self._poll is not None:
+            self._n = self._poll(self._slots)       # 0 when the ring has nothing new
             self._i = 0
         if self._i < self._n:
             off = self._i * self._stride + 8
@@ -514,6 +516,14 @@ class SignalReceiver:
             return self.pull.recv(zmq.NOBLOCK, copy=True)
         except zmq.Again:
             return None
+
+    def warm(self) -> None:
+        """Run the ring receive path dry (the gateway's idle loop): a poll that finds nothing
+        new, and the copy out of a slot. A signal that lands meanwhile is kept for recv_raw."""
+        if self._poll is not None and self._i >= self._n:
+            self._n = self._poll(self._slots)
+            self._i = 0
+            bytes(self._slot_mv[8:8 + SIGNAL_SIZE])
 
     def ring_stats(self) -> dict:
         if self._reader is not None:
@@ -547,7 +557,7 @@ class SignalReceiver:
             return
         self._closed = True
         self.ring_stats()               # keep the final counters
-        self._reader = None
+        self._reader = self._poll = None
         if self.ring is not None:
             self.ring.close()           # the owner: unlinks the segment
         self.pull.close()
