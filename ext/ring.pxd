@@ -52,6 +52,7 @@ cdef class RingCore:
                               int64_t exch_ts, int64_t local_ts, double price, double qty,
                               int64_t id) noexcept nogil
     cdef void _commit(self, int64_t next_seq) noexcept nogil
+    cdef int64_t _publish_body(self, const unsigned char *body, Py_ssize_t n) noexcept nogil
 
 # ---------------------------------------------------------------- READER
 cdef class ReaderCore:

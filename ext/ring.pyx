@@ -158,21 +158,26 @@ cdef class RingCore:
         a signal ring: the 80 encoded signal bytes go in as they are, no numpy on the way."""
         cdef Py_ssize_t n = body.shape[0]
         cdef int64_t s
-        cdef unsigned char *r
         if self.hdr == NULL:
             raise ValueError("the ring was closed")
         if n > self.stride - 8:
             raise ValueError(f"record body of {n} bytes does not fit a {self.stride}-byte slot")
         with nogil:
-            s = self.wseq
-            r = self._slot(s)
-            pl_store_relaxed_i64(<int64_t *>r, SEQ_WRITING)
-            pl_fence_release()                  # WRITING mark before any body store
-            if n:
-                memcpy(r + 8, &body[0], n)
-            memset(r + 8 + n, 0, self.stride - 8 - n)
-            pl_store_release_i64(<int64_t *>r, s)    # body before stamp
-            self._commit(s + 1)
+            s = self._publish_body(&body[0] if n else NULL, n)
+        return s
+
+    cdef int64_t _publish_body(self, const unsigned char *body, Py_ssize_t n) noexcept nogil:
+        """publish_bytes for C callers (a compiled strategy emitting a signal): the caller checked
+        that the ring is open and that n <= stride - 8."""
+        cdef int64_t s = self.wseq
+        cdef unsigned char *r = self._slot(s)
+        pl_store_relaxed_i64(<int64_t *>r, SEQ_WRITING)
+        pl_fence_release()                      # WRITING mark before any body store
+        if n:
+            memcpy(r + 8, body, n)
+        memset(r + 8 + n, 0, self.stride - 8 - n)
+        pl_store_release_i64(<int64_t *>r, s)   # body before stamp
+        self._commit(s + 1)
         return s
 
     @cython.boundscheck(False)

@@ -4,6 +4,7 @@
 # tests/parity/test_sma_parity.py compares against this kernel record by record.
 from libc.stdint cimport int64_t, uint32_t
 from pipeline._ext.records cimport TickRecord, SignalRecord
+from pipeline._ext.ring cimport RingCore
 
 cdef extern from *:
     ctypedef long long i128 "__int128"      # exact window arithmetic (Python ints in the twin)
@@ -25,6 +26,10 @@ cdef class SmaLive:
     cdef readonly int position          # intended position in units of qty: -1, 0, 1
     cdef readonly bint suspended
     cdef readonly int64_t gaps, stales, bad_prices
+    # emitting straight into a signal ring (process() with `ring`): the sender's numbering
+    cdef RingCore ring
+    cdef int64_t epoch
+    cdef readonly int64_t seq            # the last signal number used
 
     cdef void _reset(self) noexcept nogil
     cdef int _update(self, int64_t q) noexcept nogil

@@ -12,7 +12,10 @@ Python path does (Strategy.on_ticks → SmaCrossover.on_trades → SmaCore.updat
   - a change of trend (after `slow` prices) moves the intended position (long/flat, or
     long/short with allow_short) and, if that changes it, writes a MARKET signal record.
 The window sums are 128-bit integers, so the arithmetic is exact like Python's ints. Signals
-come out with epoch = seq = 0 (the sender numbers them) and created_mono = CLOCK_MONOTONIC.
+come out with epoch = seq = 0 (the sender numbers them) and created_mono = CLOCK_MONOTONIC; or,
+given the sender's signal ring and numbering, each is numbered and published into the ring the
+moment it is decided (the rest of the batch runs after), which takes the Python between the
+decision and the shared-memory write off the tick → order path.
 """
 cimport cython
 cimport numpy as cnp
@@ -24,6 +27,7 @@ from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 
 from pipeline._ext.records cimport (TickRecord, SignalRecord, KIND_TRADE, KIND_AGG_TRADE,
                                     KIND_GAP, KIND_RESYNC_START, KIND_STALE)
+from pipeline._ext.ring cimport RingCore
 
 cnp.import_array()
 
@@ -36,6 +40,7 @@ DEF CONTROL_MIN = 16                     # Kind.GAP: kinds >= this are the pipel
 cdef class SmaLive:
     def __cinit__(self, *args, **kwargs):
         self.buf = NULL
+        self.ring = None
 
     def __init__(self, int64_t fast, int64_t slow, double price_increment, *, uint32_t symbol,
                  int venue, uint32_t strategy_id, double qty, bint allow_short, int64_t ttl_ns):
@@ -120,13 +125,22 @@ cdef class SmaLive:
         out.order_type = ORDER_MARKET
         out.tif = 0
         out.version = SIGNAL_VERSION
+        if self.ring is not None:
+            self.seq += 1
+            out.epoch = self.epoch
+            out.seq = self.seq
+            self.ring._publish_body(<const unsigned char *>out, sizeof(SignalRecord))
         return 1
 
     @cython.boundscheck(False)
     @cython.wraparound(False)
-    def process(self, cnp.ndarray batch, cnp.ndarray out):
+    def process(self, cnp.ndarray batch, cnp.ndarray out, RingCore ring=None, int64_t epoch=0,
+                int64_t seq=0):
         """Run one batch of TICK_DTYPE records; write the signals into `out` (SIGNAL_DTYPE, at
-        least one slot per record of the batch). Returns how many were written."""
+        least one slot per record of the batch). Returns how many were written. With `ring` (a
+        signal ring's core, this process its writer) each signal is also numbered (epoch,
+        seq + 1, ...) and published into it as soon as it is made; `self.seq` is then the last
+        number used."""
         cdef int64_t n, cap, i, k = 0
         cdef const TickRecord *r
         cdef SignalRecord *o
@@ -137,6 +151,11 @@ cdef class SmaLive:
         if out.ndim != 1 or out.itemsize != sizeof(SignalRecord) \
                 or not cnp.PyArray_IS_C_CONTIGUOUS(out):
             raise ValueError("out: expected a 1-D C-contiguous SIGNAL_DTYPE array")
+        if ring is not None:
+            ring._check_open()
+            if ring.stride - 8 < <int64_t>sizeof(SignalRecord):
+                raise ValueError("ring: not a signal ring (slots too small for a signal record)")
+        self.ring, self.epoch, self.seq = ring, epoch, seq
         n = batch.shape[0]
         cap = out.shape[0]
         if cap < n:
@@ -159,4 +178,5 @@ cdef class SmaLive:
                     self._reset()
                 elif mine and (r[i].kind == KIND_TRADE or r[i].kind == KIND_AGG_TRADE):
                     k += self._trade(&r[i], &o[k])
+        self.ring = None                          # no reference kept past the call
         return k

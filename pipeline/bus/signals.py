@@ -344,6 +344,20 @@ class SignalSender:
             self._flush(time.perf_counter_ns())
         return True
 
+    def ring_target(self):
+        """(ring core, epoch, last seq) for a compiled strategy to publish numbered signal records
+        into the signal ring itself, or None when signals do not go through the ring now (not
+        ready, or ZeroMQ). Report what was published with `account_ring`."""
+        if self._publish is None or not self.ready:
+            return None
+        return self._ring.core, self.epoch, self.seq
+
+    def account_ring(self, n: int, last_seq: int) -> None:
+        """A compiled strategy published n signals numbered up to last_seq into the ring."""
+        self.seq = last_seq
+        self.sent += n
+        self.sent_ring += n
+
     def send_record(self, rec) -> bool:
         """Number and send one signal given as its 80 encoded bytes (a SIGNAL_DTYPE record from
         a compiled strategy; epoch and seq are overwritten). Same outcomes as `send`."""

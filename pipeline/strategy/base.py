@@ -112,9 +112,12 @@ class Strategy:
 
     def compiled(self):
         """A compiled equivalent of on_ticks for the strategy process's hot path, or None.
-        When not None it is `fn(batch, out) -> n`: it runs the batch (same rule, same hooks'
-        effects) and writes n SIGNAL_DTYPE records into `out` (numbered later by the sender).
-        The process then uses only it for this strategy; on_ticks stays the reference (twin)."""
+        When not None it is `fn(batch, out, ring=None, epoch=0, seq=0) -> n`: it runs the batch
+        (same rule, same hooks' effects) and writes n SIGNAL_DTYPE records into `out`, numbered
+        later by the sender; or, given the sender's signal ring core and numbering
+        (SignalSender.ring_target), numbers them epoch/seq+1.. and publishes each into the ring
+        as it is made. The process then uses only it for this strategy; on_ticks stays the
+        reference (its twin)."""
         return None
 
     # ------------------------------------------------------------------ lifecycle

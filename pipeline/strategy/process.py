@@ -159,6 +159,7 @@ class StrategyProcess:
         perf = time.perf_counter_ns
         warm = sender.warm
         send_record = sender.send_record
+        ring_target = sender.ring_target
         compiled = [(st, st.compiled() if scfg.compiled else None) for st in strategies]
         sigbuf = np.zeros(len(buf), dtype=SIGNAL_DTYPE)
         sigmv = memoryview(sigbuf.view(np.uint8))
@@ -177,6 +178,13 @@ class StrategyProcess:
                 batch = buf[:n]       # a view of the reused buffer: strategies must not keep it
                 for st, fast in compiled:
                     if fast is not None:      # a compiled strategy: signal records, no objects
+                        tgt = ring_target()
+                        if tgt is not None:   # it publishes each signal into the ring itself
+                            k = fast(batch, sigbuf, *tgt)
+                            if k:
+                                self.signals += k
+                                sender.account_ring(k, tgt[2] + k)   # numbered seq+1..seq+k
+                            continue
                         k = fast(batch, sigbuf)
                         for i in range(k):
                             self.signals += 1

@@ -160,8 +160,9 @@ class SmaCrossover(Strategy):
             ttl_ns=self.ttl_ns)
         run = kernel.process
 
-        def on_batch(batch: np.ndarray, out: np.ndarray) -> int:
-            n = run(batch, out)
+        def on_batch(batch: np.ndarray, out: np.ndarray, ring=None, epoch: int = 0,
+                     seq: int = 0) -> int:
+            n = run(batch, out, ring, epoch, seq)
             # mirror the kernel's state where describe() and the hooks' users look for it
             self.position, self.suspended = kernel.position, kernel.suspended
             self.gaps, self.stales, self.bad_prices = kernel.gaps, kernel.stales, \

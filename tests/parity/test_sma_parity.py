@@ -191,3 +191,32 @@ def test_compiled_kernel_is_used_only_where_it_is_the_same_strategy():
     class Sub(SmaCrossover):                      # its hooks are Python: no kernel
         pass
     assert Sub(p).compiled() is None
+
+
+def test_compiled_kernel_publishes_numbered_signals_into_the_signal_ring(shm_name):
+    """Given the sender's signal ring and numbering, the kernel numbers each signal and publishes
+    it as it is made: the ring then holds exactly the records it returned, numbered on."""
+    from pipeline.bus.ring import SignalRing, TickRing
+    from pipeline.bus.signals import from_array
+    from pipeline.records import SIGNAL_DTYPE
+    rng = np.random.default_rng(5)
+    recs = to_records(np.round(100 + np.cumsum(rng.integers(-2, 3, 5_000)) * 0.5, 1), rng)
+    s = SmaCrossover(SmaParams(3, 8, 0.5), venue=int(Venue.SIM), symbol=SYM, qty=1.0,
+                     allow_short=True)
+    s.start()
+    fast = s.compiled()
+    out = np.zeros(len(recs), dtype=SIGNAL_DTYPE)
+    with SignalRing.create(shm_name, 4096) as ring:
+        w = ring.writer()
+        r = ring.reader(start=0, max_batch=4096)
+        n = fast(recs, out, ring.core, 77, 41)
+        assert n > 20 and s.kernel.seq == 41 + n
+        got = r.poll()
+        assert len(got) == n
+        sent = from_array(out[:n])
+        assert [x.seq for x in sent] == list(range(42, 42 + n)) and {x.epoch for x in sent} == {77}
+        assert got["signal"].tobytes() == out[:n].tobytes()
+        w.close()
+        with TickRing.create(shm_name + "t", 8) as ticks:      # 64-byte slots: refused
+            with pytest.raises(ValueError, match="not a signal ring"):
+                fast(recs[:1], out, ticks.core, 1, 0)
