@@ -135,6 +135,8 @@ class GatewayConfig:
                                            # and extra senders); 0 = signals over ZeroMQ only
     wait: WaitName = "blocking"            # how the loop waits on the ring (roles.<name>.wait
                                            # overrides); busy_spin only on a core of its own
+    async_orders: bool = True              # rest: new orders go out on a helper thread with its
+                                           # own session; the loop keeps taking signals meanwhile
     warm_ms: float = 1.0                   # idle: run the signal path dry (decode, risk probe,
                                            # sign; nothing sent or changed) this often, so a rare
                                            # signal finds it in cache; 0 = off

@@ -35,6 +35,7 @@ from pipeline.gateway.journal import Journal, JournalWriteError, strip_signature
 from pipeline.gateway.orders import Order, OrderState, OrderTable, transition
 from pipeline.gateway.positions import Book, Fill
 from pipeline.gateway.rest import Outcome, Reply, RestClient
+from pipeline.gateway.wire import Wire
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,8 @@ class Execution:
         self.latency_trimmed = 0          # entries dropped from the front of `latency`
         self.foreign: dict[tuple[str, int], dict] = {}   # exchange orders that are not ours
         self.foreign_seen: set[tuple[str, int]] = set()  # trades reported as not ours
+        self.wire: Wire | None = None     # new-order requests on a helper thread (REST)
+        self.inflight: dict[str, Order] = {}     # cid -> order whose request is on the wire
 
     def count(self, what: str, n: int = 1) -> None:
         self.counts[what] = self.counts.get(what, 0) + n
@@ -252,10 +255,11 @@ class Execution:
         return self.signer.encode_sign(symbol_id, side, order_type, tif, qu, pu, cid.encode(),
                                        timestamp_ms)
 
-    def _write(self, order: Order, body: bytes) -> Reply:
+    def _write(self, order: Order, body: bytes) -> Reply | None:
         """Journal the request (write-ahead) and send it. Never raises: a journal that cannot
         write → NOT_SENT (nothing went out); any other error → NOT_SENT before the send call,
-        UNKNOWN once the request may have been handed to the transport."""
+        UNKNOWN once the request may have been handed to the transport. With a wire (REST), the
+        body is handed to its thread and None returned: the reply comes to on_reply later."""
         order.attempts += 1
         order.ts_ms = _ts_of(body)
         try:
@@ -277,6 +281,10 @@ class Execution:
             log.exception("order %s: error before sending", order.cid)
             return Reply(Outcome.NOT_SENT, msg=f"internal error before sending: "
                                                f"{type(exc).__name__}")
+        if self.wire is not None and self.ws is None:
+            self.inflight[order.cid] = order
+            self.wire.put(order.cid, body)
+            return None
         try:
             if self.ws is not None:
                 return self.ws.request("order.place", params, fresh_timestamp=False)
@@ -288,35 +296,64 @@ class Execution:
                                               f"{type(exc).__name__}",
                          done_mono=time.perf_counter_ns())
 
-    def submit(self, order: Order, body: bytes) -> Reply:
-        """Write the order and act on the answer (one -1021 retry)."""
+    def submit(self, order: Order, body: bytes) -> Reply | None:
+        """Write the order and act on the answer (one -1021 retry). Returns the final reply, or
+        None when the order went to the wire thread (its reply is acted on by `pump`)."""
         ws = self.ws is not None        # REST calls stamp the heartbeat themselves (on_io)
         if ws:
             self.heartbeat()
         reply = self._write(order, body)
         if ws:
             self.heartbeat()
+        if reply is None:
+            return None
+        return self.on_reply(order, reply)
+
+    def pump(self) -> int:
+        """Act on every reply the wire thread brought back (the loop calls this every turn)."""
+        if self.wire is None:
+            return 0
+        n = 0
+        for cid, reply in self.wire.replies():
+            order = self.inflight.pop(cid, None)
+            if order is not None:
+                self.on_reply(order, reply)
+                n += 1
+        return n
+
+    def drain_inflight(self, timeout_s: float) -> None:
+        """Wait (bounded) until no order request is on the wire, acting on each reply."""
+        deadline = time.monotonic() + timeout_s
+        while self.inflight and self.wire is not None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            got = self.wire.wait_reply(min(left, 0.05))
+            if got is not None:
+                order = self.inflight.pop(got[0], None)
+                if order is not None:
+                    self.on_reply(order, got[1])
+            self.heartbeat()
+
+    def on_reply(self, order: Order, reply: Reply) -> Reply | None:
         order.stamps["written"] = reply.written_mono
         order.stamps["response"] = reply.done_mono
         self._journal_reply(order, reply)
-        if reply.outcome is Outcome.REJECTED and reply.code == -1021 and order.attempts == 1:
-            self.count("retries_1021")
-            log.warning("order %s: -1021 (%s); resyncing the clock and retrying once",
-                        order.cid, reply.msg)
-            # bounded: a slow /time must not stall the loop (the launcher's heartbeat, the kill
-            # switch); if the resync fails in time the retry still goes with a fresh timestamp
-            self.clock.sync(deadline_s=RETRY_SYNC_BUDGET_S)
-            self.heartbeat()
-            self.journal.write("clock", why="-1021", **self.clock.snapshot())
-            body = self.encode(order, self.clock.timestamp_ms())
-            reply = self._write(order, body)
-            if ws:
+        if reply.outcome is Outcome.REJECTED and reply.code == -1021:
+            if order.attempts == 1:
+                self.count("retries_1021")
+                log.warning("order %s: -1021 (%s); resyncing the clock and retrying once",
+                            order.cid, reply.msg)
+                # bounded: a slow /time must not stall the loop (the launcher's heartbeat, the
+                # kill switch); if the resync fails in time the retry still goes with a fresh
+                # timestamp
+                self.clock.sync(deadline_s=RETRY_SYNC_BUDGET_S)
                 self.heartbeat()
-            self._journal_reply(order, reply)
-            if reply.outcome is Outcome.REJECTED and reply.code == -1021:
-                self.clock.strike()
-                if self.clock.skewed:
-                    self.halt("clock skew: -1021 persists after resync")
+                self.journal.write("clock", why="-1021", **self.clock.snapshot())
+                return self.submit(order, self.encode(order, self.clock.timestamp_ms()))
+            self.clock.strike()
+            if self.clock.skewed:
+                self.halt("clock skew: -1021 persists after resync")
         self._act(order, reply)
         s = order.stamps
         if "written" in s and reply.done_mono:

@@ -38,7 +38,6 @@ import logging
 import os
 import shutil
 import signal
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -52,6 +51,8 @@ from pipeline.gateway.journal import Journal, JournalWriteError, read as read_jo
 from pipeline.gateway.orders import ClientIdReused, OrderState
 from pipeline.gateway.ratelimit import HostGate
 from pipeline.gateway.reasons import Reason
+from pipeline.gateway.statusfile import StatusFile
+from pipeline.gateway.wire import Wire
 from pipeline.gateway.reconcile import rebuild, reconcile
 from pipeline.gateway.rest import Outcome, RestClient
 from pipeline.gateway.secrets import (Redactor, harden_process, install_log_redaction,
@@ -70,47 +71,6 @@ class GatewayError(RuntimeError):
 # The strategy id of the gateway's dry-run signal (`_warm`); never sent, never journalled.
 WARM_STRATEGY_ID = 0xFFFF
 GC_EVERY_NS = 1_000_000_000     # the loop's own garbage collection (automatic GC is off)
-
-
-class StatusFile:
-    """Writes status.json atomically (tmp + rename); in the background on a helper thread when
-    asked (latest wins: a newer status replaces one not yet written)."""
-
-    def __init__(self, path: Path, background: bool = False):
-        self.path = path
-        self._lock = threading.Lock()
-        self._pending: bytes | None = None
-        self._wake = threading.Event()
-        self._thread = None
-        if background:
-            self._thread = threading.Thread(target=self._run, name="status-writer", daemon=True)
-            self._thread.start()
-
-    def write(self, data: bytes) -> None:
-        with self._lock:                      # never interleaved with the helper's write
-            self._pending = None              # anything queued is older than this
-            tmp = self.path.with_suffix(".tmp")
-            tmp.write_bytes(data)
-            os.replace(tmp, self.path)
-
-    def submit(self, data: bytes) -> None:
-        self._pending = data
-        self._wake.set()
-
-    def _run(self) -> None:
-        while True:
-            self._wake.wait()
-            self._wake.clear()
-            with self._lock:
-                data, self._pending = self._pending, None
-                if data is None:
-                    continue
-                try:
-                    tmp = self.path.with_suffix(".tmp")
-                    tmp.write_bytes(data)
-                    os.replace(tmp, self.path)
-                except OSError as exc:
-                    log.warning("status file %s: %s", self.path, exc)
 
 
 def state_paths(gcfg) -> dict[str, Path]:
@@ -261,12 +221,22 @@ class Gateway:
                 self.stream = UserStream(cfg.ws_api_url, wss,
                                          connect_timeout_s=cfg.connect_timeout_s,
                                          redact=self.redact)
+        order_rest = None
+        if cfg.transport == "rest" and cfg.async_orders:      # the order wire's own session
+            order_rest = RestClient(cfg.rest_url, creds.api_key.reveal(), lambda q: sign(q),
+                                    self.gate, connect_timeout_s=cfg.connect_timeout_s,
+                                    read_timeout_s=cfg.request_timeout_s,
+                                    recv_window_ms=self.recv_window_ms,
+                                    timestamp_ms=self.clock.timestamp_ms, redact=self.redact)
+            order_rest.on_io = self.role.heartbeat
         del creds
 
         self.ex = Execution(cfg=cfg, journal=self.journal, risk=self.risk, signer=self.signer,
                             rules=self.rules, rest=self.rest, ws=self.ws, clock=self.clock,
                             halt=self.halt, recv_window_ms=self.recv_window_ms,
                             heartbeat=self.role.heartbeat)
+        if order_rest is not None:
+            self.ex.wire = Wire(order_rest)
         # rebuild from the journal, then the trading state
         self.journal_read: dict[str, int] = {}
         rb = rebuild(read_journal(self.paths["journal"], self.journal_read), self.ex, self.intake)
@@ -373,7 +343,9 @@ class Gateway:
         self._last_cancel_try = time.perf_counter_ns()
         syms = sorted(set(self.cfg.symbols) | set(self.ex.open_symbols()))
         self.ex.cancel_all(syms, why)
-        if not any(o.state is not OrderState.UNKNOWN for o in self.ex.table.open_orders()):
+        # an order still on the wire may land after the cancel: keep retrying until its reply
+        if not self.ex.inflight and not any(o.state is not OrderState.UNKNOWN
+                                            for o in self.ex.table.open_orders()):
             self.cancel_pending = False
 
     # ================================================================== the loop
@@ -444,6 +416,8 @@ class Gateway:
         ex = self.ex
         role = self.role
         role.heartbeat()
+        if ex.wire is not None:
+            self._guarded(ex.pump)              # the replies of orders sent by the wire thread
         if role.halt_requested and self.trading != "HALTED":
             self.halt("launcher requested HALT (a role died or stalled)")
         # The launcher's shutdown flag is not a stop request: the launcher stops the roles in
@@ -681,6 +655,7 @@ class Gateway:
             "halt_reason": self.halt_reason if self.trading == "HALTED" else "",
             "accepted": self.accepted, "rejects": self.rejects,
             "warm_runs": getattr(self, "warm_runs", 0),
+            "inflight": len(ex.inflight) if ex else 0,
             "internal_errors": self.internal_errors,
             "orders": by_state,
             "open_orders": [o.to_json() for o in ex.table.open_orders()] if ex else [],
@@ -730,6 +705,8 @@ class Gateway:
             self.intake.close()
         ex = self.ex
         if ex is not None:
+            # orders on the wire get their answer first (bounded by the request timeout)
+            ex.drain_inflight(self.cfg.request_timeout_s + self.cfg.connect_timeout_s)
             deadline = time.monotonic() + self.cfg.drain_s
             while ex.table.unknown() and time.monotonic() < deadline:
                 self._guarded(self._housekeeping)
@@ -764,6 +741,8 @@ class Gateway:
             role.set_state(RoleState.FAILED if self.phase == "FAILED" else RoleState.STOPPED)
         if self.stream is not None:
             self.stream.stop()
+        if self.ex is not None and self.ex.wire is not None:
+            self.ex.wire.close()
         if self.ws is not None:
             self.ws.close()
         if self.rest is not None:

@@ -15,6 +15,7 @@ through the Redactor before it is stored or logged.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import dataclass, field
 from enum import Enum
@@ -37,22 +38,26 @@ UNKNOWN_CODES = frozenset({-1006, -1007})   # "unexpected response", "timeout ..
 # CLOCK_MONOTONIC when the last request's first byte was handed to the kernel: the connection's
 # first send() (http.client sends the header block, then the body). Stamping after sendall would
 # add the kernel's loopback delivery and whatever the scheduler runs meanwhile (the peer, on a
-# shared core) - the venue's time, not ours. Only the gateway's main thread uses the REST session,
-# so one slot is enough.
-_WIRE = [0]
+# shared core) - the venue's time, not ours. One slot per thread: the gateway's loop and its order
+# wire thread (pipeline/gateway/wire.py) each have their own session.
+_WIRE = threading.local()
+
+
+def _wire_stamp(default: int) -> int:
+    return getattr(_WIRE, "t", 0) or default
 
 
 class _StampedHTTPConnection(HTTPConnection):
     def send(self, data: Any) -> None:
-        if not _WIRE[0]:
-            _WIRE[0] = time.perf_counter_ns()
+        if not getattr(_WIRE, "t", 0):
+            _WIRE.t = time.perf_counter_ns()
         super().send(data)
 
 
 class _StampedHTTPSConnection(HTTPSConnection):
     def send(self, data: Any) -> None:
-        if not _WIRE[0]:
-            _WIRE[0] = time.perf_counter_ns()
+        if not getattr(_WIRE, "t", 0):
+            _WIRE.t = time.perf_counter_ns()
         super().send(data)
 
 
@@ -179,7 +184,7 @@ class RestClient:
         url = self.base + path + (("?" + query) if query else "")
         self.requests += 1
         handed = time.perf_counter_ns()
-        _WIRE[0] = 0
+        _WIRE.t = 0
         try:
             if method == "POST" and body and not query:
                 r = self._post_fast(url, body, timeout or self.timeout)
@@ -189,12 +194,12 @@ class RestClient:
         except requests.exceptions.ConnectTimeout as exc:
             # the TCP connection never opened: nothing was written
             return Reply(Outcome.NOT_SENT, msg=self.redact(f"connect timeout: {exc}"),
-                         written_mono=_WIRE[0] or handed, done_mono=time.perf_counter_ns())
+                         written_mono=_wire_stamp(handed), done_mono=time.perf_counter_ns())
         except requests.RequestException as exc:
             return Reply(Outcome.UNKNOWN, msg=self.redact(f"{type(exc).__name__}: {exc}"),
-                         written_mono=_WIRE[0] or handed, done_mono=time.perf_counter_ns())
+                         written_mono=_wire_stamp(handed), done_mono=time.perf_counter_ns())
         done = time.perf_counter_ns()
-        written = _WIRE[0] or handed
+        written = _wire_stamp(handed)
         headers = dict(r.headers)
         self.gate.observe_headers(headers)
         try:

@@ -305,3 +305,22 @@ def test_idle_warming_runs_the_signal_path_and_changes_nothing(sim, gw_factory):
     assert s["trading"] == "ACTIVE" and not s["rejects"]
     journal = gw.journal_text()
     assert journal.count('"decision":"accept"') == 1 and "pl" + "ffff." not in journal
+
+
+def test_a_signal_is_signed_while_the_previous_order_is_still_on_the_wire(sim, gw_factory):
+    """The order wire: the loop does not wait for a venue's answer. The venue holds the first
+    order 400 ms; a second signal sent meanwhile is signed (and goes out) before that answer."""
+    gw = gw_factory(reference_poll_ms=60_000).start()
+    with StrategySide(gw.channel) as st:
+        sim.fault("delay", ms=400, count=1)
+        first = st.send(side=BUY, qty=0.001)
+        gw.wait(lambda s: s["inflight"] == 1, what="first order on the wire")
+        second = st.send(side=BUY, qty=0.001)
+        s = gw.wait(lambda s: s["orders"].get("FILLED") == 2, timeout=15, what="both filled")
+    assert s["inflight"] == 0 and not s["rejects"]
+    j = gw.journal()
+    resp = {r["cid"]: r["stamps"] for r in j if r["k"] == "response"}
+    a, b = resp[cid_of(first)], resp[cid_of(second)]
+    assert b["signed"] < a["response"]            # signed while the first was unanswered
+    assert b["signed"] - b["recv"] < 50_000_000   # and without waiting for it (< 50 ms)
+    assert a["response"] - a["written"] >= 300_000_000
