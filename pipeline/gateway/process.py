@@ -38,6 +38,7 @@ import logging
 import os
 import shutil
 import signal
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -52,7 +53,7 @@ from pipeline.gateway.orders import ClientIdReused, OrderState
 from pipeline.gateway.ratelimit import HostGate
 from pipeline.gateway.reasons import Reason
 from pipeline.gateway.statusfile import StatusFile
-from pipeline.gateway.wire import Wire
+from pipeline.gateway.wire import Wire, helper_cores
 from pipeline.gateway.reconcile import rebuild, reconcile
 from pipeline.gateway.rest import Outcome, RestClient
 from pipeline.gateway.secrets import (Redactor, harden_process, install_log_redaction,
@@ -71,6 +72,7 @@ class GatewayError(RuntimeError):
 # The strategy id of the gateway's dry-run signal (`_warm`); never sent, never journalled.
 WARM_STRATEGY_ID = 0xFFFF
 GC_EVERY_NS = 1_000_000_000     # the loop's own garbage collection (automatic GC is off)
+GIL_SWITCH_S = 50e-6            # sys.setswitchinterval: how long the loop may wait for the GIL
 
 
 def state_paths(gcfg) -> dict[str, Path]:
@@ -235,8 +237,14 @@ class Gateway:
                             rules=self.rules, rest=self.rest, ws=self.ws, clock=self.clock,
                             halt=self.halt, recv_window_ms=self.recv_window_ms,
                             heartbeat=self.role.heartbeat)
+        # helper threads off the loop's core(s): a spinning loop keeps its core to itself
+        self.helper_cores = helper_cores()
+        if self.helper_cores:
+            log.info("gateway helper threads on CPUs %s", sorted(self.helper_cores))
         if order_rest is not None:
-            self.ex.wire = Wire(order_rest)
+            self.ex.wire = Wire(order_rest, cores=self.helper_cores)
+        if self.stream is not None:
+            self.stream.cores = self.helper_cores
         # rebuild from the journal, then the trading state
         self.journal_read: dict[str, int] = {}
         rb = rebuild(read_journal(self.paths["journal"], self.journal_read), self.ex, self.intake)
@@ -278,13 +286,16 @@ class Gateway:
         self._stream_seen = self.stream.connects if self.stream is not None else 0
         self.role.set_state(RoleState.RUNNING)
         self.journal.commit()
+        # a helper thread holding the GIL when a signal comes gives it up within this (default 5 ms)
+        sys.setswitchinterval(GIL_SWITCH_S)
         gc.collect()
         gc.freeze()          # start-up objects leave the collector's generations (shorter pauses)
         # no collection at a random allocation inside a signal: the loop collects when idle
         gc.disable()
         self._next["gc"] = time.perf_counter_ns() + GC_EVERY_NS
         self.write_status(sync=True)
-        self.status_writer = StatusFile(self.paths["status"], background=True)
+        self.status_writer = StatusFile(self.paths["status"], background=True,
+                                        cores=self.helper_cores)
         if self.ready_file:
             tmp = Path(self.ready_file + ".tmp")
             tmp.write_bytes(orjson.dumps({"pid": os.getpid(), "trading": self.trading}))

@@ -14,8 +14,9 @@ class StatusFile:
     """Writes status.json atomically (tmp + rename); in the background on a helper thread when
     asked (latest wins: a newer status replaces one not yet written)."""
 
-    def __init__(self, path: Path, background: bool = False):
+    def __init__(self, path: Path, background: bool = False, cores: set[int] | None = None):
         self.path = path
+        self.cores = cores
         self._lock = threading.Lock()
         self._pending: bytes | None = None
         self._wake = threading.Event()
@@ -36,6 +37,8 @@ class StatusFile:
         self._wake.set()
 
     def _run(self) -> None:
+        from pipeline.gateway.wire import pin_this_thread
+        pin_this_thread(self.cores)
         while True:
             self._wake.wait()
             self._wake.clear()

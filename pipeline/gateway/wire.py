@@ -12,6 +12,7 @@ updated from both threads' response headers).
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 import time
@@ -21,9 +22,29 @@ from pipeline.gateway.rest import Outcome, Reply, RestClient
 log = logging.getLogger(__name__)
 
 
+def helper_cores() -> set[int] | None:
+    """Where the gateway's helper threads (order wire, user stream, status writer) should run:
+    every CPU this process may use except the ones its loop is pinned to, or None (no pinning,
+    or nothing else to use). Call it from the main thread. A loop spinning alone on its core then
+    keeps that core, and a helper holding the GIL is not descheduled behind the spinner."""
+    rest = set(range(os.cpu_count() or 1)) - os.sched_getaffinity(0)
+    return rest or None
+
+
+def pin_this_thread(cores: set[int] | None) -> None:
+    """Move the calling thread (Linux affinity is per thread) onto `cores`, if given."""
+    if cores:
+        try:
+            os.sched_setaffinity(0, cores)
+        except OSError as exc:
+            log.warning("helper thread %s: cannot move to CPUs %s: %s",
+                        threading.current_thread().name, sorted(cores), exc)
+
+
 class Wire:
-    def __init__(self, rest: RestClient):
+    def __init__(self, rest: RestClient, cores: set[int] | None = None):
         self.rest = rest                  # used by the wire thread only
+        self.cores = cores
         self._in: queue.SimpleQueue = queue.SimpleQueue()
         self._out: queue.SimpleQueue = queue.SimpleQueue()
         self.sent = 0
@@ -49,6 +70,7 @@ class Wire:
             return None
 
     def _run(self) -> None:
+        pin_this_thread(self.cores)
         while True:
             item = self._in.get()
             if item is None:

@@ -155,6 +155,7 @@ class UserStream(threading.Thread):
         self.received = 0
         self.malformed = 0
         self.ws: websocket.WebSocket | None = None
+        self.cores: set[int] | None = None      # CPUs for this thread (the gateway's helpers)
 
     def stop(self) -> None:
         self.stop_event.set()
@@ -166,6 +167,8 @@ class UserStream(threading.Thread):
                 pass
 
     def run(self) -> None:
+        from pipeline.gateway.wire import pin_this_thread
+        pin_this_thread(self.cores)
         backoff = 0.1
         while not self.stop_event.is_set():
             try:
