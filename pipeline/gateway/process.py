@@ -377,11 +377,20 @@ class Gateway:
                 if warm_ms:
                     self._guarded(self._warm)
             else:
+                # every waiting signal is signed before any is finished (journalled and handed
+                # to the wire): a signal never waits for the bookkeeping of the one before it
+                signed = []
                 for _ in range(256):
                     raw = self.intake.recv_raw()
                     if raw is None:
                         break
-                    self._guarded(self.handle_signal, raw)
+                    try:
+                        signed.append(self.sign_signal(raw))
+                    except Exception:  # noqa: BLE001 - counted and logged; the loop goes on
+                        self.internal_errors += 1
+                        log.exception("gateway: internal error signing a signal (continuing)")
+                for one in signed:
+                    self._guarded(self.finish_signal, one)
                     self._commit()
                     if self.kill_requested or time.perf_counter_ns() >= self._next["kill"]:
                         # between two signals of a batch: the kill switch does not wait for
@@ -516,20 +525,28 @@ class Gateway:
         self.journal.write("signal", **rec)
 
     def handle_signal(self, raw: bytes) -> None:
+        """One signal, start to finish (the loop signs every waiting signal first, then
+        finishes them in order: see run)."""
+        self.finish_signal(self.sign_signal(raw))
+
+    def sign_signal(self, raw: bytes) -> tuple:
+        """The hot path, one compiled call: every risk check, then encode + sign (nothing is
+        signed on a risk reject). Returns what finish_signal needs."""
         t_recv = time.perf_counter_ns()
-        # The hot path is one compiled call: every risk check, then encode + sign (nothing is
-        # signed on a risk reject). The rest is bookkeeping after the "signed" stamp, and all of
-        # the write-ahead records still come before the request goes out (submit). Whatever
-        # refuses the order after signing releases its open quantity; the signed bytes are
-        # dropped, never sent.
         body = encode_error = None
         try:
             body = self.signer.process(self.risk, raw, t_recv, self.clock.timestamp_ms())
         except Exception as exc:  # noqa: BLE001 - nothing signed or sent
             encode_error = exc
         t_signed = time.perf_counter_ns()
-        t_risk = self.signer.risk_done_ns or t_signed
-        reason = self.signer.last_reason if encode_error is None else 0
+        return (raw, t_recv, self.signer.risk_done_ns or t_signed, t_signed, body, encode_error,
+                self.signer.last_reason if encode_error is None else 0)
+
+    def finish_signal(self, signed: tuple) -> None:
+        """The bookkeeping after the "signed" stamp; all of the write-ahead records still come
+        before the request goes out (submit). Whatever refuses the order after signing releases
+        its open quantity; the signed bytes are dropped, never sent."""
+        raw, t_recv, t_risk, t_signed, body, encode_error, reason = signed
         sig = self.intake.decode(raw)
         if sig is None:                       # the kernel refused it too (BAD_MESSAGE/VERSION)
             self.reject(None, "MALFORMED", size=len(raw))

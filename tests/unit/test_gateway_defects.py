@@ -523,8 +523,38 @@ def test_the_kill_file_is_seen_between_the_signals_of_a_batch(tmp_path):
         gw.stop_requested = True
 
     gw.intake = Intake()
-    gw.handle_signal, gw._housekeeping = handle, housekeeping
+    gw.sign_signal = lambda raw: raw                # signing is pure; the finishing is checked
+    gw.finish_signal, gw._housekeeping = handle, housekeeping
     gw.write_status, gw.shutdown = (lambda: None), (lambda: 0)
     assert gw.run() == 0
     assert seen == ["ACTIVE", "HALTED", "HALTED"]
     assert ("DELETE", "/api/v3/openOrders", {"symbol": SYM}) in rest.calls
+
+
+def test_every_waiting_signal_is_signed_before_any_is_finished(tmp_path):
+    """Two signals in one batch: the second is signed before the first is journalled and handed
+    to the wire, so it never waits for the first's bookkeeping (tick → signed)."""
+    ex = make_ex(tmp_path, FakeRest())
+    gw = _gateway(tmp_path, ex)
+    gw._next = {"status": 0, "kill": 1 << 62, "audit": 0}
+    gw.cfg.poll_ms, gw.cfg.warm_ms = 1, 0.0
+    raws = [b"1", b"2"]
+    calls: list[str] = []
+
+    class Intake:
+        def wait(self, ms):
+            return True
+
+        def recv_raw(self):
+            return raws.pop(0) if raws else None
+
+    def housekeeping():
+        gw.stop_requested = True
+
+    gw.intake = Intake()
+    gw.sign_signal = lambda raw: calls.append(f"sign {raw.decode()}") or raw
+    gw.finish_signal = lambda raw: calls.append(f"finish {raw.decode()}")
+    gw._housekeeping = housekeeping
+    gw.write_status, gw.shutdown = (lambda *a: None), (lambda: 0)
+    assert gw.run() == 0
+    assert calls == ["sign 1", "sign 2", "finish 1", "finish 2"]
