@@ -48,16 +48,21 @@ import orjson
 from pipeline.gateway.clocksync import ClockSync
 from pipeline.gateway.execution import Execution
 from pipeline.gateway.intake import Intake
-from pipeline.gateway.journal import Journal, JournalWriteError, read as read_journal
+from pipeline.gateway.journal import Journal, JournalWriteError
+from pipeline.gateway.journal import read as read_journal
 from pipeline.gateway.orders import ClientIdReused, OrderState
 from pipeline.gateway.ratelimit import HostGate
 from pipeline.gateway.reasons import Reason
-from pipeline.gateway.statusfile import StatusFile
-from pipeline.gateway.wire import Wire, helper_cores
 from pipeline.gateway.reconcile import rebuild, reconcile
 from pipeline.gateway.rest import Outcome, RestClient
-from pipeline.gateway.secrets import (Redactor, harden_process, install_log_redaction,
-                                      load_credentials)
+from pipeline.gateway.secrets import (
+    Redactor,
+    harden_process,
+    install_log_redaction,
+    load_credentials,
+)
+from pipeline.gateway.statusfile import StatusFile, gateway_status
+from pipeline.gateway.wire import Wire, helper_cores
 
 log = logging.getLogger("pipeline.gateway")
 
@@ -255,7 +260,7 @@ class Gateway:
             self._set_trading("HALTED", f"kill file {self.paths['kill']} present at start")
         if self.halt_reason and self.trading != "HALTED":
             self._set_trading("HALTED", self.halt_reason)
-        from pipeline.gateway.references import ReferenceSourceError, References
+        from pipeline.gateway.references import References, ReferenceSourceError
         try:
             self.references = References(source=cfg.reference, risk=self.risk, rules=self.rules,
                                          rest=self.rest, ring_name=self.root_cfg.ring.name,
@@ -672,46 +677,7 @@ class Gateway:
     # ================================================================== references
     # ================================================================== status
     def status(self) -> dict[str, Any]:
-        ex = self.ex
-        lat = self._hop("intake_to_wire")
-        rtt = self._hop("gateway_response")
-        by_state: dict[str, int] = {}
-        for o in (ex.table.by_cid.values() if ex else ()):
-            by_state[o.state.value] = by_state.get(o.state.value, 0) + 1
-        return {
-            "phase": self.phase, "pid": os.getpid(), "trading": self.trading,
-            "halt_reason": self.halt_reason if self.trading == "HALTED" else "",
-            "accepted": self.accepted, "rejects": self.rejects,
-            "warm_runs": getattr(self, "warm_runs", 0),
-            "inflight": len(ex.inflight) if ex else 0,
-            "internal_errors": self.internal_errors,
-            "orders": by_state,
-            "open_orders": [o.to_json() for o in ex.table.open_orders()] if ex else [],
-            "positions": {s: p.to_json(self.refs.get(s, 0.0))
-                          for s, p in ex.book.positions.items()} if ex else {},
-            "pnl": ex.book.pnl(self.refs) if ex else 0.0,
-            "refs": self.refs,
-            "fills": len(ex.book.seen) if ex else 0,
-            "duplicate_fills": ex.book.duplicates if ex else 0,
-            "counts": ex.counts if ex else {},
-            "bad_reference": getattr(getattr(self, "references", None), "bad", 0),
-            "journal": {"write_errors": self.journal.write_errors,
-                        "sync_errors": self.journal.sync_errors,
-                        "pending": self.journal.pending,
-                        "torn_at_open": self.journal.torn_at_open,
-                        "torn_read": getattr(self, "journal_read", {}).get("torn", 0)}
-            if self.journal else {},
-            "foreign_orders": list(ex.foreign.values()) if ex else [],
-            "intake": self.intake.snapshot() if self.intake else {},
-            "gate": self.gate.snapshot() if hasattr(self, "gate") else {},
-            "clock": self.clock.snapshot() if hasattr(self, "clock") else {},
-            "stream": self.stream.snapshot() if self.stream else None,
-            "requests": self.rest.requests if self.rest else 0,
-            "reconcile": {k: v for k, v in self.reconcile_report.items() if k != "balances"},
-            "latency": {"intake_to_wire_p50_ns": lat.get("p50", 0),
-                        "intake_to_wire_p99_ns": lat.get("p99", 0),
-                        "rtt_p50_ns": rtt.get("p50", 0), "n": lat.get("count", 0)},
-        }
+        return gateway_status(self)
 
     def write_status(self, sync: bool = False) -> None:
         """status.json, redacted. The file I/O (~0.5 ms: write, rename) goes to a helper thread

@@ -6,6 +6,7 @@ import logging
 import os
 import threading
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -52,3 +53,47 @@ class StatusFile:
                     os.replace(tmp, self.path)
                 except OSError as exc:
                     log.warning("status file %s: %s", self.path, exc)
+
+
+def gateway_status(gw) -> dict[str, Any]:
+    """What status.json says about a running gateway (the operator's view)."""
+    ex = gw.ex
+    lat = gw._hop("intake_to_wire")
+    rtt = gw._hop("gateway_response")
+    by_state: dict[str, int] = {}
+    for o in (ex.table.by_cid.values() if ex else ()):
+        by_state[o.state.value] = by_state.get(o.state.value, 0) + 1
+    return {
+        "phase": gw.phase, "pid": os.getpid(), "trading": gw.trading,
+        "halt_reason": gw.halt_reason if gw.trading == "HALTED" else "",
+        "accepted": gw.accepted, "rejects": gw.rejects,
+        "warm_runs": getattr(gw, "warm_runs", 0),
+        "inflight": len(ex.inflight) if ex else 0,
+        "internal_errors": gw.internal_errors,
+        "orders": by_state,
+        "open_orders": [o.to_json() for o in ex.table.open_orders()] if ex else [],
+        "positions": {s: p.to_json(gw.refs.get(s, 0.0))
+                      for s, p in ex.book.positions.items()} if ex else {},
+        "pnl": ex.book.pnl(gw.refs) if ex else 0.0,
+        "refs": gw.refs,
+        "fills": len(ex.book.seen) if ex else 0,
+        "duplicate_fills": ex.book.duplicates if ex else 0,
+        "counts": ex.counts if ex else {},
+        "bad_reference": getattr(getattr(gw, "references", None), "bad", 0),
+        "journal": {"write_errors": gw.journal.write_errors,
+                    "sync_errors": gw.journal.sync_errors,
+                    "pending": gw.journal.pending,
+                    "torn_at_open": gw.journal.torn_at_open,
+                    "torn_read": getattr(gw, "journal_read", {}).get("torn", 0)}
+        if gw.journal else {},
+        "foreign_orders": list(ex.foreign.values()) if ex else [],
+        "intake": gw.intake.snapshot() if gw.intake else {},
+        "gate": gw.gate.snapshot() if hasattr(gw, "gate") else {},
+        "clock": gw.clock.snapshot() if hasattr(gw, "clock") else {},
+        "stream": gw.stream.snapshot() if gw.stream else None,
+        "requests": gw.rest.requests if gw.rest else 0,
+        "reconcile": {k: v for k, v in gw.reconcile_report.items() if k != "balances"},
+        "latency": {"intake_to_wire_p50_ns": lat.get("p50", 0),
+                    "intake_to_wire_p99_ns": lat.get("p99", 0),
+                    "rtt_p50_ns": rtt.get("p50", 0), "n": lat.get("count", 0)},
+    }

@@ -41,6 +41,9 @@ def pin_this_thread(cores: set[int] | None) -> None:
                         threading.current_thread().name, sorted(cores), exc)
 
 
+WIRE_NICE = -10
+
+
 class Wire:
     def __init__(self, rest: RestClient, cores: set[int] | None = None):
         self.rest = rest                  # used by the wire thread only
@@ -71,6 +74,10 @@ class Wire:
 
     def _run(self) -> None:
         pin_this_thread(self.cores)
+        try:        # per thread on Linux: ahead of the simulator and collector it shares a core with
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), WIRE_NICE)
+        except OSError:
+            pass    # not permitted (no CAP_SYS_NICE): normal priority
         while True:
             item = self._in.get()
             if item is None:

@@ -135,8 +135,8 @@ def _compiled_vs_python(recs: np.ndarray, params: SmaParams, allow_short: bool, 
                         rng) -> None:
     """ext/smalive.pyx against its twin, the Python path, over the same random batch splits:
     every signal field (created_mono aside: it is each path's own clock) and the end state."""
-    from pipeline.records import SIGNAL_DTYPE
     from pipeline.bus.signals import from_array
+    from pipeline.records import SIGNAL_DTYPE
     kw = dict(venue=int(Venue.SIM), symbol=symbol, qty=0.25, allow_short=allow_short,
               strategy_id=4, ttl_ns=123)
     py, c = SmaCrossover(params, **kw), SmaCrossover(params, **kw)

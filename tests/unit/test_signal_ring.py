@@ -8,8 +8,8 @@ import time
 
 import numpy as np
 import pytest
-
 from conftest import unique_shm_name
+
 from pipeline.bus import signals as S
 from pipeline.bus.ring import RingFormatError, SignalRing, TickRing
 from pipeline.records import SIGNAL_DTYPE, SIGNAL_SLOT_DTYPE
