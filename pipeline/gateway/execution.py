@@ -283,7 +283,7 @@ class Execution:
                                                f"{type(exc).__name__}")
         if self.wire is not None and self.ws is None:
             self.inflight[order.cid] = order
-            self.wire.put(order.cid, body)
+            self.wire.put(order.cid, body, order.not_after_mono)
             return None
         try:
             if self.ws is not None:

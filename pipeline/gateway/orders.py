@@ -86,6 +86,7 @@ class Order:
     ts_ms: int = 0             # the timestamp parameter of the latest request (recvWindow base)
     stamps: dict[str, int] = field(default_factory=dict)   # latency stamps, CLOCK_MONOTONIC ns
     why: str = ""
+    not_after_mono: int = 0    # the signal's TTL end: the order wire does not send it later (0: none)
 
     @property
     def is_open(self) -> bool:

@@ -613,6 +613,7 @@ class Gateway:
             self.reject(sig, "ENCODE", cid=cid)
             return
         stamps["signed"] = t_signed
+        order.not_after_mono = sig.created_mono + sig.ttl_ns
         if pace_ns:
             self._next_order_mono = stamps["signed"] + pace_ns
         self.accepted += 1

@@ -69,6 +69,7 @@ def gateway_status(gw) -> dict[str, Any]:
         "accepted": gw.accepted, "rejects": gw.rejects,
         "warm_runs": getattr(gw, "warm_runs", 0),
         "inflight": len(ex.inflight) if ex else 0,
+        "wire": {"sent": ex.wire.sent, "expired": ex.wire.expired} if ex and ex.wire else {},
         "internal_errors": gw.internal_errors,
         "orders": by_state,
         "open_orders": [o.to_json() for o in ex.table.open_orders()] if ex else [],

@@ -51,11 +51,14 @@ class Wire:
         self._in: queue.SimpleQueue = queue.SimpleQueue()
         self._out: queue.SimpleQueue = queue.SimpleQueue()
         self.sent = 0
+        self.expired = 0                  # dropped unsent: queued past their signal's TTL
         self._thread = threading.Thread(target=self._run, name="order-wire", daemon=True)
         self._thread.start()
 
-    def put(self, cid: str, body: bytes) -> None:
-        self._in.put((cid, body))
+    def put(self, cid: str, body: bytes, not_after_mono: int = 0) -> None:
+        """Send `body` for order `cid`, unless the wire only gets to it after `not_after_mono`
+        (the signal's TTL): then it answers NOT_SENT without sending (nothing went out)."""
+        self._in.put((cid, body, not_after_mono))
 
     def replies(self) -> list[tuple[str, Reply]]:
         """Every (cid, reply) that came back, without waiting."""
@@ -82,7 +85,13 @@ class Wire:
             item = self._in.get()
             if item is None:
                 return
-            cid, body = item
+            cid, body, not_after = item
+            if not_after and time.perf_counter_ns() > not_after:
+                self.expired += 1
+                self._out.put((cid, Reply(Outcome.NOT_SENT, msg="signal TTL passed while queued "
+                                          "for the wire; not sent",
+                                          done_mono=time.perf_counter_ns())))
+                continue
             try:
                 reply = self.rest.send("POST", "/api/v3/order", body=body)
             except Exception as exc:  # noqa: BLE001 - the request may be out: UNKNOWN, never resent

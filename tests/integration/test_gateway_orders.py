@@ -325,3 +325,24 @@ def test_a_signal_is_signed_while_the_previous_order_is_still_on_the_wire(sim, g
     assert b["signed"] < a["response"]            # signed while the first was unanswered
     assert b["signed"] - b["recv"] < 50_000_000   # and without waiting for it (< 50 ms)
     assert a["response"] - a["written"] >= 300_000_000
+
+
+def test_an_order_queued_past_its_signals_ttl_is_not_sent(sim, gw_factory):
+    """Signals are signed at once but the wire sends one order at a time: one that waited behind
+    a slow order until its signal's TTL passed is dropped unsent (REJECTED, nothing at the venue,
+    its exposure released), never sent stale."""
+    gw = gw_factory(reference_poll_ms=60_000).start()
+    with StrategySide(gw.channel) as st:
+        sim.fault("delay", ms=600, count=1)
+        st.send(side=BUY, qty=0.001)                        # held 600 ms by the venue
+        gw.wait(lambda s: s["inflight"] == 1, what="first order on the wire")
+        late = st.send(side=BUY, qty=0.001, ttl_ms=200)     # its TTL ends while it waits
+        s = gw.wait(lambda s: s["inflight"] == 0 and s["orders"].get("REJECTED") == 1,
+                    timeout=15, what="the queued order dropped")
+        assert s["wire"]["expired"] == 1 and s["orders"].get("FILLED") == 1
+        st.send(side=BUY, qty=0.001)                        # its exposure was released
+        s = gw.wait(lambda s: s["orders"].get("FILLED") == 2, what="next order filled")
+    assert len(_order_ids(sim)) == 2                        # the late one never reached the venue
+    j = gw.journal()
+    assert any(r["k"] == "state" and r.get("cid") == cid_of(late) and r.get("to") == "REJECTED"
+               and "TTL" in r.get("why", "") for r in j)
