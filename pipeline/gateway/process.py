@@ -62,6 +62,7 @@ from pipeline.gateway.secrets import (
     load_credentials,
 )
 from pipeline.gateway.statusfile import StatusFile, gateway_status
+from pipeline.gateway.warm import run_dry
 from pipeline.gateway.wire import Wire, helper_cores
 
 log = logging.getLogger("pipeline.gateway")
@@ -74,8 +75,6 @@ class GatewayError(RuntimeError):
     """The gateway cannot start (the message says why)."""
 
 
-# The strategy id of the gateway's dry-run signal (`_warm`); never sent, never journalled.
-WARM_STRATEGY_ID = 0xFFFF
 GC_EVERY_NS = 1_000_000_000     # the loop's own garbage collection (automatic GC is off)
 GIL_SWITCH_S = 50e-6            # sys.setswitchinterval: how long the loop may wait for the GIL
 
@@ -492,33 +491,8 @@ class Gateway:
             self.halt(f"clock skew: offset {self.clock.offset_ns / 1e6:.1f} ms")
 
     # ================================================================== keeping warm
-    def _warm_signal(self, now: int) -> bytes:
-        """A valid MARKET buy of the smallest size for the first configured symbol."""
-        from pipeline.bus.signals import Signal, encode
-        sid = min(self.ex.rules)
-        r = self.ex.rules[sid]
-        qty = max(r.min_qty_units, r.step_units) / 10 ** r.qty_decimals
-        return encode(Signal(epoch=1, seq=1, trigger_seq=0, trigger_mono=now, created_mono=now,
-                             ttl_ns=1_000_000_000, qty=qty, strategy_id=WARM_STRATEGY_ID,
-                             symbol=sid, venue=r.venue, side=1, order_type=2, tif=0))
-
     def _warm(self) -> None:
-        """The signal path, dry: decode, client id, gate, risk probe (every change undone), encode
-        and sign. Nothing is sent, journalled or counted. On a box whose caches go cold between
-        rare signals (measured: a signal 200 ms after the last one decodes 4-5x slower than one
-        1 ms after), this keeps the real signal's path in cache."""
-        self.intake.rx.warm()
-        now = time.perf_counter_ns()
-        raw = self._warm_signal(now)
-        sig = self.intake.signals.decode(raw)
-        cid = f"pl{sig.strategy_id:x}.{sig.epoch:x}.{sig.seq:x}"
-        if cid in self.ex.table or self.trading == "HALTED" or self.gate.blocked_until > 0:
-            pass                      # the same reads as the real path; no branch taken matters
-        self.gate.order_wait_s()
-        self.risk.probe(raw, now)
-        self.ex.encode_fields(sig.symbol, sig.side, sig.order_type, sig.tif, sig.qty, sig.price,
-                              cid, self.clock.timestamp_ms())
-        self.warm_runs += 1
+        run_dry(self)       # the signal path dry, between signals (pipeline/gateway/warm.py)
 
     # ================================================================== one signal
     def reject(self, sig, reason: str, **extra: Any) -> None:

@@ -131,7 +131,7 @@ def scenario(draw, collar_bps=100.0):
     return [r[0] for r in insts], refs, ops
 
 
-def _run(Engine, Signer, lim, rules, refs, ops):
+def _engines(Engine, Signer, lim, rules, refs):
     e = Engine(**lim)
     s = Signer(SECRET, resp_type="RESULT")
     for r in rules:
@@ -139,6 +139,11 @@ def _run(Engine, Signer, lim, rules, refs, ops):
         s.set_instrument(r)
     for sid, ref in refs:
         e.set_reference(sid, ref, 10**12)
+    return e, s
+
+
+def _run(Engine, Signer, lim, rules, refs, ops):
+    e, s = _engines(Engine, Signer, lim, rules, refs)
     trace = []
     for op in ops:
         if op[0] == "sig":
@@ -322,13 +327,7 @@ def test_twins_have_the_same_public_api():
 def _run_with_probes(Engine, Signer, lim, rules, refs, ops):
     """Like _run, but every signal is first probed: the probe must answer what the real check
     then answers, and leave every piece of state as it found it."""
-    e = Engine(**lim)
-    s = Signer(SECRET, resp_type="RESULT")
-    for r in rules:
-        e.set_instrument(r)
-        s.set_instrument(r)
-    for sid, ref in refs:
-        e.set_reference(sid, ref, 10**12)
+    e, s = _engines(Engine, Signer, lim, rules, refs)
     probes = []
     for op in ops:
         if op[0] == "sig":

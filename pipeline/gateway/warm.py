@@ -1,0 +1,41 @@
+"""Keeping the gateway's signal path warm between rare signals.
+
+On a box whose caches go cold between signals (measured here: a signal 200 ms after the last one
+decodes 4-5x slower than one 1 ms after, even on a spinning core), the loop runs the path dry
+every warm_ms when idle: the ring receive, decode, client id, gate, the risk probe (same answer as
+the check, every state change undone), encode and sign. Nothing is sent, journalled or counted.
+"""
+from __future__ import annotations
+
+import time
+
+from pipeline.bus.signals import Signal, encode
+
+# The strategy id of the dry-run signal; never sent, never journalled.
+WARM_STRATEGY_ID = 0xFFFF
+
+
+def warm_signal(gw, now: int) -> bytes:
+    """A valid MARKET buy of the smallest size for the gateway's first configured symbol."""
+    sid = min(gw.ex.rules)
+    r = gw.ex.rules[sid]
+    qty = max(r.min_qty_units, r.step_units) / 10 ** r.qty_decimals
+    return encode(Signal(epoch=1, seq=1, trigger_seq=0, trigger_mono=now, created_mono=now,
+                         ttl_ns=1_000_000_000, qty=qty, strategy_id=WARM_STRATEGY_ID,
+                         symbol=sid, venue=r.venue, side=1, order_type=2, tif=0))
+
+
+def run_dry(gw) -> None:
+    """One dry run of the signal path of Gateway `gw` (counted in gw.warm_runs only)."""
+    gw.intake.rx.warm()
+    now = time.perf_counter_ns()
+    raw = warm_signal(gw, now)
+    sig = gw.intake.signals.decode(raw)
+    cid = f"pl{sig.strategy_id:x}.{sig.epoch:x}.{sig.seq:x}"
+    if cid in gw.ex.table or gw.trading == "HALTED" or gw.gate.blocked_until > 0:
+        pass                      # the same reads as the real path; no branch taken matters
+    gw.gate.order_wait_s()
+    gw.risk.probe(raw, now)
+    gw.ex.encode_fields(sig.symbol, sig.side, sig.order_type, sig.tif, sig.qty, sig.price, cid,
+                        gw.clock.timestamp_ms())
+    gw.warm_runs += 1
