@@ -33,7 +33,6 @@ handlers only set flags.
 from __future__ import annotations
 
 import fcntl
-import gc
 import logging
 import os
 import shutil
@@ -64,6 +63,7 @@ from pipeline.gateway.secrets import (
 from pipeline.gateway.statusfile import StatusFile, gateway_status
 from pipeline.gateway.warm import run_dry
 from pipeline.gateway.wire import Wire, helper_cores
+from pipeline.hotloop import LoopGC
 
 log = logging.getLogger("pipeline.gateway")
 
@@ -75,7 +75,6 @@ class GatewayError(RuntimeError):
     """The gateway cannot start (the message says why)."""
 
 
-GC_EVERY_NS = 1_000_000_000     # the loop's own garbage collection (automatic GC is off)
 GIL_SWITCH_S = 50e-6            # sys.setswitchinterval: how long the loop may wait for the GIL
 
 
@@ -110,7 +109,7 @@ class Gateway:
         self._lock_fd = -1
         self.intake = None
         self.warm_runs = 0               # dry runs of the signal path (_warm)
-        self.gc_runs = 0
+        self.gc = LoopGC()               # the loop's own garbage collection (automatic is off)
         self.status_writer: StatusFile | None = None
         self.journal: Journal | None = None
         self.stream = None
@@ -292,11 +291,8 @@ class Gateway:
         self.journal.commit()
         # a helper thread holding the GIL when a signal comes gives it up within this (default 5 ms)
         sys.setswitchinterval(GIL_SWITCH_S)
-        gc.collect()
-        gc.freeze()          # start-up objects leave the collector's generations (shorter pauses)
-        # no collection at a random allocation inside a signal: the loop collects when idle
-        gc.disable()
-        self._next["gc"] = time.perf_counter_ns() + GC_EVERY_NS
+        # no collection at a random allocation inside a signal: the loop collects in housekeeping
+        self.gc.start()
         self.write_status(sync=True)
         self.status_writer = StatusFile(self.paths["status"], background=True,
                                         cores=self.helper_cores)
@@ -478,10 +474,7 @@ class Gateway:
             self.journal.maybe_sync()
         except JournalWriteError:
             pass                    # counted and logged by the journal; retried next turn
-        if now >= self._next.get("gc", 1 << 62):
-            self._next["gc"] = now + GC_EVERY_NS
-            self.gc_runs += 1
-            gc.collect(2 if self.gc_runs % 60 == 0 else 0)    # young objects each second
+        self.gc.maybe(now)
 
     def _periodic_sync(self) -> None:
         self.clock.sync()           # bounded by CLOCK_SYNC_BUDGET_S

@@ -23,7 +23,6 @@ Shutdown order: strategies.stop → sender.close → ring.close.
 from __future__ import annotations
 
 import enum
-import gc
 import logging
 import os
 import signal
@@ -35,6 +34,7 @@ import numpy as np
 from pipeline.bus.ring import TickRing
 from pipeline.bus.signals import SignalSender
 from pipeline.config import PipelineConfig
+from pipeline.hotloop import LoopGC
 from pipeline.records import SIGNAL_DTYPE, TICK_DTYPE
 from pipeline.registry import DEFAULT as DEFAULT_REGISTRY
 from pipeline.registry import SymbolRegistry
@@ -47,7 +47,6 @@ log = logging.getLogger(__name__)
 SIGNAL_SIZE = SIGNAL_DTYPE.itemsize
 WAIT_SLICE_S = 0.005         # one wait; the loop then beats, services the handshake and warms
 WARM_EVERY_NS = 1_000_000    # run the signal send path dry at most this often (SignalSender.warm)
-GC_EVERY_NS = 1_000_000_000  # the loop's own garbage collection (automatic GC is off while it runs)
 
 
 class State(enum.Enum):
@@ -86,6 +85,7 @@ class StrategyProcess:
         self.reader = None
         self._reader_stats: dict = {}
         self.exit_reason = ""
+        self.gc = LoopGC()
 
     def request_stop(self, *_args) -> None:
         self._stop = True
@@ -128,8 +128,7 @@ class StrategyProcess:
                 on_running(self)
             self._loop(ring, reader, sender, buf)
         finally:
-            gc.unfreeze()
-            gc.enable()
+            self.gc.stop()
             self.state = State.STOPPING
             for st in self.strategies:
                 try:
@@ -171,12 +170,10 @@ class StrategyProcess:
         slice_ns = int(WAIT_SLICE_S * 1e9)
         warm_ns = WARM_EVERY_NS
         next_warm = 0
-        # No collection at a random allocation in the middle of a batch: the loop collects young
-        # objects once a second after a batch, everything once a minute (run() re-enables GC).
-        gc.collect()
-        gc.freeze()
-        gc.disable()
-        next_gc, gc_runs = perf() + GC_EVERY_NS, 0
+        # No collection at a random allocation in the middle of a batch: the loop collects after
+        # a batch (run() turns automatic collection back on).
+        loop_gc = self.gc
+        loop_gc.start()
         while not self._stop:
             sender.service()
             tel.beat(ticks=self.ticks, signals=self.signals)
@@ -210,9 +207,7 @@ class StrategyProcess:
                 if t_read >= next_warm:       # signals are rare: keep their path in cache
                     next_warm = t_read + warm_ns
                     warm()
-                if t_read >= next_gc:
-                    next_gc, gc_runs = t_read + GC_EVERY_NS, gc_runs + 1
-                    gc.collect(2 if gc_runs % 60 == 0 else 0)
+                loop_gc.maybe(t_read)
             elif ring.writer_closed:
                 if exit_on_close and reader.lag() == 0:
                     self.exit_reason = "writer closed"
