@@ -382,6 +382,13 @@ class Execution:
                 self.set_state(order, OrderState.ACK, "accepted")
             return
         if o is Outcome.UNKNOWN or o is Outcome.OK:
+            if order.state is not OrderState.NEW and order.state is not OrderState.UNKNOWN:
+                # the user stream reported the order before this reply came back (it races the
+                # reply on the venue too): the venue told us what it is, so nothing is unknown
+                self.count("unknown_after_report")
+                log.info("order %s: %s reply after the venue reported it %s; keeping that",
+                         order.cid, reply.msg or reply.status, order.state.value)
+                return
             self.count("unknown_outcomes")
             order.polls = 0
             order.next_poll_mono = time.perf_counter_ns() + self.cfg.unknown_poll_ms * 1_000_000

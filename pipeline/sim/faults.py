@@ -5,7 +5,8 @@
 | drop             | target = "all" \\| "md" \\| "ws_api"        | connections cut (TCP abort, no close frame)     |
 | silence          | seconds = 5, target = "md"                | no frames and no pings; TCP stays open          |
 | delay            | ms = 200, count = 1 (0 = until cleared)   | REST and WS-API responses late by `ms`          |
-| http_5xx         | count = 1, status = 503                   | order accepted and executed, reply is 5xx -1007 |
+| http_5xx         | count = 1, status = 503, late_ms = 0      | order accepted and executed, reply is 5xx -1007 |
+|                  |                                           | (REST: sent late_ms after the order executed)   |
 | force_1021       | count = 1                                 | next signed requests get -1021                  |
 | force_429        | count = 1                                 | 429 -1003 + Retry-After; continuing earns 418   |
 | force_418        | seconds = 120                             | banned: 418 -1003 + Retry-After                 |
@@ -33,7 +34,7 @@ _PARAMS: dict[str, dict[str, type | tuple]] = {
     "drop": {"target": str},
     "silence": {"seconds": (int, float), "target": str},
     "delay": {"ms": (int, float), "count": int},
-    "http_5xx": {"count": int, "status": int},
+    "http_5xx": {"count": int, "status": int, "late_ms": (int, float)},
     "force_1021": {"count": int},
     "force_429": {"count": int},
     "force_418": {"seconds": (int, float)},
@@ -79,6 +80,7 @@ class RequestFaults:
     delay_left: int = 0            # 0 with delay_ms > 0 = until cleared
     http_5xx_left: int = 0
     http_5xx_status: int = 503
+    http_5xx_late_ms: float = 0.0  # REST: hold the 5xx this long after the order executed
     force_1021_left: int = 0
     force_429_left: int = 0
     history: list[dict] = field(default_factory=list)
@@ -91,6 +93,7 @@ class RequestFaults:
         elif name == "http_5xx":
             self.http_5xx_left += int(params.get("count", 1))
             self.http_5xx_status = int(params.get("status", 503))
+            self.http_5xx_late_ms = float(params.get("late_ms", 0))
         elif name == "force_1021":
             self.force_1021_left += int(params.get("count", 1))
         elif name == "force_429":

@@ -72,6 +72,7 @@ class RestApi:
         ip = request.remote or "?"
         headers: dict[str, str] = {}
         faults = sim.req_faults
+        late = 0.0
         delay = faults.take_delay()
         if delay:
             await asyncio.sleep(delay)
@@ -94,6 +95,7 @@ class RestApi:
             if order and faults.take("http_5xx_left"):
                 log.warning("fault http_5xx: order executed, answering %d", faults.http_5xx_status)
                 status = faults.http_5xx_status
+                late = faults.http_5xx_late_ms / 1000.0
                 result = {"code": errors.UNKNOWN_5XX[0], "msg": errors.UNKNOWN_5XX[1]}
         except ApiError as exc:
             status = exc.status
@@ -105,6 +107,9 @@ class RestApi:
             log.exception("REST %s %s: internal error", request.method, request.path_qs)
             status = 500
             result = {"code": -1000, "msg": "An unknown error occurred while processing the request."}
+        if late:
+            # the order is on the book (and on the user stream) before the client hears anything
+            await asyncio.sleep(late)
         used = sim.limiter.used_weight(ip)
         headers["X-MBX-USED-WEIGHT-1M"] = str(used)
         headers["X-MBX-USED-WEIGHT"] = str(used)

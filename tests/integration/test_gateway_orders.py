@@ -88,7 +88,8 @@ def test_1021_resyncs_and_retries_once_with_the_same_client_id(sim, gw_factory, 
 def test_5xx_with_the_order_created_resolves_as_filled_without_a_duplicate(sim, gw_factory,
                                                                           user_stream, transport):
     # without the user stream only the status query can resolve it; with it, whichever comes
-    # first does, and the other copy of each fill is a duplicate
+    # first does (the reply and the stream race, as on the venue), and the other copy of each
+    # fill is a duplicate
     gw = gw_factory(reference_poll_ms=60_000, user_stream=user_stream,
                     transport=transport).start()
     with StrategySide(gw.channel) as st:
@@ -100,12 +101,39 @@ def test_5xx_with_the_order_created_resolves_as_filled_without_a_duplicate(sim, 
     j = gw.journal()
     assert len(_requests_for(j, cid)) == 1            # never resubmitted
     states = _states(j, cid)
-    assert states[0] == "UNKNOWN" and states[-1] == "FILLED", states
+    assert states[-1] == "FILLED", states
+    if user_stream and states[0] != "UNKNOWN":
+        # the stream reported the order before the 5xx came back: the reply changed nothing
+        assert s["counts"].get("unknown_after_report") == 1 and "UNKNOWN" not in states, states
+    else:
+        assert states[0] == "UNKNOWN", states
+    assert not s["counts"].get("illegal_transitions"), s["counts"]
     if not user_stream:
         assert any(r["k"] == "query" and r.get("cid") == cid for r in j)
     assert len(_order_ids(sim)) == 1
     assert s["positions"]["BTCUSDT"]["qty"] == pytest.approx(0.003)
     assert sum(float(f["qty"]) for f in acct(sim)["fills"]) == pytest.approx(0.003)
+
+
+def test_a_5xx_that_comes_after_the_user_stream_reported_the_order_changes_nothing(sim,
+                                                                                  gw_factory):
+    # the venue executes the order, the user stream reports it, then the REST reply says 503
+    gw = gw_factory(reference_poll_ms=60_000, user_stream=True).start()
+    with StrategySide(gw.channel) as st:
+        ref = gw.status()["refs"]["BTCUSDT"]
+        sim.fault("http_5xx", count=1, late_ms=400)
+        sig = st.limit(BUY, 0.001, round(ref * 0.98, 2))          # rests: ACK, not filled
+        s = gw.wait(lambda s: s["counts"].get("unknown_after_report") == 1, what="late 5xx")
+        assert [o["state"] for o in s["open_orders"]] == ["ACK"]
+    cid = cid_of(sig)
+    j = gw.journal()
+    resp = [r for r in j if r["k"] == "response" and r.get("cid") == cid]
+    assert [(r["outcome"], r["status"]) for r in resp] == [("UNKNOWN", 503)]
+    assert _states(j, cid) == ["ACK"]                       # from the stream; never UNKNOWN
+    assert not any(r["k"] == "query" and r.get("cid") == cid for r in j)
+    assert not s["counts"].get("illegal_transitions") and not s["counts"].get("unknown_outcomes")
+    assert [o["clientOrderId"] for o in acct(sim)["open_orders"]] == [cid]
+    assert gw.stop() == 0
 
 
 def test_never_created_resolves_as_lost_after_the_polls_without_a_new_order(sim, gw_factory):
