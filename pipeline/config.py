@@ -135,8 +135,11 @@ class GatewayConfig:
                                            # and extra senders); 0 = signals over ZeroMQ only
     wait: WaitName = "blocking"            # how the loop waits on the ring (roles.<name>.wait
                                            # overrides); busy_spin only on a core of its own
-    async_orders: bool = True              # rest: new orders go out on a helper thread with its
-                                           # own session; the loop keeps taking signals meanwhile
+    async_orders: bool = True              # rest: the loop writes new orders on keep-alive
+                                           # connections held ready and a helper thread reads
+                                           # the answers; the loop keeps taking signals meanwhile
+    order_connections: int = 2             # async_orders: connections held ready (orders on
+                                           # the wire at once before the next one queues)
     warm_ms: float = 1.0                   # idle: run the signal path dry (decode, risk probe,
                                            # sign; nothing sent or changed) this often, so a rare
                                            # signal finds it in cache; 0 = off
@@ -160,6 +163,8 @@ class GatewayConfig:
             raise ValueError("unknown_max_polls, unknown_poll_ms and skew_strikes must be >= 1")
         if self.warm_ms < 0:
             raise ValueError(f"warm_ms must be >= 0, got {self.warm_ms}")
+        if not 1 <= self.order_connections <= 16:
+            raise ValueError(f"order_connections must be 1..16, got {self.order_connections}")
         if self.signal_ring and (self.signal_ring < 2 or self.signal_ring & (self.signal_ring - 1)):
             raise ValueError(f"signal_ring must be 0 or a power of two >= 2, got {self.signal_ring}")
 

@@ -226,26 +226,23 @@ class Gateway:
                 self.stream = UserStream(cfg.ws_api_url, wss,
                                          connect_timeout_s=cfg.connect_timeout_s,
                                          redact=self.redact)
-        order_rest = None
-        if cfg.transport == "rest" and cfg.async_orders:      # the order wire's own session
-            order_rest = RestClient(cfg.rest_url, creds.api_key.reveal(), lambda q: sign(q),
-                                    self.gate, connect_timeout_s=cfg.connect_timeout_s,
-                                    read_timeout_s=cfg.request_timeout_s,
-                                    recv_window_ms=self.recv_window_ms,
-                                    timestamp_ms=self.clock.timestamp_ms, redact=self.redact)
-            order_rest.on_io = self.role.heartbeat
+        # helper threads off the loop's core(s): a spinning loop keeps its core to itself
+        self.helper_cores = helper_cores()
+        if self.helper_cores:
+            log.info("gateway helper threads on CPUs %s", sorted(self.helper_cores))
+        wire = None
+        if cfg.transport == "rest" and cfg.async_orders:      # the order wire's own connections
+            wire = Wire(cfg.rest_url, creds.api_key.reveal(), self.gate,
+                        connect_timeout_s=cfg.connect_timeout_s,
+                        read_timeout_s=cfg.request_timeout_s, redact=self.redact,
+                        connections=cfg.order_connections, cores=self.helper_cores)
         del creds
 
         self.ex = Execution(cfg=cfg, journal=self.journal, risk=self.risk, signer=self.signer,
                             rules=self.rules, rest=self.rest, ws=self.ws, clock=self.clock,
                             halt=self.halt, recv_window_ms=self.recv_window_ms,
                             heartbeat=self.role.heartbeat)
-        # helper threads off the loop's core(s): a spinning loop keeps its core to itself
-        self.helper_cores = helper_cores()
-        if self.helper_cores:
-            log.info("gateway helper threads on CPUs %s", sorted(self.helper_cores))
-        if order_rest is not None:
-            self.ex.wire = Wire(order_rest, cores=self.helper_cores)
+        self.ex.wire = wire
         if self.stream is not None:
             self.stream.cores = self.helper_cores
         # rebuild from the journal, then the trading state

@@ -38,8 +38,8 @@ UNKNOWN_CODES = frozenset({-1006, -1007})   # "unexpected response", "timeout ..
 # CLOCK_MONOTONIC when the last request's first byte was handed to the kernel: the connection's
 # first send() (http.client sends the header block, then the body). Stamping after sendall would
 # add the kernel's loopback delivery and whatever the scheduler runs meanwhile (the peer, on a
-# shared core) - the venue's time, not ours. One slot per thread: the gateway's loop and its order
-# wire thread (pipeline/gateway/wire.py) each have their own session.
+# shared core) - the venue's time, not ours. One slot per thread (new orders of the default
+# configuration go through pipeline/gateway/wire.py instead, which stamps its own connections).
 _WIRE = threading.local()
 
 
@@ -127,6 +127,25 @@ def classify(status: int, body: Any) -> tuple[Outcome, int, str]:
     return Outcome.REJECTED, code, msg
 
 
+def reply_of(status: int, headers: dict, content: bytes, gate: HostGate,
+             redact: Callable[[str], str], written_mono: int, done_mono: int) -> Reply:
+    """The Reply for one HTTP answer: the body parsed, the outcome classified, the host's rate
+    counters learned from the headers, and the host closed on a 429 / 418 (Retry-After)."""
+    gate.observe_headers(headers)
+    try:
+        data = orjson.loads(content) if content else None
+    except orjson.JSONDecodeError:
+        data = None
+    outcome, code, msg = classify(status, data)
+    if outcome in (Outcome.RATE_LIMITED, Outcome.BANNED):
+        gate.block(status, retry_after_s(headers, data))
+        log.warning("%s answered %d (%s): closed for %.1f s", gate.host, status, msg[:120],
+                    gate.blocked_until - time.time())
+    if outcome is Outcome.UNKNOWN and not msg:
+        msg = f"HTTP {status}"
+    return Reply(outcome, status, code, redact(msg), data, headers, written_mono, done_mono)
+
+
 class RestClient:
     """Signed and public REST calls to one venue host."""
 
@@ -199,21 +218,8 @@ class RestClient:
             return Reply(Outcome.UNKNOWN, msg=self.redact(f"{type(exc).__name__}: {exc}"),
                          written_mono=_wire_stamp(handed), done_mono=time.perf_counter_ns())
         done = time.perf_counter_ns()
-        written = _wire_stamp(handed)
-        headers = dict(r.headers)
-        self.gate.observe_headers(headers)
-        try:
-            data = orjson.loads(r.content) if r.content else None
-        except orjson.JSONDecodeError:
-            data = None
-        outcome, code, msg = classify(r.status_code, data)
-        if outcome in (Outcome.RATE_LIMITED, Outcome.BANNED):
-            self.gate.block(r.status_code, retry_after_s(headers, data))
-            log.warning("%s answered %d (%s): closed for %.1f s", self.host, r.status_code,
-                        msg[:120], self.gate.blocked_until - time.time())
-        if outcome is Outcome.UNKNOWN and not msg:
-            msg = f"HTTP {r.status_code}"
-        return Reply(outcome, r.status_code, code, self.redact(msg), data, headers, written, done)
+        return reply_of(r.status_code, dict(r.headers), r.content, self.gate, self.redact,
+                        _wire_stamp(handed), done)
 
     def _post_fast(self, url: str, body: bytes, timeout) -> requests.Response:
         """The order path: a copy of a request prepared once per URL (the session's headers), sent

@@ -1,25 +1,54 @@
-"""New-order requests on a helper thread, so the gateway's loop never waits for a venue's answer.
+"""New-order requests written by the gateway's loop on keep-alive connections held ready, and
+their answers read by a helper thread, so the loop never waits for a venue.
 
 With one synchronous HTTP client the loop sat in the order's round trip (~1.5 ms to the simulator)
 and a signal arriving meanwhile waited for it: in the demo, every tick → signed order above
-~250 µs was such a signal. The loop now journals the request (write-ahead), hands the signed body
-to the wire and goes back to the signal ring; the wire thread sends it on its own keep-alive HTTP
-session (a requests.Session is not shared between threads) and queues the reply, which the loop
-takes with `replies()` and acts on (Execution.on_reply). Only POST /api/v3/order goes through here;
-queries and cancels stay on the loop's own client. The rate-limit gate is shared (its counters are
-updated from both threads' response headers).
+~250 µs was such a signal. Handing the whole request to a thread fixed that but put a thread
+wake-up (~110 µs on the busy core) and requests' Python (~370 µs there) between signed and on
+the wire. Now:
+
+- the wire thread keeps `connections` HTTP/1.1 keep-alive connections (http.client) open to the
+  venue; an idle one is in the pool;
+- the loop (`put`) takes an idle connection, checks that the venue has not closed it (urllib3's
+  wait_for_read: an idle keep-alive socket that is readable is at EOF), writes the request on it
+  itself (~30 µs) and queues "read the answer on this connection" for the wire thread;
+- when none is idle (every connection has an order on it, or they are being reopened) the loop
+  queues the body and the wire thread sends it when a connection frees up, unless the signal's
+  TTL passed meanwhile (NOT_SENT: nothing went out);
+- the wire thread reads answers in the order the requests went out, queues (cid, Reply) for the
+  loop (`replies`), returns the connection to the pool (or closes it if the venue said
+  "Connection: close") and reopens connections that were lost.
+
+Outcomes follow pipeline.gateway.rest: a connection that could not be opened → NOT_SENT; any
+error once bytes may have been written, or a read timeout → UNKNOWN (never resent: the status
+query resolves it). Only POST /api/v3/order goes through here; queries and cancels stay on the
+loop's own requests session. The rate-limit gate is shared with it (counters from both threads'
+response headers; a closed host refuses here before anything is written).
 """
 from __future__ import annotations
 
+import http.client
 import logging
 import os
 import queue
+import socket
+import ssl
 import threading
 import time
+from typing import Any, Callable
+from urllib.parse import urlsplit
 
-from pipeline.gateway.rest import Outcome, Reply, RestClient
+from urllib3.util.wait import wait_for_read
+
+from pipeline.gateway.ratelimit import HostBlocked, HostGate
+from pipeline.gateway.rest import Outcome, Reply, reply_of
 
 log = logging.getLogger(__name__)
+
+ORDER_PATH = "/api/v3/order"
+WIRE_NICE = -10
+MAINTAIN_S = 0.5          # an idle wire thread looks for lost connections this often
+_READ, _SEND = 0, 1
 
 
 def helper_cores() -> set[int] | None:
@@ -41,24 +70,84 @@ def pin_this_thread(cores: set[int] | None) -> None:
                         threading.current_thread().name, sorted(cores), exc)
 
 
-WIRE_NICE = -10
+class _Stamped:
+    """Stamps CLOCK_MONOTONIC when a request's first bytes are handed to the kernel (the header
+    block; http.client sends the body right after it) and never opens a connection by itself."""
+    auto_open = 0
+    stamp = 0
+
+    def send(self, data: Any) -> None:
+        self.stamp = time.perf_counter_ns()
+        super().send(data)  # type: ignore[misc]
+
+
+class _Conn(_Stamped, http.client.HTTPConnection):
+    pass
+
+
+class _TlsConn(_Stamped, http.client.HTTPSConnection):
+    pass
 
 
 class Wire:
-    def __init__(self, rest: RestClient, cores: set[int] | None = None):
-        self.rest = rest                  # used by the wire thread only
+    def __init__(self, base_url: str, api_key: str, gate: HostGate, *, connect_timeout_s: float,
+                 read_timeout_s: float, redact: Callable[[str], str], connections: int = 2,
+                 cores: set[int] | None = None):
+        if connections < 1:
+            raise ValueError(f"order wire: connections must be >= 1, got {connections}")
+        u = urlsplit(base_url)
+        if u.scheme not in ("http", "https") or not u.hostname:
+            raise ValueError(f"order wire: not an http(s) URL: {base_url!r}")
+        self._tls = ssl.create_default_context() if u.scheme == "https" else None
+        self._addr = (u.hostname, u.port or (443 if self._tls else 80))
+        self.path = u.path.rstrip("/") + ORDER_PATH
+        self._headers = {"X-MBX-APIKEY": api_key,
+                         "Content-Type": "application/x-www-form-urlencoded"}
+        self.gate = gate
+        self.connect_timeout_s = connect_timeout_s
+        self.read_timeout_s = read_timeout_s
+        self.redact = redact
+        self.connections = connections
         self.cores = cores
+        self._lock = threading.Lock()
+        self._idle: list[http.client.HTTPConnection] = []     # guarded by _lock
+        self._open = 0                    # connections open (idle or carrying an order); _lock
         self._in: queue.SimpleQueue = queue.SimpleQueue()
         self._out: queue.SimpleQueue = queue.SimpleQueue()
-        self.sent = 0
+        self.sent = 0                     # requests written (by the loop or the thread)
+        self.direct = 0                   # ... of which the loop wrote itself
         self.expired = 0                  # dropped unsent: queued past their signal's TTL
+        self.reopened = 0                 # connections found closed by the venue and reopened
+        self.connect_errors = 0
         self._thread = threading.Thread(target=self._run, name="order-wire", daemon=True)
         self._thread.start()
 
+    def __repr__(self) -> str:
+        return (f"<Wire {self._addr[0]}:{self._addr[1]} connections={self.connections} "
+                f"key=<redacted>>")
+
+    # ------------------------------------------------------------------ the loop's side
     def put(self, cid: str, body: bytes, not_after_mono: int = 0) -> None:
-        """Send `body` for order `cid`, unless the wire only gets to it after `not_after_mono`
-        (the signal's TTL): then it answers NOT_SENT without sending (nothing went out)."""
-        self._in.put((cid, body, not_after_mono))
+        """Send `body` for order `cid`: written now on an idle connection, or queued for the wire
+        thread, which sends it when a connection frees up unless that is after
+        `not_after_mono` (the signal's TTL): then the answer is NOT_SENT (nothing went out).
+        The answer always comes back through `replies()`."""
+        try:
+            self.gate.check_open()
+        except HostBlocked as exc:
+            self._out.put((cid, Reply(Outcome.NOT_SENT, msg=str(exc),
+                                      done_mono=time.perf_counter_ns())))
+            return
+        conn = self._take_idle()
+        if conn is None:
+            self._in.put((_SEND, cid, body, not_after_mono))
+            return
+        failed = self._write(conn, body)
+        if failed is not None:
+            self._out.put((cid, failed))
+            return
+        self.direct += 1
+        self._in.put((_READ, cid, conn, 0))
 
     def replies(self) -> list[tuple[str, Reply]]:
         """Every (cid, reply) that came back, without waiting."""
@@ -75,34 +164,160 @@ class Wire:
         except queue.Empty:
             return None
 
+    def idle(self) -> int:
+        with self._lock:
+            return len(self._idle)
+
+    def _take_idle(self) -> http.client.HTTPConnection | None:
+        with self._lock:
+            while self._idle:
+                conn = self._idle.pop()
+                if conn.sock is not None and not wait_for_read(conn.sock, timeout=0):
+                    return conn
+                # readable while idle: the venue closed it (EOF) or sent what nobody asked for
+                conn.close()
+                self._open -= 1
+                self.reopened += 1
+        return None
+
+    def _write(self, conn: http.client.HTTPConnection, body: bytes) -> Reply | None:
+        """Write the request on `conn`; None when it went out, else the UNKNOWN reply (some
+        bytes may have left) after closing the connection."""
+        conn.stamp = 0
+        try:
+            conn.request("POST", self.path, body, self._headers)
+        except Exception as exc:  # noqa: BLE001 - may be partly on the wire: UNKNOWN, not resent
+            self._lost(conn)
+            log.warning("order request write failed (%s); outcome unknown", type(exc).__name__)
+            return Reply(Outcome.UNKNOWN, msg=self.redact(f"{type(exc).__name__}: {exc}"),
+                         written_mono=conn.stamp or time.perf_counter_ns(),
+                         done_mono=time.perf_counter_ns())
+        self.sent += 1
+        return None
+
+    def _lost(self, conn: http.client.HTTPConnection) -> None:
+        conn.close()
+        with self._lock:
+            self._open -= 1
+
+    # ------------------------------------------------------------------ the wire thread
+    def _connect(self) -> http.client.HTTPConnection | None:
+        host, port = self._addr
+        conn: http.client.HTTPConnection
+        if self._tls is not None:
+            conn = _TlsConn(host, port, timeout=self.connect_timeout_s, context=self._tls)
+        else:
+            conn = _Conn(host, port, timeout=self.connect_timeout_s)
+        try:
+            conn.connect()
+            assert conn.sock is not None
+            conn.sock.settimeout(self.read_timeout_s)
+        except OSError as exc:
+            conn.close()
+            self.connect_errors += 1
+            log.warning("order wire: cannot connect to %s:%d: %s", host, port,
+                        self.redact(str(exc)))
+            return None
+        return conn
+
+    def _refill(self) -> None:
+        """Open connections until `connections` are open (lost ones are replaced)."""
+        while True:
+            with self._lock:
+                if self._open >= self.connections:
+                    return
+                self._open += 1
+            conn = self._connect()
+            with self._lock:
+                if conn is None:
+                    self._open -= 1
+                    return
+                self._idle.append(conn)
+
     def _run(self) -> None:
         pin_this_thread(self.cores)
         try:        # per thread on Linux: ahead of the simulator and collector it shares a core with
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), WIRE_NICE)
         except OSError:
             pass    # not permitted (no CAP_SYS_NICE): normal priority
+        self._refill()
         while True:
-            item = self._in.get()
+            try:
+                item = self._in.get(timeout=MAINTAIN_S)
+            except queue.Empty:
+                self._sweep()
+                self._refill()
+                continue
             if item is None:
                 return
-            cid, body, not_after = item
-            if not_after and time.perf_counter_ns() > not_after:
-                self.expired += 1
-                self._out.put((cid, Reply(Outcome.NOT_SENT, msg="signal TTL passed while queued "
-                                          "for the wire; not sent",
-                                          done_mono=time.perf_counter_ns())))
-                continue
+            kind, cid, what, not_after = item
             try:
-                reply = self.rest.send("POST", "/api/v3/order", body=body)
-            except Exception as exc:  # noqa: BLE001 - the request may be out: UNKNOWN, never resent
-                log.exception("order %s: error while sending; outcome unknown", cid)
-                reply = Reply(Outcome.UNKNOWN, msg=f"internal error while sending: "
+                if kind == _READ:
+                    reply = self._read(what)
+                else:
+                    reply = self._send(what, not_after)
+            except Exception as exc:  # noqa: BLE001 - the request may be out: UNKNOWN, not resent
+                log.exception("order %s: error on the wire; outcome unknown", cid)
+                reply = Reply(Outcome.UNKNOWN, msg=f"internal error on the wire: "
                                                    f"{type(exc).__name__}",
                               done_mono=time.perf_counter_ns())
-            self.sent += 1
             self._out.put((cid, reply))
+            if self._in.empty():
+                self._refill()
+
+    def _sweep(self) -> None:
+        """Idle housekeeping: drop the connections the venue closed (_refill reopens them)."""
+        with self._lock:
+            n = len(self._idle)
+        alive = [c for c in (self._take_idle() for _ in range(n)) if c is not None]
+        with self._lock:
+            self._idle.extend(alive)
+
+    def _send(self, body: bytes, not_after: int) -> Reply:
+        if not_after and time.perf_counter_ns() > not_after:
+            self.expired += 1
+            return Reply(Outcome.NOT_SENT, msg="signal TTL passed while queued for the wire; "
+                                               "not sent", done_mono=time.perf_counter_ns())
+        try:
+            self.gate.check_open()
+        except HostBlocked as exc:
+            return Reply(Outcome.NOT_SENT, msg=str(exc), done_mono=time.perf_counter_ns())
+        conn = self._take_idle()
+        if conn is None:
+            self._refill()
+            conn = self._take_idle()
+        if conn is None:
+            return Reply(Outcome.NOT_SENT, msg=f"cannot connect to {self._addr[0]}:"
+                                               f"{self._addr[1]}; not sent",
+                         done_mono=time.perf_counter_ns())
+        failed = self._write(conn, body)
+        return failed if failed is not None else self._read(conn)
+
+    def _read(self, conn: http.client.HTTPConnection) -> Reply:
+        written = conn.stamp
+        try:
+            resp = conn.getresponse()
+            content = resp.read()
+        except Exception as exc:  # noqa: BLE001 - timeout, reset, garbage: the order may exist
+            done = time.perf_counter_ns()
+            self._lost(conn)
+            kind = "read timeout" if isinstance(exc, (socket.timeout, TimeoutError)) \
+                else type(exc).__name__
+            return Reply(Outcome.UNKNOWN, msg=self.redact(f"{kind}: {exc}"),
+                         written_mono=written, done_mono=done)
+        done = time.perf_counter_ns()
+        headers = dict(resp.getheaders())
+        if resp.will_close:
+            self._lost(conn)
+        else:
+            with self._lock:
+                self._idle.append(conn)
+        return reply_of(resp.status, headers, content, self.gate, self.redact, written, done)
 
     def close(self, timeout: float = 5.0) -> None:
         self._in.put(None)
         self._thread.join(timeout)
-        self.rest.close()
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()

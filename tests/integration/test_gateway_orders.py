@@ -338,7 +338,8 @@ def test_idle_warming_runs_the_signal_path_and_changes_nothing(sim, gw_factory):
 
 def test_a_signal_is_signed_while_the_previous_order_is_still_on_the_wire(sim, gw_factory):
     """The order wire: the loop does not wait for a venue's answer. The venue holds the first
-    order 400 ms; a second signal sent meanwhile is signed (and goes out) before that answer."""
+    order 400 ms; a second signal sent meanwhile is signed and written by the loop on the second
+    keep-alive connection before that answer."""
     gw = gw_factory(reference_poll_ms=60_000).start()
     with StrategySide(gw.channel) as st:
         sim.fault("delay", ms=400, count=1)
@@ -352,14 +353,16 @@ def test_a_signal_is_signed_while_the_previous_order_is_still_on_the_wire(sim, g
     a, b = resp[cid_of(first)], resp[cid_of(second)]
     assert b["signed"] < a["response"]            # signed while the first was unanswered
     assert b["signed"] - b["recv"] < 50_000_000   # and without waiting for it (< 50 ms)
+    assert b["written"] < a["response"]           # and written on the other connection
     assert a["response"] - a["written"] >= 300_000_000
+    assert s["wire"]["direct"] == 2 and s["wire"]["sent"] == 2 and s["wire"]["idle"] == 2
 
 
 def test_an_order_queued_past_its_signals_ttl_is_not_sent(sim, gw_factory):
-    """Signals are signed at once but the wire sends one order at a time: one that waited behind
-    a slow order until its signal's TTL passed is dropped unsent (REJECTED, nothing at the venue,
-    its exposure released), never sent stale."""
-    gw = gw_factory(reference_poll_ms=60_000).start()
+    """Signals are signed at once but with every connection carrying an order the next one
+    waits: one that waited behind a slow order until its signal's TTL passed is dropped unsent
+    (REJECTED, nothing at the venue, its exposure released), never sent stale."""
+    gw = gw_factory(reference_poll_ms=60_000, order_connections=1).start()
     with StrategySide(gw.channel) as st:
         sim.fault("delay", ms=600, count=1)
         st.send(side=BUY, qty=0.001)                        # held 600 ms by the venue
