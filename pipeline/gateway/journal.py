@@ -100,14 +100,19 @@ class Journal:
                         "stays one skipped line", self.path)
             os.write(self.fd, b"\n")
 
-    def write(self, kind: str, **fields: Any) -> None:
-        """Buffer one record (see commit)."""
+    def render(self, kind: str, **fields: Any) -> bytes:
+        """One record as the line `write` would buffer (the gateway's idle dry run formats one
+        to keep this path warm; nothing is buffered)."""
         rec = {"k": kind, "t": time.time_ns(), "m": time.perf_counter_ns(), **fields}
         line = orjson.dumps(rec, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS,
                             default=str)
         if self.redact is not None:
             line = self.redact(line.decode()).encode()
-        self._buf.append(line)
+        return line
+
+    def write(self, kind: str, **fields: Any) -> None:
+        """Buffer one record (see commit)."""
+        self._buf.append(self.render(kind, **fields))
         self.records += 1
 
     @property

@@ -70,7 +70,7 @@ def gateway_status(gw) -> dict[str, Any]:
         "warm_runs": getattr(gw, "warm_runs", 0),
         "inflight": len(ex.inflight) if ex else 0,
         "wire": {"sent": ex.wire.sent, "direct": ex.wire.direct, "expired": ex.wire.expired,
-                 "idle": ex.wire.idle(), "reopened": ex.wire.reopened,
+                 "idle": ex.wire.idle(), "opened": ex.wire.opened, "reopened": ex.wire.reopened,
                  "connect_errors": ex.wire.connect_errors} if ex and ex.wire else {},
         "internal_errors": gw.internal_errors,
         "orders": by_state,

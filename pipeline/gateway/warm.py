@@ -3,7 +3,8 @@
 On a box whose caches go cold between signals (measured here: a signal 200 ms after the last one
 decodes 4-5x slower than one 1 ms after, even on a spinning core), the loop runs the path dry
 every warm_ms when idle: the ring receive, decode, client id, gate, the risk probe (same answer as
-the check, every state change undone), encode and sign. Nothing is sent, journalled or counted.
+the check, every state change undone), encode and sign, a journal line formatted and the order
+request formatted by http.client (pipeline.gateway.wire). Nothing is sent, journalled or counted.
 """
 from __future__ import annotations
 
@@ -36,6 +37,13 @@ def run_dry(gw) -> None:
         pass                      # the same reads as the real path; no branch taken matters
     gw.gate.order_wait_s()
     gw.risk.probe(raw, now)
-    gw.ex.encode_fields(sig.symbol, sig.side, sig.order_type, sig.tif, sig.qty, sig.price, cid,
-                        gw.clock.timestamp_ms())
+    body = gw.ex.encode_fields(sig.symbol, sig.side, sig.order_type, sig.tif, sig.qty,
+                               sig.price, cid, gw.clock.timestamp_ms())
+    # the bookkeeping after the signed stamp: a journal line formatted (not written) and the
+    # order request formatted by http.client onto a connection that writes nothing
+    gw.journal.render("signal", decision="accept", cid=cid, strategy=sig.strategy_id,
+                      epoch=sig.epoch, seq=sig.seq, symbol=sig.symbol, side=sig.side, qty=sig.qty,
+                      trigger_mono=sig.trigger_mono, created_mono=sig.created_mono, recv_mono=now)
+    if gw.ex.wire is not None:
+        gw.ex.wire.warm(body)
     gw.warm_runs += 1

@@ -89,6 +89,13 @@ class _TlsConn(_Stamped, http.client.HTTPSConnection):
     pass
 
 
+class _Dry(http.client.HTTPConnection):
+    """Formats a request and writes it nowhere (Wire.warm)."""
+
+    def send(self, data: Any) -> None:
+        self.stamp = time.perf_counter_ns()
+
+
 class Wire:
     def __init__(self, base_url: str, api_key: str, gate: HostGate, *, connect_timeout_s: float,
                  read_timeout_s: float, redact: Callable[[str], str], connections: int = 2,
@@ -117,6 +124,7 @@ class Wire:
         self.sent = 0                     # requests written (by the loop or the thread)
         self.direct = 0                   # ... of which the loop wrote itself
         self.expired = 0                  # dropped unsent: queued past their signal's TTL
+        self.opened = 0                   # connections opened (the first ones and replacements)
         self.reopened = 0                 # connections found closed by the venue and reopened
         self.connect_errors = 0
         self._thread = threading.Thread(target=self._run, name="order-wire", daemon=True)
@@ -163,6 +171,21 @@ class Wire:
             return self._out.get(timeout=timeout)
         except queue.Empty:
             return None
+
+    def warm(self, body: bytes) -> None:
+        """Run the loop's side of an order dry (the gateway's idle loop): the pool look-up with
+        its closed-connection check, and the request formatted by http.client onto a connection
+        that writes nothing. On this VM an order's request formatting took ~130 µs when it had
+        not run for a while, ~30 µs when it had."""
+        with self._lock:
+            conn = self._idle[-1] if self._idle else None
+            sock = conn.sock if conn is not None else None
+            if sock is not None:
+                try:
+                    wait_for_read(sock, timeout=0)     # a look only: put() acts on it
+                except (OSError, ValueError):
+                    pass
+        _Dry(*self._addr).request("POST", self.path, body, self._headers)
 
     def idle(self) -> int:
         with self._lock:
@@ -232,6 +255,7 @@ class Wire:
                 if conn is None:
                     self._open -= 1
                     return
+                self.opened += 1
                 self._idle.append(conn)
 
     def _run(self) -> None:

@@ -332,6 +332,7 @@ def test_idle_warming_runs_the_signal_path_and_changes_nothing(sim, gw_factory):
         st.send(side=BUY, qty=0.001)
         s = gw.wait(lambda s: s["orders"].get("FILLED") == 1)
     assert s["trading"] == "ACTIVE" and not s["rejects"]
+    assert s["wire"]["sent"] == 1 and len(_order_ids(sim)) == 1   # the dry runs wrote nothing
     journal = gw.journal_text()
     assert journal.count('"decision":"accept"') == 1 and "pl" + "ffff." not in journal
 
@@ -346,8 +347,9 @@ def test_a_signal_is_signed_while_the_previous_order_is_still_on_the_wire(sim, g
         first = st.send(side=BUY, qty=0.001)
         gw.wait(lambda s: s["inflight"] == 1, what="first order on the wire")
         second = st.send(side=BUY, qty=0.001)
-        s = gw.wait(lambda s: s["orders"].get("FILLED") == 2, timeout=15, what="both filled")
-    assert s["inflight"] == 0 and not s["rejects"]
+        s = gw.wait(lambda s: s["orders"].get("FILLED") == 2 and s["inflight"] == 0, timeout=15,
+                    what="both filled and answered")
+    assert not s["rejects"]
     j = gw.journal()
     resp = {r["cid"]: r["stamps"] for r in j if r["k"] == "response"}
     a, b = resp[cid_of(first)], resp[cid_of(second)]
