@@ -259,7 +259,7 @@ class Execution:
         """Journal the request (write-ahead) and send it. Never raises: a journal that cannot
         write → NOT_SENT (nothing went out); any other error → NOT_SENT before the send call,
         UNKNOWN once the request may have been handed to the transport. With a wire (REST), the
-        body is handed to its thread and None returned: the reply comes to on_reply later."""
+        body is handed to the wire and None returned: the reply comes to on_reply later."""
         order.attempts += 1
         order.ts_ms = _ts_of(body)
         try:
@@ -283,8 +283,17 @@ class Execution:
                                                f"{type(exc).__name__}")
         if self.wire is not None and self.ws is None:
             self.inflight[order.cid] = order
-            self.wire.put(order.cid, body, order.not_after_mono)
-            return None
+            try:
+                self.wire.put(order.cid, body, order.not_after_mono)
+                return None
+            except Exception as exc:  # noqa: BLE001 - the loop may have written it: never resend
+                self.inflight.pop(order.cid, None)
+                self.count("internal_errors")
+                log.exception("order %s: error handing it to the wire; outcome unknown",
+                              order.cid)
+                return Reply(Outcome.UNKNOWN, msg=f"internal error on the wire: "
+                                                  f"{type(exc).__name__}",
+                             done_mono=time.perf_counter_ns())
         try:
             if self.ws is not None:
                 return self.ws.request("order.place", params, fresh_timestamp=False)
@@ -298,7 +307,7 @@ class Execution:
 
     def submit(self, order: Order, body: bytes) -> Reply | None:
         """Write the order and act on the answer (one -1021 retry). Returns the final reply, or
-        None when the order went to the wire thread (its reply is acted on by `pump`)."""
+        None when the order went to the wire (its reply is acted on by `pump`)."""
         ws = self.ws is not None        # REST calls stamp the heartbeat themselves (on_io)
         if ws:
             self.heartbeat()

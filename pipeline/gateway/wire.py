@@ -121,8 +121,8 @@ class Wire:
         self._open = 0                    # connections open (idle or carrying an order); _lock
         self._in: queue.SimpleQueue = queue.SimpleQueue()
         self._out: queue.SimpleQueue = queue.SimpleQueue()
-        self.sent = 0                     # requests written (by the loop or the thread)
-        self.direct = 0                   # ... of which the loop wrote itself
+        self.direct = 0                   # requests the loop wrote itself (loop only)
+        self.by_thread = 0                # requests the wire thread wrote (wire thread only)
         self.expired = 0                  # dropped unsent: queued past their signal's TTL
         self.opened = 0                   # connections opened (the first ones and replacements)
         self.reopened = 0                 # connections found closed by the venue and reopened
@@ -156,6 +156,11 @@ class Wire:
             return
         self.direct += 1
         self._in.put((_READ, cid, conn, 0))
+
+    @property
+    def sent(self) -> int:
+        """Requests written (each counter has one writer thread)."""
+        return self.direct + self.by_thread
 
     def replies(self) -> list[tuple[str, Reply]]:
         """Every (cid, reply) that came back, without waiting."""
@@ -215,7 +220,6 @@ class Wire:
             return Reply(Outcome.UNKNOWN, msg=self.redact(f"{type(exc).__name__}: {exc}"),
                          written_mono=conn.stamp or time.perf_counter_ns(),
                          done_mono=time.perf_counter_ns())
-        self.sent += 1
         return None
 
     def _lost(self, conn: http.client.HTTPConnection) -> None:
@@ -315,7 +319,10 @@ class Wire:
                                                f"{self._addr[1]}; not sent",
                          done_mono=time.perf_counter_ns())
         failed = self._write(conn, body)
-        return failed if failed is not None else self._read(conn)
+        if failed is not None:
+            return failed
+        self.by_thread += 1
+        return self._read(conn)
 
     def _read(self, conn: http.client.HTTPConnection) -> Reply:
         written = conn.stamp

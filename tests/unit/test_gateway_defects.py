@@ -273,6 +273,26 @@ def test_an_error_after_the_request_may_be_out_makes_the_order_unknown(tmp_path)
     assert ex.risk.released == []                        # exposure kept until resolved
 
 
+def test_an_error_handing_an_order_to_the_wire_makes_it_unknown_not_inflight(tmp_path):
+    from pipeline.gateway.ratelimit import HostGate
+    from pipeline.gateway.wire import Wire
+    wire = Wire("http://127.0.0.1:9", "k", HostGate("h", weight_limit_1m=1, order_limit_10s=1),
+                connect_timeout_s=0.2, read_timeout_s=0.2, redact=str)
+
+    def bug(*a):
+        raise RuntimeError("wire bug")
+    wire._take_idle = bug
+    ex = make_ex(tmp_path)
+    ex.wire = wire
+    try:
+        o = our_order(ex, state=OrderState.NEW)
+        reply = ex.submit(o, ex.encode(o, 1))
+        assert reply.outcome is Outcome.UNKNOWN and o.state is OrderState.UNKNOWN
+        assert ex.inflight == {} and ex.counts["internal_errors"] == 1
+    finally:
+        wire.close()
+
+
 def _gateway(tmp_path, ex):
     from pipeline.gateway.process import Gateway
     cfg = SimpleNamespace(gateway=SimpleNamespace(state_dir=str(tmp_path / "st"), kill_file="",
