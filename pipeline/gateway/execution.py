@@ -281,24 +281,16 @@ class Execution:
             log.exception("order %s: error before sending", order.cid)
             return Reply(Outcome.NOT_SENT, msg=f"internal error before sending: "
                                                f"{type(exc).__name__}")
-        if self.wire is not None and self.ws is None:
-            self.inflight[order.cid] = order
-            try:
-                self.wire.put(order.cid, body, order.not_after_mono)
-                return None
-            except Exception as exc:  # noqa: BLE001 - the loop may have written it: never resend
-                self.inflight.pop(order.cid, None)
-                self.count("internal_errors")
-                log.exception("order %s: error handing it to the wire; outcome unknown",
-                              order.cid)
-                return Reply(Outcome.UNKNOWN, msg=f"internal error on the wire: "
-                                                  f"{type(exc).__name__}",
-                             done_mono=time.perf_counter_ns())
         try:
             if self.ws is not None:
                 return self.ws.request("order.place", params, fresh_timestamp=False)
+            if self.wire is not None:
+                self.inflight[order.cid] = order
+                self.wire.put(order.cid, body, order.not_after_mono)
+                return None
             return self.rest.send("POST", "/api/v3/order", body=body)
         except Exception as exc:  # noqa: BLE001 - the request may be out: find out, never resend
+            self.inflight.pop(order.cid, None)
             self.count("internal_errors")
             log.exception("order %s: error while sending; outcome unknown", order.cid)
             return Reply(Outcome.UNKNOWN, msg=f"internal error while sending: "

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -97,6 +98,17 @@ def make_wire(url: str, connections: int = 1, read_timeout_s: float = 5.0) -> tu
     return w, gate
 
 
+@contextmanager
+def opened(url: str, connections: int = 1, read_timeout_s: float = 5.0):
+    """A wire with its `connections` open and idle; closed at the end."""
+    w, gate = make_wire(url, connections, read_timeout_s)
+    try:
+        ready(w, connections)
+        yield w, gate
+    finally:
+        w.close()
+
+
 def ready(w: Wire, n: int) -> None:
     """Wait until the wire thread has opened n idle connections."""
     for _ in range(400):
@@ -125,9 +137,7 @@ def one_reply(w: Wire):
 
 
 def test_the_loop_writes_on_an_idle_connection_and_the_thread_reads_the_answer(venue):
-    w, _ = make_wire(venue.url, connections=2)
-    try:
-        ready(w, 2)
+    with opened(venue.url, connections=2) as (w, _):
         w.put("a", b"symbol=BTCUSDT&side=BUY")
         cid, r = one_reply(w)
         assert (cid, r.outcome, r.data) == ("a", Outcome.OK, {"orderId": 1})
@@ -137,14 +147,10 @@ def test_the_loop_writes_on_an_idle_connection_and_the_thread_reads_the_answer(v
         ready(w, 2)                            # the connection went back to the pool
         assert w.opened == 2                   # no new connection for the order
         assert KEY not in repr(w)
-    finally:
-        w.close()
 
 
 def test_an_answer_held_by_the_venue_does_not_stop_the_next_order_going_out(venue):
-    w, _ = make_wire(venue.url, connections=2)
-    try:
-        ready(w, 2)
+    with opened(venue.url, connections=2) as (w, _):
         venue.hold.clear()
         w.put("a", b"n=1")
         assert venue.got.acquire(timeout=5)
@@ -154,14 +160,10 @@ def test_an_answer_held_by_the_venue_does_not_stop_the_next_order_going_out(venu
         venue.hold.set()
         got = dict([one_reply(w), one_reply(w)])
         assert set(got) == {"a", "b"} and all(r.outcome is Outcome.OK for r in got.values())
-    finally:
-        w.close()
 
 
 def test_with_every_connection_busy_the_order_waits_for_one_then_goes(venue):
-    w, _ = make_wire(venue.url, connections=1)
-    try:
-        ready(w, 1)
+    with opened(venue.url, connections=1) as (w, _):
         venue.hold.clear()
         w.put("a", b"n=1")
         assert venue.got.acquire(timeout=5)
@@ -170,14 +172,10 @@ def test_with_every_connection_busy_the_order_waits_for_one_then_goes(venue):
         venue.hold.set()
         assert [c for c, _ in (one_reply(w), one_reply(w))] == ["a", "b"]
         assert venue.bodies == [b"n=1", b"n=2"] and (w.sent, w.direct) == (2, 1)
-    finally:
-        w.close()
 
 
 def test_a_connection_the_venue_closed_while_idle_is_not_used_and_is_reopened(venue):
-    w, _ = make_wire(venue.url, connections=1)
-    try:
-        ready(w, 1)
+    with opened(venue.url, connections=1) as (w, _):
         w.put("a", b"n=1")
         assert one_reply(w)[1].outcome is Outcome.OK
         ready(w, 1)
@@ -188,14 +186,10 @@ def test_a_connection_the_venue_closed_while_idle_is_not_used_and_is_reopened(ve
         assert (cid, r.outcome) == ("b", Outcome.OK), r
         assert w.reopened == 1 and venue.bodies == [b"n=1", b"n=2"]
         assert w.opened == 2
-    finally:
-        w.close()
 
 
 def test_an_idle_wire_replaces_the_connections_the_venue_closed_before_an_order_needs_them(venue):
-    w, _ = make_wire(venue.url, connections=2)
-    try:
-        ready(w, 2)
+    with opened(venue.url, connections=2) as (w, _):
         for _ in range(400):                   # the server has both connections in hand
             if len(venue.conns) == 2:
                 break
@@ -208,28 +202,20 @@ def test_an_idle_wire_replaces_the_connections_the_venue_closed_before_an_order_
         assert (w.reopened, w.idle(), w.opened) == (2, 2, 4)
         w.put("a", b"n=1")
         assert one_reply(w)[1].outcome is Outcome.OK and w.direct == 1
-    finally:
-        w.close()
 
 
 def test_connection_close_in_the_answer_is_honoured(venue):
-    w, _ = make_wire(venue.url, connections=1)
-    try:
-        ready(w, 1)
+    with opened(venue.url, connections=1) as (w, _):
         venue.answer.append((200, {"orderId": 7}, {"Connection": "close"}))
         w.put("a", b"n=1")
         assert one_reply(w)[1].outcome is Outcome.OK
         w.put("b", b"n=2")
         assert one_reply(w)[1].outcome is Outcome.OK
         assert w.opened == 2 and w.reopened == 0
-    finally:
-        w.close()
 
 
 def test_an_answer_that_never_comes_is_unknown_and_the_connection_replaced(venue):
-    w, _ = make_wire(venue.url, connections=1, read_timeout_s=0.3)
-    try:
-        ready(w, 1)
+    with opened(venue.url, connections=1, read_timeout_s=0.3) as (w, _):
         venue.hold.clear()
         w.put("a", b"n=1")
         cid, r = one_reply(w)
@@ -239,14 +225,10 @@ def test_an_answer_that_never_comes_is_unknown_and_the_connection_replaced(venue
         w.put("b", b"n=2")
         assert one_reply(w)[1].outcome is Outcome.OK
         assert w.opened == 2
-    finally:
-        w.close()
 
 
 def test_a_429_closes_the_host_and_the_next_order_is_not_written(venue):
-    w, gate = make_wire(venue.url, connections=1)
-    try:
-        ready(w, 1)
+    with opened(venue.url, connections=1) as (w, gate):
         venue.answer.append((429, {"code": -1015, "msg": "Too many new orders"},
                              {"Retry-After": "30"}))
         w.put("a", b"n=1")
@@ -256,8 +238,6 @@ def test_a_429_closes_the_host_and_the_next_order_is_not_written(venue):
         cid, r = one_reply(w)
         assert (cid, r.outcome) == ("b", Outcome.NOT_SENT) and gate.refused == 1
         assert venue.bodies == [b"n=1"]
-    finally:
-        w.close()
 
 
 def test_a_venue_that_cannot_be_reached_gets_nothing_sent():
@@ -276,17 +256,13 @@ def test_a_venue_that_cannot_be_reached_gets_nothing_sent():
 
 
 def test_a_dry_run_formats_an_order_and_writes_nothing(venue):
-    w, _ = make_wire(venue.url, connections=1)
-    try:
-        ready(w, 1)
+    with opened(venue.url, connections=1) as (w, _):
         for _ in range(50):
             w.warm(b"symbol=BTCUSDT&side=BUY")
         assert not venue.got.acquire(timeout=0.2) and venue.bodies == []
         assert (w.sent, w.idle()) == (0, 1)
         w.put("a", b"n=1")                     # the pooled connection is still good
         assert one_reply(w)[1].outcome is Outcome.OK and w.direct == 1
-    finally:
-        w.close()
 
 
 def test_bad_settings_are_refused():
