@@ -200,9 +200,10 @@ RING_RECORD_DTYPES = {TICK_DTYPE.itemsize: TICK_DTYPE, SIGNAL_SLOT_DTYPE.itemsiz
 
 
 # ----------------------------------------------------------------------------- role status
-# The launcher's status block in shared memory: a header, then one 128-byte slot per role. Each
-# role writes only its own slot (heartbeat, counters, hop latency); the launcher reads them for
-# supervision, the status line, the summary and the Prometheus endpoint.
+# The launcher's status block in shared memory: a header, then one 128-byte slot per role, then
+# one ROLE_EXTRA_DTYPE record per role (feed counters and hop latency histograms). Each role
+# writes only its own slot and extra; the launcher reads them for supervision, the status line,
+# the summary and the Prometheus endpoint.
 class RoleState(IntEnum):
     EMPTY = 0
     STARTING = 1
@@ -219,7 +220,7 @@ class TradingState(IntEnum):
     HALTED = 2
 
 
-STATUS_MAGIC = int.from_bytes(b"PLSTAT01", "little")
+STATUS_MAGIC = int.from_bytes(b"PLSTAT02", "little")
 STATUS_HEADER_DTYPE = np.dtype(
     [
         ("magic", "<u8"),          # 0
@@ -228,7 +229,8 @@ STATUS_HEADER_DTYPE = np.dtype(
         ("epoch_ns", "<i8"),       # 24  CLOCK_REALTIME at creation
         ("halt", "<i8"),           # 32  launcher → gateway: go HALTED now (1)
         ("shutdown", "<i8"),       # 40  launcher → all: orderly shutdown in progress (1)
-        ("_pad", "<i8", (2,)),     # 48
+        ("hop_slots", "<i8"),      # 48  HOP_SLOTS of every extra record (layout check)
+        ("hop_cells", "<i8"),      # 56  HOP_CELLS
     ],
     align=True,
 )
@@ -256,3 +258,24 @@ ROLE_STATUS_DTYPE = np.dtype(
     align=True,
 )
 assert ROLE_STATUS_DTYPE.itemsize == 128
+
+# Hop latency histograms a role exports for Prometheus (pipeline/telemetry/latency.py): row i is
+# hop HOP_NAMES[i] there; per row HOP_CELLS int64: the cumulative count of values <= each of the
+# HOP_CELLS - 2 bucket bounds (latency.BUCKETS_S), then the total count, then the sum in ns.
+# Written at most once a second by the role (one numpy store per hop that changed), read by the
+# launcher at each scrape (which repairs a row it catches half-written: counts are monotone).
+HOP_SLOTS = 16
+HOP_CELLS = 24
+
+ROLE_EXTRA_DTYPE = np.dtype(
+    [
+        ("reconnects", "<i8"),      # 0   connections re-established (collector; gateway: user stream)
+        ("resyncs", "<i8"),         # 8   order book resyncs (collector)
+        ("stale", "<i8"),           # 16  feeds declared stale (collector)
+        ("gaps", "<i8"),            # 24  sequence gaps seen (collector: book; gateway: intake)
+        ("_pad", "<i8", (4,)),      # 32
+        ("hops", "<i8", (HOP_SLOTS, HOP_CELLS)),   # 64
+    ],
+    align=True,
+)
+assert ROLE_EXTRA_DTYPE.itemsize == 64 + HOP_SLOTS * HOP_CELLS * 8

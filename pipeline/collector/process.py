@@ -58,6 +58,9 @@ def run(cfg: CollectorConfig, ring_name: str, seconds: float | None = None,
         clock["offset"] = time.time_ns() - time.perf_counter_ns()
         writer.heartbeat()
         tel.beat(ticks=int(ring.cursor), errors=sum(col.feed.errors().values()))
+        fc = col.feed.counters
+        tel.status.set_extra(reconnects=col.counters["reconnects"], stale=col.counters["stale"],
+                             resyncs=fc["book_resync"], gaps=fc["book_gap"])
         if tel.halt_requested or tel.status.shutdown_requested:
             col.stop()          # same as SIGTERM: close connections, flush, report
 

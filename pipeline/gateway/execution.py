@@ -400,6 +400,7 @@ class Execution:
             self.set_state(order, OrderState.REJECTED, f"not sent: {reply.msg}")
             return
         self.count("rejects")
+        self.count(f"venue_reject_{reply.code or reply.status}")    # by reason (Prometheus)
         self.set_state(order, OrderState.REJECTED, f"{reply.status} {reply.code} {reply.msg}")
         if o is Outcome.BANNED:
             self.halt(f"HTTP 418 from the venue: {reply.msg}")

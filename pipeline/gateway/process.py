@@ -638,6 +638,11 @@ class Gateway:
                       pnl=pnl, open_orders=len(ex.table.open_orders()),
                       hop_p50_ns=w.get("p50", 0), hop_p99_ns=w.get("p99", 0))
         self.role.set_trading_state(TradingState[self.trading])
+        # Prometheus (the launcher serves them): hop histograms, a few µs per changed hop
+        self.hops.export(self.role.hops)
+        st = self.stream
+        self.role.set_extra(reconnects=max(0, st.connects - 1) if st is not None else 0,
+                            gaps=self.intake.gap_events)
 
     # ================================================================== references
     # ================================================================== status

@@ -222,6 +222,20 @@ class Launcher:
         raise LaunchError(f"role {role.name} did not become ready within "
                           f"{role.spec.ready_timeout:g} s; see {role.log_path}")
 
+    def serve_metrics(self) -> int:
+        """The Prometheus endpoint (pipeline/telemetry/metrics.py) on 127.0.0.1; its port."""
+        from pipeline.telemetry import metrics
+        from pipeline.telemetry.report import pnl_currency
+        gw = any(r.spec.kind == "gateway" for r in self.roles.values())
+        coll = metrics.PipelineCollector(
+            self.status, {r.slot: (r.name, r.spec.kind) for r in self.roles.values()},
+            gateway_status=Path(self.cfg.gateway.state_dir) / "status.json" if gw else None,
+            currency=pnl_currency(self.cfg),
+            pids=lambda: {r.slot: r.proc.pid for r in self.roles.values() if r.alive},
+            restarts=lambda: {r.slot: r.restarts for r in self.roles.values()})
+        port, self.metrics_server = metrics.serve(coll, self.cfg.launcher.prometheus_port)
+        return port
+
     # ------------------------------------------------------------------ supervision
     def request_stop(self, reason: str) -> None:
         if not self.stop_reason:
@@ -407,10 +421,7 @@ def run(cfg: PipelineConfig, config_path: str, *, duration: float | None = None,
     try:
         launcher.create_segments()
         if cfg.launcher.prometheus_port >= 0:
-            from pipeline.telemetry import metrics
-            port = metrics.serve(launcher.status, {r.slot: (r.name, r.spec.kind)
-                                                   for r in launcher.roles.values()},
-                                 cfg.launcher.prometheus_port)
+            port = launcher.serve_metrics()
             _say(out, f"  prometheus metrics on http://127.0.0.1:{port}/metrics")
         for name in launcher.start_order:
             if launcher.stop_reason:
@@ -441,6 +452,10 @@ def run(cfg: PipelineConfig, config_path: str, *, duration: float | None = None,
             launcher.shutdown()
             summary = launcher.summary(started)
         finally:
+            server = getattr(launcher, "metrics_server", None)
+            if server is not None:
+                server.shutdown()
+                server.server_close()
             launcher.close_segments()
             if launcher.status is not None:
                 launcher.status.close()

@@ -1,57 +1,284 @@
-"""Prometheus endpoint on loopback: the launcher exports every role's status slot.
+"""Prometheus endpoint on loopback: the launcher exports the whole pipeline, by Prometheus' rules.
 
-Counters (ticks, signals, orders, fills, rejects, errors, dropped) as counters per role, PnL and
-the role's main-hop p50/p99 as gauges, and heartbeat age. Rates are Prometheus' business
-(rate(pipeline_ticks_total[10s])).
+Everything is read at scrape time by the launcher, never pushed by a role, so no role's loop does
+any work for a scrape: the status block in shared memory (every role's slot, its feed counters
+and the hop histograms it exports once a second) and the gateway's status.json (positions, open
+orders, rejects by reason, rate-limit use, clock offset; written by the gateway's helper thread
+once a second). Names use base units (`_seconds`, `_bytes`), counters end in `_total`, enums are
+labelled gauges (1 for the current state, 0 for the others). docs/metrics.md lists every metric.
+
+    pipeline_<counter>_total{role,kind}            ticks, signals, orders, fills, rejects, errors, dropped
+    pipeline_role_state{role,kind,state}           RoleState enum
+    pipeline_role_heartbeat_age_seconds{role,kind}
+    pipeline_role_cpu_seconds_total / pipeline_role_resident_memory_bytes{role,kind}
+    pipeline_role_restarts_total{role,kind}
+    pipeline_hop_latency_seconds{role,hop}         histogram (buckets: latency.BUCKETS_S)
+    pipeline_reconnects_total{role,stream} / pipeline_resyncs_total{role} /
+    pipeline_stale_feeds_total{role} / pipeline_sequence_gaps_total{role}
+    pipeline_trading_state{role,state}             TradingState enum (gateway)
+    pipeline_pnl{role,currency}                    realized + unrealized
+    pipeline_position{symbol} / pipeline_position_avg_price{symbol}
+    pipeline_realized_pnl{symbol,currency} / pipeline_unrealized_pnl{symbol,currency}
+    pipeline_fees_total{symbol,asset}
+    pipeline_open_orders{symbol} / pipeline_orders{state}
+    pipeline_rejects_by_reason_total{source,reason}  source = risk (ours) or venue (its code)
+    pipeline_rate_limit_used{limit} / pipeline_rate_limit_blocked_seconds / pipeline_rate_limit_blocks_total
+    pipeline_clock_offset_seconds / pipeline_clock_rtt_seconds / pipeline_clock_syncs_total
+    pipeline_gateway_status_age_seconds
+    process_* (prometheus_client's process collector: the launcher itself)
 """
 from __future__ import annotations
 
+import json
+import logging
+import os
 import time
+from pathlib import Path
+from typing import Callable
 
-from prometheus_client import start_http_server
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+import numpy as np
+from prometheus_client import ProcessCollector, start_http_server
+from prometheus_client.core import (CounterMetricFamily, GaugeMetricFamily,
+                                    HistogramMetricFamily)
 from prometheus_client.registry import CollectorRegistry
 
+from pipeline.records import HOP_CELLS, RoleState, TradingState
+from pipeline.telemetry.latency import BUCKETS_S, HOP_NAMES
 from pipeline.telemetry.status import COUNTERS, StatusBlock
 
+log = logging.getLogger(__name__)
 
-class StatusCollector:
-    def __init__(self, block: StatusBlock, names: dict[int, tuple[str, str]]):
+NB = HOP_CELLS - 2
+_LE = [f"{b:g}" for b in BUCKETS_S] + ["+Inf"]
+
+
+def _hist_row(row: np.ndarray) -> tuple[list[tuple[str, float]], float, int] | None:
+    """(buckets, sum seconds, count) of one exported hop row, or None if empty. A row caught
+    half-written by its role is made consistent (cumulative counts never decrease)."""
+    count = int(row[NB])
+    if count <= 0:
+        return None
+    cum = np.maximum.accumulate(np.minimum(row[:NB], count))
+    buckets = [(le, float(c)) for le, c in zip(_LE, cum)] + [("+Inf", float(count))]
+    return buckets, int(row[NB + 1]) / 1e9, count
+
+
+class PipelineCollector:
+    """A prometheus_client custom collector over the status block and the gateway's status.json.
+
+    roles: slot → (role name, kind); gateway_status: the gateway's status.json (or None);
+    currency: the quote currency PnL is counted in; pids / restarts: callables the launcher gives
+    (a role's current pid, its restart count)."""
+
+    def __init__(self, block: StatusBlock, roles: dict[int, tuple[str, str]], *,
+                 gateway_status: Path | None = None, currency: str = "",
+                 pids: Callable[[], dict[int, int]] | None = None,
+                 restarts: Callable[[], dict[int, int]] | None = None):
         self.block = block
-        self.names = names          # slot → (role name, kind)
+        self.roles = roles
+        self.gateway_status = gateway_status
+        self.currency = currency
+        self.pids = pids or (lambda: {})
+        self.restarts = restarts or (lambda: {})
+        self._status_cache: tuple[float, dict] = (0.0, {})
 
+    # ------------------------------------------------------------------ status.json
+    def _gateway(self) -> tuple[dict, float | None]:
+        """The gateway's status.json (cached by mtime) and its age in seconds."""
+        p = self.gateway_status
+        if p is None:
+            return {}, None
+        try:
+            mtime = p.stat().st_mtime
+        except OSError:
+            return {}, None
+        if mtime != self._status_cache[0]:
+            try:
+                self._status_cache = (mtime, json.loads(p.read_bytes()))
+            except (OSError, ValueError) as exc:
+                log.warning("metrics: cannot read %s: %s", p, exc)
+                return {}, None
+        return self._status_cache[1], max(0.0, time.time() - mtime)
+
+    # ------------------------------------------------------------------ collect
     def collect(self):
         if self.block.slots is None:
             return
         snap = self.block.snapshot()
+        extras = self.block.extras_snapshot()
+        yield from self._roles(snap, extras)
+        yield from self._hops(extras)
+        yield from self._feeds(extras)
+        yield from self._trading(snap)
+        yield from self._gateway_metrics()
+
+    def _roles(self, snap, extras):
         now = time.perf_counter_ns()
-        fams = {c: CounterMetricFamily(f"pipeline_{c}", f"{c} per role", labels=["role", "kind"])
-                for c in COUNTERS}
-        pnl = GaugeMetricFamily("pipeline_pnl", "realized + unrealized PnL", labels=["role"])
-        hop = GaugeMetricFamily("pipeline_hop_latency_ns", "main hop latency quantile",
-                                labels=["role", "quantile"])
-        hb = GaugeMetricFamily("pipeline_heartbeat_age_seconds", "since last heartbeat",
-                               labels=["role"])
-        state = GaugeMetricFamily("pipeline_trading_state", "0 ACTIVE, 1 REDUCING, 2 HALTED",
-                                  labels=["role"])
-        for i, (name, kind) in self.names.items():
+        lab = ["role", "kind"]
+        fams = {c: CounterMetricFamily(f"pipeline_{c}", f"{c} per role (see docs/metrics.md)",
+                                       labels=lab) for c in COUNTERS}
+        state = GaugeMetricFamily("pipeline_role_state", "1 for the role's current state",
+                                  labels=lab + ["state"])
+        hb = GaugeMetricFamily("pipeline_role_heartbeat_age_seconds",
+                               "seconds since the role's last heartbeat", labels=lab)
+        cpu = CounterMetricFamily("pipeline_role_cpu_seconds",
+                                  "user + system CPU time of the role's process", labels=lab)
+        rss = GaugeMetricFamily("pipeline_role_resident_memory_bytes",
+                                "resident memory of the role's process", labels=lab)
+        restarts = CounterMetricFamily("pipeline_role_restarts",
+                                       "times the launcher restarted the role", labels=lab)
+        pids, nrestart = self.pids(), self.restarts()
+        for i, (name, kind) in self.roles.items():
             s = snap[i]
             for c in COUNTERS:
                 fams[c].add_metric([name, kind], float(s[c]))
-            pnl.add_metric([name], float(s["pnl"]))
-            hop.add_metric([name, "0.5"], float(s["hop_p50_ns"]))
-            hop.add_metric([name, "0.99"], float(s["hop_p99_ns"]))
+            cur = int(s["state"])
+            for rs in RoleState:
+                state.add_metric([name, kind, rs.name], 1.0 if rs == cur else 0.0)
             if int(s["heartbeat_mono"]):
-                hb.add_metric([name], (now - int(s["heartbeat_mono"])) / 1e9)
-            if kind == "gateway":
-                state.add_metric([name], float(s["trading_state"]))
+                hb.add_metric([name, kind], max(0.0, (now - int(s["heartbeat_mono"])) / 1e9))
+            restarts.add_metric([name, kind], float(nrestart.get(i, 0)))
+            pid = pids.get(i)
+            if pid:
+                usage = _proc_usage(pid)
+                if usage is not None:
+                    cpu.add_metric([name, kind], usage[0])
+                    rss.add_metric([name, kind], usage[1])
         yield from fams.values()
-        yield from (pnl, hop, hb, state)
+        yield from (state, hb, cpu, rss, restarts)
+
+    def _hops(self, extras):
+        fam = HistogramMetricFamily("pipeline_hop_latency_seconds",
+                                    "latency of each named hop (docs/metrics.md lists them)",
+                                    labels=["role", "hop"])
+        for i, (name, _kind) in self.roles.items():
+            rows = extras[i]["hops"]
+            for j, hop in enumerate(HOP_NAMES):
+                h = _hist_row(rows[j])
+                if h is not None:
+                    buckets, total, _n = h
+                    fam.add_metric([name, hop], buckets, total)
+        yield fam
+
+    def _feeds(self, extras):
+        rec = CounterMetricFamily("pipeline_reconnects", "connections re-established",
+                                  labels=["role", "stream"])
+        resync = CounterMetricFamily("pipeline_resyncs", "order book resyncs", labels=["role"])
+        stale = CounterMetricFamily("pipeline_stale_feeds", "feeds declared stale",
+                                    labels=["role"])
+        gaps = CounterMetricFamily("pipeline_sequence_gaps", "sequence gaps seen",
+                                   labels=["role"])
+        for i, (name, kind) in self.roles.items():
+            e = extras[i]
+            if kind == "collector":
+                rec.add_metric([name, "market_data"], float(e["reconnects"]))
+                resync.add_metric([name], float(e["resyncs"]))
+                stale.add_metric([name], float(e["stale"]))
+                gaps.add_metric([name], float(e["gaps"]))
+            elif kind == "gateway":
+                rec.add_metric([name, "user_data"], float(e["reconnects"]))
+                gaps.add_metric([name], float(e["gaps"]))
+        yield from (rec, resync, stale, gaps)
+
+    def _trading(self, snap):
+        state = GaugeMetricFamily("pipeline_trading_state",
+                                  "1 for the gateway's current trading state",
+                                  labels=["role", "state"])
+        pnl = GaugeMetricFamily("pipeline_pnl", "realized + unrealized PnL of the gateway",
+                                labels=["role", "currency"])
+        for i, (name, kind) in self.roles.items():
+            if kind != "gateway":
+                continue
+            cur = int(snap[i]["trading_state"])
+            for ts in TradingState:
+                state.add_metric([name, ts.name], 1.0 if ts == cur else 0.0)
+            pnl.add_metric([name, self.currency], float(snap[i]["pnl"]))
+        yield from (state, pnl)
+
+    def _gateway_metrics(self):
+        g, age = self._gateway()
+        if age is None:
+            return
+        cur = self.currency
+        yield GaugeMetricFamily("pipeline_gateway_status_age_seconds",
+                                "age of the gateway's status.json (written once a second)",
+                                value=age)
+        pos = GaugeMetricFamily("pipeline_position", "position per symbol, base asset units",
+                                labels=["symbol"])
+        avg = GaugeMetricFamily("pipeline_position_avg_price", "average entry price",
+                                labels=["symbol"])
+        rpl = GaugeMetricFamily("pipeline_realized_pnl", "realized PnL per symbol",
+                                labels=["symbol", "currency"])
+        upl = GaugeMetricFamily("pipeline_unrealized_pnl", "unrealized PnL per symbol",
+                                labels=["symbol", "currency"])
+        fees = CounterMetricFamily("pipeline_fees", "fees paid per symbol, in the fee asset",
+                                   labels=["symbol", "asset"])
+        for sym, p in (g.get("positions") or {}).items():
+            pos.add_metric([sym], float(p.get("qty", 0.0)))
+            avg.add_metric([sym], float(p.get("avg_price", 0.0)))
+            rpl.add_metric([sym, cur], float(p.get("realized", 0.0)))
+            upl.add_metric([sym, cur], float(p.get("unrealized", 0.0)))
+            for asset, amount in (p.get("fees") or {}).items():
+                fees.add_metric([sym, asset], float(amount))
+        opens = GaugeMetricFamily("pipeline_open_orders", "open orders per symbol",
+                                  labels=["symbol"])
+        per_sym: dict[str, int] = {s: 0 for s in (g.get("positions") or {})}
+        for o in g.get("open_orders") or ():
+            per_sym[o.get("symbol", "")] = per_sym.get(o.get("symbol", ""), 0) + 1
+        for sym, n in per_sym.items():
+            opens.add_metric([sym], float(n))
+        orders = GaugeMetricFamily("pipeline_orders", "orders in the gateway's table by state",
+                                   labels=["state"])
+        for state, n in (g.get("orders") or {}).items():
+            orders.add_metric([state], float(n))
+        rej = CounterMetricFamily("pipeline_rejects_by_reason",
+                                  "rejected orders and signals by reason", labels=["source", "reason"])
+        for reason, n in (g.get("rejects") or {}).items():
+            rej.add_metric(["risk", reason], float(n))
+        for k, n in (g.get("counts") or {}).items():
+            if k.startswith("venue_reject_"):
+                rej.add_metric(["venue", k[len("venue_reject_"):]], float(n))
+        yield from (pos, avg, rpl, upl, fees, opens, orders, rej)
+        gate = g.get("gate") or {}
+        used = GaugeMetricFamily("pipeline_rate_limit_used",
+                                 "venue rate-limit use in its window (weight or orders)",
+                                 labels=["limit"])
+        for k, v in (gate.get("used") or {}).items():
+            used.add_metric([k], float(v))
+        yield used
+        yield GaugeMetricFamily("pipeline_rate_limit_blocked_seconds",
+                                "seconds until the venue's rate limit lets us send again",
+                                value=float(gate.get("blocked_for_s", 0.0)))
+        yield CounterMetricFamily("pipeline_rate_limit_blocks", "times the venue throttled us",
+                                  value=float(gate.get("blocks", 0)))
+        clock = g.get("clock") or {}
+        if clock.get("synced"):
+            yield GaugeMetricFamily("pipeline_clock_offset_seconds",
+                                    "venue clock minus ours (the gateway's last sync)",
+                                    value=float(clock.get("offset_ms", 0.0)) / 1e3)
+            yield GaugeMetricFamily("pipeline_clock_rtt_seconds", "round trip of the last sync",
+                                    value=float(clock.get("rtt_ms", 0.0)) / 1e3)
+        yield CounterMetricFamily("pipeline_clock_syncs", "clock syncs with the venue",
+                                  value=float(clock.get("syncs", 0)))
 
 
-def serve(block: StatusBlock, names: dict[int, tuple[str, str]], port: int) -> int:
-    """Serve /metrics on 127.0.0.1:port (0 = any free port); returns the port."""
+def _proc_usage(pid: int) -> tuple[float, float] | None:
+    """(cpu seconds, rss bytes) of a process from /proc, or None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        with open(f"/proc/{pid}/statm", "rb") as f:
+            rss_pages = int(f.read().split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+    tck = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / tck, float(rss_pages * os.sysconf("SC_PAGE_SIZE"))
+
+
+def serve(collector: PipelineCollector, port: int) -> tuple[int, object]:
+    """Serve /metrics on 127.0.0.1:port (0 = any free port); returns (port, server)."""
     registry = CollectorRegistry()
-    registry.register(StatusCollector(block, names))
+    registry.register(collector)
+    ProcessCollector(registry=registry)
     server, _thread = start_http_server(port, addr="127.0.0.1", registry=registry)
-    return server.server_address[1]
+    return server.server_address[1], server

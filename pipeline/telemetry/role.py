@@ -4,7 +4,8 @@
     tel.running()                          # after start-up: the launcher starts the next role
     while ...:
         tel.hops.record("ring_to_strategy", ns)
-        tel.beat(ticks=n, signals=m)       # cheap; heartbeats at most every `every_ns`
+        tel.beat(ticks=n, signals=m)       # cheap; heartbeats at most every `every_ns`, hop
+                                           # histograms to the status block once a second
     tel.close()                            # STOPPED, histograms to <run_dir>/<role>.hdr.json
 
 Run outside the launcher it still works (private status memory, no files unless
@@ -24,7 +25,8 @@ log = logging.getLogger(__name__)
 
 
 class RoleTelemetry:
-    def __init__(self, kind: str, main_hop: str | None = None, every_ns: int = 100_000_000):
+    def __init__(self, kind: str, main_hop: str | None = None, every_ns: int = 100_000_000,
+                 export_every_ns: int = 1_000_000_000):
         self.kind = kind
         self.name = os.environ.get(ENV_ROLE, kind)
         self.status = RoleStatus.from_env()
@@ -33,6 +35,8 @@ class RoleTelemetry:
         self.main_hop = main_hop
         self.every_ns = every_ns
         self._next = 0
+        self.export_every_ns = export_every_ns     # hop histograms → status block (Prometheus)
+        self._next_export = 0
         self._closed = False
 
     def running(self) -> None:
@@ -49,6 +53,9 @@ class RoleTelemetry:
             live = self.hops.live(self.main_hop)        # never an HdrHistogram query here
             if live:
                 self.status.set(hop_p50_ns=live["p50"], hop_p99_ns=live["p99"])
+        if now >= self._next_export:
+            self._next_export = now + self.export_every_ns
+            self.hops.export(self.status.hops)
         self.status.heartbeat()
 
     @property
@@ -59,7 +66,7 @@ class RoleTelemetry:
         if self._closed:
             return
         self._closed = True
-        self._next = 0
+        self._next = self._next_export = 0
         self.beat(**counters)
         self.status.set_state(RoleState.STOPPED)
         run_dir = os.environ.get("PIPELINE_RUN_DIR")

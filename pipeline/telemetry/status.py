@@ -4,6 +4,9 @@ A role started by the launcher finds its slot through the environment (PIPELINE_
 name, PIPELINE_STATUS_SLOT = index) and calls `RoleStatus.from_env()`; run on its own (no launcher)
 it gets a `RoleStatus` backed by private memory, so role code never branches on how it was started.
 Each role writes only its own slot; plain aligned 8-byte stores suffice (counters, not a protocol).
+After the slots, one ROLE_EXTRA_DTYPE record per role: feed counters (reconnects, resyncs, ...)
+and the hop histograms the role exports for Prometheus (`RoleStatus.hops`, written at most once a
+second by `HopRecorder.export`).
 """
 from __future__ import annotations
 
@@ -13,14 +16,19 @@ import time
 import numpy as np
 
 from pipeline.bus import shm
-from pipeline.records import (ROLE_STATUS_DTYPE, STATUS_HEADER_DTYPE, STATUS_MAGIC, RoleState,
-                              TradingState)
+from pipeline.records import (HOP_CELLS, HOP_SLOTS, ROLE_EXTRA_DTYPE, ROLE_STATUS_DTYPE,
+                              STATUS_HEADER_DTYPE, STATUS_MAGIC, RoleState, TradingState)
 
 ENV_SEGMENT = "PIPELINE_STATUS"
 ENV_SLOT = "PIPELINE_STATUS_SLOT"
 ENV_ROLE = "PIPELINE_ROLE"
 HEADER = STATUS_HEADER_DTYPE.itemsize
 COUNTERS = ("ticks", "signals", "orders", "fills", "rejects", "errors", "dropped")
+EXTRA_COUNTERS = ("reconnects", "resyncs", "stale", "gaps")
+
+
+def block_size(nslots: int) -> int:
+    return HEADER + nslots * (ROLE_STATUS_DTYPE.itemsize + ROLE_EXTRA_DTYPE.itemsize)
 
 
 class StatusBlock:
@@ -33,11 +41,13 @@ class StatusBlock:
         self.header = np.frombuffer(seg.buf, dtype=STATUS_HEADER_DTYPE, count=1)
         n = int(self.header[0]["nslots"])
         self.slots = np.frombuffer(seg.buf, dtype=ROLE_STATUS_DTYPE, count=n, offset=HEADER)
+        self.extras = np.frombuffer(seg.buf, dtype=ROLE_EXTRA_DTYPE, count=n,
+                                    offset=HEADER + n * ROLE_STATUS_DTYPE.itemsize)
         self._closed = False
 
     @classmethod
     def create(cls, name: str, nslots: int) -> "StatusBlock":
-        size = HEADER + nslots * ROLE_STATUS_DTYPE.itemsize
+        size = block_size(nslots)
         shm.check_free_space(name, size)
         try:
             seg = shm.open_segment(name, create=True, size=size)
@@ -54,6 +64,7 @@ class StatusBlock:
         h["nslots"] = nslots
         h["owner_pid"] = os.getpid()
         h["epoch_ns"] = time.time_ns()
+        h["hop_slots"], h["hop_cells"] = HOP_SLOTS, HOP_CELLS
         h["magic"] = STATUS_MAGIC
         del h
         return cls(seg, owner=True)
@@ -64,13 +75,20 @@ class StatusBlock:
         if seg.size < HEADER or int(np.frombuffer(seg.buf, "<u8", count=1)[0]) != STATUS_MAGIC:
             seg.close()
             raise RuntimeError(f"segment {name!r} is not a status block")
+        h = np.frombuffer(seg.buf, dtype=STATUS_HEADER_DTYPE, count=1)[0]
+        if (seg.size < block_size(int(h["nslots"])) or int(h["hop_slots"]) != HOP_SLOTS
+                or int(h["hop_cells"]) != HOP_CELLS):
+            del h
+            seg.close()
+            raise RuntimeError(f"status block {name!r} has another layout (a different build?)")
+        del h
         return cls(seg, owner=False)
 
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
-        self.header = self.slots = None
+        self.header = self.slots = self.extras = None
         try:
             self._seg.close()
         except BufferError:      # a snapshot still holds a view: unmapped when it is dropped
@@ -96,12 +114,18 @@ class StatusBlock:
     def snapshot(self) -> np.ndarray:
         return self.slots.copy()
 
+    def extras_snapshot(self) -> np.ndarray:
+        return self.extras.copy()
+
 
 class RoleStatus:
     """A role's own slot: heartbeat, state, counters, hop latency."""
 
-    def __init__(self, slot: np.ndarray, header: np.ndarray | None, block: StatusBlock | None):
+    def __init__(self, slot: np.ndarray, header: np.ndarray | None, block: StatusBlock | None,
+                 extra: np.ndarray | None = None):
         self._slot = slot            # a 1-element ROLE_STATUS_DTYPE view
+        self._extra = extra if extra is not None else np.zeros(1, dtype=ROLE_EXTRA_DTYPE)
+        self.hops = self._extra[0]["hops"]     # (HOP_SLOTS, HOP_CELLS) int64 view
         self._header = header
         self._block = block
         self.role = os.environ.get(ENV_ROLE, "standalone")
@@ -114,7 +138,7 @@ class RoleStatus:
         if name:
             block = StatusBlock.attach(name)
             i = int(os.environ.get(ENV_SLOT, "0"))
-            return cls(block.slots[i:i + 1], block.header, block)
+            return cls(block.slots[i:i + 1], block.header, block, block.extras[i:i + 1])
         return cls(np.zeros(1, dtype=ROLE_STATUS_DTYPE), None, None)
 
     def heartbeat(self) -> None:
@@ -127,6 +151,12 @@ class RoleStatus:
     def set(self, **fields) -> None:
         """Set counters/gauges by name (ticks=..., pnl=..., hop_p99_ns=...)."""
         s = self._slot[0]
+        for k, v in fields.items():
+            s[k] = v
+
+    def set_extra(self, **fields) -> None:
+        """Set the extra record's counters by name (reconnects=..., resyncs=...)."""
+        s = self._extra[0]
         for k, v in fields.items():
             s[k] = v
 
@@ -150,6 +180,8 @@ class RoleStatus:
     def close(self) -> None:
         if self._block is not None:
             self._slot = np.zeros(1, dtype=ROLE_STATUS_DTYPE)
+            self._extra = np.zeros(1, dtype=ROLE_EXTRA_DTYPE)
+            self.hops = self._extra[0]["hops"]
             self._header = None
             self._block.close()
             self._block = None
