@@ -259,6 +259,52 @@ class LauncherConfig:
     run_dir: str = "run"            # role logs, summaries and latency histograms go here
 
 
+# ----------------------------------------------------------------------------- alerts
+# Messages to the operator (pipeline/alerts.py), sent by a launcher thread, never by a role.
+AlertEvent = Literal["halted", "reducing", "role_death", "stale_feed", "fill"]
+_LOOPBACK = ("127.0.0.1", "localhost", "[::1]")
+
+
+def _check_alert_url(name: str, url: str) -> None:
+    from urllib.parse import urlsplit
+    u = urlsplit(url)
+    if u.scheme == "https" and u.hostname:
+        return
+    if u.scheme == "http" and u.netloc.rsplit(":", 1)[0] in _LOOPBACK:
+        return                                   # plain HTTP only to this machine (tests)
+    raise ValueError(f"{name} must be an https:// URL (http:// only to 127.0.0.1), got {url!r}")
+
+
+@dataclass(frozen=True)
+class AlertsConfig:
+    """[alerts]: a webhook (JSON POST) and/or a Telegram bot message on trading events. The bot
+    token is a secret: never a config key, read from `telegram_token_file` (mode 0600) or the
+    environment variable `telegram_token_env`, redacted in every log line and error."""
+
+    on: list[AlertEvent] = field(
+        default_factory=lambda: ["halted", "reducing", "role_death", "stale_feed"])  # + "fill"
+    webhook_url: str = ""           # JSON POST {"event", "text", "run_id", "time", "details"}; "" = off
+    telegram_chat_id: str = ""      # the chat the bot writes to; "" = no Telegram
+    telegram_token_env: str = "PIPELINE_TELEGRAM_TOKEN"   # used when telegram_token_file is ""
+    telegram_token_file: str = ""   # a 0600 file holding the bot token (preferred to the env)
+    telegram_api_url: str = "https://api.telegram.org"    # Bot API base ({base}/bot<token>/sendMessage)
+    stale_feed_s: float = 5.0       # a collector with no new tick this long is a stale feed
+    timeout_s: float = 5.0          # per HTTP request; one retry after a failure
+    queue_size: int = 256           # alerts waiting to be sent; beyond this they are dropped (counted)
+
+    def __post_init__(self) -> None:
+        if self.webhook_url:
+            _check_alert_url("webhook_url", self.webhook_url)
+        if self.telegram_chat_id:
+            _check_alert_url("telegram_api_url", self.telegram_api_url)
+        if self.stale_feed_s <= 0 or self.timeout_s <= 0 or self.queue_size < 1:
+            raise ValueError("stale_feed_s and timeout_s must be > 0, queue_size >= 1")
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.webhook_url or self.telegram_chat_id) and bool(self.on)
+
+
 # ----------------------------------------------------------------------------- simulator
 # The embedded Binance-compatible exchange (pipeline/sim/). One contiguous block: SimAccountConfig,
 # SimFaultConfig, SimConfig; `PipelineConfig.sim` holds it.
@@ -538,6 +584,7 @@ class PipelineConfig:
     risk: RiskConfig = field(default_factory=RiskConfig)
     strategy: StrategyConfig = field(default_factory=StrategyConfig)     # issue 6
     backtest: BacktestConfig = field(default_factory=BacktestConfig)     # issue 6
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)           # issue 14
 
 
 # ----------------------------------------------------------------------------- loading

@@ -321,6 +321,10 @@ class Gateway:
         self.risk.set_state(STATES.index(state))
         if state == "HALTED":
             self.halt_reason = why
+        role = getattr(self, "role", None)
+        if role is not None:                  # the launcher (alerts, metrics) sees it at once
+            from pipeline.records import TradingState
+            role.set_trading_state(TradingState[state])
         self.journal.write("trading", state=state, frm=old, why=why)
         (log.error if state == "HALTED" else log.info)("trading %s → %s: %s", old, state, why)
         if commit:

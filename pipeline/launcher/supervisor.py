@@ -107,6 +107,7 @@ class Launcher:
     stop_reason: str = ""
     halted_at: float | None = None
     events: list[dict] = field(default_factory=list)
+    alerts: object | None = None        # pipeline.alerts: (sender, watcher) while running
 
     # ------------------------------------------------------------------ setup
     def __post_init__(self) -> None:
@@ -124,11 +125,54 @@ class Launcher:
             self.roles[name] = Role(name, self.cfg.roles[name], i)
         self.segment_prefix = f"{self.cfg.launcher.run_id}-{os.getpid()}"
         self.check_credentials()
+        self.alert_token = self.check_alerts()
 
     def _event(self, kind: str, **kw) -> None:
         e = {"t": time.monotonic(), "event": kind, **kw}
         self.events.append(e)
         log.info("%s %s", kind, " ".join(f"{k}={v}" for k, v in kw.items()))
+        if kind == "role-failed" and self.alerts is not None:
+            self.alerts[1].role_died(kw.get("role", "?"), kw.get("problem", ""))
+
+    def check_alerts(self):
+        """The Telegram bot token, if [alerts] sends to Telegram (read now: a missing token or a
+        group-readable token file stops the launch before anything starts)."""
+        if not self.cfg.alerts.enabled:
+            return None
+        from pipeline.alerts import load_token
+        from pipeline.gateway.secrets import CredentialError
+        try:
+            return load_token(self.cfg.alerts)
+        except CredentialError as exc:
+            raise LaunchError(f"{self.config_path}: {exc}") from None
+
+    def start_alerts(self) -> None:
+        """The alert threads (pipeline/alerts.py): they read the status block, never a role."""
+        if not self.cfg.alerts.enabled:
+            return
+        from pipeline.alerts import AlertSender, AlertWatcher
+        from pipeline.telemetry.report import pnl_currency
+        sender = AlertSender(self.cfg.alerts, self.cfg.launcher.run_id, self.alert_token)
+        gw = [r.slot for r in self.roles.values() if r.spec.kind == "gateway"]
+        watcher = AlertWatcher(
+            sender, self.status, gateway=gw[0] if gw else None,
+            collectors={r.slot: r.name for r in self.roles.values() if r.spec.kind == "collector"},
+            status_json=Path(self.cfg.gateway.state_dir) / "status.json" if gw else None,
+            currency=pnl_currency(self.cfg))
+        self.alerts = (sender, watcher)
+        watcher.start()
+
+    def stop_alerts(self) -> dict:
+        """Stop watching (before the roles stop: a stopping feed is no alert), send what is
+        queued; the counts for the summary."""
+        if self.alerts is None:
+            return {}
+        sender, watcher = self.alerts
+        watcher.stop()
+        watcher.check()             # a HALT of the last moments still goes out
+        sender.close()
+        self.alerts = None
+        return {**sender.counts, "sent_to": sender.sent}
 
     def create_segments(self) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -137,7 +181,10 @@ class Launcher:
 
     def secret_env_names(self) -> set[str]:
         g = self.cfg.gateway
-        return {g.api_key_env, g.api_secret_env} - {""}
+        names = {g.api_key_env, g.api_secret_env}
+        if self.cfg.alerts.enabled and self.cfg.alerts.telegram_chat_id:
+            names.add(self.cfg.alerts.telegram_token_env)      # the launcher's, no role's
+        return names - {""}
 
     def check_credentials(self) -> None:
         """A gateway role needs its credentials: fail before anything starts, without reading
@@ -162,8 +209,8 @@ class Launcher:
 
     def _env(self, role: Role) -> dict[str, str]:
         env = dict(os.environ)
-        if role.spec.kind != "gateway":           # secrets live only in the gateway
-            for name in self.secret_env_names():
+        for name in self.secret_env_names():      # secrets live only in the gateway
+            if role.spec.kind != "gateway" or name == self.cfg.alerts.telegram_token_env:
                 env.pop(name, None)
         if self.status is not None:
             env[st.ENV_SEGMENT] = self.status.name
@@ -423,6 +470,7 @@ def run(cfg: PipelineConfig, config_path: str, *, duration: float | None = None,
         if cfg.launcher.prometheus_port >= 0:
             port = launcher.serve_metrics()
             _say(out, f"  prometheus metrics on http://127.0.0.1:{port}/metrics")
+        launcher.start_alerts()
         for name in launcher.start_order:
             if launcher.stop_reason:
                 break
@@ -449,8 +497,11 @@ def run(cfg: PipelineConfig, config_path: str, *, duration: float | None = None,
     finally:
         _say(out, f"stopping ({launcher.stop_reason})")
         try:
+            alerts = launcher.stop_alerts()
             launcher.shutdown()
             summary = launcher.summary(started)
+            if alerts:
+                summary["alerts"] = alerts
         finally:
             server = getattr(launcher, "metrics_server", None)
             if server is not None:

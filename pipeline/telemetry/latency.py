@@ -132,7 +132,7 @@ class HopRecorder:
         for hop in self.hist:
             i = HOP_INDEX.get(hop)
             n = self._n[hop]
-            if i is None or self._exported.get(hop) == n:
+            if i is None or n == 0 or self._exported.get(hop) == n:
                 continue
             counts = self._counts[hop]
             row = np.empty(HOP_CELLS, dtype=np.int64)

@@ -20,7 +20,7 @@ labelled gauges (1 for the current state, 0 for the others). docs/metrics.md lis
     pipeline_position{symbol} / pipeline_position_avg_price{symbol}
     pipeline_realized_pnl{symbol,currency} / pipeline_unrealized_pnl{symbol,currency}
     pipeline_fees_total{symbol,asset}
-    pipeline_open_orders{symbol} / pipeline_orders{state}
+    pipeline_open_orders{symbol} / pipeline_orders_in_state{state}
     pipeline_rejects_by_reason_total{source,reason}  source = risk (ours) or venue (its code)
     pipeline_rate_limit_used{limit} / pipeline_rate_limit_blocked_seconds / pipeline_rate_limit_blocks_total
     pipeline_clock_offset_seconds / pipeline_clock_rtt_seconds / pipeline_clock_syncs_total
@@ -227,7 +227,8 @@ class PipelineCollector:
             per_sym[o.get("symbol", "")] = per_sym.get(o.get("symbol", ""), 0) + 1
         for sym, n in per_sym.items():
             opens.add_metric([sym], float(n))
-        orders = GaugeMetricFamily("pipeline_orders", "orders in the gateway's table by state",
+        orders = GaugeMetricFamily("pipeline_orders_in_state",
+                                   "orders in the gateway's table by state",
                                    labels=["state"])
         for state, n in (g.get("orders") or {}).items():
             orders.add_metric([state], float(n))

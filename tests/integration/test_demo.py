@@ -2,47 +2,13 @@
 processes over real shared memory, ZeroMQ, WebSocket and HTTP."""
 import json
 import os
-import re
 import signal
-import socket
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import psutil
 
-REPO = Path(__file__).resolve().parents[2]
-LAUNCH = [sys.executable, str(REPO / "scripts" / "launch.py")]
-SIM_KEY = "vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A"
-SIM_SECRET = "NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def demo_config(tmp_path: Path, shm_name: str, **launcher) -> Path:
-    """configs/demo.toml with this test's own port, segments, channel and directories."""
-    text = (REPO / "configs" / "demo.toml").read_text()
-    port = free_port()
-    text = text.replace("18765", str(port))
-    text = text.replace('"pipeline-demo-ticks"', f'"{shm_name}"')
-    text = text.replace('"pipeline-demo"', f'"{shm_name}-run"')
-    text = text.replace('"pipeline-demo-signals"', f'"{shm_name}-signals"')
-    text = text.replace('"demo-out/run"', f'"{tmp_path / "run"}"')
-    text = text.replace('"demo-out/gateway-state"', f'"{tmp_path / "gw"}"')
-    text = text.replace('"demo-out/sim-keys"', f'"{tmp_path / "keys"}"')
-    for k, v in launcher.items():
-        text = re.sub(rf"(?m)^{k} = .*$", f"{k} = {v}", text)
-    keys = tmp_path / "keys"
-    keys.write_text(f"api_key={SIM_KEY}\napi_secret={SIM_SECRET}\n")
-    keys.chmod(0o600)
-    cfg = tmp_path / "demo.toml"
-    cfg.write_text(text)
-    return cfg
+from tests.integration.demo_harness import LAUNCH, demo_config
 
 
 def segments(prefix):
