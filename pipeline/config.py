@@ -353,6 +353,9 @@ class SimConfig:
     symbols: list[str] = field(default_factory=lambda: ["BTCUSDT", "ETHUSDT", "SOLUSDT"])
     rate: float = 1000.0               # synthetic market-data messages/s over all streams (1..200000)
     bursts: bool = True                # synthetic arrival bursts (the mean rate stays `rate`)
+    volatility: float = 0.0            # synthetic: annualized volatility of a fair value the book
+                                       # follows (0.6 ≈ a major coin; 0 = walk by levels only)
+    trend_s: float = 30.0              # synthetic: mean length of a volatility/trend regime, s
     paused: bool = False               # start with the tape paused (tests resume it or cue trades)
     depth_levels: int = 50             # synthetic book levels per side
     replay_files: list[str] = field(default_factory=list)  # `<local_ts_ns> <raw json>` lines, .gz ok
@@ -380,6 +383,9 @@ class SimConfig:
             raise ValueError(f"host {self.host!r} is not loopback; set allow_remote = true to bind it")
         if not 1 <= self.rate <= 200_000:
             raise ValueError(f"rate must be 1..200000 messages/s, got {self.rate}")
+        if not 0 <= self.volatility <= 10 or self.trend_s <= 0:
+            raise ValueError(f"volatility must be 0..10 (annualized) and trend_s > 0, got "
+                             f"{self.volatility}, {self.trend_s}")
         if self.replay_speed < 0:
             raise ValueError(f"replay_speed must be >= 0, got {self.replay_speed}")
         if self.tape == "replay" and not self.replay_files:

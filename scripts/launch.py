@@ -18,23 +18,10 @@ from pipeline.launcher import preflight, supervisor  # noqa: E402
 
 
 def print_summary(s: dict) -> None:
-    t = s["totals"]
-    print(f"\nrun: {s['seconds']:.1f} s, stopped by {s['stop_reason']}"
-          f"{' (gateway HALTED)' if s['halted'] else ''}")
-    print(f"ticks {t['ticks']:,} | signals {t['signals']:,} | orders {t['orders']:,} | "
-          f"fills {t['fills']:,} | rejects {t['rejects']:,} | PnL {t['pnl']:,.4f}")
-    if "orders_by_state" in t:
-        print("orders by state: " + ", ".join(f"{k} {v}" for k, v in
-                                              sorted(t["orders_by_state"].items())))
-    if s["hops"]:
-        print(f"{'hop':<22}{'count':>9}" + "".join(f"{h:>11}" for h in
-                                                   ("p50", "p90", "p99", "p99.9", "max")))
-        for hop, h in s["hops"].items():
-            print(f"{hop:<22}{h['count']:>9,}" + "".join(
-                f"{h[k] / 1000:>9.1f}us" for k in ("p50", "p90", "p99", "p999", "max")))
-    for name, r in s["roles"].items():
-        if r["problem"] or (r["exit_code"] not in (0, None)):
-            print(f"role {name}: exit {r['exit_code']} {r['problem']}")
+    from pipeline.telemetry.report import summary_lines
+    print()
+    for line in summary_lines(s):
+        print(line)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,7 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--duration", type=float, help="seconds to run (default: [launcher].duration; "
                     "0 = until Ctrl-C)")
     ap.add_argument("--summary-json", metavar="PATH", help="write the run summary as JSON")
-    ap.add_argument("--plots", metavar="DIR", help="write PNG plots (hop latency CDFs) here")
+    ap.add_argument("--plots", metavar="DIR", help="write PNG plots here: trading.png (price with orders and fills, "
+                    "position, PnL) and hop_latency.png (hop latency CDFs)")
     ap.add_argument("--preflight", action="store_true", help="print the preflight report and exit")
     ap.add_argument("-v", "--verbose", action="store_true", help="log launcher events")
     args = ap.parse_args(argv)
@@ -70,11 +58,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print_summary(summary)
     if args.plots:
-        from pipeline.telemetry import latency, plots
-        hists = latency.load(sorted(Path(cfg.launcher.run_dir).glob("*.hdr.json")))
-        if hists:
-            p = plots.hop_cdfs({"this run": hists}, Path(args.plots) / "hop_latency.png",
-                               f"hop latency, {args.config}")
+        from pipeline.telemetry import plots
+        for p in plots.run_plots(cfg, summary, args.plots, args.config):
             print(f"plot: {p}")
     failed = summary["stop_reason"] not in ("duration", "SIGINT", "SIGTERM")
     return 1 if failed else 0

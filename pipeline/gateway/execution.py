@@ -142,7 +142,7 @@ class Execution:
         f = Fill(symbol, int(trade_id), order.cid, order.order_id, side, qty, price, commission,
                  asset, source)
         if not self.book.apply(f):
-            self.count("duplicate_fills")
+            self.count("fills_reported_twice")
             return False
         self.foreign_seen.discard((symbol, trade_id))
         self.journal.write("fill", **f.to_json())

@@ -80,7 +80,7 @@ def gateway_status(gw) -> dict[str, Any]:
         "pnl": ex.book.pnl(gw.refs) if ex else 0.0,
         "refs": gw.refs,
         "fills": len(ex.book.seen) if ex else 0,
-        "duplicate_fills": ex.book.duplicates if ex else 0,
+        "fills_reported_twice": ex.book.duplicates if ex else 0,   # reply + user stream
         "counts": ex.counts if ex else {},
         "bad_reference": getattr(getattr(gw, "references", None), "bad", 0),
         "journal": {"write_errors": gw.journal.write_errors,

@@ -108,6 +108,8 @@ class Launcher:
     halted_at: float | None = None
     events: list[dict] = field(default_factory=list)
     alerts: object | None = None        # pipeline.alerts: (sender, watcher) while running
+    tap: object | None = None           # telemetry.market.PriceTap: the run's trade prices
+    started_ns: int = 0                 # CLOCK_REALTIME at start (this run's journal records)
 
     # ------------------------------------------------------------------ setup
     def __post_init__(self) -> None:
@@ -145,6 +147,41 @@ class Launcher:
             return load_token(self.cfg.alerts)
         except CredentialError as exc:
             raise LaunchError(f"{self.config_path}: {exc}") from None
+
+    def start_tap(self) -> None:
+        """Trade prices for the summary and the plots (a non-waiting reader of the tick ring)."""
+        if not any(r.spec.kind == "gateway" for r in self.roles.values()) or not self.rings:
+            return
+        from pipeline.registry import DEFAULT
+        from pipeline.telemetry.market import PriceTap
+        wanted = set(self.cfg.gateway.symbols)
+        self.tap = PriceTap(self.rings[0], {i.id: i.symbol for i in DEFAULT if i.symbol in wanted})
+
+    def poll_tap(self) -> None:
+        if self.tap is None:
+            return
+        try:
+            self.tap.poll()
+        except Exception as exc:  # noqa: BLE001 - the tap is a nicety; the run goes on
+            log.warning("price tap stopped: %s: %s", type(exc).__name__, exc)
+            self.tap = None
+
+    def trading(self, summary: dict) -> None:
+        """The summary's trading section (PnL with currency, position, fees, fills) and
+        <run_dir>/market.npz (the trade prices the plots draw)."""
+        report = (summary["roles"].get(next((r.name for r in self.roles.values()
+                                             if r.spec.kind == "gateway"), ""), {})
+                  .get("report"))
+        if not report:
+            return
+        from pipeline.telemetry.report import trading_summary
+        self.poll_tap()
+        summary["trading"] = trading_summary(self.cfg, report, self.tap, self.started_ns)
+        if self.tap is not None:
+            import numpy as np
+            arrays = self.tap.arrays()
+            np.savez(self.run_dir / "market.npz", **{f"{k}__t": v[0] for k, v in arrays.items()},
+                     **{f"{k}__p": v[1] for k, v in arrays.items()})
 
     def start_alerts(self) -> None:
         """The alert threads (pipeline/alerts.py): they read the status block, never a role."""
@@ -329,7 +366,15 @@ class Launcher:
                 self.halt_gateway(f"{r.name} {problem}")
                 self.request_stop(f"role {r.name} {problem}")
 
+    @property
+    def currency(self) -> str:
+        from pipeline.telemetry.report import pnl_currency
+        if not hasattr(self, "_currency"):
+            self._currency = pnl_currency(self.cfg)
+        return self._currency
+
     def status_line(self, prev: dict) -> str:
+        from pipeline.telemetry.report import money
         snap = self.status.snapshot()
         now = time.monotonic()
         parts = []
@@ -346,7 +391,7 @@ class Launcher:
         for r in self.roles.values():
             s = snap[r.slot]
             if r.spec.kind == "gateway":
-                parts.append(f"pnl {float(s['pnl']):,.2f}")
+                parts.append(f"PnL {money(float(s['pnl']), self.currency)}")
                 parts.append(TradingState(int(s["trading_state"])).name)
         hops = [f"{r.name} p99 {int(snap[r.slot]['hop_p99_ns']) / 1000:,.0f}us"
                 for r in self.roles.values() if int(snap[r.slot]["hop_p99_ns"])]
@@ -416,7 +461,8 @@ class Launcher:
                 except ValueError as exc:
                     d["report_error"] = str(exc)
             roles[r.name] = d
-        return {"seconds": time.monotonic() - started, "stop_reason": self.stop_reason,
+        return {"seconds": time.monotonic() - started, "started_ns": self.started_ns,
+                "stop_reason": self.stop_reason,
                 "halted": self.halted_at is not None, "totals": self._totals(roles),
                 "hops": {hop: latency.summarize(h) for hop, h in self.hop_histograms().items()},
                 "roles": roles,
@@ -465,8 +511,10 @@ def run(cfg: PipelineConfig, config_path: str, *, duration: float | None = None,
     old = {s: signal.signal(s, lambda signum, _f: launcher.request_stop(
         signal.Signals(signum).name)) for s in (signal.SIGINT, signal.SIGTERM)}
     started = time.monotonic()
+    launcher.started_ns = time.time_ns()
     try:
         launcher.create_segments()
+        launcher.start_tap()
         if cfg.launcher.prometheus_port >= 0:
             port = launcher.serve_metrics()
             _say(out, f"  prometheus metrics on http://127.0.0.1:{port}/metrics")
@@ -487,6 +535,7 @@ def run(cfg: PipelineConfig, config_path: str, *, duration: float | None = None,
             now = time.monotonic()
             if duration and now - launcher.roles_started >= duration:
                 launcher.request_stop("duration")
+            launcher.poll_tap()
             if cfg.launcher.status_interval and now >= next_status:
                 _say(out, launcher.status_line(prev))
                 next_status = now + cfg.launcher.status_interval
@@ -500,6 +549,7 @@ def run(cfg: PipelineConfig, config_path: str, *, duration: float | None = None,
             alerts = launcher.stop_alerts()
             launcher.shutdown()
             summary = launcher.summary(started)
+            launcher.trading(summary)
             if alerts:
                 summary["alerts"] = alerts
         finally:

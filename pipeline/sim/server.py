@@ -52,7 +52,8 @@ class Simulator:
             self.tape = ReplayTape(cfg.replay_files, loop=cfg.replay_loop,
                                    rebase_time=cfg.replay_rebase_time)
         else:
-            self.tape = SyntheticTape(cfg.symbols, cfg.seed, cfg.depth_levels, bursts=cfg.bursts)
+            self.tape = SyntheticTape(cfg.symbols, cfg.seed, cfg.depth_levels, bursts=cfg.bursts,
+                                      volatility=cfg.volatility, trend_s=cfg.trend_s)
         self.books = self.tape.books
         self.engine = Engine(self.books, self.accounts, cfg.commission_rate)
         self.tape.on_trade = self.engine.on_tape_trade

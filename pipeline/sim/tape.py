@@ -18,6 +18,7 @@ from __future__ import annotations
 import gzip
 import heapq
 import logging
+import math
 import random
 from pathlib import Path
 from typing import Callable, Iterator
@@ -143,10 +144,19 @@ class SyntheticTape(Tape):
     top, cancels a level, or improves the spread. Trade sizes are log-normal around the
     instrument's typical size. `bursts` alternates a calm regime (0.7 × rate, ~1 s) and a burst
     (4 × rate, ~0.1 s) so the mean stays the configured rate.
+
+    With `volatility` > 0 (annualized, e.g. 0.6 for a major coin) the book also follows a fair
+    value that moves like a market (`FairValue`: a log random walk at that volatility with
+    regimes: calm / normal / hot volatility, and trends up, down or none lasting `trend_s` on
+    average). Every 100 ms of event time per symbol the quotes are moved to it (makers requote:
+    levels inside the new touch are pulled, ten are quoted behind it) and one trade
+    prints at the new touch in the direction of the move. Without it (0, the default) the price
+    only walks by levels taken out, a tick at a time.
     """
 
     def __init__(self, symbols: list[str], seed: int, levels: int = 50,
-                 on_trade: OnTrade | None = None, bursts: bool = True) -> None:
+                 on_trade: OnTrade | None = None, bursts: bool = True,
+                 volatility: float = 0.0, trend_s: float = 30.0) -> None:
         specs = [spec(s) for s in symbols]
         books = {s.symbol: Book(s, update_id=1_000_000 * (i + 1)) for i, s in enumerate(specs)}
         super().__init__(books, on_trade)
@@ -161,6 +171,10 @@ class SyntheticTape(Tape):
             book.trade_id = 10_000_000 * (i + 1)
             book.agg_id = 1_000_000 * (i + 1)
             self._seed_book(book)
+        self.fair = ({sym: FairValue(b.spec.start_price, volatility, trend_s,
+                                     random.Random(seed * 1000 + i))
+                      for i, (sym, b) in enumerate(books.items())} if volatility > 0 else {})
+        self._fair_ms = {sym: 0 for sym in books}
 
     _QTAB = 4096
 
@@ -215,13 +229,18 @@ class SyntheticTape(Tape):
         wanted = self.wanted
         fc = self._fcache
         f8 = self.f8
+        fair = self.fair
+        fair_ms = self._fair_ms
         while produced < n:
             sym = syms[int(rnd() * nsym)]
             book = books[sym]
             tick = book.spec.tick
             r = rnd()
             top_changed = False
-            if r < 0.25:                       # a trade: 3 messages (trade, aggTrade, bookTicker)
+            if fair and ms - fair_ms[sym] >= FAIR_EVERY_MS:
+                produced += self._follow(book, tpls[sym], fair[sym], ms, out)
+                top_changed = True
+            elif r < 0.25:                       # a trade: 3 messages (trade, aggTrade, bookTicker)
                 produced += 2 * self._trade(book, tpls[sym], rnd() < 0.5, ms, out)
                 top_changed = True
             elif r < 0.45:                     # improve the spread if it is wide
@@ -297,11 +316,83 @@ class SyntheticTape(Tape):
             self._publish_trade(book, tpl, price, qty, is_buy, ms, out)
         return sweep
 
+    def _follow(self, book: Book, tpl: _SymbolTemplates, fv: "FairValue", ms: int,
+                out: list[Message]) -> int:
+        """Advance the fair value to `ms` and requote the book around it (see the class
+        docstring); returns the messages produced."""
+        last = self._fair_ms[book.symbol]
+        self._fair_ms[book.symbol] = ms
+        if not last:
+            return 0
+        s = book.spec
+        tick = s.tick
+        target = fv.advance((ms - last) / 1000.0)
+        mid = (book.best_bid + book.best_ask) // 2
+        if abs(target - mid) < 2 * tick:
+            return 0
+        t = max(target - target % tick, 2 * tick)
+        bid, ask = t - tick, t + tick
+        for p in [p for p in book.asks if p <= bid]:      # makers pull what the move crossed
+            book.set_level(False, p, 0)
+        for p in [p for p in book.bids if p >= ask]:
+            book.set_level(True, p, 0)
+        for k in range(REQUOTE_LEVELS):                     # and requote behind the new touch
+            if bid - k * tick > 0 and (bid - k * tick) not in book.bids:
+                book.set_level(True, bid - k * tick, self._size(s) * 4)
+            if (ask + k * tick) not in book.asks:
+                book.set_level(False, ask + k * tick, self._size(s) * 4)
+        for side_is_bid in (True, False):
+            side = book.bids if side_is_bid else book.asks
+            while len(side) > self.levels:
+                book.set_level(side_is_bid, min(side) if side_is_bid else max(side), 0)
+        return 2 * self._trade(book, tpl, target > mid, ms, out)
+
     def _trim(self, book: Book, is_bid: bool) -> None:
         """Drop the farthest level of a side that grew past 1.5 × levels."""
         side = book.bids if is_bid else book.asks
         if len(side) > self.levels * 3 // 2:
             book.set_level(is_bid, min(side) if is_bid else max(side), 0)
+
+
+FAIR_EVERY_MS = 100                   # how often (event time) a symbol's quotes follow its fair value
+REQUOTE_LEVELS = 10                   # levels requoted behind a new touch (trades refill the rest)
+_YEAR_S = 365.0 * 86400.0
+
+
+class FairValue:
+    """A symbol's fair value (int price units): a log random walk whose volatility and drift
+    switch between regimes, as markets do (quiet hours, news, trends).
+
+    volatility: annualized (0.6 ≈ a major coin); per step of dt seconds the log price moves by
+    drift·dt + vol_mult·σ·√dt·N(0,1) with σ = volatility/√year. Regimes last an exponential
+    time of mean `trend_s`: volatility ×0.5 (calm), ×1 or ×2.5 (hot), and a drift of 0 (range)
+    or ±(1 to 3)·σ/√trend_s per second (a trend worth 1-3 regime-length σ)."""
+
+    def __init__(self, start: int, volatility: float, trend_s: float, rng: random.Random):
+        self.logp = math.log(start)
+        self.sigma = volatility / math.sqrt(_YEAR_S)
+        self.trend_s = trend_s
+        self.rng = rng
+        self.left = 0.0
+        self.drift = 0.0
+        self.vol_mult = 1.0
+
+    def _regime(self) -> None:
+        r = self.rng
+        self.left = r.expovariate(1.0 / self.trend_s)
+        self.vol_mult = r.choice((0.5, 1.0, 1.0, 2.5))
+        u = r.random()
+        sign = 0.0 if u < 0.3 else (1.0 if u < 0.65 else -1.0)
+        self.drift = sign * r.uniform(1.0, 3.0) * self.sigma / math.sqrt(self.trend_s)
+
+    def advance(self, dt: float) -> int:
+        if dt > 0:
+            if self.left <= 0:
+                self._regime()
+            self.left -= dt
+            self.logp += (self.drift * dt
+                          + self.vol_mult * self.sigma * math.sqrt(dt) * self.rng.gauss(0.0, 1.0))
+        return int(math.exp(self.logp))
 
 
 # ----------------------------------------------------------------------------- replay

@@ -2,11 +2,13 @@
 processes over real shared memory, ZeroMQ, WebSocket and HTTP."""
 import json
 import os
+import re
 import signal
 import subprocess
 import time
 
 import psutil
+import pytest
 
 from tests.integration.demo_harness import LAUNCH, demo_config
 
@@ -22,8 +24,10 @@ def test_demo_runs_end_to_end(tmp_path, shm_name):
                                    str(out), "--plots", str(tmp_path / "plots")],
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     kids: set[psutil.Process] = set()
+    printed: list[str] = []
     try:
         for line in p.stdout:                      # collect the role processes while it runs
+            printed.append(line)
             if line.startswith("ticks"):
                 kids.update(psutil.Process(p.pid).children(recursive=True))
         p.wait(timeout=90)
@@ -45,6 +49,29 @@ def test_demo_runs_end_to_end(tmp_path, shm_name):
         assert r["exit_code"] == 0, (name, r)
     assert "tick_to_order" in s["hops"] and s["hops"]["tick_to_order"]["count"] > 0
     assert (tmp_path / "plots" / "hop_latency.png").stat().st_size > 1000
+    # the trader's view: market, PnL with its currency, final position, fees, fills explained
+    tr = s["trading"]
+    btc = tr["symbols"]["BTCUSDT"]
+    assert tr["currency"] == "USDT" and btc["base"] == "BTC" and btc["quote"] == "USDT"
+    assert btc["position"] == pytest.approx(report["positions"]["BTCUSDT"]["qty"])
+    assert btc["position"] == pytest.approx(btc["bought"] - btc["sold"])
+    assert btc["fills"] == tr["fills"]["count"] == t["fills"]
+    assert btc["fees"] > 0 and tr["pnl_after_fees"] == pytest.approx(tr["pnl"] - tr["fees"])
+    m = btc["market"]
+    assert m["low"] <= min(m["first"], m["last"]) and m["high"] >= max(m["first"], m["last"])
+    assert m["high"] - m["low"] > 1.0               # the tape moves (dollars, not cents)
+    assert sum(tr["fills"]["first_report"].values()) == tr["fills"]["count"]
+    text = "".join(printed)
+    assert re.search(r"^PnL -?[\d,]+\.\d\d USDT \(realized \+ unrealized, before fees\) \| fees "
+                     r"[\d,]+\.\d\d USDT", text, re.M), text
+    assert "-0.00" not in text
+    assert re.search(r"^position BTCUSDT at the end: (flat|(long|short) [\d.e-]+ BTC @ )", text,
+                     re.M)
+    assert "in the reply to the order and on the user-data stream" in text
+    assert re.search(r"^market BTCUSDT: [\d,.]+ → [\d,.]+ USDT", text, re.M)
+    trading_png = tmp_path / "plots" / "trading.png"
+    assert trading_png.stat().st_size > 20_000 and trading_png.read_bytes()[:4] == b"\x89PNG"
+    assert f"plot: {trading_png}" in text
     assert not segments(shm_name)
     assert kids and not any(k.is_running() and k.status() != psutil.STATUS_ZOMBIE for k in kids)
 

@@ -24,7 +24,7 @@ ROLES = {0: ("collector", "collector"), 1: ("strategy", "strategy"), 2: ("gatewa
 STATUS = {
     "trading": "HALTED", "halt_reason": "kill switch",
     "rejects": {"HALTED": 3, "MAX_POSITION": 1},
-    "counts": {"venue_reject_-2010": 2, "duplicate_fills": 5},
+    "counts": {"venue_reject_-2010": 2, "fills_reported_twice": 5},
     "orders": {"FILLED": 5, "ACK": 1},
     "open_orders": [{"symbol": "BTCUSDT", "cid": "x"}],
     "positions": {"BTCUSDT": {"qty": 0.002, "avg_price": 61000.5, "realized": -1.25,
