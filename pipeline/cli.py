@@ -286,10 +286,12 @@ def replay(args: argparse.Namespace) -> int:
         cfg = cfgmod.load(args.config).collector if args.config else cfgmod.CollectorConfig()
     except cfgmod.ConfigError as exc:
         raise CliError(str(exc)) from None
+    from dataclasses import replace as dc_replace
     if args.symbols:
-        from dataclasses import replace as dc_replace
         cfg = dc_replace(cfg, symbols=[s.strip().upper() for s in args.symbols.split(",")
                                        if s.strip()])
+    if args.venue_id:
+        cfg = dc_replace(cfg, venue_id=args.venue_id)
     missing = [f for f in args.files if not Path(f).is_file()]
     if missing:
         raise CliError(f"no such recording: {', '.join(missing)}")
@@ -340,6 +342,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="the .npy file to write")
     p.add_argument("--config", help="pipeline TOML ([collector]: venue, venue_id, symbols)")
     p.add_argument("--symbols", help="comma-separated, overrides [collector].symbols")
+    p.add_argument("--venue-id", choices=("BINANCE", "OKX", "SIM"),
+                   help="overrides [collector].venue_id: the venue whose instrument ids the "
+                        "recording's snapshot lines use (a `record --sim` recording: SIM)")
     p.set_defaults(fn=replay)
     return ap
 
