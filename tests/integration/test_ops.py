@@ -196,7 +196,7 @@ telegram_api_url = "{hooks.url}"
     assert s["alerts"]["sent"] >= 3 and s["alerts"]["failed"] == 0
     # the bot token is nowhere: not in the launcher's output, a role's log, the summary
     text = "".join(lines) + out.read_text()
-    for f in (tmp_path / "run").glob("*.log"):
+    for f in [*(tmp_path / "run").rglob("*.log*"), *(tmp_path / "run").rglob("*.out")]:
         text += f.read_text(errors="replace")
     assert TOKEN not in text and TOKEN.split(":")[1] not in text
 
