@@ -38,6 +38,7 @@ from pipeline.records import TradingState
 
 log = logging.getLogger("pipeline.alerts")
 POLL_S = 0.25
+REASON_WAIT_S = 2.0       # how long a HALTED/REDUCING alert waits for status.json's reason
 
 
 def load_token(cfg: AlertsConfig, environ: dict | None = None) -> Secret | None:
@@ -172,6 +173,7 @@ class AlertWatcher:
         self.currency = currency
         self._stop = threading.Event()
         self._trading = int(TradingState.ACTIVE)
+        self._pending: tuple[str, float] | None = None    # a state change waiting for its reason
         self._fills = 0
         self._ticks: dict[int, tuple[int, float]] = {}
         self._stale: set[int] = set()
@@ -209,18 +211,23 @@ class AlertWatcher:
         snap = self.block.snapshot()
         extras = self.block.extras_snapshot()
         if self.gateway is not None:
-            self._check_gateway(snap[self.gateway])
+            self._check_gateway(snap[self.gateway], now)
         for slot, name in self.collectors.items():
             self._check_feed(slot, name, snap[slot], extras[slot], now)
 
-    def _check_gateway(self, s) -> None:
+    def _check_gateway(self, s, now: float) -> None:
         trading = int(s["trading_state"])
         if trading != self._trading:
             self._trading = trading
             state = TradingState(trading).name
-            if state in ("HALTED", "REDUCING"):
-                g = self._gateway_status()
-                why = g.get("halt_reason") or ""
+            self._pending = (state, now) if state in ("HALTED", "REDUCING") else None
+        if self._pending is not None:
+            # the slot changes first; status.json (with the reason) follows within a moment
+            state, since = self._pending
+            g = self._gateway_status()
+            if g.get("trading") == state or now - since >= REASON_WAIT_S:
+                self._pending = None
+                why = (g.get("halt_reason") or "") if g.get("trading") == state else ""
                 self.sender.notify(Alert(state.lower(), f"gateway {state}" + (f": {why}" if why else "")
                                          + f" (PnL {_money(float(s['pnl']), self.currency)})",
                                          {"trading": state, "reason": why,

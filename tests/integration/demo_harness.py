@@ -2,10 +2,15 @@
 directories (used by test_demo.py and test_ops.py)."""
 from __future__ import annotations
 
+import json
 import re
 import socket
 import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+
+import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 LAUNCH = [sys.executable, str(REPO / "scripts" / "launch.py")]
@@ -39,3 +44,46 @@ def demo_config(tmp_path: Path, shm_name: str, extra: str = "", **launcher) -> P
     cfg = tmp_path / "demo.toml"
     cfg.write_text(text + "\n" + extra)
     return cfg
+
+
+class Hooks:
+    """A loopback HTTP server that records every POST (path, JSON body)."""
+
+    def __init__(self):
+        self.posts: list[tuple[str, dict]] = []
+        self.cond = threading.Condition()
+        hooks = self
+
+        class H(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                with hooks.cond:
+                    hooks.posts.append((self.path, body))
+                    hooks.cond.notify_all()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(b'{"ok": true}')
+
+            def log_message(self, *a):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def wait(self, pred, timeout: float) -> list:
+        with self.cond:
+            self.cond.wait_for(lambda: [p for p in self.posts if pred(p)], timeout)
+            return [p for p in self.posts if pred(p)]
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def hooks():
+    h = Hooks()
+    yield h
+    h.close()

@@ -10,7 +10,7 @@ import time
 import psutil
 import pytest
 
-from tests.integration.demo_harness import LAUNCH, demo_config
+from tests.integration.demo_harness import LAUNCH, demo_config, hooks  # noqa: F401
 
 
 def segments(prefix):
@@ -76,8 +76,9 @@ def test_demo_runs_end_to_end(tmp_path, shm_name):
     assert kids and not any(k.is_running() and k.status() != psutil.STATUS_ZOMBIE for k in kids)
 
 
-def test_killed_strategy_halts_gateway_within_one_second(tmp_path, shm_name):
-    cfg = demo_config(tmp_path, shm_name, duration="0")
+def test_killed_strategy_halts_gateway_within_one_second(tmp_path, shm_name, hooks):
+    cfg = demo_config(tmp_path, shm_name, duration="0",
+                      extra=f'[alerts]\nwebhook_url = "{hooks.url}/hook"\n')
     out = tmp_path / "summary.json"
     p = subprocess.Popen(LAUNCH + ["--config", str(cfg), "--summary-json", str(out)],
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -104,4 +105,8 @@ def test_killed_strategy_halts_gateway_within_one_second(tmp_path, shm_name):
     assert halts[0]["m"] - t_kill < 1_000_000_000
     stops = [e["role"] for e in s["events"] if e["event"] in ("stopped", "killed")]
     assert stops == ["collector", "gateway", "sim"]    # in order; the strategy was already dead
+    # the operator heard of it: the role's death (and the HALT it caused) on the webhook
+    died = hooks.wait(lambda p: p[1].get("event") == "role_death", 5)
+    assert died and "strategy" in died[0][1]["text"] and "signal 9" in died[0][1]["text"]
+    assert s["alerts"]["failed"] == 0 and s["alerts"]["sent"] >= 1
     assert not segments(shm_name)

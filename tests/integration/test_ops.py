@@ -11,51 +11,13 @@ import sys
 import threading
 import time
 import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.integration.demo_harness import LAUNCH, REPO, demo_config, free_port
+from tests.integration.demo_harness import LAUNCH, REPO, demo_config, free_port, hooks  # noqa: F401
 
 TOKEN = "123456:AAF-test-bot-token-never-logged-0123456789"
-
-
-class Hooks:
-    """A loopback HTTP server that records every POST (path, JSON body)."""
-
-    def __init__(self):
-        self.posts: list[tuple[str, dict]] = []
-        self.cond = threading.Condition()
-        hooks = self
-
-        class H(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                with hooks.cond:
-                    hooks.posts.append((self.path, body))
-                    hooks.cond.notify_all()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.end_headers()
-                self.wfile.write(b'{"ok": true}')
-
-            def log_message(self, *a):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), H)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def wait(self, pred, timeout: float) -> list:
-        with self.cond:
-            self.cond.wait_for(lambda: [p for p in self.posts if pred(p)], timeout)
-            return [p for p in self.posts if pred(p)]
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
 
 
 def scrape(port: int) -> dict:
@@ -79,13 +41,6 @@ def wait_for(pred, timeout: float, what: str):
             return got
         time.sleep(0.2)
     raise AssertionError(f"timed out waiting for {what}")
-
-
-@pytest.fixture
-def hooks():
-    h = Hooks()
-    yield h
-    h.close()
 
 
 def test_metrics_and_alerts_of_a_running_pipeline_that_is_killed(tmp_path, shm_name, hooks):

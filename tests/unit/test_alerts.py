@@ -114,7 +114,7 @@ def test_a_full_queue_drops_and_counts_instead_of_blocking():
     s.close(timeout=0.1)
 
 
-def test_watcher_turns_the_status_block_into_alerts(shm_name):
+def test_watcher_turns_the_status_block_into_alerts(shm_name, tmp_path):
     block = StatusBlock.create(shm_name, 2)
     try:
         got = []
@@ -126,7 +126,8 @@ def test_watcher_turns_the_status_block_into_alerts(shm_name):
             def notify(self, a):
                 got.append(a)
 
-        w = AlertWatcher(Sink(), block, gateway=1, collectors={0: "collector"}, currency="USDT")
+        w = AlertWatcher(Sink(), block, gateway=1, collectors={0: "collector"}, currency="USDT",
+                         status_json=tmp_path / "status.json")
         block.slots[0]["ticks"] = 10
         w.check(now=100.0)
         assert got == []
@@ -136,12 +137,26 @@ def test_watcher_turns_the_status_block_into_alerts(shm_name):
         assert "PnL 0.00 USDT" in got[0].text                    # never "-0.00"
         block.slots[1]["trading_state"] = int(TradingState.HALTED)
         w.check(now=101.0)
-        w.check(now=101.5)                                       # once per transition
-        assert [a.event for a in got] == ["fill", "halted"] and "HALTED" in got[1].text
-        w.check(now=102.5)                                       # 2.5 s without a tick
-        assert got[-1].event == "stale_feed" and "collector" in got[-1].text
+        assert [a.event for a in got] == ["fill"]               # waits for status.json's reason
+        w.check(now=101.5)
+        w.check(now=103.2)                                       # ... at most REASON_WAIT_S
+        w.check(now=103.5)                                       # once per transition
+        assert [a.event for a in got] == ["fill", "halted", "stale_feed"]
+        assert got[1].text == "gateway HALTED (PnL 0.00 USDT)"  # no status.json: no reason
+        assert "collector" in got[2].text                         # 3 s without a tick
         w.check(now=110.0)
         assert [a.event for a in got].count("stale_feed") == 1   # once until ticks resume
+        (tmp_path / "status.json").write_text(json.dumps({"trading": "REDUCING",
+                                                          "halt_reason": ""}))
+        block.slots[1]["trading_state"] = int(TradingState.REDUCING)
+        w.check(now=110.5)                                       # status.json agrees: at once
+        assert got[-1].event == "reducing" and got[-1].text.startswith("gateway REDUCING")
+        block.slots[1]["trading_state"] = int(TradingState.HALTED)
+        (tmp_path / "status.json").write_text(json.dumps({"trading": "HALTED",
+                                                          "halt_reason": "loss limit"}))
+        w.check(now=111.0)
+        assert got[-1].event == "halted" and "HALTED: loss limit" in got[-1].text
+        assert got[-1].details["reason"] == "loss limit"
         w.role_died("strategy", "killed by signal 9")
         assert got[-1].event == "role_death" and "strategy killed by signal 9" in got[-1].text
     finally:
