@@ -11,7 +11,7 @@ CSV layouts understood (header or not; Binance public data has none before 2025)
               is_buyer_maker,is_best_match                                        (8 columns)
   with a header, columns are found by name (price; qty|quantity; time|transact_time|
   trade_time_ms|timestamp; id|trade_id|agg_trade_id; is_buyer_maker), which also covers the
-  recorded WebSocket trades in ../shared/vectors/ticks. Times in ms, µs or ns (by magnitude).
+  recorded WebSocket trades in tests/data/ticks. Times in ms, µs or ns (by magnitude).
 """
 from __future__ import annotations
 
