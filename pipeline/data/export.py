@@ -64,7 +64,7 @@ def _registry():
     return DEFAULT
 
 
-def _symbol_names(ids: np.ndarray, venue_ids: np.ndarray, registry) -> np.ndarray:
+def _symbol_names(ids: np.ndarray, registry) -> np.ndarray:
     names = np.empty(len(ids), dtype=object)
     for sid in np.unique(ids):
         sel = ids == sid
@@ -94,7 +94,7 @@ def records_table(recs: np.ndarray, registry=None, symbol: str | None = None):
     venues = np.array([venue_names.get(int(v), f"VENUE{int(v)}") for v in recs["venue"]],
                       dtype=object)
     syms = (np.full(len(recs), symbol, dtype=object) if symbol else
-            _symbol_names(recs["symbol"], recs["venue"], registry))
+            _symbol_names(recs["symbol"], registry))
     day = ts.astype("datetime64[ns]").astype("datetime64[D]").astype(str).astype(object)
     cols = {
         "ts": pa.array(ts, pa.timestamp("ns", tz="UTC")),
@@ -120,13 +120,14 @@ def records_table(recs: np.ndarray, registry=None, symbol: str | None = None):
 def write_table(table, out: Path, stem: str) -> list[str]:
     """Write `table` under `out`, hive-partitioned by venue/symbol/date, files named after
     `stem` (an earlier export of the same stem is replaced, partition by partition)."""
+    import pyarrow as pa
     import pyarrow.dataset as ds
     written: list[str] = []
     ds.write_dataset(
         table, str(out), format="parquet",
         partitioning=ds.partitioning(
-            __import__("pyarrow").schema([("venue", "string"), ("symbol", "string"),
-                                          ("date", "string")]), flavor="hive"),
+            pa.schema([("venue", pa.string()), ("symbol", pa.string()), ("date", pa.string())]),
+            flavor="hive"),
         basename_template=f"{stem}-{{i}}.parquet",
         existing_data_behavior="overwrite_or_ignore",
         file_visitor=lambda f: written.append(f.path))
@@ -148,7 +149,6 @@ def records_of_zip(path: Path, registry=None) -> tuple[np.ndarray, str]:
         raise ExportError(str(exc)) from None
     recs["venue"] = int(Venue.BINANCE)
     recs["symbol"] = (registry or _registry()).get(Venue.BINANCE, m["symbol"])
-    recs["local_ts"] = 0
     return recs, m["symbol"]
 
 
