@@ -357,9 +357,9 @@ def run_args(args: argparse.Namespace) -> int:
     return 1 if rep.failed else 0
 
 
-def main(argv=None) -> int:
-    """`download` command line: see --help."""
-    ap = argparse.ArgumentParser(prog="download", description=__doc__,
+def main(argv=None, prog: str = "pipeline download") -> int:
+    """`pipeline download` (and scripts/download.py): see --help."""
+    ap = argparse.ArgumentParser(prog=prog, description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(ap)
     args = ap.parse_args(argv)

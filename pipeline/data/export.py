@@ -234,9 +234,9 @@ def export(paths, out: str | Path, registry=None) -> ExportReport:
     return rep
 
 
-def main(argv=None) -> int:
-    """`export` command line: see --help."""
-    ap = argparse.ArgumentParser(prog="export", description=__doc__,
+def main(argv=None, prog: str = "pipeline export") -> int:
+    """`pipeline export` (and scripts/export.py): see --help."""
+    ap = argparse.ArgumentParser(prog=prog, description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(ap)
     args = ap.parse_args(argv)
