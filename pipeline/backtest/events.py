@@ -9,7 +9,8 @@ records of its instrument, GAP/STALE/RESYNC as control records), `on_timer` on t
 `on_order_event` for what the venue did (pipeline/backtest/exchange.py states the model). Its
 clock is the data's: `created_mono` of an order is its trigger record's time.
 
-Batches. With nothing working at the venue, a batch is up to `max_batch` records: vectorised
+Batches. With nothing working at the venue, a batch is up to `max_batch` records (32 for a
+strategy marked `reactive`, whose decisions depend on its order events): vectorised
 strategies process a whole batch in a few numpy calls (the momentum example runs at millions of
 records per second). While orders are in flight or resting, a batch ends where the venue could
 next do something to them (the next arrival, or the next record that could touch a resting
@@ -35,7 +36,6 @@ from pipeline.strategy.orders import Cancel, Replace
 
 log = logging.getLogger(__name__)
 
-SHORT_SAMPLE_S = 3 * 86400        # annualised figures come with a warning below this span
 
 
 class DataClock:
@@ -107,7 +107,8 @@ FILL_DTYPE = np.dtype([("index", "<i8"), ("ts", "<i8"), ("symbol", "<u4"), ("qty
 class EventEngine:
     def __init__(self, recs: np.ndarray, strategies: list, model, *, risk=None,
                  latency: Latency | None = None, max_batch: int | None = None, epoch: int = 1,
-                 period_s: float | None = None, compiled: bool = True):
+                 period_s: float | None = None, compiled: bool = True,
+                 reactive_batch: int = 32):
         if len(recs) == 0:
             raise ValueError("no records")
         self.recs = recs
@@ -119,6 +120,10 @@ class EventEngine:
                 if model.latency_histogram else Latency(int(round(model.latency_ms * 1e6)))
         self.latency = latency
         self.max_batch = int(model.max_batch if max_batch is None else max_batch)
+        if any(st.reactive for st in strategies):
+            # a strategy whose decisions follow its order events gets batches this short, so
+            # it never runs far past an order it made before it hears of it
+            self.max_batch = min(self.max_batch, max(1, int(reactive_batch)))
         self.clock = DataClock()
         self.ex = Exchange(recs, model, risk=risk)
         self.risk = risk
@@ -138,6 +143,10 @@ class EventEngine:
                 self.compiled[id(st)] = fast
             st.clock = self.clock
             st.epoch = epoch
+            st.feedback = True
+            st.account = self.ex
+            if model.sizing == "fraction":
+                st.size_fraction = float(model.fraction)
         self._sigbuf = np.zeros(self.max_batch, dtype=SIGNAL_DTYPE)
         self.timers = {id(st): None for st in self.strategies if st.timer_ns > 0}
         self._lo = 0                   # first record of the batch being processed
@@ -168,12 +177,16 @@ class EventEngine:
                     continue
                 heapq.heappush(self.inflight, (self._arrival(trig, t0), self._n, 0, st, sig))
             elif isinstance(it, (Cancel, Replace)):
-                t0 = int(self.t[max(at, 0)]) if now is None else max(int(now),
-                                                                      int(self.t[max(at, 0)]))
+                trig = it.trigger_seq if isinstance(it, Cancel) else it.new.trigger_seq
+                if self._lo <= trig <= at:
+                    t0 = int(self.t[trig])
+                else:
+                    trig = max(at, 0)
+                    t0 = int(self.t[trig]) if now is None else max(int(now), int(self.t[trig]))
                 if isinstance(it, Replace):
                     it = it._replace(new=st.stamp(it.new))
                     self.signals += 1
-                heapq.heappush(self.inflight, (self._arrival(max(at, 0), t0), self._n, 1, st, it))
+                heapq.heappush(self.inflight, (self._arrival(trig, t0), self._n, 1, st, it))
             else:
                 raise TypeError(f"strategy {st.strategy_id}: a hook returned {it!r}; expected "
                                 f"a Signal, Cancel or Replace")
@@ -285,7 +298,8 @@ class EventEngine:
             if self.inflight or self.ex.working:
                 # stop where the venue could next act, plus the way back
                 arr = self.inflight[0][0] if self.inflight else end
-                cand = self.ex.next_candidate(pos, min(end, arr)) if self.ex.working else end
+                cand = self.ex.next_candidate(pos, min(end, arr), fills_only=True) \
+                    if self.ex.working else end
                 k = min(arr, cand, end)
                 if k < end:
                     back = int(t[k]) + self.latency.fixed
@@ -407,7 +421,10 @@ def _round_trips(f: np.ndarray, capital: float) -> tuple[int, int]:
 
 
 def short_sample_warning(span_s: float) -> str | None:
-    if span_s < SHORT_SAMPLE_S:
-        return (f"the sample spans {span_s / 86400:.2f} days: annualised figures (cagr, sharpe, "
-                f"sortino) are not meaningful below {SHORT_SAMPLE_S / 86400:.0f} days")
+    """The warning metrics.summarize attaches to a short sample (None if long enough)."""
+    if span_s < M.SHORT_SAMPLE_DAYS * 86400:
+        return M.summarize({"final_equity": 1, "trades": 0, "max_drawdown": 0,
+                            "max_drawdown_duration_ns": 0, "wins": 0, "exposure_ns": 0,
+                            "turnover_notional": 0, "fees": 0, "n_fills": 0, "n_signals": 0},
+                           np.ones(2), 0, int(span_s * 1e9), 1.0, 60.0, 0).get("warning")
     return None

@@ -182,6 +182,10 @@ class Exchange:
         #                                   strategy id, client id)
         self.rejects: dict[str, int] = {}
         self._trade_idx: dict[int, np.ndarray] = {}
+        # what a strategy sizing by equity needs (Strategy.target): the cost of one unit of
+        # notional bought as taker, and the quantity step
+        self.cost_rate = (1 + self.slip) * (1 + self.fee_taker)
+        self.step = float(model.step_size)
 
     # ------------------------------------------------------------------ helpers
     def book(self, symbol: int) -> Book:
@@ -307,7 +311,22 @@ class Exchange:
             self.reserved_pos[w.symbol] = self.reserved_pos.get(w.symbol, 0.0) + need
         return True
 
+    def _venue_size(self, w: Working, tgt: int, px: float) -> float:
+        """The quantity that takes the position to `tgt` x (fraction of equity at this fill
+        price, fee included; rounded down to the step): how much a 100 %-of-equity order can
+        really buy."""
+        pos = self.pos.get(w.symbol, 0.0)
+        want = 0.0
+        if tgt != 0:
+            equity = self.cash + pos * px
+            unit = w.strategy.size_fraction * max(0.0, equity) / (px * (1 + self.fee_taker))
+            if self.step > 0:
+                unit = math.floor(unit / self.step + 1e-9) * self.step
+            want = tgt * unit
+        return (want - pos) * w.side
+
     def _market(self, out, w: Working, book: Book, k: int) -> None:
+        tgt = w.strategy.venue_sized.pop(w.client_id, None) if w.strategy.venue_sized else None
         side, qty = w.side, w.qty
         got, notional = book.walk(side, qty) if book.idx.size else (0.0, 0.0)
         if got > 0:
@@ -321,6 +340,19 @@ class Exchange:
                 return
             fk = int(ti[j])
             px = float(self.price[fk]) * (1 + self.slip * side)
+        if tgt is not None:
+            qty = self._venue_size(w, tgt, px)
+            if got > 0 and qty > 0:                  # the book price for that quantity
+                g2, n2 = book.walk(side, qty)
+                if g2 > 0:
+                    px = n2 / g2 * (1 + self.slip * side)
+                    qty = min(qty, self._venue_size(w, tgt, px))
+            if qty <= 1e-12:
+                self._reject(out, w.strategy, w.sig, fk, "NOTHING_TO_TRADE")
+                if self.risk is not None:
+                    self.risk.release_open(w.symbol, side, w.qty)
+                return
+            w.qty = qty
         cost = qty * px * (1 + self.fee_taker)
         if side > 0 and cost > self.free_cash() + 1e-9:
             self._reject(out, w.strategy, w.sig, fk, "INSUFFICIENT_CASH")
@@ -347,28 +379,49 @@ class Exchange:
         return True
 
     # ------------------------------------------------------------------ resting orders
-    def next_candidate(self, a: int, b: int) -> int:
-        """The first record in [a, b) that could touch a working order (b if none)."""
+    def next_candidate(self, a: int, b: int, fills_only: bool = False) -> int:
+        """The first record in [a, b) that could touch a working order (b if none): a trade at
+        or through its price, or (queue model; not with fills_only) a book record at its
+        price."""
         if not self.working:
             return b
+        if b - a <= 256:                 # short spans: plain Python beats a dozen numpy calls
+            return self._next_candidate_small(a, b, fills_only)
         best = b
         sl = slice(a, b)
-        kind, sym, price = self.kind[sl], self.sym[sl], self.price[sl]
+        kind, sym, price, aside = self.kind[sl], self.sym[sl], self.price[sl], self.aside[sl]
         trade = (kind == K_TRADE) | (kind == K_AGG)
         for w in self.working.values():
-            mine = sym == w.symbol
             if w.side > 0:
-                hit = trade & (price <= w.price)
+                hit = trade & ((price < w.price) | ((price == w.price) & (aside == -1)))
             else:
-                hit = trade & (price >= w.price)
-            if self.book(w.symbol).idx.size:
+                hit = trade & ((price > w.price) | ((price == w.price) & (aside == 1)))
+            if not fills_only and self.book(w.symbol).idx.size:
                 hit |= (~trade) & (price == w.price)
-            hit &= mine
-            j = int(np.argmax(hit)) if hit.any() else b - a
-            best = min(best, a + j)
-            if best == a:
-                break
+            hit &= sym == w.symbol
+            if hit.any():
+                best = min(best, a + int(np.argmax(hit)))
+                if best == a:
+                    break
         return best
+
+    def _next_candidate_small(self, a: int, b: int, fills_only: bool) -> int:
+        ws = [(w.symbol, w.side, w.price, (not fills_only) and self.book(w.symbol).idx.size > 0)
+              for w in self.working.values()]
+        for k, kind, sym, p, ag in zip(range(a, b), self.kind[a:b].tolist(),
+                                       self.sym[a:b].tolist(), self.price[a:b].tolist(),
+                                       self.aside[a:b].tolist()):
+            trade = kind == K_TRADE or kind == K_AGG
+            for wsym, side, wp, bookq in ws:
+                if sym != wsym:
+                    continue
+                if trade:
+                    if (p < wp or (p == wp and ag == -1)) if side > 0 else \
+                            (p > wp or (p == wp and ag == 1)):
+                        return k
+                elif bookq and p == wp:
+                    return k
+        return b
 
     def touch(self, k: int, out: list) -> None:
         """Record k against every working order of its instrument."""

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import time as _time
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -74,6 +75,8 @@ class Strategy:
     Params: ClassVar[type] = NoParams
     kind: ClassVar[str] = "base"
     timer_ns: int = 0          # > 0: on_timer every this many ns
+    reactive: ClassVar[bool] = False   # decisions depend on order events: the backtester feeds
+    #                                    it small batches so it learns of them in time
 
     def __init__(self, params: Any = None, *, strategy_id: int = 0, venue: int = 0,
                  symbol: int = 0, qty: float = 1.0, allow_short: bool = False,
@@ -101,6 +104,10 @@ class Strategy:
         self.fees_paid = 0.0
         self.orders: dict[int, OrderState] = {}     # client id → state, working orders only
         self.rejects = 0
+        self.feedback = False      # order events arrive (the backtester sets it; live: not yet)
+        self.account = None        # backtester: the simulated account (cash, cost_rate, step)
+        self.size_fraction = 0.0   # > 0 with an account: target() sizes a fraction of equity
+        self.venue_sized: dict[int, int] = {}   # seq → target: sized at the venue (backtester)
         c = type(self)
         self.wants_market = (c.on_market is not Strategy.on_market
                              or c.on_quotes is not Strategy.on_quotes
@@ -132,12 +139,13 @@ class Strategy:
     def on_stop(self) -> None:
         """Called once after the last batch."""
 
-    def on_gap(self, rec: np.void) -> None:
-        """A GAP or RESYNC_START record concerning this strategy. Default: suspend."""
+    def on_gap(self, rec: np.void) -> list | None:
+        """A GAP or RESYNC_START record concerning this strategy. Default: suspend. May return
+        intents (e.g. cancel the quotes)."""
         self.suspended = True
 
-    def on_stale(self, rec: np.void) -> None:
-        """A STALE record concerning this strategy. Default: suspend."""
+    def on_stale(self, rec: np.void) -> list | None:
+        """A STALE record concerning this strategy. Default: suspend. May return intents."""
         self.suspended = True
 
     def on_trades(self, trades: np.ndarray) -> list[Signal]:
@@ -157,11 +165,16 @@ class Strategy:
         override on_quotes, on_book or this). Default: consecutive groups of one family to
         on_trades / on_quotes / on_book, in record order."""
         k = recs["kind"]
-        fam = np.where(np.isin(k, TRADE_KINDS), 0, np.where(np.isin(k, (3, 4)), 1, 2))
-        cut = np.flatnonzero(fam[1:] != fam[:-1]) + 1
+        n = len(recs)
+        if n <= SMALL_BATCH:
+            fam = [0 if x <= 2 else (1 if x <= 4 else 2) for x in k.tolist()]
+            cut = [i for i in range(1, n) if fam[i] != fam[i - 1]]
+        else:
+            fam = np.where(k <= 2, 0, np.where(k <= 4, 1, 2))
+            cut = (np.flatnonzero(fam[1:] != fam[:-1]) + 1).tolist()
         out: list = []
         a = 0
-        for b in cut.tolist() + [len(recs)]:
+        for b in cut + [n]:
             f = int(fam[a])
             seg = recs[a:b]
             if f == 0:
@@ -241,10 +254,14 @@ class Strategy:
             k = int(rec["kind"])
             if k in GAP_KINDS:
                 self.gaps += 1
-                self.on_gap(rec)
+                r = self.on_gap(rec)
             elif k in STALE_KINDS:
                 self.stales += 1
-                self.on_stale(rec)
+                r = self.on_stale(rec)
+            else:
+                r = None
+            if r:
+                out += r
             start = i + 1
         seg = batch[start:]
         sel = mine[start:] & np.isin(seg["kind"], self._kinds_arr)
@@ -268,12 +285,15 @@ class Strategy:
                 if pending:
                     out += self._run(batch[pending])
                     pending = []
+                r = None
                 if k in GAP_KINDS:
                     self.gaps += 1
-                    self.on_gap(batch[i])
+                    r = self.on_gap(batch[i])
                 elif k in STALE_KINDS:
                     self.stales += 1
-                    self.on_stale(batch[i])
+                    r = self.on_stale(batch[i])
+                if r:
+                    out += r
             elif k in kinds_set and (not sym or (syms[i] == sym and vens[i] == ven)):
                 pending.append(i)
         if pending:
@@ -299,8 +319,9 @@ class Strategy:
         own stream, and track it as a working order."""
         if sig.seq == 0:
             sig = sig._replace(seq=self.next_seq(), epoch=self.epoch)
-        self.orders[sig.seq] = OrderState(sig.seq, sig.side, sig.qty, sig.price, sig.order_type,
-                                          sig.tif)
+        if sig.seq not in self.orders:
+            self.orders[sig.seq] = OrderState(sig.seq, sig.side, sig.qty, sig.price,
+                                              sig.order_type, sig.tif)
         return sig
 
     def _order(self, side: int, qty: float, order_type: int, tif: int, price: float,
@@ -336,8 +357,8 @@ class Strategy:
         return self._order(side, qty, int(OrderType.LIMIT_MAKER), 0, price, trigger_seq,
                            trigger_mono)
 
-    def cancel(self, client_id: int) -> Cancel:
-        return Cancel(self.strategy_id, int(client_id))
+    def cancel(self, client_id: int, trigger_seq: int = -1) -> Cancel:
+        return Cancel(self.strategy_id, int(client_id), int(trigger_seq))
 
     def replace(self, client_id: int, price: float, qty: float | None = None,
                 trigger_seq: int = -1, trigger_mono: int = 0) -> Replace:
@@ -362,7 +383,8 @@ class Strategy:
             self.fees_paid += ev.fee
             if o is not None:
                 o.filled += ev.qty
-                if o.remaining <= 1e-12 * max(1.0, o.qty):
+                o.qty = o.filled + ev.remaining      # the venue's view (it may size the order)
+                if ev.remaining <= 1e-12 * max(1.0, o.qty):
                     o.status = "FILLED"
         elif o is not None:
             if k == EventKind.ACCEPTED:
@@ -376,23 +398,57 @@ class Strategy:
                 o.status = "EXPIRED"
         if o is not None and o.done:
             del self.orders[ev.client_id]
+        if self.feedback and k in (EventKind.REJECTED, EventKind.EXPIRED, EventKind.CANCELLED):
+            self.sync_position()
         return self.on_order_event(ev) or []
 
     # ------------------------------------------------------------------ helpers
     def target(self, direction: int, trigger_seq: int, trigger_mono: int,
                price: float) -> Signal | None:
-        """Move the intended position towards `direction` (+1 up / -1 down); the order that does
-        it as a MARKET signal, or None if already there. Long/flat maps down to 0."""
+        """Move the position towards `direction` (+1 up / -1 down); the MARKET order that does
+        it, or None if already there. Long/flat maps down to 0. Without order feedback (live
+        today) the position is the intended one; with it (`feedback`, the backtester) the
+        order is for the difference between the target and the position from fills plus
+        what is still working, so a rejected order is not counted as done."""
         tgt = direction if (direction > 0 or self.allow_short) else 0
-        delta = tgt - self.position
-        if delta == 0:
-            return None
-        self.position = tgt
+        if self.feedback:
+            have = self.net_qty + sum(o.side * o.remaining for o in self.orders.values())
+            unit = self.qty
+            acct = self.account
+            if self.size_fraction > 0 and acct is not None and tgt != 0 and price > 0:
+                # a fraction of equity, sized so that price + slippage + fee fit the cash
+                equity = acct.cash + self.net_qty * price
+                unit = self.size_fraction * max(0.0, equity) / (price * acct.cost_rate)
+                if acct.step > 0:
+                    unit = math.floor(unit / acct.step + 1e-9) * acct.step
+            dq = tgt * unit - have
+            self.position = tgt
+            if abs(dq) <= 1e-9 * max(unit, self.qty):
+                return None
+            # numbered and tracked now: the next target() of the same batch counts it
+            sig = self._order(1 if dq > 0 else -1, abs(dq), int(OrderType.MARKET), 0,
+                              float("nan"), trigger_seq, trigger_mono)
+            if self.size_fraction > 0 and acct is not None:
+                self.venue_sized[sig.seq] = tgt     # the venue sizes it from the cash it finds
+            return sig
+        else:
+            delta = tgt - self.position
+            if delta == 0:
+                return None
+            self.position = tgt
+            side, qty = (1 if delta > 0 else -1), abs(delta) * self.qty
         return Signal(trigger_seq=int(trigger_seq), trigger_mono=int(trigger_mono),
                       created_mono=self.clock.mono_ns(), ttl_ns=self.ttl_ns,
-                      qty=abs(delta) * self.qty, price=float("nan"),
+                      qty=qty, price=float("nan"),
                       strategy_id=self.strategy_id, symbol=self.symbol, venue=self.venue,
-                      side=1 if delta > 0 else -1, order_type=int(OrderType.MARKET), tif=0)
+                      side=side, order_type=int(OrderType.MARKET), tif=0)
+
+    def sync_position(self) -> None:
+        """With feedback: an order ended without (all of) its fills; the intended position
+        becomes the one from fills and working orders again."""
+        have = self.net_qty + sum(o.side * o.remaining for o in self.orders.values())
+        u = round(have / self.qty) if self.qty > 0 else 0
+        self.position = max(-1, min(1, int(u)))
 
     def describe(self) -> dict:
         return {"kind": self.kind, "id": self.strategy_id, "symbol": self.symbol,

@@ -47,6 +47,7 @@ class OrderEvent(NamedTuple):
 class Cancel(NamedTuple):
     strategy_id: int
     client_id: int
+    trigger_seq: int = -1   # the record that caused it (the backtester times it from there)
 
 
 class Replace(NamedTuple):
