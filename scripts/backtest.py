@@ -61,8 +61,8 @@ def parse(argv):
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", required=True, nargs="+",
-                    help=".npy record files, raw .txt.gz recordings, Binance CSV (several: "
-                         "merged in time order; event engine)")
+                    help=".npy record files, raw .txt.gz recordings, Binance CSV or public-data "
+                         ".zip (several: merged in time order; event engine)")
     ap.add_argument("--strategy", default="sma",
                     help="sma, package.module:Class or path/file.py:Class (default sma)")
     ap.add_argument("--engine", default="auto", choices=["auto", "vector", "event"],
@@ -165,7 +165,7 @@ def use_event(args) -> bool:
     if args.engine != "auto":
         return args.engine == "event"
     return not (args.strategy == "sma" and len(args.data) == 1 and not args.start
-                and not args.end and not args.data[0].endswith((".txt.gz", ".txt", ".zip"))
+                and not args.end and not args.data[0].endswith((".txt.gz", ".txt"))
                 and not args.grid and not args.param and not args.risk_checks
                 and not args.latency_histogram)
 

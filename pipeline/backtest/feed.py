@@ -6,7 +6,7 @@
   .txt.gz   raw recordings (`<local_ts_ns> <raw json>` lines) through the collector's own
             decoder and book sync (pipeline.collector.recorder.replay), exactly as live
   .csv      Binance public-data trades / aggTrades (pipeline.backtest.data.read_csv)
-  .zip      Binance public-data daily archives, when pipeline.backtest.data can read them
+  .zip      Binance public-data daily archives (pipeline.backtest.data.read_zip)
 
 Several files are concatenated and sorted by time (stable, so one file's order is kept). The time
 of a record is its exchange time, or its local time when the venue gave none. Every record is
@@ -54,14 +54,7 @@ def load_one(path: str, raw_venue: str = "BINANCE") -> np.ndarray:
         if len(recs) == 0:
             raise DataError(f"{p}: no records decoded from the recording")
         return recs
-    if p.endswith(".zip"):
-        from pipeline.backtest import data as D
-        reader = getattr(D, "read_zip", None)
-        if reader is None:
-            raise DataError(f"{p}: Binance .zip archives are not readable by this version "
-                            f"(unzip it and pass the .csv)")
-        return reader(p)
-    return load_records(p)
+    return load_records(p)          # .npy, Binance .csv and public-data .zip
 
 
 def load_feed(paths, start: int | None = None, end: int | None = None,
