@@ -128,6 +128,9 @@ max_position_qty = 0.05
     assert not g["running"] and g["trading_at_next_start"] == "HALTED"   # the kill file
     assert g["last_status"]["trading"] == "HALTED" and g["last_status"]["phase"] == "STOPPED"
     assert cli("reset", "--config", str(cfg), env=env).returncode == 0
+    gw_log = (tmp_path / "run" / "logs" / "gateway.log").read_text()
+    assert "KILL SWITCH" in gw_log and "HALTED frm=ACTIVE" in gw_log     # the running gateway's
+    assert "reset by operator" in gw_log                                # and the operator's reset
     rc, s = _status(cfg, env)
     g = s["gateway"]
     assert rc == 1 and not g["running"] and g["trading_at_next_start"] == "ACTIVE"
