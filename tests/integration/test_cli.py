@@ -162,6 +162,7 @@ def test_demo_writes_the_keys_runs_and_says_where_the_logs_are(tmp_path, shm_nam
     assert (tmp_path / "out" / "hop_latency.png").exists()
     for role in ("launcher", "sim", "collector", "strategy", "gateway"):
         assert (logs / f"{role}.log").stat().st_size > 0, role   # INFO: no empty logs
+    assert [p.name for p in logs.iterdir() if p.stat().st_size == 0] == []   # no empty files
     gw = (logs / "gateway.log").read_text()
     assert s["totals"]["orders"] > 0 and " INFO pipeline.orders: order SENT cid=pl" in gw
     assert "RESYNC_DONE" in (logs / "collector.log").read_text()
