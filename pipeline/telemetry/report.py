@@ -130,7 +130,7 @@ def summary_lines(s: dict) -> list[str]:
         if r["problem"] or (r["exit_code"] not in (0, None)):
             out.append(f"role {name}: exit {r['exit_code']} {r['problem']}")
     if s.get("logs"):
-        out.append(f"logs: {s['logs']}/<role>.log (and <role>.out: a role's own stdout/stderr)")
+        out.append(f"logs: {s['logs']}/<role>.log (a role's own stdout/stderr, if any: <role>.out)")
     if s.get("alerts"):
         a = s["alerts"]
         out.append(f"alerts: {a['sent']} sent, {a['failed']} failed, {a['dropped']} dropped")
