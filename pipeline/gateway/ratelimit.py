@@ -7,12 +7,24 @@
 - A 429 closes the host until its Retry-After has passed: nothing at all is sent to it meanwhile
   (continuing after a 429 is what earns a 418 ban). A 418 closes it as well and HALTs trading
   (the caller's business).
+
+For new orders the gate is the one admission of the venue's rate limits (`order_refusal`, judged
+once per order after the risk kernel): HOST_CLOSED while closed, RATE_BUDGET when the budget is
+used up or an order comes sooner than the pacing allows (at most one order every pace_s; a signal
+that comes sooner is refused, never slept on). The pacing's state (`next_order_mono`) lives here;
+`order_sent` moves it. The risk kernel's throttle is our own configured order-rate limit, a risk
+rule (ext/risk.pyx), not the venue's.
 """
 from __future__ import annotations
 
 import re
 import time
 from typing import Mapping
+
+from pipeline.gateway.reasons import Reason
+
+_HOST_CLOSED = int(Reason.HOST_CLOSED)
+_RATE_BUDGET = int(Reason.RATE_BUDGET)
 
 _HDR = re.compile(r"^x-mbx-(used-weight|order-count)-(\d+)([smhd])$", re.I)
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -41,6 +53,8 @@ class HostGate:
         self.blocked_status = 0
         self.blocks = 0           # 429/418 seen
         self.refused = 0          # requests not sent because the host was closed
+        self.next_order_mono = 0  # pacing: no new order before this (CLOCK_MONOTONIC ns)
+        self.paced = 0            # orders refused by the pacing
 
     # ---------------------------------------------------------------- learning
     def observe_headers(self, headers: Mapping[str, str]) -> None:
@@ -105,10 +119,28 @@ class HostGate:
                 worst_pace = max(worst_pace, left / budget)
         return worst_pace, False
 
+    # ---------------------------------------------------------------- new orders
+    def order_refusal(self, now_mono: int) -> tuple[int, int, float]:
+        """The venue-rate admission of one new order now: (Reason code or 0, pace_ns to pass to
+        order_sent, ms the pacing still asks for when refused by it). Changes nothing."""
+        if self.clock() < self.blocked_until:
+            return _HOST_CLOSED, 0, 0.0
+        wait_s, closed = self.order_wait_s()
+        if closed:
+            return _RATE_BUDGET, 0, 0.0
+        if wait_s > 0 and now_mono < self.next_order_mono:
+            return _RATE_BUDGET, 0, round((self.next_order_mono - now_mono) / 1e6, 3)
+        return 0, int(wait_s * 1e9), 0.0
+
+    def order_sent(self, now_mono: int, pace_ns: int) -> None:
+        """An order admitted with pace_ns (order_refusal) goes out: the next waits that long."""
+        if pace_ns:
+            self.next_order_mono = now_mono + pace_ns
+
     def snapshot(self) -> dict:
         return {"host": self.host, "blocked_for_s": max(0.0, self.blocked_until - self.clock()),
                 "blocked_status": self.blocked_status, "blocks": self.blocks,
-                "refused": self.refused,
+                "refused": self.refused, "paced": self.paced,
                 "used": {f"{k}_{s}s": v[0] for (k, s), v in self.used.items()}}
 
 

@@ -6,17 +6,21 @@ The entry point is `RiskEngine.check(msg, now_mono) -> int` (a `Reason`; 0 = ACC
 (time.perf_counter_ns()). Nothing raises out of check(): every malformed input is a reason code.
 
 Checks, in this order (the first failing one is the answer):
-  1. shape: an 80-byte buffer (BAD_MESSAGE), version == SIGNAL_VERSION (BAD_VERSION), a clock
+  1. shape: an 80-byte buffer (MALFORMED), version == SIGNAL_VERSION (BAD_VERSION), a clock
      now_mono > 0 (BAD_TIMESTAMP; so every difference of stamps below fits in int64)
   2. runaway guard: more than `runaway_signals` well-formed signals within `runaway_window_ns`
      (half-open window: a signal exactly runaway_window_ns after the K-th previous one does not
-     count it) → state becomes HALTED, RUNAWAY
+     count it) → state becomes HALTED, RUNAWAY (reported once, at the trip: a signal that
+     finds the state already HALTED is HALTED; its time still counts)
   3. state HALTED → HALTED
   4. fields: ids (BAD_ID), created/ttl (BAD_TIMESTAMP), symbol configured for that venue
      (UNKNOWN_SYMBOL), side, type, timeInForce, quantity, price (NaN/±inf/<=0/absurd → BAD_*)
   5. TTL: now_mono - created_mono > ttl_ns → EXPIRED (exactly ttl_ns old is still valid)
   6. duplicates: per strategy a high-water mark (epoch, seq); an older epoch or seq <= mark is
      DUPLICATE. The mark moves for every signal that gets here (ZeroMQ PUSH/PULL keeps order).
+     `last_gap` reports the signals missing before this one (seq more than one above the mark in
+     the same epoch; seq - 1 for a strategy's first signal); restore_mark() sets a mark from the
+     journal at restart. The kernel is the one judge of TTL and duplicates.
   7. a reference price must exist (NO_REFERENCE); exchange filters on integer units: QTY_STEP,
      QTY_RANGE, PRICE_TICK, PRICE_RANGE, MIN_NOTIONAL, MAX_NOTIONAL (MARKET: reference price,
      when the filter applies to market orders)
@@ -112,6 +116,7 @@ class RiskEngine:
         self._run_head = 0
         self._run_count = 0
         self._dedup: list[list[int]] = []             # [strategy_id, epoch, seq]
+        self.last_gap = 0                             # signals missing before the last checked
 
     # ------------------------------------------------------------------ state (gateway side)
     @property
@@ -242,37 +247,50 @@ class RiskEngine:
                 tuple(tuple(d) for d in self._dedup),
                 tuple((i, self._insts[i].pos, self._insts[i].open_buy, self._insts[i].open_sell,
                        self._insts[i].ref, self._insts[i].ref_mono, self._insts[i].bid,
-                       self._insts[i].ask) for i in self._ids))
+                       self._insts[i].ask) for i in self._ids), self.last_gap)
+
+    def restore_mark(self, strategy_id: int, epoch: int, seq: int) -> bool:
+        """A strategy's (epoch, seq) from the journal at restart (only moves the mark up)."""
+        for d in self._dedup:
+            if d[0] == strategy_id:
+                if (epoch, seq) > (d[1], d[2]):
+                    d[1], d[2] = epoch, seq
+                return True
+        if len(self._dedup) >= MAX_STRATEGIES:
+            return False
+        self._dedup.append([strategy_id, epoch, seq])
+        return True
 
     def probe(self, msg, now_mono: int) -> int:
         """check() without effect (the kernel's probe): same answer, every state change undone."""
         saved = (self._state, self._tokens, self._throttle_last, list(self._run_times),
                  self._run_head, self._run_count, [list(d) for d in self._dedup],
-                 {i: (o.open_buy, o.open_sell) for i, o in self._insts.items()})
+                 {i: (o.open_buy, o.open_sell) for i, o in self._insts.items()}, self.last_gap)
         try:
             return self.check(msg, now_mono)
         finally:
             (self._state, self._tokens, self._throttle_last, self._run_times, self._run_head,
-             self._run_count, self._dedup, opens) = saved
+             self._run_count, self._dedup, opens, self.last_gap) = saved
             for i, (b, s) in opens.items():
                 self._insts[i].open_buy, self._insts[i].open_sell = b, s
 
     # ------------------------------------------------------------------ the entry point
     def check(self, msg, now_mono: int) -> int:
+        self.last_gap = 0
         try:
             (epoch, seq, _tseq, _tmono, created, ttl, qty, price, strategy_id, symbol, venue,
              side, otype, tif, version) = SIGNAL_STRUCT.unpack(msg)
             now = operator.index(now_mono)
         except Exception:            # anything that is not an 80-byte buffer and an int clock
-            return R.BAD_MESSAGE
+            return R.MALFORMED
         if not -(1 << 63) <= now < (1 << 63):
-            return R.BAD_MESSAGE
+            return R.MALFORMED
         if version != SIGNAL_VERSION:
             return R.BAD_VERSION
         if now <= 0:                       # CLOCK_MONOTONIC is > 0; keeps differences in int64
             return R.BAD_TIMESTAMP
         # 2. runaway guard
-        if self._runaway(now):
+        if self._runaway(now) and self._state != TradingState.HALTED:   # RUNAWAY once: the trip
             self._state = TradingState.HALTED
             return R.RUNAWAY
         # 3. halted
@@ -416,10 +434,14 @@ class RiskEngine:
             if d[0] == strategy_id:
                 if epoch < d[1] or (epoch == d[1] and seq <= d[2]):
                     return R.DUPLICATE
+                if epoch == d[1] and seq > d[2] + 1:
+                    self.last_gap = seq - d[2] - 1
                 d[1], d[2] = epoch, seq
                 return 0
         if len(self._dedup) >= MAX_STRATEGIES:
             return R.BAD_ID
+        if seq > 1:
+            self.last_gap = seq - 1
         self._dedup.append([strategy_id, epoch, seq])
         return 0
 

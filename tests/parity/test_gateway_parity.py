@@ -7,7 +7,8 @@ import math
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.gateway import risk_py, sign_py
+from pipeline.gateway import orderpath_py, risk_py, sign_py
+from pipeline.gateway.orderpath import OrderPath
 from pipeline.gateway.instruments import InstrumentRules
 from pipeline.gateway.reasons import Reason
 from pipeline.gateway.risk import RiskEngine, make_signal
@@ -142,13 +143,18 @@ def _engines(Engine, Signer, lim, rules, refs):
     return e, s
 
 
+def _path_of(e, s):
+    return (OrderPath if isinstance(e, RiskEngine) else orderpath_py.OrderPath)(e, s)
+
+
 def _run(Engine, Signer, lim, rules, refs, ops):
     e, s = _engines(Engine, Signer, lim, rules, refs)
+    p = _path_of(e, s)
     trace = []
     for op in ops:
         if op[0] == "sig":
-            body = s.process(e, op[1], op[2], 1_700_000_000_000 + op[2] // 10**6)
-            trace.append((s.last_reason, body))
+            body = p.process(op[1], op[2], 1_700_000_000_000 + op[2] // 10**6)
+            trace.append((p.last_reason, p.last_gap, body))
         elif op[0] == "ref":
             trace.append(e.set_reference(op[1], op[2], op[3]))
         elif op[0] == "fill":
@@ -313,7 +319,7 @@ def test_twins_have_the_same_public_api():
     sign = _native.load("sign")
     pairs = [(RiskEngine, risk_py.RiskEngine), (BinanceSigner, sign_py.BinanceSigner),
              (sign.HmacSha256, sign_py.HmacSha256), (sign.OkxSigner, sign_py.OkxSigner),
-             (sign.Ed25519Signer, sign_py.Ed25519Signer)]
+             (sign.Ed25519Signer, sign_py.Ed25519Signer), (OrderPath, orderpath_py.OrderPath)]
     for kernel, twin in pairs:
         k = {n for n in dir(kernel) if not n.startswith("_")}
         t = {n for n, v in inspect.getmembers(twin) if not n.startswith("_") and callable(v)}
@@ -328,14 +334,18 @@ def _run_with_probes(Engine, Signer, lim, rules, refs, ops):
     """Like _run, but every signal is first probed: the probe must answer what the real check
     then answers, and leave every piece of state as it found it."""
     e, s = _engines(Engine, Signer, lim, rules, refs)
+    p = _path_of(e, s)
     probes = []
     for op in ops:
         if op[0] == "sig":
+            ts = 1_700_000_000_000 + op[2] // 10**6
             before = e.snapshot()
             probed = e.probe(op[1], op[2])
+            probed_body = p.probe(op[1], op[2], ts)
             assert e.snapshot() == before                  # no effect at all
-            s.process(e, op[1], op[2], 1_700_000_000_000 + op[2] // 10**6)
-            assert probed == s.last_reason                 # the same answer as the real check
+            body = p.process(op[1], op[2], ts)
+            assert probed == p.last_reason                 # the same answer as the real check
+            assert probed_body == body                     # and the same bytes
             probes.append(probed)
         elif op[0] == "ref":
             e.set_reference(op[1], op[2], op[3])

@@ -84,6 +84,9 @@ class FakeRisk:
     def set_reference(self, sid, mid, now):
         pass
 
+    def restore_mark(self, strategy_id, epoch, seq):
+        return True
+
 
 class FakeClock:
     def __init__(self):
@@ -402,6 +405,7 @@ def test_rest_calls_stamp_the_heartbeat_before_and_after():
 
 def test_rate_pacing_refuses_instead_of_sleeping(tmp_path, monkeypatch):
     from pipeline.gateway import process
+    from pipeline.gateway.ratelimit import HostGate
     rest = FakeRest()
     rest.on("POST", "/api/v3/order", ok({"orderId": 5, "status": "NEW", "executedQty": "0"}))
     ex = make_ex(tmp_path, rest)
@@ -416,28 +420,23 @@ def test_rate_pacing_refuses_instead_of_sleeping(tmp_path, monkeypatch):
                                    qty=0.001, price=math.nan, order_type=2, tif=0,
                                    created_mono=now, trigger_mono=now, ttl_ns=10**10)
 
-        def judge(self, sig, now):
-            return SimpleNamespace(ok=True, gap=0, reason="")
+    class Path:                         # the order path: the risk kernel accepts, signer signs
+        last_reason = last_gap = risk_done_ns = 0
 
-    class Risk(FakeRisk):
-        def check(self, raw, now):
-            return 0
-
-    class Signer:                       # the fused risk + encode + sign call of the kernel
-        last_reason = risk_done_ns = 0
-
-        def process(self, risk, raw, now, ts_ms):
-            self.last_reason = risk.check(raw, now)
-            return None if self.last_reason else ex.encode_fields(
-                SID, 1, 2, 0, 0.001, math.nan, f"pl1.1.{raw.decode()}", ts_ms)
-    gw.intake, gw.risk, gw.signer = Intake(), Risk(), Signer()
+        def process(self, raw, now, ts_ms):
+            return ex.encode_fields(SID, 1, 2, 0, 0.001, math.nan, f"pl1.1.{raw.decode()}", ts_ms)
+    gw.intake, gw.path = Intake(), Path()
     gw.clock = ex.clock
-    gw.gate = SimpleNamespace(blocked_until=0.0, order_wait_s=lambda: (0.5, False))
+    # the venue reports 85 of 100 orders used in this 10 s window (slow down above 80 %): the
+    # 10 left before the stop at 95 % are spread over the 10 s left, one order a second
+    gw.gate = HostGate("h", weight_limit_1m=1000, order_limit_10s=100, clock=lambda: 1000.0)
+    gw.gate.observe_headers({"X-MBX-ORDER-COUNT-10S": "85"})
     t0 = time.perf_counter()
-    gw.handle_signal(b"1")                                 # goes out, opens a 0.5 s pace
+    gw.handle_signal(b"1")                                 # goes out, opens a 1 s pace
     gw.handle_signal(b"2")                                 # too soon: refused, not delayed
     assert time.perf_counter() - t0 < 0.4
     assert len(rest.calls) == 1 and gw.rejects == {"RATE_BUDGET": 1}
+    assert gw.gate.paced == 1 and ex.counts["paced"] == 1
 
 
 # ------------------------------------------------------------------ 8. malformed trade events

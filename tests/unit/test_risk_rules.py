@@ -254,6 +254,7 @@ def test_runaway_guard_halts(Engine):
         assert e.check(sig(qty=0.001), NOW + i) == R.ACCEPT
     assert e.check(sig(qty=0.001), NOW + 999_999_999) == R.RUNAWAY       # 6th within the window
     assert e.state == TradingState.HALTED
+    assert e.check(sig(qty=0.001), NOW + 999_999_999) == R.HALTED        # reported once
 
 
 def test_runaway_window_is_half_open(Engine):
