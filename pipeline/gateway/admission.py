@@ -20,6 +20,7 @@ from typing import Any
 
 from pipeline.gateway.orders import ClientIdReused, OrderState, client_id_of
 from pipeline.gateway.reasons import Reason
+from pipeline.logs import order_log
 
 ACCEPT, MALFORMED, BAD_VERSION = int(Reason.ACCEPT), int(Reason.MALFORMED), int(Reason.BAD_VERSION)
 DUPLICATE, HALTED, RUNAWAY = int(Reason.DUPLICATE), int(Reason.HALTED), int(Reason.RUNAWAY)
@@ -36,6 +37,13 @@ class Admission:
             rec.update(strategy=sig.strategy_id, epoch=sig.epoch, seq=sig.seq, symbol=sig.symbol,
                        side=sig.side, qty=sig.qty)
         self.journal.write("signal", **rec)
+        if sig is None:
+            order_log("REJECTED", by="gateway", reason=reason, **extra)
+        else:
+            rules = self.rules.get(sig.symbol) if hasattr(self, "rules") else None
+            order_log("REJECTED", client_id_of(sig), by="gateway", reason=reason,
+                      symbol=rules.name if rules is not None else sig.symbol,
+                      side={1: "BUY", -1: "SELL"}.get(sig.side, sig.side), qty=sig.qty, **extra)
 
     def handle_signal(self, raw: bytes) -> None:
         """One signal, start to finish (the loop signs every waiting signal first, then

@@ -13,6 +13,7 @@ import time
 
 from pipeline.gateway.journal import JournalWriteError
 from pipeline.gateway.orders import OrderState
+from pipeline.logs import event_log
 
 log = logging.getLogger("pipeline.gateway")
 
@@ -33,7 +34,8 @@ class TradingControl:
         if state == "HALTED":
             self.halt_reason = why
         self.journal.write("trading", state=state, frm=old, why=why)
-        (log.error if state == "HALTED" else log.info)("trading %s → %s: %s", old, state, why)
+        event_log(state, logging.ERROR if state == "HALTED" else logging.INFO, frm=old, why=why,
+                  open_orders=len(self.ex.table.open_orders()) if self.ex else 0)
         if commit:
             self._commit()
 
