@@ -36,7 +36,7 @@ cdef enum:
     R_GROSS_EXPOSURE = 27
     R_THROTTLED = 28
     R_RUNAWAY = 29
-    # judged after the kernel by their owners (the order book, the venue's rate gate, the signer)
+    # CLIENT_ID_REUSED / ENCODE are judged after the kernel (the order book, the signer)
     R_CLIENT_ID_REUSED = 30
     R_HOST_CLOSED = 31
     R_RATE_BUDGET = 32
@@ -113,6 +113,11 @@ cdef class RiskEngine:
     cdef DedupSlot dedup[MAX_STRATEGIES]
     cdef int n_dedup
     cdef readonly int64_t last_gap                # signals missing before the last checked one
+    # the venue's rate limits, set by ratelimit.HostGate (CLOCK_MONOTONIC ns; 0 = none)
+    cdef readonly int64_t gate_host_until         # closed after a 429/418: HOST_CLOSED
+    cdef readonly int64_t gate_budget_until       # budget used up in this window: RATE_BUDGET
+    cdef readonly int64_t gate_pace_ns, gate_pace_until   # at most one order every pace_ns
+    cdef readonly int64_t gate_next               # pacing: no order before this
 
     cdef Instrument *_inst(self, symbol_id) except NULL
     cdef int _check(self, const SignalRecord *s, int64_t now, CheckedOrder *out) noexcept nogil

@@ -33,7 +33,8 @@ DEF ORDER_LIMIT = 1
 DEF ORDER_MARKET = 2
 DEF ORDER_LIMIT_MAKER = 3
 
-cdef int64_t MAX_SEQ = (<int64_t>1) << 40   # keeps newClientOrderId within 36 characters
+cdef int64_t MAX_SEQ = (<int64_t>1) << 40
+cdef int64_t INT64_MAX = 0x7FFFFFFFFFFFFFFF   # keeps newClientOrderId within 36 characters
 cdef double POW10[19]
 for _i in range(19):
     POW10[_i] = float(10 ** _i)
@@ -210,6 +211,8 @@ cdef class RiskEngine:
         self.run_count = 0
         self.n_dedup = 0
         self.last_gap = 0
+        self.gate_host_until = self.gate_budget_until = 0
+        self.gate_pace_ns = self.gate_pace_until = self.gate_next = 0
         self.n_ids = 0
 
     def __dealloc__(self):
@@ -391,7 +394,21 @@ cdef class RiskEngine:
             insts.append((sid, self.insts[sid].pos, self.insts[sid].open_buy,
                           self.insts[sid].open_sell, self.insts[sid].ref,
                           self.insts[sid].ref_mono, self.insts[sid].bid, self.insts[sid].ask))
-        return (self.state, self.tokens, self.throttle_last, run, dd, tuple(insts), self.last_gap)
+        return (self.state, self.tokens, self.throttle_last, run, dd, tuple(insts), self.last_gap,
+                (self.gate_host_until, self.gate_budget_until, self.gate_pace_ns,
+                 self.gate_pace_until, self.gate_next))
+
+    def set_venue_gate(self, int64_t host_until, int64_t budget_until, int64_t pace_ns,
+                       int64_t pace_until):
+        """The venue's rate limits as ratelimit.HostGate last learnt them (CLOCK_MONOTONIC ns):
+        no order before host_until (HOST_CLOSED) or budget_until (RATE_BUDGET); until pace_until
+        at most one order every pace_ns (RATE_BUDGET). 0 = none."""
+        if pace_ns < 0:
+            raise ValueError(f"pace_ns must be >= 0, got {pace_ns}")
+        self.gate_host_until = host_until
+        self.gate_budget_until = budget_until
+        self.gate_pace_ns = pace_ns
+        self.gate_pace_until = pace_until
 
     def restore_mark(self, strategy_id, epoch, seq):
         """A strategy's (epoch, seq) from the journal at restart: a signal at or below it is a
@@ -435,7 +452,7 @@ cdef class RiskEngine:
 
     cdef int probe_buffer(self, object msg, object now_mono, CheckedOrder *out) noexcept:
         cdef int st = self.state, nd = self.n_dedup, r
-        cdef int64_t gap = self.last_gap
+        cdef int64_t gap = self.last_gap, gnext = self.gate_next
         cdef int64_t tok = self.tokens, tl = self.throttle_last
         cdef int64_t rh = self.run_head, rc = self.run_count
         cdef int64_t rt = self.run_times[self.run_head]
@@ -447,6 +464,7 @@ cdef class RiskEngine:
         if r == R_ACCEPT:
             self.uncommit(out)
         self.last_gap = gap
+        self.gate_next = gnext
         self.state, self.tokens, self.throttle_last = st, tok, tl
         self.run_head, self.run_count = rh, rc
         self.run_times[rh] = rt
@@ -537,10 +555,22 @@ cdef class RiskEngine:
         r = self._exposure(inst, out.side, out.qty_units)
         if r:
             return r
-        # 12. throttle
+        # 12. the venue's rate limits (set_venue_gate): closed, used up, pacing
+        if now < self.gate_host_until:
+            return R_HOST_CLOSED
+        if now < self.gate_budget_until:
+            return R_RATE_BUDGET
+        if self.gate_pace_ns and now < self.gate_pace_until and now < self.gate_next:
+            return R_RATE_BUDGET
+        # 13. throttle
         if not self._take_token(now):
             return R_THROTTLED
-        # 13. accept: the order is open now
+        # 14. accept: the order is open now, and the next one paced
+        if self.gate_pace_ns and now < self.gate_pace_until:
+            if now > INT64_MAX - self.gate_pace_ns:
+                self.gate_next = INT64_MAX
+            else:
+                self.gate_next = now + self.gate_pace_ns
         if out.side == 1:
             inst.open_buy += out.qty_units
         else:

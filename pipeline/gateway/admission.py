@@ -4,11 +4,11 @@ records and the hand-over to execution.
 
     sign_signal   OrderPath.process: every risk rule (shape, runaway, HALTED, fields, TTL,
                   duplicates + gaps, exchange filters, limits, collar, REDUCE_ONLY, exposure,
-                  throttle), encode + sign; stamps recv / risk / signed
+                  the venue's rate limits HOST_CLOSED / RATE_BUDGET as ratelimit.HostGate set
+                  them, our throttle), encode + sign; stamps recv / risk / signed
     finish_signal the kernel's refusal, or: CLIENT_ID_REUSED (the order book: a duplicate whose
-                  client id names an order), HALTED (by an earlier signal of the same batch),
-                  HOST_CLOSED / RATE_BUDGET (the venue's rate gate, ratelimit.HostGate); then
-                  the accept record, the order (book of record), and submit (execution.py)
+                  client id names an order), HALTED (by an earlier signal of the same batch);
+                  then the accept record, the order (book of record), and submit (execution.py)
 
 Every refusal is one `Reason` (reasons.py) journalled by name and counted in gw.rejects. A compiled
 "journal record + write on a held connection" step slots in right after sign_signal.
@@ -28,7 +28,7 @@ CLIENT_ID_REUSED = int(Reason.CLIENT_ID_REUSED)
 
 
 class Admission:
-    """Gateway mixin: uses gw.path, gw.clock, gw.intake, gw.journal, gw.ex, gw.risk, gw.gate."""
+    """Gateway mixin: uses gw.path, gw.clock, gw.intake, gw.journal, gw.ex, gw.risk."""
 
     def reject(self, sig, reason: str, **extra: Any) -> None:
         self.rejects[reason] = self.rejects.get(reason, 0) + 1
@@ -67,8 +67,8 @@ class Admission:
     def finish_signal(self, signed: tuple) -> None:
         """The bookkeeping after the "signed" stamp; all of the write-ahead records still come
         before the request goes out (submit). Each refusal is judged once, by its owner: the risk
-        kernel (already, in sign_signal), then the order book (a duplicate whose client id names
-        an order: CLIENT_ID_REUSED), then the venue's rate gate (HOST_CLOSED, RATE_BUDGET).
+        kernel (already, in sign_signal, the venue's rate limits included), then the order book
+        (a duplicate whose client id names an order: CLIENT_ID_REUSED).
         Whatever refuses the order after signing releases its open quantity; the signed bytes
         are dropped, never sent."""
         raw, t_recv, t_risk, t_signed, body, encode_error, reason, gap = signed
@@ -78,7 +78,7 @@ class Admission:
             return
         sig = self.intake.decode(raw)
         if sig is None:                       # the kernel read it; cannot happen (counted)
-            self.reject(None, "MALFORMED", size=len(raw))
+            self.reject(None, Reason.MALFORMED.name, size=len(raw))
             return
         cid = client_id_of(sig)
         if gap:
@@ -86,17 +86,10 @@ class Admission:
             self.journal.write("gap", strategy=sig.strategy_id, epoch=sig.epoch, seq=sig.seq,
                                missing=gap)
         extra: dict[str, Any] = {}
-        pace_ns = 0
         if reason == DUPLICATE and cid in self.ex.table:
             reason, extra = CLIENT_ID_REUSED, {"cid": cid}
         elif reason == ACCEPT and encode_error is None and self.risk.state == HALTED:
             reason = HALTED                   # halted by an earlier signal of this batch
-        if reason == ACCEPT and encode_error is None:
-            reason, pace_ns, paced_ms = self.gate.order_refusal(t_signed)
-            if paced_ms:
-                self.gate.paced += 1
-                self.ex.count("paced")
-                extra = {"paced_ms": paced_ms}
         if reason:
             if body is not None:              # signed but refused: undo the kernel's commit
                 self.risk.release_open(sig.symbol, sig.side, sig.qty)
@@ -115,15 +108,14 @@ class Admission:
         except ClientIdReused:                # the book's invariant (marks restored from it)
             if body is not None:
                 self.risk.release_open(sig.symbol, sig.side, sig.qty)
-            self.reject(sig, "CLIENT_ID_REUSED", cid=cid)
+            self.reject(sig, Reason.CLIENT_ID_REUSED.name, cid=cid)
             return
         if encode_error is not None:
             exc = encode_error
             self.ex.set_state(order, OrderState.REJECTED, f"encode: {type(exc).__name__}: {exc}")
-            self.reject(sig, "ENCODE", cid=cid)
+            self.reject(sig, Reason.ENCODE.name, cid=cid)
             return
         stamps["signed"] = t_signed
         order.not_after_mono = sig.created_mono + sig.ttl_ns
-        self.gate.order_sent(t_signed, pace_ns)
         self.accepted += 1
         self.ex.submit(order, body)

@@ -123,6 +123,7 @@ def assemble(gw) -> None:
     gw.gate = HostGate(urlsplit(cfg.rest_url).netloc, weight_limit_1m=cfg.weight_limit_1m,
                        order_limit_10s=cfg.order_limit_10s,
                        slowdown_fraction=cfg.slowdown_fraction, stop_fraction=cfg.stop_fraction)
+    gw.gate.bind(gw.risk)           # the venue's limits are judged in the kernel (one admission)
     gw.clock = ClockSync(lambda: gw.rest.server_time(), samples=cfg.clock_samples,
                          resync_s=cfg.clock_resync_s, max_offset_ms=cfg.max_clock_offset_ms,
                          strikes=cfg.skew_strikes,

@@ -8,12 +8,14 @@
   (continuing after a 429 is what earns a 418 ban). A 418 closes it as well and HALTs trading
   (the caller's business).
 
-For new orders the gate is the one admission of the venue's rate limits (`order_refusal`, judged
-once per order after the risk kernel): HOST_CLOSED while closed, RATE_BUDGET when the budget is
-used up or an order comes sooner than the pacing allows (at most one order every pace_s; a signal
-that comes sooner is refused, never slept on). The pacing's state (`next_order_mono`) lives here;
-`order_sent` moves it. The risk kernel's throttle is our own configured order-rate limit, a risk
-rule (ext/risk.pyx), not the venue's.
+New orders are admitted by the risk kernel alone (ext/risk.pyx step 12, in the compiled order
+path, before anything is signed): the gate learns the venue's limits and, once `bind(risk)` is
+called, pushes what it learnt after every observation into the kernel (`set_venue_gate`, in
+CLOCK_MONOTONIC): closed after a 429/418 until Retry-After (HOST_CLOSED), the window's budget used
+up until the window ends (RATE_BUDGET), and above `slowdown_fraction` at most one order every pace
+(what is left of the budget spread over what is left of the window; a signal that comes sooner is
+RATE_BUDGET, never slept on). The pacing's state lives in the kernel, next to our own order-rate
+throttle; `order_wait_s` answers the same question for tools and tests.
 """
 from __future__ import annotations
 
@@ -21,10 +23,6 @@ import re
 import time
 from typing import Mapping
 
-from pipeline.gateway.reasons import Reason
-
-_HOST_CLOSED = int(Reason.HOST_CLOSED)
-_RATE_BUDGET = int(Reason.RATE_BUDGET)
 
 _HDR = re.compile(r"^x-mbx-(used-weight|order-count)-(\d+)([smhd])$", re.I)
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -53,8 +51,7 @@ class HostGate:
         self.blocked_status = 0
         self.blocks = 0           # 429/418 seen
         self.refused = 0          # requests not sent because the host was closed
-        self.next_order_mono = 0  # pacing: no new order before this (CLOCK_MONOTONIC ns)
-        self.paced = 0            # orders refused by the pacing
+        self._sink = None         # the risk kernel (bind): where order admission is judged
 
     # ---------------------------------------------------------------- learning
     def observe_headers(self, headers: Mapping[str, str]) -> None:
@@ -70,6 +67,7 @@ class HostGate:
             kind = "weight" if m.group(1).lower() == "used-weight" else "orders"
             secs = int(m.group(2)) * _UNIT_S[m.group(3).lower()]
             self.used[(kind, secs)] = (n, int(now // secs))
+        self._push()
 
     def observe_ws_limits(self, limits: list) -> None:
         now = self.clock()
@@ -81,6 +79,7 @@ class HostGate:
                 self.used[(kind, secs)] = (int(lim["count"]), int(now // secs))
             except (KeyError, TypeError, ValueError):
                 continue
+        self._push()
 
     def block(self, status: int, retry_after_s: float) -> None:
         until = self.clock() + max(1.0, float(retry_after_s))
@@ -88,6 +87,7 @@ class HostGate:
             self.blocked_until = until
         self.blocked_status = status
         self.blocks += 1
+        self._push()
 
     # ---------------------------------------------------------------- asking
     def check_open(self) -> None:
@@ -120,27 +120,38 @@ class HostGate:
         return worst_pace, False
 
     # ---------------------------------------------------------------- new orders
-    def order_refusal(self, now_mono: int) -> tuple[int, int, float]:
-        """The venue-rate admission of one new order now: (Reason code or 0, pace_ns to pass to
-        order_sent, ms the pacing still asks for when refused by it). Changes nothing."""
-        if self.clock() < self.blocked_until:
-            return _HOST_CLOSED, 0, 0.0
-        wait_s, closed = self.order_wait_s()
-        if closed:
-            return _RATE_BUDGET, 0, 0.0
-        if wait_s > 0 and now_mono < self.next_order_mono:
-            return _RATE_BUDGET, 0, round((self.next_order_mono - now_mono) / 1e6, 3)
-        return 0, int(wait_s * 1e9), 0.0
+    def bind(self, sink) -> None:
+        """Hand new-order admission to `sink.set_venue_gate` (the risk kernel): pushed now and
+        after every observation."""
+        self._sink = sink
+        self._push()
 
-    def order_sent(self, now_mono: int, pace_ns: int) -> None:
-        """An order admitted with pace_ns (order_refusal) goes out: the next waits that long."""
-        if pace_ns:
-            self.next_order_mono = now_mono + pace_ns
+    def _push(self) -> None:
+        """The kernel's view of the venue's limits now, in CLOCK_MONOTONIC ns."""
+        if self._sink is None:
+            return
+        wall = self.clock()
+        mono = time.perf_counter_ns()
+
+        def mono_at(w: float) -> int:
+            return mono + int((w - wall) * 1e9) if w > wall else 0
+        host_until = mono_at(self.blocked_until)
+        budget_until = pace_ns = pace_until = 0
+        for key in (("weight", 60), ("orders", 10)):
+            share, left = self._share(*key)
+            if share >= self.stop:
+                budget_until = max(budget_until, mono_at(wall + left))
+            elif share >= self.slow:
+                budget = max(1.0, (self.stop - share) * self.limits[key])
+                p = int(left / budget * 1e9)
+                if p > pace_ns:
+                    pace_ns, pace_until = p, mono_at(wall + left)
+        self._sink.set_venue_gate(host_until, budget_until, pace_ns, pace_until)
 
     def snapshot(self) -> dict:
         return {"host": self.host, "blocked_for_s": max(0.0, self.blocked_until - self.clock()),
                 "blocked_status": self.blocked_status, "blocks": self.blocks,
-                "refused": self.refused, "paced": self.paced,
+                "refused": self.refused,
                 "used": {f"{k}_{s}s": v[0] for (k, s), v in self.used.items()}}
 
 

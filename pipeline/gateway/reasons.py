@@ -5,14 +5,14 @@ carry its name. Mirrored in ext/risk.pxd (section REASONS / STATES); tests/unit/
 checks that the compiled module reports the same numbers; change both together. TradingState is
 defined in pipeline/records.py (the launcher's status block carries it) and re-exported here.
 
-0 is ACCEPT. 1..29 are judged by the risk kernel, in the order documented in
-pipeline/gateway/risk_py.py (the first rule that fails is the answer). 30.. are judged once each,
-after the kernel, by the part of the gateway that owns the fact:
+0 is ACCEPT. 1..29, HOST_CLOSED and RATE_BUDGET are judged by the risk kernel, in the order
+documented in pipeline/gateway/risk_py.py (the first rule that fails is the answer):
+  HOST_CLOSED       the venue closed us after a 429/418 (ratelimit.HostGate pushes it in)
+  RATE_BUDGET       the venue's order/weight budget is used up in this window, or the order
+                    comes sooner than the pacing allows
+The others are judged once each, after the kernel, by the part that owns the fact:
   CLIENT_ID_REUSED  the order book of record (orders.OrderTable): the signal is a duplicate whose
                     client order id already names an order (so the venue would see it twice)
-  HOST_CLOSED       the venue's rate gate (ratelimit.HostGate): closed after a 429/418
-  RATE_BUDGET       the venue's rate gate: its request/order budget is used up, or the order comes
-                    sooner than the pacing allows
   ENCODE            the signer could not encode an order the kernel accepted
 """
 from __future__ import annotations
@@ -61,11 +61,10 @@ class Reason(IntEnum):
     GROSS_EXPOSURE = 27     # worst-case gross notional over all symbols beyond max_gross_notional
     THROTTLED = 28          # order-rate token bucket empty
     RUNAWAY = 29            # too many signals in the runaway window: state is now HALTED
-    # after the kernel, one owner each (see the module docstring)
-    CLIENT_ID_REUSED = 30
-    HOST_CLOSED = 31
+    CLIENT_ID_REUSED = 30   # the order book (after the kernel; see the module docstring)
+    HOST_CLOSED = 31        # the venue's limits, judged in the kernel (set_venue_gate)
     RATE_BUDGET = 32
-    ENCODE = 33
+    ENCODE = 33             # the signer (after the kernel)
 
 
 REASON_NAMES = {int(r): r.name for r in Reason}

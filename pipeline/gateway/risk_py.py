@@ -33,10 +33,15 @@ Checks, in this order (the first failing one is the answer):
      SELL → -(pos - open_sell - qty) <= max_position (POSITION_LIMIT); gross worst-case notional
      Σ_i max(|pos+open_buy|, |pos-open_sell|) / 10**qty_decimals * ref_i over all instruments in
      id order <= max_gross_notional (GROSS_EXPOSURE)
- 12. throttle: token bucket of `throttle_orders` tokens refilled over `throttle_window_ns`,
+ 12. the venue's rate limits as ratelimit.HostGate last set them (set_venue_gate, CLOCK_MONOTONIC):
+     now < host_until → HOST_CLOSED (after a 429/418); now < budget_until → RATE_BUDGET (the
+     window's budget is used up); pacing: while now < pace_until, an order sooner than pace_ns
+     after the last accepted one → RATE_BUDGET. One mechanism, one state, judged here only.
+ 13. throttle: token bucket of `throttle_orders` tokens refilled over `throttle_window_ns`,
      integer arithmetic (a token is throttle_window_ns units) → THROTTLED
- 13. ACCEPT: the order's quantity is added to the open orders of its side (the gateway releases it
-     with release_open()/apply_fill() when the venue answers).
+ 14. ACCEPT: the order's quantity is added to the open orders of its side (the gateway releases it
+     with release_open()/apply_fill() when the venue answers); while pacing, the next order waits
+     pace_ns.
 
 An order is *reducing* when it is opposite to the position and, together with the open orders on
 its side, cannot take the position through zero: BUY: pos < 0 and open_buy + qty <= -pos.
@@ -117,6 +122,8 @@ class RiskEngine:
         self._run_count = 0
         self._dedup: list[list[int]] = []             # [strategy_id, epoch, seq]
         self.last_gap = 0                             # signals missing before the last checked
+        self.gate_host_until = self.gate_budget_until = 0     # the venue's limits (HostGate)
+        self.gate_pace_ns = self.gate_pace_until = self.gate_next = 0
 
     # ------------------------------------------------------------------ state (gateway side)
     @property
@@ -247,7 +254,20 @@ class RiskEngine:
                 tuple(tuple(d) for d in self._dedup),
                 tuple((i, self._insts[i].pos, self._insts[i].open_buy, self._insts[i].open_sell,
                        self._insts[i].ref, self._insts[i].ref_mono, self._insts[i].bid,
-                       self._insts[i].ask) for i in self._ids), self.last_gap)
+                       self._insts[i].ask) for i in self._ids), self.last_gap,
+                (self.gate_host_until, self.gate_budget_until, self.gate_pace_ns,
+                 self.gate_pace_until, self.gate_next))
+
+    def set_venue_gate(self, host_until: int, budget_until: int, pace_ns: int,
+                       pace_until: int) -> None:
+        """The venue's rate limits (see check(), step 12); 0 = none."""
+        vals = [operator.index(v) for v in (host_until, budget_until, pace_ns, pace_until)]
+        if any(not -(1 << 63) <= v < (1 << 63) for v in vals):
+            raise OverflowError("gate times out of int64 range")
+        if vals[2] < 0:
+            raise ValueError(f"pace_ns must be >= 0, got {pace_ns}")
+        (self.gate_host_until, self.gate_budget_until, self.gate_pace_ns,
+         self.gate_pace_until) = vals
 
     def restore_mark(self, strategy_id: int, epoch: int, seq: int) -> bool:
         """A strategy's (epoch, seq) from the journal at restart (only moves the mark up)."""
@@ -265,12 +285,13 @@ class RiskEngine:
         """check() without effect (the kernel's probe): same answer, every state change undone."""
         saved = (self._state, self._tokens, self._throttle_last, list(self._run_times),
                  self._run_head, self._run_count, [list(d) for d in self._dedup],
-                 {i: (o.open_buy, o.open_sell) for i, o in self._insts.items()}, self.last_gap)
+                 {i: (o.open_buy, o.open_sell) for i, o in self._insts.items()}, self.last_gap,
+                 self.gate_next)
         try:
             return self.check(msg, now_mono)
         finally:
             (self._state, self._tokens, self._throttle_last, self._run_times, self._run_head,
-             self._run_count, self._dedup, opens, self.last_gap) = saved
+             self._run_count, self._dedup, opens, self.last_gap, self.gate_next) = saved
             for i, (b, s) in opens.items():
                 self._insts[i].open_buy, self._insts[i].open_sell = b, s
 
@@ -408,10 +429,19 @@ class RiskEngine:
             gross += w / o.qty_scale * o.ref
         if gross > self.max_gross_notional:
             return R.GROSS_EXPOSURE
-        # 12. throttle
+        # 12. the venue's rate limits (set_venue_gate): closed, used up, pacing
+        if now < self.gate_host_until:
+            return R.HOST_CLOSED
+        if now < self.gate_budget_until:
+            return R.RATE_BUDGET
+        if self.gate_pace_ns and now < self.gate_pace_until and now < self.gate_next:
+            return R.RATE_BUDGET
+        # 13. throttle
         if not self._take_token(now):
             return R.THROTTLED
-        # 13. accept: the order is open now
+        # 14. accept: the order is open now, and the next one paced
+        if self.gate_pace_ns and now < self.gate_pace_until:
+            self.gate_next = min(now + self.gate_pace_ns, (1 << 63) - 1)     # int64, as the kernel
         if side == 1:
             inst.open_buy = ob + qu
         else:

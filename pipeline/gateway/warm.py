@@ -3,10 +3,10 @@
 On a box whose caches go cold between signals (measured here: a signal 200 ms after the last one
 decodes 4-5x slower than one 1 ms after, even on a spinning core), the loop runs the path dry
 every warm_ms when idle, calling the functions the hot path calls: the ring receive, the order
-path (OrderPath.probe: the same risk check and encode + sign as process(), nothing committed or
-counted), decode, the client id, the venue rate gate's admission, a journal line formatted and the
-order request formatted by http.client (pipeline.gateway.wire). Nothing is sent, journalled or
-counted.
+path (OrderPath.probe: the same risk check, the venue's rate limits included, and encode + sign
+as process(), nothing committed or counted), decode, the client id, a journal line formatted and
+the order request formatted by http.client (pipeline.gateway.wire). Nothing is sent, journalled
+or counted.
 """
 from __future__ import annotations
 
@@ -39,7 +39,6 @@ def run_dry(gw) -> None:
     cid = client_id_of(sig)
     if cid in gw.ex.table or gw.risk.state == 2:
         pass                      # the same reads as the real path; no branch taken matters
-    gw.gate.order_refusal(now)
     # the bookkeeping after the signed stamp: a journal line formatted (not written) and the
     # order request formatted by http.client onto a connection that writes nothing
     gw.journal.render("signal", decision="accept", cid=cid, strategy=sig.strategy_id,

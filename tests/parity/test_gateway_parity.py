@@ -77,7 +77,8 @@ def scenario(draw, collar_bps=100.0):
     ops, now, seq = [], 10**12, 0
     for _ in range(draw(st.integers(1, 25))):
         now += draw(st.sampled_from([0, 1, 1000, 10**6, 10**8, 3 * 10**9]))
-        kind = draw(st.sampled_from(["sig"] * 8 + ["ref", "fill", "release", "state", "pos"]))
+        kind = draw(st.sampled_from(["sig"] * 8 + ["ref", "fill", "release", "state", "pos",
+                                                   "gate"]))
         rules, pd, qd, tick, step = draw(st.sampled_from(insts))
         sid = rules.symbol_id
         if kind == "sig":
@@ -125,6 +126,12 @@ def scenario(draw, collar_bps=100.0):
                         draw(st.integers(0, 1000)) * step / 10**qd))
         elif kind == "pos":
             ops.append(("pos", sid, draw(st.integers(-10**4, 10**4)) * step / 10**qd))
+        elif kind == "gate":                  # the venue's limits as ratelimit.HostGate pushes them
+            ahead = st.sampled_from([0, 0, 1, 10**6, 10**9])
+            ops.append(("gate", now + draw(ahead) if draw(st.booleans()) else 0,
+                        now + draw(ahead) if draw(st.booleans()) else 0,
+                        draw(st.sampled_from([0, 1, 1000, 10**8, 2**62])),
+                        now + draw(ahead) if draw(st.booleans()) else 0))
         else:
             ops.append(("state", draw(st.sampled_from([0, 0, 0, 1, 2]))))
     refs = [(sid, u / 10**[r for r in insts if r[0].symbol_id == sid][0][1])
@@ -163,6 +170,8 @@ def _run(Engine, Signer, lim, rules, refs, ops):
             e.release_open(op[1], op[2], op[3])
         elif op[0] == "pos":
             e.set_position(op[1], op[2])
+        elif op[0] == "gate":
+            e.set_venue_gate(*op[1:])
         else:
             e.set_state(op[1])
         trace.append(e.snapshot())
@@ -349,6 +358,8 @@ def _run_with_probes(Engine, Signer, lim, rules, refs, ops):
             probes.append(probed)
         elif op[0] == "ref":
             e.set_reference(op[1], op[2], op[3])
+        elif op[0] == "gate":
+            e.set_venue_gate(*op[1:])
         elif op[0] == "state":
             e.set_state(op[1])
     return probes
