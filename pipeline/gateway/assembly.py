@@ -31,6 +31,7 @@ from pipeline.gateway.secrets import (
 )
 from pipeline.gateway.venue_binance import BinanceVenue, VenueError
 from pipeline.gateway.wire import helper_cores
+from pipeline.logs import pin_writer
 
 log = logging.getLogger("pipeline.gateway")
 
@@ -152,6 +153,7 @@ def assemble(gw) -> None:
     gw.helper_cores = helper_cores()
     if gw.helper_cores:
         log.info("gateway helper threads on CPUs %s", sorted(gw.helper_cores))
+        pin_writer(gw.helper_cores)         # the log writer too (pipeline/logs.py)
     wire = gw.venue.wire(api_key, gw.gate, redact=gw.redact, cores=gw.helper_cores)
     del creds, api_key
 
