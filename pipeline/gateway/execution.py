@@ -234,11 +234,14 @@ class Execution:
         order = Order(cid=cid, symbol=rules.name, symbol_id=sig.symbol, side=sig.side,
                       order_type=sig.order_type, tif=sig.tif, qty=sig.qty, price=sig.price,
                       stamps=stamps)
+        order.origin = (sig.strategy_id, sig.epoch, sig.seq)
         self.table.add(order)
-        self.journal.write("order", cid=cid, symbol=order.symbol, side=order.side,
-                           order_type=order.order_type, tif=order.tif, qty=order.qty,
-                           price=None if order.price != order.price else order.price,
-                           strategy=sig.strategy_id, epoch=sig.epoch, seq=sig.seq)
+        if not getattr(self.journal, "writes_orders", False):
+            # the JSON journal's own record; the binary journal's ORDER record carries it
+            self.journal.write("order", cid=cid, symbol=order.symbol, side=order.side,
+                               order_type=order.order_type, tif=order.tif, qty=order.qty,
+                               price=None if order.price != order.price else order.price,
+                               strategy=sig.strategy_id, epoch=sig.epoch, seq=sig.seq)
         return order
 
     def encode(self, order: Order, timestamp_ms: int) -> bytes:
@@ -266,6 +269,9 @@ class Execution:
             if self.ws is not None:
                 q = strip_signature(body)
                 params = dict(parse_qsl(q, keep_blank_values=True))
+            if getattr(self.journal, "writes_orders", False):
+                self._journal_order(order)
+            elif self.ws is not None:
                 self.journal.write("request", cid=order.cid, via="ws_api", method="order.place",
                                    body=q, attempt=order.attempts)
             else:
@@ -296,6 +302,18 @@ class Execution:
             return Reply(Outcome.UNKNOWN, msg=f"internal error while sending: "
                                               f"{type(exc).__name__}",
                          done_mono=time.perf_counter_ns())
+
+    def _journal_order(self, order: Order) -> None:
+        """The binary journal's write-ahead ORDER record: the signal accepted, the order and this
+        request in one fixed record (ext/journal.pyx), instead of three JSON records."""
+        st = order.stamps
+        strategy, epoch, seq = order.origin
+        self.journal.write_order(
+            cid=order.cid, symbol=order.symbol, symbol_id=order.symbol_id, strategy=strategy,
+            epoch=epoch, sig_seq=seq, side=order.side, order_type=order.order_type,
+            tif=order.tif, qty=order.qty, price=order.price, trigger_mono=st.get("trigger", 0),
+            created_mono=st.get("created", 0), recv_mono=st.get("recv", 0), ts_ms=order.ts_ms,
+            attempt=order.attempts, via="ws_api" if self.ws is not None else "rest")
 
     def submit(self, order: Order, body: bytes) -> Reply | None:
         """Write the order and act on the answer (one -1021 retry). Returns the final reply, or

@@ -48,7 +48,7 @@ from pipeline.gateway.clocksync import ClockSync
 from pipeline.gateway.execution import Execution
 from pipeline.gateway.intake import Intake
 from pipeline.gateway.journal import Journal, JournalWriteError
-from pipeline.gateway.journal import read as read_journal
+from pipeline.gateway.binjournal import open_journal, read_any
 from pipeline.gateway.orders import ClientIdReused, OrderState
 from pipeline.gateway.ratelimit import HostGate
 from pipeline.gateway.reasons import Reason
@@ -80,7 +80,9 @@ GIL_SWITCH_S = 50e-6            # sys.setswitchinterval: how long the loop may w
 
 def state_paths(gcfg) -> dict[str, Path]:
     d = Path(gcfg.state_dir)
-    return {"dir": d, "journal": d / "journal.jsonl", "status": d / "status.json",
+    journal = d / ("journal.bin" if getattr(gcfg, "journal_format", "jsonl") == "binary"
+                   else "journal.jsonl")
+    return {"dir": d, "journal": journal, "status": d / "status.json",
             "lock": d / "gateway.lock", "pid": d / "gateway.pid",
             "kill": Path(gcfg.kill_file) if gcfg.kill_file else d / "KILL"}
 
@@ -142,8 +144,7 @@ class Gateway:
         install_log_redaction(self.redact)
         log.info("gateway starting: pid %d, venue %s, transport %s, credentials from %s, %s",
                  os.getpid(), cfg.venue, cfg.transport, creds.source, harden)
-        self.journal = Journal(self.paths["journal"], fsync=cfg.journal_fsync,
-                               fsync_ms=cfg.journal_fsync_ms, redact=self.redact.fast)
+        self.journal = open_journal(cfg, self.paths["journal"], redact=self.redact.fast)
         # binds now: a second gateway fails here. Under the launcher the role's wait wins.
         self.intake = Intake(cfg.channel, ring_capacity=cfg.signal_ring,
                              ring_wait=os.environ.get("PIPELINE_WAIT") or cfg.wait)
@@ -247,7 +248,7 @@ class Gateway:
             self.stream.cores = self.helper_cores
         # rebuild from the journal, then the trading state
         self.journal_read: dict[str, int] = {}
-        rb = rebuild(read_journal(self.paths["journal"], self.journal_read), self.ex, self.intake)
+        rb = rebuild(read_any(self.paths["journal"], self.journal_read), self.ex, self.intake)
         log.info("journal rebuilt: %s", rb)
         state = rb["trading"] or self.risk_cfg.start_state
         self._set_trading(state, "restored from journal" if rb["trading"] else "configured start")
@@ -560,10 +561,11 @@ class Gateway:
             return
         stamps = {"recv": t_recv, "risk": t_risk, "created": sig.created_mono,
                   "trigger": sig.trigger_mono}
-        self.journal.write("signal", decision="accept", cid=cid, strategy=sig.strategy_id,
-                           epoch=sig.epoch, seq=sig.seq, symbol=sig.symbol, side=sig.side,
-                           qty=sig.qty, trigger_mono=sig.trigger_mono,
-                           created_mono=sig.created_mono, recv_mono=t_recv)
+        if not getattr(self.journal, "writes_orders", False):   # binary: in the ORDER record
+            self.journal.write("signal", decision="accept", cid=cid, strategy=sig.strategy_id,
+                               epoch=sig.epoch, seq=sig.seq, symbol=sig.symbol, side=sig.side,
+                               qty=sig.qty, trigger_mono=sig.trigger_mono,
+                               created_mono=sig.created_mono, recv_mono=t_recv)
         try:
             order = self.ex.new_order(sig, stamps)
         except ClientIdReused:
