@@ -140,6 +140,8 @@ class GatewayConfig:
     async_orders: bool = True              # rest: the loop writes new orders on keep-alive
                                            # connections held ready and a helper thread reads
                                            # the answers; the loop keeps taking signals meanwhile
+                                           # (ws_api: frames sent without waiting, answers
+                                           # matched by request id)
     order_connections: int = 2             # async_orders: connections held ready (orders on
                                            # the wire at once before the next one queues)
     warm_ms: float = 1.0                   # idle: run the signal path dry (decode, risk probe,

@@ -289,6 +289,10 @@ class Execution:
                                                f"{type(exc).__name__}")
         try:
             if self.ws is not None:
+                if hasattr(self.ws, "put"):         # WsOrderWire: sent, answered later (pump)
+                    self.inflight[order.cid] = order
+                    self.ws.put(order.cid, params, order.not_after_mono)
+                    return None
                 return self.ws.request("order.place", params, fresh_timestamp=False)
             if self.wire is not None:
                 self.inflight[order.cid] = order
@@ -328,12 +332,21 @@ class Execution:
             return None
         return self.on_reply(order, reply)
 
+    @property
+    def _order_wire(self):
+        """Where new orders' answers come back: the REST order wire, or the pipelined WS-API
+        order wire (ws_api.WsOrderWire); None when orders are answered synchronously."""
+        if self.wire is not None:
+            return self.wire
+        return self.ws if self.ws is not None and hasattr(self.ws, "put") else None
+
     def pump(self) -> int:
         """Act on every reply the wire thread brought back (the loop calls this every turn)."""
-        if self.wire is None:
+        wire = self._order_wire
+        if wire is None:
             return 0
         n = 0
-        for cid, reply in self.wire.replies():
+        for cid, reply in wire.replies():
             order = self.inflight.pop(cid, None)
             if order is not None:
                 self.on_reply(order, reply)
@@ -343,11 +356,12 @@ class Execution:
     def drain_inflight(self, timeout_s: float) -> None:
         """Wait (bounded) until no order request is on the wire, acting on each reply."""
         deadline = time.monotonic() + timeout_s
-        while self.inflight and self.wire is not None:
+        wire = self._order_wire
+        while self.inflight and wire is not None:
             left = deadline - time.monotonic()
             if left <= 0:
                 return
-            got = self.wire.wait_reply(min(left, 0.05))
+            got = wire.wait_reply(min(left, 0.05))
             if got is not None:
                 order = self.inflight.pop(got[0], None)
                 if order is not None:

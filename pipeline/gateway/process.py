@@ -216,13 +216,13 @@ class Gateway:
             self.symbol_ids[sym] = sid
 
         if cfg.transport == "ws_api" or cfg.user_stream:
-            from pipeline.gateway.ws_api import UserStream, WsApiClient, WsSigner
+            from pipeline.gateway.ws_api import UserStream, WsApiClient, WsOrderWire, WsSigner
             wss = WsSigner(creds.api_key.reveal(), sign, self.clock.timestamp_ms,
                            self.recv_window_ms)
-            if cfg.transport == "ws_api":
-                self.ws = WsApiClient(cfg.ws_api_url, wss, self.gate,
-                                      connect_timeout_s=cfg.connect_timeout_s,
-                                      read_timeout_s=cfg.request_timeout_s, redact=self.redact)
+            if cfg.transport == "ws_api":   # async_orders: pipelined, answers matched by id
+                self.ws = (WsOrderWire if cfg.async_orders else WsApiClient)(
+                    cfg.ws_api_url, wss, self.gate, connect_timeout_s=cfg.connect_timeout_s,
+                    read_timeout_s=cfg.request_timeout_s, redact=self.redact)
             if cfg.user_stream:
                 self.stream = UserStream(cfg.ws_api_url, wss,
                                          connect_timeout_s=cfg.connect_timeout_s,
@@ -246,6 +246,9 @@ class Gateway:
         self.ex.wire = wire
         if self.stream is not None:
             self.stream.cores = self.helper_cores
+        if self.ws is not None and hasattr(self.ws, "start"):
+            self.ws.cores = self.helper_cores
+            self.ws.start()
         # rebuild from the journal, then the trading state
         self.journal_read: dict[str, int] = {}
         rb = rebuild(read_any(self.paths["journal"], self.journal_read), self.ex, self.intake)
@@ -434,7 +437,7 @@ class Gateway:
         ex = self.ex
         role = self.role
         role.heartbeat()
-        if ex.wire is not None:
+        if ex.wire is not None or ex.ws is not None:
             self._guarded(ex.pump)              # the replies of orders sent by the wire thread
         if role.halt_requested and self.trading != "HALTED":
             self.halt("launcher requested HALT (a role died or stalled)")
