@@ -127,6 +127,19 @@ class Launcher:
             self.roles[name] = Role(name, self.cfg.roles[name], i)
         self.segment_prefix = f"{self.cfg.launcher.run_id}-{os.getpid()}"
         self.check_credentials()
+        self.check_strategies()
+
+    def check_strategies(self) -> None:
+        """A strategy role's plug-ins load and their params check out before anything starts
+        (the child would fail the same way, after the simulator and gateway were up)."""
+        if not any(spec.kind == "strategy" for spec in self.cfg.roles.values()):
+            return
+        from pipeline.config import ConfigError
+        from pipeline.strategy.process import build_strategies
+        try:
+            build_strategies(self.cfg, source=self.config_path)
+        except (ConfigError, KeyError, ValueError) as exc:
+            raise LaunchError(str(exc).strip("'\"")) from None
 
     def _event(self, kind: str, **kw) -> None:
         e = {"t": time.monotonic(), "event": kind, **kw}
@@ -348,6 +361,11 @@ class Launcher:
                 _signal_group(r.proc, signal.SIGKILL)   # role started in its process group
                 if r.proc.poll() is None:
                     r.proc.wait(5)
+            try:                                # a role that printed nothing leaves no file
+                if r.out_path is not None and r.out_path.stat().st_size == 0:
+                    r.out_path.unlink()
+            except OSError:
+                pass
 
     def close_segments(self) -> None:
         for ring in self.rings:
