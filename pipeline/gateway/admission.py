@@ -99,10 +99,11 @@ class Admission:
             return
         stamps = {"recv": t_recv, "risk": t_risk, "created": sig.created_mono,
                   "trigger": sig.trigger_mono}
-        self.journal.write("signal", decision="accept", cid=cid, strategy=sig.strategy_id,
-                           epoch=sig.epoch, seq=sig.seq, symbol=sig.symbol, side=sig.side,
-                           qty=sig.qty, trigger_mono=sig.trigger_mono,
-                           created_mono=sig.created_mono, recv_mono=t_recv)
+        if not getattr(self.journal, "writes_orders", False):   # binary: in the ORDER record
+            self.journal.write("signal", decision="accept", cid=cid, strategy=sig.strategy_id,
+                               epoch=sig.epoch, seq=sig.seq, symbol=sig.symbol, side=sig.side,
+                               qty=sig.qty, trigger_mono=sig.trigger_mono,
+                               created_mono=sig.created_mono, recv_mono=t_recv)
         try:
             order = self.ex.new_order(sig, stamps, cid)
         except ClientIdReused:                # the book's invariant (marks restored from it)

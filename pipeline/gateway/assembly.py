@@ -19,8 +19,7 @@ from urllib.parse import urlsplit
 from pipeline.gateway.clocksync import ClockSync
 from pipeline.gateway.execution import Execution
 from pipeline.gateway.intake import Intake
-from pipeline.gateway.journal import Journal
-from pipeline.gateway.journal import read as read_journal
+from pipeline.gateway.binjournal import open_journal, read_any
 from pipeline.gateway.ratelimit import HostGate
 from pipeline.gateway.reconcile import rebuild, reconcile
 from pipeline.gateway.secrets import (
@@ -48,7 +47,9 @@ class GatewayError(RuntimeError):
 
 def state_paths(gcfg) -> dict[str, Path]:
     d = Path(gcfg.state_dir)
-    return {"dir": d, "journal": d / "journal.jsonl", "status": d / "status.json",
+    journal = d / ("journal.bin" if getattr(gcfg, "journal_format", "jsonl") == "binary"
+                   else "journal.jsonl")
+    return {"dir": d, "journal": journal, "status": d / "status.json",
             "lock": d / "gateway.lock", "pid": d / "gateway.pid",
             "kill": Path(gcfg.kill_file) if gcfg.kill_file else d / "KILL"}
 
@@ -106,8 +107,7 @@ def assemble(gw) -> None:
     install_log_redaction(gw.redact)
     log.info("gateway starting: pid %d, venue %s, transport %s, credentials from %s, %s",
              os.getpid(), cfg.venue, cfg.transport, creds.source, harden)
-    gw.journal = Journal(gw.paths["journal"], fsync=cfg.journal_fsync,
-                         fsync_ms=cfg.journal_fsync_ms, redact=gw.redact.fast)
+    gw.journal = open_journal(cfg, gw.paths["journal"], redact=gw.redact.fast)
     # binds now: a second gateway fails here. Under the launcher the role's wait wins.
     gw.intake = Intake(cfg.channel, ring_capacity=cfg.signal_ring,
                        ring_wait=os.environ.get("PIPELINE_WAIT") or cfg.wait)
@@ -163,6 +163,9 @@ def assemble(gw) -> None:
     gw.ex.wire = wire
     if gw.stream is not None:
         gw.stream.cores = gw.helper_cores
+    if gw.ws is not None and hasattr(gw.ws, "start"):     # the pipelined WS-API order wire
+        gw.ws.cores = gw.helper_cores
+        gw.ws.start()
     _rebuild(gw)
     _references(gw)
     if gw.stream is not None:
@@ -197,7 +200,7 @@ def _first_clock_sync(gw) -> None:
 def _rebuild(gw) -> None:
     """The order book, fills and duplicate marks from the journal, then the trading state."""
     gw.journal_read = {}
-    rb = rebuild(read_journal(gw.paths["journal"], gw.journal_read), gw.ex)
+    rb = rebuild(read_any(gw.paths["journal"], gw.journal_read), gw.ex)
     log.info("journal rebuilt: %s", rb)
     state = rb["trading"] or gw.risk_cfg.start_state
     gw._set_trading(state, "restored from journal" if rb["trading"] else "configured start")

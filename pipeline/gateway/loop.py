@@ -108,7 +108,7 @@ class Loop:
         ex = self.ex
         role = self.role
         role.heartbeat()
-        if ex.wire is not None:
+        if ex.wire is not None or ex.ws is not None:
             self._guarded(ex.pump)              # the replies of orders sent by the wire thread
         if role.halt_requested and self.trading != "HALTED":
             self.halt("launcher requested HALT (a role died or stalled)")

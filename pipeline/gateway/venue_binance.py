@@ -73,12 +73,12 @@ class BinanceVenue:
         cfg = self.cfg
         ws = stream = None
         if cfg.transport == "ws_api" or cfg.user_stream:
-            from pipeline.gateway.ws_api import UserStream, WsApiClient, WsSigner
+            from pipeline.gateway.ws_api import UserStream, WsApiClient, WsOrderWire, WsSigner
             wss = WsSigner(api_key, sign, timestamp_ms, recv_window_ms)
-            if cfg.transport == "ws_api":
-                ws = WsApiClient(cfg.ws_api_url, wss, gate,
-                                 connect_timeout_s=cfg.connect_timeout_s,
-                                 read_timeout_s=cfg.request_timeout_s, redact=redact)
+            if cfg.transport == "ws_api":   # async_orders: pipelined, answers matched by id
+                ws = (WsOrderWire if cfg.async_orders else WsApiClient)(
+                    cfg.ws_api_url, wss, gate, connect_timeout_s=cfg.connect_timeout_s,
+                    read_timeout_s=cfg.request_timeout_s, redact=redact)
             if cfg.user_stream:
                 stream = UserStream(cfg.ws_api_url, wss, connect_timeout_s=cfg.connect_timeout_s,
                                     redact=redact)
