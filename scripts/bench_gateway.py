@@ -18,7 +18,8 @@ included) is reported too. GC is off while timing.
 
     python scripts/bench_gateway.py [--quick] [--json PATH]
 
-    python scripts/bench_gateway.py --e2e [--quick] [--orders N] [--transport rest|ws_api] [--json PATH]
+    python scripts/bench_gateway.py --e2e [--quick] [--orders N] [--rate R] [--transport rest|ws_api]
+                  [--journal-format jsonl|binary] [--order-connections N] [--json PATH]
                   the gateway process end to end against the simulator (see "--e2e" below):
                   results.e2e_orders_per_s, results.intake_to_wire_p50_ns / _p99_ns
 
@@ -296,7 +297,8 @@ class Progress:
 
 
 def run_e2e(orders: int, window: int, journal_fsync: str, transport: str, *, rate: float = 0.0,
-            stall_s: float = 30.0, on_ready: Callable[[Any], None] | None = None) -> dict:
+            stall_s: float = 30.0, on_ready: Callable[[Any], None] | None = None,
+            journal_format: str = "jsonl", order_connections: int = 2) -> dict:
     from pipeline.gateway.testing import BUY, SELL, SIM_DEFAULTS, GatewayProc, StrategySide
     from pipeline.sim.testing import start_sim
     from pipeline.telemetry.latency import load, summarize
@@ -310,6 +312,7 @@ def run_e2e(orders: int, window: int, journal_fsync: str, transport: str, *, rat
         run_dir = tmp / "run"
         run_dir.mkdir()
         gw = GatewayProc(tmp, sim, journal_fsync=journal_fsync, transport=transport,
+                         journal_format=journal_format, order_connections=order_connections,
                          reference_poll_ms=1000, status_every_ms=100,
                          weight_limit_1m=10_000_000, order_limit_10s=10_000_000,
                          env={"PIPELINE_RUN_DIR": str(run_dir), "PIPELINE_ROLE": "gateway"},
@@ -398,12 +401,15 @@ def bench_e2e(args) -> dict:
     import platform
     n = args.orders or (300 if args.quick else 3000)
     out = run_e2e(n, args.window, args.journal_fsync, args.transport, rate=args.rate,
-                  stall_s=args.stall_s)
+                  stall_s=args.stall_s, journal_format=args.journal_format,
+                  order_connections=args.order_connections)
     r, b = out["results"], out["baselines"]
     return {"name": "bench_gateway_e2e", "python": platform.python_version(),
             "cpu_count": os.cpu_count(),
             "config": {"orders": n, "window": args.window, "rate": args.rate,
                        "journal_fsync": args.journal_fsync,
+                       "journal_format": args.journal_format,
+                       "order_connections": args.order_connections,
                        "transport": args.transport, "seconds": round(out["seconds"], 3),
                        "rejects": out["rejects"], "filled": out["filled"],
                        "states": out["states"]},
@@ -474,6 +480,10 @@ def main(argv=None) -> int:
                      help="signals allowed ahead of the gateway (default 64)")
     e2e.add_argument("--journal-fsync", default="interval", choices=("always", "interval", "never"))
     e2e.add_argument("--transport", default="rest", choices=("rest", "ws_api"))
+    e2e.add_argument("--journal-format", default="jsonl", choices=("jsonl", "binary"),
+                     help="the gateway's journal: JSON lines (default) or the binary journal")
+    e2e.add_argument("--order-connections", type=int, default=2,
+                     help="REST: keep-alive connections the order wire holds (default 2)")
     e2e.add_argument("--rate", type=float, default=0.0,
                      help="open loop: send this many signals per second (default 0: closed "
                           "loop, --window signals ahead)")
