@@ -183,7 +183,8 @@ RING_HEADER_DTYPE = np.dtype(
         ("created_mono", "<i8"),    # 48  CLOCK_MONOTONIC at creation
         ("writer_start_ns", "<i8"), # 56  the writer process's start time (CLOCK_REALTIME ns)
         ("cursor", "<i8"),          # 64  next sequence to publish (= records published)
-        ("_pad1", "<i8", (7,)),     # 72
+        ("tag", "<i8"),             # 72  the creator's PIPELINE_SHM_TAG (0 = none): whose it is
+        ("_pad1", "<i8", (6,)),     # 80
         ("heartbeat_mono", "<i8"),  # 128 writer's last heartbeat, CLOCK_MONOTONIC
         ("writer_closed", "<i8"),   # 136 1 once the writer has closed
         ("_pad2", "<i8", (6,)),     # 144
@@ -228,7 +229,8 @@ STATUS_HEADER_DTYPE = np.dtype(
         ("epoch_ns", "<i8"),       # 24  CLOCK_REALTIME at creation
         ("halt", "<i8"),           # 32  launcher → gateway: go HALTED now (1)
         ("shutdown", "<i8"),       # 40  launcher → all: orderly shutdown in progress (1)
-        ("_pad", "<i8", (2,)),     # 48
+        ("tag", "<i8"),            # 48  the creator's PIPELINE_SHM_TAG (0 = none): whose it is
+        ("_pad", "<i8", (1,)),     # 56
     ],
     align=True,
 )

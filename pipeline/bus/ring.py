@@ -32,7 +32,7 @@ import numpy as np
 import psutil
 
 from pipeline import _native
-from pipeline.bus import shm
+from pipeline.bus import segments, shm
 from pipeline.bus.shm import SHM_DIR
 from pipeline.records import (RING_HEADER_DTYPE, RING_MAGIC, RING_VERSION, SEQ_WRITING,
                               SIGNAL_SLOT_DTYPE, TICK_DTYPE)
@@ -99,7 +99,8 @@ def inspect(name: str) -> dict | None:
             return {"valid": False, "size": seg.size}
         h = np.frombuffer(seg.buf, dtype=RING_HEADER_DTYPE, count=1)[0]
         info = {k: int(h[k]) for k in ("magic", "version", "record_size", "capacity", "owner_pid",
-                                       "writer_pid", "epoch_ns", "cursor", "writer_closed")}
+                                       "writer_pid", "epoch_ns", "cursor", "writer_closed",
+                                       "tag")}
         info["valid"] = info["magic"] == RING_MAGIC
         info["size"] = seg.size
         info["owner_alive"] = shm.pid_alive(info["owner_pid"], info["epoch_ns"])
@@ -173,6 +174,7 @@ class Ring:
         h["owner_pid"] = os.getpid()
         h["epoch_ns"] = time.time_ns()
         h["created_mono"] = time.perf_counter_ns()
+        h["tag"] = segments.creator_tag()         # whose run this is (pipeline/bus/segments.py)
         h["cursor"] = 0
         recs = np.frombuffer(seg.buf, dtype=dtype, count=capacity, offset=HEADER_SIZE)
         recs["seq"] = SEQ_WRITING                # touches every page; no slot matches a sequence

@@ -20,6 +20,7 @@ import ctypes
 import json
 import logging
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -132,8 +133,26 @@ class Launcher:
 
     def create_segments(self) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.reclaim_stale_segments()
         self.status = st.StatusBlock.create(f"{self.segment_prefix}-status", len(self.roles))
         self.rings.append(TickRing.create(self.cfg.ring.name, self.cfg.ring.capacity))
+
+    def reclaim_stale_segments(self) -> list:
+        """Remove what dead runs of this config left in /dev/shm: status blocks
+        `<run_id>-<pid>-status`, the tick ring, the gateway's signal ring — each only if its
+        owner process is dead (a live run's segments are never touched)."""
+        from pipeline.bus import segments
+        names = {self.cfg.ring.name}
+        if any(r.spec.kind == "gateway" for r in self.roles.values()):
+            from pipeline.bus.signals import ring_name
+            names.add(ring_name(self.cfg.gateway.channel))
+        status = re.compile(re.escape(self.cfg.launcher.run_id) + r"-\d+-status")
+        removed = segments.reclaim(
+            lambda i: i.name in names or (i.kind == "status" and status.fullmatch(i.name)),
+            why=f"left by a dead run of {self.config_path}")
+        for i in removed:
+            self._event("stale_segment_removed", segment=i.name, owner=i.owner_pid)
+        return removed
 
     def secret_env_names(self) -> set[str]:
         g = self.cfg.gateway

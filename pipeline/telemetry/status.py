@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 
-from pipeline.bus import shm
+from pipeline.bus import segments, shm
 from pipeline.records import (ROLE_STATUS_DTYPE, STATUS_HEADER_DTYPE, STATUS_MAGIC, RoleState,
                               TradingState)
 
@@ -54,6 +54,7 @@ class StatusBlock:
         h["nslots"] = nslots
         h["owner_pid"] = os.getpid()
         h["epoch_ns"] = time.time_ns()
+        h["tag"] = segments.creator_tag()       # whose run this is (pipeline/bus/segments.py)
         h["magic"] = STATUS_MAGIC
         del h
         return cls(seg, owner=True)
