@@ -215,6 +215,31 @@ class CollectorConfig:
         if self.max_message < 1024:
             raise ValueError("max_message must be >= 1024")
 RoleKind = Literal["sim", "collector", "strategy", "gateway", "recorder", "command"]
+# Roles whose death must stop trading for good: a strategy's state and a gateway's orders are not
+# rebuilt by a blind restart (the trader restarts them, after a look).
+NEVER_RESTART: tuple[str, ...] = ("strategy", "gateway")
+
+
+@dataclass(frozen=True)
+class RestartPolicy:
+    """How the launcher restarts a role that died or stalled (restart = "on-failure"):
+    [roles.<name>.restart_policy]. Meanwhile the gateway is HALTED (halt_on_role_death) and its
+    references go stale; the HALT clears once the role is back and fresh
+    ([launcher] clear_halt_on_recovery)."""
+
+    backoff_s: float = 0.5          # first restart after this; doubled per consecutive failure
+    backoff_max_s: float = 30.0     # ... up to this
+    max_per_hour: int = 10          # restarts in any hour; one more failure → HALT and stop
+    fresh_within_s: float = 30.0    # restarted, it must be ready and fresh (a collector: new
+                                    # ticks) within this, else it counts as failed again
+
+    def __post_init__(self) -> None:
+        if self.backoff_s <= 0 or self.backoff_max_s < self.backoff_s:
+            raise ValueError("restart_policy: need 0 < backoff_s <= backoff_max_s")
+        if self.max_per_hour < 1:
+            raise ValueError("restart_policy: max_per_hour must be >= 1")
+        if self.fresh_within_s <= 0:
+            raise ValueError("restart_policy: fresh_within_s must be > 0")
 
 
 @dataclass(frozen=True)
@@ -226,8 +251,8 @@ class RoleSpec:
     wait: WaitName = "blocking"    # ring wait strategy for roles that read the ring
     nice: int = 0                  # added niceness (negative needs CAP_SYS_NICE)
     fifo_priority: int = 0         # SCHED_FIFO priority 1..99; 0 = normal scheduling
-    restart: Literal["never", "on-failure"] = "never"   # on-failure only where safe
-    max_restarts: int = 3
+    restart: Literal["never", "on-failure"] = "never"   # on-failure: not for strategy, gateway
+    restart_policy: RestartPolicy = field(default_factory=RestartPolicy)
     heartbeat_timeout: float = 5.0  # seconds without a heartbeat = stuck
     ready: Literal["auto", "heartbeat", "started"] = "auto"  # auto: heartbeat, except commands
     ready_timeout: float = 20.0     # seconds to wait for its first heartbeat before the next role
@@ -238,6 +263,9 @@ class RoleSpec:
     def __post_init__(self) -> None:
         if self.kind == "command" and not self.command:
             raise ValueError("a role of kind 'command' needs a command")
+        if self.restart == "on-failure" and self.kind in NEVER_RESTART:
+            raise ValueError(f"restart = \"on-failure\" is refused for a {self.kind}: its death "
+                             "HALTs trading until the trader restarts it")
         if not 0 <= self.fifo_priority <= 99:
             raise ValueError(f"fifo_priority must be 0..99, got {self.fifo_priority}")
         if any(c < 0 for c in self.cores):
@@ -254,6 +282,9 @@ class LauncherConfig:
     status_interval: float = 1.0    # seconds between status lines (0 = none)
     shutdown_timeout: float = 20.0  # whole ordered shutdown budget, seconds
     halt_on_role_death: bool = True  # a dead or stuck role → gateway HALTED → orderly shutdown
+    # (a role with restart = "on-failure" is restarted instead; the gateway stays HALTED meanwhile)
+    clear_halt_on_recovery: bool = True  # that HALT clears once the role is back and fresh
+                                         # (a kill switch or a strategy/gateway death never clears)
     prometheus_port: int = -1       # -1 = off, 0 = any free port, on 127.0.0.1 only
     duration: float = 0.0           # seconds to run (0 = until SIGINT/SIGTERM)
     run_dir: str = "run"            # role logs, summaries and latency histograms go here

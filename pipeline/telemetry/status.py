@@ -91,6 +91,11 @@ class StatusBlock:
     def request_halt(self) -> None:
         self.header[0]["halt"] = 1
 
+    def clear_halt(self) -> None:
+        """Lift the launcher's HALT request (the gateway leaves a HALT it took for this word
+        alone; a kill switch or its own HALT stays)."""
+        self.header[0]["halt"] = 0
+
     def request_shutdown(self) -> None:
         self.header[0]["shutdown"] = 1
 
