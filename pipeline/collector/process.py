@@ -58,7 +58,9 @@ def run(cfg: CollectorConfig, ring_name: str, seconds: float | None = None,
         clock["offset"] = time.time_ns() - time.perf_counter_ns()
         writer.heartbeat()
         tel.beat(ticks=int(ring.cursor), errors=sum(col.feed.errors().values()))
-        if tel.halt_requested or tel.status.shutdown_requested:
+        # A HALT is the gateway's business (a restarted collector starts while the gateway is
+        # HALTED for its death): only the launcher's shutdown stops the feed.
+        if tel.status.shutdown_requested:
             col.stop()          # same as SIGTERM: close connections, flush, report
 
     col = Collector(cfg, publish, raw_sink=raw.write if raw else None,

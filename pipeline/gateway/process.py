@@ -24,7 +24,9 @@ Trading state: ACTIVE / REDUCING / HALTED, journalled; the last journalled state
 start (HALTED persists until `python -m pipeline.gateway reset`). REDUCING (only risk-reducing
 orders) on `python -m pipeline.gateway reduce` (SIGUSR2) or PnL below -reduce_at_loss.
 Automatic HALTED on: repeated rejects, runaway signal rate (the risk engine trips it), loss limit,
-clock skew, HTTP 418, the launcher's halt word.
+clock skew, HTTP 418, the launcher's halt word. Only the last is lifted without an operator: when
+the launcher clears its word (a restarted collector or recorder is back and fresh), the gateway
+returns to the state it had, unless another HALT came meanwhile.
 
 Shutdown (SIGTERM/SIGINT): stop intake, drain (resolve UNKNOWN orders for up to drain_s), cancel
 our open orders or keep them per config, stop the stream, flush and close the journal. Signal
@@ -95,6 +97,7 @@ class Gateway:
         self.phase = "INIT"
         self.trading = "ACTIVE"
         self.halt_reason = ""
+        self.lift_to = ""       # the state to go back to when the launcher lifts its HALT
         self.stop_requested = False
         self.kill_requested = False
         self.reduce_requested = False
@@ -335,10 +338,14 @@ class Gateway:
         except JournalWriteError:
             return False
 
-    def halt(self, why: str) -> None:
+    def halt(self, why: str, liftable: bool = False) -> None:
         """HALTED now, and every open order cancelled (idempotent). The cancel goes out first;
         the journal follows, best effort (the kill switch must work on a full disk). The
-        trading record is buffered before the cancel, so its "m" is the moment of the halt."""
+        trading record is buffered before the cancel, so its "m" is the moment of the halt.
+        Only the launcher's HALT for a restartable role is liftable: any other HALT (kill
+        switch, 418, loss limit, ...) makes the state stay HALTED until an operator reset."""
+        if not liftable:
+            self.lift_to = ""
         if self.trading != "HALTED":
             self._set_trading("HALTED", why, commit=False)
         self.cancel_pending = True
@@ -435,8 +442,15 @@ class Gateway:
         role.heartbeat()
         if ex.wire is not None:
             self._guarded(ex.pump)              # the replies of orders sent by the wire thread
-        if role.halt_requested and self.trading != "HALTED":
-            self.halt("launcher requested HALT (a role died or stalled)")
+        if role.halt_requested:
+            if self.trading != "HALTED":
+                before = self.trading
+                self.halt("launcher requested HALT (a role died or stalled)", liftable=True)
+                self.lift_to = before
+        elif self.lift_to and self.trading == "HALTED":
+            # the launcher cleared its halt word: the role that died is back and fresh
+            self._set_trading(self.lift_to, "launcher lifted its HALT (the role is back)")
+            self.lift_to = ""
         # The launcher's shutdown flag is not a stop request: the launcher stops the roles in
         # order (collectors, strategies, then this gateway with SIGTERM), so intake drains last.
         if self.stream is not None:
