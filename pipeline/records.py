@@ -216,7 +216,9 @@ RING_HEADER_DTYPE = np.dtype(
         ("writer_start_ns", "<i8"), # 56  the writer process's start time (CLOCK_REALTIME ns)
         ("cursor", "<i8"),          # 64  next sequence to publish (= records published)
         ("tag", "<i8"),             # 72  the creator's PIPELINE_SHM_TAG (0 = none): whose it is
-        ("_pad1", "<i8", (6,)),     # 80
+        ("resync_req", "<i8"),      # 80  bumped by a tick reader that lost records: the writer
+                                    #     (collector) resyncs every book when it grows
+        ("_pad1", "<i8", (5,)),     # 88
         ("heartbeat_mono", "<i8"),  # 128 writer's last heartbeat, CLOCK_MONOTONIC
         ("writer_closed", "<i8"),   # 136 1 once the writer has closed
         ("_pad2", "<i8", (6,)),     # 144

@@ -59,7 +59,7 @@ def _stoppable_reader(name, progress, results):
     ring.close()
 
 
-def test_sigstopped_reader_sees_exact_gap_then_correct_records(shm_name):
+def test_sigstopped_reader_sees_exact_gap_then_the_newest_records(shm_name):
     cap = 1024
     with TickRing.create(shm_name, cap) as ring:
         w = ring.writer()
@@ -71,8 +71,11 @@ def test_sigstopped_reader_sees_exact_gap_then_correct_records(shm_name):
             while progress.get(timeout=20) < 10:
                 pass
             os.kill(p.pid, signal.SIGSTOP)
-            _publish(w, 10, cap + 50)          # laps the stopped reader by 50
+            _publish(w, 10, cap + 50)          # laps the stopped reader
             os.kill(p.pid, signal.SIGCONT)
+            while progress.get(timeout=20) < 10 + cap + 50:   # took the GAP and the newest
+                pass
+            _publish(w, 10 + cap + 50, 5)      # what comes next arrives in order
             w.close()
             got = results.get(timeout=20)
             p.join(10)
@@ -82,12 +85,15 @@ def test_sigstopped_reader_sees_exact_gap_then_correct_records(shm_name):
         assert p.exitcode == 0
         assert list(got["seq"][:10]) == list(range(10))
         gap = got[10]
-        assert gap["kind"] == Kind.GAP and gap["id"] == 50 and gap["seq"] == 10
+        lost = cap + 50 - 1                    # all but the newest of what it missed
+        assert gap["kind"] == Kind.GAP and gap["id"] == lost and gap["seq"] == 10
         rest = got[11:]
-        assert list(rest["seq"]) == list(range(60, 10 + cap + 50))
+        last = 10 + cap + 50
+        assert list(rest["seq"]) == [last - 1] + list(range(last, last + 5))
+        assert ring.resync_requests == 1
         vs = probe.VerifyState()
         vs.check(got)
-        assert vs.violations == 0 and vs.lost_unreported == 0 and vs.lost_reported == 50
+        assert vs.violations == 0 and vs.lost_unreported == 0 and vs.lost_reported == lost
 
 
 def _attach_and_exit(name, mode, ready):
