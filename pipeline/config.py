@@ -517,6 +517,10 @@ class StrategyConfig:
     exit_when_writer_closes: bool = False  # replays/tests: stop once the ring's writer closed
     compiled: bool = True              # strategies with a compiled hot path use it (the SMA:
                                        # ext/smalive.pyx); false = the Python path everywhere
+    feed_stale_ms: int = 3000          # no data and the ring writer's heartbeat older than this:
+                                       # every strategy gets a STALE record (suspends; no
+                                       # signals until fresh data). 0 = off. > the collector's
+                                       # heartbeat_s (1 s by default)
     instances: list[StrategyInstanceConfig] = field(
         default_factory=lambda: [StrategyInstanceConfig()])
 
@@ -528,6 +532,8 @@ class StrategyConfig:
             raise ValueError(f"linger_ms must be within 0..2000, got {self.linger_ms}")
         if self.sndhwm < 1:
             raise ValueError(f"sndhwm must be >= 1, got {self.sndhwm}")
+        if self.feed_stale_ms < 0:
+            raise ValueError(f"feed_stale_ms must be >= 0 (0 = off), got {self.feed_stale_ms}")
         ids = [i.id for i in self.instances]
         if len(set(ids)) != len(ids):
             raise ValueError(f"strategy instance ids must be unique, got {ids}")

@@ -140,7 +140,7 @@ def test_killed_collector_is_restarted_and_trading_resumes_without_reset(tmp_pat
                if "pipeline.collector" in " ".join(k.cmdline())]
         assert len(col) == 1
         col[0].send_signal(signal.SIGKILL)
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120          # restart, resync, then fresh SMA windows
         lifted = None
         while time.monotonic() < deadline:
             j = journal(tmp_path)
@@ -151,7 +151,8 @@ def test_killed_collector_is_restarted_and_trading_resumes_without_reset(tmp_pat
                 break
             time.sleep(0.2)
         else:
-            raise AssertionError(f"trading did not resume with an order: lifted at {lifted}")
+            raise AssertionError(f"trading did not resume with an order: lifted at {lifted}; "
+                                 f"{[r for r in journal(tmp_path) if r.get('k') == 'trading']}")
         p.send_signal(signal.SIGTERM)
         p.stdout.read()
         p.wait(timeout=60)
