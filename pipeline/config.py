@@ -102,6 +102,8 @@ class GatewayConfig:
     channel: str = "pipeline-signals"      # signal channel: PULL on ipc://@<channel> (+ .ctl)
     rest_url: str = "https://api.binance.com"
     ws_api_url: str = "wss://ws-api.binance.com:443/ws-api/v3"
+    ca_bundle: str = ""                    # PEM file of CAs to trust for the venue's TLS ("" =
+                                           # the system store); verification is never off
     transport: Literal["rest", "ws_api"] = "rest"   # how orders go out
     user_stream: bool = True               # userDataStream.subscribe over the WS-API for fills
     api_key_env: str = "PIPELINE_API_KEY"  # environment variable holding the API key
@@ -167,6 +169,9 @@ class GatewayConfig:
             raise ValueError(f"order_connections must be 1..16, got {self.order_connections}")
         if self.signal_ring and (self.signal_ring < 2 or self.signal_ring & (self.signal_ring - 1)):
             raise ValueError(f"signal_ring must be 0 or a power of two >= 2, got {self.signal_ring}")
+        if self.ca_bundle and not Path(self.ca_bundle).is_file():
+            raise ValueError(f"ca_bundle {self.ca_bundle!r} is not a file (a PEM file of CA "
+                             "certificates)")
 
 # ----------------------------------------------------------------------------- end gateway
 

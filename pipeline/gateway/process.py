@@ -180,11 +180,15 @@ class Gateway:
                                connect_timeout_s=cfg.connect_timeout_s,
                                read_timeout_s=cfg.request_timeout_s,
                                recv_window_ms=self.recv_window_ms,
-                               timestamp_ms=self.clock.timestamp_ms, redact=self.redact)
+                               timestamp_ms=self.clock.timestamp_ms, redact=self.redact,
+                               ca_bundle=cfg.ca_bundle)
         self.rest.on_io = self.role.heartbeat       # before and after every REST call
         deadline = time.monotonic() + cfg.start_timeout_s
         while not self.clock.sync():              # the venue may still be starting
             if time.monotonic() >= deadline or self.stop_requested:
+                if self.rest.last_tls_error:       # reachable, but not someone we trust
+                    raise GatewayError(f"cannot measure the venue clock at {cfg.rest_url}: "
+                                       f"{self.rest.last_tls_error}")
                 raise GatewayError(f"cannot measure the venue clock at {cfg.rest_url} (GET "
                                    f"/api/v3/time failed for {cfg.start_timeout_s:g} s); is the "
                                    f"venue reachable?")
@@ -225,11 +229,12 @@ class Gateway:
             if cfg.transport == "ws_api":
                 self.ws = WsApiClient(cfg.ws_api_url, wss, self.gate,
                                       connect_timeout_s=cfg.connect_timeout_s,
-                                      read_timeout_s=cfg.request_timeout_s, redact=self.redact)
+                                      read_timeout_s=cfg.request_timeout_s, redact=self.redact,
+                                      ca_bundle=cfg.ca_bundle)
             if cfg.user_stream:
                 self.stream = UserStream(cfg.ws_api_url, wss,
                                          connect_timeout_s=cfg.connect_timeout_s,
-                                         redact=self.redact)
+                                         redact=self.redact, ca_bundle=cfg.ca_bundle)
         # helper threads off the loop's core(s): a spinning loop keeps its core to itself
         self.helper_cores = helper_cores()
         if self.helper_cores:
@@ -239,7 +244,8 @@ class Gateway:
             wire = Wire(cfg.rest_url, creds.api_key.reveal(), self.gate,
                         connect_timeout_s=cfg.connect_timeout_s,
                         read_timeout_s=cfg.request_timeout_s, redact=self.redact,
-                        connections=cfg.order_connections, cores=self.helper_cores)
+                        connections=cfg.order_connections, cores=self.helper_cores,
+                        ca_bundle=cfg.ca_bundle)
         del creds
 
         self.ex = Execution(cfg=cfg, journal=self.journal, risk=self.risk, signer=self.signer,
