@@ -443,7 +443,8 @@ class RiskConfig:
     throttle_window_ms: int = 1_000        # ... per this window (refilled continuously)
     runaway_signals: int = 50              # more signals than this ...
     runaway_window_ms: int = 1_000         # ... within this window → HALTED
-    recv_window_ms: int = 5_000            # Binance recvWindow sent with every order (1..60000)
+    recv_window_ms: int = 5_000            # Binance recvWindow sent with every order (1..5000:
+                                           # a signed request stays replayable this long)
     start_state: TradingStateName = "ACTIVE"
     # per instrument, keyed "VENUE:SYMBOL" (venue's spelling); an instrument without an entry
     # cannot be traded
@@ -456,7 +457,7 @@ class RiskConfig:
                 raise ValueError(f"{name} must be a finite number > 0, got {v}")
         for name, hi in (("ref_stale_ms", 1_000_000), ("throttle_orders", 1_000_000),
                          ("throttle_window_ms", 1_000_000), ("runaway_signals", 4096),
-                         ("runaway_window_ms", 1_000_000), ("recv_window_ms", 60_000)):
+                         ("runaway_window_ms", 1_000_000), ("recv_window_ms", 5_000)):
             v = getattr(self, name)
             if not 1 <= v <= hi:
                 raise ValueError(f"{name} must be in 1..{hi}, got {v}")
