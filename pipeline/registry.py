@@ -29,7 +29,7 @@ class Instrument:
 
 
 # Default universe (used when a config names none): Binance spot and OKX spot majors, and the
-# symbols found in ../shared/vectors recordings.
+# symbols found in tests/data recordings.
 DEFAULT_INSTRUMENTS: tuple[tuple[str, str, str, str], ...] = (
     ("BINANCE", "BTCUSDT", "BTC", "USDT"),
     ("BINANCE", "ETHUSDT", "ETH", "USDT"),

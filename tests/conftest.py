@@ -29,8 +29,9 @@ os.environ.setdefault("PIPELINE_SHM_TAG", str(1 + int.from_bytes(hashlib.sha256(
     f"{os.getpid()}-{psutil.Process().create_time()}".encode()).digest()[:7], "little")))
 SHM_TAG = int(os.environ["PIPELINE_SHM_TAG"])
 REPO = Path(__file__).resolve().parent.parent
-SHARED = REPO.parent / "shared"
-VECTORS = SHARED / "vectors"
+# The real exchange messages, recordings and signing vectors the suite reads, shipped with the
+# repository (provenance and licences: tests/data/SOURCES.md).
+VECTORS = REPO / "tests" / "data"
 
 
 def unique_shm_name() -> str:
@@ -48,8 +49,7 @@ def shm_name():
 
 @pytest.fixture
 def vectors() -> Path:
-    if not VECTORS.is_dir():
-        pytest.fail(f"test vectors not found at {VECTORS} (../shared beside the checkout)")
+    """tests/data: the test vectors that ship with the repository."""
     return VECTORS
 
 
