@@ -382,7 +382,7 @@ class Launcher:
                 if self.cfg.launcher.halt_on_role_death:
                     self.halt_gateway(f"{r.name} {problem} (restarting)", final=False)
                 continue
-            if r.tracker is not None:
+            if r.tracker is not None and not self.stop_reason:
                 problem += (f" (restart cap reached: {r.spec.restart_policy.max_per_hour} "
                             "an hour)")
             if self.cfg.launcher.halt_on_role_death:
