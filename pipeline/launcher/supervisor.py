@@ -441,6 +441,11 @@ class Launcher:
                 _signal_group(r.proc, signal.SIGKILL)   # role started in its process group
                 if r.proc.poll() is None:
                     r.proc.wait(5)
+            try:                                # a role that printed nothing leaves no file
+                if r.out_path is not None and r.out_path.stat().st_size == 0:
+                    r.out_path.unlink()
+            except OSError:
+                pass
 
     def close_segments(self) -> None:
         for ring in self.rings:
