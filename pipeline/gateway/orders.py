@@ -87,6 +87,7 @@ class Order:
     stamps: dict[str, int] = field(default_factory=dict)   # latency stamps, CLOCK_MONOTONIC ns
     why: str = ""
     not_after_mono: int = 0    # the signal's TTL end: the order wire does not send it later (0: none)
+    origin: tuple[int, int, int] = (0, 0, 0)   # the signal's (strategy, epoch, seq)
 
     @property
     def is_open(self) -> bool:

@@ -50,7 +50,7 @@ from pipeline.gateway.clocksync import ClockSync
 from pipeline.gateway.execution import Execution
 from pipeline.gateway.intake import Intake
 from pipeline.gateway.journal import Journal, JournalWriteError
-from pipeline.gateway.journal import read as read_journal
+from pipeline.gateway.binjournal import open_journal, read_any
 from pipeline.gateway.orders import ClientIdReused, OrderState
 from pipeline.gateway.ratelimit import HostGate
 from pipeline.gateway.reasons import Reason
@@ -83,7 +83,9 @@ GIL_SWITCH_S = 50e-6            # sys.setswitchinterval: how long the loop may w
 
 def state_paths(gcfg) -> dict[str, Path]:
     d = Path(gcfg.state_dir)
-    return {"dir": d, "journal": d / "journal.jsonl", "status": d / "status.json",
+    journal = d / ("journal.bin" if getattr(gcfg, "journal_format", "jsonl") == "binary"
+                   else "journal.jsonl")
+    return {"dir": d, "journal": journal, "status": d / "status.json",
             "lock": d / "gateway.lock", "pid": d / "gateway.pid",
             "kill": Path(gcfg.kill_file) if gcfg.kill_file else d / "KILL"}
 
@@ -146,8 +148,7 @@ class Gateway:
         install_log_redaction(self.redact)
         log.info("gateway starting: pid %d, venue %s, transport %s, credentials from %s, %s",
                  os.getpid(), cfg.venue, cfg.transport, creds.source, harden)
-        self.journal = Journal(self.paths["journal"], fsync=cfg.journal_fsync,
-                               fsync_ms=cfg.journal_fsync_ms, redact=self.redact.fast)
+        self.journal = open_journal(cfg, self.paths["journal"], redact=self.redact.fast)
         # binds now: a second gateway fails here. Under the launcher the role's wait wins.
         self.intake = Intake(cfg.channel, ring_capacity=cfg.signal_ring,
                              ring_wait=os.environ.get("PIPELINE_WAIT") or cfg.wait)
@@ -223,14 +224,14 @@ class Gateway:
             self.symbol_ids[sym] = sid
 
         if cfg.transport == "ws_api" or cfg.user_stream:
-            from pipeline.gateway.ws_api import UserStream, WsApiClient, WsSigner
+            from pipeline.gateway.ws_api import UserStream, WsApiClient, WsOrderWire, WsSigner
             wss = WsSigner(creds.api_key.reveal(), sign, self.clock.timestamp_ms,
                            self.recv_window_ms)
-            if cfg.transport == "ws_api":
-                self.ws = WsApiClient(cfg.ws_api_url, wss, self.gate,
-                                      connect_timeout_s=cfg.connect_timeout_s,
-                                      read_timeout_s=cfg.request_timeout_s, redact=self.redact,
-                                      ca_bundle=cfg.ca_bundle)
+            if cfg.transport == "ws_api":   # async_orders: pipelined, answers matched by id
+                self.ws = (WsOrderWire if cfg.async_orders else WsApiClient)(
+                    cfg.ws_api_url, wss, self.gate, connect_timeout_s=cfg.connect_timeout_s,
+                    read_timeout_s=cfg.request_timeout_s, redact=self.redact,
+                    ca_bundle=cfg.ca_bundle)
             if cfg.user_stream:
                 self.stream = UserStream(cfg.ws_api_url, wss,
                                          connect_timeout_s=cfg.connect_timeout_s,
@@ -256,9 +257,12 @@ class Gateway:
         self.ex.wire = wire
         if self.stream is not None:
             self.stream.cores = self.helper_cores
+        if self.ws is not None and hasattr(self.ws, "start"):
+            self.ws.cores = self.helper_cores
+            self.ws.start()
         # rebuild from the journal, then the trading state
         self.journal_read: dict[str, int] = {}
-        rb = rebuild(read_journal(self.paths["journal"], self.journal_read), self.ex, self.intake)
+        rb = rebuild(read_any(self.paths["journal"], self.journal_read), self.ex, self.intake)
         log.info("journal rebuilt: %s", rb)
         state = rb["trading"] or self.risk_cfg.start_state
         self._set_trading(state, "restored from journal" if rb["trading"] else "configured start")
@@ -449,7 +453,7 @@ class Gateway:
         ex = self.ex
         role = self.role
         role.heartbeat()
-        if ex.wire is not None:
+        if ex.wire is not None or ex.ws is not None:
             self._guarded(ex.pump)              # the replies of orders sent by the wire thread
         if role.halt_requested:
             if self.trading != "HALTED":
@@ -591,10 +595,11 @@ class Gateway:
             return
         stamps = {"recv": t_recv, "risk": t_risk, "created": sig.created_mono,
                   "trigger": sig.trigger_mono}
-        self.journal.write("signal", decision="accept", cid=cid, strategy=sig.strategy_id,
-                           epoch=sig.epoch, seq=sig.seq, symbol=sig.symbol, side=sig.side,
-                           qty=sig.qty, trigger_mono=sig.trigger_mono,
-                           created_mono=sig.created_mono, recv_mono=t_recv)
+        if not getattr(self.journal, "writes_orders", False):   # binary: in the ORDER record
+            self.journal.write("signal", decision="accept", cid=cid, strategy=sig.strategy_id,
+                               epoch=sig.epoch, seq=sig.seq, symbol=sig.symbol, side=sig.side,
+                               qty=sig.qty, trigger_mono=sig.trigger_mono,
+                               created_mono=sig.created_mono, recv_mono=t_recv)
         try:
             order = self.ex.new_order(sig, stamps)
         except ClientIdReused:

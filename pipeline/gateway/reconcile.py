@@ -55,6 +55,8 @@ def rebuild(records: Iterable[dict], ex, intake=None) -> dict[str, Any]:
                 o = ex.table.get(rec.get("cid", ""))
                 if o is not None:
                     o.attempts = int(rec.get("attempt", o.attempts))
+                    if "ts_ms" in rec:              # the binary journal's request record
+                        o.ts_ms = int(rec["ts_ms"])
                     body = str(rec.get("body", ""))
                     for part in body.split("&"):
                         if part.startswith("timestamp="):

@@ -186,6 +186,11 @@ class GatewayProc:
                            f"{self.stderr()[-3000:]}")
 
     def journal(self) -> list[dict]:
+        """The journal's records (journal.bin or journal.jsonl, whichever the gateway writes)."""
+        from pipeline.gateway.binjournal import read
+        b = self.state_dir / "journal.bin"
+        if b.exists():
+            return list(read(b))
         out = []
         p = self.state_dir / "journal.jsonl"
         if not p.exists():

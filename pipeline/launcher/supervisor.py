@@ -144,6 +144,19 @@ class Launcher:
                                     if spec.restart == "on-failure" else None)
         self.segment_prefix = f"{self.cfg.launcher.run_id}-{os.getpid()}"
         self.check_credentials()
+        self.check_strategies()
+
+    def check_strategies(self) -> None:
+        """A strategy role's plug-ins load and their params check out before anything starts
+        (the child would fail the same way, after the simulator and gateway were up)."""
+        if not any(spec.kind == "strategy" for spec in self.cfg.roles.values()):
+            return
+        from pipeline.config import ConfigError
+        from pipeline.strategy.process import build_strategies
+        try:
+            build_strategies(self.cfg, source=self.config_path)
+        except (ConfigError, KeyError, ValueError) as exc:
+            raise LaunchError(str(exc).strip("'\"")) from None
 
     def _event(self, kind: str, **kw) -> None:
         e = {"t": time.monotonic(), "event": kind, **kw}
