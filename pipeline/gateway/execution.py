@@ -247,8 +247,10 @@ class Execution:
                                   "executedQty": ev.get("z")}, "stream")
 
     # ------------------------------------------------------------------ placing
-    def new_order(self, sig, stamps: dict[str, int]) -> Order:
-        cid = f"pl{sig.strategy_id:x}.{sig.epoch:x}.{sig.seq:x}"
+    def new_order(self, sig, stamps: dict[str, int], cid: str | None = None) -> Order:
+        """The order of an accepted signal, in the book of record (ClientIdReused if its client
+        id is taken) and journalled."""
+        cid = cid or om.client_id_of(sig)
         rules = self.rules[sig.symbol]
         order = Order(cid=cid, symbol=rules.name, symbol_id=sig.symbol, side=sig.side,
                       order_type=sig.order_type, tif=sig.tif, qty=sig.qty, price=sig.price,

@@ -25,6 +25,7 @@ from typing import Any, Callable
 
 import tomlkit
 
+from pipeline.gateway.orders import client_id_of
 from pipeline.records import OrderSide, OrderType, TimeInForce, Venue
 from pipeline.registry import DEFAULT as REGISTRY
 
@@ -266,7 +267,7 @@ class StrategySide:
 
 
 def cid_of(sig) -> str:
-    return f"pl{sig.strategy_id:x}.{sig.epoch:x}.{sig.seq:x}"
+    return client_id_of(sig)
 
 
 BUY, SELL = int(OrderSide.BUY), int(OrderSide.SELL)
