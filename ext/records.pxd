@@ -74,7 +74,9 @@ cdef struct RingHeader:
     int64_t created_mono    # 48
     int64_t writer_start_ns # 56
     int64_t cursor          # 64   own cache line
-    int64_t _pad1[7]        # 72
+    int64_t tag             # 72   the creator's PIPELINE_SHM_TAG
+    int64_t resync_req      # 80   readers that lost records ask the writer for a book resync
+    int64_t _pad1[5]        # 88
     int64_t heartbeat_mono  # 128
     int64_t writer_closed   # 136
     int64_t _pad2[6]        # 144

@@ -69,6 +69,8 @@ def ring_header_layout():
         "created_mono": _off(&_h.created_mono, &_h),
         "writer_start_ns": _off(&_h.writer_start_ns, &_h),
         "cursor": _off(&_h.cursor, &_h),
+        "tag": _off(&_h.tag, &_h),
+        "resync_req": _off(&_h.resync_req, &_h),
         "_pad1": _off(&_h._pad1, &_h),
         "heartbeat_mono": _off(&_h.heartbeat_mono, &_h),
         "writer_closed": _off(&_h.writer_closed, &_h),

@@ -16,6 +16,7 @@ cdef extern from "pl_atomic.h" nogil:
     uint32_t pl_load_acquire_u32(const uint32_t *p)
     uint32_t pl_fetch_add_u32(uint32_t *p, uint32_t v)
     uint32_t pl_fetch_sub_u32(uint32_t *p, uint32_t v)
+    int64_t pl_fetch_add_i64(int64_t *p, int64_t v)
     void pl_fence_acquire()
     void pl_fence_release()
     void pl_cpu_relax()

@@ -4,7 +4,8 @@
 One kernel for every record type whose first 8 bytes are its int64 sequence stamp: 64-byte tick
 records (the tick bus) and 128-byte signal slots (the strategy → gateway signal ring). The stride
 comes from the header's record_size. Tick rings also get mono_ts stamped at publish and a GAP
-record leading a lapped batch; other record types report loss through the counters only.
+record leading a lapped batch, and a reader that lost records asks the writer for a book resync
+(header.resync_req); other record types report loss through the counters only.
 
 Protocol (Disruptor vocabulary: sequences grow forever, slot = seq & mask):
 
@@ -22,7 +23,11 @@ Protocol (Disruptor vocabulary: sequences grow forever, slot = seq & mask):
     2. copy the records (memcpy), then an ACQUIRE fence: the copy completes before step 3's loads.
     3. re-load each slot's stamp: a record is valid iff the stamp and the copied seq both equal its
        sequence. Overwrites hit the oldest slots first, so invalid records form a prefix: they are
-       counted as lost, a GAP record leads the batch, and the reader resumes at the oldest valid one.
+       counted as lost, a GAP record leads the batch, and the reader goes on with the valid ones.
+  a lapped reader (cursor - next > capacity) skips to the NEWEST record: everything before
+  cursor - 1 is lost (counted, GAP id = the count), so it acts on current data, not on up to a
+  ring of backlog; on a tick ring it also bumps header.resync_req (SEQ_CST fetch-add), which the
+  collector watches to resync every book.
 
 The pure-Python twin is pipeline/bus/ring_py.py; tests/parity checks both give identical results.
 """
@@ -231,6 +236,23 @@ cdef class RingCore:
         return pl_load_acquire_i64(&self.hdr.writer_closed) != 0
 
     @property
+    def resync_requests(self):
+        """How many times readers asked for a book resync (lost records); the writer compares."""
+        self._check_open()
+        return pl_load_acquire_i64(&self.hdr.resync_req)
+
+    def request_resync(self):
+        """Ask the writer to resync every book (a consumer found its book invalid)."""
+        self._check_open()
+        pl_fetch_add_i64(&self.hdr.resync_req, 1)
+
+    @property
+    def heartbeat_mono(self):
+        """The writer's last heartbeat (CLOCK_MONOTONIC ns; 0 = never)."""
+        self._check_open()
+        return pl_load_acquire_i64(&self.hdr.heartbeat_mono)
+
+    @property
     def waiters(self):
         self._check_open()
         return pl_load_seqcst_u32(&self.hdr.waiters)
@@ -269,10 +291,10 @@ cdef class ReaderCore:
         cdef TickRecord *g
         if avail <= 0 or max_n < 1 + keep:
             return 0
-        if avail > self.capacity:                # lapped: the oldest still in the ring is next
-            lost = avail - self.capacity
-            nxt = cursor - self.capacity
-            avail = self.capacity
+        if avail > self.capacity:                # lapped: skip to the newest record
+            lost = avail - 1
+            nxt = cursor - 1
+            avail = 1
         n = avail if avail < max_n - keep else max_n - keep
         start = nxt & self.mask
         first = n if n < self.capacity - start else self.capacity - start
@@ -297,6 +319,7 @@ cdef class ReaderCore:
         if not self.ticks:                       # no GAP record type: the valid records only
             memmove(out, out + (bad + 1) * stride, valid * stride)
             return valid
+        pl_fetch_add_i64(&self.hdr.resync_req, 1)   # books built from this ring are now wrong
         memmove(out + stride, out + (bad + 1) * stride, valid * stride)
         g = <TickRecord *>out
         memset(g, 0, TICK_SIZE)

@@ -102,6 +102,8 @@ class GatewayConfig:
     channel: str = "pipeline-signals"      # signal channel: PULL on ipc://@<channel> (+ .ctl)
     rest_url: str = "https://api.binance.com"
     ws_api_url: str = "wss://ws-api.binance.com:443/ws-api/v3"
+    ca_bundle: str = ""                    # PEM file of CAs to trust for the venue's TLS ("" =
+                                           # the system store); verification is never off
     transport: Literal["rest", "ws_api"] = "rest"   # how orders go out
     user_stream: bool = True               # userDataStream.subscribe over the WS-API for fills
     api_key_env: str = "PIPELINE_API_KEY"  # environment variable holding the API key
@@ -171,6 +173,9 @@ class GatewayConfig:
             raise ValueError(f"order_connections must be 1..16, got {self.order_connections}")
         if self.signal_ring and (self.signal_ring < 2 or self.signal_ring & (self.signal_ring - 1)):
             raise ValueError(f"signal_ring must be 0 or a power of two >= 2, got {self.signal_ring}")
+        if self.ca_bundle and not Path(self.ca_bundle).is_file():
+            raise ValueError(f"ca_bundle {self.ca_bundle!r} is not a file (a PEM file of CA "
+                             "certificates)")
 
 # ----------------------------------------------------------------------------- end gateway
 
@@ -219,6 +224,31 @@ class CollectorConfig:
         if self.max_message < 1024:
             raise ValueError("max_message must be >= 1024")
 RoleKind = Literal["sim", "collector", "strategy", "gateway", "recorder", "command"]
+# Roles whose death must stop trading for good: a strategy's state and a gateway's orders are not
+# rebuilt by a blind restart (the trader restarts them, after a look).
+NEVER_RESTART: tuple[str, ...] = ("strategy", "gateway")
+
+
+@dataclass(frozen=True)
+class RestartPolicy:
+    """How the launcher restarts a role that died or stalled (restart = "on-failure"):
+    [roles.<name>.restart_policy]. Meanwhile the gateway is HALTED (halt_on_role_death) and its
+    references go stale; the HALT clears once the role is back and fresh
+    ([launcher] clear_halt_on_recovery)."""
+
+    backoff_s: float = 0.5          # first restart after this; doubled per consecutive failure
+    backoff_max_s: float = 30.0     # ... up to this
+    max_per_hour: int = 10          # restarts in any hour; one more failure → HALT and stop
+    fresh_within_s: float = 30.0    # restarted, it must be ready and fresh (a collector: new
+                                    # ticks) within this, else it counts as failed again
+
+    def __post_init__(self) -> None:
+        if self.backoff_s <= 0 or self.backoff_max_s < self.backoff_s:
+            raise ValueError("restart_policy: need 0 < backoff_s <= backoff_max_s")
+        if self.max_per_hour < 1:
+            raise ValueError("restart_policy: max_per_hour must be >= 1")
+        if self.fresh_within_s <= 0:
+            raise ValueError("restart_policy: fresh_within_s must be > 0")
 
 
 @dataclass(frozen=True)
@@ -230,8 +260,8 @@ class RoleSpec:
     wait: WaitName = "blocking"    # ring wait strategy for roles that read the ring
     nice: int = 0                  # added niceness (negative needs CAP_SYS_NICE)
     fifo_priority: int = 0         # SCHED_FIFO priority 1..99; 0 = normal scheduling
-    restart: Literal["never", "on-failure"] = "never"   # on-failure only where safe
-    max_restarts: int = 3
+    restart: Literal["never", "on-failure"] = "never"   # on-failure: not for strategy, gateway
+    restart_policy: RestartPolicy = field(default_factory=RestartPolicy)
     heartbeat_timeout: float = 5.0  # seconds without a heartbeat = stuck
     ready: Literal["auto", "heartbeat", "started"] = "auto"  # auto: heartbeat, except commands
     ready_timeout: float = 20.0     # starting: seconds without a heartbeat before it counts as
@@ -244,6 +274,9 @@ class RoleSpec:
     def __post_init__(self) -> None:
         if self.kind == "command" and not self.command:
             raise ValueError("a role of kind 'command' needs a command")
+        if self.restart == "on-failure" and self.kind in NEVER_RESTART:
+            raise ValueError(f"restart = \"on-failure\" is refused for a {self.kind}: its death "
+                             "HALTs trading until the trader restarts it")
         if not 0 <= self.fifo_priority <= 99:
             raise ValueError(f"fifo_priority must be 0..99, got {self.fifo_priority}")
         if any(c < 0 for c in self.cores):
@@ -260,6 +293,9 @@ class LauncherConfig:
     status_interval: float = 1.0    # seconds between status lines (0 = none)
     shutdown_timeout: float = 20.0  # whole ordered shutdown budget, seconds
     halt_on_role_death: bool = True  # a dead or stuck role → gateway HALTED → orderly shutdown
+    # (a role with restart = "on-failure" is restarted instead; the gateway stays HALTED meanwhile)
+    clear_halt_on_recovery: bool = True  # that HALT clears once the role is back and fresh
+                                         # (a kill switch or a strategy/gateway death never clears)
     prometheus_port: int = -1       # -1 = off, 0 = any free port, on 127.0.0.1 only
     duration: float = 0.0           # seconds to run (0 = until SIGINT/SIGTERM)
     run_dir: str = "run"            # role logs, summaries and latency histograms go here
@@ -463,7 +499,8 @@ class RiskConfig:
     throttle_window_ms: int = 1_000        # ... per this window (refilled continuously)
     runaway_signals: int = 50              # more signals than this ...
     runaway_window_ms: int = 1_000         # ... within this window → HALTED
-    recv_window_ms: int = 5_000            # Binance recvWindow sent with every order (1..60000)
+    recv_window_ms: int = 5_000            # Binance recvWindow sent with every order (1..5000:
+                                           # a signed request stays replayable this long)
     start_state: TradingStateName = "ACTIVE"
     # per instrument, keyed "VENUE:SYMBOL" (venue's spelling); an instrument without an entry
     # cannot be traded
@@ -476,7 +513,7 @@ class RiskConfig:
                 raise ValueError(f"{name} must be a finite number > 0, got {v}")
         for name, hi in (("ref_stale_ms", 1_000_000), ("throttle_orders", 1_000_000),
                          ("throttle_window_ms", 1_000_000), ("runaway_signals", 4096),
-                         ("runaway_window_ms", 1_000_000), ("recv_window_ms", 60_000)):
+                         ("runaway_window_ms", 1_000_000), ("recv_window_ms", 5_000)):
             v = getattr(self, name)
             if not 1 <= v <= hi:
                 raise ValueError(f"{name} must be in 1..{hi}, got {v}")
@@ -546,6 +583,10 @@ class StrategyConfig:
     exit_when_writer_closes: bool = False  # replays/tests: stop once the ring's writer closed
     compiled: bool = True              # strategies with a compiled hot path use it (the SMA:
                                        # ext/smalive.pyx); false = the Python path everywhere
+    feed_stale_ms: int = 3000          # no data and the ring writer's heartbeat older than this:
+                                       # every strategy gets a STALE record (suspends; no
+                                       # signals until fresh data). 0 = off. > the collector's
+                                       # heartbeat_s (1 s by default)
     instances: list[StrategyInstanceConfig] = field(
         default_factory=lambda: [StrategyInstanceConfig()])
 
@@ -557,6 +598,8 @@ class StrategyConfig:
             raise ValueError(f"linger_ms must be within 0..2000, got {self.linger_ms}")
         if self.sndhwm < 1:
             raise ValueError(f"sndhwm must be >= 1, got {self.sndhwm}")
+        if self.feed_stale_ms < 0:
+            raise ValueError(f"feed_stale_ms must be >= 0 (0 = off), got {self.feed_stale_ms}")
         ids = [i.id for i in self.instances]
         if len(set(ids)) != len(ids):
             raise ValueError(f"strategy instance ids must be unique, got {ids}")

@@ -215,7 +215,10 @@ RING_HEADER_DTYPE = np.dtype(
         ("created_mono", "<i8"),    # 48  CLOCK_MONOTONIC at creation
         ("writer_start_ns", "<i8"), # 56  the writer process's start time (CLOCK_REALTIME ns)
         ("cursor", "<i8"),          # 64  next sequence to publish (= records published)
-        ("_pad1", "<i8", (7,)),     # 72
+        ("tag", "<i8"),             # 72  the creator's PIPELINE_SHM_TAG (0 = none): whose it is
+        ("resync_req", "<i8"),      # 80  bumped by a tick reader that lost records: the writer
+                                    #     (collector) resyncs every book when it grows
+        ("_pad1", "<i8", (5,)),     # 88
         ("heartbeat_mono", "<i8"),  # 128 writer's last heartbeat, CLOCK_MONOTONIC
         ("writer_closed", "<i8"),   # 136 1 once the writer has closed
         ("_pad2", "<i8", (6,)),     # 144
@@ -261,8 +264,8 @@ STATUS_HEADER_DTYPE = np.dtype(
         ("epoch_ns", "<i8"),       # 24  CLOCK_REALTIME at creation
         ("halt", "<i8"),           # 32  launcher → gateway: go HALTED now (1)
         ("shutdown", "<i8"),       # 40  launcher → all: orderly shutdown in progress (1)
-        ("hop_slots", "<i8"),      # 48  HOP_SLOTS of every extra record (layout check)
-        ("hop_cells", "<i8"),      # 56  HOP_CELLS
+        ("tag", "<i8"),            # 48  the creator's PIPELINE_SHM_TAG (0 = none): whose it is
+        ("hop_layout", "<i8"),     # 56  HOP_SLOTS << 16 | HOP_CELLS of every extra record (layout check)
     ],
     align=True,
 )

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from pipeline.bus import segments  # noqa: E402
 from pipeline.bus import probe  # noqa: E402
 
 PAYLOAD = struct.Struct("<q56x")      # a perf_counter_ns stamp padded to 64 bytes
@@ -160,6 +161,7 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="short runs (CI smoke)")
     ap.add_argument("--json", metavar="PATH", help="write the figures as JSON")
     args = ap.parse_args()
+    segments.reclaim(prefix="bench-bus-", why="left by a killed run")
     secs = 1.5 if args.quick else 5.0
     total = 5_000_000 if args.quick else 50_000_000
     wcore, rcore = _cores()

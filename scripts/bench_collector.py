@@ -28,6 +28,7 @@ import orjson
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from pipeline.bus import segments  # noqa: E402
 from pipeline._ext import wsdecode as C  # noqa: E402
 from pipeline.collector.connection import ConnectionClosed, WsConnection  # noqa: E402
 from pipeline.collector.loopback import start_server  # noqa: E402
@@ -276,6 +277,7 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="smaller sizes (a few seconds)")
     ap.add_argument("--json", metavar="PATH", help="write the results as one JSON object")
     args = ap.parse_args(argv)
+    segments.reclaim(prefix="bench-collector-", why="left by a killed run")
     n = 100_000 if args.quick else 500_000
     reps = 3 if args.quick else 7
     msgs = messages(max(n, 1_000_000 if not args.quick else 300_000))

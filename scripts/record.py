@@ -29,6 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from pipeline.bus import segments  # noqa: E402
 from pipeline import config as config_mod  # noqa: E402
 from pipeline.config import CollectorConfig  # noqa: E402
 
@@ -47,6 +48,7 @@ def main(argv=None) -> int:
     ap.add_argument("--backend", choices=("cython", "python"))
     ap.add_argument("--log-level", default="INFO")
     args = ap.parse_args(argv)
+    segments.reclaim(prefix="record-", why="left by a killed run")
     logging.basicConfig(level=args.log_level,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
 

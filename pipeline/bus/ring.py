@@ -11,7 +11,10 @@ records: the hot-path alternative to the ZeroMQ frame, see pipeline/bus/signals.
 
 The writer never waits for a reader. A reader that falls more than `capacity` behind is lapped: it
 receives a GAP record (id = records lost, exactly), its `lost` counter grows by the same amount, and
-it resumes at the oldest record still valid. The kernels live in ext/ring.pyx; `backend="python"`
+it skips to the newest record (acting on current data, not on a ring of backlog); a tick reader
+that lost records also bumps the header's resync request, which the collector answers by resyncing
+every book (`resync_requests`, `request_resync()`). `heartbeat_age_ns()` tells a reader how long
+ago the writer last beat: a strategy suspends itself when it exceeds its feed_stale_ms. The kernels live in ext/ring.pyx; `backend="python"`
 selects the pure-Python twin (pipeline/bus/ring_py.py) with identical behaviour.
 
 Segment lifecycle: the owner creates and finally unlinks (context manager or close()). Segments
@@ -32,7 +35,7 @@ import numpy as np
 import psutil
 
 from pipeline import _native
-from pipeline.bus import shm
+from pipeline.bus import segments, shm
 from pipeline.bus.shm import SHM_DIR
 from pipeline.records import (RING_HEADER_DTYPE, RING_MAGIC, RING_VERSION, SEQ_WRITING,
                               SIGNAL_SLOT_DTYPE, TICK_DTYPE)
@@ -99,7 +102,8 @@ def inspect(name: str) -> dict | None:
             return {"valid": False, "size": seg.size}
         h = np.frombuffer(seg.buf, dtype=RING_HEADER_DTYPE, count=1)[0]
         info = {k: int(h[k]) for k in ("magic", "version", "record_size", "capacity", "owner_pid",
-                                       "writer_pid", "epoch_ns", "cursor", "writer_closed")}
+                                       "writer_pid", "epoch_ns", "cursor", "writer_closed",
+                                       "tag")}
         info["valid"] = info["magic"] == RING_MAGIC
         info["size"] = seg.size
         info["owner_alive"] = shm.pid_alive(info["owner_pid"], info["epoch_ns"])
@@ -173,6 +177,7 @@ class Ring:
         h["owner_pid"] = os.getpid()
         h["epoch_ns"] = time.time_ns()
         h["created_mono"] = time.perf_counter_ns()
+        h["tag"] = segments.creator_tag()         # whose run this is (pipeline/bus/segments.py)
         h["cursor"] = 0
         recs = np.frombuffer(seg.buf, dtype=dtype, count=capacity, offset=HEADER_SIZE)
         recs["seq"] = SEQ_WRITING                # touches every page; no slot matches a sequence
@@ -261,8 +266,16 @@ class Ring:
 
     def heartbeat_age_ns(self) -> int | None:
         """Nanoseconds since the writer's last heartbeat (None if it never beat)."""
-        hb = self._h("heartbeat_mono")
+        hb = int(self.core.heartbeat_mono)
         return None if hb == 0 else time.perf_counter_ns() - hb
+
+    @property
+    def resync_requests(self) -> int:
+        """Times readers asked the writer for a book resync (each loss on a tick ring)."""
+        return int(self.core.resync_requests)
+
+    def request_resync(self) -> None:
+        self.core.request_resync()
 
     @property
     def writer_closed(self) -> bool:
@@ -427,7 +440,7 @@ class TickRing(Ring):
 class SignalRing(Ring):
     """Strategy → gateway signals: SIGNAL_SLOT_DTYPE records (seq stamp + the 80 signal bytes).
     The gateway creates (owns) it and reads; one strategy process attaches and writes with
-    `RingWriter.publish_bytes(encode(signal))`. A lapped reader loses the oldest signals, counted
+    `RingWriter.publish_bytes(encode(signal))`. A lapped reader skips to the newest signal, counted
     in `lost` (and seen by the gateway as a gap in the signals' own sequence)."""
 
     RECORD_DTYPE = SIGNAL_SLOT_DTYPE

@@ -29,6 +29,7 @@ _OFF = {name: RING_HEADER_DTYPE.fields[name][1] for name in RING_HEADER_DTYPE.na
 _CURSOR = _OFF["cursor"] // 8
 _HEARTBEAT = _OFF["heartbeat_mono"] // 8
 _CLOSED = _OFF["writer_closed"] // 8
+_RESYNC = _OFF["resync_req"] // 8
 _CAPACITY = _OFF["capacity"] // 8
 _WRITER_PID = _OFF["writer_pid"] // 8
 _RECORD_SIZE = _OFF["record_size"] // 4
@@ -185,6 +186,21 @@ class RingCore:
         return bool(self._h64[_CLOSED])
 
     @property
+    def resync_requests(self) -> int:
+        self._check_open()
+        return int(self._h64[_RESYNC])
+
+    def request_resync(self) -> None:
+        """Not atomic across processes in this twin (the kernel's fetch-add is)."""
+        self._check_open()
+        self._h64[_RESYNC] += 1
+
+    @property
+    def heartbeat_mono(self) -> int:
+        self._check_open()
+        return int(self._h64[_HEARTBEAT])
+
+    @property
     def waiters(self) -> int:
         self._check_open()
         return int(self._h32[_WAITERS])
@@ -224,10 +240,10 @@ class ReaderCore:
         if avail <= 0 or max_n < 1 + keep:
             return 0
         lost = 0
-        if avail > ring.capacity:                     # lapped
-            lost = avail - ring.capacity
-            nxt = cursor - ring.capacity
-            avail = ring.capacity
+        if avail > ring.capacity:                     # lapped: skip to the newest record
+            lost = avail - 1
+            nxt = cursor - 1
+            avail = 1
         n = min(avail, max_n - keep)
         expect = np.arange(nxt, nxt + n, dtype=np.int64)
         slots = expect & ring.mask
@@ -248,6 +264,7 @@ class ReaderCore:
         if not ring.ticks:                            # no GAP record type: the valid ones only
             out[:valid] = out[bad + 1:n].copy()
             return valid
+        ring._h64[_RESYNC] += 1                       # books built from this ring are now wrong
         out[1:valid + 1] = out[bad + 1:n].copy()
         out[0] = np.zeros(1, dtype=TICK_DTYPE)[0]
         out[0]["seq"] = first_lost

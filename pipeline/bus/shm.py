@@ -74,6 +74,7 @@ def open_segment(name: str, create: bool, size: int = 0) -> Segment:
             raise ValueError("a new segment needs a size > 0")
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         try:
+            os.fchmod(fd, 0o600)              # exactly owner read/write, whatever the umask
             os.ftruncate(fd, size)
         except OSError:
             os.close(fd)

@@ -93,6 +93,13 @@ class Feed:
         for sync in self.syncs.values():
             self._sync_out(sync, sync.start(self.state, local_ts))
 
+    def resync_books(self, local_ts: int, why: str = "reader_lapped") -> None:
+        """A consumer lost records (lapped on the ring) and asked: every depth book starts over
+        (GAP + RESYNC_START now, a fresh snapshot after the next diff)."""
+        self.counters["resync_requested"] += 1
+        for sync in self.syncs.values():
+            self._sync_out(sync, sync.force_resync(self.state, None, local_ts, why))
+
     def _sync_out(self, sync, out) -> None:
         for ev in out.events:
             self.counters["book_" + ev] += 1

@@ -54,14 +54,23 @@ def run(cfg: CollectorConfig, ring_name: str, seconds: float | None = None,
             if 0 < hop < 60_000_000_000:
                 record_hop(hop)
 
+    resync_seen = [ring.resync_requests]
+
     def heartbeat() -> None:
         clock["offset"] = time.time_ns() - time.perf_counter_ns()
         writer.heartbeat()
+        asked = ring.resync_requests        # a reader lost records: its books are wrong
+        if asked != resync_seen[0]:
+            resync_seen[0] = asked
+            log.warning("a ring reader lost records: resyncing every book")
+            col.feed.resync_books(time.time_ns())
         tel.beat(ticks=int(ring.cursor), errors=sum(col.feed.errors().values()))
         fc = col.feed.counters
         tel.status.set_extra(reconnects=col.counters["reconnects"], stale=col.counters["stale"],
                              resyncs=fc["book_resync"], gaps=fc["book_gap"])
-        if tel.halt_requested or tel.status.shutdown_requested:
+        # A HALT is the gateway's business (a restarted collector starts while the gateway is
+        # HALTED for its death): only the launcher's shutdown stops the feed.
+        if tel.status.shutdown_requested:
             col.stop()          # same as SIGTERM: close connections, flush, report
 
     col = Collector(cfg, publish, raw_sink=raw.write if raw else None,

@@ -187,6 +187,10 @@ def _first_clock_sync(gw) -> None:
     deadline = time.monotonic() + cfg.start_timeout_s
     while not gw.clock.sync():              # the venue may still be starting
         if time.monotonic() >= deadline or gw.stop_requested:
+            tls_error = getattr(gw.rest, "last_tls_error", "")
+            if tls_error:                  # reachable, but not someone we trust
+                raise GatewayError(f"cannot measure the venue clock at {cfg.rest_url}: "
+                                   f"{tls_error}")
             raise GatewayError(f"cannot measure the venue clock at {cfg.rest_url} (GET "
                                f"/api/v3/time failed for {cfg.start_timeout_s:g} s); is the "
                                f"venue reachable?")

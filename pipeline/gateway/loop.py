@@ -110,8 +110,15 @@ class Loop:
         role.heartbeat()
         if ex.wire is not None or ex.ws is not None:
             self._guarded(ex.pump)              # the replies of orders sent by the wire thread
-        if role.halt_requested and self.trading != "HALTED":
-            self.halt("launcher requested HALT (a role died or stalled)")
+        if role.halt_requested:
+            if self.trading != "HALTED":
+                before = self.trading
+                self.halt("launcher requested HALT (a role died or stalled)", liftable=True)
+                self.lift_to = before
+        elif self.lift_to and self.trading == "HALTED":
+            # the launcher cleared its halt word: the role that died is back and fresh
+            self._set_trading(self.lift_to, "launcher lifted its HALT (the role is back)")
+            self.lift_to = ""
         # The launcher's shutdown flag is not a stop request: the launcher stops the roles in
         # order (collectors, strategies, then this gateway with SIGTERM), so intake drains last.
         if self.stream is not None:

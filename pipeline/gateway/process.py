@@ -65,6 +65,7 @@ class Gateway(Admission, Loop, TradingControl, Reporting):
         self.phase = "INIT"
         self.trading = "ACTIVE"
         self.halt_reason = ""
+        self.lift_to = ""       # the state to go back to when the launcher lifts its HALT
         self.stop_requested = False
         self.kill_requested = False
         self.reduce_requested = False

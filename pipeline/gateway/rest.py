@@ -28,6 +28,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
+from pipeline.gateway import tls
 from pipeline.gateway.ratelimit import HostBlocked, HostGate, retry_after_s
 
 log = logging.getLogger(__name__)
@@ -151,13 +152,17 @@ class RestClient:
 
     def __init__(self, base_url: str, api_key: str, sign: Callable[[bytes], str], gate: HostGate,
                  *, connect_timeout_s: float, read_timeout_s: float, recv_window_ms: int,
-                 timestamp_ms: Callable[[], int], redact: Callable[[str], str]):
+                 timestamp_ms: Callable[[], int], redact: Callable[[str], str],
+                 ca_bundle: str = ""):
         self.base = base_url.rstrip("/")
         self.host = urlsplit(self.base).netloc
         self.session = requests.Session()
         # no proxy/.netrc lookups from the environment on every request (they cost ~0.5 ms each
         # and a venue connection must not silently go through a proxy picked up from the env)
         self.session.trust_env = False
+        # TLS verified always; against [gateway] ca_bundle when given (pipeline/gateway/tls.py)
+        self.session.verify = ca_bundle or True
+        self.last_tls_error = ""            # the last TLS failure, said as such (start errors)
         adapter = StampingAdapter(pool_connections=1, pool_maxsize=2, max_retries=0)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
@@ -210,6 +215,16 @@ class RestClient:
             else:
                 r = self.session.request(method, url, data=body or None,
                                          timeout=timeout or self.timeout, allow_redirects=False)
+        except requests.exceptions.SSLError as exc:
+            # the handshake failed: no request byte was written (a certificate the venue's CA
+            # does not vouch for, a wrong host name, ...); said as TLS, with the host
+            msg = tls.describe(exc, self.host) or f"TLS error with {self.host}: {exc}"
+            self.last_tls_error = msg
+            log.error("%s", self.redact(msg))
+            # a failed handshake wrote nothing; a TLS error later in the exchange may have
+            outcome = Outcome.NOT_SENT if tls.is_cert_failure(exc) else Outcome.UNKNOWN
+            return Reply(outcome, msg=self.redact(msg),
+                         written_mono=_wire_stamp(handed), done_mono=time.perf_counter_ns())
         except requests.exceptions.ConnectTimeout as exc:
             # the TCP connection never opened: nothing was written
             return Reply(Outcome.NOT_SENT, msg=self.redact(f"connect timeout: {exc}"),
@@ -232,7 +247,7 @@ class RestClient:
         p = t.copy()
         p.body = body
         p.headers["Content-Length"] = str(len(body))
-        return self.adapter.send(p, timeout=timeout)
+        return self.adapter.send(p, timeout=timeout, verify=self.session.verify)
 
     # ---------------------------------------------------------------- helpers
     def signed_query(self, params: dict[str, Any]) -> str:

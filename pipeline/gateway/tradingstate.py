@@ -52,10 +52,14 @@ class TradingControl:
         except JournalWriteError:
             return False
 
-    def halt(self, why: str) -> None:
+    def halt(self, why: str, liftable: bool = False) -> None:
         """HALTED now, and every open order cancelled (idempotent). The cancel goes out first;
         the journal follows, best effort (the kill switch must work on a full disk). The
-        trading record is buffered before the cancel, so its "m" is the moment of the halt."""
+        trading record is buffered before the cancel, so its "m" is the moment of the halt.
+        Only the launcher's HALT for a restartable role is liftable: any other HALT (kill
+        switch, 418, loss limit, ...) makes the state stay HALTED until an operator reset."""
+        if not liftable:
+            self.lift_to = ""
         if self.trading != "HALTED":
             self._set_trading("HALTED", why, commit=False)
         self.cancel_pending = True

@@ -39,7 +39,7 @@ class BinanceVenue:
         return RestClient(cfg.rest_url, api_key, lambda q: sign(q), gate,
                           connect_timeout_s=cfg.connect_timeout_s,
                           read_timeout_s=cfg.request_timeout_s, recv_window_ms=recv_window_ms,
-                          timestamp_ms=timestamp_ms, redact=redact)
+                          timestamp_ms=timestamp_ms, redact=redact, ca_bundle=cfg.ca_bundle)
 
     def rules(self, rest: RestClient) -> dict[int, Any]:
         """{symbol id: InstrumentRules} of the configured symbols from exchangeInfo, with our
@@ -78,10 +78,11 @@ class BinanceVenue:
             if cfg.transport == "ws_api":   # async_orders: pipelined, answers matched by id
                 ws = (WsOrderWire if cfg.async_orders else WsApiClient)(
                     cfg.ws_api_url, wss, gate, connect_timeout_s=cfg.connect_timeout_s,
-                    read_timeout_s=cfg.request_timeout_s, redact=redact)
+                    read_timeout_s=cfg.request_timeout_s, redact=redact,
+                    ca_bundle=cfg.ca_bundle)
             if cfg.user_stream:
                 stream = UserStream(cfg.ws_api_url, wss, connect_timeout_s=cfg.connect_timeout_s,
-                                    redact=redact)
+                                    redact=redact, ca_bundle=cfg.ca_bundle)
         return ws, stream
 
     def wire(self, api_key: str, gate, *, redact, cores):
@@ -92,7 +93,7 @@ class BinanceVenue:
         from pipeline.gateway.wire import Wire
         return Wire(cfg.rest_url, api_key, gate, connect_timeout_s=cfg.connect_timeout_s,
                     read_timeout_s=cfg.request_timeout_s, redact=redact,
-                    connections=cfg.order_connections, cores=cores)
+                    connections=cfg.order_connections, cores=cores, ca_bundle=cfg.ca_bundle)
 
 
 __all__ = ["BinanceVenue", "VenueError"]

@@ -32,7 +32,6 @@ import logging
 import os
 import queue
 import socket
-import ssl
 import threading
 import time
 from typing import Any, Callable
@@ -40,6 +39,7 @@ from urllib.parse import urlsplit
 
 from urllib3.util.wait import wait_for_read
 
+from pipeline.gateway import tls
 from pipeline.gateway.ratelimit import HostBlocked, HostGate
 from pipeline.gateway.rest import Outcome, Reply, reply_of
 
@@ -112,13 +112,13 @@ def request_writer(host: str, port: int, default_port: int, path: str, headers: 
 class Wire:
     def __init__(self, base_url: str, api_key: str, gate: HostGate, *, connect_timeout_s: float,
                  read_timeout_s: float, redact: Callable[[str], str], connections: int = 2,
-                 cores: set[int] | None = None):
+                 cores: set[int] | None = None, ca_bundle: str = ""):
         if connections < 1:
             raise ValueError(f"order wire: connections must be >= 1, got {connections}")
         u = urlsplit(base_url)
         if u.scheme not in ("http", "https") or not u.hostname:
             raise ValueError(f"order wire: not an http(s) URL: {base_url!r}")
-        self._tls = ssl.create_default_context() if u.scheme == "https" else None
+        self._tls = tls.context(ca_bundle) if u.scheme == "https" else None   # verified
         self._addr = (u.hostname, u.port or (443 if self._tls else 80))
         self.path = u.path.rstrip("/") + ORDER_PATH
         self._headers = {"X-MBX-APIKEY": api_key,
@@ -147,6 +147,7 @@ class Wire:
         self.opened = 0                   # connections opened (the first ones and replacements)
         self.reopened = 0                 # connections found closed by the venue and reopened
         self.connect_errors = 0
+        self.last_tls_error = ""
         self._thread = threading.Thread(target=self._run, name="order-wire", daemon=True)
         self._thread.start()
 
@@ -275,8 +276,13 @@ class Wire:
         except OSError as exc:
             conn.close()
             self.connect_errors += 1
-            log.warning("order wire: cannot connect to %s:%d: %s", host, port,
-                        self.redact(str(exc)))
+            said = tls.describe(exc, f"{host}:{port}")
+            if said:
+                self.last_tls_error = said
+                log.error("order wire: %s", self.redact(said))
+            else:
+                log.warning("order wire: cannot connect to %s:%d: %s", host, port,
+                            self.redact(str(exc)))
             return None
         return conn
 

@@ -28,6 +28,7 @@ from typing import Any, Callable
 import orjson
 import websocket
 
+from pipeline.gateway import tls
 from pipeline.gateway.ratelimit import HostBlocked, HostGate, retry_after_s
 from pipeline.gateway.rest import Outcome, Reply, classify
 from pipeline.logs import event_log
@@ -70,8 +71,9 @@ class WsApiClient:
     """Synchronous request/response over one WS-API connection (main thread only)."""
 
     def __init__(self, url: str, signer: WsSigner, gate: HostGate, *, connect_timeout_s: float,
-                 read_timeout_s: float, redact: Callable[[str], str]):
+                 read_timeout_s: float, redact: Callable[[str], str], ca_bundle: str = ""):
         self.url = url
+        self.sslopt = tls.ws_sslopt(ca_bundle)     # verified; ca_bundle trusted when given
         self.signer = signer
         self.gate = gate
         self.connect_timeout_s = connect_timeout_s
@@ -85,7 +87,7 @@ class WsApiClient:
     def _conn(self) -> websocket.WebSocket:
         if self.ws is None:
             self.ws = websocket.create_connection(self.url, timeout=self.connect_timeout_s,
-                                                  enable_multithread=False)
+                                                  enable_multithread=False, sslopt=self.sslopt)
             self.ws.settimeout(self.read_timeout_s)
             self.reconnects += 1
         return self.ws
@@ -145,9 +147,10 @@ class UserStream(threading.Thread):
     """The user-data stream in a thread: events onto `events` (a queue of dicts)."""
 
     def __init__(self, url: str, signer: WsSigner, *, connect_timeout_s: float,
-                 redact: Callable[[str], str], backoff_max_s: float = 5.0):
+                 redact: Callable[[str], str], backoff_max_s: float = 5.0, ca_bundle: str = ""):
         super().__init__(name="user-stream", daemon=True)
         self.url = url
+        self.sslopt = tls.ws_sslopt(ca_bundle)
         self.signer = signer
         self.connect_timeout_s = connect_timeout_s
         self.redact = redact
@@ -198,7 +201,8 @@ class UserStream(threading.Thread):
             backoff = min(self.backoff_max_s, backoff * 2)
 
     def _session(self) -> None:
-        ws = websocket.create_connection(self.url, timeout=self.connect_timeout_s)
+        ws = websocket.create_connection(self.url, timeout=self.connect_timeout_s,
+                                         sslopt=self.sslopt)
         self.ws = ws
         self.connects += 1
         ws.send(orjson.dumps({"id": "uds", "method": "userDataStream.subscribe.signature",
@@ -254,8 +258,9 @@ class WsOrderWire:
     RECV_POLL_S = 0.05
 
     def __init__(self, url: str, signer: WsSigner, gate: HostGate, *, connect_timeout_s: float,
-                 read_timeout_s: float, redact: Callable[[str], str]):
+                 read_timeout_s: float, redact: Callable[[str], str], ca_bundle: str = ""):
         self.url = url
+        self.sslopt = tls.ws_sslopt(ca_bundle)     # verified; ca_bundle trusted when given
         self.signer = signer
         self.gate = gate
         self.connect_timeout_s = connect_timeout_s
@@ -288,7 +293,7 @@ class WsOrderWire:
         ws = self.ws
         if ws is None:
             ws = websocket.create_connection(self.url, timeout=self.connect_timeout_s,
-                                             enable_multithread=True)
+                                             enable_multithread=True, sslopt=self.sslopt)
             ws.settimeout(self.RECV_POLL_S)
             self.connects += 1
             self.ws = ws

@@ -12,7 +12,13 @@ the recorder, and the simulator last. Each gets SIGTERM, then SIGKILL after its 
 launcher then unlinks every segment it created.
 
 Any role that dies or stops heartbeating → the gateway is told to HALT (SIGUSR1 and the status
-block's halt word) at once → orderly shutdown, unless the role's restart policy says otherwise.
+block's halt word) at once → orderly shutdown, unless the role's restart policy says otherwise:
+a role with restart = "on-failure" (a collector, a recorder; never a strategy or a gateway) is
+restarted with backoff, at most restart_policy.max_per_hour times an hour. Meanwhile the gateway
+is HALTED through the halt word only (no SIGUSR1, which is the manual kill switch), and that HALT
+clears itself (the word goes back to 0) once every such role is back and fresh, if
+[launcher] clear_halt_on_recovery; a strategy or gateway death, a role over its cap, or any
+kill switch still HALTs for good.
 """
 from __future__ import annotations
 
@@ -20,6 +26,7 @@ import ctypes
 import json
 import logging
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -32,6 +39,7 @@ from pipeline.bus.ring import TickRing
 from pipeline import logs
 from pipeline.config import PipelineConfig, RoleSpec
 from pipeline.launcher import preflight
+from pipeline.launcher.restart import RestartTracker
 from pipeline.records import RoleState, TradingState
 from pipeline.telemetry import latency
 from pipeline.telemetry import status as st
@@ -93,6 +101,11 @@ class Role:
     log_path: Path | None = None       # the role's own log (pipeline/logs.py)
     out_path: Path | None = None       # its stdout/stderr (a crash's traceback, a command's output)
     started_at: float = 0.0
+    tracker: RestartTracker | None = None
+    restart_at: float | None = None     # a restart is due at this monotonic time
+    recovering: bool = False            # restarted, not yet back and fresh
+    ticks_at_start: int = 0             # its tick counter when (re)started
+    given_up: bool = False              # failed for good (halt_on_role_death off: left alone)
 
     @property
     def alive(self) -> bool:
@@ -108,6 +121,8 @@ class Launcher:
     status: st.StatusBlock | None = None
     stop_reason: str = ""
     halted_at: float | None = None
+    halt_final: bool = False            # a HALT that never clears itself (not a restartable role's)
+    halts_cleared: int = 0
     events: list[dict] = field(default_factory=list)
     alerts: object | None = None        # pipeline.alerts: (sender, watcher) while running
     tap: object | None = None           # telemetry.market.PriceTap: the run's trade prices
@@ -127,7 +142,9 @@ class Launcher:
         self.start_order = _ordered(self.cfg.roles, self.cfg.launcher.start_order, DEFAULT_START)
         self.stop_order = _ordered(self.cfg.roles, self.cfg.launcher.stop_order, DEFAULT_STOP)
         for i, name in enumerate(self.start_order):
-            self.roles[name] = Role(name, self.cfg.roles[name], i)
+            spec = self.cfg.roles[name]
+            self.roles[name] = Role(name, spec, i, tracker=RestartTracker(spec.restart_policy)
+                                    if spec.restart == "on-failure" else None)
         self.segment_prefix = f"{self.cfg.launcher.run_id}-{os.getpid()}"
         self.check_credentials()
         self.alert_token = self.check_alerts()
@@ -230,6 +247,7 @@ class Launcher:
 
     def create_segments(self) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.reclaim_stale_segments()
         self.status = st.StatusBlock.create(f"{self.segment_prefix}-status", len(self.roles))
         self.rings.append(TickRing.create(self.cfg.ring.name, self.cfg.ring.capacity))
         self.write_runfile()
@@ -245,6 +263,23 @@ class Launcher:
                               "pid": r.proc.pid if r.proc else None,
                               "exit_code": r.proc.returncode if r.proc else None}
                      for r in self.roles.values()})
+
+    def reclaim_stale_segments(self) -> list:
+        """Remove what dead runs of this config left in /dev/shm: status blocks
+        `<run_id>-<pid>-status`, the tick ring, the gateway's signal ring — each only if its
+        owner process is dead (a live run's segments are never touched)."""
+        from pipeline.bus import segments
+        names = {self.cfg.ring.name}
+        if any(r.spec.kind == "gateway" for r in self.roles.values()):
+            from pipeline.bus.signals import ring_name
+            names.add(ring_name(self.cfg.gateway.channel))
+        status = re.compile(re.escape(self.cfg.launcher.run_id) + r"-\d+-status")
+        removed = segments.reclaim(
+            lambda i: i.name in names or (i.kind == "status" and status.fullmatch(i.name)),
+            why=f"left by a dead run of {self.config_path}")
+        for i in removed:
+            self._event("stale_segment_removed", segment=i.name, owner=i.owner_pid)
+        return removed
 
     def secret_env_names(self) -> set[str]:
         g = self.cfg.gateway
@@ -299,6 +334,7 @@ class Launcher:
         slot = self.status.slots[role.slot]
         slot["state"] = int(RoleState.STARTING)
         slot["heartbeat_mono"] = 0
+        role.ticks_at_start = int(slot["ticks"])
         self.log_dir.mkdir(parents=True, exist_ok=True)
         role.log_path = self.log_dir / f"{role.name}.log"
         role.out_path = self.log_dir / f"{role.name}.out"
@@ -371,46 +407,103 @@ class Launcher:
         if not self.stop_reason:
             self.stop_reason = reason
 
-    def halt_gateway(self, why: str) -> None:
-        if self.halted_at is not None:
+    def halt_gateway(self, why: str, final: bool = True) -> None:
+        """HALT the gateway: the status block's halt word, and for a final HALT also SIGUSR1 (the
+        kill switch, which never clears itself). A HALT for a restartable role's death (final
+        False) is the word alone; clear_halt() lifts it."""
+        if self.halted_at is not None and (self.halt_final or not final):
             return
-        self.halted_at = time.monotonic()
+        self.halted_at = self.halted_at or time.monotonic()
+        self.halt_final = self.halt_final or final
         self.status.request_halt()
-        for r in self.roles.values():
-            if r.spec.kind == "gateway" and r.alive:
-                os.kill(r.proc.pid, signal.SIGUSR1)
-        self._event("halt", why=why)
+        if final:
+            for r in self.roles.values():
+                if r.spec.kind == "gateway" and r.alive:
+                    os.kill(r.proc.pid, signal.SIGUSR1)
+        self._event("halt", why=why, final=final)
+
+    def clear_halt(self) -> None:
+        """Lift a HALT that was only for restartable roles, once all of them are back and fresh."""
+        if self.halted_at is None or self.halt_final:
+            return
+        self.status.clear_halt()
+        self.halted_at = None
+        self.halts_cleared += 1
+        self._event("halt-cleared", why="every restarted role is back and fresh")
+
+    def fresh(self, r: Role, now_ns: int) -> bool:
+        """Back and fresh: running, heartbeating, and for a collector, publishing new ticks."""
+        s = self.status.slots[r.slot]
+        hb = int(s["heartbeat_mono"])
+        if not r.alive or int(s["state"]) != RoleState.RUNNING or not hb:
+            return False
+        if now_ns - hb > r.spec.heartbeat_timeout * 1e9:
+            return False
+        return r.spec.kind != "collector" or int(s["ticks"]) > r.ticks_at_start
+
+    def _problem(self, r: Role, now_ns: int) -> str:
+        code = r.proc.poll()
+        if code is not None and not self.stop_reason:
+            if r.spec.kind == "command" and code == 0:
+                r.exit_reason = "finished"
+                return ""
+            return f"exited with code {code}" if code >= 0 else f"killed by signal {-code}"
+        if code is None:
+            hb = int(self.status.slots[r.slot]["heartbeat_mono"])
+            if hb and (now_ns - hb) > r.spec.heartbeat_timeout * 1e9:
+                return f"stuck: no heartbeat for {(now_ns - hb) / 1e9:.1f} s"
+            if r.recovering and time.monotonic() - r.started_at > \
+                    r.spec.restart_policy.fresh_within_s:
+                return (f"not fresh within {r.spec.restart_policy.fresh_within_s:g} s "
+                        "of its restart")
+        return ""
 
     def check_roles(self) -> None:
         now_ns = time.perf_counter_ns()
+        now = time.monotonic()
         for r in self.roles.values():
-            if r.proc is None:
+            if r.restart_at is not None:
+                if now >= r.restart_at and not self.stop_reason:
+                    r.restart_at = None
+                    r.restarts += 1
+                    self.start_role(r)
+                    r.recovering = True
                 continue
-            code = r.proc.poll()
-            problem = ""
-            if code is not None and not self.stop_reason:
-                problem = f"exited with code {code}" if code >= 0 else f"killed by signal {-code}"
-                if r.spec.kind == "command" and code == 0:
-                    problem = ""
-                    r.exit_reason = "finished"
-            elif code is None:
-                hb = int(self.status.slots[r.slot]["heartbeat_mono"])
-                if hb and (now_ns - hb) > r.spec.heartbeat_timeout * 1e9:
-                    problem = f"stuck: no heartbeat for {(now_ns - hb) / 1e9:.1f} s"
+            if r.proc is None or r.given_up:
+                continue
+            problem = self._problem(r, now_ns)
             if not problem:
+                if r.recovering and self.fresh(r, now_ns):
+                    r.recovering = False
+                    r.tracker.on_recovered()
+                    self._event("role-recovered", role=r.name, restarts=r.restarts,
+                                after_s=round(now - r.started_at, 3))
                 continue
             r.exit_reason = problem
             self._event("role-failed", role=r.name, problem=problem)
-            if r.spec.restart == "on-failure" and r.restarts < r.spec.max_restarts:
+            delay = r.tracker.on_failure(now) if r.tracker is not None else None
+            if delay is not None and not self.stop_reason:
                 _signal_group(r.proc, signal.SIGKILL)
                 if r.proc.poll() is None:
                     r.proc.wait(5)
-                r.restarts += 1
-                self.start_role(r)
+                r.restart_at = now + delay
+                r.recovering = True
+                self._event("restart-scheduled", role=r.name, in_s=delay,
+                            this_hour=r.tracker.in_last_hour(now))
+                if self.cfg.launcher.halt_on_role_death:
+                    self.halt_gateway(f"{r.name} {problem} (restarting)", final=False)
                 continue
+            if r.tracker is not None and not self.stop_reason:
+                problem += (f" (restart cap reached: {r.spec.restart_policy.max_per_hour} "
+                            "an hour)")
             if self.cfg.launcher.halt_on_role_death:
                 self.halt_gateway(f"{r.name} {problem}")
                 self.request_stop(f"role {r.name} {problem}")
+            r.given_up = True              # reported once; not looked at again
+        if (self.halted_at is not None and not self.halt_final
+                and self.cfg.launcher.clear_halt_on_recovery
+                and not any(r.recovering for r in self.roles.values())):
+            self.clear_halt()
 
     @property
     def currency(self) -> str:
@@ -514,7 +607,8 @@ class Launcher:
             roles[r.name] = d
         return {"seconds": time.monotonic() - started, "started_ns": self.started_ns,
                 "stop_reason": self.stop_reason,
-                "halted": self.halted_at is not None, "totals": self._totals(roles),
+                "halted": self.halted_at is not None, "halts_cleared": self.halts_cleared,
+                "totals": self._totals(roles),
                 "hops": {hop: latency.summarize(h) for hop, h in self.hop_histograms().items()},
                 "roles": roles,
                 "events": [{k: v for k, v in e.items() if k != "t"} for e in self.events]}

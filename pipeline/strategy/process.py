@@ -35,7 +35,7 @@ from pipeline.bus.ring import TickRing
 from pipeline.bus.signals import Signal, SignalSender
 from pipeline.config import PipelineConfig
 from pipeline.hotloop import LoopGC
-from pipeline.records import SIGNAL_DTYPE, TICK_DTYPE
+from pipeline.records import FLAG_SYNTHETIC, SIGNAL_DTYPE, TICK_DTYPE, Kind
 from pipeline.registry import DEFAULT as DEFAULT_REGISTRY
 from pipeline.registry import SymbolRegistry
 from pipeline.strategy import loader
@@ -83,6 +83,7 @@ class StrategyProcess:
         self._stop = False
         self.ticks = 0
         self.batches = 0
+        self.feed_stales = 0         # STALE records made for a quiet feed (writer heartbeat)
         self.signals = 0
         self.sender: SignalSender | None = None
         self.reader = None
@@ -100,8 +101,8 @@ class StrategyProcess:
 
     def stats(self) -> dict:
         s = {"state": self.state.value, "ticks": self.ticks, "batches": self.batches,
-             "signals": self.signals, "exit_reason": self.exit_reason,
-             "unsupported_live": self.unsupported_live}
+             "signals": self.signals, "feed_stales": self.feed_stales,
+             "exit_reason": self.exit_reason, "unsupported_live": self.unsupported_live}
         if self.sender is not None:
             s.update(self.sender.stats())
         rs = self.reader.stats() if self.reader is not None else self._reader_stats
@@ -184,13 +185,31 @@ class StrategyProcess:
         # a batch (run() turns automatic collection back on).
         loop_gc = self.gc
         loop_gc.start()
+        stale_ns = scfg.feed_stale_ms * 1_000_000
+        stale_marked = False          # a STALE was handed to the strategies; data clears it
         while not self._stop:
             sender.service()
             tel.beat(ticks=self.ticks, signals=self.signals)
-            if core_wait(slice_ns):   # the kernel's wait (nogil), no Python wrapper
+            got = core_wait(slice_ns)     # the kernel's wait (nogil), no Python wrapper
+            if got:
                 n = poll_into(buf)
                 if n == 0:
                     continue
+                stale_marked = False
+            elif stale_ns and not stale_marked and not ring.writer_closed and (
+                    (age := ring.heartbeat_age_ns()) is not None and age > stale_ns):
+                # the feed's writer has gone quiet: a STALE for everyone (symbol 0), through
+                # the same path as the ring's own records, so every strategy suspends
+                stale_marked = True
+                self.feed_stales += 1
+                log.warning("feed stale: no data and the ring writer's heartbeat is %.1f s old; "
+                            "strategies suspended until fresh data", age / 1e9)
+                buf[0] = np.zeros(1, TICK_DTYPE)[0]
+                buf[0]["kind"] = Kind.STALE
+                buf[0]["flags"] = FLAG_SYNTHETIC
+                buf[0]["mono_ts"] = perf()
+                n, got = 1, True
+            if got:
                 t_read = perf()
                 batch = buf[:n]       # a view of the reused buffer: strategies must not keep it
                 for st, fast in compiled:

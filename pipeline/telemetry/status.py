@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from pipeline.bus import shm
+from pipeline.bus import segments, shm
 from pipeline.records import (HOP_CELLS, HOP_SLOTS, ROLE_EXTRA_DTYPE, ROLE_STATUS_DTYPE,
                               STATUS_HEADER_DTYPE, STATUS_MAGIC, RoleState, TradingState)
 
@@ -25,6 +25,7 @@ ENV_ROLE = "PIPELINE_ROLE"
 HEADER = STATUS_HEADER_DTYPE.itemsize
 COUNTERS = ("ticks", "signals", "orders", "fills", "rejects", "errors", "dropped")
 EXTRA_COUNTERS = ("reconnects", "resyncs", "stale", "gaps")
+HOP_LAYOUT = HOP_SLOTS << 16 | HOP_CELLS
 
 
 def block_size(nslots: int) -> int:
@@ -64,7 +65,8 @@ class StatusBlock:
         h["nslots"] = nslots
         h["owner_pid"] = os.getpid()
         h["epoch_ns"] = time.time_ns()
-        h["hop_slots"], h["hop_cells"] = HOP_SLOTS, HOP_CELLS
+        h["tag"] = segments.creator_tag()       # whose run this is (pipeline/bus/segments.py)
+        h["hop_layout"] = HOP_LAYOUT
         h["magic"] = STATUS_MAGIC
         del h
         return cls(seg, owner=True)
@@ -76,8 +78,7 @@ class StatusBlock:
             seg.close()
             raise RuntimeError(f"segment {name!r} is not a status block")
         h = np.frombuffer(seg.buf, dtype=STATUS_HEADER_DTYPE, count=1)[0]
-        if (seg.size < block_size(int(h["nslots"])) or int(h["hop_slots"]) != HOP_SLOTS
-                or int(h["hop_cells"]) != HOP_CELLS):
+        if seg.size < block_size(int(h["nslots"])) or int(h["hop_layout"]) != HOP_LAYOUT:
             del h
             seg.close()
             raise RuntimeError(f"status block {name!r} has another layout (a different build?)")
@@ -107,6 +108,11 @@ class StatusBlock:
 
     def request_halt(self) -> None:
         self.header[0]["halt"] = 1
+
+    def clear_halt(self) -> None:
+        """Lift the launcher's HALT request (the gateway leaves a HALT it took for this word
+        alone; a kill switch or its own HALT stays)."""
+        self.header[0]["halt"] = 0
 
     def request_shutdown(self) -> None:
         self.header[0]["shutdown"] = 1

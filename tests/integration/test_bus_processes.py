@@ -59,7 +59,7 @@ def _stoppable_reader(name, progress, results):
     ring.close()
 
 
-def test_sigstopped_reader_sees_exact_gap_then_correct_records(shm_name):
+def test_sigstopped_reader_sees_exact_gap_then_the_newest_records(shm_name):
     cap = 1024
     with TickRing.create(shm_name, cap) as ring:
         w = ring.writer()
@@ -71,8 +71,11 @@ def test_sigstopped_reader_sees_exact_gap_then_correct_records(shm_name):
             while progress.get(timeout=20) < 10:
                 pass
             os.kill(p.pid, signal.SIGSTOP)
-            _publish(w, 10, cap + 50)          # laps the stopped reader by 50
+            _publish(w, 10, cap + 50)          # laps the stopped reader
             os.kill(p.pid, signal.SIGCONT)
+            while progress.get(timeout=20) < 10 + cap + 50:   # took the GAP and the newest
+                pass
+            _publish(w, 10 + cap + 50, 5)      # what comes next arrives in order
             w.close()
             got = results.get(timeout=20)
             p.join(10)
@@ -82,12 +85,15 @@ def test_sigstopped_reader_sees_exact_gap_then_correct_records(shm_name):
         assert p.exitcode == 0
         assert list(got["seq"][:10]) == list(range(10))
         gap = got[10]
-        assert gap["kind"] == Kind.GAP and gap["id"] == 50 and gap["seq"] == 10
+        lost = cap + 50 - 1                    # all but the newest of what it missed
+        assert gap["kind"] == Kind.GAP and gap["id"] == lost and gap["seq"] == 10
         rest = got[11:]
-        assert list(rest["seq"]) == list(range(60, 10 + cap + 50))
+        last = 10 + cap + 50
+        assert list(rest["seq"]) == [last - 1] + list(range(last, last + 5))
+        assert ring.resync_requests == 1
         vs = probe.VerifyState()
         vs.check(got)
-        assert vs.violations == 0 and vs.lost_unreported == 0 and vs.lost_reported == 50
+        assert vs.violations == 0 and vs.lost_unreported == 0 and vs.lost_reported == lost
 
 
 def _attach_and_exit(name, mode, ready):
@@ -172,3 +178,53 @@ def test_second_writer_refused_while_the_first_lives(shm_name):
         assert ring.writer_pid == p.pid
         ring.writer()                            # its writer exited: the role can be taken over
         assert ring.writer_pid == os.getpid()
+
+
+def _die_mid_write(name, where, ready):
+    """A writer (the twin, so the test can stop it inside publish) that publishes 5 records and
+    then stops for good inside the 6th: after marking the slot WRITING with half a body
+    ("after_mark"), or after stamping it but before the cursor store ("before_cursor")."""
+    from pipeline.bus import ring_py
+    from pipeline.records import SEQ_WRITING
+    ring = TickRing.attach(name, backend="python", timeout=5)
+    w = ring.writer()
+    w.heartbeat()
+    for i in range(5):
+        w.publish(int(Kind.TRADE), symbol=1, price=100.0 + i, qty=1.0)
+    core = ring.core
+    if where == "after_mark":
+        slot = core.wseq & core.mask
+        core.seqs[slot] = SEQ_WRITING
+        core.recs[slot]["price"] = 999.0             # half a body: price written, qty not yet
+    else:
+        def hang(self, next_seq):                    # the slot is stamped; the cursor is not
+            ready.set()
+            time.sleep(120)
+        ring_py.RingCore._commit = hang
+        w.publish(int(Kind.TRADE), symbol=1, price=999.0, qty=9.0)
+    ready.set()
+    time.sleep(120)                                  # SIGKILLed here by the test
+
+
+@pytest.mark.parametrize("where", ["after_mark", "before_cursor"])
+def test_writer_killed_mid_write_leaves_no_slot_to_consume(shm_name, where):
+    with TickRing.create(shm_name, 64) as ring:
+        r = ring.reader(start=0)
+        ready = CTX.Event()
+        p = CTX.Process(target=_die_mid_write, args=(shm_name, where, ready), daemon=True)
+        p.start()
+        assert ready.wait(30)
+        os.kill(p.pid, signal.SIGKILL)
+        p.join(20)
+        got = r.poll()
+        assert list(got["price"]) == [100.0, 101.0, 102.0, 103.0, 104.0]   # only complete ones
+        assert r.poll().size == 0 and not r.wait(timeout=0.05)             # nothing half-made
+        assert r.lost == 0 and r.gaps == 0
+        hb = ring.heartbeat_age_ns()
+        assert hb is not None and hb > 0               # readers can see the writer went quiet
+        w = ring.writer()                              # a new collector takes over the ring
+        w.publish(int(Kind.TRADE), symbol=1, price=200.0, qty=2.0)
+        nxt = r.poll()
+        assert list(nxt["seq"]) == [5] and list(nxt["price"]) == [200.0]
+        assert list(nxt["qty"]) == [2.0]
+        del r

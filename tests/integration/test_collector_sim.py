@@ -159,6 +159,27 @@ def test_depth_gap_resyncs_to_a_correct_book(run, sim):
     assert stats["feed_book_gap"] == 1
 
 
+def test_a_reader_asking_for_resync_gets_every_book_resynced(run, sim):
+    """A lapped reader bumps the ring's resync request (as the kernel does on any loss); the
+    collector answers at its next heartbeat: GAP + RESYNC_START, then a fresh snapshot, for every
+    book."""
+    r = run()
+    assert all_synced(r.pump(15, until=all_synced))
+    n0 = len(r.all())
+    r.ring.request_resync()
+
+    def resynced(recs):
+        return all(len(kinds(recs[n0:], Kind.RESYNC_DONE, s)) for s in SYMS)
+    tail = wait_until(r, resynced, 15, "every book resynced after the request")[n0:]
+    for s in SYMS:
+        order = [int(k) for k in tail["kind"][tail["symbol"] == IDS[s]]
+                 if k in (Kind.GAP, Kind.RESYNC_START, Kind.RESYNC_DONE)]
+        assert order[:3] == [Kind.GAP, Kind.RESYNC_START, Kind.RESYNC_DONE], s
+    pause_and_check_books(r, sim, SYMS)
+    stats = r.stop()
+    assert stats["feed_resync_requested"] == 1
+
+
 def test_dropped_connection_reconnects_within_backoff_and_is_stale_meanwhile(run, sim):
     r = run()
     assert all_synced(r.pump(15, until=all_synced))

@@ -110,3 +110,56 @@ def test_killed_strategy_halts_gateway_within_one_second(tmp_path, shm_name, hoo
     assert died and "strategy" in died[0][1]["text"] and "signal 9" in died[0][1]["text"]
     assert s["alerts"]["failed"] == 0 and s["alerts"]["sent"] >= 1
     assert not segments(shm_name)
+
+
+def journal(tmp_path):
+    p = tmp_path / "gw" / "journal.jsonl"
+    if not p.exists():
+        return []
+    out = []
+    for line in p.read_text().splitlines():
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            pass                                   # a line being written
+    return out
+
+
+def test_killed_collector_is_restarted_and_trading_resumes_without_reset(tmp_path, shm_name):
+    cfg = demo_config(tmp_path, shm_name, duration="0")
+    out = tmp_path / "summary.json"
+    p = subprocess.Popen(LAUNCH + ["--config", str(cfg), "--summary-json", str(out)],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        for line in p.stdout:
+            if line.startswith("ticks"):
+                break
+        col = [k for k in psutil.Process(p.pid).children(recursive=True)
+               if "pipeline.collector" in " ".join(k.cmdline())]
+        assert len(col) == 1
+        col[0].send_signal(signal.SIGKILL)
+        deadline = time.monotonic() + 120          # restart, resync, then fresh SMA windows
+        lifted = None
+        while time.monotonic() < deadline:
+            j = journal(tmp_path)
+            lifted = next((i for i, r in enumerate(j) if r.get("k") == "trading"
+                           and r.get("state") == "ACTIVE" and "lifted" in r.get("why", "")),
+                          None)
+            if lifted is not None and any(r.get("k") == "order" for r in j[lifted:]):
+                break
+            time.sleep(0.2)
+        else:
+            raise AssertionError(f"trading did not resume with an order: lifted at {lifted}; "
+                                 f"{[r for r in journal(tmp_path) if r.get('k') == 'trading']}")
+        p.send_signal(signal.SIGTERM)
+        p.stdout.read()
+        p.wait(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    s = json.loads(out.read_text())
+    assert s["stop_reason"] == "SIGTERM" and not s["halted"] and s["halts_cleared"] == 1
+    assert s["roles"]["collector"]["restarts"] == 1
+    states = [r["state"] for r in journal(tmp_path) if r.get("k") == "trading"]
+    assert states[-2:] == ["HALTED", "ACTIVE"]
+    assert not segments(shm_name)

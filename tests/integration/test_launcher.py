@@ -225,7 +225,31 @@ def test_killed_launcher_leaves_no_orphans(tmp_path, shm_name):
     p.wait(10)
     gone, alive = psutil.wait_procs(kids, timeout=10)
     assert not alive
-    # its segments are left (the owner was SIGKILLed); the next create replaces them
-    from pipeline.bus import shm
-    for n in our_segments(shm_name):
-        shm.unlink(n)
+    # its segments are left (the owner was SIGKILLed); the next launcher start removes them
+    # (next test), as does `python -m pipeline.bus.segments --reclaim`
+    assert sorted(our_segments(shm_name)) == sorted([shm_name, f"{shm_name}-run-{p.pid}-status"])
+    from pipeline.bus import segments
+    assert len(segments.reclaim(prefix=shm_name)) == 2
+
+
+def test_next_launcher_start_reclaims_killed_launchers_segments(tmp_path, shm_name):
+    cfg = write_config(tmp_path, shm_name, hb_role("a"))
+    for _ in range(3):        # crash after crash: each start removes the last one's debris
+        p = subprocess.Popen(LAUNCH + ["--config", str(cfg)], stdout=subprocess.PIPE, text=True)
+        for line in p.stdout:
+            if line.startswith("ticks"):
+                break
+        kids = children_of(p.pid)
+        p.kill()
+        p.wait(10)
+        psutil.wait_procs(kids, timeout=10)
+        assert sorted(our_segments(shm_name)) == sorted([shm_name,
+                                                         f"{shm_name}-run-{p.pid}-status"])
+    out = tmp_path / "s.json"
+    r = subprocess.run(LAUNCH + ["--config", str(cfg), "--duration", "0.5", "--summary-json",
+                                 str(out)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    removed = {e["segment"] for e in json.loads(out.read_text())["events"]
+               if e["event"] == "stale_segment_removed"}
+    assert removed == {shm_name, f"{shm_name}-run-{p.pid}-status"}
+    assert not our_segments(shm_name)

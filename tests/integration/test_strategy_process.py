@@ -69,7 +69,8 @@ def expected(recs: np.ndarray) -> list[tuple[int, int, float]]:
     return out
 
 
-def write_config(tmp: Path, ring: str, channel: str, exit_on_close: bool) -> Path:
+def write_config(tmp: Path, ring: str, channel: str, exit_on_close: bool,
+                 strategy_extra: str = "") -> Path:
     p = tmp / "strategy.toml"
     p.write_text(f"""
 [ring]
@@ -84,6 +85,7 @@ linger_ms = 200
 hello_every_s = 0.05
 stats_every_s = 0
 exit_when_writer_closes = {str(exit_on_close).lower()}
+{strategy_extra}
 [[strategy.instances]]
 kind = "sma"
 id = 7
@@ -195,3 +197,50 @@ def test_sigterm_without_gateway_exits_within_2s(tmp_path, shm_name):
     assert stats["ready"] is False and stats["sent"] == 0
     assert stats["exit_reason"] == "stop requested"
     assert stats["dropped"] == stats["signals"]        # every signal accounted for, none sent
+
+
+def test_quiet_feed_with_an_old_writer_heartbeat_suspends_the_strategy(tmp_path, shm_name):
+    """The writer heartbeats, publishes half the tape and goes quiet: once its heartbeat is older
+    than feed_stale_ms the strategy process hands its strategies a STALE record (they suspend and
+    restart their windows); the second half then yields exactly the signals of a tape with a
+    STALE marker at the split."""
+    channel = f"pltest-sig-{uuid.uuid4().hex[:8]}"
+    recs = make_ticks(6000, seed=3)
+    split = 3000
+    marker = np.zeros(1, TICK_DTYPE)
+    marker["kind"] = Kind.STALE
+    exp = [(i if i < split else i - 1, side, qty)
+           for i, side, qty in expected(np.insert(recs, split, marker))]
+    assert any(i >= split for i, _, _ in exp)
+    assert exp != expected(recs)                 # the marker changes what the strategy does
+    with TickRing.create(shm_name, 1 << 16) as ring, SignalReceiver(channel) as rx:
+        cfg = write_config(tmp_path, shm_name, channel, True, "feed_stale_ms = 300")
+        proc = spawn_strategy(cfg, tmp_path / "s.json")
+        try:
+            deadline = time.monotonic() + 20
+            while 7 not in rx.hellos:
+                assert proc.poll() is None, proc.stderr.read()
+                assert time.monotonic() < deadline, "no HELLO from the strategy process"
+                rx.recv(timeout=0.05)
+            w = ring.writer()
+            w.heartbeat()
+            w.publish_array(recs[:split])
+            wait_line(proc.stderr, "feed stale", 20)
+            w.heartbeat()
+            w.publish_array(recs[split:])
+            w.close()
+            got = []
+            while len(got) < len(exp):
+                sig = rx.recv(timeout=20)
+                assert sig is not None, f"got {len(got)} of {len(exp)} signals"
+                got.append(sig)
+            assert proc.wait(timeout=20) == 0
+            while (extra := rx.recv(timeout=0.2)) is not None:
+                got.append(extra)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert [(s.trigger_seq, s.side, s.qty) for s in got] == exp
+    stats = json.loads((tmp_path / "s.json").read_text())
+    assert stats["feed_stales"] == 1 and stats["strategies"][0]["stales"] == 1

@@ -39,22 +39,38 @@ def test_publish_then_poll(shm_name, backend):
         assert len(r.poll()) == 0
 
 
-def test_lapped_reader_gets_exact_gap_then_oldest_valid(shm_name, backend):
+def test_lapped_reader_skips_to_the_newest_with_exact_gap_and_asks_for_resync(shm_name,
+                                                                               backend):
     with TickRing.create(shm_name, 8, backend=backend) as ring:
         w = ring.writer()
         r = ring.reader(start=0, max_batch=64)
         publish_derived(w, 0, 3)
         assert len(r.poll()) == 3
-        publish_derived(w, 3, 20)          # 20 new records into 8 slots: 12 lost
+        assert ring.resync_requests == 0
+        publish_derived(w, 3, 20)          # 20 new records into 8 slots: lapped
         b = r.poll()
         assert b["kind"][0] == Kind.GAP
-        assert b["id"][0] == 12 and b["seq"][0] == 3
+        assert b["id"][0] == 19 and b["seq"][0] == 3          # all but the newest: lost
         assert b["flags"][0] & FLAG_SYNTHETIC
-        assert list(b["seq"][1:]) == list(range(15, 23))
-        assert r.lost == 12 and r.gaps == 1 and r.received == 3 + 8
+        assert list(b["seq"][1:]) == [22]                     # the newest record, not seq 15
+        assert r.lost == 19 and r.gaps == 1 and r.received == 3 + 1
+        assert ring.resync_requests == 1                      # the collector will resync
         vs = VerifyState(expect=3)
         vs.check(b)
-        assert vs.violations == 0 and vs.lost_unreported == 0 and vs.lost_reported == 12
+        assert vs.violations == 0 and vs.lost_unreported == 0 and vs.lost_reported == 19
+        publish_derived(w, 23, 2)          # and then it goes on with what comes next
+        assert list(r.poll()["seq"]) == [23, 24]
+        ring.request_resync()              # a consumer may ask too
+        assert ring.resync_requests == 2
+
+
+def test_reader_sees_writer_heartbeat_age(shm_name, backend):
+    with TickRing.create(shm_name, 8, backend=backend) as ring:
+        assert ring.heartbeat_age_ns() is None                # never beat
+        w = ring.writer()
+        w.heartbeat()
+        age = ring.heartbeat_age_ns()
+        assert 0 <= age < 1_000_000_000
 
 
 def test_max_batch_splits_and_keeps_room_for_gap(shm_name, backend):
@@ -94,8 +110,8 @@ def test_publish_array_larger_than_ring(shm_name, backend):
         r = ring.reader(start=0, max_batch=64)
         w.publish_array(derived_records(0, 100))
         b = r.poll()
-        assert b["kind"][0] == Kind.GAP and b["id"][0] == 84
-        assert list(b["seq"][1:]) == list(range(84, 100))
+        assert b["kind"][0] == Kind.GAP and b["id"][0] == 99
+        assert list(b["seq"][1:]) == [99]          # the newest; the rest are ring backlog
 
 
 def test_wait_times_out_then_sees_data(shm_name, backend):

@@ -68,6 +68,7 @@ def test_risk_section_to_engine_and_rules(vectors):
     ("[risk]\ncollar_bps = 0", "collar_bps"),
     ("[risk]\nthrottle_orders = 0", "throttle_orders"),
     ("[risk]\nrecv_window_ms = 60001", "recv_window_ms"),
+    ("[risk]\nrecv_window_ms = 5001", "recv_window_ms must be in 1..5000"),  # Binance's cap
     ("[risk]\nstart_state = \"PAUSED\"", "start_state"),
     ("[risk.symbols.\"NYSE:IBM\"]\nmax_order_qty = 1\nmax_position_qty = 1", "VENUE:SYMBOL"),
     ("[risk.symbols.\"BINANCE:BTCUSDT\"]\nmax_order_qty = 1", "max_position_qty"),
