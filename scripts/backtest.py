@@ -23,7 +23,6 @@ from pipeline.backtest import data as D  # noqa: E402
 from pipeline.backtest.engine import check, run_sma  # noqa: E402
 from pipeline.backtest.sweep import sweep  # noqa: E402
 from pipeline.records import Venue  # noqa: E402
-from pipeline.registry import DEFAULT as REGISTRY  # noqa: E402
 from pipeline.strategy.sma import check_windows  # noqa: E402
 
 T0 = time.perf_counter()
@@ -64,7 +63,11 @@ def parse(argv):
     ap.add_argument("--start-method", default="spawn", choices=["spawn", "forkserver", "fork"])
     ap.add_argument("--config", help="TOML file whose [backtest] section gives the defaults")
     ap.add_argument("--symbol",
-                    help="VENUE:SYMBOL (e.g. BINANCE:BTCUSDT) when records hold several")
+                    help="VENUE:SYMBOL (e.g. BINANCE:BTCUSDT) when records hold several; its id "
+                         "comes from the recording run's instruments.json (--instruments)")
+    ap.add_argument("--instruments", metavar="PATH",
+                    help="the recording run's instruments.json (default: beside --data or in its "
+                         "parent directory, where the launcher writes it)")
     m = ap.add_argument_group("model (override [backtest])")
     m.add_argument("--fee-bps", type=float, dest="fee_taker_bps", help="taker fee, bps")
     m.add_argument("--maker-fee-bps", type=float, dest="fee_maker_bps", help="maker fee, bps")
@@ -94,6 +97,21 @@ def model_from(args) -> cfgmod.BacktestConfig:
     return dataclasses.replace(base, **over)
 
 
+
+def recording_registry(args):
+    """The instruments of the run that recorded --data (ids are per run: pipeline/instruments.py)."""
+    from pipeline.instruments import CACHE_NAME, read_cache
+    if args.instruments:
+        path = Path(args.instruments)
+    else:
+        data = Path(args.data).resolve()
+        found = [d / CACHE_NAME for d in (data.parent, data.parent.parent) if (d / CACHE_NAME).exists()]
+        if not found:
+            raise ValueError(f"--symbol: no {CACHE_NAME} beside {args.data} or in its parent "
+                             "directory; pass the recording run's --instruments PATH")
+        path = found[0]
+    return read_cache(path)[0]
+
 def main(argv=None) -> int:
     args = parse(argv)
     # imported here, not at the top: sweep workers (spawn) re-import this file and need no plots
@@ -121,7 +139,7 @@ def main(argv=None) -> int:
                 venue = int(Venue[v.upper()])
             except KeyError:
                 raise ValueError(f"--symbol: unknown venue {v!r}") from None
-            symbol = REGISTRY.id(venue, s)
+            symbol = recording_registry(args).id(venue, s)
         say(f"loading {args.data}", args.quiet)
         m = D.load_market(args.data, symbol=symbol, venue=venue)
         say(f"{len(m):,} trades, {m.info.get('resets', 0)} resets, "

@@ -152,7 +152,7 @@ class Gateway:
         from pipeline.gateway import risk as riskmod
         from pipeline.gateway.signing import BinanceSigner
         from pipeline.records import Venue
-        from pipeline.registry import DEFAULT as registry
+        from pipeline.instruments import InstrumentError, for_role
 
         venue = Venue[cfg.venue]
         self.risk_cfg = self.root_cfg.risk           # issue 7's [risk]: limits and recvWindow
@@ -190,7 +190,11 @@ class Gateway:
         if self.clock.skewed:
             self.halt_reason = "clock skew at start"
 
-        # instruments from exchangeInfo
+        # instruments: ids from the run's cache (pipeline/instruments.py), filters from exchangeInfo
+        try:
+            registry = for_role(self.root_cfg, "gateway")
+        except InstrumentError as exc:
+            raise GatewayError(str(exc)) from None
         r = self.rest.public("/api/v3/exchangeInfo",
                              {"symbols": orjson.dumps(list(cfg.symbols)).decode()})
         if r.outcome is not Outcome.OK or not isinstance(r.data, dict):

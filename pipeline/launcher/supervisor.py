@@ -30,7 +30,8 @@ from pathlib import Path
 
 from pipeline.bus.ring import TickRing
 from pipeline.config import PipelineConfig, RoleSpec
-from pipeline.launcher import preflight
+from pipeline import instruments as instr
+from pipeline.launcher import preflight, venues
 from pipeline.records import RoleState, TradingState
 from pipeline.telemetry import latency
 from pipeline.telemetry import status as st
@@ -107,6 +108,7 @@ class Launcher:
     stop_reason: str = ""
     halted_at: float | None = None
     events: list[dict] = field(default_factory=list)
+    instruments_path: Path | None = None      # the run's instrument cache, once loaded
 
     # ------------------------------------------------------------------ setup
     def __post_init__(self) -> None:
@@ -124,6 +126,29 @@ class Launcher:
             self.roles[name] = Role(name, self.cfg.roles[name], i)
         self.segment_prefix = f"{self.cfg.launcher.run_id}-{os.getpid()}"
         self.check_credentials()
+        try:
+            venues.wanted(self.cfg)                      # every strategy venue has a source
+            venues.check_sim_symbols(self.cfg, self.config_path)
+        except instr.InstrumentError as exc:
+            raise LaunchError(str(exc)) from None
+
+    def load_instruments(self, *, offline: bool = False, say=log.info) -> None:
+        """Ask the venues for the run's instruments (pipeline/instruments.py) and cache them in the
+        run directory; every role started after this reads that cache (PIPELINE_INSTRUMENTS)."""
+        want = venues.wanted(self.cfg)
+        if not want:
+            return
+        try:
+            # a simulator of this run may still be binding its port
+            wait_s = max((r.spec.ready_timeout for r in self.roles.values()
+                          if r.spec.kind == "sim"), default=0.0)
+            reg = instr.load(want, self.run_dir, refresh=True, offline=offline, wait_s=wait_s,
+                             say=say)
+        except instr.InstrumentError as exc:
+            raise LaunchError(f"{self.config_path}: {exc}") from None
+        self.instruments_path = instr.cache_path(self.run_dir).resolve()
+        self._event("instruments", path=self.instruments_path,
+                    ids=",".join(f"{i.key}={i.id}" for i in reg))
 
     def _event(self, kind: str, **kw) -> None:
         e = {"t": time.monotonic(), "event": kind, **kw}
@@ -170,6 +195,10 @@ class Launcher:
             env[st.ENV_SLOT] = str(role.slot)
         env[st.ENV_ROLE] = role.name
         env["PIPELINE_RUN_DIR"] = str(self.run_dir.resolve())
+        if self.instruments_path is not None:
+            env[instr.ENV_CACHE] = str(self.instruments_path)
+        else:
+            env.pop(instr.ENV_CACHE, None)
         env["PIPELINE_WAIT"] = role.spec.wait
         env["PYTHONUNBUFFERED"] = "1"
         return env
@@ -389,7 +418,7 @@ def _say(out, line: str) -> None:
 
 
 def run(cfg: PipelineConfig, config_path: str, *, duration: float | None = None,
-        summary_json: str | None = None, out=sys.stdout) -> dict:
+        summary_json: str | None = None, out=sys.stdout, offline: bool = False) -> dict:
     """Start everything, supervise until SIGINT/SIGTERM, the duration, or a failure; stop in
     order; return (and optionally write) the summary."""
     launcher = Launcher(cfg, config_path)
@@ -416,6 +445,11 @@ def run(cfg: PipelineConfig, config_path: str, *, duration: float | None = None,
             if launcher.stop_reason:
                 break
             role = launcher.roles[name]
+            if role.spec.kind != "sim" and launcher.instruments_path is None:
+                launcher.load_instruments(offline=offline, say=lambda m: _say(out, f"  {m}"))
+                if launcher.instruments_path is not None:
+                    _say(out, f"  instruments: {len(instr.read_cache(launcher.instruments_path)[0])}"
+                              f" in {launcher.instruments_path}")
             launcher.start_role(role)
             launcher.wait_ready(role)
             if role.spec.kind != "command":

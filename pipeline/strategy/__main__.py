@@ -8,6 +8,7 @@ import sys
 
 from pipeline import config
 from pipeline.bus.ring import RingError
+from pipeline.instruments import InstrumentError
 from pipeline.strategy.process import run
 
 
@@ -27,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = config.load(args.config)
         stats = run(cfg, source=args.config)
-    except (config.ConfigError, RingError, ValueError, KeyError) as exc:
+    except (config.ConfigError, RingError, ValueError, KeyError, InstrumentError) as exc:
         logging.getLogger("pipeline.strategy").error("%s", exc)
         return 2
     if args.stats_json:

@@ -29,7 +29,6 @@ from pipeline import config as _config
 from pipeline.bus.signals import Signal
 from pipeline.clock import LIVE, Clock
 from pipeline.records import Kind, OrderType, Venue
-from pipeline.registry import DEFAULT as DEFAULT_REGISTRY
 from pipeline.registry import SymbolRegistry
 
 log = logging.getLogger(__name__)
@@ -77,7 +76,7 @@ class Strategy:
     # ------------------------------------------------------------------ construction
     @classmethod
     def from_config(cls, inst: "_config.StrategyInstanceConfig",
-                    registry: SymbolRegistry = DEFAULT_REGISTRY, clock: Clock = LIVE,
+                    registry: SymbolRegistry, clock: Clock = LIVE,
                     source: str = "<config>") -> "Strategy":
         params = _config.from_dict(cls.Params, dict(inst.params), source=source,
                                    where=f"strategy.instances[id={inst.id}].params")

@@ -36,7 +36,6 @@ from pipeline.bus.signals import SignalSender
 from pipeline.config import PipelineConfig
 from pipeline.hotloop import LoopGC
 from pipeline.records import SIGNAL_DTYPE, TICK_DTYPE
-from pipeline.registry import DEFAULT as DEFAULT_REGISTRY
 from pipeline.registry import SymbolRegistry
 from pipeline.strategy import STRATEGIES
 from pipeline.strategy.base import Strategy
@@ -56,9 +55,10 @@ class State(enum.Enum):
     STOPPED = "stopped"
 
 
-def build_strategies(cfg: PipelineConfig, registry: SymbolRegistry = DEFAULT_REGISTRY,
+def build_strategies(cfg: PipelineConfig, registry: SymbolRegistry,
                      source: str = "<config>") -> list[Strategy]:
-    """One Strategy per [[strategy.instances]] entry (params checked strictly)."""
+    """One Strategy per [[strategy.instances]] entry (params checked strictly); symbol ids from
+    `registry` (the run's instruments: pipeline.instruments.for_role(cfg, "strategy"))."""
     out = []
     for inst in cfg.strategy.instances:
         cls = STRATEGIES[inst.kind]
@@ -71,9 +71,12 @@ class StrategyProcess:
     from a signal handler."""
 
     def __init__(self, cfg: PipelineConfig, *, source: str = "<config>",
-                 registry: SymbolRegistry = DEFAULT_REGISTRY, attach_timeout: float = 10.0):
+                 registry: SymbolRegistry | None = None, attach_timeout: float = 10.0):
         self.cfg = cfg
         self.source = source
+        if registry is None:                 # the run's instrument cache
+            from pipeline.instruments import for_role
+            registry = for_role(cfg, "strategy")
         self.strategies = build_strategies(cfg, registry, source)   # config errors before I/O
         self.attach_timeout = attach_timeout
         self.state = State.NEW
