@@ -185,3 +185,21 @@ args = ["--out", "{rec}"]
     recs = load_segments(rec)
     seen = set(int(s) for s in recs["symbol"][recs["symbol"] > 0])
     assert seen == {1, 2}
+
+
+def test_roles_started_alone_on_one_run_directory_agree(sim, tmp_path):
+    """Two processes loading different symbols into one run directory at once (as roles started
+    without the launcher do) end with one cache, every id unique, each process's ids in it."""
+    code = ("import json, sys; from pipeline import instruments as I; "
+            "reg = I.load({I.Source('SIM', 'binance', sys.argv[1]): set(sys.argv[3:])}, sys.argv[2],"
+            " refresh=False); print(json.dumps({i.symbol: i.id for i in reg}))")
+    procs = [subprocess.Popen([sys.executable, "-c", code, sim.rest_url, str(tmp_path), *syms],
+                              stdout=subprocess.PIPE, text=True, cwd=REPO)
+             for syms in (["XRPUSDT", "BTCUSDT"], ["DOGEUSDT", "BTCUSDT"])]
+    seen = [json.loads(p.communicate(timeout=60)[0]) for p in procs]
+    final, _ = I.read_cache(tmp_path / "instruments.json")
+    ids = {i.symbol: i.id for i in final}
+    assert sorted(ids) == ["BTCUSDT", "DOGEUSDT", "XRPUSDT"]
+    assert sorted(ids.values()) == [1, 2, 3]
+    for s in seen:                       # what each process used is what the cache says
+        assert all(ids[k] == v for k, v in s.items())
