@@ -3,7 +3,9 @@
 `TICK_DTYPE` is the 64-byte (one cache line) market-data record carried by the tick bus; the
 pipeline's own truth (GAP, RESYNC_START, RESYNC_DONE, STALE, HEARTBEAT) travels in the same record
 so strategies, risk and backtests see outages as data. `SIGNAL_DTYPE` is the fixed-size binary
-signal the strategy sends to the gateway over ZeroMQ.
+signal the strategy sends to the gateway (signal ring or ZeroMQ); `SIGNAL_STRUCT` is the one
+`struct` format of it, built from the dtype (every Python codec packs and unpacks with it), and
+`SIGNAL_FIELDS` its field names in order (without padding).
 
 `ext/records.pxd` mirrors both as packed C structs; tests/unit/test_records.py checks that every
 field offset agrees. Change both together.
@@ -16,6 +18,7 @@ Timestamps are int64 nanoseconds named by whose clock they come from:
 """
 from __future__ import annotations
 
+import struct
 from enum import IntEnum
 
 import numpy as np
@@ -135,6 +138,35 @@ SIGNAL_DTYPE = np.dtype(
     align=True,
 )
 assert SIGNAL_DTYPE.itemsize == 80, SIGNAL_DTYPE.itemsize
+
+_STRUCT_CODES = {"<i8": "q", "<u8": "Q", "<i4": "i", "<u4": "I", "<i2": "h", "<u2": "H",
+                 "|i1": "b", "|u1": "B", "<f8": "d", "<f4": "f"}
+
+
+def struct_format(dtype: np.dtype) -> str:
+    """The little-endian `struct` format of a record dtype, field for field at its offsets;
+    fields whose name starts with "_" (and alignment gaps) are pad bytes."""
+    fmt, pos = ["<"], 0
+    for name, (ft, off) in sorted(dtype.fields.items(), key=lambda kv: kv[1][1]):
+        if off > pos:
+            fmt.append(f"{off - pos}x")
+        if name.startswith("_"):
+            fmt.append(f"{ft.itemsize}x")
+        elif ft.subdtype is not None:
+            raise ValueError(f"field {name!r}: sub-arrays have no struct code")
+        else:
+            fmt.append(_STRUCT_CODES[ft.str])
+        pos = off + ft.itemsize
+    if dtype.itemsize > pos:
+        fmt.append(f"{dtype.itemsize - pos}x")
+    return "".join(fmt)
+
+
+# The signal record as a struct: the one Python codec layout (pipeline.bus.signals, the risk and
+# signing twins, tools), derived from SIGNAL_DTYPE so the two cannot drift.
+SIGNAL_STRUCT = struct.Struct(struct_format(SIGNAL_DTYPE))
+SIGNAL_FIELDS = tuple(n for n in SIGNAL_DTYPE.names if not n.startswith("_"))
+assert SIGNAL_STRUCT.size == SIGNAL_DTYPE.itemsize, SIGNAL_STRUCT.format
 
 # A signal as it travels in a signal ring (strategy → gateway over shared memory, the hot-path
 # alternative to the ZeroMQ frame): the ring's slot stamp first, then the 80 signal bytes exactly as

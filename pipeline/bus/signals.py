@@ -54,14 +54,12 @@ import zmq
 
 from pipeline.bus import shm
 from pipeline.bus.ring import RingError, SignalRing
-from pipeline.records import SIGNAL_DTYPE, SIGNAL_VERSION
+from pipeline.records import SIGNAL_DTYPE, SIGNAL_FIELDS, SIGNAL_STRUCT, SIGNAL_VERSION
 
 log = logging.getLogger(__name__)
 
 SIGNAL_SIZE = SIGNAL_DTYPE.itemsize
-# Little-endian, same order and offsets as SIGNAL_DTYPE (checked by a test and at import).
-_STRUCT = struct.Struct("<qqqqqqddIIBbBBB3x")
-assert _STRUCT.size == SIGNAL_SIZE, (_STRUCT.size, SIGNAL_SIZE)
+_STRUCT = SIGNAL_STRUCT          # built from SIGNAL_DTYPE in pipeline/records.py (the one layout)
 
 _CTL = struct.Struct("<4sIq")
 _EPOCH_SEQ = struct.Struct("<qq")      # the first two fields of a signal record
@@ -100,6 +98,8 @@ class Signal(NamedTuple):
     def expired(self, now_mono: int) -> bool:
         return now_mono > self.created_mono + self.ttl_ns
 
+
+assert Signal._fields == SIGNAL_FIELDS, (Signal._fields, SIGNAL_FIELDS)
 
 _WARM_SIGNAL = Signal(ttl_ns=1, created_mono=1, qty=1.0, side=1, order_type=2)
 

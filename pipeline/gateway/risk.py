@@ -15,8 +15,7 @@ import math
 from pipeline import _native
 from pipeline.gateway.instruments import InstrumentRules
 from pipeline.gateway.reasons import Reason, TradingState
-from pipeline.gateway.risk_py import SIGNAL_STRUCT
-from pipeline.records import SIGNAL_VERSION
+from pipeline.records import SIGNAL_STRUCT, SIGNAL_VERSION
 
 _risk = _native.load("risk")
 RiskEngine = _risk.RiskEngine

@@ -41,16 +41,12 @@ from __future__ import annotations
 
 import math
 import operator
-import struct
 
 import numpy as np
 
 from pipeline.gateway.instruments import MAX_SYMBOL_ID, MAX_UNITS, InstrumentRules
 from pipeline.gateway.reasons import Reason, TradingState
-from pipeline.records import SIGNAL_VERSION, TICK_DTYPE, Kind, OrderType
-
-SIGNAL_STRUCT = struct.Struct("<qqqqqqddIIBbBBB3x")   # SIGNAL_DTYPE, field for field
-assert SIGNAL_STRUCT.size == 80
+from pipeline.records import SIGNAL_STRUCT, SIGNAL_VERSION, TICK_DTYPE, Kind, OrderType
 
 MAX_STRATEGIES = 16          # strategies the duplicate filter tracks at once
 MAX_RUNAWAY_SIGNALS = 4096

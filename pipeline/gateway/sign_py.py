@@ -191,7 +191,7 @@ class BinanceSigner:
     def process(self, risk, msg, now_mono: int, timestamp_ms: int) -> bytes | None:
         """Risk check + encode + sign of one signal record. The signed body, or None on a reject
         with the reason in `last_reason` (nothing is encoded or signed then)."""
-        from pipeline.gateway.risk_py import SIGNAL_STRUCT
+        from pipeline.records import SIGNAL_STRUCT
         timestamp_ms = operator.index(timestamp_ms)       # TypeError, as the kernel's int64 arg
         if not -(1 << 63) <= timestamp_ms < (1 << 63):
             raise OverflowError("timestamp_ms out of int64 range")

@@ -3,7 +3,6 @@ identical state after every step, identical signed bytes; fuzzed messages give o
 from __future__ import annotations
 
 import math
-import struct
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -13,6 +12,7 @@ from pipeline.gateway.instruments import InstrumentRules
 from pipeline.gateway.reasons import Reason
 from pipeline.gateway.risk import RiskEngine, make_signal
 from pipeline.gateway.signing import BinanceSigner
+from pipeline.records import SIGNAL_STRUCT
 from tests.gateway_helpers import BINANCE, SECRET
 
 REASONS = {int(r) for r in Reason}
@@ -207,7 +207,7 @@ def test_fuzzed_messages_give_only_reason_codes(lim, data, ref_mono):
     st.integers(0, 2**32 - 1), st.integers(0, 3), st.integers(0, 255), st.integers(-128, 127),
     st.integers(0, 255), st.integers(0, 255), st.integers(0, 255)))
 def test_every_field_value_gives_a_reason_code(fields):
-    msg = struct.pack("<qqqqqqddIIBbBBB3x", *fields)
+    msg = SIGNAL_STRUCT.pack(*fields)
     engines = [RiskEngine(max_gross_notional=1e9, collar_bps=1e4, ref_stale_ns=10**12,
                           throttle_orders=10**6, throttle_window_ns=10**9, runaway_signals=4096,
                           runaway_window_ns=1),

@@ -2,7 +2,8 @@
 import numpy as np
 
 from pipeline import _native
-from pipeline.records import (RING_HEADER_DTYPE, SIGNAL_DTYPE, TICK_DTYPE, Kind, make_tick)
+from pipeline.records import (RING_HEADER_DTYPE, SIGNAL_DTYPE, SIGNAL_FIELDS, SIGNAL_STRUCT,
+                              TICK_DTYPE, Kind, make_tick, struct_format)
 
 layout = _native.load("records")
 
@@ -26,6 +27,20 @@ def test_signal_offsets_match_pxd():
     c = layout.signal_layout()
     assert c.pop("__size__") == SIGNAL_DTYPE.itemsize
     assert c == _offsets(SIGNAL_DTYPE)
+
+
+def test_signal_struct_is_built_from_the_dtype_and_packs_the_same_bytes():
+    rec = np.zeros(1, dtype=SIGNAL_DTYPE)
+    values = (7, 8, 9, 10, 11, 12, 0.25, 50_000.5, 3, 4, 2, -1, 1, 1, 1)
+    for name, v in zip(SIGNAL_FIELDS, values):
+        rec[name] = v
+    assert SIGNAL_STRUCT.pack(*values) == rec.tobytes()
+    assert SIGNAL_STRUCT.unpack(rec.tobytes()) == values
+    assert SIGNAL_FIELDS == tuple(n for n in SIGNAL_DTYPE.names if n != "_pad")
+    # every field at its dtype offset: the tick record (no padding) gives the same bytes too
+    t = make_tick(Kind.TRADE, seq=1, symbol=2, venue=3, side=-1, price=1.5, qty=2.5, id=9)
+    import struct
+    assert struct.Struct(struct_format(TICK_DTYPE)).unpack(t.tobytes()) == tuple(t[0].tolist())
 
 
 def test_ring_header_offsets_match_pxd():
