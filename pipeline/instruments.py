@@ -263,6 +263,14 @@ def load(want: Wanted, run_dir: str | Path, *, refresh: bool = True, offline: bo
     return reg
 
 
+def fresh(want: Wanted) -> SymbolRegistry:
+    """The ids a fresh cache would give `want` (no venue asked, no filters): (venue, symbol)
+    order from 1. For tools that must number instruments without a venue (replays)."""
+    keys = sorted({(int(Venue[s.venue]), sym) for s, syms in want.items() for sym in syms})
+    return SymbolRegistry(Instrument(i, Venue(v), sym, "", "") for i, (v, sym) in
+                          enumerate(keys, 1))
+
+
 def run_dir_of(cfg: Any, environ: Mapping[str, str] = os.environ) -> Path:
     return Path(environ.get("PIPELINE_RUN_DIR") or cfg.launcher.run_dir)
 
