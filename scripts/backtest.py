@@ -50,7 +50,8 @@ def windows(spec: str) -> list[int]:
 def parse(argv):
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", required=True, help=".npy TICK_DTYPE record file or Binance CSV")
+    ap.add_argument("--data", required=True,
+                    help=".npy TICK_DTYPE record file, Binance CSV or Binance public-data .zip")
     ap.add_argument("--strategy", default="sma", choices=["sma"])
     ap.add_argument("--fast", type=int, default=20, help="fast SMA window, trades (default 20)")
     ap.add_argument("--slow", type=int, default=100, help="slow SMA window, trades (default 100)")

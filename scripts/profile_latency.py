@@ -6,8 +6,10 @@ Runs the pipeline from a config (the demo by default) for --seconds under each v
   pinned_blocking   the same cores, every waiting role blocking
   unpinned_blocking nothing pinned, every waiting role blocking (the baseline)
 and reports p50 / p90 / p99 / p99.9 / max for every hop, tick → signed order and tick → on the
-wire end to end, as a table, JSON (--json) and a PNG of per-hop CDFs (--png). Or reads the histograms a finished run
-left in its run directory (--from-run DIR).
+wire end to end, as a table, JSON (--json) and a PNG of per-hop CDFs (--png). Or reads the
+histograms a finished run left in its run directory (--from-run DIR). On a config that trades on
+the embedded simulator (the demo) it writes the simulator's public test keys to the config's
+credentials_file (0600) when that file is missing, as `make demo-out/sim-keys` does.
 
     python scripts/profile_latency.py [--config configs/demo.toml] [--seconds 20] [--json PATH]
 
@@ -30,6 +32,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from pipeline import config as cfgmod  # noqa: E402
 from pipeline.launcher import affinity, profile  # noqa: E402
+from pipeline.sim import keys as simkeys  # noqa: E402
 from pipeline.telemetry import latency, plots  # noqa: E402
 
 VARIANTS = ("tuned", "pinned_blocking", "unpinned_blocking")
@@ -105,9 +108,13 @@ def main(argv=None) -> int:
         except cfgmod.ConfigError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
+        wrote = simkeys.ensure_test_keys(cfg)
+        if wrote:
+            print(f"wrote the simulator's test keys to {wrote} (0600)")
         if cfg.gateway.credentials_file and not Path(cfg.gateway.credentials_file).exists():
-            print(f"error: {cfg.gateway.credentials_file} is missing: `make demo-out/sim-keys` "
-                  "writes the simulator's test keys there (0600)", file=sys.stderr)
+            print(f"error: {cfg.gateway.credentials_file} is missing (the gateway reads its keys "
+                  "there; this config does not trade on the embedded simulator's test keys)",
+                  file=sys.stderr)
             return 2
         seconds = 8.0 if args.quick else args.seconds
         variants = [v.strip() for v in args.variants.split(",") if v.strip()]

@@ -15,8 +15,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 # Segments of this test session (other sessions, e.g. in other checkouts, use other prefixes).
 SHM_PREFIX = f"pltest-{os.getpid()}-"
 REPO = Path(__file__).resolve().parent.parent
-SHARED = REPO.parent / "shared"
-VECTORS = SHARED / "vectors"
+# The real exchange messages, recordings and signing vectors the suite reads, shipped with the
+# repository (provenance and licences: tests/data/SOURCES.md).
+VECTORS = REPO / "tests" / "data"
 
 
 def unique_shm_name() -> str:
@@ -34,8 +35,7 @@ def shm_name():
 
 @pytest.fixture
 def vectors() -> Path:
-    if not VECTORS.is_dir():
-        pytest.fail(f"test vectors not found at {VECTORS} (../shared beside the checkout)")
+    """tests/data: the test vectors that ship with the repository."""
     return VECTORS
 
 

@@ -1,5 +1,7 @@
 """Backtest inputs: record files (.npy of TICK_DTYPE), numpy record arrays, Binance trades /
-aggTrades CSV; and the checks that run before any work.
+aggTrades CSV, and Binance public-data `.zip` archives (data.binance.vision, as
+pipeline/data/download.py fetches them: the CSV inside is read in memory); and the checks that
+run before any work.
 
 Everything becomes a `Market`: contiguous float64 prices, int64 ns timestamps and a reset flag
 per trade (1 = a GAP / STALE / RESYNC_START record came just before it, so strategies restart
@@ -11,12 +13,14 @@ CSV layouts understood (header or not; Binance public data has none before 2025)
               is_buyer_maker,is_best_match                                        (8 columns)
   with a header, columns are found by name (price; qty|quantity; time|transact_time|
   trade_time_ms|timestamp; id|trade_id|agg_trade_id; is_buyer_maker), which also covers the
-  recorded WebSocket trades in ../shared/vectors/ticks. Times in ms, µs or ns (by magnitude).
+  recorded WebSocket trades in tests/data/ticks. Times in ms, µs or ns (by magnitude): Binance's
+  spot files switched from ms to µs on 2025-01-01, and some files since carry a header.
 """
 from __future__ import annotations
 
 import math
 import os
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -185,6 +189,30 @@ def read_csv(path: str | Path) -> np.ndarray:
     with open(path, "r", encoding="utf-8", errors="replace") as f:
         first = f.readline().strip()
         second = f.readline().strip()
+    return _parse_csv(path, path, first, second)
+
+
+def read_zip(path: str | Path) -> np.ndarray:
+    """A Binance public-data archive (data.binance.vision `.zip`: one CSV inside) as TICK_DTYPE
+    records, read in memory without unpacking to disk."""
+    path = str(path)
+    try:
+        with zipfile.ZipFile(path) as z:
+            members = [m for m in z.infolist() if m.filename.lower().endswith(".csv")]
+            if len(members) != 1:
+                raise DataError(f"{path}: expected one .csv inside, found "
+                                f"{[m.filename for m in z.infolist()] or 'nothing'}")
+            text = z.read(members[0]).decode("utf-8", errors="replace")
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise DataError(f"{path}: not a readable zip archive: {exc}") from None
+    lines = text.splitlines()
+    first = lines[0].strip() if lines else ""
+    second = lines[1].strip() if len(lines) > 1 else ""
+    return _parse_csv(lines, f"{path}:{members[0].filename}", first, second)
+
+
+def _parse_csv(src, path: str, first: str, second: str) -> np.ndarray:
+    """`src`: a file path or a list of lines (what np.loadtxt reads); `path` names it."""
     if not first:
         raise DataError(f"{path}: empty file")
     cells = [c.strip().lower() for c in first.split(",")]
@@ -209,11 +237,11 @@ def read_csv(path: str | Path) -> np.ndarray:
         raise DataError(f"{path}: {len(cells)} columns without a header: expected Binance trades "
                         f"(7 columns) or aggTrades (8 columns)")
     try:
-        fl = np.loadtxt(path, delimiter=",", skiprows=skip, usecols=(ip, iq), dtype=np.float64,
+        fl = np.loadtxt(src, delimiter=",", skiprows=skip, usecols=(ip, iq), dtype=np.float64,
                         ndmin=2)
-        it_ = np.loadtxt(path, delimiter=",", skiprows=skip, usecols=(ii, it), dtype=np.int64,
+        it_ = np.loadtxt(src, delimiter=",", skiprows=skip, usecols=(ii, it), dtype=np.int64,
                          ndmin=2)
-        mk = np.loadtxt(path, delimiter=",", skiprows=skip, usecols=(im,), dtype=str, ndmin=1)
+        mk = np.loadtxt(src, delimiter=",", skiprows=skip, usecols=(im,), dtype=str, ndmin=1)
     except ValueError as exc:
         raise DataError(f"{path}: malformed CSV: {exc}") from None
     n = len(fl)
@@ -252,7 +280,10 @@ def load_records(path: str | Path) -> np.ndarray:
         return arr
     if path.endswith(".csv"):
         return read_csv(path)
-    raise DataError(f"{path}: unknown file type (expected .npy record file or Binance .csv)")
+    if path.endswith(".zip"):
+        return read_zip(path)
+    raise DataError(f"{path}: unknown file type (expected .npy record file, Binance .csv or "
+                    f"Binance public-data .zip)")
 
 
 def load_market(path: str | Path, symbol: int | None = None, venue: int | None = None) -> Market:

@@ -8,7 +8,7 @@ The decimals come from the filter values themselves (tickSize "0.01000000" → 2
 precision the encoder prints (no float artifacts: the digits are formatted from the integers).
 
 `from_binance()` builds the rules from one symbol of GET /api/v3/exchangeInfo (filters as documented
-in ../shared/vectors/binance/rest_exchangeInfo.json): PRICE_FILTER, LOT_SIZE, MIN_NOTIONAL or
+in tests/data/binance/rest_exchangeInfo.json): PRICE_FILTER, LOT_SIZE, MIN_NOTIONAL or
 NOTIONAL. Our own limits (max order quantity, max position, max order notional) come from config.
 """
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """OKX v5 public market data: endpoints, channels and limits (data) plus pure parsers (no I/O).
 
-Wire facts (../shared/vectors/okx/*.json; OKX API v5 docs, 2026 crawl):
+Wire facts (tests/data/okx/*.json; OKX API v5 docs, 2026 crawl):
 
   trades    {"arg":{"channel":"trades","instId":"BTC-USDT"},"data":[{"instId":"BTC-USDT",
              "tradeId":"130639474","px":"42219.9","sz":"0.12060306","side":"buy",

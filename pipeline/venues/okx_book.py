@@ -5,7 +5,7 @@ REST snapshots the collector fetches when `need_snapshot` is set, and returns th
 publish. It never returns records of a book it knows to be wrong: an update is applied to the
 book, checked (sequence, checksum, crossed), and only then turned into records.
 
-Sequence rules (OKX v5 docs, ../shared/vectors/okx/ws_books.json):
+Sequence rules (OKX v5 docs, tests/data/okx/ws_books.json):
   * a snapshot has prevSeqId -1; each update's prevSeqId equals the previous message's seqId;
   * a heartbeat update (no levels, prevSeqId == seqId == last seqId) is accepted and publishes
     nothing;

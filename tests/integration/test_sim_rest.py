@@ -1,5 +1,5 @@
 """REST against the simulator process with `requests`, signed the Binance way, and validated
-against Binance's OpenAPI spec (../shared/vectors/binance/spot_api.yaml) with openapi-core."""
+against Binance's OpenAPI spec (tests/data/binance/spot_api.yaml) with openapi-core."""
 from __future__ import annotations
 
 import copy
@@ -26,14 +26,12 @@ H = {"X-MBX-APIKEY": SIM_TEST_API_KEY}
 
 # ----------------------------------------------------------------------------- OpenAPI
 
-VECTORS = Path(__file__).resolve().parents[2].parent / "shared" / "vectors"
+VECTORS = Path(__file__).resolve().parents[1] / "data"    # tests/data (see its SOURCES.md)
 
 
 @pytest.fixture(scope="module")
 def spec_dict():
     # module scope (one YAML parse): the `vectors` fixture is per test, so the path is here
-    if not VECTORS.is_dir():
-        pytest.fail(f"test vectors not found at {VECTORS}")
     with (VECTORS / "binance" / "spot_api.yaml").open() as f:
         d = yaml.load(f, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     d["paths"] = {k: v for k, v in d["paths"].items() if k.startswith("/api/v3/")}

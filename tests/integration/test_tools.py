@@ -1,4 +1,5 @@
-"""Scripts: every one answers --help; the affinity tuner proposes a valid placement here."""
+"""Scripts: every one answers --help; the affinity tuner proposes a valid placement here and
+says what it ranked on; the profiler runs the demo config without keys prepared beforehand."""
 import os
 import re
 import subprocess
@@ -32,7 +33,8 @@ def test_tuner_dry_run_proposes_a_valid_placement(tmp_path, shm_name):
     cfg = demo_config(tmp_path, shm_name)
     before = cfg.read_text()
     r = subprocess.run([sys.executable, str(REPO / "scripts" / "tune_affinity.py"), "--config",
-                        str(cfg), "--dry-run", "--max-placements", "2", "--seconds", "3"],
+                        str(cfg), "--dry-run", "--max-placements", "2", "--seconds", "3",
+                        "--max-seconds", "3"],
                        capture_output=True, text=True, timeout=240)
     assert r.returncode == 0, r.stdout + r.stderr
     best = re.search(r"^best: (.+)$", r.stdout, re.M)
@@ -46,3 +48,23 @@ def test_tuner_dry_run_proposes_a_valid_placement(tmp_path, shm_name):
         others = [c for n, c in placed.items() if n != spin.group(1)]
         assert spin.group(2) not in others
     assert cfg.read_text() == before           # --dry-run changes nothing
+    # the figures carry their sample counts, and the ranking names its hop and statistic
+    assert re.search(r"tick_to_order +p50 .* us +p99 .* us +[\d,]+ samples", r.stdout), r.stdout
+    rank = re.search(r"^ranking \(by (tick_to_order|ring_to_strategy) (p50|p99)\):$", r.stdout,
+                     re.M)
+    assert rank, r.stdout
+    if rank.group(2) == "p50":                 # 3 s hold far fewer than 1,000 orders: it says so
+        assert "ranking on p50, not p99" in r.stdout, r.stdout
+
+
+def test_profiler_writes_the_simulators_test_keys_on_the_demo_config(tmp_path, shm_name):
+    cfg = demo_config(tmp_path, shm_name)
+    keys = tmp_path / "keys"
+    keys.unlink()                              # as in a fresh clone: no demo-out/sim-keys
+    r = subprocess.run([sys.executable, str(REPO / "scripts" / "profile_latency.py"), "--config",
+                        str(cfg), "--variants", "tuned", "--seconds", "2"],
+                       capture_output=True, text=True, timeout=180, cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert f"wrote the simulator's test keys to {keys} (0600)" in r.stdout
+    assert keys.stat().st_mode & 0o777 == 0o600
+    assert re.search(r"^ring_to_strategy +tuned +[\d,]+ ", r.stdout, re.M), r.stdout

@@ -1,4 +1,4 @@
-"""Every signing vector in ../shared/vectors/signing through both paths: the compiled kernel
+"""Every signing vector in tests/data/signing through both paths: the compiled kernel
 (ext/sign.pyx, OpenSSL libcrypto) and the pure-Python twin (hmac/hashlib, cryptography)."""
 from __future__ import annotations
 
