@@ -32,12 +32,11 @@ demo-out/sim-keys:
 	@mkdir -p demo-out
 	@umask 077 && printf 'api_key=%s\napi_secret=%s\n' '$(SIM_KEY)' '$(SIM_SECRET)' > $@
 
-# The whole pipeline on the embedded simulator for DEMO_SECONDS, then a summary and PNG plots.
-# The simulator starts empty every run, so the gateway's state starts empty too.
-demo: $(STAMP) demo-out/sim-keys
-	rm -rf demo-out/gateway-state demo-out/run
-	$(PY) scripts/launch.py --config configs/demo.toml --duration $(DEMO_SECONDS) \
-		--summary-json demo-out/summary.json --plots demo-out
+# The whole pipeline on the embedded simulator for DEMO_SECONDS, then a summary and PNG plots:
+# `pipeline demo` (pipeline/cli.py) writes the keys file, empties demo-out/gateway-state and
+# demo-out/run (the simulator starts empty every run, so does the gateway's state) and runs it.
+demo: $(STAMP)
+	$(PY) -m pipeline.cli demo --seconds $(DEMO_SECONDS)
 
 bus-demo: $(STAMP)
 	$(PY) scripts/bus_demo.py --seconds 10

@@ -236,7 +236,9 @@ class RoleSpec:
     max_restarts: int = 3
     heartbeat_timeout: float = 5.0  # seconds without a heartbeat = stuck
     ready: Literal["auto", "heartbeat", "started"] = "auto"  # auto: heartbeat, except commands
-    ready_timeout: float = 20.0     # seconds to wait for its first heartbeat before the next role
+    ready_timeout: float = 20.0     # starting: seconds without a heartbeat before it counts as
+                                    # failed (a role heartbeating while it starts is waited for:
+                                    # its own start deadline rules, e.g. gateway.start_timeout_s)
     stop_timeout: float = 5.0       # SIGTERM → SIGKILL after this many seconds
     command: list[str] = field(default_factory=list)  # kind = "command": argv to exec
     args: list[str] = field(default_factory=list)     # extra CLI args for the role's main
@@ -263,6 +265,23 @@ class LauncherConfig:
     prometheus_port: int = -1       # -1 = off, 0 = any free port, on 127.0.0.1 only
     duration: float = 0.0           # seconds to run (0 = until SIGINT/SIGTERM)
     run_dir: str = "run"            # role logs, summaries and latency histograms go here
+
+
+@dataclass(frozen=True)
+class LoggingConfig:
+    """Every role's log (pipeline/logs.py): [logging]."""
+
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"   # a role's --log-level overrides
+    format: Literal["text", "json"] = "text"   # json: one JSON object per line (fields at top level)
+    dir: str = ""                   # "" = <launcher.run_dir>/logs; each role writes <role>.log
+    max_bytes: int = 10 << 20       # rotate a role's log at this size ...
+    backup_count: int = 5           # ... keeping this many old files (<role>.log.1 ...)
+
+    def __post_init__(self) -> None:
+        if self.max_bytes < 4096:
+            raise ValueError(f"max_bytes must be >= 4096, got {self.max_bytes}")
+        if not 1 <= self.backup_count <= 1000:
+            raise ValueError(f"backup_count must be 1..1000, got {self.backup_count}")
 
 
 # ----------------------------------------------------------------------------- simulator
@@ -544,6 +563,7 @@ class PipelineConfig:
     gateway: GatewayConfig = field(default_factory=GatewayConfig)        # issue 8
     collector: CollectorConfig = field(default_factory=CollectorConfig)
     launcher: LauncherConfig = field(default_factory=LauncherConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)        # issue 14
     roles: dict[str, RoleSpec] = field(default_factory=dict)
     sim: SimConfig = field(default_factory=SimConfig)
     risk: RiskConfig = field(default_factory=RiskConfig)

@@ -40,6 +40,8 @@ def print_summary(s: dict) -> None:
     for name, r in s["roles"].items():
         if r["problem"] or (r["exit_code"] not in (0, None)):
             print(f"role {name}: exit {r['exit_code']} {r['problem']}")
+    if s.get("logs"):
+        print(f"logs: {s['logs']}/<role>.log (and <role>.out: a role's own stdout/stderr)")
 
 
 def main(argv: list[str] | None = None) -> int:

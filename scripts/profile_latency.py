@@ -5,11 +5,17 @@ Runs the pipeline from a config (the demo by default) for --seconds under each v
   tuned             the config as written (pinned cores, its wait strategies)
   pinned_blocking   the same cores, every waiting role blocking
   unpinned_blocking nothing pinned, every waiting role blocking (the baseline)
-and reports p50 / p90 / p99 / p99.9 / max for every hop and tick → signed order end to end, as a
-table, JSON (--json) and a PNG of per-hop CDFs (--png). Or reads the histograms a finished run
+and reports p50 / p90 / p99 / p99.9 / max for every hop, tick → signed order and tick → on the
+wire end to end, as a table, JSON (--json) and a PNG of per-hop CDFs (--png). Or reads the histograms a finished run
 left in its run directory (--from-run DIR).
 
     python scripts/profile_latency.py [--config configs/demo.toml] [--seconds 20] [--json PATH]
+
+JSON: results.<hop>_p50_ns / _p99_ns / _count for every hop of the first variant (among them
+tick_to_order, tick_to_wire, signed_to_wire = gateway_write), baselines.<variant>_tick_to_order_*
+and <variant>_tick_to_wire_* for the others, ratios.baseline_over_tuned_p99 (tick → order) and
+ratios.baseline_over_tuned_tick_to_wire_p99. Ctrl-C or SIGTERM stops the running pipeline (the
+launcher removes every segment it created) and exits 130.
 """
 from __future__ import annotations
 
@@ -17,6 +23,7 @@ import argparse
 import json
 import os
 import platform
+import signal
 import sys
 from pathlib import Path
 
@@ -55,6 +62,27 @@ def table(runs: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def _run_variants(config: str, cfg, variants: list[str], seconds: float) -> dict | None:
+    """Each variant's histograms, or None when one was interrupted (SIGINT / SIGTERM: the
+    launcher stopped that pipeline and removed its segments)."""
+    runs = {}
+    for v in variants:
+        print(f"running {v} for {seconds:g} s ...", flush=True)
+        r = profile.run_variant(config, v, placement_for(v, cfg), seconds)
+        if r.summary["stop_reason"] in ("SIGINT", "SIGTERM"):
+            print(f"interrupted ({r.summary['stop_reason']}) during {v}: pipeline stopped, "
+                  "its segments removed", file=sys.stderr)
+            return None
+        if r.summary["stop_reason"] != "duration":
+            print(f"  warning: {v} stopped early: {r.summary['stop_reason']}")
+        runs[v] = r.hists
+    return runs
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", default="configs/demo.toml", help="pipeline config to run")
@@ -82,16 +110,21 @@ def main(argv=None) -> int:
                   "writes the simulator's test keys there (0600)", file=sys.stderr)
             return 2
         seconds = 8.0 if args.quick else args.seconds
-        runs = {}
-        for v in [v.strip() for v in args.variants.split(",") if v.strip()]:
+        variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+        for v in variants:
             if v not in VARIANTS:
                 print(f"error: unknown variant {v!r}", file=sys.stderr)
                 return 2
-            print(f"running {v} for {seconds:g} s ...", flush=True)
-            r = profile.run_variant(args.config, v, placement_for(v, cfg), seconds)
-            if r.summary["stop_reason"] != "duration":
-                print(f"  warning: {v} stopped early: {r.summary['stop_reason']}")
-            runs[v] = r.hists
+        # outside a run (the launcher has its own handlers while one runs) SIGTERM ends the
+        # profiler like Ctrl-C: nothing of a run is left behind
+        signal.signal(signal.SIGTERM, _interrupt)
+        try:
+            runs = _run_variants(args.config, cfg, variants, seconds)
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            return 130
+        if runs is None:
+            return 130
     print(table(runs))
     first = next(iter(runs))
     results, baselines, ratios = {}, {}, {}
@@ -99,15 +132,27 @@ def main(argv=None) -> int:
         s = latency.summarize(h)
         results[f"{hop}_p50_ns"], results[f"{hop}_p99_ns"] = s["p50"], s["p99"]
         results[f"{hop}_count"] = s["count"]
+    # signed → on the wire is the gateway's write hop (request signed → first byte to the kernel)
+    if "gateway_write_p50_ns" in results:
+        results["signed_to_wire_p50_ns"] = results["gateway_write_p50_ns"]
+        results["signed_to_wire_p99_ns"] = results["gateway_write_p99_ns"]
     for label, hists in runs.items():
-        if label != first and "tick_to_order" in hists:
-            s = latency.summarize(hists["tick_to_order"])
-            baselines[f"{label}_tick_to_order_p50_ns"] = s["p50"]
-            baselines[f"{label}_tick_to_order_p99_ns"] = s["p99"]
+        if label == first:
+            continue
+        for hop in ("tick_to_order", "tick_to_wire"):
+            h = hists.get(hop)
+            if h is not None and h.get_total_count():
+                s = latency.summarize(h)
+                baselines[f"{label}_{hop}_p50_ns"] = s["p50"]
+                baselines[f"{label}_{hop}_p99_ns"] = s["p99"]
     tuned_p99 = results.get("tick_to_order_p99_ns")
     base_p99 = baselines.get("unpinned_blocking_tick_to_order_p99_ns")
     if tuned_p99 and base_p99:
         ratios["baseline_over_tuned_p99"] = base_p99 / tuned_p99
+    tuned_w = results.get("tick_to_wire_p99_ns")
+    base_w = baselines.get("unpinned_blocking_tick_to_wire_p99_ns")
+    if tuned_w and base_w:
+        ratios["baseline_over_tuned_tick_to_wire_p99"] = base_w / tuned_w
     if args.png:
         print(f"plot: {plots.hop_cdfs(runs, args.png, 'hop latency by placement')}")
     if args.json:

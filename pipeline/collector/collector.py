@@ -40,6 +40,7 @@ from pipeline.collector.connection import (Backoff, ConnectionClosed, RateLimite
 from pipeline.collector import wsdecode_py as K
 from pipeline.collector.feed import Feed
 from pipeline.config import CollectorConfig
+from pipeline.logs import event_log
 from pipeline.records import FLAG_SYNTHETIC, TICK_DTYPE, Kind, Venue
 from pipeline.registry import SymbolRegistry
 
@@ -223,7 +224,8 @@ class Collector:
             self._beat()
             self.counters["connect_failures"] += 1
             self.feed.drop_decoder(dec)
-            log.warning("connect %s failed: %s", c.url, exc)
+            event_log("CONNECT_FAILED", logging.WARNING, url=c.url[:120], error=exc,
+                      failures=self.counters["connect_failures"])
             return None
         self._beat()
         self.counters["connects"] += 1
@@ -241,9 +243,11 @@ class Collector:
             return
         g.active = c
         g.got_data = False
-        if self.counters["connects"] > len(self.groups):
+        again = self.counters["connects"] > len(self.groups)
+        if again:
             self.counters["reconnects"] += 1
-        log.info("connected: %s", c.url[:120])
+        event_log("RECONNECTED" if again else "CONNECTED", url=c.url[:120],
+                  reconnects=self.counters["reconnects"])
 
     def _stale(self, g: _Group, why: str) -> None:
         if g.stale:
@@ -259,7 +263,7 @@ class Collector:
         if g.symbols:
             r["symbol"] = g.symbols
         self.sink(r)
-        log.warning("feed stale (%s)", why)
+        event_log("STALE", logging.WARNING, why=why, symbols=len(g.symbols))
 
     def _forget(self, c: WsConnection) -> None:
         self._pinged.pop(id(c), None)
@@ -277,7 +281,8 @@ class Collector:
         if c is not g.active:
             return
         self.counters["disconnects"] += 1
-        log.warning("connection lost: %s", why)
+        event_log("DISCONNECTED", logging.WARNING, why=why, standby=g.standby is not None,
+                  disconnects=self.counters["disconnects"])
         if g.standby is not None:
             g.active, g.standby = g.standby, None
             self._release(g, g.active)

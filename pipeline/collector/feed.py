@@ -20,6 +20,7 @@ import orjson
 
 from pipeline import _native
 from pipeline.collector import wsdecode_py as K   # event/reason constants (same in both kernels)
+from pipeline.logs import event_log
 from pipeline.records import TICK_DTYPE, Kind
 from pipeline.venues.base import Routed
 
@@ -95,6 +96,10 @@ class Feed:
     def _sync_out(self, sync, out) -> None:
         for ev in out.events:
             self.counters["book_" + ev] += 1
+            if ev in ("resync", "synced"):
+                event_log("RESYNC_START" if ev == "resync" else "RESYNC_DONE",
+                          venue=getattr(self.adapter, "name", ""), symbol_id=sync.symbol,
+                          why=next((e for e in out.events if e not in ("resync", "synced")), ""))
         if out.fetch:
             self.fetch_wanted.add(sync.symbol)
         self._emit(out.records)

@@ -115,15 +115,16 @@ def main(argv=None) -> int:
     ap.add_argument("--seconds", type=float, default=None, help="run this long (default: forever)")
     ap.add_argument("--stats", help="write counters here as JSON at exit")
     ap.add_argument("--record-dir", help="override [collector].record_dir")
-    ap.add_argument("--log-level", default="INFO")
+    ap.add_argument("--log-level", default=None, help="override [logging].level (default INFO)")
     args = ap.parse_args(argv)
-    logging.basicConfig(level=args.log_level,
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    from pipeline import logs
     try:
         full = config_mod.load(args.config) if args.config else config_mod.PipelineConfig()
     except config_mod.ConfigError as exc:
+        logs.setup_role("collector", level=args.log_level)
         log.error("%s", exc)
         return 2
+    logs.setup_role("collector", full, level=args.log_level)
     cfg = full.collector
     if args.record_dir:
         cfg = replace(cfg, record_dir=args.record_dir)

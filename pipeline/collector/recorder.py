@@ -236,11 +236,16 @@ def main(argv=None) -> int:
     ap.add_argument("--out", help="directory (default: [collector].record_dir, else "
                                   "$PIPELINE_RUN_DIR/ticks, else ./ticks)")
     ap.add_argument("--seconds", type=float, default=None)
-    ap.add_argument("--log-level", default="INFO")
+    ap.add_argument("--log-level", default=None, help="override [logging].level (default INFO)")
     args = ap.parse_args(argv)
-    logging.basicConfig(level=args.log_level,
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    cfg = config_mod.load(args.config) if args.config else config_mod.PipelineConfig()
+    from pipeline import logs
+    try:
+        cfg = config_mod.load(args.config) if args.config else config_mod.PipelineConfig()
+    except config_mod.ConfigError as exc:
+        logs.setup_role("recorder", level=args.log_level)
+        logging.getLogger("pipeline.recorder").error("%s", exc)
+        return 2
+    logs.setup_role("recorder", cfg, level=args.log_level)
     out = args.out or cfg.collector.record_dir or os.path.join(
         os.environ.get("PIPELINE_RUN_DIR", "."), "ticks")
     wait = os.environ.get("PIPELINE_WAIT", cfg.reader.wait)
@@ -251,6 +256,10 @@ def main(argv=None) -> int:
     signal.signal(signal.SIGTERM, stopping)
     run_recorder(args.ring or cfg.ring.name, out, cfg.collector.record_segment_records,
                  args.seconds, wait)
+    # Done and closed. The launcher's SIGTERM may still come (it sends one to every role still
+    # alive in its stop order): ignored, it cannot kill interpreter shutdown (-15), which would
+    # restore the default action for a Python-level handler but keeps SIG_IGN.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     return 0
 
 

@@ -8,7 +8,9 @@ Commands (default: run):
             persists across restarts too)
     reset   leave HALTED or REDUCING (only while the gateway is stopped): remove the kill file and
             journal an operator reset; the next start is ACTIVE
-    status  print the running gateway's status.json
+    status  print the gateway's status as JSON: the running gateway's status.json ("running":
+            true), or for a stopped one {"running": false, "trading_at_next_start", "why",
+            "last_status" (stale: as it stopped)}; exit 1 when stopped
 """
 from __future__ import annotations
 
@@ -28,20 +30,27 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
                                                                   "status"))
     ap.add_argument("--config", required=True, help="the pipeline TOML file ([gateway] section)")
     ap.add_argument("--ready-file", default=None, help="run: write this JSON file once trading")
-    ap.add_argument("--log-level", default="INFO")
+    ap.add_argument("--log-level", default=None,
+                    help="run: override [logging].level (default INFO)")
     return ap.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     a = _args(argv)
-    logging.basicConfig(level=a.log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from pipeline import logs
     log = logging.getLogger("pipeline.gateway")
+    if a.command != "run":            # an operator's command: its messages go to the console
+        logging.basicConfig(level=(a.log_level or "INFO").upper(), stream=sys.stderr,
+                            format="%(levelname)s %(name)s: %(message)s")
     try:
         cfg = load(a.config)
     except ConfigError as exc:
+        if a.command == "run":
+            logs.setup_role("gateway", level=a.log_level)
         log.error("%s", exc)
         return 2
+    if a.command == "run":
+        logs.setup_role("gateway", cfg, level=a.log_level)
     from pipeline.gateway.process import gateway_running, state_paths
     paths = state_paths(cfg.gateway)
     if a.command == "kill":
@@ -80,12 +89,25 @@ def main(argv: list[str] | None = None) -> int:
         log.warning("reset: kill file removed, trading state ACTIVE journalled")
         return 0
     if a.command == "status":
-        try:
-            sys.stdout.write(paths["status"].read_text() + "\n")
-        except FileNotFoundError:
-            log.error("no status file at %s", paths["status"])
-            return 1
-        return 0
+        import json
+
+        from pipeline.gateway.statusfile import stopped_view
+        pid = gateway_running(cfg.gateway)
+        if pid:
+            try:
+                live = json.loads(paths["status"].read_text())
+            except (FileNotFoundError, ValueError) as exc:
+                log.error("gateway pid %d is running but its status file %s is unreadable: %s",
+                          pid, paths["status"], exc)
+                return 1
+            sys.stdout.write(json.dumps({"running": True, **live}, indent=1) + "\n")
+            return 0
+        view = stopped_view(cfg.gateway, cfg.risk.start_state)
+        sys.stdout.write(json.dumps(view, indent=1, default=str) + "\n")
+        log.warning("the gateway is not running (state dir %s): last_status is what it wrote "
+                    "when it stopped; its next start will be %s (%s)", paths["dir"],
+                    view["trading_at_next_start"], view["why"])
+        return 1
     from pipeline.gateway.intake import IntakeBindError
     from pipeline.gateway.process import GatewayError, run_gateway
     from pipeline.gateway.secrets import CredentialError

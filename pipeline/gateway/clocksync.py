@@ -17,6 +17,8 @@ import statistics
 import time
 from typing import Callable
 
+from pipeline.logs import event_log
+
 log = logging.getLogger(__name__)
 
 Sample = Callable[[], "tuple[int, int, int] | None"]
@@ -88,8 +90,8 @@ class ClockSync:
         self.last_sync_mono = self.mono_ns()
         if len(offs) < 3:
             self.failures += 1
-            log.warning("clock sync: only %d of %d samples answered; offset kept at %.3f ms",
-                        len(offs), self.samples, self.offset_ns / 1e6)
+            event_log("CLOCK_SYNC_FAILED", logging.WARNING, answered=len(offs),
+                      samples=self.samples, offset_kept_ms=round(self.offset_ns / 1e6, 3))
             return False
         self.offset_ns = int(statistics.median(offs))
         self.rtt_ns = int(statistics.median(rtts))
@@ -97,11 +99,13 @@ class ClockSync:
         self.syncs += 1
         if abs(self.offset_ns) > self.max_offset_ns:
             self.strikes += 1
-            log.warning("clock sync: offset %.1f ms beyond the %.1f ms limit (strike %d of %d)",
-                        self.offset_ns / 1e6, self.max_offset_ns / 1e6, self.strikes,
-                        self.strikes_limit)
+            event_log("CLOCK_SKEW", logging.WARNING, offset_ms=round(self.offset_ns / 1e6, 3),
+                      limit_ms=self.max_offset_ns / 1e6, strike=self.strikes,
+                      of=self.strikes_limit)
         else:
             self.strikes = 0
+            event_log("CLOCK_SYNC", offset_ms=round(self.offset_ns / 1e6, 3),
+                      rtt_ms=round(self.rtt_ns / 1e6, 3), samples=len(offs))
         return True
 
     def strike(self) -> None:

@@ -36,8 +36,23 @@ from pipeline.gateway.orders import Order, OrderState, OrderTable, transition
 from pipeline.gateway.positions import Book, Fill
 from pipeline.gateway.rest import Outcome, Reply, RestClient
 from pipeline.gateway.wire import Wire
+from pipeline.logs import order_log
 
 log = logging.getLogger(__name__)
+SIDES = {1: "BUY", -1: "SELL"}
+
+
+def log_state(order: Order, old: OrderState, new: OrderState, why: str) -> None:
+    """The operator's line of one order state change (pipeline/logs.py order_log): the new
+    state, or RESOLVED when an UNKNOWN order's fate became known."""
+    lvl = logging.WARNING if new in (OrderState.UNKNOWN, OrderState.LOST) else logging.INFO
+    if old is OrderState.UNKNOWN and new is not OrderState.LOST:
+        order_log("RESOLVED", order.cid, lvl, symbol=order.symbol, to=new.value,
+                  order_id=order.order_id, filled=order.filled, why=why)
+    else:
+        order_log(new.value, order.cid, lvl, symbol=order.symbol, frm=old.value,
+                  order_id=order.order_id, filled=order.filled, why=why)
+
 
 SIDE = {1: "BUY", -1: "SELL"}
 SIDE_OF = {"BUY": 1, "SELL": -1}
@@ -95,6 +110,7 @@ class Execution:
         if changed:
             self.journal.write("state", cid=order.cid, frm=old.value, to=new.value, why=why,
                                order_id=order.order_id, filled=order.filled, **extra)
+            log_state(order, old, new, why)
             if new in om.TERMINAL and new is not OrderState.FILLED:
                 self._release(order)
 
@@ -146,6 +162,9 @@ class Execution:
             return False
         self.foreign_seen.discard((symbol, trade_id))
         self.journal.write("fill", **f.to_json())
+        order_log("FILL", order.cid, symbol=symbol, order_id=order.order_id, trade_id=trade_id,
+                  side=SIDES.get(side, side), qty=qty, price=price, fee=commission,
+                  fee_asset=asset, source=source)
         try:
             self.risk.apply_fill(order.symbol_id, side, qty)
         except ValueError as exc:
@@ -306,6 +325,10 @@ class Execution:
         reply = self._write(order, body)
         if ws:
             self.heartbeat()
+        if reply is None or reply.outcome is not Outcome.NOT_SENT:
+            order_log("SENT", order.cid, symbol=order.symbol, side=SIDES.get(order.side),
+                      qty=order.qty, price=None if order.price != order.price else order.price,
+                      attempt=order.attempts, via="ws_api" if ws else "rest")
         if reply is None:
             return None
         return self.on_reply(order, reply)

@@ -64,6 +64,7 @@ from pipeline.gateway.statusfile import StatusFile, gateway_status
 from pipeline.gateway.warm import run_dry
 from pipeline.gateway.wire import Wire, helper_cores
 from pipeline.hotloop import LoopGC
+from pipeline.logs import event_log, order_log
 
 log = logging.getLogger("pipeline.gateway")
 
@@ -336,7 +337,8 @@ class Gateway:
         if state == "HALTED":
             self.halt_reason = why
         self.journal.write("trading", state=state, frm=old, why=why)
-        (log.error if state == "HALTED" else log.info)("trading %s → %s: %s", old, state, why)
+        event_log(state, logging.ERROR if state == "HALTED" else logging.INFO, frm=old, why=why,
+                  open_orders=len(self.ex.table.open_orders()) if self.ex else 0)
         if commit:
             self._commit()
 
@@ -506,6 +508,14 @@ class Gateway:
             rec.update(strategy=sig.strategy_id, epoch=sig.epoch, seq=sig.seq, symbol=sig.symbol,
                        side=sig.side, qty=sig.qty)
         self.journal.write("signal", **rec)
+        if sig is None:
+            order_log("REJECTED", by="gateway", reason=reason, **extra)
+        else:
+            rules = self.rules.get(sig.symbol) if hasattr(self, "rules") else None
+            order_log("REJECTED", f"pl{sig.strategy_id:x}.{sig.epoch:x}.{sig.seq:x}",
+                      by="gateway", reason=reason,
+                      symbol=rules.name if rules is not None else sig.symbol,
+                      side={1: "BUY", -1: "SELL"}.get(sig.side, sig.side), qty=sig.qty, **extra)
 
     def handle_signal(self, raw: bytes) -> None:
         """One signal, start to finish (the loop signs every waiting signal first, then

@@ -100,3 +100,35 @@ def gateway_status(gw) -> dict[str, Any]:
                     "intake_to_wire_p99_ns": lat.get("p99", 0),
                     "rtt_p50_ns": rtt.get("p50", 0), "n": lat.get("count", 0)},
     }
+
+
+def stopped_view(gcfg, start_state: str = "ACTIVE") -> dict[str, Any]:
+    """What can be said of a gateway that is not running: its last status.json (as it was when
+    it stopped: marked stale) and the trading state its next start will have (the kill file, else
+    the journal's last trading record, else [risk].start_state) —
+    so an operator's `reset` shows up at once, not the stale HALTED of the stopped process."""
+    import orjson
+
+    from pipeline.gateway.journal import read as read_journal
+    from pipeline.gateway.process import state_paths
+    paths = state_paths(gcfg)
+    last: dict[str, Any] | None = None
+    try:
+        last = orjson.loads(paths["status"].read_bytes())
+        mtime = paths["status"].stat().st_mtime
+    except (OSError, ValueError):
+        mtime = None
+    journalled = None
+    if paths["journal"].exists():
+        for rec in read_journal(paths["journal"], {}):
+            if rec.get("k") == "trading":
+                journalled = (rec.get("state"), rec.get("why", ""))
+    if paths["kill"].exists():
+        nxt, why = "HALTED", f"kill file {paths['kill']} present"
+    elif journalled is not None:
+        nxt, why = journalled
+    else:
+        nxt, why = start_state, "no journal yet: [risk].start_state"
+    return {"running": False, "state_dir": str(paths["dir"]),
+            "trading_at_next_start": nxt, "why": why,
+            "last_status_written": mtime, "last_status": last}

@@ -129,12 +129,30 @@ class GatewayProc:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
+        self.remove_orphan_ring()
         return self.proc.returncode
 
     def kill(self) -> None:
+        """SIGKILL the gateway (if it runs), then remove the signal ring it could not unlink."""
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(5)
+        self.remove_orphan_ring()
+
+    def remove_orphan_ring(self) -> str | None:
+        """Unlink this channel's signal ring if its owner is gone (a killed gateway leaves it in
+        /dev/shm); never a live gateway's. Returns the segment's name if one was removed."""
+        from pipeline.bus import ring as ringmod
+        from pipeline.bus.signals import ring_name
+        name = ring_name(self.channel)
+        info = ringmod.inspect(name)
+        if info is None or info.get("owner_alive"):
+            return None
+        try:
+            ringmod.unlink(name)
+        except FileNotFoundError:
+            return None
+        return name
 
     def stderr(self) -> str:
         try:

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.bus.ring import TickRing
+from pipeline import logs
 from pipeline.config import PipelineConfig, RoleSpec
 from pipeline import instruments as instr
 from pipeline.launcher import preflight, venues
@@ -90,7 +91,8 @@ class Role:
     proc: subprocess.Popen | None = None
     restarts: int = 0
     exit_reason: str = ""
-    log_path: Path | None = None
+    log_path: Path | None = None       # the role's own log (pipeline/logs.py)
+    out_path: Path | None = None       # its stdout/stderr (a crash's traceback, a command's output)
     started_at: float = 0.0
 
     @property
@@ -113,6 +115,7 @@ class Launcher:
     # ------------------------------------------------------------------ setup
     def __post_init__(self) -> None:
         self.run_dir = Path(self.cfg.launcher.run_dir)
+        self.log_dir = logs.launcher_log_dir(self.cfg)
         if not self.cfg.roles:
             raise LaunchError(f"{self.config_path}: no [roles.*] to launch")
         self.placement_warnings = preflight.validate_placement(self.cfg.roles, self.config_path)
@@ -154,12 +157,26 @@ class Launcher:
     def _event(self, kind: str, **kw) -> None:
         e = {"t": time.monotonic(), "event": kind, **kw}
         self.events.append(e)
-        log.info("%s %s", kind, " ".join(f"{k}={v}" for k, v in kw.items()))
+        level = logging.WARNING if kind in ("halt", "role-failed", "killed") else logging.INFO
+        logs.event_log(kind.upper().replace("-", "_"), level, **kw)
 
     def create_segments(self) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.status = st.StatusBlock.create(f"{self.segment_prefix}-status", len(self.roles))
         self.rings.append(TickRing.create(self.cfg.ring.name, self.cfg.ring.capacity))
+        self.write_runfile()
+
+    def write_runfile(self, stopped: bool = False) -> None:
+        """<run_dir>/launcher.json: how `pipeline status` finds this run (pid, status block,
+        roles → slots, logs); rewritten when a role starts and, marked stopped, at the end."""
+        from pipeline.launcher.runfile import write
+        write(self.run_dir, pid=os.getpid(), config=str(Path(self.config_path).resolve()),
+              status_segment=self.status.name if self.status is not None else "",
+              log_dir=str(self.log_dir.resolve()), stopped=stopped, stop_reason=self.stop_reason,
+              roles={r.name: {"kind": r.spec.kind, "slot": r.slot,
+                              "pid": r.proc.pid if r.proc else None,
+                              "exit_code": r.proc.returncode if r.proc else None}
+                     for r in self.roles.values()})
 
     def secret_env_names(self) -> set[str]:
         g = self.cfg.gateway
@@ -200,6 +217,7 @@ class Launcher:
             env[instr.ENV_CACHE] = str(self.instruments_path)
         else:
             env.pop(instr.ENV_CACHE, None)
+        env[logs.ENV_LOG_DIR] = str(self.log_dir.resolve())
         env["PIPELINE_WAIT"] = role.spec.wait
         env["PYTHONUNBUFFERED"] = "1"
         return env
@@ -214,8 +232,10 @@ class Launcher:
         slot = self.status.slots[role.slot]
         slot["state"] = int(RoleState.STARTING)
         slot["heartbeat_mono"] = 0
-        role.log_path = self.run_dir / f"{role.name}.log"
-        logf = open(role.log_path, "ab")
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        role.log_path = self.log_dir / f"{role.name}.log"
+        role.out_path = self.log_dir / f"{role.name}.out"
+        logf = open(role.out_path, "ab")
         try:
             placement = json.dumps({"launcher_pid": os.getpid(), "cores": role.spec.cores,
                                     "nice": role.spec.nice,
@@ -230,27 +250,40 @@ class Launcher:
         finally:
             logf.close()
         role.started_at = time.monotonic()
+        self.write_runfile()
         self._event("started", role=role.name, pid=role.proc.pid,
                     cores=",".join(map(str, role.spec.cores)) or "any")
 
     def wait_ready(self, role: Role) -> None:
-        """Wait for the role's first heartbeat (kind 'command' roles need not send one)."""
+        """Wait until the role says RUNNING (kind 'command' roles need not). One owner per
+        deadline: a role that keeps heartbeating while STARTING is waited for (the gateway
+        heartbeats while it retries the venue, and gives up itself after its own
+        [gateway].start_timeout_s with a clear error); ready_timeout bounds only the time
+        without any heartbeat (the first one included)."""
         ready = role.spec.ready
         if ready == "started" or (ready == "auto" and role.spec.kind == "command"):
             return
-        deadline = time.monotonic() + role.spec.ready_timeout
+        window_ns = int(role.spec.ready_timeout * 1e9)
         slot = self.status.slots[role.slot]
-        while time.monotonic() < deadline:
+        started = time.perf_counter_ns()
+        while time.perf_counter_ns() - max(started, int(slot["heartbeat_mono"])) < window_ns:
             if int(slot["heartbeat_mono"]) > 0 and int(slot["state"]) == RoleState.RUNNING:
                 return
             if not role.alive:
                 raise LaunchError(f"role {role.name} exited during start (code "
-                                  f"{role.proc.returncode}); see {role.log_path}")
+                                  f"{role.proc.returncode}); see {self._logs_of(role)}")
             if self.stop_reason:
                 return
             time.sleep(0.02)
-        raise LaunchError(f"role {role.name} did not become ready within "
-                          f"{role.spec.ready_timeout:g} s; see {role.log_path}")
+        raise LaunchError(f"role {role.name} did not become ready: no heartbeat for "
+                          f"{role.spec.ready_timeout:g} s while starting; see "
+                          f"{self._logs_of(role)}")
+
+    @staticmethod
+    def _logs_of(role: Role) -> str:
+        return " and ".join(str(p) for p in (role.log_path, role.out_path)
+                            if p is not None and p.exists() and p.stat().st_size) \
+            or str(role.out_path)
 
     # ------------------------------------------------------------------ supervision
     def request_stop(self, reason: str) -> None:
@@ -419,11 +452,16 @@ def _say(out, line: str) -> None:
 
 
 def run(cfg: PipelineConfig, config_path: str, *, duration: float | None = None,
-        summary_json: str | None = None, out=sys.stdout, offline: bool = False) -> dict:
+        summary_json: str | None = None, out=sys.stdout,
+        console_level: str | None = "WARNING", offline: bool = False) -> dict:
     """Start everything, supervise until SIGINT/SIGTERM, the duration, or a failure; stop in
-    order; return (and optionally write) the summary."""
+    order; return (and optionally write) the summary. The launcher's own log goes to
+    <log dir>/launcher.log (and console_level and above to stderr); None leaves logging as the
+    caller set it up."""
     launcher = Launcher(cfg, config_path)
     _no_dumps()
+    own_log = logs.setup("launcher", cfg, directory=launcher.log_dir,
+                         console_level=console_level) if console_level else None
     duration = cfg.launcher.duration if duration is None else duration
     pre = preflight.report()
     _say(out, "preflight:")
@@ -479,8 +517,15 @@ def run(cfg: PipelineConfig, config_path: str, *, duration: float | None = None,
             launcher.close_segments()
             if launcher.status is not None:
                 launcher.status.close()
+            try:
+                launcher.write_runfile(stopped=True)
+            except OSError as exc:
+                log.warning("cannot mark %s/launcher.json stopped: %s", launcher.run_dir, exc)
             for s, h in old.items():
                 signal.signal(s, h)
+            if own_log is not None:
+                logs.teardown()
+    summary["logs"] = str(launcher.log_dir)
     if summary_json:
         Path(summary_json).parent.mkdir(parents=True, exist_ok=True)
         Path(summary_json).write_text(json.dumps(summary, indent=2, default=str))

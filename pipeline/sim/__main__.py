@@ -32,7 +32,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--allow-remote", action="store_true",
                     help="allow a non-loopback --host (off by default)")
     ap.add_argument("--ready-file", type=Path, help="write {port, rest_url, ws_url} here when listening")
-    ap.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+    ap.add_argument("--log-level", default=None, help="override [logging].level (default INFO)")
     return ap.parse_args(argv)
 
 
@@ -84,10 +84,16 @@ async def serve(cfg: SimConfig, ready_file: Path | None) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from pipeline import logs
     try:
-        cfg = load(args.config).sim if args.config else SimConfig()
+        full = load(args.config) if args.config else None
+    except ConfigError as exc:
+        logs.setup_role("sim", level=args.log_level)
+        log.error("%s", exc)
+        return 2
+    logs.setup_role("sim", full, level=args.log_level)
+    try:
+        cfg = full.sim if full is not None else SimConfig()
         over = {}
         if args.host is not None:
             over["host"] = args.host

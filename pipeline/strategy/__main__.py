@@ -21,12 +21,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--config", required=True,
                     help="pipeline TOML file ([ring], [reader], [strategy])")
     ap.add_argument("--stats-json", metavar="PATH", help="write the final counters here as JSON")
-    ap.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+    ap.add_argument("--log-level", default=None,
+                    help="override [logging].level (default INFO)")
     args = ap.parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(process)d %(name)s %(levelname)s %(message)s")
+    from pipeline import logs
     try:
         cfg = config.load(args.config)
+    except config.ConfigError as exc:
+        logs.setup_role("strategy", level=args.log_level)
+        logging.getLogger("pipeline.strategy").error("%s", exc)
+        return 2
+    logs.setup_role("strategy", cfg, level=args.log_level)
+    try:
         stats = run(cfg, source=args.config)
     except (config.ConfigError, RingError, ValueError, KeyError, InstrumentError) as exc:
         logging.getLogger("pipeline.strategy").error("%s", exc)

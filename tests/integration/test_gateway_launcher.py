@@ -58,7 +58,7 @@ max_position_qty = 0.05
     assert gw["exit_code"] == 0 and not gw["problem"] and not s["halted"], s
     status = json.loads((tmp_path / "gw-state" / "status.json").read_text())
     assert status["phase"] == "STOPPED" and status["trading"] == "ACTIVE"
-    log = (tmp_path / "run" / "gateway.log").read_text()
+    log = (tmp_path / "run" / "logs" / "gateway.log").read_text()
     assert "reconciled with the venue" in log and SIM_TEST_SECRET not in log
 
 

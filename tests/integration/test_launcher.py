@@ -105,7 +105,7 @@ def test_dead_or_stuck_role_halts_and_stops(tmp_path, shm_name, how):
             if line.startswith("ticks"):
                 break
         if how == "killed":
-            role_b = tmp_path / "run" / "b.log"
+            role_b = tmp_path / "run" / "logs" / "b.out"
             victim = None
             deadline = time.monotonic() + 10
             while victim is None and time.monotonic() < deadline:
