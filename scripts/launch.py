@@ -61,8 +61,9 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
         cfg = cfgmod.load(args.config)
-        warnings = preflight.validate_placement(cfg.roles, args.config)
-        supervisor.Launcher(cfg, args.config)       # every check that needs no process
+        # every check that needs no process; its warnings: placement, strategies the gateway
+        # does not trade
+        warnings = supervisor.Launcher(cfg, args.config).placement_warnings
     except (cfgmod.ConfigError, ValueError, supervisor.LaunchError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

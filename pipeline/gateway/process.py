@@ -172,8 +172,16 @@ class Gateway:
                                max_offset_ms=cfg.max_clock_offset_ms, strikes=cfg.skew_strikes,
                                timed_sample=lambda t: self.rest.server_time(timeout_s=t),
                                deadline_s=CLOCK_SYNC_BUDGET_S)
+        rest_sign = ws_sign = sign
+        if cfg.key_type == "ed25519":       # the secret is the private key (pipeline/gateway/keys.py)
+            from pipeline.gateway import keys
+            try:
+                ed = keys.ed25519_signer(creds.api_secret.reveal())
+            except ValueError as exc:
+                raise GatewayError(f"credentials: {exc}") from None
+            rest_sign, ws_sign = keys.rest_sign(ed), keys.ws_sign(ed)
         self.rest = RestClient(cfg.rest_url, creds.api_key.reveal(),
-                               lambda q: sign(q), self.gate,
+                               lambda q: rest_sign(q), self.gate,
                                connect_timeout_s=cfg.connect_timeout_s,
                                read_timeout_s=cfg.request_timeout_s,
                                recv_window_ms=self.recv_window_ms,
@@ -221,16 +229,18 @@ class Gateway:
 
         if cfg.transport == "ws_api" or cfg.user_stream:
             from pipeline.gateway.ws_api import UserStream, WsApiClient, WsSigner
-            wss = WsSigner(creds.api_key.reveal(), sign, self.clock.timestamp_ms,
+            wss = WsSigner(creds.api_key.reveal(), ws_sign, self.clock.timestamp_ms,
                            self.recv_window_ms)
+            session = cfg.key_type == "ed25519"      # session.logon on every connection
             if cfg.transport == "ws_api":
                 self.ws = WsApiClient(cfg.ws_api_url, wss, self.gate,
                                       connect_timeout_s=cfg.connect_timeout_s,
-                                      read_timeout_s=cfg.request_timeout_s, redact=self.redact)
+                                      read_timeout_s=cfg.request_timeout_s, redact=self.redact,
+                                      session=session)
             if cfg.user_stream:
                 self.stream = UserStream(cfg.ws_api_url, wss,
                                          connect_timeout_s=cfg.connect_timeout_s,
-                                         redact=self.redact)
+                                         redact=self.redact, session=session)
         # helper threads off the loop's core(s): a spinning loop keeps its core to itself
         self.helper_cores = helper_cores()
         if self.helper_cores:

@@ -132,6 +132,7 @@ class Launcher:
         try:
             venues.wanted(self.cfg)                      # every strategy venue has a source
             venues.check_sim_symbols(self.cfg, self.config_path)
+            self.placement_warnings += venues.check_tradable(self.cfg, self.config_path)
         except instr.InstrumentError as exc:
             raise LaunchError(str(exc)) from None
 

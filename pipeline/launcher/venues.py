@@ -63,6 +63,29 @@ def check_sim_symbols(cfg, source: str) -> None:
                 f"add it to [sim].symbols)")
 
 
+def check_tradable(cfg, source: str) -> list[str]:
+    """A gateway symbol without [risk.symbols] limits cannot be traded: an InstrumentError before
+    anything starts (the gateway would exit at start). Returns warnings: a strategy instance whose
+    instrument the run's gateway does not trade (its signals would all be rejected)."""
+    if not any(r.kind == "gateway" for r in cfg.roles.values()):
+        return []
+    g = cfg.gateway
+    for sym in g.symbols:
+        try:
+            cfg.risk.limits_for(g.venue, sym)
+        except KeyError as exc:
+            raise I.InstrumentError(f"{source}: [gateway].symbols: {exc.args[0]}") from None
+    warnings = []
+    if any(r.kind == "strategy" for r in cfg.roles.values()):
+        traded = {(g.venue.upper(), s.upper()) for s in g.symbols}
+        for inst in cfg.strategy.instances:
+            if (inst.venue.upper(), inst.symbol.upper()) not in traded:
+                warnings.append(f"strategy {inst.id} trades {inst.venue.upper()}:"
+                                f"{inst.symbol.upper()}, which [gateway].symbols does not name: "
+                                "the gateway will reject its signals")
+    return warnings
+
+
 def preflight_lines(cfg, timeout_s: float = 5.0) -> list[str]:
     """The instruments of every venue the run asks (the simulator's from its config). Raises
     InstrumentError for a symbol a venue does not list or a venue that cannot be asked."""

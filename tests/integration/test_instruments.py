@@ -203,3 +203,30 @@ def test_roles_started_alone_on_one_run_directory_agree(sim, tmp_path):
     assert sorted(ids.values()) == [1, 2, 3]
     for s in seen:                       # what each process used is what the cache says
         assert all(ids[k] == v for k, v in s.items())
+
+
+def test_a_gateway_symbol_without_risk_limits_stops_the_run_before_anything_starts(tmp_path,
+                                                                                  shm_name):
+    path = _run_config(tmp_path, free_port(), shm_name, ["BTCUSDT", "XRPUSDT"], ["BTCUSDT"])
+    path.write_text(path.read_text() + """
+[gateway]
+venue = "SIM"
+symbols = ["XRPUSDT"]
+credentials_file = "CREDS"
+[roles.gateway]
+kind = "gateway"
+[roles.strategy]
+kind = "strategy"
+[[strategy.instances]]
+venue = "SIM"
+symbol = "BTCUSDT"
+""".replace("CREDS", str(tmp_path / "keys")))
+    (tmp_path / "keys").touch(mode=0o600)
+    with pytest.raises(supervisor.LaunchError,
+                       match=r'no \[risk.symbols."SIM:XRPUSDT"\] limits: SIM:XRPUSDT cannot be traded'):
+        supervisor.Launcher(config.load(path), str(path))
+    path.write_text(path.read_text() + '[risk.symbols."SIM:XRPUSDT"]\nmax_order_qty = 10.0\n'
+                    'max_position_qty = 10.0\n')
+    launcher = supervisor.Launcher(config.load(path), str(path))
+    assert any("strategy 1 trades SIM:BTCUSDT, which [gateway].symbols does not name" in w
+               for w in launcher.placement_warnings)
