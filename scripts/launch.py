@@ -63,7 +63,9 @@ def main(argv: list[str] | None = None) -> int:
         cfg = cfgmod.load(args.config)
         # every check that needs no process; its warnings: placement, strategies the gateway
         # does not trade
-        warnings = supervisor.Launcher(cfg, args.config).placement_warnings
+        launcher = supervisor.Launcher(cfg, args.config)
+        launcher.check_tradable()
+        warnings = launcher.placement_warnings
     except (cfgmod.ConfigError, ValueError, supervisor.LaunchError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -132,6 +132,14 @@ class Launcher:
         try:
             venues.wanted(self.cfg)                      # every strategy venue has a source
             venues.check_sim_symbols(self.cfg, self.config_path)
+        except instr.InstrumentError as exc:
+            raise LaunchError(str(exc)) from None
+
+    def check_tradable(self) -> None:
+        """Before anything starts (run() and --preflight): a gateway symbol without its
+        [risk.symbols] limits is a LaunchError; a strategy instrument the gateway does not trade
+        becomes a placement warning."""
+        try:
             self.placement_warnings += venues.check_tradable(self.cfg, self.config_path)
         except instr.InstrumentError as exc:
             raise LaunchError(str(exc)) from None
@@ -459,6 +467,7 @@ def run(cfg: PipelineConfig, config_path: str, *, duration: float | None = None,
     <log dir>/launcher.log (and console_level and above to stderr); None leaves logging as the
     caller set it up."""
     launcher = Launcher(cfg, config_path)
+    launcher.check_tradable()
     _no_dumps()
     own_log = logs.setup("launcher", cfg, directory=launcher.log_dir,
                          console_level=console_level) if console_level else None

@@ -224,9 +224,13 @@ symbol = "BTCUSDT"
     (tmp_path / "keys").touch(mode=0o600)
     with pytest.raises(supervisor.LaunchError,
                        match=r'no \[risk.symbols."SIM:XRPUSDT"\] limits: SIM:XRPUSDT cannot be traded'):
-        supervisor.Launcher(config.load(path), str(path))
+        supervisor.Launcher(config.load(path), str(path)).check_tradable()
+    r = subprocess.run([sys.executable, str(REPO / "scripts/launch.py"), "--config", str(path),
+                        "--preflight"], capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert r.returncode == 2 and "SIM:XRPUSDT cannot be traded" in r.stderr
     path.write_text(path.read_text() + '[risk.symbols."SIM:XRPUSDT"]\nmax_order_qty = 10.0\n'
                     'max_position_qty = 10.0\n')
     launcher = supervisor.Launcher(config.load(path), str(path))
+    launcher.check_tradable()
     assert any("strategy 1 trades SIM:BTCUSDT, which [gateway].symbols does not name" in w
                for w in launcher.placement_warnings)
