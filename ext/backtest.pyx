@@ -70,7 +70,8 @@ cdef int _execute(Book *b, int64_t direction, double p, int64_t tick, int64_t si
         if _push_fill(fills, n_fills, cap_fills, tick, signal, dq, pf, fee) != BT_OK:
             return BT_NOMEM
     if target != 0:                                   # open leg
-        amount = size if fixed_size else size * b.cash / p
+        # a fraction of the cash, sized so that price + slippage + fee fit in it
+        amount = size if fixed_size else size * b.cash / (p * (1.0 + slip_rate) * (1.0 + fee_rate))
         if amount <= 0:                               # bust: nothing left to trade with
             return BT_OK
         dq = target * amount

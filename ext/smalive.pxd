@@ -23,7 +23,8 @@ cdef class SmaLive:
     cdef i128 sf, ss
     cdef readonly int trend
     # Strategy state
-    cdef readonly int position          # intended position in units of qty: -1, 0, 1
+    cdef public int position            # intended position in units of qty: -1, 0, 1
+                                        # (the backtester resyncs it from fills)
     cdef readonly bint suspended
     cdef readonly int64_t gaps, stales, bad_prices
     # emitting straight into a signal ring (process() with `ring`): the sender's numbering

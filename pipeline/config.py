@@ -458,14 +458,15 @@ class RiskConfig:
 # ----------------------------------------------------------------------------- strategy / backtest
 # (issue 6: pipeline/strategy, pipeline/backtest). Kept in one block.
 
-StrategyKind = Literal["sma"]
+StrategyKind = str   # "sma", "package.module:Class" or "path/file.py:Class" (pipeline.strategy.loader)
 
 
 @dataclass(frozen=True)
 class StrategyInstanceConfig:
     """One strategy run by the strategy process ([[strategy.instances]])."""
 
-    kind: StrategyKind = "sma"      # which Strategy class (pipeline.strategy.STRATEGIES)
+    kind: StrategyKind = "sma"      # a built-in (pipeline.strategy.STRATEGIES), "pkg.mod:Class" or
+                                    # "file.py:Class" relative to the config file
     id: int = 1                     # strategy_id carried in every signal (uint32)
     venue: str = "SIM"              # Venue name (registry)
     symbol: str = "BTCUSDT"         # the venue's own symbol spelling (registry)
@@ -478,6 +479,9 @@ class StrategyInstanceConfig:
     def __post_init__(self) -> None:
         if not 0 <= self.id < 2**32:
             raise ValueError(f"id must fit in uint32, got {self.id}")
+        if not self.kind.strip():
+            raise ValueError("kind must be a strategy name, 'package.module:Class' or "
+                             "'path/file.py:Class'")
         if not self.qty > 0:
             raise ValueError(f"qty must be > 0, got {self.qty}")
         if self.ttl_ms <= 0:
@@ -533,10 +537,19 @@ class BacktestConfig:
     initial_capital: float = 10_000.0  # quote currency
     period_s: float = 60.0             # returns for Sharpe/Sortino are taken on this grid
     price_increment: float = 1e-8      # prices are exact multiples of this (SMA sums are exact)
+    # event engine only (scripts/backtest.py --engine event; pipeline/backtest/exchange.py):
+    latency_histogram: str = ""        # .hdr.json from the profiler: order latency drawn from it
+    risk_checks: bool = False          # run the gateway's risk kernel with this file's [risk]
+    tick_size: float = 0.0             # venue filters for the risk kernel (0 = price_increment)
+    step_size: float = 1e-8
+    min_notional: float = 0.0
+    max_batch: int = 65536             # records per strategy batch while nothing is working
 
     def __post_init__(self) -> None:
+        if self.max_batch < 1:
+            raise ValueError(f"max_batch must be >= 1, got {self.max_batch}")
         for k in ("fee_maker_bps", "fee_taker_bps", "slippage_bps", "half_spread_bps",
-                  "latency_ms"):
+                  "latency_ms", "tick_size", "step_size", "min_notional"):
             if getattr(self, k) < 0:
                 raise ValueError(f"{k} must be >= 0, got {getattr(self, k)}")
         if not self.fraction > 0:

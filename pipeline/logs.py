@@ -6,10 +6,12 @@ rotated by size (`max_bytes`, `backup_count`), as text or JSON lines (`format`).
 writes to stdout/stderr outside logging (a crash's traceback) lands in `<role>.stderr` beside it.
 A role run by hand (no launcher, no `[logging].dir`) logs to stderr.
 
-The hot loops never wait for the disk: records go through a queue to a listener thread that
-formats and writes them (QueueHandler → QueueListener). Filters on the queue handler (the
-gateway's secret redaction: pipeline.gateway.secrets.install_log_redaction adds it to the root
-logger's handlers) run before a record leaves the logging thread.
+The hot loops never wait for the disk, nor for another thread: a record is appended to a
+buffer (no thread woken, no lock beyond the GIL) and a writer thread formats and writes the
+buffer every 0.1 s (at once for WARNING and above). A pinned role moves that thread off its
+loop's cores with pin_writer (the gateway does, beside its other helper threads). Filters on the
+buffering handler (the gateway's secret redaction: pipeline.gateway.secrets.install_log_redaction
+adds it to the root logger's handlers) run before a record leaves the thread that logged it.
 
 Events (INFO, one line each, `key=value` in text, fields in JSON):
     order_log("SENT", cid, symbol=..., ...)    every order decision (logger pipeline.orders);
@@ -21,10 +23,11 @@ Events (INFO, one line each, `key=value` in text, fields in JSON):
 from __future__ import annotations
 
 import atexit
+import collections
 import logging
 import logging.handlers
 import os
-import queue
+import threading
 import sys
 import time
 from pathlib import Path
@@ -38,9 +41,10 @@ DATE_FORMAT = "%Y-%m-%dT%H:%M:%S"
 orders_log = logging.getLogger("pipeline.orders")
 events_log = logging.getLogger("pipeline.events")
 
-_listener: logging.handlers.QueueListener | None = None
+_writer: "_Deferred | None" = None
 _installed: list[logging.Handler] = []
 _saved: list[tuple[Any, int]] = []          # (root or a caller's handler, its level before)
+_saved_globals: dict[str, Any] = {}
 
 
 class JsonFormatter(logging.Formatter):
@@ -73,18 +77,77 @@ class _TextFormatter(logging.Formatter):
     converter = time.gmtime          # UTC, like the JSON lines and the journal
 
 
-class _Queue(logging.handlers.QueueHandler):
-    """A QueueHandler whose records stay in this process: no copy, the message rendered once
-    (prepare) so the listener thread needs nothing of the caller's arguments."""
+class _Deferred(logging.Handler):
+    """Buffers records for a writer thread that hands them to the real handlers (`targets`,
+    each with its own level) every `interval_s`, or at once for WARNING and above. The message is
+    rendered here, once, so the writer needs nothing of the caller's arguments."""
 
-    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+    def __init__(self, targets: list[logging.Handler], interval_s: float = 0.1):
+        super().__init__()
+        self.targets = targets
+        self.interval_s = interval_s
+        self.buf: collections.deque = collections.deque()
+        self._wake = threading.Event()
+        self._drain_lock = threading.Lock()
+        self._stop = False
+        self._cores: set[int] | None = None
+        self.thread = threading.Thread(target=self._run, name="log-writer", daemon=True)
+        self.thread.start()
+
+    def emit(self, record: logging.LogRecord) -> None:
         if record.args:
             record.msg = record.getMessage()
             record.args = None
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         record.exc_info = None           # the text is kept; the traceback objects are not
-        return record
+        self.buf.append(record)          # atomic under the GIL
+        if record.levelno >= logging.WARNING:
+            self._wake.set()
+
+    def pin(self, cores: set[int] | None) -> None:
+        self._cores = set(cores) if cores else None
+        self._wake.set()
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait(self.interval_s)
+            self._wake.clear()
+            if self._cores:
+                cores, self._cores = self._cores, None
+                try:
+                    os.sched_setaffinity(0, cores)       # this thread only (Linux)
+                except OSError:
+                    pass
+            self.drain()
+            if self._stop:
+                return
+
+    def drain(self) -> None:
+        with self._drain_lock:
+            while True:
+                try:
+                    r = self.buf.popleft()
+                except IndexError:
+                    break
+                for h in self.targets:
+                    if r.levelno >= h.level:
+                        h.handle(r)
+            for h in self.targets:
+                h.flush()
+
+    def close(self) -> None:
+        self._stop = True
+        self._wake.set()
+        if self.thread.is_alive() and self.thread is not threading.current_thread():
+            self.thread.join(5)
+        self.drain()
+        for h in self.targets:
+            try:
+                h.close()
+            except Exception:  # noqa: BLE001 - closing at exit, nothing to do about it
+                pass
+        super().close()
 
 
 def log_dir(cfg=None, run_dir: str | os.PathLike | None = None) -> Path | None:
@@ -148,22 +211,31 @@ def setup(role: str, cfg=None, *, level: str | None = None, directory: str | Pat
         if where is not None:
             sh.setLevel(console_level.upper())
         targets.append(sh)
-    q: queue.SimpleQueue = queue.SimpleQueue()
-    qh = _Queue(q)
-    root.addHandler(qh)
+    # what the formats never show is not computed per record (the logging docs' "Optimization"):
+    # no caller frame walk, no thread or multiprocessing names; the pid is kept
+    _saved_globals.update(_srcfile=logging._srcfile, logThreads=logging.logThreads,
+                          logMultiprocessing=logging.logMultiprocessing)
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logMultiprocessing = False
+    global _writer
+    _writer = _Deferred(targets)
+    root.addHandler(_writer)
     root.setLevel(lvl)
-    global _listener
-    _listener = logging.handlers.QueueListener(q, *targets, respect_handler_level=True)
-    _listener.start()
-    _installed[:] = [qh, *targets]
+    _installed[:] = [_writer]
     return path
+
+
+def pin_writer(cores: set[int] | None) -> None:
+    """Run the log writer thread on these CPUs (a pinned role's loop keeps its own core)."""
+    if _writer is not None and cores:
+        _writer.pin(cores)
 
 
 def flush() -> None:
     """Wait until every record logged so far is written (tests, before reading a log)."""
-    if _listener is not None:
-        _listener.stop()             # writes everything queued, then joins the thread
-        _listener.start()
+    if _writer is not None:
+        _writer.drain()
 
 
 def teardown() -> None:
@@ -175,22 +247,19 @@ def teardown() -> None:
     for obj, level in _saved:
         obj.setLevel(level)
     _saved.clear()
+    for k, v in _saved_globals.items():
+        setattr(logging, k, v)
+    _saved_globals.clear()
     shutdown()
 
 
 def shutdown() -> None:
-    """Stop the listener (writing what is queued) and close the files."""
-    global _listener
-    if _listener is not None:
-        try:
-            _listener.stop()
-        finally:
-            for h in _listener.handlers:
-                try:
-                    h.close()
-                except Exception:  # noqa: BLE001 - closing at exit, nothing to do about it
-                    pass
-            _listener = None
+    """Stop the writer thread (writing what is buffered) and close the files."""
+    global _writer
+    if _writer is not None:
+        w, _writer = _writer, None
+        logging.getLogger().removeHandler(w)
+        w.close()
 
 
 atexit.register(shutdown)

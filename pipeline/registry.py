@@ -124,3 +124,21 @@ class SymbolRegistry:
 
     def __contains__(self, key: tuple[Venue | int, str]) -> bool:
         return (int(key[0]), key[1].upper()) in self._by_key
+
+
+# The offline universe: instruments for tools that read data with no venue to ask (the
+# backtester, its synthetic data and benchmarks). The live roles never use it: their instruments
+# come from the venue (pipeline/instruments.py).
+OFFLINE_INSTRUMENTS: tuple[tuple[str, str, str, str], ...] = (
+    ("BINANCE", "BTCUSDT", "BTC", "USDT"), ("BINANCE", "ETHUSDT", "ETH", "USDT"),
+    ("BINANCE", "BNBUSDT", "BNB", "USDT"), ("BINANCE", "SOLUSDT", "SOL", "USDT"),
+    ("BINANCE", "XRPUSDT", "XRP", "USDT"), ("BINANCE", "XRPETH", "XRP", "ETH"),
+    ("BINANCE", "ETHBTC", "ETH", "BTC"), ("BINANCE", "LTCBTC", "LTC", "BTC"),
+    ("BINANCE", "BNBBTC", "BNB", "BTC"), ("BINANCE", "NKNUSDT", "NKN", "USDT"),
+    ("BINANCE", "BLZETH", "BLZ", "ETH"), ("BINANCE", "LRCBTC", "LRC", "BTC"),
+    ("BINANCE", "RUNEEUR", "RUNE", "EUR"), ("OKX", "BTC-USDT", "BTC", "USDT"),
+    ("OKX", "ETH-USDT", "ETH", "USDT"), ("OKX", "UNI-USD-SWAP", "UNI", "USD"),
+    ("OKX", "BTC-USD-220527", "BTC", "USD"), ("SIM", "BTCUSDT", "BTC", "USDT"),
+    ("SIM", "ETHUSDT", "ETH", "USDT"), ("SIM", "SOLUSDT", "SOL", "USDT"),
+)
+DEFAULT = SymbolRegistry(OFFLINE_INSTRUMENTS)   # the backtester's (offline) registry

@@ -41,7 +41,7 @@ def print_summary(s: dict) -> None:
         if r["problem"] or (r["exit_code"] not in (0, None)):
             print(f"role {name}: exit {r['exit_code']} {r['problem']}")
     if s.get("logs"):
-        print(f"logs: {s['logs']}/<role>.log (and <role>.out: a role's own stdout/stderr)")
+        print(f"logs: {s['logs']}/<role>.log (a role's own stdout/stderr, if any: <role>.out)")
 
 
 def main(argv: list[str] | None = None) -> int:

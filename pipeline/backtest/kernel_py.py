@@ -78,7 +78,8 @@ def sma_backtest(price, ts, reset, fast, slow, price_increment, bar_ns, allow_sh
             trades += 1
             wins += cash - open_eq > 0
         if target != 0:
-            amount = size if fixed_size else size * cash / p
+            sr = slip_rate + float(hs[j]) if len(hs) else slip_rate
+            amount = size if fixed_size else size * cash / (p * (1.0 + sr) * (1.0 + fee_rate))
             if amount > 0:
                 open_eq = cash
                 qty = target * amount

@@ -81,6 +81,9 @@ def max_drawdown(equity: np.ndarray, ts: np.ndarray, start_equity: float) -> tup
     return dd, int((ts - prev_peak_ts)[counted].max())
 
 
+SHORT_SAMPLE_DAYS = 3      # annualised figures carry a warning below this span
+
+
 def summarize(stats: dict, samples: np.ndarray, t0: int, t1: int, capital: float,
               period_s: float, n_ticks: int) -> dict:
     """Every metric of one run from the kernel's statistics and its period-grid equity."""
@@ -104,4 +107,7 @@ def summarize(stats: dict, samples: np.ndarray, t0: int, t1: int, capital: float
         "final_equity": end,
         "ticks": int(n_ticks),
         "span_s": span / 1e9,
+        **({"warning": f"the sample spans {span / 86400e9:.2f} days: annualised figures (cagr, "
+                       f"sharpe, sortino) mean little below {SHORT_SAMPLE_DAYS} days"}
+           if span < SHORT_SAMPLE_DAYS * 86400e9 else {}),
     }

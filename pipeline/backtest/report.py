@@ -155,3 +155,51 @@ def plot_heatmap(grid: np.ndarray, fasts: list[int], slows: list[int], metric: s
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return Path(path)
+
+
+# ----------------------------------------------------------------------------- event runs
+def write_trades_csv(path: str | Path, fills: np.ndarray) -> Path:
+    """One line per fill of an event run: time (UTC ISO and ns), record index, symbol, side,
+    qty, price, fee, maker, strategy and client id."""
+    path = Path(path)
+    with path.open("w") as f:
+        f.write("time_utc,ts_ns,index,symbol,side,qty,price,fee,liquidity,strategy,client_id\n")
+        for r in fills:
+            t = np.datetime64(int(r["ts"]), "ns").astype("datetime64[us]")
+            f.write(f"{t}Z,{int(r['ts'])},{int(r['index'])},{int(r['symbol'])},"
+                    f"{'BUY' if r['qty'] > 0 else 'SELL'},{abs(float(r['qty'])):.10g},"
+                    f"{float(r['price']):.10g},{float(r['fee']):.10g},"
+                    f"{'maker' if r['maker'] else 'taker'},{int(r['strategy'])},"
+                    f"{int(r['client_id'])}\n")
+    return path
+
+
+def plot_event_run(run, outdir: str | Path, title: str = "", capital: float = 0.0) -> list[Path]:
+    """equity.png, drawdown.png, position.png of an event run."""
+    out = Path(outdir)
+    out.mkdir(parents=True, exist_ok=True)
+    eq, ts = run.equity, run.equity_ts
+    if len(eq) == 0:
+        return []
+    sl = _dec(len(eq))
+    x = _times(ts)
+    paths = []
+    start = capital or float(eq[0])
+    runmax = np.maximum.accumulate(np.concatenate(([start], eq)))[1:]
+    for name, y, kw in (("equity", eq, {}), ("drawdown", (eq / runmax - 1.0) * 100, {}),
+                        ("position", run.position, {})):
+        fig, ax = plt.subplots(figsize=(12, 3.8))
+        if name == "drawdown":
+            ax.fill_between(x[sl], y[sl], 0, color="tab:red", alpha=0.4, lw=0)
+            ax.set_ylabel("%")
+        elif name == "position":
+            ax.step(x[sl], y[sl], where="post", lw=0.8, color="tab:purple")
+            ax.set_ylabel("|position|, base units")
+        else:
+            ax.plot(x[sl], y[sl], lw=0.8, color="tab:blue", **kw)
+        ax.set_title(f"{title} {name}".strip())
+        fig.autofmt_xdate()
+        paths.append(out / f"{name}.png")
+        fig.savefig(paths[-1], dpi=110)
+        plt.close(fig)
+    return paths

@@ -325,7 +325,11 @@ class SignalSender:
 
     def send(self, sig: Signal) -> bool:
         """Number and send one signal without blocking. Returns True if handed to ZeroMQ (or
-        buffered until the gateway is READY), False if dropped."""
+        buffered until the gateway is READY), False if dropped. A signal that already carries a
+        seq keeps its (epoch, seq): strategies number their own orders, one stream per strategy
+        id (several instances share a process and its sender)."""
+        if sig.seq:
+            return self._send_numbered(sig)
         self.seq += 1
         if self._publish is not None and self.ready:
             # the hot path: numbered while packed (no NamedTuple._replace), one shared-memory write
@@ -334,6 +338,17 @@ class SignalSender:
             self.sent_ring += 1
             return True
         sig = sig._replace(epoch=self.epoch, seq=self.seq)
+        return self._send_or_buffer(sig)
+
+    def _send_numbered(self, sig: Signal) -> bool:
+        if self._publish is not None and self.ready:
+            self._publish(_STRUCT.pack(*sig))
+            self.sent += 1
+            self.sent_ring += 1
+            return True
+        return self._send_or_buffer(sig)
+
+    def _send_or_buffer(self, sig: Signal) -> bool:
         if self.ready:
             return self._send(sig)
         if len(self._pending) >= self.pending_max:
@@ -360,7 +375,15 @@ class SignalSender:
 
     def send_record(self, rec) -> bool:
         """Number and send one signal given as its 80 encoded bytes (a SIGNAL_DTYPE record from
-        a compiled strategy; epoch and seq are overwritten). Same outcomes as `send`."""
+        a compiled strategy; epoch and seq are overwritten unless seq is set, as in `send`).
+        Same outcomes as `send`."""
+        if _EPOCH_SEQ.unpack_from(rec, 0)[1]:
+            if self._publish is not None and self.ready:
+                self._publish(bytes(rec))
+                self.sent += 1
+                self.sent_ring += 1
+                return True
+            return self.send(decode(bytes(rec)))
         if self._publish is not None and self.ready:
             self.seq += 1
             buf = bytearray(rec)

@@ -97,8 +97,13 @@ class Feed:
         for ev in out.events:
             self.counters["book_" + ev] += 1
             if ev in ("resync", "synced"):
+                try:
+                    sym = self.adapter.symbol_name(sync.symbol)
+                except (AttributeError, KeyError):
+                    sym = ""
                 event_log("RESYNC_START" if ev == "resync" else "RESYNC_DONE",
-                          venue=getattr(self.adapter, "name", ""), symbol_id=sync.symbol,
+                          venue=getattr(self.adapter, "name", ""), symbol=sym,
+                          symbol_id=sync.symbol,
                           why=next((e for e in out.events if e not in ("resync", "synced")), ""))
         if out.fetch:
             self.fetch_wanted.add(sync.symbol)

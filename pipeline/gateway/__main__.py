@@ -51,6 +51,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if a.command == "run":
         logs.setup_role("gateway", cfg, level=a.log_level)
+    elif a.command in ("kill", "reduce", "reset"):
+        try:                          # the operator's action also goes where the gateway logs
+            logs.setup("gateway", cfg, directory=logs.launcher_log_dir(cfg))
+        except OSError as exc:
+            log.warning("not logging to %s: %s", logs.launcher_log_dir(cfg), exc)
     from pipeline.gateway.process import gateway_running, state_paths
     paths = state_paths(cfg.gateway)
     if a.command == "kill":
@@ -86,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
             j.flush()                 # close() is best effort; the reset must be on disk
         finally:
             j.close()
-        log.warning("reset: kill file removed, trading state ACTIVE journalled")
+        log.warning("reset by operator (pid %d): kill file removed, trading state ACTIVE "
+                    "journalled", os.getpid())
         return 0
     if a.command == "status":
         import json

@@ -64,7 +64,7 @@ from pipeline.gateway.statusfile import StatusFile, gateway_status
 from pipeline.gateway.warm import run_dry
 from pipeline.gateway.wire import Wire, helper_cores
 from pipeline.hotloop import LoopGC
-from pipeline.logs import event_log, order_log
+from pipeline.logs import event_log, order_log, pin_writer
 
 log = logging.getLogger("pipeline.gateway")
 
@@ -245,6 +245,7 @@ class Gateway:
         self.helper_cores = helper_cores()
         if self.helper_cores:
             log.info("gateway helper threads on CPUs %s", sorted(self.helper_cores))
+            pin_writer(self.helper_cores)         # the log writer too (pipeline/logs.py)
         wire = None
         if cfg.transport == "rest" and cfg.async_orders:      # the order wire's own connections
             wire = Wire(cfg.rest_url, creds.api_key.reveal(), self.gate,

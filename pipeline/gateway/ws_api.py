@@ -26,6 +26,7 @@ import websocket
 
 from pipeline.gateway.ratelimit import HostBlocked, HostGate, retry_after_s
 from pipeline.gateway.rest import Outcome, Reply, classify
+from pipeline.logs import event_log
 
 log = logging.getLogger(__name__)
 
@@ -220,8 +221,9 @@ class UserStream(threading.Thread):
             except (websocket.WebSocketException, OSError, ValueError) as exc:
                 self.errors += 1
                 if not self.stop_event.is_set():
-                    log.warning("user stream: %s; reconnecting in %.1f s",
-                                self.redact(f"{type(exc).__name__}: {exc}"), backoff)
+                    event_log("USER_STREAM_LOST", logging.WARNING,
+                              error=self.redact(f"{type(exc).__name__}: {exc}"),
+                              reconnect_in_s=round(backoff, 2), errors=self.errors)
             finally:
                 self.subscribed.clear()
                 if self.ws is not None:
@@ -264,7 +266,8 @@ class UserStream(threading.Thread):
             if msg.get("id") == "uds":
                 if msg.get("status") == 200:
                     self.subscribed.set()
-                    log.info("user stream: subscribed (%s)", msg.get("result"))
+                    event_log("USER_STREAM_SUBSCRIBED" if self.connects == 1
+                              else "USER_STREAM_RECONNECTED", connects=self.connects)
                 else:
                     raise ValueError(f"userDataStream.subscribe failed: {msg.get('error')}")
                 continue

@@ -134,6 +134,7 @@ class Launcher:
             venues.check_sim_symbols(self.cfg, self.config_path)
         except instr.InstrumentError as exc:
             raise LaunchError(str(exc)) from None
+        self.check_strategies()
 
     def check_tradable(self) -> None:
         """Before anything starts (run() and --preflight): a gateway symbol without its
@@ -161,6 +162,20 @@ class Launcher:
         self.instruments_path = instr.cache_path(self.run_dir).resolve()
         self._event("instruments", path=self.instruments_path,
                     ids=",".join(f"{i.key}={i.id}" for i in reg))
+
+    def check_strategies(self) -> None:
+        """A strategy role's plug-ins load and their params check out before anything starts
+        (the child would fail the same way, after the simulator and gateway were up)."""
+        if not any(spec.kind == "strategy" for spec in self.cfg.roles.values()):
+            return
+        from pipeline.config import ConfigError
+        from pipeline.strategy.process import build_strategies
+        try:
+            # ids do not matter for this check: what a fresh cache would number
+            build_strategies(self.cfg, instr.fresh(venues.wanted(self.cfg)),
+                             source=self.config_path)
+        except (ConfigError, KeyError, ValueError) as exc:
+            raise LaunchError(str(exc).strip("'\"")) from None
 
     def _event(self, kind: str, **kw) -> None:
         e = {"t": time.monotonic(), "event": kind, **kw}
@@ -386,6 +401,11 @@ class Launcher:
                 _signal_group(r.proc, signal.SIGKILL)   # role started in its process group
                 if r.proc.poll() is None:
                     r.proc.wait(5)
+            try:                                # a role that printed nothing leaves no file
+                if r.out_path is not None and r.out_path.stat().st_size == 0:
+                    r.out_path.unlink()
+            except OSError:
+                pass
 
     def close_segments(self) -> None:
         for ring in self.rings:

@@ -11,7 +11,22 @@ class splits a batch for the subclass:
     market data for its instrument arrives (signals come only from `on_trades`, so none is made
     in between). RESYNC_START counts as a gap. Subclasses that keep state over the data (windows)
     reset it in `on_gap`/`on_stale`, so "fresh data" means a full window of it;
-  * `on_start()` / `on_stop()` run once each (idempotent) around the run.
+  * `on_start()` / `on_stop()` run once each (idempotent) around the run;
+  * a strategy that overrides `on_quotes` (BID/ASK records) or `on_book` (BOOK_BID / BOOK_ASK /
+    BOOK_CLEAR) — or `on_market`, which gets every market record of its instrument in order —
+    receives those too: `on_market` splits a run into consecutive groups of one family and calls
+    on_trades / on_quotes / on_book in record order. Without such an override nothing changes
+    (only trades are selected, the fast path the SMA uses);
+  * `timer_ns` > 0: `on_timer(now_ns)` every timer_ns (data time in the backtester, the monotonic
+    clock live);
+  * `on_order_event(ev)` gets what happened to each order (pipeline.strategy.orders.OrderEvent)
+    after the base has applied it to `orders`, `net_qty` (signed base quantity from fills) and
+    `fees_paid`. The backtester delivers them; live feedback from the gateway is not built yet.
+
+Hooks return a list of intents (or None): new orders (`Signal`, made with `market`, `limit`,
+`post_only` or `target`), `Cancel`, `Replace` (pipeline.strategy.orders). Each instance numbers
+its own orders (epoch, seq): seq is the order's client id, so two instances in one process never
+interleave one sequence (the gateway tracks numbering per strategy id).
 
 Parameters: a subclass sets `Params` to a frozen dataclass; `from_config` builds it strictly from
 the `params` table of its [[strategy.instances]] entry (unknown or mistyped keys are ConfigErrors).
@@ -20,6 +35,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
+import time as _time
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -28,7 +45,8 @@ import numpy as np
 from pipeline import config as _config
 from pipeline.bus.signals import Signal
 from pipeline.clock import LIVE, Clock
-from pipeline.records import Kind, OrderType, Venue
+from pipeline.records import Kind, OrderType, TimeInForce, Venue
+from pipeline.strategy.orders import Cancel, EventKind, OrderEvent, OrderState, Replace
 from pipeline.registry import SymbolRegistry
 
 log = logging.getLogger(__name__)
@@ -38,6 +56,10 @@ GAP_KINDS = (int(Kind.GAP), int(Kind.RESYNC_START))
 STALE_KINDS = (int(Kind.STALE),)
 CONTROL_MIN = int(Kind.GAP)   # kinds >= this are the pipeline's own records
 TRADE_SET = frozenset(TRADE_KINDS)
+QUOTE_SET = frozenset((int(Kind.BID), int(Kind.ASK)))
+BOOK_SET = frozenset((int(Kind.BOOK_BID), int(Kind.BOOK_ASK), int(Kind.BOOK_CLEAR)))
+MARKET_SET = TRADE_SET | QUOTE_SET | BOOK_SET
+_TIF = {"GTC": int(TimeInForce.GTC), "IOC": int(TimeInForce.IOC), "FOK": int(TimeInForce.FOK)}
 SMALL_BATCH = 32              # on_ticks: batches up to this size take the plain-Python pass
 
 
@@ -51,6 +73,9 @@ class Strategy:
 
     Params: ClassVar[type] = NoParams
     kind: ClassVar[str] = "base"
+    timer_ns: int = 0          # > 0: on_timer every this many ns
+    reactive: ClassVar[bool] = False   # decisions depend on order events: the backtester feeds
+    #                                    it small batches so it learns of them in time
 
     def __init__(self, params: Any = None, *, strategy_id: int = 0, venue: int = 0,
                  symbol: int = 0, qty: float = 1.0, allow_short: bool = False,
@@ -72,6 +97,22 @@ class Strategy:
         self.stales = 0
         self._started = False
         self._stopped = False
+        self.epoch = 0             # numbering (epoch, seq) of this instance's orders; the
+        self.seq = 0               # process sets the epoch, 0 = time.time_ns() at first use
+        self.net_qty = 0.0         # signed base quantity from fills (order events)
+        self.fees_paid = 0.0
+        self.orders: dict[int, OrderState] = {}     # client id → state, working orders only
+        self.rejects = 0
+        self.feedback = False      # order events arrive (the backtester sets it; live: not yet)
+        self.account = None        # backtester: the simulated account (cash, cost_rate, step)
+        self.size_fraction = 0.0   # > 0 with an account: target() sizes a fraction of equity
+        self.venue_sized: dict[int, int] = {}   # seq → target: sized at the venue (backtester)
+        c = type(self)
+        self.wants_market = (c.on_market is not Strategy.on_market
+                             or c.on_quotes is not Strategy.on_quotes
+                             or c.on_book is not Strategy.on_book)
+        self._kinds = MARKET_SET if self.wants_market else TRADE_SET
+        self._kinds_arr = np.array(sorted(self._kinds), dtype=np.uint8)
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -97,17 +138,63 @@ class Strategy:
     def on_stop(self) -> None:
         """Called once after the last batch."""
 
-    def on_gap(self, rec: np.void) -> None:
-        """A GAP or RESYNC_START record concerning this strategy. Default: suspend."""
+    def on_gap(self, rec: np.void) -> list | None:
+        """A GAP or RESYNC_START record concerning this strategy. Default: suspend. May return
+        intents (e.g. cancel the quotes)."""
         self.suspended = True
 
-    def on_stale(self, rec: np.void) -> None:
-        """A STALE record concerning this strategy. Default: suspend."""
+    def on_stale(self, rec: np.void) -> list | None:
+        """A STALE record concerning this strategy. Default: suspend. May return intents."""
         self.suspended = True
 
     def on_trades(self, trades: np.ndarray) -> list[Signal]:
         """Trade records of this strategy's instrument, in order. Return signals."""
         raise NotImplementedError
+
+    def on_quotes(self, quotes: np.ndarray) -> list | None:
+        """BID / ASK records (best bid / ask) of this strategy's instrument, in order."""
+        return None
+
+    def on_book(self, levels: np.ndarray) -> list | None:
+        """BOOK_BID / BOOK_ASK level changes (qty 0 = level removed) and BOOK_CLEAR."""
+        return None
+
+    def on_market(self, recs: np.ndarray) -> list | None:
+        """Every market record of the instrument in order (only called for strategies that
+        override on_quotes, on_book or this). Default: consecutive groups of one family to
+        on_trades / on_quotes / on_book, in record order."""
+        k = recs["kind"]
+        n = len(recs)
+        if n <= SMALL_BATCH:
+            fam = [0 if x <= 2 else (1 if x <= 4 else 2) for x in k.tolist()]
+            cut = [i for i in range(1, n) if fam[i] != fam[i - 1]]
+        else:
+            fam = np.where(k <= 2, 0, np.where(k <= 4, 1, 2))
+            cut = (np.flatnonzero(fam[1:] != fam[:-1]) + 1).tolist()
+        out: list = []
+        a = 0
+        for b in cut + [n]:
+            f = int(fam[a])
+            seg = recs[a:b]
+            if f == 0:
+                self.suspended = False
+                r = self.on_trades(seg)
+            elif f == 1:
+                r = self.on_quotes(seg)
+            else:
+                r = self.on_book(seg)
+            if r:
+                out += r
+            a = b
+        return out
+
+    def on_timer(self, now_ns: int) -> list | None:
+        """Every timer_ns (set timer_ns > 0)."""
+        return None
+
+    def on_order_event(self, ev: OrderEvent) -> list | None:
+        """What happened to one of this strategy's orders (after the base's book-keeping)."""
+        return None
 
     def compiled(self):
         """A compiled equivalent of on_ticks for the strategy process's hot path, or None.
@@ -152,27 +239,31 @@ class Strategy:
         kind = batch["kind"]
         ctl = kind >= CONTROL_MIN
         if not ctl.any():
-            sel = self._mine(batch) & np.isin(kind, TRADE_KINDS)
+            sel = self._mine(batch) & np.isin(kind, self._kinds_arr)
             return self._run(batch[sel]) if sel.any() else []
         mine = self._mine(batch)
         out: list[Signal] = []
         start = 0
         for i in np.flatnonzero(ctl & (mine | (batch["symbol"] == 0))).tolist():
             seg = batch[start:i]
-            sel = mine[start:i] & np.isin(seg["kind"], TRADE_KINDS)
+            sel = mine[start:i] & np.isin(seg["kind"], self._kinds_arr)
             if sel.any():
                 out += self._run(seg[sel])
             rec = batch[i]
             k = int(rec["kind"])
             if k in GAP_KINDS:
                 self.gaps += 1
-                self.on_gap(rec)
+                r = self.on_gap(rec)
             elif k in STALE_KINDS:
                 self.stales += 1
-                self.on_stale(rec)
+                r = self.on_stale(rec)
+            else:
+                r = None
+            if r:
+                out += r
             start = i + 1
         seg = batch[start:]
-        sel = mine[start:] & np.isin(seg["kind"], TRADE_KINDS)
+        sel = mine[start:] & np.isin(seg["kind"], self._kinds_arr)
         if sel.any():
             out += self._run(seg[sel])
         return out
@@ -185,6 +276,7 @@ class Strategy:
             vens = batch["venue"].tolist()
         out: list[Signal] = []
         pending: list[int] = []           # my trades since the last control record that counts
+        kinds_set = self._kinds
         for i, k in enumerate(kinds):
             if k >= CONTROL_MIN:
                 if sym and syms[i] != 0 and not (syms[i] == sym and vens[i] == ven):
@@ -192,40 +284,173 @@ class Strategy:
                 if pending:
                     out += self._run(batch[pending])
                     pending = []
+                r = None
                 if k in GAP_KINDS:
                     self.gaps += 1
-                    self.on_gap(batch[i])
+                    r = self.on_gap(batch[i])
                 elif k in STALE_KINDS:
                     self.stales += 1
-                    self.on_stale(batch[i])
-            elif k in TRADE_SET and (not sym or (syms[i] == sym and vens[i] == ven)):
+                    r = self.on_stale(batch[i])
+                if r:
+                    out += r
+            elif k in kinds_set and (not sym or (syms[i] == sym and vens[i] == ven)):
                 pending.append(i)
         if pending:
             out += self._run(batch[pending])
         return out
 
     def _run(self, trades: np.ndarray) -> list[Signal]:
+        if self.wants_market:
+            return self.on_market(trades) or []
         # Fresh market data ends a suspension (the subclass has reset whatever it needs).
         self.suspended = False
-        return self.on_trades(trades)
+        return self.on_trades(trades) or []
+
+    # ------------------------------------------------------------------ numbering, intents
+    def next_seq(self) -> int:
+        if self.epoch <= 0:
+            self.epoch = _time.time_ns()
+        self.seq += 1
+        return self.seq
+
+    def stamp(self, sig: Signal) -> Signal:
+        """Number a signal made without one (epoch/seq 0, e.g. by `target`) from this instance's
+        own stream, and track it as a working order."""
+        if sig.seq == 0:
+            sig = sig._replace(seq=self.next_seq(), epoch=self.epoch)
+        if sig.seq not in self.orders:
+            self.orders[sig.seq] = OrderState(sig.seq, sig.side, sig.qty, sig.price,
+                                              sig.order_type, sig.tif)
+        return sig
+
+    def _order(self, side: int, qty: float, order_type: int, tif: int, price: float,
+               trigger_seq: int, trigger_mono: int) -> Signal:
+        if side not in (1, -1):
+            raise ValueError(f"side must be +1 (buy) or -1 (sell), got {side!r}")
+        seq = self.next_seq()
+        self.orders[seq] = OrderState(seq, side, float(qty), float(price), order_type, tif)
+        return Signal(epoch=self.epoch, seq=seq, trigger_seq=int(trigger_seq),
+                      trigger_mono=int(trigger_mono), created_mono=self.clock.mono_ns(),
+                      ttl_ns=self.ttl_ns, qty=float(qty), price=float(price),
+                      strategy_id=self.strategy_id, symbol=self.symbol, venue=self.venue,
+                      side=int(side), order_type=order_type, tif=tif)
+
+    def market(self, side: int, qty: float, trigger_seq: int = -1,
+               trigger_mono: int = 0) -> Signal:
+        """A MARKET order; its `seq` is the client id."""
+        return self._order(side, qty, int(OrderType.MARKET), 0, float("nan"), trigger_seq,
+                           trigger_mono)
+
+    def limit(self, side: int, qty: float, price: float, tif: str = "GTC",
+              trigger_seq: int = -1, trigger_mono: int = 0) -> Signal:
+        """A LIMIT order, time in force GTC, IOC or FOK."""
+        try:
+            t = _TIF[tif.upper()]
+        except (KeyError, AttributeError):
+            raise ValueError(f"tif must be GTC, IOC or FOK, got {tif!r}") from None
+        return self._order(side, qty, int(OrderType.LIMIT), t, price, trigger_seq, trigger_mono)
+
+    def post_only(self, side: int, qty: float, price: float, trigger_seq: int = -1,
+                  trigger_mono: int = 0) -> Signal:
+        """A post-only limit (LIMIT_MAKER): rejected instead of taking liquidity."""
+        return self._order(side, qty, int(OrderType.LIMIT_MAKER), 0, price, trigger_seq,
+                           trigger_mono)
+
+    def cancel(self, client_id: int, trigger_seq: int = -1) -> Cancel:
+        return Cancel(self.strategy_id, int(client_id), int(trigger_seq))
+
+    def replace(self, client_id: int, price: float, qty: float | None = None,
+                trigger_seq: int = -1, trigger_mono: int = 0) -> Replace:
+        """Cancel a working order and place the same kind of order at `price` (and `qty`)."""
+        old = self.orders.get(int(client_id))
+        if old is None:
+            raise KeyError(f"strategy {self.strategy_id}: no working order {client_id}")
+        q = old.remaining if qty is None else qty
+        new = self._order(old.side, q, old.order_type, old.tif, price, trigger_seq, trigger_mono)
+        return Replace(self.strategy_id, int(client_id), new)
+
+    def working(self) -> list[OrderState]:
+        return [o for o in self.orders.values() if not o.done]
+
+    def order_event(self, ev: OrderEvent) -> list:
+        """Apply an order event (position from fills), then the subclass's on_order_event."""
+        o = self.orders.get(ev.client_id)
+        k = ev.kind
+        if k == EventKind.FILL:
+            side = o.side if o is not None else ev.side
+            self.net_qty += side * ev.qty
+            self.fees_paid += ev.fee
+            if o is not None:
+                o.filled += ev.qty
+                o.qty = o.filled + ev.remaining      # the venue's view (it may size the order)
+                if ev.remaining <= 1e-12 * max(1.0, o.qty):
+                    o.status = "FILLED"
+        elif o is not None:
+            if k == EventKind.ACCEPTED:
+                o.status = "ACCEPTED"
+            elif k == EventKind.REJECTED:
+                o.status = "REJECTED"
+                self.rejects += 1
+            elif k == EventKind.CANCELLED:
+                o.status = "CANCELLED"
+            elif k == EventKind.EXPIRED:
+                o.status = "EXPIRED"
+        if o is not None and o.done:
+            del self.orders[ev.client_id]
+        if self.feedback and k in (EventKind.REJECTED, EventKind.EXPIRED, EventKind.CANCELLED):
+            self.sync_position()
+        return self.on_order_event(ev) or []
 
     # ------------------------------------------------------------------ helpers
     def target(self, direction: int, trigger_seq: int, trigger_mono: int,
                price: float) -> Signal | None:
-        """Move the intended position towards `direction` (+1 up / -1 down); the order that does
-        it as a MARKET signal, or None if already there. Long/flat maps down to 0."""
+        """Move the position towards `direction` (+1 up / -1 down); the MARKET order that does
+        it, or None if already there. Long/flat maps down to 0. Without order feedback (live
+        today) the position is the intended one; with it (`feedback`, the backtester) the
+        order is for the difference between the target and the position from fills plus
+        what is still working, so a rejected order is not counted as done."""
         tgt = direction if (direction > 0 or self.allow_short) else 0
-        delta = tgt - self.position
-        if delta == 0:
-            return None
-        self.position = tgt
+        if self.feedback:
+            have = self.net_qty + sum(o.side * o.remaining for o in self.orders.values())
+            unit = self.qty
+            acct = self.account
+            if self.size_fraction > 0 and acct is not None and tgt != 0 and price > 0:
+                # a fraction of equity, sized so that price + slippage + fee fit the cash
+                equity = acct.cash + self.net_qty * price
+                unit = self.size_fraction * max(0.0, equity) / (price * acct.cost_rate)
+                if acct.step > 0:
+                    unit = math.floor(unit / acct.step + 1e-9) * acct.step
+            dq = tgt * unit - have
+            self.position = tgt
+            if abs(dq) <= 1e-9 * max(unit, self.qty):
+                return None
+            # numbered and tracked now: the next target() of the same batch counts it
+            sig = self._order(1 if dq > 0 else -1, abs(dq), int(OrderType.MARKET), 0,
+                              float("nan"), trigger_seq, trigger_mono)
+            if self.size_fraction > 0 and acct is not None:
+                self.venue_sized[sig.seq] = tgt     # the venue sizes it from the cash it finds
+            return sig
+        else:
+            delta = tgt - self.position
+            if delta == 0:
+                return None
+            self.position = tgt
+            side, qty = (1 if delta > 0 else -1), abs(delta) * self.qty
         return Signal(trigger_seq=int(trigger_seq), trigger_mono=int(trigger_mono),
                       created_mono=self.clock.mono_ns(), ttl_ns=self.ttl_ns,
-                      qty=abs(delta) * self.qty, price=float("nan"),
+                      qty=qty, price=float("nan"),
                       strategy_id=self.strategy_id, symbol=self.symbol, venue=self.venue,
-                      side=1 if delta > 0 else -1, order_type=int(OrderType.MARKET), tif=0)
+                      side=side, order_type=int(OrderType.MARKET), tif=0)
+
+    def sync_position(self) -> None:
+        """With feedback: an order ended without (all of) its fills; the intended position
+        becomes the one from fills and working orders again."""
+        have = self.net_qty + sum(o.side * o.remaining for o in self.orders.values())
+        u = round(have / self.qty) if self.qty > 0 else 0
+        self.position = max(-1, min(1, int(u)))
 
     def describe(self) -> dict:
         return {"kind": self.kind, "id": self.strategy_id, "symbol": self.symbol,
                 "venue": self.venue, "params": dataclasses.asdict(self.params),
-                "position": self.position, "gaps": self.gaps, "stales": self.stales}
+                "position": self.position, "gaps": self.gaps, "stales": self.stales,
+                "seq": self.seq, "net_qty": self.net_qty, "working_orders": len(self.orders)}

@@ -32,12 +32,12 @@ from typing import Callable
 import numpy as np
 
 from pipeline.bus.ring import TickRing
-from pipeline.bus.signals import SignalSender
+from pipeline.bus.signals import Signal, SignalSender
 from pipeline.config import PipelineConfig
 from pipeline.hotloop import LoopGC
 from pipeline.records import SIGNAL_DTYPE, TICK_DTYPE
 from pipeline.registry import SymbolRegistry
-from pipeline.strategy import STRATEGIES
+from pipeline.strategy import loader
 from pipeline.strategy.base import Strategy
 from pipeline.telemetry.role import RoleTelemetry
 
@@ -55,13 +55,18 @@ class State(enum.Enum):
     STOPPED = "stopped"
 
 
-def build_strategies(cfg: PipelineConfig, registry: SymbolRegistry,
+def build_strategies(cfg: PipelineConfig, registry: SymbolRegistry | None = None,
                      source: str = "<config>") -> list[Strategy]:
-    """One Strategy per [[strategy.instances]] entry (params checked strictly); symbol ids from
-    `registry` (the run's instruments: pipeline.instruments.for_role(cfg, "strategy"))."""
+    """One Strategy per [[strategy.instances]] entry: its class from `kind` (a built-in or a
+    plug-in, pipeline.strategy.loader; file paths relative to the config file), params checked
+    strictly; symbol ids from `registry` (the run's instruments: pipeline.instruments.for_role;
+    None = the offline universe, registry.DEFAULT). Every error is a ConfigError (or KeyError for an unknown instrument) before I/O."""
+    if registry is None:
+        from pipeline.registry import DEFAULT as registry
     out = []
+    base = loader.config_dir(source)
     for inst in cfg.strategy.instances:
-        cls = STRATEGIES[inst.kind]
+        cls = loader.resolve(inst.kind, base, where=f"{source}: strategy.instances[id={inst.id}]")
         out.append(cls.from_config(inst, registry=registry, source=source))
     return out
 
@@ -89,6 +94,7 @@ class StrategyProcess:
         self._reader_stats: dict = {}
         self.exit_reason = ""
         self.gc = LoopGC()
+        self.unsupported_live = 0    # Cancel / Replace intents: no gateway order channel yet
 
     def request_stop(self, *_args) -> None:
         self._stop = True
@@ -99,7 +105,8 @@ class StrategyProcess:
 
     def stats(self) -> dict:
         s = {"state": self.state.value, "ticks": self.ticks, "batches": self.batches,
-             "signals": self.signals, "exit_reason": self.exit_reason}
+             "signals": self.signals, "exit_reason": self.exit_reason,
+             "unsupported_live": self.unsupported_live}
         if self.sender is not None:
             s.update(self.sender.stats())
         rs = self.reader.stats() if self.reader is not None else self._reader_stats
@@ -118,11 +125,12 @@ class StrategyProcess:
         try:
             reader = self.reader = ring.reader(wait=wait, max_batch=self.cfg.reader.max_batch)
             buf = np.empty(self.cfg.reader.max_batch, dtype=TICK_DTYPE)
-            for st in self.strategies:
-                st.start()
             sender = self.sender = SignalSender(
                 scfg.channel, strategy_id=self.strategies[0].strategy_id if self.strategies else 0,
                 sndhwm=scfg.sndhwm, linger_ms=scfg.linger_ms, hello_every_s=scfg.hello_every_s)
+            for st in self.strategies:
+                st.epoch = sender.epoch    # one epoch per process; each instance its own seq
+                st.start()
             self.state = State.RUNNING
             log.info("strategy process running: ring %r (wait=%s), channel %s, %d strategies",
                      ring.name, wait, sender.data_ep, len(self.strategies))
@@ -167,6 +175,10 @@ class StrategyProcess:
         send_record = sender.send_record
         ring_target = sender.ring_target
         compiled = [(st, st.compiled() if scfg.compiled else None) for st in strategies]
+        timers = [st for st in strategies if st.timer_ns > 0]
+        now = time.perf_counter_ns()
+        self._due = {id(st): now + st.timer_ns for st in timers}
+        self._next_timer = min(self._due.values()) if timers else 1 << 62
         sigbuf = np.zeros(len(buf), dtype=SIGNAL_DTYPE)
         sigmv = memoryview(sigbuf.view(np.uint8))
         core_wait = reader.core.wait
@@ -189,20 +201,25 @@ class StrategyProcess:
                 for st, fast in compiled:
                     if fast is not None:      # a compiled strategy: signal records, no objects
                         tgt = ring_target()
-                        if tgt is not None:   # it publishes each signal into the ring itself
-                            k = fast(batch, sigbuf, *tgt)
+                        if tgt is not None:   # it publishes each signal into the ring itself,
+                            # numbered from the instance's own stream (seq+1..seq+k)
+                            k = fast(batch, sigbuf, tgt[0], st.epoch, st.seq)
                             if k:
                                 self.signals += k
-                                sender.account_ring(k, tgt[2] + k)   # numbered seq+1..seq+k
+                                st.seq += k
+                                sender.account_ring(k, st.seq)
                             continue
                         k = fast(batch, sigbuf)
                         for i in range(k):
                             self.signals += 1
+                            sigbuf[i]["epoch"] = st.epoch
+                            sigbuf[i]["seq"] = st.next_seq()
                             send_record(sigmv[i * SIGNAL_SIZE:(i + 1) * SIGNAL_SIZE])
                         continue
-                    for sig in st.on_ticks(batch):
-                        self.signals += 1
-                        send(sig)
+                    for it in st.on_ticks(batch):
+                        self._send_intent(st, it, send)
+                if timers and t_read >= self._next_timer:
+                    self._timers(perf(), send)
                 # bookkeeping after the signals are out (an HdrHistogram record is Python code)
                 record_hop(max(1, t_read - int(batch["mono_ts"][-1])))
                 self.ticks += n
@@ -211,6 +228,8 @@ class StrategyProcess:
                     next_warm = t_read + warm_ns
                     warm()
                 loop_gc.maybe(t_read)
+            elif timers and perf() >= self._next_timer:
+                self._timers(perf(), send)
             elif ring.writer_closed:
                 if exit_on_close and reader.lag() == 0:
                     self.exit_reason = "writer closed"
@@ -223,6 +242,33 @@ class StrategyProcess:
                 log.info("strategy stats: %s",
                          {k: v for k, v in self.stats().items() if k != "strategies"})
         self.exit_reason = "stop requested"
+
+
+    def _send_intent(self, st: Strategy, it, send) -> None:
+        """One intent of a strategy's hook: a new order goes out numbered from the instance's own
+        stream; Cancel / Replace need the gateway's order channel, which does not exist yet:
+        counted (and logged once)."""
+        if isinstance(it, Signal):
+            sig = st.stamp(it)
+            st.orders.pop(sig.seq, None)      # no live feedback yet: nothing would retire it
+            self.signals += 1
+            send(sig)
+            return
+        self.unsupported_live += 1
+        if self.unsupported_live == 1:
+            log.warning("strategy %d: %s intents are not supported live yet (no gateway order "
+                        "channel); counted as unsupported_live", st.strategy_id,
+                        type(it).__name__)
+
+    def _timers(self, now: int, send) -> None:
+        due = self._due
+        for st in self.strategies:
+            t = due.get(id(st))
+            if t is not None and now >= t:
+                due[id(st)] = now + st.timer_ns
+                for it in st.on_timer(now) or ():
+                    self._send_intent(st, it, send)
+        self._next_timer = min(due.values())
 
 
 def run(cfg: PipelineConfig, source: str = "<config>", install_signals: bool = True) -> dict:

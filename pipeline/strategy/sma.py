@@ -170,6 +170,12 @@ class SmaCrossover(Strategy):
             return n
         return on_batch
 
+    def sync_position(self) -> None:
+        super().sync_position()
+        kernel = getattr(self, "kernel", None)
+        if kernel is not None:
+            kernel.position = self.position
+
     def on_gap(self, rec) -> None:
         super().on_gap(rec)
         self.core.reset()

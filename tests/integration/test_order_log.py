@@ -68,3 +68,24 @@ def test_order_decisions_halt_and_cancel_are_logged_as_json_lines_with_ids(sim, 
     text = path.read_text()
     assert SIM_TEST_SECRET not in text and SIM_TEST_API_KEY not in text
     assert "signature=" not in text.lower().replace("signature=<redacted>", "")
+
+
+def test_an_unknown_outcome_and_its_resolution_are_logged_as_text_lines(sim, gw_factory,
+                                                                       tmp_path):
+    logs = tmp_path / "logs"
+    gw = gw_factory(reference_poll_ms=60_000, user_stream=False,
+                    extra_toml=f'[logging]\ndir = "{logs}"\n').start()
+    with StrategySide(gw.channel) as st:
+        sim.fault("http_5xx", count=1)                # the venue creates it, the reply is a 503
+        sig = st.send(side=BUY, qty=0.003)
+        gw.wait(lambda s: s["orders"].get("FILLED") == 1, what="UNKNOWN resolved as filled")
+    assert gw.stop() == 0
+    cid = cid_of(sig)
+    lines = [ln for ln in (logs / "gateway.log").read_text().splitlines() if f"cid={cid} " in ln]
+    ids = f"cid={cid} strategy={sig.strategy_id} epoch={sig.epoch} seq={sig.seq} symbol=BTCUSDT"
+    assert all(ids in ln for ln in lines), lines
+    events = [ln.split("pipeline.orders: order ", 1)[1].split(" ", 1)[0] for ln in lines]
+    assert events[:3] == ["SENT", "UNKNOWN", "RESOLVED"], lines
+    unknown, resolved = lines[1], lines[2]
+    assert " WARNING " in unknown and "outcome unknown" in unknown
+    assert " INFO " in resolved and "to=FILLED" in resolved

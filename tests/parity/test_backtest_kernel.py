@@ -87,7 +87,8 @@ def plain_loop(price, ts, reset, fast, slow, inc, short, fee, slip, lat, fixed, 
                 trades += 1
                 wins += cash - open_eq > 0
             if target:
-                amount = size if fixed else size * cash / p
+                s_in = slip + (float(hs[j]) if hs is not None else 0.0)
+                amount = size if fixed else size * cash / (p * (1 + s_in) * (1 + fee))
                 if amount > 0:
                     open_eq = cash
                     qty = target * amount

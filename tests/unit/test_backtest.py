@@ -55,19 +55,23 @@ def test_backtest_traced_by_hand():
     model = BacktestConfig(fee_taker_bps=10, slippage_bps=0, initial_capital=1000,
                            price_increment=1.0, period_s=1.0)
     r = run_sma(m, 1, 2, model)
-    q2 = 1097.9 / 13
-    expect_eq = [1000, 1000, 999, 1199, 1097.9, -1.0979 + q2 * 13]
+    # 100 % of the cash, sized so that price + fee fit: q = cash / (p * 1.001), cash → 0
+    q1 = 1000 / (10 * 1.001)
+    cash4 = q1 * 11 * (1 - 0.001)
+    q2 = cash4 / (13 * 1.001)
+    expect_eq = [1000, 1000, q1 * 10, q1 * 12, cash4, q2 * 13]
     np.testing.assert_allclose(r.equity, expect_eq, rtol=1e-12)
     assert list(r.fills["tick"]) == [2, 4, 5]
-    np.testing.assert_allclose(r.fills["qty"], [100, -100, q2])
-    np.testing.assert_allclose(r.fills["fee"], [1.0, 1.1, 1.0979])
+    np.testing.assert_allclose(r.fills["qty"], [q1, -q1, q2])
+    np.testing.assert_allclose(r.fills["fee"], [q1 * 10 * 1e-3, q1 * 11 * 1e-3, q2 * 13 * 1e-3])
+    assert r.stats["cash"] == pytest.approx(0.0, abs=1e-9)      # never below zero
     met = r.metrics
     assert met["total_return"] == pytest.approx(expect_eq[-1] / 1000 - 1)
     assert (met["trades"], met["win_rate"], met["fills"], met["signals"]) == (1, 1.0, 3, 3)
-    assert met["max_drawdown"] == pytest.approx(expect_eq[-1] / 1199 - 1)
+    assert met["max_drawdown"] == pytest.approx(expect_eq[-1] / expect_eq[3] - 1)
     assert met["max_drawdown_duration_s"] == 2.0
     assert met["exposure"] == pytest.approx(2 / 5)
-    assert met["turnover"] == pytest.approx((1000 + 1100 + 1097.9) / 1000)
+    assert met["turnover"] == pytest.approx((q1 * 10 + q1 * 11 + q2 * 13) / 1000)
     np.testing.assert_allclose(r.samples, [1000] + expect_eq[1:], rtol=1e-12)
     assert "Total return" in text_table(met)
 

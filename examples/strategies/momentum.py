@@ -1,0 +1,101 @@
+"""Momentum / breakout on trades, vectorised: one batch of records is a handful of numpy calls.
+
+Rule: over the last `lookback` trades the return r = p[i] / p[i - lookback] - 1. Above
+`threshold_bps` the strategy wants to be long, below -threshold_bps flat (short with
+allow_short); in between it keeps what it wanted. Every change of that wish is one MARKET order
+(`Strategy.target`, one unit of `qty`). After a GAP / STALE / RESYNC the window restarts empty.
+
+    [[strategy.instances]]
+    kind = "examples/strategies/momentum.py:Momentum"     # relative to the config file
+    params = { lookback = 200, threshold_bps = 5.0 }
+
+    scripts/backtest.py --data ticks.npy --strategy examples/strategies/momentum.py:Momentum \
+        --param lookback=200 --param threshold_bps=5
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from pipeline.strategy import Strategy
+
+
+@dataclass(frozen=True)
+class MomentumParams:
+    lookback: int = 200            # trades
+    threshold_bps: float = 5.0     # |return over lookback| that counts as a move
+
+    def __post_init__(self) -> None:
+        if self.lookback < 1:
+            raise ValueError(f"lookback must be >= 1, got {self.lookback}")
+        if not self.threshold_bps >= 0:
+            raise ValueError(f"threshold_bps must be >= 0, got {self.threshold_bps}")
+
+
+class Momentum(Strategy):
+    Params = MomentumParams
+    kind = "momentum"
+
+    def __init__(self, params=None, **kw):
+        super().__init__(params, **kw)
+        self.tail = np.empty(0, np.float64)    # the last `lookback` prices
+        self.wish = 0                          # +1 long, -1 down, 0 nothing yet
+        self.bad_prices = 0
+
+    def on_gap(self, rec) -> None:
+        super().on_gap(rec)
+        self.tail = self.tail[:0]
+
+    def on_stale(self, rec) -> None:
+        super().on_stale(rec)
+        self.tail = self.tail[:0]
+
+    def on_trades(self, trades):
+        p = trades["price"]
+        ok = np.isfinite(p) & (p > 0)
+        if not ok.all():
+            self.bad_prices += int((~ok).sum())
+            trades, p = trades[ok], p[ok]
+        lb = self.params.lookback
+        full = np.concatenate((self.tail, p)) if len(self.tail) else p
+        m = len(full) - lb                      # trades of this batch with a full window
+        self.tail = full[-lb:].copy()
+        if m <= 0:
+            return []
+        r = full[lb:] / full[:m] - 1.0          # return over lookback, per trade with a window
+        thr = self.params.threshold_bps / 1e4
+        sig = (r > thr).astype(np.int8) - (r < -thr).astype(np.int8)
+        nz = np.flatnonzero(sig)
+        if len(nz) == 0:
+            return []
+        wish = sig[nz]
+        change = np.flatnonzero(np.diff(np.concatenate(([self.wish], wish))) != 0)
+        self.wish = int(wish[-1])
+        if len(change) == 0:
+            return []
+        off = len(p) - m                        # index in `trades` of r[0]
+        at = nz[change] + off
+        out = []
+        seqs, monos, prices = trades["seq"], trades["mono_ts"], trades["price"]
+        for i, d in zip(at.tolist(), wish[change].tolist()):
+            sig_ = self.target(d, int(seqs[i]), int(monos[i]), float(prices[i]))
+            if sig_ is not None:
+                out.append(sig_)
+        return out
+
+
+def python_loop(prices: np.ndarray, lookback: int, threshold_bps: float) -> list[tuple[int, int]]:
+    """The same rule as a plain per-trade Python loop (the benchmark's baseline and the tests'
+    reference): (trade index, new direction) of every change of wish."""
+    thr = threshold_bps / 1e4
+    out = []
+    wish = 0
+    pl = prices.tolist()
+    for i in range(lookback, len(pl)):
+        r = pl[i] / pl[i - lookback] - 1.0
+        s = 1 if r > thr else (-1 if r < -thr else 0)
+        if s and s != wish:
+            wish = s
+            out.append((i, s))
+    return out

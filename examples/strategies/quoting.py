@@ -1,0 +1,129 @@
+"""Quoting: post-only limit orders around the best bid / ask, with an inventory limit.
+
+Keeps one bid at best bid - `offset_ticks` and (when it holds inventory) one ask at best ask +
+`offset_ticks`, each of `size`; when the best price moves so that a quote is `requote_ticks` or
+more away from where it should be, it cancel/replaces it (order/cancelReplace) — once the venue
+has accepted the quote (never a chain of replaces in flight, which one fill would break). No bid while the
+position from fills is at `max_inventory`; the ask only sells what was bought (spot). Position
+comes from fills (`on_order_event`), never from what was asked for.
+
+Needs best bid / ask records (BID / ASK, the collector's bookTicker), so it runs in the event
+backtester on recorded L2 sessions. Live, the gateway does not take LIMIT_MAKER or cancel intents
+from strategies yet: run live it only tracks the book (the strategy process counts its intents as
+unsupported_live).
+
+    kind = "examples/strategies/quoting.py:Quoter"
+    params = { size = 0.001, max_inventory = 0.005, tick = 0.01, offset_ticks = 0 }
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from pipeline.strategy import Strategy
+from pipeline.strategy.orders import EventKind
+
+
+@dataclass(frozen=True)
+class QuoterParams:
+    size: float = 0.001
+    max_inventory: float = 0.005
+    tick: float = 0.01
+    offset_ticks: int = 0
+    requote_ticks: int = 1
+
+    def __post_init__(self) -> None:
+        if not (self.size > 0 and self.max_inventory >= self.size and self.tick > 0):
+            raise ValueError("need size > 0, max_inventory >= size, tick > 0")
+        if self.offset_ticks < 0 or self.requote_ticks < 1:
+            raise ValueError("need offset_ticks >= 0 and requote_ticks >= 1")
+
+
+class Quoter(Strategy):
+    Params = QuoterParams
+    kind = "quoter"
+    reactive = True            # its quotes depend on fills: small batches in the backtester
+
+    def __init__(self, params=None, **kw):
+        super().__init__(params, **kw)
+        self.bb = self.ba = math.nan
+        self.bid_id = self.ask_id = 0       # client ids of the working quotes (0 = none)
+        self.bid_px = self.ask_px = math.nan
+        self.requotes = 0
+
+    def on_trades(self, trades):
+        return None
+
+    def on_quotes(self, quotes):
+        k = quotes["kind"]
+        bids = quotes["price"][k == 3]
+        asks = quotes["price"][k == 4]
+        if len(bids):
+            self.bb = float(bids[-1])
+        if len(asks):
+            self.ba = float(asks[-1])
+        last = quotes[-1]
+        return self._quote(int(last["seq"]), int(last["mono_ts"]))
+
+    def on_gap(self, rec):
+        super().on_gap(rec)             # the book is unknown until fresh quotes: pull both
+        out = [self.cancel(c, int(rec["seq"])) for c in (self.bid_id, self.ask_id) if c]
+        self._set(1, 0, math.nan)
+        self._set(-1, 0, math.nan)
+        self.bb = self.ba = math.nan
+        return out
+
+    on_stale = on_gap
+
+    def _quote(self, seq: int, mono: int) -> list:
+        p = self.params
+        if math.isnan(self.bb) or math.isnan(self.ba) or self.ba <= self.bb:
+            return []
+        out = []
+        tick = p.tick
+        want_bid = round(round(self.bb / tick - p.offset_ticks) * tick, 10)
+        want_ask = round(round(self.ba / tick + p.offset_ticks) * tick, 10)
+        can_buy = self.net_qty + p.size <= p.max_inventory + 1e-12
+        can_sell = self.net_qty >= p.size - 1e-12
+        out += self._side(1, want_bid, can_buy, seq, mono)
+        out += self._side(-1, want_ask, can_sell, seq, mono)
+        return out
+
+    def _side(self, side: int, want: float, allowed: bool, seq: int, mono: int) -> list:
+        p = self.params
+        cid = self.bid_id if side > 0 else self.ask_id
+        px = self.bid_px if side > 0 else self.ask_px
+        if not allowed:
+            if cid:
+                self._set(side, 0, math.nan)
+                return [self.cancel(cid, trigger_seq=seq)]
+            return []
+        if not cid:
+            o = self.post_only(side, p.size, want, trigger_seq=seq, trigger_mono=mono)
+            self._set(side, o.seq, want)
+            return [o]
+        o = self.orders.get(cid)
+        if o is None or o.status != "ACCEPTED":
+            return []              # still on its way (or just done): act on its answer first
+        if abs(want - px) >= p.requote_ticks * p.tick - 1e-12:
+            r = self.replace(cid, want, p.size, trigger_seq=seq, trigger_mono=mono)
+            self._set(side, r.new.seq, want)
+            self.requotes += 1
+            return [r]
+        return []
+
+    def _set(self, side: int, cid: int, px: float) -> None:
+        if side > 0:
+            self.bid_id, self.bid_px = cid, px
+        else:
+            self.ask_id, self.ask_px = cid, px
+
+    def on_order_event(self, ev):
+        if ev.client_id not in self.orders:          # done: filled, cancelled, rejected, expired
+            if ev.client_id == self.bid_id:
+                self._set(1, 0, math.nan)
+            elif ev.client_id == self.ask_id:
+                self._set(-1, 0, math.nan)
+        if ev.kind == EventKind.FILL:                 # inventory changed: quote again now
+            return self._quote(-1, ev.ts)
+        return None

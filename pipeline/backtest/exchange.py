@@ -1,0 +1,479 @@
+"""The simulated venue of the event backtester: what a venue would have done with each order.
+
+An order reaches the venue `latency` after the record that triggered it and is matched against
+later records only (its arrival is the first record after the trigger with time >= trigger time +
+latency, never the trigger itself). What the venue answers reaches the strategy `latency` later.
+
+  MARKET     with L2 (BOOK_BID/BOOK_ASK records of the instrument): walks the book as it stands at
+             arrival, level by level (the rest at the last level's price if the book runs out);
+             with only best bid/ask (BID/ASK records): the whole quantity at the best price;
+             with trades only: at the first trade at or after arrival. Then slippage_bps (plus
+             the constant half-spread of [backtest]) against it. Taker fee.
+  LIMIT      the marketable part (price through the best opposite price) fills at arrival like a
+             market order limited to the price (taker); IOC / FOK: the rest expires (FOK: fills
+             only if all of it can, else expires untouched); GTC: the rest rests (maker).
+  LIMIT_MAKER  rejected ("POST_ONLY_WOULD_TAKE") if it would cross the best opposite price at
+             arrival (the last trade price when no quote is known), else rests (maker).
+  resting    fills when a trade goes through its price (buy: a trade below it; the level was
+             swept, the whole rest fills). Queue position when the book of its side is known
+             (BOOK_* or BID/ASK records): it joins behind the quantity shown at its price at
+             arrival (0 if it improves the best price; unknown = behind everything until a
+             record shows the level); trades at its price with the opposite aggressor take
+             the queue ahead first, then fill it; a record showing the level smaller than the
+             queue ahead shrinks the queue to it (cancels are assumed to be ahead of us).
+             Without any book record, trades at its price never fill it (conservative).
+  CANCEL / REPLACE   at arrival: a working order is cancelled (Replace then places the new order
+             at once); an order already done → REJECTED "UNKNOWN_ORDER" (and no new order).
+
+Account: cash in quote currency, a position per instrument. A buy that the free cash (cash minus
+what working buys reserve) cannot pay for, fees included, is rejected "INSUFFICIENT_CASH"; in
+long_flat mode a sell beyond the free position is rejected "INSUFFICIENT_POSITION"; long_short
+allows negative positions (margin is not modelled). Optionally the gateway's own pre-trade risk
+kernel (ext/risk.pyx through pipeline.gateway.risk) checks every new order when it is made, with
+the venue filters of [backtest] (tick_size, step_size, min_notional) and the limits of [risk]:
+the same reject reasons as live.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from pipeline.records import Kind, OrderType, TimeInForce
+from pipeline.strategy.orders import EventKind, OrderEvent
+
+K_TRADE, K_AGG, K_BID, K_ASK = int(Kind.TRADE), int(Kind.AGG_TRADE), int(Kind.BID), int(Kind.ASK)
+K_BB, K_BA, K_CLR = int(Kind.BOOK_BID), int(Kind.BOOK_ASK), int(Kind.BOOK_CLEAR)
+MARKET, LIMIT, MAKER = int(OrderType.MARKET), int(OrderType.LIMIT), int(OrderType.LIMIT_MAKER)
+IOC, FOK = int(TimeInForce.IOC), int(TimeInForce.FOK)
+INF = math.inf
+
+
+@dataclass
+class Book:
+    """One instrument's book from its records, advanced lazily to a record index."""
+    idx: np.ndarray                      # record indices of its BID/ASK/BOOK_* records
+    pos: int = 0                         # next entry of idx to apply
+    bids: dict = field(default_factory=dict)
+    asks: dict = field(default_factory=dict)
+    bb: float = math.nan                 # best bid / ask from BID/ASK records
+    bbq: float = 0.0
+    ba: float = math.nan
+    baq: float = 0.0
+    depth: bool = False                  # BOOK_* records seen
+
+    def advance(self, recs_k, recs_p, recs_q, upto: int) -> None:
+        idx = self.idx
+        hi = int(np.searchsorted(idx, upto, "left"))
+        if hi <= self.pos:
+            return
+        sel = idx[self.pos:hi]
+        self.pos = hi
+        for k, p, q in zip(recs_k[sel].tolist(), recs_p[sel].tolist(), recs_q[sel].tolist()):
+            if k == K_BB or k == K_BA:
+                self.depth = True
+                side = self.bids if k == K_BB else self.asks
+                if q > 0:
+                    side[p] = q
+                else:
+                    side.pop(p, None)
+            elif k == K_BID:
+                self.bb, self.bbq = p, q
+            elif k == K_ASK:
+                self.ba, self.baq = p, q
+            elif k == K_CLR:
+                self.bids.clear()
+                self.asks.clear()
+
+    def best(self, side: int) -> float:
+        """Best opposite price for an order of `side` (buy → ask)."""
+        if self.depth:
+            lv = self.asks if side > 0 else self.bids
+            if lv:
+                return min(lv) if side > 0 else max(lv)
+        return self.ba if side > 0 else self.bb
+
+    def level_qty(self, side: int, price: float) -> float:
+        """Quantity shown at `price` on the order's own side (INF = unknown)."""
+        if self.depth:
+            return (self.bids if side > 0 else self.asks).get(price, 0.0)
+        best, q = (self.bb, self.bbq) if side > 0 else (self.ba, self.baq)
+        if math.isnan(best):
+            return INF
+        if price == best:
+            return q
+        if (price > best) if side > 0 else (price < best):
+            return 0.0                   # improves the best price: first in line
+        return INF
+
+    def walk(self, side: int, qty: float, limit: float = math.nan) -> tuple[float, float]:
+        """(filled qty, notional) taking liquidity up to `limit` (NaN = none)."""
+        if self.depth:
+            lv = self.asks if side > 0 else self.bids
+            prices = sorted(lv) if side > 0 else sorted(lv, reverse=True)
+            got = notional = 0.0
+            last = math.nan
+            for p in prices:
+                if not math.isnan(limit) and ((p > limit) if side > 0 else (p < limit)):
+                    break
+                take = min(qty - got, lv[p])
+                got += take
+                notional += take * p
+                last = p
+                if got >= qty:
+                    return got, notional
+            if math.isnan(limit) and got < qty and not math.isnan(last):
+                notional += (qty - got) * last     # the book ran out: the rest at its end
+                got = qty
+            return got, notional
+        p, shown = (self.ba, self.baq) if side > 0 else (self.bb, self.bbq)
+        if math.isnan(p) or (not math.isnan(limit) and ((p > limit) if side > 0 else (p < limit))):
+            return 0.0, 0.0
+        if not math.isnan(limit):            # a limit takes at most what the best level shows
+            qty = min(qty, shown) if shown > 0 else qty
+        return qty, qty * p
+
+
+@dataclass
+class Working:
+    sig: object                          # the Signal
+    strategy: object
+    client_id: int
+    side: int
+    symbol: int
+    qty: float
+    price: float
+    order_type: int
+    tif: int
+    filled: float = 0.0
+    queue: float = INF
+    reserved: float = 0.0                # cash (buys) or base qty (sells) held for it
+
+    @property
+    def remaining(self) -> float:
+        return self.qty - self.filled
+
+
+class Exchange:
+    """Orders, matching and the account for one run over `recs` (see the module doc)."""
+
+    def __init__(self, recs: np.ndarray, model, *, risk=None, has_book: set | None = None):
+        self.recs = recs
+        self.t = recs["mono_ts"]
+        self.kind = recs["kind"]
+        self.sym = recs["symbol"]
+        self.price = recs["price"]
+        self.qty = recs["qty"]
+        self.aside = recs["side"]
+        self.model = model
+        self.fee_taker = model.fee_taker_bps / 1e4
+        self.fee_maker = model.fee_maker_bps / 1e4
+        self.slip = (model.slippage_bps + model.half_spread_bps) / 1e4
+        self.long_short = model.mode == "long_short"
+        self.cash = float(model.initial_capital)
+        self.pos: dict[int, float] = {}
+        self.reserved_cash = 0.0
+        self.reserved_pos: dict[int, float] = {}
+        self.working: dict[tuple[int, int], Working] = {}
+        self.books: dict[int, Book] = {}
+        self.risk = risk
+        self.fills: list[tuple] = []     # (record index, symbol, signed qty, price, fee, maker,
+        #                                   strategy id, client id)
+        self.rejects: dict[str, int] = {}
+        self._trade_idx: dict[int, np.ndarray] = {}
+        # what a strategy sizing by equity needs (Strategy.target): the cost of one unit of
+        # notional bought as taker, and the quantity step
+        self.cost_rate = (1 + self.slip) * (1 + self.fee_taker)
+        self.step = float(model.step_size)
+
+    # ------------------------------------------------------------------ helpers
+    def book(self, symbol: int) -> Book:
+        b = self.books.get(symbol)
+        if b is None:
+            m = (self.sym == symbol) & np.isin(self.kind, (K_BID, K_ASK, K_BB, K_BA, K_CLR))
+            b = self.books[symbol] = Book(np.flatnonzero(m))
+        return b
+
+    def trades_of(self, symbol: int) -> np.ndarray:
+        ti = self._trade_idx.get(symbol)
+        if ti is None:
+            m = (self.sym == symbol) & ((self.kind == K_TRADE) | (self.kind == K_AGG))
+            ti = self._trade_idx[symbol] = np.flatnonzero(m)
+        return ti
+
+    def _event(self, out, w, kind, k, **kw):
+        out.append((w.strategy, OrderEvent(int(kind), w.client_id, int(self.t[k]),
+                                           side=w.side, remaining=w.remaining, **kw)))
+
+    def _reject(self, out, st, sig, k, reason: str):
+        self.rejects[reason] = self.rejects.get(reason, 0) + 1
+        out.append((st, OrderEvent(int(EventKind.REJECTED), int(sig.seq), int(self.t[k]),
+                                   side=int(sig.side), reason=reason)))
+
+    def _fill(self, out, w: Working, k: int, qty: float, px: float, maker: bool) -> None:
+        fee = qty * px * (self.fee_maker if maker else self.fee_taker)
+        self.cash -= w.side * qty * px + fee
+        self.pos[w.symbol] = self.pos.get(w.symbol, 0.0) + w.side * qty
+        w.filled += qty
+        if w.side > 0:
+            rel = min(w.reserved, qty * w.price * (1 + self.fee_maker)) if w.reserved else 0.0
+            w.reserved -= rel
+            self.reserved_cash -= rel
+        elif w.reserved:
+            rel = min(w.reserved, qty)
+            w.reserved -= rel
+            self.reserved_pos[w.symbol] -= rel
+        self.fills.append((k, w.symbol, w.side * qty, px, fee, maker, w.strategy.strategy_id,
+                           w.client_id))
+        if self.risk is not None:
+            self.risk.apply_fill(w.symbol, w.side, qty)
+        self._event(out, w, EventKind.FILL, k, price=px, qty=qty, fee=fee, maker=maker)
+
+    def _release(self, w: Working) -> None:
+        if w.side > 0:
+            self.reserved_cash -= w.reserved
+        else:
+            self.reserved_pos[w.symbol] -= w.reserved
+        w.reserved = 0.0
+        if self.risk is not None and w.remaining > 0:
+            self.risk.release_open(w.symbol, w.side, w.remaining)
+
+    def free_cash(self) -> float:
+        return self.cash - self.reserved_cash
+
+    def free_pos(self, symbol: int) -> float:
+        return self.pos.get(symbol, 0.0) - self.reserved_pos.get(symbol, 0.0)
+
+    # ------------------------------------------------------------------ orders at arrival
+    def arrive(self, st, sig, k: int, out: list) -> None:
+        """A new order reaches the venue at record k (the book as it stands before k)."""
+        side, sym, qty = int(sig.side), int(sig.symbol), float(sig.qty)
+        ot = int(sig.order_type)
+        w = Working(sig, st, int(sig.seq), side, sym, qty, float(sig.price), ot, int(sig.tif))
+        book = self.book(sym)
+        book.advance(self.kind, self.price, self.qty, k)
+        if ot == MARKET:
+            self._market(out, w, book, k)
+            return
+        p = w.price
+        best = book.best(side)
+        if math.isnan(best):                 # no quote: the last trade stands in for it
+            ti = self.trades_of(sym)
+            j = int(np.searchsorted(ti, k, "left")) - 1
+            best = float(self.price[ti[j]]) if j >= 0 else math.nan
+        crosses = not math.isnan(best) and ((p >= best) if side > 0 else (p <= best))
+        if ot == MAKER and crosses:
+            self._reject(out, st, sig, k, "POST_ONLY_WOULD_TAKE")
+            if self.risk is not None:
+                self.risk.release_open(sym, side, qty)
+            return
+        if not self._affordable(w, p * (1 + self.fee_maker) * qty if side > 0 else qty):
+            self._reject(out, st, sig, k, "INSUFFICIENT_CASH" if side > 0
+                         else "INSUFFICIENT_POSITION")
+            if self.risk is not None:
+                self.risk.release_open(sym, side, qty)
+            return
+        self._event(out, w, EventKind.ACCEPTED, k)
+        if crosses and ot == LIMIT:
+            got, notional = book.walk(side, qty, p)
+            if got <= 0 and not book.depth and math.isnan(book.best(side)):
+                got, notional = qty, qty * best           # trades only: at the last price
+            if w.tif == FOK and got < qty:
+                self._release(w)
+                self._event(out, w, EventKind.EXPIRED, k, reason="FOK")
+                return
+            if got > 0:
+                px = notional / got * (1 + self.slip * side)
+                px = min(px, p) if side > 0 else max(px, p)
+                self._fill(out, w, k, got, px, False)
+        if w.remaining <= 1e-12 * qty:
+            self._release(w)
+            return
+        if w.tif in (IOC, FOK):
+            self._release(w)
+            self._event(out, w, EventKind.EXPIRED, k, reason="IOC")
+            return
+        w.queue = book.level_qty(side, p) if book.idx.size else INF
+        self.working[(st.strategy_id, w.client_id)] = w
+
+    def _affordable(self, w: Working, need: float) -> bool:
+        if w.side > 0:
+            if need > self.free_cash() + 1e-9:
+                return False
+            w.reserved = need
+            self.reserved_cash += need
+            return True
+        if not self.long_short and need > self.free_pos(w.symbol) + 1e-12:
+            return False
+        if not self.long_short:
+            w.reserved = need
+            self.reserved_pos[w.symbol] = self.reserved_pos.get(w.symbol, 0.0) + need
+        return True
+
+    def _venue_size(self, w: Working, tgt: int, px: float) -> float:
+        """The quantity that takes the position to `tgt` x (fraction of equity at this fill
+        price, fee included; rounded down to the step): how much a 100 %-of-equity order can
+        really buy."""
+        pos = self.pos.get(w.symbol, 0.0)
+        want = 0.0
+        if tgt != 0:
+            equity = self.cash + pos * px
+            unit = w.strategy.size_fraction * max(0.0, equity) / (px * (1 + self.fee_taker))
+            if self.step > 0:
+                unit = math.floor(unit / self.step + 1e-9) * self.step
+            want = tgt * unit
+        return (want - pos) * w.side
+
+    def _market(self, out, w: Working, book: Book, k: int) -> None:
+        tgt = w.strategy.venue_sized.pop(w.client_id, None) if w.strategy.venue_sized else None
+        side, qty = w.side, w.qty
+        got, notional = book.walk(side, qty) if book.idx.size else (0.0, 0.0)
+        if got > 0:
+            px = notional / got * (1 + self.slip * side)
+            fk = k
+        else:                                   # trades only: the first trade from arrival
+            ti = self.trades_of(w.symbol)
+            j = int(np.searchsorted(ti, k, "left"))
+            if j >= len(ti):
+                self._reject(out, w.strategy, w.sig, len(self.t) - 1, "NO_MARKET_DATA")
+                return
+            fk = int(ti[j])
+            px = float(self.price[fk]) * (1 + self.slip * side)
+        if tgt is not None:
+            qty = self._venue_size(w, tgt, px)
+            if got > 0 and qty > 0:                  # the book price for that quantity
+                g2, n2 = book.walk(side, qty)
+                if g2 > 0:
+                    px = n2 / g2 * (1 + self.slip * side)
+                    qty = min(qty, self._venue_size(w, tgt, px))
+            if qty <= 1e-12:
+                self._reject(out, w.strategy, w.sig, fk, "NOTHING_TO_TRADE")
+                if self.risk is not None:
+                    self.risk.release_open(w.symbol, side, w.qty)
+                return
+            w.qty = qty
+        cost = qty * px * (1 + self.fee_taker)
+        if side > 0 and cost > self.free_cash() + 1e-9:
+            self._reject(out, w.strategy, w.sig, fk, "INSUFFICIENT_CASH")
+            if self.risk is not None:
+                self.risk.release_open(w.symbol, side, qty)
+            return
+        if side < 0 and not self.long_short and qty > self.free_pos(w.symbol) + 1e-12:
+            self._reject(out, w.strategy, w.sig, fk, "INSUFFICIENT_POSITION")
+            if self.risk is not None:
+                self.risk.release_open(w.symbol, side, qty)
+            return
+        self._event(out, w, EventKind.ACCEPTED, fk)
+        self._fill(out, w, fk, qty, px, False)
+
+    def cancel(self, st, client_id: int, k: int, out: list) -> bool:
+        w = self.working.pop((st.strategy_id, client_id), None)
+        if w is None:
+            self.rejects["UNKNOWN_ORDER"] = self.rejects.get("UNKNOWN_ORDER", 0) + 1
+            out.append((st, OrderEvent(int(EventKind.REJECTED), int(client_id), int(self.t[k]),
+                                       reason="UNKNOWN_ORDER")))
+            return False
+        self._release(w)
+        self._event(out, w, EventKind.CANCELLED, k)
+        return True
+
+    # ------------------------------------------------------------------ resting orders
+    def next_candidate(self, a: int, b: int, fills_only: bool = False) -> int:
+        """The first record in [a, b) that could touch a working order (b if none): a trade at
+        or through its price, or (queue model; not with fills_only) a book record at its
+        price."""
+        if not self.working:
+            return b
+        if b - a <= 256:                 # short spans: plain Python beats a dozen numpy calls
+            return self._next_candidate_small(a, b, fills_only)
+        best = b
+        sl = slice(a, b)
+        kind, sym, price, aside = self.kind[sl], self.sym[sl], self.price[sl], self.aside[sl]
+        trade = (kind == K_TRADE) | (kind == K_AGG)
+        for w in self.working.values():
+            if w.side > 0:
+                hit = trade & ((price < w.price) | ((price == w.price) & (aside == -1)))
+            else:
+                hit = trade & ((price > w.price) | ((price == w.price) & (aside == 1)))
+            if not fills_only and self.book(w.symbol).idx.size:
+                hit |= (~trade) & (price == w.price)
+            hit &= sym == w.symbol
+            if hit.any():
+                best = min(best, a + int(np.argmax(hit)))
+                if best == a:
+                    break
+        return best
+
+    def _next_candidate_small(self, a: int, b: int, fills_only: bool) -> int:
+        ws = [(w.symbol, w.side, w.price, (not fills_only) and self.book(w.symbol).idx.size > 0)
+              for w in self.working.values()]
+        for k, kind, sym, p, ag in zip(range(a, b), self.kind[a:b].tolist(),
+                                       self.sym[a:b].tolist(), self.price[a:b].tolist(),
+                                       self.aside[a:b].tolist()):
+            trade = kind == K_TRADE or kind == K_AGG
+            for wsym, side, wp, bookq in ws:
+                if sym != wsym:
+                    continue
+                if trade:
+                    if (p < wp or (p == wp and ag == -1)) if side > 0 else \
+                            (p > wp or (p == wp and ag == 1)):
+                        return k
+                elif bookq and p == wp:
+                    return k
+        return b
+
+    def touch(self, k: int, out: list) -> None:
+        """Record k against every working order of its instrument."""
+        kind, sym = int(self.kind[k]), int(self.sym[k])
+        p, q, aside = float(self.price[k]), float(self.qty[k]), int(self.aside[k])
+        done = []
+        for key, w in self.working.items():
+            if w.symbol != sym:
+                continue
+            if kind == K_TRADE or kind == K_AGG:
+                through = (p < w.price) if w.side > 0 else (p > w.price)
+                if through:
+                    self._fill(out, w, k, w.remaining, w.price, True)
+                elif p == w.price and aside == -w.side and w.queue < INF:
+                    left = q - w.queue
+                    w.queue = max(0.0, w.queue - q)
+                    if left > 0:
+                        self._fill(out, w, k, min(left, w.remaining), w.price, True)
+            elif p == w.price:
+                own = (kind in (K_BB, K_BID)) if w.side > 0 else (kind in (K_BA, K_ASK))
+                if own:
+                    w.queue = min(w.queue, q)
+            if w.remaining <= 1e-12 * w.qty:
+                done.append(key)
+        for key in done:
+            w = self.working.pop(key)
+            self._release(w)
+
+    def mark(self) -> float:
+        return self.cash
+
+
+def risk_kernel(risk_cfg, model, *, venue: int, name: str, symbol_id: int):
+    """The gateway's compiled risk engine (pipeline.gateway.risk) for one instrument: the venue
+    filters from [backtest] (tick_size, step_size, min_notional), our limits from [risk] (its
+    [risk.symbols."VENUE:SYMBOL"] entry, or no per-symbol limit beyond the notional ones)."""
+    from decimal import Decimal
+
+    from pipeline.gateway.risk import InstrumentRules, engine_from_config
+    from pipeline.records import Venue
+    eng = engine_from_config(risk_cfg)
+    key = f"{Venue(venue).name}:{name}"
+    lim = risk_cfg.symbols.get(key)
+
+    def dec(x: float) -> str:
+        return format(Decimal(repr(float(x))).normalize(), "f")
+    tick = model.tick_size or model.price_increment
+    eng.set_instrument(InstrumentRules.build(
+        symbol_id=symbol_id, venue=venue, name=name, tick=dec(tick), step=dec(model.step_size),
+        min_notional=dec(model.min_notional),
+        max_order_qty=dec(lim.max_order_qty) if lim else "10000",
+        max_position_qty=dec(lim.max_position_qty) if lim else "10000",
+        max_order_notional=float(risk_cfg.order_notional_for(Venue(venue).name, name))
+        if lim else risk_cfg.max_order_notional))
+    return eng

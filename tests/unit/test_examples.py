@@ -1,0 +1,93 @@
+"""The example strategies in the event backtester: the momentum example decides exactly what a
+plain per-trade loop of its rule decides; the quoting example rests post-only quotes, fills as
+maker, replaces as the book moves and never holds more than its inventory limit; sweeps over a
+plug-in's params give each cell's single run, on worker processes and (if installed) on Ray."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipeline.backtest import runner, synth
+from pipeline.backtest.events import EventEngine
+from pipeline.config import BacktestConfig
+from pipeline.records import Venue
+from pipeline.registry import DEFAULT as REG
+from pipeline.strategy import loader
+
+REPO = Path(__file__).resolve().parents[2]
+SYM = REG.id(Venue.SIM, "BTCUSDT")
+MOM = "examples/strategies/momentum.py:Momentum"
+
+
+def example(kind):
+    return loader.resolve(kind, REPO)
+
+
+@pytest.mark.parametrize("batch", [7, 65536])
+def test_momentum_decides_what_the_plain_loop_decides(batch):
+    Momentum = example(MOM)
+    loop = __import__(Momentum.__module__).python_loop
+    recs = synth.trades(60_000, seed=9)
+    st = Momentum(Momentum.Params(lookback=50, threshold_bps=5.0), venue=int(Venue.SIM),
+                  symbol=SYM, qty=0.1)
+    model = BacktestConfig(sizing="fixed", fixed_qty=0.1, initial_capital=1e7, latency_ms=1.0,
+                           max_batch=batch)
+    run = EventEngine(recs, [st], model).run()
+    want, pos = [], 0
+    for i, d in loop(recs["price"], 50, 5.0):
+        tgt = 1 if d > 0 else 0                         # long/flat
+        if tgt != pos:
+            want.append((i, tgt - pos))
+            pos = tgt
+    assert len(want) > 20
+    triggers = run.fills["index"] - 1                   # 1 ms per trade, 1 ms latency
+    assert list(zip(triggers.tolist(), np.sign(run.fills["qty"]).astype(int).tolist())) == want
+
+
+def test_quoting_rests_post_only_quotes_and_respects_its_inventory_limit():
+    Quoter = example("examples/strategies/quoting.py:Quoter")
+    l2 = synth.l2_session(30_000, seed=3)
+    st = Quoter(Quoter.Params(size=0.01, max_inventory=0.03, tick=0.01), venue=int(Venue.SIM),
+                symbol=SYM)
+    run = EventEngine(l2, [st], BacktestConfig(fee_maker_bps=0.0, latency_ms=1.0,
+                                               initial_capital=1e6, sizing="fixed")).run()
+    f = run.fills
+    assert len(f) > 20 and f["maker"].all()             # every fill is a resting quote
+    assert st.requotes > 20                             # cancel/replace as the book moved
+    pos = np.cumsum(f["qty"])
+    assert pos.max() <= 0.03 + 1e-9 and pos.min() >= -1e-9      # inventory within 0..limit
+    assert run.stats["cash"] > 0
+    assert st.net_qty == pytest.approx(pos[-1])          # position from fills
+    assert set(run.rejects) <= {"POST_ONLY_WOULD_TAKE", "UNKNOWN_ORDER"}
+
+
+def test_sweep_cells_equal_single_runs_on_worker_processes():
+    recs = synth.trades(20_000, seed=2)
+    model = BacktestConfig(latency_ms=1.0, sizing="fixed", fixed_qty=0.1, initial_capital=1e6)
+    grid = {"lookback": [20, 50], "threshold_bps": [3.0, 6.0]}
+    res = runner.sweep_strategy(recs, MOM, grid, model, base_dir=REPO, processes=2)
+    assert res.workers == 2 and len(res.rows) == 4
+    for row in res.rows:
+        one, _ = runner.run_strategy(recs, MOM, {"lookback": row["lookback"],
+                                                 "threshold_bps": row["threshold_bps"]},
+                                     model, base_dir=REPO)
+        assert row["final_equity"] == one.metrics["final_equity"]
+        assert row["fills"] == one.metrics["fills"]
+    with pytest.raises(Exception, match="lookbak"):
+        runner.sweep_strategy(recs, MOM, {"lookbak": [1]}, model, base_dir=REPO, processes=1)
+
+
+def test_sweep_on_a_local_ray_instance():
+    ray = pytest.importorskip("ray")
+    recs = synth.trades(5_000, seed=2)
+    model = BacktestConfig(latency_ms=1.0, sizing="fixed", fixed_qty=0.1, initial_capital=1e6)
+    try:
+        res = runner.sweep_strategy(recs, MOM, {"lookback": [20, 40]}, model, base_dir=REPO,
+                                    ray_address="local")
+    finally:
+        ray.shutdown()
+    assert res.backend == "ray" and len(res.rows) == 2
+    one, _ = runner.run_strategy(recs, MOM, {"lookback": 20}, model, base_dir=REPO)
+    assert res.rows[0]["final_equity"] == one.metrics["final_equity"]
