@@ -2,7 +2,7 @@
 # aligned) structs: every field sits at its natural alignment with explicit padding, so C and numpy
 # agree without `packed` (which would make atomics on these fields unaligned in the compiler's eyes);
 # tests/unit/test_records.py checks every field offset and the struct sizes.
-from libc.stdint cimport int8_t, uint8_t, uint32_t, int64_t, uint64_t
+from libc.stdint cimport int8_t, uint8_t, uint16_t, uint32_t, int64_t, uint64_t
 
 # ---------------------------------------------------------------- TICK RECORD (64 bytes)
 cdef struct TickRecord:
@@ -81,3 +81,48 @@ cdef struct RingHeader:
     uint32_t futex_word     # 192
     uint32_t waiters        # 196
     uint32_t _pad3[14]      # 200
+
+# ---------------------------------------------------------------- GATEWAY JOURNAL (256-byte records)
+# records.JOURNAL_HEAD_FIELDS / JOURNAL_TEXT_DTYPE / JOURNAL_ORDER_DTYPE; see pipeline/records.py.
+cdef enum:
+    JOURNAL_RECORD_SIZE = 256
+    JOURNAL_PAYLOAD_OFFSET = 40
+    JOURNAL_KIND_NONE = 0
+    JOURNAL_KIND_ORDER = 1
+    JOURNAL_KIND_TEXT = 2
+    JOURNAL_VIA_REST = 1
+    JOURNAL_VIA_WS_API = 2
+
+cdef struct JournalHead:
+    uint64_t seq         # 0   from 1; 0 = never completed (stored last)
+    int64_t t            # 8
+    int64_t m            # 16
+    uint16_t kind        # 24
+    uint16_t span        # 26
+    uint32_t length      # 28
+    uint32_t crc         # 32
+    uint32_t _hpad       # 36
+
+cdef struct JournalOrder:
+    JournalHead head     # 0
+    int64_t epoch        # 40
+    int64_t sig_seq      # 48
+    double qty           # 56
+    double price         # 64
+    int64_t trigger_mono # 72
+    int64_t created_mono # 80
+    int64_t recv_mono    # 88
+    int64_t ts_ms        # 96
+    uint32_t symbol_id   # 104
+    uint32_t strategy    # 108
+    int8_t side          # 112
+    uint8_t order_type   # 113
+    uint8_t tif          # 114
+    uint8_t attempt      # 115
+    uint8_t via          # 116
+    uint8_t cid_len      # 117
+    uint8_t symbol_len   # 118
+    uint8_t _opad        # 119
+    char cid[40]         # 120
+    char symbol[24]      # 160
+    uint8_t _rest[72]    # 184

@@ -1,10 +1,13 @@
 # cython: language_level=3
 """Exposes the C layout of ext/records.pxd so tests can compare it with pipeline/records.py."""
-from pipeline._ext.records cimport TickRecord, SignalRecord, RingHeader
+from pipeline._ext.records cimport TickRecord, SignalRecord, RingHeader, JournalOrder
+from pipeline._ext.records cimport (JOURNAL_RECORD_SIZE, JOURNAL_PAYLOAD_OFFSET, JOURNAL_KIND_ORDER,
+                                     JOURNAL_KIND_TEXT, JOURNAL_VIA_REST, JOURNAL_VIA_WS_API)
 
 cdef TickRecord _t
 cdef SignalRecord _s
 cdef RingHeader _h
+cdef JournalOrder _j
 
 
 cdef inline Py_ssize_t _off(void *field, void *base):
@@ -85,3 +88,44 @@ def kind_values():
         "BOOK_CLEAR": KIND_BOOK_CLEAR, "GAP": KIND_GAP, "RESYNC_START": KIND_RESYNC_START,
         "RESYNC_DONE": KIND_RESYNC_DONE, "STALE": KIND_STALE, "HEARTBEAT": KIND_HEARTBEAT,
     }
+
+def journal_order_layout():
+    """{field: offset} of JournalOrder (its head flattened) plus '__size__'."""
+    return {
+        "seq": _off(&_j.head.seq, &_j),
+        "t": _off(&_j.head.t, &_j),
+        "m": _off(&_j.head.m, &_j),
+        "kind": _off(&_j.head.kind, &_j),
+        "span": _off(&_j.head.span, &_j),
+        "length": _off(&_j.head.length, &_j),
+        "crc": _off(&_j.head.crc, &_j),
+        "_hpad": _off(&_j.head._hpad, &_j),
+        "epoch": _off(&_j.epoch, &_j),
+        "sig_seq": _off(&_j.sig_seq, &_j),
+        "qty": _off(&_j.qty, &_j),
+        "price": _off(&_j.price, &_j),
+        "trigger_mono": _off(&_j.trigger_mono, &_j),
+        "created_mono": _off(&_j.created_mono, &_j),
+        "recv_mono": _off(&_j.recv_mono, &_j),
+        "ts_ms": _off(&_j.ts_ms, &_j),
+        "symbol_id": _off(&_j.symbol_id, &_j),
+        "strategy": _off(&_j.strategy, &_j),
+        "side": _off(&_j.side, &_j),
+        "order_type": _off(&_j.order_type, &_j),
+        "tif": _off(&_j.tif, &_j),
+        "attempt": _off(&_j.attempt, &_j),
+        "via": _off(&_j.via, &_j),
+        "cid_len": _off(&_j.cid_len, &_j),
+        "symbol_len": _off(&_j.symbol_len, &_j),
+        "_opad": _off(&_j._opad, &_j),
+        "cid": _off(&_j.cid, &_j),
+        "symbol": _off(&_j.symbol, &_j),
+        "_rest": _off(&_j._rest, &_j),
+        "__size__": sizeof(JournalOrder),
+    }
+
+
+def journal_constants():
+    return {"record_size": JOURNAL_RECORD_SIZE, "payload_offset": JOURNAL_PAYLOAD_OFFSET,
+            "ORDER": JOURNAL_KIND_ORDER, "TEXT": JOURNAL_KIND_TEXT, "REST": JOURNAL_VIA_REST,
+            "WS_API": JOURNAL_VIA_WS_API}

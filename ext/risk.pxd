@@ -7,7 +7,7 @@ from pipeline._ext.records cimport SignalRecord, TickRecord
 # ---------------------------------------------------------------- REASONS (pipeline.gateway.reasons.Reason)
 cdef enum:
     R_ACCEPT = 0
-    R_BAD_MESSAGE = 1
+    R_MALFORMED = 1             # Reason.MALFORMED (old name BAD_MESSAGE)
     R_BAD_VERSION = 2
     R_BAD_ID = 3
     R_BAD_TIMESTAMP = 4
@@ -36,6 +36,11 @@ cdef enum:
     R_GROSS_EXPOSURE = 27
     R_THROTTLED = 28
     R_RUNAWAY = 29
+    # CLIENT_ID_REUSED / ENCODE are judged after the kernel (the order book, the signer)
+    R_CLIENT_ID_REUSED = 30
+    R_HOST_CLOSED = 31
+    R_RATE_BUDGET = 32
+    R_ENCODE = 33
 
 # ---------------------------------------------------------------- STATES (reasons.TradingState)
 cdef enum:
@@ -107,6 +112,12 @@ cdef class RiskEngine:
     # duplicate filter
     cdef DedupSlot dedup[MAX_STRATEGIES]
     cdef int n_dedup
+    cdef readonly int64_t last_gap                # signals missing before the last checked one
+    # the venue's rate limits, set by ratelimit.HostGate (CLOCK_MONOTONIC ns; 0 = none)
+    cdef readonly int64_t gate_host_until         # closed after a 429/418: HOST_CLOSED
+    cdef readonly int64_t gate_budget_until       # budget used up in this window: RATE_BUDGET
+    cdef readonly int64_t gate_pace_ns, gate_pace_until   # at most one order every pace_ns
+    cdef readonly int64_t gate_next               # pacing: no order before this
 
     cdef Instrument *_inst(self, symbol_id) except NULL
     cdef int _check(self, const SignalRecord *s, int64_t now, CheckedOrder *out) noexcept nogil
@@ -116,3 +127,5 @@ cdef class RiskEngine:
     cdef bint _take_token(self, int64_t now) noexcept nogil
     cdef int64_t _apply_ticks(self, const TickRecord *t, int64_t n) noexcept nogil
     cdef int check_buffer(self, object msg, object now_mono, CheckedOrder *out) noexcept
+    cdef int probe_buffer(self, object msg, object now_mono, CheckedOrder *out) noexcept
+    cdef void uncommit(self, const CheckedOrder *o) noexcept nogil

@@ -33,13 +33,14 @@ DEF ORDER_LIMIT = 1
 DEF ORDER_MARKET = 2
 DEF ORDER_LIMIT_MAKER = 3
 
-cdef int64_t MAX_SEQ = (<int64_t>1) << 40   # keeps newClientOrderId within 36 characters
+cdef int64_t MAX_SEQ = (<int64_t>1) << 40
+cdef int64_t INT64_MAX = 0x7FFFFFFFFFFFFFFF   # keeps newClientOrderId within 36 characters
 cdef double POW10[19]
 for _i in range(19):
     POW10[_i] = float(10 ** _i)
 
 REASON_CODES = {
-    "ACCEPT": R_ACCEPT, "BAD_MESSAGE": R_BAD_MESSAGE, "BAD_VERSION": R_BAD_VERSION,
+    "ACCEPT": R_ACCEPT, "MALFORMED": R_MALFORMED, "BAD_VERSION": R_BAD_VERSION,
     "BAD_ID": R_BAD_ID, "BAD_TIMESTAMP": R_BAD_TIMESTAMP, "UNKNOWN_SYMBOL": R_UNKNOWN_SYMBOL,
     "BAD_SIDE": R_BAD_SIDE, "BAD_ORDER_TYPE": R_BAD_ORDER_TYPE, "BAD_TIF": R_BAD_TIF,
     "BAD_QTY": R_BAD_QTY, "BAD_PRICE": R_BAD_PRICE, "EXPIRED": R_EXPIRED,
@@ -50,6 +51,8 @@ REASON_CODES = {
     "NO_REFERENCE": R_NO_REFERENCE, "STALE_REFERENCE": R_STALE_REFERENCE,
     "PRICE_COLLAR": R_PRICE_COLLAR, "POSITION_LIMIT": R_POSITION_LIMIT,
     "GROSS_EXPOSURE": R_GROSS_EXPOSURE, "THROTTLED": R_THROTTLED, "RUNAWAY": R_RUNAWAY,
+    "CLIENT_ID_REUSED": R_CLIENT_ID_REUSED, "HOST_CLOSED": R_HOST_CLOSED,
+    "RATE_BUDGET": R_RATE_BUDGET, "ENCODE": R_ENCODE,
 }
 STATE_CODES = {"ACTIVE": ST_ACTIVE, "REDUCING": ST_REDUCING, "HALTED": ST_HALTED}
 LIMITS = {"MAX_SYMBOLS": MAX_SYMBOLS, "MAX_STRATEGIES": MAX_STRATEGIES,
@@ -207,6 +210,9 @@ cdef class RiskEngine:
         self.run_head = 0
         self.run_count = 0
         self.n_dedup = 0
+        self.last_gap = 0
+        self.gate_host_until = self.gate_budget_until = 0
+        self.gate_pace_ns = self.gate_pace_until = self.gate_next = 0
         self.n_ids = 0
 
     def __dealloc__(self):
@@ -388,7 +394,47 @@ cdef class RiskEngine:
             insts.append((sid, self.insts[sid].pos, self.insts[sid].open_buy,
                           self.insts[sid].open_sell, self.insts[sid].ref,
                           self.insts[sid].ref_mono, self.insts[sid].bid, self.insts[sid].ask))
-        return (self.state, self.tokens, self.throttle_last, run, dd, tuple(insts))
+        return (self.state, self.tokens, self.throttle_last, run, dd, tuple(insts), self.last_gap,
+                (self.gate_host_until, self.gate_budget_until, self.gate_pace_ns,
+                 self.gate_pace_until, self.gate_next))
+
+    def set_venue_gate(self, int64_t host_until, int64_t budget_until, int64_t pace_ns,
+                       int64_t pace_until):
+        """The venue's rate limits as ratelimit.HostGate last learnt them (CLOCK_MONOTONIC ns):
+        no order before host_until (HOST_CLOSED) or budget_until (RATE_BUDGET); until pace_until
+        at most one order every pace_ns (RATE_BUDGET). 0 = none."""
+        if pace_ns < 0:
+            raise ValueError(f"pace_ns must be >= 0, got {pace_ns}")
+        self.gate_host_until = host_until
+        self.gate_budget_until = budget_until
+        self.gate_pace_ns = pace_ns
+        self.gate_pace_until = pace_until
+
+    def restore_mark(self, strategy_id, epoch, seq):
+        """A strategy's (epoch, seq) from the journal at restart: a signal at or below it is a
+        DUPLICATE. Only moves the mark up; False when the duplicate filter is full."""
+        cdef int j
+        for j in range(self.n_dedup):
+            if self.dedup[j].strategy_id == strategy_id:
+                if (epoch, seq) > (self.dedup[j].epoch, self.dedup[j].seq):
+                    self.dedup[j].epoch = epoch
+                    self.dedup[j].seq = seq
+                return True
+        if self.n_dedup >= MAX_STRATEGIES:
+            return False
+        self.dedup[self.n_dedup].strategy_id = strategy_id
+        self.dedup[self.n_dedup].epoch = epoch
+        self.dedup[self.n_dedup].seq = seq
+        self.n_dedup += 1
+        return True
+
+    cdef void uncommit(self, const CheckedOrder *o) noexcept nogil:
+        """Take back what an ACCEPT committed (the order path: the signer cannot encode it)."""
+        cdef Instrument *inst = &self.insts[o.symbol]
+        if o.side == 1:
+            inst.open_buy -= o.qty_units
+        else:
+            inst.open_sell -= o.qty_units
 
     # ------------------------------------------------------------------ ENTRY
     def check(self, msg, now_mono):
@@ -402,7 +448,11 @@ cdef class RiskEngine:
         runaway). The gateway runs it on a dummy signal between rare real ones, so the kernel's
         code and data are in cache when a real signal comes."""
         cdef CheckedOrder out
+        return self.probe_buffer(msg, now_mono, &out)
+
+    cdef int probe_buffer(self, object msg, object now_mono, CheckedOrder *out) noexcept:
         cdef int st = self.state, nd = self.n_dedup, r
+        cdef int64_t gap = self.last_gap, gnext = self.gate_next
         cdef int64_t tok = self.tokens, tl = self.throttle_last
         cdef int64_t rh = self.run_head, rc = self.run_count
         cdef int64_t rt = self.run_times[self.run_head]
@@ -410,13 +460,11 @@ cdef class RiskEngine:
         cdef Instrument *inst
         memcpy(dd, self.dedup, nd * sizeof(DedupSlot))
         out.inst = NULL
-        r = self.check_buffer(msg, now_mono, &out)
+        r = self.check_buffer(msg, now_mono, out)
         if r == R_ACCEPT:
-            inst = &self.insts[out.symbol]
-            if out.side == 1:
-                inst.open_buy -= out.qty_units
-            else:
-                inst.open_sell -= out.qty_units
+            self.uncommit(out)
+        self.last_gap = gap
+        self.gate_next = gnext
         self.state, self.tokens, self.throttle_last = st, tok, tl
         self.run_head, self.run_count = rh, rc
         self.run_times[rh] = rt
@@ -434,19 +482,19 @@ cdef class RiskEngine:
             else:
                 now = PyNumber_Index(now_mono)      # ints only (numpy ints too), never floats
         except Exception:
-            return R_BAD_MESSAGE
+            return R_MALFORMED
         if PyBytes_CheckExact(msg):             # what a ZeroMQ recv() gives: no buffer export
             if PyBytes_GET_SIZE(msg) != SIGNAL_SIZE:
-                return R_BAD_MESSAGE
+                return R_MALFORMED
             memcpy(&s, PyBytes_AS_STRING(msg), SIGNAL_SIZE)
             return self._check(&s, now, out)
         try:
             PyObject_GetBuffer(msg, &view, PyBUF_SIMPLE)
         except Exception:
-            return R_BAD_MESSAGE
+            return R_MALFORMED
         if view.len != SIGNAL_SIZE:
             PyBuffer_Release(&view)
-            return R_BAD_MESSAGE
+            return R_MALFORMED
         memcpy(&s, view.buf, SIGNAL_SIZE)
         PyBuffer_Release(&view)
         return self._check(&s, now, out)
@@ -455,12 +503,13 @@ cdef class RiskEngine:
     cdef int _check(self, const SignalRecord *s, int64_t now, CheckedOrder *out) noexcept nogil:
         cdef int r
         cdef Instrument *inst
+        self.last_gap = 0
         if s.version != SIGNAL_VERSION:
             return R_BAD_VERSION
         if now <= 0:                            # CLOCK_MONOTONIC is > 0; keeps differences exact
             return R_BAD_TIMESTAMP
         # 2. runaway guard, 3. halted
-        if self._runaway(now):
+        if self._runaway(now) and self.state != ST_HALTED:    # RUNAWAY once: the trip
             self.state = ST_HALTED
             return R_RUNAWAY
         if self.state == ST_HALTED:
@@ -506,10 +555,22 @@ cdef class RiskEngine:
         r = self._exposure(inst, out.side, out.qty_units)
         if r:
             return r
-        # 12. throttle
+        # 12. the venue's rate limits (set_venue_gate): closed, used up, pacing
+        if now < self.gate_host_until:
+            return R_HOST_CLOSED
+        if now < self.gate_budget_until:
+            return R_RATE_BUDGET
+        if self.gate_pace_ns and now < self.gate_pace_until and now < self.gate_next:
+            return R_RATE_BUDGET
+        # 13. throttle
         if not self._take_token(now):
             return R_THROTTLED
-        # 13. accept: the order is open now
+        # 14. accept: the order is open now, and the next one paced
+        if self.gate_pace_ns and now < self.gate_pace_until:
+            if now > INT64_MAX - self.gate_pace_ns:
+                self.gate_next = INT64_MAX
+            else:
+                self.gate_next = now + self.gate_pace_ns
         if out.side == 1:
             inst.open_buy += out.qty_units
         else:
@@ -559,11 +620,15 @@ cdef class RiskEngine:
                 if epoch < self.dedup[j].epoch or (epoch == self.dedup[j].epoch
                                                    and seq <= self.dedup[j].seq):
                     return R_DUPLICATE
+                if epoch == self.dedup[j].epoch and seq > self.dedup[j].seq + 1:
+                    self.last_gap = seq - self.dedup[j].seq - 1
                 self.dedup[j].epoch = epoch
                 self.dedup[j].seq = seq
                 return R_ACCEPT
         if self.n_dedup >= MAX_STRATEGIES:
             return R_BAD_ID
+        if seq > 1:
+            self.last_gap = seq - 1
         self.dedup[self.n_dedup].strategy_id = strategy_id
         self.dedup[self.n_dedup].epoch = epoch
         self.dedup[self.n_dedup].seq = seq

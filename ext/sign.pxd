@@ -76,6 +76,7 @@ cdef size_t put(char *dst, const char *src, size_t n) noexcept nogil
 cdef size_t put_int(char *dst, int64_t v) noexcept nogil
 cdef size_t put_hex(char *dst, uint64_t v) noexcept nogil
 cdef size_t put_units(char *dst, int64_t units, int decimals) noexcept nogil
+cdef size_t put_client_id(char *dst, int64_t strategy_id, int64_t epoch, int64_t seq) noexcept nogil
 
 cdef class BinanceSigner:
     cdef HmacKey key
@@ -86,15 +87,16 @@ cdef class BinanceSigner:
     cdef readonly str resp_type
     cdef char tail[48]                        # "&newOrderRespType=..&recvWindow=N" (doc layout)
     cdef int tail_len
-    cdef public int last_reason
-    cdef readonly int64_t risk_done_ns        # process(): CLOCK_MONOTONIC when the risk check ended
-    cdef readonly int64_t signed_count        # orders signed (process / encode_sign)
+    cdef public int64_t signed_count          # orders signed (sign_checked / encode_sign)
 
     cdef size_t _encode(self, const CheckedOrder *o, const char *cid, size_t cid_len,
                         int64_t timestamp_ms, const Prefix **pre) noexcept nogil
     cdef size_t _sign_append(self, const Prefix *pre, size_t n) noexcept nogil
     cdef int _prepare(self, CheckedOrder *o, symbol_id, side, order_type, tif, qty_units,
                       price_units, bytes cid, timestamp_ms) except -1
+    # the order path (ext/orderpath.pyx): after the risk kernel's ACCEPT
+    cdef int can_sign(self, const CheckedOrder *o, int64_t timestamp_ms) noexcept nogil
+    cdef object sign_checked(self, const CheckedOrder *o, int64_t timestamp_ms)
 
 # ---------------------------------------------------------------- OKX and Ed25519 (cool path)
 cdef class OkxSigner:

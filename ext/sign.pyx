@@ -19,7 +19,7 @@ from libc.stdlib cimport calloc, free
 from libc.stdint cimport int64_t, uint64_t
 from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 
-from pipeline._ext.risk cimport RiskEngine, CheckedOrder, R_UNKNOWN_SYMBOL, R_BAD_MESSAGE
+from pipeline._ext.risk cimport CheckedOrder, R_UNKNOWN_SYMBOL, R_MALFORMED
 
 DEF SIG_HEX = 64
 DEF SIG_PREFIX_LEN = 11       # "&signature="
@@ -198,6 +198,28 @@ cdef size_t put_units(char *dst, int64_t units, int decimals) noexcept nogil:
     return 2 + decimals
 
 
+cdef size_t put_client_id(char *dst, int64_t strategy_id, int64_t epoch, int64_t seq) noexcept nogil:
+    """The client order id "pl<strategy hex>.<epoch hex>.<seq hex>" (twin: orders.client_id)."""
+    cdef size_t k
+    dst[0] = 112    # 'p'
+    dst[1] = 108    # 'l'
+    k = 2 + put_hex(dst + 2, <uint64_t>strategy_id)
+    dst[k] = 46     # '.'
+    k += 1
+    k += put_hex(dst + k, <uint64_t>epoch)
+    dst[k] = 46
+    k += 1
+    k += put_hex(dst + k, <uint64_t>seq)
+    return k
+
+
+def client_id(strategy_id, epoch, seq):
+    """The client order id of a signal, as the order path builds it (str)."""
+    cdef char buf[56]
+    cdef size_t n = put_client_id(buf, strategy_id, epoch, seq)
+    return buf[:n].decode("ascii")
+
+
 cdef int combo_index(int side, int order_type, int tif) noexcept nogil:
     cdef int k
     if order_type == 1:
@@ -219,8 +241,6 @@ cdef class BinanceSigner:
 
     def __cinit__(self, *args, **kwargs):
         memset(self.syms, 0, sizeof(self.syms))
-        self.last_reason = 0
-        self.risk_done_ns = 0
         self.signed_count = 0
 
     def __init__(self, secret, *, recv_window_ms=5000, resp_type="", recv_window_first=True):
@@ -384,38 +404,21 @@ cdef class BinanceSigner:
         n = self._sign_append(pre, n)
         return PyBytes_FromStringAndSize(self.buf, n)
 
-    def process(self, RiskEngine risk, msg, now_mono, int64_t timestamp_ms):
-        """Risk check + encode + sign of one signal record. The signed body, or None on a reject
-        with the reason in `last_reason` (nothing is encoded or signed then)."""
-        cdef CheckedOrder o
+    cdef int can_sign(self, const CheckedOrder *o, int64_t timestamp_ms) noexcept nogil:
+        """0 when this signer can encode the checked order, else the Reason why not (the order
+        path hands the order back to the risk kernel then)."""
+        if o.symbol >= MAX_SYMBOLS or self.syms[o.symbol] == NULL:
+            return R_UNKNOWN_SYMBOL
+        if timestamp_ms < 0:
+            return R_MALFORMED
+        return 0
+
+    cdef object sign_checked(self, const CheckedOrder *o, int64_t timestamp_ms):
+        """Encode + sign an order the risk kernel accepted (can_sign() said 0): the body."""
         cdef const Prefix *pre
-        cdef char cid[40]
-        cdef size_t k, n
-        cdef int r = risk.check_buffer(msg, now_mono, &o)
-        cdef timespec ts
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        self.risk_done_ns = ts.tv_sec * 1_000_000_000 + ts.tv_nsec
-        self.last_reason = r
-        if r:
-            return None
-        if self.syms[o.symbol] == NULL or timestamp_ms < 0:
-            # the signer cannot encode this order: undo the open-order commit, reject
-            if o.side == 1:
-                risk.insts[o.symbol].open_buy -= o.qty_units
-            else:
-                risk.insts[o.symbol].open_sell -= o.qty_units
-            self.last_reason = R_UNKNOWN_SYMBOL if self.syms[o.symbol] == NULL else R_BAD_MESSAGE
-            return None
-        cid[0] = 112    # 'p'
-        cid[1] = 108    # 'l'
-        k = 2 + put_hex(cid + 2, <uint64_t>o.strategy_id)
-        cid[k] = 46     # '.'
-        k += 1
-        k += put_hex(cid + k, <uint64_t>o.epoch)
-        cid[k] = 46
-        k += 1
-        k += put_hex(cid + k, <uint64_t>o.seq)
-        n = self._encode(&o, cid, k, timestamp_ms, &pre)
+        cdef char cid[56]
+        cdef size_t k = put_client_id(cid, o.strategy_id, o.epoch, o.seq)
+        cdef size_t n = self._encode(o, cid, k, timestamp_ms, &pre)
         n = self._sign_append(pre, n)
         return PyBytes_FromStringAndSize(self.buf, n)
 

@@ -114,6 +114,8 @@ class GatewayConfig:
     kill_file: str = ""                    # its existence → HALTED ("" = <state_dir>/KILL)
     journal_fsync: Literal["always", "interval", "never"] = "interval"
     journal_fsync_ms: int = 200            # interval policy: fsync at most this often
+    journal_format: Literal["jsonl", "binary"] = "jsonl"   # journal.jsonl, or journal.bin (fixed
+                                           # binary records, mmap'ed; export: `... gateway journal`)
     connect_timeout_s: float = 1.0         # every HTTP request and WebSocket connect
     request_timeout_s: float = 2.0         # reading a response; past it the outcome is UNKNOWN
     clock_samples: int = 5                 # /api/v3/time samples per sync (median, >= 3)
@@ -141,6 +143,8 @@ class GatewayConfig:
     async_orders: bool = True              # rest: the loop writes new orders on keep-alive
                                            # connections held ready and a helper thread reads
                                            # the answers; the loop keeps taking signals meanwhile
+                                           # (ws_api: frames sent without waiting, answers
+                                           # matched by request id)
     order_connections: int = 2             # async_orders: connections held ready (orders on
                                            # the wire at once before the next one queues)
     warm_ms: float = 1.0                   # idle: run the signal path dry (decode, risk probe,

@@ -288,3 +288,84 @@ ROLE_STATUS_DTYPE = np.dtype(
     align=True,
 )
 assert ROLE_STATUS_DTYPE.itemsize == 128
+
+
+# ----------------------------------------------------------------------------- gateway journal
+# The gateway's binary write-ahead journal (<state_dir>/journal.bin; pipeline/gateway/binjournal.py,
+# ext/journal.pyx and its twin pipeline/gateway/journal_py.py): a file header of one record's size,
+# then fixed 256-byte records in a preallocated, memory-mapped file. Every record starts with the
+# same 40-byte head; a record whose payload does not fit its slot (a long TEXT record) spans
+# `span` consecutive slots. `crc` is zlib's crc32 of all spanned bytes with crc = 0 and seq = 0;
+# `seq` (1, 2, 3, ...) is stored last, so a slot whose seq is 0 was never completed: the end of
+# the journal (or a torn last record when its other bytes are not zero).
+JOURNAL_MAGIC = int.from_bytes(b"PLJRNL01", "little")
+JOURNAL_VERSION = 1
+JOURNAL_RECORD_SIZE = 256
+
+
+class JournalKind(IntEnum):
+    """Kind (uint16) of a binary journal record."""
+    NONE = 0
+    ORDER = 1      # the write-ahead record of one order request: signal accepted + order + request
+    TEXT = 2       # any other journal record: its JSON object (orjson bytes) as the payload
+
+
+class JournalVia(IntEnum):
+    """The transport an order request went out on (uint8)."""
+    REST = 1
+    WS_API = 2
+
+
+JOURNAL_FILE_DTYPE = np.dtype(
+    [
+        ("magic", "<u8"),           # 0   JOURNAL_MAGIC
+        ("version", "<u4"),         # 8   JOURNAL_VERSION
+        ("record_size", "<u4"),     # 12  JOURNAL_RECORD_SIZE
+        ("created_ns", "<i8"),      # 16  CLOCK_REALTIME when the file was made
+        ("_pad", "u1", (232,)),     # 24
+    ],
+    align=True,
+)
+assert JOURNAL_FILE_DTYPE.itemsize == JOURNAL_RECORD_SIZE
+
+JOURNAL_HEAD_FIELDS = [
+    ("seq", "<u8"),                 # 0   record number from 1; 0 = never completed (written last)
+    ("t", "<i8"),                   # 8   CLOCK_REALTIME ns
+    ("m", "<i8"),                   # 16  CLOCK_MONOTONIC ns
+    ("kind", "<u2"),                # 24  JournalKind
+    ("span", "<u2"),                # 26  slots this record occupies (>= 1)
+    ("length", "<u4"),              # 28  payload bytes (TEXT: the JSON's length)
+    ("crc", "<u4"),                 # 32  crc32 of the span's bytes with crc = seq = 0
+    ("_hpad", "<u4"),               # 36
+]
+JOURNAL_PAYLOAD_OFFSET = 40
+JOURNAL_TEXT_DTYPE = np.dtype(JOURNAL_HEAD_FIELDS + [("payload", "u1", (216,))], align=True)
+assert JOURNAL_TEXT_DTYPE.itemsize == JOURNAL_RECORD_SIZE
+
+JOURNAL_ORDER_DTYPE = np.dtype(
+    JOURNAL_HEAD_FIELDS + [
+        ("epoch", "<i8"),           # 40  the signal's strategy epoch
+        ("sig_seq", "<i8"),         # 48  the signal's seq
+        ("qty", "<f8"),             # 56  base quantity
+        ("price", "<f8"),           # 64  limit price, NaN for MARKET
+        ("trigger_mono", "<i8"),    # 72  the triggering tick's ring stamp
+        ("created_mono", "<i8"),    # 80  the signal's creation
+        ("recv_mono", "<i8"),       # 88  the gateway received it
+        ("ts_ms", "<i8"),           # 96  the request's timestamp parameter
+        ("symbol_id", "<u4"),       # 104 registry id
+        ("strategy", "<u4"),        # 108 strategy id
+        ("side", "i1"),             # 112 OrderSide
+        ("order_type", "u1"),       # 113 OrderType
+        ("tif", "u1"),              # 114 TimeInForce
+        ("attempt", "u1"),          # 115 1, or 2 for the -1021 retry
+        ("via", "u1"),              # 116 JournalVia
+        ("cid_len", "u1"),          # 117
+        ("symbol_len", "u1"),       # 118
+        ("_opad", "u1"),            # 119
+        ("cid", "S40"),             # 120 client order id (<= 36 ASCII)
+        ("symbol", "S24"),          # 160 exchange symbol (ASCII)
+        ("_rest", "u1", (72,)),     # 184
+    ],
+    align=True,
+)
+assert JOURNAL_ORDER_DTYPE.itemsize == JOURNAL_RECORD_SIZE

@@ -74,3 +74,10 @@ def engines():
 def signers():
     from pipeline.gateway.signing import BinanceSigner
     return [BinanceSigner, sign_py.BinanceSigner]
+
+
+def order_paths():
+    """The order path kernel and its twin (each runs its own engine and signer kind)."""
+    from pipeline.gateway import orderpath_py
+    from pipeline.gateway.orderpath import OrderPath
+    return [OrderPath, orderpath_py.OrderPath]

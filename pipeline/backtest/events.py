@@ -186,6 +186,10 @@ class EventEngine:
                 if isinstance(it, Replace):
                     it = it._replace(new=st.stamp(it.new))
                     self.signals += 1
+                    # the gateway checks the new order before it sends the cancel-replace;
+                    # a rejected one sends nothing (the old order keeps working)
+                    if self.risk is not None and not self._risk_ok(st, it.new, t0, trig):
+                        continue
                 heapq.heappush(self.inflight, (self._arrival(trig, t0), self._n, 1, st, it))
             else:
                 raise TypeError(f"strategy {st.strategy_id}: a hook returned {it!r}; expected "

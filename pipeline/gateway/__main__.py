@@ -11,6 +11,9 @@ Commands (default: run):
     status  print the gateway's status as JSON: the running gateway's status.json ("running":
             true), or for a stopped one {"running": false, "trading_at_next_start", "why",
             "last_status" (stale: as it stopped)}; exit 1 when stopped
+    journal export the journal (<state_dir>/journal.bin or journal.jsonl, per journal_format) as
+            JSON lines for people: one object per record, `k` its kind (--out FILE, default
+            stdout; --file PATH reads another journal file)
 """
 from __future__ import annotations
 
@@ -27,11 +30,13 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m pipeline.gateway", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("command", nargs="?", default="run", choices=("run", "kill", "reduce", "reset",
-                                                                  "status"))
+                                                                  "status", "journal"))
     ap.add_argument("--config", required=True, help="the pipeline TOML file ([gateway] section)")
     ap.add_argument("--ready-file", default=None, help="run: write this JSON file once trading")
     ap.add_argument("--log-level", default=None,
                     help="run: override [logging].level (default INFO)")
+    ap.add_argument("--out", default=None, help="journal: write the JSON lines here (default stdout)")
+    ap.add_argument("--file", default=None, help="journal: export this journal file instead")
     return ap.parse_args(argv)
 
 
@@ -84,8 +89,8 @@ def main(argv: list[str] | None = None) -> int:
             log.error("reset: the gateway (pid %d) is running; stop it first", pid)
             return 1
         paths["kill"].unlink(missing_ok=True)
-        from pipeline.gateway.journal import Journal
-        j = Journal(paths["journal"], fsync="always")
+        from pipeline.gateway.binjournal import open_journal
+        j = open_journal(cfg.gateway, paths["journal"], fsync="always")
         j.write("trading", state="ACTIVE", frm="HALTED/REDUCING", why="operator reset")
         try:
             j.flush()                 # close() is best effort; the reset must be on disk
@@ -93,6 +98,20 @@ def main(argv: list[str] | None = None) -> int:
             j.close()
         log.warning("reset by operator (pid %d): kill file removed, trading state ACTIVE "
                     "journalled", os.getpid())
+        return 0
+    if a.command == "journal":
+        from pipeline.gateway.binjournal import export
+        src = a.file or paths["journal"]
+        if not os.path.exists(src):
+            log.error("no journal at %s", src)
+            return 1
+        if a.out:
+            with open(a.out, "wb") as f:
+                n = export(src, f)
+        else:
+            n = export(src, sys.stdout.buffer)
+            sys.stdout.flush()
+        log.info("journal %s: %d records exported", src, n)
         return 0
     if a.command == "status":
         import json

@@ -247,17 +247,22 @@ class Execution:
                                   "executedQty": ev.get("z")}, "stream")
 
     # ------------------------------------------------------------------ placing
-    def new_order(self, sig, stamps: dict[str, int]) -> Order:
-        cid = f"pl{sig.strategy_id:x}.{sig.epoch:x}.{sig.seq:x}"
+    def new_order(self, sig, stamps: dict[str, int], cid: str | None = None) -> Order:
+        """The order of an accepted signal, in the book of record (ClientIdReused if its client
+        id is taken) and journalled."""
+        cid = cid or om.client_id_of(sig)
         rules = self.rules[sig.symbol]
         order = Order(cid=cid, symbol=rules.name, symbol_id=sig.symbol, side=sig.side,
                       order_type=sig.order_type, tif=sig.tif, qty=sig.qty, price=sig.price,
                       stamps=stamps)
+        order.origin = (sig.strategy_id, sig.epoch, sig.seq)
         self.table.add(order)
-        self.journal.write("order", cid=cid, symbol=order.symbol, side=order.side,
-                           order_type=order.order_type, tif=order.tif, qty=order.qty,
-                           price=None if order.price != order.price else order.price,
-                           strategy=sig.strategy_id, epoch=sig.epoch, seq=sig.seq)
+        if not getattr(self.journal, "writes_orders", False):
+            # the JSON journal's own record; the binary journal's ORDER record carries it
+            self.journal.write("order", cid=cid, symbol=order.symbol, side=order.side,
+                               order_type=order.order_type, tif=order.tif, qty=order.qty,
+                               price=None if order.price != order.price else order.price,
+                               strategy=sig.strategy_id, epoch=sig.epoch, seq=sig.seq)
         return order
 
     def encode(self, order: Order, timestamp_ms: int) -> bytes:
@@ -285,6 +290,9 @@ class Execution:
             if self.ws is not None:
                 q = strip_signature(body)
                 params = dict(parse_qsl(q, keep_blank_values=True))
+            if getattr(self.journal, "writes_orders", False):
+                self._journal_order(order)
+            elif self.ws is not None:
                 self.journal.write("request", cid=order.cid, via="ws_api", method="order.place",
                                    body=q, attempt=order.attempts)
             else:
@@ -302,6 +310,10 @@ class Execution:
                                                f"{type(exc).__name__}")
         try:
             if self.ws is not None:
+                if hasattr(self.ws, "put"):         # WsOrderWire: sent, answered later (pump)
+                    self.inflight[order.cid] = order
+                    self.ws.put(order.cid, params, order.not_after_mono)
+                    return None
                 return self.ws.request("order.place", params, fresh_timestamp=False)
             if self.wire is not None:
                 self.inflight[order.cid] = order
@@ -315,6 +327,18 @@ class Execution:
             return Reply(Outcome.UNKNOWN, msg=f"internal error while sending: "
                                               f"{type(exc).__name__}",
                          done_mono=time.perf_counter_ns())
+
+    def _journal_order(self, order: Order) -> None:
+        """The binary journal's write-ahead ORDER record: the signal accepted, the order and this
+        request in one fixed record (ext/journal.pyx), instead of three JSON records."""
+        st = order.stamps
+        strategy, epoch, seq = order.origin
+        self.journal.write_order(
+            cid=order.cid, symbol=order.symbol, symbol_id=order.symbol_id, strategy=strategy,
+            epoch=epoch, sig_seq=seq, side=order.side, order_type=order.order_type,
+            tif=order.tif, qty=order.qty, price=order.price, trigger_mono=st.get("trigger", 0),
+            created_mono=st.get("created", 0), recv_mono=st.get("recv", 0), ts_ms=order.ts_ms,
+            attempt=order.attempts, via="ws_api" if self.ws is not None else "rest")
 
     def submit(self, order: Order, body: bytes) -> Reply | None:
         """Write the order and act on the answer (one -1021 retry). Returns the final reply, or
@@ -333,12 +357,21 @@ class Execution:
             return None
         return self.on_reply(order, reply)
 
+    @property
+    def _order_wire(self):
+        """Where new orders' answers come back: the REST order wire, or the pipelined WS-API
+        order wire (ws_api.WsOrderWire); None when orders are answered synchronously."""
+        if self.wire is not None:
+            return self.wire
+        return self.ws if self.ws is not None and hasattr(self.ws, "put") else None
+
     def pump(self) -> int:
         """Act on every reply the wire thread brought back (the loop calls this every turn)."""
-        if self.wire is None:
+        wire = self._order_wire
+        if wire is None:
             return 0
         n = 0
-        for cid, reply in self.wire.replies():
+        for cid, reply in wire.replies():
             order = self.inflight.pop(cid, None)
             if order is not None:
                 self.on_reply(order, reply)
@@ -348,11 +381,12 @@ class Execution:
     def drain_inflight(self, timeout_s: float) -> None:
         """Wait (bounded) until no order request is on the wire, acting on each reply."""
         deadline = time.monotonic() + timeout_s
-        while self.inflight and self.wire is not None:
+        wire = self._order_wire
+        while self.inflight and wire is not None:
             left = deadline - time.monotonic()
             if left <= 0:
                 return
-            got = self.wire.wait_reply(min(left, 0.05))
+            got = wire.wait_reply(min(left, 0.05))
             if got is not None:
                 order = self.inflight.pop(got[0], None)
                 if order is not None:

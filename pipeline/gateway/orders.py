@@ -14,11 +14,25 @@ order the venue still does not know after the configured polls (it never got the
 A client order id is ours forever: `OrderTable.add` refuses an id it has seen, whatever the state
 of the first order (Binance itself only refuses a reused id while the first order is open, so a
 reuse after a fill would trade twice).
+
+`client_id(strategy_id, epoch, seq)` is the one builder of our client order ids
+("pl<strategy hex>.<epoch hex>.<seq hex>", at most 34 characters within the risk kernel's bounds);
+its compiled twin is ext/sign.pyx put_client_id (the order path), parity-tested.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
+
+
+def client_id(strategy_id: int, epoch: int, seq: int) -> str:
+    """Our client order id of a signal (strategy_id, epoch, seq): the one builder."""
+    return f"pl{strategy_id:x}.{epoch:x}.{seq:x}"
+
+
+def client_id_of(sig) -> str:
+    """client_id of a decoded signal."""
+    return client_id(sig.strategy_id, sig.epoch, sig.seq)
 
 
 class OrderState(str, Enum):
@@ -87,6 +101,7 @@ class Order:
     stamps: dict[str, int] = field(default_factory=dict)   # latency stamps, CLOCK_MONOTONIC ns
     why: str = ""
     not_after_mono: int = 0    # the signal's TTL end: the order wire does not send it later (0: none)
+    origin: tuple[int, int, int] = (0, 0, 0)   # the signal's (strategy, epoch, seq)
 
     @property
     def is_open(self) -> bool:

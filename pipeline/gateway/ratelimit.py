@@ -7,12 +7,22 @@
 - A 429 closes the host until its Retry-After has passed: nothing at all is sent to it meanwhile
   (continuing after a 429 is what earns a 418 ban). A 418 closes it as well and HALTs trading
   (the caller's business).
+
+New orders are admitted by the risk kernel alone (ext/risk.pyx step 12, in the compiled order
+path, before anything is signed): the gate learns the venue's limits and, once `bind(risk)` is
+called, pushes what it learnt after every observation into the kernel (`set_venue_gate`, in
+CLOCK_MONOTONIC): closed after a 429/418 until Retry-After (HOST_CLOSED), the window's budget used
+up until the window ends (RATE_BUDGET), and above `slowdown_fraction` at most one order every pace
+(what is left of the budget spread over what is left of the window; a signal that comes sooner is
+RATE_BUDGET, never slept on). The pacing's state lives in the kernel, next to our own order-rate
+throttle; `order_wait_s` answers the same question for tools and tests.
 """
 from __future__ import annotations
 
 import re
 import time
 from typing import Mapping
+
 
 _HDR = re.compile(r"^x-mbx-(used-weight|order-count)-(\d+)([smhd])$", re.I)
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -41,6 +51,7 @@ class HostGate:
         self.blocked_status = 0
         self.blocks = 0           # 429/418 seen
         self.refused = 0          # requests not sent because the host was closed
+        self._sink = None         # the risk kernel (bind): where order admission is judged
 
     # ---------------------------------------------------------------- learning
     def observe_headers(self, headers: Mapping[str, str]) -> None:
@@ -56,6 +67,7 @@ class HostGate:
             kind = "weight" if m.group(1).lower() == "used-weight" else "orders"
             secs = int(m.group(2)) * _UNIT_S[m.group(3).lower()]
             self.used[(kind, secs)] = (n, int(now // secs))
+        self._push()
 
     def observe_ws_limits(self, limits: list) -> None:
         now = self.clock()
@@ -67,6 +79,7 @@ class HostGate:
                 self.used[(kind, secs)] = (int(lim["count"]), int(now // secs))
             except (KeyError, TypeError, ValueError):
                 continue
+        self._push()
 
     def block(self, status: int, retry_after_s: float) -> None:
         until = self.clock() + max(1.0, float(retry_after_s))
@@ -74,6 +87,7 @@ class HostGate:
             self.blocked_until = until
         self.blocked_status = status
         self.blocks += 1
+        self._push()
 
     # ---------------------------------------------------------------- asking
     def check_open(self) -> None:
@@ -104,6 +118,35 @@ class HostGate:
                 budget = max(1.0, (self.stop - share) * limit)
                 worst_pace = max(worst_pace, left / budget)
         return worst_pace, False
+
+    # ---------------------------------------------------------------- new orders
+    def bind(self, sink) -> None:
+        """Hand new-order admission to `sink.set_venue_gate` (the risk kernel): pushed now and
+        after every observation."""
+        self._sink = sink
+        self._push()
+
+    def _push(self) -> None:
+        """The kernel's view of the venue's limits now, in CLOCK_MONOTONIC ns."""
+        if self._sink is None:
+            return
+        wall = self.clock()
+        mono = time.perf_counter_ns()
+
+        def mono_at(w: float) -> int:
+            return mono + int((w - wall) * 1e9) if w > wall else 0
+        host_until = mono_at(self.blocked_until)
+        budget_until = pace_ns = pace_until = 0
+        for key in (("weight", 60), ("orders", 10)):
+            share, left = self._share(*key)
+            if share >= self.stop:
+                budget_until = max(budget_until, mono_at(wall + left))
+            elif share >= self.slow:
+                budget = max(1.0, (self.stop - share) * self.limits[key])
+                p = int(left / budget * 1e9)
+                if p > pace_ns:
+                    pace_ns, pace_until = p, mono_at(wall + left)
+        self._sink.set_venue_gate(host_until, budget_until, pace_ns, pace_until)
 
     def snapshot(self) -> dict:
         return {"host": self.host, "blocked_for_s": max(0.0, self.blocked_until - self.clock()),

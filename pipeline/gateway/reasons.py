@@ -1,10 +1,19 @@
-"""Decision codes of the pre-trade risk check, and the gateway's trading states.
+"""The gateway's one refusal vocabulary, and its trading states.
 
-Mirrored in ext/risk.pxd (section REASONS / STATES); tests/unit/test_risk_rules.py checks that the
-compiled module reports the same numbers; change both together. TradingState is defined in
-pipeline/records.py (the launcher's status block carries it) and re-exported here. 0 is ACCEPT;
-every other value names the first rule that rejected the signal (the order of the checks is
-documented in pipeline/gateway/risk_py.py).
+Every refusal of a signal, whoever judges it, is one `Reason`; the journal and the status file
+carry its name. Mirrored in ext/risk.pxd (section REASONS / STATES); tests/unit/test_risk_rules.py
+checks that the compiled module reports the same numbers; change both together. TradingState is
+defined in pipeline/records.py (the launcher's status block carries it) and re-exported here.
+
+0 is ACCEPT. 1..29, HOST_CLOSED and RATE_BUDGET are judged by the risk kernel, in the order
+documented in pipeline/gateway/risk_py.py (the first rule that fails is the answer):
+  HOST_CLOSED       the venue closed us after a 429/418 (ratelimit.HostGate pushes it in)
+  RATE_BUDGET       the venue's order/weight budget is used up in this window, or the order
+                    comes sooner than the pacing allows
+The others are judged once each, after the kernel, by the part that owns the fact:
+  CLIENT_ID_REUSED  the order book of record (orders.OrderTable): the signal is a duplicate whose
+                    client order id already names an order (so the venue would see it twice)
+  ENCODE            the signer could not encode an order the kernel accepted
 """
 from __future__ import annotations
 
@@ -18,7 +27,8 @@ __all__ = ["Reason", "TradingState", "REASON_NAMES"]
 class Reason(IntEnum):
     ACCEPT = 0
     # the message itself
-    BAD_MESSAGE = 1         # not an 80-byte SIGNAL_DTYPE record (or not a buffer at all)
+    MALFORMED = 1           # not an 80-byte SIGNAL_DTYPE record (or not a buffer at all)
+    BAD_MESSAGE = 1         # the old name of MALFORMED (an alias)
     BAD_VERSION = 2         # record version != SIGNAL_VERSION
     BAD_ID = 3              # epoch <= 0, seq <= 0 or >= 2**40, strategy_id >= 2**16
     BAD_TIMESTAMP = 4       # created_mono <= 0 or in the future, ttl_ns <= 0
@@ -51,6 +61,10 @@ class Reason(IntEnum):
     GROSS_EXPOSURE = 27     # worst-case gross notional over all symbols beyond max_gross_notional
     THROTTLED = 28          # order-rate token bucket empty
     RUNAWAY = 29            # too many signals in the runaway window: state is now HALTED
+    CLIENT_ID_REUSED = 30   # the order book (after the kernel; see the module docstring)
+    HOST_CLOSED = 31        # the venue's limits, judged in the kernel (set_venue_gate)
+    RATE_BUDGET = 32
+    ENCODE = 33             # the signer (after the kernel)
 
 
 REASON_NAMES = {int(r): r.name for r in Reason}

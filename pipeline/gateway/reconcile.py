@@ -1,9 +1,9 @@
 """Restart: rebuild state from the journal, then reconcile it with the exchange before the first
 new order.
 
-`rebuild(records, execution, intake)` replays the journal: orders and their last states (the
+`rebuild(records, execution)` replays the journal: orders and their last states (the
 idempotency table), fills (the dedup set, positions), the trading state, and each strategy's
-highest (epoch, seq). It returns the last trading state (HALTED persists across restarts).
+highest (epoch, seq) into the risk kernel's duplicate filter (the one judge of duplicates). It returns the last trading state (HALTED persists across restarts).
 
 `reconcile(execution, symbols)` then asks the venue:
   1. every order we think is open (NEW, ACK, PARTIALLY_FILLED, UNKNOWN), by origClientOrderId:
@@ -30,8 +30,10 @@ from pipeline.gateway.rest import Outcome
 log = logging.getLogger(__name__)
 
 
-def rebuild(records: Iterable[dict], ex, intake=None) -> dict[str, Any]:
-    """Replay journal records into `ex` (an Execution). Returns {"trading", "records", ...}."""
+def rebuild(records: Iterable[dict], ex, marks=None) -> dict[str, Any]:
+    """Replay journal records into `ex` (an Execution); the strategies' (epoch, seq) marks go to
+    `marks` (default: ex.risk, the risk kernel). Returns {"trading", "records", ...}."""
+    intake = ex.risk if marks is None else marks
     trading = None
     n = 0
     marks = 0
@@ -55,6 +57,8 @@ def rebuild(records: Iterable[dict], ex, intake=None) -> dict[str, Any]:
                 o = ex.table.get(rec.get("cid", ""))
                 if o is not None:
                     o.attempts = int(rec.get("attempt", o.attempts))
+                    if "ts_ms" in rec:              # the binary journal's request record
+                        o.ts_ms = int(rec["ts_ms"])
                     body = str(rec.get("body", ""))
                     for part in body.split("&"):
                         if part.startswith("timestamp="):

@@ -6,17 +6,21 @@ The entry point is `RiskEngine.check(msg, now_mono) -> int` (a `Reason`; 0 = ACC
 (time.perf_counter_ns()). Nothing raises out of check(): every malformed input is a reason code.
 
 Checks, in this order (the first failing one is the answer):
-  1. shape: an 80-byte buffer (BAD_MESSAGE), version == SIGNAL_VERSION (BAD_VERSION), a clock
+  1. shape: an 80-byte buffer (MALFORMED), version == SIGNAL_VERSION (BAD_VERSION), a clock
      now_mono > 0 (BAD_TIMESTAMP; so every difference of stamps below fits in int64)
   2. runaway guard: more than `runaway_signals` well-formed signals within `runaway_window_ns`
      (half-open window: a signal exactly runaway_window_ns after the K-th previous one does not
-     count it) → state becomes HALTED, RUNAWAY
+     count it) → state becomes HALTED, RUNAWAY (reported once, at the trip: a signal that
+     finds the state already HALTED is HALTED; its time still counts)
   3. state HALTED → HALTED
   4. fields: ids (BAD_ID), created/ttl (BAD_TIMESTAMP), symbol configured for that venue
      (UNKNOWN_SYMBOL), side, type, timeInForce, quantity, price (NaN/±inf/<=0/absurd → BAD_*)
   5. TTL: now_mono - created_mono > ttl_ns → EXPIRED (exactly ttl_ns old is still valid)
   6. duplicates: per strategy a high-water mark (epoch, seq); an older epoch or seq <= mark is
      DUPLICATE. The mark moves for every signal that gets here (ZeroMQ PUSH/PULL keeps order).
+     `last_gap` reports the signals missing before this one (seq more than one above the mark in
+     the same epoch; seq - 1 for a strategy's first signal); restore_mark() sets a mark from the
+     journal at restart. The kernel is the one judge of TTL and duplicates.
   7. a reference price must exist (NO_REFERENCE); exchange filters on integer units: QTY_STEP,
      QTY_RANGE, PRICE_TICK, PRICE_RANGE, MIN_NOTIONAL, MAX_NOTIONAL (MARKET: reference price,
      when the filter applies to market orders)
@@ -29,10 +33,15 @@ Checks, in this order (the first failing one is the answer):
      SELL → -(pos - open_sell - qty) <= max_position (POSITION_LIMIT); gross worst-case notional
      Σ_i max(|pos+open_buy|, |pos-open_sell|) / 10**qty_decimals * ref_i over all instruments in
      id order <= max_gross_notional (GROSS_EXPOSURE)
- 12. throttle: token bucket of `throttle_orders` tokens refilled over `throttle_window_ns`,
+ 12. the venue's rate limits as ratelimit.HostGate last set them (set_venue_gate, CLOCK_MONOTONIC):
+     now < host_until → HOST_CLOSED (after a 429/418); now < budget_until → RATE_BUDGET (the
+     window's budget is used up); pacing: while now < pace_until, an order sooner than pace_ns
+     after the last accepted one → RATE_BUDGET. One mechanism, one state, judged here only.
+ 13. throttle: token bucket of `throttle_orders` tokens refilled over `throttle_window_ns`,
      integer arithmetic (a token is throttle_window_ns units) → THROTTLED
- 13. ACCEPT: the order's quantity is added to the open orders of its side (the gateway releases it
-     with release_open()/apply_fill() when the venue answers).
+ 14. ACCEPT: the order's quantity is added to the open orders of its side (the gateway releases it
+     with release_open()/apply_fill() when the venue answers); while pacing, the next order waits
+     pace_ns.
 
 An order is *reducing* when it is opposite to the position and, together with the open orders on
 its side, cannot take the position through zero: BUY: pos < 0 and open_buy + qty <= -pos.
@@ -112,6 +121,9 @@ class RiskEngine:
         self._run_head = 0
         self._run_count = 0
         self._dedup: list[list[int]] = []             # [strategy_id, epoch, seq]
+        self.last_gap = 0                             # signals missing before the last checked
+        self.gate_host_until = self.gate_budget_until = 0     # the venue's limits (HostGate)
+        self.gate_pace_ns = self.gate_pace_until = self.gate_next = 0
 
     # ------------------------------------------------------------------ state (gateway side)
     @property
@@ -242,37 +254,64 @@ class RiskEngine:
                 tuple(tuple(d) for d in self._dedup),
                 tuple((i, self._insts[i].pos, self._insts[i].open_buy, self._insts[i].open_sell,
                        self._insts[i].ref, self._insts[i].ref_mono, self._insts[i].bid,
-                       self._insts[i].ask) for i in self._ids))
+                       self._insts[i].ask) for i in self._ids), self.last_gap,
+                (self.gate_host_until, self.gate_budget_until, self.gate_pace_ns,
+                 self.gate_pace_until, self.gate_next))
+
+    def set_venue_gate(self, host_until: int, budget_until: int, pace_ns: int,
+                       pace_until: int) -> None:
+        """The venue's rate limits (see check(), step 12); 0 = none."""
+        vals = [operator.index(v) for v in (host_until, budget_until, pace_ns, pace_until)]
+        if any(not -(1 << 63) <= v < (1 << 63) for v in vals):
+            raise OverflowError("gate times out of int64 range")
+        if vals[2] < 0:
+            raise ValueError(f"pace_ns must be >= 0, got {pace_ns}")
+        (self.gate_host_until, self.gate_budget_until, self.gate_pace_ns,
+         self.gate_pace_until) = vals
+
+    def restore_mark(self, strategy_id: int, epoch: int, seq: int) -> bool:
+        """A strategy's (epoch, seq) from the journal at restart (only moves the mark up)."""
+        for d in self._dedup:
+            if d[0] == strategy_id:
+                if (epoch, seq) > (d[1], d[2]):
+                    d[1], d[2] = epoch, seq
+                return True
+        if len(self._dedup) >= MAX_STRATEGIES:
+            return False
+        self._dedup.append([strategy_id, epoch, seq])
+        return True
 
     def probe(self, msg, now_mono: int) -> int:
         """check() without effect (the kernel's probe): same answer, every state change undone."""
         saved = (self._state, self._tokens, self._throttle_last, list(self._run_times),
                  self._run_head, self._run_count, [list(d) for d in self._dedup],
-                 {i: (o.open_buy, o.open_sell) for i, o in self._insts.items()})
+                 {i: (o.open_buy, o.open_sell) for i, o in self._insts.items()}, self.last_gap,
+                 self.gate_next)
         try:
             return self.check(msg, now_mono)
         finally:
             (self._state, self._tokens, self._throttle_last, self._run_times, self._run_head,
-             self._run_count, self._dedup, opens) = saved
+             self._run_count, self._dedup, opens, self.last_gap, self.gate_next) = saved
             for i, (b, s) in opens.items():
                 self._insts[i].open_buy, self._insts[i].open_sell = b, s
 
     # ------------------------------------------------------------------ the entry point
     def check(self, msg, now_mono: int) -> int:
+        self.last_gap = 0
         try:
             (epoch, seq, _tseq, _tmono, created, ttl, qty, price, strategy_id, symbol, venue,
              side, otype, tif, version) = SIGNAL_STRUCT.unpack(msg)
             now = operator.index(now_mono)
         except Exception:            # anything that is not an 80-byte buffer and an int clock
-            return R.BAD_MESSAGE
+            return R.MALFORMED
         if not -(1 << 63) <= now < (1 << 63):
-            return R.BAD_MESSAGE
+            return R.MALFORMED
         if version != SIGNAL_VERSION:
             return R.BAD_VERSION
         if now <= 0:                       # CLOCK_MONOTONIC is > 0; keeps differences in int64
             return R.BAD_TIMESTAMP
         # 2. runaway guard
-        if self._runaway(now):
+        if self._runaway(now) and self._state != TradingState.HALTED:   # RUNAWAY once: the trip
             self._state = TradingState.HALTED
             return R.RUNAWAY
         # 3. halted
@@ -390,10 +429,19 @@ class RiskEngine:
             gross += w / o.qty_scale * o.ref
         if gross > self.max_gross_notional:
             return R.GROSS_EXPOSURE
-        # 12. throttle
+        # 12. the venue's rate limits (set_venue_gate): closed, used up, pacing
+        if now < self.gate_host_until:
+            return R.HOST_CLOSED
+        if now < self.gate_budget_until:
+            return R.RATE_BUDGET
+        if self.gate_pace_ns and now < self.gate_pace_until and now < self.gate_next:
+            return R.RATE_BUDGET
+        # 13. throttle
         if not self._take_token(now):
             return R.THROTTLED
-        # 13. accept: the order is open now
+        # 14. accept: the order is open now, and the next one paced
+        if self.gate_pace_ns and now < self.gate_pace_until:
+            self.gate_next = min(now + self.gate_pace_ns, (1 << 63) - 1)     # int64, as the kernel
         if side == 1:
             inst.open_buy = ob + qu
         else:
@@ -416,10 +464,14 @@ class RiskEngine:
             if d[0] == strategy_id:
                 if epoch < d[1] or (epoch == d[1] and seq <= d[2]):
                     return R.DUPLICATE
+                if epoch == d[1] and seq > d[2] + 1:
+                    self.last_gap = seq - d[2] - 1
                 d[1], d[2] = epoch, seq
                 return 0
         if len(self._dedup) >= MAX_STRATEGIES:
             return R.BAD_ID
+        if seq > 1:
+            self.last_gap = seq - 1
         self._dedup.append([strategy_id, epoch, seq])
         return 0
 

@@ -29,11 +29,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import operator
-import time
 from typing import Any
 
 from pipeline.gateway.instruments import MAX_SYMBOL_ID, InstrumentRules
+from pipeline.gateway.orders import client_id
 
 SIDE_NAMES = {1: b"BUY", -1: b"SELL"}
 TYPE_NAMES = {1: b"LIMIT", 2: b"MARKET", 3: b"LIMIT_MAKER"}
@@ -78,7 +77,8 @@ def order_prefix(name: bytes, side: int, order_type: int, tif: int, resp_type: s
 
 
 def client_order_id(strategy_id: int, epoch: int, seq: int) -> bytes:
-    return b"pl%x.%x.%x" % (strategy_id, epoch, seq)
+    """orders.client_id as the bytes the encoder writes."""
+    return client_id(strategy_id, epoch, seq).encode("ascii")
 
 
 def check_client_id(cid: bytes) -> bytes:
@@ -130,9 +130,7 @@ class BinanceSigner:
         self.resp_type = resp_type
         self.recv_window_first = bool(recv_window_first)
         self._names: dict[int, tuple[bytes, int, int]] = {}
-        self.last_reason = 0
-        self.risk_done_ns = 0          # process(): CLOCK_MONOTONIC when the risk check ended
-        self.signed_count = 0          # orders signed (process / encode_sign)
+        self.signed_count = 0          # orders signed (_sign_checked / encode_sign)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} secret=<redacted> recv_window_ms={self.recv_window_ms}>"
@@ -188,32 +186,25 @@ class BinanceSigner:
         self.signed_count += 1
         return q + b"&signature=" + self._mac.hexdigest(q).encode("ascii")
 
-    def process(self, risk, msg, now_mono: int, timestamp_ms: int) -> bytes | None:
-        """Risk check + encode + sign of one signal record. The signed body, or None on a reject
-        with the reason in `last_reason` (nothing is encoded or signed then)."""
-        from pipeline.records import SIGNAL_STRUCT
-        timestamp_ms = operator.index(timestamp_ms)       # TypeError, as the kernel's int64 arg
-        if not -(1 << 63) <= timestamp_ms < (1 << 63):
-            raise OverflowError("timestamp_ms out of int64 range")
-        r = risk.check(msg, now_mono)
-        self.risk_done_ns = time.perf_counter_ns()
-        self.last_reason = r
-        if r:
-            return None
-        (epoch, seq, _ts, _tm, _c, _ttl, qty, price, strategy_id, symbol, _v, side, otype, tif,
-         _ver) = SIGNAL_STRUCT.unpack(msg)
+    # the order path's two steps (pipeline/gateway/orderpath_py.py; cdef in the kernel)
+    def _can_sign(self, symbol_id: int, timestamp_ms: int) -> int:
+        """0 when this signer can encode an order the risk kernel accepted, else the Reason."""
         from pipeline.gateway.reasons import Reason
+        if symbol_id not in self._names:
+            return int(Reason.UNKNOWN_SYMBOL)
+        if timestamp_ms < 0:
+            return int(Reason.MALFORMED)
+        return 0
+
+    def _sign_checked(self, symbol_id: int, side: int, order_type: int, tif: int, qty: float,
+                      price: float, strategy_id: int, epoch: int, seq: int,
+                      timestamp_ms: int) -> bytes:
+        """Encode + sign a checked order (the kernel's CheckedOrder, from the signal's fields)."""
         from pipeline.gateway.risk_py import POW10, to_units
-        if symbol not in self._names or timestamp_ms < 0:
-            # the signer cannot encode this order: undo the open-order commit, reject
-            risk.release_open(symbol, side, qty)
-            self.last_reason = int(Reason.UNKNOWN_SYMBOL if symbol not in self._names
-                                   else Reason.BAD_MESSAGE)
-            return None
-        _name, pd, qd = self._names[symbol]
+        _name, pd, qd = self._names[symbol_id]
         qu = to_units(qty, POW10[qd])
-        pu = 0 if otype == 2 else to_units(price, POW10[pd])
-        return self.encode_sign(symbol, side, otype, tif, qu, pu,
+        pu = 0 if order_type == 2 else to_units(price, POW10[pd])
+        return self.encode_sign(symbol_id, side, order_type, tif, qu, pu,
                                 client_order_id(strategy_id, epoch, seq), timestamp_ms)
 
 

@@ -109,7 +109,7 @@ def stopped_view(gcfg, start_state: str = "ACTIVE") -> dict[str, Any]:
     so an operator's `reset` shows up at once, not the stale HALTED of the stopped process."""
     import orjson
 
-    from pipeline.gateway.journal import read as read_journal
+    from pipeline.gateway.binjournal import read_any as read_journal   # binary or JSON lines
     from pipeline.gateway.process import state_paths
     paths = state_paths(gcfg)
     last: dict[str, Any] | None = None

@@ -25,6 +25,7 @@ from typing import Any, Callable
 
 import tomlkit
 
+from pipeline.gateway.orders import client_id_of
 from pipeline.records import OrderSide, OrderType, TimeInForce, Venue
 
 REPO = Path(__file__).resolve().parents[2]   # the checkout (cwd of the subprocess)
@@ -189,6 +190,11 @@ class GatewayProc:
                            f"{self.stderr()[-3000:]}")
 
     def journal(self) -> list[dict]:
+        """The journal's records (journal.bin or journal.jsonl, whichever the gateway writes)."""
+        from pipeline.gateway.binjournal import read
+        b = self.state_dir / "journal.bin"
+        if b.exists():
+            return list(read(b))
         out = []
         p = self.state_dir / "journal.jsonl"
         if not p.exists():
@@ -264,7 +270,7 @@ class StrategySide:
 
 
 def cid_of(sig) -> str:
-    return f"pl{sig.strategy_id:x}.{sig.epoch:x}.{sig.seq:x}"
+    return client_id_of(sig)
 
 
 BUY, SELL = int(OrderSide.BUY), int(OrderSide.SELL)

@@ -96,6 +96,19 @@ class _Dry(http.client.HTTPConnection):
         self.stamp = time.perf_counter_ns()
 
 
+def request_writer(host: str, port: int, default_port: int, path: str, headers: dict[str, str]):
+    """The compiled request writer (ext/wirefmt.pyx) for plain-TCP connections to host:port, with
+    the Host header http.client would send."""
+    from pipeline import _native
+    h = f"[{host}]" if ":" in host else host
+    if port != default_port:
+        h = f"{h}:{port}"
+    return _native.load("wirefmt").RequestWriter(
+        b"POST", path.encode("ascii"), h.encode("idna"),
+        [(b"Accept-Encoding", b"identity")] + [(k.encode("latin-1"), v.encode("latin-1"))
+                                               for k, v in headers.items()])
+
+
 class Wire:
     def __init__(self, base_url: str, api_key: str, gate: HostGate, *, connect_timeout_s: float,
                  read_timeout_s: float, redact: Callable[[str], str], connections: int = 2,
@@ -110,6 +123,13 @@ class Wire:
         self.path = u.path.rstrip("/") + ORDER_PATH
         self._headers = {"X-MBX-APIKEY": api_key,
                          "Content-Type": "application/x-www-form-urlencoded"}
+        # plain TCP (the simulator, a local venue): the request is formatted and written by
+        # compiled code (ext/wirefmt.pyx), one writer per thread that writes; https keeps
+        # http.client over ssl
+        self._writers = None
+        if self._tls is None:
+            self._writers = tuple(request_writer(u.hostname, self._addr[1], 80, self.path,
+                                                 self._headers) for _ in range(2))
         self.gate = gate
         self.connect_timeout_s = connect_timeout_s
         self.read_timeout_s = read_timeout_s
@@ -150,7 +170,7 @@ class Wire:
         if conn is None:
             self._in.put((_SEND, cid, body, not_after_mono))
             return
-        failed = self._write(conn, body)
+        failed = self._write(conn, body, 0)
         if failed is not None:
             self._out.put((cid, failed))
             return
@@ -190,7 +210,10 @@ class Wire:
                     wait_for_read(sock, timeout=0)     # a look only: put() acts on it
                 except (OSError, ValueError):
                     pass
-        _Dry(*self._addr).request("POST", self.path, body, self._headers)
+        if self._writers is not None:
+            self._writers[0].format(body)
+        else:
+            _Dry(*self._addr).request("POST", self.path, body, self._headers)
 
     def idle(self) -> int:
         with self._lock:
@@ -208,12 +231,22 @@ class Wire:
                 self.reopened += 1
         return None
 
-    def _write(self, conn: http.client.HTTPConnection, body: bytes) -> Reply | None:
-        """Write the request on `conn`; None when it went out, else the UNKNOWN reply (some
-        bytes may have left) after closing the connection."""
+    def _write(self, conn: http.client.HTTPConnection, body: bytes, writer: int) -> Reply | None:
+        """Write the request on `conn` (compiled on plain TCP: `writer` is the calling thread's
+        RequestWriter, 0 the loop's, 1 the wire thread's); None when it went out, else the
+        UNKNOWN reply (some bytes may have left) after closing the connection."""
         conn.stamp = 0
         try:
-            conn.request("POST", self.path, body, self._headers)
+            if self._writers is not None:
+                w = self._writers[writer]
+                sock = conn.sock
+                n = w.send(sock.fileno(), body)
+                conn.stamp = w.stamp
+                if n < w.length:            # the socket buffer was full: the rest, blocking
+                    sock.sendall(w.tail(n))
+                conn.raw = True
+            else:
+                conn.request("POST", self.path, body, self._headers)
         except Exception as exc:  # noqa: BLE001 - may be partly on the wire: UNKNOWN, not resent
             self._lost(conn)
             log.warning("order request write failed (%s); outcome unknown", type(exc).__name__)
@@ -318,7 +351,7 @@ class Wire:
             return Reply(Outcome.NOT_SENT, msg=f"cannot connect to {self._addr[0]}:"
                                                f"{self._addr[1]}; not sent",
                          done_mono=time.perf_counter_ns())
-        failed = self._write(conn, body)
+        failed = self._write(conn, body, 1)
         if failed is not None:
             return failed
         self.by_thread += 1
@@ -327,7 +360,12 @@ class Wire:
     def _read(self, conn: http.client.HTTPConnection) -> Reply:
         written = conn.stamp
         try:
-            resp = conn.getresponse()
+            if getattr(conn, "raw", False):   # written by the RequestWriter: parse it ourselves
+                conn.raw = False
+                resp = http.client.HTTPResponse(conn.sock, method="POST")
+                resp.begin()
+            else:
+                resp = conn.getresponse()
             content = resp.read()
         except Exception as exc:  # noqa: BLE001 - timeout, reset, garbage: the order may exist
             done = time.perf_counter_ns()

@@ -8,6 +8,10 @@ over all params but `signature`, sorted by name, joined `k=v` with `&`. Answers 
 outcome is UNKNOWN and the connection is dropped (a late answer is never matched to a new
 request).
 
+`WsOrderWire` (async_orders) pipelines order.place: the loop sends without waiting for the
+previous answer, a reader thread matches answers by request id. `WsApiClient` is the synchronous
+client (async_orders = false).
+
 `UserStream` runs in its own thread (the only one besides the main loop): it connects, subscribes,
 and puts every event (`executionReport`, `outboundAccountPosition`, ...) on a queue the main loop
 drains; it reconnects with back-off and counts what happened. It never touches order state.
@@ -279,3 +283,205 @@ class UserStream(threading.Thread):
     def snapshot(self) -> dict:
         return {"subscribed": self.subscribed.is_set(), "connects": self.connects,
                 "errors": self.errors, "received": self.received, "malformed": self.malformed}
+
+
+class WsOrderWire:
+    """order.place over one WS-API connection without waiting for answers (`async_orders`).
+
+    The loop (`put`) signs the params, sends the frame and goes on: a signal that arrives while
+    earlier orders are in flight is not held up by their round trips. A reader thread receives
+    the answers and matches them to requests by id (ids are never reused, not even across
+    reconnects, so a late answer can never be taken for a new request's), and queues (cid, Reply)
+    for the loop (`replies`, `wait_reply`): the interface of pipeline.gateway.wire.Wire.
+
+    Outcomes as WsApiClient's: a closed host or a connection that cannot be opened → NOT_SENT; a
+    send that fails → UNKNOWN; an answer not there within `read_timeout_s` → UNKNOWN (a later
+    answer is dropped, counted `late`); a lost connection → every request in flight on it UNKNOWN
+    (each may have been executed: the status query resolves it, nothing is resent)."""
+
+    RECV_POLL_S = 0.05
+
+    def __init__(self, url: str, signer: WsSigner, gate: HostGate, *, connect_timeout_s: float,
+                 read_timeout_s: float, redact: Callable[[str], str]):
+        self.url = url
+        self.signer = signer
+        self.gate = gate
+        self.connect_timeout_s = connect_timeout_s
+        self.read_timeout_ns = int(read_timeout_s * 1e9)
+        self.redact = redact
+        self.cores: set[int] | None = None
+        self.ws: websocket.WebSocket | None = None
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+        self._pending: dict[int, tuple[str, int, int]] = {}   # id -> (cid, written, deadline)
+        self._out: queue.SimpleQueue = queue.SimpleQueue()
+        self._stop = threading.Event()
+        self.sent = 0               # frames sent (loop only)
+        self.connects = 0           # connections opened (loop only)
+        self.late = 0               # answers whose request had timed out (reader only)
+        self.max_in_flight = 0      # most requests waiting for an answer at once (loop only)
+        self._thread: threading.Thread | None = None
+
+    def __repr__(self) -> str:
+        return f"<WsOrderWire {self.url} key=<redacted>>"
+
+    # ------------------------------------------------------------------ the loop's side
+    def start(self) -> "WsOrderWire":
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="ws-order-wire", daemon=True)
+            self._thread.start()
+        return self
+
+    def _conn(self) -> websocket.WebSocket:
+        ws = self.ws
+        if ws is None:
+            ws = websocket.create_connection(self.url, timeout=self.connect_timeout_s,
+                                             enable_multithread=True)
+            ws.settimeout(self.RECV_POLL_S)
+            self.connects += 1
+            self.ws = ws
+        return ws
+
+    def put(self, cid: str, params: dict[str, Any], not_after_mono: int = 0) -> None:
+        """Send order.place for `cid` now; its answer comes back through `replies()`."""
+        self.start()
+        try:
+            self.gate.check_open()
+        except HostBlocked as exc:
+            self._out.put((cid, Reply(Outcome.NOT_SENT, msg=str(exc),
+                                      done_mono=time.perf_counter_ns())))
+            return
+        try:
+            ws = self._conn()
+        except (websocket.WebSocketException, OSError) as exc:
+            self._out.put((cid, Reply(Outcome.NOT_SENT, msg=self.redact(f"ws-api connect: {exc}"),
+                                      done_mono=time.perf_counter_ns())))
+            return
+        rid = next(self._ids)
+        frame = orjson.dumps({"id": rid, "method": "order.place",
+                              "params": self.signer.signed(params, False)}).decode()
+        written = time.perf_counter_ns()              # the frame goes to the kernel now
+        with self._lock:
+            self._pending[rid] = (cid, written, written + self.read_timeout_ns)
+            n = len(self._pending)
+        self.max_in_flight = max(self.max_in_flight, n)
+        try:
+            ws.send(frame)
+        except (websocket.WebSocketException, OSError) as exc:
+            with self._lock:
+                mine = self._pending.pop(rid, None)
+            if mine is not None:
+                self._out.put((cid, Reply(Outcome.UNKNOWN, msg=self.redact(
+                    f"ws-api order.place: {type(exc).__name__}: {exc}"), written_mono=written,
+                    done_mono=time.perf_counter_ns())))
+            self._drop(ws, f"send failed: {type(exc).__name__}")
+            return
+        self.sent += 1
+
+    def in_flight(self) -> int:
+        with self._lock:
+            return len(self._pending)
+
+    def replies(self) -> list[tuple[str, Reply]]:
+        out = []
+        while True:
+            try:
+                out.append(self._out.get_nowait())
+            except queue.Empty:
+                return out
+
+    def wait_reply(self, timeout: float) -> tuple[str, Reply] | None:
+        try:
+            return self._out.get(timeout=timeout)
+        except queue.Empty:
+            return None
+
+    def close(self, timeout: float = 2.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        ws, self.ws = self.ws, None
+        if ws is not None:
+            try:
+                ws.close(timeout=0.2)
+            except (websocket.WebSocketException, OSError):
+                pass
+
+    # ------------------------------------------------------------------ the reader thread
+    def _drop(self, ws: websocket.WebSocket, why: str) -> None:
+        """Close `ws` (if it is still the current connection); everything in flight on it is
+        UNKNOWN."""
+        with self._lock:
+            if self.ws is not ws:
+                return
+            self.ws = None
+            lost, self._pending = self._pending, {}
+        try:
+            ws.abort()
+            ws.close(timeout=0.1)
+        except (websocket.WebSocketException, OSError, AttributeError):
+            pass
+        done = time.perf_counter_ns()
+        for cid, written, _ in lost.values():
+            self._out.put((cid, Reply(Outcome.UNKNOWN, msg=self.redact(f"ws-api connection lost "
+                                                                       f"({why})"),
+                                      written_mono=written, done_mono=done)))
+        if lost:
+            log.warning("ws-api order wire: connection lost (%s); %d order(s) in flight are "
+                        "UNKNOWN", self.redact(why), len(lost))
+
+    def _expire(self) -> None:
+        now = time.perf_counter_ns()
+        with self._lock:
+            gone = [(rid, v) for rid, v in self._pending.items() if v[2] <= now]
+            for rid, _ in gone:
+                del self._pending[rid]
+        for _, (cid, written, _) in gone:
+            self._out.put((cid, Reply(Outcome.UNKNOWN, msg="ws-api order.place: no answer "
+                                                           "within the read timeout",
+                                      written_mono=written, done_mono=now)))
+
+    def _run(self) -> None:
+        from pipeline.gateway.wire import pin_this_thread
+        pin_this_thread(self.cores)
+        while not self._stop.is_set():
+            ws = self.ws
+            if ws is None:
+                self._stop.wait(self.RECV_POLL_S)
+                continue
+            try:
+                raw = ws.recv()
+            except websocket.WebSocketTimeoutException:
+                self._expire()
+                continue
+            except (websocket.WebSocketException, OSError, AttributeError) as exc:
+                if not self._stop.is_set():
+                    self._drop(ws, f"{type(exc).__name__}: {exc}")
+                continue
+            done = time.perf_counter_ns()
+            if not raw:
+                self._drop(ws, "closed by the venue")
+                continue
+            try:
+                msg = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                continue
+            if not isinstance(msg, dict):
+                continue
+            with self._lock:
+                mine = self._pending.pop(msg.get("id"), None)
+            if mine is None:
+                self.late += 1
+                continue
+            cid, written, _ = mine
+            self._out.put((cid, self._reply(msg, written, done)))
+            self._expire()
+
+    def _reply(self, msg: dict, written: int, done: int) -> Reply:
+        status = int(msg.get("status") or 0)
+        self.gate.observe_ws_limits(msg.get("rateLimits") or [])
+        err = msg.get("error")
+        outcome, code, text = classify(status, err if isinstance(err, dict) else None)
+        if outcome in (Outcome.RATE_LIMITED, Outcome.BANNED):
+            self.gate.block(status, retry_after_s({}, err if isinstance(err, dict) else None))
+        return Reply(outcome, status, code, self.redact(text), msg.get("result"), {}, written, done)

@@ -379,3 +379,59 @@ def test_an_order_queued_past_its_signals_ttl_is_not_sent(sim, gw_factory):
     j = gw.journal()
     assert any(r["k"] == "state" and r.get("cid") == cid_of(late) and r.get("to") == "REJECTED"
                and "TTL" in r.get("why", "") for r in j)
+
+
+def test_ws_api_sends_the_next_order_while_the_first_awaits_its_answer(sim, gw_factory):
+    """Pipelined WS-API order.place: with the venue's first answer 300 ms late, the second order
+    goes out before that answer arrives, and each answer finds its own order by request id."""
+    gw = gw_factory(transport="ws_api", user_stream=False).start()
+    with StrategySide(gw.channel) as st:
+        st.send(side=BUY, qty=0.001)                      # the connection is open and warm
+        gw.wait(lambda s: s["orders"].get("FILLED") == 1)
+        sim.fault("delay", ms=300, count=1)
+        first = st.send(side=BUY, qty=0.002)
+        second = st.send(side=SELL, qty=0.001)
+        gw.wait(lambda s: s["orders"].get("FILLED") == 3, what="both filled")
+    j = gw.journal()
+    req2 = next(r for r in j if r["k"] == "request" and r["cid"] == cid_of(second))
+    resp1 = next(r for r in j if r["k"] == "response" and r["cid"] == cid_of(first))
+    resp2 = next(r for r in j if r["k"] == "response" and r["cid"] == cid_of(second))
+    assert req2["m"] < resp1["stamps"]["response"]      # sent while the first was in flight
+    assert resp1["outcome"] == resp2["outcome"] == "OK"
+    s = gw.status()
+    assert s["positions"]["BTCUSDT"]["qty"] == pytest.approx(0.002)
+    assert len(_order_ids(sim)) == 3
+
+
+def test_ws_api_connection_lost_with_orders_in_flight_makes_them_unknown_then_resolved(
+        sim, gw_factory):
+    """Two order.place frames wait for (late) answers when the venue cuts the connection: both are
+    UNKNOWN (either may have been executed), never resent, and the status query resolves each
+    (FILLED if the venue executed it, LOST if it never did); the next order opens a new
+    connection, and our position is the venue's."""
+    import time
+    gw = gw_factory(transport="ws_api", user_stream=False).start()
+    with StrategySide(gw.channel) as st:
+        st.send(side=BUY, qty=0.001)
+        gw.wait(lambda s: s["orders"].get("FILLED") == 1)
+        sim.fault("delay", ms=800, count=2)
+        a = st.send(side=BUY, qty=0.001)
+        b = st.send(side=BUY, qty=0.001)
+        gw.wait(lambda s: s["inflight"] == 2, what="both in flight")
+        time.sleep(0.1)
+        sim.fault("drop", target="ws_api")
+        s = gw.wait(lambda s: s["orders"].get("FILLED", 0) + s["orders"].get("LOST", 0) == 3,
+                    timeout=30, what="both resolved")
+        filled = s["orders"]["FILLED"]
+        c = st.send(side=SELL, qty=0.001)
+        s = gw.wait(lambda s: s["orders"].get("FILLED") == filled + 1, what="a new connection")
+    j = gw.journal()
+    for sig in (a, b):
+        assert len(_requests_for(j, cid_of(sig))) == 1                  # never resent
+        states = _states(j, cid_of(sig))
+        assert states[0] == "UNKNOWN" and states[-1] in ("FILLED", "LOST"), states
+    assert len(_requests_for(j, cid_of(c))) == 1
+    a_ = acct(sim)
+    btc = float(a_["balances"]["BTC"]["free"]) + float(a_["balances"]["BTC"]["locked"]) - 1.0
+    assert s["positions"]["BTCUSDT"]["qty"] == pytest.approx(btc)
+    assert not s["counts"].get("illegal_transitions")

@@ -173,8 +173,10 @@ def test_reset_refuses_while_running(sim, gw_factory):
     assert r.returncode == 1 and "running" in r.stderr
 
 
-def test_sigkill_with_open_order_and_pending_fill_rebuilds_and_reconciles(sim, gw_factory):
-    gw = gw_factory().start()
+@pytest.mark.parametrize("journal_format", ["jsonl", "binary"])
+def test_sigkill_with_open_order_and_pending_fill_rebuilds_and_reconciles(sim, gw_factory,
+                                                                         journal_format):
+    gw = gw_factory(journal_format=journal_format).start()
     with StrategySide(gw.channel) as st:
         st.send(side=BUY, qty=0.004)                                  # filled now
         gw.wait(lambda s: s["orders"].get("FILLED") == 1)

@@ -7,7 +7,8 @@ import math
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.gateway import risk_py, sign_py
+from pipeline.gateway import orderpath_py, risk_py, sign_py
+from pipeline.gateway.orderpath import OrderPath
 from pipeline.gateway.instruments import InstrumentRules
 from pipeline.gateway.reasons import Reason
 from pipeline.gateway.risk import RiskEngine, make_signal
@@ -76,7 +77,8 @@ def scenario(draw, collar_bps=100.0):
     ops, now, seq = [], 10**12, 0
     for _ in range(draw(st.integers(1, 25))):
         now += draw(st.sampled_from([0, 1, 1000, 10**6, 10**8, 3 * 10**9]))
-        kind = draw(st.sampled_from(["sig"] * 8 + ["ref", "fill", "release", "state", "pos"]))
+        kind = draw(st.sampled_from(["sig"] * 8 + ["ref", "fill", "release", "state", "pos",
+                                                   "gate"]))
         rules, pd, qd, tick, step = draw(st.sampled_from(insts))
         sid = rules.symbol_id
         if kind == "sig":
@@ -124,6 +126,12 @@ def scenario(draw, collar_bps=100.0):
                         draw(st.integers(0, 1000)) * step / 10**qd))
         elif kind == "pos":
             ops.append(("pos", sid, draw(st.integers(-10**4, 10**4)) * step / 10**qd))
+        elif kind == "gate":                  # the venue's limits as ratelimit.HostGate pushes them
+            ahead = st.sampled_from([0, 0, 1, 10**6, 10**9])
+            ops.append(("gate", now + draw(ahead) if draw(st.booleans()) else 0,
+                        now + draw(ahead) if draw(st.booleans()) else 0,
+                        draw(st.sampled_from([0, 1, 1000, 10**8, 2**62])),
+                        now + draw(ahead) if draw(st.booleans()) else 0))
         else:
             ops.append(("state", draw(st.sampled_from([0, 0, 0, 1, 2]))))
     refs = [(sid, u / 10**[r for r in insts if r[0].symbol_id == sid][0][1])
@@ -142,13 +150,18 @@ def _engines(Engine, Signer, lim, rules, refs):
     return e, s
 
 
+def _path_of(e, s):
+    return (OrderPath if isinstance(e, RiskEngine) else orderpath_py.OrderPath)(e, s)
+
+
 def _run(Engine, Signer, lim, rules, refs, ops):
     e, s = _engines(Engine, Signer, lim, rules, refs)
+    p = _path_of(e, s)
     trace = []
     for op in ops:
         if op[0] == "sig":
-            body = s.process(e, op[1], op[2], 1_700_000_000_000 + op[2] // 10**6)
-            trace.append((s.last_reason, body))
+            body = p.process(op[1], op[2], 1_700_000_000_000 + op[2] // 10**6)
+            trace.append((p.last_reason, p.last_gap, body))
         elif op[0] == "ref":
             trace.append(e.set_reference(op[1], op[2], op[3]))
         elif op[0] == "fill":
@@ -157,6 +170,8 @@ def _run(Engine, Signer, lim, rules, refs, ops):
             e.release_open(op[1], op[2], op[3])
         elif op[0] == "pos":
             e.set_position(op[1], op[2])
+        elif op[0] == "gate":
+            e.set_venue_gate(*op[1:])
         else:
             e.set_state(op[1])
         trace.append(e.snapshot())
@@ -313,7 +328,7 @@ def test_twins_have_the_same_public_api():
     sign = _native.load("sign")
     pairs = [(RiskEngine, risk_py.RiskEngine), (BinanceSigner, sign_py.BinanceSigner),
              (sign.HmacSha256, sign_py.HmacSha256), (sign.OkxSigner, sign_py.OkxSigner),
-             (sign.Ed25519Signer, sign_py.Ed25519Signer)]
+             (sign.Ed25519Signer, sign_py.Ed25519Signer), (OrderPath, orderpath_py.OrderPath)]
     for kernel, twin in pairs:
         k = {n for n in dir(kernel) if not n.startswith("_")}
         t = {n for n, v in inspect.getmembers(twin) if not n.startswith("_") and callable(v)}
@@ -328,17 +343,23 @@ def _run_with_probes(Engine, Signer, lim, rules, refs, ops):
     """Like _run, but every signal is first probed: the probe must answer what the real check
     then answers, and leave every piece of state as it found it."""
     e, s = _engines(Engine, Signer, lim, rules, refs)
+    p = _path_of(e, s)
     probes = []
     for op in ops:
         if op[0] == "sig":
+            ts = 1_700_000_000_000 + op[2] // 10**6
             before = e.snapshot()
             probed = e.probe(op[1], op[2])
+            probed_body = p.probe(op[1], op[2], ts)
             assert e.snapshot() == before                  # no effect at all
-            s.process(e, op[1], op[2], 1_700_000_000_000 + op[2] // 10**6)
-            assert probed == s.last_reason                 # the same answer as the real check
+            body = p.process(op[1], op[2], ts)
+            assert probed == p.last_reason                 # the same answer as the real check
+            assert probed_body == body                     # and the same bytes
             probes.append(probed)
         elif op[0] == "ref":
             e.set_reference(op[1], op[2], op[3])
+        elif op[0] == "gate":
+            e.set_venue_gate(*op[1:])
         elif op[0] == "state":
             e.set_state(op[1])
     return probes

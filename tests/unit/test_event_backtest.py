@@ -192,3 +192,17 @@ def test_timer_fires_on_the_data_clock_before_later_records():
     EventEngine(recs(rows), [st], BacktestConfig()).run()
     assert [(now - T0) // MS for now, _ in st.ticks_at] == [10, 20, 30]
     assert [seen for _, seen in st.ticks_at] == [1, 3, 3]
+
+
+def test_a_replace_whose_new_order_the_risk_kernel_rejects_leaves_the_old_order_working():
+    model = BacktestConfig(initial_capital=1e6, latency_ms=1.0, tick_size=0.5)
+    risk = RiskConfig(symbols={"SIM:BTCUSDT": RiskSymbolLimits(max_order_qty=5,
+                                                               max_position_qty=10)})
+    eng = risk_kernel(risk, model, venue=int(Venue.SIM), name="BTCUSDT", symbol_id=SYM)
+    st = Scripted({0: lambda s, i: [s.limit(1, 1.0, 99.5, trigger_seq=i)],
+                   1: lambda s, i: [s.replace(1, 99.25, trigger_seq=i)]})   # off the tick
+    rows = [tr(0, 100), tr(5, 100), tr(10, 100), tr(15, 99.0, s=Side.SELL), tr(20, 100)]
+    res = EventEngine(recs(rows), [st], model, risk=eng).run()
+    kinds = [e[:2] for e in st.events]
+    assert ("REJECTED", 2) in kinds and [e[4] for e in st.events if e[1] == 2] == ["PRICE_TICK"]
+    assert ("CANCELLED", 1) not in kinds and res.fills["index"].tolist() == [3]

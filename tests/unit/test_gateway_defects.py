@@ -84,6 +84,9 @@ class FakeRisk:
     def set_reference(self, sid, mid, now):
         pass
 
+    def restore_mark(self, strategy_id, epoch, seq):
+        return True
+
 
 class FakeClock:
     def __init__(self):
@@ -401,43 +404,41 @@ def test_rest_calls_stamp_the_heartbeat_before_and_after():
 
 
 def test_rate_pacing_refuses_instead_of_sleeping(tmp_path, monkeypatch):
-    from pipeline.gateway import process
+    """The venue's pacing, learnt by the gate and judged in the risk kernel: the second signal
+    inside the pace is refused RATE_BUDGET at once, never slept on, and nothing is signed."""
+    from pipeline.gateway import orderpath_py, process, risk_py, sign_py
+    from pipeline.gateway.intake import Intake
+    from pipeline.gateway.ratelimit import HostGate
+    from tests.gateway_helpers import LIMITS, SECRET, Sig, btc_rules
     rest = FakeRest()
     rest.on("POST", "/api/v3/order", ok({"orderId": 5, "status": "NEW", "executedQty": "0"}))
     ex = make_ex(tmp_path, rest)
     gw = _gateway(tmp_path, ex)
     monkeypatch.setattr(process.time, "sleep", lambda s: pytest.fail(f"slept {s} s"))
-    seq = iter(range(1, 100))
-
-    class Intake:
-        def decode(self, raw):
-            now = time.perf_counter_ns()
-            return SimpleNamespace(strategy_id=1, epoch=1, seq=next(seq), symbol=SID, side=1,
-                                   qty=0.001, price=math.nan, order_type=2, tif=0,
-                                   created_mono=now, trigger_mono=now, ttl_ns=10**10)
-
-        def judge(self, sig, now):
-            return SimpleNamespace(ok=True, gap=0, reason="")
-
-    class Risk(FakeRisk):
-        def check(self, raw, now):
-            return 0
-
-    class Signer:                       # the fused risk + encode + sign call of the kernel
-        last_reason = risk_done_ns = 0
-
-        def process(self, risk, raw, now, ts_ms):
-            self.last_reason = risk.check(raw, now)
-            return None if self.last_reason else ex.encode_fields(
-                SID, 1, 2, 0, 0.001, math.nan, f"pl1.1.{raw.decode()}", ts_ms)
-    gw.intake, gw.risk, gw.signer = Intake(), Risk(), Signer()
+    risk, signer = risk_py.RiskEngine(**LIMITS), sign_py.BinanceSigner(SECRET)
+    rules = btc_rules()
+    risk.set_instrument(rules)
+    signer.set_instrument(rules)
+    risk.set_reference(rules.symbol_id, 50_000.0, time.perf_counter_ns())
+    ex.rules = {rules.symbol_id: rules}
+    intake = Intake.__new__(Intake)                     # decoding and counting only, no sockets
+    from pipeline.bus import signals
+    intake.signals, intake.received, intake.malformed, intake.gaps, intake.gap_events = \
+        signals, 0, 0, 0, 0
+    gw.intake, gw.risk, gw.path = intake, risk, orderpath_py.OrderPath(risk, signer)
     gw.clock = ex.clock
-    gw.gate = SimpleNamespace(blocked_until=0.0, order_wait_s=lambda: (0.5, False))
+    # the venue reports 85 of 100 orders used in this 10 s window (slow down above 80 %): the
+    # 10 left before the stop at 95 % are spread over the 10 s left, one order a second
+    gw.gate = HostGate("h", weight_limit_1m=1000, order_limit_10s=100, clock=lambda: 1000.0)
+    gw.gate.bind(risk)
+    gw.gate.observe_headers({"X-MBX-ORDER-COUNT-10S": "85"})
+    make = Sig()
     t0 = time.perf_counter()
-    gw.handle_signal(b"1")                                 # goes out, opens a 0.5 s pace
-    gw.handle_signal(b"2")                                 # too soon: refused, not delayed
+    gw.handle_signal(make(created_mono=time.perf_counter_ns(), qty=0.001))   # goes out
+    gw.handle_signal(make(created_mono=time.perf_counter_ns(), qty=0.001))   # too soon: refused
     assert time.perf_counter() - t0 < 0.4
     assert len(rest.calls) == 1 and gw.rejects == {"RATE_BUDGET": 1}
+    assert signer.signed_count == 1                     # the refused one was never signed
 
 
 # ------------------------------------------------------------------ 8. malformed trade events

@@ -119,6 +119,51 @@ def test_gate_closes_the_host_after_429_until_retry_after():
     assert retry_after_s({}, None, default=3.0) == 3.0
 
 
+def test_gate_pushes_what_it_learns_into_the_kernel_that_admits_orders():
+    import time
+
+    from pipeline.gateway.reasons import Reason
+    from pipeline.gateway.risk import RiskEngine
+    from tests.gateway_helpers import LIMITS, Sig, btc_rules
+
+    class Sink:
+        def set_venue_gate(self, *args):
+            self.got = args
+    clk = FakeWall(600.0)
+    g = HostGate("h", weight_limit_1m=1000, order_limit_10s=100, clock=clk)
+    sink = Sink()
+    g.bind(sink)
+    assert sink.got == (0, 0, 0, 0)                         # nothing learnt: nothing closed
+    t0 = time.perf_counter_ns()
+    g.observe_headers({"X-MBX-ORDER-COUNT-10S": "85"})      # 10 left before the stop, 10 s left
+    host, budget, pace_ns, pace_until = sink.got
+    assert host == budget == 0 and pace_ns == 1_000_000_000
+    assert t0 + 9.9e9 < pace_until < time.perf_counter_ns() + 10.1e9       # the window's end
+    g.observe_headers({"X-MBX-ORDER-COUNT-10S": "96"})      # used up until the window ends
+    assert sink.got[1] > t0 + 9.9e9
+    g.block(429, 5.0)
+    assert sink.got[0] > t0 + 4.9e9
+    # the real kernel refuses an order while the gate it was given says closed
+    e = RiskEngine(**LIMITS)
+    e.set_instrument(btc_rules())
+    now = time.perf_counter_ns()
+    e.set_reference(1, 50_000.0, now)
+    g.bind(e)
+    msg = Sig()(created_mono=now - 10, qty=0.001)
+    assert e.check(msg, now) == Reason.HOST_CLOSED
+
+
+def test_the_venue_adapter_is_chosen_by_config_and_an_unknown_venue_is_a_clear_error():
+    from types import SimpleNamespace
+
+    from pipeline.gateway.assembly import GatewayError, venue_adapter
+    from pipeline.gateway.venue_binance import BinanceVenue
+    for v in ("BINANCE", "SIM"):
+        assert isinstance(venue_adapter(SimpleNamespace(venue=v), None), BinanceVenue)
+    with pytest.raises(GatewayError, match="no gateway adapter for venue 'OKX'"):
+        venue_adapter(SimpleNamespace(venue="OKX"), None)
+
+
 def test_classify_answers():
     assert classify(200, {})[0] is Outcome.OK
     assert classify(400, {"code": -2010, "msg": "x"}) == (Outcome.REJECTED, -2010, "x")

@@ -1,5 +1,5 @@
-"""The fused hot path (BinanceSigner.process): risk → encode → sign, nothing signed on a reject;
-and InstrumentRules built from exchangeInfo filters."""
+"""The order path (OrderPath.process): the risk kernel decides, then encode → sign, one call;
+nothing signed on a reject; and InstrumentRules built from exchangeInfo filters."""
 from __future__ import annotations
 
 import hashlib
@@ -9,27 +9,29 @@ import pytest
 
 from pipeline.gateway.instruments import InstrumentRules
 from pipeline.gateway.reasons import Reason
-from tests.gateway_helpers import BINANCE, LIMITS, NOW, SECRET, T0, Sig, btc_rules, engines, signers
+from tests.gateway_helpers import (BINANCE, LIMITS, NOW, SECRET, T0, Sig, btc_rules, engines,
+                                   order_paths, signers)
 
 PAIRS = list(zip(engines(), signers()))
+TRIPLES = list(zip(engines(), signers(), order_paths()))
 
 
-@pytest.fixture(params=PAIRS, ids=["cython", "python"])
+@pytest.fixture(params=TRIPLES, ids=["cython", "python"])
 def path(request):
-    Engine, Signer = request.param
+    Engine, Signer, Path = request.param
     e = Engine(**LIMITS)
     e.set_instrument(btc_rules())
     e.set_reference(1, 50_000.0, T0)
     s = Signer(SECRET)
     s.set_instrument(btc_rules())
-    return e, s
+    return e, s, Path(e, s)
 
 
 def test_accept_gives_the_signed_body(path):
-    e, s = path
-    body = s.process(e, Sig()(seq=42, strategy_id=7, side=-1, qty=0.25, price=50_012.5), NOW,
+    e, s, p = path
+    body = p.process(Sig()(seq=42, strategy_id=7, side=-1, qty=0.25, price=50_012.5), NOW,
                      1_700_000_000_123)
-    assert s.last_reason == Reason.ACCEPT and s.signed_count == 1
+    assert p.last_reason == Reason.ACCEPT and s.signed_count == 1
     q, _, sig = body.partition(b"&signature=")
     assert q == (b"symbol=BTCUSDT&side=SELL&type=LIMIT&timeInForce=GTC&recvWindow=5000"
                  b"&quantity=0.25000&price=50012.50&newClientOrderId=pl7.17979cfe362a0000.2a"
@@ -39,8 +41,8 @@ def test_accept_gives_the_signed_body(path):
 
 
 def test_market_order_body(path):
-    e, s = path
-    body = s.process(e, Sig()(order_type=2, qty=0.001), NOW, 1)
+    e, s, p = path
+    body = p.process(Sig()(order_type=2, qty=0.001), NOW, 1)
     assert b"&type=MARKET&recvWindow=5000&quantity=0.00100&newClientOrderId=" in body
     assert b"price=" not in body and b"timeInForce" not in body
 
@@ -49,31 +51,70 @@ def test_market_order_body(path):
                                          (dict(qty=float("nan")), Reason.BAD_QTY),
                                          (dict(symbol=5), Reason.UNKNOWN_SYMBOL)])
 def test_reject_signs_nothing(path, over, reason):
-    e, s = path
+    e, s, p = path
     before = e.snapshot()
-    assert s.process(e, Sig()(**over), NOW, 1) is None
-    assert s.last_reason == reason and s.signed_count == 0
+    assert p.process(Sig()(**over), NOW, 1) is None
+    assert p.last_reason == reason and s.signed_count == 0
     assert e.snapshot()[5] == before[5]            # no open order was added
 
 
 def test_malformed_message_through_the_path(path):
-    e, s = path
-    assert s.process(e, b"\x00" * 12, NOW, 1) is None
-    assert s.last_reason == Reason.BAD_MESSAGE and s.signed_count == 0
+    e, s, p = path
+    assert p.process(b"\x00" * 12, NOW, 1) is None
+    assert p.last_reason == Reason.MALFORMED == Reason.BAD_MESSAGE and s.signed_count == 0
+
+
+def test_probe_gives_the_same_body_and_changes_nothing(path):
+    e, s, p = path
+    msg = Sig()(seq=42, strategy_id=7, side=-1, qty=0.25, price=50_012.5)
+    before = e.snapshot()
+    probed = p.probe(msg, NOW, 1_700_000_000_123)
+    assert e.snapshot() == before and s.signed_count == 0
+    assert p.process(msg, NOW, 1_700_000_000_123) == probed is not None
+
+
+def test_the_order_path_reports_sequence_gaps(path):
+    e, s, p = path
+    make = Sig()
+    p.process(make(seq=5, strategy_id=3), NOW, 1)
+    assert p.last_reason == Reason.ACCEPT and p.last_gap == 4         # first seen at seq 5
+    p.process(make(seq=6, strategy_id=3), NOW, 1)
+    assert p.last_gap == 0
+    p.process(make(seq=9, strategy_id=3), NOW, 1)
+    assert p.last_gap == 2
+    p.process(make(seq=9, strategy_id=3), NOW, 1)
+    assert p.last_reason == Reason.DUPLICATE and p.last_gap == 0
+
+
+def test_a_restored_mark_makes_a_replayed_signal_a_duplicate(path):
+    e, s, p = path
+    assert e.restore_mark(4, 1_000, 7) and e.restore_mark(4, 1_000, 5)   # only moves up
+    assert p.process(Sig()(strategy_id=4, epoch=1_000, seq=7), NOW, 1) is None
+    assert p.last_reason == Reason.DUPLICATE
+    assert p.process(Sig()(strategy_id=4, epoch=1_000, seq=8), NOW, 1) is not None
 
 
 def test_signer_without_the_instrument_rolls_back_the_open_order():
-    for Engine, Signer in PAIRS:
+    for Engine, Signer, Path in TRIPLES:
         e = Engine(**LIMITS)
         e.set_instrument(btc_rules())
         e.set_reference(1, 50_000.0, T0)
         s = Signer(SECRET)                          # no set_instrument
-        assert s.process(e, Sig()(), NOW, 1) is None
-        assert s.last_reason == Reason.UNKNOWN_SYMBOL
+        p = Path(e, s)
+        assert p.process(Sig()(), NOW, 1) is None
+        assert p.last_reason == Reason.UNKNOWN_SYMBOL
         assert e.open_orders(1) == (0.0, 0.0)
         s.set_instrument(btc_rules())
-        assert s.process(e, Sig()(seq=99), NOW, -1) is None        # negative timestamp
-        assert s.last_reason == Reason.BAD_MESSAGE and e.open_orders(1) == (0.0, 0.0)
+        assert p.process(Sig()(seq=99), NOW, -1) is None        # negative timestamp
+        assert p.last_reason == Reason.MALFORMED and e.open_orders(1) == (0.0, 0.0)
+
+
+def test_one_client_id_builder_compiled_and_twin():
+    from pipeline.gateway.orders import client_id
+    from pipeline.gateway.signing import _sign
+    for args in ((0, 1, 1), (7, 0x17979cfe362a0000, 0x2a), (2**16 - 1, 2**63 - 1, 2**40 - 1)):
+        assert _sign.client_id(*args) == client_id(*args)
+    assert client_id(7, 0x17979cfe362a0000, 0x2a) == "pl7.17979cfe362a0000.2a"
 
 
 def test_encode_rejects_bad_arguments():

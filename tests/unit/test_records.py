@@ -2,8 +2,10 @@
 import numpy as np
 
 from pipeline import _native
-from pipeline.records import (RING_HEADER_DTYPE, SIGNAL_DTYPE, SIGNAL_FIELDS, SIGNAL_STRUCT,
-                              TICK_DTYPE, Kind, make_tick, struct_format)
+from pipeline.records import (JOURNAL_ORDER_DTYPE, JOURNAL_PAYLOAD_OFFSET, JOURNAL_RECORD_SIZE,
+                              JOURNAL_TEXT_DTYPE, RING_HEADER_DTYPE, SIGNAL_DTYPE, SIGNAL_FIELDS,
+                              SIGNAL_STRUCT, TICK_DTYPE, JournalKind, JournalVia, Kind, make_tick,
+                              struct_format)
 
 layout = _native.load("records")
 
@@ -60,3 +62,19 @@ def test_make_tick_round_trip():
     assert r.dtype == TICK_DTYPE and len(r) == 1
     assert (int(r["seq"][0]), int(r["kind"][0]), int(r["side"][0]), int(r["id"][0])) == (7, 1, -1, 99)
     assert np.isclose(r["price"][0], 1.5)
+
+
+def test_journal_order_record_offsets_match_pxd():
+    c = layout.journal_order_layout()
+    assert c.pop("__size__") == JOURNAL_ORDER_DTYPE.itemsize == JOURNAL_RECORD_SIZE
+    assert c == _offsets(JOURNAL_ORDER_DTYPE)
+
+
+def test_journal_text_record_shares_the_head_and_constants_match_pxd():
+    head = {n: o for n, o in _offsets(JOURNAL_TEXT_DTYPE).items() if n != "payload"}
+    assert head == {n: o for n, o in _offsets(JOURNAL_ORDER_DTYPE).items() if n in head}
+    assert JOURNAL_TEXT_DTYPE.fields["payload"][1] == JOURNAL_PAYLOAD_OFFSET
+    assert layout.journal_constants() == {
+        "record_size": JOURNAL_RECORD_SIZE, "payload_offset": JOURNAL_PAYLOAD_OFFSET,
+        "ORDER": int(JournalKind.ORDER), "TEXT": int(JournalKind.TEXT),
+        "REST": int(JournalVia.REST), "WS_API": int(JournalVia.WS_API)}

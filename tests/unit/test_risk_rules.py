@@ -254,6 +254,7 @@ def test_runaway_guard_halts(Engine):
         assert e.check(sig(qty=0.001), NOW + i) == R.ACCEPT
     assert e.check(sig(qty=0.001), NOW + 999_999_999) == R.RUNAWAY       # 6th within the window
     assert e.state == TradingState.HALTED
+    assert e.check(sig(qty=0.001), NOW + 999_999_999) == R.HALTED        # reported once
 
 
 def test_runaway_window_is_half_open(Engine):
@@ -263,6 +264,23 @@ def test_runaway_window_is_half_open(Engine):
     t = NOW + 1_000_000_000                # exactly one window after the oldest: not counted
     assert e.check(sig(qty=0.001, created_mono=t), t) == R.ACCEPT
     assert e.state == TradingState.ACTIVE
+
+
+def test_the_venue_gate_closes_runs_out_and_paces(Engine):
+    e, sig = make(Engine), Sig()
+    e.set_venue_gate(NOW + 10, 0, 0, 0)                     # closed after a 429 until NOW + 10
+    assert e.check(sig(qty=0.001), NOW) == R.HOST_CLOSED
+    assert e.open_orders(1) == (0.0, 0.0)                   # nothing committed
+    e.set_venue_gate(0, NOW + 10, 0, 0)                     # the window's budget is used up
+    assert e.check(sig(qty=0.001), NOW) == R.RATE_BUDGET
+    e.set_venue_gate(0, 0, 1_000, NOW + 10_000)             # one order every 1 µs until +10 µs
+    assert e.check(sig(qty=0.001), NOW) == R.ACCEPT
+    assert e.check(sig(qty=0.001), NOW + 999) == R.RATE_BUDGET          # too soon
+    assert e.check(sig(qty=0.001), NOW + 1_000) == R.ACCEPT
+    assert e.check(sig(qty=0.001), NOW + 1_001) == R.RATE_BUDGET
+    assert e.check(sig(qty=0.001), NOW + 10_000) == R.ACCEPT             # the window ended
+    with pytest.raises(ValueError):
+        e.set_venue_gate(0, 0, -1, 0)
 
 
 # ------------------------------------------------------------------ duplicates and TTL

@@ -1,0 +1,122 @@
+"""One signal through the gateway: the compiled order path (the risk kernel decides, the signer
+signs), then the refusals that have other owners, each judged once, then the write-ahead journal
+records and the hand-over to execution.
+
+    sign_signal   OrderPath.process: every risk rule (shape, runaway, HALTED, fields, TTL,
+                  duplicates + gaps, exchange filters, limits, collar, REDUCE_ONLY, exposure,
+                  the venue's rate limits HOST_CLOSED / RATE_BUDGET as ratelimit.HostGate set
+                  them, our throttle), encode + sign; stamps recv / risk / signed
+    finish_signal the kernel's refusal, or: CLIENT_ID_REUSED (the order book: a duplicate whose
+                  client id names an order), HALTED (by an earlier signal of the same batch);
+                  then the accept record, the order (book of record), and submit (execution.py)
+
+Every refusal is one `Reason` (reasons.py) journalled by name and counted in gw.rejects. A compiled
+"journal record + write on a held connection" step slots in right after sign_signal.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from pipeline.gateway.orders import ClientIdReused, OrderState, client_id_of
+from pipeline.gateway.reasons import Reason
+from pipeline.logs import order_log
+
+ACCEPT, MALFORMED, BAD_VERSION = int(Reason.ACCEPT), int(Reason.MALFORMED), int(Reason.BAD_VERSION)
+DUPLICATE, HALTED, RUNAWAY = int(Reason.DUPLICATE), int(Reason.HALTED), int(Reason.RUNAWAY)
+CLIENT_ID_REUSED = int(Reason.CLIENT_ID_REUSED)
+
+
+class Admission:
+    """Gateway mixin: uses gw.path, gw.clock, gw.intake, gw.journal, gw.ex, gw.risk."""
+
+    def reject(self, sig, reason: str, **extra: Any) -> None:
+        self.rejects[reason] = self.rejects.get(reason, 0) + 1
+        rec = {"decision": "reject", "reason": reason, **extra}
+        if sig is not None:
+            rec.update(strategy=sig.strategy_id, epoch=sig.epoch, seq=sig.seq, symbol=sig.symbol,
+                       side=sig.side, qty=sig.qty)
+        self.journal.write("signal", **rec)
+        if sig is None:
+            order_log("REJECTED", by="gateway", reason=reason, **extra)
+        else:
+            rules = self.rules.get(sig.symbol) if hasattr(self, "rules") else None
+            order_log("REJECTED", client_id_of(sig), by="gateway", reason=reason,
+                      symbol=rules.name if rules is not None else sig.symbol,
+                      side={1: "BUY", -1: "SELL"}.get(sig.side, sig.side), qty=sig.qty, **extra)
+
+    def handle_signal(self, raw: bytes) -> None:
+        """One signal, start to finish (the loop signs every waiting signal first, then
+        finishes them in order: see run)."""
+        self.finish_signal(self.sign_signal(raw))
+
+    def sign_signal(self, raw: bytes) -> tuple:
+        """The hot path, one compiled call (pipeline.gateway.orderpath): every risk rule, then
+        encode + sign (nothing is signed on a refusal). Returns what finish_signal needs."""
+        t_recv = time.perf_counter_ns()
+        path = self.path
+        body = encode_error = None
+        try:
+            body = path.process(raw, t_recv, self.clock.timestamp_ms())
+        except Exception as exc:  # noqa: BLE001 - nothing signed or sent
+            encode_error = exc
+        t_signed = time.perf_counter_ns()
+        return (raw, t_recv, path.risk_done_ns or t_signed, t_signed, body, encode_error,
+                path.last_reason if encode_error is None else 0, path.last_gap)
+
+    def finish_signal(self, signed: tuple) -> None:
+        """The bookkeeping after the "signed" stamp; all of the write-ahead records still come
+        before the request goes out (submit). Each refusal is judged once, by its owner: the risk
+        kernel (already, in sign_signal, the venue's rate limits included), then the order book
+        (a duplicate whose client id names an order: CLIENT_ID_REUSED).
+        Whatever refuses the order after signing releases its open quantity; the signed bytes
+        are dropped, never sent."""
+        raw, t_recv, t_risk, t_signed, body, encode_error, reason, gap = signed
+        if reason == MALFORMED or reason == BAD_VERSION:
+            self.intake.note_malformed(raw, Reason(reason).name)
+            self.reject(None, Reason(reason).name, size=len(raw))
+            return
+        sig = self.intake.decode(raw)
+        if sig is None:                       # the kernel read it; cannot happen (counted)
+            self.reject(None, Reason.MALFORMED.name, size=len(raw))
+            return
+        cid = client_id_of(sig)
+        if gap:
+            self.intake.note_gap(sig, gap)
+            self.journal.write("gap", strategy=sig.strategy_id, epoch=sig.epoch, seq=sig.seq,
+                               missing=gap)
+        extra: dict[str, Any] = {}
+        if reason == DUPLICATE and cid in self.ex.table:
+            reason, extra = CLIENT_ID_REUSED, {"cid": cid}
+        elif reason == ACCEPT and encode_error is None and self.risk.state == HALTED:
+            reason = HALTED                   # halted by an earlier signal of this batch
+        if reason:
+            if body is not None:              # signed but refused: undo the kernel's commit
+                self.risk.release_open(sig.symbol, sig.side, sig.qty)
+            self.reject(sig, Reason(reason).name, **extra)
+            if reason == RUNAWAY:
+                self.halt("runaway signal rate")
+            return
+        stamps = {"recv": t_recv, "risk": t_risk, "created": sig.created_mono,
+                  "trigger": sig.trigger_mono}
+        if not getattr(self.journal, "writes_orders", False):   # binary: in the ORDER record
+            self.journal.write("signal", decision="accept", cid=cid, strategy=sig.strategy_id,
+                               epoch=sig.epoch, seq=sig.seq, symbol=sig.symbol, side=sig.side,
+                               qty=sig.qty, trigger_mono=sig.trigger_mono,
+                               created_mono=sig.created_mono, recv_mono=t_recv)
+        try:
+            order = self.ex.new_order(sig, stamps, cid)
+        except ClientIdReused:                # the book's invariant (marks restored from it)
+            if body is not None:
+                self.risk.release_open(sig.symbol, sig.side, sig.qty)
+            self.reject(sig, Reason.CLIENT_ID_REUSED.name, cid=cid)
+            return
+        if encode_error is not None:
+            exc = encode_error
+            self.ex.set_state(order, OrderState.REJECTED, f"encode: {type(exc).__name__}: {exc}")
+            self.reject(sig, Reason.ENCODE.name, cid=cid)
+            return
+        stamps["signed"] = t_signed
+        order.not_after_mono = sig.created_mono + sig.ttl_ns
+        self.accepted += 1
+        self.ex.submit(order, body)

@@ -1,0 +1,157 @@
+"""The order side of a Strategy: its own numbering, order intents, `target`, and what order
+events do to its book-keeping (a mixin of pipeline.strategy.base.Strategy, which holds the
+state: epoch, seq, orders, net_qty, fees_paid, feedback, account, size_fraction)."""
+from __future__ import annotations
+
+import math
+import time as _time
+
+from pipeline.bus.signals import Signal
+from pipeline.records import OrderType, TimeInForce
+from pipeline.strategy.orders import Cancel, EventKind, OrderEvent, OrderState, Replace
+
+_TIF = {"GTC": int(TimeInForce.GTC), "IOC": int(TimeInForce.IOC), "FOK": int(TimeInForce.FOK)}
+
+
+class OrderIntents:
+    # ------------------------------------------------------------------ numbering, intents
+    def next_seq(self) -> int:
+        if self.epoch <= 0:
+            self.epoch = _time.time_ns()
+        self.seq += 1
+        return self.seq
+
+    def stamp(self, sig: Signal) -> Signal:
+        """Number a signal made without one (epoch/seq 0, e.g. by `target`) from this instance's
+        own stream, and track it as a working order."""
+        if sig.seq == 0:
+            sig = sig._replace(seq=self.next_seq(), epoch=self.epoch)
+        if sig.seq not in self.orders:
+            self.orders[sig.seq] = OrderState(sig.seq, sig.side, sig.qty, sig.price,
+                                              sig.order_type, sig.tif)
+        return sig
+
+    def _order(self, side: int, qty: float, order_type: int, tif: int, price: float,
+               trigger_seq: int, trigger_mono: int) -> Signal:
+        if side not in (1, -1):
+            raise ValueError(f"side must be +1 (buy) or -1 (sell), got {side!r}")
+        seq = self.next_seq()
+        self.orders[seq] = OrderState(seq, side, float(qty), float(price), order_type, tif)
+        return Signal(epoch=self.epoch, seq=seq, trigger_seq=int(trigger_seq),
+                      trigger_mono=int(trigger_mono), created_mono=self.clock.mono_ns(),
+                      ttl_ns=self.ttl_ns, qty=float(qty), price=float(price),
+                      strategy_id=self.strategy_id, symbol=self.symbol, venue=self.venue,
+                      side=int(side), order_type=order_type, tif=tif)
+
+    def market(self, side: int, qty: float, trigger_seq: int = -1,
+               trigger_mono: int = 0) -> Signal:
+        """A MARKET order; its `seq` is the client id."""
+        return self._order(side, qty, int(OrderType.MARKET), 0, float("nan"), trigger_seq,
+                           trigger_mono)
+
+    def limit(self, side: int, qty: float, price: float, tif: str = "GTC",
+              trigger_seq: int = -1, trigger_mono: int = 0) -> Signal:
+        """A LIMIT order, time in force GTC, IOC or FOK."""
+        try:
+            t = _TIF[tif.upper()]
+        except (KeyError, AttributeError):
+            raise ValueError(f"tif must be GTC, IOC or FOK, got {tif!r}") from None
+        return self._order(side, qty, int(OrderType.LIMIT), t, price, trigger_seq, trigger_mono)
+
+    def post_only(self, side: int, qty: float, price: float, trigger_seq: int = -1,
+                  trigger_mono: int = 0) -> Signal:
+        """A post-only limit (LIMIT_MAKER): rejected instead of taking liquidity."""
+        return self._order(side, qty, int(OrderType.LIMIT_MAKER), 0, price, trigger_seq,
+                           trigger_mono)
+
+    def cancel(self, client_id: int, trigger_seq: int = -1) -> Cancel:
+        return Cancel(self.strategy_id, int(client_id), int(trigger_seq))
+
+    def replace(self, client_id: int, price: float, qty: float | None = None,
+                trigger_seq: int = -1, trigger_mono: int = 0) -> Replace:
+        """Cancel a working order and place the same kind of order at `price` (and `qty`)."""
+        old = self.orders.get(int(client_id))
+        if old is None:
+            raise KeyError(f"strategy {self.strategy_id}: no working order {client_id}")
+        q = old.remaining if qty is None else qty
+        new = self._order(old.side, q, old.order_type, old.tif, price, trigger_seq, trigger_mono)
+        return Replace(self.strategy_id, int(client_id), new)
+
+    def working(self) -> list[OrderState]:
+        return [o for o in self.orders.values() if not o.done]
+
+    def order_event(self, ev: OrderEvent) -> list:
+        """Apply an order event (position from fills), then the subclass's on_order_event."""
+        o = self.orders.get(ev.client_id)
+        k = ev.kind
+        if k == EventKind.FILL:
+            side = o.side if o is not None else ev.side
+            self.net_qty += side * ev.qty
+            self.fees_paid += ev.fee
+            if o is not None:
+                o.filled += ev.qty
+                o.qty = o.filled + ev.remaining      # the venue's view (it may size the order)
+                if ev.remaining <= 1e-12 * max(1.0, o.qty):
+                    o.status = "FILLED"
+        elif o is not None:
+            if k == EventKind.ACCEPTED:
+                o.status = "ACCEPTED"
+            elif k == EventKind.REJECTED:
+                o.status = "REJECTED"
+                self.rejects += 1
+            elif k == EventKind.CANCELLED:
+                o.status = "CANCELLED"
+            elif k == EventKind.EXPIRED:
+                o.status = "EXPIRED"
+        if o is not None and o.done:
+            del self.orders[ev.client_id]
+        if self.feedback and k in (EventKind.REJECTED, EventKind.EXPIRED, EventKind.CANCELLED):
+            self.sync_position()
+        return self.on_order_event(ev) or []
+
+    def target(self, direction: int, trigger_seq: int, trigger_mono: int,
+               price: float) -> Signal | None:
+        """Move the position towards `direction` (+1 up / -1 down); the MARKET order that does
+        it, or None if already there. Long/flat maps down to 0. Without order feedback (live
+        today) the position is the intended one; with it (`feedback`, the backtester) the
+        order is for the difference between the target and the position from fills plus
+        what is still working, so a rejected order is not counted as done."""
+        tgt = direction if (direction > 0 or self.allow_short) else 0
+        if self.feedback:
+            have = self.net_qty + sum(o.side * o.remaining for o in self.orders.values())
+            unit = self.qty
+            acct = self.account
+            if self.size_fraction > 0 and acct is not None and tgt != 0 and price > 0:
+                # a fraction of equity, sized so that price + slippage + fee fit the cash
+                equity = acct.cash + self.net_qty * price
+                unit = self.size_fraction * max(0.0, equity) / (price * acct.cost_rate)
+                if acct.step > 0:
+                    unit = math.floor(unit / acct.step + 1e-9) * acct.step
+            dq = tgt * unit - have
+            self.position = tgt
+            if abs(dq) <= 1e-9 * max(unit, self.qty):
+                return None
+            # numbered and tracked now: the next target() of the same batch counts it
+            sig = self._order(1 if dq > 0 else -1, abs(dq), int(OrderType.MARKET), 0,
+                              float("nan"), trigger_seq, trigger_mono)
+            if self.size_fraction > 0 and acct is not None:
+                self.venue_sized[sig.seq] = tgt     # the venue sizes it from the cash it finds
+            return sig
+        else:
+            delta = tgt - self.position
+            if delta == 0:
+                return None
+            self.position = tgt
+            side, qty = (1 if delta > 0 else -1), abs(delta) * self.qty
+        return Signal(trigger_seq=int(trigger_seq), trigger_mono=int(trigger_mono),
+                      created_mono=self.clock.mono_ns(), ttl_ns=self.ttl_ns,
+                      qty=qty, price=float("nan"),
+                      strategy_id=self.strategy_id, symbol=self.symbol, venue=self.venue,
+                      side=side, order_type=int(OrderType.MARKET), tif=0)
+
+    def sync_position(self) -> None:
+        """With feedback: an order ended without (all of) its fills; the intended position
+        becomes the one from fills and working orders again."""
+        have = self.net_qty + sum(o.side * o.remaining for o in self.orders.values())
+        u = round(have / self.qty) if self.qty > 0 else 0
+        self.position = max(-1, min(1, int(u)))
