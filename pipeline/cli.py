@@ -31,7 +31,7 @@ SCRIPTS = REPO / "scripts"
 # name → (one-line help, how it runs)
 DELEGATED: dict[str, tuple[str, str]] = {
     "run": ("run the pipeline from a config (scripts/launch.py)", "script:launch"),
-    "preflight": ("report the box and the config's placement, then exit (launch --preflight)",
+    "preflight": ("report the box, placement and instruments, then exit (launch --preflight)",
                   "script:launch:--preflight"),
     "backtest": ("backtest a strategy on a recording or a Binance CSV/.zip (scripts/backtest.py)",
                  "script:backtest"),
@@ -280,8 +280,8 @@ def replay(args: argparse.Namespace) -> int:
     from pipeline import config as cfgmod
     from pipeline.collector.collector import make_adapter
     from pipeline.collector.recorder import read_raw, replay as run_replay
+    from pipeline import instruments as instr
     from pipeline.records import Venue
-    from pipeline.registry import DEFAULT as registry
     try:
         cfg = cfgmod.load(args.config).collector if args.config else cfgmod.CollectorConfig()
     except cfgmod.ConfigError as exc:
@@ -295,7 +295,26 @@ def replay(args: argparse.Namespace) -> int:
     missing = [f for f in args.files if not Path(f).is_file()]
     if missing:
         raise CliError(f"no such recording: {', '.join(missing)}")
-    adapter = make_adapter(cfg, registry)
+    # the ids the recording's records carry: its instruments.json (scripts/record.py writes it
+    # beside the raw files), else what a fresh run would number
+    cache = Path(args.instruments) if args.instruments else \
+        Path(args.files[0]).resolve().parent / instr.CACHE_NAME
+    want = {instr.collector_source(cfg): {s.upper() for s in cfg.symbols}}
+    if cache.is_file():
+        try:
+            registry, _ = instr.read_cache(cache)
+        except instr.InstrumentError as exc:
+            raise CliError(str(exc)) from None
+    elif args.instruments:
+        raise CliError(f"--instruments {cache}: no such file")
+    else:
+        registry = instr.fresh(want)
+        print(f"no {cache}: instrument ids numbered afresh from the config's symbols",
+              file=sys.stderr)
+    try:
+        adapter = make_adapter(cfg, registry)
+    except KeyError as exc:
+        raise CliError(f"{exc}: not in {cache}") from None
     depth = [registry.id(Venue[cfg.venue_id], s) for s in cfg.symbols] \
         if any(c.startswith("depth") for c in cfg.channels) else []
     recs = run_replay(read_raw(args.files), adapter, depth_symbols=depth, backend=cfg.backend)
@@ -342,6 +361,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="the .npy file to write")
     p.add_argument("--config", help="pipeline TOML ([collector]: venue, venue_id, symbols)")
     p.add_argument("--symbols", help="comma-separated, overrides [collector].symbols")
+    p.add_argument("--instruments", metavar="PATH",
+                   help="the recording's instruments.json (default: beside the first file)")
     p.add_argument("--venue-id", choices=("BINANCE", "OKX", "SIM"),
                    help="overrides [collector].venue_id: the venue whose instrument ids the "
                         "recording's snapshot lines use (a `record --sim` recording: SIM)")

@@ -105,6 +105,9 @@ class GatewayConfig:
     ca_bundle: str = ""                    # PEM file of CAs to trust for the venue's TLS ("" =
                                            # the system store); verification is never off
     transport: Literal["rest", "ws_api"] = "rest"   # how orders go out
+    key_type: Literal["hmac", "ed25519"] = "hmac"   # the API key's type; ed25519: the secret is
+    # the private key, every WS-API connection logs on (session.logon) and needs no per-request
+    # signature; needs transport = "ws_api" (the compiled REST order signer is HMAC)
     user_stream: bool = True               # userDataStream.subscribe over the WS-API for fills
     api_key_env: str = "PIPELINE_API_KEY"  # environment variable holding the API key
     api_secret_env: str = "PIPELINE_API_SECRET"
@@ -176,6 +179,9 @@ class GatewayConfig:
         if self.ca_bundle and not Path(self.ca_bundle).is_file():
             raise ValueError(f"ca_bundle {self.ca_bundle!r} is not a file (a PEM file of CA "
                              "certificates)")
+        if self.key_type == "ed25519" and self.transport != "ws_api":
+            raise ValueError('key_type = "ed25519" needs transport = "ws_api" (orders over the '
+                             "WebSocket API's logged-on session; REST orders are HMAC-signed)")
 
 # ----------------------------------------------------------------------------- end gateway
 
@@ -380,6 +386,9 @@ class SimAccountConfig:
 
     api_key: str = SIM_TEST_API_KEY
     secret: str = SIM_TEST_SECRET
+    # An Ed25519 API key instead of HMAC: the public key (SPKI PEM, or base64 of its 32 raw bytes
+    # or of the SPKI DER); signatures are then base64 Ed25519, as Binance's Ed25519 keys
+    ed25519_public_key: str = ""
     balances: dict[str, str] = field(
         default_factory=lambda: {"USDT": "100000", "BTC": "1", "ETH": "10", "SOL": "100"})
 
@@ -388,7 +397,9 @@ class SimAccountConfig:
             raise ValueError("api_key and secret must be non-empty")
 
     def __repr__(self) -> str:  # never print a secret, even a test one
-        return f"SimAccountConfig(api_key={self.api_key[:6]}..., secret=<redacted>, balances={self.balances})"
+        kind = ", ed25519" if self.ed25519_public_key else ""
+        return (f"SimAccountConfig(api_key={self.api_key[:6]}..., secret=<redacted>{kind}, "
+                f"balances={self.balances})")
 
 
 @dataclass(frozen=True)

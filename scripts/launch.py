@@ -4,6 +4,11 @@ stopped in order on SIGINT/SIGTERM, a failure, or after --duration.
 
     python scripts/launch.py --config configs/demo.toml [--duration 30] [--summary-json PATH]
     python scripts/launch.py --config configs/demo.toml --preflight   # report the box and exit
+    python scripts/launch.py --config configs/binance-testnet.toml --offline   # instruments from the cache
+
+At start the launcher loads the instruments of every symbol the config names from its venue and
+caches them in <run_dir>/instruments.json (pipeline/instruments.py); --preflight asks the venues
+too and fails on a symbol a venue does not list.
 """
 from __future__ import annotations
 
@@ -32,15 +37,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--summary-json", metavar="PATH", help="write the run summary as JSON")
     ap.add_argument("--plots", metavar="DIR", help="write PNG plots here: trading.png (price with orders and fills, "
                     "position, PnL) and hop_latency.png (hop latency CDFs)")
-    ap.add_argument("--preflight", action="store_true", help="print the preflight report and exit")
+    ap.add_argument("--preflight", action="store_true",
+                    help="print the preflight report (the box, the venues' instruments) and exit")
+    ap.add_argument("--offline", action="store_true",
+                    help="do not ask the venues for instruments: use <run_dir>/instruments.json")
     ap.add_argument("-v", "--verbose", action="store_true", help="log launcher events")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
         cfg = cfgmod.load(args.config)
-        warnings = preflight.validate_placement(cfg.roles, args.config)
-        supervisor.Launcher(cfg, args.config)       # every check that needs no process
+        # every check that needs no process; its warnings: placement, strategies the gateway
+        # does not trade
+        launcher = supervisor.Launcher(cfg, args.config)
+        launcher.check_tradable()
+        warnings = launcher.placement_warnings
     except (cfgmod.ConfigError, ValueError, supervisor.LaunchError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -49,10 +60,19 @@ def main(argv: list[str] | None = None) -> int:
             print(line)
         for w in warnings:
             print(f"  WARNING: {w}")
+        if not args.offline:
+            from pipeline.instruments import InstrumentError
+            from pipeline.launcher import venues
+            try:
+                for line in venues.preflight_lines(cfg):
+                    print(line)
+            except InstrumentError as exc:
+                print(f"error: {args.config}: {exc}", file=sys.stderr)
+                return 2
         return 0
     try:
         summary = supervisor.run(cfg, args.config, duration=args.duration,
-                                 summary_json=args.summary_json)
+                                 summary_json=args.summary_json, offline=args.offline)
     except supervisor.LaunchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -6,12 +6,14 @@ Writes, under --out:
                                      pipeline's `start` / `snapshot` lines), rotated by size/time
   ticks-NNNNNN.npy                   the ring records (TICK_DTYPE), as the backtester loads them
   stats.json                         collector counters
+  instruments.json                   the instruments and ids of the records (from the venue)
 
     record.py --out rec/ --seconds 60                          # live Binance (needs internet)
     record.py --out rec/ --seconds 10 --sim                    # the embedded simulator
     record.py --out rec/ --seconds 10 --ws-url ws://127.0.0.1:8765 --rest-url http://127.0.0.1:8765
 
-Replay a recording with pipeline.collector.recorder.replay(read_raw(files), adapter, ...).
+Replay a recording with `pipeline replay` (ids from the recording's instruments.json) or
+pipeline.collector.recorder.replay(read_raw(files), adapter, ...).
 """
 from __future__ import annotations
 
@@ -89,7 +91,12 @@ def main(argv=None) -> int:
     try:
         writer = ring.writer()
         reader = ring.reader(wait="sleeping", max_batch=1 << 16)
-        col = Collector(cfg, writer.publish_array, raw_sink=raw.write, heartbeat=writer.heartbeat)
+        from pipeline.instruments import collector_source, registry_for
+        env = {k: v for k, v in os.environ.items() if k != "PIPELINE_INSTRUMENTS"}
+        registry = registry_for({collector_source(cfg): {s.upper() for s in cfg.symbols}}, out,
+                                environ=env)          # the ids, cached beside the recording
+        col = Collector(cfg, writer.publish_array, registry=registry, raw_sink=raw.write,
+                        heartbeat=writer.heartbeat)
         for s in (signal.SIGTERM, signal.SIGINT):
             signal.signal(s, lambda *_: col.stop())
         end = time.monotonic() + args.seconds

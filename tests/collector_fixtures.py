@@ -12,6 +12,7 @@ import numpy as np
 from pipeline.bus.ring import TickRing
 from pipeline.collector.process import run_from_dict
 from pipeline.records import TICK_DTYPE
+from registry_fixture import FIXTURE_JSON
 
 COMMON = {"backoff_initial_s": 0.05, "backoff_max_s": 0.5, "overlap_s": 0.3}
 
@@ -26,7 +27,7 @@ class CollectorRun:
         self.stats_path = tmp_path / f"stats-{time.monotonic_ns()}.json"
         self.proc = mp.get_context("spawn").Process(
             target=run_from_dict, args=({**COMMON, **cfg}, shm_name, 50.0, str(self.stats_path)),
-            daemon=True)
+            kwargs={"instruments": FIXTURE_JSON}, daemon=True)
         self.proc.start()
         self.records: list[np.ndarray] = []
 

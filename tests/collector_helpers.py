@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.records import Venue
-from pipeline.registry import DEFAULT
+from registry_fixture import DEFAULT
 
 BINANCE = {i.symbol: i.id for i in DEFAULT.for_venue(Venue.BINANCE)}
 BSYMS = {s.encode(): i for s, i in BINANCE.items()}

@@ -42,7 +42,7 @@ from pipeline.collector.feed import Feed
 from pipeline.config import CollectorConfig
 from pipeline.logs import event_log
 from pipeline.records import FLAG_SYNTHETIC, TICK_DTYPE, Kind, Venue
-from pipeline.registry import DEFAULT, SymbolRegistry
+from pipeline.registry import SymbolRegistry
 
 log = logging.getLogger(__name__)
 SNAPSHOT_MIN_INTERVAL_S = 0.25
@@ -88,12 +88,17 @@ class _Group:
 
 class Collector:
     def __init__(self, cfg: CollectorConfig, sink: Callable[[np.ndarray], object], *,
-                 registry: SymbolRegistry = DEFAULT, adapter=None,
+                 registry: SymbolRegistry | None = None, adapter=None,
                  raw_sink: Callable[[bytes], object] | None = None,
                  heartbeat: Callable[[], object] | None = None,
                  wall_ns=time.time_ns, mono=time.monotonic):
         self.cfg = cfg
         self.sink = sink
+        if adapter is None and registry is None:   # the run's instrument cache (or the venue)
+            from pipeline.config import PipelineConfig
+            from pipeline.instruments import collector_source, registry_for, run_dir_of
+            registry = registry_for({collector_source(cfg): {s.upper() for s in cfg.symbols}},
+                                    run_dir_of(PipelineConfig()))
         self.adapter = adapter or make_adapter(cfg, registry)
         self.rules = self.adapter.rules
         self.wall_ns = wall_ns

@@ -25,10 +25,17 @@ log = logging.getLogger(__name__)
 
 
 def run(cfg: CollectorConfig, ring_name: str, seconds: float | None = None,
-        stats_path: str | None = None, attach_timeout: float = 10.0) -> dict:
+        stats_path: str | None = None, attach_timeout: float = 10.0,
+        run_dir: str | Path = "run", registry=None) -> dict:
+    """registry: the instruments (default: the run's cache, see pipeline/instruments.py)."""
     from pipeline.bus.ring import TickRing
     from pipeline.collector.collector import Collector
     from pipeline.collector.recorder import RawRecorder
+    from pipeline.instruments import collector_source, registry_for
+
+    if registry is None:       # before the ring: an unlisted symbol ends the role here, clearly
+        registry = registry_for({collector_source(cfg): {s.upper() for s in cfg.symbols}},
+                                run_dir)
 
     from pipeline.telemetry.role import RoleTelemetry
     tel = RoleTelemetry("collector", main_hop="socket_to_ring")
@@ -73,7 +80,7 @@ def run(cfg: CollectorConfig, ring_name: str, seconds: float | None = None,
         if tel.status.shutdown_requested:
             col.stop()          # same as SIGTERM: close connections, flush, report
 
-    col = Collector(cfg, publish, raw_sink=raw.write if raw else None,
+    col = Collector(cfg, publish, registry=registry, raw_sink=raw.write if raw else None,
                     heartbeat=heartbeat)
     tel.running()
     prev = {s: signal.signal(s, lambda *_: col.stop()) for s in (signal.SIGTERM, signal.SIGINT)}
@@ -100,11 +107,16 @@ def run(cfg: CollectorConfig, ring_name: str, seconds: float | None = None,
 
 
 def run_from_dict(cfg: dict, ring_name: str, seconds: float | None, stats_path: str | None,
-                  log_level: str = "WARNING") -> None:
-    """multiprocessing target: the config as a [collector] table."""
+                  log_level: str = "WARNING", instruments: list[dict] | None = None,
+                  run_dir: str = "run") -> None:
+    """multiprocessing target: the config as a [collector] table; `instruments` the registry's
+    instruments as in instruments.json (default: loaded into <run_dir>/instruments.json)."""
+    from pipeline.registry import Instrument, SymbolRegistry
     logging.basicConfig(level=log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     c = config_mod.from_dict(CollectorConfig, cfg, source="<collector process>", where="collector")
-    run(c, ring_name, seconds, stats_path)
+    reg = None if instruments is None else SymbolRegistry(Instrument.from_json(i)
+                                                          for i in instruments)
+    run(c, ring_name, seconds, stats_path, run_dir=run_dir, registry=reg)
 
 
 def main(argv=None) -> int:
@@ -128,5 +140,10 @@ def main(argv=None) -> int:
     cfg = full.collector
     if args.record_dir:
         cfg = replace(cfg, record_dir=args.record_dir)
-    run(cfg, args.ring or full.ring.name, args.seconds, args.stats)
+    from pipeline.instruments import InstrumentError, run_dir_of
+    try:
+        run(cfg, args.ring or full.ring.name, args.seconds, args.stats, run_dir=run_dir_of(full))
+    except InstrumentError as exc:
+        log.error("%s", exc)
+        return 2
     return 0

@@ -215,9 +215,11 @@ def run_recorder(ring_name: str, out: str | Path, records_per_segment: int = 1 <
         lost = reader.lost
         reader = None
         ring.close()
+        tel.close(ticks=seg.records, dropped=lost)
+        # Restored last: the launcher's SIGTERM often arrives while this drains and closes (its
+        # shutdown word came first); with the default handler back it would kill us (-15).
         for s, h in prev.items():
             signal.signal(s, h)
-        tel.close(ticks=seg.records, dropped=lost)
     return seg.records
 
 
@@ -247,8 +249,17 @@ def main(argv=None) -> int:
     out = args.out or cfg.collector.record_dir or os.path.join(
         os.environ.get("PIPELINE_RUN_DIR", "."), "ticks")
     wait = os.environ.get("PIPELINE_WAIT", cfg.reader.wait)
+    import signal
+
+    def stopping(*_):          # a SIGTERM outside run_recorder's own handler: exit cleanly
+        raise SystemExit(0)
+    signal.signal(signal.SIGTERM, stopping)
     run_recorder(args.ring or cfg.ring.name, out, cfg.collector.record_segment_records,
                  args.seconds, wait)
+    # Done and closed. The launcher's SIGTERM may still come (it sends one to every role still
+    # alive in its stop order): ignored, it cannot kill interpreter shutdown (-15), which would
+    # restore the default action for a Python-level handler but keeps SIG_IGN.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     return 0
 
 

@@ -59,9 +59,19 @@ class ExportReport:
                 f"{len(self.files)} Parquet file(s); {len(self.skipped)} skipped")
 
 
-def _registry():
-    from pipeline.registry import DEFAULT
-    return DEFAULT
+def _registry(near: Path | None = None):
+    """The instruments of the run that recorded `near`: its instruments.json beside it or one
+    directory up (scripts/record.py and the launcher's run directory write one), else none."""
+    from pipeline.instruments import CACHE_NAME, InstrumentError, read_cache
+    from pipeline.registry import SymbolRegistry
+    if near is not None:
+        for d in (near.parent, near.parent.parent):
+            if (d / CACHE_NAME).is_file():
+                try:
+                    return read_cache(d / CACHE_NAME)[0]
+                except InstrumentError as exc:
+                    raise ExportError(str(exc)) from None
+    return SymbolRegistry()
 
 
 def _symbol_names(ids: np.ndarray, registry) -> np.ndarray:
@@ -84,7 +94,7 @@ def records_table(recs: np.ndarray, registry=None, symbol: str | None = None):
     import pyarrow as pa
     if recs.dtype != TICK_DTYPE:
         raise ExportError(f"records have dtype {recs.dtype}, expected TICK_DTYPE")
-    registry = registry or _registry()
+    registry = registry or _registry()       # none: symbols named by id (_id<N>)
     recs = np.asarray(recs)
     ts = np.where(recs["exch_ts"] != 0, recs["exch_ts"], recs["local_ts"]).astype(np.int64)
     kind_names = {int(k): k.name for k in Kind}
@@ -148,7 +158,7 @@ def records_of_zip(path: Path, registry=None) -> tuple[np.ndarray, str]:
     except DataError as exc:
         raise ExportError(str(exc)) from None
     recs["venue"] = int(Venue.BINANCE)
-    recs["symbol"] = (registry or _registry()).get(Venue.BINANCE, m["symbol"])
+    recs["symbol"] = (registry or _registry(path)).get(Venue.BINANCE, m["symbol"])
     return recs, m["symbol"]
 
 
@@ -161,7 +171,7 @@ def records_of_raw(paths: list[Path], registry=None) -> np.ndarray:
     from pipeline.collector.collector import ADAPTERS
     from pipeline.collector.feed import META_PREFIX
     from pipeline.collector.recorder import read_raw, replay
-    registry = registry or _registry()
+    registry = registry or _registry(paths[0])
     m = _RAW.match(paths[0].name)
     venue_name = (m["stem"].split("-")[0] if m else "").lower()
     if venue_name not in ADAPTERS:
@@ -169,6 +179,9 @@ def records_of_raw(paths: list[Path], registry=None) -> np.ndarray:
                           f"{', '.join(sorted(ADAPTERS))})")
     venue = Venue[venue_name.upper()]
     syms = {i.symbol: i.id for i in registry.for_venue(venue)}
+    if not syms:
+        raise ExportError(f"{paths[0]}: no instruments.json of venue {venue.name} beside the "
+                          "recording (scripts/record.py writes one): its symbol ids are unknown")
     module, cls = ADAPTERS[venue_name]
     adapter = getattr(importlib.import_module(module), cls)(syms, int(venue))
     depth = sorted({int(orjson.loads(raw)["symbol"]) for _, raw in read_raw(paths)
@@ -228,7 +241,8 @@ def export(paths, out: str | Path, registry=None) -> ExportReport:
         stem = files[0].name.split(".")[0]
         if kind == "raw":
             stem = _RAW.match(files[0].name)["stem"]
-        rep.files += write_table(records_table(recs, registry, symbol), out, stem)
+        rep.files += write_table(records_table(recs, registry or _registry(files[0]), symbol),
+                                 out, stem)
         rep.rows += len(recs)
         rep.sources.append(name)
     return rep

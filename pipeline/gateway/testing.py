@@ -27,12 +27,13 @@ import tomlkit
 
 from pipeline.gateway.orders import client_id_of
 from pipeline.records import OrderSide, OrderType, TimeInForce, Venue
-from pipeline.registry import DEFAULT as REGISTRY
 
 REPO = Path(__file__).resolve().parents[2]   # the checkout (cwd of the subprocess)
 SIM_DEFAULTS = dict(rate=200, paused=True, ping_interval_s=20.0, pong_timeout_s=60.0,
                     weight_limit_1m=100_000, order_limit_10s=10_000)
-BTC = REGISTRY.id(Venue.SIM, "BTCUSDT")
+# SIM:BTCUSDT's id: the gateway's run directory is `tmp` (PIPELINE_RUN_DIR), whose fresh instrument
+# cache (pipeline/instruments.py) numbers its only instrument 1.
+BTC = 1
 
 
 GATEWAY_ONLY = ("max_loss", "max_consecutive_rejects", "reduce_at_loss")
@@ -81,6 +82,8 @@ class GatewayProc:
         self.env["PIPELINE_API_KEY"] = api_key or SIM_TEST_API_KEY
         self.env["PIPELINE_API_SECRET"] = api_secret or SIM_TEST_SECRET
         self.env["PYTHONPATH"] = str(REPO) + os.pathsep + self.env.get("PYTHONPATH", "")
+        self.env["PIPELINE_RUN_DIR"] = str(self.tmp)      # its instrument cache lives here
+        self.env.pop("PIPELINE_INSTRUMENTS", None)
         self.env.update(env or {})
         self.proc: subprocess.Popen | None = None
         self.out_path = self.tmp / f"gateway-{GatewayProc._n}.out"

@@ -31,11 +31,21 @@ class BinanceVenue:
     def signer(self, secret: str, recv_window_ms: int):
         """The compiled order signer (REST bodies; FULL answers carry the fills)."""
         from pipeline.gateway.signing import BinanceSigner
+        self._ed = None
+        if self.cfg.key_type == "ed25519":   # the secret is the private key (keys.py)
+            from pipeline.gateway import keys
+            try:
+                self._ed = keys.ed25519_signer(secret)
+            except ValueError as exc:
+                raise VenueError(f"credentials: {exc}") from None
         return BinanceSigner(secret, recv_window_ms=recv_window_ms, resp_type="FULL")
 
     def rest(self, api_key: str, sign, gate, *, recv_window_ms: int, timestamp_ms, redact
              ) -> RestClient:
         cfg = self.cfg
+        if getattr(self, "_ed", None) is not None:
+            from pipeline.gateway import keys
+            sign = keys.rest_sign(self._ed)
         return RestClient(cfg.rest_url, api_key, lambda q: sign(q), gate,
                           connect_timeout_s=cfg.connect_timeout_s,
                           read_timeout_s=cfg.request_timeout_s, recv_window_ms=recv_window_ms,
@@ -46,8 +56,15 @@ class BinanceVenue:
         limits from [risk] (VenueError when a symbol is not listed or not tradable)."""
         from pipeline.gateway import risk as riskmod
         from pipeline.records import Venue
-        from pipeline.registry import DEFAULT as registry
+        import os
+
+        from pipeline.instruments import InstrumentError, gateway_source, registry_for
         cfg = self.cfg
+        try:          # ids from the run's instrument cache (pipeline/instruments.py)
+            registry = registry_for({gateway_source(cfg): {s.upper() for s in cfg.symbols}},
+                                    os.environ.get("PIPELINE_RUN_DIR") or "run")
+        except InstrumentError as exc:
+            raise VenueError(str(exc)) from None
         venue = Venue[cfg.venue]          # BINANCE, or SIM (the simulator speaks Binance)
         r = rest.public("/api/v3/exchangeInfo", {"symbols": orjson.dumps(list(cfg.symbols)).decode()})
         if r.outcome is not Outcome.OK or not isinstance(r.data, dict):
@@ -74,15 +91,25 @@ class BinanceVenue:
         ws = stream = None
         if cfg.transport == "ws_api" or cfg.user_stream:
             from pipeline.gateway.ws_api import UserStream, WsApiClient, WsOrderWire, WsSigner
+            ed = getattr(self, "_ed", None)
+            session = ed is not None          # Ed25519: session.logon on every connection
+            if session:
+                from pipeline.gateway import keys
+                sign = keys.ws_sign(ed)
             wss = WsSigner(api_key, sign, timestamp_ms, recv_window_ms)
-            if cfg.transport == "ws_api":   # async_orders: pipelined, answers matched by id
+            if cfg.transport == "ws_api" and session:   # the logged-on request/answer client
+                ws = WsApiClient(cfg.ws_api_url, wss, gate, connect_timeout_s=cfg.connect_timeout_s,
+                                 read_timeout_s=cfg.request_timeout_s, redact=redact,
+                                 session=True)
+            elif cfg.transport == "ws_api":   # async_orders: pipelined, answers matched by id
                 ws = (WsOrderWire if cfg.async_orders else WsApiClient)(
                     cfg.ws_api_url, wss, gate, connect_timeout_s=cfg.connect_timeout_s,
                     read_timeout_s=cfg.request_timeout_s, redact=redact,
                     ca_bundle=cfg.ca_bundle)
             if cfg.user_stream:
                 stream = UserStream(cfg.ws_api_url, wss, connect_timeout_s=cfg.connect_timeout_s,
-                                    redact=redact, ca_bundle=cfg.ca_bundle)
+                                    redact=redact, ca_bundle=cfg.ca_bundle,
+                                    session=session)
         return ws, stream
 
     def wire(self, api_key: str, gate, *, redact, cores):

@@ -66,15 +66,46 @@ class WsSigner:
         p["signature"] = self._sign(ws_payload(p))
         return p
 
+    def in_session(self, params: dict[str, Any], fresh_timestamp: bool = True) -> dict[str, Any]:
+        """On a logged-on connection (session.logon): no apiKey, no signature; the timestamp and
+        recvWindow still bound the request's validity."""
+        p = dict(params)
+        p.pop("apiKey", None)
+        p.pop("signature", None)
+        if fresh_timestamp or "timestamp" not in p:
+            p["timestamp"] = self.timestamp_ms()
+        p.setdefault("recvWindow", self.recv_window_ms)
+        return p
+
+
+def logon(ws: websocket.WebSocket, signer: WsSigner, timeout_s: float) -> dict:
+    """session.logon on a fresh connection (Ed25519 keys): the answer's result, or
+    WebSocketException with the venue's error."""
+    ws.send(orjson.dumps({"id": "logon", "method": "session.logon",
+                          "params": signer.signed({})}).decode())
+    deadline = time.monotonic() + timeout_s
+    while True:
+        ws.settimeout(max(0.001, deadline - time.monotonic()))
+        try:
+            msg = orjson.loads(ws.recv())
+        except orjson.JSONDecodeError:
+            continue
+        if isinstance(msg, dict) and msg.get("id") == "logon":
+            if msg.get("status") != 200:
+                raise websocket.WebSocketException(f"session.logon refused: {msg.get('error')}")
+            return msg.get("result") or {}
+
 
 class WsApiClient:
     """Synchronous request/response over one WS-API connection (main thread only)."""
 
     def __init__(self, url: str, signer: WsSigner, gate: HostGate, *, connect_timeout_s: float,
-                 read_timeout_s: float, redact: Callable[[str], str], ca_bundle: str = ""):
+                 read_timeout_s: float, redact: Callable[[str], str], ca_bundle: str = "",
+                 session: bool = False):
         self.url = url
         self.sslopt = tls.ws_sslopt(ca_bundle)     # verified; ca_bundle trusted when given
         self.signer = signer
+        self.session = session          # log on once per connection (Ed25519 keys)
         self.gate = gate
         self.connect_timeout_s = connect_timeout_s
         self.read_timeout_s = read_timeout_s
@@ -86,9 +117,16 @@ class WsApiClient:
 
     def _conn(self) -> websocket.WebSocket:
         if self.ws is None:
-            self.ws = websocket.create_connection(self.url, timeout=self.connect_timeout_s,
-                                                  enable_multithread=False, sslopt=self.sslopt)
-            self.ws.settimeout(self.read_timeout_s)
+            ws = websocket.create_connection(self.url, timeout=self.connect_timeout_s,
+                                             enable_multithread=False, sslopt=self.sslopt)
+            if self.session:
+                try:
+                    logon(ws, self.signer, self.read_timeout_s)
+                except (websocket.WebSocketException, OSError):
+                    ws.close(timeout=0.2)
+                    raise
+            ws.settimeout(self.read_timeout_s)
+            self.ws = ws
             self.reconnects += 1
         return self.ws
 
@@ -111,7 +149,12 @@ class WsApiClient:
         except (websocket.WebSocketException, OSError) as exc:
             return Reply(Outcome.NOT_SENT, msg=self.redact(f"ws-api connect: {exc}"))
         rid = next(self._ids)
-        p = self.signer.signed(params, fresh_timestamp) if signed else params
+        if not signed:
+            p = params
+        elif self.session:
+            p = self.signer.in_session(params, fresh_timestamp)
+        else:
+            p = self.signer.signed(params, fresh_timestamp)
         frame = orjson.dumps({"id": rid, "method": method, "params": p})
         self.requests += 1
         text = frame.decode()
@@ -147,11 +190,13 @@ class UserStream(threading.Thread):
     """The user-data stream in a thread: events onto `events` (a queue of dicts)."""
 
     def __init__(self, url: str, signer: WsSigner, *, connect_timeout_s: float,
-                 redact: Callable[[str], str], backoff_max_s: float = 5.0, ca_bundle: str = ""):
+                 redact: Callable[[str], str], backoff_max_s: float = 5.0, ca_bundle: str = "",
+                 session: bool = False):
         super().__init__(name="user-stream", daemon=True)
         self.url = url
         self.sslopt = tls.ws_sslopt(ca_bundle)
         self.signer = signer
+        self.session = session          # session.logon, then userDataStream.subscribe
         self.connect_timeout_s = connect_timeout_s
         self.redact = redact
         self.backoff_max_s = backoff_max_s
@@ -205,8 +250,13 @@ class UserStream(threading.Thread):
                                          sslopt=self.sslopt)
         self.ws = ws
         self.connects += 1
-        ws.send(orjson.dumps({"id": "uds", "method": "userDataStream.subscribe.signature",
-                              "params": self.signer.signed({})}).decode())
+        if self.session:
+            logon(ws, self.signer, self.connect_timeout_s)
+            ws.send(orjson.dumps({"id": "uds", "method": "userDataStream.subscribe",
+                                  "params": {}}).decode())
+        else:
+            ws.send(orjson.dumps({"id": "uds", "method": "userDataStream.subscribe.signature",
+                                  "params": self.signer.signed({})}).decode())
         ws.settimeout(0.5)
         while not self.stop_event.is_set():
             try:

@@ -38,7 +38,8 @@ from pathlib import Path
 from pipeline.bus.ring import TickRing
 from pipeline import logs
 from pipeline.config import PipelineConfig, RoleSpec
-from pipeline.launcher import preflight
+from pipeline import instruments as instr
+from pipeline.launcher import preflight, venues
 from pipeline.launcher.restart import RestartTracker
 from pipeline.records import RoleState, TradingState
 from pipeline.telemetry import latency
@@ -127,6 +128,7 @@ class Launcher:
     alerts: object | None = None        # pipeline.alerts: (sender, watcher) while running
     tap: object | None = None           # telemetry.market.PriceTap: the run's trade prices
     started_ns: int = 0                 # CLOCK_REALTIME at start (this run's journal records)
+    instruments_path: Path | None = None      # the run's instrument cache, once loaded
 
     # ------------------------------------------------------------------ setup
     def __post_init__(self) -> None:
@@ -147,8 +149,40 @@ class Launcher:
                                     if spec.restart == "on-failure" else None)
         self.segment_prefix = f"{self.cfg.launcher.run_id}-{os.getpid()}"
         self.check_credentials()
+        try:
+            venues.wanted(self.cfg)                      # every strategy venue has a source
+            venues.check_sim_symbols(self.cfg, self.config_path)
+        except instr.InstrumentError as exc:
+            raise LaunchError(str(exc)) from None
         self.alert_token = self.check_alerts()
         self.check_strategies()
+
+    def check_tradable(self) -> None:
+        """Before anything starts (run() and --preflight): a gateway symbol without its
+        [risk.symbols] limits is a LaunchError; a strategy instrument the gateway does not trade
+        becomes a placement warning."""
+        try:
+            self.placement_warnings += venues.check_tradable(self.cfg, self.config_path)
+        except instr.InstrumentError as exc:
+            raise LaunchError(str(exc)) from None
+
+    def load_instruments(self, *, offline: bool = False, say=log.info) -> None:
+        """Ask the venues for the run's instruments (pipeline/instruments.py) and cache them in the
+        run directory; every role started after this reads that cache (PIPELINE_INSTRUMENTS)."""
+        want = venues.wanted(self.cfg)
+        if not want:
+            return
+        try:
+            # a simulator of this run may still be binding its port
+            wait_s = max((r.spec.ready_timeout for r in self.roles.values()
+                          if r.spec.kind == "sim"), default=0.0)
+            reg = instr.load(want, self.run_dir, refresh=True, offline=offline, wait_s=wait_s,
+                             say=say)
+        except instr.InstrumentError as exc:
+            raise LaunchError(f"{self.config_path}: {exc}") from None
+        self.instruments_path = instr.cache_path(self.run_dir).resolve()
+        self._event("instruments", path=self.instruments_path,
+                    ids=",".join(f"{i.key}={i.id}" for i in reg))
 
     def check_strategies(self) -> None:
         """A strategy role's plug-ins load and their params check out before anything starts
@@ -158,7 +192,9 @@ class Launcher:
         from pipeline.config import ConfigError
         from pipeline.strategy.process import build_strategies
         try:
-            build_strategies(self.cfg, source=self.config_path)
+            # ids do not matter for this check: what a fresh cache would number
+            build_strategies(self.cfg, instr.fresh(venues.wanted(self.cfg)),
+                             source=self.config_path)
         except (ConfigError, KeyError, ValueError) as exc:
             raise LaunchError(str(exc).strip("'\"")) from None
 
@@ -319,6 +355,10 @@ class Launcher:
             env[st.ENV_SLOT] = str(role.slot)
         env[st.ENV_ROLE] = role.name
         env["PIPELINE_RUN_DIR"] = str(self.run_dir.resolve())
+        if self.instruments_path is not None:
+            env[instr.ENV_CACHE] = str(self.instruments_path)
+        else:
+            env.pop(instr.ENV_CACHE, None)
         env[logs.ENV_LOG_DIR] = str(self.log_dir.resolve())
         env["PIPELINE_WAIT"] = role.spec.wait
         env["PYTHONUNBUFFERED"] = "1"
@@ -642,12 +682,13 @@ def _say(out, line: str) -> None:
 
 def run(cfg: PipelineConfig, config_path: str, *, duration: float | None = None,
         summary_json: str | None = None, out=sys.stdout,
-        console_level: str | None = "WARNING") -> dict:
+        console_level: str | None = "WARNING", offline: bool = False) -> dict:
     """Start everything, supervise until SIGINT/SIGTERM, the duration, or a failure; stop in
     order; return (and optionally write) the summary. The launcher's own log goes to
     <log dir>/launcher.log (and console_level and above to stderr); None leaves logging as the
     caller set it up."""
     launcher = Launcher(cfg, config_path)
+    launcher.check_tradable()
     _no_dumps()
     own_log = logs.setup("launcher", cfg, directory=launcher.log_dir,
                          console_level=console_level) if console_level else None
@@ -673,6 +714,11 @@ def run(cfg: PipelineConfig, config_path: str, *, duration: float | None = None,
             if launcher.stop_reason:
                 break
             role = launcher.roles[name]
+            if role.spec.kind != "sim" and launcher.instruments_path is None:
+                launcher.load_instruments(offline=offline, say=lambda m: _say(out, f"  {m}"))
+                if launcher.instruments_path is not None:
+                    _say(out, f"  instruments: {len(instr.read_cache(launcher.instruments_path)[0])}"
+                              f" in {launcher.instruments_path}")
             launcher.start_role(role)
             launcher.wait_ready(role)
             if role.spec.kind != "command":

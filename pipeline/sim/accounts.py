@@ -5,11 +5,13 @@ API sessions subscribed to its user-data stream) receive every event the matchin
 """
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import time
 from dataclasses import dataclass, field
 from typing import Callable
+from urllib.parse import unquote
 
 from pipeline.config import SimAccountConfig
 from pipeline.sim import errors
@@ -108,11 +110,32 @@ class Trade:
 Listener = Callable[[dict], None]
 
 
+
+def ed25519_public(text: str):
+    """An Ed25519 public key from SPKI PEM or base64 (32 raw bytes or SPKI DER)."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+    from cryptography.hazmat.primitives.serialization import (load_der_public_key,
+                                                              load_pem_public_key)
+    t = text.strip()
+    try:
+        if t.startswith("-----BEGIN"):
+            k = load_pem_public_key(t.encode())
+        else:
+            raw = base64.b64decode(t, validate=True)
+            k = (Ed25519PublicKey.from_public_bytes(raw) if len(raw) == 32
+                 else load_der_public_key(raw))
+    except ValueError as exc:
+        raise ValueError(f"ed25519_public_key: not an Ed25519 public key: {exc}") from None
+    if not isinstance(k, Ed25519PublicKey):
+        raise ValueError("ed25519_public_key: not an Ed25519 public key")
+    return k
+
 class Account:
     def __init__(self, cfg: SimAccountConfig, uid: int) -> None:
         self.api_key = cfg.api_key
         self.uid = uid
         self._secret = cfg.secret.encode()
+        self._ed25519 = ed25519_public(cfg.ed25519_public_key) if cfg.ed25519_public_key else None
         self.free: dict[str, int] = {a.upper(): parse8(v) for a, v in cfg.balances.items()}
         self.locked: dict[str, int] = {a: 0 for a in self.free}
         self.orders: dict[int, Order] = {}
@@ -127,10 +150,25 @@ class Account:
 
     # ------------------------------------------------------------ signing
 
+    @property
+    def ed25519(self) -> bool:
+        return self._ed25519 is not None
+
     def signature_ok(self, payload: bytes, signature: str) -> bool:
-        """HMAC-SHA256(secret, payload) as lowercase hex, compared in constant time."""
+        """HMAC-SHA256(secret, payload) as lowercase hex, compared in constant time; for an
+        Ed25519 key, base64 Ed25519 over the payload (percent-encoded in a query string)."""
+        if not signature:
+            return False
+        if self._ed25519 is not None:
+            from cryptography.exceptions import InvalidSignature
+            try:
+                sig = base64.b64decode(unquote(signature), validate=True)
+                self._ed25519.verify(sig, payload)
+            except (ValueError, InvalidSignature):
+                return False
+            return True
         want = hmac.new(self._secret, payload, hashlib.sha256).hexdigest()
-        return hmac.compare_digest(want, signature.lower()) if signature else False
+        return hmac.compare_digest(want, signature.lower())
 
     # ------------------------------------------------------------ balances
 

@@ -2,6 +2,7 @@
 
     GET /ws/v5/public                          WebSocket: op subscribe / unsubscribe, text ping
     GET /api/v5/market/books?instId=&sz=       REST order-book snapshot (with seqId)
+    GET /api/v5/public/instruments?instType=SPOT[&instId=]   the instrument listing (filters)
 
 Instruments are the simulator's symbols spelled the OKX way (BTCUSDT → BTC-USDT). The tape's
 Binance messages are translated as they are published:
@@ -44,6 +45,7 @@ log = logging.getLogger(__name__)
 
 WS_PATH = "/ws/v5/public"
 BOOKS_PATH = "/api/v5/market/books"
+INSTRUMENTS_PATH = "/api/v5/public/instruments"
 CHANNELS = ("trades", "bbo-tbt", "books")
 SEQ_BASE = 1_000_000_000
 REST_MAX_SZ = 400
@@ -112,6 +114,7 @@ class OkxVenue:
     def add_routes(self, app: web.Application) -> None:
         app.router.add_get(WS_PATH, self.handle)
         app.router.add_get(BOOKS_PATH, self.rest_books)
+        app.router.add_get(INSTRUMENTS_PATH, self.rest_instruments)
 
     # ---------------------------------------------------------------- tape → OKX
     def _want(self, sym: str, channel: str) -> None:
@@ -366,6 +369,34 @@ class OkxVenue:
         return web.json_response({"code": "0", "msg": "", "data": [{
             "asks": [[p, q, "0", "1"] for p, q in a], "bids": [[p, q, "0", "1"] for p, q in b],
             "ts": str(int(time.time() * 1000)), "seqId": sh.seq}]})
+
+    async def rest_instruments(self, request: web.Request) -> web.Response:
+        """OKX's spot listing of the simulator's symbols (filters from their embedded specs)."""
+        from pipeline.sim.instruments import fmt8
+        kind = request.query.get("instType", "")
+        if not kind:
+            return web.json_response({"code": "50014", "data": [],
+                                      "msg": "Parameter instType can not be empty."}, status=400)
+        inst = request.query.get("instId", "")
+        if inst and inst not in self.sym:
+            return web.json_response({"code": "51001", "msg": "Instrument ID does not exist",
+                                      "data": []})
+
+        def dec(units: int) -> str:
+            text = fmt8(units).rstrip("0")
+            return text[:-1] if text.endswith(".") else text
+
+        data = []
+        for i in ([inst] if inst else sorted(self.sym)) if kind == "SPOT" else []:
+            s = self.books[self.sym[i]].spec
+            data.append({"instType": "SPOT", "instId": i, "baseCcy": s.base, "quoteCcy": s.quote,
+                         "settleCcy": "", "ctVal": "", "ctMult": "", "ctValCcy": "",
+                         "listTime": "1548133413000", "expTime": "", "lever": "",
+                         "tickSz": dec(s.tick), "lotSz": dec(s.step), "minSz": dec(s.min_qty),
+                         "maxLmtSz": dec(s.max_qty), "maxMktSz": dec(s.max_qty),
+                         "maxLmtAmt": "20000000", "maxMktAmt": "1000000", "ruleType": "normal",
+                         "state": "live"})
+        return web.json_response({"code": "0", "msg": "", "data": data})
 
     # ---------------------------------------------------------------- faults
     async def fault(self, name: str, params: dict) -> dict:

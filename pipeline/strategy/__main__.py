@@ -8,6 +8,7 @@ import sys
 
 from pipeline import config
 from pipeline.bus.ring import RingError
+from pipeline.instruments import InstrumentError
 from pipeline.strategy.process import run
 
 
@@ -33,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     logs.setup_role("strategy", cfg, level=args.log_level)
     try:
         stats = run(cfg, source=args.config)
-    except (config.ConfigError, RingError, ValueError, KeyError) as exc:
+    except (config.ConfigError, RingError, ValueError, KeyError, InstrumentError) as exc:
         logging.getLogger("pipeline.strategy").error("%s", exc)
         return 2
     if args.stats_json:

@@ -46,7 +46,6 @@ from pipeline.clock import LIVE, Clock
 from pipeline.records import Kind, Venue
 from pipeline.strategy.intents import OrderIntents
 from pipeline.strategy.orders import OrderEvent, OrderState
-from pipeline.registry import DEFAULT as DEFAULT_REGISTRY
 from pipeline.registry import SymbolRegistry
 
 log = logging.getLogger(__name__)
@@ -116,7 +115,7 @@ class Strategy(OrderIntents):
     # ------------------------------------------------------------------ construction
     @classmethod
     def from_config(cls, inst: "_config.StrategyInstanceConfig",
-                    registry: SymbolRegistry = DEFAULT_REGISTRY, clock: Clock = LIVE,
+                    registry: SymbolRegistry, clock: Clock = LIVE,
                     source: str = "<config>") -> "Strategy":
         params = _config.from_dict(cls.Params, dict(inst.params), source=source,
                                    where=f"strategy.instances[id={inst.id}].params")

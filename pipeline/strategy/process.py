@@ -36,7 +36,6 @@ from pipeline.bus.signals import Signal, SignalSender
 from pipeline.config import PipelineConfig
 from pipeline.hotloop import LoopGC
 from pipeline.records import FLAG_SYNTHETIC, SIGNAL_DTYPE, TICK_DTYPE, Kind
-from pipeline.registry import DEFAULT as DEFAULT_REGISTRY
 from pipeline.registry import SymbolRegistry
 from pipeline.strategy import loader
 from pipeline.strategy.base import Strategy
@@ -56,11 +55,14 @@ class State(enum.Enum):
     STOPPED = "stopped"
 
 
-def build_strategies(cfg: PipelineConfig, registry: SymbolRegistry = DEFAULT_REGISTRY,
+def build_strategies(cfg: PipelineConfig, registry: SymbolRegistry | None = None,
                      source: str = "<config>") -> list[Strategy]:
     """One Strategy per [[strategy.instances]] entry: its class from `kind` (a built-in or a
     plug-in, pipeline.strategy.loader; file paths relative to the config file), params checked
-    strictly. Every error is a ConfigError (or KeyError for an unknown instrument) before I/O."""
+    strictly; symbol ids from `registry` (the run's instruments: pipeline.instruments.for_role;
+    None = the offline universe, registry.DEFAULT). Every error is a ConfigError (or KeyError for an unknown instrument) before I/O."""
+    if registry is None:
+        from pipeline.registry import DEFAULT as registry
     out = []
     base = loader.config_dir(source)
     for inst in cfg.strategy.instances:
@@ -74,9 +76,12 @@ class StrategyProcess:
     from a signal handler."""
 
     def __init__(self, cfg: PipelineConfig, *, source: str = "<config>",
-                 registry: SymbolRegistry = DEFAULT_REGISTRY, attach_timeout: float = 10.0):
+                 registry: SymbolRegistry | None = None, attach_timeout: float = 10.0):
         self.cfg = cfg
         self.source = source
+        if registry is None:                 # the run's instrument cache
+            from pipeline.instruments import for_role
+            registry = for_role(cfg, "strategy")
         self.strategies = build_strategies(cfg, registry, source)   # config errors before I/O
         self.attach_timeout = attach_timeout
         self.state = State.NEW

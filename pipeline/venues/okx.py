@@ -45,7 +45,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from pipeline.records import FLAG_LAST_IN_MSG, TICK_DTYPE, Kind, Side, Venue
-from pipeline.registry import DEFAULT, SymbolRegistry
+from pipeline.registry import SymbolRegistry
 
 # ----------------------------------------------------------------------------- endpoints
 WS_PUBLIC = "wss://ws.okx.com:8443/ws/v5/public"
@@ -206,7 +206,7 @@ def books_snapshot_url(base_rest: str, inst_id: str, sz: int = BOOKS_REST_MAX_SZ
 
 
 # ----------------------------------------------------------------------------- field helpers
-def symbols_from_registry(registry: SymbolRegistry = DEFAULT) -> dict[str, int]:
+def symbols_from_registry(registry: SymbolRegistry) -> dict[str, int]:
     """instId → record symbol id, for every OKX instrument of a registry."""
     return {i.symbol: i.id for i in registry.for_venue(Venue.OKX)}
 

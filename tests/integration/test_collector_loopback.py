@@ -15,6 +15,7 @@ from pipeline.collector.wsdecode_py import ws_frame
 from pipeline.records import TICK_DTYPE, Kind, Venue
 from pipeline.venues.binance import BinanceAdapter
 from tests.collector_helpers import BINANCE, strip_ring
+from registry_fixture import FIXTURE_JSON
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -38,7 +39,8 @@ def test_records_reach_the_ring_and_the_recording_replays_bit_for_bit(vectors, t
            "backoff_max_s": 0.2, "stale_after_s": 5.0}
     stats_path = tmp_path / "stats.json"
     proc = mp.get_context("spawn").Process(target=run_from_dict,
-                                           args=(cfg, shm_name, 3.0, str(stats_path)))
+                                           args=(cfg, shm_name, 3.0, str(stats_path)),
+                                           kwargs={"instruments": FIXTURE_JSON})
     proc.start()
     proc.join(30)
     server.join(5)

@@ -21,7 +21,7 @@ sim_testing = pytest.importorskip("pipeline.sim.testing",
 from collector_fixtures import CollectorRun, collector_runs
 from pipeline.collector.book import BookRebuilder  # noqa: E402
 from pipeline.records import FLAG_SNAPSHOT, Kind, Venue  # noqa: E402
-from pipeline.registry import DEFAULT  # noqa: E402
+from registry_fixture import DEFAULT  # noqa: E402
 
 pytestmark = pytest.mark.timeout(60)
 SYMS = ["BTCUSDT", "ETHUSDT"]

@@ -15,7 +15,7 @@ from pipeline.backtest.data import read_zip
 from pipeline.collector.recorder import read_raw, replay
 from pipeline.data import export as ex
 from pipeline.records import TICK_DTYPE, Kind, Side, Venue
-from pipeline.registry import DEFAULT
+from registry_fixture import DEFAULT, write_cache
 from pipeline.venues.binance import BinanceAdapter
 
 REPO = Path(__file__).resolve().parents[2]
@@ -59,6 +59,7 @@ def test_record_file_round_trips_through_duckdb(tmp_path):
     src = tmp_path / "rec" / "ticks-000000.npy"
     src.parent.mkdir()
     np.save(src, recs)
+    write_cache(src.parent / "instruments.json")       # the recording run's ids, as it leaves them
     out = tmp_path / "pq"
     rep = ex.export([tmp_path / "rec"], out)
     assert rep.rows == len(recs) and rep.skipped == {}
@@ -101,6 +102,7 @@ def test_raw_recording_goes_through_the_real_parsers(tmp_path, vectors):
     for n, chunk in enumerate((lines[:300], lines[300:])):
         with gzip.open(rec / f"raw-binance-20240808T235415-{n:05d}.txt.gz", "wb") as g:
             g.write(b"".join(b"%d %s\n" % (t, r) for t, r in chunk))
+    write_cache(rec / "instruments.json")
     rep = ex.export([rec], tmp_path / "pq")
     assert rep.skipped == {} and len(rep.sources) == 1
     syms = {i.symbol: i.id for i in DEFAULT.for_venue(Venue.BINANCE)}

@@ -11,7 +11,7 @@ import requests
 
 from collector_fixtures import CollectorRun, collector_runs
 from pipeline.records import FLAG_LAST_IN_MSG, Kind, Venue
-from pipeline.registry import DEFAULT
+from registry_fixture import DEFAULT
 from pipeline.sim import testing as sim_testing
 from pipeline.venues import okx
 

@@ -12,7 +12,7 @@ import requests
 import websocket
 
 from pipeline.records import Kind
-from pipeline.registry import DEFAULT
+from registry_fixture import DEFAULT
 from pipeline.sim.testing import start_sim
 from pipeline.venues import okx
 from pipeline.venues.okx_book import OkxBookSync

@@ -38,8 +38,8 @@ def test_non_loopback_needs_explicit_option():
 
 
 def test_unknown_symbol_fails_at_start(tmp_path):
-    with pytest.raises(RuntimeError, match="no instrument spec for 'DOGEUSDT'"):
-        start_sim(tmp_path, symbols=["DOGEUSDT"])
+    with pytest.raises(RuntimeError, match="no instrument spec for 'SHIBUSDT'"):
+        start_sim(tmp_path, symbols=["SHIBUSDT"])
 
 
 def test_ready_file_and_sigterm(tmp_path):

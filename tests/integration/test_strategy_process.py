@@ -19,7 +19,8 @@ import pytest
 from pipeline.bus.ring import TickRing
 from pipeline.bus.signals import SignalReceiver
 from pipeline.records import TICK_DTYPE, Kind, Venue
-from pipeline.registry import DEFAULT as REG
+from registry_fixture import DEFAULT as REG
+from registry_fixture import write_cache
 from pipeline.strategy.sma import sma_cross_signals
 
 pytestmark = pytest.mark.timeout(60)
@@ -99,7 +100,9 @@ params = {{ fast = {FAST}, slow = {SLOW}, price_increment = {INC} }}
 
 
 def spawn_strategy(cfg: Path, stats: Path) -> subprocess.Popen:
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    # the ids of the ticks this test writes: the fixture's, handed over as the launcher would
+    env = dict(os.environ, PYTHONUNBUFFERED="1",
+               PIPELINE_INSTRUMENTS=write_cache(cfg.parent / "instruments.json"))
     return subprocess.Popen([sys.executable, "-m", "pipeline.strategy", "--config", str(cfg),
                              "--stats-json", str(stats)], cwd=REPO, env=env,
                             stderr=subprocess.PIPE, text=True)

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipeline.records import TICK_DTYPE
-from pipeline.registry import DEFAULT
+from registry_fixture import DEFAULT
 from pipeline.venues import okx, okxdecode_py
 
 SYMS = okx.symbols_from_registry(DEFAULT)

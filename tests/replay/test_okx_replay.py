@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from pipeline.records import FLAG_LAST_IN_MSG, Kind, Side, Venue
-from pipeline.registry import DEFAULT
+from registry_fixture import DEFAULT
 from pipeline.venues import okx
 from pipeline.venues.okx_book import OkxBookSync, checksum_string, crc32_signed
 

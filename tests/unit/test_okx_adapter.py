@@ -10,7 +10,7 @@ import pytest
 
 from pipeline.collector.feed import Feed
 from pipeline.records import TICK_DTYPE, Kind, Venue
-from pipeline.registry import DEFAULT
+from registry_fixture import DEFAULT
 from pipeline.venues import okx
 from pipeline.venues.okx_adapter import OkxAdapter
 

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipeline.records import FLAG_LAST_IN_MSG, Kind, Side, Venue
-from pipeline.registry import DEFAULT
+from registry_fixture import DEFAULT
 from pipeline.venues import okx
 
 SYMS = okx.symbols_from_registry(DEFAULT)

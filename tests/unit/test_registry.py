@@ -13,7 +13,7 @@ def test_ids_follow_order_and_round_trip():
 
 
 def test_unknown_symbol_is_an_error():
-    reg = SymbolRegistry()
+    reg = SymbolRegistry([("BINANCE", "BTCUSDT", "BTC", "USDT")])
     with pytest.raises(UnknownSymbol, match="BINANCE:NOPEUSDT"):
         reg.id(Venue.BINANCE, "NOPEUSDT")
     assert reg.get(Venue.BINANCE, "NOPEUSDT") == 0

@@ -9,7 +9,7 @@ import pytest
 from pipeline import config
 from pipeline.clock import TestClock
 from pipeline.records import TICK_DTYPE, Kind, Venue
-from pipeline.registry import DEFAULT as REG
+from registry_fixture import DEFAULT as REG
 from pipeline.strategy import STRATEGIES
 from pipeline.strategy.base import Strategy
 from pipeline.strategy.process import build_strategies
@@ -46,7 +46,7 @@ def sma(**kw):
 def test_params_from_config_are_typed_and_strict(tmp_path):
     cfg = config.loads('[[strategy.instances]]\nid = 3\nsymbol = "ETHUSDT"\n'
                        'params = { fast = 5, slow = 9, price_increment = 0.5 }\n')
-    (s,) = build_strategies(cfg)
+    (s,) = build_strategies(cfg, REG)
     assert isinstance(s, SmaCrossover) and s.params == SmaParams(5, 9, 0.5)
     assert s.symbol == REG.id(Venue.SIM, "ETHUSDT") and s.strategy_id == 3
     bad = [('params = { fast = 5, slow = 9, fats = 1 }', "unknown key.*fats"),
@@ -56,9 +56,9 @@ def test_params_from_config_are_typed_and_strict(tmp_path):
     for line, msg in bad:
         cfg = config.loads(f"[[strategy.instances]]\n{line}\n", source="x.toml")
         with pytest.raises(config.ConfigError, match=msg):
-            build_strategies(cfg, source="x.toml")
+            build_strategies(cfg, REG, source="x.toml")
     with pytest.raises(KeyError, match="unknown instrument"):
-        build_strategies(config.loads('[[strategy.instances]]\nsymbol = "DOGEUSDT"\n'))
+        build_strategies(config.loads('[[strategy.instances]]\nsymbol = "DOGEUSDT"\n'), REG)
     assert STRATEGIES["sma"] is SmaCrossover
 
 
