@@ -42,7 +42,7 @@ import numpy as np
 import orjson
 
 from pipeline import _native
-from pipeline.gateway.journal import JournalWriteError
+from pipeline.gateway.journal import JournalWriteError, SyncPolicy
 from pipeline.gateway import journal_py
 from pipeline.records import (JOURNAL_FILE_DTYPE, JOURNAL_MAGIC, JOURNAL_ORDER_DTYPE,
                               JOURNAL_PAYLOAD_OFFSET, JOURNAL_RECORD_SIZE, JOURNAL_VERSION,
@@ -203,7 +203,7 @@ def export(path: str | Path, out: IO[bytes]) -> int:
     return n
 
 
-class BinaryJournal:
+class BinaryJournal(SyncPolicy):
     """The binary journal with pipeline.gateway.journal.Journal's interface (see the module)."""
 
     writes_orders = True      # the gateway journals an order as one ORDER record (write_order)
@@ -390,20 +390,6 @@ class BinaryJournal:
                       self.sync_errors)
             raise JournalWriteError(exc.errno, f"journal fsync failed: {exc.strerror}") from exc
         self._dirty = False
-
-    def maybe_sync(self) -> None:
-        self.commit()
-        if self._dirty and self.policy == "interval":
-            now = time.perf_counter_ns()
-            if now - self._last_sync >= self.fsync_ns:
-                self._last_sync = now
-                self._sync()
-
-    def flush(self) -> None:
-        self.commit()
-        if self._dirty and self.policy != "never" and not self.closed:
-            self._last_sync = time.perf_counter_ns()
-            self._sync()
 
     def close(self) -> None:
         if self.closed:

@@ -63,7 +63,29 @@ def strip_signature(body: bytes | str) -> str:
     return "&".join(p for p in s.split("&") if not p.startswith("signature="))
 
 
-class Journal:
+class SyncPolicy:
+    """The fsync policy of a write-ahead journal (always / interval / never), shared by the JSON
+    lines journal and the binary one (pipeline/gateway/binjournal.py). The owner provides
+    commit(), _sync() (which clears _dirty) and the policy, fsync_ns, _last_sync, _dirty and
+    closed attributes."""
+
+    def maybe_sync(self) -> None:
+        self.commit()
+        if self._dirty and self.policy == "interval":
+            now = time.perf_counter_ns()
+            if now - self._last_sync >= self.fsync_ns:
+                self._last_sync = now
+                self._sync()
+
+    def flush(self) -> None:
+        """Commit, then fsync (any policy but never: then it is the OS's business)."""
+        self.commit()
+        if self._dirty and self.policy != "never" and not self.closed:
+            self._last_sync = time.perf_counter_ns()
+            self._sync()
+
+
+class Journal(SyncPolicy):
     def __init__(self, path: str | Path, *, fsync: str = "interval", fsync_ms: int = 200,
                  redact: Callable[[str], str] | None = None):
         if fsync not in ("always", "interval", "never"):
@@ -151,10 +173,10 @@ class Journal:
         self._pending = b""
         self._dirty = True
         if self.policy == "always":
-            self._fsync()
+            self._sync()
         # "interval": the owner's loop calls maybe_sync() (never an fsync on the order path)
 
-    def _fsync(self) -> None:
+    def _sync(self) -> None:
         try:
             os.fsync(self.fd)
         except OSError as exc:
@@ -163,21 +185,6 @@ class Journal:
                       self.sync_errors)
             raise JournalWriteError(exc.errno, f"journal fsync failed: {exc.strerror}") from exc
         self._dirty = False
-
-    def maybe_sync(self) -> None:
-        self.commit()
-        if self._dirty and self.policy == "interval":
-            now = time.perf_counter_ns()
-            if now - self._last_sync >= self.fsync_ns:
-                self._last_sync = now
-                self._fsync()
-
-    def flush(self) -> None:
-        """Commit, then fsync (any policy but never: then it is the OS's business)."""
-        self.commit()
-        if self._dirty and self.policy != "never" and not self.closed:
-            self._last_sync = time.perf_counter_ns()
-            self._fsync()
 
     def close(self) -> None:
         """Flush (best effort: a failing disk is logged, the file is closed anyway)."""

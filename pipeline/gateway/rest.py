@@ -15,6 +15,7 @@ through the Redactor before it is stored or logged.
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from dataclasses import dataclass, field
@@ -276,3 +277,23 @@ class RestClient:
                 or "serverTime" not in r.data:
             return None
         return t0, int(r.data["serverTime"]), t1
+
+
+class ReplyQueue:
+    """The (client id, Reply) answers an order wire's reader thread hands to the loop (the owner
+    sets self._out = queue.SimpleQueue() and puts into it); shared by the REST and WS-API wires."""
+
+    def replies(self) -> list[tuple[str, Reply]]:
+        """Every (cid, reply) that came back, without waiting."""
+        out = []
+        while True:
+            try:
+                out.append(self._out.get_nowait())
+            except queue.Empty:
+                return out
+
+    def wait_reply(self, timeout: float) -> tuple[str, Reply] | None:
+        try:
+            return self._out.get(timeout=timeout)
+        except queue.Empty:
+            return None

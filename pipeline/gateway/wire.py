@@ -41,7 +41,7 @@ from urllib3.util.wait import wait_for_read
 
 from pipeline.gateway import tls
 from pipeline.gateway.ratelimit import HostBlocked, HostGate
-from pipeline.gateway.rest import Outcome, Reply, reply_of
+from pipeline.gateway.rest import Outcome, Reply, ReplyQueue, reply_of
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ def request_writer(host: str, port: int, default_port: int, path: str, headers: 
                                                for k, v in headers.items()])
 
 
-class Wire:
+class Wire(ReplyQueue):
     def __init__(self, base_url: str, api_key: str, gate: HostGate, *, connect_timeout_s: float,
                  read_timeout_s: float, redact: Callable[[str], str], connections: int = 2,
                  cores: set[int] | None = None, ca_bundle: str = ""):
@@ -182,21 +182,6 @@ class Wire:
     def sent(self) -> int:
         """Requests written (each counter has one writer thread)."""
         return self.direct + self.by_thread
-
-    def replies(self) -> list[tuple[str, Reply]]:
-        """Every (cid, reply) that came back, without waiting."""
-        out = []
-        while True:
-            try:
-                out.append(self._out.get_nowait())
-            except queue.Empty:
-                return out
-
-    def wait_reply(self, timeout: float) -> tuple[str, Reply] | None:
-        try:
-            return self._out.get(timeout=timeout)
-        except queue.Empty:
-            return None
 
     def warm(self, body: bytes) -> None:
         """Run the loop's side of an order dry (the gateway's idle loop): the pool look-up with

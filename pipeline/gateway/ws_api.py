@@ -30,7 +30,7 @@ import websocket
 
 from pipeline.gateway import tls
 from pipeline.gateway.ratelimit import HostBlocked, HostGate, retry_after_s
-from pipeline.gateway.rest import Outcome, Reply, classify
+from pipeline.gateway.rest import Outcome, Reply, ReplyQueue, classify
 from pipeline.logs import event_log
 
 log = logging.getLogger(__name__)
@@ -291,7 +291,7 @@ class UserStream(threading.Thread):
                 "errors": self.errors, "received": self.received, "malformed": self.malformed}
 
 
-class WsOrderWire:
+class WsOrderWire(ReplyQueue):
     """order.place over one WS-API connection without waiting for answers (`async_orders`).
 
     The loop (`put`) signs the params, sends the frame and goes on: a signal that arrives while
@@ -388,20 +388,6 @@ class WsOrderWire:
     def in_flight(self) -> int:
         with self._lock:
             return len(self._pending)
-
-    def replies(self) -> list[tuple[str, Reply]]:
-        out = []
-        while True:
-            try:
-                out.append(self._out.get_nowait())
-            except queue.Empty:
-                return out
-
-    def wait_reply(self, timeout: float) -> tuple[str, Reply] | None:
-        try:
-            return self._out.get(timeout=timeout)
-        except queue.Empty:
-            return None
 
     def close(self, timeout: float = 2.0) -> None:
         self._stop.set()
