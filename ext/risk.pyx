@@ -508,8 +508,10 @@ cdef class RiskEngine:
             return R_BAD_VERSION
         if now <= 0:                            # CLOCK_MONOTONIC is > 0; keeps differences exact
             return R_BAD_TIMESTAMP
-        # 2. runaway guard, 3. halted
-        if self._runaway(now) and self.state != ST_HALTED:    # RUNAWAY once: the trip
+        # 2. runaway guard (an expired signal does not count: a backlog delivered late, e.g. after
+        # a gateway stop, is refused as EXPIRED below and never trips the guard), 3. halted
+        if (not (s.ttl_ns > 0 and 0 < s.created_mono <= now and now - s.created_mono > s.ttl_ns)
+                and self._runaway(now) and self.state != ST_HALTED):    # RUNAWAY once: the trip
             self.state = ST_HALTED
             return R_RUNAWAY
         if self.state == ST_HALTED:

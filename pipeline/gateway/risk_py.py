@@ -11,7 +11,9 @@ Checks, in this order (the first failing one is the answer):
   2. runaway guard: more than `runaway_signals` well-formed signals within `runaway_window_ns`
      (half-open window: a signal exactly runaway_window_ns after the K-th previous one does not
      count it) → state becomes HALTED, RUNAWAY (reported once, at the trip: a signal that
-     finds the state already HALTED is HALTED; its time still counts)
+     finds the state already HALTED is HALTED; its time still counts). An expired signal (the
+     TTL test of step 5) is not counted: a backlog delivered late — the strategy kept sending
+     while the gateway was stopped — is refused as EXPIRED and never halts trading
   3. state HALTED → HALTED
   4. fields: ids (BAD_ID), created/ttl (BAD_TIMESTAMP), symbol configured for that venue
      (UNKNOWN_SYMBOL), side, type, timeInForce, quantity, price (NaN/±inf/<=0/absurd → BAD_*)
@@ -310,8 +312,9 @@ class RiskEngine:
             return R.BAD_VERSION
         if now <= 0:                       # CLOCK_MONOTONIC is > 0; keeps differences in int64
             return R.BAD_TIMESTAMP
-        # 2. runaway guard
-        if self._runaway(now) and self._state != TradingState.HALTED:   # RUNAWAY once: the trip
+        # 2. runaway guard (an expired signal does not count: see the module docstring)
+        expired = ttl > 0 and 0 < created <= now and now - created > ttl
+        if not expired and self._runaway(now) and self._state != TradingState.HALTED:
             self._state = TradingState.HALTED
             return R.RUNAWAY
         # 3. halted

@@ -250,11 +250,12 @@ def test_token_bucket_boundary(Engine):
 
 def test_runaway_guard_halts(Engine):
     e, sig = make(Engine, runaway_signals=5, runaway_window_ns=1_000_000_000), Sig()
+    live = dict(qty=0.001, ttl_ns=2_000_000_000)           # every signal still within its TTL
     for i in range(5):
-        assert e.check(sig(qty=0.001), NOW + i) == R.ACCEPT
-    assert e.check(sig(qty=0.001), NOW + 999_999_999) == R.RUNAWAY       # 6th within the window
+        assert e.check(sig(**live), NOW + i) == R.ACCEPT
+    assert e.check(sig(**live), NOW + 999_999_999) == R.RUNAWAY          # 6th within the window
     assert e.state == TradingState.HALTED
-    assert e.check(sig(qty=0.001), NOW + 999_999_999) == R.HALTED        # reported once
+    assert e.check(sig(**live), NOW + 999_999_999) == R.HALTED           # reported once
 
 
 def test_runaway_window_is_half_open(Engine):
@@ -264,6 +265,20 @@ def test_runaway_window_is_half_open(Engine):
     t = NOW + 1_000_000_000                # exactly one window after the oldest: not counted
     assert e.check(sig(qty=0.001, created_mono=t), t) == R.ACCEPT
     assert e.state == TradingState.ACTIVE
+
+
+def test_a_late_backlog_of_expired_signals_never_trips_the_runaway_guard(Engine):
+    # The strategy kept sending while the gateway was stopped: on resume the backlog arrives at
+    # once, every signal past its TTL. They are refused as EXPIRED and do not count as runaway.
+    e, sig = make(Engine, runaway_signals=5, runaway_window_ns=1_000_000_000), Sig()
+    late = NOW + 60_000_000_000                                  # 60 s after they were made
+    assert [e.check(sig(qty=0.001, ttl_ns=1_000_000), late + i) for i in range(20)] \
+        == [R.EXPIRED] * 20
+    assert e.state == TradingState.ACTIVE
+    e.set_reference(1, 50_000.0, late)
+    fresh = [e.check(sig(qty=0.001, created_mono=late + 100), late + 100 + i) for i in range(6)]
+    assert fresh == [R.ACCEPT] * 5 + [R.RUNAWAY]                  # live signals still count
+    assert e.state == TradingState.HALTED
 
 
 def test_the_venue_gate_closes_runs_out_and_paces(Engine):
