@@ -44,6 +44,20 @@ def ws_payload(params: dict[str, Any]) -> bytes:
     return "&".join(f"{k}={s(params[k])}" for k in sorted(params) if k != "signature").encode()
 
 
+def ws_reply(msg: dict, gate: HostGate, redact: Callable[[str], str], written: int,
+             done: int) -> Reply:
+    """One WS-API answer as a Reply: the venue's rate-limit counters go to the gate (and a 429 /
+    418 closes it), the status and error map to an Outcome, the message is redacted."""
+    status = int(msg.get("status") or 0)
+    gate.observe_ws_limits(msg.get("rateLimits") or [])
+    err = msg.get("error")
+    err = err if isinstance(err, dict) else None
+    outcome, code, text = classify(status, err)
+    if outcome in (Outcome.RATE_LIMITED, Outcome.BANNED):
+        gate.block(status, retry_after_s({}, err))
+    return Reply(outcome, status, code, redact(text), msg.get("result"), {}, written, done)
+
+
 class WsSigner:
     """Signs WS-API params (HMAC-SHA256 hex via the gateway's pre-keyed signer)."""
 
@@ -176,14 +190,7 @@ class WsApiClient:
             return Reply(Outcome.UNKNOWN, msg=self.redact(f"ws-api {method}: "
                                                           f"{type(exc).__name__}: {exc}"),
                          written_mono=written, done_mono=time.perf_counter_ns())
-        done = time.perf_counter_ns()
-        status = int(msg.get("status") or 0)
-        self.gate.observe_ws_limits(msg.get("rateLimits") or [])
-        err = msg.get("error")
-        outcome, code, text = classify(status, err if isinstance(err, dict) else None)
-        if outcome in (Outcome.RATE_LIMITED, Outcome.BANNED):
-            self.gate.block(status, retry_after_s({}, err if isinstance(err, dict) else None))
-        return Reply(outcome, status, code, self.redact(text), msg.get("result"), {}, written, done)
+        return ws_reply(msg, self.gate, self.redact, written, time.perf_counter_ns())
 
 
 class UserStream(threading.Thread):
@@ -471,10 +478,4 @@ class WsOrderWire(ReplyQueue):
             self._expire()
 
     def _reply(self, msg: dict, written: int, done: int) -> Reply:
-        status = int(msg.get("status") or 0)
-        self.gate.observe_ws_limits(msg.get("rateLimits") or [])
-        err = msg.get("error")
-        outcome, code, text = classify(status, err if isinstance(err, dict) else None)
-        if outcome in (Outcome.RATE_LIMITED, Outcome.BANNED):
-            self.gate.block(status, retry_after_s({}, err if isinstance(err, dict) else None))
-        return Reply(outcome, status, code, self.redact(text), msg.get("result"), {}, written, done)
+        return ws_reply(msg, self.gate, self.redact, written, done)
