@@ -241,6 +241,7 @@ class StrategyProcess:
                 buf[0]["mono_ts"] = perf()
                 n, got = 1, True
             if got and gate:          # no decision before the position is known
+                record_hop(max(1, perf() - int(buf["mono_ts"][n - 1])))
                 self.ticks += n
                 self.ticks_unsynced += n
                 continue
