@@ -145,6 +145,7 @@ def assemble(gw) -> None:
     for sid, rules in gw.rules.items():
         gw.risk.set_instrument(rules)
         gw.signer.set_instrument(rules)
+        gw.path.set_name(sid, rules.name.encode("ascii"))   # the journal record's symbol
         gw.symbol_ids[rules.name] = sid
 
     gw.ws, gw.stream = gw.venue.streams(api_key, sign, gw.gate, timestamp_ms=gw.clock.timestamp_ms,
