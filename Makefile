@@ -8,7 +8,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: demo bus-demo test build bench clean annotate venv fuzz fuzz-seed
+.PHONY: demo bus-demo test build bench soak clean annotate venv fuzz fuzz-seed
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -59,6 +59,13 @@ fuzz: $(STAMP)
 
 fuzz-seed: $(STAMP)
 	$(PY) -m fuzz.seed
+
+# The chaos soak (scripts/soak.py, docs/trading-box.md): roles killed and stopped at random,
+# venue faults injected, then the venue and the journal compared.
+SOAK_MINUTES ?= 10
+SOAK_SEED ?= 1
+soak: $(STAMP)
+	$(PY) scripts/soak.py --minutes $(SOAK_MINUTES) --seed $(SOAK_SEED) --json bench-results/soak.json
 
 bench: $(STAMP)
 	@for b in scripts/bench_*.py; do echo "== $$b"; $(PY) $$b --quick || exit 1; done

@@ -5,7 +5,7 @@ control endpoints, plus the tape publisher.
     /ws, /ws/<streams>       raw market-data streams (marketdata.py)
     /stream?streams=a/b      combined streams
     /ws-api/v3               WebSocket API (ws_api.py)
-    /_sim/state     GET      balances, open orders, fills, books, connections (for tests)
+    /_sim/state     GET      balances, orders (open and all), fills, books, connections (tests)
     /_sim/fault     POST     {"fault": name, ...params}   (faults.py)
     /_sim/tape      POST     {"action": "pause" | "resume"} or {"rate": N}
     /_sim/trade     POST     {"symbol", "price", "qty", "side"}: a tape trade on cue
@@ -339,6 +339,7 @@ class Simulator:
                     "balances": {a: {"free": fmt8(acct.free.get(a, 0)),
                                      "locked": fmt8(acct.locked.get(a, 0))} for a in sorted(acct.free)},
                     "open_orders": [o.details() for o in acct.open_orders()],
+                    "orders": [o.details() for o in acct.orders.values()],   # every one, ever
                     "fills": [t.json() for t in acct.trades],
                     "user_stream_listeners": len(acct.listeners),
                 } for key, acct in self.accounts.items()},
