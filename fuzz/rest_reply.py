@@ -37,7 +37,6 @@ with instrumented():
     from pipeline.gateway.ws_api import ws_reply
     from pipeline.records import Venue
 
-logging.disable(logging.CRITICAL)          # order and event lines would flood the fuzzer's output
 _DIR = Path(tempfile.mkdtemp(prefix="fuzz-rest-"))
 atexit.register(shutil.rmtree, _DIR, True)
 SID = 1
@@ -118,6 +117,7 @@ def one_input(data: bytes) -> None:
 
 
 def main(argv: list[str]) -> None:
+    logging.disable(logging.CRITICAL)      # order and event lines would flood the fuzzer's output
     fuzz_main(one_input, argv)
 
 
