@@ -212,6 +212,8 @@ class CollectorConfig:
     lifetime_s: float = 0.0           # 0 = the venue's limit (Binance 24 h)
     lifetime_margin_s: float = 600.0  # replace a connection this long before its lifetime ends
     overlap_s: float = 1.0            # make-before-break: both connections open this long
+    connect_limit: int = 0            # connection attempts in any connect_window_s; 0 = the
+    connect_window_s: float = 0.0     # venue's cap (Binance: 300 per 300 s per IP)
     drain_timeout_s: float = 2.0      # wait this long for the old connection's close frame
     url_streams_max: int = 200        # streams in the connect URL; the rest via paced SUBSCRIBE
     snapshot_limit: int = 1000        # REST depth levels
@@ -233,6 +235,8 @@ class CollectorConfig:
             raise ValueError("backoff_jitter must be in [0, 1)")
         if self.max_message < 1024:
             raise ValueError("max_message must be >= 1024")
+        if self.connect_limit < 0 or self.connect_window_s < 0:
+            raise ValueError("connect_limit and connect_window_s must be >= 0")
 RoleKind = Literal["sim", "collector", "strategy", "gateway", "recorder", "command"]
 # Roles whose death must stop trading for good: a strategy's state and a gateway's orders are not
 # rebuilt by a blind restart (the trader restarts them, after a look).

@@ -5,7 +5,10 @@ States per connection group: DOWN (waiting out the back-off) → UP (active conn
 (a standby connection opened, make-before-break). Rules applied here:
 
   * reconnect with capped exponential back-off plus jitter; the back-off resets once a new
-    connection has delivered data;
+    connection has delivered data; every attempt (reconnect or make-before-break) also fits the
+    venue's connection cap (`rules.max_connects` per `connect_window_s`, or [collector]
+    connect_limit / connect_window_s): over it, the attempt waits for the window, so a server that
+    drops every connection right after its first frames never earns a ban;
   * a stale-feed watchdog: no byte for `stale_after_s` → STALE records for the group's symbols,
     drop the connection, reconnect; a lost connection also publishes STALE at once;
   * server pings are answered with pongs (websocket-client frames them), paced with every other
@@ -36,7 +39,8 @@ from typing import Callable
 import numpy as np
 import requests
 
-from pipeline.collector.connection import (Backoff, ConnectionClosed, RateLimiter, WsConnection)
+from pipeline.collector.connection import (AttemptWindow, Backoff, ConnectionClosed, RateLimiter,
+                                            WsConnection)
 from pipeline.collector import wsdecode_py as K
 from pipeline.collector.feed import Feed
 from pipeline.config import CollectorConfig
@@ -125,6 +129,11 @@ class Collector:
         self.counters: Counter = Counter()
         self.outq: dict[int, deque] = {}          # id(conn) → queued (kind, payload)
         self.limiters: dict[int, RateLimiter] = {}
+        limit = cfg.connect_limit or self.rules.max_connects
+        window = cfg.connect_window_s or self.rules.connect_window_s
+        self.connect_window = (AttemptWindow(limit, window, clock=mono)
+                               if limit and window else None)
+        self._pacing = False
         self.pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="snapshot")
         self._tls = threading.local()          # one requests.Session per snapshot thread
         self._sessions: list[requests.Session] = []
@@ -236,7 +245,30 @@ class Collector:
             q.append(("text", msg))
         return c
 
+    def _pace(self) -> float:
+        """0 if one more connection attempt fits the venue's cap (it is counted), else how long
+        until one does."""
+        w = self.connect_window
+        if w is None:
+            return 0.0
+        wait = w.wait_s()
+        if wait > 0:
+            self.counters["connects_paced"] += 1
+            if not self._pacing:
+                self._pacing = True
+                event_log("CONNECT_PACED", logging.WARNING, limit=w.limit, window_s=w.window_s,
+                          wait_s=round(wait, 3))
+            return wait
+        self._pacing = False
+        w.take()
+        self.counters["connect_attempts"] += 1
+        return 0.0
+
     def _connect(self, g: _Group) -> None:
+        wait = self._pace()
+        if wait > 0:
+            g.next_connect_at = self.mono() + wait
+            return
         c = self._open(g)
         if c is None:
             g.next_connect_at = self.mono() + g.backoff.next_delay()
@@ -354,6 +386,10 @@ class Collector:
     # ------------------------------------------------------------------ make-before-break
     def _start_switch(self, g: _Group, why: str) -> None:
         if g.standby is not None or g.active is None:
+            return
+        wait = self._pace()
+        if wait > 0:
+            g.next_switch_at = self.mono() + wait
             return
         c = self._open(g)
         if c is None:

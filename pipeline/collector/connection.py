@@ -6,8 +6,10 @@ into a frame decoder's buffer (`recv_into`), which is what makes the hot path fa
 client's own recv() costs ~6 us a frame). websocket-client reads the handshake response byte by
 byte, so no frame bytes are left in its buffers.
 
-`Backoff`: capped exponential back-off with jitter. `RateLimiter`: a token bucket for outgoing
-messages (venues cap client messages per second; pongs count).
+`Backoff`: capped exponential back-off with jitter. `RateLimiter`: at most N outgoing messages in
+any sliding second (venues cap client messages per second; pongs count; a token bucket would let
+2N into one second: a full bucket, then its refill). `AttemptWindow`: at most N connection
+attempts in any sliding window (the venue's per-IP connection cap).
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ import select
 import socket
 import ssl
 import time
+from collections import deque
 
 import websocket
 
@@ -48,31 +51,48 @@ class Backoff:
         return sum(min(self.max_s, self.initial_s * 2 ** i) for i in range(attempts))
 
 
-class RateLimiter:
-    """Token bucket: at most `rate` sends per second, bursts up to `burst`."""
+class AttemptWindow:
+    """At most `limit` events in any sliding window of `window_s` seconds (a log of the last
+    `limit` event times): `wait_s()` says how long until one more fits, `take()` records one."""
 
-    def __init__(self, rate: float, burst: float | None = None, clock=time.monotonic):
-        self.rate = float(rate)
-        self.burst = float(burst if burst is not None else max(1.0, rate))
-        self.tokens = self.burst
+    def __init__(self, limit: int, window_s: float, clock=time.monotonic):
+        if limit < 1 or not window_s > 0:
+            raise ValueError("an attempt window needs limit >= 1 and window_s > 0")
+        self.limit = int(limit)
+        self.window_s = float(window_s)
         self.clock = clock
-        self.t = clock()
+        self.times: deque[float] = deque()
 
-    def _refill(self) -> None:
-        now = self.clock()
-        self.tokens = min(self.burst, self.tokens + (now - self.t) * self.rate)
-        self.t = now
-
-    def try_take(self) -> bool:
-        self._refill()
-        if self.tokens >= 1.0:
-            self.tokens -= 1.0
-            return True
-        return False
+    def _prune(self, now: float) -> None:
+        while self.times and now - self.times[0] >= self.window_s:
+            self.times.popleft()
 
     def wait_s(self) -> float:
-        self._refill()
-        return 0.0 if self.tokens >= 1.0 else (1.0 - self.tokens) / self.rate
+        now = self.clock()
+        self._prune(now)
+        if len(self.times) < self.limit:
+            return 0.0
+        return self.times[0] + self.window_s - now
+
+    def take(self) -> None:
+        self.times.append(self.clock())
+
+    def try_take(self) -> bool:
+        if self.wait_s() > 0:
+            return False
+        self.take()
+        return True
+
+
+class RateLimiter(AttemptWindow):
+    """At most `rate` sends in any sliding second (`burst`, if given, lowers that: never more
+    than `burst` in one second). Exactly the venue's rule ("5 messages per second"), so a reconnect
+    that queues its SUBSCRIBEs behind pongs never goes over."""
+
+    def __init__(self, rate: float, burst: float | None = None, clock=time.monotonic):
+        n = int(min(rate, burst) if burst is not None else rate)
+        super().__init__(max(1, n), 1.0, clock)
+        self.rate = float(rate)
 
 
 class ConnectionClosed(Exception):

@@ -105,6 +105,8 @@ class Gateway(Admission, Loop, TradingControl, Reporting):
                       "audit": time.perf_counter_ns() + int(cfg.open_order_audit_s * 1e9)}
         self._stream_seen = self.stream.connects if self.stream is not None else 0
         self.role.set_state(RoleState.RUNNING)
+        # the mark that READY may be answered from here on (no signal is taken before it)
+        self.journal.write("ready", trading=self.trading)
         self.journal.commit()
         # a helper thread holding the GIL when a signal comes gives it up within this (default 5 ms)
         sys.setswitchinterval(GIL_SWITCH_S)

@@ -13,6 +13,7 @@ from decimal import Decimal, InvalidOperation
 from urllib.parse import unquote_plus
 
 from pipeline.sim import errors
+from pipeline.sim.faults import CLOCK
 from pipeline.sim.errors import ApiError, err
 
 
@@ -66,8 +67,9 @@ def ws_payload(params: dict) -> bytes:
     return "&".join(f"{k}={s(params[k])}" for k in sorted(params) if k != "signature").encode()
 
 
-def check_timestamp(params: dict, now_ms: int) -> None:
-    """-1021 outside the recvWindow or 1 s ahead of the server; -1102 / -1131 for bad params."""
+def check_timestamp(params: dict, now_ms: int, what: str = "") -> None:
+    """-1021 outside the recvWindow or 1 s ahead of the server; -1102 / -1131 for bad params.
+    Every verdict on a timestamp is noted in faults.CLOCK (`what`: the endpoint or method)."""
     ts_raw = params.get("timestamp")
     if ts_raw is None or ts_raw == "":
         raise errors.mandatory("timestamp")
@@ -90,6 +92,9 @@ def check_timestamp(params: dict, now_ms: int) -> None:
         if rw > 60000 or rw <= 0:
             raise err(errors.RECV_WINDOW_TOO_BIG)
     if ts_ms >= now + 1000:
+        CLOCK.note(what, ts_ms - now, "ahead")
         raise err(errors.AHEAD_OF_SERVER)
     if now - ts_ms > rw:
+        CLOCK.note(what, ts_ms - now, "behind")
         raise err(errors.OUTSIDE_RECV_WINDOW)
+    CLOCK.note(what, ts_ms - now, "ok")

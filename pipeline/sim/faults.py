@@ -15,6 +15,10 @@
 | truncated        | count = 1                                 | next frames are cut in half (invalid JSON)      |
 | duplicate        | count = 1                                 | next frames are sent twice                      |
 | server_shutdown  | grace_s = 0.5                             | serverShutdown event, then a close              |
+| clock_skew       | behind_ms = 1500                          | serverTime (and the recvWindow check) that far  |
+|                  |                                           | behind real time: every client's clock ahead    |
+| flap             | seconds = 10, after_ms = 50               | every md connection cut after_ms after it opens |
+|                  |                                           | (its first frames delivered): a reconnect storm |
 | clear            |                                           | every pending fault is cancelled                |
 
 The connection-level faults (drop, silence, malformed, truncated, duplicate, server_shutdown) are
@@ -24,11 +28,13 @@ request-path state.
 from __future__ import annotations
 
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
 FAULTS = ("drop", "silence", "delay", "http_5xx", "force_1021", "force_429", "force_418",
-          "skip_depth", "malformed", "truncated", "duplicate", "server_shutdown", "clear")
+          "skip_depth", "malformed", "truncated", "duplicate", "server_shutdown", "clock_skew",
+          "flap", "clear")
 
 _PARAMS: dict[str, dict[str, type | tuple]] = {
     "drop": {"target": str},
@@ -43,6 +49,8 @@ _PARAMS: dict[str, dict[str, type | tuple]] = {
     "truncated": {"count": int},
     "duplicate": {"count": int},
     "server_shutdown": {"grace_s": (int, float)},
+    "clock_skew": {"behind_ms": (int, float)},
+    "flap": {"seconds": (int, float), "after_ms": (int, float)},
     "clear": {},
 }
 TARGETS = ("all", "md", "ws_api")
@@ -124,3 +132,40 @@ class RequestFaults:
         return {"delay_ms": self.delay_ms, "delay_left": self.delay_left,
                 "http_5xx_left": self.http_5xx_left, "force_1021_left": self.force_1021_left,
                 "force_429_left": self.force_429_left, "applied": len(self.history)}
+
+
+class ServerClock:
+    """The simulator's wall clock as the venue's: serverTime and the signed requests' timestamp
+    check use `now_ms()`, real time minus `behind_ms` (the clock_skew fault; every client then
+    runs that far ahead). Every timestamp check is noted (what it was for, how far the request's
+    timestamp was ahead of server time, the verdict), so a test can prove what a client sent."""
+
+    def __init__(self) -> None:
+        self.behind_ms = 0.0
+        self.checked = 0
+        self.ahead_rejected = 0             # timestamp >= serverTime + 1000 (-1021)
+        self.behind_rejected = 0            # older than the recvWindow (-1021)
+        self.max_ahead_accepted_ms: float | None = None
+        self.recent: deque = deque(maxlen=512)  # (what, ahead_ms, verdict), oldest first
+
+    def now_ms(self) -> int:
+        return time.time_ns() // 1_000_000 - int(self.behind_ms)
+
+    def note(self, what: str, ahead_ms: float, verdict: str) -> None:
+        self.checked += 1
+        if verdict == "ahead":
+            self.ahead_rejected += 1
+        elif verdict == "behind":
+            self.behind_rejected += 1
+        elif self.max_ahead_accepted_ms is None or ahead_ms > self.max_ahead_accepted_ms:
+            self.max_ahead_accepted_ms = ahead_ms
+        self.recent.append((what, round(ahead_ms, 3), verdict))
+
+    def state(self) -> dict:
+        return {"behind_ms": self.behind_ms, "checked": self.checked,
+                "ahead_rejected": self.ahead_rejected, "behind_rejected": self.behind_rejected,
+                "max_ahead_accepted_ms": self.max_ahead_accepted_ms,
+                "recent": [list(r) for r in self.recent]}
+
+
+CLOCK = ServerClock()      # one simulator per process

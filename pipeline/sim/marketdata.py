@@ -11,6 +11,7 @@ subscriber's queue; each connection's writer task drains its own queue.
 """
 from __future__ import annotations
 
+import asyncio
 import collections
 import logging
 import time
@@ -54,6 +55,14 @@ class Hub:
         self._prefix: dict[bytes, bytes] = {}
         self.published = 0
         self.on_change: Callable[[], None] = lambda: None   # subscriptions changed (the tape listens)
+        # what clients did, for tests (/_sim/state md_stats): every connection attempt (an
+        # upgrade request, accepted or not), the most messages one connection sent within one
+        # second, the connections cut for sending more than incoming_per_s
+        self.connect_times: collections.deque[float] = collections.deque(maxlen=100_000)
+        self.max_incoming_1s = 0
+        self.rate_disconnects = 0
+        self.flap_until = 0.0           # the flap fault: cut each new connection ...
+        self.flap_after_s = 0.05        # ... this long after it opened
 
     # ---------------------------------------------------------------- subscriptions
 
@@ -129,6 +138,7 @@ class Hub:
         dq.append(now)
         while dq and now - dq[0] >= 1.0:
             dq.popleft()
+        self.max_incoming_1s = max(self.max_incoming_1s, len(dq))
         return len(dq) <= self.incoming_per_s
 
     def control(self, c: MdConn, text: str) -> bytes:
@@ -189,6 +199,7 @@ class Hub:
 
     async def handle(self, request: web.Request, cfg: Any) -> web.StreamResponse:
         """GET /ws, /ws/<streams>, /stream?streams=a/b."""
+        self.connect_times.append(time.monotonic())
         path = request.path
         if path.startswith("/stream"):
             combined = True
@@ -208,6 +219,8 @@ class Hub:
         self.conns[c.id] = c
         self.subscribe(c, streams)
         c.start()
+        if time.monotonic() < self.flap_until:
+            asyncio.get_running_loop().call_later(self.flap_after_s, c.abort)
         log.info("md %d: %s connected to %s (%d streams)", c.id, c.peer, request.path_qs, len(streams))
         try:
             async for msg in ws:
@@ -217,6 +230,7 @@ class Hub:
                     if not self._rate_ok(c):
                         log.warning("md %d: more than %d incoming messages/s, disconnecting", c.id,
                                     self.incoming_per_s)
+                        self.rate_disconnects += 1
                         await c.close(1008, b"Too many requests")
                         break
                 if msg.type == WSMsgType.TEXT:

@@ -16,6 +16,7 @@ import orjson
 from aiohttp import web
 
 from pipeline.sim import errors
+from pipeline.sim.faults import CLOCK as faultmod_clock
 from pipeline.sim.accounts import Account
 from pipeline.sim.auth import check_timestamp, parse_params, strip_signature
 from pipeline.sim.errors import ApiError, err
@@ -30,7 +31,7 @@ JSON = "application/json"
 
 
 def now_ms() -> int:
-    return time.time_ns() // 1_000_000
+    return faultmod_clock.now_ms()          # the venue's clock (the clock_skew fault)
 
 
 def depth_weight(limit: int) -> int:
@@ -133,7 +134,7 @@ class RestApi:
             raise err(errors.BAD_SIGNATURE)
         if sim.req_faults.take("force_1021_left"):
             raise err(errors.OUTSIDE_RECV_WINDOW)
-        check_timestamp(params, now_ms())
+        check_timestamp(params, now_ms(), request.path)
         return acct
 
     # ------------------------------------------------------------------ public

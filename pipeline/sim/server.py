@@ -240,12 +240,23 @@ class Simulator:
             for ip in set(self.limiter.ips) | {"127.0.0.1", "::1"}:
                 self.limiter.force_418(ip, float(params.get("seconds", 120)))
             return {"banned_s": float(params.get("seconds", 120))}
+        if name == "clock_skew":
+            faultmod.CLOCK.behind_ms = float(params.get("behind_ms", 1500))
+            return {"behind_ms": faultmod.CLOCK.behind_ms}
+        if name == "flap":
+            self.hub.flap_until = time.monotonic() + float(params.get("seconds", 10))
+            self.hub.flap_after_s = float(params.get("after_ms", 50)) / 1000.0
+            for c in md:
+                c.abort()
+            return {"until_s": float(params.get("seconds", 10)), "dropped": len(md)}
         if name == "server_shutdown":
             self.hub.broadcast_shutdown()
             grace = float(params.get("grace_s", 0.5))
             self._tasks.append(asyncio.create_task(self._close_md_later(grace)))
             return {"connections": len(md)}
         if name == "clear":
+            faultmod.CLOCK.behind_ms = 0.0
+            self.hub.flap_until = 0.0
             self.tape.skip_depth.clear()
             for c in md + api:
                 c.silent_until = 0.0
@@ -358,6 +369,11 @@ class Simulator:
                           "spoil_pending": c.malformed + c.truncated + c.duplicate}
                          for c in self.hub.conns.values()],
             "faults": self.req_faults.state(),
+            "clock": faultmod.CLOCK.state(),
+            "md_stats": {"connect_attempts": len(self.hub.connect_times),
+                         "connect_times": list(self.hub.connect_times),
+                         "max_incoming_1s": self.hub.max_incoming_1s,
+                         "rate_disconnects": self.hub.rate_disconnects},
             "rest_requests": self.rest.requests,
             "uptime_s": time.monotonic() - self.started,
         }

@@ -18,6 +18,7 @@ import orjson
 from aiohttp import WSMsgType, web
 
 from pipeline.sim import errors
+from pipeline.sim.faults import CLOCK as faultmod_clock
 from pipeline.sim.accounts import Account
 from pipeline.sim.auth import check_timestamp, ws_payload
 from pipeline.sim.errors import ApiError, err
@@ -32,7 +33,7 @@ NOT_AUTHORIZED = (-1002, "You are not authorized to execute this request.")
 
 
 def now_ms() -> int:
-    return time.time_ns() // 1_000_000
+    return faultmod_clock.now_ms()          # the venue's clock (the clock_skew fault)
 
 
 class WsApiConn(WsConn):
@@ -186,7 +187,7 @@ class WsApi:
         if sim.req_faults.take("force_1021_left"):
             raise err(errors.OUTSIDE_RECV_WINDOW)
         if "timestamp" in params or c.session is not acct:
-            check_timestamp(params, now_ms())
+            check_timestamp(params, now_ms(), "ws-api")
         return acct
 
     def _methods(self) -> dict:

@@ -29,6 +29,8 @@ class ConnectionRules:
     keepalive: KeepAlive             # server pings us (answer pongs) or we ping it
     pong_deadline_s: float = 60.0    # server_ping: answer within this
     client_ping_s: float = 0.0       # client_text_ping: send a ping this often
+    max_connects: int = 0            # connection attempts per IP in any connect_window_s (0: none)
+    connect_window_s: float = 0.0
 
 
 @dataclass

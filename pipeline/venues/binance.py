@@ -49,12 +49,15 @@ MAX_OUTGOING_PER_S = 5             # PING, PONG and JSON control frames all coun
 SERVER_PING_INTERVAL_S = 20.0      # the server pings every 20 s ...
 PONG_DEADLINE_S = 60.0             # ... and disconnects if no pong within a minute
 MAX_LIFETIME_S = 24 * 3600.0       # a connection is ended after 24 h
+MAX_CONNECTS = 300                 # connection attempts per IP ...
+CONNECT_WINDOW_S = 300.0           # ... per 5 minutes
 SNAPSHOT_LIMIT = 1000              # depth levels per REST snapshot (weight 50 at 1000)
 DEPTH_WEIGHTS = {100: 5, 500: 25, 1000: 50, 5000: 250}
 
 RULES = ConnectionRules(max_streams_per_conn=MAX_STREAMS_PER_CONN,
                         max_outgoing_per_s=MAX_OUTGOING_PER_S, max_lifetime_s=MAX_LIFETIME_S,
-                        keepalive="server_ping", pong_deadline_s=PONG_DEADLINE_S)
+                        keepalive="server_ping", pong_deadline_s=PONG_DEADLINE_S,
+                        max_connects=MAX_CONNECTS, connect_window_s=CONNECT_WINDOW_S)
 
 MAX_EVENT_MS = 9_000_000_000_000   # E * 1e6 must fit int64 ns
 MAX_INT = 10**18

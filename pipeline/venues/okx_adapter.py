@@ -26,6 +26,7 @@ RULES = ConnectionRules(
     keepalive="client_text_ping",
     pong_deadline_s=okx.PONG_DEADLINE_S,
     client_ping_s=okx.IDLE_PING_S,
+    max_connects=3, connect_window_s=1.0,  # "3 connection requests per second per IP"
 )
 
 

@@ -6,7 +6,7 @@ import random
 import numpy as np
 import pytest
 
-from pipeline.collector.connection import Backoff, RateLimiter
+from pipeline.collector.connection import AttemptWindow, Backoff, RateLimiter
 from pipeline.collector.feed import Feed
 from pipeline.collector.wsdecode_py import ws_frame
 from pipeline.records import Kind
@@ -79,10 +79,29 @@ def test_backoff_is_capped_exponential_with_jitter():
         Backoff(0.0, 1.0)
 
 
-def test_rate_limiter_paces_sends():
+def test_rate_limiter_never_lets_more_than_the_rate_into_any_second():
     t = [0.0]
-    lim = RateLimiter(5, burst=5, clock=lambda: t[0])
+    lim = RateLimiter(5, clock=lambda: t[0])
     assert sum(lim.try_take() for _ in range(10)) == 5
-    assert lim.wait_s() == pytest.approx(0.2)
+    assert lim.wait_s() == pytest.approx(1.0)        # not 0.2: a bucket's refill would make 6
+    t[0] = 0.5
+    assert not lim.try_take()
     t[0] = 1.0
     assert sum(lim.try_take() for _ in range(10)) == 5
+    # a sliding window: sends spread over time, still never 6 within any second
+    lim, sent = RateLimiter(5, clock=lambda: t[0]), []
+    for k in range(400):
+        t[0] = k * 0.013
+        if lim.try_take():
+            sent.append(t[0])
+    assert max(sum(1 for x in sent if s <= x < s + 1.0) for s in sent) == 5
+
+
+def test_attempt_window_caps_connection_attempts():
+    t = [0.0]
+    w = AttemptWindow(300, 300.0, clock=lambda: t[0])
+    assert sum(w.try_take() for _ in range(400)) == 300
+    t[0] = 299.9
+    assert not w.try_take() and w.wait_s() == pytest.approx(0.1)
+    t[0] = 300.0
+    assert w.try_take()
