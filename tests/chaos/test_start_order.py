@@ -18,7 +18,9 @@ import json
 import os
 import random
 import re
+import signal
 import subprocess
+import time
 
 import pytest
 
@@ -41,7 +43,7 @@ def plan(k: int) -> tuple[list[str], dict[str, str]]:
 
 
 def config(tmp_path, shm_name, order, ready) -> str:
-    cfg = demo_config(tmp_path, shm_name, duration="4.0")
+    cfg = demo_config(tmp_path, shm_name, duration="0")       # until we stop it
     text = cfg.read_text()
     text = text.replace('wait = "busy_spin"', 'wait = "blocking"')      # a shared test box
     text = re.sub(r"(?m)^fifo_priority = \d+", "fifo_priority = 0", text)
@@ -59,12 +61,22 @@ def test_no_signal_is_acted_on_before_the_gateway_is_ready(tmp_path, shm_name, k
     order, ready = plan(k)
     cfg = config(tmp_path, shm_name, order, ready)
     summary = tmp_path / "summary.json"
-    p = subprocess.run(LAUNCH + ["--config", cfg, "--summary-json", str(summary)],
-                       capture_output=True, text=True, timeout=120)
-    assert p.returncode == 0, f"{order} {ready}\n{p.stdout[-2000:]}\n{p.stderr[-2000:]}"
+    journal = tmp_path / "gw" / "journal.jsonl"
+    p = subprocess.Popen(LAUNCH + ["--config", cfg, "--summary-json", str(summary)],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:   # run until the gateway has placed 3 orders (an event, not a duration), then SIGTERM
+        end = time.monotonic() + 90
+        while not (journal.exists() and journal.read_text().count('"k":"order"') >= 3):
+            assert p.poll() is None and time.monotonic() < end, f"{order} {ready}: no orders"
+            time.sleep(0.1)
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(60) == 0
+    finally:
+        if p.poll() is None:
+            p.kill()
     s = json.loads(summary.read_text())
-    assert s["stop_reason"] == "duration" and not s["halted"], (order, ready, s["stop_reason"])
-    recs = [json.loads(line) for line in (tmp_path / "gw" / "journal.jsonl").read_text()
+    assert s["stop_reason"] == "SIGTERM" and not s["halted"], (order, ready, s["stop_reason"])
+    recs = [json.loads(line) for line in journal.read_text()
             .splitlines() if line.strip()]
     kinds = [r["k"] for r in recs]
     assert kinds.count("ready") == 1, kinds[:20]
