@@ -41,6 +41,7 @@ cdef enum:
     R_HOST_CLOSED = 31
     R_RATE_BUDGET = 32
     R_ENCODE = 33
+    R_STALE_TRIGGER = 34        # the signal's trigger tick older than the symbol's max_tick_age_ns
 
 # ---------------------------------------------------------------- STATES (reasons.TradingState)
 cdef enum:
@@ -66,6 +67,7 @@ cdef struct Instrument:
     bint min_notional_market, max_notional_market   # filters also apply to MARKET orders
     int64_t max_order_qty_units, max_position_units
     double max_order_notional
+    int64_t max_tick_age_ns                       # trigger tick older → STALE_TRIGGER (increasing)
     # live state, moved by check() (accepts) and the gateway (fills, cancels, reconcile, ticks)
     int64_t pos, open_buy, open_sell              # qty units
     double ref
@@ -103,9 +105,10 @@ cdef class RiskEngine:
     # limits
     cdef readonly double max_gross_notional, collar_bps
     cdef readonly int64_t ref_stale_ns, throttle_orders, throttle_window_ns
-    cdef readonly int64_t runaway_signals, runaway_window_ns
-    # throttle (token bucket, integer: one token = throttle_window_ns units)
-    cdef int64_t tokens, throttle_last
+    cdef readonly int64_t runaway_signals, runaway_window_ns, max_tick_age_ns
+    # order-rate limit (sliding window): the last `throttle_orders` accepted order times (ring)
+    cdef int64_t *rate_times
+    cdef int64_t rate_head, rate_count
     # runaway guard: the last `runaway_signals` signal times (ring)
     cdef int64_t *run_times
     cdef int64_t run_head, run_count
@@ -124,7 +127,7 @@ cdef class RiskEngine:
     cdef bint _runaway(self, int64_t now) noexcept nogil
     cdef int _dedup_check(self, uint32_t strategy_id, int64_t epoch, int64_t seq) noexcept nogil
     cdef int _exposure(self, const Instrument *inst, int side, int64_t qu) noexcept nogil
-    cdef bint _take_token(self, int64_t now) noexcept nogil
+    cdef bint _rate_admit(self, int64_t now) noexcept nogil
     cdef int64_t _apply_ticks(self, const TickRecord *t, int64_t n) noexcept nogil
     cdef int check_buffer(self, object msg, object now_mono, CheckedOrder *out) noexcept
     cdef int probe_buffer(self, object msg, object now_mono, CheckedOrder *out) noexcept

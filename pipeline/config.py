@@ -488,8 +488,11 @@ class RiskSymbolLimits:
     max_order_qty: float                    # largest single order (base asset), > 0
     max_position_qty: float                 # |position| at worst case with open orders, >= 0
     max_order_notional: float | None = None  # quote currency; None = [risk].max_order_notional
+    max_tick_age_ms: int | None = None       # None = [risk].max_tick_age_ms
 
     def __post_init__(self) -> None:
+        if self.max_tick_age_ms is not None and not 1 <= self.max_tick_age_ms <= 1_000_000:
+            raise ValueError(f"max_tick_age_ms must be in 1..1000000, got {self.max_tick_age_ms}")
         if not 0 < self.max_order_qty < float("inf"):
             raise ValueError(f"max_order_qty must be > 0, got {self.max_order_qty}")
         if not 0 <= self.max_position_qty < float("inf"):
@@ -506,8 +509,10 @@ class RiskConfig:
     max_gross_notional: float = 10_000.0   # Σ worst-case |position incl. open orders| × reference
     collar_bps: float = 50.0               # limit price within ref ± ref*bps/10000 (inclusive)
     ref_stale_ms: int = 2_000              # older reference price → risk-increasing orders rejected
-    throttle_orders: int = 10              # token bucket: this many orders ...
-    throttle_window_ms: int = 1_000        # ... per this window (refilled continuously)
+    max_tick_age_ms: int = 1_000           # a signal whose trigger tick is older → risk-increasing
+                                           # orders rejected (STALE_TRIGGER); per symbol too
+    throttle_orders: int = 10              # order-rate limit: never more than this many orders ...
+    throttle_window_ms: int = 1_000        # ... in any sliding window this long (refused, not queued)
     runaway_signals: int = 50              # more signals than this ...
     runaway_window_ms: int = 1_000         # ... within this window → HALTED
     recv_window_ms: int = 5_000            # Binance recvWindow sent with every order (1..5000:
@@ -522,7 +527,8 @@ class RiskConfig:
             v = getattr(self, name)
             if not 0 < v < float("inf"):
                 raise ValueError(f"{name} must be a finite number > 0, got {v}")
-        for name, hi in (("ref_stale_ms", 1_000_000), ("throttle_orders", 1_000_000),
+        for name, hi in (("ref_stale_ms", 1_000_000), ("max_tick_age_ms", 1_000_000),
+                         ("throttle_orders", 1_000_000),
                          ("throttle_window_ms", 1_000_000), ("runaway_signals", 4096),
                          ("runaway_window_ms", 1_000_000), ("recv_window_ms", 5_000)):
             v = getattr(self, name)
@@ -541,6 +547,12 @@ class RiskConfig:
             return self.symbols[key]
         except KeyError:
             raise KeyError(f"no [risk.symbols.\"{key}\"] limits: {key} cannot be traded") from None
+
+    def tick_age_ms_for(self, venue: str, symbol: str) -> int:
+        """The trigger-tick age limit of one instrument: its own, else [risk].max_tick_age_ms."""
+        lim = self.symbols.get(f"{venue.upper()}:{symbol.upper()}")
+        return self.max_tick_age_ms if lim is None or lim.max_tick_age_ms is None \
+            else lim.max_tick_age_ms
 
     def order_notional_for(self, venue: str, symbol: str) -> float:
         lim = self.limits_for(venue, symbol)

@@ -149,7 +149,7 @@ def assemble(gw) -> None:
         raise GatewayError(str(exc)) from None
     gw.symbol_ids = {}
     for sid, rules in gw.rules.items():
-        gw.risk.set_instrument(rules)
+        riskmod.add_instrument(gw.risk, gw.risk_cfg, rules)   # + per-symbol kernel limits
         gw.signer.set_instrument(rules)
         gw.path.set_name(sid, rules.name.encode("ascii"))   # the journal record's symbol
         gw.symbol_ids[rules.name] = sid

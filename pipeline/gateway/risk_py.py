@@ -28,7 +28,10 @@ Checks, in this order (the first failing one is the answer):
      when the filter applies to market orders)
   8. our order limits: MAX_ORDER_QTY, MAX_ORDER_NOTIONAL (limit price, or reference for MARKET)
   9. market data: a reference older than ref_stale_ns (age > ref_stale_ns) rejects risk-increasing
-     orders (STALE_REFERENCE). Price collar, inclusive boundary, computed in binary64 exactly as
+     orders (STALE_REFERENCE); so does a trigger tick older than the symbol's max_tick_age_ns
+     (`trigger_mono > 0 and now - trigger_mono > max_tick_age_ns` → STALE_TRIGGER: the strategy
+     decided on old data, e.g. after a stall or a lapped ring; trigger_mono 0 = no trigger tick,
+     judged by the reference's age alone). Price collar, inclusive boundary, computed in binary64 exactly as
      `abs(price - ref) > ref * collar_bps / 10000.0` → PRICE_COLLAR (LIMIT and LIMIT_MAKER).
  10. state REDUCING: only reducing orders (REDUCE_ONLY)
  11. worst case with open orders: BUY → pos + open_buy + qty <= max_position,
@@ -39,8 +42,10 @@ Checks, in this order (the first failing one is the answer):
      now < host_until → HOST_CLOSED (after a 429/418); now < budget_until → RATE_BUDGET (the
      window's budget is used up); pacing: while now < pace_until, an order sooner than pace_ns
      after the last accepted one → RATE_BUDGET. One mechanism, one state, judged here only.
- 13. throttle: token bucket of `throttle_orders` tokens refilled over `throttle_window_ns`,
-     integer arithmetic (a token is throttle_window_ns units) → THROTTLED
+ 13. our order-rate limit, a sliding window: never more than `throttle_orders` accepted orders in
+     any half-open window of `throttle_window_ns` (the times of the last throttle_orders accepts
+     are kept; a new order is admitted when the oldest of them is at least a window old) →
+     THROTTLED. Refused, never queued; only an order that passed every other check is recorded
  14. ACCEPT: the order's quantity is added to the open orders of its side (the gateway releases it
      with release_open()/apply_fill() when the venue answers); while pacing, the next order waits
      pace_ns.
@@ -89,9 +94,9 @@ def round_units(x: float, scale: float) -> int:
 
 class _Inst:
     __slots__ = ("rules", "price_scale", "qty_scale", "pos", "open_buy", "open_sell", "ref",
-                 "ref_mono", "bid", "ask")
+                 "ref_mono", "bid", "ask", "max_tick_age_ns")
 
-    def __init__(self, rules: InstrumentRules):
+    def __init__(self, rules: InstrumentRules, max_tick_age_ns: int):
         self.rules = rules
         self.price_scale = POW10[rules.price_decimals]
         self.qty_scale = POW10[rules.qty_decimals]
@@ -99,14 +104,17 @@ class _Inst:
         self.ref = 0.0
         self.ref_mono = 0                 # 0 = invalidated (GAP, RESYNC, STALE)
         self.bid = self.ask = 0.0         # best bid/ask seen by apply_ticks (0 = none)
+        self.max_tick_age_ns = max_tick_age_ns
 
 
 class RiskEngine:
     def __init__(self, *, max_gross_notional: float, collar_bps: float, ref_stale_ns: int,
                  throttle_orders: int, throttle_window_ns: int, runaway_signals: int,
-                 runaway_window_ns: int, state: int = TradingState.ACTIVE):
+                 runaway_window_ns: int, max_tick_age_ns: int = 1_000_000_000,
+                 state: int = TradingState.ACTIVE):
         _validate_limits(max_gross_notional, collar_bps, ref_stale_ns, throttle_orders,
-                         throttle_window_ns, runaway_signals, runaway_window_ns, state)
+                         throttle_window_ns, runaway_signals, runaway_window_ns, state,
+                         max_tick_age_ns)
         self.max_gross_notional = float(max_gross_notional)
         self.collar_bps = float(collar_bps)
         self.ref_stale_ns = int(ref_stale_ns)
@@ -114,11 +122,13 @@ class RiskEngine:
         self.throttle_window_ns = int(throttle_window_ns)
         self.runaway_signals = int(runaway_signals)
         self.runaway_window_ns = int(runaway_window_ns)
+        self.max_tick_age_ns = int(max_tick_age_ns)
         self._state = int(state)
         self._insts: dict[int, _Inst] = {}
         self._ids: list[int] = []                     # configured ids, ascending
-        self._tokens = self.throttle_orders * self.throttle_window_ns   # bucket starts full
-        self._throttle_last = 0
+        self._rate_times = [0] * self.throttle_orders  # the last accepted order times (ring)
+        self._rate_head = 0
+        self._rate_count = 0
         self._run_times = [0] * self.runaway_signals
         self._run_head = 0
         self._run_count = 0
@@ -140,8 +150,17 @@ class RiskEngine:
     def set_instrument(self, rules: InstrumentRules) -> None:
         if not isinstance(rules, InstrumentRules):
             raise TypeError("set_instrument takes an InstrumentRules")
-        self._insts[rules.symbol_id] = _Inst(rules)
+        self._insts[rules.symbol_id] = _Inst(rules, self.max_tick_age_ns)
         self._ids = sorted(self._insts)
+
+    def set_max_tick_age(self, symbol_id: int, max_tick_age_ns: int) -> None:
+        """This symbol's own limit on the age of a signal's trigger tick (set_instrument gives it
+        the engine's max_tick_age_ns); ValueError outside 1..10**12 ns."""
+        inst = self._inst(symbol_id)
+        inst.max_tick_age_ns = _check_tick_age(max_tick_age_ns)
+
+    def max_tick_age(self, symbol_id: int) -> int:
+        return self._inst(symbol_id).max_tick_age_ns
 
     def _inst(self, symbol_id: int) -> _Inst:
         inst = self._insts.get(symbol_id) if isinstance(symbol_id, int) else None
@@ -252,11 +271,15 @@ class RiskEngine:
         run = tuple(self._run_times[(self._run_head + i) % self.runaway_signals]
                     for i in range(self.runaway_signals)) if self._run_count >= self.runaway_signals \
             else tuple(self._run_times[:self._run_count])
-        return (self._state, self._tokens, self._throttle_last, run,
+        k = self.throttle_orders
+        rate = tuple(self._rate_times[(self._rate_head + i) % k] for i in range(k)) \
+            if self._rate_count >= k else tuple(self._rate_times[:self._rate_count])
+        return (self._state, rate, run,
                 tuple(tuple(d) for d in self._dedup),
                 tuple((i, self._insts[i].pos, self._insts[i].open_buy, self._insts[i].open_sell,
                        self._insts[i].ref, self._insts[i].ref_mono, self._insts[i].bid,
-                       self._insts[i].ask) for i in self._ids), self.last_gap,
+                       self._insts[i].ask, self._insts[i].max_tick_age_ns) for i in self._ids),
+                self.last_gap,
                 (self.gate_host_until, self.gate_budget_until, self.gate_pace_ns,
                  self.gate_pace_until, self.gate_next))
 
@@ -285,14 +308,16 @@ class RiskEngine:
 
     def probe(self, msg, now_mono: int) -> int:
         """check() without effect (the kernel's probe): same answer, every state change undone."""
-        saved = (self._state, self._tokens, self._throttle_last, list(self._run_times),
+        saved = (self._state, list(self._rate_times), self._rate_head, self._rate_count,
+                 list(self._run_times),
                  self._run_head, self._run_count, [list(d) for d in self._dedup],
                  {i: (o.open_buy, o.open_sell) for i, o in self._insts.items()}, self.last_gap,
                  self.gate_next)
         try:
             return self.check(msg, now_mono)
         finally:
-            (self._state, self._tokens, self._throttle_last, self._run_times, self._run_head,
+            (self._state, self._rate_times, self._rate_head, self._rate_count, self._run_times,
+             self._run_head,
              self._run_count, self._dedup, opens, self.last_gap, self.gate_next) = saved
             for i, (b, s) in opens.items():
                 self._insts[i].open_buy, self._insts[i].open_sell = b, s
@@ -301,7 +326,7 @@ class RiskEngine:
     def check(self, msg, now_mono: int) -> int:
         self.last_gap = 0
         try:
-            (epoch, seq, _tseq, _tmono, created, ttl, qty, price, strategy_id, symbol, venue,
+            (epoch, seq, _tseq, trigger, created, ttl, qty, price, strategy_id, symbol, venue,
              side, otype, tif, version) = SIGNAL_STRUCT.unpack(msg)
             now = operator.index(now_mono)
         except Exception:            # anything that is not an 80-byte buffer and an int clock
@@ -408,6 +433,8 @@ class RiskEngine:
             reducing = pos > 0 and os_ + qu <= pos
         if not reducing and now - inst.ref_mono > self.ref_stale_ns:
             return R.STALE_REFERENCE
+        if not reducing and trigger > 0 and now - trigger > inst.max_tick_age_ns:
+            return R.STALE_TRIGGER
         if not is_market and abs(price - ref) > ref * self.collar_bps / 10000.0:
             return R.PRICE_COLLAR
         # 10. reduce-only state
@@ -439,8 +466,8 @@ class RiskEngine:
             return R.RATE_BUDGET
         if self.gate_pace_ns and now < self.gate_pace_until and now < self.gate_next:
             return R.RATE_BUDGET
-        # 13. throttle
-        if not self._take_token(now):
+        # 13. our order-rate limit (sliding window; the accept below is recorded in it)
+        if not self._rate_admit(now):
             return R.THROTTLED
         # 14. accept: the order is open now, and the next one paced
         if self.gate_pace_ns and now < self.gate_pace_until:
@@ -478,18 +505,15 @@ class RiskEngine:
         self._dedup.append([strategy_id, epoch, seq])
         return 0
 
-    def _take_token(self, now: int) -> bool:
-        w = self.throttle_window_ns
-        elapsed = now - self._throttle_last
-        if elapsed < 0:
-            elapsed = 0
-        elif elapsed > w:
-            elapsed = w
-        self._tokens = min(self.throttle_orders * w, self._tokens + elapsed * self.throttle_orders)
-        self._throttle_last = now
-        if self._tokens < w:
+    def _rate_admit(self, now: int) -> bool:
+        k = self.throttle_orders
+        if self._rate_count >= k and now - self._rate_times[self._rate_head] < \
+                self.throttle_window_ns:
             return False
-        self._tokens -= w
+        self._rate_times[self._rate_head] = now
+        self._rate_head = (self._rate_head + 1) % k
+        if self._rate_count < k:
+            self._rate_count += 1
         return True
 
 
@@ -503,8 +527,15 @@ def _qty_units(x: float, scale: float, signed: bool = False) -> int:
     return round_units(x, scale)
 
 
+def _check_tick_age(v) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 10**12:
+        raise ValueError(f"max_tick_age_ns must be an integer in 1..{10**12}, got {v!r}")
+    return int(v)
+
+
 def _validate_limits(max_gross_notional, collar_bps, ref_stale_ns, throttle_orders,
-                     throttle_window_ns, runaway_signals, runaway_window_ns, state) -> None:
+                     throttle_window_ns, runaway_signals, runaway_window_ns, state,
+                     max_tick_age_ns=1_000_000_000) -> None:
     """Shared by both engines: bad limits are a ValueError at construction (cool path)."""
     for name, v in (("max_gross_notional", max_gross_notional), ("collar_bps", collar_bps)):
         if not (isinstance(v, (int, float)) and 0 < v < math.inf):
@@ -516,5 +547,6 @@ def _validate_limits(max_gross_notional, collar_bps, ref_stale_ns, throttle_orde
                         ("runaway_window_ns", runaway_window_ns, 10**12)):
         if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= hi:
             raise ValueError(f"{name} must be an integer in 1..{hi}, got {v!r}")
+    _check_tick_age(max_tick_age_ns)
     if int(state) not in (0, 1, 2):
         raise ValueError(f"state must be 0, 1 or 2, got {state!r}")
