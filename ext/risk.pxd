@@ -34,7 +34,7 @@ cdef enum:
     R_PRICE_COLLAR = 25
     R_POSITION_LIMIT = 26
     R_GROSS_EXPOSURE = 27
-    R_THROTTLED = 28
+    R_RATE_LIMIT = 28
     R_RUNAWAY = 29
     # CLIENT_ID_REUSED / ENCODE are judged after the kernel (the order book, the signer)
     R_CLIENT_ID_REUSED = 30

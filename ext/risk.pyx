@@ -50,7 +50,7 @@ REASON_CODES = {
     "MAX_ORDER_QTY": R_MAX_ORDER_QTY, "MAX_ORDER_NOTIONAL": R_MAX_ORDER_NOTIONAL,
     "NO_REFERENCE": R_NO_REFERENCE, "STALE_REFERENCE": R_STALE_REFERENCE,
     "PRICE_COLLAR": R_PRICE_COLLAR, "POSITION_LIMIT": R_POSITION_LIMIT,
-    "GROSS_EXPOSURE": R_GROSS_EXPOSURE, "THROTTLED": R_THROTTLED, "RUNAWAY": R_RUNAWAY,
+    "GROSS_EXPOSURE": R_GROSS_EXPOSURE, "RATE_LIMIT": R_RATE_LIMIT, "RUNAWAY": R_RUNAWAY,
     "CLIENT_ID_REUSED": R_CLIENT_ID_REUSED, "HOST_CLOSED": R_HOST_CLOSED,
     "RATE_BUDGET": R_RATE_BUDGET, "ENCODE": R_ENCODE, "STALE_TRIGGER": R_STALE_TRIGGER,
 }
@@ -597,7 +597,7 @@ cdef class RiskEngine:
             return R_RATE_BUDGET
         # 13. our order-rate limit (sliding window; the accept below is recorded in it)
         if not self._rate_admit(now):
-            return R_THROTTLED
+            return R_RATE_LIMIT
         # 14. accept: the order is open now, and the next one paced
         if self.gate_pace_ns and now < self.gate_pace_until:
             if now > INT64_MAX - self.gate_pace_ns:

@@ -59,7 +59,8 @@ class Reason(IntEnum):
     PRICE_COLLAR = 25       # |price - ref| > ref * collar_bps / 10000
     POSITION_LIMIT = 26     # worst-case position (open orders included) beyond max_position
     GROSS_EXPOSURE = 27     # worst-case gross notional over all symbols beyond max_gross_notional
-    THROTTLED = 28          # our order-rate limit: throttle_orders already in the sliding window
+    RATE_LIMIT = 28         # our order-rate limit: throttle_orders already in the sliding window
+    THROTTLED = 28          # the old name of RATE_LIMIT (an alias)
     RUNAWAY = 29            # too many signals in the runaway window: state is now HALTED
     CLIENT_ID_REUSED = 30   # the order book (after the kernel; see the module docstring)
     HOST_CLOSED = 31        # the venue's limits, judged in the kernel (set_venue_gate)

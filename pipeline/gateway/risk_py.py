@@ -45,7 +45,7 @@ Checks, in this order (the first failing one is the answer):
  13. our order-rate limit, a sliding window: never more than `throttle_orders` accepted orders in
      any half-open window of `throttle_window_ns` (the times of the last throttle_orders accepts
      are kept; a new order is admitted when the oldest of them is at least a window old) →
-     THROTTLED. Refused, never queued; only an order that passed every other check is recorded
+     RATE_LIMIT. Refused, never queued; only an order that passed every other check is recorded
  14. ACCEPT: the order's quantity is added to the open orders of its side (the gateway releases it
      with release_open()/apply_fill() when the venue answers); while pacing, the next order waits
      pace_ns.
@@ -468,7 +468,7 @@ class RiskEngine:
             return R.RATE_BUDGET
         # 13. our order-rate limit (sliding window; the accept below is recorded in it)
         if not self._rate_admit(now):
-            return R.THROTTLED
+            return R.RATE_LIMIT
         # 14. accept: the order is open now, and the next one paced
         if self.gate_pace_ns and now < self.gate_pace_until:
             self.gate_next = min(now + self.gate_pace_ns, (1 << 63) - 1)     # int64, as the kernel

@@ -87,8 +87,8 @@ def test_a_long_flat_strategy_with_refused_orders_ends_at_the_position_of_its_fi
     gw = s["roles"]["gateway"]["report"]
     assert rep["feedback_active"] and rep["feedback_synced"] and rep["feedback_syncs"] == 1
     assert rep["order_events_lost"] == 0 and rep["ticks_unsynced"] >= 0
-    assert gw["rejects"].get("THROTTLED", 0) > 0, gw["rejects"]     # some orders were refused
-    assert st["rejects"] >= gw["rejects"]["THROTTLED"]
+    assert gw["rejects"].get("RATE_LIMIT", 0) > 0, gw["rejects"]     # some orders were refused
+    assert st["rejects"] >= gw["rejects"]["RATE_LIMIT"]
     assert s["totals"]["fills"] > 0
     pos = gw["positions"].get("BTCUSDT", {}).get("qty", 0.0)
     # the strategy's position is the one its fills say, the gateway's; long/flat never more

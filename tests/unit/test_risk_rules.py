@@ -243,7 +243,7 @@ def test_a_burst_beyond_the_rate_limit_gets_exactly_n_through(Engine):
     # the case: 101 signals at once against 100/s → exactly 100 forwarded, one refused
     e, sig = make(Engine, throttle_orders=100, throttle_window_ns=1_000_000_000), Sig()
     got = [e.check(sig(qty=0.001), NOW) for _ in range(101)]
-    assert got == [R.ACCEPT] * 100 + [R.THROTTLED]
+    assert got == [R.ACCEPT] * 100 + [R.RATE_LIMIT]
     assert e.open_orders(1) == (pytest.approx(0.1), 0.0)   # the refused one is not open
 
 
@@ -252,11 +252,11 @@ def test_the_rate_window_slides_and_is_half_open(Engine):
     times = [NOW, NOW + 400_000_000, NOW + 800_000_000]
     assert [e.check(sig(qty=0.001, created_mono=t), t) for t in times] == [R.ACCEPT] * 3
     t = NOW + 999_999_999                  # the first is still inside the window
-    assert e.check(sig(qty=0.001, created_mono=t), t) == R.THROTTLED
+    assert e.check(sig(qty=0.001, created_mono=t), t) == R.RATE_LIMIT
     t = NOW + 1_000_000_000                # exactly one window after the oldest: room for one
     assert e.check(sig(qty=0.001, created_mono=t), t) == R.ACCEPT
     t = NOW + 1_399_999_999                # the window now holds NOW+0.4, +0.8, +1.0 s
-    assert e.check(sig(qty=0.001, created_mono=t), t) == R.THROTTLED
+    assert e.check(sig(qty=0.001, created_mono=t), t) == R.RATE_LIMIT
     t = NOW + 1_400_000_000
     assert e.check(sig(qty=0.001, created_mono=t), t) == R.ACCEPT
 
@@ -281,7 +281,7 @@ def test_only_accepted_orders_count_toward_the_rate_limit(Engine):
     e, sig = make(Engine, throttle_orders=2, throttle_window_ns=1_000_000_000), Sig()
     assert e.check(sig(qty=0.001, price=60_000.0), NOW) == R.PRICE_COLLAR     # not recorded
     assert e.probe(sig(qty=0.001), NOW) == R.ACCEPT                            # undone
-    assert [e.check(sig(qty=0.001), NOW) for _ in range(3)] == [R.ACCEPT] * 2 + [R.THROTTLED]
+    assert [e.check(sig(qty=0.001), NOW) for _ in range(3)] == [R.ACCEPT] * 2 + [R.RATE_LIMIT]
 
 
 # ------------------------------------------------------------------ age of the trigger tick
