@@ -53,6 +53,7 @@ REASON_CODES = {
     "GROSS_EXPOSURE": R_GROSS_EXPOSURE, "RATE_LIMIT": R_RATE_LIMIT, "RUNAWAY": R_RUNAWAY,
     "CLIENT_ID_REUSED": R_CLIENT_ID_REUSED, "HOST_CLOSED": R_HOST_CLOSED,
     "RATE_BUDGET": R_RATE_BUDGET, "ENCODE": R_ENCODE, "STALE_TRIGGER": R_STALE_TRIGGER,
+    "DUPLICATE_ORDER": R_DUPLICATE_ORDER,
 }
 STATE_CODES = {"ACTIVE": ST_ACTIVE, "REDUCING": ST_REDUCING, "HALTED": ST_HALTED}
 LIMITS = {"MAX_SYMBOLS": MAX_SYMBOLS, "MAX_STRATEGIES": MAX_STRATEGIES,
@@ -191,11 +192,13 @@ cdef class RiskEngine:
 
     def __init__(self, *, max_gross_notional, collar_bps, ref_stale_ns, throttle_orders,
                  throttle_window_ns, runaway_signals, runaway_window_ns,
-                 max_tick_age_ns=1_000_000_000, state=ST_ACTIVE):
+                 max_tick_age_ns=1_000_000_000, duplicate_window_ns=0, state=ST_ACTIVE):
         from pipeline.gateway.risk_py import _validate_limits
         _validate_limits(max_gross_notional, collar_bps, ref_stale_ns, throttle_orders,
                          throttle_window_ns, runaway_signals, runaway_window_ns, state,
-                         max_tick_age_ns)
+                         max_tick_age_ns, duplicate_window_ns)
+        self.duplicate_window_ns = duplicate_window_ns
+        memset(&self.recent_saved, 0, sizeof(RecentOrder))
         self.max_gross_notional = float(max_gross_notional)
         self.collar_bps = float(collar_bps)
         self.ref_stale_ns = ref_stale_ns
@@ -419,10 +422,19 @@ cdef class RiskEngine:
             insts.append((sid, self.insts[sid].pos, self.insts[sid].open_buy,
                           self.insts[sid].open_sell, self.insts[sid].ref,
                           self.insts[sid].ref_mono, self.insts[sid].bid, self.insts[sid].ask,
-                          self.insts[sid].max_tick_age_ns))
+                          self.insts[sid].max_tick_age_ns, self.insts[sid].recent_head,
+                          self._recent_tuple(sid)))
         return (self.state, rate, run, dd, tuple(insts), self.last_gap,
                 (self.gate_host_until, self.gate_budget_until, self.gate_pace_ns,
                  self.gate_pace_until, self.gate_next))
+
+    def _recent_tuple(self, int sid):
+        cdef RecentOrder *o
+        out = []
+        for j in range(RECENT_ORDERS):
+            o = &self.insts[sid].recent[j]
+            out.append((o.mono, o.strategy_id, o.side, o.order_type, o.price_units, o.qty_units))
+        return tuple(out)
 
     def set_venue_gate(self, int64_t host_until, int64_t budget_until, int64_t pace_ns,
                        int64_t pace_until):
@@ -490,6 +502,9 @@ cdef class RiskEngine:
         r = self.check_buffer(msg, now_mono, out)
         if r == R_ACCEPT:
             self.uncommit(out)
+            inst = &self.insts[out.symbol]
+            inst.recent_head = (inst.recent_head + RECENT_ORDERS - 1) % RECENT_ORDERS
+            inst.recent[inst.recent_head] = self.recent_saved
         self.last_gap = gap
         self.gate_next = gnext
         self.state = st
@@ -584,7 +599,9 @@ cdef class RiskEngine:
         # 10. reduce-only state
         if self.state == ST_REDUCING and not reducing:
             return R_REDUCE_ONLY
-        # 11. worst-case position and gross exposure
+        # 11. the same order again (duplicate-order filter), worst-case position, gross exposure
+        if self.duplicate_window_ns and self._is_duplicate(inst, out, now):
+            return R_DUPLICATE_ORDER
         r = self._exposure(inst, out.side, out.qty_units)
         if r:
             return r
@@ -608,7 +625,31 @@ cdef class RiskEngine:
             inst.open_buy += out.qty_units
         else:
             inst.open_sell += out.qty_units
+        cdef RecentOrder *rec = &inst.recent[inst.recent_head]
+        self.recent_saved = rec[0]
+        rec.mono = now
+        rec.price_units = out.price_units
+        rec.qty_units = out.qty_units
+        rec.strategy_id = s.strategy_id
+        rec.side = out.side
+        rec.order_type = out.order_type
+        inst.recent_head = (inst.recent_head + 1) % RECENT_ORDERS
         return R_ACCEPT
+
+    cdef bint _is_duplicate(self, const Instrument *inst, const CheckedOrder *o,
+                            int64_t now) noexcept nogil:
+        """An accepted order of the same strategy, symbol, side, type, price and quantity less
+        than duplicate_window_ns ago (half-open: exactly a window later is a new order)."""
+        cdef int j
+        cdef const RecentOrder *r
+        for j in range(RECENT_ORDERS):
+            r = &inst.recent[j]
+            if r.mono and now - r.mono < self.duplicate_window_ns \
+                    and r.strategy_id == o.strategy_id and r.side == o.side \
+                    and r.order_type == o.order_type and r.price_units == o.price_units \
+                    and r.qty_units == o.qty_units:
+                return True
+        return False
 
     cdef int _exposure(self, const Instrument *inst, int side, int64_t qu) noexcept nogil:
         cdef int64_t pos = inst.pos, long_w, short_w, w

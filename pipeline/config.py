@@ -515,6 +515,8 @@ class RiskConfig:
     ref_stale_ms: int = 2_000              # older reference price → risk-increasing orders rejected
     max_tick_age_ms: int = 1_000           # a signal whose trigger tick is older → risk-increasing
                                            # orders rejected (STALE_TRIGGER); per symbol too
+    duplicate_window_ms: int = 100         # the same order of a strategy again within this →
+                                           # DUPLICATE_ORDER (0 = off)
     throttle_orders: int = 10              # order-rate limit: never more than this many orders ...
     throttle_window_ms: int = 1_000        # ... in any sliding window this long (refused, not queued)
     runaway_signals: int = 50              # more signals than this ...
@@ -538,6 +540,9 @@ class RiskConfig:
             v = getattr(self, name)
             if not 1 <= v <= hi:
                 raise ValueError(f"{name} must be in 1..{hi}, got {v}")
+        if not 0 <= self.duplicate_window_ms <= 60_000:
+            raise ValueError(f"duplicate_window_ms must be in 0..60000, got "
+                             f"{self.duplicate_window_ms}")
         for key in self.symbols:
             venue, _, sym = key.partition(":")
             if venue not in _VENUE_NAMES or not sym:

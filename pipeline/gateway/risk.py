@@ -44,6 +44,7 @@ def engine_kwargs(cfg) -> dict:
         runaway_signals=cfg.runaway_signals,
         runaway_window_ns=cfg.runaway_window_ms * 1_000_000,
         max_tick_age_ns=cfg.max_tick_age_ms * 1_000_000,
+        duplicate_window_ns=cfg.duplicate_window_ms * 1_000_000,
         state=int(TradingState[cfg.start_state]),
     )
 

@@ -34,7 +34,12 @@ Checks, in this order (the first failing one is the answer):
      judged by the reference's age alone). Price collar, inclusive boundary, computed in binary64 exactly as
      `abs(price - ref) > ref * collar_bps / 10000.0` → PRICE_COLLAR (LIMIT and LIMIT_MAKER).
  10. state REDUCING: only reducing orders (REDUCE_ONLY)
- 11. worst case with open orders: BUY → pos + open_buy + qty <= max_position,
+ 11. duplicate orders: with duplicate_window_ns > 0, an order of the same strategy, symbol, side,
+     type, price and quantity as one accepted less than duplicate_window_ns ago (half-open) →
+     DUPLICATE_ORDER (reducing or not: a double send is a bug either way). Each instrument keeps
+     its last RECENT_ORDERS (8) accepted orders, so an identical order behind 8 newer ones on
+     the same symbol within the window is not seen.
+     Worst case with open orders: BUY → pos + open_buy + qty <= max_position,
      SELL → -(pos - open_sell - qty) <= max_position (POSITION_LIMIT); gross worst-case notional
      Σ_i max(|pos+open_buy|, |pos-open_sell|) / 10**qty_decimals * ref_i over all instruments in
      id order <= max_gross_notional (GROSS_EXPOSURE)
@@ -66,6 +71,8 @@ from pipeline.records import SIGNAL_STRUCT, SIGNAL_VERSION, TICK_DTYPE, Kind, Or
 
 MAX_STRATEGIES = 16          # strategies the duplicate filter tracks at once
 MAX_RUNAWAY_SIGNALS = 4096
+RECENT_ORDERS = 8            # per instrument: accepted orders the duplicate-order filter keeps
+_EMPTY = (0, 0, 0, 0, 0, 0)
 MAX_SEQ = 1 << 40            # keeps newClientOrderId within Binance's 36 characters
 MAX_STRATEGY_ID = 1 << 16
 MAX_UNITS_F = float(MAX_UNITS)
@@ -94,7 +101,7 @@ def round_units(x: float, scale: float) -> int:
 
 class _Inst:
     __slots__ = ("rules", "price_scale", "qty_scale", "pos", "open_buy", "open_sell", "ref",
-                 "ref_mono", "bid", "ask", "max_tick_age_ns")
+                 "ref_mono", "bid", "ask", "max_tick_age_ns", "recent", "recent_head")
 
     def __init__(self, rules: InstrumentRules, max_tick_age_ns: int):
         self.rules = rules
@@ -105,16 +112,20 @@ class _Inst:
         self.ref_mono = 0                 # 0 = invalidated (GAP, RESYNC, STALE)
         self.bid = self.ask = 0.0         # best bid/ask seen by apply_ticks (0 = none)
         self.max_tick_age_ns = max_tick_age_ns
+        # ring of the last accepted orders: (mono, strategy, side, type, price_units, qty_units)
+        self.recent = [_EMPTY] * RECENT_ORDERS
+        self.recent_head = 0
 
 
 class RiskEngine:
     def __init__(self, *, max_gross_notional: float, collar_bps: float, ref_stale_ns: int,
                  throttle_orders: int, throttle_window_ns: int, runaway_signals: int,
                  runaway_window_ns: int, max_tick_age_ns: int = 1_000_000_000,
-                 state: int = TradingState.ACTIVE):
+                 duplicate_window_ns: int = 0, state: int = TradingState.ACTIVE):
         _validate_limits(max_gross_notional, collar_bps, ref_stale_ns, throttle_orders,
                          throttle_window_ns, runaway_signals, runaway_window_ns, state,
-                         max_tick_age_ns)
+                         max_tick_age_ns, duplicate_window_ns)
+        self.duplicate_window_ns = int(duplicate_window_ns)
         self.max_gross_notional = float(max_gross_notional)
         self.collar_bps = float(collar_bps)
         self.ref_stale_ns = int(ref_stale_ns)
@@ -278,7 +289,9 @@ class RiskEngine:
                 tuple(tuple(d) for d in self._dedup),
                 tuple((i, self._insts[i].pos, self._insts[i].open_buy, self._insts[i].open_sell,
                        self._insts[i].ref, self._insts[i].ref_mono, self._insts[i].bid,
-                       self._insts[i].ask, self._insts[i].max_tick_age_ns) for i in self._ids),
+                       self._insts[i].ask, self._insts[i].max_tick_age_ns,
+                       self._insts[i].recent_head, tuple(self._insts[i].recent))
+                      for i in self._ids),
                 self.last_gap,
                 (self.gate_host_until, self.gate_budget_until, self.gate_pace_ns,
                  self.gate_pace_until, self.gate_next))
@@ -311,7 +324,8 @@ class RiskEngine:
         saved = (self._state, list(self._rate_times), self._rate_head, self._rate_count,
                  list(self._run_times),
                  self._run_head, self._run_count, [list(d) for d in self._dedup],
-                 {i: (o.open_buy, o.open_sell) for i, o in self._insts.items()}, self.last_gap,
+                 {i: (o.open_buy, o.open_sell, list(o.recent), o.recent_head)
+                  for i, o in self._insts.items()}, self.last_gap,
                  self.gate_next)
         try:
             return self.check(msg, now_mono)
@@ -319,8 +333,9 @@ class RiskEngine:
             (self._state, self._rate_times, self._rate_head, self._rate_count, self._run_times,
              self._run_head,
              self._run_count, self._dedup, opens, self.last_gap, self.gate_next) = saved
-            for i, (b, s) in opens.items():
-                self._insts[i].open_buy, self._insts[i].open_sell = b, s
+            for i, (b, s, rc, rh) in opens.items():
+                o = self._insts[i]
+                o.open_buy, o.open_sell, o.recent, o.recent_head = b, s, rc, rh
 
     # ------------------------------------------------------------------ the entry point
     def check(self, msg, now_mono: int) -> int:
@@ -440,7 +455,10 @@ class RiskEngine:
         # 10. reduce-only state
         if self._state == TradingState.REDUCING and not reducing:
             return R.REDUCE_ONLY
-        # 11. worst-case position and gross exposure
+        # 11. the same order again (duplicate-order filter), worst-case position, gross exposure
+        if self.duplicate_window_ns and self._is_duplicate(inst, strategy_id, side, otype, pu,
+                                                           qu, now):
+            return R.DUPLICATE_ORDER
         if side == 1:
             long_w, short_w = pos + ob + qu, pos - os_
             if long_w > rules.max_position_units:
@@ -476,6 +494,8 @@ class RiskEngine:
             inst.open_buy = ob + qu
         else:
             inst.open_sell = os_ + qu
+        inst.recent[inst.recent_head] = (now, strategy_id, side, otype, pu, qu)
+        inst.recent_head = (inst.recent_head + 1) % RECENT_ORDERS
         return R.ACCEPT
 
     # ------------------------------------------------------------------ helpers
@@ -504,6 +524,15 @@ class RiskEngine:
             self.last_gap = seq - 1
         self._dedup.append([strategy_id, epoch, seq])
         return 0
+
+    def _is_duplicate(self, inst: _Inst, strategy_id: int, side: int, otype: int, pu: int,
+                      qu: int, now: int) -> bool:
+        w = self.duplicate_window_ns
+        for mono, sid, sd, ot, p, q in inst.recent:
+            if mono and now - mono < w and sid == strategy_id and sd == side and ot == otype \
+                    and p == pu and q == qu:
+                return True
+        return False
 
     def _rate_admit(self, now: int) -> bool:
         k = self.throttle_orders
@@ -535,7 +564,7 @@ def _check_tick_age(v) -> int:
 
 def _validate_limits(max_gross_notional, collar_bps, ref_stale_ns, throttle_orders,
                      throttle_window_ns, runaway_signals, runaway_window_ns, state,
-                     max_tick_age_ns=1_000_000_000) -> None:
+                     max_tick_age_ns=1_000_000_000, duplicate_window_ns=0) -> None:
     """Shared by both engines: bad limits are a ValueError at construction (cool path)."""
     for name, v in (("max_gross_notional", max_gross_notional), ("collar_bps", collar_bps)):
         if not (isinstance(v, (int, float)) and 0 < v < math.inf):
@@ -548,5 +577,9 @@ def _validate_limits(max_gross_notional, collar_bps, ref_stale_ns, throttle_orde
         if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= hi:
             raise ValueError(f"{name} must be an integer in 1..{hi}, got {v!r}")
     _check_tick_age(max_tick_age_ns)
+    if isinstance(duplicate_window_ns, bool) or not isinstance(duplicate_window_ns, int) \
+            or not 0 <= duplicate_window_ns <= 10**12:
+        raise ValueError(f"duplicate_window_ns must be an integer in 0..{10**12}, got "
+                         f"{duplicate_window_ns!r}")
     if int(state) not in (0, 1, 2):
         raise ValueError(f"state must be 0, 1 or 2, got {state!r}")

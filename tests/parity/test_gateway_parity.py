@@ -59,7 +59,8 @@ limits = st.fixed_dictionaries(dict(
     throttle_window_ns=st.sampled_from([1, 10**6, 10**9, 10**10]) | st.integers(1, 10**10),
     runaway_signals=st.integers(3, 30),
     runaway_window_ns=st.sampled_from([1, 10**9, 10**10]) | st.integers(1, 10**10),
-    max_tick_age_ns=st.sampled_from([1, 10**6, 10**9]) | st.integers(1, 10**10), state=st.sampled_from([0] * 8 + [1, 2]),
+    max_tick_age_ns=st.sampled_from([1, 10**6, 10**9]) | st.integers(1, 10**10),
+    duplicate_window_ns=st.sampled_from([0, 0, 1, 10**6, 10**9, 10**12]), state=st.sampled_from([0] * 8 + [1, 2]),
 ))
 
 weird_floats = st.sampled_from([math.nan, math.inf, -math.inf, 0.0, -0.0, -1.0, 1e300, 5e-324,
@@ -75,7 +76,7 @@ def scenario(draw, collar_bps=100.0):
     # so prices can sit exactly on the collar edge
     ref_units = {r[0].symbol_id: r[3] * draw(st.integers(1, 10**5) | st.integers(1, 10).map(
                  lambda k, pd=r[1]: k * 10**(pd + 4))) for r in insts}
-    ops, now, seq = [], 10**12, 0
+    ops, now, seq, last = [], 10**12, 0, None
     for _ in range(draw(st.integers(1, 25))):
         now += draw(st.sampled_from([0, 1, 1000, 10**6, 10**8, 3 * 10**9]))
         kind = draw(st.sampled_from(["sig"] * 8 + ["ref", "fill", "release", "state", "pos",
@@ -104,6 +105,10 @@ def scenario(draw, collar_bps=100.0):
                      trigger_mono=draw(st.sampled_from([0, now, now - 1, now - 10**6,
                                                         now - 10**9, now - 10**10, -5])),
                      strategy_id=draw(st.integers(0, 3)), version=1)
+            if last is not None and draw(st.integers(0, 3)) == 0:   # the same order again
+                f.update({k: last[k] for k in ("symbol", "venue", "side", "order_type", "tif",
+                                               "qty", "price", "strategy_id")})
+            last = dict(f)
             if draw(st.integers(0, 4)) == 0:          # break one field
                 key = draw(st.sampled_from(sorted(f)))
                 f[key] = draw({

@@ -24,6 +24,7 @@ max_gross_notional = 50000.0
 collar_bps = 25
 ref_stale_ms = 500
 max_tick_age_ms = 250
+duplicate_window_ms = 150
 throttle_orders = 5
 throttle_window_ms = 1000
 runaway_signals = 20
@@ -54,6 +55,7 @@ def test_risk_section_to_engine_and_rules(vectors):
     assert kw == dict(max_gross_notional=50000.0, collar_bps=25.0, ref_stale_ns=500_000_000,
                       throttle_orders=5, throttle_window_ns=1_000_000_000, runaway_signals=20,
                       runaway_window_ns=1_000_000_000, max_tick_age_ns=250_000_000,
+                      duplicate_window_ns=150_000_000,
                       state=TradingState.REDUCING)
     info = json.loads((vectors / "binance" / "rest_exchangeInfo.json").read_text())
     syms = {s["symbol"]: s for s in info["recorded_excerpt"]["message"]["symbols"]}
@@ -79,6 +81,7 @@ def test_risk_section_to_engine_and_rules(vectors):
     ("[risk]\ncollar_bps = 0", "collar_bps"),
     ("[risk]\nthrottle_orders = 0", "throttle_orders"),
     ("[risk]\nmax_tick_age_ms = 0", "max_tick_age_ms"),
+    ("[risk]\nduplicate_window_ms = -1", "duplicate_window_ms"),
     ("[risk.symbols.\"BINANCE:BTCUSDT\"]\nmax_order_qty = 1\nmax_position_qty = 1\n"
      "max_tick_age_ms = 0", "max_tick_age_ms"),
     ("[risk]\nrecv_window_ms = 60001", "recv_window_ms"),

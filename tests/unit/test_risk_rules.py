@@ -284,6 +284,55 @@ def test_only_accepted_orders_count_toward_the_rate_limit(Engine):
     assert [e.check(sig(qty=0.001), NOW) for _ in range(3)] == [R.ACCEPT] * 2 + [R.RATE_LIMIT]
 
 
+# ------------------------------------------------------------------ duplicate orders
+def test_an_identical_order_within_the_window_is_refused(Engine):
+    # the case: two identical LIMIT SELLs within 100 ms both rested
+    e, sig = make(Engine, duplicate_window_ns=100_000_000), Sig()
+    e.set_position(1, 1.0)
+    sell = dict(side=-1, qty=0.01, price=50_010.0)
+    assert e.check(sig(**sell), NOW) == R.ACCEPT
+    t = NOW + 99_999_999
+    assert e.check(sig(created_mono=t, **sell), t) == R.DUPLICATE_ORDER
+    assert e.open_orders(1) == (0.0, 0.01)                   # the duplicate is not open
+    t = NOW + 100_000_000                                    # exactly a window later: new order
+    assert e.check(sig(created_mono=t, **sell), t) == R.ACCEPT
+
+
+@pytest.mark.parametrize("change", [dict(side=1), dict(price=50_010.01), dict(qty=0.011),
+                                    dict(order_type=3), dict(strategy_id=2), dict(symbol=3)])
+def test_an_order_differing_in_one_field_is_not_a_duplicate(Engine, change):
+    e, sig = make(Engine, btc_rules(), eth_rules(), duplicate_window_ns=100_000_000), Sig()
+    base = dict(side=-1, qty=0.01, price=50_010.0)
+    assert e.check(sig(**base), NOW) == R.ACCEPT
+    other = {**base, **change}
+    if "symbol" in change:
+        other["price"] = 2_500.0
+    assert e.check(sig(**other), NOW) == R.ACCEPT
+
+
+def test_identical_market_orders_are_duplicates_and_refusals_are_not_remembered(Engine):
+    e, sig = make(Engine, duplicate_window_ns=100_000_000), Sig()
+    assert e.check(sig(order_type=2, qty=0.01), NOW) == R.ACCEPT
+    assert e.check(sig(order_type=2, qty=0.01), NOW + 1) == R.DUPLICATE_ORDER
+    assert e.check(sig(price=60_000.0), NOW) == R.PRICE_COLLAR          # refused: not recorded
+    assert e.probe(sig(price=50_001.0), NOW) == R.ACCEPT                # probe: not recorded
+    assert e.check(sig(price=50_001.0), NOW) == R.ACCEPT
+
+
+def test_the_duplicate_filter_is_off_at_zero_and_remembers_the_last_eight(Engine):
+    e, sig = make(Engine), Sig()                                        # default 0: off
+    assert [e.check(sig(), NOW) for _ in range(3)] == [R.ACCEPT] * 3
+    e, sig = make(Engine, duplicate_window_ns=10**9), Sig()
+    assert e.check(sig(price=50_000.0), NOW) == R.ACCEPT
+    for k in range(1, 8):                                   # 7 others: the first still kept
+        assert e.check(sig(price=50_000.0 + k), NOW) == R.ACCEPT
+    assert e.check(sig(price=50_000.0), NOW) == R.DUPLICATE_ORDER
+    assert e.check(sig(price=50_010.0), NOW) == R.ACCEPT    # the 9th pushes the first out
+    assert e.check(sig(price=50_000.0), NOW) == R.ACCEPT
+    with pytest.raises(ValueError, match="duplicate_window_ns"):
+        make(Engine, duplicate_window_ns=-1)
+
+
 # ------------------------------------------------------------------ age of the trigger tick
 def test_a_risk_increasing_order_on_an_old_trigger_tick_is_refused(Engine):
     e, sig = make(Engine, max_tick_age_ns=100_000_000), Sig()
