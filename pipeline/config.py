@@ -515,8 +515,8 @@ class RiskConfig:
     ref_stale_ms: int = 2_000              # older reference price → risk-increasing orders rejected
     max_tick_age_ms: int = 1_000           # a signal whose trigger tick is older → risk-increasing
                                            # orders rejected (STALE_TRIGGER); per symbol too
-    duplicate_window_ms: int = 100         # the same order of a strategy again within this →
-                                           # DUPLICATE_ORDER (0 = off)
+    duplicate_window_ms: int = 0           # the same order of a strategy again within this →
+                                           # DUPLICATE_ORDER (0 = off; the Binance configs: 100)
     throttle_orders: int = 10              # order-rate limit: never more than this many orders ...
     throttle_window_ms: int = 1_000        # ... in any sliding window this long (refused, not queued)
     runaway_signals: int = 50              # more signals than this ...
