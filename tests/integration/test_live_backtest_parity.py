@@ -60,6 +60,10 @@ params = { lookback = 50, threshold_bps = 2.0 }
 """
 
 
+def _has(path: Path, text: str) -> bool:
+    return path.exists() and text in path.read_text(errors="replace")
+
+
 def test_live_on_the_simulator_and_the_backtester_decide_the_same(tmp_path, shm_name):
     cfg = demo_config(tmp_path, shm_name)
     text = re.sub(r"(?s)\[\[strategy\.instances\]\].*?(?=\n\[gateway\])", INSTANCE,
@@ -80,12 +84,15 @@ def test_live_on_the_simulator_and_the_backtester_decide_the_same(tmp_path, shm_
                                    str(tmp_path / "s.json")], cwd="/", stdout=subprocess.PIPE,
                          stderr=subprocess.STDOUT, text=True)
     try:
-        log = tmp_path / "run" / "logs" / "strategy.log"
+        logs = tmp_path / "run" / "logs"
         deadline = time.monotonic() + 60
-        while not (log.exists() and "synced with the gateway" in log.read_text()):
-            assert time.monotonic() < deadline and p.poll() is None, "strategy never synced"
+        # the tape stays paused until the strategy knows its position and the collector is
+        # subscribed (it starts after the strategy): both then see every trade of the session
+        while not (_has(logs / "strategy.log", "synced with the gateway")
+                   and _has(logs / "collector.log", "CONNECTED")):
+            assert time.monotonic() < deadline and p.poll() is None, "never ready"
             time.sleep(0.1)
-        time.sleep(0.5)       # the collector subscribed before the strategy synced
+        time.sleep(0.5)
         r = requests.post(f"http://127.0.0.1:{port}/_sim/tape", json={"action": "resume"},
                           timeout=5)
         assert r.status_code == 200, r.text
