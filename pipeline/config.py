@@ -378,6 +378,7 @@ class AlertsConfig:
 # vector, accepted by the simulator only. Real keys never go in a config file.
 SIM_TEST_API_KEY = "vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A"
 SIM_TEST_SECRET = "NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j"
+SIM_TEST_PASSPHRASE = "sim-okx-passphrase"   # the OKX side's OK-ACCESS-PASSPHRASE (test accounts)
 
 
 @dataclass(frozen=True)
@@ -389,6 +390,7 @@ class SimAccountConfig:
     # An Ed25519 API key instead of HMAC: the public key (SPKI PEM, or base64 of its 32 raw bytes
     # or of the SPKI DER); signatures are then base64 Ed25519, as Binance's Ed25519 keys
     ed25519_public_key: str = ""
+    passphrase: str = SIM_TEST_PASSPHRASE  # OKX API keys have one (OK-ACCESS-PASSPHRASE, login)
     balances: dict[str, str] = field(
         default_factory=lambda: {"USDT": "100000", "BTC": "1", "ETH": "10", "SOL": "100"})
 

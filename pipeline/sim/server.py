@@ -5,6 +5,8 @@ control endpoints, plus the tape publisher.
     /ws, /ws/<streams>       raw market-data streams (marketdata.py)
     /stream?streams=a/b      combined streams
     /ws-api/v3               WebSocket API (ws_api.py)
+    /api/v5/..., /ws/v5/...  OKX v5: public market data (okx.py), trading REST (okx_trade.py),
+                             private WebSocket with the orders channel (okx_private.py)
     /_sim/state     GET      balances, open orders, fills, books, connections (for tests)
     /_sim/fault     POST     {"fault": name, ...params}   (faults.py)
     /_sim/tape      POST     {"action": "pause" | "resume"} or {"rate": N}
@@ -66,6 +68,11 @@ class Simulator:
         self.rest = RestApi(self)
         self.ws_api = WsApi(self)
         self.okx = OkxVenue(self)      # OKX v5 public endpoint, same tape (pipeline/sim/okx.py)
+        # OKX v5 trading on the same engine and accounts: private REST and WebSocket
+        from pipeline.sim.okx_private import OkxPrivate
+        from pipeline.sim.okx_trade import OkxTrade
+        self.okx_trade = OkxTrade(self, self.okx)
+        self.okx_private = OkxPrivate(self, self.okx, self.okx_trade)
         self.rate = float(cfg.rate)
         self.paused = cfg.paused
         self.started = time.monotonic()
@@ -83,6 +90,8 @@ class Simulator:
         app = web.Application(client_max_size=1 << 20)
         self.rest.add_routes(app)
         self.okx.add_routes(app)
+        self.okx_trade.add_routes(app)
+        self.okx_private.add_routes(app)
         r = app.router
         r.add_get("/ws", self._md)
         r.add_get("/ws/{streams:.*}", self._md)
@@ -350,7 +359,8 @@ class Simulator:
                      "generated": self.generated, "published": self.hub.published,
                      "streams": self.tape.stream_names()},
             "connections": {"md": len(self.hub.conns), "ws_api": len(self.ws_api.conns)},
-            "okx": self.okx.state(),
+            "okx": {**self.okx.state(), "trade": self.okx_trade.state(),
+                    "private": self.okx_private.state()},
             "md_conns": [{"id": c.id, "queued": len(c.q), "sent": c.sent, "streams": len(c.streams),
                           "combined": c.combined, "pings_sent": c.pings_sent,
                           "pongs_matched": c.pongs_matched,
