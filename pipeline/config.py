@@ -111,7 +111,10 @@ class GatewayConfig:
     user_stream: bool = True               # userDataStream.subscribe over the WS-API for fills
     api_key_env: str = "PIPELINE_API_KEY"  # environment variable holding the API key
     api_secret_env: str = "PIPELINE_API_SECRET"
+    api_passphrase_env: str = "PIPELINE_API_PASSPHRASE"   # OKX: the API key's passphrase
     credentials_file: str = ""             # or a 0600 file with api_key=... / api_secret=... lines
+                                           # (OKX: and api_passphrase=...)
+    okx_demo: bool = False                 # OKX: x-simulated-trading: 1 (OKX demo trading)
     state_dir: str = "gateway-state"       # journal, status.json, pid/lock, default kill file
     kill_file: str = ""                    # its existence → HALTED ("" = <state_dir>/KILL)
     journal_fsync: Literal["always", "interval", "never"] = "interval"

@@ -124,13 +124,15 @@ class OkxTrade:
     async def _serve(self, request: web.Request, fn, endpoint: str, order: bool) -> web.Response:
         self.requests += 1
         faults = self.sim.req_faults
+        late = 0.0
+        status = 200
+        # the whole request is in before the venue stalls: a delayed order still executes even
+        # when the client has given up waiting (its outcome was unknown, not "not sent")
+        body = await request.read() if request.body_exists else b""
         delay = faults.take_delay()
         if delay:
             await asyncio.sleep(delay)
-        late = 0.0
-        status = 200
         try:
-            body = await request.read() if request.body_exists else b""
             acct = self.auth(request, body)
             if faults.take("force_429_left") or not self.windows.take(acct.api_key, endpoint):
                 raise OkxError(ox.RATE_LIMITED, status=429)
