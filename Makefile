@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: demo bus-demo test build bench clean annotate venv
+.PHONY: demo bus-demo test build bench soak clean annotate venv
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,13 @@ bus-demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The chaos soak (scripts/soak.py, docs/trading-box.md): roles killed and stopped at random,
+# venue faults injected, then the venue and the journal compared.
+SOAK_MINUTES ?= 10
+SOAK_SEED ?= 1
+soak: $(STAMP)
+	$(PY) scripts/soak.py --minutes $(SOAK_MINUTES) --seed $(SOAK_SEED) --json bench-results/soak.json
 
 bench: $(STAMP)
 	@for b in scripts/bench_*.py; do echo "== $$b"; $(PY) $$b --quick || exit 1; done

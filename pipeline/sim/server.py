@@ -7,7 +7,7 @@ control endpoints, plus the tape publisher.
     /ws-api/v3               WebSocket API (ws_api.py)
     /api/v5/..., /ws/v5/...  OKX v5: public market data (okx.py), trading REST (okx_trade.py),
                              private WebSocket with the orders channel (okx_private.py)
-    /_sim/state     GET      balances, open orders, fills, books, connections (for tests)
+    /_sim/state     GET      balances, orders (open and all), fills, books, connections (tests)
     /_sim/fault     POST     {"fault": name, ...params}   (faults.py)
     /_sim/tape      POST     {"action": "pause" | "resume"} or {"rate": N}
     /_sim/trade     POST     {"symbol", "price", "qty", "side"}: a tape trade on cue
@@ -348,6 +348,7 @@ class Simulator:
                     "balances": {a: {"free": fmt8(acct.free.get(a, 0)),
                                      "locked": fmt8(acct.locked.get(a, 0))} for a in sorted(acct.free)},
                     "open_orders": [o.details() for o in acct.open_orders()],
+                    "orders": [o.details() for o in acct.orders.values()],   # every one, ever
                     "fills": [t.json() for t in acct.trades],
                     "user_stream_listeners": len(acct.listeners),
                 } for key, acct in self.accounts.items()},
