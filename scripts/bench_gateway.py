@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmark the gateway's hot path: risk check + encode + sign of a realistic LIMIT order.
 
-Measures, in one run and on one machine:
+Measures, in one run and on one machine (the OKX keys: scripts/bench_okx.py):
   risk_sign     OrderPath(risk, signer).process(signal, now, ts): the compiled risk check, the Binance
                 query string encoding and the pre-keyed OpenSSL HMAC-SHA256 (ext/risk.pyx,
                 ext/sign.pyx), returning the signed request body
@@ -216,6 +216,13 @@ def bench(args) -> dict:
         "python_path_p50_ns": round(pct(pp, 0.50), 1),
         "python_path_p99_ns": round(pct(pp, 0.99), 1),
     }
+    # ---- OKX (issue #16): the compiled OKX order path, its twin, hmac.new + base64
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_okx import kernel as okx_kernel
+    okx_r, okx_b = okx_kernel(secret=SECRET, limits=LIMITS, n_batches=n_batches, batch=batch,
+                              epoch=EPOCH, t0=T0, ts_ms=TS_MS, time_batches=time_batches, pct=pct)
+    results.update(okx_r)
+    baselines.update(okx_b)
     ratios = {
         "python_over_cython": round(baselines["python_path_p50_ns"] / results["risk_sign_p50_ns"], 2),
         "hmac_new_over_sign_only": round(baselines["hmac_new_p50_ns"] / results["sign_only_p50_ns"], 2),
@@ -452,6 +459,10 @@ def table(res: dict) -> str:
         ("sign only (pre-keyed HMAC, whole query)", r["sign_only_p50_ns"], r["sign_only_p99_ns"]),
         ("baseline hmac.new().hexdigest()", b["hmac_new_p50_ns"], b["hmac_new_p99_ns"]),
         ("baseline Python twin, whole path", b["python_path_p50_ns"], b["python_path_p99_ns"]),
+        ("OKX risk + JSON + sign (Cython)", r["okx_risk_sign_p50_ns"], r["okx_risk_sign_p99_ns"]),
+        ("OKX baseline hmac.new + base64", b["hmac_new_base64_p50_ns"],
+         b["hmac_new_base64_p99_ns"]),
+        ("OKX baseline Python twin", b["okx_python_twin_p50_ns"], b["okx_python_twin_p99_ns"]),
     ]
     lines = [f"{'metric':<42}{'p50 ns':>10}{'p99 ns':>10}", "-" * 62]
     lines += [f"{name:<42}{p50:>10.1f}{p99:>10.1f}" for name, p50, p99 in rows]
