@@ -115,6 +115,9 @@ class GatewayConfig:
     credentials_file: str = ""             # or a 0600 file with api_key=... / api_secret=... lines
                                            # (OKX: and api_passphrase=...)
     okx_demo: bool = False                 # OKX: x-simulated-trading: 1 (OKX demo trading)
+    okx_rate_limits: bool = True           # OKX: keep OKX's per-endpoint limits (requests per 2 s)
+                                           # on our side; false only against the simulator with its
+                                           # limits off (benchmarks)
     state_dir: str = "gateway-state"       # journal, status.json, pid/lock, default kill file
     kill_file: str = ""                    # its existence → HALTED ("" = <state_dir>/KILL)
     journal_fsync: Literal["always", "interval", "never"] = "interval"
@@ -447,6 +450,7 @@ class SimConfig:
     order_limit_10s: int = 50          # ORDERS per 10 s per account
     order_limit_1d: int = 160_000      # ORDERS per day per account
     ban_s: float = 120.0               # 418 ban length for a client that keeps going after a 429
+    okx_rate_limits: bool = True       # OKX side: OKX's per-endpoint limits (false: benchmarks)
     commission_rate: float = 0.0       # taker and maker, charged in the asset received
     accounts: list[SimAccountConfig] = field(default_factory=lambda: [SimAccountConfig()])
     faults: list[SimFaultConfig] = field(default_factory=list)

@@ -19,7 +19,7 @@ included) is reported too. GC is off while timing.
     python scripts/bench_gateway.py [--quick] [--json PATH]
 
     python scripts/bench_gateway.py --e2e [--quick] [--orders N] [--rate R] [--transport rest|ws_api]
-                  [--journal-format jsonl|binary] [--order-connections N] [--json PATH]
+                  [--journal-format jsonl|binary] [--order-connections N] [--okx] [--json PATH]
                   the gateway process end to end against the simulator (see "--e2e" below):
                   results.e2e_orders_per_s, results.intake_to_wire_p50_ns / _p99_ns
 
@@ -505,11 +505,30 @@ def main(argv=None) -> int:
     e2e.add_argument("--rate", type=float, default=0.0,
                      help="open loop: send this many signals per second (default 0: closed "
                           "loop, --window signals ahead)")
+    e2e.add_argument("--okx", action="store_true",
+                     help="with --e2e: the OKX gateway against the simulator's OKX side "
+                          "(results.okx_e2e_orders_per_s; scripts/bench_okx.py)")
     e2e.add_argument("--stall-s", type=float, default=30.0,
                      help="fail when the gateway makes no progress for this long (default 30)")
     args = ap.parse_args(argv)
     if args.e2e:
         signal.signal(signal.SIGTERM, _interrupt)     # SIGTERM cleans up like Ctrl-C
+        if args.okx:
+            sys.path.insert(0, str(Path(__file__).resolve().parent))
+            from bench_okx import e2e as okx_e2e
+            import platform
+            try:
+                out = okx_e2e(args.orders or (300 if args.quick else 3000), args.window,
+                              args.transport, stall_s=args.stall_s)
+            except (RuntimeError, TimeoutError) as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return 1
+            res = {"name": "bench_gateway_e2e_okx", "python": platform.python_version(),
+                   "cpu_count": os.cpu_count(), **out}
+            print(json.dumps(res, indent=2))
+            if args.json:
+                Path(args.json).write_text(json.dumps(res, indent=2) + "\n")
+            return 0
         try:
             res = MODES["e2e"](args)
         except KeyboardInterrupt:

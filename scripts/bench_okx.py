@@ -101,3 +101,82 @@ def kernel(*, secret: bytes, limits: dict, n_batches: int, batch: int, epoch: in
                  "hmac_new_base64_p50_ns": round(pct(hb, 0.50), 1),
                  "hmac_new_base64_p99_ns": round(pct(hb, 0.99), 1)}
     return results, baselines
+
+
+def e2e(orders: int, window: int, transport: str, *, stall_s: float = 30.0) -> dict:
+    """okx_e2e_orders_per_s: the OKX gateway process against the simulator's OKX side, closed
+    loop (at most `window` signals not yet decided), MARKET orders alternating BUY / SELL, until
+    every order is final; orders FILLED per second. OKX's per-endpoint limits (60 orders / 2 s)
+    are off on both sides ([sim] / [gateway] okx_rate_limits = false): this measures our path,
+    not OKX's quota."""
+    import shutil
+    import tempfile
+    import time
+    from pathlib import Path
+
+    from pipeline.config import SIM_TEST_PASSPHRASE
+    from pipeline.gateway.testing import BUY, SELL, SIM_DEFAULTS, GatewayProc, StrategySide
+    from pipeline.sim.testing import start_sim
+
+    def decided(st):
+        return int(st["accepted"]) + sum(int(v) for v in st["rejects"].values())
+
+    def still_open(st):
+        return len(st["open_orders"]) + int(st.get("inflight", 0))
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-okx-"))
+    sim = gw = None
+    try:
+        sim = start_sim(tmp, **{**SIM_DEFAULTS, "okx_rate_limits": False}, log_level="WARNING")
+        run_dir = tmp / "run"
+        run_dir.mkdir()
+        gw = GatewayProc(tmp, sim, venue="OKX", symbols=["BTC-USDT"], transport=transport,
+                         ws_api_url=sim.ws_url + ox.PRIVATE_WS_PATH, okx_rate_limits=False,
+                         journal_fsync="interval", reference_poll_ms=1000, status_every_ms=100,
+                         weight_limit_1m=10_000_000, order_limit_10s=10_000_000,
+                         env={"PIPELINE_RUN_DIR": str(run_dir),
+                              "PIPELINE_API_PASSPHRASE": SIM_TEST_PASSPHRASE},
+                         risk={"throttle_orders": 1_000_000, "runaway_signals": 4096,
+                               "max_order_qty": 1.0, "max_position_qty": 5.0})
+        gw.start()
+        with StrategySide(gw.channel, venue=int(Venue.OKX)) as st:
+            for i in range(20):                     # warm-up
+                st.send(side=BUY if i % 2 == 0 else SELL, qty=0.001, ttl_ms=30_000)
+            s = gw.wait(lambda s: decided(s) >= 20 and still_open(s) == 0, timeout=60,
+                        what="the warm-up orders final")
+            base, base_filled = decided(s), int(s["orders"].get("FILLED", 0))
+            t0 = time.perf_counter()
+            sent = done = 0
+            last, since = None, time.monotonic()
+            while True:
+                while sent < orders and sent - done < window:
+                    st.send(side=BUY if sent % 2 == 0 else SELL, qty=0.001, ttl_ms=30_000)
+                    sent += 1
+                time.sleep(0.005)
+                s = gw.status()
+                done = decided(s) - base
+                if s["trading"] != "ACTIVE":
+                    raise RuntimeError(f"gateway left ACTIVE: {s['halt_reason']}")
+                if sent >= orders and done >= sent and still_open(s) == 0:
+                    break
+                mark = (done, tuple(sorted(s["orders"].items())))
+                if mark != last:
+                    last, since = mark, time.monotonic()
+                elif time.monotonic() - since > stall_s:
+                    raise RuntimeError(f"no progress for {stall_s} s: {s['orders']}")
+            dt = time.perf_counter() - t0
+            filled = int(s["orders"].get("FILLED", 0)) - base_filled
+            states = dict(s["orders"])
+        if gw.stop() != 0:
+            raise RuntimeError(f"gateway exit code: {gw.stderr()[-2000:]}")
+    finally:
+        if gw is not None:
+            gw.stop(timeout=5)
+            gw.kill()
+        if sim is not None:
+            sim.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+    return {"results": {"okx_e2e_orders_per_s": round(filled / dt, 1),
+                        "okx_e2e_final_orders_per_s": round(orders / dt, 1)},
+            "config": {"orders": orders, "window": window, "transport": transport,
+                       "seconds": round(dt, 3), "filled": filled, "states": states}}

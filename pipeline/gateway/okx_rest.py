@@ -91,7 +91,8 @@ class OkxRest:
     def __init__(self, base_url: str, api_key: str, passphrase: str, sign: Callable[..., str],
                  gate: HostGate, *, connect_timeout_s: float, read_timeout_s: float,
                  recv_window_ms: int, timestamp_ms: Callable[[], int],
-                 redact: Callable[[str], str], ca_bundle: str = "", demo: bool = False):
+                 redact: Callable[[str], str], ca_bundle: str = "", demo: bool = False,
+                 rate_limits: bool = True):
         self.base = base_url.rstrip("/")
         self.host = urlsplit(self.base).netloc
         self.session = requests.Session()
@@ -107,7 +108,7 @@ class OkxRest:
         self.session.headers.update(headers)
         self._sign = sign
         self.gate = gate
-        self.budget = Budget()
+        self.budget = Budget() if rate_limits else Budget({})
         self.timeout = (connect_timeout_s, read_timeout_s)
         self.recv_window_ms = recv_window_ms
         self.timestamp_ms = timestamp_ms

@@ -69,7 +69,7 @@ class OkxVenue:
                        connect_timeout_s=cfg.connect_timeout_s,
                        read_timeout_s=cfg.request_timeout_s, recv_window_ms=recv_window_ms,
                        timestamp_ms=timestamp_ms, redact=redact, ca_bundle=cfg.ca_bundle,
-                       demo=cfg.okx_demo)
+                       demo=cfg.okx_demo, rate_limits=cfg.okx_rate_limits)
 
     def rules(self, rest) -> dict[int, Any]:
         """{symbol id: InstrumentRules} of the configured instIds from the venue's listing."""
