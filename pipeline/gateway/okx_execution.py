@@ -59,7 +59,8 @@ class OkxExecution(Execution):
                 self._journal_order(order)
             else:
                 self.journal.write("request", cid=order.cid, via=via, method="POST",
-                                   path=ox.ORDER_PATH, body=body.decode(), attempt=order.attempts)
+                                   path=ox.ORDER_PATH, body=body.decode(), attempt=order.attempts,
+                                   ts_ms=order.ts_ms)     # the expTime base after a restart
             self.journal.commit()
         except JournalWriteError as exc:
             self.count("journal_write_failed")

@@ -140,3 +140,22 @@ def test_read_timeout_is_unknown_and_the_late_order_is_found(sim, gw_factory):
     assert _states(j, cid)[0] == "UNKNOWN" and _states(j, cid)[-1] == "FILLED"
     assert len([r for r in j if r["k"] == "request" and r["cid"] == cid]) == 1
     assert gw.stop() == 0
+
+
+def test_kill_switch_halts_and_batch_cancels_every_resting_order(sim, gw_factory):
+    gw = okx_gw(gw_factory, sim).start()
+    bid = float(sim.state()["books"]["BTCUSDT"]["bestBid"])
+    with StrategySide(gw.channel, venue=OKX) as st:
+        for k in range(3):
+            st.limit(BUY, 0.001, round(bid * (0.97 - 0.001 * k), 1))
+        gw.wait(lambda s: len(s["open_orders"]) == 3, what="three resting orders")
+        assert len(acct(sim)["open_orders"]) == 3
+        (gw.state_dir / "KILL").touch()
+        s = gw.wait(lambda s: s["trading"] == "HALTED" and not s["open_orders"], what="halted")
+    assert "kill switch" in s["halt_reason"] and s["orders"].get("CANCELED") == 3
+    assert acct(sim)["open_orders"] == []
+    j = gw.journal()
+    assert any(r["k"] == "cancel_all" and r.get("orders") == 3 and r["outcome"] == "OK" for r in j)
+    req = next(r for r in j if r["k"] == "request")
+    assert req["ts_ms"] > 0
+    assert gw.stop() == 0
