@@ -159,3 +159,17 @@ def test_kill_switch_halts_and_batch_cancels_every_resting_order(sim, gw_factory
     req = next(r for r in j if r["k"] == "request")
     assert req["ts_ms"] > 0
     assert gw.stop() == 0
+
+
+def test_private_websocket_cut_reconnects_and_fills_still_arrive(sim, gw_factory):
+    gw = okx_gw(gw_factory, sim).start()
+    gw.wait(lambda s: s["stream"]["subscribed"], what="subscribed")
+    sim.fault("okx_drop")                         # every OKX connection cut (TCP abort)
+    gw.wait(lambda s: s["stream"]["connects"] >= 2 and s["stream"]["subscribed"],
+            what="logged in and subscribed again")
+    with StrategySide(gw.channel, venue=OKX) as st:
+        st.send(side=BUY, qty=0.001)
+        s = gw.wait(lambda s: s["fills"] >= 1 and not s["open_orders"], what="fill after the cut")
+    assert s["stream"]["received"] >= 1 and s["stream"]["errors"] >= 1
+    assert "USER_STREAM_RECONNECTED" in gw.stderr() + gw.stdout()
+    assert gw.stop() == 0
