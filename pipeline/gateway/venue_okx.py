@@ -29,6 +29,8 @@ _okx_sign = _native.load("okx_sign")
 class OkxVenue:
     """OKX v5 spot (REST /api/v5, private WebSocket /ws/v5/private)."""
 
+    extra_credential_envs = ("api_passphrase_env",)   # [gateway] keys naming more secrets
+
     def __init__(self, cfg, risk_cfg):
         self.cfg = cfg
         self.risk_cfg = risk_cfg

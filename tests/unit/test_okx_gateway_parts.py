@@ -72,3 +72,20 @@ def test_passphrase_from_file_or_env_and_redacted(tmp_path):
     r = Redactor("k1234", "s1234")
     r.add(load_passphrase(env="NOPE", file=str(f)))
     assert "pass-phrase-1" not in r("login with pass-phrase-1 failed")
+
+
+def test_launcher_keeps_the_passphrase_in_the_gateway_and_requires_it(tmp_path, monkeypatch):
+    from pipeline import config
+    from pipeline.launcher import supervisor
+    path = tmp_path / "okx.toml"
+    path.write_text('[gateway]\nvenue = "OKX"\nsymbols = ["BTC-USDT"]\n'
+                    '[roles.gateway]\nkind = "gateway"\n'
+                    '[risk.symbols."OKX:BTC-USDT"]\nmax_order_qty = 1.0\nmax_position_qty = 1.0\n')
+    monkeypatch.setenv("PIPELINE_API_KEY", "k" * 8)
+    monkeypatch.setenv("PIPELINE_API_SECRET", "s" * 8)
+    monkeypatch.delenv("PIPELINE_API_PASSPHRASE", raising=False)
+    with pytest.raises(supervisor.LaunchError, match="PIPELINE_API_PASSPHRASE"):
+        supervisor.Launcher(config.load(path), str(path))
+    monkeypatch.setenv("PIPELINE_API_PASSPHRASE", "p" * 8)
+    la = supervisor.Launcher(config.load(path), str(path))
+    assert "PIPELINE_API_PASSPHRASE" in la.secret_env_names()
