@@ -133,7 +133,9 @@ class OkxExecution(Execution):
             else:
                 return
         executed = fnum(data.get("accFillSz"), order.filled)
-        if executed > order.filled + 1e-12 and not tid and source != "fills":
+        if executed > order.filled + 1e-12:
+            # more filled than the fills we know (a query carries only the last fill, a push may
+            # have been missed): the order's fills, deduplicated by trade id
             self.fetch_trades(order.symbol, order_id=order.order_id)
         if new in TERMINAL and new is not OrderState.FILLED:
             self._release(order, executed)

@@ -145,8 +145,11 @@ class OkxPrivate:
                         fillPx=dec(parse8(str(ev["L"]))), fillTime=str(ev.get("T")),
                         fillFee=dec(-fee) if fee else "0", fillFeeCcy=str(ev.get("N") or ""),
                         execType="M" if ev.get("m") else "T")
-        elif ev.get("x") == "REPLACED":
-            last["amendResult"] = "0"
+        else:                     # not a fill: no fill fields (order_json fills in the last one)
+            last.update(tradeId="", fillSz="0", fillPx="", fillTime="", fillFee="0",
+                        fillFeeCcy="", execType="")
+            if ev.get("x") == "REPLACED":
+                last["amendResult"] = "0"
         data = self.trade.order_json(acct, order, last)
         frame = orjson.dumps({"arg": {"channel": "orders", "instType": "SPOT",
                                       "uid": str(acct.uid)}, "data": [data]})

@@ -364,8 +364,9 @@ class OkxTrade:
     def order_json(self, acct: Account, o, last: dict | None = None) -> dict:
         otype, tgt = self.meta.get(o.order_id) or (_ord_type(o.type, o.tif), "")
         avg = dec(o.cum_quote * E8 // o.executed) if o.executed else ""
-        fee = sum(t.commission for t in acct.trades if t.order_id == o.order_id)
-        fee_ccy = next((t.commission_asset for t in acct.trades if t.order_id == o.order_id), "")
+        mine = [t for t in acct.trades if t.order_id == o.order_id]
+        fee = sum(t.commission for t in mine)
+        fee_ccy = mine[0].commission_asset if mine else ""
         d = {"instType": "SPOT", "instId": self.venue.inst[o.symbol], "ordId": str(o.order_id),
              "clOrdId": o.client_id if not o.client_id.startswith("sim") else "", "tag": "",
              "px": dec(o.price) if o.price else "", "sz": dec(o.qty or o.quote_qty),
@@ -375,6 +376,11 @@ class OkxTrade:
              "fillPx": "", "fillSz": "0", "tradeId": "", "fillTime": "", "fillFee": "0",
              "fillFeeCcy": "", "execType": "", "cancelSource": "",
              "cTime": str(o.time_ms), "uTime": str(o.update_ms or o.time_ms)}
+        if mine:                  # as OKX: the order's last fill (a push overrides it below)
+            t = mine[-1]
+            d.update(tradeId=str(t.id), fillPx=dec(t.price), fillSz=dec(t.qty),
+                     fillTime=str(t.time_ms), fillFee=dec(-t.commission) if t.commission else "0",
+                     fillFeeCcy=t.commission_asset, execType="M" if t.is_maker else "T")
         if last:
             d.update(last)
         return d

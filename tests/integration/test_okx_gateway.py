@@ -173,3 +173,20 @@ def test_private_websocket_cut_reconnects_and_fills_still_arrive(sim, gw_factory
     assert s["stream"]["received"] >= 1 and s["stream"]["errors"] >= 1
     assert "USER_STREAM_RECONNECTED" in gw.stderr() + gw.stdout()
     assert gw.stop() == 0
+
+
+def test_partial_fills_seen_only_by_queries_are_all_applied(sim, gw_factory):
+    # no orders channel: the audit's query carries only the last fill; the rest come from fills
+    gw = okx_gw(gw_factory, sim, user_stream=False, open_order_audit_s=0.3).start()
+    bid = float(sim.state()["books"]["BTCUSDT"]["bestBid"])
+    px = round(bid * 0.98, 1)
+    with StrategySide(gw.channel, venue=OKX) as st:
+        sig = st.limit(BUY, 0.003, px)
+        gw.wait(lambda s: len(s["open_orders"]) == 1, what="resting")
+        for _ in range(3):
+            sim.trade("BTCUSDT", f"{px - 5:.2f}", "0.001", side="SELL")
+        s = gw.wait(lambda s: s["fills"] == 3 and not s["open_orders"], what="three fills")
+    assert s["positions"]["BTC-USDT"]["qty"] == pytest.approx(0.003)
+    fills = [r for r in gw.journal() if r["k"] == "fill" and r["cid"] == cid_of(sig)]
+    assert len({f["trade_id"] for f in fills}) == 3
+    assert gw.stop() == 0
