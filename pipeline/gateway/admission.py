@@ -10,8 +10,10 @@ records and the hand-over to execution.
                   client id names an order), HALTED (by an earlier signal of the same batch);
                   then the accept record, the order (book of record), and submit (execution.py)
 
-Every refusal is one `Reason` (reasons.py) journalled by name and counted in gw.rejects. A compiled
-"journal record + write on a held connection" step slots in right after sign_signal.
+Every refusal is one `Reason` (reasons.py) journalled by name and counted in gw.rejects. With the
+binary journal, sign_signal's one compiled call also writes the ORDER record and the request on a
+connection held ready (OrderPath.send): nothing in Python runs between the signal and the socket
+but the call's arguments; finish_signal then books what already went out.
 """
 from __future__ import annotations
 
@@ -52,17 +54,27 @@ class Admission:
 
     def sign_signal(self, raw: bytes) -> tuple:
         """The hot path, one compiled call (pipeline.gateway.orderpath): every risk rule, then
-        encode + sign (nothing is signed on a refusal). Returns what finish_signal needs."""
+        encode + sign (nothing is signed on a refusal), and with the binary journal the
+        write-ahead ORDER record and, on a connection held ready, the request on the socket
+        (OrderPath.send); the order's bookkeeping comes after, in finish_signal."""
         t_recv = time.perf_counter_ns()
         path = self.path
-        body = encode_error = None
+        body = encode_error = sent = None
+        ts_ms = self.clock.timestamp_ms()
+        args = self.ex.send_args(path)
         try:
-            body = path.process(raw, t_recv, self.clock.timestamp_ms())
+            if args is None:
+                body = path.process(raw, t_recv, ts_ms)
+            else:
+                body = path.send(raw, t_recv, ts_ms, *args)
         except Exception as exc:  # noqa: BLE001 - nothing signed or sent
             encode_error = exc
         t_signed = time.perf_counter_ns()
+        if args is not None and body is not None:
+            t_signed = path.signed_ns
+            sent = self.ex.wire_taken(path)       # the connection written on, the next armed
         return (raw, t_recv, path.risk_done_ns or t_signed, t_signed, body, encode_error,
-                path.last_reason if encode_error is None else 0, path.last_gap)
+                path.last_reason if encode_error is None else 0, path.last_gap, ts_ms, sent)
 
     def finish_signal(self, signed: tuple) -> None:
         """The bookkeeping after the "signed" stamp; all of the write-ahead records still come
@@ -71,7 +83,7 @@ class Admission:
         (a duplicate whose client id names an order: CLIENT_ID_REUSED).
         Whatever refuses the order after signing releases its open quantity; the signed bytes
         are dropped, never sent."""
-        raw, t_recv, t_risk, t_signed, body, encode_error, reason, gap = signed
+        raw, t_recv, t_risk, t_signed, body, encode_error, reason, gap, ts_ms, sent = signed
         if reason == MALFORMED or reason == BAD_VERSION:
             self.intake.note_malformed(raw, Reason(reason).name)
             self.reject(None, Reason(reason).name, size=len(raw))
@@ -88,7 +100,8 @@ class Admission:
         extra: dict[str, Any] = {}
         if reason == DUPLICATE and cid in self.ex.table:
             reason, extra = CLIENT_ID_REUSED, {"cid": cid}
-        elif reason == ACCEPT and encode_error is None and self.risk.state == HALTED:
+        elif reason == ACCEPT and encode_error is None and sent is None \
+                and self.risk.state == HALTED:
             reason = HALTED                   # halted by an earlier signal of this batch
         if reason:
             if body is not None:              # signed but refused: undo the kernel's commit
@@ -107,6 +120,8 @@ class Admission:
         try:
             order = self.ex.new_order(sig, stamps, cid)
         except ClientIdReused:                # the book's invariant (marks restored from it)
+            if sent is not None:              # journalled and maybe out: cannot happen (counted)
+                self.ex.unbooked(cid, sent)
             if body is not None:
                 self.risk.release_open(sig.symbol, sig.side, sig.qty)
             self.reject(sig, Reason.CLIENT_ID_REUSED.name, cid=cid)
@@ -119,4 +134,7 @@ class Admission:
         stamps["signed"] = t_signed
         order.not_after_mono = sig.created_mono + sig.ttl_ns
         self.accepted += 1
-        self.ex.submit(order, body)
+        if sent is None:
+            self.ex.submit(order, body)
+        else:
+            self.ex.submit_sent(order, body, ts_ms, sent)

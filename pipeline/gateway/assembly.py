@@ -131,8 +131,14 @@ def assemble(gw) -> None:
     sign = gw.signer.sign
     gw.gate = HostGate(urlsplit(cfg.rest_url).netloc, weight_limit_1m=cfg.weight_limit_1m,
                        order_limit_10s=cfg.order_limit_10s,
-                       slowdown_fraction=cfg.slowdown_fraction, stop_fraction=cfg.stop_fraction)
+                       slowdown_fraction=cfg.slowdown_fraction, stop_fraction=cfg.stop_fraction,
+                       state_file=gw.paths["dir"] / "host-closed.json")
     gw.gate.bind(gw.risk)           # the venue's limits are judged in the kernel (one admission)
+    closed_s = gw.gate.restore()    # a 429/418 the previous process got outlives it
+    if closed_s:
+        log.warning("the venue closed %s to us (HTTP %d) until %.1f s from now, before this "
+                    "start: sending nothing until then", gw.gate.host, gw.gate.blocked_status,
+                    closed_s)
     gw.clock = ClockSync(lambda: gw.rest.server_time(), samples=cfg.clock_samples,
                          resync_s=cfg.clock_resync_s, max_offset_ms=cfg.max_clock_offset_ms,
                          strikes=cfg.skew_strikes,
@@ -153,6 +159,7 @@ def assemble(gw) -> None:
     for sid, rules in gw.rules.items():
         gw.risk.set_instrument(rules)
         gw.signer.set_instrument(rules)
+        gw.path.set_name(sid, rules.name.encode("ascii"))   # the journal record's symbol
         gw.symbol_ids[rules.name] = sid
 
     gw.ws, gw.stream = gw.venue.streams(api_key, sign, gw.gate, timestamp_ms=gw.clock.timestamp_ms,
@@ -193,7 +200,13 @@ def assemble(gw) -> None:
 
 def _first_clock_sync(gw) -> None:
     cfg = gw.cfg
-    deadline = time.monotonic() + cfg.start_timeout_s
+    # a closure restored from the previous process (gate.restore) is waited out first: asking
+    # the clock during it is what turns a 429 into a 418 ban
+    closed_s = max(0.0, gw.gate.blocked_until - time.time())
+    deadline = time.monotonic() + closed_s + cfg.start_timeout_s
+    while time.time() < gw.gate.blocked_until and not gw.stop_requested:
+        gw.role.heartbeat()
+        time.sleep(min(0.2, max(0.0, gw.gate.blocked_until - time.time())))
     while not gw.clock.sync():              # the venue may still be starting
         if time.monotonic() >= deadline or gw.stop_requested:
             tls_error = getattr(gw.rest, "last_tls_error", "")

@@ -367,6 +367,12 @@ class BinaryJournal(SyncPolicy):
         self.records += 1
         self._dirty = True
 
+    def note_order(self, synced: bool) -> None:
+        """An ORDER record the compiled order path wrote through `self.w` (ext/orderpath.pyx
+        send): counted, and due for the next sync unless `synced` (msync'ed under "always")."""
+        self.records += 1
+        self._dirty = not (synced and self.policy == "always")
+
     @property
     def pending(self) -> int:
         """Records waiting for room (0 when everything is in the file)."""

@@ -26,17 +26,21 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 from typing import Any, Callable
 from urllib.parse import parse_qsl
 
 from pipeline.gateway import orders as om
 from pipeline.gateway.journal import Journal, JournalWriteError, strip_signature
+from pipeline.gateway.orderpath_py import (J_SYNC_FAILED, J_WRITTEN, W_CLOSED, W_ERROR, W_SENT,
+                                           W_SHORT)
 from pipeline.gateway.orders import Order, OrderState, OrderTable, transition
 from pipeline.gateway.positions import Book, Fill
 from pipeline.gateway.rest import Outcome, Reply, RestClient
 from pipeline.gateway.wire import Wire
 from pipeline.logs import order_log
+from pipeline.records import JournalVia
 
 log = logging.getLogger(__name__)
 SIDES = {1: "BUY", -1: "SELL"}
@@ -55,6 +59,7 @@ def log_state(order: Order, old: OrderState, new: OrderState, why: str) -> None:
 
 
 SIDE = {1: "BUY", -1: "SELL"}
+VIA_REST, VIA_WS = int(JournalVia.REST), int(JournalVia.WS_API)
 SIDE_OF = {"BUY": 1, "SELL": -1}
 RECV_WINDOW_MARGIN_MS = 1000
 RETRY_SYNC_BUDGET_S = 0.5     # the clock resync before a -1021 retry gets at most this long
@@ -286,15 +291,18 @@ class Execution:
         body is handed to the wire and None returned: the reply comes to on_reply later."""
         order.attempts += 1
         order.ts_ms = _ts_of(body)
+        failed = self._journal_request(order, body)
+        return failed if failed is not None else self._send(order, body)
+
+    def _journal_request(self, order: Order, body: bytes) -> Reply | None:
+        """The write-ahead record(s) of this attempt, on disk as the fsync policy says; None, or
+        the NOT_SENT reply when they could not be written (then nothing may be sent)."""
         try:
-            if self.ws is not None:
-                q = strip_signature(body)
-                params = dict(parse_qsl(q, keep_blank_values=True))
             if getattr(self.journal, "writes_orders", False):
                 self._journal_order(order)
             elif self.ws is not None:
                 self.journal.write("request", cid=order.cid, via="ws_api", method="order.place",
-                                   body=q, attempt=order.attempts)
+                                   body=strip_signature(body), attempt=order.attempts)
             else:
                 self.journal.write("request", cid=order.cid, via="rest", method="POST",
                                    path="/api/v3/order", body=strip_signature(body),
@@ -308,8 +316,13 @@ class Execution:
             log.exception("order %s: error before sending", order.cid)
             return Reply(Outcome.NOT_SENT, msg=f"internal error before sending: "
                                                f"{type(exc).__name__}")
+        return None
+
+    def _send(self, order: Order, body: bytes) -> Reply | None:
+        """Hand the journalled request to its transport (see _write)."""
         try:
             if self.ws is not None:
+                params = dict(parse_qsl(strip_signature(body), keep_blank_values=True))
                 if hasattr(self.ws, "put"):         # WsOrderWire: sent, answered later (pump)
                     self.inflight[order.cid] = order
                     self.ws.put(order.cid, params, order.not_after_mono)
@@ -327,6 +340,100 @@ class Execution:
             return Reply(Outcome.UNKNOWN, msg=f"internal error while sending: "
                                               f"{type(exc).__name__}",
                          done_mono=time.perf_counter_ns())
+
+    # ------------------------------------------------------------------ the compiled order path
+    def send_args(self, path) -> tuple | None:
+        """What OrderPath.send needs after (msg, now, timestamp) to journal and send an order in
+        its one call: (journal writer, request writer, ready fd, sync, via); None when the order
+        must take the Python path (the JSON-lines journal, records waiting for room, a closed
+        journal, or a twin path with the compiled writer or the other way round)."""
+        j = self.journal
+        if not getattr(j, "writes_orders", False) or j.pending or j.closed:
+            return None
+        jw = j.w
+        if type(path).__module__.startswith("pipeline._ext") != \
+                type(jw).__module__.startswith("pipeline._ext"):
+            return None
+        wire = self.wire
+        rw, fd = None, -1
+        if wire is not None and wire.writer is not None:
+            rw, fd = wire.writer, wire.ready_fd
+        return (jw, rw, fd, j.policy == "always", VIA_WS if self.ws is not None else VIA_REST)
+
+    def wire_taken(self, path) -> tuple:
+        """Right after OrderPath.send: what it did, for submit_sent, as (journal_state,
+        wire_state, bytes sent, send() stamp, connection, reply or None). The connection it wrote
+        on is taken from the wire (the rest of a short write is written now) and the next idle
+        one armed for the next signal."""
+        ws = path.wire_state
+        conn = reply = None
+        nsent = path.sent
+        if ws == W_SENT or ws == W_SHORT or ws == W_ERROR or ws == W_CLOSED:
+            wire = self.wire
+            conn = wire.take_ready()
+            if ws == W_CLOSED:
+                wire.dropped(conn)
+                conn = None
+            elif ws == W_SHORT:
+                try:
+                    conn.sock.sendall(wire.writer.tail(nsent))
+                    nsent = wire.writer.length
+                except Exception as exc:  # noqa: BLE001 - partly out: UNKNOWN, never resent
+                    reply = wire.failed(conn, path.written_ns, exc)
+                    conn = None
+            wire.arm()
+        return (path.journal_state, ws, nsent, path.written_ns, conn, reply)
+
+    def unbooked(self, cid: str, sent: tuple) -> None:
+        """An order the compiled path journalled (and maybe wrote) whose client id names an order
+        in the book: cannot happen (the kernel refuses a duplicate signal); counted, logged, and
+        its connection closed (the venue refuses a client id it has)."""
+        self.count("internal_errors")
+        log.error("order %s: journalled although its client id names an order in the book",
+                  cid)
+        if sent[0] == J_WRITTEN or sent[0] == J_SYNC_FAILED:
+            self.journal.note_order(False)
+        if sent[4] is not None:
+            self.wire.failed(sent[4], sent[3], RuntimeError("client id reused"))
+
+    def submit_sent(self, order: Order, body: bytes, ts_ms: int, sent: tuple) -> Reply | None:
+        """The bookkeeping of an order the compiled path (OrderPath.send) already journalled
+        and, when a connection was ready, wrote: `sent` is (journal_state, wire_state, bytes
+        sent, send() stamp, the connection). What it could not do is done here as _write would
+        (a journal with no room: grown and written; no connection: the wire's put)."""
+        jstate, wstate, nsent, written, conn, reply = sent
+        ws = self.ws is not None
+        if jstate != J_WRITTEN and jstate != J_SYNC_FAILED:     # nothing journalled or sent
+            return self.submit(order, body)
+        order.attempts += 1
+        order.ts_ms = ts_ms
+        self.journal.note_order(jstate == J_WRITTEN)     # the kernel's ORDER record
+        if reply is not None:                    # the rest of a short write failed: UNKNOWN
+            pass
+        elif jstate == J_SYNC_FAILED:
+            self.journal.sync_errors += 1
+            self.count("journal_write_failed")
+            reply = Reply(Outcome.NOT_SENT, msg="journal fsync failed, not sent")
+        elif wstate == W_SENT or wstate == W_SHORT:
+            self.inflight[order.cid] = order
+            reply = self.wire.sent_ready(order.cid, conn, written, nsent, nsent)
+            if reply is not None:
+                self.inflight.pop(order.cid, None)
+        elif wstate == W_ERROR:
+            reply = self.wire.failed(conn, written, OSError(-nsent, os.strerror(-nsent)))
+        else:                                    # no connection ready / it was closed
+            if ws:
+                self.heartbeat()
+            reply = self._send(order, body)
+            if ws:
+                self.heartbeat()
+        if reply is None or reply.outcome is not Outcome.NOT_SENT:
+            order_log("SENT", order.cid, symbol=order.symbol, side=SIDES.get(order.side),
+                      qty=order.qty, price=None if order.price != order.price else order.price,
+                      attempt=order.attempts, via="ws_api" if ws else "rest")
+        if reply is None:
+            return None
+        return self.on_reply(order, reply)
 
     def _journal_order(self, order: Order) -> None:
         """The binary journal's write-ahead ORDER record: the signal accepted, the order and this

@@ -5,7 +5,9 @@ audits, clock, references, loss limits, status, journal sync, garbage collection
 Main loop (single thread; the user-data stream and the order wire have their own threads):
     kill switch (SIGUSR1 flag, kill file) → HALTED + cancel every open order
     intake: wait up to poll_ms for signals/HELLOs; sign every waiting signal (admission.py: the
-        compiled order path), then finish each (journal, order, write)
+        compiled order path: risk, sign, and with the binary journal the ORDER record and the
+        request on a connection held ready, one call), then finish each (the order's book,
+        logs, the hand-over of its answer to the wire thread)
     idle: the dry run of the signal path every warm_ms (warm.py)
     housekeeping: wire replies, user-stream events → fills, order states; UNKNOWN orders due for
         a status query; audits; periodic clock resync, reference prices, loss limit, status
@@ -49,13 +51,20 @@ class Loop:
                 if warm_ms:
                     self._guarded(self._warm)
             else:
-                # every waiting signal is signed before any is finished (journalled and handed
-                # to the wire): a signal never waits for the bookkeeping of the one before it
+                # every waiting signal is signed (and, with the binary journal and a connection
+                # held ready, journalled and written on the socket in the same compiled call)
+                # before any is finished (the order's bookkeeping): a signal never waits for
+                # the bookkeeping of the one before it
                 signed = []
                 for _ in range(256):
                     raw = self.intake.recv_raw()
                     if raw is None:
                         break
+                    if signed and (self.kill_requested
+                                   or time.perf_counter_ns() >= self._next["kill"]):
+                        # between two signals of a batch: the kill switch does not wait for
+                        # the batch (signals after it are refused HALTED by the kernel)
+                        self._guarded(self._check_kill)
                     try:
                         signed.append(self.sign_signal(raw))
                     except Exception:  # noqa: BLE001 - counted and logged; the loop goes on
@@ -65,8 +74,6 @@ class Loop:
                     self._guarded(self.finish_signal, one)
                     self._commit()
                     if self.kill_requested or time.perf_counter_ns() >= self._next["kill"]:
-                        # between two signals of a batch: the kill switch does not wait for
-                        # the batch (signals after it are rejected HALTED)
                         self._guarded(self._check_kill)
             self._guarded(self._housekeeping)
         return self.shutdown()
@@ -110,6 +117,8 @@ class Loop:
         role.heartbeat()
         if ex.wire is not None or ex.ws is not None:
             self._guarded(ex.pump)              # the replies of orders sent by the wire thread
+        if ex.wire is not None:
+            ex.wire.arm()                       # a connection held ready for the next signal
         if role.halt_requested:
             if self.trading != "HALTED":
                 before = self.trading

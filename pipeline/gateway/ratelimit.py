@@ -6,7 +6,9 @@
   ends (Binance windows are aligned to the interval).
 - A 429 closes the host until its Retry-After has passed: nothing at all is sent to it meanwhile
   (continuing after a 429 is what earns a 418 ban). A 418 closes it as well and HALTs trading
-  (the caller's business).
+  (the caller's business). With a `state_file` the closure outlives the process: each block is
+  written there (0600, atomically) and `restore()` reads it back at start, so a gateway
+  restarted inside a 429's Retry-After waits it out instead of earning a 418 ban.
 
 New orders are admitted by the risk kernel alone (ext/risk.pyx step 12, in the compiled order
 path, before anything is signed): the gate learns the venue's limits and, once `bind(risk)` is
@@ -19,9 +21,15 @@ throttle; `order_wait_s` answers the same question for tools and tests.
 """
 from __future__ import annotations
 
+import json
+import logging
+import os
 import re
 import time
+from pathlib import Path
 from typing import Mapping
+
+log = logging.getLogger(__name__)
 
 
 _HDR = re.compile(r"^x-mbx-(used-weight|order-count)-(\d+)([smhd])$", re.I)
@@ -40,8 +48,10 @@ class HostBlocked(RuntimeError):
 
 class HostGate:
     def __init__(self, host: str, *, weight_limit_1m: int, order_limit_10s: int,
-                 slowdown_fraction: float = 0.8, stop_fraction: float = 0.95, clock=time.time):
+                 slowdown_fraction: float = 0.8, stop_fraction: float = 0.95, clock=time.time,
+                 state_file: str | Path | None = None):
         self.host = host
+        self.state_file = Path(state_file) if state_file else None
         self.limits = {("weight", 60): weight_limit_1m, ("orders", 10): order_limit_10s}
         self.slow = slowdown_fraction
         self.stop = stop_fraction
@@ -88,6 +98,45 @@ class HostGate:
         self.blocked_status = status
         self.blocks += 1
         self._push()
+        self._save()
+
+    def _save(self) -> None:
+        """The closure, for the next start (a failure to write is logged: the closure holds
+        for this process either way)."""
+        if self.state_file is None:
+            return
+        tmp = self.state_file.with_name(self.state_file.name + ".tmp")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                json.dump({"host": self.host, "until_wall_s": self.blocked_until,
+                           "status": self.blocked_status}, f)
+            os.replace(tmp, self.state_file)
+        except OSError as exc:
+            log.warning("cannot record the closure of %s in %s: %s", self.host, self.state_file,
+                        exc)
+
+    def restore(self) -> float:
+        """Take over a closure an earlier process recorded for this host that has not ended;
+        returns the seconds still to wait (0: open)."""
+        if self.state_file is None:
+            return 0.0
+        try:
+            rec = json.loads(self.state_file.read_text())
+            until, status = float(rec["until_wall_s"]), int(rec["status"])
+            host = rec["host"]
+        except FileNotFoundError:
+            return 0.0
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log.warning("ignoring an unreadable host closure record %s: %s", self.state_file, exc)
+            return 0.0
+        left = until - self.clock()
+        if host != self.host or left <= 0:
+            return 0.0
+        if until > self.blocked_until:
+            self.blocked_until, self.blocked_status = until, status
+            self._push()
+        return left
 
     # ---------------------------------------------------------------- asking
     def check_open(self) -> None:

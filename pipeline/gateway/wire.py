@@ -9,9 +9,13 @@ the wire. Now:
 
 - the wire thread keeps `connections` HTTP/1.1 keep-alive connections (http.client) open to the
   venue; an idle one is in the pool;
-- the loop (`put`) takes an idle connection, checks that the venue has not closed it (urllib3's
-  wait_for_read: an idle keep-alive socket that is readable is at EOF), writes the request on it
-  itself (~30 µs) and queues "read the answer on this connection" for the wire thread;
+- the loop holds one idle connection ready (`arm`, after each order and every loop turn); on plain
+  TCP the compiled order path (ext/orderpath.pyx `send`) checks that the venue has not closed it
+  (an idle keep-alive socket that is readable is at EOF) and writes the request on it in the same
+  call that signed and journalled the order; the loop then hands the connection over
+  (`sent_ready`): "read the answer on this connection" for the wire thread;
+- `put` (TLS, or no connection was ready) takes an idle connection, checks it (urllib3's
+  wait_for_read), writes the request on it itself and queues the read the same way;
 - when none is idle (every connection has an order on it, or they are being reopened) the loop
   queues the body and the wire thread sends it when a connection frees up, unless the signal's
   TTL passed meanwhile (NOT_SENT: nothing went out);
@@ -139,9 +143,11 @@ class Wire(ReplyQueue):
         self._lock = threading.Lock()
         self._idle: list[http.client.HTTPConnection] = []     # guarded by _lock
         self._open = 0                    # connections open (idle or carrying an order); _lock
+        self._ready: http.client.HTTPConnection | None = None   # held by the loop (loop only)
         self._in: queue.SimpleQueue = queue.SimpleQueue()
         self._out: queue.SimpleQueue = queue.SimpleQueue()
         self.direct = 0                   # requests the loop wrote itself (loop only)
+        self.compiled = 0                 # of those, written by the compiled order path
         self.by_thread = 0                # requests the wire thread wrote (wire thread only)
         self.expired = 0                  # dropped unsent: queued past their signal's TTL
         self.opened = 0                   # connections opened (the first ones and replacements)
@@ -167,7 +173,7 @@ class Wire(ReplyQueue):
             self._out.put((cid, Reply(Outcome.NOT_SENT, msg=str(exc),
                                       done_mono=time.perf_counter_ns())))
             return
-        conn = self._take_idle()
+        conn = self._take_ready() or self._take_idle()
         if conn is None:
             self._in.put((_SEND, cid, body, not_after_mono))
             return
@@ -177,6 +183,70 @@ class Wire(ReplyQueue):
             return
         self.direct += 1
         self._in.put((_READ, cid, conn, 0))
+
+    # ------------------------------------------------------------------ the compiled order path
+    @property
+    def writer(self):
+        """The loop's compiled RequestWriter (plain TCP), or None (TLS: http.client writes)."""
+        return self._writers[0] if self._writers is not None else None
+
+    def arm(self) -> int:
+        """Hold an idle connection ready for the next order (the loop, after an order and every
+        turn); its file descriptor, or -1 when none is idle."""
+        conn = self._ready
+        if conn is None or conn.sock is None:
+            conn = self._ready = self._take_idle()
+        return conn.sock.fileno() if conn is not None else -1
+
+    @property
+    def ready_fd(self) -> int:
+        conn = self._ready
+        return conn.sock.fileno() if conn is not None and conn.sock is not None else -1
+
+    def take_ready(self) -> http.client.HTTPConnection | None:
+        """The connection the order path just wrote on (or found closed); no longer held."""
+        conn, self._ready = self._ready, None
+        return conn
+
+    def _take_ready(self) -> http.client.HTTPConnection | None:
+        conn, self._ready = self._ready, None
+        if conn is not None and (conn.sock is None or wait_for_read(conn.sock, timeout=0)):
+            self.dropped(conn)
+            return None
+        return conn
+
+    def dropped(self, conn: http.client.HTTPConnection) -> None:
+        """The venue closed a held connection before an order was written on it (reopened by
+        the wire thread)."""
+        self._lost(conn)
+        self.reopened += 1
+
+    def sent_ready(self, cid: str, conn: http.client.HTTPConnection, written_ns: int,
+                   sent: int, length: int) -> Reply | None:
+        """The order path wrote `sent` of the request's `length` bytes on `conn`: the rest
+        (a full socket buffer) is written now, blocking, and the answer is the wire thread's to
+        read. None, or the UNKNOWN reply when the rest could not be written."""
+        conn.stamp = written_ns
+        if sent < length:
+            try:
+                conn.sock.sendall(self._writers[0].tail(sent))
+            except Exception as exc:  # noqa: BLE001 - partly on the wire: UNKNOWN, not resent
+                return self.failed(conn, written_ns, exc)
+        conn.raw = True
+        self.direct += 1
+        self.compiled += 1
+        self._in.put((_READ, cid, conn, 0))
+        return None
+
+    def failed(self, conn: http.client.HTTPConnection, written_ns: int, exc: BaseException
+               ) -> Reply:
+        """A write on `conn` failed once bytes may have left: the connection is closed and the
+        order's outcome is UNKNOWN (never resent)."""
+        self._lost(conn)
+        log.warning("order request write failed (%s); outcome unknown", type(exc).__name__)
+        return Reply(Outcome.UNKNOWN, msg=self.redact(f"{type(exc).__name__}: {exc}"),
+                     written_mono=written_ns or time.perf_counter_ns(),
+                     done_mono=time.perf_counter_ns())
 
     @property
     def sent(self) -> int:
@@ -189,7 +259,7 @@ class Wire(ReplyQueue):
         that writes nothing. On this VM an order's request formatting took ~130 µs when it had
         not run for a while, ~30 µs when it had."""
         with self._lock:
-            conn = self._idle[-1] if self._idle else None
+            conn = self._ready or (self._idle[-1] if self._idle else None)
             sock = conn.sock if conn is not None else None
             if sock is not None:
                 try:
@@ -202,8 +272,9 @@ class Wire(ReplyQueue):
             _Dry(*self._addr).request("POST", self.path, body, self._headers)
 
     def idle(self) -> int:
+        """Connections open and free (the pool and the one the loop holds ready)."""
         with self._lock:
-            return len(self._idle)
+            return len(self._idle) + (self._ready is not None)
 
     def _take_idle(self) -> http.client.HTTPConnection | None:
         with self._lock:
@@ -234,11 +305,7 @@ class Wire(ReplyQueue):
             else:
                 conn.request("POST", self.path, body, self._headers)
         except Exception as exc:  # noqa: BLE001 - may be partly on the wire: UNKNOWN, not resent
-            self._lost(conn)
-            log.warning("order request write failed (%s); outcome unknown", type(exc).__name__)
-            return Reply(Outcome.UNKNOWN, msg=self.redact(f"{type(exc).__name__}: {exc}"),
-                         written_mono=conn.stamp or time.perf_counter_ns(),
-                         done_mono=time.perf_counter_ns())
+            return self.failed(conn, conn.stamp, exc)
         return None
 
     def _lost(self, conn: http.client.HTTPConnection) -> None:
@@ -379,5 +446,8 @@ class Wire(ReplyQueue):
         self._thread.join(timeout)
         with self._lock:
             idle, self._idle = self._idle, []
+        if self._ready is not None:
+            idle.append(self._ready)
+            self._ready = None
         for conn in idle:
             conn.close()

@@ -21,6 +21,10 @@ def test_binary_journal_records_each_order_before_its_answer_and_exports_json_li
     with StrategySide(gw.channel) as st:
         sigs = [st.send(side=BUY if i % 2 == 0 else SELL, qty=0.001) for i in range(5)]
         gw.wait(lambda s: s["fills"] >= 5 and not s["open_orders"], what="five fills")
+    wire = gw.status()["wire"]
+    # the compiled order path journalled and wrote them (a connection was held ready), the wire
+    # thread only when every connection was carrying an order
+    assert wire["compiled"] >= 1 and wire["sent"] == 5, wire
     assert (gw.state_dir / "journal.bin").exists() and not (gw.state_dir / "journal.jsonl").exists()
     j = gw.journal()
     for sig in sigs:

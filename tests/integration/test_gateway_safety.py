@@ -53,6 +53,28 @@ def test_429_closes_the_host_until_retry_after_and_418_halts(sim, gw_factory):
     assert "418" in s["halt_reason"]
 
 
+def test_a_gateway_restarted_inside_a_429_window_waits_it_out_instead_of_earning_a_ban(
+        sim, gw_factory):
+    gw = gw_factory().start()
+    with StrategySide(gw.channel) as st:
+        sim.fault("force_429", count=1)                 # the simulator answers Retry-After: 10
+        st.send(side=BUY, qty=0.001)
+        s = gw.wait(lambda s: s["gate"]["blocked_status"] == 429)
+        reopens_at = time.time() + s["gate"]["blocked_for_s"]
+    gw.kill()                                           # SIGKILL inside the window
+    n0 = rest_requests(sim)
+    gw.start(timeout=30)                                # it asks the venue nothing until then
+    assert time.time() >= reopens_at - 0.5
+    s = gw.status()
+    assert s["trading"] == "ACTIVE", s["halt_reason"]   # a request inside the window: 418, HALT
+    assert rest_requests(sim) > n0                      # clock sync and reconciliation, after it
+    with StrategySide(gw.channel) as st:
+        st.send(side=BUY, qty=0.001)
+        s = gw.wait(lambda s: s["orders"].get("FILLED") == 1)
+    assert s["gate"]["blocks"] == 0 and s["trading"] == "ACTIVE"
+    assert oct(os.stat(Path(gw.state_dir) / "host-closed.json").st_mode & 0o777) == "0o600"
+
+
 def _rest_limit_buys(gw, st, n: int) -> list:
     ref = gw.status()["refs"]["BTCUSDT"]
     low = round(ref * 0.98, 2)
