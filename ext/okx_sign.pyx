@@ -287,6 +287,10 @@ cdef class OkxOrderPath:
         self.last_gap = 0
         self.risk_done_ns = 0
 
+    def set_name(self, symbol_id, name):
+        """The order path's interface (ext/orderpath.pyx names symbols for its compiled journal
+        record): the OKX path has no compiled journal + send step, so there is nothing to name."""
+
     def process(self, msg, now_mono, int64_t timestamp_ms):
         cdef CheckedOrder o
         cdef timespec ts

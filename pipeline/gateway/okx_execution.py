@@ -38,6 +38,11 @@ class OkxExecution(Execution):
     when orders go over the private WebSocket)."""
 
     # ------------------------------------------------------------------ placing
+    def send_args(self, path) -> None:
+        """No compiled journal + send for OKX (ext/orderpath.pyx writes Binance requests): the
+        order path signs, `submit` journals (the binary journal's ORDER record too) and sends."""
+        return None
+
     def encode_fields(self, symbol_id, side, order_type, tif, qty, price, cid, timestamp_ms):
         r = self.rules[symbol_id]
         qu = round(qty * 10 ** r.qty_decimals)

@@ -138,6 +138,9 @@ class OkxOrderPath:
         self.last_gap = 0
         self.risk_done_ns = 0
 
+    def set_name(self, symbol_id: int, name: bytes) -> None:
+        """The order path's interface; the OKX path has no compiled journal step to name for."""
+
     def process(self, msg, now_mono: int, timestamp_ms: int) -> bytes | None:
         from pipeline.gateway.orderpath_py import _int64
         timestamp_ms = _int64(timestamp_ms)
