@@ -8,15 +8,24 @@ Python twin and a plain hmac.new + base64 signature, in the same run.
     hmac_new_base64_p50_ns           base64.b64encode(hmac.new(secret, prehash, sha256).digest())
                                      of the same prehash alone
 
-Each sample is the mean of a batch of consecutive calls, as in bench_gateway.py. Used by
-bench_gateway.py (not a command of its own).
+Each sample is the mean of a batch of consecutive calls, as in bench_gateway.py, which reports
+these keys beside the Binance ones (`bench_gateway.py [--quick] [--json PATH]`, and
+`bench_gateway.py --e2e --okx` for okx_e2e_orders_per_s). Run alone:
+
+    python scripts/bench_okx.py [--quick] [--e2e [--transport rest|ws_api] [--orders N]]
 """
 from __future__ import annotations
 
+import argparse
 import base64
 import gc
 import hashlib
 import hmac
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pipeline import _native
 from pipeline.gateway import okx_sign_py, risk_py
@@ -180,3 +189,35 @@ def e2e(orders: int, window: int, transport: str, *, stall_s: float = 30.0) -> d
                         "okx_e2e_final_orders_per_s": round(orders / dt, 1)},
             "config": {"orders": orders, "window": window, "transport": transport,
                        "seconds": round(dt, 3), "filled": filled, "states": states}}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description="The OKX order path's benchmark keys (issue #16); "
+                                 "bench_gateway.py reports them with the Binance ones.")
+    ap.add_argument("--quick", action="store_true", help="fewer iterations (a smoke run)")
+    ap.add_argument("--e2e", action="store_true", help="okx_e2e_orders_per_s: the OKX gateway "
+                    "process against the simulator")
+    ap.add_argument("--transport", default="ws_api", choices=("rest", "ws_api"))
+    ap.add_argument("--orders", type=int, default=None, help="--e2e orders (default 3000, "
+                    "--quick 300)")
+    ap.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    args = ap.parse_args(argv)
+    if args.e2e:
+        res = e2e(args.orders or (300 if args.quick else 3000), 64, args.transport)
+    else:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        import bench_gateway as bg
+        batch = 32
+        n_batches = (40_000 if args.quick else 400_000) // batch
+        r, b = kernel(secret=bg.SECRET, limits=bg.LIMITS, n_batches=n_batches, batch=batch,
+                      epoch=bg.EPOCH, t0=bg.T0, ts_ms=bg.TS_MS, time_batches=bg.time_batches,
+                      pct=bg.pct)
+        res = {"results": r, "baselines": b}
+    print(json.dumps(res, indent=2))
+    if args.json:
+        Path(args.json).write_text(json.dumps(res, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
