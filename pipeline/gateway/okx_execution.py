@@ -22,6 +22,7 @@ from typing import Any
 
 from pipeline.gateway.execution import RETRY_SYNC_BUDGET_S, RECV_WINDOW_MARGIN_MS, Execution, fnum
 from pipeline.gateway.journal import JournalWriteError
+from pipeline.gateway.okx_intents import OkxIntents
 from pipeline.gateway.orders import TERMINAL, Order, OrderState
 from pipeline.gateway.rest import Outcome, Reply
 from pipeline.logs import order_log
@@ -33,7 +34,7 @@ NO_ORDER = int(ox.NO_ORDER)
 STATES = {k: OrderState(v) for k, v in ox.STATE.items()}
 
 
-class OkxExecution(Execution):
+class OkxExecution(OkxIntents, Execution):
     """Execution against OKX (rest: pipeline.gateway.okx_rest.OkxRest; ws: okx_stream.OkxPrivate
     when orders go over the private WebSocket)."""
 
@@ -275,41 +276,6 @@ class OkxExecution(Execution):
         self.journal.write("cancel", cid=order.cid, why=why, **r.summary())
         self._after_cancel(order, "cancel")
         return r
-
-    def amend(self, order: Order, *, new_qty: float | None = None,
-              new_price: float | None = None) -> Reply:
-        """amend-order by clOrdId (new total size and/or price); the orders channel (or the next
-        query) reports the amended order. A size may only shrink: a bigger order is a new order,
-        through the risk check (ValueError)."""
-        if new_qty is not None and new_qty > order.qty:
-            raise ValueError("an amend may only reduce the size (a bigger order goes through "
-                             "the risk check as a new one)")
-        r = self.rules[order.symbol_id]
-        args: dict[str, Any] = {"instId": order.symbol, "clOrdId": ox.wire_cid(order.cid)}
-        if new_qty is not None:
-            args["newSz"] = f"{new_qty:.{r.qty_decimals}f}"
-        if new_price is not None:
-            args["newPx"] = f"{new_price:.{r.price_decimals}f}"
-        rep = self.rest.post(ox.AMEND_PATH, args)
-        self.journal.write("amend", cid=order.cid, **{k: v for k, v in args.items()
-                                                      if k.startswith("new")}, **rep.summary())
-        if rep.outcome is Outcome.OK:
-            if new_qty is not None:
-                order_log("AMENDED", order.cid, symbol=order.symbol, qty=new_qty, price=new_price)
-                self.risk_amend(order, new_qty)
-            if new_price is not None:
-                order.price = new_price
-        return rep
-
-    def risk_amend(self, order: Order, new_qty: float) -> None:
-        """The risk engine's open quantity follows an amended size."""
-        diff = order.qty - new_qty
-        order.qty = new_qty
-        try:
-            if diff > 0:
-                self.risk.release_open(order.symbol_id, order.side, diff)
-        except ValueError as exc:
-            log.warning("risk release for %s: %s", order.cid, exc)
 
     def audit(self, orders: list[Order], why: str) -> int:
         n = 0

@@ -201,3 +201,24 @@ def test_binary_journal_records_okx_orders(sim, gw_factory):
     assert any(r.get("cid") == cid_of(sig) and r["k"] == "order" for r in j)
     assert "FILLED" in _states(j, cid_of(sig))
     assert gw.stop() == 0
+
+
+def test_strategy_cancel_goes_out_as_okx_cancel_and_replace_is_refused(sim, gw_factory):
+    from pipeline.records import OrderType, SignalAction
+    gw = okx_gw(gw_factory, sim).start()
+    bid = float(sim.state()["books"]["BTCUSDT"]["bestBid"])
+    with StrategySide(gw.channel, venue=OKX) as st:
+        first = st.limit(BUY, 0.001, round(bid * 0.97, 1))                       # seq 1
+        gw.wait(lambda s: len(s["open_orders"]) == 1, what="resting")
+        new = st.make(side=BUY, qty=0.001, price=round(bid * 0.96, 1),
+                      order_type=OrderType.LIMIT, tif=1)
+        assert st.tx.send(new._replace(action=int(SignalAction.REPLACE), replace_back=1))
+        gw.wait(lambda s: s["orders"].get("REJECTED") == 1, what="replace refused")
+        assert len(acct(sim)["open_orders"]) == 1                   # the old one still works
+        assert st.tx.send(st.make(seq=first.seq)._replace(action=int(SignalAction.CANCEL)))
+        gw.wait(lambda s: not s["open_orders"] and s["orders"].get("CANCELED") == 1,
+                what="cancelled")
+    assert acct(sim)["open_orders"] == []
+    j = gw.journal()
+    assert [r["cid"] for r in j if r["k"] == "cancel"] == [cid_of(first)]
+    assert gw.stop() == 0
