@@ -172,7 +172,7 @@ class OkxOrderPath:
 
     def _sign(self, f: tuple, timestamp_ms: int) -> bytes:
         (epoch, seq, _ts, _tm, _c, _ttl, qty, price, strategy_id, symbol, _v, side, otype, tif,
-         _ver) = f
+         _ver, _action, _back) = f
         return self.signer._sign_checked(symbol, side, otype, tif, qty, price, strategy_id, epoch,
                                          seq, timestamp_ms)
 
