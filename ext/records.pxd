@@ -2,7 +2,7 @@
 # aligned) structs: every field sits at its natural alignment with explicit padding, so C and numpy
 # agree without `packed` (which would make atomics on these fields unaligned in the compiler's eyes);
 # tests/unit/test_records.py checks every field offset and the struct sizes.
-from libc.stdint cimport int8_t, uint8_t, uint16_t, uint32_t, int64_t, uint64_t
+from libc.stdint cimport int8_t, uint8_t, uint16_t, int32_t, uint32_t, int64_t, uint64_t
 
 # ---------------------------------------------------------------- TICK RECORD (64 bytes)
 cdef struct TickRecord:
@@ -61,6 +61,31 @@ cdef struct SignalRecord:
     uint8_t tif           # 75
     uint8_t version       # 76
     uint8_t _pad[3]       # 77
+
+# ---------------------------------------------------------------- ORDER EVENT (160 bytes)
+# gateway → strategy (pipeline/bus/events.py); the slot stamp seq first, like every ring record
+cdef struct OrderEventRecord:
+    int64_t seq           # 0   event ring sequence (slot stamp)
+    int64_t epoch         # 8
+    int64_t client_seq    # 16
+    int64_t ts_ns         # 24
+    int64_t mono_ns       # 32
+    double price          # 40
+    double qty            # 48
+    double fee            # 56
+    double filled         # 64
+    double remaining      # 72
+    int64_t trade_id      # 80
+    int64_t order_id      # 88
+    uint32_t strategy_id  # 96
+    uint32_t symbol       # 100
+    int32_t venue_code    # 104
+    uint8_t kind          # 108 records.OrderEventKind
+    int8_t side           # 109
+    uint8_t maker         # 110
+    uint8_t reason_code   # 111
+    char fee_asset[8]     # 112
+    char reason[40]       # 120
 
 # ---------------------------------------------------------------- RING HEADER (256 bytes)
 cdef struct RingHeader:

@@ -1,6 +1,6 @@
 # cython: language_level=3
 """Exposes the C layout of ext/records.pxd so tests can compare it with pipeline/records.py."""
-from pipeline._ext.records cimport TickRecord, SignalRecord, RingHeader, JournalOrder
+from pipeline._ext.records cimport TickRecord, SignalRecord, RingHeader, JournalOrder, OrderEventRecord
 from pipeline._ext.records cimport (JOURNAL_RECORD_SIZE, JOURNAL_PAYLOAD_OFFSET, JOURNAL_KIND_ORDER,
                                      JOURNAL_KIND_TEXT, JOURNAL_VIA_REST, JOURNAL_VIA_WS_API)
 
@@ -53,6 +53,24 @@ def signal_layout():
         "version": _off(&_s.version, &_s),
         "_pad": _off(&_s._pad, &_s),
         "__size__": sizeof(SignalRecord),
+    }
+
+
+def order_event_layout():
+    """{field: offset} of OrderEventRecord plus '__size__'."""
+    cdef OrderEventRecord e
+    return {
+        "seq": _off(&e.seq, &e), "epoch": _off(&e.epoch, &e),
+        "client_seq": _off(&e.client_seq, &e), "ts_ns": _off(&e.ts_ns, &e),
+        "mono_ns": _off(&e.mono_ns, &e), "price": _off(&e.price, &e), "qty": _off(&e.qty, &e),
+        "fee": _off(&e.fee, &e), "filled": _off(&e.filled, &e),
+        "remaining": _off(&e.remaining, &e), "trade_id": _off(&e.trade_id, &e),
+        "order_id": _off(&e.order_id, &e), "strategy_id": _off(&e.strategy_id, &e),
+        "symbol": _off(&e.symbol, &e), "venue_code": _off(&e.venue_code, &e),
+        "kind": _off(&e.kind, &e), "side": _off(&e.side, &e), "maker": _off(&e.maker, &e),
+        "reason_code": _off(&e.reason_code, &e), "fee_asset": _off(&e.fee_asset, &e),
+        "reason": _off(&e.reason, &e),
+        "__size__": sizeof(OrderEventRecord),
     }
 
 

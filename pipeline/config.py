@@ -137,6 +137,8 @@ class GatewayConfig:
     drain_s: float = 2.0                   # SIGTERM: wait this long for UNKNOWN orders to resolve
     status_every_ms: int = 200             # status.json refresh
     poll_ms: int = 5                       # idle wait of the main loop
+    event_ring: int = 4096                 # order-event ring slots, gateway → strategies (a
+                                           # power of two; 0 = no order events)
     signal_ring: int = 1024                # shared-memory signal ring slots (a power of two; the
                                            # strategy's hot path, ZeroMQ stays for the handshake
                                            # and extra senders); 0 = signals over ZeroMQ only
@@ -176,6 +178,8 @@ class GatewayConfig:
             raise ValueError(f"order_connections must be 1..16, got {self.order_connections}")
         if self.signal_ring and (self.signal_ring < 2 or self.signal_ring & (self.signal_ring - 1)):
             raise ValueError(f"signal_ring must be 0 or a power of two >= 2, got {self.signal_ring}")
+        if self.event_ring and (self.event_ring < 2 or self.event_ring & (self.event_ring - 1)):
+            raise ValueError(f"event_ring must be 0 or a power of two >= 2, got {self.event_ring}")
         if self.ca_bundle and not Path(self.ca_bundle).is_file():
             raise ValueError(f"ca_bundle {self.ca_bundle!r} is not a file (a PEM file of CA "
                              "certificates)")
@@ -634,6 +638,9 @@ class StrategyConfig:
                                        # every strategy gets a STALE record (suspends; no
                                        # signals until fresh data). 0 = off. > the collector's
                                        # heartbeat_s (1 s by default)
+    feedback: Literal["auto", "on", "off"] = "auto"   # order events from the gateway (its
+    # event ring): position from fills, the start-up state from the gateway's; auto = when the
+    # gateway offers them (pipeline/strategy/feedback.py)
     instances: list[StrategyInstanceConfig] = field(
         default_factory=lambda: [StrategyInstanceConfig()])
 

@@ -154,6 +154,8 @@ def struct_format(dtype: np.dtype) -> str:
             fmt.append(f"{ft.itemsize}x")
         elif ft.subdtype is not None:
             raise ValueError(f"field {name!r}: sub-arrays have no struct code")
+        elif ft.kind == "S":
+            fmt.append(f"{ft.itemsize}s")
         else:
             fmt.append(_STRUCT_CODES[ft.str])
         pos = off + ft.itemsize
@@ -196,6 +198,64 @@ def make_tick(kind: Kind, *, seq: int = 0, venue: int = 0, symbol: int = 0, side
     return r
 
 
+# ----------------------------------------------------------------------------- order events
+# What happened to a strategy's orders, gateway → strategy over the event ring (pipeline/bus/
+# events.py: the gateway creates it and is its one writer; every strategy process reads it and
+# takes its own strategy ids' events). The ring's slot stamp `seq` is the events' own numbering.
+class OrderEventKind(IntEnum):
+    """Kind (uint8) of an order event record."""
+    NONE = 0
+    ACCEPTED = 1         # the venue accepted the order (resting or about to fill)
+    FILL = 2             # one fill: price, qty, fee (+ fee_asset), trade_id; filled / remaining
+    REJECTED = 3         # refused: reason = the risk kernel's reason name (reason_code its value)
+    #                      or the venue's error (venue_code, reason "<status> <code> <msg>")
+    CANCELLED = 4        # cancelled (by the strategy, a halt, or the venue)
+    EXPIRED = 5          # IOC/FOK remainder, a post-only order that would take, ...
+    UNKNOWN = 6          # the request may or may not have reached the venue: a resolution follows
+    LOST = 7             # an UNKNOWN order the venue never got (terminal, nothing filled after)
+    CANCEL_REJECTED = 8  # a cancel (or the cancel of a cancel/replace) was refused: reason
+    # start-up state, answering a strategy process's HELLO (epoch = that process's epoch)
+    POSITION = 16        # qty = the strategy's net position in `symbol` from the gateway's fills
+    OPEN = 17            # a working order of the strategy (any epoch): price, qty, filled
+    SYNCED = 18          # end of the start-up state for `epoch`: live events follow
+
+
+ORDER_EVENT_DTYPE = np.dtype(
+    [
+        ("seq", "<i8"),           # 0   event ring sequence; the slot stamp (-1 while written)
+        ("epoch", "<i8"),         # 8   the order's strategy epoch (POSITION/SYNCED: the HELLO's)
+        ("client_seq", "<i8"),    # 16  the order's seq: its client id within (strategy, epoch)
+        ("ts_ns", "<i8"),         # 24  CLOCK_REALTIME when the gateway learned it
+        ("mono_ns", "<i8"),       # 32  CLOCK_MONOTONIC at publish
+        ("price", "<f8"),         # 40  FILL: fill price; OPEN: the order's limit price
+        ("qty", "<f8"),           # 48  FILL: fill qty; OPEN: order qty; POSITION: signed position
+        ("fee", "<f8"),           # 56  FILL: commission, in fee_asset
+        ("filled", "<f8"),        # 64  the order's cumulative filled quantity
+        ("remaining", "<f8"),     # 72  quantity still working (0 once it ended)
+        ("trade_id", "<i8"),      # 80  FILL: the venue's trade id (else -1)
+        ("order_id", "<i8"),      # 88  the venue's order id (-1 unknown)
+        ("strategy_id", "<u4"),   # 96
+        ("symbol", "<u4"),        # 100 instrument id
+        ("venue_code", "<i4"),    # 104 REJECTED / CANCEL_REJECTED by the venue: its error code
+        ("kind", "u1"),           # 108 OrderEventKind
+        ("side", "i1"),           # 109 OrderSide of the order
+        ("maker", "u1"),          # 110 FILL: 1 = resting liquidity
+        ("reason_code", "u1"),    # 111 REJECTED by the gateway: the risk Reason's value
+        ("fee_asset", "S8"),      # 112
+        ("reason", "S40"),        # 120 why (ASCII, NUL-padded): reason name or venue message
+    ],
+    align=True,
+)
+assert ORDER_EVENT_DTYPE.itemsize == 160, ORDER_EVENT_DTYPE.itemsize
+# The body of an event slot (every field after the seq stamp) as a struct: the writer packs it
+# (RingWriter.publish_bytes), the reader unpacks it.
+ORDER_EVENT_STRUCT = struct.Struct(struct_format(ORDER_EVENT_DTYPE))
+ORDER_EVENT_FIELDS = tuple(ORDER_EVENT_DTYPE.names)
+assert ORDER_EVENT_STRUCT.format.startswith("<q")
+ORDER_EVENT_BODY_STRUCT = struct.Struct("<" + ORDER_EVENT_STRUCT.format[2:])
+assert ORDER_EVENT_BODY_STRUCT.size == ORDER_EVENT_DTYPE.itemsize - 8
+
+
 # ----------------------------------------------------------------------------- ring header
 # The shared-memory layout of a ring: this header, then `capacity` records of `record_size` bytes
 # (TICK_DTYPE for the tick bus, SIGNAL_SLOT_DTYPE for a signal ring; see RING_RECORD_DTYPES).
@@ -231,7 +291,8 @@ RING_HEADER_DTYPE = np.dtype(
 assert RING_HEADER_DTYPE.itemsize == 256, RING_HEADER_DTYPE.itemsize
 
 # The record types a ring can carry, by record_size (each starts with its int64 seq stamp).
-RING_RECORD_DTYPES = {TICK_DTYPE.itemsize: TICK_DTYPE, SIGNAL_SLOT_DTYPE.itemsize: SIGNAL_SLOT_DTYPE}
+RING_RECORD_DTYPES = {TICK_DTYPE.itemsize: TICK_DTYPE, SIGNAL_SLOT_DTYPE.itemsize: SIGNAL_SLOT_DTYPE,
+                      ORDER_EVENT_DTYPE.itemsize: ORDER_EVENT_DTYPE}
 
 
 # ----------------------------------------------------------------------------- role status

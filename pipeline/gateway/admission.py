@@ -27,6 +27,8 @@ from pipeline.logs import order_log
 ACCEPT, MALFORMED, BAD_VERSION = int(Reason.ACCEPT), int(Reason.MALFORMED), int(Reason.BAD_VERSION)
 DUPLICATE, HALTED, RUNAWAY = int(Reason.DUPLICATE), int(Reason.HALTED), int(Reason.RUNAWAY)
 CLIENT_ID_REUSED = int(Reason.CLIENT_ID_REUSED)
+# refusals of a repeated signal: its order (if any) is told by its own events
+_NOT_AN_ORDER = frozenset({Reason.DUPLICATE.name, Reason.CLIENT_ID_REUSED.name})
 
 
 class Admission:
@@ -39,6 +41,10 @@ class Admission:
             rec.update(strategy=sig.strategy_id, epoch=sig.epoch, seq=sig.seq, symbol=sig.symbol,
                        side=sig.side, qty=sig.qty)
         self.journal.write("signal", **rec)
+        fb = getattr(self, "feedback", None)
+        if fb is not None and sig is not None and reason not in _NOT_AN_ORDER \
+                and client_id_of(sig) not in self.ex.table:
+            fb.refused(sig, reason, int(Reason[reason]))   # the strategy's order never existed
         if sig is None:
             order_log("REJECTED", by="gateway", reason=reason, **extra)
         else:

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from pipeline.bus.ring import RingError
 from pipeline.gateway.clocksync import ClockSync
 from pipeline.gateway.execution import Execution
 from pipeline.gateway.intake import Intake
@@ -112,6 +113,13 @@ def assemble(gw) -> None:
     gw.intake = Intake(cfg.channel, ring_capacity=cfg.signal_ring,
                        ring_wait=os.environ.get("PIPELINE_WAIT") or cfg.wait)
     gw.journal.write("start", pid=os.getpid(), transport=cfg.transport, venue=cfg.venue)
+    if cfg.event_ring:                       # the strategies' order events (before any HELLO)
+        from pipeline.bus.events import EventWriter
+        from pipeline.gateway.reporting import OrderFeedback
+        try:
+            gw.feedback = OrderFeedback(EventWriter(cfg.channel, cfg.event_ring))
+        except (RingError, ValueError) as exc:
+            raise GatewayError(f"order-event ring for channel {cfg.channel!r}: {exc}") from None
 
     # the risk kernel, the venue's signer and REST client, the order path
     gw.risk_cfg = gw.root_cfg.risk           # issue 7's [risk]: limits and recvWindow
@@ -168,6 +176,9 @@ def assemble(gw) -> None:
                       rules=gw.rules, rest=gw.rest, ws=gw.ws, clock=gw.clock, halt=gw.halt,
                       recv_window_ms=gw.recv_window_ms, heartbeat=gw.role.heartbeat)
     gw.ex.wire = wire
+    if gw.feedback is not None:
+        gw.ex.feedback = gw.feedback
+        gw.feedback.table = gw.ex.table
     if gw.stream is not None:
         gw.stream.cores = gw.helper_cores
     if gw.ws is not None and hasattr(gw.ws, "start"):     # the pipelined WS-API order wire

@@ -99,6 +99,7 @@ class Execution:
         self.foreign_seen: set[tuple[str, int]] = set()  # trades reported as not ours
         self.wire: Wire | None = None     # new-order requests on a helper thread (REST)
         self.inflight: dict[str, Order] = {}     # cid -> order whose request is on the wire
+        self.feedback = None              # reporting.OrderFeedback: the strategies' order events
 
     def count(self, what: str, n: int = 1) -> None:
         self.counts[what] = self.counts.get(what, 0) + n
@@ -116,6 +117,8 @@ class Execution:
             self.journal.write("state", cid=order.cid, frm=old.value, to=new.value, why=why,
                                order_id=order.order_id, filled=order.filled, **extra)
             log_state(order, old, new, why)
+            if self.feedback is not None:
+                self.feedback.state(order, old, new, why)
             if new in om.TERMINAL and new is not OrderState.FILLED:
                 self._release(order)
 
@@ -176,6 +179,8 @@ class Execution:
             log.warning("risk fill update %s: %s", symbol, exc)
         order.filled += qty
         order.notional += qty * price
+        if self.feedback is not None:
+            self.feedback.fill(order, f)
         if order.filled >= order.qty - 1e-12:
             self.set_state(order, OrderState.FILLED, "filled")
         elif order.state is not OrderState.FILLED:

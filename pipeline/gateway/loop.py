@@ -139,6 +139,7 @@ class Loop:
                     break
                 self._guarded(ex.on_event, ev)
         self._guarded(ex.resolve_due)
+        self._guarded(self._feedback_sync)      # start-up state for new strategy HELLOs
         now = time.perf_counter_ns()
         self._guarded(self._audit, now)
         if self.cancel_pending and now - self._last_cancel_try > 200_000_000:

@@ -35,6 +35,19 @@ def client_id_of(sig) -> str:
     return client_id(sig.strategy_id, sig.epoch, sig.seq)
 
 
+def parse_client_id(cid: str) -> tuple[int, int, int] | None:
+    """(strategy_id, epoch, seq) of one of our client order ids, or None for any other id."""
+    if not cid.startswith("pl"):
+        return None
+    parts = cid[2:].split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        return int(parts[0], 16), int(parts[1], 16), int(parts[2], 16)
+    except ValueError:
+        return None
+
+
 class OrderState(str, Enum):
     NEW = "NEW"
     ACK = "ACK"

@@ -86,6 +86,7 @@ class Gateway(Admission, Loop, TradingControl, Reporting):
         self.ws = None
         self.rest = None
         self.ex: Execution | None = None
+        self.feedback = None             # reporting.OrderFeedback (the order-event ring)
 
     # ================================================================== phases
     def start(self) -> None:
@@ -170,6 +171,9 @@ class Gateway(Admission, Loop, TradingControl, Reporting):
             self.references.close()
         if self.intake is not None:
             self.intake.close()
+        if self.feedback is not None:
+            self.feedback.writer.close()
+            self.feedback = None
         if self.journal is not None and not self.journal.closed:
             if self.phase == "STOPPING":
                 self.journal.write("stop", open_orders=[o.cid for o in self.ex.table.open_orders()]

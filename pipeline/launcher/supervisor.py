@@ -307,8 +307,10 @@ class Launcher:
         from pipeline.bus import segments
         names = {self.cfg.ring.name}
         if any(r.spec.kind == "gateway" for r in self.roles.values()):
+            from pipeline.bus.events import event_ring_name
             from pipeline.bus.signals import ring_name
             names.add(ring_name(self.cfg.gateway.channel))
+            names.add(event_ring_name(self.cfg.gateway.channel))
         status = re.compile(re.escape(self.cfg.launcher.run_id) + r"-\d+-status")
         removed = segments.reclaim(
             lambda i: i.name in names or (i.kind == "status" and status.fullmatch(i.name)),
@@ -618,12 +620,14 @@ class Launcher:
         if not any(r.spec.kind == "gateway" for r in self.roles.values()):
             return
         from pipeline.bus import ring as ringmod
+        from pipeline.bus.events import event_ring_name
         from pipeline.bus.signals import ring_name
-        name = ring_name(self.cfg.gateway.channel)
-        info = ringmod.inspect(name)
-        if info is not None and not info.get("owner_alive"):
-            ringmod.unlink(name)
-            self._event("orphan_segment_removed", segment=name, owner=info.get("owner_pid"))
+        for name in (ring_name(self.cfg.gateway.channel),
+                     event_ring_name(self.cfg.gateway.channel)):   # and its order-event ring
+            info = ringmod.inspect(name)
+            if info is not None and not info.get("owner_alive"):
+                ringmod.unlink(name)
+                self._event("orphan_segment_removed", segment=name, owner=info.get("owner_pid"))
 
     # ------------------------------------------------------------------ summary
     def summary(self, started: float) -> dict:

@@ -308,4 +308,5 @@ class Strategy(OrderIntents):
         return {"kind": self.kind, "id": self.strategy_id, "symbol": self.symbol,
                 "venue": self.venue, "params": dataclasses.asdict(self.params),
                 "position": self.position, "gaps": self.gaps, "stales": self.stales,
-                "seq": self.seq, "net_qty": self.net_qty, "working_orders": len(self.orders)}
+                "seq": self.seq, "net_qty": self.net_qty, "working_orders": len(self.orders),
+                "rejects": self.rejects, "fees_paid": self.fees_paid}

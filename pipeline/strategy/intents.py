@@ -80,12 +80,32 @@ class OrderIntents:
     def working(self) -> list[OrderState]:
         return [o for o in self.orders.values() if not o.done]
 
+    def _order_key(self, ev: OrderEvent):
+        """The `orders` key of an event's order: its seq for this instance's own epoch, (epoch,
+        seq) for an order of an earlier run (reported OPEN at start)."""
+        return ev.client_id if ev.epoch in (0, self.epoch) else (ev.epoch, ev.client_id)
+
     def order_event(self, ev: OrderEvent) -> list:
         """Apply an order event (position from fills), then the subclass's on_order_event."""
-        o = self.orders.get(ev.client_id)
         k = ev.kind
+        if k == EventKind.POSITION:           # start-up state: the gateway's position from fills
+            self.net_qty = float(ev.qty)
+            if self.feedback:
+                self.sync_position()
+            return self.on_order_event(ev) or []
+        key = self._order_key(ev)
+        if k == EventKind.OPEN:               # start-up state: a working order (any epoch)
+            if key not in self.orders:
+                self.orders[key] = OrderState(ev.client_id, ev.side, float(ev.qty),
+                                              float(ev.price), 1, 1, filled=float(ev.filled),
+                                              status="ACCEPTED",
+                                              epoch=0 if key == ev.client_id else ev.epoch)
+            if self.feedback:
+                self.sync_position()
+            return self.on_order_event(ev) or []
+        o = self.orders.get(key)
         if k == EventKind.FILL:
-            side = o.side if o is not None else ev.side
+            side = ev.side or (o.side if o is not None else 0)
             self.net_qty += side * ev.qty
             self.fees_paid += ev.fee
             if o is not None:
@@ -103,9 +123,16 @@ class OrderIntents:
                 o.status = "CANCELLED"
             elif k == EventKind.EXPIRED:
                 o.status = "EXPIRED"
+            elif k == EventKind.UNKNOWN:
+                o.status = "UNKNOWN"          # still counted as working until resolved
+            elif k == EventKind.LOST:
+                o.status = "LOST"
+        elif k == EventKind.REJECTED:
+            self.rejects += 1
         if o is not None and o.done:
-            del self.orders[ev.client_id]
-        if self.feedback and k in (EventKind.REJECTED, EventKind.EXPIRED, EventKind.CANCELLED):
+            del self.orders[key]
+        if self.feedback and k in (EventKind.REJECTED, EventKind.EXPIRED, EventKind.CANCELLED,
+                                   EventKind.LOST):
             self.sync_position()
         return self.on_order_event(ev) or []
 

@@ -10,25 +10,24 @@ return:
                                                     `new` (a Signal) — Binance
                                                     order/cancelReplace, STOP_ON_FAILURE
 
-What happens to each order comes back as `OrderEvent`s: ACCEPTED, FILL (price, qty, fee, maker
-or taker), REJECTED (the risk kernel's reason name, or the venue's), CANCELLED, EXPIRED
-(IOC/FOK remainder, or a post-only order that would have taken liquidity). The backtester
-delivers them today; the live gateway → strategy channel is not built yet (the strategy process
-counts Cancel/Replace intents as `unsupported_live` and sends only new orders).
+What happens to each order comes back as `OrderEvent`s (EventKind = records.OrderEventKind):
+ACCEPTED, FILL (price, qty, fee, maker or taker), REJECTED (the risk kernel's reason name, or the
+venue's error), CANCELLED, EXPIRED (IOC/FOK remainder, or a post-only order that would have taken
+liquidity), UNKNOWN (the gateway does not know yet whether the venue got it; its resolution
+follows: any of the above, or LOST), CANCEL_REJECTED (a cancel was refused: the order still
+works). The backtester delivers them from its exchange model, the live gateway through its event
+ring (pipeline/bus/events.py); at the start of a live run the strategy's position (POSITION) and
+its working orders (OPEN) come the same way, from the gateway's rebuilt state.
 """
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from pipeline.records import OrderEventKind
 
-class EventKind(enum.IntEnum):
-    ACCEPTED = 1
-    FILL = 2
-    REJECTED = 3
-    CANCELLED = 4
-    EXPIRED = 5
+
+EventKind = OrderEventKind      # the one definition: pipeline/records.py
 
 
 class OrderEvent(NamedTuple):
@@ -42,6 +41,11 @@ class OrderEvent(NamedTuple):
     maker: bool = False     # FILL: resting liquidity (maker fee)
     reason: str = ""        # REJECTED / EXPIRED: why (e.g. "MIN_NOTIONAL", "INSUFFICIENT_CASH")
     remaining: float = 0.0  # quantity still working after this event
+    epoch: int = 0          # the order's epoch (0 = this instance's own; live events carry it)
+    symbol: int = 0         # live events: the instrument id (POSITION: the position's)
+    filled: float = 0.0     # live events: the order's cumulative filled quantity
+    venue_code: int = 0     # REJECTED / CANCEL_REJECTED by the venue: its error code
+    fee_asset: str = ""     # FILL (live): the commission's asset
 
 
 class Cancel(NamedTuple):
@@ -66,6 +70,8 @@ class OrderState:
     tif: int
     filled: float = 0.0
     status: str = "NEW"      # NEW (sent) → ACCEPTED → FILLED / CANCELLED / REJECTED / EXPIRED
+    #                          (live also UNKNOWN → one of those, or LOST)
+    epoch: int = 0           # the order's epoch when it is not this instance's (start-up OPEN)
 
     @property
     def remaining(self) -> float:
@@ -73,4 +79,4 @@ class OrderState:
 
     @property
     def done(self) -> bool:
-        return self.status in ("FILLED", "CANCELLED", "REJECTED", "EXPIRED")
+        return self.status in ("FILLED", "CANCELLED", "REJECTED", "EXPIRED", "LOST")

@@ -39,6 +39,7 @@ from pipeline.records import FLAG_SYNTHETIC, SIGNAL_DTYPE, TICK_DTYPE, Kind
 from pipeline.registry import SymbolRegistry
 from pipeline.strategy import loader
 from pipeline.strategy.base import Strategy
+from pipeline.strategy.feedback import LiveFeedback
 from pipeline.telemetry.role import RoleTelemetry
 
 log = logging.getLogger(__name__)
@@ -96,6 +97,9 @@ class StrategyProcess:
         self.exit_reason = ""
         self.gc = LoopGC()
         self.unsupported_live = 0    # Cancel / Replace intents: no gateway order channel yet
+        self.ticks_unsynced = 0      # records not given to the strategies: waiting for the
+        #                              gateway's start-up state (order feedback)
+        self.fb: LiveFeedback | None = None
 
     def request_stop(self, *_args) -> None:
         self._stop = True
@@ -107,7 +111,10 @@ class StrategyProcess:
     def stats(self) -> dict:
         s = {"state": self.state.value, "ticks": self.ticks, "batches": self.batches,
              "signals": self.signals, "feed_stales": self.feed_stales,
-             "exit_reason": self.exit_reason, "unsupported_live": self.unsupported_live}
+             "exit_reason": self.exit_reason, "unsupported_live": self.unsupported_live,
+             "ticks_unsynced": self.ticks_unsynced}
+        if self.fb is not None:
+            s.update(self.fb.stats())
         if self.sender is not None:
             s.update(self.sender.stats())
         rs = self.reader.stats() if self.reader is not None else self._reader_stats
@@ -131,6 +138,8 @@ class StrategyProcess:
                 sndhwm=scfg.sndhwm, linger_ms=scfg.linger_ms, hello_every_s=scfg.hello_every_s)
             for st in self.strategies:
                 st.epoch = sender.epoch    # one epoch per process; each instance its own seq
+            self.fb = LiveFeedback(scfg.channel, scfg.feedback, self.strategies, sender.epoch)
+            for st in self.strategies:
                 st.start()
             self.state = State.RUNNING
             log.info("strategy process running: ring %r (wait=%s), channel %s, %d strategies",
@@ -149,6 +158,8 @@ class StrategyProcess:
                     log.exception("strategy %s: on_stop failed", st.strategy_id)
             if self.sender is not None:
                 self.sender.close()
+            if self.fb is not None:
+                self.fb.close()
             if self.reader is not None:      # counters read now: the reader dies with the mapping
                 self._reader_stats = self.reader.stats()
                 self.reader = None
@@ -159,6 +170,14 @@ class StrategyProcess:
         stats = self.stats()
         log.info("strategy process stopped (%s): %s", self.exit_reason,
                  {k: v for k, v in stats.items() if k != "strategies"})
+        run_dir = os.environ.get("PIPELINE_RUN_DIR")
+        if run_dir:                   # the launcher folds it into its summary (roles.<name>.report)
+            import json
+            try:
+                with open(os.path.join(run_dir, f"{self.tel.name}.summary.json"), "w") as f:
+                    json.dump(stats, f, default=str)
+            except OSError as exc:
+                log.warning("strategy summary not written: %s", exc)
         return stats
 
     def _loop(self, ring: TickRing, reader, sender: SignalSender, buf: np.ndarray) -> None:
@@ -192,8 +211,15 @@ class StrategyProcess:
         loop_gc.start()
         stale_ns = scfg.feed_stale_ms * 1_000_000
         stale_marked = False          # a STALE was handed to the strategies; data clears it
+        fb = self.fb
+        fb_on = fb.mode != "off"
+        gate = False                  # True: waiting for the gateway's start-up state
         while not self._stop:
             sender.service()
+            if fb_on:
+                for st, it in fb.service(perf(), sender.got_ready):
+                    self._send_intent(st, it, send)
+                gate = fb.gate
             tel.beat(ticks=self.ticks, signals=self.signals)
             got = core_wait(slice_ns)     # the kernel's wait (nogil), no Python wrapper
             if got:
@@ -214,6 +240,11 @@ class StrategyProcess:
                 buf[0]["flags"] = FLAG_SYNTHETIC
                 buf[0]["mono_ts"] = perf()
                 n, got = 1, True
+            if got and gate:          # no decision before the position is known
+                record_hop(max(1, perf() - int(buf["mono_ts"][n - 1])))
+                self.ticks += n
+                self.ticks_unsynced += n
+                continue
             if got:
                 t_read = perf()
                 batch = buf[:n]       # a view of the reused buffer: strategies must not keep it
@@ -247,7 +278,7 @@ class StrategyProcess:
                     next_warm = t_read + warm_ns
                     warm()
                 loop_gc.maybe(t_read)
-            elif timers and perf() >= self._next_timer:
+            elif timers and not gate and perf() >= self._next_timer:
                 self._timers(perf(), send)
             elif ring.writer_closed:
                 if exit_on_close and reader.lag() == 0:
@@ -269,7 +300,8 @@ class StrategyProcess:
         counted (and logged once)."""
         if isinstance(it, Signal):
             sig = st.stamp(it)
-            st.orders.pop(sig.seq, None)      # no live feedback yet: nothing would retire it
+            if not st.feedback:               # no order events: nothing would retire it
+                st.orders.pop(sig.seq, None)
             self.signals += 1
             send(sig)
             return

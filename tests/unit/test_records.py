@@ -78,3 +78,19 @@ def test_journal_text_record_shares_the_head_and_constants_match_pxd():
         "record_size": JOURNAL_RECORD_SIZE, "payload_offset": JOURNAL_PAYLOAD_OFFSET,
         "ORDER": int(JournalKind.ORDER), "TEXT": int(JournalKind.TEXT),
         "REST": int(JournalVia.REST), "WS_API": int(JournalVia.WS_API)}
+
+
+def test_order_event_offsets_match_pxd_and_the_struct_packs_the_same_bytes():
+    from pipeline.records import (ORDER_EVENT_BODY_STRUCT, ORDER_EVENT_DTYPE, ORDER_EVENT_FIELDS,
+                                  ORDER_EVENT_STRUCT, RING_RECORD_DTYPES)
+    c = layout.order_event_layout()
+    assert c.pop("__size__") == ORDER_EVENT_DTYPE.itemsize == 160
+    assert c == _offsets(ORDER_EVENT_DTYPE)
+    assert RING_RECORD_DTYPES[160] is ORDER_EVENT_DTYPE     # a size of its own among ring records
+    rec = np.zeros(1, dtype=ORDER_EVENT_DTYPE)
+    values = (5, 6, 7, 8, 9, 1.5, 2.5, 0.01, 2.5, 0.0, 11, 12, 3, 4, -2010, 2, -1, 1, 9,
+              b"USDT", b"MIN_NOTIONAL")
+    for name, v in zip(ORDER_EVENT_FIELDS, values):
+        rec[name] = v
+    assert ORDER_EVENT_STRUCT.pack(*values) == rec.tobytes()
+    assert ORDER_EVENT_BODY_STRUCT.pack(*values[1:]) == rec.tobytes()[8:]
