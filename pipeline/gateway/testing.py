@@ -144,8 +144,16 @@ class GatewayProc:
         """Unlink this channel's signal ring if its owner is gone (a killed gateway leaves it in
         /dev/shm); never a live gateway's. Returns the segment's name if one was removed."""
         from pipeline.bus import ring as ringmod
+        from pipeline.bus.events import event_ring_name
         from pipeline.bus.signals import ring_name
         name = ring_name(self.channel)
+        evt = event_ring_name(self.channel)      # its order-event ring goes with it
+        info = ringmod.inspect(evt)
+        if info is not None and not info.get("owner_alive"):
+            try:
+                ringmod.unlink(evt)
+            except FileNotFoundError:
+                pass
         info = ringmod.inspect(name)
         if info is None or info.get("owner_alive"):
             return None
