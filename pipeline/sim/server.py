@@ -53,6 +53,9 @@ class Simulator:
         if cfg.tape == "replay":
             self.tape = ReplayTape(cfg.replay_files, loop=cfg.replay_loop,
                                    rebase_time=cfg.replay_rebase_time)
+        elif cfg.tape == "relay":              # paper trading on a venue's live streams
+            from pipeline.sim.relay import RelayTape, load_specs
+            self.tape = RelayTape(cfg, load_specs(cfg))
         else:
             self.tape = SyntheticTape(cfg.symbols, cfg.seed, cfg.depth_levels, bursts=cfg.bursts,
                                       volatility=cfg.volatility, trend_s=cfg.trend_s)
@@ -110,7 +113,12 @@ class Simulator:
 
     async def _on_startup(self, app: web.Application) -> None:
         self.started = time.monotonic()
-        self._tasks.append(asyncio.create_task(self._publisher(), name="sim-publisher"))
+        if self.cfg.tape == "relay":
+            from pipeline.sim.relay import Upstream
+            up = Upstream(self.tape, self.cfg, self._publish)   # type: ignore[arg-type]
+            self._tasks.append(asyncio.create_task(up.run(), name="sim-relay"))
+        else:
+            self._tasks.append(asyncio.create_task(self._publisher(), name="sim-publisher"))
         for f in self.cfg.faults:
             self._tasks.append(asyncio.create_task(self._scheduled(f.fault, f.at_s, dict(f.params))))
 
@@ -132,6 +140,11 @@ class Simulator:
             log.error("configured fault %r: %s", name, exc)
 
     # ------------------------------------------------------------------ the tape publisher
+
+    def _publish(self, out: list[Message]) -> None:
+        self.generated += len(out)
+        self.hub.publish(out)
+        self.okx.publish(out)
 
     async def _publisher(self) -> None:
         loop = asyncio.get_running_loop()
@@ -360,6 +373,7 @@ class Simulator:
                      "generated": self.generated, "published": self.hub.published,
                      "streams": self.tape.stream_names()},
             "connections": {"md": len(self.hub.conns), "ws_api": len(self.ws_api.conns)},
+            "relay": self.tape.state() if self.cfg.tape == "relay" else None,  # type: ignore[attr-defined]
             "okx": {**self.okx.state(), "trade": self.okx_trade.state(),
                     "private": self.okx_private.state()},
             "md_conns": [{"id": c.id, "queued": len(c.q), "sent": c.sent, "streams": len(c.streams),
