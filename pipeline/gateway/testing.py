@@ -141,19 +141,24 @@ class GatewayProc:
         self.remove_orphan_ring()
 
     def remove_orphan_ring(self) -> str | None:
-        """Unlink this channel's signal ring if its owner is gone (a killed gateway leaves it in
-        /dev/shm); never a live gateway's. Returns the segment's name if one was removed."""
+        """Unlink this channel's signal ring and order-event ring if their owner is gone (a
+        killed gateway leaves them in /dev/shm); never a live gateway's. Returns the signal
+        ring's name if it was removed."""
         from pipeline.bus import ring as ringmod
+        from pipeline.bus.events import event_ring_name
         from pipeline.bus.signals import ring_name
-        name = ring_name(self.channel)
-        info = ringmod.inspect(name)
-        if info is None or info.get("owner_alive"):
-            return None
-        try:
-            ringmod.unlink(name)
-        except FileNotFoundError:
-            return None
-        return name
+        removed = None
+        for name in (ring_name(self.channel), event_ring_name(self.channel)):
+            info = ringmod.inspect(name)
+            if info is None or info.get("owner_alive"):
+                continue
+            try:
+                ringmod.unlink(name)
+            except FileNotFoundError:
+                continue
+            if name == ring_name(self.channel):
+                removed = name
+        return removed
 
     def stderr(self) -> str:
         try:
