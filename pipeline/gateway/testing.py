@@ -147,18 +147,22 @@ class GatewayProc:
         from pipeline.bus import ring as ringmod
         from pipeline.bus.events import event_ring_name
         from pipeline.bus.signals import ring_name
-        removed = None
-        for name in (ring_name(self.channel), event_ring_name(self.channel)):
-            info = ringmod.inspect(name)
-            if info is None or info.get("owner_alive"):
-                continue
+        name = ring_name(self.channel)
+        evt = event_ring_name(self.channel)      # its order-event ring goes with it
+        info = ringmod.inspect(evt)
+        if info is not None and not info.get("owner_alive"):
             try:
-                ringmod.unlink(name)
+                ringmod.unlink(evt)
             except FileNotFoundError:
-                continue
-            if name == ring_name(self.channel):
-                removed = name
-        return removed
+                pass
+        info = ringmod.inspect(name)
+        if info is None or info.get("owner_alive"):
+            return None
+        try:
+            ringmod.unlink(name)
+        except FileNotFoundError:
+            return None
+        return name
 
     def stderr(self) -> str:
         try:
