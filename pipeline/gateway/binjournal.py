@@ -371,7 +371,8 @@ class BinaryJournal(SyncPolicy):
         """An ORDER record the compiled order path wrote through `self.w` (ext/orderpath.pyx
         send): counted, and due for the next sync unless `synced` (msync'ed under "always")."""
         self.records += 1
-        self._dirty = not (synced and self.policy == "always")
+        # a record written earlier (a gap, ...) may still be unsynced: never clear that here
+        self._dirty = self._dirty or not (synced and self.policy == "always")
 
     @property
     def pending(self) -> int:
