@@ -142,9 +142,13 @@ class GatewayProc:
 
     def remove_orphan_ring(self) -> str | None:
         """Unlink this channel's signal ring if its owner is gone (a killed gateway leaves it in
-        /dev/shm); never a live gateway's. Returns the segment's name if one was removed."""
+        /dev/shm), and its socket directory; never a live gateway's. Returns the segment's name
+        if one was removed."""
+        from pipeline.bus import channel
         from pipeline.bus import ring as ringmod
         from pipeline.bus.signals import ring_name
+        if self.proc is None or self.proc.poll() is not None:
+            channel.remove_stale(self.channel)
         name = ring_name(self.channel)
         info = ringmod.inspect(name)
         if info is None or info.get("owner_alive"):
@@ -223,11 +227,20 @@ class StrategySide:
         self.strategy_id = strategy_id
         self.raw_sent: list[bytes] = []
         self.ctl_frames: list[bytes] = []
-        deadline = time.monotonic() + ready_timeout
+        try:
+            self.wait_ready(ready_timeout)
+        except TimeoutError:
+            self.tx.close()
+            raise
+
+    def wait_ready(self, timeout: float = 10.0) -> None:
+        """Handshake (again: after a gateway restart a sender must say HELLO to the new one,
+        which refuses signals before that)."""
+        deadline = time.monotonic() + timeout
+        self.tx.check_gateway()
         while not self.tx.service():
             if time.monotonic() > deadline:
-                self.tx.close()
-                raise TimeoutError("gateway never answered READY")
+                raise TimeoutError(f"gateway never answered READY: {self.tx.stats()}")
             time.sleep(0.01)
 
     def make(self, *, side: int = 1, qty: float = 0.001, price: float = math.nan,
