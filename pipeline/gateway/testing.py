@@ -141,23 +141,26 @@ class GatewayProc:
         self.remove_orphan_ring()
 
     def remove_orphan_ring(self) -> str | None:
-        """Unlink this channel's signal ring if its owner is gone (a killed gateway leaves it in
-        /dev/shm), and its socket directory; never a live gateway's. Returns the segment's name
-        if one was removed."""
+        """Unlink this channel's signal ring and order-event ring if their owner is gone (a
+        killed gateway leaves them in /dev/shm), and its socket directory; never a live
+        gateway's. Returns the signal ring's name if it was removed."""
         from pipeline.bus import channel
         from pipeline.bus import ring as ringmod
+        from pipeline.bus.events import event_ring_name
         from pipeline.bus.signals import ring_name
         if self.proc is None or self.proc.poll() is not None:
             channel.remove_stale(self.channel)
-        name = ring_name(self.channel)
-        info = ringmod.inspect(name)
-        if info is None or info.get("owner_alive"):
-            return None
-        try:
-            ringmod.unlink(name)
-        except FileNotFoundError:
-            return None
-        return name
+        removed = []
+        for name in (ring_name(self.channel), event_ring_name(self.channel)):
+            info = ringmod.inspect(name)
+            if info is None or info.get("owner_alive"):
+                continue
+            try:
+                ringmod.unlink(name)
+            except FileNotFoundError:
+                continue
+            removed.append(name)
+        return ring_name(self.channel) if ring_name(self.channel) in removed else None
 
     def stderr(self) -> str:
         try:
