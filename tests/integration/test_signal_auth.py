@@ -37,9 +37,10 @@ def _buy_frame(strategy_id: int = 1, seq: int = 1) -> bytes:
 
 
 def _attack(data_ep: str, ctl_ep: str, token: bytes | None, frame: bytes,
-            wait_s: float = 1.5) -> dict:
+            wait_s: float = 1.5, hold=None) -> dict:
     """Connect a PUSH (NULL mechanism, like the attack in the issue) and, given a token, a PLAIN
-    PUSH and DEALER; push the frame, say HELLO, and report whatever came back."""
+    PUSH and DEALER; push the frame, say HELLO, and report whatever came back. `hold(out)` runs
+    before the sockets close (the caller waits there until the gateway has counted them)."""
     import zmq
     out: dict = {}
     ctx = zmq.Context()
@@ -72,6 +73,8 @@ def _attack(data_ep: str, ctl_ep: str, token: bytes | None, frame: bytes,
             out["reply"] = dealer.recv() if dealer.poll(int(wait_s * 1000)) else None
         else:
             time.sleep(wait_s)
+        if hold is not None:
+            hold(out)
     finally:
         for s in socks:
             s.close()
@@ -96,8 +99,10 @@ def _as_nobody(conn, data_ep: str, ctl_ep: str, token: bytes | None, paths: list
                 res["open"][p] = "opened"
             except OSError as exc:
                 res["open"][p] = type(exc).__name__
-        res.update(_attack(data_ep, ctl_ep, token, frame))
-        conn.send(res)
+        def hold(out):                    # report, keep the sockets until the test is done
+            conn.send({**res, **out})
+            conn.poll(60)
+        _attack(data_ep, ctl_ep, token, frame, hold=hold)
     except BaseException as exc:  # noqa: BLE001 - reported to the test
         conn.send({"error": repr(exc)})
     finally:
@@ -105,19 +110,29 @@ def _as_nobody(conn, data_ep: str, ctl_ep: str, token: bytes | None, paths: list
         os._exit(0)
 
 
-def _run_as_nobody(*args) -> dict:
-    ctx = mp.get_context("fork")
-    parent, child = ctx.Pipe()
-    p = ctx.Process(target=_as_nobody, args=(child, *args))
-    p.start()
-    try:
-        assert parent.poll(30), "the nobody child never reported"
-        return parent.recv()
-    finally:
-        p.join(10)
-        if p.is_alive():
-            p.kill()
-            p.join(5)
+class _Nobody:
+    """A forked child running as nobody that attacks, reports, and keeps its sockets open
+    until the test has looked (then `done`)."""
+
+    def __init__(self, *args):
+        ctx = mp.get_context("fork")
+        self.conn, child = ctx.Pipe()
+        self.p = ctx.Process(target=_as_nobody, args=(child, *args))
+        self.p.start()
+
+    def report(self) -> dict:
+        assert self.conn.poll(30), "the nobody child never reported"
+        return self.conn.recv()
+
+    def done(self) -> None:
+        try:
+            self.conn.send("done")
+        except OSError:
+            pass
+        self.p.join(10)
+        if self.p.is_alive():
+            self.p.kill()
+            self.p.join(5)
 
 
 def _no_order(gw, sim) -> dict:
@@ -139,8 +154,11 @@ def test_a_sender_running_as_another_uid_gets_no_order_placed(sim, gw_factory):
     d = channel.channel_dir(gw.channel, create=False)
     ring = Path("/dev/shm") / signals.ring_name(gw.channel)
     # nobody even gets the real token handed over: the filesystem stops it before ZAP does
-    res = _run_as_nobody(data_ep, ctl_ep, token, [str(d / "token"), str(ring), str(d)],
-                         _buy_frame())
+    child = _Nobody(data_ep, ctl_ep, token, [str(d / "token"), str(ring), str(d)], _buy_frame())
+    try:
+        res = child.report()
+    finally:
+        child.done()
     assert "error" not in res, res
     assert res["uid"] != 0
     assert set(res["open"].values()) == {"PermissionError"}, res["open"]
@@ -175,14 +193,17 @@ def test_the_peer_uid_is_checked_even_if_the_socket_directory_is_opened_up(sim, 
         for p, mode in ((top, 0o711), (base, 0o711), (d, 0o755), (d / "sig", 0o777),
                         (d / "ctl", 0o777)):
             os.chmod(p, mode)
+        child = _Nobody(data_ep, ctl_ep, token, [], _buy_frame())
         try:
-            res = _run_as_nobody(data_ep, ctl_ep, token, [], _buy_frame())
+            res = child.report()
+            assert "error" not in res, res
+            assert res["reply"] is None
+            st = gw.wait(lambda s: s["intake"]["refused"]["uid"] >= 2, timeout=30,
+                         what="uid refusals counted")
         finally:
+            child.done()
             for p in (base, d):
                 os.chmod(p, 0o700)
-        assert "error" not in res, res
-        assert res["reply"] is None
-        st = gw.wait(lambda s: s["intake"]["refused"]["uid"] >= 2, what="uid refusals counted")
         assert st["intake"]["refused"]["token"] == 0
         _no_order(gw, sim)
         assert "running as uid 65534" in gw.stderr() and token.decode() not in gw.stderr()
@@ -196,11 +217,12 @@ def test_a_same_uid_sender_without_the_token_gets_no_order_and_is_counted(sim, g
     token = channel.read_token_file(gw.channel)
     data_ep, ctl_ep = signals.endpoints(gw.channel)
     # the issue's attack: one frame pushed without credentials; then a made-up token
-    _attack(data_ep, ctl_ep, None, _buy_frame())
-    bad = _attack(data_ep, ctl_ep, b"f" * 64, _buy_frame(), wait_s=1.0)
+    def counted(out):                     # the sockets stay open until the gateway counted
+        gw.wait(lambda s: s["intake"]["refused"]["no_auth"] >= 1
+                and s["intake"]["refused"]["token"] >= 2, timeout=30,
+                what="no_auth and token refusals")
+    bad = _attack(data_ep, ctl_ep, b"f" * 64, _buy_frame(), wait_s=1.0, hold=counted)
     assert bad["reply"] is None
-    st = gw.wait(lambda s: s["intake"]["refused"]["no_auth"] >= 1
-                 and s["intake"]["refused"]["token"] >= 2, what="no_auth and token refusals")
     _no_order(gw, sim)
     # the right connection token but frames before any HELLO: refused before_ready
     import zmq
