@@ -123,8 +123,8 @@ class GatewayConfig:
     kill_file: str = ""                    # its existence → HALTED ("" = <state_dir>/KILL)
     journal_fsync: Literal["always", "interval", "never"] = "interval"
     journal_fsync_ms: int = 200            # interval policy: fsync at most this often
-    journal_format: Literal["jsonl", "binary"] = "jsonl"   # journal.jsonl, or journal.bin (fixed
-                                           # binary records, mmap'ed; export: `... gateway journal`)
+    journal_format: Literal["jsonl", "binary"] = "binary"  # journal.bin (fixed binary records,
+                                           # mmap'ed; export: `... gateway journal`) or journal.jsonl
     connect_timeout_s: float = 1.0         # every HTTP request and WebSocket connect
     request_timeout_s: float = 2.0         # reading a response; past it the outcome is UNKNOWN
     clock_samples: int = 5                 # /api/v3/time samples per sync (median, >= 3)

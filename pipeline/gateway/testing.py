@@ -214,6 +214,15 @@ class GatewayProc:
         return out
 
     def journal_text(self) -> str:
+        """The journal as text: JSON lines (the binary journal exported, then its raw bytes
+        as latin-1, so a search sees every byte the file holds)."""
+        b = self.state_dir / "journal.bin"
+        if b.exists():
+            import io
+            from pipeline.gateway.binjournal import export
+            out = io.BytesIO()
+            export(b, out)
+            return out.getvalue().decode() + b.read_bytes().decode("latin-1")
         p = self.state_dir / "journal.jsonl"
         return p.read_text() if p.exists() else ""
 
