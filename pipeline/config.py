@@ -99,7 +99,8 @@ class GatewayConfig:
 
     venue: str = "SIM"                     # Venue name of the registry (SIM / BINANCE)
     symbols: list[str] = field(default_factory=lambda: ["BTCUSDT"])   # venue spelling
-    channel: str = "pipeline-signals"      # signal channel: PULL on ipc://@<channel> (+ .ctl)
+    channel: str = "pipeline-signals"      # signal channel: PULL on /tmp/pipeline-<uid>/<channel>/sig
+                                           # (+ ctl), private; pipeline/bus/channel.py
     rest_url: str = "https://api.binance.com"
     ws_api_url: str = "wss://ws-api.binance.com:443/ws-api/v3"
     ca_bundle: str = ""                    # PEM file of CAs to trust for the venue's TLS ("" =
@@ -634,7 +635,7 @@ class StrategyInstanceConfig:
 class StrategyConfig:
     """The strategy process ([strategy])."""
 
-    channel: str = "pipeline-signals"  # signal channel: ipc://@<channel> (+ .ctl for READY)
+    channel: str = "pipeline-signals"  # signal channel: /tmp/pipeline-<uid>/<channel>/{sig,ctl}
     wait: WaitName | None = None       # ring wait strategy; None = use [reader].wait
     sndhwm: int = 1000                 # PUSH high-water mark (signals queued towards the gateway)
     linger_ms: int = 200               # PUSH LINGER: bounds shutdown with the gateway absent
@@ -655,7 +656,7 @@ class StrategyConfig:
 
     def __post_init__(self) -> None:
         if not self.channel or "/" in self.channel or "@" in self.channel or ":" in self.channel:
-            raise ValueError(f"channel must be a plain name (it becomes ipc://@<channel>), "
+            raise ValueError(f"channel must be a plain name (it names the channel's socket directory), "
                              f"got {self.channel!r}")
         if not 0 <= self.linger_ms <= 2000:
             raise ValueError(f"linger_ms must be within 0..2000, got {self.linger_ms}")

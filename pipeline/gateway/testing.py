@@ -142,27 +142,25 @@ class GatewayProc:
 
     def remove_orphan_ring(self) -> str | None:
         """Unlink this channel's signal ring and order-event ring if their owner is gone (a
-        killed gateway leaves them in /dev/shm); never a live gateway's. Returns the signal
-        ring's name if it was removed."""
+        killed gateway leaves them in /dev/shm), and its socket directory; never a live
+        gateway's. Returns the signal ring's name if it was removed."""
+        from pipeline.bus import channel
         from pipeline.bus import ring as ringmod
         from pipeline.bus.events import event_ring_name
         from pipeline.bus.signals import ring_name
-        name = ring_name(self.channel)
-        evt = event_ring_name(self.channel)      # its order-event ring goes with it
-        info = ringmod.inspect(evt)
-        if info is not None and not info.get("owner_alive"):
+        if self.proc is None or self.proc.poll() is not None:
+            channel.remove_stale(self.channel)
+        removed = []
+        for name in (ring_name(self.channel), event_ring_name(self.channel)):
+            info = ringmod.inspect(name)
+            if info is None or info.get("owner_alive"):
+                continue
             try:
-                ringmod.unlink(evt)
+                ringmod.unlink(name)
             except FileNotFoundError:
-                pass
-        info = ringmod.inspect(name)
-        if info is None or info.get("owner_alive"):
-            return None
-        try:
-            ringmod.unlink(name)
-        except FileNotFoundError:
-            return None
-        return name
+                continue
+            removed.append(name)
+        return ring_name(self.channel) if ring_name(self.channel) in removed else None
 
     def stderr(self) -> str:
         try:
@@ -242,11 +240,20 @@ class StrategySide:
         self.venue = venue                   # the signals' venue (the gateway's [gateway] venue)
         self.raw_sent: list[bytes] = []
         self.ctl_frames: list[bytes] = []
-        deadline = time.monotonic() + ready_timeout
+        try:
+            self.wait_ready(ready_timeout)
+        except TimeoutError:
+            self.tx.close()
+            raise
+
+    def wait_ready(self, timeout: float = 10.0) -> None:
+        """Handshake (again: after a gateway restart a sender must say HELLO to the new one,
+        which refuses signals before that)."""
+        deadline = time.monotonic() + timeout
+        self.tx.check_gateway()
         while not self.tx.service():
             if time.monotonic() > deadline:
-                self.tx.close()
-                raise TimeoutError("gateway never answered READY")
+                raise TimeoutError(f"gateway never answered READY: {self.tx.stats()}")
             time.sleep(0.01)
 
     def make(self, *, side: int = 1, qty: float = 0.001, price: float = math.nan,

@@ -183,6 +183,7 @@ def test_reusing_a_client_order_id_after_a_fill_is_blocked_locally(sim, gw_facto
         # and after a restart (the idempotency table is rebuilt from the journal)
         assert gw.stop() == 0
         gw.start()
+        st.wait_ready()                 # the new gateway refuses signals before our HELLO
         st.resend(sig)
         gw.wait(lambda s: s["rejects"].get("CLIENT_ID_REUSED") == 1, what="blocked after restart")
     assert len(acct(sim)["fills"]) == 1

@@ -274,11 +274,15 @@ def test_canary_credentials_never_leak_through_any_error_path(tmp_path):
         limits = open(f"/proc/{gw.proc.pid}/limits").read()
         core = next(line for line in limits.splitlines() if line.startswith("Max core file size"))
         assert core.split()[4:6] == ["0", "0"], core
+        from pipeline.bus import channel, signals
+        token = channel.read_token_file(gw.channel)
         ctx = zmq.Context.instance()
         dealer = ctx.socket(zmq.DEALER)
         dealer.setsockopt(zmq.LINGER, 0)
-        dealer.connect(f"ipc://@{gw.channel}.ctl")
-        dealer.send(b"HELO" + (9).to_bytes(4, "little") + (123).to_bytes(8, "little"))
+        dealer.setsockopt(zmq.PLAIN_USERNAME, b"9")
+        dealer.setsockopt(zmq.PLAIN_PASSWORD, token)
+        dealer.connect(signals.endpoints(gw.channel)[1])
+        dealer.send(signals.hello_frame(9, 123, token))
         if dealer.poll(5000):
             ready_frames.append(dealer.recv())
         dealer.close()
