@@ -60,7 +60,8 @@ cdef struct SignalRecord:
     uint8_t order_type    # 74
     uint8_t tif           # 75
     uint8_t version       # 76
-    uint8_t _pad[3]       # 77
+    uint8_t action        # 77  records.SignalAction
+    uint16_t replace_back # 78
 
 # ---------------------------------------------------------------- ORDER EVENT (160 bytes)
 # gateway → strategy (pipeline/bus/events.py); the slot stamp seq first, like every ring record

@@ -51,7 +51,8 @@ def signal_layout():
         "order_type": _off(&_s.order_type, &_s),
         "tif": _off(&_s.tif, &_s),
         "version": _off(&_s.version, &_s),
-        "_pad": _off(&_s._pad, &_s),
+        "action": _off(&_s.action, &_s),
+        "replace_back": _off(&_s.replace_back, &_s),
         "__size__": sizeof(SignalRecord),
     }
 

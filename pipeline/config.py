@@ -111,7 +111,13 @@ class GatewayConfig:
     user_stream: bool = True               # userDataStream.subscribe over the WS-API for fills
     api_key_env: str = "PIPELINE_API_KEY"  # environment variable holding the API key
     api_secret_env: str = "PIPELINE_API_SECRET"
+    api_passphrase_env: str = "PIPELINE_API_PASSPHRASE"   # OKX: the API key's passphrase
     credentials_file: str = ""             # or a 0600 file with api_key=... / api_secret=... lines
+                                           # (OKX: and api_passphrase=...)
+    okx_demo: bool = False                 # OKX: x-simulated-trading: 1 (OKX demo trading)
+    okx_rate_limits: bool = True           # OKX: keep OKX's per-endpoint limits (requests per 2 s)
+                                           # on our side; false only against the simulator with its
+                                           # limits off (benchmarks)
     state_dir: str = "gateway-state"       # journal, status.json, pid/lock, default kill file
     kill_file: str = ""                    # its existence → HALTED ("" = <state_dir>/KILL)
     journal_fsync: Literal["always", "interval", "never"] = "interval"
@@ -382,6 +388,7 @@ class AlertsConfig:
 # vector, accepted by the simulator only. Real keys never go in a config file.
 SIM_TEST_API_KEY = "vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A"
 SIM_TEST_SECRET = "NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j"
+SIM_TEST_PASSPHRASE = "sim-okx-passphrase"   # the OKX side's OK-ACCESS-PASSPHRASE (test accounts)
 
 
 @dataclass(frozen=True)
@@ -393,6 +400,7 @@ class SimAccountConfig:
     # An Ed25519 API key instead of HMAC: the public key (SPKI PEM, or base64 of its 32 raw bytes
     # or of the SPKI DER); signatures are then base64 Ed25519, as Binance's Ed25519 keys
     ed25519_public_key: str = ""
+    passphrase: str = SIM_TEST_PASSPHRASE  # OKX API keys have one (OK-ACCESS-PASSPHRASE, login)
     balances: dict[str, str] = field(
         default_factory=lambda: {"USDT": "100000", "BTC": "1", "ETH": "10", "SOL": "100"})
 
@@ -415,6 +423,29 @@ class SimFaultConfig:
     params: dict[str, Any] = field(default_factory=dict)
 
 
+def _check_relay(c: "SimConfig") -> None:
+    from urllib.parse import urlsplit
+    ws, rest = urlsplit(c.upstream_ws_url), urlsplit(c.upstream_rest_url)
+    if ws.scheme not in ("ws", "wss") or not ws.hostname:
+        raise ValueError(f"tape = 'relay' needs upstream_ws_url = ws[s]://host[:port], got "
+                         f"{c.upstream_ws_url!r}")
+    if rest.scheme not in ("http", "https") or not rest.hostname:
+        raise ValueError(f"tape = 'relay' needs upstream_rest_url = http[s]://host[:port], got "
+                         f"{c.upstream_rest_url!r}")
+    known = ("trade", "aggTrade", "bookTicker", "depth@100ms", "depth")
+    bad = [ch for ch in c.upstream_channels if ch not in known]
+    if bad or not any(ch.startswith("depth") for ch in c.upstream_channels):
+        raise ValueError(f"upstream_channels must be of {', '.join(known)} and name a depth "
+                         f"channel (the relay keeps its books from it), got {c.upstream_channels}")
+    if not any(ch in ("trade", "aggTrade") for ch in c.upstream_channels):
+        raise ValueError("upstream_channels must name trade or aggTrade (resting orders fill on "
+                         "the venue's trades)")
+    if not 5 <= c.upstream_snapshot_limit <= 5000:
+        raise ValueError(f"upstream_snapshot_limit must be 5..5000, got {c.upstream_snapshot_limit}")
+    if c.upstream_silence_s < 0 or c.upstream_backoff_max_s < 0.5:
+        raise ValueError("upstream_silence_s must be >= 0 and upstream_backoff_max_s >= 0.5")
+
+
 @dataclass(frozen=True)
 class SimConfig:
     """The exchange simulator. Binds loopback only unless allow_remote is set."""
@@ -423,7 +454,8 @@ class SimConfig:
     port: int = 0                      # 0 = an ephemeral port (reported in the ready file)
     allow_remote: bool = False
     seed: int = 1                      # synthetic tape and ids are reproducible for one seed
-    tape: Literal["synthetic", "replay"] = "synthetic"
+    tape: Literal["synthetic", "replay", "relay"] = "synthetic"   # relay: paper trading on a
+                                       # venue's live public streams (docs/going-live.md)
     symbols: list[str] = field(default_factory=lambda: ["BTCUSDT", "ETHUSDT", "SOLUSDT"])
     rate: float = 1000.0               # synthetic market-data messages/s over all streams (1..200000)
     bursts: bool = True                # synthetic arrival bursts (the mean rate stays `rate`)
@@ -436,6 +468,16 @@ class SimConfig:
     replay_speed: float = 1.0          # 1 = original pace, 10 = ten times faster, 0 = unthrottled
     replay_loop: bool = False          # start over at the end of the recording
     replay_rebase_time: bool = True    # shift E/T so the recording looks live
+    # relay (paper trading): the books and trades are the upstream venue's, from its public streams
+    # (Binance wire format); the run's orders are matched here against them (pipeline/sim/relay.py)
+    upstream_ws_url: str = ""          # e.g. wss://stream.binance.com:9443 (combined streams)
+    upstream_rest_url: str = ""        # e.g. https://api.binance.com (exchangeInfo, depth snapshots)
+    upstream_channels: list[str] = field(
+        default_factory=lambda: ["trade", "bookTicker", "depth@100ms"])   # relayed per symbol
+    upstream_snapshot_limit: int = 1000   # depth levels per upstream snapshot (weight 50 at 1000)
+    upstream_silence_s: float = 30.0   # no upstream frame this long: reconnect (0 = never)
+    upstream_backoff_max_s: float = 30.0   # reconnect back-off cap (from 0.5 s, doubling, jittered)
+    upstream_ca_bundle: str = ""       # PEM to trust for the upstream's TLS ("" = the system store)
     ping_interval_s: float = 20.0      # server ping period on every WebSocket
     pong_timeout_s: float = 60.0       # close a client that has not answered a ping in this time
     max_lifetime_s: float = 86400.0    # close any WebSocket after this long (Binance: 24 h)
@@ -446,6 +488,7 @@ class SimConfig:
     order_limit_10s: int = 50          # ORDERS per 10 s per account
     order_limit_1d: int = 160_000      # ORDERS per day per account
     ban_s: float = 120.0               # 418 ban length for a client that keeps going after a 429
+    okx_rate_limits: bool = True       # OKX side: OKX's per-endpoint limits (false: benchmarks)
     commission_rate: float = 0.0       # taker and maker, charged in the asset received
     accounts: list[SimAccountConfig] = field(default_factory=lambda: [SimAccountConfig()])
     faults: list[SimFaultConfig] = field(default_factory=list)
@@ -464,6 +507,8 @@ class SimConfig:
             raise ValueError(f"replay_speed must be >= 0, got {self.replay_speed}")
         if self.tape == "replay" and not self.replay_files:
             raise ValueError("tape = 'replay' needs replay_files")
+        if self.tape == "relay":
+            _check_relay(self)
         if not self.symbols:
             raise ValueError("symbols must not be empty")
         for name in ("ping_interval_s", "pong_timeout_s", "max_lifetime_s"):

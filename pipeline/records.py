@@ -116,6 +116,16 @@ class TimeInForce(IntEnum):
 
 SIGNAL_VERSION = 1
 
+
+class SignalAction(IntEnum):
+    """What a signal record asks for (uint8 at offset 77; was padding, so 0 = a new order).
+    CANCEL names the order to cancel by the record's own (strategy_id, epoch, seq): it is not an
+    order and takes no number. REPLACE is a new order (numbered) that replaces the order
+    `replace_back` numbers before it (pipeline/gateway/intents.py)."""
+    NEW = 0
+    CANCEL = 1
+    REPLACE = 2
+
 SIGNAL_DTYPE = np.dtype(
     [
         ("epoch", "<i8"),         # 0   strategy process epoch (CLOCK_REALTIME ns at its start)
@@ -133,7 +143,9 @@ SIGNAL_DTYPE = np.dtype(
         ("order_type", "u1"),     # 74  OrderType
         ("tif", "u1"),            # 75  TimeInForce
         ("version", "u1"),        # 76  SIGNAL_VERSION
-        ("_pad", "u1", (3,)),     # 77
+        ("action", "u1"),         # 77  SignalAction: NEW (0, every older record), CANCEL, REPLACE
+        ("replace_back", "<u2"),  # 78  REPLACE: the order replaced is seq - replace_back (same
+                                  #     strategy and epoch); 0 otherwise
     ],
     align=True,
 )

@@ -7,10 +7,11 @@ has accepted the quote (never a chain of replaces in flight, which one fill woul
 position from fills is at `max_inventory`; the ask only sells what was bought (spot). Position
 comes from fills (`on_order_event`), never from what was asked for.
 
-Needs best bid / ask records (BID / ASK, the collector's bookTicker), so it runs in the event
-backtester on recorded L2 sessions. Live, the gateway does not take LIMIT_MAKER or cancel intents
-from strategies yet: run live it only tracks the book (the strategy process counts its intents as
-unsupported_live).
+Needs best bid / ask records (BID / ASK, the collector's bookTicker): it runs in the event
+backtester on recorded L2 sessions and live (the gateway sends its post-only orders, cancels and
+cancel/replaces, and tells it what became of each through its order-event ring). A replace whose
+new order is refused (e.g. THROTTLED) leaves the old quote working: the strategy keeps tracking
+it.
 
     kind = "examples/strategies/quoting.py:Quoter"
     params = { size = 0.001, max_inventory = 0.005, tick = 0.01, offset_ticks = 0 }
@@ -50,6 +51,7 @@ class Quoter(Strategy):
         self.bid_id = self.ask_id = 0       # client ids of the working quotes (0 = none)
         self.bid_px = self.ask_px = math.nan
         self.requotes = 0
+        self.replaced: dict[int, int] = {}  # new quote's client id → the one it replaces
 
     def on_trades(self, trades):
         return None
@@ -107,6 +109,7 @@ class Quoter(Strategy):
             return []              # still on its way (or just done): act on its answer first
         if abs(want - px) >= p.requote_ticks * p.tick - 1e-12:
             r = self.replace(cid, want, p.size, trigger_seq=seq, trigger_mono=mono)
+            self.replaced[r.new.seq] = cid
             self._set(side, r.new.seq, want)
             self.requotes += 1
             return [r]
@@ -120,10 +123,16 @@ class Quoter(Strategy):
 
     def on_order_event(self, ev):
         if ev.client_id not in self.orders:          # done: filled, cancelled, rejected, expired
+            old = self.replaced.pop(ev.client_id, 0)
+            back = self.orders.get(old) if ev.kind == EventKind.REJECTED else None
+            # a refused replacement: the quote it was to replace still works
+            cid, px = (old, back.price) if back is not None else (0, math.nan)
             if ev.client_id == self.bid_id:
-                self._set(1, 0, math.nan)
+                self._set(1, cid, px)
             elif ev.client_id == self.ask_id:
-                self._set(-1, 0, math.nan)
+                self._set(-1, cid, px)
+        elif ev.kind == EventKind.ACCEPTED:
+            self.replaced.pop(ev.client_id, None)
         if ev.kind == EventKind.FILL:                 # inventory changed: quote again now
             return self._quote(-1, ev.ts)
         return None

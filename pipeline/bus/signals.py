@@ -94,6 +94,8 @@ class Signal(NamedTuple):
     order_type: int = 2      # OrderType (MARKET)
     tif: int = 0             # TimeInForce
     version: int = SIGNAL_VERSION
+    action: int = 0          # records.SignalAction: 0 new order, 1 cancel, 2 replace
+    replace_back: int = 0    # replace: the replaced order is seq - replace_back
 
     def expired(self, now_mono: int) -> bool:
         return now_mono > self.created_mono + self.ttl_ns

@@ -20,15 +20,20 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from pipeline.gateway.orders import ClientIdReused, OrderState, client_id_of
+from pipeline.gateway import intents
+from pipeline.gateway.orders import ClientIdReused, OrderState, client_id, client_id_of
 from pipeline.gateway.reasons import Reason
 from pipeline.logs import order_log
+from pipeline.records import SIGNAL_DTYPE, SignalAction
 
 ACCEPT, MALFORMED, BAD_VERSION = int(Reason.ACCEPT), int(Reason.MALFORMED), int(Reason.BAD_VERSION)
 DUPLICATE, HALTED, RUNAWAY = int(Reason.DUPLICATE), int(Reason.HALTED), int(Reason.RUNAWAY)
 CLIENT_ID_REUSED = int(Reason.CLIENT_ID_REUSED)
 # refusals of a repeated signal: its order (if any) is told by its own events
 _NOT_AN_ORDER = frozenset({Reason.DUPLICATE.name, Reason.CLIENT_ID_REUSED.name})
+SIGNAL_SIZE = SIGNAL_DTYPE.itemsize
+ACTION_AT = SIGNAL_DTYPE.fields["action"][1]
+CANCEL, REPLACE = int(SignalAction.CANCEL), int(SignalAction.REPLACE)
 
 
 class Admission:
@@ -62,12 +67,17 @@ class Admission:
         """The hot path, one compiled call (pipeline.gateway.orderpath): every risk rule, then
         encode + sign (nothing is signed on a refusal), and with the binary journal the
         write-ahead ORDER record and, on a connection held ready, the request on the socket
-        (OrderPath.send); the order's bookkeeping comes after, in finish_signal."""
+        (OrderPath.send); the order's bookkeeping comes after, in finish_signal. A cancel
+        (action CANCEL) is not an order: no risk rule, nothing signed; a replace is judged and
+        signed like a new order but never sent from here (finish_replace sends it)."""
+        act = raw[ACTION_AT] if len(raw) == SIGNAL_SIZE else 0
+        if act == CANCEL:
+            return (raw,)
         t_recv = time.perf_counter_ns()
         path = self.path
         body = encode_error = sent = None
         ts_ms = self.clock.timestamp_ms()
-        args = self.ex.send_args(path)
+        args = self.ex.send_args(path) if act != REPLACE else None
         try:
             if args is None:
                 body = path.process(raw, t_recv, ts_ms)
@@ -89,6 +99,9 @@ class Admission:
         (a duplicate whose client id names an order: CLIENT_ID_REUSED).
         Whatever refuses the order after signing releases its open quantity; the signed bytes
         are dropped, never sent."""
+        if len(signed) == 1:
+            self.finish_cancel(signed[0])
+            return
         raw, t_recv, t_risk, t_signed, body, encode_error, reason, gap, ts_ms, sent = signed
         if reason == MALFORMED or reason == BAD_VERSION:
             self.intake.note_malformed(raw, Reason(reason).name)
@@ -140,7 +153,39 @@ class Admission:
         stamps["signed"] = t_signed
         order.not_after_mono = sig.created_mono + sig.ttl_ns
         self.accepted += 1
-        if sent is None:
+        if sig.action == REPLACE:
+            self.finish_replace(sig, order)
+        elif sent is None:
             self.ex.submit(order, body)
         else:
             self.ex.submit_sent(order, body, ts_ms, sent)
+
+    def finish_cancel(self, raw: bytes) -> None:
+        """A strategy's Cancel: the order named by the record's own (strategy, epoch, seq)."""
+        sig = self.intake.decode(raw)
+        if sig is None:
+            self.reject(None, Reason.MALFORMED.name, size=len(raw))
+            return
+        cid = client_id(sig.strategy_id, sig.epoch, sig.seq)
+        self.journal.write("cancel_intent", cid=cid, strategy=sig.strategy_id)
+        order = self.ex.table.get(cid)
+        if order is None or not order.is_open:
+            self.ex.count("cancel_not_open")
+            fb = getattr(self, "feedback", None)
+            if fb is not None:
+                fb.cancel_unknown(sig, "no such open order" if order is None
+                                  else f"order is {order.state.value}")
+            return
+        intents.cancel(self.ex, order, "strategy")
+
+    def finish_replace(self, sig, order) -> None:
+        """A strategy's Replace: `order` (judged, in the book) replaces the strategy's order
+        sig.replace_back numbers before it, in one cancelReplace request."""
+        back = sig.replace_back
+        old = self.ex.table.get(client_id(sig.strategy_id, sig.epoch, sig.seq - back)) \
+            if 0 < back < sig.seq else None
+        if old is None or not old.is_open:
+            self.ex.set_state(order, OrderState.REJECTED,
+                              "cancel/replace: replaced order not open")
+            return
+        intents.replace(self.ex, old, order)

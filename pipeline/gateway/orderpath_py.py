@@ -67,7 +67,7 @@ class OrderPath:
         if journal is not None:
             f = SIGNAL_STRUCT.unpack(msg)
             (epoch, seq, _ts, trigger, created, _ttl, qty, price, strategy, symbol, _v, side,
-             otype, tif, _ver) = f
+             otype, tif, _ver, _action, _back) = f
             name = self._names.get(symbol)
             if name is None:
                 self.journal_state = J_NO_NAME
@@ -141,7 +141,7 @@ class OrderPath:
 
     def _sign(self, f: tuple, timestamp_ms: int) -> bytes:
         (epoch, seq, _ts, _tm, _c, _ttl, qty, price, strategy_id, symbol, _v, side, otype, tif,
-         _ver) = f
+         _ver, _action, _back) = f
         return self.signer._sign_checked(symbol, side, otype, tif, qty, price, strategy_id, epoch,
                                          seq, timestamp_ms)
 

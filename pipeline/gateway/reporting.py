@@ -82,6 +82,16 @@ class OrderFeedback:
         self._pub(EK.CANCEL_REJECTED, order, reason=why, venue_code=venue_code(why),
                   qty=order.qty)
 
+    def cancel_unknown(self, sig, why: str) -> None:
+        """A cancel for an order the gateway has no open order of."""
+        try:
+            self.writer.publish(EK.CANCEL_REJECTED, strategy_id=sig.strategy_id,
+                                epoch=sig.epoch, client_seq=sig.seq, symbol=sig.symbol,
+                                side=sig.side, reason=why)
+        except Exception:  # noqa: BLE001
+            self.errors += 1
+            log.exception("order event for a cancel not published")
+
     def refused(self, sig, reason: str, code: int) -> None:
         """A signal refused before it became an order (the risk kernel's reasons)."""
         try:

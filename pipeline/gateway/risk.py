@@ -30,7 +30,8 @@ def make_signal(*, epoch: int, seq: int, symbol: int, venue: int, side: int, ord
                 version: int = SIGNAL_VERSION) -> bytes:
     """One SIGNAL_DTYPE record as bytes (cool path: tests, tools)."""
     return SIGNAL_STRUCT.pack(epoch, seq, trigger_seq, trigger_mono, created_mono, ttl_ns, qty,
-                              price, strategy_id, symbol, venue, side, order_type, tif, version)
+                              price, strategy_id, symbol, venue, side, order_type, tif, version,
+                              0, 0)
 
 
 def engine_kwargs(cfg) -> dict:

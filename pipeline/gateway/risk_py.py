@@ -302,7 +302,7 @@ class RiskEngine:
         self.last_gap = 0
         try:
             (epoch, seq, _tseq, _tmono, created, ttl, qty, price, strategy_id, symbol, venue,
-             side, otype, tif, version) = SIGNAL_STRUCT.unpack(msg)
+             side, otype, tif, version, _action, _back) = SIGNAL_STRUCT.unpack(msg)
             now = operator.index(now_mono)
         except Exception:            # anything that is not an 80-byte buffer and an int clock
             return R.MALFORMED

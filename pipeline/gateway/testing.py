@@ -144,8 +144,16 @@ class GatewayProc:
         """Unlink this channel's signal ring if its owner is gone (a killed gateway leaves it in
         /dev/shm); never a live gateway's. Returns the segment's name if one was removed."""
         from pipeline.bus import ring as ringmod
+        from pipeline.bus.events import event_ring_name
         from pipeline.bus.signals import ring_name
         name = ring_name(self.channel)
+        evt = event_ring_name(self.channel)      # its order-event ring goes with it
+        info = ringmod.inspect(evt)
+        if info is not None and not info.get("owner_alive"):
+            try:
+                ringmod.unlink(evt)
+            except FileNotFoundError:
+                pass
         info = ringmod.inspect(name)
         if info is None or info.get("owner_alive"):
             return None
@@ -215,12 +223,13 @@ class StrategySide:
     """The strategy's end of the signal channel (pipeline.bus.signals.SignalSender)."""
 
     def __init__(self, channel: str, strategy_id: int = 1, epoch: int | None = None,
-                 ready_timeout: float = 10.0):
+                 ready_timeout: float = 10.0, venue: int = int(Venue.SIM)):
         from pipeline.bus import signals
         self.signals = signals
         self.tx = signals.SignalSender(channel, strategy_id=strategy_id, epoch=epoch,
                                        hello_every_s=0.05)
         self.strategy_id = strategy_id
+        self.venue = venue                   # the signals' venue (the gateway's [gateway] venue)
         self.raw_sent: list[bytes] = []
         self.ctl_frames: list[bytes] = []
         deadline = time.monotonic() + ready_timeout
@@ -238,7 +247,7 @@ class StrategySide:
                                    trigger_mono=now, created_mono=now,
                                    ttl_ns=ttl_ms * 1_000_000, qty=qty, price=price,
                                    strategy_id=self.strategy_id, symbol=symbol,
-                                   venue=int(Venue.SIM), side=int(side),
+                                   venue=self.venue, side=int(side),
                                    order_type=int(order_type), tif=int(tif))
 
     def send(self, **kw: Any):

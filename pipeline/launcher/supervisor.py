@@ -321,7 +321,7 @@ class Launcher:
 
     def secret_env_names(self) -> set[str]:
         g = self.cfg.gateway
-        names = {g.api_key_env, g.api_secret_env}
+        names = {g.api_key_env, g.api_secret_env, g.api_passphrase_env}
         if self.cfg.alerts.enabled and self.cfg.alerts.telegram_chat_id:
             names.add(self.cfg.alerts.telegram_token_env)      # the launcher's, no role's
         return names - {""}
@@ -342,7 +342,10 @@ class Launcher:
                                   f"or world-accessible (mode {path.stat().st_mode & 0o777:o}); "
                                   "chmod 600 it")
             return
-        missing = [n for n in (g.api_key_env, g.api_secret_env) if not os.environ.get(n)]
+        from pipeline.gateway.assembly import ADAPTERS     # a venue's extra credentials (OKX)
+        extra = getattr(ADAPTERS.get(g.venue.upper()), "extra_credential_envs", ())
+        missing = [n for n in (g.api_key_env, g.api_secret_env, *(getattr(g, a) for a in extra))
+                   if not os.environ.get(n)]
         if missing:
             raise LaunchError(f"{self.config_path}: the gateway's credentials are missing: set "
                               f"{' and '.join(missing)} or gateway.credentials_file")

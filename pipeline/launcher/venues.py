@@ -38,8 +38,12 @@ def served_by_sim(cfg, src: I.Source) -> bool:
 
 
 def sim_listing(cfg, listing: str) -> set[str]:
-    """What the config's simulator will list, spelled the way `listing` spells it."""
+    """What the config's simulator will list, spelled the way `listing` spells it. A relaying
+    simulator lists what its upstream lists of [sim].symbols (it checks them at its start; the
+    preflight asks the upstream)."""
     from pipeline.sim.instruments import SPECS
+    if cfg.sim.tape == "relay":
+        return {s.upper() for s in cfg.sim.symbols} if listing == "binance" else set()
     out = set()
     for s in cfg.sim.symbols:
         spec = SPECS.get(s.upper())
@@ -91,7 +95,13 @@ def preflight_lines(cfg, timeout_s: float = 5.0) -> list[str]:
     InstrumentError for a symbol a venue does not list or a venue that cannot be asked."""
     lines = []
     for src, syms in sorted(wanted(cfg).items(), key=lambda kv: kv[0].venue):
-        if served_by_sim(cfg, src):
+        if served_by_sim(cfg, src) and cfg.sim.tape == "relay" and src.listing == "binance":
+            # paper trading: the relay lists its upstream's instruments; ask the upstream
+            up = I.Source(src.venue, src.listing, cfg.sim.upstream_rest_url)
+            lines.append(f"  instruments            {src.venue}: relayed by the config's simulator "
+                         f"from {up.rest_url} (paper trading)")
+            src = up
+        elif served_by_sim(cfg, src):
             lines.append(f"  instruments            {src.venue}: {', '.join(sorted(syms))} "
                          f"(the config's simulator lists them)")
             continue

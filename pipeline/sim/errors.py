@@ -6,14 +6,17 @@ class ApiError(Exception):
     """A request the venue rejects: `{"code": code, "msg": msg}` with an HTTP status."""
 
     def __init__(self, code: int, msg: str, status: int = 400,
-                 headers: dict[str, str] | None = None) -> None:
+                 headers: dict[str, str] | None = None, data: dict | None = None) -> None:
         super().__init__(f"{code} {msg}")
         self.code = code
         self.msg = msg
         self.status = status
         self.headers = headers or {}
+        self.data = data            # cancelReplace failures: both halves' results
 
     def body(self) -> dict:
+        if self.data is not None:
+            return {"code": self.code, "msg": self.msg, "data": self.data}
         return {"code": self.code, "msg": self.msg}
 
 
@@ -44,6 +47,8 @@ INSUFFICIENT_BALANCE = (-2010, "Account has insufficient balance for requested a
 WOULD_TAKE = (-2010, "Order would immediately match and take.")
 DUPLICATE_ORDER = (-2010, "Duplicate order sent.")
 UNKNOWN_ORDER_CANCEL = (-2011, "Unknown order sent.")
+CANCEL_REPLACE_PARTIAL = (-2021, "Order cancel-replace partially failed.")
+CANCEL_REPLACE_FAILED = (-2022, "Order cancel-replace failed.")
 NO_SUCH_ORDER = (-2013, "Order does not exist.")
 CANCEL_NEEDS_ID = (-1102, "Param 'origClientOrderId' or 'orderId' must be sent, but both were empty/null!")
 INVALID_SIDE = (-1117, "Invalid side.")

@@ -57,6 +57,7 @@ class RestApi:
         r.add_post("/api/v3/order", self.order_new)
         r.add_get("/api/v3/order", self.order_get)
         r.add_delete("/api/v3/order", self.order_cancel)
+        r.add_post("/api/v3/order/cancelReplace", self.order_cancel_replace)
         r.add_get("/api/v3/openOrders", self.open_orders)
         r.add_delete("/api/v3/openOrders", self.open_orders_cancel)
         r.add_get("/api/v3/account", self.account)
@@ -196,6 +197,11 @@ class RestApi:
         def fn(p: dict, a: Account) -> dict:
             return self.sim.engine.cancel(a, p).canceled(now_ms())
         return await self._serve(request, 1, fn, signed=True)
+
+    async def order_cancel_replace(self, request: web.Request) -> web.Response:
+        def fn(p: dict, a: Account) -> dict:
+            return self.sim.engine.cancel_replace(a, p, now_ms())
+        return await self._serve(request, 1, fn, signed=True, order=True)
 
     async def open_orders(self, request: web.Request) -> web.Response:
         def fn(p: dict, a: Account) -> list:

@@ -64,8 +64,10 @@ class OrderIntents:
         return self._order(side, qty, int(OrderType.LIMIT_MAKER), 0, price, trigger_seq,
                            trigger_mono)
 
-    def cancel(self, client_id: int, trigger_seq: int = -1) -> Cancel:
-        return Cancel(self.strategy_id, int(client_id), int(trigger_seq))
+    def cancel(self, client_id, trigger_seq: int = -1) -> Cancel:
+        """Cancel a working order: its seq, or the (epoch, seq) key of an earlier run's order."""
+        key = client_id if isinstance(client_id, tuple) else int(client_id)
+        return Cancel(self.strategy_id, key, int(trigger_seq))
 
     def replace(self, client_id: int, price: float, qty: float | None = None,
                 trigger_seq: int = -1, trigger_mono: int = 0) -> Replace:

@@ -35,11 +35,12 @@ from pipeline.bus.ring import TickRing
 from pipeline.bus.signals import Signal, SignalSender
 from pipeline.config import PipelineConfig
 from pipeline.hotloop import LoopGC
-from pipeline.records import FLAG_SYNTHETIC, SIGNAL_DTYPE, TICK_DTYPE, Kind
+from pipeline.records import FLAG_SYNTHETIC, SIGNAL_DTYPE, TICK_DTYPE, Kind, SignalAction
 from pipeline.registry import SymbolRegistry
 from pipeline.strategy import loader
 from pipeline.strategy.base import Strategy
 from pipeline.strategy.feedback import LiveFeedback
+from pipeline.strategy.orders import Cancel, Replace
 from pipeline.telemetry.role import RoleTelemetry
 
 log = logging.getLogger(__name__)
@@ -96,7 +97,9 @@ class StrategyProcess:
         self._reader_stats: dict = {}
         self.exit_reason = ""
         self.gc = LoopGC()
-        self.unsupported_live = 0    # Cancel / Replace intents: no gateway order channel yet
+        self.bad_intents = 0    # a hook returned something that is not an intent
+        self.cancels = 0
+        self.replaces = 0
         self.ticks_unsynced = 0      # records not given to the strategies: waiting for the
         #                              gateway's start-up state (order feedback)
         self.fb: LiveFeedback | None = None
@@ -111,8 +114,9 @@ class StrategyProcess:
     def stats(self) -> dict:
         s = {"state": self.state.value, "ticks": self.ticks, "batches": self.batches,
              "signals": self.signals, "feed_stales": self.feed_stales,
-             "exit_reason": self.exit_reason, "unsupported_live": self.unsupported_live,
-             "ticks_unsynced": self.ticks_unsynced}
+             "exit_reason": self.exit_reason, "bad_intents": self.bad_intents,
+             "ticks_unsynced": self.ticks_unsynced, "cancels": self.cancels,
+             "replaces": self.replaces}
         if self.fb is not None:
             s.update(self.fb.stats())
         if self.sender is not None:
@@ -296,8 +300,9 @@ class StrategyProcess:
 
     def _send_intent(self, st: Strategy, it, send) -> None:
         """One intent of a strategy's hook: a new order goes out numbered from the instance's own
-        stream; Cancel / Replace need the gateway's order channel, which does not exist yet:
-        counted (and logged once)."""
+        stream; a Cancel as a CANCEL record naming the order (no number of its own); a Replace as
+        its new order marked REPLACE with the distance back to the order it replaces (an order of
+        an earlier run, or one too far back, is cancelled and the new order sent on its own)."""
         if isinstance(it, Signal):
             sig = st.stamp(it)
             if not st.feedback:               # no order events: nothing would retire it
@@ -305,11 +310,25 @@ class StrategyProcess:
             self.signals += 1
             send(sig)
             return
-        self.unsupported_live += 1
-        if self.unsupported_live == 1:
-            log.warning("strategy %d: %s intents are not supported live yet (no gateway order "
-                        "channel); counted as unsupported_live", st.strategy_id,
-                        type(it).__name__)
+        if isinstance(it, Cancel):
+            self.cancels += 1
+            send(cancel_record(st, it.client_id, st.clock.mono_ns()))
+            return
+        if isinstance(it, Replace):
+            new = st.stamp(it.new)
+            back = new.seq - it.client_id if isinstance(it.client_id, int) else 0
+            self.signals += 1
+            self.replaces += 1
+            if 0 < back < 1 << 16:
+                send(new._replace(action=int(SignalAction.REPLACE), replace_back=back))
+            else:
+                send(cancel_record(st, it.client_id, st.clock.mono_ns()))
+                send(new)
+            return
+        self.bad_intents += 1
+        if self.bad_intents == 1:
+            log.warning("strategy %d: %r is not an intent (a Signal, Cancel or Replace); counted "
+                        "as bad_intents", st.strategy_id, type(it).__name__)
 
     def _timers(self, now: int, send) -> None:
         due = self._due
@@ -320,6 +339,18 @@ class StrategyProcess:
                 for it in st.on_timer(now) or ():
                     self._send_intent(st, it, send)
         self._next_timer = min(due.values())
+
+
+def cancel_record(st: Strategy, key, now_mono: int) -> Signal:
+    """The CANCEL signal record of one of `st`'s orders (`key`: its seq, or (epoch, seq) for an
+    order of an earlier run): the record's own (epoch, seq) name the order."""
+    epoch, seq = key if isinstance(key, tuple) else (st.epoch, key)
+    o = st.orders.get(key)
+    return Signal(epoch=epoch, seq=seq, created_mono=now_mono, ttl_ns=st.ttl_ns,
+                  qty=o.remaining if o is not None else 0.0, strategy_id=st.strategy_id,
+                  symbol=st.symbol, venue=st.venue, side=o.side if o is not None else 0,
+                  order_type=o.order_type if o is not None else 2,
+                  action=int(SignalAction.CANCEL))
 
 
 def run(cfg: PipelineConfig, source: str = "<config>", install_signals: bool = True) -> dict:

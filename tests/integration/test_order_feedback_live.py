@@ -112,3 +112,47 @@ def test_a_restarted_run_starts_from_the_gateways_rebuilt_position(tmp_path, shm
     assert st2["net_qty"] == pytest.approx(0.001) and st2["seq"] == 0   # nothing bought again
     gw2 = second["roles"]["gateway"]["report"]
     assert gw2["positions"]["BTCUSDT"]["qty"] == pytest.approx(0.001)
+
+
+QUOTER = """
+[[strategy.instances]]
+kind = "strategies/quoting.py:Quoter"
+id = 1
+venue = "SIM"
+symbol = "BTCUSDT"
+qty = 0.001
+ttl_ms = 1000
+params = { size = 0.001, max_inventory = 0.003, tick = 0.01, offset_ticks = 0, requote_ticks = 1 }
+"""
+
+
+def test_the_quoting_example_runs_live_and_in_the_backtester(tmp_path, shm_name):
+    import subprocess as sp
+    import sys
+
+    import numpy as np
+
+    from pipeline.backtest import synth
+    cfg = _config(tmp_path, shm_name, QUOTER, risk="throttle_orders = 20\n")
+    shutil.copy(REPO / "examples" / "strategies" / "quoting.py", tmp_path / "strategies")
+    s = _run(tmp_path, cfg, 12, "live")
+    rep, st = _strategy(s)
+    gw = s["roles"]["gateway"]["report"]
+    assert rep["feedback_synced"] and rep["bad_intents"] == 0
+    assert rep["replaces"] > 0 and rep["order_events"] > rep["replaces"]
+    assert s["totals"]["orders"] > rep["replaces"]          # post-only quotes reached the venue
+    pos = gw["positions"].get("BTCUSDT", {}).get("qty", 0.0)
+    assert st["net_qty"] == pytest.approx(pos, abs=1e-12)   # inventory = the fills
+    assert -1e-12 <= pos <= 0.003 + 1e-12                   # within its limit, never short
+    assert gw["open_orders"] == []                          # cancelled at shutdown
+    # the same file in the backtester, on an L2 session
+    np.save(tmp_path / "l2.npy", synth.l2_session(30_000, seed=3))
+    p = sp.run([sys.executable, str(REPO / "scripts" / "backtest.py"), "--data",
+                str(tmp_path / "l2.npy"), "--strategy", str(tmp_path / "strategies" /
+                                                             "quoting.py") + ":Quoter",
+                "--param", "size=0.01", "--param", "max_inventory=0.03", "--latency-ms", "1",
+                "--quiet", "--json", str(tmp_path / "bt.json")], cwd=REPO, capture_output=True,
+               text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    doc = json.loads((tmp_path / "bt.json").read_text())
+    assert doc["engine"] == "event" and doc["metrics"]["fills"] > 20

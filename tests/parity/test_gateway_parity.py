@@ -220,7 +220,8 @@ def test_fuzzed_messages_give_only_reason_codes(lim, data, ref_mono):
     st.integers(-(2**63), 2**63 - 1), st.integers(-(2**63), 2**63 - 1),
     st.floats(allow_nan=True, allow_infinity=True), st.floats(allow_nan=True, allow_infinity=True),
     st.integers(0, 2**32 - 1), st.integers(0, 3), st.integers(0, 255), st.integers(-128, 127),
-    st.integers(0, 255), st.integers(0, 255), st.integers(0, 255)))
+    st.integers(0, 255), st.integers(0, 255), st.integers(0, 255), st.integers(0, 255),
+    st.integers(0, 2**16 - 1)))
 def test_every_field_value_gives_a_reason_code(fields):
     msg = SIGNAL_STRUCT.pack(*fields)
     engines = [RiskEngine(max_gross_notional=1e9, collar_bps=1e4, ref_stale_ns=10**12,

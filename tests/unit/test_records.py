@@ -33,7 +33,7 @@ def test_signal_offsets_match_pxd():
 
 def test_signal_struct_is_built_from_the_dtype_and_packs_the_same_bytes():
     rec = np.zeros(1, dtype=SIGNAL_DTYPE)
-    values = (7, 8, 9, 10, 11, 12, 0.25, 50_000.5, 3, 4, 2, -1, 1, 1, 1)
+    values = (7, 8, 9, 10, 11, 12, 0.25, 50_000.5, 3, 4, 2, -1, 1, 1, 1, 2, 300)
     for name, v in zip(SIGNAL_FIELDS, values):
         rec[name] = v
     assert SIGNAL_STRUCT.pack(*values) == rec.tobytes()

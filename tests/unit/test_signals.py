@@ -23,7 +23,8 @@ sig_st = st.builds(
     S.Signal, epoch=i64, seq=i64, trigger_seq=i64, trigger_mono=i64, created_mono=i64,
     ttl_ns=i64, qty=st.floats(allow_nan=False), price=st.floats(allow_nan=False),
     strategy_id=u32, symbol=u32, venue=st.integers(0, 255), side=st.sampled_from([1, -1]),
-    order_type=st.integers(0, 255), tif=st.integers(0, 255), version=st.just(SIGNAL_VERSION))
+    order_type=st.integers(0, 255), tif=st.integers(0, 255), version=st.just(SIGNAL_VERSION),
+    action=st.integers(0, 255), replace_back=st.integers(0, 2**16 - 1))
 
 
 def chan() -> str:
