@@ -68,7 +68,9 @@ def _signal(a: bytes, now: int, seq: int) -> bytes:
     trig_mono = _pick([0, now - 1000, now - 5 * 10**9, now + 5], a[0] >> 4)
     return SIGNAL_STRUCT.pack(epoch, s, a[1], trig_mono, created, ttl, qty, price, strategy,
                               symbol, venue, side, otype, tif,
-                              SIGNAL_VERSION if a[2] & 0x80 == 0 else a[3])
+                              SIGNAL_VERSION if a[2] & 0x80 == 0 else a[3],
+                              _pick([0, 0, 0, 1, 2, 255], a[11] >> 4),      # action
+                              _pick([0, 0, 1, 65535], a[10] >> 4))          # replace_back
 
 
 def _both(engines, name, *args):
