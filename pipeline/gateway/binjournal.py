@@ -415,7 +415,7 @@ def open_journal(gcfg, path: str | Path, *, redact: Callable[[str], str] | None 
     """The journal `[gateway] journal_format` asks for: BinaryJournal ("binary") or the JSON-lines
     Journal ("jsonl"), with the config's fsync policy (or `fsync`)."""
     from pipeline.gateway.journal import Journal
-    cls = BinaryJournal if getattr(gcfg, "journal_format", "jsonl") == "binary" else Journal
+    cls = BinaryJournal if getattr(gcfg, "journal_format", "binary") == "binary" else Journal
     return cls(path, fsync=fsync or gcfg.journal_fsync, fsync_ms=gcfg.journal_fsync_ms,
                redact=redact)
 
