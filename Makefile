@@ -1,13 +1,14 @@
 # The README's commands. Everything runs inside .venv in the checkout.
 #   make demo   set up, build, and run the pipeline against the embedded simulator
 #   make test   set up, build, and run the test suite
+#   make fuzz   coverage-guided fuzzing (atheris) of the parsers and the risk kernel, FUZZ_SECONDS each
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: demo bus-demo test build bench soak clean annotate venv
+.PHONY: demo bus-demo test build bench soak clean annotate venv fuzz fuzz-seed
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +44,21 @@ bus-demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Each harness for FUZZ_SECONDS (default 300): new inputs go to fuzz/work/<harness> (not kept),
+# the stored corpus fuzz/corpus/<harness> is read; a crash is written to fuzz/artifacts/ and stops
+# the run (docs/testing.md: fix it, then keep the input in the corpus as crash-<what>).
+FUZZ_SECONDS ?= 300
+FUZZ_HARNESSES ?= ws_binance ws_okx rest_reply risk_kernel
+fuzz: $(STAMP)
+	@mkdir -p fuzz/artifacts
+	@for h in $(FUZZ_HARNESSES); do echo "== fuzz $$h ($(FUZZ_SECONDS) s)"; mkdir -p fuzz/work/$$h; \
+	  $(PY) -m fuzz.$$h fuzz/work/$$h fuzz/corpus/$$h -max_total_time=$(FUZZ_SECONDS) \
+	    -max_len=8192 -rss_limit_mb=2048 -artifact_prefix=fuzz/artifacts/$$h- -print_final_stats=1 \
+	    || exit 1; done
+
+fuzz-seed: $(STAMP)
+	$(PY) -m fuzz.seed
 
 # The chaos soak (scripts/soak.py, docs/trading-box.md): roles killed and stopped at random,
 # venue faults injected, then the venue and the journal compared.

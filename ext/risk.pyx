@@ -520,6 +520,7 @@ cdef class RiskEngine:
         cdef SignalRecord s
         cdef Py_buffer view
         cdef int64_t now
+        self.last_gap = 0                       # as the twin: a refused message reports no gap
         try:
             if PyLong_Check(now_mono):
                 now = now_mono

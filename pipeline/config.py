@@ -99,7 +99,8 @@ class GatewayConfig:
 
     venue: str = "SIM"                     # Venue name of the registry (SIM / BINANCE)
     symbols: list[str] = field(default_factory=lambda: ["BTCUSDT"])   # venue spelling
-    channel: str = "pipeline-signals"      # signal channel: PULL on ipc://@<channel> (+ .ctl)
+    channel: str = "pipeline-signals"      # signal channel: PULL on /tmp/pipeline-<uid>/<channel>/sig
+                                           # (+ ctl), private; pipeline/bus/channel.py
     rest_url: str = "https://api.binance.com"
     ws_api_url: str = "wss://ws-api.binance.com:443/ws-api/v3"
     ca_bundle: str = ""                    # PEM file of CAs to trust for the venue's TLS ("" =
@@ -122,8 +123,8 @@ class GatewayConfig:
     kill_file: str = ""                    # its existence → HALTED ("" = <state_dir>/KILL)
     journal_fsync: Literal["always", "interval", "never"] = "interval"
     journal_fsync_ms: int = 200            # interval policy: fsync at most this often
-    journal_format: Literal["jsonl", "binary"] = "jsonl"   # journal.jsonl, or journal.bin (fixed
-                                           # binary records, mmap'ed; export: `... gateway journal`)
+    journal_format: Literal["jsonl", "binary"] = "binary"  # journal.bin (fixed binary records,
+                                           # mmap'ed; export: `... gateway journal`) or journal.jsonl
     connect_timeout_s: float = 1.0         # every HTTP request and WebSocket connect
     request_timeout_s: float = 2.0         # reading a response; past it the outcome is UNKNOWN
     clock_samples: int = 5                 # /api/v3/time samples per sync (median, >= 3)
@@ -651,7 +652,7 @@ class StrategyInstanceConfig:
 class StrategyConfig:
     """The strategy process ([strategy])."""
 
-    channel: str = "pipeline-signals"  # signal channel: ipc://@<channel> (+ .ctl for READY)
+    channel: str = "pipeline-signals"  # signal channel: /tmp/pipeline-<uid>/<channel>/{sig,ctl}
     wait: WaitName | None = None       # ring wait strategy; None = use [reader].wait
     sndhwm: int = 1000                 # PUSH high-water mark (signals queued towards the gateway)
     linger_ms: int = 200               # PUSH LINGER: bounds shutdown with the gateway absent
@@ -672,7 +673,7 @@ class StrategyConfig:
 
     def __post_init__(self) -> None:
         if not self.channel or "/" in self.channel or "@" in self.channel or ":" in self.channel:
-            raise ValueError(f"channel must be a plain name (it becomes ipc://@<channel>), "
+            raise ValueError(f"channel must be a plain name (it names the channel's socket directory), "
                              f"got {self.channel!r}")
         if not 0 <= self.linger_ms <= 2000:
             raise ValueError(f"linger_ms must be within 0..2000, got {self.linger_ms}")

@@ -312,7 +312,7 @@ class Progress:
 
 def run_e2e(orders: int, window: int, journal_fsync: str, transport: str, *, rate: float = 0.0,
             stall_s: float = 30.0, on_ready: Callable[[Any], None] | None = None,
-            journal_format: str = "jsonl", order_connections: int = 2) -> dict:
+            journal_format: str = "binary", order_connections: int = 2) -> dict:
     from pipeline.gateway.testing import BUY, SELL, SIM_DEFAULTS, GatewayProc, StrategySide
     from pipeline.sim.testing import start_sim
     from pipeline.telemetry.latency import load, summarize
@@ -498,8 +498,9 @@ def main(argv=None) -> int:
                      help="signals allowed ahead of the gateway (default 64)")
     e2e.add_argument("--journal-fsync", default="interval", choices=("always", "interval", "never"))
     e2e.add_argument("--transport", default="rest", choices=("rest", "ws_api"))
-    e2e.add_argument("--journal-format", default="jsonl", choices=("jsonl", "binary"),
-                     help="the gateway's journal: JSON lines (default) or the binary journal")
+    e2e.add_argument("--journal-format", default="binary", choices=("jsonl", "binary"),
+                     help="the gateway's journal: the binary journal (default, the gateway's "
+                          "own default: the compiled signal-to-socket path) or JSON lines")
     e2e.add_argument("--order-connections", type=int, default=2,
                      help="REST: keep-alive connections the order wire holds (default 2)")
     e2e.add_argument("--rate", type=float, default=0.0,

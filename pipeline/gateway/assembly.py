@@ -49,7 +49,7 @@ class GatewayError(RuntimeError):
 
 def state_paths(gcfg) -> dict[str, Path]:
     d = Path(gcfg.state_dir)
-    journal = d / ("journal.bin" if getattr(gcfg, "journal_format", "jsonl") == "binary"
+    journal = d / ("journal.bin" if getattr(gcfg, "journal_format", "binary") == "binary"
                    else "journal.jsonl")
     return {"dir": d, "journal": journal, "status": d / "status.json",
             "lock": d / "gateway.lock", "pid": d / "gateway.pid",

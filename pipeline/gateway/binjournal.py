@@ -371,7 +371,8 @@ class BinaryJournal(SyncPolicy):
         """An ORDER record the compiled order path wrote through `self.w` (ext/orderpath.pyx
         send): counted, and due for the next sync unless `synced` (msync'ed under "always")."""
         self.records += 1
-        self._dirty = not (synced and self.policy == "always")
+        # a record written earlier (a gap, ...) may still be unsynced: never clear that here
+        self._dirty = self._dirty or not (synced and self.policy == "always")
 
     @property
     def pending(self) -> int:
@@ -415,7 +416,7 @@ def open_journal(gcfg, path: str | Path, *, redact: Callable[[str], str] | None 
     """The journal `[gateway] journal_format` asks for: BinaryJournal ("binary") or the JSON-lines
     Journal ("jsonl"), with the config's fsync policy (or `fsync`)."""
     from pipeline.gateway.journal import Journal
-    cls = BinaryJournal if getattr(gcfg, "journal_format", "jsonl") == "binary" else Journal
+    cls = BinaryJournal if getattr(gcfg, "journal_format", "binary") == "binary" else Journal
     return cls(path, fsync=fsync or gcfg.journal_fsync, fsync_ms=gcfg.journal_fsync_ms,
                redact=redact)
 

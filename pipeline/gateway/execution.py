@@ -40,7 +40,9 @@ from pipeline.gateway.positions import Book, Fill
 from pipeline.gateway.rest import Outcome, Reply, RestClient
 from pipeline.gateway.wire import Wire
 from pipeline.logs import order_log
-from pipeline.records import JournalVia
+from pipeline.records import JournalVia, TradingState
+
+HALTED_STATE = int(TradingState.HALTED)
 
 log = logging.getLogger(__name__)
 SIDES = {1: "BUY", -1: "SELL"}
@@ -389,6 +391,31 @@ class Execution:
             wire.arm()
         return (path.journal_state, ws, nsent, path.written_ns, conn, reply)
 
+    @staticmethod
+    def taken_failed(path, exc: Exception) -> tuple:
+        """wire_taken's answer when it failed itself: the order counts as out (UNKNOWN,
+        resolved by a status query) unless OrderPath.send wrote nothing on a connection."""
+        ws = path.wire_state
+        out = ws == W_SENT or ws == W_SHORT or ws == W_ERROR
+        reply = Reply(Outcome.UNKNOWN, msg=f"internal error after the write: "
+                                           f"{type(exc).__name__}",
+                      written_mono=path.written_ns, done_mono=time.perf_counter_ns()) if out \
+            else None
+        return (path.journal_state, ws, path.sent, path.written_ns, None, reply)
+
+    @staticmethod
+    def maybe_out(sent: tuple | None) -> bool:
+        """Whether some of the order's bytes may have reached the venue (OrderPath.send wrote
+        on a connection, or the rest of a short write failed): then it is booked and tracked
+        whatever happens next, never refused as if it had not been sent."""
+        return sent is not None and (sent[1] == W_SENT or sent[1] == W_SHORT
+                                     or sent[1] == W_ERROR or sent[5] is not None)
+
+    @staticmethod
+    def journalled(sent: tuple | None) -> bool:
+        """Whether OrderPath.send wrote the order's write-ahead ORDER record."""
+        return sent is not None and (sent[0] == J_WRITTEN or sent[0] == J_SYNC_FAILED)
+
     def unbooked(self, cid: str, sent: tuple) -> None:
         """An order the compiled path journalled (and maybe wrote) whose client id names an order
         in the book: cannot happen (the kernel refuses a duplicate signal); counted, logged, and
@@ -426,6 +453,9 @@ class Execution:
                 self.inflight.pop(order.cid, None)
         elif wstate == W_ERROR:
             reply = self.wire.failed(conn, written, OSError(-nsent, os.strerror(-nsent)))
+        elif self.risk.state == HALTED_STATE:    # halted by an earlier order of its batch
+            reply = Reply(Outcome.NOT_SENT, msg="HALTED before it was sent",
+                          done_mono=time.perf_counter_ns())
         else:                                    # no connection ready / it was closed
             if ws:
                 self.heartbeat()

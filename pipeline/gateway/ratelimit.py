@@ -32,7 +32,7 @@ from typing import Mapping
 log = logging.getLogger(__name__)
 
 
-_HDR = re.compile(r"^x-mbx-(used-weight|order-count)-(\d+)([smhd])$", re.I)
+_HDR = re.compile(r"^x-mbx-(used-weight|order-count)-0*([1-9]\d{0,5})([smhd])$", re.I)
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
@@ -86,6 +86,8 @@ class HostGate:
                 kind = {"REQUEST_WEIGHT": "weight", "ORDERS": "orders"}[lim["rateLimitType"]]
                 secs = int(lim["intervalNum"]) * {"SECOND": 1, "MINUTE": 60, "HOUR": 3600,
                                                   "DAY": 86400}[lim["interval"]]
+                if secs <= 0:
+                    continue                  # no such window (intervalNum 0 or negative)
                 self.used[(kind, secs)] = (int(lim["count"]), int(now // secs))
             except (KeyError, TypeError, ValueError):
                 continue

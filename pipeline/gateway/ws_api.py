@@ -48,8 +48,15 @@ def ws_reply(msg: dict, gate: HostGate, redact: Callable[[str], str], written: i
              done: int) -> Reply:
     """One WS-API answer as a Reply: the venue's rate-limit counters go to the gate (and a 429 /
     418 closes it), the status and error map to an Outcome, the message is redacted."""
-    status = int(msg.get("status") or 0)
-    gate.observe_ws_limits(msg.get("rateLimits") or [])
+    try:
+        status = int(msg.get("status") or 0)
+    except (TypeError, ValueError, OverflowError):
+        # not an HTTP-like status (a venue bug): whether the request took effect is not known
+        return Reply(Outcome.UNKNOWN, 0, 0, redact(f"malformed WS-API answer: status "
+                                                   f"{str(msg.get('status'))[:40]!r}"),
+                     None, {}, written, done)
+    limits = msg.get("rateLimits")
+    gate.observe_ws_limits(limits if isinstance(limits, list) else [])
     err = msg.get("error")
     err = err if isinstance(err, dict) else None
     outcome, code, text = classify(status, err)

@@ -54,6 +54,7 @@ ROLE_MODULES = {
     "gateway": "pipeline.gateway",
     "recorder": "pipeline.collector.recorder",
 }
+SIGNAL_ROLES = ("gateway", "strategy", "command")   # get the run's signal-channel token
 DEFAULT_START = ("sim", "gateway", "strategy", "recorder", "collector", "command")
 DEFAULT_STOP = ("collector", "strategy", "gateway", "recorder", "command", "sim")
 
@@ -129,10 +130,14 @@ class Launcher:
     tap: object | None = None           # telemetry.market.PriceTap: the run's trade prices
     started_ns: int = 0                 # CLOCK_REALTIME at start (this run's journal records)
     instruments_path: Path | None = None      # the run's instrument cache, once loaded
+    # the run's signal-channel token (pipeline.bus.channel): only in the env of the roles that
+    # speak on the channel, never logged, never in repr
+    _signal_token: str = field(default="", repr=False)
 
     # ------------------------------------------------------------------ setup
     def __post_init__(self) -> None:
         self.run_dir = Path(self.cfg.launcher.run_dir)
+        self._signal_token = self._make_signal_token()
         self.log_dir = logs.launcher_log_dir(self.cfg)
         if not self.cfg.roles:
             raise LaunchError(f"{self.config_path}: no [roles.*] to launch")
@@ -317,6 +322,10 @@ class Launcher:
             why=f"left by a dead run of {self.config_path}")
         for i in removed:
             self._event("stale_segment_removed", segment=i.name, owner=i.owner_pid)
+        if any(r.spec.kind == "gateway" for r in self.roles.values()):
+            from pipeline.bus import channel
+            if channel.remove_stale(self.cfg.gateway.channel):   # a killed gateway's sockets
+                self._event("stale_channel_removed", channel=self.cfg.gateway.channel)
         return removed
 
     def secret_env_names(self) -> set[str]:
@@ -350,8 +359,23 @@ class Launcher:
             raise LaunchError(f"{self.config_path}: the gateway's credentials are missing: set "
                               f"{' and '.join(missing)} or gateway.credentials_file")
 
+    @staticmethod
+    def _make_signal_token() -> str:
+        """A new random token per run, or the one in the launcher's own environment (so a tool
+        outside the run, e.g. a test, can be given the same one)."""
+        from pipeline.bus import channel
+        try:
+            inherited = channel.env_token()
+        except channel.ChannelSecurityError as exc:
+            raise LaunchError(f"${channel.ENV_TOKEN}: {exc}") from None
+        return inherited.decode() if inherited else channel.new_token()
+
     def _env(self, role: Role) -> dict[str, str]:
+        from pipeline.bus import channel
         env = dict(os.environ)
+        env.pop(channel.ENV_TOKEN, None)
+        if role.spec.kind in SIGNAL_ROLES:          # the ends of the signal channel only
+            env[channel.ENV_TOKEN] = self._signal_token
         for name in self.secret_env_names():      # secrets live only in the gateway
             if role.spec.kind != "gateway" or name == self.cfg.alerts.telegram_token_env:
                 env.pop(name, None)

@@ -137,8 +137,12 @@ class StrategyProcess:
         try:
             reader = self.reader = ring.reader(wait=wait, max_batch=self.cfg.reader.max_batch)
             buf = np.empty(self.cfg.reader.max_batch, dtype=TICK_DTYPE)
+            # the channel token comes from the launcher ($PIPELINE_SIGNAL_TOKEN) or a standalone
+            # gateway's token file; the HELLO announces every instance's id (the gateway refuses
+            # signals of ids no HELLO announced)
             sender = self.sender = SignalSender(
                 scfg.channel, strategy_id=self.strategies[0].strategy_id if self.strategies else 0,
+                strategy_ids=tuple(st.strategy_id for st in self.strategies),
                 sndhwm=scfg.sndhwm, linger_ms=scfg.linger_ms, hello_every_s=scfg.hello_every_s)
             for st in self.strategies:
                 st.epoch = sender.epoch    # one epoch per process; each instance its own seq

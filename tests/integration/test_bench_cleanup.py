@@ -81,6 +81,9 @@ def test_e2e_bench_that_raises_stops_its_processes_and_removes_its_signal_ring()
 
     def fail(gw):           # the gateway is up and owns its ring: now the benchmark breaks
         seen["ring"] = f"/dev/shm/{gw.channel}.sig"
+        seen["evt"] = f"/dev/shm/{gw.channel}.evt"          # the order-event ring
+        from pipeline.bus import channel
+        seen["dir"] = channel.channel_dir(gw.channel, create=False)   # its socket directory
         seen["gateway"] = psutil.Process(gw.proc.pid)
         seen["sim"] = psutil.Process(gw.sim.proc.pid)
         assert os.path.exists(seen["ring"])
@@ -90,7 +93,8 @@ def test_e2e_bench_that_raises_stops_its_processes_and_removes_its_signal_ring()
 
     with pytest.raises(RuntimeError, match="forced failure"):
         bench.run_e2e(100, 16, "never", "rest", on_ready=fail)
-    assert not os.path.exists(seen["ring"])
+    assert not os.path.exists(seen["ring"]) and not os.path.exists(seen["evt"])
+    assert not seen["dir"].exists()
     assert not alive({seen["gateway"], seen["sim"]})
 
 

@@ -19,6 +19,9 @@ OKX = int(Venue.OKX)
 
 def okx_gw(gw_factory, sim, **kw):
     env = {"PIPELINE_API_PASSPHRASE": SIM_TEST_PASSPHRASE, **kw.pop("env", {})}
+    # these tests read the request's OKX body from the journal: the JSON-lines journal keeps it
+    # (the binary ORDER record keeps the request's fields, not its body)
+    kw.setdefault("journal_format", "jsonl")
     return gw_factory(venue="OKX", symbols=["BTC-USDT"], ws_api_url=sim.ws_url + ox.PRIVATE_WS_PATH,
                       env=env, okx_demo=True, **kw)
 
