@@ -434,7 +434,6 @@ class Execution:
         sent, send() stamp, the connection). What it could not do is done here as _write would
         (a journal with no room: grown and written; no connection: the wire's put)."""
         jstate, wstate, nsent, written, conn, reply = sent
-        ws = self.ws is not None
         if jstate != J_WRITTEN and jstate != J_SYNC_FAILED:     # nothing journalled or sent
             return self.submit(order, body)
         order.attempts += 1
@@ -457,18 +456,8 @@ class Execution:
             reply = Reply(Outcome.NOT_SENT, msg="HALTED before it was sent",
                           done_mono=time.perf_counter_ns())
         else:                                    # no connection ready / it was closed
-            if ws:
-                self.heartbeat()
-            reply = self._send(order, body)
-            if ws:
-                self.heartbeat()
-        if reply is None or reply.outcome is not Outcome.NOT_SENT:
-            order_log("SENT", order.cid, symbol=order.symbol, side=SIDES.get(order.side),
-                      qty=order.qty, price=None if order.price != order.price else order.price,
-                      attempt=order.attempts, via="ws_api" if ws else "rest")
-        if reply is None:
-            return None
-        return self.on_reply(order, reply)
+            reply = self._beating(self._send, order, body)
+        return self._after_send(order, reply)
 
     def _journal_order(self, order: Order) -> None:
         """The binary journal's write-ahead ORDER record: the signal accepted, the order and this
@@ -485,16 +474,26 @@ class Execution:
     def submit(self, order: Order, body: bytes) -> Reply | None:
         """Write the order and act on the answer (one -1021 retry). Returns the final reply, or
         None when the order went to the wire (its reply is acted on by `pump`)."""
-        ws = self.ws is not None        # REST calls stamp the heartbeat themselves (on_io)
-        if ws:
+        reply = self._beating(self._write, order, body)
+        return self._after_send(order, reply)
+
+    def _beating(self, send, order: Order, body: bytes) -> Reply | None:
+        """`send(order, body)` with the heartbeat stamped around it on the WS-API (REST calls
+        stamp it themselves, on_io)."""
+        if self.ws is not None:
             self.heartbeat()
-        reply = self._write(order, body)
-        if ws:
+        reply = send(order, body)
+        if self.ws is not None:
             self.heartbeat()
+        return reply
+
+    def _after_send(self, order: Order, reply: Reply | None) -> Reply | None:
+        """The SENT log line (unless nothing went out), then the answer acted on, or None when
+        the wire brings it back later (`pump`)."""
         if reply is None or reply.outcome is not Outcome.NOT_SENT:
             order_log("SENT", order.cid, symbol=order.symbol, side=SIDES.get(order.side),
                       qty=order.qty, price=None if order.price != order.price else order.price,
-                      attempt=order.attempts, via="ws_api" if ws else "rest")
+                      attempt=order.attempts, via="ws_api" if self.ws is not None else "rest")
         if reply is None:
             return None
         return self.on_reply(order, reply)
