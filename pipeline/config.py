@@ -268,6 +268,9 @@ class RestartPolicy:
             raise ValueError("restart_policy: fresh_within_s must be > 0")
 
 
+ROLE_SECTIONS = ("ring", "reader", "collector", "gateway", "strategy", "risk")
+
+
 @dataclass(frozen=True)
 class RoleSpec:
     """One process the launcher starts: [roles.<name>]."""
@@ -287,8 +290,16 @@ class RoleSpec:
     stop_timeout: float = 5.0       # SIGTERM → SIGKILL after this many seconds
     command: list[str] = field(default_factory=list)  # kind = "command": argv to exec
     args: list[str] = field(default_factory=list)     # extra CLI args for the role's main
+    # this role's own sections over the file's ([roles.<name>.config.gateway] ...): several
+    # collectors / gateways in one run, one per venue (PipelineConfig.for_role; tables merge
+    # key by key, anything else replaces). Sections: ROLE_SECTIONS
+    config: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        bad = sorted(set(self.config) - set(ROLE_SECTIONS))
+        if bad:
+            raise ValueError(f"config: {bad[0]!r} cannot be set per role (only "
+                             f"{', '.join(ROLE_SECTIONS)})")
         if self.kind == "command" and not self.command:
             raise ValueError("a role of kind 'command' needs a command")
         if self.restart == "on-failure" and self.kind in NEVER_RESTART:
@@ -670,11 +681,27 @@ class StrategyConfig:
     # gateway offers them (pipeline/strategy/feedback.py)
     instances: list[StrategyInstanceConfig] = field(
         default_factory=lambda: [StrategyInstanceConfig()])
+    # several venues in one run (docs/architecture.md, "Several venues at once"): the tick rings
+    # read besides [ring].name (one per collector), and each venue's gateway channel
+    rings: list[str] = field(default_factory=list)       # more tick rings (names) to read
+    channels: dict[str, str] = field(default_factory=dict)   # venue → the signal channel of
+    #                                  its gateway; a venue not named here uses `channel`
+
+    def channel_of(self, venue: str) -> str:
+        """The signal channel of the gateway that trades `venue` (a registry venue name)."""
+        return self.channels.get(venue.upper(), self.channel)
 
     def __post_init__(self) -> None:
-        if not self.channel or "/" in self.channel or "@" in self.channel or ":" in self.channel:
-            raise ValueError(f"channel must be a plain name (it names the channel's socket directory), "
-                             f"got {self.channel!r}")
+        for ch in (self.channel, *self.channels.values()):
+            if not ch or "/" in ch or "@" in ch or ":" in ch:
+                raise ValueError(f"channel must be a plain name (it names the channel's socket "
+                                 f"directory), got {ch!r}")
+        bad = [v for v in self.channels if v != v.upper() or v not in _VENUE_NAMES]
+        if bad:
+            raise ValueError(f"channels: {bad[0]!r} is not a venue (one of "
+                             f"{', '.join(_VENUE_NAMES)}, upper case)")
+        if len(set(self.rings)) != len(self.rings):
+            raise ValueError(f"rings must not repeat a ring, got {self.rings}")
         if not 0 <= self.linger_ms <= 2000:
             raise ValueError(f"linger_ms must be within 0..2000, got {self.linger_ms}")
         if self.sndhwm < 1:
@@ -753,12 +780,28 @@ class PipelineConfig:
     backtest: BacktestConfig = field(default_factory=BacktestConfig)     # issue 6
     alerts: AlertsConfig = field(default_factory=AlertsConfig)           # issue 14
 
+    def for_role(self, name: str) -> "PipelineConfig":
+        """What role `name` reads: the file's sections with the role's own [roles.<name>.config]
+        over them (itself when the role has none). Built and checked at load."""
+        view = getattr(self, "_views", {}).get(name)
+        return view if view is not None else getattr(self, "_base", self)
+
+    @property
+    def role_name(self) -> str:
+        """The role this view is of ("" = the file as the launcher reads it)."""
+        return getattr(self, "_role", "")
+
 
 # ----------------------------------------------------------------------------- loading
 
 
-def load(path: str | Path, cls: type = PipelineConfig) -> Any:
-    """Read a TOML file into `cls` (PipelineConfig by default)."""
+ENV_ROLE = "PIPELINE_ROLE"     # set by the launcher for each role it starts
+
+
+def load(path: str | Path, cls: type = PipelineConfig, role: str | None = None) -> Any:
+    """Read a TOML file into `cls` (PipelineConfig by default). A PipelineConfig is the view of
+    `role` (default: $PIPELINE_ROLE, which the launcher sets for each role it starts; a role
+    without [roles.<name>.config], or no role, reads the file as it is)."""
     path = Path(path)
     try:
         with path.open("rb") as f:
@@ -767,15 +810,52 @@ def load(path: str | Path, cls: type = PipelineConfig) -> Any:
         raise ConfigError(f"{path}: no such config file") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
-    return from_dict(cls, data, source=str(path))
+    return _root(cls, data, str(path), role)
 
 
-def loads(text: str, cls: type = PipelineConfig, source: str = "<string>") -> Any:
+def loads(text: str, cls: type = PipelineConfig, source: str = "<string>",
+          role: str | None = None) -> Any:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: invalid TOML: {exc}") from None
-    return from_dict(cls, data, source=source)
+    return _root(cls, data, source, role)
+
+
+def _overlay(base: dict, over: dict) -> dict:
+    """`over` on `base`: tables merge key by key, any other value (arrays included) replaces."""
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _overlay(base[k], v) if isinstance(v, dict) and isinstance(base.get(k), dict) \
+            else v
+    return out
+
+
+def _root(cls: type, data: Any, source: str, role: str | None) -> Any:
+    """The file's config with every role's view (for_role) built and checked now: an error in
+    one role's own sections names the role, before anything starts."""
+    cfg = from_dict(cls, data, source=source)
+    if cls is not PipelineConfig:
+        return cfg
+    views: dict[str, PipelineConfig] = {}
+    for name, spec in cfg.roles.items():
+        if spec.config:
+            try:
+                view = from_dict(cls, _overlay(data, spec.config), source=source)
+            except ConfigError as exc:
+                raise ConfigError(f"{exc} (in the view of role {name}: [roles.{name}.config] "
+                                  "over the file's sections)") from None
+            object.__setattr__(view, "_role", name)
+            object.__setattr__(view, "_base", cfg)
+            views[name] = view
+    for c in (cfg, *views.values()):
+        object.__setattr__(c, "_views", views)
+    if role is None:
+        import os
+        role = os.environ.get(ENV_ROLE, "")
+    elif role and role not in cfg.roles:
+        raise ConfigError(f"{source}: no role {role!r} (roles: {', '.join(cfg.roles) or 'none'})")
+    return cfg.for_role(role) if role else cfg
 
 
 def from_dict(cls: type, data: Any, source: str = "<dict>", where: str = "") -> Any:
