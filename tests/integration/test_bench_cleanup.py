@@ -61,7 +61,15 @@ def test_interrupted_e2e_bench_stops_its_processes_and_removes_its_signal_ring(t
         assert any("pipeline.gateway" in " ".join(k.cmdline()) for k in kids)
         time.sleep(0.5)                          # orders are flowing
         p.send_signal(signum)                    # the bench only: its children see nothing
-        _, err = p.communicate(timeout=60)
+        try:
+            _, err = p.communicate(timeout=60)
+        except subprocess.TimeoutExpired:        # stuck: say where (its faulthandler), then fail
+            p.send_signal(signal.SIGUSR1)
+            time.sleep(1)
+            p.kill()
+            _, err = p.communicate(timeout=10)
+            pytest.fail(f"the bench did not exit within 60 s of {signum.name}; its stacks:\n"
+                        f"{err[-6000:]}")
     finally:
         if p.poll() is None:
             p.kill()
