@@ -33,6 +33,7 @@ import signal
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")      # numpy's BLAS threads must not spin
 
 import argparse  # noqa: E402
+import faulthandler  # noqa: E402
 import gc  # noqa: E402
 import hashlib  # noqa: E402
 import hmac  # noqa: E402
@@ -514,6 +515,8 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if args.e2e:
         signal.signal(signal.SIGTERM, _interrupt)     # SIGTERM cleans up like Ctrl-C
+        signal.signal(signal.SIGINT, _interrupt)      # Ctrl-C, even if started with it ignored
+        faulthandler.register(signal.SIGUSR1, all_threads=True)   # where is it? (a stuck run)
         if args.okx:
             sys.path.insert(0, str(Path(__file__).resolve().parent))
             from bench_okx import e2e as okx_e2e

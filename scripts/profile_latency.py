@@ -163,6 +163,7 @@ def main(argv=None) -> int:
         # outside a run (the launcher has its own handlers while one runs) SIGTERM ends the
         # profiler like Ctrl-C: nothing of a run is left behind
         signal.signal(signal.SIGTERM, _interrupt)
+        signal.signal(signal.SIGINT, _interrupt)   # Ctrl-C, even if started with SIGINT ignored
         try:
             runs = _run_variants(args.config, cfg, variants, seconds)
         except KeyboardInterrupt:
