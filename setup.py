@@ -18,7 +18,7 @@ NATIVE = os.environ.get("PIPELINE_NATIVE") == "1"
 ANNOTATE = os.environ.get("PIPELINE_ANNOTATE") == "1"
 
 # Per-module link libraries (OpenSSL's libcrypto for the signing kernel).
-LIBRARIES = {"sign": ["crypto"]}
+LIBRARIES = {"sign": ["crypto"], "okx_sign": ["crypto"]}
 
 cflags = ["-O0", "-g"] if DEBUG else ["-O3"]
 if NATIVE:

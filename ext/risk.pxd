@@ -34,13 +34,15 @@ cdef enum:
     R_PRICE_COLLAR = 25
     R_POSITION_LIMIT = 26
     R_GROSS_EXPOSURE = 27
-    R_THROTTLED = 28
+    R_RATE_LIMIT = 28
     R_RUNAWAY = 29
     # CLIENT_ID_REUSED / ENCODE are judged after the kernel (the order book, the signer)
     R_CLIENT_ID_REUSED = 30
     R_HOST_CLOSED = 31
     R_RATE_BUDGET = 32
     R_ENCODE = 33
+    R_STALE_TRIGGER = 34        # the signal's trigger tick older than the symbol's max_tick_age_ns
+    R_DUPLICATE_ORDER = 35      # an identical order of the same strategy within duplicate_window_ns
 
 # ---------------------------------------------------------------- STATES (reasons.TradingState)
 cdef enum:
@@ -52,8 +54,15 @@ cdef enum:
     MAX_SYMBOLS = 256           # instrument table (id 0 = none)
     MAX_STRATEGIES = 16         # duplicate filter slots
     MAX_RUNAWAY_SIGNALS = 4096
+    RECENT_ORDERS = 8           # per instrument: the last accepted orders (duplicate-order filter)
 
 # ---------------------------------------------------------------- STRUCTS
+cdef struct RecentOrder:                          # an accepted order, for DUPLICATE_ORDER
+    int64_t mono                                  # 0 = empty slot
+    int64_t price_units, qty_units
+    uint32_t strategy_id
+    int32_t side, order_type
+
 cdef struct Instrument:
     bint configured
     uint8_t venue
@@ -66,11 +75,14 @@ cdef struct Instrument:
     bint min_notional_market, max_notional_market   # filters also apply to MARKET orders
     int64_t max_order_qty_units, max_position_units
     double max_order_notional
+    int64_t max_tick_age_ns                       # trigger tick older → STALE_TRIGGER (increasing)
     # live state, moved by check() (accepts) and the gateway (fills, cancels, reconcile, ticks)
     int64_t pos, open_buy, open_sell              # qty units
     double ref
     int64_t ref_mono                              # 0 = invalidated (GAP, RESYNC, STALE)
     double bid, ask                               # best bid/ask seen by apply_ticks (0 = none)
+    RecentOrder recent[RECENT_ORDERS]             # ring of the last accepted orders
+    int32_t recent_head
 
 cdef struct DedupSlot:
     uint32_t strategy_id
@@ -103,9 +115,12 @@ cdef class RiskEngine:
     # limits
     cdef readonly double max_gross_notional, collar_bps
     cdef readonly int64_t ref_stale_ns, throttle_orders, throttle_window_ns
-    cdef readonly int64_t runaway_signals, runaway_window_ns
-    # throttle (token bucket, integer: one token = throttle_window_ns units)
-    cdef int64_t tokens, throttle_last
+    cdef readonly int64_t runaway_signals, runaway_window_ns, max_tick_age_ns
+    cdef readonly int64_t duplicate_window_ns      # 0 = no duplicate-order filter
+    cdef RecentOrder recent_saved                 # the slot the last accept overwrote (probe)
+    # order-rate limit (sliding window): the last `throttle_orders` accepted order times (ring)
+    cdef int64_t *rate_times
+    cdef int64_t rate_head, rate_count
     # runaway guard: the last `runaway_signals` signal times (ring)
     cdef int64_t *run_times
     cdef int64_t run_head, run_count
@@ -124,7 +139,9 @@ cdef class RiskEngine:
     cdef bint _runaway(self, int64_t now) noexcept nogil
     cdef int _dedup_check(self, uint32_t strategy_id, int64_t epoch, int64_t seq) noexcept nogil
     cdef int _exposure(self, const Instrument *inst, int side, int64_t qu) noexcept nogil
-    cdef bint _take_token(self, int64_t now) noexcept nogil
+    cdef bint _rate_admit(self, int64_t now) noexcept nogil
+    cdef bint _is_duplicate(self, const Instrument *inst, const CheckedOrder *o,
+                            int64_t now) noexcept nogil
     cdef int64_t _apply_ticks(self, const TickRecord *t, int64_t n) noexcept nogil
     cdef int check_buffer(self, object msg, object now_mono, CheckedOrder *out) noexcept
     cdef int probe_buffer(self, object msg, object now_mono, CheckedOrder *out) noexcept

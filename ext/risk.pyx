@@ -50,9 +50,10 @@ REASON_CODES = {
     "MAX_ORDER_QTY": R_MAX_ORDER_QTY, "MAX_ORDER_NOTIONAL": R_MAX_ORDER_NOTIONAL,
     "NO_REFERENCE": R_NO_REFERENCE, "STALE_REFERENCE": R_STALE_REFERENCE,
     "PRICE_COLLAR": R_PRICE_COLLAR, "POSITION_LIMIT": R_POSITION_LIMIT,
-    "GROSS_EXPOSURE": R_GROSS_EXPOSURE, "THROTTLED": R_THROTTLED, "RUNAWAY": R_RUNAWAY,
+    "GROSS_EXPOSURE": R_GROSS_EXPOSURE, "RATE_LIMIT": R_RATE_LIMIT, "RUNAWAY": R_RUNAWAY,
     "CLIENT_ID_REUSED": R_CLIENT_ID_REUSED, "HOST_CLOSED": R_HOST_CLOSED,
-    "RATE_BUDGET": R_RATE_BUDGET, "ENCODE": R_ENCODE,
+    "RATE_BUDGET": R_RATE_BUDGET, "ENCODE": R_ENCODE, "STALE_TRIGGER": R_STALE_TRIGGER,
+    "DUPLICATE_ORDER": R_DUPLICATE_ORDER,
 }
 STATE_CODES = {"ACTIVE": ST_ACTIVE, "REDUCING": ST_REDUCING, "HALTED": ST_HALTED}
 LIMITS = {"MAX_SYMBOLS": MAX_SYMBOLS, "MAX_STRATEGIES": MAX_STRATEGIES,
@@ -187,12 +188,17 @@ cdef class RiskEngine:
         memset(self.insts, 0, sizeof(self.insts))
         memset(self.dedup, 0, sizeof(self.dedup))
         self.run_times = NULL
+        self.rate_times = NULL
 
     def __init__(self, *, max_gross_notional, collar_bps, ref_stale_ns, throttle_orders,
-                 throttle_window_ns, runaway_signals, runaway_window_ns, state=ST_ACTIVE):
+                 throttle_window_ns, runaway_signals, runaway_window_ns,
+                 max_tick_age_ns=1_000_000_000, duplicate_window_ns=0, state=ST_ACTIVE):
         from pipeline.gateway.risk_py import _validate_limits
         _validate_limits(max_gross_notional, collar_bps, ref_stale_ns, throttle_orders,
-                         throttle_window_ns, runaway_signals, runaway_window_ns, state)
+                         throttle_window_ns, runaway_signals, runaway_window_ns, state,
+                         max_tick_age_ns, duplicate_window_ns)
+        self.duplicate_window_ns = duplicate_window_ns
+        memset(&self.recent_saved, 0, sizeof(RecentOrder))
         self.max_gross_notional = float(max_gross_notional)
         self.collar_bps = float(collar_bps)
         self.ref_stale_ns = ref_stale_ns
@@ -200,9 +206,14 @@ cdef class RiskEngine:
         self.throttle_window_ns = throttle_window_ns
         self.runaway_signals = runaway_signals
         self.runaway_window_ns = runaway_window_ns
+        self.max_tick_age_ns = max_tick_age_ns
         self.state = int(state)
-        self.tokens = self.throttle_orders * self.throttle_window_ns
-        self.throttle_last = 0
+        free(self.rate_times)
+        self.rate_times = <int64_t *>calloc(throttle_orders, sizeof(int64_t))
+        if self.rate_times == NULL:
+            raise MemoryError()
+        self.rate_head = 0
+        self.rate_count = 0
         free(self.run_times)
         self.run_times = <int64_t *>calloc(runaway_signals, sizeof(int64_t))
         if self.run_times == NULL:
@@ -217,6 +228,7 @@ cdef class RiskEngine:
 
     def __dealloc__(self):
         free(self.run_times)
+        free(self.rate_times)
 
     # ------------------------------------------------------------------ state (gateway side)
     def set_state(self, state):
@@ -250,6 +262,7 @@ cdef class RiskEngine:
         i.max_order_qty_units = rules.max_order_qty_units
         i.max_position_units = rules.max_position_units
         i.max_order_notional = rules.max_order_notional
+        i.max_tick_age_ns = self.max_tick_age_ns
         self.n_ids = 0
         for k in range(1, MAX_SYMBOLS):
             if self.insts[k].configured:
@@ -261,6 +274,16 @@ cdef class RiskEngine:
                 or not self.insts[<int>symbol_id].configured:
             raise ValueError(f"symbol id {symbol_id!r} is not configured")
         return &self.insts[<int>symbol_id]
+
+    def set_max_tick_age(self, symbol_id, max_tick_age_ns):
+        """This symbol's own limit on the age of a signal's trigger tick (set_instrument gives it
+        the engine's max_tick_age_ns); ValueError outside 1..10**12 ns."""
+        from pipeline.gateway.risk_py import _check_tick_age
+        cdef Instrument *i = self._inst(symbol_id)
+        i.max_tick_age_ns = _check_tick_age(max_tick_age_ns)
+
+    def max_tick_age(self, symbol_id):
+        return self._inst(symbol_id).max_tick_age_ns
 
     def set_reference(self, symbol_id, double price, int64_t mono_ns):
         """Live reference price and its CLOCK_MONOTONIC stamp; False (ignored) for an unknown symbol,
@@ -386,6 +409,11 @@ cdef class RiskEngine:
             run = tuple(self.run_times[(self.run_head + j) % k] for j in range(k))
         else:
             run = tuple(self.run_times[j] for j in range(self.run_count))
+        k = self.throttle_orders
+        if self.rate_count >= k:
+            rate = tuple(self.rate_times[(self.rate_head + j) % k] for j in range(k))
+        else:
+            rate = tuple(self.rate_times[j] for j in range(self.rate_count))
         dd = tuple((self.dedup[j].strategy_id, self.dedup[j].epoch, self.dedup[j].seq)
                    for j in range(self.n_dedup))
         insts = []
@@ -393,10 +421,20 @@ cdef class RiskEngine:
             sid = self.ids[j]
             insts.append((sid, self.insts[sid].pos, self.insts[sid].open_buy,
                           self.insts[sid].open_sell, self.insts[sid].ref,
-                          self.insts[sid].ref_mono, self.insts[sid].bid, self.insts[sid].ask))
-        return (self.state, self.tokens, self.throttle_last, run, dd, tuple(insts), self.last_gap,
+                          self.insts[sid].ref_mono, self.insts[sid].bid, self.insts[sid].ask,
+                          self.insts[sid].max_tick_age_ns, self.insts[sid].recent_head,
+                          self._recent_tuple(sid)))
+        return (self.state, rate, run, dd, tuple(insts), self.last_gap,
                 (self.gate_host_until, self.gate_budget_until, self.gate_pace_ns,
                  self.gate_pace_until, self.gate_next))
+
+    def _recent_tuple(self, int sid):
+        cdef RecentOrder *o
+        out = []
+        for j in range(RECENT_ORDERS):
+            o = &self.insts[sid].recent[j]
+            out.append((o.mono, o.strategy_id, o.side, o.order_type, o.price_units, o.qty_units))
+        return tuple(out)
 
     def set_venue_gate(self, int64_t host_until, int64_t budget_until, int64_t pace_ns,
                        int64_t pace_until):
@@ -444,7 +482,7 @@ cdef class RiskEngine:
 
     def probe(self, msg, now_mono):
         """check() without effect: the same path and the same answer, then every state change
-        undone (runaway times, duplicate marks, throttle tokens, open quantity, HALTED by a
+        undone (runaway times, duplicate marks, order-rate window, open quantity, HALTED by a
         runaway). The gateway runs it on a dummy signal between rare real ones, so the kernel's
         code and data are in cache when a real signal comes."""
         cdef CheckedOrder out
@@ -453,7 +491,8 @@ cdef class RiskEngine:
     cdef int probe_buffer(self, object msg, object now_mono, CheckedOrder *out) noexcept:
         cdef int st = self.state, nd = self.n_dedup, r
         cdef int64_t gap = self.last_gap, gnext = self.gate_next
-        cdef int64_t tok = self.tokens, tl = self.throttle_last
+        cdef int64_t qh = self.rate_head, qc = self.rate_count
+        cdef int64_t qt = self.rate_times[self.rate_head]
         cdef int64_t rh = self.run_head, rc = self.run_count
         cdef int64_t rt = self.run_times[self.run_head]
         cdef DedupSlot dd[MAX_STRATEGIES]
@@ -463,9 +502,14 @@ cdef class RiskEngine:
         r = self.check_buffer(msg, now_mono, out)
         if r == R_ACCEPT:
             self.uncommit(out)
+            inst = &self.insts[out.symbol]
+            inst.recent_head = (inst.recent_head + RECENT_ORDERS - 1) % RECENT_ORDERS
+            inst.recent[inst.recent_head] = self.recent_saved
         self.last_gap = gap
         self.gate_next = gnext
-        self.state, self.tokens, self.throttle_last = st, tok, tl
+        self.state = st
+        self.rate_head, self.rate_count = qh, qc
+        self.rate_times[qh] = qt
         self.run_head, self.run_count = rh, rc
         self.run_times[rh] = rt
         memcpy(self.dedup, dd, nd * sizeof(DedupSlot))
@@ -547,6 +591,8 @@ cdef class RiskEngine:
         cdef bint reducing = is_reducing(inst, out.side, out.qty_units)
         if not reducing and now - inst.ref_mono > self.ref_stale_ns:
             return R_STALE_REFERENCE
+        if not reducing and s.trigger_mono > 0 and now - s.trigger_mono > inst.max_tick_age_ns:
+            return R_STALE_TRIGGER
         if out.order_type != ORDER_MARKET:
             r = check_collar(s.price, inst.ref, self.collar_bps)
             if r:
@@ -554,7 +600,9 @@ cdef class RiskEngine:
         # 10. reduce-only state
         if self.state == ST_REDUCING and not reducing:
             return R_REDUCE_ONLY
-        # 11. worst-case position and gross exposure
+        # 11. the same order again (duplicate-order filter), worst-case position, gross exposure
+        if self.duplicate_window_ns and self._is_duplicate(inst, out, now):
+            return R_DUPLICATE_ORDER
         r = self._exposure(inst, out.side, out.qty_units)
         if r:
             return r
@@ -565,9 +613,9 @@ cdef class RiskEngine:
             return R_RATE_BUDGET
         if self.gate_pace_ns and now < self.gate_pace_until and now < self.gate_next:
             return R_RATE_BUDGET
-        # 13. throttle
-        if not self._take_token(now):
-            return R_THROTTLED
+        # 13. our order-rate limit (sliding window; the accept below is recorded in it)
+        if not self._rate_admit(now):
+            return R_RATE_LIMIT
         # 14. accept: the order is open now, and the next one paced
         if self.gate_pace_ns and now < self.gate_pace_until:
             if now > INT64_MAX - self.gate_pace_ns:
@@ -578,7 +626,31 @@ cdef class RiskEngine:
             inst.open_buy += out.qty_units
         else:
             inst.open_sell += out.qty_units
+        cdef RecentOrder *rec = &inst.recent[inst.recent_head]
+        self.recent_saved = rec[0]
+        rec.mono = now
+        rec.price_units = out.price_units
+        rec.qty_units = out.qty_units
+        rec.strategy_id = s.strategy_id
+        rec.side = out.side
+        rec.order_type = out.order_type
+        inst.recent_head = (inst.recent_head + 1) % RECENT_ORDERS
         return R_ACCEPT
+
+    cdef bint _is_duplicate(self, const Instrument *inst, const CheckedOrder *o,
+                            int64_t now) noexcept nogil:
+        """An accepted order of the same strategy, symbol, side, type, price and quantity less
+        than duplicate_window_ns ago (half-open: exactly a window later is a new order)."""
+        cdef int j
+        cdef const RecentOrder *r
+        for j in range(RECENT_ORDERS):
+            r = &inst.recent[j]
+            if r.mono and now - r.mono < self.duplicate_window_ns \
+                    and r.strategy_id == o.strategy_id and r.side == o.side \
+                    and r.order_type == o.order_type and r.price_units == o.price_units \
+                    and r.qty_units == o.qty_units:
+                return True
+        return False
 
     cdef int _exposure(self, const Instrument *inst, int side, int64_t qu) noexcept nogil:
         cdef int64_t pos = inst.pos, long_w, short_w, w
@@ -638,21 +710,17 @@ cdef class RiskEngine:
         self.n_dedup += 1
         return R_ACCEPT
 
-    cdef bint _take_token(self, int64_t now) noexcept nogil:
-        cdef int64_t w = self.throttle_window_ns
-        cdef int64_t elapsed = now - self.throttle_last
-        cdef int64_t cap = self.throttle_orders * w
-        if elapsed < 0:
-            elapsed = 0
-        elif elapsed > w:
-            elapsed = w
-        self.tokens = self.tokens + elapsed * self.throttle_orders
-        if self.tokens > cap:
-            self.tokens = cap
-        self.throttle_last = now
-        if self.tokens < w:
+    cdef bint _rate_admit(self, int64_t now) noexcept nogil:
+        """At most throttle_orders accepted orders in any half-open window of throttle_window_ns:
+        admitted when fewer are recorded, or the oldest of the last throttle_orders is at least a
+        window old; an admitted order's time is recorded (the caller accepts it)."""
+        cdef int64_t k = self.throttle_orders
+        if self.rate_count >= k and now - self.rate_times[self.rate_head] < self.throttle_window_ns:
             return False
-        self.tokens -= w
+        self.rate_times[self.rate_head] = now
+        self.rate_head = (self.rate_head + 1) % k
+        if self.rate_count < k:
+            self.rate_count += 1
         return True
 
 

@@ -96,7 +96,8 @@ def _target(cmd: str) -> Callable[[list[str]], int]:
 
 def gateway_command(args: argparse.Namespace) -> int:
     from pipeline.gateway.__main__ import main as gw_main
-    return gw_main([args.command, "--config", args.config])
+    return gw_main([args.command, "--config", args.config,
+                    *(["--role", args.role] if getattr(args, "role", None) else [])])
 
 
 def _run_delegated(cmd: str, argv: list[str]) -> int:
@@ -112,14 +113,16 @@ def _run_delegated(cmd: str, argv: list[str]) -> int:
 
 # ------------------------------------------------------------------------------------- demo
 def write_sim_keys(path: Path) -> Path:
-    """The simulator's documented HMAC test keys (a public Binance test vector) in a 0600 file,
-    as the gateway reads credentials: only from the environment or such a file."""
-    from pipeline.config import SIM_TEST_API_KEY, SIM_TEST_SECRET
+    """The simulator's documented HMAC test keys (a public Binance test vector) and its OKX
+    accounts' passphrase in a 0600 file, as the gateway reads credentials: only from the
+    environment or such a file."""
+    from pipeline.config import SIM_TEST_API_KEY, SIM_TEST_PASSPHRASE, SIM_TEST_SECRET
     path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists():
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as f:
-            f.write(f"api_key={SIM_TEST_API_KEY}\napi_secret={SIM_TEST_SECRET}\n")
+            f.write(f"api_key={SIM_TEST_API_KEY}\napi_secret={SIM_TEST_SECRET}\n"
+                    f"api_passphrase={SIM_TEST_PASSPHRASE}\n")
     return path
 
 
@@ -134,11 +137,13 @@ def demo(args: argparse.Namespace) -> int:
         cfg = cfgmod.load(config)
     except cfgmod.ConfigError as exc:
         raise CliError(str(exc)) from None
-    if not cfg.gateway.credentials_file:
-        raise CliError(f"{config}: the demo needs [gateway].credentials_file (the simulator's "
-                       "test keys are written there)")
-    write_sim_keys(Path(cfg.gateway.credentials_file))
-    shutil.rmtree(cfg.gateway.state_dir, ignore_errors=True)
+    gateways = [cfg.for_role(n).gateway for n, r in cfg.roles.items() if r.kind == "gateway"]
+    for g in gateways or [cfg.gateway]:     # each venue's gateway (configs/two-venues.toml)
+        if not g.credentials_file:
+            raise CliError(f"{config}: the demo needs [gateway].credentials_file (the "
+                           "simulator's test keys are written there)")
+        write_sim_keys(Path(g.credentials_file))
+        shutil.rmtree(g.state_dir, ignore_errors=True)
     shutil.rmtree(cfg.launcher.run_dir, ignore_errors=True)
     return _run_delegated("run", ["--config", config, "--duration", str(args.seconds),
                                   "--summary-json", str(out / "summary.json"), "--plots", str(out)])
@@ -261,7 +266,7 @@ def _print_status(s: dict) -> None:
 def status(args: argparse.Namespace) -> int:
     from pipeline import config as cfgmod
     try:
-        cfg = cfgmod.load(args.config)
+        cfg = cfgmod.load(args.config, role=getattr(args, "role", None))
     except cfgmod.ConfigError as exc:
         raise CliError(str(exc)) from None
     s = collect_status(cfg, args.config)
@@ -335,6 +340,8 @@ def parser() -> argparse.ArgumentParser:
     for name, text in GATEWAY.items():
         p = sub.add_parser(name, help=text.split(":")[0].split(" (")[0], description=text)
         p.add_argument("--config", required=True, help="the pipeline TOML ([gateway] section)")
+        p.add_argument("--role", default=None, help="a run of several venues: the gateway role "
+                       "whose [roles.<name>.config] to act on (e.g. gateway_okx)")
         p.set_defaults(fn=gateway_command)
     p = sub.add_parser("demo", help=OWN["demo"], description=demo.__doc__)
     p.add_argument("--seconds", type=float, default=float(os.environ.get("DEMO_SECONDS", 20)),
@@ -352,6 +359,8 @@ def parser() -> argparse.ArgumentParser:
         "something runs, 1 when everything is stopped."))
     p.add_argument("--config", required=True, help="the pipeline TOML the run was started with")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.add_argument("--role", default=None, help="a run of several venues: whose gateway's "
+                   "status.json to show (a gateway role's name, e.g. gateway_okx)")
     p.set_defaults(fn=status)
     p = sub.add_parser("replay", help=OWN["replay"], description=(
         "Run raw recordings (`<recv_ts_ns> <raw>` lines, .gz or plain, as `pipeline record` "

@@ -99,7 +99,8 @@ class GatewayConfig:
 
     venue: str = "SIM"                     # Venue name of the registry (SIM / BINANCE)
     symbols: list[str] = field(default_factory=lambda: ["BTCUSDT"])   # venue spelling
-    channel: str = "pipeline-signals"      # signal channel: PULL on ipc://@<channel> (+ .ctl)
+    channel: str = "pipeline-signals"      # signal channel: PULL on /tmp/pipeline-<uid>/<channel>/sig
+                                           # (+ ctl), private; pipeline/bus/channel.py
     rest_url: str = "https://api.binance.com"
     ws_api_url: str = "wss://ws-api.binance.com:443/ws-api/v3"
     ca_bundle: str = ""                    # PEM file of CAs to trust for the venue's TLS ("" =
@@ -111,13 +112,19 @@ class GatewayConfig:
     user_stream: bool = True               # userDataStream.subscribe over the WS-API for fills
     api_key_env: str = "PIPELINE_API_KEY"  # environment variable holding the API key
     api_secret_env: str = "PIPELINE_API_SECRET"
+    api_passphrase_env: str = "PIPELINE_API_PASSPHRASE"   # OKX: the API key's passphrase
     credentials_file: str = ""             # or a 0600 file with api_key=... / api_secret=... lines
+                                           # (OKX: and api_passphrase=...)
+    okx_demo: bool = False                 # OKX: x-simulated-trading: 1 (OKX demo trading)
+    okx_rate_limits: bool = True           # OKX: keep OKX's per-endpoint limits (requests per 2 s)
+                                           # on our side; false only against the simulator with its
+                                           # limits off (benchmarks)
     state_dir: str = "gateway-state"       # journal, status.json, pid/lock, default kill file
     kill_file: str = ""                    # its existence → HALTED ("" = <state_dir>/KILL)
     journal_fsync: Literal["always", "interval", "never"] = "interval"
     journal_fsync_ms: int = 200            # interval policy: fsync at most this often
-    journal_format: Literal["jsonl", "binary"] = "jsonl"   # journal.jsonl, or journal.bin (fixed
-                                           # binary records, mmap'ed; export: `... gateway journal`)
+    journal_format: Literal["jsonl", "binary"] = "binary"  # journal.bin (fixed binary records,
+                                           # mmap'ed; export: `... gateway journal`) or journal.jsonl
     connect_timeout_s: float = 1.0         # every HTTP request and WebSocket connect
     request_timeout_s: float = 2.0         # reading a response; past it the outcome is UNKNOWN
     clock_samples: int = 5                 # /api/v3/time samples per sync (median, >= 3)
@@ -265,6 +272,9 @@ class RestartPolicy:
             raise ValueError("restart_policy: fresh_within_s must be > 0")
 
 
+ROLE_SECTIONS = ("ring", "reader", "collector", "gateway", "strategy", "risk")
+
+
 @dataclass(frozen=True)
 class RoleSpec:
     """One process the launcher starts: [roles.<name>]."""
@@ -284,8 +294,16 @@ class RoleSpec:
     stop_timeout: float = 5.0       # SIGTERM → SIGKILL after this many seconds
     command: list[str] = field(default_factory=list)  # kind = "command": argv to exec
     args: list[str] = field(default_factory=list)     # extra CLI args for the role's main
+    # this role's own sections over the file's ([roles.<name>.config.gateway] ...): several
+    # collectors / gateways in one run, one per venue (PipelineConfig.for_role; tables merge
+    # key by key, anything else replaces). Sections: ROLE_SECTIONS
+    config: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        bad = sorted(set(self.config) - set(ROLE_SECTIONS))
+        if bad:
+            raise ValueError(f"config: {bad[0]!r} cannot be set per role (only "
+                             f"{', '.join(ROLE_SECTIONS)})")
         if self.kind == "command" and not self.command:
             raise ValueError("a role of kind 'command' needs a command")
         if self.restart == "on-failure" and self.kind in NEVER_RESTART:
@@ -386,6 +404,7 @@ class AlertsConfig:
 # vector, accepted by the simulator only. Real keys never go in a config file.
 SIM_TEST_API_KEY = "vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A"
 SIM_TEST_SECRET = "NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j"
+SIM_TEST_PASSPHRASE = "sim-okx-passphrase"   # the OKX side's OK-ACCESS-PASSPHRASE (test accounts)
 
 
 @dataclass(frozen=True)
@@ -397,6 +416,7 @@ class SimAccountConfig:
     # An Ed25519 API key instead of HMAC: the public key (SPKI PEM, or base64 of its 32 raw bytes
     # or of the SPKI DER); signatures are then base64 Ed25519, as Binance's Ed25519 keys
     ed25519_public_key: str = ""
+    passphrase: str = SIM_TEST_PASSPHRASE  # OKX API keys have one (OK-ACCESS-PASSPHRASE, login)
     balances: dict[str, str] = field(
         default_factory=lambda: {"USDT": "100000", "BTC": "1", "ETH": "10", "SOL": "100"})
 
@@ -419,6 +439,29 @@ class SimFaultConfig:
     params: dict[str, Any] = field(default_factory=dict)
 
 
+def _check_relay(c: "SimConfig") -> None:
+    from urllib.parse import urlsplit
+    ws, rest = urlsplit(c.upstream_ws_url), urlsplit(c.upstream_rest_url)
+    if ws.scheme not in ("ws", "wss") or not ws.hostname:
+        raise ValueError(f"tape = 'relay' needs upstream_ws_url = ws[s]://host[:port], got "
+                         f"{c.upstream_ws_url!r}")
+    if rest.scheme not in ("http", "https") or not rest.hostname:
+        raise ValueError(f"tape = 'relay' needs upstream_rest_url = http[s]://host[:port], got "
+                         f"{c.upstream_rest_url!r}")
+    known = ("trade", "aggTrade", "bookTicker", "depth@100ms", "depth")
+    bad = [ch for ch in c.upstream_channels if ch not in known]
+    if bad or not any(ch.startswith("depth") for ch in c.upstream_channels):
+        raise ValueError(f"upstream_channels must be of {', '.join(known)} and name a depth "
+                         f"channel (the relay keeps its books from it), got {c.upstream_channels}")
+    if not any(ch in ("trade", "aggTrade") for ch in c.upstream_channels):
+        raise ValueError("upstream_channels must name trade or aggTrade (resting orders fill on "
+                         "the venue's trades)")
+    if not 5 <= c.upstream_snapshot_limit <= 5000:
+        raise ValueError(f"upstream_snapshot_limit must be 5..5000, got {c.upstream_snapshot_limit}")
+    if c.upstream_silence_s < 0 or c.upstream_backoff_max_s < 0.5:
+        raise ValueError("upstream_silence_s must be >= 0 and upstream_backoff_max_s >= 0.5")
+
+
 @dataclass(frozen=True)
 class SimConfig:
     """The exchange simulator. Binds loopback only unless allow_remote is set."""
@@ -427,7 +470,8 @@ class SimConfig:
     port: int = 0                      # 0 = an ephemeral port (reported in the ready file)
     allow_remote: bool = False
     seed: int = 1                      # synthetic tape and ids are reproducible for one seed
-    tape: Literal["synthetic", "replay"] = "synthetic"
+    tape: Literal["synthetic", "replay", "relay"] = "synthetic"   # relay: paper trading on a
+                                       # venue's live public streams (docs/going-live.md)
     symbols: list[str] = field(default_factory=lambda: ["BTCUSDT", "ETHUSDT", "SOLUSDT"])
     rate: float = 1000.0               # synthetic market-data messages/s over all streams (1..200000)
     bursts: bool = True                # synthetic arrival bursts (the mean rate stays `rate`)
@@ -440,6 +484,16 @@ class SimConfig:
     replay_speed: float = 1.0          # 1 = original pace, 10 = ten times faster, 0 = unthrottled
     replay_loop: bool = False          # start over at the end of the recording
     replay_rebase_time: bool = True    # shift E/T so the recording looks live
+    # relay (paper trading): the books and trades are the upstream venue's, from its public streams
+    # (Binance wire format); the run's orders are matched here against them (pipeline/sim/relay.py)
+    upstream_ws_url: str = ""          # e.g. wss://stream.binance.com:9443 (combined streams)
+    upstream_rest_url: str = ""        # e.g. https://api.binance.com (exchangeInfo, depth snapshots)
+    upstream_channels: list[str] = field(
+        default_factory=lambda: ["trade", "bookTicker", "depth@100ms"])   # relayed per symbol
+    upstream_snapshot_limit: int = 1000   # depth levels per upstream snapshot (weight 50 at 1000)
+    upstream_silence_s: float = 30.0   # no upstream frame this long: reconnect (0 = never)
+    upstream_backoff_max_s: float = 30.0   # reconnect back-off cap (from 0.5 s, doubling, jittered)
+    upstream_ca_bundle: str = ""       # PEM to trust for the upstream's TLS ("" = the system store)
     ping_interval_s: float = 20.0      # server ping period on every WebSocket
     pong_timeout_s: float = 60.0       # close a client that has not answered a ping in this time
     max_lifetime_s: float = 86400.0    # close any WebSocket after this long (Binance: 24 h)
@@ -450,6 +504,7 @@ class SimConfig:
     order_limit_10s: int = 50          # ORDERS per 10 s per account
     order_limit_1d: int = 160_000      # ORDERS per day per account
     ban_s: float = 120.0               # 418 ban length for a client that keeps going after a 429
+    okx_rate_limits: bool = True       # OKX side: OKX's per-endpoint limits (false: benchmarks)
     commission_rate: float = 0.0       # taker and maker, charged in the asset received
     accounts: list[SimAccountConfig] = field(default_factory=lambda: [SimAccountConfig()])
     faults: list[SimFaultConfig] = field(default_factory=list)
@@ -468,6 +523,8 @@ class SimConfig:
             raise ValueError(f"replay_speed must be >= 0, got {self.replay_speed}")
         if self.tape == "replay" and not self.replay_files:
             raise ValueError("tape = 'replay' needs replay_files")
+        if self.tape == "relay":
+            _check_relay(self)
         if not self.symbols:
             raise ValueError("symbols must not be empty")
         for name in ("ping_interval_s", "pong_timeout_s", "max_lifetime_s"):
@@ -496,8 +553,11 @@ class RiskSymbolLimits:
     max_order_qty: float                    # largest single order (base asset), > 0
     max_position_qty: float                 # |position| at worst case with open orders, >= 0
     max_order_notional: float | None = None  # quote currency; None = [risk].max_order_notional
+    max_tick_age_ms: int | None = None       # None = [risk].max_tick_age_ms
 
     def __post_init__(self) -> None:
+        if self.max_tick_age_ms is not None and not 1 <= self.max_tick_age_ms <= 1_000_000:
+            raise ValueError(f"max_tick_age_ms must be in 1..1000000, got {self.max_tick_age_ms}")
         if not 0 < self.max_order_qty < float("inf"):
             raise ValueError(f"max_order_qty must be > 0, got {self.max_order_qty}")
         if not 0 <= self.max_position_qty < float("inf"):
@@ -514,8 +574,12 @@ class RiskConfig:
     max_gross_notional: float = 10_000.0   # Σ worst-case |position incl. open orders| × reference
     collar_bps: float = 50.0               # limit price within ref ± ref*bps/10000 (inclusive)
     ref_stale_ms: int = 2_000              # older reference price → risk-increasing orders rejected
-    throttle_orders: int = 10              # token bucket: this many orders ...
-    throttle_window_ms: int = 1_000        # ... per this window (refilled continuously)
+    max_tick_age_ms: int = 1_000           # a signal whose trigger tick is older → risk-increasing
+                                           # orders rejected (STALE_TRIGGER); per symbol too
+    duplicate_window_ms: int = 0           # the same order of a strategy again within this →
+                                           # DUPLICATE_ORDER (0 = off; the Binance configs: 100)
+    throttle_orders: int = 10              # order-rate limit: never more than this many orders ...
+    throttle_window_ms: int = 1_000        # ... in any sliding window this long (refused, not queued)
     runaway_signals: int = 50              # more signals than this ...
     runaway_window_ms: int = 1_000         # ... within this window → HALTED
     recv_window_ms: int = 5_000            # Binance recvWindow sent with every order (1..5000:
@@ -530,12 +594,16 @@ class RiskConfig:
             v = getattr(self, name)
             if not 0 < v < float("inf"):
                 raise ValueError(f"{name} must be a finite number > 0, got {v}")
-        for name, hi in (("ref_stale_ms", 1_000_000), ("throttle_orders", 1_000_000),
+        for name, hi in (("ref_stale_ms", 1_000_000), ("max_tick_age_ms", 1_000_000),
+                         ("throttle_orders", 1_000_000),
                          ("throttle_window_ms", 1_000_000), ("runaway_signals", 4096),
                          ("runaway_window_ms", 1_000_000), ("recv_window_ms", 5_000)):
             v = getattr(self, name)
             if not 1 <= v <= hi:
                 raise ValueError(f"{name} must be in 1..{hi}, got {v}")
+        if not 0 <= self.duplicate_window_ms <= 60_000:
+            raise ValueError(f"duplicate_window_ms must be in 0..60000, got "
+                             f"{self.duplicate_window_ms}")
         for key in self.symbols:
             venue, _, sym = key.partition(":")
             if venue not in _VENUE_NAMES or not sym:
@@ -549,6 +617,12 @@ class RiskConfig:
             return self.symbols[key]
         except KeyError:
             raise KeyError(f"no [risk.symbols.\"{key}\"] limits: {key} cannot be traded") from None
+
+    def tick_age_ms_for(self, venue: str, symbol: str) -> int:
+        """The trigger-tick age limit of one instrument: its own, else [risk].max_tick_age_ms."""
+        lim = self.symbols.get(f"{venue.upper()}:{symbol.upper()}")
+        return self.max_tick_age_ms if lim is None or lim.max_tick_age_ms is None \
+            else lim.max_tick_age_ms
 
     def order_notional_for(self, venue: str, symbol: str) -> float:
         lim = self.limits_for(venue, symbol)
@@ -593,7 +667,7 @@ class StrategyInstanceConfig:
 class StrategyConfig:
     """The strategy process ([strategy])."""
 
-    channel: str = "pipeline-signals"  # signal channel: ipc://@<channel> (+ .ctl for READY)
+    channel: str = "pipeline-signals"  # signal channel: /tmp/pipeline-<uid>/<channel>/{sig,ctl}
     wait: WaitName | None = None       # ring wait strategy; None = use [reader].wait
     sndhwm: int = 1000                 # PUSH high-water mark (signals queued towards the gateway)
     linger_ms: int = 200               # PUSH LINGER: bounds shutdown with the gateway absent
@@ -611,11 +685,27 @@ class StrategyConfig:
     # gateway offers them (pipeline/strategy/feedback.py)
     instances: list[StrategyInstanceConfig] = field(
         default_factory=lambda: [StrategyInstanceConfig()])
+    # several venues in one run (docs/architecture.md, "Several venues at once"): the tick rings
+    # read besides [ring].name (one per collector), and each venue's gateway channel
+    rings: list[str] = field(default_factory=list)       # more tick rings (names) to read
+    channels: dict[str, str] = field(default_factory=dict)   # venue → the signal channel of
+    #                                  its gateway; a venue not named here uses `channel`
+
+    def channel_of(self, venue: str) -> str:
+        """The signal channel of the gateway that trades `venue` (a registry venue name)."""
+        return self.channels.get(venue.upper(), self.channel)
 
     def __post_init__(self) -> None:
-        if not self.channel or "/" in self.channel or "@" in self.channel or ":" in self.channel:
-            raise ValueError(f"channel must be a plain name (it becomes ipc://@<channel>), "
-                             f"got {self.channel!r}")
+        for ch in (self.channel, *self.channels.values()):
+            if not ch or "/" in ch or "@" in ch or ":" in ch:
+                raise ValueError(f"channel must be a plain name (it names the channel's socket "
+                                 f"directory), got {ch!r}")
+        bad = [v for v in self.channels if v != v.upper() or v not in _VENUE_NAMES]
+        if bad:
+            raise ValueError(f"channels: {bad[0]!r} is not a venue (one of "
+                             f"{', '.join(_VENUE_NAMES)}, upper case)")
+        if len(set(self.rings)) != len(self.rings):
+            raise ValueError(f"rings must not repeat a ring, got {self.rings}")
         if not 0 <= self.linger_ms <= 2000:
             raise ValueError(f"linger_ms must be within 0..2000, got {self.linger_ms}")
         if self.sndhwm < 1:
@@ -694,12 +784,28 @@ class PipelineConfig:
     backtest: BacktestConfig = field(default_factory=BacktestConfig)     # issue 6
     alerts: AlertsConfig = field(default_factory=AlertsConfig)           # issue 14
 
+    def for_role(self, name: str) -> "PipelineConfig":
+        """What role `name` reads: the file's sections with the role's own [roles.<name>.config]
+        over them (itself when the role has none). Built and checked at load."""
+        view = getattr(self, "_views", {}).get(name)
+        return view if view is not None else getattr(self, "_base", self)
+
+    @property
+    def role_name(self) -> str:
+        """The role this view is of ("" = the file as the launcher reads it)."""
+        return getattr(self, "_role", "")
+
 
 # ----------------------------------------------------------------------------- loading
 
 
-def load(path: str | Path, cls: type = PipelineConfig) -> Any:
-    """Read a TOML file into `cls` (PipelineConfig by default)."""
+ENV_ROLE = "PIPELINE_ROLE"     # set by the launcher for each role it starts
+
+
+def load(path: str | Path, cls: type = PipelineConfig, role: str | None = None) -> Any:
+    """Read a TOML file into `cls` (PipelineConfig by default). A PipelineConfig is the view of
+    `role` (default: $PIPELINE_ROLE, which the launcher sets for each role it starts; a role
+    without [roles.<name>.config], or no role, reads the file as it is)."""
     path = Path(path)
     try:
         with path.open("rb") as f:
@@ -708,15 +814,52 @@ def load(path: str | Path, cls: type = PipelineConfig) -> Any:
         raise ConfigError(f"{path}: no such config file") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
-    return from_dict(cls, data, source=str(path))
+    return _root(cls, data, str(path), role)
 
 
-def loads(text: str, cls: type = PipelineConfig, source: str = "<string>") -> Any:
+def loads(text: str, cls: type = PipelineConfig, source: str = "<string>",
+          role: str | None = None) -> Any:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: invalid TOML: {exc}") from None
-    return from_dict(cls, data, source=source)
+    return _root(cls, data, source, role)
+
+
+def _overlay(base: dict, over: dict) -> dict:
+    """`over` on `base`: tables merge key by key, any other value (arrays included) replaces."""
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _overlay(base[k], v) if isinstance(v, dict) and isinstance(base.get(k), dict) \
+            else v
+    return out
+
+
+def _root(cls: type, data: Any, source: str, role: str | None) -> Any:
+    """The file's config with every role's view (for_role) built and checked now: an error in
+    one role's own sections names the role, before anything starts."""
+    cfg = from_dict(cls, data, source=source)
+    if cls is not PipelineConfig:
+        return cfg
+    views: dict[str, PipelineConfig] = {}
+    for name, spec in cfg.roles.items():
+        if spec.config:
+            try:
+                view = from_dict(cls, _overlay(data, spec.config), source=source)
+            except ConfigError as exc:
+                raise ConfigError(f"{exc} (in the view of role {name}: [roles.{name}.config] "
+                                  "over the file's sections)") from None
+            object.__setattr__(view, "_role", name)
+            object.__setattr__(view, "_base", cfg)
+            views[name] = view
+    for c in (cfg, *views.values()):
+        object.__setattr__(c, "_views", views)
+    if role is None:
+        import os
+        role = os.environ.get(ENV_ROLE, "")
+    elif role and role not in cfg.roles:
+        raise ConfigError(f"{source}: no role {role!r} (roles: {', '.join(cfg.roles) or 'none'})")
+    return cfg.for_role(role) if role else cfg
 
 
 def from_dict(cls: type, data: Any, source: str = "<dict>", where: str = "") -> Any:

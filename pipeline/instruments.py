@@ -100,6 +100,12 @@ def wanted(cfg: Any, kinds: Iterable[str]) -> Wanted:
         _add(want, gateway_source(cfg.gateway), cfg.gateway.symbols)
     if "strategy" in kinds:
         candidates = [collector_source(cfg.collector), gateway_source(cfg.gateway)]
+        for name, r in getattr(cfg, "roles", {}).items():   # a run of several venues: each
+            view = cfg.for_role(name)                          # collector / gateway its own
+            if r.kind == "collector":
+                candidates.append(collector_source(view.collector))
+            elif r.kind == "gateway":
+                candidates.append(gateway_source(view.gateway))
         for inst in cfg.strategy.instances:
             v = inst.venue.upper()
             src = next((s for s in want if s.venue == v), None) or \

@@ -7,8 +7,10 @@ writes to stdout/stderr outside logging (a crash's traceback) lands in `<role>.s
 A role run by hand (no launcher, no `[logging].dir`) logs to stderr.
 
 The hot loops never wait for the disk, nor for another thread: a record is appended to a
-buffer (no thread woken, no lock beyond the GIL) and a writer thread formats and writes the
-buffer every 0.1 s (at once for WARNING and above). A pinned role moves that thread off its
+buffer (no lock beyond the GIL) and a writer thread formats and writes the buffer 0.1 s after its
+first record came (at once for WARNING and above). The writer sleeps on an event, not a poll: an
+idle role's writer never wakes, and a busy one wakes once per 0.1 s batch. The gateway logs an
+order's lines after its request is on the wire. A pinned role moves that thread off its
 loop's cores with pin_writer (the gateway does, beside its other helper threads). Filters on the
 buffering handler (the gateway's secret redaction: pipeline.gateway.secrets.install_log_redaction
 adds it to the root logger's handlers) run before a record leaves the thread that logged it.
@@ -79,7 +81,8 @@ class _TextFormatter(logging.Formatter):
 
 class _Deferred(logging.Handler):
     """Buffers records for a writer thread that hands them to the real handlers (`targets`,
-    each with its own level) every `interval_s`, or at once for WARNING and above. The message is
+    each with its own level) `interval_s` after the first record of a batch, or at once for
+    WARNING and above; woken by events only (the first record of a batch, a WARNING, pin, close). The message is
     rendered here, once, so the writer needs nothing of the caller's arguments."""
 
     def __init__(self, targets: list[logging.Handler], interval_s: float = 0.1):
@@ -87,10 +90,12 @@ class _Deferred(logging.Handler):
         self.targets = targets
         self.interval_s = interval_s
         self.buf: collections.deque = collections.deque()
-        self._wake = threading.Event()
+        self._wake = threading.Event()      # a batch began (or pin/close)
+        self._now = threading.Event()       # a WARNING (or close): write without waiting
         self._drain_lock = threading.Lock()
         self._stop = False
         self._cores: set[int] | None = None
+        self.wakeups = 0                    # writer wake-ups (tests: none while nothing is logged)
         self.thread = threading.Thread(target=self._run, name="log-writer", daemon=True)
         self.thread.start()
 
@@ -103,6 +108,9 @@ class _Deferred(logging.Handler):
         record.exc_info = None           # the text is kept; the traceback objects are not
         self.buf.append(record)          # atomic under the GIL
         if record.levelno >= logging.WARNING:
+            self._now.set()
+            self._wake.set()
+        elif len(self.buf) == 1:         # the first record since the writer's last drain
             self._wake.set()
 
     def pin(self, cores: set[int] | None) -> None:
@@ -111,8 +119,12 @@ class _Deferred(logging.Handler):
 
     def _run(self) -> None:
         while True:
-            self._wake.wait(self.interval_s)
+            self._wake.wait()
             self._wake.clear()
+            self.wakeups += 1
+            if self.buf and not self._stop:
+                self._now.wait(self.interval_s)      # gather the batch (a WARNING cuts it short)
+            self._now.clear()
             if self._cores:
                 cores, self._cores = self._cores, None
                 try:
@@ -138,6 +150,7 @@ class _Deferred(logging.Handler):
 
     def close(self) -> None:
         self._stop = True
+        self._now.set()
         self._wake.set()
         if self.thread.is_alive() and self.thread is not threading.current_thread():
             self.thread.join(5)

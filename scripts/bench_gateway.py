@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmark the gateway's hot path: risk check + encode + sign of a realistic LIMIT order.
 
-Measures, in one run and on one machine:
+Measures, in one run and on one machine (the OKX keys: scripts/bench_okx.py):
   risk_sign     OrderPath(risk, signer).process(signal, now, ts): the compiled risk check, the Binance
                 query string encoding and the pre-keyed OpenSSL HMAC-SHA256 (ext/risk.pyx,
                 ext/sign.pyx), returning the signed request body
@@ -19,7 +19,7 @@ included) is reported too. GC is off while timing.
     python scripts/bench_gateway.py [--quick] [--json PATH]
 
     python scripts/bench_gateway.py --e2e [--quick] [--orders N] [--rate R] [--transport rest|ws_api]
-                  [--journal-format jsonl|binary] [--order-connections N] [--json PATH]
+                  [--journal-format jsonl|binary] [--order-connections N] [--okx] [--json PATH]
                   the gateway process end to end against the simulator (see "--e2e" below):
                   results.e2e_orders_per_s, results.intake_to_wire_p50_ns / _p99_ns
 
@@ -33,6 +33,7 @@ import signal
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")      # numpy's BLAS threads must not spin
 
 import argparse  # noqa: E402
+import faulthandler  # noqa: E402
 import gc  # noqa: E402
 import hashlib  # noqa: E402
 import hmac  # noqa: E402
@@ -216,6 +217,13 @@ def bench(args) -> dict:
         "python_path_p50_ns": round(pct(pp, 0.50), 1),
         "python_path_p99_ns": round(pct(pp, 0.99), 1),
     }
+    # ---- OKX (issue #16): the compiled OKX order path, its twin, hmac.new + base64
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_okx import kernel as okx_kernel
+    okx_r, okx_b = okx_kernel(secret=SECRET, limits=LIMITS, n_batches=n_batches, batch=batch,
+                              epoch=EPOCH, t0=T0, ts_ms=TS_MS, time_batches=time_batches, pct=pct)
+    results.update(okx_r)
+    baselines.update(okx_b)
     ratios = {
         "python_over_cython": round(baselines["python_path_p50_ns"] / results["risk_sign_p50_ns"], 2),
         "hmac_new_over_sign_only": round(baselines["hmac_new_p50_ns"] / results["sign_only_p50_ns"], 2),
@@ -305,7 +313,7 @@ class Progress:
 
 def run_e2e(orders: int, window: int, journal_fsync: str, transport: str, *, rate: float = 0.0,
             stall_s: float = 30.0, on_ready: Callable[[Any], None] | None = None,
-            journal_format: str = "jsonl", order_connections: int = 2) -> dict:
+            journal_format: str = "binary", order_connections: int = 2) -> dict:
     from pipeline.gateway.testing import BUY, SELL, SIM_DEFAULTS, GatewayProc, StrategySide
     from pipeline.sim.testing import start_sim
     from pipeline.telemetry.latency import load, summarize
@@ -452,6 +460,10 @@ def table(res: dict) -> str:
         ("sign only (pre-keyed HMAC, whole query)", r["sign_only_p50_ns"], r["sign_only_p99_ns"]),
         ("baseline hmac.new().hexdigest()", b["hmac_new_p50_ns"], b["hmac_new_p99_ns"]),
         ("baseline Python twin, whole path", b["python_path_p50_ns"], b["python_path_p99_ns"]),
+        ("OKX risk + JSON + sign (Cython)", r["okx_risk_sign_p50_ns"], r["okx_risk_sign_p99_ns"]),
+        ("OKX baseline hmac.new + base64", b["hmac_new_base64_p50_ns"],
+         b["hmac_new_base64_p99_ns"]),
+        ("OKX baseline Python twin", b["okx_python_twin_p50_ns"], b["okx_python_twin_p99_ns"]),
     ]
     lines = [f"{'metric':<42}{'p50 ns':>10}{'p99 ns':>10}", "-" * 62]
     lines += [f"{name:<42}{p50:>10.1f}{p99:>10.1f}" for name, p50, p99 in rows]
@@ -487,18 +499,40 @@ def main(argv=None) -> int:
                      help="signals allowed ahead of the gateway (default 64)")
     e2e.add_argument("--journal-fsync", default="interval", choices=("always", "interval", "never"))
     e2e.add_argument("--transport", default="rest", choices=("rest", "ws_api"))
-    e2e.add_argument("--journal-format", default="jsonl", choices=("jsonl", "binary"),
-                     help="the gateway's journal: JSON lines (default) or the binary journal")
+    e2e.add_argument("--journal-format", default="binary", choices=("jsonl", "binary"),
+                     help="the gateway's journal: the binary journal (default, the gateway's "
+                          "own default: the compiled signal-to-socket path) or JSON lines")
     e2e.add_argument("--order-connections", type=int, default=2,
                      help="REST: keep-alive connections the order wire holds (default 2)")
     e2e.add_argument("--rate", type=float, default=0.0,
                      help="open loop: send this many signals per second (default 0: closed "
                           "loop, --window signals ahead)")
+    e2e.add_argument("--okx", action="store_true",
+                     help="with --e2e: the OKX gateway against the simulator's OKX side "
+                          "(results.okx_e2e_orders_per_s; scripts/bench_okx.py)")
     e2e.add_argument("--stall-s", type=float, default=30.0,
                      help="fail when the gateway makes no progress for this long (default 30)")
     args = ap.parse_args(argv)
     if args.e2e:
         signal.signal(signal.SIGTERM, _interrupt)     # SIGTERM cleans up like Ctrl-C
+        signal.signal(signal.SIGINT, _interrupt)      # Ctrl-C, even if started with it ignored
+        faulthandler.register(signal.SIGUSR1, all_threads=True)   # where is it? (a stuck run)
+        if args.okx:
+            sys.path.insert(0, str(Path(__file__).resolve().parent))
+            from bench_okx import e2e as okx_e2e
+            import platform
+            try:
+                out = okx_e2e(args.orders or (300 if args.quick else 3000), args.window,
+                              args.transport, stall_s=args.stall_s)
+            except (RuntimeError, TimeoutError) as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return 1
+            res = {"name": "bench_gateway_e2e_okx", "python": platform.python_version(),
+                   "cpu_count": os.cpu_count(), **out}
+            print(json.dumps(res, indent=2))
+            if args.json:
+                Path(args.json).write_text(json.dumps(res, indent=2) + "\n")
+            return 0
         try:
             res = MODES["e2e"](args)
         except KeyboardInterrupt:

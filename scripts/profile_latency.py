@@ -5,6 +5,8 @@ Runs the pipeline from a config (the demo by default) for --seconds under each v
   tuned             the config as written (pinned cores, its wait strategies)
   pinned_blocking   the same cores, every waiting role blocking
   unpinned_blocking nothing pinned, every waiting role blocking (the baseline)
+  python_strategy   the config as written, its strategies replaced by one instance of the Python
+                    example examples/strategies/momentum.py (beside the compiled SMA of the demo)
 and reports p50 / p90 / p99 / p99.9 / max for every hop, tick → signed order and tick → on the
 wire end to end, as a table, JSON (--json) and a PNG of per-hop CDFs (--png). Or reads the
 histograms a finished run left in its run directory (--from-run DIR). On a config that trades on
@@ -15,8 +17,9 @@ credentials_file (0600) when that file is missing, as `make demo-out/sim-keys` d
 
 JSON: results.<hop>_p50_ns / _p99_ns / _count for every hop of the first variant (among them
 tick_to_order, tick_to_wire, signed_to_wire = gateway_write), baselines.<variant>_tick_to_order_*
-and <variant>_tick_to_wire_* for the others, ratios.baseline_over_tuned_p99 (tick → order) and
-ratios.baseline_over_tuned_tick_to_wire_p99. Ctrl-C or SIGTERM stops the running pipeline (the
+and <variant>_tick_to_wire_* for the others, results.python_strategy_tick_to_order_p50_ns /
+_p99_ns (and _tick_to_wire_) from the python_strategy variant, ratios.baseline_over_tuned_p99
+(tick → order) and ratios.baseline_over_tuned_tick_to_wire_p99. Ctrl-C or SIGTERM stops the running pipeline (the
 launcher removes every segment it created) and exits 130.
 """
 from __future__ import annotations
@@ -25,6 +28,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import signal
 import sys
 from pathlib import Path
@@ -35,12 +39,37 @@ from pipeline.launcher import affinity, profile  # noqa: E402
 from pipeline.sim import keys as simkeys  # noqa: E402
 from pipeline.telemetry import latency, plots  # noqa: E402
 
-VARIANTS = ("tuned", "pinned_blocking", "unpinned_blocking")
+VARIANTS = ("tuned", "pinned_blocking", "unpinned_blocking", "python_strategy")
+MOMENTUM = Path(__file__).resolve().parent.parent / "examples" / "strategies" / "momentum.py"
+# the simulator's tape moves by cents: a short lookback and a tiny threshold make it trade
+MOMENTUM_PARAMS = {"lookback": 20, "threshold_bps": 0.01}
+
+
+def python_strategy_config(config: str, out: Path) -> Path:
+    """`config` with its strategy instances replaced by one Momentum (a Python strategy file)
+    trading the first instance's venue and symbol; written to `out`."""
+    import tomlkit
+    doc = tomlkit.parse(Path(config).read_text())
+    insts = doc.get("strategy", {}).get("instances")
+    if not insts:
+        raise ValueError(f"{config} has no [[strategy.instances]] to replace")
+    first = insts[0]
+    inst = tomlkit.table()
+    inst["kind"] = f"{MOMENTUM}:Momentum"
+    for k in ("id", "venue", "symbol", "qty", "ttl_ms"):
+        if k in first:
+            inst[k] = first[k]
+    inst["params"] = MOMENTUM_PARAMS
+    aot = tomlkit.aot()
+    aot.append(inst)
+    doc["strategy"]["instances"] = aot
+    out.write_text(tomlkit.dumps(doc))
+    return out
 
 
 def placement_for(variant: str, cfg) -> affinity.Placement | None:
     roles = profile.roles_of(cfg)
-    if variant == "tuned":
+    if variant in ("tuned", "python_strategy"):
         return None
     if variant == "unpinned_blocking":
         return affinity.unpinned(roles)
@@ -75,7 +104,16 @@ def _run_variants(config: str, cfg, variants: list[str], seconds: float) -> dict
     runs = {}
     for v in variants:
         print(f"running {v} for {seconds:g} s ...", flush=True)
-        r = profile.run_variant(config, v, placement_for(v, cfg), seconds)
+        path = config
+        if v == "python_strategy":
+            import tempfile
+            path = python_strategy_config(config, Path(tempfile.mkdtemp(
+                prefix="profile-python-strategy-")) / "config.toml")
+        try:
+            r = profile.run_variant(path, v, placement_for(v, cfg), seconds)
+        finally:
+            if path != config:
+                shutil.rmtree(Path(path).parent, ignore_errors=True)
         if r.summary["stop_reason"] in ("SIGINT", "SIGTERM"):
             print(f"interrupted ({r.summary['stop_reason']}) during {v}: pipeline stopped, "
                   "its segments removed", file=sys.stderr)
@@ -125,6 +163,7 @@ def main(argv=None) -> int:
         # outside a run (the launcher has its own handlers while one runs) SIGTERM ends the
         # profiler like Ctrl-C: nothing of a run is left behind
         signal.signal(signal.SIGTERM, _interrupt)
+        signal.signal(signal.SIGINT, _interrupt)   # Ctrl-C, even if started with SIGINT ignored
         try:
             runs = _run_variants(args.config, cfg, variants, seconds)
         except KeyboardInterrupt:
@@ -147,6 +186,14 @@ def main(argv=None) -> int:
         if label == first:
             continue
         for hop in ("tick_to_order", "tick_to_wire"):
+            if label == "python_strategy":      # a different strategy, not a placement
+                h = hists.get(hop)
+                if h is not None and h.get_total_count():
+                    s = latency.summarize(h)
+                    results[f"python_strategy_{hop}_p50_ns"] = s["p50"]
+                    results[f"python_strategy_{hop}_p99_ns"] = s["p99"]
+                    results[f"python_strategy_{hop}_count"] = s["count"]
+                continue
             h = hists.get(hop)
             if h is not None and h.get_total_count():
                 s = latency.summarize(h)

@@ -82,6 +82,7 @@ def main(argv=None) -> int:
         config = root / args.config
     out = args.out or Path(tempfile.mkdtemp(prefix="soak-"))
     signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)   # Ctrl-C, even if started with SIGINT ignored
     soak = Soak(config=config.resolve(), out=out.resolve(), minutes=args.minutes, seed=args.seed,
                 rss_warmup_s=args.rss_warmup_s)
     try:

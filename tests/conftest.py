@@ -67,6 +67,18 @@ def leaked_segments() -> dict[str, str]:
     return left
 
 
+def leaked_channels() -> list[str]:
+    """Signal-channel directories (pipeline/bus/channel.py) of this session still there: the
+    channels named with the session's prefixes (SHM_PREFIX, the gateway harness's gwtest-<pid>-)."""
+    from pipeline.bus import channel
+    mine = (SHM_PREFIX, f"gwtest-{os.getpid()}-")
+    try:
+        names = os.listdir(channel.base_dir())
+    except OSError:
+        return []
+    return sorted(n for n in names if n.startswith(mine))
+
+
 def pytest_sessionfinish(session, exitstatus):
     # Only this session's segments (by tag or by SHM_PREFIX, which carries our pid): other
     # checkouts run tests in parallel and their segments are none of our business.
@@ -79,4 +91,12 @@ def pytest_sessionfinish(session, exitstatus):
                 pass
         print("\nERROR: shared-memory segments left behind by tests: " +
               ", ".join(f"{n} ({why})" for n, why in sorted(left.items())))
+        session.exitstatus = 1
+    chans = leaked_channels()
+    if chans:
+        import shutil
+        from pipeline.bus import channel
+        for n in chans:
+            shutil.rmtree(channel.base_dir() / n, ignore_errors=True)
+        print("\nERROR: signal-channel directories left behind by tests: " + ", ".join(chans))
         session.exitstatus = 1

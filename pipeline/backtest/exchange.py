@@ -476,4 +476,5 @@ def risk_kernel(risk_cfg, model, *, venue: int, name: str, symbol_id: int):
         max_position_qty=dec(lim.max_position_qty) if lim else "10000",
         max_order_notional=float(risk_cfg.order_notional_for(Venue(venue).name, name))
         if lim else risk_cfg.max_order_notional))
+    eng.set_max_tick_age(symbol_id, risk_cfg.tick_age_ms_for(Venue(venue).name, name) * 1_000_000)
     return eng

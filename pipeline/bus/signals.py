@@ -1,19 +1,27 @@
-"""Signals on the wire: the fixed-size binary codec and the ZeroMQ sockets that carry them.
+"""Signals on the wire: the ZeroMQ sockets and the shared-memory ring that carry them.
 
-A signal is one SIGNAL_DTYPE record (80 bytes, pipeline/records.py) sent as one ZeroMQ frame.
-`encode`/`decode` turn a `Signal` (a NamedTuple with the record's fields, in order) into those 80
-bytes and back; `decode` checks the size and the version byte and raises `SignalFormatError`
-naming what is wrong.
+A signal is one SIGNAL_DTYPE record (80 bytes, pipeline/records.py) sent as one ZeroMQ frame or
+ring slot; its codec (`Signal`, `encode`, `decode`, `SignalFormatError`) is
+pipeline/bus/signal_codec.py, re-exported here, and the HELLO codec and connection checks are
+pipeline/bus/auth.py.
 
-Sockets (Linux abstract namespace, so nothing is left in the filesystem and a second bind fails
-instead of silently stealing the stream):
+Sockets (filesystem ipc:// sockets in a directory private to the run's user, pipeline.bus.channel):
 
-    data     ipc://@<name>        strategy PUSH (connect)  →  gateway PULL (bind)
-    control  ipc://@<name>.ctl    strategy DEALER (connect) ↔ gateway ROUTER (bind)
+    data     ipc://<base>/<name>/sig   strategy PUSH (connect)  →  gateway PULL (bind)
+    control  ipc://<base>/<name>/ctl   strategy DEALER (connect) ↔ gateway ROUTER (bind)
+
+The gateway holds the channel's lock while bound, so a second gateway fails (SignalBindError)
+instead of silently re-binding the sockets.
+
+Who may send (pipeline.bus.auth): every connection is checked before it delivers a frame (ZAP:
+the peer's SO_PEERCRED uid must be the gateway's, its PLAIN password the channel token), READY is
+answered only to a HELLO carrying the token, and a signal of a strategy id no accepted HELLO
+announced is refused; each refusal is counted by kind (`SignalReceiver.refusals`).
 
 READY handshake. The strategy sends HELLO on the control socket (resent every `hello_every_s`
-until answered); the gateway answers each HELLO with READY carrying the same epoch. Until READY
-arrives the sender keeps signals in a small bounded buffer (`pending_max`); on READY it flushes the
+until answered); the gateway answers each valid HELLO with READY carrying the same epoch (or
+REFUSED, and the sender logs why). If the gateway goes away while the sender is ready (the control
+connection drops, or the ring's owner dies) the sender handshakes again. Until READY arrives the sender keeps signals in a small bounded buffer (`pending_max`); on READY it flushes the
 ones still within their TTL, in order, and drops the expired ones (counted). The PUSH connection
 may complete a little after the control one (each reconnects on its own timer), so until the data
 pipe has accepted a message (or reports POLLOUT) the buffer is kept, not dropped. After that, `send`
@@ -22,8 +30,9 @@ is one non-blocking `zmq.NOBLOCK` send: if the pipe is full (SNDHWM) or no gatew
 The market-data loop never blocks on the gateway. LINGER is explicit (default 200 ms), so closing
 with the gateway absent takes at most that long.
 
-Control frames are 16 bytes: 4-byte tag (b"HELO" / b"REDY" / b"REDS"), 4 bytes strategy id,
-8 bytes epoch.
+Control frames: READY/REFUSED are 16 bytes: 4-byte tag (b"REDY" / b"REDS" / b"RFSD"), 4 bytes
+strategy id, 8 bytes epoch. HELLO is b"HELO", strategy id, epoch, then 1 byte token length, the
+token, 2 bytes count and that many 4-byte further strategy ids (all little-endian).
 
 Signal ring (the hot path). A ZeroMQ hop wakes an idle receiver through its I/O thread: tens to
 hundreds of microseconds on a small box. So a gateway made with `ring_capacity > 0` also creates a
@@ -45,110 +54,44 @@ from __future__ import annotations
 
 import collections
 import logging
+import os
 import struct
 import time
-from typing import NamedTuple
 
 import numpy as np
 import zmq
 
-from pipeline.bus import shm
+from pipeline.bus import channel, shm
+from pipeline.bus.auth import MAX_IDS, hello_frame, parse_hello  # noqa: F401 (HELLO codec)
 from pipeline.bus.ring import RingError, SignalRing
-from pipeline.records import SIGNAL_DTYPE, SIGNAL_FIELDS, SIGNAL_STRUCT, SIGNAL_VERSION
+from pipeline.bus.signal_codec import (SIGNAL_SIZE, _STRUCT, _WARM_SIGNAL, Signal,  # noqa: F401
+                                       SignalFormatError, decode, encode, from_array, to_array)
+from pipeline.records import SIGNAL_DTYPE
 
 log = logging.getLogger(__name__)
-
-SIGNAL_SIZE = SIGNAL_DTYPE.itemsize
-_STRUCT = SIGNAL_STRUCT          # built from SIGNAL_DTYPE in pipeline/records.py (the one layout)
 
 _CTL = struct.Struct("<4sIq")
 _EPOCH_SEQ = struct.Struct("<qq")      # the first two fields of a signal record
 HELLO = b"HELO"
 READY = b"REDY"          # ready; signals over ZeroMQ
 READY_RING = b"REDS"     # ready; signals over the shared-memory ring ring_name(channel)
-
-
-class SignalFormatError(ValueError):
-    """Bytes that are not a signal record of this version."""
+REFUSED = b"RFSD"        # HELLO refused (wrong token or a strategy id not allowed)
+_SID = struct.Struct("<I")
+_SID_OFFSET = SIGNAL_DTYPE.fields["strategy_id"][1]
 
 
 class SignalBindError(RuntimeError):
     """The gateway's endpoint is already bound (another gateway is running)."""
 
 
-class Signal(NamedTuple):
-    """One signal; the fields of SIGNAL_DTYPE in order (without padding)."""
-
-    epoch: int = 0           # sender epoch (CLOCK_REALTIME ns at its start)
-    seq: int = 0             # per-epoch sequence from 1
-    trigger_seq: int = -1    # ring sequence of the triggering tick
-    trigger_mono: int = 0    # that tick's mono_ts
-    created_mono: int = 0    # CLOCK_MONOTONIC when made
-    ttl_ns: int = 0          # valid until created_mono + ttl_ns
-    qty: float = 0.0
-    price: float = float("nan")  # NaN for MARKET
-    strategy_id: int = 0
-    symbol: int = 0
-    venue: int = 0
-    side: int = 0            # OrderSide: 1 buy, -1 sell
-    order_type: int = 2      # OrderType (MARKET)
-    tif: int = 0             # TimeInForce
-    version: int = SIGNAL_VERSION
-    action: int = 0          # records.SignalAction: 0 new order, 1 cancel, 2 replace
-    replace_back: int = 0    # replace: the replaced order is seq - replace_back
-
-    def expired(self, now_mono: int) -> bool:
-        return now_mono > self.created_mono + self.ttl_ns
-
-
-assert Signal._fields == SIGNAL_FIELDS, (Signal._fields, SIGNAL_FIELDS)
-
-_WARM_SIGNAL = Signal(ttl_ns=1, created_mono=1, qty=1.0, side=1, order_type=2)
-
-
-def encode(sig: Signal) -> bytes:
-    """The 80 bytes of one signal record."""
-    try:
-        return _STRUCT.pack(*sig)
-    except struct.error as exc:
-        raise SignalFormatError(f"cannot encode signal {sig!r}: {exc}") from None
-
-
-def decode(buf: bytes | memoryview) -> Signal:
-    """One signal from its 80 bytes; SignalFormatError on a wrong size or version."""
-    n = len(buf)
-    if n != SIGNAL_SIZE:
-        raise SignalFormatError(f"signal frame is {n} bytes, expected {SIGNAL_SIZE}")
-    sig = Signal._make(_STRUCT.unpack(buf))
-    if sig.version != SIGNAL_VERSION:
-        raise SignalFormatError(
-            f"signal version {sig.version} is not supported (this build speaks {SIGNAL_VERSION})")
-    return sig
-
-
-def to_array(signals: list[Signal]) -> np.ndarray:
-    """Signals as a SIGNAL_DTYPE array (same bytes as their encodings, concatenated)."""
-    return np.frombuffer(b"".join(encode(s) for s in signals), dtype=SIGNAL_DTYPE).copy()
-
-
-def from_array(arr: np.ndarray) -> list[Signal]:
-    if arr.dtype != SIGNAL_DTYPE:
-        raise SignalFormatError(f"expected SIGNAL_DTYPE records, got {arr.dtype}")
-    raw = np.ascontiguousarray(arr).tobytes()
-    return [decode(raw[i:i + SIGNAL_SIZE]) for i in range(0, len(raw), SIGNAL_SIZE)]
-
-
 def endpoints(name: str) -> tuple[str, str]:
-    """(data, control) endpoints for a signal channel name in the abstract namespace."""
-    if not name or "/" in name or name.startswith("@") or "://" in name:
-        raise ValueError(f"signal channel name must be a plain name (no '/', '@', scheme), "
-                         f"got {name!r}")
-    return f"ipc://@{name}", f"ipc://@{name}.ctl"
+    """(data, control) ipc:// endpoints of a signal channel (pipeline.bus.channel)."""
+    return channel.endpoints(name)
 
 
 def ring_name(name: str) -> str:
     """The shared-memory segment of a channel's signal ring (/dev/shm/<name>.sig)."""
-    endpoints(name)                      # same naming rules
+    channel.check_name(name)             # same naming rules
     return f"{name}.sig"
 
 
@@ -158,33 +101,51 @@ def ring_name(name: str) -> str:
 class SignalSender:
     """The strategy's end: PUSH for signals, DEALER for the READY handshake. Never blocks.
 
+    `token` is the channel token (default: $PIPELINE_SIGNAL_TOKEN, else the token file of a
+    standalone gateway, looked for until found: the sockets connect once it is known).
+    `strategy_ids` are the further strategy ids this sender sends for (several instances share a
+    process and its sender); the gateway refuses signals of ids no HELLO announced.
+
     Counters: sent, sent_ring (of which through the signal ring), dropped_hwm (pipe full or no
     gateway), dropped_expired (TTL ran out while waiting for READY), dropped_pending (pre-READY
-    buffer full), ring_detached (the ring's gateway went away)."""
+    buffer full), ring_detached (the ring's gateway went away), refused (HELLOs the gateway
+    refused: wrong token or id not allowed)."""
 
     def __init__(self, name: str, *, strategy_id: int = 0, epoch: int | None = None,
                  sndhwm: int = 1000, linger_ms: int = 200, hello_every_s: float = 0.5,
-                 pending_max: int = 1024, ctx: zmq.Context | None = None):
+                 pending_max: int = 1024, ctx: zmq.Context | None = None,
+                 token: str | bytes | None = None, strategy_ids: tuple[int, ...] = ()):
         if linger_ms < 0 or linger_ms > 2000:
             raise ValueError(f"linger_ms must be within 0..2000 (shutdown bound), got {linger_ms}")
         if sndhwm < 1:
             raise ValueError(f"sndhwm must be >= 1, got {sndhwm}")
+        self.name = name
         self.data_ep, self.ctl_ep = endpoints(name)
+        channel.channel_dir(name)          # ours and private (0700), or ChannelSecurityError
         self.strategy_id = int(strategy_id)
+        self.strategy_ids = tuple(sorted({int(i) for i in strategy_ids} - {self.strategy_id}))
+        if len(self.strategy_ids) > MAX_IDS:
+            raise ValueError(f"at most {MAX_IDS} strategy ids per sender")
         self.epoch = time.time_ns() if epoch is None else int(epoch)
+        self._token = channel.check_token(token) if token is not None else channel.env_token()
+        self._token_from_file = self._token is None   # a standalone gateway's: re-read on need
         self._own_ctx = ctx is None
         self.ctx = zmq.Context() if ctx is None else ctx
         self.push = self.ctx.socket(zmq.PUSH)
         self.push.setsockopt(zmq.SNDHWM, sndhwm)
         self.push.setsockopt(zmq.LINGER, linger_ms)
         self.push.setsockopt(zmq.IMMEDIATE, 1)   # never queue towards an absent gateway
-        self.push.connect(self.data_ep)
         self.ctl = self.ctx.socket(zmq.DEALER)
         self.ctl.setsockopt(zmq.LINGER, 0)
         self.ctl.setsockopt(zmq.SNDHWM, 4)
-        self.ctl.connect(self.ctl_ep)
+        self._ctl_mon = self.ctl.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+        self._ctl_mon.setsockopt(zmq.LINGER, 0)
+        self.rehandshakes = 0       # the gateway went away while ready: HELLO again
+        self.connected = False
+        self._next_token_look = 0
         self.hello_every_ns = int(hello_every_s * 1e9)
         self._last_hello = 0
+        self._last_hello_sent = False
         self.ready = False          # READY received and the data pipe proven (a send went through)
         self.got_ready = False      # READY received; the PUSH connection may still be completing
         self._pending: collections.deque[Signal] = collections.deque()
@@ -196,12 +157,37 @@ class SignalSender:
         self.dropped_pending = 0
         self.sent_ring = 0
         self.ring_detached = 0
+        self.refused = 0
         self.ring_refused = ""      # why the ring offered by the gateway is not used ("" = n/a)
         self._ring_name = ring_name(name)
         self._ring: SignalRing | None = None
         self._publish = None        # the ring writer's publish_bytes while attached
         self._next_ring_check = 0
         self._closed = False
+        self._connect()
+
+    def __repr__(self) -> str:          # never the token
+        return (f"SignalSender({self.name!r}, strategy_id={self.strategy_id}, "
+                f"ready={self.ready}, connected={self.connected})")
+
+    def _connect(self) -> bool:
+        """Connect both sockets with the token as their PLAIN credentials, once it is known."""
+        if self.connected:
+            return True
+        if self._token is None:
+            self._token = channel.read_token_file(self.name)
+            if self._token is None:
+                return False
+            log.info("signal channel %s: using the standalone gateway's token file",
+                     self.data_ep)
+        user = str(self.strategy_id).encode()
+        for sock in (self.push, self.ctl):
+            sock.setsockopt(zmq.PLAIN_USERNAME, user)
+            sock.setsockopt(zmq.PLAIN_PASSWORD, self._token)
+        self.push.connect(self.data_ep)
+        self.ctl.connect(self.ctl_ep)
+        self.connected = True
+        return True
 
     @property
     def dropped(self) -> int:
@@ -211,14 +197,19 @@ class SignalSender:
         """Drive the handshake (non-blocking): send HELLO when due, take READY, flush the
         buffered signals once the data pipe accepts them. Returns ready."""
         if self.ready:
-            if self._ring is not None:
-                now = time.perf_counter_ns() if now_mono is None else now_mono
-                if now >= self._next_ring_check:
-                    self._next_ring_check = now + self.hello_every_ns
-                    self._check_ring()
-                return self.ready
-            return True
+            now = time.perf_counter_ns() if now_mono is None else now_mono
+            if now >= self._next_ring_check:
+                self._next_ring_check = now + self.hello_every_ns
+                self.check_gateway()
+            return self.ready
         now = time.perf_counter_ns() if now_mono is None else now_mono
+        self._drain_monitor()          # disconnects before READY (a refused try) mean nothing
+        if not self.connected:
+            if now < self._next_token_look:
+                return False
+            self._next_token_look = now + self.hello_every_ns
+            if not self._connect():
+                return False
         while not self.got_ready:
             try:
                 frame = self.ctl.recv(zmq.NOBLOCK)
@@ -232,16 +223,49 @@ class SignalSender:
                     if tag == READY_RING:
                         self._attach_ring()
                     break
+                if tag == REFUSED and epoch == self.epoch:
+                    self.refused += 1
+                    if self.refused == 1 or self.refused % 100 == 0:
+                        log.error("signal channel %s: the gateway refused our HELLO (strategy "
+                                  "%d): wrong channel token or a strategy id it does not "
+                                  "allow (%d refusals)", self.ctl_ep, self.strategy_id,
+                                  self.refused)
+                    continue
             log.warning("signal channel %s: unexpected control frame %r", self.ctl_ep, frame[:16])
         if self.got_ready:
             return self._flush(now)
         if now - self._last_hello >= self.hello_every_ns:
             self._last_hello = now
+            if self._token_from_file and self._last_hello_sent:
+                self._refresh_token()
+            self._last_hello_sent = True
             try:
-                self.ctl.send(_CTL.pack(HELLO, self.strategy_id, self.epoch), zmq.NOBLOCK)
+                self.ctl.send(hello_frame(self.strategy_id, self.epoch, self._token,
+                                          self.strategy_ids), zmq.NOBLOCK)
             except zmq.Again:
                 pass
         return False
+
+    def _refresh_token(self) -> None:
+        """No READY yet and the token came from a standalone gateway's file: a restarted gateway
+        made a new one. Reconnect with it (the old connections are refused by its ZAP)."""
+        try:
+            tok = channel.read_token_file(self.name)
+        except channel.ChannelSecurityError as exc:
+            log.error("signal channel %s: %s", self.ctl_ep, exc)
+            return
+        if tok is None or channel.tokens_equal(tok, self._token):
+            return
+        log.info("signal channel %s: the gateway's token file changed; reconnecting",
+                 self.ctl_ep)
+        for sock, ep in ((self.push, self.data_ep), (self.ctl, self.ctl_ep)):
+            try:
+                sock.disconnect(ep)
+            except zmq.ZMQError:
+                pass
+        self._token = tok
+        self.connected = False
+        self._connect()
 
     def _attach_ring(self) -> None:
         """Attach to the gateway's signal ring and become its writer; on any refusal keep ZeroMQ
@@ -272,17 +296,41 @@ class SignalSender:
         if ring is not None:
             ring.close()              # marks the writer closed: the gateway stops waiting on it
 
-    def _check_ring(self) -> None:
-        """The ring's owner (the gateway) must still be alive; if not, detach and handshake again
-        (a restarted gateway offers a new ring)."""
+    def _drain_monitor(self) -> int:
+        n = 0
+        while True:
+            try:
+                self._ctl_mon.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return n
+            n += 1
+
+    def check_gateway(self) -> None:
+        """While ready: has the gateway gone away (its control connection dropped, or its ring's
+        owner died)? Then handshake again, keeping new signals buffered until READY: a restarted
+        gateway refuses signals from a sender that has not said HELLO to it. `service` calls this
+        every `hello_every_s`."""
         ring = self._ring
         if ring is not None and not shm.pid_alive(ring.owner_pid, ring.epoch_ns):
             log.warning("signal channel %s: the gateway owning ring %r is gone; handshaking "
                         "again", self.data_ep, ring.name)
             self._detach_ring()
             self.ring_detached += 1
-            self.ready = self.got_ready = False
-            self._last_hello = 0
+        elif self._drain_monitor():
+            log.warning("signal channel %s: the gateway dropped the control connection; "
+                        "handshaking again", self.ctl_ep)
+            self._detach_ring()
+        else:
+            return
+        self.rehandshakes += 1
+        self.ready = self.got_ready = False
+        self._last_hello = 0
+        while True:                      # READYs the dead gateway queued (one per HELLO it got)
+            try:                         # are stale: only the next gateway's READY counts
+                self.ctl.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                break
+        self._drain_monitor()
 
     def _flush(self, now: int) -> bool:
         """After READY: send the buffered signals in order. The PUSH connection can complete a
@@ -407,7 +455,9 @@ class SignalSender:
                 "pending": len(self._pending), "ready": self.ready,
                 "got_ready": self.got_ready, "epoch": self.epoch,
                 "seq": self.seq, "sent_ring": self.sent_ring, "ring": self._ring is not None,
-                "ring_detached": self.ring_detached}
+                "ring_detached": self.ring_detached, "refused": self.refused,
+                "rehandshakes": self.rehandshakes,
+                "connected": self.connected}
 
     def close(self) -> None:
         """Close both sockets (LINGER bounds the wait); idempotent."""
@@ -417,10 +467,19 @@ class SignalSender:
         self.dropped_pending += len(self._pending)
         self._pending.clear()
         self._detach_ring()
+        try:
+            self.ctl.disable_monitor()
+        except zmq.ZMQError:
+            pass
+        self._ctl_mon.close()
         self.push.close()
         self.ctl.close()
         if self._own_ctx:
             self.ctx.term()
+        try:                            # the directory this sender made, if no gateway came
+            os.rmdir(channel.base_dir() / self.name)
+        except OSError:
+            pass
 
     def __enter__(self) -> "SignalSender":
         return self
@@ -433,16 +492,48 @@ class SignalSender:
 
 
 class SignalReceiver:
-    """The gateway's end: binds PULL (signals) and ROUTER (handshake) in the abstract namespace.
-    A second receiver on the same name fails with SignalBindError.
+    """The gateway's end: takes the channel's lock, binds PULL (signals) and ROUTER (handshake)
+    on the channel's private ipc:// sockets and checks every connection (`auth.ZapGuard`: the
+    peer's uid, the token). A second receiver on the same name fails with SignalBindError.
+
+    `token`: the channel token (default $PIPELINE_SIGNAL_TOKEN; without one a token is made and
+    written to the channel's 0600 token file for standalone strategies). `allowed_ids`: the
+    strategy ids a HELLO may announce (None: any). Refusals are counted by kind in `refusals`.
 
     With `ring_capacity` > 0 it also owns the channel's SignalRing (created after the binds, so
     the bind decides which gateway owns the channel; unlinked at close) and waits on it with
     `ring_wait` (a ring wait strategy: busy_spin on a core of its own, else blocking)."""
 
     def __init__(self, name: str, *, rcvhwm: int = 10000, ctx: zmq.Context | None = None,
-                 ring_capacity: int = 0, ring_wait: str = "blocking"):
+                 ring_capacity: int = 0, ring_wait: str = "blocking",
+                 token: str | bytes | None = None, allowed_ids=None):
+        from pipeline.bus import auth
+        self.name = name
         self.data_ep, self.ctl_ep = endpoints(name)
+        try:
+            self._lock = channel.ChannelLock(name)
+        except channel.ChannelBusy:
+            raise SignalBindError(
+                f"signal endpoint {self.data_ep} is already bound by another process "
+                f"(is a second gateway running?)") from None
+        except (channel.ChannelSecurityError, OSError) as exc:
+            raise SignalBindError(f"signal channel {name!r}: {exc}") from None
+        self._closed = False
+        self.ring = None
+        self._reader = self._poll = None
+        try:
+            tok = channel.check_token(token) if token is not None else channel.env_token()
+            if tok is None:
+                tok = channel.new_token().encode()
+                channel.write_token_file(name, tok)
+                log.info("signal channel %s: no token given; made one for this gateway (token "
+                         "file in %s)", self.data_ep, self._lock.dir)
+        except (channel.ChannelSecurityError, OSError) as exc:
+            self._lock.release()
+            raise SignalBindError(f"signal channel {name!r}: {exc}") from None
+        self._token = tok
+        self.allowed_ids = None if allowed_ids is None else frozenset(int(i) for i in allowed_ids)
+        self.refusals = auth.Refusals(self.data_ep)
         self._own_ctx = ctx is None
         self.ctx = zmq.Context() if ctx is None else ctx
         self.pull = self.ctx.socket(zmq.PULL)
@@ -450,30 +541,30 @@ class SignalReceiver:
         self.pull.setsockopt(zmq.RCVHWM, rcvhwm)
         self.router = self.ctx.socket(zmq.ROUTER)
         self.router.setsockopt(zmq.LINGER, 0)
+        self.guard = None
         try:
+            self.guard = auth.ZapGuard(self.ctx, tok, self.refusals,
+                                       {b"sig": self.pull, b"ctl": self.router})
             self.pull.bind(self.data_ep)
             self.router.bind(self.ctl_ep)
-        except zmq.ZMQError as exc:
+        except (zmq.ZMQError, RuntimeError) as exc:
+            if self.guard is not None:
+                self.guard.close()
             self.pull.close()
             self.router.close()
             if self._own_ctx:
                 self.ctx.term()
-            if exc.errno == zmq.EADDRINUSE:
-                raise SignalBindError(
-                    f"signal endpoint {self.data_ep} is already bound by another process "
-                    f"(is a second gateway running?)") from None
+            self._lock.release()
             raise SignalBindError(f"cannot bind {self.data_ep}: {exc}") from None
         self.poller = zmq.Poller()
         self.poller.register(self.pull, zmq.POLLIN)
         self.poller.register(self.router, zmq.POLLIN)
+        self.guard.register(self.poller)
         self.hellos: dict[int, int] = {}   # strategy id -> epoch of the latest HELLO answered
+        self.ready_ids: set[int] = set()   # ids announced by an accepted HELLO
         self.received = 0
         self.malformed = 0
         self.received_ring = 0
-        self._closed = False
-        self.ring: SignalRing | None = None
-        self._reader = None
-        self._poll = None
         self._ring_lost: int | None = None
         self._n = self._i = 0
         if ring_capacity:
@@ -495,8 +586,16 @@ class SignalReceiver:
             self._stride = self.ring.dtype.itemsize
         self._ready_tag = READY_RING if self.ring is not None else READY
 
+    def __repr__(self) -> str:          # never the token
+        return f"SignalReceiver({self.name!r}, ready_ids={sorted(self.ready_ids)})"
+
+    def refusal_stats(self) -> dict:
+        return dict(self.refusals.counts)
+
     def service(self) -> int:
-        """Answer every pending HELLO with READY (non-blocking). Returns how many were answered."""
+        """Answer ZAP requests (who connects) and every pending HELLO: READY to a valid one,
+        REFUSED otherwise (non-blocking). Returns how many were answered READY."""
+        self.guard.service()
         n = 0
         while True:
             try:
@@ -505,17 +604,49 @@ class SignalReceiver:
                 return n
             except ValueError:
                 continue
-            if len(frame) != _CTL.size or frame[:4] != HELLO:
-                log.warning("signal control: ignoring frame %r", frame[:16])
+            hello = parse_hello(frame)
+            if hello is None:
+                self.refusals("bad_hello", "control frame %r is not a HELLO", bytes(frame[:16]))
                 continue
-            _tag, sid, epoch = _CTL.unpack(frame)
+            sid, epoch, tok, ids = hello
+            if not channel.tokens_equal(tok, self._token):
+                self.refusals("token", "HELLO from strategy %d (epoch %d) with a wrong token",
+                              sid, epoch)
+                self._answer(ident, REFUSED, sid, epoch)
+                continue
+            unknown = ([i for i in (sid, *ids) if i not in self.allowed_ids]
+                       if self.allowed_ids is not None else [])
+            if unknown:
+                self.refusals("unknown_strategy", "HELLO from strategy %d (epoch %d) announcing "
+                              "ids %s this gateway does not allow", sid, epoch, unknown[:8])
+                self._answer(ident, REFUSED, sid, epoch)
+                continue
             self.hellos[sid] = epoch
-            try:
-                self.router.send_multipart([ident, _CTL.pack(self._ready_tag, sid, epoch)],
-                                           zmq.NOBLOCK)
-                n += 1
-            except zmq.ZMQError:
-                pass
+            self.ready_ids.add(sid)
+            self.ready_ids.update(ids)
+            n += self._answer(ident, self._ready_tag, sid, epoch)
+
+    def _answer(self, ident: bytes, tag: bytes, sid: int, epoch: int) -> int:
+        try:
+            self.router.send_multipart([ident, _CTL.pack(tag, sid, epoch)], zmq.NOBLOCK)
+            return 1
+        except zmq.ZMQError:
+            return 0
+
+    def _admit(self, buf) -> bool:
+        """A signal frame may go on only if its strategy id was announced by an accepted HELLO
+        (a frame too short to carry one goes on: the risk kernel refuses it as malformed)."""
+        if len(buf) < _SID_OFFSET + 4:
+            return True
+        sid = _SID.unpack_from(buf, _SID_OFFSET)[0]
+        if sid in self.ready_ids:
+            return True
+        if self.ready_ids:
+            self.refusals("unknown_strategy", "signal from strategy %d, which no accepted HELLO "
+                          "announced", sid)
+        else:
+            self.refusals("before_ready", "signal from strategy %d before any READY", sid)
+        return False
 
     def wait(self, timeout_ms: int) -> bool:
         """Wait up to timeout_ms for a signal on the ring or the PULL socket, answering HELLOs.
@@ -529,6 +660,8 @@ class SignalReceiver:
         if on_ring and self._reader.lag() > 0:
             return True
         events = dict(self.poller.poll(0 if on_ring else max(0, int(timeout_ms))))
+        if len(events) > (self.pull in events):
+            self.guard.service()
         if self.router in events:
             n = self.service()
             if n:
@@ -542,19 +675,24 @@ class SignalReceiver:
 
     def recv_raw(self) -> bytes | None:
         """The next signal's 80 bytes (ring first, then the PULL socket), without waiting; None
-        if there is none. Not decoded: the gateway's risk kernel reads the raw record."""
-        if self._i >= self._n and self._poll is not None:
-            self._n = self._poll(self._slots)       # 0 when the ring has nothing new
-            self._i = 0
-        if self._i < self._n:
-            off = self._i * self._stride + 8
-            self._i += 1
-            self.received_ring += 1
-            return bytes(self._slot_mv[off:off + SIGNAL_SIZE])
-        try:
-            return self.pull.recv(zmq.NOBLOCK, copy=True)
-        except zmq.Again:
-            return None
+        if there is none. Not decoded: the gateway's risk kernel reads the raw record. A frame
+        whose strategy id no accepted HELLO announced is refused here (counted, logged)."""
+        while True:
+            if self._i >= self._n and self._poll is not None:
+                self._n = self._poll(self._slots)       # 0 when the ring has nothing new
+                self._i = 0
+            if self._i < self._n:
+                off = self._i * self._stride + 8
+                self._i += 1
+                self.received_ring += 1
+                buf = bytes(self._slot_mv[off:off + SIGNAL_SIZE])
+            else:
+                try:
+                    buf = self.pull.recv(zmq.NOBLOCK, copy=True)
+                except zmq.Again:
+                    return None
+            if self._admit(buf):
+                return buf
 
     def warm(self) -> None:
         """Run the ring receive path dry (the gateway's idle loop): a poll that finds nothing
@@ -599,10 +737,19 @@ class SignalReceiver:
         self._reader = self._poll = None
         if self.ring is not None:
             self.ring.close()           # the owner: unlinks the segment
-        self.pull.close()
-        self.router.close()
-        if self._own_ctx:
-            self.ctx.term()
+        if hasattr(self, "pull"):
+            for sock in (self.pull, self.router):
+                try:
+                    sock.disable_monitor()
+                except zmq.ZMQError:
+                    pass
+            if self.guard is not None:
+                self.guard.close()
+            self.pull.close()
+            self.router.close()
+            if self._own_ctx:
+                self.ctx.term()
+        self._lock.release()            # the sockets' and token's files, the lock, the dir
 
     def __enter__(self) -> "SignalReceiver":
         return self

@@ -32,6 +32,10 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("command", nargs="?", default="run", choices=("run", "kill", "reduce", "reset",
                                                                   "status", "journal"))
     ap.add_argument("--config", required=True, help="the pipeline TOML file ([gateway] section)")
+    ap.add_argument("--role", default=None,
+                    help="the gateway role of a run of several venues whose [roles.<name>.config] "
+                         "this gateway is (kill/reduce/reset/status of that venue's gateway; "
+                         "default $PIPELINE_ROLE, else the file's [gateway])")
     ap.add_argument("--ready-file", default=None, help="run: write this JSON file once trading")
     ap.add_argument("--log-level", default=None,
                     help="run: override [logging].level (default INFO)")
@@ -48,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         logging.basicConfig(level=(a.log_level or "INFO").upper(), stream=sys.stderr,
                             format="%(levelname)s %(name)s: %(message)s")
     try:
-        cfg = load(a.config)
+        cfg = load(a.config, role=a.role)
     except ConfigError as exc:
         if a.command == "run":
             logs.setup_role("gateway", level=a.log_level)

@@ -17,6 +17,7 @@ but the call's arguments; finish_signal then books what already went out.
 """
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -26,6 +27,7 @@ from pipeline.gateway.reasons import Reason
 from pipeline.logs import order_log
 from pipeline.records import SIGNAL_DTYPE, SignalAction
 
+log = logging.getLogger("pipeline.gateway")
 ACCEPT, MALFORMED, BAD_VERSION = int(Reason.ACCEPT), int(Reason.MALFORMED), int(Reason.BAD_VERSION)
 DUPLICATE, HALTED, RUNAWAY = int(Reason.DUPLICATE), int(Reason.HALTED), int(Reason.RUNAWAY)
 CLIENT_ID_REUSED = int(Reason.CLIENT_ID_REUSED)
@@ -88,7 +90,12 @@ class Admission:
         t_signed = time.perf_counter_ns()
         if args is not None and body is not None:
             t_signed = path.signed_ns
-            sent = self.ex.wire_taken(path)       # the connection written on, the next armed
+            try:
+                sent = self.ex.wire_taken(path)   # the connection written on, the next armed
+            except Exception as exc:  # noqa: BLE001 - maybe out: booked UNKNOWN, never resent
+                self.internal_errors += 1
+                log.exception("gateway: internal error after writing an order (outcome unknown)")
+                sent = self.ex.taken_failed(path, exc)
         return (raw, t_recv, path.risk_done_ns or t_signed, t_signed, body, encode_error,
                 path.last_reason if encode_error is None else 0, path.last_gap, ts_ms, sent)
 
@@ -114,14 +121,20 @@ class Admission:
         cid = client_id_of(sig)
         if gap:
             self.intake.note_gap(sig, gap)
-            self.journal.write("gap", strategy=sig.strategy_id, epoch=sig.epoch, seq=sig.seq,
-                               missing=gap)
+            try:                              # informational: never in the way of booking an
+                self.journal.write("gap", strategy=sig.strategy_id, epoch=sig.epoch,
+                                   seq=sig.seq, missing=gap)   # order that may be out
+            except Exception:  # noqa: BLE001 - counted and logged
+                self.internal_errors += 1
+                log.exception("gateway: could not journal a signal gap (continuing)")
         extra: dict[str, Any] = {}
         if reason == DUPLICATE and cid in self.ex.table:
             reason, extra = CLIENT_ID_REUSED, {"cid": cid}
-        elif reason == ACCEPT and encode_error is None and sent is None \
-                and self.risk.state == HALTED:
-            reason = HALTED                   # halted by an earlier signal of this batch
+        elif reason == ACCEPT and encode_error is None and self.risk.state == HALTED \
+                and not self.ex.journalled(sent) and not self.ex.maybe_out(sent):
+            # halted by an earlier signal of this batch, nothing journalled or sent: refused
+            # (journalled but not out: submit_sent answers it NOT_SENT, closing its record)
+            reason = HALTED
         if reason:
             if body is not None:              # signed but refused: undo the kernel's commit
                 self.risk.release_open(sig.symbol, sig.side, sig.qty)

@@ -30,6 +30,7 @@ from pipeline.gateway.secrets import (
     load_credentials,
 )
 from pipeline.gateway.venue_binance import BinanceVenue, VenueError
+from pipeline.gateway.venue_okx import OkxVenue
 from pipeline.gateway.wire import helper_cores
 from pipeline.logs import pin_writer
 
@@ -39,7 +40,7 @@ CLOCK_SYNC_BUDGET_S = 1.0      # a clock sync never blocks the loop longer than 
 HOP_NAMES = ("signal_to_gateway", "gateway_risk", "gateway_sign", "gateway_write",
              "gateway_response", "tick_to_order", "tick_to_wire", "intake_to_wire")
 # [gateway] venue → its adapter; the simulator speaks Binance's protocol (venue_binance.py)
-ADAPTERS = {"BINANCE": BinanceVenue, "SIM": BinanceVenue}
+ADAPTERS = {"BINANCE": BinanceVenue, "SIM": BinanceVenue, "OKX": OkxVenue}
 
 
 class GatewayError(RuntimeError):
@@ -48,7 +49,7 @@ class GatewayError(RuntimeError):
 
 def state_paths(gcfg) -> dict[str, Path]:
     d = Path(gcfg.state_dir)
-    journal = d / ("journal.bin" if getattr(gcfg, "journal_format", "jsonl") == "binary"
+    journal = d / ("journal.bin" if getattr(gcfg, "journal_format", "binary") == "binary"
                    else "journal.jsonl")
     return {"dir": d, "journal": journal, "status": d / "status.json",
             "lock": d / "gateway.lock", "pid": d / "gateway.pid",
@@ -126,8 +127,15 @@ def assemble(gw) -> None:
     gw.recv_window_ms = gw.risk_cfg.recv_window_ms
     gw.risk = riskmod.engine_from_config(gw.risk_cfg)
     gw.venue = venue_adapter(cfg, gw.risk_cfg)
+    if hasattr(gw.venue, "credentials"):      # a venue's extra credential (OKX: passphrase)
+        try:
+            gw.venue.credentials(gw.environ, gw.redact)
+        except VenueError as exc:
+            raise GatewayError(str(exc)) from None
     gw.signer = gw.venue.signer(creds.api_secret.reveal(), gw.recv_window_ms)
-    gw.path = OrderPath(gw.risk, gw.signer)   # the hot path: risk decides, then the signer signs
+    # the hot path: risk decides, then the signer signs (one compiled call; per venue)
+    gw.path = (gw.venue.order_path(gw.risk, gw.signer) if hasattr(gw.venue, "order_path")
+               else OrderPath(gw.risk, gw.signer))
     sign = gw.signer.sign
     gw.gate = HostGate(urlsplit(cfg.rest_url).netloc, weight_limit_1m=cfg.weight_limit_1m,
                        order_limit_10s=cfg.order_limit_10s,
@@ -157,7 +165,7 @@ def assemble(gw) -> None:
         raise GatewayError(str(exc)) from None
     gw.symbol_ids = {}
     for sid, rules in gw.rules.items():
-        gw.risk.set_instrument(rules)
+        riskmod.add_instrument(gw.risk, gw.risk_cfg, rules)   # + per-symbol kernel limits
         gw.signer.set_instrument(rules)
         gw.path.set_name(sid, rules.name.encode("ascii"))   # the journal record's symbol
         gw.symbol_ids[rules.name] = sid
@@ -172,7 +180,7 @@ def assemble(gw) -> None:
     wire = gw.venue.wire(api_key, gw.gate, redact=gw.redact, cores=gw.helper_cores)
     del creds, api_key
 
-    gw.ex = Execution(cfg=cfg, journal=gw.journal, risk=gw.risk, signer=gw.signer,
+    gw.ex = getattr(gw.venue, "execution", Execution)(cfg=cfg, journal=gw.journal, risk=gw.risk, signer=gw.signer,
                       rules=gw.rules, rest=gw.rest, ws=gw.ws, clock=gw.clock, halt=gw.halt,
                       recv_window_ms=gw.recv_window_ms, heartbeat=gw.role.heartbeat)
     gw.ex.wire = wire
@@ -194,7 +202,8 @@ def assemble(gw) -> None:
         if not gw.stream.subscribed.is_set():
             log.warning("user stream not subscribed after 3 s; fills come from responses "
                         "and queries until it is")
-    rep = gw.reconcile_report = reconcile(gw.ex, list(cfg.symbols), cfg.recent_trades)
+    recon = getattr(gw.venue, "reconcile", reconcile)
+    rep = gw.reconcile_report = recon(gw.ex, list(cfg.symbols), cfg.recent_trades)
     log.info("reconciled with the venue: %d checked, %d resolved, %d still unknown, "
              "%d new fills, %d unknown exchange orders", rep["checked"], rep["resolved"],
              rep["still_unknown"], rep["new_fills"], len(rep["unknown_exchange_orders"]))

@@ -40,7 +40,9 @@ from pipeline.gateway.positions import Book, Fill
 from pipeline.gateway.rest import Outcome, Reply, RestClient
 from pipeline.gateway.wire import Wire
 from pipeline.logs import order_log
-from pipeline.records import JournalVia
+from pipeline.records import JournalVia, TradingState
+
+HALTED_STATE = int(TradingState.HALTED)
 
 log = logging.getLogger(__name__)
 SIDES = {1: "BUY", -1: "SELL"}
@@ -389,6 +391,31 @@ class Execution:
             wire.arm()
         return (path.journal_state, ws, nsent, path.written_ns, conn, reply)
 
+    @staticmethod
+    def taken_failed(path, exc: Exception) -> tuple:
+        """wire_taken's answer when it failed itself: the order counts as out (UNKNOWN,
+        resolved by a status query) unless OrderPath.send wrote nothing on a connection."""
+        ws = path.wire_state
+        out = ws == W_SENT or ws == W_SHORT or ws == W_ERROR
+        reply = Reply(Outcome.UNKNOWN, msg=f"internal error after the write: "
+                                           f"{type(exc).__name__}",
+                      written_mono=path.written_ns, done_mono=time.perf_counter_ns()) if out \
+            else None
+        return (path.journal_state, ws, path.sent, path.written_ns, None, reply)
+
+    @staticmethod
+    def maybe_out(sent: tuple | None) -> bool:
+        """Whether some of the order's bytes may have reached the venue (OrderPath.send wrote
+        on a connection, or the rest of a short write failed): then it is booked and tracked
+        whatever happens next, never refused as if it had not been sent."""
+        return sent is not None and (sent[1] == W_SENT or sent[1] == W_SHORT
+                                     or sent[1] == W_ERROR or sent[5] is not None)
+
+    @staticmethod
+    def journalled(sent: tuple | None) -> bool:
+        """Whether OrderPath.send wrote the order's write-ahead ORDER record."""
+        return sent is not None and (sent[0] == J_WRITTEN or sent[0] == J_SYNC_FAILED)
+
     def unbooked(self, cid: str, sent: tuple) -> None:
         """An order the compiled path journalled (and maybe wrote) whose client id names an order
         in the book: cannot happen (the kernel refuses a duplicate signal); counted, logged, and
@@ -407,7 +434,6 @@ class Execution:
         sent, send() stamp, the connection). What it could not do is done here as _write would
         (a journal with no room: grown and written; no connection: the wire's put)."""
         jstate, wstate, nsent, written, conn, reply = sent
-        ws = self.ws is not None
         if jstate != J_WRITTEN and jstate != J_SYNC_FAILED:     # nothing journalled or sent
             return self.submit(order, body)
         order.attempts += 1
@@ -426,19 +452,12 @@ class Execution:
                 self.inflight.pop(order.cid, None)
         elif wstate == W_ERROR:
             reply = self.wire.failed(conn, written, OSError(-nsent, os.strerror(-nsent)))
+        elif self.risk.state == HALTED_STATE:    # halted by an earlier order of its batch
+            reply = Reply(Outcome.NOT_SENT, msg="HALTED before it was sent",
+                          done_mono=time.perf_counter_ns())
         else:                                    # no connection ready / it was closed
-            if ws:
-                self.heartbeat()
-            reply = self._send(order, body)
-            if ws:
-                self.heartbeat()
-        if reply is None or reply.outcome is not Outcome.NOT_SENT:
-            order_log("SENT", order.cid, symbol=order.symbol, side=SIDES.get(order.side),
-                      qty=order.qty, price=None if order.price != order.price else order.price,
-                      attempt=order.attempts, via="ws_api" if ws else "rest")
-        if reply is None:
-            return None
-        return self.on_reply(order, reply)
+            reply = self._beating(self._send, order, body)
+        return self._after_send(order, reply)
 
     def _journal_order(self, order: Order) -> None:
         """The binary journal's write-ahead ORDER record: the signal accepted, the order and this
@@ -455,16 +474,26 @@ class Execution:
     def submit(self, order: Order, body: bytes) -> Reply | None:
         """Write the order and act on the answer (one -1021 retry). Returns the final reply, or
         None when the order went to the wire (its reply is acted on by `pump`)."""
-        ws = self.ws is not None        # REST calls stamp the heartbeat themselves (on_io)
-        if ws:
+        reply = self._beating(self._write, order, body)
+        return self._after_send(order, reply)
+
+    def _beating(self, send, order: Order, body: bytes) -> Reply | None:
+        """`send(order, body)` with the heartbeat stamped around it on the WS-API (REST calls
+        stamp it themselves, on_io)."""
+        if self.ws is not None:
             self.heartbeat()
-        reply = self._write(order, body)
-        if ws:
+        reply = send(order, body)
+        if self.ws is not None:
             self.heartbeat()
+        return reply
+
+    def _after_send(self, order: Order, reply: Reply | None) -> Reply | None:
+        """The SENT log line (unless nothing went out), then the answer acted on, or None when
+        the wire brings it back later (`pump`)."""
         if reply is None or reply.outcome is not Outcome.NOT_SENT:
             order_log("SENT", order.cid, symbol=order.symbol, side=SIDES.get(order.side),
                       qty=order.qty, price=None if order.price != order.price else order.price,
-                      attempt=order.attempts, via="ws_api" if ws else "rest")
+                      attempt=order.attempts, via="ws_api" if self.ws is not None else "rest")
         if reply is None:
             return None
         return self.on_reply(order, reply)

@@ -4,9 +4,14 @@ and count (received, malformed, sequence gaps). It judges nothing: malformed fra
 judged once in the order path; the kernel also reports each sequence gap, which the intake
 counts and logs (the loop journals it).
 
-The channel binds PULL on `ipc://@<channel>` and ROUTER on `ipc://@<channel>.ctl` (Linux abstract
-namespace): a second gateway on the same channel fails to bind and stops with a clear error
-(`IntakeBindError`). HELLOs are answered with READY on every poll. With `ring_capacity` > 0 (the
+The channel binds PULL and ROUTER on filesystem ipc:// sockets in a directory private to the
+run's user (pipeline.bus.channel), holding the channel's lock: a second gateway on the same
+channel fails and stops with a clear error (`IntakeBindError`). Only this uid with the run's
+channel token gets a connection through (ZAP: SO_PEERCRED uid + PLAIN password, then the token
+again in the HELLO); valid HELLOs are answered with READY on every poll, and a signal of a strategy
+id no accepted HELLO announced is refused. The refusals are counted by kind in the snapshot
+(`refused`: uid, token, no_auth, bad_hello, unknown_strategy, before_ready) and logged with the
+peer's pid/uid, never the token. With `ring_capacity` > 0 (the
 gateway's `signal_ring`) the intake also owns the channel's shared-memory signal ring and waits on
 it with the role's wait strategy; the strategy switches to it on READY (pipeline.bus.signals).
 
@@ -27,7 +32,8 @@ class IntakeBindError(RuntimeError):
 
 class Intake:
     def __init__(self, channel: str, *, rcvhwm: int = 10000, ring_capacity: int = 0,
-                 ring_wait: str = "blocking"):
+                 ring_wait: str = "blocking", token: str | bytes | None = None,
+                 allowed_ids=None):
         try:
             from pipeline.bus import signals
         except ImportError as exc:   # the codec is issue 6's; say what is missing
@@ -37,7 +43,8 @@ class Intake:
         self.size = signals.SIGNAL_SIZE
         try:
             self.rx = signals.SignalReceiver(channel, rcvhwm=rcvhwm, ring_capacity=ring_capacity,
-                                             ring_wait=ring_wait)
+                                             ring_wait=ring_wait, token=token,
+                                             allowed_ids=allowed_ids)
         except signals.SignalBindError as exc:
             raise IntakeBindError(f"signal channel {channel!r}: {exc}") from None
         self.ring_wait = ring_wait if ring_capacity else ""
@@ -78,5 +85,6 @@ class Intake:
 
     def snapshot(self) -> dict:
         return {"received": self.received, "malformed": self.malformed, "gaps": self.gaps,
-                "gap_events": self.gap_events, "ready_answered": len(self.rx.hellos), "ring_wait": self.ring_wait,
-                **self.rx.ring_stats()}
+                "gap_events": self.gap_events, "ready_answered": len(self.rx.hellos),
+                "ring_wait": self.ring_wait, "refused": self.rx.refusal_stats(),
+                "refused_total": self.rx.refusals.total, **self.rx.ring_stats()}

@@ -54,7 +54,10 @@ def order_params(ex, order: Order) -> dict[str, Any]:
 
 
 def cancel(ex, order: Order, why: str) -> bool:
-    """DELETE /api/v3/order for one of our orders; True if the venue cancelled it."""
+    """DELETE /api/v3/order for one of our orders; True if the venue cancelled it. A venue's
+    execution with its own intents (OKX: okx_execution.py) does it its way."""
+    if hasattr(ex, "cancel_intent"):
+        return ex.cancel_intent(order, why)
     ex.heartbeat()
     r = ex.rest.signed("DELETE", "/api/v3/order",
                        {"symbol": order.symbol, "origClientOrderId": order.cid},
@@ -77,6 +80,8 @@ def cancel(ex, order: Order, why: str) -> bool:
 def replace(ex, old: Order, new: Order) -> None:
     """POST /api/v3/order/cancelReplace (STOP_ON_FAILURE): cancel `old`, then place `new` (an
     order of the book of record, its risk already judged). Acts on both halves of the answer."""
+    if hasattr(ex, "replace_intent"):             # a venue's own (OKX: okx_execution.py)
+        return ex.replace_intent(old, new)
     params = order_params(ex, new)
     params.update(cancelReplaceMode="STOP_ON_FAILURE", cancelOrigClientOrderId=old.cid)
     new.attempts += 1

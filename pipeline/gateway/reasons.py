@@ -5,7 +5,7 @@ carry its name. Mirrored in ext/risk.pxd (section REASONS / STATES); tests/unit/
 checks that the compiled module reports the same numbers; change both together. TradingState is
 defined in pipeline/records.py (the launcher's status block carries it) and re-exported here.
 
-0 is ACCEPT. 1..29, HOST_CLOSED and RATE_BUDGET are judged by the risk kernel, in the order
+0 is ACCEPT. 1..29, HOST_CLOSED, RATE_BUDGET, STALE_TRIGGER and DUPLICATE_ORDER are judged by the risk kernel, in the order
 documented in pipeline/gateway/risk_py.py (the first rule that fails is the answer):
   HOST_CLOSED       the venue closed us after a 429/418 (ratelimit.HostGate pushes it in)
   RATE_BUDGET       the venue's order/weight budget is used up in this window, or the order
@@ -59,12 +59,17 @@ class Reason(IntEnum):
     PRICE_COLLAR = 25       # |price - ref| > ref * collar_bps / 10000
     POSITION_LIMIT = 26     # worst-case position (open orders included) beyond max_position
     GROSS_EXPOSURE = 27     # worst-case gross notional over all symbols beyond max_gross_notional
-    THROTTLED = 28          # order-rate token bucket empty
+    RATE_LIMIT = 28         # our order-rate limit: throttle_orders already in the sliding window
+    THROTTLED = 28          # the old name of RATE_LIMIT (an alias)
     RUNAWAY = 29            # too many signals in the runaway window: state is now HALTED
     CLIENT_ID_REUSED = 30   # the order book (after the kernel; see the module docstring)
     HOST_CLOSED = 31        # the venue's limits, judged in the kernel (set_venue_gate)
     RATE_BUDGET = 32
     ENCODE = 33             # the signer (after the kernel)
+    STALE_TRIGGER = 34      # the signal's trigger tick is older than the symbol's max_tick_age_ns
+                            # and the order increases risk (judged in the kernel, step 9)
+    DUPLICATE_ORDER = 35    # the same order (strategy, symbol, side, type, price, qty) accepted
+                            # less than duplicate_window_ns ago (the kernel, step 11)
 
 
 REASON_NAMES = {int(r): r.name for r in Reason}

@@ -100,15 +100,22 @@ class References:
             apply(batch)
 
     def poll_rest(self) -> None:
+        top = getattr(self.rest, "top_of_book", None)     # a venue client's own (OKX)
         for sid, rules in self.rules.items():
-            r = self.rest.public("/api/v3/depth", {"symbol": rules.name, "limit": 5})
-            if r.outcome is not Outcome.OK or not isinstance(r.data, dict):
-                continue
-            try:
-                bid = float(r.data["bids"][0][0])
-                ask = float(r.data["asks"][0][0])
-            except (KeyError, IndexError, TypeError, ValueError):
-                continue
+            if top is not None:
+                got = top(rules.name)
+                if got is None:
+                    continue
+                bid, ask = got
+            else:
+                r = self.rest.public("/api/v3/depth", {"symbol": rules.name, "limit": 5})
+                if r.outcome is not Outcome.OK or not isinstance(r.data, dict):
+                    continue
+                try:
+                    bid = float(r.data["bids"][0][0])
+                    ask = float(r.data["asks"][0][0])
+                except (KeyError, IndexError, TypeError, ValueError):
+                    continue
             mid = (bid + ask) / 2
             if not (good_price(bid) and good_price(ask) and good_price(mid)):
                 self._bad(sid, f"bid {bid} ask {ask}")

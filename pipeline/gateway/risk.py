@@ -21,7 +21,7 @@ _risk = _native.load("risk")
 RiskEngine = _risk.RiskEngine
 
 __all__ = ["RiskEngine", "Reason", "TradingState", "InstrumentRules", "make_signal",
-           "engine_kwargs", "engine_from_config", "rules_for"]
+           "engine_kwargs", "engine_from_config", "rules_for", "add_instrument"]
 
 
 def make_signal(*, epoch: int, seq: int, symbol: int, venue: int, side: int, order_type: int,
@@ -44,6 +44,8 @@ def engine_kwargs(cfg) -> dict:
         throttle_window_ns=cfg.throttle_window_ms * 1_000_000,
         runaway_signals=cfg.runaway_signals,
         runaway_window_ns=cfg.runaway_window_ms * 1_000_000,
+        max_tick_age_ns=cfg.max_tick_age_ms * 1_000_000,
+        duplicate_window_ns=cfg.duplicate_window_ms * 1_000_000,
         state=int(TradingState[cfg.start_state]),
     )
 
@@ -52,6 +54,15 @@ def engine_from_config(cfg, engine_cls=None):
     """A risk engine (compiled by default) configured from a RiskConfig; instruments are added by
     the caller from exchangeInfo (InstrumentRules.from_binance) with cfg.limits_for(symbol)."""
     return (engine_cls or RiskEngine)(**engine_kwargs(cfg))
+
+
+def add_instrument(eng, cfg, rules: InstrumentRules) -> None:
+    """set_instrument, then the symbol's own [risk.symbols."VENUE:SYMBOL"] overrides that live in
+    the engine rather than in InstrumentRules (max_tick_age_ms)."""
+    from pipeline.records import Venue
+    eng.set_instrument(rules)
+    eng.set_max_tick_age(rules.symbol_id,
+                         cfg.tick_age_ms_for(Venue(rules.venue).name, rules.name) * 1_000_000)
 
 
 def rules_for(cfg, *, venue, symbol_id: int, exchange_symbol) -> InstrumentRules:

@@ -28,10 +28,18 @@ Checks, in this order (the first failing one is the answer):
      when the filter applies to market orders)
   8. our order limits: MAX_ORDER_QTY, MAX_ORDER_NOTIONAL (limit price, or reference for MARKET)
   9. market data: a reference older than ref_stale_ns (age > ref_stale_ns) rejects risk-increasing
-     orders (STALE_REFERENCE). Price collar, inclusive boundary, computed in binary64 exactly as
+     orders (STALE_REFERENCE); so does a trigger tick older than the symbol's max_tick_age_ns
+     (`trigger_mono > 0 and now - trigger_mono > max_tick_age_ns` → STALE_TRIGGER: the strategy
+     decided on old data, e.g. after a stall or a lapped ring; trigger_mono 0 = no trigger tick,
+     judged by the reference's age alone). Price collar, inclusive boundary, computed in binary64 exactly as
      `abs(price - ref) > ref * collar_bps / 10000.0` → PRICE_COLLAR (LIMIT and LIMIT_MAKER).
  10. state REDUCING: only reducing orders (REDUCE_ONLY)
- 11. worst case with open orders: BUY → pos + open_buy + qty <= max_position,
+ 11. duplicate orders: with duplicate_window_ns > 0, an order of the same strategy, symbol, side,
+     type, price and quantity as one accepted less than duplicate_window_ns ago (half-open) →
+     DUPLICATE_ORDER (reducing or not: a double send is a bug either way). Each instrument keeps
+     its last RECENT_ORDERS (8) accepted orders, so an identical order behind 8 newer ones on
+     the same symbol within the window is not seen.
+     Worst case with open orders: BUY → pos + open_buy + qty <= max_position,
      SELL → -(pos - open_sell - qty) <= max_position (POSITION_LIMIT); gross worst-case notional
      Σ_i max(|pos+open_buy|, |pos-open_sell|) / 10**qty_decimals * ref_i over all instruments in
      id order <= max_gross_notional (GROSS_EXPOSURE)
@@ -39,8 +47,10 @@ Checks, in this order (the first failing one is the answer):
      now < host_until → HOST_CLOSED (after a 429/418); now < budget_until → RATE_BUDGET (the
      window's budget is used up); pacing: while now < pace_until, an order sooner than pace_ns
      after the last accepted one → RATE_BUDGET. One mechanism, one state, judged here only.
- 13. throttle: token bucket of `throttle_orders` tokens refilled over `throttle_window_ns`,
-     integer arithmetic (a token is throttle_window_ns units) → THROTTLED
+ 13. our order-rate limit, a sliding window: never more than `throttle_orders` accepted orders in
+     any half-open window of `throttle_window_ns` (the times of the last throttle_orders accepts
+     are kept; a new order is admitted when the oldest of them is at least a window old) →
+     RATE_LIMIT. Refused, never queued; only an order that passed every other check is recorded
  14. ACCEPT: the order's quantity is added to the open orders of its side (the gateway releases it
      with release_open()/apply_fill() when the venue answers); while pacing, the next order waits
      pace_ns.
@@ -61,6 +71,8 @@ from pipeline.records import SIGNAL_STRUCT, SIGNAL_VERSION, TICK_DTYPE, Kind, Or
 
 MAX_STRATEGIES = 16          # strategies the duplicate filter tracks at once
 MAX_RUNAWAY_SIGNALS = 4096
+RECENT_ORDERS = 8            # per instrument: accepted orders the duplicate-order filter keeps
+_EMPTY = (0, 0, 0, 0, 0, 0)
 MAX_SEQ = 1 << 40            # keeps newClientOrderId within Binance's 36 characters
 MAX_STRATEGY_ID = 1 << 16
 MAX_UNITS_F = float(MAX_UNITS)
@@ -89,9 +101,9 @@ def round_units(x: float, scale: float) -> int:
 
 class _Inst:
     __slots__ = ("rules", "price_scale", "qty_scale", "pos", "open_buy", "open_sell", "ref",
-                 "ref_mono", "bid", "ask")
+                 "ref_mono", "bid", "ask", "max_tick_age_ns", "recent", "recent_head")
 
-    def __init__(self, rules: InstrumentRules):
+    def __init__(self, rules: InstrumentRules, max_tick_age_ns: int):
         self.rules = rules
         self.price_scale = POW10[rules.price_decimals]
         self.qty_scale = POW10[rules.qty_decimals]
@@ -99,14 +111,21 @@ class _Inst:
         self.ref = 0.0
         self.ref_mono = 0                 # 0 = invalidated (GAP, RESYNC, STALE)
         self.bid = self.ask = 0.0         # best bid/ask seen by apply_ticks (0 = none)
+        self.max_tick_age_ns = max_tick_age_ns
+        # ring of the last accepted orders: (mono, strategy, side, type, price_units, qty_units)
+        self.recent = [_EMPTY] * RECENT_ORDERS
+        self.recent_head = 0
 
 
 class RiskEngine:
     def __init__(self, *, max_gross_notional: float, collar_bps: float, ref_stale_ns: int,
                  throttle_orders: int, throttle_window_ns: int, runaway_signals: int,
-                 runaway_window_ns: int, state: int = TradingState.ACTIVE):
+                 runaway_window_ns: int, max_tick_age_ns: int = 1_000_000_000,
+                 duplicate_window_ns: int = 0, state: int = TradingState.ACTIVE):
         _validate_limits(max_gross_notional, collar_bps, ref_stale_ns, throttle_orders,
-                         throttle_window_ns, runaway_signals, runaway_window_ns, state)
+                         throttle_window_ns, runaway_signals, runaway_window_ns, state,
+                         max_tick_age_ns, duplicate_window_ns)
+        self.duplicate_window_ns = int(duplicate_window_ns)
         self.max_gross_notional = float(max_gross_notional)
         self.collar_bps = float(collar_bps)
         self.ref_stale_ns = int(ref_stale_ns)
@@ -114,11 +133,13 @@ class RiskEngine:
         self.throttle_window_ns = int(throttle_window_ns)
         self.runaway_signals = int(runaway_signals)
         self.runaway_window_ns = int(runaway_window_ns)
+        self.max_tick_age_ns = int(max_tick_age_ns)
         self._state = int(state)
         self._insts: dict[int, _Inst] = {}
         self._ids: list[int] = []                     # configured ids, ascending
-        self._tokens = self.throttle_orders * self.throttle_window_ns   # bucket starts full
-        self._throttle_last = 0
+        self._rate_times = [0] * self.throttle_orders  # the last accepted order times (ring)
+        self._rate_head = 0
+        self._rate_count = 0
         self._run_times = [0] * self.runaway_signals
         self._run_head = 0
         self._run_count = 0
@@ -140,8 +161,17 @@ class RiskEngine:
     def set_instrument(self, rules: InstrumentRules) -> None:
         if not isinstance(rules, InstrumentRules):
             raise TypeError("set_instrument takes an InstrumentRules")
-        self._insts[rules.symbol_id] = _Inst(rules)
+        self._insts[rules.symbol_id] = _Inst(rules, self.max_tick_age_ns)
         self._ids = sorted(self._insts)
+
+    def set_max_tick_age(self, symbol_id: int, max_tick_age_ns: int) -> None:
+        """This symbol's own limit on the age of a signal's trigger tick (set_instrument gives it
+        the engine's max_tick_age_ns); ValueError outside 1..10**12 ns."""
+        inst = self._inst(symbol_id)
+        inst.max_tick_age_ns = _check_tick_age(max_tick_age_ns)
+
+    def max_tick_age(self, symbol_id: int) -> int:
+        return self._inst(symbol_id).max_tick_age_ns
 
     def _inst(self, symbol_id: int) -> _Inst:
         inst = self._insts.get(symbol_id) if isinstance(symbol_id, int) else None
@@ -252,11 +282,17 @@ class RiskEngine:
         run = tuple(self._run_times[(self._run_head + i) % self.runaway_signals]
                     for i in range(self.runaway_signals)) if self._run_count >= self.runaway_signals \
             else tuple(self._run_times[:self._run_count])
-        return (self._state, self._tokens, self._throttle_last, run,
+        k = self.throttle_orders
+        rate = tuple(self._rate_times[(self._rate_head + i) % k] for i in range(k)) \
+            if self._rate_count >= k else tuple(self._rate_times[:self._rate_count])
+        return (self._state, rate, run,
                 tuple(tuple(d) for d in self._dedup),
                 tuple((i, self._insts[i].pos, self._insts[i].open_buy, self._insts[i].open_sell,
                        self._insts[i].ref, self._insts[i].ref_mono, self._insts[i].bid,
-                       self._insts[i].ask) for i in self._ids), self.last_gap,
+                       self._insts[i].ask, self._insts[i].max_tick_age_ns,
+                       self._insts[i].recent_head, tuple(self._insts[i].recent))
+                      for i in self._ids),
+                self.last_gap,
                 (self.gate_host_until, self.gate_budget_until, self.gate_pace_ns,
                  self.gate_pace_until, self.gate_next))
 
@@ -285,23 +321,27 @@ class RiskEngine:
 
     def probe(self, msg, now_mono: int) -> int:
         """check() without effect (the kernel's probe): same answer, every state change undone."""
-        saved = (self._state, self._tokens, self._throttle_last, list(self._run_times),
+        saved = (self._state, list(self._rate_times), self._rate_head, self._rate_count,
+                 list(self._run_times),
                  self._run_head, self._run_count, [list(d) for d in self._dedup],
-                 {i: (o.open_buy, o.open_sell) for i, o in self._insts.items()}, self.last_gap,
+                 {i: (o.open_buy, o.open_sell, list(o.recent), o.recent_head)
+                  for i, o in self._insts.items()}, self.last_gap,
                  self.gate_next)
         try:
             return self.check(msg, now_mono)
         finally:
-            (self._state, self._tokens, self._throttle_last, self._run_times, self._run_head,
+            (self._state, self._rate_times, self._rate_head, self._rate_count, self._run_times,
+             self._run_head,
              self._run_count, self._dedup, opens, self.last_gap, self.gate_next) = saved
-            for i, (b, s) in opens.items():
-                self._insts[i].open_buy, self._insts[i].open_sell = b, s
+            for i, (b, s, rc, rh) in opens.items():
+                o = self._insts[i]
+                o.open_buy, o.open_sell, o.recent, o.recent_head = b, s, rc, rh
 
     # ------------------------------------------------------------------ the entry point
     def check(self, msg, now_mono: int) -> int:
         self.last_gap = 0
         try:
-            (epoch, seq, _tseq, _tmono, created, ttl, qty, price, strategy_id, symbol, venue,
+            (epoch, seq, _tseq, trigger, created, ttl, qty, price, strategy_id, symbol, venue,
              side, otype, tif, version, _action, _back) = SIGNAL_STRUCT.unpack(msg)
             now = operator.index(now_mono)
         except Exception:            # anything that is not an 80-byte buffer and an int clock
@@ -408,12 +448,17 @@ class RiskEngine:
             reducing = pos > 0 and os_ + qu <= pos
         if not reducing and now - inst.ref_mono > self.ref_stale_ns:
             return R.STALE_REFERENCE
+        if not reducing and trigger > 0 and now - trigger > inst.max_tick_age_ns:
+            return R.STALE_TRIGGER
         if not is_market and abs(price - ref) > ref * self.collar_bps / 10000.0:
             return R.PRICE_COLLAR
         # 10. reduce-only state
         if self._state == TradingState.REDUCING and not reducing:
             return R.REDUCE_ONLY
-        # 11. worst-case position and gross exposure
+        # 11. the same order again (duplicate-order filter), worst-case position, gross exposure
+        if self.duplicate_window_ns and self._is_duplicate(inst, strategy_id, side, otype, pu,
+                                                           qu, now):
+            return R.DUPLICATE_ORDER
         if side == 1:
             long_w, short_w = pos + ob + qu, pos - os_
             if long_w > rules.max_position_units:
@@ -439,9 +484,9 @@ class RiskEngine:
             return R.RATE_BUDGET
         if self.gate_pace_ns and now < self.gate_pace_until and now < self.gate_next:
             return R.RATE_BUDGET
-        # 13. throttle
-        if not self._take_token(now):
-            return R.THROTTLED
+        # 13. our order-rate limit (sliding window; the accept below is recorded in it)
+        if not self._rate_admit(now):
+            return R.RATE_LIMIT
         # 14. accept: the order is open now, and the next one paced
         if self.gate_pace_ns and now < self.gate_pace_until:
             self.gate_next = min(now + self.gate_pace_ns, (1 << 63) - 1)     # int64, as the kernel
@@ -449,6 +494,8 @@ class RiskEngine:
             inst.open_buy = ob + qu
         else:
             inst.open_sell = os_ + qu
+        inst.recent[inst.recent_head] = (now, strategy_id, side, otype, pu, qu)
+        inst.recent_head = (inst.recent_head + 1) % RECENT_ORDERS
         return R.ACCEPT
 
     # ------------------------------------------------------------------ helpers
@@ -478,18 +525,24 @@ class RiskEngine:
         self._dedup.append([strategy_id, epoch, seq])
         return 0
 
-    def _take_token(self, now: int) -> bool:
-        w = self.throttle_window_ns
-        elapsed = now - self._throttle_last
-        if elapsed < 0:
-            elapsed = 0
-        elif elapsed > w:
-            elapsed = w
-        self._tokens = min(self.throttle_orders * w, self._tokens + elapsed * self.throttle_orders)
-        self._throttle_last = now
-        if self._tokens < w:
+    def _is_duplicate(self, inst: _Inst, strategy_id: int, side: int, otype: int, pu: int,
+                      qu: int, now: int) -> bool:
+        w = self.duplicate_window_ns
+        for mono, sid, sd, ot, p, q in inst.recent:
+            if mono and now - mono < w and sid == strategy_id and sd == side and ot == otype \
+                    and p == pu and q == qu:
+                return True
+        return False
+
+    def _rate_admit(self, now: int) -> bool:
+        k = self.throttle_orders
+        if self._rate_count >= k and now - self._rate_times[self._rate_head] < \
+                self.throttle_window_ns:
             return False
-        self._tokens -= w
+        self._rate_times[self._rate_head] = now
+        self._rate_head = (self._rate_head + 1) % k
+        if self._rate_count < k:
+            self._rate_count += 1
         return True
 
 
@@ -503,8 +556,15 @@ def _qty_units(x: float, scale: float, signed: bool = False) -> int:
     return round_units(x, scale)
 
 
+def _check_tick_age(v) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 10**12:
+        raise ValueError(f"max_tick_age_ns must be an integer in 1..{10**12}, got {v!r}")
+    return int(v)
+
+
 def _validate_limits(max_gross_notional, collar_bps, ref_stale_ns, throttle_orders,
-                     throttle_window_ns, runaway_signals, runaway_window_ns, state) -> None:
+                     throttle_window_ns, runaway_signals, runaway_window_ns, state,
+                     max_tick_age_ns=1_000_000_000, duplicate_window_ns=0) -> None:
     """Shared by both engines: bad limits are a ValueError at construction (cool path)."""
     for name, v in (("max_gross_notional", max_gross_notional), ("collar_bps", collar_bps)):
         if not (isinstance(v, (int, float)) and 0 < v < math.inf):
@@ -516,5 +576,10 @@ def _validate_limits(max_gross_notional, collar_bps, ref_stale_ns, throttle_orde
                         ("runaway_window_ns", runaway_window_ns, 10**12)):
         if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= hi:
             raise ValueError(f"{name} must be an integer in 1..{hi}, got {v!r}")
+    _check_tick_age(max_tick_age_ns)
+    if isinstance(duplicate_window_ns, bool) or not isinstance(duplicate_window_ns, int) \
+            or not 0 <= duplicate_window_ns <= 10**12:
+        raise ValueError(f"duplicate_window_ns must be an integer in 0..{10**12}, got "
+                         f"{duplicate_window_ns!r}")
     if int(state) not in (0, 1, 2):
         raise ValueError(f"state must be 0, 1 or 2, got {state!r}")

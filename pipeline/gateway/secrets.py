@@ -105,9 +105,9 @@ def _read_file(path: Path) -> dict[str, str]:
         if not sep:
             raise CredentialError(f"credentials file {path}: line {n} is not key=value")
         k = k.strip()
-        if k not in ("api_key", "api_secret"):
+        if k not in ("api_key", "api_secret", "api_passphrase"):
             raise CredentialError(f"credentials file {path}: line {n}: unknown key {k!r} "
-                                  f"(known: api_key, api_secret)")
+                                  f"(known: api_key, api_secret, api_passphrase)")
         out[k] = v.strip().strip('"').strip("'")
     return out
 
@@ -130,6 +130,21 @@ def load_credentials(*, key_env: str, secret_env: str, file: str = "",
     return Credentials(Secret(key), Secret(sec), f"env:{key_env},{secret_env}")
 
 
+def load_passphrase(*, env: str, file: str = "", environ: dict[str, str] | None = None) -> Secret:
+    """An OKX API key's passphrase: api_passphrase= in `file` when given, else the variable `env`."""
+    if file:
+        v = _read_file(Path(file)).get("api_passphrase", "")
+        if not v:
+            raise CredentialError(f"credentials file {file}: missing api_passphrase (OKX keys "
+                                  f"have one)")
+        return Secret(v)
+    v = (os.environ if environ is None else environ).get(env, "")
+    if not v:
+        raise CredentialError(f"credentials: environment variable {env} (the OKX API key's "
+                              f"passphrase) not set (or api_passphrase= in credentials_file)")
+    return Secret(v)
+
+
 class Redactor:
     """Scrubs known secret values and any signature out of text."""
 
@@ -141,6 +156,12 @@ class Redactor:
                 vals.append(v)
         # longest first, so a secret containing the key is replaced whole
         self._values = sorted(set(vals), key=len, reverse=True)
+
+    def add(self, secret: Secret | str) -> None:
+        """One more value to scrub (an OKX passphrase, loaded by the venue adapter)."""
+        v = secret.reveal() if isinstance(secret, Secret) else secret
+        if v and len(v) >= 4:
+            self._values = sorted(set(self._values) | {v}, key=len, reverse=True)
 
     def __call__(self, text: str) -> str:
         """Full scrub (log lines, status, exceptions): values, signature fields, any 64-hex run."""

@@ -141,27 +141,26 @@ class GatewayProc:
         self.remove_orphan_ring()
 
     def remove_orphan_ring(self) -> str | None:
-        """Unlink this channel's signal ring if its owner is gone (a killed gateway leaves it in
-        /dev/shm); never a live gateway's. Returns the segment's name if one was removed."""
+        """Unlink this channel's signal ring and order-event ring if their owner is gone (a
+        killed gateway leaves them in /dev/shm), and its socket directory; never a live
+        gateway's. Returns the signal ring's name if it was removed."""
+        from pipeline.bus import channel
         from pipeline.bus import ring as ringmod
         from pipeline.bus.events import event_ring_name
         from pipeline.bus.signals import ring_name
-        name = ring_name(self.channel)
-        evt = event_ring_name(self.channel)      # its order-event ring goes with it
-        info = ringmod.inspect(evt)
-        if info is not None and not info.get("owner_alive"):
+        if self.proc is None or self.proc.poll() is not None:
+            channel.remove_stale(self.channel)
+        removed = []
+        for name in (ring_name(self.channel), event_ring_name(self.channel)):
+            info = ringmod.inspect(name)
+            if info is None or info.get("owner_alive"):
+                continue
             try:
-                ringmod.unlink(evt)
+                ringmod.unlink(name)
             except FileNotFoundError:
-                pass
-        info = ringmod.inspect(name)
-        if info is None or info.get("owner_alive"):
-            return None
-        try:
-            ringmod.unlink(name)
-        except FileNotFoundError:
-            return None
-        return name
+                continue
+            removed.append(name)
+        return ring_name(self.channel) if ring_name(self.channel) in removed else None
 
     def stderr(self) -> str:
         try:
@@ -215,6 +214,15 @@ class GatewayProc:
         return out
 
     def journal_text(self) -> str:
+        """The journal as text: JSON lines (the binary journal exported, then its raw bytes
+        as latin-1, so a search sees every byte the file holds)."""
+        b = self.state_dir / "journal.bin"
+        if b.exists():
+            import io
+            from pipeline.gateway.binjournal import export
+            out = io.BytesIO()
+            export(b, out)
+            return out.getvalue().decode() + b.read_bytes().decode("latin-1")
         p = self.state_dir / "journal.jsonl"
         return p.read_text() if p.exists() else ""
 
@@ -223,19 +231,29 @@ class StrategySide:
     """The strategy's end of the signal channel (pipeline.bus.signals.SignalSender)."""
 
     def __init__(self, channel: str, strategy_id: int = 1, epoch: int | None = None,
-                 ready_timeout: float = 10.0):
+                 ready_timeout: float = 10.0, venue: int = int(Venue.SIM)):
         from pipeline.bus import signals
         self.signals = signals
         self.tx = signals.SignalSender(channel, strategy_id=strategy_id, epoch=epoch,
                                        hello_every_s=0.05)
         self.strategy_id = strategy_id
+        self.venue = venue                   # the signals' venue (the gateway's [gateway] venue)
         self.raw_sent: list[bytes] = []
         self.ctl_frames: list[bytes] = []
-        deadline = time.monotonic() + ready_timeout
+        try:
+            self.wait_ready(ready_timeout)
+        except TimeoutError:
+            self.tx.close()
+            raise
+
+    def wait_ready(self, timeout: float = 10.0) -> None:
+        """Handshake (again: after a gateway restart a sender must say HELLO to the new one,
+        which refuses signals before that)."""
+        deadline = time.monotonic() + timeout
+        self.tx.check_gateway()
         while not self.tx.service():
             if time.monotonic() > deadline:
-                self.tx.close()
-                raise TimeoutError("gateway never answered READY")
+                raise TimeoutError(f"gateway never answered READY: {self.tx.stats()}")
             time.sleep(0.01)
 
     def make(self, *, side: int = 1, qty: float = 0.001, price: float = math.nan,
@@ -246,7 +264,7 @@ class StrategySide:
                                    trigger_mono=now, created_mono=now,
                                    ttl_ns=ttl_ms * 1_000_000, qty=qty, price=price,
                                    strategy_id=self.strategy_id, symbol=symbol,
-                                   venue=int(Venue.SIM), side=int(side),
+                                   venue=self.venue, side=int(side),
                                    order_type=int(order_type), tif=int(tif))
 
     def send(self, **kw: Any):

@@ -144,6 +144,7 @@ class Wire(ReplyQueue):
         self._idle: list[http.client.HTTPConnection] = []     # guarded by _lock
         self._open = 0                    # connections open (idle or carrying an order); _lock
         self._ready: http.client.HTTPConnection | None = None   # held by the loop (loop only)
+        self._queued = 0                  # sends queued for the wire thread, not yet taken up
         self._in: queue.SimpleQueue = queue.SimpleQueue()
         self._out: queue.SimpleQueue = queue.SimpleQueue()
         self.direct = 0                   # requests the loop wrote itself (loop only)
@@ -175,6 +176,8 @@ class Wire(ReplyQueue):
             return
         conn = self._take_ready() or self._take_idle()
         if conn is None:
+            with self._lock:
+                self._queued += 1
             self._in.put((_SEND, cid, body, not_after_mono))
             return
         failed = self._write(conn, body, 0)
@@ -195,6 +198,9 @@ class Wire(ReplyQueue):
         turn); its file descriptor, or -1 when none is idle."""
         conn = self._ready
         if conn is None or conn.sock is None:
+            if self._queued:          # the wire thread has orders waiting for a connection
+                self._ready = None
+                return -1
             conn = self._ready = self._take_idle()
         return conn.sock.fileno() if conn is not None else -1
 
@@ -374,7 +380,11 @@ class Wire(ReplyQueue):
                 if kind == _READ:
                     reply = self._read(what)
                 else:
-                    reply = self._send(what, not_after)
+                    try:
+                        reply = self._send(what, not_after)
+                    finally:            # the loop may hold a connection ready again
+                        with self._lock:
+                            self._queued -= 1
             except Exception as exc:  # noqa: BLE001 - the request may be out: UNKNOWN, not resent
                 log.exception("order %s: error on the wire; outcome unknown", cid)
                 reply = Reply(Outcome.UNKNOWN, msg=f"internal error on the wire: "

@@ -39,7 +39,7 @@ from pipeline.bus.ring import TickRing
 from pipeline import logs
 from pipeline.config import PipelineConfig, RoleSpec
 from pipeline import instruments as instr
-from pipeline.launcher import preflight, venues
+from pipeline.launcher import preflight, venues, views
 from pipeline.launcher.restart import RestartTracker
 from pipeline.records import RoleState, TradingState
 from pipeline.telemetry import latency
@@ -54,6 +54,7 @@ ROLE_MODULES = {
     "gateway": "pipeline.gateway",
     "recorder": "pipeline.collector.recorder",
 }
+SIGNAL_ROLES = ("gateway", "strategy", "command")   # get the run's signal-channel token
 DEFAULT_START = ("sim", "gateway", "strategy", "recorder", "collector", "command")
 DEFAULT_STOP = ("collector", "strategy", "gateway", "recorder", "command", "sim")
 
@@ -129,10 +130,14 @@ class Launcher:
     tap: object | None = None           # telemetry.market.PriceTap: the run's trade prices
     started_ns: int = 0                 # CLOCK_REALTIME at start (this run's journal records)
     instruments_path: Path | None = None      # the run's instrument cache, once loaded
+    # the run's signal-channel token (pipeline.bus.channel): only in the env of the roles that
+    # speak on the channel, never logged, never in repr
+    _signal_token: str = field(default="", repr=False)
 
     # ------------------------------------------------------------------ setup
     def __post_init__(self) -> None:
         self.run_dir = Path(self.cfg.launcher.run_dir)
+        self._signal_token = self._make_signal_token()
         self.log_dir = logs.launcher_log_dir(self.cfg)
         if not self.cfg.roles:
             raise LaunchError(f"{self.config_path}: no [roles.*] to launch")
@@ -148,6 +153,10 @@ class Launcher:
             self.roles[name] = Role(name, spec, i, tracker=RestartTracker(spec.restart_policy)
                                     if spec.restart == "on-failure" else None)
         self.segment_prefix = f"{self.cfg.launcher.run_id}-{os.getpid()}"
+        try:
+            views.check(self.cfg, self.config_path)     # several venues: one of each per gateway
+        except ValueError as exc:
+            raise LaunchError(str(exc)) from None
         self.check_credentials()
         try:
             venues.wanted(self.cfg)                      # every strategy venue has a source
@@ -193,8 +202,9 @@ class Launcher:
         from pipeline.strategy.process import build_strategies
         try:
             # ids do not matter for this check: what a fresh cache would number
-            build_strategies(self.cfg, instr.fresh(venues.wanted(self.cfg)),
-                             source=self.config_path)
+            for _, view in views.of_kind(self.cfg, "strategy"):
+                build_strategies(view, instr.fresh(venues.wanted(self.cfg)),
+                                 source=self.config_path)
         except (ConfigError, KeyError, ValueError) as exc:
             raise LaunchError(str(exc).strip("'\"")) from None
 
@@ -285,7 +295,8 @@ class Launcher:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.reclaim_stale_segments()
         self.status = st.StatusBlock.create(f"{self.segment_prefix}-status", len(self.roles))
-        self.rings.append(TickRing.create(self.cfg.ring.name, self.cfg.ring.capacity))
+        for name, capacity in views.rings(self.cfg).items():   # one per collector (venue)
+            self.rings.append(TickRing.create(name, capacity))
         self.write_runfile()
 
     def write_runfile(self, stopped: bool = False) -> None:
@@ -305,53 +316,80 @@ class Launcher:
         `<run_id>-<pid>-status`, the tick ring, the gateway's signal ring — each only if its
         owner process is dead (a live run's segments are never touched)."""
         from pipeline.bus import segments
-        names = {self.cfg.ring.name}
-        if any(r.spec.kind == "gateway" for r in self.roles.values()):
-            from pipeline.bus.events import event_ring_name
-            from pipeline.bus.signals import ring_name
-            names.add(ring_name(self.cfg.gateway.channel))
-            names.add(event_ring_name(self.cfg.gateway.channel))
+        from pipeline.bus.events import event_ring_name
+        from pipeline.bus.signals import ring_name
+        names = set(views.rings(self.cfg))
+        for ch in views.gateway_channels(self.cfg):
+            names |= {ring_name(ch), event_ring_name(ch)}
         status = re.compile(re.escape(self.cfg.launcher.run_id) + r"-\d+-status")
         removed = segments.reclaim(
             lambda i: i.name in names or (i.kind == "status" and status.fullmatch(i.name)),
             why=f"left by a dead run of {self.config_path}")
         for i in removed:
             self._event("stale_segment_removed", segment=i.name, owner=i.owner_pid)
+        from pipeline.bus import channel
+        for ch in views.gateway_channels(self.cfg):
+            if channel.remove_stale(ch):                 # a killed gateway's sockets
+                self._event("stale_channel_removed", channel=ch)
         return removed
 
     def secret_env_names(self) -> set[str]:
-        g = self.cfg.gateway
-        names = {g.api_key_env, g.api_secret_env}
-        if self.cfg.alerts.enabled and self.cfg.alerts.telegram_chat_id:
-            names.add(self.cfg.alerts.telegram_token_env)      # the launcher's, no role's
+        names = {self.cfg.alerts.telegram_token_env} if (
+            self.cfg.alerts.enabled and self.cfg.alerts.telegram_chat_id) else set()
+        names |= views.secret_envs(self.cfg)     # the launcher's own (alerts), and every gateway's
+        for _, view in views.of_kind(self.cfg, "gateway"):
+            names |= views.secret_envs(view)
         return names - {""}
 
     def check_credentials(self) -> None:
-        """A gateway role needs its credentials: fail before anything starts, without reading
+        """Each gateway role needs its credentials: fail before anything starts, without reading
         the secret itself (the launcher never holds it)."""
-        if not any(r.spec.kind == "gateway" for r in self.roles.values()):
-            return
-        g = self.cfg.gateway
-        if g.credentials_file:
-            path = Path(g.credentials_file)
-            if not path.is_file():
-                raise LaunchError(f"{self.config_path}: gateway.credentials_file {path} does not "
-                                  "exist (a 0600 file of api_key=... / api_secret=... lines)")
-            if path.stat().st_mode & 0o077:
-                raise LaunchError(f"{self.config_path}: gateway.credentials_file {path} is group- "
-                                  f"or world-accessible (mode {path.stat().st_mode & 0o777:o}); "
-                                  "chmod 600 it")
-            return
-        missing = [n for n in (g.api_key_env, g.api_secret_env) if not os.environ.get(n)]
-        if missing:
-            raise LaunchError(f"{self.config_path}: the gateway's credentials are missing: set "
-                              f"{' and '.join(missing)} or gateway.credentials_file")
+        for name, view in views.of_kind(self.cfg, "gateway"):
+            g = view.gateway
+            who = "gateway" if view is self.cfg else f"gateway {name}"
+            if g.credentials_file:
+                path = Path(g.credentials_file)
+                if not path.is_file():
+                    raise LaunchError(f"{self.config_path}: {who}: credentials_file {path} does "
+                                      "not exist (a 0600 file of api_key=... / api_secret=... "
+                                      "lines)")
+                if path.stat().st_mode & 0o077:
+                    raise LaunchError(f"{self.config_path}: {who}: credentials_file {path} is "
+                                      "group- or world-accessible (mode "
+                                      f"{path.stat().st_mode & 0o777:o}); chmod 600 it")
+                continue
+            from pipeline.gateway.assembly import ADAPTERS   # a venue's extra credentials (OKX)
+            extra = getattr(ADAPTERS.get(g.venue.upper()), "extra_credential_envs", ())
+            missing = [n for n in (g.api_key_env, g.api_secret_env,
+                                   *(getattr(g, a) for a in extra)) if not os.environ.get(n)]
+            if missing:
+                raise LaunchError(f"{self.config_path}: the {who}'s credentials are missing: set "
+                                  f"{' and '.join(missing)} or gateway.credentials_file")
+
+    @staticmethod
+    def _make_signal_token() -> str:
+        """A new random token per run, or the one in the launcher's own environment (so a tool
+        outside the run, e.g. a test, can be given the same one)."""
+        from pipeline.bus import channel
+        try:
+            inherited = channel.env_token()
+        except channel.ChannelSecurityError as exc:
+            raise LaunchError(f"${channel.ENV_TOKEN}: {exc}") from None
+        return inherited.decode() if inherited else channel.new_token()
 
     def _env(self, role: Role) -> dict[str, str]:
+        from pipeline.bus import channel
         env = dict(os.environ)
-        for name in self.secret_env_names():      # secrets live only in the gateway
-            if role.spec.kind != "gateway" or name == self.cfg.alerts.telegram_token_env:
-                env.pop(name, None)
+        env.pop(channel.ENV_TOKEN, None)
+        if role.spec.kind in SIGNAL_ROLES:          # the ends of the signal channel only
+            env[channel.ENV_TOKEN] = self._signal_token
+        own = views.secret_envs(self.cfg.for_role(role.name)) if role.spec.kind == "gateway" \
+            else set()
+        for name in self.secret_env_names() - own:   # secrets live only in their gateway
+            env.pop(name, None)
+        if role.spec.kind == "strategy":    # which slot is which channel's gateway (its HALT)
+            env[views.ENV_GATEWAY_SLOTS] = views.gateway_slots(
+                self.cfg, {r.name: r.slot for r in self.roles.values()})
         if self.status is not None:
             env[st.ENV_SEGMENT] = self.status.name
             env[st.ENV_SLOT] = str(role.slot)
@@ -569,11 +607,12 @@ class Launcher:
                                  ("gateway", "fills", "fills")):
             v = sum(int(snap[r.slot][fld]) for r in self.roles.values() if r.spec.kind == kind)
             parts.append(f"{label} {v:,}")
-        for r in self.roles.values():
+        gateways = [r for r in self.roles.values() if r.spec.kind == "gateway"]
+        for r in gateways:
             s = snap[r.slot]
-            if r.spec.kind == "gateway":
-                parts.append(f"PnL {money(float(s['pnl']), self.currency)}")
-                parts.append(TradingState(int(s["trading_state"])).name)
+            name = f"{r.name} " if len(gateways) > 1 else ""     # several venues: say whose
+            parts.append(f"{name}PnL {money(float(s['pnl']), self.currency)}")
+            parts.append(TradingState(int(s["trading_state"])).name)
         hops = [f"{r.name} p99 {int(snap[r.slot]['hop_p99_ns']) / 1000:,.0f}us"
                 for r in self.roles.values() if int(snap[r.slot]["hop_p99_ns"])]
         return " | ".join(parts + hops)
@@ -617,13 +656,11 @@ class Launcher:
     def _unlink_orphan_signal_ring(self) -> None:
         """The gateway owns its signal ring and unlinks it at exit; a gateway that was killed
         leaves it behind. Remove it once its owner is gone (never a live gateway's)."""
-        if not any(r.spec.kind == "gateway" for r in self.roles.values()):
-            return
         from pipeline.bus import ring as ringmod
         from pipeline.bus.events import event_ring_name
         from pipeline.bus.signals import ring_name
-        for name in (ring_name(self.cfg.gateway.channel),
-                     event_ring_name(self.cfg.gateway.channel)):   # and its order-event ring
+        for name in (n for ch in views.gateway_channels(self.cfg)   # and its order-event ring
+                     for n in (ring_name(ch), event_ring_name(ch))):
             info = ringmod.inspect(name)
             if info is not None and not info.get("owner_alive"):
                 ringmod.unlink(name)

@@ -22,7 +22,14 @@ def run_kinds(cfg) -> list[str]:
 
 
 def wanted(cfg) -> I.Wanted:
-    return I.wanted(cfg, run_kinds(cfg))
+    """What every role of the run needs, each from its own view (a run of several venues: one
+    collector and one gateway per venue, PipelineConfig.for_role)."""
+    want: I.Wanted = {}
+    for name, r in cfg.roles.items():
+        if r.kind in ROLE_KINDS:
+            for src, syms in I.wanted(cfg.for_role(name), [r.kind]).items():
+                want.setdefault(src, set()).update(syms)
+    return want
 
 
 def has_sim(cfg) -> bool:
@@ -38,8 +45,12 @@ def served_by_sim(cfg, src: I.Source) -> bool:
 
 
 def sim_listing(cfg, listing: str) -> set[str]:
-    """What the config's simulator will list, spelled the way `listing` spells it."""
+    """What the config's simulator will list, spelled the way `listing` spells it. A relaying
+    simulator lists what its upstream lists of [sim].symbols (it checks them at its start; the
+    preflight asks the upstream)."""
     from pipeline.sim.instruments import SPECS
+    if cfg.sim.tape == "relay":
+        return {s.upper() for s in cfg.sim.symbols} if listing == "binance" else set()
     out = set()
     for s in cfg.sim.symbols:
         spec = SPECS.get(s.upper())
@@ -66,19 +77,28 @@ def check_sim_symbols(cfg, source: str) -> None:
 def check_tradable(cfg, source: str) -> list[str]:
     """A gateway symbol without [risk.symbols] limits cannot be traded: an InstrumentError before
     anything starts (the gateway would exit at start). Returns warnings: a strategy instance whose
-    instrument the run's gateway does not trade (its signals would all be rejected)."""
-    if not any(r.kind == "gateway" for r in cfg.roles.values()):
+    instrument no gateway of the run trades (its signals would all be rejected)."""
+    traded: set[tuple[str, str]] = set()
+    for name, r in cfg.roles.items():
+        if r.kind != "gateway":
+            continue
+        view = cfg.for_role(name)
+        g = view.gateway
+        for sym in g.symbols:
+            try:
+                view.risk.limits_for(g.venue, sym)
+            except KeyError as exc:
+                raise I.InstrumentError(f"{source}: [gateway].symbols"
+                                        f"{'' if view is cfg else f' of role {name}'}: "
+                                        f"{exc.args[0]}") from None
+        traded |= {(g.venue.upper(), s.upper()) for s in g.symbols}
+    if not traded:
         return []
-    g = cfg.gateway
-    for sym in g.symbols:
-        try:
-            cfg.risk.limits_for(g.venue, sym)
-        except KeyError as exc:
-            raise I.InstrumentError(f"{source}: [gateway].symbols: {exc.args[0]}") from None
     warnings = []
-    if any(r.kind == "strategy" for r in cfg.roles.values()):
-        traded = {(g.venue.upper(), s.upper()) for s in g.symbols}
-        for inst in cfg.strategy.instances:
+    for name, r in cfg.roles.items():
+        if r.kind != "strategy":
+            continue
+        for inst in cfg.for_role(name).strategy.instances:
             if (inst.venue.upper(), inst.symbol.upper()) not in traded:
                 warnings.append(f"strategy {inst.id} trades {inst.venue.upper()}:"
                                 f"{inst.symbol.upper()}, which [gateway].symbols does not name: "
@@ -91,7 +111,13 @@ def preflight_lines(cfg, timeout_s: float = 5.0) -> list[str]:
     InstrumentError for a symbol a venue does not list or a venue that cannot be asked."""
     lines = []
     for src, syms in sorted(wanted(cfg).items(), key=lambda kv: kv[0].venue):
-        if served_by_sim(cfg, src):
+        if served_by_sim(cfg, src) and cfg.sim.tape == "relay" and src.listing == "binance":
+            # paper trading: the relay lists its upstream's instruments; ask the upstream
+            up = I.Source(src.venue, src.listing, cfg.sim.upstream_rest_url)
+            lines.append(f"  instruments            {src.venue}: relayed by the config's simulator "
+                         f"from {up.rest_url} (paper trading)")
+            src = up
+        elif served_by_sim(cfg, src):
             lines.append(f"  instruments            {src.venue}: {', '.join(sorted(syms))} "
                          f"(the config's simulator lists them)")
             continue

@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         log.error("cannot serve: %s", exc)
         return 1
-    except (FileNotFoundError, KeyError) as exc:
+    except (FileNotFoundError, KeyError, ValueError) as exc:   # ValueError: relay.RelayError
         log.error("%s", exc)
         return 2
     return 0

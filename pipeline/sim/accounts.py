@@ -135,6 +135,7 @@ class Account:
         self.api_key = cfg.api_key
         self.uid = uid
         self._secret = cfg.secret.encode()
+        self._passphrase = cfg.passphrase.encode()
         self._ed25519 = ed25519_public(cfg.ed25519_public_key) if cfg.ed25519_public_key else None
         self.free: dict[str, int] = {a.upper(): parse8(v) for a, v in cfg.balances.items()}
         self.locked: dict[str, int] = {a: 0 for a in self.free}
@@ -169,6 +170,16 @@ class Account:
             return True
         want = hmac.new(self._secret, payload, hashlib.sha256).hexdigest()
         return hmac.compare_digest(want, signature.lower())
+
+    def okx_sign_ok(self, prehash: bytes, sign: str) -> bool:
+        """OKX: base64(HMAC-SHA256(secret, prehash)), compared in constant time."""
+        if not sign or self._ed25519 is not None:
+            return False
+        want = base64.b64encode(hmac.new(self._secret, prehash, hashlib.sha256).digest())
+        return hmac.compare_digest(want, sign.encode("ascii", "replace"))
+
+    def passphrase_ok(self, passphrase: str) -> bool:
+        return hmac.compare_digest(self._passphrase, passphrase.encode("utf-8", "replace"))
 
     # ------------------------------------------------------------ balances
 

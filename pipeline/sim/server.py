@@ -5,6 +5,8 @@ control endpoints, plus the tape publisher.
     /ws, /ws/<streams>       raw market-data streams (marketdata.py)
     /stream?streams=a/b      combined streams
     /ws-api/v3               WebSocket API (ws_api.py)
+    /api/v5/..., /ws/v5/...  OKX v5: public market data (okx.py), trading REST (okx_trade.py),
+                             private WebSocket with the orders channel (okx_private.py)
     /_sim/state     GET      balances, orders (open and all), fills, books, connections (tests)
     /_sim/fault     POST     {"fault": name, ...params}   (faults.py)
     /_sim/tape      POST     {"action": "pause" | "resume"} or {"rate": N}
@@ -51,6 +53,9 @@ class Simulator:
         if cfg.tape == "replay":
             self.tape = ReplayTape(cfg.replay_files, loop=cfg.replay_loop,
                                    rebase_time=cfg.replay_rebase_time)
+        elif cfg.tape == "relay":              # paper trading on a venue's live streams
+            from pipeline.sim.relay import RelayTape, load_specs
+            self.tape = RelayTape(cfg, load_specs(cfg))
         else:
             self.tape = SyntheticTape(cfg.symbols, cfg.seed, cfg.depth_levels, bursts=cfg.bursts,
                                       volatility=cfg.volatility, trend_s=cfg.trend_s)
@@ -66,6 +71,11 @@ class Simulator:
         self.rest = RestApi(self)
         self.ws_api = WsApi(self)
         self.okx = OkxVenue(self)      # OKX v5 public endpoint, same tape (pipeline/sim/okx.py)
+        # OKX v5 trading on the same engine and accounts: private REST and WebSocket
+        from pipeline.sim.okx_private import OkxPrivate
+        from pipeline.sim.okx_trade import OkxTrade
+        self.okx_trade = OkxTrade(self, self.okx)
+        self.okx_private = OkxPrivate(self, self.okx, self.okx_trade)
         self.rate = float(cfg.rate)
         self.paused = cfg.paused
         self.started = time.monotonic()
@@ -83,6 +93,8 @@ class Simulator:
         app = web.Application(client_max_size=1 << 20)
         self.rest.add_routes(app)
         self.okx.add_routes(app)
+        self.okx_trade.add_routes(app)
+        self.okx_private.add_routes(app)
         r = app.router
         r.add_get("/ws", self._md)
         r.add_get("/ws/{streams:.*}", self._md)
@@ -101,7 +113,12 @@ class Simulator:
 
     async def _on_startup(self, app: web.Application) -> None:
         self.started = time.monotonic()
-        self._tasks.append(asyncio.create_task(self._publisher(), name="sim-publisher"))
+        if self.cfg.tape == "relay":
+            from pipeline.sim.relay import Upstream
+            up = Upstream(self.tape, self.cfg, self._publish)   # type: ignore[arg-type]
+            self._tasks.append(asyncio.create_task(up.run(), name="sim-relay"))
+        else:
+            self._tasks.append(asyncio.create_task(self._publisher(), name="sim-publisher"))
         for f in self.cfg.faults:
             self._tasks.append(asyncio.create_task(self._scheduled(f.fault, f.at_s, dict(f.params))))
 
@@ -123,6 +140,11 @@ class Simulator:
             log.error("configured fault %r: %s", name, exc)
 
     # ------------------------------------------------------------------ the tape publisher
+
+    def _publish(self, out: list[Message]) -> None:
+        self.generated += len(out)
+        self.hub.publish(out)
+        self.okx.publish(out)
 
     async def _publisher(self) -> None:
         loop = asyncio.get_running_loop()
@@ -362,7 +384,9 @@ class Simulator:
                      "generated": self.generated, "published": self.hub.published,
                      "streams": self.tape.stream_names()},
             "connections": {"md": len(self.hub.conns), "ws_api": len(self.ws_api.conns)},
-            "okx": self.okx.state(),
+            "relay": self.tape.state() if self.cfg.tape == "relay" else None,  # type: ignore[attr-defined]
+            "okx": {**self.okx.state(), "trade": self.okx_trade.state(),
+                    "private": self.okx_private.state()},
             "md_conns": [{"id": c.id, "queued": len(c.q), "sent": c.sent, "streams": len(c.streams),
                           "combined": c.combined, "pings_sent": c.pings_sent,
                           "pongs_matched": c.pongs_matched,

@@ -16,7 +16,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         prog="python -m pipeline.strategy",
         description="Strategy process: read the tick ring, run the configured strategies, send "
-                    "signals over ZeroMQ PUSH to ipc://@<strategy.channel>. "
+                    "signals to the gateway over the private channel <strategy.channel> "
+                    "(the run's token from $PIPELINE_SIGNAL_TOKEN). "
                     "Stops on SIGTERM/SIGINT.")
     ap.add_argument("--config", required=True,
                     help="pipeline TOML file ([ring], [reader], [strategy])")

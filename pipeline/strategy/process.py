@@ -35,7 +35,7 @@ from pipeline.bus.ring import TickRing
 from pipeline.bus.signals import Signal, SignalSender
 from pipeline.config import PipelineConfig
 from pipeline.hotloop import LoopGC
-from pipeline.records import FLAG_SYNTHETIC, SIGNAL_DTYPE, TICK_DTYPE, Kind, SignalAction
+from pipeline.records import FLAG_SYNTHETIC, SIGNAL_DTYPE, TICK_DTYPE, Kind, SignalAction, Venue
 from pipeline.registry import SymbolRegistry
 from pipeline.strategy import loader
 from pipeline.strategy.base import Strategy
@@ -103,6 +103,11 @@ class StrategyProcess:
         self.ticks_unsynced = 0      # records not given to the strategies: waiting for the
         #                              gateway's start-up state (order feedback)
         self.fb: LiveFeedback | None = None
+        # several venues (pipeline/strategy/venues.py): a sender and a feedback per channel
+        self.senders: dict[str, SignalSender] = {}
+        self.fbs: list[tuple[LiveFeedback, SignalSender]] = []
+        self.gw_states = None
+        self._route: dict[int, SignalSender] = {}    # id(strategy) → its gateway's sender
 
     def request_stop(self, *_args) -> None:
         self._stop = True
@@ -121,6 +126,12 @@ class StrategyProcess:
             s.update(self.fb.stats())
         if self.sender is not None:
             s.update(self.sender.stats())
+        if len(self.senders) > 1:         # several gateways: each channel's own counters
+            fb_of = {fb.channel: fb for fb, _ in self.fbs}
+            s["channels"] = {ch: {**snd.stats(), **fb_of[ch].stats()}
+                             for ch, snd in self.senders.items()}
+        if self.gw_states is not None:
+            s.update(self.gw_states.stats())
         rs = self.reader.stats() if self.reader is not None else self._reader_stats
         s.update({f"ring_{k}": v for k, v in rs.items()})
         s["strategies"] = [st.describe() for st in self.strategies]
@@ -136,13 +147,36 @@ class StrategyProcess:
         ring = TickRing.attach(self.cfg.ring.name, timeout=self.attach_timeout)
         try:
             reader = self.reader = ring.reader(wait=wait, max_batch=self.cfg.reader.max_batch)
+            if scfg.rings:                 # several venues: a ring per collector, read in turn
+                from pipeline.strategy.venues import MultiReader, MultiRing
+                more = [TickRing.attach(n, timeout=self.attach_timeout) for n in scfg.rings]
+                ring = MultiRing([ring, *more])
+                reader = self.reader = MultiReader(
+                    [reader, *(r.reader(wait=wait, max_batch=self.cfg.reader.max_batch)
+                               for r in more)])
             buf = np.empty(self.cfg.reader.max_batch, dtype=TICK_DTYPE)
-            sender = self.sender = SignalSender(
-                scfg.channel, strategy_id=self.strategies[0].strategy_id if self.strategies else 0,
-                sndhwm=scfg.sndhwm, linger_ms=scfg.linger_ms, hello_every_s=scfg.hello_every_s)
+            # the channel token comes from the launcher ($PIPELINE_SIGNAL_TOKEN) or a standalone
+            # gateway's token file; the HELLO announces every instance's id (the gateway refuses
+            # signals of ids no HELLO announced). One sender per gateway: each instance's
+            # signals go to its venue's channel ([strategy].channels)
+            by_channel: dict[str, list[Strategy]] = {}
             for st in self.strategies:
-                st.epoch = sender.epoch    # one epoch per process; each instance its own seq
-            self.fb = LiveFeedback(scfg.channel, scfg.feedback, self.strategies, sender.epoch)
+                by_channel.setdefault(scfg.channel_of(Venue(st.venue).name), []).append(st)
+            by_channel = by_channel or {scfg.channel: []}
+            for ch, sts in by_channel.items():
+                snd = self.senders[ch] = SignalSender(
+                    ch, strategy_id=sts[0].strategy_id if sts else 0,
+                    strategy_ids=tuple(st.strategy_id for st in sts), sndhwm=scfg.sndhwm,
+                    linger_ms=scfg.linger_ms, hello_every_s=scfg.hello_every_s)
+                for st in sts:
+                    st.epoch = snd.epoch   # one epoch per sender; each instance its own seq
+                    self._route[id(st)] = snd
+                self.fbs.append((LiveFeedback(ch, scfg.feedback, sts, snd.epoch), snd))
+            sender = self.sender = next(iter(self.senders.values()))
+            self.fb = self.fbs[0][0]
+            if len(by_channel) > 1 or scfg.channels:
+                from pipeline.strategy.venues import GatewayStates
+                self.gw_states = GatewayStates(by_channel)
             for st in self.strategies:
                 st.start()
             self.state = State.RUNNING
@@ -160,10 +194,12 @@ class StrategyProcess:
                     st.stop()
                 except Exception:  # noqa: BLE001 — one strategy's failure must not block shutdown
                     log.exception("strategy %s: on_stop failed", st.strategy_id)
-            if self.sender is not None:
-                self.sender.close()
-            if self.fb is not None:
-                self.fb.close()
+            for snd in self.senders.values():
+                snd.close()
+            for fb, _ in self.fbs:
+                fb.close()
+            if self.gw_states is not None:
+                self.gw_states.close()
             if self.reader is not None:      # counters read now: the reader dies with the mapping
                 self._reader_stats = self.reader.stats()
                 self.reader = None
@@ -199,6 +235,12 @@ class StrategyProcess:
         send_record = sender.send_record
         ring_target = sender.ring_target
         compiled = [(st, st.compiled() if scfg.compiled else None) for st in strategies]
+        # several gateways (pipeline/strategy/venues.py): the other senders, each instance's own
+        route = self._route
+        others = tuple(s for s in self.senders.values() if s is not sender)
+        compiled = [(st, fast, route[id(st)] if others else None) for st, fast in compiled]
+        gw_states = self.gw_states
+        other_fbs = tuple(self.fbs[1:])
         timers = [st for st in strategies if st.timer_ns > 0]
         now = time.perf_counter_ns()
         self._due = {id(st): now + st.timer_ns for st in timers}
@@ -220,10 +262,19 @@ class StrategyProcess:
         gate = False                  # True: waiting for the gateway's start-up state
         while not self._stop:
             sender.service()
+            for snd in others:
+                snd.service()
             if fb_on:
                 for st, it in fb.service(perf(), sender.got_ready):
                     self._send_intent(st, it, send)
                 gate = fb.gate
+                for ofb, snd in other_fbs:
+                    for st, it in ofb.service(perf(), snd.got_ready):
+                        self._send_intent(st, it, send)
+                    gate = gate or ofb.gate
+            if gw_states is not None:
+                for st, it in gw_states.poll(perf()):
+                    self._send_intent(st, it, send)
             tel.beat(ticks=self.ticks, signals=self.signals)
             got = core_wait(slice_ns)     # the kernel's wait (nogil), no Python wrapper
             if got:
@@ -252,7 +303,9 @@ class StrategyProcess:
             if got:
                 t_read = perf()
                 batch = buf[:n]       # a view of the reused buffer: strategies must not keep it
-                for st, fast in compiled:
+                for st, fast, own in compiled:
+                    if own is not None:       # several gateways: this instance's sender
+                        ring_target, send_record = own.ring_target, own.send_record
                     if fast is not None:      # a compiled strategy: signal records, no objects
                         tgt = ring_target()
                         if tgt is not None:   # it publishes each signal into the ring itself,
@@ -261,7 +314,7 @@ class StrategyProcess:
                             if k:
                                 self.signals += k
                                 st.seq += k
-                                sender.account_ring(k, st.seq)
+                                (sender if own is None else own).account_ring(k, st.seq)
                             continue
                         k = fast(batch, sigbuf)
                         for i in range(k):
@@ -281,6 +334,8 @@ class StrategyProcess:
                 if t_read >= next_warm:       # signals are rare: keep their path in cache
                     next_warm = t_read + warm_ns
                     warm()
+                    for snd in others:
+                        snd.warm()
                 loop_gc.maybe(t_read)
             elif timers and not gate and perf() >= self._next_timer:
                 self._timers(perf(), send)
@@ -303,6 +358,8 @@ class StrategyProcess:
         stream; a Cancel as a CANCEL record naming the order (no number of its own); a Replace as
         its new order marked REPLACE with the distance back to the order it replaces (an order of
         an earlier run, or one too far back, is cancelled and the new order sent on its own)."""
+        if self.senders and len(self.senders) > 1:   # several gateways: its venue's
+            send = self._route[id(st)].send
         if isinstance(it, Signal):
             sig = st.stamp(it)
             if not st.feedback:               # no order events: nothing would retire it

@@ -64,29 +64,36 @@ class TradingRecord:
 
 
 def trading_record(journal: Path, since_ns: int = 0) -> TradingRecord:
-    """The orders and fills journalled at or after `since_ns` (this run's)."""
+    """The orders and fills journalled at or after `since_ns` (this run's), from either journal
+    format (binary journal.bin or journal.jsonl)."""
+    from pipeline.gateway import binjournal
     rec = TradingRecord()
+    records = binjournal.read(journal) if binjournal.is_binary(journal) else _json_lines(journal)
+    for r in records:
+        if r.get("k") not in ("order", "fill") or int(r.get("t", 0)) < since_ns:
+            continue
+        if r["k"] == "order":
+            rec.orders.append({k: r.get(k) for k in ("t", "symbol", "side", "qty", "price")})
+        else:
+            rec.fills.append({k: r.get(k) for k in ("t", "symbol", "side", "qty", "price",
+                                                    "commission", "commission_asset",
+                                                    "source")})
+    return rec
+
+
+def _json_lines(journal: Path):
     try:
         f = journal.open("rb")
     except OSError:
-        return rec
+        return
     with f:
         for line in f:
             if b'"k":"order"' not in line and b'"k":"fill"' not in line:
                 continue
             try:
-                r = json.loads(line)
+                yield json.loads(line)
             except ValueError:
                 continue                               # a torn last line: the journal's business
-            if int(r.get("t", 0)) < since_ns:
-                continue
-            if r.get("k") == "order":
-                rec.orders.append({k: r.get(k) for k in ("t", "symbol", "side", "qty", "price")})
-            elif r.get("k") == "fill":
-                rec.fills.append({k: r.get(k) for k in ("t", "symbol", "side", "qty", "price",
-                                                        "commission", "commission_asset",
-                                                        "source")})
-    return rec
 
 
 def fee_value(fill: dict, base: str, quote: str) -> float:

@@ -124,8 +124,8 @@ def run_plots(cfg, summary: dict, out_dir: str | Path, label: str) -> list[Path]
     if tr and npz.exists():
         with np.load(npz) as z:
             prices = {k[:-3]: (z[k], z[k[:-3] + "__p"]) for k in z.files if k.endswith("__t")}
-        record = trading_record(Path(cfg.gateway.state_dir) / "journal.jsonl",
-                                summary.get("started_ns", 0))
+        from pipeline.gateway.assembly import state_paths
+        record = trading_record(state_paths(cfg.gateway)["journal"], summary.get("started_ns", 0))
         syms = {s: (d["base"], d["quote"]) for s, d in tr["symbols"].items()}
         p = trading(prices, record, syms, Path(out_dir) / "trading.png",
                     f"the strategy's trading, {label}")

@@ -40,7 +40,8 @@ def trading_summary(cfg, gateway_report: dict, tap: PriceTap | None, since_ns: i
     """Per symbol: market move, final position, PnL, fees; the run's fills and how they were
     reported. `gateway_report` is the gateway's final status (its <run_dir>/gateway.summary.json)."""
     currency = pnl_currency(cfg)
-    journal = Path(cfg.gateway.state_dir) / "journal.jsonl"
+    from pipeline.gateway.assembly import state_paths
+    journal = state_paths(cfg.gateway)["journal"]
     rec = trading_record(journal, since_ns)
     prices = tap.arrays() if tap is not None else {}
     refs = gateway_report.get("refs") or {}

@@ -55,13 +55,26 @@ def test_interrupted_e2e_bench_stops_its_processes_and_removes_its_signal_ring(t
     p = subprocess.Popen([sys.executable, str(BENCH), "--e2e", "--orders", "1000000",
                           "--rate", "200", "--stall-s", "600"],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=str(REPO))
+    kids: set[psutil.Process] = set()
     try:
         rings = wait_for(lambda: bench_rings(p.pid), 90, "the gateway's signal ring")
         kids = set(psutil.Process(p.pid).children(recursive=True))
         assert any("pipeline.gateway" in " ".join(k.cmdline()) for k in kids)
         time.sleep(0.5)                          # orders are flowing
         p.send_signal(signum)                    # the bench only: its children see nothing
-        _, err = p.communicate(timeout=60)
+        try:
+            _, err = p.communicate(timeout=60)
+        except subprocess.TimeoutExpired:        # stuck: say where (its faulthandler), then fail
+            p.send_signal(signal.SIGUSR1)
+            time.sleep(1)
+            p.kill()
+            _, err = p.communicate(timeout=10)
+            pytest.fail(f"the bench did not exit within 60 s of {signum.name}; its stacks:\n"
+                        f"{err[-6000:]}")
+    except BaseException:
+        for k in alive(kids):                    # a failed run leaves no orphan either
+            k.kill()
+        raise
     finally:
         if p.poll() is None:
             p.kill()
@@ -81,6 +94,9 @@ def test_e2e_bench_that_raises_stops_its_processes_and_removes_its_signal_ring()
 
     def fail(gw):           # the gateway is up and owns its ring: now the benchmark breaks
         seen["ring"] = f"/dev/shm/{gw.channel}.sig"
+        seen["evt"] = f"/dev/shm/{gw.channel}.evt"          # the order-event ring
+        from pipeline.bus import channel
+        seen["dir"] = channel.channel_dir(gw.channel, create=False)   # its socket directory
         seen["gateway"] = psutil.Process(gw.proc.pid)
         seen["sim"] = psutil.Process(gw.sim.proc.pid)
         assert os.path.exists(seen["ring"])
@@ -90,7 +106,8 @@ def test_e2e_bench_that_raises_stops_its_processes_and_removes_its_signal_ring()
 
     with pytest.raises(RuntimeError, match="forced failure"):
         bench.run_e2e(100, 16, "never", "rest", on_ready=fail)
-    assert not os.path.exists(seen["ring"])
+    assert not os.path.exists(seen["ring"]) and not os.path.exists(seen["evt"])
+    assert not seen["dir"].exists()
     assert not alive({seen["gateway"], seen["sim"]})
 
 

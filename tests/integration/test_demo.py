@@ -99,8 +99,7 @@ def test_killed_strategy_halts_gateway_within_one_second(tmp_path, shm_name, hoo
     assert p.returncode == 1
     s = json.loads(out.read_text())
     assert s["halted"] and "strategy" in s["stop_reason"]
-    halts = [json.loads(line) for line in (tmp_path / "gw" / "journal.jsonl").read_text().splitlines()
-             if '"trading"' in line and '"HALTED"' in line]
+    halts = [r for r in journal(tmp_path) if r["k"] == "trading" and r.get("state") == "HALTED"]
     assert halts, "the gateway never went HALTED"
     assert halts[0]["m"] - t_kill < 1_000_000_000
     stops = [e["role"] for e in s["events"] if e["event"] in ("stopped", "killed")]
@@ -113,6 +112,11 @@ def test_killed_strategy_halts_gateway_within_one_second(tmp_path, shm_name, hoo
 
 
 def journal(tmp_path):
+    """The gateway's journal records (journal.bin, the default, or journal.jsonl)."""
+    from pipeline.gateway import binjournal
+    b = tmp_path / "gw" / "journal.bin"
+    if b.exists():
+        return list(binjournal.read(b))
     p = tmp_path / "gw" / "journal.jsonl"
     if not p.exists():
         return []

@@ -15,8 +15,9 @@ pytestmark = pytest.mark.timeout(60)
 __all__ = ["sim", "gw_factory"]   # fixtures
 
 
-def test_signal_becomes_order_fill_position_and_journal(sim, gw_factory):
-    gw = gw_factory().start()
+@pytest.mark.parametrize("journal_format", ["binary", "jsonl"])
+def test_signal_becomes_order_fill_position_and_journal(sim, gw_factory, journal_format):
+    gw = gw_factory(journal_format=journal_format).start()
     with StrategySide(gw.channel) as st:
         sig = st.send(side=BUY, qty=0.002)
         s = gw.wait(lambda s: s["fills"] >= 1 and not s["open_orders"], what="one fill")
@@ -44,7 +45,11 @@ def test_signal_becomes_order_fill_position_and_journal(sim, gw_factory):
     st = resp["stamps"]                       # the per-order latency stamps, in order
     assert 0 < st["recv"] <= st["risk"] <= st["signed"] <= st["written"] < st["response"]
     req = next(r for r in j if r["k"] == "request" and r["cid"] == cid)
-    assert "signature" not in req["body"] and f"newClientOrderId={cid}" in req["body"]
+    if journal_format == "jsonl":               # the body, its signature stripped
+        assert "signature" not in req["body"] and f"newClientOrderId={cid}" in req["body"]
+    else:                                       # the ORDER record: the request's fields
+        assert (req["via"], req["method"], req["attempt"]) == ("rest", "POST", 1)
+        assert req["ts_ms"] > 1_600_000_000_000 and "body" not in req
     assert gw.stop() == 0
 
 
@@ -66,13 +71,18 @@ def test_1021_resyncs_and_retries_once_with_the_same_client_id(sim, gw_factory, 
     with StrategySide(gw.channel) as st:
         sim.fault("force_1021", count=1)
         sig = st.send(side=BUY, qty=0.001)
-        gw.wait(lambda s: s["orders"].get("FILLED") == 1, what="filled after the retry")
+        # filled (the user stream can tell it first) and the retry's answer acted on
+        gw.wait(lambda s: s["orders"].get("FILLED") == 1 and not s["inflight"],
+                what="filled after the retry")
     cid = cid_of(sig)
     j = gw.journal()
     reqs = _requests_for(j, cid)
     assert [r["attempt"] for r in reqs] == [1, 2]
-    assert all(f"newClientOrderId={cid}&" in r["body"] for r in reqs)
-    ts = [int(r["body"].rsplit("timestamp=", 1)[1].split("&")[0]) for r in reqs]
+    # the same client id (the binary journal's ORDER record holds it and the request's timestamp;
+    # the JSON-lines journal the body)
+    assert all(f"newClientOrderId={cid}&" in r["body"] for r in reqs if "body" in r)
+    ts = [r["ts_ms"] if "ts_ms" in r else int(r["body"].rsplit("timestamp=", 1)[1].split("&")[0])
+          for r in reqs]
     assert ts[1] >= ts[0]
     resp = [r for r in j if r["k"] == "response" and r.get("cid") == cid]
     assert resp[0].get("code") == -1021 and resp[1]["outcome"] == "OK"
@@ -95,8 +105,10 @@ def test_5xx_with_the_order_created_resolves_as_filled_without_a_duplicate(sim, 
     with StrategySide(gw.channel) as st:
         sim.fault("http_5xx", count=1)
         sig = st.send(side=BUY, qty=0.003)
-        s = gw.wait(lambda s: s["orders"].get("FILLED") == 1 and s["fills"] >= 1,
-                    what="UNKNOWN resolved as filled")
+        # ... and the 5xx reply acted on (not in flight): with the stream first, the fill can
+        # come before the reply does
+        s = gw.wait(lambda s: s["orders"].get("FILLED") == 1 and s["fills"] >= 1
+                    and not s["inflight"], what="UNKNOWN resolved as filled")
     cid = cid_of(sig)
     j = gw.journal()
     assert len(_requests_for(j, cid)) == 1            # never resubmitted
@@ -171,6 +183,7 @@ def test_reusing_a_client_order_id_after_a_fill_is_blocked_locally(sim, gw_facto
         # and after a restart (the idempotency table is rebuilt from the journal)
         assert gw.stop() == 0
         gw.start()
+        st.wait_ready()                 # the new gateway refuses signals before our HELLO
         st.resend(sig)
         gw.wait(lambda s: s["rejects"].get("CLIENT_ID_REUSED") == 1, what="blocked after restart")
     assert len(acct(sim)["fills"]) == 1

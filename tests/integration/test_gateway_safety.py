@@ -151,9 +151,10 @@ def test_a_full_disk_refuses_orders_but_the_kill_switch_still_cancels(sim, gw_fa
     """The journal's file cannot grow (RLIMIT_FSIZE of the running gateway set to its size: every
     append fails with EFBIG, as on a full disk): a new order is not sent (its write-ahead record
     cannot be written), the gateway keeps running, the kill switch still cancels everything, and
-    once the disk has room again the records it kept are written."""
+    once the disk has room again the records it kept are written. (The JSON-lines journal, which
+    appends; the binary one preallocates: its full disk is tests/unit/test_binjournal.py's.)"""
     import resource
-    gw = gw_factory()
+    gw = gw_factory(journal_format="jsonl")
     journal = gw.state_dir / "journal.jsonl"
     gw.state_dir.mkdir(mode=0o700)
     # an older journal, so the limit is well above status.json and the log (they must still be
@@ -273,11 +274,15 @@ def test_canary_credentials_never_leak_through_any_error_path(tmp_path):
         limits = open(f"/proc/{gw.proc.pid}/limits").read()
         core = next(line for line in limits.splitlines() if line.startswith("Max core file size"))
         assert core.split()[4:6] == ["0", "0"], core
+        from pipeline.bus import channel, signals
+        token = channel.read_token_file(gw.channel)
         ctx = zmq.Context.instance()
         dealer = ctx.socket(zmq.DEALER)
         dealer.setsockopt(zmq.LINGER, 0)
-        dealer.connect(f"ipc://@{gw.channel}.ctl")
-        dealer.send(b"HELO" + (9).to_bytes(4, "little") + (123).to_bytes(8, "little"))
+        dealer.setsockopt(zmq.PLAIN_USERNAME, b"9")
+        dealer.setsockopt(zmq.PLAIN_PASSWORD, token)
+        dealer.connect(signals.endpoints(gw.channel)[1])
+        dealer.send(signals.hello_frame(9, 123, token))
         if dealer.poll(5000):
             ready_frames.append(dealer.recv())
         dealer.close()
@@ -325,7 +330,7 @@ def test_canary_credentials_never_leak_through_any_error_path(tmp_path):
     for frame in ready_frames + payloads:
         assert CANARY_KEY.encode() not in frame and CANARY_SECRET.encode() not in frame
     # and the files it wrote are private
-    assert os.stat(gw.state_dir / "journal.jsonl").st_mode & 0o077 == 0
+    assert os.stat(gw.state_dir / "journal.bin").st_mode & 0o077 == 0
 
 
 def test_refuses_a_group_or_world_readable_key_file(sim, gw_factory, tmp_path):
@@ -391,7 +396,7 @@ def test_sigterm_cancels_an_order_whose_outcome_is_still_unknown(sim, gw_factory
 
 
 def test_a_torn_last_line_does_not_swallow_the_next_sessions_first_record(sim, gw_factory):
-    gw = gw_factory().start()
+    gw = gw_factory(journal_format="jsonl").start()
     assert gw.stop() == 0
     path = gw.state_dir / "journal.jsonl"
     with open(path, "ab") as f:
@@ -402,6 +407,31 @@ def test_a_torn_last_line_does_not_swallow_the_next_sessions_first_record(sim, g
     j = gw.journal()
     assert [r["k"] for r in j].count("start") == 2                  # the new session's first
     assert path.read_bytes().count(b'"trade_id":4\n{"k":"start"') == 1
+    assert gw.stop() == 0
+
+
+def test_a_torn_last_binary_record_does_not_swallow_the_next_sessions_first_record(sim,
+                                                                                   gw_factory):
+    """The binary journal (the default): a record cut short while being written (bytes in the
+    end slot, its seq never stored) is cleared at the next start, which journals after it."""
+    from pipeline.gateway import binjournal
+    from pipeline.records import JOURNAL_RECORD_SIZE as REC
+    gw = gw_factory().start()
+    assert gw.stop() == 0
+    path = gw.state_dir / "journal.bin"
+    data = path.read_bytes()
+    end = 0
+    for slot, span, _ in binjournal.scan(data, len(data) // REC - 1):
+        end = slot + span
+    with open(path, "r+b") as f:                       # a fill's text, no seq, no crc
+        f.seek(REC * (1 + end) + 24)
+        f.write(b'\x02\x00\x01\x00' + bytes(12) + b'{"k":"fill","symbol":"BTCUSDT","trad')
+    gw.start()
+    s = gw.status()
+    assert s["journal"]["torn_at_open"] == 1 and s["journal"]["torn_read"] == 0
+    j = gw.journal()
+    assert [r["k"] for r in j].count("start") == 2                  # the new session's first
+    assert not any(r["k"] == "fill" for r in j)
     assert gw.stop() == 0
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.gateway.journal import read as read_journal
+from pipeline.gateway.binjournal import read_any as read_journal
 from tests.integration.test_demo import LAUNCH, demo_config
 
 REPO = Path(__file__).resolve().parents[2]
@@ -56,7 +56,7 @@ def test_plugin_files_run_live_on_the_simulator_with_their_own_numbering(tmp_pat
     s = json.loads(out.read_text())
     t = s["totals"]
     assert t["signals"] > 0 and t["orders"] > 0 and t["fills"] > 0, t
-    recs = list(read_journal(tmp_path / "gw" / "journal.jsonl"))
+    recs = list(read_journal(tmp_path / "gw" / "journal.bin"))
     by = {}
     for r in recs:
         if r.get("k") == "signal":

@@ -68,3 +68,22 @@ def test_profiler_writes_the_simulators_test_keys_on_the_demo_config(tmp_path, s
     assert f"wrote the simulator's test keys to {keys} (0600)" in r.stdout
     assert keys.stat().st_mode & 0o777 == 0o600
     assert re.search(r"^ring_to_strategy +tuned +[\d,]+ ", r.stdout, re.M), r.stdout
+
+
+def test_profiler_measures_a_python_strategy_beside_the_config_s_own(tmp_path, shm_name):
+    """The python_strategy variant runs the config with the examples' momentum.py (a Python
+    strategy file) instead of its strategies; its tick → order hop is in results.python_strategy_*
+    beside the tuned run's (the demo's compiled SMA), and the temporary config is gone after."""
+    import json
+    cfg = demo_config(tmp_path, shm_name)
+    out = tmp_path / "profile.json"
+    r = subprocess.run([sys.executable, str(REPO / "scripts" / "profile_latency.py"), "--config",
+                        str(cfg), "--variants", "tuned,python_strategy", "--seconds", "8",
+                        "--json", str(out)],
+                       capture_output=True, text=True, timeout=240, cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    res = json.loads(out.read_text())["results"]
+    assert res["python_strategy_tick_to_order_count"] > 0, res
+    assert 0 < res["python_strategy_tick_to_order_p50_ns"] <= res["python_strategy_tick_to_order_p99_ns"]
+    assert "tick_to_order_p50_ns" in res and "tick_to_wire_p50_ns" in res
+    assert "signed_to_wire_p50_ns" in res

@@ -58,7 +58,9 @@ limits = st.fixed_dictionaries(dict(
     ref_stale_ns=st.sampled_from([1, 10**9, 10**11, 10**11]), throttle_orders=st.integers(1, 8),
     throttle_window_ns=st.sampled_from([1, 10**6, 10**9, 10**10]) | st.integers(1, 10**10),
     runaway_signals=st.integers(3, 30),
-    runaway_window_ns=st.sampled_from([1, 10**9, 10**10]) | st.integers(1, 10**10), state=st.sampled_from([0] * 8 + [1, 2]),
+    runaway_window_ns=st.sampled_from([1, 10**9, 10**10]) | st.integers(1, 10**10),
+    max_tick_age_ns=st.sampled_from([1, 10**6, 10**9]) | st.integers(1, 10**10),
+    duplicate_window_ns=st.sampled_from([0, 0, 1, 10**6, 10**9, 10**12]), state=st.sampled_from([0] * 8 + [1, 2]),
 ))
 
 weird_floats = st.sampled_from([math.nan, math.inf, -math.inf, 0.0, -0.0, -1.0, 1e300, 5e-324,
@@ -74,11 +76,11 @@ def scenario(draw, collar_bps=100.0):
     # so prices can sit exactly on the collar edge
     ref_units = {r[0].symbol_id: r[3] * draw(st.integers(1, 10**5) | st.integers(1, 10).map(
                  lambda k, pd=r[1]: k * 10**(pd + 4))) for r in insts}
-    ops, now, seq = [], 10**12, 0
+    ops, now, seq, last = [], 10**12, 0, None
     for _ in range(draw(st.integers(1, 25))):
         now += draw(st.sampled_from([0, 1, 1000, 10**6, 10**8, 3 * 10**9]))
         kind = draw(st.sampled_from(["sig"] * 8 + ["ref", "fill", "release", "state", "pos",
-                                                   "gate"]))
+                                                   "gate", "tickage"]))
         rules, pd, qd, tick, step = draw(st.sampled_from(insts))
         sid = rules.symbol_id
         if kind == "sig":
@@ -100,7 +102,13 @@ def scenario(draw, collar_bps=100.0):
                      price=pu / 10**pd if otype != 2 else math.nan,
                      created_mono=now - draw(st.sampled_from([0, 1, 10**6])),
                      ttl_ns=draw(st.sampled_from([10**9, 10**10])),
+                     trigger_mono=draw(st.sampled_from([0, now, now - 1, now - 10**6,
+                                                        now - 10**9, now - 10**10, -5])),
                      strategy_id=draw(st.integers(0, 3)), version=1)
+            if last is not None and draw(st.integers(0, 3)) == 0:   # the same order again
+                f.update({k: last[k] for k in ("symbol", "venue", "side", "order_type", "tif",
+                                               "qty", "price", "strategy_id")})
+            last = dict(f)
             if draw(st.integers(0, 4)) == 0:          # break one field
                 key = draw(st.sampled_from(sorted(f)))
                 f[key] = draw({
@@ -111,6 +119,7 @@ def scenario(draw, collar_bps=100.0):
                     "qty": weird_floats | st.floats(allow_nan=True, allow_infinity=True),
                     "price": weird_floats | st.floats(allow_nan=True, allow_infinity=True),
                     "created_mono": st.sampled_from([0, -1, now + 1, now - 10**11]),
+                    "trigger_mono": st.sampled_from([-(2**63), 2**63 - 1, now + 1, 1]),
                     "ttl_ns": st.sampled_from([0, -1, 1]),
                     "strategy_id": st.integers(0, 2**32 - 1), "version": st.integers(0, 255),
                 }[key])
@@ -124,6 +133,8 @@ def scenario(draw, collar_bps=100.0):
         elif kind == "release":
             ops.append(("release", sid, draw(st.sampled_from([1, -1])),
                         draw(st.integers(0, 1000)) * step / 10**qd))
+        elif kind == "tickage":
+            ops.append(("tickage", sid, draw(st.sampled_from([1, 10**6, 10**9, 10**12]))))
         elif kind == "pos":
             ops.append(("pos", sid, draw(st.integers(-10**4, 10**4)) * step / 10**qd))
         elif kind == "gate":                  # the venue's limits as ratelimit.HostGate pushes them
@@ -172,6 +183,8 @@ def _run(Engine, Signer, lim, rules, refs, ops):
             e.set_position(op[1], op[2])
         elif op[0] == "gate":
             e.set_venue_gate(*op[1:])
+        elif op[0] == "tickage":
+            e.set_max_tick_age(op[1], op[2])
         else:
             e.set_state(op[1])
         trace.append(e.snapshot())
@@ -361,6 +374,8 @@ def _run_with_probes(Engine, Signer, lim, rules, refs, ops):
             e.set_reference(op[1], op[2], op[3])
         elif op[0] == "gate":
             e.set_venue_gate(*op[1:])
+        elif op[0] == "tickage":
+            e.set_max_tick_age(op[1], op[2])
         elif op[0] == "state":
             e.set_state(op[1])
     return probes

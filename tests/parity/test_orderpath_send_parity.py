@@ -84,6 +84,8 @@ def _run(kernel: bool, lim, rules, refs, ops, slots=64):
                 e.set_position(op[1], op[2])
             elif op[0] == "gate":
                 e.set_venue_gate(*op[1:])
+            elif op[0] == "tickage":
+                e.set_max_tick_age(op[1], op[2])
             else:
                 e.set_state(op[1])
             trace.append(e.snapshot())
@@ -103,7 +105,7 @@ def test_send_kernel_and_twin_agree_on_decisions_journal_and_request_bytes(lim, 
     b = _run(False, lim, rules, refs, ops)
     assert a == b
     for step in a[0]:
-        if isinstance(step, tuple) and len(step) == 7:
+        if isinstance(step, tuple) and len(step) == 7 and isinstance(step[1], int):  # a send
             reason, _gap, body, js, ws, sent, wire = step
             if reason:
                 assert body is None and js == 0 and ws == W_NONE and wire == b""

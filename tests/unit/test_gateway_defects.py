@@ -579,3 +579,79 @@ def test_every_waiting_signal_is_signed_before_any_is_finished(tmp_path):
     gw.write_status, gw.shutdown = (lambda *a: None), (lambda: 0)
     assert gw.run() == 0
     assert calls == ["sign 1", "sign 2", "finish 1", "finish 2"]
+
+
+# ------------------------------------------------------------------ a halt inside a batch of sent orders
+def test_an_order_journalled_but_not_yet_sent_when_its_batch_halts_is_never_sent(tmp_path):
+    """The compiled path wrote the ORDER record but no connection was ready (or the transport is
+    TLS / WS-API, where the send stays in Python); an earlier signal of the batch then HALTed:
+    the order is answered NOT_SENT (its record closed, its quantity released), never sent."""
+    from pipeline.gateway.binjournal import BinaryJournal
+    from pipeline.gateway.orderpath_py import J_WRITTEN, W_NONE
+    ex = make_ex(tmp_path)
+    ex.journal = BinaryJournal(tmp_path / "journal.bin", fsync="never")
+    ex.risk.state = 2                                   # HALTED by an earlier signal
+    sent_to_transport: list[str] = []
+    ex._send = lambda order, body: sent_to_transport.append(order.cid)
+    order = our_order(ex, state=OrderState.NEW)
+    ex.submit_sent(order, b"symbol=BTCUSDT", 0, (J_WRITTEN, W_NONE, 0, 0, None, None))
+    assert sent_to_transport == []
+    assert order.state is OrderState.REJECTED and "HALTED" in order.why
+    assert ex.risk.released == [(SID, 1, 0.5)]
+    ex.risk.state = 0                                   # ACTIVE: the same order would go out
+    other = our_order(ex, cid="pl1.1.2", state=OrderState.NEW)
+    ex.submit_sent(other, b"symbol=BTCUSDT", 0, (J_WRITTEN, W_NONE, 0, 0, None, None))
+    assert sent_to_transport == ["pl1.1.2"]
+
+
+def test_a_halt_during_a_batch_of_written_orders_cancels_again_after_booking_them(tmp_path):
+    """Orders written on the socket while their batch was being signed are booked after the
+    kill switch's cancel-all went out: the loop cancels again once they are booked."""
+    from pipeline.gateway.orderpath_py import J_WRITTEN, W_SENT
+    rest = FakeRest()
+    rest.on("DELETE", "/api/v3/openOrders", ok([]), ok([]))
+    ex = make_ex(tmp_path, rest)
+    gw = _gateway(tmp_path, ex)
+    gw.paths["kill"] = tmp_path / "KILL"
+    gw._next = {"status": 0, "kill": 0, "audit": 0}
+    gw.cfg.poll_ms, gw.cfg.warm_ms = 1, 0.0
+    raws = [b"1", b"2"]
+
+    class Intake:
+        def wait(self, ms):
+            return True
+
+        def recv_raw(self):
+            return raws.pop(0) if raws else None
+
+    def sign(raw):
+        gw.paths["kill"].touch()                 # the operator pulls the switch mid-batch
+        gw._next["kill"] = 0
+        return (raw, 0, 0, 0, b"body", None, 0, 0, 0, (J_WRITTEN, W_SENT, 10, 0, None, None))
+
+    def housekeeping():
+        gw.stop_requested = True
+
+    gw.intake = Intake()
+    gw.sign_signal, gw.finish_signal, gw._housekeeping = sign, (lambda one: None), housekeeping
+    gw.write_status, gw.shutdown = (lambda *a: None), (lambda: 0)
+    assert gw.run() == 0
+    deletes = [c for c in rest.calls if c[:2] == ("DELETE", "/api/v3/openOrders")]
+    assert len(deletes) == 2                     # the kill switch's, then the one after booking
+    assert gw.trading == "HALTED"
+
+
+def test_an_order_record_synced_by_the_order_path_leaves_an_earlier_record_due_for_sync(tmp_path):
+    """fsync = always: a gap record written before the compiled path's (msync'ed) ORDER record is
+    still due for the loop's sync; the ORDER record's own sync must not mark it done."""
+    from pipeline.gateway.binjournal import BinaryJournal
+    j = BinaryJournal(tmp_path / "journal.bin", fsync="always")
+    j.commit()
+    j.write("gap", strategy=1, epoch=1, seq=5, missing=2)
+    j.note_order(True)
+    assert j._dirty
+    j.commit()
+    assert not j._dirty
+    j.note_order(True)                                   # nothing else pending: nothing due
+    assert not j._dirty
+    j.close()

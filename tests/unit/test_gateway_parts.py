@@ -160,8 +160,10 @@ def test_the_venue_adapter_is_chosen_by_config_and_an_unknown_venue_is_a_clear_e
     from pipeline.gateway.venue_binance import BinanceVenue
     for v in ("BINANCE", "SIM"):
         assert isinstance(venue_adapter(SimpleNamespace(venue=v), None), BinanceVenue)
-    with pytest.raises(GatewayError, match="no gateway adapter for venue 'OKX'"):
-        venue_adapter(SimpleNamespace(venue="OKX"), None)
+    from pipeline.gateway.venue_okx import OkxVenue
+    assert isinstance(venue_adapter(SimpleNamespace(venue="OKX"), None), OkxVenue)
+    with pytest.raises(GatewayError, match="no gateway adapter for venue 'KRAKEN'"):
+        venue_adapter(SimpleNamespace(venue="KRAKEN"), None)
 
 
 def test_classify_answers():

@@ -86,3 +86,38 @@ def test_logging_config_is_strict():
         config.loads('[logging]\nformat = "xml"\n')
     with pytest.raises(config.ConfigError, match="max_bytes"):
         config.loads('[logging]\nmax_bytes = 10\n')
+
+
+def test_the_log_writer_sleeps_on_events_not_a_poll():
+    """An idle writer never wakes (no 0.1 s poll taking the GIL from a hot loop); the first
+    record of a batch wakes it once, a WARNING writes at once."""
+    import logging
+    import threading
+    import time
+
+    from pipeline.logs import _Deferred
+
+    got, seen = [], threading.Event()
+
+    class Target(logging.Handler):
+        def emit(self, record):
+            got.append(record.getMessage())
+            seen.set()
+
+    w = _Deferred([Target()], interval_s=1.0)     # one batch for both records below
+    try:
+        time.sleep(0.4)                      # a 0.1 s poll would have woken it ~4 times
+        assert w.wakeups == 0
+        rec = logging.LogRecord("t", logging.INFO, __file__, 1, "order %s", ("a",), None)
+        w.emit(rec)
+        w.emit(logging.LogRecord("t", logging.INFO, __file__, 1, "order b", None, None))
+        assert seen.wait(5) and w.wakeups == 1
+        deadline = time.monotonic() + 5
+        while len(got) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert got == ["order a", "order b"]
+        seen.clear()
+        w.emit(logging.LogRecord("t", logging.WARNING, __file__, 1, "late", None, None))
+        assert seen.wait(5) and got[-1] == "late"
+    finally:
+        w.close()

@@ -270,3 +270,31 @@ def test_bad_settings_are_refused():
         make_wire("http://127.0.0.1:1", connections=0)
     with pytest.raises(ValueError, match="http"):
         make_wire("ftp://127.0.0.1:1")
+
+
+def test_an_order_queued_for_the_wire_thread_is_not_starved_by_the_loop_arming(venue):
+    """The loop holds a connection ready for the compiled order path (arm) every turn; while an
+    order waits in the wire thread's queue for a connection, arm leaves the freed one to it (else
+    the queued order would find none and be NOT_SENT)."""
+    with opened(venue.url, connections=1) as (w, _):
+        go = threading.Event()
+        send = w._send
+
+        def held_send(body, not_after):           # the wire thread takes b up only on `go`
+            go.wait(10)
+            return send(body, not_after)
+        w._send = held_send
+        venue.hold.clear()                     # the venue holds its first answer
+        w.put("a", b"n=1")                     # written on the only connection
+        assert venue.got.acquire(timeout=5)
+        w.put("b", b"n=2")                     # none idle: queued for the wire thread
+        venue.hold.set()
+        cid, r = one_reply(w)                  # a answered: its connection is idle again
+        assert (cid, r.outcome) == ("a", Outcome.OK)
+        ready(w, 1)
+        assert w.arm() == -1                   # the loop's turn: b waits, nothing is taken
+        go.set()
+        cid, r = one_reply(w)
+        assert (cid, r.outcome) == ("b", Outcome.OK), r.msg
+        assert venue.bodies == [b"n=1", b"n=2"] and w.by_thread == 1
+        assert w.arm() >= 0                    # and then it is held ready again

@@ -8,7 +8,13 @@ import pytest
 from pipeline import config
 from pipeline.gateway import risk_py
 from pipeline.gateway.reasons import Reason, TradingState
-from pipeline.gateway.risk import RiskEngine, engine_from_config, engine_kwargs, rules_for
+from pipeline.gateway.risk import (
+    RiskEngine,
+    add_instrument,
+    engine_from_config,
+    engine_kwargs,
+    rules_for,
+)
 from tests.gateway_helpers import NOW, T0, Sig
 
 TOML = '''
@@ -17,6 +23,8 @@ max_order_notional = 2000
 max_gross_notional = 50000.0
 collar_bps = 25
 ref_stale_ms = 500
+max_tick_age_ms = 250
+duplicate_window_ms = 150
 throttle_orders = 5
 throttle_window_ms = 1000
 runaway_signals = 20
@@ -31,6 +39,7 @@ max_position_qty = 0.2
 max_order_qty = 1.5
 max_position_qty = 3
 max_order_notional = 5000
+max_tick_age_ms = 40
 '''
 
 
@@ -45,7 +54,9 @@ def test_risk_section_to_engine_and_rules(vectors):
     kw = engine_kwargs(cfg)
     assert kw == dict(max_gross_notional=50000.0, collar_bps=25.0, ref_stale_ns=500_000_000,
                       throttle_orders=5, throttle_window_ns=1_000_000_000, runaway_signals=20,
-                      runaway_window_ns=1_000_000_000, state=TradingState.REDUCING)
+                      runaway_window_ns=1_000_000_000, max_tick_age_ns=250_000_000,
+                      duplicate_window_ns=150_000_000,
+                      state=TradingState.REDUCING)
     info = json.loads((vectors / "binance" / "rest_exchangeInfo.json").read_text())
     syms = {s["symbol"]: s for s in info["recorded_excerpt"]["message"]["symbols"]}
     btc = rules_for(cfg, venue="BINANCE", symbol_id=1, exchange_symbol=syms["BTCUSDT"])
@@ -61,12 +72,18 @@ def test_risk_section_to_engine_and_rules(vectors):
         e.set_reference(1, 50_000.0, T0)
         assert e.state == TradingState.REDUCING
         assert e.check(Sig()(qty=0.01), NOW) == Reason.REDUCE_ONLY
+        add_instrument(e, cfg, eth)                     # its own max_tick_age_ms
+        assert (e.max_tick_age(1), e.max_tick_age(2)) == (250_000_000, 40_000_000)
 
 
 @pytest.mark.parametrize("text,needle", [
     ("[risk]\ncollar = 1", "unknown key 'risk.collar'"),
     ("[risk]\ncollar_bps = 0", "collar_bps"),
     ("[risk]\nthrottle_orders = 0", "throttle_orders"),
+    ("[risk]\nmax_tick_age_ms = 0", "max_tick_age_ms"),
+    ("[risk]\nduplicate_window_ms = -1", "duplicate_window_ms"),
+    ("[risk.symbols.\"BINANCE:BTCUSDT\"]\nmax_order_qty = 1\nmax_position_qty = 1\n"
+     "max_tick_age_ms = 0", "max_tick_age_ms"),
     ("[risk]\nrecv_window_ms = 60001", "recv_window_ms"),
     ("[risk]\nrecv_window_ms = 5001", "recv_window_ms must be in 1..5000"),  # Binance's cap
     ("[risk]\nstart_state = \"PAUSED\"", "start_state"),

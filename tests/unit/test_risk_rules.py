@@ -239,13 +239,131 @@ def test_halted_rejects_everything(Engine):
 
 
 # ------------------------------------------------------------------ throttle and runaway
-def test_token_bucket_boundary(Engine):
+def test_a_burst_beyond_the_rate_limit_gets_exactly_n_through(Engine):
+    # the case: 101 signals at once against 100/s → exactly 100 forwarded, one refused
+    e, sig = make(Engine, throttle_orders=100, throttle_window_ns=1_000_000_000), Sig()
+    got = [e.check(sig(qty=0.001), NOW) for _ in range(101)]
+    assert got == [R.ACCEPT] * 100 + [R.RATE_LIMIT]
+    assert e.open_orders(1) == (pytest.approx(0.1), 0.0)   # the refused one is not open
+
+
+def test_the_rate_window_slides_and_is_half_open(Engine):
     e, sig = make(Engine, throttle_orders=3, throttle_window_ns=1_000_000_000), Sig()
-    assert [e.check(sig(qty=0.001), NOW) for _ in range(4)] == [R.ACCEPT] * 3 + [R.THROTTLED]
-    t = NOW + 333_333_333                  # 999,999,999 units < one token (1e9)
-    assert e.check(sig(qty=0.001, created_mono=t), t) == R.THROTTLED
-    t = NOW + 333_333_334                  # refill counts from the last check: still short
+    times = [NOW, NOW + 400_000_000, NOW + 800_000_000]
+    assert [e.check(sig(qty=0.001, created_mono=t), t) for t in times] == [R.ACCEPT] * 3
+    t = NOW + 999_999_999                  # the first is still inside the window
+    assert e.check(sig(qty=0.001, created_mono=t), t) == R.RATE_LIMIT
+    t = NOW + 1_000_000_000                # exactly one window after the oldest: room for one
     assert e.check(sig(qty=0.001, created_mono=t), t) == R.ACCEPT
+    t = NOW + 1_399_999_999                # the window now holds NOW+0.4, +0.8, +1.0 s
+    assert e.check(sig(qty=0.001, created_mono=t), t) == R.RATE_LIMIT
+    t = NOW + 1_400_000_000
+    assert e.check(sig(qty=0.001, created_mono=t), t) == R.ACCEPT
+
+
+def test_a_steady_sender_never_gets_more_than_n_into_any_window(Engine):
+    # 250 signals/s for 3 s against 100/s: a token bucket let ~2x the limit into the first
+    # second; the sliding window never admits more than 100 into any 1 s (half-open)
+    w = 1_000_000_000
+    e, sig = make(Engine, throttle_orders=100, throttle_window_ns=w), Sig()
+    accepted = []
+    for i in range(750):
+        t = NOW + i * 4_000_000
+        e.set_reference(1, 50_000.0, t)
+        if e.check(sig(qty=0.001, side=1 if i % 2 else -1, created_mono=t), t) == R.ACCEPT:
+            accepted.append(t)
+    assert len(accepted) == 300                             # 100 per second, nothing queued
+    for k, t in enumerate(accepted):                        # every window [t, t + w)
+        assert sum(1 for u in accepted[k:k + 101] if u < t + w) <= 100
+
+
+def test_only_accepted_orders_count_toward_the_rate_limit(Engine):
+    e, sig = make(Engine, throttle_orders=2, throttle_window_ns=1_000_000_000), Sig()
+    assert e.check(sig(qty=0.001, price=60_000.0), NOW) == R.PRICE_COLLAR     # not recorded
+    assert e.probe(sig(qty=0.001), NOW) == R.ACCEPT                            # undone
+    assert [e.check(sig(qty=0.001), NOW) for _ in range(3)] == [R.ACCEPT] * 2 + [R.RATE_LIMIT]
+
+
+# ------------------------------------------------------------------ duplicate orders
+def test_an_identical_order_within_the_window_is_refused(Engine):
+    # the case: two identical LIMIT SELLs within 100 ms both rested
+    e, sig = make(Engine, duplicate_window_ns=100_000_000), Sig()
+    e.set_position(1, 1.0)
+    sell = dict(side=-1, qty=0.01, price=50_010.0)
+    assert e.check(sig(**sell), NOW) == R.ACCEPT
+    t = NOW + 99_999_999
+    assert e.check(sig(created_mono=t, **sell), t) == R.DUPLICATE_ORDER
+    assert e.open_orders(1) == (0.0, 0.01)                   # the duplicate is not open
+    t = NOW + 100_000_000                                    # exactly a window later: new order
+    assert e.check(sig(created_mono=t, **sell), t) == R.ACCEPT
+
+
+@pytest.mark.parametrize("change", [dict(side=1), dict(price=50_010.01), dict(qty=0.011),
+                                    dict(order_type=3), dict(strategy_id=2), dict(symbol=3)])
+def test_an_order_differing_in_one_field_is_not_a_duplicate(Engine, change):
+    e, sig = make(Engine, btc_rules(), eth_rules(), duplicate_window_ns=100_000_000), Sig()
+    base = dict(side=-1, qty=0.01, price=50_010.0)
+    assert e.check(sig(**base), NOW) == R.ACCEPT
+    other = {**base, **change}
+    if "symbol" in change:
+        other["price"] = 2_500.0
+    assert e.check(sig(**other), NOW) == R.ACCEPT
+
+
+def test_identical_market_orders_are_duplicates_and_refusals_are_not_remembered(Engine):
+    e, sig = make(Engine, duplicate_window_ns=100_000_000), Sig()
+    assert e.check(sig(order_type=2, qty=0.01), NOW) == R.ACCEPT
+    assert e.check(sig(order_type=2, qty=0.01), NOW + 1) == R.DUPLICATE_ORDER
+    assert e.check(sig(price=60_000.0), NOW) == R.PRICE_COLLAR          # refused: not recorded
+    assert e.probe(sig(price=50_001.0), NOW) == R.ACCEPT                # probe: not recorded
+    assert e.check(sig(price=50_001.0), NOW) == R.ACCEPT
+
+
+def test_the_duplicate_filter_is_off_at_zero_and_remembers_the_last_eight(Engine):
+    e, sig = make(Engine), Sig()                                        # default 0: off
+    assert [e.check(sig(), NOW) for _ in range(3)] == [R.ACCEPT] * 3
+    e, sig = make(Engine, duplicate_window_ns=10**9), Sig()
+    assert e.check(sig(price=50_000.0), NOW) == R.ACCEPT
+    for k in range(1, 8):                                   # 7 others: the first still kept
+        assert e.check(sig(price=50_000.0 + k), NOW) == R.ACCEPT
+    assert e.check(sig(price=50_000.0), NOW) == R.DUPLICATE_ORDER
+    assert e.check(sig(price=50_010.0), NOW) == R.ACCEPT    # the 9th pushes the first out
+    assert e.check(sig(price=50_000.0), NOW) == R.ACCEPT
+    with pytest.raises(ValueError, match="duplicate_window_ns"):
+        make(Engine, duplicate_window_ns=-1)
+
+
+# ------------------------------------------------------------------ age of the trigger tick
+def test_a_risk_increasing_order_on_an_old_trigger_tick_is_refused(Engine):
+    e, sig = make(Engine, max_tick_age_ns=100_000_000), Sig()
+    assert e.check(sig(trigger_mono=NOW - 100_000_000), NOW) == R.ACCEPT      # exactly the limit
+    assert e.check(sig(trigger_mono=NOW - 100_000_001), NOW) == R.STALE_TRIGGER
+    # the case: a 4.4 s-old tick after a strategy stall, the reference itself fresh
+    assert e.check(sig(trigger_mono=NOW - 4_400_000_000), NOW) == R.STALE_TRIGGER
+    assert e.open_orders(1) == (0.01, 0.0)                  # the refused ones are not open
+    assert e.check(sig(trigger_mono=0), NOW) == R.ACCEPT    # no trigger tick: the reference's age
+
+
+def test_a_reducing_order_on_an_old_trigger_tick_still_goes(Engine):
+    e, sig = make(Engine, max_tick_age_ns=100_000_000), Sig()
+    e.set_position(1, 0.05)
+    assert e.check(sig(side=-1, qty=0.05, trigger_mono=NOW - 10**10), NOW) == R.ACCEPT
+    assert e.check(sig(side=-1, qty=0.01, trigger_mono=NOW - 10**10), NOW) == R.STALE_TRIGGER
+
+
+def test_the_tick_age_limit_is_per_symbol(Engine):
+    e, sig = make(Engine, btc_rules(), eth_rules(), max_tick_age_ns=1_000_000_000), Sig()
+    assert (e.max_tick_age(1), e.max_tick_age(3)) == (1_000_000_000, 1_000_000_000)
+    e.set_max_tick_age(3, 50_000_000)
+    old = NOW - 60_000_000
+    assert e.check(sig(trigger_mono=old), NOW) == R.ACCEPT
+    assert e.check(sig(symbol=3, price=2_500.0, qty=0.01, trigger_mono=old), NOW) \
+        == R.STALE_TRIGGER
+    for bad in (0, -1, 10**12 + 1, 1.5, True):
+        with pytest.raises(ValueError, match="max_tick_age_ns"):
+            e.set_max_tick_age(1, bad)
+    with pytest.raises(ValueError, match="max_tick_age_ns"):
+        make(Engine, max_tick_age_ns=0)
 
 
 def test_runaway_guard_halts(Engine):
@@ -410,12 +528,12 @@ def test_apply_ticks_mid_then_trade_fallback_and_invalidation(Engine):
     n = e.apply_ticks(_ticks((Kind.TRADE, 1, BINANCE, 50_010.0, t),        # no BBO yet: last trade
                              (Kind.BID, 9, BINANCE, 1.0, t),               # unknown symbol
                              (Kind.BID, 1, 3, 1.0, t)))                    # other venue
-    assert n == 1 and e.snapshot()[5][0][4:6] == (50_010.0, T0)
+    assert n == 1 and e.snapshot()[4][0][4:6] == (50_010.0, T0)
     e.apply_ticks(_ticks((Kind.BID, 1, BINANCE, 49_990.0, t + 1),
                          (Kind.ASK, 1, BINANCE, 50_010.0, t + 2),
                          (Kind.TRADE, 1, BINANCE, 60_000.0, t + 3),        # BBO known: ignored
                          (Kind.ASK, 1, BINANCE, float("nan"), t + 4)))     # bad price: ignored
-    assert e.snapshot()[5][0][4:6] == (50_000.0, T0 + 2)
+    assert e.snapshot()[4][0][4:6] == (50_000.0, T0 + 2)
     assert e.check(sig(price=50_500.0), NOW) == R.ACCEPT                  # collar around 50000
     e.apply_ticks(_ticks((Kind.RESYNC_START, 1, BINANCE, 0.0, t + 5)))
     assert e.check(sig(), NOW) == R.STALE_REFERENCE                       # until fresh data

@@ -148,7 +148,8 @@ def test_a_second_sender_stays_on_zeromq_and_is_still_heard():
 
 def test_a_gateway_without_a_ring_keeps_zeromq():
     name = unique_shm_name()
-    with S.SignalReceiver(name) as rx, S.SignalSender(name, hello_every_s=0.01) as tx:
+    with S.SignalReceiver(name) as rx, \
+            S.SignalSender(name, strategy_id=3, hello_every_s=0.01) as tx:
         _handshake(tx, rx)
         assert not tx.stats()["ring"]
         tx.send(sig(0))
@@ -175,7 +176,7 @@ def test_a_replaced_gateway_gets_a_new_handshake_and_ring():
     first = ctx.Process(target=_gateway_child, args=(name, q, 1))
     first.start()
     assert q.get(timeout=20) == "up"
-    with S.SignalSender(name, hello_every_s=0.05) as tx:
+    with S.SignalSender(name, strategy_id=3, hello_every_s=0.05) as tx:
         _handshake(tx)
         tx.send(sig(0))
         assert q.get(timeout=20) == [1]

@@ -1,11 +1,10 @@
-"""Signal codec and sockets: round trip, layout = SIGNAL_DTYPE, clear errors, abstract-namespace
-bind exclusivity, READY handshake, non-blocking drops, bounded close."""
+"""Signal codec and sockets: round trip, layout = SIGNAL_DTYPE, clear errors, private filesystem
+sockets with bind exclusivity, READY handshake, non-blocking drops, bounded close."""
 from __future__ import annotations
 
 import subprocess
 import sys
 import time
-import uuid
 
 import numpy as np
 import pytest
@@ -28,7 +27,8 @@ sig_st = st.builds(
 
 
 def chan() -> str:
-    return f"pltest-{uuid.uuid4().hex[:10]}"
+    from conftest import unique_shm_name      # the session's prefix: its leak check sees it
+    return unique_shm_name()
 
 
 @settings(max_examples=100, deadline=None)
@@ -60,10 +60,14 @@ def test_decode_rejects_wrong_size_and_version():
 
 
 def test_endpoint_names():
-    assert S.endpoints("abc") == ("ipc://@abc", "ipc://@abc.ctl")
-    for bad in ("", "a/b", "@x", "tcp://x"):
+    import os
+    base = f"/tmp/pipeline-{os.getuid()}"
+    assert S.endpoints("abc") == (f"ipc://{base}/abc/sig", f"ipc://{base}/abc/ctl")
+    for bad in ("", "a/b", "@x", "tcp://x", "..", "a:b"):
         with pytest.raises(ValueError):
             S.endpoints(bad)
+    with pytest.raises(ValueError, match="longer than 107 bytes"):
+        S.endpoints("x" * 120)
 
 
 def test_second_bind_fails_clearly_even_from_another_process():
@@ -83,9 +87,10 @@ def test_ready_handshake_buffers_then_flushes_in_order():
     name = chan()
     with S.SignalSender(name, strategy_id=4, hello_every_s=0.01) as tx:
         assert not tx.service()
-        assert tx.send(S.Signal(created_mono=time.perf_counter_ns(), ttl_ns=10**11, qty=1.0))
-        assert tx.send(S.Signal(created_mono=0, ttl_ns=1, qty=2.0))         # expires unsent
-        assert tx.send(S.Signal(created_mono=time.perf_counter_ns(), ttl_ns=10**11, qty=3.0))
+        now = time.perf_counter_ns
+        assert tx.send(S.Signal(created_mono=now(), ttl_ns=10**11, qty=1.0, strategy_id=4))
+        assert tx.send(S.Signal(created_mono=0, ttl_ns=1, qty=2.0, strategy_id=4))  # expires
+        assert tx.send(S.Signal(created_mono=now(), ttl_ns=10**11, qty=3.0, strategy_id=4))
         assert tx.sent == 0
         with S.SignalReceiver(name) as rx:
             deadline = time.monotonic() + 10
@@ -98,7 +103,7 @@ def test_ready_handshake_buffers_then_flushes_in_order():
             assert [g.qty for g in got] == [1.0, 3.0]
             assert [(g.epoch, g.seq) for g in got] == [(tx.epoch, 1), (tx.epoch, 3)]
             assert tx.dropped_expired == 1 and tx.sent == 2
-            tx.send(S.Signal(qty=5.0))
+            tx.send(S.Signal(qty=5.0, strategy_id=4))
             g = rx.recv(timeout=5)
             assert (g.seq, g.qty) == (4, 5.0)
 
@@ -111,18 +116,23 @@ def test_ready_before_the_data_pipe_connects_keeps_the_buffer():
     import zmq
     name = chan()
     data_ep, ctl_ep = S.endpoints(name)
+    from pipeline.bus import auth, channel
+    channel.channel_dir(name)
+    token = b"t" * 64
     ctx = zmq.Context()
     router = ctx.socket(zmq.ROUTER)
     router.setsockopt(zmq.LINGER, 0)
-    router.bind(ctl_ep)
     pull = ctx.socket(zmq.PULL)
     pull.setsockopt(zmq.LINGER, 0)
+    guard = auth.ZapGuard(ctx, token, auth.Refusals(name), {b"ctl": router, b"sig": pull})
+    router.bind(ctl_ep)
     try:
-        with S.SignalSender(name, strategy_id=7, hello_every_s=0.01) as tx:
+        with S.SignalSender(name, strategy_id=7, hello_every_s=0.01, token=token) as tx:
             assert tx.send(S.Signal(created_mono=time.perf_counter_ns(), ttl_ns=10**11, qty=1.0))
             deadline = time.monotonic() + 10
             while not tx.got_ready:                 # answer HELLO with READY; no PULL bound
                 assert not tx.service()
+                guard.service()
                 if router.poll(5):
                     ident, frame = router.recv_multipart()
                     router.send_multipart([ident, S._CTL.pack(S.READY, 7, tx.epoch)])
@@ -133,15 +143,21 @@ def test_ready_before_the_data_pipe_connects_keeps_the_buffer():
             assert tx.sent == 0 and tx.dropped == 0 and tx.stats()["pending"] == 2
             pull.bind(data_ep)
             while not tx.service():
+                guard.service()
                 assert time.monotonic() < deadline, "the data pipe never attached"
                 time.sleep(0.005)
             got = [S.decode(pull.recv()) for _ in range(2) if pull.poll(5000)]
             assert [(g.seq, g.qty) for g in got] == [(1, 1.0), (2, 2.0)]
             assert tx.sent == 2 and tx.dropped == 0
     finally:
+        for sock in (router, pull):
+            sock.disable_monitor()
+        guard.close()
         router.close()
         pull.close()
         ctx.term()
+        import shutil
+        shutil.rmtree(channel.channel_dir(name))
 
 
 def test_pending_buffer_is_bounded_and_full_pipe_drops_without_blocking():
@@ -174,16 +190,12 @@ def test_close_with_gateway_absent_is_bounded():
 
 
 def test_receiver_counts_malformed_frames():
-    import zmq
     name = chan()
-    with S.SignalReceiver(name) as rx:
-        ctx = zmq.Context()
-        p = ctx.socket(zmq.PUSH)
-        p.setsockopt(zmq.LINGER, 0)
-        p.connect(f"ipc://@{name}")
-        p.send(b"short")
-        p.send(S.encode(S.Signal(seq=9)))
+    with S.SignalReceiver(name) as rx, S.SignalSender(name, hello_every_s=0.01) as tx:
+        while not tx.service():
+            rx.service()
+            time.sleep(0.002)
+        tx.push.send(b"short")
+        tx.push.send(S.encode(S.Signal(seq=9)))
         assert rx.recv(timeout=5).seq == 9
         assert rx.malformed == 1
-        p.close()
-        ctx.term()

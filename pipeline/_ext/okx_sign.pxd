@@ -1,0 +1,1 @@
+../../ext/okx_sign.pxd

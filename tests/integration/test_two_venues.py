@@ -1,0 +1,130 @@
+"""configs/two-venues.toml as a trader runs it, pointed at the test simulator: the launcher runs a
+Binance and an OKX collector (each its own tick ring), one strategy process reading both rings
+with an SMA instance per venue, and a gateway per venue. Orders fill on both venues; the kill
+switch of the OKX gateway alone (`pipeline kill --role gateway_okx`) HALTs it, the strategy sees
+that venue's gateway HALTED, and the Binance gateway keeps trading."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from pipeline import config
+from pipeline.config import SIM_TEST_PASSPHRASE
+from pipeline.sim.testing import SIM_TEST_API_KEY, SIM_TEST_SECRET
+from sim_fixtures import sim_factory  # noqa: F401
+
+REPO = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.timeout(180)
+SIM_URLS = ("http://127.0.0.1:18766", "ws://127.0.0.1:18766")
+
+
+def pointed_at(sim, tmp_path: Path, shm_name: str) -> Path:
+    """The shipped config with its simulator role replaced by the test's simulator: the URLs,
+    output paths and shared-memory names rewritten, nothing else."""
+    text = (REPO / "configs/two-venues.toml").read_text()
+    for url in SIM_URLS:
+        assert url in text, url
+    text = text.replace(SIM_URLS[0], sim.rest_url).replace(SIM_URLS[1], sim.ws_url)
+    text = re.sub(r"\n\[roles\.sim\]\nkind = \"sim\"\n", "\n", text)
+    text = re.sub(r"\n\[sim\]\n.*?\n(?=\[collector\])", "\n", text, flags=re.S)
+    assert "[sim]" not in text and "18766" not in text
+    text = text.replace('"two-venues-out/', f'"{tmp_path}/out/')
+    text = text.replace('"pipeline-2v', f'"{shm_name}')
+    keys = tmp_path / "out" / "sim-keys"
+    keys.parent.mkdir(parents=True)
+    keys.touch(mode=0o600)
+    keys.write_text(f"api_key={SIM_TEST_API_KEY}\napi_secret={SIM_TEST_SECRET}\n"
+                    f"api_passphrase={SIM_TEST_PASSPHRASE}\n")
+    path = tmp_path / "two-venues.toml"
+    path.write_text(text)
+    return path
+
+
+def _env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k not in (
+        "PIPELINE_API_KEY", "PIPELINE_API_SECRET", "PIPELINE_API_PASSPHRASE",
+        "PIPELINE_INSTRUMENTS", "PIPELINE_ROLE")}
+
+
+def _status(state_dir: str) -> dict:
+    try:
+        return json.loads((Path(state_dir) / "status.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _wait(what: str, cond, timeout: float, proc: subprocess.Popen) -> None:
+    deadline = time.monotonic() + timeout
+    out = Path(proc.args[proc.args.index("--summary-json") + 1]).with_name("launcher.out")
+    while time.monotonic() < deadline:
+        if cond():
+            return
+        assert proc.poll() is None, f"the launcher ended while waiting for {what}: " + \
+            out.read_text()[-3000:]
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}: " + out.read_text()[-3000:])
+
+
+def test_two_venues_trade_and_one_gateway_halt_is_seen_while_the_other_trades(
+        sim_factory, tmp_path, shm_name):  # noqa: F811
+    sim = sim_factory(symbols=["BTCUSDT"], paused=False, rate=1000.0)
+    path = pointed_at(sim, tmp_path, shm_name)
+    cfg = config.load(path, role="")
+    okx = cfg.for_role("gateway_okx")
+    assert (cfg.gateway.venue, okx.gateway.venue) == ("BINANCE", "OKX")
+    assert okx.gateway.state_dir != cfg.gateway.state_dir
+    assert cfg.for_role("collector_okx").ring.name == okx.ring.name != cfg.ring.name
+    summary = tmp_path / "summary.json"
+    console = open(tmp_path / "launcher.out", "w")
+    launcher = subprocess.Popen(
+        [sys.executable, str(REPO / "scripts/launch.py"), "--config", str(path), "--duration",
+         "0", "--summary-json", str(summary)], cwd=REPO, env=_env(),
+        stdout=console, stderr=subprocess.STDOUT, text=True)
+    try:
+        # both venues fill
+        _wait("fills on both venues", lambda: _status(cfg.gateway.state_dir).get("fills", 0) >= 1
+              and _status(okx.gateway.state_dir).get("fills", 0) >= 1, 90, launcher)
+        # the OKX gateway's kill switch alone
+        kill = subprocess.run([sys.executable, "-m", "pipeline.cli", "kill", "--config", str(path),
+                               "--role", "gateway_okx"], cwd=REPO, env=_env(),
+                              capture_output=True, text=True, timeout=60)
+        assert kill.returncode == 0, kill.stdout + kill.stderr
+        _wait("the OKX gateway HALTED", lambda: _status(okx.gateway.state_dir).get("trading")
+              == "HALTED", 10, launcher)
+        assert _status(cfg.gateway.state_dir)["trading"] == "ACTIVE"
+        binance_fills = _status(cfg.gateway.state_dir)["fills"]
+        okx_orders = _status(okx.gateway.state_dir)["accepted"]
+        # the Binance gateway keeps trading
+        _wait("more Binance fills after the OKX halt",
+              lambda: _status(cfg.gateway.state_dir).get("fills", 0) > binance_fills, 60, launcher)
+        assert _status(okx.gateway.state_dir)["accepted"] == okx_orders
+        time.sleep(0.5)                  # > the strategy's look at the gateways' states (20 ms)
+    finally:
+        launcher.terminate()
+        launcher.wait(timeout=90)
+        console.close()
+    out = (tmp_path / "launcher.out").read_text()
+    assert launcher.returncode == 0, out[-4000:]
+    s = json.loads(summary.read_text())
+    roles = s["roles"]
+    assert roles["gateway"]["fills"] > binance_fills and roles["gateway_okx"]["fills"] >= 1
+    for name in ("collector", "collector_okx"):
+        assert roles[name]["ticks"] > 100, (name, roles[name])
+    for name, r in roles.items():
+        assert r["exit_code"] == 0, (name, r)
+    strat = roles["strategy"]["report"]
+    okx_ch, bin_ch = okx.gateway.channel, cfg.gateway.channel
+    assert strat["gateway_states"] == {okx_ch: "HALTED", bin_ch: "ACTIVE"}
+    assert {"channel": okx_ch, "state": "HALTED"} in [
+        {k: c[k] for k in ("channel", "state")} for c in strat["gateway_state_changes"]]
+    for ch in (okx_ch, bin_ch):       # each instance's signals went to its venue's gateway
+        assert strat["channels"][ch]["sent"] >= 1, ch
+    assert set(strat["ring_rings"]) == {cfg.ring.name, okx.ring.name}
+    assert not [n for n in os.listdir("/dev/shm") if n.startswith(shm_name)]
