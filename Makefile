@@ -8,7 +8,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: demo bus-demo test build bench soak clean annotate venv fuzz fuzz-seed
+.PHONY: demo bus-demo test build bench soak clean annotate venv fuzz fuzz-seed chaos-long
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -59,6 +59,12 @@ fuzz: $(STAMP)
 
 fuzz-seed: $(STAMP)
 	$(PY) -m fuzz.seed
+
+# The chaos tests at length (the suite runs each start order once): CHAOS_RUNS seeded start-order
+# runs (each ~6 s), then the rest of tests/chaos (docs/testing.md).
+CHAOS_RUNS ?= 60
+chaos-long: $(STAMP)
+	START_ORDER_RUNS=$(CHAOS_RUNS) $(PY) -m pytest tests/chaos -q -p no:cacheprovider
 
 # The chaos soak (scripts/soak.py, docs/trading-box.md): roles killed and stopped at random,
 # venue faults injected, then the venue and the journal compared.
