@@ -1,9 +1,9 @@
-"""Signals on the wire: the fixed-size binary codec and the ZeroMQ sockets that carry them.
+"""Signals on the wire: the ZeroMQ sockets and the shared-memory ring that carry them.
 
-A signal is one SIGNAL_DTYPE record (80 bytes, pipeline/records.py) sent as one ZeroMQ frame.
-`encode`/`decode` turn a `Signal` (a NamedTuple with the record's fields, in order) into those 80
-bytes and back; `decode` checks the size and the version byte and raises `SignalFormatError`
-naming what is wrong.
+A signal is one SIGNAL_DTYPE record (80 bytes, pipeline/records.py) sent as one ZeroMQ frame or
+ring slot; its codec (`Signal`, `encode`, `decode`, `SignalFormatError`) is
+pipeline/bus/signal_codec.py, re-exported here, and the HELLO codec and connection checks are
+pipeline/bus/auth.py.
 
 Sockets (filesystem ipc:// sockets in a directory private to the run's user, pipeline.bus.channel):
 
@@ -57,7 +57,6 @@ import logging
 import os
 import struct
 import time
-from typing import NamedTuple
 
 import numpy as np
 import zmq
@@ -65,12 +64,11 @@ import zmq
 from pipeline.bus import channel, shm
 from pipeline.bus.auth import MAX_IDS, hello_frame, parse_hello  # noqa: F401 (HELLO codec)
 from pipeline.bus.ring import RingError, SignalRing
-from pipeline.records import SIGNAL_DTYPE, SIGNAL_FIELDS, SIGNAL_STRUCT, SIGNAL_VERSION
+from pipeline.bus.signal_codec import (SIGNAL_SIZE, _STRUCT, _WARM_SIGNAL, Signal,  # noqa: F401
+                                       SignalFormatError, decode, encode, from_array, to_array)
+from pipeline.records import SIGNAL_DTYPE
 
 log = logging.getLogger(__name__)
-
-SIGNAL_SIZE = SIGNAL_DTYPE.itemsize
-_STRUCT = SIGNAL_STRUCT          # built from SIGNAL_DTYPE in pipeline/records.py (the one layout)
 
 _CTL = struct.Struct("<4sIq")
 _EPOCH_SEQ = struct.Struct("<qq")      # the first two fields of a signal record
@@ -82,74 +80,8 @@ _SID = struct.Struct("<I")
 _SID_OFFSET = SIGNAL_DTYPE.fields["strategy_id"][1]
 
 
-class SignalFormatError(ValueError):
-    """Bytes that are not a signal record of this version."""
-
-
 class SignalBindError(RuntimeError):
     """The gateway's endpoint is already bound (another gateway is running)."""
-
-
-class Signal(NamedTuple):
-    """One signal; the fields of SIGNAL_DTYPE in order (without padding)."""
-
-    epoch: int = 0           # sender epoch (CLOCK_REALTIME ns at its start)
-    seq: int = 0             # per-epoch sequence from 1
-    trigger_seq: int = -1    # ring sequence of the triggering tick
-    trigger_mono: int = 0    # that tick's mono_ts
-    created_mono: int = 0    # CLOCK_MONOTONIC when made
-    ttl_ns: int = 0          # valid until created_mono + ttl_ns
-    qty: float = 0.0
-    price: float = float("nan")  # NaN for MARKET
-    strategy_id: int = 0
-    symbol: int = 0
-    venue: int = 0
-    side: int = 0            # OrderSide: 1 buy, -1 sell
-    order_type: int = 2      # OrderType (MARKET)
-    tif: int = 0             # TimeInForce
-    version: int = SIGNAL_VERSION
-    action: int = 0          # records.SignalAction: 0 new order, 1 cancel, 2 replace
-    replace_back: int = 0    # replace: the replaced order is seq - replace_back
-
-    def expired(self, now_mono: int) -> bool:
-        return now_mono > self.created_mono + self.ttl_ns
-
-
-assert Signal._fields == SIGNAL_FIELDS, (Signal._fields, SIGNAL_FIELDS)
-
-_WARM_SIGNAL = Signal(ttl_ns=1, created_mono=1, qty=1.0, side=1, order_type=2)
-
-
-def encode(sig: Signal) -> bytes:
-    """The 80 bytes of one signal record."""
-    try:
-        return _STRUCT.pack(*sig)
-    except struct.error as exc:
-        raise SignalFormatError(f"cannot encode signal {sig!r}: {exc}") from None
-
-
-def decode(buf: bytes | memoryview) -> Signal:
-    """One signal from its 80 bytes; SignalFormatError on a wrong size or version."""
-    n = len(buf)
-    if n != SIGNAL_SIZE:
-        raise SignalFormatError(f"signal frame is {n} bytes, expected {SIGNAL_SIZE}")
-    sig = Signal._make(_STRUCT.unpack(buf))
-    if sig.version != SIGNAL_VERSION:
-        raise SignalFormatError(
-            f"signal version {sig.version} is not supported (this build speaks {SIGNAL_VERSION})")
-    return sig
-
-
-def to_array(signals: list[Signal]) -> np.ndarray:
-    """Signals as a SIGNAL_DTYPE array (same bytes as their encodings, concatenated)."""
-    return np.frombuffer(b"".join(encode(s) for s in signals), dtype=SIGNAL_DTYPE).copy()
-
-
-def from_array(arr: np.ndarray) -> list[Signal]:
-    if arr.dtype != SIGNAL_DTYPE:
-        raise SignalFormatError(f"expected SIGNAL_DTYPE records, got {arr.dtype}")
-    raw = np.ascontiguousarray(arr).tobytes()
-    return [decode(raw[i:i + SIGNAL_SIZE]) for i in range(0, len(raw), SIGNAL_SIZE)]
 
 
 def endpoints(name: str) -> tuple[str, str]:

@@ -53,6 +53,7 @@ log = logging.getLogger(__name__)
 REC = JOURNAL_RECORD_SIZE
 CHUNK_RECORDS = 16384                # 4 MiB of slots per growth step
 LOG_EVERY_NS = 1_000_000_000
+PREFAULT_SLOTS = 32                  # the next 8 KiB of slots kept writable (prefault)
 VIA_NAME = {int(JournalVia.REST): "rest", int(JournalVia.WS_API): "ws_api"}
 VIA_OF = {v: k for k, v in VIA_NAME.items()}
 ORDER_PATH = "/api/v3/order"
@@ -373,6 +374,14 @@ class BinaryJournal(SyncPolicy):
         self.records += 1
         # a record written earlier (a gap, ...) may still be unsynced: never clear that here
         self._dirty = self._dirty or not (synced and self.policy == "always")
+
+    def prefault(self) -> None:
+        """Make the pages of the next free slots writable now (the loop's housekeeping, every
+        turn): after an msync, or before its first write, the next store into a page faults into
+        the filesystem (~10-30 us on ext4), and without this that store is the compiled order
+        path's ORDER record, between signed and on the wire. No byte of the file changes."""
+        if not self.closed and self.w is not None:
+            self.w.prefault(PREFAULT_SLOTS)
 
     @property
     def pending(self) -> int:

@@ -77,6 +77,9 @@ class SyncPolicy:
                 self._last_sync = now
                 self._sync()
 
+    def prefault(self) -> None:
+        """Nothing to do (the binary journal makes its next pages writable here)."""
+
     def flush(self) -> None:
         """Commit, then fsync (any policy but never: then it is the OS's business)."""
         self.commit()

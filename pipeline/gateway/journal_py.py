@@ -126,6 +126,20 @@ class JournalWriter:
         self._put(rec)
         return True
 
+    def prefault(self, slots: int = 16) -> int:
+        """The kernel's prefault: one byte of each page of the next `slots` free slots
+        rewritten with its own value (no byte changes); the pages touched."""
+        if self._buf is None or slots <= 0:
+            return 0
+        end = min(self.next_slot + slots, self.nslots)
+        off, hi, n = REC * (1 + self.next_slot), REC * (1 + end), 0
+        buf = self._buf
+        while off < hi:
+            buf[off] = buf[off]
+            n += 1
+            off = (off // mmap.PAGESIZE + 1) * mmap.PAGESIZE
+        return n
+
     def sync(self) -> None:
         if self._buf is None or self.synced_slot >= self.next_slot:
             return

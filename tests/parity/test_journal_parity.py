@@ -33,7 +33,8 @@ orders = st.fixed_dictionaries({
     "attempt": st.integers(0, 255), "via": st.sampled_from([1, 2]),
 })
 texts = st.tuples(i64, i64, st.binary(max_size=1200))
-ops = st.lists(st.one_of(orders.map(lambda o: ("order", o)), texts.map(lambda t: ("text", t))),
+ops = st.lists(st.one_of(orders.map(lambda o: ("order", o)), texts.map(lambda t: ("text", t)),
+                         st.integers(-1, 48).map(lambda n: ("prefault", n))),
                max_size=30)
 
 
@@ -49,6 +50,8 @@ def apply(w, op):
     kind, arg = op
     if kind == "order":
         return w.write_order(**arg)
+    if kind == "prefault":          # the pages touched; no byte changes (a[:] == b[:] after it)
+        return w.prefault(arg)
     return w.write_text(*arg)
 
 
@@ -81,8 +84,11 @@ def test_what_the_kernel_writes_the_reader_gives_back(tmp_path, ops):
     w = Kernel(mm, 0, 1)
     expected = []
     for op in ops:
-        assert apply(w, op)
         kind, arg = op
+        if kind == "prefault":
+            w.prefault(arg)
+            continue
+        assert apply(w, op)
         if kind == "text":
             expected.append(("text", arg))
         else:
