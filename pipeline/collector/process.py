@@ -97,12 +97,14 @@ def run(cfg: CollectorConfig, ring_name: str, seconds: float | None = None,
         tel.close(ticks=int(ring.cursor), errors=sum(stats["errors"].values()))
         writer.close()
         ring.close()
-        for s, h in prev.items():
-            signal.signal(s, h)
         if stats_path:
             tmp = Path(stats_path).with_suffix(".tmp")
             tmp.write_text(json.dumps(stats, indent=1, sort_keys=True))
             tmp.replace(stats_path)
+        # Restored last: the launcher's SIGTERM often arrives while this closes (its shutdown
+        # word came first); with the default handler back earlier it killed us (-15).
+        for s, h in prev.items():
+            signal.signal(s, h)
     return stats
 
 
@@ -141,9 +143,17 @@ def main(argv=None) -> int:
     if args.record_dir:
         cfg = replace(cfg, record_dir=args.record_dir)
     from pipeline.instruments import InstrumentError, run_dir_of
+
+    def stopping(*_):          # a SIGTERM outside run()'s own handler: exit cleanly
+        raise SystemExit(0)
+    signal.signal(signal.SIGTERM, stopping)
     try:
         run(cfg, args.ring or full.ring.name, args.seconds, args.stats, run_dir=run_dir_of(full))
     except InstrumentError as exc:
         log.error("%s", exc)
         return 2
+    # Done and closed. The launcher's SIGTERM may still come (it sends one to every role still
+    # alive in its stop order): ignored, as the recorder does (interpreter shutdown is not
+    # killed by it, -15).
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     return 0
