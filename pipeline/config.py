@@ -574,6 +574,8 @@ class RiskConfig:
                                            # orders rejected (STALE_TRIGGER); per symbol too
     duplicate_window_ms: int = 0           # the same order of a strategy again within this →
                                            # DUPLICATE_ORDER (0 = off; the Binance configs: 100)
+    self_trade_prevention: bool = False    # refuse an order crossing our own resting one
+                                           # (SELF_TRADE; the Binance configs: true)
     throttle_orders: int = 10              # order-rate limit: never more than this many orders ...
     throttle_window_ms: int = 1_000        # ... in any sliding window this long (refused, not queued)
     runaway_signals: int = 50              # more signals than this ...

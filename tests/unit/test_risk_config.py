@@ -25,6 +25,7 @@ collar_bps = 25
 ref_stale_ms = 500
 max_tick_age_ms = 250
 duplicate_window_ms = 150
+self_trade_prevention = true
 throttle_orders = 5
 throttle_window_ms = 1000
 runaway_signals = 20
@@ -55,7 +56,7 @@ def test_risk_section_to_engine_and_rules(vectors):
     assert kw == dict(max_gross_notional=50000.0, collar_bps=25.0, ref_stale_ns=500_000_000,
                       throttle_orders=5, throttle_window_ns=1_000_000_000, runaway_signals=20,
                       runaway_window_ns=1_000_000_000, max_tick_age_ns=250_000_000,
-                      duplicate_window_ns=150_000_000,
+                      duplicate_window_ns=150_000_000, self_trade=True,
                       state=TradingState.REDUCING)
     info = json.loads((vectors / "binance" / "rest_exchangeInfo.json").read_text())
     syms = {s["symbol"]: s for s in info["recorded_excerpt"]["message"]["symbols"]}
