@@ -128,6 +128,10 @@ cdef class RiskEngine:
     # runaway guard: the last `runaway_signals` signal times (ring)
     cdef int64_t *run_times
     cdef int64_t run_head, run_count
+    # fill-rate runaway guard: the last `runaway_fills` fill times (ring; 0 fills = off)
+    cdef readonly int64_t runaway_fills, runaway_fill_window_ns
+    cdef int64_t *fill_times
+    cdef int64_t fill_head, fill_count
     # duplicate filter
     cdef DedupSlot dedup[MAX_STRATEGIES]
     cdef int n_dedup

@@ -198,12 +198,14 @@ cdef class RiskEngine:
         memset(self.dedup, 0, sizeof(self.dedup))
         self.run_times = NULL
         self.rate_times = NULL
+        self.fill_times = NULL
 
     def __init__(self, *, max_gross_notional, collar_bps, ref_stale_ns, throttle_orders,
                  throttle_window_ns, runaway_signals, runaway_window_ns,
                  max_tick_age_ns=1_000_000_000, duplicate_window_ns=0, self_trade=False,
-                 state=ST_ACTIVE):
-        from pipeline.gateway.risk_py import _validate_limits
+                 runaway_fills=0, runaway_fill_window_ns=1_000_000_000, state=ST_ACTIVE):
+        from pipeline.gateway.risk_py import _validate_fill_guard, _validate_limits
+        _validate_fill_guard(runaway_fills, runaway_fill_window_ns)
         _validate_limits(max_gross_notional, collar_bps, ref_stale_ns, throttle_orders,
                          throttle_window_ns, runaway_signals, runaway_window_ns, state,
                          max_tick_age_ns, duplicate_window_ns)
@@ -232,6 +234,14 @@ cdef class RiskEngine:
             raise MemoryError()
         self.run_head = 0
         self.run_count = 0
+        self.runaway_fills = runaway_fills
+        self.runaway_fill_window_ns = runaway_fill_window_ns
+        free(self.fill_times)
+        self.fill_times = <int64_t *>calloc(max(1, runaway_fills), sizeof(int64_t))
+        if self.fill_times == NULL:
+            raise MemoryError()
+        self.fill_head = 0
+        self.fill_count = 0
         self.n_dedup = 0
         self.last_gap = 0
         self.gate_host_until = self.gate_budget_until = 0
@@ -241,6 +251,7 @@ cdef class RiskEngine:
     def __dealloc__(self):
         free(self.run_times)
         free(self.rate_times)
+        free(self.fill_times)
 
     # ------------------------------------------------------------------ state (gateway side)
     def set_state(self, state):
@@ -440,6 +451,27 @@ cdef class RiskEngine:
         return (self.state, rate, run, dd, tuple(insts), self.last_gap,
                 (self.gate_host_until, self.gate_budget_until, self.gate_pace_ns,
                  self.gate_pace_until, self.gate_next))
+
+    def count_fill(self, now_mono):
+        """One fill (or partial fill) reported at CLOCK_MONOTONIC `now_mono` ns: more than
+        `runaway_fills` within `runaway_fill_window_ns` (half-open, as the signal runaway guard)
+        → state HALTED and True, once, at the trip; False otherwise and always with the guard
+        off (runaway_fills 0). Not in check(): the gateway calls it per fill."""
+        cdef int64_t now = now_mono
+        cdef int64_t k = self.runaway_fills
+        cdef bint tripped
+        if k == 0:
+            return False
+        tripped = (self.fill_count >= k
+                   and now - self.fill_times[self.fill_head] < self.runaway_fill_window_ns)
+        self.fill_times[self.fill_head] = now
+        self.fill_head = (self.fill_head + 1) % k
+        if self.fill_count < k:
+            self.fill_count += 1
+        if tripped and self.state != ST_HALTED:
+            self.state = ST_HALTED
+            return True
+        return False
 
     def set_own_quotes(self, symbol_id, bid, ask):
         """Our best resting BUY and SELL prices on this symbol as the order book of record has

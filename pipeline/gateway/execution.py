@@ -191,6 +191,9 @@ class Execution:
             self.set_state(order, OrderState.FILLED, "filled")
         elif order.state is not OrderState.FILLED:
             self.set_state(order, OrderState.PARTIALLY_FILLED, "partial fill")
+        if self.risk.count_fill(time.perf_counter_ns()):      # the kernel is HALTED now
+            self.halt(f"runaway fill rate: more than {self.risk.runaway_fills} fills in "
+                      f"{self.risk.runaway_fill_window_ns // 1_000_000} ms")
         return True
 
     def _symbol_id(self, symbol: str) -> int:

@@ -48,6 +48,8 @@ def engine_kwargs(cfg) -> dict:
         max_tick_age_ns=cfg.max_tick_age_ms * 1_000_000,
         duplicate_window_ns=cfg.duplicate_window_ms * 1_000_000,
         self_trade=cfg.self_trade_prevention,
+        runaway_fills=cfg.runaway_fills,
+        runaway_fill_window_ns=cfg.runaway_fill_window_ms * 1_000_000,
         state=int(TradingState[cfg.start_state]),
     )
 

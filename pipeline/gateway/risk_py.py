@@ -125,11 +125,18 @@ class RiskEngine:
                  throttle_orders: int, throttle_window_ns: int, runaway_signals: int,
                  runaway_window_ns: int, max_tick_age_ns: int = 1_000_000_000,
                  duplicate_window_ns: int = 0, self_trade: bool = False,
+                 runaway_fills: int = 0, runaway_fill_window_ns: int = 1_000_000_000,
                  state: int = TradingState.ACTIVE):
         _validate_limits(max_gross_notional, collar_bps, ref_stale_ns, throttle_orders,
                          throttle_window_ns, runaway_signals, runaway_window_ns, state,
                          max_tick_age_ns, duplicate_window_ns)
+        _validate_fill_guard(runaway_fills, runaway_fill_window_ns)
         self.duplicate_window_ns = int(duplicate_window_ns)
+        self.runaway_fills = int(runaway_fills)                 # 0 = no fill-rate guard
+        self.runaway_fill_window_ns = int(runaway_fill_window_ns)
+        self._fill_times = [0] * max(1, self.runaway_fills)     # the last fill times (ring)
+        self._fill_head = 0
+        self._fill_count = 0
         self.self_trade = bool(self_trade)
         self.max_gross_notional = float(max_gross_notional)
         self.collar_bps = float(collar_bps)
@@ -227,6 +234,26 @@ class RiskEngine:
             inst.pos -= u
         else:
             raise ValueError(f"side must be 1 or -1, got {side!r}")
+
+    def count_fill(self, now_mono: int) -> bool:
+        """One fill (or partial fill) reported at CLOCK_MONOTONIC `now_mono` ns: more than
+        `runaway_fills` within `runaway_fill_window_ns` (half-open, as the signal runaway guard)
+        → state HALTED and True, once, at the trip; False otherwise and always with the guard
+        off (runaway_fills 0). Not in check(): the gateway calls it per fill."""
+        k = self.runaway_fills
+        if k == 0:
+            return False
+        now = int(now_mono)
+        tripped = self._fill_count >= k and now - self._fill_times[self._fill_head] < \
+            self.runaway_fill_window_ns
+        self._fill_times[self._fill_head] = now
+        self._fill_head = (self._fill_head + 1) % k
+        if self._fill_count < k:
+            self._fill_count += 1
+        if tripped and self._state != TradingState.HALTED:
+            self._state = int(TradingState.HALTED)
+            return True
+        return False
 
     def set_own_quotes(self, symbol_id: int, bid: float, ask: float) -> None:
         """Our best resting BUY and SELL prices on this symbol as the order book of record has
@@ -573,6 +600,18 @@ class RiskEngine:
         if self._rate_count < k:
             self._rate_count += 1
         return True
+
+
+def _validate_fill_guard(runaway_fills, runaway_fill_window_ns) -> None:
+    """The fill-rate runaway guard's limits (shared by both engines): ValueError when bad."""
+    if isinstance(runaway_fills, bool) or not isinstance(runaway_fills, int) \
+            or not 0 <= runaway_fills <= MAX_RUNAWAY_SIGNALS:
+        raise ValueError(f"runaway_fills must be an integer in 0..{MAX_RUNAWAY_SIGNALS}, got "
+                         f"{runaway_fills!r}")
+    if isinstance(runaway_fill_window_ns, bool) or not isinstance(runaway_fill_window_ns, int) \
+            or not 1 <= runaway_fill_window_ns <= 10**12:
+        raise ValueError(f"runaway_fill_window_ns must be an integer in 1..{10**12}, got "
+                         f"{runaway_fill_window_ns!r}")
 
 
 def _qty_units(x: float, scale: float, signed: bool = False) -> int:

@@ -85,3 +85,22 @@ def test_a_fixed_sequence_reaches_every_new_rule_on_both_engines():
     for msg, want in steps:
         assert [e.check(msg, now) for e in engines] == [want, want]
         assert engines[0].snapshot() == engines[1].snapshot()
+
+
+@settings(max_examples=150, deadline=None)
+@given(gaps=st.lists(st.sampled_from([0, 1, 10**6, 10**8, 10**9, 2 * 10**9]), max_size=80),
+       k=st.integers(0, 8), window=st.sampled_from([1, 10**6, 10**9]),
+       halted_at=st.integers(-1, 80))
+def test_kernel_and_twin_agree_on_the_fill_rate_runaway_guard(gaps, k, window, halted_at):
+    lim = dict(max_gross_notional=1e9, collar_bps=100.0, ref_stale_ns=10**10, throttle_orders=1,
+               throttle_window_ns=1, runaway_signals=1, runaway_window_ns=1,
+               runaway_fills=k, runaway_fill_window_ns=window)
+    engines = [RiskEngine(**lim), risk_py.RiskEngine(**lim)]
+    now = 10**12
+    for i, dt in enumerate(gaps):
+        now += dt
+        if i == halted_at:                               # halted by something else meanwhile
+            for e in engines:
+                e.set_state(2)
+        got = [e.count_fill(now) for e in engines]
+        assert got[0] == got[1] and engines[0].state == engines[1].state
