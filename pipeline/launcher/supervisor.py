@@ -19,6 +19,10 @@ is HALTED through the halt word only (no SIGUSR1, which is the manual kill switc
 clears itself (the word goes back to 0) once every such role is back and fresh, if
 [launcher] clear_halt_on_recovery; a strategy or gateway death, a role over its cap, or any
 kill switch still HALTs for good.
+
+Layout: this module starts, checks and stops roles (Launcher, run); the restart / halt
+bookkeeping is the Supervision mixin (supervision.py), the status line, summary, tap, alerts and
+metrics the Reporting mixin (reporting.py).
 """
 from __future__ import annotations
 
@@ -40,9 +44,10 @@ from pipeline import logs
 from pipeline.config import PipelineConfig, RoleSpec
 from pipeline import instruments as instr
 from pipeline.launcher import preflight, venues, views
+from pipeline.launcher.reporting import Reporting
 from pipeline.launcher.restart import RestartTracker
-from pipeline.records import RoleState, TradingState
-from pipeline.telemetry import latency
+from pipeline.launcher.supervision import Supervision, _signal_group
+from pipeline.records import RoleState
 from pipeline.telemetry import status as st
 
 log = logging.getLogger("pipeline.launcher")
@@ -57,15 +62,6 @@ ROLE_MODULES = {
 SIGNAL_ROLES = ("gateway", "strategy", "command")   # get the run's signal-channel token
 DEFAULT_START = ("sim", "gateway", "strategy", "recorder", "collector", "command")
 DEFAULT_STOP = ("collector", "strategy", "gateway", "recorder", "command", "sim")
-
-
-def _signal_group(proc: subprocess.Popen, sig: int) -> None:
-    """Signal a role's whole process group (the role leads its own group), so anything the role
-    started goes too. A group that is already gone is fine."""
-    try:
-        os.killpg(proc.pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def _no_dumps() -> None:
@@ -115,7 +111,7 @@ class Role:
 
 
 @dataclass
-class Launcher:
+class Launcher(Supervision, Reporting):
     cfg: PipelineConfig
     config_path: str
     roles: dict[str, Role] = field(default_factory=dict)
@@ -227,69 +223,6 @@ class Launcher:
             return load_token(self.cfg.alerts)
         except CredentialError as exc:
             raise LaunchError(f"{self.config_path}: {exc}") from None
-
-    def start_tap(self) -> None:
-        """Trade prices for the summary and the plots (a non-waiting reader of the tick ring)."""
-        if not any(r.spec.kind == "gateway" for r in self.roles.values()) or not self.rings:
-            return
-        from pipeline.registry import DEFAULT
-        from pipeline.telemetry.market import PriceTap
-        wanted = set(self.cfg.gateway.symbols)
-        self.tap = PriceTap(self.rings[0], {i.id: i.symbol for i in DEFAULT if i.symbol in wanted})
-
-    def poll_tap(self) -> None:
-        if self.tap is None:
-            return
-        try:
-            self.tap.poll()
-        except Exception as exc:  # noqa: BLE001 - the tap is a nicety; the run goes on
-            log.warning("price tap stopped: %s: %s", type(exc).__name__, exc)
-            self.tap = None
-
-    def trading(self, summary: dict) -> None:
-        """The summary's trading section (PnL with currency, position, fees, fills) and
-        <run_dir>/market.npz (the trade prices the plots draw)."""
-        report = (summary["roles"].get(next((r.name for r in self.roles.values()
-                                             if r.spec.kind == "gateway"), ""), {})
-                  .get("report"))
-        if not report:
-            return
-        from pipeline.telemetry.report import trading_summary
-        self.poll_tap()
-        summary["trading"] = trading_summary(self.cfg, report, self.tap, self.started_ns)
-        if self.tap is not None:
-            import numpy as np
-            arrays = self.tap.arrays()
-            np.savez(self.run_dir / "market.npz", **{f"{k}__t": v[0] for k, v in arrays.items()},
-                     **{f"{k}__p": v[1] for k, v in arrays.items()})
-
-    def start_alerts(self) -> None:
-        """The alert threads (pipeline/alerts.py): they read the status block, never a role."""
-        if not self.cfg.alerts.enabled:
-            return
-        from pipeline.alerts import AlertSender, AlertWatcher
-        from pipeline.telemetry.report import pnl_currency
-        sender = AlertSender(self.cfg.alerts, self.cfg.launcher.run_id, self.alert_token)
-        gw = [r.slot for r in self.roles.values() if r.spec.kind == "gateway"]
-        watcher = AlertWatcher(
-            sender, self.status, gateway=gw[0] if gw else None,
-            collectors={r.slot: r.name for r in self.roles.values() if r.spec.kind == "collector"},
-            status_json=Path(self.cfg.gateway.state_dir) / "status.json" if gw else None,
-            currency=pnl_currency(self.cfg))
-        self.alerts = (sender, watcher)
-        watcher.start()
-
-    def stop_alerts(self) -> dict:
-        """Stop watching (before the roles stop: a stopping feed is no alert), send what is
-        queued; the counts for the summary."""
-        if self.alerts is None:
-            return {}
-        sender, watcher = self.alerts
-        watcher.stop()
-        watcher.check()             # a HALT of the last moments still goes out
-        sender.close()
-        self.alerts = None
-        return {**sender.counts, "sent_to": sender.sent}
 
     def create_segments(self) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -468,155 +401,6 @@ class Launcher:
                             if p is not None and p.exists() and p.stat().st_size) \
             or str(role.out_path)
 
-    def serve_metrics(self) -> int:
-        """The Prometheus endpoint (pipeline/telemetry/metrics.py) on 127.0.0.1; its port."""
-        from pipeline.telemetry import metrics
-        from pipeline.telemetry.report import pnl_currency
-        gw = any(r.spec.kind == "gateway" for r in self.roles.values())
-        coll = metrics.PipelineCollector(
-            self.status, {r.slot: (r.name, r.spec.kind) for r in self.roles.values()},
-            gateway_status=Path(self.cfg.gateway.state_dir) / "status.json" if gw else None,
-            currency=pnl_currency(self.cfg),
-            pids=lambda: {r.slot: r.proc.pid for r in self.roles.values() if r.alive},
-            restarts=lambda: {r.slot: r.restarts for r in self.roles.values()})
-        port, self.metrics_server = metrics.serve(coll, self.cfg.launcher.prometheus_port)
-        return port
-
-    # ------------------------------------------------------------------ supervision
-    def request_stop(self, reason: str) -> None:
-        if not self.stop_reason:
-            self.stop_reason = reason
-
-    def halt_gateway(self, why: str, final: bool = True) -> None:
-        """HALT the gateway: the status block's halt word, and for a final HALT also SIGUSR1 (the
-        kill switch, which never clears itself). A HALT for a restartable role's death (final
-        False) is the word alone; clear_halt() lifts it."""
-        if self.halted_at is not None and (self.halt_final or not final):
-            return
-        self.halted_at = self.halted_at or time.monotonic()
-        self.halt_final = self.halt_final or final
-        self.status.request_halt()
-        if final:
-            for r in self.roles.values():
-                if r.spec.kind == "gateway" and r.alive:
-                    os.kill(r.proc.pid, signal.SIGUSR1)
-        self._event("halt", why=why, final=final)
-
-    def clear_halt(self) -> None:
-        """Lift a HALT that was only for restartable roles, once all of them are back and fresh."""
-        if self.halted_at is None or self.halt_final:
-            return
-        self.status.clear_halt()
-        self.halted_at = None
-        self.halts_cleared += 1
-        self._event("halt-cleared", why="every restarted role is back and fresh")
-
-    def fresh(self, r: Role, now_ns: int) -> bool:
-        """Back and fresh: running, heartbeating, and for a collector, publishing new ticks."""
-        s = self.status.slots[r.slot]
-        hb = int(s["heartbeat_mono"])
-        if not r.alive or int(s["state"]) != RoleState.RUNNING or not hb:
-            return False
-        if now_ns - hb > r.spec.heartbeat_timeout * 1e9:
-            return False
-        return r.spec.kind != "collector" or int(s["ticks"]) > r.ticks_at_start
-
-    def _problem(self, r: Role, now_ns: int) -> str:
-        code = r.proc.poll()
-        if code is not None and not self.stop_reason:
-            if r.spec.kind == "command" and code == 0:
-                r.exit_reason = "finished"
-                return ""
-            return f"exited with code {code}" if code >= 0 else f"killed by signal {-code}"
-        if code is None:
-            hb = int(self.status.slots[r.slot]["heartbeat_mono"])
-            if hb and (now_ns - hb) > r.spec.heartbeat_timeout * 1e9:
-                return f"stuck: no heartbeat for {(now_ns - hb) / 1e9:.1f} s"
-            if r.recovering and time.monotonic() - r.started_at > \
-                    r.spec.restart_policy.fresh_within_s:
-                return (f"not fresh within {r.spec.restart_policy.fresh_within_s:g} s "
-                        "of its restart")
-        return ""
-
-    def check_roles(self) -> None:
-        now_ns = time.perf_counter_ns()
-        now = time.monotonic()
-        for r in self.roles.values():
-            if r.restart_at is not None:
-                if now >= r.restart_at and not self.stop_reason:
-                    r.restart_at = None
-                    r.restarts += 1
-                    self.start_role(r)
-                    r.recovering = True
-                continue
-            if r.proc is None or r.given_up:
-                continue
-            problem = self._problem(r, now_ns)
-            if not problem:
-                if r.recovering and self.fresh(r, now_ns):
-                    r.recovering = False
-                    r.tracker.on_recovered()
-                    self._event("role-recovered", role=r.name, restarts=r.restarts,
-                                after_s=round(now - r.started_at, 3))
-                continue
-            r.exit_reason = problem
-            self._event("role-failed", role=r.name, problem=problem)
-            delay = r.tracker.on_failure(now) if r.tracker is not None else None
-            if delay is not None and not self.stop_reason:
-                _signal_group(r.proc, signal.SIGKILL)
-                if r.proc.poll() is None:
-                    r.proc.wait(5)
-                r.restart_at = now + delay
-                r.recovering = True
-                self._event("restart-scheduled", role=r.name, in_s=delay,
-                            this_hour=r.tracker.in_last_hour(now))
-                if self.cfg.launcher.halt_on_role_death:
-                    self.halt_gateway(f"{r.name} {problem} (restarting)", final=False)
-                continue
-            if r.tracker is not None and not self.stop_reason:
-                problem += (f" (restart cap reached: {r.spec.restart_policy.max_per_hour} "
-                            "an hour)")
-            if self.cfg.launcher.halt_on_role_death:
-                self.halt_gateway(f"{r.name} {problem}")
-                self.request_stop(f"role {r.name} {problem}")
-            r.given_up = True              # reported once; not looked at again
-        if (self.halted_at is not None and not self.halt_final
-                and self.cfg.launcher.clear_halt_on_recovery
-                and not any(r.recovering for r in self.roles.values())):
-            self.clear_halt()
-
-    @property
-    def currency(self) -> str:
-        from pipeline.telemetry.report import pnl_currency
-        if not hasattr(self, "_currency"):
-            self._currency = pnl_currency(self.cfg)
-        return self._currency
-
-    def status_line(self, prev: dict) -> str:
-        from pipeline.telemetry.report import money
-        snap = self.status.snapshot()
-        now = time.monotonic()
-        parts = []
-        ticks = sum(int(snap[r.slot]["ticks"]) for r in self.roles.values()
-                    if r.spec.kind == "collector")
-        dt = now - prev.get("t", now) or 1.0
-        rate = (ticks - prev.get("ticks", ticks)) / dt if prev else 0.0
-        prev.update(t=now, ticks=ticks)
-        parts.append(f"ticks {ticks:,} ({rate:,.0f}/s)")
-        for kind, label, fld in (("strategy", "signals", "signals"), ("gateway", "orders", "orders"),
-                                 ("gateway", "fills", "fills")):
-            v = sum(int(snap[r.slot][fld]) for r in self.roles.values() if r.spec.kind == kind)
-            parts.append(f"{label} {v:,}")
-        gateways = [r for r in self.roles.values() if r.spec.kind == "gateway"]
-        for r in gateways:
-            s = snap[r.slot]
-            name = f"{r.name} " if len(gateways) > 1 else ""     # several venues: say whose
-            parts.append(f"{name}PnL {money(float(s['pnl']), self.currency)}")
-            parts.append(TradingState(int(s["trading_state"])).name)
-        hops = [f"{r.name} p99 {int(snap[r.slot]['hop_p99_ns']) / 1000:,.0f}us"
-                for r in self.roles.values() if int(snap[r.slot]["hop_p99_ns"])]
-        return " | ".join(parts + hops)
-
     # ------------------------------------------------------------------ shutdown
     def shutdown(self) -> None:
         if self.status is not None:
@@ -665,54 +449,6 @@ class Launcher:
             if info is not None and not info.get("owner_alive"):
                 ringmod.unlink(name)
                 self._event("orphan_segment_removed", segment=name, owner=info.get("owner_pid"))
-
-    # ------------------------------------------------------------------ summary
-    def summary(self, started: float) -> dict:
-        snap = self.status.snapshot() if self.status is not None else None
-        roles = {}
-        for r in self.roles.values():
-            d = {"kind": r.spec.kind, "pid": r.proc.pid if r.proc else None,
-                 "exit_code": r.proc.returncode if r.proc else None,
-                 "restarts": r.restarts, "problem": r.exit_reason}
-            if snap is not None:
-                s = snap[r.slot]
-                d.update({k: int(s[k]) for k in st.COUNTERS})
-                d["pnl"] = float(s["pnl"])
-                d["hop_p50_ns"], d["hop_p99_ns"] = int(s["hop_p50_ns"]), int(s["hop_p99_ns"])
-            extra = self.run_dir / f"{r.name}.summary.json"
-            if extra.exists():
-                try:
-                    d["report"] = json.loads(extra.read_text())
-                except ValueError as exc:
-                    d["report_error"] = str(exc)
-            roles[r.name] = d
-        return {"seconds": time.monotonic() - started, "started_ns": self.started_ns,
-                "stop_reason": self.stop_reason,
-                "halted": self.halted_at is not None, "halts_cleared": self.halts_cleared,
-                "totals": self._totals(roles),
-                "hops": {hop: latency.summarize(h) for hop, h in self.hop_histograms().items()},
-                "roles": roles,
-                "events": [{k: v for k, v in e.items() if k != "t"} for e in self.events]}
-
-    def hop_histograms(self) -> dict:
-        return latency.load(sorted(self.run_dir.glob("*.hdr.json")))
-
-    @staticmethod
-    def _totals(roles: dict) -> dict:
-        def total(kind, field):
-            return sum(r.get(field, 0) for r in roles.values() if r["kind"] == kind)
-        t = {"ticks": total("collector", "ticks"), "signals": total("strategy", "signals"),
-             "orders": total("gateway", "orders"), "fills": total("gateway", "fills"),
-             "rejects": total("gateway", "rejects"),
-             "pnl": sum(r.get("pnl", 0.0) for r in roles.values() if r["kind"] == "gateway")}
-        by_state: dict[str, int] = {}
-        for r in roles.values():
-            rep = r.get("report") or {}
-            for state, n in (rep.get("orders") or {}).items():
-                by_state[state] = by_state.get(state, 0) + int(n)
-        if by_state:
-            t["orders_by_state"] = by_state
-        return t
 
 
 def _say(out, line: str) -> None:
