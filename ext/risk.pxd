@@ -43,6 +43,7 @@ cdef enum:
     R_ENCODE = 33
     R_STALE_TRIGGER = 34        # the signal's trigger tick older than the symbol's max_tick_age_ns
     R_DUPLICATE_ORDER = 35      # an identical order of the same strategy within duplicate_window_ns
+    R_SELF_TRADE = 36           # the order would cross one of our own resting orders
 
 # ---------------------------------------------------------------- STATES (reasons.TradingState)
 cdef enum:
@@ -82,6 +83,7 @@ cdef struct Instrument:
     int64_t ref_mono                              # 0 = invalidated (GAP, RESYNC, STALE)
     double bid, ask                               # best bid/ask seen by apply_ticks (0 = none)
     RecentOrder recent[RECENT_ORDERS]             # ring of the last accepted orders
+    int64_t own_bid, own_ask                      # our best resting buy / sell (price units, 0 none)
     int32_t recent_head
 
 cdef struct DedupSlot:
@@ -118,12 +120,18 @@ cdef class RiskEngine:
     cdef readonly int64_t runaway_signals, runaway_window_ns, max_tick_age_ns
     cdef readonly int64_t duplicate_window_ns      # 0 = no duplicate-order filter
     cdef RecentOrder recent_saved                 # the slot the last accept overwrote (probe)
+    cdef readonly bint self_trade                 # refuse orders crossing our own resting ones
+    cdef int64_t own_saved_bid, own_saved_ask     # before the last accept (probe)
     # order-rate limit (sliding window): the last `throttle_orders` accepted order times (ring)
     cdef int64_t *rate_times
     cdef int64_t rate_head, rate_count
     # runaway guard: the last `runaway_signals` signal times (ring)
     cdef int64_t *run_times
     cdef int64_t run_head, run_count
+    # fill-rate runaway guard: the last `runaway_fills` fill times (ring; 0 fills = off)
+    cdef readonly int64_t runaway_fills, runaway_fill_window_ns
+    cdef int64_t *fill_times
+    cdef int64_t fill_head, fill_count
     # duplicate filter
     cdef DedupSlot dedup[MAX_STRATEGIES]
     cdef int n_dedup

@@ -32,6 +32,7 @@ DEF MAX_UNITS_F = 1e13
 DEF ORDER_LIMIT = 1
 DEF ORDER_MARKET = 2
 DEF ORDER_LIMIT_MAKER = 3
+DEF TIF_GTC = 1
 
 cdef int64_t MAX_SEQ = (<int64_t>1) << 40
 cdef int64_t INT64_MAX = 0x7FFFFFFFFFFFFFFF   # keeps newClientOrderId within 36 characters
@@ -53,7 +54,7 @@ REASON_CODES = {
     "GROSS_EXPOSURE": R_GROSS_EXPOSURE, "RATE_LIMIT": R_RATE_LIMIT, "RUNAWAY": R_RUNAWAY,
     "CLIENT_ID_REUSED": R_CLIENT_ID_REUSED, "HOST_CLOSED": R_HOST_CLOSED,
     "RATE_BUDGET": R_RATE_BUDGET, "ENCODE": R_ENCODE, "STALE_TRIGGER": R_STALE_TRIGGER,
-    "DUPLICATE_ORDER": R_DUPLICATE_ORDER,
+    "DUPLICATE_ORDER": R_DUPLICATE_ORDER, "SELF_TRADE": R_SELF_TRADE,
 }
 STATE_CODES = {"ACTIVE": ST_ACTIVE, "REDUCING": ST_REDUCING, "HALTED": ST_HALTED}
 LIMITS = {"MAX_SYMBOLS": MAX_SYMBOLS, "MAX_STRATEGIES": MAX_STRATEGIES,
@@ -172,6 +173,14 @@ cdef bint is_reducing(const Instrument *inst, int side, int64_t qu) noexcept nog
     return inst.pos > 0 and inst.open_sell + qu <= inst.pos
 
 
+cdef bint crosses_own(const Instrument *inst, const CheckedOrder *o) noexcept nogil:
+    """A BUY at or above our best resting SELL, a SELL at or below our best resting BUY; a MARKET
+    order whenever we rest on the other side (it may walk the book to our price)."""
+    if o.side == 1:
+        return inst.own_ask != 0 and (o.order_type == ORDER_MARKET or o.price_units >= inst.own_ask)
+    return inst.own_bid != 0 and (o.order_type == ORDER_MARKET or o.price_units <= inst.own_bid)
+
+
 cdef int check_collar(double price, double ref, double collar_bps) noexcept nogil:
     """Inclusive boundary: a price exactly collar_bps away from ref is accepted."""
     if fabs(price - ref) > ref * collar_bps / 10000.0:
@@ -189,15 +198,20 @@ cdef class RiskEngine:
         memset(self.dedup, 0, sizeof(self.dedup))
         self.run_times = NULL
         self.rate_times = NULL
+        self.fill_times = NULL
 
     def __init__(self, *, max_gross_notional, collar_bps, ref_stale_ns, throttle_orders,
                  throttle_window_ns, runaway_signals, runaway_window_ns,
-                 max_tick_age_ns=1_000_000_000, duplicate_window_ns=0, state=ST_ACTIVE):
-        from pipeline.gateway.risk_py import _validate_limits
+                 max_tick_age_ns=1_000_000_000, duplicate_window_ns=0, self_trade=False,
+                 runaway_fills=0, runaway_fill_window_ns=1_000_000_000, state=ST_ACTIVE):
+        from pipeline.gateway.risk_py import _validate_fill_guard, _validate_limits
+        _validate_fill_guard(runaway_fills, runaway_fill_window_ns)
         _validate_limits(max_gross_notional, collar_bps, ref_stale_ns, throttle_orders,
                          throttle_window_ns, runaway_signals, runaway_window_ns, state,
                          max_tick_age_ns, duplicate_window_ns)
         self.duplicate_window_ns = duplicate_window_ns
+        self.self_trade = bool(self_trade)
+        self.own_saved_bid = self.own_saved_ask = 0
         memset(&self.recent_saved, 0, sizeof(RecentOrder))
         self.max_gross_notional = float(max_gross_notional)
         self.collar_bps = float(collar_bps)
@@ -220,6 +234,14 @@ cdef class RiskEngine:
             raise MemoryError()
         self.run_head = 0
         self.run_count = 0
+        self.runaway_fills = runaway_fills
+        self.runaway_fill_window_ns = runaway_fill_window_ns
+        free(self.fill_times)
+        self.fill_times = <int64_t *>calloc(max(1, runaway_fills), sizeof(int64_t))
+        if self.fill_times == NULL:
+            raise MemoryError()
+        self.fill_head = 0
+        self.fill_count = 0
         self.n_dedup = 0
         self.last_gap = 0
         self.gate_host_until = self.gate_budget_until = 0
@@ -229,6 +251,7 @@ cdef class RiskEngine:
     def __dealloc__(self):
         free(self.run_times)
         free(self.rate_times)
+        free(self.fill_times)
 
     # ------------------------------------------------------------------ state (gateway side)
     def set_state(self, state):
@@ -423,10 +446,44 @@ cdef class RiskEngine:
                           self.insts[sid].open_sell, self.insts[sid].ref,
                           self.insts[sid].ref_mono, self.insts[sid].bid, self.insts[sid].ask,
                           self.insts[sid].max_tick_age_ns, self.insts[sid].recent_head,
-                          self._recent_tuple(sid)))
+                          self._recent_tuple(sid), self.insts[sid].own_bid,
+                          self.insts[sid].own_ask))
         return (self.state, rate, run, dd, tuple(insts), self.last_gap,
                 (self.gate_host_until, self.gate_budget_until, self.gate_pace_ns,
                  self.gate_pace_until, self.gate_next))
+
+    def count_fill(self, now_mono):
+        """One fill (or partial fill) reported at CLOCK_MONOTONIC `now_mono` ns: more than
+        `runaway_fills` within `runaway_fill_window_ns` (half-open, as the signal runaway guard)
+        → state HALTED and True, once, at the trip; False otherwise and always with the guard
+        off (runaway_fills 0). Not in check(): the gateway calls it per fill."""
+        cdef int64_t now = now_mono
+        cdef int64_t k = self.runaway_fills
+        cdef bint tripped
+        if k == 0:
+            return False
+        tripped = (self.fill_count >= k
+                   and now - self.fill_times[self.fill_head] < self.runaway_fill_window_ns)
+        self.fill_times[self.fill_head] = now
+        self.fill_head = (self.fill_head + 1) % k
+        if self.fill_count < k:
+            self.fill_count += 1
+        if tripped and self.state != ST_HALTED:
+            self.state = ST_HALTED
+            return True
+        return False
+
+    def set_own_quotes(self, symbol_id, bid, ask):
+        """Our best resting BUY and SELL prices on this symbol as the order book of record has
+        them (0 = none): what an order may not cross (SELF_TRADE)."""
+        cdef Instrument *i = self._inst(symbol_id)
+        from pipeline.gateway.risk_py import _price_units
+        i.own_bid = _price_units(bid, i.price_scale)
+        i.own_ask = _price_units(ask, i.price_scale)
+
+    def own_quotes(self, symbol_id):
+        cdef Instrument *i = self._inst(symbol_id)
+        return i.own_bid / i.price_scale, i.own_ask / i.price_scale
 
     def _recent_tuple(self, int sid):
         cdef RecentOrder *o
@@ -505,6 +562,7 @@ cdef class RiskEngine:
             inst = &self.insts[out.symbol]
             inst.recent_head = (inst.recent_head + RECENT_ORDERS - 1) % RECENT_ORDERS
             inst.recent[inst.recent_head] = self.recent_saved
+            inst.own_bid, inst.own_ask = self.own_saved_bid, self.own_saved_ask
         self.last_gap = gap
         self.gate_next = gnext
         self.state = st
@@ -603,6 +661,8 @@ cdef class RiskEngine:
         # 11. the same order again (duplicate-order filter), worst-case position, gross exposure
         if self.duplicate_window_ns and self._is_duplicate(inst, out, now):
             return R_DUPLICATE_ORDER
+        if self.self_trade and crosses_own(inst, out):
+            return R_SELF_TRADE
         r = self._exposure(inst, out.side, out.qty_units)
         if r:
             return r
@@ -635,6 +695,14 @@ cdef class RiskEngine:
         rec.side = out.side
         rec.order_type = out.order_type
         inst.recent_head = (inst.recent_head + 1) % RECENT_ORDERS
+        self.own_saved_bid, self.own_saved_ask = inst.own_bid, inst.own_ask
+        if out.order_type == ORDER_LIMIT_MAKER or (out.order_type == ORDER_LIMIT
+                                                   and out.tif == TIF_GTC):
+            if out.side == 1:
+                if out.price_units > inst.own_bid:
+                    inst.own_bid = out.price_units
+            elif inst.own_ask == 0 or out.price_units < inst.own_ask:
+                inst.own_ask = out.price_units
         return R_ACCEPT
 
     cdef bint _is_duplicate(self, const Instrument *inst, const CheckedOrder *o,

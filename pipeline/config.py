@@ -574,10 +574,14 @@ class RiskConfig:
                                            # orders rejected (STALE_TRIGGER); per symbol too
     duplicate_window_ms: int = 0           # the same order of a strategy again within this →
                                            # DUPLICATE_ORDER (0 = off; the Binance configs: 100)
+    self_trade_prevention: bool = False    # refuse an order crossing our own resting one
+                                           # (SELF_TRADE; the Binance configs: true)
     throttle_orders: int = 10              # order-rate limit: never more than this many orders ...
     throttle_window_ms: int = 1_000        # ... in any sliding window this long (refused, not queued)
     runaway_signals: int = 50              # more signals than this ...
     runaway_window_ms: int = 1_000         # ... within this window → HALTED
+    runaway_fills: int = 0                 # more fills than this (0 = off; Binance configs 50)
+    runaway_fill_window_ms: int = 1_000    # ... within this window → HALTED
     recv_window_ms: int = 5_000            # Binance recvWindow sent with every order (1..5000:
                                            # a signed request stays replayable this long)
     start_state: TradingStateName = "ACTIVE"
@@ -593,10 +597,13 @@ class RiskConfig:
         for name, hi in (("ref_stale_ms", 1_000_000), ("max_tick_age_ms", 1_000_000),
                          ("throttle_orders", 1_000_000),
                          ("throttle_window_ms", 1_000_000), ("runaway_signals", 4096),
-                         ("runaway_window_ms", 1_000_000), ("recv_window_ms", 5_000)):
+                         ("runaway_window_ms", 1_000_000), ("recv_window_ms", 5_000),
+                         ("runaway_fill_window_ms", 1_000_000)):
             v = getattr(self, name)
             if not 1 <= v <= hi:
                 raise ValueError(f"{name} must be in 1..{hi}, got {v}")
+        if not 0 <= self.runaway_fills <= 4096:
+            raise ValueError(f"runaway_fills must be in 0..4096, got {self.runaway_fills}")
         if not 0 <= self.duplicate_window_ms <= 60_000:
             raise ValueError(f"duplicate_window_ms must be in 0..60000, got "
                              f"{self.duplicate_window_ms}")

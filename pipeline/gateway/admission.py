@@ -24,6 +24,7 @@ from typing import Any
 from pipeline.gateway import intents
 from pipeline.gateway.orders import ClientIdReused, OrderState, client_id, client_id_of
 from pipeline.gateway.reasons import Reason
+from pipeline.gateway.risk import sync_own_quotes
 from pipeline.logs import order_log
 from pipeline.records import SIGNAL_DTYPE, SignalAction
 
@@ -59,6 +60,11 @@ class Admission:
             order_log("REJECTED", client_id_of(sig), by="gateway", reason=reason,
                       symbol=rules.name if rules is not None else sig.symbol,
                       side={1: "BUY", -1: "SELL"}.get(sig.side, sig.side), qty=sig.qty, **extra)
+
+    def _own_quotes(self, symbol_id: int) -> None:
+        """An order the kernel accepted was refused after it: its resting price is not ours."""
+        if getattr(self.risk, "self_trade", False):
+            sync_own_quotes(self.risk, self.ex.table.open_orders(), symbol_id)
 
     def handle_signal(self, raw: bytes) -> None:
         """One signal, start to finish (the loop signs every waiting signal first, then
@@ -138,6 +144,7 @@ class Admission:
         if reason:
             if body is not None:              # signed but refused: undo the kernel's commit
                 self.risk.release_open(sig.symbol, sig.side, sig.qty)
+                self._own_quotes(sig.symbol)
             self.reject(sig, Reason(reason).name, **extra)
             if reason == RUNAWAY:
                 self.halt("runaway signal rate")
@@ -156,6 +163,7 @@ class Admission:
                 self.ex.unbooked(cid, sent)
             if body is not None:
                 self.risk.release_open(sig.symbol, sig.side, sig.qty)
+                self._own_quotes(sig.symbol)
             self.reject(sig, Reason.CLIENT_ID_REUSED.name, cid=cid)
             return
         if encode_error is not None:

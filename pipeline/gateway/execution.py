@@ -37,6 +37,7 @@ from pipeline.gateway.orderpath_py import (J_SYNC_FAILED, J_WRITTEN, W_CLOSED, W
                                            W_SHORT)
 from pipeline.gateway.orders import Order, OrderState, OrderTable, transition
 from pipeline.gateway.positions import Book, Fill
+from pipeline.gateway.risk import sync_own_quotes
 from pipeline.gateway.rest import Outcome, Reply, RestClient
 from pipeline.gateway.wire import Wire
 from pipeline.logs import order_log
@@ -123,6 +124,9 @@ class Execution:
                 self.feedback.state(order, old, new, why)
             if new in om.TERMINAL and new is not OrderState.FILLED:
                 self._release(order)
+            if new in om.TERMINAL and order.price == order.price \
+                    and getattr(self.risk, "self_trade", False):
+                sync_own_quotes(self.risk, self.table.open_orders(), order.symbol_id)   # lower
 
     def _release(self, order: Order, executed: float | None = None) -> None:
         if order.released:
@@ -187,6 +191,9 @@ class Execution:
             self.set_state(order, OrderState.FILLED, "filled")
         elif order.state is not OrderState.FILLED:
             self.set_state(order, OrderState.PARTIALLY_FILLED, "partial fill")
+        if self.risk.count_fill(time.perf_counter_ns()):      # the kernel is HALTED now
+            self.halt(f"runaway fill rate: more than {self.risk.runaway_fills} fills in "
+                      f"{self.risk.runaway_fill_window_ns // 1_000_000} ms")
         return True
 
     def _symbol_id(self, symbol: str) -> int:

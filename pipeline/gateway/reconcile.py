@@ -26,6 +26,7 @@ from pipeline.gateway.execution import fnum as _fnum
 from pipeline.gateway.orders import TERMINAL, Order, OrderState
 from pipeline.gateway.positions import Fill
 from pipeline.gateway.rest import Outcome
+from pipeline.gateway.risk import sync_own_quotes
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +118,8 @@ def sync_risk(ex) -> None:
             ex.risk.set_position(sid, pos.qty if pos else 0.0)
             b, s = opens.get(sid, (0.0, 0.0))
             ex.risk.set_open_orders(sid, b, s)
+            if getattr(ex.risk, "self_trade", False):
+                sync_own_quotes(ex.risk, ex.table.open_orders(), sid)
         except ValueError as exc:
             log.warning("risk sync %s: %s", rules.name, exc)
 

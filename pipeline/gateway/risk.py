@@ -21,7 +21,8 @@ _risk = _native.load("risk")
 RiskEngine = _risk.RiskEngine
 
 __all__ = ["RiskEngine", "Reason", "TradingState", "InstrumentRules", "make_signal",
-           "engine_kwargs", "engine_from_config", "rules_for", "add_instrument"]
+           "engine_kwargs", "engine_from_config", "rules_for", "add_instrument",
+           "sync_own_quotes"]
 
 
 def make_signal(*, epoch: int, seq: int, symbol: int, venue: int, side: int, order_type: int,
@@ -46,6 +47,9 @@ def engine_kwargs(cfg) -> dict:
         runaway_window_ns=cfg.runaway_window_ms * 1_000_000,
         max_tick_age_ns=cfg.max_tick_age_ms * 1_000_000,
         duplicate_window_ns=cfg.duplicate_window_ms * 1_000_000,
+        self_trade=cfg.self_trade_prevention,
+        runaway_fills=cfg.runaway_fills,
+        runaway_fill_window_ns=cfg.runaway_fill_window_ms * 1_000_000,
         state=int(TradingState[cfg.start_state]),
     )
 
@@ -63,6 +67,26 @@ def add_instrument(eng, cfg, rules: InstrumentRules) -> None:
     eng.set_instrument(rules)
     eng.set_max_tick_age(rules.symbol_id,
                          cfg.tick_age_ms_for(Venue(rules.venue).name, rules.name) * 1_000_000)
+
+
+def sync_own_quotes(eng, orders, symbol_id: int) -> None:
+    """Our best resting BUY and SELL on one symbol from the order book of record (`orders`: the
+    gateway's Order objects; the open GTC LIMIT and LIMIT_MAKER ones count) into the kernel, which
+    refuses what would cross them (SELF_TRADE). The kernel raises them itself on every accept; the
+    gateway calls this when an order of the symbol ends (and at start), which lowers them."""
+    from pipeline.records import OrderType, TimeInForce
+    bid = ask = 0.0
+    for o in orders:
+        if o.symbol_id != symbol_id or not o.is_open:
+            continue
+        if not (o.order_type == OrderType.LIMIT_MAKER
+                or (o.order_type == OrderType.LIMIT and o.tif == TimeInForce.GTC)):
+            continue
+        if o.side == 1:
+            bid = max(bid, o.price)
+        elif ask == 0.0 or o.price < ask:
+            ask = o.price
+    eng.set_own_quotes(symbol_id, bid, ask)
 
 
 def rules_for(cfg, *, venue, symbol_id: int, exchange_symbol) -> InstrumentRules:

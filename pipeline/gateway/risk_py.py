@@ -67,7 +67,7 @@ import numpy as np
 
 from pipeline.gateway.instruments import MAX_SYMBOL_ID, MAX_UNITS, InstrumentRules
 from pipeline.gateway.reasons import Reason, TradingState
-from pipeline.records import SIGNAL_STRUCT, SIGNAL_VERSION, TICK_DTYPE, Kind, OrderType
+from pipeline.records import SIGNAL_STRUCT, SIGNAL_VERSION, TICK_DTYPE, Kind, OrderType, TimeInForce
 
 MAX_STRATEGIES = 16          # strategies the duplicate filter tracks at once
 MAX_RUNAWAY_SIGNALS = 4096
@@ -79,6 +79,7 @@ MAX_UNITS_F = float(MAX_UNITS)
 POW10 = tuple(float(10**i) for i in range(19))   # exact doubles, as in ext/risk.pyx
 
 LIMIT, MARKET, LIMIT_MAKER = int(OrderType.LIMIT), int(OrderType.MARKET), int(OrderType.LIMIT_MAKER)
+GTC = int(TimeInForce.GTC)
 R = Reason
 
 
@@ -101,7 +102,8 @@ def round_units(x: float, scale: float) -> int:
 
 class _Inst:
     __slots__ = ("rules", "price_scale", "qty_scale", "pos", "open_buy", "open_sell", "ref",
-                 "ref_mono", "bid", "ask", "max_tick_age_ns", "recent", "recent_head")
+                 "ref_mono", "bid", "ask", "max_tick_age_ns", "recent", "recent_head",
+                 "own_bid", "own_ask")
 
     def __init__(self, rules: InstrumentRules, max_tick_age_ns: int):
         self.rules = rules
@@ -115,17 +117,27 @@ class _Inst:
         # ring of the last accepted orders: (mono, strategy, side, type, price_units, qty_units)
         self.recent = [_EMPTY] * RECENT_ORDERS
         self.recent_head = 0
+        self.own_bid = self.own_ask = 0   # our best resting BUY / SELL, price units (0 = none)
 
 
 class RiskEngine:
     def __init__(self, *, max_gross_notional: float, collar_bps: float, ref_stale_ns: int,
                  throttle_orders: int, throttle_window_ns: int, runaway_signals: int,
                  runaway_window_ns: int, max_tick_age_ns: int = 1_000_000_000,
-                 duplicate_window_ns: int = 0, state: int = TradingState.ACTIVE):
+                 duplicate_window_ns: int = 0, self_trade: bool = False,
+                 runaway_fills: int = 0, runaway_fill_window_ns: int = 1_000_000_000,
+                 state: int = TradingState.ACTIVE):
         _validate_limits(max_gross_notional, collar_bps, ref_stale_ns, throttle_orders,
                          throttle_window_ns, runaway_signals, runaway_window_ns, state,
                          max_tick_age_ns, duplicate_window_ns)
+        _validate_fill_guard(runaway_fills, runaway_fill_window_ns)
         self.duplicate_window_ns = int(duplicate_window_ns)
+        self.runaway_fills = int(runaway_fills)                 # 0 = no fill-rate guard
+        self.runaway_fill_window_ns = int(runaway_fill_window_ns)
+        self._fill_times = [0] * max(1, self.runaway_fills)     # the last fill times (ring)
+        self._fill_head = 0
+        self._fill_count = 0
+        self.self_trade = bool(self_trade)
         self.max_gross_notional = float(max_gross_notional)
         self.collar_bps = float(collar_bps)
         self.ref_stale_ns = int(ref_stale_ns)
@@ -223,6 +235,37 @@ class RiskEngine:
         else:
             raise ValueError(f"side must be 1 or -1, got {side!r}")
 
+    def count_fill(self, now_mono: int) -> bool:
+        """One fill (or partial fill) reported at CLOCK_MONOTONIC `now_mono` ns: more than
+        `runaway_fills` within `runaway_fill_window_ns` (half-open, as the signal runaway guard)
+        → state HALTED and True, once, at the trip; False otherwise and always with the guard
+        off (runaway_fills 0). Not in check(): the gateway calls it per fill."""
+        k = self.runaway_fills
+        if k == 0:
+            return False
+        now = int(now_mono)
+        tripped = self._fill_count >= k and now - self._fill_times[self._fill_head] < \
+            self.runaway_fill_window_ns
+        self._fill_times[self._fill_head] = now
+        self._fill_head = (self._fill_head + 1) % k
+        if self._fill_count < k:
+            self._fill_count += 1
+        if tripped and self._state != TradingState.HALTED:
+            self._state = int(TradingState.HALTED)
+            return True
+        return False
+
+    def set_own_quotes(self, symbol_id: int, bid: float, ask: float) -> None:
+        """Our best resting BUY and SELL prices on this symbol as the order book of record has
+        them (0 = none): what an order may not cross (SELF_TRADE)."""
+        inst = self._inst(symbol_id)
+        inst.own_bid = _price_units(bid, inst.price_scale)
+        inst.own_ask = _price_units(ask, inst.price_scale)
+
+    def own_quotes(self, symbol_id: int) -> tuple[float, float]:
+        inst = self._inst(symbol_id)
+        return inst.own_bid / inst.price_scale, inst.own_ask / inst.price_scale
+
     def position(self, symbol_id: int) -> float:
         inst = self._inst(symbol_id)
         return inst.pos / inst.qty_scale
@@ -290,7 +333,8 @@ class RiskEngine:
                 tuple((i, self._insts[i].pos, self._insts[i].open_buy, self._insts[i].open_sell,
                        self._insts[i].ref, self._insts[i].ref_mono, self._insts[i].bid,
                        self._insts[i].ask, self._insts[i].max_tick_age_ns,
-                       self._insts[i].recent_head, tuple(self._insts[i].recent))
+                       self._insts[i].recent_head, tuple(self._insts[i].recent),
+                       self._insts[i].own_bid, self._insts[i].own_ask)
                       for i in self._ids),
                 self.last_gap,
                 (self.gate_host_until, self.gate_budget_until, self.gate_pace_ns,
@@ -324,7 +368,7 @@ class RiskEngine:
         saved = (self._state, list(self._rate_times), self._rate_head, self._rate_count,
                  list(self._run_times),
                  self._run_head, self._run_count, [list(d) for d in self._dedup],
-                 {i: (o.open_buy, o.open_sell, list(o.recent), o.recent_head)
+                 {i: (o.open_buy, o.open_sell, list(o.recent), o.recent_head, o.own_bid, o.own_ask)
                   for i, o in self._insts.items()}, self.last_gap,
                  self.gate_next)
         try:
@@ -333,9 +377,10 @@ class RiskEngine:
             (self._state, self._rate_times, self._rate_head, self._rate_count, self._run_times,
              self._run_head,
              self._run_count, self._dedup, opens, self.last_gap, self.gate_next) = saved
-            for i, (b, s, rc, rh) in opens.items():
+            for i, (b, s, rc, rh, ob_, oa) in opens.items():
                 o = self._insts[i]
                 o.open_buy, o.open_sell, o.recent, o.recent_head = b, s, rc, rh
+                o.own_bid, o.own_ask = ob_, oa
 
     # ------------------------------------------------------------------ the entry point
     def check(self, msg, now_mono: int) -> int:
@@ -459,6 +504,12 @@ class RiskEngine:
         if self.duplicate_window_ns and self._is_duplicate(inst, strategy_id, side, otype, pu,
                                                            qu, now):
             return R.DUPLICATE_ORDER
+        if self.self_trade:
+            if side == 1:
+                if inst.own_ask and (is_market or pu >= inst.own_ask):
+                    return R.SELF_TRADE
+            elif inst.own_bid and (is_market or pu <= inst.own_bid):
+                return R.SELF_TRADE
         if side == 1:
             long_w, short_w = pos + ob + qu, pos - os_
             if long_w > rules.max_position_units:
@@ -496,6 +547,11 @@ class RiskEngine:
             inst.open_sell = os_ + qu
         inst.recent[inst.recent_head] = (now, strategy_id, side, otype, pu, qu)
         inst.recent_head = (inst.recent_head + 1) % RECENT_ORDERS
+        if otype == LIMIT_MAKER or (otype == LIMIT and tif == GTC):     # it may rest
+            if side == 1:
+                inst.own_bid = max(inst.own_bid, pu)
+            elif inst.own_ask == 0 or pu < inst.own_ask:
+                inst.own_ask = pu
         return R.ACCEPT
 
     # ------------------------------------------------------------------ helpers
@@ -546,6 +602,18 @@ class RiskEngine:
         return True
 
 
+def _validate_fill_guard(runaway_fills, runaway_fill_window_ns) -> None:
+    """The fill-rate runaway guard's limits (shared by both engines): ValueError when bad."""
+    if isinstance(runaway_fills, bool) or not isinstance(runaway_fills, int) \
+            or not 0 <= runaway_fills <= MAX_RUNAWAY_SIGNALS:
+        raise ValueError(f"runaway_fills must be an integer in 0..{MAX_RUNAWAY_SIGNALS}, got "
+                         f"{runaway_fills!r}")
+    if isinstance(runaway_fill_window_ns, bool) or not isinstance(runaway_fill_window_ns, int) \
+            or not 1 <= runaway_fill_window_ns <= 10**12:
+        raise ValueError(f"runaway_fill_window_ns must be an integer in 1..{10**12}, got "
+                         f"{runaway_fill_window_ns!r}")
+
+
 def _qty_units(x: float, scale: float, signed: bool = False) -> int:
     """Quantity → nearest units for the gateway's updates; ValueError if not finite, negative
     (unless signed) or beyond MAX_UNITS."""
@@ -553,6 +621,14 @@ def _qty_units(x: float, scale: float, signed: bool = False) -> int:
     lo = -MAX_UNITS_F if signed else 0.0
     if not lo <= x * scale <= MAX_UNITS_F:
         raise ValueError(f"quantity must be finite, {'bounded' if signed else '>= 0'}: {x!r}")
+    return round_units(x, scale)
+
+
+def _price_units(x, scale: float) -> int:
+    """A resting price → nearest units (0 = none); ValueError if not finite, < 0 or absurd."""
+    x = float(x)
+    if not 0.0 <= x * scale <= MAX_UNITS_F:
+        raise ValueError(f"price must be finite and >= 0 (0 = none): {x!r}")
     return round_units(x, scale)
 
 

@@ -60,7 +60,8 @@ limits = st.fixed_dictionaries(dict(
     runaway_signals=st.integers(3, 30),
     runaway_window_ns=st.sampled_from([1, 10**9, 10**10]) | st.integers(1, 10**10),
     max_tick_age_ns=st.sampled_from([1, 10**6, 10**9]) | st.integers(1, 10**10),
-    duplicate_window_ns=st.sampled_from([0, 0, 1, 10**6, 10**9, 10**12]), state=st.sampled_from([0] * 8 + [1, 2]),
+    duplicate_window_ns=st.sampled_from([0, 0, 1, 10**6, 10**9, 10**12]),
+    self_trade=st.booleans(), state=st.sampled_from([0] * 8 + [1, 2]),
 ))
 
 weird_floats = st.sampled_from([math.nan, math.inf, -math.inf, 0.0, -0.0, -1.0, 1e300, 5e-324,
@@ -80,7 +81,7 @@ def scenario(draw, collar_bps=100.0):
     for _ in range(draw(st.integers(1, 25))):
         now += draw(st.sampled_from([0, 1, 1000, 10**6, 10**8, 3 * 10**9]))
         kind = draw(st.sampled_from(["sig"] * 8 + ["ref", "fill", "release", "state", "pos",
-                                                   "gate", "tickage"]))
+                                                   "gate", "tickage", "own"]))
         rules, pd, qd, tick, step = draw(st.sampled_from(insts))
         sid = rules.symbol_id
         if kind == "sig":
@@ -133,6 +134,12 @@ def scenario(draw, collar_bps=100.0):
         elif kind == "release":
             ops.append(("release", sid, draw(st.sampled_from([1, -1])),
                         draw(st.integers(0, 1000)) * step / 10**qd))
+        elif kind == "own":                   # the gateway's book: our best resting BUY / SELL
+            ops.append(("own", sid, draw(st.sampled_from([0, 1, -1, 5])) * tick / 10**pd
+                        + ref_units[sid] / 10**pd if draw(st.booleans()) else 0.0,
+                        ref_units[sid] / 10**pd + draw(st.sampled_from([1, 0, 5])) * tick / 10**pd
+                        if draw(st.booleans()) else 0.0))
+            ops[-1] = ops[-1][:2] + tuple(x if x * 10**pd <= 1e13 else 0.0 for x in ops[-1][2:])
         elif kind == "tickage":
             ops.append(("tickage", sid, draw(st.sampled_from([1, 10**6, 10**9, 10**12]))))
         elif kind == "pos":
@@ -185,6 +192,8 @@ def _run(Engine, Signer, lim, rules, refs, ops):
             e.set_venue_gate(*op[1:])
         elif op[0] == "tickage":
             e.set_max_tick_age(op[1], op[2])
+        elif op[0] == "own":
+            e.set_own_quotes(op[1], op[2], op[3])
         else:
             e.set_state(op[1])
         trace.append(e.snapshot())
@@ -376,6 +385,8 @@ def _run_with_probes(Engine, Signer, lim, rules, refs, ops):
             e.set_venue_gate(*op[1:])
         elif op[0] == "tickage":
             e.set_max_tick_age(op[1], op[2])
+        elif op[0] == "own":
+            e.set_own_quotes(op[1], op[2], op[3])
         elif op[0] == "state":
             e.set_state(op[1])
     return probes

@@ -86,6 +86,8 @@ def _run(kernel: bool, lim, rules, refs, ops, slots=64):
                 e.set_venue_gate(*op[1:])
             elif op[0] == "tickage":
                 e.set_max_tick_age(op[1], op[2])
+            elif op[0] == "own":
+                e.set_own_quotes(op[1], op[2], op[3])
             else:
                 e.set_state(op[1])
             trace.append(e.snapshot())

@@ -72,6 +72,9 @@ class FakeRisk:
     def apply_fill(self, sid, side, qty):
         self.fills.append((sid, side, qty))
 
+    def count_fill(self, now):
+        return False
+
     def set_position(self, sid, qty):
         pass
 

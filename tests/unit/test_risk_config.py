@@ -25,10 +25,13 @@ collar_bps = 25
 ref_stale_ms = 500
 max_tick_age_ms = 250
 duplicate_window_ms = 150
+self_trade_prevention = true
 throttle_orders = 5
 throttle_window_ms = 1000
 runaway_signals = 20
 runaway_window_ms = 1000
+runaway_fills = 40
+runaway_fill_window_ms = 2000
 start_state = "REDUCING"
 
 [risk.symbols."BINANCE:BTCUSDT"]
@@ -55,7 +58,8 @@ def test_risk_section_to_engine_and_rules(vectors):
     assert kw == dict(max_gross_notional=50000.0, collar_bps=25.0, ref_stale_ns=500_000_000,
                       throttle_orders=5, throttle_window_ns=1_000_000_000, runaway_signals=20,
                       runaway_window_ns=1_000_000_000, max_tick_age_ns=250_000_000,
-                      duplicate_window_ns=150_000_000,
+                      duplicate_window_ns=150_000_000, self_trade=True,
+                      runaway_fills=40, runaway_fill_window_ns=2_000_000_000,
                       state=TradingState.REDUCING)
     info = json.loads((vectors / "binance" / "rest_exchangeInfo.json").read_text())
     syms = {s["symbol"]: s for s in info["recorded_excerpt"]["message"]["symbols"]}

@@ -544,3 +544,57 @@ def test_apply_ticks_mid_then_trade_fallback_and_invalidation(Engine):
     assert e.check(sig(symbol=3, price=2_500.0, qty=0.01), NOW) == R.NO_REFERENCE
     with pytest.raises(ValueError):
         e.apply_ticks(b"x" * 65)
+
+
+# ------------------------------------------------------------------ self-trade prevention
+def test_an_order_crossing_our_own_resting_order_is_refused(Engine):
+    # the case: a SELL crossing our own resting BUY was sent and filled
+    e, sig = make(Engine, self_trade=True), Sig()
+    assert e.check(sig(side=1, price=50_000.0), NOW) == R.ACCEPT          # rests (GTC)
+    assert e.own_quotes(1) == (50_000.0, 0.0)
+    assert e.check(sig(side=-1, price=50_000.0), NOW) == R.SELF_TRADE     # at our bid
+    assert e.check(sig(side=-1, price=49_990.0), NOW) == R.SELF_TRADE     # through it
+    assert e.check(sig(side=-1, order_type=2), NOW) == R.SELF_TRADE       # MARKET: may reach it
+    assert e.check(sig(side=-1, price=50_000.01), NOW) == R.ACCEPT        # above: no cross
+    assert e.own_quotes(1) == (50_000.0, 50_000.01)
+    assert e.check(sig(side=1, price=50_000.01), NOW) == R.SELF_TRADE     # BUY at our ask
+    assert e.check(sig(side=1, price=50_000.0), NOW) == R.ACCEPT
+    assert e.open_orders(1) == (0.02, 0.01)                               # refusals not open
+
+
+def test_orders_that_do_not_rest_do_not_become_own_quotes(Engine):
+    e, sig = make(Engine, self_trade=True), Sig()
+    assert e.check(sig(side=1, price=50_000.0, tif=2), NOW) == R.ACCEPT    # IOC
+    assert e.check(sig(side=1, order_type=2), NOW) == R.ACCEPT             # MARKET
+    assert e.own_quotes(1) == (0.0, 0.0)
+    assert e.check(sig(side=-1, price=49_990.0), NOW) == R.ACCEPT
+    assert e.check(sig(side=1, price=50_005.0, order_type=3), NOW) == R.SELF_TRADE   # maker
+    assert e.probe(sig(side=1, price=49_800.0, order_type=3), NOW) == R.ACCEPT
+    assert e.own_quotes(1) == (0.0, 49_990.0)                              # probe: undone
+
+
+def test_the_gateway_sets_own_quotes_from_its_book_and_off_means_off(Engine):
+    e, sig = make(Engine, self_trade=True), Sig()
+    assert e.check(sig(side=1, price=50_000.0), NOW) == R.ACCEPT
+    e.set_own_quotes(1, 0.0, 0.0)                          # the resting BUY ended (book of record)
+    assert e.check(sig(side=-1, price=49_990.0), NOW) == R.ACCEPT
+    with pytest.raises(ValueError):
+        e.set_own_quotes(1, -1.0, 0.0)
+    off, sig = make(Engine), Sig()                          # self_trade=False (the default)
+    assert off.check(sig(side=1, price=50_000.0), NOW) == R.ACCEPT
+    assert off.check(sig(side=-1, price=49_990.0), NOW) == R.ACCEPT
+
+
+def test_sync_own_quotes_takes_the_best_resting_prices_of_open_orders(Engine):
+    from pipeline.gateway.orders import Order, OrderState
+    from pipeline.gateway.risk import sync_own_quotes
+    e = make(Engine, self_trade=True)
+    orders = [Order("a", "BTCUSDT", 1, 1, 1, 1, 0.01, 49_000.0, OrderState.ACK),
+              Order("b", "BTCUSDT", 1, 1, 3, 0, 0.01, 49_500.0, OrderState.PARTIALLY_FILLED),
+              Order("c", "BTCUSDT", 1, 1, 1, 1, 0.01, 49_900.0, OrderState.CANCELED),   # ended
+              Order("d", "BTCUSDT", 1, 1, 1, 2, 0.01, 49_950.0, OrderState.ACK),        # IOC
+              Order("e", "BTCUSDT", 1, -1, 1, 1, 0.01, 51_000.0, OrderState.NEW),
+              Order("f", "BTCUSDT", 1, -1, 1, 1, 0.01, 50_500.0, OrderState.UNKNOWN),
+              Order("g", "ETHUSDT", 3, -1, 1, 1, 0.01, 2_000.0, OrderState.ACK)]        # other
+    sync_own_quotes(e, orders, 1)
+    assert e.own_quotes(1) == (49_500.0, 50_500.0)
