@@ -158,13 +158,14 @@ cdef class JournalWriter:
     cdef int sync_c(self) noexcept nogil:
         """msync(MS_SYNC) the pages written since the last sync. 0, or errno-style -1."""
         cdef Py_ssize_t lo, hi
-        if self.base == NULL or self.synced_slot >= self.next_slot:
+        cdef Py_ssize_t upto = self.next_slot     # read once: the loop may write on meanwhile
+        if self.base == NULL or self.synced_slot >= upto:
             return 0
         lo = (REC * (1 + self.synced_slot)) // PAGE * PAGE
-        hi = REC * (1 + self.next_slot)
+        hi = REC * (1 + upto)
         if msync(self.base + lo, hi - lo, MS_SYNC) != 0:
             return -1
-        self.synced_slot = self.next_slot
+        self.synced_slot = upto
         return 0
 
     def prefault(self, Py_ssize_t slots=16):
@@ -235,7 +236,11 @@ cdef class JournalWriter:
         return r == 0
 
     def sync(self):
-        """msync the pages written since the last sync (raises OSError on failure)."""
-        if self.sync_c() != 0:
+        """msync the pages written since the last sync (raises OSError on failure). The GIL is
+        released meanwhile (the binary journal's sync thread; the loop writes on)."""
+        cdef int r
+        with nogil:
+            r = self.sync_c()
+        if r != 0:
             e = errno
             raise OSError(e, os.strerror(e))

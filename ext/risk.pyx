@@ -647,14 +647,18 @@ cdef class RiskEngine:
             return r
         # 9. market data freshness and the collar
         cdef bint reducing = is_reducing(inst, out.side, out.qty_units)
-        if not reducing and now - inst.ref_mono > self.ref_stale_ns:
-            return R_STALE_REFERENCE
+        if (not reducing or out.order_type == ORDER_MARKET) \
+                and now - inst.ref_mono > self.ref_stale_ns:
+            return R_STALE_REFERENCE               # a MARKET order: even when reducing
         if not reducing and s.trigger_mono > 0 and now - s.trigger_mono > inst.max_tick_age_ns:
             return R_STALE_TRIGGER
         if out.order_type != ORDER_MARKET:
             r = check_collar(s.price, inst.ref, self.collar_bps)
-            if r:
-                return r
+        else:                                      # protection price: the best it would take
+            r = check_collar(inst.ask if out.side == 1 else inst.bid, inst.ref, self.collar_bps) \
+                if (inst.ask if out.side == 1 else inst.bid) > 0.0 else R_ACCEPT
+        if r:
+            return r
         # 10. reduce-only state
         if self.state == ST_REDUCING and not reducing:
             return R_REDUCE_ONLY

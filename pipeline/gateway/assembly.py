@@ -177,6 +177,8 @@ def assemble(gw) -> None:
     if gw.helper_cores:
         log.info("gateway helper threads on CPUs %s", sorted(gw.helper_cores))
         pin_writer(gw.helper_cores)         # the log writer too (pipeline/logs.py)
+        if hasattr(gw.journal, "set_cores"):
+            gw.journal.set_cores(gw.helper_cores)   # the binary journal's msync thread
     wire = gw.venue.wire(api_key, gw.gate, redact=gw.redact, cores=gw.helper_cores)
     del creds, api_key
 

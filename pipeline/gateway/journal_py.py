@@ -141,10 +141,11 @@ class JournalWriter:
         return n
 
     def sync(self) -> None:
-        if self._buf is None or self.synced_slot >= self.next_slot:
+        upto = self.next_slot
+        if self._buf is None or self.synced_slot >= upto:
             return
         lo = (REC * (1 + self.synced_slot)) // mmap.PAGESIZE * mmap.PAGESIZE
-        hi = REC * (1 + self.next_slot)
+        hi = REC * (1 + upto)
         if isinstance(self._buf, mmap.mmap):
             self._buf.flush(lo, hi - lo)
-        self.synced_slot = self.next_slot
+        self.synced_slot = upto

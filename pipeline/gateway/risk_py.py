@@ -33,6 +33,10 @@ Checks, in this order (the first failing one is the answer):
      decided on old data, e.g. after a stall or a lapped ring; trigger_mono 0 = no trigger tick,
      judged by the reference's age alone). Price collar, inclusive boundary, computed in binary64 exactly as
      `abs(price - ref) > ref * collar_bps / 10000.0` → PRICE_COLLAR (LIMIT and LIMIT_MAKER).
+     MARKET orders: protection price. A stale reference refuses a MARKET order even when it
+     reduces (STALE_REFERENCE: nothing to judge its price by), and the best price it would take
+     first (the best ask for a BUY, bid for a SELL, as apply_ticks saw them; unknown = 0: not
+     judged) beyond the collar from the reference → PRICE_COLLAR (a thin or broken book).
  10. state REDUCING: only reducing orders (REDUCE_ONLY)
  11. duplicate orders: with duplicate_window_ns > 0, an order of the same strategy, symbol, side,
      type, price and quantity as one accepted less than duplicate_window_ns ago (half-open) →
@@ -491,11 +495,12 @@ class RiskEngine:
             reducing = pos < 0 and ob + qu <= -pos
         else:
             reducing = pos > 0 and os_ + qu <= pos
-        if not reducing and now - inst.ref_mono > self.ref_stale_ns:
-            return R.STALE_REFERENCE
+        if (not reducing or is_market) and now - inst.ref_mono > self.ref_stale_ns:
+            return R.STALE_REFERENCE               # a MARKET order: even when reducing
         if not reducing and trigger > 0 and now - trigger > inst.max_tick_age_ns:
             return R.STALE_TRIGGER
-        if not is_market and abs(price - ref) > ref * self.collar_bps / 10000.0:
+        px = (inst.ask if side == 1 else inst.bid) if is_market else price   # MARKET: the
+        if px > 0.0 and abs(px - ref) > ref * self.collar_bps / 10000.0:    # protection price
             return R.PRICE_COLLAR
         # 10. reduce-only state
         if self._state == TradingState.REDUCING and not reducing:

@@ -142,8 +142,71 @@ def test_the_fsync_policy_is_the_json_journals(tmp_path, policy, after_commit, a
     j.commit()
     assert SpyWriter.syncs == after_commit
     j.maybe_sync()
+    assert j.wait_synced(10.0)            # "interval": the msync is the sync thread's
     assert SpyWriter.syncs == after_interval
     j.close()
+
+
+class BlockedSync(journal_py.JournalWriter):
+    """A writer whose msync waits for `release` (a slow disk)."""
+    entered = None
+    release = None
+    syncs = 0
+
+    def sync(self):
+        BlockedSync.entered.set()
+        assert BlockedSync.release.wait(10.0)
+        BlockedSync.syncs += 1
+        super().sync()
+
+
+def test_interval_msync_runs_on_the_sync_thread_and_the_loop_writes_on(tmp_path):
+    """Under "interval" the loop's maybe_sync asks the sync thread for the msync and returns:
+    while that msync waits for a slow disk the loop writes and journals on; the records written
+    meanwhile are synced by the next interval's msync; close waits for the msync in flight."""
+    import threading
+    BlockedSync.entered, BlockedSync.release = threading.Event(), threading.Event()
+    BlockedSync.syncs = 0
+    j = BinaryJournal(tmp_path / "j.bin", fsync="interval", fsync_ms=0, writer_cls=BlockedSync)
+    try:
+        order(j, 1)
+        j.maybe_sync()                                  # returns with the msync in flight
+        assert BlockedSync.entered.wait(10.0)
+        assert not j.wait_synced(0.05)
+        order(j, 2)                                     # the loop goes on meanwhile
+        j.write("state", cid="pl1.a.2", to="NEW")
+        j.maybe_sync()                                  # asked again (served after the first)
+        BlockedSync.release.set()
+        assert j.wait_synced(10.0)
+        assert BlockedSync.syncs == 2 and j.syncs == 2
+        assert j.w.synced_slot == j.w.next_slot          # everything written is synced
+    finally:
+        BlockedSync.release.set()
+        j.close()
+    assert kinds(tmp_path / "j.bin").count("request") == 2
+
+
+def test_a_failed_background_msync_is_counted_and_asked_again(tmp_path):
+    class Failing(journal_py.JournalWriter):
+        fail = True
+
+        def sync(self):
+            if Failing.fail:
+                Failing.fail = False
+                raise OSError(errno.EIO, "I/O error")
+            super().sync()
+
+    j = BinaryJournal(tmp_path / "j.bin", fsync="interval", fsync_ms=0, writer_cls=Failing)
+    try:
+        order(j, 1)
+        j.maybe_sync()
+        assert j.wait_synced(10.0)
+        assert j.sync_errors == 1 and j.syncs == 0 and j._dirty      # not lost: due again
+        j.maybe_sync()
+        assert j.wait_synced(10.0)
+        assert j.syncs == 1 and j.w.synced_slot == j.w.next_slot
+    finally:
+        j.close()
 
 
 WRITER = """

@@ -598,3 +598,23 @@ def test_sync_own_quotes_takes_the_best_resting_prices_of_open_orders(Engine):
               Order("g", "ETHUSDT", 3, -1, 1, 1, 0.01, 2_000.0, OrderState.ACK)]        # other
     sync_own_quotes(e, orders, 1)
     assert e.own_quotes(1) == (49_500.0, 50_500.0)
+
+
+# ------------------------------------------------------------------ MARKET protection price
+def test_a_market_order_is_refused_on_a_stale_reference_even_when_reducing(Engine):
+    e, sig = make(Engine), Sig()
+    e.set_position(1, 0.5)
+    now = T0 + 60_000_000_000
+    assert e.check(sig(side=-1, created_mono=now - 1), now) == R.ACCEPT          # LIMIT reduces
+    assert e.check(sig(side=-1, order_type=2, created_mono=now - 1), now) == R.STALE_REFERENCE
+
+
+def test_a_market_order_is_refused_when_the_price_it_would_take_is_beyond_the_collar(Engine):
+    from pipeline.records import Kind
+    e, sig = make(Engine), Sig()                                  # collar 100 bps
+    e.apply_ticks(_ticks((Kind.BID, 1, BINANCE, 49_000.0, NOW), (Kind.ASK, 1, BINANCE, 51_500.0, NOW)))
+    assert e.check(sig(side=1, order_type=2), NOW) == R.PRICE_COLLAR   # ask 2.5 % above the mid
+    assert e.check(sig(side=-1, order_type=2), NOW) == R.PRICE_COLLAR  # bid 2.5 % below it
+    e.apply_ticks(_ticks((Kind.BID, 1, BINANCE, 49_990.0, NOW), (Kind.ASK, 1, BINANCE, 50_010.0, NOW)))
+    assert e.check(sig(side=1, order_type=2), NOW) == R.ACCEPT
+    assert e.check(sig(side=-1, order_type=2), NOW) == R.ACCEPT
