@@ -17,8 +17,9 @@ Event engine (pipeline/backtest/events.py), same run: the momentum example
 trades (`event_engine_ticks_per_s_momentum`), the SMA through the event engine
 (`event_engine_ticks_per_s_sma`, its compiled batch kernel), the quoting example on a synthetic
 L2 session of best bid/ask records and trades (`event_engine_events_per_s_quoting`: records plus
-order events per second), and the baseline `python_loop_ticks_per_s`: a plain per-trade Python
-loop of the same momentum rule over the same prices (the rule only: no engine, no orders).
+order events per second), and the baseline `python_loop_ticks_per_s`: the same momentum rule as a
+plain per-tick Python loop over the same records, as a per-record strategy runs it (reads each
+record's kind, seq, mono_ts and price, keeps its own deque window; no engine, no venue).
 --quick runs everything once on 1 M records instead of 10 M (quoting: 200 k; figures are then
 marked quick in config.event_engine_quick).
 
@@ -160,8 +161,7 @@ def event_benchmarks(n: int, reps: int, n_quoting: int | None = None
         st = SmaCrossover(SmaParams(FAST, SLOW, 0.01), venue=int(Venue.SIM), symbol=sid, qty=0.1)
         return EventEngine(recs, [st], mod).run()
     res["event_engine_ticks_per_s_sma"] = n / best_of(sma, reps)
-    prices = recs["price"].copy()
-    base["python_loop_ticks_per_s"] = n / best_of(lambda: python_loop(prices, 200, 30.0), 1)
+    base["python_loop_ticks_per_s"] = n / best_of(lambda: python_loop(recs, 200, 30.0), 1)
     recs = None
 
     Quoter = load_example("quoting", "Quoter")

@@ -14,6 +14,8 @@ allow_short); in between it keeps what it wanted. Every change of that wish is o
 """
 from __future__ import annotations
 
+import math
+from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -85,17 +87,31 @@ class Momentum(Strategy):
         return out
 
 
-def python_loop(prices: np.ndarray, lookback: int, threshold_bps: float) -> list[tuple[int, int]]:
-    """The same rule as a plain per-trade Python loop (the benchmark's baseline and the tests'
-    reference): (trade index, new direction) of every change of wish."""
+def python_loop(trades: np.ndarray, lookback: int, threshold_bps: float, symbol: int | None = None
+                ) -> list[tuple[int, int]]:
+    """The same rule as a plain per-tick Python loop, the way a per-record `on_tick` strategy
+    runs it (the benchmark's baseline and the tests' reference): per record it reads the fields
+    an order needs (kind, symbol, seq, mono_ts, price), skips what is not a usable trade of its
+    instrument (`symbol`: default the first record's), keeps its own
+    window of the last `lookback` prices (a deque; no look-back into the whole history) and on a
+    change of wish builds the order's fields. Returns (record index, new direction) of every
+    change of wish."""
     thr = threshold_bps / 1e4
     out = []
     wish = 0
-    pl = prices.tolist()
-    for i in range(lookback, len(pl)):
-        r = pl[i] / pl[i - lookback] - 1.0
-        s = 1 if r > thr else (-1 if r < -thr else 0)
-        if s and s != wish:
-            wish = s
-            out.append((i, s))
+    win: deque = deque(maxlen=lookback)
+    mine = int(trades["symbol"][0]) if symbol is None else int(symbol)
+    cols = zip(trades["kind"].tolist(), trades["symbol"].tolist(), trades["seq"].tolist(),
+               trades["mono_ts"].tolist(), trades["price"].tolist())
+    for i, (kind, sym, seq, mono, p) in enumerate(cols):
+        if (kind != 1 and kind != 2) or sym != mine or not 0.0 < p < math.inf:
+            continue
+        if len(win) == lookback:
+            r = p / win[0] - 1.0
+            s = 1 if r > thr else (-1 if r < -thr else 0)
+            if s and s != wish:
+                wish = s
+                order = (seq, mono, p, s)          # what target() would be given
+                out.append((i, order[3]))
+        win.append(p)
     return out

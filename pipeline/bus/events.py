@@ -94,6 +94,11 @@ class EventWriter:
     def heartbeat(self) -> None:
         self._w.heartbeat()
 
+    @property
+    def resync_requests(self) -> int:
+        """Times a lapped reader asked for the start-up state again (EventReader.request_resync)."""
+        return self.ring.resync_requests
+
     def stats(self) -> dict:
         return {"published": self.published, **{f"ev_{k}": v for k, v in self.by_kind.items()}}
 
@@ -131,6 +136,12 @@ class EventReader:
     @property
     def lost(self) -> int:
         return self._r.lost
+
+    def request_resync(self) -> None:
+        """Ask the gateway for its state again (the ring header's resync word): a reader that
+        lost events no longer knows its orders; the gateway answers with POSITION / OPEN /
+        SYNCED for every strategy epoch it serves."""
+        self.ring.request_resync()
 
     @property
     def owner_alive(self) -> bool:

@@ -84,13 +84,19 @@ def replace(ex, old: Order, new: Order) -> None:
         return ex.replace_intent(old, new)
     params = order_params(ex, new)
     params.update(cancelReplaceMode="STOP_ON_FAILURE", cancelOrigClientOrderId=old.cid)
+    # the WebSocket API's order.cancelReplace on a request/answer WS-API client (transport =
+    # ws_api); REST otherwise (also beside the pipelined WsOrderWire, which only places)
+    ws = getattr(ex, "ws", None)
+    ws = ws if ws is not None and hasattr(ws, "request") and not hasattr(ws, "put") else None
+    via, method, path = ("ws_api", "order.cancelReplace", None) if ws is not None else \
+        ("rest", "POST", "/api/v3/order/cancelReplace")
     new.attempts += 1
     new.ts_ms = ex.clock.timestamp_ms()
     try:
         if getattr(ex.journal, "writes_orders", False):
             ex._journal_order(new)               # the binary journal's ORDER record
-        ex.journal.write("request", cid=new.cid, via="rest", method="POST",
-                         path="/api/v3/order/cancelReplace", replaces=old.cid,
+        ex.journal.write("request", cid=new.cid, via=via, method=method,
+                         path=path, replaces=old.cid,
                          attempt=new.attempts, ts_ms=new.ts_ms,
                          body="&".join(f"{k}={v}" for k, v in params.items()))
         ex.journal.commit()                      # write-ahead: on disk before it goes out
@@ -101,9 +107,14 @@ def replace(ex, old: Order, new: Order) -> None:
     ex.heartbeat()
     order_log("SENT", new.cid, symbol=new.symbol, side=SIDES.get(new.side), qty=new.qty,
               price=None if new.price != new.price else new.price, replaces=old.cid,
-              via="rest")
-    r = ex.rest.signed("POST", "/api/v3/order/cancelReplace", params,
-                       timeout=(ex.cfg.connect_timeout_s, ex.cfg.request_timeout_s))
+              via=via)
+    if ws is not None:
+        ex.heartbeat()
+        r = ws.request("order.cancelReplace", params)
+        ex.heartbeat()
+    else:
+        r = ex.rest.signed("POST", "/api/v3/order/cancelReplace", params,
+                           timeout=(ex.cfg.connect_timeout_s, ex.cfg.request_timeout_s))
     ex.journal.write("response", cid=new.cid, attempt=new.attempts, **r.summary())
     ex.count("replaces")
     body = r.data if isinstance(r.data, dict) else {}

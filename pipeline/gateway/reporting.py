@@ -41,6 +41,14 @@ class OrderFeedback:
         self.table = table              # the order book of record (gw.ex.table), for snapshots
         self.synced: set[tuple[int, int]] = set()     # (strategy id, epoch) answered
         self.errors = 0
+        self.resyncs = 0                # start-up states sent again for a lapped reader
+        self._resync_seen = self._resync_word()
+
+    def _resync_word(self) -> int:
+        try:
+            return int(self.writer.resync_requests)
+        except AttributeError:          # a writer without a ring header (tests' stand-ins)
+            return 0
 
     @staticmethod
     def origin(order) -> tuple[int, int, int]:
@@ -110,6 +118,18 @@ class OrderFeedback:
         for sid, epoch in list(hellos.items()):
             if (sid, epoch) not in self.synced:
                 self.synced.add((sid, epoch))
+                self.snapshot(epoch)
+                n += 1
+        req = self._resync_word()
+        if req != self._resync_seen:
+            # a strategy process fell behind the ring and lost events: it waits for its state
+            # again (the gateway does not know which reader it was: every epoch it serves)
+            self._resync_seen = req
+            self.resyncs += 1
+            epochs = sorted({ep for _sid, ep in hellos.items()})
+            log.warning("order events: a reader lost events and asked for a resync; start-up "
+                        "state again for epoch(s) %s", epochs)
+            for epoch in epochs:
                 self.snapshot(epoch)
                 n += 1
         return n

@@ -62,7 +62,9 @@ def ws_reply(msg: dict, gate: HostGate, redact: Callable[[str], str], written: i
     outcome, code, text = classify(status, err)
     if outcome in (Outcome.RATE_LIMITED, Outcome.BANNED):
         gate.block(status, retry_after_s({}, err))
-    return Reply(outcome, status, code, redact(text), msg.get("result"), {}, written, done)
+    # a refused order.cancelReplace says what became of each half in error.data, as REST's body
+    data = err if err is not None and isinstance(err.get("data"), dict) else msg.get("result")
+    return Reply(outcome, status, code, redact(text), data, {}, written, done)
 
 
 class WsSigner:

@@ -3,7 +3,7 @@
 
 Methods: ping, time, session.logon / status / logout, userDataStream.subscribe (needs a logged-on
 session), userDataStream.subscribe.signature, userDataStream.unsubscribe, order.place,
-order.cancel, order.status, openOrders.status, openOrders.cancelAll, account.status.
+order.cancel, order.cancelReplace, order.status, openOrders.status, openOrders.cancelAll, account.status.
 Signed params carry apiKey, timestamp and signature (HMAC-SHA256 over the sorted params); after
 session.logon they may be omitted. User-data events arrive as `{"subscriptionId", "event"}`.
 """
@@ -202,6 +202,8 @@ class WsApi:
             "order.place": (self._order_place, 1, True, True),
             "order.cancel": (lambda c, p, a: self.sim.engine.cancel(a, self._strs(p)).canceled(now_ms()),
                              1, True, False),
+            "order.cancelReplace": (lambda c, p, a: self.sim.engine.cancel_replace(
+                a, self._strs(p), now_ms()), 1, True, True),
             "order.status": (lambda c, p, a: self.sim.engine.find(a, self._strs(p)).details(), 4, True, False),
             "openOrders.status": (self._open_orders, 6, True, False),
             "openOrders.cancelAll": (self._cancel_all, 1, True, False),

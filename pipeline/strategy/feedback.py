@@ -51,6 +51,7 @@ class LiveFeedback:
         self.skipped = 0                 # events before our SYNCED, or of other strategies
         self.lost = 0
         self.syncs = 0
+        self.resyncs_requested = 0       # times this reader was lapped and asked for the state
         self.synced_position: dict[str, float] = {}   # at the last sync, per strategy id
         if self.active:
             for st in strategies:
@@ -107,12 +108,19 @@ class LiveFeedback:
     def _read(self) -> list:
         out: list = []
         r = self.reader
+        recs = r.poll()                  # a lapped reader skips to the newest: counted lost
         lost = r.lost
         if lost != self.lost:
+            # what became of our orders is unknown now: no decision until the gateway's state
+            # arrives again (gate); what was read with the loss is in that state
             log.error("order events: %d event(s) lost (this process fell behind the gateway's "
-                      "ring)", lost - self.lost)
+                      "ring); strategies wait for the gateway's state again", lost - self.lost)
             self.lost = lost
-        recs = r.poll()
+            self.synced = False
+            self._snap = []
+            self.resyncs_requested += 1
+            r.request_resync()
+            return out
         if not len(recs):
             return out
         by_id = self.by_id
@@ -162,6 +170,7 @@ class LiveFeedback:
         s = {"feedback": self.mode, "feedback_active": self.active, "feedback_synced": self.synced,
              "order_events": self.events, "order_events_skipped": self.skipped,
              "order_events_lost": self.lost, "feedback_syncs": self.syncs,
+             "feedback_resyncs_requested": self.resyncs_requested,
              "synced_position": self.synced_position}
         return s
 

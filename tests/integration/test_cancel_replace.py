@@ -134,3 +134,48 @@ def test_the_simulators_cancel_replace_answers_as_binance_does(sim):
     assert r["data"]["newOrderResult"] == "SUCCESS" and r["data"]["newOrderResponse"]["status"] == "NEW"
     st, r = _signed(sim, "POST", "/api/v3/order/cancelReplace", dict(base, price="1.00"))
     assert st == 400 and r["code"] == -1102 and "cancelReplaceMode" in r["msg"]
+
+
+def test_replace_goes_out_as_ws_api_order_cancel_replace_on_the_ws_api_transport(sim, gw_factory):
+    """transport = ws_api (request/answer client): a REPLACE is one WebSocket API
+    order.cancelReplace (STOP_ON_FAILURE), not REST; the simulator's WS API answers it as its
+    REST endpoint does, both halves' results in error.data when the cancel fails."""
+    gw = gw_factory(transport="ws_api", async_orders=False, user_stream=False,
+                    reference_poll_ms=60_000).start()
+    reader = EventReader.attach(gw.channel, start="oldest")
+    assert reader is not None, "the gateway offers no order-event ring"
+    try:
+        with StrategySide(gw.channel) as st:
+            ref = gw.status()["refs"]["BTCUSDT"]
+            ep = st.tx.epoch
+            px1, px2 = round(ref * 0.98, 2), round(ref * 0.97, 2)
+            st.send(side=BUY, qty=0.001, price=px1, order_type=OrderType.LIMIT_MAKER)   # seq 1
+            events(reader, has("ACCEPTED", 1))
+            new = st.make(side=BUY, qty=0.001, price=px2, order_type=OrderType.LIMIT_MAKER)
+            assert st.tx.send(new._replace(action=int(SignalAction.REPLACE), replace_back=1))
+            events(reader, lambda g: has("CANCELLED", 1)(g) and has("ACCEPTED", 2)(g))
+            orders = {o["clientOrderId"]: o for o in acct(sim)["orders"]}
+            assert orders[client_id(1, ep, 1)]["status"] == "CANCELED"
+            assert orders[client_id(1, ep, 2)]["status"] == "NEW"
+            assert float(orders[client_id(1, ep, 2)]["price"]) == pytest.approx(px2)
+            # seq 2 is cancelled at the venue behind the gateway's back (no user stream): the
+            # venue refuses the cancel half, STOP_ON_FAILURE places nothing
+            code, _ = _signed(sim, "DELETE", "/api/v3/order", {
+                "symbol": "BTCUSDT", "origClientOrderId": client_id(1, ep, 2)})
+            assert code == 200
+            new = st.make(side=BUY, qty=0.001, price=px1, order_type=OrderType.LIMIT_MAKER)
+            assert st.tx.send(new._replace(action=int(SignalAction.REPLACE), replace_back=1))
+            got = events(reader, lambda g: has("REJECTED", 3)(g) and has("CANCEL_REJECTED", 2)(g))
+            assert any(k == "REJECTED" and s == 3 and "-2022" in why
+                       for k, s, why in got), got
+            assert any(k == "CANCEL_REJECTED" and s == 2 and "-2011" in why
+                       for k, s, why in got), got
+            assert client_id(1, ep, 3) not in {o["clientOrderId"] for o in acct(sim)["orders"]}
+        j = gw.journal()
+        req = [r for r in j if r["k"] == "request" and r.get("replaces")]
+        assert [(r["via"], r["method"]) for r in req] == [("ws_api", "order.cancelReplace")] * 2
+        assert not [r for r in j if r["k"] == "request" and r.get("path") ==
+                    "/api/v3/order/cancelReplace"]
+        assert gw.stop() == 0
+    finally:
+        reader.close()

@@ -36,7 +36,7 @@ def test_momentum_decides_what_the_plain_loop_decides(batch):
                            max_batch=batch)
     run = EventEngine(recs, [st], model).run()
     want, pos = [], 0
-    for i, d in loop(recs["price"], 50, 5.0):
+    for i, d in loop(recs, 50, 5.0):
         tgt = 1 if d > 0 else 0                         # long/flat
         if tgt != pos:
             want.append((i, tgt - pos))

@@ -125,3 +125,40 @@ def test_every_order_state_the_strategy_needs_is_an_event(channel):
     finally:
         r.close()
         w.close()
+
+
+def test_a_lapped_reader_waits_for_the_gateways_state_again_instead_of_missing_fills(channel):
+    """The strategy process falls more than a ring behind the gateway: it does not trade on the
+    position it pieced together from the fills it happened to read; it asks for a resync and
+    takes the gateway's state (the one of record) again."""
+    table = OrderTable()
+    buy = order(1, 200, 1, qty=1.0, state=OrderState.ACK)
+    table.add(buy)
+    w = EventWriter(channel, 64)
+    fb = OrderFeedback(w, table)
+    st = LongFlat(strategy_id=1, venue=1, symbol=7, qty=1.0, ttl_ns=10**9)
+    st.epoch = 200
+    live = LiveFeedback(channel, "on", [st], epoch=200)
+    try:
+        live.service(10**12, False)                       # attach
+        fb.sync({1: 200})
+        live.service(2 * 10**12, False)
+        assert not live.gate and 1 in st.orders and st.net_qty == 0.0
+        for i in range(100):                              # 100 fills, the reader sleeps
+            buy.filled = round(buy.filled + 0.01, 10)
+            if i == 99:
+                buy.state = OrderState.FILLED
+            fb.fill(buy, Fill("BTCUSDT", 10 + i, buy.cid, 1, 1, 0.01, 100.0))
+        live.service(3 * 10**12, False)
+        assert live.lost > 0 and live.gate                # no decision on a partial picture
+        assert live.resyncs_requested == 1 and st.net_qty < 1.0 - 1e-9
+        fb.sync({1: 200})                                 # the gateway's loop: the request
+        assert fb.resyncs == 1
+        live.service(4 * 10**12, False)
+        assert not live.gate and live.syncs == 2
+        assert st.net_qty == pytest.approx(1.0) and 1 not in st.orders
+        fb.sync({1: 200})                                 # answered once
+        assert fb.resyncs == 1
+    finally:
+        live.close()
+        w.close()
