@@ -1,6 +1,6 @@
 # Table of contents of ext/okx_sign.pyx — the OKX order path: risk check, then the OKX v5 order
 # body (JSON) and its OK-ACCESS-SIGN (base64 HMAC-SHA256 over timestamp + POST + path + body), one
-# compiled call. Pure-Python twin: pipeline/gateway/okx_sign_py.py (same classes, same bytes).
+# compiled call. Pure-Python twin: pipeline/venues/okx/okx_sign_py.py (same classes, same bytes).
 from libc.stdint cimport int64_t
 from pipeline._ext.sign cimport HmacKey
 from pipeline._ext.risk cimport RiskEngine, CheckedOrder

@@ -9,7 +9,7 @@ returned bytes. The result is one bytes object:
 
     [0:24)   OK-ACCESS-TIMESTAMP, ISO 8601 UTC with milliseconds ("2020-12-08T09:08:57.715Z")
     [24:68)  OK-ACCESS-SIGN (base64, 44 characters)
-    [68:)    the request body (pipeline/gateway/okx_sign_py.py documents its layout)
+    [68:)    the request body (pipeline/venues/okx/okx_sign_py.py documents its layout)
 
 `split(blob)` (twin module) gives the three parts. Formats and rules are documented in the twin;
 tests/parity checks identical bytes.
@@ -77,7 +77,7 @@ cdef size_t put_iso_ms(char *dst, int64_t ms) noexcept nogil:
 
 
 def iso_ms(ms):
-    """OK-ACCESS-TIMESTAMP of a Unix time in ms (as pipeline.venues.okx_orders.iso_ms)."""
+    """OK-ACCESS-TIMESTAMP of a Unix time in ms (as pipeline.venues.okx.orders.iso_ms)."""
     cdef char out[24]
     if ms < 0:
         raise ValueError("timestamp must be >= 0")
@@ -273,7 +273,7 @@ cdef class OkxOrderSigner:
 
 
 cdef bytes _check_cid(object client_id):
-    from pipeline.gateway.okx_sign_py import check_okx_cid
+    from pipeline.venues.okx.okx_sign_py import check_okx_cid
     return check_okx_cid(_b(client_id, "client_id"))
 
 

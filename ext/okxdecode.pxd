@@ -1,5 +1,5 @@
 # Table of contents of ext/okxdecode.pyx — OKX `trades` push → TICK records, straight from the
-# frame bytes. Pure-Python twin: pipeline/venues/okxdecode_py.py (same class, same statuses, same
+# frame bytes. Pure-Python twin: pipeline/venues/okx/okxdecode_py.py (same class, same statuses, same
 # records); tests/parity/test_okxdecode_parity.py checks they agree on every message.
 from libc.stdint cimport int64_t, uint32_t
 from pipeline._ext.records cimport TickRecord

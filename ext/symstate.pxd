@@ -1,5 +1,5 @@
 # Table of contents of ext/symstate.pyx — per-symbol state shared by a feed's frame decoders.
-# Pure-Python twin: SymbolState in pipeline/collector/wsdecode_py.py.
+# Pure-Python twin: SymbolState in pipeline/venues/binance/wsdecode_py.py.
 from libc.stdint cimport int64_t, uint8_t
 from libcpp.map cimport map as cmap
 from libcpp.vector cimport vector

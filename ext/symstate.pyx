@@ -4,7 +4,7 @@
 FNV-1a), last ids per message kind (the duplicate filter) and the depth books of synced symbols as
 C++ ordered maps (so the crossed-book check is two iterator dereferences).
 
-Pure-Python twin: `SymbolState` in pipeline/collector/wsdecode_py.py.
+Pure-Python twin: `SymbolState` in pipeline/venues/binance/wsdecode_py.py.
 """
 from cpython.mem cimport PyMem_Malloc, PyMem_Free
 from libc.stdint cimport int64_t, uint8_t, uint64_t

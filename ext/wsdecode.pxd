@@ -1,5 +1,5 @@
 # Table of contents of ext/wsdecode.pyx — WebSocket frame decoder + Binance hot-field extractor.
-# Pure-Python twin: pipeline/collector/wsdecode_py.py (same classes, methods and results).
+# Pure-Python twin: pipeline/venues/binance/wsdecode_py.py (same classes, methods and results).
 from libc.stdint cimport int64_t, uint8_t, uint64_t
 from pipeline._ext.records cimport TickRecord
 from pipeline._ext.symstate cimport SymbolState

@@ -2,7 +2,7 @@
 # cython: language_level=3
 """WebSocket frame decoder and Binance hot-field extractor: socket bytes → tick records.
 
-A transliteration of the pure-Python twin pipeline/collector/wsdecode_py.py, which documents the
+A transliteration of the pure-Python twin pipeline/venues/binance/wsdecode_py.py, which documents the
 algorithm (events, reasons, what the hot path accepts). The loop touches no Python object until it
 stops for an event; records are written straight into the caller's TICK_DTYPE array, a message
 completely or not at all. Per-symbol state (symbol table, duplicate filters, the depth books of

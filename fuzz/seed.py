@@ -11,7 +11,7 @@ import json
 import struct
 from pathlib import Path
 
-from pipeline.collector.wsdecode_py import ws_frame
+from pipeline.venues.binance.wsdecode_py import ws_frame
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"

@@ -1,5 +1,5 @@
 """Fuzz harness: the Binance WebSocket frame decoder, compiled (pipeline._ext.wsdecode) and its
-pure-Python twin (pipeline.collector.wsdecode_py), plus the cool-path router (venues.binance).
+pure-Python twin (pipeline.venues.binance.wsdecode_py), plus the cool-path router (venues.binance).
 
 Input: the bytes a venue's socket delivers (server frames, unmasked), cut into reads at points the
 input's first bytes choose. Properties: nothing raises; both decoders give the same records,
@@ -19,9 +19,9 @@ from fuzz.runner import fuzz_main, instrumented
 
 with instrumented():
     from pipeline._ext import wsdecode as C
-    from pipeline.collector import wsdecode_py as P
+    from pipeline.venues.binance import wsdecode_py as P
     from pipeline.records import TICK_DTYPE, Venue
-    from pipeline.venues import binance as B
+    from pipeline.venues.binance import market as B
 
 SYMS = {b"BTCUSDT": 1, b"ETHUSDT": 2}
 MAX_MESSAGE = 4096

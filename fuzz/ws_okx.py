@@ -1,5 +1,5 @@
 """Fuzz harness: the OKX `trades` frame decoder, compiled (pipeline._ext.okxdecode) and its
-pure-Python twin (pipeline.venues.okxdecode_py), plus the cool path every other frame takes
+pure-Python twin (pipeline.venues.okx.okxdecode_py), plus the cool path every other frame takes
 (orjson → okx.classify → okx.route_data / okx.parse_event).
 
 Input: text frames separated by newlines. Properties: both decoders give the same status per
@@ -19,7 +19,7 @@ from fuzz.runner import fuzz_main, instrumented
 
 with instrumented():
     from pipeline.records import TICK_DTYPE
-    from pipeline.venues import okx
+    from pipeline.venues.okx import market as okx
 
 SYMS = {"BTC-USDT": 1, "ETH-USDT": 2, "BTC-USDT-SWAP": 3}
 

@@ -43,8 +43,8 @@ CACHE_VERSION = 1
 
 # listing name → (module with fetch(), the status that means "trading")
 LISTINGS: dict[str, tuple[str, str]] = {
-    "binance": ("pipeline.venues.binance_instruments", "TRADING"),
-    "okx": ("pipeline.venues.okx_instruments", "live"),
+    "binance": ("pipeline.venues.binance.instruments", "TRADING"),
+    "okx": ("pipeline.venues.okx.instruments", "live"),
 }
 # The gateway's [gateway].venue → listing (venues not named here speak Binance's REST).
 GATEWAY_LISTING: dict[str, str] = {"OKX": "okx"}

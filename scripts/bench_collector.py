@@ -32,9 +32,9 @@ from pipeline.bus import segments  # noqa: E402
 from pipeline._ext import wsdecode as C  # noqa: E402
 from pipeline.collector.connection import ConnectionClosed, WsConnection  # noqa: E402
 from pipeline.collector.loopback import start_server  # noqa: E402
-from pipeline.collector.wsdecode_py import ws_frame  # noqa: E402
+from pipeline.venues.binance.wsdecode_py import ws_frame  # noqa: E402
 from pipeline.records import TICK_DTYPE, Venue  # noqa: E402
-from pipeline.venues import okx  # noqa: E402
+from pipeline.venues.okx import market as okx  # noqa: E402
 
 SYMS = {b"BTCUSDT": 1, b"ETHUSDT": 2}
 TEMPLATE = ('{"stream":"btcusdt@trade","data":{"e":"trade","E":%d,"s":"BTCUSDT","t":%d,'

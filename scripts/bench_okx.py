@@ -4,7 +4,7 @@ Python twin and a plain hmac.new + base64 signature, in the same run.
     okx_risk_sign_p50_ns / _p99_ns   OkxOrderPath(risk, signer).process(signal, now, ts): the risk
                                      check, the order's JSON body, the ISO timestamp and the base64
                                      HMAC-SHA256 OK-ACCESS-SIGN (ext/okx_sign.pyx), one call
-    okx_python_twin_p50_ns           the same path in pure Python (pipeline/gateway/okx_sign_py.py)
+    okx_python_twin_p50_ns           the same path in pure Python (pipeline/venues/okx/okx_sign_py.py)
     hmac_new_base64_p50_ns           base64.b64encode(hmac.new(secret, prehash, sha256).digest())
                                      of the same prehash alone
 
@@ -28,11 +28,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pipeline import _native
-from pipeline.gateway import okx_sign_py, risk_py
+from pipeline.gateway import risk_py
+from pipeline.venues.okx import okx_sign_py
 from pipeline.gateway.instruments import InstrumentRules
 from pipeline.gateway.risk import RiskEngine, make_signal
 from pipeline.records import Venue
-from pipeline.venues import okx_orders as ox
+from pipeline.venues.okx import orders as ox
 
 RULES = InstrumentRules.build(
     symbol_id=1, venue=int(Venue.OKX), name="BTC-USDT", tick="0.1", step="0.00000001",

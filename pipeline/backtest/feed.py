@@ -37,9 +37,9 @@ def _raw(path: str, venue: str) -> np.ndarray:
     except KeyError:
         raise DataError(f"{path}: unknown venue {venue!r} for a raw recording") from None
     if v == Venue.OKX:
-        from pipeline.venues.okx_adapter import OkxAdapter as Adapter
+        from pipeline.venues.okx.adapter import OkxAdapter as Adapter
     else:
-        from pipeline.venues.binance import BinanceAdapter as Adapter
+        from pipeline.venues.binance.market import BinanceAdapter as Adapter
     syms = {i.symbol: REG.id(v, i.symbol) for i in REG.for_venue(v)}
     return replay(read_recording(path), Adapter(syms, int(v)),
                   depth_symbols=list(syms.values()))

@@ -41,7 +41,7 @@ import requests
 
 from pipeline.collector.connection import (AttemptWindow, Backoff, ConnectionClosed, RateLimiter,
                                             WsConnection)
-from pipeline.collector import wsdecode_py as K
+from pipeline.venues.binance import wsdecode_py as K
 from pipeline.collector.feed import Feed
 from pipeline.config import CollectorConfig
 from pipeline.logs import event_log
@@ -54,8 +54,8 @@ SNAPSHOT_MIN_INTERVAL_S = 0.25
 
 # [collector].venue → the adapter class (module, name): the one place venues are listed.
 ADAPTERS = {
-    "binance": ("pipeline.venues.binance", "BinanceAdapter"),
-    "okx": ("pipeline.venues.okx_adapter", "OkxAdapter"),
+    "binance": ("pipeline.venues.binance.market", "BinanceAdapter"),
+    "okx": ("pipeline.venues.okx.adapter", "OkxAdapter"),
 }
 
 

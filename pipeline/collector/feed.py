@@ -19,7 +19,7 @@ import numpy as np
 import orjson
 
 from pipeline import _native
-from pipeline.collector import wsdecode_py as K   # event/reason constants (same in both kernels)
+from pipeline.venues.binance import wsdecode_py as K   # event/reason constants (same in both kernels)
 from pipeline.logs import event_log
 from pipeline.records import TICK_DTYPE, Kind
 from pipeline.venues.base import Routed
@@ -36,7 +36,7 @@ def decoder_module(backend: str):
     if backend == "cython":
         return _native.load("wsdecode")
     if backend == "python":
-        from pipeline.collector import wsdecode_py
+        from pipeline.venues.binance import wsdecode_py
         return wsdecode_py
     raise ValueError(f"unknown decoder backend {backend!r} (cython or python)")
 

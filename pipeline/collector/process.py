@@ -26,8 +26,11 @@ log = logging.getLogger(__name__)
 
 def run(cfg: CollectorConfig, ring_name: str, seconds: float | None = None,
         stats_path: str | None = None, attach_timeout: float = 10.0,
-        run_dir: str | Path = "run", registry=None) -> dict:
-    """registry: the instruments (default: the run's cache, see pipeline/instruments.py)."""
+        run_dir: str | Path = "run", registry=None, keep_signal_handlers: bool = False) -> dict:
+    """registry: the instruments (default: the run's cache, see pipeline/instruments.py).
+    keep_signal_handlers: the role's own process (main) keeps the stop handler until it exits: a
+    collector that stopped on the launcher's shutdown word before its SIGTERM arrived must not
+    die by that SIGTERM (exit -15) once the default handler is back."""
     from pipeline.bus.ring import TickRing
     from pipeline.collector.collector import Collector
     from pipeline.collector.recorder import RawRecorder
@@ -97,14 +100,13 @@ def run(cfg: CollectorConfig, ring_name: str, seconds: float | None = None,
         tel.close(ticks=int(ring.cursor), errors=sum(stats["errors"].values()))
         writer.close()
         ring.close()
+        if not keep_signal_handlers:
+            for s, h in prev.items():
+                signal.signal(s, h)
         if stats_path:
             tmp = Path(stats_path).with_suffix(".tmp")
             tmp.write_text(json.dumps(stats, indent=1, sort_keys=True))
             tmp.replace(stats_path)
-        # Restored last: the launcher's SIGTERM often arrives while this closes (its shutdown
-        # word came first); with the default handler back earlier it killed us (-15).
-        for s, h in prev.items():
-            signal.signal(s, h)
     return stats
 
 
@@ -143,17 +145,10 @@ def main(argv=None) -> int:
     if args.record_dir:
         cfg = replace(cfg, record_dir=args.record_dir)
     from pipeline.instruments import InstrumentError, run_dir_of
-
-    def stopping(*_):          # a SIGTERM outside run()'s own handler: exit cleanly
-        raise SystemExit(0)
-    signal.signal(signal.SIGTERM, stopping)
     try:
-        run(cfg, args.ring or full.ring.name, args.seconds, args.stats, run_dir=run_dir_of(full))
+        run(cfg, args.ring or full.ring.name, args.seconds, args.stats, run_dir=run_dir_of(full),
+            keep_signal_handlers=True)
     except InstrumentError as exc:
         log.error("%s", exc)
         return 2
-    # Done and closed. The launcher's SIGTERM may still come (it sends one to every role still
-    # alive in its stop order): ignored, as the recorder does (interpreter shutdown is not
-    # killed by it, -15).
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     return 0

@@ -148,7 +148,7 @@ def replay(lines: Iterable[tuple[int, bytes]], adapter, *, depth_symbols=(),
     `bare_snapshot_symbol`: recordings (hftbacktest) whose REST snapshot is a bare
     `{"lastUpdateId":...}` line belong to this symbol id. Without a `start` line the book syncs
     start at the first line (auto_start)."""
-    from pipeline.collector.wsdecode_py import ws_frame
+    from pipeline.venues.binance.wsdecode_py import ws_frame
     chunks: list[np.ndarray] = []
     feed = Feed(adapter, lambda a: chunks.append(a.copy()), depth_symbols=depth_symbols,
                 backend=backend, max_message=max_message)

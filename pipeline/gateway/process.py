@@ -3,7 +3,7 @@ files (docs/gateway.md, "Layout"):
 
     assembly.py      building it from config (STARTING: lock, credentials, journal, bind, venue
                      adapter, rebuild, reconcile)
-    venue_binance.py the venue adapter (signer, REST, instruments, streams, order wire)
+    venues/binance/gateway.py the venue adapter (signer, REST, instruments, streams, order wire)
     loop.py          the main loop and its housekeeping
     admission.py     one signal: the compiled order path, the refusals, the hand-over
     tradingstate.py  ACTIVE / REDUCING / HALTED, the halt and its cancels

@@ -11,7 +11,7 @@ from __future__ import annotations
 import bisect
 
 from pipeline.sim.instruments import DecimalError, mul8, parse8
-from pipeline.venues import okx_orders as ox
+from pipeline.venues.okx import orders as ox
 
 
 def _units(a: dict, name: str) -> int | None:

@@ -31,7 +31,7 @@ from aiohttp import WSMsgType, web
 
 from pipeline.sim.okx import OkxConn
 from pipeline.sim.okx_trade import OkxTrade
-from pipeline.venues import okx_orders as ox
+from pipeline.venues.okx import orders as ox
 
 log = logging.getLogger(__name__)
 

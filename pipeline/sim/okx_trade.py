@@ -5,7 +5,7 @@
     GET  /api/v5/trade/order?instId=&clOrdId=|ordId=, orders-pending, fills
     GET  /api/v5/account/balance, /api/v5/public/time
 
-Signed requests (pipeline/venues/okx_orders.py): OK-ACCESS-KEY names the account (50111 unknown),
+Signed requests (pipeline/venues/okx/orders.py): OK-ACCESS-KEY names the account (50111 unknown),
 OK-ACCESS-PASSPHRASE must be its passphrase (50105), OK-ACCESS-TIMESTAMP an ISO time within 30 s
 of the server's (50112 malformed, 50102 expired), OK-ACCESS-SIGN the base64 HMAC-SHA256 of
 timestamp + METHOD + path (+ ?query) + body exactly as received (50113). `x-simulated-trading`
@@ -34,7 +34,7 @@ from aiohttp import web
 from pipeline.sim.accounts import Account
 from pipeline.sim.errors import ApiError
 from pipeline.sim.instruments import E8, fmt8
-from pipeline.venues import okx_orders as ox
+from pipeline.venues.okx import orders as ox
 
 log = logging.getLogger(__name__)
 

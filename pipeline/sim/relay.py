@@ -5,7 +5,7 @@ streams at `upstream_ws_url`, depth snapshots and the instrument listing at `ups
 for its [sim].symbols and `upstream_channels`, and
 
 - keeps one book per symbol from the upstream depth stream, synced exactly as the collector syncs
-  its own (pipeline.venues.binance_book.BinanceBookSync over the simulator's books: snapshot from
+  its own (pipeline.venues.binance.book.BinanceBookSync over the simulator's books: snapshot from
   the upstream's /api/v3/depth, buffered diffs, gaps and crossed books resync);
 - matches the run's orders against those books and trades (pipeline/sim/matching.py: market and
   crossing limit orders walk the upstream book, resting orders fill when an upstream trade trades
@@ -40,7 +40,7 @@ from pipeline.records import Kind, Side
 from pipeline.sim.book import Book
 from pipeline.sim.instruments import E8, DecimalError, InstrumentSpec, parse8
 from pipeline.sim.tape import Message, OnTrade, Tape
-from pipeline.venues.binance import BinanceAdapter, BadMessage
+from pipeline.venues.binance.market import BinanceAdapter, BadMessage
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ def units(x: float) -> int:
 
 
 def spec_of(fields: dict[str, str]) -> InstrumentSpec:
-    """An instrument of the upstream's listing (pipeline.venues.binance_instruments.fields_of) →
+    """An instrument of the upstream's listing (pipeline.venues.binance.instruments.fields_of) →
     the simulator's instrument spec (filters the venue leaves at 0 or empty are unlimited)."""
     def dec(name: str, default: int) -> int:
         v = fields.get(name) or ""
@@ -81,7 +81,7 @@ def spec_of(fields: dict[str, str]) -> InstrumentSpec:
 def load_specs(cfg, attempts: int = 3, fetch=None) -> list[InstrumentSpec]:
     """The instruments of [sim].symbols from the upstream's listing (GET /api/v3/exchangeInfo).
     Raises RelayError naming what is missing or why the upstream cannot be asked."""
-    from pipeline.venues import binance_instruments
+    from pipeline.venues.binance import instruments as binance_instruments
     from pipeline.venues.listing import ListingError, VenueUnreachable
     import requests
     fetch = fetch or binance_instruments.fetch

@@ -21,7 +21,7 @@ KeepAlive = Literal["server_ping", "client_text_ping"]
 
 @dataclass(frozen=True)
 class ConnectionRules:
-    """Venue limits that shape connections (Binance values in pipeline.venues.binance)."""
+    """Venue limits that shape connections (Binance values in pipeline.venues.binance.market)."""
 
     max_streams_per_conn: int
     max_outgoing_per_s: float        # client → server messages (incl. pong frames)

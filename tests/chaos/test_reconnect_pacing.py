@@ -20,8 +20,8 @@ from pipeline.collector.collector import Collector
 from pipeline.config import CollectorConfig
 from pipeline.records import Venue
 from pipeline.sim.testing import start_sim
-from pipeline.venues import binance
-from pipeline.venues.binance import BinanceAdapter
+from pipeline.venues.binance import market as binance
+from pipeline.venues.binance.market import BinanceAdapter
 
 pytestmark = pytest.mark.timeout(120)
 SYMS200 = [f"S{i:03d}USDT" for i in range(200)]

@@ -11,9 +11,9 @@ from pipeline.bus.ring import TickRing
 from pipeline.collector.loopback import start_server
 from pipeline.collector.process import run_from_dict
 from pipeline.collector.recorder import load_segments, NpySegmentWriter, RawRecorder, read_raw, replay
-from pipeline.collector.wsdecode_py import ws_frame
+from pipeline.venues.binance.wsdecode_py import ws_frame
 from pipeline.records import TICK_DTYPE, Kind, Venue
-from pipeline.venues.binance import BinanceAdapter
+from pipeline.venues.binance.market import BinanceAdapter
 from tests.collector_helpers import BINANCE, strip_ring
 from registry_fixture import FIXTURE_JSON
 

@@ -261,7 +261,7 @@ def test_server_pings_are_answered(run, sim):
 
 def test_recorded_session_replays_to_the_same_records(run, sim, tmp_path):
     from pipeline.collector.recorder import read_raw, replay
-    from pipeline.venues.binance import BinanceAdapter
+    from pipeline.venues.binance.market import BinanceAdapter
     from tests.collector_helpers import strip_ring
     rec = tmp_path / "rec"
     r = run(record_dir=str(rec))

@@ -16,7 +16,7 @@ from pipeline.collector.recorder import read_raw, replay
 from pipeline.data import export as ex
 from pipeline.records import TICK_DTYPE, Kind, Side, Venue
 from registry_fixture import DEFAULT, write_cache
-from pipeline.venues.binance import BinanceAdapter
+from pipeline.venues.binance.market import BinanceAdapter
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.timeout(120)

@@ -13,7 +13,7 @@ from collector_fixtures import CollectorRun, collector_runs
 from pipeline.records import FLAG_LAST_IN_MSG, Kind, Venue
 from registry_fixture import DEFAULT
 from pipeline.sim import testing as sim_testing
-from pipeline.venues import okx
+from pipeline.venues.okx import market as okx
 
 pytestmark = pytest.mark.timeout(60)
 INST = "BTC-USDT"
@@ -178,7 +178,7 @@ def test_recorded_session_replays_to_the_same_records(run, sim, tmp_path):
     """Raw frames recorded live (with the REST snapshot of a gap's resync) replay through the same
     Feed and OKX adapter to the same records, bit for bit."""
     from pipeline.collector.recorder import read_raw, replay
-    from pipeline.venues.okx_adapter import OkxAdapter
+    from pipeline.venues.okx.adapter import OkxAdapter
     from tests.collector_helpers import strip_ring
     rec = tmp_path / "rec"
     r = run(record_dir=str(rec))

@@ -8,7 +8,7 @@ import pytest
 
 from pipeline.config import SIM_TEST_PASSPHRASE
 from pipeline.records import Venue
-from pipeline.venues import okx_orders as ox
+from pipeline.venues.okx import orders as ox
 from tests.integration.gateway_harness import (BUY, SELL, StrategySide, acct,  # noqa: E402,F401
                                                cid_of, gw_factory, sim)
 

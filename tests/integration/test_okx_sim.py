@@ -14,8 +14,8 @@ import websocket
 from pipeline.records import Kind
 from registry_fixture import DEFAULT
 from pipeline.sim.testing import start_sim
-from pipeline.venues import okx
-from pipeline.venues.okx_book import OkxBookSync
+from pipeline.venues.okx import market as okx
+from pipeline.venues.okx.book import OkxBookSync
 
 pytestmark = pytest.mark.timeout(60)
 SYMS = okx.symbols_from_registry(DEFAULT)

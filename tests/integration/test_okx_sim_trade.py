@@ -17,7 +17,7 @@ import websocket
 from pipeline.config import SIM_TEST_API_KEY, SIM_TEST_PASSPHRASE, SIM_TEST_SECRET
 from pipeline.sim.okx_private import login_args
 from pipeline.sim.testing import start_sim
-from pipeline.venues import okx_orders as ox
+from pipeline.venues.okx import orders as ox
 
 pytestmark = pytest.mark.timeout(60)
 INST = "BTC-USDT"

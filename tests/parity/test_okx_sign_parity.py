@@ -1,5 +1,5 @@
 """The compiled OKX order path (ext/okx_sign.pyx) against its pure-Python twin
-(pipeline/gateway/okx_sign_py.py): identical timestamps, signatures and bodies on random orders,
+(pipeline/venues/okx/okx_sign_py.py): identical timestamps, signatures and bodies on random orders,
 identical decisions through the risk kernel; the signature verifies with hmac/base64 on its own,
 the body is the JSON OKX documents, and the simulator's own check accepts it."""
 from __future__ import annotations
@@ -13,11 +13,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipeline import _native
-from pipeline.gateway import okx_sign_py, risk_py
+from pipeline.gateway import risk_py
+from pipeline.venues.okx import okx_sign_py
 from pipeline.gateway.instruments import InstrumentRules
 from pipeline.gateway.risk import RiskEngine
 from pipeline.records import Venue
-from pipeline.venues import okx_orders as ox
+from pipeline.venues.okx import orders as ox
 from tests.gateway_helpers import LIMITS, NOW, T0, SECRET, Sig
 
 okx_sign = _native.load("okx_sign")

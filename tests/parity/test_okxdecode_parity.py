@@ -1,7 +1,7 @@
 """OKX trade decoder: Cython kernel vs pure-Python twin vs the cool-path parser.
 
 Both decoders must give the same status and the same records (bit for bit) for every frame, valid
-or not; on valid trades pushes both must equal pipeline.venues.okx.parse_trades."""
+or not; on valid trades pushes both must equal pipeline.venues.okx.market.parse_trades."""
 from __future__ import annotations
 
 import json
@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 
 from pipeline.records import TICK_DTYPE
 from registry_fixture import DEFAULT
-from pipeline.venues import okx, okxdecode_py
+from pipeline.venues.okx import market as okx
+from pipeline.venues.okx import okxdecode_py
 
 SYMS = okx.symbols_from_registry(DEFAULT)
 REC = "okx/recorded/cryptofeed_okx_ws_public_2022-05-13.jsonl"

@@ -9,8 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipeline._ext import wsdecode as C
-from pipeline.collector import wsdecode_py as P
-from pipeline.collector.wsdecode_py import ws_frame
+from pipeline.venues.binance import wsdecode_py as P
+from pipeline.venues.binance.wsdecode_py import ws_frame
 from pipeline.records import TICK_DTYPE, Venue
 from tests.collector_helpers import BINANCE, BSYMS, gz_lines
 

@@ -8,8 +8,8 @@ import pytest
 
 from pipeline.records import FLAG_LAST_IN_MSG, Kind, Side, Venue
 from registry_fixture import DEFAULT
-from pipeline.venues import okx
-from pipeline.venues.okx_book import OkxBookSync, checksum_string, crc32_signed
+from pipeline.venues.okx import market as okx
+from pipeline.venues.okx.book import OkxBookSync, checksum_string, crc32_signed
 
 REC = "okx/recorded/cryptofeed_okx_ws_public_2022-05-13.jsonl"
 

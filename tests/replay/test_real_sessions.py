@@ -14,7 +14,7 @@ import pytest
 from pipeline.collector.book import Book
 from pipeline.collector.recorder import replay
 from pipeline.records import FLAG_LAST_IN_MSG, FLAG_SNAPSHOT, Kind, Side, Venue
-from pipeline.venues.binance import BinanceAdapter
+from pipeline.venues.binance.market import BinanceAdapter
 from tests.collector_helpers import BINANCE, gz_lines
 
 REC = "binance/recorded"

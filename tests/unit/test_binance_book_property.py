@@ -13,11 +13,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline._ext import wsdecode as C
-from pipeline.collector import wsdecode_py as P
+from pipeline.venues.binance import wsdecode_py as P
 from pipeline.collector.book import BookRebuilder
 from pipeline.records import Kind
-from pipeline.venues.binance import DepthDiff, DepthSnapshot
-from pipeline.venues.binance_book import BinanceBookSync
+from pipeline.venues.binance.market import DepthDiff, DepthSnapshot
+from pipeline.venues.binance.book import BinanceBookSync
 from tests.collector_helpers import BSYMS
 
 SYM, VENUE, DEPTH = 1, 2, 50

@@ -6,7 +6,7 @@ import orjson
 import pytest
 
 from pipeline.records import FLAG_LAST_IN_MSG, Kind, Side, Venue
-from pipeline.venues import binance as B
+from pipeline.venues.binance import market as B
 from tests.collector_helpers import BINANCE, BSYMS, vector_messages
 
 

@@ -3,10 +3,10 @@ import numpy as np
 import pytest
 
 from pipeline._ext import wsdecode as C
-from pipeline.collector import wsdecode_py as P
+from pipeline.venues.binance import wsdecode_py as P
 from pipeline.records import FLAG_LAST_IN_MSG, FLAG_SNAPSHOT, FLAG_SYNTHETIC, Kind
-from pipeline.venues.binance import DepthDiff, DepthSnapshot
-from pipeline.venues.binance_book import BinanceBookSync
+from pipeline.venues.binance.market import DepthDiff, DepthSnapshot
+from pipeline.venues.binance.book import BinanceBookSync
 from tests.collector_helpers import BSYMS
 
 SYM = 1

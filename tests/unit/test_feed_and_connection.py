@@ -8,9 +8,9 @@ import pytest
 
 from pipeline.collector.connection import AttemptWindow, Backoff, RateLimiter
 from pipeline.collector.feed import Feed
-from pipeline.collector.wsdecode_py import ws_frame
+from pipeline.venues.binance.wsdecode_py import ws_frame
 from pipeline.records import Kind
-from pipeline.venues.binance import BinanceAdapter
+from pipeline.venues.binance.market import BinanceAdapter
 from tests.collector_helpers import BINANCE
 
 BAD = [

@@ -157,10 +157,10 @@ def test_the_venue_adapter_is_chosen_by_config_and_an_unknown_venue_is_a_clear_e
     from types import SimpleNamespace
 
     from pipeline.gateway.assembly import GatewayError, venue_adapter
-    from pipeline.gateway.venue_binance import BinanceVenue
+    from pipeline.venues.binance.gateway import BinanceVenue
     for v in ("BINANCE", "SIM"):
         assert isinstance(venue_adapter(SimpleNamespace(venue=v), None), BinanceVenue)
-    from pipeline.gateway.venue_okx import OkxVenue
+    from pipeline.venues.okx.gateway import OkxVenue
     assert isinstance(venue_adapter(SimpleNamespace(venue="OKX"), None), OkxVenue)
     with pytest.raises(GatewayError, match="no gateway adapter for venue 'KRAKEN'"):
         venue_adapter(SimpleNamespace(venue="KRAKEN"), None)

@@ -11,8 +11,8 @@ import pytest
 from pipeline.collector.feed import Feed
 from pipeline.records import TICK_DTYPE, Kind, Venue
 from registry_fixture import DEFAULT
-from pipeline.venues import okx
-from pipeline.venues.okx_adapter import OkxAdapter
+from pipeline.venues.okx import market as okx
+from pipeline.venues.okx.adapter import OkxAdapter
 
 SYMS = okx.symbols_from_registry(DEFAULT)
 REC = "okx/recorded/cryptofeed_okx_ws_public_2022-05-13.jsonl"

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 
 from pipeline.records import FLAG_LAST_IN_MSG, FLAG_SNAPSHOT, FLAG_SYNTHETIC, Kind
-from pipeline.venues.okx import parse_books, parse_rest_books
-from pipeline.venues.okx_book import OkxBook, OkxBookSync, checksum_string, crc32_signed
+from pipeline.venues.okx.market import parse_books, parse_rest_books
+from pipeline.venues.okx.book import OkxBook, OkxBookSync, checksum_string, crc32_signed
 
 SYM = {"BTC-USDT": 14}
 

@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.records import Kind
-from pipeline.venues.okx import BookMsg
-from pipeline.venues.okx_book import OkxBook, OkxBookSync
+from pipeline.venues.okx.market import BookMsg
+from pipeline.venues.okx.book import OkxBook, OkxBookSync
 
 
 def venue_script(seed: int, n: int, with_checksum: bool):

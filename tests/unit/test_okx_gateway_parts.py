@@ -6,10 +6,10 @@ import time
 
 import pytest
 
-from pipeline.gateway.okx_rest import Budget, classify
+from pipeline.venues.okx.rest import Budget, classify
 from pipeline.gateway.rest import Outcome
 from pipeline.gateway.secrets import CredentialError, Redactor, load_passphrase
-from pipeline.venues import okx_orders as ox
+from pipeline.venues.okx import orders as ox
 
 
 def test_okx_answers_map_to_gateway_outcomes():

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from pipeline.records import FLAG_LAST_IN_MSG, Kind, Side, Venue
 from registry_fixture import DEFAULT
-from pipeline.venues import okx
+from pipeline.venues.okx import market as okx
 
 SYMS = okx.symbols_from_registry(DEFAULT)
 

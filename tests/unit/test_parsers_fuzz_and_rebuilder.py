@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 from pipeline.collector.book import BookRebuilder
 from pipeline.records import (FLAG_LAST_IN_MSG, FLAG_SNAPSHOT, TICK_DTYPE, Kind, make_tick)
-from pipeline.venues import binance as B
+from pipeline.venues.binance import market as B
 from tests.collector_helpers import BSYMS
 
 scalars = st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70), st.floats(),

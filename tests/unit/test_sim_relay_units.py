@@ -8,7 +8,7 @@ import pytest
 from pipeline.config import SimConfig
 from pipeline.sim.instruments import parse8
 from pipeline.sim.relay import BIG, spec_of, units
-from pipeline.venues.binance import dec
+from pipeline.venues.binance.market import dec
 
 
 def test_units_of_a_parsed_venue_decimal_is_exact():

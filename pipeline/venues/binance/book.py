@@ -27,7 +27,7 @@ import numpy as np
 from pipeline.collector.book import Book
 from pipeline.records import (FLAG_LAST_IN_MSG, FLAG_SNAPSHOT, FLAG_SYNTHETIC, TICK_DTYPE, Kind,
                               Side)
-from pipeline.venues.binance import DepthDiff, DepthSnapshot
+from pipeline.venues.binance.market import DepthDiff, DepthSnapshot
 
 MAX_BUFFERED = 10_000   # diffs held while a snapshot is fetched (oldest dropped beyond)
 

@@ -21,7 +21,7 @@ import os
 from typing import Any
 
 from pipeline import _native
-from pipeline.gateway.venue_binance import VenueError
+from pipeline.venues.binance.gateway import VenueError
 
 _okx_sign = _native.load("okx_sign")
 
@@ -36,8 +36,8 @@ class OkxVenue:
         self.risk_cfg = risk_cfg
         self._phrase = None
         self._sign = None
-        from pipeline.gateway.okx_execution import OkxExecution
-        from pipeline.gateway.okx_reconcile import reconcile
+        from pipeline.venues.okx.execution import OkxExecution
+        from pipeline.venues.okx.reconcile import reconcile
         self.execution = OkxExecution
         self.reconcile = reconcile
 
@@ -63,7 +63,7 @@ class OkxVenue:
         return _okx_sign.OkxOrderPath(risk, signer)
 
     def rest(self, api_key: str, sign, gate, *, recv_window_ms: int, timestamp_ms, redact):
-        from pipeline.gateway.okx_rest import OkxRest
+        from pipeline.venues.okx.rest import OkxRest
         cfg = self.cfg
         if self._phrase is None:
             raise VenueError("OKX: no passphrase loaded")
@@ -80,7 +80,7 @@ class OkxVenue:
         from pipeline.gateway.rest import Outcome
         from pipeline.instruments import InstrumentError, gateway_source, registry_for
         from pipeline.records import Venue
-        from pipeline.venues.okx_instruments import fields_of
+        from pipeline.venues.okx.instruments import fields_of
         cfg = self.cfg
         try:
             registry = registry_for({gateway_source(cfg): {s.upper() for s in cfg.symbols}},
@@ -120,7 +120,7 @@ class OkxVenue:
         cfg = self.cfg
         if not (cfg.user_stream or cfg.transport == "ws_api"):
             return None, None
-        from pipeline.gateway.okx_stream import OkxPrivate
+        from pipeline.venues.okx.stream import OkxPrivate
         p = OkxPrivate(cfg.ws_api_url, api_key, self._phrase.reveal(), self._sign, timestamp_ms,
                        connect_timeout_s=cfg.connect_timeout_s,
                        read_timeout_s=cfg.request_timeout_s, redact=redact,

@@ -1,5 +1,5 @@
 """Order execution on OKX v5: the gateway's `Execution` (order table, fills, positions, the state
-machine, UNKNOWN handling) speaking OKX's order API (pipeline/venues/okx_orders.py).
+machine, UNKNOWN handling) speaking OKX's order API (pipeline/venues/okx/orders.py).
 
 - `submit()` writes the order signed by the compiled OKX order path (POST /api/v5/trade/order, or
   op "order" on the private WebSocket) and acts on the classified answer (okx_rest.classify):
@@ -22,11 +22,11 @@ from typing import Any
 
 from pipeline.gateway.execution import RETRY_SYNC_BUDGET_S, RECV_WINDOW_MARGIN_MS, Execution, fnum
 from pipeline.gateway.journal import JournalWriteError
-from pipeline.gateway.okx_intents import OkxIntents
+from pipeline.venues.okx.intents import OkxIntents
 from pipeline.gateway.orders import TERMINAL, Order, OrderState
 from pipeline.gateway.rest import Outcome, Reply
 from pipeline.logs import order_log
-from pipeline.venues import okx_orders as ox
+from pipeline.venues.okx import orders as ox
 
 log = logging.getLogger(__name__)
 TIMESTAMP_EXPIRED = int(ox.TIMESTAMP_EXPIRED)
@@ -35,7 +35,7 @@ STATES = {k: OrderState(v) for k, v in ox.STATE.items()}
 
 
 class OkxExecution(OkxIntents, Execution):
-    """Execution against OKX (rest: pipeline.gateway.okx_rest.OkxRest; ws: okx_stream.OkxPrivate
+    """Execution against OKX (rest: pipeline.venues.okx.rest.OkxRest; ws: okx_stream.OkxPrivate
     when orders go over the private WebSocket)."""
 
     # ------------------------------------------------------------------ placing
@@ -52,7 +52,7 @@ class OkxExecution(OkxIntents, Execution):
                                        ox.wire_cid(cid).encode(), timestamp_ms)
 
     def _write(self, order: Order, blob: bytes) -> Reply | None:
-        from pipeline.gateway.okx_sign_py import HEAD, TS_LEN
+        from pipeline.venues.okx.okx_sign_py import HEAD, TS_LEN
         order.attempts += 1
         try:
             order.ts_ms = ox.parse_iso_ms(blob[:TS_LEN].decode())

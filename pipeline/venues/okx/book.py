@@ -1,6 +1,6 @@
 """OKX order book with seqId/prevSeqId sync and CRC32 checksum verification (pure, no I/O).
 
-One `OkxBookSync` per instrument. It eats BookMsg (pipeline.venues.okx) from the WebSocket and
+One `OkxBookSync` per instrument. It eats BookMsg (pipeline.venues.okx.market) from the WebSocket and
 REST snapshots the collector fetches when `need_snapshot` is set, and returns the tick records to
 publish. It never returns records of a book it knows to be wrong: an update is applied to the
 book, checked (sequence, checksum, crossed), and only then turned into records.
@@ -42,7 +42,7 @@ import numpy as np
 
 from pipeline.records import (FLAG_LAST_IN_MSG, FLAG_SNAPSHOT, FLAG_SYNTHETIC, TICK_DTYPE, Kind,
                               Side, Venue)
-from pipeline.venues.okx import CHECKSUM_LEVELS, BookMsg
+from pipeline.venues.okx.market import CHECKSUM_LEVELS, BookMsg
 
 log = logging.getLogger(__name__)
 

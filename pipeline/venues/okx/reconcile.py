@@ -17,7 +17,7 @@ from typing import Any
 from pipeline.gateway.orders import OrderState
 from pipeline.gateway.reconcile import sync_risk
 from pipeline.gateway.rest import Outcome
-from pipeline.venues import okx_orders as ox
+from pipeline.venues.okx import orders as ox
 
 log = logging.getLogger(__name__)
 

@@ -15,9 +15,9 @@ from typing import Any, Sequence
 import numpy as np
 
 from pipeline.records import FLAG_SYNTHETIC, TICK_DTYPE, Kind, Venue
-from pipeline.venues import okx
+from pipeline.venues.okx import market as okx
 from pipeline.venues.base import ConnectionRules, Routed
-from pipeline.venues.okx_book import OkxBookSync
+from pipeline.venues.okx.book import OkxBookSync
 
 RULES = ConnectionRules(
     max_streams_per_conn=480,            # 64 KB of subscribe args; 480 subscribe ops per hour

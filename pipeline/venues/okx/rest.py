@@ -8,9 +8,9 @@ per-endpoint rate limits kept on our side, every answer classified into the gate
     UNKNOWN       the request may have reached the matching engine and we cannot know: a timeout,
                   a broken connection, any 5xx, code (or sCode) 50001 / 50004 / 50013
     NOT_SENT      nothing was written: the host is closed, or our own budget for the endpoint
-                  (pipeline.venues.okx_orders.RATE_LIMITS, requests per 2 s) is used up
+                  (pipeline.venues.okx.orders.RATE_LIMITS, requests per 2 s) is used up
 
-Signing (pipeline/venues/okx_orders.py): OK-ACCESS-KEY / -SIGN / -TIMESTAMP / -PASSPHRASE on
+Signing (pipeline/venues/okx/orders.py): OK-ACCESS-KEY / -SIGN / -TIMESTAMP / -PASSPHRASE on
 every private request; `x-simulated-trading: 1` when [gateway] okx_demo is set (OKX demo trading).
 New orders arrive already signed by the compiled order path (ext/okx_sign.pyx: timestamp, sign
 and body in one blob) and carry `expTime` = timestamp + recvWindow, so the venue refuses one that
@@ -30,7 +30,7 @@ import requests
 from pipeline.gateway import tls
 from pipeline.gateway.ratelimit import HostBlocked, HostGate
 from pipeline.gateway.rest import Outcome, Reply, StampingAdapter, _WIRE, _wire_stamp
-from pipeline.venues import okx_orders as ox
+from pipeline.venues.okx import orders as ox
 
 log = logging.getLogger(__name__)
 BLOCK_S = 2.0              # a 429 closes the host for one of OKX's 2 s windows
@@ -193,7 +193,7 @@ class OkxRest:
     # ---------------------------------------------------------------- helpers
     def order(self, blob: bytes, exp_ms: int) -> Reply:
         """POST /api/v5/trade/order with a blob signed by the order path (okx_sign_py.split)."""
-        from pipeline.gateway.okx_sign_py import HEAD, TS_LEN
+        from pipeline.venues.okx.okx_sign_py import HEAD, TS_LEN
         return self.send("POST", ox.ORDER_PATH, body=blob[HEAD:],
                          stamp=(blob[:TS_LEN].decode(), blob[TS_LEN:HEAD].decode()),
                          endpoint=ox.ORDER_PATH + " POST", exp_ms=exp_ms)

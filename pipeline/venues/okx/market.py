@@ -19,7 +19,7 @@ Wire facts (tests/data/okx/*.json; OKX API v5 docs, 2026 crawl):
   books     {"arg":{"channel":"books","instId":"BTC-USDT"},"action":"snapshot"|"update","data":[
              {"asks":[["8476.98","415","0","13"],...],"bids":[...],"ts":"1597026383085",
              "checksum":-855196043,"prevSeqId":-1,"seqId":123456}]}
-            → a BookMsg for the book sync (pipeline.venues.okx_book), which makes the records:
+            → a BookMsg for the book sync (pipeline.venues.okx.book), which makes the records:
               levels are [price, size, deprecated "0", order count]; size "0" deletes the level.
               Snapshots carry prevSeqId -1. A heartbeat update has empty sides and
               prevSeqId == seqId. seqId < prevSeqId means the sequence was reset (maintenance).
@@ -468,10 +468,10 @@ def trade_records(objs: Iterable[dict], symbols: dict[str, int], local_ts: int) 
 # ----------------------------------------------------------------------------- hot path
 def trade_decoder(symbols: dict[str, int], backend: str = "cython"):
     """The fast `trades` frame decoder: pipeline._ext.okxdecode (Cython, compiled from
-    ext/okxdecode.pyx) or its pure-Python twin pipeline.venues.okxdecode_py. Frames it reports as
+    ext/okxdecode.pyx) or its pure-Python twin pipeline.venues.okx.okxdecode_py. Frames it reports as
     ST_NOT_TRADES (and any it cannot decode) take the cool path: orjson + route_data."""
     if backend == "python":
-        from pipeline.venues import okxdecode_py
+        from pipeline.venues.okx import okxdecode_py
         return okxdecode_py.TradeDecoder(symbols)
     if backend != "cython":
         raise ValueError(f"backend must be 'cython' or 'python', got {backend!r}")

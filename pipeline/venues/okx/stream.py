@@ -26,10 +26,10 @@ import orjson
 import websocket
 
 from pipeline.gateway import tls
-from pipeline.gateway.okx_rest import classify
+from pipeline.venues.okx.rest import classify
 from pipeline.gateway.rest import Outcome, Reply, ReplyQueue
 from pipeline.logs import event_log
-from pipeline.venues import okx_orders as ox
+from pipeline.venues.okx import orders as ox
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""OkxExecution's strategy intents and amends (a mixin: pipeline/gateway/okx_execution.py):
+"""OkxExecution's strategy intents and amends (a mixin: pipeline/venues/okx/execution.py):
 
 - CANCEL (pipeline/gateway/intents.py calls `cancel_intent`): cancel-order by clOrdId, then the
   order's final state from a query; refused → CANCEL_REFUSED feedback.
@@ -15,7 +15,7 @@ from typing import Any
 from pipeline.gateway.orders import Order, OrderState
 from pipeline.gateway.rest import Outcome, Reply
 from pipeline.logs import order_log
-from pipeline.venues import okx_orders as ox
+from pipeline.venues.okx import orders as ox
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ same message; tests/parity checks it on every recorded message. Field mapping:
                           FLAG_LAST_IN_MSG on the ASK
   depthUpdate  BOOK_BID * then BOOK_ASK * (message order), qty 0 = remove, id = u (final update
                id), FLAG_LAST_IN_MSG on the last record; sequencing is the book sync's job
-               (pipeline.venues.binance_book)
+               (pipeline.venues.binance.book)
 
 exch_ts is the event time E (ms → ns); local_ts is CLOCK_REALTIME at socket read. Prices and
 quantities must be plain decimal strings (``[0-9]+(.[0-9]+)?``); integers must be JSON integers in
@@ -388,5 +388,5 @@ class BinanceAdapter:
         return parse_snapshot(obj, symbol_id, local_ts)
 
     def new_book_sync(self, symbol_id: int):
-        from pipeline.venues.binance_book import BinanceBookSync
+        from pipeline.venues.binance.book import BinanceBookSync
         return BinanceBookSync(symbol_id, self.venue)

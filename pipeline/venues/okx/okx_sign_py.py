@@ -10,7 +10,7 @@ Order body (POST /api/v5/trade/order), fields always in this order, no spaces:
   order says "tgtCcy":"base_ccy" (right after ordType) so sz is always in the base currency (OKX's
   default for a spot market buy is the quote currency), and has no px.
 - sz / px printed from exact integer units at the instrument's decimals (as for Binance).
-- clOrdId: pipeline.venues.okx_orders.wire_cid of our client id (alphanumerics, <= 32).
+- clOrdId: pipeline.venues.okx.orders.wire_cid of our client id (alphanumerics, <= 32).
 
 The signed blob is timestamp (24 bytes, ISO 8601 ms UTC) + sign (44 bytes, base64 HMAC-SHA256 of
 timestamp + "POST" + "/api/v5/trade/order" + body) + body; `split(blob)` returns the three.
@@ -22,7 +22,7 @@ import time
 from pipeline.gateway.instruments import InstrumentRules
 from pipeline.gateway.sign_py import HmacSha256, format_units, okx_prehash
 from pipeline.records import SIGNAL_STRUCT
-from pipeline.venues.okx_orders import ORDER_PATH, iso_ms
+from pipeline.venues.okx.orders import ORDER_PATH, iso_ms
 
 TS_LEN, SIGN_LEN = 24, 44
 HEAD = TS_LEN + SIGN_LEN
