@@ -151,4 +151,9 @@ def main(argv=None) -> int:
     except InstrumentError as exc:
         log.error("%s", exc)
         return 2
+    finally:
+        # Done and closed. The launcher's SIGTERM may still come (it sends one to every role
+        # still alive in its stop order) while the interpreter shuts down, which puts the
+        # default action back on the signals it handled: ignored, as the recorder does (-15).
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
     return 0
