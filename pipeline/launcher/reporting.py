@@ -148,6 +148,8 @@ class Reporting:
         return {"seconds": time.monotonic() - started, "started_ns": self.started_ns,
                 "stop_reason": self.stop_reason,
                 "halted": self.halted_at is not None, "halts_cleared": self.halts_cleared,
+                "halted_gateways": sorted(g.name for g in self.gateways
+                                          if self._covered(g.name, False)),
                 "totals": self._totals(roles),
                 "hops": {hop: latency.summarize(h) for hop, h in self.hop_histograms().items()},
                 "roles": roles,
