@@ -126,7 +126,8 @@ class Launcher(Supervision, Reporting):
     halts_cleared: int = 0
     events: list[dict] = field(default_factory=list)
     alerts: object | None = None        # pipeline.alerts: (sender, watcher) while running
-    tap: object | None = None           # telemetry.market.PriceTap: the run's trade prices
+    tap: object | None = None           # telemetry.market.PriceTap: the first ring's trade prices
+    taps: dict = field(default_factory=dict)   # ring name → PriceTap (each gateway's ring)
     started_ns: int = 0                 # CLOCK_REALTIME at start (this run's journal records)
     instruments_path: Path | None = None      # the run's instrument cache, once loaded
     # the run's signal-channel token (pipeline.bus.channel): only in the env of the roles that
@@ -485,7 +486,6 @@ def run(cfg: PipelineConfig, config_path: str, *, duration: float | None = None,
     launcher.started_ns = time.time_ns()
     try:
         launcher.create_segments()
-        launcher.start_tap()
         if cfg.launcher.prometheus_port >= 0:
             port = launcher.serve_metrics()
             _say(out, f"  prometheus metrics on http://127.0.0.1:{port}/metrics")
@@ -499,6 +499,7 @@ def run(cfg: PipelineConfig, config_path: str, *, duration: float | None = None,
                 if launcher.instruments_path is not None:
                     _say(out, f"  instruments: {len(instr.read_cache(launcher.instruments_path)[0])}"
                               f" in {launcher.instruments_path}")
+                launcher.start_tap()        # the run's ids, before any collector writes
             launcher.start_role(role)
             launcher.wait_ready(role)
             if role.spec.kind != "command":

@@ -131,6 +131,18 @@ def test_two_venues_trade_and_one_gateway_halt_is_seen_while_the_other_trades(
         assert strat["channels"][ch]["sent"] >= 1, ch
     assert set(strat["ring_rings"]) == {cfg.ring.name, okx.ring.name}
     assert not [n for n in os.listdir("/dev/shm") if n.startswith(shm_name)]
+    # the summary reports every gateway: its trading section, with the market from its own
+    # ring (ids from the run's instrument cache), and its fills
+    by_gw = s["trading_by_gateway"]
+    assert set(by_gw) == {"gateway", "gateway_okx"} and s["trading"] == by_gw["gateway"]
+    for name, sym in (("gateway", "BTCUSDT"), ("gateway_okx", "BTC-USDT")):
+        d = by_gw[name]
+        assert d["currency"] == "USDT" and by_gw[name]["fills"]["count"] >= 1, (name, d)
+        assert d["symbols"][sym]["market"]["last"] > 0, (name, d["symbols"])
+    from pipeline.telemetry.report import summary_lines
+    text = "\n".join(summary_lines(s))
+    assert "gateway gateway:" in text and "gateway gateway_okx:" in text, text
+    assert "market BTC-USDT" in text and "market BTCUSDT" in text, text
 
 
 def _launch(path: Path, tmp_path: Path) -> subprocess.Popen:
@@ -177,6 +189,8 @@ def test_a_dead_okx_collector_halts_the_okx_gateway_only_and_binance_trades_on(
     assert launcher.returncode == 0, out[-4000:]
     s = json.loads((tmp_path / "summary.json").read_text())
     assert s["stop_reason"] == "SIGTERM" and s["halted_gateways"] == ["gateway_okx"], s
+    from pipeline.telemetry.report import summary_lines
+    assert "gateway gateway_okx (HALTED):" in "\n".join(summary_lines(s))
     halts = [e for e in s["events"] if e["event"] == "halt"]
     assert [(h["gateways"], h["final"]) for h in halts] == [(["gateway_okx"], True)], halts
     assert any(e["event"] == "run-continues" and e["trading"] == ["gateway"]
