@@ -207,3 +207,36 @@ def test_a_dead_okx_collector_halts_the_okx_gateway_only_and_binance_trades_on(
         [okx.ring.name], strat["ring_stale_events"]
     by_id = {x["id"]: x for x in strat["strategies"]}
     assert by_id[2]["stales"] >= 1 and by_id[1]["stales"] == 0, by_id
+
+
+def test_pipeline_demo_runs_two_venues_with_each_gateways_own_keys(tmp_path, shm_name):
+    """`pipeline demo --config` of the shipped two-venues config (its own simulator, on a free
+    port) with a credentials file per gateway: the demo writes the simulator's test keys into
+    each, 0600, and both venues' gateways receive orders."""
+    from tests.integration.demo_harness import free_port
+    text = (REPO / "configs/two-venues.toml").read_text()
+    okx_line = 'credentials_file = "two-venues-out/sim-keys"        # api_key, api_secret'
+    assert okx_line in text
+    text = text.replace(okx_line, okx_line.replace("sim-keys", "okx-keys"))
+    text = text.replace("18766", str(free_port()))
+    text = text.replace('"two-venues-out/', f'"{tmp_path}/out/')
+    text = text.replace('"pipeline-2v', f'"{shm_name}')
+    path = tmp_path / "two-venues.toml"
+    path.write_text(text)
+    cfg = config.load(path, role="")
+    okx = cfg.for_role("gateway_okx")
+    assert cfg.gateway.credentials_file != okx.gateway.credentials_file
+    r = subprocess.run([sys.executable, "-m", "pipeline.cli", "demo", "--config", str(path),
+                        "--seconds", "15", "--out", str(tmp_path / "demo")], cwd=REPO,
+                       env=_env(), capture_output=True, text=True, timeout=150)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    for g in (cfg.gateway, okx.gateway):
+        keys = Path(g.credentials_file)
+        assert keys.stat().st_mode & 0o777 == 0o600, keys
+        assert f"api_key={SIM_TEST_API_KEY}" in keys.read_text()
+    s = json.loads((tmp_path / "demo" / "summary.json").read_text())
+    assert s["stop_reason"] == "duration" and not s["halted"], s["stop_reason"]
+    for name in ("gateway", "gateway_okx"):
+        assert s["roles"][name]["exit_code"] == 0 and s["roles"][name]["orders"] >= 1, \
+            (name, s["roles"][name])
+    assert "gateway gateway_okx:" in r.stdout          # the printed summary: every gateway
