@@ -26,7 +26,6 @@ snapshot pool and flushes recordings. Both idempotent.
 """
 from __future__ import annotations
 
-import importlib
 import logging
 import select
 import ssl
@@ -49,16 +48,14 @@ from pipeline.logs import event_log
 from pipeline.records import FLAG_SYNTHETIC, TICK_DTYPE, Kind, Venue
 from pipeline.registry import SymbolRegistry
 from pipeline.venueclosure import SharedClosure
+from pipeline.venues import COLLECTOR_ADAPTERS, adapter_class
 
 log = logging.getLogger(__name__)
 SNAPSHOT_MIN_INTERVAL_S = 0.25
 
 
-# [collector].venue → the adapter class (module, name): the one place venues are listed.
-ADAPTERS = {
-    "binance": ("pipeline.venues.binance.market", "BinanceAdapter"),
-    "okx": ("pipeline.venues.okx.adapter", "OkxAdapter"),
-}
+# [collector].venue → the adapter class (module, name): pipeline/venues/__init__.py lists them
+ADAPTERS = COLLECTOR_ADAPTERS
 
 
 def make_adapter(cfg: CollectorConfig, registry: SymbolRegistry):
@@ -66,8 +63,7 @@ def make_adapter(cfg: CollectorConfig, registry: SymbolRegistry):
     syms = {s.upper(): registry.id(venue, s) for s in cfg.symbols}
     if cfg.venue not in ADAPTERS:
         raise ValueError(f"no adapter for venue {cfg.venue!r}")
-    module, name = ADAPTERS[cfg.venue]
-    return getattr(importlib.import_module(module), name)(syms, int(venue))
+    return adapter_class(ADAPTERS, cfg.venue)(syms, int(venue))
 
 
 class RateLimited(Exception):

@@ -29,9 +29,8 @@ from pipeline.gateway.secrets import (
     install_log_redaction,
     load_credentials,
 )
+from pipeline.venues import gateway_adapters
 from pipeline.venues.base import VenueError
-from pipeline.venues.binance.gateway import BinanceVenue
-from pipeline.venues.okx.gateway import OkxVenue
 from pipeline.gateway.wire import helper_cores
 from pipeline.logs import pin_writer
 
@@ -40,8 +39,8 @@ log = logging.getLogger("pipeline.gateway")
 CLOCK_SYNC_BUDGET_S = 1.0      # a clock sync never blocks the loop longer than this
 HOP_NAMES = ("signal_to_gateway", "gateway_risk", "gateway_sign", "gateway_write",
              "gateway_response", "tick_to_order", "tick_to_wire", "intake_to_wire")
-# [gateway] venue → its adapter; the simulator speaks Binance's protocol (pipeline/venues/binance/gateway.py)
-ADAPTERS = {"BINANCE": BinanceVenue, "SIM": BinanceVenue, "OKX": OkxVenue}
+# [gateway] venue → its adapter class (pipeline/venues/__init__.py GATEWAY_ADAPTERS)
+ADAPTERS = gateway_adapters()
 
 
 class GatewayError(RuntimeError):

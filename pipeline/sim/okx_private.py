@@ -56,6 +56,7 @@ class OkxPrivate:
         self.trade = trade
         self.logins = 0
         self.pushed = 0
+        self.ops: dict[str, int] = {}          # order / cancel-order / amend-order requests
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_get(ox.PRIVATE_WS_PATH, self.handle)
@@ -105,6 +106,7 @@ class OkxPrivate:
 
     async def order_op(self, c: PrivateConn, req: dict) -> bytes:
         rid, op = req.get("id", ""), req.get("op")
+        self.ops[op] = self.ops.get(op, 0) + 1
         if c.acct is None:
             return orjson.dumps({"id": rid, "op": op, "code": "60011", "msg": "Please log in",
                                  "data": []})
@@ -205,7 +207,7 @@ class OkxPrivate:
         return [self._event(c, "error", "60019", f"Invalid op: {op}")]
 
     def state(self) -> dict:
-        return {"logins": self.logins, "pushed": self.pushed}
+        return {"logins": self.logins, "pushed": self.pushed, "ops": dict(self.ops)}
 
 
 def login_args(api_key: str, secret: str, passphrase: str, ts: str | None = None) -> dict:

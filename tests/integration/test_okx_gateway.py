@@ -247,3 +247,30 @@ def test_strategy_cancel_and_replace_go_out_as_okx_cancel_then_new_order(sim, gw
     j = gw.journal()
     assert [r["cid"] for r in j if r["k"] == "cancel"] == [cid_of(first), second, second]
     assert gw.stop() == 0
+
+
+def test_with_orders_over_the_private_websocket_cancels_and_replaces_go_there_too(sim,
+                                                                                   gw_factory):
+    """transport = "ws_api": a strategy's CANCEL is the private WebSocket's cancel-order op and a
+    REPLACE its cancel-order then order ops, each answered on the same connection; no REST
+    cancel-order."""
+    from pipeline.records import OrderType, SignalAction
+    gw = okx_gw(gw_factory, sim, transport="ws_api").start()
+    bid = float(sim.state()["books"]["BTCUSDT"]["bestBid"])
+    with StrategySide(gw.channel, venue=OKX) as st:
+        first = st.limit(BUY, 0.001, round(bid * 0.97, 1))                       # seq 1
+        gw.wait(lambda s: len(s["open_orders"]) == 1, what="resting")
+        px2 = round(bid * 0.96, 1)
+        new = st.make(side=BUY, qty=0.001, price=px2, order_type=OrderType.LIMIT, tif=1)
+        assert st.tx.send(new._replace(action=int(SignalAction.REPLACE), replace_back=1))
+        gw.wait(lambda s: s["orders"].get("CANCELED") == 1 and len(s["open_orders"]) == 1
+                and s["open_orders"][0]["cid"] != cid_of(first), what="replaced")
+        assert st.tx.send(st.make(seq=2)._replace(action=int(SignalAction.CANCEL)))
+        gw.wait(lambda s: not s["open_orders"] and s["orders"].get("CANCELED") == 2,
+                what="cancelled")
+    assert acct(sim)["open_orders"] == []
+    ops = _okx(sim)["private"]["ops"]
+    assert ops.get("cancel-order") == 2 and ops.get("order") == 2, ops
+    j = gw.journal()
+    assert [r.get("via") for r in j if r["k"] == "cancel"] == ["ws", "ws"]
+    assert gw.stop() == 0

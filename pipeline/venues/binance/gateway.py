@@ -4,7 +4,8 @@ A venue adapter builds the venue-specific parts of a gateway from its config, it
 the shared parts (rate gate, clock, redactor): the order signer (the order path's second step),
 the REST client, the instruments' trading rules (from the venue's own listing), the WebSocket API
 client and user-data stream when configured, and the order wire (held-open connections for new
-orders). `pipeline/gateway/assembly.py` picks the adapter by `[gateway] venue` (ADAPTERS); a new
+orders). `pipeline/gateway/assembly.py` picks the adapter by `[gateway] venue` (pipeline/venues/
+__init__.py GATEWAY_ADAPTERS); a new
 venue (OKX) adds a class with the same methods. Binance's order conversation is
 pipeline/venues/binance/{execution,intents,reconcile,rest,ws_api}.py; the gateway's generic code
 (pipeline/gateway/) names no venue.

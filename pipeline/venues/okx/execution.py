@@ -269,11 +269,22 @@ class OkxExecution(OkxIntents, Execution):
             self._after_cancel(o, "cancel")
         return n
 
+    def trade_op(self, op: str, path: str, args: dict) -> tuple[Reply, str]:
+        """One cancel-order / amend-order: over the private WebSocket when orders go there
+        (transport = "ws_api": its `request`), else REST; (the answer, "ws" or "rest")."""
+        ws = self.ws
+        if ws is not None and hasattr(ws, "request"):
+            self.heartbeat()
+            r = ws.request(op, args, self.cfg.request_timeout_s)
+            self.heartbeat()
+            return r, "ws"
+        return self.rest.post(path, args), "rest"
+
     def cancel_one(self, order: Order, why: str) -> Reply:
         """Cancel one of our orders by clOrdId (then its final state from a query)."""
-        r = self.rest.post(ox.CANCEL_PATH, {"instId": order.symbol,
-                                            "clOrdId": ox.wire_cid(order.cid)})
-        self.journal.write("cancel", cid=order.cid, why=why, **r.summary())
+        r, via = self.trade_op("cancel-order", ox.CANCEL_PATH,
+                               {"instId": order.symbol, "clOrdId": ox.wire_cid(order.cid)})
+        self.journal.write("cancel", cid=order.cid, why=why, via=via, **r.summary())
         self._after_cancel(order, "cancel")
         return r
 

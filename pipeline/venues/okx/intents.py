@@ -65,9 +65,10 @@ class OkxIntents:
             args["newSz"] = f"{new_qty:.{r.qty_decimals}f}"
         if new_price is not None:
             args["newPx"] = f"{new_price:.{r.price_decimals}f}"
-        rep = self.rest.post(ox.AMEND_PATH, args)
-        self.journal.write("amend", cid=order.cid, **{k: v for k, v in args.items()
-                                                      if k.startswith("new")}, **rep.summary())
+        rep, via = self.trade_op("amend-order", ox.AMEND_PATH, args)
+        self.journal.write("amend", cid=order.cid, via=via, **{k: v for k, v in args.items()
+                                                               if k.startswith("new")},
+                           **rep.summary())
         if rep.outcome is Outcome.OK:
             if new_qty is not None:
                 order_log("AMENDED", order.cid, symbol=order.symbol, qty=new_qty, price=new_price)

@@ -13,6 +13,9 @@ updates and fills, and (transport = "ws") new orders over the same logged-in con
   handed to the loop as a Reply (okx_rest.classify). Not connected → NOT_SENT; the connection
   lost with orders in flight → each UNKNOWN (never resent); the signal's TTL passed before the
   send → NOT_SENT.
+- `request(op, args, timeout_s)` ("cancel-order", "amend-order": transport = "ws_api"): one
+  request on the same connection, waiting for its own answer (matched by id on the reader
+  thread); not connected → NOT_SENT, no answer in time or the connection lost → UNKNOWN.
 """
 from __future__ import annotations
 
@@ -59,6 +62,8 @@ class OkxPrivate(threading.Thread, ReplyQueue):
         self.cores: set[int] | None = None
         self._lock = threading.Lock()
         self._pending: dict[str, tuple[str, int]] = {}   # request id → (cid, written mono)
+        self._waiting: dict[str, list] = {}     # request id → [Event, Reply | None] (request)
+        self._next_req = 0
 
     def __repr__(self) -> str:
         return f"<OkxPrivate {self.url} key=<redacted>>"
@@ -115,6 +120,12 @@ class OkxPrivate(threading.Thread, ReplyQueue):
         for cid, written in pending.values():
             self._out.put((cid, Reply(Outcome.UNKNOWN, msg="connection lost before the answer",
                                       written_mono=written, done_mono=now)))
+        with self._lock:
+            waiting, self._waiting = self._waiting, {}
+        for slot in waiting.values():
+            slot[1] = Reply(Outcome.UNKNOWN, msg="connection lost before the answer",
+                            done_mono=now)
+            slot[0].set()
 
     def login_frame(self) -> bytes:
         ts = str(self.timestamp_ms() // 1000)
@@ -161,7 +172,14 @@ class OkxPrivate(threading.Thread, ReplyQueue):
             return
         if "id" in msg and msg.get("op") in ("order", "cancel-order", "amend-order"):
             with self._lock:
-                got = self._pending.pop(str(msg["id"]), None)
+                slot = self._waiting.pop(str(msg["id"]), None)
+                got = self._pending.pop(str(msg["id"]), None) if slot is None else None
+            if slot is not None:             # a request() waiting for this answer
+                outcome, code, text = classify(200, msg)
+                slot[1] = Reply(outcome, 200, code, self.redact(text), msg.get("data"), {},
+                                0, time.perf_counter_ns())
+                slot[0].set()
+                return
             if got is not None:
                 outcome, code, text = classify(200, msg)
                 self._out.put((got[0], Reply(outcome, 200, code, self.redact(text),
@@ -210,6 +228,32 @@ class OkxPrivate(threading.Thread, ReplyQueue):
                 self._out.put((cid, Reply(Outcome.UNKNOWN, msg=self.redact(
                     f"send failed: {type(exc).__name__}: {exc}"), written_mono=now,
                     done_mono=time.perf_counter_ns())))
+
+    def request(self, op: str, args: dict, timeout_s: float | None = None) -> Reply:
+        """One `op` ("cancel-order", "amend-order") on the logged-in connection; its answer."""
+        now = time.perf_counter_ns()
+        ws = self.ws
+        if ws is None or not self.subscribed.is_set():
+            return Reply(Outcome.NOT_SENT, msg="private WebSocket not connected", done_mono=now)
+        with self._lock:
+            self._next_req += 1
+            rid = f"q{self._next_req}"
+            slot = self._waiting[rid] = [threading.Event(), None]
+        try:
+            ws.send(orjson.dumps({"id": rid, "op": op, "args": [args]}).decode())
+        except (websocket.WebSocketException, OSError) as exc:
+            with self._lock:
+                self._waiting.pop(rid, None)
+            return Reply(Outcome.UNKNOWN, msg=self.redact(f"send failed: {type(exc).__name__}: "
+                                                          f"{exc}"), written_mono=now,
+                         done_mono=time.perf_counter_ns())
+        if not slot[0].wait(self.read_timeout_s if timeout_s is None else timeout_s):
+            with self._lock:
+                self._waiting.pop(rid, None)
+            return Reply(Outcome.UNKNOWN, msg="no answer in time", written_mono=now,
+                         done_mono=time.perf_counter_ns())
+        slot[1].written_mono = now
+        return slot[1]
 
     def expire(self, timeout_s: float) -> None:
         """Orders whose answer is older than timeout_s: UNKNOWN (the loop calls this)."""
