@@ -1,4 +1,4 @@
-"""The pipelined WS-API order wire (pipeline/gateway/ws_api.py WsOrderWire) matches each answer
+"""The pipelined WS-API order wire (pipeline/venues/binance/ws_api.py WsOrderWire) matches each answer
 to its request by id, not by arrival order: against a small WebSocket server on loopback that
 holds three order.place requests and answers them last-first, every order gets its own answer
 (the venue's orderId for that client id), and an answer to an id nobody asked for is counted and
@@ -14,7 +14,7 @@ from aiohttp import WSMsgType, web
 
 from pipeline.gateway.ratelimit import HostGate
 from pipeline.gateway.rest import Outcome
-from pipeline.gateway.ws_api import WsOrderWire, WsSigner
+from pipeline.venues.binance.ws_api import WsOrderWire, WsSigner
 
 pytestmark = pytest.mark.timeout(30)
 
