@@ -8,9 +8,9 @@ Main loop (single thread; the user-data stream and the order wire have their own
         compiled order path: risk, sign, and with the binary journal the ORDER record and the
         request on a connection held ready, one call), then finish each (the order's book,
         logs, the hand-over of its answer to the wire thread)
-    idle: the dry run of the signal path every warm_ms (warm.py); with spin_warm_ms > 0 a gateway
-        spinning on its own core (busy_spin) waits in slices of it and runs the path dry after each, the
-        last thing before the spin, with the housekeeping on its own period (poll_ms)
+    idle: the dry run of the signal path every warm_ms (warm.py); with spin_warm_ms > 0 a
+        gateway spinning on its own core (busy_spin) waits in slices of it and runs the path dry
+        after each, the last thing before the spin, the housekeeping on its own period
     housekeeping: wire replies, user-stream events → fills, order states; UNKNOWN orders due for
         a status query; audits; periodic clock resync, reference prices, loss limit, status
         file, journal fsync, the loop's own GC

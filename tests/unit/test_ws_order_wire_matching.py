@@ -1,8 +1,8 @@
-"""The pipelined WS-API order wire (pipeline/venues/binance/ws_api.py WsOrderWire) matches each answer
-to its request by id, not by arrival order: against a small WebSocket server on loopback that
-holds three order.place requests and answers them last-first, every order gets its own answer
-(the venue's orderId for that client id), and an answer to an id nobody asked for is counted and
-matched to nothing."""
+"""The pipelined WS-API order wire (pipeline/venues/binance/ws_api.py WsOrderWire) matches each
+answer to its request by id, not by arrival order: against a small WebSocket server on loopback
+that holds three order.place requests and answers them last-first, every order gets its own
+answer (the venue's orderId for that client id), and an answer to an id nobody asked for is
+counted and matched to nothing."""
 from __future__ import annotations
 
 import asyncio
