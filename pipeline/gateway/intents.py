@@ -18,8 +18,9 @@ order's own events (ACCEPTED / FILL / REJECTED "not attempted" when the cancel f
 whose fate is unknown (timeout, 5xx) makes the new order UNKNOWN (resolved by its client id like
 any other) and leaves the old one to the next status query.
 
-These requests are synchronous REST calls on the loop (like the halt's cancel-all): the hot path
-stays the new-order path.
+These requests are synchronous calls on the loop (like the halt's cancel-all): the hot path stays
+the new-order path. A cancel is REST DELETE; a replace is the WebSocket API's order.cancelReplace
+when transport = ws_api (both with and without async_orders), else REST.
 """
 from __future__ import annotations
 
@@ -84,10 +85,11 @@ def replace(ex, old: Order, new: Order) -> None:
         return ex.replace_intent(old, new)
     params = order_params(ex, new)
     params.update(cancelReplaceMode="STOP_ON_FAILURE", cancelOrigClientOrderId=old.cid)
-    # the WebSocket API's order.cancelReplace on a request/answer WS-API client (transport =
-    # ws_api); REST otherwise (also beside the pipelined WsOrderWire, which only places)
+    # the WebSocket API's order.cancelReplace when transport = ws_api (the request/answer
+    # client, or the pipelined WsOrderWire of async_orders, which waits for this one answer on
+    # its connection); REST otherwise
     ws = getattr(ex, "ws", None)
-    ws = ws if ws is not None and hasattr(ws, "request") and not hasattr(ws, "put") else None
+    ws = ws if ws is not None and hasattr(ws, "request") else None
     via, method, path = ("ws_api", "order.cancelReplace", None) if ws is not None else \
         ("rest", "POST", "/api/v3/order/cancelReplace")
     new.attempts += 1
