@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pipeline.strategy import Strategy
 from pipeline.strategy.orders import EventKind
 
+REJECTED, ACCEPTED, FILL = int(EventKind.REJECTED), int(EventKind.ACCEPTED), int(EventKind.FILL)
+
 
 @dataclass(frozen=True)
 class QuoterParams:
@@ -52,20 +54,22 @@ class Quoter(Strategy):
         self.bid_px = self.ask_px = math.nan
         self.requotes = 0
         self.replaced: dict[int, int] = {}  # new quote's client id → the one it replaces
+        self._bid_of = self._ask_of = math.nan  # the best bid / ask _want_* were made from
+        self._want_bid = self._want_ask = math.nan
 
     def on_trades(self, trades):
         return None
 
     def on_quotes(self, quotes):
-        k = quotes["kind"]
-        bids = quotes["price"][k == 3]
-        asks = quotes["price"][k == 4]
-        if len(bids):
-            self.bb = float(bids[-1])
-        if len(asks):
-            self.ba = float(asks[-1])
-        last = quotes[-1]
-        return self._quote(int(last["seq"]), int(last["mono_ts"]))
+        # the last best bid (kind 3) and ask (kind 4) of the run; plain lists: these runs are
+        # a few records (a numpy mask per field would cost more than the loop)
+        kinds = quotes["kind"].tolist()
+        n = len(kinds)
+        if 3 in kinds:
+            self.bb = float(quotes["price"][n - 1 - kinds[::-1].index(3)])
+        if 4 in kinds:
+            self.ba = float(quotes["price"][n - 1 - kinds[::-1].index(4)])
+        return self._quote(int(quotes["seq"][-1]), int(quotes["mono_ts"][-1]))
 
     def on_gap(self, rec):
         super().on_gap(rec)             # the book is unknown until fresh quotes: pull both
@@ -83,8 +87,13 @@ class Quoter(Strategy):
             return []
         out = []
         tick = p.tick
-        want_bid = round(round(self.bb / tick - p.offset_ticks) * tick, 10)
-        want_ask = round(round(self.ba / tick + p.offset_ticks) * tick, 10)
+        if self._bid_of != self.bb:            # the grid prices, once per change of the best
+            self._bid_of = self.bb
+            self._want_bid = round(round(self.bb / tick - p.offset_ticks) * tick, 10)
+        if self._ask_of != self.ba:
+            self._ask_of = self.ba
+            self._want_ask = round(round(self.ba / tick + p.offset_ticks) * tick, 10)
+        want_bid, want_ask = self._want_bid, self._want_ask
         can_buy = self.net_qty + p.size <= p.max_inventory + 1e-12
         can_sell = self.net_qty >= p.size - 1e-12
         out += self._side(1, want_bid, can_buy, seq, mono)
@@ -124,15 +133,15 @@ class Quoter(Strategy):
     def on_order_event(self, ev):
         if ev.client_id not in self.orders:          # done: filled, cancelled, rejected, expired
             old = self.replaced.pop(ev.client_id, 0)
-            back = self.orders.get(old) if ev.kind == EventKind.REJECTED else None
+            back = self.orders.get(old) if ev.kind == REJECTED else None
             # a refused replacement: the quote it was to replace still works
             cid, px = (old, back.price) if back is not None else (0, math.nan)
             if ev.client_id == self.bid_id:
                 self._set(1, cid, px)
             elif ev.client_id == self.ask_id:
                 self._set(-1, cid, px)
-        elif ev.kind == EventKind.ACCEPTED:
+        elif ev.kind == ACCEPTED:
             self.replaced.pop(ev.client_id, None)
-        if ev.kind == EventKind.FILL:                 # inventory changed: quote again now
+        if ev.kind == FILL:                 # inventory changed: quote again now
             return self._quote(-1, ev.ts)
         return None
