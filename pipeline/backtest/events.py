@@ -264,11 +264,16 @@ class EventEngine:
 
     def _deliver(self, upto_t: int, at: int) -> None:
         fb = self.feedback
+        clock = self.clock
+        pop = heapq.heappop
         while fb and fb[0][0] <= upto_t:
-            t, _, st, ev = heapq.heappop(fb)
-            self.clock.now = max(self.clock.now, t)
+            t, _, st, ev = pop(fb)
+            if t > clock.now:
+                clock.now = t
             self.events += 1
-            self._intents(st, st.order_event(ev), at, t)
+            items = st.order_event(ev)
+            if items:
+                self._intents(st, items, at, t)
 
     def _timers(self, upto_t: int, at: int) -> None:
         for st in self.strategies:
@@ -328,7 +333,9 @@ class EventEngine:
             self._lo = pos
             for st, fast in runners:
                 if fast is None:
-                    self._intents(st, st.on_ticks(batch), end - 1)
+                    items = st.on_ticks(batch)
+                    if items:
+                        self._intents(st, items, end - 1)
                 else:
                     k = fast(np.ascontiguousarray(batch), self._sigbuf)
                     if k:

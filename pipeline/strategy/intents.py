@@ -17,6 +17,7 @@ _ACCEPTED, _REJECTED = int(EventKind.ACCEPTED), int(EventKind.REJECTED)
 _CANCELLED, _EXPIRED = int(EventKind.CANCELLED), int(EventKind.EXPIRED)
 _UNKNOWN, _LOST = int(EventKind.UNKNOWN), int(EventKind.LOST)
 _ENDS_UNFILLED = frozenset((_REJECTED, _EXPIRED, _CANCELLED, _LOST))
+_DONE = frozenset(("FILLED", "CANCELLED", "REJECTED", "EXPIRED", "LOST"))   # OrderState.done
 _STATUS = {_ACCEPTED: "ACCEPTED", _REJECTED: "REJECTED", _CANCELLED: "CANCELLED",
            _EXPIRED: "EXPIRED", _UNKNOWN: "UNKNOWN", _LOST: "LOST"}
 
@@ -103,7 +104,8 @@ class OrderIntents:
             if self.feedback:
                 self.sync_position()
             return self.on_order_event(ev) or []
-        key = self._order_key(ev)
+        key = ev.client_id if (ev.epoch == 0 or ev.epoch == self.epoch) else \
+            (ev.epoch, ev.client_id)            # as _order_key
         if k == _OPEN:                        # start-up state: a working order (any epoch)
             if key not in self.orders:
                 self.orders[key] = OrderState(ev.client_id, ev.side, float(ev.qty),
@@ -131,7 +133,7 @@ class OrderIntents:
                     self.rejects += 1
         elif k == _REJECTED:
             self.rejects += 1
-        if o is not None and o.done:
+        if o is not None and o.status in _DONE:
             del self.orders[key]
         if self.feedback and k in _ENDS_UNFILLED:
             self.sync_position()
