@@ -15,7 +15,7 @@ from aiohttp import WSMsgType, web
 
 from pipeline.gateway.ratelimit import HostGate
 from pipeline.gateway.rest import Outcome
-from pipeline.gateway.ws_api import WsOrderWire, WsSigner
+from pipeline.venues.binance.ws_api import WsOrderWire, WsSigner
 
 pytestmark = pytest.mark.timeout(30)
 
