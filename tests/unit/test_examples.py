@@ -121,3 +121,62 @@ def test_momentum_small_batch_loop_makes_the_vectorised_orders(monkeypatch):
     loop, vec = run(mod.SMALL), run(0)
     assert loop == vec
     assert len(loop[0]) > 50 and loop[1] == 60
+
+
+def test_quoter_backs_off_after_a_pacing_refusal_but_requotes_a_would_take_at_once():
+    """A quote refused for pacing (RATE_BUDGET, HALTED, ...) holds its side for backoff_ms: the
+    quoter re-quoting every refusal at once tripped the gateway's runaway guard live. A post-only
+    quote refused because the book moved is re-quoted with the next quotes, as before."""
+    from pipeline.clock import TestClock
+    from pipeline.records import Kind
+    from pipeline.strategy.orders import EventKind, OrderEvent
+    Quoter = example("examples/strategies/quoting.py:Quoter")
+    clock = TestClock(mono_ns=10**9)
+    q = Quoter(Quoter.Params(size=0.01, max_inventory=0.05, tick=0.01, backoff_ms=250.0),
+               venue=int(Venue.SIM), symbol=SYM, clock=clock)
+    q.epoch = 1
+    book = synth.l2_session(40, seed=1)
+    quotes = book[np.isin(book["kind"], [int(Kind.BID), int(Kind.ASK)])]
+
+    def new_orders(i):
+        return [s for s in q.on_ticks(quotes[2 * i:2 * i + 2]) if hasattr(s, "order_type")]
+
+    first = new_orders(0)
+    assert len(first) == 1 and first[0].side == 1           # a bid (no inventory to offer)
+    q.order_event(OrderEvent(int(EventKind.REJECTED), first[0].seq, clock.mono_ns(), side=1,
+                             reason="RATE_BUDGET"))
+    assert new_orders(1) == [] and q.backoffs == 1           # held
+    clock.advance(200_000_000)
+    assert new_orders(2) == []
+    clock.advance(60_000_000)                                # 260 ms after the refusal
+    again = new_orders(3)
+    assert len(again) == 1 and again[0].side == 1
+    q.order_event(OrderEvent(int(EventKind.REJECTED), again[0].seq, clock.mono_ns(), side=1,
+                             reason="POST_ONLY_WOULD_TAKE"))
+    assert len(new_orders(4)) == 1 and q.backoffs == 1       # at once: not a pacing refusal
+
+
+def test_quoter_replaces_a_side_at_most_once_per_min_requote_ms():
+    from pipeline.clock import TestClock
+    from pipeline.records import TICK_DTYPE, Kind
+    from pipeline.strategy.orders import EventKind, OrderEvent, Replace
+    Quoter = example("examples/strategies/quoting.py:Quoter")
+    clock = TestClock(mono_ns=10**9)
+    q = Quoter(Quoter.Params(size=0.01, max_inventory=0.05, tick=0.01, min_requote_ms=100.0),
+               venue=int(Venue.SIM), symbol=SYM, clock=clock)
+    q.epoch = 1
+    replaces = []
+    for i in range(40):                        # the best bid moves a tick every 10 ms
+        b = np.zeros(2, TICK_DTYPE)
+        b["kind"] = [int(Kind.BID), int(Kind.ASK)]
+        b["venue"], b["symbol"], b["seq"] = int(Venue.SIM), SYM, [2 * i, 2 * i + 1]
+        b["price"] = [100.0 + 0.01 * i, 100.05 + 0.01 * i]
+        b["mono_ts"] = clock.mono_ns()
+        for it in q.on_ticks(b):
+            if isinstance(it, Replace):
+                replaces.append(clock.mono_ns())
+                it = it.new
+            q.order_event(OrderEvent(int(EventKind.ACCEPTED), it.seq, clock.mono_ns(), side=1))
+        clock.advance(10_000_000)
+    assert len(replaces) == 4                  # 390 ms of moves: at 0+10, 110, 210, 310 ms
+    assert all(b - a >= 100_000_000 for a, b in zip(replaces, replaces[1:]))
