@@ -9,6 +9,11 @@
 - `resolve_due()` queries UNKNOWN orders by origClientOrderId with doubling back-off. Found → its
   venue status and its trades (GET myTrades?orderId). "Does not exist" `max_polls` times AND past
   the request's recvWindow (the venue can no longer accept it) → LOST. Nothing is resubmitted.
+  A LOST order keeps its exposure until `confirm_lost()` confirms it never traded: the trade
+  history (fetch_trades) holds no trade we cannot attribute since it was sent and, with a user
+  stream, the stream stayed subscribed without a reconnect from the LOST verdict on. Until then a
+  venue report of it moves it on (it was not lost after all); a foreign trade keeps it held
+  (counted `lost_unconfirmed`, reported; reconciliation at the next start settles it).
 - `on_event()` applies user-data stream executionReports; `apply_status()` any order JSON.
 - Every fill goes through `fill()`: deduplicated by (symbol, trade id), it moves the order, the
   position, and the risk engine's open orders and position (so the next check sees it). A fill
@@ -31,6 +36,7 @@ import time
 from typing import Any, Callable
 from urllib.parse import parse_qsl
 
+from pipeline.gateway import lost
 from pipeline.gateway import orders as om
 from pipeline.gateway.journal import Journal, JournalWriteError, strip_signature
 from pipeline.gateway.orderpath_py import (J_SYNC_FAILED, J_WRITTEN, W_CLOSED, W_ERROR, W_SENT,
@@ -103,6 +109,9 @@ class Execution:
         self.wire: Wire | None = None     # new-order requests on a helper thread (REST)
         self.inflight: dict[str, Order] = {}     # cid -> order whose request is on the wire
         self.feedback = None              # reporting.OrderFeedback: the strategies' order events
+        self.stream = None                # ws_api.UserStream when configured (confirm_lost)
+        self.lost_pending: dict[str, Order] = {}   # LOST orders still holding their exposure
+        self.foreign_mono: dict[str, int] = {}     # symbol -> when a foreign trade was last seen
 
     def count(self, what: str, n: int = 1) -> None:
         self.counts[what] = self.counts.get(what, 0) + n
@@ -122,7 +131,11 @@ class Execution:
             log_state(order, old, new, why)
             if self.feedback is not None:
                 self.feedback.state(order, old, new, why)
-            if new in om.TERMINAL and new is not OrderState.FILLED:
+            if old is OrderState.LOST:               # the venue knew it after all
+                self.lost_pending.pop(order.cid, None)
+                self.count("lost_reappeared")
+            if new in om.TERMINAL and new is not OrderState.FILLED \
+                    and new is not OrderState.LOST:  # LOST: held until confirm_lost()
                 self._release(order)
             if new in om.TERMINAL and order.price == order.price \
                     and getattr(self.risk, "self_trade", False):
@@ -162,6 +175,7 @@ class Execution:
             key = (symbol, trade_id)
             if key not in self.foreign_seen and key not in self.book.seen:
                 self.foreign_seen.add(key)
+                self.foreign_mono[symbol] = time.perf_counter_ns()
                 self.count("foreign_fills")
                 self.journal.write("foreign_fill", symbol=symbol, trade_id=int(trade_id),
                                    order_id=order_id, side=side, qty=qty, price=price,
@@ -625,7 +639,20 @@ class Execution:
                 self.heartbeat()
                 self.resolve(order)
                 n += 1
+        for order in list(self.lost_pending.values()):
+            if order.next_poll_mono <= now:
+                self.heartbeat()
+                self.confirm_lost(order)
+                n += 1
         return n
+
+    def declare_lost(self, order: Order) -> None:
+        """UNKNOWN → LOST, exposure kept (pipeline/gateway/lost.py)."""
+        lost.declare(self, order)
+
+    def confirm_lost(self, order: Order) -> bool:
+        """Release a LOST order's exposure once confirmed (pipeline/gateway/lost.py)."""
+        return lost.confirm(self, order)
 
     def resolve(self, order: Order) -> None:
         r = self.rest.signed("GET", "/api/v3/order",
@@ -642,9 +669,7 @@ class Execution:
             past_window = self.clock.timestamp_ms() > getattr(order, "ts_ms", 0) + \
                 self.recv_window_ms + RECV_WINDOW_MARGIN_MS
             if order.polls >= self.cfg.unknown_max_polls and past_window:
-                self.count("lost")
-                self.set_state(order, OrderState.LOST,
-                               f"venue does not know it after {order.polls} polls")
+                self.declare_lost(order)            # exposure kept until confirm_lost()
                 return
         elif r.outcome is Outcome.BANNED:
             self.halt(f"HTTP 418 from the venue: {r.msg}")
