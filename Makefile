@@ -64,7 +64,7 @@ fuzz-seed: $(STAMP)
 # runs (each ~6 s), then the rest of tests/chaos (docs/testing.md).
 CHAOS_RUNS ?= 60
 chaos-long: $(STAMP)
-	CHAOS_LONG=1 START_ORDER_RUNS=$(CHAOS_RUNS) $(PY) -m pytest tests/chaos -q -p no:cacheprovider
+	START_ORDER_RUNS=$(CHAOS_RUNS) $(PY) -m pytest tests/chaos -q -p no:cacheprovider
 
 # The chaos soak (scripts/soak.py, docs/trading-box.md): roles killed and stopped at random,
 # venue faults injected, then the venue and the journal compared.

@@ -222,6 +222,8 @@ class CollectorConfig:
     connect_limit: int = 0            # connection attempts in any connect_window_s; 0 = the
     connect_window_s: float = 0.0     # venue's cap (Binance: 300 per 300 s per IP)
     drain_timeout_s: float = 2.0      # wait this long for the old connection's close frame
+    send_guard_s: float = 0.25        # messages to the venue: its per-second cap kept over 1 s + this
+                                      # (its arrival stamps jitter against our send times)
     url_streams_max: int = 200        # streams in the connect URL; the rest via paced SUBSCRIBE
     snapshot_limit: int = 1000        # REST depth levels
     snapshot_timeout_s: float = 5.0
@@ -244,6 +246,8 @@ class CollectorConfig:
             raise ValueError("max_message must be >= 1024")
         if self.connect_limit < 0 or self.connect_window_s < 0:
             raise ValueError("connect_limit and connect_window_s must be >= 0")
+        if not 0 <= self.send_guard_s < 1:
+            raise ValueError("send_guard_s must be in [0, 1)")
 RoleKind = Literal["sim", "collector", "strategy", "gateway", "recorder", "command"]
 # Roles whose death must stop trading for good: a strategy's state and a gateway's orders are not
 # rebuilt by a blind restart (the trader restarts them, after a look).

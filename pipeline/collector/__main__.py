@@ -1,5 +1,4 @@
-import sys
-
 from pipeline.collector.process import main
+from pipeline.telemetry.role import exit_role
 
-sys.exit(main())
+exit_role(main)     # a late SIGTERM (the launcher's stop) cannot kill finalisation

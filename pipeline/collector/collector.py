@@ -238,7 +238,8 @@ class Collector:
             return None
         self._beat()
         self.counters["connects"] += 1
-        self.limiters[id(c)] = RateLimiter(self.rules.max_outgoing_per_s)
+        self.limiters[id(c)] = RateLimiter(self.rules.max_outgoing_per_s,
+                                         guard_s=self.cfg.send_guard_s)
         q = self.outq[id(c)] = deque()
         rest = g.streams[self._url_streams():]
         for msg in self.adapter.subscribe_messages(rest) if rest else ():

@@ -7,8 +7,9 @@ client's own recv() costs ~6 us a frame). websocket-client reads the handshake r
 byte, so no frame bytes are left in its buffers.
 
 `Backoff`: capped exponential back-off with jitter. `RateLimiter`: at most N outgoing messages in
-any sliding second (venues cap client messages per second; pongs count; a token bucket would let
-2N into one second: a full bucket, then its refill). `AttemptWindow`: at most N connection
+any sliding second, with a guard for delivery jitter (venues cap client messages per second, on
+their arrival stamps; pongs count; a token bucket would let 2N into one second: a full bucket,
+then its refill). `AttemptWindow`: at most N connection
 attempts in any sliding window (the venue's per-IP connection cap).
 """
 from __future__ import annotations
@@ -86,13 +87,23 @@ class AttemptWindow:
 
 class RateLimiter(AttemptWindow):
     """At most `rate` sends in any sliding second (`burst`, if given, lowers that: never more
-    than `burst` in one second). Exactly the venue's rule ("5 messages per second"), so a reconnect
-    that queues its SUBSCRIBEs behind pongs never goes over."""
+    than `burst` in one second), so a reconnect that queues its SUBSCRIBEs behind pongs never goes
+    over the venue's rule ("5 messages per second").
 
-    def __init__(self, rate: float, burst: float | None = None, clock=time.monotonic):
+    `guard_s` widens the window the sender keeps to 1 + guard_s seconds. The venue counts on its
+    own arrival stamps, not on our send times: a message sent at the very edge of our window (the
+    earliest moment it is allowed) arrives less delayed than the first of its window did, and the
+    venue sees rate + 1 in under a second (seen against the simulator: 1.2 ms then 0.4 ms of
+    delivery, six within 0.9997 s). The guard must exceed the spread of one-way delivery delays."""
+
+    def __init__(self, rate: float, burst: float | None = None, clock=time.monotonic,
+                 guard_s: float = 0.0):
+        if guard_s < 0:
+            raise ValueError("a rate limiter's guard_s must be >= 0")
         n = int(min(rate, burst) if burst is not None else rate)
-        super().__init__(max(1, n), 1.0, clock)
+        super().__init__(max(1, n), 1.0 + guard_s, clock)
         self.rate = float(rate)
+        self.guard_s = float(guard_s)
 
 
 class ConnectionClosed(Exception):

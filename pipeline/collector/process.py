@@ -41,73 +41,86 @@ def run(cfg: CollectorConfig, ring_name: str, seconds: float | None = None,
                                 run_dir)
 
     from pipeline.telemetry.role import RoleTelemetry
-    tel = RoleTelemetry("collector", main_hop="socket_to_ring")
-    ring = TickRing.attach(ring_name, timeout=attach_timeout)
-    writer = ring.writer()
-    raw = None
-    if cfg.record_dir:
-        raw = RawRecorder(cfg.record_dir, stem=f"{cfg.venue}-{time.strftime('%Y%m%dT%H%M%S')}",
-                          rotate_bytes=int(cfg.record_rotate_mb * (1 << 20)),
-                          rotate_s=cfg.record_rotate_s)
-    # socket_to_ring: records carry local_ts = CLOCK_REALTIME at the socket read; the hop ends
-    # when publish_array returns (CLOCK_MONOTONIC), so the realtime stamp is mapped to monotonic
-    # through an offset refreshed at every heartbeat.
-    clock = {"offset": time.time_ns() - time.perf_counter_ns()}
-    record_hop = tel.hops.recorder("socket_to_ring")
-    publish_array = writer.publish_array
+    # The stop handler first: the launcher may stop us from the moment we say RUNNING (it then
+    # starts the next role) or while we start; a SIGTERM before the handler would kill us (-15).
+    col = None
+    stop_asked: list[int] = []
 
-    def publish(arr) -> None:
-        publish_array(arr)
-        last = arr[-1]
-        if last["local_ts"] > 0 and not last["flags"] & (FLAG_SNAPSHOT | FLAG_SYNTHETIC):
-            hop = time.perf_counter_ns() - (int(last["local_ts"]) - clock["offset"])
-            if 0 < hop < 60_000_000_000:
-                record_hop(hop)
-
-    resync_seen = [ring.resync_requests]
-
-    def heartbeat() -> None:
-        clock["offset"] = time.time_ns() - time.perf_counter_ns()
-        writer.heartbeat()
-        asked = ring.resync_requests        # a reader lost records: its books are wrong
-        if asked != resync_seen[0]:
-            resync_seen[0] = asked
-            log.warning("a ring reader lost records: resyncing every book")
-            col.feed.resync_books(time.time_ns())
-        tel.beat(ticks=int(ring.cursor), errors=sum(col.feed.errors().values()))
-        fc = col.feed.counters
-        tel.status.set_extra(reconnects=col.counters["reconnects"], stale=col.counters["stale"],
-                             resyncs=fc["book_resync"], gaps=fc["book_gap"])
-        # A HALT is the gateway's business (a restarted collector starts while the gateway is
-        # HALTED for its death): only the launcher's shutdown stops the feed.
-        if tel.status.shutdown_requested:
-            col.stop()          # same as SIGTERM: close connections, flush, report
-
-    col = Collector(cfg, publish, registry=registry, raw_sink=raw.write if raw else None,
-                    heartbeat=heartbeat)
-    tel.running()
-    prev = {s: signal.signal(s, lambda *_: col.stop()) for s in (signal.SIGTERM, signal.SIGINT)}
+    def on_stop(*_) -> None:
+        stop_asked.append(1)
+        if col is not None:
+            col.stop()
+    prev = {s: signal.signal(s, on_stop) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
-        col.run(seconds)
+        tel = RoleTelemetry("collector", main_hop="socket_to_ring")
+        ring = TickRing.attach(ring_name, timeout=attach_timeout)
+        writer = ring.writer()
+        raw = None
+        if cfg.record_dir:
+            raw = RawRecorder(cfg.record_dir, stem=f"{cfg.venue}-{time.strftime('%Y%m%dT%H%M%S')}",
+                              rotate_bytes=int(cfg.record_rotate_mb * (1 << 20)),
+                              rotate_s=cfg.record_rotate_s)
+        # socket_to_ring: records carry local_ts = CLOCK_REALTIME at the socket read; the hop ends
+        # when publish_array returns (CLOCK_MONOTONIC), so the realtime stamp is mapped to monotonic
+        # through an offset refreshed at every heartbeat.
+        clock = {"offset": time.time_ns() - time.perf_counter_ns()}
+        record_hop = tel.hops.recorder("socket_to_ring")
+        publish_array = writer.publish_array
+
+        def publish(arr) -> None:
+            publish_array(arr)
+            last = arr[-1]
+            if last["local_ts"] > 0 and not last["flags"] & (FLAG_SNAPSHOT | FLAG_SYNTHETIC):
+                hop = time.perf_counter_ns() - (int(last["local_ts"]) - clock["offset"])
+                if 0 < hop < 60_000_000_000:
+                    record_hop(hop)
+
+        resync_seen = [ring.resync_requests]
+
+        def heartbeat() -> None:
+            clock["offset"] = time.time_ns() - time.perf_counter_ns()
+            writer.heartbeat()
+            asked = ring.resync_requests        # a reader lost records: its books are wrong
+            if asked != resync_seen[0]:
+                resync_seen[0] = asked
+                log.warning("a ring reader lost records: resyncing every book")
+                col.feed.resync_books(time.time_ns())
+            tel.beat(ticks=int(ring.cursor), errors=sum(col.feed.errors().values()))
+            fc = col.feed.counters
+            tel.status.set_extra(reconnects=col.counters["reconnects"], stale=col.counters["stale"],
+                                 resyncs=fc["book_resync"], gaps=fc["book_gap"])
+            # A HALT is the gateway's business (a restarted collector starts while the gateway is
+            # HALTED for its death): only the launcher's shutdown stops the feed.
+            if tel.status.shutdown_requested:
+                col.stop()          # same as SIGTERM: close connections, flush, report
+
+        col = Collector(cfg, publish, registry=registry, raw_sink=raw.write if raw else None,
+                        heartbeat=heartbeat)
+        if stop_asked:
+            col.stop()
+        tel.running()
+        try:
+            col.run(seconds)
+        finally:
+            col.close()
+            stats = col.stats()
+            stats["errors"] = col.feed.errors()
+            stats["records_published"] = int(ring.cursor)
+            if raw is not None:
+                raw.close()
+                stats["raw_files"] = [str(p) for p in raw.files]
+            tel.close(ticks=int(ring.cursor), errors=sum(stats["errors"].values()))
+            writer.close()
+            ring.close()
+            if stats_path:
+                tmp = Path(stats_path).with_suffix(".tmp")
+                tmp.write_text(json.dumps(stats, indent=1, sort_keys=True))
+                tmp.replace(stats_path)
+        return stats
     finally:
-        col.close()
-        stats = col.stats()
-        stats["errors"] = col.feed.errors()
-        stats["records_published"] = int(ring.cursor)
-        if raw is not None:
-            raw.close()
-            stats["raw_files"] = [str(p) for p in raw.files]
-        tel.close(ticks=int(ring.cursor), errors=sum(stats["errors"].values()))
-        writer.close()
-        ring.close()
         if not keep_signal_handlers:
             for s, h in prev.items():
                 signal.signal(s, h)
-        if stats_path:
-            tmp = Path(stats_path).with_suffix(".tmp")
-            tmp.write_text(json.dumps(stats, indent=1, sort_keys=True))
-            tmp.replace(stats_path)
-    return stats
 
 
 def run_from_dict(cfg: dict, ring_name: str, seconds: float | None, stats_path: str | None,
@@ -151,9 +164,5 @@ def main(argv=None) -> int:
     except InstrumentError as exc:
         log.error("%s", exc)
         return 2
-    finally:
-        # Done and closed. The launcher's SIGTERM may still come (it sends one to every role
-        # still alive in its stop order) while the interpreter shuts down, which puts the
-        # default action back on the signals it handled: ignored, as the recorder does (-15).
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    # a late SIGTERM, once this returned: ignored by exit_role (pipeline/collector/__main__.py)
     return 0

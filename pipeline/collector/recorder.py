@@ -256,13 +256,9 @@ def main(argv=None) -> int:
     signal.signal(signal.SIGTERM, stopping)
     run_recorder(args.ring or cfg.ring.name, out, cfg.collector.record_segment_records,
                  args.seconds, wait)
-    # Done and closed. The launcher's SIGTERM may still come (it sends one to every role still
-    # alive in its stop order): ignored, it cannot kill interpreter shutdown (-15), which would
-    # restore the default action for a Python-level handler but keeps SIG_IGN.
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    return 0
+    return 0        # a late SIGTERM from here on: ignored by exit_role (the __main__ block)
 
 
 if __name__ == "__main__":
-    import sys
-    sys.exit(main())
+    from pipeline.telemetry.role import exit_role
+    exit_role(main)     # a late SIGTERM (the launcher's stop) cannot kill finalisation

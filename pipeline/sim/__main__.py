@@ -118,4 +118,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from pipeline.telemetry.role import exit_role
+    exit_role(main)     # a late SIGTERM (the launcher's stop) cannot kill finalisation

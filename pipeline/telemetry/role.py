@@ -10,12 +10,21 @@
 
 Run outside the launcher it still works (private status memory, no files unless
 PIPELINE_RUN_DIR is set), so role code never asks how it was started.
+
+Every role's `python -m` entry ends through `exit_role(main)`: once main() has returned (or
+raised), SIGTERM is ignored. The launcher SIGTERMs every role still alive in its stop order, and
+a role that already stopped on its own (the shutdown word, its ring writer closed) may be in
+interpreter finalisation then, which puts the default action back on every signal Python
+handled: that SIGTERM would kill it (exit -15). SIG_IGN survives finalisation.
 """
 from __future__ import annotations
 
 import logging
 import os
+import signal
+import sys
 import time
+from typing import Callable, NoReturn
 
 from pipeline.records import RoleState
 from pipeline.telemetry.latency import HopRecorder
@@ -76,3 +85,12 @@ class RoleTelemetry:
             except OSError as exc:
                 log.warning("cannot write latency histograms to %s: %s", run_dir, exc)
         self.status.close()
+
+
+def exit_role(main: Callable[[], int | None]) -> NoReturn:
+    """Run a role's main() and exit with its code, a late SIGTERM ignored (see the module doc)."""
+    try:
+        code = main()
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    sys.exit(code)

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import time
 
-import os
-
 import pytest
 
 from pipeline.collector.collector import Collector
@@ -49,11 +47,12 @@ def max_in_window(times: list[float], window_s: float) -> int:
     return best
 
 
-@pytest.mark.skipif(not os.environ.get("CHAOS_LONG"), reason="failed once in a loaded suite run "
-                    "(cause not found yet): runs in make chaos-long (CHAOS_LONG=1)")
 def test_a_reconnect_with_200_symbols_never_sends_more_than_5_messages_a_second(tmp_path):
     # the simulator pings every 0.2 s: each pong is a message too, queued behind the SUBSCRIBEs
-    # (a token bucket of 5 would send 3 SUBSCRIBEs and 2 pongs at once, then refill: 7 in a second)
+    # (a token bucket of 5 would send 3 SUBSCRIBEs and 2 pongs at once, then refill: 7 in a second).
+    # The simulator counts on its arrival stamps: without send_guard_s the sixth message, sent
+    # exactly 1 s after the first, arrived 0.8 ms less delayed and made six in 0.9997 s (a fourth
+    # disconnect, intermittent under load)
     sim = start_sim(tmp_path, rate=50.0, ping_interval_s=0.2, pong_timeout_s=60.0)
     try:
         adapter = BinanceAdapter({s: i + 1 for i, s in enumerate(SYMS200)}, int(Venue.SIM))
