@@ -27,14 +27,15 @@ from fuzz.runner import fuzz_main, instrumented
 
 with instrumented():
     from pipeline.gateway.clocksync import ClockSync
-    from pipeline.gateway.execution import Execution
+    from pipeline.venues.binance.execution import BinanceExecution as Execution
     from pipeline.gateway.instruments import InstrumentRules
     from pipeline.gateway.journal import Journal
     from pipeline.gateway.orders import Order, OrderState
     from pipeline.gateway.ratelimit import HostGate
     from pipeline.gateway.rest import Outcome, reply_of
     from pipeline.gateway.risk import RiskEngine
-    from pipeline.gateway.ws_api import ws_reply
+    from pipeline.venues.binance.rest import classify
+    from pipeline.venues.binance.ws_api import ws_reply
     from pipeline.records import Venue
 
 _DIR = Path(tempfile.mkdtemp(prefix="fuzz-rest-"))
@@ -85,7 +86,7 @@ def _check_order(o: Order) -> None:
 def one_input(data: bytes) -> None:
     status, headers, body = parse(data)
     gate = HostGate("api.fuzz", weight_limit_1m=6000, order_limit_10s=100)
-    r = reply_of(status, headers, body, gate, lambda s: s, 0, 0)
+    r = reply_of(status, headers, body, gate, lambda s: s, 0, 0, classify)
     if r.outcome not in OUTCOMES or not math.isfinite(gate.blocked_until):
         raise AssertionError(f"reply {r.outcome!r}, gate blocked until {gate.blocked_until!r}")
     try:

@@ -31,6 +31,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Callable
 
 from pipeline.config import AlertsConfig
 from pipeline.gateway.secrets import REDACTED, CredentialError, Redactor, Secret
@@ -160,21 +161,27 @@ class AlertSender:
 class AlertWatcher:
     """The watcher thread: turns what the status block shows into alerts.
 
-    gateway: (slot) of the gateway role or None; collectors: their slots; status_json: the
-    gateway's status.json (reason of a halt, positions for fills); currency: PnL's currency."""
+    gateways: slot → (role name, its status.json (reason of a halt, positions for fills), PnL's
+    currency or a callable giving it) of every gateway; or, for one gateway, gateway (its slot),
+    status_json and currency. collectors: their slots → names. With several gateways each alert
+    names its gateway ("gateway gateway_okx HALTED: ...", data "role")."""
 
-    def __init__(self, sender: AlertSender, block, *, gateway: int | None,
-                 collectors: dict[int, str], status_json: Path | None = None, currency: str = ""):
+    def __init__(self, sender: AlertSender, block, *, gateway: int | None = None,
+                 collectors: dict[int, str], status_json: Path | None = None,
+                 currency: str | Callable[[], str] = "",
+                 gateways: dict[int, tuple[str, Path | None, str | Callable[[], str]]]
+                 | None = None):
         self.sender = sender
         self.block = block
-        self.gateway = gateway
+        if gateways is None:
+            gateways = {} if gateway is None else {gateway: ("gateway", status_json, currency)}
+        self.gateways = gateways
         self.collectors = collectors
-        self.status_json = status_json
-        self.currency = currency
         self._stop = threading.Event()
-        self._trading = int(TradingState.ACTIVE)
-        self._pending: tuple[str, float] | None = None    # a state change waiting for its reason
-        self._fills = 0
+        self._trading = {slot: int(TradingState.ACTIVE) for slot in gateways}
+        # a state change waiting for its reason, per gateway
+        self._pending: dict[int, tuple[str, float] | None] = {slot: None for slot in gateways}
+        self._fills = {slot: 0 for slot in gateways}
         self._ticks: dict[int, tuple[int, float]] = {}
         self._stale: set[int] = set()
         self._stale_counts: dict[int, int] = {}
@@ -188,13 +195,18 @@ class AlertWatcher:
         if self._thread.is_alive():
             self._thread.join(2.0)
 
-    def _gateway_status(self) -> dict:
-        if self.status_json is None:
+    def _gateway_status(self, slot: int) -> dict:
+        path = self.gateways[slot][1]
+        if path is None:
             return {}
         try:
-            return json.loads(self.status_json.read_bytes())
+            return json.loads(path.read_bytes())
         except (OSError, ValueError):
             return {}
+
+    def _currency(self, slot: int) -> str:
+        cur = self.gateways[slot][2]
+        return cur() if callable(cur) else cur
 
     def _run(self) -> None:
         while not self._stop.wait(POLL_S):
@@ -210,41 +222,46 @@ class AlertWatcher:
         now = time.monotonic() if now is None else now
         snap = self.block.snapshot()
         extras = self.block.extras_snapshot()
-        if self.gateway is not None:
-            self._check_gateway(snap[self.gateway], now)
+        for slot in self.gateways:
+            self._check_gateway(slot, snap[slot], now)
         for slot, name in self.collectors.items():
             self._check_feed(slot, name, snap[slot], extras[slot], now)
 
-    def _check_gateway(self, s, now: float) -> None:
+    def _check_gateway(self, slot: int, s, now: float) -> None:
+        name = self.gateways[slot][0]
+        who = f"gateway {name}" if len(self.gateways) > 1 else "gateway"
+        cur = self._currency(slot)
         trading = int(s["trading_state"])
-        if trading != self._trading:
-            self._trading = trading
+        if trading != self._trading[slot]:
+            self._trading[slot] = trading
             state = TradingState(trading).name
-            self._pending = (state, now) if state in ("HALTED", "REDUCING") else None
-        if self._pending is not None:
+            self._pending[slot] = (state, now) if state in ("HALTED", "REDUCING") else None
+        if self._pending[slot] is not None:
             # the slot changes first; status.json (with the reason) follows within a moment
-            state, since = self._pending
-            g = self._gateway_status()
+            state, since = self._pending[slot]
+            g = self._gateway_status(slot)
             if g.get("trading") == state or now - since >= REASON_WAIT_S:
-                self._pending = None
+                self._pending[slot] = None
                 why = (g.get("halt_reason") or "") if g.get("trading") == state else ""
-                self.sender.notify(Alert(state.lower(), f"gateway {state}" + (f": {why}" if why else "")
-                                         + f" (PnL {_money(float(s['pnl']), self.currency)})",
-                                         {"trading": state, "reason": why,
-                                          "pnl": float(s["pnl"]), "currency": self.currency,
+                self.sender.notify(Alert(state.lower(), f"{who} {state}" + (f": {why}" if why else "")
+                                         + f" (PnL {_money(float(s['pnl']), cur)})",
+                                         {"trading": state, "reason": why, "role": name,
+                                          "pnl": float(s["pnl"]), "currency": cur,
                                           "open_orders": int(s["open_orders"])}))
         fills = int(s["fills"])
-        if fills > self._fills:
-            n, self._fills = fills - self._fills, fills
+        if fills > self._fills[slot]:
+            n, self._fills[slot] = fills - self._fills[slot], fills
             if "fill" in self.sender.cfg.on:
-                g = self._gateway_status()
+                g = self._gateway_status(slot)
                 pos = {k: v.get("qty", 0.0) for k, v in (g.get("positions") or {}).items()}
                 where = ", ".join(f"{k} {v:+g}" for k, v in pos.items()) or "flat"
-                self.sender.notify(Alert("fill", f"{n} new fill{'s' if n > 1 else ''} "
+                pre = f"{who}: " if len(self.gateways) > 1 else ""
+                self.sender.notify(Alert("fill", f"{pre}{n} new fill{'s' if n > 1 else ''} "
                                          f"({fills} in all); position {where}; PnL "
-                                         f"{_money(float(s['pnl']), self.currency)}",
+                                         f"{_money(float(s['pnl']), cur)}",
                                          {"new_fills": n, "fills": fills, "positions": pos,
-                                          "pnl": float(s["pnl"]), "currency": self.currency}))
+                                          "role": name, "pnl": float(s["pnl"]),
+                                          "currency": cur}))
 
     def _check_feed(self, slot: int, name: str, s, e, now: float) -> None:
         ticks = int(s["ticks"])

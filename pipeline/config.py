@@ -329,7 +329,9 @@ class LauncherConfig:
     status_interval: float = 1.0    # seconds between status lines (0 = none)
     shutdown_timeout: float = 20.0  # whole ordered shutdown budget, seconds
     halt_on_role_death: bool = True  # a dead or stuck role → gateway HALTED → orderly shutdown
-    # (a role with restart = "on-failure" is restarted instead; the gateway stays HALTED meanwhile)
+    # (a role with restart = "on-failure" is restarted instead; the gateway stays HALTED meanwhile;
+    # several venues: a collector's death HALTs only its ring's gateways, and the run goes on
+    # while another gateway trades: pipeline/launcher/supervision.py halt_scope)
     clear_halt_on_recovery: bool = True  # that HALT clears once the role is back and fresh
                                          # (a kill switch or a strategy/gateway death never clears)
     prometheus_port: int = -1       # -1 = off, 0 = any free port, on 127.0.0.1 only

@@ -335,7 +335,7 @@ STATUS_HEADER_DTYPE = np.dtype(
         ("nslots", "<i8"),         # 8
         ("owner_pid", "<i8"),      # 16
         ("epoch_ns", "<i8"),       # 24  CLOCK_REALTIME at creation
-        ("halt", "<i8"),           # 32  launcher → gateway: go HALTED now (1)
+        ("halt", "<i8"),           # 32  launcher → every gateway: go HALTED now (1)
         ("shutdown", "<i8"),       # 40  launcher → all: orderly shutdown in progress (1)
         ("tag", "<i8"),            # 48  the creator's PIPELINE_SHM_TAG (0 = none): whose it is
         ("hop_layout", "<i8"),     # 56  HOP_SLOTS << 16 | HOP_CELLS of every extra record (layout check)
@@ -381,7 +381,9 @@ ROLE_EXTRA_DTYPE = np.dtype(
         ("resyncs", "<i8"),         # 8   order book resyncs (collector)
         ("stale", "<i8"),           # 16  feeds declared stale (collector)
         ("gaps", "<i8"),            # 24  sequence gaps seen (collector: book; gateway: intake)
-        ("_pad", "<i8", (4,)),      # 32
+        ("halt", "<i8"),            # 32  launcher → this gateway only: go HALTED now (1); the
+        #                                 header's halt word is the run-wide one
+        ("_pad", "<i8", (3,)),      # 40
         ("hops", "<i8", (HOP_SLOTS, HOP_CELLS)),   # 64
     ],
     align=True,

@@ -18,18 +18,18 @@ from urllib.parse import urlsplit
 
 from pipeline.bus.ring import RingError
 from pipeline.gateway.clocksync import ClockSync
-from pipeline.gateway.execution import Execution
 from pipeline.gateway.intake import Intake
 from pipeline.gateway.binjournal import open_journal, read_any
 from pipeline.gateway.ratelimit import HostGate
-from pipeline.gateway.reconcile import rebuild, reconcile
+from pipeline.gateway.reconcile import rebuild
 from pipeline.gateway.secrets import (
     Redactor,
     harden_process,
     install_log_redaction,
     load_credentials,
 )
-from pipeline.venues.binance.gateway import BinanceVenue, VenueError
+from pipeline.venues.base import VenueError
+from pipeline.venues.binance.gateway import BinanceVenue
 from pipeline.venues.okx.gateway import OkxVenue
 from pipeline.gateway.wire import helper_cores
 from pipeline.logs import pin_writer
@@ -182,7 +182,7 @@ def assemble(gw) -> None:
     wire = gw.venue.wire(api_key, gw.gate, redact=gw.redact, cores=gw.helper_cores)
     del creds, api_key
 
-    gw.ex = getattr(gw.venue, "execution", Execution)(cfg=cfg, journal=gw.journal, risk=gw.risk, signer=gw.signer,
+    gw.ex = gw.venue.execution(cfg=cfg, journal=gw.journal, risk=gw.risk, signer=gw.signer,
                       rules=gw.rules, rest=gw.rest, ws=gw.ws, clock=gw.clock, halt=gw.halt,
                       recv_window_ms=gw.recv_window_ms, heartbeat=gw.role.heartbeat)
     gw.ex.wire = wire
@@ -205,7 +205,7 @@ def assemble(gw) -> None:
         if not gw.stream.subscribed.is_set():
             log.warning("user stream not subscribed after 3 s; fills come from responses "
                         "and queries until it is")
-    recon = getattr(gw.venue, "reconcile", reconcile)
+    recon = gw.venue.reconcile
     rep = gw.reconcile_report = recon(gw.ex, list(cfg.symbols), cfg.recent_trades)
     log.info("reconciled with the venue: %d checked, %d resolved, %d still unknown, "
              "%d new fills, %d unknown exchange orders", rep["checked"], rep["resolved"],
@@ -227,9 +227,9 @@ def _first_clock_sync(gw) -> None:
             if tls_error:                  # reachable, but not someone we trust
                 raise GatewayError(f"cannot measure the venue clock at {cfg.rest_url}: "
                                    f"{tls_error}")
-            raise GatewayError(f"cannot measure the venue clock at {cfg.rest_url} (GET "
-                               f"/api/v3/time failed for {cfg.start_timeout_s:g} s); is the "
-                               f"venue reachable?")
+            raise GatewayError(f"cannot measure the venue clock at {cfg.rest_url} (its time "
+                               f"endpoint failed for {cfg.start_timeout_s:g} s); is the venue "
+                               f"reachable?")
         gw.role.heartbeat()
         time.sleep(0.2)
     gw.journal.write("clock", why="start", **gw.clock.snapshot())

@@ -1,20 +1,21 @@
 """Order execution: from an accepted signal to a final order state, fills and positions.
 
-`Execution` owns the order table, the fill book and the venue conversation for orders:
+`Execution` owns the order table, the fill book and the order's life; the venue conversation is
+a venue's subclass (pipeline/venues/<venue>/execution.py: BinanceExecution, OkxExecution), which
+provides the methods of "the venue's part" below:
 
-- `submit()` writes one order (REST POST /api/v3/order or WS-API order.place) and acts on the
-  classified answer: OK → ACK/FILLED (+ fills from the FULL response); -1021 → clock resync and
-  exactly one retry with a fresh timestamp and the same client order id; 429/418/other rejects →
-  REJECTED (418 also HALTs); timeout / 5xx / -1006 / -1007 → UNKNOWN.
-- `resolve_due()` queries UNKNOWN orders by origClientOrderId with doubling back-off. Found → its
-  venue status and its trades (GET myTrades?orderId). "Does not exist" `max_polls` times AND past
-  the request's recvWindow (the venue can no longer accept it) → LOST. Nothing is resubmitted.
-  A LOST order keeps its exposure until `confirm_lost()` confirms it never traded: the trade
-  history (fetch_trades) holds no trade we cannot attribute since it was sent and, with a user
-  stream, the stream stayed subscribed without a reconnect from the LOST verdict on. Until then a
-  venue report of it moves it on (it was not lost after all); a foreign trade keeps it held
-  (counted `lost_unconfirmed`, reported; reconciliation at the next start settles it).
-- `on_event()` applies user-data stream executionReports; `apply_status()` any order JSON.
+- `submit()` writes one order (the venue's `_write`) and acts on the classified answer
+  (`on_reply` / `_act`): OK → ACK/FILLED (+ fills the answer carries); the venue's clock code
+  (`clock_reject_code`) → clock resync and exactly one retry with a fresh timestamp and the same
+  client order id; 429/418/other rejects → REJECTED (418 also HALTs); timeout / 5xx / the
+  venue's "status unknown" codes → UNKNOWN.
+- `resolve_due()` asks the venue for UNKNOWN orders (`resolve`) with doubling back-off. Nothing
+  is resubmitted. The venue's resolve declares an order the venue never got LOST with
+  `declare_lost()`: it keeps its exposure until `confirm_lost()` confirms it never traded
+  (pipeline/gateway/lost.py: the trade history holds no trade we cannot attribute since it was
+  sent and, with a user stream, the stream stayed subscribed without a reconnect since). Until
+  then a venue report of it moves it on; a foreign trade keeps it held (`lost_unconfirmed`).
+- `on_event()` applies the venue's order stream events; `apply_status()` any order answer.
 - Every fill goes through `fill()`: deduplicated by (symbol, trade id), it moves the order, the
   position, and the risk engine's open orders and position (so the next check sees it). A fill
   with a side other than ±1 or a negative trade id is counted (`bad_fill_events`) and logged
@@ -34,17 +35,16 @@ import math
 import os
 import time
 from typing import Any, Callable
-from urllib.parse import parse_qsl
 
 from pipeline.gateway import lost
 from pipeline.gateway import orders as om
-from pipeline.gateway.journal import Journal, JournalWriteError, strip_signature
+from pipeline.gateway.journal import Journal
 from pipeline.gateway.orderpath_py import (J_SYNC_FAILED, J_WRITTEN, W_CLOSED, W_ERROR, W_SENT,
                                            W_SHORT)
 from pipeline.gateway.orders import Order, OrderState, OrderTable, transition
 from pipeline.gateway.positions import Book, Fill
 from pipeline.gateway.risk import sync_own_quotes
-from pipeline.gateway.rest import Outcome, Reply, RestClient
+from pipeline.gateway.rest import Outcome, Reply
 from pipeline.gateway.wire import Wire
 from pipeline.logs import order_log
 from pipeline.records import JournalVia, TradingState
@@ -84,7 +84,7 @@ def fnum(x: Any, default: float = 0.0) -> float:
 
 class Execution:
     def __init__(self, *, cfg, journal: Journal, risk, signer, rules: dict[int, Any],
-                 rest: RestClient, ws=None, clock, halt: Callable[[str], None],
+                 rest, ws=None, clock, halt: Callable[[str], None],
                  recv_window_ms: int = 5000, heartbeat: Callable[[], None] | None = None):
         self.cfg = cfg
         self.recv_window_ms = recv_window_ms
@@ -93,7 +93,7 @@ class Execution:
         self.signer = signer
         self.rules = rules                  # symbol id -> InstrumentRules
         self.rest = rest
-        self.ws = ws                        # WsApiClient when transport = ws_api
+        self.ws = ws                        # the venue's WebSocket order client, if any
         self.clock = clock
         self.halt = halt
         self.heartbeat = heartbeat or (lambda: None)    # the launcher's liveness stamp
@@ -216,68 +216,58 @@ class Execution:
                 return sid
         return 0
 
-    # ------------------------------------------------------------------ venue order JSON
+    # ------------------------------------------------------------------ the venue's part
+    # A venue's execution (pipeline/venues/<venue>/execution.py) speaks its order API: these are
+    # what it must provide. The base class owns the state machine, fills, positions, the order
+    # wire and the compiled path's bookkeeping.
+    clock_reject_code: int | None = None   # the venue's "timestamp outside the window" code:
+    #                                        one clock resync + retry (on_reply)
+
     def apply_status(self, order: Order, data: dict, source: str) -> None:
-        """An order as the venue reports it (POST/GET/DELETE /api/v3/order, openOrders, WS-API)."""
-        try:
-            oid = int(data.get("orderId", -1))
-        except (TypeError, ValueError):
-            oid = -1
-        self.table.set_order_id(order, oid)
-        for fl in data.get("fills") or ():
-            self.fill(order, symbol=order.symbol, trade_id=int(fnum(fl.get("tradeId"), -1)),
-                      side=order.side, qty=fnum(fl.get("qty")), price=fnum(fl.get("price")),
-                      commission=fnum(fl.get("commission")),
-                      asset=str(fl.get("commissionAsset", "")),
-                      source=source)
-        status = data.get("status")
-        new = om.VENUE_STATUS.get(status) if isinstance(status, str) else None
-        if new is None:
-            if order.state in (OrderState.NEW, OrderState.UNKNOWN) and oid >= 0:
-                new = OrderState.ACK      # newOrderRespType=ACK: accepted, no status
-            else:
-                return
-        executed = fnum(data.get("executedQty"), order.filled)
-        if new in om.TERMINAL and new is not OrderState.FILLED:
-            self._release(order, executed)
-        if new is OrderState.PARTIALLY_FILLED and order.state is OrderState.PARTIALLY_FILLED:
-            return
-        self.set_state(order, new, f"venue {status} ({source})", executed=executed)
+        """An order as the venue reports it (an order answer, a query, a stream event)."""
+        raise NotImplementedError
 
     def on_event(self, ev: dict) -> None:
-        """One user-data stream event."""
-        if ev.get("e") != "executionReport":
-            self.count(f"stream_{ev.get('e', 'unknown')}")
-            return
-        symbol = str(ev.get("s", ""))
-        cid = str(ev.get("C") or ev.get("c") or "")
-        order = self.table.get(cid)
-        if order is None:
-            try:
-                order = self.table.by_order_id(symbol, int(ev.get("i", -1)))
-            except (TypeError, ValueError):
-                order = None
-        if ev.get("x") == "TRADE":
-            try:
-                tid = int(ev["t"])
-            except (KeyError, TypeError, ValueError):
-                tid = -1                            # refused by fill() (counted, logged)
-            side = order.side if order is not None else SIDE_OF.get(ev.get("S"), 0)
-            self.fill(order, symbol=symbol, trade_id=tid, side=side,
-                      qty=fnum(ev.get("l")), price=fnum(ev.get("L")), commission=fnum(ev.get("n")),
-                      asset=str(ev.get("N") or ""), source="stream",
-                      order_id=int(fnum(ev.get("i"), -1)))
-        if order is None:
-            key = (symbol, int(fnum(ev.get("i"), -1)))
-            if key not in self.foreign:
-                self.foreign[key] = {"symbol": symbol, "orderId": key[1], "clientOrderId": cid,
-                                     "status": ev.get("X")}
-                self.journal.write("foreign_order", symbol=symbol, order_id=key[1], cid=cid,
-                                   status=ev.get("X"), source="stream")
-                log.warning("user stream: order %s/%s (%s) is not ours", symbol, key[1], cid)
-            return
-        self.apply_status(order, {"orderId": ev.get("i"), "status": ev.get("X"),
-                                  "executedQty": ev.get("z")}, "stream")
+        """One event of the venue's private order stream."""
+        raise NotImplementedError
+
+    def _write(self, order: Order, body: bytes) -> Reply | None:
+        """Journal the request (write-ahead) and send it; never raises (NOT_SENT before anything
+        went out, UNKNOWN once it may have); None when the reply comes back through `pump`."""
+        raise NotImplementedError
+
+    def _send(self, order: Order, body: bytes) -> Reply | None:
+        """Hand the journalled request to its transport (see _write)."""
+        raise NotImplementedError
+
+    def resolve(self, order: Order) -> None:
+        """Ask the venue for an UNKNOWN order by its client id (never resend); LOST when it does
+        not know it after `unknown_max_polls` polls and past the request's validity."""
+        raise NotImplementedError
+
+    def fetch_trades(self, symbol: str, *, order_id: int = -1, limit: int = 100) -> int:
+        """The venue's trades of a symbol (of one order), each through fill(); new fills or -1."""
+        raise NotImplementedError
+
+    def cancel_all(self, symbols: list[str], why: str) -> int:
+        """Cancel every open order of the symbols (the halt); returns how many were cancelled."""
+        raise NotImplementedError
+
+    def audit(self, orders: list[Order], why: str) -> int:
+        """Ask the venue for each open order's status (after a stream gap, or periodically)."""
+        raise NotImplementedError
+
+    def cancel_ours(self, why: str) -> int:
+        """Cancel each of our open orders by client id (shutdown: others are left alone)."""
+        raise NotImplementedError
+
+    def cancel_intent(self, order: Order, why: str) -> bool:
+        """A strategy's CANCEL (pipeline/gateway/intents.py); True if the venue cancelled it."""
+        raise NotImplementedError
+
+    def replace_intent(self, old: Order, new: Order) -> None:
+        """A strategy's REPLACE (pipeline/gateway/intents.py): `old` replaced by `new`."""
+        raise NotImplementedError
 
     # ------------------------------------------------------------------ placing
     def new_order(self, sig, stamps: dict[str, int], cid: str | None = None) -> Order:
@@ -311,63 +301,6 @@ class Execution:
         pu = 0 if order_type == 2 else round(price * 10 ** r.price_decimals)
         return self.signer.encode_sign(symbol_id, side, order_type, tif, qu, pu, cid.encode(),
                                        timestamp_ms)
-
-    def _write(self, order: Order, body: bytes) -> Reply | None:
-        """Journal the request (write-ahead) and send it. Never raises: a journal that cannot
-        write → NOT_SENT (nothing went out); any other error → NOT_SENT before the send call,
-        UNKNOWN once the request may have been handed to the transport. With a wire (REST), the
-        body is handed to the wire and None returned: the reply comes to on_reply later."""
-        order.attempts += 1
-        order.ts_ms = _ts_of(body)
-        failed = self._journal_request(order, body)
-        return failed if failed is not None else self._send(order, body)
-
-    def _journal_request(self, order: Order, body: bytes) -> Reply | None:
-        """The write-ahead record(s) of this attempt, on disk as the fsync policy says; None, or
-        the NOT_SENT reply when they could not be written (then nothing may be sent)."""
-        try:
-            if getattr(self.journal, "writes_orders", False):
-                self._journal_order(order)
-            elif self.ws is not None:
-                self.journal.write("request", cid=order.cid, via="ws_api", method="order.place",
-                                   body=strip_signature(body), attempt=order.attempts)
-            else:
-                self.journal.write("request", cid=order.cid, via="rest", method="POST",
-                                   path="/api/v3/order", body=strip_signature(body),
-                                   attempt=order.attempts)
-            self.journal.commit()                  # write-ahead: on disk before it goes out
-        except JournalWriteError as exc:
-            self.count("journal_write_failed")
-            return Reply(Outcome.NOT_SENT, msg=f"journal write failed, not sent: {exc}")
-        except Exception as exc:  # noqa: BLE001 - nothing was sent; the order must not hang
-            self.count("internal_errors")
-            log.exception("order %s: error before sending", order.cid)
-            return Reply(Outcome.NOT_SENT, msg=f"internal error before sending: "
-                                               f"{type(exc).__name__}")
-        return None
-
-    def _send(self, order: Order, body: bytes) -> Reply | None:
-        """Hand the journalled request to its transport (see _write)."""
-        try:
-            if self.ws is not None:
-                params = dict(parse_qsl(strip_signature(body), keep_blank_values=True))
-                if hasattr(self.ws, "put"):         # WsOrderWire: sent, answered later (pump)
-                    self.inflight[order.cid] = order
-                    self.ws.put(order.cid, params, order.not_after_mono)
-                    return None
-                return self.ws.request("order.place", params, fresh_timestamp=False)
-            if self.wire is not None:
-                self.inflight[order.cid] = order
-                self.wire.put(order.cid, body, order.not_after_mono)
-                return None
-            return self.rest.send("POST", "/api/v3/order", body=body)
-        except Exception as exc:  # noqa: BLE001 - the request may be out: find out, never resend
-            self.inflight.pop(order.cid, None)
-            self.count("internal_errors")
-            log.exception("order %s: error while sending; outcome unknown", order.cid)
-            return Reply(Outcome.UNKNOWN, msg=f"internal error while sending: "
-                                              f"{type(exc).__name__}",
-                         done_mono=time.perf_counter_ns())
 
     # ------------------------------------------------------------------ the compiled order path
     def send_args(self, path) -> tuple | None:
@@ -559,21 +492,22 @@ class Execution:
         order.stamps["written"] = reply.written_mono
         order.stamps["response"] = reply.done_mono
         self._journal_reply(order, reply)
-        if reply.outcome is Outcome.REJECTED and reply.code == -1021:
+        code = self.clock_reject_code
+        if code is not None and reply.outcome is Outcome.REJECTED and reply.code == code:
             if order.attempts == 1:
-                self.count("retries_1021")
-                log.warning("order %s: -1021 (%s); resyncing the clock and retrying once",
-                            order.cid, reply.msg)
+                self.count(f"retries_{-code if code < 0 else code}")
+                log.warning("order %s: %d (%s); resyncing the clock and retrying once",
+                            order.cid, code, reply.msg)
                 # bounded: a slow /time must not stall the loop (the launcher's heartbeat, the
                 # kill switch); if the resync fails in time the retry still goes with a fresh
                 # timestamp
                 self.clock.sync(deadline_s=RETRY_SYNC_BUDGET_S)
                 self.heartbeat()
-                self.journal.write("clock", why="-1021", **self.clock.snapshot())
+                self.journal.write("clock", why=str(code), **self.clock.snapshot())
                 return self.submit(order, self.encode(order, self.clock.timestamp_ms()))
             self.clock.strike()
             if self.clock.skewed:
-                self.halt("clock skew: -1021 persists after resync")
+                self.halt(f"clock skew: {code} persists after resync")
         self._act(order, reply)
         s = order.stamps
         if "written" in s and reply.done_mono:
@@ -654,130 +588,6 @@ class Execution:
         """Release a LOST order's exposure once confirmed (pipeline/gateway/lost.py)."""
         return lost.confirm(self, order)
 
-    def resolve(self, order: Order) -> None:
-        r = self.rest.signed("GET", "/api/v3/order",
-                             {"symbol": order.symbol, "origClientOrderId": order.cid})
-        self.journal.write("query", cid=order.cid, poll=order.polls + 1, **r.summary())
-        delay = min(self.cfg.unknown_poll_max_ms, self.cfg.unknown_poll_ms * 2 ** order.polls)
-        if r.outcome is Outcome.OK and isinstance(r.data, dict):
-            self.apply_status(order, r.data, "query")
-            if fnum(r.data.get("executedQty")) > order.filled:
-                self.fetch_trades(order.symbol, order_id=order.order_id)
-            return
-        if r.outcome is Outcome.REJECTED and r.code == -2013:
-            order.polls += 1
-            past_window = self.clock.timestamp_ms() > getattr(order, "ts_ms", 0) + \
-                self.recv_window_ms + RECV_WINDOW_MARGIN_MS
-            if order.polls >= self.cfg.unknown_max_polls and past_window:
-                self.declare_lost(order)            # exposure kept until confirm_lost()
-                return
-        elif r.outcome is Outcome.BANNED:
-            self.halt(f"HTTP 418 from the venue: {r.msg}")
-        order.next_poll_mono = time.perf_counter_ns() + delay * 1_000_000
-
-    def fetch_trades(self, symbol: str, *, order_id: int = -1, limit: int = 100) -> int:
-        params: dict[str, Any] = {"symbol": symbol, "limit": limit}
-        if order_id >= 0:
-            params["orderId"] = order_id
-        r = self.rest.signed("GET", "/api/v3/myTrades", params)
-        if r.outcome is not Outcome.OK or not isinstance(r.data, list):
-            self.journal.write("query", what="myTrades", symbol=symbol, **r.summary())
-            return -1
-        new = 0
-        for t in r.data:
-            if not isinstance(t, dict):
-                continue
-            oid = int(fnum(t.get("orderId"), -1))
-            order = self.table.by_order_id(symbol, oid)
-            if order is not None:
-                side = order.side
-            else:
-                buyer = t.get("isBuyer")
-                side = 1 if buyer is True else -1 if buyer is False else 0
-            if self.fill(order, symbol=symbol, trade_id=int(fnum(t.get("id"), -1)),
-                         side=side, qty=fnum(t.get("qty")),
-                         price=fnum(t.get("price")), commission=fnum(t.get("commission")),
-                         asset=str(t.get("commissionAsset", "")), source="query", order_id=oid):
-                new += 1
-        return new
-
-    # ------------------------------------------------------------------ cancelling
-    def cancel_all(self, symbols: list[str], why: str) -> int:
-        """DELETE /api/v3/openOrders for every symbol; returns the orders the venue cancelled."""
-        n = 0
-        for sym in symbols:
-            self.heartbeat()
-            r = self.rest.signed("DELETE", "/api/v3/openOrders", {"symbol": sym},
-                                 timeout=(self.cfg.connect_timeout_s, 0.8))
-            self.journal.write("cancel_all", symbol=sym, why=why, **r.summary())
-            if r.outcome is Outcome.OK and isinstance(r.data, list):
-                for item in r.data:
-                    if not isinstance(item, dict):
-                        continue
-                    cid = str(item.get("origClientOrderId") or item.get("clientOrderId") or "")
-                    order = self.table.get(cid)
-                    if order is not None:
-                        self.apply_status(order, item, "cancel")
-                    n += 1
-            elif r.outcome is Outcome.BANNED:
-                self.halt(f"HTTP 418 from the venue: {r.msg}")
-        return n
-
-    def audit(self, orders: list[Order], why: str) -> int:
-        """Ask the venue for each order's status (and its trades when it filled more than we
-        know): after a user-stream gap, or periodically while there is no stream."""
-        n = 0
-        for o in orders:
-            if not o.is_open or o.state is OrderState.UNKNOWN:
-                continue            # UNKNOWN orders have their own back-off
-            self.heartbeat()
-            r = self.rest.signed("GET", "/api/v3/order",
-                                 {"symbol": o.symbol, "origClientOrderId": o.cid})
-            self.journal.write("query", cid=o.cid, why=why, **r.summary())
-            if r.outcome is Outcome.OK and isinstance(r.data, dict):
-                n += 1
-                executed = fnum(r.data.get("executedQty"))
-                known = o.filled
-                # the status first: it sets the venue order id, so fetch_trades recognises the
-                # order's trades as ours (else they would be reported as foreign)
-                self.apply_status(o, r.data, why)
-                if executed > known + 1e-12:
-                    self.fetch_trades(o.symbol, order_id=o.order_id)
-            elif r.outcome is Outcome.BANNED:
-                self.halt(f"HTTP 418 from the venue: {r.msg}")
-                break
-        self.count("audits")
-        return n
-
-    def cancel_ours(self, why: str) -> int:
-        """Cancel each of our open orders by client id (shutdown: other orders are left alone).
-        UNKNOWN orders too: one may be resting on the venue (if it never got there the venue
-        answers -2011, which changes nothing here)."""
-        n = 0
-        for o in self.table.open_orders():
-            self.heartbeat()
-            r = self.rest.signed("DELETE", "/api/v3/order",
-                                 {"symbol": o.symbol, "origClientOrderId": o.cid},
-                                 timeout=(self.cfg.connect_timeout_s, 0.8))
-            self.journal.write("cancel", cid=o.cid, why=why, **r.summary())
-            if r.outcome is Outcome.OK and isinstance(r.data, dict):
-                self.apply_status(o, r.data, "cancel")
-                n += 1
-        return n
-
     def open_symbols(self) -> list[str]:
         return sorted({o.symbol for o in self.table.open_orders()})
 
-
-def _ts_of(body: bytes) -> int:
-    i = body.rfind(b"timestamp=")
-    if i < 0:
-        return 0
-    j = i + 10
-    k = j
-    while k < len(body) and 48 <= body[k] <= 57:
-        k += 1
-    try:
-        return int(body[j:k])
-    except ValueError:
-        return 0

@@ -1,6 +1,6 @@
 """Order-path facade: the compiled kernel (ext/orderpath.pyx) when built, else ExtensionNotBuilt.
 
-    path = OrderPath(risk_engine, signer)          # compiled RiskEngine + BinanceSigner
+    path = OrderPath(risk_engine, signer)          # compiled RiskEngine + the venue's signer
     body = path.process(signal_bytes, time.perf_counter_ns(), timestamp_ms)
     if body is None: reason = path.last_reason      # the risk kernel's answer; nothing signed
 

@@ -1,16 +1,18 @@
-"""REST dispatch to a Binance-compatible venue: one keep-alive `requests.Session`, timeouts on
-everything, every answer classified into an `Outcome` the order logic can act on.
+"""REST dispatch to a venue: one keep-alive `requests.Session`, timeouts on everything, every
+answer classified into an `Outcome` the order logic can act on (by the venue's classifier:
+pipeline/venues/<venue>/rest.py):
 
     OK            2xx with a JSON body
-    REJECTED      4xx with a Binance error code: the venue did not act (-2010, -1013, -1021, ...)
+    REJECTED      4xx with a venue error code: the venue did not act
     RATE_LIMITED  429: the host is closed until Retry-After (HostGate)
     BANNED        418: the host is closed until Retry-After; the caller HALTs trading
     UNKNOWN       the request may have reached the matching engine and we cannot know: a timeout,
-                  a broken connection, any 5xx, or code -1006 / -1007
+                  a broken connection, any 5xx, or a venue code that says so
     NOT_SENT      nothing was written (the host is closed); safe to treat as "did not happen"
 
-Exceptions from the HTTP stack can carry a URL with a signed query string: their text is passed
-through the Redactor before it is stored or logged.
+`HttpClient` is the transport; a venue's client adds its authentication (headers, signed
+queries) and its clock endpoint. Exceptions from the HTTP stack can carry a URL with a signed
+query string: their text is passed through the Redactor before it is stored or logged.
 """
 from __future__ import annotations
 
@@ -33,9 +35,6 @@ from pipeline.gateway import tls
 from pipeline.gateway.ratelimit import HostBlocked, HostGate, retry_after_s
 
 log = logging.getLogger(__name__)
-
-UNKNOWN_CODES = frozenset({-1006, -1007})   # "unexpected response", "timeout ... status unknown"
-
 
 # CLOCK_MONOTONIC when the last request's first byte was handed to the kernel: the connection's
 # first send() (http.client sends the header block, then the body). Stamping after sendall would
@@ -89,6 +88,10 @@ class Outcome(str, Enum):
     NOT_SENT = "NOT_SENT"
 
 
+# a venue's answer classifier: (HTTP status, parsed body) -> (Outcome, venue code, message)
+Classifier = Callable[[int, Any], "tuple[Outcome, int, str]"]
+
+
 @dataclass
 class Reply:
     outcome: Outcome
@@ -109,30 +112,12 @@ class Reply:
         return out
 
 
-def classify(status: int, body: Any) -> tuple[Outcome, int, str]:
-    code = 0
-    msg = ""
-    if isinstance(body, dict):
-        try:
-            code = int(body.get("code") or 0)
-        except (TypeError, ValueError):
-            code = 0
-        msg = str(body.get("msg") or "")
-    if status == 418:
-        return Outcome.BANNED, code, msg
-    if status == 429:
-        return Outcome.RATE_LIMITED, code, msg
-    if status >= 500 or code in UNKNOWN_CODES:
-        return Outcome.UNKNOWN, code, msg
-    if 200 <= status < 300:
-        return Outcome.OK, 0, ""
-    return Outcome.REJECTED, code, msg
-
-
 def reply_of(status: int, headers: dict, content: bytes, gate: HostGate,
-             redact: Callable[[str], str], written_mono: int, done_mono: int) -> Reply:
-    """The Reply for one HTTP answer: the body parsed, the outcome classified, the host's rate
-    counters learned from the headers, and the host closed on a 429 / 418 (Retry-After)."""
+             redact: Callable[[str], str], written_mono: int, done_mono: int,
+             classify: Classifier) -> Reply:
+    """The Reply for one HTTP answer: the body parsed, the outcome classified (by the venue's
+    `classify`), the host's rate counters learned from the headers, and the host closed on a
+    429 / 418 (Retry-After)."""
     gate.observe_headers(headers)
     try:
         data = orjson.loads(content) if content else None
@@ -148,13 +133,13 @@ def reply_of(status: int, headers: dict, content: bytes, gate: HostGate,
     return Reply(outcome, status, code, redact(msg), data, headers, written_mono, done_mono)
 
 
-class RestClient:
-    """Signed and public REST calls to one venue host."""
+class HttpClient:
+    """HTTP calls to one venue host: the transport a venue's REST client builds on (its
+    authentication headers and its answer classifier are the venue's: pipeline/venues/<venue>/)."""
 
-    def __init__(self, base_url: str, api_key: str, sign: Callable[[bytes], str], gate: HostGate,
-                 *, connect_timeout_s: float, read_timeout_s: float, recv_window_ms: int,
-                 timestamp_ms: Callable[[], int], redact: Callable[[str], str],
-                 ca_bundle: str = ""):
+    def __init__(self, base_url: str, headers: dict[str, str], gate: HostGate, *,
+                 classify: Classifier, connect_timeout_s: float, read_timeout_s: float,
+                 redact: Callable[[str], str], ca_bundle: str = ""):
         self.base = base_url.rstrip("/")
         self.host = urlsplit(self.base).netloc
         self.session = requests.Session()
@@ -169,13 +154,10 @@ class RestClient:
         self.session.mount("https://", adapter)
         self.adapter = adapter
         self._templates: dict[str, requests.PreparedRequest] = {}
-        self.session.headers.update({"X-MBX-APIKEY": api_key,
-                                     "Content-Type": "application/x-www-form-urlencoded"})
-        self._sign = sign
+        self.session.headers.update(headers)
+        self.classify = classify
         self.gate = gate
         self.timeout = (connect_timeout_s, read_timeout_s)
-        self.recv_window_ms = recv_window_ms
-        self.timestamp_ms = timestamp_ms
         self.redact = redact
         self.requests = 0
         # called right before and right after every request (the gateway stamps the launcher's
@@ -183,7 +165,7 @@ class RestClient:
         self.on_io: Callable[[], None] | None = None
 
     def __repr__(self) -> str:
-        return f"<RestClient {self.base} key=<redacted>>"
+        return f"<{type(self).__name__} {self.base} key=<redacted>>"
 
     def close(self) -> None:
         self.session.close()
@@ -235,7 +217,7 @@ class RestClient:
                          written_mono=_wire_stamp(handed), done_mono=time.perf_counter_ns())
         done = time.perf_counter_ns()
         return reply_of(r.status_code, dict(r.headers), r.content, self.gate, self.redact,
-                        _wire_stamp(handed), done)
+                        _wire_stamp(handed), done, self.classify)
 
     def _post_fast(self, url: str, body: bytes, timeout) -> requests.Response:
         """The order path: a copy of a request prepared once per URL (the session's headers), sent
@@ -251,32 +233,8 @@ class RestClient:
         return self.adapter.send(p, timeout=timeout, verify=self.session.verify)
 
     # ---------------------------------------------------------------- helpers
-    def signed_query(self, params: dict[str, Any]) -> str:
-        p = {k: v for k, v in params.items() if v is not None}
-        p["recvWindow"] = self.recv_window_ms
-        p["timestamp"] = self.timestamp_ms()
-        q = urlencode(p)
-        return q + "&signature=" + self._sign(q.encode())
-
-    def signed(self, method: str, path: str, params: dict[str, Any], **kw: Any) -> Reply:
-        return self.send(method, path, query=self.signed_query(params), **kw)
-
     def public(self, path: str, params: dict[str, Any] | None = None, **kw: Any) -> Reply:
         return self.send("GET", path, query=urlencode(params or {}), **kw)
-
-    def server_time(self, timeout_s: float | None = None) -> tuple[int, int, int] | None:
-        """(local wall ns before, server ms, local wall ns after) of one GET /api/v3/time
-        (`timeout_s` caps both the connect and the read timeout)."""
-        kw: dict[str, Any] = {}
-        if timeout_s is not None:
-            kw["timeout"] = (min(self.timeout[0], timeout_s), min(self.timeout[1], timeout_s))
-        t0 = time.time_ns()
-        r = self.public("/api/v3/time", **kw)
-        t1 = time.time_ns()
-        if r.outcome is not Outcome.OK or not isinstance(r.data, dict) \
-                or "serverTime" not in r.data:
-            return None
-        return t0, int(r.data["serverTime"]), t1
 
 
 class ReplyQueue:

@@ -25,8 +25,9 @@ the wire. Now:
 
 Outcomes follow pipeline.gateway.rest: a connection that could not be opened → NOT_SENT; any
 error once bytes may have been written, or a read timeout → UNKNOWN (never resent: the status
-query resolves it). Only POST /api/v3/order goes through here; queries and cancels stay on the
-loop's own requests session. The rate-limit gate is shared with it (counters from both threads'
+query resolves it). Only new orders (POST to the venue's order path: `path`, with its `headers`
+and its answer `classify`, given by the venue adapter, e.g. pipeline/venues/binance/rest.py
+BinanceWire) go through here; queries and cancels stay on the loop's own requests session. The rate-limit gate is shared with it (counters from both threads'
 response headers; a closed host refuses here before anything is written).
 """
 from __future__ import annotations
@@ -45,11 +46,10 @@ from urllib3.util.wait import wait_for_read
 
 from pipeline.gateway import tls
 from pipeline.gateway.ratelimit import HostBlocked, HostGate
-from pipeline.gateway.rest import Outcome, Reply, ReplyQueue, reply_of
+from pipeline.gateway.rest import Classifier, Outcome, Reply, ReplyQueue, reply_of
 
 log = logging.getLogger(__name__)
 
-ORDER_PATH = "/api/v3/order"
 WIRE_NICE = -10
 MAINTAIN_S = 0.5          # an idle wire thread looks for lost connections this often
 _READ, _SEND = 0, 1
@@ -114,7 +114,8 @@ def request_writer(host: str, port: int, default_port: int, path: str, headers: 
 
 
 class Wire(ReplyQueue):
-    def __init__(self, base_url: str, api_key: str, gate: HostGate, *, connect_timeout_s: float,
+    def __init__(self, base_url: str, headers: dict[str, str], gate: HostGate, *, path: str,
+                 classify: Classifier, connect_timeout_s: float,
                  read_timeout_s: float, redact: Callable[[str], str], connections: int = 2,
                  cores: set[int] | None = None, ca_bundle: str = ""):
         if connections < 1:
@@ -124,9 +125,9 @@ class Wire(ReplyQueue):
             raise ValueError(f"order wire: not an http(s) URL: {base_url!r}")
         self._tls = tls.context(ca_bundle) if u.scheme == "https" else None   # verified
         self._addr = (u.hostname, u.port or (443 if self._tls else 80))
-        self.path = u.path.rstrip("/") + ORDER_PATH
-        self._headers = {"X-MBX-APIKEY": api_key,
-                         "Content-Type": "application/x-www-form-urlencoded"}
+        self.path = u.path.rstrip("/") + path
+        self._headers = dict(headers)
+        self._classify = classify
         # plain TCP (the simulator, a local venue): the request is formatted and written by
         # compiled code (ext/wirefmt.pyx), one writer per thread that writes; https keeps
         # http.client over ssl
@@ -449,7 +450,8 @@ class Wire(ReplyQueue):
         else:
             with self._lock:
                 self._idle.append(conn)
-        return reply_of(resp.status, headers, content, self.gate, self.redact, written, done)
+        return reply_of(resp.status, headers, content, self.gate, self.redact, written, done,
+                        self._classify)
 
     def close(self, timeout: float = 5.0) -> None:
         self._in.put(None)

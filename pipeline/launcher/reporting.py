@@ -1,5 +1,8 @@
-"""What the launcher reports: the status line, the summary, the trade-price tap, alerts and the
-Prometheus endpoint (a mixin of supervisor.Launcher)."""
+"""What the launcher reports: the status line, the summary, the trade-price taps, alerts and the
+Prometheus endpoint (a mixin of supervisor.Launcher). A run of several venues reports every
+gateway: its PnL and state on the status line, its trading section in the summary
+(`trading_by_gateway`; `trading` is the first gateway's), its alerts and its metrics (label
+`role`). Symbols, ids and currencies come from the run's instrument cache once it is loaded."""
 from __future__ import annotations
 
 import json
@@ -17,38 +20,81 @@ log = logging.getLogger("pipeline.launcher")
 class Reporting:
     """The launcher's outputs (uses Launcher's fields)."""
 
+    def registry(self):
+        """The run's instruments (its cache, once loaded), else the offline registry."""
+        if getattr(self, "_registry", None) is None:
+            if self.instruments_path is None:
+                from pipeline.registry import DEFAULT
+                return DEFAULT
+            from pipeline import instruments as instr
+            self._registry = instr.read_cache(self.instruments_path)[0]
+        return self._registry
+
+    def gateway_views(self) -> list:
+        """(role, its view of the config) of every gateway, in start order."""
+        return [(r, self.cfg.for_role(r.name)) for r in self.roles.values()
+                if r.spec.kind == "gateway"]
+
+    def currency_of(self, name: str) -> str:
+        """The PnL currency of gateway `name` (its symbols' quote), "" if unknown."""
+        from pipeline.telemetry.report import pnl_currency
+        got = getattr(self, "_currencies", {})
+        if name not in got:
+            cur = pnl_currency(self.cfg.for_role(name), self.registry())
+            if self.instruments_path is None:
+                return cur                   # not the run's instruments yet: asked again later
+            self._currencies = got
+            got[name] = cur
+        return got[name]
+
     def start_tap(self) -> None:
-        """Trade prices for the summary and the plots (a non-waiting reader of the tick ring)."""
-        if not any(r.spec.kind == "gateway" for r in self.roles.values()) or not self.rings:
+        """Trade prices for the summary and the plots: a non-waiting reader of each ring a
+        gateway references, for its symbols (ids from the run's instruments: call it once they
+        are loaded, before the collectors start)."""
+        if self.taps or not self.rings:
             return
-        from pipeline.registry import DEFAULT
         from pipeline.telemetry.market import PriceTap
-        wanted = set(self.cfg.gateway.symbols)
-        self.tap = PriceTap(self.rings[0], {i.id: i.symbol for i in DEFAULT if i.symbol in wanted})
+        reg = self.registry()
+        rings = {r.name: r for r in self.rings}
+        for role, view in self.gateway_views():
+            ring = rings.get(view.ring.name)
+            if ring is None or ring.name in self.taps:
+                continue
+            names = {s.upper() for _, v in self.gateway_views() if v.ring.name == ring.name
+                     for s in v.gateway.symbols}
+            self.taps[ring.name] = PriceTap(ring, {i.id: i.symbol for i in reg
+                                                   if i.symbol.upper() in names})
+        self.tap = next(iter(self.taps.values()), None)
 
     def poll_tap(self) -> None:
-        if self.tap is None:
-            return
-        try:
-            self.tap.poll()
-        except Exception as exc:  # noqa: BLE001 - the tap is a nicety; the run goes on
-            log.warning("price tap stopped: %s: %s", type(exc).__name__, exc)
-            self.tap = None
+        for name, tap in list(self.taps.items()):
+            try:
+                tap.poll()
+            except Exception as exc:  # noqa: BLE001 - the tap is a nicety; the run goes on
+                log.warning("price tap of %s stopped: %s: %s", name, type(exc).__name__, exc)
+                del self.taps[name]
+        self.tap = next(iter(self.taps.values()), None)
 
     def trading(self, summary: dict) -> None:
-        """The summary's trading section (PnL with currency, position, fees, fills) and
+        """The summary's trading sections (PnL with currency, position, fees, fills): `trading`
+        for the first gateway, and with several, `trading_by_gateway` for each; and
         <run_dir>/market.npz (the trade prices the plots draw)."""
-        report = (summary["roles"].get(next((r.name for r in self.roles.values()
-                                             if r.spec.kind == "gateway"), ""), {})
-                  .get("report"))
-        if not report:
-            return
         from pipeline.telemetry.report import trading_summary
         self.poll_tap()
-        summary["trading"] = trading_summary(self.cfg, report, self.tap, self.started_ns)
-        if self.tap is not None:
+        by_gw = {}
+        for role, view in self.gateway_views():
+            report = summary["roles"].get(role.name, {}).get("report")
+            if report:
+                by_gw[role.name] = trading_summary(view, report, self.taps.get(view.ring.name),
+                                                   self.started_ns, registry=self.registry())
+        if not by_gw:
+            return
+        summary["trading"] = next(iter(by_gw.values()))
+        if len(self.gateway_views()) > 1:
+            summary["trading_by_gateway"] = by_gw
+        if self.taps:
             import numpy as np
-            arrays = self.tap.arrays()
+            arrays = {k: v for tap in self.taps.values() for k, v in tap.arrays().items()}
             np.savez(self.run_dir / "market.npz", **{f"{k}__t": v[0] for k, v in arrays.items()},
                      **{f"{k}__p": v[1] for k, v in arrays.items()})
 
@@ -57,14 +103,13 @@ class Reporting:
         if not self.cfg.alerts.enabled:
             return
         from pipeline.alerts import AlertSender, AlertWatcher
-        from pipeline.telemetry.report import pnl_currency
         sender = AlertSender(self.cfg.alerts, self.cfg.launcher.run_id, self.alert_token)
-        gw = [r.slot for r in self.roles.values() if r.spec.kind == "gateway"]
         watcher = AlertWatcher(
-            sender, self.status, gateway=gw[0] if gw else None,
-            collectors={r.slot: r.name for r in self.roles.values() if r.spec.kind == "collector"},
-            status_json=Path(self.cfg.gateway.state_dir) / "status.json" if gw else None,
-            currency=pnl_currency(self.cfg))
+            sender, self.status,
+            gateways={r.slot: (r.name, Path(v.gateway.state_dir) / "status.json",
+                               lambda n=r.name: self.currency_of(n))
+                      for r, v in self.gateway_views()},
+            collectors={r.slot: r.name for r in self.roles.values() if r.spec.kind == "collector"})
         self.alerts = (sender, watcher)
         watcher.start()
 
@@ -83,23 +128,15 @@ class Reporting:
     def serve_metrics(self) -> int:
         """The Prometheus endpoint (pipeline/telemetry/metrics.py) on 127.0.0.1; its port."""
         from pipeline.telemetry import metrics
-        from pipeline.telemetry.report import pnl_currency
-        gw = any(r.spec.kind == "gateway" for r in self.roles.values())
         coll = metrics.PipelineCollector(
             self.status, {r.slot: (r.name, r.spec.kind) for r in self.roles.values()},
-            gateway_status=Path(self.cfg.gateway.state_dir) / "status.json" if gw else None,
-            currency=pnl_currency(self.cfg),
+            gateway_status={r.name: Path(v.gateway.state_dir) / "status.json"
+                            for r, v in self.gateway_views()},
+            currency=self.currency_of,
             pids=lambda: {r.slot: r.proc.pid for r in self.roles.values() if r.alive},
             restarts=lambda: {r.slot: r.restarts for r in self.roles.values()})
         port, self.metrics_server = metrics.serve(coll, self.cfg.launcher.prometheus_port)
         return port
-
-    @property
-    def currency(self) -> str:
-        from pipeline.telemetry.report import pnl_currency
-        if not hasattr(self, "_currency"):
-            self._currency = pnl_currency(self.cfg)
-        return self._currency
 
     def status_line(self, prev: dict) -> str:
         from pipeline.telemetry.report import money
@@ -120,7 +157,7 @@ class Reporting:
         for r in gateways:
             s = snap[r.slot]
             name = f"{r.name} " if len(gateways) > 1 else ""     # several venues: say whose
-            parts.append(f"{name}PnL {money(float(s['pnl']), self.currency)}")
+            parts.append(f"{name}PnL {money(float(s['pnl']), self.currency_of(r.name))}")
             parts.append(TradingState(int(s["trading_state"])).name)
         hops = [f"{r.name} p99 {int(snap[r.slot]['hop_p99_ns']) / 1000:,.0f}us"
                 for r in self.roles.values() if int(snap[r.slot]["hop_p99_ns"])]
@@ -148,6 +185,8 @@ class Reporting:
         return {"seconds": time.monotonic() - started, "started_ns": self.started_ns,
                 "stop_reason": self.stop_reason,
                 "halted": self.halted_at is not None, "halts_cleared": self.halts_cleared,
+                "halted_gateways": sorted(g.name for g in self.gateways
+                                          if self._covered(g.name, False)),
                 "totals": self._totals(roles),
                 "hops": {hop: latency.summarize(h) for hop, h in self.hop_histograms().items()},
                 "roles": roles,

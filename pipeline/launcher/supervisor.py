@@ -11,14 +11,15 @@ signals), then the gateway (drains, cancels or keeps orders per its config, flus
 the recorder, and the simulator last. Each gets SIGTERM, then SIGKILL after its stop_timeout. The
 launcher then unlinks every segment it created.
 
-Any role that dies or stops heartbeating → the gateway is told to HALT (SIGUSR1 and the status
-block's halt word) at once → orderly shutdown, unless the role's restart policy says otherwise:
-a role with restart = "on-failure" (a collector, a recorder; never a strategy or a gateway) is
-restarted with backoff, at most restart_policy.max_per_hour times an hour. Meanwhile the gateway
-is HALTED through the halt word only (no SIGUSR1, which is the manual kill switch), and that HALT
-clears itself (the word goes back to 0) once every such role is back and fresh, if
-[launcher] clear_halt_on_recovery; a strategy or gateway death, a role over its cap, or any
-kill switch still HALTs for good.
+Any role that dies or stops heartbeating → the gateways that depend on it are told to HALT
+(SIGUSR1 and a halt word) at once → orderly shutdown, unless the role's restart policy says
+otherwise: a role with restart = "on-failure" (a collector, a recorder; never a strategy or a
+gateway) is restarted with backoff, at most restart_policy.max_per_hour times an hour. Meanwhile
+those gateways are HALTED through the halt word only (no SIGUSR1, which is the manual kill
+switch), and that HALT clears itself (the word goes back to 0) once every such role is back and
+fresh, if [launcher] clear_halt_on_recovery; a strategy or gateway death, a role over its cap, or
+any kill switch still HALTs for good. In a run of several venues a collector's death concerns its
+own ring's gateways only: the other venues trade on (supervision.py, halt_scope).
 
 Layout: this module starts, checks and stops roles (Launcher, run); the restart / halt
 bookkeeping is the Supervision mixin (supervision.py), the status line, summary, tap, alerts and
@@ -118,12 +119,15 @@ class Launcher(Supervision, Reporting):
     rings: list[TickRing] = field(default_factory=list)
     status: st.StatusBlock | None = None
     stop_reason: str = ""
-    halted_at: float | None = None
-    halt_final: bool = False            # a HALT that never clears itself (not a restartable role's)
+    halted_at: float | None = None      # since when some HALT is in force (None: none)
+    # the HALTs in force: "*" (every gateway) or a gateway role's name → final (a HALT that never
+    # clears itself, not a restartable role's)
+    halts: dict[str, bool] = field(default_factory=dict)
     halts_cleared: int = 0
     events: list[dict] = field(default_factory=list)
     alerts: object | None = None        # pipeline.alerts: (sender, watcher) while running
-    tap: object | None = None           # telemetry.market.PriceTap: the run's trade prices
+    tap: object | None = None           # telemetry.market.PriceTap: the first ring's trade prices
+    taps: dict = field(default_factory=dict)   # ring name → PriceTap (each gateway's ring)
     started_ns: int = 0                 # CLOCK_REALTIME at start (this run's journal records)
     instruments_path: Path | None = None      # the run's instrument cache, once loaded
     # the run's signal-channel token (pipeline.bus.channel): only in the env of the roles that
@@ -482,7 +486,6 @@ def run(cfg: PipelineConfig, config_path: str, *, duration: float | None = None,
     launcher.started_ns = time.time_ns()
     try:
         launcher.create_segments()
-        launcher.start_tap()
         if cfg.launcher.prometheus_port >= 0:
             port = launcher.serve_metrics()
             _say(out, f"  prometheus metrics on http://127.0.0.1:{port}/metrics")
@@ -496,6 +499,7 @@ def run(cfg: PipelineConfig, config_path: str, *, duration: float | None = None,
                 if launcher.instruments_path is not None:
                     _say(out, f"  instruments: {len(instr.read_cache(launcher.instruments_path)[0])}"
                               f" in {launcher.instruments_path}")
+                launcher.start_tap()        # the run's ids, before any collector writes
             launcher.start_role(role)
             launcher.wait_ready(role)
             if role.spec.kind != "command":

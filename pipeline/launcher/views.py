@@ -48,6 +48,17 @@ def gateway_channels(cfg: PipelineConfig) -> list[str]:
     return list(dict.fromkeys(v.gateway.channel for _, v in of_kind(cfg, "gateway")))
 
 
+def ring_venues(cfg: PipelineConfig) -> dict[str, set[int]]:
+    """Each tick ring a collector of the run writes → the venue ids its records carry
+    ([collector].venue_id of that collector's view): a strategy reading several rings judges a
+    quiet ring's staleness for those venues' instances only (pipeline/strategy/venues.py)."""
+    from pipeline.records import Venue
+    out: dict[str, set[int]] = {}
+    for _, view in of_kind(cfg, "collector"):
+        out.setdefault(view.ring.name, set()).add(int(Venue[view.collector.venue_id]))
+    return out
+
+
 def secret_envs(view: PipelineConfig) -> set[str]:
     """The environment variables that hold one gateway's secrets."""
     g = view.gateway

@@ -118,7 +118,9 @@ class StrategyProcess:
 
     def stats(self) -> dict:
         s = {"state": self.state.value, "ticks": self.ticks, "batches": self.batches,
-             "signals": self.signals, "feed_stales": self.feed_stales,
+             "signals": self.signals,
+             "feed_stales": self.feed_stales + (self.reader.stats() if self.reader is not None
+                                                else self._reader_stats).get("stale_records", 0),
              "exit_reason": self.exit_reason, "bad_intents": self.bad_intents,
              "ticks_unsynced": self.ticks_unsynced, "cancels": self.cancels,
              "replaces": self.replaces}
@@ -149,11 +151,14 @@ class StrategyProcess:
             reader = self.reader = ring.reader(wait=wait, max_batch=self.cfg.reader.max_batch)
             if scfg.rings:                 # several venues: a ring per collector, read in turn
                 from pipeline.strategy.venues import MultiReader, MultiRing
+                from pipeline.launcher.views import ring_venues
                 more = [TickRing.attach(n, timeout=self.attach_timeout) for n in scfg.rings]
                 ring = MultiRing([ring, *more])
-                reader = self.reader = MultiReader(
+                reader = self.reader = MultiReader(     # staleness per ring: its venue only
                     [reader, *(r.reader(wait=wait, max_batch=self.cfg.reader.max_batch)
-                               for r in more)])
+                               for r in more)], stale_ns=scfg.feed_stale_ms * 1_000_000,
+                    ring_venues=ring_venues(self.cfg),
+                    instances=[(int(st.venue), int(st.symbol)) for st in self.strategies])
             buf = np.empty(self.cfg.reader.max_batch, dtype=TICK_DTYPE)
             # the channel token comes from the launcher ($PIPELINE_SIGNAL_TOKEN) or a standalone
             # gateway's token file; the HELLO announces every instance's id (the gateway refuses

@@ -9,6 +9,14 @@ trading state in the launcher's status block (`GatewayStates`): an instance lear
 venue's gateway went HALTED or REDUCING (`gateway_state`, and the optional hook
 `on_gateway_state(state)`) while the other venues keep trading.
 
+A quiet feed is judged per ring: when one ring's writer heartbeat is older than
+[strategy].feed_stale_ms, the reader hands the loop STALE records for that ring's venue only (one
+per instance (venue, symbol) it feeds), so those instances suspend while the other venues'
+instances trade on; when its heartbeat is fresh again it says so in the log. Which venues a ring
+carries comes from the run's collectors ([collector].venue_id of the role writing it:
+pipeline/launcher/views.py ring_venues), else from the first records read from it; a ring whose
+venue is not known yet makes a STALE for everyone (symbol 0), as one ring would.
+
 With one ring the process uses that ring's reader itself: none of this is on the single-venue
 path.
 """
@@ -17,9 +25,11 @@ from __future__ import annotations
 import logging
 import os
 import time
-from typing import Mapping
+from typing import Iterable, Mapping
 
-from pipeline.records import TradingState
+import numpy as np
+
+from pipeline.records import FLAG_SYNTHETIC, TICK_DTYPE, Kind, TradingState
 
 log = logging.getLogger(__name__)
 
@@ -40,11 +50,9 @@ class MultiRing:
         return all(r.writer_closed for r in self.rings)
 
     def heartbeat_age_ns(self) -> int | None:
-        """The oldest writer heartbeat among the rings whose writer is open: a quiet feed on any
-        venue makes the process's STALE (every strategy suspends, conservatively)."""
-        ages = [a for r in self.rings if not r.writer_closed
-                and (a := r.heartbeat_age_ns()) is not None]
-        return max(ages) if ages else None
+        """None: staleness is judged per ring, by MultiReader (the loop's one-ring check, which
+        would suspend every instance for one quiet venue, does not apply)."""
+        return None
 
     def close(self) -> None:
         for r in self.rings:
@@ -57,23 +65,52 @@ class MultiReader:
     turn for MULTI_SLICE_NS with the readers' own wait strategy (a blocking reader therefore
     sleeps on a futex and sees another ring's tick within MULTI_SLICE_NS)."""
 
-    def __init__(self, readers: list):
+    def __init__(self, readers: list, *, stale_ns: int = 0,
+                 ring_venues: Mapping[str, Iterable[int]] | None = None,
+                 instances: Iterable[tuple[int, int]] = ()):
         self.readers = readers
         self._cores = [r.core for r in readers]
         self._polls = [r.poll_into for r in readers]
         self._next = 0
         self.core = self           # the loop calls reader.core.wait(ns)
+        # per-ring staleness: stale_ns (0 = off), each ring's venues, the instances' (venue,
+        # symbol); STALE records waiting to be read (`_pending`)
+        self.stale_ns = int(stale_ns)
+        self._check_every = max(1_000_000, self.stale_ns // 4)
+        self._next_check = 0
+        self._rings = [r.ring for r in readers]
+        known = ring_venues or {}
+        self._venues: list[set[int]] = [set(known.get(r.name, ())) for r in self._rings]
+        self._learn = any(not v for v in self._venues)
+        self._instances = sorted(set(instances))
+        self.stale = [False] * len(readers)      # each ring: STALE handed out, not fresh since
+        self.stales = 0                          # STALE records made for quiet rings
+        self.stale_events: list[dict] = []       # ring, state (STALE / FRESH), at (monotonic s)
+        self._pending: np.ndarray | None = None
 
     def poll_into(self, buf) -> int:
+        if self._pending is not None:
+            return self._take_pending(buf)
         n = len(self._polls)
         for k in range(n):
             i = (self._next + k) % n
             if self._cores[i].available() > 0:
                 self._next = (i + 1) % n
-                return self._polls[i](buf)
+                got = self._polls[i](buf)
+                if self._learn and got:
+                    self._learn_venues(i, buf[:got])
+                return got
         return 0
 
     def wait(self, timeout_ns: int) -> bool:
+        if self._pending is not None:
+            return True
+        if self.stale_ns:
+            now = time.perf_counter_ns()
+            if now >= self._next_check:
+                self._next_check = now + self._check_every
+                if self.check_stale():
+                    return True
         cores = self._cores
         if any(c.available() > 0 for c in cores):
             return True
@@ -92,6 +129,70 @@ class MultiReader:
                 return True
             i += 1
 
+    # ------------------------------------------------------------------ per-ring staleness
+    def check_stale(self) -> int:
+        """Look at each open ring's writer heartbeat: a ring older than stale_ns that was not
+        stale yet queues STALE records for its venue's instances; a stale ring whose heartbeat
+        is fresh again is marked fresh. Returns the records queued."""
+        queued = []
+        for i, ring in enumerate(self._rings):
+            if ring.writer_closed:
+                continue
+            age = ring.heartbeat_age_ns()
+            if age is not None and age > self.stale_ns:
+                if not self.stale[i]:
+                    self.stale[i] = True
+                    recs = self._stale_records(i)
+                    if len(recs):
+                        queued.append(recs)
+                        self.stales += len(recs)
+                    self.stale_events.append({"ring": ring.name, "state": "STALE",
+                                              "at": round(time.monotonic(), 3)})
+                    log.warning("feed stale: ring %s's writer heartbeat is %.1f s old; the "
+                                "instances of venue(s) %s suspended until fresh data", ring.name,
+                                age / 1e9, sorted(self._venues[i]) or "unknown: all")
+            elif self.stale[i] and age is not None:
+                self.stale[i] = False
+                self.stale_events.append({"ring": ring.name, "state": "FRESH",
+                                          "at": round(time.monotonic(), 3)})
+                log.warning("feed fresh again: ring %s's writer heartbeats", ring.name)
+        if not queued:
+            return 0
+        recs = np.concatenate(queued if self._pending is None else [self._pending, *queued])
+        if not len(recs):
+            return 0
+        self._pending = recs
+        return len(recs)
+
+    def _stale_records(self, i: int) -> np.ndarray:
+        """STALE records for ring i: one per (venue, symbol) of the instances its venues feed,
+        or one for everyone (symbol 0) while its venues are not known."""
+        venues = self._venues[i]
+        # an instance of every symbol (symbol 0) can only be reached by a STALE for everyone
+        keys = sorted({(v, s) for v, s in self._instances if v in venues}) if venues \
+            else [(0, 0)]
+        recs = np.zeros(len(keys), TICK_DTYPE)       # none: no instance trades its venue
+        recs["venue"] = [v for v, _ in keys]
+        recs["symbol"] = [s for _, s in keys]
+        recs["kind"] = int(Kind.STALE)
+        recs["flags"] = FLAG_SYNTHETIC
+        recs["mono_ts"] = time.perf_counter_ns()
+        return recs
+
+    def _take_pending(self, buf) -> int:
+        p = self._pending
+        k = min(len(p), len(buf))
+        buf[:k] = p[:k]
+        self._pending = p[k:] if k < len(p) else None
+        return k
+
+    def _learn_venues(self, i: int, recs) -> None:
+        if not self._venues[i]:
+            v = {int(x) for x in np.unique(recs["venue"]) if x}
+            if v:
+                self._venues[i] = v
+                self._learn = any(not s for s in self._venues)
+
     def lag(self) -> int:
         return sum(r.lag() for r in self.readers)
 
@@ -100,6 +201,9 @@ class MultiReader:
         out = {k: sum(s[k] for s in per) for k in ("received", "lost", "gaps", "overwritten")}
         out["lag"] = None if any(s["lag"] is None for s in per) else sum(s["lag"] for s in per)
         out["rings"] = {r.ring.name: s for r, s in zip(self.readers, per)}
+        out["stale_records"] = self.stales
+        out["stale_rings"] = [r.name for r, st in zip(self._rings, self.stale) if st]
+        out["stale_events"] = list(self.stale_events)
         return out
 
 

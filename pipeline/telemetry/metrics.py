@@ -17,14 +17,17 @@ labelled gauges (1 for the current state, 0 for the others). docs/metrics.md lis
     pipeline_stale_feeds_total{role} / pipeline_sequence_gaps_total{role}
     pipeline_trading_state{role,state}             TradingState enum (gateway)
     pipeline_pnl{role,currency}                    realized + unrealized
-    pipeline_position{symbol} / pipeline_position_avg_price{symbol}
-    pipeline_realized_pnl{symbol,currency} / pipeline_unrealized_pnl{symbol,currency}
-    pipeline_fees_total{symbol,asset}
-    pipeline_open_orders{symbol} / pipeline_orders_in_state{state}
-    pipeline_rejects_by_reason_total{source,reason}  source = risk (ours) or venue (its code)
-    pipeline_rate_limit_used{limit} / pipeline_rate_limit_blocked_seconds / pipeline_rate_limit_blocks_total
-    pipeline_clock_offset_seconds / pipeline_clock_rtt_seconds / pipeline_clock_syncs_total
-    pipeline_gateway_status_age_seconds
+  from each gateway's status.json (label role = the gateway's role name; several venues, several):
+    pipeline_position{role,symbol} / pipeline_position_avg_price{role,symbol}
+    pipeline_realized_pnl{role,symbol,currency} / pipeline_unrealized_pnl{role,symbol,currency}
+    pipeline_fees_total{role,symbol,asset}
+    pipeline_open_orders{role,symbol} / pipeline_orders_in_state{role,state}
+    pipeline_rejects_by_reason_total{role,source,reason}  source = risk (ours) or venue (its code)
+    pipeline_rate_limit_used{role,limit} / pipeline_rate_limit_blocked_seconds{role} /
+    pipeline_rate_limit_blocks_total{role}
+    pipeline_clock_offset_seconds{role} / pipeline_clock_rtt_seconds{role} /
+    pipeline_clock_syncs_total{role}
+    pipeline_gateway_status_age_seconds{role}
     process_* (prometheus_client's process collector: the launcher itself)
 """
 from __future__ import annotations
@@ -66,39 +69,47 @@ def _hist_row(row: np.ndarray) -> tuple[list[tuple[str, float]], float, int] | N
 class PipelineCollector:
     """A prometheus_client custom collector over the status block and the gateway's status.json.
 
-    roles: slot → (role name, kind); gateway_status: the gateway's status.json (or None);
-    currency: the quote currency PnL is counted in; pids / restarts: callables the launcher gives
+    roles: slot → (role name, kind); gateway_status: each gateway role's status.json ({name:
+    path}; a single path is the first gateway's); currency: the quote currency PnL is counted in,
+    or a callable (gateway role name → currency); pids / restarts: callables the launcher gives
     (a role's current pid, its restart count)."""
 
     def __init__(self, block: StatusBlock, roles: dict[int, tuple[str, str]], *,
-                 gateway_status: Path | None = None, currency: str = "",
+                 gateway_status: Path | dict[str, Path] | None = None,
+                 currency: str | Callable[[str], str] = "",
                  pids: Callable[[], dict[int, int]] | None = None,
                  restarts: Callable[[], dict[int, int]] | None = None):
         self.block = block
         self.roles = roles
-        self.gateway_status = gateway_status
+        if isinstance(gateway_status, Path):
+            first = next((n for n, k in roles.values() if k == "gateway"), "gateway")
+            gateway_status = {first: gateway_status}
+        self.gateway_status: dict[str, Path] = dict(gateway_status or {})
         self.currency = currency
         self.pids = pids or (lambda: {})
         self.restarts = restarts or (lambda: {})
-        self._status_cache: tuple[float, dict] = (0.0, {})
+        self._status_cache: dict[str, tuple[float, dict]] = {}
+
+    def _currency(self, name: str) -> str:
+        return self.currency(name) if callable(self.currency) else self.currency
 
     # ------------------------------------------------------------------ status.json
-    def _gateway(self) -> tuple[dict, float | None]:
-        """The gateway's status.json (cached by mtime) and its age in seconds."""
-        p = self.gateway_status
+    def _gateway(self, name: str) -> tuple[dict, float | None]:
+        """Gateway `name`'s status.json (cached by mtime) and its age in seconds."""
+        p = self.gateway_status.get(name)
         if p is None:
             return {}, None
         try:
             mtime = p.stat().st_mtime
         except OSError:
             return {}, None
-        if mtime != self._status_cache[0]:
+        if mtime != self._status_cache.get(name, (0.0, {}))[0]:
             try:
-                self._status_cache = (mtime, json.loads(p.read_bytes()))
+                self._status_cache[name] = (mtime, json.loads(p.read_bytes()))
             except (OSError, ValueError) as exc:
                 log.warning("metrics: cannot read %s: %s", p, exc)
                 return {}, None
-        return self._status_cache[1], max(0.0, time.time() - mtime)
+        return self._status_cache[name][1], max(0.0, time.time() - mtime)
 
     # ------------------------------------------------------------------ collect
     def collect(self):
@@ -192,76 +203,89 @@ class PipelineCollector:
             cur = int(snap[i]["trading_state"])
             for ts in TradingState:
                 state.add_metric([name, ts.name], 1.0 if ts == cur else 0.0)
-            pnl.add_metric([name, self.currency], float(snap[i]["pnl"]))
+            pnl.add_metric([name, self._currency(name)], float(snap[i]["pnl"]))
         yield from (state, pnl)
 
     def _gateway_metrics(self):
-        g, age = self._gateway()
-        if age is None:
-            return
-        cur = self.currency
-        yield GaugeMetricFamily("pipeline_gateway_status_age_seconds",
-                                "age of the gateway's status.json (written once a second)",
-                                value=age)
+        """The families from every gateway's status.json, each sample labelled with its role."""
+        R = ["role"]
+        age_f = GaugeMetricFamily("pipeline_gateway_status_age_seconds",
+                                  "age of the gateway's status.json (written once a second)",
+                                  labels=R)
         pos = GaugeMetricFamily("pipeline_position", "position per symbol, base asset units",
-                                labels=["symbol"])
+                                labels=R + ["symbol"])
         avg = GaugeMetricFamily("pipeline_position_avg_price", "average entry price",
-                                labels=["symbol"])
+                                labels=R + ["symbol"])
         rpl = GaugeMetricFamily("pipeline_realized_pnl", "realized PnL per symbol",
-                                labels=["symbol", "currency"])
+                                labels=R + ["symbol", "currency"])
         upl = GaugeMetricFamily("pipeline_unrealized_pnl", "unrealized PnL per symbol",
-                                labels=["symbol", "currency"])
+                                labels=R + ["symbol", "currency"])
         fees = CounterMetricFamily("pipeline_fees", "fees paid per symbol, in the fee asset",
-                                   labels=["symbol", "asset"])
-        for sym, p in (g.get("positions") or {}).items():
-            pos.add_metric([sym], float(p.get("qty", 0.0)))
-            avg.add_metric([sym], float(p.get("avg_price", 0.0)))
-            rpl.add_metric([sym, cur], float(p.get("realized", 0.0)))
-            upl.add_metric([sym, cur], float(p.get("unrealized", 0.0)))
-            for asset, amount in (p.get("fees") or {}).items():
-                fees.add_metric([sym, asset], float(amount))
+                                   labels=R + ["symbol", "asset"])
         opens = GaugeMetricFamily("pipeline_open_orders", "open orders per symbol",
-                                  labels=["symbol"])
-        per_sym: dict[str, int] = {s: 0 for s in (g.get("positions") or {})}
-        for o in g.get("open_orders") or ():
-            per_sym[o.get("symbol", "")] = per_sym.get(o.get("symbol", ""), 0) + 1
-        for sym, n in per_sym.items():
-            opens.add_metric([sym], float(n))
+                                  labels=R + ["symbol"])
         orders = GaugeMetricFamily("pipeline_orders_in_state",
-                                   "orders in the gateway's table by state",
-                                   labels=["state"])
-        for state, n in (g.get("orders") or {}).items():
-            orders.add_metric([state], float(n))
+                                   "orders in the gateway's table by state", labels=R + ["state"])
         rej = CounterMetricFamily("pipeline_rejects_by_reason",
-                                  "rejected orders and signals by reason", labels=["source", "reason"])
-        for reason, n in (g.get("rejects") or {}).items():
-            rej.add_metric(["risk", reason], float(n))
-        for k, n in (g.get("counts") or {}).items():
-            if k.startswith("venue_reject_"):
-                rej.add_metric(["venue", k[len("venue_reject_"):]], float(n))
-        yield from (pos, avg, rpl, upl, fees, opens, orders, rej)
-        gate = g.get("gate") or {}
+                                  "rejected orders and signals by reason",
+                                  labels=R + ["source", "reason"])
         used = GaugeMetricFamily("pipeline_rate_limit_used",
                                  "venue rate-limit use in its window (weight or orders)",
-                                 labels=["limit"])
-        for k, v in (gate.get("used") or {}).items():
-            used.add_metric([k], float(v))
-        yield used
-        yield GaugeMetricFamily("pipeline_rate_limit_blocked_seconds",
-                                "seconds until the venue's rate limit lets us send again",
-                                value=float(gate.get("blocked_for_s", 0.0)))
-        yield CounterMetricFamily("pipeline_rate_limit_blocks", "times the venue throttled us",
-                                  value=float(gate.get("blocks", 0)))
-        clock = g.get("clock") or {}
-        if clock.get("synced"):
-            yield GaugeMetricFamily("pipeline_clock_offset_seconds",
-                                    "venue clock minus ours (the gateway's last sync)",
-                                    value=float(clock.get("offset_ms", 0.0)) / 1e3)
-            yield GaugeMetricFamily("pipeline_clock_rtt_seconds", "round trip of the last sync",
-                                    value=float(clock.get("rtt_ms", 0.0)) / 1e3)
-        yield CounterMetricFamily("pipeline_clock_syncs", "clock syncs with the venue",
-                                  value=float(clock.get("syncs", 0)))
-
+                                 labels=R + ["limit"])
+        blocked = GaugeMetricFamily("pipeline_rate_limit_blocked_seconds",
+                                    "seconds until the venue's rate limit lets us send again",
+                                    labels=R)
+        blocks = CounterMetricFamily("pipeline_rate_limit_blocks", "times the venue throttled us",
+                                     labels=R)
+        offset = GaugeMetricFamily("pipeline_clock_offset_seconds",
+                                   "venue clock minus ours (the gateway's last sync)", labels=R)
+        rtt = GaugeMetricFamily("pipeline_clock_rtt_seconds", "round trip of the last sync",
+                                labels=R)
+        syncs = CounterMetricFamily("pipeline_clock_syncs", "clock syncs with the venue",
+                                    labels=R)
+        any_gw = False
+        for name in self.gateway_status:
+            g, age = self._gateway(name)
+            if age is None:
+                continue
+            any_gw = True
+            cur = self._currency(name)
+            age_f.add_metric([name], age)
+            for sym, p in (g.get("positions") or {}).items():
+                pos.add_metric([name, sym], float(p.get("qty", 0.0)))
+                avg.add_metric([name, sym], float(p.get("avg_price", 0.0)))
+                rpl.add_metric([name, sym, cur], float(p.get("realized", 0.0)))
+                upl.add_metric([name, sym, cur], float(p.get("unrealized", 0.0)))
+                for asset, amount in (p.get("fees") or {}).items():
+                    fees.add_metric([name, sym, asset], float(amount))
+            per_sym: dict[str, int] = {s: 0 for s in (g.get("positions") or {})}
+            for o in g.get("open_orders") or ():
+                per_sym[o.get("symbol", "")] = per_sym.get(o.get("symbol", ""), 0) + 1
+            for sym, n in per_sym.items():
+                opens.add_metric([name, sym], float(n))
+            for state, n in (g.get("orders") or {}).items():
+                orders.add_metric([name, state], float(n))
+            for reason, n in (g.get("rejects") or {}).items():
+                rej.add_metric([name, "risk", reason], float(n))
+            for k, n in (g.get("counts") or {}).items():
+                if k.startswith("venue_reject_"):
+                    rej.add_metric([name, "venue", k[len("venue_reject_"):]], float(n))
+            gate = g.get("gate") or {}
+            for k, v in (gate.get("used") or {}).items():
+                used.add_metric([name, k], float(v))
+            blocked.add_metric([name], float(gate.get("blocked_for_s", 0.0)))
+            blocks.add_metric([name], float(gate.get("blocks", 0)))
+            clock = g.get("clock") or {}
+            if clock.get("synced"):
+                offset.add_metric([name], float(clock.get("offset_ms", 0.0)) / 1e3)
+                rtt.add_metric([name], float(clock.get("rtt_ms", 0.0)) / 1e3)
+            syncs.add_metric([name], float(clock.get("syncs", 0)))
+        if not any_gw:
+            return
+        yield from (age_f, pos, avg, rpl, upl, fees, opens, orders, rej, used, blocked, blocks)
+        if offset.samples:
+            yield from (offset, rtt)
+        yield syncs
 
 def _proc_usage(pid: int) -> tuple[float, float] | None:
     """(cpu seconds, rss bytes) of a process from /proc, or None if it is gone."""

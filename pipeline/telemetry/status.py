@@ -106,13 +106,22 @@ class StatusBlock:
     def __exit__(self, *exc):
         self.close()
 
-    def request_halt(self) -> None:
-        self.header[0]["halt"] = 1
+    def request_halt(self, slot: int | None = None) -> None:
+        """The launcher's HALT request: to every gateway (the header's word), or to the gateway
+        of one slot only (its extra record's word: a run of several venues)."""
+        if slot is None:
+            self.header[0]["halt"] = 1
+        else:
+            self.extras[slot]["halt"] = 1
 
-    def clear_halt(self) -> None:
-        """Lift the launcher's HALT request (the gateway leaves a HALT it took for this word
-        alone; a kill switch or its own HALT stays)."""
-        self.header[0]["halt"] = 0
+    def clear_halt(self, slot: int | None = None) -> None:
+        """Lift the launcher's HALT request, run-wide or one slot's (the gateway lifts a HALT it
+        took for this word when no word asks for it any more; a kill switch or its own HALT
+        stays)."""
+        if slot is None:
+            self.header[0]["halt"] = 0
+        else:
+            self.extras[slot]["halt"] = 0
 
     def request_shutdown(self) -> None:
         self.header[0]["shutdown"] = 1
@@ -177,7 +186,9 @@ class RoleStatus:
 
     @property
     def halt_requested(self) -> bool:
-        return self._header is not None and bool(self._header[0]["halt"])
+        """The launcher asks this role (a gateway) to HALT: run-wide, or this slot only."""
+        return self._header is not None and (bool(self._header[0]["halt"])
+                                             or bool(self._extra[0]["halt"]))
 
     @property
     def shutdown_requested(self) -> bool:

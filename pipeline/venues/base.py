@@ -45,6 +45,10 @@ class Routed:
     extra: dict = field(default_factory=dict)
 
 
+class VenueError(RuntimeError):
+    """A venue cannot be set up (the message says why); the role does not start."""
+
+
 class VenueAdapter(Protocol):
     venue: int
     name: str

@@ -21,8 +21,8 @@ from cryptography.x509.oid import NameOID
 from pipeline import config
 from pipeline.config import ConfigError
 from pipeline.gateway.ratelimit import HostGate
-from pipeline.gateway.rest import Outcome, RestClient
-from pipeline.gateway.wire import Wire
+from pipeline.gateway.rest import Outcome
+from pipeline.venues.binance.rest import BinanceWire as Wire, RestClient
 
 
 def _cert(subject: str, key, issuer_name, issuer_key, *, ca: bool):

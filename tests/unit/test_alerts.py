@@ -167,3 +167,33 @@ def test_money_never_prints_minus_zero():
     assert _money(-0.0001, "USDT") == "0.00 USDT"
     assert _money(-1234.567, "USDT") == "-1,234.57 USDT"
     assert _money(0.5, "") == "0.50"
+
+
+def test_the_watcher_alerts_for_every_gateway_and_names_it(shm_name, tmp_path):
+    block = StatusBlock.create(shm_name, 3)
+    try:
+        got = []
+
+        class Sink:
+            cfg = _cfg(webhook_url="https://x.example/h", on=["halted", "fill"])
+
+            def notify(self, a):
+                got.append(a)
+
+        (tmp_path / "okx.json").write_text(json.dumps({"trading": "HALTED",
+                                                       "halt_reason": "launcher requested HALT"}))
+        w = AlertWatcher(Sink(), block, collectors={},
+                         gateways={0: ("gateway", tmp_path / "none.json", "USDT"),
+                                   2: ("gateway_okx", tmp_path / "okx.json", lambda: "USDC")})
+        w.check(now=100.0)
+        block.slots[2]["trading_state"] = int(TradingState.HALTED)
+        block.slots[0]["fills"] = 1
+        w.check(now=100.5)
+        assert sorted(a.event for a in got) == ["fill", "halted"]
+        halted = next(a for a in got if a.event == "halted")
+        assert halted.text == ("gateway gateway_okx HALTED: launcher requested HALT "
+                               "(PnL 0.00 USDC)") and halted.details["role"] == "gateway_okx"
+        fill = next(a for a in got if a.event == "fill")
+        assert fill.text.startswith("gateway gateway: 1 new fill") and "USDT" in fill.text
+    finally:
+        block.close()

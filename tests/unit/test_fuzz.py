@@ -51,7 +51,7 @@ def test_brief_coverage_guided_run_finds_nothing(name, tmp_path):
 def test_what_the_fuzzer_found_is_handled():
     from pipeline.gateway.ratelimit import HostGate
     from pipeline.gateway.rest import Outcome
-    from pipeline.gateway.ws_api import ws_reply
+    from pipeline.venues.binance.ws_api import ws_reply
     from pipeline.gateway import risk_py
     from pipeline.gateway.risk import RiskEngine
     from tests.gateway_helpers import LIMITS, NOW, Sig, btc_rules

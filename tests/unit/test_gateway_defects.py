@@ -15,11 +15,12 @@ import pytest
 
 from pipeline.gateway import journal as jmod
 from pipeline.gateway.clocksync import ClockSync
-from pipeline.gateway.execution import Execution
+from pipeline.venues.binance.execution import BinanceExecution as Execution
 from pipeline.gateway.journal import Journal, JournalWriteError, read
 from pipeline.gateway.orders import Order, OrderState
 from pipeline.gateway.positions import Book, Fill
-from pipeline.gateway.reconcile import rebuild, reconcile
+from pipeline.gateway.reconcile import rebuild
+from pipeline.venues.binance.reconcile import reconcile
 from pipeline.gateway.rest import Outcome, Reply
 
 SYM = "BTCUSDT"
@@ -281,7 +282,7 @@ def test_an_error_after_the_request_may_be_out_makes_the_order_unknown(tmp_path)
 
 def test_an_error_handing_an_order_to_the_wire_makes_it_unknown_not_inflight(tmp_path):
     from pipeline.gateway.ratelimit import HostGate
-    from pipeline.gateway.wire import Wire
+    from pipeline.venues.binance.rest import BinanceWire as Wire
     wire = Wire("http://127.0.0.1:9", "k", HostGate("h", weight_limit_1m=1, order_limit_10s=1),
                 connect_timeout_s=0.2, read_timeout_s=0.2, redact=str)
 
@@ -395,7 +396,7 @@ def test_the_1021_retry_keeps_the_client_id_with_a_fresh_timestamp_and_a_bounded
 
 def test_rest_calls_stamp_the_heartbeat_before_and_after():
     from pipeline.gateway.ratelimit import HostGate
-    from pipeline.gateway.rest import RestClient
+    from pipeline.venues.binance.rest import RestClient
     rc = RestClient("http://127.0.0.1:9", "k", lambda q: "s", HostGate("h", weight_limit_1m=10,
                     order_limit_10s=10), connect_timeout_s=0.5, read_timeout_s=0.5,
                     recv_window_ms=5000, timestamp_ms=lambda: 1, redact=str)

@@ -16,7 +16,8 @@ from pipeline.gateway.orders import (ClientIdReused, IllegalTransition, Order, O
                                      OrderTable, transition)
 from pipeline.gateway.positions import Book, Fill, Position
 from pipeline.gateway.ratelimit import HostBlocked, HostGate, retry_after_s
-from pipeline.gateway.rest import Outcome, classify
+from pipeline.gateway.rest import Outcome
+from pipeline.venues.binance.rest import classify
 from pipeline.gateway.secrets import (CredentialError, Credentials, RedactingFilter, Redactor,
                                       Secret, load_credentials)
 

@@ -143,3 +143,31 @@ def test_grafana_dashboard_queries_only_metrics_the_exporter_serves(block, tmp_p
     assert queried and queried <= served, sorted(queried - served)
     ids = [p["id"] for p in dash["panels"]]
     assert len(ids) == len(set(ids)) and dash["uid"]
+
+
+def test_every_gateway_of_a_run_of_several_venues_is_exported_with_its_role(shm_name, tmp_path):
+    roles = {0: ("gateway", "gateway"), 1: ("gateway_okx", "gateway")}
+    b = StatusBlock.create(shm_name, 2)
+    try:
+        b.slots["heartbeat_mono"] = time.perf_counter_ns()
+        b.slots[1]["trading_state"] = int(TradingState.HALTED)
+        b.slots[0]["pnl"], b.slots[1]["pnl"] = 1.5, -2.0
+        (tmp_path / "a.json").write_text(json.dumps(STATUS))
+        okx = dict(STATUS, positions={"BTC-USDT": {"qty": -0.001, "avg_price": 60000.0}},
+                   clock={"synced": True, "offset_ms": 7.0, "rtt_ms": 2.0, "syncs": 2})
+        (tmp_path / "b.json").write_text(json.dumps(okx))
+        fams = _families(PipelineCollector(
+            b, roles, gateway_status={"gateway": tmp_path / "a.json",
+                                      "gateway_okx": tmp_path / "b.json"},
+            currency=lambda name: {"gateway": "USDT", "gateway_okx": "USDC"}[name]))
+        assert _value(fams, "pipeline_position", role="gateway", symbol="BTCUSDT") == 0.002
+        assert _value(fams, "pipeline_position", role="gateway_okx", symbol="BTC-USDT") == -0.001
+        assert _value(fams, "pipeline_clock_offset_seconds", role="gateway_okx") == 0.007
+        assert _value(fams, "pipeline_clock_offset_seconds", role="gateway") == -0.0025
+        assert _value(fams, "pipeline_pnl", role="gateway_okx", currency="USDC") == -2.0
+        assert _value(fams, "pipeline_trading_state", role="gateway_okx", state="HALTED") == 1
+        assert _value(fams, "pipeline_trading_state", role="gateway", state="HALTED") == 0
+        ages = {s.labels["role"] for s in fams["pipeline_gateway_status_age_seconds"].samples}
+        assert ages == {"gateway", "gateway_okx"}
+    finally:
+        b.close()

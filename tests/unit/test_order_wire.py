@@ -15,7 +15,7 @@ from urllib3.util.wait import wait_for_read
 
 from pipeline.gateway.ratelimit import HostGate
 from pipeline.gateway.rest import Outcome
-from pipeline.gateway.wire import Wire
+from pipeline.venues.binance.rest import BinanceWire as Wire
 
 pytestmark = pytest.mark.timeout(30)
 KEY = "wire-test-api-key-0123456789"

@@ -3,6 +3,7 @@ launcher's view of the run (pipeline/launcher/views.py), and the strategy proces
 (pipeline/strategy/venues.py: several rings in, each gateway's trading state)."""
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -215,3 +216,60 @@ def test_a_gateways_halt_reaches_its_venues_strategies_only(shm_name):
         assert none.poll(10**12) == [] and none.block is None
     finally:
         block.close()
+
+
+def test_a_quiet_ring_suspends_only_its_venues_instances(shm_name):
+    """Per-ring staleness: ring b's writer stops heartbeating; the reader hands out STALE records
+    for b's venue's instances only (one per (venue, symbol)), nothing for ring a's, and marks b
+    fresh again when its writer beats. A ring whose venue is not known makes a STALE for all."""
+    a = TickRing.create(shm_name + "a", 64)
+    b = TickRing.create(shm_name + "b", 64)
+    try:
+        wa, wb = a.writer(), b.writer()
+        rd = MultiReader([a.reader(wait="blocking"), b.reader(wait="blocking")],
+                         stale_ns=200_000_000, ring_venues={a.name: {1}, b.name: {3}},
+                         instances=[(1, 5), (3, 7), (3, 8), (3, 8)])
+        buf = np.empty(16, TICK_DTYPE)
+        wa.heartbeat()
+        wb.heartbeat()
+        assert rd.check_stale() == 0                     # both fresh
+        time.sleep(0.3)
+        wa.heartbeat()                                   # a beats on, b has gone quiet
+        assert rd.check_stale() == 2 and rd.stale == [False, True]
+        assert rd.core.wait(0)                           # the STALE records are there to read
+        n = rd.poll_into(buf)
+        assert n == 2 and set(buf["kind"][:n]) == {int(Kind.STALE)}
+        assert sorted(zip(buf["venue"][:n].tolist(), buf["symbol"][:n].tolist())) == [(3, 7),
+                                                                                     (3, 8)]
+        assert rd.poll_into(buf) == 0
+        assert rd.check_stale() == 0                     # said once, not again
+        wb.heartbeat()
+        assert rd.check_stale() == 0 and rd.stale == [False, False]     # fresh again
+        st = rd.stats()
+        assert st["stale_records"] == 2 and st["stale_rings"] == []
+        assert [(e["ring"], e["state"]) for e in st["stale_events"]] == [(b.name, "STALE"),
+                                                                         (b.name, "FRESH")]
+        # venues not known yet: learnt from the first records read, else a STALE for everyone
+        rd2 = MultiReader([a.reader(wait="blocking"), b.reader(wait="blocking")],
+                          stale_ns=200_000_000, instances=[(1, 5), (3, 7)])
+        rec = _rec(1.0)
+        rec["venue"], rec["symbol"] = 1, 5
+        wa.publish_array(rec)
+        assert rd2.core.wait(1_000_000_000) and rd2.poll_into(buf) == 1
+        time.sleep(0.3)
+        assert rd2.check_stale() == 2                    # a (learnt: venue 1) and b (unknown)
+        n = rd2.poll_into(buf)
+        assert sorted(zip(buf["venue"][:n].tolist(), buf["symbol"][:n].tolist())) == [(0, 0),
+                                                                                     (1, 5)]
+        assert MultiRing([a, b]).heartbeat_age_ns() is None   # the loop's one-ring check is off
+    finally:
+        for r in (a, b):
+            r.close()
+
+
+def test_the_runs_rings_carry_their_collectors_venues(monkeypatch):
+    monkeypatch.delenv("PIPELINE_ROLE", raising=False)
+    from pipeline.records import Venue
+    cfg = config.load(REPO / "configs/two-venues.toml")
+    assert views.ring_venues(cfg) == {"pipeline-2v-binance-ticks": {int(Venue.BINANCE)},
+                                      "pipeline-2v-okx-ticks": {int(Venue.OKX)}}

@@ -5,8 +5,9 @@ the shared parts (rate gate, clock, redactor): the order signer (the order path'
 the REST client, the instruments' trading rules (from the venue's own listing), the WebSocket API
 client and user-data stream when configured, and the order wire (held-open connections for new
 orders). `pipeline/gateway/assembly.py` picks the adapter by `[gateway] venue` (ADAPTERS); a new
-venue (OKX) adds a class with the same methods. What stays Binance-specific elsewhere: the REST
-paths and answers in execution.py / reconcile.py (see docs/gateway.md).
+venue (OKX) adds a class with the same methods. Binance's order conversation is
+pipeline/venues/binance/{execution,intents,reconcile,rest,ws_api}.py; the gateway's generic code
+(pipeline/gateway/) names no venue.
 """
 from __future__ import annotations
 
@@ -14,11 +15,9 @@ from typing import Any
 
 import orjson
 
-from pipeline.gateway.rest import Outcome, RestClient
-
-
-class VenueError(RuntimeError):
-    """The venue cannot be set up (the message says why); the gateway does not start."""
+from pipeline.gateway.rest import Outcome
+from pipeline.venues.base import VenueError
+from pipeline.venues.binance.rest import RestClient
 
 
 class BinanceVenue:
@@ -27,6 +26,10 @@ class BinanceVenue:
     def __init__(self, cfg, risk_cfg):
         self.cfg = cfg                    # [gateway]
         self.risk_cfg = risk_cfg          # [risk]
+        from pipeline.venues.binance.execution import BinanceExecution
+        from pipeline.venues.binance.reconcile import reconcile
+        self.execution = BinanceExecution  # the order conversation (venues/binance/execution.py)
+        self.reconcile = reconcile        # the restart reconciliation with the venue
 
     def signer(self, secret: str, recv_window_ms: int):
         """The compiled order signer (REST bodies; FULL answers carry the fills)."""
@@ -91,7 +94,7 @@ class BinanceVenue:
         cfg = self.cfg
         ws = stream = None
         if cfg.transport == "ws_api" or cfg.user_stream:
-            from pipeline.gateway.ws_api import UserStream, WsApiClient, WsOrderWire, WsSigner
+            from pipeline.venues.binance.ws_api import UserStream, WsApiClient, WsOrderWire, WsSigner
             ed = getattr(self, "_ed", None)
             session = ed is not None          # Ed25519: session.logon on every connection
             if session:
@@ -118,8 +121,8 @@ class BinanceVenue:
         cfg = self.cfg
         if cfg.transport != "rest" or not cfg.async_orders:
             return None
-        from pipeline.gateway.wire import Wire
-        return Wire(cfg.rest_url, api_key, gate, connect_timeout_s=cfg.connect_timeout_s,
+        from pipeline.venues.binance.rest import BinanceWire
+        return BinanceWire(cfg.rest_url, api_key, gate, connect_timeout_s=cfg.connect_timeout_s,
                     read_timeout_s=cfg.request_timeout_s, redact=redact,
                     connections=cfg.order_connections, cores=cores, ca_bundle=cfg.ca_bundle)
 

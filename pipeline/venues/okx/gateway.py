@@ -21,7 +21,7 @@ import os
 from typing import Any
 
 from pipeline import _native
-from pipeline.venues.binance.gateway import VenueError
+from pipeline.venues.base import VenueError
 
 _okx_sign = _native.load("okx_sign")
 

@@ -4,7 +4,8 @@ transport, and the user-data stream (userDataStream.subscribe.signature) for exe
 Requests are `{"id", "method", "params"}`; signed params carry apiKey, timestamp and a signature
 over all params but `signature`, sorted by name, joined `k=v` with `&`. Answers are
 `{"id", "status", "result" | "error", "rateLimits"}` and are classified like REST answers
-(rest.classify). A request that times out leaves the connection in an unknown state: the
+(pipeline/venues/binance/rest.py classify). A request that times out leaves the connection in an
+unknown state: the
 outcome is UNKNOWN and the connection is dropped (a late answer is never matched to a new
 request).
 
@@ -30,7 +31,8 @@ import websocket
 
 from pipeline.gateway import tls
 from pipeline.gateway.ratelimit import HostBlocked, HostGate, retry_after_s
-from pipeline.gateway.rest import Outcome, Reply, ReplyQueue, classify
+from pipeline.gateway.rest import Outcome, Reply, ReplyQueue
+from pipeline.venues.binance.rest import classify
 from pipeline.logs import event_log
 
 log = logging.getLogger(__name__)
