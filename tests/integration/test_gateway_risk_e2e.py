@@ -27,7 +27,7 @@ def test_101_signals_at_once_against_100_per_window_put_exactly_100_orders_on_th
         low = round(gw.status()["refs"]["BTCUSDT"] * 0.97, 2)
         for _ in range(101):                      # IOC below the market: each expires at once
             st.send(side=BUY, qty=0.001, price=low, order_type=OrderType.LIMIT,
-                    tif=TimeInForce.IOC)
+                    tif=TimeInForce.IOC, ttl_ms=60_000)   # a slow box: none may expire queued
         s = gw.wait(lambda s: s["rejects"].get("RATE_LIMIT") == 1
                     and s["orders"].get("EXPIRED", 0) == 100, timeout=60,
                     what="100 sent, 1 RATE_LIMIT")
