@@ -38,6 +38,7 @@ import gc  # noqa: E402
 import hashlib  # noqa: E402
 import hmac  # noqa: E402
 import json  # noqa: E402
+import shutil  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
@@ -313,12 +314,19 @@ class Progress:
 
 def run_e2e(orders: int, window: int, journal_fsync: str, transport: str, *, rate: float = 0.0,
             stall_s: float = 30.0, on_ready: Callable[[Any], None] | None = None,
-            journal_format: str = "binary", order_connections: int = 2) -> dict:
+            journal_format: str = "binary", order_connections: int = 2,
+            keep: Path | None = None) -> dict:
+    """keep: run in this directory and leave it (logs, journal, histograms); by default a
+    temporary directory, removed at the end whatever happened."""
     from pipeline.gateway.testing import BUY, SELL, SIM_DEFAULTS, GatewayProc, StrategySide
     from pipeline.sim.testing import start_sim
     from pipeline.telemetry.latency import load, summarize
 
-    tmp = Path(tempfile.mkdtemp(prefix="bench-gw-"))
+    if keep is not None:
+        tmp = Path(keep)
+        tmp.mkdir(parents=True, exist_ok=True)
+    else:
+        tmp = Path(tempfile.mkdtemp(prefix="bench-gw-"))
     sim = gw = None
     try:
         sim = start_sim(tmp, **{**SIM_DEFAULTS, "weight_limit_1m": 10_000_000,
@@ -391,6 +399,8 @@ def run_e2e(orders: int, window: int, journal_fsync: str, transport: str, *, rat
             gw.kill()                 # and whatever it left behind goes now
         if sim is not None:
             sim.stop()
+        if keep is None:
+            shutil.rmtree(tmp, ignore_errors=True)
     i2w = summarize(hist["intake_to_wire"])
     return {
         "orders": orders, "seconds": dt, "rejects": rejects, "filled": filled,
@@ -417,7 +427,7 @@ def bench_e2e(args) -> dict:
     n = args.orders or (300 if args.quick else 3000)
     out = run_e2e(n, args.window, args.journal_fsync, args.transport, rate=args.rate,
                   stall_s=args.stall_s, journal_format=args.journal_format,
-                  order_connections=args.order_connections)
+                  order_connections=args.order_connections, keep=args.keep)
     r, b = out["results"], out["baselines"]
     return {"name": "bench_gateway_e2e", "python": platform.python_version(),
             "cpu_count": os.cpu_count(),
@@ -512,6 +522,9 @@ def main(argv=None) -> int:
                           "(results.okx_e2e_orders_per_s; scripts/bench_okx.py)")
     e2e.add_argument("--stall-s", type=float, default=30.0,
                      help="fail when the gateway makes no progress for this long (default 30)")
+    e2e.add_argument("--keep", type=Path, metavar="DIR",
+                     help="run in DIR and keep it (simulator and gateway logs, journal, "
+                          "histograms); default: a temporary directory, removed")
     args = ap.parse_args(argv)
     if args.e2e:
         signal.signal(signal.SIGTERM, _interrupt)     # SIGTERM cleans up like Ctrl-C

@@ -98,9 +98,11 @@ def _interrupt(signum, frame):
     raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
-def _run_variants(config: str, cfg, variants: list[str], seconds: float) -> dict | None:
+def _run_variants(config: str, cfg, variants: list[str], seconds: float,
+                  keep: Path | None = None) -> dict | None:
     """Each variant's histograms, or None when one was interrupted (SIGINT / SIGTERM: the
-    launcher stopped that pipeline and removed its segments)."""
+    launcher stopped that pipeline and removed its segments). keep: each variant's run
+    directory is kept under keep/<variant> (default: temporary, removed)."""
     runs = {}
     for v in variants:
         print(f"running {v} for {seconds:g} s ...", flush=True)
@@ -110,7 +112,8 @@ def _run_variants(config: str, cfg, variants: list[str], seconds: float) -> dict
             path = python_strategy_config(config, Path(tempfile.mkdtemp(
                 prefix="profile-python-strategy-")) / "config.toml")
         try:
-            r = profile.run_variant(path, v, placement_for(v, cfg), seconds)
+            r = profile.run_variant(path, v, placement_for(v, cfg), seconds,
+                                    workdir=None if keep is None else keep / v)
         finally:
             if path != config:
                 shutil.rmtree(Path(path).parent, ignore_errors=True)
@@ -134,6 +137,9 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="short runs (8 s each)")
     ap.add_argument("--json", metavar="PATH", help="write the figures as JSON")
     ap.add_argument("--png", metavar="PATH", help="write per-hop CDFs as PNG")
+    ap.add_argument("--keep", type=Path, metavar="DIR",
+                    help="keep each variant's run directory (logs, histograms) in DIR/<variant> "
+                         "(default: temporary directories, removed)")
     args = ap.parse_args(argv)
     if args.from_run:
         runs = {"run": latency.load(sorted(Path(args.from_run).glob("*.hdr.json")))}
@@ -165,7 +171,7 @@ def main(argv=None) -> int:
         signal.signal(signal.SIGTERM, _interrupt)
         signal.signal(signal.SIGINT, _interrupt)   # Ctrl-C, even if started with SIGINT ignored
         try:
-            runs = _run_variants(args.config, cfg, variants, seconds)
+            runs = _run_variants(args.config, cfg, variants, seconds, args.keep)
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)
             return 130

@@ -46,6 +46,9 @@ def main(argv=None) -> int:
     ap.add_argument("--cores", help="comma-separated CPUs to use (default: all usable)")
     ap.add_argument("--dry-run", action="store_true", help="print the best placement, change nothing")
     ap.add_argument("--output", help="write the tuned config here (default: over --config)")
+    ap.add_argument("--keep", type=Path, metavar="DIR",
+                    help="keep each placement's run directory (logs, histograms) in DIR "
+                         "(default: temporary directories, removed)")
     args = ap.parse_args(argv)
     try:
         cfg = cfgmod.load(args.config)
@@ -73,7 +76,8 @@ def main(argv=None) -> int:
     runs = []
     for i, pl in enumerate(candidates, 1):
         print(f"[{i}/{len(candidates)}] {pl.describe()} ...", flush=True)
-        r = profile.run_variant(args.config, f"p{i}", pl, args.seconds)
+        keep = (lambda name: None) if args.keep is None else (lambda name: args.keep / name)
+        r = profile.run_variant(args.config, f"p{i}", pl, args.seconds, workdir=keep(f"p{i}"))
         ran = args.seconds
         # run on until the ranked hop has enough samples for a p99 (or --max-seconds is spent)
         while r.ok:
@@ -83,7 +87,8 @@ def main(argv=None) -> int:
             if not more:
                 break
             print(f"    {r.count(hop)} {hop} samples in {ran:g} s: {more:.0f} s more", flush=True)
-            r.extend(profile.run_variant(args.config, f"p{i}x", pl, more))
+            r.extend(profile.run_variant(args.config, f"p{i}x", pl, more,
+                                         workdir=keep(f"p{i}x-{ran:g}")))
             ran += more
         runs.append((i, r))
         for hop in (profile.ENDPOINT_HOP, profile.FALLBACK_HOP):

@@ -11,8 +11,13 @@ the connection's PLAIN password (the channel token) is checked, with hmac.compar
 `ZapGuard` is the handler: a REP socket on inproc://zeromq.zap.01 in the receiver's own
 context, served from the receiver's poll loop (no thread). A ZeroMQ context has at most one.
 A client speaking the NULL mechanism (no credentials at all) never reaches ZAP: the PLAIN server
-drops it with a mechanism mismatch, which the guard sees on a socket monitor and counts as
-`no_auth`.
+drops it, which the guard sees on a socket monitor and counts as `no_auth`. Which event the
+server reports is a race between the two ends: a mechanism mismatch
+(EVENT_HANDSHAKE_FAILED_PROTOCOL) when it read the client's whole greeting first, or a hang-up
+mid-handshake (EVENT_HANDSHAKE_FAILED_NO_DETAIL) when the client saw the mismatch first and
+closed before its greeting was out (about one NULL connection in six, more under load). Both
+mean a connection refused before any credentials were checked: both count. (A ZAP refusal is
+HANDSHAKE_FAILED_AUTH, counted by the ZAP answer itself as uid or token.)
 """
 from __future__ import annotations
 
@@ -121,7 +126,8 @@ class ZapGuard:
         for domain, sock in sockets.items():
             sock.setsockopt(zmq.ZAP_DOMAIN, domain)
             sock.setsockopt(zmq.PLAIN_SERVER, 1)
-            mon = sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL)
+            mon = sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+                                          | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL)
             mon.setsockopt(zmq.LINGER, 0)
             self.monitors.append(mon)
 

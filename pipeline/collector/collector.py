@@ -35,6 +35,7 @@ import time
 from collections import Counter, deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Callable
+from urllib.parse import urlsplit
 
 import numpy as np
 import requests
@@ -47,6 +48,7 @@ from pipeline.config import CollectorConfig
 from pipeline.logs import event_log
 from pipeline.records import FLAG_SYNTHETIC, TICK_DTYPE, Kind, Venue
 from pipeline.registry import SymbolRegistry
+from pipeline.venueclosure import SharedClosure
 
 log = logging.getLogger(__name__)
 SNAPSHOT_MIN_INTERVAL_S = 0.25
@@ -71,9 +73,10 @@ def make_adapter(cfg: CollectorConfig, registry: SymbolRegistry):
 class RateLimited(Exception):
     """The venue's REST API said 429/418: no request before `wait_s` seconds."""
 
-    def __init__(self, wait_s: float, msg: str):
+    def __init__(self, wait_s: float, msg: str, status: int = 429):
         super().__init__(msg)
         self.wait_s = wait_s
+        self.status = status
 
 
 class _Group:
@@ -138,6 +141,10 @@ class Collector:
         self._tls = threading.local()          # one requests.Session per snapshot thread
         self._sessions: list[requests.Session] = []
         self.fetches: dict[Future, int] = {}
+        # the venue limits REST weight per IP: a 429/418 told to another process of the run (the
+        # gateway) closes the host to our snapshots too, and ours to it (pipeline/venueclosure.py)
+        self.closure = SharedClosure(urlsplit(cfg.rest_url).netloc)
+        self._closure_seen = 0.0
         self.fetch_not_before: dict[int, float] = {}
         self._stop = False
         self._closed = False
@@ -476,13 +483,26 @@ class Collector:
                 wait = float(r.headers.get("Retry-After", "5"))
             except ValueError:
                 wait = 5.0
-            raise RateLimited(wait, f"HTTP {r.status_code}: {r.text[:120]}")
+            raise RateLimited(wait, f"HTTP {r.status_code}: {r.text[:120]}", r.status_code)
         r.raise_for_status()
         return r.content, self.wall_ns()
 
     def _snapshots(self) -> None:
         now = self.mono()
-        for sid in self.feed.take_fetches():
+        wanted = self.feed.take_fetches()
+        closed_s = self.closure.wait_s() if wanted else 0.0
+        if closed_s > 0:                         # closed to the run: no request until it opens
+            until = now + closed_s
+            for k in self.names:
+                self.fetch_not_before[k] = max(self.fetch_not_before.get(k, 0.0), until)
+            wall_until, status = self.closure.until()
+            if wall_until != self._closure_seen:
+                self._closure_seen = wall_until
+                self.counters["snapshot_host_closed"] += 1
+                event_log("SNAPSHOTS_PAUSED", logging.WARNING, host=self.closure.host,
+                          status=status, wait_s=round(closed_s, 1),
+                          why="the venue closed the host to this run (another process was told)")
+        for sid in wanted:
             if now < self.fetch_not_before.get(sid, 0.0):
                 self.feed.fetch_wanted.add(sid)
                 continue
@@ -496,6 +516,7 @@ class Collector:
                 raw, ts = fut.result()
             except RateLimited as exc:           # 429/418: wait as the venue says
                 self.counters["snapshot_rate_limited"] += 1
+                self.closure.record(exc.status, time.time() + exc.wait_s)   # for the whole run
                 until = self.mono() + exc.wait_s
                 for k in self.names:
                     self.fetch_not_before[k] = max(self.fetch_not_before.get(k, 0.0), until)

@@ -21,6 +21,7 @@ from pipeline.gateway.clocksync import ClockSync
 from pipeline.gateway.intake import Intake
 from pipeline.gateway.binjournal import open_journal, read_any
 from pipeline.gateway.ratelimit import HostGate
+from pipeline.venueclosure import SharedClosure
 from pipeline.gateway.reconcile import rebuild
 from pipeline.gateway.secrets import (
     Redactor,
@@ -140,7 +141,8 @@ def assemble(gw) -> None:
     gw.gate = HostGate(urlsplit(cfg.rest_url).netloc, weight_limit_1m=cfg.weight_limit_1m,
                        order_limit_10s=cfg.order_limit_10s,
                        slowdown_fraction=cfg.slowdown_fraction, stop_fraction=cfg.stop_fraction,
-                       state_file=gw.paths["dir"] / "host-closed.json")
+                       state_file=gw.paths["dir"] / "host-closed.json",
+                       shared=SharedClosure(urlsplit(cfg.rest_url).netloc))
     gw.gate.bind(gw.risk)           # the venue's limits are judged in the kernel (one admission)
     closed_s = gw.gate.restore()    # a 429/418 the previous process got outlives it
     if closed_s:
@@ -214,14 +216,23 @@ def assemble(gw) -> None:
 
 def _first_clock_sync(gw) -> None:
     cfg = gw.cfg
-    # a closure restored from the previous process (gate.restore) is waited out first: asking
-    # the clock during it is what turns a 429 into a 418 ban
-    closed_s = max(0.0, gw.gate.blocked_until - time.time())
-    deadline = time.monotonic() + closed_s + cfg.start_timeout_s
-    while time.time() < gw.gate.blocked_until and not gw.stop_requested:
-        gw.role.heartbeat()
-        time.sleep(min(0.2, max(0.0, gw.gate.blocked_until - time.time())))
-    while not gw.clock.sync():              # the venue may still be starting
+    # A closure restored from the previous process (gate.restore), one told to another process
+    # of the run (the collector: the venue limits per IP) or one that comes while we start (a
+    # 418 to our clock request) is waited out first, heartbeating: asking the clock during it is
+    # what turns a 429 into a 418 ban. It does not count against start_timeout_s: the venue is
+    # reachable, it refuses us for a known time.
+    deadline = time.monotonic() + cfg.start_timeout_s
+    while True:
+        closed_s = gw.gate.poll_shared()
+        if closed_s > 0:
+            deadline = max(deadline, time.monotonic() + closed_s + cfg.start_timeout_s)
+        while time.time() < gw.gate.blocked_until and not gw.stop_requested:
+            gw.role.heartbeat()
+            time.sleep(min(0.2, max(0.0, gw.gate.blocked_until - time.time())))
+        if gw.clock.sync():                 # the venue may still be starting
+            break
+        if not gw.stop_requested and gw.gate.blocked_until > time.time():
+            continue                        # closed by that request: wait, then ask again
         if time.monotonic() >= deadline or gw.stop_requested:
             tls_error = getattr(gw.rest, "last_tls_error", "")
             if tls_error:                  # reachable, but not someone we trust

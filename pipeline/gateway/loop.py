@@ -157,6 +157,7 @@ class Loop:
         self._guarded(self.references.update, now)
         if now >= self._next["status"]:
             self._next["status"] = now + self.cfg.status_every_ms * 1_000_000
+            self._guarded(self.gate.poll_shared)   # a 429/418 told to another role of the run
             pnl = ex.book.pnl(self.refs)
             self._record_hops()
             self._publish_role(pnl)

@@ -8,7 +8,10 @@
   (continuing after a 429 is what earns a 418 ban). A 418 closes it as well and HALTs trading
   (the caller's business). With a `state_file` the closure outlives the process: each block is
   written there (0600, atomically) and `restore()` reads it back at start, so a gateway
-  restarted inside a 429's Retry-After waits it out instead of earning a 418 ban.
+  restarted inside a 429's Retry-After waits it out instead of earning a 418 ban. With `shared`
+  (pipeline/venueclosure.py) the closure is the run's: the venue limits per IP, so a 429/418
+  told to another process (the collector's depth snapshots) closes the host here too
+  (`poll_shared`, from the loop's housekeeping and while starting), and ours closes it there.
 
 New orders are admitted by the risk kernel alone (ext/risk.pyx step 12, in the compiled order
 path, before anything is signed): the gate learns the venue's limits and, once `bind(risk)` is
@@ -49,9 +52,12 @@ class HostBlocked(RuntimeError):
 class HostGate:
     def __init__(self, host: str, *, weight_limit_1m: int, order_limit_10s: int,
                  slowdown_fraction: float = 0.8, stop_fraction: float = 0.95, clock=time.time,
-                 state_file: str | Path | None = None):
+                 state_file: str | Path | None = None, shared=None):
         self.host = host
         self.state_file = Path(state_file) if state_file else None
+        # the run's record of this host's closure (pipeline.venueclosure.SharedClosure): the
+        # venue limits per IP, so a 429/418 told to another process (the collector) holds here
+        self.shared = shared
         self.limits = {("weight", 60): weight_limit_1m, ("orders", 10): order_limit_10s}
         self.slow = slowdown_fraction
         self.stop = stop_fraction
@@ -101,6 +107,23 @@ class HostGate:
         self.blocks += 1
         self._push()
         self._save()
+        if self.shared is not None:
+            self.shared.record(status, self.blocked_until)
+
+    def poll_shared(self) -> float:
+        """Take over a closure another process of the run was told about (cheap: a stat while
+        the record is unchanged); returns the seconds still to wait (0: open)."""
+        if self.shared is None:
+            return 0.0
+        until, status = self.shared.until()
+        now = self.clock()
+        if until > self.blocked_until and until > now:
+            self.blocked_until, self.blocked_status = until, status
+            log.warning("%s was closed to this run (HTTP %d, told to another process) for "
+                        "%.1f s: sending nothing until then", self.host, status, until - now)
+            self._push()
+            self._save()
+        return max(0.0, self.blocked_until - now)
 
     def _save(self) -> None:
         """The closure, for the next start (a failure to write is logged: the closure holds
@@ -122,23 +145,23 @@ class HostGate:
         """Take over a closure an earlier process recorded for this host that has not ended;
         returns the seconds still to wait (0: open)."""
         if self.state_file is None:
-            return 0.0
+            return self.poll_shared()
         try:
             rec = json.loads(self.state_file.read_text())
             until, status = float(rec["until_wall_s"]), int(rec["status"])
             host = rec["host"]
         except FileNotFoundError:
-            return 0.0
+            return self.poll_shared()
         except (OSError, ValueError, KeyError, TypeError) as exc:
             log.warning("ignoring an unreadable host closure record %s: %s", self.state_file, exc)
-            return 0.0
+            return self.poll_shared()
         left = until - self.clock()
         if host != self.host or left <= 0:
-            return 0.0
+            return self.poll_shared()
         if until > self.blocked_until:
             self.blocked_until, self.blocked_status = until, status
             self._push()
-        return left
+        return max(left, self.poll_shared())
 
     # ---------------------------------------------------------------- asking
     def check_open(self) -> None:

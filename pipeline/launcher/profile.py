@@ -7,6 +7,7 @@ see each other's journals or histograms.
 from __future__ import annotations
 
 import io
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -116,11 +117,23 @@ def roles_of(cfg: cfgmod.PipelineConfig) -> dict[str, str]:
 
 def run_variant(config_path: str | Path, label: str, placement: affinity.Placement | None,
                 seconds: float, workdir: Path | None = None) -> ProfileRun:
-    """Run the config (with `placement` applied, if any) for `seconds`; return its histograms."""
+    """Run the config (with `placement` applied, if any) for `seconds`; return its histograms.
+    workdir: run there and keep it (logs, histograms); by default a temporary directory,
+    removed at the end whatever happened."""
+    if workdir is not None:
+        return _run_variant(config_path, label, placement, seconds, Path(workdir))
+    work = Path(tempfile.mkdtemp(prefix=f"profile-{label}-"))
+    try:
+        return _run_variant(config_path, label, placement, seconds, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _run_variant(config_path: str | Path, label: str, placement: affinity.Placement | None,
+                 seconds: float, work: Path) -> ProfileRun:
     text = Path(config_path).read_text()
     if placement is not None:
         text = affinity.apply_to_toml(text, placement)
-    work = Path(workdir or tempfile.mkdtemp(prefix=f"profile-{label}-"))
     work.mkdir(parents=True, exist_ok=True)
     base = cfgmod.loads(text, source=str(config_path))
     sets: dict = {("launcher", "run_dir"): str(work / "run"), ("launcher", "status_interval"): 0.0}

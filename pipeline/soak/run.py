@@ -164,18 +164,43 @@ class Soak:
                  "--summary-json", str(self.out / f"summary-{n}.json")],
                 cwd=ROOT, stdout=f, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + 90
+        noted = 0.0
         while True:
             roles = self.roles()
             if roles and all(roles.values()) and self._gateway_running():
                 return None
+            # the venue closed to the run (a 429's Retry-After, a 418 ban): the gateway waits it
+            # out while it starts, heartbeating, and so do we (then 90 s more, as for any start)
+            closed_s, status = self._venue_closed()
+            if closed_s > 0:
+                deadline = max(deadline, time.monotonic() + closed_s + 90)
+                if time.time() + closed_s > noted + 1.0:
+                    noted = time.time() + closed_s
+                    self.events.append(f"{time.monotonic() - self.t0:7.1f} s  launcher run {n}: "
+                                       f"the venue is closed to the run (HTTP {status}) for "
+                                       f"{closed_s:.0f} s; the start waits")
             if self.launcher.poll() is not None:
                 lines = [ln for ln in out.read_text(errors="replace").splitlines()
                          if ln.startswith("stopping (")]
                 return lines[-1] if lines else f"launcher exit {self.launcher.returncode}"
             if time.monotonic() > deadline:
                 self._kill_launcher()
-                return "roles not started within 90 s"
+                return "roles not started within 90 s (after any venue closure)"
             time.sleep(0.1)
+
+    def _venue_closed(self) -> tuple[float, int]:
+        """(seconds, HTTP status) the venue is still closed to the run: the run's shared record
+        (pipeline/venueclosure.py) or the gateway's own (it outlives a gateway process)."""
+        from pipeline.venueclosure import SharedClosure
+        host = f"127.0.0.1:{self.port}"
+        until, status = SharedClosure(host, self.run_dir).until()
+        try:
+            rec = json.loads((self.out / "gateway-state" / "host-closed.json").read_text())
+            if rec.get("host") == host and float(rec["until_wall_s"]) > until:
+                until, status = float(rec["until_wall_s"]), int(rec["status"])
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+        return max(0.0, until - time.time()), status
 
     def _gateway_running(self) -> bool:
         try:

@@ -1,7 +1,9 @@
 """A benchmark or profiler that fails (an exception, Ctrl-C, SIGTERM) stops what it started and
 removes every shared-memory segment it created: scripts/bench_gateway.py --e2e (the gateway's
 signal ring, which a killed gateway cannot unlink itself) and scripts/profile_latency.py (the
-launcher's tick ring, status block and the gateway's signal ring). Real processes, real /dev/shm."""
+launcher's tick ring, status block and the gateway's signal ring). Their temporary directories
+(/tmp/bench-gw-*, /tmp/profile-<variant>-*) go too; only --keep DIR keeps a run. Real
+processes, real /dev/shm."""
 from __future__ import annotations
 
 import importlib.util
@@ -97,6 +99,7 @@ def test_e2e_bench_that_raises_stops_its_processes_and_removes_its_signal_ring()
         seen["evt"] = f"/dev/shm/{gw.channel}.evt"          # the order-event ring
         from pipeline.bus import channel
         seen["dir"] = channel.channel_dir(gw.channel, create=False)   # its socket directory
+        seen["tmp"] = gw.tmp                        # /tmp/bench-gw-*: its logs, journal
         seen["gateway"] = psutil.Process(gw.proc.pid)
         seen["sim"] = psutil.Process(gw.sim.proc.pid)
         assert os.path.exists(seen["ring"])
@@ -108,6 +111,7 @@ def test_e2e_bench_that_raises_stops_its_processes_and_removes_its_signal_ring()
         bench.run_e2e(100, 16, "never", "rest", on_ready=fail)
     assert not os.path.exists(seen["ring"]) and not os.path.exists(seen["evt"])
     assert not seen["dir"].exists()
+    assert seen["tmp"].name.startswith("bench-gw-") and not seen["tmp"].exists()
     assert not alive({seen["gateway"], seen["sim"]})
 
 
@@ -121,6 +125,10 @@ def test_interrupted_profile_removes_every_segment_of_its_pipeline(tmp_path, shm
         wait_for(lambda: len(segments(shm_name)) >= 3, 120, "the pipeline's three segments")
         kids = set(psutil.Process(p.pid).children(recursive=True))
         assert kids
+        # the variant's run directory: every role runs with --config <it>/config.toml
+        work = {Path(a).parent for k in kids for a in k.cmdline()
+                if a.endswith("config.toml") and Path(a).parent.name.startswith("profile-tuned-")}
+        assert len(work) == 1, [k.cmdline() for k in kids]
         p.send_signal(signal.SIGINT)
         _, err = p.communicate(timeout=90)
     finally:
@@ -130,3 +138,4 @@ def test_interrupted_profile_removes_every_segment_of_its_pipeline(tmp_path, shm
     assert p.returncode == 130, err[-2000:]
     assert not segments(shm_name)
     assert not alive(kids), alive(kids)
+    assert not next(iter(work)).exists()            # /tmp/profile-tuned-*: removed

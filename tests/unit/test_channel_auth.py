@@ -193,3 +193,26 @@ kind = "recorder"
     from pipeline.launcher.supervisor import LaunchError
     with pytest.raises(LaunchError, match="32..128"):
         Launcher(cfg, str(tmp_path / "c.toml"))
+
+
+def test_a_connection_that_hangs_up_mid_handshake_is_counted_no_auth():
+    # a NULL-mechanism client that sees the PLAIN server's greeting first closes before its own
+    # greeting is out; the server then reports a hang-up (HANDSHAKE_FAILED_NO_DETAIL), not a
+    # mechanism mismatch: that refusal went uncounted (test_signal_auth's no_auth == 0 under load).
+    # Here deterministically: a raw Unix socket sends the ZMTP signature only, then hangs up.
+    import socket as so
+    name = chan()
+    with S.SignalReceiver(name, token=channel.new_token().encode()) as rx:
+        path = rx.data_ep[len("ipc://"):]
+        for _ in range(2):
+            s = so.socket(so.AF_UNIX, so.SOCK_STREAM)
+            s.connect(path)
+            s.sendall(b"\xff" + b"\x00" * 8 + b"\x7f")       # ZMTP 3 signature, no more
+            s.recv(10)                                        # the server's signature
+            s.close()
+        deadline = time.monotonic() + 5
+        while rx.refusal_stats()["no_auth"] < 2:
+            rx.service()
+            assert time.monotonic() < deadline, rx.refusal_stats()
+            time.sleep(0.002)
+        assert rx.refusal_stats() == {**dict.fromkeys(auth.KINDS, 0), "no_auth": 2}
