@@ -3,7 +3,8 @@
 Commands (default: run):
     run     start the gateway (binds the signal channel, reconciles, trades until SIGTERM)
     kill    the kill switch: create the kill file and SIGUSR1 the running gateway → HALTED and
-            every open order cancelled within 1 s; HALTED persists across restarts
+            every open order cancelled within 1 s; HALTED persists across restarts. A file of
+            several gateway roles (several venues) without --role: every gateway of it
     reduce  SIGUSR2 the running gateway → REDUCING (only risk-reducing orders; journalled, so it
             persists across restarts too)
     reset   leave HALTED or REDUCING (only while the gateway is stopped): remove the kill file and
@@ -68,16 +69,23 @@ def main(argv: list[str] | None = None) -> int:
     from pipeline.gateway.process import gateway_running, state_paths
     paths = state_paths(cfg.gateway)
     if a.command == "kill":
-        paths["dir"].mkdir(parents=True, exist_ok=True, mode=0o700)
-        paths["kill"].touch()
-        pid = gateway_running(cfg.gateway)
-        if pid > 0:
-            os.kill(pid, signal.SIGUSR1)
-            log.warning("kill switch: SIGUSR1 sent to gateway pid %d; kill file %s", pid,
-                        paths["kill"])
-        else:
-            log.warning("kill switch: no gateway running; kill file %s makes the next start "
-                        "HALTED", paths["kill"])
+        # the run-wide kill switch: without --role, every gateway role of the file
+        many = [n for n, r in cfg.roles.items() if r.kind == "gateway"]
+        everyone = a.role is None and not os.environ.get("PIPELINE_ROLE") and len(many) > 1
+        views = [(n, cfg.for_role(n)) for n in many] if everyone else [("", cfg)]
+        for name, view in views:
+            paths = state_paths(view.gateway)
+            paths["dir"].mkdir(parents=True, exist_ok=True, mode=0o700)
+            paths["kill"].touch()
+            pid = gateway_running(view.gateway)
+            who = f"gateway {name}" if name else "gateway"
+            if pid > 0:
+                os.kill(pid, signal.SIGUSR1)
+                log.warning("kill switch: SIGUSR1 sent to %s pid %d; kill file %s", who, pid,
+                            paths["kill"])
+            else:
+                log.warning("kill switch: no %s running; kill file %s makes the next start "
+                            "HALTED", who, paths["kill"])
         return 0
     if a.command == "reduce":
         pid = gateway_running(cfg.gateway)

@@ -211,7 +211,8 @@ class Launcher(Supervision, Reporting):
     def _event(self, kind: str, **kw) -> None:
         e = {"t": time.monotonic(), "event": kind, **kw}
         self.events.append(e)
-        level = logging.WARNING if kind in ("halt", "role-failed", "killed") else logging.INFO
+        level = logging.WARNING if kind in ("halt", "role-failed", "killed", "run-continues") \
+            else logging.INFO
         logs.event_log(kind.upper().replace("-", "_"), level, **kw)
         if kind == "role-failed" and self.alerts is not None:
             self.alerts[1].role_died(kw.get("role", "?"), kw.get("problem", ""))

@@ -83,8 +83,11 @@ def parse_gateway_slots(text: str) -> dict[str, int]:
 
 def check(cfg: PipelineConfig, source: str) -> None:
     """A run of several gateways: distinct channels and state directories (two gateways on one
-    would take each other's signals or journal); a ValueError naming both roles."""
+    would take each other's signals or journal), and gateways of different venues that read their
+    keys from the environment read them from different variables (else both would get one
+    venue's key); a ValueError naming both roles."""
     seen: dict[tuple[str, str], str] = {}
+    env_key: dict[str, tuple[str, str]] = {}       # api_key_env → (role, venue)
     for name, view in of_kind(cfg, "gateway"):
         for what in ("channel", "state_dir"):
             key = (what, getattr(view.gateway, what))
@@ -92,4 +95,12 @@ def check(cfg: PipelineConfig, source: str) -> None:
                 raise ValueError(f"{source}: roles {seen[key]} and {name} have the same "
                                  f"[gateway].{what} {key[1]!r}: give each gateway its own")
             seen[key] = name
+        g = view.gateway
+        if not g.credentials_file:
+            other = env_key.setdefault(g.api_key_env, (name, g.venue.upper()))
+            if other[1] != g.venue.upper():
+                raise ValueError(
+                    f"{source}: roles {other[0]} ({other[1]}) and {name} ({g.venue.upper()}) "
+                    f"both read their API key from ${g.api_key_env}: give each venue's gateway "
+                    f"its own credentials_file or its own api_key_env / api_secret_env names")
     rings(cfg)

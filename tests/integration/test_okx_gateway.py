@@ -206,22 +206,44 @@ def test_binary_journal_records_okx_orders(sim, gw_factory):
     assert gw.stop() == 0
 
 
-def test_strategy_cancel_goes_out_as_okx_cancel_and_replace_is_refused(sim, gw_factory):
+def test_strategy_cancel_and_replace_go_out_as_okx_cancel_then_new_order(sim, gw_factory):
+    """A strategy's REPLACE on OKX: cancel-order of the old (by clOrdId), then the new order with
+    its own clOrdId; a REPLACE of an order that is done, or whose cancel the venue refuses, is
+    refused, nothing sent; a CANCEL is cancel-order by clOrdId."""
     from pipeline.records import OrderType, SignalAction
     gw = okx_gw(gw_factory, sim).start()
     bid = float(sim.state()["books"]["BTCUSDT"]["bestBid"])
     with StrategySide(gw.channel, venue=OKX) as st:
         first = st.limit(BUY, 0.001, round(bid * 0.97, 1))                       # seq 1
         gw.wait(lambda s: len(s["open_orders"]) == 1, what="resting")
-        new = st.make(side=BUY, qty=0.001, price=round(bid * 0.96, 1),
-                      order_type=OrderType.LIMIT, tif=1)
+        px2 = round(bid * 0.96, 1)
+        new = st.make(side=BUY, qty=0.001, price=px2, order_type=OrderType.LIMIT, tif=1)
         assert st.tx.send(new._replace(action=int(SignalAction.REPLACE), replace_back=1))
-        gw.wait(lambda s: s["orders"].get("REJECTED") == 1, what="replace refused")
-        assert len(acct(sim)["open_orders"]) == 1                   # the old one still works
-        assert st.tx.send(st.make(seq=first.seq)._replace(action=int(SignalAction.CANCEL)))
-        gw.wait(lambda s: not s["open_orders"] and s["orders"].get("CANCELED") == 1,
+        gw.wait(lambda s: s["orders"].get("CANCELED") == 1 and len(s["open_orders"]) == 1
+                and s["open_orders"][0]["cid"] != cid_of(first), what="replaced")
+        opens = acct(sim)["open_orders"]
+        assert len(opens) == 1 and float(opens[0]["price"]) == pytest.approx(px2)
+        second = gw.status()["open_orders"][0]["cid"]
+        # replacing seq 1 again: it is done, so the new order (seq 3) is refused, nothing sent
+        again = st.make(side=BUY, qty=0.001, price=px2, order_type=OrderType.LIMIT, tif=1)
+        assert st.tx.send(again._replace(action=int(SignalAction.REPLACE), replace_back=2))
+        gw.wait(lambda s: s["orders"].get("REJECTED") == 1, what="replace of a done order")
+        assert len(acct(sim)["open_orders"]) == 1                   # seq 2 still works
+        # the venue refuses the cancel of a replace (a 429 on it): the new order (seq 4) is
+        # refused, nothing sent, seq 2 keeps working
+        sim.fault("force_429", count=1)
+        again = st.make(side=BUY, qty=0.001, price=round(bid * 0.965, 1),
+                        order_type=OrderType.LIMIT, tif=1)
+        assert st.tx.send(again._replace(action=int(SignalAction.REPLACE), replace_back=2))
+        gw.wait(lambda s: s["orders"].get("REJECTED") == 2, what="replace whose cancel failed")
+        opens = acct(sim)["open_orders"]
+        assert len(opens) == 1 and float(opens[0]["price"]) == pytest.approx(px2)
+        assert all(float(o["price"]) != pytest.approx(again.price) for o in acct(sim)["orders"])
+        gw.wait(lambda s: s["gate"]["blocked_for_s"] == 0, what="the host open again")
+        assert st.tx.send(st.make(seq=2)._replace(action=int(SignalAction.CANCEL)))
+        gw.wait(lambda s: not s["open_orders"] and s["orders"].get("CANCELED") == 2,
                 what="cancelled")
     assert acct(sim)["open_orders"] == []
     j = gw.journal()
-    assert [r["cid"] for r in j if r["k"] == "cancel"] == [cid_of(first)]
+    assert [r["cid"] for r in j if r["k"] == "cancel"] == [cid_of(first), second, second]
     assert gw.stop() == 0

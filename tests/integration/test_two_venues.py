@@ -240,3 +240,30 @@ def test_pipeline_demo_runs_two_venues_with_each_gateways_own_keys(tmp_path, shm
         assert s["roles"][name]["exit_code"] == 0 and s["roles"][name]["orders"] >= 1, \
             (name, s["roles"][name])
     assert "gateway gateway_okx:" in r.stdout          # the printed summary: every gateway
+
+
+def test_the_kill_switch_without_a_role_halts_every_gateway_of_the_file(tmp_path):
+    """`python -m pipeline.gateway kill` on a file of two gateways: without --role the run-wide
+    kill switch (both state dirs get their KILL file, the next start of each is HALTED); with
+    --role only that gateway's."""
+    text = (REPO / "configs/two-venues.toml").read_text()
+    text = text.replace('"two-venues-out/', f'"{tmp_path}/out/')
+    path = tmp_path / "two-venues.toml"
+    path.write_text(text)
+    cfg = config.load(path, role="")
+    kills = [Path(cfg.gateway.state_dir) / "KILL",
+             Path(cfg.for_role("gateway_okx").gateway.state_dir) / "KILL"]
+
+    def kill(*extra):
+        r = subprocess.run([sys.executable, "-m", "pipeline.cli", "kill", "--config", str(path),
+                            *extra], cwd=REPO, env=_env(), capture_output=True, text=True,
+                           timeout=60)
+        assert r.returncode == 0, r.stdout + r.stderr
+        return r.stderr
+
+    err = kill("--role", "gateway_okx")
+    assert [k.exists() for k in kills] == [False, True]
+    kills[1].unlink()
+    err = kill()
+    assert [k.exists() for k in kills] == [True, True], err
+    assert "no gateway gateway running" in err and "no gateway gateway_okx running" in err

@@ -273,3 +273,19 @@ def test_the_runs_rings_carry_their_collectors_venues(monkeypatch):
     cfg = config.load(REPO / "configs/two-venues.toml")
     assert views.ring_venues(cfg) == {"pipeline-2v-binance-ticks": {int(Venue.BINANCE)},
                                       "pipeline-2v-okx-ticks": {int(Venue.OKX)}}
+
+
+def test_gateways_of_two_venues_on_one_key_variable_are_refused(tmp_path):
+    """Keys from the environment: an OKX and a SIM gateway both on $A_KEY would both read one
+    venue's key; distinct names or a credentials file each pass."""
+    text = BASE.replace('api_key_env = "B_KEY"', 'api_key_env = "A_KEY"')
+    with pytest.raises(ValueError, match=r"roles gw \(SIM\) and gw_b \(OKX\) both read their API "
+                                         r"key from \$A_KEY"):
+        views.check(config.loads(text, role=""), "c.toml")
+    views.check(config.loads(BASE, role=""), "c.toml")           # B_KEY: its own
+    keys = tmp_path / "okx.keys"
+    filed = text.replace('api_key_env = "A_KEY"\napi_secret_env = "B_SECRET"',
+                         f'api_key_env = "A_KEY"\napi_secret_env = "B_SECRET"\n'
+                         f'credentials_file = "{keys}"')
+    assert filed != text
+    views.check(config.loads(filed, role=""), "c.toml")          # a file: no variables read

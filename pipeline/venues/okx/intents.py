@@ -2,8 +2,12 @@
 
 - CANCEL (pipeline/gateway/intents.py calls `cancel_intent`): cancel-order by clOrdId, then the
   order's final state from a query; refused → CANCEL_REFUSED feedback.
-- REPLACE (`replace_intent`): OKX spot has no atomic cancel-and-new; the new order is refused
-  (nothing sent), the old keeps working. Not done yet: replace as amend-order.
+- REPLACE (`replace_intent`): OKX spot has no atomic cancel-and-new, so a replace is the cancel
+  of the old order (cancel-order by clOrdId, its final state from a query), then, only if the
+  venue cancelled it, the new order placed as any new order (its own clOrdId, already judged by
+  the risk kernel). A refused cancel leaves the old order working and refuses the new one, nothing
+  sent (as Binance's STOP_ON_FAILURE). Not done: REPLACE as one amend-order (which keeps the old
+  clOrdId, so the new order's client id could not be honoured without an alias).
 - `amend`: amend-order by clOrdId (a size may only shrink; the risk engine's open quantity
   follows).
 """
@@ -37,12 +41,15 @@ class OkxIntents:
         return False
 
     def replace_intent(self, old: Order, new: Order) -> None:
-        """A strategy's REPLACE: OKX spot has no atomic cancel-and-new (amend-order keeps the
-        order id, so the new clOrdId could not be honoured): the new order is refused, nothing
-        is sent, the old one keeps working. Not done yet: replace as amend-order."""
-        self.count("replace_unsupported")
-        self.set_state(new, OrderState.REJECTED, "replace is not supported on OKX yet "
-                       "(the old order keeps working)")
+        """A strategy's REPLACE: cancel `old` (cancel_intent: CANCELLED, or CANCEL_REFUSED to the
+        strategy), then place `new` as a new order only if the venue cancelled the old one;
+        otherwise `new` is REJECTED, nothing sent."""
+        self.count("replaces")
+        if not self.cancel_intent(old, "replace"):
+            self.set_state(new, OrderState.REJECTED, "replace: the cancel of the old order "
+                           "failed, not attempted")
+            return
+        self.submit(new, self.encode(new, self.clock.timestamp_ms()))
 
     def amend(self, order: Order, *, new_qty: float | None = None,
               new_price: float | None = None) -> Reply:
