@@ -37,6 +37,9 @@ def order_params(ex, order: Order) -> dict[str, Any]:
         p["price"] = f"{order.price:.{r.price_decimals}f}"
     if order.order_type == 1:
         p["timeInForce"] = TIFS.get(order.tif, "GTC")
+    stp = getattr(ex.signer, "stp_mode", "")
+    if stp:                                # as the signer puts it on every new order
+        p["selfTradePreventionMode"] = stp
     return p
 
 
