@@ -15,7 +15,7 @@ $(PY):
 	$(PY) -m pip install --upgrade pip
 
 # Reinstall (and so rebuild the extensions) whenever a build input changes.
-$(STAMP): $(PY) pyproject.toml setup.py $(wildcard ext/*.pyx ext/*.pxd)
+$(STAMP): $(PY) pyproject.toml setup.py $(wildcard ext/*.pyx ext/*.pxd ext/*.pxi)
 	$(PY) -m pip install -e '.[test]'
 	touch $(STAMP)
 

@@ -44,6 +44,7 @@ cdef enum:
     R_STALE_TRIGGER = 34        # the signal's trigger tick older than the symbol's max_tick_age_ns
     R_DUPLICATE_ORDER = 35      # an identical order of the same strategy within duplicate_window_ns
     R_SELF_TRADE = 36           # the order would cross one of our own resting orders
+    R_PRICE_WINDOW = 37         # the price beyond window_collar_bps from a reference of the window
 
 # ---------------------------------------------------------------- STATES (reasons.TradingState)
 cdef enum:
@@ -56,6 +57,7 @@ cdef enum:
     MAX_STRATEGIES = 16         # duplicate filter slots
     MAX_RUNAWAY_SIGNALS = 4096
     RECENT_ORDERS = 8           # per instrument: the last accepted orders (duplicate-order filter)
+    WINDOW_SLICES = 16          # per instrument: the time-window collar's slices of references
 
 # ---------------------------------------------------------------- STRUCTS
 cdef struct RecentOrder:                          # an accepted order, for DUPLICATE_ORDER
@@ -63,6 +65,10 @@ cdef struct RecentOrder:                          # an accepted order, for DUPLI
     int64_t price_units, qty_units
     uint32_t strategy_id
     int32_t side, order_type
+
+cdef struct RefSlice:                             # one slice of the time-window collar
+    int64_t idx                                   # mono_ts // window_slice_ns of its references
+    double lo, hi                                 # lowest / highest reference in it (0 = empty)
 
 cdef struct Instrument:
     bint configured
@@ -85,6 +91,7 @@ cdef struct Instrument:
     RecentOrder recent[RECENT_ORDERS]             # ring of the last accepted orders
     int64_t own_bid, own_ask                      # our best resting buy / sell (price units, 0 none)
     int32_t recent_head
+    RefSlice window[WINDOW_SLICES]                # references of the last window_collar_ns
 
 cdef struct DedupSlot:
     uint32_t strategy_id
@@ -99,6 +106,7 @@ cdef struct CheckedOrder:
     int64_t strategy_id, epoch, seq
 
 # ---------------------------------------------------------------- CHECKS (pure, noexcept nogil)
+# defined in ext/risk_checks.pxi (included by risk.pyx)
 cdef int64_t to_units(double x, double scale) noexcept nogil       # -1 absurd/NaN, -2 off precision
 cdef int64_t round_units(double x, double scale) noexcept nogil
 cdef int check_fields(const SignalRecord *s, int64_t now, const Instrument *inst,
@@ -107,6 +115,9 @@ cdef int check_filters(const Instrument *inst, const CheckedOrder *o, double pri
                        double qty) noexcept nogil
 cdef bint is_reducing(const Instrument *inst, int side, int64_t qu) noexcept nogil
 cdef int check_collar(double price, double ref, double collar_bps) noexcept nogil
+cdef void note_ref(Instrument *inst, double ref, int64_t mono, int64_t slice_ns) noexcept nogil
+cdef int window_out(const Instrument *inst, double px, int64_t now, int64_t slice_ns,
+                    double bps) noexcept nogil
 
 # ---------------------------------------------------------------- ENGINE (STATE + ENTRY)
 cdef class RiskEngine:
@@ -121,6 +132,9 @@ cdef class RiskEngine:
     cdef readonly int64_t duplicate_window_ns      # 0 = no duplicate-order filter
     cdef RecentOrder recent_saved                 # the slot the last accept overwrote (probe)
     cdef readonly bint self_trade                 # refuse orders crossing our own resting ones
+    # time-window collar: 0 bps = off; the window in WINDOW_SLICES slices of window_slice_ns
+    cdef readonly double window_collar_bps
+    cdef readonly int64_t window_collar_ns, window_slice_ns
     cdef int64_t own_saved_bid, own_saved_ask     # before the last accept (probe)
     # order-rate limit (sliding window): the last `throttle_orders` accepted order times (ring)
     cdef int64_t *rate_times

@@ -55,137 +55,17 @@ REASON_CODES = {
     "CLIENT_ID_REUSED": R_CLIENT_ID_REUSED, "HOST_CLOSED": R_HOST_CLOSED,
     "RATE_BUDGET": R_RATE_BUDGET, "ENCODE": R_ENCODE, "STALE_TRIGGER": R_STALE_TRIGGER,
     "DUPLICATE_ORDER": R_DUPLICATE_ORDER, "SELF_TRADE": R_SELF_TRADE,
+    "PRICE_WINDOW": R_PRICE_WINDOW,
 }
 STATE_CODES = {"ACTIVE": ST_ACTIVE, "REDUCING": ST_REDUCING, "HALTED": ST_HALTED}
 LIMITS = {"MAX_SYMBOLS": MAX_SYMBOLS, "MAX_STRATEGIES": MAX_STRATEGIES,
-          "MAX_RUNAWAY_SIGNALS": MAX_RUNAWAY_SIGNALS}
+          "MAX_RUNAWAY_SIGNALS": MAX_RUNAWAY_SIGNALS, "WINDOW_SLICES": WINDOW_SLICES}
 
 
 # ====================================================================== CHECKS
-cdef inline int64_t i64max(int64_t a, int64_t b) noexcept nogil:
-    return a if a > b else b
-
-cdef inline int64_t i64abs(int64_t a) noexcept nogil:
-    return -a if a < 0 else a
-
-
-cdef int64_t to_units(double x, double scale) noexcept nogil:
-    """round(x*scale) when on the precision grid; -1 absurd or NaN; -2 finer than the precision."""
-    cdef double y = x * scale
-    if not y <= MAX_UNITS_F:
-        return -1
-    cdef double n = floor(y + 0.5)
-    if fabs(y - n) > 1e-9 + y * 1e-15:
-        return -2
-    return <int64_t>n
-
-
-cdef int64_t round_units(double x, double scale) noexcept nogil:
-    return <int64_t>floor(x * scale + 0.5)
-
-
-cdef int check_fields(const SignalRecord *s, int64_t now, const Instrument *inst,
-                      CheckedOrder *out) noexcept nogil:
-    """Step 4 (fields) of the twin's check(): ids, timestamps, side/type/tif, qty, price."""
-    cdef int otype = s.order_type
-    cdef int64_t qu, pu = 0
-    if s.side != 1 and s.side != -1:
-        return R_BAD_SIDE
-    if otype != ORDER_LIMIT and otype != ORDER_MARKET and otype != ORDER_LIMIT_MAKER:
-        return R_BAD_ORDER_TYPE
-    if otype == ORDER_LIMIT:
-        if s.tif < 1 or s.tif > 3:
-            return R_BAD_TIF
-    elif s.tif != 0:
-        return R_BAD_TIF
-    if not (s.qty > 0.0):
-        return R_BAD_QTY
-    qu = to_units(s.qty, inst.qty_scale)
-    if qu == -1 or qu == 0:
-        return R_BAD_QTY
-    if qu == -2:
-        return R_QTY_STEP
-    if otype == ORDER_MARKET:
-        if s.price == s.price:
-            return R_BAD_PRICE
-    else:
-        if not (s.price > 0.0):
-            return R_BAD_PRICE
-        pu = to_units(s.price, inst.price_scale)
-        if pu == -1 or pu == 0:
-            return R_BAD_PRICE
-        if pu == -2:
-            return R_PRICE_TICK
-    out.inst = inst
-    out.symbol = s.symbol
-    out.side = s.side
-    out.order_type = otype
-    out.tif = s.tif
-    out.qty_units = qu
-    out.price_units = pu
-    out.strategy_id = s.strategy_id
-    out.epoch = s.epoch
-    out.seq = s.seq
-    return R_ACCEPT
-
-
-cdef int check_filters(const Instrument *inst, const CheckedOrder *o, double price,
-                       double qty) noexcept nogil:
-    """Step 7 (exchange filters, exact integers) and step 8 (our order limits)."""
-    cdef int64_t qu = o.qty_units, pu = o.price_units, npu
-    cdef bint is_market = o.order_type == ORDER_MARKET
-    cdef bint apply_min = True, apply_max = True
-    cdef double notional
-    if qu % inst.step_units != 0:
-        return R_QTY_STEP
-    if qu < inst.min_qty_units or (inst.max_qty_units and qu > inst.max_qty_units):
-        return R_QTY_RANGE
-    if is_market:
-        apply_min = inst.min_notional_market
-        apply_max = inst.max_notional_market
-        npu = to_units(inst.ref, inst.price_scale)
-        if npu == -1:
-            return R_NO_REFERENCE
-        if npu == -2:
-            npu = round_units(inst.ref, inst.price_scale)
-    else:
-        if pu % inst.tick_units != 0:
-            return R_PRICE_TICK
-        if pu < inst.min_price_units or (inst.max_price_units and pu > inst.max_price_units):
-            return R_PRICE_RANGE
-        npu = pu
-    # pu * qu >= M  <=>  pu >= ceil(M / qu);  pu * qu <= X  <=>  pu <= X // qu (exact, no overflow)
-    if apply_min and inst.min_notional_units and npu < (inst.min_notional_units + qu - 1) // qu:
-        return R_MIN_NOTIONAL
-    if apply_max and inst.max_notional_units and npu > inst.max_notional_units // qu:
-        return R_MAX_NOTIONAL
-    if qu > inst.max_order_qty_units:
-        return R_MAX_ORDER_QTY
-    notional = (inst.ref if is_market else price) * qty
-    if notional > inst.max_order_notional:
-        return R_MAX_ORDER_NOTIONAL
-    return R_ACCEPT
-
-
-cdef bint is_reducing(const Instrument *inst, int side, int64_t qu) noexcept nogil:
-    if side == 1:
-        return inst.pos < 0 and inst.open_buy + qu <= -inst.pos
-    return inst.pos > 0 and inst.open_sell + qu <= inst.pos
-
-
-cdef bint crosses_own(const Instrument *inst, const CheckedOrder *o) noexcept nogil:
-    """A BUY at or above our best resting SELL, a SELL at or below our best resting BUY; a MARKET
-    order whenever we rest on the other side (it may walk the book to our price)."""
-    if o.side == 1:
-        return inst.own_ask != 0 and (o.order_type == ORDER_MARKET or o.price_units >= inst.own_ask)
-    return inst.own_bid != 0 and (o.order_type == ORDER_MARKET or o.price_units <= inst.own_bid)
-
-
-cdef int check_collar(double price, double ref, double collar_bps) noexcept nogil:
-    """Inclusive boundary: a price exactly collar_bps away from ref is accepted."""
-    if fabs(price - ref) > ref * collar_bps / 10000.0:
-        return R_PRICE_COLLAR
-    return R_ACCEPT
+# to_units, round_units, check_fields, check_filters, is_reducing, crosses_own, check_collar,
+# the time-window collar (note_ref, window_out): ext/risk_checks.pxi
+include "risk_checks.pxi"
 
 
 # ====================================================================== ENGINE
@@ -203,9 +83,15 @@ cdef class RiskEngine:
     def __init__(self, *, max_gross_notional, collar_bps, ref_stale_ns, throttle_orders,
                  throttle_window_ns, runaway_signals, runaway_window_ns,
                  max_tick_age_ns=1_000_000_000, duplicate_window_ns=0, self_trade=False,
-                 runaway_fills=0, runaway_fill_window_ns=1_000_000_000, state=ST_ACTIVE):
-        from pipeline.gateway.risk_py import _validate_fill_guard, _validate_limits
+                 runaway_fills=0, runaway_fill_window_ns=1_000_000_000, window_collar_bps=0.0,
+                 window_collar_ns=1_000_000_000, state=ST_ACTIVE):
+        from pipeline.gateway.risk_py import (_validate_fill_guard, _validate_limits,
+                                              _validate_window_collar)
         _validate_fill_guard(runaway_fills, runaway_fill_window_ns)
+        _validate_window_collar(window_collar_bps, window_collar_ns)
+        self.window_collar_bps = float(window_collar_bps)
+        self.window_collar_ns = window_collar_ns
+        self.window_slice_ns = window_collar_ns // WINDOW_SLICES
         _validate_limits(max_gross_notional, collar_bps, ref_stale_ns, throttle_orders,
                          throttle_window_ns, runaway_signals, runaway_window_ns, state,
                          max_tick_age_ns, duplicate_window_ns)
@@ -318,6 +204,8 @@ cdef class RiskEngine:
             return False
         i.ref = price
         i.ref_mono = mono_ns
+        if self.window_collar_bps > 0.0:
+            note_ref(i, price, mono_ns, self.window_slice_ns)
         return True
 
     def set_position(self, symbol_id, qty):
@@ -409,6 +297,8 @@ cdef class RiskEngine:
                 if inst.bid > 0.0 and inst.ask > 0.0:
                     inst.ref = (inst.bid + inst.ask) / 2.0
                     inst.ref_mono = r.mono_ts
+                    if self.window_collar_bps > 0.0:
+                        note_ref(inst, inst.ref, r.mono_ts, self.window_slice_ns)
                 count += 1
             elif r.kind == KIND_TRADE or r.kind == KIND_AGG_TRADE:
                 if not (r.price > 0.0 and r.price < INFINITY) or r.mono_ts < 0:
@@ -416,6 +306,8 @@ cdef class RiskEngine:
                 if not (inst.bid > 0.0 and inst.ask > 0.0):
                     inst.ref = r.price
                     inst.ref_mono = r.mono_ts
+                    if self.window_collar_bps > 0.0:
+                        note_ref(inst, r.price, r.mono_ts, self.window_slice_ns)
                 count += 1
             elif r.kind == KIND_GAP or r.kind == KIND_RESYNC_START or r.kind == KIND_STALE \
                     or r.kind == KIND_BOOK_CLEAR:
@@ -447,7 +339,7 @@ cdef class RiskEngine:
                           self.insts[sid].ref_mono, self.insts[sid].bid, self.insts[sid].ask,
                           self.insts[sid].max_tick_age_ns, self.insts[sid].recent_head,
                           self._recent_tuple(sid), self.insts[sid].own_bid,
-                          self.insts[sid].own_ask))
+                          self.insts[sid].own_ask, self._window_tuple(sid)))
         return (self.state, rate, run, dd, tuple(insts), self.last_gap,
                 (self.gate_host_until, self.gate_budget_until, self.gate_pace_ns,
                  self.gate_pace_until, self.gate_next))
@@ -484,6 +376,14 @@ cdef class RiskEngine:
     def own_quotes(self, symbol_id):
         cdef Instrument *i = self._inst(symbol_id)
         return i.own_bid / i.price_scale, i.own_ask / i.price_scale
+
+    def _window_tuple(self, int sid):
+        cdef RefSlice *w
+        out = []
+        for j in range(WINDOW_SLICES):
+            w = &self.insts[sid].window[j]
+            out.append((w.idx, w.lo, w.hi) if w.lo > 0.0 else None)
+        return tuple(out)
 
     def _recent_tuple(self, int sid):
         cdef RecentOrder *o
@@ -652,13 +552,17 @@ cdef class RiskEngine:
             return R_STALE_REFERENCE               # a MARKET order: even when reducing
         if not reducing and s.trigger_mono > 0 and now - s.trigger_mono > inst.max_tick_age_ns:
             return R_STALE_TRIGGER
-        if out.order_type != ORDER_MARKET:
-            r = check_collar(s.price, inst.ref, self.collar_bps)
-        else:                                      # protection price: the best it would take
-            r = check_collar(inst.ask if out.side == 1 else inst.bid, inst.ref, self.collar_bps) \
-                if (inst.ask if out.side == 1 else inst.bid) > 0.0 else R_ACCEPT
-        if r:
-            return r
+        cdef double px = s.price if out.order_type != ORDER_MARKET else \
+            (inst.ask if out.side == 1 else inst.bid)  # MARKET: the protection price (0 = none)
+        if px > 0.0:
+            r = check_collar(px, inst.ref, self.collar_bps)
+            if r:
+                return r
+            # the time-window collar: risk-increasing orders, against the window's references
+            if self.window_collar_bps > 0.0 and not reducing:
+                r = window_out(inst, px, now, self.window_slice_ns, self.window_collar_bps)
+                if r:
+                    return r
         # 10. reduce-only state
         if self.state == ST_REDUCING and not reducing:
             return R_REDUCE_ONLY

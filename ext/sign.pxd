@@ -85,7 +85,9 @@ cdef class BinanceSigner:
     cdef readonly int recv_window_ms
     cdef readonly bint recv_window_first
     cdef readonly str resp_type
-    cdef char tail[48]                        # "&newOrderRespType=..&recvWindow=N" (doc layout)
+    cdef readonly str stp_mode                # Binance selfTradePreventionMode ("" = not sent)
+    cdef char tail[96]                        # "&newOrderRespType=..&selfTradePreventionMode=..
+                                              # &recvWindow=N" (doc layout)
     cdef int tail_len
     cdef public int64_t signed_count          # orders signed (sign_checked / encode_sign)
 

@@ -243,9 +243,12 @@ cdef class BinanceSigner:
         memset(self.syms, 0, sizeof(self.syms))
         self.signed_count = 0
 
-    def __init__(self, secret, *, recv_window_ms=5000, resp_type="", recv_window_first=True):
+    def __init__(self, secret, *, recv_window_ms=5000, resp_type="", recv_window_first=True,
+                 stp_mode=""):
         global _check_client_id
-        from pipeline.gateway.sign_py import check_client_id
+        from pipeline.gateway.sign_py import STP_MODES, check_client_id
+        if stp_mode not in STP_MODES:
+            raise ValueError(f"stp_mode must be one of {STP_MODES}, got {stp_mode!r}")
         _check_client_id = check_client_id
         if isinstance(recv_window_ms, bool) or not isinstance(recv_window_ms, int) \
                 or not 1 <= recv_window_ms <= 60000:
@@ -257,8 +260,10 @@ cdef class BinanceSigner:
         hmac_init(&self.key, kb, len(kb))
         self.recv_window_ms = recv_window_ms
         self.resp_type = resp_type
+        self.stp_mode = stp_mode
         self.recv_window_first = bool(recv_window_first)
         tail = (b"&newOrderRespType=" + resp_type.encode("ascii") if resp_type else b"") \
+            + (b"&selfTradePreventionMode=" + stp_mode.encode("ascii") if stp_mode else b"") \
             + b"&recvWindow=%d" % recv_window_ms
         self.tail_len = len(tail)
         memcpy(self.tail, <char *>tail, self.tail_len)
@@ -302,7 +307,7 @@ cdef class BinanceSigner:
         for side in (1, -1):
             for otype, tif in ((1, 1), (1, 2), (1, 3), (2, 0), (3, 0)):
                 text = order_prefix(rules.encoded_name, side, otype, tif, self.resp_type,
-                                    self.recv_window_ms, self.recv_window_first)
+                                    self.recv_window_ms, self.recv_window_first, self.stp_mode)
                 if len(text) > PREFIX_MAX:
                     raise ValueError("order prefix too long for the encoder's buffer")
                 p = &e.combos[combo_index(side, otype, tif)]

@@ -161,6 +161,11 @@ class GatewayConfig:
     warm_ms: float = 1.0                   # idle: run the signal path dry (decode, risk probe,
                                            # sign; nothing sent or changed) this often, so a rare
                                            # signal finds it in cache; 0 = off
+    spin_warm_ms: float = 0.0              # wait = busy_spin (a core of its own): wait in slices
+                                           # of this, the dry run after each (the last thing
+                                           # before the spin), housekeeping every poll_ms (at
+                                           # most warm_ms); 0 = off, as a blocking wait (its
+                                           # gain is not established: docs/gateway_hot_path.md)
     recent_trades: int = 100               # reconcile: myTrades per symbol to look at
     open_order_audit_s: float = 5.0        # no user stream (off/down): query open orders this often
     start_timeout_s: float = 30.0          # start: keep trying to reach the venue this long
@@ -181,6 +186,8 @@ class GatewayConfig:
             raise ValueError("unknown_max_polls, unknown_poll_ms and skew_strikes must be >= 1")
         if self.warm_ms < 0:
             raise ValueError(f"warm_ms must be >= 0, got {self.warm_ms}")
+        if self.spin_warm_ms < 0:
+            raise ValueError(f"spin_warm_ms must be >= 0, got {self.spin_warm_ms}")
         if not 1 <= self.order_connections <= 16:
             raise ValueError(f"order_connections must be 1..16, got {self.order_connections}")
         if self.signal_ring and (self.signal_ring < 2 or self.signal_ring & (self.signal_ring - 1)):

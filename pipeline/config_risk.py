@@ -9,6 +9,7 @@ from typing import Literal
 
 TradingStateName = Literal["ACTIVE", "REDUCING", "HALTED"]
 _VENUE_NAMES = ("SIM", "BINANCE", "OKX")
+_STP_MODES = ("", "NONE", "EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH")   # sign_py.STP_MODES
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,13 @@ class RiskConfig:
                                            # DUPLICATE_ORDER (0 = off; the Binance configs: 100)
     self_trade_prevention: bool = False    # refuse an order crossing our own resting one
                                            # (SELF_TRADE; the Binance configs: true)
+    self_trade_prevention_mode: str = ""   # Binance selfTradePreventionMode sent on every order:
+                                           # NONE, EXPIRE_TAKER, EXPIRE_MAKER, EXPIRE_BOTH
+                                           # ("" = not sent: the symbol's default applies)
+    window_collar_bps: float = 0.0         # time-window collar: a risk-increasing order priced
+                                           # more than this from the lowest or highest reference
+                                           # of the last window_collar_ms → PRICE_WINDOW (0 = off)
+    window_collar_ms: int = 1_000          # ... that window (a reference counts 15/16 to all of it)
     throttle_orders: int = 10              # order-rate limit: never more than this many orders ...
     throttle_window_ms: int = 1_000        # ... in any sliding window this long (refused, not queued)
     runaway_signals: int = 50              # more signals than this ...
@@ -73,6 +81,14 @@ class RiskConfig:
             v = getattr(self, name)
             if not 1 <= v <= hi:
                 raise ValueError(f"{name} must be in 1..{hi}, got {v}")
+        if self.self_trade_prevention_mode not in _STP_MODES:
+            raise ValueError(f"self_trade_prevention_mode must be one of {_STP_MODES}, got "
+                             f"{self.self_trade_prevention_mode!r}")
+        if not 0 <= self.window_collar_bps < float("inf"):
+            raise ValueError(f"window_collar_bps must be a finite number >= 0 (0 = off), got "
+                             f"{self.window_collar_bps}")
+        if not 1 <= self.window_collar_ms <= 1_000_000:
+            raise ValueError(f"window_collar_ms must be in 1..1000000, got {self.window_collar_ms}")
         if not 0 <= self.runaway_fills <= 4096:
             raise ValueError(f"runaway_fills must be in 0..4096, got {self.runaway_fills}")
         if not 0 <= self.duplicate_window_ms <= 60_000:

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Backtest a strategy on record files, raw recordings or Binance trades/aggTrades CSV.
+r"""Backtest a strategy on record files, raw recordings or Binance trades/aggTrades CSV.
 
     scripts/backtest.py --data ticks.npy --strategy sma --fast 20 --slow 100 --report out/
     scripts/backtest.py --data trades.csv --sweep 5:50:5 50:300:25 --report out/

@@ -21,7 +21,10 @@ included) is reported too. GC is off while timing.
     python scripts/bench_gateway.py --e2e [--quick] [--orders N] [--rate R] [--transport rest|ws_api]
                   [--journal-format jsonl|binary] [--order-connections N] [--okx] [--json PATH]
                   the gateway process end to end against the simulator (see "--e2e" below):
-                  results.e2e_orders_per_s, results.intake_to_wire_p50_ns / _p99_ns
+                  results.e2e_orders_per_s, results.intake_to_wire_p50_ns / _p99_ns;
+                  config.states (orders by final state) and config.rejected_why (why the
+                  REJECTED ones were: the venue's error or why it was not sent, from the
+                  gateway's journal), also printed under the first line
 
 Run benchmarks under `flock /tmp/bench.lock ...` on shared machines.
 """
@@ -312,6 +315,18 @@ class Progress:
                           f"inflight {st.get('inflight')}")
 
 
+def rejected_reasons(records) -> dict[str, int]:
+    """Why the gateway's orders ended REJECTED (its journal's state records), by reason with
+    the numbers taken out (order ids, counts): the venue's error, or why it was not sent."""
+    import re
+    out: dict[str, int] = {}
+    for r in records:
+        if r.get("k") == "state" and r.get("to") == "REJECTED":
+            why = re.sub(r"\d+", "N", str(r.get("why", "")))[:120]
+            out[why] = out.get(why, 0) + 1
+    return dict(sorted(out.items(), key=lambda kv: -kv[1]))
+
+
 def run_e2e(orders: int, window: int, journal_fsync: str, transport: str, *, rate: float = 0.0,
             stall_s: float = 30.0, on_ready: Callable[[Any], None] | None = None,
             journal_format: str = "binary", order_connections: int = 2,
@@ -391,6 +406,7 @@ def run_e2e(orders: int, window: int, journal_fsync: str, transport: str, *, rat
         rc = gw.stop()
         if rc != 0:
             raise RuntimeError(f"gateway exit code {rc}: {gw.stderr()[-2000:]}")
+        rejected_why = rejected_reasons(gw.journal())
         hist = load([run_dir / "gateway.hdr.json"])
         baseline = _direct_baseline(sim, min(orders, 1000))
     finally:
@@ -404,7 +420,7 @@ def run_e2e(orders: int, window: int, journal_fsync: str, transport: str, *, rat
     i2w = summarize(hist["intake_to_wire"])
     return {
         "orders": orders, "seconds": dt, "rejects": rejects, "filled": filled,
-        "states": states,
+        "states": states, "rejected_why": rejected_why,
         "results": {
             "e2e_orders_per_s": filled / dt,
             "final_orders_per_s": orders / dt,
@@ -437,7 +453,7 @@ def bench_e2e(args) -> dict:
                        "order_connections": args.order_connections,
                        "transport": args.transport, "seconds": round(out["seconds"], 3),
                        "rejects": out["rejects"], "filled": out["filled"],
-                       "states": out["states"]},
+                       "states": out["states"], "rejected_why": out["rejected_why"]},
             "results": r, "baselines": b,
             "ratios": {"e2e_over_direct": round(r["e2e_orders_per_s"]
                                                 / b["bare_post_loop_orders_per_s"], 3)}}
@@ -449,6 +465,7 @@ def table_e2e(res: dict) -> str:
              f"{c['orders']} signals in {c['seconds']:.2f} s ("
              f"{'open loop at ' + format(c['rate'], 'g') + '/s' if c['rate'] else 'closed loop'}), "
              f"{c['filled']} filled, refused {c['rejects'] or 'none'}",
+             *(f"  REJECTED x{n}: {why}" for why, n in c.get("rejected_why", {}).items()),
              f"{'metric':<42}{'value':>14}", "-" * 56]
     lines += [f"{k:<42}{v:>14,.0f}" for k, v in r.items()]
     lines += ["-" * 56, f"{'baseline bare_post_loop_orders_per_s':<42}"

@@ -50,6 +50,10 @@ def table(res: dict) -> str:
             ("leaked segments", res["leaked_segments"]), ("orphans", res["orphans"]),
             ("max RSS growth %", res["max_rss_growth_pct"]),
             ("  by role", ", ".join(f"{k} {v:+.1f}" for k, v in res["rss_growth_pct_by_role"].items()) or "-"),
+            ("  heap, files MB", "; ".join(
+                f"{k} {d['anon_mb'][0]:g}→{d['anon_mb'][1]:g}, {d['file_mb'][0]:g}→{d['file_mb'][1]:g} "
+                f"({d['from_age_s']}-{d['to_age_s']} s)"
+                for k, d in res.get("rss_detail_by_role", {}).items()) or "-"),
             ("ticks verified", f"{res['ticks_verified']:,}"), ("torn reads", res["torn_reads"]),
             ("collector deaths healed", res["recovered_without_manual_reset"])]
     w = max(len(k) for k, _ in rows)

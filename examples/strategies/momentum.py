@@ -1,4 +1,6 @@
-"""Momentum / breakout on trades, vectorised: one batch of records is a handful of numpy calls.
+r"""Momentum / breakout on trades, vectorised: one batch of records is a handful of numpy calls;
+a batch of up to SMALL trades (live, a record or two) takes one plain loop instead (`_few`: a
+dozen numpy calls cold after the process's wait for the ring cost ~5x more; same result).
 
 Rule: over the last `lookback` trades the return r = p[i] / p[i - lookback] - 1. Above
 `threshold_bps` the strategy wants to be long, below -threshold_bps flat (short with
@@ -22,6 +24,8 @@ import numpy as np
 
 from pipeline.strategy import Strategy
 
+SMALL = 32          # batches up to this many trades take the plain loop (`_few`)
+
 
 @dataclass(frozen=True)
 class MomentumParams:
@@ -41,32 +45,37 @@ class Momentum(Strategy):
 
     def __init__(self, params=None, **kw):
         super().__init__(params, **kw)
-        self.tail = np.empty(0, np.float64)    # the last `lookback` prices
+        self.win: deque = deque(maxlen=self.params.lookback)   # the last `lookback` prices
         self.wish = 0                          # +1 long, -1 down, 0 nothing yet
         self.bad_prices = 0
+        self.thr = self.params.threshold_bps / 1e4
 
     def on_gap(self, rec) -> None:
         super().on_gap(rec)
-        self.tail = self.tail[:0]
+        self.win.clear()
 
     def on_stale(self, rec) -> None:
         super().on_stale(rec)
-        self.tail = self.tail[:0]
+        self.win.clear()
 
     def on_trades(self, trades):
+        if len(trades) <= SMALL:
+            return self._few(trades)
         p = trades["price"]
         ok = np.isfinite(p) & (p > 0)
         if not ok.all():
             self.bad_prices += int((~ok).sum())
             trades, p = trades[ok], p[ok]
         lb = self.params.lookback
-        full = np.concatenate((self.tail, p)) if len(self.tail) else p
+        win = self.win
+        full = np.concatenate((np.array(win, np.float64), p)) if len(win) else p
         m = len(full) - lb                      # trades of this batch with a full window
-        self.tail = full[-lb:].copy()
+        win.clear()
+        win.extend(full[-lb:].tolist())
         if m <= 0:
             return []
         r = full[lb:] / full[:m] - 1.0          # return over lookback, per trade with a window
-        thr = self.params.threshold_bps / 1e4
+        thr = self.thr
         sig = (r > thr).astype(np.int8) - (r < -thr).astype(np.int8)
         nz = np.flatnonzero(sig)
         if len(nz) == 0:
@@ -85,6 +94,30 @@ class Momentum(Strategy):
             if sig_ is not None:
                 out.append(sig_)
         return out
+
+
+    def _few(self, trades):
+        """The same rule over a few records as one plain loop (the live path: a batch is a
+        record or two, and a dozen numpy calls, cold after a wait, cost more than the loop).
+        Same floating-point operations as the vectorised pass, same orders."""
+        win, thr, lb = self.win, self.thr, self.params.lookback
+        out = None
+        for i, p in enumerate(trades["price"].tolist()):
+            if not 0.0 < p < math.inf:
+                self.bad_prices += 1
+                continue
+            if len(win) == lb:
+                r = p / win[0] - 1.0
+                s = 1 if r > thr else (-1 if r < -thr else 0)
+                if s and s != self.wish:
+                    self.wish = s
+                    sig = self.target(s, int(trades["seq"][i]), int(trades["mono_ts"][i]), p)
+                    if sig is not None:
+                        if out is None:
+                            out = []
+                        out.append(sig)
+            win.append(p)
+        return out or []
 
 
 def python_loop(trades: np.ndarray, lookback: int, threshold_bps: float, symbol: int | None = None

@@ -108,7 +108,7 @@ class EventEngine:
     def __init__(self, recs: np.ndarray, strategies: list, model, *, risk=None,
                  latency: Latency | None = None, max_batch: int | None = None, epoch: int = 1,
                  period_s: float | None = None, compiled: bool = True,
-                 reactive_batch: int = 32):
+                 reactive_batch: int = 32, matching: str = "compiled"):
         if len(recs) == 0:
             raise ValueError("no records")
         self.recs = recs
@@ -119,13 +119,15 @@ class EventEngine:
             latency = Latency.from_histogram(model.latency_histogram) \
                 if model.latency_histogram else Latency(int(round(model.latency_ms * 1e6)))
         self.latency = latency
+        self._lat_fixed = latency.fixed if latency.samples is None else None
         self.max_batch = int(model.max_batch if max_batch is None else max_batch)
         if any(st.reactive for st in strategies):
             # a strategy whose decisions follow its order events gets batches this short, so
             # it never runs far past an order it made before it hears of it
             self.max_batch = min(self.max_batch, max(1, int(reactive_batch)))
         self.clock = DataClock()
-        self.ex = Exchange(recs, model, risk=risk)
+        # the venue's books and resting orders: ext/matching.pyx, or its twin ("python")
+        self.ex = Exchange(recs, model, risk=risk, matching=matching)
         self.risk = risk
         self.period_s = model.period_s if period_s is None else period_s
         self.inflight: list = []       # heap (arrival index, n, kind, strategy, payload)
@@ -153,9 +155,9 @@ class EventEngine:
 
     # ------------------------------------------------------------------ intents
     def _arrival(self, trigger: int, t0: int) -> int:
-        lat = self.latency.draw()
-        k = int(np.searchsorted(self.t, t0 + lat, "left"))
-        return max(k, trigger + 1)
+        lat = self._lat_fixed if self._lat_fixed is not None else self.latency.draw()
+        k = int(self.t.searchsorted(t0 + lat))
+        return k if k > trigger else trigger + 1
 
     def _intents(self, st, items, at: int, now: int | None = None) -> None:
         """Intents a hook returned while the data stood at record `at` (its last delivered);
@@ -184,7 +186,9 @@ class EventEngine:
                     trig = max(at, 0)
                     t0 = int(self.t[trig]) if now is None else max(int(now), int(self.t[trig]))
                 if isinstance(it, Replace):
-                    it = it._replace(new=st.stamp(it.new))
+                    new = st.stamp(it.new)
+                    if new is not it.new:
+                        it = it._replace(new=new)
                     self.signals += 1
                     # the gateway checks the new order before it sends the cancel-replace;
                     # a rejected one sends nothing (the old order keeps working)
@@ -201,10 +205,9 @@ class EventEngine:
         from pipeline.bus.signals import encode
         from pipeline.gateway.reasons import REASON_NAMES
         ex = self.ex
-        book = ex.book(sig.symbol)
-        book.advance(ex.kind, ex.price, ex.qty, trig + 1)
-        ref = (book.bb + book.ba) / 2 if not (math.isnan(book.bb) or math.isnan(book.ba)) \
-            else math.nan
+        ex.m.advance(sig.symbol, trig + 1)
+        bb, ba = ex.m.bid_ask(sig.symbol)
+        ref = (bb + ba) / 2 if not (math.isnan(bb) or math.isnan(ba)) else math.nan
         if math.isnan(ref):
             ti = ex.trades_of(sig.symbol)
             j = int(np.searchsorted(ti, trig, "right")) - 1
@@ -229,40 +232,48 @@ class EventEngine:
         ex = self.ex
         out: list = []
         j = a
+        inflight = self.inflight
         while True:
-            arr = self.inflight[0][0] if self.inflight else b
-            cand = ex.next_candidate(j, min(b, arr)) if ex.working else b
-            k = min(arr, cand, b)
-            if k >= b:
-                break
-            if arr <= cand:
-                _, _, typ, st, item = heapq.heappop(self.inflight)
-                if typ == 0:
-                    ex.arrive(st, item, k, out)
-                elif isinstance(item, Cancel):
-                    ex.cancel(st, item.client_id, k, out)
-                elif ex.cancel(st, item.client_id, k, out):
-                    ex.arrive(st, item.new, k, out)
-                else:
-                    from pipeline.strategy.orders import EventKind, OrderEvent
-                    out.append((st, OrderEvent(int(EventKind.REJECTED), int(item.new.seq),
-                                               int(self.t[k]), side=int(item.new.side),
-                                               reason="REPLACE_CANCEL_FAILED")))
-                j = k
-            else:
-                ex.touch(k, out)
+            arr = inflight[0][0] if inflight else b
+            stop = arr if arr < b else b
+            # resting orders meet records [j, stop) up to the first that fills one
+            k = ex.scan(j, stop, out) if ex.working else stop
+            if k < stop:
                 j = k + 1
+                continue
+            if arr >= b:
+                break
+            # an arrival at record `arr` comes before that record's touches
+            _, _, typ, st, item = heapq.heappop(inflight)
+            if typ == 0:
+                ex.arrive(st, item, k, out)
+            elif isinstance(item, Cancel):
+                ex.cancel(st, item.client_id, k, out)
+            elif ex.cancel(st, item.client_id, k, out):
+                ex.arrive(st, item.new, k, out)
+            else:
+                from pipeline.strategy.orders import EventKind, OrderEvent
+                out.append((st, OrderEvent(int(EventKind.REJECTED), int(item.new.seq),
+                                           int(self.t[k]), side=int(item.new.side),
+                                           reason="REPLACE_CANCEL_FAILED")))
+            j = k
         for st, ev in out:
             self._n += 1
-            heapq.heappush(self.feedback, (ev.ts + self.latency.draw(), self._n, st, ev))
+            heapq.heappush(self.feedback, (ev.ts + (self._lat_fixed if self._lat_fixed is not None
+                                                    else self.latency.draw()), self._n, st, ev))
 
     def _deliver(self, upto_t: int, at: int) -> None:
         fb = self.feedback
+        clock = self.clock
+        pop = heapq.heappop
         while fb and fb[0][0] <= upto_t:
-            t, _, st, ev = heapq.heappop(fb)
-            self.clock.now = max(self.clock.now, t)
+            t, _, st, ev = pop(fb)
+            if t > clock.now:
+                clock.now = t
             self.events += 1
-            self._intents(st, st.order_event(ev), at, t)
+            items = st.order_event(ev)
+            if items:
+                self._intents(st, items, at, t)
 
     def _timers(self, upto_t: int, at: int) -> None:
         for st in self.strategies:
@@ -296,28 +307,35 @@ class EventEngine:
             st.start()
             if st.timer_ns > 0:
                 self.timers[id(st)] = (int(t[0]) // st.timer_ns + 1) * st.timer_ns
+        runners = [(st, self.compiled.get(id(st))) for st in self.strategies]
+        timers = any(st.timer_ns > 0 for st in self.strategies)
+        fb = self.feedback              # the heap of answers on their way (one list, in place)
+        BIG = 1 << 62
         pos = 0
         while pos < n:
             end = min(n, pos + self.max_batch)
             if self.inflight or self.ex.working:
                 # stop where the venue could next act, plus the way back
                 arr = self.inflight[0][0] if self.inflight else end
-                cand = self.ex.next_candidate(pos, min(end, arr), fills_only=True) \
-                    if self.ex.working else end
+                cand = self.ex.next_candidate(pos, min(end, arr)) if self.ex.working else end
                 k = min(arr, cand, end)
                 if k < end:
                     back = int(t[k]) + self.latency.fixed
-                    end = max(pos + 1, min(end, int(np.searchsorted(t, back, "left"))))
-            due = self._next_due()          # events at time T come before records at T
-            if due <= int(t[end - 1]):
-                end = max(pos + 1, min(end, int(np.searchsorted(t, due, "left"))))
+                    end = max(pos + 1, min(end, int(t.searchsorted(back))))
+            # events at time T come before records at T
+            due = self._next_due() if timers else (fb[0][0] if fb else BIG)
+            t_end = int(t[end - 1])
+            if due <= t_end:
+                end = max(pos + 1, min(end, int(t.searchsorted(due))))
+                t_end = int(t[end - 1])
             batch = recs[pos:end]
-            self.clock.now = int(t[end - 1])
+            self.clock.now = t_end
             self._lo = pos
-            for st in self.strategies:
-                fast = self.compiled.get(id(st))
+            for st, fast in runners:
                 if fast is None:
-                    self._intents(st, st.on_ticks(batch), end - 1)
+                    items = st.on_ticks(batch)
+                    if items:
+                        self._intents(st, items, end - 1)
                 else:
                     k = fast(np.ascontiguousarray(batch), self._sigbuf)
                     if k:
@@ -325,8 +343,10 @@ class EventEngine:
             self._venue(pos, end)
             pos = end
             nt = int(t[pos]) if pos < n else int(t[-1])
-            self._timers(nt, pos - 1)
-            self._deliver(nt, pos - 1)
+            if timers:
+                self._timers(nt, pos - 1)
+            if fb and fb[0][0] <= nt:
+                self._deliver(nt, pos - 1)
         # answers still on their way reach the strategy after the data; what is still in flight
         # then never reaches the venue
         self._deliver(1 << 62, n - 1)

@@ -32,110 +32,31 @@ allows negative positions (margin is not modelled). Optionally the gateway's own
 kernel (ext/risk.pyx through pipeline.gateway.risk) checks every new order when it is made, with
 the venue filters of [backtest] (tick_size, step_size, min_notional) and the limits of [risk]:
 the same reject reasons as live.
+
+Books and resting orders (the work per record) are the matching core's: ext/matching.pyx,
+compiled, or its pure-Python twin pipeline/backtest/matching_py.py (`matching="python"`); both
+give the same results (tests/parity/test_matching_parity.py).
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
+from pipeline.backtest import matching_py
 from pipeline.records import Kind, OrderType, TimeInForce
 from pipeline.strategy.orders import EventKind, OrderEvent
 
-K_TRADE, K_AGG, K_BID, K_ASK = int(Kind.TRADE), int(Kind.AGG_TRADE), int(Kind.BID), int(Kind.ASK)
-K_BB, K_BA, K_CLR = int(Kind.BOOK_BID), int(Kind.BOOK_ASK), int(Kind.BOOK_CLEAR)
+K_TRADE, K_AGG = int(Kind.TRADE), int(Kind.AGG_TRADE)
 MARKET, LIMIT, MAKER = int(OrderType.MARKET), int(OrderType.LIMIT), int(OrderType.LIMIT_MAKER)
 IOC, FOK = int(TimeInForce.IOC), int(TimeInForce.FOK)
+FILL, ACCEPTED = int(EventKind.FILL), int(EventKind.ACCEPTED)
+CANCELLED, EXPIRED = int(EventKind.CANCELLED), int(EventKind.EXPIRED)
 INF = math.inf
 
 
-@dataclass
-class Book:
-    """One instrument's book from its records, advanced lazily to a record index."""
-    idx: np.ndarray                      # record indices of its BID/ASK/BOOK_* records
-    pos: int = 0                         # next entry of idx to apply
-    bids: dict = field(default_factory=dict)
-    asks: dict = field(default_factory=dict)
-    bb: float = math.nan                 # best bid / ask from BID/ASK records
-    bbq: float = 0.0
-    ba: float = math.nan
-    baq: float = 0.0
-    depth: bool = False                  # BOOK_* records seen
-
-    def advance(self, recs_k, recs_p, recs_q, upto: int) -> None:
-        idx = self.idx
-        hi = int(np.searchsorted(idx, upto, "left"))
-        if hi <= self.pos:
-            return
-        sel = idx[self.pos:hi]
-        self.pos = hi
-        for k, p, q in zip(recs_k[sel].tolist(), recs_p[sel].tolist(), recs_q[sel].tolist()):
-            if k == K_BB or k == K_BA:
-                self.depth = True
-                side = self.bids if k == K_BB else self.asks
-                if q > 0:
-                    side[p] = q
-                else:
-                    side.pop(p, None)
-            elif k == K_BID:
-                self.bb, self.bbq = p, q
-            elif k == K_ASK:
-                self.ba, self.baq = p, q
-            elif k == K_CLR:
-                self.bids.clear()
-                self.asks.clear()
-
-    def best(self, side: int) -> float:
-        """Best opposite price for an order of `side` (buy → ask)."""
-        if self.depth:
-            lv = self.asks if side > 0 else self.bids
-            if lv:
-                return min(lv) if side > 0 else max(lv)
-        return self.ba if side > 0 else self.bb
-
-    def level_qty(self, side: int, price: float) -> float:
-        """Quantity shown at `price` on the order's own side (INF = unknown)."""
-        if self.depth:
-            return (self.bids if side > 0 else self.asks).get(price, 0.0)
-        best, q = (self.bb, self.bbq) if side > 0 else (self.ba, self.baq)
-        if math.isnan(best):
-            return INF
-        if price == best:
-            return q
-        if (price > best) if side > 0 else (price < best):
-            return 0.0                   # improves the best price: first in line
-        return INF
-
-    def walk(self, side: int, qty: float, limit: float = math.nan) -> tuple[float, float]:
-        """(filled qty, notional) taking liquidity up to `limit` (NaN = none)."""
-        if self.depth:
-            lv = self.asks if side > 0 else self.bids
-            prices = sorted(lv) if side > 0 else sorted(lv, reverse=True)
-            got = notional = 0.0
-            last = math.nan
-            for p in prices:
-                if not math.isnan(limit) and ((p > limit) if side > 0 else (p < limit)):
-                    break
-                take = min(qty - got, lv[p])
-                got += take
-                notional += take * p
-                last = p
-                if got >= qty:
-                    return got, notional
-            if math.isnan(limit) and got < qty and not math.isnan(last):
-                notional += (qty - got) * last     # the book ran out: the rest at its end
-                got = qty
-            return got, notional
-        p, shown = (self.ba, self.baq) if side > 0 else (self.bb, self.bbq)
-        if math.isnan(p) or (not math.isnan(limit) and ((p > limit) if side > 0 else (p < limit))):
-            return 0.0, 0.0
-        if not math.isnan(limit):            # a limit takes at most what the best level shows
-            qty = min(qty, shown) if shown > 0 else qty
-        return qty, qty * p
-
-
-@dataclass
+@dataclass(slots=True)
 class Working:
     sig: object                          # the Signal
     strategy: object
@@ -149,16 +70,29 @@ class Working:
     filled: float = 0.0
     queue: float = INF
     reserved: float = 0.0                # cash (buys) or base qty (sells) held for it
+    handle: int = 0                      # the matcher's, while it rests
 
     @property
     def remaining(self) -> float:
         return self.qty - self.filled
 
 
-class Exchange:
-    """Orders, matching and the account for one run over `recs` (see the module doc)."""
+def matcher_class(matching: str = "compiled"):
+    """The matching core: "compiled" (ext/matching.pyx) or "python" (its twin)."""
+    if matching == "python":
+        return matching_py.Matcher
+    if matching != "compiled":
+        raise ValueError(f"matching must be 'compiled' or 'python', got {matching!r}")
+    from pipeline._ext.matching import Matcher
+    return Matcher
 
-    def __init__(self, recs: np.ndarray, model, *, risk=None, has_book: set | None = None):
+
+class Exchange:
+    """Orders, the account and events for one run over `recs` (see the module doc); books and
+    resting orders live in the matcher (`matching`: "compiled" = ext/matching.pyx, "python" =
+    its twin pipeline/backtest/matching_py.py; the same results)."""
+
+    def __init__(self, recs: np.ndarray, model, *, risk=None, matching: str = "compiled"):
         self.recs = recs
         self.t = recs["mono_ts"]
         self.kind = recs["kind"]
@@ -176,7 +110,8 @@ class Exchange:
         self.reserved_cash = 0.0
         self.reserved_pos: dict[int, float] = {}
         self.working: dict[tuple[int, int], Working] = {}
-        self.books: dict[int, Book] = {}
+        self.resting: dict[int, Working] = {}    # matcher handle → order
+        self.m = matcher_class(matching)(self.kind, self.sym, self.price, self.qty, self.aside)
         self.risk = risk
         self.fills: list[tuple] = []     # (record index, symbol, signed qty, price, fee, maker,
         #                                   strategy id, client id)
@@ -188,13 +123,6 @@ class Exchange:
         self.step = float(model.step_size)
 
     # ------------------------------------------------------------------ helpers
-    def book(self, symbol: int) -> Book:
-        b = self.books.get(symbol)
-        if b is None:
-            m = (self.sym == symbol) & np.isin(self.kind, (K_BID, K_ASK, K_BB, K_BA, K_CLR))
-            b = self.books[symbol] = Book(np.flatnonzero(m))
-        return b
-
     def trades_of(self, symbol: int) -> np.ndarray:
         ti = self._trade_idx.get(symbol)
         if ti is None:
@@ -202,9 +130,9 @@ class Exchange:
             ti = self._trade_idx[symbol] = np.flatnonzero(m)
         return ti
 
-    def _event(self, out, w, kind, k, **kw):
-        out.append((w.strategy, OrderEvent(int(kind), w.client_id, int(self.t[k]),
-                                           side=w.side, remaining=w.remaining, **kw)))
+    def _event(self, out, w, kind, k, reason=""):
+        out.append((w.strategy, OrderEvent(kind, w.client_id, int(self.t[k]), 0.0, 0.0, 0.0,
+                                           w.side, False, reason, w.qty - w.filled)))
 
     def _reject(self, out, st, sig, k, reason: str):
         self.rejects[reason] = self.rejects.get(reason, 0) + 1
@@ -228,12 +156,13 @@ class Exchange:
                            w.client_id))
         if self.risk is not None:
             self.risk.apply_fill(w.symbol, w.side, qty)
-        self._event(out, w, EventKind.FILL, k, price=px, qty=qty, fee=fee, maker=maker)
+        out.append((w.strategy, OrderEvent(FILL, w.client_id, int(self.t[k]), px, qty, fee,
+                                           w.side, maker, "", w.qty - w.filled)))
 
     def _release(self, w: Working) -> None:
         if w.side > 0:
             self.reserved_cash -= w.reserved
-        else:
+        elif w.reserved:                 # long_short sells reserve nothing
             self.reserved_pos[w.symbol] -= w.reserved
         w.reserved = 0.0
         if self.risk is not None and w.remaining > 0:
@@ -251,13 +180,13 @@ class Exchange:
         side, sym, qty = int(sig.side), int(sig.symbol), float(sig.qty)
         ot = int(sig.order_type)
         w = Working(sig, st, int(sig.seq), side, sym, qty, float(sig.price), ot, int(sig.tif))
-        book = self.book(sym)
-        book.advance(self.kind, self.price, self.qty, k)
+        m = self.m
+        m.advance(sym, k)
         if ot == MARKET:
-            self._market(out, w, book, k)
+            self._market(out, w, k)
             return
         p = w.price
-        best = book.best(side)
+        best = m.best(sym, side)
         if math.isnan(best):                 # no quote: the last trade stands in for it
             ti = self.trades_of(sym)
             j = int(np.searchsorted(ti, k, "left")) - 1
@@ -274,14 +203,14 @@ class Exchange:
             if self.risk is not None:
                 self.risk.release_open(sym, side, qty)
             return
-        self._event(out, w, EventKind.ACCEPTED, k)
+        self._event(out, w, ACCEPTED, k)
         if crosses and ot == LIMIT:
-            got, notional = book.walk(side, qty, p)
-            if got <= 0 and not book.depth and math.isnan(book.best(side)):
+            got, notional = m.walk(sym, side, qty, p)
+            if got <= 0 and not m.depth(sym) and math.isnan(m.best(sym, side)):
                 got, notional = qty, qty * best           # trades only: at the last price
             if w.tif == FOK and got < qty:
                 self._release(w)
-                self._event(out, w, EventKind.EXPIRED, k, reason="FOK")
+                self._event(out, w, EXPIRED, k, reason="FOK")
                 return
             if got > 0:
                 px = notional / got * (1 + self.slip * side)
@@ -292,10 +221,12 @@ class Exchange:
             return
         if w.tif in (IOC, FOK):
             self._release(w)
-            self._event(out, w, EventKind.EXPIRED, k, reason="IOC")
+            self._event(out, w, EXPIRED, k, reason="IOC")
             return
-        w.queue = book.level_qty(side, p) if book.idx.size else INF
+        w.queue = m.level_qty(sym, side, p) if m.has_book(sym) else INF
         self.working[(st.strategy_id, w.client_id)] = w
+        w.handle = m.add(sym, side, p, w.qty, w.filled, w.queue)
+        self.resting[w.handle] = w
 
     def _affordable(self, w: Working, need: float) -> bool:
         if w.side > 0:
@@ -325,10 +256,10 @@ class Exchange:
             want = tgt * unit
         return (want - pos) * w.side
 
-    def _market(self, out, w: Working, book: Book, k: int) -> None:
+    def _market(self, out, w: Working, k: int) -> None:
         tgt = w.strategy.venue_sized.pop(w.client_id, None) if w.strategy.venue_sized else None
-        side, qty = w.side, w.qty
-        got, notional = book.walk(side, qty) if book.idx.size else (0.0, 0.0)
+        side, qty, m, sym = w.side, w.qty, self.m, w.symbol
+        got, notional = m.walk(sym, side, qty) if m.has_book(sym) else (0.0, 0.0)
         if got > 0:
             px = notional / got * (1 + self.slip * side)
             fk = k
@@ -343,7 +274,7 @@ class Exchange:
         if tgt is not None:
             qty = self._venue_size(w, tgt, px)
             if got > 0 and qty > 0:                  # the book price for that quantity
-                g2, n2 = book.walk(side, qty)
+                g2, n2 = m.walk(sym, side, qty)
                 if g2 > 0:
                     px = n2 / g2 * (1 + self.slip * side)
                     qty = min(qty, self._venue_size(w, tgt, px))
@@ -364,7 +295,7 @@ class Exchange:
             if self.risk is not None:
                 self.risk.release_open(w.symbol, side, qty)
             return
-        self._event(out, w, EventKind.ACCEPTED, fk)
+        self._event(out, w, ACCEPTED, fk)
         self._fill(out, w, fk, qty, px, False)
 
     def cancel(self, st, client_id: int, k: int, out: list) -> bool:
@@ -374,81 +305,33 @@ class Exchange:
             out.append((st, OrderEvent(int(EventKind.REJECTED), int(client_id), int(self.t[k]),
                                        reason="UNKNOWN_ORDER")))
             return False
+        self.m.remove(w.handle)
+        del self.resting[w.handle]
         self._release(w)
-        self._event(out, w, EventKind.CANCELLED, k)
+        self._event(out, w, CANCELLED, k)
         return True
 
     # ------------------------------------------------------------------ resting orders
-    def next_candidate(self, a: int, b: int, fills_only: bool = False) -> int:
-        """The first record in [a, b) that could touch a working order (b if none): a trade at
-        or through its price, or (queue model; not with fills_only) a book record at its
-        price."""
-        if not self.working:
-            return b
-        if b - a <= 256:                 # short spans: plain Python beats a dozen numpy calls
-            return self._next_candidate_small(a, b, fills_only)
-        best = b
-        sl = slice(a, b)
-        kind, sym, price, aside = self.kind[sl], self.sym[sl], self.price[sl], self.aside[sl]
-        trade = (kind == K_TRADE) | (kind == K_AGG)
-        for w in self.working.values():
-            if w.side > 0:
-                hit = trade & ((price < w.price) | ((price == w.price) & (aside == -1)))
-            else:
-                hit = trade & ((price > w.price) | ((price == w.price) & (aside == 1)))
-            if not fills_only and self.book(w.symbol).idx.size:
-                hit |= (~trade) & (price == w.price)
-            hit &= sym == w.symbol
-            if hit.any():
-                best = min(best, a + int(np.argmax(hit)))
-                if best == a:
-                    break
-        return best
+    def next_candidate(self, a: int, b: int) -> int:
+        """The first record in [a, b) that could fill a resting order (b if none)."""
+        return self.m.next_candidate(a, b, True)
 
-    def _next_candidate_small(self, a: int, b: int, fills_only: bool) -> int:
-        ws = [(w.symbol, w.side, w.price, (not fills_only) and self.book(w.symbol).idx.size > 0)
-              for w in self.working.values()]
-        for k, kind, sym, p, ag in zip(range(a, b), self.kind[a:b].tolist(),
-                                       self.sym[a:b].tolist(), self.price[a:b].tolist(),
-                                       self.aside[a:b].tolist()):
-            trade = kind == K_TRADE or kind == K_AGG
-            for wsym, side, wp, bookq in ws:
-                if sym != wsym:
-                    continue
-                if trade:
-                    if (p < wp or (p == wp and ag == -1)) if side > 0 else \
-                            (p > wp or (p == wp and ag == 1)):
-                        return k
-                elif bookq and p == wp:
-                    return k
-        return b
-
-    def touch(self, k: int, out: list) -> None:
-        """Record k against every working order of its instrument."""
-        kind, sym = int(self.kind[k]), int(self.sym[k])
-        p, q, aside = float(self.price[k]), float(self.qty[k]), int(self.aside[k])
-        done = []
-        for key, w in self.working.items():
-            if w.symbol != sym:
-                continue
-            if kind == K_TRADE or kind == K_AGG:
-                through = (p < w.price) if w.side > 0 else (p > w.price)
-                if through:
-                    self._fill(out, w, k, w.remaining, w.price, True)
-                elif p == w.price and aside == -w.side and w.queue < INF:
-                    left = q - w.queue
-                    w.queue = max(0.0, w.queue - q)
-                    if left > 0:
-                        self._fill(out, w, k, min(left, w.remaining), w.price, True)
-            elif p == w.price:
-                own = (kind in (K_BB, K_BID)) if w.side > 0 else (kind in (K_BA, K_ASK))
-                if own:
-                    w.queue = min(w.queue, q)
-            if w.remaining <= 1e-12 * w.qty:
-                done.append(key)
-        for key in done:
-            w = self.working.pop(key)
-            self._release(w)
+    def scan(self, a: int, b: int, out: list) -> int:
+        """Records [a, b) against the resting orders up to the first that fills one; its fills
+        go out as events and the record index is returned (b if nothing filled)."""
+        k, fills = self.m.scan(a, b)
+        if fills:
+            done = []
+            for h, qty, fin in fills:
+                w = self.resting[h]
+                self._fill(out, w, k, qty, w.price, True)
+                if fin:
+                    done.append(w)
+            for w in done:
+                del self.working[(w.strategy.strategy_id, w.client_id)]
+                del self.resting[w.handle]
+                self._release(w)
+        return k
 
     def mark(self) -> float:
         return self.cash

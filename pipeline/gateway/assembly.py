@@ -187,6 +187,7 @@ def assemble(gw) -> None:
                       rules=gw.rules, rest=gw.rest, ws=gw.ws, clock=gw.clock, halt=gw.halt,
                       recv_window_ms=gw.recv_window_ms, heartbeat=gw.role.heartbeat)
     gw.ex.wire = wire
+    gw.ex.stream = gw.stream            # a LOST order is confirmed only while it watched
     if gw.feedback is not None:
         gw.ex.feedback = gw.feedback
         gw.feedback.table = gw.ex.table

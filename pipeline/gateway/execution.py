@@ -10,7 +10,11 @@ provides the methods of "the venue's part" below:
   client order id; 429/418/other rejects → REJECTED (418 also HALTs); timeout / 5xx / the
   venue's "status unknown" codes → UNKNOWN.
 - `resolve_due()` asks the venue for UNKNOWN orders (`resolve`) with doubling back-off. Nothing
-  is resubmitted.
+  is resubmitted. The venue's resolve declares an order the venue never got LOST with
+  `declare_lost()`: it keeps its exposure until `confirm_lost()` confirms it never traded
+  (pipeline/gateway/lost.py: the trade history holds no trade we cannot attribute since it was
+  sent and, with a user stream, the stream stayed subscribed without a reconnect since). Until
+  then a venue report of it moves it on; a foreign trade keeps it held (`lost_unconfirmed`).
 - `on_event()` applies the venue's order stream events; `apply_status()` any order answer.
 - Every fill goes through `fill()`: deduplicated by (symbol, trade id), it moves the order, the
   position, and the risk engine's open orders and position (so the next check sees it). A fill
@@ -32,6 +36,7 @@ import os
 import time
 from typing import Any, Callable
 
+from pipeline.gateway import lost
 from pipeline.gateway import orders as om
 from pipeline.gateway.journal import Journal
 from pipeline.gateway.orderpath_py import (J_SYNC_FAILED, J_WRITTEN, W_CLOSED, W_ERROR, W_SENT,
@@ -104,6 +109,9 @@ class Execution:
         self.wire: Wire | None = None     # new-order requests on a helper thread (REST)
         self.inflight: dict[str, Order] = {}     # cid -> order whose request is on the wire
         self.feedback = None              # reporting.OrderFeedback: the strategies' order events
+        self.stream = None                # ws_api.UserStream when configured (confirm_lost)
+        self.lost_pending: dict[str, Order] = {}   # LOST orders still holding their exposure
+        self.foreign_mono: dict[str, int] = {}     # symbol -> when a foreign trade was last seen
 
     def count(self, what: str, n: int = 1) -> None:
         self.counts[what] = self.counts.get(what, 0) + n
@@ -123,7 +131,11 @@ class Execution:
             log_state(order, old, new, why)
             if self.feedback is not None:
                 self.feedback.state(order, old, new, why)
-            if new in om.TERMINAL and new is not OrderState.FILLED:
+            if old is OrderState.LOST:               # the venue knew it after all
+                self.lost_pending.pop(order.cid, None)
+                self.count("lost_reappeared")
+            if new in om.TERMINAL and new is not OrderState.FILLED \
+                    and new is not OrderState.LOST:  # LOST: held until confirm_lost()
                 self._release(order)
             if new in om.TERMINAL and order.price == order.price \
                     and getattr(self.risk, "self_trade", False):
@@ -163,6 +175,7 @@ class Execution:
             key = (symbol, trade_id)
             if key not in self.foreign_seen and key not in self.book.seen:
                 self.foreign_seen.add(key)
+                self.foreign_mono[symbol] = time.perf_counter_ns()
                 self.count("foreign_fills")
                 self.journal.write("foreign_fill", symbol=symbol, trade_id=int(trade_id),
                                    order_id=order_id, side=side, qty=qty, price=price,
@@ -560,7 +573,20 @@ class Execution:
                 self.heartbeat()
                 self.resolve(order)
                 n += 1
+        for order in list(self.lost_pending.values()):
+            if order.next_poll_mono <= now:
+                self.heartbeat()
+                self.confirm_lost(order)
+                n += 1
         return n
+
+    def declare_lost(self, order: Order) -> None:
+        """UNKNOWN → LOST, exposure kept (pipeline/gateway/lost.py)."""
+        lost.declare(self, order)
+
+    def confirm_lost(self, order: Order) -> bool:
+        """Release a LOST order's exposure once confirmed (pipeline/gateway/lost.py)."""
+        return lost.confirm(self, order)
 
     def open_symbols(self) -> list[str]:
         return sorted({o.symbol for o in self.table.open_orders()})

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from pipeline.gateway.orders import Order
 
+
 def cancel(ex, order: Order, why: str) -> bool:
     """Cancel one of our orders (a strategy's CANCEL); True if the venue cancelled it, else the
     strategy hears CANCEL_REFUSED."""

@@ -8,7 +8,9 @@ Main loop (single thread; the user-data stream and the order wire have their own
         compiled order path: risk, sign, and with the binary journal the ORDER record and the
         request on a connection held ready, one call), then finish each (the order's book,
         logs, the hand-over of its answer to the wire thread)
-    idle: the dry run of the signal path every warm_ms (warm.py)
+    idle: the dry run of the signal path every warm_ms (warm.py); with spin_warm_ms > 0 a
+        gateway spinning on its own core (busy_spin) waits in slices of it and runs the path dry
+        after each, the last thing before the spin, the housekeeping on its own period
     housekeeping: wire replies, user-stream events → fills, order states; UNKNOWN orders due for
         a status query; audits; periodic clock resync, reference prices, loss limit, status
         file, journal fsync, the loop's own GC
@@ -45,9 +47,24 @@ class Loop:
     def run(self) -> int:
         warm_ms = self.cfg.warm_ms
         poll_ms = min(self.cfg.poll_ms, warm_ms) if warm_ms else self.cfg.poll_ms
+        # spinning on a core of its own: wait in short slices, the signal path run dry after
+        # each (the last thing before the spin), the housekeeping only every poll_ms
+        spin = getattr(self.intake, "ring_wait", "") == "busy_spin" and warm_ms \
+            and self.cfg.spin_warm_ms
+        slice_ms = min(poll_ms, self.cfg.spin_warm_ms) if spin else poll_ms
+        house_ns = int(poll_ms * 1_000_000)
+        next_house = 0
+        perf = time.perf_counter_ns
         while not self.stop_requested:
             self._guarded(self._check_kill)
-            if not self.intake.wait(poll_ms):
+            if not self.intake.wait(slice_ms):
+                if spin:
+                    now = perf()
+                    if now >= next_house:
+                        next_house = now + house_ns
+                        self._guarded(self._housekeeping)
+                    self._guarded(self._warm)
+                    continue
                 if warm_ms:
                     self._guarded(self._warm)
             else:
@@ -83,6 +100,11 @@ class Loop:
                     # again, and keep at it until nothing of ours is in flight
                     self.cancel_pending = True
                     self._guarded(self._cancel_open, "halted during a batch of sent orders")
+                if spin:
+                    next_house = perf() + house_ns
+                    self._guarded(self._housekeeping)
+                    self._guarded(self._warm)
+                    continue
             self._guarded(self._housekeeping)
         return self.shutdown()
 

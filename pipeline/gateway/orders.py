@@ -9,7 +9,10 @@
 NEW: created locally, request being written. ACK: the venue accepted it. UNKNOWN: the request
 may or may not have reached the matching engine (timeout, 5xx, -1006, -1007); the order counts as
 exposure as if filled until a status query resolves it; it is never resubmitted. LOST: an UNKNOWN
-order the venue still does not know after the configured polls (it never got there).
+order the venue still does not know after the configured polls (it never got there). A LOST
+order keeps its exposure (`released` stays False) until the gateway confirms it (the trade history
+and, when configured, an unbroken user stream: execution.confirm_lost); until then a report of it
+from the venue moves it on like an UNKNOWN order (LOST → ACK / FILLED / ...), after that it is final.
 
 A client order id is ours forever: `OrderTable.add` refuses an id it has seen, whatever the state
 of the first order (Binance itself only refuses a reused id while the first order is open, so a
@@ -68,6 +71,9 @@ OPEN = frozenset({OrderState.NEW, OrderState.ACK, OrderState.PARTIALLY_FILLED, O
 _ALLOWED: dict[OrderState, frozenset[OrderState]] = {
     OrderState.NEW: frozenset(OrderState) - {OrderState.NEW},
     OrderState.UNKNOWN: frozenset(OrderState) - {OrderState.NEW, OrderState.UNKNOWN},
+    # a LOST order not yet confirmed (still holding its exposure) the venue reports after all
+    OrderState.LOST: frozenset({OrderState.ACK, OrderState.PARTIALLY_FILLED, OrderState.FILLED,
+                                OrderState.CANCELED, OrderState.EXPIRED, OrderState.REJECTED}),
     OrderState.ACK: frozenset({OrderState.PARTIALLY_FILLED, OrderState.FILLED, OrderState.CANCELED,
                                OrderState.EXPIRED, OrderState.REJECTED}),
     OrderState.PARTIALLY_FILLED: frozenset({OrderState.PARTIALLY_FILLED, OrderState.FILLED,
@@ -115,6 +121,7 @@ class Order:
     why: str = ""
     not_after_mono: int = 0    # the signal's TTL end: the order wire does not send it later (0: none)
     origin: tuple[int, int, int] = (0, 0, 0)   # the signal's (strategy, epoch, seq)
+    lost_stream: int = -1      # LOST: the user stream's connects when declared (-1: not watching)
 
     @property
     def is_open(self) -> bool:
@@ -182,7 +189,7 @@ def transition(order: Order, new: OrderState, why: str = "") -> bool:
     old = order.state
     if new is old and new is not OrderState.PARTIALLY_FILLED:
         return False
-    if old in TERMINAL:
+    if old in TERMINAL and not (old is OrderState.LOST and not order.released):
         return False          # late report (e.g. a user-stream event after the status query)
     if new not in _ALLOWED[old]:
         raise IllegalTransition(f"order {order.cid}: {old.value} → {new.value} is not allowed")

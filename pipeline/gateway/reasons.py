@@ -5,7 +5,8 @@ carry its name. Mirrored in ext/risk.pxd (section REASONS / STATES); tests/unit/
 checks that the compiled module reports the same numbers; change both together. TradingState is
 defined in pipeline/records.py (the launcher's status block carries it) and re-exported here.
 
-0 is ACCEPT. 1..29, HOST_CLOSED, RATE_BUDGET, STALE_TRIGGER, DUPLICATE_ORDER and SELF_TRADE are judged by the risk kernel, in the order
+0 is ACCEPT. 1..29, HOST_CLOSED, RATE_BUDGET, STALE_TRIGGER, DUPLICATE_ORDER, SELF_TRADE and
+PRICE_WINDOW are judged by the risk kernel, in the order
 documented in pipeline/gateway/risk_py.py (the first rule that fails is the answer):
   HOST_CLOSED       the venue closed us after a 429/418 (ratelimit.HostGate pushes it in)
   RATE_BUDGET       the venue's order/weight budget is used up in this window, or the order
@@ -72,6 +73,9 @@ class Reason(IntEnum):
                             # less than duplicate_window_ns ago (the kernel, step 11)
     SELF_TRADE = 36         # the order would cross one of our own resting orders (the kernel,
                             # step 11, with [risk].self_trade_prevention)
+    PRICE_WINDOW = 37       # time-window collar: a risk-increasing order's price more than
+                            # window_collar_bps from the lowest or highest reference of the last
+                            # window_collar_ms (the kernel, step 9; the price walked too far)
 
 
 REASON_NAMES = {int(r): r.name for r in Reason}

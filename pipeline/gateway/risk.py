@@ -50,6 +50,8 @@ def engine_kwargs(cfg) -> dict:
         self_trade=cfg.self_trade_prevention,
         runaway_fills=cfg.runaway_fills,
         runaway_fill_window_ns=cfg.runaway_fill_window_ms * 1_000_000,
+        window_collar_bps=cfg.window_collar_bps,
+        window_collar_ns=cfg.window_collar_ms * 1_000_000,
         state=int(TradingState[cfg.start_state]),
     )
 

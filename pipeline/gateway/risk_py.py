@@ -37,6 +37,17 @@ Checks, in this order (the first failing one is the answer):
      reduces (STALE_REFERENCE: nothing to judge its price by), and the best price it would take
      first (the best ask for a BUY, bid for a SELL, as apply_ticks saw them; unknown = 0: not
      judged) beyond the collar from the reference → PRICE_COLLAR (a thin or broken book).
+     Time-window collar (window_collar_bps > 0): a risk-increasing order whose price (LIMIT) or
+     protection price (MARKET) is more than window_collar_bps from the lowest or the highest
+     reference of the window → PRICE_WINDOW (the price walked too far in a short time: walking
+     it 1.9 % per order, each order inside a 2 % collar of a reference that follows, is caught
+     when the walk passes window_collar_bps). Same inclusive rule as the collar, against each of
+     the two. The window: every reference set (set_reference, apply_ticks) is folded into slice
+     mono // window_slice_ns (window_slice_ns = window_collar_ns // 16); the slices newer than
+     now // window_slice_ns - 16 and the current reference count — a reference counts for at
+     least 15/16 of window_collar_ns and never more than it. GAP/RESYNC/STALE do not clear it
+     (what the market did stays what it did). Reducing orders are judged by the collar alone
+     (a position can be closed in a fast market).
  10. state REDUCING: only reducing orders (REDUCE_ONLY)
  11. duplicate orders: with duplicate_window_ns > 0, an order of the same strategy, symbol, side,
      type, price and quantity as one accepted less than duplicate_window_ns ago (half-open) →
@@ -76,6 +87,7 @@ from pipeline.records import SIGNAL_STRUCT, SIGNAL_VERSION, TICK_DTYPE, Kind, Or
 MAX_STRATEGIES = 16          # strategies the duplicate filter tracks at once
 MAX_RUNAWAY_SIGNALS = 4096
 RECENT_ORDERS = 8            # per instrument: accepted orders the duplicate-order filter keeps
+WINDOW_SLICES = 16           # per instrument: the time-window collar's slices of references
 _EMPTY = (0, 0, 0, 0, 0, 0)
 MAX_SEQ = 1 << 40            # keeps newClientOrderId within Binance's 36 characters
 MAX_STRATEGY_ID = 1 << 16
@@ -107,7 +119,7 @@ def round_units(x: float, scale: float) -> int:
 class _Inst:
     __slots__ = ("rules", "price_scale", "qty_scale", "pos", "open_buy", "open_sell", "ref",
                  "ref_mono", "bid", "ask", "max_tick_age_ns", "recent", "recent_head",
-                 "own_bid", "own_ask")
+                 "own_bid", "own_ask", "window")
 
     def __init__(self, rules: InstrumentRules, max_tick_age_ns: int):
         self.rules = rules
@@ -122,6 +134,8 @@ class _Inst:
         self.recent = [_EMPTY] * RECENT_ORDERS
         self.recent_head = 0
         self.own_bid = self.own_ask = 0   # our best resting BUY / SELL, price units (0 = none)
+        # the time-window collar: per slot [slice index, lowest, highest reference] or None
+        self.window: list = [None] * WINDOW_SLICES
 
 
 class RiskEngine:
@@ -130,11 +144,16 @@ class RiskEngine:
                  runaway_window_ns: int, max_tick_age_ns: int = 1_000_000_000,
                  duplicate_window_ns: int = 0, self_trade: bool = False,
                  runaway_fills: int = 0, runaway_fill_window_ns: int = 1_000_000_000,
+                 window_collar_bps: float = 0.0, window_collar_ns: int = 1_000_000_000,
                  state: int = TradingState.ACTIVE):
         _validate_limits(max_gross_notional, collar_bps, ref_stale_ns, throttle_orders,
                          throttle_window_ns, runaway_signals, runaway_window_ns, state,
                          max_tick_age_ns, duplicate_window_ns)
         _validate_fill_guard(runaway_fills, runaway_fill_window_ns)
+        _validate_window_collar(window_collar_bps, window_collar_ns)
+        self.window_collar_bps = float(window_collar_bps)        # 0 = no time-window collar
+        self.window_collar_ns = int(window_collar_ns)
+        self.window_slice_ns = self.window_collar_ns // WINDOW_SLICES
         self.duplicate_window_ns = int(duplicate_window_ns)
         self.runaway_fills = int(runaway_fills)                 # 0 = no fill-rate guard
         self.runaway_fill_window_ns = int(runaway_fill_window_ns)
@@ -203,6 +222,8 @@ class RiskEngine:
             return False
         inst.ref = float(price)
         inst.ref_mono = int(mono_ns)
+        if self.window_collar_bps > 0.0:
+            self._note_ref(inst, inst.ref, inst.ref_mono)
         return True
 
     def set_position(self, symbol_id: int, qty: float) -> None:
@@ -312,12 +333,16 @@ class RiskEngine:
                 if inst.bid > 0.0 and inst.ask > 0.0:
                     inst.ref = (inst.bid + inst.ask) / 2.0
                     inst.ref_mono = mono
+                    if self.window_collar_bps > 0.0:
+                        self._note_ref(inst, inst.ref, mono)
                 count += 1
             elif kind == Kind.TRADE or kind == Kind.AGG_TRADE:
                 if not (0.0 < price < math.inf) or mono < 0:
                     continue
                 if not (inst.bid > 0.0 and inst.ask > 0.0):
                     inst.ref, inst.ref_mono = price, mono
+                    if self.window_collar_bps > 0.0:
+                        self._note_ref(inst, price, mono)
                 count += 1
             elif kind in (Kind.GAP, Kind.RESYNC_START, Kind.STALE, Kind.BOOK_CLEAR):
                 inst.ref_mono, inst.bid, inst.ask = 0, 0.0, 0.0
@@ -338,7 +363,8 @@ class RiskEngine:
                        self._insts[i].ref, self._insts[i].ref_mono, self._insts[i].bid,
                        self._insts[i].ask, self._insts[i].max_tick_age_ns,
                        self._insts[i].recent_head, tuple(self._insts[i].recent),
-                       self._insts[i].own_bid, self._insts[i].own_ask)
+                       self._insts[i].own_bid, self._insts[i].own_ask,
+                       tuple(None if w is None else tuple(w) for w in self._insts[i].window))
                       for i in self._ids),
                 self.last_gap,
                 (self.gate_host_until, self.gate_budget_until, self.gate_pace_ns,
@@ -500,8 +526,12 @@ class RiskEngine:
         if not reducing and trigger > 0 and now - trigger > inst.max_tick_age_ns:
             return R.STALE_TRIGGER
         px = (inst.ask if side == 1 else inst.bid) if is_market else price   # MARKET: the
-        if px > 0.0 and abs(px - ref) > ref * self.collar_bps / 10000.0:    # protection price
-            return R.PRICE_COLLAR
+        if px > 0.0:                                                        # protection price
+            if abs(px - ref) > ref * self.collar_bps / 10000.0:
+                return R.PRICE_COLLAR
+            # the time-window collar: risk-increasing orders, against the window's references
+            if self.window_collar_bps > 0.0 and not reducing and self._window_out(inst, px, now):
+                return R.PRICE_WINDOW
         # 10. reduce-only state
         if self._state == TradingState.REDUCING and not reducing:
             return R.REDUCE_ONLY
@@ -560,6 +590,34 @@ class RiskEngine:
         return R.ACCEPT
 
     # ------------------------------------------------------------------ helpers
+    def _note_ref(self, inst: _Inst, ref: float, mono: int) -> None:
+        """Fold a reference into its slice (mono // window_slice_ns) of the instrument's window:
+        a slot holding an older slice starts over; one stamped older than its slot's slice folds
+        into it (it counts a little longer: stricter, never looser)."""
+        idx = mono // self.window_slice_ns
+        w = inst.window[idx % WINDOW_SLICES]
+        if w is None or idx > w[0]:
+            inst.window[idx % WINDOW_SLICES] = [idx, ref, ref]
+            return
+        if ref < w[1]:
+            w[1] = ref
+        if ref > w[2]:
+            w[2] = ref
+
+    def _window_out(self, inst: _Inst, px: float, now: int) -> bool:
+        """px more than window_collar_bps from the window's lowest or highest reference (the
+        current one and every slice newer than now // window_slice_ns - WINDOW_SLICES)."""
+        lo = hi = inst.ref
+        oldest = now // self.window_slice_ns - WINDOW_SLICES
+        for w in inst.window:
+            if w is not None and w[0] > oldest:
+                if w[1] < lo:
+                    lo = w[1]
+                if w[2] > hi:
+                    hi = w[2]
+        bps = self.window_collar_bps
+        return abs(px - lo) > lo * bps / 10000.0 or abs(px - hi) > hi * bps / 10000.0
+
     def _runaway(self, now: int) -> bool:
         k = self.runaway_signals
         tripped = self._run_count >= k and now - self._run_times[self._run_head] < \
@@ -605,6 +663,18 @@ class RiskEngine:
         if self._rate_count < k:
             self._rate_count += 1
         return True
+
+
+def _validate_window_collar(window_collar_bps, window_collar_ns) -> None:
+    """The time-window collar's limits (shared by both engines): ValueError when bad."""
+    if isinstance(window_collar_bps, bool) or not isinstance(window_collar_bps, (int, float)) \
+            or not 0 <= window_collar_bps < math.inf:
+        raise ValueError(f"window_collar_bps must be a finite number >= 0 (0 = off), got "
+                         f"{window_collar_bps!r}")
+    if isinstance(window_collar_ns, bool) or not isinstance(window_collar_ns, int) \
+            or not WINDOW_SLICES <= window_collar_ns <= 10**12:
+        raise ValueError(f"window_collar_ns must be an integer in {WINDOW_SLICES}..{10**12}, got "
+                         f"{window_collar_ns!r}")
 
 
 def _validate_fill_guard(runaway_fills, runaway_fill_window_ns) -> None:

@@ -38,6 +38,8 @@ SIDE_NAMES = {1: b"BUY", -1: b"SELL"}
 TYPE_NAMES = {1: b"LIMIT", 2: b"MARKET", 3: b"LIMIT_MAKER"}
 TIF_NAMES = {1: b"GTC", 2: b"IOC", 3: b"FOK"}
 RESP_TYPES = ("", "ACK", "RESULT", "FULL")
+# Binance selfTradePreventionMode ("" = not sent: the symbol's default applies)
+STP_MODES = ("", "NONE", "EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH")
 MAX_CLIENT_ID = 36
 CLIENT_ID_CHARS = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789.:/_-")
 
@@ -61,16 +63,19 @@ def format_units(units: int, decimals: int) -> bytes:
 
 
 def order_prefix(name: bytes, side: int, order_type: int, tif: int, resp_type: str,
-                 recv_window_ms: int, recv_window_first: bool) -> bytes:
+                 recv_window_ms: int, recv_window_first: bool, stp_mode: str = "") -> bytes:
     """The parameters that are constant per (symbol, side, type, timeInForce), ending with "&":
     symbol, side, type, timeInForce (LIMIT only) and, when recv_window_first, newOrderRespType
-    (if set) and recvWindow. The compiled kernel hashes whole 64-byte blocks of it once."""
+    (if set), selfTradePreventionMode (if set) and recvWindow. The compiled kernel hashes whole
+    64-byte blocks of it once."""
     parts = [b"symbol=", name, b"&side=", SIDE_NAMES[side], b"&type=", TYPE_NAMES[order_type]]
     if order_type == 1:
         parts += [b"&timeInForce=", TIF_NAMES[tif]]
     if recv_window_first:
         if resp_type:
             parts += [b"&newOrderRespType=", resp_type.encode("ascii")]
+        if stp_mode:
+            parts += [b"&selfTradePreventionMode=", stp_mode.encode("ascii")]
         parts.append(b"&recvWindow=%d" % recv_window_ms)
     parts.append(b"&")
     return b"".join(parts)
@@ -119,15 +124,18 @@ class BinanceSigner:
     """Encodes Binance orders and signs them with HMAC-SHA256."""
 
     def __init__(self, secret: bytes | str, *, recv_window_ms: int = 5000, resp_type: str = "",
-                 recv_window_first: bool = True):
+                 recv_window_first: bool = True, stp_mode: str = ""):
         if isinstance(recv_window_ms, bool) or not isinstance(recv_window_ms, int) \
                 or not 1 <= recv_window_ms <= 60000:
             raise ValueError(f"recv_window_ms must be 1..60000, got {recv_window_ms!r}")
         if resp_type not in RESP_TYPES:
             raise ValueError(f"resp_type must be one of {RESP_TYPES}, got {resp_type!r}")
+        if stp_mode not in STP_MODES:
+            raise ValueError(f"stp_mode must be one of {STP_MODES}, got {stp_mode!r}")
         self._mac = HmacSha256(secret)
         self.recv_window_ms = recv_window_ms
         self.resp_type = resp_type
+        self.stp_mode = stp_mode           # Binance selfTradePreventionMode ("" = not sent)
         self.recv_window_first = bool(recv_window_first)
         self._names: dict[int, tuple[bytes, int, int]] = {}
         self.signed_count = 0          # orders signed (_sign_checked / encode_sign)
@@ -165,7 +173,7 @@ class BinanceSigner:
             raise ValueError("quantity and price units must be > 0, timestamp >= 0")
         cid = check_client_id(_as_bytes(client_id, "client_id"))
         parts = [order_prefix(name, side, order_type, tif, self.resp_type, self.recv_window_ms,
-                              self.recv_window_first),
+                              self.recv_window_first, self.stp_mode),
                  b"quantity=", format_units(qty_units, qd)]
         if order_type != 2:
             parts += [b"&price=", format_units(price_units, pd)]
@@ -174,6 +182,8 @@ class BinanceSigner:
         if not self.recv_window_first:
             if self.resp_type:
                 parts += [b"&newOrderRespType=", self.resp_type.encode()]
+            if self.stp_mode:
+                parts += [b"&selfTradePreventionMode=", self.stp_mode.encode()]
             parts.append(b"&recvWindow=%d" % self.recv_window_ms)
         parts.append(b"&timestamp=%d" % timestamp_ms)
         return b"".join(parts)

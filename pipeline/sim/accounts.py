@@ -37,6 +37,18 @@ class Order:
     working_ms: int = -1
     locked: int = 0           # still locked for this order (quote for BUY, base for SELL)
     cancel_client_id: str = ""
+    stp_mode: str = "NONE"    # selfTradePreventionMode (matching.py: STP)
+    prevented_qty: int = 0    # expired by self-trade prevention (EXPIRED_IN_MATCH)
+    prevented_match_id: int = -1
+
+    def stp_fields(self) -> dict:
+        """selfTradePreventionMode and, for an order STP expired, preventedMatchId and
+        preventedQuantity (Binance shows them only then)."""
+        out: dict = {"selfTradePreventionMode": self.stp_mode}
+        if self.prevented_match_id >= 0:
+            out["preventedMatchId"] = self.prevented_match_id
+            out["preventedQuantity"] = fmt8(self.prevented_qty)
+        return out
 
     @property
     def is_open(self) -> bool:
@@ -52,7 +64,7 @@ class Order:
             "stopPrice": "0.00000000", "icebergQty": "0.00000000", "time": self.time_ms,
             "updateTime": self.update_ms or self.time_ms, "isWorking": self.working_ms >= 0,
             "workingTime": self.working_ms, "origQuoteOrderQty": fmt8(self.quote_qty),
-            "selfTradePreventionMode": "NONE",
+            **self.stp_fields(),
         }
 
     def canceled(self, now_ms: int) -> dict:
@@ -64,7 +76,7 @@ class Order:
             "executedQty": fmt8(self.executed), "origQuoteOrderQty": fmt8(self.quote_qty),
             "cummulativeQuoteQty": fmt8(self.cum_quote), "status": self.status,
             "timeInForce": self.tif, "type": self.type, "side": self.side,
-            "selfTradePreventionMode": "NONE",
+            **self.stp_fields(),
         }
 
     def result(self, now_ms: int, resp_type: str, fills: list[dict]) -> dict:
@@ -78,7 +90,7 @@ class Order:
             "origQuoteOrderQty": fmt8(self.quote_qty), "cummulativeQuoteQty": fmt8(self.cum_quote),
             "status": self.status, "timeInForce": self.tif, "type": self.type, "side": self.side,
             "workingTime": self.working_ms if self.working_ms >= 0 else now_ms,
-            "selfTradePreventionMode": "NONE",
+            **self.stp_fields(),
         })
         if resp_type == "FULL":
             out["fills"] = fills

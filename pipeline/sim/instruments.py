@@ -138,7 +138,8 @@ def exchange_info(specs: list[InstrumentSpec], server_time_ms: int, rate_limits:
             "isMarginTradingAllowed": False,
             "filters": s.filters(),
             "permissions": [], "permissionSets": [["SPOT"]],
-            "defaultSelfTradePreventionMode": "NONE",
-            "allowedSelfTradePreventionModes": ["NONE"],
+            "defaultSelfTradePreventionMode": "NONE",      # matching.py STP_MODES
+            "allowedSelfTradePreventionModes": ["NONE", "EXPIRE_TAKER", "EXPIRE_MAKER",
+                                                "EXPIRE_BOTH"],
         } for s in specs],
     }

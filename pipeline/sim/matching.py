@@ -7,6 +7,13 @@
   "trades through" it), at the order's own price, up to the tape trade's size.
 - LIMIT_MAKER is rejected if it would take.
 - The simulator has no market impact: own fills do not remove liquidity from the tape's book.
+- Self-trade prevention (`selfTradePreventionMode`, default NONE), as Binance: an order that
+  reaches one of the same account's resting orders on the other side (within its limit, after
+  the tape's better levels) under EXPIRE_TAKER expires there (EXPIRED_IN_MATCH; what it took
+  before stands, nothing rests); EXPIRE_MAKER expires each of our resting orders within its
+  limit and the taker goes on; EXPIRE_BOTH expires the taker and the first resting order it
+  met. The expired orders carry preventedMatchId / preventedQuantity, their executionReport
+  x=TRADE_PREVENTION. NONE keeps the simulator's model (takers fill against the tape's book).
 
 Every state change emits `executionReport`, every balance change `outboundAccountPosition`, to the
 account's user-data listeners. All amounts are int units of 1e-8.
@@ -29,6 +36,7 @@ log = logging.getLogger(__name__)
 ORDER_TYPES = ("LIMIT", "MARKET", "LIMIT_MAKER")
 KNOWN_TYPES = ORDER_TYPES + ("STOP_LOSS", "STOP_LOSS_LIMIT", "TAKE_PROFIT", "TAKE_PROFIT_LIMIT")
 TIFS = ("GTC", "IOC", "FOK")
+STP_MODES = ("NONE", "EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH")
 
 
 def _now_ms() -> int:
@@ -61,6 +69,7 @@ class Engine:
         self.resting_sell: dict[str, list[tuple[int, int, Account, Order]]] = {s: [] for s in books}
         self._seq = 0
         self.fills = 0
+        self.next_prevented_id = 1
 
     # ------------------------------------------------------------------ place
 
@@ -84,6 +93,11 @@ class Engine:
         resp_type = p.get("newOrderRespType") or "FULL"
         if resp_type not in ("ACK", "RESULT", "FULL"):
             raise err(errors.INVALID_RESP_TYPE)
+        stp = p.get("selfTradePreventionMode") or "NONE"      # the symbols' default
+        if stp not in STP_MODES:
+            raise ApiError(-1100, "Illegal characters found in parameter "
+                                  "'selfTradePreventionMode'; legal range is "
+                                  f"'{', '.join(STP_MODES)}'.")
         s = book.spec
         qty = _dec(p, "quantity")
         quote_qty = _dec(p, "quoteOrderQty")
@@ -139,11 +153,28 @@ class Engine:
             plan = self._plan(book.walk(not is_buy), is_buy, qty, quote_qty, price, s.step)
         if tif == "FOK" and sum(q for _, q in plan) < (qty or 0):
             plan = []
+        # ---- self-trade prevention: does the taker reach one of our own resting orders?
+        expire_taker, makers = False, []
+        if stp != "NONE" and otype != "LIMIT_MAKER":
+            own = [e[3] for e in (self.resting_sell if is_buy else self.resting_buy)[symbol]
+                   if e[2] is acct and (price is None or (e[3].price <= price if is_buy
+                                                          else e[3].price >= price))]
+            if own:
+                first = own[0].price
+                better = [(px, q) for px, q in plan if (px < first if is_buy else px > first)]
+                reached = len(better) < len(plan) or qty is None \
+                    or sum(q for _, q in better) < qty
+                if reached:
+                    if stp in ("EXPIRE_TAKER", "EXPIRE_BOTH"):
+                        expire_taker, plan = True, better
+                    makers = own if stp == "EXPIRE_MAKER" else own[:1] \
+                        if stp == "EXPIRE_BOTH" else []
         # ---- balance check for the whole order
         base, quote = s.base, s.quote
         taker_cost = sum(mul8(px, q) for px, q in plan)
         if is_buy:
-            rest_qty = (qty - sum(q for _, q in plan)) if (qty is not None and tif == "GTC") else 0
+            rest_qty = (qty - sum(q for _, q in plan)) \
+                if (qty is not None and tif == "GTC" and not expire_taker) else 0
             need = taker_cost + (mul8(price, rest_qty) if price is not None else 0)
             if acct.free.get(quote, 0) < need:
                 raise err(errors.INSUFFICIENT_BALANCE)
@@ -157,7 +188,8 @@ class Engine:
         self.next_order_id += 1
         planned = sum(q for _, q in plan)
         order = Order(symbol, oid, cid, side, otype, tif, price or 0,
-                      qty if qty is not None else planned, quote_qty or 0, now, update_ms=now)
+                      qty if qty is not None else planned, quote_qty or 0, now, update_ms=now,
+                      stp_mode=stp)
         acct.orders[oid] = order
         acct.by_client_id[cid] = order
         self._report(acct, order, "NEW", now)
@@ -165,8 +197,13 @@ class Engine:
         changed: set[str] = set()
         for px, q in plan:
             fills.append(self._fill(acct, order, px, q, False, now, changed))
+        match_id = -1
+        for m in makers:                       # EXPIRE_MAKER / EXPIRE_BOTH: our resting ones
+            match_id = self._prevent(acct, m, now, changed)
         remaining = order.qty - order.executed
-        if remaining > 0 and tif == "GTC" and otype != "MARKET":
+        if expire_taker and remaining > 0:     # EXPIRE_TAKER / EXPIRE_BOTH: it ends here
+            self._prevent(acct, order, now, changed, match_id)
+        elif remaining > 0 and tif == "GTC" and otype != "MARKET":
             if is_buy:
                 order.locked = mul8(order.price, remaining)
                 acct.lock(quote, order.locked)
@@ -190,6 +227,28 @@ class Engine:
         if changed:
             self._position(acct, changed, now)
         return order, fills, resp_type
+
+    def _prevent(self, acct: Account, order: Order, now: int, changed: set[str],
+                 match_id: int = -1) -> int:
+        """Expire `order` by self-trade prevention (EXPIRED_IN_MATCH): its rest is prevented,
+        its lock released, it leaves the resting orders. Returns its preventedMatchId."""
+        s = self.books[order.symbol].spec
+        if match_id < 0:
+            match_id = self.next_prevented_id
+            self.next_prevented_id += 1
+        if order.locked:
+            asset = s.quote if order.side == "BUY" else s.base
+            acct.unlock(asset, order.locked)
+            order.locked = 0
+            changed.add(asset)
+        order.prevented_qty = order.qty - order.executed
+        order.prevented_match_id = match_id
+        order.status = "EXPIRED_IN_MATCH"
+        order.update_ms = now
+        lst = (self.resting_buy if order.side == "BUY" else self.resting_sell)[order.symbol]
+        lst[:] = [e for e in lst if e[3] is not order]
+        self._report(acct, order, "TRADE_PREVENTION", now)
+        return match_id
 
     @staticmethod
     def _plan(levels: Iterable[tuple[int, int]], is_buy: bool, qty: int | None, quote_qty: int | None,
@@ -413,8 +472,10 @@ class Engine:
             "n": fmt8(commission), "N": commission_asset, "T": now, "t": trade_id, "I": eid,
             "w": o.is_open and o.type != "MARKET", "m": maker, "M": False, "O": o.time_ms,
             "Z": fmt8(o.cum_quote), "Y": fmt8(last_quote), "Q": fmt8(o.quote_qty),
-            "W": o.working_ms if o.working_ms >= 0 else now, "V": "NONE",
+            "W": o.working_ms if o.working_ms >= 0 else now, "V": o.stp_mode,
         }
+        if o.prevented_match_id >= 0:          # expired by self-trade prevention
+            ev.update(v=o.prevented_match_id, A=fmt8(o.prevented_qty), B=fmt8(o.prevented_qty))
         acct.emit(ev)
 
     def _position(self, acct: Account, assets: set[str], now: int) -> None:

@@ -54,6 +54,16 @@ FAULT_OF = {"force_429": ("force_429", lambda r: {"count": r.randint(1, 3)}),
             "skip_depth": ("skip_depth", lambda r: {"count": 1})}
 
 
+def _rss_kinds(pid: int) -> tuple[int, int]:
+    """(anonymous, file-backed) resident bytes of a process (/proc/<pid>/status)."""
+    got = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(("RssAnon:", "RssFile:")):
+                got[line[:7]] = int(line.split()[1]) * 1024
+    return got.get("RssAnon", 0), got.get("RssFile", 0)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -286,10 +296,12 @@ class Soak:
                     p = psutil.Process(pid)
                     rss = p.memory_info().rss
                     age = time.time() - p.create_time()
-                except psutil.Error:
+                    kinds = _rss_kinds(pid)
+                except (psutil.Error, OSError):
                     continue
                 self.rss_names[pid] = name
                 self.rss.setdefault(pid, []).append((age, rss))
+                self.rss_kinds.setdefault(pid, []).append((age, *kinds))
 
     def _verify(self, stop: threading.Event) -> None:
         from pipeline.bus.ring import TickRing
@@ -324,6 +336,7 @@ class Soak:
         t0_ns = time.time_ns()
         self.rss: dict[int, list[tuple[float, int]]] = {}
         self.rss_names: dict[int, str] = {}
+        self.rss_kinds: dict[int, list[tuple[float, int, int]]] = {}
         self.verifier_restart = threading.Event()
         stop = threading.Event()
         threads = []
@@ -432,10 +445,22 @@ class Soak:
         summaries = [json.loads(p.read_text()) for p in sorted(self.out.glob("summary-*.json"))]
         healed = sum(int(s.get("roles", {}).get("collector", {}).get("restarts", 0))
                      for s in summaries)
-        by_role = {}
+        by_role, worst = {}, {}
         for pid, g in growth.items():
             name = self.rss_names.get(pid, "?")
-            by_role[name] = max(by_role.get(name, float("-inf")), g)
+            if g > by_role.get(name, float("-inf")):
+                by_role[name], worst[name] = g, pid
+        # the process behind each role's figure: heap (anonymous) vs mapped files (a journal's
+        # written pages stay resident), from its first sample after the warm-up to its last
+        mb = 1 << 20
+        rss_detail = {}
+        for name, pid in sorted(worst.items()):
+            after = [k for k in self.rss_kinds.get(pid, []) if k[0] >= self.rss_warmup_s]
+            if len(after) >= 2:
+                (a0, an0, f0), (a1, an1, f1) = after[0], after[-1]
+                rss_detail[name] = {"pid": pid, "from_age_s": round(a0), "to_age_s": round(a1),
+                                    "anon_mb": [round(an0 / mb, 1), round(an1 / mb, 1)],
+                                    "file_mb": [round(f0 / mb, 1), round(f1 / mb, 1)]}
         res = {
             "minutes": self.minutes,
             "seed": self.seed,
@@ -458,6 +483,7 @@ class Soak:
             "orphan_cmdlines": orphans[:10],
             "max_rss_growth_pct": round(max(growth.values()), 2) if growth else None,
             "rss_growth_pct_by_role": {k: round(v, 2) for k, v in sorted(by_role.items())},
+            "rss_detail_by_role": rss_detail,
             "torn_reads": self.verifier.torn,
             "torn_examples": self.verifier.examples,
             "ticks_verified": self.verifier.received,

@@ -59,6 +59,7 @@ QUOTE_SET = frozenset((int(Kind.BID), int(Kind.ASK)))
 BOOK_SET = frozenset((int(Kind.BOOK_BID), int(Kind.BOOK_ASK), int(Kind.BOOK_CLEAR)))
 MARKET_SET = TRADE_SET | QUOTE_SET | BOOK_SET
 SMALL_BATCH = 32              # on_ticks: batches up to this size take the plain-Python pass
+_FAMILY = [0, 0, 0, 1, 1] + [2] * 251   # kind → 0 trades, 1 best bid/ask, 2 L2 (on_market)
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,7 @@ class Strategy(OrderIntents):
         self.wants_market = (c.on_market is not Strategy.on_market
                              or c.on_quotes is not Strategy.on_quotes
                              or c.on_book is not Strategy.on_book)
+        self._own_split = c.on_market is Strategy.on_market   # the default split: no call
         self._kinds = MARKET_SET if self.wants_market else TRADE_SET
         self._kinds_arr = np.array(sorted(self._kinds), dtype=np.uint8)
 
@@ -161,18 +163,31 @@ class Strategy(OrderIntents):
         """Every market record of the instrument in order (only called for strategies that
         override on_quotes, on_book or this). Default: consecutive groups of one family to
         on_trades / on_quotes / on_book, in record order."""
-        k = recs["kind"]
+        return self._split_market(recs, None)
+
+    def _split_market(self, recs: np.ndarray, kinds: list | None) -> list:
+        """on_market's default: `kinds` = recs["kind"].tolist() when the caller has it."""
         n = len(recs)
         if n <= SMALL_BATCH:
-            fam = [0 if x <= 2 else (1 if x <= 4 else 2) for x in k.tolist()]
-            cut = [i for i in range(1, n) if fam[i] != fam[i - 1]]
+            if kinds is None:
+                kinds = recs["kind"].tolist()
+            prev = _FAMILY[kinds[0]]
+            fams = [prev]                      # each run's family, and where runs start
+            cut = []
+            for i in range(1, n):
+                f = _FAMILY[kinds[i]]
+                if f != prev:
+                    cut.append(i)
+                    fams.append(f)
+                    prev = f
         else:
+            k = recs["kind"]
             fam = np.where(k <= 2, 0, np.where(k <= 4, 1, 2))
             cut = (np.flatnonzero(fam[1:] != fam[:-1]) + 1).tolist()
+            fams = fam[[0] + cut].tolist()
         out: list = []
         a = 0
-        for b in cut + [n]:
-            f = int(fam[a])
+        for b, f in zip(cut + [n], fams):
             seg = recs[a:b]
             if f == 0:
                 self.suspended = False
@@ -269,6 +284,14 @@ class Strategy(OrderIntents):
     def _on_ticks_small(self, batch: np.ndarray) -> list[Signal]:
         kinds = batch["kind"].tolist()
         sym, ven = self.symbol, self.venue
+        n = len(kinds)
+        lo, hi = min(kinds), max(kinds)
+        if lo >= 1 and hi <= (7 if self.wants_market else 2) and (not sym or (
+                batch["symbol"].tolist().count(sym) == n
+                and batch["venue"].tolist().count(ven) == n)):
+            # only market records of this instrument, all of wanted kinds (the common case):
+            # the batch goes on whole, as the per-record pass below would hand it on
+            return self._run(batch, kinds)
         if sym:
             syms = batch["symbol"].tolist()
             vens = batch["venue"].tolist()
@@ -297,8 +320,10 @@ class Strategy(OrderIntents):
             out += self._run(batch[pending])
         return out
 
-    def _run(self, trades: np.ndarray) -> list[Signal]:
+    def _run(self, trades: np.ndarray, kinds: list | None = None) -> list[Signal]:
         if self.wants_market:
+            if self._own_split:
+                return self._split_market(trades, kinds) or []
             return self.on_market(trades) or []
         # Fresh market data ends a suspension (the subclass has reset whatever it needs).
         self.suspended = False

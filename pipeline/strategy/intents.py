@@ -11,6 +11,15 @@ from pipeline.records import OrderType, TimeInForce
 from pipeline.strategy.orders import Cancel, EventKind, OrderEvent, OrderState, Replace
 
 _TIF = {"GTC": int(TimeInForce.GTC), "IOC": int(TimeInForce.IOC), "FOK": int(TimeInForce.FOK)}
+# event kinds as plain ints (an enum member lookup per comparison costs ~0.25 us)
+_POSITION, _OPEN, _FILL = int(EventKind.POSITION), int(EventKind.OPEN), int(EventKind.FILL)
+_ACCEPTED, _REJECTED = int(EventKind.ACCEPTED), int(EventKind.REJECTED)
+_CANCELLED, _EXPIRED = int(EventKind.CANCELLED), int(EventKind.EXPIRED)
+_UNKNOWN, _LOST = int(EventKind.UNKNOWN), int(EventKind.LOST)
+_ENDS_UNFILLED = frozenset((_REJECTED, _EXPIRED, _CANCELLED, _LOST))
+_DONE = frozenset(("FILLED", "CANCELLED", "REJECTED", "EXPIRED", "LOST"))   # OrderState.done
+_STATUS = {_ACCEPTED: "ACCEPTED", _REJECTED: "REJECTED", _CANCELLED: "CANCELLED",
+           _EXPIRED: "EXPIRED", _UNKNOWN: "UNKNOWN", _LOST: "LOST"}
 
 
 class OrderIntents:
@@ -90,13 +99,14 @@ class OrderIntents:
     def order_event(self, ev: OrderEvent) -> list:
         """Apply an order event (position from fills), then the subclass's on_order_event."""
         k = ev.kind
-        if k == EventKind.POSITION:           # start-up state: the gateway's position from fills
+        if k == _POSITION:                    # start-up state: the gateway's position from fills
             self.net_qty = float(ev.qty)
             if self.feedback:
                 self.sync_position()
             return self.on_order_event(ev) or []
-        key = self._order_key(ev)
-        if k == EventKind.OPEN:               # start-up state: a working order (any epoch)
+        key = ev.client_id if (ev.epoch == 0 or ev.epoch == self.epoch) else \
+            (ev.epoch, ev.client_id)            # as _order_key
+        if k == _OPEN:                        # start-up state: a working order (any epoch)
             if key not in self.orders:
                 self.orders[key] = OrderState(ev.client_id, ev.side, float(ev.qty),
                                               float(ev.price), 1, 1, filled=float(ev.filled),
@@ -106,7 +116,7 @@ class OrderIntents:
                 self.sync_position()
             return self.on_order_event(ev) or []
         o = self.orders.get(key)
-        if k == EventKind.FILL:
+        if k == _FILL:
             side = ev.side or (o.side if o is not None else 0)
             self.net_qty += side * ev.qty
             self.fees_paid += ev.fee
@@ -116,25 +126,16 @@ class OrderIntents:
                 if ev.remaining <= 1e-12 * max(1.0, o.qty):
                     o.status = "FILLED"
         elif o is not None:
-            if k == EventKind.ACCEPTED:
-                o.status = "ACCEPTED"
-            elif k == EventKind.REJECTED:
-                o.status = "REJECTED"
-                self.rejects += 1
-            elif k == EventKind.CANCELLED:
-                o.status = "CANCELLED"
-            elif k == EventKind.EXPIRED:
-                o.status = "EXPIRED"
-            elif k == EventKind.UNKNOWN:
-                o.status = "UNKNOWN"          # still counted as working until resolved
-            elif k == EventKind.LOST:
-                o.status = "LOST"
-        elif k == EventKind.REJECTED:
+            st = _STATUS.get(k)               # UNKNOWN: still counted as working until resolved
+            if st is not None:
+                o.status = st
+                if k == _REJECTED:
+                    self.rejects += 1
+        elif k == _REJECTED:
             self.rejects += 1
-        if o is not None and o.done:
+        if o is not None and o.status in _DONE:
             del self.orders[key]
-        if self.feedback and k in (EventKind.REJECTED, EventKind.EXPIRED, EventKind.CANCELLED,
-                                   EventKind.LOST):
+        if self.feedback and k in _ENDS_UNFILLED:
             self.sync_position()
         return self.on_order_event(ev) or []
 

@@ -136,11 +136,14 @@ def test_the_simulators_cancel_replace_answers_as_binance_does(sim):
     assert st == 400 and r["code"] == -1102 and "cancelReplaceMode" in r["msg"]
 
 
-def test_replace_goes_out_as_ws_api_order_cancel_replace_on_the_ws_api_transport(sim, gw_factory):
-    """transport = ws_api (request/answer client): a REPLACE is one WebSocket API
-    order.cancelReplace (STOP_ON_FAILURE), not REST; the simulator's WS API answers it as its
-    REST endpoint does, both halves' results in error.data when the cancel fails."""
-    gw = gw_factory(transport="ws_api", async_orders=False, user_stream=False,
+@pytest.mark.parametrize("async_orders", [False, True], ids=["request_answer", "pipelined"])
+def test_replace_goes_out_as_ws_api_order_cancel_replace_on_the_ws_api_transport(
+        sim, gw_factory, async_orders):
+    """transport = ws_api, with the request/answer client and with the pipelined WsOrderWire
+    (async_orders): a REPLACE is one WebSocket API order.cancelReplace (STOP_ON_FAILURE), not
+    REST; the simulator's WS API answers it as its REST endpoint does, both halves' results in
+    error.data when the cancel fails."""
+    gw = gw_factory(transport="ws_api", async_orders=async_orders, user_stream=False,
                     reference_poll_ms=60_000).start()
     reader = EventReader.attach(gw.channel, start="oldest")
     assert reader is not None, "the gateway offers no order-event ring"

@@ -122,7 +122,7 @@ venue = "SIM"
 symbol = "BTCUSDT"
 qty = 0.001
 ttl_ms = 1000
-params = { size = 0.001, max_inventory = 0.003, tick = 0.01, offset_ticks = 0, requote_ticks = 1 }
+params = { size = 0.001, max_inventory = 0.003, tick = 0.01, requote_ticks = 1, min_requote_ms = 200 }
 """
 
 

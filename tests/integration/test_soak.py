@@ -27,3 +27,7 @@ def test_a_short_chaos_soak_ends_with_the_books_agreeing_and_nothing_left_behind
     assert res["recovered_without_manual_reset"] >= 1, res
     assert res["venue_orders"] > 0 and res["ticks_verified"] > 0, res
     assert res["max_rss_growth_pct"] is not None
+    # the process behind each role's growth figure, split heap / mapped files
+    assert set(res["rss_detail_by_role"]) == set(res["rss_growth_pct_by_role"]), res
+    for d in res["rss_detail_by_role"].values():
+        assert d["to_age_s"] > d["from_age_s"] >= 5 and min(d["anon_mb"]) > 0, d

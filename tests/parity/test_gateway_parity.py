@@ -62,6 +62,8 @@ limits = st.fixed_dictionaries(dict(
     max_tick_age_ns=st.sampled_from([1, 10**6, 10**9]) | st.integers(1, 10**10),
     duplicate_window_ns=st.sampled_from([0, 0, 1, 10**6, 10**9, 10**12]),
     self_trade=st.booleans(), state=st.sampled_from([0] * 8 + [1, 2]),
+    window_collar_bps=st.sampled_from([0.0, 0.0, 10.0, 50.0, 300.0]) | st.floats(0.5, 5000.0),
+    window_collar_ns=st.sampled_from([16, 10**6, 10**9, 10**10]) | st.integers(16, 10**10),
 ))
 
 weird_floats = st.sampled_from([math.nan, math.inf, -math.inf, 0.0, -0.0, -1.0, 1e300, 5e-324,
@@ -319,8 +321,10 @@ def test_collar_edges_follow_the_exact_rule_on_both_engines(ref_k, bps, sign, nu
     st.sampled_from([1, 2, 3, 4, 5, 7, 16, 17, 18, 19, 20, 0, 99]), st.sampled_from([0, 1, 2, 9]),
     st.sampled_from([BINANCE, BINANCE, 1, 3]),
     st.floats(allow_nan=True, allow_infinity=True) | st.floats(1.0, 1e5),
-    st.integers(0, 2**62)), max_size=40), now=st.integers(1, 2**62))
-def test_apply_ticks_parity(rows, now):
+    st.integers(0, 2**62)), max_size=40), now=st.integers(1, 2**62),
+    window=st.tuples(st.sampled_from([0.0, 1.0, 100.0, 1e4]),
+                     st.sampled_from([16, 10**6, 10**9, 10**12])))
+def test_apply_ticks_parity(rows, now, window):
     import numpy as np
 
     from pipeline.records import TICK_DTYPE
@@ -332,7 +336,8 @@ def test_apply_ticks_parity(rows, now):
     for Engine in (RiskEngine, risk_py.RiskEngine):
         e = Engine(max_gross_notional=1e12, collar_bps=100.0, ref_stale_ns=10**9,
                    throttle_orders=10, throttle_window_ns=10**9, runaway_signals=10,
-                   runaway_window_ns=10**9)
+                   runaway_window_ns=10**9, window_collar_bps=window[0],
+                   window_collar_ns=window[1])
         for sid in (1, 2):
             e.set_instrument(InstrumentRules.build(
                 symbol_id=sid, venue=BINANCE, name="X", tick="0.01", step="0.001",

@@ -57,12 +57,23 @@ class Scripted(Strategy):
         return f(self, ev) if f else None
 
 
+MATCHING = "compiled"
+
+
+@pytest.fixture(autouse=True, params=["compiled", "python"])
+def matching(request, monkeypatch):
+    """Every test here runs on the compiled matching core (ext/matching.pyx) and on its twin."""
+    monkeypatch.setitem(globals(), "MATCHING", request.param)
+    return request.param
+
+
 def run(rows, script, max_batch=1, **model):
     base = dict(fee_taker_bps=10.0, fee_maker_bps=2.0, slippage_bps=0.0, latency_ms=1.0,
                 initial_capital=1000.0, sizing="fixed")
     base.update(model)
     st = Scripted(script)
-    res = EventEngine(recs(rows), [st], BacktestConfig(**base), max_batch=max_batch).run()
+    res = EventEngine(recs(rows), [st], BacktestConfig(**base), max_batch=max_batch,
+                      matching=MATCHING).run()
     return st, res
 
 
@@ -112,6 +123,19 @@ def test_queue_position_from_the_shown_level():
     assert res.fills["index"].tolist() == [5, 7]
     assert np.allclose(res.fills["qty"], [0.3, 0.7])
     assert st.events[-1][0] == "FILL" and st.net_qty == pytest.approx(1.0)
+
+
+def test_long_short_sell_that_rests_then_fills_or_is_cancelled_releases_cleanly():
+    """long_short sells reserve no position; releasing one (filled or cancelled) used to look up
+    a reservation that was never made (KeyError)."""
+    rows = [tr(0, 100), tr(5, 100.5), tr(6, 101.0, s=Side.BUY), tr(7, 100), tr(8, 100)]
+    st, res = run(rows, {0: lambda s, i: [s.limit(-1, 1.0, 100.5, trigger_seq=i),
+                                          s.limit(-1, 1.0, 105.0, trigger_seq=i)],
+                         3: lambda s, i: [s.cancel(2, trigger_seq=i)]}, mode="long_short",
+                  initial_capital=10_000.0)
+    assert res.fills["index"].tolist() == [2] and res.fills["qty"].tolist() == [-1.0]
+    assert ("CANCELLED", 2) in [e[:2] for e in st.events] and not st.orders
+    assert st.net_qty == pytest.approx(-1.0)
 
 
 def test_post_only_that_would_take_is_rejected_and_ioc_fok_expire():

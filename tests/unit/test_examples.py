@@ -91,3 +91,92 @@ def test_sweep_on_a_local_ray_instance():
     assert res.backend == "ray" and len(res.rows) == 2
     one, _ = runner.run_strategy(recs, MOM, {"lookback": 20}, model, base_dir=REPO)
     assert res.rows[0]["final_equity"] == one.metrics["final_equity"]
+
+
+def test_momentum_small_batch_loop_makes_the_vectorised_orders(monkeypatch):
+    """Batches up to SMALL trades take the plain loop (the live path), longer ones numpy: over
+    random batch sizes with bad prices and gaps in between, the same orders as all-vectorised."""
+    from pipeline.records import Kind
+    Momentum = example(MOM)
+    mod = __import__(Momentum.__module__)
+    recs = synth.trades(30_000, seed=4)
+    rng = np.random.default_rng(4)
+    bad = rng.choice(len(recs), 60, replace=False)
+    recs["price"][bad[:30]] = np.nan
+    recs["price"][bad[30:]] = -1.0
+    recs["kind"][rng.choice(len(recs), 8, replace=False)] = int(Kind.GAP)
+    cuts = np.cumsum(rng.integers(1, 90, 2000))
+    cuts = cuts[cuts < len(recs)].tolist()
+
+    def run(small):
+        monkeypatch.setattr(mod, "SMALL", small)
+        st = Momentum(Momentum.Params(lookback=30, threshold_bps=3.0), venue=int(Venue.SIM),
+                      symbol=SYM, qty=0.1, allow_short=True)
+        st.epoch = 1
+        out = []
+        for b in np.split(recs, cuts):
+            out += [(s.trigger_seq, s.side, s.qty) for s in st.on_ticks(b)]
+        return out, st.bad_prices, list(st.win)
+
+    loop, vec = run(mod.SMALL), run(0)
+    assert loop == vec
+    assert len(loop[0]) > 50 and loop[1] == 60
+
+
+def test_quoter_backs_off_after_a_pacing_refusal_but_requotes_a_would_take_at_once():
+    """A quote refused for pacing (RATE_BUDGET, HALTED, ...) holds its side for backoff_ms: the
+    quoter re-quoting every refusal at once tripped the gateway's runaway guard live. A post-only
+    quote refused because the book moved is re-quoted with the next quotes, as before."""
+    from pipeline.clock import TestClock
+    from pipeline.records import Kind
+    from pipeline.strategy.orders import EventKind, OrderEvent
+    Quoter = example("examples/strategies/quoting.py:Quoter")
+    clock = TestClock(mono_ns=10**9)
+    q = Quoter(Quoter.Params(size=0.01, max_inventory=0.05, tick=0.01, backoff_ms=250.0),
+               venue=int(Venue.SIM), symbol=SYM, clock=clock)
+    q.epoch = 1
+    book = synth.l2_session(40, seed=1)
+    quotes = book[np.isin(book["kind"], [int(Kind.BID), int(Kind.ASK)])]
+
+    def new_orders(i):
+        return [s for s in q.on_ticks(quotes[2 * i:2 * i + 2]) if hasattr(s, "order_type")]
+
+    first = new_orders(0)
+    assert len(first) == 1 and first[0].side == 1           # a bid (no inventory to offer)
+    q.order_event(OrderEvent(int(EventKind.REJECTED), first[0].seq, clock.mono_ns(), side=1,
+                             reason="RATE_BUDGET"))
+    assert new_orders(1) == [] and q.backoffs == 1           # held
+    clock.advance(200_000_000)
+    assert new_orders(2) == []
+    clock.advance(60_000_000)                                # 260 ms after the refusal
+    again = new_orders(3)
+    assert len(again) == 1 and again[0].side == 1
+    q.order_event(OrderEvent(int(EventKind.REJECTED), again[0].seq, clock.mono_ns(), side=1,
+                             reason="POST_ONLY_WOULD_TAKE"))
+    assert len(new_orders(4)) == 1 and q.backoffs == 1       # at once: not a pacing refusal
+
+
+def test_quoter_replaces_a_side_at_most_once_per_min_requote_ms():
+    from pipeline.clock import TestClock
+    from pipeline.records import TICK_DTYPE, Kind
+    from pipeline.strategy.orders import EventKind, OrderEvent, Replace
+    Quoter = example("examples/strategies/quoting.py:Quoter")
+    clock = TestClock(mono_ns=10**9)
+    q = Quoter(Quoter.Params(size=0.01, max_inventory=0.05, tick=0.01, min_requote_ms=100.0),
+               venue=int(Venue.SIM), symbol=SYM, clock=clock)
+    q.epoch = 1
+    replaces = []
+    for i in range(40):                        # the best bid moves a tick every 10 ms
+        b = np.zeros(2, TICK_DTYPE)
+        b["kind"] = [int(Kind.BID), int(Kind.ASK)]
+        b["venue"], b["symbol"], b["seq"] = int(Venue.SIM), SYM, [2 * i, 2 * i + 1]
+        b["price"] = [100.0 + 0.01 * i, 100.05 + 0.01 * i]
+        b["mono_ts"] = clock.mono_ns()
+        for it in q.on_ticks(b):
+            if isinstance(it, Replace):
+                replaces.append(clock.mono_ns())
+                it = it.new
+            q.order_event(OrderEvent(int(EventKind.ACCEPTED), it.seq, clock.mono_ns(), side=1))
+        clock.advance(10_000_000)
+    assert len(replaces) == 4                  # 390 ms of moves: at 0+10, 110, 210, 310 ms
+    assert all(b - a >= 100_000_000 for a, b in zip(replaces, replaces[1:]))

@@ -298,3 +298,33 @@ def test_an_order_queued_for_the_wire_thread_is_not_starved_by_the_loop_arming(v
         assert (cid, r.outcome) == ("b", Outcome.OK), r.msg
         assert venue.bodies == [b"n=1", b"n=2"] and w.by_thread == 1
         assert w.arm() >= 0                    # and then it is held ready again
+
+
+def test_an_order_put_while_others_wait_for_the_wire_thread_queues_behind_them(venue):
+    """Closed loop: with orders queued for the wire thread, a new order the loop puts must not
+    take the connection freed for them (it did: the first queued order then found none and was
+    NOT_SENT as "cannot connect" while the new one's answer was read behind it: ~20 % of
+    bench_gateway --e2e's orders REJECTED)."""
+    with opened(venue.url, connections=1) as (w, _):
+        go = threading.Event()
+        send = w._send
+
+        def held_send(body, not_after):           # the wire thread takes b up only on `go`
+            go.wait(10)
+            return send(body, not_after)
+        w._send = held_send
+        venue.hold.clear()
+        w.put("a", b"n=1")                     # written on the only connection
+        assert venue.got.acquire(timeout=5)
+        w.put("b", b"n=2")                     # none idle: queued for the wire thread
+        venue.hold.set()
+        cid, r = one_reply(w)                  # a answered: its connection is idle again
+        assert (cid, r.outcome) == ("a", Outcome.OK)
+        ready(w, 1)
+        w.put("c", b"n=3")                     # the loop's next order: behind b, not ahead
+        assert w.direct == 1
+        go.set()
+        got = [one_reply(w), one_reply(w)]
+        assert [(c, r.outcome) for c, r in got] == [("b", Outcome.OK), ("c", Outcome.OK)], \
+            [r.msg for _, r in got]
+        assert venue.bodies == [b"n=1", b"n=2", b"n=3"] and w.by_thread == 2

@@ -32,6 +32,8 @@ runaway_signals = 20
 runaway_window_ms = 1000
 runaway_fills = 40
 runaway_fill_window_ms = 2000
+window_collar_bps = 120
+window_collar_ms = 500
 start_state = "REDUCING"
 
 [risk.symbols."BINANCE:BTCUSDT"]
@@ -60,6 +62,7 @@ def test_risk_section_to_engine_and_rules(vectors):
                       runaway_window_ns=1_000_000_000, max_tick_age_ns=250_000_000,
                       duplicate_window_ns=150_000_000, self_trade=True,
                       runaway_fills=40, runaway_fill_window_ns=2_000_000_000,
+                      window_collar_bps=120, window_collar_ns=500_000_000,
                       state=TradingState.REDUCING)
     info = json.loads((vectors / "binance" / "rest_exchangeInfo.json").read_text())
     syms = {s["symbol"]: s for s in info["recorded_excerpt"]["message"]["symbols"]}

@@ -179,6 +179,57 @@ def _random_batch(rng, n, start):
     return r
 
 
+class _MarketRecorder(Strategy):
+    """Wants every market family; logs each hook call with the seqs it got."""
+
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self.calls: list = []
+
+    def on_trades(self, trades):
+        self.calls.append(("trades", trades["seq"].tolist()))
+
+    def on_quotes(self, quotes):
+        self.calls.append(("quotes", quotes["seq"].tolist()))
+
+    def on_book(self, levels):
+        self.calls.append(("book", levels["seq"].tolist()))
+
+
+@pytest.mark.parametrize("symbol", [SYM, 0])
+def test_whole_batch_of_own_market_records_takes_the_same_hooks_in_both_passes(monkeypatch,
+                                                                              symbol):
+    """A batch of only this instrument's market records goes on whole (no per-record
+    selection): the hooks, their order and their records are the vectorized pass's; a record of
+    another instrument or a control record in the batch still takes the per-record pass."""
+    from pipeline.strategy import base
+    rng = np.random.default_rng(5)
+    batches, seq = [], 0
+    market = [Kind.TRADE, Kind.AGG_TRADE, Kind.BID, Kind.ASK, Kind.BOOK_BID, Kind.BOOK_ASK,
+              Kind.BOOK_CLEAR]
+    for i in range(300):
+        n = int(rng.integers(1, base.SMALL_BATCH + 1))
+        b = recs(rng.integers(90, 110, size=n).astype(float), start_seq=seq)
+        b["kind"] = rng.choice(market, size=n, p=[.3, .1, .2, .2, .1, .05, .05])
+        if i % 7 == 3:
+            b["symbol"][-1] = SYM + 1                 # one record of another instrument
+        batches.append(b)
+        seq += n
+
+    def run(small_batch: int):
+        monkeypatch.setattr(base, "SMALL_BATCH", small_batch)
+        s = _MarketRecorder(venue=int(Venue.SIM), symbol=symbol)
+        s.start()
+        for b in batches:
+            s.on_ticks(b)
+        return s.calls
+
+    small, vector = run(base.SMALL_BATCH), run(0)
+    assert small == vector
+    assert {c[0] for c in small} == {"trades", "quotes", "book"}
+    assert any(len(c[1]) > 3 for c in small)
+
+
 @pytest.mark.parametrize("symbol", [SYM, 0])
 def test_small_batch_pass_equals_the_vectorized_pass(monkeypatch, symbol):
     """Batches up to SMALL_BATCH go through plain-Python lists; the result (signals, hook calls

@@ -175,9 +175,7 @@ class BinanceExecution(BinanceIntents, Execution):
             past_window = self.clock.timestamp_ms() > getattr(order, "ts_ms", 0) + \
                 self.recv_window_ms + RECV_WINDOW_MARGIN_MS
             if order.polls >= self.cfg.unknown_max_polls and past_window:
-                self.count("lost")
-                self.set_state(order, OrderState.LOST,
-                               f"venue does not know it after {order.polls} polls")
+                self.declare_lost(order)            # exposure kept until confirm_lost()
                 return
         elif r.outcome is Outcome.BANNED:
             self.halt(f"HTTP 418 from the venue: {r.msg}")

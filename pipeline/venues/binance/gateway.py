@@ -42,7 +42,8 @@ class BinanceVenue:
                 self._ed = keys.ed25519_signer(secret)
             except ValueError as exc:
                 raise VenueError(f"credentials: {exc}") from None
-        return BinanceSigner(secret, recv_window_ms=recv_window_ms, resp_type="FULL")
+        return BinanceSigner(secret, recv_window_ms=recv_window_ms, resp_type="FULL",
+                             stp_mode=self.risk_cfg.self_trade_prevention_mode)
 
     def rest(self, api_key: str, sign, gate, *, recv_window_ms: int, timestamp_ms, redact
              ) -> RestClient:

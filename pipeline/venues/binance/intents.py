@@ -4,7 +4,9 @@ pipeline/gateway/intents.py:
 - CANCEL (`cancel_intent`): DELETE /api/v3/order by origClientOrderId; refused → CANCEL_REFUSED.
 - REPLACE (`replace_intent`): POST /api/v3/order/cancelReplace, cancelReplaceMode
   STOP_ON_FAILURE (if the cancel fails the new order is not placed), or the WebSocket API's
-  order.cancelReplace on a request/answer WS-API client; both halves of the answer are acted on.
+  order.cancelReplace when transport = ws_api (the request/answer client, or the pipelined
+  WsOrderWire of async_orders, whose `request` waits for this one answer on its connection);
+  both halves of the answer are acted on.
 """
 from __future__ import annotations
 
@@ -35,6 +37,9 @@ def order_params(ex, order: Order) -> dict[str, Any]:
         p["price"] = f"{order.price:.{r.price_decimals}f}"
     if order.order_type == 1:
         p["timeInForce"] = TIFS.get(order.tif, "GTC")
+    stp = getattr(ex.signer, "stp_mode", "")
+    if stp:                                # as the signer puts it on every new order
+        p["selfTradePreventionMode"] = stp
     return p
 
 
@@ -64,10 +69,11 @@ class BinanceIntents:
         order of the book of record, its risk already judged). Acts on both halves of the answer."""
         params = order_params(self, new)
         params.update(cancelReplaceMode="STOP_ON_FAILURE", cancelOrigClientOrderId=old.cid)
-        # the WebSocket API's order.cancelReplace on a request/answer WS-API client (transport =
-        # ws_api); REST otherwise (also beside the pipelined WsOrderWire, which only places)
+        # the WebSocket API's order.cancelReplace when transport = ws_api (the request/answer
+        # client, or the pipelined WsOrderWire of async_orders: its request() waits for this
+        # one answer on its connection); REST otherwise
         ws = getattr(self, "ws", None)
-        ws = ws if ws is not None and hasattr(ws, "request") and not hasattr(ws, "put") else None
+        ws = ws if ws is not None and hasattr(ws, "request") else None
         via, method, path = ("ws_api", "order.cancelReplace", None) if ws is not None else \
             ("rest", "POST", "/api/v3/order/cancelReplace")
         new.attempts += 1

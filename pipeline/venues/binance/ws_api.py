@@ -10,7 +10,8 @@ outcome is UNKNOWN and the connection is dropped (a late answer is never matched
 request).
 
 `WsOrderWire` (async_orders) pipelines order.place: the loop sends without waiting for the
-previous answer, a reader thread matches answers by request id. `WsApiClient` is the synchronous
+previous answer, a reader thread matches answers by request id; its `request` (used for
+order.cancelReplace) sends on the same connection and waits for its own answer. `WsApiClient` is the synchronous
 client (async_orders = false).
 
 `UserStream` runs in its own thread (the only one besides the main loop): it connects, subscribes,
@@ -339,6 +340,7 @@ class WsOrderWire(ReplyQueue):
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         self._pending: dict[int, tuple[str, int, int]] = {}   # id -> (cid, written, deadline)
+        self._waiting: dict[int, list] = {}   # id -> [Event, answer, why]: request()'s
         self._out: queue.SimpleQueue = queue.SimpleQueue()
         self._stop = threading.Event()
         self.sent = 0               # frames sent (loop only)
@@ -403,6 +405,49 @@ class WsOrderWire(ReplyQueue):
             return
         self.sent += 1
 
+    def request(self, method: str, params: dict[str, Any], *, signed: bool = True,
+                fresh_timestamp: bool = True) -> Reply:
+        """One request on the pipelined connection, waiting for its answer (the loop blocks as
+        with WsApiClient.request): order.cancelReplace rides the same WS-API connection as the
+        pipelined order.place. Outcomes as put's: closed host / no connection → NOT_SENT; a
+        failed send, a lost connection or no answer within the read timeout → UNKNOWN."""
+        self.start()
+        try:
+            self.gate.check_open()
+        except HostBlocked as exc:
+            return Reply(Outcome.NOT_SENT, msg=str(exc), done_mono=time.perf_counter_ns())
+        try:
+            ws = self._conn()
+        except (websocket.WebSocketException, OSError) as exc:
+            return Reply(Outcome.NOT_SENT, msg=self.redact(f"ws-api connect: {exc}"),
+                         done_mono=time.perf_counter_ns())
+        rid = next(self._ids)
+        p = self.signer.signed(params, fresh_timestamp) if signed else params
+        frame = orjson.dumps({"id": rid, "method": method, "params": p}).decode()
+        slot = [threading.Event(), None, ""]
+        written = time.perf_counter_ns()
+        with self._lock:
+            self._waiting[rid] = slot
+        try:
+            ws.send(frame)
+        except (websocket.WebSocketException, OSError) as exc:
+            with self._lock:
+                self._waiting.pop(rid, None)
+            self._drop(ws, f"send failed: {type(exc).__name__}")
+            return Reply(Outcome.UNKNOWN, msg=self.redact(
+                f"ws-api {method}: {type(exc).__name__}: {exc}"), written_mono=written,
+                done_mono=time.perf_counter_ns())
+        self.sent += 1
+        slot[0].wait(self.read_timeout_ns / 1e9)
+        with self._lock:
+            self._waiting.pop(rid, None)
+        done = time.perf_counter_ns()
+        if slot[1] is None:
+            why = slot[2] or "no answer within the read timeout"
+            return Reply(Outcome.UNKNOWN, msg=self.redact(f"ws-api {method}: {why}"),
+                         written_mono=written, done_mono=done)
+        return self._reply(slot[1], written, done)
+
     def in_flight(self) -> int:
         with self._lock:
             return len(self._pending)
@@ -427,6 +472,10 @@ class WsOrderWire(ReplyQueue):
                 return
             self.ws = None
             lost, self._pending = self._pending, {}
+            waiting, self._waiting = self._waiting, {}
+        for slot in waiting.values():          # request() callers: UNKNOWN, now
+            slot[2] = f"connection lost ({why})"
+            slot[0].set()
         try:
             ws.abort()
             ws.close(timeout=0.1)
@@ -481,6 +530,11 @@ class WsOrderWire(ReplyQueue):
                 continue
             with self._lock:
                 mine = self._pending.pop(msg.get("id"), None)
+                slot = self._waiting.pop(msg.get("id"), None) if mine is None else None
+            if slot is not None:                # a request() waiting for it
+                slot[1] = msg
+                slot[0].set()
+                continue
             if mine is None:
                 self.late += 1
                 continue

@@ -193,9 +193,7 @@ class OkxExecution(OkxIntents, Execution):
             past = self.clock.timestamp_ms() > order.ts_ms + self.recv_window_ms + \
                 RECV_WINDOW_MARGIN_MS
             if order.polls >= self.cfg.unknown_max_polls and past:
-                self.count("lost")
-                self.set_state(order, OrderState.LOST,
-                               f"venue does not know it after {order.polls} polls")
+                self.declare_lost(order)            # exposure kept until confirm_lost()
                 return
         order.next_poll_mono = time.perf_counter_ns() + delay * 1_000_000
 
