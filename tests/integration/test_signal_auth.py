@@ -153,8 +153,12 @@ def test_a_sender_running_as_another_uid_gets_no_order_placed(sim, gw_factory):
     data_ep, ctl_ep = signals.endpoints(gw.channel)
     d = channel.channel_dir(gw.channel, create=False)
     ring = Path("/dev/shm") / signals.ring_name(gw.channel)
+    from pipeline.bus.events import event_ring_name
+    evt = Path("/dev/shm") / event_ring_name(gw.channel)   # the return channel: order events
+    assert evt.exists()
     # nobody even gets the real token handed over: the filesystem stops it before ZAP does
-    child = _Nobody(data_ep, ctl_ep, token, [str(d / "token"), str(ring), str(d)], _buy_frame())
+    child = _Nobody(data_ep, ctl_ep, token, [str(d / "token"), str(ring), str(d), str(evt)],
+                    _buy_frame())
     try:
         res = child.report()
     finally:
@@ -165,6 +169,7 @@ def test_a_sender_running_as_another_uid_gets_no_order_placed(sim, gw_factory):
     assert res["reply"] is None                      # no READY for nobody
     assert stat.S_IMODE(os.stat(d).st_mode) == 0o700
     assert stat.S_IMODE(os.stat(ring).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(evt).st_mode) == 0o600     # nobody cannot read our order events
     time.sleep(0.3)
     _no_order(gw, sim)
     with StrategySide(gw.channel) as st:             # ours still trades
