@@ -271,15 +271,8 @@ def main(argv=None) -> int:
     print(f"event engine targets (momentum >= 5 M ticks/s, quoting >= 500 k events/s"
           f"{', QUICK: 1 M records' if args.quick else ''}): " + ("met" if ev_ok else "MISSED"))
     if args.json:
-        old = {}
-        if Path(args.json).exists():
-            try:
-                old = json.loads(Path(args.json).read_text())
-            except ValueError:
-                old = {}
-        for sec in ("results", "baselines", "ratios", "config"):
-            doc[sec] = {**old.get(sec, {}), **doc[sec]}
-        Path(args.json).write_text(json.dumps({**old, **doc}, indent=1))
+        from pipeline.backtest.report import merge_bench_json
+        merge_bench_json(args.json, doc)
     return 0
 
 

@@ -24,7 +24,6 @@ PATH that this run does not write.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -115,15 +114,8 @@ def main(argv=None) -> int:
                     ("SMA (compiled)", sc)):
         print(f"{name:<22}{np.percentile(t, 50) / 1e3:>8.1f}µs{np.percentile(t, 99) / 1e3:>8.1f}µs")
     if args.json:
-        old = {}
-        if Path(args.json).exists():
-            try:
-                old = json.loads(Path(args.json).read_text())
-            except ValueError:
-                old = {}
-        for sec in ("results", "baselines", "ratios", "config"):
-            doc[sec] = {**old.get(sec, {}), **doc[sec]}
-        Path(args.json).write_text(json.dumps({**old, **doc}, indent=1))
+        from pipeline.backtest.report import merge_bench_json
+        merge_bench_json(args.json, doc)
     return 0
 
 

@@ -75,6 +75,23 @@ def write_json(path: str | Path, obj: dict) -> None:
     Path(path).write_text(json.dumps(_clean(obj), indent=1, sort_keys=False))
 
 
+def merge_bench_json(path: str | Path, doc: dict,
+                     sections=("results", "baselines", "ratios", "config")) -> None:
+    """Write a benchmark's `doc` into `path`, keeping the keys an earlier run (or another
+    benchmark) wrote there: each of `sections` is merged key by key, other keys replaced."""
+    path = Path(path)
+    old: dict = {}
+    if path.exists():
+        try:
+            old = json.loads(path.read_text())
+        except ValueError:
+            old = {}
+    merged = {**old, **doc}
+    for sec in sections:
+        merged[sec] = {**old.get(sec, {}), **doc.get(sec, {})}
+    path.write_text(json.dumps(merged, indent=1))
+
+
 def _dec(n: int) -> slice:
     return slice(None, None, max(1, n // MAX_POINTS))
 

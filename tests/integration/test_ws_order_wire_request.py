@@ -5,8 +5,6 @@ stays silent or hangs up: the answer is matched by id while an order.place is in
 silent venue is UNKNOWN after the read timeout, a lost connection is UNKNOWN at once."""
 from __future__ import annotations
 
-import asyncio
-import threading
 import time
 
 import orjson
@@ -16,21 +14,18 @@ from aiohttp import WSMsgType, web
 from pipeline.gateway.ratelimit import HostGate
 from pipeline.gateway.rest import Outcome
 from pipeline.venues.binance.ws_api import WsOrderWire, WsSigner
+from tests.ws_server import ThreadedWsServer
 
 pytestmark = pytest.mark.timeout(30)
 
 
-class Venue:
+class Venue(ThreadedWsServer):
     """A WS-API stand-in: answers order.place / order.cancelReplace, stays silent on a method
     named 'silent', hangs up on 'hangup'."""
 
     def __init__(self):
         self.seen: list[str] = []
-        self.loop = asyncio.new_event_loop()
-        self.ready = threading.Event()
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-        assert self.ready.wait(10)
+        super().__init__()
 
     async def _ws(self, request):
         ws = web.WebSocketResponse()
@@ -48,23 +43,6 @@ class Venue:
             await ws.send_str(orjson.dumps({"id": m["id"], "status": 200, "result": {
                 "method": m["method"], "symbol": m["params"].get("symbol")}}).decode())
         return ws
-
-    def _serve(self):
-        asyncio.set_event_loop(self.loop)
-        app = web.Application()
-        app.router.add_get("/ws-api/v3", self._ws)
-        self.runner = web.AppRunner(app)
-        self.loop.run_until_complete(self.runner.setup())
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        self.loop.run_until_complete(site.start())
-        self.port = site._server.sockets[0].getsockname()[1]
-        self.ready.set()
-        self.loop.run_forever()
-
-    def close(self):
-        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(5)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
 
 
 @pytest.fixture

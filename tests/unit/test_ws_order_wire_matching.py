@@ -5,9 +5,7 @@ answer (the venue's orderId for that client id), and an answer to an id nobody a
 counted and matched to nothing."""
 from __future__ import annotations
 
-import asyncio
 import json
-import threading
 
 import pytest
 from aiohttp import WSMsgType, web
@@ -15,34 +13,19 @@ from aiohttp import WSMsgType, web
 from pipeline.gateway.ratelimit import HostGate
 from pipeline.gateway.rest import Outcome
 from pipeline.venues.binance.ws_api import WsOrderWire, WsSigner
+from tests.ws_server import ThreadedWsServer
 
 pytestmark = pytest.mark.timeout(30)
 
 
-class ReversingVenue:
+class ReversingVenue(ThreadedWsServer):
     """Takes `hold` order.place frames, then answers them in reverse order (plus, first, one
     answer to an id it never got)."""
 
     def __init__(self, hold: int):
         self.hold = hold
         self.got: list[dict] = []
-        self.loop = asyncio.new_event_loop()
-        self.ready = threading.Event()
-        self.port = 0
-        threading.Thread(target=self._serve, daemon=True).start()
-        assert self.ready.wait(10)
-
-    def _serve(self) -> None:
-        asyncio.set_event_loop(self.loop)
-        app = web.Application()
-        app.router.add_get("/ws-api/v3", self._ws)
-        self.runner = web.AppRunner(app)
-        self.loop.run_until_complete(self.runner.setup())
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        self.loop.run_until_complete(site.start())
-        self.port = site._server.sockets[0].getsockname()[1]
-        self.ready.set()
-        self.loop.run_forever()
+        super().__init__()
 
     async def _ws(self, request):
         ws = web.WebSocketResponse()
@@ -60,10 +43,6 @@ class ReversingVenue:
                         "result": {"orderId": 1000 + k,
                                    "clientOrderId": req["params"]["newClientOrderId"]}}))
         return ws
-
-    def stop(self) -> None:
-        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(5)
-        self.loop.call_soon_threadsafe(self.loop.stop)
 
 
 def test_answers_arriving_last_first_are_matched_to_their_requests_by_id():
@@ -90,4 +69,4 @@ def test_answers_arriving_last_first_are_matched_to_their_requests_by_id():
         assert wire.late == 1                                       # and was counted
     finally:
         wire.close()
-        venue.stop()
+        venue.close()
