@@ -70,7 +70,9 @@ cdef class ReaderCore:
     cdef readonly int64_t overwritten   # part of `lost`: slots overwritten while being copied
     cdef readonly int wait_kind
     cdef readonly int64_t max_sleep_ns  # cap of the sleeping back-off
+    cdef uint32_t nudged                # nudge() calls not yet taken by a wait (other threads)
 
     cdef int64_t _poll(self, unsigned char *out, int64_t max_n) noexcept nogil
     cdef bint _wait(self, int64_t timeout_ns) noexcept nogil
+    cdef bint _take_nudge(self) noexcept nogil
     cdef int _check_open(self) except -1

@@ -35,6 +35,7 @@ cimport cython
 cimport numpy as cnp
 from libc.stdint cimport int64_t, uint32_t, uintptr_t
 from libc.string cimport memcpy, memmove, memset
+from libc.errno cimport errno, EINTR
 
 cdef extern from *:
     bint __atomic_compare_exchange_n(int64_t *ptr, int64_t *expected, int64_t desired, bint weak,
@@ -369,19 +370,28 @@ cdef class ReaderCore:
                 if pl_load_acquire_i64(&h.cursor) > nxt:
                     return True
                 pl_fetch_add_u32(&h.waiters, 1)
-                # SEQ_CST load after the SEQ_CST increment: pairs with the writer's cursor store.
-                if pl_load_seqcst_i64(&h.cursor) > nxt or pl_load_acquire_i64(&h.writer_closed):
+                # SEQ_CST load after the SEQ_CST increment: pairs with the writer's cursor store
+                # (and with nudge(): its increment, then its look at the waiters)
+                if pl_load_seqcst_i64(&h.cursor) > nxt or pl_load_acquire_i64(&h.writer_closed) \
+                        or pl_load_seqcst_u32(&self.nudged):
                     pl_fetch_sub_u32(&h.waiters, 1)
+                    self._take_nudge()
                     return pl_load_acquire_i64(&h.cursor) > nxt
                 now = pl_mono_ns()
                 if now < deadline:
-                    pl_futex_wait(&h.futex_word, word, deadline - now)
+                    if pl_futex_wait(&h.futex_word, word, deadline - now) != 0 \
+                            and errno == EINTR:
+                        # a signal: back to Python, whose handler runs now (not at the deadline)
+                        pl_fetch_sub_u32(&h.waiters, 1)
+                        return pl_load_acquire_i64(&h.cursor) > nxt
                 pl_fetch_sub_u32(&h.waiters, 1)
             else:
                 for k in range(64):
                     if pl_load_acquire_i64(&h.cursor) > nxt:
                         return True
                     pl_cpu_relax()
+                if self._take_nudge():
+                    return pl_load_acquire_i64(&h.cursor) > nxt
                 if self.wait_kind == WAIT_YIELDING:
                     pl_sched_yield()
                 elif self.wait_kind == WAIT_SLEEPING:
@@ -389,12 +399,34 @@ cdef class ReaderCore:
                     sleep_ns = sleep_ns * 2 if sleep_ns * 2 < self.max_sleep_ns else self.max_sleep_ns
             if pl_load_acquire_i64(&h.cursor) > nxt:
                 return True
+            if self._take_nudge():
+                return False
             if pl_load_acquire_i64(&h.writer_closed) or pl_mono_ns() >= deadline:
                 return False
 
+    cdef bint _take_nudge(self) noexcept nogil:
+        cdef uint32_t n = pl_load_seqcst_u32(&self.nudged)
+        if n:
+            pl_fetch_sub_u32(&self.nudged, n)      # nudges that come meanwhile stay counted
+        return n != 0
+
+    def nudge(self):
+        """End this reader's wait now (or its next one, if it is not waiting), without a record:
+        wait() returns (False unless a record came). For another thread of the reader's process
+        that has something for the waiting thread (the gateway's order wire and user stream:
+        an answer or an execution report queued). Cheap when nobody waits: no system call."""
+        self._check_open()
+        cdef RingHeader *h = self.hdr
+        with nogil:
+            pl_fetch_add_u32(&self.nudged, 1)
+            if pl_load_seqcst_u32(&h.waiters):
+                pl_fetch_add_u32(&h.futex_word, 1)
+                pl_futex_wake_all(&h.futex_word)
+
     def wait(self, int64_t timeout_ns):
         """Wait with this reader's strategy until a record past next_seq is published, the writer
-        closes, or timeout_ns passes. Returns True when data is available. Releases the GIL."""
+        closes, nudge() is called, or timeout_ns passes. Returns True when data is available.
+        Releases the GIL."""
         cdef bint ok
         self._check_open()
         with nogil:

@@ -118,6 +118,8 @@ class _Deferred(logging.Handler):
         self._wake.set()
 
     def _run(self) -> None:
+        from pipeline.hotloop import quiet_signals
+        quiet_signals()                 # the loop's signals go to the loop
         while True:
             self._wake.wait()
             self._wake.clear()

@@ -220,6 +220,7 @@ class ReaderCore:
         self.wait_kind = wait_kind
         self.max_sleep_ns = max_sleep_ns
         self.received = self.lost = self.gaps = self.overwritten = 0
+        self._nudged = 0                  # nudge() calls not yet taken by a wait
 
     def _check_open(self) -> None:
         if self.ring.recs is None:
@@ -296,8 +297,9 @@ class ReaderCore:
                 if h64[_CURSOR] > nxt:
                     return True
                 h32[_WAITERS] += np.uint32(1)
-                if h64[_CURSOR] > nxt or h64[_CLOSED]:
+                if h64[_CURSOR] > nxt or h64[_CLOSED] or self._nudged:
                     h32[_WAITERS] -= np.uint32(1)
+                    self._take_nudge()
                     return bool(h64[_CURSOR] > nxt)
                 now = time.perf_counter_ns()
                 if now < deadline:
@@ -307,6 +309,8 @@ class ReaderCore:
                 for _ in range(64):
                     if h64[_CURSOR] > nxt:
                         return True
+                if self._take_nudge():
+                    return bool(h64[_CURSOR] > nxt)
                 if self.wait_kind == WAIT_YIELDING:
                     os.sched_yield()
                 elif self.wait_kind in (WAIT_SLEEPING, WAIT_BLOCKING):
@@ -314,8 +318,23 @@ class ReaderCore:
                     sleep_ns = min(sleep_ns * 2, self.max_sleep_ns)
             if h64[_CURSOR] > nxt:
                 return True
+            if self._take_nudge():
+                return False
             if h64[_CLOSED] or time.perf_counter_ns() >= deadline:
                 return False
+
+    def _take_nudge(self) -> bool:
+        n, self._nudged = self._nudged, 0
+        return n != 0
+
+    def nudge(self) -> None:
+        """End this reader's wait now (or its next one), without a record (ring.pyx nudge)."""
+        self._check_open()
+        ring = self.ring
+        self._nudged += 1
+        if ring._h32[_WAITERS]:
+            ring._h32[_FUTEX] += np.uint32(1)
+            _futex_wake(ring._futex_addr)
 
 
 def _futex_wait(addr: int, expected: int, timeout_ns: int) -> None:

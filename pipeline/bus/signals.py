@@ -56,6 +56,7 @@ import collections
 import logging
 import os
 import struct
+import threading
 import time
 
 import numpy as np
@@ -560,6 +561,12 @@ class SignalReceiver:
         self.poller.register(self.pull, zmq.POLLIN)
         self.poller.register(self.router, zmq.POLLIN)
         self.guard.register(self.poller)
+        # wake(): another thread of this process ends a wait (an eventfd, polled with the
+        # sockets; on the ring the ring reader's nudge)
+        self._wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        self.poller.register(self._wake_fd, zmq.POLLIN)
+        self._wake_lock = threading.Lock()     # wake() never touches a closed ring or fd
+        self.wakes = 0
         self.hellos: dict[int, int] = {}   # strategy id -> epoch of the latest HELLO answered
         self.ready_ids: set[int] = set()   # ids announced by an accepted HELLO
         self.received = 0
@@ -660,7 +667,13 @@ class SignalReceiver:
         if on_ring and self._reader.lag() > 0:
             return True
         events = dict(self.poller.poll(0 if on_ring else max(0, int(timeout_ms))))
-        if len(events) > (self.pull in events):
+        woke = self._wake_fd in events
+        if woke:
+            try:
+                os.eventfd_read(self._wake_fd)
+            except BlockingIOError:
+                pass
+        if len(events) > (self.pull in events) + woke:
             self.guard.service()
         if self.router in events:
             n = self.service()
@@ -669,9 +682,28 @@ class SignalReceiver:
                          self._ready_tag.decode())
         if self.pull in events:
             return True
-        if on_ring:
+        if on_ring and not woke:
             return self._ring_wait(int(timeout_ms * 1_000_000))   # the kernel's wait, nogil
         return False
+
+    def wake(self) -> None:
+        """End the receiving thread's wait (`wait` returns False unless a signal came), or its
+        next one if it is not waiting: for the gateway's helper threads when they queue an
+        order's answer or a venue's order event, so the loop acts on it now rather than after
+        its idle timeout. Any thread; cheap (no system call on the ring when nobody waits)."""
+        self.wakes += 1
+        with self._wake_lock:
+            if self._closed:
+                return
+            reader = self._reader
+            ring = self.ring
+            if reader is not None and ring is not None and not ring.writer_closed:
+                reader.core.nudge()
+                return
+            try:
+                os.eventfd_write(self._wake_fd, 1)
+            except OSError:
+                pass                    # closed meanwhile, or the counter is full: awake anyway
 
     def recv_raw(self) -> bytes | None:
         """The next signal's 80 bytes (ring first, then the PULL socket), without waiting; None
@@ -732,6 +764,10 @@ class SignalReceiver:
     def close(self) -> None:
         if self._closed:
             return
+        lock = getattr(self, "_wake_lock", None)
+        if lock is not None:
+            with lock:
+                self._closed = True
         self._closed = True
         self.ring_stats()               # keep the final counters
         self._reader = self._poll = None
@@ -749,6 +785,9 @@ class SignalReceiver:
             self.router.close()
             if self._own_ctx:
                 self.ctx.term()
+        if getattr(self, "_wake_fd", -1) >= 0:
+            os.close(self._wake_fd)
+            self._wake_fd = -1
         self._lock.release()            # the sockets' and token's files, the lock, the dir
 
     def __enter__(self) -> "SignalReceiver":

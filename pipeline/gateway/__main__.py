@@ -24,7 +24,11 @@ import os
 import signal
 import sys
 
-from pipeline.config import ConfigError, load
+from pipeline.hotloop import import_numpy_quietly
+
+import_numpy_quietly()          # before anything else imports numpy: its threads keep off SIGTERM
+
+from pipeline.config import ConfigError, load  # noqa: E402
 
 
 def _args(argv: list[str] | None) -> argparse.Namespace:

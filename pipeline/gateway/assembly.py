@@ -188,6 +188,9 @@ def assemble(gw) -> None:
                       recv_window_ms=gw.recv_window_ms, heartbeat=gw.role.heartbeat)
     gw.ex.wire = wire
     gw.ex.stream = gw.stream            # a LOST order is confirmed only while it watched
+    for part in (wire, gw.ws, gw.stream):   # an answer or order event queued wakes the loop
+        if part is not None:
+            part.wake_loop = gw.intake.wake
     if gw.feedback is not None:
         gw.ex.feedback = gw.feedback
         gw.feedback.table = gw.ex.table

@@ -247,6 +247,8 @@ class SyncThread:
             t.join(timeout)
 
     def _run(self) -> None:
+        from pipeline.hotloop import quiet_signals
+        quiet_signals()                 # the loop's signals go to the loop
         if self.cores:
             try:
                 os.sched_setaffinity(0, self.cores)     # per thread on Linux

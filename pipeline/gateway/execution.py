@@ -126,6 +126,7 @@ class Execution:
             log.warning("%s", exc)
             return
         if changed:
+            self.table.note(order)
             self.journal.write("state", cid=order.cid, frm=old.value, to=new.value, why=why,
                                order_id=order.order_id, filled=order.filled, **extra)
             log_state(order, old, new, why)

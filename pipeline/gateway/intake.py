@@ -50,6 +50,7 @@ class Intake:
         self.ring_wait = ring_wait if ring_capacity else ""
         self.wait = self.rx.wait            # (timeout_ms) -> True when a signal waits
         self.recv_raw = self.rx.recv_raw    # () -> 80 bytes or None, ring first
+        self.wake = self.rx.wake            # () from any thread: the loop's wait ends now
         self.received = 0
         self.malformed = 0
         self.gaps = 0

@@ -108,14 +108,23 @@ class Loop:
             self._guarded(self._housekeeping)
         return self.shutdown()
 
+    # the handlers run in the loop's thread, in its wait (a long poll_ms): the wake ends it
     def _on_term(self, signum, frame) -> None:
         self.stop_requested = True
+        self._wake_loop()
 
     def _on_reduce(self, signum, frame) -> None:
         self.reduce_requested = True
+        self._wake_loop()
 
     def _on_kill(self, signum, frame) -> None:
         self.kill_requested = True
+        self._wake_loop()
+
+    def _wake_loop(self) -> None:
+        intake = getattr(self, "intake", None)
+        if intake is not None and not intake.closed:
+            intake.wake()
 
     def _check_kill(self) -> None:
         now = time.perf_counter_ns()

@@ -149,6 +149,9 @@ class OrderTable:
     def __init__(self) -> None:
         self.by_cid: dict[str, Order] = {}
         self.by_oid: dict[tuple[str, int], Order] = {}
+        # orders that went UNKNOWN (`note`), so unknown() does not scan every order of the run
+        # each loop turn (it did: ~a quarter of the loop's time in a closed-loop benchmark)
+        self._unknown: dict[str, Order] = {}
 
     def __contains__(self, cid: str) -> bool:
         return cid in self.by_cid
@@ -169,7 +172,14 @@ class OrderTable:
         self.by_cid[order.cid] = order
         if order.order_id >= 0:
             self.by_oid[(order.symbol, order.order_id)] = order
+        self.note(order)
         return order
+
+    def note(self, order: Order) -> None:
+        """`order`'s state was set (every change goes through here: Execution.set_state, the
+        journal replay): an UNKNOWN one is indexed for unknown()."""
+        if order.state is OrderState.UNKNOWN:
+            self._unknown[order.cid] = order
 
     def set_order_id(self, order: Order, order_id: int) -> None:
         if order_id >= 0 and order.order_id != order_id:
@@ -180,7 +190,14 @@ class OrderTable:
         return [o for o in self.by_cid.values() if o.is_open]
 
     def unknown(self) -> list[Order]:
-        return [o for o in self.by_cid.values() if o.state is OrderState.UNKNOWN]
+        """The orders in UNKNOWN, in the order they went UNKNOWN (resolved ones drop out)."""
+        idx = self._unknown
+        if not idx:
+            return []
+        out = [o for o in idx.values() if o.state is OrderState.UNKNOWN]
+        if len(out) != len(idx):
+            self._unknown = {o.cid: o for o in out}
+        return out
 
 
 def transition(order: Order, new: OrderState, why: str = "") -> bool:

@@ -59,6 +59,7 @@ def rebuild(records: Iterable[dict], ex, marks=None) -> dict[str, Any]:
                 o = ex.table.get(rec.get("cid", ""))
                 if o is not None:
                     o.state = OrderState(rec["to"])
+                    ex.table.note(o)
                     oid = int(rec.get("order_id", -1))
                     ex.table.set_order_id(o, oid)
                     if o.state in TERMINAL:

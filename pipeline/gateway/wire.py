@@ -49,6 +49,7 @@ from urllib3.util.wait import wait_for_read
 from pipeline.gateway import tls
 from pipeline.gateway.ratelimit import HostBlocked, HostGate
 from pipeline.gateway.rest import Classifier, Outcome, Reply, ReplyQueue, reply_of
+from pipeline.hotloop import quiet_signals
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,10 @@ def helper_cores() -> set[int] | None:
 
 
 def pin_this_thread(cores: set[int] | None) -> None:
-    """Move the calling thread (Linux affinity is per thread) onto `cores`, if given."""
+    """The start of a gateway helper thread: the loop's signals blocked here (they go to the
+    loop, whose wait they end: pipeline.hotloop.quiet_signals) and the thread moved (Linux
+    affinity is per thread) onto `cores`, if given."""
+    quiet_signals()
     if cores:
         try:
             os.sched_setaffinity(0, cores)
@@ -159,6 +163,9 @@ class Wire(ReplyQueue):
         self.reopened = 0                 # connections found closed by the venue and reopened
         self.connect_errors = 0
         self.last_tls_error = ""
+        # called by the wire thread after it queued an answer: the loop's wait ends, so the
+        # answer is acted on now (assembly: the intake's wake), not after the loop's idle poll
+        self.wake_loop: Callable[[], None] | None = None
         self._thread = threading.Thread(target=self._run, name="order-wire", daemon=True)
         self._thread.start()
 
@@ -436,6 +443,9 @@ class Wire(ReplyQueue):
                 except Exception as exc:  # noqa: BLE001 - the order may exist: UNKNOWN
                     reply = self._internal(cid, exc)
             self._out.put((cid, reply))
+            wake = self.wake_loop
+            if wake is not None:
+                wake()
             if self._in.empty() and not sends:
                 self._refill()
 

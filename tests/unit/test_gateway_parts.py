@@ -58,6 +58,24 @@ def test_idempotency_table_refuses_a_reused_client_id_in_any_state():
     assert t.by_order_id("BTCUSDT", 42) is o
 
 
+def test_unknown_orders_are_the_noted_ones_still_unknown_in_the_order_they_went_unknown():
+    t = OrderTable()
+    a, b, c = (t.add(order(cid)) for cid in "abc")
+    for o in (c, a):                          # c goes UNKNOWN first
+        transition(o, OrderState.UNKNOWN)
+        t.note(o)
+    transition(b, OrderState.ACK)
+    t.note(b)
+    assert t.unknown() == [c, a]
+    transition(c, OrderState.FILLED)          # resolved: no longer listed
+    t.note(c)
+    assert t.unknown() == [a]
+    replayed = order("d")
+    replayed.state = OrderState.UNKNOWN       # the journal replay adds it in its last state
+    t.add(replayed)
+    assert t.unknown() == [a, replayed]
+
+
 # ------------------------------------------------------------------ positions
 def test_position_average_price_and_realized_pnl_through_zero():
     p = Position("BTCUSDT")
