@@ -20,8 +20,11 @@ included) is reported too. GC is off while timing.
 
     python scripts/bench_gateway.py --e2e [--quick] [--orders N] [--rate R] [--transport rest|ws_api]
                   [--journal-format jsonl|binary] [--order-connections N] [--okx] [--json PATH]
+                  [--latency-rate R] [--latency-orders N]
                   the gateway process end to end against the simulator (see "--e2e" below):
-                  results.e2e_orders_per_s, results.intake_to_wire_p50_ns / _p99_ns;
+                  closed loop results.e2e_orders_per_s (orders filled per second), then a
+                  run open loop at --latency-rate (500/s) for results.intake_to_wire_p50_ns /
+                  _p99_ns and signal_to_fill_p50_ns / _p99_ns (the closed loop's: closed_loop_*);
                   config.states (orders by final state) and config.rejected_why (why the
                   REJECTED ones were: the venue's error or why it was not sent, from the
                   gateway's journal), also printed under the first line
@@ -241,8 +244,12 @@ def bench(args) -> dict:
 # ====================================================================== --e2e (issue 8)
 # A real gateway process (python -m pipeline.gateway) against the simulator over real sockets:
 # a strategy-side sender (the signal ring, as in the pipeline) sends MARKET signals (alternating
-# BUY/SELL, the position stays flat), either closed loop (at most --window signals not yet decided
-# by the gateway) or open loop at --rate signals/s. The run ends when every signal is decided and
+# BUY/SELL, the position stays flat), either closed loop (at most --window signals whose order
+# has not ended yet, as the strategy learns it from the gateway's order events: the next signal
+# goes when one ends) or open loop at --rate signals/s. Without --rate: the closed loop, then a
+# second gateway run open loop at --latency-rate (default 500/s) whose hops are the results'
+# latencies (the closed loop's own, which include the wait of orders queued behind the window,
+# keep a closed_loop_ prefix). The run ends when every signal is decided and
 # every order has reached a final state (FILLED, REJECTED, EXPIRED, CANCELED, LOST): a signal
 # refused as expired under load, or an order the venue rejected, is final too, so a loaded
 # machine gives a slower report, not a timeout. It fails only when nothing progresses for
@@ -251,6 +258,9 @@ def bench(args) -> dict:
 #   final_orders_per_s          signals decided and orders final per second
 #   intake_to_wire_p50/p99_ns   the gateway's signal received → request written (its own hop
 #                               histograms, HdrHistogram over CLOCK_MONOTONIC)
+#   signal_to_fill_p50/p99_ns   signal sent → the gateway learned the order's last fill (the
+#                               order event's CLOCK_REALTIME stamp): the round trip a strategy
+#                               sees, through the venue
 # Baseline in the same run: a bare loop that signs (hmac.new) and POSTs the same orders with one
 # requests.Session, no gateway: baselines.bare_post_loop_orders_per_s (also under its old name
 # direct_rest_orders_per_s); ratios.e2e_over_direct.
@@ -327,10 +337,87 @@ def rejected_reasons(records) -> dict[str, int]:
     return dict(sorted(out.items(), key=lambda kv: -kv[1]))
 
 
+class Finals:
+    """The strategy's side of the closed loop: the gateway's order events (the event ring, as a
+    strategy reads them) say when each signal's order ended (filled, rejected, expired,
+    cancelled, lost) and when the gateway learned its last fill. No status-file polling: the
+    next signal goes as soon as one ends."""
+
+    def __init__(self, ring, epoch: int):
+        import numpy as np
+
+        from pipeline.records import ORDER_EVENT_DTYPE, OrderEventKind as K
+        self.ring, self.epoch = ring, epoch
+        # a blocking (futex) reader: the driver sleeps until the gateway publishes, it does not
+        # take the gateway's and the venue's CPU polling
+        self._r = ring.reader(wait="blocking", max_batch=256, start="next")
+        self._buf = np.zeros(256, dtype=ORDER_EVENT_DTYPE)
+        self._fill = int(K.FILL)
+        self._end = {int(K.REJECTED), int(K.CANCELLED), int(K.EXPIRED), int(K.LOST)}
+        self._wait = self._r.core.wait
+        self._poll = self._r.core.poll_into
+        self.final = 0
+        self.sent_wall: dict[int, int] = {}    # seq -> CLOCK_REALTIME at send
+        self.lat: list[int] = []               # sent -> the gateway learned its last fill, ns
+
+    @classmethod
+    def attach(cls, channel: str, epoch: int) -> "Finals":
+        from pipeline.bus.events import EventRing, event_ring_name
+        from pipeline.bus.ring import RingError
+        try:
+            ring = EventRing.attach(event_ring_name(channel))
+        except RingError as exc:
+            raise RuntimeError(f"the gateway offers no order-event ring: {exc}") from None
+        return cls(ring, epoch)
+
+    def sent(self, seq: int) -> None:
+        self.sent_wall[seq] = time.time_ns()
+
+    def drain(self) -> int:
+        n = 0
+        k = self._poll(self._buf)
+        for rec in self._buf[:k]:
+            if int(rec["epoch"]) != self.epoch:
+                continue
+            kind = int(rec["kind"])
+            seq = int(rec["client_seq"])
+            if kind == self._fill:
+                if float(rec["remaining"]) > 0:
+                    continue
+                t = self.sent_wall.pop(seq, None)
+                if t is not None:
+                    self.lat.append(int(rec["ts_ns"]) - t)
+            elif kind in self._end:
+                self.sent_wall.pop(seq, None)
+            else:
+                continue
+            self.final += 1
+            n += 1
+        return n
+
+    def wait(self, timeout_s: float) -> int:
+        """Take the new events; if there were none, wait up to timeout_s for some first."""
+        n = self.drain()
+        while not n and self._wait(int(timeout_s * 1e9)):
+            n = self.drain()          # records of other strategies' epochs: wait on
+            break
+        return n
+
+    def latencies(self) -> dict:
+        v = sorted(self.lat)
+        if not v:
+            return {"p50": 0, "p99": 0}
+        return {"p50": pct(v, 0.50), "p99": pct(v, 0.99)}
+
+    def close(self) -> None:
+        self._r = self._wait = self._poll = None
+        self.ring.close()
+
+
 def run_e2e(orders: int, window: int, journal_fsync: str, transport: str, *, rate: float = 0.0,
             stall_s: float = 30.0, on_ready: Callable[[Any], None] | None = None,
             journal_format: str = "binary", order_connections: int = 2,
-            keep: Path | None = None) -> dict:
+            keep: Path | None = None, with_baseline: bool = True) -> dict:
     """keep: run in this directory and leave it (logs, journal, histograms); by default a
     temporary directory, removed at the end whatever happened."""
     from pipeline.gateway.testing import BUY, SELL, SIM_DEFAULTS, GatewayProc, StrategySide
@@ -368,37 +455,48 @@ def run_e2e(orders: int, window: int, journal_fsync: str, transport: str, *, rat
             base = decided(s)
             base_filled = int(s["orders"].get("FILLED", 0))
             base_rejects = dict(s["rejects"])
-            t0 = time.perf_counter()
-            sent = 0
-            done = 0
-            progress = Progress(stall_s, "sending")
-            gap = 1.0 / rate if rate > 0 else 0.0
-            while sent < orders:
-                if rate > 0:        # open loop: every signal that is due goes now
-                    due = min(orders, int((time.perf_counter() - t0) / gap) + 1)
-                    while sent < due:
-                        st.send(side=BUY if sent % 2 == 0 else SELL, qty=0.001, ttl_ms=30_000)
-                        sent += 1
-                    time.sleep(min(0.005, gap))
-                else:
-                    while sent < orders and sent - done < window:
-                        st.send(side=BUY if sent % 2 == 0 else SELL, qty=0.001, ttl_ms=30_000)
-                        sent += 1
-                    time.sleep(0.005)  # a light driver: the cores are the gateway's and the venue's
-                s = gw.status()
-                done = decided(s) - base
-                if s["trading"] != "ACTIVE":
-                    raise RuntimeError(f"gateway left ACTIVE: {s['halt_reason']}")
-                progress.mark((sent, done), s)
-            progress = Progress(stall_s, "waiting for every order to reach a final state")
-            while True:
-                s = gw.status()
-                done = decided(s) - base
-                if done >= sent and open_orders(s) == 0:
-                    break
-                progress.mark((done, tuple(sorted(s["orders"].items()))), s)
-                time.sleep(0.02)
-            dt = time.perf_counter() - t0
+            events = Finals.attach(gw.channel, st.tx.epoch)
+            try:
+                t0 = time.perf_counter()
+                sent = 0
+                progress = Progress(stall_s, "sending")
+                gap = 1.0 / rate if rate > 0 else 0.0
+                next_look = 0.0
+                while sent < orders:
+                    if rate > 0:        # open loop: every signal that is due goes now
+                        due = min(orders, int((time.perf_counter() - t0) / gap) + 1)
+                        while sent < due:
+                            sig = st.send(side=BUY if sent % 2 == 0 else SELL, qty=0.001,
+                                          ttl_ms=30_000)
+                            events.sent(sig.seq)
+                            sent += 1
+                        events.wait(min(0.002, gap))
+                    else:               # closed loop: a signal goes as soon as one ends
+                        while sent < orders and sent - events.final < window:
+                            sig = st.send(side=BUY if sent % 2 == 0 else SELL, qty=0.001,
+                                          ttl_ms=30_000)
+                            events.sent(sig.seq)
+                            sent += 1
+                        events.wait(0.005)
+                    now = time.perf_counter()
+                    if now >= next_look:        # the status file: a light look, 10 times a second
+                        next_look = now + 0.1
+                        s = gw.status()
+                        if s["trading"] != "ACTIVE":
+                            raise RuntimeError(f"gateway left ACTIVE: {s['halt_reason']}")
+                        progress.mark((sent, events.final), s)
+                progress = Progress(stall_s, "waiting for every order to reach a final state")
+                while True:
+                    events.wait(0.02)
+                    s = gw.status()
+                    done = decided(s) - base
+                    if done >= sent and open_orders(s) == 0:
+                        break
+                    progress.mark((done, tuple(sorted(s["orders"].items()))), s)
+                dt = time.perf_counter() - t0
+                events.drain()
+            finally:
+                events.close()
             filled = int(s["orders"].get("FILLED", 0)) - base_filled
             states = {k: int(v) for k, v in s["orders"].items()}
             rejects = {k: int(v) - int(base_rejects.get(k, 0)) for k, v in s["rejects"].items()
@@ -408,7 +506,7 @@ def run_e2e(orders: int, window: int, journal_fsync: str, transport: str, *, rat
             raise RuntimeError(f"gateway exit code {rc}: {gw.stderr()[-2000:]}")
         rejected_why = rejected_reasons(gw.journal())
         hist = load([run_dir / "gateway.hdr.json"])
-        baseline = _direct_baseline(sim, min(orders, 1000))
+        baseline = _direct_baseline(sim, min(orders, 1000)) if with_baseline else 0.0
     finally:
         if gw is not None:
             gw.stop(timeout=5)        # SIGTERM first: the gateway unlinks its own ring
@@ -418,10 +516,12 @@ def run_e2e(orders: int, window: int, journal_fsync: str, transport: str, *, rat
         if keep is None:
             shutil.rmtree(tmp, ignore_errors=True)
     i2w = summarize(hist["intake_to_wire"])
+    s2f = events.latencies()
     return {
         "orders": orders, "seconds": dt, "rejects": rejects, "filled": filled,
         "states": states, "rejected_why": rejected_why,
         "results": {
+            "signal_to_fill_p50_ns": s2f["p50"], "signal_to_fill_p99_ns": s2f["p99"],
             "e2e_orders_per_s": filled / dt,
             "final_orders_per_s": orders / dt,
             "intake_to_wire_p50_ns": i2w["p50"], "intake_to_wire_p99_ns": i2w["p99"],
@@ -438,23 +538,43 @@ def run_e2e(orders: int, window: int, journal_fsync: str, transport: str, *, rat
     }
 
 
+HOPS = ("intake_to_wire_p50_ns", "intake_to_wire_p99_ns", "intake_to_wire_p999_ns",
+        "intake_to_wire_max_ns", "signal_to_gateway_p50_ns", "gateway_risk_p50_ns",
+        "gateway_sign_p50_ns", "gateway_write_p50_ns", "gateway_response_p50_ns",
+        "signal_to_fill_p50_ns", "signal_to_fill_p99_ns")
+
+
 def bench_e2e(args) -> dict:
     import platform
     n = args.orders or (300 if args.quick else 3000)
+    kw = dict(stall_s=args.stall_s, journal_format=args.journal_format,
+              order_connections=args.order_connections)
     out = run_e2e(n, args.window, args.journal_fsync, args.transport, rate=args.rate,
-                  stall_s=args.stall_s, journal_format=args.journal_format,
-                  order_connections=args.order_connections, keep=args.keep)
+                  keep=args.keep, **kw)
     r, b = out["results"], out["baselines"]
+    config = {"orders": n, "window": args.window, "rate": args.rate,
+              "journal_fsync": args.journal_fsync,
+              "journal_format": args.journal_format,
+              "order_connections": args.order_connections,
+              "transport": args.transport, "seconds": round(out["seconds"], 3),
+              "rejects": out["rejects"], "filled": out["filled"],
+              "states": out["states"], "rejected_why": out["rejected_why"]}
+    if not args.rate and args.latency_rate > 0:
+        # the closed loop measures throughput: its hops include the wait of the orders queued
+        # behind the window. The latencies are the issue's "at 500 orders/s": a second run,
+        # open loop at --latency-rate; the closed loop's own hops keep a closed_loop_ prefix
+        for k in HOPS:
+            r["closed_loop_" + k] = r.pop(k)
+        m = args.latency_orders or (300 if args.quick else 2000)
+        lat = run_e2e(m, args.window, args.journal_fsync, args.transport,
+                      rate=args.latency_rate, with_baseline=False, **kw)
+        r.update({k: lat["results"][k] for k in HOPS})
+        r["latency_run_orders_per_s"] = lat["results"]["final_orders_per_s"]
+        config.update(latency_rate=args.latency_rate, latency_orders=m,
+                      latency_seconds=round(lat["seconds"], 3),
+                      latency_states=lat["states"], latency_rejects=lat["rejects"])
     return {"name": "bench_gateway_e2e", "python": platform.python_version(),
-            "cpu_count": os.cpu_count(),
-            "config": {"orders": n, "window": args.window, "rate": args.rate,
-                       "journal_fsync": args.journal_fsync,
-                       "journal_format": args.journal_format,
-                       "order_connections": args.order_connections,
-                       "transport": args.transport, "seconds": round(out["seconds"], 3),
-                       "rejects": out["rejects"], "filled": out["filled"],
-                       "states": out["states"], "rejected_why": out["rejected_why"]},
-            "results": r, "baselines": b,
+            "cpu_count": os.cpu_count(), "config": config, "results": r, "baselines": b,
             "ratios": {"e2e_over_direct": round(r["e2e_orders_per_s"]
                                                 / b["bare_post_loop_orders_per_s"], 3)}}
 
@@ -464,7 +584,10 @@ def table_e2e(res: dict) -> str:
     lines = [f"gateway end to end ({c['transport']}, journal fsync {c['journal_fsync']}): "
              f"{c['orders']} signals in {c['seconds']:.2f} s ("
              f"{'open loop at ' + format(c['rate'], 'g') + '/s' if c['rate'] else 'closed loop'}), "
-             f"{c['filled']} filled, refused {c['rejects'] or 'none'}",
+             f"{c['filled']} filled, refused {c['rejects'] or 'none'}"
+             + (f"; latencies from a run at {c['latency_rate']:g}/s ({c['latency_orders']} "
+                f"signals)"
+                if c.get("latency_rate") else ""),
              *(f"  REJECTED x{n}: {why}" for why, n in c.get("rejected_why", {}).items()),
              f"{'metric':<42}{'value':>14}", "-" * 56]
     lines += [f"{k:<42}{v:>14,.0f}" for k, v in r.items()]
@@ -534,6 +657,12 @@ def main(argv=None) -> int:
     e2e.add_argument("--rate", type=float, default=0.0,
                      help="open loop: send this many signals per second (default 0: closed "
                           "loop, --window signals ahead)")
+    e2e.add_argument("--latency-rate", type=float, default=500.0,
+                     help="closed loop: then a second run, open loop at this many signals/s, "
+                          "for the latencies (results.intake_to_wire_*, signal_to_fill_*; the "
+                          "closed loop's own: closed_loop_*); 0 = none (default 500)")
+    e2e.add_argument("--latency-orders", type=int, default=None,
+                     help="signals of that run (default 2000, --quick 300)")
     e2e.add_argument("--okx", action="store_true",
                      help="with --e2e: the OKX gateway against the simulator's OKX side "
                           "(results.okx_e2e_orders_per_s; scripts/bench_okx.py)")
@@ -573,8 +702,9 @@ def main(argv=None) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 1
         print(table_e2e(res))
-        if args.json:
-            Path(args.json).write_text(json.dumps(res, indent=2) + "\n")
+        if args.json:           # keeps the keys an earlier run wrote there
+            from pipeline.backtest.report import merge_bench_json
+            merge_bench_json(args.json, res)
         return 0
     if args.iterations is None:
         args.iterations = 40_000 if args.quick else 400_000

@@ -126,7 +126,7 @@ class Execution:
             log.warning("%s", exc)
             return
         if changed:
-            self.table.note(order)
+            self.table.note(order, old)
             self.journal.write("state", cid=order.cid, frm=old.value, to=new.value, why=why,
                                order_id=order.order_id, filled=order.filled, **extra)
             log_state(order, old, new, why)

@@ -58,8 +58,8 @@ def rebuild(records: Iterable[dict], ex, marks=None) -> dict[str, Any]:
             elif k == "state":
                 o = ex.table.get(rec.get("cid", ""))
                 if o is not None:
-                    o.state = OrderState(rec["to"])
-                    ex.table.note(o)
+                    old, o.state = o.state, OrderState(rec["to"])
+                    ex.table.note(o, old)
                     oid = int(rec.get("order_id", -1))
                     ex.table.set_order_id(o, oid)
                     if o.state in TERMINAL:

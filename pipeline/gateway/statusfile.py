@@ -60,9 +60,7 @@ def gateway_status(gw) -> dict[str, Any]:
     ex = gw.ex
     lat = gw._hop("intake_to_wire")
     rtt = gw._hop("gateway_response")
-    by_state: dict[str, int] = {}
-    for o in (ex.table.by_cid.values() if ex else ()):
-        by_state[o.state.value] = by_state.get(o.state.value, 0) + 1
+    by_state = ex.table.state_counts() if ex else {}
     return {
         "phase": gw.phase, "pid": os.getpid(), "trading": gw.trading,
         "halt_reason": gw.halt_reason if gw.trading == "HALTED" else "",

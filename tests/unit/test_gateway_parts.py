@@ -76,6 +76,27 @@ def test_unknown_orders_are_the_noted_ones_still_unknown_in_the_order_they_went_
     assert t.unknown() == [a, replayed]
 
 
+def test_open_orders_and_counts_by_state_follow_every_noted_change():
+    t = OrderTable()
+    a, b, c = (t.add(order(cid)) for cid in "abc")
+    assert t.open_orders() == [a, b, c] and t.state_counts() == {"NEW": 3}
+    for o, new in ((b, OrderState.ACK), (a, OrderState.FILLED), (b, OrderState.PARTIALLY_FILLED),
+                   (c, OrderState.UNKNOWN)):
+        old = o.state
+        transition(o, new)
+        t.note(o, old)
+    assert t.open_orders() == [b, c]          # still in the order they were added
+    assert t.state_counts() == {"FILLED": 1, "PARTIALLY_FILLED": 1, "UNKNOWN": 1}
+    for o in (b, c):
+        old = o.state
+        transition(o, OrderState.CANCELED)
+        t.note(o, old)
+    assert t.open_orders() == [] and t.unknown() == []
+    assert t.state_counts() == {"FILLED": 1, "CANCELED": 2}
+    # the same answers as a scan of every order
+    assert t.open_orders() == [o for o in t.by_cid.values() if o.is_open]
+
+
 # ------------------------------------------------------------------ positions
 def test_position_average_price_and_realized_pnl_through_zero():
     p = Position("BTCUSDT")

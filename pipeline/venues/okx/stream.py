@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import select
 import threading
 import time
 from typing import Callable
@@ -35,6 +36,8 @@ from pipeline.logs import event_log
 from pipeline.venues.okx import orders as ox
 
 log = logging.getLogger(__name__)
+
+_DATA_OPCODES = (websocket.ABNF.OPCODE_TEXT, websocket.ABNF.OPCODE_BINARY)
 
 
 class OkxPrivate(threading.Thread, ReplyQueue):
@@ -60,6 +63,8 @@ class OkxPrivate(threading.Thread, ReplyQueue):
         self.connects = self.errors = self.received = self.malformed = 0
         self.ws: websocket.WebSocket | None = None
         self.cores: set[int] | None = None
+        # called (from this thread) after an answer or event is queued: the loop's wake
+        self.wake_loop: Callable[[], None] | None = None
         self._lock = threading.Lock()
         self._pending: dict[str, tuple[str, int]] = {}   # request id → (cid, written mono)
         self._waiting: dict[str, list] = {}     # request id → [Event, Reply | None] (request)
@@ -134,8 +139,10 @@ class OkxPrivate(threading.Thread, ReplyQueue):
             "sign": self._sign(ts, "GET", ox.LOGIN_PATH, b"")}]})
 
     def _session(self) -> None:
+        # frames parsed by orjson from their bytes (it refuses invalid UTF-8: malformed), not
+        # first by websocket-client's pure-Python UTF-8 check
         ws = websocket.create_connection(self.url, timeout=self.connect_timeout_s,
-                                         sslopt=self.sslopt)
+                                         sslopt=self.sslopt, skip_utf8_validation=True)
         self.ws = ws
         self.connects += 1
         ws.send(self.login_frame().decode())
@@ -144,20 +151,31 @@ class OkxPrivate(threading.Thread, ReplyQueue):
             raise ValueError(f"OKX login failed: {ans.get('code')} {ans.get('msg')}")
         ws.send(orjson.dumps({"op": "subscribe", "args": [{"channel": "orders",
                                                             "instType": "SPOT"}]}).decode())
-        ws.settimeout(0.5)
+        # event-driven: the thread sleeps in poll() until a frame arrives (handled at once) or
+        # the next keep-alive ping is due; stop() aborts the socket, which ends the poll. The
+        # socket's timeout bounds only the rest of a frame begun and a send into a full buffer.
+        ws.settimeout(max(0.5, self.read_timeout_s))
+        sock = ws.sock
+        ssl_pending = getattr(sock, "pending", None)
+        p = select.poll()
+        p.register(sock.fileno(), select.POLLIN)
         last = time.monotonic()
         while not self.stop_event.is_set():
-            try:
-                raw = ws.recv()
-            except websocket.WebSocketTimeoutException:
-                if time.monotonic() - last > self.ping_s:
-                    ws.send("ping")
-                    last = time.monotonic()
+            left = self.ping_s - (time.monotonic() - last)
+            if left <= 0:
+                ws.send("ping")
+                last = time.monotonic()
                 continue
-            if not raw:
+            if not (ssl_pending is not None and ssl_pending()) \
+                    and not p.poll(int(left * 1000) + 1):
+                continue
+            if self.stop_event.is_set():
+                return
+            opcode, raw = ws.recv_data()
+            if opcode not in _DATA_OPCODES:
                 raise websocket.WebSocketConnectionClosedException("closed by the venue")
             last = time.monotonic()
-            if raw == "pong":
+            if raw == b"pong":
                 continue
             self._frame(raw)
 
@@ -185,6 +203,7 @@ class OkxPrivate(threading.Thread, ReplyQueue):
                 self._out.put((got[0], Reply(outcome, 200, code, self.redact(text),
                                              msg.get("data"), {}, got[1],
                                              time.perf_counter_ns())))
+                self._wake()
             return
         ev = msg.get("event")
         if ev == "subscribe":
@@ -201,6 +220,13 @@ class OkxPrivate(threading.Thread, ReplyQueue):
                 if isinstance(item, dict):
                     self.received += 1
                     self.events.put(item)
+            self._wake()
+
+    def _wake(self) -> None:
+        """An answer or order event was queued: wake the gateway's loop (wake_loop), if set."""
+        wake = self.wake_loop
+        if wake is not None:
+            wake()
 
     # ---------------------------------------------------------------- the order wire
     def put(self, cid: str, body: bytes, exp_ms: int, not_after_mono: int = 0) -> None:
