@@ -22,6 +22,7 @@ from typing import Any
 
 from pipeline.gateway.execution import RETRY_SYNC_BUDGET_S, RECV_WINDOW_MARGIN_MS, Execution, fnum
 from pipeline.gateway.journal import JournalWriteError
+from pipeline.venues.okx.amends import AmendLinks
 from pipeline.venues.okx.intents import OkxIntents
 from pipeline.gateway.orders import TERMINAL, Order, OrderState
 from pipeline.gateway.rest import Outcome, Reply
@@ -37,6 +38,15 @@ STATES = {k: OrderState(v) for k, v in ox.STATE.items()}
 class OkxExecution(OkxIntents, Execution):
     """Execution against OKX (rest: pipeline.venues.okx.rest.OkxRest; ws: okx_stream.OkxPrivate
     when orders go over the private WebSocket)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.amends = AmendLinks()        # orders that took over another's clOrdId by an amend
+
+    journal_kinds = frozenset({"amend"})
+
+    def replay(self, rec: dict) -> None:
+        self.amends.replay(rec)
 
     # ------------------------------------------------------------------ placing
     def send_args(self, path) -> None:
@@ -138,7 +148,8 @@ class OkxExecution(OkxIntents, Execution):
                 new = OrderState.ACK          # a place result: accepted, no state yet
             else:
                 return
-        executed = fnum(data.get("accFillSz"), order.filled)
+        base = self.amends.base(order.cid)      # filled before an amend made it this order's
+        executed = fnum(data.get("accFillSz"), order.filled + base) - base
         if executed > order.filled + 1e-12:
             # more filled than the fills we know (a query carries only the last fill, a push may
             # have been missed): the order's fills, deduplicated by trade id
@@ -150,11 +161,13 @@ class OkxExecution(OkxIntents, Execution):
         if new is OrderState.ACK and order.state is OrderState.PARTIALLY_FILLED:
             return
         self.set_state(order, new, f"venue {state} ({source})", executed=executed)
+        if new in TERMINAL:
+            self.amends.drop(order.cid)
 
     def on_event(self, ev: dict) -> None:
         """One `orders` channel item (okx_stream.OkxPrivate puts each data item)."""
         inst = str(ev.get("instId", ""))
-        cid = ox.our_cid(str(ev.get("clOrdId") or ""))
+        cid = self.amends.cid_of(str(ev.get("clOrdId") or ""))
         order = self.table.get(cid) if cid else None
         if order is None:
             try:
@@ -173,11 +186,13 @@ class OkxExecution(OkxIntents, Execution):
                             ev.get("clOrdId"))
             return
         self.apply_status(order, ev, "stream")
+        if str(ev.get("amendResult", "")) == "-1":
+            self.on_amend_failed(order, ev)
 
     # ------------------------------------------------------------------ queries
     def query(self, order: Order, why: str, **kw: Any) -> Reply:
         r = self.rest.get(ox.ORDER_PATH, {"instId": order.symbol,
-                                          "clOrdId": ox.wire_cid(order.cid)},
+                                          "clOrdId": self.amends.cl_ord_id(order.cid)},
                           endpoint=ox.ORDER_PATH + " GET", **kw)
         self.journal.write("query", cid=order.cid, why=why, **r.summary())
         return r
@@ -211,7 +226,7 @@ class OkxExecution(OkxIntents, Execution):
             oid = int(fnum(t.get("ordId"), -1))
             order = self.table.by_order_id(symbol, oid)
             if order is None:
-                cid = ox.our_cid(str(t.get("clOrdId") or ""))
+                cid = self.amends.cid_of(str(t.get("clOrdId") or ""))
                 order = self.table.get(cid) if cid else None
                 if order is not None:
                     self.table.set_order_id(order, oid)
@@ -259,7 +274,8 @@ class OkxExecution(OkxIntents, Execution):
         n = 0
         for o in self.table.open_orders():
             self.heartbeat()
-            r = self.rest.post(ox.CANCEL_PATH, {"instId": o.symbol, "clOrdId": ox.wire_cid(o.cid)},
+            r = self.rest.post(ox.CANCEL_PATH, {"instId": o.symbol,
+                                                "clOrdId": self.amends.cl_ord_id(o.cid)},
                                timeout=(self.cfg.connect_timeout_s, 0.8))
             self.journal.write("cancel", cid=o.cid, why=why, **r.summary())
             if r.outcome is Outcome.OK:
@@ -281,7 +297,8 @@ class OkxExecution(OkxIntents, Execution):
     def cancel_one(self, order: Order, why: str) -> Reply:
         """Cancel one of our orders by clOrdId (then its final state from a query)."""
         r, via = self.trade_op("cancel-order", ox.CANCEL_PATH,
-                               {"instId": order.symbol, "clOrdId": ox.wire_cid(order.cid)})
+                               {"instId": order.symbol,
+                                "clOrdId": self.amends.cl_ord_id(order.cid)})
         self.journal.write("cancel", cid=order.cid, why=why, via=via, **r.summary())
         self._after_cancel(order, "cancel")
         return r
