@@ -146,21 +146,66 @@ def test_read_timeout_is_unknown_and_the_late_order_is_found(sim, gw_factory):
 
 
 def test_kill_switch_halts_and_batch_cancels_every_resting_order(sim, gw_factory):
+    """The kill switch: HALT, then every pending order cancelled by cancel-batch-orders, at most
+    20 a request (OKX's limit): 21 orders are two requests."""
     gw = okx_gw(gw_factory, sim).start()
     bid = float(sim.state()["books"]["BTCUSDT"]["bestBid"])
+    with StrategySide(gw.channel, venue=OKX) as st:
+        for k in range(21):                       # within the price collar
+            st.limit(BUY, 0.001, round(bid * (0.97 - 0.0005 * k), 1))
+        gw.wait(lambda s: len(s["open_orders"]) == 21, what="21 resting orders")
+        assert len(acct(sim)["open_orders"]) == 21
+        (gw.state_dir / "KILL").touch()
+        s = gw.wait(lambda s: s["trading"] == "HALTED" and not s["open_orders"], what="halted")
+    assert "kill switch" in s["halt_reason"] and s["orders"].get("CANCELED") == 21
+    assert acct(sim)["open_orders"] == []
+    j = gw.journal()
+    batches = [r for r in j if r["k"] == "cancel_all" and "orders" in r]
+    assert [(r["orders"], r["outcome"], r["via"]) for r in batches] == [(20, "OK", "rest"),
+                                                                        (1, "OK", "rest")]
+    req = next(r for r in j if r["k"] == "request")
+    assert req["ts_ms"] > 0
+    assert gw.stop() == 0
+
+
+def test_shutdown_cancels_our_orders_in_one_batch_request(sim, gw_factory):
+    gw = okx_gw(gw_factory, sim).start()
+    bid = float(sim.state()["books"]["BTCUSDT"]["bestBid"])
+    with StrategySide(gw.channel, venue=OKX) as st:
+        sigs = [st.limit(BUY, 0.001, round(bid * (0.97 - 0.001 * k), 1)) for k in range(3)]
+        gw.wait(lambda s: len(s["open_orders"]) == 3, what="three resting orders")
+    assert gw.stop() == 0
+    assert acct(sim)["open_orders"] == []
+    j = gw.journal()
+    assert [(r["orders"], r["via"]) for r in j if r["k"] == "cancel_all"] == [(3, "rest")]
+    assert sorted((r["cid"], r["outcome"], r["batch"]) for r in j if r["k"] == "cancel") == \
+        sorted((cid_of(s), "OK", True) for s in sigs)
+    assert all(_states(j, cid_of(s))[-1] == "CANCELED" for s in sigs)
+
+
+def test_with_orders_over_the_private_websocket_batch_cancels_go_there(sim, gw_factory):
+    """transport = "ws_api": the shutdown's and the kill switch's batch cancels are the private
+    WebSocket's batch-cancel-orders op."""
+    gw = okx_gw(gw_factory, sim, transport="ws_api").start()
+    bid = float(sim.state()["books"]["BTCUSDT"]["bestBid"])
+    with StrategySide(gw.channel, venue=OKX) as st:
+        for k in range(2):
+            st.limit(BUY, 0.001, round(bid * (0.97 - 0.001 * k), 1))
+        gw.wait(lambda s: len(s["open_orders"]) == 2, what="two resting orders")
+    assert gw.stop() == 0
+    assert acct(sim)["open_orders"] == []
+    assert _okx(sim)["private"]["ops"].get("batch-cancel-orders") == 1
+    assert [(r["orders"], r["via"], r["outcome"]) for r in gw.journal()
+            if r["k"] == "cancel_all"] == [(2, "ws", "OK")]
+    gw = okx_gw(gw_factory, sim, transport="ws_api").start()
     with StrategySide(gw.channel, venue=OKX) as st:
         for k in range(3):
             st.limit(BUY, 0.001, round(bid * (0.97 - 0.001 * k), 1))
         gw.wait(lambda s: len(s["open_orders"]) == 3, what="three resting orders")
-        assert len(acct(sim)["open_orders"]) == 3
         (gw.state_dir / "KILL").touch()
-        s = gw.wait(lambda s: s["trading"] == "HALTED" and not s["open_orders"], what="halted")
-    assert "kill switch" in s["halt_reason"] and s["orders"].get("CANCELED") == 3
+        gw.wait(lambda s: s["trading"] == "HALTED" and not s["open_orders"], what="halted")
     assert acct(sim)["open_orders"] == []
-    j = gw.journal()
-    assert any(r["k"] == "cancel_all" and r.get("orders") == 3 and r["outcome"] == "OK" for r in j)
-    req = next(r for r in j if r["k"] == "request")
-    assert req["ts_ms"] > 0
+    assert _okx(sim)["private"]["ops"].get("batch-cancel-orders") == 2
     assert gw.stop() == 0
 
 
