@@ -176,7 +176,9 @@ def test_never_created_resolves_as_lost_after_the_polls_without_a_new_order(sim,
 def test_reusing_a_client_order_id_after_a_fill_is_blocked_locally(sim, gw_factory, tmp_path):
     gw = gw_factory().start()
     with StrategySide(gw.channel) as st:
-        sig = st.send(side=BUY, qty=0.001)
+        # a 60 s TTL: the copy resent after the restart must meet the reuse check, not expire
+        # first (a restart on a loaded box takes more than the default 5 s)
+        sig = st.send(side=BUY, qty=0.001, ttl_ms=60_000)
         gw.wait(lambda s: s["orders"].get("FILLED") == 1)
         st.resend(sig)
         gw.wait(lambda s: s["rejects"].get("CLIENT_ID_REUSED") == 1)
