@@ -22,6 +22,9 @@ def test_signal_becomes_order_fill_position_and_journal(sim, gw_factory, journal
         sig = st.send(side=BUY, qty=0.002)
         s = gw.wait(lambda s: s["fills"] >= 1 and not s["open_orders"], what="one fill")
     cid = cid_of(sig)
+    # the gate learnt the venue's order count from its answer (Binance's X-MBX-ORDER-COUNT-10S,
+    # read by the venue adapter's reader)
+    assert s["gate"]["used"].get("orders_10s", 0) >= 1, s["gate"]
     pos = s["positions"]["BTCUSDT"]
     assert pos["qty"] == pytest.approx(0.002)
     assert pos["avg_price"] > 0
