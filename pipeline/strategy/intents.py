@@ -7,7 +7,7 @@ import math
 import time as _time
 
 from pipeline.bus.signals import Signal
-from pipeline.records import OrderType, TimeInForce
+from pipeline.records import SIGNAL_VERSION, OrderType, TimeInForce
 from pipeline.strategy.orders import Cancel, EventKind, OrderEvent, OrderState, Replace
 
 _TIF = {"GTC": int(TimeInForce.GTC), "IOC": int(TimeInForce.IOC), "FOK": int(TimeInForce.FOK)}
@@ -20,6 +20,11 @@ _ENDS_UNFILLED = frozenset((_REJECTED, _EXPIRED, _CANCELLED, _LOST))
 _DONE = frozenset(("FILLED", "CANCELLED", "REJECTED", "EXPIRED", "LOST"))   # OrderState.done
 _STATUS = {_ACCEPTED: "ACCEPTED", _REJECTED: "REJECTED", _CANCELLED: "CANCELLED",
            _EXPIRED: "EXPIRED", _UNKNOWN: "UNKNOWN", _LOST: "LOST"}
+_MARKET = int(OrderType.MARKET)
+_NAN = float("nan")
+# A Signal from its fields in order, without NamedTuple.__new__'s Python frame (the hot path
+# runs cold after the process's wait: every frame costs microseconds there)
+_tuple_new = tuple.__new__
 
 
 class OrderIntents:
@@ -45,12 +50,12 @@ class OrderIntents:
         if side not in (1, -1):
             raise ValueError(f"side must be +1 (buy) or -1 (sell), got {side!r}")
         seq = self.next_seq()
-        self.orders[seq] = OrderState(seq, side, float(qty), float(price), order_type, tif)
-        return Signal(epoch=self.epoch, seq=seq, trigger_seq=int(trigger_seq),
-                      trigger_mono=int(trigger_mono), created_mono=self.clock.mono_ns(),
-                      ttl_ns=self.ttl_ns, qty=float(qty), price=float(price),
-                      strategy_id=self.strategy_id, symbol=self.symbol, venue=self.venue,
-                      side=int(side), order_type=order_type, tif=tif)
+        qty, price = float(qty), float(price)
+        self.orders[seq] = OrderState(seq, side, qty, price, order_type, tif)
+        return _tuple_new(Signal, (self.epoch, seq, int(trigger_seq), int(trigger_mono),
+                                   self.clock.mono_ns(), self.ttl_ns, qty, price,
+                                   self.strategy_id, self.symbol, self.venue, int(side),
+                                   order_type, tif, SIGNAL_VERSION, 0, 0))
 
     def market(self, side: int, qty: float, trigger_seq: int = -1,
                trigger_mono: int = 0) -> Signal:
@@ -148,7 +153,10 @@ class OrderIntents:
         what is still working, so a rejected order is not counted as done."""
         tgt = direction if (direction > 0 or self.allow_short) else 0
         if self.feedback:
-            have = self.net_qty + sum(o.side * o.remaining for o in self.orders.values())
+            w = 0                             # sum(o.side * o.remaining ...), no generator
+            for o in self.orders.values():
+                w += o.side * (o.qty - o.filled)
+            have = self.net_qty + w
             unit = self.qty
             acct = self.account
             if self.size_fraction > 0 and acct is not None and tgt != 0 and price > 0:
@@ -162,8 +170,8 @@ class OrderIntents:
             if abs(dq) <= 1e-9 * max(unit, self.qty):
                 return None
             # numbered and tracked now: the next target() of the same batch counts it
-            sig = self._order(1 if dq > 0 else -1, abs(dq), int(OrderType.MARKET), 0,
-                              float("nan"), trigger_seq, trigger_mono)
+            sig = self._order(1 if dq > 0 else -1, abs(dq), _MARKET, 0, _NAN, trigger_seq,
+                              trigger_mono)
             if self.size_fraction > 0 and acct is not None:
                 self.venue_sized[sig.seq] = tgt     # the venue sizes it from the cash it finds
             return sig
@@ -173,11 +181,10 @@ class OrderIntents:
                 return None
             self.position = tgt
             side, qty = (1 if delta > 0 else -1), abs(delta) * self.qty
-        return Signal(trigger_seq=int(trigger_seq), trigger_mono=int(trigger_mono),
-                      created_mono=self.clock.mono_ns(), ttl_ns=self.ttl_ns,
-                      qty=qty, price=float("nan"),
-                      strategy_id=self.strategy_id, symbol=self.symbol, venue=self.venue,
-                      side=side, order_type=int(OrderType.MARKET), tif=0)
+        return _tuple_new(Signal, (0, 0, int(trigger_seq), int(trigger_mono),
+                                   self.clock.mono_ns(), self.ttl_ns, qty, _NAN,
+                                   self.strategy_id, self.symbol, self.venue, side, _MARKET, 0,
+                                   SIGNAL_VERSION, 0, 0))
 
     def sync_position(self) -> None:
         """With feedback: an order ended without (all of) its fills; the intended position
