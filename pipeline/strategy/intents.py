@@ -7,7 +7,7 @@ import math
 import time as _time
 
 from pipeline.bus.signals import Signal
-from pipeline.records import SIGNAL_VERSION, OrderType, TimeInForce
+from pipeline.records import OrderType, TimeInForce
 from pipeline.strategy.orders import Cancel, EventKind, OrderEvent, OrderState, Replace
 
 _TIF = {"GTC": int(TimeInForce.GTC), "IOC": int(TimeInForce.IOC), "FOK": int(TimeInForce.FOK)}
@@ -18,13 +18,18 @@ _CANCELLED, _EXPIRED = int(EventKind.CANCELLED), int(EventKind.EXPIRED)
 _UNKNOWN, _LOST = int(EventKind.UNKNOWN), int(EventKind.LOST)
 _ENDS_UNFILLED = frozenset((_REJECTED, _EXPIRED, _CANCELLED, _LOST))
 _DONE = frozenset(("FILLED", "CANCELLED", "REJECTED", "EXPIRED", "LOST"))   # OrderState.done
+# a new order's Signal straight from a tuple (its NamedTuple __new__ with keywords costs
+# several times more): the fields up to tif, then the defaults (version, action, replace_back)
+_SIG_HEAD = ("epoch", "seq", "trigger_seq", "trigger_mono", "created_mono", "ttl_ns", "qty",
+             "price", "strategy_id", "symbol", "venue", "side", "order_type", "tif")
+if Signal._fields[:len(_SIG_HEAD)] != _SIG_HEAD:
+    raise ImportError(f"Signal's fields changed: {Signal._fields}")
+_SIG_TAIL = tuple(Signal._field_defaults[f] for f in Signal._fields[len(_SIG_HEAD):])
+_new = tuple.__new__
 _STATUS = {_ACCEPTED: "ACCEPTED", _REJECTED: "REJECTED", _CANCELLED: "CANCELLED",
            _EXPIRED: "EXPIRED", _UNKNOWN: "UNKNOWN", _LOST: "LOST"}
 _MARKET = int(OrderType.MARKET)
 _NAN = float("nan")
-# A Signal from its fields in order, without NamedTuple.__new__'s Python frame (the hot path
-# runs cold after the process's wait: every frame costs microseconds there)
-_tuple_new = tuple.__new__
 
 
 class OrderIntents:
@@ -50,12 +55,11 @@ class OrderIntents:
         if side not in (1, -1):
             raise ValueError(f"side must be +1 (buy) or -1 (sell), got {side!r}")
         seq = self.next_seq()
-        qty, price = float(qty), float(price)
-        self.orders[seq] = OrderState(seq, side, qty, price, order_type, tif)
-        return _tuple_new(Signal, (self.epoch, seq, int(trigger_seq), int(trigger_mono),
-                                   self.clock.mono_ns(), self.ttl_ns, qty, price,
-                                   self.strategy_id, self.symbol, self.venue, int(side),
-                                   order_type, tif, SIGNAL_VERSION, 0, 0))
+        self.orders[seq] = OrderState(seq, side, float(qty), float(price), order_type, tif)
+        return _new(Signal, (self.epoch, seq, int(trigger_seq), int(trigger_mono),
+                             self.clock.mono_ns(), self.ttl_ns, float(qty), float(price),
+                             self.strategy_id, self.symbol, self.venue, int(side), order_type,
+                             tif) + _SIG_TAIL)
 
     def market(self, side: int, qty: float, trigger_seq: int = -1,
                trigger_mono: int = 0) -> Signal:
@@ -181,14 +185,16 @@ class OrderIntents:
                 return None
             self.position = tgt
             side, qty = (1 if delta > 0 else -1), abs(delta) * self.qty
-        return _tuple_new(Signal, (0, 0, int(trigger_seq), int(trigger_mono),
-                                   self.clock.mono_ns(), self.ttl_ns, qty, _NAN,
-                                   self.strategy_id, self.symbol, self.venue, side, _MARKET, 0,
-                                   SIGNAL_VERSION, 0, 0))
+        return _new(Signal, (0, 0, int(trigger_seq), int(trigger_mono), self.clock.mono_ns(),
+                             self.ttl_ns, qty, _NAN, self.strategy_id, self.symbol, self.venue,
+                             side, _MARKET, 0) + _SIG_TAIL)
 
     def sync_position(self) -> None:
         """With feedback: an order ended without (all of) its fills; the intended position
         becomes the one from fills and working orders again."""
-        have = self.net_qty + sum(o.side * o.remaining for o in self.orders.values())
+        w = 0                                 # as sum(o.side * o.remaining ...), without a generator
+        for o in self.orders.values():
+            w += o.side * (o.qty - o.filled)
+        have = self.net_qty + w
         u = round(have / self.qty) if self.qty > 0 else 0
         self.position = max(-1, min(1, int(u)))
