@@ -80,7 +80,8 @@ def gateway_status(gw) -> dict[str, Any]:
                       for s, p in ex.book.positions.items()} if ex else {},
         "pnl": ex.book.pnl(gw.refs) if ex else 0.0,
         "refs": gw.refs,
-        "fills": len(ex.book.seen) if ex else 0,
+        "fills": len(ex.book.seen) + ex.book.forgotten if ex else 0,
+        "retired_orders": ex.table.retired if ex else 0,     # final, left the table (orders.py)
         "fills_reported_twice": ex.book.duplicates if ex else 0,   # reply + user stream
         "counts": ex.counts if ex else {},
         "bad_reference": getattr(getattr(gw, "references", None), "bad", 0),
