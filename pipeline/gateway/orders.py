@@ -171,6 +171,7 @@ class OrderTable:
         self.grace_ns = int(grace_s * 1e9)
         self.keep_ids = keep_ids
         self.retired = 0                  # orders retired so far
+        self.retired_states: dict[str, int] = {}             # ... by their final state
         self.retired_seq: dict[tuple[int, int], int] = {}   # (strategy, epoch) -> highest seq
         self.retired_oids: dict[tuple[str, int], str] = {}  # (symbol, order id) -> client id
         self._retired_fifo: deque[tuple[str, int]] = deque()
@@ -260,6 +261,7 @@ class OrderTable:
                 self._retired_fifo.append(key)
                 while len(self._retired_fifo) > self.keep_ids:
                     self.retired_oids.pop(self._retired_fifo.popleft(), None)
+            self.retired_states[o.state.value] = self.retired_states.get(o.state.value, 0) + 1
             if o.filled and origin[1]:
                 p = (origin[0], o.symbol_id)
                 self.retired_pos[p] = self.retired_pos.get(p, 0.0) + o.side * o.filled

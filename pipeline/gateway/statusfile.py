@@ -60,7 +60,7 @@ def gateway_status(gw) -> dict[str, Any]:
     ex = gw.ex
     lat = gw._hop("intake_to_wire")
     rtt = gw._hop("gateway_response")
-    by_state: dict[str, int] = {}
+    by_state: dict[str, int] = dict(ex.table.retired_states) if ex else {}   # every order
     for o in (ex.table.by_cid.values() if ex else ()):
         by_state[o.state.value] = by_state.get(o.state.value, 0) + 1
     return {

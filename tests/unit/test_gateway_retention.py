@@ -52,6 +52,7 @@ def test_final_settled_orders_past_the_bound_leave_the_table_and_open_ones_stay(
                 qty=0.5, price=100.0))                  # a new seq is fine
     assert t.retired_order(SYM, 1005) == "pl1.1.5" and t.by_order_id(SYM, 1005) is None
     assert t.retired_pos == {(1, SID): pytest.approx(0.5 * t.retired)}
+    assert t.retired_states == {"FILLED": t.retired}
 
 
 def test_orders_that_may_still_change_are_kept():
