@@ -50,3 +50,11 @@ cdef class Matcher:
     # record k against every resting order of its instrument; fills appended to `fills` as
     # (handle, qty, done); done orders removed. Returns whether anything filled.
     cdef bint _touch(self, Py_ssize_t k, list fills) except -1
+
+cdef class Timeline:
+    # the run's record times (mono_ts), checked non-decreasing
+    cdef object arr
+    cdef const int64_t[::1] t
+    cdef readonly Py_ssize_t n
+    # the first record i >= lo with t[i] >= x (n if none): a gallop from lo
+    cdef Py_ssize_t _first_ge(self, int64_t x, Py_ssize_t lo) noexcept

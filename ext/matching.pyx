@@ -341,3 +341,75 @@ cdef class Matcher:
                 return k, fills
             k += 1
         return b, None
+
+
+cdef class Timeline:
+    """The run's record times (mono_ts, non-decreasing) and where the engine's batches end."""
+
+    def __init__(self, t):
+        cdef Py_ssize_t i
+        self.arr = np.ascontiguousarray(t, dtype=np.int64)
+        self.t = self.arr
+        self.n = self.t.shape[0]
+        for i in range(1, self.n):
+            if self.t[i] < self.t[i - 1]:
+                raise ValueError(f"records are not in time order: mono_ts decreases at "
+                                 f"record {i} ({self.t[i - 1]} -> {self.t[i]})")
+
+    def __len__(self):
+        return self.n
+
+    def at(self, Py_ssize_t i):
+        return self.t[i]
+
+    @cython.boundscheck(False)
+    @cython.wraparound(False)
+    cdef Py_ssize_t _first_ge(self, int64_t x, Py_ssize_t lo) noexcept:
+        cdef Py_ssize_t n = self.n, hi, step = 1, mid
+        if lo < 0:
+            lo = 0
+        if lo >= n or self.t[lo] >= x:
+            return lo if lo < n else n
+        hi = lo + 1                  # gallop: t[lo] < x; find hi with t[hi] >= x (or n)
+        while hi < n and self.t[hi] < x:
+            lo = hi
+            step <<= 1
+            hi = lo + step
+        if hi > n:
+            hi = n
+        lo += 1                      # t[lo - 1] < x; the answer is in [lo, hi]
+        while lo < hi:
+            mid = (lo + hi) >> 1
+            if self.t[mid] < x:
+                lo = mid + 1
+            else:
+                hi = mid
+        return lo
+
+    def first_ge(self, int64_t x, Py_ssize_t lo=0):
+        """The first record i >= lo with time >= x (n if none)."""
+        return self._first_ge(x, lo)
+
+    @cython.boundscheck(False)
+    @cython.wraparound(False)
+    def batch_end(self, Py_ssize_t pos, Py_ssize_t end, Py_ssize_t arr, Matcher m,
+                  int64_t back_ns, int64_t due):
+        """Where the engine's batch [pos, end) ends (see the twin's doc)."""
+        cdef Py_ssize_t k, cand, a
+        if arr >= 0 or m.rest.size():
+            a = arr if arr >= 0 else end
+            k = a if a < end else end
+            cand = m._next(pos, k, True) if m.rest.size() else end
+            if cand < k:
+                k = cand
+            if k < end:
+                k = self._first_ge(self.t[k] + back_ns, pos)
+                end = k if k < end else end
+                if end < pos + 1:
+                    end = pos + 1
+        if due <= self.t[end - 1]:
+            k = self._first_ge(due, pos)
+            end = k if k < end else end
+            if end < pos + 1:
+                end = pos + 1
+        return end

@@ -7,6 +7,11 @@ has accepted the quote (never a chain of replaces in flight, which one fill woul
 position from fills is at `max_inventory`; the ask only sells what was bought (spot). Position
 comes from fills (`on_order_event`), never from what was asked for.
 
+It takes its market records through `on_market`, in one pass over each batch: at the end of each
+run of best bid / ask records it quotes from the last bid and ask seen (what the base's default
+split into `on_quotes` per run does, without a sub-array and a call per run;
+tests/unit/test_examples.py compares the two bit for bit).
+
 Needs best bid / ask records (BID / ASK, the collector's bookTicker): it runs in the event
 backtester on recorded L2 sessions and live (the gateway sends its post-only orders, cancels and
 cancel/replaces, and tells it what became of each through its order-event ring). A replace whose
@@ -32,6 +37,7 @@ from pipeline.strategy.orders import EventKind
 REJECTED, ACCEPTED, FILL = int(EventKind.REJECTED), int(EventKind.ACCEPTED), int(EventKind.FILL)
 # the gateway's refusals that say "not now" (its pacing, the venue's budget, a halt): quoting
 # again at once would only be refused again, and fast enough to trip the runaway guard
+GRID_MEMO = 1 << 16       # best prices whose grid price is kept (then the memo starts again)
 PACING = frozenset(("RATE_BUDGET", "RATE_LIMIT", "THROTTLED", "HOST_CLOSED", "RUNAWAY",
                     "HALTED"))
 
@@ -75,6 +81,14 @@ class Quoter(Strategy):
         self.min_requote_ns = int(self.params.min_requote_ms * 1e6)
         self.backoffs = 0
         self._want_bid = self._want_ask = math.nan
+        self._grid_bid: dict[float, float] = {}   # best bid → its grid price (memo: round is
+        self._grid_ask: dict[float, float] = {}   # the dearest step of a quote)
+        self._src, self._src_i = None, 0          # the trigger record while _quote runs
+        p = self.params
+        self._size = p.size
+        self._buy_max = p.max_inventory + 1e-12             # net_qty + size within: may buy
+        self._sell_min = p.size - 1e-12                     # net_qty at least this: may sell
+        self._requote_dist = p.requote_ticks * p.tick - 1e-12
 
     def on_trades(self, trades):
         return None
@@ -90,6 +104,39 @@ class Quoter(Strategy):
             self.ba = float(quotes["price"][n - 1 - kinds[::-1].index(4)])
         return self._quote(int(quotes["seq"][-1]), int(quotes["mono_ts"][-1]))
 
+    def on_market(self, recs):
+        # every market record of the instrument in one pass (what on_market's default split
+        # does for this class, without a sub-array and a call per run of one family): trades
+        # and L2 levels do nothing here; the end of each run of best bid / ask records quotes
+        # from the last bid and ask seen, as on_quotes does for that run
+        kinds = recs["kind"].tolist()
+        if 3 not in kinds and 4 not in kinds:
+            if 1 in kinds or 2 in kinds:
+                self.suspended = False
+            return None
+        prices = recs["price"].tolist()
+        out = None
+        n = len(kinds)
+        last = n - 1
+        for i in range(n):
+            k = kinds[i]
+            if k == 3:
+                self.bb = prices[i]
+            elif k == 4:
+                self.ba = prices[i]
+            else:
+                if k <= 2:
+                    self.suspended = False      # fresh trades (the default split's rule)
+                continue
+            if i == last or not (kinds[i + 1] == 3 or kinds[i + 1] == 4):
+                r = self._quote(i, 0, recs)
+                if r:
+                    if out is None:
+                        out = r
+                    else:
+                        out += r
+        return out
+
     def on_gap(self, rec):
         super().on_gap(rec)             # the book is unknown until fresh quotes: pull both
         out = [self.cancel(c, int(rec["seq"])) for c in (self.bid_id, self.ask_id) if c]
@@ -100,55 +147,86 @@ class Quoter(Strategy):
 
     on_stale = on_gap
 
-    def _quote(self, seq: int, mono: int) -> list:
-        p = self.params
-        if math.isnan(self.bb) or math.isnan(self.ba) or self.ba <= self.bb:
+    def _quote(self, seq: int, mono: int, recs=None) -> list:
+        """Quote both sides from the best bid / ask; the intents. `recs` given: `seq` is the
+        index of the trigger record in it (its seq and time are read only for an order)."""
+        bb, ba = self.bb, self.ba
+        if bb != bb or ba != ba or ba <= bb:         # NaN: no quote known yet
             return []
-        out = []
-        tick = p.tick
-        if self._bid_of != self.bb:            # the grid prices, once per change of the best
-            self._bid_of = self.bb
-            self._want_bid = round(round(self.bb / tick - p.offset_ticks) * tick, 10)
-        if self._ask_of != self.ba:
-            self._ask_of = self.ba
-            self._want_ask = round(round(self.ba / tick + p.offset_ticks) * tick, 10)
-        want_bid, want_ask = self._want_bid, self._want_ask
-        can_buy = self.net_qty + p.size <= p.max_inventory + 1e-12
-        can_sell = self.net_qty >= p.size - 1e-12
-        out += self._side(1, want_bid, can_buy, seq, mono)
-        out += self._side(-1, want_ask, can_sell, seq, mono)
-        return out
+        if self._bid_of != bb:               # the grid prices, once per change of the best
+            self._bid_of = bb
+            w = self._grid_bid.get(bb)
+            if w is None:
+                if len(self._grid_bid) > GRID_MEMO:
+                    self._grid_bid.clear()
+                p = self.params
+                w = self._grid_bid[bb] = round(round(bb / p.tick - p.offset_ticks) * p.tick, 10)
+            self._want_bid = w
+        if self._ask_of != ba:
+            self._ask_of = ba
+            w = self._grid_ask.get(ba)
+            if w is None:
+                if len(self._grid_ask) > GRID_MEMO:
+                    self._grid_ask.clear()
+                p = self.params
+                w = self._grid_ask[ba] = round(round(ba / p.tick + p.offset_ticks) * p.tick, 10)
+            self._want_ask = w
+        if recs is not None:
+            self._src, self._src_i = recs, seq
+        else:
+            self._src = None
+        q = self.net_qty
+        b = self._side(1, self._want_bid, q + self._size <= self._buy_max, seq, mono)
+        a = self._side(-1, self._want_ask, q >= self._sell_min, seq, mono)
+        self._src = None
+        if b is None:
+            return [] if a is None else [a]
+        return [b] if a is None else [b, a]
 
-    def _side(self, side: int, want: float, allowed: bool, seq: int, mono: int) -> list:
-        p = self.params
-        cid = self.bid_id if side > 0 else self.ask_id
-        px = self.bid_px if side > 0 else self.ask_px
+    def _trigger(self, seq: int, mono: int) -> tuple[int, int]:
+        src = self._src
+        if src is None:
+            return seq, mono
+        i = self._src_i
+        return int(src["seq"][i]), int(src["mono_ts"][i])
+
+    def _side(self, side: int, want: float, allowed: bool, seq: int, mono: int):
+        """The intent for one side, or None."""
+        if side > 0:
+            cid, px = self.bid_id, self.bid_px
+        else:
+            cid, px = self.ask_id, self.ask_px
         if not allowed:
             if cid:
                 self._set(side, 0, math.nan)
-                return [self.cancel(cid, trigger_seq=seq)]
-            return []
-        if self.hold_until[side] and self.clock.mono_ns() < self.hold_until[side]:
-            return []              # refused for pacing a moment ago: no new quote, no replace
+                seq, mono = self._trigger(seq, mono)
+                return self.cancel(cid, trigger_seq=seq)
+            return None
+        hold = self.hold_until[side]
+        if hold and self.clock.mono_ns() < hold:
+            return None            # refused for pacing a moment ago: no new quote, no replace
+        p = self.params
         if not cid:
+            seq, mono = self._trigger(seq, mono)
             o = self.post_only(side, p.size, want, trigger_seq=seq, trigger_mono=mono)
             self._set(side, o.seq, want)
-            return [o]
+            return o
         o = self.orders.get(cid)
         if o is None or o.status != "ACCEPTED":
-            return []              # still on its way (or just done): act on its answer first
-        if abs(want - px) >= p.requote_ticks * p.tick - 1e-12:
+            return None            # still on its way (or just done): act on its answer first
+        if abs(want - px) >= self._requote_dist:
             if self.min_requote_ns:
                 now = self.clock.mono_ns()
                 if now - self.last_replace[side] < self.min_requote_ns:
-                    return []      # replaced a moment ago: the next move will do it
+                    return None    # replaced a moment ago: the next move will do it
                 self.last_replace[side] = now
+            seq, mono = self._trigger(seq, mono)
             r = self.replace(cid, want, p.size, trigger_seq=seq, trigger_mono=mono)
             self.replaced[r.new.seq] = cid
             self._set(side, r.new.seq, want)
             self.requotes += 1
-            return [r]
-        return []
+            return r
+        return None
 
     def _set(self, side: int, cid: int, px: float) -> None:
         if side > 0:

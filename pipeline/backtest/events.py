@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pipeline.backtest import metrics as M
-from pipeline.backtest.exchange import Exchange
+from pipeline.backtest.exchange import Exchange, timeline_class
 from pipeline.bus.signals import Signal, from_array
 from pipeline.records import SIGNAL_DTYPE
 from pipeline.strategy.orders import Cancel, Replace
@@ -112,7 +112,10 @@ class EventEngine:
         if len(recs) == 0:
             raise ValueError("no records")
         self.recs = recs
-        self.t = np.ascontiguousarray(recs["mono_ts"])
+        self.t = np.ascontiguousarray(recs["mono_ts"], dtype=np.int64)
+        # the times, checked in order; and where batches end (compiled, or the twin's)
+        self.tl = timeline_class(matching)(self.t)
+        self._tv = memoryview(self.t)  # time of record i as a plain int: self._tv[i]
         self.model = model
         self.strategies = list(strategies)
         if latency is None:
@@ -155,15 +158,16 @@ class EventEngine:
 
     # ------------------------------------------------------------------ intents
     def _arrival(self, trigger: int, t0: int) -> int:
+        """The first record after `trigger` at or after t0 + latency."""
         lat = self._lat_fixed if self._lat_fixed is not None else self.latency.draw()
-        k = int(self.t.searchsorted(t0 + lat))
-        return k if k > trigger else trigger + 1
+        return self.tl.first_ge(t0 + lat, trigger + 1)
 
     def _intents(self, st, items, at: int, now: int | None = None) -> None:
         """Intents a hook returned while the data stood at record `at` (its last delivered);
         `now`: the event time of a feedback or timer hook (else the trigger record's time)."""
         if not items:
             return
+        tv = self._tv
         for it in items:
             self._n += 1
             if isinstance(it, Signal):
@@ -171,20 +175,20 @@ class EventEngine:
                 self.signals += 1
                 if self._lo <= sig.trigger_seq <= at:
                     trig = int(sig.trigger_seq)
-                    t0 = int(self.t[trig])
+                    t0 = tv[trig]
                 else:
                     trig = max(at, 0)
-                    t0 = int(self.t[trig]) if now is None else max(int(now), int(self.t[trig]))
+                    t0 = tv[trig] if now is None else max(int(now), tv[trig])
                 if self.risk is not None and not self._risk_ok(st, sig, t0, trig):
                     continue
                 heapq.heappush(self.inflight, (self._arrival(trig, t0), self._n, 0, st, sig))
             elif isinstance(it, (Cancel, Replace)):
                 trig = it.trigger_seq if isinstance(it, Cancel) else it.new.trigger_seq
                 if self._lo <= trig <= at:
-                    t0 = int(self.t[trig])
+                    t0 = tv[trig]
                 else:
                     trig = max(at, 0)
-                    t0 = int(self.t[trig]) if now is None else max(int(now), int(self.t[trig]))
+                    t0 = tv[trig] if now is None else max(int(now), tv[trig])
                 if isinstance(it, Replace):
                     new = st.stamp(it.new)
                     if new is not it.new:
@@ -230,6 +234,7 @@ class EventEngine:
     def _venue(self, a: int, b: int) -> None:
         """Let the venue act on records [a, b): arrivals and resting orders, in record order."""
         ex = self.ex
+        m = ex.m
         out: list = []
         j = a
         inflight = self.inflight
@@ -237,10 +242,14 @@ class EventEngine:
             arr = inflight[0][0] if inflight else b
             stop = arr if arr < b else b
             # resting orders meet records [j, stop) up to the first that fills one
-            k = ex.scan(j, stop, out) if ex.working else stop
-            if k < stop:
-                j = k + 1
-                continue
+            if ex.working:
+                k, fills = m.scan(j, stop)
+                if fills:
+                    ex.filled(k, fills, out)
+                    j = k + 1
+                    continue
+            else:
+                k = stop
             if arr >= b:
                 break
             # an arrival at record `arr` comes before that record's touches
@@ -254,13 +263,19 @@ class EventEngine:
             else:
                 from pipeline.strategy.orders import EventKind, OrderEvent
                 out.append((st, OrderEvent(int(EventKind.REJECTED), int(item.new.seq),
-                                           int(self.t[k]), side=int(item.new.side),
+                                           self._tv[k], side=int(item.new.side),
                                            reason="REPLACE_CANCEL_FAILED")))
             j = k
+        if not out:
+            return
+        fb = self.feedback
+        push = heapq.heappush
+        lat = self._lat_fixed
+        n = self._n
         for st, ev in out:
-            self._n += 1
-            heapq.heappush(self.feedback, (ev.ts + (self._lat_fixed if self._lat_fixed is not None
-                                                    else self.latency.draw()), self._n, st, ev))
+            n += 1
+            push(fb, (ev.ts + (lat if lat is not None else self.latency.draw()), n, st, ev))
+        self._n = n
 
     def _deliver(self, upto_t: int, at: int) -> None:
         fb = self.feedback
@@ -310,26 +325,23 @@ class EventEngine:
         runners = [(st, self.compiled.get(id(st))) for st in self.strategies]
         timers = any(st.timer_ns > 0 for st in self.strategies)
         fb = self.feedback              # the heap of answers on their way (one list, in place)
+        inflight = self.inflight
         BIG = 1 << 62
+        tv = self._tv
+        batch_end = self.tl.batch_end
+        m = self.ex.m
+        back = self.latency.fixed
+        max_batch = self.max_batch
+        clock = self.clock
         pos = 0
         while pos < n:
-            end = min(n, pos + self.max_batch)
-            if self.inflight or self.ex.working:
-                # stop where the venue could next act, plus the way back
-                arr = self.inflight[0][0] if self.inflight else end
-                cand = self.ex.next_candidate(pos, min(end, arr)) if self.ex.working else end
-                k = min(arr, cand, end)
-                if k < end:
-                    back = int(t[k]) + self.latency.fixed
-                    end = max(pos + 1, min(end, int(t.searchsorted(back))))
-            # events at time T come before records at T
+            # a batch stops where the venue could next act on an order, plus the way back,
+            # and before an event due (events at time T come before records at T)
             due = self._next_due() if timers else (fb[0][0] if fb else BIG)
-            t_end = int(t[end - 1])
-            if due <= t_end:
-                end = max(pos + 1, min(end, int(t.searchsorted(due))))
-                t_end = int(t[end - 1])
+            end = batch_end(pos, min(n, pos + max_batch), inflight[0][0] if inflight else -1,
+                            m, back, due)
             batch = recs[pos:end]
-            self.clock.now = t_end
+            clock.now = tv[end - 1]
             self._lo = pos
             for st, fast in runners:
                 if fast is None:
@@ -342,7 +354,7 @@ class EventEngine:
                         self._intents(st, from_array(self._sigbuf[:k]), end - 1)
             self._venue(pos, end)
             pos = end
-            nt = int(t[pos]) if pos < n else int(t[-1])
+            nt = tv[pos] if pos < n else tv[n - 1]
             if timers:
                 self._timers(nt, pos - 1)
             if fb and fb[0][0] <= nt:
@@ -358,14 +370,18 @@ class EventEngine:
     # ------------------------------------------------------------------ results
     def _result(self, pending: int) -> EventRun:
         ex, recs, model = self.ex, self.recs, self.model
-        f = np.array([(k, int(self.t[k]), s, q, p, fee, mk, sid, cid)
+        tv = self._tv
+        f = np.array([(k, tv[k], s, q, p, fee, mk, sid, cid)
                       for k, s, q, p, fee, mk, sid, cid in ex.fills], dtype=FILL_DTYPE) \
             if ex.fills else np.zeros(0, FILL_DTYPE)
         syms = sorted({int(s) for s in f["symbol"]}) or sorted(
             {st.symbol for st in self.strategies if st.symbol})
         kind = recs["kind"]
         trade = (kind == 1) | (kind == 2)
-        mask = trade & np.isin(recs["symbol"], syms) if syms else trade
+        if len(syms) == 1:
+            mask = trade & (recs["symbol"] == syms[0])
+        else:
+            mask = trade & np.isin(recs["symbol"], syms) if syms else trade
         idx = np.flatnonzero(mask)
         capital = float(model.initial_capital)
         if len(idx) == 0:

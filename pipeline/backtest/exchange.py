@@ -54,6 +54,24 @@ IOC, FOK = int(TimeInForce.IOC), int(TimeInForce.FOK)
 FILL, ACCEPTED = int(EventKind.FILL), int(EventKind.ACCEPTED)
 CANCELLED, EXPIRED = int(EventKind.CANCELLED), int(EventKind.EXPIRED)
 INF = math.inf
+REJECTED = int(EventKind.REJECTED)
+
+# OrderEvent made straight from a tuple: a NamedTuple's generated __new__ with keywords and
+# defaults costs several times more, once per event. The first ten fields, then the defaults.
+_EV_HEAD = ("kind", "client_id", "ts", "price", "qty", "fee", "side", "maker", "reason",
+            "remaining")
+if OrderEvent._fields[:len(_EV_HEAD)] != _EV_HEAD:
+    raise ImportError(f"OrderEvent's fields changed: {OrderEvent._fields}")
+_EV_TAIL = tuple(OrderEvent._field_defaults[f] for f in OrderEvent._fields[len(_EV_HEAD):])
+_new = tuple.__new__
+
+
+def order_event(kind: int, client_id: int, ts: int, price: float = 0.0, qty: float = 0.0,
+                fee: float = 0.0, side: int = 0, maker: bool = False, reason: str = "",
+                remaining: float = 0.0) -> OrderEvent:
+    """OrderEvent(kind, client_id, ts, ...) with the other fields at their defaults."""
+    return _new(OrderEvent, (kind, client_id, ts, price, qty, fee, side, maker, reason,
+                             remaining) + _EV_TAIL)
 
 
 @dataclass(slots=True)
@@ -87,6 +105,16 @@ def matcher_class(matching: str = "compiled"):
     return Matcher
 
 
+def timeline_class(matching: str = "compiled"):
+    """The run's times and batch ends (Timeline) of the same matching core."""
+    if matching == "python":
+        return matching_py.Timeline
+    if matching != "compiled":
+        raise ValueError(f"matching must be 'compiled' or 'python', got {matching!r}")
+    from pipeline._ext.matching import Timeline
+    return Timeline
+
+
 class Exchange:
     """Orders, the account and events for one run over `recs` (see the module doc); books and
     resting orders live in the matcher (`matching`: "compiled" = ext/matching.pyx, "python" =
@@ -95,6 +123,7 @@ class Exchange:
     def __init__(self, recs: np.ndarray, model, *, risk=None, matching: str = "compiled"):
         self.recs = recs
         self.t = recs["mono_ts"]
+        self._tv = memoryview(np.ascontiguousarray(self.t, dtype=np.int64))   # plain ints
         self.kind = recs["kind"]
         self.sym = recs["symbol"]
         self.price = recs["price"]
@@ -131,13 +160,14 @@ class Exchange:
         return ti
 
     def _event(self, out, w, kind, k, reason=""):
-        out.append((w.strategy, OrderEvent(kind, w.client_id, int(self.t[k]), 0.0, 0.0, 0.0,
-                                           w.side, False, reason, w.qty - w.filled)))
+        out.append((w.strategy, _new(OrderEvent, (kind, w.client_id, self._tv[k], 0.0, 0.0,
+                                                  0.0, w.side, False, reason, w.qty - w.filled)
+                                            + _EV_TAIL)))
 
     def _reject(self, out, st, sig, k, reason: str):
         self.rejects[reason] = self.rejects.get(reason, 0) + 1
-        out.append((st, OrderEvent(int(EventKind.REJECTED), int(sig.seq), int(self.t[k]),
-                                   side=int(sig.side), reason=reason)))
+        out.append((st, order_event(REJECTED, int(sig.seq), self._tv[k], side=int(sig.side),
+                                    reason=reason)))
 
     def _fill(self, out, w: Working, k: int, qty: float, px: float, maker: bool) -> None:
         fee = qty * px * (self.fee_maker if maker else self.fee_taker)
@@ -156,8 +186,9 @@ class Exchange:
                            w.client_id))
         if self.risk is not None:
             self.risk.apply_fill(w.symbol, w.side, qty)
-        out.append((w.strategy, OrderEvent(FILL, w.client_id, int(self.t[k]), px, qty, fee,
-                                           w.side, maker, "", w.qty - w.filled)))
+        out.append((w.strategy, _new(OrderEvent, (FILL, w.client_id, self._tv[k], px, qty, fee,
+                                                  w.side, maker, "", w.qty - w.filled)
+                                            + _EV_TAIL)))
 
     def _release(self, w: Working) -> None:
         if w.side > 0:
@@ -302,8 +333,8 @@ class Exchange:
         w = self.working.pop((st.strategy_id, client_id), None)
         if w is None:
             self.rejects["UNKNOWN_ORDER"] = self.rejects.get("UNKNOWN_ORDER", 0) + 1
-            out.append((st, OrderEvent(int(EventKind.REJECTED), int(client_id), int(self.t[k]),
-                                       reason="UNKNOWN_ORDER")))
+            out.append((st, order_event(REJECTED, int(client_id), self._tv[k],
+                                        reason="UNKNOWN_ORDER")))
             return False
         self.m.remove(w.handle)
         del self.resting[w.handle]
@@ -321,17 +352,22 @@ class Exchange:
         go out as events and the record index is returned (b if nothing filled)."""
         k, fills = self.m.scan(a, b)
         if fills:
-            done = []
-            for h, qty, fin in fills:
-                w = self.resting[h]
-                self._fill(out, w, k, qty, w.price, True)
-                if fin:
-                    done.append(w)
-            for w in done:
-                del self.working[(w.strategy.strategy_id, w.client_id)]
-                del self.resting[w.handle]
-                self._release(w)
+            self.filled(k, fills, out)
         return k
+
+    def filled(self, k: int, fills: list, out: list) -> None:
+        """The matcher's fills at record k ([(handle, qty, done)]): events, account, done
+        orders out of the book-keeping."""
+        done = []
+        for h, qty, fin in fills:
+            w = self.resting[h]
+            self._fill(out, w, k, qty, w.price, True)
+            if fin:
+                done.append(w)
+        for w in done:
+            del self.working[(w.strategy.strategy_id, w.client_id)]
+            del self.resting[w.handle]
+            self._release(w)
 
     def mark(self) -> float:
         return self.cash

@@ -274,3 +274,46 @@ class Matcher:
         for h in done:
             del self.rest[h]
         return fills
+
+
+class Timeline:
+    """The run's record times (mono_ts; a ValueError if they decrease anywhere) and where the
+    event engine's batches end (pipeline/backtest/events.py: EventEngine.run)."""
+
+    def __init__(self, t: np.ndarray):
+        self.t = np.ascontiguousarray(t, dtype=np.int64)
+        self.n = len(self.t)
+        bad = np.flatnonzero(self.t[1:] < self.t[:-1])
+        if len(bad):
+            i = int(bad[0]) + 1
+            raise ValueError(f"records are not in time order: mono_ts decreases at record {i} "
+                             f"({int(self.t[i - 1])} -> {int(self.t[i])})")
+
+    def __len__(self) -> int:
+        return self.n
+
+    def at(self, i: int) -> int:
+        return int(self.t[i])
+
+    def first_ge(self, x: int, lo: int = 0) -> int:
+        """The first record i >= lo with time >= x (n if none)."""
+        lo = max(0, lo)
+        return max(lo, int(np.searchsorted(self.t, x, "left"))) if lo < self.n else self.n
+
+    def batch_end(self, pos: int, end: int, arr: int, m: Matcher, back_ns: int,
+                  due: int) -> int:
+        """Batch [pos, end) (end = pos + max_batch at most), cut where the venue could next act
+        on an order plus `back_ns` (its answer's way back): the first of the next arrival
+        (record `arr`, -1 = nothing in flight) and the next record that could fill a resting
+        order of `m`; and cut before the first record at or after `due` (the next feedback
+        event or timer). Never shorter than one record."""
+        if arr >= 0 or len(m):
+            a = arr if arr >= 0 else end
+            k = min(a, end)
+            if len(m):
+                k = min(k, m.next_candidate(pos, k, True))
+            if k < end:
+                end = max(pos + 1, min(end, self.first_ge(int(self.t[k]) + back_ns, pos)))
+        if due <= self.t[end - 1]:
+            end = max(pos + 1, min(end, self.first_ge(due, pos)))
+        return end

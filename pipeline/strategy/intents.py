@@ -18,6 +18,14 @@ _CANCELLED, _EXPIRED = int(EventKind.CANCELLED), int(EventKind.EXPIRED)
 _UNKNOWN, _LOST = int(EventKind.UNKNOWN), int(EventKind.LOST)
 _ENDS_UNFILLED = frozenset((_REJECTED, _EXPIRED, _CANCELLED, _LOST))
 _DONE = frozenset(("FILLED", "CANCELLED", "REJECTED", "EXPIRED", "LOST"))   # OrderState.done
+# a new order's Signal straight from a tuple (its NamedTuple __new__ with keywords costs
+# several times more): the fields up to tif, then the defaults (version, action, replace_back)
+_SIG_HEAD = ("epoch", "seq", "trigger_seq", "trigger_mono", "created_mono", "ttl_ns", "qty",
+             "price", "strategy_id", "symbol", "venue", "side", "order_type", "tif")
+if Signal._fields[:len(_SIG_HEAD)] != _SIG_HEAD:
+    raise ImportError(f"Signal's fields changed: {Signal._fields}")
+_SIG_TAIL = tuple(Signal._field_defaults[f] for f in Signal._fields[len(_SIG_HEAD):])
+_new = tuple.__new__
 _STATUS = {_ACCEPTED: "ACCEPTED", _REJECTED: "REJECTED", _CANCELLED: "CANCELLED",
            _EXPIRED: "EXPIRED", _UNKNOWN: "UNKNOWN", _LOST: "LOST"}
 
@@ -46,11 +54,10 @@ class OrderIntents:
             raise ValueError(f"side must be +1 (buy) or -1 (sell), got {side!r}")
         seq = self.next_seq()
         self.orders[seq] = OrderState(seq, side, float(qty), float(price), order_type, tif)
-        return Signal(epoch=self.epoch, seq=seq, trigger_seq=int(trigger_seq),
-                      trigger_mono=int(trigger_mono), created_mono=self.clock.mono_ns(),
-                      ttl_ns=self.ttl_ns, qty=float(qty), price=float(price),
-                      strategy_id=self.strategy_id, symbol=self.symbol, venue=self.venue,
-                      side=int(side), order_type=order_type, tif=tif)
+        return _new(Signal, (self.epoch, seq, int(trigger_seq), int(trigger_mono),
+                             self.clock.mono_ns(), self.ttl_ns, float(qty), float(price),
+                             self.strategy_id, self.symbol, self.venue, int(side), order_type,
+                             tif) + _SIG_TAIL)
 
     def market(self, side: int, qty: float, trigger_seq: int = -1,
                trigger_mono: int = 0) -> Signal:
@@ -182,6 +189,9 @@ class OrderIntents:
     def sync_position(self) -> None:
         """With feedback: an order ended without (all of) its fills; the intended position
         becomes the one from fills and working orders again."""
-        have = self.net_qty + sum(o.side * o.remaining for o in self.orders.values())
+        w = 0                                 # as sum(o.side * o.remaining ...), without a generator
+        for o in self.orders.values():
+            w += o.side * (o.qty - o.filled)
+        have = self.net_qty + w
         u = round(have / self.qty) if self.qty > 0 else 0
         self.position = max(-1, min(1, int(u)))

@@ -13,9 +13,11 @@ import numpy as np
 import pytest
 
 from pipeline._ext.matching import Matcher as CMatcher
+from pipeline._ext.matching import Timeline as CTimeline
 from pipeline.backtest import synth
 from pipeline.backtest.events import EventEngine
 from pipeline.backtest.matching_py import Matcher as PyMatcher
+from pipeline.backtest.matching_py import Timeline as PyTimeline
 from pipeline.config import BacktestConfig
 from pipeline.records import TICK_DTYPE, Kind, Venue
 from pipeline.registry import DEFAULT as REG
@@ -126,6 +128,49 @@ def test_every_method_answers_the_same_on_random_sessions(seed, depth):
             at = kc + 1 if fc else b
         assert len(c) == len(p)
     assert all(v > 5 for v in checked.values()), checked
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_timeline_searches_and_batch_ends_agree_with_the_twin_and_numpy(seed):
+    """first_ge from any lower bound is max(lo, searchsorted) (ties: the first equal time);
+    batch_end gives the same end with and without resting orders, arrivals and due events."""
+    r = session(3000, seed)
+    t = r["mono_ts"]
+    tc, tp = CTimeline(t), PyTimeline(t)
+    rng = np.random.default_rng(seed)
+    for _ in range(3000):
+        x = int(t[0]) + int(rng.integers(-5, 7000)) * 1_000_000 // 2
+        lo = int(rng.integers(-2, len(t) + 3))
+        want = len(t) if lo >= len(t) else max(max(lo, 0), int(np.searchsorted(t, x, "left")))
+        assert tc.first_ge(x, lo) == tp.first_ge(x, lo) == want
+    c, p = both(r)
+    checked = 0
+    for i in range(2000):
+        if i % 50 == 0:                     # resting orders come and go
+            sym, side = int(rng.choice([S1, S2])), int(rng.choice([-1, 1]))
+            px = float(100 + rng.integers(-6, 7) * 0.5)
+            c.add(sym, side, px, 1.0, 0.0, math.inf)
+            p.add(sym, side, px, 1.0, 0.0, math.inf)
+            if rng.random() < 0.3:
+                c.remove(i // 50)
+                p.remove(i // 50)
+        pos = int(rng.integers(0, len(t) - 1))
+        end = min(len(t), pos + int(rng.integers(1, 64)))
+        arr = int(rng.choice([-1, pos + int(rng.integers(0, 80))]))
+        back = int(rng.choice([0, 1_000_000, 2_500_000]))
+        due = int(rng.choice([1 << 62, int(t[pos]) + int(rng.integers(0, 40)) * 1_000_000]))
+        ec = tc.batch_end(pos, end, arr, c, back, due)
+        assert ec == tp.batch_end(pos, end, arr, p, back, due)
+        assert pos < ec <= end
+        checked += ec < end
+    assert checked > 200
+
+
+@pytest.mark.parametrize("cls", [CTimeline, PyTimeline], ids=["compiled", "python"])
+def test_timeline_refuses_records_out_of_time_order(cls):
+    t = np.array([5, 6, 6, 4, 7], np.int64)
+    with pytest.raises(ValueError, match="not in time order.*record 3"):
+        cls(t)
 
 
 class RandomOrders(Strategy):

@@ -230,3 +230,10 @@ def test_a_replace_whose_new_order_the_risk_kernel_rejects_leaves_the_old_order_
     kinds = [e[:2] for e in st.events]
     assert ("REJECTED", 2) in kinds and [e[4] for e in st.events if e[1] == 2] == ["PRICE_TICK"]
     assert ("CANCELLED", 1) not in kinds and res.fills["index"].tolist() == [3]
+
+
+def test_records_out_of_time_order_are_refused_before_the_run():
+    rows = [tr(0, 100), tr(5, 100), tr(3, 100)]
+    st = Scripted({})
+    with pytest.raises(ValueError, match="not in time order.*record 2"):
+        EventEngine(recs(rows), [st], BacktestConfig())

@@ -63,6 +63,32 @@ def test_quoting_rests_post_only_quotes_and_respects_its_inventory_limit():
     assert set(run.rejects) <= {"POST_ONLY_WOULD_TAKE", "UNKNOWN_ORDER"}
 
 
+@pytest.mark.parametrize("params", [{}, {"offset_ticks": 1, "requote_ticks": 2,
+                                     "min_requote_ms": 3.0}], ids=["default", "offset"])
+def test_quoter_one_pass_on_market_decides_what_the_per_family_split_decides(params):
+    """Its on_market (one pass over a batch) against the base's split into runs of one family
+    (on_quotes per run of best bid / ask): the same orders, fills, events, bit for bit."""
+    from pipeline.strategy.base import Strategy
+    Quoter = example("examples/strategies/quoting.py:Quoter")
+
+    class Split(Quoter):
+        on_market = Strategy.on_market
+
+    l2 = synth.l2_session(40_000, seed=11)
+    runs = []
+    for cls in (Quoter, Split):
+        st = cls(Quoter.Params(size=0.01, max_inventory=0.03, tick=0.01, **params),
+                 venue=int(Venue.SIM), symbol=SYM)
+        run = EventEngine(l2, [st], BacktestConfig(fee_maker_bps=0.0, latency_ms=1.0,
+                                                   initial_capital=1e6, sizing="fixed")).run()
+        runs.append((st, run))
+    (a, ra), (b, rb) = runs
+    assert len(ra.fills) > 50 and a.requotes > 50
+    assert ra.fills.tobytes() == rb.fills.tobytes()
+    assert ra.events == rb.events and ra.rejects == rb.rejects and ra.stats == rb.stats
+    assert (a.seq, a.requotes, a.net_qty) == (b.seq, b.requotes, b.net_qty)
+
+
 def test_sweep_cells_equal_single_runs_on_worker_processes():
     recs = synth.trades(20_000, seed=2)
     model = BacktestConfig(latency_ms=1.0, sizing="fixed", fixed_qty=0.1, initial_capital=1e6)
