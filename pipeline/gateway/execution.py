@@ -83,6 +83,12 @@ def fnum(x: Any, default: float = 0.0) -> float:
 
 
 class Execution:
+    # journal records a venue's execution writes and replays itself on restart (rebuild)
+    journal_kinds: frozenset[str] = frozenset()
+
+    def replay(self, rec: dict) -> None:
+        """One journal record of a kind in `journal_kinds` (pipeline/gateway/reconcile.rebuild)."""
+
     def __init__(self, *, cfg, journal: Journal, risk, signer, rules: dict[int, Any],
                  rest, ws=None, clock, halt: Callable[[str], None],
                  recv_window_ms: int = 5000, heartbeat: Callable[[], None] | None = None):

@@ -20,11 +20,11 @@ from urllib.parse import parse_qsl
 
 from pipeline.gateway import orders as om
 from pipeline.gateway.execution import RECV_WINDOW_MARGIN_MS, Execution, fnum
-from pipeline.gateway.journal import JournalWriteError, strip_signature
+from pipeline.gateway.journal import JournalWriteError
 from pipeline.gateway.orders import Order, OrderState
 from pipeline.gateway.rest import Outcome, Reply
 from pipeline.venues.binance.intents import BinanceIntents
-from pipeline.venues.binance.rest import ORDER_PATH
+from pipeline.venues.binance.rest import ORDER_PATH, strip_signature
 
 log = logging.getLogger("pipeline.gateway.execution")
 SIDE_OF = {"BUY": 1, "SELL": -1}
