@@ -9,6 +9,11 @@ stopped in order on SIGINT/SIGTERM, a failure, or after --duration.
 At start the launcher loads the instruments of every symbol the config names from its venue and
 caches them in <run_dir>/instruments.json (pipeline/instruments.py); --preflight asks the venues
 too and fails on a symbol a venue does not list.
+
+Exit status: 0 the run ended as asked (--duration, Ctrl-C / SIGTERM) with every role well; 1 it
+stopped because something failed; 2 a config or credentials error (nothing started); 3 it ended
+as asked but a role failed for good during it (the run went on without it; the summary's
+failed_roles names it).
 """
 from __future__ import annotations
 
@@ -81,8 +86,11 @@ def main(argv: list[str] | None = None) -> int:
         from pipeline.telemetry import plots
         for p in plots.run_plots(cfg, summary, args.plots, args.config):
             print(f"plot: {p}")
-    failed = summary["stop_reason"] not in ("duration", "SIGINT", "SIGTERM")
-    return 1 if failed else 0
+    from pipeline.launcher.reporting import exit_status
+    if summary.get("failed_roles"):
+        print(f"roles that failed for good: {', '.join(summary['failed_roles'])}",
+              file=sys.stderr)
+    return exit_status(summary)
 
 
 if __name__ == "__main__":

@@ -141,7 +141,8 @@ def assemble(gw) -> None:
                        order_limit_10s=cfg.order_limit_10s,
                        slowdown_fraction=cfg.slowdown_fraction, stop_fraction=cfg.stop_fraction,
                        state_file=gw.paths["dir"] / "host-closed.json",
-                       shared=SharedClosure(urlsplit(cfg.rest_url).netloc))
+                       shared=SharedClosure(urlsplit(cfg.rest_url).netloc),
+                       used_of=getattr(gw.venue, "rate_usage", None))   # its usage headers
     gw.gate.bind(gw.risk)           # the venue's limits are judged in the kernel (one admission)
     closed_s = gw.gate.restore()    # a 429/418 the previous process got outlives it
     if closed_s:

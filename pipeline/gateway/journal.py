@@ -57,12 +57,6 @@ class JournalWriteError(OSError):
 LOG_EVERY_NS = 1_000_000_000        # write-failure log lines at most once a second
 
 
-def strip_signature(body: bytes | str) -> str:
-    """A request body or query without its `signature` parameter."""
-    s = body.decode("ascii", "replace") if isinstance(body, (bytes, bytearray)) else str(body)
-    return "&".join(p for p in s.split("&") if not p.startswith("signature="))
-
-
 class SyncPolicy:
     """The fsync policy of a write-ahead journal (always / interval / never), shared by the JSON
     lines journal and the binary one (pipeline/gateway/binjournal.py). The owner provides

@@ -1,9 +1,11 @@
 """The venue's rate limits as the gateway sees them, per host.
 
-- Every response's `X-MBX-USED-WEIGHT-<n><unit>` and `X-MBX-ORDER-COUNT-<n><unit>` headers (and a
-  WS-API response's `rateLimits`) update the used counts. Above `slowdown_fraction` of a limit the
-  gateway paces requests (`pace_s`), above `stop_fraction` it sends no new order until the window
-  ends (Binance windows are aligned to the interval).
+- The venue's counts of what we used, as its answers carry them, update the used counts: the
+  venue's `used_of(headers)` reads a REST answer's headers (given by the venue adapter, e.g.
+  pipeline/venues/binance/ratelimits.py: X-MBX-USED-WEIGHT-1M ...; None: the venue sends none),
+  and `observe(used)` takes them from anywhere else (a WebSocket answer). Above
+  `slowdown_fraction` of a limit the gateway paces requests (`pace_s`), above `stop_fraction` it
+  sends no new order until the window ends (windows aligned to the interval).
 - A 429 closes the host until its Retry-After has passed: nothing at all is sent to it meanwhile
   (continuing after a 429 is what earns a 418 ban). A 418 closes it as well and HALTs trading
   (the caller's business). With a `state_file` the closure outlives the process: each block is
@@ -27,16 +29,14 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import time
 from pathlib import Path
-from typing import Mapping
+from typing import Callable, Iterable, Mapping
 
 log = logging.getLogger(__name__)
 
-
-_HDR = re.compile(r"^x-mbx-(used-weight|order-count)-0*([1-9]\d{0,5})([smhd])$", re.I)
-_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+# a venue's reading of an answer's headers: [(kind "weight" | "orders", window s, count)]
+UsageReader = Callable[[Mapping[str, str]], Iterable[tuple[str, int, int]]]
 
 
 class HostBlocked(RuntimeError):
@@ -52,8 +52,10 @@ class HostBlocked(RuntimeError):
 class HostGate:
     def __init__(self, host: str, *, weight_limit_1m: int, order_limit_10s: int,
                  slowdown_fraction: float = 0.8, stop_fraction: float = 0.95, clock=time.time,
-                 state_file: str | Path | None = None, shared=None):
+                 state_file: str | Path | None = None, shared=None,
+                 used_of: UsageReader | None = None):
         self.host = host
+        self.used_of = used_of    # the venue's reading of its headers (None: it sends none)
         self.state_file = Path(state_file) if state_file else None
         # the run's record of this host's closure (pipeline.venueclosure.SharedClosure): the
         # venue limits per IP, so a 429/418 told to another process (the collector) holds here
@@ -71,32 +73,15 @@ class HostGate:
 
     # ---------------------------------------------------------------- learning
     def observe_headers(self, headers: Mapping[str, str]) -> None:
-        now = self.clock()
-        for k, v in headers.items():
-            m = _HDR.match(k)
-            if not m:
-                continue
-            try:
-                n = int(v)
-            except ValueError:
-                continue
-            kind = "weight" if m.group(1).lower() == "used-weight" else "orders"
-            secs = int(m.group(2)) * _UNIT_S[m.group(3).lower()]
-            self.used[(kind, secs)] = (n, int(now // secs))
-        self._push()
+        """A REST answer's headers, read by the venue's `used_of`."""
+        self.observe(self.used_of(headers) if self.used_of is not None and headers else ())
 
-    def observe_ws_limits(self, limits: list) -> None:
+    def observe(self, used: Iterable[tuple[str, int, int]]) -> None:
+        """What the venue says we used: (kind "weight" | "orders", window s, count) each."""
         now = self.clock()
-        for lim in limits or ():
-            try:
-                kind = {"REQUEST_WEIGHT": "weight", "ORDERS": "orders"}[lim["rateLimitType"]]
-                secs = int(lim["intervalNum"]) * {"SECOND": 1, "MINUTE": 60, "HOUR": 3600,
-                                                  "DAY": 86400}[lim["interval"]]
-                if secs <= 0:
-                    continue                  # no such window (intervalNum 0 or negative)
-                self.used[(kind, secs)] = (int(lim["count"]), int(now // secs))
-            except (KeyError, TypeError, ValueError):
-                continue
+        for kind, secs, n in used:
+            if secs > 0:
+                self.used[(kind, secs)] = (n, int(now // secs))
         self._push()
 
     def block(self, status: int, retry_after_s: float) -> None:
@@ -229,17 +214,12 @@ class HostGate:
                 "used": {f"{k}_{s}s": v[0] for (k, s), v in self.used.items()}}
 
 
-def retry_after_s(headers: Mapping[str, str], body: dict | None = None, default: float = 60.0
-                  ) -> float:
-    """Retry-After in seconds from the header (or a WS-API error's data.retryAfter, ms epoch)."""
+def retry_after_s(headers: Mapping[str, str], default: float = 60.0) -> float:
+    """Retry-After in seconds from an HTTP answer's header (at least 1 s; `default` without)."""
     v = headers.get("Retry-After") if headers else None
     if v is not None:
         try:
             return max(1.0, float(v))
         except ValueError:
             pass
-    try:
-        ra = body["data"]["retryAfter"]      # type: ignore[index]
-        return max(1.0, ra / 1000.0 - time.time())
-    except (KeyError, TypeError):
-        return default
+    return default

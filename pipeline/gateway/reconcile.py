@@ -3,8 +3,9 @@ order.
 
 `rebuild(records, execution)` replays the journal: orders and their last states (the
 idempotency table), fills (the dedup set, positions), the trading state, and each strategy's
-highest (epoch, seq) into the risk kernel's duplicate filter (the one judge of duplicates). It
-returns the last trading state (HALTED persists across restarts).
+highest (epoch, seq) into the risk kernel's duplicate filter (the one judge of duplicates), and
+the records of kinds the venue's execution writes itself (its `journal_kinds`) to its `replay`.
+It returns the last trading state (HALTED persists across restarts).
 
 The venue adapter's `reconcile(execution, symbols)` (pipeline/venues/<venue>/reconcile.py) then
 asks the venue for our open orders, recent trades, open orders we do not know and balances;
@@ -88,6 +89,8 @@ def rebuild(records: Iterable[dict], ex, marks=None) -> dict[str, Any]:
                 marks += 1
             elif k == "trading":
                 trading = rec.get("state")
+            elif k in ex.journal_kinds:           # a venue's own records (OKX: its amends)
+                ex.replay(rec)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             ex.count("journal_bad_records")
             log.warning("journal record %d (%s) not understood: %s", n, k, exc)

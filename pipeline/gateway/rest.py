@@ -125,7 +125,7 @@ def reply_of(status: int, headers: dict, content: bytes, gate: HostGate,
         data = None
     outcome, code, msg = classify(status, data)
     if outcome in (Outcome.RATE_LIMITED, Outcome.BANNED):
-        gate.block(status, retry_after_s(headers, data))
+        gate.block(status, retry_after_s(headers))
         log.warning("%s answered %d (%s): closed for %.1f s", gate.host, status, msg[:120],
                     gate.blocked_until - time.time())
     if outcome is Outcome.UNKNOWN and not msg:

@@ -17,6 +17,22 @@ from pipeline.telemetry import status as st
 log = logging.getLogger("pipeline.launcher")
 
 
+ENDED_AS_ASKED = ("duration", "SIGINT", "SIGTERM")
+
+
+def exit_status(summary: dict) -> int:
+    """The launcher's exit status for a run's summary (scripts/launch.py; docs/trading-box.md):
+    0 the run ended as asked (its duration, SIGINT / SIGTERM) and no role failed for good;
+    1 the run stopped because something failed (a role, a launch error);
+    3 the run ended as asked but a role failed for good during it (its restarts used up, or
+      it may not restart and the run went on: another venue's gateway traded on), named in
+      summary["failed_roles"].
+    (2, a config or credentials error before anything starts, is scripts/launch.py's own.)"""
+    if summary.get("stop_reason") not in ENDED_AS_ASKED:
+        return 1
+    return 3 if summary.get("failed_roles") else 0
+
+
 class Reporting:
     """The launcher's outputs (uses Launcher's fields)."""
 
@@ -169,7 +185,8 @@ class Reporting:
         for r in self.roles.values():
             d = {"kind": r.spec.kind, "pid": r.proc.pid if r.proc else None,
                  "exit_code": r.proc.returncode if r.proc else None,
-                 "restarts": r.restarts, "problem": r.exit_reason}
+                 "restarts": r.restarts, "problem": r.exit_reason,
+                 "failed_for_good": r.given_up}
             if snap is not None:
                 s = snap[r.slot]
                 d.update({k: int(s[k]) for k in st.COUNTERS})
@@ -184,6 +201,7 @@ class Reporting:
             roles[r.name] = d
         return {"seconds": time.monotonic() - started, "started_ns": self.started_ns,
                 "stop_reason": self.stop_reason,
+                "failed_roles": sorted(r.name for r in self.roles.values() if r.given_up),
                 "halted": self.halted_at is not None, "halts_cleared": self.halts_cleared,
                 "halted_gateways": sorted(g.name for g in self.gateways
                                           if self._covered(g.name, False)),

@@ -8,10 +8,11 @@
         needs a login (60011); then every change of one of the account's orders is pushed:
         {"arg":{"channel":"orders","instType":"SPOT","uid"},"data":[order JSON]} with the fill's
         tradeId / fillSz / fillPx / fillFee / fillFeeCcy / fillTime when it is one
-    {"id","op":"order"|"cancel-order"|"amend-order","args":[...]}
+    {"id","op":"order"|"cancel-order"|"amend-order"|"batch-cancel-orders","args":[...]}
         orders over the socket, answered {"id","op","code","msg","data":[{...,"sCode","sMsg"}]}
-        (the REST rules: pipeline/sim/okx_trade.py; http_5xx faults become code 50001 answers
-        after the order executed)
+        ("code" "1" when every order failed, "2" when some did; batch-cancel-orders takes 1..20
+        orders, else 51000 for the whole request); the REST rules: pipeline/sim/okx_trade.py;
+        http_5xx faults become code 50001 answers after the order executed
     "ping" → "pong"
 
 Connections are OKX connections of the simulator (pipeline/sim/okx.py): the okx_drop, okx_silence
@@ -35,7 +36,10 @@ from pipeline.venues.okx import orders as ox
 
 log = logging.getLogger(__name__)
 
-OPS = {"order": "place", "cancel-order": "cancel", "amend-order": "amend"}
+OPS = {"order": "place", "cancel-order": "cancel", "amend-order": "amend",
+       "batch-cancel-orders": "cancel_batch"}
+OP_ENDPOINTS = {"order": ox.ORDER_PATH + " POST", "cancel-order": ox.CANCEL_PATH,
+                "amend-order": ox.AMEND_PATH, "batch-cancel-orders": ox.CANCEL_BATCH_PATH}
 _STATE = {"NEW": "live", "PARTIALLY_FILLED": "partially_filled", "FILLED": "filled",
           "CANCELED": "canceled", "EXPIRED": "canceled", "REJECTED": "canceled"}
 
@@ -114,12 +118,16 @@ class OkxPrivate:
         delay = faults.take_delay()
         if delay:
             await asyncio.sleep(delay)
-        if faults.take("force_429_left") or not self.trade.windows.take(
-                c.acct.api_key, ox.ORDER_PATH + " POST" if op == "order" else
-                {"cancel-order": ox.CANCEL_PATH, "amend-order": ox.AMEND_PATH}[op]):
+        if faults.take("force_429_left") or not self.trade.windows.take(c.acct.api_key,
+                                                                         OP_ENDPOINTS[op]):
             return orjson.dumps({"id": rid, "op": op, "code": ox.RATE_LIMITED,
                                  "msg": ox.MESSAGES[ox.RATE_LIMITED], "data": []})
-        data = getattr(self.trade, OPS[op])(c.acct, req.get("args") or [])
+        from pipeline.sim.okx_trade import OkxError
+        try:
+            data = getattr(self.trade, OPS[op])(c.acct, req.get("args") or [])
+        except OkxError as exc:             # the request as a whole (e.g. a batch of 21)
+            return orjson.dumps({"id": rid, "op": op, "code": exc.code, "msg": exc.msg,
+                                 "data": []})
         if op == "order" and faults.take("http_5xx_left"):
             await asyncio.sleep(faults.http_5xx_late_ms / 1000.0)
             return orjson.dumps({"id": rid, "op": op, "code": ox.SERVICE_UNAVAILABLE,

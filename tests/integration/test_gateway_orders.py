@@ -22,6 +22,9 @@ def test_signal_becomes_order_fill_position_and_journal(sim, gw_factory, journal
         sig = st.send(side=BUY, qty=0.002)
         s = gw.wait(lambda s: s["fills"] >= 1 and not s["open_orders"], what="one fill")
     cid = cid_of(sig)
+    # the gate learnt the venue's order count from its answer (Binance's X-MBX-ORDER-COUNT-10S,
+    # read by the venue adapter's reader)
+    assert s["gate"]["used"].get("orders_10s", 0) >= 1, s["gate"]
     pos = s["positions"]["BTCUSDT"]
     assert pos["qty"] == pytest.approx(0.002)
     assert pos["avg_price"] > 0
@@ -176,7 +179,9 @@ def test_never_created_resolves_as_lost_after_the_polls_without_a_new_order(sim,
 def test_reusing_a_client_order_id_after_a_fill_is_blocked_locally(sim, gw_factory, tmp_path):
     gw = gw_factory().start()
     with StrategySide(gw.channel) as st:
-        sig = st.send(side=BUY, qty=0.001)
+        # a 60 s TTL: the copy resent after the restart must meet the reuse check, not expire
+        # first (a restart on a loaded box takes more than the default 5 s)
+        sig = st.send(side=BUY, qty=0.001, ttl_ms=60_000)
         gw.wait(lambda s: s["orders"].get("FILLED") == 1)
         st.resend(sig)
         gw.wait(lambda s: s["rejects"].get("CLIENT_ID_REUSED") == 1)

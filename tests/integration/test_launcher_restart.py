@@ -108,3 +108,35 @@ def test_role_without_policy_still_halts_and_stops(tmp_path, shm_name):
             p.kill()
     s = json.loads(out.read_text())
     assert s["halted"] and "role b" in s["stop_reason"] and s["halts_cleared"] == 0
+
+
+def test_a_role_that_fails_for_good_while_the_run_goes_on_makes_the_exit_status_3(tmp_path,
+                                                                                 shm_name):
+    """halt_on_role_death = false: a role without a restart policy dies, the launcher gives up on
+    it and the run goes on; it ends as asked (SIGTERM) but exits 3 (not 0), the summary naming
+    the role in failed_roles."""
+    cfg = write_config(tmp_path, shm_name, hb_role("a", extra="--role-a") + hb_role("b"),
+                       launcher="halt_on_role_death = false")
+    out = tmp_path / "s.json"
+    p = subprocess.Popen(LAUNCH + ["--config", str(cfg), "--summary-json", str(out)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for line in p.stdout:
+            if line.startswith("ticks"):
+                break
+        b = [k for k in children_of(p.pid) if "heartbeat_role.py" in " ".join(k.cmdline())
+             and "--role-a" not in k.cmdline()]
+        b[0].send_signal(signal.SIGKILL)
+        wait_for(lambda: any("ROLE_FAILED" in f.read_text()
+                             for f in tmp_path.rglob("launcher.log")), "b given up")
+        assert p.poll() is None                      # the run goes on without b
+        p.send_signal(signal.SIGTERM)
+        _, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    s = json.loads(out.read_text())
+    assert s["stop_reason"] == "SIGTERM" and s["failed_roles"] == ["b"]
+    assert s["roles"]["b"]["failed_for_good"] and not s["roles"]["a"]["failed_for_good"]
+    assert p.returncode == 3, err[-2000:]
+    assert "roles that failed for good: b" in err

@@ -146,21 +146,66 @@ def test_read_timeout_is_unknown_and_the_late_order_is_found(sim, gw_factory):
 
 
 def test_kill_switch_halts_and_batch_cancels_every_resting_order(sim, gw_factory):
+    """The kill switch: HALT, then every pending order cancelled by cancel-batch-orders, at most
+    20 a request (OKX's limit): 21 orders are two requests."""
     gw = okx_gw(gw_factory, sim).start()
     bid = float(sim.state()["books"]["BTCUSDT"]["bestBid"])
+    with StrategySide(gw.channel, venue=OKX) as st:
+        for k in range(21):                       # within the price collar
+            st.limit(BUY, 0.001, round(bid * (0.97 - 0.0005 * k), 1))
+        gw.wait(lambda s: len(s["open_orders"]) == 21, what="21 resting orders")
+        assert len(acct(sim)["open_orders"]) == 21
+        (gw.state_dir / "KILL").touch()
+        s = gw.wait(lambda s: s["trading"] == "HALTED" and not s["open_orders"], what="halted")
+    assert "kill switch" in s["halt_reason"] and s["orders"].get("CANCELED") == 21
+    assert acct(sim)["open_orders"] == []
+    j = gw.journal()
+    batches = [r for r in j if r["k"] == "cancel_all" and "orders" in r]
+    assert [(r["orders"], r["outcome"], r["via"]) for r in batches] == [(20, "OK", "rest"),
+                                                                        (1, "OK", "rest")]
+    req = next(r for r in j if r["k"] == "request")
+    assert req["ts_ms"] > 0
+    assert gw.stop() == 0
+
+
+def test_shutdown_cancels_our_orders_in_one_batch_request(sim, gw_factory):
+    gw = okx_gw(gw_factory, sim).start()
+    bid = float(sim.state()["books"]["BTCUSDT"]["bestBid"])
+    with StrategySide(gw.channel, venue=OKX) as st:
+        sigs = [st.limit(BUY, 0.001, round(bid * (0.97 - 0.001 * k), 1)) for k in range(3)]
+        gw.wait(lambda s: len(s["open_orders"]) == 3, what="three resting orders")
+    assert gw.stop() == 0
+    assert acct(sim)["open_orders"] == []
+    j = gw.journal()
+    assert [(r["orders"], r["via"]) for r in j if r["k"] == "cancel_all"] == [(3, "rest")]
+    assert sorted((r["cid"], r["outcome"], r["batch"]) for r in j if r["k"] == "cancel") == \
+        sorted((cid_of(s), "OK", True) for s in sigs)
+    assert all(_states(j, cid_of(s))[-1] == "CANCELED" for s in sigs)
+
+
+def test_with_orders_over_the_private_websocket_batch_cancels_go_there(sim, gw_factory):
+    """transport = "ws_api": the shutdown's and the kill switch's batch cancels are the private
+    WebSocket's batch-cancel-orders op."""
+    gw = okx_gw(gw_factory, sim, transport="ws_api").start()
+    bid = float(sim.state()["books"]["BTCUSDT"]["bestBid"])
+    with StrategySide(gw.channel, venue=OKX) as st:
+        for k in range(2):
+            st.limit(BUY, 0.001, round(bid * (0.97 - 0.001 * k), 1))
+        gw.wait(lambda s: len(s["open_orders"]) == 2, what="two resting orders")
+    assert gw.stop() == 0
+    assert acct(sim)["open_orders"] == []
+    assert _okx(sim)["private"]["ops"].get("batch-cancel-orders") == 1
+    assert [(r["orders"], r["via"], r["outcome"]) for r in gw.journal()
+            if r["k"] == "cancel_all"] == [(2, "ws", "OK")]
+    gw = okx_gw(gw_factory, sim, transport="ws_api").start()
     with StrategySide(gw.channel, venue=OKX) as st:
         for k in range(3):
             st.limit(BUY, 0.001, round(bid * (0.97 - 0.001 * k), 1))
         gw.wait(lambda s: len(s["open_orders"]) == 3, what="three resting orders")
-        assert len(acct(sim)["open_orders"]) == 3
         (gw.state_dir / "KILL").touch()
-        s = gw.wait(lambda s: s["trading"] == "HALTED" and not s["open_orders"], what="halted")
-    assert "kill switch" in s["halt_reason"] and s["orders"].get("CANCELED") == 3
+        gw.wait(lambda s: s["trading"] == "HALTED" and not s["open_orders"], what="halted")
     assert acct(sim)["open_orders"] == []
-    j = gw.journal()
-    assert any(r["k"] == "cancel_all" and r.get("orders") == 3 and r["outcome"] == "OK" for r in j)
-    req = next(r for r in j if r["k"] == "request")
-    assert req["ts_ms"] > 0
+    assert _okx(sim)["private"]["ops"].get("batch-cancel-orders") == 2
     assert gw.stop() == 0
 
 
@@ -206,10 +251,96 @@ def test_binary_journal_records_okx_orders(sim, gw_factory):
     assert gw.stop() == 0
 
 
-def test_strategy_cancel_and_replace_go_out_as_okx_cancel_then_new_order(sim, gw_factory):
-    """A strategy's REPLACE on OKX: cancel-order of the old (by clOrdId), then the new order with
-    its own clOrdId; a REPLACE of an order that is done, or whose cancel the venue refuses, is
-    refused, nothing sent; a CANCEL is cancel-order by clOrdId."""
+def _replace(st, back, **kw):
+    """Send a REPLACE of the order `back` numbers before it; the signal as numbered."""
+    from pipeline.records import SignalAction
+    kw.setdefault("tif", 1)
+    sig = st.make(side=BUY, **kw)
+    seq = st.tx.seq + 1
+    assert st.tx.send(sig._replace(action=int(SignalAction.REPLACE), replace_back=back))
+    return sig._replace(epoch=st.tx.epoch, seq=seq)
+
+
+def _amends(j):
+    return [r for r in j if r["k"] == "amend"]
+
+
+def test_strategy_replace_is_one_okx_amend_that_keeps_the_clordid(sim, gw_factory):
+    """A strategy's REPLACE of a resting LIMIT order on OKX is one amend-order (new price, new
+    size) of the venue's order, which keeps its clOrdId: the new order of the book takes it over
+    (its fills, its cancel); a REPLACE of an order that is done is refused; an amend the venue
+    refuses (a 429) refuses the new order, nothing changes at the venue; after a partial fill
+    newSz = the filled part + the new size, and the new order's own fills count from zero."""
+    from pipeline.records import OrderType, SignalAction
+    gw = okx_gw(gw_factory, sim).start()
+    bid = float(sim.state()["books"]["BTCUSDT"]["bestBid"])
+    with StrategySide(gw.channel, venue=OKX) as st:
+        def replace(back, qty, px):
+            return _replace(st, back, qty=qty, price=px, order_type=OrderType.LIMIT)
+
+        first = st.limit(BUY, 0.001, round(bid * 0.97, 1))                       # seq 1
+        gw.wait(lambda s: len(s["open_orders"]) == 1, what="resting")
+        px2 = round(bid * 0.96, 1)
+        second = replace(1, 0.002, px2)                                          # seq 2
+        gw.wait(lambda s: s["orders"].get("CANCELED") == 1 and len(s["open_orders"]) == 1
+                and s["open_orders"][0]["cid"] == cid_of(second), what="amended")
+        opens = acct(sim)["open_orders"]
+        assert len(opens) == 1 and float(opens[0]["price"]) == pytest.approx(px2)
+        assert float(opens[0]["origQty"]) == pytest.approx(0.002)
+        assert opens[0]["clientOrderId"] == ox.wire_cid(cid_of(first))    # kept by the amend
+        assert len(acct(sim)["orders"]) == 1                               # nothing new placed
+        # replacing seq 1 again: it is done, so the new order (seq 3) is refused, nothing sent
+        replace(2, 0.001, px2)
+        gw.wait(lambda s: s["orders"].get("REJECTED") == 1, what="replace of a done order")
+        # the venue refuses the amend (a 429 on it): the new order (seq 4) is refused, the
+        # venue's order keeps its price and size, seq 2 keeps working
+        sim.fault("force_429", count=1)
+        refused = replace(2, 0.001, round(bid * 0.965, 1))
+        gw.wait(lambda s: s["orders"].get("REJECTED") == 2, what="replace whose amend failed")
+        opens = acct(sim)["open_orders"]
+        assert len(opens) == 1 and float(opens[0]["price"]) == pytest.approx(px2)
+        assert float(opens[0]["origQty"]) == pytest.approx(0.002)
+        assert gw.status()["open_orders"][0]["cid"] == cid_of(second)
+        gw.wait(lambda s: s["gate"]["blocked_for_s"] == 0, what="the host open again")
+        # half of seq 2 fills, then seq 5 (0.001 at px3) replaces it: newSz 0.002 at the venue
+        sim.trade("BTCUSDT", f"{px2 - 5:.2f}", "0.001", side="SELL")
+        gw.wait(lambda s: s["fills"] == 1, what="seq 2 half filled")
+        px3 = round(bid * 0.955, 1)
+        fifth = replace(3, 0.001, px3)                                           # seq 5
+        s = gw.wait(lambda s: len(s["open_orders"]) == 1
+                    and s["open_orders"][0]["cid"] == cid_of(fifth), what="amended again")
+        opens = acct(sim)["open_orders"]
+        assert float(opens[0]["origQty"]) == pytest.approx(0.002)
+        assert float(opens[0]["executedQty"]) == pytest.approx(0.001)
+        assert float(opens[0]["price"]) == pytest.approx(px3)
+        assert s["open_orders"][0]["filled"] == 0 and s["open_orders"][0]["qty"] == 0.001
+        sim.trade("BTCUSDT", f"{px3 - 5:.2f}", "0.001", side="SELL")
+        s = gw.wait(lambda s: s["fills"] == 2 and not s["open_orders"], what="seq 5 filled")
+        assert s["positions"]["BTC-USDT"]["qty"] == pytest.approx(0.002)
+        # a CANCEL of an order that took over a clOrdId by an amend names that clOrdId
+        sixth = st.limit(BUY, 0.001, round(bid * 0.97, 1))                       # seq 6
+        gw.wait(lambda s: len(s["open_orders"]) == 1, what="seq 6 resting")
+        seventh = replace(1, 0.001, px2)                                         # seq 7
+        gw.wait(lambda s: s["open_orders"] and s["open_orders"][0]["cid"] == cid_of(seventh),
+                what="seq 6 amended into seq 7")
+        assert st.tx.send(st.make(seq=7)._replace(action=int(SignalAction.CANCEL)))
+        gw.wait(lambda s: not s["open_orders"], what="cancelled")
+    assert acct(sim)["open_orders"] == []
+    j = gw.journal()
+    ok = [r for r in _amends(j) if r["outcome"] == "OK"]
+    assert [(r["cid"], r["replaces"], r["clOrdId"]) for r in ok] == [
+        (cid_of(second), cid_of(first), ox.wire_cid(cid_of(first))),
+        (cid_of(fifth), cid_of(second), ox.wire_cid(cid_of(first))),
+        (cid_of(seventh), cid_of(sixth), ox.wire_cid(cid_of(sixth)))]
+    assert [r["outcome"] for r in _amends(j) if r["cid"] == cid_of(refused)] == ["RATE_LIMITED"]
+    assert [r["cid"] for r in j if r["k"] == "cancel"] == [cid_of(seventh)]
+    assert "FILLED" in _states(j, cid_of(fifth))
+    assert gw.stop() == 0
+
+
+def test_a_replace_okx_cannot_amend_is_cancel_then_new_order(sim, gw_factory):
+    """A REPLACE that changes what an amend cannot (here: LIMIT into a post_only order) is the
+    cancel-order of the old (by clOrdId), then the new order with its own clOrdId."""
     from pipeline.records import OrderType, SignalAction
     gw = okx_gw(gw_factory, sim).start()
     bid = float(sim.state()["books"]["BTCUSDT"]["bestBid"])
@@ -217,43 +348,27 @@ def test_strategy_cancel_and_replace_go_out_as_okx_cancel_then_new_order(sim, gw
         first = st.limit(BUY, 0.001, round(bid * 0.97, 1))                       # seq 1
         gw.wait(lambda s: len(s["open_orders"]) == 1, what="resting")
         px2 = round(bid * 0.96, 1)
-        new = st.make(side=BUY, qty=0.001, price=px2, order_type=OrderType.LIMIT, tif=1)
-        assert st.tx.send(new._replace(action=int(SignalAction.REPLACE), replace_back=1))
+        new = _replace(st, 1, qty=0.001, price=px2, order_type=OrderType.LIMIT_MAKER,
+                       tif=0)
         gw.wait(lambda s: s["orders"].get("CANCELED") == 1 and len(s["open_orders"]) == 1
-                and s["open_orders"][0]["cid"] != cid_of(first), what="replaced")
+                and s["open_orders"][0]["cid"] == cid_of(new), what="replaced")
         opens = acct(sim)["open_orders"]
         assert len(opens) == 1 and float(opens[0]["price"]) == pytest.approx(px2)
-        second = gw.status()["open_orders"][0]["cid"]
-        # replacing seq 1 again: it is done, so the new order (seq 3) is refused, nothing sent
-        again = st.make(side=BUY, qty=0.001, price=px2, order_type=OrderType.LIMIT, tif=1)
-        assert st.tx.send(again._replace(action=int(SignalAction.REPLACE), replace_back=2))
-        gw.wait(lambda s: s["orders"].get("REJECTED") == 1, what="replace of a done order")
-        assert len(acct(sim)["open_orders"]) == 1                   # seq 2 still works
-        # the venue refuses the cancel of a replace (a 429 on it): the new order (seq 4) is
-        # refused, nothing sent, seq 2 keeps working
-        sim.fault("force_429", count=1)
-        again = st.make(side=BUY, qty=0.001, price=round(bid * 0.965, 1),
-                        order_type=OrderType.LIMIT, tif=1)
-        assert st.tx.send(again._replace(action=int(SignalAction.REPLACE), replace_back=2))
-        gw.wait(lambda s: s["orders"].get("REJECTED") == 2, what="replace whose cancel failed")
-        opens = acct(sim)["open_orders"]
-        assert len(opens) == 1 and float(opens[0]["price"]) == pytest.approx(px2)
-        assert all(float(o["price"]) != pytest.approx(again.price) for o in acct(sim)["orders"])
-        gw.wait(lambda s: s["gate"]["blocked_for_s"] == 0, what="the host open again")
+        assert opens[0]["clientOrderId"] == ox.wire_cid(cid_of(new))
         assert st.tx.send(st.make(seq=2)._replace(action=int(SignalAction.CANCEL)))
         gw.wait(lambda s: not s["open_orders"] and s["orders"].get("CANCELED") == 2,
                 what="cancelled")
     assert acct(sim)["open_orders"] == []
     j = gw.journal()
-    assert [r["cid"] for r in j if r["k"] == "cancel"] == [cid_of(first), second, second]
+    assert [r["cid"] for r in j if r["k"] == "cancel"] == [cid_of(first), cid_of(new)]
+    assert _amends(j) == []
     assert gw.stop() == 0
 
 
-def test_with_orders_over_the_private_websocket_cancels_and_replaces_go_there_too(sim,
-                                                                                   gw_factory):
+def test_with_orders_over_the_private_websocket_cancels_and_amends_go_there_too(sim,
+                                                                                 gw_factory):
     """transport = "ws_api": a strategy's CANCEL is the private WebSocket's cancel-order op and a
-    REPLACE its cancel-order then order ops, each answered on the same connection; no REST
-    cancel-order."""
+    REPLACE its amend-order op, each answered on the same connection; no REST cancel or amend."""
     from pipeline.records import OrderType, SignalAction
     gw = okx_gw(gw_factory, sim, transport="ws_api").start()
     bid = float(sim.state()["books"]["BTCUSDT"]["bestBid"])
@@ -261,16 +376,68 @@ def test_with_orders_over_the_private_websocket_cancels_and_replaces_go_there_to
         first = st.limit(BUY, 0.001, round(bid * 0.97, 1))                       # seq 1
         gw.wait(lambda s: len(s["open_orders"]) == 1, what="resting")
         px2 = round(bid * 0.96, 1)
-        new = st.make(side=BUY, qty=0.001, price=px2, order_type=OrderType.LIMIT, tif=1)
-        assert st.tx.send(new._replace(action=int(SignalAction.REPLACE), replace_back=1))
+        new = _replace(st, 1, qty=0.001, price=px2, order_type=OrderType.LIMIT)
         gw.wait(lambda s: s["orders"].get("CANCELED") == 1 and len(s["open_orders"]) == 1
-                and s["open_orders"][0]["cid"] != cid_of(first), what="replaced")
+                and s["open_orders"][0]["cid"] == cid_of(new), what="replaced")
+        assert float(acct(sim)["open_orders"][0]["price"]) == pytest.approx(px2)
         assert st.tx.send(st.make(seq=2)._replace(action=int(SignalAction.CANCEL)))
         gw.wait(lambda s: not s["open_orders"] and s["orders"].get("CANCELED") == 2,
                 what="cancelled")
     assert acct(sim)["open_orders"] == []
     ops = _okx(sim)["private"]["ops"]
-    assert ops.get("cancel-order") == 2 and ops.get("order") == 2, ops
+    assert ops.get("cancel-order") == 1 and ops.get("amend-order") == 1 \
+        and ops.get("order") == 1, ops
     j = gw.journal()
-    assert [r.get("via") for r in j if r["k"] == "cancel"] == ["ws", "ws"]
+    assert [r.get("via") for r in j if r["k"] in ("cancel", "amend")] == ["ws", "ws"]
+    assert [r["cid"] for r in j if r["k"] == "cancel"] == [cid_of(new)]
     assert gw.stop() == 0
+
+
+def test_an_amend_whose_fate_is_unknown_cancels_the_venue_order(sim, gw_factory):
+    """The venue holds the amend-order past our read timeout (it executes late): its fate is
+    unknown, so the venue's order is cancelled by its clOrdId and the new order is refused; no
+    order is left working at the venue and none is placed."""
+    from pipeline.records import OrderType
+    gw = okx_gw(gw_factory, sim, user_stream=False, request_timeout_s=0.5).start()
+    bid = float(sim.state()["books"]["BTCUSDT"]["bestBid"])
+    with StrategySide(gw.channel, venue=OKX) as st:
+        first = st.limit(BUY, 0.001, round(bid * 0.97, 1))
+        gw.wait(lambda s: len(s["open_orders"]) == 1, what="resting")
+        sim.fault("delay", ms=1500, count=1)
+        new = _replace(st, 1, qty=0.001, price=round(bid * 0.96, 1), order_type=OrderType.LIMIT)
+        s = gw.wait(lambda s: not s["open_orders"] and s["orders"].get("REJECTED") == 1
+                    and s["orders"].get("CANCELED") == 1, timeout=15, what="cancelled")
+    assert s["counts"].get("amend_unknown") == 1
+    assert acct(sim)["open_orders"] == [] and len(acct(sim)["orders"]) == 1
+    j = gw.journal()
+    assert [r["outcome"] for r in _amends(j)] == ["UNKNOWN"]
+    assert [r["cid"] for r in j if r["k"] == "cancel"] == [cid_of(first)]
+    assert _states(j, cid_of(new))[-1] == "REJECTED"
+    assert gw.stop() == 0
+
+
+def test_restart_keeps_an_amended_order_on_the_clordid_it_took_over(sim, gw_factory, tmp_path):
+    """An order that took over another's clOrdId by an amend is still asked for by it after a
+    restart (the journal's amend record): half of it filled while the gateway was down, the
+    reconciliation's query finds it PARTIALLY_FILLED (not "does not exist" → UNKNOWN)."""
+    from pipeline.records import OrderType
+    state = tmp_path / "okx-state"
+    gw = okx_gw(gw_factory, sim, state_dir=state, user_stream=False).start()
+    bid = float(sim.state()["books"]["BTCUSDT"]["bestBid"])
+    px = round(bid * 0.98, 1)
+    with StrategySide(gw.channel, venue=OKX) as st:
+        st.limit(BUY, 0.001, round(bid * 0.97, 1))
+        gw.wait(lambda s: len(s["open_orders"]) == 1, what="resting")
+        new = _replace(st, 1, qty=0.002, price=px, order_type=OrderType.LIMIT)
+        gw.wait(lambda s: s["open_orders"] and s["open_orders"][0]["cid"] == cid_of(new),
+                what="amended")
+    gw.kill()                                     # no shutdown cancel
+    sim.trade("BTCUSDT", f"{px - 5:.2f}", "0.001", side="SELL")    # half fills while down
+    gw2 = okx_gw(gw_factory, sim, state_dir=state, user_stream=False).start()
+    s = gw2.wait(lambda s: s["fills"] >= 1, what="reconciled fill")
+    assert s["reconcile"]["still_unknown"] == 0 and s["reconcile"]["resolved"] == 1
+    assert [(o["cid"], o["state"], o["filled"]) for o in s["open_orders"]] == [
+        (cid_of(new), "PARTIALLY_FILLED", 0.001)]
+    assert s["positions"]["BTC-USDT"]["qty"] == pytest.approx(0.001)
+    assert gw2.stop() == 0
+    assert acct(sim)["open_orders"] == []        # the shutdown cancel named the clOrdId

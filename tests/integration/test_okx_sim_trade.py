@@ -227,3 +227,32 @@ def test_private_ws_login_orders_channel_and_ws_orders(sim):
                 ws.recv()
     finally:
         ws.close()
+
+
+def test_private_ws_batch_cancel_answers_per_order_and_refuses_more_than_20(sim):
+    """batch-cancel-orders over the private WebSocket as OKX answers it: one result per order
+    (sCode / sMsg), code "2" when some failed; more than 20 orders refuse the whole request."""
+    ws = _ws(sim)
+    try:
+        ws.send(json.dumps({"op": "login", "args": [login_args(
+            SIM_TEST_API_KEY, SIM_TEST_SECRET, SIM_TEST_PASSPHRASE)]}))
+        assert json.loads(ws.recv())["code"] == "0"
+        bid, _ = best(sim)
+        for k in range(2):
+            px = f"{round(bid * (0.97 - 0.001 * k), 1):.1f}"
+            ws.send(json.dumps({"id": f"b{k}", "op": "order", "args": [order(f"7x7x{k}", px=px)]}))
+            got = _recv(ws, lambda d, k=k: d.get("id") == f"b{k}")
+            assert got["code"] == "0", got["data"]
+        ws.send(json.dumps({"id": "c21", "op": "batch-cancel-orders", "args": [
+            {"instId": INST, "clOrdId": f"7x7x{k}"} for k in range(21)]}))
+        ans = _recv(ws, lambda d: d.get("id") == "c21")
+        assert ans["code"] == ox.PARAM_ERROR and ans["data"] == []
+        ws.send(json.dumps({"id": "c3", "op": "batch-cancel-orders", "args": [
+            {"instId": INST, "clOrdId": c} for c in ("7x7x0", "7x7x1", "7x7xff")]}))
+        ans = _recv(ws, lambda d: d.get("id") == "c3")
+        assert ans["code"] == "2" and ans["op"] == "batch-cancel-orders"
+        assert [(d["clOrdId"], d["sCode"]) for d in ans["data"]] == [
+            ("7x7x0", "0"), ("7x7x1", "0"), ("7x7xff", ox.CANCEL_FAILED)]
+        assert sim.state()["okx"]["private"]["ops"].get("batch-cancel-orders", 0) >= 2
+    finally:
+        ws.close()

@@ -186,9 +186,10 @@ def test_a_dead_okx_collector_halts_the_okx_gateway_only_and_binance_trades_on(
         launcher.terminate()
         launcher.wait(timeout=90)
     out = (tmp_path / "launcher.out").read_text()
-    assert launcher.returncode == 0, out[-4000:]
+    assert launcher.returncode == 3, out[-4000:]        # ended as asked, a role failed for good
     s = json.loads((tmp_path / "summary.json").read_text())
     assert s["stop_reason"] == "SIGTERM" and s["halted_gateways"] == ["gateway_okx"], s
+    assert s["failed_roles"] == ["collector_okx"]
     from pipeline.telemetry.report import summary_lines
     assert "gateway gateway_okx (HALTED):" in "\n".join(summary_lines(s))
     halts = [e for e in s["events"] if e["event"] == "halt"]

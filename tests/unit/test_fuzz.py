@@ -56,11 +56,12 @@ def test_what_the_fuzzer_found_is_handled():
     from pipeline.gateway.risk import RiskEngine
     from tests.gateway_helpers import LIMITS, NOW, Sig, btc_rules
 
-    gate = HostGate("h", weight_limit_1m=6000, order_limit_10s=100)
+    from pipeline.venues.binance.ratelimits import used_from_headers, used_from_ws_limits
+    gate = HostGate("h", weight_limit_1m=6000, order_limit_10s=100, used_of=used_from_headers)
     gate.observe_headers({"X-MBX-USED-WEIGHT-0M": "12", "X-MBX-USED-WEIGHT-1M": "7"})
     assert gate.used == {("weight", 60): (7, gate.used[("weight", 60)][1])}
-    gate.observe_ws_limits([{"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 0,
-                             "count": 1}])
+    gate.observe(used_from_ws_limits([{"rateLimitType": "ORDERS", "interval": "SECOND",
+                                       "intervalNum": 0, "count": 1}]))
     assert ("orders", 0) not in gate.used
     r = ws_reply({"id": 1, "status": "NEW", "result": {}}, gate, lambda s: s, 1, 2)
     assert r.outcome is Outcome.UNKNOWN and "malformed WS-API answer" in r.msg

@@ -433,7 +433,9 @@ def test_rate_pacing_refuses_instead_of_sleeping(tmp_path, monkeypatch):
     gw.clock = ex.clock
     # the venue reports 85 of 100 orders used in this 10 s window (slow down above 80 %): the
     # 10 left before the stop at 95 % are spread over the 10 s left, one order a second
-    gw.gate = HostGate("h", weight_limit_1m=1000, order_limit_10s=100, clock=lambda: 1000.0)
+    from pipeline.venues.binance.ratelimits import used_from_headers
+    gw.gate = HostGate("h", weight_limit_1m=1000, order_limit_10s=100, clock=lambda: 1000.0,
+                       used_of=used_from_headers)
     gw.gate.bind(risk)
     gw.gate.observe_headers({"X-MBX-ORDER-COUNT-10S": "85"})
     make = Sig()

@@ -11,11 +11,13 @@ import sys
 import pytest
 
 from pipeline.gateway.clocksync import ClockSync
-from pipeline.gateway.journal import Journal, read, strip_signature
+from pipeline.gateway.journal import Journal, read
+from pipeline.venues.binance.rest import strip_signature
 from pipeline.gateway.orders import (ClientIdReused, IllegalTransition, Order, OrderState,
                                      OrderTable, transition)
 from pipeline.gateway.positions import Book, Fill, Position
 from pipeline.gateway.ratelimit import HostBlocked, HostGate, retry_after_s
+from pipeline.venues.binance.ratelimits import used_from_headers
 from pipeline.gateway.rest import Outcome
 from pipeline.venues.binance.rest import classify
 from pipeline.gateway.secrets import (CredentialError, Credentials, RedactingFilter, Redactor,
@@ -92,7 +94,7 @@ class FakeWall:
 def test_gate_learns_headers_paces_then_stops_before_the_limit():
     clk = FakeWall(600.0)                                  # start of a minute and of a 10 s window
     g = HostGate("h", weight_limit_1m=1000, order_limit_10s=100, slowdown_fraction=0.8,
-                 stop_fraction=0.95, clock=clk)
+                 stop_fraction=0.95, clock=clk, used_of=used_from_headers)
     g.observe_headers({"X-MBX-USED-WEIGHT-1M": "100", "X-MBX-ORDER-COUNT-10S": "10"})
     assert g.order_wait_s() == (0.0, False)
     g.observe_headers({"x-mbx-order-count-10s": "85"})
@@ -117,7 +119,7 @@ def test_gate_closes_the_host_after_429_until_retry_after():
     clk.t += 0.2
     g.check_open()
     assert g.refused == 2 and g.blocks == 1
-    assert retry_after_s({}, None, default=3.0) == 3.0
+    assert retry_after_s({}, default=3.0) == 3.0
 
 
 def test_gate_pushes_what_it_learns_into_the_kernel_that_admits_orders():
@@ -131,7 +133,8 @@ def test_gate_pushes_what_it_learns_into_the_kernel_that_admits_orders():
         def set_venue_gate(self, *args):
             self.got = args
     clk = FakeWall(600.0)
-    g = HostGate("h", weight_limit_1m=1000, order_limit_10s=100, clock=clk)
+    g = HostGate("h", weight_limit_1m=1000, order_limit_10s=100, clock=clk,
+                 used_of=used_from_headers)
     sink = Sink()
     g.bind(sink)
     assert sink.got == (0, 0, 0, 0)                         # nothing learnt: nothing closed

@@ -20,11 +20,11 @@ from urllib.parse import parse_qsl
 
 from pipeline.gateway import orders as om
 from pipeline.gateway.execution import RECV_WINDOW_MARGIN_MS, Execution, fnum
-from pipeline.gateway.journal import JournalWriteError, strip_signature
+from pipeline.gateway.journal import JournalWriteError
 from pipeline.gateway.orders import Order, OrderState
 from pipeline.gateway.rest import Outcome, Reply
 from pipeline.venues.binance.intents import BinanceIntents
-from pipeline.venues.binance.rest import ORDER_PATH
+from pipeline.venues.binance.rest import ORDER_PATH, strip_signature
 
 log = logging.getLogger("pipeline.gateway.execution")
 SIDE_OF = {"BUY": 1, "SELL": -1}
@@ -91,6 +91,9 @@ class BinanceExecution(BinanceIntents, Execution):
                       order_id=int(fnum(ev.get("i"), -1)))
         if order is None:
             key = (symbol, int(fnum(ev.get("i"), -1)))
+            if self.table.is_retired(cid) or self.table.retired_order(*key) is not None:
+                self.count("events_of_retired")     # a late copy: the order is final, settled
+                return
             if key not in self.foreign:
                 self.foreign[key] = {"symbol": symbol, "orderId": key[1], "clientOrderId": cid,
                                      "status": ev.get("X")}

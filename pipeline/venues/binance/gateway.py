@@ -18,11 +18,16 @@ import orjson
 
 from pipeline.gateway.rest import Outcome
 from pipeline.venues.base import VenueError
+from pipeline.venues.binance.ratelimits import used_from_headers
 from pipeline.venues.binance.rest import RestClient
+
 
 
 class BinanceVenue:
     """Binance spot (REST /api/v3, WS-API, user-data stream); also the simulator (venue SIM)."""
+
+    # the REST answers' X-MBX-USED-WEIGHT-* / X-MBX-ORDER-COUNT-* headers, for the rate gate
+    rate_usage = staticmethod(used_from_headers)
 
     def __init__(self, cfg, risk_cfg):
         self.cfg = cfg                    # [gateway]

@@ -6,6 +6,7 @@ Binance settings, on the gateway's generic transport (pipeline/gateway/rest.py, 
     RestClient    X-MBX-APIKEY header, signed queries (recvWindow, timestamp, signature), the
                   venue clock (GET /api/v3/time)
     BinanceWire   the held-open order wire for POST /api/v3/order
+    strip_signature  a signed body or query without its `signature` (what the journal keeps)
 """
 from __future__ import annotations
 
@@ -21,6 +22,12 @@ UNKNOWN_CODES = frozenset({-1006, -1007})   # "unexpected response", "timeout ..
 ORDER_PATH = "/api/v3/order"
 TIME_PATH = "/api/v3/time"
 FORM = "application/x-www-form-urlencoded"
+
+
+def strip_signature(body: bytes | str) -> str:
+    """A request body or query without its `signature` parameter."""
+    s = body.decode("ascii", "replace") if isinstance(body, (bytes, bytearray)) else str(body)
+    return "&".join(p for p in s.split("&") if not p.startswith("signature="))
 
 
 def classify(status: int, body: Any) -> tuple[Outcome, int, str]:
@@ -89,4 +96,5 @@ class BinanceWire(Wire):
                          path=ORDER_PATH, classify=classify, **kw)
 
 
-__all__ = ["BinanceWire", "ORDER_PATH", "RestClient", "UNKNOWN_CODES", "classify"]
+__all__ = ["BinanceWire", "ORDER_PATH", "RestClient", "UNKNOWN_CODES", "classify",
+           "strip_signature"]

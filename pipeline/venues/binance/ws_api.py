@@ -31,7 +31,8 @@ import orjson
 import websocket
 
 from pipeline.gateway import tls
-from pipeline.gateway.ratelimit import HostBlocked, HostGate, retry_after_s
+from pipeline.gateway.ratelimit import HostBlocked, HostGate
+from pipeline.venues.binance.ratelimits import retry_after_of_ws_error, used_from_ws_limits
 from pipeline.gateway.rest import Outcome, Reply, ReplyQueue
 from pipeline.venues.binance.rest import classify
 from pipeline.logs import event_log
@@ -59,12 +60,12 @@ def ws_reply(msg: dict, gate: HostGate, redact: Callable[[str], str], written: i
                                                    f"{str(msg.get('status'))[:40]!r}"),
                      None, {}, written, done)
     limits = msg.get("rateLimits")
-    gate.observe_ws_limits(limits if isinstance(limits, list) else [])
+    gate.observe(used_from_ws_limits(limits))
     err = msg.get("error")
     err = err if isinstance(err, dict) else None
     outcome, code, text = classify(status, err)
     if outcome in (Outcome.RATE_LIMITED, Outcome.BANNED):
-        gate.block(status, retry_after_s({}, err))
+        gate.block(status, retry_after_of_ws_error(err))
     # a refused order.cancelReplace says what became of each half in error.data, as REST's body
     data = err if err is not None and isinstance(err.get("data"), dict) else msg.get("result")
     return Reply(outcome, status, code, redact(text), data, {}, written, done)

@@ -11,8 +11,11 @@ machine, UNKNOWN handling) speaking OKX's order API (pipeline/venues/okx/orders.
   venue can no longer accept it) → LOST. Nothing is resubmitted: the clOrdId is the idempotency key.
 - `on_event()` applies an `orders` channel push (state, and the fill it carries: tradeId, fillSz,
   fillPx, fillFee); `apply_status()` any OKX order JSON (query, push, pending list).
-- cancels: cancel-order by clOrdId, cancel-batch-orders (20 at a time) for a symbol's open
-  orders; each is then queried once for its final state and filled size.
+- cancels: cancel-order by clOrdId (a strategy's CANCEL); the HALT's cancel of a symbol's
+  pending orders (by ordId) and the shutdown's of ours (by clOrdId) are batch cancels, 20 a
+  request (`cancel_batch`: the private WebSocket's batch-cancel-orders with transport =
+  "ws_api", else REST cancel-batch-orders); each order is then queried once for its final state
+  and filled size.
 """
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ from typing import Any
 
 from pipeline.gateway.execution import RETRY_SYNC_BUDGET_S, RECV_WINDOW_MARGIN_MS, Execution, fnum
 from pipeline.gateway.journal import JournalWriteError
+from pipeline.venues.okx.amends import AmendLinks
 from pipeline.venues.okx.intents import OkxIntents
 from pipeline.gateway.orders import TERMINAL, Order, OrderState
 from pipeline.gateway.rest import Outcome, Reply
@@ -37,6 +41,15 @@ STATES = {k: OrderState(v) for k, v in ox.STATE.items()}
 class OkxExecution(OkxIntents, Execution):
     """Execution against OKX (rest: pipeline.venues.okx.rest.OkxRest; ws: okx_stream.OkxPrivate
     when orders go over the private WebSocket)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.amends = AmendLinks()        # orders that took over another's clOrdId by an amend
+
+    journal_kinds = frozenset({"amend"})
+
+    def replay(self, rec: dict) -> None:
+        self.amends.replay(rec)
 
     # ------------------------------------------------------------------ placing
     def send_args(self, path) -> None:
@@ -138,7 +151,8 @@ class OkxExecution(OkxIntents, Execution):
                 new = OrderState.ACK          # a place result: accepted, no state yet
             else:
                 return
-        executed = fnum(data.get("accFillSz"), order.filled)
+        base = self.amends.base(order.cid)      # filled before an amend made it this order's
+        executed = fnum(data.get("accFillSz"), order.filled + base) - base
         if executed > order.filled + 1e-12:
             # more filled than the fills we know (a query carries only the last fill, a push may
             # have been missed): the order's fills, deduplicated by trade id
@@ -150,11 +164,13 @@ class OkxExecution(OkxIntents, Execution):
         if new is OrderState.ACK and order.state is OrderState.PARTIALLY_FILLED:
             return
         self.set_state(order, new, f"venue {state} ({source})", executed=executed)
+        if new in TERMINAL:
+            self.amends.drop(order.cid)
 
     def on_event(self, ev: dict) -> None:
         """One `orders` channel item (okx_stream.OkxPrivate puts each data item)."""
         inst = str(ev.get("instId", ""))
-        cid = ox.our_cid(str(ev.get("clOrdId") or ""))
+        cid = self.amends.cid_of(str(ev.get("clOrdId") or ""))
         order = self.table.get(cid) if cid else None
         if order is None:
             try:
@@ -163,6 +179,9 @@ class OkxExecution(OkxIntents, Execution):
                 order = None
         if order is None:
             key = (inst, int(fnum(ev.get("ordId"), -1)))
+            if (cid and self.table.is_retired(cid)) or self.table.retired_order(*key) is not None:
+                self.count("events_of_retired")     # a late copy: the order is final, settled
+                return
             if key not in self.foreign:
                 self.foreign[key] = {"symbol": inst, "orderId": key[1],
                                      "clientOrderId": ev.get("clOrdId"), "status": ev.get("state")}
@@ -173,11 +192,13 @@ class OkxExecution(OkxIntents, Execution):
                             ev.get("clOrdId"))
             return
         self.apply_status(order, ev, "stream")
+        if str(ev.get("amendResult", "")) == "-1":
+            self.on_amend_failed(order, ev)
 
     # ------------------------------------------------------------------ queries
     def query(self, order: Order, why: str, **kw: Any) -> Reply:
         r = self.rest.get(ox.ORDER_PATH, {"instId": order.symbol,
-                                          "clOrdId": ox.wire_cid(order.cid)},
+                                          "clOrdId": self.amends.cl_ord_id(order.cid)},
                           endpoint=ox.ORDER_PATH + " GET", **kw)
         self.journal.write("query", cid=order.cid, why=why, **r.summary())
         return r
@@ -211,7 +232,7 @@ class OkxExecution(OkxIntents, Execution):
             oid = int(fnum(t.get("ordId"), -1))
             order = self.table.by_order_id(symbol, oid)
             if order is None:
-                cid = ox.our_cid(str(t.get("clOrdId") or ""))
+                cid = self.amends.cid_of(str(t.get("clOrdId") or ""))
                 order = self.table.get(cid) if cid else None
                 if order is not None:
                     self.table.set_order_id(order, oid)
@@ -231,8 +252,8 @@ class OkxExecution(OkxIntents, Execution):
             self.apply_status(order, r.data[0], "cancel")
 
     def cancel_all(self, symbols: list[str], why: str) -> int:
-        """Every open order of the symbols (ours or not): orders-pending, then cancel-batch-orders
-        20 at a time; ours are queried for their final state."""
+        """Every open order of the symbols (ours or not): orders-pending, then batch cancels by
+        ordId (`cancel_batch`: 20 a request); ours are queried for their final state."""
         n = 0
         for sym in symbols:
             self.heartbeat()
@@ -241,47 +262,79 @@ class OkxExecution(OkxIntents, Execution):
                 self.journal.write("cancel_all", symbol=sym, why=why, **r.summary())
                 continue
             ids = [str(o.get("ordId")) for o in r.data if isinstance(o, dict)]
-            for i in range(0, len(ids), ox.MAX_BATCH):
-                self.heartbeat()
-                chunk = [{"instId": sym, "ordId": x} for x in ids[i:i + ox.MAX_BATCH]]
-                c = self.rest.post(ox.CANCEL_BATCH_PATH, chunk,
-                                   timeout=(self.cfg.connect_timeout_s, 0.8))
-                self.journal.write("cancel_all", symbol=sym, why=why, orders=len(chunk),
-                                   **c.summary())
-                for item in c.data if isinstance(c.data, list) else ():
-                    if isinstance(item, dict) and str(item.get("sCode")) == "0":
-                        n += 1
+            for _, item, _, _ in self.cancel_batch([{"instId": sym, "ordId": x} for x in ids],
+                                                    why):
+                if str(item.get("sCode")) == "0":
+                    n += 1
             for o in [o for o in self.table.open_orders() if o.symbol == sym]:
                 self._after_cancel(o, "cancel_all")
         return n
 
     def cancel_ours(self, why: str) -> int:
+        """Our open orders (UNKNOWN ones too) by clOrdId, batch-cancelled per symbol (20 a
+        request); each then queried for its final state."""
         n = 0
+        by_sym: dict[str, list[Order]] = {}
         for o in self.table.open_orders():
-            self.heartbeat()
-            r = self.rest.post(ox.CANCEL_PATH, {"instId": o.symbol, "clOrdId": ox.wire_cid(o.cid)},
-                               timeout=(self.cfg.connect_timeout_s, 0.8))
-            self.journal.write("cancel", cid=o.cid, why=why, **r.summary())
-            if r.outcome is Outcome.OK:
-                n += 1
-            self._after_cancel(o, "cancel")
+            by_sym.setdefault(o.symbol, []).append(o)
+        for sym, orders in by_sym.items():
+            items = [{"instId": sym, "clOrdId": self.amends.cl_ord_id(o.cid)} for o in orders]
+            for o, (_, item, via, rep) in zip(orders, self.cancel_batch(items, why)):
+                ok = rep.outcome is not Outcome.UNKNOWN and str(item.get("sCode")) == "0"
+                self.journal.write("cancel", cid=o.cid, why=why, via=via, batch=True,
+                                   outcome="OK" if ok else rep.outcome.value,
+                                   code=str(item.get("sCode", rep.code)),
+                                   msg=str(item.get("sMsg", rep.msg))[:300])
+                n += ok
+            for o in orders:
+                self._after_cancel(o, "cancel")
         return n
 
-    def trade_op(self, op: str, path: str, args: dict) -> tuple[Reply, str]:
-        """One cancel-order / amend-order: over the private WebSocket when orders go there
-        (transport = "ws_api": its `request`), else REST; (the answer, "ws" or "rest")."""
+    def cancel_batch(self, items: list[dict], why: str) -> list[tuple[dict, dict, str, Reply]]:
+        """cancel-batch-orders of `items` ({"instId", "ordId" | "clOrdId"}) at most
+        ox.MAX_BATCH (20, OKX's limit) a request: over the private WebSocket (op
+        batch-cancel-orders) when orders go there, else (or when it is not connected: nothing
+        was sent) REST. Each request is journalled ("cancel_all"); returns, per item in order,
+        (the item, its result — {} when the request as a whole failed —, "ws" | "rest", the
+        request's Reply)."""
+        out: list = []
+        for i in range(0, len(items), ox.MAX_BATCH):
+            self.heartbeat()
+            chunk = items[i:i + ox.MAX_BATCH]
+            c, via = self.trade_op("batch-cancel-orders", ox.CANCEL_BATCH_PATH, chunk,
+                                   fallback=True, timeout=(self.cfg.connect_timeout_s, 0.8))
+            self.count("batch_cancels")
+            self.journal.write("cancel_all", symbol=chunk[0].get("instId"), why=why,
+                               orders=len(chunk), via=via, **c.summary())
+            got = [d for d in c.data if isinstance(d, dict)] if isinstance(c.data, list) else []
+            by_oid = {d.get("ordId"): d for d in got if d.get("ordId")}
+            by_cl = {d.get("clOrdId"): d for d in got if d.get("clOrdId")}
+            for req in chunk:
+                item = by_oid.get(req["ordId"]) if req.get("ordId") else \
+                    by_cl.get(req.get("clOrdId"))
+                out.append((req, item or {}, via, c))
+        return out
+
+    def trade_op(self, op: str, path: str, args: dict | list, *, fallback: bool = False,
+                 **kw: Any) -> tuple[Reply, str]:
+        """One cancel-order / amend-order / batch-cancel-orders: over the private WebSocket
+        when orders go there (transport = "ws_api": its `request`), else REST; (the answer,
+        "ws" or "rest"). fallback: a WebSocket not connected (NOT_SENT: nothing went out) →
+        the same request over REST."""
         ws = self.ws
         if ws is not None and hasattr(ws, "request"):
             self.heartbeat()
             r = ws.request(op, args, self.cfg.request_timeout_s)
             self.heartbeat()
-            return r, "ws"
-        return self.rest.post(path, args), "rest"
+            if not (fallback and r.outcome is Outcome.NOT_SENT):
+                return r, "ws"
+        return self.rest.post(path, args, **kw), "rest"
 
     def cancel_one(self, order: Order, why: str) -> Reply:
         """Cancel one of our orders by clOrdId (then its final state from a query)."""
         r, via = self.trade_op("cancel-order", ox.CANCEL_PATH,
-                               {"instId": order.symbol, "clOrdId": ox.wire_cid(order.cid)})
+                               {"instId": order.symbol,
+                                "clOrdId": self.amends.cl_ord_id(order.cid)})
         self.journal.write("cancel", cid=order.cid, why=why, via=via, **r.summary())
         self._after_cancel(order, "cancel")
         return r

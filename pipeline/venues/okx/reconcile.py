@@ -25,6 +25,9 @@ log = logging.getLogger(__name__)
 def reconcile(ex, symbols: list[str], recent_trades: int = 100) -> dict[str, Any]:
     report: dict[str, Any] = {"checked": 0, "resolved": 0, "still_unknown": 0, "new_fills": 0,
                               "unknown_exchange_orders": [], "balances": None, "errors": []}
+    for cid in [c for c in ex.amends.wire if (ex.table.get(c) is None
+                                              or not ex.table.get(c).is_open)]:
+        ex.amends.drop(cid)                   # amend links of orders final in the journal
     for o in list(ex.table.open_orders()):
         report["checked"] += 1
         before = o.state
@@ -52,7 +55,7 @@ def reconcile(ex, symbols: list[str], recent_trades: int = 100) -> dict[str, Any
         for item in r.data:
             if not isinstance(item, dict):
                 continue
-            cid = ox.our_cid(str(item.get("clOrdId") or ""))
+            cid = ex.amends.cid_of(str(item.get("clOrdId") or ""))
             if cid and cid in ex.table:
                 continue
             entry = {"symbol": item.get("instId"), "orderId": item.get("ordId"),

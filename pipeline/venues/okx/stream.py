@@ -13,9 +13,10 @@ updates and fills, and (transport = "ws") new orders over the same logged-in con
   handed to the loop as a Reply (okx_rest.classify). Not connected → NOT_SENT; the connection
   lost with orders in flight → each UNKNOWN (never resent); the signal's TTL passed before the
   send → NOT_SENT.
-- `request(op, args, timeout_s)` ("cancel-order", "amend-order": transport = "ws_api"): one
-  request on the same connection, waiting for its own answer (matched by id on the reader
-  thread); not connected → NOT_SENT, no answer in time or the connection lost → UNKNOWN.
+- `request(op, args, timeout_s)` ("cancel-order", "amend-order", "batch-cancel-orders":
+  transport = "ws_api"): one request on the same connection, waiting for its own answer
+  (matched by id on the reader thread); not connected → NOT_SENT, no answer in time or the
+  connection lost → UNKNOWN.
 """
 from __future__ import annotations
 
@@ -170,7 +171,8 @@ class OkxPrivate(threading.Thread, ReplyQueue):
         if not isinstance(msg, dict):
             self.malformed += 1
             return
-        if "id" in msg and msg.get("op") in ("order", "cancel-order", "amend-order"):
+        if "id" in msg and msg.get("op") in ("order", "cancel-order", "amend-order",
+                                             "batch-cancel-orders"):
             with self._lock:
                 slot = self._waiting.pop(str(msg["id"]), None)
                 got = self._pending.pop(str(msg["id"]), None) if slot is None else None
@@ -229,8 +231,9 @@ class OkxPrivate(threading.Thread, ReplyQueue):
                     f"send failed: {type(exc).__name__}: {exc}"), written_mono=now,
                     done_mono=time.perf_counter_ns())))
 
-    def request(self, op: str, args: dict, timeout_s: float | None = None) -> Reply:
-        """One `op` ("cancel-order", "amend-order") on the logged-in connection; its answer."""
+    def request(self, op: str, args: dict | list, timeout_s: float | None = None) -> Reply:
+        """One `op` ("cancel-order", "amend-order": one order's args; "batch-cancel-orders": a
+        list of them) on the logged-in connection; its answer."""
         now = time.perf_counter_ns()
         ws = self.ws
         if ws is None or not self.subscribed.is_set():
@@ -240,7 +243,8 @@ class OkxPrivate(threading.Thread, ReplyQueue):
             rid = f"q{self._next_req}"
             slot = self._waiting[rid] = [threading.Event(), None]
         try:
-            ws.send(orjson.dumps({"id": rid, "op": op, "args": [args]}).decode())
+            ws.send(orjson.dumps({"id": rid, "op": op, "args": args if isinstance(args, list)
+                                  else [args]}).decode())
         except (websocket.WebSocketException, OSError) as exc:
             with self._lock:
                 self._waiting.pop(rid, None)
