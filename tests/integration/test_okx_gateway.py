@@ -441,3 +441,30 @@ def test_restart_keeps_an_amended_order_on_the_clordid_it_took_over(sim, gw_fact
     assert s["positions"]["BTC-USDT"]["qty"] == pytest.approx(0.001)
     assert gw2.stop() == 0
     assert acct(sim)["open_orders"] == []        # the shutdown cancel named the clOrdId
+
+
+def test_an_amend_the_venue_fails_after_accepting_it_cancels_the_order(sim, gw_factory):
+    """OKX answers an amend-order sCode 0 and fails it later (orders push amendResult "-1": the
+    simulator's okx_amend_fail): the venue's order kept its old price and size, not the new
+    order's the risk engine holds, so the gateway cancels it."""
+    from pipeline.records import OrderType
+    gw = okx_gw(gw_factory, sim).start()
+    bid = float(sim.state()["books"]["BTCUSDT"]["bestBid"])
+    px1 = round(bid * 0.97, 1)
+    with StrategySide(gw.channel, venue=OKX) as st:
+        st.limit(BUY, 0.001, px1)
+        gw.wait(lambda s: len(s["open_orders"]) == 1, what="resting")
+        sim.fault("okx_amend_fail", count=1)
+        new = _replace(st, 1, qty=0.002, price=round(bid * 0.96, 1), order_type=OrderType.LIMIT)
+        s = gw.wait(lambda s: not s["open_orders"] and s["orders"].get("CANCELED") == 2,
+                    what="the failed amend's order cancelled")
+    assert s["counts"].get("amend_failed_late") == 1
+    assert acct(sim)["open_orders"] == []
+    o = acct(sim)["orders"][0]
+    assert float(o["price"]) == pytest.approx(px1) and float(o["origQty"]) == pytest.approx(0.001)
+    j = gw.journal()
+    assert [r["outcome"] for r in _amends(j)] == ["OK"]
+    assert [(r["cid"], r["why"]) for r in j if r["k"] == "cancel"] == [
+        (cid_of(new), "amend failed at the venue")]
+    assert _states(j, cid_of(new)) == ["ACK", "CANCELED"]
+    assert gw.stop() == 0
