@@ -130,7 +130,7 @@ class EventEngine:
             self.max_batch = min(self.max_batch, max(1, int(reactive_batch)))
         self.clock = DataClock()
         # the venue's books and resting orders: ext/matching.pyx, or its twin ("python")
-        self.ex = Exchange(recs, model, risk=risk, matching=matching)
+        self.ex = Exchange(recs, model, risk=risk, matching=matching, times=self.t)
         self.risk = risk
         self.period_s = model.period_s if period_s is None else period_s
         self.inflight: list = []       # heap (arrival index, n, kind, strategy, payload)

@@ -120,10 +120,13 @@ class Exchange:
     resting orders live in the matcher (`matching`: "compiled" = ext/matching.pyx, "python" =
     its twin pipeline/backtest/matching_py.py; the same results)."""
 
-    def __init__(self, recs: np.ndarray, model, *, risk=None, matching: str = "compiled"):
+    def __init__(self, recs: np.ndarray, model, *, risk=None, matching: str = "compiled",
+                 times: np.ndarray | None = None):
         self.recs = recs
         self.t = recs["mono_ts"]
-        self._tv = memoryview(np.ascontiguousarray(self.t, dtype=np.int64))   # plain ints
+        # record times as plain ints (`times`: the caller's contiguous int64 copy of mono_ts)
+        self._tv = memoryview(np.ascontiguousarray(self.t if times is None else times,
+                                                   dtype=np.int64))
         self.kind = recs["kind"]
         self.sym = recs["symbol"]
         self.price = recs["price"]

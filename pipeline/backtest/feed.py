@@ -4,7 +4,9 @@
 
   .npy      the collector's / recorder's record segments (memory-mapped)
   .txt.gz   raw recordings (`<local_ts_ns> <raw json>` lines) through the collector's own
-            decoder and book sync (pipeline.collector.recorder.replay), exactly as live
+            decoder and book sync (pipeline.collector.recorder.replay), exactly as live; a
+            Binance recording's bare REST snapshot line (hftbacktest's layout) is its one
+            depth stream's snapshot
   .csv      Binance public-data trades / aggTrades (pipeline.backtest.data.read_csv)
   .zip      Binance public-data daily archives (pipeline.backtest.data.read_zip)
 
@@ -41,8 +43,36 @@ def _raw(path: str, venue: str) -> np.ndarray:
     else:
         from pipeline.venues.binance.market import BinanceAdapter as Adapter
     syms = {i.symbol: REG.id(v, i.symbol) for i in REG.for_venue(v)}
+    bare = _bare_snapshot_symbol(path, syms) if v == Venue.BINANCE else None
     return replay(read_recording(path), Adapter(syms, int(v)),
-                  depth_symbols=list(syms.values()))
+                  depth_symbols=list(syms.values()), bare_snapshot_symbol=bare)
+
+
+def _bare_snapshot_symbol(path: str, syms: dict[str, int]) -> int | None:
+    """Third-party Binance recordings (hftbacktest's) keep the REST depth snapshot as a bare
+    `{"lastUpdateId":...}` line among the stream messages: it belongs to the one symbol whose
+    depth stream the recording holds (None: no such line; a DataError if several symbols' depth
+    streams make that ambiguous). The project's own recordings mark snapshots ("_pl" lines)."""
+    from pipeline.sim.tape import read_recording
+    bare = False
+    depth: set[str] = set()
+    for _, raw in read_recording(path):
+        if raw.startswith(b'{"lastUpdateId"'):
+            bare = True
+        elif raw.startswith(b'{"stream":"'):
+            name = raw[11:raw.find(b'"', 11)]
+            if b"@depth" in name:
+                depth.add(name.split(b"@", 1)[0].decode("ascii", "replace").upper())
+    if not bare:
+        return None
+    if len(depth) != 1:
+        raise DataError(f"{path}: bare REST depth snapshots but depth streams of "
+                        f"{len(depth)} symbols ({', '.join(sorted(depth)) or 'none'}): cannot "
+                        f"tell whose they are; split the recording per symbol")
+    name = depth.pop()
+    if name not in syms:
+        raise DataError(f"{path}: depth stream of {name}, which the registry does not know")
+    return syms[name]
 
 
 def load_one(path: str, raw_venue: str = "BINANCE") -> np.ndarray:

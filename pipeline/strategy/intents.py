@@ -189,7 +189,7 @@ class OrderIntents:
     def sync_position(self) -> None:
         """With feedback: an order ended without (all of) its fills; the intended position
         becomes the one from fills and working orders again."""
-        w = 0                                 # as sum(o.side * o.remaining ...), without a generator
+        w = 0                         # as sum(o.side * o.remaining ...), without a generator
         for o in self.orders.values():
             w += o.side * (o.qty - o.filled)
         have = self.net_qty + w
