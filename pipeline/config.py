@@ -167,6 +167,13 @@ class GatewayConfig:
                                            # most warm_ms); 0 = off, as a blocking wait (its
                                            # gain is not established: docs/gateway_hot_path.md)
     recent_trades: int = 100               # reconcile: myTrades per symbol to look at
+    # bounded memory (pipeline/gateway/orders.py OrderTable.retire): a final order with every
+    # fill in leaves the order table once it is final for final_order_grace_s and beyond the
+    # newest keep_final_orders (0 = keep every order); its trade ids leave the fill dedup set
+    # after fills_window more retired trades
+    keep_final_orders: int = 1000
+    final_order_grace_s: float = 60.0
+    fills_window: int = 50_000
     open_order_audit_s: float = 5.0        # no user stream (off/down): query open orders this often
     start_timeout_s: float = 30.0          # start: keep trying to reach the venue this long
     risk: GatewayRiskConfig = field(default_factory=GatewayRiskConfig)
@@ -188,6 +195,9 @@ class GatewayConfig:
             raise ValueError(f"warm_ms must be >= 0, got {self.warm_ms}")
         if self.spin_warm_ms < 0:
             raise ValueError(f"spin_warm_ms must be >= 0, got {self.spin_warm_ms}")
+        if self.keep_final_orders < 0 or self.final_order_grace_s < 0 or self.fills_window < 1000:
+            raise ValueError("keep_final_orders and final_order_grace_s must be >= 0, "
+                             "fills_window >= 1000")
         if not 1 <= self.order_connections <= 16:
             raise ValueError(f"order_connections must be 1..16, got {self.order_connections}")
         if self.signal_ring and (self.signal_ring < 2 or self.signal_ring & (self.signal_ring - 1)):

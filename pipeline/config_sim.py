@@ -115,6 +115,13 @@ class SimConfig:
     ban_s: float = 120.0               # 418 ban length for a client that keeps going after a 429
     okx_rate_limits: bool = True       # OKX side: OKX's per-endpoint limits (false: benchmarks)
     commission_rate: float = 0.0       # taker and maker, charged in the asset received
+    # bounded history per account (pipeline/sim/accounts.py Retention; 0 = no limit of the kind):
+    # final orders past the newest order_history, or final for longer than order_history_s, are
+    # dropped (a query answers -2013 "Order does not exist."); own trades keep the newest
+    # trade_history. Open orders are always kept.
+    order_history: int = 10_000
+    order_history_s: float = 0.0
+    trade_history: int = 20_000
     accounts: list[SimAccountConfig] = field(default_factory=lambda: [SimAccountConfig()])
     faults: list[SimFaultConfig] = field(default_factory=list)
 
@@ -143,6 +150,9 @@ class SimConfig:
             raise ValueError("ws_incoming_per_s and max_streams must be >= 1, depth_levels >= 5")
         if not 0 <= self.commission_rate < 0.1:
             raise ValueError(f"commission_rate must be in [0, 0.1), got {self.commission_rate}")
+        if self.order_history < 0 or self.order_history_s < 0 or self.trade_history < 0:
+            raise ValueError("order_history, order_history_s and trade_history must be >= 0 "
+                             "(0: no limit)")
         keys = [a.api_key for a in self.accounts]
         if len(set(keys)) != len(keys):
             raise ValueError("two accounts share an api_key")

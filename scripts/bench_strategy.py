@@ -9,7 +9,11 @@ Measured in the same run, on the same seeded synthetic trades (pipeline.backtest
   momentum_numpy        the same strategy with its vectorised pass forced for every batch (what
                         the example ran before: a dozen numpy calls per batch) — baseline
   sma_compiled          the demo SMA's compiled batch kernel (ext/smalive.pyx) — baseline
-Each: `--batches` batches of one record, `--gap-us` of sleep before each, perf_counter_ns around
+  momentum_python_mixed the Python momentum again on live-shaped batches of four records (as the
+                        demo's ring delivers them: a best bid of its instrument, a best ask of
+                        another instrument, a best ask of its own, then the trade): the base's
+                        dispatch picks its trade out of the batch (Strategy._on_ticks_small)
+Each: `--batches` batches of one record (four for the mixed variant), `--gap-us` of sleep before each, perf_counter_ns around
 the call; p50 / p99 of the per-batch times. Signals are made as live (lookback 20, threshold
 0.01 bps on a tape moving by cents, as profile_latency's python_strategy variant), but not sent.
 The whole tick → signed order on the demo pipeline is scripts/profile_latency.py's
@@ -17,7 +21,8 @@ python_strategy variant (a quiet box: it runs five processes).
 
     .venv/bin/python scripts/bench_strategy.py [--quick] [--json PATH]
 
-JSON: results.momentum_python_batch_p50_ns / _p99_ns, baselines.momentum_numpy_batch_p50_ns /
+JSON: results.momentum_python_batch_p50_ns / _p99_ns, results.momentum_python_mixed_batch_p50_ns /
+_p99_ns, baselines.momentum_numpy_batch_p50_ns /
 _p99_ns and baselines.sma_compiled_batch_p50_ns / _p99_ns; --json PATH keeps the keys already in
 PATH that this run does not write.
 """
@@ -60,19 +65,29 @@ def main(argv=None) -> int:
     gap = args.gap_us / 1e6
 
     from pipeline.backtest import synth
-    from pipeline.records import SIGNAL_DTYPE, Venue
+    from pipeline.records import SIGNAL_DTYPE, Kind, Venue
     from pipeline.registry import DEFAULT as REG
     from pipeline.strategy import loader
     from pipeline.strategy.sma import SmaCrossover, SmaParams
     Momentum = loader.resolve("examples/strategies/momentum.py:Momentum", ROOT)
     mod = sys.modules[Momentum.__module__]
     sid = REG.id(Venue.SIM, "BTCUSDT")
+    other = REG.id(Venue.SIM, "ETHUSDT")
     warm = 200
     recs = synth.trades(warm + nb, seed=7)
     batches = [recs[i:i + 1] for i in range(warm, warm + nb)]
     res, base, extra = {}, {}, {}
 
-    def momentum(small: int) -> np.ndarray:
+    def mixed(b: np.ndarray) -> np.ndarray:
+        """A live-shaped batch around trade record b[0]: own BID, another symbol's ASK, own
+        ASK, the trade (ring order, consecutive seqs)."""
+        m = np.repeat(b, 4)
+        m["kind"][:3] = (int(Kind.BID), int(Kind.ASK), int(Kind.ASK))
+        m["symbol"][1] = other
+        m["seq"] = b["seq"][0] * 4 + np.arange(4)
+        return m
+
+    def momentum(small: int, batches=batches, label: str = "") -> np.ndarray:
         mod.SMALL = small
         st = Momentum(Momentum.Params(lookback=20, threshold_bps=0.01), venue=int(Venue.SIM),
                       symbol=sid, qty=0.001)
@@ -83,13 +98,14 @@ def main(argv=None) -> int:
         def call(b):
             made[0] += len(st.on_ticks(b))
         t = measure(call, batches, gap)
-        extra[f"momentum_signals_small{small}"] = made[0]
+        extra[f"momentum_signals_{label or f'small{small}'}"] = made[0]
         return t
 
     small = mod.SMALL
     try:
         mp = momentum(small)
         mn = momentum(0)
+        mm = momentum(small, [mixed(b) for b in batches], "mixed")
     finally:
         mod.SMALL = small
     sma = SmaCrossover(SmaParams(5, 20, 0.01), venue=int(Venue.SIM), symbol=sid, qty=0.001)
@@ -98,7 +114,8 @@ def main(argv=None) -> int:
     fast(np.ascontiguousarray(recs[:warm]), sigbuf)
     sc = measure(lambda b: fast(b, sigbuf), [np.ascontiguousarray(b) for b in batches], gap)
 
-    for name, t, sec in (("momentum_python", mp, res), ("momentum_numpy", mn, base),
+    for name, t, sec in (("momentum_python", mp, res), ("momentum_python_mixed", mm, res),
+                         ("momentum_numpy", mn, base),
                          ("sma_compiled", sc, base)):
         sec[f"{name}_batch_p50_ns"] = float(np.percentile(t, 50))
         sec[f"{name}_batch_p99_ns"] = float(np.percentile(t, 99))
@@ -110,7 +127,8 @@ def main(argv=None) -> int:
                       "quick": bool(args.quick), **extra}}
     print(f"one-record batches after a {args.gap_us:g} µs wait, {nb} each")
     print(f"{'strategy':<22}{'p50':>10}{'p99':>10}")
-    for name, t in (("momentum (Python)", mp), ("momentum, numpy pass", mn),
+    for name, t in (("momentum (Python)", mp), ("momentum, mixed batch", mm),
+                    ("momentum, numpy pass", mn),
                     ("SMA (compiled)", sc)):
         print(f"{name:<22}{np.percentile(t, 50) / 1e3:>8.1f}µs{np.percentile(t, 99) / 1e3:>8.1f}µs")
     if args.json:

@@ -378,8 +378,13 @@ class SignalSender:
         buffered until the gateway is READY), False if dropped. A signal that already carries a
         seq keeps its (epoch, seq): strategies number their own orders, one stream per strategy
         id (several instances share a process and its sender)."""
-        if sig.seq:
-            return self._send_numbered(sig)
+        if sig.seq:                           # numbered by its strategy (the hot path)
+            if self._publish is not None and self.ready:
+                self._publish(_STRUCT.pack(*sig))
+                self.sent += 1
+                self.sent_ring += 1
+                return True
+            return self._send_or_buffer(sig)
         self.seq += 1
         if self._publish is not None and self.ready:
             # the hot path: numbered while packed (no NamedTuple._replace), one shared-memory write
@@ -388,14 +393,6 @@ class SignalSender:
             self.sent_ring += 1
             return True
         sig = sig._replace(epoch=self.epoch, seq=self.seq)
-        return self._send_or_buffer(sig)
-
-    def _send_numbered(self, sig: Signal) -> bool:
-        if self._publish is not None and self.ready:
-            self._publish(_STRUCT.pack(*sig))
-            self.sent += 1
-            self.sent_ring += 1
-            return True
         return self._send_or_buffer(sig)
 
     def _send_or_buffer(self, sig: Signal) -> bool:

@@ -71,13 +71,16 @@ class Admission:
         finishes them in order: see run)."""
         self.finish_signal(self.sign_signal(raw))
 
-    def sign_signal(self, raw: bytes) -> tuple:
+    def sign_signal(self, raw: bytes, dry: bool = False) -> tuple | bytes | None:
         """The hot path, one compiled call (pipeline.gateway.orderpath): every risk rule, then
         encode + sign (nothing is signed on a refusal), and with the binary journal the
         write-ahead ORDER record and, on a connection held ready, the request on the socket
         (OrderPath.send); the order's bookkeeping comes after, in finish_signal. A cancel
         (action CANCEL) is not an order: no risk rule, nothing signed; a replace is judged and
-        signed like a new order but never sent from here (finish_replace sends it)."""
+        signed like a new order but never sent from here (finish_replace sends it).
+        `dry` (the idle loop's dry run, warm.py): the same Python up to the compiled call, then
+        the kernel's effect-free probe instead of send; returns its body (or None), nothing
+        committed, journalled, sent or counted."""
         act = raw[ACTION_AT] if len(raw) == SIGNAL_SIZE else 0
         if act == CANCEL:
             return (raw,)
@@ -86,6 +89,8 @@ class Admission:
         body = encode_error = sent = None
         ts_ms = self.clock.timestamp_ms()
         args = self.ex.send_args(path) if act != REPLACE else None
+        if dry:
+            return path.probe(raw, t_recv, ts_ms)
         try:
             if args is None:
                 body = path.process(raw, t_recv, ts_ms)

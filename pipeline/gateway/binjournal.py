@@ -25,6 +25,9 @@ The interface is pipeline.gateway.journal.Journal's, and so are the rules:
   second), never a SIGBUS on a mapped page. A TEXT record that finds no room stays pending in
   memory and goes first at the next write or commit (nothing lost, as the JSON journal's buffer);
   an ORDER record that finds no room raises JournalWriteError: the order is not sent.
+- Bounded residency: the scan at open reads every page; they are dropped from the mapping
+  right after (madvise DONTNEED: the file keeps them), and each growth maps the file afresh, so
+  the journal adds about one chunk (4 MiB) to the process's RSS however long it gets.
 - Torn records: a record's seq is stored last and a crc32 covers it, so a slot with seq 0 is the
   end and a slot whose crc does not match is skipped on reading (counted in `stats["torn"]`).
   Opening a journal whose end slot holds bytes (a record torn while being written) zeroes them
@@ -344,6 +347,20 @@ class BinaryJournal(SyncPolicy):
                 i += REC
             self._mm.flush()
         self.w = self._writer_cls(self._mm, next_slot, next_seq)
+        self._release_pages(end)
+
+    def _release_pages(self, upto: int) -> None:
+        """Drop this mapping's resident pages below `upto` (the scan at open read every one):
+        the file and the page cache keep their bytes, the process's RSS need not. Later writes
+        only touch pages after it, and each growth maps the file afresh (nothing resident), so
+        the mapping's RSS stays about one chunk whatever the journal's size."""
+        n = upto - upto % mmap.PAGESIZE
+        if n <= 0 or self._mm is None or not hasattr(mmap, "MADV_DONTNEED"):
+            return
+        try:
+            self._mm.madvise(mmap.MADV_DONTNEED, 0, n)
+        except (OSError, ValueError) as exc:       # an optimisation only: never fatal
+            log.info("journal %s: madvise(DONTNEED) failed: %s", self.path, exc)
 
     def _grow_to(self, size: int) -> None:
         os.posix_fallocate(self.fd, 0, size)          # reserves the blocks and sets the size

@@ -103,8 +103,11 @@ class Execution:
         self.clock = clock
         self.halt = halt
         self.heartbeat = heartbeat or (lambda: None)    # the launcher's liveness stamp
-        self.table = OrderTable()
-        self.book = Book()
+        # bounded memory: final orders leave the table, their trades the dedup set (orders.py)
+        self.table = OrderTable(keep=getattr(cfg, "keep_final_orders", 1000),
+                                grace_s=getattr(cfg, "final_order_grace_s", 60.0))
+        self.book = Book(window=getattr(cfg, "fills_window", 50_000))
+        self.table.on_retire.append(self.book.forget)
         self.consecutive_rejects = 0
         self.counts: dict[str, int] = {}
         # per order: (recv, risk done, signed, written, response, signal created, trigger tick)
@@ -152,6 +155,7 @@ class Execution:
             return
         order.released = True
         done = order.filled if executed is None else max(order.filled, executed)
+        order.executed = done            # its fills still to come keep it in the table
         rest = order.qty - done
         if rest > 0:
             try:
@@ -175,6 +179,10 @@ class Execution:
                         side, trade_id)
             return False
         if order is None:
+            if order_id >= 0 and self.table.retired_order(symbol, order_id) is not None:
+                # an order of ours that left the table with every fill in: a copy
+                self.count("fills_of_retired")
+                return False
             # a trade of an order that is not ours (or not yet known to be ours: its venue id
             # may arrive later): reported once per trade, never applied to our positions and
             # never put in the book's dedup set
@@ -520,9 +528,9 @@ class Execution:
             self.latency.append((s.get("recv", 0), s.get("risk", 0), s.get("signed", 0),
                                  s["written"], s["response"], s.get("created", 0),
                                  s.get("trigger", 0)))
-            if len(self.latency) > 100_000:
-                del self.latency[:50_000]
-                self.latency_trimmed += 50_000
+            if len(self.latency) > 20_000:          # the status tick takes them (200 ms)
+                del self.latency[:10_000]
+                self.latency_trimmed += 10_000
         return reply
 
     def _journal_reply(self, order: Order, reply: Reply) -> None:

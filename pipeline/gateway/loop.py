@@ -180,6 +180,7 @@ class Loop:
         if now >= self._next["status"]:
             self._next["status"] = now + self.cfg.status_every_ms * 1_000_000
             self._guarded(self.gate.poll_shared)   # a 429/418 told to another role of the run
+            self._guarded(ex.table.maybe_retire, now)   # bounded memory (orders.py, #17)
             pnl = ex.book.pnl(self.refs)
             self._record_hops()
             self._publish_role(pnl)

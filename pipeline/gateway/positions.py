@@ -11,6 +11,7 @@ zero realizes the closed part and opens the rest at the fill price. Commissions 
 """
 from __future__ import annotations
 
+import collections
 import math
 from dataclasses import dataclass, field
 
@@ -79,12 +80,32 @@ class Position:
 
 
 class Book:
-    """Positions and the fill dedup set."""
+    """Positions and the fill dedup set.
 
-    def __init__(self) -> None:
+    Bounded: the trade ids of an order the order table retired (orders.OrderTable.retire: final,
+    every fill in) move from the order's list (`keys_of`) to a window of the last `window`
+    retired trades and leave `seen` after it; a copy of such an old trade arriving later finds
+    no order and no mark, and is reported as not ours (execution.fill), never applied twice
+    while it is in the window."""
+
+    def __init__(self, window: int = 50_000) -> None:
         self.positions: dict[str, Position] = {}
         self.seen: set[tuple[str, int]] = set()
         self.duplicates = 0
+        self.window = window
+        self.keys_of: dict[str, list[tuple[str, int]]] = {}   # client id -> its trades' keys
+        self._retired: collections.deque[tuple[str, int]] = collections.deque()
+        self.forgotten = 0                 # trade keys that left `seen`
+
+    def forget(self, order) -> None:
+        """`order` left the order table: its trade keys go to the retired window."""
+        keys = self.keys_of.pop(order.cid, None)
+        if not keys:
+            return
+        self._retired.extend(keys)
+        while len(self._retired) > self.window:
+            self.seen.discard(self._retired.popleft())
+            self.forgotten += 1
 
     def position(self, symbol: str) -> Position:
         p = self.positions.get(symbol)
@@ -108,6 +129,8 @@ class Book:
             self.duplicates += 1
             return False
         self.seen.add(key)
+        if fill.cid:
+            self.keys_of.setdefault(fill.cid, []).append(key)
         pos = self.position(fill.symbol)
         pos.apply(fill.side, fill.qty, fill.price)
         if fill.commission:

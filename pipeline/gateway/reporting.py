@@ -138,7 +138,8 @@ class OrderFeedback:
         """POSITION per (strategy, symbol) from our orders' fills, OPEN per working order, then
         SYNCED: the strategy process of `epoch` starts from this (OPEN carries that epoch in
         trade_id; its own epoch is the order's)."""
-        pos: dict[tuple[int, int], float] = {}
+        # orders the table retired (final, settled) still count in the positions
+        pos: dict[tuple[int, int], float] = dict(getattr(self.table, "retired_pos", {}))
         opens = []
         for o in (self.table.by_cid.values() if self.table is not None else ()):
             sid, oep, _seq = self.origin(o)
@@ -197,7 +198,7 @@ class Reporting:
         from pipeline.records import TradingState
         ex = self.ex
         w = self._hop("intake_to_wire")
-        self.role.set(signals=self.intake.received, orders=self.accepted, fills=len(ex.book.seen),
+        self.role.set(signals=self.intake.received, orders=self.accepted, fills=len(ex.book.seen) + ex.book.forgotten,
                       rejects=sum(self.rejects.values()) + ex.counts.get("rejects", 0),
                       errors=self.internal_errors + self.intake.malformed,
                       pnl=pnl, open_orders=len(ex.table.open_orders()),

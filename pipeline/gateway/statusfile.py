@@ -60,7 +60,7 @@ def gateway_status(gw) -> dict[str, Any]:
     ex = gw.ex
     lat = gw._hop("intake_to_wire")
     rtt = gw._hop("gateway_response")
-    by_state: dict[str, int] = {}
+    by_state: dict[str, int] = dict(ex.table.retired_states) if ex else {}   # every order
     for o in (ex.table.by_cid.values() if ex else ()):
         by_state[o.state.value] = by_state.get(o.state.value, 0) + 1
     return {
@@ -80,7 +80,8 @@ def gateway_status(gw) -> dict[str, Any]:
                       for s, p in ex.book.positions.items()} if ex else {},
         "pnl": ex.book.pnl(gw.refs) if ex else 0.0,
         "refs": gw.refs,
-        "fills": len(ex.book.seen) if ex else 0,
+        "fills": len(ex.book.seen) + ex.book.forgotten if ex else 0,
+        "retired_orders": ex.table.retired if ex else 0,     # final, left the table (orders.py)
         "fills_reported_twice": ex.book.duplicates if ex else 0,   # reply + user stream
         "counts": ex.counts if ex else {},
         "bad_reference": getattr(getattr(gw, "references", None), "bad", 0),

@@ -2,10 +2,21 @@
 
 Balances are int units of 1e-8 per asset, split free / locked. An account's listeners (WebSocket
 API sessions subscribed to its user-data stream) receive every event the matching engine emits.
+
+History is bounded, as a venue's is (`Retention`; [sim] order_history, order_history_s,
+trade_history): open orders are always kept; final orders (FILLED, CANCELED, EXPIRED,
+EXPIRED_IN_MATCH) beyond the newest `order_history` of the account, or final for longer than
+`order_history_s` (looked at every quarter of it), are dropped (`Account.retire`, run as
+orders are placed): a query of one then
+answers -2013 "Order does not exist." and a cancel -2011, as Binance answers for an order it no
+longer keeps (it archives CANCELED/EXPIRED orders without fills after 90 days; the simulator
+keeps less, whatever the status). Own trades keep the newest `trade_history` (myTrades and OKX
+fills return the most recent ones anyway). `orders_pruned` / `trades_pruned` count what went.
 """
 from __future__ import annotations
 
 import base64
+import collections
 import hashlib
 import hmac
 import time
@@ -122,6 +133,19 @@ class Trade:
 Listener = Callable[[dict], None]
 
 
+@dataclass(frozen=True)
+class Retention:
+    """How much history an account keeps (see the module docstring); 0 = no limit of that kind."""
+    orders: int = 10_000          # final orders kept (the newest), per account
+    order_age_ms: int = 0         # a final order older than this (since its last update) goes
+    trades: int = 20_000          # own trades kept (the newest), per account
+
+    @classmethod
+    def of(cls, cfg) -> "Retention":
+        """The [sim] keys order_history, order_history_s, trade_history."""
+        return cls(int(cfg.order_history), int(cfg.order_history_s * 1000), int(cfg.trade_history))
+
+
 
 def ed25519_public(text: str):
     """An Ed25519 public key from SPKI PEM or base64 (32 raw bytes or SPKI DER)."""
@@ -143,7 +167,8 @@ def ed25519_public(text: str):
     return k
 
 class Account:
-    def __init__(self, cfg: SimAccountConfig, uid: int) -> None:
+    def __init__(self, cfg: SimAccountConfig, uid: int,
+                 retention: Retention | None = None) -> None:
         self.api_key = cfg.api_key
         self.uid = uid
         self._secret = cfg.secret.encode()
@@ -153,10 +178,16 @@ class Account:
         self.locked: dict[str, int] = {a: 0 for a in self.free}
         self.orders: dict[int, Order] = {}
         self.by_client_id: dict[str, Order] = {}
-        self.trades: list[Trade] = []
+        self.trades: collections.deque[Trade] = collections.deque()   # oldest first
+        self.trades_of: dict[int, list[Trade]] = {}    # order id -> its trades (still kept)
         self.listeners: dict[int, Listener] = {}
         self.update_ms = 0
         self.order_times: list[float] = []   # monotonic stamps of recent new orders
+        self.retention = retention or Retention()
+        self.orders_pruned = 0
+        self.trades_pruned = 0
+        self._sweep_at = self._sweep_len(0)  # len(orders) that makes `retire` look
+        self._sweep_ms = 0                   # ... or this time (the age limit)
 
     def __repr__(self) -> str:
         return f"Account(api_key={self.api_key[:6]}..., uid={self.uid})"
@@ -218,6 +249,47 @@ class Account:
     def balance_json(self, asset: str) -> dict:
         return {"asset": asset, "free": fmt8(self.free.get(asset, 0)),
                 "locked": fmt8(self.locked.get(asset, 0))}
+
+    # ------------------------------------------------------------ history (bounded)
+
+    def add_trade(self, t: Trade) -> None:
+        """One own trade; the oldest goes once `retention.trades` are kept."""
+        self.trades.append(t)
+        self.trades_of.setdefault(t.order_id, []).append(t)
+        cap = self.retention.trades
+        while cap and len(self.trades) > cap:
+            old = self.trades.popleft()
+            mine = self.trades_of.get(old.order_id)
+            if mine:
+                mine.pop(0)                  # an order's trades are in time order too
+                if not mine:
+                    del self.trades_of[old.order_id]
+            self.trades_pruned += 1
+
+    def _sweep_len(self, kept: int) -> int:
+        cap = self.retention.orders
+        return kept + max(64, cap // 8) if cap else 1 << 62
+
+    def retire(self, now_ms: int) -> list[Order]:
+        """Drop final orders past the retention (the count beyond the newest
+        `retention.orders`, or final for longer than `retention.order_age_ms`); returns them.
+        Looks only every cap/8 new orders (or a quarter of the age limit): amortized O(1)."""
+        r = self.retention
+        if len(self.orders) < self._sweep_at and not (r.order_age_ms and now_ms >= self._sweep_ms):
+            return []
+        finals = [o for o in self.orders.values() if not o.is_open]    # oldest first (by id)
+        drop = finals[:len(finals) - r.orders] if r.orders and len(finals) > r.orders else []
+        if r.order_age_ms:
+            old = now_ms - r.order_age_ms
+            drop += [o for o in finals[len(drop):] if (o.update_ms or o.time_ms) < old]
+            self._sweep_ms = now_ms + max(1000, r.order_age_ms // 4)
+        for o in drop:
+            del self.orders[o.order_id]
+            if self.by_client_id.get(o.client_id) is o:
+                del self.by_client_id[o.client_id]
+        self.orders_pruned += len(drop)
+        self._sweep_at = self._sweep_len(len(self.orders))
+        return drop
 
     def open_orders(self, symbol: str | None = None) -> list[Order]:
         return [o for o in self.orders.values() if o.is_open and (symbol is None or o.symbol == symbol)]

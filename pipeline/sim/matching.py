@@ -15,6 +15,9 @@
   met. The expired orders carry preventedMatchId / preventedQuantity, their executionReport
   x=TRADE_PREVENTION. NONE keeps the simulator's model (takers fill against the tape's book).
 
+History is bounded (accounts.Retention): placing an order retires final orders past the
+account's retention; a query of a retired order answers -2013 as for any unknown order.
+
 Every state change emits `executionReport`, every balance change `outboundAccountPosition`, to the
 account's user-data listeners. All amounts are int units of 1e-8.
 """
@@ -70,6 +73,9 @@ class Engine:
         self._seq = 0
         self.fills = 0
         self.next_prevented_id = 1
+        # called with (account, orders) when final orders leave the history (Account.retire):
+        # whoever keeps something per order id drops it (the OKX side's order metadata)
+        self.on_retire: list[Callable[[Account, list[Order]], None]] = []
 
     # ------------------------------------------------------------------ place
 
@@ -192,6 +198,10 @@ class Engine:
                       stp_mode=stp)
         acct.orders[oid] = order
         acct.by_client_id[cid] = order
+        gone = acct.retire(now)                # bounded history (accounts.Retention)
+        if gone:
+            for fn in self.on_retire:
+                fn(acct, gone)
         self._report(acct, order, "NEW", now)
         fills = []
         changed: set[str] = set()
@@ -307,8 +317,8 @@ class Engine:
         order.update_ms = now
         tid = self.next_trade_id[order.symbol]
         self.next_trade_id[order.symbol] = tid + 1
-        acct.trades.append(Trade(order.symbol, tid, order.order_id, px, q, quote_amt, commission,
-                                 got_asset, now, is_buy, maker))
+        acct.add_trade(Trade(order.symbol, tid, order.order_id, px, q, quote_amt, commission,
+                             got_asset, now, is_buy, maker))
         acct.update_ms = now
         self.fills += 1
         self._report(acct, order, "TRADE", now, px, q, quote_amt, commission, got_asset, tid, maker)

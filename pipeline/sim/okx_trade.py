@@ -99,9 +99,19 @@ class OkxTrade:
         self.venue = venue                          # pipeline.sim.okx.OkxVenue (inst ↔ symbol)
         self.windows = Windows(getattr(sim.cfg, "okx_rate_limits", True))
         self.meta: dict[int, tuple[str, str]] = {}  # sim order id → (ordType, tgtCcy)
-        self.used_cids: dict[str, set[str]] = {}    # api key → every clOrdId ever placed
+        self.used_cids: dict[str, set[str]] = {}    # api key → every clOrdId of a kept order
         self.requests = 0
+        sim.engine.on_retire.append(self._retired)  # bounded history (accounts.Retention)
         self.simulated = 0                          # requests with x-simulated-trading: 1
+
+    def _retired(self, acct: Account, orders: list) -> None:
+        """Final orders the account's history dropped: their metadata and clOrdIds go too (a
+        clOrdId is refused as a duplicate while its order is kept)."""
+        used = self.used_cids.get(acct.api_key)
+        for o in orders:
+            self.meta.pop(o.order_id, None)
+            if used is not None:
+                used.discard(o.client_id)
 
     def add_routes(self, app: web.Application) -> None:
         r = app.router
@@ -368,7 +378,7 @@ class OkxTrade:
     def order_json(self, acct: Account, o, last: dict | None = None) -> dict:
         otype, tgt = self.meta.get(o.order_id) or (_ord_type(o.type, o.tif), "")
         avg = dec(o.cum_quote * E8 // o.executed) if o.executed else ""
-        mine = [t for t in acct.trades if t.order_id == o.order_id]
+        mine = acct.trades_of.get(o.order_id, ())
         fee = sum(t.commission for t in mine)
         fee_ccy = mine[0].commission_asset if mine else ""
         d = {"instType": "SPOT", "instId": self.venue.inst[o.symbol], "ordId": str(o.order_id),

@@ -239,7 +239,8 @@ class RestApi:
                 end = int(p["endTime"]) if p.get("endTime") else None
             except ValueError:
                 raise ApiError(-1100, "Illegal characters found in a parameter.") from None
-            out = [t for t in a.trades if t.symbol == sym
+            src = a.trades_of.get(oid, ()) if oid is not None else a.trades
+            out = [t for t in src if t.symbol == sym
                    and (oid is None or t.order_id == oid)
                    and (from_id is None or t.id >= from_id)
                    and (start is None or t.time_ms >= start)

@@ -26,7 +26,7 @@ from aiohttp import web
 
 from pipeline.config import SimConfig
 from pipeline.sim import faults as faultmod
-from pipeline.sim.accounts import Account, RateLimiter
+from pipeline.sim.accounts import Account, RateLimiter, Retention
 from pipeline.sim.faults import FaultError, RequestFaults
 from pipeline.sim.instruments import RATE_LIMITS_JSON, DecimalError, fmt8, parse8
 from pipeline.sim.marketdata import Hub
@@ -48,7 +48,7 @@ class Simulator:
     def __init__(self, cfg: SimConfig) -> None:
         self.cfg = cfg
         self.accounts: dict[str, Account] = {
-            a.api_key: Account(a, uid=1000 + i) for i, a in enumerate(cfg.accounts)}
+            a.api_key: Account(a, uid=1000 + i, retention=Retention.of(cfg)) for i, a in enumerate(cfg.accounts)}
         self.tape: Tape
         if cfg.tape == "replay":
             self.tape = ReplayTape(cfg.replay_files, loop=cfg.replay_loop,
@@ -372,8 +372,10 @@ class Simulator:
                     "balances": {a: {"free": fmt8(acct.free.get(a, 0)),
                                      "locked": fmt8(acct.locked.get(a, 0))} for a in sorted(acct.free)},
                     "open_orders": [o.details() for o in acct.open_orders()],
-                    "orders": [o.details() for o in acct.orders.values()],   # every one, ever
+                    # every one still kept (accounts.Retention: open ones always)
+                    "orders": [o.details() for o in acct.orders.values()],
                     "fills": [t.json() for t in acct.trades],
+                    "orders_pruned": acct.orders_pruned, "fills_pruned": acct.trades_pruned,
                     "user_stream_listeners": len(acct.listeners),
                 } for key, acct in self.accounts.items()},
             "books": {s: {"lastUpdateId": b.update_id, "bestBid": fmt8(b.best_bid),

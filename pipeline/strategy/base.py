@@ -62,6 +62,15 @@ SMALL_BATCH = 32              # on_ticks: batches up to this size take the plain
 _FAMILY = [0, 0, 0, 1, 1] + [2] * 251   # kind → 0 trades, 1 best bid/ask, 2 L2 (on_market)
 
 
+def _take(batch: np.ndarray, idx: list[int]) -> np.ndarray:
+    """batch[idx] for ascending indices: a view (slice) when they are contiguous, as a
+    strategy's own records of a live batch mostly are (a fancy-indexed copy costs ~3 us warm and
+    ~65 us cold after the process's wait for the ring; a slice ~0.2 / ~14 us)."""
+    if idx[-1] - idx[0] == len(idx) - 1:
+        return batch if len(idx) == len(batch) else batch[idx[0]:idx[-1] + 1]
+    return batch[idx]
+
+
 @dataclass(frozen=True)
 class NoParams:
     pass
@@ -282,28 +291,28 @@ class Strategy(OrderIntents):
         return out
 
     def _on_ticks_small(self, batch: np.ndarray) -> list[Signal]:
+        # One pass over plain lists, as few numpy calls as the batch needs (after the process's
+        # wait for the ring every call runs cold, 10-60x its warm cost: scripts/bench_strategy.py
+        # --mixed): the records of this instrument of wanted kinds between control records go
+        # on as one slice when contiguous (the common case: the whole batch, or its trades after
+        # a best bid/ask), a control record that concerns it calls its hook in between.
         kinds = batch["kind"].tolist()
-        sym, ven = self.symbol, self.venue
-        n = len(kinds)
-        lo, hi = min(kinds), max(kinds)
-        if lo >= 1 and hi <= (7 if self.wants_market else 2) and (not sym or (
-                batch["symbol"].tolist().count(sym) == n
-                and batch["venue"].tolist().count(ven) == n)):
-            # only market records of this instrument, all of wanted kinds (the common case):
-            # the batch goes on whole, as the per-record pass below would hand it on
-            return self._run(batch, kinds)
+        sym = self.symbol
         if sym:
             syms = batch["symbol"].tolist()
             vens = batch["venue"].tolist()
+            ven = self.venue
         out: list[Signal] = []
-        pending: list[int] = []           # my trades since the last control record that counts
+        pending: list[int] = []           # my records since the last control record that counts
         kinds_set = self._kinds
         for i, k in enumerate(kinds):
             if k >= CONTROL_MIN:
                 if sym and syms[i] != 0 and not (syms[i] == sym and vens[i] == ven):
                     continue                  # another instrument's control record
                 if pending:
-                    out += self._run(batch[pending])
+                    r = self._run(_take(batch, pending), kinds, pending)
+                    if r:
+                        out += r
                     pending = []
                 r = None
                 if k in GAP_KINDS:
@@ -317,12 +326,23 @@ class Strategy(OrderIntents):
             elif k in kinds_set and (not sym or (syms[i] == sym and vens[i] == ven)):
                 pending.append(i)
         if pending:
-            out += self._run(batch[pending])
+            if self.wants_market:
+                r = self._run(_take(batch, pending), kinds, pending)
+            else:                             # trades only: _run's hop saved
+                self.suspended = False
+                r = self.on_trades(_take(batch, pending))
+            if r:
+                out += r
         return out
 
-    def _run(self, trades: np.ndarray, kinds: list | None = None) -> list[Signal]:
+    def _run(self, trades: np.ndarray, kinds: list | None = None,
+             idx: list[int] | None = None) -> list[Signal]:
+        """`trades` to the hooks; `kinds`: the batch's kinds as a list, of records `idx` when
+        given (else `kinds` are the records' own)."""
         if self.wants_market:
             if self._own_split:
+                if kinds is not None and idx is not None:
+                    kinds = [kinds[i] for i in idx]
                 return self._split_market(trades, kinds) or []
             return self.on_market(trades) or []
         # Fresh market data ends a suspension (the subclass has reset whatever it needs).

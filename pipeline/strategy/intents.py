@@ -28,6 +28,8 @@ _SIG_TAIL = tuple(Signal._field_defaults[f] for f in Signal._fields[len(_SIG_HEA
 _new = tuple.__new__
 _STATUS = {_ACCEPTED: "ACCEPTED", _REJECTED: "REJECTED", _CANCELLED: "CANCELLED",
            _EXPIRED: "EXPIRED", _UNKNOWN: "UNKNOWN", _LOST: "LOST"}
+_MARKET = int(OrderType.MARKET)
+_NAN = float("nan")
 
 
 class OrderIntents:
@@ -155,7 +157,10 @@ class OrderIntents:
         what is still working, so a rejected order is not counted as done."""
         tgt = direction if (direction > 0 or self.allow_short) else 0
         if self.feedback:
-            have = self.net_qty + sum(o.side * o.remaining for o in self.orders.values())
+            w = 0                             # sum(o.side * o.remaining ...), no generator
+            for o in self.orders.values():
+                w += o.side * (o.qty - o.filled)
+            have = self.net_qty + w
             unit = self.qty
             acct = self.account
             if self.size_fraction > 0 and acct is not None and tgt != 0 and price > 0:
@@ -169,8 +174,8 @@ class OrderIntents:
             if abs(dq) <= 1e-9 * max(unit, self.qty):
                 return None
             # numbered and tracked now: the next target() of the same batch counts it
-            sig = self._order(1 if dq > 0 else -1, abs(dq), int(OrderType.MARKET), 0,
-                              float("nan"), trigger_seq, trigger_mono)
+            sig = self._order(1 if dq > 0 else -1, abs(dq), _MARKET, 0, _NAN, trigger_seq,
+                              trigger_mono)
             if self.size_fraction > 0 and acct is not None:
                 self.venue_sized[sig.seq] = tgt     # the venue sizes it from the cash it finds
             return sig
@@ -180,11 +185,9 @@ class OrderIntents:
                 return None
             self.position = tgt
             side, qty = (1 if delta > 0 else -1), abs(delta) * self.qty
-        return Signal(trigger_seq=int(trigger_seq), trigger_mono=int(trigger_mono),
-                      created_mono=self.clock.mono_ns(), ttl_ns=self.ttl_ns,
-                      qty=qty, price=float("nan"),
-                      strategy_id=self.strategy_id, symbol=self.symbol, venue=self.venue,
-                      side=side, order_type=int(OrderType.MARKET), tif=0)
+        return _new(Signal, (0, 0, int(trigger_seq), int(trigger_mono), self.clock.mono_ns(),
+                             self.ttl_ns, qty, _NAN, self.strategy_id, self.symbol, self.venue,
+                             side, _MARKET, 0) + _SIG_TAIL)
 
     def sync_position(self) -> None:
         """With feedback: an order ended without (all of) its fills; the intended position

@@ -363,10 +363,11 @@ class StrategyProcess:
         stream; a Cancel as a CANCEL record naming the order (no number of its own); a Replace as
         its new order marked REPLACE with the distance back to the order it replaces (an order of
         an earlier run, or one too far back, is cancelled and the new order sent on its own)."""
-        if self.senders and len(self.senders) > 1:   # several gateways: its venue's
+        if len(self.senders) > 1:             # several gateways: its venue's
             send = self._route[id(st)].send
         if isinstance(it, Signal):
-            sig = st.stamp(it)
+            # numbered and tracked by its maker (target, market, limit ...): stamp's frame saved
+            sig = it if it.seq and it.seq in st.orders else st.stamp(it)
             if not st.feedback:               # no order events: nothing would retire it
                 st.orders.pop(sig.seq, None)
             self.signals += 1

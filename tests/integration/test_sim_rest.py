@@ -340,3 +340,32 @@ def test_balances_are_per_api_key(sim_factory):  # noqa: F811
     assert float(st[k2]["balances"]["USDT"]["free"]) > 50
     assert st[SIM_TEST_API_KEY]["balances"] == {"USDT": {"free": "1000.00000000", "locked": "0.00000000"}}
     assert st[SIM_TEST_API_KEY]["fills"] == [] and len(st[k2]["fills"]) >= 1
+
+
+# ----------------------------------------------------------------------------- bounded history
+
+def test_a_final_order_past_the_history_answers_2013_and_open_ones_stay(sim_factory):  # noqa: F811
+    """[sim] order_history / trade_history bound what the simulator keeps (accounts.Retention):
+    after 80 final orders with a history of 5, the first answers -2013 as an order Binance no
+    longer keeps, myTrades returns only the kept trades, and a resting order is still there."""
+    s = sim_factory(order_history=5, trade_history=10)
+    rest = _order(s, symbol="BTCUSDT", side="BUY", type="LIMIT", timeInForce="GTC",
+                  quantity="0.001", price="40000").json()
+    ids, nfills = [], 0
+    for _ in range(80):
+        r = _order(s, symbol="BTCUSDT", side="BUY", type="MARKET", quantity="0.001")
+        assert r.status_code == 200 and r.json()["status"] == "FILLED", r.text
+        ids.append(r.json()["orderId"])
+        nfills += len(r.json()["fills"])
+    r = _order(s, "GET", symbol="BTCUSDT", orderId=ids[0])
+    assert r.status_code == 400 and r.json() == {"code": -2013, "msg": "Order does not exist."}
+    r = _order(s, "GET", symbol="BTCUSDT", orderId=ids[-1])
+    assert r.status_code == 200 and r.json()["status"] == "FILLED"
+    r = _order(s, "GET", symbol="BTCUSDT", orderId=rest["orderId"])
+    assert r.status_code == 200 and r.json()["status"] == "NEW"
+    trades = _get(s, "/api/v3/myTrades", signed=True, symbol="BTCUSDT", limit=1000).json()
+    assert len(trades) == 10 and trades[-1]["orderId"] == ids[-1]
+    acct = s.state()["accounts"][SIM_TEST_API_KEY]
+    assert len(acct["orders"]) <= 5 + 1 + 64 and acct["orders_pruned"] == 81 - len(acct["orders"])
+    assert len(acct["fills"]) == 10 and acct["fills_pruned"] == nfills - 10
+    assert [o["orderId"] for o in acct["open_orders"]] == [rest["orderId"]]

@@ -341,3 +341,35 @@ def test_prefault_takes_the_write_fault_after_msync_off_the_next_order_record(tm
     finally:
         j.close()
     assert kinds(tmp_path / "j.bin").count("request") == 80     # every record reads back
+
+
+def _mapped_rss_kb(path) -> int:
+    """Resident KiB of this process's mappings of `path` (/proc/self/smaps)."""
+    total, inside = 0, False
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        head = line.split()
+        if head and "-" in head[0] and len(head) >= 5:         # a mapping's header line
+            inside = line.endswith(str(path))
+        elif inside and line.startswith("Rss:"):
+            total += int(head[1])
+    return total
+
+
+@pytest.mark.skipif(not Path("/proc/self/smaps").exists(), reason="needs /proc/self/smaps")
+def test_reopening_a_long_journal_does_not_keep_its_pages_resident(tmp_path):
+    """The scan at open reads every record; the mapping does not keep them (RSS stays small),
+    and everything still reads back and appends after them (bounded memory, issue 17)."""
+    p = tmp_path / "j.bin"
+    j = BinaryJournal(p, fsync="never", chunk_records=40_000)
+    for i in range(30_000):                                    # ~7.5 MB of records
+        order(j, i)
+    j.close()
+    j = BinaryJournal(p, fsync="never", chunk_records=40_000)
+    try:
+        assert _mapped_rss_kb(p) < 1024, "the journal's pages stayed resident after the scan"
+        order(j, 30_000)
+        j.write("stop")
+    finally:
+        j.close()
+    recs = [r for r in read(p) if r["k"] == "order"]
+    assert len(recs) == 30_001 and recs[-1]["cid"] == f"pl1.a.{30_000:x}"

@@ -253,3 +253,52 @@ def test_small_batch_pass_equals_the_vectorized_pass(monkeypatch, symbol):
     small, vector = run(base.SMALL_BATCH), run(0)
     assert small == vector
     assert small[0] and small[2] and small[3]          # signals, gaps and stales all happened
+
+
+class _TradesSeen(Strategy):
+    """Keeps every trades array its hook was given."""
+
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self.got: list = []
+
+    def on_trades(self, trades):
+        self.got.append(trades)
+
+
+def test_own_trades_of_a_live_batch_go_on_as_a_view_unless_split_by_other_records():
+    """A live-shaped batch (best bid/ask of two instruments, then this instrument's trades):
+    the trades reach on_trades as a slice of the batch, not a fancy-indexed copy; trades
+    interleaved with another instrument's records still arrive, exactly, as a copy."""
+    s = _TradesSeen(venue=int(Venue.SIM), symbol=SYM)
+    s.start()
+    b = recs([1.0, 2.0, 3.0, 4.0, 5.0])
+    b["kind"][:2] = (Kind.BID, Kind.ASK)
+    b["symbol"][1] = SYM + 1
+    s.on_ticks(b)
+    (got,) = s.got
+    assert got["seq"].tolist() == [2, 3, 4] and np.shares_memory(got, b)
+    b = recs([1.0, 2.0, 3.0, 4.0], start_seq=10)
+    b["symbol"][1] = SYM + 1                      # another instrument's trade in between
+    s.on_ticks(b)
+    assert s.got[1]["seq"].tolist() == [10, 12, 13] and not np.shares_memory(s.got[1], b)
+    s.on_ticks(whole := recs([6.0, 7.0], start_seq=20))
+    assert s.got[2] is whole                      # all of it: the batch itself
+
+
+def test_target_makes_the_signal_the_named_fields_make():
+    """target() builds its Signal positionally (no NamedTuple.__new__ frame): every field,
+    the version included, is what the keyword construction gives."""
+    from pipeline.bus.signals import Signal
+    from pipeline.records import SIGNAL_VERSION
+    for feedback in (False, True):
+        s = SmaCrossover(SmaParams(2, 5, 1.0), strategy_id=3, venue=int(Venue.SIM), symbol=SYM,
+                         qty=0.5, ttl_ns=777, clock=TestClock(mono_ns=42))
+        s.feedback, s.epoch = feedback, 9
+        sig = s.target(1, 17, 1234, 100.0)
+        assert type(sig) is Signal
+        want = Signal(epoch=9 if feedback else 0, seq=1 if feedback else 0, trigger_seq=17,
+                      trigger_mono=1234, created_mono=42, ttl_ns=777, qty=0.5, strategy_id=3,
+                      symbol=SYM, venue=int(Venue.SIM), side=1, order_type=2, tif=0)
+        assert sig[:7] == want[:7] and sig[8:] == want[8:] and sig.price != sig.price
+        assert sig.version == SIGNAL_VERSION and sig.action == 0 and sig.replace_back == 0

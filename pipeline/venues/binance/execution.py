@@ -91,6 +91,9 @@ class BinanceExecution(BinanceIntents, Execution):
                       order_id=int(fnum(ev.get("i"), -1)))
         if order is None:
             key = (symbol, int(fnum(ev.get("i"), -1)))
+            if self.table.is_retired(cid) or self.table.retired_order(*key) is not None:
+                self.count("events_of_retired")     # a late copy: the order is final, settled
+                return
             if key not in self.foreign:
                 self.foreign[key] = {"symbol": symbol, "orderId": key[1], "clientOrderId": cid,
                                      "status": ev.get("X")}

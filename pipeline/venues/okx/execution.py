@@ -179,6 +179,9 @@ class OkxExecution(OkxIntents, Execution):
                 order = None
         if order is None:
             key = (inst, int(fnum(ev.get("ordId"), -1)))
+            if (cid and self.table.is_retired(cid)) or self.table.retired_order(*key) is not None:
+                self.count("events_of_retired")     # a late copy: the order is final, settled
+                return
             if key not in self.foreign:
                 self.foreign[key] = {"symbol": inst, "orderId": key[1],
                                      "clientOrderId": ev.get("clOrdId"), "status": ev.get("state")}
