@@ -27,6 +27,8 @@ Faults (POST /_sim/fault, names prefixed okx_):
 | okx_drop       |                         | OKX connections cut (TCP abort)                   |
 | okx_notice     |                         | {"event":"notice","code":"64008",...} to everyone  |
 | okx_set        | checksum, snapshot_push, idle_close_s | behaviour switches              |
+| okx_amend_fail | count = 1               | next amend-orders accepted (sCode 0) but failed   |
+|                |                         | later: unchanged, orders push amendResult "-1"    |
 """
 from __future__ import annotations
 
@@ -107,6 +109,7 @@ class OkxVenue:
         self.gap: dict[str, int] = {}
         self.reset: set[str] = set()
         self.checksum = False
+        self.amend_fail = 0                         # okx_amend_fail: amends to fail late
         self.snapshot_push = True
         self.idle_close_s = 30.0
         self.sent = 0
@@ -428,6 +431,9 @@ class OkxVenue:
             for c in conns:
                 c.push(frame)
             return {"connections": len(conns)}
+        if name == "okx_amend_fail":
+            self.amend_fail += int(params.get("count", 1))
+            return {"amend_fail": self.amend_fail}
         if name == "okx_set":
             unknown = set(params) - {"checksum", "snapshot_push", "idle_close_s"}
             if unknown:

@@ -138,6 +138,22 @@ class OkxPrivate:
                              "inTime": str(time.time_ns() // 1000),
                              "outTime": str(time.time_ns() // 1000)})
 
+    def amend_failed(self, acct, order, req_id: str = "") -> None:
+        """An amend OKX accepted and then failed (the okx_amend_fail fault): the order unchanged,
+        an orders push with amendResult "-1" to the account's subscribed connections (after the
+        request's answer: the push is queued behind it)."""
+        data = self.trade.order_json(acct, order, {
+            "amendResult": "-1", "reqId": req_id, "code": ox.AMEND_FAILED,
+            "msg": ox.MESSAGES[ox.AMEND_FAILED], "tradeId": "", "fillSz": "0", "fillPx": "",
+            "fillTime": "", "fillFee": "0", "fillFeeCcy": "", "execType": ""})
+        frame = orjson.dumps({"arg": {"channel": "orders", "instType": "SPOT",
+                                      "uid": str(acct.uid)}, "data": [data]})
+        loop = asyncio.get_event_loop()
+        for c in list(self.venue.conns.values()):
+            if isinstance(c, PrivateConn) and c.acct is acct and c.listening and not c.closed:
+                loop.call_soon(c.push, frame)
+                self.pushed += 1
+
     def _on_report(self, c: PrivateConn, ev: dict) -> None:
         """The engine's executionReport for the account → an OKX orders push."""
         if ev.get("e") != "executionReport" or c.closed or c.acct is None:

@@ -328,7 +328,11 @@ class OkxTrade:
             order = self._find(acct, a)
             if order is None or not order.is_open:
                 raise OrderFail(ox.AMEND_FAILED)
-            amend(self.sim.engine, acct, order, a)
+            if self.venue.amend_fail > 0:       # okx_amend_fail: accepted, failed later
+                self.venue.amend_fail -= 1
+                self.sim.okx_private.amend_failed(acct, order, str(a.get("reqId", "")))
+            else:
+                amend(self.sim.engine, acct, order, a)
         except OrderFail as exc:
             return _result("", cid, exc.code, exc.msg)
         r = _result(str(order.order_id), order.client_id, "0", "")

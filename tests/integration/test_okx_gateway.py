@@ -416,13 +416,17 @@ def test_an_amend_whose_fate_is_unknown_cancels_the_venue_order(sim, gw_factory)
     assert gw.stop() == 0
 
 
-def test_restart_keeps_an_amended_order_on_the_clordid_it_took_over(sim, gw_factory, tmp_path):
+@pytest.mark.parametrize("journal_format", ["jsonl", "binary"])
+def test_restart_keeps_an_amended_order_on_the_clordid_it_took_over(sim, gw_factory, tmp_path,
+                                                                    journal_format):
     """An order that took over another's clOrdId by an amend is still asked for by it after a
-    restart (the journal's amend record): half of it filled while the gateway was down, the
-    reconciliation's query finds it PARTIALLY_FILLED (not "does not exist" → UNKNOWN)."""
+    restart (its ORDER record and the journal's amend record): half of it filled while the
+    gateway was down, the reconciliation's query finds it PARTIALLY_FILLED (not "does not
+    exist" → UNKNOWN)."""
     from pipeline.records import OrderType
     state = tmp_path / "okx-state"
-    gw = okx_gw(gw_factory, sim, state_dir=state, user_stream=False).start()
+    gw = okx_gw(gw_factory, sim, state_dir=state, user_stream=False,
+                journal_format=journal_format).start()
     bid = float(sim.state()["books"]["BTCUSDT"]["bestBid"])
     px = round(bid * 0.98, 1)
     with StrategySide(gw.channel, venue=OKX) as st:
@@ -433,11 +437,40 @@ def test_restart_keeps_an_amended_order_on_the_clordid_it_took_over(sim, gw_fact
                 what="amended")
     gw.kill()                                     # no shutdown cancel
     sim.trade("BTCUSDT", f"{px - 5:.2f}", "0.001", side="SELL")    # half fills while down
-    gw2 = okx_gw(gw_factory, sim, state_dir=state, user_stream=False).start()
+    gw2 = okx_gw(gw_factory, sim, state_dir=state, user_stream=False,
+                 journal_format=journal_format).start()
     s = gw2.wait(lambda s: s["fills"] >= 1, what="reconciled fill")
-    assert s["reconcile"]["still_unknown"] == 0 and s["reconcile"]["resolved"] == 1
+    assert s["reconcile"]["still_unknown"] == 0 and not s["foreign_orders"]
+    assert s["reconcile"]["unknown_exchange_orders"] == [] and s["reconcile"]["resolved"] == 1
     assert [(o["cid"], o["state"], o["filled"]) for o in s["open_orders"]] == [
         (cid_of(new), "PARTIALLY_FILLED", 0.001)]
     assert s["positions"]["BTC-USDT"]["qty"] == pytest.approx(0.001)
     assert gw2.stop() == 0
     assert acct(sim)["open_orders"] == []        # the shutdown cancel named the clOrdId
+
+
+def test_an_amend_the_venue_fails_after_accepting_it_cancels_the_order(sim, gw_factory):
+    """OKX answers an amend-order sCode 0 and fails it later (orders push amendResult "-1": the
+    simulator's okx_amend_fail): the venue's order kept its old price and size, not the new
+    order's the risk engine holds, so the gateway cancels it."""
+    from pipeline.records import OrderType
+    gw = okx_gw(gw_factory, sim).start()
+    bid = float(sim.state()["books"]["BTCUSDT"]["bestBid"])
+    px1 = round(bid * 0.97, 1)
+    with StrategySide(gw.channel, venue=OKX) as st:
+        st.limit(BUY, 0.001, px1)
+        gw.wait(lambda s: len(s["open_orders"]) == 1, what="resting")
+        sim.fault("okx_amend_fail", count=1)
+        new = _replace(st, 1, qty=0.002, price=round(bid * 0.96, 1), order_type=OrderType.LIMIT)
+        s = gw.wait(lambda s: not s["open_orders"] and s["orders"].get("CANCELED") == 2,
+                    what="the failed amend's order cancelled")
+    assert s["counts"].get("amend_failed_late") == 1
+    assert acct(sim)["open_orders"] == []
+    o = acct(sim)["orders"][0]
+    assert float(o["price"]) == pytest.approx(px1) and float(o["origQty"]) == pytest.approx(0.001)
+    j = gw.journal()
+    assert [r["outcome"] for r in _amends(j)] == ["OK"]
+    assert [(r["cid"], r["why"]) for r in j if r["k"] == "cancel"] == [
+        (cid_of(new), "amend failed at the venue")]
+    assert _states(j, cid_of(new)) == ["ACK", "CANCELED"]
+    assert gw.stop() == 0

@@ -90,6 +90,8 @@ class OkxIntents:
         new.ts_ms = self.clock.timestamp_ms()
         via = "ws" if self.ws is not None and hasattr(self.ws, "request") else "rest"
         try:          # write-ahead: the intent is in the journal before the request goes out
+            if getattr(self.journal, "writes_orders", False):
+                self._journal_order(new)       # the binary journal's ORDER record of `new`
             self.journal.write("amend_intent", cid=new.cid, replaces=old.cid, clOrdId=wire,
                                base=base, newSz=args["newSz"], newPx=args["newPx"], via=via)
             self.journal.commit()
