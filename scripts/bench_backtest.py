@@ -191,14 +191,12 @@ def event_benchmarks(n: int, reps: int, n_quoting: int | None = None
     # a recorded L2 session: Binance BTCUSDT, depth@100ms + bookTicker + trades, replayed
     # through the collector's decoder and book sync (tests/data, hftbacktest's recording)
     rec, rsid = recorded_l2()
-    rmod = BacktestConfig(fee_maker_bps=0.0, fee_taker_bps=FEE_BPS, latency_ms=1.0,
-                          initial_capital=1e7, sizing="fixed")
     rcounts = {}
 
     def quoting_recorded():
         st = Quoter(Quoter.Params(size=0.001, max_inventory=0.005, tick=0.01),
                     venue=int(Venue.BINANCE), symbol=rsid)
-        r = EventEngine(rec, [st], rmod).run()
+        r = EventEngine(rec, [st], qmod).run()   # the synthetic run's model
         rcounts["events"], rcounts["fills"] = r.events, int(r.metrics["fills"])
         return r
     dr = best_of(quoting_recorded, reps)

@@ -95,24 +95,24 @@ class Working:
         return self.qty - self.filled
 
 
-def matcher_class(matching: str = "compiled"):
-    """The matching core: "compiled" (ext/matching.pyx) or "python" (its twin)."""
+def _core(matching: str):
+    """The matching core's module: "compiled" (ext/matching.pyx) or "python" (its twin)."""
     if matching == "python":
-        return matching_py.Matcher
+        return matching_py
     if matching != "compiled":
         raise ValueError(f"matching must be 'compiled' or 'python', got {matching!r}")
-    from pipeline._ext.matching import Matcher
-    return Matcher
+    from pipeline._ext import matching as compiled
+    return compiled
+
+
+def matcher_class(matching: str = "compiled"):
+    """The matching core: "compiled" (ext/matching.pyx) or "python" (its twin)."""
+    return _core(matching).Matcher
 
 
 def timeline_class(matching: str = "compiled"):
     """The run's times and batch ends (Timeline) of the same matching core."""
-    if matching == "python":
-        return matching_py.Timeline
-    if matching != "compiled":
-        raise ValueError(f"matching must be 'compiled' or 'python', got {matching!r}")
-    from pipeline._ext.matching import Timeline
-    return Timeline
+    return _core(matching).Timeline
 
 
 class Exchange:
